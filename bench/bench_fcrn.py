@@ -1,0 +1,92 @@
+"""FCRN inference speed: frames per second at batch 1, 2, 4, printed as a markdown table.
+
+    python bench/bench_fcrn.py                          # CPU, random weights (speed does not depend on them)
+    python bench/bench_fcrn.py --providers cuda --fp16  # on a GPU machine with onnxruntime-gpu
+    python bench/bench_fcrn.py --model ~/.cache/depthcam/fcrn_resnet50_upproj_nyu.onnx
+
+Times are wall-clock per `session.run` with host (NumPy) input and output, so on a GPU they
+include the host<->device copies; the median of `--runs` timed runs after `--warmup` runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from models.fcrn import INPUT_NAME, INPUT_SHAPE, build_fcrn  # noqa: E402
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+def make_session(model_bytes: bytes, providers: list[str], threads: int | None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    # The CPU provider always goes last: ORT falls back to it for any node the others do not take.
+    chain = [PROVIDERS[p] for p in providers] + (["CPUExecutionProvider"] if "cpu" not in providers else [])
+    return ort.InferenceSession(model_bytes, options, providers=chain)
+
+
+def time_batch(session: ort.InferenceSession, batch: int, warmup: int, runs: int) -> float:
+    """Median seconds per run of one batch."""
+    image = np.random.default_rng(batch).uniform(0, 255, (batch, *INPUT_SHAPE)).astype(np.float32)
+    for _ in range(warmup):
+        session.run(None, {INPUT_NAME: image})
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, {INPUT_NAME: image})
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--providers", default="cpu",
+                        help="comma-separated, in priority order: " + ", ".join(PROVIDERS) + " (default: cpu)")
+    parser.add_argument("--batches", default="1,2,4", help="batch sizes (default: 1,2,4)")
+    parser.add_argument("--model", type=Path, help="a converted FCRN .onnx (default: random weights)")
+    parser.add_argument("--fp16", action="store_true", help="build the float16 variant (with random weights)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="intra-op threads (default: ONNX Runtime's choice)")
+    args = parser.parse_args(argv)
+
+    providers = [p.strip().lower() for p in args.providers.split(",") if p.strip()]
+    unknown = [p for p in providers if p not in PROVIDERS]
+    if unknown:
+        parser.error(f"unknown provider(s) {unknown}; choose from {list(PROVIDERS)}")
+    model_bytes = args.model.read_bytes() if args.model else build_fcrn(seed=0, fp16=args.fp16).SerializeToString()
+    session = make_session(model_bytes, providers, args.threads)
+    used = session.get_providers()
+    if used[0] != PROVIDERS[providers[0]]:
+        print(f"warning: asked for {PROVIDERS[providers[0]]}, the session runs on {used}", file=sys.stderr)
+
+    model = args.model.name if args.model else f"random weights, {'fp16' if args.fp16 else 'fp32'}"
+    print(f"FCRN ResNet-50 UpProj 228x304 -> 128x160 ({model}); onnxruntime {ort.__version__}, "
+          f"providers {used}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"median of {args.runs} runs after {args.warmup} warm-up\n")
+    print("| provider | batch | ms per batch | ms per frame | frames/s |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for batch in (int(b) for b in args.batches.split(",")):
+        seconds = time_batch(session, batch, args.warmup, args.runs)
+        print(f"| {used[0].removesuffix('ExecutionProvider')} | {batch} | {seconds * 1e3:.1f} | "
+              f"{seconds * 1e3 / batch:.1f} | {batch / seconds:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Which compute backend a kernel call runs on: detected for real, never assumed."""
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+Backend = Literal["cpu", "cuda"]
+BACKEND_CHOICES = ("auto", "cpu", "cuda")
+
+
+class BackendUnavailable(RuntimeError):
+    """The caller asked for CUDA where no usable GPU (or no CuPy) exists."""
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_available() -> bool:
+    """True when CuPy imports and sees a CUDA device (False, without noise, on a CPU machine)."""
+    try:
+        import cupy
+    except Exception:  # ImportError, or a broken CUDA install
+        return False
+    try:
+        return bool(cupy.cuda.is_available())
+    except Exception:
+        return False
+
+
+def cuda_unavailable_reason() -> str:
+    try:
+        import cupy  # noqa: F401
+    except Exception as exc:
+        return f"CuPy is not installed ({exc.__class__.__name__}); install depthcam[cuda]"
+    return "no CUDA GPU is visible to CuPy (cupy.cuda.is_available() is False)"
+
+
+def resolve_backend(backend: str) -> Backend:
+    """Map 'auto' | 'cpu' | 'cuda' to the backend that will really run."""
+    if backend not in BACKEND_CHOICES:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_CHOICES)}")
+    if backend == "cpu":
+        return "cpu"
+    if cuda_available():
+        return "cuda"
+    if backend == "cuda":
+        raise BackendUnavailable(f"CUDA was requested but {cuda_unavailable_reason()}; use --device cpu")
+    return "cpu"
+
+
+def is_cupy_array(array: object) -> bool:
+    """True for a CuPy ndarray, without importing CuPy on machines that lack it."""
+    return type(array).__module__.startswith("cupy")

@@ -1,0 +1,185 @@
+"""Joint bilateral refinement of disparity, guided by the camera frame: public dispatcher and live mode.
+
+The filter (../shared/DESIGN.md):
+    out(p) = Σ_q ws(q−p)·wr(I(q)−I(p))·D(q) / Σ_q ws(q−p)·wr(I(q)−I(p))
+over the (2r+1)² window, q outside the image skipped; ws(v) = exp(−|v|²/2σs²) in pixels, wr(c) =
+exp(−|c|²/2σr²) with c the BGR difference scaled to [0, 1]. Since exp(−a−b−c) = exp(−a)·exp(−b)·exp(−c),
+the range weight is a product of three lookups in one 256-entry table; both backends share these tables.
+
+Importing this module compiles nothing: Numba and CUDA code are built on first use.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from kernels.backend import is_cupy_array, resolve_backend
+
+MAX_RADIUS = 16  # the CUDA kernel's constant-memory table holds (2·16+1)² weights
+# Table entries below this are set to 0. A product of four entries ≥ 1e-9 is ≥ 1e-36, a normal float32;
+# without the floor, products fall into denormals and the CPU loop runs ~16x slower. The weight mass
+# dropped is < (2r+1)²·1e-9 against a denominator ≥ 1 (q = p), far below the 1e-4 accuracy contract.
+WEIGHT_FLOOR = 1e-9
+
+# Live mode defaults, chosen with bench/refine_quality.py (edge RMSE) and bench/bench_refine_cpu.py (time).
+LIVE_WORK_WIDTH = 160
+LIVE_RADIUS = 4
+LIVE_SIGMA_SPATIAL = 3.0
+LIVE_SIGMA_RANGE = 0.08
+LIVE_UPSAMPLE_TAPS = 4
+LIVE_UPSAMPLE_SIGMA = 0.75
+
+
+@functools.lru_cache(maxsize=32)
+def spatial_table(radius: int, sigma_spatial: float) -> np.ndarray:
+    """ws over the (2r+1)² window, row-major float32, floored (read-only; cached)."""
+    v = np.arange(-radius, radius + 1, dtype=np.float64)
+    table = np.exp(-(v[:, None] ** 2 + v[None, :] ** 2) / (2.0 * sigma_spatial ** 2)).astype(np.float32)
+    table[table < WEIGHT_FLOOR] = 0.0
+    table.flags.writeable = False
+    return table
+
+
+@functools.lru_cache(maxsize=32)
+def range_lut(sigma_range: float) -> np.ndarray:
+    """exp(−(Δ/255)²/2σr²) for one channel's absolute difference Δ = 0..255, float32, floored (cached)."""
+    delta = np.arange(256, dtype=np.float64) / 255.0
+    lut = np.exp(-delta ** 2 / (2.0 * sigma_range ** 2)).astype(np.float32)
+    lut[lut < WEIGHT_FLOOR] = 0.0
+    lut.flags.writeable = False
+    return lut
+
+
+def _check_params(radius: int, sigma_spatial: float, sigma_range: float) -> None:
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)):
+        raise ValueError(f"radius must be an int, got {radius!r}")
+    if not 0 <= radius <= MAX_RADIUS:
+        raise ValueError(f"radius must be in 0..{MAX_RADIUS}, got {radius}")
+    for name, value in (("sigma_spatial", sigma_spatial), ("sigma_range", sigma_range)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _check_images(disparity: Any, guide_bgr: Any, same_size: bool) -> None:
+    if getattr(disparity, "ndim", None) != 2:
+        raise ValueError(f"disparity must be a 2-D HxW array, got shape {getattr(disparity, 'shape', None)}")
+    if disparity.dtype != np.float32:
+        raise ValueError(f"disparity must be float32, got {disparity.dtype}")
+    if getattr(guide_bgr, "ndim", None) != 3 or guide_bgr.shape[2] != 3:
+        raise ValueError(f"guide_bgr must be an HxWx3 BGR image, got shape {getattr(guide_bgr, 'shape', None)}")
+    if guide_bgr.dtype != np.uint8:
+        raise ValueError(f"guide_bgr must be uint8, got {guide_bgr.dtype}")
+    if same_size and disparity.shape != guide_bgr.shape[:2]:
+        raise ValueError(f"disparity {disparity.shape} and guide {guide_bgr.shape[:2]} must have the same size")
+    if min(disparity.shape) < 1 or min(guide_bgr.shape[:2]) < 1:
+        raise ValueError("empty image")
+    if is_cupy_array(disparity) != is_cupy_array(guide_bgr):
+        raise ValueError("disparity and guide_bgr must both be NumPy arrays or both be CuPy arrays")
+
+
+def _backend_for(disparity: Any, backend: str) -> str:
+    chosen = resolve_backend(backend)
+    if is_cupy_array(disparity) and backend in ("auto", "cuda"):
+        return "cuda"  # CuPy inputs stay on the GPU (resolve_backend already checked one exists for "cuda")
+    if is_cupy_array(disparity) and chosen == "cpu":
+        return "cpu"
+    return chosen
+
+
+def joint_bilateral(disparity: Any, guide_bgr: Any, radius: int = 12, sigma_spatial: float = 20.0,
+                    sigma_range: float = 0.05, backend: str = "auto") -> Any:
+    """Refine `disparity` (float32 HxW) with the guide (uint8 HxWx3 BGR, same size); float32 HxW result.
+
+    NumPy in → NumPy out; CuPy in → CuPy out, computed in place on the GPU. backend "cpu" forces the
+    Numba path (CuPy inputs are then copied to the host and the result copied back).
+    """
+    _check_params(radius, sigma_spatial, sigma_range)
+    _check_images(disparity, guide_bgr, same_size=True)
+    if _backend_for(disparity, backend) == "cuda":
+        from kernels.bilateral_cuda import joint_bilateral_cuda
+
+        return joint_bilateral_cuda(disparity, guide_bgr, radius, float(sigma_spatial), float(sigma_range))
+    on_gpu = is_cupy_array(disparity)
+    d = disparity.get() if on_gpu else disparity
+    g = guide_bgr.get() if on_gpu else guide_bgr
+    out = _joint_bilateral_cpu(np.ascontiguousarray(d), g, int(radius), float(sigma_spatial), float(sigma_range))
+    if on_gpu:
+        import cupy
+
+        return cupy.asarray(out)
+    return out
+
+
+def _joint_bilateral_cpu(disparity: np.ndarray, guide_bgr: np.ndarray, radius: int, sigma_spatial: float,
+                         sigma_range: float) -> np.ndarray:
+    from kernels.bilateral_cpu import guide_planes, joint_bilateral_planes
+
+    return joint_bilateral_planes(disparity, guide_planes(guide_bgr), range_lut(sigma_range),
+                                  spatial_table(radius, sigma_spatial), radius)
+
+
+def refine_live(disparity: Any, guide_bgr: Any, *, work_width: int = LIVE_WORK_WIDTH, radius: int = LIVE_RADIUS,
+                sigma_spatial: float = LIVE_SIGMA_SPATIAL, sigma_range: float = LIVE_SIGMA_RANGE,
+                backend: str = "auto") -> Any:
+    """Live refinement: disparity of ANY resolution → float32 refined disparity at the guide's resolution.
+
+    CPU: resize the disparity and (area-)downsample the guide to `work_width` (aspect of the guide), run the
+    exact filter there (`radius`, `sigma_spatial` in working pixels), then joint-bilateral-upsample to full
+    resolution guided by the full frame, so depth edges land on the frame's edges (≤ 10 ms at 640x480 on
+    2 cores). CUDA: the exact filter at full resolution on the bilinearly upsampled disparity, with radius
+    and sigma_spatial scaled by the full/working ratio (capped at MAX_RADIUS): cheap on a GPU, and better.
+    """
+    _check_params(radius, sigma_spatial, sigma_range)
+    _check_images(disparity, guide_bgr, same_size=False)
+    if isinstance(work_width, bool) or not isinstance(work_width, (int, np.integer)) or work_width < 2:
+        raise ValueError(f"work_width must be an int ≥ 2, got {work_width!r}")
+    full_h, full_w = guide_bgr.shape[:2]
+    if _backend_for(disparity, backend) == "cuda":
+        from kernels.bilateral_cuda import refine_live_cuda
+
+        scale = full_w / min(work_width, full_w)
+        radius_full = min(MAX_RADIUS, max(1, round(radius * scale)))
+        return refine_live_cuda(disparity, guide_bgr, radius_full, float(sigma_spatial * scale), float(sigma_range))
+    on_gpu = is_cupy_array(disparity)
+    d = disparity.get() if on_gpu else np.asarray(disparity)
+    g = guide_bgr.get() if on_gpu else np.asarray(guide_bgr)
+    out = _refine_live_cpu(d, g, int(work_width), int(radius), float(sigma_spatial), float(sigma_range))
+    if on_gpu:
+        import cupy
+
+        return cupy.asarray(out)
+    return out
+
+
+def _refine_live_cpu(disparity: np.ndarray, guide_bgr: np.ndarray, work_width: int, radius: int,
+                     sigma_spatial: float, sigma_range: float) -> np.ndarray:
+    import cv2
+
+    from kernels.bilateral_cpu import guide_planes, joint_bilateral_planes, joint_bilateral_upsample_planes
+
+    full_h, full_w = guide_bgr.shape[:2]
+    work_w = min(work_width, full_w)
+    work_h = max(1, round(full_h * work_w / full_w))
+    lut = range_lut(sigma_range)
+    if (work_h, work_w) == (full_h, full_w):
+        d_full = _resize(disparity, full_w, full_h)
+        return joint_bilateral_planes(d_full, guide_planes(guide_bgr), lut, spatial_table(radius, sigma_spatial),
+                                      radius)
+    guide_low = cv2.resize(guide_bgr, (work_w, work_h), interpolation=cv2.INTER_AREA)
+    d_low = _resize(disparity, work_w, work_h)
+    low_planes = guide_planes(guide_low)
+    refined = joint_bilateral_planes(d_low, low_planes, lut, spatial_table(radius, sigma_spatial), radius)
+    return joint_bilateral_upsample_planes(refined, low_planes, guide_planes(guide_bgr), lut,
+                                           LIVE_UPSAMPLE_SIGMA, LIVE_UPSAMPLE_TAPS)
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    if image.shape == (height, width):
+        return np.ascontiguousarray(image, dtype=np.float32)
+    shrink = width < image.shape[1] and height < image.shape[0]
+    return cv2.resize(np.ascontiguousarray(image, dtype=np.float32), (width, height),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

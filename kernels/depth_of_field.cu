@@ -1,0 +1,184 @@
+// Synthetic depth of field: reduce -> scatter-as-gather at reduced resolution -> full-resolution composite.
+// Mirrors kernels/dof_cpu.py pass for pass (same arithmetic order), so CUDA and CPU agree to float
+// rounding; the semantics are documented in kernels/dof.py and computed exactly by kernels/dof_reference.py.
+// Compiles with nvcc -ptx -arch=sm_90 -std=c++17 and NVRTC --std=c++17 (no includes needed).
+
+#define FOCUS_RADIUS 0.5f
+#define HIGHLIGHT_THRESHOLD 0.6f
+#define INV_PI 0.31830988618379067f
+
+__device__ __forceinline__ float ramp(float r, int s) {
+    // At s > 1 a CoC below s cannot be represented by the reduced gather: fade it in from the sharp image.
+    if (s == 1) return 1.0f;
+    return fminf(fmaxf((r - FOCUS_RADIUS) / ((float)s - FOCUS_RADIUS), 0.0f), 1.0f);
+}
+
+__device__ __forceinline__ float disc_weight(float re, int dy, int dx) {
+    // Anti-aliased hard-edged disc coverage / area; 0 outside the disc.
+    const float cov = re - sqrtf((float)(dy * dy + dx * dx)) + 0.5f;
+    if (cov <= 0.0f) return 0.0f;
+    return fminf(cov, 1.0f) * INV_PI / (re * re + 1.0f / 12.0f);
+}
+
+__device__ __forceinline__ float srgb_to_linear(unsigned char v, float gamma) {
+    return powf((float)v * (1.0f / 255.0f), gamma);
+}
+
+// One thread per s x s block: far and near premultiplied colour, weight, coverage and mean radius.
+extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, const float* __restrict__ disp,
+                                      int height, int width, int s, float focus, float coc_scale, float boost,
+                                      float gamma, int hl, int wl,
+                                      float4* __restrict__ low_f, float* __restrict__ low_fr,
+                                      float4* __restrict__ low_n, float* __restrict__ low_nm,
+                                      float* __restrict__ low_nr) {
+    const int bx = blockIdx.x * blockDim.x + threadIdx.x;
+    const int by = blockIdx.y * blockDim.y + threadIdx.y;
+    if (bx >= wl || by >= hl) return;
+    const int y0 = by * s, y1 = min(y0 + s, height);
+    const int x0 = bx * s, x1 = min(x0 + s, width);
+    const float inv_thr = 1.0f / (1.0f - HIGHLIGHT_THRESHOLD);
+    float f0 = 0.f, f1 = 0.f, f2 = 0.f, fh = 0.f, fr = 0.f;
+    float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f, nm = 0.f, nr = 0.f;
+    int fcount = 0, ncount = 0;
+    for (int y = y0; y < y1; ++y) {
+        for (int x = x0; x < x1; ++x) {
+            const float c = (disp[y * width + x] - focus) * coc_scale;
+            if (c >= -FOCUS_RADIUS && c <= FOCUS_RADIUS) continue;
+            const unsigned char* px = img + 3 * (y * width + x);
+            const float b = (float)px[0], g = (float)px[1], r = (float)px[2];
+            float hw = 1.0f;
+            if (boost > 0.0f) {
+                const float lum = 0.0722f * srgb_to_linear(px[0], gamma) + 0.7152f * srgb_to_linear(px[1], gamma)
+                                + 0.2126f * srgb_to_linear(px[2], gamma);
+                if (lum > HIGHLIGHT_THRESHOLD) hw += boost * (lum - HIGHLIGHT_THRESHOLD) * inv_thr;
+            }
+            if (c < 0.0f) {
+                f0 += hw * b; f1 += hw * g; f2 += hw * r; fh += hw; fr -= c; ++fcount;
+            } else {
+                const float t = ramp(c, s);
+                n0 += t * hw * b; n1 += t * hw * g; n2 += t * hw * r; nh += t * hw; nm += t; nr += c; ++ncount;
+            }
+        }
+    }
+    const float inv_n = 1.0f / (float)((y1 - y0) * (x1 - x0));
+    const int i = by * wl + bx;
+    low_f[i] = make_float4(f0 * inv_n, f1 * inv_n, f2 * inv_n, fh * inv_n);
+    low_fr[i] = fcount > 0 ? fr / (float)(fcount * s) : -1.0f;
+    low_n[i] = make_float4(n0 * inv_n, n1 * inv_n, n2 * inv_n, nh * inv_n);
+    low_nm[i] = nm * inv_n;
+    low_nr[i] = (ncount > 0 && nm > 0.0f) ? nr / (float)(ncount * s) : -1.0f;
+}
+
+// One thread per reduced pixel. The far gather's window is bounded by the pixel's own radius (the
+// min-radius rule), the near gather's by the largest near radius in the frame (`near_reach`).
+// Reduced frames are small (<= ~(4 * 2 + 1)^2 samples a pixel), so the reads stay in L1/L2.
+extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const float* __restrict__ low_fr,
+                                      const float4* __restrict__ low_n, const float* __restrict__ low_nm,
+                                      const float* __restrict__ low_nr, int hl, int wl, int near_reach,
+                                      float4* __restrict__ far_acc, float4* __restrict__ near_acc,
+                                      float* __restrict__ near_a) {
+    const int px = blockIdx.x * blockDim.x + threadIdx.x;
+    const int py = blockIdx.y * blockDim.y + threadIdx.y;
+    if (px >= wl || py >= hl) return;
+    const int i = py * wl + px;
+    const float rp = low_fr[i];
+    float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (rp >= 0.0f) {
+        const float rpc = fmaxf(rp, FOCUS_RADIUS);
+        const int k = (int)ceilf(rpc + 0.5f);
+        for (int dy = -k; dy <= k; ++dy) {
+            const int qy = py + dy;
+            if (qy < 0 || qy >= hl) continue;
+            for (int dx = -k; dx <= k; ++dx) {
+                const int qx = px + dx;
+                if (qx < 0 || qx >= wl) continue;
+                const int q = qy * wl + qx;
+                const float rq = __ldg(low_fr + q);
+                if (rq < 0.0f) continue;
+                const float w = disc_weight(fmaxf(fminf(rq, rpc), FOCUS_RADIUS), dy, dx);
+                if (w <= 0.0f) continue;
+                const float4 v = __ldg(low_f + q);
+                a.x += w * v.x; a.y += w * v.y; a.z += w * v.z; a.w += w * v.w;
+            }
+        }
+    }
+    far_acc[i] = a;
+    float4 b = make_float4(0.f, 0.f, 0.f, 0.f);
+    float cov = 0.0f;
+    for (int dy = -near_reach; dy <= near_reach; ++dy) {
+        const int qy = py + dy;
+        if (qy < 0 || qy >= hl) continue;
+        for (int dx = -near_reach; dx <= near_reach; ++dx) {
+            const int qx = px + dx;
+            if (qx < 0 || qx >= wl) continue;
+            const int q = qy * wl + qx;
+            const float rq = __ldg(low_nr + q);
+            if (rq < 0.0f) continue;
+            const float w = disc_weight(fmaxf(rq, FOCUS_RADIUS), dy, dx);
+            if (w <= 0.0f) continue;
+            const float4 v = __ldg(low_n + q);
+            b.x += w * v.x; b.y += w * v.y; b.z += w * v.z; b.w += w * v.w;
+            cov += w * __ldg(low_nm + q);
+        }
+    }
+    near_acc[i] = b;
+    near_a[i] = cov;
+}
+
+__device__ __forceinline__ float4 bilerp4(const float4* a, int i00, int i01, int i10, int i11,
+                                          float w00, float w01, float w10, float w11) {
+    const float4 p = __ldg(a + i00), q = __ldg(a + i01), r = __ldg(a + i10), t = __ldg(a + i11);
+    return make_float4(w00 * p.x + w01 * q.x + w10 * r.x + w11 * t.x, w00 * p.y + w01 * q.y + w10 * r.y + w11 * t.y,
+                       w00 * p.z + w01 * q.z + w10 * r.z + w11 * t.z, w00 * p.w + w01 * q.w + w10 * r.w + w11 * t.w);
+}
+
+__device__ __forceinline__ unsigned char to_u8(float v) {
+    return (unsigned char)fminf(fmaxf(v + 0.5f, 0.0f), 255.0f);
+}
+
+// One thread per full-resolution pixel: far pixels take the (bilinear, support-weighted) far field,
+// in-focus pixels keep their value, then the near field's coverage composites its colour over.
+extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, const float* __restrict__ disp,
+                                         int height, int width, int s, float focus, float coc_scale, int hl, int wl,
+                                         const float4* __restrict__ far_acc, const float4* __restrict__ near_acc,
+                                         const float* __restrict__ near_a, unsigned char* __restrict__ out) {
+    const int x = blockIdx.x * blockDim.x + threadIdx.x;
+    const int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= width || y >= height) return;
+    const float inv_s = 1.0f / (float)s;
+    const float uy = fminf(fmaxf((y + 0.5f) * inv_s - 0.5f, 0.0f), (float)(hl - 1));
+    const float ux = fminf(fmaxf((x + 0.5f) * inv_s - 0.5f, 0.0f), (float)(wl - 1));
+    const int y0 = (int)uy, x0 = (int)ux;
+    const float fy = uy - (float)y0, fx = ux - (float)x0;
+    const int y1 = min(y0 + 1, hl - 1), x1 = min(x0 + 1, wl - 1);
+    const float w00 = (1.0f - fy) * (1.0f - fx), w01 = (1.0f - fy) * fx, w10 = fy * (1.0f - fx), w11 = fy * fx;
+    const int i00 = y0 * wl + x0, i01 = y0 * wl + x1, i10 = y1 * wl + x0, i11 = y1 * wl + x1;
+    const int p = y * width + x;
+    const unsigned char* src = img + 3 * p;
+    float o0 = (float)src[0], o1 = (float)src[1], o2 = (float)src[2];
+    const float c = (disp[p] - focus) * coc_scale;
+    if (c < -FOCUS_RADIUS) {
+        const float4 f = bilerp4(far_acc, i00, i01, i10, i11, w00, w01, w10, w11);
+        if (f.w > 1e-20f) {
+            const float t = ramp(-c, s);
+            o0 += t * (f.x / f.w - o0);
+            o1 += t * (f.y / f.w - o1);
+            o2 += t * (f.z / f.w - o2);
+        }
+    }
+    float alpha = w00 * __ldg(near_a + i00) + w01 * __ldg(near_a + i01) + w10 * __ldg(near_a + i10)
+                + w11 * __ldg(near_a + i11);
+    if (alpha > 0.0f) {
+        const float4 n = bilerp4(near_acc, i00, i01, i10, i11, w00, w01, w10, w11);
+        if (n.w > 1e-20f) {
+            alpha = fminf(alpha, 1.0f);
+            o0 += alpha * (n.x / n.w - o0);
+            o1 += alpha * (n.y / n.w - o1);
+            o2 += alpha * (n.z / n.w - o2);
+        }
+    }
+    unsigned char* dst = out + 3 * p;
+    dst[0] = to_u8(o0);
+    dst[1] = to_u8(o1);
+    dst[2] = to_u8(o2);
+}

@@ -1,0 +1,242 @@
+"""CPU depth of field: three Numba passes (reduce, gather at reduced resolution, full-resolution composite).
+
+The semantics are those of `kernels.dof` (and `dof_reference`, which this equals at scale 1).
+Why a reduced-resolution gather: a full-resolution disc gather at a 16 px radius costs ~800
+samples per pixel, about a second per VGA frame on two cores; at scale s the same disc is
+(16/s)^2 * pi samples on 1/s^2 of the pixels. `kernels/depth_of_field.cu` mirrors these passes.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from numba import njit, prange
+
+from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_THRESHOLD, DofPlan, plan
+
+_LINEAR_LUT = ((np.arange(256, dtype=np.float64) / 255.0) ** GAMMA).astype(np.float32)
+_INV_PI = 1.0 / math.pi
+
+
+@njit(inline="always", cache=True)
+def _ramp(r: float, s: int) -> float:
+    # At s > 1 a CoC below s cannot be represented by the reduced gather: fade it in from the sharp image.
+    if s == 1:
+        return 1.0
+    t = (r - FOCUS_RADIUS) / (s - FOCUS_RADIUS)
+    return min(max(t, 0.0), 1.0)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _reduce(img, disp, s, focus, coc_scale, boost, lut, low_f, low_fr, low_n, low_nm, low_nr):
+    """Per s x s block: far and near premultiplied colour, weight, coverage and mean radius (reduced px)."""
+    height, width = disp.shape
+    hl, wl = low_fr.shape
+    inv_thr = 1.0 / (1.0 - HIGHLIGHT_THRESHOLD)
+    for by in prange(hl):
+        y0 = by * s
+        y1 = min(y0 + s, height)
+        for bx in range(wl):
+            x0 = bx * s
+            x1 = min(x0 + s, width)
+            f0 = f1 = f2 = fh = fr = 0.0
+            n0 = n1 = n2 = nh = nm = nr = 0.0
+            fcount = 0
+            ncount = 0
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    c = (disp[y, x] - focus) * coc_scale
+                    if -FOCUS_RADIUS <= c <= FOCUS_RADIUS:
+                        continue
+                    b = np.float32(img[y, x, 0])
+                    g = np.float32(img[y, x, 1])
+                    r = np.float32(img[y, x, 2])
+                    hw = 1.0
+                    if boost > 0.0:
+                        lum = 0.0722 * lut[img[y, x, 0]] + 0.7152 * lut[img[y, x, 1]] + 0.2126 * lut[img[y, x, 2]]
+                        if lum > HIGHLIGHT_THRESHOLD:
+                            hw += boost * (lum - HIGHLIGHT_THRESHOLD) * inv_thr
+                    if c < 0.0:
+                        f0 += hw * b
+                        f1 += hw * g
+                        f2 += hw * r
+                        fh += hw
+                        fr -= c
+                        fcount += 1
+                    else:
+                        t = _ramp(c, s)
+                        n0 += t * hw * b
+                        n1 += t * hw * g
+                        n2 += t * hw * r
+                        nh += t * hw
+                        nm += t
+                        nr += c
+                        ncount += 1
+            inv_n = 1.0 / ((y1 - y0) * (x1 - x0))
+            low_f[by, bx, 0] = f0 * inv_n
+            low_f[by, bx, 1] = f1 * inv_n
+            low_f[by, bx, 2] = f2 * inv_n
+            low_f[by, bx, 3] = fh * inv_n
+            low_fr[by, bx] = fr / (fcount * s) if fcount > 0 else -1.0
+            low_n[by, bx, 0] = n0 * inv_n
+            low_n[by, bx, 1] = n1 * inv_n
+            low_n[by, bx, 2] = n2 * inv_n
+            low_n[by, bx, 3] = nh * inv_n
+            low_nm[by, bx] = nm * inv_n
+            low_nr[by, bx] = nr / (ncount * s) if (ncount > 0 and nm > 0.0) else -1.0
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near_a):
+    """Scatter-as-gather at reduced resolution: far field with the min-radius rule, near field by coverage."""
+    hl, wl = low_fr.shape
+    for py in prange(hl):
+        for px in range(wl):
+            rp = low_fr[py, px]
+            a0 = a1 = a2 = a3 = 0.0
+            if rp >= 0.0:
+                rpc = max(rp, FOCUS_RADIUS)
+                k = int(math.ceil(rpc + 0.5))
+                for dy in range(-k, k + 1):
+                    qy = py + dy
+                    if qy < 0 or qy >= hl:
+                        continue
+                    for dx in range(-k, k + 1):
+                        qx = px + dx
+                        if qx < 0 or qx >= wl:
+                            continue
+                        rq = low_fr[qy, qx]
+                        if rq < 0.0:
+                            continue
+                        re = max(min(rq, rpc), FOCUS_RADIUS)
+                        cov = re - math.sqrt(dy * dy + dx * dx) + 0.5
+                        if cov <= 0.0:
+                            continue
+                        w = min(cov, 1.0) * _INV_PI / (re * re + 1.0 / 12.0)
+                        a0 += w * low_f[qy, qx, 0]
+                        a1 += w * low_f[qy, qx, 1]
+                        a2 += w * low_f[qy, qx, 2]
+                        a3 += w * low_f[qy, qx, 3]
+            far_acc[py, px, 0] = a0
+            far_acc[py, px, 1] = a1
+            far_acc[py, px, 2] = a2
+            far_acc[py, px, 3] = a3
+            b0 = b1 = b2 = b3 = ba = 0.0
+            kn = reach[py, px]
+            for dy in range(-kn, kn + 1):
+                qy = py + dy
+                if qy < 0 or qy >= hl:
+                    continue
+                for dx in range(-kn, kn + 1):
+                    qx = px + dx
+                    if qx < 0 or qx >= wl:
+                        continue
+                    rq = low_nr[qy, qx]
+                    if rq < 0.0:
+                        continue
+                    re = max(rq, FOCUS_RADIUS)
+                    cov = re - math.sqrt(dy * dy + dx * dx) + 0.5
+                    if cov <= 0.0:
+                        continue
+                    w = min(cov, 1.0) * _INV_PI / (re * re + 1.0 / 12.0)
+                    b0 += w * low_n[qy, qx, 0]
+                    b1 += w * low_n[qy, qx, 1]
+                    b2 += w * low_n[qy, qx, 2]
+                    b3 += w * low_n[qy, qx, 3]
+                    ba += w * low_nm[qy, qx]
+            near_acc[py, px, 0] = b0
+            near_acc[py, px, 1] = b1
+            near_acc[py, px, 2] = b2
+            near_acc[py, px, 3] = b3
+            near_a[py, px] = ba
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _composite(img, disp, s, focus, coc_scale, far_acc, near_acc, near_a, out):
+    """Full resolution: far pixels take the (bilinear, support-weighted) far field, then the near field goes over."""
+    height, width = disp.shape
+    hl, wl = near_a.shape
+    inv_s = 1.0 / s
+    for y in prange(height):
+        uy = min(max((y + 0.5) * inv_s - 0.5, 0.0), hl - 1.0)
+        y0 = int(uy)
+        fy = uy - y0
+        y1 = min(y0 + 1, hl - 1)
+        for x in range(width):
+            ux = min(max((x + 0.5) * inv_s - 0.5, 0.0), wl - 1.0)
+            x0 = int(ux)
+            fx = ux - x0
+            x1 = min(x0 + 1, wl - 1)
+            w00 = (1.0 - fy) * (1.0 - fx)
+            w01 = (1.0 - fy) * fx
+            w10 = fy * (1.0 - fx)
+            w11 = fy * fx
+            o0 = np.float32(img[y, x, 0])
+            o1 = np.float32(img[y, x, 1])
+            o2 = np.float32(img[y, x, 2])
+            c = (disp[y, x] - focus) * coc_scale
+            if c < -FOCUS_RADIUS:
+                den = (w00 * far_acc[y0, x0, 3] + w01 * far_acc[y0, x1, 3]
+                       + w10 * far_acc[y1, x0, 3] + w11 * far_acc[y1, x1, 3])
+                if den > 1e-20:
+                    f0 = w00 * far_acc[y0, x0, 0] + w01 * far_acc[y0, x1, 0] + w10 * far_acc[y1, x0, 0] + w11 * far_acc[y1, x1, 0]
+                    f1 = w00 * far_acc[y0, x0, 1] + w01 * far_acc[y0, x1, 1] + w10 * far_acc[y1, x0, 1] + w11 * far_acc[y1, x1, 1]
+                    f2 = w00 * far_acc[y0, x0, 2] + w01 * far_acc[y0, x1, 2] + w10 * far_acc[y1, x0, 2] + w11 * far_acc[y1, x1, 2]
+                    tt = _ramp(-c, s)
+                    o0 += tt * (f0 / den - o0)
+                    o1 += tt * (f1 / den - o1)
+                    o2 += tt * (f2 / den - o2)
+            alpha = w00 * near_a[y0, x0] + w01 * near_a[y0, x1] + w10 * near_a[y1, x0] + w11 * near_a[y1, x1]
+            if alpha > 0.0:
+                nh = (w00 * near_acc[y0, x0, 3] + w01 * near_acc[y0, x1, 3]
+                      + w10 * near_acc[y1, x0, 3] + w11 * near_acc[y1, x1, 3])
+                if nh > 1e-20:
+                    alpha = min(alpha, 1.0)
+                    n0 = w00 * near_acc[y0, x0, 0] + w01 * near_acc[y0, x1, 0] + w10 * near_acc[y1, x0, 0] + w11 * near_acc[y1, x1, 0]
+                    n1 = w00 * near_acc[y0, x0, 1] + w01 * near_acc[y0, x1, 1] + w10 * near_acc[y1, x0, 1] + w11 * near_acc[y1, x1, 1]
+                    n2 = w00 * near_acc[y0, x0, 2] + w01 * near_acc[y0, x1, 2] + w10 * near_acc[y1, x0, 2] + w11 * near_acc[y1, x1, 2]
+                    o0 += alpha * (n0 / nh - o0)
+                    o1 += alpha * (n1 / nh - o1)
+                    o2 += alpha * (n2 / nh - o2)
+            out[y, x, 0] = np.uint8(min(max(o0 + 0.5, 0.0), 255.0))
+            out[y, x, 1] = np.uint8(min(max(o1 + 0.5, 0.0), 255.0))
+            out[y, x, 2] = np.uint8(min(max(o2 + 0.5, 0.0), 255.0))
+
+
+def near_reach_map(low_nr: np.ndarray, near_reach: int) -> np.ndarray:
+    """Per reduced pixel, the half-window that covers every near disc reaching it (-1: none does)."""
+    size = 2 * near_reach + 1
+    reach = cv2.dilate(low_nr, np.ones((size, size), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=-1.0)
+    return np.where(reach >= 0.0, np.ceil(np.maximum(reach, FOCUS_RADIUS) + 0.5), -1).astype(np.int32)
+
+
+def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarray:
+    img = np.ascontiguousarray(image_bgr)
+    disp = np.ascontiguousarray(disparity, dtype=np.float32)
+    hl, wl = p.low_shape
+    low_f = np.empty((hl, wl, 4), np.float32)
+    low_n = np.empty((hl, wl, 4), np.float32)
+    low_fr = np.empty((hl, wl), np.float32)
+    low_nm = np.empty((hl, wl), np.float32)
+    low_nr = np.empty((hl, wl), np.float32)
+    focus, coc_scale = np.float32(p.focus), np.float32(p.coc_scale)
+    _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.highlight_boost), _LINEAR_LUT,
+            low_f, low_fr, low_n, low_nm, low_nr)
+    reach = near_reach_map(low_nr, p.near_reach)
+    far_acc = np.empty((hl, wl, 4), np.float32)
+    near_acc = np.empty((hl, wl, 4), np.float32)
+    near_a = np.empty((hl, wl), np.float32)
+    _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near_a)
+    out = np.empty_like(img)
+    _composite(img, disp, p.scale, focus, coc_scale, far_acc, near_acc, near_a, out)
+    return out
+
+
+def depth_of_field_cpu(image_bgr: np.ndarray, disparity: np.ndarray, focus: float, max_blur_px: float, *,
+                       highlight_boost: float = 0.0, scale: int | None = None) -> np.ndarray:
+    """The CPU path; `scale` overrides the reduction factor (1 = the exact reference semantics)."""
+    if max_blur_px <= 0.0:
+        return image_bgr.copy()
+    p = plan(disparity.shape, focus, max_blur_px, highlight_boost, scale)
+    return render(image_bgr, disparity, p)

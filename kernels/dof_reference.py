@@ -1,0 +1,73 @@
+"""Slow, simple float64 depth of field: the exact gather semantics of `kernels.dof`, at full resolution.
+
+For tests on small images only (it loops over every offset of the largest disc).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_THRESHOLD
+
+
+def highlight_weight(image_bgr: np.ndarray, boost: float) -> np.ndarray:
+    lin = (image_bgr.astype(np.float64) / 255.0) ** GAMMA
+    lum = 0.0722 * lin[..., 0] + 0.7152 * lin[..., 1] + 0.2126 * lin[..., 2]
+    return 1.0 + boost * np.maximum(lum - HIGHLIGHT_THRESHOLD, 0.0) / (1.0 - HIGHLIGHT_THRESHOLD)
+
+
+def disc_weight(radius: np.ndarray, dist: float) -> np.ndarray:
+    """Anti-aliased hard-edged disc coverage divided by the disc's area (radius already >= 0.5)."""
+    return np.clip(radius - dist + 0.5, 0.0, 1.0) / (math.pi * (radius * radius + 1.0 / 12.0))
+
+
+def signed_coc(disparity: np.ndarray, focus: float, max_blur_px: float) -> np.ndarray:
+    span = max(focus, 1.0 - focus)
+    return max_blur_px * (disparity.astype(np.float64) - focus) / span
+
+
+def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus: float, max_blur_px: float,
+                             highlight_boost: float = 0.0, *, as_float: bool = False) -> np.ndarray:
+    img = image_bgr.astype(np.float64)
+    height, width = disparity.shape
+    c = signed_coc(disparity, focus, max_blur_px)
+    far = c < -FOCUS_RADIUS
+    near = c > FOCUS_RADIUS
+    r = np.maximum(np.abs(c), FOCUS_RADIUS)
+    h = highlight_weight(image_bgr, highlight_boost)
+    k = int(math.ceil(max(float(r.max()), FOCUS_RADIUS) + 0.5))
+
+    # Pad with k invalid pixels so every shifted view is a plain slice; padded pixels are in no field.
+    def pad(a: np.ndarray, value) -> np.ndarray:
+        widths = ((k, k), (k, k)) + ((0, 0),) * (a.ndim - 2)
+        return np.pad(a, widths, constant_values=value)
+
+    far_p, near_p, r_p, h_p, img_p = pad(far, False), pad(near, False), pad(r, FOCUS_RADIUS), pad(h, 0.0), pad(img, 0.0)
+    far_num = np.zeros_like(img)
+    far_den = np.zeros((height, width))
+    near_num = np.zeros_like(img)
+    near_den = np.zeros((height, width))
+    near_cov = np.zeros((height, width))
+    for dy in range(-k, k + 1):
+        for dx in range(-k, k + 1):
+            dist = math.hypot(dy, dx)
+            view = (slice(k + dy, k + dy + height), slice(k + dx, k + dx + width))
+            rq, hq, iq = r_p[view], h_p[view], img_p[view]
+            # Far: the radius of the nearer of the two (a farther pixel is occluded beyond p's own blur).
+            wf = disc_weight(np.minimum(rq, r), dist) * (far_p[view] & far) * hq
+            far_num += wf[..., None] * iq
+            far_den += wf
+            wn = disc_weight(rq, dist) * near_p[view]
+            near_num += (wn * hq)[..., None] * iq
+            near_den += wn * hq
+            near_cov += wn
+    out = img.copy()
+    out[far] = far_num[far] / far_den[far][:, None]
+    alpha = np.minimum(near_cov, 1.0)
+    has_near = near_den > 0
+    near_col = np.where(has_near[..., None], near_num / np.where(has_near, near_den, 1.0)[..., None], 0.0)
+    out = np.where(has_near[..., None], out + alpha[..., None] * (near_col - out), out)
+    if as_float:
+        return out
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

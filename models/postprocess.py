@@ -1,0 +1,33 @@
+"""Disparity normalisation to [0, 1] that stays stable over time."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class DisparityNormaliser:
+    """Maps disparity to [0, 1] with a robust (percentile) range smoothed across frames.
+
+    A per-frame min/max would make the whole picture flicker whenever a near object enters or a
+    noisy pixel spikes; an exponential moving average of the percentile range does not.
+    """
+
+    def __init__(self, low_percentile: float = 2.0, high_percentile: float = 98.0, smoothing: float = 0.15) -> None:
+        self.low_percentile = low_percentile
+        self.high_percentile = high_percentile
+        self.smoothing = smoothing
+        self.low: float | None = None
+        self.high: float | None = None
+
+    def update(self, disparity: np.ndarray) -> tuple[float, float]:
+        low, high = np.percentile(disparity, (self.low_percentile, self.high_percentile))
+        if self.low is None or self.high is None:
+            self.low, self.high = float(low), float(high)
+        else:
+            self.low += self.smoothing * (float(low) - self.low)
+            self.high += self.smoothing * (float(high) - self.high)
+        return self.low, self.high
+
+    def __call__(self, disparity: np.ndarray) -> np.ndarray:
+        low, high = self.update(disparity)
+        span = max(high - low, 1e-6 * max(abs(high), 1.0))
+        return np.clip((disparity - low) / span, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,111 @@
+"""The model registry: what each depth network is, where its weights come from, how to feed it.
+
+Files live in the cache (`models.download.cache_dir()`): downloaded once, checked against their
+sha256, never committed. FCRN is converted from the official TensorFlow checkpoint on first fetch.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+from models.download import ModelError, cache_dir, download, verify_sha256
+
+OutputKind = Literal["inverse_depth", "metres"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    filename: str  # the file in the cache
+    description: str
+    source: str  # where the weights come from, for people
+    input_size: tuple[int, int]  # (width, height) the network takes
+    output_kind: OutputKind  # what the network predicts; converted to disparity either way
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    input_scale: float = 1.0  # the network takes RGB values 0..255 times this
+    url: str | None = None  # direct download of `filename`
+    sha256: str | None = None  # of `filename`, when it is downloaded as is
+    fetcher: str | None = None  # "module:function(cache, progress) -> Path" for models built on fetch
+
+    @property
+    def path(self) -> Path:
+        return cache_dir() / self.filename
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "tcmonodepth": ModelSpec(
+        name="tcmonodepth",
+        filename="tcmonodepth_tcsmallnet_192x320.onnx",
+        description="TCMonoDepth small (Li et al., ICCVW 2021): temporally consistent relative inverse depth, fast on CPU",
+        source="github.com/yu-li/TCMonoDepth, ONNX from PINTO_model_zoo 384_TCMonoDepth, mirrored by obs-backgroundremoval",
+        input_size=(320, 192),
+        output_kind="inverse_depth",
+        url="https://github.com/royshil/obs-backgroundremoval/raw/75e90ec0d25cb711b34a834dbb25ed3c43d95de9/"
+            "data/models/tcmonodepth_tcsmallnet_192x320.onnx",
+        sha256="902b886beaebd3f68deb40bab2fd636a0c112c1ef1cbdd15fa26e5c55b389b4d",
+    ),
+    "fcrn": ModelSpec(
+        name="fcrn",
+        filename="fcrn_nyu_depth_v2.onnx",
+        description="FCRN (Laina et al. 2016): ResNet-50 with up-projections, NYU Depth v2, metres",
+        source="official TensorFlow checkpoint NYU_FCRN.ckpt (Open Model Zoo mirror fcrn-dp-nyu-depth-v2-tf), "
+               "converted to ONNX on first fetch",
+        input_size=(304, 228),
+        output_kind="metres",
+        fetcher="models.fcrn_weights:fetch_official",
+    ),
+}
+
+
+def model_names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(model_names())} "
+                         f"(or give a path to an .onnx file)") from None
+
+
+def model_state(spec: ModelSpec) -> str:
+    return "cached" if spec.path.is_file() else "not downloaded"
+
+
+def _call_fetcher(reference: str, progress: bool) -> Path:
+    module_name, function_name = reference.split(":")
+    function: Callable[..., Path] = getattr(importlib.import_module(module_name), function_name)
+    return function(cache_dir(), progress=progress)
+
+
+def fetch(name: str, *, progress: bool = True) -> Path:
+    """Make the model's file present in the cache (download, verify, convert) and return its path."""
+    spec = get_spec(name)
+    if spec.path.is_file():
+        if spec.sha256:
+            verify_sha256(spec.path, spec.sha256)
+        return spec.path
+    if spec.fetcher:
+        return _call_fetcher(spec.fetcher, progress)
+    assert spec.url and spec.sha256, f"registry entry {name} has neither a url nor a fetcher"
+    return download(spec.url, spec.path, spec.sha256, progress=progress)
+
+
+def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpec, Path]:
+    """A registry name (fetched on first use) or a path to an .onnx file (its layout guessed from its input)."""
+    if name_or_path in REGISTRY:
+        return REGISTRY[name_or_path], fetch(name_or_path, progress=progress)
+    path = Path(name_or_path).expanduser()
+    if path.suffix.lower() != ".onnx" and not path.exists():
+        raise ModelError(f"unknown model {name_or_path!r}; known models: {', '.join(model_names())} "
+                         f"(or give a path to an .onnx file)")
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found (give an existing .onnx file or a registry name)")
+    for spec in REGISTRY.values():
+        if spec.filename == path.name:
+            return spec, path
+    return ModelSpec(name=path.stem, filename=path.name, description=f"user model {path}", source=str(path),
+                     input_size=(0, 0), output_kind="inverse_depth"), path

@@ -1,0 +1,125 @@
+"""ONNX Runtime sessions for depth networks: providers chosen by what really runs, batched calls."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from kernels.backend import cuda_available, cuda_unavailable_reason
+from models.download import ModelError
+from models.registry import ModelSpec
+
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def _import_onnxruntime():
+    import onnxruntime as ort
+
+    # Warnings and below are noise for users; errors still show.
+    ort.set_default_logger_severity(3)
+    return ort
+
+
+def requested_providers(device: str, tensorrt: bool = False) -> list[str]:
+    """Ask for CUDA only where a GPU really exists: onnxruntime-gpu lists CUDA everywhere and logs an
+    error-level line when a session asks for it on a machine without the CUDA libraries."""
+    if device == "cpu":
+        return [CPU]
+    if not cuda_available():
+        if device == "cuda":
+            raise ModelError(f"--device cuda was requested but {cuda_unavailable_reason()}; use --device cpu")
+        return [CPU]
+    return ([TENSORRT] if tensorrt else []) + [CUDA, CPU]
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    name: str
+    layout: str  # NCHW or NHWC
+    width: int
+    height: int
+    static_batch: bool  # the graph's batch dimension is fixed at 1
+
+
+def _input_layout(session, spec: ModelSpec) -> InputLayout:
+    meta = session.get_inputs()[0]
+    shape = list(meta.shape)
+    if len(shape) != 4:
+        raise ModelError(f"model {spec.filename} takes a {len(shape)}-D input {shape}; depthcam needs an image "
+                         f"input N x 3 x H x W or N x H x W x 3")
+    if shape[1] == 3:
+        layout, height, width = "NCHW", shape[2], shape[3]
+    elif shape[3] == 3:
+        layout, height, width = "NHWC", shape[1], shape[2]
+    else:
+        raise ModelError(f"model {spec.filename} input {shape} has no 3-channel axis; depthcam needs RGB input")
+    if spec.input_size != (0, 0):
+        width, height = spec.input_size
+    if not isinstance(width, int) or not isinstance(height, int):
+        raise ModelError(f"model {spec.filename} has a dynamic input size {shape}; register it with a fixed size")
+    return InputLayout(meta.name, layout, width, height, static_batch=shape[0] == 1)
+
+
+class DepthEstimator:
+    """One network behind ONNX Runtime: BGR frames in, model-resolution depth maps (model units) out."""
+
+    def __init__(self, spec: ModelSpec, path: Path, device: str = "auto", threads: int = 0,
+                 tensorrt: bool = False) -> None:
+        ort = _import_onnxruntime()
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        asked = requested_providers(device, tensorrt)
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=asked)
+        except Exception as exc:  # onnxruntime raises its own exception types per failure
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise ModelError(f"model file {path} could not be loaded as ONNX ({first_line[:160]}); "
+                             f"fetch it again with 'depthcam models fetch {spec.name}' or check the path") from None
+        self.providers: list[str] = self.session.get_providers()
+        if device == "cuda" and CUDA not in self.providers:
+            raise ModelError("--device cuda was requested but ONNX Runtime could not create its CUDA provider "
+                             "(install onnxruntime-gpu with matching CUDA/cuDNN libraries, or use --device cpu)")
+        self.spec = spec
+        self.input = _input_layout(self.session, spec)
+        self.output_name = self.session.get_outputs()[0].name
+
+    @property
+    def provider(self) -> str:
+        return self.providers[0]
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.provider in (CUDA, TENSORRT)
+
+    def preprocess(self, image_bgr: np.ndarray) -> np.ndarray:
+        size = (self.input.width, self.input.height)
+        shrinking = image_bgr.shape[1] > size[0] or image_bgr.shape[0] > size[1]
+        resized = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32)
+        if self.spec.input_scale != 1.0:
+            rgb *= self.spec.input_scale
+        return rgb.transpose(2, 0, 1) if self.input.layout == "NCHW" else rgb
+
+    def predict(self, images_bgr: list[np.ndarray]) -> list[np.ndarray]:
+        """Depth maps (H x W float32 in the model's units), one per image, batched where the graph allows."""
+        inputs = np.stack([self.preprocess(image) for image in images_bgr])
+        if self.input.static_batch:
+            outputs = [self.session.run([self.output_name], {self.input.name: inputs[i:i + 1]})[0]
+                       for i in range(len(inputs))]
+            output = np.concatenate(outputs)
+        else:
+            output = self.session.run([self.output_name], {self.input.name: inputs})[0]
+        if output.ndim == 4:  # N x 1 x H x W or N x H x W x 1
+            output = output[:, 0] if output.shape[1] == 1 else output[..., 0]
+        return [np.ascontiguousarray(o, dtype=np.float32) for o in output]
+
+    def to_disparity(self, depth: np.ndarray) -> np.ndarray:
+        """Every model's output becomes disparity (inverse depth): FCRN's metres are inverted."""
+        if self.spec.output_kind == "metres":
+            return 1.0 / np.maximum(depth, 1e-3)
+        return depth

@@ -1,0 +1,1 @@
+"""The depthcam pipeline: sources, queues, stages, sinks, metrics, configuration and the CLI."""

@@ -1,0 +1,93 @@
+"""Builds a ready-to-run pipeline from a configuration: model, stages, source and sink."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernels.backend import BackendUnavailable, resolve_backend
+from models.download import ModelError
+from models.postprocess import DisparityNormaliser
+from models.registry import resolve_model
+from models.runtime import DepthEstimator
+from stream.config import PipelineConfig
+from stream.errors import UserError
+from stream.focus import FocusController
+from stream.metrics import LatencyRecorder
+from stream.pipeline import Pipeline
+from stream.sinks import Sink, make_sink
+from stream.sources import ImageSource, Source, open_source
+from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
+
+STAGE_NAMES = ("depth", "refine", "render")
+
+
+@dataclass
+class Built:
+    pipeline: Pipeline
+    source: Source
+    estimator: DepthEstimator
+    backend: str
+    focus: FocusController
+    output: str  # where the result goes: a path, window, vcam or null
+
+
+def default_output(input_spec: str, source: Source) -> str:
+    if source.live:
+        return "window"
+    if input_spec.startswith("synthetic:"):
+        return "out/synthetic_portrait.mp4"
+    path = Path(input_spec)
+    suffix = ".png" if isinstance(source, ImageSource) else ".mp4"
+    return str(path.with_name(f"{path.stem}_portrait{suffix}"))
+
+
+def load_estimator(config: PipelineConfig, progress: bool = True) -> DepthEstimator:
+    try:
+        spec, path = resolve_model(config.model, progress=progress)
+        return DepthEstimator(spec, path, config.device, threads=config.inference.threads)
+    except ModelError as exc:
+        raise UserError(str(exc)) from None
+
+
+def kernel_backend(device: str) -> str:
+    try:
+        return resolve_backend(device)
+    except BackendUnavailable as exc:
+        raise UserError(str(exc)) from None
+
+
+def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: FocusController, backend: str,
+                 stop: threading.Event) -> list[Stage]:
+    normaliser = DisparityNormaliser(config.normalise.low_percentile, config.normalise.high_percentile,
+                                     config.normalise.smoothing)
+    depth: Stage
+    if config.inference.mode == "async":
+        depth = AsyncDepthStage(estimator, normaliser, stop)
+    else:
+        depth = DepthStage(estimator, normaliser, config.inference.max_batch, config.inference.max_wait_ms)
+    return [depth, RefineStage(config.refine, backend), RenderStage(config.render, focus, backend)]
+
+
+def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: Sink | None = None,
+          recorder: LatencyRecorder | None = None, progress: bool | None = None) -> Built:
+    """Open the input first (a bad input fails before anything heavy loads), then the model and sink."""
+    source = open_source(input_spec)
+    try:
+        backend = kernel_backend(config.device)
+        estimator = load_estimator(config, progress=config.output.progress)
+        focus = FocusController(config.render.focus, config.render.focus_point, config.render.focus_smoothing)
+        stop = threading.Event()
+        stages = build_stages(config, estimator, focus, backend, stop)
+        output = output or ("null" if sink is not None else default_output(input_spec, source))
+        if sink is None:  # last: a file is created only once everything else is ready
+            sink = make_sink(output, width=source.width, height=source.height,
+                             fps=source.fps, audio_from=source.audio_path, side_by_side=config.output.side_by_side,
+                             save_depth=config.output.save_depth, on_click=focus.set_point)
+    except BaseException:
+        source.close()
+        raise
+    show_progress = config.output.progress if progress is None else progress
+    pipeline = Pipeline(source, stages, sink, queue_size=config.queues.size, recorder=recorder,
+                        progress=show_progress and not source.live, stop=stop)
+    return Built(pipeline, source, estimator, backend, focus, output)

@@ -1,0 +1,231 @@
+"""`depthcam bench`: latency and throughput of the real pipeline, as JSON (schema in the README).
+
+Modes, each on the same input and configuration:
+- pipelined: the real threaded pipeline into a null sink (as fast as it goes, nothing dropped);
+- sequential: the same stages called one after another on one thread, no queues;
+- batch: pipelined throughput with max_batch 1, 2, 4, 8;
+- live: the source paced at camera rate through the live queue policy: capture → sink latency, drops.
+The first frames of each run (warm-up: JIT compilation, allocator, caches) are left out.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from stream.config import PipelineConfig, load_config, preset_names
+from stream.errors import UserError
+from stream.frame import now_ns
+from stream.metrics import LatencyRecorder
+from stream.sinks import NullSink
+
+STAGES = ["depth", "refine", "render"]
+MODES = ("pipelined", "sequential", "batch", "live")
+SCHEMA_VERSION = 1
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", nargs="?", default=None, metavar="INPUT",
+                        help="any input (default: the synthetic portrait, 640x480)")
+    parser.add_argument("--frames", type=int, default=300, metavar="N", help="frames per run (default 300)")
+    parser.add_argument("--warmup", type=int, default=10, metavar="N", help="frames left out at the start")
+    parser.add_argument("--config", metavar="FILE|PRESET", help=f"preset ({', '.join(preset_names())}) or YAML")
+    parser.add_argument("--compare", nargs="+", metavar="CONFIG", default=[],
+                        help="more presets or YAML files to run the same benchmark with")
+    parser.add_argument("--modes", default="pipelined,sequential", metavar="LIST",
+                        help=f"comma-separated, from {', '.join(MODES)} (default pipelined,sequential)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--model", metavar="NAME|PATH")
+    parser.add_argument("--json", metavar="OUT.json", help="write the full report here")
+    parser.add_argument("--plot", metavar="OUT.png", help="latency timeline and per-stage histograms (matplotlib)")
+
+
+def machine_info() -> dict:
+    from kernels.backend import cuda_available
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    gpu = None
+    if cuda_available():
+        import cupy
+
+        gpu = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "os": platform.platform(),
+            "python": platform.python_version()}
+
+
+def versions() -> dict:
+    import cv2
+    import numpy
+    import onnxruntime
+
+    found = {"depthcam": "0.1.0", "numpy": numpy.__version__, "opencv": cv2.__version__,
+             "onnxruntime": onnxruntime.__version__}
+    for name in ("numba", "cupy", "av"):
+        try:
+            found[name] = __import__(name).__version__
+        except ImportError:
+            found[name] = None
+    return found
+
+
+def measurement_overhead_ns(stamps_per_frame: int, repeats: int = 20000) -> float:
+    """What taking one frame's stamps costs: the clock read plus the dict store, measured here."""
+    stamps: dict[str, int] = {}
+    start = time.perf_counter_ns()
+    for i in range(repeats):
+        stamps["stage"] = now_ns()
+    return (time.perf_counter_ns() - start) / repeats * stamps_per_frame
+
+
+def _input_spec(input_spec: str | None, frames: int, live: bool) -> str:
+    if input_spec is None:
+        return f"synthetic:portrait?size=640x480&fps=30&frames={frames}&realtime={int(live)}"
+    if live and input_spec.startswith("synthetic:"):
+        separator = "&" if "?" in input_spec else "?"
+        return f"{input_spec}{separator}realtime=1"
+    return input_spec
+
+
+def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: int) -> dict:
+    from stream.app import build
+
+    recorder = LatencyRecorder(STAGES, warmup=warmup)
+    built = build(config, input_spec, None, sink=NullSink(), recorder=recorder, progress=False)
+    stop_after = frames + warmup
+
+    def limit(frame) -> None:  # bounded runs on endless inputs (cameras)
+        if recorder.seen >= stop_after:
+            built.pipeline.stop.set()
+
+    built.pipeline.on_frame = limit
+    result = built.pipeline.run()
+    summary = recorder.summary()
+    summary.update(dropped_frames=result.dropped, queue_high_water=result.queue_high_water,
+                   provider=built.estimator.provider, kernels_backend=built.backend,
+                   model=built.estimator.spec.name)
+    return summary
+
+
+def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup: int) -> dict:
+    """The same stages on one thread, one frame at a time: the baseline the pipeline must beat."""
+    import threading
+
+    from stream.app import build_stages, kernel_backend, load_estimator
+    from stream.focus import FocusController
+    from stream.sources import open_source
+
+    source = open_source(input_spec)
+    estimator = load_estimator(config, progress=False)
+    backend = kernel_backend(config.device)
+    focus = FocusController(config.render.focus, config.render.focus_point, config.render.focus_smoothing)
+    sequential = dataclasses.replace(config, inference=dataclasses.replace(config.inference, mode="sync"))
+    stages = build_stages(sequential, estimator, focus, backend, threading.Event())
+    recorder = LatencyRecorder(STAGES, warmup=warmup)
+    try:
+        for count, frame in enumerate(source.frames()):
+            if count >= frames + warmup:
+                break
+            batch = [frame]
+            for stage in stages:
+                frame.stamps[f"{stage.name}.start"] = now_ns()
+                batch = stage.process(batch)
+                frame.stamps[stage.name] = now_ns()
+            frame.stamp("sink")
+            recorder.record(frame)
+    finally:
+        for stage in stages:
+            stage.close()
+        source.close()
+    summary = recorder.summary()
+    summary.update(dropped_frames=0, queue_high_water={}, provider=estimator.provider, kernels_backend=backend,
+                   model=estimator.spec.name)
+    return summary
+
+
+def bench_config(config_name: str | None, args: argparse.Namespace) -> PipelineConfig:
+    overrides = {"device": args.device, "model": args.model, "output.progress": False}
+    return load_config(config_name, overrides)
+
+
+def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str]) -> dict:
+    config = bench_config(config_name, args)
+    frames, warmup = args.frames, args.warmup
+    report: dict = {"config": config_name or "default", "settings": config.to_dict(), "runs": {}}
+    file_input = _input_spec(args.input, frames + warmup, live=False)
+    runs = report["runs"]
+    if "pipelined" in modes:
+        runs["pipelined"] = run_pipelined(config, file_input, frames, warmup)
+    if "sequential" in modes:
+        runs["sequential"] = run_sequential(config, file_input, frames, warmup)
+    if "batch" in modes:
+        for batch in (1, 2, 4, 8):
+            batched = dataclasses.replace(config, inference=dataclasses.replace(
+                config.inference, max_batch=batch, mode="sync"))
+            runs[f"batch{batch}"] = run_pipelined(batched, file_input, frames, warmup)
+    if "live" in modes:
+        runs["live"] = run_pipelined(config, _input_spec(args.input, frames + warmup, live=True), frames, warmup)
+    if "pipelined" in runs and "sequential" in runs:
+        report["speedup_pipelined_over_sequential"] = (runs["pipelined"]["throughput_fps"]
+                                                       / runs["sequential"]["throughput_fps"])
+    any_run = next(iter(runs.values()))
+    per_frame_ms = 1000.0 / any_run["throughput_fps"] if any_run["throughput_fps"] > 0 else float("nan")
+    stamps = 2 * len(STAGES) + 1
+    overhead_ms = measurement_overhead_ns(stamps) / 1e6
+    report["measurement_overhead"] = {"per_frame_ms": overhead_ms, "fraction_of_frame_time": overhead_ms / per_frame_ms}
+    return report
+
+
+def format_table(report: dict) -> str:
+    lines = [f"## {report['config']}", "",
+             "| run | fps | e2e p50 | p95 | p99 | max | depth p50 | refine p50 | render p50 | dropped |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, run in report["runs"].items():
+        e2e, stages = run["end_to_end_ms"], run["stages"]
+        lines.append(f"| {name} | {run['throughput_fps']:.1f} | {e2e['p50']:.1f} | {e2e['p95']:.1f} | "
+                     f"{e2e['p99']:.1f} | {e2e['max']:.1f} | {stages['depth']['service_ms']['p50']:.1f} | "
+                     f"{stages['refine']['service_ms']['p50']:.1f} | {stages['render']['service_ms']['p50']:.1f} | "
+                     f"{run['dropped_frames']} |")
+    if "speedup_pipelined_over_sequential" in report:
+        lines.append(f"\npipelined / sequential throughput: {report['speedup_pipelined_over_sequential']:.2f}x")
+    return "\n".join(lines)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise UserError(f"unknown bench mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    if args.frames < 2 or args.warmup < 0:
+        raise UserError("--frames must be at least 2 and --warmup at least 0")
+    reports = []
+    for name in [args.config, *args.compare]:
+        print(f"depthcam bench: {name or 'default'} ({', '.join(modes)}, {args.frames} frames)", file=sys.stderr)
+        reports.append(bench_one(name, args, modes))
+    document = {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "input": args.input or "synthetic:portrait?size=640x480&fps=30", "frames": args.frames,
+                "warmup": args.warmup, "machine": machine_info(), "versions": versions(), "reports": reports}
+    for report in reports:
+        print(format_table(report))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(document, indent=2, allow_nan=True))
+        print(f"depthcam bench: wrote {args.json}", file=sys.stderr)
+    if args.plot:
+        from stream.bench_plot import plot_report
+
+        plot_report(document, Path(args.plot))
+        print(f"depthcam bench: wrote {args.plot}", file=sys.stderr)
+    return 0

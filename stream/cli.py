@@ -1,0 +1,193 @@
+"""The `depthcam` command: run, demo, bench and models."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from stream.config import DEVICES, load_config, preset_names
+from stream.errors import PipelineError, UserError
+
+DEMO_DIR = Path("out")
+
+
+def _focus_value(text: str) -> str | float:
+    return text if text == "auto" else text  # validated with the config (auto or a disparity in [0, 1])
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE|PRESET",
+                        help=f"a YAML file or a preset ({', '.join(preset_names())}); flags override it")
+    parser.add_argument("--model", metavar="NAME|PATH", help="tcmonodepth, fcrn, or a path to an .onnx file")
+    parser.add_argument("--device", choices=DEVICES, help="where everything runs (default auto: CUDA when usable)")
+    parser.add_argument("--focus", metavar="auto|VALUE", type=_focus_value,
+                        help="auto (largest face, else nearest large region) or a disparity in [0, 1]")
+    parser.add_argument("--focus-point", metavar="X,Y", help="focus on what is at this pixel")
+    parser.add_argument("--blur", type=float, metavar="PX", help="largest blur radius in pixels at 480 lines")
+    parser.add_argument("--refine", choices=("full", "live", "off"), help="refinement mode")
+    parser.add_argument("--max-batch", type=int, metavar="N", help="frames per network call")
+    parser.add_argument("--async-depth", action="store_true", default=None,
+                        help="run the network beside the display on the newest frame (live use)")
+    parser.add_argument("--save-depth", metavar="FILE", help="also write the refined depth as a colour video")
+    parser.add_argument("--side-by-side", action="store_true", default=None, help="write input | output | depth")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return {
+        "model": args.model, "device": args.device, "render.focus": args.focus,
+        "render.focus_point": args.focus_point, "render.blur": args.blur, "refine.mode": args.refine,
+        "inference.max_batch": args.max_batch, "inference.mode": "async" if args.async_depth else None,
+        "output.save_depth": args.save_depth, "output.side_by_side": args.side_by_side,
+        "output.progress": False if args.no_progress else None,
+    }
+
+
+def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
+    from stream.app import build
+
+    config = load_config(args.config, _overrides(args))
+    built = build(config, input_spec, output)
+    print(f"depthcam: {built.source.description} -> model {built.estimator.spec.name} "
+          f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
+    target = built.output
+    try:
+        result = built.pipeline.run()
+    except (PipelineError, UserError) as exc:
+        print(f"depthcam: error: {exc}", file=sys.stderr)
+        print(f"depthcam: stopped after {built.pipeline.frames_written} frames; {target} is finalised and "
+              f"playable up to there", file=sys.stderr)
+        return exc.exit_code
+    if result.dropped:
+        print(f"depthcam: dropped {result.dropped} frames to keep up with the live source", file=sys.stderr)
+    if result.interrupted:
+        print(f"depthcam: interrupted after {result.frames_written} frames; {target} is finalised", file=sys.stderr)
+        return 130
+    print(f"depthcam: wrote {result.frames_written} frames to {target}", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run(args.input, args.output, args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stream.sample import write_sample
+
+    sample = write_sample(DEMO_DIR / "sample_astronaut.mp4")
+    output = args.output or str(DEMO_DIR / "demo_portrait.mp4")
+    if args.save_depth is None:
+        args.save_depth = str(DEMO_DIR / "demo_depth.mp4")
+    code = _run(str(sample), output, args)
+    if code == 0:
+        print(f"depthcam demo: input {sample}\n  portrait {output}\n  depth    {args.save_depth}")
+    return code
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from models.download import ModelError, cache_dir
+    from models.registry import REGISTRY, fetch, get_spec, model_state
+
+    try:
+        if args.models_command == "list":
+            for spec in REGISTRY.values():
+                print(f"{spec.name:12s} {model_state(spec):15s} {spec.description}")
+            print(f"cache: {cache_dir()}  (set DEPTHCAM_MODELS to move it)")
+        elif args.models_command == "fetch":
+            print(fetch(args.name, progress=True))
+        elif args.models_command == "info":
+            spec = get_spec(args.name)
+            print(f"name:        {spec.name}\ndescription: {spec.description}\nsource:      {spec.source}")
+            print(f"input:       {spec.input_size[0]}x{spec.input_size[1]} RGB 0..255, {spec.layout}")
+            print(f"output:      {spec.output_kind} (converted to disparity)")
+            if spec.url:
+                print(f"url:         {spec.url}\nsha256:      {spec.sha256}")
+            print(f"file:        {spec.path}\nstate:       {model_state(spec)}")
+        elif args.models_command == "convert":
+            from models.fcrn_weights import convert
+
+            print(convert(Path(args.source), Path(args.output), fp16=args.fp16))
+    except ModelError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from stream.bench import run_bench_command
+
+    return run_bench_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="depthcam", description="Real-time portrait mode for a single camera.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="portrait mode on a video, image, camera or the synthetic scene")
+    run.add_argument("input", metavar="INPUT", help="a video or image file, camera:N, or synthetic:portrait?...")
+    run.add_argument("-o", "--output", metavar="OUTPUT",
+                     help="a video (.mp4 .mkv .mov .webm .avi) or image file, window, vcam, or null "
+                          "(default: a window for cameras, INPUT_portrait.mp4 for files)")
+    _add_run_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    demo = commands.add_parser("demo", help="run on the built-in sample clip and say where the result is")
+    demo.add_argument("-o", "--output", metavar="OUTPUT")
+    _add_run_options(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    from stream.bench import add_bench_arguments
+
+    bench = commands.add_parser("bench", help="latency and throughput of the real pipeline")
+    add_bench_arguments(bench)
+    bench.set_defaults(handler=cmd_bench)
+
+    models = commands.add_parser("models", help="list, fetch, inspect or convert depth models")
+    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    models_commands.add_parser("list", help="the registry and what is cached")
+    fetch = models_commands.add_parser("fetch", help="download (and convert) a model into the cache")
+    fetch.add_argument("name")
+    info = models_commands.add_parser("info", help="where a model comes from and its state")
+    info.add_argument("name")
+    convert = models_commands.add_parser("convert", help="convert official FCRN weights (.ckpt or .npy) to ONNX")
+    convert.add_argument("source", metavar="SRC")
+    convert.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
+    convert.add_argument("--fp16", action="store_true", help="also store the weights in half precision (GPUs)")
+    models.set_defaults(handler=cmd_models)
+    return parser
+
+
+def _terminate(signum, frame):  # SIGTERM ends a run like Ctrl-C: outputs are finalised
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="depthcam: %(message)s")
+    debug = args.debug or bool(os.environ.get("DEPTHCAM_DEBUG"))
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return args.handler(args)
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"depthcam: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("depthcam: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 (one line for users; --debug for the traceback)
+        if debug:
+            traceback.print_exc()
+        print(f"depthcam: error: {exc.__class__.__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Configuration: dataclasses with validation, YAML presets in configs/, and flag overrides.
+
+A preset is a partial YAML file over the defaults below. Unknown keys and bad values are refused
+with a message naming the key, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from stream.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class InferenceConfig:
+    max_batch: int = 4  # frames per network call
+    max_wait_ms: float = 20.0  # wait after the first frame of a batch (live: at most one frame period)
+    mode: str = "sync"  # sync: every frame gets its own depth; async: newest depth, never blocks the display
+    threads: int = 0  # ONNX Runtime intra-op threads; 0 = its default
+
+    def validate(self) -> None:
+        _check_range("inference.max_batch", self.max_batch, 1, 64)
+        _check_range("inference.max_wait_ms", self.max_wait_ms, 0, 1000)
+        _check_choice("inference.mode", self.mode, ("sync", "async"))
+        _check_range("inference.threads", self.threads, 0, 256)
+
+
+@dataclass
+class NormaliseConfig:
+    low_percentile: float = 2.0
+    high_percentile: float = 98.0
+    smoothing: float = 0.15  # weight of the newest frame's range in the running range (1 = no smoothing)
+
+    def validate(self) -> None:
+        _check_range("normalise.low_percentile", self.low_percentile, 0, 50)
+        _check_range("normalise.high_percentile", self.high_percentile, 50, 100)
+        _check_range("normalise.smoothing", self.smoothing, 0.001, 1)
+        if self.low_percentile >= self.high_percentile:
+            raise UserError("normalise.low_percentile must be below normalise.high_percentile")
+
+
+@dataclass
+class RefineConfig:
+    mode: str = "full"  # full: the exact filter at frame size; live: reduced working size; off: bilinear only
+    radius: int = 12
+    sigma_spatial: float = 20.0  # pixels
+    sigma_range: float = 0.05  # guide colour difference, RGB scaled to [0, 1]
+    work_width: int = 320  # live mode's working width in pixels
+
+    def validate(self) -> None:
+        _check_choice("refine.mode", self.mode, ("full", "live", "off"))
+        _check_range("refine.radius", self.radius, 1, 32)
+        _check_range("refine.sigma_spatial", self.sigma_spatial, 0.1, 1000, exclusive_low=False)
+        _check_range("refine.sigma_range", self.sigma_range, 0.001, 10)
+        _check_range("refine.work_width", self.work_width, 32, 8192)
+
+
+@dataclass
+class RenderConfig:
+    focus: str | float = "auto"  # auto (largest face, else nearest large region) or a disparity in [0, 1]
+    focus_point: tuple[int, int] | None = None  # x, y in pixels: focus on what is there
+    focus_smoothing: float = 0.25  # weight of the newest focus measurement per frame
+    blur: float = 12.0  # largest blur radius in pixels at the reference height
+    reference_height: int = 480  # the blur scales with frame height / reference_height
+    highlight_boost: float = 0.0  # > 0 makes bright highlights bloom into bokeh discs
+
+    def validate(self) -> None:
+        if isinstance(self.focus, str) and self.focus != "auto":
+            try:
+                self.focus = float(self.focus)
+            except ValueError:
+                raise UserError(f"render.focus must be 'auto' or a disparity in [0, 1], got {self.focus!r}") from None
+        if not isinstance(self.focus, str):
+            _check_range("render.focus", self.focus, 0, 1)
+        if self.focus_point is not None:
+            point = self.focus_point
+            if isinstance(point, str):
+                point = tuple(p.strip() for p in point.split(","))
+            try:
+                x, y = (int(v) for v in point)  # type: ignore[union-attr]
+            except (TypeError, ValueError):
+                raise UserError(f"render.focus_point must be X,Y in pixels, got {self.focus_point!r}") from None
+            if x < 0 or y < 0:
+                raise UserError(f"render.focus_point must be inside the frame, got {x},{y}")
+            self.focus_point = (x, y)
+        _check_range("render.focus_smoothing", self.focus_smoothing, 0.001, 1)
+        _check_range("render.blur", self.blur, 0, 256)
+        _check_range("render.reference_height", self.reference_height, 16, 8640)
+        _check_range("render.highlight_boost", self.highlight_boost, 0, 16)
+
+
+@dataclass
+class QueueConfig:
+    size: int = 8  # frames between two stages
+
+    def validate(self) -> None:
+        _check_range("queues.size", self.size, 1, 1024)
+
+
+@dataclass
+class OutputConfig:
+    side_by_side: bool = False  # write input | output | depth next to each other
+    save_depth: str | None = None  # also write the refined disparity, colourised, to this video
+    progress: bool = True
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass
+class PipelineConfig:
+    device: str = "auto"
+    model: str = "tcmonodepth"  # a registry name or a path to an .onnx file
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    queues: QueueConfig = field(default_factory=QueueConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def validate(self) -> "PipelineConfig":
+        _check_choice("device", self.device, DEVICES)
+        if not isinstance(self.model, str) or not self.model:
+            raise UserError("model must be a registry name (see 'depthcam models list') or a path to an .onnx file")
+        for section in (self.inference, self.normalise, self.refine, self.render, self.queues, self.output):
+            section.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_range(key: str, value: Any, low: float, high: float, exclusive_low: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{key} must be a number in [{low}, {high}], got {value!r}")
+    if value < low or value > high or (exclusive_low and value == low):
+        raise UserError(f"{key} must be in [{low}, {high}], got {value!r}")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A preset name from configs/ (e.g. 'live-cpu') or a path to a YAML file."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise UserError(f"config file {name_or_path} not found (presets: {', '.join(preset_names())})")
+        return candidate
+    preset = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not preset.is_file():
+        raise UserError(f"unknown config preset {name_or_path!r}; choose one of {', '.join(preset_names())} "
+                        f"or give a path to a YAML file")
+    return preset
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """YAML gives ints where floats are meant, strings for numbers in flags: accept what is meant."""
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if hint is bool and not isinstance(value, bool):
+        raise UserError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _apply(target: Any, values: dict[str, Any], prefix: str, source: str) -> None:
+    if not isinstance(values, dict):
+        raise UserError(f"{prefix.rstrip('.') or 'config'} in {source} must be a mapping, got {values!r}")
+    hints = get_type_hints(type(target))
+    known = {f.name for f in dataclasses.fields(target)}
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in known:
+            raise UserError(f"unknown config key '{full}' in {source} (known keys here: {', '.join(sorted(known))})")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            _apply(current, value, f"{full}.", source)
+        else:
+            setattr(target, key, _coerce(full, value, hints[key]))
+
+
+def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Defaults, then the preset or YAML file, then flag overrides ('section.key': value); validated."""
+    config = PipelineConfig()
+    if name_or_path:
+        path = resolve_config_path(name_or_path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        _apply(config, data, "", str(path))
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *sections, key = dotted.split(".")
+        nested: dict[str, Any] = {key: value}
+        for section in reversed(sections):
+            nested = {section: nested}
+        _apply(config, nested, "", "the command line")
+    return config.validate()

@@ -1,0 +1,93 @@
+"""Where to focus: the largest face, a tapped point, or a fixed disparity, smoothed over time."""
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+
+class FaceFinder:
+    """OpenCV's bundled frontal-face Haar cascade, run on a downscaled grey frame for speed."""
+
+    def __init__(self, detect_width: int = 320) -> None:
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise RuntimeError(f"OpenCV's face cascade could not be loaded from {path}")
+        self.detect_width = detect_width
+
+    def largest_face(self, image_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
+        """(x, y, w, h) of the largest face in full-frame pixels, or None."""
+        scale = min(1.0, self.detect_width / image_bgr.shape[1])
+        small = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image_bgr
+        grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+        faces = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(20, 20))
+        if len(faces) == 0:
+            return None
+        x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+        return tuple(int(round(v / scale)) for v in (x, y, w, h))  # type: ignore[return-value]
+
+
+def nearest_large_region(disparity: np.ndarray, area_fraction: float = 0.05) -> float:
+    """The disparity of the nearest region that covers at least `area_fraction` of the frame.
+
+    The (1 - area_fraction) quantile ignores small near specks (noise, a hand at the edge), then the
+    median of what is above it gives the subject's own disparity rather than its nearest tip.
+    """
+    threshold = float(np.quantile(disparity, 1.0 - area_fraction))
+    return float(np.median(disparity[disparity >= threshold]))
+
+
+def disparity_at(disparity: np.ndarray, x: int, y: int, radius: int = 3) -> float:
+    """Median disparity in a small window around (x, y) in the disparity map's own pixels."""
+    h, w = disparity.shape
+    x, y = min(max(x, 0), w - 1), min(max(y, 0), h - 1)
+    window = disparity[max(y - radius, 0):y + radius + 1, max(x - radius, 0):x + radius + 1]
+    return float(np.median(window))
+
+
+class FocusController:
+    """Chooses the focus disparity per frame and smooths it so focus does not jump.
+
+    `point` can be changed from another thread (a click in the live window).
+    """
+
+    def __init__(self, focus: str | float = "auto", point: tuple[int, int] | None = None,
+                 smoothing: float = 0.25) -> None:
+        self.fixed = None if focus == "auto" else float(focus)
+        self.smoothing = smoothing
+        self._point = point
+        self._lock = threading.Lock()
+        self._faces = FaceFinder() if self.fixed is None else None
+        self.current: float | None = None
+        self.last_face: tuple[int, int, int, int] | None = None
+
+    def set_point(self, x: int, y: int) -> None:
+        with self._lock:
+            self._point = (x, y)
+
+    def measure(self, image_bgr: np.ndarray, disparity: np.ndarray) -> float:
+        """This frame's focus target, before smoothing. `disparity` is at the image's resolution."""
+        with self._lock:
+            point = self._point
+        if point is not None:
+            return disparity_at(disparity, *point)
+        if self.fixed is not None:
+            return self.fixed
+        assert self._faces is not None
+        face = self._faces.largest_face(image_bgr)
+        if face is not None:
+            self.last_face = face
+            x, y, w, h = face
+            # The central part of the face box: the box's corners are often background.
+            return float(np.median(disparity[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]))
+        return nearest_large_region(disparity)
+
+    def update(self, image_bgr: np.ndarray, disparity: np.ndarray) -> float:
+        target = self.measure(image_bgr, disparity)
+        if self.current is None or (self.fixed is not None and self._point is None):
+            self.current = target
+        else:
+            self.current += self.smoothing * (target - self.current)
+        return self.current

@@ -1,0 +1,172 @@
+"""Wires a source, stages and a sink into threads joined by bounded queues, and runs them.
+
+capture thread ─► queue ─► stage thread ─► queue ─► ... ─► sink (the calling thread)
+
+The capture queue's policy follows the source (live: keep the newest, count drops; file: block,
+lose nothing). Between stages, queues block, so back-pressure reaches the capture queue. Any
+failure, Ctrl-C, or a stop asked by the sink sets one stop event; every wait polls it, so all
+threads end within a couple of seconds, and the sink is always closed (files finalised).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tqdm import tqdm
+
+from stream.errors import PipelineError, UserError
+from stream.frame import Frame, now_ns
+from stream.metrics import LatencyRecorder
+from stream.queues import END, BlockingFrameQueue, FrameQueue, LatestFrameQueue, Stopped
+from stream.sinks import Sink
+from stream.sources import Source
+from stream.stages import Stage
+
+JOIN_TIMEOUT_S = 2.0
+
+
+@dataclass
+class RunResult:
+    frames_written: int
+    completed: bool  # reached the end of the input
+    interrupted: bool  # Ctrl-C or SIGTERM
+    closed_by_user: bool  # q/Esc or the window closed
+    dropped: int  # frames the live capture queue dropped
+    queue_high_water: dict[str, int] = field(default_factory=dict)
+    threads_left: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(self, source: Source, stages: list[Stage], sink: Sink, *, queue_size: int = 8,
+                 recorder: LatencyRecorder | None = None, progress: bool = False,
+                 stop: threading.Event | None = None, on_frame: Callable[[Frame], None] | None = None) -> None:
+        self.source = source
+        self.stages = stages
+        self.sink = sink
+        self.stop = stop or threading.Event()
+        self.recorder = recorder
+        self.progress = progress
+        self.on_frame = on_frame
+        capture_queue: type[FrameQueue] = LatestFrameQueue if source.live else BlockingFrameQueue
+        self.queues: list[FrameQueue[Frame]] = [capture_queue(queue_size, self.stop, name="capture")]
+        self.queues += [BlockingFrameQueue(queue_size, self.stop, name=s.name) for s in stages]
+        self.error: tuple[str, BaseException] | None = None
+        self._error_lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+        self.frames_written = 0
+
+    # -- threads -----------------------------------------------------------------------------
+    def _fail(self, where: str, exc: BaseException) -> None:
+        with self._error_lock:
+            if self.error is None:
+                self.error = (where, exc)
+        self.stop.set()
+
+    def _capture(self) -> None:
+        queue = self.queues[0]
+        try:
+            for frame in self.source.frames():
+                if self.stop.is_set():
+                    return
+                queue.put(frame)
+            queue.put(END)
+        except Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 (reported on the main thread)
+            self._fail("capture", exc)
+
+    def _run_stage(self, stage: Stage, inbox: FrameQueue[Frame], outbox: FrameQueue[Frame]) -> None:
+        try:
+            while True:
+                batch, ended = inbox.get_batch(stage.max_batch, stage.max_wait_ms / 1000.0)
+                if batch:
+                    started = now_ns()
+                    for frame in batch:
+                        frame.stamps[f"{stage.name}.start"] = started
+                    batch = stage.process(batch)
+                    finished = now_ns()
+                    for frame in batch:
+                        frame.stamps[stage.name] = finished
+                        outbox.put(frame)
+                if ended:
+                    outbox.put(END)
+                    return
+        except Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(stage.name, exc)
+
+    # -- run ---------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.threads = [threading.Thread(target=self._capture, name="capture", daemon=True)]
+        for stage, inbox, outbox in zip(self.stages, self.queues, self.queues[1:]):
+            self.threads.append(threading.Thread(target=self._run_stage, args=(stage, inbox, outbox),
+                                                 name=f"stage-{stage.name}", daemon=True))
+        for thread in self.threads:
+            thread.start()
+        self.frames_written = 0
+        completed, interrupted, closed_by_user = False, False, False
+        total = None if self.source.live else self.source.frame_count
+        bar = tqdm(total=total, unit="frame", disable=not self.progress, dynamic_ncols=True, leave=True)
+        try:
+            outbox = self.queues[-1]
+            while True:
+                try:
+                    item = outbox.get(timeout_s=0.1)
+                except (TimeoutError, Stopped):
+                    if self.stop.is_set():
+                        break
+                    continue
+                if item is END:
+                    completed = True
+                    break
+                frame: Frame = item  # type: ignore[assignment]
+                self.sink.write(frame)
+                frame.stamp("sink")
+                self.frames_written += 1
+                bar.update(1)
+                if self.recorder is not None:
+                    self.recorder.record(frame)
+                if self.on_frame is not None:
+                    self.on_frame(frame)
+                if self.sink.wants_stop:
+                    closed_by_user = True
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException as exc:  # noqa: BLE001 (the sink failed)
+            self._fail("sink", exc)
+        finally:
+            bar.close()
+            self.stop.set()
+            threads_left = self._shutdown(complete=completed and self.error is None)
+        result = RunResult(self.frames_written, completed and self.error is None, interrupted, closed_by_user,
+                           self.queues[0].dropped,
+                           {q.name: q.high_water for q in self.queues}, threads_left)
+        if self.error is not None:
+            where, exc = self.error
+            if isinstance(exc, UserError):
+                raise exc
+            raise PipelineError(where, exc) from exc
+        return result
+
+    def _shutdown(self, complete: bool) -> list[str]:
+        """Stop every thread (they poll the stop event), then finalise the sink and the source."""
+        deadline = now_ns() + int(JOIN_TIMEOUT_S * 1e9)
+        for stage in self.stages:
+            try:
+                stage.close()
+            except Exception as exc:  # noqa: BLE001
+                self._fail(stage.name, exc)
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, (deadline - now_ns()) / 1e9))
+        try:
+            self.sink.close(complete)
+        except Exception as exc:  # noqa: BLE001
+            self._fail("sink", exc)
+        try:
+            self.source.close()
+        except Exception:  # noqa: BLE001 (closing a source never hides the real error)
+            pass
+        return [t.name for t in self.threads if t.is_alive()]

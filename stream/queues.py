@@ -1,0 +1,121 @@
+"""Bounded frame queues with the two policies of DESIGN.md.
+
+`BlockingFrameQueue` (files): a full queue makes the producer wait; nothing is lost, order kept.
+`LatestFrameQueue` (live): a full queue drops its oldest frame and counts the drop, so latency
+stays bounded when the consumer is slower than the camera.
+Every wait polls a shared stop event, so shutdown never hangs on a queue.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+POLL_S = 0.05
+
+
+class EndOfStream:
+    """The sentinel a producer puts after its last item."""
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END = EndOfStream()
+
+
+class Stopped(Exception):
+    """The pipeline's stop event was set while waiting."""
+
+
+class FrameQueue(Generic[T]):
+    drops_oldest = False
+
+    def __init__(self, maxsize: int, stop: threading.Event | None = None, name: str = "queue") -> None:
+        if maxsize < 1:
+            raise ValueError(f"queue size must be at least 1, got {maxsize}")
+        self.maxsize = maxsize
+        self.name = name
+        self.stop = stop or threading.Event()
+        self.dropped = 0
+        self.high_water = 0
+        self._items: deque[T | EndOfStream] = deque()
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    def _wait(self, predicate, deadline: float | None) -> bool:
+        """Wait until predicate() holds; False on timeout; raises Stopped on stop."""
+        while not predicate():
+            if self.stop.is_set():
+                raise Stopped
+            remaining = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
+            if remaining <= 0:
+                return False
+            self._cond.wait(remaining)
+        return True
+
+    def put(self, item: T | EndOfStream) -> None:
+        with self._cond:
+            if item is END:
+                self._items.append(item)  # the end marker is never dropped nor blocked on
+            elif self.drops_oldest:
+                while len(self._items) >= self.maxsize and self._drop_oldest():
+                    pass
+                self._items.append(item)
+            else:
+                self._wait(lambda: len(self._items) < self.maxsize, None)
+                self._items.append(item)
+            self.high_water = max(self.high_water, len(self._items))
+            self._cond.notify_all()
+
+    def _drop_oldest(self) -> bool:
+        for position, queued in enumerate(self._items):
+            if queued is not END:
+                del self._items[position]
+                self.dropped += 1
+                return True
+        return False
+
+    def get(self, timeout_s: float | None = None) -> T | EndOfStream:
+        """The next item; raises TimeoutError after timeout_s, Stopped on stop."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._cond:
+            if not self._wait(lambda: bool(self._items), deadline):
+                raise TimeoutError(self.name)
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def get_batch(self, max_batch: int, max_wait_s: float) -> tuple[list[T], bool]:
+        """Up to max_batch items, waiting at most max_wait_s after the first (DeepStream/Triton policy).
+
+        Returns (items, ended): ended is True when the end marker was reached; items may be empty then.
+        """
+        first = self.get()
+        if first is END:
+            return [], True
+        batch: list[T] = [first]  # type: ignore[list-item]
+        deadline = time.monotonic() + max_wait_s
+        with self._cond:
+            while len(batch) < max_batch:
+                if not self._wait(lambda: bool(self._items), deadline):
+                    break
+                item = self._items.popleft()
+                self._cond.notify_all()
+                if item is END:
+                    return batch, True
+                batch.append(item)  # type: ignore[arg-type]
+        return batch, False
+
+
+class BlockingFrameQueue(FrameQueue[T]):
+    drops_oldest = False
+
+
+class LatestFrameQueue(FrameQueue[T]):
+    drops_oldest = True

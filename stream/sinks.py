@@ -1,0 +1,204 @@
+"""Where rendered frames go: a video or image file, a preview window, a virtual camera, or nowhere.
+
+Sinks run on the pipeline's calling (main) thread: GUI toolkits want one thread, and Ctrl-C lands
+there. `compose` builds the picture a sink shows: the render, or input | render | depth side by side.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from stream.errors import UserError
+from stream.frame import Frame
+from stream.sources import IMAGE_SUFFIXES
+from stream.video_writer import VideoWriter, video_suffixes
+
+
+def colourise(disparity: np.ndarray) -> np.ndarray:
+    """Disparity in [0, 1] as a BGR picture (near = warm), for depth videos and previews."""
+    grey = np.clip(disparity * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO)
+
+
+def compose(frame: Frame, side_by_side: bool) -> np.ndarray:
+    output = frame.output if frame.output is not None else frame.image
+    if not side_by_side:
+        return output
+    depth = colourise(frame.refined) if frame.refined is not None else np.zeros_like(output)
+    return np.hstack([frame.image, output, depth])
+
+
+class Sink:
+    def write(self, frame: Frame) -> None:
+        raise NotImplementedError
+
+    def close(self, complete: bool = True) -> None:
+        pass
+
+    @property
+    def wants_stop(self) -> bool:
+        """True when the user asked to stop from the sink (a key in the preview window)."""
+        return False
+
+
+class NullSink(Sink):
+    """Discards frames: for benchmarks, where only the timestamps matter."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, frame: Frame) -> None:
+        self.count += 1
+
+
+class VideoSink(Sink):
+    def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None,
+                 picture: Callable[[Frame], np.ndarray]) -> None:
+        self.writer = VideoWriter(path, width, height, fps, audio_from)
+        self.picture = picture
+
+    def write(self, frame: Frame) -> None:
+        self.writer.write(self.picture(frame), frame.pts_seconds)
+
+    def close(self, complete: bool = True) -> None:
+        self.writer.close(complete)
+
+
+class ImageSink(Sink):
+    def __init__(self, path: Path, picture: Callable[[Frame], np.ndarray]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.picture = picture
+
+    def write(self, frame: Frame) -> None:
+        if not cv2.imwrite(str(self.path), self.picture(frame)):
+            raise UserError(f"cannot write image {self.path} (check the folder and the extension)")
+
+
+class WindowSink(Sink):
+    """A live preview window. q or Esc stops; a click focuses on what is under the pointer."""
+
+    def __init__(self, title: str, on_click: Callable[[int, int], None] | None, frame_width: int,
+                 picture: Callable[[Frame], np.ndarray]) -> None:
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise UserError("no display for the preview window (DISPLAY is not set); "
+                            "write to a file with -o out.mp4, or use -o null")
+        self.title = title
+        self.frame_width = frame_width
+        self.picture = picture
+        self._stop = False
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise UserError(f"cannot open a preview window ({str(exc).strip().splitlines()[-1]}); "
+                            f"install opencv-python (not -headless), or write to a file with -o") from None
+        if on_click is not None:
+            def mouse(event, x, y, flags, param):
+                if event == cv2.EVENT_LBUTTONDOWN:
+                    on_click(x % self.frame_width, y)  # a click on any panel of a side-by-side view
+            cv2.setMouseCallback(title, mouse)
+
+    def write(self, frame: Frame) -> None:
+        cv2.imshow(self.title, self.picture(frame))
+        key = cv2.waitKey(1) & 0xFF
+        if key in (27, ord("q")) or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            self._stop = True
+
+    @property
+    def wants_stop(self) -> bool:
+        return self._stop
+
+    def close(self, complete: bool = True) -> None:
+        cv2.destroyWindow(self.title)
+        cv2.waitKey(1)
+
+
+class VirtualCameraSink(Sink):
+    """A system virtual camera (v4l2loopback, OBS Virtual Camera, ...) through pyvirtualcam."""
+
+    def __init__(self, width: int, height: int, fps: float, picture: Callable[[Frame], np.ndarray]) -> None:
+        try:
+            import pyvirtualcam
+        except ImportError:
+            raise UserError("the virtual camera needs pyvirtualcam: pip install 'depthcam[vcam]'") from None
+        try:
+            self.camera = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.BGR)
+        except RuntimeError as exc:
+            raise UserError(f"no virtual camera device ({exc}); on Linux load v4l2loopback, "
+                            f"elsewhere install OBS (its virtual camera)") from None
+        self.picture = picture
+
+    def write(self, frame: Frame) -> None:
+        self.camera.send(self.picture(frame))
+
+    def close(self, complete: bool = True) -> None:
+        self.camera.close()
+
+
+class TeeSink(Sink):
+    """Writes every frame to several sinks (the main output and the depth video)."""
+
+    def __init__(self, sinks: list[Sink]) -> None:
+        self.sinks = sinks
+
+    def write(self, frame: Frame) -> None:
+        for sink in self.sinks:
+            sink.write(frame)
+
+    @property
+    def wants_stop(self) -> bool:
+        return any(s.wants_stop for s in self.sinks)
+
+    def close(self, complete: bool = True) -> None:
+        errors = []
+        for sink in self.sinks:  # close them all even if one fails, so no file is left open
+            try:
+                sink.close(complete)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def output_kind(target: str) -> str:
+    if target in ("null", "window", "vcam"):
+        return target
+    suffix = Path(target).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in video_suffixes():
+        return "video"
+    raise UserError(f"cannot write {target}: unknown output type {suffix or '(no extension)'}; use a video "
+                    f"({', '.join(video_suffixes())}), an image ({', '.join(sorted(IMAGE_SUFFIXES))}), "
+                    f"window, vcam or null")
+
+
+def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: Path | None,
+              side_by_side: bool, save_depth: str | None, on_click: Callable[[int, int], None] | None) -> Sink:
+    """The sink for `-o TARGET` (plus the depth video of --save-depth), opened and validated now."""
+    kind = output_kind(target)
+    picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
+    out_width = width * 3 if side_by_side else width
+    sinks: list[Sink] = []
+    if save_depth:
+        if output_kind(save_depth) != "video":
+            raise UserError(f"--save-depth {save_depth}: give a video file ({', '.join(video_suffixes())})")
+        sinks.append(VideoSink(Path(save_depth), width, height, fps, None,
+                               lambda f: colourise(f.refined) if f.refined is not None else np.zeros_like(f.image)))
+    if kind == "null":
+        sinks.append(NullSink())
+    elif kind == "video":
+        sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture))
+    elif kind == "image":
+        sinks.append(ImageSink(Path(target), picture))
+    elif kind == "window":
+        sinks.append(WindowSink("depthcam", on_click, width, picture))
+    elif kind == "vcam":
+        sinks.append(VirtualCameraSink(out_width, height, fps, picture))
+    return sinks[0] if len(sinks) == 1 else TeeSink(sinks)
+

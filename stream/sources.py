@@ -1,0 +1,227 @@
+"""Frame sources: video files (PyAV), still images, cameras (OpenCV) and the synthetic portrait.
+
+`open_source(spec)` opens and validates at once, so a bad input fails before any thread starts.
+A source's `frames()` runs on the capture thread.
+"""
+from __future__ import annotations
+
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from stream.errors import UserError
+from stream.frame import Frame, now_ns
+from stream.synthetic import SyntheticPortrait, SyntheticScene
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+class Source:
+    """What the pipeline needs to know about where frames come from."""
+
+    live = False  # live sources drop the oldest frame when the pipeline falls behind
+    fps = 30.0
+    width = 0
+    height = 0
+    frame_count: int | None = None
+    audio_path: Path | None = None  # a file whose audio the video sink re-muxes
+    description = "source"
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _parse_size(value: str, spec: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise UserError(f"bad size {value!r} in {spec!r}; write it as WIDTHxHEIGHT, e.g. 640x480") from None
+    if width < 32 or height < 32 or width > 8192 or height > 8192:
+        raise UserError(f"size {width}x{height} in {spec!r} is out of range (32..8192 per side)")
+    return width, height
+
+
+def _query(spec: str) -> tuple[str, dict[str, str]]:
+    parsed = urllib.parse.urlsplit(spec)
+    params = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+    return parsed.path, params
+
+
+def _number(params: dict[str, str], key: str, default: float, spec: str, low: float, high: float) -> float:
+    raw = params.pop(key, None)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"{key}={raw!r} in {spec!r} is not a number") from None
+    if not low <= value <= high:
+        raise UserError(f"{key}={raw} in {spec!r} is out of range [{low:g}, {high:g}]")
+    return value
+
+
+def _refuse_unknown(params: dict[str, str], spec: str, known: str) -> None:
+    if params:
+        raise UserError(f"unknown option(s) {', '.join(sorted(params))} in {spec!r} (known: {known})")
+
+
+class SyntheticSource(Source):
+    """`synthetic:portrait?size=640x480&fps=30&frames=300&realtime=0&seed=0`; frames carry ground truth."""
+
+    def __init__(self, spec: str) -> None:
+        name, params = _query(spec.split(":", 1)[1])
+        if name not in ("", "portrait"):
+            raise UserError(f"unknown synthetic scene {name!r} in {spec!r}; the scene is 'portrait'")
+        self.width, self.height = _parse_size(params.pop("size", "640x480"), spec)
+        self.fps = _number(params, "fps", 30, spec, 1, 1000)
+        self.frame_count = int(_number(params, "frames", 300, spec, 1, 10_000_000))
+        self.live = bool(_number(params, "realtime", 0, spec, 0, 1))
+        seed = int(_number(params, "seed", 0, spec, 0, 2**31))
+        _refuse_unknown(params, spec, "size, fps, frames, realtime, seed")
+        self.scene = SyntheticPortrait(SyntheticScene(self.width, self.height, seed))
+        self.description = f"synthetic portrait {self.width}x{self.height} @ {self.fps:g} fps"
+
+    def frames(self) -> Iterator[Frame]:
+        period_ns = int(1e9 / self.fps)
+        start = now_ns()
+        for index in range(self.frame_count or 0):
+            if self.live:  # pace like a camera: frame i is "exposed" at start + i * period
+                delay = start + index * period_ns - now_ns()
+                if delay > 0:
+                    time.sleep(delay / 1e9)
+            image, truth = self.scene.render(index)
+            yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=index / self.fps,
+                        ground_truth=truth)
+
+
+class ImageSource(Source):
+    def __init__(self, path: Path) -> None:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise UserError(f"cannot read image {path}: not an image, or corrupt (give a PNG/JPEG file)")
+        self.image = image
+        self.height, self.width = image.shape[:2]
+        self.frame_count = 1
+        self.description = f"image {path.name} {self.width}x{self.height}"
+
+    def frames(self) -> Iterator[Frame]:
+        yield Frame(index=0, capture_ns=now_ns(), image=self.image.copy(), pts_seconds=0.0)
+
+
+class VideoFileSource(Source):
+    """Decodes with PyAV (FFmpeg), frame-threaded; keeps presentation times for the writer."""
+
+    def __init__(self, path: Path) -> None:
+        import av
+
+        self.path = path
+        try:
+            self.container = av.open(str(path))
+        except av.error.FFmpegError as exc:
+            raise UserError(f"cannot read video {path}: {exc.strerror or exc} "
+                            f"(the file is not a video, or it is truncated or corrupt)") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise UserError(f"{path} has no video stream (give a video file, an image, camera:N or synthetic:portrait)")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self.fps = float(rate) if rate else 30.0
+        self.rate = rate
+        self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
+        if self.width <= 0 or self.height <= 0:
+            self.container.close()
+            raise UserError(f"cannot read video {path}: its video stream has no frame size (corrupt file)")
+        count = self.stream.frames
+        if not count and self.stream.duration and self.stream.time_base:
+            count = int(round(float(self.stream.duration * self.stream.time_base) * self.fps))
+        if not count and self.container.duration:  # e.g. Matroska keeps only the container's duration
+            count = int(round(self.container.duration / 1_000_000 * self.fps))
+        self.frame_count = count or None
+        self.audio_path = path if self.container.streams.audio else None
+        self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps"
+
+    def frames(self) -> Iterator[Frame]:
+        import av
+
+        index = 0
+        try:
+            for decoded in self.container.decode(self.stream):
+                yield Frame(index=index, capture_ns=now_ns(), image=decoded.to_ndarray(format="bgr24"),
+                            pts_seconds=decoded.time)
+                index += 1
+        except av.error.FFmpegError as exc:
+            raise UserError(f"{self.path} is corrupt or truncated after frame {index} ({exc.strerror or exc}); "
+                            f"the frames before it were processed") from None
+        if index == 0:
+            raise UserError(f"{self.path} holds no decodable video frame (truncated or corrupt file)")
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class CameraSource(Source):
+    """`camera:N?size=1280x720&fps=30`: a webcam through OpenCV (V4L2, AVFoundation, Media Foundation)."""
+
+    live = True
+
+    def __init__(self, spec: str) -> None:
+        index_text, params = _query(spec.split(":", 1)[1])
+        try:
+            self.index = int(index_text or 0)
+        except ValueError:
+            raise UserError(f"bad camera {spec!r}; write camera:N with N the camera number, e.g. camera:0") from None
+        size = _parse_size(params.pop("size"), spec) if "size" in params else None
+        fps = _number(params, "fps", 0, spec, 0, 1000)
+        _refuse_unknown(params, spec, "size, fps")
+        self.capture = cv2.VideoCapture(self.index)
+        if not self.capture.isOpened():
+            raise UserError(f"camera {self.index} could not be opened: no such camera, or it is busy or not "
+                            f"permitted (try camera:0, close other apps using it, check video-device permissions)")
+        if size:
+            self.capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            self.capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if fps:
+            self.capture.set(cv2.CAP_PROP_FPS, fps)
+        self.width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.fps = float(self.capture.get(cv2.CAP_PROP_FPS)) or 30.0
+        self.description = f"camera {self.index} {self.width}x{self.height} @ {self.fps:g} fps"
+
+    def frames(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            ok, image = self.capture.read()
+            if not ok:
+                if index == 0:
+                    raise UserError(f"camera {self.index} opened but delivered no frame (is it in use elsewhere?)")
+                return  # unplugged or closed: end of stream
+            yield Frame(index=index, capture_ns=now_ns(), image=image)
+            index += 1
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+def open_source(spec: str) -> Source:
+    """A source from its spec: a path, `camera:N`, or `synthetic:portrait?...`."""
+    if spec.startswith("synthetic:"):
+        return SyntheticSource(spec)
+    if spec.startswith("camera:"):
+        return CameraSource(spec)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UserError(f"input {spec} not found (give a video or image file, camera:N, or synthetic:portrait)")
+    if path.is_dir():
+        raise UserError(f"input {spec} is a folder; give a video or image file")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path)
+    return VideoFileSource(path)

@@ -1,0 +1,176 @@
+"""The pipeline's stages behind one small protocol: `process(batch) -> batch`.
+
+The pipeline runs each stage on its own thread and knows nothing of what it does. A stage says
+how it wants its input batched (`max_batch`, `max_wait_ms`); only depth inference batches.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+import kernels
+from models.postprocess import DisparityNormaliser
+from models.runtime import DepthEstimator
+from stream.config import RefineConfig, RenderConfig
+from stream.focus import FocusController
+from stream.frame import Frame
+from stream.queues import LatestFrameQueue, Stopped
+
+
+class Stage(Protocol):
+    name: str
+    max_batch: int
+    max_wait_ms: float
+
+    def process(self, batch: list[Frame]) -> list[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+class DepthStage:
+    """Batched network inference; every frame gets the depth predicted from itself (file runs)."""
+
+    name = "depth"
+
+    def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, max_batch: int = 1,
+                 max_wait_ms: float = 0.0) -> None:
+        self.estimator = estimator
+        self.normaliser = normaliser
+        self.max_batch = max_batch
+        self.max_wait_ms = max_wait_ms
+
+    def process(self, batch: list[Frame]) -> list[Frame]:
+        for frame, depth in zip(batch, self.estimator.predict([f.image for f in batch])):
+            frame.disparity = self.normaliser(self.estimator.to_disparity(depth))
+            frame.depth_index = frame.index
+            frame.extra["batch_size"] = len(batch)
+        return batch
+
+    def close(self) -> None:
+        pass
+
+
+class AsyncDepthStage:
+    """Live mode: the network runs on its own thread on the newest frame; every frame passes at
+    once with the newest depth available. Refinement, guided by the current frame, re-aligns the
+    slightly stale depth to the current edges, so the display keeps the camera's rate."""
+
+    name = "depth"
+    max_batch = 1
+    max_wait_ms = 0.0
+
+    def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, stop: threading.Event) -> None:
+        self.estimator = estimator
+        self.normaliser = normaliser
+        self.stop = stop  # the pipeline's: stops waiting for the first depth
+        self._closed = threading.Event()  # this stage's own: ends the worker on close()
+        self.pending: LatestFrameQueue[Frame] = LatestFrameQueue(1, self._closed, name="async-depth")
+        self._latest: tuple[np.ndarray, int] | None = None
+        self._ready = threading.Condition()
+        self._error: BaseException | None = None
+        self._worker = threading.Thread(target=self._run, name="depth-async", daemon=True)
+        self._worker.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                frame = self.pending.get()
+                depth = self.estimator.predict([frame.image])[0]
+                disparity = self.normaliser(self.estimator.to_disparity(depth))
+                with self._ready:
+                    self._latest = (disparity, frame.index)
+                    self._ready.notify_all()
+        except Stopped:
+            return
+        except BaseException as exc:  # surfaced on the pipeline thread by process()
+            with self._ready:
+                self._error = exc
+                self._ready.notify_all()
+
+    def process(self, batch: list[Frame]) -> list[Frame]:
+        for frame in batch:
+            self.pending.put(frame)
+            with self._ready:
+                # Only the very first frames wait: there is no depth at all yet.
+                while self._latest is None and self._error is None:
+                    if self.stop.is_set():
+                        raise Stopped
+                    self._ready.wait(0.05)
+                if self._error is not None:
+                    raise self._error
+                frame.disparity, frame.depth_index = self._latest  # type: ignore[misc]
+        return batch
+
+    def close(self) -> None:
+        self._closed.set()
+        self._worker.join(timeout=2.0)
+
+
+def upsample(disparity: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resize of a model-resolution map to the frame's size (the unrefined baseline)."""
+    if disparity.shape == (height, width):
+        return disparity
+    return cv2.resize(disparity, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+class RefineStage:
+    """Joint bilateral refinement guided by the frame: depth edges snap to the image's edges."""
+
+    name = "refine"
+    max_batch = 1
+    max_wait_ms = 0.0
+
+    def __init__(self, config: RefineConfig, backend: str) -> None:
+        self.config = config
+        self.backend = backend
+
+    def process(self, batch: list[Frame]) -> list[Frame]:
+        c = self.config
+        for frame in batch:
+            assert frame.disparity is not None, "refine needs the depth stage before it"
+            if c.mode == "live":
+                frame.refined = kernels.refine_live(frame.disparity, frame.image, work_width=c.work_width,
+                                                    radius=c.radius, sigma_spatial=c.sigma_spatial,
+                                                    sigma_range=c.sigma_range, backend=self.backend)
+            else:
+                coarse = upsample(frame.disparity, frame.width, frame.height)
+                frame.refined = coarse if c.mode == "off" else kernels.joint_bilateral(
+                    coarse, frame.image, radius=c.radius, sigma_spatial=c.sigma_spatial,
+                    sigma_range=c.sigma_range, backend=self.backend)
+        return batch
+
+    def close(self) -> None:
+        pass
+
+
+class RenderStage:
+    """Synthetic depth of field focused on the subject."""
+
+    name = "render"
+    max_batch = 1
+    max_wait_ms = 0.0
+
+    def __init__(self, config: RenderConfig, focus: FocusController, backend: str) -> None:
+        self.config = config
+        self.focus = focus
+        self.backend = backend
+
+    def blur_px(self, height: int) -> float:
+        """The aperture scales with the frame so a preset looks the same at 480p and 1080p."""
+        return self.config.blur * height / self.config.reference_height
+
+    def process(self, batch: list[Frame]) -> list[Frame]:
+        for frame in batch:
+            assert frame.refined is not None, "render needs the refine stage before it"
+            frame.focus = self.focus.update(frame.image, frame.refined)
+            blur = self.blur_px(frame.height)
+            frame.output = frame.image if blur <= 0 else kernels.depth_of_field(
+                frame.image, frame.refined, frame.focus, blur,
+                highlight_boost=self.config.highlight_boost, backend=self.backend)
+        return batch
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,49 @@
+"""Shared fixtures: the real models folder beside the checkout, GPU detection, seeded randomness."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kernels.backend import cuda_available, cuda_unavailable_reason
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MODELS = REPO.parent / "shared" / "models"
+
+
+def pytest_collection_modifyitems(config, items):
+    if cuda_available():
+        return
+    skip = pytest.mark.skip(reason=f"gpu test: {cuda_unavailable_reason()}")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def shared_models(monkeypatch) -> Path:
+    """Point the model cache at ../shared/models (real pretrained ONNX files), or skip."""
+    if not (SHARED_MODELS / "tcmonodepth_tcsmallnet_192x320.onnx").exists():
+        pytest.skip(f"real models not found at {SHARED_MODELS} (the team's shared folder)")
+    monkeypatch.setenv("DEPTHCAM_MODELS", str(SHARED_MODELS))
+    return SHARED_MODELS
+
+
+@pytest.fixture
+def model_cache(tmp_path, monkeypatch) -> Path:
+    """An empty, writable model cache for download and conversion tests."""
+    cache = tmp_path / "model-cache"
+    monkeypatch.setenv("DEPTHCAM_MODELS", str(cache))
+    return cache
+
+
+def pytest_report_header(config):
+    return [f"depthcam: CUDA {'available' if cuda_available() else 'not available: ' + cuda_unavailable_reason()}",
+            f"depthcam: DEPTHCAM_MODELS={os.environ.get('DEPTHCAM_MODELS', '(default cache)')}"]

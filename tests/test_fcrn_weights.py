@@ -1,0 +1,258 @@
+"""Official FCRN weight files -> ONNX: the TF tensor bundle and the NumPy pickle, written here in
+their official formats (names, HWIO shapes) with random values; validation; download checksum."""
+from __future__ import annotations
+
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import models.fcrn_weights as fw
+from models.download import ModelError, sha256_of
+from models.fcrn import build_fcrn, random_weights
+
+# ---------------------------------------------------------------- writers in the official formats
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, value: int | bytes) -> bytes:
+    if isinstance(value, bytes):
+        return _varint(number << 3 | 2) + _varint(len(value)) + value
+    return _varint(number << 3) + _varint(value)
+
+
+def _block(entries: list[tuple[bytes, bytes]], restart_interval: int = 16) -> bytes:
+    """A LevelDB/TF table block: prefix-compressed keys, a restart point every 16 entries."""
+    out, restarts, previous = bytearray(), [], b""
+    for i, (key, value) in enumerate(entries):
+        shared = 0
+        if i % restart_interval == 0:
+            restarts.append(len(out))
+        else:
+            while shared < min(len(key), len(previous)) and key[shared] == previous[shared]:
+                shared += 1
+        out += _varint(shared) + _varint(len(key) - shared) + _varint(len(value)) + key[shared:] + value
+        previous = key
+    for r in restarts:
+        out += struct.pack("<I", r)
+    return bytes(out + struct.pack("<I", len(restarts)))
+
+
+def write_table(path: Path, items: dict[bytes, bytes], block_entries: int = 40) -> None:
+    """A TF table file: several data blocks, an empty metaindex, an index block, the footer."""
+    data, handles, keys = bytearray(), [], sorted(items)
+    trailer = b"\x00" + b"\x00" * 4  # no compression; crc32c (not checked by the reader)
+    for start in range(0, len(keys), block_entries):
+        chunk = keys[start:start + block_entries]
+        block = _block([(k, items[k]) for k in chunk])
+        handles.append((chunk[-1], _varint(len(data)) + _varint(len(block))))
+        data += block + trailer
+    meta = _block([])
+    meta_handle = _varint(len(data)) + _varint(len(meta))
+    data += meta + trailer
+    index = _block(handles, restart_interval=1)
+    index_handle = _varint(len(data)) + _varint(len(index))
+    data += index + trailer
+    footer = (meta_handle + index_handle).ljust(40, b"\x00") + struct.pack("<Q", 0xDB4775248B80FB57)
+    path.write_bytes(bytes(data + footer))
+
+
+_DTYPES = {np.dtype("<f4"): 1, np.dtype("<i8"): 9}
+
+
+def write_checkpoint(prefix: Path, tensors: dict[str, np.ndarray]) -> None:
+    """NYU_FCRN.ckpt-style tensor bundle: .index (table of BundleEntryProto) + .data shard."""
+    header = _field(1, 1) + _field(2, 0) + _field(3, _field(1, 1))  # 1 shard, little-endian, version
+    items, data = {b"": header}, bytearray()
+    for name, array in tensors.items():
+        raw = np.ascontiguousarray(array).tobytes()
+        shape = b"".join(_field(2, _field(1, d)) for d in array.shape)
+        entry = (_field(1, _DTYPES[array.dtype]) + _field(2, shape) + _field(4, len(data)) + _field(5, len(raw))
+                 + _varint(6 << 3 | 5) + struct.pack("<I", 0))
+        items[name.encode()] = entry
+        data += raw
+    write_table(Path(f"{prefix}.index"), items)
+    Path(f"{prefix}.data-00000-of-00001").write_bytes(bytes(data))
+
+
+def write_npy(path: Path, weights: dict[str, np.ndarray]) -> None:
+    """NYU_ResNet-UpProj.npy-style pickle: {layer: {param: array}}."""
+    layers: dict[str, dict[str, np.ndarray]] = {}
+    for name, value in weights.items():
+        layer, param = name.split("/")
+        layers.setdefault(layer, {})[param] = value
+    np.save(path, np.array(layers, dtype=object), allow_pickle=True)
+
+
+# The official graph also saves its interleave index tensors (int64) and a step counter.
+CKPT_NON_PARAMETERS = {"x_0": np.arange(6, dtype=np.int64), "x_3_7": np.arange(4, dtype=np.int64),
+                       "global_step": np.array(1000, dtype=np.int64)}
+
+
+@pytest.fixture(scope="module")
+def weights() -> dict[str, np.ndarray]:
+    return random_weights(seed=21)
+
+
+@pytest.fixture(scope="module")
+def reference_bytes(weights) -> bytes:
+    return build_fcrn(weights).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(weights, tmp_path_factory) -> Path:
+    prefix = tmp_path_factory.mktemp("ckpt") / "NYU_FCRN.ckpt"
+    write_checkpoint(prefix, {**dict(reversed(list(weights.items()))), **CKPT_NON_PARAMETERS})
+    return prefix
+
+
+def _same(read: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> bool:
+    return read.keys() == expected.keys() and all(np.array_equal(read[k], expected[k]) for k in expected)
+
+
+# ---------------------------------------------------------------- readers and conversion
+
+
+def test_table_reader_handles_prefix_compression_and_many_blocks(tmp_path):
+    items = {f"layer{i:03d}_br{j}/weights".encode(): bytes([i, j]) * (i % 5) for i in range(120) for j in (1, 2)}
+    write_table(tmp_path / "t.index", items, block_entries=7)
+    assert fw.read_table((tmp_path / "t.index").read_bytes()) == items
+
+
+def test_checkpoint_reads_exact_values_from_prefix_and_index(checkpoint, weights):
+    assert _same(fw.read_checkpoint(checkpoint), weights)  # integer index tensors are skipped
+    assert _same(fw.read_checkpoint(Path(f"{checkpoint}.index")), weights)
+
+
+def test_convert_checkpoint_gives_the_same_network(checkpoint, reference_bytes, tmp_path):
+    out = fw.convert(checkpoint, tmp_path / "fcrn.onnx")
+    assert out == tmp_path / "fcrn.onnx" and not list(tmp_path.glob("*.part"))
+    assert onnx.load(str(out)).SerializeToString() == reference_bytes
+
+
+def test_convert_npy_gives_the_same_network(weights, reference_bytes, tmp_path):
+    src = tmp_path / "NYU_ResNet-UpProj.npy"
+    write_npy(src, {k: v.astype(np.float64) for k, v in weights.items()})  # any float dtype is accepted
+    assert onnx.load(str(fw.convert(src, tmp_path / "fcrn.onnx"))).SerializeToString() == reference_bytes
+
+
+def test_fetch_official_downloads_verifies_converts_and_caches(checkpoint, reference_bytes, tmp_path, monkeypatch):
+    archive = tmp_path / "mirror" / "NYU_FCRN-checkpoint.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:  # layout of the OMZ archive
+        for suffix in (".index", ".data-00000-of-00001"):
+            zf.write(f"{checkpoint}{suffix}", f"NYU_FCRN.ckpt{suffix}")
+        zf.writestr("NYU_FCRN.ckpt.meta", b"graph")
+    monkeypatch.setattr(fw, "OFFICIAL_URL", archive.as_uri())
+    monkeypatch.setattr(fw, "OFFICIAL_SHA256", sha256_of(archive))
+    cache = tmp_path / "cache"
+    onnx_path = fw.fetch_official(cache, progress=False)
+    assert onnx_path == cache / fw.ONNX_NAME
+    assert onnx.load(str(onnx_path)).SerializeToString() == reference_bytes
+    assert not (cache / fw.OFFICIAL_ARCHIVE).exists()  # the 472 MB archive is not kept by default
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("fetched again although the converted model is cached")
+
+    monkeypatch.setattr(fw, "download", no_network)
+    monkeypatch.setattr(fw, "convert", no_network)
+    assert fw.fetch_official(cache, progress=False) == onnx_path
+
+
+# ---------------------------------------------------------------- errors users will see
+
+
+def test_corrupt_download_fails_the_checksum(tmp_path, monkeypatch):
+    corrupt = tmp_path / "NYU_FCRN-checkpoint.zip"
+    corrupt.write_bytes(b"<html>503 Service Unavailable</html>")
+    monkeypatch.setattr(fw, "OFFICIAL_URL", corrupt.as_uri())
+    cache = tmp_path / "cache"
+    # download.py names its temporary .part file here; the archive's name and the sha256 are what matter.
+    with pytest.raises(ModelError, match=r"checksum mismatch for NYU_FCRN-checkpoint\.zip.*expected sha256 "
+                                         + fw.OFFICIAL_SHA256):
+        fw.fetch_official(cache, progress=False)
+    assert list(cache.iterdir()) == []  # nothing half-written is left to be mistaken for the model
+
+
+def test_archive_placed_by_hand_is_checked_too(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / fw.OFFICIAL_ARCHIVE).write_bytes(b"truncated")
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        fw.fetch_official(cache, progress=False)
+
+
+def _broken(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    broken = dict(weights)
+    del broken["res4c_branch2b/weights"]
+    broken["layer8x_br1_ConvE/weights"] = np.zeros((2, 2, 256, 128), np.float32)
+    broken["bn3a_branch1/variance"] = np.ones(256, np.float32)
+    return broken
+
+
+def _assert_names_the_problems(message: str) -> None:
+    assert "\n" not in message
+    assert "missing 1: res4c_branch2b/weights" in message
+    assert "unexpected 1: layer8x_br1_ConvE/weights" in message
+    assert "bn3a_branch1/variance (expected (512,), got (256,))" in message
+
+
+def test_checkpoint_with_wrong_variables_is_refused_by_name(weights, tmp_path):
+    write_checkpoint(tmp_path / "bad.ckpt", _broken(weights))
+    with pytest.raises(ModelError) as info:
+        fw.convert(tmp_path / "bad.ckpt", tmp_path / "out.onnx")
+    _assert_names_the_problems(str(info.value))
+    assert "bad.ckpt" in str(info.value) and not (tmp_path / "out.onnx").exists()
+
+
+def test_npy_with_wrong_variables_is_refused_by_name(weights, tmp_path):
+    write_npy(tmp_path / "bad.npy", _broken(weights))
+    with pytest.raises(ModelError) as info:
+        fw.convert(tmp_path / "bad.npy", tmp_path / "out.onnx")
+    _assert_names_the_problems(str(info.value))
+
+
+def test_truncated_data_shard_names_the_variable(tmp_path):
+    prefix = tmp_path / "t.ckpt"
+    write_checkpoint(prefix, {"conv1/biases": np.ones(64, np.float32), "conv1/weights": np.ones((7, 7, 3, 64), np.float32)})
+    data = Path(f"{prefix}.data-00000-of-00001")
+    data.write_bytes(data.read_bytes()[:-100])
+    with pytest.raises(ModelError, match="variable conv1/weights of .* is truncated"):
+        fw.read_checkpoint(prefix)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"\x00" * 100, "bad magic number"),
+    (b"", "too short"),
+])
+def test_corrupt_index_is_reported(tmp_path, content, expected):
+    prefix = tmp_path / "c.ckpt"
+    Path(f"{prefix}.index").write_bytes(content)
+    Path(f"{prefix}.data-00000-of-00001").write_bytes(b"")
+    with pytest.raises(ModelError, match=f"cannot read the checkpoint index .*{expected}"):
+        fw.read_checkpoint(prefix)
+
+
+def test_missing_data_shard_and_unknown_formats(tmp_path):
+    Path(f"{tmp_path / 'a.ckpt'}.index").write_bytes(b"x")
+    with pytest.raises(ModelError, match=r"a.ckpt.data-00000-of-00001 not found"):
+        fw.convert(tmp_path / "a.ckpt", tmp_path / "o.onnx")
+    (tmp_path / "w.h5").write_bytes(b"x")
+    with pytest.raises(ModelError, match="unknown FCRN weight format"):
+        fw.convert(tmp_path / "w.h5", tmp_path / "o.onnx")
+    with pytest.raises(ModelError, match="not found"):
+        fw.convert(tmp_path / "nothing.npy", tmp_path / "o.onnx")
+    (tmp_path / "z.zip").write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match="not a readable zip"):
+        fw.convert(tmp_path / "z.zip", tmp_path / "o.onnx")

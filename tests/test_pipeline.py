@@ -1,0 +1,139 @@
+"""The whole pipeline on real inputs: order, quality against ground truth, faults, shutdown."""
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from media import make_video, probe
+from stream.app import build
+from stream.config import load_config
+from stream.errors import PipelineError
+from stream.pipeline import Pipeline
+from stream.sinks import NullSink
+from stream.stages import upsample
+
+
+class CollectingSink(NullSink):
+    def __init__(self):
+        super().__init__()
+        self.frames = []
+
+    def write(self, frame):
+        super().write(frame)
+        self.frames.append(frame)
+
+
+def _config(**overrides):
+    values = {"refine.radius": 6, "refine.sigma_spatial": 6.0, "output.progress": False}
+    values.update(overrides)
+    return load_config("default", values)
+
+
+def test_synthetic_run_keeps_order_and_every_frame(shared_models):
+    sink = CollectingSink()
+    built = build(_config(**{"inference.max_batch": 3}), "synthetic:portrait?size=160x120&frames=17", None,
+                  sink=sink)
+    result = built.pipeline.run()
+    assert result.completed and result.frames_written == 17 and result.dropped == 0
+    assert [f.index for f in sink.frames] == list(range(17))
+    batch_sizes = [f.extra["batch_size"] for f in sink.frames]
+    assert max(batch_sizes) > 1  # the depth stage really batched
+    for frame in sink.frames:
+        assert frame.output.shape == frame.image.shape and frame.output.dtype == np.uint8
+        assert frame.refined.shape == frame.image.shape[:2]
+        assert frame.capture_ns <= frame.stamps["depth.start"] <= frame.stamps["depth"] \
+            <= frame.stamps["refine"] <= frame.stamps["render"] <= frame.stamps["sink"]
+
+
+def _edge_band(truth: np.ndarray, width: int = 3) -> np.ndarray:
+    edges = cv2.Canny((truth * 255).astype(np.uint8), 10, 30) > 0
+    return cv2.dilate(edges.astype(np.uint8), np.ones((2 * width + 1, 2 * width + 1), np.uint8)) > 0
+
+
+def _fit(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Least-squares scale and shift: the network's disparity is relative, the comparison is not."""
+    a = np.stack([prediction.ravel(), np.ones(prediction.size)], axis=1)
+    coef, *_ = np.linalg.lstsq(a, truth.ravel(), rcond=None)
+    return prediction * coef[0] + coef[1]
+
+
+def test_disparity_tracks_ground_truth_and_refinement_sharpens_depth_edges(shared_models):
+    sink = CollectingSink()
+    config = load_config("default", {"output.progress": False})  # the shipped filter parameters
+    build(config, "synthetic:portrait?size=320x240&frames=6", None, sink=sink).pipeline.run()
+    raw_errors, refined_errors, correlations = [], [], []
+    for frame in sink.frames:
+        truth = frame.ground_truth
+        raw = upsample(frame.disparity, frame.width, frame.height)
+        correlations.append(np.corrcoef(raw.ravel(), truth.ravel())[0, 1])
+        band = _edge_band(truth)
+        raw_fit, refined_fit = _fit(raw, truth), _fit(frame.refined, truth)
+        raw_errors.append(np.sqrt(np.mean((raw_fit[band] - truth[band]) ** 2)))
+        refined_errors.append(np.sqrt(np.mean((refined_fit[band] - truth[band]) ** 2)))
+    # Measured here: Pearson 0.98; RMSE within 3 px of depth edges 0.178 raw, 0.103 refined.
+    print(f"pearson {np.round(correlations, 3)}; edge RMSE raw {np.mean(raw_errors):.4f} "
+          f"refined {np.mean(refined_errors):.4f}")
+    assert min(correlations) > 0.9, correlations
+    assert np.mean(refined_errors) < 0.8 * np.mean(raw_errors), (raw_errors, refined_errors)
+
+
+class Exploding:
+    name = "explode"
+    max_batch = 1
+    max_wait_ms = 0.0
+
+    def __init__(self, after: int):
+        self.after = after
+
+    def process(self, batch):
+        if batch[0].index >= self.after:
+            raise RuntimeError("injected fault")
+        return batch
+
+    def close(self):
+        pass
+
+
+def test_a_failing_stage_stops_everything_and_leaves_a_playable_file(shared_models, tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=48, fps=24)
+    out = tmp_path / "out.mp4"
+    built = build(_config(**{"refine.mode": "off"}), str(src), str(out))
+    stages = built.pipeline.stages
+    pipeline = Pipeline(built.source, [*stages[:2], Exploding(after=20), stages[2]], built.pipeline.sink)
+    before = set(threading.enumerate())
+    started = time.monotonic()
+    with pytest.raises(PipelineError, match="explode.*injected fault"):
+        pipeline.run()
+    assert time.monotonic() - started < 30
+    time.sleep(0.1)
+    leftover = [t for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert leftover == []
+    info = probe(out)
+    assert 1 <= info["frames"] <= 20  # everything written before the fault, nothing after
+    assert info["audio_codec"] == "aac"
+
+
+def test_stop_event_ends_a_live_run_within_two_seconds(shared_models):
+    sink = CollectingSink()
+    built = build(_config(**{"refine.mode": "off", "inference.mode": "async"}),
+                  "synthetic:portrait?size=160x120&frames=100000&realtime=1", None, sink=sink)
+    timer = threading.Timer(1.5, built.pipeline.stop.set)
+    timer.start()
+    started = time.monotonic()
+    result = built.pipeline.run()
+    assert time.monotonic() - started < 1.5 + 2.0
+    assert not result.completed and result.threads_left == []
+    assert len(sink.frames) > 5
+
+
+def test_async_depth_passes_every_frame_with_the_newest_depth(shared_models):
+    sink = CollectingSink()
+    built = build(_config(**{"refine.mode": "off", "inference.mode": "async"}),
+                  "synthetic:portrait?size=160x120&frames=40", None, sink=sink)
+    result = built.pipeline.run()
+    assert result.completed and len(sink.frames) == 40
+    depth_indices = [f.depth_index for f in sink.frames]
+    assert all(d <= f.index for d, f in zip(depth_indices, sink.frames))
+    assert depth_indices == sorted(depth_indices)  # never goes back to an older depth

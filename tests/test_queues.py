@@ -1,0 +1,108 @@
+import threading
+import time
+
+import pytest
+
+from stream.queues import END, BlockingFrameQueue, LatestFrameQueue, Stopped
+
+
+def test_blocking_queue_keeps_every_item_in_order():
+    queue = BlockingFrameQueue(2)
+    received = []
+
+    def consume():
+        while (item := queue.get()) is not END:
+            received.append(item)
+            time.sleep(0.001)  # a slow consumer: the producer must wait, not drop
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for i in range(50):
+        queue.put(i)
+    queue.put(END)
+    consumer.join(timeout=5)
+    assert received == list(range(50))
+    assert queue.dropped == 0
+    assert queue.high_water <= 3  # two items plus the end marker at most
+
+
+def test_latest_queue_drops_oldest_and_counts():
+    queue = LatestFrameQueue(3)
+    for i in range(10):
+        queue.put(i)
+    assert queue.dropped == 7
+    assert [queue.get() for _ in range(3)] == [7, 8, 9]
+
+
+def test_latest_queue_never_drops_the_end_marker():
+    queue = LatestFrameQueue(1)
+    queue.put(1)
+    queue.put(END)
+    queue.put(2)  # drops 1, keeps END
+    assert queue.get() is END
+    assert queue.get() == 2
+
+
+def test_get_batch_takes_up_to_max_batch_without_waiting_when_full():
+    queue = BlockingFrameQueue(16)
+    for i in range(6):
+        queue.put(i)
+    started = time.monotonic()
+    batch, ended = queue.get_batch(4, max_wait_s=1.0)
+    assert batch == [0, 1, 2, 3] and not ended
+    assert time.monotonic() - started < 0.5
+
+
+def test_get_batch_waits_at_most_max_wait_after_the_first_item():
+    queue = BlockingFrameQueue(16)
+    queue.put("a")
+    started = time.monotonic()
+    batch, ended = queue.get_batch(8, max_wait_s=0.1)
+    waited = time.monotonic() - started
+    assert batch == ["a"] and not ended
+    assert 0.09 <= waited < 0.5
+
+
+def test_get_batch_collects_items_that_arrive_within_the_wait():
+    queue = BlockingFrameQueue(16)
+    queue.put(0)
+    threading.Timer(0.02, lambda: queue.put(1)).start()
+    batch, _ = queue.get_batch(2, max_wait_s=1.0)
+    assert batch == [0, 1]
+
+
+def test_get_batch_stops_at_end_marker():
+    queue = BlockingFrameQueue(16)
+    queue.put(1)
+    queue.put(END)
+    assert queue.get_batch(4, 0.5) == ([1], True)
+    queue.put(END)
+    assert queue.get_batch(4, 0.5) == ([], True)
+
+
+def test_stop_event_releases_a_blocked_producer_and_consumer():
+    stop = threading.Event()
+    queue = BlockingFrameQueue(1, stop)
+    queue.put(0)
+    errors = []
+
+    def produce():
+        try:
+            queue.put(1)  # blocks: the queue is full
+        except Stopped:
+            errors.append("producer")
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    time.sleep(0.05)
+    stop.set()
+    producer.join(timeout=1)
+    assert not producer.is_alive() and errors == ["producer"]
+    empty = BlockingFrameQueue(1, stop)
+    with pytest.raises(Stopped):
+        empty.get()
+
+
+def test_queue_size_must_be_positive():
+    with pytest.raises(ValueError):
+        BlockingFrameQueue(0)
