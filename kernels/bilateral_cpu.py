@@ -55,62 +55,67 @@ def joint_bilateral_planes(disparity: np.ndarray, planes: np.ndarray, lut: np.nd
     return out
 
 
+@njit(cache=True)
+def _upsample_taps(full: int, low: int, taps: int, inv_two_sigma2: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each full-res coordinate: the `taps` nearest low-res indices (clipped into the image) and their
+    Gaussian weights in low-res pixels; a tap that falls outside the image gets weight 0, i.e. is skipped."""
+    scale = low / full
+    index = np.empty((full, taps), np.int64)
+    weight = np.zeros((full, taps), np.float32)
+    for i in range(full):
+        centre = (i + 0.5) * scale - 0.5  # pixel-centre alignment, as cv2.resize
+        first = int(np.floor(centre)) - taps // 2 + 1
+        for t in range(taps):
+            q = first + t
+            index[i, t] = min(max(q, 0), low - 1)
+            value = np.exp(-inv_two_sigma2 * (q - centre) ** 2)
+            # Zero below 1e-4: a product wy·wx·lut·lut·lut then stays a normal float32 (denormals are ~10x slower).
+            if 0 <= q < low and value >= 1e-4:
+                weight[i, t] = value
+    return index, weight
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def joint_bilateral_upsample_planes(low: np.ndarray, low_planes: np.ndarray, planes: np.ndarray,
                                     lut: np.ndarray, sigma_low: float, taps: int) -> np.ndarray:  # pragma: no cover
-    """Joint bilateral upsampling (Kopf et al. 2007): full-res p gathers the taps×taps low-res samples around
-    its position, weighted by the spatial distance in low-res pixels and by the range distance between the
-    full-res guide at p and the (area-downsampled) guide at q; low-res samples outside the image are skipped."""
+    """Joint bilateral upsampling (Kopf et al. 2007): full-res p gathers the taps x taps low-res samples
+    around its position, weighted by the distance in low-res pixels and by the range distance between the
+    full-res guide at p and the area-downsampled guide at q (so depth edges snap to the frame's edges)."""
     h, w = low.shape
     H = planes.shape[1]
     W = planes.shape[2]
-    sy = h / H
-    sx = w / W
-    half = taps // 2
-    inv = -0.5 / (sigma_low * sigma_low)
-    # Spatial weights are separable and depend only on the row (column): precompute them per row / column.
-    wy = np.zeros((H, taps), np.float32)
-    iy = np.empty(H, np.int64)
-    for Y in range(H):
-        v = (Y + 0.5) * sy - 0.5
-        base = int(np.floor(v)) - half + 1
-        iy[Y] = base
-        for t in range(taps):
-            qy = base + t
-            if 0 <= qy < h:
-                wy[Y, t] = max(np.exp(inv * (qy - v) ** 2), 1e-9)
-    wx = np.zeros((W, taps), np.float32)
-    ix = np.empty(W, np.int64)
-    for X in range(W):
-        u = (X + 0.5) * sx - 0.5
-        base = int(np.floor(u)) - half + 1
-        ix[X] = base
-        for t in range(taps):
-            qx = base + t
-            if 0 <= qx < w:
-                wx[X, t] = max(np.exp(inv * (qx - u) ** 2), 1e-9)
+    inv = 0.5 / (sigma_low * sigma_low)
+    iy, wy = _upsample_taps(H, h, taps, inv)
+    ix, wx = _upsample_taps(W, w, taps, inv)
+    lb = low_planes[0]
+    lg = low_planes[1]
+    lr = low_planes[2]
     out = np.empty((H, W), np.float32)
     for Y in prange(H):
+        fb = planes[0, Y]
+        fg = planes[1, Y]
+        fr = planes[2, Y]
         for X in range(W):
-            bp = planes[0, Y, X]
-            gp = planes[1, Y, X]
-            rp = planes[2, Y, X]
+            bp = fb[X]
+            gp = fg[X]
+            rp = fr[X]
             num = np.float32(0.0)
             den = np.float32(0.0)
+            nearest_w = np.float32(-1.0)
+            nearest_d = np.float32(0.0)
             for ty in range(taps):
-                qy = iy[Y] + ty
-                if qy < 0 or qy >= h:
-                    continue
+                qy = iy[Y, ty]
+                sy = wy[Y, ty]
                 for tx in range(taps):
-                    qx = ix[X] + tx
-                    if qx < 0 or qx >= w:
-                        continue
-                    wt = (wy[Y, ty] * wx[X, tx] * lut[np.uint32(abs(low_planes[0, qy, qx] - bp))]
-                          * lut[np.uint32(abs(low_planes[1, qy, qx] - gp))] * lut[np.uint32(abs(low_planes[2, qy, qx] - rp))])
+                    qx = ix[X, tx]
+                    s = sy * wx[X, tx]
+                    wt = (s * lut[np.uint32(abs(lb[qy, qx] - bp))] * lut[np.uint32(abs(lg[qy, qx] - gp))]
+                          * lut[np.uint32(abs(lr[qy, qx] - rp))])
                     num += wt * low[qy, qx]
                     den += wt
-            if den > 0:
-                out[Y, X] = num / den
-            else:  # every nearby low-res colour is far from p's: keep the nearest sample
-                out[Y, X] = low[min(max(int((Y + 0.5) * sy), 0), h - 1), min(max(int((X + 0.5) * sx), 0), w - 1)]
+                    if s > nearest_w:
+                        nearest_w = s
+                        nearest_d = low[qy, qx]
+            # No nearby low-res colour resembles p's (den = 0 after the table floor): take the nearest sample.
+            out[Y, X] = num / den if den > 0 else nearest_d
     return out

@@ -20,17 +20,30 @@ _INV_PI = 1.0 / math.pi
 
 
 @njit(inline="always", cache=True)
-def _ramp(r: float, s: int) -> float:
-    # At s > 1 a CoC below s cannot be represented by the reduced gather: fade it in from the sharp image.
+def _split(r: float, s: int) -> float:
+    """Share of a CoC handled by the reduced gather; the rest is gathered exactly at full resolution.
+
+    A CoC below s - 1 cannot be represented at 1/s resolution (the block alone blurs more), so it is
+    gathered at full resolution, where its window is at most (2s + 1)^2; above s the reduced gather
+    takes over; between the two the weights cross-fade linearly.
+    """
     if s == 1:
         return 1.0
-    t = (r - FOCUS_RADIUS) / (s - FOCUS_RADIUS)
-    return min(max(t, 0.0), 1.0)
+    return min(max(r - (s - 1.0), 0.0), 1.0)
+
+
+@njit(inline="always", cache=True)
+def _disc_weight(re: float, dy: int, dx: int) -> float:
+    cov = re - math.sqrt(dy * dy + dx * dx) + 0.5
+    if cov <= 0.0:
+        return 0.0
+    return min(cov, 1.0) * _INV_PI / (re * re + 1.0 / 12.0)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _reduce(img, disp, s, focus, coc_scale, boost, lut, low_f, low_fr, low_n, low_nm, low_nr):
-    """Per s x s block: far and near premultiplied colour, weight, coverage and mean radius (reduced px)."""
+def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, hwt, low_f, low_fr, low_n, low_nm, low_nr, low_small):
+    """Full-res CoC and highlight weight; per s x s block: far and near premultiplied colour, weight,
+    coverage and mean radius (reduced px), and whether near pixels too small for the reduced gather exist."""
     height, width = disp.shape
     hl, wl = low_fr.shape
     inv_thr = 1.0 / (1.0 - HIGHLIGHT_THRESHOLD)
@@ -43,20 +56,22 @@ def _reduce(img, disp, s, focus, coc_scale, boost, lut, low_f, low_fr, low_n, lo
             f0 = f1 = f2 = fh = fr = 0.0
             n0 = n1 = n2 = nh = nm = nr = 0.0
             fcount = 0
-            ncount = 0
+            small = 0
             for y in range(y0, y1):
                 for x in range(x0, x1):
                     c = (disp[y, x] - focus) * coc_scale
-                    if -FOCUS_RADIUS <= c <= FOCUS_RADIUS:
-                        continue
-                    b = np.float32(img[y, x, 0])
-                    g = np.float32(img[y, x, 1])
-                    r = np.float32(img[y, x, 2])
+                    coc[y, x] = c
                     hw = 1.0
                     if boost > 0.0:
                         lum = 0.0722 * lut[img[y, x, 0]] + 0.7152 * lut[img[y, x, 1]] + 0.2126 * lut[img[y, x, 2]]
                         if lum > HIGHLIGHT_THRESHOLD:
                             hw += boost * (lum - HIGHLIGHT_THRESHOLD) * inv_thr
+                    hwt[y, x] = hw
+                    if -FOCUS_RADIUS <= c <= FOCUS_RADIUS:
+                        continue
+                    b = np.float32(img[y, x, 0])
+                    g = np.float32(img[y, x, 1])
+                    r = np.float32(img[y, x, 2])
                     if c < 0.0:
                         f0 += hw * b
                         f1 += hw * g
@@ -65,14 +80,15 @@ def _reduce(img, disp, s, focus, coc_scale, boost, lut, low_f, low_fr, low_n, lo
                         fr -= c
                         fcount += 1
                     else:
-                        t = _ramp(c, s)
+                        t = _split(c, s)
+                        if t < 1.0:
+                            small = 1
                         n0 += t * hw * b
                         n1 += t * hw * g
                         n2 += t * hw * r
                         nh += t * hw
                         nm += t
-                        nr += c
-                        ncount += 1
+                        nr += t * c
             inv_n = 1.0 / ((y1 - y0) * (x1 - x0))
             low_f[by, bx, 0] = f0 * inv_n
             low_f[by, bx, 1] = f1 * inv_n
@@ -84,7 +100,8 @@ def _reduce(img, disp, s, focus, coc_scale, boost, lut, low_f, low_fr, low_n, lo
             low_n[by, bx, 2] = n2 * inv_n
             low_n[by, bx, 3] = nh * inv_n
             low_nm[by, bx] = nm * inv_n
-            low_nr[by, bx] = nr / (ncount * s) if (ncount > 0 and nm > 0.0) else -1.0
+            low_nr[by, bx] = nr / (nm * s) if nm > 0.0 else -1.0  # mean radius of the reduced share
+            low_small[by, bx] = small
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -109,11 +126,9 @@ def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near
                         rq = low_fr[qy, qx]
                         if rq < 0.0:
                             continue
-                        re = max(min(rq, rpc), FOCUS_RADIUS)
-                        cov = re - math.sqrt(dy * dy + dx * dx) + 0.5
-                        if cov <= 0.0:
+                        w = _disc_weight(max(min(rq, rpc), FOCUS_RADIUS), dy, dx)
+                        if w <= 0.0:
                             continue
-                        w = min(cov, 1.0) * _INV_PI / (re * re + 1.0 / 12.0)
                         a0 += w * low_f[qy, qx, 0]
                         a1 += w * low_f[qy, qx, 1]
                         a2 += w * low_f[qy, qx, 2]
@@ -135,11 +150,9 @@ def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near
                     rq = low_nr[qy, qx]
                     if rq < 0.0:
                         continue
-                    re = max(rq, FOCUS_RADIUS)
-                    cov = re - math.sqrt(dy * dy + dx * dx) + 0.5
-                    if cov <= 0.0:
+                    w = _disc_weight(max(rq, FOCUS_RADIUS), dy, dx)
+                    if w <= 0.0:
                         continue
-                    w = min(cov, 1.0) * _INV_PI / (re * re + 1.0 / 12.0)
                     b0 += w * low_n[qy, qx, 0]
                     b1 += w * low_n[qy, qx, 1]
                     b2 += w * low_n[qy, qx, 2]
@@ -153,11 +166,13 @@ def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _composite(img, disp, s, focus, coc_scale, far_acc, near_acc, near_a, out):
-    """Full resolution: far pixels take the (bilinear, support-weighted) far field, then the near field goes over."""
-    height, width = disp.shape
+def _composite(img, coc, hwt, s, far_acc, near_acc, near_a, small_near, out):
+    """Full resolution: far pixels take the far field (exact small-CoC gather cross-faded with the
+    bilinear, support-weighted reduced one), then the near field's coverage composites its colour over."""
+    height, width = coc.shape
     hl, wl = near_a.shape
     inv_s = 1.0 / s
+    ks = s + 1  # window of the full-resolution gathers: CoC < s reaches < s + 0.5 px
     for y in prange(height):
         uy = min(max((y + 0.5) * inv_s - 0.5, 0.0), hl - 1.0)
         y0 = int(uy)
@@ -175,30 +190,84 @@ def _composite(img, disp, s, focus, coc_scale, far_acc, near_acc, near_a, out):
             o0 = np.float32(img[y, x, 0])
             o1 = np.float32(img[y, x, 1])
             o2 = np.float32(img[y, x, 2])
-            c = (disp[y, x] - focus) * coc_scale
+            c = coc[y, x]
             if c < -FOCUS_RADIUS:
-                den = (w00 * far_acc[y0, x0, 3] + w01 * far_acc[y0, x1, 3]
-                       + w10 * far_acc[y1, x0, 3] + w11 * far_acc[y1, x1, 3])
-                if den > 1e-20:
+                rp = -c
+                t = _split(rp, s)
+                g0 = g1 = g2 = 0.0
+                if t < 1.0:
+                    # exact far gather: the min-radius rule bounds its window by the pixel's own CoC (< s)
+                    gh = 0.0
+                    k = int(math.ceil(rp + 0.5))
+                    for dy in range(-k, k + 1):
+                        qy = y + dy
+                        if qy < 0 or qy >= height:
+                            continue
+                        for dx in range(-k, k + 1):
+                            qx = x + dx
+                            if qx < 0 or qx >= width:
+                                continue
+                            cq = coc[qy, qx]
+                            if cq >= -FOCUS_RADIUS:
+                                continue
+                            w = _disc_weight(max(min(-cq, rp), FOCUS_RADIUS), dy, dx) * hwt[qy, qx]
+                            g0 += w * img[qy, qx, 0]
+                            g1 += w * img[qy, qx, 1]
+                            g2 += w * img[qy, qx, 2]
+                            gh += w
+                    g0 /= gh
+                    g1 /= gh
+                    g2 /= gh
+                if t > 0.0:
+                    den = (w00 * far_acc[y0, x0, 3] + w01 * far_acc[y0, x1, 3]
+                           + w10 * far_acc[y1, x0, 3] + w11 * far_acc[y1, x1, 3])
                     f0 = w00 * far_acc[y0, x0, 0] + w01 * far_acc[y0, x1, 0] + w10 * far_acc[y1, x0, 0] + w11 * far_acc[y1, x1, 0]
                     f1 = w00 * far_acc[y0, x0, 1] + w01 * far_acc[y0, x1, 1] + w10 * far_acc[y1, x0, 1] + w11 * far_acc[y1, x1, 1]
                     f2 = w00 * far_acc[y0, x0, 2] + w01 * far_acc[y0, x1, 2] + w10 * far_acc[y1, x0, 2] + w11 * far_acc[y1, x1, 2]
-                    tt = _ramp(-c, s)
-                    o0 += tt * (f0 / den - o0)
-                    o1 += tt * (f1 / den - o1)
-                    o2 += tt * (f2 / den - o2)
+                    # den > 0: p's own block holds a far pixel and weighs >= 1/4 in the bilinear
+                    g0 += t * (f0 / den - g0)
+                    g1 += t * (f1 / den - g1)
+                    g2 += t * (f2 / den - g2)
+                o0 = g0
+                o1 = g1
+                o2 = g2
             alpha = w00 * near_a[y0, x0] + w01 * near_a[y0, x1] + w10 * near_a[y1, x0] + w11 * near_a[y1, x1]
+            n0 = n1 = n2 = nh = 0.0
             if alpha > 0.0:
-                nh = (w00 * near_acc[y0, x0, 3] + w01 * near_acc[y0, x1, 3]
-                      + w10 * near_acc[y1, x0, 3] + w11 * near_acc[y1, x1, 3])
-                if nh > 1e-20:
-                    alpha = min(alpha, 1.0)
-                    n0 = w00 * near_acc[y0, x0, 0] + w01 * near_acc[y0, x1, 0] + w10 * near_acc[y1, x0, 0] + w11 * near_acc[y1, x1, 0]
-                    n1 = w00 * near_acc[y0, x0, 1] + w01 * near_acc[y0, x1, 1] + w10 * near_acc[y1, x0, 1] + w11 * near_acc[y1, x1, 1]
-                    n2 = w00 * near_acc[y0, x0, 2] + w01 * near_acc[y0, x1, 2] + w10 * near_acc[y1, x0, 2] + w11 * near_acc[y1, x1, 2]
-                    o0 += alpha * (n0 / nh - o0)
-                    o1 += alpha * (n1 / nh - o1)
-                    o2 += alpha * (n2 / nh - o2)
+                nh = w00 * near_acc[y0, x0, 3] + w01 * near_acc[y0, x1, 3] + w10 * near_acc[y1, x0, 3] + w11 * near_acc[y1, x1, 3]
+                n0 = w00 * near_acc[y0, x0, 0] + w01 * near_acc[y0, x1, 0] + w10 * near_acc[y1, x0, 0] + w11 * near_acc[y1, x1, 0]
+                n1 = w00 * near_acc[y0, x0, 1] + w01 * near_acc[y0, x1, 1] + w10 * near_acc[y1, x0, 1] + w11 * near_acc[y1, x1, 1]
+                n2 = w00 * near_acc[y0, x0, 2] + w01 * near_acc[y0, x1, 2] + w10 * near_acc[y1, x0, 2] + w11 * near_acc[y1, x1, 2]
+            if small_near[y // s, x // s]:
+                # near pixels too small for the reduced gather scatter their share here, exactly
+                for dy in range(-ks, ks + 1):
+                    qy = y + dy
+                    if qy < 0 or qy >= height:
+                        continue
+                    for dx in range(-ks, ks + 1):
+                        qx = x + dx
+                        if qx < 0 or qx >= width:
+                            continue
+                        cq = coc[qy, qx]
+                        if cq <= FOCUS_RADIUS:
+                            continue
+                        share = 1.0 - _split(cq, s)
+                        if share <= 0.0:
+                            continue
+                        a = _disc_weight(cq, dy, dx) * share
+                        if a <= 0.0:
+                            continue
+                        ah = a * hwt[qy, qx]
+                        n0 += ah * img[qy, qx, 0]
+                        n1 += ah * img[qy, qx, 1]
+                        n2 += ah * img[qy, qx, 2]
+                        nh += ah
+                        alpha += a
+            if alpha > 0.0 and nh > 1e-20:
+                alpha = min(alpha, 1.0)
+                o0 += alpha * (n0 / nh - o0)
+                o1 += alpha * (n1 / nh - o1)
+                o2 += alpha * (n2 / nh - o2)
             out[y, x, 0] = np.uint8(min(max(o0 + 0.5, 0.0), 255.0))
             out[y, x, 1] = np.uint8(min(max(o1 + 0.5, 0.0), 255.0))
             out[y, x, 2] = np.uint8(min(max(o2 + 0.5, 0.0), 255.0))
@@ -220,16 +289,21 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarr
     low_fr = np.empty((hl, wl), np.float32)
     low_nm = np.empty((hl, wl), np.float32)
     low_nr = np.empty((hl, wl), np.float32)
+    low_small = np.empty((hl, wl), np.uint8)
+    coc = np.empty(disp.shape, np.float32)
+    hwt = np.empty(disp.shape, np.float32)
     focus, coc_scale = np.float32(p.focus), np.float32(p.coc_scale)
-    _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.highlight_boost), _LINEAR_LUT,
-            low_f, low_fr, low_n, low_nm, low_nr)
+    _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.highlight_boost), _LINEAR_LUT, coc, hwt,
+            low_f, low_fr, low_n, low_nm, low_nr, low_small)
+    # a small near disc reaches < s + 0.5 px: at most into the neighbouring blocks
+    small_near = cv2.dilate(low_small, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
     reach = near_reach_map(low_nr, p.near_reach)
     far_acc = np.empty((hl, wl, 4), np.float32)
     near_acc = np.empty((hl, wl, 4), np.float32)
     near_a = np.empty((hl, wl), np.float32)
     _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near_a)
     out = np.empty_like(img)
-    _composite(img, disp, p.scale, focus, coc_scale, far_acc, near_acc, near_a, out)
+    _composite(img, coc, hwt, p.scale, far_acc, near_acc, near_a, small_near, out)
     return out
 
 

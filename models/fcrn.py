@@ -29,6 +29,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from models.download import ModelError
+
 INPUT_NAME = "image"
 OUTPUT_NAME = "depth"
 BATCH_DIM = "batch"
@@ -113,8 +115,6 @@ def is_running_statistic(name: str) -> bool:
 
 def check_weights(weights: Mapping[str, np.ndarray], source: str = "the weights") -> dict[str, np.ndarray]:
     """Validate names and shapes against the official network; float32 copies, or a one-line ModelError."""
-    from models.download import ModelError  # local import keeps this module importable on its own
-
     expected = fcrn_variable_shapes()
     missing = [name for name in expected if name not in weights]
     extra = sorted(name for name in weights if name not in expected)

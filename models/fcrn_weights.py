@@ -182,7 +182,7 @@ def read_bundle_index(index: bytes) -> dict[str, BundleEntry]:
 def _read_bundle(index: bytes, open_data: Callable[[], BinaryIO], source: str) -> dict[str, np.ndarray]:
     try:
         entries = read_bundle_index(index)
-    except (ValueError, struct.error, UnicodeDecodeError) as exc:
+    except (ValueError, IndexError, TypeError, struct.error, UnicodeDecodeError) as exc:
         raise ModelError(f"cannot read the checkpoint index of {source}: {exc} "
                          f"(the .index file is corrupt or not a TF checkpoint; fetch it again)") from exc
     weights: dict[str, np.ndarray] = {}

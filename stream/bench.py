@@ -99,11 +99,28 @@ def _input_spec(input_spec: str | None, frames: int, live: bool) -> str:
     return input_spec
 
 
+def prime(stages: list, input_spec: str) -> None:
+    """Push one frame through every stage before timing: Numba compiles, ONNX Runtime and CUDA
+    allocate on first use, and a paced source would pile frames up behind that one-off pause."""
+    from stream.sources import open_source
+
+    if input_spec.startswith("camera:"):
+        return  # a camera cannot be opened twice; its warm-up frames cover this
+    source = open_source(input_spec)
+    try:
+        batch = [next(iter(source.frames()))]
+        for stage in stages:
+            batch = stage.process(batch)
+    finally:
+        source.close()
+
+
 def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: int) -> dict:
     from stream.app import build
 
     recorder = LatencyRecorder(STAGES, warmup=warmup)
     built = build(config, input_spec, None, sink=NullSink(), recorder=recorder, progress=False)
+    prime(built.pipeline.stages, input_spec)
     stop_after = frames + warmup
 
     def limit(frame) -> None:  # bounded runs on endless inputs (cameras)
@@ -134,6 +151,7 @@ def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup:
     sequential = dataclasses.replace(config, inference=dataclasses.replace(config.inference, mode="sync"))
     stages = build_stages(sequential, estimator, focus, backend, threading.Event())
     recorder = LatencyRecorder(STAGES, warmup=warmup)
+    prime(stages, input_spec)
     try:
         for count, frame in enumerate(source.frames()):
             if count >= frames + warmup:

@@ -168,6 +168,18 @@ class VideoFileSource(Source):
         self.container.close()
 
 
+def _open_camera(index: int) -> cv2.VideoCapture:
+    """Open a camera with OpenCV's own logging silenced: probing every backend for a missing camera
+    prints several error lines that would bury our one clear message."""
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(index)
+    finally:
+        logging.setLogLevel(previous)
+
+
 class CameraSource(Source):
     """`camera:N?size=1280x720&fps=30`: a webcam through OpenCV (V4L2, AVFoundation, Media Foundation)."""
 
@@ -182,7 +194,7 @@ class CameraSource(Source):
         size = _parse_size(params.pop("size"), spec) if "size" in params else None
         fps = _number(params, "fps", 0, spec, 0, 1000)
         _refuse_unknown(params, spec, "size, fps")
-        self.capture = cv2.VideoCapture(self.index)
+        self.capture = _open_camera(self.index)
         if not self.capture.isOpened():
             raise UserError(f"camera {self.index} could not be opened: no such camera, or it is busy or not "
                             f"permitted (try camera:0, close other apps using it, check video-device permissions)")

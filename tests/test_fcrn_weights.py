@@ -256,3 +256,17 @@ def test_missing_data_shard_and_unknown_formats(tmp_path):
     (tmp_path / "z.zip").write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="not a readable zip"):
         fw.convert(tmp_path / "z.zip", tmp_path / "o.onnx")
+
+
+def test_damaged_index_bytes_give_model_errors_only(tmp_path):
+    """Any single damaged byte of the index gives a ModelError (or still reads), never a crash or hang."""
+    prefix = tmp_path / "d.ckpt"
+    write_checkpoint(prefix, {"conv1/biases": np.ones(64, np.float32), "x_0": np.arange(3, dtype=np.int64)})
+    index = Path(f"{prefix}.index")
+    good = index.read_bytes()
+    for pos in range(len(good)):
+        index.write_bytes(good[:pos] + bytes([good[pos] ^ 0xA5]) + good[pos + 1:])
+        try:
+            fw.read_checkpoint(prefix)
+        except ModelError:
+            pass

@@ -1,0 +1,136 @@
+"""CUDA path of the joint bilateral filter: a CuPy RawModule built from `joint_bilateral.cu` on first use.
+
+The spatial table and the range LUT live in `__constant__` memory; they are copied from the host (the very
+tables the CPU path uses) only when (radius, sigma_spatial) or sigma_range change, per device.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from kernels.bilateral import MAX_RADIUS, range_lut, spatial_table
+from kernels.cuda_module import load_module
+
+SOURCE = "joint_bilateral.cu"
+BLOCK = (32, 8)  # JB_BLOCK_X, JB_BLOCK_Y in the .cu
+RANGE_VARIANTS = ("lut", "expf")
+DEFAULT_RANGE_VARIANT = "lut"  # matches the CPU tables bit for bit; bench/gpu_kernels.py times both
+
+_lock = threading.Lock()
+_loaded: dict[int, tuple[Any, Any]] = {}  # device id → (spatial key, range key) now in constant memory
+
+
+def _module():
+    return load_module(SOURCE)
+
+
+def _upload(module, name: str, host: np.ndarray) -> None:
+    import cupy
+
+    host = np.ascontiguousarray(host, dtype=np.float32)
+    # A view of the __constant__ symbol (the RawModule.get_global idiom); set() copies on the current
+    # stream, so the copy is ordered with the kernels launched after it on that stream.
+    view = cupy.ndarray(host.shape, cupy.float32, module.get_global(name))
+    view.set(host)
+
+
+def ensure_constants(radius: int, sigma_spatial: float, sigma_range: float) -> bool:
+    """Refresh c_spatial / c_range_lut on this device only when the parameters changed; True if copied."""
+    import cupy
+
+    if not 0 <= radius <= MAX_RADIUS:
+        raise ValueError(f"radius must be in 0..{MAX_RADIUS}, got {radius}")
+    module = _module()
+    device = cupy.cuda.Device().id
+    spatial_key = (int(radius), float(sigma_spatial))
+    range_key = float(sigma_range)
+    copied = False
+    with _lock:
+        current = _loaded.get(device, (None, None))
+        if current[0] != spatial_key:
+            _upload(module, "c_spatial", spatial_table(radius, sigma_spatial).ravel())
+            copied = True
+        if current[1] != range_key:
+            _upload(module, "c_range_lut", range_lut(sigma_range))
+            copied = True
+        _loaded[device] = (spatial_key, range_key)
+    return copied
+
+
+def shared_bytes(radius: int) -> int:
+    tile = (BLOCK[0] + 2 * radius) * (BLOCK[1] + 2 * radius)
+    return 256 * 4 + tile * 8  # LUT + packed guide + disparity
+
+
+def _grid(height: int, width: int) -> tuple[int, int]:
+    return ((width + BLOCK[0] - 1) // BLOCK[0], (height + BLOCK[1] - 1) // BLOCK[1])
+
+
+def launch(disparity, guide, out, radius: int, sigma_spatial: float, sigma_range: float,
+           variant: str = DEFAULT_RANGE_VARIANT) -> None:
+    """Run the shared-memory kernel on device arrays (C-contiguous float32 HxW, uint8 HxWx3, float32 HxW)."""
+    if variant not in RANGE_VARIANTS:
+        raise ValueError(f"variant must be one of {RANGE_VARIANTS}, got {variant!r}")
+    ensure_constants(radius, sigma_spatial, sigma_range)
+    height, width = disparity.shape
+    args = [disparity, guide, out, np.int32(height), np.int32(width), np.int32(radius)]
+    if variant == "expf":
+        args.append(np.float32(-1.0 / (2.0 * sigma_range ** 2 * 255.0 ** 2)))
+    kernel = _module().get_function(f"joint_bilateral_{variant}")
+    kernel(_grid(height, width), BLOCK, tuple(args), shared_mem=shared_bytes(radius))
+
+
+def launch_global(disparity, guide, out, radius: int, sigma_spatial: float, sigma_range: float) -> None:
+    """The plain global-memory baseline (no constant or shared memory), for the benchmark."""
+    height, width = disparity.shape
+    kernel = _module().get_function("joint_bilateral_global")
+    kernel(_grid(height, width), (16, 16),
+           (disparity, guide, out, np.int32(height), np.int32(width), np.int32(radius),
+            np.float32(-1.0 / (2.0 * sigma_spatial ** 2)), np.float32(-1.0 / (2.0 * sigma_range ** 2 * 255.0 ** 2))))
+
+
+def _to_device(array: Any, dtype) -> Any:
+    import cupy
+
+    return cupy.ascontiguousarray(cupy.asarray(array, dtype=dtype))
+
+
+def joint_bilateral_cuda(disparity: Any, guide_bgr: Any, radius: int, sigma_spatial: float,
+                         sigma_range: float) -> Any:
+    """NumPy in → copied to the GPU and back; CuPy in → computed in place on its device, CuPy out."""
+    import cupy
+
+    on_host = isinstance(disparity, np.ndarray)
+    d = _to_device(disparity, cupy.float32)
+    g = _to_device(guide_bgr, cupy.uint8)
+    out = cupy.empty(d.shape, cupy.float32)
+    launch(d, g, out, radius, sigma_spatial, sigma_range)
+    return cupy.asnumpy(out) if on_host else out
+
+
+def resize_bilinear_cuda(src: Any, height: int, width: int) -> Any:
+    """float32 device map → (height, width), cv2 INTER_LINEAR alignment."""
+    import cupy
+
+    dst = cupy.empty((height, width), cupy.float32)
+    kernel = _module().get_function("resize_bilinear_f32")
+    kernel(((width + 15) // 16, (height + 15) // 16), (16, 16),
+           (src, np.int32(src.shape[0]), np.int32(src.shape[1]), dst, np.int32(height), np.int32(width)))
+    return dst
+
+
+def refine_live_cuda(disparity: Any, guide_bgr: Any, radius: int, sigma_spatial: float, sigma_range: float) -> Any:
+    """Live mode on the GPU: bilinear upsample to the guide's size, then the exact full-resolution filter."""
+    import cupy
+
+    on_host = isinstance(disparity, np.ndarray)
+    d = _to_device(disparity, cupy.float32)
+    g = _to_device(guide_bgr, cupy.uint8)
+    height, width = g.shape[:2]
+    if d.shape != (height, width):
+        d = resize_bilinear_cuda(d, height, width)
+    out = cupy.empty((height, width), cupy.float32)
+    launch(d, g, out, radius, sigma_spatial, sigma_range)
+    return cupy.asnumpy(out) if on_host else out

@@ -1,0 +1,145 @@
+"""The command line as a user meets it: bad input gives one clear line, a non-zero exit, no traceback."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from media import make_video, probe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def depthcam(*args, env_extra=None, timeout=120):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "stream", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=env)
+
+
+def assert_one_clear_line(result, *needles):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+@pytest.fixture
+def bad_inputs(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 20)
+    good = make_video(tmp_path / "good.mp4", frames=24)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    bad_key = tmp_path / "bad.yaml"
+    bad_key.write_text("render:\n  bluur: 4\n")
+    return {"text": text, "truncated": truncated, "bad_key": bad_key, "dir": tmp_path}
+
+
+def test_missing_file(shared_models, bad_inputs):
+    result = depthcam("run", str(bad_inputs["dir"] / "nope.mp4"), "-o", str(bad_inputs["dir"] / "o.mp4"))
+    assert_one_clear_line(result, "not found")
+
+
+def test_text_file_named_mp4(shared_models, bad_inputs):
+    result = depthcam("run", str(bad_inputs["text"]), "-o", str(bad_inputs["dir"] / "o.mp4"))
+    assert_one_clear_line(result, "notes.mp4", "not a video")
+
+
+def test_truncated_mp4(shared_models, bad_inputs):
+    result = depthcam("run", str(bad_inputs["truncated"]), "-o", str(bad_inputs["dir"] / "o.mp4"))
+    assert_one_clear_line(result, "truncated.mp4", "truncated or corrupt")
+
+
+def test_camera_that_does_not_exist(shared_models, bad_inputs):
+    result = depthcam("run", "camera:7", "-o", "null")
+    assert_one_clear_line(result, "camera 7 could not be opened")
+
+
+def test_unknown_config_key(shared_models, bad_inputs):
+    result = depthcam("run", "synthetic:portrait?frames=2", "--config", str(bad_inputs["bad_key"]), "-o", "null")
+    assert_one_clear_line(result, "unknown config key 'render.bluur'")
+
+
+def test_negative_blur(shared_models):
+    result = depthcam("run", "synthetic:portrait?frames=2", "--blur", "-3", "-o", "null")
+    assert_one_clear_line(result, "render.blur", "-3")
+
+
+def test_unknown_model_and_wrong_model_file(shared_models, tmp_path):
+    assert_one_clear_line(depthcam("run", "synthetic:portrait?frames=2", "--model", "midas", "-o", "null"),
+                          "unknown model 'midas'")
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"\x00garbage" * 100)
+    assert_one_clear_line(depthcam("run", "synthetic:portrait?frames=2", "--model", str(fake), "-o", "null"),
+                          "could not be loaded as ONNX")
+
+
+def test_cuda_requested_without_gpu(shared_models):
+    from kernels.backend import cuda_available
+
+    if cuda_available():
+        pytest.skip("this machine has a GPU")
+    assert_one_clear_line(depthcam("run", "synthetic:portrait?frames=2", "--device", "cuda", "-o", "null"),
+                          "cuda")
+
+
+def test_bad_synthetic_option(shared_models):
+    assert_one_clear_line(depthcam("run", "synthetic:portrait?size=10x10", "-o", "null"), "size")
+    assert_one_clear_line(depthcam("run", "synthetic:portrait?colour=red", "-o", "null"), "colour")
+
+
+def test_run_on_video_with_audio_keeps_frames_rate_and_sound(shared_models, tmp_path):
+    src = make_video(tmp_path / "clip.mp4", frames=36, fps=24, size=(192, 144))
+    out, depth = tmp_path / "portrait.mp4", tmp_path / "depth.mp4"
+    result = depthcam("run", str(src), "-o", str(out), "--save-depth", str(depth), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    before, after = probe(src), probe(out)
+    assert after["frames"] == before["frames"] == 36
+    assert after["fps"] == pytest.approx(before["fps"])
+    assert after["audio_codec"] == "aac"
+    assert after["audio_seconds"] == pytest.approx(before["audio_seconds"], abs=0.05)
+    assert probe(depth)["frames"] == 36
+
+
+def test_sigint_finalises_a_playable_file(shared_models, tmp_path):
+    out = tmp_path / "interrupted.mp4"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "stream", "run", "synthetic:portrait?size=160x120&frames=100000",
+                                "-o", str(out), "--refine", "off", "--no-progress"],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=20)
+    assert time.monotonic() - started < 5
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert probe(out)["frames"] > 0
+
+
+def test_models_list_and_info(shared_models):
+    listing = depthcam("models", "list")
+    assert listing.returncode == 0 and "tcmonodepth" in listing.stdout and "fcrn" in listing.stdout
+    info = depthcam("models", "info", "tcmonodepth")
+    assert info.returncode == 0 and "902b886b" in info.stdout and "cached" in info.stdout
+    assert_one_clear_line(depthcam("models", "info", "nope"), "unknown model")
+
+
+def test_image_in_image_out(shared_models, tmp_path):
+    import cv2
+    from skimage import data
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "astronaut_portrait.jpg"
+    result = depthcam("run", str(photo), "-o", str(out), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    rendered = cv2.imread(str(out))
+    assert rendered.shape == (512, 512, 3)

@@ -1,0 +1,330 @@
+"""Depth of field on synthetic scenes with known disparity: focus kept, background blurred as the CoC
+implies, no halo, disc bokeh of the right size, foreground spill, CPU vs the float64 reference, CUDA."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+import kernels
+from kernels.backend import BackendUnavailable, cuda_available
+from kernels.dof_cpu import depth_of_field_cpu
+from kernels.dof_reference import depth_of_field_reference, signed_coc
+
+FAR, SUBJECT, NEAR = 0.2, 0.6, 0.95
+FOCUS = SUBJECT
+MAX_BLUR = 16.0
+
+
+def coc_radius(d: float, focus: float = FOCUS, max_blur: float = MAX_BLUR) -> float:
+    return float(abs(signed_coc(np.array(d), focus, max_blur)))
+
+
+def disc_kernel(radius: float) -> np.ndarray:
+    """The renderer's disc: anti-aliased hard edge, normalised."""
+    k = int(math.ceil(radius + 0.5))
+    yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
+    disc = np.clip(radius - np.hypot(yy, xx) + 0.5, 0.0, 1.0)
+    return (disc / disc.sum()).astype(np.float32)
+
+
+def portrait_scene(rng: np.random.Generator, height: int = 192, width: int = 256):
+    """Textured background (red channel fixed at 30), textured subject (red fixed at 230) in focus.
+
+    Red marks who a colour came from: any subject leakage into the background shows in red.
+    """
+    img = np.empty((height, width, 3), np.uint8)
+    img[..., 0] = rng.integers(40, 216, (height, width))  # white-noise texture in blue and green
+    img[..., 1] = rng.integers(40, 216, (height, width))
+    img[..., 2] = 30
+    subject = np.zeros((height, width), bool)
+    cy, cx = height // 2, width // 2
+    yy, xx = np.mgrid[:height, :width]
+    subject[((yy - cy) / (0.3 * height)) ** 2 + ((xx - cx) / (0.18 * width)) ** 2 <= 1.0] = True
+    img[subject, 0] = rng.integers(0, 120, subject.sum())
+    img[subject, 1] = rng.integers(0, 120, subject.sum())
+    img[subject, 2] = 230
+    disparity = np.where(subject, SUBJECT, FAR).astype(np.float32)
+    return img, disparity, subject
+
+
+def distance_outside(mask: np.ndarray) -> np.ndarray:
+    """Euclidean distance (px) of every pixel outside `mask` to it (0 inside)."""
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+
+
+def distance_inside(mask: np.ndarray) -> np.ndarray:
+    return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+
+
+def ac_energy(a: np.ndarray) -> float:
+    return float(np.mean((a - a.mean()) ** 2))
+
+
+# --- contract ---------------------------------------------------------------------------------------
+
+def test_numpy_in_numpy_out_and_input_untouched(rng):
+    img, disp, _ = portrait_scene(rng, 64, 80)
+    before = img.copy()
+    out = kernels.depth_of_field(img, disp, FOCUS, 8.0, backend="cpu")
+    assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == img.shape
+    assert np.array_equal(img, before)
+    assert np.array_equal(kernels.depth_of_field(img, disp, FOCUS, 0.0, backend="cpu"), img)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(image_bgr=np.zeros((8, 8, 3), np.float32)), "uint8"),
+    (dict(image_bgr=np.zeros((8, 8), np.uint8)), "uint8 HxWx3"),
+    (dict(disparity=np.zeros((8, 9), np.float32)), "disparity must be HxW"),
+    (dict(disparity=np.zeros((8, 8), np.uint8)), "float"),
+    (dict(disparity=np.full((8, 8), np.nan, np.float32)), "NaN"),
+    (dict(focus=1.5), "focus"),
+    (dict(focus=float("nan")), "focus"),
+    (dict(focus="near"), "focus"),
+    (dict(max_blur_px=-1.0), "max_blur_px"),
+    (dict(max_blur_px=1e6), "max_blur_px"),
+    (dict(highlight_boost=-0.5), "highlight_boost"),
+    (dict(backend="tpu"), "backend"),
+    (dict(image_bgr=[[0]]), "NumPy"),
+])
+def test_invalid_inputs_raise_clear_value_errors(kwargs, match):
+    args = dict(image_bgr=np.zeros((8, 8, 3), np.uint8), disparity=np.zeros((8, 8), np.float32), focus=0.5,
+                max_blur_px=4.0, highlight_boost=0.0, backend="cpu")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        kernels.depth_of_field(args.pop("image_bgr"), args.pop("disparity"), args.pop("focus"),
+                               args.pop("max_blur_px"), **args)
+
+
+@pytest.mark.skipif(cuda_available(), reason="checks the error on machines without a GPU")
+def test_cuda_backend_without_gpu_says_so():
+    with pytest.raises(BackendUnavailable):
+        kernels.depth_of_field(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.float32), 0.5, 4.0, backend="cuda")
+
+
+# --- behaviour --------------------------------------------------------------------------------------
+
+def test_in_focus_subject_is_unchanged(rng):
+    img, disp, subject = portrait_scene(rng)
+    out = kernels.depth_of_field(img, disp, FOCUS, MAX_BLUR, backend="cpu")
+    diff = np.abs(out.astype(np.int16) - img.astype(np.int16))
+    core = distance_inside(subject) > 2
+    # Acceptance: mean abs difference <= 1/255 away from depth edges ...
+    assert diff[core].mean() <= 1.0
+    # ... and in fact exact everywhere on the subject: the far field never spreads over it.
+    assert diff[subject].max() == 0
+
+
+def test_focus_band_of_a_continuous_surface_is_unchanged(rng):
+    """A slanted plane through the focus: pixels whose CoC is at most half a pixel are kept bit for bit."""
+    h, w = 64, 256
+    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    disp = np.tile(np.linspace(0.0, 1.0, w, dtype=np.float32), (h, 1))
+    out = kernels.depth_of_field(img, disp, 0.5, 12.0, backend="cpu")
+    in_focus = np.abs(signed_coc(disp, 0.5, 12.0)) <= 0.5
+    assert in_focus.sum() >= h * 4
+    assert np.array_equal(out[in_focus], img[in_focus])
+
+
+def test_background_energy_drops_by_the_disc_factor(rng):
+    """White noise through a normalised disc keeps sum(k^2) of its AC energy (Parseval): ~1/(pi r^2).
+
+    Measured against the same noise filtered by the exact disc of that CoC. The fast path reduces the
+    frame by s = 4, which adds a box-and-tent blur of ~s px to the disc and removes a little more energy;
+    a blur that is too weak (e.g. a 2x smaller radius) would leave 4x the energy, one too strong 4x less,
+    so a factor-1.5 window on each side separates the right CoC from a wrong one.
+    """
+    img, disp, subject = portrait_scene(rng)
+    out = kernels.depth_of_field(img, disp, FOCUS, MAX_BLUR, backend="cpu").astype(np.float32)
+    r = coc_radius(FAR)
+    assert r == pytest.approx(MAX_BLUR * 0.4 / 0.6)
+    reference = cv2.filter2D(img.astype(np.float32), -1, disc_kernel(r), borderType=cv2.BORDER_REFLECT)
+    # Far from the subject and the borders, where the whole disc sees background.
+    interior = distance_outside(subject) > r + 4
+    m = int(math.ceil(r)) + 2
+    interior[:m] = interior[-m:] = False
+    interior[:, :m] = interior[:, -m:] = False
+    for ch in (0, 1):
+        e_in = ac_energy(img[..., ch][interior].astype(np.float32))
+        e_out = ac_energy(out[..., ch][interior])
+        e_ref = ac_energy(reference[..., ch][interior])
+        expected = 1.0 / (math.pi * (r * r + 1.0 / 12.0))
+        assert e_ref / e_in == pytest.approx(expected, rel=0.35)  # the sample estimate of sum(k^2)
+        assert e_ref / 1.5 <= e_out <= e_ref * 1.5, (e_in, e_out, e_ref)
+
+
+def test_no_halo_of_subject_colour_in_the_background(rng):
+    """Red is 30 in the background, 230 on the subject: red above 30 outside the subject is leakage.
+
+    A plain disc blur of the frame (what a halo is) leaks ~40% at the silhouette; the far field never
+    gathers in-focus pixels, so only float rounding remains. The threshold, 1% of the subject/background
+    contrast (2 levels), is below what is visible in a blurred background and 40x below the naive leak.
+    """
+    img, disp, subject = portrait_scene(rng)
+    out = kernels.depth_of_field(img, disp, FOCUS, MAX_BLUR, backend="cpu")
+    r = coc_radius(FAR)
+    band = (distance_outside(subject) > 0) & (distance_outside(subject) <= r)
+    leak = (out[..., 2][band].astype(np.float32) - 30.0) / 200.0
+    assert leak.max() <= 0.01
+    naive = cv2.filter2D(img.astype(np.float32), -1, disc_kernel(r))
+    naive_leak = (naive[..., 2][band & (distance_outside(subject) <= 2)] - 30.0) / 200.0
+    assert naive_leak.mean() > 0.3  # the test would see a halo
+
+
+@pytest.mark.parametrize("max_blur, scale", [(16.0, None), (16.0, 1), (9.0, None), (30.0, None)])
+def test_bright_background_pixel_becomes_a_disc_of_diameter_two_coc(max_blur, scale):
+    """A highlight at the far extreme (d = 0, focus 0.75: span 0.75 so its CoC is max_blur) becomes a flat disc.
+
+    Diameter: of the disc of equal area above half the peak excess; must be 2 CoC within 15%.
+    Flat top and hard edge tell it from a Gaussian smudge: the inner half-radius varies by <= 10%,
+    and the excess falls from 90% to 10% of the peak within a third of the radius.
+    """
+    h = w = 2 * int(max_blur) + 40
+    img = np.full((h, w, 3), 20, np.uint8)
+    cy = cx = h // 2
+    img[cy, cx] = 255
+    disp = np.zeros((h, w), np.float32)
+    out = depth_of_field_cpu(img, disp, 0.75, max_blur, highlight_boost=100.0, scale=scale)
+    excess = out[..., 1].astype(np.float32) - 20.0
+    peak = excess.max()
+    assert peak >= 10  # visible bokeh: the boost made the highlight dominate its disc
+    diameter = 2.0 * math.sqrt((excess > peak / 2).sum() / math.pi)
+    assert diameter == pytest.approx(2 * max_blur, rel=0.15)
+    yy, xx = np.mgrid[:h, :w]
+    dist = np.hypot(yy - cy, xx - cx)
+    inner = excess[dist <= 0.5 * max_blur]
+    assert inner.min() >= 0.9 * inner.max()
+    row = excess[cy, cx:]
+    edge_90 = np.argmax(row < 0.9 * peak)
+    edge_10 = np.argmax(row < 0.1 * peak)
+    assert edge_10 - edge_90 <= max(3, max_blur / 3)
+
+
+def test_highlight_boost_brightens_bokeh(rng):
+    h = w = 72
+    img = np.full((h, w, 3), 20, np.uint8)
+    img[36, 36] = 255
+    disp = np.zeros((h, w), np.float32)
+    plain = kernels.depth_of_field(img, disp, 0.75, 12.0, backend="cpu")[36, 36, 1]
+    boosted = kernels.depth_of_field(img, disp, 0.75, 12.0, highlight_boost=20.0, backend="cpu")[36, 36, 1]
+    assert boosted >= plain + 10
+
+
+def test_near_foreground_spills_over_the_focused_subject():
+    """A blurred near bar over an in-focus subject: its disc covers the subject behind it as a lens would.
+
+    Expected spill at distance x outside a straight edge = the part of a radius-r disc past a chord at x:
+    (acos(x/r) - (x/r) sqrt(1 - (x/r)^2)) / pi, 0.5 at the edge. Tolerance 0.12 on the fraction: the
+    reduced (s = 4) gather smooths the profile by ~s px around the ideal curve.
+    """
+    h, w = 96, 160
+    img = np.zeros((h, w, 3), np.uint8)
+    img[...] = (40, 200, 40)  # the subject: green, in focus everywhere
+    img[:, :60] = (200, 40, 40)  # the near bar: blue, in front
+    disp = np.full((h, w), SUBJECT, np.float32)
+    disp[:, :60] = NEAR
+    out = kernels.depth_of_field(img, disp, FOCUS, MAX_BLUR, backend="cpu").astype(np.float32)
+    r = coc_radius(NEAR)
+    spill = (out[h // 2, 60:, 0] - 40.0) / 160.0  # blue fraction on the subject, per distance from the bar
+    x = np.arange(spill.size) + 0.5
+    u = np.clip(x / r, 0.0, 1.0)
+    expected = (np.arccos(u) - u * np.sqrt(1.0 - u * u)) / np.pi
+    assert spill[0] >= 0.3
+    assert np.abs(spill[: int(r) + 4] - expected[: int(r) + 4]).max() <= 0.12
+    far_from_bar = out[:, 60 + int(r) + 6:]
+    assert np.array_equal(far_from_bar, img[:, 60 + int(r) + 6:].astype(np.float32))
+
+
+# --- against the float64 reference -------------------------------------------------------------------
+
+def random_scene(rng: np.random.Generator, h: int = 72, w: int = 96):
+    """Smooth random disparity crossing the focus (far, in-focus and near regions, continuous CoC), with
+    a few highlights; image: textured, not white noise, like a photo."""
+    disp = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 6.0)
+    disp = (disp - disp.min()) / (disp.max() - disp.min())
+    img = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 1.5)
+    img[rng.random((h, w)) < 0.01] = 255
+    return img, disp
+
+
+def test_cpu_at_scale_one_is_the_reference(rng):
+    """At scale 1 the fast path computes the reference's sums in float32/float64 mixed precision:
+    only ties at .5 may round differently (<= 1 level on <= 0.5% of values)."""
+    img, disp = random_scene(rng)
+    out = depth_of_field_cpu(img, disp, 0.5, 5.0, highlight_boost=3.0, scale=1)
+    ref = depth_of_field_reference(img, disp, 0.5, 5.0, 3.0)
+    diff = np.abs(out.astype(np.int16) - ref)
+    assert diff.max() <= 1
+    assert (diff > 0).mean() <= 0.005
+
+
+def test_cpu_fast_path_matches_reference_within_reduction_error(rng):
+    """At max_blur 16 the CPU path gathers at 1/4 resolution. Its kernel is the disc convolved with a
+    4-px box and a bilinear tent; on a photo-like texture that moves a pixel by a few levels, most at
+    depth edges and where CoC < s fades in from the sharp image. Bounds (mean 4 levels, 95th percentile
+    12 levels) sit ~1.5x above what this scene measures; a wrong radius, a halo, or missing near spill
+    each cost far more (a disc of 2x the radius: mean > 8)."""
+    img, disp = random_scene(rng, 96, 128)
+    out = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, backend="cpu").astype(np.float32)
+    ref = depth_of_field_reference(img, disp, 0.5, MAX_BLUR, 2.0).astype(np.float32)
+    diff = np.abs(out - ref)
+    assert diff.mean() <= 4.0
+    assert np.percentile(diff, 95) <= 12.0
+    wrong = depth_of_field_reference(img, disp, 0.5, 2 * MAX_BLUR, 2.0).astype(np.float32)
+    assert np.abs(wrong - ref).mean() > 2 * diff.mean()
+
+
+# --- CUDA --------------------------------------------------------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("max_blur, boost", [(16.0, 0.0), (36.0, 4.0), (5.0, 1.0)])
+def test_cuda_matches_cpu_at_the_same_scale(rng, max_blur, boost):
+    """Same passes, same order of operations; float32 vs float64 accumulation and powf vs a LUT for the
+    highlight luminance: <= 1 level, on <= 1% of values."""
+    from kernels.dof import reduction_scale
+    from kernels.dof_cuda import depth_of_field_cuda
+
+    img, disp = random_scene(rng, 270, 480)
+    s = reduction_scale(max_blur)
+    gpu = depth_of_field_cuda(img, disp, 0.5, max_blur, highlight_boost=boost, scale=s)
+    cpu = depth_of_field_cpu(img, disp, 0.5, max_blur, highlight_boost=boost, scale=s)
+    diff = np.abs(gpu.astype(np.int16) - cpu)
+    assert diff.max() <= 1
+    assert (diff > 0).mean() <= 0.01
+
+
+@pytest.mark.gpu
+def test_cuda_at_scale_one_is_the_reference(rng):
+    from kernels.dof_cuda import depth_of_field_cuda
+
+    img, disp = random_scene(rng)
+    gpu = depth_of_field_cuda(img, disp, 0.5, 5.0, highlight_boost=3.0, scale=1)
+    ref = depth_of_field_reference(img, disp, 0.5, 5.0, 3.0)
+    diff = np.abs(gpu.astype(np.int16) - ref)
+    assert diff.max() <= 1 and (diff > 0).mean() <= 0.01
+
+
+@pytest.mark.gpu
+def test_cuda_default_path_is_close_to_cpu_and_reference(rng):
+    """Default scales differ (GPU reduces half as much), so compare both to the reference's bound."""
+    img, disp = random_scene(rng, 96, 128)
+    gpu = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, backend="cuda").astype(np.float32)
+    ref = depth_of_field_reference(img, disp, 0.5, MAX_BLUR, 2.0).astype(np.float32)
+    assert np.abs(gpu - ref).mean() <= 4.0
+
+
+@pytest.mark.gpu
+def test_cupy_in_cupy_out_and_focus_kept(rng):
+    import cupy as cp
+
+    img, disp, subject = portrait_scene(rng)
+    out = kernels.depth_of_field(cp.asarray(img), cp.asarray(disp), FOCUS, MAX_BLUR)
+    assert isinstance(out, cp.ndarray) and out.dtype == cp.uint8 and out.shape == img.shape
+    host = cp.asnumpy(out)
+    assert np.array_equal(host[subject], img[subject])
+    with pytest.raises(ValueError, match="both"):
+        kernels.depth_of_field(cp.asarray(img), disp, FOCUS, MAX_BLUR)
+    cpu_on_device = kernels.depth_of_field(cp.asarray(img), cp.asarray(disp), FOCUS, MAX_BLUR, backend="cpu")
+    assert isinstance(cpu_on_device, cp.ndarray)

@@ -1,0 +1,49 @@
+import cv2
+import numpy as np
+import pytest
+
+from stream.focus import FaceFinder, FocusController, nearest_large_region
+
+
+def _astronaut():
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def test_finds_the_astronauts_face():
+    face = FaceFinder().largest_face(_astronaut())
+    assert face is not None
+    x, y, w, h = face
+    # Eileen Collins' face sits around x 170-290, y 40-200 in the 512x512 photo.
+    assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200 and w > 60
+
+
+def test_auto_focus_takes_the_face_disparity_over_a_nearer_region():
+    image = _astronaut()
+    disparity = np.full(image.shape[:2], 0.2, np.float32)
+    x, y, w, h = FaceFinder().largest_face(image)
+    disparity[y:y + h, x:x + w] = 0.6
+    disparity[400:, :] = 0.95  # something nearer than the face, but it is not the subject
+    assert FocusController("auto").update(image, disparity) == pytest.approx(0.6)
+
+
+def test_without_a_face_auto_focus_takes_the_nearest_large_region():
+    image = np.full((120, 160, 3), 128, np.uint8)
+    disparity = np.full((120, 160), 0.1, np.float32)
+    disparity[40:100, 50:110] = 0.8  # a 19% region
+    disparity[0, 0] = 1.0  # a near speck is ignored
+    assert nearest_large_region(disparity) == pytest.approx(0.8)
+    assert FocusController("auto").update(image, disparity) == pytest.approx(0.8)
+
+
+def test_fixed_and_point_focus_and_smoothing():
+    image = np.zeros((60, 80, 3), np.uint8)
+    disparity = np.zeros((60, 80), np.float32)
+    disparity[:, 40:] = 1.0
+    assert FocusController(0.3).update(image, disparity) == pytest.approx(0.3)
+    controller = FocusController(0.3, point=(70, 30), smoothing=0.5)
+    assert controller.update(image, disparity) == pytest.approx(1.0)
+    controller.set_point(10, 30)  # a click elsewhere: focus glides there rather than jumping
+    assert controller.update(image, disparity) == pytest.approx(0.5)
+    assert controller.update(image, disparity) == pytest.approx(0.25)

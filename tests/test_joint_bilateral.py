@@ -1,0 +1,230 @@
+"""Joint bilateral refinement: the fast CPU path and the CUDA kernel against the float64 reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernels
+from kernels.bilateral import MAX_RADIUS, joint_bilateral, refine_live
+from kernels.bilateral_reference import joint_bilateral_reference
+
+
+def random_inputs(rng: np.random.Generator, height: int, width: int, smooth: bool = False):
+    disparity = rng.random((height, width), dtype=np.float32)
+    guide = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    if smooth:  # natural-image-like guide: neighbours similar, so the range weights are far from 0 or 1
+        import cv2
+
+        guide = cv2.GaussianBlur(guide, (0, 0), 1.5)
+    return disparity, guide
+
+
+def synthetic_scene(height: int = 120, width: int = 160):
+    """A textured disc (near, disparity 0.8) in front of a textured background (far, 0.2), with true edges."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:height, :width]
+    subject = (yy - height / 2) ** 2 + (xx - width / 2) ** 2 < (min(height, width) / 3) ** 2
+    truth = np.where(subject, 0.8, 0.2).astype(np.float32)
+    guide = np.empty((height, width, 3), np.uint8)
+    guide[...] = (40, 90, 160)
+    guide[subject] = (200, 170, 60)
+    guide = np.clip(guide.astype(np.int16) + rng.integers(-6, 7, guide.shape), 0, 255).astype(np.uint8)
+    return truth, guide
+
+
+# --- CPU path against the reference -----------------------------------------------------------------
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 5, 8, 12, 16])
+def test_cpu_matches_reference(rng, radius):
+    for smooth in (False, True):
+        d, g = random_inputs(rng, 29, 37, smooth)  # odd sizes, smaller than the window for large r
+        for sigma_spatial, sigma_range in ((radius / 2 + 0.5, 0.05), (20.0, 0.2), (1.0, 1.0)):
+            ref = joint_bilateral_reference(d, g, radius, sigma_spatial, sigma_range)
+            out = joint_bilateral(d, g, radius, sigma_spatial, sigma_range, backend="cpu")
+            assert out.dtype == np.float32 and out.shape == d.shape
+            assert np.abs(out - ref).max() <= 1e-4
+
+
+def test_cpu_matches_reference_at_borders_and_odd_shapes(rng):
+    for height, width in ((1, 1), (1, 17), (23, 1), (3, 5), (41, 19)):
+        d, g = random_inputs(rng, height, width, smooth=True)
+        ref = joint_bilateral_reference(d, g, 6, 4.0, 0.1)
+        out = joint_bilateral(d, g, 6, 4.0, 0.1, backend="cpu")
+        assert np.abs(out - ref).max() <= 1e-4, (height, width)
+
+
+def test_default_parameters_match_reference(rng):
+    d, g = random_inputs(rng, 31, 45, smooth=True)
+    ref = joint_bilateral_reference(d, g, 12, 20.0, 0.05)
+    assert np.abs(kernels.joint_bilateral(d, g, backend="cpu") - ref).max() <= 1e-4
+
+
+def test_radius_zero_and_constant_image_are_identities(rng):
+    d, g = random_inputs(rng, 17, 23)
+    np.testing.assert_allclose(joint_bilateral(d, g, 0, 5.0, 0.1, backend="cpu"), d, rtol=1e-6)
+    flat = np.full((17, 23), 0.375, np.float32)
+    np.testing.assert_allclose(joint_bilateral(flat, g, 5, 5.0, 0.1, backend="cpu"), flat, rtol=1e-6)
+
+
+def test_edges_follow_the_guide():
+    """A step in the guide with a misplaced, noisy step in the depth: the filter puts it back on the edge."""
+    truth, guide = synthetic_scene()
+    rng = np.random.default_rng(3)
+    import cv2
+
+    rough = (cv2.GaussianBlur(truth, (0, 0), 3) + rng.normal(0, 0.03, truth.shape)).astype(np.float32)
+    out = joint_bilateral(rough, guide, 8, 6.0, 0.1, backend="cpu")
+    edges = cv2.Canny((truth * 255).astype(np.uint8), 10, 20) > 0
+    near_edge = cv2.dilate(edges.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # within 3 px of the edge
+    rmse = lambda a, mask: float(np.sqrt(np.mean((a - truth)[mask] ** 2)))  # noqa: E731
+    assert rmse(out, near_edge) < 0.6 * rmse(rough, near_edge)  # the blurred step is sharpened again
+    assert rmse(out, ~near_edge) < 0.7 * rmse(rough, ~near_edge)  # and the noise on flat parts is smoothed
+
+
+# --- live mode ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("low_shape", [(128, 160), (192, 320), (60, 80), (480, 640)])
+def test_refine_live_shape_and_range(low_shape):
+    truth, guide = synthetic_scene(480, 640)
+    import cv2
+
+    low = cv2.resize(truth, low_shape[::-1], interpolation=cv2.INTER_AREA)
+    out = refine_live(low, guide, backend="cpu")
+    assert out.shape == (480, 640) and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0.2 - 1e-5 and out.max() <= 0.8 + 1e-5  # a convex combination
+
+
+def test_refine_live_close_to_full_resolution_filter():
+    import cv2
+
+    truth, guide = synthetic_scene(240, 320)
+    rng = np.random.default_rng(5)
+    low = cv2.resize(truth, (160, 128), interpolation=cv2.INTER_AREA)
+    low = (cv2.GaussianBlur(low, (0, 0), 1.5) + rng.normal(0, 0.02, low.shape)).astype(np.float32)
+    upsampled = cv2.resize(low, (320, 240), interpolation=cv2.INTER_LINEAR)
+    full = joint_bilateral(upsampled, guide, 8, 6.0, 0.08, backend="cpu")
+    live = refine_live(low, guide, backend="cpu")
+    rmse = lambda a: float(np.sqrt(np.mean((a - truth) ** 2)))  # noqa: E731
+    assert rmse(live) < rmse(upsampled)             # better than plain upsampling
+    assert rmse(live) < rmse(full) + 0.02           # and about as good as the full-resolution filter
+    assert float(np.sqrt(np.mean((live - full) ** 2))) < 0.05
+
+
+# --- validation --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [
+    dict(disparity=np.zeros((4, 5), np.float64)),
+    dict(disparity=np.zeros((4, 5, 1), np.float32)),
+    dict(guide=np.zeros((4, 5), np.uint8)),
+    dict(guide=np.zeros((4, 5, 3), np.float32)),
+    dict(guide=np.zeros((4, 6, 3), np.uint8)),
+    dict(radius=-1), dict(radius=MAX_RADIUS + 1), dict(radius=2.5),
+    dict(sigma_spatial=0.0), dict(sigma_range=-1.0), dict(sigma_range=float("nan")),
+    dict(backend="opencl"),
+])
+def test_invalid_inputs_raise(bad):
+    args = dict(disparity=np.zeros((4, 5), np.float32), guide=np.zeros((4, 5, 3), np.uint8), radius=2,
+                sigma_spatial=2.0, sigma_range=0.1, backend="cpu")
+    args.update(bad)
+    with pytest.raises(ValueError):
+        joint_bilateral(args["disparity"], args["guide"], args["radius"], args["sigma_spatial"],
+                        args["sigma_range"], backend=args["backend"])
+
+
+def test_refine_live_validation():
+    with pytest.raises(ValueError):
+        refine_live(np.zeros((4, 5), np.float32), np.zeros((8, 10, 3), np.uint8), work_width=1, backend="cpu")
+    with pytest.raises(ValueError):
+        refine_live(np.zeros((4, 5), np.int32), np.zeros((8, 10, 3), np.uint8), backend="cpu")
+
+
+def test_import_is_cheap():
+    import subprocess
+    import sys
+
+    code = "import sys, kernels.bilateral; assert 'numba' not in sys.modules and 'cupy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- CUDA (run where a GPU exists) -------------------------------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("radius", [1, 4, 12, 16])
+@pytest.mark.parametrize("shape", [(480, 640), (37, 53), (9, 300)])
+def test_cuda_matches_cpu(radius, shape):
+    rng = np.random.default_rng()  # fresh inputs every run
+    d, g = random_inputs(rng, *shape, smooth=True)
+    cpu = joint_bilateral(d, g, radius, 7.0, 0.07, backend="cpu")
+    gpu = joint_bilateral(d, g, radius, 7.0, 0.07, backend="cuda")
+    assert isinstance(gpu, np.ndarray) and gpu.dtype == np.float32  # NumPy in, NumPy out
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-6)
+    assert np.abs(gpu - cpu).max() / np.abs(cpu).max() <= 1e-5
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["lut", "expf"])
+def test_cuda_writes_every_pixel(variant):
+    import cupy
+
+    from kernels.bilateral_cuda import launch
+
+    rng = np.random.default_rng()
+    d, g = random_inputs(rng, 67, 131, smooth=True)  # not a multiple of the block size
+    out = cupy.full(d.shape, cupy.nan, cupy.float32)  # poison
+    launch(cupy.asarray(d), cupy.asarray(g), out, 5, 3.0, 0.1, variant=variant)
+    result = out.get()
+    assert np.isfinite(result).all()
+    ref = joint_bilateral_reference(d, g, 5, 3.0, 0.1)
+    assert np.abs(result - ref).max() <= 1e-4
+
+
+@pytest.mark.gpu
+def test_cuda_parameter_change_takes_effect():
+    from kernels.bilateral_cuda import ensure_constants
+
+    rng = np.random.default_rng()
+    d, g = random_inputs(rng, 64, 80, smooth=True)
+    for radius, ss, sr in ((3, 2.0, 0.05), (9, 8.0, 0.05), (9, 8.0, 0.3), (3, 2.0, 0.05), (16, 30.0, 0.02)):
+        gpu = joint_bilateral(d, g, radius, ss, sr, backend="cuda")
+        np.testing.assert_allclose(gpu, joint_bilateral(d, g, radius, ss, sr, backend="cpu"), rtol=1e-5, atol=1e-6)
+    assert ensure_constants(16, 30.0, 0.02) is False  # unchanged parameters: no copy
+    assert ensure_constants(15, 30.0, 0.02) is True
+
+
+@pytest.mark.gpu
+def test_cuda_cupy_in_cupy_out():
+    import cupy
+
+    rng = np.random.default_rng()
+    d, g = random_inputs(rng, 48, 64, smooth=True)
+    out = kernels.joint_bilateral(cupy.asarray(d), cupy.asarray(g), 6, 4.0, 0.1)  # auto → CUDA for CuPy
+    assert isinstance(out, cupy.ndarray) and out.dtype == cupy.float32
+    np.testing.assert_allclose(out.get(), joint_bilateral(d, g, 6, 4.0, 0.1, backend="cpu"), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_cuda_global_kernel_matches_reference():
+    import cupy
+
+    from kernels.bilateral_cuda import launch_global
+
+    rng = np.random.default_rng()
+    d, g = random_inputs(rng, 45, 70, smooth=True)
+    out = cupy.full(d.shape, cupy.nan, cupy.float32)
+    launch_global(cupy.asarray(d), cupy.asarray(g), out, 7, 5.0, 0.1)
+    assert np.abs(out.get() - joint_bilateral_reference(d, g, 7, 5.0, 0.1)).max() <= 1e-4
+
+
+@pytest.mark.gpu
+def test_cuda_refine_live():
+    import cupy
+
+    truth, guide = synthetic_scene(480, 640)
+    import cv2
+
+    low = cv2.resize(truth, (160, 128), interpolation=cv2.INTER_AREA)
+    out = refine_live(cupy.asarray(low), cupy.asarray(guide))
+    assert isinstance(out, cupy.ndarray) and out.shape == (480, 640)
+    host = refine_live(low, guide, backend="cuda")
+    assert isinstance(host, np.ndarray)
+    assert float(np.sqrt(np.mean((host - truth) ** 2))) < 0.1

@@ -1,0 +1,113 @@
+"""Model registry, download cache with checksums, ONNX Runtime sessions, disparity normalisation."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from models.download import ModelError, download, sha256_of
+from models.postprocess import DisparityNormaliser
+from models.registry import REGISTRY, fetch, get_spec, resolve_model
+from models.runtime import DepthEstimator, requested_providers
+
+
+def test_download_checks_sha256_and_keeps_nothing_on_mismatch(tmp_path):
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"depth" * 1000)
+    good = sha256_of(payload)
+    target = tmp_path / "cache" / "model.onnx"
+    assert download(payload.as_uri(), target, good, progress=False) == target
+    assert target.read_bytes() == payload.read_bytes()
+    corrupt = tmp_path / "cache" / "corrupt.onnx"
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        download(payload.as_uri(), corrupt, "0" * 64, progress=False)
+    assert not corrupt.exists()
+    assert list((tmp_path / "cache").glob("*.part")) == []
+
+
+def test_unreachable_download_says_what_to_do(tmp_path):
+    with pytest.raises(ModelError, match="cannot download"):
+        download((tmp_path / "missing.bin").as_uri(), tmp_path / "x.onnx", "0" * 64, progress=False)
+
+
+def test_fetch_verifies_a_cached_file(model_cache):
+    spec = get_spec("tcmonodepth")
+    model_cache.mkdir(parents=True)
+    (model_cache / spec.filename).write_bytes(b"not the real model")
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        fetch("tcmonodepth", progress=False)
+
+
+def test_registry_entries_are_complete():
+    for spec in REGISTRY.values():
+        assert spec.input_size[0] > 0 and spec.output_kind in ("inverse_depth", "metres")
+        assert (spec.url and spec.sha256) or spec.fetcher
+
+
+def test_unknown_model_name():
+    with pytest.raises(ModelError, match="unknown model 'nope'"):
+        resolve_model("nope")
+
+
+def test_cpu_machine_asks_only_for_the_cpu_provider():
+    from kernels.backend import cuda_available
+
+    if cuda_available():
+        pytest.skip("this machine has a GPU")
+    assert requested_providers("auto") == ["CPUExecutionProvider"]
+    with pytest.raises(ModelError, match="cuda"):
+        requested_providers("cuda")
+
+
+def test_tcmonodepth_runs_batched_and_matches_single_calls(shared_models, rng):
+    spec, path = resolve_model("tcmonodepth", progress=False)
+    estimator = DepthEstimator(spec, path, "auto")
+    assert estimator.provider == "CPUExecutionProvider"
+    images = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
+    batched = estimator.predict(images)
+    single = [estimator.predict([image])[0] for image in images]
+    for a, b in zip(batched, single):
+        assert a.shape == (192, 320)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_session_on_a_cpu_machine_prints_no_error_noise(shared_models):
+    code = ("import os; os.environ['DEPTHCAM_MODELS']=%r\n"
+            "from models.registry import resolve_model\nfrom models.runtime import DepthEstimator\n"
+            "import numpy as np\ns, p = resolve_model('tcmonodepth', progress=False)\n"
+            "e = DepthEstimator(s, p, 'auto')\ne.predict([np.zeros((64, 64, 3), np.uint8)])\n"
+            "print(e.provider)") % str(shared_models)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "CPUExecutionProvider" in result.stdout or "CUDAExecutionProvider" in result.stdout
+    assert "error" not in result.stderr.lower() and "[E:" not in result.stderr, result.stderr
+
+
+def test_normaliser_smooths_the_range_over_time():
+    normaliser = DisparityNormaliser(0, 100, smoothing=0.2)
+    base = np.linspace(0, 1, 1000, dtype=np.float32)
+    first = normaliser(base)
+    np.testing.assert_allclose(first, base, atol=1e-6)
+    spiked = base.copy()
+    spiked[-1] = 10.0  # one frame with a near object: the range must not jump to it
+    normaliser(spiked)
+    assert normaliser.high == pytest.approx(1.0 + 0.2 * 9.0)
+    assert normaliser.low == pytest.approx(0.0)
+
+
+def test_normaliser_output_is_in_unit_range_and_ordered(rng):
+    normaliser = DisparityNormaliser()
+    values = rng.normal(5, 2, (48, 64)).astype(np.float32)
+    out = normaliser(values)
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    flat_in, flat_out = values.ravel(), out.ravel()
+    order = np.argsort(flat_in)
+    assert np.all(np.diff(flat_out[order]) >= -1e-7)  # monotonic: nearer stays nearer
+
+
+def test_metres_become_disparity():
+    spec = get_spec("fcrn")
+    estimator = DepthEstimator.__new__(DepthEstimator)
+    estimator.spec = spec
+    depth = np.array([[0.5, 2.0, 0.0]], np.float32)
+    np.testing.assert_allclose(estimator.to_disparity(depth), [[2.0, 0.5, 1000.0]])
