@@ -27,9 +27,8 @@ WEIGHT_FLOOR = 1e-9
 LIVE_WORK_WIDTH = 160
 LIVE_RADIUS = 4
 LIVE_SIGMA_SPATIAL = 3.0
-LIVE_SIGMA_RANGE = 0.08
-LIVE_UPSAMPLE_TAPS = 4
-LIVE_UPSAMPLE_SIGMA = 0.75
+LIVE_SIGMA_RANGE = 0.05
+LIVE_UPSAMPLE_SIGMA = 0.75  # low-res pixels, for the 2x2 joint bilateral upsampling
 
 
 @functools.lru_cache(maxsize=32)
@@ -157,7 +156,7 @@ def _refine_live_cpu(disparity: np.ndarray, guide_bgr: np.ndarray, work_width: i
                      sigma_spatial: float, sigma_range: float) -> np.ndarray:
     import cv2
 
-    from kernels.bilateral_cpu import guide_planes, joint_bilateral_planes, joint_bilateral_upsample_planes
+    from kernels.bilateral_cpu import guide_planes, joint_bilateral_planes, joint_bilateral_upsample
 
     full_h, full_w = guide_bgr.shape[:2]
     work_w = min(work_width, full_w)
@@ -171,8 +170,7 @@ def _refine_live_cpu(disparity: np.ndarray, guide_bgr: np.ndarray, work_width: i
     d_low = _resize(disparity, work_w, work_h)
     low_planes = guide_planes(guide_low)
     refined = joint_bilateral_planes(d_low, low_planes, lut, spatial_table(radius, sigma_spatial), radius)
-    return joint_bilateral_upsample_planes(refined, low_planes, guide_planes(guide_bgr), lut,
-                                           LIVE_UPSAMPLE_SIGMA, LIVE_UPSAMPLE_TAPS)
+    return joint_bilateral_upsample(refined, low_planes, np.ascontiguousarray(guide_bgr), lut, LIVE_UPSAMPLE_SIGMA)
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -7,10 +7,11 @@
 #define HIGHLIGHT_THRESHOLD 0.6f
 #define INV_PI 0.31830988618379067f
 
-__device__ __forceinline__ float ramp(float r, int s) {
-    // At s > 1 a CoC below s cannot be represented by the reduced gather: fade it in from the sharp image.
+__device__ __forceinline__ float split(float r, int s) {
+    // Share of a CoC handled by the reduced gather; the rest is gathered exactly at full resolution
+    // (a CoC below s - 1 cannot be represented at 1/s resolution). Cross-fade between s - 1 and s.
     if (s == 1) return 1.0f;
-    return fminf(fmaxf((r - FOCUS_RADIUS) / ((float)s - FOCUS_RADIUS), 0.0f), 1.0f);
+    return fminf(fmaxf(r - ((float)s - 1.0f), 0.0f), 1.0f);
 }
 
 __device__ __forceinline__ float disc_weight(float re, int dy, int dx) {
@@ -28,9 +29,10 @@ __device__ __forceinline__ float srgb_to_linear(unsigned char v, float gamma) {
 extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, const float* __restrict__ disp,
                                       int height, int width, int s, float focus, float coc_scale, float boost,
                                       float gamma, int hl, int wl,
+                                      float* __restrict__ coc, float* __restrict__ hwt,
                                       float4* __restrict__ low_f, float* __restrict__ low_fr,
                                       float4* __restrict__ low_n, float* __restrict__ low_nm,
-                                      float* __restrict__ low_nr) {
+                                      float* __restrict__ low_nr, unsigned char* __restrict__ low_small) {
     const int bx = blockIdx.x * blockDim.x + threadIdx.x;
     const int by = blockIdx.y * blockDim.y + threadIdx.y;
     if (bx >= wl || by >= hl) return;
@@ -39,24 +41,28 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     const float inv_thr = 1.0f / (1.0f - HIGHLIGHT_THRESHOLD);
     float f0 = 0.f, f1 = 0.f, f2 = 0.f, fh = 0.f, fr = 0.f;
     float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f, nm = 0.f, nr = 0.f;
-    int fcount = 0, ncount = 0;
+    int fcount = 0;
+    unsigned char small = 0;
     for (int y = y0; y < y1; ++y) {
         for (int x = x0; x < x1; ++x) {
             const float c = (disp[y * width + x] - focus) * coc_scale;
-            if (c >= -FOCUS_RADIUS && c <= FOCUS_RADIUS) continue;
             const unsigned char* px = img + 3 * (y * width + x);
-            const float b = (float)px[0], g = (float)px[1], r = (float)px[2];
             float hw = 1.0f;
             if (boost > 0.0f) {
                 const float lum = 0.0722f * srgb_to_linear(px[0], gamma) + 0.7152f * srgb_to_linear(px[1], gamma)
                                 + 0.2126f * srgb_to_linear(px[2], gamma);
                 if (lum > HIGHLIGHT_THRESHOLD) hw += boost * (lum - HIGHLIGHT_THRESHOLD) * inv_thr;
             }
+            coc[y * width + x] = c;
+            hwt[y * width + x] = hw;
+            if (c >= -FOCUS_RADIUS && c <= FOCUS_RADIUS) continue;
+            const float b = (float)px[0], g = (float)px[1], r = (float)px[2];
             if (c < 0.0f) {
                 f0 += hw * b; f1 += hw * g; f2 += hw * r; fh += hw; fr -= c; ++fcount;
             } else {
-                const float t = ramp(c, s);
-                n0 += t * hw * b; n1 += t * hw * g; n2 += t * hw * r; nh += t * hw; nm += t; nr += c; ++ncount;
+                const float t = split(c, s);
+                if (t < 1.0f) small = 1;
+                n0 += t * hw * b; n1 += t * hw * g; n2 += t * hw * r; nh += t * hw; nm += t; nr += t * c;
             }
         }
     }
@@ -66,7 +72,8 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     low_fr[i] = fcount > 0 ? fr / (float)(fcount * s) : -1.0f;
     low_n[i] = make_float4(n0 * inv_n, n1 * inv_n, n2 * inv_n, nh * inv_n);
     low_nm[i] = nm * inv_n;
-    low_nr[i] = (ncount > 0 && nm > 0.0f) ? nr / (float)(ncount * s) : -1.0f;
+    low_nr[i] = nm > 0.0f ? nr / (nm * (float)s) : -1.0f;  // mean radius of the reduced share
+    low_small[i] = small;
 }
 
 // One thread per reduced pixel. The far gather's window is bounded by the pixel's own radius (the
@@ -136,12 +143,14 @@ __device__ __forceinline__ unsigned char to_u8(float v) {
     return (unsigned char)fminf(fmaxf(v + 0.5f, 0.0f), 255.0f);
 }
 
-// One thread per full-resolution pixel: far pixels take the (bilinear, support-weighted) far field,
-// in-focus pixels keep their value, then the near field's coverage composites its colour over.
-extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, const float* __restrict__ disp,
-                                         int height, int width, int s, float focus, float coc_scale, int hl, int wl,
+// One thread per full-resolution pixel: far pixels take the far field (exact small-CoC gather
+// cross-faded with the bilinear, support-weighted reduced one), in-focus pixels keep their value,
+// then the near field's coverage (reduced share + exact small share) composites its colour over.
+extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, const float* __restrict__ coc,
+                                         const float* __restrict__ hwt, int height, int width, int s, int hl, int wl,
                                          const float4* __restrict__ far_acc, const float4* __restrict__ near_acc,
-                                         const float* __restrict__ near_a, unsigned char* __restrict__ out) {
+                                         const float* __restrict__ near_a, const unsigned char* __restrict__ low_small,
+                                         unsigned char* __restrict__ out) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= width || y >= height) return;
@@ -156,26 +165,79 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
     const int p = y * width + x;
     const unsigned char* src = img + 3 * p;
     float o0 = (float)src[0], o1 = (float)src[1], o2 = (float)src[2];
-    const float c = (disp[p] - focus) * coc_scale;
+    const float c = coc[p];
     if (c < -FOCUS_RADIUS) {
-        const float4 f = bilerp4(far_acc, i00, i01, i10, i11, w00, w01, w10, w11);
-        if (f.w > 1e-20f) {
-            const float t = ramp(-c, s);
-            o0 += t * (f.x / f.w - o0);
-            o1 += t * (f.y / f.w - o1);
-            o2 += t * (f.z / f.w - o2);
+        const float rp = -c;
+        const float t = split(rp, s);
+        float g0 = 0.f, g1 = 0.f, g2 = 0.f;
+        if (t < 1.0f) {
+            // exact far gather: the min-radius rule bounds its window by the pixel's own CoC (< s)
+            float gh = 0.f;
+            const int k = (int)ceilf(rp + 0.5f);
+            for (int dy = -k; dy <= k; ++dy) {
+                const int qy = y + dy;
+                if (qy < 0 || qy >= height) continue;
+                for (int dx = -k; dx <= k; ++dx) {
+                    const int qx = x + dx;
+                    if (qx < 0 || qx >= width) continue;
+                    const int q = qy * width + qx;
+                    const float cq = __ldg(coc + q);
+                    if (cq >= -FOCUS_RADIUS) continue;
+                    const float w = disc_weight(fmaxf(fminf(-cq, rp), FOCUS_RADIUS), dy, dx) * __ldg(hwt + q);
+                    const unsigned char* sq = img + 3 * q;
+                    g0 += w * (float)sq[0]; g1 += w * (float)sq[1]; g2 += w * (float)sq[2]; gh += w;
+                }
+            }
+            g0 /= gh; g1 /= gh; g2 /= gh;
         }
+        if (t > 0.0f) {
+            // f.w > 0: p's own block holds a far pixel and weighs >= 1/4 in the bilinear
+            const float4 f = bilerp4(far_acc, i00, i01, i10, i11, w00, w01, w10, w11);
+            g0 += t * (f.x / f.w - g0);
+            g1 += t * (f.y / f.w - g1);
+            g2 += t * (f.z / f.w - g2);
+        }
+        o0 = g0; o1 = g1; o2 = g2;
     }
     float alpha = w00 * __ldg(near_a + i00) + w01 * __ldg(near_a + i01) + w10 * __ldg(near_a + i10)
                 + w11 * __ldg(near_a + i11);
+    float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f;
     if (alpha > 0.0f) {
         const float4 n = bilerp4(near_acc, i00, i01, i10, i11, w00, w01, w10, w11);
-        if (n.w > 1e-20f) {
-            alpha = fminf(alpha, 1.0f);
-            o0 += alpha * (n.x / n.w - o0);
-            o1 += alpha * (n.y / n.w - o1);
-            o2 += alpha * (n.z / n.w - o2);
+        n0 = n.x; n1 = n.y; n2 = n.z; nh = n.w;
+    }
+    // a small near disc reaches < s + 0.5 px: at most into the neighbouring blocks
+    const int by = y / s, bx = x / s;
+    bool small = false;
+    for (int j = max(by - 1, 0); j <= min(by + 1, hl - 1); ++j)
+        for (int i = max(bx - 1, 0); i <= min(bx + 1, wl - 1); ++i) small |= low_small[j * wl + i] != 0;
+    if (small) {
+        const int ks = s + 1;
+        for (int dy = -ks; dy <= ks; ++dy) {
+            const int qy = y + dy;
+            if (qy < 0 || qy >= height) continue;
+            for (int dx = -ks; dx <= ks; ++dx) {
+                const int qx = x + dx;
+                if (qx < 0 || qx >= width) continue;
+                const int q = qy * width + qx;
+                const float cq = __ldg(coc + q);
+                if (cq <= FOCUS_RADIUS) continue;
+                const float share = 1.0f - split(cq, s);
+                if (share <= 0.0f) continue;
+                const float a = disc_weight(cq, dy, dx) * share;
+                if (a <= 0.0f) continue;
+                const float ah = a * __ldg(hwt + q);
+                const unsigned char* sq = img + 3 * q;
+                n0 += ah * (float)sq[0]; n1 += ah * (float)sq[1]; n2 += ah * (float)sq[2]; nh += ah;
+                alpha += a;
+            }
         }
+    }
+    if (alpha > 0.0f && nh > 1e-20f) {
+        alpha = fminf(alpha, 1.0f);
+        o0 += alpha * (n0 / nh - o0);
+        o1 += alpha * (n1 / nh - o1);
+        o2 += alpha * (n2 / nh - o2);
     }
     unsigned char* dst = out + 3 * p;
     dst[0] = to_u8(o0);

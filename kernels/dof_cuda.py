@@ -1,51 +1,82 @@
 """CUDA depth of field: the three passes of `kernels/depth_of_field.cu` through a CuPy RawModule.
 
 NumPy in -> NumPy out (copied to and from the device); CuPy in -> CuPy out (no host round trip).
+The launch sequence (`run_passes`) takes the array module and a launcher, so the tests can run the
+very same CUDA source and host code on a machine without a GPU (compiled for the host).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from kernels.cuda_module import load_module
 from kernels.dof import GAMMA, LOW_RES_RADIUS_CUDA, DofPlan, plan, reduction_scale
 
-_SOURCE = "depth_of_field.cu"
-_BLOCK = (32, 8, 1)
+SOURCE = "depth_of_field.cu"
+KERNELS = ("dof_reduce", "dof_gather", "dof_composite")
+BLOCK = (32, 8, 1)
+
+# launch(kernel_name, grid, block, args)
+Launcher = Callable[[str, tuple[int, int, int], tuple[int, int, int], tuple], None]
 
 
 def _grid(width: int, height: int) -> tuple[int, int, int]:
-    return (-(-width // _BLOCK[0]), -(-height // _BLOCK[1]), 1)
+    return (-(-width // BLOCK[0]), -(-height // BLOCK[1]), 1)
 
 
 class DofBuffers:
-    """Reduced-resolution work arrays, kept between frames of the same size (no per-frame allocation)."""
+    """Work arrays for one frame size, kept between frames (no per-frame allocation)."""
 
-    def __init__(self, low_shape: tuple[int, int]) -> None:
-        import cupy as cp
-
+    def __init__(self, xp: Any, shape: tuple[int, int], low_shape: tuple[int, int]) -> None:
         hl, wl = low_shape
-        self.low_shape = low_shape
-        self.low_f = cp.empty((hl, wl, 4), cp.float32)
-        self.low_n = cp.empty((hl, wl, 4), cp.float32)
-        self.low_fr = cp.empty((hl, wl), cp.float32)
-        self.low_nm = cp.empty((hl, wl), cp.float32)
-        self.low_nr = cp.empty((hl, wl), cp.float32)
-        self.far_acc = cp.empty((hl, wl, 4), cp.float32)
-        self.near_acc = cp.empty((hl, wl, 4), cp.float32)
-        self.near_a = cp.empty((hl, wl), cp.float32)
+        self.coc = xp.empty(shape, xp.float32)  # signed CoC, full resolution
+        self.hwt = xp.empty(shape, xp.float32)  # highlight weight, full resolution
+        self.low_small = xp.empty((hl, wl), xp.uint8)
+        self.low_f = xp.empty((hl, wl, 4), xp.float32)
+        self.low_n = xp.empty((hl, wl, 4), xp.float32)
+        self.low_fr = xp.empty((hl, wl), xp.float32)
+        self.low_nm = xp.empty((hl, wl), xp.float32)
+        self.low_nr = xp.empty((hl, wl), xp.float32)
+        self.far_acc = xp.empty((hl, wl, 4), xp.float32)
+        self.near_acc = xp.empty((hl, wl, 4), xp.float32)
+        self.near_a = xp.empty((hl, wl), xp.float32)
 
 
-_buffers: dict[tuple[int, int], DofBuffers] = {}
+def run_passes(img: Any, disp: Any, p: DofPlan, buf: DofBuffers, out: Any, launch: Launcher) -> None:
+    """Launch reduce, gather and composite on contiguous uint8 HxWx3 / float32 HxW arrays into `out`."""
+    height, width = disp.shape
+    hl, wl = p.low_shape
+    s, focus, coc_scale = np.int32(p.scale), np.float32(p.focus), np.float32(p.coc_scale)
+    i32 = np.int32
+    launch("dof_reduce", _grid(wl, hl), BLOCK,
+           (img, disp, i32(height), i32(width), s, focus, coc_scale, np.float32(p.highlight_boost),
+            np.float32(GAMMA), i32(hl), i32(wl), buf.coc, buf.hwt, buf.low_f, buf.low_fr, buf.low_n,
+            buf.low_nm, buf.low_nr, buf.low_small))
+    launch("dof_gather", _grid(wl, hl), BLOCK,
+           (buf.low_f, buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, i32(hl), i32(wl), i32(p.near_reach),
+            buf.far_acc, buf.near_acc, buf.near_a))
+    launch("dof_composite", _grid(width, height), BLOCK,
+           (img, buf.coc, buf.hwt, i32(height), i32(width), s, i32(hl), i32(wl), buf.far_acc, buf.near_acc,
+            buf.near_a, buf.low_small, out))
 
 
-def _get_buffers(low_shape: tuple[int, int]) -> DofBuffers:
-    buf = _buffers.get(low_shape)
+_buffers: dict[tuple, DofBuffers] = {}
+
+
+def _cupy_buffers(shape: tuple[int, int], low_shape: tuple[int, int]) -> DofBuffers:
+    import cupy as cp
+
+    key = (shape, low_shape, cp.cuda.Device().id)
+    buf = _buffers.get(key)
     if buf is None:
         _buffers.clear()  # one frame size at a time in a pipeline
-        buf = _buffers[low_shape] = DofBuffers(low_shape)
+        buf = _buffers[key] = DofBuffers(cp, shape, low_shape)
     return buf
+
+
+def _cupy_launch(name: str, grid: tuple[int, int, int], block: tuple[int, int, int], args: tuple) -> None:
+    load_module(SOURCE).get_function(name)(grid, block, args)
 
 
 def render(image_bgr: Any, disparity: Any, p: DofPlan, out: Any = None) -> Any:
@@ -54,26 +85,14 @@ def render(image_bgr: Any, disparity: Any, p: DofPlan, out: Any = None) -> Any:
 
     img = cp.ascontiguousarray(image_bgr)
     disp = cp.ascontiguousarray(disparity, dtype=cp.float32)
-    height, width = disp.shape
-    hl, wl = p.low_shape
-    module = load_module(_SOURCE)
-    buf = _get_buffers(p.low_shape)
     if out is None:
         out = cp.empty_like(img)
-    s, focus, coc_scale = np.int32(p.scale), np.float32(p.focus), np.float32(p.coc_scale)
-    module.get_function("dof_reduce")(
-        _grid(wl, hl), _BLOCK,
-        (img, disp, np.int32(height), np.int32(width), s, focus, coc_scale, np.float32(p.highlight_boost),
-         np.float32(GAMMA), np.int32(hl), np.int32(wl), buf.low_f, buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr))
-    module.get_function("dof_gather")(
-        _grid(wl, hl), _BLOCK,
-        (buf.low_f, buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, np.int32(hl), np.int32(wl),
-         np.int32(p.near_reach), buf.far_acc, buf.near_acc, buf.near_a))
-    module.get_function("dof_composite")(
-        _grid(width, height), _BLOCK,
-        (img, disp, np.int32(height), np.int32(width), s, focus, coc_scale, np.int32(hl), np.int32(wl),
-         buf.far_acc, buf.near_acc, buf.near_a, out))
+    run_passes(img, disp, p, _cupy_buffers(tuple(disp.shape), p.low_shape), out, _cupy_launch)
     return out
+
+
+def default_scale(max_blur_px: float) -> int:
+    return reduction_scale(max_blur_px, LOW_RES_RADIUS_CUDA)
 
 
 def depth_of_field_cuda(image_bgr: Any, disparity: Any, focus: float, max_blur_px: float, *,
@@ -86,8 +105,7 @@ def depth_of_field_cuda(image_bgr: Any, disparity: Any, focus: float, max_blur_p
         return image_bgr.copy()
     img = cp.asarray(image_bgr)
     disp = cp.asarray(disparity, dtype=cp.float32)
-    if scale is None:
-        scale = reduction_scale(max_blur_px, LOW_RES_RADIUS_CUDA)
-    p = plan(tuple(disp.shape), focus, max_blur_px, highlight_boost, scale)
+    p = plan(tuple(disp.shape), focus, max_blur_px, highlight_boost,
+             default_scale(max_blur_px) if scale is None else scale)
     out = render(img, disp, p)
     return cp.asnumpy(out) if host else out

@@ -53,10 +53,10 @@ def test_bench_json_has_every_documented_field(shared_models, tmp_path):
 
 def test_an_injected_delay_shows_in_its_stage_and_end_to_end_only(shared_models, monkeypatch):
     config = load_config("default", {"refine.mode": "off", "render.blur": 0, "output.progress": False,
-                                     "inference.max_batch": 1})
-    spec = "synthetic:portrait?size=160x120&fps=8&frames=40&realtime=1"  # paced: the pipeline is never saturated
-    baseline = run_pipelined(config, spec, frames=32, warmup=8)
-    delay_ms = 40.0
+                                     "inference.max_batch": 1, "inference.threads": 1})
+    spec = "synthetic:portrait?size=160x120&fps=5&frames=30&realtime=1"  # paced: the pipeline is never saturated
+    baseline = run_pipelined(config, spec, frames=24, warmup=4)
+    delay_ms = 100.0
     original = RefineStage.process
 
     def slow(self, batch):
@@ -64,13 +64,13 @@ def test_an_injected_delay_shows_in_its_stage_and_end_to_end_only(shared_models,
         return original(self, batch)
 
     monkeypatch.setattr(RefineStage, "process", slow)
-    delayed = run_pipelined(config, spec, frames=32, warmup=8)
+    delayed = run_pipelined(config, spec, frames=24, warmup=4)
 
     def p50(run, stage):
         return run["stages"][stage]["service_ms"]["p50"]
 
-    assert p50(delayed, "refine") - p50(baseline, "refine") == pytest.approx(delay_ms, abs=8)
+    assert p50(delayed, "refine") - p50(baseline, "refine") == pytest.approx(delay_ms, abs=10)
     e2e_growth = delayed["end_to_end_ms"]["p50"] - baseline["end_to_end_ms"]["p50"]
-    assert e2e_growth == pytest.approx(delay_ms, abs=15)
-    for stage in ("depth", "render"):
-        assert abs(p50(delayed, stage) - p50(baseline, stage)) < 8, stage
+    assert e2e_growth == pytest.approx(delay_ms, abs=25)
+    for stage in ("depth", "render"):  # the other stages' own times do not move
+        assert abs(p50(delayed, stage) - p50(baseline, stage)) < 10, stage

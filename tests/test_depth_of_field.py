@@ -118,23 +118,29 @@ def test_in_focus_subject_is_unchanged(rng):
 
 
 def test_focus_band_of_a_continuous_surface_is_unchanged(rng):
-    """A slanted plane through the focus: pixels whose CoC is at most half a pixel are kept bit for bit."""
+    """A slanted plane through the focus: pixels whose CoC is at most half a pixel are kept bit for bit,
+    except within reach of the near side's discs (the slightly-near neighbours' discs, < 1 px, do cover
+    the first column or two, as the reference says). Far pixels never spread over them."""
     h, w = 64, 256
     img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     disp = np.tile(np.linspace(0.0, 1.0, w, dtype=np.float32), (h, 1))
     out = kernels.depth_of_field(img, disp, 0.5, 12.0, backend="cpu")
-    in_focus = np.abs(signed_coc(disp, 0.5, 12.0)) <= 0.5
+    coc = signed_coc(disp, 0.5, 12.0)
+    in_focus = np.abs(coc) <= 0.45  # clear of the float32/float64 boundary at 0.5
+    near_side = distance_outside(coc > 0.5) <= 2.0
     assert in_focus.sum() >= h * 4
-    assert np.array_equal(out[in_focus], img[in_focus])
+    diff = np.abs(out.astype(np.int16) - img)
+    assert diff[in_focus].mean() <= 1.0
+    assert np.array_equal(out[in_focus & ~near_side], img[in_focus & ~near_side])
 
 
 def test_background_energy_drops_by_the_disc_factor(rng):
-    """White noise through a normalised disc keeps sum(k^2) of its AC energy (Parseval): ~1/(pi r^2).
-
-    Measured against the same noise filtered by the exact disc of that CoC. The fast path reduces the
-    frame by s = 4, which adds a box-and-tent blur of ~s px to the disc and removes a little more energy;
-    a blur that is too weak (e.g. a 2x smaller radius) would leave 4x the energy, one too strong 4x less,
-    so a factor-1.5 window on each side separates the right CoC from a wrong one.
+    """White noise through a normalised disc keeps sum(k^2) of its AC energy (Parseval): ~1/(pi r^2),
+    here 1/357 for r = 10.7 px. Checked two ways: the exact disc-filtered noise matches 1/(pi r^2)
+    within 35% (a sample estimate over ~10^4 correlated pixels), and the renderer's background energy
+    is within [0.7, 1.25] of that disc-filtered reference. The fast path (s = 4) adds a box-and-tent
+    blur of ~s px to the disc and keeps ~0.85 of the energy; since energy goes as 1/r^2, the window
+    rejects a CoC 20% too large (0.69) or 12% too small (1.28).
     """
     img, disp, subject = portrait_scene(rng)
     out = kernels.depth_of_field(img, disp, FOCUS, MAX_BLUR, backend="cpu").astype(np.float32)
@@ -152,7 +158,7 @@ def test_background_energy_drops_by_the_disc_factor(rng):
         e_ref = ac_energy(reference[..., ch][interior])
         expected = 1.0 / (math.pi * (r * r + 1.0 / 12.0))
         assert e_ref / e_in == pytest.approx(expected, rel=0.35)  # the sample estimate of sum(k^2)
-        assert e_ref / 1.5 <= e_out <= e_ref * 1.5, (e_in, e_out, e_ref)
+        assert 0.7 * e_ref <= e_out <= 1.25 * e_ref, (e_in, e_out, e_ref)
 
 
 def test_no_halo_of_subject_colour_in_the_background(rng):
@@ -178,15 +184,18 @@ def test_bright_background_pixel_becomes_a_disc_of_diameter_two_coc(max_blur, sc
     """A highlight at the far extreme (d = 0, focus 0.75: span 0.75 so its CoC is max_blur) becomes a flat disc.
 
     Diameter: of the disc of equal area above half the peak excess; must be 2 CoC within 15%.
-    Flat top and hard edge tell it from a Gaussian smudge: the inner half-radius varies by <= 10%,
-    and the excess falls from 90% to 10% of the peak within a third of the radius.
+    Flat top and hard edge tell it from a Gaussian smudge: the inner half-radius varies by <= 10%, and
+    the excess falls from 90% to 10% of the peak within 0.6 r (a Gaussian with the same half-maximum
+    diameter takes 1.44 r); exactly (scale 1) within 2 px, the anti-aliased rim of the disc. At
+    scale s the rim is widened by the s-px box and tent of the reduced gather (~1.5 s <= 0.5 r).
     """
     h = w = 2 * int(max_blur) + 40
     img = np.full((h, w, 3), 20, np.uint8)
     cy = cx = h // 2
     img[cy, cx] = 255
     disp = np.zeros((h, w), np.float32)
-    out = depth_of_field_cpu(img, disp, 0.75, max_blur, highlight_boost=100.0, scale=scale)
+    # boost ~ disc area: the single highlight then carries ~1/4 of its disc's weight (peak ~57 levels)
+    out = depth_of_field_cpu(img, disp, 0.75, max_blur, highlight_boost=max_blur ** 2, scale=scale)
     excess = out[..., 1].astype(np.float32) - 20.0
     peak = excess.max()
     assert peak >= 10  # visible bokeh: the boost made the highlight dominate its disc
@@ -199,7 +208,7 @@ def test_bright_background_pixel_becomes_a_disc_of_diameter_two_coc(max_blur, sc
     row = excess[cy, cx:]
     edge_90 = np.argmax(row < 0.9 * peak)
     edge_10 = np.argmax(row < 0.1 * peak)
-    assert edge_10 - edge_90 <= max(3, max_blur / 3)
+    assert edge_10 - edge_90 <= (2 if scale == 1 else 0.6 * max_blur)
 
 
 def test_highlight_boost_brightens_bokeh(rng):
@@ -208,16 +217,17 @@ def test_highlight_boost_brightens_bokeh(rng):
     img[36, 36] = 255
     disp = np.zeros((h, w), np.float32)
     plain = kernels.depth_of_field(img, disp, 0.75, 12.0, backend="cpu")[36, 36, 1]
-    boosted = kernels.depth_of_field(img, disp, 0.75, 12.0, highlight_boost=20.0, backend="cpu")[36, 36, 1]
-    assert boosted >= plain + 10
+    boosted = kernels.depth_of_field(img, disp, 0.75, 12.0, highlight_boost=100.0, backend="cpu")[36, 36, 1]
+    assert plain <= 22  # 235 / disc area (453 px): the highlight vanishes into the background
+    assert boosted >= plain + 30  # weight 101: 235 * 101 / (453 + 100) = 43 levels
 
 
 def test_near_foreground_spills_over_the_focused_subject():
     """A blurred near bar over an in-focus subject: its disc covers the subject behind it as a lens would.
 
     Expected spill at distance x outside a straight edge = the part of a radius-r disc past a chord at x:
-    (acos(x/r) - (x/r) sqrt(1 - (x/r)^2)) / pi, 0.5 at the edge. Tolerance 0.12 on the fraction: the
-    reduced (s = 4) gather smooths the profile by ~s px around the ideal curve.
+    (acos(x/r) - (x/r) sqrt(1 - (x/r)^2)) / pi, 0.5 at the edge. Tolerance 0.06 on the fraction,
+    twice the measured worst case (0.03): the reduced (s = 4) gather smooths the profile near the rim.
     """
     h, w = 96, 160
     img = np.zeros((h, w, 3), np.uint8)
@@ -232,7 +242,7 @@ def test_near_foreground_spills_over_the_focused_subject():
     u = np.clip(x / r, 0.0, 1.0)
     expected = (np.arccos(u) - u * np.sqrt(1.0 - u * u)) / np.pi
     assert spill[0] >= 0.3
-    assert np.abs(spill[: int(r) + 4] - expected[: int(r) + 4]).max() <= 0.12
+    assert np.abs(spill[: int(r) + 4] - expected[: int(r) + 4]).max() <= 0.06
     far_from_bar = out[:, 60 + int(r) + 6:]
     assert np.array_equal(far_from_bar, img[:, 60 + int(r) + 6:].astype(np.float32))
 
@@ -261,19 +271,19 @@ def test_cpu_at_scale_one_is_the_reference(rng):
 
 
 def test_cpu_fast_path_matches_reference_within_reduction_error(rng):
-    """At max_blur 16 the CPU path gathers at 1/4 resolution. Its kernel is the disc convolved with a
-    4-px box and a bilinear tent; on a photo-like texture that moves a pixel by a few levels, most at
-    depth edges and where CoC < s fades in from the sharp image. Bounds (mean 4 levels, 95th percentile
-    12 levels) sit ~1.5x above what this scene measures; a wrong radius, a halo, or missing near spill
-    each cost far more (a disc of 2x the radius: mean > 8)."""
+    """At max_blur 16 the CPU path gathers CoC >= 4 px at 1/4 resolution (kernel: the disc convolved with
+    a 4-px box and a bilinear tent) and smaller CoC exactly. On this photo-like scene with a continuous
+    disparity that moves pixels by ~1.3 levels on average (95th percentile 5, the worst at depth
+    edges). Bounds: mean 2 levels, 95th percentile 7. They exclude a wrong lens: rendering with a 1.5x
+    larger aperture is > 3 levels (mean) from the reference."""
     img, disp = random_scene(rng, 96, 128)
     out = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, backend="cpu").astype(np.float32)
     ref = depth_of_field_reference(img, disp, 0.5, MAX_BLUR, 2.0).astype(np.float32)
     diff = np.abs(out - ref)
-    assert diff.mean() <= 4.0
-    assert np.percentile(diff, 95) <= 12.0
-    wrong = depth_of_field_reference(img, disp, 0.5, 2 * MAX_BLUR, 2.0).astype(np.float32)
-    assert np.abs(wrong - ref).mean() > 2 * diff.mean()
+    assert diff.mean() <= 2.0
+    assert np.percentile(diff, 95) <= 7.0
+    wrong = depth_of_field_reference(img, disp, 0.5, 1.5 * MAX_BLUR, 2.0).astype(np.float32)
+    assert np.abs(wrong - ref).mean() > 2.0 * 1.25
 
 
 # --- CUDA --------------------------------------------------------------------------------------------
@@ -328,3 +338,119 @@ def test_cupy_in_cupy_out_and_focus_kept(rng):
         kernels.depth_of_field(cp.asarray(img), disp, FOCUS, MAX_BLUR)
     cpu_on_device = kernels.depth_of_field(cp.asarray(img), cp.asarray(disp), FOCUS, MAX_BLUR, backend="cpu")
     assert isinstance(cpu_on_device, cp.ndarray)
+
+
+# --- the CUDA source, compiled for the host ----------------------------------------------------------
+# No GPU here, but the kernels use no shared memory, warp intrinsics or synchronisation: each thread is
+# an independent function of (blockIdx, threadIdx). Compiled as C++ with a small shim and run thread by
+# thread, the very same source and launch code (`dof_cuda.run_passes`) are checked on every machine.
+
+HOST_SHIM = r"""
+#include <algorithm>
+#include <cmath>
+struct idx3 { unsigned x, y, z; };
+static thread_local idx3 threadIdx, blockIdx, blockDim;
+struct float4 { float x, y, z, w; };
+static inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
+template <typename T> static inline T __ldg(const T* p) { return *p; }
+using std::max;
+using std::min;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __restrict__
+#include "SOURCE"
+template <typename F> struct Launcher;
+template <typename... A> struct Launcher<void (*)(A...)> {
+    template <void (*K)(A...)> static void run(unsigned gx, unsigned gy, unsigned bx, unsigned by, A... a) {
+        blockDim = idx3{bx, by, 1};
+        for (unsigned j = 0; j < gy; ++j) for (unsigned i = 0; i < gx; ++i) {
+            blockIdx = idx3{i, j, 0};
+            for (unsigned ty = 0; ty < by; ++ty) for (unsigned tx = 0; tx < bx; ++tx) {
+                threadIdx = idx3{tx, ty, 0};
+                K(a...);
+            }
+        }
+    }
+};
+#define EXPORT(k) extern "C" void* launcher_##k() { return (void*)&Launcher<decltype(&k)>::run<&k>; }
+EXPORT(dof_reduce)
+EXPORT(dof_gather)
+EXPORT(dof_composite)
+"""
+
+
+@pytest.fixture(scope="module")
+def host_cuda(tmp_path_factory):
+    """A launcher with CuPy's signature that runs kernels/depth_of_field.cu on the host."""
+    import ctypes
+    import shutil
+    import subprocess
+
+    from kernels.cuda_module import KERNEL_DIR
+    from kernels.dof_cuda import KERNELS, SOURCE
+
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler to run the CUDA source on the host")
+    work = tmp_path_factory.mktemp("dof_host")
+    (work / "shim.cpp").write_text(HOST_SHIM.replace("SOURCE", str(KERNEL_DIR / SOURCE)))
+    lib_path = work / "dof_host.so"
+    result = subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-o", str(lib_path), str(work / "shim.cpp")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lib = ctypes.CDLL(str(lib_path))
+    entry = {}
+    for name in KERNELS:
+        getter = getattr(lib, f"launcher_{name}")
+        getter.restype = ctypes.c_void_p
+        entry[name] = getter()
+
+    def ctype(arg):
+        if isinstance(arg, np.ndarray):
+            assert arg.flags.c_contiguous
+            return ctypes.c_void_p
+        return {np.dtype(np.int32): ctypes.c_int, np.dtype(np.float32): ctypes.c_float}[np.asarray(arg).dtype]
+
+    def launch(name, grid, block, args):
+        proto = ctypes.CFUNCTYPE(None, *([ctypes.c_uint] * 4), *(ctype(a) for a in args))
+        values = [a.ctypes.data if isinstance(a, np.ndarray) else a.item() for a in args]
+        proto(entry[name])(grid[0], grid[1], block[0], block[1], *values)
+
+    def render(img, disp, focus, max_blur, boost, scale):
+        from kernels.dof import plan
+        from kernels.dof_cuda import DofBuffers, run_passes
+
+        p = plan(disp.shape, focus, max_blur, boost, scale)
+        out = np.empty_like(img)
+        run_passes(np.ascontiguousarray(img), np.ascontiguousarray(disp, np.float32), p,
+                   DofBuffers(np, disp.shape, p.low_shape), out, launch)
+        return out
+
+    return render
+
+
+@pytest.mark.parametrize("max_blur, boost, scale", [(16.0, 0.0, None), (16.0, 3.0, 2), (36.0, 4.0, None),
+                                                    (5.0, 1.0, 1)])
+def test_cuda_source_on_the_host_matches_the_cpu_path(rng, host_cuda, max_blur, boost, scale):
+    """Same passes and order of operations; float32 (CUDA) vs float64 (Numba) accumulation, powf vs a
+    LUT for the highlight luminance: <= 1 level, on <= 1% of values."""
+    from kernels.dof import reduction_scale
+
+    img, disp = random_scene(rng, 90, 124)
+    s = reduction_scale(max_blur) if scale is None else scale
+    emulated = host_cuda(img, disp, 0.5, max_blur, boost, s)
+    cpu = depth_of_field_cpu(img, disp, 0.5, max_blur, highlight_boost=boost, scale=s)
+    diff = np.abs(emulated.astype(np.int16) - cpu)
+    assert diff.max() <= 1
+    assert (diff > 0).mean() <= 0.01
+
+
+def test_cuda_source_on_the_host_keeps_focus_and_has_no_halo(rng, host_cuda):
+    from kernels.dof_cuda import default_scale
+
+    img, disp, subject = portrait_scene(rng)
+    out = host_cuda(img, disp, FOCUS, MAX_BLUR, 0.0, default_scale(MAX_BLUR))
+    assert np.array_equal(out[subject], img[subject])
+    band = (distance_outside(subject) > 0) & (distance_outside(subject) <= coc_radius(FAR))
+    assert (out[..., 2][band].astype(np.float32) - 30.0).max() / 200.0 <= 0.01

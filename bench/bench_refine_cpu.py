@@ -1,0 +1,96 @@
+"""CPU timing of the joint bilateral filter against OpenCV's cv2.ximgproc.jointBilateralFilter, and live mode.
+
+opencv-contrib-python (for cv2.ximgproc) conflicts with the project's opencv-python, so it lives in its own
+virtual environment (gitignored). From the repository root:
+
+    python3 -m venv bench/.venv-contrib
+    bench/.venv-contrib/bin/pip install numpy numba opencv-contrib-python
+    PYTHONPATH=. bench/.venv-contrib/bin/python bench/bench_refine_cpu.py
+
+Without cv2.ximgproc (e.g. the project's .venv) it still times this filter and live mode. Runs of the two
+filters are interleaved and the medians compared, so a busy machine slows both alike and the ratio holds.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numba  # noqa: E402
+
+from kernels.bilateral import joint_bilateral, refine_live  # noqa: E402
+
+RADIUS, SIGMA_SPATIAL, SIGMA_RANGE = 12, 20.0, 0.05  # the seed's 25x25 window
+
+
+def scene(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A natural-looking guide (smooth colour regions with texture and edges) and a matching disparity."""
+    rng = np.random.default_rng(seed)
+    guide = cv2.resize(rng.integers(0, 256, (height // 16, width // 16, 3), dtype=np.uint8), (width, height),
+                       interpolation=cv2.INTER_NEAREST)
+    guide = cv2.GaussianBlur(guide, (0, 0), 2)
+    guide = np.clip(guide + rng.normal(0, 6, guide.shape), 0, 255).astype(np.uint8)
+    disparity = cv2.GaussianBlur(guide[..., 1].astype(np.float32) / 255, (0, 0), 3)
+    return disparity, guide
+
+
+def median_ms(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def main() -> None:
+    has_ximgproc = hasattr(cv2, "ximgproc")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; numba {numba.__version__} "
+          f"({numba.get_num_threads()} threads), OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)\n")
+    print(f"Joint bilateral, r={RADIUS} (25x25 window), σs={SIGMA_SPATIAL:g} px, σr={SIGMA_RANGE:g}:\n")
+    print("| size | this CPU path (ms) | cv2.ximgproc.jointBilateralFilter (ms) | speed-up |")
+    print("| --- | ---: | ---: | ---: |")
+    for height, width in ((480, 640), (720, 1280)):
+        disparity, guide = scene(height, width)
+        ours = lambda: joint_bilateral(disparity, guide, RADIUS, SIGMA_SPATIAL, SIGMA_RANGE, backend="cpu")  # noqa: E731
+        ours()  # compile / load the Numba cache
+        if has_ximgproc:
+            # Same window; ximgproc wants guide and source of one depth, so the guide goes in as float [0, 1]
+            # and sigmaColor in those units. (It weighs colour by a table of the L1 distance: close, not equal.)
+            joint = guide.astype(np.float32) / 255
+            theirs = lambda: cv2.ximgproc.jointBilateralFilter(joint, disparity, 2 * RADIUS + 1, SIGMA_RANGE,  # noqa: E731
+                                                               SIGMA_SPATIAL)
+            theirs()
+            ours_ms, theirs_ms = [], []
+            for _ in range(5):  # interleaved
+                ours_ms.append(median_ms(ours, 1))
+                theirs_ms.append(median_ms(theirs, 1))
+            o, t = float(np.median(ours_ms)), float(np.median(theirs_ms))
+            print(f"| {width}x{height} | {o:.1f} | {t:.1f} | {t / o:.2f}x |")
+        else:
+            print(f"| {width}x{height} | {median_ms(ours, 5):.1f} | (no cv2.ximgproc here) | |")
+
+    print("\nLive mode (refine_live, default parameters), per 640x480 frame:\n")
+    print("| network disparity | median (ms) | p95 (ms) |")
+    print("| --- | ---: | ---: |")
+    _, guide = scene(480, 640, seed=1)
+    for low_w, low_h in ((160, 128), (320, 192)):
+        low = cv2.resize(scene(480, 640, seed=1)[0], (low_w, low_h), interpolation=cv2.INTER_AREA)
+        refine_live(low, guide, backend="cpu")
+        times = []
+        for _ in range(200):
+            start = time.perf_counter()
+            refine_live(low, guide, backend="cpu")
+            times.append(time.perf_counter() - start)
+        print(f"| {low_w}x{low_h} | {np.median(times) * 1e3:.2f} | {np.percentile(times, 95) * 1e3:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
