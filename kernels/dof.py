@@ -20,10 +20,11 @@ Semantics (exact in `dof_reference`, approximated at a reduced resolution by the
 * pixels outside the image are skipped (no clamping, no padding).
 
 The fast paths (CPU Numba, CUDA) run the same three passes: reduce the frame by a factor ``s``
-chosen so the largest blur is at most ``LOW_RES_RADIUS`` low-resolution pixels, gather at that
-resolution, and composite at full resolution (bilinear, weighted by field support). At ``s == 1``
-they compute the reference semantics exactly; at ``s > 1`` the blur of a pixel whose CoC is below
-``s`` fades in from the sharp image (a ramp ``t(r)``) instead of being blurred by the block size.
+chosen so the largest blur is at most ``LOW_RES_RADIUS`` reduced pixels, gather at that resolution,
+and composite at full resolution (bilinear, weighted by field support). CoCs below ``s - 1`` cannot be
+represented at 1/s resolution, so the composite gathers them exactly at full resolution (their window
+is at most (2s + 3)^2 pixels), cross-fading into the reduced gather between ``s - 1`` and ``s``. At
+``s == 1`` the fast paths compute the reference semantics exactly.
 """
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ from kernels.backend import is_cupy_array, resolve_backend
 
 FOCUS_RADIUS = 0.5  # |CoC| at or below this is in focus: the disc fits inside the pixel
 LOW_RES_RADIUS = 4.0  # largest blur radius, in reduced pixels, that the CPU path gathers (its 15 ms budget)
-LOW_RES_RADIUS_CUDA = 8.0  # the GPU affords 4x the samples: finer reduction, crisper disc edges
+# The GPU could afford 8 (crisper bokeh rims: they soften over ~1.5 s px), but the same factor on both
+# devices makes --device cpu and --device cuda render the same picture (to 1 level), which users expect.
+LOW_RES_RADIUS_CUDA = LOW_RES_RADIUS
 HIGHLIGHT_THRESHOLD = 0.6  # linear luminance above which the highlight boost starts
 MAX_BLUR_LIMIT = 512.0
 GAMMA = 2.2

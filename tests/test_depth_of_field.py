@@ -317,12 +317,13 @@ def test_cuda_at_scale_one_is_the_reference(rng):
 
 
 @pytest.mark.gpu
-def test_cuda_default_path_is_close_to_cpu_and_reference(rng):
-    """Default scales differ (GPU reduces half as much), so compare both to the reference's bound."""
+def test_cuda_default_path_renders_what_the_cpu_renders(rng):
+    """Both devices pick the same reduction, so `--device` does not change the picture."""
     img, disp = random_scene(rng, 96, 128)
-    gpu = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, backend="cuda").astype(np.float32)
-    ref = depth_of_field_reference(img, disp, 0.5, MAX_BLUR, 2.0).astype(np.float32)
-    assert np.abs(gpu - ref).mean() <= 4.0
+    gpu = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, backend="cuda")
+    cpu = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, backend="cpu")
+    diff = np.abs(gpu.astype(np.int16) - cpu)
+    assert diff.max() <= 1 and (diff > 0).mean() <= 0.01
 
 
 @pytest.mark.gpu
