@@ -39,7 +39,8 @@ def synthetic_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     truth[box] = 0.45
     guide[box] = box_tex[box]
     head = ((xx - 400) / 70) ** 2 + ((yy - 150) / 90) ** 2 < 1
-    torso = (xx > 300) & (xx < 500) & (yy > 220) & (np.hypot(np.maximum(np.abs(xx - 400) - 60, 0), np.maximum(260 - yy, 0)) < 40)
+    shoulders = np.hypot(np.maximum(np.abs(xx - 400) - 60, 0), np.maximum(260 - yy, 0)) < 40  # rounded corners
+    torso = (xx > 300) & (xx < 500) & (yy > 220) & shoulders
     subject = head | torso
     truth[subject] = 0.8 + 0.1 * (1 - np.abs(xx[subject] - 400) / 100)  # rounded body
     guide[subject] = subject_tex[subject]
@@ -114,14 +115,14 @@ def methods(low: np.ndarray, guide: np.ndarray, quick: bool):
     yield "bilinear upsampling", "", lambda: up
     for sigma in (2.0, 4.0):
         yield "Gaussian blur", f"σ={sigma:g}", lambda s=sigma: cv2.GaussianBlur(up, (0, 0), s)
-    for radius, eps in ((8, 1e-3), (12, 1e-4), (16, 1e-2)):
+    for radius, eps in ((4, 1e-4), (8, 1e-4), (8, 1e-3), (12, 1e-4), (16, 1e-2)):
         yield "guided filter (colour)", f"r={radius}, ε={eps:g}", lambda r=radius, e=eps: guided_filter(guide, up, r, e)
     params = [(12, 20.0, 0.05), (12, 8.0, 0.08), (8, 6.0, 0.1)] if not quick else [(12, 8.0, 0.08)]
     for radius, ss, sr in params:
         yield "joint bilateral (full res)", f"r={radius}, σs={ss:g}, σr={sr:g}", \
             lambda r=radius, a=ss, b=sr: joint_bilateral(up, guide, r, a, b, backend="cpu")
-    for work, radius, ss, sr in ((160, 4, 3.0, 0.08), (320, 6, 4.0, 0.08)):
-        yield "joint bilateral live", f"work {work} px, r={radius}, σs={ss:g}, σr={sr:g}", \
+    for work, radius, ss, sr in ((160, 4, 3.0, 0.05), (160, 3, 2.0, 0.08), (240, 4, 3.0, 0.05)):
+        yield "joint bilateral live (refine_live)", f"work {work} px, r={radius}, σs={ss:g}, σr={sr:g}", \
             lambda wk=work, r=radius, a=ss, b=sr: refine_live(low, guide, work_width=wk, radius=r, sigma_spatial=a,
                                                              sigma_range=b, backend="cpu")
 

@@ -1,7 +1,11 @@
 // Synthetic depth of field: reduce -> scatter-as-gather at reduced resolution -> full-resolution composite.
-// Mirrors kernels/dof_cpu.py pass for pass (same arithmetic order), so CUDA and CPU agree to float
-// rounding; the semantics are documented in kernels/dof.py and computed exactly by kernels/dof_reference.py.
-// Compiles with nvcc -ptx -arch=sm_90 -std=c++17 and NVRTC --std=c++17 (no includes needed).
+// Mirrors kernels/dof_cpu.py pass for pass with the same formulas (the CPU tabulates distances and
+// inverse areas that this computes inline), so the two agree to float rounding (<= 1 level, tested by
+// running this very source on the host in tests/test_depth_of_field.py). The semantics are documented
+// in kernels/dof.py and computed exactly by kernels/dof_reference.py.
+// Compiles with nvcc -ptx -arch=sm_90 -std=c++17 and NVRTC --std=c++17 (no includes needed). No shared
+// memory: the reduced frame is small and L1/L2-resident, and full-resolution windows are at most
+// (2s + 1)^2 pixels, read through the read-only cache.
 
 #define FOCUS_RADIUS 0.5f
 #define HIGHLIGHT_THRESHOLD 0.6f
@@ -25,14 +29,15 @@ __device__ __forceinline__ float srgb_to_linear(unsigned char v, float gamma) {
     return powf((float)v * (1.0f / 255.0f), gamma);
 }
 
-// One thread per s x s block: far and near premultiplied colour, weight, coverage and mean radius.
+// One thread per s x s block: full-resolution CoC and highlight weight; per block far and near
+// premultiplied colour, weight, coverage and mean radius (reduced px), largest small near CoC.
 extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, const float* __restrict__ disp,
                                       int height, int width, int s, float focus, float coc_scale, float boost,
                                       float gamma, int hl, int wl,
                                       float* __restrict__ coc, float* __restrict__ hwt,
                                       float4* __restrict__ low_f, float* __restrict__ low_fr,
                                       float4* __restrict__ low_n, float* __restrict__ low_nm,
-                                      float* __restrict__ low_nr, unsigned char* __restrict__ low_small) {
+                                      float* __restrict__ low_nr, float* __restrict__ low_small) {
     const int bx = blockIdx.x * blockDim.x + threadIdx.x;
     const int by = blockIdx.y * blockDim.y + threadIdx.y;
     if (bx >= wl || by >= hl) return;
@@ -42,7 +47,7 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     float f0 = 0.f, f1 = 0.f, f2 = 0.f, fh = 0.f, fr = 0.f;
     float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f, nm = 0.f, nr = 0.f;
     int fcount = 0;
-    unsigned char small = 0;
+    float small = -1.0f;  // largest near CoC (< s) gathered at full resolution, -1: none
     for (int y = y0; y < y1; ++y) {
         for (int x = x0; x < x1; ++x) {
             const float c = (disp[y * width + x] - focus) * coc_scale;
@@ -61,7 +66,7 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
                 f0 += hw * b; f1 += hw * g; f2 += hw * r; fh += hw; fr -= c; ++fcount;
             } else {
                 const float t = split(c, s);
-                if (t < 1.0f) small = 1;
+                if (t < 1.0f && c > small) small = c;
                 n0 += t * hw * b; n1 += t * hw * g; n2 += t * hw * r; nh += t * hw; nm += t; nr += t * c;
             }
         }
@@ -92,7 +97,7 @@ extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const fl
     float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
     if (rp >= 0.0f) {
         const float rpc = fmaxf(rp, FOCUS_RADIUS);
-        const int k = (int)ceilf(rpc + 0.5f);
+        const int k = (int)ceilf(rpc + 0.5f) - 1;  // largest offset with |o| < r + 0.5
         for (int dy = -k; dy <= k; ++dy) {
             const int qy = py + dy;
             if (qy < 0 || qy >= hl) continue;
@@ -149,7 +154,7 @@ __device__ __forceinline__ unsigned char to_u8(float v) {
 extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, const float* __restrict__ coc,
                                          const float* __restrict__ hwt, int height, int width, int s, int hl, int wl,
                                          const float4* __restrict__ far_acc, const float4* __restrict__ near_acc,
-                                         const float* __restrict__ near_a, const unsigned char* __restrict__ low_small,
+                                         const float* __restrict__ near_a, const float* __restrict__ low_small,
                                          unsigned char* __restrict__ out) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
@@ -173,7 +178,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
         if (t < 1.0f) {
             // exact far gather: the min-radius rule bounds its window by the pixel's own CoC (< s)
             float gh = 0.f;
-            const int k = (int)ceilf(rp + 0.5f);
+            const int k = (int)ceilf(rp + 0.5f) - 1;
             for (int dy = -k; dy <= k; ++dy) {
                 const int qy = y + dy;
                 if (qy < 0 || qy >= height) continue;
@@ -208,11 +213,11 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
     }
     // a small near disc reaches < s + 0.5 px: at most into the neighbouring blocks
     const int by = y / s, bx = x / s;
-    bool small = false;
+    float small = -1.0f;
     for (int j = max(by - 1, 0); j <= min(by + 1, hl - 1); ++j)
-        for (int i = max(bx - 1, 0); i <= min(bx + 1, wl - 1); ++i) small |= low_small[j * wl + i] != 0;
-    if (small) {
-        const int ks = s + 1;
+        for (int i = max(bx - 1, 0); i <= min(bx + 1, wl - 1); ++i) small = fmaxf(small, __ldg(low_small + j * wl + i));
+    if (small > 0.0f) {
+        const int ks = (int)ceilf(small + 0.5f) - 1;
         for (int dy = -ks; dy <= ks; ++dy) {
             const int qy = y + dy;
             if (qy < 0 || qy >= height) continue;

@@ -72,7 +72,7 @@ def plan(shape: tuple[int, int], focus: float, max_blur_px: float, highlight_boo
     low = (-(-h // scale), -(-w // scale))
     rho_max = max(max_blur_px / scale, FOCUS_RADIUS)
     return DofPlan(focus=float(focus), coc_scale=float(max_blur_px / span), scale=int(scale), low_shape=low,
-                   near_reach=int(math.ceil(rho_max + 0.5)), highlight_boost=float(highlight_boost))
+                   near_reach=int(math.ceil(rho_max + 0.5)) - 1, highlight_boost=float(highlight_boost))
 
 
 def _check_scalar(name: str, value: Any, low: float, high: float) -> float:

@@ -7,6 +7,7 @@ samples per pixel, about a second per VGA frame on two cores; at scale s the sam
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -24,7 +25,7 @@ def _split(r: float, s: int) -> float:
     """Share of a CoC handled by the reduced gather; the rest is gathered exactly at full resolution.
 
     A CoC below s - 1 cannot be represented at 1/s resolution (the block alone blurs more), so it is
-    gathered at full resolution, where its window is at most (2s + 1)^2; above s the reduced gather
+    gathered at full resolution, where its window is at most (2s + 3)^2; above s the reduced gather
     takes over; between the two the weights cross-fade linearly.
     """
     if s == 1:
@@ -40,10 +41,26 @@ def _disc_weight(re: float, dy: int, dx: int) -> float:
     return min(cov, 1.0) * _INV_PI / (re * re + 1.0 / 12.0)
 
 
+@njit(inline="always", cache=True)
+def _bilerp(a, y0, y1, x0, x1, fy, fx):
+    top = a[y0, x0] + fx * (a[y0, x1] - a[y0, x0])
+    bottom = a[y1, x0] + fx * (a[y1, x1] - a[y1, x0])
+    return top + fy * (bottom - top)
+
+
+@njit(inline="always", cache=True)
+def _bilerp_ch(a, ch, y0, y1, x0, x1, fy, fx):
+    top = a[y0, x0, ch] + fx * (a[y0, x1, ch] - a[y0, x0, ch])
+    bottom = a[y1, x0, ch] + fx * (a[y1, x1, ch] - a[y1, x0, ch])
+    return top + fy * (bottom - top)
+
+
 @njit(parallel=True, cache=True, fastmath=True)
-def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, hwt, low_f, low_fr, low_n, low_nm, low_nr, low_small):
-    """Full-res CoC and highlight weight; per s x s block: far and near premultiplied colour, weight,
-    coverage and mean radius (reduced px), and whether near pixels too small for the reduced gather exist."""
+def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, pre, inv_area, low_f, low_fr, low_n, low_nm, low_nr,
+            low_small):
+    """Full resolution: CoC, premultiplied colour (h*B, h*G, h*R, h) and inverse disc area.
+    Per s x s block: far and near premultiplied colour, weight, coverage and mean radius (reduced px),
+    and the largest near CoC too small for the reduced gather."""
     height, width = disp.shape
     hl, wl = low_fr.shape
     inv_thr = 1.0 / (1.0 - HIGHLIGHT_THRESHOLD)
@@ -56,7 +73,7 @@ def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, hwt, low_f, low_fr,
             f0 = f1 = f2 = fh = fr = 0.0
             n0 = n1 = n2 = nh = nm = nr = 0.0
             fcount = 0
-            small = 0
+            small = -1.0
             for y in range(y0, y1):
                 for x in range(x0, x1):
                     c = (disp[y, x] - focus) * coc_scale
@@ -66,12 +83,17 @@ def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, hwt, low_f, low_fr,
                         lum = 0.0722 * lut[img[y, x, 0]] + 0.7152 * lut[img[y, x, 1]] + 0.2126 * lut[img[y, x, 2]]
                         if lum > HIGHLIGHT_THRESHOLD:
                             hw += boost * (lum - HIGHLIGHT_THRESHOLD) * inv_thr
-                    hwt[y, x] = hw
-                    if -FOCUS_RADIUS <= c <= FOCUS_RADIUS:
-                        continue
                     b = np.float32(img[y, x, 0])
                     g = np.float32(img[y, x, 1])
                     r = np.float32(img[y, x, 2])
+                    pre[y, x, 0] = hw * b
+                    pre[y, x, 1] = hw * g
+                    pre[y, x, 2] = hw * r
+                    pre[y, x, 3] = hw
+                    ra = max(abs(c), FOCUS_RADIUS)
+                    inv_area[y, x] = _INV_PI / (ra * ra + 1.0 / 12.0)
+                    if -FOCUS_RADIUS <= c <= FOCUS_RADIUS:
+                        continue
                     if c < 0.0:
                         f0 += hw * b
                         f1 += hw * g
@@ -81,8 +103,8 @@ def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, hwt, low_f, low_fr,
                         fcount += 1
                     else:
                         t = _split(c, s)
-                        if t < 1.0:
-                            small = 1
+                        if t < 1.0 and c > small:
+                            small = c
                         n0 += t * hw * b
                         n1 += t * hw * g
                         n2 += t * hw * r
@@ -101,7 +123,7 @@ def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, hwt, low_f, low_fr,
             low_n[by, bx, 3] = nh * inv_n
             low_nm[by, bx] = nm * inv_n
             low_nr[by, bx] = nr / (nm * s) if nm > 0.0 else -1.0  # mean radius of the reduced share
-            low_small[by, bx] = small
+            low_small[by, bx] = small  # largest near CoC (< s) gathered at full resolution, -1: none
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -114,7 +136,7 @@ def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near
             a0 = a1 = a2 = a3 = 0.0
             if rp >= 0.0:
                 rpc = max(rp, FOCUS_RADIUS)
-                k = int(math.ceil(rpc + 0.5))
+                k = int(math.ceil(rpc + 0.5)) - 1  # largest offset with |o| < r + 0.5
                 for dy in range(-k, k + 1):
                     qy = py + dy
                     if qy < 0 or qy >= hl:
@@ -166,27 +188,30 @@ def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _composite(img, coc, hwt, s, far_acc, near_acc, near_a, small_near, out):
+def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, far_acc, near_acc, near_a, small_near, out):
     """Full resolution: far pixels take the far field (exact small-CoC gather cross-faded with the
-    bilinear, support-weighted reduced one), then the near field's coverage composites its colour over."""
+    bilinear, support-weighted reduced one), then the near field's coverage composites its colour over.
+    `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s + 1); `col_x0`,
+    `col_fx`: each column's left bilinear tap and weight (per-pixel integer division is not free)."""
+    kd = (dist.shape[0] - 1) // 2
     height, width = coc.shape
     hl, wl = near_a.shape
     inv_s = 1.0 / s
-    ks = s + 1  # window of the full-resolution gathers: CoC < s reaches < s + 0.5 px
     for y in prange(height):
         uy = min(max((y + 0.5) * inv_s - 0.5, 0.0), hl - 1.0)
         y0 = int(uy)
         fy = uy - y0
         y1 = min(y0 + 1, hl - 1)
+        small_row = small_near[y // s]
+        bx = 0
+        bx_end = s
         for x in range(width):
-            ux = min(max((x + 0.5) * inv_s - 0.5, 0.0), wl - 1.0)
-            x0 = int(ux)
-            fx = ux - x0
+            if x == bx_end:
+                bx += 1
+                bx_end += s
+            x0 = col_x0[x]
+            fx = col_fx[x]
             x1 = min(x0 + 1, wl - 1)
-            w00 = (1.0 - fy) * (1.0 - fx)
-            w01 = (1.0 - fy) * fx
-            w10 = fy * (1.0 - fx)
-            w11 = fy * fx
             o0 = np.float32(img[y, x, 0])
             o1 = np.float32(img[y, x, 1])
             o2 = np.float32(img[y, x, 2])
@@ -198,32 +223,31 @@ def _composite(img, coc, hwt, s, far_acc, near_acc, near_a, small_near, out):
                 if t < 1.0:
                     # exact far gather: the min-radius rule bounds its window by the pixel's own CoC (< s)
                     gh = 0.0
-                    k = int(math.ceil(rp + 0.5))
-                    for dy in range(-k, k + 1):
-                        qy = y + dy
-                        if qy < 0 or qy >= height:
-                            continue
-                        for dx in range(-k, k + 1):
-                            qx = x + dx
-                            if qx < 0 or qx >= width:
-                                continue
+                    iap = inv_area[y, x]
+                    k = int(math.ceil(rp + 0.5)) - 1
+                    for qy in range(max(y - k, 0), min(y + k + 1, height)):
+                        drow = dist[kd + qy - y]
+                        for qx in range(max(x - k, 0), min(x + k + 1, width)):
                             cq = coc[qy, qx]
                             if cq >= -FOCUS_RADIUS:
                                 continue
-                            w = _disc_weight(max(min(-cq, rp), FOCUS_RADIUS), dy, dx) * hwt[qy, qx]
-                            g0 += w * img[qy, qx, 0]
-                            g1 += w * img[qy, qx, 1]
-                            g2 += w * img[qy, qx, 2]
-                            gh += w
+                            # radius min(r_q, r_p); 1/area of the smaller disc is the larger inverse
+                            cov = min(-cq, rp) - drow[kd + qx - x] + 0.5
+                            if cov <= 0.0:
+                                continue
+                            w = min(cov, 1.0) * max(inv_area[qy, qx], iap)
+                            g0 += w * pre[qy, qx, 0]
+                            g1 += w * pre[qy, qx, 1]
+                            g2 += w * pre[qy, qx, 2]
+                            gh += w * pre[qy, qx, 3]
                     g0 /= gh
                     g1 /= gh
                     g2 /= gh
                 if t > 0.0:
-                    den = (w00 * far_acc[y0, x0, 3] + w01 * far_acc[y0, x1, 3]
-                           + w10 * far_acc[y1, x0, 3] + w11 * far_acc[y1, x1, 3])
-                    f0 = w00 * far_acc[y0, x0, 0] + w01 * far_acc[y0, x1, 0] + w10 * far_acc[y1, x0, 0] + w11 * far_acc[y1, x1, 0]
-                    f1 = w00 * far_acc[y0, x0, 1] + w01 * far_acc[y0, x1, 1] + w10 * far_acc[y1, x0, 1] + w11 * far_acc[y1, x1, 1]
-                    f2 = w00 * far_acc[y0, x0, 2] + w01 * far_acc[y0, x1, 2] + w10 * far_acc[y1, x0, 2] + w11 * far_acc[y1, x1, 2]
+                    den = _bilerp_ch(far_acc, 3, y0, y1, x0, x1, fy, fx)
+                    f0 = _bilerp_ch(far_acc, 0, y0, y1, x0, x1, fy, fx)
+                    f1 = _bilerp_ch(far_acc, 1, y0, y1, x0, x1, fy, fx)
+                    f2 = _bilerp_ch(far_acc, 2, y0, y1, x0, x1, fy, fx)
                     # den > 0: p's own block holds a far pixel and weighs >= 1/4 in the bilinear
                     g0 += t * (f0 / den - g0)
                     g1 += t * (f1 / den - g1)
@@ -231,37 +255,31 @@ def _composite(img, coc, hwt, s, far_acc, near_acc, near_a, small_near, out):
                 o0 = g0
                 o1 = g1
                 o2 = g2
-            alpha = w00 * near_a[y0, x0] + w01 * near_a[y0, x1] + w10 * near_a[y1, x0] + w11 * near_a[y1, x1]
+            alpha = _bilerp(near_a, y0, y1, x0, x1, fy, fx)
             n0 = n1 = n2 = nh = 0.0
             if alpha > 0.0:
-                nh = w00 * near_acc[y0, x0, 3] + w01 * near_acc[y0, x1, 3] + w10 * near_acc[y1, x0, 3] + w11 * near_acc[y1, x1, 3]
-                n0 = w00 * near_acc[y0, x0, 0] + w01 * near_acc[y0, x1, 0] + w10 * near_acc[y1, x0, 0] + w11 * near_acc[y1, x1, 0]
-                n1 = w00 * near_acc[y0, x0, 1] + w01 * near_acc[y0, x1, 1] + w10 * near_acc[y1, x0, 1] + w11 * near_acc[y1, x1, 1]
-                n2 = w00 * near_acc[y0, x0, 2] + w01 * near_acc[y0, x1, 2] + w10 * near_acc[y1, x0, 2] + w11 * near_acc[y1, x1, 2]
-            if small_near[y // s, x // s]:
+                nh = _bilerp_ch(near_acc, 3, y0, y1, x0, x1, fy, fx)
+                n0 = _bilerp_ch(near_acc, 0, y0, y1, x0, x1, fy, fx)
+                n1 = _bilerp_ch(near_acc, 1, y0, y1, x0, x1, fy, fx)
+                n2 = _bilerp_ch(near_acc, 2, y0, y1, x0, x1, fy, fx)
+            small = small_row[bx]
+            if small > 0.0:
                 # near pixels too small for the reduced gather scatter their share here, exactly
-                for dy in range(-ks, ks + 1):
-                    qy = y + dy
-                    if qy < 0 or qy >= height:
-                        continue
-                    for dx in range(-ks, ks + 1):
-                        qx = x + dx
-                        if qx < 0 or qx >= width:
-                            continue
+                ks = int(math.ceil(small + 0.5)) - 1
+                for qy in range(max(y - ks, 0), min(y + ks + 1, height)):
+                    drow = dist[kd + qy - y]
+                    for qx in range(max(x - ks, 0), min(x + ks + 1, width)):
                         cq = coc[qy, qx]
-                        if cq <= FOCUS_RADIUS:
+                        if cq <= FOCUS_RADIUS or cq >= s:
                             continue
-                        share = 1.0 - _split(cq, s)
-                        if share <= 0.0:
+                        cov = cq - drow[kd + qx - x] + 0.5
+                        if cov <= 0.0:
                             continue
-                        a = _disc_weight(cq, dy, dx) * share
-                        if a <= 0.0:
-                            continue
-                        ah = a * hwt[qy, qx]
-                        n0 += ah * img[qy, qx, 0]
-                        n1 += ah * img[qy, qx, 1]
-                        n2 += ah * img[qy, qx, 2]
-                        nh += ah
+                        a = min(cov, 1.0) * (1.0 - _split(cq, s)) * inv_area[qy, qx]
+                        n0 += a * pre[qy, qx, 0]
+                        n1 += a * pre[qy, qx, 1]
+                        n2 += a * pre[qy, qx, 2]
+                        nh += a * pre[qy, qx, 3]
                         alpha += a
             if alpha > 0.0 and nh > 1e-20:
                 alpha = min(alpha, 1.0)
@@ -273,11 +291,24 @@ def _composite(img, coc, hwt, s, far_acc, near_acc, near_a, small_near, out):
             out[y, x, 2] = np.uint8(min(max(o2 + 0.5, 0.0), 255.0))
 
 
+@functools.lru_cache(maxsize=8)
+def _distance_table(k: int) -> np.ndarray:
+    yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
+    return np.hypot(yy, xx).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _bilinear_columns(width: int, s: int, wl: int) -> tuple[np.ndarray, np.ndarray]:
+    ux = np.clip((np.arange(width) + 0.5) / s - 0.5, 0.0, wl - 1.0)
+    x0 = np.floor(ux).astype(np.int64)
+    return x0, (ux - x0).astype(np.float64)
+
+
 def near_reach_map(low_nr: np.ndarray, near_reach: int) -> np.ndarray:
     """Per reduced pixel, the half-window that covers every near disc reaching it (-1: none does)."""
     size = 2 * near_reach + 1
     reach = cv2.dilate(low_nr, np.ones((size, size), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=-1.0)
-    return np.where(reach >= 0.0, np.ceil(np.maximum(reach, FOCUS_RADIUS) + 0.5), -1).astype(np.int32)
+    return np.where(reach >= 0.0, np.ceil(np.maximum(reach, FOCUS_RADIUS) + 0.5) - 1, -1).astype(np.int32)
 
 
 def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarray:
@@ -289,21 +320,24 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarr
     low_fr = np.empty((hl, wl), np.float32)
     low_nm = np.empty((hl, wl), np.float32)
     low_nr = np.empty((hl, wl), np.float32)
-    low_small = np.empty((hl, wl), np.uint8)
+    low_small = np.empty((hl, wl), np.float32)
     coc = np.empty(disp.shape, np.float32)
-    hwt = np.empty(disp.shape, np.float32)
+    pre = np.empty(disp.shape + (4,), np.float32)
+    inv_area = np.empty(disp.shape, np.float32)
     focus, coc_scale = np.float32(p.focus), np.float32(p.coc_scale)
-    _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.highlight_boost), _LINEAR_LUT, coc, hwt,
+    _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.highlight_boost), _LINEAR_LUT, coc, pre, inv_area,
             low_f, low_fr, low_n, low_nm, low_nr, low_small)
-    # a small near disc reaches < s + 0.5 px: at most into the neighbouring blocks
-    small_near = cv2.dilate(low_small, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    # a small near disc (CoC < s) reaches < s + 0.5 px: at most into the neighbouring blocks
+    small_near = cv2.dilate(low_small, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=-1.0)
     reach = near_reach_map(low_nr, p.near_reach)
     far_acc = np.empty((hl, wl, 4), np.float32)
     near_acc = np.empty((hl, wl, 4), np.float32)
     near_a = np.empty((hl, wl), np.float32)
     _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near_a)
     out = np.empty_like(img)
-    _composite(img, coc, hwt, p.scale, far_acc, near_acc, near_a, small_near, out)
+    col_x0, col_fx = _bilinear_columns(disp.shape[1], p.scale, wl)
+    _composite(img, coc, pre, inv_area, _distance_table(p.scale + 1), p.scale, col_x0, col_fx, far_acc, near_acc,
+               near_a, small_near, out)
     return out
 
 

@@ -6,6 +6,7 @@ very same CUDA source and host code on a machine without a GPU (compiled for the
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -32,7 +33,7 @@ class DofBuffers:
         hl, wl = low_shape
         self.coc = xp.empty(shape, xp.float32)  # signed CoC, full resolution
         self.hwt = xp.empty(shape, xp.float32)  # highlight weight, full resolution
-        self.low_small = xp.empty((hl, wl), xp.uint8)
+        self.low_small = xp.empty((hl, wl), xp.float32)
         self.low_f = xp.empty((hl, wl, 4), xp.float32)
         self.low_n = xp.empty((hl, wl, 4), xp.float32)
         self.low_fr = xp.empty((hl, wl), xp.float32)
@@ -75,8 +76,15 @@ def _cupy_buffers(shape: tuple[int, int], low_shape: tuple[int, int]) -> DofBuff
     return buf
 
 
+@functools.lru_cache(maxsize=None)
+def _kernel(name: str, device_id: int):
+    return load_module(SOURCE).get_function(name)
+
+
 def _cupy_launch(name: str, grid: tuple[int, int, int], block: tuple[int, int, int], args: tuple) -> None:
-    load_module(SOURCE).get_function(name)(grid, block, args)
+    import cupy as cp
+
+    _kernel(name, cp.cuda.Device().id)(grid, block, args)
 
 
 def render(image_bgr: Any, disparity: Any, p: DofPlan, out: Any = None) -> Any:

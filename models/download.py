@@ -58,7 +58,11 @@ def download(url: str, destination: Path, sha256: str, *, progress: bool = True,
                     while block := response.read(CHUNK):
                         out.write(block)
                         bar.update(len(block))
-        verify_sha256(partial, sha256)
+        actual = sha256_of(partial)
+        if actual != sha256:
+            raise ModelError(f"checksum mismatch for {destination.name} downloaded from {url}: expected sha256 "
+                             f"{sha256}, got {actual} (corrupt or not the published file; nothing was kept, "
+                             f"try again)")
         shutil.move(str(partial), destination)
         return destination
     finally:

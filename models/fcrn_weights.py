@@ -28,14 +28,15 @@ import onnx
 
 from models.download import ModelError, download, verify_sha256
 from models.fcrn import build_fcrn, check_weights
+from models.registry import get_spec
 
 # The Open Model Zoo mirror of the authors' checkpoint (models/public/fcrn-dp-nyu-depth-v2-tf/model.yml).
-OFFICIAL_URL = "http://campar.in.tum.de/files/rupprecht/depthpred/NYU_FCRN-checkpoint.zip"
-OFFICIAL_SHA256 = "9d97ed165c4a5b3f085eb83b8814de1e883c6348da60da4b2568ddd64bb2d5c4"
+OFFICIAL_URL = get_spec("fcrn").url  # the registry holds the address and checksum
+OFFICIAL_SHA256 = get_spec("fcrn").sha256
 OFFICIAL_SIZE = 472_588_519
 OFFICIAL_ARCHIVE = "NYU_FCRN-checkpoint.zip"
-ONNX_NAME = "fcrn_resnet50_upproj_nyu.onnx"
-ONNX_FP16_NAME = "fcrn_resnet50_upproj_nyu_fp16.onnx"
+ONNX_NAME = "fcrn_nyu_depth_v2.onnx"  # models/registry.py's filename for "fcrn"
+ONNX_FP16_NAME = "fcrn_nyu_depth_v2_fp16.onnx"
 
 # The official graph also saves the integer index tensors of its interleave (tf.Variable
 # 'x_0'..'x_3', uniquified as 'x_0_1', ...) and possibly a step counter: not network parameters.

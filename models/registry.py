@@ -25,9 +25,9 @@ class ModelSpec:
     output_kind: OutputKind  # what the network predicts; converted to disparity either way
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     input_scale: float = 1.0  # the network takes RGB values 0..255 times this
-    url: str | None = None  # direct download of `filename`
-    sha256: str | None = None  # of `filename`, when it is downloaded as is
-    fetcher: str | None = None  # "module:function(cache, progress) -> Path" for models built on fetch
+    url: str | None = None  # what is downloaded: `filename` itself, or the archive a fetcher converts
+    sha256: str | None = None  # of what is downloaded
+    fetcher: str | None = None  # "module:function(cache, progress) -> Path" for models converted on fetch
 
     @property
     def path(self) -> Path:
@@ -54,6 +54,8 @@ REGISTRY: dict[str, ModelSpec] = {
                "converted to ONNX on first fetch",
         input_size=(304, 228),
         output_kind="metres",
+        url="http://campar.in.tum.de/files/rupprecht/depthpred/NYU_FCRN-checkpoint.zip",  # 472,588,519 bytes
+        sha256="9d97ed165c4a5b3f085eb83b8814de1e883c6348da60da4b2568ddd64bb2d5c4",
         fetcher="models.fcrn_weights:fetch_official",
     ),
 }
@@ -85,12 +87,12 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     """Make the model's file present in the cache (download, verify, convert) and return its path."""
     spec = get_spec(name)
     if spec.path.is_file():
-        if spec.sha256:
+        if spec.sha256 and not spec.fetcher:  # a converted file has no published checksum
             verify_sha256(spec.path, spec.sha256)
         return spec.path
     if spec.fetcher:
         return _call_fetcher(spec.fetcher, progress)
-    assert spec.url and spec.sha256, f"registry entry {name} has neither a url nor a fetcher"
+    assert spec.url and spec.sha256, f"registry entry {name} has no url or no checksum"
     return download(spec.url, spec.path, spec.sha256, progress=progress)
 
 

@@ -105,7 +105,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"input:       {spec.input_size[0]}x{spec.input_size[1]} RGB 0..255, {spec.layout}")
             print(f"output:      {spec.output_kind} (converted to disparity)")
             if spec.url:
-                print(f"url:         {spec.url}\nsha256:      {spec.sha256}")
+                what = "archive" if spec.fetcher else "url"
+                print(f"{what + ':':13s}{spec.url}\nsha256:      {spec.sha256}")
             print(f"file:        {spec.path}\nstate:       {model_state(spec)}")
         elif args.models_command == "convert":
             from models.fcrn_weights import convert

@@ -247,6 +247,26 @@ def test_near_foreground_spills_over_the_focused_subject():
     assert np.array_equal(far_from_bar, img[:, 60 + int(r) + 6:].astype(np.float32))
 
 
+def test_far_background_does_not_cover_a_nearer_far_object():
+    """Within the far field a farther pixel reaches a nearer one only within the nearer one's own CoC
+    (the min-radius rule): a slightly defocused object (r = 3.2) before a very defocused wall (r = 12.8)
+    keeps its colour deeper than 2 s = 8 px inside (<= 1 level), where a plain r = 12.8 blur of the far
+    field would pull it 13% (18 levels) of the way to the wall at 8 px; and the wall is the wall farther
+    than 3.2 px + 2 s from the object."""
+    h, w = 96, 128
+    img = np.empty((h, w, 3), np.uint8)
+    img[...] = (60, 60, 200)  # the wall
+    img[28:68, 40:88] = (200, 200, 60)  # the object
+    disp = np.full((h, w), 0.1, np.float32)
+    disp[28:68, 40:88] = 0.4
+    out = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, backend="cpu").astype(np.int16)
+    inner = np.zeros((h, w), bool)
+    inner[36:60, 48:80] = True
+    assert np.abs(out[inner] - img[inner]).max() <= 1
+    wall_far_from_object = distance_outside(disp > 0.3) > 3.2 + 2 * 4
+    assert np.abs(out[wall_far_from_object] - img[wall_far_from_object]).max() <= 1
+
+
 # --- against the float64 reference -------------------------------------------------------------------
 
 def random_scene(rng: np.random.Generator, h: int = 72, w: int = 96):

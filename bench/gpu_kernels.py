@@ -1,0 +1,138 @@
+"""GPU timing of the joint bilateral kernels (issue 4, item 5), for a machine with an NVIDIA GPU.
+
+    PYTHONPATH=. python bench/gpu_kernels.py [--runs 200]
+
+Needs only CuPy, NumPy and OpenCV (PyTorch + kornia optional: its joint_bilateral_blur is timed when it
+imports). For each size and radius: the shared-memory kernel with the range weight from the per-channel
+LUT and from one hardware exp2 (ex2.approx), the plain global-memory kernel, kornia, and a floor from the
+card's own rates: memory (11 bytes per pixel: read 4 B disparity + 3 B guide, write 4 B) and arithmetic
+(5 FP32 operations per tap: the spatial x range products, one FMA into the numerator, one add into the
+denominator, at one FP32 lane-instruction per clock). Times are medians of CUDA-event timings after
+warm-up. One table.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cupy
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kernels.bilateral_cuda import launch, launch_global  # noqa: E402
+
+SIZES = ((640, 480), (1280, 720), (1920, 1080))
+RADII = (4, 8, 12)
+SIGMA_RANGE = 0.05
+FP32_OPS_PER_TAP = 5
+BYTES_PER_PIXEL = 11
+
+
+def sigma_spatial_for(radius: int) -> float:
+    return 20.0 if radius == 12 else radius / 2.0 + 1.0
+
+
+def scene(height: int, width: int) -> tuple[cupy.ndarray, cupy.ndarray]:
+    rng = np.random.default_rng(0)
+    import cv2
+
+    guide = cv2.resize(rng.integers(0, 256, (height // 16, width // 16, 3), dtype=np.uint8), (width, height),
+                       interpolation=cv2.INTER_NEAREST)
+    guide = np.clip(cv2.GaussianBlur(guide, (0, 0), 2) + rng.normal(0, 6, guide.shape), 0, 255).astype(np.uint8)
+    disparity = cv2.GaussianBlur(guide[..., 1].astype(np.float32) / 255, (0, 0), 3)
+    return cupy.asarray(disparity), cupy.asarray(guide)
+
+
+def median_ms(fn, runs: int, warmup: int = 10) -> float:
+    """Median per-run GPU time: an event between consecutive launches, all queued before one sync, so the
+    host's launch overhead is hidden behind the GPU work (no idle gaps counted as kernel time)."""
+    for _ in range(warmup):
+        fn()
+    events = [cupy.cuda.Event() for _ in range(runs + 1)]
+    events[0].record()
+    for i in range(runs):
+        fn()
+        events[i + 1].record()
+    events[-1].synchronize()
+    return float(np.median([cupy.cuda.get_elapsed_time(a, b) for a, b in zip(events, events[1:])]))
+
+
+def device_rates() -> tuple[str, float, str, float]:
+    """(name, memory bytes/s, where the figure came from, FP32 lane-instructions/s) from the device itself."""
+    device = cupy.cuda.Device()
+    props = cupy.cuda.runtime.getDeviceProperties(device.id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    try:
+        attrs = device.attributes
+    except Exception:  # an attribute this driver no longer knows
+        attrs = {"MultiProcessorCount": props["multiProcessorCount"]}
+    sms = attrs["MultiProcessorCount"]
+    clock_khz = attrs.get("ClockRate") or props.get("clockRate") or 0
+    mem_khz = attrs.get("MemoryClockRate") or props.get("memoryClockRate") or 0
+    bus_bits = attrs.get("GlobalMemoryBusWidth") or props.get("memoryBusWidth") or 0
+    if mem_khz and bus_bits:
+        bandwidth, source = 2.0 * mem_khz * 1e3 * bus_bits / 8, "attributes"
+    else:  # CUDA 13 dropped the clock attributes on some drivers: measure a large device-to-device copy
+        a = cupy.empty(1 << 28, cupy.uint8)
+        b = cupy.empty_like(a)
+        ms = median_ms(lambda: b.__setitem__(Ellipsis, a), 20, warmup=3)
+        bandwidth, source = 2.0 * a.nbytes / (ms * 1e-3), "measured copy"
+    if not clock_khz:
+        clock_khz = 1.755e6  # H100/H200 boost clock, if the attribute is missing
+    fp32_lanes_per_sm = 128  # Volta..Hopper: 4 sub-partitions x 32 FP32 lanes
+    return name, bandwidth, source, sms * fp32_lanes_per_sm * clock_khz * 1e3
+
+
+def kornia_timer(disparity: cupy.ndarray, guide: cupy.ndarray, radius: int, sigma_spatial: float):
+    """A callable running kornia.filters.joint_bilateral_blur on the same data, or a reason string."""
+    try:
+        import kornia
+        import torch
+    except Exception as exc:  # not installed here: that is fine
+        return f"n/a ({exc.__class__.__name__})"
+    d = torch.as_tensor(disparity, device="cuda")[None, None]
+    g = torch.as_tensor(guide, device="cuda").permute(2, 0, 1)[None].float() / 255
+    k = 2 * radius + 1
+
+    def run():
+        kornia.filters.joint_bilateral_blur(d, g, (k, k), SIGMA_RANGE, (sigma_spatial, sigma_spatial),
+                                            border_type="reflect", color_distance_type="l2")
+    try:
+        run()
+        torch.cuda.synchronize()
+    except Exception as exc:  # typically out of memory: kornia unfolds the (2r+1)^2 window
+        torch.cuda.empty_cache()
+        return f"failed ({exc.__class__.__name__})"
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200, help="timed runs per kernel (≥ 100)")
+    parser.add_argument("--kornia-runs", type=int, default=20, help="kornia is slow and memory-hungry")
+    args = parser.parse_args()
+    name, bandwidth, source, fp32_rate = device_rates()
+    print(f"{name}: memory {bandwidth / 1e9:.0f} GB/s ({source}), FP32 {fp32_rate / 1e12:.1f} T lane-ops/s; "
+          f"CuPy {cupy.__version__}; medians of {args.runs} CUDA-event timings (kornia: {args.kornia_runs})\n")
+    print("| size | r | shared+LUT ms | shared+exp2 ms | global ms | kornia ms | floor ms (mem / arith) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for width, height in SIZES:
+        disparity, guide = scene(height, width)
+        out = cupy.empty_like(disparity)
+        for radius in RADII:
+            ss = sigma_spatial_for(radius)
+            lut = median_ms(lambda: launch(disparity, guide, out, radius, ss, SIGMA_RANGE, variant="lut"), args.runs)
+            exp2 = median_ms(lambda: launch(disparity, guide, out, radius, ss, SIGMA_RANGE, variant="exp2"), args.runs)
+            plain = median_ms(lambda: launch_global(disparity, guide, out, radius, ss, SIGMA_RANGE), args.runs)
+            timer = kornia_timer(disparity, guide, radius, ss)
+            kornia_ms = f"{median_ms(timer, args.kornia_runs, warmup=2):.3f}" if callable(timer) else timer
+            taps = width * height * (2 * radius + 1) ** 2
+            floor_mem = BYTES_PER_PIXEL * width * height / bandwidth * 1e3
+            floor_arith = FP32_OPS_PER_TAP * taps / fp32_rate * 1e3
+            print(f"| {width}x{height} | {radius} | {lut:.3f} | {exp2:.3f} | {plain:.3f} | {kornia_ms} | "
+                  f"{max(floor_mem, floor_arith):.3f} ({floor_mem:.3f} / {floor_arith:.3f}) |")
+
+
+if __name__ == "__main__":
+    main()
