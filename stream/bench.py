@@ -140,14 +140,13 @@ def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup:
     """The same stages on one thread, one frame at a time: the baseline the pipeline must beat."""
     import threading
 
-    from stream.app import build_stages, kernel_backend, load_estimator
-    from stream.focus import FocusController
+    from stream.app import build_stages, kernel_backend, load_estimator, make_focus
     from stream.sources import open_source
 
     source = open_source(input_spec)
     estimator = load_estimator(config, progress=False)
     backend = kernel_backend(config.device)
-    focus = FocusController(config.render.focus, config.render.focus_point, config.render.focus_smoothing)
+    focus = make_focus(config.render)
     sequential = dataclasses.replace(config, inference=dataclasses.replace(config.inference, mode="sync"))
     stages = build_stages(sequential, estimator, focus, backend, threading.Event())
     recorder = LatencyRecorder(STAGES, warmup=warmup)

@@ -47,3 +47,16 @@ def test_fixed_and_point_focus_and_smoothing():
     controller.set_point(10, 30)  # a click elsewhere: focus glides there rather than jumping
     assert controller.update(image, disparity) == pytest.approx(0.5)
     assert controller.update(image, disparity) == pytest.approx(0.25)
+
+
+def test_faces_are_looked_for_every_nth_frame_and_the_last_box_is_reused(monkeypatch):
+    image = _astronaut()
+    disparity = np.full(image.shape[:2], 0.3, np.float32)
+    controller = FocusController("auto", face_interval=3)
+    calls = []
+    original = FaceFinder.largest_face
+    monkeypatch.setattr(FaceFinder, "largest_face", lambda self, img: calls.append(1) or original(self, img))
+    for _ in range(7):
+        assert controller.update(image, disparity) == pytest.approx(0.3)
+    assert len(calls) == 3  # frames 0, 3 and 6
+    assert controller.last_face is not None
