@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -138,23 +137,19 @@ def main() -> None:
         low = degrade(truth, args.seed)
         band = edge_band(truth, valid)
         for name, params, run in methods(low, guide, args.quick):
-            run()  # warm-up (Numba compilation)
-            start = time.perf_counter()
-            out = run()
-            ms = (time.perf_counter() - start) * 1e3
-            err = out - truth
+            err = run() - truth  # timing is bench/bench_refine_cpu.py's job, not this script's
             rows.append((scene, name, params, float(np.sqrt(np.mean(err[valid] ** 2))),
-                         float(np.sqrt(np.mean(err[band] ** 2))), ms))
+                         float(np.sqrt(np.mean(err[band] ** 2)))))
     print(f"Degradation: truth in [0, 1] → {NET_SIZE[0]}x{NET_SIZE[1]} (area), Gaussian σ=1.5 px, blotches "
           f"σ=0.04 (8x6 grid, cubic), noise σ=0.015, seed {args.seed}. Edge band: ≤ 3 px from a jump > 0.03.\n")
-    print("| scene | method | parameters | RMSE all | RMSE edges (≤3 px) | CPU ms |")
-    print("| --- | --- | --- | ---: | ---: | ---: |")
+    print("| scene | method | parameters | RMSE all | RMSE edges (≤3 px) |")
+    print("| --- | --- | --- | ---: | ---: |")
     for scene in scenes:
         scene_rows = [r for r in rows if r[0] == scene]
         best = min(r[4] for r in scene_rows)
-        for _, name, params, all_rmse, edge_rmse, ms in scene_rows:
+        for _, name, params, all_rmse, edge_rmse in scene_rows:
             mark = "**" if edge_rmse == best else ""
-            print(f"| {scene} | {name} | {params} | {all_rmse:.4f} | {mark}{edge_rmse:.4f}{mark} | {ms:.1f} |")
+            print(f"| {scene} | {name} | {params} | {all_rmse:.4f} | {mark}{edge_rmse:.4f}{mark} |")
 
 
 if __name__ == "__main__":

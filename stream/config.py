@@ -52,14 +52,16 @@ class RefineConfig:
     radius: int = 12
     sigma_spatial: float = 20.0  # pixels
     sigma_range: float = 0.05  # guide colour difference, RGB scaled to [0, 1]
-    work_width: int = 320  # live mode's working width in pixels
+    work_width: int = 160  # live mode's working width in pixels
+    threads: int = 0  # CPU threads for the filter; 0 = all cores (1 helps when stages share 2 cores)
 
     def validate(self) -> None:
         _check_choice("refine.mode", self.mode, ("full", "live", "off"))
-        _check_range("refine.radius", self.radius, 1, 32)
+        _check_range("refine.radius", self.radius, 1, 16)
         _check_range("refine.sigma_spatial", self.sigma_spatial, 0.1, 1000, exclusive_low=False)
         _check_range("refine.sigma_range", self.sigma_range, 0.001, 10)
         _check_range("refine.work_width", self.work_width, 32, 8192)
+        _check_range("refine.threads", self.threads, 0, 256)
 
 
 @dataclass

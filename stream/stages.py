@@ -126,9 +126,19 @@ class RefineStage:
     def __init__(self, config: RefineConfig, backend: str) -> None:
         self.config = config
         self.backend = backend
+        self._threads_set = False
+
+    def _limit_threads(self) -> None:
+        # Numba's thread count is per calling thread: set it on the stage's own thread, once.
+        if self.config.threads and self.backend == "cpu" and not self._threads_set:
+            import numba
+
+            numba.set_num_threads(min(self.config.threads, numba.config.NUMBA_NUM_THREADS))
+        self._threads_set = True
 
     def process(self, batch: list[Frame]) -> list[Frame]:
         c = self.config
+        self._limit_threads()
         for frame in batch:
             assert frame.disparity is not None, "refine needs the depth stage before it"
             if c.mode == "live":
