@@ -32,7 +32,8 @@ __device__ __forceinline__ float srgb_to_linear(unsigned char v, float gamma) {
 // One thread per s x s block: full-resolution CoC and highlight weight; per block far and near
 // premultiplied colour, weight, coverage and mean radius (reduced px), largest small near CoC.
 extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, const float* __restrict__ disp,
-                                      int height, int width, int s, float focus, float coc_scale, float boost,
+                                      int height, int width, int s, float focus, float coc_scale, float coc_max,
+                                      float boost,
                                       float gamma, int hl, int wl,
                                       float* __restrict__ coc, float* __restrict__ hwt,
                                       float4* __restrict__ low_f, float* __restrict__ low_fr,
@@ -50,7 +51,8 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     float small = -1.0f;  // largest near CoC (< s) gathered at full resolution, -1: none
     for (int y = y0; y < y1; ++y) {
         for (int x = x0; x < x1; ++x) {
-            const float c = (disp[y * width + x] - focus) * coc_scale;
+            // clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
+            const float c = fminf(fmaxf((disp[y * width + x] - focus) * coc_scale, -coc_max), coc_max);
             const unsigned char* px = img + 3 * (y * width + x);
             float hw = 1.0f;
             if (boost > 0.0f) {
@@ -97,7 +99,7 @@ extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const fl
     float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
     if (rp >= 0.0f) {
         const float rpc = fmaxf(rp, FOCUS_RADIUS);
-        const int k = (int)ceilf(rpc + 0.5f) - 1;  // largest offset with |o| < r + 0.5
+        const int k = min((int)ceilf(rpc + 0.5f) - 1, near_reach);  // largest offset with |o| < r + 0.5
         for (int dy = -k; dy <= k; ++dy) {
             const int qy = py + dy;
             if (qy < 0 || qy >= hl) continue;
@@ -178,7 +180,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
         if (t < 1.0f) {
             // exact far gather: the min-radius rule bounds its window by the pixel's own CoC (< s)
             float gh = 0.f;
-            const int k = (int)ceilf(rp + 0.5f) - 1;
+            const int k = min((int)ceilf(rp + 0.5f) - 1, s + 1);
             for (int dy = -k; dy <= k; ++dy) {
                 const int qy = y + dy;
                 if (qy < 0 || qy >= height) continue;
@@ -217,7 +219,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
     for (int j = max(by - 1, 0); j <= min(by + 1, hl - 1); ++j)
         for (int i = max(bx - 1, 0); i <= min(bx + 1, wl - 1); ++i) small = fmaxf(small, __ldg(low_small + j * wl + i));
     if (small > 0.0f) {
-        const int ks = (int)ceilf(small + 0.5f) - 1;
+        const int ks = min((int)ceilf(small + 0.5f) - 1, s + 1);
         for (int dy = -ks; dy <= ks; ++dy) {
             const int qy = y + dy;
             if (qy < 0 || qy >= height) continue;

@@ -3,9 +3,10 @@
 Semantics (exact in `dof_reference`, approximated at a reduced resolution by the fast paths):
 
 * thin lens: signed circle of confusion ``c = max_blur_px * (d - focus) / span`` with
-  ``span = max(focus, 1 - focus)``, so the farther of the two disparity extremes (0 or 1) reaches
-  ``max_blur_px``; ``c < 0`` is the far field (behind the focus plane), ``c > 0`` the near field.
-  Pixels with ``|c| <= 0.5`` (a disc no larger than the pixel) are in focus.
+  ``span = max(focus, 1 - focus)``, so whichever disparity extreme (0 or 1) lies farther from the
+  focus reaches ``max_blur_px`` (a disparity outside [0, 1] is clamped to that blur); ``c < 0`` is
+  the far field (behind the focus plane), ``c > 0`` the near field. Pixels with ``|c| <= 0.5`` (a
+  disc no larger than the pixel) are in focus.
 * far field: a far pixel p gathers far pixels q whose disc reaches it, with the radius
   ``min(r_q, r_p)`` (a farther pixel cannot spread over a nearer one beyond the nearer one's own
   blur), weight = anti-aliased disc coverage / disc area x highlight weight, normalised. In-focus
@@ -17,13 +18,14 @@ Semantics (exact in `dof_reference`, approximated at a reduced resolution by the
   ``pi (r^2 + 1/12)``, radius clamped to >= 0.5.
 * highlight boost: weight ``1 + boost * max(0, Y - 0.6) / 0.4`` on the linear (gamma 2.2)
   luminance Y, so clipped highlights dominate their disc and bloom into visible bokeh balls.
-* pixels outside the image are skipped (no clamping, no padding).
+* pixels outside the image are skipped (no clamping, no padding); colours are averaged as stored
+  (sRGB), the boost standing in for the linear-light brightness of highlights.
 
 The fast paths (CPU Numba, CUDA) run the same three passes: reduce the frame by a factor ``s``
 chosen so the largest blur is at most ``LOW_RES_RADIUS`` reduced pixels, gather at that resolution,
 and composite at full resolution (bilinear, weighted by field support). CoCs below ``s - 1`` cannot be
 represented at 1/s resolution, so the composite gathers them exactly at full resolution (their window
-is at most (2s + 3)^2 pixels), cross-fading into the reduced gather between ``s - 1`` and ``s``. At
+is at most (2s + 1)^2 pixels), cross-fading into the reduced gather between ``s - 1`` and ``s``. At
 ``s == 1`` the fast paths compute the reference semantics exactly.
 """
 from __future__ import annotations
@@ -51,7 +53,8 @@ class DofPlan:
     """Scalars every path derives the same way from the call's arguments."""
 
     focus: float
-    coc_scale: float  # c = (d - focus) * coc_scale
+    coc_scale: float  # c = (d - focus) * coc_scale, clamped to +-coc_max
+    coc_max: float  # = max_blur_px (reached by d = 0 or 1; a disparity outside [0, 1] goes no further)
     scale: int  # reduction factor s of the fast paths
     low_shape: tuple[int, int]
     near_reach: int  # gather half-window for the near field, in reduced pixels
@@ -71,7 +74,8 @@ def plan(shape: tuple[int, int], focus: float, max_blur_px: float, highlight_boo
     h, w = shape
     low = (-(-h // scale), -(-w // scale))
     rho_max = max(max_blur_px / scale, FOCUS_RADIUS)
-    return DofPlan(focus=float(focus), coc_scale=float(max_blur_px / span), scale=int(scale), low_shape=low,
+    return DofPlan(focus=float(focus), coc_scale=float(max_blur_px / span), coc_max=float(max_blur_px),
+                   scale=int(scale), low_shape=low,
                    near_reach=int(math.ceil(rho_max + 0.5)) - 1, highlight_boost=float(highlight_boost))
 
 

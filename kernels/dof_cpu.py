@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import cv2
 import numpy as np
@@ -20,12 +21,12 @@ _LINEAR_LUT = ((np.arange(256, dtype=np.float64) / 255.0) ** GAMMA).astype(np.fl
 _INV_PI = 1.0 / math.pi
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def _split(r: float, s: int) -> float:
     """Share of a CoC handled by the reduced gather; the rest is gathered exactly at full resolution.
 
     A CoC below s - 1 cannot be represented at 1/s resolution (the block alone blurs more), so it is
-    gathered at full resolution, where its window is at most (2s + 3)^2; above s the reduced gather
+    gathered at full resolution, where its window is at most (2s + 1)^2; above s the reduced gather
     takes over; between the two the weights cross-fade linearly.
     """
     if s == 1:
@@ -33,7 +34,7 @@ def _split(r: float, s: int) -> float:
     return min(max(r - (s - 1.0), 0.0), 1.0)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def _disc_weight(re: float, dy: int, dx: int) -> float:
     cov = re - math.sqrt(dy * dy + dx * dx) + 0.5
     if cov <= 0.0:
@@ -41,23 +42,23 @@ def _disc_weight(re: float, dy: int, dx: int) -> float:
     return min(cov, 1.0) * _INV_PI / (re * re + 1.0 / 12.0)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def _bilerp(a, y0, y1, x0, x1, fy, fx):
     top = a[y0, x0] + fx * (a[y0, x1] - a[y0, x0])
     bottom = a[y1, x0] + fx * (a[y1, x1] - a[y1, x0])
     return top + fy * (bottom - top)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def _bilerp_ch(a, ch, y0, y1, x0, x1, fy, fx):
     top = a[y0, x0, ch] + fx * (a[y0, x1, ch] - a[y0, x0, ch])
     bottom = a[y1, x0, ch] + fx * (a[y1, x1, ch] - a[y1, x0, ch])
     return top + fy * (bottom - top)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, pre, inv_area, low_f, low_fr, low_n, low_nm, low_nr,
-            low_small):
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_area,
+            low_f, low_fr, low_n, low_nm, low_nr, low_small):
     """Full resolution: CoC, premultiplied colour (h*B, h*G, h*R, h) and inverse disc area.
     Per s x s block: far and near premultiplied colour, weight, coverage and mean radius (reduced px),
     and the largest near CoC too small for the reduced gather."""
@@ -76,8 +77,11 @@ def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, pre, inv_area, low_
             small = -1.0
             for y in range(y0, y1):
                 for x in range(x0, x1):
-                    c = (disp[y, x] - focus) * coc_scale
+                    # clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
+                    c = min(max((disp[y, x] - focus) * coc_scale, -coc_max), coc_max)
                     coc[y, x] = c
+                    if -FOCUS_RADIUS <= c <= FOCUS_RADIUS:
+                        continue  # in focus: the gathers never read its colour, weight or area
                     hw = 1.0
                     if boost > 0.0:
                         lum = 0.0722 * lut[img[y, x, 0]] + 0.7152 * lut[img[y, x, 1]] + 0.2126 * lut[img[y, x, 2]]
@@ -92,8 +96,6 @@ def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, pre, inv_area, low_
                     pre[y, x, 3] = hw
                     ra = max(abs(c), FOCUS_RADIUS)
                     inv_area[y, x] = _INV_PI / (ra * ra + 1.0 / 12.0)
-                    if -FOCUS_RADIUS <= c <= FOCUS_RADIUS:
-                        continue
                     if c < 0.0:
                         f0 += hw * b
                         f1 += hw * g
@@ -126,31 +128,41 @@ def _reduce(img, disp, s, focus, coc_scale, boost, lut, coc, pre, inv_area, low_
             low_small[by, bx] = small  # largest near CoC (< s) gathered at full resolution, -1: none
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near_a):
-    """Scatter-as-gather at reduced resolution: far field with the min-radius rule, near field by coverage."""
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, rows, dist, far_acc, near_acc, near_a):
+    """Scatter-as-gather at reduced resolution: far field with the min-radius rule, near field by coverage.
+    `dist[K + dy, K + dx]` tabulates |(dy, dx)| (K >= every window); sqrt and division leave the loop."""
     hl, wl = low_fr.shape
-    for py in prange(hl):
+    kd = (dist.shape[0] - 1) // 2
+    # inverse disc areas of the reduced pixels (radius clamped to the pixel)
+    ia_far = np.empty((hl, wl), np.float32)
+    ia_near = np.empty((hl, wl), np.float32)
+    for qy in range(hl):
+        for qx in range(wl):
+            rf = max(low_fr[qy, qx], FOCUS_RADIUS)
+            rn = max(low_nr[qy, qx], FOCUS_RADIUS)
+            ia_far[qy, qx] = _INV_PI / (rf * rf + 1.0 / 12.0)
+            ia_near[qy, qx] = _INV_PI / (rn * rn + 1.0 / 12.0)
+    for i in prange(hl):
+        py = rows[i]
         for px in range(wl):
             rp = low_fr[py, px]
             a0 = a1 = a2 = a3 = 0.0
             if rp >= 0.0:
                 rpc = max(rp, FOCUS_RADIUS)
-                k = int(math.ceil(rpc + 0.5)) - 1  # largest offset with |o| < r + 0.5
-                for dy in range(-k, k + 1):
-                    qy = py + dy
-                    if qy < 0 or qy >= hl:
-                        continue
-                    for dx in range(-k, k + 1):
-                        qx = px + dx
-                        if qx < 0 or qx >= wl:
-                            continue
+                iap = ia_far[py, px]
+                k = min(int(math.ceil(rpc + 0.5)) - 1, kd)  # largest offset with |o| < r + 0.5
+                for qy in range(max(py - k, 0), min(py + k + 1, hl)):
+                    drow = dist[kd + qy - py]
+                    for qx in range(max(px - k, 0), min(px + k + 1, wl)):
                         rq = low_fr[qy, qx]
                         if rq < 0.0:
                             continue
-                        w = _disc_weight(max(min(rq, rpc), FOCUS_RADIUS), dy, dx)
-                        if w <= 0.0:
+                        # radius min(r_q, r_p) (>= 0.5); 1/area of the smaller disc is the larger inverse
+                        cov = max(min(rq, rpc), FOCUS_RADIUS) - drow[kd + qx - px] + 0.5
+                        if cov <= 0.0:
                             continue
+                        w = min(cov, 1.0) * max(ia_far[qy, qx], iap)
                         a0 += w * low_f[qy, qx, 0]
                         a1 += w * low_f[qy, qx, 1]
                         a2 += w * low_f[qy, qx, 2]
@@ -161,20 +173,16 @@ def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near
             far_acc[py, px, 3] = a3
             b0 = b1 = b2 = b3 = ba = 0.0
             kn = reach[py, px]
-            for dy in range(-kn, kn + 1):
-                qy = py + dy
-                if qy < 0 or qy >= hl:
-                    continue
-                for dx in range(-kn, kn + 1):
-                    qx = px + dx
-                    if qx < 0 or qx >= wl:
-                        continue
+            for qy in range(max(py - kn, 0), min(py + kn + 1, hl)):
+                drow = dist[kd + qy - py]
+                for qx in range(max(px - kn, 0), min(px + kn + 1, wl)):
                     rq = low_nr[qy, qx]
                     if rq < 0.0:
                         continue
-                    w = _disc_weight(max(rq, FOCUS_RADIUS), dy, dx)
-                    if w <= 0.0:
+                    cov = max(rq, FOCUS_RADIUS) - drow[kd + qx - px] + 0.5
+                    if cov <= 0.0:
                         continue
+                    w = min(cov, 1.0) * ia_near[qy, qx]
                     b0 += w * low_n[qy, qx, 0]
                     b1 += w * low_n[qy, qx, 1]
                     b2 += w * low_n[qy, qx, 2]
@@ -187,8 +195,8 @@ def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near
             near_a[py, px] = ba
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, far_acc, near_acc, near_a, small_near, out):
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, rows, far_acc, near_acc, near_a, small_near, out):
     """Full resolution: far pixels take the far field (exact small-CoC gather cross-faded with the
     bilinear, support-weighted reduced one), then the near field's coverage composites its colour over.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s + 1); `col_x0`,
@@ -197,7 +205,8 @@ def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, far_acc, near_a
     height, width = coc.shape
     hl, wl = near_a.shape
     inv_s = 1.0 / s
-    for y in prange(height):
+    for i in prange(height):
+        y = rows[i]
         uy = min(max((y + 0.5) * inv_s - 0.5, 0.0), hl - 1.0)
         y0 = int(uy)
         fy = uy - y0
@@ -224,7 +233,7 @@ def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, far_acc, near_a
                     # exact far gather: the min-radius rule bounds its window by the pixel's own CoC (< s)
                     gh = 0.0
                     iap = inv_area[y, x]
-                    k = int(math.ceil(rp + 0.5)) - 1
+                    k = min(int(math.ceil(rp + 0.5)) - 1, kd)
                     for qy in range(max(y - k, 0), min(y + k + 1, height)):
                         drow = dist[kd + qy - y]
                         for qx in range(max(x - k, 0), min(x + k + 1, width)):
@@ -265,7 +274,7 @@ def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, far_acc, near_a
             small = small_row[bx]
             if small > 0.0:
                 # near pixels too small for the reduced gather scatter their share here, exactly
-                ks = int(math.ceil(small + 0.5)) - 1
+                ks = min(int(math.ceil(small + 0.5)) - 1, kd)
                 for qy in range(max(y - ks, 0), min(y + ks + 1, height)):
                     drow = dist[kd + qy - y]
                     for qx in range(max(x - ks, 0), min(x + ks + 1, width)):
@@ -292,6 +301,16 @@ def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, far_acc, near_a
 
 
 @functools.lru_cache(maxsize=8)
+def _row_order(height: int) -> np.ndarray:
+    """Rows in bit-reversed (van der Corput) order: Numba splits a prange into contiguous chunks, one
+    per thread, and a portrait's cost is far from uniform down the frame (a face near the top); with
+    this order every chunk samples the whole frame, so the threads finish together."""
+    bits = max(1, (height - 1).bit_length())
+    keys = [int(f"{i:0{bits}b}"[::-1], 2) for i in range(height)]
+    return np.argsort(np.array(keys), kind="stable").astype(np.int64)
+
+
+@functools.lru_cache(maxsize=8)
 def _distance_table(k: int) -> np.ndarray:
     yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
     return np.hypot(yy, xx).astype(np.float32)
@@ -311,33 +330,54 @@ def near_reach_map(low_nr: np.ndarray, near_reach: int) -> np.ndarray:
     return np.where(reach >= 0.0, np.ceil(np.maximum(reach, FOCUS_RADIUS) + 0.5) - 1, -1).astype(np.int32)
 
 
+class _Workspace:
+    """Per-frame-size work arrays. Reused between frames: fresh multi-megabyte allocations cost page
+    faults (~1 ms a VGA frame); one workspace per thread keeps concurrent callers apart."""
+
+    def __init__(self, shape: tuple[int, int], low_shape: tuple[int, int]) -> None:
+        hl, wl = low_shape
+        self.key = (shape, low_shape)
+        self.coc = np.empty(shape, np.float32)
+        self.pre = np.empty(shape + (4,), np.float32)
+        self.inv_area = np.empty(shape, np.float32)
+        self.low_f = np.empty((hl, wl, 4), np.float32)
+        self.low_n = np.empty((hl, wl, 4), np.float32)
+        self.low_fr = np.empty((hl, wl), np.float32)
+        self.low_nm = np.empty((hl, wl), np.float32)
+        self.low_nr = np.empty((hl, wl), np.float32)
+        self.low_small = np.empty((hl, wl), np.float32)
+        self.far_acc = np.empty((hl, wl, 4), np.float32)
+        self.near_acc = np.empty((hl, wl, 4), np.float32)
+        self.near_a = np.empty((hl, wl), np.float32)
+
+
+_local = threading.local()
+
+
+def _workspace(shape: tuple[int, int], low_shape: tuple[int, int]) -> _Workspace:
+    ws = getattr(_local, "workspace", None)
+    if ws is None or ws.key != (shape, low_shape):
+        ws = _local.workspace = _Workspace(shape, low_shape)
+    return ws
+
+
 def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarray:
     img = np.ascontiguousarray(image_bgr)
     disp = np.ascontiguousarray(disparity, dtype=np.float32)
     hl, wl = p.low_shape
-    low_f = np.empty((hl, wl, 4), np.float32)
-    low_n = np.empty((hl, wl, 4), np.float32)
-    low_fr = np.empty((hl, wl), np.float32)
-    low_nm = np.empty((hl, wl), np.float32)
-    low_nr = np.empty((hl, wl), np.float32)
-    low_small = np.empty((hl, wl), np.float32)
-    coc = np.empty(disp.shape, np.float32)
-    pre = np.empty(disp.shape + (4,), np.float32)
-    inv_area = np.empty(disp.shape, np.float32)
+    w = _workspace(disp.shape, p.low_shape)
     focus, coc_scale = np.float32(p.focus), np.float32(p.coc_scale)
-    _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.highlight_boost), _LINEAR_LUT, coc, pre, inv_area,
-            low_f, low_fr, low_n, low_nm, low_nr, low_small)
+    _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max), np.float32(p.highlight_boost), _LINEAR_LUT,
+            w.coc, w.pre, w.inv_area, w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, w.low_small)
     # a small near disc (CoC < s) reaches < s + 0.5 px: at most into the neighbouring blocks
-    small_near = cv2.dilate(low_small, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=-1.0)
-    reach = near_reach_map(low_nr, p.near_reach)
-    far_acc = np.empty((hl, wl, 4), np.float32)
-    near_acc = np.empty((hl, wl, 4), np.float32)
-    near_a = np.empty((hl, wl), np.float32)
-    _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, far_acc, near_acc, near_a)
+    small_near = cv2.dilate(w.low_small, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=-1.0)
+    reach = near_reach_map(w.low_nr, p.near_reach)
+    _gather(w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, reach, _row_order(hl),
+            _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.near_a)
     out = np.empty_like(img)
     col_x0, col_fx = _bilinear_columns(disp.shape[1], p.scale, wl)
-    _composite(img, coc, pre, inv_area, _distance_table(p.scale + 1), p.scale, col_x0, col_fx, far_acc, near_acc,
-               near_a, small_near, out)
+    _composite(img, w.coc, w.pre, w.inv_area, _distance_table(p.scale + 1), p.scale, col_x0, col_fx,
+               _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.near_a, small_near, out)
     return out
 
 

@@ -51,8 +51,8 @@ def run_passes(img: Any, disp: Any, p: DofPlan, buf: DofBuffers, out: Any, launc
     s, focus, coc_scale = np.int32(p.scale), np.float32(p.focus), np.float32(p.coc_scale)
     i32 = np.int32
     launch("dof_reduce", _grid(wl, hl), BLOCK,
-           (img, disp, i32(height), i32(width), s, focus, coc_scale, np.float32(p.highlight_boost),
-            np.float32(GAMMA), i32(hl), i32(wl), buf.coc, buf.hwt, buf.low_f, buf.low_fr, buf.low_n,
+           (img, disp, i32(height), i32(width), s, focus, coc_scale, np.float32(p.coc_max),
+            np.float32(p.highlight_boost), np.float32(GAMMA), i32(hl), i32(wl), buf.coc, buf.hwt, buf.low_f, buf.low_fr, buf.low_n,
             buf.low_nm, buf.low_nr, buf.low_small))
     launch("dof_gather", _grid(wl, hl), BLOCK,
            (buf.low_f, buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, i32(hl), i32(wl), i32(p.near_reach),

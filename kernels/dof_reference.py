@@ -24,7 +24,8 @@ def disc_weight(radius: np.ndarray, dist: float) -> np.ndarray:
 
 def signed_coc(disparity: np.ndarray, focus: float, max_blur_px: float) -> np.ndarray:
     span = max(focus, 1.0 - focus)
-    return max_blur_px * (disparity.astype(np.float64) - focus) / span
+    coc = max_blur_px * (disparity.astype(np.float64) - focus) / span
+    return np.clip(coc, -max_blur_px, max_blur_px)  # a disparity outside [0, 1] goes no further than 0 or 1
 
 
 def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus: float, max_blur_px: float,
