@@ -73,6 +73,9 @@ class DepthEstimator:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # ONNX Runtime's workers spin between calls by default; in a pipeline that burns the cores the
+        # refine and render stages need (measured on 2 cores: the live preset lost a third of its rate).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         asked = requested_providers(device, tensorrt)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=asked)

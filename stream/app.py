@@ -92,6 +92,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         source.close()
         raise
     show_progress = config.output.progress if progress is None else progress
-    pipeline = Pipeline(source, stages, sink, queue_size=config.queues.size, recorder=recorder,
+    queue_size = config.queues.live_size if source.live else config.queues.size
+    pipeline = Pipeline(source, stages, sink, queue_size=queue_size, recorder=recorder,
                         progress=show_progress and not source.live, stop=stop)
     return Built(pipeline, source, estimator, backend, focus, output)

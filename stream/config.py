@@ -73,6 +73,7 @@ class RenderConfig:
     blur: float = 12.0  # largest blur radius in pixels at the reference height
     reference_height: int = 480  # the blur scales with frame height / reference_height
     highlight_boost: float = 0.0  # > 0 makes bright highlights bloom into bokeh discs
+    threads: int = 0  # CPU threads for the renderer; 0 = all cores
 
     def validate(self) -> None:
         if isinstance(self.focus, str) and self.focus != "auto":
@@ -98,14 +99,17 @@ class RenderConfig:
         _check_range("render.blur", self.blur, 0, 256)
         _check_range("render.reference_height", self.reference_height, 16, 8640)
         _check_range("render.highlight_boost", self.highlight_boost, 0, 16)
+        _check_range("render.threads", self.threads, 0, 256)
 
 
 @dataclass
 class QueueConfig:
-    size: int = 8  # frames between two stages
+    size: int = 8  # frames between two stages, for files (they block: nothing is lost)
+    live_size: int = 1  # for live sources: every queued frame adds a frame period of latency
 
     def validate(self) -> None:
         _check_range("queues.size", self.size, 1, 1024)
+        _check_range("queues.live_size", self.live_size, 1, 1024)
 
 
 @dataclass

@@ -5,6 +5,8 @@ how it wants its input batched (`max_batch`, `max_wait_ms`); only depth inferenc
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from typing import Protocol
 
@@ -53,6 +55,9 @@ class DepthStage:
         pass
 
 
+ASYNC_DEPTH_NICENESS = 10
+
+
 class AsyncDepthStage:
     """Live mode: the network runs on its own thread on the newest frame; every frame passes at
     once with the newest depth available. Refinement, guided by the current frame, re-aligns the
@@ -74,7 +79,18 @@ class AsyncDepthStage:
         self._worker = threading.Thread(target=self._run, name="depth-async", daemon=True)
         self._worker.start()
 
+    @staticmethod
+    def _lower_priority() -> None:
+        """On Linux a thread has its own nice value: the network then gets only the CPU the display
+        path leaves over (with `inference.threads: 1` ONNX Runtime computes on this very thread)."""
+        if sys.platform.startswith("linux"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ASYNC_DEPTH_NICENESS)
+            except OSError:
+                pass
+
     def _run(self) -> None:
+        self._lower_priority()
         try:
             while True:
                 frame = self.pending.get()
@@ -116,6 +132,23 @@ def upsample(disparity: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(disparity, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+class CpuThreads:
+    """How many cores a stage's Numba kernels use. Numba's count is per calling thread, so it is set
+    on the stage's own thread at its first call. On few cores, stages that each use every core
+    fight over them; one thread each lets the pipeline overlap them instead."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._applied = False
+
+    def apply(self) -> None:
+        if self.threads and not self._applied:
+            import numba
+
+            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        self._applied = True
+
+
 class RefineStage:
     """Joint bilateral refinement guided by the frame: depth edges snap to the image's edges."""
 
@@ -126,19 +159,12 @@ class RefineStage:
     def __init__(self, config: RefineConfig, backend: str) -> None:
         self.config = config
         self.backend = backend
-        self._threads_set = False
-
-    def _limit_threads(self) -> None:
-        # Numba's thread count is per calling thread: set it on the stage's own thread, once.
-        if self.config.threads and self.backend == "cpu" and not self._threads_set:
-            import numba
-
-            numba.set_num_threads(min(self.config.threads, numba.config.NUMBA_NUM_THREADS))
-        self._threads_set = True
+        self._threads = CpuThreads(config.threads)
 
     def process(self, batch: list[Frame]) -> list[Frame]:
         c = self.config
-        self._limit_threads()
+        if self.backend == "cpu":
+            self._threads.apply()
         for frame in batch:
             assert frame.disparity is not None, "refine needs the depth stage before it"
             if c.mode == "live":
@@ -167,12 +193,15 @@ class RenderStage:
         self.config = config
         self.focus = focus
         self.backend = backend
+        self._threads = CpuThreads(config.threads)
 
     def blur_px(self, height: int) -> float:
         """The aperture scales with the frame so a preset looks the same at 480p and 1080p."""
         return self.config.blur * height / self.config.reference_height
 
     def process(self, batch: list[Frame]) -> list[Frame]:
+        if self.backend == "cpu":
+            self._threads.apply()
         for frame in batch:
             assert frame.refined is not None, "render needs the refine stage before it"
             frame.focus = self.focus.update(frame.image, frame.refined)
