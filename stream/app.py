@@ -45,7 +45,8 @@ def default_output(input_spec: str, source: Source) -> str:
 def load_estimator(config: PipelineConfig, progress: bool = True) -> DepthEstimator:
     try:
         spec, path = resolve_model(config.model, progress=progress)
-        return DepthEstimator(spec, path, config.device, threads=config.inference.threads)
+        return DepthEstimator(spec, path, config.device, threads=config.inference.threads,
+                              tensorrt=config.inference.tensorrt)
     except ModelError as exc:
         raise UserError(str(exc)) from None
 

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -15,16 +16,12 @@ from stream.errors import PipelineError, UserError
 DEMO_DIR = Path("out")
 
 
-def _focus_value(text: str) -> str | float:
-    return text if text == "auto" else text  # validated with the config (auto or a disparity in [0, 1])
-
-
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE|PRESET",
                         help=f"a YAML file or a preset ({', '.join(preset_names())}); flags override it")
     parser.add_argument("--model", metavar="NAME|PATH", help="tcmonodepth, fcrn, or a path to an .onnx file")
     parser.add_argument("--device", choices=DEVICES, help="where everything runs (default auto: CUDA when usable)")
-    parser.add_argument("--focus", metavar="auto|VALUE", type=_focus_value,
+    parser.add_argument("--focus", metavar="auto|VALUE",
                         help="auto (largest face, else nearest large region) or a disparity in [0, 1]")
     parser.add_argument("--focus-point", metavar="X,Y", help="focus on what is at this pixel")
     parser.add_argument("--blur", type=float, metavar="PX", help="largest blur radius in pixels at 480 lines")
@@ -55,6 +52,7 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     print(f"depthcam: {built.source.description} -> model {built.estimator.spec.name} "
           f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
     target = built.output
+    started = time.perf_counter()
     try:
         result = built.pipeline.run()
     except (PipelineError, UserError) as exc:
@@ -67,7 +65,9 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     if result.interrupted:
         print(f"depthcam: interrupted after {result.frames_written} frames; {target} is finalised", file=sys.stderr)
         return 130
-    print(f"depthcam: wrote {result.frames_written} frames to {target}", file=sys.stderr)
+    seconds = time.perf_counter() - started
+    print(f"depthcam: wrote {result.frames_written} frames to {target} in {seconds:.1f} s "
+          f"({result.frames_written / max(seconds, 1e-9):.1f} fps)", file=sys.stderr)
     return 0
 
 

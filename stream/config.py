@@ -24,6 +24,7 @@ class InferenceConfig:
     max_wait_ms: float = 20.0  # wait after the first frame of a batch (live: at most one frame period)
     mode: str = "sync"  # sync: every frame gets its own depth; async: newest depth, never blocks the display
     threads: int = 0  # ONNX Runtime intra-op threads; 0 = its default
+    tensorrt: bool = False  # ask for ONNX Runtime's TensorRT provider before CUDA (GPU machines)
 
     def validate(self) -> None:
         _check_range("inference.max_batch", self.max_batch, 1, 64)

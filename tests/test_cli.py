@@ -143,3 +143,13 @@ def test_image_in_image_out(shared_models, tmp_path):
     assert result.returncode == 0, result.stderr
     rendered = cv2.imread(str(out))
     assert rendered.shape == (512, 512, 3)
+
+
+def test_models_convert_refuses_a_file_that_is_not_fcrn(tmp_path):
+    import numpy as np
+
+    bogus = tmp_path / "NYU_ResNet-UpProj.npy"
+    np.save(bogus, {"conv1": {"weights": np.zeros((3, 3), np.float32)}}, allow_pickle=True)
+    result = depthcam("models", "convert", str(bogus), "-o", str(tmp_path / "fcrn.onnx"))
+    assert_one_clear_line(result, "missing")
+    assert not (tmp_path / "fcrn.onnx").exists()

@@ -111,3 +111,13 @@ def test_metres_become_disparity():
     estimator.spec = spec
     depth = np.array([[0.5, 2.0, 0.0]], np.float32)
     np.testing.assert_allclose(estimator.to_disparity(depth), [[2.0, 0.5, 1000.0]])
+
+
+def test_tensorrt_is_asked_for_only_where_cuda_is():
+    from kernels.backend import cuda_available
+
+    if cuda_available():
+        assert requested_providers("auto", tensorrt=True)[0] == "TensorrtExecutionProvider"
+    else:
+        assert requested_providers("auto", tensorrt=True) == ["CPUExecutionProvider"]
+    assert requested_providers("cpu", tensorrt=True) == ["CPUExecutionProvider"]
