@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import cv2
-import numpy as np
 from skimage import data
 
 from stream.app import build

@@ -85,7 +85,7 @@ def measurement_overhead_ns(stamps_per_frame: int, repeats: int = 20000) -> floa
     """What taking one frame's stamps costs: the clock read plus the dict store, measured here."""
     stamps: dict[str, int] = {}
     start = time.perf_counter_ns()
-    for i in range(repeats):
+    for _ in range(repeats):
         stamps["stage"] = now_ns()
     return (time.perf_counter_ns() - start) / repeats * stamps_per_frame
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import cv2
-import numpy as np
 
 from stream.errors import UserError
 from stream.frame import Frame, now_ns

@@ -1,6 +1,4 @@
 """Video files in and out: frame count, frame rate and sound survive a run."""
-import subprocess
-import sys
 
 import pytest
 
