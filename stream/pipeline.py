@@ -165,8 +165,10 @@ class Pipeline:
             self.sink.close(complete)
         except Exception as exc:  # noqa: BLE001
             self._fail("sink", exc)
-        try:
-            self.source.close()
-        except Exception:  # noqa: BLE001 (closing a source never hides the real error)
-            pass
-        return [t.name for t in self.threads if t.is_alive()]
+        left = [t.name for t in self.threads if t.is_alive()]
+        if "capture" not in left:  # never pull a decoder or camera from under a thread still using it
+            try:
+                self.source.close()
+            except Exception:  # noqa: BLE001 (closing a source never hides the real error)
+                pass
+        return left
