@@ -153,3 +153,29 @@ def test_models_convert_refuses_a_file_that_is_not_fcrn(tmp_path):
     result = depthcam("models", "convert", str(bogus), "-o", str(tmp_path / "fcrn.onnx"))
     assert_one_clear_line(result, "missing")
     assert not (tmp_path / "fcrn.onnx").exists()
+
+
+@pytest.fixture
+def virtual_display():
+    """A real X server without a screen (Xvfb), where one is installed."""
+    import shutil
+
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb) to open a real preview window")
+    display = ":97"
+    server = subprocess.Popen([xvfb, display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    if server.poll() is not None:
+        pytest.skip("Xvfb did not start")
+    yield display
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_preview_window_shows_every_frame(shared_models, virtual_display):
+    result = depthcam("run", "synthetic:portrait?size=160x120&frames=12", "-o", "window", "--refine", "off",
+                      env_extra={"DISPLAY": virtual_display, "QT_QPA_PLATFORM": "xcb"})
+    assert result.returncode == 0, result.stderr
+    assert "wrote 12 frames to window" in result.stderr
