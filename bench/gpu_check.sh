@@ -12,7 +12,7 @@ $PY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || exp
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
 echo "== gpu tests"
-$PY -m pytest -q -m gpu -p no:cacheprovider tests/test_joint_bilateral.py tests/test_depth_of_field.py \
+$PY -m pytest -q -m gpu -p no:cacheprovider tests/test_joint_bilateral.py tests/test_depth_of_field.py tests/test_gpu_pipeline.py \
     tests/test_cuda_sources.py 2>&1 | tee "$log/tests.txt" | tail -n 15
 tests=$(tail -n 1 "$log/tests.txt")
 

@@ -18,16 +18,17 @@ class DisparityNormaliser:
         self.low: float | None = None
         self.high: float | None = None
 
-    def update(self, disparity: np.ndarray) -> tuple[float, float]:
-        low, high = np.percentile(disparity, (self.low_percentile, self.high_percentile))
+    def update(self, disparity) -> tuple[float, float]:
+        # NumPy's functions dispatch to CuPy for device arrays (NEP 18), so this runs where the map is.
+        low, high = (float(v) for v in np.percentile(disparity, (self.low_percentile, self.high_percentile)))
         if self.low is None or self.high is None:
-            self.low, self.high = float(low), float(high)
+            self.low, self.high = low, high
         else:
-            self.low += self.smoothing * (float(low) - self.low)
-            self.high += self.smoothing * (float(high) - self.high)
+            self.low += self.smoothing * (low - self.low)
+            self.high += self.smoothing * (high - self.high)
         return self.low, self.high
 
-    def __call__(self, disparity: np.ndarray) -> np.ndarray:
+    def __call__(self, disparity):
         low, high = self.update(disparity)
         span = max(high - low, 1e-6 * max(abs(high), 1.0))
         return np.clip((disparity - low) / span, 0.0, 1.0).astype(np.float32)

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kernels.backend import cuda_available, cuda_unavailable_reason
+from kernels.backend import cuda_available, cuda_unavailable_reason, is_cupy_array
 from models.download import ModelError
 from models.registry import ModelSpec
 
@@ -108,21 +108,54 @@ class DepthEstimator:
             rgb *= self.spec.input_scale
         return rgb.transpose(2, 0, 1) if self.input.layout == "NCHW" else rgb
 
-    def predict(self, images_bgr: list[np.ndarray]) -> list[np.ndarray]:
-        """Depth maps (H x W float32 in the model's units), one per image, batched where the graph allows."""
+    def predict(self, images_bgr: list[np.ndarray], on_device: bool = False) -> list:
+        """Depth maps (H x W float32 in the model's units), one per image, batched where the graph allows.
+
+        With `on_device` and a CUDA session the maps stay on the GPU (CuPy arrays) for the next stage.
+        """
         inputs = np.stack([self.preprocess(image) for image in images_bgr])
-        if self.input.static_batch:
-            outputs = [self.session.run([self.output_name], {self.input.name: inputs[i:i + 1]})[0]
-                       for i in range(len(inputs))]
-            output = np.concatenate(outputs)
-        else:
-            output = self.session.run([self.output_name], {self.input.name: inputs})[0]
+        batches = [inputs[i:i + 1] for i in range(len(inputs))] if self.input.static_batch else [inputs]
+        outputs = [self._run(batch, on_device and self.on_gpu) for batch in batches]
+        xp = _array_module(outputs[0])
+        output = outputs[0] if len(outputs) == 1 else xp.concatenate(outputs)
         if output.ndim == 4:  # N x 1 x H x W or N x H x W x 1
             output = output[:, 0] if output.shape[1] == 1 else output[..., 0]
-        return [np.ascontiguousarray(o, dtype=np.float32) for o in output]
+        return [xp.ascontiguousarray(o, dtype=xp.float32) for o in output]
 
-    def to_disparity(self, depth: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray, on_device: bool):
+        if not self.on_gpu:
+            return self.session.run([self.output_name], {self.input.name: batch})[0]
+        # I/O binding: the batch goes to the GPU once and the output is left there; ONNX Runtime's
+        # plain run() would copy it back to the host after every call.
+        ort = _import_onnxruntime()
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input(self.input.name, ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0))
+        binding.bind_output(self.output_name, "cuda", 0)
+        self.session.run_with_iobinding(binding)
+        value = binding.get_outputs()[0]
+        return _ortvalue_as_cupy(value) if on_device else value.numpy()
+
+    def to_disparity(self, depth):
         """Every model's output becomes disparity (inverse depth): FCRN's metres are inverted."""
         if self.spec.output_kind == "metres":
-            return 1.0 / np.maximum(depth, 1e-3)
+            xp = _array_module(depth)
+            return 1.0 / xp.maximum(depth, 1e-3)
         return depth
+
+
+def _array_module(array):
+    if is_cupy_array(array):
+        import cupy
+
+        return cupy
+    return np
+
+
+def _ortvalue_as_cupy(value):
+    """A CuPy view of an ONNX Runtime output on the GPU, keeping the OrtValue alive as its owner."""
+    import cupy
+
+    shape = tuple(value.shape())
+    nbytes = int(np.prod(shape)) * np.dtype(np.float32).itemsize
+    memory = cupy.cuda.UnownedMemory(value.data_ptr(), nbytes, value)
+    return cupy.ndarray(shape, cupy.float32, cupy.cuda.MemoryPointer(memory, 0))

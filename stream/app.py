@@ -70,7 +70,8 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
     if config.inference.mode == "async":
         depth = AsyncDepthStage(estimator, normaliser, stop)
     else:
-        depth = DepthStage(estimator, normaliser, config.inference.max_batch, config.inference.max_wait_ms)
+        depth = DepthStage(estimator, normaliser, config.inference.max_batch, config.inference.max_wait_ms,
+                           on_device=backend == "cuda")
     return [depth, RefineStage(config.refine, backend), RenderStage(config.render, focus, backend)]
 
 

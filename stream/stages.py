@@ -38,14 +38,16 @@ class DepthStage:
     name = "depth"
 
     def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, max_batch: int = 1,
-                 max_wait_ms: float = 0.0) -> None:
+                 max_wait_ms: float = 0.0, on_device: bool = False) -> None:
         self.estimator = estimator
         self.normaliser = normaliser
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
+        self.on_device = on_device  # leave the depth on the GPU when the next stages run there
 
     def process(self, batch: list[Frame]) -> list[Frame]:
-        for frame, depth in zip(batch, self.estimator.predict([f.image for f in batch])):
+        depths = self.estimator.predict([f.image for f in batch], on_device=self.on_device)
+        for frame, depth in zip(batch, depths, strict=True):
             frame.disparity = self.normaliser(self.estimator.to_disparity(depth))
             frame.depth_index = frame.index
             frame.extra["batch_size"] = len(batch)
@@ -162,9 +164,12 @@ class RefineStage:
         self._threads = CpuThreads(config.threads)
 
     def process(self, batch: list[Frame]) -> list[Frame]:
+        if self.backend == "cuda":
+            for frame in batch:
+                self._refine_on_gpu(frame)
+            return batch
         c = self.config
-        if self.backend == "cpu":
-            self._threads.apply()
+        self._threads.apply()
         for frame in batch:
             assert frame.disparity is not None, "refine needs the depth stage before it"
             if c.mode == "live":
@@ -177,6 +182,28 @@ class RefineStage:
                     coarse, frame.image, radius=c.radius, sigma_spatial=c.sigma_spatial,
                     sigma_range=c.sigma_range, backend=self.backend)
         return batch
+
+    def _refine_on_gpu(self, frame: Frame) -> None:
+        """The frame goes to the GPU once; the refined map stays there for the renderer. Only the
+        refined map comes back to the host (focus, the depth video and the metrics read it)."""
+        import cupy
+
+        from kernels.bilateral_cuda import resize_bilinear_cuda
+
+        c = self.config
+        guide = cupy.asarray(frame.image)
+        disparity = cupy.ascontiguousarray(cupy.asarray(frame.disparity, dtype=cupy.float32))  # model size: small
+        if c.mode == "live":
+            refined = kernels.refine_live(disparity, guide, work_width=c.work_width, radius=c.radius,
+                                          sigma_spatial=c.sigma_spatial, sigma_range=c.sigma_range, backend="cuda")
+        else:
+            if disparity.shape != (frame.height, frame.width):
+                disparity = resize_bilinear_cuda(disparity, frame.height, frame.width)
+            refined = disparity if c.mode == "off" else kernels.joint_bilateral(
+                disparity, guide, radius=c.radius, sigma_spatial=c.sigma_spatial, sigma_range=c.sigma_range,
+                backend="cuda")
+        frame.extra["gpu"] = {"image": guide, "refined": refined}
+        frame.refined = cupy.asnumpy(refined)
 
     def close(self) -> None:
         pass
@@ -206,9 +233,19 @@ class RenderStage:
             assert frame.refined is not None, "render needs the refine stage before it"
             frame.focus = self.focus.update(frame.image, frame.refined)
             blur = self.blur_px(frame.height)
-            frame.output = frame.image if blur <= 0 else kernels.depth_of_field(
-                frame.image, frame.refined, frame.focus, blur,
-                highlight_boost=self.config.highlight_boost, backend=self.backend)
+            on_gpu = frame.extra.pop("gpu", None)  # what the refine stage left on the GPU
+            if blur <= 0:
+                frame.output = frame.image
+            elif on_gpu is not None:
+                import cupy
+
+                frame.output = cupy.asnumpy(kernels.depth_of_field(
+                    on_gpu["image"], on_gpu["refined"], frame.focus, blur,
+                    highlight_boost=self.config.highlight_boost, backend="cuda"))
+            else:
+                frame.output = kernels.depth_of_field(frame.image, frame.refined, frame.focus, blur,
+                                                      highlight_boost=self.config.highlight_boost,
+                                                      backend=self.backend)
         return batch
 
     def close(self) -> None:

@@ -1,0 +1,67 @@
+"""The pipeline's stages on the GPU against the same stages on the CPU (marker `gpu`)."""
+import numpy as np
+import pytest
+
+from stream.config import load_config
+from stream.focus import FocusController
+from stream.frame import Frame
+from stream.stages import RefineStage, RenderStage
+from stream.synthetic import SyntheticPortrait, SyntheticScene
+
+pytestmark = pytest.mark.gpu
+
+
+def _frames(count=3, size=(320, 240)):
+    scene = SyntheticPortrait(SyntheticScene(*size, seed=3))
+    rng = np.random.default_rng(0)
+    frames = []
+    for index in range(count):
+        image, truth = scene.render(index * 7)
+        coarse = truth[::2, ::2] + rng.normal(0, 0.02, truth[::2, ::2].shape).astype(np.float32)
+        frames.append(Frame(index=index, capture_ns=0, image=image, disparity=coarse.astype(np.float32)))
+    return frames
+
+
+def _copy(frames):
+    return [Frame(index=f.index, capture_ns=0, image=f.image.copy(), disparity=f.disparity.copy()) for f in frames]
+
+
+@pytest.mark.parametrize("mode", ["full", "off"])
+def test_refine_on_gpu_matches_cpu(mode):
+    config = load_config("default", {"refine.mode": mode, "refine.radius": 8, "refine.sigma_spatial": 6.0})
+    frames = _frames()
+    gpu = RefineStage(config.refine, "cuda").process(_copy(frames))
+    cpu = RefineStage(config.refine, "cpu").process(_copy(frames))
+    for g, c in zip(gpu, cpu, strict=True):
+        assert isinstance(g.refined, np.ndarray) and g.refined.shape == c.refined.shape
+        np.testing.assert_allclose(g.refined, c.refined, atol=1e-4)
+        assert "gpu" in g.extra  # the frame and its refined map stay on the GPU for the renderer
+
+
+def test_render_on_gpu_matches_cpu():
+    config = load_config("default", {"refine.mode": "off", "render.focus": 0.8})
+    frames = RefineStage(config.refine, "cuda").process(_frames())
+    host_frames = [Frame(index=f.index, capture_ns=0, image=f.image, refined=f.refined) for f in frames]
+    gpu = RenderStage(config.render, FocusController(0.8), "cuda").process(frames)
+    cpu = RenderStage(config.render, FocusController(0.8), "cpu").process(host_frames)
+    for g, c in zip(gpu, cpu, strict=True):
+        assert g.output.dtype == np.uint8 and "gpu" not in g.extra
+        difference = np.abs(g.output.astype(np.int16) - c.output.astype(np.int16))
+        assert difference.mean() <= 1.0 and np.mean(difference > 1) <= 0.01  # the renderer's own CUDA/CPU tolerance
+
+
+def test_depth_stays_on_the_gpu_with_the_cuda_provider(shared_models):
+    import onnxruntime as ort
+
+    from models.registry import resolve_model
+    from models.runtime import DepthEstimator
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("this ONNX Runtime build has no CUDA provider (install onnxruntime-gpu)")
+    spec, path = resolve_model("tcmonodepth", progress=False)
+    estimator = DepthEstimator(spec, path, "cuda")
+    image = np.random.default_rng(1).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    on_device = estimator.predict([image], on_device=True)[0]
+    on_host = estimator.predict([image])[0]
+    assert type(on_device).__module__.startswith("cupy")
+    np.testing.assert_allclose(on_device.get(), on_host, rtol=1e-5, atol=1e-5)
