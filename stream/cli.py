@@ -14,6 +14,7 @@ from stream.config import DEVICES, load_config, preset_names
 from stream.errors import PipelineError, UserError
 
 DEMO_DIR = Path("out")
+LIVE_PRESET = "live-cpu"
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +48,14 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     from stream.app import build
 
-    config = load_config(args.config, _overrides(args))
+    preset = args.config
+    if preset is None and input_spec.startswith("camera:"):
+        preset = LIVE_PRESET  # a camera wants the live settings; the default preset is for files
+    config = load_config(preset, _overrides(args))
     built = build(config, input_spec, output)
+    if preset != args.config:
+        print(f"depthcam: camera input: using the {LIVE_PRESET} preset (choose another with --config)",
+              file=sys.stderr)
     print(f"depthcam: {built.source.description} -> model {built.estimator.spec.name} "
           f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
     target = built.output
