@@ -207,14 +207,15 @@ def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str
 
 def format_table(report: dict) -> str:
     lines = [f"## {report['config']}", "",
-             "| run | fps | e2e p50 | p95 | p99 | max | depth p50 | refine p50 | render p50 | dropped |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| run | fps | e2e p50 | p95 | p99 | max | depth p50 | refine p50 | render p50 | async net p50 | dropped |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, run in report["runs"].items():
         e2e, stages = run["end_to_end_ms"], run["stages"]
+        network = f"{run['async_network_ms']['p50']:.1f}" if run.get("async_network_ms") else "–"
         lines.append(f"| {name} | {run['throughput_fps']:.1f} | {e2e['p50']:.1f} | {e2e['p95']:.1f} | "
                      f"{e2e['p99']:.1f} | {e2e['max']:.1f} | {stages['depth']['service_ms']['p50']:.1f} | "
                      f"{stages['refine']['service_ms']['p50']:.1f} | {stages['render']['service_ms']['p50']:.1f} | "
-                     f"{run['dropped_frames']} |")
+                     f"{network} | {run['dropped_frames']} |")
     if "speedup_pipelined_over_sequential" in report:
         lines.append(f"\npipelined / sequential throughput: {report['speedup_pipelined_over_sequential']:.2f}x")
     return "\n".join(lines)

@@ -43,6 +43,7 @@ class LatencyRecorder:
     sink_ns: list[int] = field(default_factory=list)
     capture_ns: list[int] = field(default_factory=list)
     depth_age: list[int] = field(default_factory=list)
+    network_ns: list[int] = field(default_factory=list)  # async depth: the network's own time per prediction
 
     def __post_init__(self) -> None:
         for stage in self.stages:
@@ -67,6 +68,8 @@ class LatencyRecorder:
         self.capture_ns.append(frame.capture_ns)
         if frame.depth_index is not None:
             self.depth_age.append(frame.index - frame.depth_index)
+        if "network_ns" in frame.extra:
+            self.network_ns.append(frame.extra["network_ns"])
 
     @property
     def frames(self) -> int:
@@ -87,6 +90,7 @@ class LatencyRecorder:
             "stages": {stage: {"service_ms": summarise_ms(self.service_ns[stage]),
                                "queue_wait_ms": summarise_ms(self.wait_ns[stage])} for stage in self.stages},
             "depth_age_frames": percentiles(np.asarray(self.depth_age)) if self.depth_age else None,
+            "async_network_ms": summarise_ms(self.network_ns) if self.network_ns else None,
             "samples_ms": self.samples_ms(),
         }
 

@@ -18,7 +18,7 @@ from models.postprocess import DisparityNormaliser
 from models.runtime import DepthEstimator
 from stream.config import RefineConfig, RenderConfig
 from stream.focus import FocusController
-from stream.frame import Frame
+from stream.frame import Frame, now_ns
 from stream.queues import LatestFrameQueue, Stopped
 
 
@@ -75,7 +75,8 @@ class AsyncDepthStage:
         self.stop = stop  # the pipeline's: stops waiting for the first depth
         self._closed = threading.Event()  # this stage's own: ends the worker on close()
         self.pending: LatestFrameQueue[Frame] = LatestFrameQueue(1, self._closed, name="async-depth")
-        self._latest: tuple[np.ndarray, int] | None = None
+        self._latest: tuple[np.ndarray, int, int] | None = None  # disparity, its frame, network ns
+        self._reported: int | None = None
         self._ready = threading.Condition()
         self._error: BaseException | None = None
         self._worker = threading.Thread(target=self._run, name="depth-async", daemon=True)
@@ -96,10 +97,11 @@ class AsyncDepthStage:
         try:
             while True:
                 frame = self.pending.get()
+                started = now_ns()
                 depth = self.estimator.predict([frame.image])[0]
                 disparity = self.normaliser(self.estimator.to_disparity(depth))
                 with self._ready:
-                    self._latest = (disparity, frame.index)
+                    self._latest = (disparity, frame.index, now_ns() - started)
                     self._ready.notify_all()
         except Stopped:
             return
@@ -119,7 +121,10 @@ class AsyncDepthStage:
                     self._ready.wait(0.05)
                 if self._error is not None:
                     raise self._error
-                frame.disparity, frame.depth_index = self._latest  # type: ignore[misc]
+                frame.disparity, frame.depth_index, network_ns = self._latest
+                if frame.depth_index != self._reported:  # each prediction's time counted once
+                    self._reported = frame.depth_index
+                    frame.extra["network_ns"] = network_ns
         return batch
 
     def close(self) -> None:

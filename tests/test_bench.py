@@ -48,7 +48,17 @@ def test_bench_json_has_every_documented_field(shared_models, tmp_path):
             assert len(run["samples_ms"][stage]) == 20
         assert len(run["samples_ms"]["end_to_end"]) == 20
     assert set(report["runs"]["pipelined"]["queue_high_water"]) == {"capture", "depth", "refine", "render"}
+    assert report["runs"]["sequential"]["async_network_ms"] is None  # the default preset's depth is sync
     assert (tmp_path / "b.png").stat().st_size > 10_000
+
+
+def test_async_depth_reports_the_network_time_and_depth_age(shared_models):
+    config = load_config("live-cpu", {"render.blur": 0})
+    run = run_pipelined(config, "synthetic:portrait?size=160x120&fps=20&frames=40&realtime=1", frames=30, warmup=5)
+    network = run["async_network_ms"]
+    assert network is not None and 0 < network["p50"] < 1000 and network["count"] >= 1
+    assert run["depth_age_frames"]["p50"] >= 0
+    assert run["stages"]["depth"]["service_ms"]["p50"] < network["p50"]  # the display never waits for it
 
 
 def test_an_injected_delay_shows_in_its_stage_and_end_to_end_only(shared_models, monkeypatch):
