@@ -49,3 +49,14 @@ def resolve_backend(backend: str) -> Backend:
 def is_cupy_array(array: object) -> bool:
     """True for a CuPy ndarray, without importing CuPy on machines that lack it."""
     return type(array).__module__.startswith("cupy")
+
+
+def array_module(array: object):
+    """cupy for a CuPy array, numpy otherwise: code that runs on either side of the PCIe bus."""
+    if is_cupy_array(array):
+        import cupy
+
+        return cupy
+    import numpy
+
+    return numpy

@@ -32,11 +32,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_sha256(path: Path, expected: str) -> None:
+def verify_sha256(path: Path, expected: str, *, name: str | None = None,
+                  fix: str = "delete it and fetch again") -> None:
     actual = sha256_of(path)
     if actual != expected:
-        raise ModelError(f"checksum mismatch for {path.name}: expected sha256 {expected}, got {actual} "
-                         f"(the file is corrupt or not the published one; delete it and fetch again)")
+        raise ModelError(f"checksum mismatch for {name or path.name}: expected sha256 {expected}, got {actual} "
+                         f"(the file is corrupt or not the published one; {fix})")
 
 
 def download(url: str, destination: Path, sha256: str, *, progress: bool = True, timeout_s: float = 60.0) -> Path:
@@ -58,11 +59,8 @@ def download(url: str, destination: Path, sha256: str, *, progress: bool = True,
                     while block := response.read(CHUNK):
                         out.write(block)
                         bar.update(len(block))
-        actual = sha256_of(partial)
-        if actual != sha256:
-            raise ModelError(f"checksum mismatch for {destination.name} downloaded from {url}: expected sha256 "
-                             f"{sha256}, got {actual} (corrupt or not the published file; nothing was kept, "
-                             f"try again)")
+        verify_sha256(partial, sha256, name=f"{destination.name} downloaded from {url}",
+                      fix="nothing was kept; try again")
         shutil.move(str(partial), destination)
         return destination
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kernels.backend import cuda_available, cuda_unavailable_reason, is_cupy_array
+from kernels.backend import array_module, cuda_available, cuda_unavailable_reason
 from models.download import ModelError
 from models.registry import ModelSpec
 
@@ -116,7 +116,7 @@ class DepthEstimator:
         inputs = np.stack([self.preprocess(image) for image in images_bgr])
         batches = [inputs[i:i + 1] for i in range(len(inputs))] if self.input.static_batch else [inputs]
         outputs = [self._run(batch, on_device and self.on_gpu) for batch in batches]
-        xp = _array_module(outputs[0])
+        xp = array_module(outputs[0])
         output = outputs[0] if len(outputs) == 1 else xp.concatenate(outputs)
         if output.ndim == 4:  # N x 1 x H x W or N x H x W x 1
             output = output[:, 0] if output.shape[1] == 1 else output[..., 0]
@@ -138,17 +138,9 @@ class DepthEstimator:
     def to_disparity(self, depth):
         """Every model's output becomes disparity (inverse depth): FCRN's metres are inverted."""
         if self.spec.output_kind == "metres":
-            xp = _array_module(depth)
+            xp = array_module(depth)
             return 1.0 / xp.maximum(depth, 1e-3)
         return depth
-
-
-def _array_module(array):
-    if is_cupy_array(array):
-        import cupy
-
-        return cupy
-    return np
 
 
 def _ortvalue_as_cupy(value):

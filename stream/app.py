@@ -10,7 +10,7 @@ from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.registry import resolve_model
 from models.runtime import DepthEstimator
-from stream.config import PipelineConfig, RenderConfig
+from stream.config import PipelineConfig
 from stream.errors import UserError
 from stream.focus import FocusController
 from stream.metrics import LatencyRecorder
@@ -58,10 +58,6 @@ def kernel_backend(device: str) -> str:
         raise UserError(str(exc)) from None
 
 
-def make_focus(render: RenderConfig) -> FocusController:
-    return FocusController(render.focus, render.focus_point, render.focus_smoothing, render.face_interval)
-
-
 def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: FocusController, backend: str,
                  stop: threading.Event) -> list[Stage]:
     normaliser = DisparityNormaliser(config.normalise.low_percentile, config.normalise.high_percentile,
@@ -82,7 +78,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     try:
         backend = kernel_backend(config.device)
         estimator = load_estimator(config, progress=config.output.progress)
-        focus = make_focus(config.render)
+        render = config.render
+        focus = FocusController(render.focus, render.focus_point, render.focus_smoothing, render.face_interval)
         stop = threading.Event()
         stages = build_stages(config, estimator, focus, backend, stop)
         output = output or ("null" if sink is not None else default_output(input_spec, source))

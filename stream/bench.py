@@ -138,17 +138,11 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
 
 def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup: int) -> dict:
     """The same stages on one thread, one frame at a time: the baseline the pipeline must beat."""
-    import threading
+    from stream.app import build
 
-    from stream.app import build_stages, kernel_backend, load_estimator, make_focus
-    from stream.sources import open_source
-
-    source = open_source(input_spec)
-    estimator = load_estimator(config, progress=False)
-    backend = kernel_backend(config.device)
-    focus = make_focus(config.render)
     sequential = dataclasses.replace(config, inference=dataclasses.replace(config.inference, mode="sync"))
-    stages = build_stages(sequential, estimator, focus, backend, threading.Event())
+    built = build(sequential, input_spec, None, sink=NullSink(), progress=False)  # its threads never start
+    source, stages, estimator, backend = built.source, built.pipeline.stages, built.estimator, built.backend
     recorder = LatencyRecorder(STAGES, warmup=warmup)
     prime(stages, input_spec)
     try:

@@ -169,24 +169,26 @@ class RefineStage:
         self._threads = CpuThreads(config.threads)
 
     def process(self, batch: list[Frame]) -> list[Frame]:
-        if self.backend == "cuda":
-            for frame in batch:
-                self._refine_on_gpu(frame)
-            return batch
-        c = self.config
-        self._threads.apply()
         for frame in batch:
             assert frame.disparity is not None, "refine needs the depth stage before it"
-            if c.mode == "live":
-                frame.refined = kernels.refine_live(frame.disparity, frame.image, work_width=c.work_width,
-                                                    radius=c.radius, sigma_spatial=c.sigma_spatial,
-                                                    sigma_range=c.sigma_range, backend=self.backend)
+            if self.backend == "cuda":
+                self._refine_on_gpu(frame)
             else:
-                coarse = upsample(frame.disparity, frame.width, frame.height)
-                frame.refined = coarse if c.mode == "off" else kernels.joint_bilateral(
-                    coarse, frame.image, radius=c.radius, sigma_spatial=c.sigma_spatial,
-                    sigma_range=c.sigma_range, backend=self.backend)
+                self._threads.apply()
+                frame.refined = self._refine(frame.disparity, frame.image, upsample)
         return batch
+
+    def _refine(self, disparity, guide, resize):
+        """The configured mode, on whichever side the arrays are (NumPy or CuPy in, the same out)."""
+        c = self.config
+        if c.mode == "live":
+            return kernels.refine_live(disparity, guide, work_width=c.work_width, radius=c.radius,
+                                       sigma_spatial=c.sigma_spatial, sigma_range=c.sigma_range, backend=self.backend)
+        coarse = resize(disparity, guide.shape[1], guide.shape[0])
+        if c.mode == "off":
+            return coarse
+        return kernels.joint_bilateral(coarse, guide, radius=c.radius, sigma_spatial=c.sigma_spatial,
+                                       sigma_range=c.sigma_range, backend=self.backend)
 
     def _refine_on_gpu(self, frame: Frame) -> None:
         """The frame goes to the GPU once; the refined map stays there for the renderer. Only the
@@ -195,18 +197,12 @@ class RefineStage:
 
         from kernels.bilateral_cuda import resize_bilinear_cuda
 
-        c = self.config
+        def resize(disparity, width: int, height: int):
+            return disparity if disparity.shape == (height, width) else resize_bilinear_cuda(disparity, height, width)
+
         guide = cupy.asarray(frame.image)
         disparity = cupy.ascontiguousarray(cupy.asarray(frame.disparity, dtype=cupy.float32))  # model size: small
-        if c.mode == "live":
-            refined = kernels.refine_live(disparity, guide, work_width=c.work_width, radius=c.radius,
-                                          sigma_spatial=c.sigma_spatial, sigma_range=c.sigma_range, backend="cuda")
-        else:
-            if disparity.shape != (frame.height, frame.width):
-                disparity = resize_bilinear_cuda(disparity, frame.height, frame.width)
-            refined = disparity if c.mode == "off" else kernels.joint_bilateral(
-                disparity, guide, radius=c.radius, sigma_spatial=c.sigma_spatial, sigma_range=c.sigma_range,
-                backend="cuda")
+        refined = self._refine(disparity, guide, resize)
         frame.extra["gpu"] = {"image": guide, "refined": refined}
         frame.refined = cupy.asnumpy(refined)
 
