@@ -10,7 +10,7 @@ CUDA_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo ",cuda")
 SHARED_MODELS := $(wildcard ../shared/models)
 MODELS_ENV := $(if $(SHARED_MODELS),DEPTHCAM_MODELS=$(abspath $(SHARED_MODELS)),)
 
-.PHONY: demo test ptx bench clean
+.PHONY: demo test test-system-packages ptx bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,16 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(MODELS_ENV) $(VENV)/bin/depthcam demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed test-system-packages
 	$(MODELS_ENV) $(PY) -m pytest -q
+
+# Xvfb lets the tests open the real preview window on a machine without a screen. Installed from
+# Debian's packages where we are root and apt-get exists; elsewhere that one test skips and says why.
+test-system-packages:
+	@command -v Xvfb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends xvfb >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends xvfb >/dev/null 2>&1; }; } \
+	  && echo "installed Xvfb for the preview-window test"; } || echo "Xvfb not installed: the preview-window test will skip"
 
 # Compile every CUDA source to PTX for Hopper (what CI's tests also do).
 ptx:

@@ -3,12 +3,18 @@
 # Installs nothing from the network (such machines have none): it expects CuPy, NumPy, Numba,
 # OpenCV and PyTorch to be there already, and installs depthcam itself without dependencies.
 # Usage, from the repository root: bash bench/gpu_check.sh
+# (first, here: bash bench/fetch_gpu_wheels.sh, and carry .whl with the device call)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 log=$(mktemp -d)
 $PY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# Wheels carried from a machine with PyPI (bench/fetch_gpu_wheels.sh): kornia for the comparison.
+if compgen -G ".whl/*.whl" >/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
 echo "== gpu tests"

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from kernels.backend import BackendUnavailable, resolve_backend
+from kernels.warmup import warm_up
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.registry import resolve_model
@@ -20,6 +23,7 @@ from stream.sources import ImageSource, Source, open_source
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
 
 STAGE_NAMES = ("depth", "refine", "render")
+SLOW_NOTICE_S = 2.0  # a warm-up longer than this is announced (compiling, not loading from cache)
 
 
 @dataclass
@@ -71,9 +75,33 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
     return [depth, RefineStage(config.refine, backend), RenderStage(config.render, focus, backend)]
 
 
+def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str], None] | None = None) -> None:
+    """Compile the kernels this configuration uses before the first frame. The first run on a machine
+    compiles for tens of seconds; `notify` hears about it only when it takes that long."""
+    timer = None
+    if notify is not None:
+        timer = threading.Timer(SLOW_NOTICE_S, notify, args=(
+            f"compiling the {backend.upper()} kernels: the first run on this machine takes up to a minute, "
+            f"later runs load them from the cache",))
+        timer.daemon = True
+        timer.start()
+    started = time.perf_counter()
+    try:
+        warm_up(backend, exact_filter=config.refine.mode == "full", live_filter=config.refine.mode == "live",
+                depth_of_field=config.render.blur > 0)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    seconds = time.perf_counter() - started
+    if notify is not None and seconds > SLOW_NOTICE_S:
+        notify(f"kernels ready in {seconds:.0f} s")
+
+
 def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: Sink | None = None,
-          recorder: LatencyRecorder | None = None, progress: bool | None = None) -> Built:
-    """Open the input first (a bad input fails before anything heavy loads), then the model and sink."""
+          recorder: LatencyRecorder | None = None, progress: bool | None = None,
+          notify: Callable[[str], None] | None = None) -> Built:
+    """Open the input first (a bad input fails before anything heavy loads), then the model, the
+    kernels and the sink. `notify` receives progress messages for the user (slow first compilation)."""
     source = open_source(input_spec)
     try:
         backend = kernel_backend(config.device)
@@ -82,6 +110,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         focus = FocusController(render.focus, render.focus_point, render.focus_smoothing, render.face_interval)
         stop = threading.Event()
         stages = build_stages(config, estimator, focus, backend, stop)
+        prepare_kernels(config, backend, notify)
         output = output or ("null" if sink is not None else default_output(input_spec, source))
         if sink is None:  # last: a file is created only once everything else is ready
             sink = make_sink(output, width=source.width, height=source.height,

@@ -45,6 +45,10 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
+def _notify(message: str) -> None:
+    print(f"depthcam: {message}", file=sys.stderr)
+
+
 def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     from stream.app import build
 
@@ -52,7 +56,7 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     if preset is None and input_spec.startswith("camera:"):
         preset = LIVE_PRESET  # a camera wants the live settings; the default preset is for files
     config = load_config(preset, _overrides(args))
-    built = build(config, input_spec, output)
+    built = build(config, input_spec, output, notify=_notify)
     if preset != args.config:
         print(f"depthcam: camera input: using the {LIVE_PRESET} preset (choose another with --config)",
               file=sys.stderr)
@@ -64,13 +68,15 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
         result = built.pipeline.run()
     except (PipelineError, UserError) as exc:
         print(f"depthcam: error: {exc}", file=sys.stderr)
-        print(f"depthcam: stopped after {built.pipeline.frames_written} frames; {target} is finalised and "
-              f"playable up to there", file=sys.stderr)
+        written = built.pipeline.frames_written
+        kept = f"{target} is finalised and playable up to there" if written else "nothing was written"
+        print(f"depthcam: stopped after {written} frames; {kept}", file=sys.stderr)
         return exc.exit_code
     if result.dropped:
         print(f"depthcam: dropped {result.dropped} frames to keep up with the live source", file=sys.stderr)
     if result.interrupted:
-        print(f"depthcam: interrupted after {result.frames_written} frames; {target} is finalised", file=sys.stderr)
+        kept = f"{target} is finalised" if result.frames_written else "nothing was written"
+        print(f"depthcam: interrupted after {result.frames_written} frames; {kept}", file=sys.stderr)
         return 130
     seconds = time.perf_counter() - started
     print(f"depthcam: wrote {result.frames_written} frames to {target} in {seconds:.1f} s "

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from stream.errors import PipelineError, UserError
 from stream.frame import Frame, now_ns
+from stream.interrupts import signals_stop
 from stream.metrics import LatencyRecorder
 from stream.queues import END, BlockingFrameQueue, FrameQueue, LatestFrameQueue, Stopped
 from stream.sinks import Sink
@@ -103,44 +104,24 @@ class Pipeline:
         for stage, inbox, outbox in zip(self.stages, self.queues, self.queues[1:]):
             self.threads.append(threading.Thread(target=self._run_stage, args=(stage, inbox, outbox),
                                                  name=f"stage-{stage.name}", daemon=True))
-        for thread in self.threads:
-            thread.start()
         self.frames_written = 0
         completed, interrupted, closed_by_user = False, False, False
         total = None if self.source.live else self.source.frame_count
         bar = tqdm(total=total, unit="frame", disable=not self.progress, dynamic_ncols=True, leave=True)
-        try:
-            outbox = self.queues[-1]
-            while True:
-                try:
-                    item = outbox.get(timeout_s=0.1)
-                except (TimeoutError, Stopped):
-                    if self.stop.is_set():
-                        break
-                    continue
-                if item is END:
-                    completed = True
-                    break
-                frame: Frame = item  # type: ignore[assignment]
-                self.sink.write(frame)
-                frame.stamp("sink")
-                self.frames_written += 1
-                bar.update(1)
-                if self.recorder is not None:
-                    self.recorder.record(frame)
-                if self.on_frame is not None:
-                    self.on_frame(frame)
-                if self.sink.wants_stop:
-                    closed_by_user = True
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        except BaseException as exc:  # noqa: BLE001 (the sink failed)
-            self._fail("sink", exc)
-        finally:
-            bar.close()
-            self.stop.set()
-            threads_left = self._shutdown(complete=completed and self.error is None)
+        with signals_stop(self.stop) as signals:
+            try:
+                for thread in self.threads:
+                    thread.start()
+                completed, closed_by_user = self._drain(bar)
+            except KeyboardInterrupt:  # a second Ctrl-C, or one where no handler could be installed
+                interrupted = True
+            except BaseException as exc:  # noqa: BLE001 (the sink failed)
+                self._fail("sink", exc)
+            finally:
+                bar.close()
+                self.stop.set()
+                threads_left = self._shutdown(complete=completed and self.error is None)
+            interrupted = interrupted or (signals.received and not completed)
         result = RunResult(self.frames_written, completed and self.error is None, interrupted, closed_by_user,
                            self.queues[0].dropped,
                            {q.name: q.high_water for q in self.queues}, threads_left)
@@ -151,6 +132,31 @@ class Pipeline:
             raise PipelineError(where, exc) from exc
         return result
 
+    def _drain(self, bar: tqdm) -> tuple[bool, bool]:
+        """The sink's loop on the calling thread, until the end of the input, a stop, or the user
+        closing the sink. Returns (completed, closed_by_user)."""
+        outbox = self.queues[-1]
+        while True:
+            try:
+                item = outbox.get(timeout_s=0.1)
+            except (TimeoutError, Stopped):
+                if self.stop.is_set():
+                    return False, False
+                continue
+            if item is END:
+                return True, False
+            frame: Frame = item  # type: ignore[assignment]
+            self.sink.write(frame)
+            frame.stamp("sink")
+            self.frames_written += 1
+            bar.update(1)
+            if self.recorder is not None:
+                self.recorder.record(frame)
+            if self.on_frame is not None:
+                self.on_frame(frame)
+            if self.sink.wants_stop:
+                return False, True
+
     def _shutdown(self, complete: bool) -> list[str]:
         """Stop every thread (they poll the stop event), then finalise the sink and the source."""
         deadline = now_ns() + int(JOIN_TIMEOUT_S * 1e9)
@@ -160,7 +166,8 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001
                 self._fail(stage.name, exc)
         for thread in self.threads:
-            thread.join(timeout=max(0.0, (deadline - now_ns()) / 1e9))
+            if thread.ident is not None:  # started
+                thread.join(timeout=max(0.0, (deadline - now_ns()) / 1e9))
         try:
             self.sink.close(complete)
         except Exception as exc:  # noqa: BLE001

@@ -1,4 +1,6 @@
 """The whole pipeline on real inputs: order, quality against ground truth, faults, shutdown."""
+import os
+import signal
 import threading
 import time
 
@@ -116,6 +118,87 @@ def test_a_failing_stage_stops_everything_and_leaves_a_playable_file(shared_mode
     info = probe(out)
     assert 1 <= info["frames"] <= 20  # everything written before the fault, nothing after
     assert info["audio_codec"] == "aac"
+
+
+def _signal_while_writing(built, at_frame: int, signals: int) -> None:
+    """Make the sink send SIGINT to this process from inside its write of frame `at_frame`: the
+    worst moment, with the encoder mid-file."""
+    sink = built.pipeline.sink
+    write = sink.write
+
+    def write_then_signal(frame):
+        write(frame)
+        if frame.index == at_frame:
+            for _ in range(signals):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.01)  # let the handler run
+    sink.write = write_then_signal
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_ctrl_c_finalises_the_file_and_restores_the_handlers(shared_models, tmp_path, signals):
+    out = tmp_path / "out.mp4"
+    built = build(_config(**{"refine.mode": "off"}), "synthetic:portrait?size=160x120&frames=100000", str(out))
+    _signal_while_writing(built, at_frame=12, signals=signals)
+    handler_before = signal.getsignal(signal.SIGINT)
+    result = built.pipeline.run()  # no KeyboardInterrupt escapes: the run ends through its own path
+    assert result.interrupted and not result.completed and result.threads_left == []
+    assert signal.getsignal(signal.SIGINT) is handler_before
+    assert result.frames_written >= 12
+    frames_in_file = probe(out)["frames"]  # a playable file
+    if signals == 1:
+        assert frames_in_file == result.frames_written >= 13  # the frame being written is finished and kept
+    else:  # the second signal raised inside write(), after frame 12 went into the file
+        assert frames_in_file >= 13
+
+
+def test_ctrl_c_while_the_file_is_being_finalised_does_not_break_it(shared_models, tmp_path):
+    out = tmp_path / "out.mp4"
+    built = build(_config(**{"refine.mode": "off"}), "synthetic:portrait?size=160x120&frames=10", str(out))
+    sink = built.pipeline.sink
+    close = sink.close
+
+    def signal_then_close(complete=True):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs here, before the file is finalised
+        close(complete)
+    sink.close = signal_then_close
+    result = built.pipeline.run()
+    assert result.completed and not result.interrupted
+    assert probe(out)["frames"] == 10
+
+
+def _compiled_signatures() -> dict:
+    from kernels import bilateral_cpu, dof_cpu
+
+    kernels = [bilateral_cpu.joint_bilateral_planes, bilateral_cpu.joint_bilateral_upsample,
+               bilateral_cpu._upsample_taps, dof_cpu._reduce, dof_cpu._gather, dof_cpu._composite]
+    return {kernel.__name__: set(kernel.signatures) for kernel in kernels}
+
+
+@pytest.mark.parametrize("mode", ["full", "live"])
+def test_build_compiles_every_kernel_the_run_calls(shared_models, mode):
+    # wider than refine.work_width, so live mode really filters at reduced size and upsamples
+    built = build(_config(**{"refine.mode": mode}), "synthetic:portrait?size=320x240&frames=3", None,
+                  sink=NullSink())
+    after_build = _compiled_signatures()
+    assert after_build["joint_bilateral_planes"] and after_build["_composite"]
+    built.pipeline.run()
+    assert _compiled_signatures() == after_build  # the first frame found everything compiled
+
+
+def test_a_slow_first_compilation_is_announced(shared_models, monkeypatch):
+    import stream.app
+
+    monkeypatch.setattr(stream.app, "SLOW_NOTICE_S", 0.05)
+    monkeypatch.setattr(stream.app, "warm_up", lambda backend, **kernels: time.sleep(0.3))
+    messages = []
+    build(_config(), "synthetic:portrait?size=160x120&frames=3", None, sink=NullSink(), notify=messages.append)
+    assert len(messages) == 2 and "compiling the CPU kernels" in messages[0] and "ready" in messages[1]
+    messages.clear()
+    monkeypatch.setattr(stream.app, "warm_up", lambda backend, **kernels: None)
+    build(_config(), "synthetic:portrait?size=160x120&frames=3", None, sink=NullSink(), notify=messages.append)
+    assert messages == []  # loading from the cache is quiet
 
 
 def test_stop_event_ends_a_live_run_within_two_seconds(shared_models):

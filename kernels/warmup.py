@@ -1,0 +1,39 @@
+"""Compile every kernel a run uses before its first frame.
+
+On the CPU the kernels are Numba functions compiled on first call: cached on disk afterwards, but
+the first run on a machine spends tens of seconds compiling them. Done inside the pipeline, that
+stall would hit the first frame (a live camera would drop frames, a benchmark would misreport);
+done here, the caller can tell the user what is happening. On CUDA the first call compiles the
+`.cu` sources through NVRTC (cached by CuPy) and creates the constant-memory tables.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Odd, small and not a multiple of any block or tile size, so every border branch is compiled too.
+_WARM_SHAPE = (37, 53)
+
+
+def warm_up(backend: str, *, exact_filter: bool = True, live_filter: bool = True,
+            depth_of_field: bool = True) -> None:
+    """Run the chosen kernels once, on `backend` ("cpu" or "cuda"), on a tiny frame with the same
+    dtypes and layouts as a real run, so the compiled specialisations are the ones the run calls."""
+    from kernels import bilateral, dof
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, _WARM_SHAPE + (3,), dtype=np.uint8)
+    disparity = rng.random(_WARM_SHAPE, dtype=np.float32)
+    low = np.ascontiguousarray(disparity[::4, ::4])
+    if backend == "cuda":
+        import cupy
+
+        image, disparity, low = cupy.asarray(image), cupy.asarray(disparity), cupy.asarray(low)
+    if exact_filter:
+        bilateral.joint_bilateral(disparity, image, radius=3, sigma_spatial=2.0, sigma_range=0.1, backend=backend)
+    if live_filter:
+        bilateral.refine_live(low, image, work_width=24, radius=2, sigma_spatial=1.5, sigma_range=0.1,
+                              backend=backend)
+    if depth_of_field:
+        dof.depth_of_field(image, disparity, 0.5, 8.0, highlight_boost=1.0, backend=backend)
+    if backend == "cuda":
+        cupy.cuda.Device().synchronize()

@@ -1,0 +1,51 @@
+"""Ctrl-C and SIGTERM during a run: ask the pipeline to stop instead of raising inside it.
+
+Python's default SIGINT handler raises KeyboardInterrupt wherever the main thread happens to be:
+inside the video encoder, half-way through a queue's lock, in the middle of finalising a file.
+A run interrupted there could hang or leave a broken file. During a run the signal only sets the
+pipeline's stop event; the main loop notices it within one poll and every stage winds down
+through its normal path, so the output is finalised. A second signal raises KeyboardInterrupt at
+once, for a user who would rather lose the end of the file than wait.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
+class SignalStop:
+    """Set by the first stop signal; `count` tells how many arrived."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.count = 0
+
+    @property
+    def received(self) -> bool:
+        return self.count > 0
+
+    def _handle(self, signum, frame) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt  # the second one: stop now
+        self.stop.set()
+
+
+@contextmanager
+def signals_stop(stop: threading.Event) -> Iterator[SignalStop]:
+    """While inside, SIGINT and SIGTERM set `stop`. Signal handlers can only be installed from the
+    main thread; elsewhere (a pipeline run from a worker thread) the signals keep their handlers."""
+    state = SignalStop(stop)
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = {signum: signal.signal(signum, state._handle) for signum in STOP_SIGNALS}
+    try:
+        yield state
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
