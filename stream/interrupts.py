@@ -38,12 +38,16 @@ class SignalStop:
 @contextmanager
 def signals_stop(stop: threading.Event) -> Iterator[SignalStop]:
     """While inside, SIGINT and SIGTERM set `stop`. Signal handlers can only be installed from the
-    main thread; elsewhere (a pipeline run from a worker thread) the signals keep their handlers."""
+    main thread; elsewhere (a pipeline run from a worker thread) the signals keep their handlers,
+    and so does a signal that is ignored."""
     state = SignalStop(stop)
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
-    previous = {signum: signal.signal(signum, state._handle) for signum in STOP_SIGNALS}
+    # A signal the process was started with ignored (a background job of a script ignores SIGINT)
+    # stays ignored, as every well-behaved program leaves it.
+    previous = {signum: signal.signal(signum, state._handle) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         yield state
     finally:

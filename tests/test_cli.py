@@ -112,7 +112,10 @@ def test_sigint_finalises_a_playable_file(shared_models, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen([sys.executable, "-m", "stream", "run", "synthetic:portrait?size=160x120&frames=100000",
                                 "-o", str(out), "--refine", "off", "--no-progress"],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # a shell's background job (make test &) ignores SIGINT, and children
+                               # inherit that; a user at a terminal does not
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # the first run on a fresh machine compiles the Numba kernels first (tens of seconds on 2 cores)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 4096):

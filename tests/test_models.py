@@ -71,6 +71,19 @@ def test_tcmonodepth_runs_batched_and_matches_single_calls(shared_models, rng):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_a_batch_1_export_gets_a_real_batch_with_the_same_depth(shared_models, rng):
+    spec, path = resolve_model("tcmonodepth", progress=False)
+    looping = DepthEstimator(spec, path, "cpu")
+    assert looping.input.static_batch  # on the CPU the exported graph is kept (frames loop)
+    batched = DepthEstimator(spec, path, "cpu", real_batch=True)
+    assert not batched.input.static_batch
+    images = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(4)]
+    inputs = np.stack([batched.preprocess(image) for image in images])
+    assert batched.session.run(None, {batched.input.name: inputs})[0].shape[0] == 4  # one call, four frames
+    for a, b in zip(batched.predict(images), looping.predict(images), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
+
+
 def test_session_on_a_cpu_machine_prints_no_error_noise(shared_models):
     code = ("import os; os.environ['DEPTHCAM_MODELS']=%r\n"
             "from models.registry import resolve_model\nfrom models.runtime import DepthEstimator\n"

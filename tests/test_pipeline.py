@@ -120,6 +120,14 @@ def test_a_failing_stage_stops_everything_and_leaves_a_playable_file(shared_mode
     assert info["audio_codec"] == "aac"
 
 
+@pytest.fixture
+def sigint_handled():
+    """SIGINT with Python's usual handler, whoever started the tests (a background job ignores it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _signal_while_writing(built, at_frame: int, signals: int) -> None:
     """Make the sink send SIGINT to this process from inside its write of frame `at_frame`: the
     worst moment, with the encoder mid-file."""
@@ -136,7 +144,7 @@ def _signal_while_writing(built, at_frame: int, signals: int) -> None:
 
 
 @pytest.mark.parametrize("signals", [1, 2])
-def test_ctrl_c_finalises_the_file_and_restores_the_handlers(shared_models, tmp_path, signals):
+def test_ctrl_c_finalises_the_file_and_restores_the_handlers(shared_models, tmp_path, sigint_handled, signals):
     out = tmp_path / "out.mp4"
     built = build(_config(**{"refine.mode": "off"}), "synthetic:portrait?size=160x120&frames=100000", str(out))
     _signal_while_writing(built, at_frame=12, signals=signals)
@@ -152,7 +160,7 @@ def test_ctrl_c_finalises_the_file_and_restores_the_handlers(shared_models, tmp_
         assert frames_in_file >= 13
 
 
-def test_ctrl_c_while_the_file_is_being_finalised_does_not_break_it(shared_models, tmp_path):
+def test_ctrl_c_while_the_file_is_being_finalised_does_not_break_it(shared_models, tmp_path, sigint_handled):
     out = tmp_path / "out.mp4"
     built = build(_config(**{"refine.mode": "off"}), "synthetic:portrait?size=160x120&frames=10", str(out))
     sink = built.pipeline.sink
@@ -166,6 +174,19 @@ def test_ctrl_c_while_the_file_is_being_finalised_does_not_break_it(shared_model
     result = built.pipeline.run()
     assert result.completed and not result.interrupted
     assert probe(out)["frames"] == 10
+
+
+def test_an_ignored_sigint_stays_ignored(shared_models, tmp_path):
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        built = build(_config(**{"refine.mode": "off"}), "synthetic:portrait?size=160x120&frames=10", None,
+                      sink=NullSink())
+        _signal_while_writing(built, at_frame=3, signals=1)
+        result = built.pipeline.run()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.completed and not result.interrupted and result.frames_written == 10
 
 
 def _compiled_signatures() -> dict:
