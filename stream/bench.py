@@ -129,6 +129,8 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
 
     built.pipeline.on_frame = limit
     result = built.pipeline.run()
+    if result.interrupted:  # Ctrl-C ends the whole benchmark, not just this run
+        raise KeyboardInterrupt
     summary = recorder.summary()
     summary.update(dropped_frames=result.dropped, queue_high_water=result.queue_high_water,
                    provider=built.estimator.provider, kernels_backend=built.backend,
