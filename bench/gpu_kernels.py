@@ -112,6 +112,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="timed runs per kernel (≥ 100)")
     parser.add_argument("--kornia-runs", type=int, default=20, help="kornia is slow and memory-hungry")
     args = parser.parse_args()
+    if not cupy.cuda.is_available():
+        print("no CUDA GPU: cupy.cuda.is_available() is False")
+        return
     name, bandwidth, source, fp32_rate = device_rates()
     print(f"{name}: memory {bandwidth / 1e9:.0f} GB/s ({source}), FP32 {fp32_rate / 1e12:.1f} T lane-ops/s; "
           f"CuPy {cupy.__version__}; medians of {args.runs} CUDA-event timings (kornia: {args.kornia_runs})\n")
