@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Run HERE (a machine with PyPI) before a GPU session: downloads the wheels the GPU machine lacks
-# into .whl/ (git-ignored), for the device call to carry. bench/gpu_check.sh installs them.
-# The GPU image has Python 3.12, PyTorch, CuPy, NumPy, OpenCV; not kornia (timed beside our
-# kernel by bench/gpu_kernels.py). onnxruntime-gpu (~250 MB) is over the 64 MiB a call can carry.
+# Run HERE (a machine with PyPI) before a GPU session: downloads the wheels the GPU machine lacks,
+# for the device calls to carry. The GPU image has Python 3.12, PyTorch (CUDA 13), CuPy, NumPy,
+# OpenCV and onnxruntime's CPU build.
+#   .whl/   kornia (timed beside our kernel by bench/gpu_kernels.py): small, one call carries it.
+#   .ort/   onnxruntime-gpu (CUDA 13 build, ~256 MB) cut into parts under the 64 MiB a call can
+#           carry: stage them one call at a time with bench/stage_ort_part.sh (see gpu_check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rm -rf .whl && mkdir -p .whl
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .whl "kornia>=0.7,<1" "kornia_rs>=0.1.9,<1"
-ls -la .whl
+PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64
+           --platform manylinux2014_x86_64)
+download() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+               "${PLATFORMS[@]}" -d "$@"; }
+rm -rf .whl .ort && mkdir -p .whl .ort/parts
+download .whl "kornia>=0.7,<1" "kornia_rs>=0.1.9,<1"
+download .ort "onnxruntime-gpu>=1.23,<2"
+wheel=$(ls .ort/onnxruntime_gpu-*.whl)
+(cd .ort && sha256sum "$(basename "$wheel")" > MANIFEST)
+split -b 56M -d "$wheel" ".ort/parts/$(basename "$wheel").part-"
+rm "$wheel"
+ls -la .whl .ort/parts && cat .ort/MANIFEST

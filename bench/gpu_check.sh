@@ -3,7 +3,10 @@
 # Installs nothing from the network (such machines have none): it expects CuPy, NumPy, Numba,
 # OpenCV and PyTorch to be there already, and installs depthcam itself without dependencies.
 # Usage, from the repository root: bash bench/gpu_check.sh
-# (first, here: bash bench/fetch_gpu_wheels.sh, and carry .whl with the device call)
+# Before it, on a machine with PyPI: bash bench/fetch_gpu_wheels.sh. The call running this script
+# carries .whl (kornia). Optionally, for FCRN through the CUDA provider, earlier calls on the same
+# warm machine bring onnxruntime-gpu part by part: for N in 0..4, bash bench/stage_ort_part.sh N
+# here, then a call carrying .ort-carry that runs: mkdir -p /tmp/ort && cp .ort-carry/* /tmp/ort/
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -14,6 +17,18 @@ $PY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || exp
 if compgen -G ".whl/*.whl" >/dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+# onnxruntime-gpu, carried in parts by earlier calls into /tmp/ort (bench/stage_ort_part.sh): the
+# CUDA provider for the FCRN benchmark and the GPU pipeline test. Checked against its sha256.
+if [ -f /tmp/ort/MANIFEST ]; then
+  wheel=$(awk '{print $2}' /tmp/ort/MANIFEST)
+  cat /tmp/ort/"$wheel".part-* > /tmp/"$wheel"
+  if (cd /tmp && sha256sum -c --quiet ort/MANIFEST); then  # MANIFEST names the wheel relative to /tmp
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site /tmp/"$wheel" \
+      && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}" && echo "onnxruntime-gpu installed from the carried parts"
+  else
+    echo "onnxruntime-gpu parts incomplete or corrupt (sha256 mismatch): FCRN stays on the CPU provider"
+  fi
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
@@ -29,6 +44,10 @@ $PY bench/gpu_dof.py 2>&1 | tee "$log/dof.txt"
 if [ -f bench/bench_fcrn.py ] && $PY -c "import onnxruntime" 2>/dev/null; then
   echo "== FCRN through ONNX Runtime (providers this machine has)"
   $PY bench/bench_fcrn.py 2>&1 | tee "$log/fcrn.txt"
+  if $PY -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())"; then
+    $PY bench/bench_fcrn.py --providers cuda 2>&1 | tee -a "$log/fcrn.txt"
+    $PY bench/bench_fcrn.py --providers cuda --fp16 2>&1 | tee -a "$log/fcrn.txt"
+  fi
 fi
 
 echo
