@@ -5,6 +5,7 @@ A source's `frames()` runs on the capture thread.
 """
 from __future__ import annotations
 
+import itertools
 import time
 import urllib.parse
 from pathlib import Path
@@ -17,6 +18,9 @@ from stream.frame import Frame, now_ns
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# A display rotation (degrees counter-clockwise, as FFmpeg's av_display_rotation_get gives it) and the
+# turn that shows the picture upright, as FFmpeg's own players apply it.
+UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
 
 class Source:
@@ -138,6 +142,21 @@ class VideoFileSource(Source):
         if self.width <= 0 or self.height <= 0:
             self.container.close()
             raise UserError(f"cannot read video {path}: its video stream has no frame size (corrupt file)")
+        # The first frame is decoded now: a file with no decodable frame fails before anything heavy
+        # loads, and its display matrix tells how the picture is meant to be shown.
+        self._decoded = self.container.decode(self.stream)
+        try:
+            self._first = next(self._decoded)
+        except (StopIteration, av.error.FFmpegError):
+            self.container.close()
+            raise UserError(f"{path} holds no decodable video frame (truncated or corrupt file)") from None
+        # Phones store portrait video as landscape pictures plus a rotation to apply when shown. The
+        # network and the face detector need the subject upright, and the output has no rotation of
+        # its own, so frames are turned upright here.
+        self.rotation = round(self._first.rotation or 0) % 360
+        self._turn = UPRIGHT.get(self.rotation)
+        if self.rotation in (90, 270):
+            self.width, self.height = self.height, self.width
         count = self.stream.frames
         if not count and self.stream.duration and self.stream.time_base:
             count = int(round(float(self.stream.duration * self.stream.time_base) * self.fps))
@@ -145,22 +164,23 @@ class VideoFileSource(Source):
             count = int(round(self.container.duration / 1_000_000 * self.fps))
         self.frame_count = count or None
         self.audio_path = path if self.container.streams.audio else None
-        self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps"
+        turned = f", turned upright ({self.rotation}° display rotation)" if self._turn is not None else ""
+        self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps{turned}"
 
     def frames(self) -> Iterator[Frame]:
         import av
 
         index = 0
         try:
-            for decoded in self.container.decode(self.stream):
-                yield Frame(index=index, capture_ns=now_ns(), image=decoded.to_ndarray(format="bgr24"),
-                            pts_seconds=decoded.time)
+            for decoded in itertools.chain([self._first], self._decoded):
+                image = decoded.to_ndarray(format="bgr24")
+                if self._turn is not None:
+                    image = cv2.rotate(image, self._turn)
+                yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=decoded.time)
                 index += 1
         except av.error.FFmpegError as exc:
             raise UserError(f"{self.path} is corrupt or truncated after frame {index} ({exc.strerror or exc}); "
                             f"the frames before it were processed") from None
-        if index == 0:
-            raise UserError(f"{self.path} holds no decodable video frame (truncated or corrupt file)")
 
     def close(self) -> None:
         self.container.close()

@@ -4,23 +4,35 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 
 
+# How a phone stores a picture meant to be shown turned by a display rotation (counter-clockwise).
+STORED_TURN = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
 def make_video(path: Path, frames: int = 24, fps: int = 24, size: tuple[int, int] = (160, 120),
-               audio_codec: str | None = "aac", sample_rate: int = 44100) -> Path:
+               audio_codec: str | None = "aac", sample_rate: int = 44100, rotation: int = 0) -> Path:
+    """The synthetic portrait as an H.264 file. `rotation` (0, 90, 180, 270): stored as a phone does,
+    turned, with a display matrix that turns it back (`size` is then the upright size)."""
     import av
 
     scene = SyntheticPortrait(SyntheticScene(*size))
+    stored = size[::-1] if rotation in (90, 270) else size
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps)
-        video.width, video.height = size
+        video.width, video.height = stored
         video.pix_fmt = "yuv420p"
+        if rotation:
+            video.set_display_rotation(rotation)
         audio = container.add_stream(audio_codec, rate=sample_rate) if audio_codec else None
         for i in range(frames):
             image, _ = scene.render(i)
+            if rotation:
+                image = np.ascontiguousarray(cv2.rotate(image, STORED_TURN[rotation]))
             for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
                 container.mux(packet)
         for packet in video.encode(None):
@@ -50,13 +62,18 @@ def make_video(path: Path, frames: int = 24, fps: int = 24, size: tuple[int, int
 
 
 def probe(path: Path) -> dict:
-    """Frame count (decoded), frame rate, and the audio stream's codec and duration."""
+    """Frame count (decoded), frame rate, picture size and display rotation, and the audio stream's
+    codec and duration."""
     import av
 
     with av.open(str(path)) as container:
         video = container.streams.video[0]
         rate = float(video.average_rate)
-        frames = sum(1 for _ in container.decode(video=0))
+        frames, width, height, rotation = 0, 0, 0, 0
+        for frame in container.decode(video=0):
+            if frames == 0:
+                width, height, rotation = frame.width, frame.height, round(frame.rotation or 0) % 360
+            frames += 1
     with av.open(str(path)) as container:
         audio = container.streams.audio[0] if container.streams.audio else None
         audio_seconds = 0.0
@@ -65,4 +82,5 @@ def probe(path: Path) -> dict:
             codec = audio.codec_context.name
             samples = sum(f.samples for f in container.decode(audio=0))
             audio_seconds = samples / audio.codec_context.sample_rate
-    return {"frames": frames, "fps": rate, "audio_codec": codec, "audio_seconds": audio_seconds}
+    return {"frames": frames, "fps": rate, "width": width, "height": height, "rotation": rotation,
+            "audio_codec": codec, "audio_seconds": audio_seconds}

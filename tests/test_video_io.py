@@ -59,3 +59,29 @@ def test_video_source_reports_size_rate_and_count(tmp_path):
     assert [f.index for f in frames] == list(range(12))
     assert frames[0].image.shape == (64, 96, 3)
     src.close()
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_phone_video_is_turned_upright_and_written_upright(tmp_path, rotation):
+    import numpy as np
+
+    from stream.synthetic import SyntheticPortrait, SyntheticScene
+
+    upright_size = (96, 128)  # a portrait video, stored turned (landscape for 90 and 270)
+    path = make_video(tmp_path / "phone.mp4", frames=6, fps=12, size=upright_size, rotation=rotation)
+    stored = probe(path)
+    assert stored["rotation"] == rotation and (stored["width"], stored["height"]) != (0, 0)
+    source = open_source(str(path))
+    assert (source.width, source.height) == upright_size and "upright" in source.description
+    first = next(source.frames()).image
+    truth, _ = SyntheticPortrait(SyntheticScene(*upright_size)).render(0)
+    assert first.shape == truth.shape
+    error = np.abs(first.astype(float) - truth).mean()
+    wrong_turns = [np.abs(np.rot90(first, k).astype(float) - truth).mean() for k in (2,)]  # the same shape
+    assert error < 6 and all(error * 4 < wrong for wrong in wrong_turns)  # H.264 loss vs a wrong turn
+    source.close()
+    out = tmp_path / "out.mp4"
+    _copy(path, out)
+    written = probe(out)
+    assert (written["width"], written["height"], written["rotation"]) == (*upright_size, 0)
+    assert written["frames"] == 6
