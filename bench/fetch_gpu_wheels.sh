@@ -3,6 +3,7 @@
 # for the device calls to carry. The GPU image has Python 3.12, PyTorch (CUDA 13), CuPy, NumPy,
 # OpenCV and onnxruntime's CPU build.
 #   .whl/   kornia (timed beside our kernel by bench/gpu_kernels.py): small, one call carries it.
+#   .models/ the TCMonoDepth ONNX file (0.8 MB), for the GPU pipeline tests.
 #   .ort/   onnxruntime-gpu (CUDA 13 build, ~256 MB) cut into parts under the 64 MiB a call can
 #           carry: stage them one call at a time with bench/stage_ort_part.sh (see gpu_check.sh).
 set -euo pipefail
@@ -18,4 +19,8 @@ wheel=$(ls .ort/onnxruntime_gpu-*.whl)
 (cd .ort && sha256sum "$(basename "$wheel")" > MANIFEST)
 split -b 56M -d "$wheel" ".ort/parts/$(basename "$wheel").part-"
 rm "$wheel"
-ls -la .whl .ort/parts && cat .ort/MANIFEST
+# The real depth model for the GPU pipeline tests (the tests look in $DEPTHCAM_MODELS, which
+# gpu_check.sh points here); the ONNX Runtime cache layout: one file per model.
+rm -rf .models && mkdir -p .models
+cp ../shared/models/tcmonodepth_tcsmallnet_192x320.onnx .models/ 2>/dev/null || echo "no ../shared/models here"
+ls -la .whl .ort/parts .models && cat .ort/MANIFEST

@@ -4,7 +4,7 @@
 # OpenCV and PyTorch to be there already, and installs depthcam itself without dependencies.
 # Usage, from the repository root: bash bench/gpu_check.sh
 # Before it, on a machine with PyPI: bash bench/fetch_gpu_wheels.sh. The call running this script
-# carries .whl (kornia). Optionally, for FCRN through the CUDA provider, earlier calls on the same
+# carries .whl (kornia) and .models (the depth model). Optionally, for FCRN through the CUDA provider, earlier calls on the same
 # warm machine bring onnxruntime-gpu part by part: for N in 0..4, bash bench/stage_ort_part.sh N
 # here, then a call carrying .ort-carry that runs: mkdir -p /tmp/ort && cp .ort-carry/* /tmp/ort/
 set -uo pipefail
@@ -30,6 +30,8 @@ if [ -f /tmp/ort/MANIFEST ]; then
     echo "onnxruntime-gpu parts incomplete or corrupt (sha256 mismatch): FCRN stays on the CPU provider"
   fi
 fi
+# The real model, carried in .models (bench/fetch_gpu_wheels.sh), for the tests that need it.
+if [ -z "${DEPTHCAM_MODELS:-}" ] && [ -d .models ]; then export DEPTHCAM_MODELS="$PWD/.models"; fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
 echo "== gpu tests"

@@ -27,13 +27,19 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
+TCMONODEPTH_FILE = "tcmonodepth_tcsmallnet_192x320.onnx"
+
+
 @pytest.fixture
 def shared_models(monkeypatch) -> Path:
-    """Point the model cache at ../shared/models (real pretrained ONNX files), or skip."""
-    if not (SHARED_MODELS / "tcmonodepth_tcsmallnet_192x320.onnx").exists():
-        pytest.skip(f"real models not found at {SHARED_MODELS} (the team's shared folder)")
-    monkeypatch.setenv("DEPTHCAM_MODELS", str(SHARED_MODELS))
-    return SHARED_MODELS
+    """Point the model cache at the real pretrained ONNX files: $DEPTHCAM_MODELS where it holds them
+    (a GPU machine gets them carried there), else ../shared/models; skip without them."""
+    candidates = [Path(os.environ["DEPTHCAM_MODELS"])] if os.environ.get("DEPTHCAM_MODELS") else []
+    for folder in [*candidates, SHARED_MODELS]:
+        if (folder / TCMONODEPTH_FILE).exists():
+            monkeypatch.setenv("DEPTHCAM_MODELS", str(folder.resolve()))
+            return folder.resolve()
+    pytest.skip(f"real models not found at {SHARED_MODELS} (the team's shared folder) or $DEPTHCAM_MODELS")
 
 
 @pytest.fixture
