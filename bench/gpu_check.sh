@@ -4,9 +4,10 @@
 # OpenCV and PyTorch to be there already, and installs depthcam itself without dependencies.
 # Usage, from the repository root: bash bench/gpu_check.sh
 # Before it, on a machine with PyPI: bash bench/fetch_gpu_wheels.sh. The call running this script
-# carries .whl (kornia) and .models (the depth model). Optionally, for FCRN through the CUDA provider, earlier calls on the same
-# warm machine bring onnxruntime-gpu part by part: for N in 0..4, bash bench/stage_ort_part.sh N
-# here, then a call carrying .ort-carry that runs: mkdir -p /tmp/ort && cp .ort-carry/* /tmp/ort/
+# carries .whl (kornia) and .models (the depth model). Optionally, for FCRN through the CUDA
+# provider, earlier calls on the same warm machine bring onnxruntime-gpu part by part: for N in
+# 0..4, bash bench/stage_ort_part.sh N here, then a call carrying .ort-carry that runs
+#   mkdir -p /tmp/ort && cp .ort-carry/* /tmp/ort/
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
