@@ -63,6 +63,14 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     print(f"depthcam: {built.source.description} -> model {built.estimator.spec.name} "
           f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
     target = built.output
+    if config.refine.mode == "full" and not built.source.live and built.source.frame_count:
+        from tqdm import tqdm
+
+        from stream.hints import SlowRunHint
+
+        # tqdm.write keeps the progress bar intact
+        built.pipeline.on_frame = SlowRunHint(built.source.frame_count,
+                                              lambda message: tqdm.write(f"depthcam: {message}", file=sys.stderr))
     started = time.perf_counter()
     try:
         result = built.pipeline.run()

@@ -1,0 +1,44 @@
+"""Advice printed during a run, once, when it helps: a file run that will take a long time."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from stream.frame import Frame
+
+# From bench/RESULTS.md on a 2-core CPU at 640x480: the exact filter (r = 12) 177 ms, live mode 4.6 ms.
+LIVE_REFINE_SPEEDUP = 40
+
+
+@dataclass
+class SlowRunHint:
+    """Watches the sink's frames of a file run with the exact filter; if the rest of the file will
+    take longer than `threshold_s`, says once how long and that `--refine live` is far cheaper.
+    The rate is measured from the first output frame on, so the pipeline's fill time is left out."""
+
+    total_frames: int
+    notify: Callable[[str], None]
+    threshold_s: float = 600.0
+    sample_frames: int = 8
+    clock: Callable[[], float] = time.perf_counter
+    _first_at: float | None = None
+    _seen: int = 0
+    _done: bool = False
+
+    def __call__(self, frame: Frame) -> None:
+        if self._done:
+            return
+        now = self.clock()
+        self._seen += 1
+        if self._first_at is None:
+            self._first_at = now
+            return
+        if self._seen <= self.sample_frames:
+            return
+        self._done = True
+        rate = (self._seen - 1) / max(now - self._first_at, 1e-9)
+        remaining_s = (self.total_frames - self._seen) / rate
+        if remaining_s > self.threshold_s:
+            self.notify(f"about {remaining_s / 60:.0f} min to go at {rate:.2g} frames/s; --refine live spends "
+                        f"about {LIVE_REFINE_SPEEDUP}x less time refining (slightly softer depth edges)")
