@@ -109,10 +109,11 @@ class DepthEstimator:
 
         try:
             rewritten = make_batch_dynamic(onnx.load(str(path)))
-        except ValueError as exc:
+            session = ort.InferenceSession(rewritten.SerializeToString(), options, providers=self.providers)
+        except Exception as exc:  # noqa: BLE001 (a user's own model may defeat the rewrite in many ways)
             log.info("%s keeps batch 1 (%s); a batch of frames runs as single calls", path.name, exc)
             return
-        self.session = ort.InferenceSession(rewritten.SerializeToString(), options, providers=self.providers)
+        self.session = session
         self.input = dataclasses.replace(self.input, static_batch=False)
 
     @property

@@ -1,4 +1,5 @@
 """Model registry, download cache with checksums, ONNX Runtime sessions, disparity normalisation."""
+import dataclasses
 import subprocess
 import sys
 
@@ -82,6 +83,27 @@ def test_a_batch_1_export_gets_a_real_batch_with_the_same_depth(shared_models, r
     assert batched.session.run(None, {batched.input.name: inputs})[0].shape[0] == 4  # one call, four frames
     for a, b in zip(batched.predict(images), looping.predict(images), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
+
+
+def test_a_graph_the_rewrite_cannot_handle_keeps_batch_1(shared_models, tmp_path, rng):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    spec, _ = resolve_model("tcmonodepth", progress=False)
+    # A batch-1 model with a Reshape to a constant [1, ...] shape the rewrite does not know: refused
+    # by models.dynamic_batch, so the estimator keeps the exported graph and loops over frames.
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], ["grey"], axes=[1], keepdims=1, name="grey"),
+         helper.make_node("Reshape", ["grey", "shape"], ["depth"], name="odd_reshape")],
+        "odd", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 64])],
+        [numpy_helper.from_array(np.array([1, 64], np.int64), "shape")])
+    path = tmp_path / "odd.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    estimator = DepthEstimator(dataclasses.replace(spec, input_size=(8, 8), output_kind="inverse_depth"), path, "cpu",
+                               real_batch=True)
+    assert estimator.input.static_batch
+    assert len(estimator.predict([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(3)])) == 3
 
 
 def test_session_on_a_cpu_machine_prints_no_error_noise(shared_models):
