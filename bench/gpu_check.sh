@@ -16,8 +16,7 @@ log=$(mktemp -d)
 $PY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # Wheels carried from a machine with PyPI (bench/fetch_gpu_wheels.sh): kornia for the comparison.
 if compgen -G ".whl/*.whl" >/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
 # onnxruntime-gpu, carried in parts by earlier calls into /tmp/ort (bench/stage_ort_part.sh): the
 # CUDA provider for the FCRN benchmark and the GPU pipeline test. Checked against its sha256.
@@ -26,11 +25,13 @@ if [ -f /tmp/ort/MANIFEST ]; then
   cat /tmp/ort/"$wheel".part-* > /tmp/"$wheel"
   if (cd /tmp && sha256sum -c --quiet ort/MANIFEST); then  # MANIFEST names the wheel relative to /tmp
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site /tmp/"$wheel" \
-      && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}" && echo "onnxruntime-gpu installed from the carried parts"
+      && echo "onnxruntime-gpu installed from the carried parts"
   else
     echo "onnxruntime-gpu parts incomplete or corrupt (sha256 mismatch): FCRN stays on the CPU provider"
   fi
 fi
+# What the two installs above put in /tmp/site goes before the image's own packages.
+if [ -d /tmp/site ]; then export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"; fi
 # The real model, carried in .models (bench/fetch_gpu_wheels.sh), for the tests that need it.
 if [ -z "${DEPTHCAM_MODELS:-}" ] && [ -d .models ]; then export DEPTHCAM_MODELS="$PWD/.models"; fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true

@@ -46,7 +46,10 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _notify(message: str) -> None:
-    print(f"depthcam: {message}", file=sys.stderr)
+    """A message for the user during a run; tqdm.write keeps a progress bar on screen intact."""
+    from tqdm import tqdm
+
+    tqdm.write(f"depthcam: {message}", file=sys.stderr)
 
 
 def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
@@ -64,13 +67,9 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
           f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
     target = built.output
     if config.refine.mode == "full" and not built.source.live and built.source.frame_count:
-        from tqdm import tqdm
-
         from stream.hints import SlowRunHint
 
-        # tqdm.write keeps the progress bar intact
-        built.pipeline.on_frame = SlowRunHint(built.source.frame_count,
-                                              lambda message: tqdm.write(f"depthcam: {message}", file=sys.stderr))
+        built.pipeline.on_frame = SlowRunHint(built.source.frame_count, _notify)
     started = time.perf_counter()
     try:
         result = built.pipeline.run()

@@ -27,16 +27,16 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-TCMONODEPTH_FILE = "tcmonodepth_tcsmallnet_192x320.onnx"
-
-
 @pytest.fixture
 def shared_models(monkeypatch) -> Path:
     """Point the model cache at the real pretrained ONNX files: $DEPTHCAM_MODELS where it holds them
     (a GPU machine gets them carried there), else ../shared/models; skip without them."""
+    from models.registry import get_spec
+
+    filename = get_spec("tcmonodepth").filename
     candidates = [Path(os.environ["DEPTHCAM_MODELS"])] if os.environ.get("DEPTHCAM_MODELS") else []
     for folder in [*candidates, SHARED_MODELS]:
-        if (folder / TCMONODEPTH_FILE).exists():
+        if (folder / filename).exists():
             monkeypatch.setenv("DEPTHCAM_MODELS", str(folder.resolve()))
             return folder.resolve()
     pytest.skip(f"real models not found at {SHARED_MODELS} (the team's shared folder) or $DEPTHCAM_MODELS")
