@@ -150,15 +150,19 @@ class DepthEstimator:
     def _run(self, batch: np.ndarray, on_device: bool):
         if not self.on_gpu:
             return self.session.run([self.output_name], {self.input.name: batch})[0]
-        # I/O binding: the batch goes to the GPU once and the output is left there; ONNX Runtime's
-        # plain run() would copy it back to the host after every call.
+        value = self._run_bound(batch, "cuda")
+        return _ortvalue_as_cupy(value) if on_device else value.numpy()
+
+    def _run_bound(self, batch: np.ndarray, device: str):
+        """One call through I/O binding; the output OrtValue stays on `device`. On the GPU the batch goes
+        there once and the output is left there, where the plain run() would copy it back after every
+        call. (The tests run this very code with device "cpu", where no GPU exists.)"""
         ort = _import_onnxruntime()
         binding = self.session.io_binding()
-        binding.bind_ortvalue_input(self.input.name, ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0))
-        binding.bind_output(self.output_name, "cuda", 0)
+        binding.bind_ortvalue_input(self.input.name, ort.OrtValue.ortvalue_from_numpy(batch, device, 0))
+        binding.bind_output(self.output_name, device, 0)
         self.session.run_with_iobinding(binding)
-        value = binding.get_outputs()[0]
-        return _ortvalue_as_cupy(value) if on_device else value.numpy()
+        return binding.get_outputs()[0]
 
     def to_disparity(self, depth):
         """Every model's output becomes disparity (inverse depth): FCRN's metres are inverted."""
@@ -168,11 +172,17 @@ class DepthEstimator:
         return depth
 
 
+# ONNX Runtime's names of the output types a depth map may have (a user's own model may give float16).
+ORT_TENSOR_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
+
+
 def _ortvalue_as_cupy(value):
     """A CuPy view of an ONNX Runtime output on the GPU, keeping the OrtValue alive as its owner."""
     import cupy
 
+    dtype = ORT_TENSOR_DTYPES.get(value.data_type())
+    if dtype is None:
+        raise ModelError(f"the model's output is {value.data_type()}; depthcam needs float or float16 depth")
     shape = tuple(value.shape())
-    nbytes = int(np.prod(shape)) * np.dtype(np.float32).itemsize
-    memory = cupy.cuda.UnownedMemory(value.data_ptr(), nbytes, value)
-    return cupy.ndarray(shape, cupy.float32, cupy.cuda.MemoryPointer(memory, 0))
+    memory = cupy.cuda.UnownedMemory(value.data_ptr(), int(np.prod(shape)) * dtype.itemsize, value)
+    return cupy.ndarray(shape, dtype, cupy.cuda.MemoryPointer(memory, 0))

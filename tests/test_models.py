@@ -9,7 +9,7 @@ import pytest
 from models.download import ModelError, download, sha256_of
 from models.postprocess import DisparityNormaliser
 from models.registry import REGISTRY, fetch, get_spec, resolve_model
-from models.runtime import DepthEstimator, requested_providers
+from models.runtime import ORT_TENSOR_DTYPES, DepthEstimator, requested_providers
 
 
 def test_download_checks_sha256_and_keeps_nothing_on_mismatch(tmp_path):
@@ -83,6 +83,19 @@ def test_a_batch_1_export_gets_a_real_batch_with_the_same_depth(shared_models, r
     assert batched.session.run(None, {batched.input.name: inputs})[0].shape[0] == 4  # one call, four frames
     for a, b in zip(batched.predict(images), looping.predict(images), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
+
+
+def test_the_io_binding_call_gives_what_a_plain_call_gives(shared_models, rng):
+    """The GPU path's I/O-binding code, run against the CPU device: the same depth as run(), and the
+    output value has the shape and pointer the CuPy view of a GPU output is built from."""
+    spec, path = resolve_model("tcmonodepth", progress=False)
+    estimator = DepthEstimator(spec, path, "cpu", real_batch=True)
+    batch = np.stack([estimator.preprocess(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)) for _ in range(2)])
+    value = estimator._run_bound(batch, "cpu")
+    plain = estimator.session.run([estimator.output_name], {estimator.input.name: batch})[0]
+    assert tuple(value.shape()) == plain.shape and value.data_ptr() != 0
+    assert ORT_TENSOR_DTYPES[value.data_type()] == plain.dtype
+    np.testing.assert_allclose(value.numpy(), plain, rtol=1e-6, atol=1e-6 * float(np.abs(plain).max()))
 
 
 def test_a_graph_the_rewrite_cannot_handle_keeps_batch_1(shared_models, tmp_path, rng):
