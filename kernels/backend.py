@@ -60,3 +60,8 @@ def array_module(array: object):
     import numpy
 
     return numpy
+
+
+def to_host(array):
+    """A NumPy array of `array`'s values: CuPy arrays are copied from the GPU, NumPy ones pass as they are."""
+    return array.get() if is_cupy_array(array) else array

@@ -19,7 +19,8 @@ class Frame:
 
     `disparity` is the model's output at the model's resolution, normalised to [0, 1] with a
     range smoothed over time (larger = nearer). `refined` is the disparity at the frame's
-    resolution after the guided refinement; `output` is the rendered BGR image.
+    resolution after the guided refinement; `output` is the rendered BGR image. When those stages
+    run on the GPU, `disparity` and `refined` are CuPy arrays (`kernels.backend.to_host` copies one).
     """
 
     index: int

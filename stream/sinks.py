@@ -13,15 +13,17 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from kernels.backend import to_host
 from stream.errors import UserError
 from stream.frame import Frame
 from stream.sources import IMAGE_SUFFIXES
 from stream.video_writer import VideoWriter, video_suffixes
 
 
-def colourise(disparity: np.ndarray) -> np.ndarray:
-    """Disparity in [0, 1] as a BGR picture (near = warm), for depth videos and previews."""
-    grey = np.clip(disparity * 255.0 + 0.5, 0, 255).astype(np.uint8)
+def colourise(disparity) -> np.ndarray:
+    """Disparity in [0, 1] (NumPy, or CuPy from the GPU path) as a BGR picture (near = warm), for depth
+    videos and previews."""
+    grey = np.clip(to_host(disparity) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO)
 
 

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from kernels.backend import is_cupy_array, to_host
 from stream.config import load_config
 from stream.focus import FocusController
 from stream.frame import Frame
@@ -33,21 +34,33 @@ def test_refine_on_gpu_matches_cpu(mode):
     gpu = RefineStage(config.refine, "cuda").process(_copy(frames))
     cpu = RefineStage(config.refine, "cpu").process(_copy(frames))
     for g, c in zip(gpu, cpu, strict=True):
-        assert isinstance(g.refined, np.ndarray) and g.refined.shape == c.refined.shape
-        np.testing.assert_allclose(g.refined, c.refined, atol=1e-4)
-        assert "gpu" in g.extra  # the frame and its refined map stay on the GPU for the renderer
+        # the refined map stays on the GPU, beside the frame uploaded once, for the renderer
+        assert is_cupy_array(g.refined) and is_cupy_array(g.extra["gpu_image"])
+        assert g.refined.shape == c.refined.shape
+        np.testing.assert_allclose(to_host(g.refined), c.refined, atol=1e-4)
 
 
 def test_render_on_gpu_matches_cpu():
     config = load_config("default", {"refine.mode": "off", "render.focus": 0.8})
     frames = RefineStage(config.refine, "cuda").process(_frames())
-    host_frames = [Frame(index=f.index, capture_ns=0, image=f.image, refined=f.refined) for f in frames]
+    host_frames = [Frame(index=f.index, capture_ns=0, image=f.image, refined=to_host(f.refined)) for f in frames]
     gpu = RenderStage(config.render, FocusController(0.8), "cuda").process(frames)
     cpu = RenderStage(config.render, FocusController(0.8), "cpu").process(host_frames)
     for g, c in zip(gpu, cpu, strict=True):
-        assert g.output.dtype == np.uint8 and "gpu" not in g.extra
+        assert isinstance(g.output, np.ndarray) and g.output.dtype == np.uint8 and "gpu_image" not in g.extra
         difference = np.abs(g.output.astype(np.int16) - c.output.astype(np.int16))
         assert difference.mean() <= 1.0 and np.mean(difference > 1) <= 0.01  # the renderer's own CUDA/CPU tolerance
+
+
+def test_auto_focus_reads_the_refined_map_on_the_gpu():
+    """Face box, tapped point and nearest-region focus computed from a CuPy map equal the host's."""
+    import cupy
+
+    frames = RefineStage(load_config("default", {"refine.mode": "off"}).refine, "cuda").process(_frames(1))
+    image, refined = frames[0].image, frames[0].refined
+    for make in (lambda: FocusController("auto"), lambda: FocusController("auto", point=(150, 90))):
+        on_gpu, on_host = make(), make()
+        assert on_gpu.update(image, refined) == pytest.approx(on_host.update(image, cupy.asnumpy(refined)), abs=1e-6)
 
 
 def test_depth_stays_on_the_gpu_with_the_cuda_provider(shared_models):
