@@ -198,6 +198,9 @@ def _open_camera(index: int) -> cv2.VideoCapture:
         logging.setLogLevel(previous)
 
 
+MAX_CAMERA_INDEX = 1023
+
+
 class CameraSource(Source):
     """`camera:N?size=1280x720&fps=30`: a webcam through OpenCV (V4L2, AVFoundation, Media Foundation)."""
 
@@ -209,6 +212,10 @@ class CameraSource(Source):
             self.index = int(index_text or 0)
         except ValueError:
             raise UserError(f"bad camera {spec!r}; write camera:N with N the camera number, e.g. camera:0") from None
+        # OpenCV reads -1 as "any camera" and crashes (SIGSEGV) where there is none; huge numbers overflow.
+        if not 0 <= self.index <= MAX_CAMERA_INDEX:
+            raise UserError(f"bad camera number {self.index} in {spec!r}; cameras are numbered 0..{MAX_CAMERA_INDEX}, "
+                            f"e.g. camera:0")
         size = _parse_size(params.pop("size"), spec) if "size" in params else None
         fps = _number(params, "fps", 0, spec, 0, 1000)
         _refuse_unknown(params, spec, "size, fps")

@@ -60,6 +60,14 @@ def test_camera_that_does_not_exist(shared_models, bad_inputs):
     assert_one_clear_line(result, "camera 7 could not be opened")
 
 
+@pytest.mark.parametrize("number", ["-1", "99999999999999999999"])
+def test_camera_number_out_of_range(number):
+    # OpenCV itself crashes on -1 where no camera exists (SIGSEGV) and overflows on huge numbers
+    result = depthcam("run", f"camera:{number}", "-o", "null")
+    assert result.returncode == 2
+    assert_one_clear_line(result, f"bad camera number {number}", "0..1023")
+
+
 def test_unknown_config_key(shared_models, bad_inputs):
     result = depthcam("run", "synthetic:portrait?frames=2", "--config", str(bad_inputs["bad_key"]), "-o", "null")
     assert_one_clear_line(result, "unknown config key 'render.bluur'")
