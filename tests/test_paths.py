@@ -1,0 +1,58 @@
+"""Output paths are checked before any work: folders, read-only places, and files standing in for folders."""
+import os
+import sys
+
+import pytest
+
+from stream.errors import UserError
+from stream.paths import ensure_writable, same_file
+
+
+def test_a_new_file_in_a_new_folder_is_fine_and_nothing_is_left_behind(tmp_path):
+    target = tmp_path / "a" / "b" / "out.mp4"
+    assert ensure_writable(target) == target
+    assert target.parent.is_dir() and list(target.parent.iterdir()) == []  # the probe is gone
+
+
+def test_an_existing_file_is_not_touched(tmp_path):
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"earlier output")
+    ensure_writable(target)
+    assert target.read_bytes() == b"earlier output"
+
+
+def test_a_folder_is_refused(tmp_path):
+    with pytest.raises(UserError, match="it is a folder"):
+        ensure_writable(tmp_path)
+
+
+def test_a_file_where_a_folder_should_be_is_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match="notes.txt is a file, not a folder"):
+        ensure_writable(tmp_path / "notes.txt" / "sub" / "out.mp4", "depth video")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_is_refused(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match="not writable"):
+            ensure_writable(folder / "out.mp4")
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses Linux's /proc")
+def test_an_unwritable_system_folder_is_refused():
+    with pytest.raises(UserError, match="not writable"):
+        ensure_writable("/proc/out.mp4")
+
+
+def test_same_file(tmp_path):
+    (tmp_path / "in.mp4").write_bytes(b"x")
+    assert same_file(tmp_path / "in.mp4", tmp_path / "sub" / ".." / "in.mp4")
+    assert not same_file(tmp_path / "in.mp4", tmp_path / "out.mp4")
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "in.mp4")
+    assert same_file(tmp_path / "link.mp4", tmp_path / "in.mp4")
