@@ -1,6 +1,7 @@
 """Builds a ready-to-run pipeline from a configuration: model, stages, source and sink."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from kernels.backend import BackendUnavailable, resolve_backend
+from kernels.dof import MAX_BLUR_LIMIT
 from kernels.warmup import warm_up
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
@@ -18,8 +20,9 @@ from stream.errors import UserError
 from stream.focus import FocusController
 from stream.metrics import LatencyRecorder
 from stream.pipeline import Pipeline
-from stream.sinks import Sink, make_sink
-from stream.sources import ImageSource, Source, open_source
+from stream.paths import same_file
+from stream.sinks import Sink, make_sink, output_kind
+from stream.sources import ImageSource, Source, VideoFileSource, open_source
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
 
 STAGE_NAMES = ("depth", "refine", "render")
@@ -44,6 +47,36 @@ def default_output(input_spec: str, source: Source) -> str:
     path = Path(input_spec)
     suffix = ".png" if isinstance(source, ImageSource) else ".mp4"
     return str(path.with_name(f"{path.stem}_portrait{suffix}"))
+
+
+def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: Source) -> None:
+    """What can only be checked once the input is open, before anything heavy loads: no output
+    overwrites the input or the other output, an image output gets one frame, and the settings given
+    in frame pixels fit this frame."""
+    files = {flag: target for flag, target in (("-o", output), ("--save-depth", config.output.save_depth))
+             if target and output_kind(target) in ("video", "image")}
+    if isinstance(source, (VideoFileSource, ImageSource)):
+        for flag, target in files.items():
+            if same_file(input_spec, target):
+                raise UserError(f"{flag} {target} is the input file: writing it would destroy the input; "
+                                f"choose another name")
+    if len(files) == 2 and same_file(*files.values()):
+        raise UserError(f"-o and --save-depth both name {output}; give the depth video its own name")
+    if output_kind(output) == "image" and source.frame_count != 1:
+        raise UserError(f"-o {output} is an image but the input is a video or a camera; give a video file "
+                        f"(e.g. {Path(output).with_suffix('.mp4').name}), window or null")
+    render = config.render
+    blur_px = render.blur * source.height / render.reference_height
+    if blur_px > MAX_BLUR_LIMIT:
+        largest = math.floor(MAX_BLUR_LIMIT * render.reference_height / source.height)
+        raise UserError(f"render.blur {render.blur:g} (at {render.reference_height} lines) is {blur_px:.0f} px at this "
+                        f"input's {source.height} lines, over the {MAX_BLUR_LIMIT:.0f} px limit; use --blur {largest} "
+                        f"or less")
+    if render.focus_point is not None:
+        x, y = render.focus_point
+        if x >= source.width or y >= source.height:
+            raise UserError(f"--focus-point {x},{y} is outside the {source.width}x{source.height} frame; "
+                            f"give X < {source.width} and Y < {source.height}")
 
 
 def load_estimator(config: PipelineConfig, progress: bool = True) -> DepthEstimator:
@@ -104,6 +137,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     kernels and the sink. `notify` receives progress messages for the user (slow first compilation)."""
     source = open_source(input_spec)
     try:
+        output = output or ("null" if sink is not None else default_output(input_spec, source))
+        check_outputs(config, input_spec, output if sink is None else "null", source)
         backend = kernel_backend(config.device)
         estimator = load_estimator(config, progress=config.output.progress)
         render = config.render
@@ -111,7 +146,6 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         stop = threading.Event()
         stages = build_stages(config, estimator, focus, backend, stop)
         prepare_kernels(config, backend, notify)
-        output = output or ("null" if sink is not None else default_output(input_spec, source))
         if sink is None:  # last: a file is created only once everything else is ready
             sink = make_sink(output, width=source.width, height=source.height,
                              fps=source.fps, audio_from=source.audio_path, side_by_side=config.output.side_by_side,

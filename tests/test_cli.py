@@ -55,6 +55,15 @@ def test_truncated_mp4(shared_models, bad_inputs):
     assert_one_clear_line(result, "truncated.mp4", "truncated or corrupt")
 
 
+def test_writing_over_the_input_is_refused_and_the_input_survives(bad_inputs):
+    clip = bad_inputs["dir"] / "good.mp4"
+    before = clip.read_bytes()
+    result = depthcam("run", str(clip), "-o", str(clip))
+    assert result.returncode == 2
+    assert_one_clear_line(result, "is the input file")
+    assert clip.read_bytes() == before
+
+
 def test_camera_that_does_not_exist(shared_models, bad_inputs):
     result = depthcam("run", "camera:7", "-o", "null")
     assert_one_clear_line(result, "camera 7 could not be opened")

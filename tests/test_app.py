@@ -1,0 +1,70 @@
+"""What `build` checks once the input is open and before anything heavy loads (stream.app.check_outputs)."""
+import cv2
+import numpy as np
+import pytest
+
+from media import make_video
+from stream.app import check_outputs
+from stream.config import load_config
+from stream.errors import UserError
+from stream.sources import open_source
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return make_video(tmp_path / "clip.mp4", frames=4, size=(160, 120), audio_codec=None)
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), np.full((120, 160, 3), 128, np.uint8))
+    return path
+
+
+def check(input_spec, output, **overrides):
+    source = open_source(str(input_spec))
+    try:
+        check_outputs(load_config("default", overrides), str(input_spec), str(output), source)
+    finally:
+        source.close()
+
+
+def test_an_output_that_is_the_input_is_refused(clip, photo, tmp_path):
+    with pytest.raises(UserError, match="-o .* is the input file"):
+        check(clip, tmp_path / "." / "clip.mp4")
+    with pytest.raises(UserError, match="--save-depth .* is the input file"):
+        check(clip, tmp_path / "out.mp4", **{"output.save_depth": str(clip)})
+    with pytest.raises(UserError, match="is the input file"):
+        check(photo, photo)
+    (tmp_path / "link.mp4").symlink_to(clip)
+    with pytest.raises(UserError, match="is the input file"):
+        check(tmp_path / "link.mp4", clip)
+
+
+def test_the_depth_video_and_the_render_need_two_names(clip, tmp_path):
+    with pytest.raises(UserError, match="both name"):
+        check(clip, tmp_path / "out.mp4", **{"output.save_depth": str(tmp_path / "out.mp4")})
+    check(clip, tmp_path / "out.mp4", **{"output.save_depth": str(tmp_path / "depth.mp4")})
+
+
+def test_an_image_output_takes_a_single_frame_only(clip, photo, tmp_path):
+    with pytest.raises(UserError, match="is an image but the input is a video"):
+        check(clip, tmp_path / "out.png")
+    with pytest.raises(UserError, match="is an image"):
+        check("synthetic:portrait?frames=3", tmp_path / "out.png")
+    check(photo, tmp_path / "out.jpg")
+    check("synthetic:portrait?frames=1", tmp_path / "out.png")
+
+
+def test_a_blur_too_large_for_the_frame_names_the_largest_that_fits(tmp_path):
+    # 200 px at 480 lines is 833 px at 2000 lines, over the renderer's 512 px limit
+    with pytest.raises(UserError, match=r"833 px .* use --blur 122 or less"):
+        check("synthetic:portrait?size=640x2000&frames=1", "null", **{"render.blur": 200})
+    check("synthetic:portrait?size=640x2000&frames=1", "null", **{"render.blur": 122})
+
+
+def test_a_focus_point_outside_the_frame_is_refused(tmp_path):
+    with pytest.raises(UserError, match="outside the 320x240 frame"):
+        check("synthetic:portrait?size=320x240&frames=1", "null", **{"render.focus_point": "5000,5000"})
+    check("synthetic:portrait?size=320x240&frames=1", "null", **{"render.focus_point": "319,239"})
