@@ -1,4 +1,5 @@
-"""Downloads into the model cache: atomic, resumable by retry, and checked against a sha256."""
+"""Downloads into the model cache: atomic (a partial download never takes the real name) and checked
+against a sha256."""
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,12 @@ def verify_sha256(path: Path, expected: str, *, name: str | None = None,
 
 def download(url: str, destination: Path, sha256: str, *, progress: bool = True, timeout_s: float = 60.0) -> Path:
     """Fetch `url` to `destination`, verify its sha256, and only then move it into place."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial_name = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part", dir=destination.parent)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial_name = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part", dir=destination.parent)
+    except OSError as exc:
+        raise ModelError(f"cannot write into the model cache {destination.parent}: {exc.strerror or exc} "
+                         f"(set DEPTHCAM_MODELS to a writable folder)") from None
     partial = Path(partial_name)
     try:
         with os.fdopen(fd, "wb") as out:

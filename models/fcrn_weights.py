@@ -19,6 +19,7 @@ import re
 import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -232,7 +233,10 @@ def read_checkpoint_zip(path: Path) -> dict[str, np.ndarray]:
         data_name = indexes[0].removesuffix(".index") + ".data-00000-of-00001"
         if data_name not in names:
             raise ModelError(f"{path} lacks {data_name} (the archive is incomplete; delete it and fetch again)")
-        return _read_bundle(archive.read(indexes[0]), lambda: archive.open(data_name), f"{path}:{indexes[0]}")
+        try:
+            return _read_bundle(archive.read(indexes[0]), lambda: archive.open(data_name), f"{path}:{indexes[0]}")
+        except (zlib.error, zipfile.BadZipFile, EOFError) as exc:  # a damaged member: bad CRC or deflate stream
+            raise ModelError(f"{path} is damaged ({exc}); delete it and fetch again") from exc
 
 
 def read_npy(path: Path) -> dict[str, np.ndarray]:
@@ -277,10 +281,17 @@ def read_weights(src: Path) -> dict[str, np.ndarray]:
 def save_model(model: onnx.ModelProto, out: Path) -> Path:
     """Write atomically (temp file + rename) so an interrupted conversion never leaves a half file."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=out.name + ".", suffix=".part", delete=False) as tmp:
-        tmp.write(model.SerializeToString())
-    Path(tmp.name).replace(out)
+    partial: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=out.name + ".", suffix=".part", delete=False) as tmp:
+            partial = Path(tmp.name)
+            tmp.write(model.SerializeToString())
+        partial.replace(out)
+    except OSError as exc:
+        if partial is not None:
+            partial.unlink(missing_ok=True)  # never leave a quarter-gigabyte .part behind
+        raise ModelError(f"cannot write the converted model {out}: {exc.strerror or exc}; choose another place") from None
     return out
 
 

@@ -69,8 +69,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ModelError(f"unknown model {name!r}; known models: {', '.join(model_names())} "
-                         f"(or give a path to an .onnx file)") from None
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(model_names())}") from None
 
 
 def model_state(spec: ModelSpec) -> str:
@@ -104,6 +103,8 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
     if path.suffix.lower() != ".onnx" and not path.exists():
         raise ModelError(f"unknown model {name_or_path!r}; known models: {', '.join(model_names())} "
                          f"(or give a path to an .onnx file)")
+    if path.is_dir():
+        raise ModelError(f"model {path} is a folder; give the .onnx file itself")
     if not path.is_file():
         raise ModelError(f"model file {path} not found (give an existing .onnx file or a registry name)")
     for spec in REGISTRY.values():

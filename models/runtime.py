@@ -11,13 +11,16 @@ import numpy as np
 
 from kernels.backend import array_module, cuda_available, cuda_unavailable_reason
 from models.download import ModelError
-from models.registry import ModelSpec
+from models.registry import REGISTRY, ModelSpec
 
 log = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
 CPU = "CPUExecutionProvider"
+# ONNX Runtime's names of the output types a depth map may have (a user's own model may give float16).
+ORT_TENSOR_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
+ORT_TENSOR_TYPES = tuple(ORT_TENSOR_DTYPES)
 
 
 def _import_onnxruntime():
@@ -50,7 +53,14 @@ class InputLayout:
 
 
 def _input_layout(session, spec: ModelSpec) -> InputLayout:
-    meta = session.get_inputs()[0]
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ModelError(f"model {spec.filename} takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
+                         f"a depth model takes one image")
+    meta = inputs[0]
+    if meta.type != "tensor(float)":
+        raise ModelError(f"model {spec.filename} takes a {meta.type} input; depthcam feeds float32 images "
+                         f"(export the model with a float input)")
     shape = list(meta.shape)
     if len(shape) != 4:
         raise ModelError(f"model {spec.filename} takes a {len(shape)}-D input {shape}; depthcam needs an image "
@@ -64,8 +74,22 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
     if spec.input_size != (0, 0):
         width, height = spec.input_size
     if not isinstance(width, int) or not isinstance(height, int):
-        raise ModelError(f"model {spec.filename} has a dynamic input size {shape}; register it with a fixed size")
+        raise ModelError(f"model {spec.filename} has a dynamic input size {shape}; export it with a fixed "
+                         f"input size (height and width)")
     return InputLayout(meta.name, layout, width, height, static_batch=shape[0] == 1)
+
+
+def _check_depth_output(session, spec: ModelSpec) -> str:
+    """The output's name, once its shape is that of one depth map per frame: N x 1 x H x W,
+    N x H x W x 1 or N x H x W (a segmentation model's N x H x W x 2 logits are not depth)."""
+    meta = session.get_outputs()[0]
+    shape = list(meta.shape)
+    fixed = [isinstance(v, int) for v in shape]  # symbolic dimensions are checked on the first frame instead
+    one_map = len(shape) == 3 or (len(shape) == 4 and (1 in (shape[1], shape[3]) or not (fixed[1] and fixed[3])))
+    if not one_map or meta.type not in ORT_TENSOR_TYPES:
+        raise ModelError(f"model {spec.filename} gives a {meta.type} output {shape}; depthcam needs one depth map "
+                         f"per frame, float N x 1 x H x W, N x H x W x 1 or N x H x W (is this a depth model?)")
+    return meta.name
 
 
 class DepthEstimator:
@@ -88,8 +112,9 @@ class DepthEstimator:
             self.session = ort.InferenceSession(str(path), options, providers=asked)
         except Exception as exc:  # onnxruntime raises its own exception types per failure
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise ModelError(f"model file {path} could not be loaded as ONNX ({first_line[:160]}); "
-                             f"fetch it again with 'depthcam models fetch {spec.name}' or check the path") from None
+            fix = (f"fetch it again with 'depthcam models fetch {spec.name}'" if spec.name in REGISTRY
+                   else "check that the file is a complete ONNX model")
+            raise ModelError(f"model file {path} could not be loaded as ONNX ({first_line[:160]}); {fix}") from None
         self.providers: list[str] = self.session.get_providers()
         if device == "cuda" and CUDA not in self.providers:
             raise ModelError("--device cuda was requested but ONNX Runtime could not create its CUDA provider "
@@ -98,7 +123,7 @@ class DepthEstimator:
         self.input = _input_layout(self.session, spec)
         if self.input.static_batch and (self.on_gpu if real_batch is None else real_batch):
             self._load_with_real_batch(ort, path, options)
-        self.output_name = self.session.get_outputs()[0].name
+        self.output_name = _check_depth_output(self.session, spec)
 
     def _load_with_real_batch(self, ort, path: Path, options) -> None:
         """Replace the session by one of the same graph with a dynamic batch; where the graph holds a
@@ -172,8 +197,6 @@ class DepthEstimator:
         return depth
 
 
-# ONNX Runtime's names of the output types a depth map may have (a user's own model may give float16).
-ORT_TENSOR_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
 
 
 def _ortvalue_as_cupy(value):

@@ -21,7 +21,7 @@ from stream.focus import FocusController
 from stream.metrics import LatencyRecorder
 from stream.pipeline import Pipeline
 from stream.paths import same_file
-from stream.sinks import Sink, make_sink, output_kind
+from stream.sinks import Sink, check_display, make_sink, output_kind
 from stream.sources import ImageSource, Source, VideoFileSource, open_source
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
 
@@ -62,6 +62,8 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
                                 f"choose another name")
     if len(files) == 2 and same_file(*files.values()):
         raise UserError(f"-o and --save-depth both name {output}; give the depth video its own name")
+    if output_kind(output) == "window":
+        check_display()
     if output_kind(output) == "image" and source.frame_count != 1:
         raise UserError(f"-o {output} is an image but the input is a video or a camera; give a video file "
                         f"(e.g. {Path(output).with_suffix('.mp4').name}), window or null")

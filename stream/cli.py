@@ -9,12 +9,22 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from stream.config import DEVICES, load_config, preset_names
 from stream.errors import PipelineError, UserError
 
 DEMO_DIR = Path("out")
 LIVE_PRESET = "live-cpu"
+SHORT_INPUT = 0.9  # a file that yields fewer than this share of the frames it announced gets a warning
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line naming the problem and where help is, exit 2
+    (argparse's own prints the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"depthcam: error: {message} (see '{self.prog} --help')\n")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -28,18 +38,26 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blur", type=float, metavar="PX", help="largest blur radius in pixels at 480 lines")
     parser.add_argument("--refine", choices=("full", "live", "off"), help="refinement mode")
     parser.add_argument("--max-batch", type=int, metavar="N", help="frames per network call")
-    parser.add_argument("--async-depth", action="store_true", default=None,
-                        help="run the network beside the display on the newest frame (live use)")
+    parser.add_argument("--async-depth", action=argparse.BooleanOptionalAction, default=None,
+                        help="run the network beside the display on the newest frame (live use); "
+                             "--no-async-depth gives every frame its own depth")
     parser.add_argument("--save-depth", metavar="FILE", help="also write the refined depth as a colour video")
-    parser.add_argument("--side-by-side", action="store_true", default=None, help="write input | output | depth")
+    parser.add_argument("--side-by-side", action=argparse.BooleanOptionalAction, default=None,
+                        help="write input | output | depth")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_debug_flag(parser)
+
+
+def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """--debug after the command too (`depthcam run x.mp4 --debug`), not only before it."""
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
     return {
         "model": args.model, "device": args.device, "render.focus": args.focus,
         "render.focus_point": args.focus_point, "render.blur": args.blur, "refine.mode": args.refine,
-        "inference.max_batch": args.max_batch, "inference.mode": "async" if args.async_depth else None,
+        "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),
         "output.save_depth": args.save_depth, "output.side_by_side": args.side_by_side,
         "output.progress": False if args.no_progress else None,
     }
@@ -74,21 +92,40 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     try:
         result = built.pipeline.run()
     except (PipelineError, UserError) as exc:
+        if args.debug and isinstance(exc, PipelineError):
+            traceback.print_exception(exc.cause)
         print(f"depthcam: error: {exc}", file=sys.stderr)
         written = built.pipeline.frames_written
-        kept = f"{target} is finalised and playable up to there" if written else "nothing was written"
-        print(f"depthcam: stopped after {written} frames; {kept}", file=sys.stderr)
+        print(f"depthcam: stopped after {written} frames{_what_was_kept(target, written, built.pipeline.sink_finalised)}",
+              file=sys.stderr)
         return exc.exit_code
     if result.dropped:
         print(f"depthcam: dropped {result.dropped} frames to keep up with the live source", file=sys.stderr)
     if result.interrupted:
-        kept = f"{target} is finalised" if result.frames_written else "nothing was written"
-        print(f"depthcam: interrupted after {result.frames_written} frames; {kept}", file=sys.stderr)
+        print(f"depthcam: interrupted after {result.frames_written} frames"
+              f"{_what_was_kept(target, result.frames_written, built.pipeline.sink_finalised)}", file=sys.stderr)
         return 130
     seconds = time.perf_counter() - started
     print(f"depthcam: wrote {result.frames_written} frames to {target} in {seconds:.1f} s "
           f"({result.frames_written / max(seconds, 1e-9):.1f} fps)", file=sys.stderr)
+    expected = built.source.frame_count
+    if result.completed and not built.source.live and expected and result.frames_written < SHORT_INPUT * expected:
+        print(f"depthcam: warning: the input announced about {expected} frames but only {result.frames_written} "
+              f"could be decoded; it may be truncated", file=sys.stderr)
     return 0
+
+
+def _what_was_kept(target: str, written: int, finalised: bool) -> str:
+    """The end of the line that says what a stopped run leaves behind."""
+    from stream.sinks import output_kind
+
+    if output_kind(target) not in ("video", "image"):
+        return ""
+    if not written:
+        return "; nothing was written"
+    if not finalised:
+        return f"; {target} could not be finalised and may not play"
+    return f"; {target} is finalised and playable up to there"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -119,6 +156,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"cache: {cache_dir()}  (set DEPTHCAM_MODELS to move it)")
         elif args.models_command == "fetch":
             print(fetch(args.name, progress=True))
+        elif args.models_command == "info" and (args.name.lower().endswith(".onnx") or Path(args.name).exists()):
+            _describe_model_file(args.name)
         elif args.models_command == "info":
             spec = get_spec(args.name)
             print(f"name:        {spec.name}\ndescription: {spec.description}\nsource:      {spec.source}")
@@ -130,11 +169,30 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"file:        {spec.path}\nstate:       {model_state(spec)}")
         elif args.models_command == "convert":
             from models.fcrn_weights import convert
+            from stream.paths import ensure_writable
 
-            print(convert(Path(args.source), Path(args.output), fp16=args.fp16))
+            if Path(args.output).suffix.lower() != ".onnx":
+                raise UserError(f"-o {args.output}: the converted model is an ONNX file; name it *.onnx")
+            print(convert(Path(args.source), ensure_writable(Path(args.output), "converted model"), fp16=args.fp16))
     except ModelError as exc:
         raise UserError(str(exc)) from None
     return 0
+
+
+def _describe_model_file(path: str) -> None:
+    """`models info my_model.onnx`: what depthcam makes of a user's model, checked by loading it."""
+    from models.registry import resolve_model
+    from models.runtime import DepthEstimator
+
+    spec, model_path = resolve_model(path, progress=False)
+    estimator = DepthEstimator(spec, model_path, "cpu")
+    layout = estimator.input
+    output = estimator.session.get_outputs()[0]
+    batch = "batch 1 (frames run one by one; on a GPU the batch is made dynamic where the graph allows)" \
+        if layout.static_batch else "dynamic batch"
+    print(f"file:        {model_path}\ninput:       {layout.name} {layout.layout} {layout.width}x{layout.height} RGB, "
+          f"{batch}\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind} "
+          f"(larger = nearer)\nstate:       accepted by depthcam (--model {model_path})")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -144,20 +202,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="depthcam", description="Real-time portrait mode for a single camera.")
+    parser = Parser(prog="depthcam", description="Real-time portrait mode for a single camera.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="portrait mode on a video, image, camera or the synthetic scene")
     run.add_argument("input", metavar="INPUT", help="a video or image file, camera:N, or synthetic:portrait?...")
     run.add_argument("-o", "--output", metavar="OUTPUT",
-                     help="a video (.mp4 .mkv .mov .webm .avi) or image file, window, vcam, or null "
-                          "(default: a window for cameras, INPUT_portrait.mp4 for files)")
+                     help="a video (.mp4 .m4v .mov .mkv .webm .avi) or image file, window, vcam, or null "
+                          "(default: a window for cameras, INPUT_portrait.mp4 beside a video, INPUT_portrait.png "
+                          "beside an image, out/synthetic_portrait.mp4 for the synthetic scene)")
     _add_run_options(run)
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser("demo", help="run on the built-in sample clip and say where the result is")
-    demo.add_argument("-o", "--output", metavar="OUTPUT")
+    demo.add_argument("-o", "--output", metavar="OUTPUT", help="where the render goes (default out/demo_portrait.mp4)")
     _add_run_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
@@ -165,19 +224,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="latency and throughput of the real pipeline")
     add_bench_arguments(bench)
+    _add_debug_flag(bench)
     bench.set_defaults(handler=cmd_bench)
 
     models = commands.add_parser("models", help="list, fetch, inspect or convert depth models")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    models_commands.add_parser("list", help="the registry and what is cached")
+    models_list = models_commands.add_parser("list", help="the registry and what is cached")
     fetch = models_commands.add_parser("fetch", help="download (and convert) a model into the cache")
-    fetch.add_argument("name")
+    fetch.add_argument("name", help="a registry name (see 'depthcam models list')")
     info = models_commands.add_parser("info", help="where a model comes from and its state")
-    info.add_argument("name")
-    convert = models_commands.add_parser("convert", help="convert official FCRN weights (.ckpt or .npy) to ONNX")
-    convert.add_argument("source", metavar="SRC")
-    convert.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
+    info.add_argument("name", help="a registry name (see 'depthcam models list'), or your own .onnx file to check")
+    convert = models_commands.add_parser("convert", help="convert official FCRN weights to ONNX")
+    convert.add_argument("source", metavar="SRC", help="NYU_FCRN-checkpoint.zip, the NYU_FCRN.ckpt prefix (or its "
+                                                       ".index), or NYU_ResNet-UpProj.npy")
+    convert.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     convert.add_argument("--fp16", action="store_true", help="also store the weights in half precision (GPUs)")
+    for action in (models_list, fetch, info, convert):
+        _add_debug_flag(action)
     models.set_defaults(handler=cmd_models)
     return parser
 
@@ -190,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="depthcam: %(message)s")
-    debug = args.debug or bool(os.environ.get("DEPTHCAM_DEBUG"))
+    debug = args.debug = args.debug or os.environ.get("DEPTHCAM_DEBUG", "").lower() not in ("", "0", "false", "no")
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -203,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("depthcam: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `depthcam models list | head -1`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # noqa: BLE001 (one line for users; --debug for the traceback)
         if debug:
             traceback.print_exc()

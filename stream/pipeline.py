@@ -56,6 +56,7 @@ class Pipeline:
         self._error_lock = threading.Lock()
         self.threads: list[threading.Thread] = []
         self.frames_written = 0
+        self.sink_finalised = False
 
     # -- threads -----------------------------------------------------------------------------
     def _fail(self, where: str, exc: BaseException) -> None:
@@ -105,6 +106,7 @@ class Pipeline:
             self.threads.append(threading.Thread(target=self._run_stage, args=(stage, inbox, outbox),
                                                  name=f"stage-{stage.name}", daemon=True))
         self.frames_written = 0
+        self.sink_finalised = False  # the sink closed without an error: its file is complete and playable
         completed, interrupted, closed_by_user = False, False, False
         total = None if self.source.live else self.source.frame_count
         bar = tqdm(total=total, unit="frame", disable=not self.progress, dynamic_ncols=True, leave=True)
@@ -170,6 +172,7 @@ class Pipeline:
                 thread.join(timeout=max(0.0, (deadline - now_ns()) / 1e9))
         try:
             self.sink.close(complete)
+            self.sink_finalised = True
         except Exception as exc:  # noqa: BLE001
             self._fail("sink", exc)
         left = [t.name for t in self.threads if t.is_alive()]

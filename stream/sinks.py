@@ -5,7 +5,9 @@ there. `compose` builds the picture a sink shows: the render, or input | render 
 """
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -16,6 +18,7 @@ import numpy as np
 from kernels.backend import to_host
 from stream.errors import UserError
 from stream.frame import Frame
+from stream.paths import ensure_writable
 from stream.sources import IMAGE_SUFFIXES
 from stream.video_writer import VideoWriter, video_suffixes
 
@@ -73,8 +76,7 @@ class VideoSink(Sink):
 
 class ImageSink(Sink):
     def __init__(self, path: Path, picture: Callable[[Frame], np.ndarray]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        self.path = ensure_writable(path, "image")
         self.picture = picture
 
     def write(self, frame: Frame) -> None:
@@ -82,14 +84,44 @@ class ImageSink(Sink):
             raise UserError(f"cannot write image {self.path} (check the folder and the extension)")
 
 
+DISPLAY_PROBE = ("import cv2; cv2.namedWindow('depthcam-probe', cv2.WINDOW_NORMAL); "
+                 "cv2.destroyAllWindows(); cv2.waitKey(1)")
+
+
+def check_display() -> None:
+    """On Linux, that the preview window can open here; a clear UserError where it cannot."""
+    if not sys.platform.startswith("linux"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("no display for the preview window (DISPLAY is not set); "
+                        "write to a file with -o out.mp4, or use -o null")
+    _probe_display(os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _probe_display(display: str, wayland_display: str, timeout_s: float = 20.0) -> None:
+    """Open a window once in a child process: with DISPLAY set but unreachable (a stale DISPLAY over
+    SSH, a stopped X server) OpenCV's Qt aborts the whole process (SIGABRT) instead of raising.
+    Cached per display: build() checks before loading anything, the window sink again when it opens."""
+    try:
+        probe = subprocess.run([sys.executable, "-c", DISPLAY_PROBE], capture_output=True, text=True,
+                               timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"the display {os.environ.get('DISPLAY', '')!r} did not answer within {timeout_s:.0f} s; "
+                        f"write to a file with -o out.mp4, or use -o null") from None
+    if probe.returncode != 0:
+        lines = [line for line in probe.stderr.splitlines() if line.strip()]
+        reason = lines[0].strip() if lines else f"exit status {probe.returncode}"
+        raise UserError(f"cannot open a preview window on display {os.environ.get('DISPLAY', '')!r} ({reason[:120]}); "
+                        f"check DISPLAY, or write to a file with -o out.mp4, or use -o null")
+
+
 class WindowSink(Sink):
     """A live preview window. q or Esc stops; a click focuses on what is under the pointer."""
 
     def __init__(self, title: str, on_click: Callable[[int, int], None] | None, frame_width: int,
                  picture: Callable[[Frame], np.ndarray]) -> None:
-        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise UserError("no display for the preview window (DISPLAY is not set); "
-                            "write to a file with -o out.mp4, or use -o null")
+        check_display()
         self.title = title
         self.frame_width = frame_width
         self.picture = picture

@@ -64,6 +64,64 @@ def test_writing_over_the_input_is_refused_and_the_input_survives(bad_inputs):
     assert clip.read_bytes() == before
 
 
+def test_models_info_checks_a_users_own_model_file(shared_models):
+    from models.registry import get_spec
+
+    accepted = depthcam("models", "info", str(shared_models / get_spec("tcmonodepth").filename))
+    assert accepted.returncode == 0, accepted.stderr
+    assert "NCHW 320x192" in accepted.stdout and "accepted by depthcam" in accepted.stdout
+    segmentation = shared_models / "mediapipe.onnx"  # a segmentation model: two logit channels, not depth
+    if segmentation.exists():
+        refused = depthcam("models", "info", str(segmentation))
+        assert refused.returncode == 2
+        assert_one_clear_line(refused, "is this a depth model?")
+
+
+def test_a_bad_option_is_one_line_with_where_help_is():
+    result = depthcam("run", "synthetic:portrait", "--blur", "wide")
+    assert result.returncode == 2 and "usage:" not in result.stderr
+    assert result.stderr.strip() == ("depthcam: error: argument --blur: invalid float value: 'wide' "
+                                     "(see 'depthcam run --help')")
+
+
+def test_debug_is_accepted_after_the_command_and_zero_means_off(shared_models):
+    after = depthcam("models", "info", "nope", "--debug")
+    assert after.returncode == 2 and "Traceback" in after.stderr  # --debug after the command shows it
+    off = depthcam("models", "info", "nope", env_extra={"DEPTHCAM_DEBUG": "0"})
+    assert_one_clear_line(off, "unknown model 'nope'")
+
+
+def test_a_file_cut_short_with_its_index_in_front_is_processed_and_reported(shared_models, tmp_path):
+    import av
+    import numpy as np
+
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:  # the index first, as on the web
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = {"g": "1"}  # every frame a keyframe, so the first half decodes on its own
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 96, 3), 5 * i, np.uint8), format="bgr24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    result = depthcam("run", str(cut), "-o", str(tmp_path / "out.mp4"), "--refine", "off", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "the input announced about 40 frames but only" in result.stderr and "may be truncated" in result.stderr
+
+
+def test_what_a_stopped_run_says_it_left():
+    from stream.cli import _what_was_kept
+
+    assert _what_was_kept("out.mp4", 12, True) == "; out.mp4 is finalised and playable up to there"
+    assert _what_was_kept("out.mp4", 12, False) == "; out.mp4 could not be finalised and may not play"
+    assert _what_was_kept("out.mp4", 0, True) == "; nothing was written"
+    assert _what_was_kept("null", 12, True) == "" and _what_was_kept("window", 3, False) == ""
+
+
 def test_camera_that_does_not_exist(shared_models, bad_inputs):
     result = depthcam("run", "camera:7", "-o", "null")
     assert_one_clear_line(result, "camera 7 could not be opened")

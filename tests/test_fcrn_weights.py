@@ -270,3 +270,30 @@ def test_damaged_index_bytes_give_model_errors_only(tmp_path):
             fw.read_checkpoint(prefix)
         except ModelError:
             pass
+
+
+def test_a_damaged_member_of_a_deflated_zip_is_reported(tmp_path):
+    prefix = tmp_path / "NYU_FCRN.ckpt"
+    write_checkpoint(prefix, {"conv1/biases": np.linspace(0, 1, 4096, dtype=np.float32)})
+    archive = tmp_path / "NYU_FCRN-checkpoint.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for suffix in (".index", ".data-00000-of-00001"):
+            zf.write(f"{prefix}{suffix}", f"NYU_FCRN.ckpt{suffix}")
+    raw = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zf:  # flip bytes in the middle of the data member's deflate stream
+        info = zf.getinfo("NYU_FCRN.ckpt.data-00000-of-00001")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for pos in range(start + 10, start + info.compress_size - 10, 7):
+        raw[pos] ^= 0x5A
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(ModelError, match="is damaged .*delete it and fetch again"):
+        fw.convert(archive, tmp_path / "o.onnx")
+
+
+def test_a_conversion_that_cannot_be_written_leaves_no_partial_file(weights, tmp_path):
+    src = tmp_path / "NYU_ResNet-UpProj.npy"
+    write_npy(src, weights)
+    (tmp_path / "taken.onnx").mkdir()  # the rename onto a folder fails after the whole model is written
+    with pytest.raises(ModelError, match="cannot write the converted model"):
+        fw.convert(src, tmp_path / "taken.onnx")
+    assert not list(tmp_path.glob("*.part"))

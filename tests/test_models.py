@@ -1,5 +1,6 @@
 """Model registry, download cache with checksums, ONNX Runtime sessions, disparity normalisation."""
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,12 @@ def test_download_checks_sha256_and_keeps_nothing_on_mismatch(tmp_path):
 def test_unreachable_download_says_what_to_do(tmp_path):
     with pytest.raises(ModelError, match="cannot download"):
         download((tmp_path / "missing.bin").as_uri(), tmp_path / "x.onnx", "0" * 64, progress=False)
+
+
+def test_a_cache_that_cannot_be_written_says_how_to_move_it(tmp_path):
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    with pytest.raises(ModelError, match="cannot write into the model cache .*DEPTHCAM_MODELS"):
+        download((tmp_path / "x.bin").as_uri(), tmp_path / "cache" / "model.onnx", "0" * 64, progress=False)
 
 
 def test_fetch_verifies_a_cached_file(model_cache):
@@ -109,14 +116,54 @@ def test_a_graph_the_rewrite_cannot_handle_keeps_batch_1(shared_models, tmp_path
         [helper.make_node("ReduceMean", ["image"], ["grey"], axes=[1], keepdims=1, name="grey"),
          helper.make_node("Reshape", ["grey", "shape"], ["depth"], name="odd_reshape")],
         "odd", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 64])],
-        [numpy_helper.from_array(np.array([1, 64], np.int64), "shape")])
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 8, 8])],
+        [numpy_helper.from_array(np.array([1, 8, 8], np.int64), "shape")])
     path = tmp_path / "odd.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
     estimator = DepthEstimator(dataclasses.replace(spec, input_size=(8, 8), output_kind="inverse_depth"), path, "cpu",
                                real_batch=True)
     assert estimator.input.static_batch
     assert len(estimator.predict([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(3)])) == 3
+
+
+def _tiny_model(path, inputs, output_shape, output_type=None):
+    """A one-node ONNX model: Identity of the first input, reshaped to `output_shape`."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Reshape", [inputs[0][0], "shape"], ["out"])]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info(name, dtype, shape) for name, dtype, shape in inputs],
+        [helper.make_tensor_value_info("out", output_type or inputs[0][1], output_shape)],
+        [numpy_helper.from_array(np.array(output_shape, np.int64), "shape")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    return path
+
+
+FLOAT, UINT8 = 1, 2  # onnx.TensorProto.FLOAT, UINT8
+
+
+@pytest.mark.parametrize("inputs, output_shape, needle", [
+    ([("image", FLOAT, [1, 3, 8, 8]), ("extra", FLOAT, [1])], [1, 1, 8, 24], "takes 2 inputs"),
+    ([("image", UINT8, [1, 3, 8, 8])], [1, 1, 8, 24], "takes a tensor(uint8) input"),
+    ([("image", FLOAT, [1, 3, 8, 8])], [192], "output [192]"),
+    ([("image", FLOAT, [1, 3, 8, 8])], [1, 8, 12, 2], "output [1, 8, 12, 2]"),  # segmentation logits
+    ([("image", FLOAT, [1, 3, 8, 8])], [1, 1, 1, 8, 24], "output [1, 1, 1, 8, 24]"),
+])
+def test_a_model_that_is_not_a_depth_model_is_refused_at_load(tmp_path, inputs, output_shape, needle):
+    path = _tiny_model(tmp_path / "tiny.onnx", inputs, output_shape)
+    spec = dataclasses.replace(get_spec("tcmonodepth"), name="tiny", filename="tiny.onnx", input_size=(0, 0))
+    with pytest.raises(ModelError, match=re.escape(needle)):
+        DepthEstimator(spec, path, "cpu")
+
+
+@pytest.mark.parametrize("output_shape", [[1, 1, 8, 24], [1, 8, 24, 1], [1, 8, 24]])
+def test_every_depth_map_layout_is_accepted(tmp_path, rng, output_shape):
+    path = _tiny_model(tmp_path / "tiny.onnx", [("image", FLOAT, [1, 3, 8, 8])], output_shape)
+    spec = dataclasses.replace(get_spec("tcmonodepth"), name="tiny", filename="tiny.onnx", input_size=(0, 0),
+                               input_scale=1.0)
+    depth = DepthEstimator(spec, path, "cpu").predict([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)])[0]
+    assert depth.shape == (8, 24) and depth.dtype == np.float32
 
 
 def test_session_on_a_cpu_machine_prints_no_error_noise(shared_models):

@@ -1,5 +1,6 @@
 """Sinks: output types, side-by-side pictures, and clear refusals where a device is missing."""
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,6 +54,18 @@ def test_window_without_a_display_is_refused_clearly(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(UserError, match="no display"):
+        make_sink("window", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None,
+                  on_click=None)
+
+
+def test_window_on_a_display_that_does_not_answer_is_refused_clearly(monkeypatch, tmp_path):
+    # A stale DISPLAY (an SSH session's, a stopped X server): OpenCV's Qt would abort the process.
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the DISPLAY check is for Linux")
+    unused = next(n for n in range(917, 999) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    monkeypatch.setenv("DISPLAY", f":{unused}")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(UserError, match=f"cannot open a preview window on display ':{unused}'"):
         make_sink("window", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None,
                   on_click=None)
 
