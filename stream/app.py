@@ -16,6 +16,7 @@ from models.postprocess import DisparityNormaliser
 from models.registry import resolve_model
 from models.runtime import DepthEstimator
 from stream.config import PipelineConfig
+from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.focus import FocusController
 from stream.metrics import LatencyRecorder
@@ -110,9 +111,11 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
     return [depth, RefineStage(config.refine, backend), RenderStage(config.render, focus, backend)]
 
 
-def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str], None] | None = None) -> None:
+def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str], None] | None = None,
+                    blur_may_change: bool = False) -> None:
     """Compile the kernels this configuration uses before the first frame. The first run on a machine
-    compiles for tens of seconds; `notify` hears about it only when it takes that long."""
+    compiles for tens of seconds; `notify` hears about it only when it takes that long.
+    `blur_may_change`: the preview window's keys can turn a blur of 0 on, so the renderer is needed."""
     timer = None
     if notify is not None:
         timer = threading.Timer(SLOW_NOTICE_S, notify, args=(
@@ -123,7 +126,7 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
     started = time.perf_counter()
     try:
         warm_up(backend, exact_filter=config.refine.mode == "full", live_filter=config.refine.mode == "live",
-                depth_of_field=config.render.blur > 0)
+                depth_of_field=config.render.blur > 0 or blur_may_change)
     finally:
         if timer is not None:
             timer.cancel()
@@ -147,11 +150,12 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         focus = FocusController(render.focus, render.focus_point, render.focus_smoothing, render.face_interval)
         stop = threading.Event()
         stages = build_stages(config, estimator, focus, backend, stop)
-        prepare_kernels(config, backend, notify)
+        prepare_kernels(config, backend, notify, blur_may_change=sink is None and output_kind(output) == "window")
         if sink is None:  # last: a file is created only once everything else is ready
             sink = make_sink(output, width=source.width, height=source.height,
                              fps=source.fps, audio_from=source.audio_path, side_by_side=config.output.side_by_side,
-                             save_depth=config.output.save_depth, on_click=focus.set_point)
+                             save_depth=config.output.save_depth,
+                             controls=LiveControls(focus, config.render, source.height))
     except BaseException:
         source.close()
         raise

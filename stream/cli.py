@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from stream.config import DEVICES, load_config, preset_names
+from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
 
 DEMO_DIR = Path("out")
@@ -84,6 +85,8 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     print(f"depthcam: {built.source.description} -> model {built.estimator.spec.name} "
           f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
     target = built.output
+    if target == "window":
+        print(f"depthcam: {KEYS_HELP}", file=sys.stderr)
     if config.refine.mode == "full" and not built.source.live and built.source.frame_count:
         from stream.hints import SlowRunHint
 

@@ -71,6 +71,11 @@ class FocusController:
         with self._lock:
             self._point = (x, y)
 
+    def clear_point(self) -> None:
+        """Back to the configured focus (auto or fixed) after a click chose a point."""
+        with self._lock:
+            self._point = None
+
     def measure(self, image_bgr: np.ndarray, disparity: np.ndarray) -> float:
         """This frame's focus target, before smoothing. `disparity` is at the image's resolution."""
         with self._lock:

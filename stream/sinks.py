@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from kernels.backend import to_host
+from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.frame import Frame
 from stream.paths import ensure_writable
@@ -117,9 +118,9 @@ def _probe_display(display: str, wayland_display: str, timeout_s: float = 20.0) 
 
 
 class WindowSink(Sink):
-    """A live preview window. q or Esc stops; a click focuses on what is under the pointer."""
+    """A live preview window. q or Esc stops; a click, a and +/- go to `controls` (stream.controls)."""
 
-    def __init__(self, title: str, on_click: Callable[[int, int], None] | None, frame_width: int,
+    def __init__(self, title: str, controls: LiveControls | None, frame_width: int,
                  picture: Callable[[Frame], np.ndarray]) -> None:
         check_display()
         self.title = title
@@ -131,10 +132,11 @@ class WindowSink(Sink):
         except cv2.error as exc:
             raise UserError(f"cannot open a preview window ({str(exc).strip().splitlines()[-1]}); "
                             f"install opencv-python (not -headless), or write to a file with -o") from None
-        if on_click is not None:
+        self.controls = controls
+        if controls is not None:
             def mouse(event, x, y, flags, param):
                 if event == cv2.EVENT_LBUTTONDOWN:
-                    on_click(x % self.frame_width, y)  # a click on any panel of a side-by-side view
+                    controls.click(x % self.frame_width, y)  # a click on any panel of a side-by-side view
             cv2.setMouseCallback(title, mouse)
 
     def write(self, frame: Frame) -> None:
@@ -142,6 +144,8 @@ class WindowSink(Sink):
         key = cv2.waitKey(1) & 0xFF
         if key in (27, ord("q")) or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             self._stop = True
+        elif key != 0xFF and self.controls is not None:
+            self.controls.key(key)
 
     @property
     def wants_stop(self) -> bool:
@@ -213,7 +217,7 @@ def output_kind(target: str) -> str:
 
 
 def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: Path | None,
-              side_by_side: bool, save_depth: str | None, on_click: Callable[[int, int], None] | None) -> Sink:
+              side_by_side: bool, save_depth: str | None, controls: LiveControls | None = None) -> Sink:
     """The sink for `-o TARGET` (plus the depth video of --save-depth), opened and validated now."""
     kind = output_kind(target)
     picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
@@ -231,7 +235,7 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
     elif kind == "image":
         sinks.append(ImageSink(Path(target), picture))
     elif kind == "window":
-        sinks.append(WindowSink("depthcam", on_click, width, picture))
+        sinks.append(WindowSink("depthcam", controls, width, picture))
     elif kind == "vcam":
         sinks.append(VirtualCameraSink(out_width, height, fps, picture))
     return sinks[0] if len(sinks) == 1 else TeeSink(sinks)

@@ -264,3 +264,4 @@ def test_preview_window_shows_every_frame(shared_models, virtual_display):
                       env_extra={"DISPLAY": virtual_display, "QT_QPA_PLATFORM": "xcb"})
     assert result.returncode == 0, result.stderr
     assert "wrote 12 frames to window" in result.stderr
+    assert "a: auto focus" in result.stderr  # the window's keys are announced

@@ -55,7 +55,7 @@ def test_window_without_a_display_is_refused_clearly(monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(UserError, match="no display"):
         make_sink("window", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None,
-                  on_click=None)
+                  controls=None)
 
 
 def test_window_on_a_display_that_does_not_answer_is_refused_clearly(monkeypatch, tmp_path):
@@ -67,7 +67,7 @@ def test_window_on_a_display_that_does_not_answer_is_refused_clearly(monkeypatch
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(UserError, match=f"cannot open a preview window on display ':{unused}'"):
         make_sink("window", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None,
-                  on_click=None)
+                  controls=None)
 
 
 def test_virtual_camera_says_what_is_missing():
@@ -76,7 +76,7 @@ def test_virtual_camera_says_what_is_missing():
     except ImportError:
         with pytest.raises(UserError, match="pyvirtualcam"):
             make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None,
-                      on_click=None)
+                      controls=None)
     else:
         pytest.skip("pyvirtualcam is installed; whether a device exists depends on the machine")
 
@@ -84,7 +84,7 @@ def test_virtual_camera_says_what_is_missing():
 def test_depth_video_needs_a_video_name(tmp_path):
     with pytest.raises(UserError, match="save-depth"):
         make_sink("null", width=64, height=48, fps=30, audio_from=None, side_by_side=False,
-                  save_depth=str(tmp_path / "depth.png"), on_click=None)
+                  save_depth=str(tmp_path / "depth.png"), controls=None)
 
 
 def test_null_sink_counts():
