@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import sys
@@ -22,11 +23,12 @@ from stream.config import PipelineConfig, load_config, preset_names
 from stream.errors import UserError
 from stream.frame import now_ns
 from stream.metrics import LatencyRecorder
+from stream.paths import ensure_writable, same_file
 from stream.sinks import NullSink
 
 STAGES = ["depth", "refine", "render"]
 MODES = ("pipelined", "sequential", "batch", "live")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: "frames" is what was measured (fewest of any run), "frames_requested" what was asked; NaN is null
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -173,23 +175,132 @@ def bench_config(config_name: str | None, args: argparse.Namespace) -> PipelineC
     return load_config(config_name, overrides)
 
 
-def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str]) -> dict:
-    config = bench_config(config_name, args)
+def parse_modes(text: str) -> list[str]:
+    """`--modes a,b`: known names, each once, in the order given; an empty list is refused."""
+    modes = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not modes:
+        raise UserError(f"--modes is empty; give one or more of {', '.join(MODES)}, comma-separated")
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise UserError(f"unknown bench mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    return modes
+
+
+def load_bench_configs(args: argparse.Namespace) -> list[tuple[str | None, PipelineConfig]]:
+    """Every configuration, loaded and validated before the first run: a typo in the last --compare
+    name must not cost the runs before it."""
+    return [(name, bench_config(name, args)) for name in [args.config, *args.compare]]
+
+
+def check_report_paths(json_path: str | None, plot_path: str | None, input_spec: str | None) -> None:
+    """--json and --plot are written after every run; whatever would make them fail is found first."""
+    targets = {flag: Path(value) for flag, value in (("--json", json_path), ("--plot", plot_path)) if value is not None}
+    for flag, path in targets.items():
+        if not str(path).strip() or path == Path("."):
+            raise UserError(f"{flag} needs a file name")
+        if input_spec and same_file(input_spec, path):
+            raise UserError(f"{flag} {path} is the input file: writing it would destroy the input; choose another name")
+    if len(targets) == 2 and same_file(targets["--json"], targets["--plot"]):
+        raise UserError(f"--json and --plot both name {json_path}; give each its own file")
+    if "--json" in targets:
+        ensure_writable(targets["--json"], "benchmark JSON")
+    if "--plot" in targets:
+        from stream.bench_plot import check_plot_path
+
+        check_plot_path(targets["--plot"])
+
+
+def check_input(input_spec: str | None, warmup: int, configs: list[tuple[str | None, PipelineConfig]]) -> None:
+    """Open the input once before any run: a bad input, one too short to measure anything, or settings
+    that do not fit its frame size (blur, focus point) are refused now. Cameras are left to the run:
+    opening one twice is slow and some refuse it."""
+    from stream.app import check_outputs
+    from stream.sources import open_source
+
+    if input_spec is None or input_spec.startswith("camera:"):
+        return  # the default synthetic input is made with frames + warmup frames
+    source = open_source(input_spec)
+    try:
+        count = source.frame_count
+        if count is not None and count <= warmup:
+            raise UserError(f"the input has {count} frame{'s' if count != 1 else ''}, all within the {warmup} "
+                            f"warm-up frames: nothing would be measured; lower --warmup or use a longer input")
+        for _, config in configs:
+            check_outputs(config, input_spec, "null", source)
+    finally:
+        source.close()
+
+
+def check_runnable(configs: list[tuple[str | None, PipelineConfig]]) -> None:
+    """Each configuration's model (fetched now if needed) and device, so that the second configuration
+    cannot fail on them after the first one's runs."""
+    from models.download import ModelError
+    from models.registry import resolve_model
+    from stream.app import kernel_backend
+
+    for _, config in configs:
+        try:
+            resolve_model(config.model, progress=True)
+        except ModelError as exc:
+            raise UserError(str(exc)) from None
+        kernel_backend(config.device)
+
+
+def _require_frames(run: dict, label: str, warmup: int) -> dict:
+    """A run that measured nothing has no figures to report: refuse it by name instead of a table of nan."""
+    if run["frames"] == 0:
+        raise UserError(f"bench {label}: no frame was measured (the input ended within the {warmup} warm-up "
+                        f"frames); use a longer input or lower --warmup")
+    return run
+
+
+def short_runs_warning(reports: list[dict], frames: int) -> str | None:
+    """One line naming every run that measured fewer frames than asked for, or None."""
+    short = [f"{report['config']}/{name} {run['frames']}" + (f" ({run['dropped_frames']} dropped)"
+                                                             if run.get("dropped_frames") else "")
+             for report in reports for name, run in report["runs"].items() if run["frames"] < frames]
+    if not short:
+        return None
+    return (f"depthcam bench: warning: fewer than the {frames} frames asked for were measured: {', '.join(short)}; "
+            f"the input is shorter than --frames + --warmup (or the live run dropped frames), so the figures "
+            f"rest on fewer samples")
+
+
+def json_ready(value: object) -> object:
+    """NaN and infinity (an undefined rate or percentile) as null: bare NaN is not JSON and breaks
+    strict parsers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return value
+
+
+def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str],
+              config: PipelineConfig | None = None) -> dict:
+    config = config if config is not None else bench_config(config_name, args)
     frames, warmup = args.frames, args.warmup
     report: dict = {"config": config_name or "default", "settings": config.to_dict(), "runs": {}}
     file_input = _input_spec(args.input, frames + warmup, live=False)
     runs = report["runs"]
+    label = report["config"]
     if "pipelined" in modes:
-        runs["pipelined"] = run_pipelined(config, file_input, frames, warmup)
+        runs["pipelined"] = _require_frames(run_pipelined(config, file_input, frames, warmup),
+                                            f"{label}/pipelined", warmup)
     if "sequential" in modes:
-        runs["sequential"] = run_sequential(config, file_input, frames, warmup)
+        runs["sequential"] = _require_frames(run_sequential(config, file_input, frames, warmup),
+                                             f"{label}/sequential", warmup)
     if "batch" in modes:
         for batch in (1, 2, 4, 8):
             batched = dataclasses.replace(config, inference=dataclasses.replace(
                 config.inference, max_batch=batch, mode="sync"))
-            runs[f"batch{batch}"] = run_pipelined(batched, file_input, frames, warmup)
+            runs[f"batch{batch}"] = _require_frames(run_pipelined(batched, file_input, frames, warmup),
+                                                    f"{label}/batch{batch}", warmup)
     if "live" in modes:
-        runs["live"] = run_pipelined(config, _input_spec(args.input, frames + warmup, live=True), frames, warmup)
+        live_input = _input_spec(args.input, frames + warmup, live=True)
+        runs["live"] = _require_frames(run_pipelined(config, live_input, frames, warmup), f"{label}/live", warmup)
     if "pipelined" in runs and "sequential" in runs:
         report["speedup_pipelined_over_sequential"] = (runs["pipelined"]["throughput_fps"]
                                                        / runs["sequential"]["throughput_fps"])
@@ -201,41 +312,62 @@ def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str
     return report
 
 
+def _cell(value: float | None) -> str:
+    """A table figure; an undefined one (NaN: too few frames for it) as a dash, not 'nan'."""
+    return "–" if value is None or not math.isfinite(value) else f"{value:.1f}"
+
+
 def format_table(report: dict) -> str:
     lines = [f"## {report['config']}", "",
-             "| run | fps | e2e p50 | p95 | p99 | max | depth p50 | refine p50 | render p50 | async net p50 | dropped |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| run | frames | fps | e2e p50 | p95 | p99 | max | depth p50 | refine p50 | render p50 | async net p50 "
+             "| dropped |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, run in report["runs"].items():
         e2e, stages = run["end_to_end_ms"], run["stages"]
-        network = f"{run['async_network_ms']['p50']:.1f}" if run.get("async_network_ms") else "–"
-        lines.append(f"| {name} | {run['throughput_fps']:.1f} | {e2e['p50']:.1f} | {e2e['p95']:.1f} | "
-                     f"{e2e['p99']:.1f} | {e2e['max']:.1f} | {stages['depth']['service_ms']['p50']:.1f} | "
-                     f"{stages['refine']['service_ms']['p50']:.1f} | {stages['render']['service_ms']['p50']:.1f} | "
-                     f"{network} | {run['dropped_frames']} |")
-    if "speedup_pipelined_over_sequential" in report:
-        lines.append(f"\npipelined / sequential throughput: {report['speedup_pipelined_over_sequential']:.2f}x")
+        network = _cell(run["async_network_ms"]["p50"]) if run.get("async_network_ms") else "–"
+        lines.append(f"| {name} | {run['frames']} | {_cell(run['throughput_fps'])} | {_cell(e2e['p50'])} | "
+                     f"{_cell(e2e['p95'])} | {_cell(e2e['p99'])} | {_cell(e2e['max'])} | "
+                     f"{_cell(stages['depth']['service_ms']['p50'])} | "
+                     f"{_cell(stages['refine']['service_ms']['p50'])} | "
+                     f"{_cell(stages['render']['service_ms']['p50'])} | {network} | {run['dropped_frames']} |")
+    speedup = report.get("speedup_pipelined_over_sequential")
+    if speedup is not None and math.isfinite(speedup):  # NaN when a run measured under 2 frames
+        lines.append(f"\npipelined / sequential throughput: {speedup:.2f}x")
     return "\n".join(lines)
 
 
-def run_bench_command(args: argparse.Namespace) -> int:
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = sorted(set(modes) - set(MODES))
-    if unknown:
-        raise UserError(f"unknown bench mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | None, PipelineConfig]]]:
+    """Every check that needs no run, in one place and before the first run: options, output paths,
+    every configuration, the input, models and devices. Returns the modes and the configurations."""
+    modes = parse_modes(args.modes)
     if args.frames < 2 or args.warmup < 0:
         raise UserError("--frames must be at least 2 and --warmup at least 0")
+    check_report_paths(args.json, args.plot, args.input)
+    configs = load_bench_configs(args)
+    check_input(args.input, args.warmup, configs)
+    check_runnable(configs)
+    return modes, configs
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    modes, configs = preflight(args)
     reports = []
-    for name in [args.config, *args.compare]:
+    for name, config in configs:
         print(f"depthcam bench: {name or 'default'} ({', '.join(modes)}, {args.frames} frames)", file=sys.stderr)
-        reports.append(bench_one(name, args, modes))
+        reports.append(bench_one(name, args, modes, config))
+    measured = min(run["frames"] for report in reports for run in report["runs"].values())
     document = {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "input": args.input or "synthetic:portrait?size=640x480&fps=30", "frames": args.frames,
+                "input": args.input or "synthetic:portrait?size=640x480&fps=30",
+                "frames": measured,  # what was measured (the fewest of any run), not what was asked for
+                "frames_requested": args.frames,
                 "warmup": args.warmup, "machine": machine_info(), "versions": versions(), "reports": reports}
+    warning = short_runs_warning(reports, args.frames)
+    if warning:
+        print(warning, file=sys.stderr)
     for report in reports:
         print(format_table(report))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(document, indent=2, allow_nan=True))
+        Path(args.json).write_text(json.dumps(json_ready(document), indent=2, allow_nan=False))
         print(f"depthcam bench: wrote {args.json}", file=sys.stderr)
     if args.plot:
         from stream.bench_plot import plot_report

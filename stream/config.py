@@ -6,6 +6,7 @@ with a message naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -16,6 +17,7 @@ from stream.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEVICES = ("auto", "cpu", "cuda")
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything larger is a wrong file (a video?), not read whole
 
 
 @dataclass
@@ -27,10 +29,11 @@ class InferenceConfig:
     tensorrt: bool = False  # ask for ONNX Runtime's TensorRT provider before CUDA (GPU machines)
 
     def validate(self) -> None:
-        _check_range("inference.max_batch", self.max_batch, 1, 64)
+        _check_int("inference.max_batch", self.max_batch, 1, 64)
         _check_range("inference.max_wait_ms", self.max_wait_ms, 0, 1000)
         _check_choice("inference.mode", self.mode, ("sync", "async"))
-        _check_range("inference.threads", self.threads, 0, 256)
+        _check_int("inference.threads", self.threads, 0, 256)
+        _check_bool("inference.tensorrt", self.tensorrt)
 
 
 @dataclass
@@ -58,11 +61,11 @@ class RefineConfig:
 
     def validate(self) -> None:
         _check_choice("refine.mode", self.mode, ("full", "live", "off"))
-        _check_range("refine.radius", self.radius, 1, 16)
+        _check_int("refine.radius", self.radius, 1, 16)
         _check_range("refine.sigma_spatial", self.sigma_spatial, 0.1, 1000, exclusive_low=False)
         _check_range("refine.sigma_range", self.sigma_range, 0.001, 10)
-        _check_range("refine.work_width", self.work_width, 32, 8192)
-        _check_range("refine.threads", self.threads, 0, 256)
+        _check_int("refine.work_width", self.work_width, 32, 8192)
+        _check_int("refine.threads", self.threads, 0, 256)
 
 
 @dataclass
@@ -84,23 +87,25 @@ class RenderConfig:
                 raise UserError(f"render.focus must be 'auto' or a disparity in [0, 1], got {self.focus!r}") from None
         if not isinstance(self.focus, str):
             _check_range("render.focus", self.focus, 0, 1)
+            self.focus = float(self.focus)
         if self.focus_point is not None:
             point = self.focus_point
             if isinstance(point, str):
                 point = tuple(p.strip() for p in point.split(","))
             try:
-                x, y = (int(v) for v in point)  # type: ignore[union-attr]
+                x, y = (_pixel(v) for v in point)  # type: ignore[union-attr]
             except (TypeError, ValueError):
-                raise UserError(f"render.focus_point must be X,Y in pixels, got {self.focus_point!r}") from None
+                raise UserError(f"render.focus_point must be X,Y in whole pixels, e.g. 320,200, "
+                                f"got {self.focus_point!r}") from None
             if x < 0 or y < 0:
                 raise UserError(f"render.focus_point must be inside the frame, got {x},{y}")
             self.focus_point = (x, y)
         _check_range("render.focus_smoothing", self.focus_smoothing, 0.001, 1)
-        _check_range("render.face_interval", self.face_interval, 1, 1000)
+        _check_int("render.face_interval", self.face_interval, 1, 1000)
         _check_range("render.blur", self.blur, 0, 256)
-        _check_range("render.reference_height", self.reference_height, 16, 8640)
+        _check_int("render.reference_height", self.reference_height, 16, 8640)
         _check_range("render.highlight_boost", self.highlight_boost, 0, 16)
-        _check_range("render.threads", self.threads, 0, 256)
+        _check_int("render.threads", self.threads, 0, 256)
 
 
 @dataclass
@@ -109,8 +114,8 @@ class QueueConfig:
     live_size: int = 1  # for live sources: every queued frame adds a frame period of latency
 
     def validate(self) -> None:
-        _check_range("queues.size", self.size, 1, 1024)
-        _check_range("queues.live_size", self.live_size, 1, 1024)
+        _check_int("queues.size", self.size, 1, 1024)
+        _check_int("queues.live_size", self.live_size, 1, 1024)
 
 
 @dataclass
@@ -120,7 +125,12 @@ class OutputConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        pass
+        _check_bool("output.side_by_side", self.side_by_side)
+        _check_bool("output.progress", self.progress)
+        if self.save_depth is not None and (not isinstance(self.save_depth, str) or not self.save_depth.strip()):
+            # null means "no depth video"; a number, a boolean or "" is a mistake, not a file name
+            raise UserError(f"output.save_depth must be a video file name (e.g. depth.mp4) or null, "
+                            f"got {self.save_depth!r}")
 
 
 @dataclass
@@ -136,7 +146,7 @@ class PipelineConfig:
 
     def validate(self) -> "PipelineConfig":
         _check_choice("device", self.device, DEVICES)
-        if not isinstance(self.model, str) or not self.model:
+        if not isinstance(self.model, str) or not self.model.strip():
             raise UserError("model must be a registry name (see 'depthcam models list') or a path to an .onnx file")
         for section in (self.inference, self.normalise, self.refine, self.render, self.queues, self.output):
             section.validate()
@@ -152,10 +162,38 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def _check_range(key: str, value: Any, low: float, high: float, exclusive_low: bool = False) -> None:
+    # bool is an int subclass: `blur: true` is a mistake, not 1
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"{key} must be a number in [{low}, {high}], got {value!r}")
+    if not math.isfinite(value):  # every comparison with NaN is false: it would pass the range test below
+        raise UserError(f"{key} must be a finite number in [{low}, {high}], got {value!r}")
     if value < low or value > high or (exclusive_low and value == low):
         raise UserError(f"{key} must be in [{low}, {high}], got {value!r}")
+
+
+def _check_int(key: str, value: Any, low: int, high: int) -> None:
+    """An integer key: 4.0 is taken (YAML and flags may give floats), 4.5 is refused rather than truncated."""
+    _check_range(key, value, low, high)
+    if isinstance(value, float) and not value.is_integer():
+        raise UserError(f"{key} must be a whole number in [{low}, {high}], got {value!r}")
+
+
+def _check_bool(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise UserError(f"{key} must be true or false, got {value!r}")
+
+
+def _pixel(value: Any) -> int:
+    """One focus_point coordinate: an int, an integral float or a decimal string; never a bool."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a pixel coordinate")
+    if isinstance(value, float):
+        if not value.is_integer():  # also NaN and inf
+            raise ValueError("not a whole pixel")
+        return int(value)
+    if isinstance(value, (int, str)):
+        return int(value)
+    raise TypeError(f"{type(value).__name__} is not a pixel coordinate")
 
 
 def preset_names() -> list[str]:
@@ -164,16 +202,93 @@ def preset_names() -> list[str]:
 
 def resolve_config_path(name_or_path: str) -> Path:
     """A preset name from configs/ (e.g. 'live-cpu') or a path to a YAML file."""
+    presets = ", ".join(preset_names())
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        # `--config ""` (an unset shell variable) must not silently mean "the defaults"
+        raise UserError(f"the config name is empty; give a preset ({presets}) or a path to a YAML file")
     candidate = Path(name_or_path).expanduser()
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
-            raise UserError(f"config file {name_or_path} not found (presets: {', '.join(preset_names())})")
-        return candidate
+    bare_name = "/" not in name_or_path and "\\" not in name_or_path
     preset = CONFIG_DIR / f"{name_or_path}.yaml"
-    if not preset.is_file():
-        raise UserError(f"unknown config preset {name_or_path!r}; choose one of {', '.join(preset_names())} "
+    if candidate.is_dir():
+        if bare_name and preset.is_file():  # a folder in the working directory that shares a preset's name
+            return preset
+        raise UserError(f"config {name_or_path} is a folder; give a YAML file or a preset ({presets})")
+    if candidate.suffix.lower() in (".yaml", ".yml") or candidate.exists():
+        if not candidate.exists():
+            raise UserError(f"config file {name_or_path} not found (presets: {presets})")
+        if not candidate.is_file():  # a FIFO or a device would block or read forever
+            raise UserError(f"config file {name_or_path} is not a regular file; give a YAML file or a preset")
+        return candidate
+    if not bare_name or not preset.is_file():
+        raise UserError(f"unknown config preset {name_or_path!r}; choose one of {presets} "
                         f"or give a path to a YAML file")
     return preset
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first_line: int, line: int) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.first_line, self.line = key, first_line, line
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: PyYAML keeps the last one silently,
+    so an edit further down a file would quietly undo one above it."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may override keys; that is its purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: PyYAML's own error names it
+                continue
+            if first is not key_node:
+                raise _DuplicateKey(key, first.start_mark.line + 1, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message is several lines whose first is often only the context ("while scanning for
+    the next token"); one line with the problem and where it is helps more."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        text = exc.problem
+        if exc.context and text.startswith("but "):  # "but found another document" needs what was expected
+            text = f"{exc.context}, {text}"
+        if exc.problem_mark is not None:
+            text += f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"
+        if "'\\t'" in exc.problem:
+            text += " (YAML indents with spaces, not tabs)"
+        return text
+    return str(exc).splitlines()[0]
+
+
+def read_config_file(path: Path) -> Any:
+    """The parsed YAML of a config file; every way reading it can fail is one UserError line."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise UserError(f"config file {path} is {size / 1e6:.1f} MB; a config is a small YAML file "
+                            f"(is this the right file?)")
+        raw = path.read_bytes()
+    except PermissionError:
+        raise UserError(f"cannot read config file {path}: permission denied; check its permissions") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is fine
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                        f"{exc.start}); save it as UTF-8 YAML") from None
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+    except _DuplicateKey as exc:
+        raise UserError(f"config file {path} gives key {exc.key!r} twice (lines {exc.first_line} and {exc.line}); "
+                        f"keep one") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -206,13 +321,10 @@ def _apply(target: Any, values: dict[str, Any], prefix: str, source: str) -> Non
 def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     """Defaults, then the preset or YAML file, then flag overrides ('section.key': value); validated."""
     config = PipelineConfig()
-    if name_or_path:
+    if name_or_path is not None:  # "" is refused by name, not taken as "no config"
         path = resolve_config_path(name_or_path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        _apply(config, data, "", str(path))
+        data = read_config_file(path)
+        _apply(config, {} if data is None else data, "", str(path))  # None: empty or comments only
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

@@ -25,7 +25,7 @@ def test_bench_json_has_every_documented_field(shared_models, tmp_path):
                  "--modes", "pipelined,sequential,live", "--json", str(out), "--plot", str(tmp_path / "b.png")])
     assert code == 0
     document = json.loads(out.read_text())
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert {"created", "input", "frames", "warmup", "machine", "versions", "reports"} <= set(document)
     assert {"cpu", "cores", "gpu", "os", "python"} <= set(document["machine"])
     assert document["machine"]["cores"] >= 1
@@ -84,3 +84,124 @@ def test_an_injected_delay_shows_in_its_stage_and_end_to_end_only(shared_models,
     assert e2e_growth == pytest.approx(delay_ms, abs=25)
     for stage in ("depth", "render"):  # the other stages' own times do not move
         assert abs(p50(delayed, stage) - p50(baseline, stage)) < 10, stage
+
+
+# --- bad options are refused before the first run (no pipeline runs below: fast) ------------------
+
+import sys  # noqa: E402
+
+from stream import bench  # noqa: E402
+from stream.cli import build_parser  # noqa: E402
+from stream.errors import UserError  # noqa: E402
+from stream.frame import Frame  # noqa: E402
+from stream.metrics import LatencyRecorder  # noqa: E402
+
+
+def _bench_args(*argv: str):
+    return build_parser().parse_args(["bench", *argv])
+
+
+def _no_runs(monkeypatch) -> None:
+    def fail(*args, **kwargs):
+        raise AssertionError("a run started before the options were checked")
+
+    monkeypatch.setattr(bench, "run_pipelined", fail)
+    monkeypatch.setattr(bench, "run_sequential", fail)
+
+
+@pytest.mark.parametrize("modes", ["", ",", " , "])
+def test_empty_mode_list_is_refused(modes):
+    with pytest.raises(UserError, match="--modes is empty"):
+        bench.parse_modes(modes)
+
+
+def test_modes_keep_order_and_drop_repeats():
+    assert bench.parse_modes("live, pipelined,live") == ["live", "pipelined"]
+
+
+def test_unknown_compare_config_is_refused_before_any_run(monkeypatch):
+    _no_runs(monkeypatch)
+    with pytest.raises(UserError, match="unknown config preset 'nosuchpreset'"):
+        bench.run_bench_command(_bench_args("--compare", "default", "nosuchpreset"))
+
+
+def test_bad_report_paths_are_refused_before_any_run(monkeypatch, tmp_path):
+    _no_runs(monkeypatch)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for argv, message in [(["--json", str(tmp_path)], "is a folder"),
+                          (["--json", str(blocker / "b.json")], "is a file, not a folder"),
+                          (["--plot", str(tmp_path / "b.nosuchformat")], "matplotlib cannot write .nosuchformat"),
+                          (["--plot", str(tmp_path / "plot")], "without an extension"),
+                          (["--json", str(tmp_path / "x"), "--plot", str(tmp_path / "x")], "both name"),
+                          (["--json", ""], "needs a file name")]:
+        with pytest.raises(UserError, match=message):
+            bench.run_bench_command(_bench_args(*argv))
+
+
+def test_plot_without_matplotlib_is_refused_up_front(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if not installed
+    with pytest.raises(UserError, match="--plot needs matplotlib"):
+        bench.check_report_paths(None, str(tmp_path / "b.png"), None)
+
+
+def test_report_path_that_is_the_input_is_refused(tmp_path):
+    video = tmp_path / "in.mp4"
+    video.write_bytes(b"")
+    with pytest.raises(UserError, match="is the input file"):
+        bench.check_report_paths(str(video), None, str(video))
+
+
+def test_input_shorter_than_the_warmup_is_refused_before_any_run():
+    configs = bench.load_bench_configs(_bench_args())
+    with pytest.raises(UserError, match=r"has 5 frames, all within the 10 warm-up frames"):
+        bench.check_input("synthetic:portrait?size=32x32&frames=5", 10, configs)
+
+
+def _fake_run(measured: int) -> dict:
+    recorder = LatencyRecorder(bench.STAGES)
+    for index in range(measured):
+        frame = Frame(index=index, capture_ns=1000 * index, image=None)  # type: ignore[arg-type]
+        for offset, stage in enumerate(bench.STAGES):
+            frame.stamps[f"{stage}.start"], frame.stamps[stage] = 1000 * index + offset, 1000 * index + offset + 1
+        frame.stamps["sink"] = 1000 * index + 10
+        recorder.record(frame)
+    summary = recorder.summary()
+    summary.update(dropped_frames=0, queue_high_water={}, provider="CPUExecutionProvider", kernels_backend="cpu",
+                   model="tcmonodepth")
+    return summary
+
+
+def _fake_runs(monkeypatch, measured: int) -> None:
+    monkeypatch.setattr(bench, "run_pipelined", lambda *args, **kwargs: _fake_run(measured))
+    monkeypatch.setattr(bench, "run_sequential", lambda *args, **kwargs: _fake_run(measured))
+    monkeypatch.setattr(bench, "check_runnable", lambda configs: None)
+
+
+def test_short_input_reports_the_real_count_warns_once_and_writes_strict_json(monkeypatch, tmp_path, capsys):
+    _fake_runs(monkeypatch, measured=1)  # one frame: no rate, so NaN throughput and speedup
+    out = tmp_path / "bench.json"
+    code = bench.run_bench_command(_bench_args("--frames", "50", "--json", str(out)))
+    assert code == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "default/pipelined 1" in warnings[0] and "50 frames" in warnings[0]
+    assert "nan" not in captured.out
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    document = json.loads(text)
+    assert document["frames"] == 1 and document["frames_requested"] == 50
+    report = document["reports"][0]
+    assert report["runs"]["pipelined"]["frames"] == 1
+    assert report["runs"]["pipelined"]["throughput_fps"] is None
+    assert report["speedup_pipelined_over_sequential"] is None
+
+
+def test_a_run_that_measured_nothing_is_refused(monkeypatch):
+    _fake_runs(monkeypatch, measured=0)
+    with pytest.raises(UserError, match="default/pipelined: no frame was measured"):
+        bench.run_bench_command(_bench_args("--modes", "pipelined"))
+
+
+def test_full_runs_give_no_warning():
+    assert bench.short_runs_warning([{"config": "default", "runs": {"pipelined": _fake_run(5)}}], 5) is None

@@ -72,3 +72,153 @@ def test_focus_value_and_point_parse():
     assert config.render.focus_point == (12, 34)
     with pytest.raises(UserError, match="focus_point"):
         load_config(None, {"render.focus_point": "x,y"})
+
+
+# --- the audit: every bad value is one UserError naming the key, found at load time ---------------
+
+import dataclasses  # noqa: E402
+import os  # noqa: E402
+from typing import get_type_hints  # noqa: E402
+
+from stream.config import PipelineConfig  # noqa: E402
+
+
+def _keys_of_type(kind: type) -> list[str]:
+    keys = []
+    for section in dataclasses.fields(PipelineConfig):
+        if not dataclasses.is_dataclass(section.default_factory):  # type: ignore[arg-type]
+            continue
+        hints = get_type_hints(section.default_factory)
+        keys += [f"{section.name}.{name}" for name, hint in hints.items() if hint is kind]
+    return keys
+
+
+def _refused(overrides: dict, key: str) -> str:
+    with pytest.raises(UserError, match=key.replace(".", r"\.")) as caught:
+        load_config(None, overrides)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("key", _keys_of_type(float))
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_refused_for_every_float_key(key, value):
+    assert "finite" in _refused({key: value}, key)  # NaN fails no comparison: a range check alone lets it in
+
+
+@pytest.mark.parametrize("key", _keys_of_type(int))
+def test_fractional_and_boolean_values_are_refused_for_every_integer_key(key):
+    section, name = key.split(".")
+    inside_range = getattr(getattr(PipelineConfig(), section), name) + 0.5  # e.g. 4.5: truncated to 4 before
+    assert "whole number" in _refused({key: inside_range}, key)
+    _refused({key: float("nan")}, key)
+    _refused({key: True}, key)
+
+
+def test_integral_floats_are_taken_as_integers():
+    config = load_config(None, {"refine.radius": 4.0, "queues.size": 2.0})
+    assert config.refine.radius == 4 and isinstance(config.refine.radius, int)
+    assert config.queues.size == 2 and isinstance(config.queues.size, int)
+
+
+@pytest.mark.parametrize("focus", ["nan", "inf", float("nan"), True])
+def test_focus_refuses_non_finite_and_booleans(focus):
+    _refused({"render.focus": focus}, "render.focus")
+
+
+@pytest.mark.parametrize("yaml_text, key", [
+    ("render:\n  blur: .nan\n", "render.blur"),
+    ("render:\n  focus: .nan\n", "render.focus"),
+    ("normalise:\n  smoothing: .nan\n", "normalise.smoothing"),
+    ("refine:\n  radius: 4.5\n", "refine.radius"),
+    ("refine:\n  work_width: 100.5\n", "refine.work_width"),
+    ("output:\n  save_depth: 5\n", "output.save_depth"),
+    ("output:\n  save_depth: true\n", "output.save_depth"),
+    ("output:\n  save_depth: ''\n", "output.save_depth"),
+    ("output:\n  progress: 'yes'\n", "output.progress"),
+    ("inference:\n  tensorrt: 1\n", "inference.tensorrt"),
+    ("render:\n  focus_point: [1.5, 2]\n", "render.focus_point"),
+    ("render:\n  focus_point: [true, 2]\n", "render.focus_point"),
+])
+def test_audited_yaml_values_are_refused_naming_the_key(tmp_path, yaml_text, key):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(UserError, match=key.replace(".", r"\.")):
+        load_config(str(path))
+
+
+def test_save_depth_and_focus_point_accept_good_values():
+    config = load_config(None, {"output.save_depth": "d.mp4", "render.focus_point": (3.0, 4)})
+    assert config.output.save_depth == "d.mp4" and config.render.focus_point == (3, 4)
+
+
+def test_config_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("render:\n  focus: auto # für\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"not UTF-8.*save it as UTF-8"):
+        load_config(str(path))
+
+
+def test_config_path_that_is_a_folder(tmp_path):
+    folder = tmp_path / "somedir.yaml"
+    folder.mkdir()
+    with pytest.raises(UserError, match="is a folder"):
+        load_config(str(folder))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_config_file(tmp_path):
+    path = tmp_path / "secret.yaml"
+    path.write_text("device: cpu\n")
+    path.chmod(0)
+    with pytest.raises(UserError, match="cannot read config file.*permission"):
+        load_config(str(path))
+
+
+def test_oversized_config_file_is_not_read_whole(tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"#" * (2 << 20))
+    with pytest.raises(UserError, match="small YAML file"):
+        load_config(str(path))
+
+
+def test_empty_config_name_is_refused():
+    with pytest.raises(UserError, match="config name is empty"):
+        load_config("")
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    path = tmp_path / "tabs.yaml"
+    path.write_text("refine:\n\tradius: 4\n")
+    with pytest.raises(UserError, match=r"line 2, column 1.*spaces, not tabs") as caught:
+        load_config(str(path))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("yaml_text, key, lines", [
+    ("refine:\n  radius: 4\n  sigma_range: 0.1\n  radius: 8\n", "radius", "lines 2 and 4"),
+    ("device: cpu\ndevice: cuda\n", "device", "lines 1 and 2"),
+])
+def test_duplicate_keys_are_refused_naming_key_and_lines(tmp_path, yaml_text, key, lines):
+    path = tmp_path / "dup.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(UserError, match=rf"key '{key}' twice \({lines}\)"):
+        load_config(str(path))
+
+
+def test_yaml_merge_keys_and_comment_only_files_still_load(tmp_path):
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("refine: &r\n  radius: 4\nrender:\n  blur: 3\n")
+    assert load_config(str(merged)).refine.radius == 4
+    anchors = tmp_path / "anchors.yaml"  # `<<` then an explicit key overriding it is not a duplicate
+    anchors.write_text("refine:\n  <<: {radius: 4, sigma_range: 0.1}\n  radius: 6\n")
+    assert load_config(str(anchors)).refine.radius == 6
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing set yet\n")
+    assert load_config(str(empty)).refine.radius == PipelineConfig().refine.radius
+
+
+def test_top_level_scalar_is_refused(tmp_path):
+    path = tmp_path / "zero.yaml"
+    path.write_text("0\n")  # was taken as "no settings" because 0 is falsy
+    with pytest.raises(UserError, match="must be a mapping"):
+        load_config(str(path))
