@@ -1,6 +1,7 @@
 """Builds a ready-to-run pipeline from a configuration: model, stages, source and sink."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -85,6 +86,8 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
 def load_estimator(config: PipelineConfig, progress: bool = True) -> DepthEstimator:
     try:
         spec, path = resolve_model(config.model, progress=progress)
+        if config.model_output != "auto":
+            spec = dataclasses.replace(spec, output_kind=config.model_output)
         return DepthEstimator(spec, path, config.device, threads=config.inference.threads,
                               tensorrt=config.inference.tensorrt)
     except ModelError as exc:

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from stream.config import PipelineConfig, load_config, preset_names
+from stream.config import DEVICES, MODEL_OUTPUTS, PipelineConfig, load_config, preset_names
 from stream.errors import UserError
 from stream.frame import now_ns
 from stream.metrics import LatencyRecorder
@@ -41,8 +41,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="more presets or YAML files to run the same benchmark with")
     parser.add_argument("--modes", default="pipelined,sequential", metavar="LIST",
                         help=f"comma-separated, from {', '.join(MODES)} (default pipelined,sequential)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--model", metavar="NAME|PATH")
+    parser.add_argument("--device", choices=DEVICES, help="where everything runs (default: the config's)")
+    parser.add_argument("--model", metavar="NAME|PATH", help="tcmonodepth, fcrn, or a path to an .onnx file")
+    parser.add_argument("--model-output", choices=MODEL_OUTPUTS, help="what your own model gives (see 'run --help')")
     parser.add_argument("--json", metavar="OUT.json", help="write the full report here")
     parser.add_argument("--plot", metavar="OUT.png", help="latency timeline and per-stage histograms (matplotlib)")
 
@@ -171,7 +172,8 @@ def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup:
 
 
 def bench_config(config_name: str | None, args: argparse.Namespace) -> PipelineConfig:
-    overrides = {"device": args.device, "model": args.model, "output.progress": False}
+    overrides = {"device": args.device, "model": args.model, "model_output": args.model_output,
+                 "output.progress": False}
     return load_config(config_name, overrides)
 
 

@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 from typing import NoReturn
 
-from stream.config import DEVICES, load_config, preset_names
+from stream.config import DEVICES, MODEL_OUTPUTS, load_config, preset_names
 from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
 
@@ -32,6 +32,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE|PRESET",
                         help=f"a YAML file or a preset ({', '.join(preset_names())}); flags override it")
     parser.add_argument("--model", metavar="NAME|PATH", help="tcmonodepth, fcrn, or a path to an .onnx file")
+    parser.add_argument("--model-output", choices=MODEL_OUTPUTS,
+                        help="what your own model gives: inverse_depth (larger = nearer; the default for a file) "
+                             "or metres (metric depth)")
     parser.add_argument("--device", choices=DEVICES, help="where everything runs (default auto: CUDA when usable)")
     parser.add_argument("--focus", metavar="auto|VALUE",
                         help="auto (largest face, else nearest large region) or a disparity in [0, 1]")
@@ -56,7 +59,7 @@ def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict:
     return {
-        "model": args.model, "device": args.device, "render.focus": args.focus,
+        "model": args.model, "model_output": args.model_output, "device": args.device, "render.focus": args.focus,
         "render.focus_point": args.focus_point, "render.blur": args.blur, "refine.mode": args.refine,
         "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),
         "output.save_depth": args.save_depth, "output.side_by_side": args.side_by_side,
@@ -194,8 +197,9 @@ def _describe_model_file(path: str) -> None:
     batch = "batch 1 (frames run one by one; on a GPU the batch is made dynamic where the graph allows)" \
         if layout.static_batch else "dynamic batch"
     print(f"file:        {model_path}\ninput:       {layout.name} {layout.layout} {layout.width}x{layout.height} RGB, "
-          f"{batch}\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind} "
-          f"(larger = nearer)\nstate:       accepted by depthcam (--model {model_path})")
+          f"{batch}\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind}"
+          f"{' (larger = nearer; for metric depth add --model-output metres)' if spec.output_kind != 'metres' else ''}"
+          f"\nstate:       accepted by depthcam (--model {model_path})")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

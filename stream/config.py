@@ -17,6 +17,7 @@ from stream.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEVICES = ("auto", "cpu", "cuda")
+MODEL_OUTPUTS = ("auto", "inverse_depth", "metres")
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything larger is a wrong file (a video?), not read whole
 
 
@@ -137,6 +138,9 @@ class OutputConfig:
 class PipelineConfig:
     device: str = "auto"
     model: str = "tcmonodepth"  # a registry name or a path to an .onnx file
+    # What the model's output is: auto = the registry's word, or inverse depth for your own file
+    # (MiDaS, DPT, Depth Anything relative); metres for a metric-depth model (inverted to disparity).
+    model_output: str = "auto"
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
@@ -146,6 +150,7 @@ class PipelineConfig:
 
     def validate(self) -> "PipelineConfig":
         _check_choice("device", self.device, DEVICES)
+        _check_choice("model_output", self.model_output, MODEL_OUTPUTS)
         if not isinstance(self.model, str) or not self.model.strip():
             raise UserError("model must be a registry name (see 'depthcam models list') or a path to an .onnx file")
         for section in (self.inference, self.normalise, self.refine, self.render, self.queues, self.output):

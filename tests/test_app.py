@@ -68,3 +68,16 @@ def test_a_focus_point_outside_the_frame_is_refused(tmp_path):
     with pytest.raises(UserError, match="outside the 320x240 frame"):
         check("synthetic:portrait?size=320x240&frames=1", "null", **{"render.focus_point": "5000,5000"})
     check("synthetic:portrait?size=320x240&frames=1", "null", **{"render.focus_point": "319,239"})
+
+
+def test_your_own_model_is_read_as_inverse_depth_unless_told_it_gives_metres(shared_models):
+    from models.registry import get_spec
+    from stream.app import load_estimator
+
+    path = str(shared_models / get_spec("tcmonodepth").filename)
+    assert load_estimator(load_config("default", {"model": path}), progress=False).spec.output_kind == "inverse_depth"
+    metric = load_estimator(load_config("default", {"model": path, "model_output": "metres"}), progress=False)
+    assert metric.spec.output_kind == "metres"
+    assert metric.to_disparity(np.array([0.5, 2.0], np.float32)).tolist() == [2.0, 0.5]  # nearer = larger
+    with pytest.raises(UserError, match="model_output must be one of"):
+        load_config("default", {"model_output": "feet"})
