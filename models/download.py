@@ -1,11 +1,10 @@
-"""Downloads into the model cache: atomic (a partial download never takes the real name) and checked
-against a sha256."""
+"""Downloads into the model cache: resumable, atomic (a partial download never takes the real name)
+and checked against a sha256."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -42,31 +41,59 @@ def verify_sha256(path: Path, expected: str, *, name: str | None = None,
 
 
 def download(url: str, destination: Path, sha256: str, *, progress: bool = True, timeout_s: float = 60.0) -> Path:
-    """Fetch `url` to `destination`, verify its sha256, and only then move it into place."""
+    """Fetch `url` to `destination`, verify its sha256, and only then move it into place.
+
+    The bytes go to `destination.part` first. A download that breaks off keeps them, and the next call
+    asks the server for the rest (an HTTP Range request) instead of starting a 472 MB archive over;
+    a server that ignores the range sends the whole file again. A checksum mismatch deletes them."""
+    partial = destination.with_name(destination.name + ".part")
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial_name = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part", dir=destination.parent)
+        offset = partial.stat().st_size if partial.is_file() else 0
     except OSError as exc:
         raise ModelError(f"cannot write into the model cache {destination.parent}: {exc.strerror or exc} "
                          f"(set DEPTHCAM_MODELS to a writable folder)") from None
-    partial = Path(partial_name)
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=timeout_s)  # noqa: S310 (https addresses from the registry)
-            except (urllib.error.URLError, OSError) as exc:
-                raise ModelError(f"cannot download {destination.name} from {url}: {exc} "
-                                 f"(check the network, or place the file in {destination.parent} by hand)") from exc
-            with response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                          desc=f"downloading {destination.name}", disable=not progress, leave=False) as bar:
-                    while block := response.read(CHUNK):
-                        out.write(block)
-                        bar.update(len(block))
+        response = urllib.request.urlopen(request, timeout=timeout_s)  # noqa: S310 (addresses from the registry)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not offset:  # 416: nothing left after `offset`: the part is whole, check it
+            raise ModelError(f"cannot download {destination.name} from {url}: {exc} "
+                             f"(check the network, or place the file in {destination.parent} by hand)") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ModelError(f"cannot download {destination.name} from {url}: {exc} "
+                         f"(check the network, or place the file in {destination.parent} by hand)") from None
+    else:
+        with response:
+            _receive(response, partial, offset, destination.name, progress)
+    try:
         verify_sha256(partial, sha256, name=f"{destination.name} downloaded from {url}",
                       fix="nothing was kept; try again")
-        shutil.move(str(partial), destination)
-        return destination
-    finally:
+    except ModelError:
         partial.unlink(missing_ok=True)
+        raise
+    partial.replace(destination)
+    return destination
+
+
+def _receive(response, partial: Path, offset: int, name: str, progress: bool) -> None:
+    """Write the response body to `partial`: appended where the server sent the asked-for rest (206)."""
+    resumed = offset > 0 and getattr(response, "status", None) == 206
+    if not resumed:
+        offset = 0
+    length = int(response.headers.get("Content-Length") or 0)
+    received = 0
+    try:
+        with open(partial, "ab" if resumed else "wb") as out, \
+                tqdm(total=offset + length or None, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                     desc=f"downloading {name}", disable=not progress, leave=False) as bar:
+            while block := response.read(CHUNK):
+                out.write(block)
+                received += len(block)
+                bar.update(len(block))
+        if length and received < length:  # read(n) gives b"" when the server hangs up early; no exception
+            raise http.client.IncompleteRead(b"", length - received)
+    except (OSError, http.client.HTTPException) as exc:  # a reset connection, a timeout, a full disk
+        have = partial.stat().st_size if partial.is_file() else 0
+        raise ModelError(f"the download of {name} broke off after {have / 1e6:.0f} MB "
+                         f"({exc.__class__.__name__}); run the same command again to resume it") from None

@@ -38,6 +38,64 @@ def test_a_cache_that_cannot_be_written_says_how_to_move_it(tmp_path):
         download((tmp_path / "x.bin").as_uri(), tmp_path / "cache" / "model.onnx", "0" * 64, progress=False)
 
 
+class _RangeServer:
+    """A local HTTP server for one payload: honours Range requests and can break off after N bytes."""
+
+    def __init__(self, payload: bytes, honour_range: bool = True) -> None:
+        import http.server
+        import threading
+
+        server_self = self
+        self.payload, self.honour_range, self.break_after, self.ranges = payload, honour_range, None, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                start = 0
+                asked = self.headers.get("Range")
+                server_self.ranges.append(asked)
+                if asked and server_self.honour_range:
+                    start = int(asked.removeprefix("bytes=").split("-")[0])
+                    self.send_response(206)
+                else:
+                    self.send_response(200)
+                body = server_self.payload[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server_self.break_after is not None:
+                    body, server_self.break_after = body[:server_self.break_after], None  # then the line drops
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/model.onnx"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("honour_range", [True, False])
+def test_a_download_that_breaks_off_resumes_where_it_stopped(tmp_path, honour_range):
+    import hashlib
+
+    payload = np.random.default_rng(5).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
+    server = _RangeServer(payload, honour_range)
+    target = tmp_path / "cache" / "model.onnx"
+    try:
+        server.break_after = 1_200_000
+        with pytest.raises(ModelError, match="broke off after 1 MB .*run the same command again to resume"):
+            download(server.url, target, hashlib.sha256(payload).hexdigest(), progress=False, timeout_s=5)
+        assert not target.exists() and (tmp_path / "cache" / "model.onnx.part").stat().st_size == 1_200_000
+        assert download(server.url, target, hashlib.sha256(payload).hexdigest(), progress=False) == target
+    finally:
+        server.close()
+    assert target.read_bytes() == payload and not list(target.parent.glob("*.part"))
+    assert server.ranges == [None, "bytes=1200000-"]  # the second request asked only for the rest
+
+
 def test_fetch_verifies_a_cached_file(model_cache):
     spec = get_spec("tcmonodepth")
     model_cache.mkdir(parents=True)
