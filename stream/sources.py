@@ -16,11 +16,13 @@ import cv2
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.synthetic import SyntheticPortrait, SyntheticScene
+from stream.video_writer import is_hd
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # A display rotation (degrees counter-clockwise, as FFmpeg's av_display_rotation_get gives it) and the
 # turn that shows the picture upright, as FFmpeg's own players apply it.
 UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+UNSPECIFIED_MATRIX = 2  # AVCOL_SPC_UNSPECIFIED
 
 
 class Source:
@@ -158,11 +160,14 @@ class VideoFileSource(Source):
         if self.rotation in (90, 270):
             self.width, self.height = self.height, self.width
         count = self.stream.frames
-        if not count and self.stream.duration and self.stream.time_base:
-            count = int(round(float(self.stream.duration * self.stream.time_base) * self.fps))
-        if not count and self.container.duration:  # e.g. Matroska keeps only the container's duration
-            count = int(round(self.container.duration / 1_000_000 * self.fps))
+        seconds = self._video_seconds()
+        if not count and seconds:
+            count = int(round(seconds * self.fps))
         self.frame_count = count or None
+        # Players take untagged video for BT.709 from HD sizes (as the writer tags its output); swscale
+        # would take BT.601 for every size.
+        self._untagged_matrix = "itu709" if is_hd(self.stream.codec_context.width,
+                                                  self.stream.codec_context.height) else None
         self.audio_path = path if self.container.streams.audio else None
         turned = f", turned upright ({self.rotation}° display rotation)" if self._turn is not None else ""
         self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps{turned}"
@@ -173,7 +178,8 @@ class VideoFileSource(Source):
         index = 0
         try:
             for decoded in itertools.chain([self._first], self._decoded):
-                image = decoded.to_ndarray(format="bgr24")
+                tagged = decoded.colorspace != UNSPECIFIED_MATRIX
+                image = decoded.to_ndarray(format="bgr24", src_colorspace=None if tagged else self._untagged_matrix)
                 if self._turn is not None:
                     image = cv2.rotate(image, self._turn)
                 yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=decoded.time)
@@ -181,6 +187,23 @@ class VideoFileSource(Source):
         except av.error.FFmpegError as exc:
             raise UserError(f"{self.path} is corrupt or truncated after frame {index} ({exc.strerror or exc}); "
                             f"the frames before it were processed") from None
+
+    def _video_seconds(self) -> float | None:
+        """The video stream's length: its own duration, else where it ends (Matroska's DURATION tag, else
+        the container's end, which may be the audio's) less where it starts."""
+        stream = self.stream
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+        tag = stream.metadata.get("DURATION", "")
+        try:
+            hours, minutes, secs = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(secs) - start
+        except ValueError:
+            pass
+        if self.container.duration:
+            return ((self.container.start_time or 0) + self.container.duration) / 1_000_000 - start
+        return None
 
     def close(self) -> None:
         self.container.close()

@@ -1,24 +1,43 @@
 """Writing video files with PyAV: H.264 (or the container's natural codec), the input's audio kept.
 
-Audio packets are copied as they are where the container accepts their codec (no quality loss),
-else transcoded to AAC/Opus. They are interleaved with the video as it is written, so a run that
-stops early still leaves a playable file whose sound matches its pictures.
+Timing. The output's zero is the first picture's presentation time, and the audio is shifted by the
+same amount, so the input's audio-to-video offset is kept exactly; audio that ends before the first
+picture is dropped. (The first picture rather than the earliest audio, because every container,
+AVI included, and every player start a video at its first picture, and the pictures are the content.)
+Frames are timed by their own presentation times on a fine clock, so a variable frame rate is kept
+(AVI has no timestamps: there frames snap to the nominal rate); frames without a time (a camera)
+are timed by their count.
+
+Audio. Only ONE audio stream is kept: the input's default one, else its first. Its packets are copied
+where the container takes the codec (no quality loss), else decoded and encoded again (AAC; Opus for
+WebM, PCM for AVI) on the input's timeline: offsets kept, gaps filled with silence. Audio is written
+up to the end of the pictures written so far, which the video encoder's delay keeps just ahead of the
+video in the muxer: the two are interleaved as they go, and a run that stops early leaves a file
+whose sound ends with its pictures.
+
+Colour. BGR is converted to 4:2:0, limited range, with accurate rounding, and tagged: matrix BT.709
+from 1280 wide or over 576 lines, BT.601 below. That is what players assume for untagged video, so
+players that ignore the tags agree with those that read them. Primaries and transfer are BT.709
+(sRGB's). AVI carries no colour tags.
 """
 from __future__ import annotations
 
 import logging
+import math
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from stream.errors import UserError
+from stream.paths import ensure_writable
 
 log = logging.getLogger(__name__)
 
 VIDEO_CODECS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264",
                 ".webm": "libvpx-vp9", ".avi": "mpeg4"}
-# Audio codecs each container takes as they are; anything else is transcoded.
+# Audio codecs (canonical names) each container takes as they are; anything else is transcoded.
 AUDIO_COPYABLE = {
     ".mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
     ".m4v": {"aac", "mp3", "ac3", "eac3", "alac"},
@@ -27,110 +46,205 @@ AUDIO_COPYABLE = {
     ".webm": {"opus", "vorbis"},
     ".avi": {"mp3", "ac3", "pcm_s16le"},
 }
-AUDIO_TRANSCODE = {".webm": "libopus"}
-AUDIO_INTERLEAVE_S = 0.5  # how far audio may run ahead of the video written so far
+# AAC elsewhere. AVI cannot record an encoder's start delay (AAC would play 23 ms late): PCM has none.
+AUDIO_TRANSCODE = {".webm": "libopus", ".avi": "pcm_s16le"}
+VIDEO_CLOCK_HZ = 90_000  # MPEG's clock: fine enough for any variable frame rate
+AUDIO_SNAP_S = 0.005  # audio this close to contiguous is contiguous (Matroska rounds times to 1 ms)
+# AVCOL_* values (FFmpeg's pixfmt.h) for the stream's colour tags.
+RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 1, 6, 1, 1
 
 
 def video_suffixes() -> list[str]:
     return sorted(VIDEO_CODECS)
 
 
+def is_hd(width: int, height: int) -> bool:
+    """Whether players take untagged video of this size for BT.709 (mpv's and VLC's guess), else BT.601."""
+    return width >= 1280 or height > 576
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def _time_base(rate: Fraction, suffix: str) -> Fraction:
+    if suffix == ".avi":
+        # AVI has no timestamps (a gap is filled with repeated frames) and MPEG-4 part 2 allows at most
+        # 65535 ticks a second: one tick per frame.
+        return 1 / rate
+    hz = math.lcm(VIDEO_CLOCK_HZ, rate.numerator)  # so that a frame of 24000/1001 fps is whole ticks too
+    return Fraction(1, hz if hz <= 1 << 20 else VIDEO_CLOCK_HZ)
+
+
 class VideoWriter:
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None = None,
                  crf: int = 18) -> None:
         import av
+        from av.video.reformatter import VideoReformatter
 
         self.path = path
         suffix = path.suffix.lower()
         if suffix not in VIDEO_CODECS:
             raise UserError(f"cannot write {path}: unknown video type {suffix or '(none)'}; "
                             f"use one of {', '.join(video_suffixes())}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.container = av.open(str(path), "w")
-        except (av.error.FFmpegError, OSError) as exc:
-            raise UserError(f"cannot write {path}: {exc}") from None
+        ensure_writable(path, "output")  # PyAV opens the file only at the first packet: check now
         self.rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30)
-        codec = VIDEO_CODECS[suffix]
-        self.stream = self.container.add_stream(codec, rate=self.rate)
+        self.time_base = _time_base(self.rate, suffix)
+        self._frame_ticks = 1 / (self.rate * self.time_base)
         # 4:2:0 needs even sizes; odd frames are padded by one edge row/column.
         self.width, self.height = width + width % 2, height + height % 2
-        self.stream.width, self.stream.height = self.width, self.height
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.time_base = 1 / self.rate
-        if codec == "libx264":
-            self.stream.options = {"crf": str(crf), "preset": "veryfast"}
-        elif codec == "libvpx-vp9":
-            self.stream.options = {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8"}
-        self.stream.thread_type = "AUTO"
+        self._hd = is_hd(self.width, self.height)
+        self._reformatter = VideoReformatter()
         self.frames_written = 0
         self._last_pts = -1
-        self._first_pts_s: float | None = None
-        self._audio = _AudioCopier(self.container, audio_from, suffix) if audio_from else None
+        self._origin: float | None = None  # the first frame's presentation time: the output's zero
+        self._audio: _AudioTrack | None = None
+        try:
+            # AVI stores no timestamps: FFmpeg's shift of a negative audio start (AAC's priming) would
+            # round to a whole frame there and push the pictures late.
+            self.container = av.open(str(path), "w", container_options={"avoid_negative_ts": "disabled"}
+                                     if suffix == ".avi" else None)
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise UserError(f"cannot write {path}: {_one_line(exc)}") from None
+        try:
+            self.stream = self._add_video(VIDEO_CODECS[suffix], crf)
+            if audio_from:
+                self._audio = _AudioTrack(self.container, audio_from, suffix)
+        except BaseException as exc:
+            self.container.close()  # nothing was muxed, so no file is left behind
+            if isinstance(exc, (av.error.FFmpegError, OSError, ValueError)):
+                raise UserError(f"cannot write {path}: {_one_line(exc)}") from None
+            raise
+
+    def _add_video(self, codec: str, crf: int) -> Any:
+        stream = self.container.add_stream(codec, rate=self.rate)  # the nominal rate, kept as metadata
+        stream.width, stream.height = self.width, self.height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = self.time_base
+        context = stream.codec_context
+        context.time_base = self.time_base
+        context.color_range = RANGE_LIMITED
+        context.colorspace = MATRIX_BT709 if self._hd else MATRIX_BT601
+        context.color_primaries, context.color_trc = PRIMARIES_BT709, TRANSFER_BT709
+        if codec == "libx264":
+            stream.options = {"crf": str(crf), "preset": "veryfast"}
+        elif codec == "libvpx-vp9":
+            stream.options = {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        stream.thread_type = "AUTO"
+        context.open()  # bad encoder settings fail here rather than at the first frame
+        return stream
 
     def write(self, image_bgr: np.ndarray, pts_seconds: float | None = None) -> None:
         import av
+        from av.video.reformatter import Interpolation
 
         if image_bgr.shape[1] != self.width or image_bgr.shape[0] != self.height:
             image_bgr = np.pad(image_bgr, ((0, self.height - image_bgr.shape[0]),
                                            (0, self.width - image_bgr.shape[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image_bgr), format="bgr24")
+        # swscale's default (fast) path rounds coarsely: mid-grey 128 came back as 124,126,123.
+        frame = self._reformatter.reformat(
+            frame, format="yuv420p", dst_colorspace="itu709" if self._hd else "itu601", dst_color_range="MPEG",
+            interpolation=Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INP
+            | Interpolation.BITEXACT)
+        if self._origin is None:
+            self._origin = pts_seconds or 0.0
+            if self._audio:
+                self._audio.origin = self._origin
         if pts_seconds is None:
-            pts = self._last_pts + 1
+            pts = round(self.frames_written * self._frame_ticks)
         else:
-            if self._first_pts_s is None:
-                self._first_pts_s = pts_seconds
-            pts = max(int(round((pts_seconds - self._first_pts_s) * self.rate)), self._last_pts + 1)
-        frame.pts = pts
-        self._last_pts = pts
+            pts = round((pts_seconds - self._origin) / self.time_base)
+        pts = max(pts, self._last_pts + 1)  # only a repeated (or out-of-order) time moves, by one tick
+        frame.pts, frame.time_base = pts, self.time_base
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
+        self._last_pts = pts
         self.frames_written += 1
         if self._audio:
-            self._audio.copy_until((pts + 1) / self.rate + AUDIO_INTERLEAVE_S)
+            self._audio.write_until(self.seconds_written)
 
     @property
     def seconds_written(self) -> float:
-        return float((self._last_pts + 1) / self.rate)
+        """Where the pictures written so far end (the last one shown for one nominal frame period)."""
+        if not self.frames_written:
+            return 0.0
+        return float((self._last_pts + self._frame_ticks) * self.time_base)
 
     def close(self, complete: bool = True) -> None:
-        """Flush and finalise. `complete=False` (interrupted) keeps only the audio under the pictures."""
+        """Flush and finalise. `complete=False` (interrupted) ends the audio where the pictures end."""
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
             if self._audio:
-                self._audio.copy_until(None if complete else self.seconds_written)
-                self._audio.close()
+                self._audio.finish(None if complete else self.seconds_written)
         finally:
+            if self._audio:
+                self._audio.close()
             self.container.close()
 
 
-class _AudioCopier:
-    """Copies (or transcodes) the audio of `source` into `container`, up to a given time."""
+class _AudioTrack:
+    """One audio stream of `source` on the video's timeline (seconds after `origin`, the first picture's
+    time in the source): packets copied, or decoded, placed by their times and encoded again."""
 
-    def __init__(self, container, source: Path, suffix: str) -> None:
+    def __init__(self, container: Any, source: Path, suffix: str) -> None:
         import av
 
-        self.input = av.open(str(source))
-        self.in_stream = self.input.streams.audio[0]
         self.container = container
-        codec = self.in_stream.codec_context.name
-        self.copy = codec in AUDIO_COPYABLE.get(suffix, set())
-        if self.copy:
-            self.out_stream = container.add_stream_from_template(self.in_stream)
-        else:
-            target = AUDIO_TRANSCODE.get(suffix, "aac")
-            self.out_stream = container.add_stream(target, rate=self.in_stream.codec_context.sample_rate or 48000)
-            self.fifo = av.AudioFifo()
-            self.resampler = av.AudioResampler(format=self.out_stream.codec_context.format.name,
-                                               layout=self.out_stream.codec_context.layout.name,
-                                               rate=self.out_stream.codec_context.sample_rate)
-            log.info("transcoding %s audio to %s for %s", codec, target, suffix)
-        self.packets = self.input.demux(self.in_stream)
-        self.pending = None
+        self.input = av.open(str(source))
+        try:
+            streams = list(self.input.streams.audio)
+            default = [s for s in streams if s.disposition & av.stream.Disposition.default]
+            self.in_stream = (default or streams)[0]
+            # The codec, not the decoder: FFmpeg decodes mp3 with "mp3float".
+            codec = self.in_stream.codec_context.codec.canonical_name
+            self.copy = codec in AUDIO_COPYABLE.get(suffix, set())
+            if self.copy:
+                self.out_stream = container.add_stream_from_template(self.in_stream)
+            else:
+                target = AUDIO_TRANSCODE.get(suffix, "aac")
+                rate = _encoder_rate(target, self.in_stream.codec_context.sample_rate or 48000)
+                self.out_stream = container.add_stream(target, rate=rate)
+                out = self.out_stream.codec_context
+                out.open()  # an encoder that refuses these settings fails now, not at the first frame
+                self.out_rate = out.sample_rate
+                self.frame_size = out.frame_size or 1024
+                self.resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=self.out_rate)
+                self.fifo = av.AudioFifo()
+                log.info("transcoding %s audio to %s at %d Hz for %s", codec, target, self.out_rate, suffix)
+            self.packets = self.input.demux(self.in_stream)
+        except BaseException:
+            self.input.close()
+            raise
+        self.origin = 0.0
+        self.pending: Any = None
         self.done = False
+        # Input samples placed so far, counted from the origin: a later start is preceded by silence, so
+        # the track starts with the pictures even where a player ignores the container's start delay.
+        self._next = 0
+        self._out_pts = 0  # the output sample where the FIFO's first sample goes
 
-    def copy_until(self, seconds: float | None) -> None:
+    def write_until(self, seconds: float | None) -> None:
+        """Write the audio that starts before `seconds` (all of it for None)."""
+        self._feed(seconds, None)
+        if not self.copy:
+            self._encode_fifo(seconds, cut=False)
+
+    def finish(self, cut: float | None) -> None:
+        """Write the rest of the audio, or with `cut` (an interrupted run) the audio up to it only."""
+        self._feed(cut, cut)
+        if self.copy:
+            return
+        for frame in self.in_stream.codec_context.decode(None):  # what the decoder still holds
+            self._place(frame, cut)
+        self._resample(None)
+        self._encode_fifo(cut, cut=True)
+        for packet in self.out_stream.encode(None):
+            self.container.mux(packet)
+
+    def _feed(self, seconds: float | None, cut: float | None) -> None:
+        """Copy, or decode and place, the packets that start before `seconds`."""
         import av
 
         while not self.done:
@@ -141,39 +255,116 @@ class _AudioCopier:
                 break
             if packet.dts is None and packet.size == 0:
                 continue  # demuxer's flush packet
-            packet_time = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
-            if seconds is not None and packet_time >= seconds:
+            if seconds is not None and packet.pts is not None \
+                    and float(packet.pts * packet.time_base) - self.origin >= seconds:
                 self.pending = packet
-                return
+                break
             if self.copy:
-                packet.stream = self.out_stream
-                self.container.mux(packet)
-            else:
-                try:
-                    frames = packet.decode()
-                except av.error.FFmpegError:
-                    continue  # a damaged audio packet is skipped rather than ending the video
-                for frame in frames:
-                    frame.pts = None
-                    for resampled in self.resampler.resample(frame):
-                        self._encode(resampled)
-
-    def _encode(self, frame) -> None:
-        if frame is None:
-            for packet in self.out_stream.encode(None):
-                self.container.mux(packet)
-            return
-        self.fifo.write(frame)
-        frame_size = self.out_stream.codec_context.frame_size or frame.samples
-        while self.fifo.samples >= frame_size:
-            for packet in self.out_stream.encode(self.fifo.read(frame_size)):
-                self.container.mux(packet)
+                self._copy(packet)
+                continue
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue  # a damaged audio packet is skipped rather than ending the video
+            for frame in frames:
+                self._place(frame, cut)
 
     def close(self) -> None:
-        if not self.copy:
-            rest = self.fifo.read()
-            if rest is not None:
-                for packet in self.out_stream.encode(rest):
-                    self.container.mux(packet)
-            self._encode(None)
         self.input.close()
+
+    def _copy(self, packet: Any) -> None:
+        shift = round(self.origin / packet.time_base)  # the origin in this packet's ticks
+        if packet.pts is not None:
+            if packet.pts + (packet.duration or 0) < shift:
+                return  # ends before the first picture
+            packet.pts -= shift
+        if packet.dts is not None:
+            packet.dts -= shift
+        packet.stream = self.out_stream
+        self.container.mux(packet)
+
+    def _place(self, frame: Any, cut: float | None) -> None:
+        """Put a decoded frame on the timeline: samples before the origin or already covered are
+        dropped, a gap becomes silence, and with `cut` nothing goes past it."""
+        rate = frame.sample_rate
+        stop = None if cut is None else round(cut * rate)
+        if frame.pts is not None and frame.time_base is not None:
+            start = round((float(frame.pts * frame.time_base) - self.origin) * rate)
+        else:
+            start = self._next
+        if abs(start - self._next) <= AUDIO_SNAP_S * rate:
+            start = self._next  # contiguous, give or take the container's rounding
+        elif start > self._next:
+            gap = (start if stop is None else min(start, stop)) - self._next
+            if gap > 0:
+                self._resample(_silence(frame, gap))
+                self._next += gap
+        end = start + frame.samples if stop is None else min(start + frame.samples, stop)
+        if end <= self._next:
+            return  # before the origin, already written, or past the cut
+        skip = self._next - start
+        if skip > 0 or end < start + frame.samples:
+            frame = _slice(frame, skip, end - start)
+        self._resample(frame)
+        self._next = end
+
+    def _resample(self, frame: Any | None) -> None:
+        """Into the FIFO at the encoder's rate and format; None flushes the resampler."""
+        if frame is not None:
+            frame.pts = None  # placed by _place; the output is timed by _out_pts
+        for resampled in self.resampler.resample(frame):
+            if resampled is not None:  # a pass-through resampler "flushes" None
+                resampled.pts = None
+                self.fifo.write(resampled)
+
+    def _encode_fifo(self, seconds: float | None, cut: bool) -> None:
+        """Encode whole encoder frames that end by `seconds`; with `cut` (the end), also the part of
+        a frame up to it, and drop what is past it."""
+        limit = None if seconds is None else round(seconds * self.out_rate)
+        while True:
+            room = self.fifo.samples if limit is None else min(self.fifo.samples, limit - self._out_pts)
+            size = min(self.frame_size, room)
+            if size <= 0 or (size < self.frame_size and not cut):
+                break
+            chunk = self.fifo.read(size)
+            chunk.pts, chunk.time_base = self._out_pts, Fraction(1, self.out_rate)
+            self._out_pts += size
+            for packet in self.out_stream.encode(chunk):
+                self.container.mux(packet)
+        if cut:
+            self.fifo.read()  # past the cut
+
+
+def _encoder_rate(codec: str, rate: int) -> int:
+    """The input's rate where the encoder takes it, else 48 kHz (libopus takes 48, 24, 16, 12 and 8 kHz)."""
+    import av
+
+    rates = av.Codec(codec, "w").audio_rates
+    if not rates or rate in rates:
+        return rate
+    return 48000 if 48000 in rates else max(rates)
+
+
+def _slice(frame: Any, start: int, stop: int) -> Any:
+    """Samples [start, stop) of an audio frame, in its format."""
+    import av
+
+    data = frame.to_ndarray()
+    step = 1 if frame.format.is_planar else frame.layout.nb_channels
+    part = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, start * step:stop * step]),
+                                      format=frame.format.name, layout=frame.layout.name)
+    part.sample_rate = frame.sample_rate
+    return part
+
+
+def _silence(like: Any, samples: int) -> Any:
+    """`samples` of silence in the format of frame `like`."""
+    import av
+
+    data = like.to_ndarray()
+    step = 1 if like.format.is_planar else like.layout.nb_channels
+    quiet = 128 if like.format.name.startswith("u8") else 0  # unsigned 8-bit is centred on 128
+    silence = av.AudioFrame.from_ndarray(np.full((data.shape[0], samples * step), quiet, data.dtype),
+                                         format=like.format.name, layout=like.layout.name)
+    silence.sample_rate = like.sample_rate
+    return silence

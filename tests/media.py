@@ -79,8 +79,79 @@ def probe(path: Path) -> dict:
         audio_seconds = 0.0
         codec = None
         if audio is not None:
-            codec = audio.codec_context.name
+            codec = audio.codec_context.codec.canonical_name  # "mp3", not the decoder "mp3float"
             samples = sum(f.samples for f in container.decode(audio=0))
             audio_seconds = samples / audio.codec_context.sample_rate
     return {"frames": frames, "fps": rate, "width": width, "height": height, "rotation": rotation,
             "audio_codec": codec, "audio_seconds": audio_seconds}
+
+
+def make_timed_video(path: Path, video_times: list[float], fps: float = 30, size: tuple[int, int] = (64, 48),
+                     audio_codecs: tuple[str, ...] = ("aac",), sample_rate: int = 44100, audio_start: float = 0.0,
+                     audio_seconds: float = 1.0, click_at: float | None = None,
+                     default_audio: int | None = None) -> Path:
+    """Frames at the given presentation times (seconds; an offset or a variable frame rate), and per audio
+    codec a stream of a quiet tone from `audio_start` for `audio_seconds`, with a loud click at
+    `click_at` (the same clock) that marks where the sound belongs under the pictures.
+    `default_audio`: the index among the audio streams that carries the default disposition."""
+    import av
+    from av.stream import Disposition
+
+    time_base = Fraction(1, 90000)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        video.width, video.height = size
+        video.pix_fmt = "yuv420p"
+        video.time_base = video.codec_context.time_base = time_base
+        audios = [container.add_stream(codec, rate=sample_rate) for codec in audio_codecs]
+        for index, audio in enumerate(audios):
+            audio.disposition = Disposition.default if index == default_audio else Disposition(0)
+        for i, t in enumerate(video_times):
+            image = np.full((size[1], size[0], 3), 60 + (i * 7) % 120, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = round(t / time_base), time_base
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        t = np.arange(int(round(audio_seconds * sample_rate))) / sample_rate
+        tone = 0.1 * np.sin(2 * np.pi * 440 * t)
+        if click_at is not None:
+            tone[(t >= click_at - audio_start) & (t < click_at - audio_start + 0.005)] = 0.9
+        first = int(round(audio_start * sample_rate))
+        for audio in audios:  # PyAV converts to each encoder's format and frame size
+            for start in range(0, len(tone), 1024):
+                frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1024].astype(np.float32),
+                                                   format="fltp", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = sample_rate, first + start, Fraction(1, sample_rate)
+                for packet in audio.encode(frame):
+                    container.mux(packet)
+            for packet in audio.encode(None):
+                container.mux(packet)
+    return path
+
+
+def timeline(path: Path) -> dict:
+    """Decoded presentation times: every video frame's, the video stream's time base, and the first audio
+    stream's start, end and first loud sample (the click of `make_timed_video`)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        tick = float(stream.time_base)
+        video = [float(frame.time) for frame in container.decode(stream)]
+    audio_start = audio_end = click = None
+    with av.open(str(path)) as container:
+        if container.streams.audio:
+            for frame in container.decode(container.streams.audio[0]):
+                data = frame.to_ndarray()
+                samples = data[0] if frame.format.is_planar else data[0, ::frame.layout.nb_channels]
+                if samples.dtype.kind in "iu":
+                    samples = samples / float(np.iinfo(samples.dtype).max)
+                start = float(frame.time)
+                audio_start = start if audio_start is None else audio_start
+                audio_end = start + frame.samples / frame.sample_rate
+                loud = np.flatnonzero(np.abs(samples) > 0.5)
+                if click is None and loud.size:
+                    click = start + loud[0] / frame.sample_rate
+    return {"video": video, "tick": tick, "audio_start": audio_start, "audio_end": audio_end, "click": click}

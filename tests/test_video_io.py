@@ -2,18 +2,23 @@
 
 import pytest
 
-from media import make_video, probe
+from media import make_timed_video, make_video, probe, timeline
 from stream.errors import UserError
 from stream.sources import open_source
 from stream.video_writer import VideoWriter
 
+AAC_FRAME_S = 1024 / 44100
 
-def _copy(source_path, out_path):
+
+def _copy(source_path, out_path, frames: int | None = None):
+    """Write the input's frames (only the first `frames`, then close as an interrupted run does)."""
     source = open_source(str(source_path))
     writer = VideoWriter(out_path, source.width, source.height, source.fps, source.audio_path)
     for frame in source.frames():
+        if frames is not None and frame.index == frames:
+            break
         writer.write(frame.image, frame.pts_seconds)
-    writer.close()
+    writer.close(complete=frames is None)
     source.close()
 
 
@@ -85,3 +90,120 @@ def test_a_phone_video_is_turned_upright_and_written_upright(tmp_path, rotation)
     written = probe(out)
     assert (written["width"], written["height"], written["rotation"]) == (*upright_size, 0)
     assert written["frames"] == 6
+
+
+def _times(start: float, count: int, fps: float) -> list[float]:
+    return [start + i / fps for i in range(count)]
+
+
+@pytest.mark.parametrize("video_start, audio_start, codec, suffix", [
+    (1.0, 0.0, "aac", ".mp4"),        # video starts 1 s after the audio; packets copied
+    (2.0, 2.0, "aac", ".mp4"),        # both start at 2 s
+    (1.0, 0.0, "pcm_s16le", ".mkv"),  # transcoded to AAC
+    (0.0, 0.5, "pcm_s16le", ".mkv"),  # audio starts 0.5 s after the video
+])
+def test_an_offset_input_keeps_its_audio_to_video_offset(tmp_path, video_start, audio_start, codec, suffix):
+    click = max(video_start, audio_start) + 0.3
+    src = make_timed_video(tmp_path / f"in{suffix}", _times(video_start, 10, 10), fps=10, audio_codecs=(codec,),
+                           audio_start=audio_start, audio_seconds=1.5, click_at=click)
+    _copy(src, tmp_path / "out.mp4")
+    before, after = timeline(src), timeline(tmp_path / "out.mp4")
+    assert before["click"] - before["video"][0] == pytest.approx(click - video_start, abs=0.01)
+    assert after["video"][0] == pytest.approx(0, abs=0.03)
+    assert after["click"] - after["video"][0] == pytest.approx(click - video_start, abs=AAC_FRAME_S)
+    # What came before the pictures is cut (a later start is kept, or filled with silence when transcoded).
+    assert -AAC_FRAME_S <= after["audio_start"] - after["video"][0] <= max(audio_start - video_start, 0) + AAC_FRAME_S
+
+
+def test_44_1_khz_audio_goes_into_webm(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=12, fps=12, size=(64, 48), sample_rate=44100)
+    _copy(src, tmp_path / "out.webm")
+    after = probe(tmp_path / "out.webm")
+    assert after["frames"] == 12 and after["audio_codec"] == "opus"
+    assert after["audio_seconds"] == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_variable_frame_rate_keeps_every_frame_time(tmp_path, suffix):
+    times = _times(0.0, 15, 30) + _times(0.5, 8, 15)  # 30 fps, then 15 fps
+    src = make_timed_video(tmp_path / "in.mp4", times, fps=30, audio_seconds=1.05)
+    _copy(src, tmp_path / f"out{suffix}")
+    after = timeline(tmp_path / f"out{suffix}")
+    written = [t - after["video"][0] for t in after["video"]]
+    assert written == pytest.approx(times, abs=0.001 + after["tick"])
+
+
+@pytest.mark.parametrize("codec, start, suffix", [
+    ("aac", 0.0, ".mp4"),        # copied packets
+    ("aac", 2.0, ".mkv"),        # an input that starts at 2 s
+    ("pcm_s16le", 0.0, ".mp4"),  # transcoded
+])
+def test_an_interrupted_write_ends_its_audio_with_the_video(tmp_path, codec, start, suffix):
+    src = make_timed_video(tmp_path / "in.mkv", _times(start, 20, 10), fps=10, audio_codecs=(codec,),
+                           audio_start=start, audio_seconds=2.0)
+    _copy(src, tmp_path / f"out{suffix}", frames=8)
+    after = timeline(tmp_path / f"out{suffix}")
+    assert len(after["video"]) == 8
+    video_end = after["video"][-1] + 0.1
+    assert after["audio_start"] == pytest.approx(after["video"][0], abs=AAC_FRAME_S)  # sound under the pictures
+    assert after["audio_end"] == pytest.approx(video_end, abs=0.1)
+
+
+@pytest.mark.parametrize("size, matrix", [((320, 240), 6), ((1280, 720), 1)])  # BT.601 (SMPTE 170M), BT.709
+def test_grey_and_primaries_survive_the_colour_conversion_and_are_tagged(tmp_path, size, matrix):
+    import av
+    import numpy as np
+    from av.video.reformatter import Interpolation
+
+    colours = [(128, 128, 128), (0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 255), (0, 0, 0)]  # BGR
+    width, height = size
+    image = np.zeros((height, width, 3), np.uint8)
+    for i, colour in enumerate(colours):
+        image[:, i * width // len(colours):(i + 1) * width // len(colours)] = colour
+    writer = VideoWriter(tmp_path / "out.mp4", width, height, 10)
+    for _ in range(2):
+        writer.write(image)
+    writer.close()
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.colorspace, frame.color_range) == (matrix, 1)  # tagged, limited range
+        # A player's exact conversion, by the tags.
+        back = frame.to_ndarray(format="bgr24", interpolation=Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+                                | Interpolation.FULL_CHR_H_INT)
+    for i, colour in enumerate(colours):
+        got = back[height // 2, (2 * i + 1) * width // (2 * len(colours))].astype(int)
+        assert np.abs(got - colour).max() <= 2, (colour, got)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_mp3_audio_is_copied_not_reencoded(tmp_path, suffix):
+    src = make_timed_video(tmp_path / "in.mkv", _times(0, 10, 10), fps=10, audio_codecs=("libmp3lame",))
+    _copy(src, tmp_path / f"out{suffix}")
+    assert probe(tmp_path / f"out{suffix}")["audio_codec"] == "mp3"
+
+
+def test_of_several_audio_streams_the_default_one_is_kept(tmp_path):
+    src = make_timed_video(tmp_path / "in.mkv", _times(0, 10, 10), fps=10, audio_codecs=("aac", "libmp3lame"),
+                           default_audio=1)
+    _copy(src, tmp_path / "out.mkv")
+    import av
+
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        assert [s.codec_context.codec.canonical_name for s in container.streams.audio] == ["mp3"]
+
+
+def test_an_output_that_cannot_be_written_fails_at_construction(tmp_path):
+    (tmp_path / "folder.mp4").mkdir()
+    (tmp_path / "file").write_text("")
+    for path in (tmp_path / "folder.mp4", tmp_path / "file" / "out.mp4"):
+        with pytest.raises(UserError, match="cannot write output"):
+            VideoWriter(path, 32, 32, 10)
+
+
+def test_an_encoder_that_fails_at_open_is_a_user_error_and_leaves_no_file(tmp_path, monkeypatch):
+    from stream import video_writer
+
+    monkeypatch.setitem(video_writer.VIDEO_CODECS, ".mp4", "no_such_codec")
+    with pytest.raises(UserError, match="cannot write"):
+        VideoWriter(tmp_path / "out.mp4", 32, 32, 10)
+    assert not (tmp_path / "out.mp4").exists()
