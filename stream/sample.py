@@ -33,10 +33,11 @@ def sample_frames(frames: int = SAMPLE_FPS * SAMPLE_SECONDS, size: tuple[int, in
 
 
 def write_sample(path: Path) -> Path:
-    """Write the sample clip (H.264 + AAC) once; later calls reuse it."""
+    """Write the sample clip (H.264 + AAC) once; later calls reuse it, unless it no longer decodes
+    (an interrupted copy, a file put in its place): then it is written again."""
     import av
 
-    if path.is_file():
+    if path.is_file() and _decodes(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part.mp4")
@@ -70,3 +71,17 @@ def write_sample(path: Path) -> Path:
             container.mux(packet)
     partial.replace(path)
     return path
+
+
+def _decodes(path: Path) -> bool:
+    """Whether `path` opens as the sample: a video stream whose frames all decode, at the sample's size."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(stream))
+            return (stream.codec_context.width, stream.codec_context.height) == SAMPLE_SIZE and \
+                frames == SAMPLE_FPS * SAMPLE_SECONDS
+    except (av.error.FFmpegError, IndexError, OSError):
+        return False

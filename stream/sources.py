@@ -59,7 +59,8 @@ def _query(spec: str) -> tuple[str, dict[str, str]]:
     return parsed.path, params
 
 
-def _number(params: dict[str, str], key: str, default: float, spec: str, low: float, high: float) -> float:
+def _number(params: dict[str, str], key: str, default: float, spec: str, low: float, high: float,
+            whole: bool = False) -> float:
     raw = params.pop(key, None)
     if raw is None:
         return default
@@ -67,8 +68,10 @@ def _number(params: dict[str, str], key: str, default: float, spec: str, low: fl
         value = float(raw)
     except ValueError:
         raise UserError(f"{key}={raw!r} in {spec!r} is not a number") from None
-    if not low <= value <= high:
+    if not low <= value <= high:  # also refuses nan
         raise UserError(f"{key}={raw} in {spec!r} is out of range [{low:g}, {high:g}]")
+    if whole and not value.is_integer():
+        raise UserError(f"{key}={raw} in {spec!r} must be a whole number")
     return value
 
 
@@ -86,9 +89,9 @@ class SyntheticSource(Source):
             raise UserError(f"unknown synthetic scene {name!r} in {spec!r}; the scene is 'portrait'")
         self.width, self.height = _parse_size(params.pop("size", "640x480"), spec)
         self.fps = _number(params, "fps", 30, spec, 1, 1000)
-        self.frame_count = int(_number(params, "frames", 300, spec, 1, 10_000_000))
-        self.live = bool(_number(params, "realtime", 0, spec, 0, 1))
-        seed = int(_number(params, "seed", 0, spec, 0, 2**31))
+        self.frame_count = int(_number(params, "frames", 300, spec, 1, 10_000_000, whole=True))
+        self.live = bool(_number(params, "realtime", 0, spec, 0, 1, whole=True))
+        seed = int(_number(params, "seed", 0, spec, 0, 2**31, whole=True))
         _refuse_unknown(params, spec, "size, fps, frames, realtime, seed")
         self.scene = SyntheticPortrait(SyntheticScene(self.width, self.height, seed))
         self.description = f"synthetic portrait {self.width}x{self.height} @ {self.fps:g} fps"

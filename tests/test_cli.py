@@ -122,6 +122,12 @@ def test_what_a_stopped_run_says_it_left():
     assert _what_was_kept("null", 12, True) == "" and _what_was_kept("window", 3, False) == ""
 
 
+def test_synthetic_counts_must_be_whole_numbers():
+    result = depthcam("run", "synthetic:portrait?frames=2.5", "-o", "null")
+    assert result.returncode == 2
+    assert_one_clear_line(result, "frames=2.5", "whole number")
+
+
 def test_camera_that_does_not_exist(shared_models, bad_inputs):
     result = depthcam("run", "camera:7", "-o", "null")
     assert_one_clear_line(result, "camera 7 could not be opened")
