@@ -40,25 +40,23 @@ def make_video(path: Path, frames: int = 24, fps: int = 24, size: tuple[int, int
         if audio is not None:
             seconds = frames / fps
             t = np.arange(int(sample_rate * seconds)) / sample_rate
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            fmt = audio.codec_context.format.name
-            block = audio.codec_context.frame_size or 1024
-            for start in range(0, len(tone), block):
-                chunk = tone[start:start + block][None]
-                if fmt.startswith("s16"):
-                    frame = av.AudioFrame.from_ndarray((chunk * 32767).astype(np.int16), format="s16", layout="mono")
-                else:
-                    if chunk.shape[1] < block:
-                        chunk = np.pad(chunk, ((0, 0), (0, block - chunk.shape[1])))
-                    frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-                frame.sample_rate = sample_rate
-                frame.pts = start
-                frame.time_base = Fraction(1, sample_rate)
-                for packet in audio.encode(frame):
-                    container.mux(packet)
-            for packet in audio.encode(None):
-                container.mux(packet)
+            encode_mono(container, audio, 0.3 * np.sin(2 * np.pi * 440 * t), sample_rate)
     return path
+
+
+def encode_mono(container, audio, tone: np.ndarray, sample_rate: int, first_sample: int = 0) -> None:
+    """A mono float signal into an audio stream, starting at `first_sample` (PyAV converts to each
+    encoder's sample format and frame size)."""
+    import av
+
+    for start in range(0, len(tone), 1024):
+        frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1024].astype(np.float32), format="fltp",
+                                           layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = sample_rate, first_sample + start, Fraction(1, sample_rate)
+        for packet in audio.encode(frame):
+            container.mux(packet)
+    for packet in audio.encode(None):
+        container.mux(packet)
 
 
 def probe(path: Path) -> dict:
@@ -118,16 +116,8 @@ def make_timed_video(path: Path, video_times: list[float], fps: float = 30, size
         tone = 0.1 * np.sin(2 * np.pi * 440 * t)
         if click_at is not None:
             tone[(t >= click_at - audio_start) & (t < click_at - audio_start + 0.005)] = 0.9
-        first = int(round(audio_start * sample_rate))
-        for audio in audios:  # PyAV converts to each encoder's format and frame size
-            for start in range(0, len(tone), 1024):
-                frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1024].astype(np.float32),
-                                                   format="fltp", layout="mono")
-                frame.sample_rate, frame.pts, frame.time_base = sample_rate, first + start, Fraction(1, sample_rate)
-                for packet in audio.encode(frame):
-                    container.mux(packet)
-            for packet in audio.encode(None):
-                container.mux(packet)
+        for audio in audios:
+            encode_mono(container, audio, tone, sample_rate, int(round(audio_start * sample_rate)))
     return path
 
 
