@@ -227,8 +227,42 @@ def _open_camera(index: int) -> cv2.VideoCapture:
 MAX_CAMERA_INDEX = 1023
 
 
+CAMERA_FORMATS = {"auto": None, "mjpg": "MJPG", "yuyv": "YUYV"}
+# Above this many pixels a USB 2 webcam's uncompressed YUYV mode runs at a few frames a second (1080p
+# YUYV is ~100 MB/s at 30 fps, USB 2 carries ~40): ask for its MJPG mode unless told otherwise.
+MJPG_ABOVE_PIXELS = 640 * 480
+
+
+def _fourcc_text(code: float) -> str:
+    value = int(code)
+    text = "".join(chr((value >> (8 * i)) & 0xFF) for i in range(4))
+    return text if value and text.isprintable() else "?"
+
+
+def configure_capture(capture, size: tuple[int, int] | None, fps: float, pixel_format: str) -> str:
+    """Ask an opened capture for a mode and return what it gave, e.g. "1280x720 @ 30 fps MJPG
+    (asked 1920x1080)". The pixel format is set before the size: V4L2 lists sizes per format."""
+    fourcc = CAMERA_FORMATS[pixel_format]
+    if fourcc is None and size is not None and size[0] * size[1] > MJPG_ABOVE_PIXELS:
+        fourcc = "MJPG"
+    if fourcc is not None:
+        capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
+    if size:
+        capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+    if fps:
+        capture.set(cv2.CAP_PROP_FPS, fps)
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    got_fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
+    mode = f"{width}x{height} @ {got_fps:g} fps {_fourcc_text(capture.get(cv2.CAP_PROP_FOURCC))}"
+    asked = [f"{size[0]}x{size[1]}"] if size and (width, height) != size else []
+    asked += [f"{fps:g} fps"] if fps and abs(got_fps - fps) > 0.5 else []
+    return mode + (f" (asked {', '.join(asked)}: the camera has no such mode)" if asked else "")
+
+
 class CameraSource(Source):
-    """`camera:N?size=1280x720&fps=30`: a webcam through OpenCV (V4L2, AVFoundation, Media Foundation)."""
+    """`camera:N?size=1280x720&fps=30&format=auto|mjpg|yuyv`: a webcam through OpenCV (V4L2,
+    AVFoundation, Media Foundation). The description says the mode the camera really gave."""
 
     live = True
 
@@ -244,20 +278,20 @@ class CameraSource(Source):
                             f"e.g. camera:0")
         size = _parse_size(params.pop("size"), spec) if "size" in params else None
         fps = _number(params, "fps", 0, spec, 0, 1000)
-        _refuse_unknown(params, spec, "size, fps")
+        pixel_format = params.pop("format", "auto").lower()
+        if pixel_format not in CAMERA_FORMATS:
+            raise UserError(f"format={pixel_format} in {spec!r} is not a camera format; "
+                            f"choose {', '.join(CAMERA_FORMATS)}")
+        _refuse_unknown(params, spec, "size, fps, format")
         self.capture = _open_camera(self.index)
         if not self.capture.isOpened():
             raise UserError(f"camera {self.index} could not be opened: no such camera, or it is busy or not "
                             f"permitted (try camera:0, close other apps using it, check video-device permissions)")
-        if size:
-            self.capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
-            self.capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
-        if fps:
-            self.capture.set(cv2.CAP_PROP_FPS, fps)
+        mode = configure_capture(self.capture, size, fps, pixel_format)
         self.width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS)) or 30.0
-        self.description = f"camera {self.index} {self.width}x{self.height} @ {self.fps:g} fps"
+        self.description = f"camera {self.index} {mode}"
 
     def frames(self) -> Iterator[Frame]:
         index = 0

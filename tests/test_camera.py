@@ -1,0 +1,66 @@
+"""Camera mode negotiation, against a fake capture that behaves like a USB 2 webcam (no camera here)."""
+import cv2
+import pytest
+
+from stream.errors import UserError
+from stream.sources import configure_capture, open_source
+
+
+class FakeWebcam:
+    """A V4L2-like capture: YUYV up to 640x480 at 30 fps (1920x1080 at 5), MJPG up to 1920x1080 at 30.
+    Like V4L2, a size it lacks snaps to the nearest it has, and the size list depends on the format."""
+
+    MODES = {"YUYV": {(640, 480): 30, (1920, 1080): 5}, "MJPG": {(640, 480): 30, (1280, 720): 30, (1920, 1080): 30}}
+
+    def __init__(self) -> None:
+        self.fourcc, self.size, self.fps, self.calls = "YUYV", (640, 480), 30.0, []
+
+    def set(self, prop, value):
+        self.calls.append(prop)
+        if prop == cv2.CAP_PROP_FOURCC:
+            text = "".join(chr((int(value) >> (8 * i)) & 0xFF) for i in range(4))
+            self.fourcc = text if text in self.MODES else self.fourcc
+        elif prop == cv2.CAP_PROP_FRAME_WIDTH:
+            self._snap(int(value), self.size[1])
+        elif prop == cv2.CAP_PROP_FRAME_HEIGHT:
+            self._snap(self.size[0], int(value))
+        elif prop == cv2.CAP_PROP_FPS:
+            self.fps = min(float(value), self.MODES[self.fourcc][self.size])
+        return True
+
+    def _snap(self, width, height):
+        self.size = min(self.MODES[self.fourcc], key=lambda s: abs(s[0] - width) + abs(s[1] - height))
+        self.fps = min(self.fps, self.MODES[self.fourcc][self.size])
+
+    def get(self, prop):
+        if prop == cv2.CAP_PROP_FOURCC:
+            return float(cv2.VideoWriter_fourcc(*self.fourcc))
+        return {cv2.CAP_PROP_FRAME_WIDTH: self.size[0], cv2.CAP_PROP_FRAME_HEIGHT: self.size[1],
+                cv2.CAP_PROP_FPS: self.fps}[prop]
+
+
+def test_a_large_size_asks_for_mjpg_first_and_gets_full_rate():
+    camera = FakeWebcam()
+    mode = configure_capture(camera, (1920, 1080), 30, "auto")
+    assert mode == "1920x1080 @ 30 fps MJPG"
+    assert camera.calls[0] == cv2.CAP_PROP_FOURCC  # before the size: the sizes depend on the format
+
+
+def test_uncompressed_when_asked_and_the_shortfall_is_reported():
+    mode = configure_capture(FakeWebcam(), (1920, 1080), 30, "yuyv")
+    assert mode == "1920x1080 @ 5 fps YUYV (asked 30 fps: the camera has no such mode)"
+
+
+def test_a_size_the_camera_lacks_is_reported():
+    assert configure_capture(FakeWebcam(), (1280, 720), 0, "yuyv").endswith("(asked 1280x720: the camera has no such mode)")
+
+
+def test_small_sizes_keep_the_cameras_own_format():
+    camera = FakeWebcam()
+    assert configure_capture(camera, (640, 480), 30, "auto") == "640x480 @ 30 fps YUYV"
+    assert cv2.CAP_PROP_FOURCC not in camera.calls
+
+
+def test_an_unknown_format_is_refused_before_the_camera_opens():
+    with pytest.raises(UserError, match="format=h265 .* choose auto, mjpg, yuyv"):
+        open_source("camera:0?format=h265")
