@@ -12,16 +12,24 @@ MODELS_ENV := $(if $(SHARED_MODELS),DEPTHCAM_MODELS=$(abspath $(SHARED_MODELS)),
 
 .PHONY: demo test test-system-packages ptx bench clean
 
-$(VENV)/.installed: pyproject.toml
+# depthcam itself (with the plot extra for `bench --plot`), and for the tests also pytest and NVRTC;
+# the test install is a superset, so it counts for both.
+$(VENV)/.installed-run: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[plot$(CUDA_EXTRA)]"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test,plot$(CUDA_EXTRA)]"
-	touch $@
+	touch $@ $(VENV)/.installed-run
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed-run
 	$(MODELS_ENV) $(VENV)/bin/depthcam demo
 
-test: $(VENV)/.installed test-system-packages
+test: $(VENV)/.installed-test test-system-packages
 	$(MODELS_ENV) $(PY) -m pytest -q
 
 # Xvfb lets the tests open the real preview window on a machine without a screen. Installed from
@@ -36,7 +44,7 @@ test-system-packages:
 ptx:
 	for f in kernels/*.cu; do nvcc -ptx -arch=sm_90 -o /dev/null $$f || exit 1; done
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-run
 	$(MODELS_ENV) $(VENV)/bin/depthcam bench --json out/bench.json
 
 clean:

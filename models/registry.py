@@ -50,7 +50,8 @@ REGISTRY: dict[str, ModelSpec] = {
         name="fcrn",
         filename="fcrn_nyu_depth_v2.onnx",
         description="FCRN (Laina et al. 2016): ResNet-50 with up-projections, NYU Depth v2, metres",
-        source="official TensorFlow checkpoint NYU_FCRN.ckpt (Open Model Zoo mirror fcrn-dp-nyu-depth-v2-tf), "
+        source="official TensorFlow checkpoint NYU_FCRN.ckpt from the authors' server (the address Open Model "
+               "Zoo's fcrn-dp-nyu-depth-v2-tf uses), "
                "converted to ONNX on first fetch",
         input_size=(304, 228),
         output_kind="metres",

@@ -22,7 +22,7 @@ from stream.errors import UserError
 from stream.focus import FocusController
 from stream.metrics import LatencyRecorder
 from stream.pipeline import Pipeline
-from stream.paths import same_file
+from stream.paths import ensure_writable, same_file
 from stream.sinks import Sink, check_display, make_sink, output_kind
 from stream.sources import ImageSource, Source, VideoFileSource, open_source
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
@@ -64,6 +64,8 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
                                 f"choose another name")
     if len(files) == 2 and same_file(*files.values()):
         raise UserError(f"-o and --save-depth both name {output}; give the depth video its own name")
+    for flag, target in files.items():  # the sinks check again when they open; this is before the model loads
+        ensure_writable(Path(target), "depth video" if flag == "--save-depth" else "output")
     if output_kind(output) == "window":
         check_display()
     if output_kind(output) == "image" and source.frame_count != 1:

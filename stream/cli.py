@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 from typing import NoReturn
 
-from stream.config import DEVICES, MODEL_OUTPUTS, load_config, preset_names
+from stream.config import DEVICES, MODEL_OUTPUTS, PipelineConfig, load_config, preset_names
 from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
 
@@ -74,17 +74,25 @@ def _notify(message: str) -> None:
     tqdm.write(f"depthcam: {message}", file=sys.stderr)
 
 
+def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfig, bool]:
+    """The run's configuration, and whether the camera preset was chosen for the user: a camera wants
+    the live settings (the default preset is for files), on a GPU where there is one, since the
+    preset's own `device: cpu` is for the laptops it is tuned on."""
+    overrides = _overrides(args)
+    if args.config is None and input_spec.startswith("camera:"):
+        overrides["device"] = overrides["device"] or "auto"
+        return load_config(LIVE_PRESET, overrides), True
+    return load_config(args.config, overrides), False
+
+
 def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     from stream.app import build
 
-    preset = args.config
-    if preset is None and input_spec.startswith("camera:"):
-        preset = LIVE_PRESET  # a camera wants the live settings; the default preset is for files
-    config = load_config(preset, _overrides(args))
+    config, camera_preset = run_config(input_spec, args)
     built = build(config, input_spec, output, notify=_notify)
-    if preset != args.config:
-        print(f"depthcam: camera input: using the {LIVE_PRESET} preset (choose another with --config)",
-              file=sys.stderr)
+    if camera_preset:
+        print(f"depthcam: camera input: using the {LIVE_PRESET} preset's settings, device {config.device} "
+              f"(choose others with --config and --device)", file=sys.stderr)
     print(f"depthcam: {built.source.description} -> model {built.estimator.spec.name} "
           f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
     target = built.output
@@ -248,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--fp16", action="store_true", help="also store the weights in half precision (GPUs)")
     for action in (models_list, fetch, info, convert):
         _add_debug_flag(action)
+    _add_debug_flag(models)
     models.set_defaults(handler=cmd_models)
     return parser
 

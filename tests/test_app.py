@@ -81,3 +81,11 @@ def test_your_own_model_is_read_as_inverse_depth_unless_told_it_gives_metres(sha
     assert metric.to_disparity(np.array([0.5, 2.0], np.float32)).tolist() == [2.0, 0.5]  # nearer = larger
     with pytest.raises(UserError, match="model_output must be one of"):
         load_config("default", {"model_output": "feet"})
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_model_loads(clip, tmp_path):
+    (tmp_path / "notes.txt").write_text("a file where a folder should be")
+    with pytest.raises(UserError, match="cannot write output .*notes.txt is a file"):
+        check(clip, tmp_path / "notes.txt" / "out.mp4")
+    with pytest.raises(UserError, match="cannot write depth video"):
+        check(clip, tmp_path / "out.mp4", **{"output.save_depth": str(tmp_path / "notes.txt" / "d.mp4")})

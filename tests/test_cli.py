@@ -128,6 +128,21 @@ def test_synthetic_counts_must_be_whole_numbers():
     assert_one_clear_line(result, "frames=2.5", "whole number")
 
 
+def test_a_camera_gets_the_live_settings_on_the_device_auto_picks():
+    from stream.cli import build_parser, run_config
+
+    def config(*argv):
+        args = build_parser().parse_args(["run", *argv])
+        return run_config(args.input, args)
+
+    camera, chosen = config("camera:0")
+    assert chosen and camera.device == "auto" and camera.refine.mode == "live" and camera.inference.mode == "async"
+    assert config("camera:0", "--device", "cpu")[0].device == "cpu"
+    assert config("camera:0", "--config", "live-cpu")[0].device == "cpu"  # the preset as written
+    assert config("camera:0", "--config", "default")[0].refine.mode == "full"
+    assert config("clip.mp4")[1] is False
+
+
 def test_camera_that_does_not_exist(shared_models, bad_inputs):
     result = depthcam("run", "camera:7", "-o", "null")
     assert_one_clear_line(result, "camera 7 could not be opened")
