@@ -53,8 +53,8 @@ def default_output(input_spec: str, source: Source) -> str:
 
 def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: Source) -> None:
     """What can only be checked once the input is open, before anything heavy loads: no output
-    overwrites the input or the other output, an image output gets one frame, and the settings given
-    in frame pixels fit this frame."""
+    overwrites the input or the other output, every output file can be written and a preview window
+    can open, an image output gets one frame, and the settings given in frame pixels fit this frame."""
     files = {flag: target for flag, target in (("-o", output), ("--save-depth", config.output.save_depth))
              if target and output_kind(target) in ("video", "image")}
     if isinstance(source, (VideoFileSource, ImageSource)):

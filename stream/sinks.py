@@ -111,8 +111,10 @@ def _probe_display(display: str, wayland_display: str, timeout_s: float = 20.0) 
         raise UserError(f"the display {os.environ.get('DISPLAY', '')!r} did not answer within {timeout_s:.0f} s; "
                         f"write to a file with -o out.mp4, or use -o null") from None
     if probe.returncode != 0:
-        lines = [line for line in probe.stderr.splitlines() if line.strip()]
-        reason = lines[0].strip() if lines else f"exit status {probe.returncode}"
+        lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+        # Qt names the display problem ("could not connect"); a headless OpenCV ends with a cv2.error line
+        reason = next((line for line in lines if "could not" in line or "error" in line.lower()),
+                      lines[-1] if lines else f"exit status {probe.returncode}")
         raise UserError(f"cannot open a preview window on display {os.environ.get('DISPLAY', '')!r} ({reason[:120]}); "
                         f"check DISPLAY, or write to a file with -o out.mp4, or use -o null")
 
