@@ -49,10 +49,30 @@ def download(url: str, destination: Path, sha256: str, *, progress: bool = True,
     partial = destination.with_name(destination.name + ".part")
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        offset = partial.stat().st_size if partial.is_file() else 0
+        lock = open(destination.with_name(f".{destination.name}.lock"), "a+b")  # noqa: SIM115 (held below)
     except OSError as exc:
         raise ModelError(f"cannot write into the model cache {destination.parent}: {exc.strerror or exc} "
                          f"(set DEPTHCAM_MODELS to a writable folder)") from None
+    with lock:
+        _hold(lock)  # two first runs at once: the second waits, then finds the file in place
+        if destination.is_file():
+            verify_sha256(destination, sha256)
+            return destination
+        return _download_locked(url, destination, partial, sha256, progress, timeout_s)
+
+
+def _hold(lock) -> None:
+    """An exclusive lock on the open file `lock` until it is closed (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+
+
+def _download_locked(url: str, destination: Path, partial: Path, sha256: str, progress: bool,
+                     timeout_s: float) -> Path:
+    offset = partial.stat().st_size if partial.is_file() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
         response = urllib.request.urlopen(request, timeout=timeout_s)  # noqa: S310 (addresses from the registry)

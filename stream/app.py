@@ -55,7 +55,11 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
     """What can only be checked once the input is open, before anything heavy loads: no output
     overwrites the input or the other output, every output file can be written and a preview window
     can open, an image output gets one frame, and the settings given in frame pixels fit this frame."""
-    files = {flag: target for flag, target in (("-o", output), ("--save-depth", config.output.save_depth))
+    save_depth = config.output.save_depth
+    if save_depth and output_kind(save_depth) != "video":
+        raise UserError(f"--save-depth {save_depth}: the depth goes into a video file; give one "
+                        f"(e.g. {Path(save_depth).with_suffix('.mp4').name})")
+    files = {flag: target for flag, target in (("-o", output), ("--save-depth", save_depth))
              if target and output_kind(target) in ("video", "image")}
     if isinstance(source, (VideoFileSource, ImageSource)):
         for flag, target in files.items():

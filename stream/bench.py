@@ -369,11 +369,11 @@ def run_bench_command(args: argparse.Namespace) -> int:
     for report in reports:
         print(format_table(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(json_ready(document), indent=2, allow_nan=False))
+        Path(args.json).expanduser().write_text(json.dumps(json_ready(document), indent=2, allow_nan=False))
         print(f"depthcam bench: wrote {args.json}", file=sys.stderr)
     if args.plot:
         from stream.bench_plot import plot_report
 
-        plot_report(document, Path(args.plot))
+        plot_report(document, Path(args.plot).expanduser())
         print(f"depthcam bench: wrote {args.plot}", file=sys.stderr)
     return 0

@@ -170,7 +170,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"cache: {cache_dir()}  (set DEPTHCAM_MODELS to move it)")
         elif args.models_command == "fetch":
             print(fetch(args.name, progress=True))
-        elif args.models_command == "info" and (args.name.lower().endswith(".onnx") or Path(args.name).exists()):
+        elif args.models_command == "info" and args.name not in REGISTRY and (
+                args.name.lower().endswith(".onnx") or Path(args.name).exists()):
             _describe_model_file(args.name)
         elif args.models_command == "info":
             spec = get_spec(args.name)

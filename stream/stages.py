@@ -206,6 +206,9 @@ class RefineStage:
         disparity = cupy.ascontiguousarray(cupy.asarray(frame.disparity, dtype=cupy.float32))  # model size: small
         frame.refined = self._refine(disparity, guide, resize)
         frame.extra["gpu_image"] = guide
+        # Kernel launches return at once; waiting here keeps this stage's measured time its own (the
+        # render would otherwise wait for it and be charged), and costs nothing: the render needs it.
+        cupy.cuda.get_current_stream().synchronize()
 
     def close(self) -> None:
         pass

@@ -10,7 +10,8 @@ are timed by their count.
 
 Audio. Only ONE audio stream is kept: the input's default one, else its first. Its packets are copied
 where the container takes the codec (no quality loss), else decoded and encoded again (AAC; Opus for
-WebM, PCM for AVI) on the input's timeline: offsets kept, gaps filled with silence. Audio is written
+WebM, PCM for AVI, which has no audio timestamps, so copying could not keep an offset) on the input's
+timeline: offsets kept, gaps filled with silence, channels kept (Opus: at most stereo). Audio is written
 up to the end of the pictures written so far, which the video encoder's delay keeps just ahead of the
 video in the muxer: the two are interleaved as they go, and a run that stops early leaves a file
 whose sound ends with its pictures.
@@ -44,11 +45,14 @@ AUDIO_COPYABLE = {
     ".mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"},
     ".mkv": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "vorbis", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
     ".webm": {"opus", "vorbis"},
-    ".avi": {"mp3", "ac3", "pcm_s16le"},
+    ".avi": set(),  # AVI has no audio timestamps: only audio placed by _place (gaps as silence) stays in step
 }
 # AAC elsewhere. AVI cannot record an encoder's start delay (AAC would play 23 ms late): PCM has none.
 AUDIO_TRANSCODE = {".webm": "libopus", ".avi": "pcm_s16le"}
 VIDEO_CLOCK_HZ = 90_000  # MPEG's clock: fine enough for any variable frame rate
+# FFmpeg's default layout for each channel count (av_channel_layout_default).
+STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+MPEG4_MAX_TICKS = 65535  # MPEG-4 Part 2 (AVI) takes at most this many time-base ticks a second
 AUDIO_SNAP_S = 0.005  # audio this close to contiguous is contiguous (Matroska rounds times to 1 ms)
 # AVCOL_* values (FFmpeg's pixfmt.h) for the stream's colour tags.
 RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 1, 6, 1, 1
@@ -82,13 +86,15 @@ class VideoWriter:
         import av
         from av.video.reformatter import VideoReformatter
 
-        self.path = path
         suffix = path.suffix.lower()
         if suffix not in VIDEO_CODECS:
             raise UserError(f"cannot write {path}: unknown video type {suffix or '(none)'}; "
                             f"use one of {', '.join(video_suffixes())}")
-        ensure_writable(path, "output")  # PyAV opens the file only at the first packet: check now
+        # PyAV opens the file only at the first packet: check now (and write where it checked: ~ expanded)
+        self.path = path = ensure_writable(path, "output")
         self.rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30)
+        if suffix == ".avi" and self.rate.numerator > MPEG4_MAX_TICKS:  # e.g. a 119.88 fps average: 69888/583
+            self.rate = self.rate.limit_denominator(max(1, MPEG4_MAX_TICKS // math.ceil(self.rate)))
         self.time_base = _time_base(self.rate, suffix)
         self._frame_ticks = 1 / (self.rate * self.time_base)
         # 4:2:0 needs even sizes; odd frames are padded by one edge row/column.
@@ -205,7 +211,8 @@ class _AudioTrack:
             else:
                 target = AUDIO_TRANSCODE.get(suffix, "aac")
                 rate = _encoder_rate(target, self.in_stream.codec_context.sample_rate or 48000)
-                self.out_stream = container.add_stream(target, rate=rate)
+                self.out_stream = container.add_stream(
+                    target, rate=rate, layout=_encoder_layout(target, self.in_stream.codec_context.layout))
                 out = self.out_stream.codec_context
                 out.open()  # an encoder that refuses these settings fails now, not at the first frame
                 self.out_rate = out.sample_rate
@@ -310,9 +317,17 @@ class _AudioTrack:
 
     def _resample(self, frame: Any | None) -> None:
         """Into the FIFO at the encoder's rate and format; None flushes the resampler."""
+        import av
+
         if frame is not None:
             frame.pts = None  # placed by _place; the output is timed by _out_pts
-        for resampled in self.resampler.resample(frame):
+        try:
+            resampled_frames = self.resampler.resample(frame)
+        except ValueError:  # the input's format or layout changed mid-stream: a resampler for the new one
+            out = self.out_stream.codec_context
+            self.resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=self.out_rate)
+            resampled_frames = self.resampler.resample(frame)
+        for resampled in resampled_frames:
             if resampled is not None:  # a pass-through resampler "flushes" None
                 resampled.pts = None
                 self.fifo.write(resampled)
@@ -343,6 +358,16 @@ def _encoder_rate(codec: str, rate: int) -> int:
     if not rates or rate in rates:
         return rate
     return 48000 if 48000 in rates else max(rates)
+
+
+def _encoder_layout(codec: str, layout: Any) -> str:
+    """The input's channel count where the encoder keeps it (mono stays mono, AAC and PCM keep 5.1), in
+    that count's standard layout (a PCM track may leave its channel order unspecified, which encoders
+    refuse); Opus beyond stereo needs a channel mapping PyAV does not set, so it gets a stereo downmix."""
+    channels = getattr(layout, "nb_channels", 0)
+    if codec == "libopus" and channels > 2:
+        return "stereo"
+    return STANDARD_LAYOUTS.get(channels, "stereo")
 
 
 def _slice(frame: Any, start: int, stop: int) -> Any:

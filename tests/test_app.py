@@ -89,3 +89,8 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_model_loads(clip
         check(clip, tmp_path / "notes.txt" / "out.mp4")
     with pytest.raises(UserError, match="cannot write depth video"):
         check(clip, tmp_path / "out.mp4", **{"output.save_depth": str(tmp_path / "notes.txt" / "d.mp4")})
+
+
+def test_a_depth_image_is_refused_before_the_model_loads(clip, tmp_path):
+    with pytest.raises(UserError, match="--save-depth .*d.png: the depth goes into a video file"):
+        check(clip, tmp_path / "out.mp4", **{"output.save_depth": str(tmp_path / "d.png")})

@@ -53,14 +53,26 @@ def test_render_on_gpu_matches_cpu():
 
 
 def test_auto_focus_reads_the_refined_map_on_the_gpu():
-    """Face box, tapped point and nearest-region focus computed from a CuPy map equal the host's."""
+    """Every focus path (nearest large region, face box, tapped point) computed from a CuPy map equals
+    the host's; only the value comes back."""
     import cupy
+
+    from stream.focus import disparity_at, nearest_large_region
 
     frames = RefineStage(load_config("default", {"refine.mode": "off"}).refine, "cuda").process(_frames(1))
     image, refined = frames[0].image, frames[0].refined
-    for make in (lambda: FocusController("auto"), lambda: FocusController("auto", point=(150, 90))):
-        on_gpu, on_host = make(), make()
-        assert on_gpu.update(image, refined) == pytest.approx(on_host.update(image, cupy.asnumpy(refined)), abs=1e-6)
+    host = cupy.asnumpy(refined)
+    assert nearest_large_region(refined) == pytest.approx(nearest_large_region(host), abs=1e-6)
+    assert disparity_at(refined, 150, 90) == pytest.approx(disparity_at(host, 150, 90), abs=1e-6)
+
+    class OneFace:  # the face-box median, whatever the detector finds in the synthetic frame
+        def largest_face(self, image_bgr):
+            return (100, 40, 80, 90)
+
+    for point in (None, (150, 90)):
+        on_gpu, on_host = FocusController("auto", point=point), FocusController("auto", point=point)
+        on_gpu._faces = on_host._faces = OneFace()
+        assert on_gpu.update(image, refined) == pytest.approx(on_host.update(image, host), abs=1e-6)
 
 
 def test_depth_stays_on_the_gpu_with_the_cuda_provider(shared_models):

@@ -96,6 +96,33 @@ def test_a_download_that_breaks_off_resumes_where_it_stopped(tmp_path, honour_ra
     assert server.ranges == [None, "bytes=1200000-"]  # the second request asked only for the rest
 
 
+def test_two_downloads_of_one_model_at_once_give_one_good_file(tmp_path):
+    import hashlib
+    import threading
+
+    payload = np.random.default_rng(6).integers(0, 256, 2_000_000, dtype=np.uint8).tobytes()
+    server = _RangeServer(payload)
+    target = tmp_path / "cache" / "model.onnx"
+    results: list = []
+
+    def fetch_once():
+        try:
+            results.append(download(server.url, target, hashlib.sha256(payload).hexdigest(), progress=False))
+        except Exception as exc:  # noqa: BLE001 (collected for the assertion)
+            results.append(exc)
+
+    threads = [threading.Thread(target=fetch_once) for _ in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        server.close()
+    assert results == [target] * 3 and target.read_bytes() == payload
+    assert len(server.ranges) == 1  # the others waited for the first and found the file in place
+
+
 def test_fetch_verifies_a_cached_file(model_cache):
     spec = get_spec("tcmonodepth")
     model_cache.mkdir(parents=True)

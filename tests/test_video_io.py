@@ -1,5 +1,8 @@
 """Video files in and out: frame count, frame rate and sound survive a run."""
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from media import make_timed_video, make_video, probe, timeline
@@ -96,23 +99,71 @@ def _times(start: float, count: int, fps: float) -> list[float]:
     return [start + i / fps for i in range(count)]
 
 
-@pytest.mark.parametrize("video_start, audio_start, codec, suffix", [
-    (1.0, 0.0, "aac", ".mp4"),        # video starts 1 s after the audio; packets copied
-    (2.0, 2.0, "aac", ".mp4"),        # both start at 2 s
-    (1.0, 0.0, "pcm_s16le", ".mkv"),  # transcoded to AAC
-    (0.0, 0.5, "pcm_s16le", ".mkv"),  # audio starts 0.5 s after the video
+@pytest.mark.parametrize("video_start, audio_start, codec, suffix, out_suffix", [
+    (1.0, 0.0, "aac", ".mp4", ".mp4"),        # video starts 1 s after the audio; packets copied
+    (2.0, 2.0, "aac", ".mp4", ".mp4"),        # both start at 2 s
+    (1.0, 0.0, "pcm_s16le", ".mkv", ".mp4"),  # transcoded to AAC
+    (0.0, 0.5, "pcm_s16le", ".mkv", ".mp4"),  # audio starts 0.5 s after the video
+    (0.0, 0.5, "pcm_s16le", ".mkv", ".avi"),  # AVI has no audio timestamps: the offset is silence
+    (0.0, 0.5, "mp3", ".mkv", ".avi"),
 ])
-def test_an_offset_input_keeps_its_audio_to_video_offset(tmp_path, video_start, audio_start, codec, suffix):
+def test_an_offset_input_keeps_its_audio_to_video_offset(tmp_path, video_start, audio_start, codec, suffix,
+                                                         out_suffix):
     click = max(video_start, audio_start) + 0.3
     src = make_timed_video(tmp_path / f"in{suffix}", _times(video_start, 10, 10), fps=10, audio_codecs=(codec,),
                            audio_start=audio_start, audio_seconds=1.5, click_at=click)
-    _copy(src, tmp_path / "out.mp4")
-    before, after = timeline(src), timeline(tmp_path / "out.mp4")
+    _copy(src, tmp_path / f"out{out_suffix}")
+    before, after = timeline(src), timeline(tmp_path / f"out{out_suffix}")
     assert before["click"] - before["video"][0] == pytest.approx(click - video_start, abs=0.01)
     assert after["video"][0] == pytest.approx(0, abs=0.03)
     assert after["click"] - after["video"][0] == pytest.approx(click - video_start, abs=AAC_FRAME_S)
     # What came before the pictures is cut (a later start is kept, or filled with silence when transcoded).
     assert -AAC_FRAME_S <= after["audio_start"] - after["video"][0] <= max(audio_start - video_start, 0) + AAC_FRAME_S
+
+
+def test_a_home_relative_output_is_written_where_it_was_checked(tmp_path, monkeypatch):
+    # `--save-depth=~/d.mp4` or a YAML value: the shell expands no ~ there
+    monkeypatch.setenv("HOME", str(tmp_path))
+    writer = VideoWriter(Path("~/sub/depth.mp4"), 64, 48, 10)
+    writer.write(np.zeros((48, 64, 3), np.uint8), 0.0)
+    writer.close()
+    assert probe(tmp_path / "sub" / "depth.mp4")["frames"] == 1
+
+
+def test_avi_takes_an_odd_average_frame_rate(tmp_path):
+    # a phone's variable-rate 120 fps clip averages 119.8765 fps: 69888/583, over MPEG-4 Part 2's 65535 ticks
+    writer = VideoWriter(tmp_path / "out.avi", 64, 48, 119.8765)
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8), i / 119.8765)
+    writer.close()
+    assert probe(tmp_path / "out.avi")["frames"] == 5 and writer.rate.numerator <= 65535
+    assert float(writer.rate) == pytest.approx(119.8765, rel=1e-3)
+
+
+@pytest.mark.parametrize("layout", ["mono", "5.1"])
+def test_transcoded_audio_keeps_its_channels(tmp_path, layout):
+    import av
+
+    src = tmp_path / "in.mkv"
+    with av.open(str(src), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("pcm_s16le", rate=48000, layout=layout)
+        for i in range(10):
+            for packet in video.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        channels = audio.codec_context.layout.nb_channels
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 48000 * channels), np.int16), format="s16", layout=layout)
+        frame.sample_rate, frame.pts = 48000, 0
+        for packet in audio.encode(frame):
+            container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+    _copy(src, tmp_path / "out.mp4")  # pcm into mp4: transcoded to AAC
+    with av.open(str(tmp_path / "out.mp4")) as out:
+        assert out.streams.audio[0].codec_context.layout.nb_channels == channels
 
 
 def test_44_1_khz_audio_goes_into_webm(tmp_path):
