@@ -150,6 +150,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     """Open the input first (a bad input fails before anything heavy loads), then the model, the
     kernels and the sink. `notify` receives progress messages for the user (slow first compilation)."""
     source = open_source(input_spec)
+    stages: list[Stage] = []
     try:
         output = output or ("null" if sink is not None else default_output(input_spec, source))
         check_outputs(config, input_spec, output if sink is None else "null", source)
@@ -166,6 +167,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              save_depth=config.output.save_depth,
                              controls=LiveControls(focus, config.render, source.height))
     except BaseException:
+        for stage in stages:  # the async network's worker thread ends with its stage
+            stage.close()
         source.close()
         raise
     show_progress = config.output.progress if progress is None else progress

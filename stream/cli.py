@@ -98,7 +98,8 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     target = built.output
     if target == "window":
         print(f"depthcam: {KEYS_HELP}", file=sys.stderr)
-    if config.refine.mode == "full" and not built.source.live and built.source.frame_count:
+    # The hint's cheaper alternative is the CPU's live mode (on CUDA the exact filter is already fast)
+    if config.refine.mode == "full" and built.backend == "cpu" and not built.source.live and built.source.frame_count:
         from stream.hints import SlowRunHint
 
         built.pipeline.on_frame = SlowRunHint(built.source.frame_count, _notify)
@@ -271,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="depthcam: %(message)s")
     debug = args.debug = args.debug or os.environ.get("DEPTHCAM_DEBUG", "").lower() not in ("", "0", "false", "no")
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, _terminate)
+    if hasattr(signal, "SIGTERM") and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, _terminate)  # an ignored SIGTERM (nohup, a supervisor) stays ignored
     try:
         return args.handler(args)
     except UserError as exc:

@@ -57,6 +57,7 @@ class Pipeline:
         self.threads: list[threading.Thread] = []
         self.frames_written = 0
         self.sink_finalised = False
+        self.source_error: UserError | None = None  # the input failed part-way; raised after the drain
 
     # -- threads -----------------------------------------------------------------------------
     def _fail(self, where: str, exc: BaseException) -> None:
@@ -68,10 +69,15 @@ class Pipeline:
     def _capture(self) -> None:
         queue = self.queues[0]
         try:
-            for frame in self.source.frames():
-                if self.stop.is_set():
-                    return
-                queue.put(frame)
+            try:
+                for frame in self.source.frames():
+                    if self.stop.is_set():
+                        return
+                    queue.put(frame)
+            except UserError as exc:
+                # The input turned unreadable part-way (a truncated or corrupt file): the frames read so
+                # far still go through the stages and are written; the error is reported after them.
+                self.source_error = exc
             queue.put(END)
         except Stopped:
             pass
@@ -81,6 +87,8 @@ class Pipeline:
     def _run_stage(self, stage: Stage, inbox: FrameQueue[Frame], outbox: FrameQueue[Frame]) -> None:
         try:
             while True:
+                if self.stop.is_set():  # a stop ends the stage now, not after the frames still queued
+                    raise Stopped
                 batch, ended = inbox.get_batch(stage.max_batch, stage.max_wait_ms / 1000.0)
                 if batch:
                     started = now_ns()
@@ -107,6 +115,7 @@ class Pipeline:
                                                  name=f"stage-{stage.name}", daemon=True))
         self.frames_written = 0
         self.sink_finalised = False  # the sink closed without an error: its file is complete and playable
+        self.source_error = None
         completed, interrupted, closed_by_user = False, False, False
         total = None if self.source.live else self.source.frame_count
         bar = tqdm(total=total, unit="frame", disable=not self.progress, dynamic_ncols=True, leave=True)
@@ -122,11 +131,14 @@ class Pipeline:
             finally:
                 bar.close()
                 self.stop.set()
-                threads_left = self._shutdown(complete=completed and self.error is None)
+                threads_left = self._shutdown(
+                    complete=completed and self.error is None and self.source_error is None)
             interrupted = interrupted or (signals.received and not completed)
         result = RunResult(self.frames_written, completed and self.error is None, interrupted, closed_by_user,
                            self.queues[0].dropped,
                            {q.name: q.high_water for q in self.queues}, threads_left)
+        if self.error is None and self.source_error is not None:
+            self.error = ("capture", self.source_error)
         if self.error is not None:
             where, exc = self.error
             if isinstance(exc, UserError):
@@ -160,16 +172,17 @@ class Pipeline:
                 return False, True
 
     def _shutdown(self, complete: bool) -> list[str]:
-        """Stop every thread (they poll the stop event), then finalise the sink and the source."""
+        """Stop every thread (they poll the stop event), then close the stages (the async network's
+        worker), then finalise the sink and the source."""
         deadline = now_ns() + int(JOIN_TIMEOUT_S * 1e9)
+        for thread in self.threads:
+            if thread.ident is not None:  # started
+                thread.join(timeout=max(0.0, (deadline - now_ns()) / 1e9))
         for stage in self.stages:
             try:
                 stage.close()
             except Exception as exc:  # noqa: BLE001
                 self._fail(stage.name, exc)
-        for thread in self.threads:
-            if thread.ident is not None:  # started
-                thread.join(timeout=max(0.0, (deadline - now_ns()) / 1e9))
         try:
             self.sink.close(complete)
             self.sink_finalised = True

@@ -100,13 +100,15 @@ class SyntheticSource(Source):
         period_ns = int(1e9 / self.fps)
         start = now_ns()
         for index in range(self.frame_count or 0):
-            if self.live:  # pace like a camera: frame i is "exposed" at start + i * period
-                delay = start + index * period_ns - now_ns()
+            exposed = start + index * period_ns  # paced like a camera: frame i is exposed then
+            if self.live:
+                delay = exposed - now_ns()
                 if delay > 0:
                     time.sleep(delay / 1e9)
             image, truth = self.scene.render(index)
-            yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=index / self.fps,
-                        ground_truth=truth)
+            # Paced, latency counts from the exposure, so time the source itself runs late is counted too.
+            yield Frame(index=index, capture_ns=exposed if self.live else now_ns(), image=image,
+                        pts_seconds=index / self.fps, ground_truth=truth)
 
 
 class ImageSource(Source):

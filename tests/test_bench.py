@@ -205,3 +205,15 @@ def test_a_run_that_measured_nothing_is_refused(monkeypatch):
 
 def test_full_runs_give_no_warning():
     assert bench.short_runs_warning([{"config": "default", "runs": {"pipelined": _fake_run(5)}}], 5) is None
+
+
+def test_async_depth_gets_no_pipelined_over_sequential_ratio(monkeypatch, tmp_path, capsys):
+    # the async pipelined run predicts depth on fewer frames than the sequential one: not the same work
+    _fake_runs(monkeypatch, measured=20)
+    out = tmp_path / "bench.json"
+    assert bench.run_bench_command(_bench_args("--config", "live-cpu", "--frames", "20", "--json", str(out))) == 0
+    report = json.loads(out.read_text())["reports"][0]
+    assert report["speedup_pipelined_over_sequential"] is None and "not the same work" in report["speedup_note"]
+    assert "not reported" in capsys.readouterr().out
+    assert bench.run_bench_command(_bench_args("--frames", "20", "--json", str(out))) == 0
+    assert json.loads(out.read_text())["reports"][0]["speedup_pipelined_over_sequential"] > 0  # sync: reported

@@ -286,3 +286,18 @@ def test_preview_window_shows_every_frame(shared_models, virtual_display):
     assert result.returncode == 0, result.stderr
     assert "wrote 12 frames to window" in result.stderr
     assert "a: auto focus" in result.stderr  # the window's keys are announced
+
+
+def test_an_ignored_sigterm_stays_ignored(shared_models, capsys):
+    # nohup or a supervisor starts a process with SIGTERM ignored; the CLI must not undo that
+    from stream.cli import _terminate, main
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        assert main(["models", "list"]) == 0
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        assert main(["models", "list"]) == 0
+        assert signal.getsignal(signal.SIGTERM) is _terminate  # otherwise SIGTERM ends a run like Ctrl-C
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -244,3 +244,65 @@ def test_async_depth_passes_every_frame_with_the_newest_depth(shared_models):
     depth_indices = [f.depth_index for f in sink.frames]
     assert all(d <= f.index for d, f in zip(depth_indices, sink.frames))
     assert depth_indices == sorted(depth_indices)  # never goes back to an older depth
+
+
+class _CountingSource:
+    """Frames as fast as asked, then (optionally) the error a file that turns corrupt gives."""
+
+    live = False
+    fps = 30.0
+    width, height = 32, 24
+    audio_path = None
+    description = "counting"
+
+    def __init__(self, count, fail_after=None):
+        self.frame_count, self.fail_after = count, fail_after
+
+    def frames(self):
+        from stream.errors import UserError
+        from stream.frame import Frame
+
+        for index in range(self.frame_count):
+            if index == self.fail_after:
+                raise UserError(f"in.mp4 is corrupt or truncated after frame {index}")
+            yield Frame(index=index, capture_ns=time.perf_counter_ns(), image=np.zeros((24, 32, 3), np.uint8))
+
+    def close(self):
+        pass
+
+
+class _SlowStage:
+    name = "slow"
+    max_batch = 1
+    max_wait_ms = 0.0
+
+    def __init__(self, seconds):
+        self.seconds, self.processed = seconds, 0
+
+    def process(self, batch):
+        time.sleep(self.seconds)
+        self.processed += len(batch)
+        return batch
+
+    def close(self):
+        pass
+
+
+def test_a_stop_ends_a_stage_without_working_through_its_queue():
+    slow = _SlowStage(0.25)
+    pipeline = Pipeline(_CountingSource(100), [slow], CollectingSink(), queue_size=8)
+    threading.Timer(0.6, pipeline.stop.set).start()  # the inbox is full (8 frames = 2 s of work) by then
+    started = time.monotonic()
+    result = pipeline.run()
+    assert time.monotonic() - started < 0.6 + 0.25 + 0.5
+    assert result.threads_left == [] and slow.processed <= 4
+
+
+def test_an_input_that_fails_part_way_still_writes_every_frame_read_before():
+    from stream.errors import UserError
+
+    sink = CollectingSink()
+    pipeline = Pipeline(_CountingSource(100, fail_after=40), [_SlowStage(0.001)], sink, queue_size=4)
+    with pytest.raises(UserError, match="after frame 40"):
+        pipeline.run()
+    assert [f.index for f in sink.frames] == list(range(40)) and pipeline.sink_finalised
