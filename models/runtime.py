@@ -20,7 +20,6 @@ TENSORRT = "TensorrtExecutionProvider"
 CPU = "CPUExecutionProvider"
 # ONNX Runtime's names of the output types a depth map may have (a user's own model may give float16).
 ORT_TENSOR_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
-ORT_TENSOR_TYPES = tuple(ORT_TENSOR_DTYPES)
 
 
 def _import_onnxruntime():
@@ -86,7 +85,7 @@ def _check_depth_output(session, spec: ModelSpec) -> str:
     shape = list(meta.shape)
     fixed = [isinstance(v, int) for v in shape]  # symbolic dimensions are checked on the first frame instead
     one_map = len(shape) == 3 or (len(shape) == 4 and (1 in (shape[1], shape[3]) or not (fixed[1] and fixed[3])))
-    if not one_map or meta.type not in ORT_TENSOR_TYPES:
+    if not one_map or meta.type not in ORT_TENSOR_DTYPES:
         raise ModelError(f"model {spec.filename} gives a {meta.type} output {shape}; depthcam needs one depth map "
                          f"per frame, float N x 1 x H x W, N x H x W x 1 or N x H x W (is this a depth model?)")
     return meta.name

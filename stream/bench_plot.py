@@ -12,13 +12,18 @@ from stream.errors import UserError
 from stream.paths import ensure_writable
 
 
-def supported_formats() -> set[str]:
-    """File extensions matplotlib can write here; a UserError when matplotlib is missing."""
+def _figure_class():
+    """matplotlib's Figure; a UserError naming the extra when matplotlib is missing."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
         raise UserError("--plot needs matplotlib: pip install 'depthcam[plot]'") from None
-    return {name.lower() for name in Figure().canvas.get_supported_filetypes()}
+    return Figure
+
+
+def supported_formats() -> set[str]:
+    """File extensions matplotlib can write here; a UserError when matplotlib is missing."""
+    return {name.lower() for name in _figure_class()().canvas.get_supported_filetypes()}
 
 
 def check_plot_path(path: Path) -> Path:
@@ -43,10 +48,7 @@ def check_plot_path(path: Path) -> Path:
 
 
 def plot_report(document: dict, path: Path) -> None:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UserError("--plot needs matplotlib: pip install 'depthcam[plot]'") from None
+    Figure = _figure_class()  # noqa: N806 (the class, named as matplotlib names it)
     runs = [(f"{report['config']}/{name}", run) for report in document["reports"] for name, run in report["runs"].items()]
     stages = ["depth", "refine", "render"]
     figure = Figure(figsize=(10, 3 + 2.2 * len(stages)))

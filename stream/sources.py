@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -241,9 +242,24 @@ def _fourcc_text(code: float) -> str:
     return text if value and text.isprintable() else "?"
 
 
-def configure_capture(capture, size: tuple[int, int] | None, fps: float, pixel_format: str) -> str:
-    """Ask an opened capture for a mode and return what it gave, e.g. "1280x720 @ 30 fps MJPG
-    (asked 1920x1080)". The pixel format is set before the size: V4L2 lists sizes per format."""
+@dataclass(frozen=True)
+class CameraMode:
+    """The mode a camera really gave, and what it could not give of what was asked."""
+
+    width: int
+    height: int
+    fps: float
+    fourcc: str
+    shortfall: tuple[str, ...] = ()
+
+    def __str__(self) -> str:  # e.g. "1280x720 @ 30 fps MJPG (asked 1920x1080: the camera has no such mode)"
+        mode = f"{self.width}x{self.height} @ {self.fps:g} fps {self.fourcc}"
+        return mode + (f" (asked {', '.join(self.shortfall)}: the camera has no such mode)" if self.shortfall else "")
+
+
+def configure_capture(capture, size: tuple[int, int] | None, fps: float, pixel_format: str) -> CameraMode:
+    """Ask an opened capture for a mode and return the one it gave. The pixel format is set before the
+    size: V4L2 lists sizes per format."""
     fourcc = CAMERA_FORMATS[pixel_format]
     if fourcc is None and size is not None and size[0] * size[1] > MJPG_ABOVE_PIXELS:
         fourcc = "MJPG"
@@ -256,10 +272,9 @@ def configure_capture(capture, size: tuple[int, int] | None, fps: float, pixel_f
         capture.set(cv2.CAP_PROP_FPS, fps)
     width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     got_fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
-    mode = f"{width}x{height} @ {got_fps:g} fps {_fourcc_text(capture.get(cv2.CAP_PROP_FOURCC))}"
     asked = [f"{size[0]}x{size[1]}"] if size and (width, height) != size else []
     asked += [f"{fps:g} fps"] if fps and abs(got_fps - fps) > 0.5 else []
-    return mode + (f" (asked {', '.join(asked)}: the camera has no such mode)" if asked else "")
+    return CameraMode(width, height, got_fps, _fourcc_text(capture.get(cv2.CAP_PROP_FOURCC)), tuple(asked))
 
 
 class CameraSource(Source):
@@ -290,9 +305,7 @@ class CameraSource(Source):
             raise UserError(f"camera {self.index} could not be opened: no such camera, or it is busy or not "
                             f"permitted (try camera:0, close other apps using it, check video-device permissions)")
         mode = configure_capture(self.capture, size, fps, pixel_format)
-        self.width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        self.height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        self.fps = float(self.capture.get(cv2.CAP_PROP_FPS)) or 30.0
+        self.width, self.height, self.fps = mode.width, mode.height, mode.fps
         self.description = f"camera {self.index} {mode}"
 
     def frames(self) -> Iterator[Frame]:

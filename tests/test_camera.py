@@ -42,22 +42,23 @@ class FakeWebcam:
 def test_a_large_size_asks_for_mjpg_first_and_gets_full_rate():
     camera = FakeWebcam()
     mode = configure_capture(camera, (1920, 1080), 30, "auto")
-    assert mode == "1920x1080 @ 30 fps MJPG"
+    assert str(mode) == "1920x1080 @ 30 fps MJPG" and (mode.width, mode.height, mode.fps) == (1920, 1080, 30)
     assert camera.calls[0] == cv2.CAP_PROP_FOURCC  # before the size: the sizes depend on the format
 
 
 def test_uncompressed_when_asked_and_the_shortfall_is_reported():
     mode = configure_capture(FakeWebcam(), (1920, 1080), 30, "yuyv")
-    assert mode == "1920x1080 @ 5 fps YUYV (asked 30 fps: the camera has no such mode)"
+    assert str(mode) == "1920x1080 @ 5 fps YUYV (asked 30 fps: the camera has no such mode)"
 
 
 def test_a_size_the_camera_lacks_is_reported():
-    assert configure_capture(FakeWebcam(), (1280, 720), 0, "yuyv").endswith("(asked 1280x720: the camera has no such mode)")
+    assert str(configure_capture(FakeWebcam(), (1280, 720), 0, "yuyv")).endswith(
+        "(asked 1280x720: the camera has no such mode)")
 
 
 def test_small_sizes_keep_the_cameras_own_format():
     camera = FakeWebcam()
-    assert configure_capture(camera, (640, 480), 30, "auto") == "640x480 @ 30 fps YUYV"
+    assert str(configure_capture(camera, (640, 480), 30, "auto")) == "640x480 @ 30 fps YUYV"
     assert cv2.CAP_PROP_FOURCC not in camera.calls
 
 
