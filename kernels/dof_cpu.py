@@ -58,23 +58,27 @@ def _bilerp_ch(a, ch, y0, y1, x0, x1, fy, fx):
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_area,
-            low_f, low_fr, low_n, low_nm, low_nr, low_small):
+            low_f, low_fr, low_n, low_nm, low_nr, small_x, small_n, small_k):
     """Full resolution: CoC, premultiplied colour (h*B, h*G, h*R, h) and inverse disc area.
-    Per s x s block: far and near premultiplied colour, weight, coverage and mean radius (reduced px),
-    and the largest near CoC too small for the reduced gather."""
+    Per s x s block: far and near premultiplied colour, weight, coverage and mean radius (reduced px).
+    Per row: the columns of near pixels too small for the reduced gather (`small_x[y, :small_n[y]]`,
+    ascending) and the largest half-width of their discs (`small_k[y]`, -1: none), which the composite
+    scatters exactly."""
     height, width = disp.shape
     hl, wl = low_fr.shape
     inv_thr = 1.0 / (1.0 - HIGHLIGHT_THRESHOLD)
     for by in prange(hl):
         y0 = by * s
         y1 = min(y0 + s, height)
+        for y in range(y0, y1):
+            small_n[y] = 0
+            small_k[y] = -1
         for bx in range(wl):
             x0 = bx * s
             x1 = min(x0 + s, width)
             f0 = f1 = f2 = fh = fr = 0.0
             n0 = n1 = n2 = nh = nm = nr = 0.0
             fcount = 0
-            small = -1.0
             for y in range(y0, y1):
                 for x in range(x0, x1):
                     # clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
@@ -105,8 +109,10 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
                         fcount += 1
                     else:
                         t = _split(c, s)
-                        if t < 1.0 and c > small:
-                            small = c
+                        if t < 1.0:
+                            small_x[y, small_n[y]] = x  # blocks run left to right: columns ascend
+                            small_n[y] += 1
+                            small_k[y] = max(small_k[y], int(math.ceil(c + 0.5)) - 1)
                         n0 += t * hw * b
                         n1 += t * hw * g
                         n2 += t * hw * r
@@ -125,7 +131,6 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
             low_n[by, bx, 3] = nh * inv_n
             low_nm[by, bx] = nm * inv_n
             low_nr[by, bx] = nr / (nm * s) if nm > 0.0 else -1.0  # mean radius of the reduced share
-            low_small[by, bx] = small  # largest near CoC (< s) gathered at full resolution, -1: none
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
@@ -195,8 +200,62 @@ def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, rows, dist, far_acc, ne
             near_a[py, px] = ba
 
 
+@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+def _scatter_small_near(y, coc, pre, inv_area, dist, s, small_x, small_n, small_k):
+    """Row y's share of the near pixels too small for the reduced gather: each scatters its exact disc
+    (premultiplied B, G, R, h and coverage) into a row buffer. Scattering from the per-row lists visits
+    only those pixels and only their own discs, where a gather visited the window of the largest disc
+    around at every pixel near them; contributions arrive in the same order as a gather's (source rows,
+    then columns, ascending). `small_k[qy]`: the largest disc half-width in row qy (-1: none), so rows
+    out of reach are skipped whole. Returns the buffer (5 x n) and the column of its first entry."""
+    kd = (dist.shape[0] - 1) // 2
+    height, width = coc.shape
+    q0 = max(y - s, 0)
+    q1 = min(y + s + 1, height)
+    lo = width
+    hi = -1
+    for qy in range(q0, q1):
+        kr = small_k[qy]
+        if kr >= abs(qy - y):
+            lo = min(lo, small_x[qy, 0] - kr)
+            hi = max(hi, small_x[qy, small_n[qy] - 1] + kr)
+    lo = max(lo, 0)
+    hi = min(hi, width - 1)
+    buf = np.zeros((5, max(hi - lo + 1, 0)), np.float64)
+    for qy in range(q0, q1):
+        dy = abs(qy - y)
+        if small_k[qy] < dy:
+            continue
+        drow = dist[kd + qy - y]
+        for j in range(small_n[qy]):
+            qx = small_x[qy, j]
+            cq = coc[qy, qx]
+            k = min(int(math.ceil(cq + 0.5)) - 1, kd)
+            if dy > k:
+                continue
+            wq = (1.0 - _split(cq, s)) * inv_area[qy, qx]
+            p0 = pre[qy, qx, 0]
+            p1 = pre[qy, qx, 1]
+            p2 = pre[qy, qx, 2]
+            p3 = pre[qy, qx, 3]
+            base = kd - qx  # the table is symmetric: index |px - qx| ascending
+            for px in range(max(qx - k, 0), min(qx + k + 1, width)):
+                cov = cq - drow[base + px] + 0.5
+                if cov <= 0.0:
+                    continue
+                a = min(cov, 1.0) * wq
+                i = px - lo
+                buf[0, i] += a * p0
+                buf[1, i] += a * p1
+                buf[2, i] += a * p2
+                buf[3, i] += a * p3
+                buf[4, i] += a
+    return buf, lo
+
+
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, rows, far_acc, near_acc, near_a, small_near, out):
+def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, rows, far_acc, near_acc, near_a,
+               small_x, small_n, small_k, out):
     """Full resolution: far pixels take the far field (exact small-CoC gather cross-faded with the
     bilinear, support-weighted reduced one), then the near field's coverage composites its colour over.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s + 1); `col_x0`,
@@ -211,13 +270,9 @@ def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, rows, far_acc, 
         y0 = int(uy)
         fy = uy - y0
         y1 = min(y0 + 1, hl - 1)
-        small_row = small_near[y // s]
-        bx = 0
-        bx_end = s
+        small, small_lo = _scatter_small_near(y, coc, pre, inv_area, dist, s, small_x, small_n, small_k)
+        small_hi = small_lo + small.shape[1]
         for x in range(width):
-            if x == bx_end:
-                bx += 1
-                bx_end += s
             x0 = col_x0[x]
             fx = col_fx[x]
             x1 = min(x0 + 1, wl - 1)
@@ -271,25 +326,13 @@ def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, rows, far_acc, 
                 n0 = _bilerp_ch(near_acc, 0, y0, y1, x0, x1, fy, fx)
                 n1 = _bilerp_ch(near_acc, 1, y0, y1, x0, x1, fy, fx)
                 n2 = _bilerp_ch(near_acc, 2, y0, y1, x0, x1, fy, fx)
-            small = small_row[bx]
-            if small > 0.0:
-                # near pixels too small for the reduced gather scatter their share here, exactly
-                ks = min(int(math.ceil(small + 0.5)) - 1, kd)
-                for qy in range(max(y - ks, 0), min(y + ks + 1, height)):
-                    drow = dist[kd + qy - y]
-                    for qx in range(max(x - ks, 0), min(x + ks + 1, width)):
-                        cq = coc[qy, qx]
-                        if cq <= FOCUS_RADIUS or cq >= s:
-                            continue
-                        cov = cq - drow[kd + qx - x] + 0.5
-                        if cov <= 0.0:
-                            continue
-                        a = min(cov, 1.0) * (1.0 - _split(cq, s)) * inv_area[qy, qx]
-                        n0 += a * pre[qy, qx, 0]
-                        n1 += a * pre[qy, qx, 1]
-                        n2 += a * pre[qy, qx, 2]
-                        nh += a * pre[qy, qx, 3]
-                        alpha += a
+            if small_lo <= x < small_hi:
+                i = x - small_lo
+                n0 += small[0, i]
+                n1 += small[1, i]
+                n2 += small[2, i]
+                nh += small[3, i]
+                alpha += small[4, i]
             if alpha > 0.0 and nh > 1e-20:
                 alpha = min(alpha, 1.0)
                 o0 += alpha * (n0 / nh - o0)
@@ -345,7 +388,9 @@ class _Workspace:
         self.low_fr = np.empty((hl, wl), np.float32)
         self.low_nm = np.empty((hl, wl), np.float32)
         self.low_nr = np.empty((hl, wl), np.float32)
-        self.low_small = np.empty((hl, wl), np.float32)
+        self.small_x = np.empty(shape, np.int32)
+        self.small_n = np.empty(shape[0], np.int32)
+        self.small_k = np.empty(shape[0], np.int32)
         self.far_acc = np.empty((hl, wl, 4), np.float32)
         self.near_acc = np.empty((hl, wl, 4), np.float32)
         self.near_a = np.empty((hl, wl), np.float32)
@@ -368,16 +413,14 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarr
     w = _workspace(disp.shape, p.low_shape)
     focus, coc_scale = np.float32(p.focus), np.float32(p.coc_scale)
     _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max), np.float32(p.highlight_boost), _LINEAR_LUT,
-            w.coc, w.pre, w.inv_area, w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, w.low_small)
-    # a small near disc (CoC < s) reaches < s + 0.5 px: at most into the neighbouring blocks
-    small_near = cv2.dilate(w.low_small, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=-1.0)
+            w.coc, w.pre, w.inv_area, w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, w.small_x, w.small_n, w.small_k)
     reach = near_reach_map(w.low_nr, p.near_reach)
     _gather(w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, reach, _row_order(hl),
             _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.near_a)
     out = np.empty_like(img)
     col_x0, col_fx = _bilinear_columns(disp.shape[1], p.scale, wl)
     _composite(img, w.coc, w.pre, w.inv_area, _distance_table(p.scale + 1), p.scale, col_x0, col_fx,
-               _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.near_a, small_near, out)
+               _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.near_a, w.small_x, w.small_n, w.small_k, out)
     return out
 
 
