@@ -51,12 +51,21 @@ AUDIO_COPYABLE = {
 AUDIO_TRANSCODE = {".webm": "libopus", ".avi": "pcm_s16le"}
 VIDEO_CLOCK_HZ = 90_000  # MPEG's clock: fine enough for any variable frame rate
 CONTAINER_OPTIONS = {
+    # Every format survives a crash (kill -9, power loss, the OOM killer) up to its last second or so:
+    # each packet reaches the disk at once (flush_packets), and the container is readable without the
+    # index it writes at the end. Measured after SIGKILL at frame 150 of 150 (without these options no
+    # format decoded at all):
     # AVI stores no timestamps: FFmpeg's shift of a negative audio start (AAC's priming) would round to a
-    # whole frame there and push the pictures late.
-    ".avi": {"avoid_negative_ts": "disabled"},
-    # Matroska survives a crash (kill -9, power loss) when its clusters close every second and each
-    # packet reaches the disk: measured, 128 of 150 frames decode after SIGKILL instead of an empty file.
-    ".mkv": {"cluster_time_limit": "1000", "flush_packets": "1"},
+    # whole frame there and push the pictures late. Its demuxer reads a file without its index: 150 of 150.
+    ".avi": {"avoid_negative_ts": "disabled", "flush_packets": "1"},
+    # Matroska and WebM close a cluster every second: 128 and 124 of 150.
+    **{suffix: {"cluster_time_limit": "1000", "flush_packets": "1"} for suffix in (".mkv", ".webm")},
+    # MP4/MOV: FFmpeg's hybrid mode writes one-second fragments while recording (120 of 150) and turns the
+    # file into a regular, unfragmented one when it is closed (+0.1 % in size). Not with faststart (FFmpeg
+    # warns). delay_moov: the header waits for the first fragment, so it knows the start delays and keeps
+    # the edit lists (without it the pictures start B-frame delay late and AAC's priming plays 23 ms late).
+    **{suffix: {"movflags": "hybrid_fragmented+delay_moov", "frag_duration": "1000000", "flush_packets": "1"}
+       for suffix in (".mp4", ".m4v", ".mov")},
 }
 # FFmpeg's default layout for each channel count (av_channel_layout_default).
 STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}

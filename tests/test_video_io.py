@@ -8,7 +8,7 @@ import pytest
 from media import make_timed_video, make_video, probe, timeline
 from stream.errors import UserError
 from stream.sources import open_source
-from stream.video_writer import VideoWriter
+from stream.video_writer import VIDEO_CODECS, VideoWriter
 
 AAC_FRAME_S = 1024 / 44100
 
@@ -264,7 +264,7 @@ KILLED_WRITER = """
 import os, signal, sys
 import numpy as np
 from pathlib import Path
-from stream.video_writer import VideoWriter
+from stream.video_writer import VIDEO_CODECS, VideoWriter
 writer = VideoWriter(Path(sys.argv[1]), 160, 120, 30)
 for i in range(150):
     writer.write(np.full((120, 160, 3), (i * 5) % 255, np.uint8), i / 30)
@@ -273,15 +273,41 @@ os.kill(os.getpid(), signal.SIGKILL)  # no close(): a crash, a power cut, the OO
 
 
 @pytest.mark.skipif(not hasattr(__import__("signal"), "SIGKILL"), reason="needs SIGKILL")
-def test_a_killed_mkv_run_keeps_what_it_wrote(tmp_path):
+@pytest.mark.parametrize("suffix", sorted(VIDEO_CODECS))
+def test_a_killed_run_keeps_what_it_wrote(tmp_path, suffix):
     import subprocess
     import sys
 
     import av
 
-    out = tmp_path / "killed.mkv"
+    out = tmp_path / f"killed{suffix}"
     subprocess.run([sys.executable, "-c", KILLED_WRITER, str(out)], cwd=Path(__file__).resolve().parents[1],
                    timeout=120)
     with av.open(str(out)) as container:
         decoded = sum(1 for _ in container.decode(video=0))
     assert decoded >= 100  # of 150: the encoder's look-ahead and the last second may be lost
+
+
+def _top_level_boxes(path: Path) -> list[str]:
+    import struct
+
+    data, boxes, pos = path.read_bytes(), [], 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        size = struct.unpack(">Q", data[pos + 8:pos + 16])[0] if size == 1 else size or len(data) - pos
+        boxes.append(kind.decode("latin-1"))
+        pos += size
+    return boxes
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".m4v", ".mov"])
+def test_a_finished_mp4_is_a_regular_unfragmented_file(tmp_path, suffix):
+    # written in fragments (crash-safe), closed into one index: what every editor and player expects
+    out = tmp_path / f"out{suffix}"
+    writer = VideoWriter(out, 64, 48, 10)
+    for i in range(40):
+        writer.write(np.full((48, 64, 3), 6 * i, np.uint8), i / 10)
+    writer.close()
+    boxes = _top_level_boxes(out)
+    assert "moov" in boxes and "mdat" in boxes and "moof" not in boxes, boxes
+    assert probe(out)["frames"] == 40
