@@ -40,6 +40,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="auto (largest face, else nearest large region) or a disparity in [0, 1]")
     parser.add_argument("--focus-point", metavar="X,Y", help="focus on what is at this pixel")
     parser.add_argument("--blur", type=float, metavar="PX", help="largest blur radius in pixels at 480 lines")
+    parser.add_argument("--highlight-boost", type=float, metavar="X",
+                        help="bright highlights bloom into bokeh discs (0 off, 1-4 typical, at most 16)")
     parser.add_argument("--refine", choices=("full", "live", "off"), help="refinement mode")
     parser.add_argument("--max-batch", type=int, metavar="N", help="frames per network call")
     parser.add_argument("--async-depth", action=argparse.BooleanOptionalAction, default=None,
@@ -60,7 +62,8 @@ def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict:
     return {
         "model": args.model, "model_output": args.model_output, "device": args.device, "render.focus": args.focus,
-        "render.focus_point": args.focus_point, "render.blur": args.blur, "refine.mode": args.refine,
+        "render.focus_point": args.focus_point, "render.blur": args.blur,
+        "render.highlight_boost": args.highlight_boost, "refine.mode": args.refine,
         "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),
         "output.save_depth": args.save_depth, "output.side_by_side": args.side_by_side,
         "output.progress": False if args.no_progress else None,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from stream.config import load_config
+
 from media import make_video, probe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,6 +143,22 @@ def test_a_camera_gets_the_live_settings_on_the_device_auto_picks():
     assert config("camera:0", "--config", "live-cpu")[0].device == "cpu"  # the preset as written
     assert config("camera:0", "--config", "default")[0].refine.mode == "full"
     assert config("clip.mp4")[1] is False
+
+
+def test_render_flags_override_the_preset():
+    from stream.cli import build_parser, run_config
+
+    args = build_parser().parse_args(["run", "clip.mp4", "--blur", "20", "--highlight-boost", "2.5"])
+    render = run_config(args.input, args)[0].render
+    assert (render.blur, render.highlight_boost) == (20.0, 2.5)
+    args = build_parser().parse_args(["run", "clip.mp4", "--config", "quality"])
+    assert run_config(args.input, args)[0].render.highlight_boost == load_config("quality").render.highlight_boost
+
+
+def test_highlight_boost_out_of_range():
+    result = depthcam("run", "synthetic:portrait?frames=2", "--highlight-boost", "40", "-o", "null")
+    assert result.returncode == 2
+    assert_one_clear_line(result, "render.highlight_boost", "40")
 
 
 def test_camera_that_does_not_exist(shared_models, bad_inputs):
