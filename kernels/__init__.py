@@ -25,4 +25,8 @@ def __getattr__(name: str):
         from kernels.dof import depth_of_field
 
         return depth_of_field
-    raise AttributeError(name)
+    raise AttributeError(f"module 'kernels' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))  # the lazy names too, for completion and help()

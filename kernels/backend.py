@@ -42,7 +42,8 @@ def resolve_backend(backend: str) -> Backend:
     if cuda_available():
         return "cuda"
     if backend == "cuda":
-        raise BackendUnavailable(f"CUDA was requested but {cuda_unavailable_reason()}; use --device cpu")
+        raise BackendUnavailable(f"CUDA was requested but {cuda_unavailable_reason()}; "
+                                 "use --device cpu (backend='cpu' from Python)")
     return "cpu"
 
 

@@ -11,17 +11,22 @@ Importing this module compiles nothing: Numba and CUDA code are built on first u
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
 
-from kernels.backend import is_cupy_array, resolve_backend
+from kernels.backend import array_module, is_cupy_array, resolve_backend
 
 MAX_RADIUS = 16  # the CUDA kernel's constant-memory table holds (2·16+1)² weights
 # Table entries below this are set to 0. A product of four entries ≥ 1e-9 is ≥ 1e-36, a normal float32;
 # without the floor, products fall into denormals and the CPU loop runs ~16x slower. The weight mass
 # dropped is < (2r+1)²·1e-9 against a denominator ≥ 1 (q = p), far below the 1e-4 accuracy contract.
 WEIGHT_FLOOR = 1e-9
+# Sigmas are clamped into these limits: beyond them the floored float32 tables (and the CUDA exp2 weights) no
+# longer change (σs ≤ 0.15 or σr ≤ 6e-4: only q = p or equal colours weigh; ≥ 1e5: every weight is 1.0f), while
+# the table maths would divide by zero (1e-200 squared) or overflow (1e155 squared).
+SIGMA_LIMITS = (1e-4, 1e6)
 
 # Live mode defaults, chosen with bench/refine_quality.py (edge RMSE) and bench/bench_refine_cpu.py (time).
 LIVE_WORK_WIDTH = 160
@@ -51,31 +56,79 @@ def range_lut(sigma_range: float) -> np.ndarray:
     return lut
 
 
-def _check_params(radius: int, sigma_spatial: float, sigma_range: float) -> None:
+def _check_params(radius: int, sigma_spatial: float, sigma_range: float) -> tuple[int, float, float]:
+    """Validate the parameters; the sigmas come back as floats clamped into SIGMA_LIMITS."""
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)):
         raise ValueError(f"radius must be an int, got {radius!r}")
     if not 0 <= radius <= MAX_RADIUS:
         raise ValueError(f"radius must be in 0..{MAX_RADIUS}, got {radius}")
-    for name, value in (("sigma_spatial", sigma_spatial), ("sigma_range", sigma_range)):
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return int(radius), _positive_float("sigma_spatial", sigma_spatial), _positive_float("sigma_range", sigma_range)
 
 
-def _check_images(disparity: Any, guide_bgr: Any, same_size: bool) -> None:
+def _positive_float(name: str, value: Any) -> float:
+    # float() alone would take "0.05" and True; NumPy scalars and 0-d arrays are numbers and pass.
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return min(max(v, SIGMA_LIMITS[0]), SIGMA_LIMITS[1])
+
+
+def _check_images(disparity: Any, guide_bgr: Any, same_size: bool) -> tuple[Any, Any]:
+    """Validate; return the disparity (NumPy: float32, C-contiguous, finite) and the guide as HxWx3 uint8."""
     if getattr(disparity, "ndim", None) != 2:
-        raise ValueError(f"disparity must be a 2-D HxW array, got shape {getattr(disparity, 'shape', None)}")
-    if disparity.dtype != np.float32:
-        raise ValueError(f"disparity must be float32, got {disparity.dtype}")
-    if getattr(guide_bgr, "ndim", None) != 3 or guide_bgr.shape[2] != 3:
-        raise ValueError(f"guide_bgr must be an HxWx3 BGR image, got shape {getattr(guide_bgr, 'shape', None)}")
-    if guide_bgr.dtype != np.uint8:
-        raise ValueError(f"guide_bgr must be uint8, got {guide_bgr.dtype}")
+        raise ValueError(f"disparity must be a 2-D HxW array, got {_describe(disparity)}")
+    if getattr(getattr(disparity, "dtype", None), "kind", None) != "f":
+        raise ValueError("disparity must be a float array (float32 preferred), got "
+                         f"{getattr(disparity, 'dtype', type(disparity).__name__)}")
+    ndim = getattr(guide_bgr, "ndim", None)
+    if not (ndim == 2 or (ndim == 3 and guide_bgr.shape[2] in (1, 3, 4))):
+        raise ValueError("guide_bgr must be an HxWx3 BGR image (HxW or HxWx1 grey and HxWx4 BGRA are accepted), "
+                         f"got {_describe(guide_bgr)}")
+    if getattr(guide_bgr, "dtype", None) != np.uint8:
+        raise ValueError(f"guide_bgr must be uint8, got {getattr(guide_bgr, 'dtype', type(guide_bgr).__name__)}")
     if same_size and disparity.shape != guide_bgr.shape[:2]:
-        raise ValueError(f"disparity {disparity.shape} and guide {guide_bgr.shape[:2]} must have the same size")
+        raise ValueError(f"disparity {disparity.shape} and guide {guide_bgr.shape[:2]} must have the same size "
+                         "(refine_live takes a disparity of any size)")
     if min(disparity.shape) < 1 or min(guide_bgr.shape[:2]) < 1:
         raise ValueError("empty image")
     if is_cupy_array(disparity) != is_cupy_array(guide_bgr):
         raise ValueError("disparity and guide_bgr must both be NumPy arrays or both be CuPy arrays")
+    if not is_cupy_array(disparity):  # CuPy inputs are not scanned for NaN: that would wait for the GPU
+        disparity = _host_disparity(disparity)
+    return disparity, _as_bgr(guide_bgr)
+
+
+def _describe(array: Any) -> str:
+    shape = getattr(array, "shape", None)
+    return f"shape {tuple(shape)}" if shape is not None else type(array).__name__
+
+
+def _host_disparity(disparity: np.ndarray) -> np.ndarray:
+    # A NaN or inf spreads over its whole (2r+1)^2 window (0·inf is NaN); checked after the cast, which
+    # turns a float64 beyond float32's range into inf (refused below, so no overflow warning first).
+    with np.errstate(over="ignore"):
+        d = np.ascontiguousarray(disparity, dtype=np.float32)  # no copy when already float32 and C-contiguous
+    if not np.isfinite(d).all():
+        raise ValueError("disparity holds NaN or infinite values")
+    return d
+
+
+def _as_bgr(guide: Any) -> Any:
+    """HxWx3 view or copy: BGRA loses its alpha; grey becomes (grey, 0, 0), so the colour difference is the
+    grey difference exactly (replicating it into three channels would scale it by √3)."""
+    if guide.ndim == 3 and guide.shape[2] == 3:
+        return guide
+    if guide.ndim == 3 and guide.shape[2] == 4:
+        return guide[..., :3]
+    xp = array_module(guide)
+    bgr = xp.zeros(guide.shape[:2] + (3,), xp.uint8)
+    bgr[..., 0] = guide if guide.ndim == 2 else guide[..., 0]
+    return bgr
 
 
 def _backend_for(disparity: Any, backend: str) -> str:
@@ -89,21 +142,23 @@ def _backend_for(disparity: Any, backend: str) -> str:
 
 def joint_bilateral(disparity: Any, guide_bgr: Any, radius: int = 12, sigma_spatial: float = 20.0,
                     sigma_range: float = 0.05, backend: str = "auto") -> Any:
-    """Refine `disparity` (float32 HxW) with the guide (uint8 HxWx3 BGR, same size); float32 HxW result.
+    """Refine `disparity` (float HxW, float32 preferred) with the guide (uint8 HxWx3 BGR, same size; HxW or
+    HxWx1 grey and HxWx4 BGRA are accepted, alpha ignored); float32 HxW result, a new array.
 
-    NumPy in → NumPy out; CuPy in → CuPy out, computed in place on the GPU. backend "cpu" forces the
-    Numba path (CuPy inputs are then copied to the host and the result copied back).
+    NumPy in → NumPy out; CuPy in → CuPy out, computed on the GPU. backend "cpu" forces the Numba path
+    (CuPy inputs are then copied to the host and the result copied back). A NumPy disparity holding NaN or
+    inf is refused (ValueError); a CuPy one is not scanned.
     """
-    _check_params(radius, sigma_spatial, sigma_range)
-    _check_images(disparity, guide_bgr, same_size=True)
+    radius, sigma_spatial, sigma_range = _check_params(radius, sigma_spatial, sigma_range)
+    disparity, guide_bgr = _check_images(disparity, guide_bgr, same_size=True)
     if _backend_for(disparity, backend) == "cuda":
         from kernels.bilateral_cuda import joint_bilateral_cuda
 
-        return joint_bilateral_cuda(disparity, guide_bgr, radius, float(sigma_spatial), float(sigma_range))
+        return joint_bilateral_cuda(disparity, guide_bgr, radius, sigma_spatial, sigma_range)
     on_gpu = is_cupy_array(disparity)
-    d = disparity.get() if on_gpu else disparity
+    d = _host_disparity(disparity.get()) if on_gpu else disparity
     g = guide_bgr.get() if on_gpu else guide_bgr
-    out = _joint_bilateral_cpu(np.ascontiguousarray(d), g, int(radius), float(sigma_spatial), float(sigma_range))
+    out = _joint_bilateral_cpu(d, g, radius, sigma_spatial, sigma_range)
     if on_gpu:
         import cupy
 
@@ -124,14 +179,16 @@ def refine_live(disparity: Any, guide_bgr: Any, *, work_width: int = LIVE_WORK_W
                 backend: str = "auto") -> Any:
     """Live refinement: disparity of ANY resolution → float32 refined disparity at the guide's resolution.
 
+    Inputs as for `joint_bilateral`, except that the disparity's size is free.
+
     CPU: resize the disparity and (area-)downsample the guide to `work_width` (aspect of the guide), run the
     exact filter there (`radius`, `sigma_spatial` in working pixels), then joint-bilateral-upsample to full
     resolution guided by the full frame, so depth edges land on the frame's edges (≤ 10 ms at 640x480 on
     2 cores). CUDA: the exact filter at full resolution on the bilinearly upsampled disparity, with radius
     and sigma_spatial scaled by the full/working ratio (capped at MAX_RADIUS): cheap on a GPU, and better.
     """
-    _check_params(radius, sigma_spatial, sigma_range)
-    _check_images(disparity, guide_bgr, same_size=False)
+    radius, sigma_spatial, sigma_range = _check_params(radius, sigma_spatial, sigma_range)
+    disparity, guide_bgr = _check_images(disparity, guide_bgr, same_size=False)
     if isinstance(work_width, bool) or not isinstance(work_width, (int, np.integer)) or work_width < 2:
         raise ValueError(f"work_width must be an int ≥ 2, got {work_width!r}")
     full_h, full_w = guide_bgr.shape[:2]
@@ -140,11 +197,11 @@ def refine_live(disparity: Any, guide_bgr: Any, *, work_width: int = LIVE_WORK_W
 
         scale = full_w / min(work_width, full_w)
         radius_full = min(MAX_RADIUS, max(1, round(radius * scale)))
-        return refine_live_cuda(disparity, guide_bgr, radius_full, float(sigma_spatial * scale), float(sigma_range))
+        return refine_live_cuda(disparity, guide_bgr, radius_full, sigma_spatial * scale, sigma_range)
     on_gpu = is_cupy_array(disparity)
-    d = disparity.get() if on_gpu else np.asarray(disparity)
-    g = guide_bgr.get() if on_gpu else np.asarray(guide_bgr)
-    out = _refine_live_cpu(d, g, int(work_width), int(radius), float(sigma_spatial), float(sigma_range))
+    d = _host_disparity(disparity.get()) if on_gpu else disparity
+    g = guide_bgr.get() if on_gpu else guide_bgr
+    out = _refine_live_cpu(d, g, int(work_width), radius, sigma_spatial, sigma_range)
     if on_gpu:
         import cupy
 

@@ -81,6 +81,8 @@ def plan(shape: tuple[int, int], focus: float, max_blur_px: float, highlight_boo
 
 
 def _check_scalar(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, (str, bytes, bool, np.bool_)):  # float() would take "0.5" and True
+        raise ValueError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -94,9 +96,10 @@ def depth_of_field(image_bgr, disparity, focus: float, max_blur_px: float, *, hi
                    backend: str = "auto"):
     """Render a synthetic shallow depth of field.
 
-    image_bgr: uint8 HxWx3 (NumPy or CuPy); disparity: float HxW in [0, 1], larger = nearer;
-    focus: the in-focus disparity; max_blur_px: the largest CoC radius in pixels.
-    Returns a uint8 HxWx3 image of the same array type as the input.
+    image_bgr: uint8 HxWx3 (NumPy or CuPy); disparity: float HxW in [0, 1], larger = nearer (a NumPy
+    one holding NaN or inf is refused; a CuPy one is not scanned); focus: the in-focus disparity;
+    max_blur_px: the largest CoC radius in pixels.
+    Returns a new uint8 HxWx3 image of the same array type as the input.
     """
     on_gpu = is_cupy_array(image_bgr)
     if on_gpu != is_cupy_array(disparity):
@@ -114,6 +117,8 @@ def depth_of_field(image_bgr, disparity, focus: float, max_blur_px: float, *, hi
     focus = _check_scalar("focus", focus, 0.0, 1.0)
     max_blur_px = _check_scalar("max_blur_px", max_blur_px, 0.0, MAX_BLUR_LIMIT)
     highlight_boost = _check_scalar("highlight_boost", highlight_boost, 0.0, 1e3)
+    if not on_gpu:  # before the backend: a NumPy frame sent to CUDA is checked too
+        _check_finite(disparity)
     chosen = resolve_backend(backend)  # ValueError for an unknown name, BackendUnavailable for missing CUDA
 
     if chosen == "cuda" or on_gpu:
@@ -121,7 +126,9 @@ def depth_of_field(image_bgr, disparity, focus: float, max_blur_px: float, *, hi
             # The caller asked for the CPU on device arrays: honour it, return device arrays.
             import cupy
 
-            out = _cpu(cupy.asnumpy(image_bgr), cupy.asnumpy(disparity), focus, max_blur_px, highlight_boost)
+            disparity = cupy.asnumpy(disparity)
+            _check_finite(disparity)
+            out = _cpu(cupy.asnumpy(image_bgr), disparity, focus, max_blur_px, highlight_boost)
             return cupy.asarray(out)
         from kernels import dof_cuda
 
@@ -129,10 +136,13 @@ def depth_of_field(image_bgr, disparity, focus: float, max_blur_px: float, *, hi
     return _cpu(image_bgr, disparity, focus, max_blur_px, highlight_boost)
 
 
-def _cpu(image_bgr: np.ndarray, disparity: np.ndarray, focus: float, max_blur_px: float,
-         highlight_boost: float) -> np.ndarray:
+def _check_finite(disparity: np.ndarray) -> None:
     if not np.isfinite(disparity).all():
         raise ValueError("disparity holds NaN or infinite values")
+
+
+def _cpu(image_bgr: np.ndarray, disparity: np.ndarray, focus: float, max_blur_px: float,
+         highlight_boost: float) -> np.ndarray:
     from kernels import dof_cpu
 
     return dof_cpu.depth_of_field_cpu(image_bgr, disparity, focus, max_blur_px, highlight_boost=highlight_boost)

@@ -88,6 +88,13 @@ def test_numpy_in_numpy_out_and_input_untouched(rng):
     (dict(highlight_boost=-0.5), "highlight_boost"),
     (dict(backend="tpu"), "backend"),
     (dict(image_bgr=[[0]]), "NumPy"),
+    # float() takes these; a numeric API should not
+    (dict(focus="0.5"), "focus"),
+    (dict(max_blur_px=True), "max_blur_px"),
+    (dict(highlight_boost=b"1"), "highlight_boost"),
+    # checked whichever backend runs (CUDA was not), and before a missing GPU is reported
+    (dict(disparity=np.full((8, 8), np.nan, np.float32), backend="cuda"), "NaN"),
+    (dict(disparity=np.full((8, 8), -np.inf, np.float64), backend="auto"), "NaN"),
 ])
 def test_invalid_inputs_raise_clear_value_errors(kwargs, match):
     args = dict(image_bgr=np.zeros((8, 8, 3), np.uint8), disparity=np.zeros((8, 8), np.float32), focus=0.5,
@@ -100,8 +107,36 @@ def test_invalid_inputs_raise_clear_value_errors(kwargs, match):
 
 @pytest.mark.skipif(cuda_available(), reason="checks the error on machines without a GPU")
 def test_cuda_backend_without_gpu_says_so():
-    with pytest.raises(BackendUnavailable):
+    with pytest.raises(BackendUnavailable, match="backend='cpu'"):  # the Python spelling, not only the CLI's
         kernels.depth_of_field(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.float32), 0.5, 4.0, backend="cuda")
+
+
+def test_array_layouts_and_float_precisions_render_alike(rng):
+    """Views, Fortran order, read-only and foreign buffers, float64/float16 disparity: the same picture as a
+    contiguous float32 call, the inputs untouched, a new writable C-contiguous image out."""
+    img, disp, _ = portrait_scene(rng, 40, 52)
+    expected = kernels.depth_of_field(img, disp, FOCUS, 6.0, backend="cpu")
+    read_only = (img.copy(), disp.copy())
+    for a in read_only:
+        a.setflags(write=False)
+    cases = {
+        "fortran": (np.asfortranarray(img), np.asfortranarray(disp)),
+        "read-only": read_only,
+        "channel slices": (np.dstack([img, img[..., :1]])[..., :3], np.dstack([disp, disp])[..., 0]),
+        "frombuffer": (np.frombuffer(img.tobytes(), np.uint8).reshape(img.shape),
+                       np.frombuffer(disp.tobytes(), np.float32).reshape(disp.shape)),
+        "float64": (img, disp.astype(np.float64)),
+        "big-endian": (img, disp.astype(">f4")),
+    }
+    for name, (iv, dv) in cases.items():
+        before = (iv.copy(), dv.copy())
+        out = kernels.depth_of_field(iv, dv, FOCUS, 6.0, backend="cpu")
+        assert np.array_equal(out, expected), name
+        assert out.flags.c_contiguous and out.flags.writeable and not np.shares_memory(out, iv), name
+        assert np.array_equal(iv, before[0]) and np.array_equal(dv, before[1]), name
+    flipped = kernels.depth_of_field(img[:, ::-1], disp[:, ::-1], FOCUS, 6.0, backend="cpu")
+    assert np.array_equal(flipped, kernels.depth_of_field(img[:, ::-1].copy(), disp[:, ::-1].copy(), FOCUS, 6.0,
+                                                          backend="cpu"))
 
 
 # --- behaviour --------------------------------------------------------------------------------------

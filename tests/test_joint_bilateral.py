@@ -113,9 +113,9 @@ def test_refine_live_close_to_full_resolution_filter():
 # --- validation --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [
-    dict(disparity=np.zeros((4, 5), np.float64)),
+    dict(disparity=np.zeros((4, 5), np.int32)),
     dict(disparity=np.zeros((4, 5, 1), np.float32)),
-    dict(guide=np.zeros((4, 5), np.uint8)),
+    dict(guide=np.zeros((4, 5, 2), np.uint8)),
     dict(guide=np.zeros((4, 5, 3), np.float32)),
     dict(guide=np.zeros((4, 6, 3), np.uint8)),
     dict(radius=-1), dict(radius=MAX_RADIUS + 1), dict(radius=2.5),
@@ -136,6 +136,138 @@ def test_refine_live_validation():
         refine_live(np.zeros((4, 5), np.float32), np.zeros((8, 10, 3), np.uint8), work_width=1, backend="cpu")
     with pytest.raises(ValueError):
         refine_live(np.zeros((4, 5), np.int32), np.zeros((8, 10, 3), np.uint8), backend="cpu")
+
+
+@pytest.mark.parametrize("name", ["sigma_spatial", "sigma_range"])
+@pytest.mark.parametrize("value", ["0.1", None, True, [0.1], 1j, 0.0, -1.0, float("inf"), float("nan")])
+def test_sigma_errors_are_value_errors_naming_the_argument(name, value):
+    """Not a TypeError from NumPy's isfinite (strings, None, lists), and a bool is not a sigma."""
+    params = dict(radius=2, sigma_spatial=2.0, sigma_range=0.1, backend="cpu")
+    params[name] = value
+    d, g = np.zeros((4, 5), np.float32), np.zeros((4, 5, 3), np.uint8)
+    with pytest.raises(ValueError, match=name):
+        joint_bilateral(d, g, **params)
+    with pytest.raises(ValueError, match=name):
+        refine_live(d, g, **params)
+
+
+def test_extreme_sigmas_give_the_filter_s_limits(rng):
+    """1e-300 and 1e300 are valid positive sigmas: no ZeroDivision/Overflow in the tables, no NaN output;
+    the result is the filter's limit (only q = p or equal colours weigh; all weights 1), which the float64
+    reference reaches at 1e-4 and 1e6."""
+    d, g = random_inputs(rng, 15, 18, smooth=True)
+    g[5:9, 6:12] = g[6, 7]  # a flat patch: equal colours for the tiny sigma_range
+    np.testing.assert_array_equal(joint_bilateral(d, g, 4, 1e-300, 0.1, backend="cpu"), d)
+    for ss, sr, ref_ss, ref_sr in ((2.0, 1e-300, 2.0, 1e-4), (1e300, 0.1, 1e6, 0.1), (2.0, 1e300, 2.0, 1e6),
+                                   (1e300, 1e300, 1e6, 1e6)):
+        out = joint_bilateral(d, g, 4, ss, sr, backend="cpu")
+        assert np.abs(out - joint_bilateral_reference(d, g, 4, ref_ss, ref_sr)).max() <= 1e-4, (ss, sr)
+        assert np.isfinite(refine_live(d, g, work_width=8, radius=2, sigma_spatial=ss, sigma_range=sr,
+                                       backend="cpu")).all()
+
+
+# --- inputs as users pass them -----------------------------------------------------------------------
+
+def test_float_disparity_of_any_precision_is_accepted(rng):
+    """float64 (NumPy's default), float16 and big-endian float32 are cast to float32, as depth_of_field does."""
+    d, g = random_inputs(rng, 19, 27, smooth=True)
+    expected = joint_bilateral(d, g, 4, 3.0, 0.1, backend="cpu")
+    for other in (d.astype(np.float64), d.astype(">f4")):
+        np.testing.assert_array_equal(joint_bilateral(other, g, 4, 3.0, 0.1, backend="cpu"), expected)
+        np.testing.assert_array_equal(refine_live(other, g, work_width=9, backend="cpu"),
+                                      refine_live(d, g, work_width=9, backend="cpu"))
+    half = d.astype(np.float16)
+    assert np.abs(joint_bilateral(half, g, 4, 3.0, 0.1, backend="cpu")
+                  - joint_bilateral_reference(half, g, 4, 3.0, 0.1)).max() <= 1e-4
+
+
+def test_float32_contiguous_disparity_reaches_the_kernel_uncopied(rng, monkeypatch):
+    import kernels.bilateral_cpu as cpu
+
+    seen = []
+    real = cpu.joint_bilateral_planes
+    monkeypatch.setattr(cpu, "joint_bilateral_planes", lambda disparity, *rest: seen.append(disparity) or
+                        real(disparity, *rest))
+    d, g = random_inputs(rng, 8, 9)
+    joint_bilateral(d, g, 2, 2.0, 0.1, backend="cpu")
+    assert seen[-1] is d
+    joint_bilateral(d[:, ::-1].astype(np.float64), g, 2, 2.0, 0.1, backend="cpu")
+    assert seen[-1].dtype == np.float32 and seen[-1].flags.c_contiguous
+
+
+def test_grey_and_bgra_guides(rng):
+    """A grey guide (HxW or HxWx1) compares one channel: |c| is the grey difference, as the reference computes
+    it for a one-channel guide (not √3 times it, as a grey image copied into B, G and R would). BGRA's alpha
+    is no colour: ignored."""
+    d, g = random_inputs(rng, 21, 26, smooth=True)
+    grey = np.ascontiguousarray(g[..., 1])
+    ref = joint_bilateral_reference(d, grey[..., None], 5, 3.0, 0.1)
+    for guide in (grey, grey[..., None]):
+        assert np.abs(joint_bilateral(d, guide, 5, 3.0, 0.1, backend="cpu") - ref).max() <= 1e-4
+        assert np.abs(refine_live(d, guide, work_width=64, radius=5, sigma_spatial=3.0, sigma_range=0.1,
+                                  backend="cpu") - ref).max() <= 1e-4  # work size = full size: the exact filter
+        low = refine_live(d, guide, work_width=9, backend="cpu")
+        assert low.shape == d.shape and low.min() >= d.min() - 1e-6 and low.max() <= d.max() + 1e-6
+    bgra = np.dstack([g, rng.integers(0, 256, g.shape[:2], dtype=np.uint8)])
+    np.testing.assert_array_equal(joint_bilateral(d, bgra, 5, 3.0, 0.1, backend="cpu"),
+                                  joint_bilateral(d, g, 5, 3.0, 0.1, backend="cpu"))
+    np.testing.assert_array_equal(refine_live(d, bgra, work_width=9, backend="cpu"),
+                                  refine_live(d, g, work_width=9, backend="cpu"))
+    with pytest.raises(ValueError, match="guide_bgr"):
+        joint_bilateral(d, g[..., :2], 5, 3.0, 0.1, backend="cpu")
+
+
+def test_array_layouts_match_the_reference(rng):
+    """Views, Fortran order, read-only and foreign buffers, as cv2, NumPy slicing and np.frombuffer give them."""
+    d, g = random_inputs(rng, 26, 34, smooth=True)
+    big_d = np.dstack([d, d])
+    big_g = np.dstack([g, g[..., :1]])
+    read_only = (d.copy(), g.copy())
+    for a in read_only:
+        a.setflags(write=False)
+    cases = {
+        "reversed": (d[:, ::-1], g[:, ::-1]),
+        "strided rows": (np.repeat(d, 2, axis=0)[::2], np.repeat(g, 2, axis=0)[::2]),
+        "channel slices": (big_d[..., 0], big_g[..., :3]),
+        "fortran": (np.asfortranarray(d), np.asfortranarray(g)),
+        "read-only": read_only,
+        "frombuffer": (np.frombuffer(d.tobytes(), np.float32).reshape(d.shape),
+                       np.frombuffer(g.tobytes(), np.uint8).reshape(g.shape)),
+    }
+    for name, (dv, gv) in cases.items():
+        before = (dv.copy(), gv.copy())
+        out = joint_bilateral(dv, gv, 3, 2.5, 0.1, backend="cpu")
+        assert out.flags.c_contiguous and out.flags.writeable and not np.shares_memory(out, dv), name
+        assert np.abs(out - joint_bilateral_reference(dv, gv, 3, 2.5, 0.1)).max() <= 1e-4, name
+        assert np.array_equal(dv, before[0]) and np.array_equal(gv, before[1]), name  # inputs untouched
+        live = refine_live(dv, gv, work_width=12, backend="cpu")
+        np.testing.assert_array_equal(live, refine_live(np.ascontiguousarray(dv), np.ascontiguousarray(gv),
+                                                        work_width=12, backend="cpu"))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "auto", "cuda"])
+def test_non_finite_disparity_is_refused(rng, backend):
+    """One NaN or inf would spread over its whole window (0·inf is NaN): refused, on every backend, before a
+    missing GPU is reported; a float64 beyond float32's range becomes inf in the cast and is refused too."""
+    d, g = random_inputs(rng, 9, 11)
+    for value, dtype in ((np.nan, np.float32), (np.inf, np.float32), (-np.inf, np.float64), (1e300, np.float64)):
+        bad = d.astype(dtype)
+        bad[4, 5] = value
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            joint_bilateral(bad, g, 3, 2.0, 0.1, backend=backend)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            refine_live(bad, g, backend=backend)
+
+
+def test_mismatched_sizes_point_to_live_mode():
+    with pytest.raises(ValueError, match="refine_live"):
+        joint_bilateral(np.zeros((4, 5), np.float32), np.zeros((8, 10, 3), np.uint8), 2, 2.0, 0.1, backend="cpu")
+
+
+def test_public_names_are_listed():
+    assert {"joint_bilateral", "refine_live", "depth_of_field", "resolve_backend"} <= set(dir(kernels))
+    with pytest.raises(AttributeError, match="no attribute 'joint_bilaterl'"):
+        kernels.joint_bilaterl  # noqa: B018
 
 
 def test_import_is_cheap():
