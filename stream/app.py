@@ -23,7 +23,7 @@ from stream.focus import FocusController
 from stream.metrics import LatencyRecorder
 from stream.pipeline import Pipeline
 from stream.paths import ensure_writable, same_file
-from stream.sinks import Sink, check_display, make_sink, output_kind
+from stream.sinks import Sink, check_display, check_virtual_camera, make_sink, output_kind
 from stream.sources import ImageSource, Source, VideoFileSource, open_source
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
 
@@ -72,6 +72,8 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
         ensure_writable(Path(target), "depth video" if flag == "--save-depth" else "output")
     if output_kind(output) == "window":
         check_display()
+    if output_kind(output) == "vcam":
+        check_virtual_camera()  # the package; the device itself answers only when the sink opens
     if output_kind(output) == "image" and source.frame_count != 1:
         raise UserError(f"-o {output} is an image but the input is a video or a camera; give a video file "
                         f"(e.g. {Path(output).with_suffix('.mp4').name}), window or null")

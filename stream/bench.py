@@ -4,7 +4,8 @@ Modes, each on the same input and configuration:
 - pipelined: the real threaded pipeline into a null sink (as fast as it goes, nothing dropped);
 - sequential: the same stages called one after another on one thread, no queues;
 - batch: pipelined throughput with max_batch 1, 2, 4, 8;
-- live: the source paced at camera rate through the live queue policy: capture → sink latency, drops.
+- live: the source paced at camera rate through the live queue policy: capture → sink latency, drops
+  (a file is paced at its own frame rate, as a camera would deliver it).
 The first frames of each run (warm-up: JIT compilation, allocator, caches) are left out.
 """
 from __future__ import annotations
@@ -18,26 +19,36 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 from stream.config import DEVICES, MODEL_OUTPUTS, PipelineConfig, load_config, preset_names
 from stream.errors import UserError
-from stream.frame import now_ns
+from stream.frame import Frame, now_ns
 from stream.metrics import LatencyRecorder
 from stream.paths import ensure_writable, same_file
 from stream.sinks import NullSink
+from stream.sources import Source
 
 STAGES = ["depth", "refine", "render"]
 MODES = ("pipelined", "sequential", "batch", "live")
 ASYNC_SPEEDUP_NOTE = ("async depth: the pipelined run predicts depth on fewer frames than the sequential one, "
                       "so the two rates are not the same work")
 SCHEMA_VERSION = 2  # 2: "frames" is what was measured (fewest of any run), "frames_requested" what was asked; NaN is null
+# The default live input is made longer than the run needs: frames the live queue drops are not measured,
+# and the run ends once --frames frames (after the warm-up) reached the sink.
+LIVE_SYNTHETIC_FRAMES = 10_000_000
+TABLE_NOTE = ("times in ms (p50 unless named); fps: frames reaching the sink per second; e2e: capture → sink; "
+              "depth, refine, render: the stage's own time, start → end of the call that took the frame (a whole "
+              "batch for batched depth; for async depth the hand-over of the newest depth, the network's own time "
+              "per prediction being async net); dropped: frames the live queue dropped")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", nargs="?", default=None, metavar="INPUT",
                         help="any input (default: the synthetic portrait, 640x480)")
     parser.add_argument("--frames", type=int, default=300, metavar="N", help="frames per run (default 300)")
-    parser.add_argument("--warmup", type=int, default=10, metavar="N", help="frames left out at the start")
+    parser.add_argument("--warmup", type=int, default=10, metavar="N",
+                        help="frames left out at the start of each run (default 10)")
     parser.add_argument("--config", metavar="FILE|PRESET", help=f"preset ({', '.join(preset_names())}) or YAML")
     parser.add_argument("--compare", nargs="+", metavar="CONFIG", default=[],
                         help="more presets or YAML files to run the same benchmark with")
@@ -96,12 +107,49 @@ def measurement_overhead_ns(stamps_per_frame: int, repeats: int = 20000) -> floa
 
 
 def _input_spec(input_spec: str | None, frames: int, live: bool) -> str:
+    """The input of one run: the synthetic scene by default, paced like a camera for the live run."""
     if input_spec is None:
         return f"synthetic:portrait?size=640x480&fps=30&frames={frames}&realtime={int(live)}"
     if live and input_spec.startswith("synthetic:"):
         separator = "&" if "?" in input_spec else "?"
         return f"{input_spec}{separator}realtime=1"
     return input_spec
+
+
+def paced_by_bench(input_spec: str) -> bool:
+    """Whether the live run paces this input itself: a camera paces itself, a synthetic input is given
+    realtime=1, and a file or image would otherwise be read as fast as it decodes."""
+    return not input_spec.startswith(("camera:", "synthetic:"))
+
+
+class PacedSource(Source):
+    """A file delivered like a camera: each frame is due at its presentation time after the first, and
+    latency counts from then (the time the decoder runs late included); the live queue drops late frames."""
+
+    live = True
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.fps, self.width, self.height = inner.fps, inner.width, inner.height
+        self.frame_count = inner.frame_count
+        self.description = f"{inner.description}, paced at its frame rate"
+
+    def frames(self) -> Iterator[Frame]:
+        start, first_pts = now_ns(), None
+        for index, frame in enumerate(self.inner.frames()):
+            seconds = index / self.fps
+            if frame.pts_seconds is not None:  # a variable frame rate keeps its own spacing
+                first_pts = frame.pts_seconds if first_pts is None else first_pts
+                seconds = frame.pts_seconds - first_pts
+            due = start + round(seconds * 1e9)
+            delay = due - now_ns()
+            if delay > 0:
+                time.sleep(delay / 1e9)
+            frame.capture_ns = due
+            yield frame
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def prime(stages: list, input_spec: str) -> None:
@@ -120,11 +168,18 @@ def prime(stages: list, input_spec: str) -> None:
         source.close()
 
 
-def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: int) -> dict:
+def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: int, paced: bool = False) -> dict:
+    """The threaded pipeline into a null sink; `paced`: the input (a file) is delivered at its frame rate
+    through the live queue, as a camera would deliver it."""
     from stream.app import build
+    from stream.pipeline import Pipeline
 
     recorder = LatencyRecorder(STAGES, warmup=warmup)
     built = build(config, input_spec, None, sink=NullSink(), recorder=recorder, progress=False)
+    if paced:
+        built.source = PacedSource(built.source)
+        built.pipeline = Pipeline(built.source, built.pipeline.stages, built.pipeline.sink,
+                                  queue_size=config.queues.live_size, recorder=recorder, stop=built.pipeline.stop)
     try:
         prime(built.pipeline.stages, input_spec)
     except BaseException:  # run() never starts, so it cannot close them
@@ -309,8 +364,9 @@ def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str
             runs[f"batch{batch}"] = _require_frames(run_pipelined(batched, file_input, frames, warmup),
                                                     f"{label}/batch{batch}", warmup)
     if "live" in modes:
-        live_input = _input_spec(args.input, frames + warmup, live=True)
-        runs["live"] = _require_frames(run_pipelined(config, live_input, frames, warmup), f"{label}/live", warmup)
+        live_input = _input_spec(args.input, LIVE_SYNTHETIC_FRAMES, live=True)
+        runs["live"] = _require_frames(run_pipelined(config, live_input, frames, warmup,
+                                                     paced=paced_by_bench(live_input)), f"{label}/live", warmup)
     if "pipelined" in runs and "sequential" in runs:
         if config.inference.mode == "sync":
             report["speedup_pipelined_over_sequential"] = (runs["pipelined"]["throughput_fps"]
@@ -356,8 +412,10 @@ def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | Non
     """Every check that needs no run, in one place and before the first run: options, output paths,
     every configuration, the input, models and devices. Returns the modes and the configurations."""
     modes = parse_modes(args.modes)
-    if args.frames < 2 or args.warmup < 0:
-        raise UserError("--frames must be at least 2 and --warmup at least 0")
+    if args.frames < 2:
+        raise UserError(f"--frames {args.frames}: give at least 2 (a rate needs two frames)")
+    if args.warmup < 0:
+        raise UserError(f"--warmup {args.warmup}: give 0 or more")
     check_report_paths(args.json, args.plot, args.input)
     configs = load_bench_configs(args)
     check_input(args.input, args.warmup, configs)
@@ -381,7 +439,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if warning:
         print(warning, file=sys.stderr)
     for report in reports:
-        print(format_table(report))
+        print(format_table(report) + "\n")
+    print(TABLE_NOTE)
     if args.json:
         Path(args.json).expanduser().write_text(json.dumps(json_ready(document), indent=2, allow_nan=False))
         print(f"depthcam bench: wrote {args.json}", file=sys.stderr)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from stream.errors import UserError
 from stream.paths import ensure_writable
 
@@ -60,11 +62,16 @@ def plot_report(document: dict, path: Path) -> None:
     axes[0].set(title="end-to-end latency (capture → sink) per frame", xlabel="frame", ylabel="ms")
     axes[0].legend(fontsize=7)
     for axis, stage in zip(axes[1:], stages):
+        # One set of bins for every run: each run's own 40 bins would give bars of different widths
+        # and heights that cannot be compared (a run in a narrow range shows as a few tall spikes).
+        every = np.concatenate([np.asarray(run["samples_ms"][stage], dtype=float) for _, run in runs])
+        edges = np.histogram_bin_edges(every, bins=40) if every.size else 40
         for label, run in runs:
             values = run["samples_ms"][stage]
             if values:
-                axis.hist(values, bins=40, alpha=0.5, label=label)
-        axis.set(title=f"{stage}: service time per frame", xlabel="ms", ylabel="frames")
+                axis.hist(values, bins=edges, alpha=0.5, label=label)
+        axis.set(title=f"{stage}: service time (start → end of the call that took the frame)", xlabel="ms",
+                 ylabel="frames")
         if axis.get_legend_handles_labels()[0]:  # an empty legend warns
             axis.legend(fontsize=7)
     machine = document["machine"]

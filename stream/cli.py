@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from stream.config import DEVICES, MODEL_OUTPUTS, PipelineConfig, load_config, preset_names
+from stream.console import notify
 from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
 
@@ -70,13 +71,6 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
-def _notify(message: str) -> None:
-    """A message for the user during a run; tqdm.write keeps a progress bar on screen intact."""
-    from tqdm import tqdm
-
-    tqdm.write(f"depthcam: {message}", file=sys.stderr)
-
-
 def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfig, bool]:
     """The run's configuration, and whether the camera preset was chosen for the user: a camera wants
     the live settings (the default preset is for files), on a GPU where there is one, since the
@@ -92,7 +86,7 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     from stream.app import build
 
     config, camera_preset = run_config(input_spec, args)
-    built = build(config, input_spec, output, notify=_notify)
+    built = build(config, input_spec, output, notify=notify)
     if camera_preset:
         print(f"depthcam: camera input: using the {LIVE_PRESET} preset's settings, device {config.device} "
               f"(choose others with --config and --device)", file=sys.stderr)
@@ -105,7 +99,7 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     if config.refine.mode == "full" and built.backend == "cpu" and not built.source.live and built.source.frame_count:
         from stream.hints import SlowRunHint
 
-        built.pipeline.on_frame = SlowRunHint(built.source.frame_count, _notify)
+        built.pipeline.on_frame = SlowRunHint(built.source.frame_count, notify)
     started = time.perf_counter()
     try:
         result = built.pipeline.run()

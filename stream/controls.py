@@ -1,13 +1,16 @@
 """What the live preview window's mouse and keys change while a run goes on."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 from kernels.dof import MAX_BLUR_LIMIT
 from stream.config import RenderConfig
+from stream.console import notify
 from stream.focus import FocusController
 
 BLUR_STEP = 2.0  # px at the reference height per key press: fine enough to judge, quick to sweep
+MAX_CONFIG_BLUR = 256.0  # render.blur's own limit (stream.config): a key sets no look that --blur refuses
 KEYS_HELP = "click: focus there · a: auto focus · + / -: more / less blur · q or Esc: quit"
 
 
@@ -19,15 +22,22 @@ class LiveControls:
     focus: FocusController
     render: RenderConfig
     frame_height: int
+    notify: Callable[[str], None] = field(default=notify)  # the window shows no numbers: each change says what it set
 
     def click(self, x: int, y: int) -> None:
         self.focus.set_point(x, y)
+        self.notify(f"focus on the point {x},{y} (a: back to auto focus)")
 
     def key(self, code: int) -> None:
-        actions = {"a": self.focus.clear_point, "+": self.more_blur, "=": self.more_blur, "-": self.less_blur}
-        action = actions.get(chr(code)) if 0 <= code < 128 else None
+        """An ASCII key code; letters in either case (Caps Lock on)."""
+        actions = {"a": self.auto_focus, "+": self.more_blur, "=": self.more_blur, "-": self.less_blur}
+        action = actions.get(chr(code).lower()) if 0 <= code < 128 else None
         if action is not None:
             action()
+
+    def auto_focus(self) -> None:
+        self.focus.auto()
+        self.notify("auto focus (the largest face, else the nearest large region)")
 
     def more_blur(self) -> None:
         self.set_blur(self.render.blur + BLUR_STEP)
@@ -36,6 +46,9 @@ class LiveControls:
         self.set_blur(self.render.blur - BLUR_STEP)
 
     def set_blur(self, blur: float) -> None:
-        """Clamped to what the renderer takes at this frame height."""
-        largest = MAX_BLUR_LIMIT * self.render.reference_height / self.frame_height
+        """Clamped to what the configuration and the renderer take at this frame height."""
+        largest = min(MAX_CONFIG_BLUR, MAX_BLUR_LIMIT * self.render.reference_height / self.frame_height)
         self.render.blur = min(max(blur, 0.0), largest)
+        limit = ": the most" if self.render.blur == largest else ": off" if self.render.blur == 0 else ""
+        self.notify(f"blur {self.render.blur:g} px at {self.render.reference_height} lines "
+                    f"(as --blur counts it){limit}")

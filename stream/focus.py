@@ -49,18 +49,26 @@ def disparity_at(disparity: np.ndarray, x: int, y: int, radius: int = 3) -> floa
     return float(np.median(window))
 
 
+# A Haar cascade misses single frames (a blink, motion blur, a half-turned head); dropping the face at
+# once would swing focus to the fallback region and back. A face is kept this many frames (about half
+# a second at 30 fps, and always through at least one missed detection) before focus lets it go.
+FACE_HOLD_FRAMES = 15
+
+
 class FocusController:
     """Chooses the focus disparity per frame and smooths it so focus does not jump.
 
-    `point` can be changed from another thread (a click in the live window).
+    `point` and the mode can be changed from another thread (a click or a key in the live window).
     """
 
     def __init__(self, focus: str | float = "auto", point: tuple[int, int] | None = None,
-                 smoothing: float = 0.25, face_interval: int = 1) -> None:
+                 smoothing: float = 0.25, face_interval: int = 1, face_hold: int = FACE_HOLD_FRAMES) -> None:
         self.fixed = None if focus == "auto" else float(focus)
         self.smoothing = smoothing
         self.face_interval = face_interval  # detect every n-th frame; faces move little in between
+        self.face_hold = max(face_hold, face_interval + 1)  # at least one missed detection is bridged
         self._frames = 0
+        self._face_seen = 0  # the frame count at which last_face was last detected
         self._point = point
         self._lock = threading.Lock()
         self._faces = FaceFinder() if self.fixed is None else None
@@ -71,22 +79,32 @@ class FocusController:
         with self._lock:
             self._point = (x, y)
 
-    def clear_point(self) -> None:
-        """Back to the configured focus (auto or fixed) after a click chose a point."""
+    def auto(self) -> None:
+        """Auto focus from now on (the window's `a`), also where the run started with a fixed value."""
         with self._lock:
             self._point = None
+            self.fixed = None
 
     def measure(self, image_bgr: np.ndarray, disparity: np.ndarray) -> float:
         """This frame's focus target, before smoothing. `disparity` is at the image's resolution."""
         with self._lock:
-            point = self._point
+            point, fixed = self._point, self.fixed
+        return self._measure(image_bgr, disparity, point, fixed)
+
+    def _measure(self, image_bgr: np.ndarray, disparity: np.ndarray, point: tuple[int, int] | None,
+                 fixed: float | None) -> float:
         if point is not None:
             return disparity_at(disparity, *point)
-        if self.fixed is not None:
-            return self.fixed
-        assert self._faces is not None
+        if fixed is not None:
+            return fixed
+        if self._faces is None:  # a fixed focus switched to auto: the cascade loads on first use
+            self._faces = FaceFinder()
         if self._frames % self.face_interval == 0:
-            self.last_face = self._faces.largest_face(image_bgr)
+            face = self._faces.largest_face(image_bgr)
+            if face is not None:
+                self.last_face, self._face_seen = face, self._frames
+            elif self._frames - self._face_seen >= self.face_hold:
+                self.last_face = None
         self._frames += 1
         if self.last_face is not None:
             x, y, w, h = self.last_face
@@ -95,8 +113,10 @@ class FocusController:
         return nearest_large_region(disparity)
 
     def update(self, image_bgr: np.ndarray, disparity: np.ndarray) -> float:
-        target = self.measure(image_bgr, disparity)
-        if self.current is None or (self.fixed is not None and self._point is None):
+        with self._lock:  # one snapshot: a click from the window's thread lands between frames
+            point, fixed = self._point, self.fixed
+        target = self._measure(image_bgr, disparity, point, fixed)
+        if self.current is None or (fixed is not None and point is None):
             self.current = target
         else:
             self.current += self.smoothing * (target - self.current)

@@ -10,12 +10,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import cv2
 import numpy as np
 
 from kernels.backend import to_host
+from stream.console import notify
 from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.frame import Frame
@@ -119,6 +121,18 @@ def _probe_display(display: str, wayland_display: str, timeout_s: float = 20.0) 
                         f"check DISPLAY, or write to a file with -o out.mp4, or use -o null")
 
 
+def key_char(code: int) -> int | None:
+    """The ASCII code of a key that `cv2.waitKeyEx` returned, or None for no key or a special one.
+    `cv2.waitKey` keeps the low byte only, which turns special keys into letters (Print Screen is
+    X's 0xFF61, so it read as `a`); GTK adds modifier bits above the low 16 and sends Esc as 0xFF1B."""
+    if code < 0:
+        return None
+    code &= 0xFFFF
+    if code == 0xFF1B:
+        return 27
+    return code if 0 < code < 128 else None
+
+
 class WindowSink(Sink):
     """A live preview window. q or Esc stops; a click, a and +/- go to `controls` (stream.controls)."""
 
@@ -129,6 +143,7 @@ class WindowSink(Sink):
         self.frame_width = frame_width
         self.picture = picture
         self._stop = False
+        self._shown = (0, 0)  # height, width of the picture on screen: clicks outside it are ignored
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error as exc:
@@ -138,15 +153,35 @@ class WindowSink(Sink):
         if controls is not None:
             def mouse(event, x, y, flags, param):
                 if event == cv2.EVENT_LBUTTONDOWN:
-                    controls.click(x % self.frame_width, y)  # a click on any panel of a side-by-side view
+                    self.click(x, y)
             cv2.setMouseCallback(title, mouse)
 
+    def click(self, x: int, y: int) -> None:
+        """A click in picture pixels. On any panel of a side-by-side view it focuses on that point of the
+        frame; one on the border of a resized window (outside the picture: OpenCV does not clip) is ignored."""
+        height, width = self._shown
+        if self.controls is not None and 0 <= x < width and 0 <= y < height:
+            self.controls.click(x % self.frame_width, y)
+
+    def _on_screen(self) -> bool:
+        """False once the window was closed (its close button). Qt ends its GUI thread with its last
+        window, after which OpenCV raises here instead of answering 0."""
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:
+            return False
+
     def write(self, frame: Frame) -> None:
-        cv2.imshow(self.title, self.picture(frame))
-        key = cv2.waitKey(1) & 0xFF
-        if key in (27, ord("q")) or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+        if self._stop or (self._shown != (0, 0) and not self._on_screen()):
+            self._stop = True  # closed: imshow would open the window again
+            return
+        picture = self.picture(frame)
+        self._shown = picture.shape[:2]
+        cv2.imshow(self.title, picture)
+        key = key_char(cv2.waitKeyEx(1))
+        if key in (27, ord("q"), ord("Q")) or not self._on_screen():
             self._stop = True
-        elif key != 0xFF and self.controls is not None:
+        elif key is not None and self.controls is not None:
             self.controls.key(key)
 
     @property
@@ -154,23 +189,34 @@ class WindowSink(Sink):
         return self._stop
 
     def close(self, complete: bool = True) -> None:
-        cv2.destroyWindow(self.title)
+        if self._on_screen():  # a window closed by its close button is gone already (Qt raises)
+            cv2.destroyWindow(self.title)
         cv2.waitKey(1)
+
+
+def check_virtual_camera() -> ModuleType:
+    """pyvirtualcam, or a UserError naming the extra: cheap, so it can run before the model loads."""
+    try:
+        import pyvirtualcam
+    except ImportError:
+        raise UserError("the virtual camera needs pyvirtualcam: pip install 'depthcam[vcam]'") from None
+    return pyvirtualcam
 
 
 class VirtualCameraSink(Sink):
     """A system virtual camera (v4l2loopback, OBS Virtual Camera, ...) through pyvirtualcam."""
 
     def __init__(self, width: int, height: int, fps: float, picture: Callable[[Frame], np.ndarray]) -> None:
-        try:
-            import pyvirtualcam
-        except ImportError:
-            raise UserError("the virtual camera needs pyvirtualcam: pip install 'depthcam[vcam]'") from None
+        pyvirtualcam = check_virtual_camera()
         try:
             self.camera = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.BGR)
         except RuntimeError as exc:
-            raise UserError(f"no virtual camera device ({exc}); on Linux load v4l2loopback, "
-                            f"elsewhere install OBS (its virtual camera)") from None
+            fix = ("load v4l2loopback: sudo modprobe v4l2loopback exclusive_caps=1 card_label=depthcam"
+                   if sys.platform.startswith("linux") else "install OBS Studio (its virtual camera)")
+            raise UserError(f"no virtual camera device ({str(exc).strip()}); {fix}") from None
+        # Video apps list virtual cameras by name: say which one to pick there.
+        notify(f"virtual camera {self.camera.device} ({self.camera.backend}) {width}x{height} @ {fps:g} fps: "
+               f"choose it as the camera in your video app")
         self.picture = picture
 
     def write(self, frame: Frame) -> None:

@@ -6,6 +6,7 @@ A source's `frames()` runs on the capture thread.
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -302,8 +303,10 @@ class CameraSource(Source):
         _refuse_unknown(params, spec, "size, fps, format")
         self.capture = _open_camera(self.index)
         if not self.capture.isOpened():
+            other = "try camera:0, " if self.index != 0 else ""
+            listing = ", list them with: ls /dev/video*" if sys.platform.startswith("linux") else ""
             raise UserError(f"camera {self.index} could not be opened: no such camera, or it is busy or not "
-                            f"permitted (try camera:0, close other apps using it, check video-device permissions)")
+                            f"permitted ({other}close other apps using it, check video-device permissions{listing})")
         mode = configure_capture(self.capture, size, fps, pixel_format)
         self.width, self.height, self.fps = mode.width, mode.height, mode.fps
         self.description = f"camera {self.index} {mode}"

@@ -217,3 +217,80 @@ def test_async_depth_gets_no_pipelined_over_sequential_ratio(monkeypatch, tmp_pa
     assert "not reported" in capsys.readouterr().out
     assert bench.run_bench_command(_bench_args("--frames", "20", "--json", str(out))) == 0
     assert json.loads(out.read_text())["reports"][0]["speedup_pipelined_over_sequential"] > 0  # sync: reported
+
+
+def test_bad_frames_or_warmup_is_named(monkeypatch):
+    _no_runs(monkeypatch)
+    with pytest.raises(UserError, match=r"^--warmup -1: give 0 or more$"):
+        bench.run_bench_command(_bench_args("--warmup", "-1"))
+    with pytest.raises(UserError, match=r"^--frames 1: give at least 2"):
+        bench.run_bench_command(_bench_args("--frames", "1"))
+
+
+def test_a_file_is_paced_at_its_own_frame_rate_like_a_camera():
+    from stream.sources import Source
+
+    class File(Source):  # four frames 50 ms apart, decoded at once
+        fps, width, height, frame_count = 20.0, 8, 8, 4
+
+        def frames(self):
+            for index in range(4):  # the stream starts at 10 s: pacing counts from the first frame
+                yield Frame(index=index, capture_ns=0, image=None,  # type: ignore[arg-type]
+                            pts_seconds=10 + index / 20)
+
+    paced = bench.PacedSource(File())
+    assert paced.live and paced.fps == 20.0
+    started = time.perf_counter_ns()
+    frames = list(paced.frames())
+    arrived = time.perf_counter_ns()
+    dues = [f.capture_ns - frames[0].capture_ns for f in frames]
+    assert dues == [0, 50_000_000, 100_000_000, 150_000_000]  # latency counts from when each frame was due
+    assert arrived - started >= 150_000_000
+
+
+def test_the_live_run_paces_files_and_measures_the_frames_asked_for(monkeypatch, tmp_path):
+    calls = []
+
+    def fake(config, input_spec, frames, warmup, paced=False):
+        calls.append((input_spec, paced))
+        return _fake_run(frames)
+
+    monkeypatch.setattr(bench, "run_pipelined", fake)
+    video = tmp_path / "clip.mp4"
+    bench.bench_one(None, _bench_args(str(video), "--frames", "5"), ["live"], load_config("default"))
+    assert calls[-1] == (str(video), True)  # read as fast as it decodes, the live run was the pipelined one
+    bench.bench_one(None, _bench_args("--frames", "5"), ["live"], load_config("default"))
+    spec, paced = calls[-1]
+    # the default scene outlasts the run: frames the live queue drops do not shorten what is measured
+    assert not paced and "realtime=1" in spec and f"frames={bench.LIVE_SYNTHETIC_FRAMES}" in spec
+    bench.bench_one(None, _bench_args("camera:0", "--frames", "5"), ["live"], load_config("default"))
+    assert calls[-1] == ("camera:0", False)
+
+
+def test_the_table_says_its_units(monkeypatch, capsys):
+    _fake_runs(monkeypatch, measured=5)
+    assert bench.run_bench_command(_bench_args("--frames", "5", "--modes", "pipelined")) == 0
+    out = capsys.readouterr().out
+    assert out.count("times in ms") == 1 and "e2e: capture → sink" in out
+
+
+def test_plot_histograms_share_their_bins(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    from stream.bench_plot import plot_report
+
+    bins = []
+    monkeypatch.setattr(Axes, "hist", lambda self, values, bins=None, **kwargs: bins_seen(bins))
+
+    def bins_seen(edges):
+        bins.append(edges if isinstance(edges, int) else list(edges))
+
+    fast, slow = _fake_run(5), _fake_run(5)
+    slow["samples_ms"] = {key: [v * 50 + 3 for v in values] for key, values in slow["samples_ms"].items()}
+    document = {"machine": {"cpu": "cpu", "cores": 2, "gpu": None},
+                "reports": [{"config": "default", "runs": {"pipelined": fast, "live": slow}}]}
+    plot_report(document, tmp_path / "b.png")
+    assert len(bins) == 6  # two runs in each of three stages
+    for stage in range(3):  # comparable bars: one set of bin edges per stage (a count gives each run its own)
+        assert not isinstance(bins[2 * stage], int) and bins[2 * stage] == bins[2 * stage + 1]

@@ -163,7 +163,22 @@ def test_highlight_boost_out_of_range():
 
 def test_camera_that_does_not_exist(shared_models, bad_inputs):
     result = depthcam("run", "camera:7", "-o", "null")
-    assert_one_clear_line(result, "camera 7 could not be opened")
+    assert_one_clear_line(result, "camera 7 could not be opened", "try camera:0")
+    result = depthcam("run", "camera:0", "-o", "null")
+    assert_one_clear_line(result, "camera 0 could not be opened")
+    assert "try camera:0" not in result.stderr  # no advice to try the camera that just failed
+
+
+def test_a_missing_virtual_camera_package_is_reported_before_the_model_loads(tmp_path):
+    try:
+        import pyvirtualcam  # noqa: F401
+        pytest.skip("pyvirtualcam is installed here")
+    except ImportError:
+        pass
+    # an empty model cache and no network: had the model been loaded first, the error would be about it
+    result = depthcam("run", "synthetic:portrait?frames=2", "-o", "vcam",
+                      env_extra={"DEPTHCAM_MODELS": str(tmp_path)})
+    assert_one_clear_line(result, "pip install 'depthcam[vcam]'")
 
 
 @pytest.mark.parametrize("number", ["-1", "99999999999999999999"])

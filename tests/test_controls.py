@@ -45,3 +45,39 @@ def test_other_keys_change_nothing():
     for code in (ord("x"), ord(" "), 200, 0):
         controls.key(code)
     assert render.blur == before and controls.focus._point is None
+
+
+def _recording_controls(focus, height=480):
+    render = load_config("default", {"render.focus": "auto"}).render
+    messages = []
+    return LiveControls(focus, render, height, notify=messages.append), render, messages
+
+
+def test_a_gives_auto_focus_also_after_a_fixed_focus():
+    # The window's help says "a: auto focus": with --focus 0.3 it used to go back to 0.3.
+    controls, _, _ = _recording_controls(FocusController(0.3))
+    image = np.zeros((120, 160, 3), np.uint8)
+    disparity = np.full((120, 160), 0.1, np.float32)
+    disparity[40:100, 50:110] = 0.8
+    controls.click(10, 10)
+    controls.key(ord("a"))
+    assert controls.focus.measure(image, disparity) == np.float32(0.8)
+
+
+def test_each_change_says_what_it_set_and_capitals_work():
+    controls, render, messages = _recording_controls(FocusController("auto"))
+    render.blur = 12.0
+    controls.key(ord("+"))
+    controls.click(5, 7)
+    controls.key(ord("A"))  # Caps Lock on
+    assert messages[0] == "blur 14 px at 480 lines (as --blur counts it)"
+    assert "focus on the point 5,7" in messages[1] and messages[2].startswith("auto focus")
+    assert controls.focus._point is None
+
+
+def test_the_keys_stop_at_the_blur_a_configuration_may_give():
+    controls, render, messages = _recording_controls(FocusController("auto"), height=480)
+    for _ in range(200):
+        controls.key(ord("+"))
+    assert render.blur == 256.0  # --blur refuses more; the renderer alone would take 512
+    assert messages[-1].endswith(": the most")

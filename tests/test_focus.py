@@ -60,3 +60,46 @@ def test_faces_are_looked_for_every_nth_frame_and_the_last_box_is_reused(monkeyp
         assert controller.update(image, disparity) == pytest.approx(0.3)
     assert len(calls) == 3  # frames 0, 3 and 6
     assert controller.last_face is not None
+
+
+def _face_scene():
+    image = _astronaut()
+    face = FaceFinder().largest_face(image)
+    x, y, w, h = face
+    disparity = np.full(image.shape[:2], 0.2, np.float32)
+    disparity[y:y + h, x:x + w] = 0.6
+    disparity[400:, :] = 0.95  # the fallback (nearest large region) would focus here
+    return image, disparity, face
+
+
+def test_a_missed_detection_does_not_pull_focus_off_the_face():
+    # Haar cascades miss single frames (a blink, motion blur); focus must not swing to the fallback and back.
+    image, disparity, face = _face_scene()
+    controller = FocusController("auto", face_interval=6)
+    detections = iter([face, None, face, None, None, face])
+    controller._faces.largest_face = lambda img: next(detections)
+    focus = [controller.update(image, disparity) for _ in range(36)]
+    assert focus == pytest.approx([0.6] * 36)
+
+
+def test_a_face_gone_for_longer_than_the_hold_is_let_go():
+    image, disparity, face = _face_scene()
+    controller = FocusController("auto", face_interval=3, face_hold=9)
+    detections = iter([face] + [None] * 30)
+    controller._faces.largest_face = lambda img: next(detections)
+    focus = [controller.update(image, disparity) for _ in range(60)]
+    assert focus[:9] == pytest.approx([0.6] * 9)  # held through the misses at frames 3 and 6
+    assert focus[9] > 0.6 and focus[-1] == pytest.approx(0.95, abs=1e-3)  # then it glides to the fallback
+
+
+def test_auto_turns_a_fixed_focus_into_auto_focus_and_glides_there():
+    image = np.full((120, 160, 3), 128, np.uint8)
+    disparity = np.full((120, 160), 0.1, np.float32)
+    disparity[40:100, 50:110] = 0.8
+    controller = FocusController(0.3, smoothing=0.5)
+    assert controller.update(image, disparity) == pytest.approx(0.3)
+    controller.auto()
+    assert controller.update(image, disparity) == pytest.approx(0.55)  # no jump: half way at smoothing 0.5
+    for _ in range(30):
+        controller.update(image, disparity)
+    assert controller.current == pytest.approx(0.8)

@@ -92,3 +92,123 @@ def test_null_sink_counts():
     sink.write(_frame())
     sink.write(_frame())
     assert sink.count == 2
+
+
+# --- the preview window's keys and clicks, and the virtual camera (no display or device needed) --------
+
+import types  # noqa: E402
+
+import cv2  # noqa: E402
+
+from stream import sinks  # noqa: E402
+from stream.sinks import WindowSink  # noqa: E402
+
+
+def test_key_codes_special_keys_are_not_letters():
+    from stream.sinks import key_char
+
+    assert key_char(-1) is None
+    assert key_char(ord("a")) == ord("a") and key_char(ord("+")) == ord("+")
+    assert key_char(0xFF61) is None  # Print Screen: waitKey's low byte made it 'a' (auto focus)
+    assert key_char(0xFF51) is None  # Left arrow, 'Q' by its low byte
+    assert key_char(0x10_0061) == ord("a")  # GTK: 'a' with Num Lock's modifier bit
+    assert key_char(0xFF1B) == 27  # GTK's Esc
+    assert key_char(0x250000) is None  # Windows' Left arrow
+
+
+class _Controls:
+    def __init__(self):
+        self.clicks, self.keys = [], []
+
+    def click(self, x, y):
+        self.clicks.append((x, y))
+
+    def key(self, code):
+        self.keys.append(code)
+
+
+def _press(monkeypatch, code):
+    """The key OpenCV reports next: waitKeyEx gives the full code, waitKey its low byte."""
+    monkeypatch.setattr(cv2, "waitKeyEx", lambda delay: code)
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: -1 if code == -1 else code & 0xFF)
+
+
+def _window(monkeypatch, side_by_side=False):
+    monkeypatch.setattr(sinks, "check_display", lambda: None)
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "setMouseCallback", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", lambda *a: None)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    controls = _Controls()
+    return WindowSink("t", controls, 60, lambda f: compose(f, side_by_side)), controls
+
+
+def test_window_keys_go_by_their_full_code(monkeypatch):
+    window, controls = _window(monkeypatch)
+    for code in (0xFF61, 0xFF51, ord("+"), ord("A")):  # Print Screen, Left arrow, +, A
+        _press(monkeypatch, code)
+        window.write(_frame())
+    assert controls.keys == [ord("+"), ord("A")] and not window.wants_stop
+    _press(monkeypatch, ord("Q"))  # q with Caps Lock on quits too
+    window.write(_frame())
+    assert window.wants_stop
+
+
+def test_window_clicks_map_panels_to_the_frame_and_ignore_the_border(monkeypatch):
+    window, controls = _window(monkeypatch, side_by_side=True)
+    _press(monkeypatch, -1)
+    window.click(10, 10)  # nothing shown yet
+    window.write(_frame())  # a 180x40 picture: input | render | depth
+    window.click(130, 20)
+    # a resized window's border (OpenCV does not clip): outside the picture, on either side
+    for x, y in ((-3, 20), (180, 20), (50, 40), (50, -1)):
+        window.click(x, y)
+    assert controls.clicks == [(10, 20)]
+
+
+def test_virtual_camera_says_which_device_to_pick(monkeypatch, capsys):
+    class Camera:
+        device, backend = "/dev/video7", "v4l2loopback"
+
+        def __init__(self, width, height, fps, fmt):
+            self.size = (width, height, fps)
+
+    fake = types.SimpleNamespace(Camera=Camera, PixelFormat=types.SimpleNamespace(BGR="BGR"))
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", fake)
+    make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None)
+    assert "virtual camera /dev/video7 (v4l2loopback) 64x48 @ 30 fps" in capsys.readouterr().err
+
+    def missing(*args, **kwargs):
+        raise RuntimeError("No v4l2 loopback device found at /dev/video[0-99].")
+
+    monkeypatch.setattr(Camera, "__init__", missing)
+    with pytest.raises(UserError, match="no virtual camera device .*(modprobe v4l2loopback|install OBS)"):
+        make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None)
+
+
+def test_a_missing_pyvirtualcam_can_be_found_before_anything_loads(monkeypatch):
+    from stream.sinks import check_virtual_camera
+
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # import fails as if not installed
+    with pytest.raises(UserError, match=r"pip install 'depthcam\[vcam\]'"):
+        check_virtual_camera()
+
+
+def test_closing_the_window_with_its_close_button_stops_the_run_cleanly(monkeypatch):
+    # Qt ends its GUI thread with its last window: OpenCV then raises "NULL guiReceiver" where it used to
+    # answer, and imshow would open the window again. The run ended with "stage 'sink' failed", exit 1.
+    window, _ = _window(monkeypatch)
+    _press(monkeypatch, -1)
+    shown = []
+    monkeypatch.setattr(cv2, "imshow", lambda title, picture: shown.append(title))
+    window.write(_frame())
+    assert not window.wants_stop and len(shown) == 1
+
+    def gone(*args):
+        raise cv2.error("NULL guiReceiver (please create a window)")
+
+    monkeypatch.setattr(cv2, "getWindowProperty", gone)
+    monkeypatch.setattr(cv2, "destroyWindow", gone)
+    window.write(_frame())
+    assert window.wants_stop and len(shown) == 1  # not drawn again: the window stays closed
+    window.close()
