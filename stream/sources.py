@@ -17,6 +17,7 @@ import cv2
 
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
+from stream.hdr import ColourConverter, colour_signal
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import is_hd
 
@@ -175,9 +176,13 @@ class VideoFileSource(Source):
         # would take BT.601 for every size.
         self._untagged_matrix = "itu709" if is_hd(self.stream.codec_context.width,
                                                   self.stream.codec_context.height) else None
+        # HDR (PQ, HLG) and BT.2020 video is taken to the SDR BT.709 frames the rest works on.
+        self.colour = colour_signal(self._first)
+        self._converter = ColourConverter(self.colour) if self.colour is not None else None
         self.audio_path = path if self.container.streams.audio else None
         turned = f", turned upright ({self.rotation}° display rotation)" if self._turn is not None else ""
-        self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps{turned}"
+        colour = f", {self.colour}" if self.colour is not None else ""
+        self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps{turned}{colour}"
 
     def frames(self) -> Iterator[Frame]:
         import av
@@ -185,8 +190,12 @@ class VideoFileSource(Source):
         index = 0
         try:
             for decoded in itertools.chain([self._first], self._decoded):
-                tagged = decoded.colorspace != UNSPECIFIED_MATRIX
-                image = decoded.to_ndarray(format="bgr24", src_colorspace=None if tagged else self._untagged_matrix)
+                if self._converter is not None:
+                    image = self._converter.convert(decoded)
+                else:
+                    tagged = decoded.colorspace != UNSPECIFIED_MATRIX
+                    image = decoded.to_ndarray(format="bgr24",
+                                               src_colorspace=None if tagged else self._untagged_matrix)
                 if self._turn is not None:
                     image = cv2.rotate(image, self._turn)
                 yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=decoded.time)

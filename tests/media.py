@@ -145,3 +145,33 @@ def timeline(path: Path) -> dict:
                 if click is None and loud.size:
                     click = start + loud[0] / frame.sample_rate
     return {"video": video, "tick": tick, "audio_start": audio_start, "audio_end": audio_end, "click": click}
+
+
+def make_colour_video(path: Path, frames_rgb16: list[np.ndarray], trc: int, primaries: int = 9,
+                      codec: str = "ffv1") -> Path:
+    """16-bit RGB pictures tagged with a transfer (16 PQ, 18 HLG, 14 BT.2020 SDR) and primaries (9 BT.2020).
+    ffv1 keeps them exactly (RGB, lossless); libx265 stores them as a phone does (10-bit 4:2:0, BT.2020
+    matrix, limited range), losslessly, so only that format's own rounding remains."""
+    import av
+
+    yuv = codec != "ffv1"
+    with av.open(str(path), "w") as container:
+        options = {"x265-params": "log-level=error:lossless=1"} if codec == "libx265" else {}
+        stream = container.add_stream(codec, rate=10, options=options)
+        stream.height, stream.width = frames_rgb16[0].shape[:2]
+        stream.pix_fmt = "yuv420p10le" if yuv else "rgb48le"
+        context = stream.codec_context
+        context.color_trc, context.color_primaries = trc, primaries
+        if yuv:
+            context.colorspace, context.color_range = 9, 1  # BT.2020 non-constant luminance, limited
+        for index, rgb in enumerate(frames_rgb16):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le")
+            if yuv:
+                frame = frame.reformat(format="yuv420p10le", dst_colorspace="bt2020", dst_color_range=1)
+                frame.colorspace, frame.color_range = 9, 1
+            frame.color_trc, frame.color_primaries, frame.pts = trc, primaries, index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

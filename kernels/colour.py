@@ -1,0 +1,167 @@
+"""HDR and BT.2020 colours to SDR BT.709: the curves, their tables, and one Numba pass per frame.
+
+Linear light (PQ's EOTF; HLG's inverse OETF and its OOTF for a 1000-nit display), the BT.2390 EETF
+on max(R, G, B) so highlights above the SDR range roll off instead of clipping, BT.2020 to BT.709
+primaries, and the encoding for an SDR display (BT.1886, gamma 2.4). HDR reference white, 203 nits
+(BT.2408), becomes the SDR target's peak, as in libplacebo and mpv. BT.2020 SDR video gets the
+primaries conversion alone. `colour_reference` computes the same chain in float64 without tables.
+
+Every curve is tabulated once per video (`ColourTables`); a frame costs table lookups, three or four
+square roots and a 3x3 matrix per pixel in one pass over rows in parallel.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+SDR_WHITE_NITS = 203.0  # BT.2408's HDR reference white, shown as SDR's 100 %
+HLG_DISPLAY_PEAK_NITS = 1000.0  # HLG's nominal display (BT.2100): system gamma 1.2
+HLG_SYSTEM_GAMMA = 1.2
+TRANSFERS = ("pq", "hlg", "sdr")
+TABLE_SIZE = 4096
+CODE_LEVELS = 65536  # rgb48 samples
+
+# Linear BT.2020 RGB to linear BT.709 RGB (BT.2087).
+BT2020_TO_BT709 = np.array([[1.660491, -0.587641, -0.072850],
+                            [-0.124550, 1.132900, -0.008349],
+                            [-0.018151, -0.100579, 1.118730]])
+BT2020_LUMA = (0.2627, 0.6780, 0.0593)
+
+# SMPTE ST 2084 (PQ).
+PQ_M1, PQ_M2 = 2610 / 16384, 2523 / 4096 * 128
+PQ_C1, PQ_C2, PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+# ARIB STD-B67 (HLG).
+HLG_A = 0.17883277
+HLG_B = 1 - 4 * HLG_A
+HLG_C = 0.5 - HLG_A * float(np.log(4 * HLG_A))
+
+
+def pq_to_nits(signal: np.ndarray) -> np.ndarray:
+    """PQ's EOTF: signal in [0, 1] to display light in cd/m²."""
+    p = np.power(np.clip(signal, 0.0, 1.0), 1 / PQ_M2)
+    return 10000.0 * np.power(np.maximum(p - PQ_C1, 0.0) / (PQ_C2 - PQ_C3 * p), 1 / PQ_M1)
+
+
+def nits_to_pq(nits: np.ndarray | float) -> np.ndarray:
+    """PQ's inverse EOTF."""
+    y = np.power(np.clip(np.asarray(nits, dtype=np.float64) / 10000.0, 0.0, 1.0), PQ_M1)
+    return np.power((PQ_C1 + PQ_C2 * y) / (1 + PQ_C3 * y), PQ_M2)
+
+
+def hlg_to_scene(signal: np.ndarray) -> np.ndarray:
+    """HLG's inverse OETF: signal in [0, 1] to relative scene light in [0, 1]."""
+    e = np.clip(np.asarray(signal, dtype=np.float64), 0.0, 1.0)
+    with np.errstate(over="ignore"):
+        high = (np.exp((e - HLG_C) / HLG_A) + HLG_B) / 12.0
+    return np.where(e <= 0.5, e * e / 3.0, high)
+
+
+def bt2390_eetf(nits: np.ndarray, source_peak: float, target_peak: float) -> np.ndarray:
+    """BT.2390's EETF (black level 0): display light mastered up to `source_peak` for a display that
+    reaches `target_peak`. Unchanged below the knee; a Hermite spline in PQ up to the target's peak."""
+    nits = np.asarray(nits, dtype=np.float64)
+    if source_peak <= target_peak:
+        return np.minimum(nits, target_peak)
+    e_peak = nits_to_pq(source_peak)
+    e1 = np.minimum(nits_to_pq(nits) / e_peak, 1.0)
+    max_lum = nits_to_pq(target_peak) / e_peak
+    knee = 1.5 * max_lum - 0.5
+    t = (e1 - knee) / (1.0 - knee)
+    spline = ((2 * t ** 3 - 3 * t ** 2 + 1) * knee + (t ** 3 - 2 * t ** 2 + t) * (1 - knee)
+              + (-2 * t ** 3 + 3 * t ** 2) * max_lum)
+    return pq_to_nits(np.where(e1 < knee, e1, spline) * e_peak)
+
+
+def signal_to_linear(code: np.ndarray, transfer: str) -> np.ndarray:
+    """Signal in [0, 1] to linear light: display light in SDR-white units (PQ), scene light (HLG,
+    before its OOTF), or display light of an SDR BT.1886 display."""
+    if transfer == "pq":
+        return pq_to_nits(code) / SDR_WHITE_NITS
+    if transfer == "hlg":
+        return hlg_to_scene(code)
+    return np.power(np.clip(code, 0.0, 1.0), 2.4)
+
+
+def hlg_ootf_gain(luminance: np.ndarray) -> np.ndarray:
+    """HLG's OOTF as a gain on scene light, in SDR-white units: Lw · Ys^(γ - 1) / 203."""
+    return HLG_DISPLAY_PEAK_NITS / SDR_WHITE_NITS * np.power(np.clip(luminance, 0.0, 1.0), HLG_SYSTEM_GAMMA - 1)
+
+
+@dataclass
+class ColourTables:
+    """The per-video tables of the fast pass. The encoding and HLG's gain are steep near black: their
+    tables are spaced by the square root (index = √x · (n - 1)), so the encoding's first step is 0.2
+    of a level."""
+
+    transfer: str
+    peak_nits: float
+
+    def __post_init__(self) -> None:
+        if self.transfer not in TRANSFERS:
+            raise ValueError(f"transfer must be one of {TRANSFERS}, got {self.transfer!r}")
+        code = np.arange(CODE_LEVELS) / (CODE_LEVELS - 1)
+        self.linear = signal_to_linear(code, self.transfer).astype(np.float32)
+        root = np.arange(TABLE_SIZE) / (TABLE_SIZE - 1)
+        # empty: no OOTF (PQ and SDR are display light already)
+        self.hlg_gain = hlg_ootf_gain(root ** 2).astype(np.float32) if self.transfer == "hlg" else np.zeros(0, np.float32)
+        # tone[i]: the factor for a pixel whose brightest channel is m = top · i / (n - 1) SDR whites
+        # (linear steps: the factor is 1 up to the knee, then smooth)
+        self.tone_top = self.peak_nits / SDR_WHITE_NITS if self.transfer != "sdr" else 1.0
+        m = self.tone_top * np.arange(CODE_LEVELS) / (CODE_LEVELS - 1)
+        mapped = tone_map(m, self.peak_nits if self.transfer != "sdr" else SDR_WHITE_NITS)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.tone = np.where(m > 0, mapped / m, 1.0).astype(np.float32)
+        self.matrix = BT2020_TO_BT709.astype(np.float32)
+        self.encode = np.round(255.0 * root ** (2 / 2.4)).astype(np.uint8)  # V = L^(1/2.4), L = root²
+
+
+def tone_map(m: np.ndarray, peak_nits: float) -> np.ndarray:
+    """Display light in SDR-white units, mastered up to `peak_nits`, for an SDR display (peak 1.0)."""
+    return bt2390_eetf(np.asarray(m) * SDR_WHITE_NITS, peak_nits, SDR_WHITE_NITS) / SDR_WHITE_NITS
+
+
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _convert(rgb16, linear, hlg_gain, tone, tone_top, matrix, encode, out_bgr):  # pragma: no cover - Numba
+    height, width = out_bgr.shape[:2]
+    n_gain = np.float32(hlg_gain.shape[0] - 1)
+    tone_scale = np.float32(tone.shape[0] - 1) / tone_top
+    n_enc = np.float32(encode.shape[0] - 1)
+    zero, half, one = np.float32(0.0), np.float32(0.5), np.float32(1.0)
+    # hoisted: Numba cannot tell that the output does not alias the matrix, and would reload it per pixel
+    m00, m01, m02 = matrix[0, 0], matrix[0, 1], matrix[0, 2]
+    m10, m11, m12 = matrix[1, 0], matrix[1, 1], matrix[1, 2]
+    m20, m21, m22 = matrix[2, 0], matrix[2, 1], matrix[2, 2]
+    l0, l1, l2 = np.float32(BT2020_LUMA[0]), np.float32(BT2020_LUMA[1]), np.float32(BT2020_LUMA[2])
+    for y in prange(height):
+        for x in range(width):
+            r = linear[rgb16[y, x, 0]]
+            g = linear[rgb16[y, x, 1]]
+            b = linear[rgb16[y, x, 2]]
+            if n_gain > 0:  # HLG: display light scales with the scene's luminance (the OOTF)
+                k = hlg_gain[int(math.sqrt(min(max(l0 * r + l1 * g + l2 * b, zero), one)) * n_gain + half)]
+                r *= k
+                g *= k
+                b *= k
+            s = tone[int(min(max(r, g, b), tone_top) * tone_scale + half)]  # above the grade's peak: clipped below
+            r *= s
+            g *= s
+            b *= s
+            # outside BT.709's gamut, or above white: clipped
+            v0 = min(max(m00 * r + m01 * g + m02 * b, zero), one)
+            v1 = min(max(m10 * r + m11 * g + m12 * b, zero), one)
+            v2 = min(max(m20 * r + m21 * g + m22 * b, zero), one)
+            out_bgr[y, x, 2] = encode[int(math.sqrt(v0) * n_enc + half)]
+            out_bgr[y, x, 1] = encode[int(math.sqrt(v1) * n_enc + half)]
+            out_bgr[y, x, 0] = encode[int(math.sqrt(v2) * n_enc + half)]
+
+
+def convert_rgb48(rgb16: np.ndarray, tables: ColourTables) -> np.ndarray:
+    """uint16 HxWx3 RGB (BT.2020, full range) to uint8 HxWx3 BGR (BT.709, SDR)."""
+    rgb16 = np.ascontiguousarray(rgb16, dtype=np.uint16)
+    out = np.empty(rgb16.shape, np.uint8)
+    _convert(rgb16, tables.linear, tables.hlg_gain, tables.tone, np.float32(tables.tone_top), tables.matrix,
+             tables.encode, out)
+    return out

@@ -1,0 +1,82 @@
+"""HDR and wide-gamut video, found by its tags and decoded to the SDR BT.709 frames the pipeline uses.
+
+Phones record HDR by default (HLG on iPhones, PQ/HDR10 on many others), in BT.2020 colours. Decoded
+as if it were SDR, such video looks flat, grey and pale, and depthcam's output (SDR BT.709) would
+keep that look; `kernels.colour` tone-maps it instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# FFmpeg's AVColorTransferCharacteristic and AVColorPrimaries values.
+TRC_PQ, TRC_HLG = 16, 18
+TRC_SDR = (1, 6, 14, 15)  # BT.709, BT.601, BT.2020 10- and 12-bit: one curve, near enough
+PRIMARIES_BT2020 = 9
+DEFAULT_PQ_PEAK_NITS = 1000.0  # where a PQ video does not say its peak (most HDR10 grades)
+PQ_PEAK_RANGE = (400.0, 10000.0)
+
+
+@dataclass(frozen=True)
+class ColourSignal:
+    """What a video's tags say about its colours, where they need more than a plain decode."""
+
+    transfer: str  # "pq", "hlg" or "sdr" (BT.2020 primaries with an SDR curve)
+    peak_nits: float  # the grade's brightest light (PQ), HLG's nominal display, SDR white
+
+    def __str__(self) -> str:
+        if self.transfer == "sdr":
+            return "BT.2020 colours converted to BT.709"
+        name = "PQ/HDR10" if self.transfer == "pq" else "HLG"
+        return f"HDR ({name}, {self.peak_nits:.0f} nits) tone-mapped to SDR"
+
+
+def colour_signal(frame: Any) -> ColourSignal | None:
+    """The conversion a decoded av.VideoFrame needs, or None for ordinary BT.709/601 video."""
+    from kernels.colour import HLG_DISPLAY_PEAK_NITS, SDR_WHITE_NITS
+
+    trc = int(frame.color_trc)
+    if trc == TRC_PQ:
+        return ColourSignal("pq", pq_peak_nits(frame))
+    if trc == TRC_HLG:
+        return ColourSignal("hlg", HLG_DISPLAY_PEAK_NITS)
+    if int(frame.color_primaries) == PRIMARIES_BT2020 and trc in TRC_SDR:
+        return ColourSignal("sdr", SDR_WHITE_NITS)
+    return None
+
+
+def pq_peak_nits(frame: Any) -> float:
+    """The grade's peak from the frame's HDR10 metadata: MaxCLL, else the mastering display's peak."""
+    from av.sidedata.sidedata import Type
+
+    peak = 0.0
+    light = frame.side_data.get(Type.CONTENT_LIGHT_LEVEL)
+    if light is not None and len(bytes(light)) >= 4:
+        peak = float(np.frombuffer(bytes(light), np.uint32, count=1)[0])  # AVContentLightMetadata: MaxCLL, MaxFALL
+    mastering = frame.side_data.get(Type.MASTERING_DISPLAY_METADATA)
+    if not peak and mastering is not None and len(bytes(mastering)) >= 88:
+        # AVMasteringDisplayMetadata: 8 rationals (primaries, white point), min and max luminance,
+        # has_primaries, has_luminance
+        fields = np.frombuffer(bytes(mastering), np.int32, count=22)
+        if fields[21] and fields[19] > 0:
+            peak = fields[18] / fields[19]
+    return float(np.clip(peak, *PQ_PEAK_RANGE)) if peak > 0 else DEFAULT_PQ_PEAK_NITS
+
+
+class ColourConverter:
+    """Decodes the frames of one video, by its `ColourSignal`, to SDR BT.709 BGR (uint8 HxWx3)."""
+
+    def __init__(self, signal: ColourSignal) -> None:
+        from kernels.colour import ColourTables, convert_rgb48
+
+        self.signal = signal
+        self.tables = ColourTables(signal.transfer, signal.peak_nits)
+        convert_rgb48(np.zeros((2, 2, 3), np.uint16), self.tables)  # compiled (or loaded) now, not on frame 1
+
+    def convert(self, frame: Any) -> np.ndarray:
+        """Any YUV or RGB av.VideoFrame (its matrix and range from its tags) to BGR."""
+        from kernels.colour import convert_rgb48
+
+        return convert_rgb48(frame.to_ndarray(format="rgb48le"), self.tables)
