@@ -2,9 +2,10 @@
 
 Linear light (PQ's EOTF; HLG's inverse OETF and its OOTF for a 1000-nit display), the BT.2390 EETF
 on max(R, G, B) so highlights above the SDR range roll off instead of clipping, BT.2020 to BT.709
-primaries, and the encoding for an SDR display (BT.1886, gamma 2.4). HDR reference white, 203 nits
-(BT.2408), becomes the SDR target's peak, as in libplacebo and mpv. BT.2020 SDR video gets the
-primaries conversion alone. `colour_reference` computes the same chain in float64 without tables.
+primaries, and the encoding for an SDR display (BT.1886, gamma 2.4). Light is counted in SDR whites:
+203 cd/m² (BT.2408's HDR reference white) is 1.0, the SDR display's peak, as in libplacebo and mpv.
+The EETF maps the grade's peak there, so reference white itself lands lower: code 230 of 255 for a
+1000 cd/m² grade, 210 for 4000, 198 for 10000. BT.2020 SDR video gets the primaries conversion alone. `colour_reference` computes the same chain in float64 without tables.
 
 Every curve is tabulated once per video (`ColourTables`); a frame costs table lookups, three or four
 square roots and a 3x3 matrix per pixel in one pass over rows in parallel.
@@ -98,6 +99,7 @@ class ColourTables:
 
     transfer: str
     peak_nits: float
+    bt2020: bool = True  # False: the primaries are BT.709's already
 
     def __post_init__(self) -> None:
         if self.transfer not in TRANSFERS:
@@ -114,7 +116,7 @@ class ColourTables:
         mapped = tone_map(m, self.peak_nits if self.transfer != "sdr" else SDR_WHITE_NITS)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.tone = np.where(m > 0, mapped / m, 1.0).astype(np.float32)
-        self.matrix = BT2020_TO_BT709.astype(np.float32)
+        self.matrix = (BT2020_TO_BT709 if self.bt2020 else np.eye(3)).astype(np.float32)
         self.encode = np.round(255.0 * root ** (2 / 2.4)).astype(np.uint8)  # V = L^(1/2.4), L = root²
 
 

@@ -7,7 +7,7 @@ from kernels.colour import (BT2020_LUMA, BT2020_TO_BT709, CODE_LEVELS, SDR_WHITE
                             signal_to_linear, tone_map)
 
 
-def convert_rgb48_reference(rgb16: np.ndarray, transfer: str, peak_nits: float) -> np.ndarray:
+def convert_rgb48_reference(rgb16: np.ndarray, transfer: str, peak_nits: float, bt2020: bool = True) -> np.ndarray:
     rgb = signal_to_linear(rgb16.astype(np.float64) / (CODE_LEVELS - 1), transfer)
     if transfer == "hlg":
         rgb = rgb * hlg_ootf_gain(rgb @ np.array(BT2020_LUMA))[..., None]
@@ -15,5 +15,6 @@ def convert_rgb48_reference(rgb16: np.ndarray, transfer: str, peak_nits: float) 
     m = np.minimum(rgb.max(axis=2), top)  # above the grade's peak: the peak's factor (then clipped)
     with np.errstate(invalid="ignore", divide="ignore"):
         factor = np.where(m > 0, tone_map(m, peak_nits if transfer != "sdr" else SDR_WHITE_NITS) / m, 1.0)
-    rgb709 = np.clip((rgb * factor[..., None]) @ BT2020_TO_BT709.T, 0.0, 1.0)
+    matrix = BT2020_TO_BT709 if bt2020 else np.eye(3)
+    rgb709 = np.clip((rgb * factor[..., None]) @ matrix.T, 0.0, 1.0)
     return np.round(255.0 * rgb709 ** (1 / 2.4)).astype(np.uint8)[..., ::-1]

@@ -205,8 +205,8 @@ def _scatter_small_near(y, coc, pre, inv_area, dist, s, small_x, small_n, small_
     """Row y's share of the near pixels too small for the reduced gather: each scatters its exact disc
     (premultiplied B, G, R, h and coverage) into a row buffer. Scattering from the per-row lists visits
     only those pixels and only their own discs, where a gather visited the window of the largest disc
-    around at every pixel near them; contributions arrive in the same order as a gather's (source rows,
-    then columns, ascending). `small_k[qy]`: the largest disc half-width in row qy (-1: none), so rows
+    around at every pixel near them; the terms arrive in a gather's order (source rows, then columns,
+    ascending), summed apart from the reduced near field and added to it in the composite. `small_k[qy]`: the largest disc half-width in row qy (-1: none), so rows
     out of reach are skipped whole. Returns the buffer (5 x n) and the column of its first entry."""
     kd = (dist.shape[0] - 1) // 2
     height, width = coc.shape

@@ -70,6 +70,7 @@ class FocusController:
         self._frames = 0
         self._face_seen = 0  # the frame count at which last_face was last detected
         self._point = point
+        self._forget_face = False  # the mode changed: a face box from before it is stale
         self._lock = threading.Lock()
         self._faces = FaceFinder() if self.fixed is None else None
         self.current: float | None = None
@@ -78,21 +79,30 @@ class FocusController:
     def set_point(self, x: int, y: int) -> None:
         with self._lock:
             self._point = (x, y)
+            self._forget_face = True
 
     def auto(self) -> None:
         """Auto focus from now on (the window's `a`), also where the run started with a fixed value."""
         with self._lock:
             self._point = None
             self.fixed = None
+            self._forget_face = True
+
+    def _snapshot(self) -> tuple[tuple[int, int] | None, float | None, bool]:
+        """The mode for this frame, read once: a click from the window's thread lands between frames."""
+        with self._lock:
+            snapshot = self._point, self.fixed, self._forget_face
+            self._forget_face = False
+        return snapshot
 
     def measure(self, image_bgr: np.ndarray, disparity: np.ndarray) -> float:
         """This frame's focus target, before smoothing. `disparity` is at the image's resolution."""
-        with self._lock:
-            point, fixed = self._point, self.fixed
-        return self._measure(image_bgr, disparity, point, fixed)
+        return self._measure(image_bgr, disparity, *self._snapshot())
 
     def _measure(self, image_bgr: np.ndarray, disparity: np.ndarray, point: tuple[int, int] | None,
-                 fixed: float | None) -> float:
+                 fixed: float | None, forget_face: bool = False) -> float:
+        if forget_face:  # a face box from before a click is no guide to where a face is now: look afresh
+            self.last_face, self._frames, self._face_seen = None, 0, 0
         if point is not None:
             return disparity_at(disparity, *point)
         if fixed is not None:
@@ -113,9 +123,8 @@ class FocusController:
         return nearest_large_region(disparity)
 
     def update(self, image_bgr: np.ndarray, disparity: np.ndarray) -> float:
-        with self._lock:  # one snapshot: a click from the window's thread lands between frames
-            point, fixed = self._point, self.fixed
-        target = self._measure(image_bgr, disparity, point, fixed)
+        point, fixed, forget_face = self._snapshot()
+        target = self._measure(image_bgr, disparity, point, fixed, forget_face)
         if self.current is None or (fixed is not None and point is None):
             self.current = target
         else:

@@ -14,7 +14,8 @@ import numpy as np
 # FFmpeg's AVColorTransferCharacteristic and AVColorPrimaries values.
 TRC_PQ, TRC_HLG = 16, 18
 TRC_SDR = (1, 6, 14, 15)  # BT.709, BT.601, BT.2020 10- and 12-bit: one curve, near enough
-PRIMARIES_BT2020 = 9
+PRIMARIES_BT709, PRIMARIES_BT2020 = 1, 9
+UNSPECIFIED_MATRIX = 2  # AVCOL_SPC_UNSPECIFIED
 DEFAULT_PQ_PEAK_NITS = 1000.0  # where a PQ video does not say its peak (most HDR10 grades)
 PQ_PEAK_RANGE = (400.0, 10000.0)
 
@@ -25,6 +26,7 @@ class ColourSignal:
 
     transfer: str  # "pq", "hlg" or "sdr" (BT.2020 primaries with an SDR curve)
     peak_nits: float  # the grade's brightest light (PQ), HLG's nominal display, SDR white
+    bt2020: bool = True  # the primaries; a few cameras tag HDR with BT.709's, which then need no conversion
 
     def __str__(self) -> str:
         if self.transfer == "sdr":
@@ -38,10 +40,11 @@ def colour_signal(frame: Any) -> ColourSignal | None:
     from kernels.colour import HLG_DISPLAY_PEAK_NITS, SDR_WHITE_NITS
 
     trc = int(frame.color_trc)
+    bt2020 = int(frame.color_primaries) != PRIMARIES_BT709  # HDR with untagged primaries is BT.2020
     if trc == TRC_PQ:
-        return ColourSignal("pq", pq_peak_nits(frame))
+        return ColourSignal("pq", pq_peak_nits(frame), bt2020)
     if trc == TRC_HLG:
-        return ColourSignal("hlg", HLG_DISPLAY_PEAK_NITS)
+        return ColourSignal("hlg", HLG_DISPLAY_PEAK_NITS, bt2020)
     if int(frame.color_primaries) == PRIMARIES_BT2020 and trc in TRC_SDR:
         return ColourSignal("sdr", SDR_WHITE_NITS)
     return None
@@ -72,11 +75,14 @@ class ColourConverter:
         from kernels.colour import ColourTables, convert_rgb48
 
         self.signal = signal
-        self.tables = ColourTables(signal.transfer, signal.peak_nits)
+        self.tables = ColourTables(signal.transfer, signal.peak_nits, signal.bt2020)
+        self.untagged_matrix = "bt2020" if signal.bt2020 else "itu709"  # swscale would take BT.601
         convert_rgb48(np.zeros((2, 2, 3), np.uint16), self.tables)  # compiled (or loaded) now, not on frame 1
 
     def convert(self, frame: Any) -> np.ndarray:
         """Any YUV or RGB av.VideoFrame (its matrix and range from its tags) to BGR."""
         from kernels.colour import convert_rgb48
 
-        return convert_rgb48(frame.to_ndarray(format="rgb48le"), self.tables)
+        untagged = int(frame.colorspace) == UNSPECIFIED_MATRIX
+        rgb16 = frame.to_ndarray(format="rgb48le", src_colorspace=self.untagged_matrix if untagged else None)
+        return convert_rgb48(rgb16, self.tables)

@@ -17,7 +17,7 @@ import cv2
 
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
-from stream.hdr import ColourConverter, colour_signal
+from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import is_hd
 
@@ -25,7 +25,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # A display rotation (degrees counter-clockwise, as FFmpeg's av_display_rotation_get gives it) and the
 # turn that shows the picture upright, as FFmpeg's own players apply it.
 UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
-UNSPECIFIED_MATRIX = 2  # AVCOL_SPC_UNSPECIFIED
 
 
 class Source:

@@ -148,7 +148,7 @@ def timeline(path: Path) -> dict:
 
 
 def make_colour_video(path: Path, frames_rgb16: list[np.ndarray], trc: int, primaries: int = 9,
-                      codec: str = "ffv1") -> Path:
+                      codec: str = "ffv1", x265_params: str = "") -> Path:
     """16-bit RGB pictures tagged with a transfer (16 PQ, 18 HLG, 14 BT.2020 SDR) and primaries (9 BT.2020).
     ffv1 keeps them exactly (RGB, lossless); libx265 stores them as a phone does (10-bit 4:2:0, BT.2020
     matrix, limited range), losslessly, so only that format's own rounding remains."""
@@ -156,7 +156,7 @@ def make_colour_video(path: Path, frames_rgb16: list[np.ndarray], trc: int, prim
 
     yuv = codec != "ffv1"
     with av.open(str(path), "w") as container:
-        options = {"x265-params": "log-level=error:lossless=1"} if codec == "libx265" else {}
+        options = {"x265-params": f"log-level=error:lossless=1{x265_params}"} if codec == "libx265" else {}
         stream = container.add_stream(codec, rate=10, options=options)
         stream.height, stream.width = frames_rgb16[0].shape[:2]
         stream.pix_fmt = "yuv420p10le" if yuv else "rgb48le"
@@ -170,6 +170,36 @@ def make_colour_video(path: Path, frames_rgb16: list[np.ndarray], trc: int, prim
                 frame = frame.reformat(format="yuv420p10le", dst_colorspace="bt2020", dst_color_range=1)
                 frame.colorspace, frame.color_range = 9, 1
             frame.color_trc, frame.color_primaries, frame.pts = trc, primaries, index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def make_yuv_video(path: Path, rgb_signal: np.ndarray, trc: int, frames: int = 2) -> Path:
+    """A 10-bit 4:2:0 HEVC file (lossless) built plane by plane from R'G'B' signal values in [0, 1]
+    with BT.2020's non-constant-luminance matrix in limited range, computed here rather than by
+    FFmpeg, and left untagged (matrix, range, primaries), as some cameras write it: the decode must
+    supply BT.2020 itself. `rgb_signal` should be flat over 2x2 blocks (4:2:0 keeps one colour each)."""
+    import av
+
+    r, g, b = np.moveaxis(rgb_signal.astype(np.float64), 2, 0)
+    y = 0.2627 * r + 0.6780 * g + 0.0593 * b
+    planes = [64 + 876 * y, 512 + 896 * (b - y) / 1.8814, 512 + 896 * (r - y) / 1.4746]
+    planes = [np.round(p).astype(np.uint16) for p in planes]
+    planes[1:] = [p[::2, ::2].copy() for p in planes[1:]]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx265", rate=10, options={"x265-params": "log-level=error:lossless=1"})
+        stream.height, stream.width = rgb_signal.shape[:2]
+        stream.pix_fmt = "yuv420p10le"
+        stream.codec_context.color_trc = trc
+        for index in range(frames):
+            frame = av.VideoFrame(stream.width, stream.height, "yuv420p10le")
+            for plane, values in zip(frame.planes, planes):
+                rows = np.frombuffer(plane, np.uint16).reshape(-1, plane.line_size // 2)
+                rows[:values.shape[0], :values.shape[1]] = values
+            frame.color_trc, frame.pts = trc, index
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):

@@ -8,7 +8,7 @@ import pytest
 from kernels.colour import (BT2020_TO_BT709, SDR_WHITE_NITS, ColourTables, bt2390_eetf, convert_rgb48,
                             hlg_ootf_gain, hlg_to_scene, nits_to_pq, pq_to_nits)
 from kernels.colour_reference import convert_rgb48_reference
-from media import make_colour_video
+from media import make_colour_video, make_yuv_video
 from stream.hdr import DEFAULT_PQ_PEAK_NITS, ColourSignal, colour_signal, pq_peak_nits
 from stream.sources import open_source
 
@@ -30,11 +30,42 @@ def test_pq_curve_at_published_points():
 
 def test_hlg_curve_and_reference_white():
     assert hlg_to_scene(0.5) == pytest.approx(1 / 12)
+    assert hlg_to_scene(0.75) == pytest.approx(0.26496, abs=1e-5)  # BT.2100's curve at reference white
     assert hlg_to_scene(1.0) == pytest.approx(1.0, abs=1e-6)
     assert np.all(np.diff(hlg_to_scene(np.linspace(0, 1, 1001))) > 0)
     # BT.2408: a grey at 75 % HLG signal is reference white, 203 cd/m² on the nominal 1000 cd/m² display
     scene = hlg_to_scene(0.75)
     assert scene * hlg_ootf_gain(scene) == pytest.approx(1.0, rel=0.01)  # in SDR-white units
+
+
+def eetf_as_written(nits: float, source_peak: float, target_peak: float) -> float:
+    """BT.2390-9 section 5.4, step by step with scalars (black levels 0), for checking the vectorised one."""
+    def pq(value):  # inverse EOTF
+        y = (value / 10000) ** (2610 / 16384)
+        return ((3424 / 4096 + 2413 / 128 * y) / (1 + 2392 / 128 * y)) ** (2523 / 32)
+
+    def eotf(signal):
+        p = signal ** (32 / 2523)
+        return 10000 * (max(p - 3424 / 4096, 0) / (2413 / 128 - 2392 / 128 * p)) ** (16384 / 2610)
+
+    e1 = pq(nits) / pq(source_peak)
+    max_lum = pq(target_peak) / pq(source_peak)
+    ks = 1.5 * max_lum - 0.5
+    if e1 < ks:
+        e2 = e1
+    else:
+        t = (e1 - ks) / (1 - ks)
+        e2 = ((2 * t ** 3 - 3 * t ** 2 + 1) * ks + (t ** 3 - 2 * t ** 2 + t) * (1 - ks)
+              + (-2 * t ** 3 + 3 * t ** 2) * max_lum)
+    return eotf(e2 * pq(source_peak))
+
+
+@pytest.mark.parametrize("source_peak", [400.0, 1000.0, 4000.0, 10000.0])
+def test_bt2390_matches_the_standard_written_out(source_peak):
+    nits = np.array([0.5, 20, 90, 120, 203, 400, 700, source_peak])
+    nits = nits[nits <= source_peak]
+    expected = [eetf_as_written(n, source_peak, SDR_WHITE_NITS) for n in nits]
+    assert np.allclose(bt2390_eetf(nits, source_peak, SDR_WHITE_NITS), expected, rtol=1e-9)
 
 
 def test_bt2390_keeps_the_darks_and_lands_the_peak():
@@ -52,12 +83,15 @@ def test_bt2390_keeps_the_darks_and_lands_the_peak():
                                             ("sdr", SDR_WHITE_NITS)])
 @pytest.mark.parametrize("shape", [(1, 1), (37, 53), (64, 3)])
 def test_fast_pass_matches_the_float64_reference(rng, transfer, peak, shape):
+    # float32 tables against float64 curves: at most a level, where a value sits on a rounding edge
+    # (measured on 270,000 random values: 0.3-1.6 % of them; 3 % leaves room for small samples)
     rgb16 = rng.integers(0, 65536, shape + (3,), dtype=np.uint16)
     rgb16.reshape(-1, 3)[:2] = [[0, 0, 0], [65535, 65535, 65535]][:rgb16.size // 3]
-    fast = convert_rgb48(rgb16, ColourTables(transfer, peak))
-    reference = convert_rgb48_reference(rgb16, transfer, peak)
-    diff = np.abs(fast.astype(np.int16) - reference)
-    assert diff.max() <= 1 and (diff > 0).mean() <= 0.02
+    for bt2020 in (True, False):
+        fast = convert_rgb48(rgb16, ColourTables(transfer, peak, bt2020))
+        reference = convert_rgb48_reference(rgb16, transfer, peak, bt2020)
+        diff = np.abs(fast.astype(np.int16) - reference)
+        assert diff.max() <= 1 and (diff > 0).mean() <= 0.03
 
 
 @pytest.mark.parametrize("transfer, peak", [("pq", 1000.0), ("hlg", 1000.0), ("sdr", SDR_WHITE_NITS)])
@@ -97,6 +131,8 @@ def test_tags_choose_the_conversion():
             self.color_trc, self.color_primaries, self.side_data = trc, primaries, {}
 
     assert colour_signal(Frame(TRC_PQ, 9)) == ColourSignal("pq", DEFAULT_PQ_PEAK_NITS)
+    assert colour_signal(Frame(TRC_PQ, 1)).bt2020 is False  # HDR on BT.709 primaries: no gamut conversion
+    assert colour_signal(Frame(TRC_HLG, 2)).bt2020 is True  # untagged primaries: HDR means BT.2020
     assert colour_signal(Frame(TRC_HLG, 9)).transfer == "hlg"
     assert colour_signal(Frame(TRC_BT2020_10, 9)).transfer == "sdr"
     assert colour_signal(Frame(1, 1)) is None  # BT.709
@@ -193,3 +229,31 @@ def test_an_sdr_photo_recorded_as_hlg_comes_back_as_it_was(tmp_path):
     assert np.abs(ours - original).mean() <= 4  # measured 2.2: highlights above ~90 cd/m² roll off a little
     assert saturation(ours) == pytest.approx(saturation(original), rel=0.05)
     assert np.abs(plain - original).mean() >= 10 and saturation(plain) < 0.8 * saturation(original)
+
+
+def test_hdr10_metadata_of_a_real_file_gives_the_peak(tmp_path):
+    picture = np.full((32, 48, 3), code(nits_to_pq(100.0)), np.uint16)
+    mastering = ":master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(40000000,50)"
+    path = make_colour_video(tmp_path / "hdr10.mp4", [picture] * 2, TRC_PQ, codec="libx265",
+                             x265_params=f":hdr10=1:max-cll=1600,400{mastering}")
+    source = open_source(str(path))
+    source.close()
+    assert source.colour == ColourSignal("pq", 1600.0) and "1600 nits" in source.description
+
+
+def test_an_untagged_matrix_in_hdr_video_is_read_as_bt2020(tmp_path):
+    """YUV planes computed here (not by FFmpeg) with BT.2020's matrix, matrix and range left untagged:
+    flat patches of a saturated red and a grey come back as the reference says (FFmpeg's default,
+    BT.601, would tint both)."""
+    signal = np.zeros((32, 48, 3))
+    signal[:, :24] = nits_to_pq(np.linalg.solve(BT2020_TO_BT709, [0.45, 0.04, 0.03]) * SDR_WHITE_NITS)
+    signal[:, 24:] = nits_to_pq(100.0)
+    path = make_yuv_video(tmp_path / "untagged.mp4", signal, TRC_PQ)
+    source = open_source(str(path))
+    try:
+        image = next(iter(source.frames())).image
+    finally:
+        source.close()
+    expected = convert_rgb48_reference(code(signal), "pq", DEFAULT_PQ_PEAK_NITS)
+    interior = np.s_[:, list(range(0, 20)) + list(range(28, 48))]  # the decoder blends chroma at the edge
+    assert np.abs(image[interior].astype(int) - expected[interior]).max() <= 2

@@ -103,3 +103,17 @@ def test_auto_turns_a_fixed_focus_into_auto_focus_and_glides_there():
     for _ in range(30):
         controller.update(image, disparity)
     assert controller.current == pytest.approx(0.8)
+
+
+def test_after_a_click_auto_focus_looks_for_the_face_afresh():
+    # a face box from before the click says nothing about where a face is now
+    image, disparity, face = _face_scene()
+    controller = FocusController("auto", face_interval=6, smoothing=1.0)
+    detections = iter([face] + [None] * 100)
+    controller._faces.largest_face = lambda img: next(detections)
+    assert controller.update(image, disparity) == pytest.approx(0.6)
+    controller.set_point(10, 10)
+    for _ in range(300):
+        assert controller.update(image, disparity) == pytest.approx(0.2)
+    controller.auto()  # the face has gone meanwhile: the fallback at once, not the old box
+    assert controller.update(image, disparity) == pytest.approx(0.95, abs=1e-3)
