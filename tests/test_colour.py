@@ -181,7 +181,7 @@ def test_a_phone_style_hdr_video_keeps_its_colours(tmp_path):
     picture = np.zeros((64, 96, 3), np.uint16)
     picture[:, :48] = code(nits_to_pq(red709))
     picture[:, 48:] = code(nits_to_pq(grey))
-    path = make_colour_video(tmp_path / "phone.mp4", [picture] * 3, TRC_PQ, codec="libx265")
+    path = make_colour_video(tmp_path / "phone.mkv", [picture] * 3, TRC_PQ, codec="libx265")
     source = open_source(str(path))
     try:
         image = next(iter(source.frames())).image
@@ -213,7 +213,7 @@ def test_an_sdr_photo_recorded_as_hlg_comes_back_as_it_was(tmp_path):
     from skimage import data
 
     rgb = data.astronaut()[:128, :160].astype(np.float64) / 255
-    path = make_colour_video(tmp_path / "astronaut.mp4", [code(sdr_to_hlg(rgb))] * 2, TRC_HLG, codec="libx265")
+    path = make_colour_video(tmp_path / "astronaut.mkv", [code(sdr_to_hlg(rgb))] * 2, TRC_HLG, codec="libx265")
     source = open_source(str(path))
     try:
         ours = next(iter(source.frames())).image.astype(float)
@@ -234,7 +234,7 @@ def test_an_sdr_photo_recorded_as_hlg_comes_back_as_it_was(tmp_path):
 def test_hdr10_metadata_of_a_real_file_gives_the_peak(tmp_path):
     picture = np.full((32, 48, 3), code(nits_to_pq(100.0)), np.uint16)
     mastering = ":master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(40000000,50)"
-    path = make_colour_video(tmp_path / "hdr10.mp4", [picture] * 2, TRC_PQ, codec="libx265",
+    path = make_colour_video(tmp_path / "hdr10.mkv", [picture] * 2, TRC_PQ, codec="libx265",
                              x265_params=f":hdr10=1:max-cll=1600,400{mastering}")
     source = open_source(str(path))
     source.close()
@@ -248,7 +248,7 @@ def test_an_untagged_matrix_in_hdr_video_is_read_as_bt2020(tmp_path):
     signal = np.zeros((32, 48, 3))
     signal[:, :24] = nits_to_pq(np.linalg.solve(BT2020_TO_BT709, [0.45, 0.04, 0.03]) * SDR_WHITE_NITS)
     signal[:, 24:] = nits_to_pq(100.0)
-    path = make_yuv_video(tmp_path / "untagged.mp4", signal, TRC_PQ)
+    path = make_yuv_video(tmp_path / "untagged.mkv", signal, TRC_PQ)
     source = open_source(str(path))
     try:
         image = next(iter(source.frames())).image
