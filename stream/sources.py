@@ -11,7 +11,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import cv2
 
@@ -224,6 +224,25 @@ class VideoFileSource(Source):
         self.container.close()
 
 
+# V4L2 stamps each buffer when the camera delivered it, on CLOCK_MONOTONIC, which is now_ns's clock on
+# Linux (time.perf_counter_ns): counted from there, latency includes the time a frame waited in the
+# driver's queue. OpenCV reports the stamp as CAP_PROP_POS_MSEC; other backends report something else.
+DRIVER_STAMP_MAX_AGE_NS = 2_000_000_000  # an older or a future stamp is on another clock: not used
+
+
+def driver_timestamp_ns(capture: Any, arrival_ns: int) -> int | None:
+    """The driver's timestamp of the frame just read, on now_ns's clock, or None where it is not plausible."""
+    stamp = round(capture.get(cv2.CAP_PROP_POS_MSEC) * 1e6)
+    return stamp if 0 <= arrival_ns - stamp <= DRIVER_STAMP_MAX_AGE_NS else None
+
+
+def _backend_name(capture: Any) -> str:
+    try:
+        return capture.getBackendName()
+    except (cv2.error, AttributeError):
+        return ""
+
+
 def _open_camera(index: int) -> cv2.VideoCapture:
     """Open a camera with OpenCV's own logging silenced: probing every backend for a missing camera
     prints several error lines that would bury our one clear message."""
@@ -318,16 +337,19 @@ class CameraSource(Source):
         mode = configure_capture(self.capture, size, fps, pixel_format)
         self.width, self.height, self.fps = mode.width, mode.height, mode.fps
         self.description = f"camera {self.index} {mode}"
+        self._driver_stamps = _backend_name(self.capture) == "V4L2"
 
     def frames(self) -> Iterator[Frame]:
         index = 0
         while True:
             ok, image = self.capture.read()
+            arrival = now_ns()
             if not ok:
                 if index == 0:
                     raise UserError(f"camera {self.index} opened but delivered no frame (is it in use elsewhere?)")
                 return  # unplugged or closed: end of stream
-            yield Frame(index=index, capture_ns=now_ns(), image=image)
+            stamp = driver_timestamp_ns(self.capture, arrival) if self._driver_stamps else None
+            yield Frame(index=index, capture_ns=arrival if stamp is None else stamp, image=image)
             index += 1
 
     def close(self) -> None:

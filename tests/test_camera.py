@@ -65,3 +65,53 @@ def test_small_sizes_keep_the_cameras_own_format():
 def test_an_unknown_format_is_refused_before_the_camera_opens():
     with pytest.raises(UserError, match="format=h265 .* choose auto, mjpg, yuyv"):
         open_source("camera:0?format=h265")
+
+
+class StampingWebcam(FakeWebcam):
+    """Delivers three frames whose driver timestamps (CAP_PROP_POS_MSEC) lie `age_ms` before they are read."""
+
+    def __init__(self, backend: str, age_ms: float) -> None:
+        super().__init__()
+        self.backend, self.age_ms, self.stamps_ms = backend, age_ms, []
+
+    def isOpened(self):
+        return True
+
+    def getBackendName(self):
+        return self.backend
+
+    def read(self):
+        import numpy as np
+
+        from stream.frame import now_ns
+
+        if len(self.stamps_ms) == 3:
+            return False, None
+        self.stamps_ms.append(now_ns() / 1e6 - self.age_ms)
+        return True, np.zeros((480, 640, 3), np.uint8)
+
+    def get(self, prop):
+        return self.stamps_ms[-1] if prop == cv2.CAP_PROP_POS_MSEC else super().get(prop)
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("backend, age_ms, uses_stamp", [("V4L2", 45.0, True), ("V4L2", 5000.0, False),
+                                                          ("V4L2", -50.0, False), ("AVFOUNDATION", 45.0, False)])
+def test_latency_counts_from_the_drivers_timestamp_where_it_is_on_our_clock(monkeypatch, backend, age_ms,
+                                                                             uses_stamp):
+    # V4L2 stamps a buffer when the camera delivered it: a frame that waited 45 ms in the driver's queue
+    # counts those 45 ms. A stamp from the future or seconds old is on another clock, and other
+    # backends' CAP_PROP_POS_MSEC means something else: then the time the frame was read counts.
+    from stream import sources
+
+    camera = StampingWebcam(backend, age_ms)
+    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
+    frames = list(open_source("camera:0").frames())
+    assert len(frames) == 3
+    for frame, stamp_ms in zip(frames, camera.stamps_ms):
+        from_stamp = abs(frame.capture_ns / 1e6 - stamp_ms) < 1e-3
+        assert from_stamp == uses_stamp
+        if not uses_stamp:
+            assert frame.capture_ns / 1e6 >= stamp_ms + age_ms  # when it was read
