@@ -344,10 +344,14 @@ def json_ready(value: object) -> object:
 
 
 def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str],
-              config: PipelineConfig | None = None) -> dict:
+              config: PipelineConfig | None = None, into: list[dict] | None = None) -> dict:
+    """One configuration's runs. `into` gets the report before the first run, so the runs that
+    finished survive an interruption of a later one."""
     config = config if config is not None else bench_config(config_name, args)
     frames, warmup = args.frames, args.warmup
     report: dict = {"config": config_name or "default", "settings": config.to_dict(), "runs": {}}
+    if into is not None:
+        into.append(report)
     file_input = _input_spec(args.input, frames + warmup, live=False)
     runs = report["runs"]
     label = report["config"]
@@ -425,12 +429,21 @@ def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | Non
 
 def run_bench_command(args: argparse.Namespace) -> int:
     modes, configs = preflight(args)
-    reports = []
-    for name, config in configs:
-        print(f"depthcam bench: {name or 'default'} ({', '.join(modes)}, {args.frames} frames)", file=sys.stderr)
-        reports.append(bench_one(name, args, modes, config))
+    reports: list[dict] = []
+    interrupted = False
+    try:
+        for name, config in configs:
+            print(f"depthcam bench: {name or 'default'} ({', '.join(modes)}, {args.frames} frames)", file=sys.stderr)
+            bench_one(name, args, modes, config, into=reports)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: what finished is still worth its table and report
+        interrupted = True
+        reports = [report for report in reports if report["runs"]]
+        if not reports:
+            raise
+        print("depthcam bench: interrupted; reporting the runs that finished", file=sys.stderr)
     measured = min(run["frames"] for report in reports for run in report["runs"].values())
     document = {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "interrupted": interrupted,
                 "input": args.input or "synthetic:portrait?size=640x480&fps=30",
                 "frames": measured,  # what was measured (the fewest of any run), not what was asked for
                 "frames_requested": args.frames,
@@ -449,4 +462,4 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
         plot_report(document, Path(args.plot).expanduser())
         print(f"depthcam bench: wrote {args.plot}", file=sys.stderr)
-    return 0
+    return 130 if interrupted else 0

@@ -27,6 +27,7 @@ def test_bench_json_has_every_documented_field(shared_models, tmp_path):
     document = json.loads(out.read_text())
     assert document["schema_version"] == 2
     assert {"created", "input", "frames", "warmup", "machine", "versions", "reports"} <= set(document)
+    assert document["interrupted"] is False
     assert {"cpu", "cores", "gpu", "os", "python"} <= set(document["machine"])
     assert document["machine"]["cores"] >= 1
     assert document["versions"]["onnxruntime"]
@@ -294,3 +295,33 @@ def test_plot_histograms_share_their_bins(monkeypatch, tmp_path):
     assert len(bins) == 6  # two runs in each of three stages
     for stage in range(3):  # comparable bars: one set of bin edges per stage (a count gives each run its own)
         assert not isinstance(bins[2 * stage], int) and bins[2 * stage] == bins[2 * stage + 1]
+
+
+def test_an_interrupted_benchmark_reports_the_runs_that_finished(monkeypatch, tmp_path, capsys):
+    _fake_runs(monkeypatch, measured=20)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C during the second configuration's sequential run
+
+    calls = iter([lambda *a, **k: _fake_run(20), interrupted])
+    monkeypatch.setattr(bench, "run_sequential", lambda *args, **kwargs: next(calls)(*args, **kwargs))
+    out = tmp_path / "bench.json"
+    code = bench.run_bench_command(_bench_args("--compare", "quality", "--frames", "20", "--json", str(out)))
+    assert code == 130
+    document = json.loads(out.read_text())
+    assert document["interrupted"] is True
+    assert [(r["config"], sorted(r["runs"])) for r in document["reports"]] == [
+        ("default", ["pipelined", "sequential"]), ("quality", ["pipelined"])]
+    assert "interrupted; reporting the runs that finished" in capsys.readouterr().err
+
+
+def test_an_interruption_before_any_run_finished_reports_nothing(monkeypatch, tmp_path):
+    _fake_runs(monkeypatch, measured=20)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "run_pipelined", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_bench_command(_bench_args("--json", str(tmp_path / "bench.json")))
+    assert not (tmp_path / "bench.json").exists()
