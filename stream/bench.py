@@ -40,7 +40,7 @@ LIVE_SYNTHETIC_FRAMES = 10_000_000
 TABLE_NOTE = ("times in ms (p50 unless named); fps: frames reaching the sink per second; e2e: capture → sink; "
               "depth, refine, render: the stage's own time, start → end of the call that took the frame (a whole "
               "batch for batched depth; for async depth the hand-over of the newest depth, the network's own time "
-              "per prediction being async net); dropped: frames the live queue dropped")
+              "per prediction being async net); dropped: frames the live queue dropped while measuring")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -198,7 +198,7 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
     if result.interrupted:  # Ctrl-C ends the whole benchmark, not just this run
         raise KeyboardInterrupt
     summary = recorder.summary()
-    summary.update(dropped_frames=result.dropped, queue_high_water=result.queue_high_water,
+    summary.update(dropped_frames=recorder.dropped_while_measuring, queue_high_water=result.queue_high_water,
                    provider=built.estimator.provider, kernels_backend=built.backend,
                    model=built.estimator.spec.name)
     return summary

@@ -44,6 +44,7 @@ class LatencyRecorder:
     capture_ns: list[int] = field(default_factory=list)
     depth_age: list[int] = field(default_factory=list)
     network_ns: list[int] = field(default_factory=list)  # async depth: the network's own time per prediction
+    source_indices: list[int] = field(default_factory=list)  # of the measured frames, to count what was dropped
 
     def __post_init__(self) -> None:
         for stage in self.stages:
@@ -66,6 +67,7 @@ class LatencyRecorder:
         self.end_to_end_ns.append(sink_time - frame.capture_ns)
         self.sink_ns.append(sink_time)
         self.capture_ns.append(frame.capture_ns)
+        self.source_indices.append(frame.index)
         if frame.depth_index is not None:
             self.depth_age.append(frame.index - frame.depth_index)
         if "network_ns" in frame.extra:
@@ -74,6 +76,14 @@ class LatencyRecorder:
     @property
     def frames(self) -> int:
         return len(self.end_to_end_ns)
+
+    @property
+    def dropped_while_measuring(self) -> int:
+        """Source frames between the first and the last measured one that never reached the sink (a live
+        queue's drops, the warm-up's and those after the run's end left out)."""
+        if not self.source_indices:
+            return 0
+        return self.source_indices[-1] - self.source_indices[0] + 1 - len(self.source_indices)
 
     def throughput_fps(self) -> float:
         if len(self.sink_ns) < 2:

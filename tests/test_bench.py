@@ -325,3 +325,13 @@ def test_an_interruption_before_any_run_finished_reports_nothing(monkeypatch, tm
     with pytest.raises(KeyboardInterrupt):
         bench.run_bench_command(_bench_args("--json", str(tmp_path / "bench.json")))
     assert not (tmp_path / "bench.json").exists()
+
+
+def test_dropped_frames_count_only_while_measuring():
+    recorder = LatencyRecorder(bench.STAGES, warmup=3)
+    # 0, 4, 5 are the warm-up (1-3 dropped then); 6, 9, 10, 14 are measured, 7, 8 and 11-13 dropped between
+    for index in [0, 4, 5, 6, 9, 10, 14]:
+        frame = Frame(index=index, capture_ns=index, image=None)  # type: ignore[arg-type]
+        frame.stamps["sink"] = index + 1
+        recorder.record(frame)
+    assert recorder.frames == 4 and recorder.dropped_while_measuring == 5
