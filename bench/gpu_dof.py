@@ -1,6 +1,10 @@
 """GPU depth of field: the CUDA path timed with CUDA events at 1920x1080 (median of >= 100 runs after
 warm-up), next to the same frame on the CPU path, as a compact markdown table.
 
+Three GPU figures: one call's latency (events around `render`, synchronised each time, so the host's launch
+gaps count), the GPU's own time (calls queued back to back, an event between consecutive calls, the host
+hidden behind the GPU), and that time split over the three passes (reduce / gather / composite).
+
 Needs only CuPy, NumPy, Numba and OpenCV (no network): run from the repository root,
 `python bench/gpu_dof.py`, or through `bash bench/gpu_check.sh`.
 """
@@ -15,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kernels import dof_cuda  # noqa: E402
 from kernels.dof import plan  # noqa: E402
 from kernels.dof_cuda import default_scale, render  # noqa: E402
 from stream.synthetic import SUBJECT_DISPARITY, SyntheticPortrait, SyntheticScene  # noqa: E402
@@ -44,8 +49,9 @@ def main() -> int:
     out_d = cp.empty_like(img_d)
     name = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["name"].decode()
     print(f"GPU: {name}, CuPy {cp.__version__}\n")
-    print("| kernel | frame | max blur (px) | reduction s | GPU ms (median, CUDA events) | GPU p90 ms | CPU ms (median) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| kernel | frame | max blur (px) | reduction s | GPU ms (median, CUDA events) | GPU p90 ms "
+          "| GPU ms queued (reduce / gather / composite) | CPU ms (median) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for blur_480 in (16.0, 8.0):
         blur = blur_480 * h / REFERENCE_HEIGHT
         p = plan((h, w), SUBJECT_DISPARITY, blur, 1.0, default_scale(blur))
@@ -59,6 +65,7 @@ def main() -> int:
             stop.record()
             stop.synchronize()
             samples.append(cp.cuda.get_elapsed_time(start, stop))
+        queued, passes = queued_ms(cp, img_d, disp_d, p, out_d, args.runs)
         cpu_ms = float("nan")
         try:
             from kernels.dof_cpu import depth_of_field_cpu
@@ -73,8 +80,36 @@ def main() -> int:
         except Exception as exc:  # the CPU column is a comparison only
             print(f"(CPU path failed: {exc})")
         print(f"| depth of field (CUDA) | {w}x{h} | {blur:g} | {p.scale} | {np.median(samples):.3f} | "
-              f"{np.percentile(samples, 90):.3f} | {cpu_ms:.1f} |")
+              f"{np.percentile(samples, 90):.3f} | {queued:.3f} ({' / '.join(f'{t:.3f}' for t in passes)}) | "
+              f"{cpu_ms:.1f} |")
     return 0
+
+
+def queued_ms(cp, img_d, disp_d, p, out_d, runs: int) -> tuple[float, list[float]]:
+    """Median GPU time of a render and of each pass, all calls queued before one synchronisation."""
+    events: list = []
+
+    def launch(name, grid, block, args):
+        dof_cuda._cupy_launch(name, grid, block, args)
+        event = cp.cuda.Event()
+        event.record()
+        events.append(event)
+
+    buf = dof_cuda._cupy_buffers(tuple(disp_d.shape), p.low_shape)
+    for _ in range(5):
+        dof_cuda.run_passes(img_d, disp_d, p, buf, out_d, launch)
+    cp.cuda.get_current_stream().synchronize()
+    events.clear()
+    first = cp.cuda.Event()
+    first.record()
+    for _ in range(runs):
+        dof_cuda.run_passes(img_d, disp_d, p, buf, out_d, launch)
+    events[-1].synchronize()
+    marks = [first] + events  # 3 events a render, after each pass
+    per_pass = [[cp.cuda.get_elapsed_time(marks[3 * i + j], marks[3 * i + j + 1]) for i in range(runs)]
+                for j in range(3)]
+    totals = [cp.cuda.get_elapsed_time(marks[3 * i], marks[3 * i + 3]) for i in range(runs)]
+    return float(np.median(totals)), [float(np.median(t)) for t in per_pass]
 
 
 if __name__ == "__main__":

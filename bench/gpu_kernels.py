@@ -4,10 +4,12 @@
 
 Needs only CuPy, NumPy and OpenCV (PyTorch + kornia optional: its joint_bilateral_blur is timed when it
 imports). For each size and radius: the shared-memory kernel with the range weight from the per-channel
-LUT and from one hardware exp2 (ex2.approx), the plain global-memory kernel, kornia, and a floor from the
-card's own rates: memory (11 bytes per pixel: read 4 B disparity + 3 B guide, write 4 B) and arithmetic
-(5 FP32 operations per tap: the spatial x range products, one FMA into the numerator, one add into the
-denominator, at one FP32 lane-instruction per clock). Times are medians of CUDA-event timings after
+LUT and from one hardware exp2 (ex2.approx), the register-blocked exp2 kernels (4 or 8 outputs a thread),
+the plain global-memory kernel, kornia, and floors from the card's own rates: memory (11 bytes per pixel:
+read 4 B disparity + 3 B guide, write 4 B), MUFU (one ex2 per tap at 16 per clock per SM) and issue (the
+rows kernels' 10 instructions per tap at 4 warp-instructions per clock per SM). "max rel diff" is each
+variant's largest difference from the default variant's output (which the gpu tests check against the CPU
+path), relative to its largest value: all should be ~1e-6. Times are medians of CUDA-event timings after
 warm-up. One table.
 """
 from __future__ import annotations
@@ -20,12 +22,13 @@ import cupy
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kernels.bilateral_cuda import launch, launch_global  # noqa: E402
+from kernels.bilateral_cuda import DEFAULT_RANGE_VARIANT, RANGE_VARIANTS, launch, launch_global  # noqa: E402
 
 SIZES = ((640, 480), (1280, 720), (1920, 1080))
 RADII = (4, 8, 12)
 SIGMA_RANGE = 0.05
-FP32_OPS_PER_TAP = 5
+ISSUE_PER_TAP = 10  # exp2_rows*: 3 FADD + 4 FFMA + MUFU + FFMA + FADD a tap (loads amortised over the rows)
+MUFU_PER_SM_CLOCK = 16
 BYTES_PER_PIXEL = 11
 
 
@@ -79,7 +82,7 @@ def device_rates() -> tuple[str, float, str, float]:
         ms = median_ms(lambda: b.__setitem__(Ellipsis, a), 20, warmup=3)
         bandwidth, source = 2.0 * a.nbytes / (ms * 1e-3), "measured copy"
     if not clock_khz:
-        clock_khz = 1.755e6  # H100/H200 boost clock, if the attribute is missing
+        clock_khz = 1.98e6  # H100 SXM / H200 boost clock (a floor takes the highest), if the attribute is missing
     fp32_lanes_per_sm = 128  # Volta..Hopper: 4 sub-partitions x 32 FP32 lanes
     return name, bandwidth, source, sms * fp32_lanes_per_sm * clock_khz * 1e3
 
@@ -118,23 +121,32 @@ def main() -> None:
     name, bandwidth, source, fp32_rate = device_rates()
     print(f"{name}: memory {bandwidth / 1e9:.0f} GB/s ({source}), FP32 {fp32_rate / 1e12:.1f} T lane-ops/s; "
           f"CuPy {cupy.__version__}; medians of {args.runs} CUDA-event timings (kornia: {args.kornia_runs})\n")
-    print("| size | r | shared+LUT ms | shared+exp2 ms | global ms | kornia ms | floor ms (mem / arith) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"default variant: {DEFAULT_RANGE_VARIANT}\n")
+    names = " | ".join(f"{v} ms" for v in RANGE_VARIANTS)
+    print(f"| size | r | {names} | global ms | kornia ms | floor ms (mem / MUFU / issue) | max rel diff |")
+    print("| --- | ---: | " + "---: | " * (len(RANGE_VARIANTS) + 4))
     for width, height in SIZES:
         disparity, guide = scene(height, width)
         out = cupy.empty_like(disparity)
         for radius in RADII:
             ss = sigma_spatial_for(radius)
-            lut = median_ms(lambda: launch(disparity, guide, out, radius, ss, SIGMA_RANGE, variant="lut"), args.runs)
-            exp2 = median_ms(lambda: launch(disparity, guide, out, radius, ss, SIGMA_RANGE, variant="exp2"), args.runs)
+            launch(disparity, guide, out, radius, ss, SIGMA_RANGE, variant=DEFAULT_RANGE_VARIANT)
+            expected = out.copy()
+            times, diff = [], 0.0
+            for variant in RANGE_VARIANTS:
+                times.append(median_ms(lambda: launch(disparity, guide, out, radius, ss, SIGMA_RANGE, variant=variant),
+                                       args.runs))
+                diff = max(diff, float(cupy.abs(out - expected).max() / cupy.abs(expected).max()))
             plain = median_ms(lambda: launch_global(disparity, guide, out, radius, ss, SIGMA_RANGE), args.runs)
             timer = kornia_timer(disparity, guide, radius, ss)
             kornia_ms = f"{median_ms(timer, args.kornia_runs, warmup=2):.3f}" if callable(timer) else timer
             taps = width * height * (2 * radius + 1) ** 2
             floor_mem = BYTES_PER_PIXEL * width * height / bandwidth * 1e3
-            floor_arith = FP32_OPS_PER_TAP * taps / fp32_rate * 1e3
-            print(f"| {width}x{height} | {radius} | {lut:.3f} | {exp2:.3f} | {plain:.3f} | {kornia_ms} | "
-                  f"{max(floor_mem, floor_arith):.3f} ({floor_mem:.3f} / {floor_arith:.3f}) |")
+            floor_mufu = taps / (fp32_rate / 128 * MUFU_PER_SM_CLOCK) * 1e3
+            floor_issue = ISSUE_PER_TAP * taps / fp32_rate * 1e3
+            cells = " | ".join(f"{t:.3f}" for t in times)
+            print(f"| {width}x{height} | {radius} | {cells} | {plain:.3f} | {kornia_ms} | "
+                  f"{floor_mem:.3f} / {floor_mufu:.3f} / {floor_issue:.3f} | {diff:.1e} |")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ tables the CPU path uses) only when (radius, sigma_spatial) or sigma_range chang
 """
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -15,12 +16,16 @@ from kernels.cuda_module import load_module
 
 SOURCE = "joint_bilateral.cu"
 BLOCK = (32, 8)  # JB_BLOCK_X, JB_BLOCK_Y in the .cu
-RANGE_VARIANTS = ("lut", "exp2")
+RANGE_VARIANTS = ("lut", "exp2", "exp2_rows4", "exp2_rows8")
 # "exp2": one 16-byte shared load and one MUFU.EX2 per tap, no bank conflicts; "lut": three lookups at random
-# indices into a 256-entry shared table, which conflict ~3-4 ways each. Chosen by that analysis (no GPU
-# here); bench/gpu_kernels.py times both, so switch if the card says otherwise. Both agree with the CPU path
-# to ~1e-6 relative.
+# indices into a 256-entry shared table, which conflict ~3-4 ways each. "exp2_rows4"/"exp2_rows8": R outputs
+# of a column per thread, so a shared load serves R taps (the "exp2" kernel's 16 B/tap of shared-memory
+# traffic bounds it near 0.7 ms at 1080p, r = 12, on an H100), 10 issue slots a tap instead of ~14. Chosen by
+# that analysis (no GPU here); bench/gpu_kernels.py times all of them and checks each against the CPU path, so
+# switch to a rows variant if the card confirms it. All agree with the CPU path to ~2e-6 relative.
 DEFAULT_RANGE_VARIANT = "exp2"
+ROWS_BLOCKS = {"exp2_rows4": (32, 4), "exp2_rows8": (32, 2)}  # both 32 x 16 outputs (JR_BLOCK_X, JR_OUT_Y)
+ROWS_OUT = (32, 16)
 
 _lock = threading.Lock()
 _loaded: dict[int, tuple[Any, Any]] = {}  # device id → (spatial key, range key) now in constant memory
@@ -28,6 +33,13 @@ _loaded: dict[int, tuple[Any, Any]] = {}  # device id → (spatial key, range ke
 
 def _module():
     return load_module(SOURCE)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(name: str, device_id: int):
+    # RawModule.get_function builds a new RawKernel and looks the function up in the driver on every call:
+    # a per-launch host cost that would show as GPU time for small frames. Cached per device.
+    return _module().get_function(name)
 
 
 def _upload(module, name: str, host: np.ndarray) -> None:
@@ -55,6 +67,7 @@ def ensure_constants(radius: int, sigma_spatial: float, sigma_range: float) -> b
         current = _loaded.get(device, (None, None))
         if current[0] != spatial_key:
             _upload(module, "c_spatial", spatial_table(radius, sigma_spatial).ravel())
+            _upload(module, "c_spatial_log2", spatial_log2(radius, sigma_spatial))
             copied = True
         if current[1] != range_key:
             _upload(module, "c_range_lut", range_lut(sigma_range))
@@ -63,15 +76,23 @@ def ensure_constants(radius: int, sigma_spatial: float, sigma_range: float) -> b
     return copied
 
 
+def spatial_log2(radius: int, sigma_spatial: float) -> np.ndarray:
+    """log2 of the spatial weight along one axis, d = -r..r (the rows kernels' separable form), float32."""
+    v = np.arange(-radius, radius + 1, dtype=np.float64)
+    return (-(v * v) / (2.0 * sigma_spatial ** 2) * np.log2(np.e)).astype(np.float32)
+
+
 def shared_bytes(radius: int, variant: str) -> int:
+    if variant in ROWS_BLOCKS:
+        return (ROWS_OUT[0] + 2 * radius) * (ROWS_OUT[1] + 2 * radius) * 16  # float4: 48 KiB at r = 16
     tile = (BLOCK[0] + 2 * radius) * (BLOCK[1] + 2 * radius)
     if variant == "exp2":
         return tile * 16  # float4 (b, g, r, d): 40 KiB at r = 16
     return 256 * 4 + tile * 8  # LUT + packed guide + disparity
 
 
-def _grid(height: int, width: int) -> tuple[int, int]:
-    return ((width + BLOCK[0] - 1) // BLOCK[0], (height + BLOCK[1] - 1) // BLOCK[1])
+def _grid(height: int, width: int, out: tuple[int, int] = BLOCK) -> tuple[int, int]:
+    return ((width + out[0] - 1) // out[0], (height + out[1] - 1) // out[1])
 
 
 def launch(disparity, guide, out, radius: int, sigma_spatial: float, sigma_range: float,
@@ -79,19 +100,28 @@ def launch(disparity, guide, out, radius: int, sigma_spatial: float, sigma_range
     """Run the shared-memory kernel on device arrays (C-contiguous float32 HxW, uint8 HxWx3, float32 HxW)."""
     if variant not in RANGE_VARIANTS:
         raise ValueError(f"variant must be one of {RANGE_VARIANTS}, got {variant!r}")
+    import cupy
+
     ensure_constants(radius, sigma_spatial, sigma_range)
     height, width = disparity.shape
     args = [disparity, guide, out, np.int32(height), np.int32(width), np.int32(radius)]
-    if variant == "exp2":
-        args.append(np.float32(-np.log2(np.e) / (2.0 * sigma_range ** 2 * 255.0 ** 2)))
-    kernel = _module().get_function(f"joint_bilateral_{variant}")
-    kernel(_grid(height, width), BLOCK, tuple(args), shared_mem=shared_bytes(radius, variant))
+    scale = -np.log2(np.e) / (2.0 * sigma_range ** 2 * 255.0 ** 2)
+    if variant != "lut":
+        args.append(np.float32(scale))
+    grid, block = _grid(height, width), BLOCK
+    if variant in ROWS_BLOCKS:
+        args.append(np.float32(1.0 / scale))
+        grid, block = _grid(height, width, ROWS_OUT), ROWS_BLOCKS[variant]
+    kernel = _kernel(f"joint_bilateral_{variant}", cupy.cuda.Device().id)
+    kernel(grid, block, tuple(args), shared_mem=shared_bytes(radius, variant))
 
 
 def launch_global(disparity, guide, out, radius: int, sigma_spatial: float, sigma_range: float) -> None:
     """The plain global-memory baseline (no constant or shared memory), for the benchmark."""
+    import cupy
+
     height, width = disparity.shape
-    kernel = _module().get_function("joint_bilateral_global")
+    kernel = _kernel("joint_bilateral_global", cupy.cuda.Device().id)
     kernel(_grid(height, width), (16, 16),
            (disparity, guide, out, np.int32(height), np.int32(width), np.int32(radius),
             np.float32(-1.0 / (2.0 * sigma_spatial ** 2)), np.float32(-1.0 / (2.0 * sigma_range ** 2 * 255.0 ** 2))))
@@ -121,7 +151,7 @@ def resize_bilinear_cuda(src: Any, height: int, width: int) -> Any:
     import cupy
 
     dst = cupy.empty((height, width), cupy.float32)
-    kernel = _module().get_function("resize_bilinear_f32")
+    kernel = _kernel("resize_bilinear_f32", cupy.cuda.Device().id)
     kernel(((width + 15) // 16, (height + 15) // 16), (16, 16),
            (src, np.int32(src.shape[0]), np.int32(src.shape[1]), dst, np.int32(height), np.int32(width)))
     return dst

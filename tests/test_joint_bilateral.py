@@ -6,6 +6,7 @@ import pytest
 
 import kernels
 from kernels.bilateral import MAX_RADIUS, joint_bilateral, refine_live
+from kernels.bilateral_cuda import RANGE_VARIANTS
 from kernels.bilateral_reference import joint_bilateral_reference
 
 
@@ -294,7 +295,7 @@ def test_cuda_matches_cpu(radius, shape):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("variant", ["lut", "exp2"])
+@pytest.mark.parametrize("variant", RANGE_VARIANTS)
 def test_cuda_writes_every_pixel(variant):
     import cupy
 
@@ -401,20 +402,24 @@ template <class F> void launch(int gx, int gy, int bx, int by, size_t smem, F f)
         for (auto& t : threads) t.join();
     }
 }
-int main(int argc, char** argv) {  // argv: H W r variant scale; stdin: spatial, lut, disparity (f32), guide (u8)
+int main(int argc, char** argv) {  // argv: H W r variant scale; stdin: spatial, lut, log2 spatial, disparity, guide
     int H = atoi(argv[1]), W = atoi(argv[2]), r = atoi(argv[3]), variant = atoi(argv[4]);
     float scale = (float)atof(argv[5]);
     int k = 2 * r + 1;
     std::vector<float> d(H * W), out(H * W, NAN);
     std::vector<unsigned char> g(3 * H * W);
     if (fread(c_spatial, 4, k * k, stdin) != (size_t)(k * k) || fread(c_range_lut, 4, 256, stdin) != 256 ||
-        fread(d.data(), 4, H * W, stdin) != (size_t)(H * W) || fread(g.data(), 1, 3 * H * W, stdin) != (size_t)(3 * H * W))
+        fread(c_spatial_log2, 4, k, stdin) != (size_t)k || fread(d.data(), 4, H * W, stdin) != (size_t)(H * W) || fread(g.data(), 1, 3 * H * W, stdin) != (size_t)(3 * H * W))
         return 2;
     int gx = (W + 31) / 32, gy = (H + 7) / 8;
     if (variant == 0) launch(gx, gy, 32, 8, 1024 + (32 + 2 * r) * (8 + 2 * r) * 8,
                              [&] { joint_bilateral_lut(d.data(), g.data(), out.data(), H, W, r); });
-    else launch(gx, gy, 32, 8, (32 + 2 * r) * (8 + 2 * r) * 16,
-                [&] { joint_bilateral_exp2(d.data(), g.data(), out.data(), H, W, r, scale); });
+    else if (variant == 1) launch(gx, gy, 32, 8, (32 + 2 * r) * (8 + 2 * r) * 16,
+                                  [&] { joint_bilateral_exp2(d.data(), g.data(), out.data(), H, W, r, scale); });
+    else launch(gx, (H + 15) / 16, 32, variant == 2 ? 4 : 2, (32 + 2 * r) * (16 + 2 * r) * 16, [&] {
+        if (variant == 2) joint_bilateral_exp2_rows4(d.data(), g.data(), out.data(), H, W, r, scale, 1 / scale);
+        else joint_bilateral_exp2_rows8(d.data(), g.data(), out.data(), H, W, r, scale, 1 / scale);
+    });
     fwrite(out.data(), 4, H * W, stdout);
 }
 """
@@ -445,12 +450,14 @@ def cuda_emulator(tmp_path_factory):
     return folder / "emu"
 
 
-@pytest.mark.parametrize("variant", ["lut", "exp2"])
-@pytest.mark.parametrize("shape, radius", [((19, 45), 3), ((9, 33), 16), ((37, 70), 12), ((1, 1), 5), ((17, 3), 7)])
+@pytest.mark.parametrize("variant", RANGE_VARIANTS)
+@pytest.mark.parametrize("shape, radius", [((19, 45), 3), ((9, 33), 16), ((37, 70), 12), ((1, 1), 5), ((17, 3), 7),
+                                           ((35, 40), 0)])
 def test_cuda_source_logic_emulated_on_cpu(cuda_emulator, variant, shape, radius):
     import subprocess
 
     from kernels.bilateral import range_lut, spatial_table
+    from kernels.bilateral_cuda import spatial_log2
 
     rng = np.random.default_rng(radius)
     d, g = random_inputs(rng, *shape, smooth=min(shape) > 2)
@@ -458,9 +465,10 @@ def test_cuda_source_logic_emulated_on_cpu(cuda_emulator, variant, shape, radius
     # carry real weight and show; a narrow one for the others exercises the LUT's small values.
     ss, sr = radius / 2 + 1.0, (0.5 if radius % 2 else 0.08)
     scale = -np.log2(np.e) / (2 * sr ** 2 * 255 ** 2)
-    payload = b"".join([spatial_table(radius, ss).tobytes(), range_lut(sr).tobytes(), d.tobytes(), g.tobytes()])
+    payload = b"".join([spatial_table(radius, ss).tobytes(), range_lut(sr).tobytes(),
+                        spatial_log2(radius, ss).tobytes(), d.tobytes(), g.tobytes()])
     result = subprocess.run([str(cuda_emulator), str(shape[0]), str(shape[1]), str(radius),
-                             "0" if variant == "lut" else "1", repr(float(scale))],
+                             str(RANGE_VARIANTS.index(variant)), repr(float(scale))],
                             input=payload, capture_output=True, check=True, timeout=120)
     out = np.frombuffer(result.stdout, np.float32).reshape(shape)
     assert np.isfinite(out).all()  # every pixel written (the output starts as NaN)
