@@ -13,6 +13,15 @@ from typing import Callable, Literal
 from models.download import ModelError, cache_dir, download, verify_sha256
 
 OutputKind = Literal["inverse_depth", "metres"]
+InputNorm = Literal["raw", "unit", "imagenet"]
+# What each input scaling feeds the network, for people (`models info`, errors).
+INPUT_NORMS: dict[str, str] = {
+    "raw": "RGB 0..255",
+    "unit": "RGB 0..1",
+    "imagenet": "RGB 0..1 less ImageNet's mean, over its std (MiDaS, DPT, Depth Anything)",
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -24,7 +33,8 @@ class ModelSpec:
     input_size: tuple[int, int]  # (width, height) the network takes
     output_kind: OutputKind  # what the network predicts; converted to disparity either way
     layout: Literal["NCHW", "NHWC"] = "NCHW"
-    input_scale: float = 1.0  # the network takes RGB values 0..255 times this
+    input_scale: float = 1.0  # the network takes RGB values 0..255 times this ("raw" scaling)
+    input_norm: InputNorm = "raw"  # how RGB is scaled for the network (INPUT_NORMS)
     url: str | None = None  # what is downloaded: `filename` itself, or the archive a fetcher converts
     sha256: str | None = None  # of what is downloaded
     fetcher: str | None = None  # "module:function(cache, progress) -> Path" for models converted on fetch
@@ -111,5 +121,7 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
     for spec in REGISTRY.values():
         if spec.filename == path.name:
             return spec, path
+    # Your own model: the conventions of the relative-depth models people export (MiDaS, DPT, Depth
+    # Anything): ImageNet-normalised RGB in, inverse depth out; --model-input and --model-output change them.
     return ModelSpec(name=path.stem, filename=path.name, description=f"user model {path}", source=str(path),
-                     input_size=(0, 0), output_kind="inverse_depth"), path
+                     input_size=(0, 0), output_kind="inverse_depth", input_norm="imagenet"), path

@@ -11,7 +11,7 @@ import numpy as np
 
 from kernels.backend import array_module, cuda_available, cuda_unavailable_reason
 from models.download import ModelError
-from models.registry import REGISTRY, ModelSpec
+from models.registry import IMAGENET_MEAN, IMAGENET_STD, REGISTRY, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,39 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
     else:
         raise ModelError(f"model {spec.filename} input {shape} has no 3-channel axis; depthcam needs RGB input")
     if spec.input_size != (0, 0):
-        width, height = spec.input_size
+        wanted_width, wanted_height = spec.input_size
+        if (isinstance(width, int) and width != wanted_width) or (isinstance(height, int) and height != wanted_height):
+            raise ModelError(f"model {spec.filename} takes a fixed {width}x{height} input, not {wanted_width}x"
+                             f"{wanted_height}; --model-size is for models with a dynamic input size")
+        width, height = wanted_width, wanted_height
     if not isinstance(width, int) or not isinstance(height, int):
-        raise ModelError(f"model {spec.filename} has a dynamic input size {shape}; export it with a fixed "
-                         f"input size (height and width)")
+        raise ModelError(f"model {spec.filename} has a dynamic input size {shape}; give the size to run it at with "
+                         f"--model-size WxH (e.g. 518x518 for Depth Anything, 384x384 for DPT/MiDaS)")
     return InputLayout(meta.name, layout, width, height, static_batch=shape[0] == 1)
+
+
+def input_size_is_dynamic(path: Path) -> bool:
+    """Whether the model's image input has a symbolic height or width. False where the file does not load:
+    DepthEstimator then says why."""
+    import onnxruntime as ort
+
+    try:
+        shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+    except Exception:  # noqa: BLE001 (any load failure is reported by DepthEstimator with its fix)
+        return False
+    if len(shape) != 4:
+        return False
+    spatial = shape[2:] if shape[1] == 3 else shape[1:3]
+    return any(not isinstance(d, int) for d in spatial)
+
+
+def input_affine(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (RGB) gain and offset taking 0..255 values to what the network was trained on."""
+    if spec.input_norm == "imagenet":
+        std = np.asarray(IMAGENET_STD, np.float32)
+        return (1.0 / (255.0 * std)).astype(np.float32), (-np.asarray(IMAGENET_MEAN, np.float32) / std)
+    scale = spec.input_scale if spec.input_norm == "raw" else 1.0 / 255.0
+    return np.full(3, scale, np.float32), np.zeros(3, np.float32)
 
 
 def _check_depth_output(session, spec: ModelSpec) -> str:
@@ -120,6 +148,7 @@ class DepthEstimator:
                              "(install onnxruntime-gpu with matching CUDA/cuDNN libraries, or use --device cpu)")
         self.spec = spec
         self.input = _input_layout(self.session, spec)
+        self._affine = input_affine(spec)
         if self.input.static_batch and (self.on_gpu if real_batch is None else real_batch):
             self._load_with_real_batch(ort, path, options)
         self.output_name = _check_depth_output(self.session, spec)
@@ -153,8 +182,9 @@ class DepthEstimator:
         shrinking = image_bgr.shape[1] > size[0] or image_bgr.shape[0] > size[1]
         resized = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32)
-        if self.spec.input_scale != 1.0:
-            rgb *= self.spec.input_scale
+        gain, offset = self._affine
+        if not (np.all(gain == 1.0) and not offset.any()):
+            rgb = rgb * gain + offset
         return rgb.transpose(2, 0, 1) if self.input.layout == "NCHW" else rgb
 
     def predict(self, images_bgr: list[np.ndarray], on_device: bool = False) -> list:

@@ -16,7 +16,7 @@ from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.registry import resolve_model
 from models.runtime import DepthEstimator
-from stream.config import PipelineConfig
+from stream.config import PipelineConfig, parse_model_size
 from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.focus import FocusController
@@ -96,6 +96,10 @@ def load_estimator(config: PipelineConfig, progress: bool = True) -> DepthEstima
         spec, path = resolve_model(config.model, progress=progress)
         if config.model_output != "auto":
             spec = dataclasses.replace(spec, output_kind=config.model_output)
+        if config.model_input != "auto":
+            spec = dataclasses.replace(spec, input_norm=config.model_input)
+        if config.model_size is not None:
+            spec = dataclasses.replace(spec, input_size=parse_model_size(config.model_size))
         return DepthEstimator(spec, path, config.device, threads=config.inference.threads,
                               tensorrt=config.inference.tensorrt)
     except ModelError as exc:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from stream.config import DEVICES, MODEL_OUTPUTS, PipelineConfig, load_config, preset_names
+from stream.config import DEVICES, MODEL_INPUTS, MODEL_OUTPUTS, PipelineConfig, load_config, preset_names
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.metrics import LatencyRecorder
@@ -57,6 +57,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, help="where everything runs (default: the config's)")
     parser.add_argument("--model", metavar="NAME|PATH", help="tcmonodepth, fcrn, or a path to an .onnx file")
     parser.add_argument("--model-output", choices=MODEL_OUTPUTS, help="what your own model gives (see 'run --help')")
+    parser.add_argument("--model-input", choices=MODEL_INPUTS, help="how your own model takes RGB (see 'run --help')")
+    parser.add_argument("--model-size", metavar="WxH", help="the input size for a model with a dynamic size")
     parser.add_argument("--json", metavar="OUT.json", help="write the full report here")
     parser.add_argument("--plot", metavar="OUT.png", help="latency timeline and per-stage histograms (matplotlib)")
 
@@ -236,6 +238,7 @@ def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup:
 
 def bench_config(config_name: str | None, args: argparse.Namespace) -> PipelineConfig:
     overrides = {"device": args.device, "model": args.model, "model_output": args.model_output,
+                 "model_input": args.model_input, "model_size": args.model_size,
                  "output.progress": False}
     return load_config(config_name, overrides)
 

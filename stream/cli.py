@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 from typing import NoReturn
 
-from stream.config import DEVICES, MODEL_OUTPUTS, PipelineConfig, load_config, preset_names
+from stream.config import DEVICES, MODEL_INPUTS, MODEL_OUTPUTS, PipelineConfig, load_config, preset_names
 from stream.console import notify
 from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
@@ -36,6 +36,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-output", choices=MODEL_OUTPUTS,
                         help="what your own model gives: inverse_depth (larger = nearer; the default for a file) "
                              "or metres (metric depth)")
+    parser.add_argument("--model-input", choices=MODEL_INPUTS,
+                        help="how your own model takes RGB: imagenet (0..1 normalised by ImageNet's mean and std, "
+                             "as MiDaS, DPT, Depth Anything; the default for a file), unit (0..1) or raw (0..255)")
+    parser.add_argument("--model-size", metavar="WxH", help="the input size to run a model with a dynamic size at")
     parser.add_argument("--device", choices=DEVICES, help="where everything runs (default auto: CUDA when usable)")
     parser.add_argument("--focus", metavar="auto|VALUE",
                         help="auto (largest face, else nearest large region) or a disparity in [0, 1]")
@@ -62,7 +66,8 @@ def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict:
     return {
-        "model": args.model, "model_output": args.model_output, "device": args.device, "render.focus": args.focus,
+        "model": args.model, "model_output": args.model_output, "model_input": args.model_input,
+        "model_size": args.model_size, "device": args.device, "render.focus": args.focus,
         "render.focus_point": args.focus_point, "render.blur": args.blur,
         "render.highlight_boost": args.highlight_boost, "refine.mode": args.refine,
         "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),
@@ -159,7 +164,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from models.download import ModelError, cache_dir
-    from models.registry import REGISTRY, fetch, get_spec, model_state
+    from models.registry import INPUT_NORMS, REGISTRY, fetch, get_spec, model_state
 
     try:
         if args.models_command == "list":
@@ -174,7 +179,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         elif args.models_command == "info":
             spec = get_spec(args.name)
             print(f"name:        {spec.name}\ndescription: {spec.description}\nsource:      {spec.source}")
-            print(f"input:       {spec.input_size[0]}x{spec.input_size[1]} RGB 0..255, {spec.layout}")
+            print(f"input:       {spec.input_size[0]}x{spec.input_size[1]} {INPUT_NORMS[spec.input_norm]}, {spec.layout}")
             print(f"output:      {spec.output_kind} (converted to disparity)")
             if spec.url:
                 what = "archive" if spec.fetcher else "url"
@@ -192,19 +197,29 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+DYNAMIC_TRIAL_SIZE = 224  # `models info` loads a model of dynamic input size at this size to check it
+
+
 def _describe_model_file(path: str) -> None:
     """`models info my_model.onnx`: what depthcam makes of a user's model, checked by loading it."""
-    from models.registry import resolve_model
-    from models.runtime import DepthEstimator
+    import dataclasses
+
+    from models.registry import INPUT_NORMS, resolve_model
+    from models.runtime import DepthEstimator, input_size_is_dynamic
 
     spec, model_path = resolve_model(path, progress=False)
+    dynamic = spec.input_size == (0, 0) and input_size_is_dynamic(model_path)
+    if dynamic:  # checked at a trial size; a run needs --model-size
+        spec = dataclasses.replace(spec, input_size=(DYNAMIC_TRIAL_SIZE, DYNAMIC_TRIAL_SIZE))
     estimator = DepthEstimator(spec, model_path, "cpu")
     layout = estimator.input
     output = estimator.session.get_outputs()[0]
     batch = "batch 1 (frames run one by one; on a GPU the batch is made dynamic where the graph allows)" \
         if layout.static_batch else "dynamic batch"
-    print(f"file:        {model_path}\ninput:       {layout.name} {layout.layout} {layout.width}x{layout.height} RGB, "
-          f"{batch}\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind}"
+    size = "any size (run it with --model-size WxH)" if dynamic else f"{layout.width}x{layout.height}"
+    print(f"file:        {model_path}\ninput:       {layout.name} {layout.layout} {size}, "
+          f"{INPUT_NORMS[spec.input_norm]} (--model-input to change), {batch}"
+          f"\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind}"
           f"{' (larger = nearer; for metric depth add --model-output metres)' if spec.output_kind != 'metres' else ''}"
           f"\nstate:       accepted by depthcam (--model {model_path})")
 

@@ -18,6 +18,8 @@ from stream.errors import UserError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEVICES = ("auto", "cpu", "cuda")
 MODEL_OUTPUTS = ("auto", "inverse_depth", "metres")
+MODEL_INPUTS = ("auto", "raw", "unit", "imagenet")
+MODEL_SIDE_RANGE = (16, 4096)
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything larger is a wrong file (a video?), not read whole
 
 
@@ -141,6 +143,10 @@ class PipelineConfig:
     # What the model's output is: auto = the registry's word, or inverse depth for your own file
     # (MiDaS, DPT, Depth Anything relative); metres for a metric-depth model (inverted to disparity).
     model_output: str = "auto"
+    # How RGB is scaled for the model: auto = the registry's word, or imagenet for your own file
+    # (MiDaS, DPT, Depth Anything); raw (0..255) or unit (0..1) for models trained so.
+    model_input: str = "auto"
+    model_size: str | None = None  # "WxH": the size to run a model with a dynamic input size at
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
@@ -151,6 +157,9 @@ class PipelineConfig:
     def validate(self) -> "PipelineConfig":
         _check_choice("device", self.device, DEVICES)
         _check_choice("model_output", self.model_output, MODEL_OUTPUTS)
+        _check_choice("model_input", self.model_input, MODEL_INPUTS)
+        if self.model_size is not None:
+            parse_model_size(self.model_size)
         if not isinstance(self.model, str) or not self.model.strip():
             raise UserError("model must be a registry name (see 'depthcam models list') or a path to an .onnx file")
         for section in (self.inference, self.normalise, self.refine, self.render, self.queues, self.output):
@@ -159,6 +168,18 @@ class PipelineConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def parse_model_size(value: Any) -> tuple[int, int]:
+    """`model_size: 518x518` as (width, height)."""
+    low, high = MODEL_SIDE_RANGE
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except (AttributeError, ValueError):
+        raise UserError(f"model_size must be WIDTHxHEIGHT, e.g. 518x518, got {value!r}") from None
+    if not (low <= width <= high and low <= height <= high):
+        raise UserError(f"model_size {value} is out of range ({low}..{high} per side)")
+    return width, height
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:

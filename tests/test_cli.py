@@ -161,6 +161,22 @@ def test_highlight_boost_out_of_range():
     assert_one_clear_line(result, "render.highlight_boost", "40")
 
 
+def test_a_model_of_dynamic_input_size_runs_at_the_size_given(tmp_path):
+    from test_models import _first_channel_model
+
+    model = _first_channel_model(tmp_path / "any_size.onnx")
+    info = depthcam("models", "info", str(model))
+    assert info.returncode == 0, info.stderr
+    assert "any size (run it with --model-size WxH)" in info.stdout and "ImageNet" in info.stdout
+    source = "synthetic:portrait?frames=3&size=96x64"
+    assert_one_clear_line(depthcam("run", source, "--model", str(model), "-o", "null"), "--model-size WxH")
+    ran = depthcam("run", source, "--model", str(model), "--model-size", "48x32", "--model-input", "unit",
+                   "-o", "null", "--no-progress")
+    assert ran.returncode == 0, ran.stderr
+    assert_one_clear_line(depthcam("run", source, "--model", str(model), "--model-size", "big", "-o", "null"),
+                          "model_size must be WIDTHxHEIGHT")
+
+
 def test_camera_that_does_not_exist(shared_models, bad_inputs):
     result = depthcam("run", "camera:7", "-o", "null")
     assert_one_clear_line(result, "camera 7 could not be opened", "try camera:0")

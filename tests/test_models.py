@@ -301,3 +301,42 @@ def test_tensorrt_is_asked_for_only_where_cuda_is():
     else:
         assert requested_providers("auto", tensorrt=True) == ["CPUExecutionProvider"]
     assert requested_providers("cpu", tensorrt=True) == ["CPUExecutionProvider"]
+
+
+def _first_channel_model(path, height="h", width="w"):
+    """Depth = the input's first channel (R), so the input scaling can be read back; H x W may be symbolic."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["image", "first"], ["depth"], axis=1)], "first_channel",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, height, width])],
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, ["n", 1, height, width])],
+        [numpy_helper.from_array(np.array([0], np.int64), "first")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    return path
+
+
+@pytest.mark.parametrize("norm, expected", [("imagenet", (200 / 255 - 0.485) / 0.229), ("unit", 200 / 255),
+                                            ("raw", 200.0)])
+def test_a_models_input_is_scaled_as_it_was_trained(tmp_path, norm, expected):
+    path = _first_channel_model(tmp_path / "dynamic.onnx")
+    spec, _ = resolve_model(str(path), progress=False)
+    assert spec.input_norm == "imagenet"  # your own model: the MiDaS / DPT / Depth Anything convention
+    spec = dataclasses.replace(spec, input_norm=norm, input_size=(40, 24))
+    bgr = np.zeros((48, 64, 3), np.uint8) + np.array([10, 100, 200], np.uint8)
+    depth = DepthEstimator(spec, path, "cpu").predict([bgr])[0]
+    assert depth.shape == (24, 40)
+    np.testing.assert_allclose(depth, expected, rtol=1e-5)
+
+
+def test_a_dynamic_input_size_needs_a_size_and_a_fixed_one_refuses_another(tmp_path):
+    dynamic = _first_channel_model(tmp_path / "dynamic.onnx")
+    spec, _ = resolve_model(str(dynamic), progress=False)
+    with pytest.raises(ModelError, match=r"dynamic input size .* --model-size WxH"):
+        DepthEstimator(spec, dynamic, "cpu")
+    fixed = _first_channel_model(tmp_path / "fixed.onnx", 24, 40)
+    spec, _ = resolve_model(str(fixed), progress=False)
+    assert DepthEstimator(spec, fixed, "cpu").input.width == 40
+    with pytest.raises(ModelError, match="takes a fixed 40x24 input, not 64x64"):
+        DepthEstimator(dataclasses.replace(spec, input_size=(64, 64)), fixed, "cpu")
