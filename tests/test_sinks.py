@@ -1,13 +1,16 @@
 """Sinks: output types, side-by-side pictures, and clear refusals where a device is missing."""
 import sys
+import types
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from stream import sinks
 from stream.errors import UserError
 from stream.frame import Frame
-from stream.sinks import ImageSink, NullSink, colourise, compose, make_sink, output_kind
+from stream.sinks import ImageSink, NullSink, WindowSink, colourise, compose, make_sink, output_kind
 
 
 def _frame():
@@ -95,13 +98,6 @@ def test_null_sink_counts():
 
 
 # --- the preview window's keys and clicks, and the virtual camera (no display or device needed) --------
-
-import types  # noqa: E402
-
-import cv2  # noqa: E402
-
-from stream import sinks  # noqa: E402
-from stream.sinks import WindowSink  # noqa: E402
 
 
 def test_key_codes_special_keys_are_not_letters():
