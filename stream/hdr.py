@@ -37,17 +37,17 @@ class ColourSignal:
 
 def colour_signal(frame: Any) -> ColourSignal | None:
     """The conversion a decoded av.VideoFrame needs, or None for ordinary BT.709/601 video."""
+    trc, primaries = int(frame.color_trc), int(frame.color_primaries)
+    if trc not in (TRC_PQ, TRC_HLG) and not (primaries == PRIMARIES_BT2020 and trc in TRC_SDR):
+        return None  # before kernels.colour (and Numba with it) is imported: most video stops here
     from kernels.colour import HLG_DISPLAY_PEAK_NITS, SDR_WHITE_NITS
 
-    trc = int(frame.color_trc)
-    bt2020 = int(frame.color_primaries) != PRIMARIES_BT709  # HDR with untagged primaries is BT.2020
+    bt2020 = primaries != PRIMARIES_BT709  # HDR with untagged primaries is BT.2020
     if trc == TRC_PQ:
         return ColourSignal("pq", pq_peak_nits(frame), bt2020)
     if trc == TRC_HLG:
         return ColourSignal("hlg", HLG_DISPLAY_PEAK_NITS, bt2020)
-    if int(frame.color_primaries) == PRIMARIES_BT2020 and trc in TRC_SDR:
-        return ColourSignal("sdr", SDR_WHITE_NITS)
-    return None
+    return ColourSignal("sdr", SDR_WHITE_NITS)
 
 
 def pq_peak_nits(frame: Any) -> float:
