@@ -7,6 +7,7 @@ very same CUDA source and host code on a machine without a GPU (compiled for the
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -62,17 +63,23 @@ def run_passes(img: Any, disp: Any, p: DofPlan, buf: DofBuffers, out: Any, launc
             buf.near_a, buf.low_small, out))
 
 
-_buffers: dict[tuple, DofBuffers] = {}
+_local = threading.local()
+MAX_WORKSPACES = 4  # per thread: a pipeline renders one frame size on one stream
 
 
 def _cupy_buffers(shape: tuple[int, int], low_shape: tuple[int, int]) -> DofBuffers:
+    """Work buffers for this thread and this stream: kernels queued on one stream run in order, so a
+    buffer is reused safely there; two threads or two streams must not share one (their renders could
+    overlap on the GPU)."""
     import cupy as cp
 
-    key = (shape, low_shape, cp.cuda.Device().id)
-    buf = _buffers.get(key)
+    key = (shape, low_shape, cp.cuda.Device().id, cp.cuda.get_current_stream().ptr)
+    buffers: dict[tuple, DofBuffers] = _local.__dict__.setdefault("buffers", {})
+    buf = buffers.get(key)
     if buf is None:
-        _buffers.clear()  # one frame size at a time in a pipeline
-        buf = _buffers[key] = DofBuffers(cp, shape, low_shape)
+        if len(buffers) >= MAX_WORKSPACES:
+            buffers.clear()
+        buf = buffers[key] = DofBuffers(cp, shape, low_shape)
     return buf
 
 
