@@ -67,6 +67,21 @@ CONTAINER_OPTIONS = {
     **{suffix: {"movflags": "hybrid_fragmented+delay_moov", "frag_duration": "1000000", "flush_packets": "1"}
        for suffix in (".mp4", ".m4v", ".mov")},
 }
+HYBRID_MP4_SINCE = (61, 7)  # libavformat of FFmpeg 7.1, the first with movflags=hybrid_fragmented
+
+
+def container_options(suffix: str) -> dict[str, str] | None:
+    """The muxer options for a file type. A PyAV built against an FFmpeg older than 7.1 (a system build)
+    writes MP4 and MOV the plain way: playable once closed, not after a crash."""
+    import av
+
+    options = CONTAINER_OPTIONS.get(suffix)
+    if options and "hybrid_fragmented" in options.get("movflags", "") and \
+            tuple(av.library_versions["libavformat"][:2]) < HYBRID_MP4_SINCE:
+        return None
+    return options
+
+
 # FFmpeg's default layout for each channel count (av_channel_layout_default).
 STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 MPEG4_MAX_TICKS = 65535  # MPEG-4 Part 2 (AVI) takes at most this many time-base ticks a second
@@ -123,7 +138,7 @@ class VideoWriter:
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
         self._audio: _AudioTrack | None = None
         try:
-            self.container = av.open(str(path), "w", container_options=CONTAINER_OPTIONS.get(suffix))
+            self.container = av.open(str(path), "w", container_options=container_options(suffix))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise UserError(f"cannot write {path}: {_one_line(exc)}") from None
         try:

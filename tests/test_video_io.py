@@ -311,3 +311,18 @@ def test_a_finished_mp4_is_a_regular_unfragmented_file(tmp_path, suffix):
     boxes = _top_level_boxes(out)
     assert "moov" in boxes and "mdat" in boxes and "moof" not in boxes, boxes
     assert probe(out)["frames"] == 40
+
+
+def test_an_ffmpeg_older_than_7_1_writes_mp4_the_plain_way(tmp_path, monkeypatch):
+    import av
+
+    from stream.video_writer import container_options
+
+    assert "hybrid_fragmented" in container_options(".mp4")["movflags"]
+    monkeypatch.setitem(av.library_versions, "libavformat", (61, 1, 100))  # FFmpeg 7.0: no hybrid mode
+    assert container_options(".mp4") is None and container_options(".mkv")["cluster_time_limit"] == "1000"
+    writer = VideoWriter(tmp_path / "plain.mp4", 64, 48, 10)
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 30 * i, np.uint8), i / 10)
+    writer.close()
+    assert probe(tmp_path / "plain.mp4")["frames"] == 5
