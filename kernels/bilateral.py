@@ -158,7 +158,10 @@ def joint_bilateral(disparity: Any, guide_bgr: Any, radius: int = 12, sigma_spat
     on_gpu = is_cupy_array(disparity)
     d = _host_disparity(disparity.get()) if on_gpu else disparity
     g = guide_bgr.get() if on_gpu else guide_bgr
-    out = _joint_bilateral_cpu(d, g, radius, sigma_spatial, sigma_range)
+    from kernels.cpu_threads import parallel_section
+
+    with parallel_section():
+        out = _joint_bilateral_cpu(d, g, radius, sigma_spatial, sigma_range)
     if on_gpu:
         import cupy
 
@@ -201,7 +204,10 @@ def refine_live(disparity: Any, guide_bgr: Any, *, work_width: int = LIVE_WORK_W
     on_gpu = is_cupy_array(disparity)
     d = _host_disparity(disparity.get()) if on_gpu else disparity
     g = guide_bgr.get() if on_gpu else guide_bgr
-    out = _refine_live_cpu(d, g, int(work_width), radius, sigma_spatial, sigma_range)
+    from kernels.cpu_threads import parallel_section
+
+    with parallel_section():
+        out = _refine_live_cpu(d, g, int(work_width), radius, sigma_spatial, sigma_range)
     if on_gpu:
         import cupy
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from kernels.cpu_threads import parallel_section
+
 SDR_WHITE_NITS = 203.0  # BT.2408's HDR reference white, shown as SDR's 100 %
 HLG_DISPLAY_PEAK_NITS = 1000.0  # HLG's nominal display (BT.2100): system gamma 1.2
 HLG_SYSTEM_GAMMA = 1.2
@@ -164,6 +166,7 @@ def convert_rgb48(rgb16: np.ndarray, tables: ColourTables) -> np.ndarray:
     """uint16 HxWx3 RGB (BT.2020, full range) to uint8 HxWx3 BGR (BT.709, SDR)."""
     rgb16 = np.ascontiguousarray(rgb16, dtype=np.uint16)
     out = np.empty(rgb16.shape, np.uint8)
-    _convert(rgb16, tables.linear, tables.hlg_gain, tables.tone, np.float32(tables.tone_top), tables.matrix,
-             tables.encode, out)
+    with parallel_section():
+        _convert(rgb16, tables.linear, tables.hlg_gain, tables.tone, np.float32(tables.tone_top), tables.matrix,
+                 tables.encode, out)
     return out

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from numba import njit, prange
 
+from kernels.cpu_threads import parallel_section
 from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_THRESHOLD, DofPlan, plan
 
 _LINEAR_LUT = ((np.arange(256, dtype=np.float64) / 255.0) ** GAMMA).astype(np.float32)
@@ -412,15 +413,17 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarr
     hl, wl = p.low_shape
     w = _workspace(disp.shape, p.low_shape)
     focus, coc_scale = np.float32(p.focus), np.float32(p.coc_scale)
-    _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max), np.float32(p.highlight_boost), _LINEAR_LUT,
-            w.coc, w.pre, w.inv_area, w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, w.small_x, w.small_n, w.small_k)
-    reach = near_reach_map(w.low_nr, p.near_reach)
-    _gather(w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, reach, _row_order(hl),
-            _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.near_a)
     out = np.empty_like(img)
     col_x0, col_fx = _bilinear_columns(disp.shape[1], p.scale, wl)
-    _composite(img, w.coc, w.pre, w.inv_area, _distance_table(p.scale + 1), p.scale, col_x0, col_fx,
-               _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.near_a, w.small_x, w.small_n, w.small_k, out)
+    with parallel_section():
+        _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max), np.float32(p.highlight_boost),
+                _LINEAR_LUT, w.coc, w.pre, w.inv_area, w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, w.small_x,
+                w.small_n, w.small_k)
+        reach = near_reach_map(w.low_nr, p.near_reach)
+        _gather(w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, reach, _row_order(hl),
+                _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.near_a)
+        _composite(img, w.coc, w.pre, w.inv_area, _distance_table(p.scale + 1), p.scale, col_x0, col_fx,
+                   _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.near_a, w.small_x, w.small_n, w.small_k, out)
     return out
 
 
