@@ -13,12 +13,13 @@ from typing import Callable, Literal
 from models.download import ModelError, cache_dir, download, verify_sha256
 
 OutputKind = Literal["inverse_depth", "metres"]
-InputNorm = Literal["raw", "unit", "imagenet"]
+InputNorm = Literal["raw", "unit", "imagenet", "symmetric"]
 # What each input scaling feeds the network, for people (`models info`, errors).
 INPUT_NORMS: dict[str, str] = {
     "raw": "RGB 0..255",
     "unit": "RGB 0..1",
-    "imagenet": "RGB 0..1 less ImageNet's mean, over its std (MiDaS, DPT, Depth Anything)",
+    "imagenet": "RGB 0..1 less ImageNet's mean, over its std (Depth Anything, MiDaS v2.1)",
+    "symmetric": "RGB -1..1 (MiDaS v3 DPT models)",
 }
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -121,7 +122,7 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
     for spec in REGISTRY.values():
         if spec.filename == path.name:
             return spec, path
-    # Your own model: the conventions of the relative-depth models people export (MiDaS, DPT, Depth
-    # Anything): ImageNet-normalised RGB in, inverse depth out; --model-input and --model-output change them.
+    # Your own model: the convention of the relative-depth models people export most (Depth Anything,
+    # MiDaS v2.1): ImageNet-normalised RGB in, inverse depth out; --model-input and --model-output change them.
     return ModelSpec(name=path.stem, filename=path.name, description=f"user model {path}", source=str(path),
                      input_size=(0, 0), output_kind="inverse_depth", input_norm="imagenet"), path

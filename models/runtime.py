@@ -49,6 +49,7 @@ class InputLayout:
     width: int
     height: int
     static_batch: bool  # the graph's batch dimension is fixed at 1
+    symbolic_size: bool = False  # the graph's height or width is symbolic: the size came from --model-size
 
 
 def _input_layout(session, spec: ModelSpec) -> InputLayout:
@@ -70,40 +71,46 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
         layout, height, width = "NHWC", shape[1], shape[2]
     else:
         raise ModelError(f"model {spec.filename} input {shape} has no 3-channel axis; depthcam needs RGB input")
+    symbolic = not (isinstance(width, int) and isinstance(height, int))
     if spec.input_size != (0, 0):
         wanted_width, wanted_height = spec.input_size
-        if (isinstance(width, int) and width != wanted_width) or (isinstance(height, int) and height != wanted_height):
-            raise ModelError(f"model {spec.filename} takes a fixed {width}x{height} input, not {wanted_width}x"
-                             f"{wanted_height}; --model-size is for models with a dynamic input size")
+        for axis, have, wanted in (("width", width, wanted_width), ("height", height, wanted_height)):
+            if isinstance(have, int) and have != wanted:
+                raise ModelError(f"model {spec.filename} has its input {axis} fixed at {have}, not {wanted}; "
+                                 f"--model-size can only choose the axes the model leaves free")
         width, height = wanted_width, wanted_height
     if not isinstance(width, int) or not isinstance(height, int):
         raise ModelError(f"model {spec.filename} has a dynamic input size {shape}; give the size to run it at with "
                          f"--model-size WxH (e.g. 518x518 for Depth Anything, 384x384 for DPT/MiDaS)")
-    return InputLayout(meta.name, layout, width, height, static_batch=shape[0] == 1)
+    return InputLayout(meta.name, layout, width, height, static_batch=shape[0] == 1, symbolic_size=symbolic)
 
 
-def input_size_is_dynamic(path: Path) -> bool:
-    """Whether the model's image input has a symbolic height or width. False where the file does not load:
-    DepthEstimator then says why."""
-    import onnxruntime as ort
-
+def input_spatial_size(path: Path) -> tuple[int | None, int | None] | None:
+    """The model's image input (width, height), None for a symbolic axis; None where the file does not
+    load or is no image model (DepthEstimator then says why)."""
+    ort = _import_onnxruntime()
     try:
         shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
     except Exception:  # noqa: BLE001 (any load failure is reported by DepthEstimator with its fix)
-        return False
-    if len(shape) != 4:
-        return False
-    spatial = shape[2:] if shape[1] == 3 else shape[1:3]
-    return any(not isinstance(d, int) for d in spatial)
+        return None
+    if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+        return None
+    height, width = shape[2:] if shape[1] == 3 else shape[1:3]
+    return (width if isinstance(width, int) else None), (height if isinstance(height, int) else None)
 
 
-def input_affine(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (RGB) gain and offset taking 0..255 values to what the network was trained on."""
+def input_lut(spec: ModelSpec) -> np.ndarray:
+    """256 x 1 x 3 float32: each 8-bit RGB value as the network was trained to see it. Applied with
+    cv2.LUT, one table lookup a value (NumPy's broadcast arithmetic over a 3-long axis took 10x longer)."""
     if spec.input_norm == "imagenet":
-        std = np.asarray(IMAGENET_STD, np.float32)
-        return (1.0 / (255.0 * std)).astype(np.float32), (-np.asarray(IMAGENET_MEAN, np.float32) / std)
-    scale = spec.input_scale if spec.input_norm == "raw" else 1.0 / 255.0
-    return np.full(3, scale, np.float32), np.zeros(3, np.float32)
+        mean, std = np.asarray(IMAGENET_MEAN), np.asarray(IMAGENET_STD)
+    elif spec.input_norm == "symmetric":
+        mean, std = np.full(3, 0.5), np.full(3, 0.5)
+    else:
+        scale = spec.input_scale if spec.input_norm == "raw" else 1.0 / 255.0
+        mean, std = np.zeros(3), np.full(3, 1.0 / (255.0 * scale))
+    values = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    return ((values - mean) / std).astype(np.float32).reshape(256, 1, 3)
 
 
 def _check_depth_output(session, spec: ModelSpec) -> str:
@@ -148,10 +155,27 @@ class DepthEstimator:
                              "(install onnxruntime-gpu with matching CUDA/cuDNN libraries, or use --device cpu)")
         self.spec = spec
         self.input = _input_layout(self.session, spec)
-        self._affine = input_affine(spec)
+        self._lut = input_lut(spec)
         if self.input.static_batch and (self.on_gpu if real_batch is None else real_batch):
             self._load_with_real_batch(ort, path, options)
         self.output_name = _check_depth_output(self.session, spec)
+        if self.input.symbolic_size:
+            self._try_size(ort)
+
+    def _try_size(self, ort) -> None:
+        """A model of dynamic input size does not take every size (patch sizes, strides): one frame at the
+        chosen size now, before any stage starts, turns a refusal into one clear line."""
+        width, height = self.input.width, self.input.height
+        shape = (1, 3, height, width) if self.input.layout == "NCHW" else (1, height, width, 3)
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4  # the refusal is reported below, not as ONNX Runtime's own log line
+        try:
+            self.session.run([self.output_name], {self.input.name: np.zeros(shape, np.float32)}, quiet)
+        except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception types)
+            first_line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+            raise ModelError(f"model {self.spec.filename} cannot run at {width}x{height} ({first_line[:160]}); "
+                             f"give a --model-size it takes (Depth Anything: multiples of 14 such as 518x518; "
+                             f"DPT and MiDaS: multiples of 32 such as 384x384)") from None
 
     def _load_with_real_batch(self, ort, path: Path, options) -> None:
         """Replace the session by one of the same graph with a dynamic batch; where the graph holds a
@@ -181,10 +205,7 @@ class DepthEstimator:
         size = (self.input.width, self.input.height)
         shrinking = image_bgr.shape[1] > size[0] or image_bgr.shape[0] > size[1]
         resized = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32)
-        gain, offset = self._affine
-        if not (np.all(gain == 1.0) and not offset.any()):
-            rgb = rgb * gain + offset
+        rgb = cv2.LUT(cv2.cvtColor(resized, cv2.COLOR_BGR2RGB), self._lut)  # uint8 → the network's float32
         return rgb.transpose(2, 0, 1) if self.input.layout == "NCHW" else rgb
 
     def predict(self, images_bgr: list[np.ndarray], on_device: bool = False) -> list:

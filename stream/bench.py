@@ -300,17 +300,13 @@ def check_input(input_spec: str | None, warmup: int, configs: list[tuple[str | N
 
 
 def check_runnable(configs: list[tuple[str | None, PipelineConfig]]) -> None:
-    """Each configuration's model (fetched now if needed) and device, so that the second configuration
-    cannot fail on them after the first one's runs."""
-    from models.download import ModelError
-    from models.registry import resolve_model
-    from stream.app import kernel_backend
+    """Each configuration's model (fetched now if needed, loaded on the CPU as its settings feed it: the
+    layout, --model-size, --model-input) and device, so that the second configuration cannot fail on them
+    after the first one's runs."""
+    from stream.app import kernel_backend, load_estimator
 
     for _, config in configs:
-        try:
-            resolve_model(config.model, progress=True)
-        except ModelError as exc:
-            raise UserError(str(exc)) from None
+        load_estimator(dataclasses.replace(config, device="cpu"), progress=True)  # UserError on a bad model
         kernel_backend(config.device)
 
 
@@ -374,8 +370,16 @@ def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str
         live_input = _input_spec(args.input, LIVE_SYNTHETIC_FRAMES, live=True)
         runs["live"] = _require_frames(run_pipelined(config, live_input, frames, warmup,
                                                      paced=paced_by_bench(live_input)), f"{label}/live", warmup)
+    summarise_report(report)
+    return report
+
+
+def summarise_report(report: dict) -> None:
+    """The figures over a configuration's runs: the pipelined/sequential ratio and the measurement's own
+    cost. Also for a configuration an interruption cut short, from the runs it finished."""
+    runs = report["runs"]
     if "pipelined" in runs and "sequential" in runs:
-        if config.inference.mode == "sync":
+        if report["settings"]["inference"]["mode"] == "sync":
             report["speedup_pipelined_over_sequential"] = (runs["pipelined"]["throughput_fps"]
                                                            / runs["sequential"]["throughput_fps"])
         else:  # the sequential baseline predicts depth on every frame, async depth only on the newest
@@ -386,7 +390,6 @@ def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str
     stamps = 2 * len(STAGES) + 1
     overhead_ms = measurement_overhead_ns(stamps) / 1e6
     report["measurement_overhead"] = {"per_frame_ms": overhead_ms, "fraction_of_frame_time": overhead_ms / per_frame_ms}
-    return report
 
 
 def _cell(value: float | None) -> str:
@@ -443,6 +446,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
         reports = [report for report in reports if report["runs"]]
         if not reports:
             raise
+        for report in reports:
+            if "measurement_overhead" not in report:  # the one cut short
+                summarise_report(report)
         print("depthcam bench: interrupted; reporting the runs that finished", file=sys.stderr)
     measured = min(run["frames"] for report in reports for run in report["runs"].values())
     document = {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

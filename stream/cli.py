@@ -38,7 +38,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                              "or metres (metric depth)")
     parser.add_argument("--model-input", choices=MODEL_INPUTS,
                         help="how your own model takes RGB: imagenet (0..1 normalised by ImageNet's mean and std, "
-                             "as MiDaS, DPT, Depth Anything; the default for a file), unit (0..1) or raw (0..255)")
+                             "as Depth Anything and MiDaS v2.1; the default for a file), symmetric (-1..1, MiDaS "
+                             "v3 DPT), unit (0..1) or raw (0..255)")
     parser.add_argument("--model-size", metavar="WxH", help="the input size to run a model with a dynamic size at")
     parser.add_argument("--device", choices=DEVICES, help="where everything runs (default auto: CUDA when usable)")
     parser.add_argument("--focus", metavar="auto|VALUE",
@@ -200,23 +201,32 @@ def cmd_models(args: argparse.Namespace) -> int:
 DYNAMIC_TRIAL_SIZE = 224  # `models info` loads a model of dynamic input size at this size to check it
 
 
+def _free_size(size: tuple[int | None, int | None]) -> str:
+    width, height = size
+    if width is None and height is None:
+        return "any size"
+    return f"width {width}, any height" if width is not None else f"any width, height {height}"
+
+
 def _describe_model_file(path: str) -> None:
     """`models info my_model.onnx`: what depthcam makes of a user's model, checked by loading it."""
     import dataclasses
 
     from models.registry import INPUT_NORMS, resolve_model
-    from models.runtime import DepthEstimator, input_size_is_dynamic
+    from models.runtime import DepthEstimator, input_spatial_size
 
     spec, model_path = resolve_model(path, progress=False)
-    dynamic = spec.input_size == (0, 0) and input_size_is_dynamic(model_path)
-    if dynamic:  # checked at a trial size; a run needs --model-size
-        spec = dataclasses.replace(spec, input_size=(DYNAMIC_TRIAL_SIZE, DYNAMIC_TRIAL_SIZE))
+    size = input_spatial_size(model_path) if spec.input_size == (0, 0) else None
+    dynamic = size is not None and None in size
+    if dynamic:  # checked at a trial size for the free axes; a run needs --model-size
+        trial = tuple(DYNAMIC_TRIAL_SIZE if side is None else side for side in size)
+        spec = dataclasses.replace(spec, input_size=trial)
     estimator = DepthEstimator(spec, model_path, "cpu")
     layout = estimator.input
     output = estimator.session.get_outputs()[0]
     batch = "batch 1 (frames run one by one; on a GPU the batch is made dynamic where the graph allows)" \
         if layout.static_batch else "dynamic batch"
-    size = "any size (run it with --model-size WxH)" if dynamic else f"{layout.width}x{layout.height}"
+    size = f"{_free_size(size)} (run it with --model-size WxH)" if dynamic else f"{layout.width}x{layout.height}"
     print(f"file:        {model_path}\ninput:       {layout.name} {layout.layout} {size}, "
           f"{INPUT_NORMS[spec.input_norm]} (--model-input to change), {batch}"
           f"\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind}"

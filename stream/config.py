@@ -18,7 +18,7 @@ from stream.errors import UserError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEVICES = ("auto", "cpu", "cuda")
 MODEL_OUTPUTS = ("auto", "inverse_depth", "metres")
-MODEL_INPUTS = ("auto", "raw", "unit", "imagenet")
+MODEL_INPUTS = ("auto", "raw", "unit", "imagenet", "symmetric")
 MODEL_SIDE_RANGE = (16, 4096)
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything larger is a wrong file (a video?), not read whole
 
@@ -144,7 +144,7 @@ class PipelineConfig:
     # (MiDaS, DPT, Depth Anything relative); metres for a metric-depth model (inverted to disparity).
     model_output: str = "auto"
     # How RGB is scaled for the model: auto = the registry's word, or imagenet for your own file
-    # (MiDaS, DPT, Depth Anything); raw (0..255) or unit (0..1) for models trained so.
+    # (Depth Anything, MiDaS v2.1); symmetric (-1..1) for MiDaS v3 DPT; raw (0..255) or unit (0..1).
     model_input: str = "auto"
     model_size: str | None = None  # "WxH": the size to run a model with a dynamic input size at
     inference: InferenceConfig = field(default_factory=InferenceConfig)

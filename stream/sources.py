@@ -227,13 +227,14 @@ class VideoFileSource(Source):
 # V4L2 stamps each buffer when the camera delivered it, on CLOCK_MONOTONIC, which is now_ns's clock on
 # Linux (time.perf_counter_ns): counted from there, latency includes the time a frame waited in the
 # driver's queue. OpenCV reports the stamp as CAP_PROP_POS_MSEC; other backends report something else.
-DRIVER_STAMP_MAX_AGE_NS = 2_000_000_000  # an older or a future stamp is on another clock: not used
+# The first frame decides: a stamp older than this, or from the future, is on another clock, and the run
+# then counts from when frames were read.
+DRIVER_STAMP_MAX_AGE_NS = 2_000_000_000
 
 
-def driver_timestamp_ns(capture: Any, arrival_ns: int) -> int | None:
-    """The driver's timestamp of the frame just read, on now_ns's clock, or None where it is not plausible."""
-    stamp = round(capture.get(cv2.CAP_PROP_POS_MSEC) * 1e6)
-    return stamp if 0 <= arrival_ns - stamp <= DRIVER_STAMP_MAX_AGE_NS else None
+def driver_timestamp_ns(capture: Any) -> int:
+    """The driver's timestamp of the frame just read, in nanoseconds."""
+    return round(capture.get(cv2.CAP_PROP_POS_MSEC) * 1e6)
 
 
 def _backend_name(capture: Any) -> str:
@@ -337,7 +338,8 @@ class CameraSource(Source):
         mode = configure_capture(self.capture, size, fps, pixel_format)
         self.width, self.height, self.fps = mode.width, mode.height, mode.fps
         self.description = f"camera {self.index} {mode}"
-        self._driver_stamps = _backend_name(self.capture) == "V4L2"
+        # None: decided on the first frame, then kept, so a run's latencies all count from one clock
+        self._driver_stamps: bool | None = None if _backend_name(self.capture) == "V4L2" else False
 
     def frames(self) -> Iterator[Frame]:
         index = 0
@@ -348,8 +350,14 @@ class CameraSource(Source):
                 if index == 0:
                     raise UserError(f"camera {self.index} opened but delivered no frame (is it in use elsewhere?)")
                 return  # unplugged or closed: end of stream
-            stamp = driver_timestamp_ns(self.capture, arrival) if self._driver_stamps else None
-            yield Frame(index=index, capture_ns=arrival if stamp is None else stamp, image=image)
+            capture_ns = arrival
+            if self._driver_stamps is not False:
+                stamp = driver_timestamp_ns(self.capture)
+                if self._driver_stamps is None:
+                    self._driver_stamps = 0 <= arrival - stamp <= DRIVER_STAMP_MAX_AGE_NS
+                if self._driver_stamps:
+                    capture_ns = min(stamp, arrival)  # a stamp's jitter never puts a frame in the future
+            yield Frame(index=index, capture_ns=capture_ns, image=image)
             index += 1
 
     def close(self) -> None:

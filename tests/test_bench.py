@@ -312,6 +312,7 @@ def test_an_interrupted_benchmark_reports_the_runs_that_finished(monkeypatch, tm
     assert document["interrupted"] is True
     assert [(r["config"], sorted(r["runs"])) for r in document["reports"]] == [
         ("default", ["pipelined", "sequential"]), ("quality", ["pipelined"])]
+    assert all("measurement_overhead" in report for report in document["reports"])  # as documented
     assert "interrupted; reporting the runs that finished" in capsys.readouterr().err
 
 
@@ -335,3 +336,14 @@ def test_dropped_frames_count_only_while_measuring():
         frame.stamps["sink"] = index + 1
         recorder.record(frame)
     assert recorder.frames == 4 and recorder.dropped_while_measuring == 5
+
+
+def test_a_compared_model_that_cannot_load_is_refused_before_any_run(shared_models, monkeypatch, tmp_path):
+    from test_models import _first_channel_model
+
+    _no_runs(monkeypatch)
+    model = _first_channel_model(tmp_path / "any_size.onnx")  # dynamic input size, and no model_size given
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"model: {model}\n")
+    with pytest.raises(UserError, match="dynamic input size .* --model-size WxH"):
+        bench.run_bench_command(_bench_args("--compare", str(config)))

@@ -70,9 +70,10 @@ def test_an_unknown_format_is_refused_before_the_camera_opens():
 class StampingWebcam(FakeWebcam):
     """Delivers three frames whose driver timestamps (CAP_PROP_POS_MSEC) lie `age_ms` before they are read."""
 
-    def __init__(self, backend: str, age_ms: float) -> None:
+    def __init__(self, backend: str, age_ms: float | list[float]) -> None:
         super().__init__()
-        self.backend, self.age_ms, self.stamps_ms = backend, age_ms, []
+        self.backend, self.stamps_ms = backend, []
+        self.ages_ms = age_ms if isinstance(age_ms, list) else [age_ms] * 3
 
     def isOpened(self):
         return True
@@ -85,9 +86,9 @@ class StampingWebcam(FakeWebcam):
 
         from stream.frame import now_ns
 
-        if len(self.stamps_ms) == 3:
+        if len(self.stamps_ms) == len(self.ages_ms):
             return False, None
-        self.stamps_ms.append(now_ns() / 1e6 - self.age_ms)
+        self.stamps_ms.append(now_ns() / 1e6 - self.ages_ms[len(self.stamps_ms)])
         return True, np.zeros((480, 640, 3), np.uint8)
 
     def get(self, prop):
@@ -115,3 +116,16 @@ def test_latency_counts_from_the_drivers_timestamp_where_it_is_on_our_clock(monk
         assert from_stamp == uses_stamp
         if not uses_stamp:
             assert frame.capture_ns / 1e6 >= stamp_ms + age_ms  # when it was read
+
+
+def test_the_first_frame_chooses_the_clock_for_the_whole_run(monkeypatch):
+    # one clock per run: a later stamp's jitter into the future is clamped to the read time, and a
+    # backlog older than the plausibility window still counts from the driver's stamp
+    from stream import sources
+
+    camera = StampingWebcam("V4L2", [30.0, -3.0, 2500.0])
+    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
+    first, jittered, backlog = list(open_source("camera:0").frames())
+    assert abs(first.capture_ns / 1e6 - camera.stamps_ms[0]) < 1e-3
+    assert jittered.capture_ns / 1e6 < camera.stamps_ms[1]  # not in the future: the read time
+    assert abs(backlog.capture_ns / 1e6 - camera.stamps_ms[2]) < 1e-3

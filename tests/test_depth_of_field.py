@@ -510,3 +510,32 @@ def test_cuda_source_on_the_host_keeps_focus_and_has_no_halo(rng, host_cuda):
     assert np.array_equal(out[subject], img[subject])
     band = (distance_outside(subject) > 0) & (distance_outside(subject) <= coc_radius(FAR))
     assert (out[..., 2][band].astype(np.float32) - 30.0).max() / 200.0 <= 0.01
+
+
+def test_cuda_work_buffers_are_never_shared_between_threads_or_streams(monkeypatch):
+    """Kernels on one stream run in order, so one thread may reuse its buffers there; two threads, or two
+    streams, could have renders in flight at once. Checked with a stand-in for CuPy (no GPU needed)."""
+    import sys
+    import threading
+    import types
+
+    from kernels import dof_cuda
+
+    stream = types.SimpleNamespace(ptr=1)
+    cuda = types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=0), get_current_stream=lambda: stream)
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=cuda, empty=np.empty, float32=np.float32))
+    monkeypatch.setattr(dof_cuda, "_local", threading.local())
+    shape, low = (36, 64), (9, 16)
+    first = dof_cuda._cupy_buffers(shape, low)
+    assert dof_cuda._cupy_buffers(shape, low) is first  # same thread, same stream: reused
+    stream.ptr = 2
+    assert dof_cuda._cupy_buffers(shape, low) is not first  # another stream
+    stream.ptr = 1
+    other: list = []
+    worker = threading.Thread(target=lambda: other.append(dof_cuda._cupy_buffers(shape, low)))
+    worker.start()
+    worker.join()
+    assert other[0] is not first and dof_cuda._cupy_buffers(shape, low) is first  # another thread
+    for size in range(dof_cuda.MAX_WORKSPACES + 1):  # frame sizes come and go: a bounded number kept
+        dof_cuda._cupy_buffers((36 + size, 64), low)
+    assert len(dof_cuda._local.buffers) <= dof_cuda.MAX_WORKSPACES

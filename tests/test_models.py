@@ -318,7 +318,7 @@ def _first_channel_model(path, height="h", width="w"):
 
 
 @pytest.mark.parametrize("norm, expected", [("imagenet", (200 / 255 - 0.485) / 0.229), ("unit", 200 / 255),
-                                            ("raw", 200.0)])
+                                            ("raw", 200.0), ("symmetric", 200 / 127.5 - 1)])
 def test_a_models_input_is_scaled_as_it_was_trained(tmp_path, norm, expected):
     path = _first_channel_model(tmp_path / "dynamic.onnx")
     spec, _ = resolve_model(str(path), progress=False)
@@ -338,5 +338,35 @@ def test_a_dynamic_input_size_needs_a_size_and_a_fixed_one_refuses_another(tmp_p
     fixed = _first_channel_model(tmp_path / "fixed.onnx", 24, 40)
     spec, _ = resolve_model(str(fixed), progress=False)
     assert DepthEstimator(spec, fixed, "cpu").input.width == 40
-    with pytest.raises(ModelError, match="takes a fixed 40x24 input, not 64x64"):
+    with pytest.raises(ModelError, match="input width fixed at 40, not 64; --model-size can only choose"):
         DepthEstimator(dataclasses.replace(spec, input_size=(64, 64)), fixed, "cpu")
+
+
+def test_a_size_the_model_cannot_run_at_is_refused_at_load(tmp_path):
+    """A model that only takes multiples of 2 (a stride-2 layer, as a ViT's patches or a U-Net's
+    levels): an odd --model-size is one clear error before any frame, not a failed stage."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("SpaceToDepth", ["image"], ["blocks"], blocksize=2),
+         helper.make_node("ReduceMean", ["blocks"], ["depth"], axes=[1], keepdims=1)], "stride2",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, ["n", 1, "h2", "w2"])], [])
+    path = tmp_path / "stride2.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    spec, _ = resolve_model(str(path), progress=False)
+    assert DepthEstimator(dataclasses.replace(spec, input_size=(40, 24)), path, "cpu").input.width == 40
+    with pytest.raises(ModelError, match=r"cannot run at 41x24 .*multiples of 14"):
+        DepthEstimator(dataclasses.replace(spec, input_size=(41, 24)), path, "cpu")
+
+
+def test_a_model_with_one_free_axis_reports_it_and_runs_with_a_size(tmp_path):
+    from models.runtime import input_spatial_size
+
+    path = _first_channel_model(tmp_path / "free_width.onnx", height=32)
+    assert input_spatial_size(path) == (None, 32)
+    spec, _ = resolve_model(str(path), progress=False)
+    assert DepthEstimator(dataclasses.replace(spec, input_size=(48, 32)), path, "cpu").input.width == 48
+    with pytest.raises(ModelError, match="input height fixed at 32, not 40"):
+        DepthEstimator(dataclasses.replace(spec, input_size=(48, 40)), path, "cpu")
