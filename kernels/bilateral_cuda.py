@@ -27,7 +27,9 @@ DEFAULT_RANGE_VARIANT = "exp2"
 ROWS_BLOCKS = {"exp2_rows4": (32, 4), "exp2_rows8": (32, 2)}  # both 32 x 16 outputs (JR_BLOCK_X, JR_OUT_Y)
 ROWS_OUT = (32, 16)
 
-_lock = threading.Lock()
+# Held from a table refresh through the launch that reads it: another thread's refresh (other parameters)
+# cannot land between them, and it waits for the kernels already queued (see ensure_constants).
+_lock = threading.RLock()
 _loaded: dict[int, tuple[Any, Any]] = {}  # device id → (spatial key, range key) now in constant memory
 
 
@@ -65,6 +67,10 @@ def ensure_constants(radius: int, sigma_spatial: float, sigma_range: float) -> b
     copied = False
     with _lock:
         current = _loaded.get(device, (None, None))
+        if current != (spatial_key, range_key) and current != (None, None):
+            # Kernels queued on any stream may still read the old tables: let them finish first. Only when
+            # the parameters change, which a pipeline does once.
+            cupy.cuda.Device().synchronize()
         if current[0] != spatial_key:
             _upload(module, "c_spatial", spatial_table(radius, sigma_spatial).ravel())
             _upload(module, "c_spatial_log2", spatial_log2(radius, sigma_spatial))
@@ -73,6 +79,8 @@ def ensure_constants(radius: int, sigma_spatial: float, sigma_range: float) -> b
             _upload(module, "c_range_lut", range_lut(sigma_range))
             copied = True
         _loaded[device] = (spatial_key, range_key)
+        if copied:
+            cupy.cuda.get_current_stream().synchronize()  # in place before a kernel on another stream reads it
     return copied
 
 
@@ -102,7 +110,6 @@ def launch(disparity, guide, out, radius: int, sigma_spatial: float, sigma_range
         raise ValueError(f"variant must be one of {RANGE_VARIANTS}, got {variant!r}")
     import cupy
 
-    ensure_constants(radius, sigma_spatial, sigma_range)
     height, width = disparity.shape
     args = [disparity, guide, out, np.int32(height), np.int32(width), np.int32(radius)]
     scale = -np.log2(np.e) / (2.0 * sigma_range ** 2 * 255.0 ** 2)
@@ -113,7 +120,9 @@ def launch(disparity, guide, out, radius: int, sigma_spatial: float, sigma_range
         args.append(np.float32(1.0 / scale))
         grid, block = _grid(height, width, ROWS_OUT), ROWS_BLOCKS[variant]
     kernel = _kernel(f"joint_bilateral_{variant}", cupy.cuda.Device().id)
-    kernel(grid, block, tuple(args), shared_mem=shared_bytes(radius, variant))
+    with _lock:
+        ensure_constants(radius, sigma_spatial, sigma_range)
+        kernel(grid, block, tuple(args), shared_mem=shared_bytes(radius, variant))
 
 
 def launch_global(disparity, guide, out, radius: int, sigma_spatial: float, sigma_range: float) -> None:
