@@ -114,23 +114,27 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
             traceback.print_exception(exc.cause)
         print(f"depthcam: error: {exc}", file=sys.stderr)
         written = built.pipeline.frames_written
-        print(f"depthcam: stopped after {written} frames{_what_was_kept(target, written, built.pipeline.sink_finalised)}",
+        print(f"depthcam: stopped after {_frames(written)}{_what_was_kept(target, written, built.pipeline.sink_finalised)}",
               file=sys.stderr)
         return exc.exit_code
     if result.dropped:
-        print(f"depthcam: dropped {result.dropped} frames to keep up with the live source", file=sys.stderr)
+        print(f"depthcam: dropped {_frames(result.dropped)} to keep up with the live source", file=sys.stderr)
     if result.interrupted:
-        print(f"depthcam: interrupted after {result.frames_written} frames"
+        print(f"depthcam: interrupted after {_frames(result.frames_written)}"
               f"{_what_was_kept(target, result.frames_written, built.pipeline.sink_finalised)}", file=sys.stderr)
         return 130
     seconds = time.perf_counter() - started
-    print(f"depthcam: wrote {result.frames_written} frames to {target} in {seconds:.1f} s "
+    print(f"depthcam: wrote {_frames(result.frames_written)} to {target} in {seconds:.1f} s "
           f"({result.frames_written / max(seconds, 1e-9):.1f} fps)", file=sys.stderr)
     expected = built.source.frame_count
     if result.completed and not built.source.live and expected and result.frames_written < SHORT_INPUT * expected:
         print(f"depthcam: warning: the input announced about {expected} frames but only {result.frames_written} "
               f"could be decoded; it may be truncated", file=sys.stderr)
     return 0
+
+
+def _frames(count: int) -> str:
+    return f"{count} frame" if count == 1 else f"{count} frames"
 
 
 def _what_was_kept(target: str, written: int, finalised: bool) -> str:
