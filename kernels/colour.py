@@ -113,13 +113,19 @@ class ColourTables:
         self.hlg_gain = hlg_ootf_gain(root ** 2).astype(np.float32) if self.transfer == "hlg" else np.zeros(0, np.float32)
         # tone[i]: the factor for a pixel whose brightest channel is m = top · i / (n - 1) SDR whites
         # (linear steps: the factor is 1 up to the knee, then smooth)
-        self.tone_top = self.peak_nits / SDR_WHITE_NITS if self.transfer != "sdr" else 1.0
+        peak = graded_peak_nits(self.transfer, self.peak_nits)
+        self.tone_top = peak / SDR_WHITE_NITS
         m = self.tone_top * np.arange(CODE_LEVELS) / (CODE_LEVELS - 1)
-        mapped = tone_map(m, self.peak_nits if self.transfer != "sdr" else SDR_WHITE_NITS)
+        mapped = tone_map(m, peak)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.tone = np.where(m > 0, mapped / m, 1.0).astype(np.float32)
         self.matrix = (BT2020_TO_BT709 if self.bt2020 else np.eye(3)).astype(np.float32)
         self.encode = np.round(255.0 * root ** (2 / 2.4)).astype(np.uint8)  # V = L^(1/2.4), L = root²
+
+
+def graded_peak_nits(transfer: str, peak_nits: float) -> float:
+    """The light the tone curve maps onto SDR white: the grade's peak, or SDR white itself for SDR video."""
+    return SDR_WHITE_NITS if transfer == "sdr" else peak_nits
 
 
 def tone_map(m: np.ndarray, peak_nits: float) -> np.ndarray:

@@ -26,8 +26,8 @@ chosen so the largest blur is at most ``LOW_RES_RADIUS`` reduced pixels, gather 
 and composite at full resolution (bilinear, weighted by field support). CoCs below ``s - 1`` cannot be
 represented at 1/s resolution, so the composite gathers them exactly at full resolution (their window
 is at most (2s + 1)^2 pixels; the CPU scatters the near ones from per-row lists instead: the same
-terms in the same order, summed apart and then added), cross-fading into the reduced gather between ``s - 1`` and ``s``. At
-``s == 1`` the fast paths compute the reference semantics exactly.
+terms in the same order, summed apart and then added), cross-fading into the reduced gather between
+``s - 1`` and ``s``. At ``s == 1`` the fast paths compute the reference semantics exactly.
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,12 +66,10 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
     if len(shape) != 4:
         raise ModelError(f"model {spec.filename} takes a {len(shape)}-D input {shape}; depthcam needs an image "
                          f"input N x 3 x H x W or N x H x W x 3")
-    if shape[1] == 3:
-        layout, height, width = "NCHW", shape[2], shape[3]
-    elif shape[3] == 3:
-        layout, height, width = "NHWC", shape[1], shape[2]
-    else:
+    axes = _image_axes(shape)
+    if axes is None:
         raise ModelError(f"model {spec.filename} input {shape} has no 3-channel axis; depthcam needs RGB input")
+    layout, height, width = axes
     symbolic = not (isinstance(width, int) and isinstance(height, int))
     if spec.input_size != (0, 0):
         wanted_width, wanted_height = spec.input_size
@@ -85,6 +84,16 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
     return InputLayout(meta.name, layout, width, height, static_batch=shape[0] == 1, symbolic_size=symbolic)
 
 
+def _image_axes(shape: list) -> tuple[str, Any, Any] | None:
+    """(layout, height, width) of a 4-D image input's shape, None without a 3-channel axis; a symbolic
+    height or width stays as ONNX Runtime gives it (a name or None)."""
+    if shape[1] == 3:
+        return "NCHW", shape[2], shape[3]
+    if shape[3] == 3:
+        return "NHWC", shape[1], shape[2]
+    return None
+
+
 def input_spatial_size(path: Path) -> tuple[int | None, int | None] | None:
     """The model's image input (width, height), None for a symbolic axis; None where the file does not
     load or is no image model (DepthEstimator then says why)."""
@@ -93,9 +102,10 @@ def input_spatial_size(path: Path) -> tuple[int | None, int | None] | None:
         shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
     except Exception:  # noqa: BLE001 (any load failure is reported by DepthEstimator with its fix)
         return None
-    if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+    axes = _image_axes(shape) if len(shape) == 4 else None
+    if axes is None:
         return None
-    height, width = shape[2:] if shape[1] == 3 else shape[1:3]
+    _, height, width = axes
     return (width if isinstance(width, int) else None), (height if isinstance(height, int) else None)
 
 
@@ -145,10 +155,9 @@ class DepthEstimator:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=asked)
         except Exception as exc:  # onnxruntime raises its own exception types per failure
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             fix = (f"fetch it again with 'depthcam models fetch {spec.name}'" if spec.name in REGISTRY
                    else "check that the file is a complete ONNX model")
-            raise ModelError(f"model file {path} could not be loaded as ONNX ({first_line[:160]}); {fix}") from None
+            raise ModelError(f"model file {path} could not be loaded as ONNX ({_first_line(exc)}); {fix}") from None
         self.providers: list[str] = self.session.get_providers()
         if device == "cuda" and CUDA not in self.providers:
             raise ModelError("--device cuda was requested but ONNX Runtime could not create its CUDA provider "
@@ -172,8 +181,7 @@ class DepthEstimator:
         try:
             self.session.run([self.output_name], {self.input.name: np.zeros(shape, np.float32)}, quiet)
         except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception types)
-            first_line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-            raise ModelError(f"model {self.spec.filename} cannot run at {width}x{height} ({first_line[:160]}); "
+            raise ModelError(f"model {self.spec.filename} cannot run at {width}x{height} ({_first_line(exc)}); "
                              f"give a --model-size it takes (Depth Anything: multiples of 14 such as 518x518; "
                              f"DPT and MiDaS: multiples of 32 such as 384x384)") from None
 
@@ -247,6 +255,9 @@ class DepthEstimator:
         return depth
 
 
+def _first_line(exc: Exception) -> str:
+    """ONNX Runtime's errors run to many lines; the first names the problem."""
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
 
 
 def _ortvalue_as_cupy(value):
