@@ -152,10 +152,14 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
 
 def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: Sink | None = None,
           recorder: LatencyRecorder | None = None, progress: bool | None = None,
-          notify: Callable[[str], None] | None = None) -> Built:
+          notify: Callable[[str], None] | None = None,
+          wrap_source: Callable[[Source], Source] | None = None) -> Built:
     """Open the input first (a bad input fails before anything heavy loads), then the model, the
-    kernels and the sink. `notify` receives progress messages for the user (slow first compilation)."""
+    kernels and the sink. `notify` receives progress messages for the user (slow first compilation);
+    `wrap_source` changes how the input is delivered (the benchmark paces a file like a camera)."""
     source = open_source(input_spec)
+    if wrap_source is not None:
+        source = wrap_source(source)
     stages: list[Stage] = []
     try:
         output = output or ("null" if sink is not None else default_output(input_spec, source))

@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from stream.config import DEVICES, MODEL_INPUTS, MODEL_OUTPUTS, PipelineConfig, load_config, preset_names
+from stream.config import PipelineConfig, load_config, preset_names
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.metrics import LatencyRecorder
+from stream.options import add_model_options, model_overrides
 from stream.paths import ensure_writable, same_file
 from stream.sinks import NullSink
 from stream.sources import Source
@@ -54,11 +55,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="more presets or YAML files to run the same benchmark with")
     parser.add_argument("--modes", default="pipelined,sequential", metavar="LIST",
                         help=f"comma-separated, from {', '.join(MODES)} (default pipelined,sequential)")
-    parser.add_argument("--device", choices=DEVICES, help="where everything runs (default: the config's)")
-    parser.add_argument("--model", metavar="NAME|PATH", help="tcmonodepth, fcrn, or a path to an .onnx file")
-    parser.add_argument("--model-output", choices=MODEL_OUTPUTS, help="what your own model gives (see 'run --help')")
-    parser.add_argument("--model-input", choices=MODEL_INPUTS, help="how your own model takes RGB (see 'run --help')")
-    parser.add_argument("--model-size", metavar="WxH", help="the input size for a model with a dynamic size")
+    add_model_options(parser, device_help="where everything runs (default: the config's)")
     parser.add_argument("--json", metavar="OUT.json", help="write the full report here")
     parser.add_argument("--plot", metavar="OUT.png", help="latency timeline and per-stage histograms (matplotlib)")
 
@@ -174,14 +171,10 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
     """The threaded pipeline into a null sink; `paced`: the input (a file) is delivered at its frame rate
     through the live queue, as a camera would deliver it."""
     from stream.app import build
-    from stream.pipeline import Pipeline
 
     recorder = LatencyRecorder(STAGES, warmup=warmup)
-    built = build(config, input_spec, None, sink=NullSink(), recorder=recorder, progress=False)
-    if paced:
-        built.source = PacedSource(built.source)
-        built.pipeline = Pipeline(built.source, built.pipeline.stages, built.pipeline.sink,
-                                  queue_size=config.queues.live_size, recorder=recorder, stop=built.pipeline.stop)
+    built = build(config, input_spec, None, sink=NullSink(), recorder=recorder, progress=False,
+                  wrap_source=PacedSource if paced else None)
     try:
         prime(built.pipeline.stages, input_spec)
     except BaseException:  # run() never starts, so it cannot close them
@@ -237,10 +230,7 @@ def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup:
 
 
 def bench_config(config_name: str | None, args: argparse.Namespace) -> PipelineConfig:
-    overrides = {"device": args.device, "model": args.model, "model_output": args.model_output,
-                 "model_input": args.model_input, "model_size": args.model_size,
-                 "output.progress": False}
-    return load_config(config_name, overrides)
+    return load_config(config_name, {**model_overrides(args), "output.progress": False})
 
 
 def parse_modes(text: str) -> list[str]:

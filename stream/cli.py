@@ -11,10 +11,11 @@ import traceback
 from pathlib import Path
 from typing import NoReturn
 
-from stream.config import DEVICES, MODEL_INPUTS, MODEL_OUTPUTS, PipelineConfig, load_config, preset_names
+from stream.config import PipelineConfig, load_config, preset_names
 from stream.console import notify
 from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
+from stream.options import add_model_options, model_overrides
 
 DEMO_DIR = Path("out")
 LIVE_PRESET = "live-cpu"
@@ -32,16 +33,7 @@ class Parser(argparse.ArgumentParser):
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE|PRESET",
                         help=f"a YAML file or a preset ({', '.join(preset_names())}); flags override it")
-    parser.add_argument("--model", metavar="NAME|PATH", help="tcmonodepth, fcrn, or a path to an .onnx file")
-    parser.add_argument("--model-output", choices=MODEL_OUTPUTS,
-                        help="what your own model gives: inverse_depth (larger = nearer; the default for a file) "
-                             "or metres (metric depth)")
-    parser.add_argument("--model-input", choices=MODEL_INPUTS,
-                        help="how your own model takes RGB: imagenet (0..1 normalised by ImageNet's mean and std, "
-                             "as Depth Anything and MiDaS v2.1; the default for a file), symmetric (-1..1, MiDaS "
-                             "v3 DPT), unit (0..1) or raw (0..255)")
-    parser.add_argument("--model-size", metavar="WxH", help="the input size to run a model with a dynamic size at")
-    parser.add_argument("--device", choices=DEVICES, help="where everything runs (default auto: CUDA when usable)")
+    add_model_options(parser, device_help="where everything runs (default auto: CUDA when usable)")
     parser.add_argument("--focus", metavar="auto|VALUE",
                         help="auto (largest face, else nearest large region) or a disparity in [0, 1]")
     parser.add_argument("--focus-point", metavar="X,Y", help="focus on what is at this pixel")
@@ -67,8 +59,7 @@ def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict:
     return {
-        "model": args.model, "model_output": args.model_output, "model_input": args.model_input,
-        "model_size": args.model_size, "device": args.device, "render.focus": args.focus,
+        **model_overrides(args), "render.focus": args.focus,
         "render.focus_point": args.focus_point, "render.blur": args.blur,
         "render.highlight_boost": args.highlight_boost, "refine.mode": args.refine,
         "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),

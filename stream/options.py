@@ -1,0 +1,25 @@
+"""Command-line options that `run` (and `demo`) and `bench` share: which model, how it is fed, where it runs."""
+from __future__ import annotations
+
+import argparse
+
+from stream.config import DEVICES, MODEL_INPUTS, MODEL_OUTPUTS
+
+
+def add_model_options(parser: argparse.ArgumentParser, device_help: str) -> None:
+    parser.add_argument("--model", metavar="NAME|PATH", help="tcmonodepth, fcrn, or a path to an .onnx file")
+    parser.add_argument("--model-output", choices=MODEL_OUTPUTS,
+                        help="what your own model gives: inverse_depth (larger = nearer; the default for a file) "
+                             "or metres (metric depth)")
+    parser.add_argument("--model-input", choices=MODEL_INPUTS,
+                        help="how your own model takes RGB: imagenet (0..1 normalised by ImageNet's mean and std, "
+                             "as Depth Anything and MiDaS v2.1; the default for a file), symmetric (-1..1, MiDaS "
+                             "v3 DPT), unit (0..1) or raw (0..255)")
+    parser.add_argument("--model-size", metavar="WxH", help="the input size to run a model with a dynamic size at")
+    parser.add_argument("--device", choices=DEVICES, help=device_help)
+
+
+def model_overrides(args: argparse.Namespace) -> dict:
+    """The configuration keys the options above set (None: the configuration's own value)."""
+    return {"model": args.model, "model_output": args.model_output, "model_input": args.model_input,
+            "model_size": args.model_size, "device": args.device}
