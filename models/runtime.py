@@ -111,7 +111,7 @@ def input_spatial_size(path: Path) -> tuple[int | None, int | None] | None:
 
 def input_lut(spec: ModelSpec) -> np.ndarray:
     """256 x 1 x 3 float32: each 8-bit RGB value as the network was trained to see it. Applied with
-    cv2.LUT, one table lookup a value (NumPy's broadcast arithmetic over a 3-long axis took 10x longer)."""
+    cv2.LUT, one table lookup a value (NumPy's broadcast arithmetic took 9x longer: bench/RESULTS.md)."""
     if spec.input_norm == "imagenet":
         mean, std = np.asarray(IMAGENET_MEAN), np.asarray(IMAGENET_STD)
     elif spec.input_norm == "symmetric":
