@@ -4,6 +4,12 @@ The semantics are those of `kernels.dof` (and `dof_reference`, which this equals
 Why a reduced-resolution gather: a full-resolution disc gather at a 16 px radius costs ~800
 samples per pixel, about a second per VGA frame on two cores; at scale s the same disc is
 (16/s)^2 * pi samples on 1/s^2 of the pixels. `kernels/depth_of_field.cu` mirrors these passes.
+
+Why row stencils: every gather here runs one window offset at a time across a whole row, on planar
+(channel-first) arrays, with no branch inside, so the inner loops compile to SIMD (8 floats at a time).
+Per-pixel gathers with early exits, the first version, did not vectorise and were 3-5x slower. A tap
+that a pixel's own disc would skip adds exactly 0 (coverage 0, or a source with zero colour and weight),
+so the sums are the same; whole rows and offsets beyond every disc around are skipped.
 """
 from __future__ import annotations
 
@@ -11,7 +17,6 @@ import functools
 import math
 import threading
 
-import cv2
 import numpy as np
 from numba import njit, prange
 
@@ -20,6 +25,12 @@ from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_THRESHOLD, DofPlan, plan
 
 _LINEAR_LUT = ((np.arange(256, dtype=np.float64) / 255.0) ** GAMMA).astype(np.float32)
 _INV_PI = 1.0 / math.pi
+# float32 constants: a float64 literal would widen the vector loops' arithmetic to float64
+_ZERO = np.float32(0.0)
+_HALF = np.float32(0.5)
+_ONE = np.float32(1.0)
+_TINY = np.float32(1e-30)
+_NO_FAR = np.float32(-1e30)  # far radius of a pixel outside the far field: its every coverage clamps to 0
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -35,36 +46,22 @@ def _split(r: float, s: int) -> float:
     return min(max(r - (s - 1.0), 0.0), 1.0)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _disc_weight(re: float, dy: int, dx: int) -> float:
-    cov = re - math.sqrt(dy * dy + dx * dx) + 0.5
-    if cov <= 0.0:
-        return 0.0
-    return min(cov, 1.0) * _INV_PI / (re * re + 1.0 / 12.0)
-
-
-@njit(inline="always", cache=True, error_model="numpy")
-def _bilerp(a, y0, y1, x0, x1, fy, fx):
-    top = a[y0, x0] + fx * (a[y0, x1] - a[y0, x0])
-    bottom = a[y1, x0] + fx * (a[y1, x1] - a[y1, x0])
-    return top + fy * (bottom - top)
-
-
-@njit(inline="always", cache=True, error_model="numpy")
-def _bilerp_ch(a, ch, y0, y1, x0, x1, fy, fx):
-    top = a[y0, x0, ch] + fx * (a[y0, x1, ch] - a[y0, x0, ch])
-    bottom = a[y1, x0, ch] + fx * (a[y1, x1, ch] - a[y1, x0, ch])
-    return top + fy * (bottom - top)
+@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+def _coverage(cov):
+    return min(max(cov, _ZERO), _ONE)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_area,
-            low_f, low_fr, low_n, low_nm, low_nr, small_x, small_n, small_k):
-    """Full resolution: CoC, premultiplied colour (h*B, h*G, h*R, h) and inverse disc area.
-    Per s x s block: far and near premultiplied colour, weight, coverage and mean radius (reduced px).
-    Per row: the columns of near pixels too small for the reduced gather (`small_x[y, :small_n[y]]`,
-    ascending) and the largest half-width of their discs (`small_k[y]`, -1: none), which the composite
-    scatters exactly."""
+def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_area, small_w, far_r,
+            low_f, low_fr, low_n, low_nr, near_span, near_cmax, far_span, far_rmax):
+    """Full resolution: CoC, premultiplied colour planes (h*B, h*G, h*R, h), inverse disc area, the
+    exact-gather weight of the near pixels too small for the reduced gather (`small_w`, 0 elsewhere)
+    and the far radius (`far_r`, `_NO_FAR` outside the far field). In-focus pixels get zeros: the
+    gathers multiply them by weight 0 and must not meet uninitialised memory.
+    Per s x s block: far and near premultiplied colour and weight, near coverage (`low_n[4]`) and the
+    fields' mean radius in reduced pixels (-1: none).
+    Per row: the columns spanned by its small near pixels and their largest CoC (-1: none), and the same
+    for its small far pixels, which the composite gathers exactly."""
     height, width = disp.shape
     hl, wl = low_fr.shape
     inv_thr = 1.0 / (1.0 - HIGHLIGHT_THRESHOLD)
@@ -72,8 +69,12 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
         y0 = by * s
         y1 = min(y0 + s, height)
         for y in range(y0, y1):
-            small_n[y] = 0
-            small_k[y] = -1
+            near_span[y, 0] = width
+            near_span[y, 1] = -1
+            near_cmax[y] = -1.0
+            far_span[y, 0] = width
+            far_span[y, 1] = -1
+            far_rmax[y] = -1.0
         for bx in range(wl):
             x0 = bx * s
             x1 = min(x0 + s, width)
@@ -86,7 +87,14 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
                     c = min(max((disp[y, x] - focus) * coc_scale, -coc_max), coc_max)
                     coc[y, x] = c
                     if -FOCUS_RADIUS <= c <= FOCUS_RADIUS:
-                        continue  # in focus: the gathers never read its colour, weight or area
+                        pre[0, y, x] = 0.0
+                        pre[1, y, x] = 0.0
+                        pre[2, y, x] = 0.0
+                        pre[3, y, x] = 0.0
+                        inv_area[y, x] = 0.0
+                        small_w[y, x] = 0.0
+                        far_r[y, x] = _NO_FAR
+                        continue
                     hw = 1.0
                     if boost > 0.0:
                         lum = 0.0722 * lut[img[y, x, 0]] + 0.7152 * lut[img[y, x, 1]] + 0.2126 * lut[img[y, x, 2]]
@@ -95,13 +103,20 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
                     b = np.float32(img[y, x, 0])
                     g = np.float32(img[y, x, 1])
                     r = np.float32(img[y, x, 2])
-                    pre[y, x, 0] = hw * b
-                    pre[y, x, 1] = hw * g
-                    pre[y, x, 2] = hw * r
-                    pre[y, x, 3] = hw
-                    ra = max(abs(c), FOCUS_RADIUS)
-                    inv_area[y, x] = _INV_PI / (ra * ra + 1.0 / 12.0)
+                    pre[0, y, x] = hw * b
+                    pre[1, y, x] = hw * g
+                    pre[2, y, x] = hw * r
+                    pre[3, y, x] = hw
+                    ra = abs(c)
+                    ia = _INV_PI / (ra * ra + 1.0 / 12.0)
+                    inv_area[y, x] = ia
                     if c < 0.0:
+                        small_w[y, x] = 0.0
+                        far_r[y, x] = -c
+                        if _split(-c, s) < 1.0:
+                            far_span[y, 0] = min(far_span[y, 0], x)
+                            far_span[y, 1] = x
+                            far_rmax[y] = max(far_rmax[y], -c)
                         f0 += hw * b
                         f1 += hw * g
                         f2 += hw * r
@@ -109,11 +124,13 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
                         fr -= c
                         fcount += 1
                     else:
+                        far_r[y, x] = _NO_FAR
                         t = _split(c, s)
+                        small_w[y, x] = (1.0 - t) * ia
                         if t < 1.0:
-                            small_x[y, small_n[y]] = x  # blocks run left to right: columns ascend
-                            small_n[y] += 1
-                            small_k[y] = max(small_k[y], int(math.ceil(c + 0.5)) - 1)
+                            near_span[y, 0] = min(near_span[y, 0], x)
+                            near_span[y, 1] = x
+                            near_cmax[y] = max(near_cmax[y], c)
                         n0 += t * hw * b
                         n1 += t * hw * g
                         n2 += t * hw * r
@@ -121,227 +138,304 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
                         nm += t
                         nr += t * c
             inv_n = 1.0 / ((y1 - y0) * (x1 - x0))
-            low_f[by, bx, 0] = f0 * inv_n
-            low_f[by, bx, 1] = f1 * inv_n
-            low_f[by, bx, 2] = f2 * inv_n
-            low_f[by, bx, 3] = fh * inv_n
+            low_f[0, by, bx] = f0 * inv_n
+            low_f[1, by, bx] = f1 * inv_n
+            low_f[2, by, bx] = f2 * inv_n
+            low_f[3, by, bx] = fh * inv_n
             low_fr[by, bx] = fr / (fcount * s) if fcount > 0 else -1.0
-            low_n[by, bx, 0] = n0 * inv_n
-            low_n[by, bx, 1] = n1 * inv_n
-            low_n[by, bx, 2] = n2 * inv_n
-            low_n[by, bx, 3] = nh * inv_n
-            low_nm[by, bx] = nm * inv_n
+            low_n[0, by, bx] = n0 * inv_n
+            low_n[1, by, bx] = n1 * inv_n
+            low_n[2, by, bx] = n2 * inv_n
+            low_n[3, by, bx] = nh * inv_n
+            low_n[4, by, bx] = nm * inv_n
             low_nr[by, bx] = nr / (nm * s) if nm > 0.0 else -1.0  # mean radius of the reduced share
 
 
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _row_max(a):
+    m = np.empty(a.shape[0], np.float32)
+    for y in range(a.shape[0]):
+        m[y] = a[y].max()
+    return m
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _inverse_area(radius):
+    """pi (r^2 + 1/12) inverted, the radius clamped to the pixel (a field's -1 included)."""
+    out = np.empty_like(radius)
+    for y in range(radius.shape[0]):
+        r_row = radius[y]
+        o_row = out[y]
+        for x in range(radius.shape[1]):
+            r = max(r_row[x], _HALF)
+            o_row[x] = np.float32(_INV_PI) / (r * r + np.float32(1.0 / 12.0))
+    return out
+
+
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _gather(low_f, low_fr, low_n, low_nm, low_nr, reach, rows, dist, far_acc, near_acc, near_a):
+def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_rows):
     """Scatter-as-gather at reduced resolution: far field with the min-radius rule, near field by coverage.
-    `dist[K + dy, K + dx]` tabulates |(dy, dx)| (K >= every window); sqrt and division leave the loop."""
+    `dist[K + dy, K + dx]` tabulates |(dy, dx)| (K >= every window). Far output is zero where the pixel
+    itself holds no far content; `near_rows[py]`: whether row py has any near coverage."""
     hl, wl = low_fr.shape
     kd = (dist.shape[0] - 1) // 2
-    # inverse disc areas of the reduced pixels (radius clamped to the pixel)
-    ia_far = np.empty((hl, wl), np.float32)
-    ia_near = np.empty((hl, wl), np.float32)
-    for qy in range(hl):
-        for qx in range(wl):
-            rf = max(low_fr[qy, qx], FOCUS_RADIUS)
-            rn = max(low_nr[qy, qx], FOCUS_RADIUS)
-            ia_far[qy, qx] = _INV_PI / (rf * rf + 1.0 / 12.0)
-            ia_near[qy, qx] = _INV_PI / (rn * rn + 1.0 / 12.0)
+    ia_far = _inverse_area(low_fr)
+    ia_near = _inverse_area(low_nr)
+    max_fr = _row_max(low_fr)
+    max_nr = _row_max(low_nr)
     for i in prange(hl):
         py = rows[i]
+        rp = np.empty(wl, np.float32)
         for px in range(wl):
-            rp = low_fr[py, px]
-            a0 = a1 = a2 = a3 = 0.0
-            if rp >= 0.0:
-                rpc = max(rp, FOCUS_RADIUS)
-                iap = ia_far[py, px]
-                k = min(int(math.ceil(rpc + 0.5)) - 1, kd)  # largest offset with |o| < r + 0.5
-                for qy in range(max(py - k, 0), min(py + k + 1, hl)):
-                    drow = dist[kd + qy - py]
-                    for qx in range(max(px - k, 0), min(px + k + 1, wl)):
-                        rq = low_fr[qy, qx]
-                        if rq < 0.0:
-                            continue
-                        # radius min(r_q, r_p) (>= 0.5); 1/area of the smaller disc is the larger inverse
-                        cov = max(min(rq, rpc), FOCUS_RADIUS) - drow[kd + qx - px] + 0.5
-                        if cov <= 0.0:
-                            continue
-                        w = min(cov, 1.0) * max(ia_far[qy, qx], iap)
-                        a0 += w * low_f[qy, qx, 0]
-                        a1 += w * low_f[qy, qx, 1]
-                        a2 += w * low_f[qy, qx, 2]
-                        a3 += w * low_f[qy, qx, 3]
-            far_acc[py, px, 0] = a0
-            far_acc[py, px, 1] = a1
-            far_acc[py, px, 2] = a2
-            far_acc[py, px, 3] = a3
-            b0 = b1 = b2 = b3 = ba = 0.0
-            kn = reach[py, px]
-            for qy in range(max(py - kn, 0), min(py + kn + 1, hl)):
-                drow = dist[kd + qy - py]
-                for qx in range(max(px - kn, 0), min(px + kn + 1, wl)):
-                    rq = low_nr[qy, qx]
-                    if rq < 0.0:
+            rp[px] = max(low_fr[py, px], _HALF)
+        iap = ia_far[py]
+        far = np.zeros((4, wl), np.float32)
+        near = np.zeros((5, wl), np.float32)
+        w = np.empty(wl, np.float32)
+        rp_max = max(max_fr[py], FOCUS_RADIUS)
+        for qy in range(max(py - kd, 0), min(py + kd + 1, hl)):
+            drow = dist[kd + qy - py]
+            if max_fr[qy] >= 0.0 and max_fr[py] >= 0.0:
+                # radius min(r_q, r_p) (>= 0.5); 1/area of the smaller disc is the larger inverse
+                lim = max(min(max_fr[qy], rp_max), FOCUS_RADIUS) + 0.5
+                for dx in range(-kd, kd + 1):
+                    d = drow[kd + dx]
+                    if d >= lim:
                         continue
-                    cov = max(rq, FOCUS_RADIUS) - drow[kd + qx - px] + 0.5
-                    if cov <= 0.0:
+                    p0 = max(0, -dx)
+                    p1 = min(wl, wl - dx)
+                    n = p1 - p0
+                    # slices indexed from 0: Numba vectorises a loop only without negative-index wrapping
+                    rq = low_fr[qy, p0 + dx:p1 + dx]
+                    iaq = ia_far[qy, p0 + dx:p1 + dx]
+                    rps = rp[p0:p1]
+                    iaps = iap[p0:p1]
+                    ws = w[:n]
+                    edge = _HALF - d
+                    for j in range(n):
+                        ws[j] = _coverage(max(min(rq[j], rps[j]), _HALF) + edge) * max(iaq[j], iaps[j])
+                    for ch in range(4):
+                        src = low_f[ch, qy, p0 + dx:p1 + dx]
+                        dst = far[ch, p0:p1]
+                        for j in range(n):
+                            dst[j] += ws[j] * src[j]
+            if max_nr[qy] >= 0.0:
+                lim = max(max_nr[qy], FOCUS_RADIUS) + 0.5
+                for dx in range(-kd, kd + 1):
+                    d = drow[kd + dx]
+                    if d >= lim:
                         continue
-                    w = min(cov, 1.0) * ia_near[qy, qx]
-                    b0 += w * low_n[qy, qx, 0]
-                    b1 += w * low_n[qy, qx, 1]
-                    b2 += w * low_n[qy, qx, 2]
-                    b3 += w * low_n[qy, qx, 3]
-                    ba += w * low_nm[qy, qx]
-            near_acc[py, px, 0] = b0
-            near_acc[py, px, 1] = b1
-            near_acc[py, px, 2] = b2
-            near_acc[py, px, 3] = b3
-            near_a[py, px] = ba
+                    p0 = max(0, -dx)
+                    p1 = min(wl, wl - dx)
+                    n = p1 - p0
+                    rq = low_nr[qy, p0 + dx:p1 + dx]
+                    iaq = ia_near[qy, p0 + dx:p1 + dx]
+                    ws = w[:n]
+                    edge = _HALF - d
+                    for j in range(n):
+                        ws[j] = _coverage(max(rq[j], _HALF) + edge) * iaq[j]
+                    for ch in range(5):
+                        src = low_n[ch, qy, p0 + dx:p1 + dx]
+                        dst = near[ch, p0:p1]
+                        for j in range(n):
+                            dst[j] += ws[j] * src[j]
+        for ch in range(4):
+            for px in range(wl):
+                far_acc[ch, py, px] = far[ch, px] if low_fr[py, px] >= 0.0 else _ZERO
+        for ch in range(5):
+            for px in range(wl):
+                near_acc[ch, py, px] = near[ch, px]
+        near_rows[py] = near[4].max() > 0.0
 
 
 @njit(inline="always", cache=True, fastmath=True, error_model="numpy")
-def _scatter_small_near(y, coc, pre, inv_area, dist, s, small_x, small_n, small_k):
-    """Row y's share of the near pixels too small for the reduced gather: each scatters its exact disc
-    (premultiplied B, G, R, h and coverage) into a row buffer. Scattering from the per-row lists visits
-    only those pixels and only their own discs, where a gather visited the window of the largest disc
-    around at every pixel near them; the terms arrive in a gather's order (source rows, then columns,
-    ascending), summed apart from the reduced near field and added to it in the composite. `small_k[qy]`: the largest disc half-width in row qy (-1: none), so rows
-    out of reach are skipped whole. Returns the buffer (5 x n) and the column of its first entry."""
+def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near):
+    """Row y's share of the near pixels too small for the reduced gather, gathered exactly at full
+    resolution (their discs reach at most s px) into `near` (B, G, R, weight, coverage)."""
     kd = (dist.shape[0] - 1) // 2
     height, width = coc.shape
-    q0 = max(y - s, 0)
-    q1 = min(y + s + 1, height)
-    lo = width
-    hi = -1
-    for qy in range(q0, q1):
-        kr = small_k[qy]
-        if kr >= abs(qy - y):
-            lo = min(lo, small_x[qy, 0] - kr)
-            hi = max(hi, small_x[qy, small_n[qy] - 1] + kr)
-    lo = max(lo, 0)
-    hi = min(hi, width - 1)
-    buf = np.zeros((5, max(hi - lo + 1, 0)), np.float64)
-    for qy in range(q0, q1):
-        dy = abs(qy - y)
-        if small_k[qy] < dy:
+    w = np.empty(width, np.float32)
+    for qy in range(max(y - kd, 0), min(y + kd + 1, height)):
+        cmax = near_cmax[qy]
+        if cmax < 0.0:
             continue
+        lim = cmax + 0.5
         drow = dist[kd + qy - y]
-        for j in range(small_n[qy]):
-            qx = small_x[qy, j]
-            cq = coc[qy, qx]
-            k = min(int(math.ceil(cq + 0.5)) - 1, kd)
-            if dy > k:
+        lo = near_span[qy, 0]
+        hi = near_span[qy, 1]
+        for dx in range(-kd, kd + 1):
+            d = drow[kd + dx]
+            if d >= lim:
                 continue
-            wq = (1.0 - _split(cq, s)) * inv_area[qy, qx]
-            p0 = pre[qy, qx, 0]
-            p1 = pre[qy, qx, 1]
-            p2 = pre[qy, qx, 2]
-            p3 = pre[qy, qx, 3]
-            base = kd - qx  # the table is symmetric: index |px - qx| ascending
-            for px in range(max(qx - k, 0), min(qx + k + 1, width)):
-                cov = cq - drow[base + px] + 0.5
-                if cov <= 0.0:
-                    continue
-                a = min(cov, 1.0) * wq
-                i = px - lo
-                buf[0, i] += a * p0
-                buf[1, i] += a * p1
-                buf[2, i] += a * p2
-                buf[3, i] += a * p3
-                buf[4, i] += a
-    return buf, lo
+            p0 = max(lo - dx, 0)  # the sources lie in [lo, hi]
+            p1 = min(hi - dx + 1, width)
+            n = p1 - p0
+            if n <= 0:
+                continue
+            cq = coc[qy, p0 + dx:p1 + dx]
+            wq = small_w[qy, p0 + dx:p1 + dx]
+            ws = w[:n]
+            edge = _HALF - d
+            for j in range(n):
+                ws[j] = _coverage(cq[j] + edge) * wq[j]
+            for ch in range(4):
+                src = pre[ch, qy, p0 + dx:p1 + dx]
+                dst = near[ch, p0:p1]
+                for j in range(n):
+                    dst[j] += ws[j] * src[j]
+            dst = near[4, p0:p1]
+            for j in range(n):
+                dst[j] += ws[j]
+
+
+@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+def _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact):
+    """Row y's far pixels too small for the reduced gather (columns far_span[y]), gathered exactly at full
+    resolution with the min-radius rule into `exact` (B, G, R, weight); the min-radius rule bounds each
+    window by the pixel's own CoC (< s)."""
+    kd = (dist.shape[0] - 1) // 2
+    height, width = far_r.shape
+    rmax = far_rmax[y]
+    lim = rmax + 0.5
+    k = min(int(math.ceil(lim)) - 1, kd)
+    lo = far_span[y, 0]
+    hi = far_span[y, 1]
+    rp = far_r[y]
+    iap = inv_area[y]
+    w = np.empty(width, np.float32)
+    for qy in range(max(y - k, 0), min(y + k + 1, height)):
+        drow = dist[kd + qy - y]
+        for dx in range(-k, k + 1):
+            d = drow[kd + dx]
+            if d >= lim:
+                continue
+            p0 = max(lo, -dx)
+            p1 = min(hi + 1, width - dx)
+            n = p1 - p0
+            if n <= 0:
+                continue
+            rq = far_r[qy, p0 + dx:p1 + dx]
+            iaq = inv_area[qy, p0 + dx:p1 + dx]
+            rps = rp[p0:p1]
+            iaps = iap[p0:p1]
+            ws = w[:n]
+            edge = _HALF - d
+            for j in range(n):
+                # radius min(r_q, r_p); 1/area of the smaller disc is the larger inverse
+                ws[j] = _coverage(min(rq[j], rps[j]) + edge) * max(iaq[j], iaps[j])
+            for ch in range(4):
+                src = pre[ch, qy, p0 + dx:p1 + dx]
+                dst = exact[ch, p0:p1]
+                for j in range(n):
+                    dst[j] += ws[j] * src[j]
+
+
+@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+def _upsample_row(a, b, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low, dst):
+    """dst = the bilinear interpolation at full width of the reduced rows a and b (weight fy on b): first
+    vertically into `low`, then horizontally one phase x % s at a time (contiguous loads, fixed weight),
+    the few border columns, where the taps clamp, from the per-column tables."""
+    wl = a.shape[0]
+    width = dst.shape[0]
+    for q in range(wl):
+        low[q] = a[q] + fy * (b[q] - a[q])
+    for j in range(s):
+        off = phase_off[j]
+        f = phase_fx[j]
+        q0 = -off  # the first q whose left tap q + off is in range
+        q1 = min(wl - 1 - off, (width - 1 - j) // s + 1)  # the right tap q + off + 1 in range, x < width
+        if q1 <= q0:
+            continue
+        left = low[q0 + off:q1 + off]
+        right = low[q0 + off + 1:q1 + off + 1]
+        out = dst[s * q0 + j:s * (q1 - 1) + j + 1:s]
+        for q in range(q1 - q0):
+            out[q] = left[q] + f * (right[q] - left[q])
+    for x in range(min(s, width)):
+        dst[x] = low[col_x0[x]] + col_fx[x] * (low[col_x1[x]] - low[col_x0[x]])
+    for x in range(max(s * (wl - 1), 0), width):
+        dst[x] = low[col_x0[x]] + col_fx[x] * (low[col_x1[x]] - low[col_x0[x]])
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _composite(img, coc, pre, inv_area, dist, s, col_x0, col_fx, rows, far_acc, near_acc, near_a,
-               small_x, small_n, small_k, out):
-    """Full resolution: far pixels take the far field (exact small-CoC gather cross-faded with the
+def _composite(img, coc, pre, inv_area, small_w, far_r, dist, s, col_x0, col_x1, col_fx, phase_off, phase_fx,
+               rows, far_acc, near_acc, near_rows, near_span, near_cmax, far_span, far_rmax, out):
+    """Full resolution: far pixels take the far field (the exact small-CoC gather cross-faded with the
     bilinear, support-weighted reduced one), then the near field's coverage composites its colour over.
-    `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s + 1); `col_x0`,
-    `col_fx`: each column's left bilinear tap and weight (per-pixel integer division is not free)."""
-    kd = (dist.shape[0] - 1) // 2
+    `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s); `col_x0`,
+    `col_x1`, `col_fx`: each column's bilinear taps and weight, `phase_off`, `phase_fx`: the same per
+    column phase x % s; `near_rows[q]`: whether reduced row q has any near coverage."""
     height, width = coc.shape
-    hl, wl = near_a.shape
+    hl = far_acc.shape[1]
+    wl = far_acc.shape[2]
     inv_s = 1.0 / s
+    # the reduced share t of a far CoC r (`_split`), as min(max(r - shift, 0), 1): all of it at s == 1
+    shift = np.float32(s - 1.0) if s > 1 else np.float32(-1e30)
     for i in prange(height):
         y = rows[i]
         uy = min(max((y + 0.5) * inv_s - 0.5, 0.0), hl - 1.0)
         y0 = int(uy)
-        fy = uy - y0
+        fy = np.float32(uy - y0)
         y1 = min(y0 + 1, hl - 1)
-        small, small_lo = _scatter_small_near(y, coc, pre, inv_area, dist, s, small_x, small_n, small_k)
-        small_hi = small_lo + small.shape[1]
+        low = np.empty(wl, np.float32)
+        c_row = coc[y]
+        far_field = np.empty((4, width), np.float32)
+        if c_row.min() < -FOCUS_RADIUS:
+            for ch in range(4):
+                _upsample_row(far_acc[ch, y0], far_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
+                              col_fx, low, far_field[ch])
+        else:
+            far_field[:] = 0.0
+        near = np.zeros((5, width), np.float32)  # B, G, R, weight, coverage
+        if near_rows[y0] or near_rows[y1]:
+            for ch in range(5):
+                _upsample_row(near_acc[ch, y0], near_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
+                              col_fx, low, near[ch])
+        if near_cmax[max(y - s, 0):min(y + s + 1, height)].max() >= 0.0:
+            _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near)
+        exact = np.zeros((4, width), np.float32)
+        if far_rmax[y] >= 0.0:
+            _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact)
+        # per pixel, what the three channels share; then one channel at a time (planar: SIMD)
+        is_far = np.empty(width, np.bool_)
+        t = np.empty(width, np.float32)
+        inv_exact = np.empty(width, np.float32)
+        inv_far = np.empty(width, np.float32)
+        alpha = np.empty(width, np.float32)
+        inv_near = np.empty(width, np.float32)
+        cover = near[4]
+        near_h = near[3]
+        exact_h = exact[3]
+        far_h = far_field[3]
         for x in range(width):
-            x0 = col_x0[x]
-            fx = col_fx[x]
-            x1 = min(x0 + 1, wl - 1)
-            o0 = np.float32(img[y, x, 0])
-            o1 = np.float32(img[y, x, 1])
-            o2 = np.float32(img[y, x, 2])
-            c = coc[y, x]
-            if c < -FOCUS_RADIUS:
-                rp = -c
-                t = _split(rp, s)
-                g0 = g1 = g2 = 0.0
-                if t < 1.0:
-                    # exact far gather: the min-radius rule bounds its window by the pixel's own CoC (< s)
-                    gh = 0.0
-                    iap = inv_area[y, x]
-                    k = min(int(math.ceil(rp + 0.5)) - 1, kd)
-                    for qy in range(max(y - k, 0), min(y + k + 1, height)):
-                        drow = dist[kd + qy - y]
-                        for qx in range(max(x - k, 0), min(x + k + 1, width)):
-                            cq = coc[qy, qx]
-                            if cq >= -FOCUS_RADIUS:
-                                continue
-                            # radius min(r_q, r_p); 1/area of the smaller disc is the larger inverse
-                            cov = min(-cq, rp) - drow[kd + qx - x] + 0.5
-                            if cov <= 0.0:
-                                continue
-                            w = min(cov, 1.0) * max(inv_area[qy, qx], iap)
-                            g0 += w * pre[qy, qx, 0]
-                            g1 += w * pre[qy, qx, 1]
-                            g2 += w * pre[qy, qx, 2]
-                            gh += w * pre[qy, qx, 3]
-                    g0 /= gh
-                    g1 /= gh
-                    g2 /= gh
-                if t > 0.0:
-                    den = _bilerp_ch(far_acc, 3, y0, y1, x0, x1, fy, fx)
-                    f0 = _bilerp_ch(far_acc, 0, y0, y1, x0, x1, fy, fx)
-                    f1 = _bilerp_ch(far_acc, 1, y0, y1, x0, x1, fy, fx)
-                    f2 = _bilerp_ch(far_acc, 2, y0, y1, x0, x1, fy, fx)
-                    # den > 0: p's own block holds a far pixel and weighs >= 1/4 in the bilinear
-                    g0 += t * (f0 / den - g0)
-                    g1 += t * (f1 / den - g1)
-                    g2 += t * (f2 / den - g2)
-                o0 = g0
-                o1 = g1
-                o2 = g2
-            alpha = _bilerp(near_a, y0, y1, x0, x1, fy, fx)
-            n0 = n1 = n2 = nh = 0.0
-            if alpha > 0.0:
-                nh = _bilerp_ch(near_acc, 3, y0, y1, x0, x1, fy, fx)
-                n0 = _bilerp_ch(near_acc, 0, y0, y1, x0, x1, fy, fx)
-                n1 = _bilerp_ch(near_acc, 1, y0, y1, x0, x1, fy, fx)
-                n2 = _bilerp_ch(near_acc, 2, y0, y1, x0, x1, fy, fx)
-            if small_lo <= x < small_hi:
-                i = x - small_lo
-                n0 += small[0, i]
-                n1 += small[1, i]
-                n2 += small[2, i]
-                nh += small[3, i]
-                alpha += small[4, i]
-            if alpha > 0.0 and nh > 1e-20:
-                alpha = min(alpha, 1.0)
-                o0 += alpha * (n0 / nh - o0)
-                o1 += alpha * (n1 / nh - o1)
-                o2 += alpha * (n2 / nh - o2)
-            out[y, x, 0] = np.uint8(min(max(o0 + 0.5, 0.0), 255.0))
-            out[y, x, 1] = np.uint8(min(max(o1 + 0.5, 0.0), 255.0))
-            out[y, x, 2] = np.uint8(min(max(o2 + 0.5, 0.0), 255.0))
+            c = c_row[x]
+            is_far[x] = c < -FOCUS_RADIUS
+            t[x] = min(max(-c - shift, _ZERO), _ONE)
+            # exact share (t < 1) and reduced share (t > 0), each normalised by its own weight; a weight
+            # of 0 only occurs where its share is unused (the clamp keeps it finite)
+            inv_exact[x] = _ONE / max(exact_h[x], _TINY)
+            inv_far[x] = _ONE / max(far_h[x], _TINY)
+            has_near = (cover[x] > _ZERO) & (near_h[x] > np.float32(1e-20))
+            alpha[x] = min(cover[x], _ONE) if has_near else _ZERO
+            inv_near[x] = _ONE / max(near_h[x], _TINY)
+        img_row = img[y]
+        out_row = out[y]
+        own = np.empty(width, np.float32)
+        result = np.empty(width, np.uint8)
+        for ch in range(3):
+            for x in range(width):
+                own[x] = img_row[x, ch]
+            ex = exact[ch]
+            ff = far_field[ch]
+            nn = near[ch]
+            for x in range(width):
+                g = ex[x] * inv_exact[x]
+                g += t[x] * (ff[x] * inv_far[x] - g)
+                o = g if is_far[x] else own[x]
+                o += alpha[x] * (nn[x] * inv_near[x] - o)
+                result[x] = np.uint8(min(max(o + _HALF, _ZERO), np.float32(255.0)))
+            for x in range(width):
+                out_row[x, ch] = result[x]
 
 
 @functools.lru_cache(maxsize=8)
@@ -361,17 +455,14 @@ def _distance_table(k: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _bilinear_columns(width: int, s: int, wl: int) -> tuple[np.ndarray, np.ndarray]:
+def _bilinear_columns(width: int, s: int, wl: int) -> tuple[np.ndarray, ...]:
+    """Each full-resolution column's two reduced taps and the right one's weight; and per phase x % s,
+    away from the borders, the left tap's offset from x // s and the right one's weight."""
     ux = np.clip((np.arange(width) + 0.5) / s - 0.5, 0.0, wl - 1.0)
     x0 = np.floor(ux).astype(np.int64)
-    return x0, (ux - x0).astype(np.float64)
-
-
-def near_reach_map(low_nr: np.ndarray, near_reach: int) -> np.ndarray:
-    """Per reduced pixel, the half-window that covers every near disc reaching it (-1: none does)."""
-    size = 2 * near_reach + 1
-    reach = cv2.dilate(low_nr, np.ones((size, size), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=-1.0)
-    return np.where(reach >= 0.0, np.ceil(np.maximum(reach, FOCUS_RADIUS) + 0.5) - 1, -1).astype(np.int32)
+    phase = (np.arange(s) + 0.5) / s - 0.5
+    phase_off = np.floor(phase).astype(np.int64)
+    return x0, np.minimum(x0 + 1, wl - 1), (ux - x0).astype(np.float32), phase_off, (phase - phase_off).astype(np.float32)
 
 
 class _Workspace:
@@ -379,22 +470,24 @@ class _Workspace:
     faults (~1 ms a VGA frame); one workspace per thread keeps concurrent callers apart."""
 
     def __init__(self, shape: tuple[int, int], low_shape: tuple[int, int]) -> None:
-        hl, wl = low_shape
+        height = shape[0]
         self.key = (shape, low_shape)
         self.coc = np.empty(shape, np.float32)
-        self.pre = np.empty(shape + (4,), np.float32)
+        self.pre = np.empty((4,) + shape, np.float32)
         self.inv_area = np.empty(shape, np.float32)
-        self.low_f = np.empty((hl, wl, 4), np.float32)
-        self.low_n = np.empty((hl, wl, 4), np.float32)
-        self.low_fr = np.empty((hl, wl), np.float32)
-        self.low_nm = np.empty((hl, wl), np.float32)
-        self.low_nr = np.empty((hl, wl), np.float32)
-        self.small_x = np.empty(shape, np.int32)
-        self.small_n = np.empty(shape[0], np.int32)
-        self.small_k = np.empty(shape[0], np.int32)
-        self.far_acc = np.empty((hl, wl, 4), np.float32)
-        self.near_acc = np.empty((hl, wl, 4), np.float32)
-        self.near_a = np.empty((hl, wl), np.float32)
+        self.small_w = np.empty(shape, np.float32)
+        self.far_r = np.empty(shape, np.float32)
+        self.low_f = np.empty((4,) + low_shape, np.float32)
+        self.low_n = np.empty((5,) + low_shape, np.float32)
+        self.low_fr = np.empty(low_shape, np.float32)
+        self.low_nr = np.empty(low_shape, np.float32)
+        self.near_span = np.empty((height, 2), np.int64)
+        self.near_cmax = np.empty(height, np.float32)
+        self.far_span = np.empty((height, 2), np.int64)
+        self.far_rmax = np.empty(height, np.float32)
+        self.far_acc = np.empty((4,) + low_shape, np.float32)
+        self.near_acc = np.empty((5,) + low_shape, np.float32)
+        self.near_rows = np.empty(low_shape[0], np.bool_)
 
 
 _local = threading.local()
@@ -414,16 +507,16 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarr
     w = _workspace(disp.shape, p.low_shape)
     focus, coc_scale = np.float32(p.focus), np.float32(p.coc_scale)
     out = np.empty_like(img)
-    col_x0, col_fx = _bilinear_columns(disp.shape[1], p.scale, wl)
+    columns = _bilinear_columns(disp.shape[1], p.scale, wl)
     with parallel_section():
         _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max), np.float32(p.highlight_boost),
-                _LINEAR_LUT, w.coc, w.pre, w.inv_area, w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, w.small_x,
-                w.small_n, w.small_k)
-        reach = near_reach_map(w.low_nr, p.near_reach)
-        _gather(w.low_f, w.low_fr, w.low_n, w.low_nm, w.low_nr, reach, _row_order(hl),
-                _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.near_a)
-        _composite(img, w.coc, w.pre, w.inv_area, _distance_table(p.scale + 1), p.scale, col_x0, col_fx,
-                   _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.near_a, w.small_x, w.small_n, w.small_k, out)
+                _LINEAR_LUT, w.coc, w.pre, w.inv_area, w.small_w, w.far_r, w.low_f, w.low_fr, w.low_n, w.low_nr,
+                w.near_span, w.near_cmax, w.far_span, w.far_rmax)
+        _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, _row_order(hl), _distance_table(max(p.near_reach, 1)),
+                w.far_acc, w.near_acc, w.near_rows)
+        _composite(img, w.coc, w.pre, w.inv_area, w.small_w, w.far_r, _distance_table(p.scale + 1), p.scale,
+                   *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.near_rows, w.near_span,
+                   w.near_cmax, w.far_span, w.far_rmax, out)
     return out
 
 
