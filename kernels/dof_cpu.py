@@ -51,6 +51,61 @@ def _coverage(cov):
     return min(max(cov, _ZERO), _ONE)
 
 
+@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+def _max(values):
+    """The largest of a non-empty float32 row. Eight running maxima: one is a chain of dependent steps
+    that LLVM does not vectorise (nor does ndarray.max(), which keeps NaN semantics); 3.5x faster."""
+    n = values.shape[0]
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = values[0]
+    end = n - n % 8
+    for i in range(0, end, 8):
+        m0 = max(m0, values[i])
+        m1 = max(m1, values[i + 1])
+        m2 = max(m2, values[i + 2])
+        m3 = max(m3, values[i + 3])
+        m4 = max(m4, values[i + 4])
+        m5 = max(m5, values[i + 5])
+        m6 = max(m6, values[i + 6])
+        m7 = max(m7, values[i + 7])
+    top = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    for i in range(end, n):
+        top = max(top, values[i])
+    return top
+
+
+@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+def _product(dst, a, b):
+    for j in range(dst.shape[0]):
+        dst[j] = a[j] * b[j]
+
+
+@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+def _add_product(dst, a, b):
+    """dst += a * b over 0-based slices: Numba vectorises such a loop (an index that could be negative,
+    as in `dst[x + dx]`, brings wrap-around handling that stops it)."""
+    for j in range(dst.shape[0]):
+        dst[j] += a[j] * b[j]
+
+
+@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+def _small_span(values, span, row_max):
+    """The first and last column where `values` >= 0 (the row's small pixels) and its largest value."""
+    width = values.shape[0]
+    top = _max(values)
+    row_max[0] = top if top >= 0.0 else -1.0
+    span[0] = width
+    span[1] = -1
+    if top >= 0.0:
+        lo = 0
+        while values[lo] < 0.0:
+            lo += 1
+        hi = width - 1
+        while values[hi] < 0.0:
+            hi -= 1
+        span[0] = lo
+        span[1] = hi
+
+
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_area, small_w, far_r,
             low_f, low_fr, low_n, low_nr, near_span, near_cmax, far_span, far_rmax):
@@ -61,101 +116,108 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
     Per s x s block: far and near premultiplied colour and weight, near coverage (`low_n[4]`) and the
     fields' mean radius in reduced pixels (-1: none).
     Per row: the columns spanned by its small near pixels and their largest CoC (-1: none), and the same
-    for its small far pixels, which the composite gathers exactly."""
+    for its small far pixels, which the composite gathers exactly.
+    One row at a time, branch-free across the row (SIMD), block sums taken from per-column sums."""
     height, width = disp.shape
     hl, wl = low_fr.shape
-    inv_thr = 1.0 / (1.0 - HIGHLIGHT_THRESHOLD)
+    inv_thr = np.float32(1.0 / (1.0 - HIGHLIGHT_THRESHOLD))
+    threshold = np.float32(HIGHLIGHT_THRESHOLD)
+    boost32 = np.float32(boost)
+    shift = np.float32(s - 1.0) if s > 1 else np.float32(-1e30)  # `_split` as min(max(r - shift, 0), 1)
+    twelfth = np.float32(1.0 / 12.0)
+    inv_pi = np.float32(_INV_PI)
     for by in prange(hl):
         y0 = by * s
         y1 = min(y0 + s, height)
+        # per-column sums over the block's rows: far B, G, R, h, radius, count; near B, G, R, h, share, radius
+        sums = np.zeros((12, width), np.float32)
+        share = np.empty(width, np.float32)
+        is_far = np.empty(width, np.float32)
+        block = np.empty(12, np.float32)
+        colour = np.empty((3, width), np.float32)
+        lum = np.empty(width, np.float32)
+        small = np.empty(width, np.float32)
         for y in range(y0, y1):
-            near_span[y, 0] = width
-            near_span[y, 1] = -1
-            near_cmax[y] = -1.0
-            far_span[y, 0] = width
-            far_span[y, 1] = -1
-            far_rmax[y] = -1.0
+            img_row = img[y]
+            for x in range(width):
+                colour[0, x] = img_row[x, 0]
+                colour[1, x] = img_row[x, 1]
+                colour[2, x] = img_row[x, 2]
+            if boost > 0.0:
+                for x in range(width):
+                    lum[x] = (np.float32(0.0722) * lut[img_row[x, 0]] + np.float32(0.7152) * lut[img_row[x, 1]]
+                              + np.float32(0.2126) * lut[img_row[x, 2]])
+            else:
+                lum[:] = 0.0
+            d_row = disp[y]
+            c_row = coc[y]
+            hw_row = pre[3, y]
+            ia_row = inv_area[y]
+            sw_row = small_w[y]
+            fr_row = far_r[y]
+            # short loops of few arrays each: LLVM vectorises a loop only when it can check at run time
+            # that its arrays do not overlap, and gives up beyond a handful of them
+            for x in range(width):
+                # clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
+                c_row[x] = min(max((d_row[x] - focus) * coc_scale, -coc_max), coc_max)
+            for x in range(width):
+                c = c_row[x]
+                hw = _ONE + boost32 * max(lum[x] - threshold, _ZERO) * inv_thr
+                hw_row[x] = hw if abs(c) > FOCUS_RADIUS else _ZERO  # in focus: the gathers never weigh it
+            for ch in range(3):
+                _product(pre[ch, y], hw_row, colour[ch])
+            for x in range(width):
+                c = c_row[x]
+                ia_row[x] = inv_pi / (c * c + twelfth) if abs(c) > FOCUS_RADIUS else _ZERO
+            for x in range(width):
+                c = c_row[x]
+                t_near = min(max(c - shift, _ZERO), _ONE)
+                sw_row[x] = (_ONE - t_near) * ia_row[x] if c > FOCUS_RADIUS else _ZERO
+                share[x] = t_near if c > FOCUS_RADIUS else _ZERO
+            for x in range(width):
+                c = c_row[x]
+                fr_row[x] = -c if c < -FOCUS_RADIUS else _NO_FAR
+                is_far[x] = _ONE if c < -FOCUS_RADIUS else _ZERO
+            for ch in range(4):
+                _add_product(sums[ch], is_far, pre[ch, y])
+                _add_product(sums[6 + ch], share, pre[ch, y])
+            _add_product(sums[4], is_far, fr_row)
+            _add_product(sums[11], share, c_row)
+            for x in range(width):
+                sums[5, x] += is_far[x]
+            for x in range(width):
+                sums[10, x] += share[x]
+            for x in range(width):
+                c = c_row[x]
+                small[x] = -c if (c < -FOCUS_RADIUS) & (-c - shift < _ONE) else np.float32(-1.0)
+            _small_span(small, far_span[y], far_rmax[y:y + 1])
+            for x in range(width):
+                c = c_row[x]
+                small[x] = c if (c > FOCUS_RADIUS) & (c - shift < _ONE) else np.float32(-1.0)
+            _small_span(small, near_span[y], near_cmax[y:y + 1])
         for bx in range(wl):
             x0 = bx * s
             x1 = min(x0 + s, width)
-            f0 = f1 = f2 = fh = fr = 0.0
-            n0 = n1 = n2 = nh = nm = nr = 0.0
-            fcount = 0
-            for y in range(y0, y1):
+            for k in range(12):
+                total = _ZERO
                 for x in range(x0, x1):
-                    # clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
-                    c = min(max((disp[y, x] - focus) * coc_scale, -coc_max), coc_max)
-                    coc[y, x] = c
-                    if -FOCUS_RADIUS <= c <= FOCUS_RADIUS:
-                        pre[0, y, x] = 0.0
-                        pre[1, y, x] = 0.0
-                        pre[2, y, x] = 0.0
-                        pre[3, y, x] = 0.0
-                        inv_area[y, x] = 0.0
-                        small_w[y, x] = 0.0
-                        far_r[y, x] = _NO_FAR
-                        continue
-                    hw = 1.0
-                    if boost > 0.0:
-                        lum = 0.0722 * lut[img[y, x, 0]] + 0.7152 * lut[img[y, x, 1]] + 0.2126 * lut[img[y, x, 2]]
-                        if lum > HIGHLIGHT_THRESHOLD:
-                            hw += boost * (lum - HIGHLIGHT_THRESHOLD) * inv_thr
-                    b = np.float32(img[y, x, 0])
-                    g = np.float32(img[y, x, 1])
-                    r = np.float32(img[y, x, 2])
-                    pre[0, y, x] = hw * b
-                    pre[1, y, x] = hw * g
-                    pre[2, y, x] = hw * r
-                    pre[3, y, x] = hw
-                    ra = abs(c)
-                    ia = _INV_PI / (ra * ra + 1.0 / 12.0)
-                    inv_area[y, x] = ia
-                    if c < 0.0:
-                        small_w[y, x] = 0.0
-                        far_r[y, x] = -c
-                        if _split(-c, s) < 1.0:
-                            far_span[y, 0] = min(far_span[y, 0], x)
-                            far_span[y, 1] = x
-                            far_rmax[y] = max(far_rmax[y], -c)
-                        f0 += hw * b
-                        f1 += hw * g
-                        f2 += hw * r
-                        fh += hw
-                        fr -= c
-                        fcount += 1
-                    else:
-                        far_r[y, x] = _NO_FAR
-                        t = _split(c, s)
-                        small_w[y, x] = (1.0 - t) * ia
-                        if t < 1.0:
-                            near_span[y, 0] = min(near_span[y, 0], x)
-                            near_span[y, 1] = x
-                            near_cmax[y] = max(near_cmax[y], c)
-                        n0 += t * hw * b
-                        n1 += t * hw * g
-                        n2 += t * hw * r
-                        nh += t * hw
-                        nm += t
-                        nr += t * c
-            inv_n = 1.0 / ((y1 - y0) * (x1 - x0))
-            low_f[0, by, bx] = f0 * inv_n
-            low_f[1, by, bx] = f1 * inv_n
-            low_f[2, by, bx] = f2 * inv_n
-            low_f[3, by, bx] = fh * inv_n
-            low_fr[by, bx] = fr / (fcount * s) if fcount > 0 else -1.0
-            low_n[0, by, bx] = n0 * inv_n
-            low_n[1, by, bx] = n1 * inv_n
-            low_n[2, by, bx] = n2 * inv_n
-            low_n[3, by, bx] = nh * inv_n
-            low_n[4, by, bx] = nm * inv_n
-            low_nr[by, bx] = nr / (nm * s) if nm > 0.0 else -1.0  # mean radius of the reduced share
+                    total += sums[k, x]
+                block[k] = total
+            inv_n = np.float32(1.0) / np.float32((y1 - y0) * (x1 - x0))
+            for ch in range(4):
+                low_f[ch, by, bx] = block[ch] * inv_n
+                low_n[ch, by, bx] = block[6 + ch] * inv_n
+            low_n[4, by, bx] = block[10] * inv_n
+            # mean radius of each field's (reduced) share, in reduced pixels
+            low_fr[by, bx] = block[4] / (block[5] * s) if block[5] > 0.0 else np.float32(-1.0)
+            low_nr[by, bx] = block[11] / (block[10] * s) if block[10] > 0.0 else np.float32(-1.0)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _row_max(a):
     m = np.empty(a.shape[0], np.float32)
     for y in range(a.shape[0]):
-        m[y] = a[y].max()
+        m[y] = _max(a[y])
     return m
 
 
@@ -245,7 +307,7 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
         for ch in range(5):
             for px in range(wl):
                 near_acc[ch, py, px] = near[ch, px]
-        near_rows[py] = near[4].max() > 0.0
+        near_rows[py] = _max(near[4]) > 0.0
 
 
 @njit(inline="always", cache=True, fastmath=True, error_model="numpy")
@@ -380,7 +442,7 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, s, col_x0, col_x1,
         low = np.empty(wl, np.float32)
         c_row = coc[y]
         far_field = np.empty((4, width), np.float32)
-        if c_row.min() < -FOCUS_RADIUS:
+        if _max(far_r[y]) > 0.0:  # the row has far pixels
             for ch in range(4):
                 _upsample_row(far_acc[ch, y0], far_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
                               col_fx, low, far_field[ch])
@@ -391,7 +453,7 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, s, col_x0, col_x1,
             for ch in range(5):
                 _upsample_row(near_acc[ch, y0], near_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
                               col_fx, low, near[ch])
-        if near_cmax[max(y - s, 0):min(y + s + 1, height)].max() >= 0.0:
+        if _max(near_cmax[max(y - s, 0):min(y + s + 1, height)]) >= 0.0:
             _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near)
         exact = np.zeros((4, width), np.float32)
         if far_rmax[y] >= 0.0:
