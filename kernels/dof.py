@@ -25,8 +25,8 @@ The fast paths (CPU Numba, CUDA) run the same three passes: reduce the frame by 
 chosen so the largest blur is at most ``LOW_RES_RADIUS`` reduced pixels, gather at that resolution,
 and composite at full resolution (bilinear, weighted by field support). CoCs below ``s - 1`` cannot be
 represented at 1/s resolution, so the composite gathers them exactly at full resolution (their window
-is at most (2s + 1)^2 pixels; the CPU scatters the near ones from per-row lists instead: the same
-terms in the same order, summed apart and then added), cross-fading into the reduced gather between
+is at most (2s + 1)^2 pixels; the CPU computes the same sums as row stencils, one offset at a time
+across a row, which vectorise), cross-fading into the reduced gather between
 ``s - 1`` and ``s``. At ``s == 1`` the fast paths compute the reference semantics exactly.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ import numpy as np
 from kernels.backend import is_cupy_array, resolve_backend
 
 FOCUS_RADIUS = 0.5  # |CoC| at or below this is in focus: the disc fits inside the pixel
-LOW_RES_RADIUS = 4.0  # largest blur radius, in reduced pixels, that the CPU path gathers (its 15 ms budget)
+LOW_RES_RADIUS = 4.0  # largest blur radius, in reduced pixels, that the CPU path gathers (its 15 ms budget at VGA)
 # The GPU could afford 8 (crisper bokeh rims: they soften over ~1.5 s px), but the same factor on both
 # devices makes --device cpu and --device cuda render the same picture (to 1 level), which users expect.
 LOW_RES_RADIUS_CUDA = LOW_RES_RADIUS

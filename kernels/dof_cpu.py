@@ -33,17 +33,21 @@ _TINY = np.float32(1e-30)
 _NO_FAR = np.float32(-1e30)  # far radius of a pixel outside the far field: its every coverage clamps to 0
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _split(r: float, s: int) -> float:
-    """Share of a CoC handled by the reduced gather; the rest is gathered exactly at full resolution.
+@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+def _share_shift(s):
+    """The `shift` of `_share` for reduction factor s (at s == 1 the reduced gather takes every CoC)."""
+    return np.float32(s - 1.0) if s > 1 else np.float32(-1e30)
+
+
+@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+def _share(r, shift):
+    """Share of a CoC r handled by the reduced gather; the rest is gathered exactly at full resolution.
 
     A CoC below s - 1 cannot be represented at 1/s resolution (the block alone blurs more), so it is
     gathered at full resolution, where its window is at most (2s + 1)^2; above s the reduced gather
     takes over; between the two the weights cross-fade linearly.
     """
-    if s == 1:
-        return 1.0
-    return min(max(r - (s - 1.0), 0.0), 1.0)
+    return min(max(r - shift, _ZERO), _ONE)
 
 
 @njit(inline="always", cache=True, fastmath=True, error_model="numpy")
@@ -123,7 +127,7 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
     inv_thr = np.float32(1.0 / (1.0 - HIGHLIGHT_THRESHOLD))
     threshold = np.float32(HIGHLIGHT_THRESHOLD)
     boost32 = np.float32(boost)
-    shift = np.float32(s - 1.0) if s > 1 else np.float32(-1e30)  # `_split` as min(max(r - shift, 0), 1)
+    shift = _share_shift(s)
     twelfth = np.float32(1.0 / 12.0)
     inv_pi = np.float32(_INV_PI)
     for by in prange(hl):
@@ -171,7 +175,7 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
                 ia_row[x] = inv_pi / (c * c + twelfth) if abs(c) > FOCUS_RADIUS else _ZERO
             for x in range(width):
                 c = c_row[x]
-                t_near = min(max(c - shift, _ZERO), _ONE)
+                t_near = _share(c, shift)
                 sw_row[x] = (_ONE - t_near) * ia_row[x] if c > FOCUS_RADIUS else _ZERO
                 share[x] = t_near if c > FOCUS_RADIUS else _ZERO
             for x in range(width):
@@ -189,11 +193,11 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
                 sums[10, x] += share[x]
             for x in range(width):
                 c = c_row[x]
-                small[x] = -c if (c < -FOCUS_RADIUS) & (-c - shift < _ONE) else np.float32(-1.0)
+                small[x] = -c if (c < -FOCUS_RADIUS) & (_share(-c, shift) < _ONE) else np.float32(-1.0)
             _small_span(small, far_span[y], far_rmax[y:y + 1])
             for x in range(width):
                 c = c_row[x]
-                small[x] = c if (c > FOCUS_RADIUS) & (c - shift < _ONE) else np.float32(-1.0)
+                small[x] = c if (c > FOCUS_RADIUS) & (_share(c, shift) < _ONE) else np.float32(-1.0)
             _small_span(small, near_span[y], near_cmax[y:y + 1])
         for bx in range(wl):
             x0 = bx * s
@@ -267,6 +271,8 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
                     p0 = max(0, -dx)
                     p1 = min(wl, wl - dx)
                     n = p1 - p0
+                    if n <= 0:  # the offset is wider than the frame (a negative slice end would wrap)
+                        continue
                     # slices indexed from 0: Numba vectorises a loop only without negative-index wrapping
                     rq = low_fr[qy, p0 + dx:p1 + dx]
                     iaq = ia_far[qy, p0 + dx:p1 + dx]
@@ -277,10 +283,7 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
                     for j in range(n):
                         ws[j] = _coverage(max(min(rq[j], rps[j]), _HALF) + edge) * max(iaq[j], iaps[j])
                     for ch in range(4):
-                        src = low_f[ch, qy, p0 + dx:p1 + dx]
-                        dst = far[ch, p0:p1]
-                        for j in range(n):
-                            dst[j] += ws[j] * src[j]
+                        _add_product(far[ch, p0:p1], ws, low_f[ch, qy, p0 + dx:p1 + dx])
             if max_nr[qy] >= 0.0:
                 lim = max(max_nr[qy], FOCUS_RADIUS) + 0.5
                 for dx in range(-kd, kd + 1):
@@ -290,6 +293,8 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
                     p0 = max(0, -dx)
                     p1 = min(wl, wl - dx)
                     n = p1 - p0
+                    if n <= 0:  # the offset is wider than the frame (a negative slice end would wrap)
+                        continue
                     rq = low_nr[qy, p0 + dx:p1 + dx]
                     iaq = ia_near[qy, p0 + dx:p1 + dx]
                     ws = w[:n]
@@ -297,10 +302,7 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
                     for j in range(n):
                         ws[j] = _coverage(max(rq[j], _HALF) + edge) * iaq[j]
                     for ch in range(5):
-                        src = low_n[ch, qy, p0 + dx:p1 + dx]
-                        dst = near[ch, p0:p1]
-                        for j in range(n):
-                            dst[j] += ws[j] * src[j]
+                        _add_product(near[ch, p0:p1], ws, low_n[ch, qy, p0 + dx:p1 + dx])
         for ch in range(4):
             for px in range(wl):
                 far_acc[ch, py, px] = far[ch, px] if low_fr[py, px] >= 0.0 else _ZERO
@@ -311,12 +313,11 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
 
 
 @njit(inline="always", cache=True, fastmath=True, error_model="numpy")
-def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near):
+def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, w):
     """Row y's share of the near pixels too small for the reduced gather, gathered exactly at full
     resolution (their discs reach at most s px) into `near` (B, G, R, weight, coverage)."""
     kd = (dist.shape[0] - 1) // 2
     height, width = coc.shape
-    w = np.empty(width, np.float32)
     for qy in range(max(y - kd, 0), min(y + kd + 1, height)):
         cmax = near_cmax[qy]
         if cmax < 0.0:
@@ -341,17 +342,14 @@ def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near):
             for j in range(n):
                 ws[j] = _coverage(cq[j] + edge) * wq[j]
             for ch in range(4):
-                src = pre[ch, qy, p0 + dx:p1 + dx]
-                dst = near[ch, p0:p1]
-                for j in range(n):
-                    dst[j] += ws[j] * src[j]
+                _add_product(near[ch, p0:p1], ws, pre[ch, qy, p0 + dx:p1 + dx])
             dst = near[4, p0:p1]
             for j in range(n):
                 dst[j] += ws[j]
 
 
 @njit(inline="always", cache=True, fastmath=True, error_model="numpy")
-def _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact):
+def _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact, w):
     """Row y's far pixels too small for the reduced gather (columns far_span[y]), gathered exactly at full
     resolution with the min-radius rule into `exact` (B, G, R, weight); the min-radius rule bounds each
     window by the pixel's own CoC (< s)."""
@@ -364,7 +362,6 @@ def _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact):
     hi = far_span[y, 1]
     rp = far_r[y]
     iap = inv_area[y]
-    w = np.empty(width, np.float32)
     for qy in range(max(y - k, 0), min(y + k + 1, height)):
         drow = dist[kd + qy - y]
         for dx in range(-k, k + 1):
@@ -386,10 +383,7 @@ def _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact):
                 # radius min(r_q, r_p); 1/area of the smaller disc is the larger inverse
                 ws[j] = _coverage(min(rq[j], rps[j]) + edge) * max(iaq[j], iaps[j])
             for ch in range(4):
-                src = pre[ch, qy, p0 + dx:p1 + dx]
-                dst = exact[ch, p0:p1]
-                for j in range(n):
-                    dst[j] += ws[j] * src[j]
+                _add_product(exact[ch, p0:p1], ws, pre[ch, qy, p0 + dx:p1 + dx])
 
 
 @njit(inline="always", cache=True, fastmath=True, error_model="numpy")
@@ -431,40 +425,44 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, s, col_x0, col_x1,
     hl = far_acc.shape[1]
     wl = far_acc.shape[2]
     inv_s = 1.0 / s
-    # the reduced share t of a far CoC r (`_split`), as min(max(r - shift, 0), 1): all of it at s == 1
-    shift = np.float32(s - 1.0) if s > 1 else np.float32(-1e30)
+    shift = _share_shift(s)
     for i in prange(height):
         y = rows[i]
         uy = min(max((y + 0.5) * inv_s - 0.5, 0.0), hl - 1.0)
         y0 = int(uy)
         fy = np.float32(uy - y0)
         y1 = min(y0 + 1, hl - 1)
+        # one scratch block per row: far field 0-3, near field 4-8, exact far 9-12, per-pixel factors 13-18,
+        # stencil weights 19 (a dozen small allocations per row cost more than the row's arithmetic)
+        scratch = np.empty((20, width), np.float32)
         low = np.empty(wl, np.float32)
         c_row = coc[y]
-        far_field = np.empty((4, width), np.float32)
+        far_field = scratch[0:4]
         if _max(far_r[y]) > 0.0:  # the row has far pixels
             for ch in range(4):
                 _upsample_row(far_acc[ch, y0], far_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
                               col_fx, low, far_field[ch])
         else:
             far_field[:] = 0.0
-        near = np.zeros((5, width), np.float32)  # B, G, R, weight, coverage
+        near = scratch[4:9]  # B, G, R, weight, coverage
+        near[:] = 0.0
         if near_rows[y0] or near_rows[y1]:
             for ch in range(5):
                 _upsample_row(near_acc[ch, y0], near_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
                               col_fx, low, near[ch])
         if _max(near_cmax[max(y - s, 0):min(y + s + 1, height)]) >= 0.0:
-            _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near)
-        exact = np.zeros((4, width), np.float32)
+            _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, scratch[19])
+        exact = scratch[9:13]
+        exact[:] = 0.0
         if far_rmax[y] >= 0.0:
-            _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact)
+            _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact, scratch[19])
         # per pixel, what the three channels share; then one channel at a time (planar: SIMD)
         is_far = np.empty(width, np.bool_)
-        t = np.empty(width, np.float32)
-        inv_exact = np.empty(width, np.float32)
-        inv_far = np.empty(width, np.float32)
-        alpha = np.empty(width, np.float32)
-        inv_near = np.empty(width, np.float32)
+        t = scratch[13]
+        inv_exact = scratch[14]
+        inv_far = scratch[15]
+        alpha = scratch[16]
+        inv_near = scratch[17]
         cover = near[4]
         near_h = near[3]
         exact_h = exact[3]
@@ -472,7 +470,7 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, s, col_x0, col_x1,
         for x in range(width):
             c = c_row[x]
             is_far[x] = c < -FOCUS_RADIUS
-            t[x] = min(max(-c - shift, _ZERO), _ONE)
+            t[x] = _share(-c, shift)
             # exact share (t < 1) and reduced share (t > 0), each normalised by its own weight; a weight
             # of 0 only occurs where its share is unused (the clamp keeps it finite)
             inv_exact[x] = _ONE / max(exact_h[x], _TINY)
@@ -482,7 +480,7 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, s, col_x0, col_x1,
             inv_near[x] = _ONE / max(near_h[x], _TINY)
         img_row = img[y]
         out_row = out[y]
-        own = np.empty(width, np.float32)
+        own = scratch[18]
         result = np.empty(width, np.uint8)
         for ch in range(3):
             for x in range(width):
