@@ -31,14 +31,22 @@ class FaceFinder:
         return tuple(int(round(v / scale)) for v in (x, y, w, h))  # type: ignore[return-value]
 
 
+# Enough samples for a region's 5 % share to hold ~1000 of them; a quantile over all of a VGA map's
+# 307,200 values took 1.5 ms of every frame of the render stage, a strided sample 0.2 ms.
+REGION_SAMPLES = 20_000
+
+
 def nearest_large_region(disparity: np.ndarray, area_fraction: float = 0.05) -> float:
     """The disparity of the nearest region that covers at least `area_fraction` of the frame.
 
     The (1 - area_fraction) quantile ignores small near specks (noise, a hand at the edge), then the
-    median of what is above it gives the subject's own disparity rather than its nearest tip.
+    median of what is above it gives the subject's own disparity rather than its nearest tip. Read
+    from a regular grid of at least REGION_SAMPLES points: a region that large spans many of them.
     """
-    threshold = float(np.quantile(disparity, 1.0 - area_fraction))
-    return float(np.median(disparity[disparity >= threshold]))
+    step = max(1, int((disparity.size / REGION_SAMPLES) ** 0.5))
+    sample = disparity[step // 2::step, step // 2::step]
+    threshold = float(np.quantile(sample, 1.0 - area_fraction))
+    return float(np.median(sample[sample >= threshold]))
 
 
 def disparity_at(disparity: np.ndarray, x: int, y: int, radius: int = 3) -> float:
