@@ -86,7 +86,8 @@ def _product(dst, a, b):
 @njit(inline="always", cache=True, fastmath=True, error_model="numpy")
 def _add_product(dst, a, b):
     """dst += a * b over 0-based slices: Numba vectorises such a loop (an index that could be negative,
-    as in `dst[x + dx]`, brings wrap-around handling that stops it)."""
+    as in `dst[x + dx]`, brings wrap-around handling that stops it). Callers skip empty ranges first:
+    a slice whose end came out negative would wrap and not be empty."""
     for j in range(dst.shape[0]):
         dst[j] += a[j] * b[j]
 
