@@ -33,13 +33,13 @@ _TINY = np.float32(1e-30)
 _NO_FAR = np.float32(-1e30)  # far radius of a pixel outside the far field: its every coverage clamps to 0
 
 
-@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _share_shift(s):
     """The `shift` of `_share` for reduction factor s (at s == 1 the reduced gather takes every CoC)."""
     return np.float32(s - 1.0) if s > 1 else np.float32(-1e30)
 
 
-@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _share(r, shift):
     """Share of a CoC r handled by the reduced gather; the rest is gathered exactly at full resolution.
 
@@ -50,12 +50,12 @@ def _share(r, shift):
     return min(max(r - shift, _ZERO), _ONE)
 
 
-@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _coverage(cov):
     return min(max(cov, _ZERO), _ONE)
 
 
-@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _max(values):
     """The largest of a non-empty float32 row. Eight running maxima: one is a chain of dependent steps
     that LLVM does not vectorise (nor does ndarray.max(), which keeps NaN semantics); 3.5x faster."""
@@ -77,13 +77,13 @@ def _max(values):
     return top
 
 
-@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _product(dst, a, b):
     for j in range(dst.shape[0]):
         dst[j] = a[j] * b[j]
 
 
-@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _add_product(dst, a, b):
     """dst += a * b over 0-based slices: Numba vectorises such a loop (an index that could be negative,
     as in `dst[x + dx]`, brings wrap-around handling that stops it). Callers skip empty ranges first:
@@ -92,7 +92,7 @@ def _add_product(dst, a, b):
         dst[j] += a[j] * b[j]
 
 
-@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _small_span(values, span, row_max):
     """The first and last column where `values` >= 0 (the row's small pixels) and its largest value."""
     width = values.shape[0]
@@ -313,7 +313,7 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
         near_rows[py] = _max(near[4]) > 0.0
 
 
-@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, w):
     """Row y's share of the near pixels too small for the reduced gather, gathered exactly at full
     resolution (their discs reach at most s px) into `near` (B, G, R, weight, coverage)."""
@@ -349,7 +349,7 @@ def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, w):
                 dst[j] += ws[j]
 
 
-@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact, w):
     """Row y's far pixels too small for the reduced gather (columns far_span[y]), gathered exactly at full
     resolution with the min-radius rule into `exact` (B, G, R, weight); the min-radius rule bounds each
@@ -387,7 +387,7 @@ def _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact, 
                 _add_product(exact[ch, p0:p1], ws, pre[ch, qy, p0 + dx:p1 + dx])
 
 
-@njit(inline="always", cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _upsample_row(a, b, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low, dst):
     """dst = the bilinear interpolation at full width of the reduced rows a and b (weight fy on b): first
     vertically into `low`, then horizontally one phase x % s at a time (contiguous loads, fixed weight),
