@@ -77,12 +77,15 @@ def joint_bilateral_planes(disparity: np.ndarray, planes: np.ndarray, lut: np.nd
 def _upsample_taps(full: int, low: int, taps: int, inv_two_sigma2: float) -> tuple[np.ndarray, np.ndarray]:
     """For each full-res coordinate: the `taps` nearest low-res indices (clipped into the image) and their
     Gaussian weights in low-res pixels; a tap that falls outside the image gets weight 0, i.e. is skipped."""
-    scale = low / full
     index = np.empty((full, taps), np.int64)
     weight = np.zeros((full, taps), np.float32)
     for i in range(full):
-        centre = (i + 0.5) * scale - 0.5  # pixel-centre alignment, as cv2.resize
-        first = int(np.floor(centre)) - taps // 2 + 1
+        # pixel-centre alignment, as cv2.resize: centre = (i + 0.5) * low / full - 0.5. Its floor in integers:
+        # where the centre is a whole number (every pixel at scale 1, every third at 3) float rounding,
+        # which differs with FMA contraction, would pick either side's pair of taps.
+        twice = (2 * i + 1) * low - full
+        centre = twice / (2.0 * full)
+        first = twice // (2 * full) - taps // 2 + 1
         for t in range(taps):
             q = first + t
             index[i, t] = min(max(q, 0), low - 1)

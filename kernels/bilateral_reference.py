@@ -33,3 +33,46 @@ def joint_bilateral_reference(disparity: np.ndarray, guide_bgr: np.ndarray, radi
             num[py0:py1, px0:px1] += wgt * d[py0 + dy:py1 + dy, px0 + dx:px1 + dx]
             den[py0:py1, px0:px1] += wgt
     return num / den
+
+
+def joint_bilateral_upsample_reference(low: np.ndarray, low_guide_bgr: np.ndarray, guide_bgr: np.ndarray,
+                                       sigma_range: float, sigma_low: float, weight_floor: float = 1e-9,
+                                       tap_floor: float = 1e-4) -> np.ndarray:
+    """Joint bilateral upsampling (Kopf et al. 2007) over the 2x2 low-res neighbours of each full-res pixel.
+
+    Neighbours of p along each axis: the two low-res samples around p's centre mapped into low-res pixels
+    ((i + 0.5) · low / full − 0.5, as cv2.resize), weighted by exp(−Δ²/(2σ²)) in low-res pixels; a
+    neighbour outside the image, or weighing under `tap_floor`, is skipped. Range weight: the product
+    over B, G, R of exp(−(Δc/255)²/(2σr²)), each factor under `weight_floor` taken as 0 (the fast
+    path's floored tables). Where every weight is 0 the nearest low-res sample is taken. float64.
+    """
+    low = np.asarray(low, dtype=np.float64)
+    h, w = low.shape
+    big_h, big_w = guide_bgr.shape[:2]
+
+    def taps(full: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        twice = (2 * np.arange(full) + 1) * size - full
+        centre = twice / (2.0 * full)
+        first = twice // (2 * full)  # exact: a whole-number centre takes itself and the sample after it
+        index = np.stack([first, first + 1], axis=1)
+        weight = np.exp(-0.5 / sigma_low ** 2 * (index - centre[:, None]) ** 2)
+        weight[(index < 0) | (index >= size) | (weight < tap_floor)] = 0.0
+        return np.clip(index, 0, size - 1), weight
+
+    iy, wy = taps(big_h, h)
+    ix, wx = taps(big_w, w)
+    g = np.asarray(guide_bgr, dtype=np.float64)
+    gl = np.asarray(low_guide_bgr, dtype=np.float64)
+    num = np.zeros((big_h, big_w))
+    den = np.zeros((big_h, big_w))
+    for a in range(2):
+        for b in range(2):
+            rows, cols = iy[:, a][:, None], ix[:, b][None, :]
+            factors = np.exp(-((gl[rows, cols] - g) / 255.0) ** 2 / (2.0 * sigma_range ** 2))
+            factors[factors < weight_floor] = 0.0
+            weight = wy[:, a][:, None] * wx[:, b][None, :] * np.prod(factors, axis=-1)
+            num += weight * low[rows, cols]
+            den += weight
+    nearest_row = np.where(wy[:, 0] >= wy[:, 1], iy[:, 0], iy[:, 1])[:, None]
+    nearest_col = np.where(wx[:, 0] >= wx[:, 1], ix[:, 0], ix[:, 1])[None, :]
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), low[nearest_row, nearest_col])
