@@ -5,8 +5,9 @@ table (one per channel difference), the spatial weight is one entry of a precomp
 the window is walked one offset at a time across a whole output row (a row stencil): each inner loop runs
 over contiguous, 0-based slices (no negative-index wrapping) and touches few arrays, so LLVM vectorises
 it, the lookups as gathers. Per pixel the terms arrive in the same order as a per-pixel window walk,
-which it replaced at 1.3-2.1x the speed (bench/RESULTS.md). The tables are floored (see `kernels.bilateral.WEIGHT_FLOOR`) so no product of weights is a float32 denormal:
-denormal arithmetic made this loop about 16x slower.
+which it replaced at 1.3-2.1x the speed (bench/RESULTS.md). The tables are floored (see
+`kernels.bilateral.WEIGHT_FLOOR`) so no product of weights is a float32 denormal: denormal arithmetic
+made this loop about 16x slower.
 """
 from __future__ import annotations
 
