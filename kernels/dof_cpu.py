@@ -93,11 +93,11 @@ def _add_product(dst, a, b):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _small_span(values, span, row_max):
-    """The first and last column where `values` >= 0 (the row's small pixels) and its largest value."""
+def _small_span(values, span):
+    """The first and last column where `values` >= 0 (the row's small pixels) into `span`; returns their
+    largest value (-1: none)."""
     width = values.shape[0]
     top = _max(values)
-    row_max[0] = top if top >= 0.0 else -1.0
     span[0] = width
     span[1] = -1
     if top >= 0.0:
@@ -109,6 +109,7 @@ def _small_span(values, span, row_max):
             hi -= 1
         span[0] = lo
         span[1] = hi
+    return top if top >= 0.0 else np.float32(-1.0)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
@@ -195,11 +196,11 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
             for x in range(width):
                 c = c_row[x]
                 small[x] = -c if (c < -FOCUS_RADIUS) & (_share(-c, shift) < _ONE) else np.float32(-1.0)
-            _small_span(small, far_span[y], far_rmax[y:y + 1])
+            far_rmax[y] = _small_span(small, far_span[y])
             for x in range(width):
                 c = c_row[x]
                 small[x] = c if (c > FOCUS_RADIUS) & (_share(c, shift) < _ONE) else np.float32(-1.0)
-            _small_span(small, near_span[y], near_cmax[y:y + 1])
+            near_cmax[y] = _small_span(small, near_span[y])
         for bx in range(wl):
             x0 = bx * s
             x1 = min(x0 + s, width)
