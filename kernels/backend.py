@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Any, Literal
 
 Backend = Literal["cpu", "cuda"]
 BACKEND_CHOICES = ("auto", "cpu", "cuda")
@@ -66,3 +66,16 @@ def array_module(array: object):
 def to_host(array):
     """A NumPy array of `array`'s values: CuPy arrays are copied from the GPU, NumPy ones pass as they are."""
     return array.get() if is_cupy_array(array) else array
+
+
+def number_argument(name: str, value: Any, requirement: str) -> float:
+    """A kernel's scalar argument as a float; ValueError "`name` must be `requirement`" for what is not a
+    number. float() alone would take "0.5" and True; NumPy scalars and 0-d arrays are numbers and pass."""
+    import numpy as np
+
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise ValueError(f"{name} must be {requirement}, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {requirement}, got {value!r}") from None

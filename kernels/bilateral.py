@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.backend import array_module, is_cupy_array, resolve_backend
+from kernels.backend import array_module, is_cupy_array, number_argument, resolve_backend
 
 MAX_RADIUS = 16  # the CUDA kernel's constant-memory table holds (2·16+1)² weights
 # Table entries below this are set to 0. A product of four entries ≥ 1e-9 is ≥ 1e-36, a normal float32;
@@ -66,13 +66,7 @@ def _check_params(radius: int, sigma_spatial: float, sigma_range: float) -> tupl
 
 
 def _positive_float(name: str, value: Any) -> float:
-    # float() alone would take "0.05" and True; NumPy scalars and 0-d arrays are numbers and pass.
-    if isinstance(value, (str, bytes, bool, np.bool_)):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
+    v = number_argument(name, value, "a positive finite number")
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return min(max(v, SIGMA_LIMITS[0]), SIGMA_LIMITS[1])

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.backend import is_cupy_array, resolve_backend
+from kernels.backend import is_cupy_array, number_argument, resolve_backend
 
 FOCUS_RADIUS = 0.5  # |CoC| at or below this is in focus: the disc fits inside the pixel
 LOW_RES_RADIUS = 4.0  # largest blur radius, in reduced pixels, that the CPU path gathers (its 15 ms budget at VGA)
@@ -81,12 +81,7 @@ def plan(shape: tuple[int, int], focus: float, max_blur_px: float, highlight_boo
 
 
 def _check_scalar(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, (str, bytes, bool, np.bool_)):  # float() would take "0.5" and True
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    v = number_argument(name, value, "a number")
     if not math.isfinite(v) or not low <= v <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
     return v
