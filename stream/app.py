@@ -161,13 +161,17 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     if wrap_source is not None:
         source = wrap_source(source)
     stages: list[Stage] = []
+    focus: FocusController | None = None
     try:
         output = output or ("null" if sink is not None else default_output(input_spec, source))
         check_outputs(config, input_spec, output if sink is None else "null", source)
         backend = kernel_backend(config.device)
         estimator = load_estimator(config, progress=config.output.progress)
         render = config.render
-        focus = FocusController(render.focus, render.focus_point, render.focus_smoothing, render.face_interval)
+        # Live: the face detector runs beside the render, which would otherwise stall on it every
+        # face_interval-th frame; a file run keeps it inline, so every run of a file is the same.
+        focus = FocusController(render.focus, render.focus_point, render.focus_smoothing, render.face_interval,
+                                faces_in_background=source.live)
         stop = threading.Event()
         stages = build_stages(config, estimator, focus, backend, stop)
         prepare_kernels(config, backend, notify, blur_may_change=sink is None and output_kind(output) == "window")
@@ -179,6 +183,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     except BaseException:
         for stage in stages:  # the async network's worker thread ends with its stage
             stage.close()
+        if focus is not None:  # and the face detector's (also closed by its stage, if it was made)
+            focus.close()
         source.close()
         raise
     show_progress = config.output.progress if progress is None else progress

@@ -3,32 +3,9 @@ from __future__ import annotations
 
 import threading
 
-import cv2
 import numpy as np
 
-
-class FaceFinder:
-    """OpenCV's bundled frontal-face Haar cascade, run on a downscaled grey frame for speed."""
-
-    def __init__(self, detect_width: int = 320, min_face_fraction: float = 0.12) -> None:
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
-            raise RuntimeError(f"OpenCV's face cascade could not be loaded from {path}")
-        self.detect_width = detect_width
-        self.min_face_fraction = min_face_fraction  # portrait subjects are large; skipping tiny scales is 3x faster
-
-    def largest_face(self, image_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
-        """(x, y, w, h) of the largest face in full-frame pixels, or None."""
-        scale = min(1.0, self.detect_width / image_bgr.shape[1])
-        small = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image_bgr
-        grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
-        smallest = max(int(self.min_face_fraction * grey.shape[1]), 16)
-        faces = self.cascade.detectMultiScale(grey, scaleFactor=1.2, minNeighbors=5, minSize=(smallest, smallest))
-        if len(faces) == 0:
-            return None
-        x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-        return tuple(int(round(v / scale)) for v in (x, y, w, h))  # type: ignore[return-value]
+from stream.faces import BackgroundFaceFinder, Box, FaceFinder
 
 
 # Enough samples for a region's 5 % share to hold ~1000 of them; a quantile over all of a VGA map's
@@ -67,10 +44,13 @@ class FocusController:
     """Chooses the focus disparity per frame and smooths it so focus does not jump.
 
     `point` and the mode can be changed from another thread (a click or a key in the live window).
+    With `faces_in_background` (live runs) the face detector runs on a thread of its own and focus
+    follows its newest finished detection; otherwise it runs inline and a run is repeatable.
     """
 
     def __init__(self, focus: str | float = "auto", point: tuple[int, int] | None = None,
-                 smoothing: float = 0.25, face_interval: int = 1, face_hold: int = FACE_HOLD_FRAMES) -> None:
+                 smoothing: float = 0.25, face_interval: int = 1, face_hold: int = FACE_HOLD_FRAMES,
+                 faces_in_background: bool = False) -> None:
         self.fixed = None if focus == "auto" else float(focus)
         self.smoothing = smoothing
         self.face_interval = face_interval  # detect every n-th frame; faces move little in between
@@ -80,9 +60,23 @@ class FocusController:
         self._point = point
         self._forget_face = False  # the mode changed: a face box from before it is stale
         self._lock = threading.Lock()
-        self._faces = FaceFinder() if self.fixed is None else None
+        self.faces_in_background = faces_in_background
+        self._faces: FaceFinder | None = None
+        self._background: BackgroundFaceFinder | None = None
+        if self.fixed is None:
+            self._start_faces()
         self.current: float | None = None
-        self.last_face: tuple[int, int, int, int] | None = None
+        self.last_face: Box | None = None
+
+    def _start_faces(self) -> None:
+        self._faces = FaceFinder()
+        if self.faces_in_background:
+            self._background = BackgroundFaceFinder(self._faces)
+
+    def close(self) -> None:
+        """Ends the background detector's thread, if there is one."""
+        if self._background is not None:
+            self._background.close()
 
     def set_point(self, x: int, y: int) -> None:
         with self._lock:
@@ -111,24 +105,40 @@ class FocusController:
                  fixed: float | None, forget_face: bool = False) -> float:
         if forget_face:  # a face box from before a click is no guide to where a face is now: look afresh
             self.last_face, self._frames, self._face_seen = None, 0, 0
+            if self._background is not None:
+                self._background.discard()
         if point is not None:
             return disparity_at(disparity, *point)
         if fixed is not None:
             return fixed
         if self._faces is None:  # a fixed focus switched to auto: the cascade loads on first use
-            self._faces = FaceFinder()
-        if self._frames % self.face_interval == 0:
-            face = self._faces.largest_face(image_bgr)
-            if face is not None:
-                self.last_face, self._face_seen = face, self._frames
-            elif self._frames - self._face_seen >= self.face_hold:
-                self.last_face = None
+            self._start_faces()
+        self._look_for_faces(image_bgr)
         self._frames += 1
         if self.last_face is not None:
             x, y, w, h = self.last_face
             # The central part of the face box: the box's corners are often background.
             return float(np.median(disparity[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]))
         return nearest_large_region(disparity)
+
+    def _look_for_faces(self, image_bgr: np.ndarray) -> None:
+        """Every face_interval-th frame asks the detector; a detection counts from the frame it was
+        asked about, so a background detection that finishes late holds the face no longer."""
+        asking = self._frames % self.face_interval == 0
+        if self._background is None:
+            if asking:
+                self._take_detection(self._faces.largest_face(image_bgr), self._frames)  # type: ignore[union-attr]
+            return
+        for detection in self._background.results():
+            self._take_detection(detection.face, detection.tag)
+        if asking:
+            self._background.submit(image_bgr, self._frames)
+
+    def _take_detection(self, face: Box | None, frame: int) -> None:
+        if face is not None:
+            self.last_face, self._face_seen = face, frame
+        elif frame - self._face_seen >= self.face_hold:
+            self.last_face = None
 
     def update(self, image_bgr: np.ndarray, disparity: np.ndarray) -> float:
         point, fixed, forget_face = self._snapshot()

@@ -254,4 +254,4 @@ class RenderStage:
         return batch
 
     def close(self) -> None:
-        pass
+        self.focus.close()

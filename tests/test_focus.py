@@ -1,8 +1,12 @@
+import threading
+import time
+
 import cv2
 import numpy as np
 import pytest
 
-from stream.focus import FaceFinder, FocusController, nearest_large_region
+from stream.faces import FaceFinder
+from stream.focus import FocusController, nearest_large_region
 
 
 def _astronaut():
@@ -130,3 +134,22 @@ def test_after_a_click_auto_focus_looks_for_the_face_afresh():
         assert controller.update(image, disparity) == pytest.approx(0.2)
     controller.auto()  # the face has gone meanwhile: the fallback at once, not the old box
     assert controller.update(image, disparity) == pytest.approx(0.95, abs=1e-3)
+
+
+def test_live_focus_looks_for_faces_off_the_render_thread_and_takes_the_face_when_found(monkeypatch):
+    image, disparity, face = _face_scene()
+    detected_on = []
+    original = FaceFinder.detect
+    monkeypatch.setattr(FaceFinder, "detect",
+                        lambda self, prepared: detected_on.append(threading.get_ident()) or original(self, prepared))
+    controller = FocusController("auto", face_interval=2, smoothing=1.0, faces_in_background=True)
+    try:
+        assert controller.update(image, disparity) == pytest.approx(0.95, abs=1e-3)  # no detection back yet
+        deadline = time.monotonic() + 10.0
+        while controller.update(image, disparity) != pytest.approx(0.6) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert controller.last_face == face
+    finally:
+        controller.close()
+    assert detected_on and threading.get_ident() not in detected_on
+    assert not controller._background._thread.is_alive()

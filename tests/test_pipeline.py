@@ -233,6 +233,8 @@ def test_stop_event_ends_a_live_run_within_two_seconds(shared_models):
     assert time.monotonic() - started < 1.5 + 2.0
     assert not result.completed and result.threads_left == []
     assert len(sink.frames) > 5
+    assert built.focus.faces_in_background  # live: the face detector has a thread of its own
+    assert not built.focus._background._thread.is_alive()  # and it ended with the run
 
 
 def test_async_depth_passes_every_frame_with_the_newest_depth(shared_models):
@@ -244,6 +246,7 @@ def test_async_depth_passes_every_frame_with_the_newest_depth(shared_models):
     depth_indices = [f.depth_index for f in sink.frames]
     assert all(d <= f.index for d, f in zip(depth_indices, sink.frames))
     assert depth_indices == sorted(depth_indices)  # never goes back to an older depth
+    assert not built.focus.faces_in_background  # a file run focuses alike every time: faces inline
 
 
 class _CountingSource:
