@@ -49,7 +49,7 @@ class FaceFinder:
         if len(faces) == 0:
             return None
         x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-        return tuple(int(round(v / prepared.scale)) for v in (x, y, w, h))  # type: ignore[return-value]
+        return tuple(round(v / prepared.scale) for v in (x, y, w, h))  # type: ignore[return-value]
 
     def largest_face(self, image_bgr: np.ndarray) -> Box | None:
         return self.detect(self.prepare(image_bgr))

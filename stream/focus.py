@@ -7,7 +7,6 @@ import numpy as np
 
 from stream.faces import BackgroundFaceFinder, Box, FaceFinder
 
-
 # Enough samples for a region's 5 % share to hold ~1000 of them; a quantile over all of a VGA map's
 # 307,200 values took 1.5 ms of every frame of the render stage, a strided sample 0.2 ms.
 REGION_SAMPLES = 20_000
