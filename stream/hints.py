@@ -7,8 +7,9 @@ from typing import Callable
 
 from stream.frame import Frame
 
-# From bench/RESULTS.md on a 2-core CPU at 640x480: the exact filter (r = 12) 177 ms, live mode 4.6 ms.
-LIVE_REFINE_SPEEDUP = 40
+# From bench/RESULTS.md on a 2-core CPU: the exact filter (r = 12) against live mode at 160 px,
+# 333-336 against 8-10 ms at 640x480 and 2.2-2.5 s against 46-70 ms at 1920x1080.
+LIVE_REFINE_SPEEDUP = 30
 
 
 @dataclass
@@ -41,4 +42,5 @@ class SlowRunHint:
         remaining_s = (self.total_frames - self._seen) / rate
         if remaining_s > self.threshold_s:
             self.notify(f"about {remaining_s / 60:.0f} min to go at {rate:.2g} frames/s; --refine live spends "
-                        f"about {LIVE_REFINE_SPEEDUP}x less time refining (slightly softer depth edges)")
+                        f"about {LIVE_REFINE_SPEEDUP}x less time refining (and from 640x480 up puts depth edges "
+                        f"closer to the truth)")

@@ -183,8 +183,9 @@ class RefineStage:
         """The configured mode, on whichever side the arrays are (NumPy or CuPy in, the same out)."""
         c = self.config
         if c.mode == "live":
-            return kernels.refine_live(disparity, guide, work_width=c.work_width, radius=c.radius,
-                                       sigma_spatial=c.sigma_spatial, sigma_range=c.sigma_range, backend=self.backend)
+            return kernels.refine_live(disparity, guide, work_width=c.work_width, radius=c.live_radius,
+                                       sigma_spatial=c.live_sigma_spatial, sigma_range=c.sigma_range,
+                                       backend=self.backend)
         coarse = resize(disparity, guide.shape[1], guide.shape[0])
         if c.mode == "off":
             return coarse

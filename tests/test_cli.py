@@ -141,7 +141,7 @@ def test_a_camera_gets_the_live_settings_on_the_device_auto_picks():
     assert chosen and camera.device == "auto" and camera.refine.mode == "live" and camera.inference.mode == "async"
     assert config("camera:0", "--device", "cpu")[0].device == "cpu"
     assert config("camera:0", "--config", "live-cpu")[0].device == "cpu"  # the preset as written
-    assert config("camera:0", "--config", "default")[0].refine.mode == "full"
+    assert config("camera:0", "--config", "default")[0].inference.mode == "sync"  # the preset as written
     assert config("clip.mp4")[1] is False
 
 

@@ -49,6 +49,8 @@ def test_unknown_key_is_refused_with_its_name(tmp_path):
     ("normalise:\n  smoothing: .nan\n", "normalise.smoothing"),
     ("refine:\n  radius: 4.5\n", "refine.radius"),
     ("refine:\n  work_width: 100.5\n", "refine.work_width"),
+    ("refine:\n  live_radius: 17\n", "refine.live_radius"),
+    ("refine:\n  live_sigma_spatial: 0\n", "refine.live_sigma_spatial"),
     ("output:\n  save_depth: 5\n", "output.save_depth"),
     ("output:\n  save_depth: true\n", "output.save_depth"),
     ("output:\n  save_depth: ''\n", "output.save_depth"),
