@@ -214,7 +214,7 @@ def test_a_graph_the_rewrite_cannot_handle_keeps_batch_1(shared_models, tmp_path
 def _tiny_model(path, inputs, output_shape, output_type=None):
     """A one-node ONNX model: Identity of the first input, reshaped to `output_shape`."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     nodes = [helper.make_node("Reshape", [inputs[0][0], "shape"], ["out"])]
     graph = helper.make_graph(
