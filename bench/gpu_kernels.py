@@ -147,6 +147,40 @@ def main() -> None:
             cells = " | ".join(f"{t:.3f}" for t in times)
             print(f"| {width}x{height} | {radius} | {cells} | {plain:.3f} | {kornia_ms} | "
                   f"{floor_mem:.3f} / {floor_mufu:.3f} / {floor_issue:.3f} | {diff:.1e} |")
+    live_mode_table(args.runs)
+
+
+def live_mode_table(runs: int) -> None:
+    """Live mode (the default preset's refinement) end to end from a network-sized map, CuPy in and out:
+    area-downsample the frame to 160 px, the filter there (r = 4, σs = 3), joint bilateral upsampling.
+    Wall time of the whole call (host dispatch included: the steps are small), and its largest difference
+    from the CPU path (the gpu tests hold it under 1e-3)."""
+    import time
+
+    import cv2
+
+    from kernels.bilateral import refine_live
+
+    print("\n| size | live mode, wall ms (median) | GPU ms (events) | max abs diff vs CPU |")
+    print("| --- | ---: | ---: | ---: |")
+    for width, height in SIZES:
+        disparity, guide = scene(height, width)
+        network = cupy.asarray(cv2.resize(cupy.asnumpy(disparity), (320, 192), interpolation=cv2.INTER_AREA))
+
+        def call():
+            return refine_live(network, guide, work_width=160, radius=4, sigma_spatial=3.0, sigma_range=SIGMA_RANGE)
+
+        gpu_ms = median_ms(call, runs)
+        walls = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            call()
+            cupy.cuda.get_current_stream().synchronize()
+            walls.append((time.perf_counter() - started) * 1e3)
+        cpu = refine_live(cupy.asnumpy(network), cupy.asnumpy(guide), work_width=160, radius=4, sigma_spatial=3.0,
+                          sigma_range=SIGMA_RANGE, backend="cpu")
+        diff = float(np.abs(cupy.asnumpy(call()) - cpu).max())
+        print(f"| {width}x{height} | {np.median(walls):.3f} | {gpu_ms:.3f} | {diff:.1e} |")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from kernels.bilateral import MAX_RADIUS, range_lut, spatial_table
+from kernels.bilateral import LIVE_UPSAMPLE_SIGMA, MAX_RADIUS, range_lut, spatial_table, working_size
 from kernels.cuda_module import load_module
 
 SOURCE = "joint_bilateral.cu"
@@ -155,27 +155,80 @@ def joint_bilateral_cuda(disparity: Any, guide_bgr: Any, radius: int, sigma_spat
     return cupy.asnumpy(out) if on_host else out
 
 
+# launch(kernel_name, grid, block, args): CuPy's on a GPU; the tests pass one that runs the same CUDA
+# source compiled for the host, so the live-mode steps below are checked on machines without a GPU.
+Launcher = Callable[[str, tuple[int, int], tuple[int, int], tuple], None]
+EACH_PIXEL_BLOCK = (16, 16)  # the resize and upsampling kernels: one thread a pixel, no shared memory
+
+
+def _cupy_launch(name: str, grid: tuple[int, int], block: tuple[int, int], args: tuple) -> None:
+    import cupy
+
+    _kernel(name, cupy.cuda.Device().id)(grid, block, args)
+
+
+def resize_map(src: Any, height: int, width: int, xp: Any, launch_kernel: Launcher) -> Any:
+    """A float32 map to (height, width) as the CPU path's resize: area averaging where it shrinks both
+    ways (cv2 INTER_AREA), else bilinear (cv2 INTER_LINEAR's pixel-centre alignment)."""
+    if tuple(src.shape) == (height, width):
+        return src
+    dst = xp.empty((height, width), xp.float32)
+    shrink = width < src.shape[1] and height < src.shape[0]
+    launch_kernel("resize_area_f32" if shrink else "resize_bilinear_f32", _grid(height, width, EACH_PIXEL_BLOCK),
+                  EACH_PIXEL_BLOCK, (src, np.int32(src.shape[0]), np.int32(src.shape[1]), dst, np.int32(height),
+                                     np.int32(width)))
+    return dst
+
+
 def resize_bilinear_cuda(src: Any, height: int, width: int) -> Any:
     """float32 device map → (height, width), cv2 INTER_LINEAR alignment."""
     import cupy
 
+    if tuple(src.shape) == (height, width):
+        return src
     dst = cupy.empty((height, width), cupy.float32)
-    kernel = _kernel("resize_bilinear_f32", cupy.cuda.Device().id)
-    kernel(((width + 15) // 16, (height + 15) // 16), (16, 16),
-           (src, np.int32(src.shape[0]), np.int32(src.shape[1]), dst, np.int32(height), np.int32(width)))
+    _cupy_launch("resize_bilinear_f32", _grid(height, width, EACH_PIXEL_BLOCK), EACH_PIXEL_BLOCK,
+                 (src, np.int32(src.shape[0]), np.int32(src.shape[1]), dst, np.int32(height), np.int32(width)))
     return dst
 
 
-def refine_live_cuda(disparity: Any, guide_bgr: Any, radius: int, sigma_spatial: float, sigma_range: float) -> Any:
-    """Live mode on the GPU: bilinear upsample to the guide's size, then the exact full-resolution filter."""
+def run_live(disparity: Any, guide: Any, out: Any, work_shape: tuple[int, int], xp: Any, launch_kernel: Launcher,
+             exact_filter: Callable[[Any, Any, Any], None]) -> None:
+    """Live mode's steps on contiguous arrays (float32 map of any size, uint8 HxWx3 frame, float32 HxW out),
+    the CPU path's (`kernels.bilateral._refine_live_cpu`): area-downsample the frame to `work_shape`, bring
+    the map there, `exact_filter(map, frame, out)` there, then joint bilateral upsampling to the frame's
+    size. The upsampling reads c_range_lut, which the exact filter's launch has just made current."""
+    height, width = guide.shape[:2]
+    work_h, work_w = work_shape
+    i32 = np.int32
+    if (work_h, work_w) == (height, width):
+        exact_filter(resize_map(disparity, height, width, xp, launch_kernel), guide, out)
+        return
+    guide_low = xp.empty((work_h, work_w, 3), xp.uint8)
+    launch_kernel("resize_area_bgr", _grid(work_h, work_w, EACH_PIXEL_BLOCK), EACH_PIXEL_BLOCK,
+                  (guide, i32(height), i32(width), guide_low, i32(work_h), i32(work_w)))
+    refined = xp.empty((work_h, work_w), xp.float32)
+    exact_filter(resize_map(disparity, work_h, work_w, xp, launch_kernel), guide_low, refined)
+    launch_kernel("joint_bilateral_upsample", _grid(height, width, EACH_PIXEL_BLOCK), EACH_PIXEL_BLOCK,
+                  (refined, guide_low, i32(work_h), i32(work_w), guide, out, i32(height), i32(width),
+                   np.float32(0.5 / LIVE_UPSAMPLE_SIGMA ** 2)))
+
+
+def refine_live_cuda(disparity: Any, guide_bgr: Any, work_width: int, radius: int, sigma_spatial: float,
+                     sigma_range: float) -> Any:
+    """Live mode on the GPU, the same steps as on the CPU (`run_live`). NumPy in → NumPy out; CuPy in →
+    CuPy out, nothing copied to the host."""
     import cupy
 
     on_host = isinstance(disparity, np.ndarray)
     d = _to_device(disparity, cupy.float32)
     g = _to_device(guide_bgr, cupy.uint8)
     height, width = g.shape[:2]
-    if d.shape != (height, width):
-        d = resize_bilinear_cuda(d, height, width)
     out = cupy.empty((height, width), cupy.float32)
-    launch(d, g, out, radius, sigma_spatial, sigma_range)
+
+    def exact_filter(map_, frame, result) -> None:
+        launch(map_, frame, result, radius, sigma_spatial, sigma_range)
+
+    with _lock:  # held from the table refresh (in the filter's launch) through the upsampling that reads it
+        run_live(d, g, out, working_size(height, width, work_width), cupy, _cupy_launch, exact_filter)
     return cupy.asnumpy(out) if on_host else out

@@ -276,3 +276,118 @@ extern "C" __global__ void resize_bilinear_f32(const float* __restrict__ src, in
     const float bottom = src[y1 * src_w + x0] * (1.0f - ax) + src[y1 * src_w + x1] * ax;
     dst[y * dst_w + x] = top * (1.0f - ay) + bottom * ay;
 }
+
+// --- Live mode (kernels.refine_live): the filter at a working size, then joint bilateral upsampling ---
+// The same steps as the CPU path (kernels/bilateral.py, _refine_live_cpu), so both devices give the same
+// depth: area-downsample the frame to the working size, filter there (the kernels above), then bring the
+// result to the frame's size guided by the full-resolution frame.
+
+// Area resampling for shrinking (cv2.resize INTER_AREA): each output pixel averages its footprint
+// [x * sx, (x + 1) * sx) x [y * sy, (y + 1) * sy) of source pixels, partly covered ones by their overlap.
+// `channels` interleaved values per pixel; sx, sy >= 1.
+template <typename T>
+__device__ __forceinline__ float area_sum(const T* __restrict__ src, int src_w, int channels, int c, float x0,
+                                          float x1, float y0, float y1) {
+    float sum = 0.0f;
+    for (int sy = (int)y0; sy < y1; ++sy) {
+        const float wy = fminf(y1, (float)(sy + 1)) - fmaxf(y0, (float)sy);
+        float row = 0.0f;
+        for (int sx = (int)x0; sx < x1; ++sx) {
+            const float wx = fminf(x1, (float)(sx + 1)) - fmaxf(x0, (float)sx);
+            row = fmaf(wx, (float)src[(sy * src_w + sx) * channels + c], row);
+        }
+        sum = fmaf(wy, row, sum);
+    }
+    return sum;
+}
+
+__device__ __forceinline__ void area_footprint(int x, int y, int src_h, int src_w, int dst_h, int dst_w, float& x0,
+                                               float& x1, float& y0, float& y1) {
+    const float sx = (float)src_w / (float)dst_w, sy = (float)src_h / (float)dst_h;
+    x0 = x * sx;
+    x1 = fminf((x + 1) * sx, (float)src_w);
+    y0 = y * sy;
+    y1 = fminf((y + 1) * sy, (float)src_h);
+}
+
+// uint8 BGR frame -> its working-size copy (rounded to the nearest level).
+extern "C" __global__ void resize_area_bgr(const unsigned char* __restrict__ src, int src_h, int src_w,
+                                           unsigned char* __restrict__ dst, int dst_h, int dst_w) {
+    const int x = blockIdx.x * blockDim.x + threadIdx.x;
+    const int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= dst_w || y >= dst_h) return;
+    float x0, x1, y0, y1;
+    area_footprint(x, y, src_h, src_w, dst_h, dst_w, x0, x1, y0, y1);
+    const float inv_area = 1.0f / ((x1 - x0) * (y1 - y0));
+    for (int c = 0; c < 3; ++c) {
+        const float mean = area_sum(src, src_w, 3, c, x0, x1, y0, y1) * inv_area;
+        dst[(y * dst_w + x) * 3 + c] = (unsigned char)fminf(fmaxf(rintf(mean), 0.0f), 255.0f);  // halves to even, as OpenCV
+    }
+}
+
+// float32 map -> working size (the network's disparity, when it is larger than the working size).
+extern "C" __global__ void resize_area_f32(const float* __restrict__ src, int src_h, int src_w,
+                                           float* __restrict__ dst, int dst_h, int dst_w) {
+    const int x = blockIdx.x * blockDim.x + threadIdx.x;
+    const int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= dst_w || y >= dst_h) return;
+    float x0, x1, y0, y1;
+    area_footprint(x, y, src_h, src_w, dst_h, dst_w, x0, x1, y0, y1);
+    dst[y * dst_w + x] = area_sum(src, src_w, 1, 0, x0, x1, y0, y1) / ((x1 - x0) * (y1 - y0));
+}
+
+// The two low-resolution taps around full-resolution coordinate i, as the CPU's _upsample_taps: pixel-centre
+// alignment, centre = (i + 0.5) low / full - 0.5, its floor taken in integers (exact where the centre is a
+// whole number); a tap outside the map, or with a Gaussian weight below 1e-4, weighs 0.
+__device__ __forceinline__ void upsample_taps(int i, int full, int low, float inv_two_sigma2, int& i0, int& i1,
+                                              float& w0, float& w1) {
+    const int twice = (2 * i + 1) * low - full;
+    const int first = twice >= 0 ? twice / (2 * full) : -((-twice + 2 * full - 1) / (2 * full));  // floor
+    const float centre = (float)twice / (2.0f * (float)full);
+    float w[2];
+    int index[2];
+    for (int t = 0; t < 2; ++t) {
+        const int q = first + t;
+        index[t] = min(max(q, 0), low - 1);
+        const float dq = (float)q - centre;
+        const float value = expf(-inv_two_sigma2 * dq * dq);
+        w[t] = (q >= 0 && q < low && value >= 1e-4f) ? value : 0.0f;
+    }
+    i0 = index[0]; i1 = index[1]; w0 = w[0]; w1 = w[1];
+}
+
+// Joint bilateral upsampling (Kopf et al. 2007) over the 2x2 low-resolution neighbours of each output pixel:
+// weight = Gaussian of the distance in low-res pixels x c_range_lut of the colour difference between the
+// full-resolution frame at the pixel and the working-size frame at the neighbour. The range table must
+// hold sigma_range's (the wrapper refreshes it before the filter that precedes this kernel).
+extern "C" __global__ void joint_bilateral_upsample(const float* __restrict__ low,
+                                                    const unsigned char* __restrict__ guide_low, int low_h,
+                                                    int low_w, const unsigned char* __restrict__ guide,
+                                                    float* __restrict__ out, int height, int width,
+                                                    float inv_two_sigma2) {
+    const int x = blockIdx.x * blockDim.x + threadIdx.x;
+    const int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= width || y >= height) return;
+    int y0, y1, x0, x1;
+    float wy0, wy1, wx0, wx1;
+    upsample_taps(y, height, low_h, inv_two_sigma2, y0, y1, wy0, wy1);
+    upsample_taps(x, width, low_w, inv_two_sigma2, x0, x1, wx0, wx1);
+    const unsigned char* p = guide + 3 * (y * width + x);
+    const int pb = p[0], pg = p[1], pr = p[2];
+    const int taps[4] = {y0 * low_w + x0, y0 * low_w + x1, y1 * low_w + x0, y1 * low_w + x1};
+    const float spatial[4] = {wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1};
+    float num = 0.0f, den = 0.0f;
+    for (int t = 0; t < 4; ++t) {
+        const unsigned char* q = guide_low + 3 * taps[t];
+        const float w = spatial[t] * c_range_lut[abs(q[0] - pb)] * c_range_lut[abs(q[1] - pg)] *
+                        c_range_lut[abs(q[2] - pr)];
+        num = fmaf(w, low[taps[t]], num);
+        den += w;
+    }
+    if (den > 0.0f) {
+        out[y * width + x] = num / den;
+    } else {  // no neighbour's colour resembles the pixel's (every range weight floored to 0): the nearest sample
+        const int row = wy0 >= wy1 ? y0 : y1;
+        out[y * width + x] = low[row * low_w + (wx0 >= wx1 ? x0 : x1)];
+    }
+}

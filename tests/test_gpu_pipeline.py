@@ -27,7 +27,7 @@ def _copy(frames):
     return [Frame(index=f.index, capture_ns=0, image=f.image.copy(), disparity=f.disparity.copy()) for f in frames]
 
 
-@pytest.mark.parametrize("mode", ["full", "off"])
+@pytest.mark.parametrize("mode", ["full", "live", "off"])
 def test_refine_on_gpu_matches_cpu(mode):
     config = load_config("default", {"refine.mode": mode, "refine.radius": 8, "refine.sigma_spatial": 6.0})
     frames = _frames()

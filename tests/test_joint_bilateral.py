@@ -370,17 +370,23 @@ def test_cuda_global_kernel_matches_reference():
 
 
 @pytest.mark.gpu
-def test_cuda_refine_live():
+@pytest.mark.parametrize("shape, work_width", [((480, 640), 160), ((1080, 1920), 160), ((251, 333), 160),
+                                               ((97, 131), 200)])
+def test_cuda_refine_live_matches_cpu(rng, shape, work_width):
+    """Live mode runs the same steps on both devices (the last shape: the working size is the frame's)."""
     import cupy
-
-    truth, guide = synthetic_scene(480, 640)
     import cv2
 
+    truth, guide = synthetic_scene(*shape)
     low = cv2.resize(truth, (160, 128), interpolation=cv2.INTER_AREA)
-    out = refine_live(cupy.asarray(low), cupy.asarray(guide))
-    assert isinstance(out, cupy.ndarray) and out.shape == (480, 640)
-    host = refine_live(low, guide, backend="cuda")
+    low += rng.normal(0, 0.03, low.shape).astype(np.float32)
+    out = refine_live(cupy.asarray(low), cupy.asarray(guide), work_width=work_width)
+    assert isinstance(out, cupy.ndarray) and out.shape == shape
+    host = refine_live(low, guide, work_width=work_width, backend="cuda")
     assert isinstance(host, np.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(out), host, atol=1e-6)
+    difference = np.abs(host - refine_live(low, guide, work_width=work_width, backend="cpu"))
+    assert difference.mean() < 1e-5 and difference.max() < 1e-3, (difference.mean(), difference.max())
     assert float(np.sqrt(np.mean((host - truth) ** 2))) < 0.1
 
 
@@ -496,3 +502,190 @@ def test_cuda_source_logic_emulated_on_cpu(cuda_emulator, variant, shape, radius
     assert np.abs(out - joint_bilateral_reference(d, g, radius, ss, sr)).max() <= 1e-4
     cpu = joint_bilateral(d, g, radius, ss, sr, backend="cpu")
     np.testing.assert_allclose(out, cpu, rtol=1e-5, atol=1e-6)
+
+
+# --- live mode's CUDA steps, compiled for the host ---------------------------------------------------
+# The area resizes and the joint bilateral upsampling use one thread a pixel and no shared memory, so the
+# CUDA source runs here thread by thread; `run_live` (the GPU's own sequence of launches) is driven with
+# NumPy arrays and this launcher, the filter at the working size taken from the CPU path.
+
+LIVE_SHIM = r"""
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+struct idx3 { unsigned x, y, z; };
+static thread_local idx3 threadIdx, blockIdx, blockDim;
+struct float4 { float x, y, z, w; };
+static inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
+using std::max;
+using std::min;
+using std::abs;
+#define __global__
+#define __device__
+#define __constant__
+#define __forceinline__ inline
+#define __restrict__
+#define __launch_bounds__(n)
+#define __syncthreads()
+#include "kernel.inc"
+template <typename F> struct Launcher;
+template <typename... A> struct Launcher<void (*)(A...)> {
+    template <void (*K)(A...)> static void run(unsigned gx, unsigned gy, unsigned bx, unsigned by, A... a) {
+        blockDim = idx3{bx, by, 1};
+        for (unsigned j = 0; j < gy; ++j) for (unsigned i = 0; i < gx; ++i) {
+            blockIdx = idx3{i, j, 0};
+            for (unsigned ty = 0; ty < by; ++ty) for (unsigned tx = 0; tx < bx; ++tx) {
+                threadIdx = idx3{tx, ty, 0};
+                K(a...);
+            }
+        }
+    }
+};
+#define EXPORT(k) extern "C" void* launcher_##k() { return (void*)&Launcher<decltype(&k)>::run<&k>; }
+EXPORT(resize_area_bgr)
+EXPORT(resize_area_f32)
+EXPORT(resize_bilinear_f32)
+EXPORT(joint_bilateral_upsample)
+extern "C" void set_range_lut(const float* lut) { std::memcpy(c_range_lut, lut, sizeof(c_range_lut)); }
+"""
+LIVE_KERNELS = ("resize_area_bgr", "resize_area_f32", "resize_bilinear_f32", "joint_bilateral_upsample")
+
+
+@pytest.fixture(scope="module")
+def live_on_host(tmp_path_factory):
+    """(launch, set_range_lut): CuPy's launch signature over the CUDA source compiled for the host."""
+    import ctypes
+    import shutil
+    import subprocess
+
+    from kernels.cuda_module import read_source
+
+    compiler = shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        pytest.skip("no C++ compiler to run the CUDA source on the host")
+    folder = tmp_path_factory.mktemp("live_host")
+    source = read_source("joint_bilateral.cu")
+    source = source.replace('asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', "y = std::exp2(x);")
+    source = source.replace("extern __shared__ float4 smem4[];", "float4* smem4 = nullptr;")  # not run here
+    assert "asm(" not in source and "extern __shared__" not in source, "update the host build's substitutions"
+    (folder / "kernel.inc").write_text(source.replace('extern "C"', ""))
+    (folder / "shim.cpp").write_text(LIVE_SHIM)
+    library = folder / "live.so"
+    build = subprocess.run([compiler, "-std=c++17", "-O2", "-shared", "-fPIC", "-o", str(library),
+                            str(folder / "shim.cpp")], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    lib = ctypes.CDLL(str(library))
+    entries = {}
+    for name in LIVE_KERNELS:
+        getter = getattr(lib, f"launcher_{name}")
+        getter.restype = ctypes.c_void_p
+        entries[name] = getter()
+
+    def ctype(arg):
+        if isinstance(arg, np.ndarray):
+            assert arg.flags.c_contiguous
+            return ctypes.c_void_p
+        return {np.dtype(np.int32): ctypes.c_int, np.dtype(np.float32): ctypes.c_float}[np.asarray(arg).dtype]
+
+    def launch(name, grid, block, args):
+        proto = ctypes.CFUNCTYPE(None, *([ctypes.c_uint] * 4), *(ctype(a) for a in args))
+        values = [a.ctypes.data if isinstance(a, np.ndarray) else a.item() for a in args]
+        proto(entries[name])(grid[0], grid[1], block[0], block[1], *values)
+
+    def set_range_lut(lut):
+        lib.set_range_lut(np.ascontiguousarray(lut, np.float32).ctypes.data_as(ctypes.c_void_p))
+
+    return launch, set_range_lut
+
+
+LIVE_SHAPES = [((480, 640), 160), ((1080, 1920), 160), ((251, 333), 160), ((97, 131), 40), ((7, 161), 160),
+               ((30, 41), 16)]
+
+
+@pytest.mark.parametrize("shape, work_width", LIVE_SHAPES)
+def test_cuda_area_resize_on_the_host_matches_opencv(rng, live_on_host, shape, work_width):
+    """The working-size frame and map as cv2.resize(INTER_AREA) makes them on the CPU path: the map to
+    float rounding, the frame to 1 level (OpenCV rounds some exact halves the other way)."""
+    import cv2
+
+    from kernels.bilateral import _resize, working_size
+    from kernels.bilateral_cuda import resize_map, run_live
+
+    launch, _ = live_on_host
+    height, width = shape
+    work_h, work_w = working_size(height, width, work_width)
+    frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    captured = {}
+
+    def keep_low_frame(map_, guide, out):  # the filter receives the working-size frame
+        captured["guide"] = guide.copy()
+        out[...] = map_
+
+    run_live(np.zeros((height, width), np.float32), frame, np.empty((height, width), np.float32),
+             (work_h, work_w), np, launch, keep_low_frame)
+    if (work_h, work_w) != (height, width):
+        expected = cv2.resize(frame, (work_w, work_h), interpolation=cv2.INTER_AREA)
+        difference = np.abs(captured["guide"].astype(np.int16) - expected)
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+    # the network's map, larger or smaller than the working size: area or bilinear, as the CPU path chooses
+    for map_shape in ((height, width), (max(1, height // 3), max(1, width // 3)), (work_h + 5, max(1, work_w - 3))):
+        depth = rng.random(map_shape, dtype=np.float32)
+        np.testing.assert_allclose(resize_map(depth, work_h, work_w, np, launch), _resize(depth, work_w, work_h),
+                                   atol=2e-5)
+
+
+@pytest.mark.parametrize("low_shape, shape", [((120, 160), (480, 640)), ((90, 160), (1080, 1920)),
+                                              ((41, 53), (123, 159)), ((13, 17), (40, 61)), ((20, 30), (20, 30)),
+                                              ((1, 5), (3, 16))])
+def test_cuda_upsampling_on_the_host_matches_the_cpu_path(rng, live_on_host, low_shape, shape):
+    from kernels.bilateral import LIVE_UPSAMPLE_SIGMA, range_lut
+    from kernels.bilateral_cpu import guide_planes, joint_bilateral_upsample
+
+    launch, set_range_lut = live_on_host
+    (low_h, low_w), (height, width) = low_shape, shape
+    low = rng.random(low_shape, dtype=np.float32)
+    guide = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    guide_low = np.ascontiguousarray(guide[::max(1, height // low_h), ::max(1, width // low_w)][:low_h, :low_w])
+    for sigma_range in (0.05, 0.2, 0.004):  # 0.004: most range weights floor to 0, the nearest-sample fallback
+        set_range_lut(range_lut(sigma_range))
+        out = np.full(shape, np.nan, np.float32)  # every pixel must be written
+        launch("joint_bilateral_upsample", ((width + 15) // 16, (height + 15) // 16), (16, 16),
+               (low, guide_low, np.int32(low_h), np.int32(low_w), guide, out, np.int32(height), np.int32(width),
+                np.float32(0.5 / LIVE_UPSAMPLE_SIGMA ** 2)))
+        cpu = joint_bilateral_upsample(low, guide_planes(guide_low), guide, range_lut(sigma_range),
+                                       LIVE_UPSAMPLE_SIGMA)
+        assert not np.isnan(out).any()
+        np.testing.assert_allclose(out, cpu, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, work_width", LIVE_SHAPES[:4])
+def test_live_mode_steps_on_the_host_match_the_cpu_path(rng, live_on_host, shape, work_width):
+    """`run_live`, the GPU's sequence of launches, against `refine_live` on the CPU: the same picture."""
+    import cv2
+
+    from kernels.bilateral import range_lut, spatial_table, working_size
+    from kernels.bilateral_cpu import guide_planes, joint_bilateral_planes
+    from kernels.bilateral_cuda import run_live
+
+    launch, set_range_lut = live_on_host
+    height, width = shape
+    radius, sigma_spatial, sigma_range = 4, 3.0, 0.05
+    truth, guide = synthetic_scene(height, width)
+    network = cv2.resize(truth, (max(8, width // 4), max(8, height // 4)), interpolation=cv2.INTER_AREA)
+    network += rng.normal(0, 0.03, network.shape).astype(np.float32)
+    set_range_lut(range_lut(sigma_range))
+
+    def exact_filter(map_, frame, out):
+        out[...] = joint_bilateral_planes(np.ascontiguousarray(map_), guide_planes(frame), range_lut(sigma_range),
+                                          spatial_table(radius, sigma_spatial), radius)
+
+    out = np.full((height, width), np.nan, np.float32)
+    run_live(network, guide, out, working_size(height, width, work_width), np, launch, exact_filter)
+    cpu = refine_live(network, guide, work_width=work_width, radius=radius, sigma_spatial=sigma_spatial,
+                      sigma_range=sigma_range, backend="cpu")
+    difference = np.abs(out - cpu)
+    assert not np.isnan(out).any()
+    # measured: mean 1e-8, max 3e-7 (1.5e-5 at 251x333); a 1-level rounding difference in the working-size
+    # frame would move a few pixels by more, hence the margin
+    assert difference.mean() < 1e-5 and difference.max() < 1e-3, (difference.mean(), difference.max())
