@@ -167,29 +167,27 @@ def _cupy_launch(name: str, grid: tuple[int, int], block: tuple[int, int], args:
     _kernel(name, cupy.cuda.Device().id)(grid, block, args)
 
 
-def resize_map(src: Any, height: int, width: int, xp: Any, launch_kernel: Launcher) -> Any:
-    """A float32 map to (height, width) as the CPU path's resize: area averaging where it shrinks both
-    ways (cv2 INTER_AREA), else bilinear (cv2 INTER_LINEAR's pixel-centre alignment)."""
+def _resized(kernel: str, src: Any, height: int, width: int, xp: Any, launch_kernel: Launcher) -> Any:
     if tuple(src.shape) == (height, width):
         return src
     dst = xp.empty((height, width), xp.float32)
-    shrink = width < src.shape[1] and height < src.shape[0]
-    launch_kernel("resize_area_f32" if shrink else "resize_bilinear_f32", _grid(height, width, EACH_PIXEL_BLOCK),
-                  EACH_PIXEL_BLOCK, (src, np.int32(src.shape[0]), np.int32(src.shape[1]), dst, np.int32(height),
-                                     np.int32(width)))
+    launch_kernel(kernel, _grid(height, width, EACH_PIXEL_BLOCK), EACH_PIXEL_BLOCK,
+                  (src, np.int32(src.shape[0]), np.int32(src.shape[1]), dst, np.int32(height), np.int32(width)))
     return dst
+
+
+def resize_map(src: Any, height: int, width: int, xp: Any, launch_kernel: Launcher) -> Any:
+    """A float32 map to (height, width) as the CPU path's resize: area averaging where it shrinks both
+    ways (cv2 INTER_AREA), else bilinear (cv2 INTER_LINEAR's pixel-centre alignment)."""
+    shrink = width < src.shape[1] and height < src.shape[0]
+    return _resized("resize_area_f32" if shrink else "resize_bilinear_f32", src, height, width, xp, launch_kernel)
 
 
 def resize_bilinear_cuda(src: Any, height: int, width: int) -> Any:
     """float32 device map → (height, width), cv2 INTER_LINEAR alignment."""
     import cupy
 
-    if tuple(src.shape) == (height, width):
-        return src
-    dst = cupy.empty((height, width), cupy.float32)
-    _cupy_launch("resize_bilinear_f32", _grid(height, width, EACH_PIXEL_BLOCK), EACH_PIXEL_BLOCK,
-                 (src, np.int32(src.shape[0]), np.int32(src.shape[1]), dst, np.int32(height), np.int32(width)))
-    return dst
+    return _resized("resize_bilinear_f32", src, height, width, cupy, _cupy_launch)
 
 
 def run_live(disparity: Any, guide: Any, out: Any, work_shape: tuple[int, int], xp: Any, launch_kernel: Launcher,
