@@ -283,46 +283,41 @@ extern "C" __global__ void resize_bilinear_f32(const float* __restrict__ src, in
 // result to the frame's size guided by the full-resolution frame.
 
 // Area resampling for shrinking (cv2.resize INTER_AREA): each output pixel averages its footprint
-// [x * sx, (x + 1) * sx) x [y * sy, (y + 1) * sy) of source pixels, partly covered ones by their overlap.
-// `channels` interleaved values per pixel; sx, sy >= 1.
-template <typename T>
-__device__ __forceinline__ float area_sum(const T* __restrict__ src, int src_w, int channels, int c, float x0,
-                                          float x1, float y0, float y1) {
-    float sum = 0.0f;
-    for (int sy = (int)y0; sy < y1; ++sy) {
-        const float wy = fminf(y1, (float)(sy + 1)) - fmaxf(y0, (float)sy);
-        float row = 0.0f;
-        for (int sx = (int)x0; sx < x1; ++sx) {
-            const float wx = fminf(x1, (float)(sx + 1)) - fmaxf(x0, (float)sx);
-            row = fmaf(wx, (float)src[(sy * src_w + sx) * channels + c], row);
-        }
-        sum = fmaf(wy, row, sum);
-    }
-    return sum;
-}
-
-__device__ __forceinline__ void area_footprint(int x, int y, int src_h, int src_w, int dst_h, int dst_w, float& x0,
-                                               float& x1, float& y0, float& y1) {
+// [x * sx, (x + 1) * sx) x [y * sy, (y + 1) * sy) of source pixels, partly covered ones by their overlap,
+// all C interleaved channels in one walk over the footprint. sx, sy >= 1.
+template <int C, typename T>
+__device__ __forceinline__ void area_mean(const T* __restrict__ src, int src_h, int src_w, int dst_h, int dst_w,
+                                          int x, int y, float (&mean)[C]) {
     const float sx = (float)src_w / (float)dst_w, sy = (float)src_h / (float)dst_h;
-    x0 = x * sx;
-    x1 = fminf((x + 1) * sx, (float)src_w);
-    y0 = y * sy;
-    y1 = fminf((y + 1) * sy, (float)src_h);
+    const float x0 = x * sx, x1 = fminf((x + 1) * sx, (float)src_w);
+    const float y0 = y * sy, y1 = fminf((y + 1) * sy, (float)src_h);
+    float sum[C];
+    for (int c = 0; c < C; ++c) sum[c] = 0.0f;
+    for (int qy = (int)y0; qy < y1; ++qy) {
+        const float wy = fminf(y1, (float)(qy + 1)) - fmaxf(y0, (float)qy);
+        float row[C];
+        for (int c = 0; c < C; ++c) row[c] = 0.0f;
+        for (int qx = (int)x0; qx < x1; ++qx) {
+            const float wx = fminf(x1, (float)(qx + 1)) - fmaxf(x0, (float)qx);
+            const T* q = src + (qy * src_w + qx) * C;
+            for (int c = 0; c < C; ++c) row[c] = fmaf(wx, (float)q[c], row[c]);
+        }
+        for (int c = 0; c < C; ++c) sum[c] = fmaf(wy, row[c], sum[c]);
+    }
+    const float inv_area = 1.0f / ((x1 - x0) * (y1 - y0));
+    for (int c = 0; c < C; ++c) mean[c] = sum[c] * inv_area;
 }
 
-// uint8 BGR frame -> its working-size copy (rounded to the nearest level).
+// uint8 BGR frame -> its working-size copy, rounded to the nearest level (halves to even, as OpenCV).
 extern "C" __global__ void resize_area_bgr(const unsigned char* __restrict__ src, int src_h, int src_w,
                                            unsigned char* __restrict__ dst, int dst_h, int dst_w) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= dst_w || y >= dst_h) return;
-    float x0, x1, y0, y1;
-    area_footprint(x, y, src_h, src_w, dst_h, dst_w, x0, x1, y0, y1);
-    const float inv_area = 1.0f / ((x1 - x0) * (y1 - y0));
-    for (int c = 0; c < 3; ++c) {
-        const float mean = area_sum(src, src_w, 3, c, x0, x1, y0, y1) * inv_area;
-        dst[(y * dst_w + x) * 3 + c] = (unsigned char)fminf(fmaxf(rintf(mean), 0.0f), 255.0f);  // halves to even, as OpenCV
-    }
+    float mean[3];
+    area_mean<3>(src, src_h, src_w, dst_h, dst_w, x, y, mean);
+    for (int c = 0; c < 3; ++c)
+        dst[(y * dst_w + x) * 3 + c] = (unsigned char)fminf(fmaxf(rintf(mean[c]), 0.0f), 255.0f);
 }
 
 // float32 map -> working size (the network's disparity, when it is larger than the working size).
@@ -331,9 +326,9 @@ extern "C" __global__ void resize_area_f32(const float* __restrict__ src, int sr
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= dst_w || y >= dst_h) return;
-    float x0, x1, y0, y1;
-    area_footprint(x, y, src_h, src_w, dst_h, dst_w, x0, x1, y0, y1);
-    dst[y * dst_w + x] = area_sum(src, src_w, 1, 0, x0, x1, y0, y1) / ((x1 - x0) * (y1 - y0));
+    float mean[1];
+    area_mean<1>(src, src_h, src_w, dst_h, dst_w, x, y, mean);
+    dst[y * dst_w + x] = mean[0];
 }
 
 // The two low-resolution taps around full-resolution coordinate i, as the CPU's _upsample_taps: pixel-centre
