@@ -42,7 +42,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="bright highlights bloom into bokeh discs (0 off, 1-4 typical, at most 16)")
     parser.add_argument("--refine", choices=("full", "live", "off"),
                         help="live: the filter at refine.work_width, then upsampling guided by the frame "
-                             "(the default preset's); full: the exact filter at frame size; off: bilinear")
+                             "(the presets'); full: the exact filter at frame size; off: bilinear")
     parser.add_argument("--max-batch", type=int, metavar="N", help="frames per network call")
     parser.add_argument("--async-depth", action=argparse.BooleanOptionalAction, default=None,
                         help="run the network beside the display on the newest frame (live use); "

@@ -56,8 +56,8 @@ class NormaliseConfig:
 @dataclass
 class RefineConfig:
     # live: the filter at a reduced working width, then joint bilateral upsampling guided by the frame
-    # (the default and live-cpu presets': from 640x480 up, lower error at depth edges than the exact
-    # filter at frame size, and 30-50x cheaper on a CPU, bench/RESULTS.md); full: the exact filter at
+    # (every preset's: from 640x480 up, lower error at depth edges than the exact filter at frame
+    # size, and 30-50x cheaper on a CPU, bench/RESULTS.md); full: the exact filter at
     # frame size; off: bilinear only
     mode: str = "live"
     radius: int = 12  # full mode's window, frame pixels
