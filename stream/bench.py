@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from stream.config import PipelineConfig, load_config, preset_names
+from stream.console import notify
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.metrics import LatencyRecorder
@@ -230,7 +231,7 @@ def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup:
 
 
 def bench_config(config_name: str | None, args: argparse.Namespace) -> PipelineConfig:
-    return load_config(config_name, {**model_overrides(args), "output.progress": False})
+    return load_config(config_name, {**model_overrides(args), "output.progress": False}, notify)
 
 
 def parse_modes(text: str) -> list[str]:

@@ -77,8 +77,8 @@ def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfi
     overrides = _overrides(args)
     if args.config is None and input_spec.startswith("camera:"):
         overrides["device"] = overrides["device"] or "auto"
-        return load_config(LIVE_PRESET, overrides), True
-    return load_config(args.config, overrides), False
+        return load_config(LIVE_PRESET, overrides, notify), True
+    return load_config(args.config, overrides, notify), False
 
 
 def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Callable, get_type_hints
 
 import yaml
 
@@ -352,9 +352,26 @@ def _apply(target: Any, values: dict[str, Any], prefix: str, source: str) -> Non
             setattr(target, key, _coerce(full, value, hints[key]))
 
 
-def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """Defaults, then the preset or YAML file, then flag overrides ('section.key': value); validated."""
+def _unused_window_note(data: Any, config: PipelineConfig, source: str) -> str | None:
+    """A file that sets the exact filter's window for a live-mode run most likely means live mode's
+    (before 2026-11-28 both modes read refine.radius and sigma_spatial)."""
+    refine = data.get("refine") if isinstance(data, dict) else None
+    if not isinstance(refine, dict) or config.refine.mode != "live":
+        return None
+    full_keys = sorted({"radius", "sigma_spatial"} & refine.keys())
+    if not full_keys or {"live_radius", "live_sigma_spatial"} & refine.keys():
+        return None
+    return (f"{source}: refine.{' and refine.'.join(full_keys)} only set the exact filter's window "
+            f"(refine.mode: full); live mode's is refine.live_radius ({config.refine.live_radius}) and "
+            f"refine.live_sigma_spatial ({config.refine.live_sigma_spatial:g}), in working pixels")
+
+
+def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | None = None,
+                notify: Callable[[str], None] | None = None) -> PipelineConfig:
+    """Defaults, then the preset or YAML file, then flag overrides ('section.key': value); validated.
+    `notify` receives a note about a setting that the run will not use (none: quiet)."""
     config = PipelineConfig()
+    data = None
     if name_or_path is not None:  # "" is refused by name, not taken as "no config"
         path = resolve_config_path(name_or_path)
         data = read_config_file(path)
@@ -367,4 +384,8 @@ def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | Non
         for section in reversed(sections):
             nested = {section: nested}
         _apply(config, nested, "", "the command line")
-    return config.validate()
+    config = config.validate()
+    note = _unused_window_note(data, config, str(name_or_path))
+    if note is not None and notify is not None:
+        notify(note)
+    return config

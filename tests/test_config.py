@@ -215,3 +215,22 @@ def test_top_level_scalar_is_refused(tmp_path):
     path.write_text("0\n")  # was taken as "no settings" because 0 is falsy
     with pytest.raises(UserError, match="must be a mapping"):
         load_config(str(path))
+
+
+def test_a_live_mode_file_that_sets_the_exact_filter_s_window_is_told_which_keys_live_mode_reads(tmp_path):
+    notes: list[str] = []
+    old_style = tmp_path / "old.yaml"
+    old_style.write_text("refine:\n  mode: live\n  radius: 6\n")
+    config = load_config(str(old_style), notify=notes.append)
+    assert config.refine.radius == 6 and config.refine.live_radius == 4  # kept, for --refine full
+    [note] = notes
+    assert "refine.radius" in note and "refine.live_radius (4)" in note and str(old_style) in note
+    both = tmp_path / "both.yaml"
+    both.write_text("refine:\n  mode: live\n  radius: 6\n  live_radius: 3\n")
+    full = tmp_path / "full.yaml"
+    full.write_text("refine:\n  mode: full\n  radius: 6\n")
+    for quiet in (str(both), str(full), *preset_names()):
+        load_config(quiet, notify=notes.append)
+    assert len(notes) == 1
+    load_config(str(full), {"refine.mode": "live"}, notify=notes.append)  # live from the command line
+    assert len(notes) == 2
