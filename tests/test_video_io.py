@@ -333,3 +333,35 @@ def test_an_ffmpeg_older_than_7_1_writes_mp4_the_plain_way(tmp_path, monkeypatch
         writer.write(np.full((48, 64, 3), 30 * i, np.uint8), i / 10)
     writer.close()
     assert probe(tmp_path / "plain.mp4")["frames"] == 5
+
+
+def test_a_paced_synthetic_source_draws_each_frame_before_its_exposure_time(monkeypatch):
+    """Like a camera, the paced source has frame i ready at its exposure time: it draws it first and
+    then waits, so drawing (38 ms at 720p) is not counted as pipeline latency unless it runs late."""
+    import stream.sources as sources
+
+    clock = [0]
+    events = []
+    monkeypatch.setattr(sources, "now_ns", lambda: clock[0])
+
+    def sleep(seconds):
+        events.append("wait")
+        clock[0] += int(seconds * 1e9)
+
+    monkeypatch.setattr(sources.time, "sleep", sleep)
+    source = open_source("synthetic:portrait?size=48x32&fps=10&frames=3&realtime=1")
+    draw = source.scene.render
+
+    def timed_draw(index):
+        events.append(f"draw {index}")
+        clock[0] += 30_000_000  # 30 ms of a 100 ms period
+        return draw(index)
+
+    monkeypatch.setattr(source.scene, "render", timed_draw)
+    frames = []
+    for frame in source.frames():
+        events.append(f"frame {frame.index} at {clock[0] // 1_000_000} ms")
+        frames.append(frame)
+    assert events == ["draw 0", "frame 0 at 30 ms",  # the first is late by its drawing: counted
+                      "draw 1", "wait", "frame 1 at 100 ms", "draw 2", "wait", "frame 2 at 200 ms"]
+    assert [f.capture_ns // 1_000_000 for f in frames] == [0, 100, 200]  # latency counts from exposure
