@@ -396,82 +396,19 @@ def test_cupy_in_cupy_out_and_focus_kept(rng):
     assert isinstance(cpu_on_device, cp.ndarray)
 
 
-# --- the CUDA source, compiled for the host ----------------------------------------------------------
-# No GPU here, but the kernels use no shared memory, warp intrinsics or synchronisation: each thread is
-# an independent function of (blockIdx, threadIdx). Compiled as C++ with a small shim and run thread by
-# thread, the very same source and launch code (`dof_cuda.run_passes`) are checked on every machine.
-
-HOST_SHIM = r"""
-#include <algorithm>
-#include <cmath>
-struct idx3 { unsigned x, y, z; };
-static thread_local idx3 threadIdx, blockIdx, blockDim;
-struct float4 { float x, y, z, w; };
-static inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
-template <typename T> static inline T __ldg(const T* p) { return *p; }
-using std::max;
-using std::min;
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __restrict__
-#include "SOURCE"
-template <typename F> struct Launcher;
-template <typename... A> struct Launcher<void (*)(A...)> {
-    template <void (*K)(A...)> static void run(unsigned gx, unsigned gy, unsigned bx, unsigned by, A... a) {
-        blockDim = idx3{bx, by, 1};
-        for (unsigned j = 0; j < gy; ++j) for (unsigned i = 0; i < gx; ++i) {
-            blockIdx = idx3{i, j, 0};
-            for (unsigned ty = 0; ty < by; ++ty) for (unsigned tx = 0; tx < bx; ++tx) {
-                threadIdx = idx3{tx, ty, 0};
-                K(a...);
-            }
-        }
-    }
-};
-#define EXPORT(k) extern "C" void* launcher_##k() { return (void*)&Launcher<decltype(&k)>::run<&k>; }
-EXPORT(dof_reduce)
-EXPORT(dof_gather)
-EXPORT(dof_composite)
-"""
+# --- the CUDA source, compiled for the host (tests/host_cuda.py) -------------------------------------
+# The kernels use no shared memory, warp intrinsics or synchronisation, so they run thread by thread on
+# the host, through the very launch code (`dof_cuda.run_passes`) the GPU uses.
 
 
 @pytest.fixture(scope="module")
 def host_cuda(tmp_path_factory):
-    """A launcher with CuPy's signature that runs kernels/depth_of_field.cu on the host."""
-    import ctypes
-    import shutil
-    import subprocess
-
-    from kernels.cuda_module import KERNEL_DIR
+    """kernels/depth_of_field.cu on the host, through the very launch code of the GPU (`run_passes`)."""
+    from host_cuda import compile_for_host
+    from kernels.cuda_module import read_source
     from kernels.dof_cuda import KERNELS, SOURCE
 
-    cxx = shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        pytest.skip("no C++ compiler to run the CUDA source on the host")
-    work = tmp_path_factory.mktemp("dof_host")
-    (work / "shim.cpp").write_text(HOST_SHIM.replace("SOURCE", str(KERNEL_DIR / SOURCE)))
-    lib_path = work / "dof_host.so"
-    result = subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-o", str(lib_path), str(work / "shim.cpp")],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    lib = ctypes.CDLL(str(lib_path))
-    entry = {}
-    for name in KERNELS:
-        getter = getattr(lib, f"launcher_{name}")
-        getter.restype = ctypes.c_void_p
-        entry[name] = getter()
-
-    def ctype(arg):
-        if isinstance(arg, np.ndarray):
-            assert arg.flags.c_contiguous
-            return ctypes.c_void_p
-        return {np.dtype(np.int32): ctypes.c_int, np.dtype(np.float32): ctypes.c_float}[np.asarray(arg).dtype]
-
-    def launch(name, grid, block, args):
-        proto = ctypes.CFUNCTYPE(None, *([ctypes.c_uint] * 4), *(ctype(a) for a in args))
-        values = [a.ctypes.data if isinstance(a, np.ndarray) else a.item() for a in args]
-        proto(entry[name])(grid[0], grid[1], block[0], block[1], *values)
+    _, launch = compile_for_host(read_source(SOURCE), KERNELS, tmp_path_factory.mktemp("dof_host"))
 
     def render(img, disp, focus, max_blur, boost, scale):
         from kernels.dof import plan

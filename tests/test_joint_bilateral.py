@@ -452,22 +452,28 @@ int main(int argc, char** argv) {  // argv: H W r variant scale; stdin: spatial,
 """
 
 
+def joint_bilateral_source_for_host(shared_memory: str) -> str:
+    """kernels/joint_bilateral.cu as C++: the ex2.approx instruction as std::exp2, the dynamic shared
+    memory as `shared_memory` (a float4* expression), no extern "C"."""
+    from kernels.cuda_module import read_source
+
+    source = read_source("joint_bilateral.cu")
+    source = source.replace('asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', "y = std::exp2(x);")
+    source = source.replace("extern __shared__ float4 smem4[];", f"float4* smem4 = {shared_memory};")
+    assert "asm(" not in source and "extern __shared__" not in source, "update the host build's substitutions"
+    return source.replace('extern "C"', "")
+
+
 @pytest.fixture(scope="module")
 def cuda_emulator(tmp_path_factory):
     import shutil
     import subprocess
 
-    from kernels.cuda_module import read_source
-
     compiler = shutil.which("g++") or shutil.which("clang++")
     if compiler is None:
         pytest.skip("no C++ compiler for the CUDA-logic emulation")
     folder = tmp_path_factory.mktemp("cuda_emulation")
-    source = read_source("joint_bilateral.cu")
-    source = source.replace('asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', "y = std::exp2(x);")
-    source = source.replace("extern __shared__ float4 smem4[];", "float4* smem4 = static_cast<float4*>(g_smem);")
-    assert "asm(" not in source and "extern __shared__" not in source, "update the emulation's substitutions"
-    (folder / "kernel.inc").write_text(source.replace('extern "C"', ""))
+    (folder / "kernel.inc").write_text(joint_bilateral_source_for_host("static_cast<float4*>(g_smem)"))
     (folder / "main.cpp").write_text(EMULATION_SHIM)
     build = subprocess.run([compiler, "-std=c++20", "-O1", "-pthread", "-o", str(folder / "emu"),
                             str(folder / "main.cpp")], capture_output=True, text=True)
@@ -504,51 +510,11 @@ def test_cuda_source_logic_emulated_on_cpu(cuda_emulator, variant, shape, radius
     np.testing.assert_allclose(out, cpu, rtol=1e-5, atol=1e-6)
 
 
-# --- live mode's CUDA steps, compiled for the host ---------------------------------------------------
-# The area resizes and the joint bilateral upsampling use one thread a pixel and no shared memory, so the
-# CUDA source runs here thread by thread; `run_live` (the GPU's own sequence of launches) is driven with
-# NumPy arrays and this launcher, the filter at the working size taken from the CPU path.
+# --- live mode's CUDA steps, compiled for the host (tests/host_cuda.py) -------------------------------
+# The area resizes and the joint bilateral upsampling use one thread a pixel and no shared memory;
+# `run_live` (the GPU's own sequence of launches) is driven with NumPy arrays and the host launcher, the
+# filter at the working size taken from the CPU path.
 
-LIVE_SHIM = r"""
-#include <algorithm>
-#include <cmath>
-#include <cstdlib>
-#include <cstring>
-struct idx3 { unsigned x, y, z; };
-static thread_local idx3 threadIdx, blockIdx, blockDim;
-struct float4 { float x, y, z, w; };
-static inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
-using std::max;
-using std::min;
-using std::abs;
-#define __global__
-#define __device__
-#define __constant__
-#define __forceinline__ inline
-#define __restrict__
-#define __launch_bounds__(n)
-#define __syncthreads()
-#include "kernel.inc"
-template <typename F> struct Launcher;
-template <typename... A> struct Launcher<void (*)(A...)> {
-    template <void (*K)(A...)> static void run(unsigned gx, unsigned gy, unsigned bx, unsigned by, A... a) {
-        blockDim = idx3{bx, by, 1};
-        for (unsigned j = 0; j < gy; ++j) for (unsigned i = 0; i < gx; ++i) {
-            blockIdx = idx3{i, j, 0};
-            for (unsigned ty = 0; ty < by; ++ty) for (unsigned tx = 0; tx < bx; ++tx) {
-                threadIdx = idx3{tx, ty, 0};
-                K(a...);
-            }
-        }
-    }
-};
-#define EXPORT(k) extern "C" void* launcher_##k() { return (void*)&Launcher<decltype(&k)>::run<&k>; }
-EXPORT(resize_area_bgr)
-EXPORT(resize_area_f32)
-EXPORT(resize_bilinear_f32)
-EXPORT(joint_bilateral_upsample)
-extern "C" void set_range_lut(const float* lut) { std::memcpy(c_range_lut, lut, sizeof(c_range_lut)); }
-"""
 LIVE_KERNELS = ("resize_area_bgr", "resize_area_f32", "resize_bilinear_f32", "joint_bilateral_upsample")
 
 
@@ -556,42 +522,12 @@ LIVE_KERNELS = ("resize_area_bgr", "resize_area_f32", "resize_bilinear_f32", "jo
 def live_on_host(tmp_path_factory):
     """(launch, set_range_lut): CuPy's launch signature over the CUDA source compiled for the host."""
     import ctypes
-    import shutil
-    import subprocess
 
-    from kernels.cuda_module import read_source
+    from host_cuda import compile_for_host
 
-    compiler = shutil.which("g++") or shutil.which("clang++")
-    if compiler is None:
-        pytest.skip("no C++ compiler to run the CUDA source on the host")
-    folder = tmp_path_factory.mktemp("live_host")
-    source = read_source("joint_bilateral.cu")
-    source = source.replace('asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', "y = std::exp2(x);")
-    source = source.replace("extern __shared__ float4 smem4[];", "float4* smem4 = nullptr;")  # not run here
-    assert "asm(" not in source and "extern __shared__" not in source, "update the host build's substitutions"
-    (folder / "kernel.inc").write_text(source.replace('extern "C"', ""))
-    (folder / "shim.cpp").write_text(LIVE_SHIM)
-    library = folder / "live.so"
-    build = subprocess.run([compiler, "-std=c++17", "-O2", "-shared", "-fPIC", "-o", str(library),
-                            str(folder / "shim.cpp")], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    lib = ctypes.CDLL(str(library))
-    entries = {}
-    for name in LIVE_KERNELS:
-        getter = getattr(lib, f"launcher_{name}")
-        getter.restype = ctypes.c_void_p
-        entries[name] = getter()
-
-    def ctype(arg):
-        if isinstance(arg, np.ndarray):
-            assert arg.flags.c_contiguous
-            return ctypes.c_void_p
-        return {np.dtype(np.int32): ctypes.c_int, np.dtype(np.float32): ctypes.c_float}[np.asarray(arg).dtype]
-
-    def launch(name, grid, block, args):
-        proto = ctypes.CFUNCTYPE(None, *([ctypes.c_uint] * 4), *(ctype(a) for a in args))
-        values = [a.ctypes.data if isinstance(a, np.ndarray) else a.item() for a in args]
-        proto(entries[name])(grid[0], grid[1], block[0], block[1], *values)
+    source = joint_bilateral_source_for_host("nullptr")  # the shared-memory kernels are not run here
+    set_lut = 'extern "C" void set_range_lut(const float* lut) { std::memcpy(c_range_lut, lut, sizeof(c_range_lut)); }\n'
+    lib, launch = compile_for_host(source, LIVE_KERNELS, tmp_path_factory.mktemp("live_host"), extra=set_lut)
 
     def set_range_lut(lut):
         lib.set_range_lut(np.ascontiguousarray(lut, np.float32).ctypes.data_as(ctypes.c_void_p))
