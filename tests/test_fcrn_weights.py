@@ -1,7 +1,10 @@
 """Official FCRN weight files -> ONNX: the TF tensor bundle and the NumPy pickle, written here in
-their official formats (names, HWIO shapes) with random values; validation; download checksum."""
+their official formats (names, HWIO shapes) with random values; validation; download checksum.
+The readers are also checked against what the official tools write: an index TensorFlow itself wrote
+for the official variables (tests/data), and a pickle as Python 2's numpy.save wrote it."""
 from __future__ import annotations
 
+import pickle
 import struct
 import zipfile
 from pathlib import Path
@@ -95,6 +98,43 @@ def write_npy(path: Path, weights: dict[str, np.ndarray]) -> None:
     np.save(path, np.array(layers, dtype=object), allow_pickle=True)
 
 
+class _Python2Pickler(pickle._Pickler):
+    """Pickles as Python 2's numpy.save wrote the official .npy (protocol 2): every str and every buffer
+    as a Python 2 `str` (BINSTRING: raw bytes, no declared encoding), NumPy's globals under `numpy.core`."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj: str | bytes) -> None:
+        raw = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
+        self.memoize(obj)
+
+    dispatch[str] = save_py2_str
+    dispatch[bytes] = save_py2_str
+
+    def save_global(self, obj, name=None) -> None:
+        name = name or obj.__qualname__
+        module = pickle.whichmodule(obj, name).replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode())
+        self.memoize(obj)
+
+
+def write_python2_npy(path: Path, weights: dict[str, np.ndarray]) -> None:
+    """The official NYU_ResNet-UpProj.npy as Python 2 wrote it: a .npy 1.0 header, then the object array
+    pickled with Python 2 strings (its float data too, as raw bytes that are not valid ASCII)."""
+    layers: dict[str, dict[str, np.ndarray]] = {}
+    for name, value in weights.items():
+        layer, param = name.split("/")
+        layers.setdefault(layer, {})[param] = value
+    array = np.array(layers, dtype=object)
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
+        _Python2Pickler(f, protocol=2).dump(array)
+
+
 # The official graph also saves its interleave index tensors (int64) and a step counter.
 CKPT_NON_PARAMETERS = {"x_0": np.arange(6, dtype=np.int64), "x_3_7": np.arange(4, dtype=np.int64),
                        "global_step": np.array(1000, dtype=np.int64)}
@@ -135,6 +175,32 @@ def test_checkpoint_reads_exact_values_from_prefix_and_index(checkpoint, weights
     assert _same(fw.read_checkpoint(Path(f"{checkpoint}.index")), weights)
 
 
+# Written by TensorFlow itself (tests/data/write_tf_checkpoint.py: TF 2.21's tf.compat.v1.train.Saver, as the
+# official code saves) for the official variable set holding random_weights(5). Only its .index is kept here;
+# TF's data file had this sha256, and the test rebuilds it byte for byte from the same weights.
+TF_WRITTEN_INDEX = Path(__file__).parent / "data" / "NYU_FCRN_seed5.ckpt.index"
+TF_WRITTEN_DATA_SHA256 = "57f7ec93ffcfc7b0088dccbe054cb20bca1f86977783b51895b4cc5397ed6ba5"
+
+
+def test_reads_the_index_tensorflow_wrote_for_the_official_variables(tmp_path):
+    expected = random_weights(seed=5)
+    entries = fw.read_bundle_index(TF_WRITTEN_INDEX.read_bytes())
+    assert set(entries) == set(expected)
+    assert all(e.dtype == 1 and e.shape == expected[name].shape and e.shard_id == 0 and not e.sliced
+               for name, e in entries.items())  # DT_FLOAT, HWIO shapes as TF stored them
+    # The data file: each tensor's raw little-endian bytes at the offset the index gives (TF writes no more)
+    prefix = tmp_path / "NYU_FCRN.ckpt"
+    (tmp_path / "NYU_FCRN.ckpt.index").write_bytes(TF_WRITTEN_INDEX.read_bytes())
+    data = bytearray(max(e.offset + e.size for e in entries.values()))
+    for name, e in entries.items():
+        data[e.offset:e.offset + e.size] = expected[name].astype("<f4").tobytes()
+    data_path = tmp_path / "NYU_FCRN.ckpt.data-00000-of-00001"
+    data_path.write_bytes(bytes(data))
+    assert sha256_of(data_path) == TF_WRITTEN_DATA_SHA256  # the file TensorFlow wrote, byte for byte
+    read = fw.read_checkpoint(prefix)
+    assert _same(read, {k: v.astype(np.float32) for k, v in expected.items()})
+
+
 def test_convert_checkpoint_gives_the_same_network(checkpoint, reference_bytes, tmp_path):
     out = fw.convert(checkpoint, tmp_path / "fcrn.onnx")
     assert out == tmp_path / "fcrn.onnx" and not list(tmp_path.glob("*.part"))
@@ -144,6 +210,14 @@ def test_convert_checkpoint_gives_the_same_network(checkpoint, reference_bytes, 
 def test_convert_npy_gives_the_same_network(weights, reference_bytes, tmp_path):
     src = tmp_path / "NYU_ResNet-UpProj.npy"
     write_npy(src, {k: v.astype(np.float64) for k, v in weights.items()})  # any float dtype is accepted
+    assert onnx.load(str(fw.convert(src, tmp_path / "fcrn.onnx"))).SerializeToString() == reference_bytes
+
+
+def test_convert_npy_written_by_python2_gives_the_same_network(weights, reference_bytes, tmp_path):
+    src = tmp_path / "NYU_ResNet-UpProj.npy"
+    write_python2_npy(src, weights)
+    with pytest.raises(UnicodeError, match="encoding"):  # what reading it as a Python 3 pickle (ASCII) meets
+        np.load(src, allow_pickle=True)
     assert onnx.load(str(fw.convert(src, tmp_path / "fcrn.onnx"))).SerializeToString() == reference_bytes
 
 
