@@ -1,6 +1,9 @@
 """FCRN ONNX graph: structure, parameter count, batching, and equivalence with an independent
-float64 NumPy forward written from the official TF code's semantics (NHWC, HWIO, its paddings)."""
+float64 NumPy forward written from the official TF code's semantics (NHWC, HWIO, its paddings), and
+with the depth that the authors' own TensorFlow code computed for the same weights (tests/data)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -166,6 +169,22 @@ def test_matches_official_semantics_float64(weights, fcrn, images):
     assert expected.shape == actual.shape == (2, 1, 128, 160)
     assert np.std(expected) > 0.3  # a real spread, not a constant the bias alone explains
     assert rel_err(actual, expected) <= 1e-4
+
+
+# The authors' network.py and fcrn.py, run by TensorFlow 2.21 through its v1 API with random_weights(5), on
+# images drawn from default_rng(image_seed) as below (tests/data/run_official_fcrn.py made it).
+OFFICIAL_OUTPUT = Path(__file__).parent / "data" / "fcrn_official_seed5.npz"
+
+
+def test_matches_the_depth_the_authors_tensorflow_code_computes():
+    official = np.load(OFFICIAL_OUTPUT)
+    expected = official["depth"]  # N x 128 x 160, metres
+    nhwc = np.random.default_rng(int(official["image_seed"])).uniform(0, 255, (len(expected), 228, 304, 3))
+    images = np.ascontiguousarray(nhwc.astype(np.float32).transpose(0, 3, 1, 2))
+    (actual,) = session(build_fcrn(random_weights(5))).run(None, {"image": images})
+    assert actual.shape == (len(expected), 1, 128, 160)
+    assert 0.3 < np.mean(expected > 0) < 0.95 and expected.max() > 2.0  # the final ReLU clips some, not all
+    assert rel_err(actual[:, 0], expected) <= 1e-4  # measured: 3.2e-6 (float32 both, other summation orders)
 
 
 def test_seeded_random_weights_are_reproducible():

@@ -201,6 +201,31 @@ def test_reads_the_index_tensorflow_wrote_for_the_official_variables(tmp_path):
     assert _same(read, {k: v.astype(np.float32) for k, v in expected.items()})
 
 
+# The checkpoint the authors' graph itself saved (tests/data/run_official_fcrn.py): besides the 394 float
+# variables, the int64 interleave indices its unpool_as_conv creates as variables (x_0 ... x_3_31).
+OFFICIAL_LAYOUT_INDEX = Path(__file__).parent / "data" / "NYU_FCRN_official_layout_seed5.ckpt.index"
+OFFICIAL_LAYOUT_DATA_BYTES = 411_821_060  # the data file TensorFlow wrote beside it
+
+
+def test_reads_the_float_variables_of_the_official_graphs_own_checkpoint(tmp_path):
+    expected = random_weights(seed=5)
+    entries = fw.read_bundle_index(OFFICIAL_LAYOUT_INDEX.read_bytes())
+    index_tensors = {name: e for name, e in entries.items() if name not in expected}
+    assert len(index_tensors) == 128 and all(e.dtype == 9 for e in index_tensors.values())  # DT_INT64
+    assert all(fw._CKPT_NON_PARAMETERS.match(name) for name in index_tensors)
+    # Packed back to back in the data file, no padding: what the reader's offsets rely on
+    spans = sorted((e.offset, e.size) for e in entries.values())
+    assert all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:]))
+    assert spans[-1][0] + spans[-1][1] == OFFICIAL_LAYOUT_DATA_BYTES
+    (tmp_path / "NYU_FCRN.ckpt.index").write_bytes(OFFICIAL_LAYOUT_INDEX.read_bytes())
+    with open(tmp_path / "NYU_FCRN.ckpt.data-00000-of-00001", "wb") as data:  # sparse: the indices stay holes
+        for name, value in expected.items():
+            data.seek(entries[name].offset)
+            data.write(value.astype("<f4").tobytes())
+        data.truncate(OFFICIAL_LAYOUT_DATA_BYTES)
+    assert _same(fw.read_checkpoint(tmp_path / "NYU_FCRN.ckpt"), {k: v.astype(np.float32) for k, v in expected.items()})
+
+
 def test_convert_checkpoint_gives_the_same_network(checkpoint, reference_bytes, tmp_path):
     out = fw.convert(checkpoint, tmp_path / "fcrn.onnx")
     assert out == tmp_path / "fcrn.onnx" and not list(tmp_path.glob("*.part"))
