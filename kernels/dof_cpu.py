@@ -351,27 +351,47 @@ def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, w):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact, w):
+def _reach_spans(rp, shift, lo, hi, levels, spans):
+    """For each window distance level (ascending), the first and last column of [lo, hi] whose pixel is small
+    far (needs the exact gather) and whose disc reaches that far (r + 1/2 > d): only those can take a non-zero
+    tap at that distance. The spans nest as the distance grows, so one sweep from both ends finds them all."""
+    a = lo
+    b = hi
+    for level in range(levels.shape[0]):
+        edge = _HALF - levels[level]
+        while a <= b and not ((rp[a] + edge > _ZERO) & (_share(rp[a], shift) < _ONE)):
+            a += 1
+        while b >= a and not ((rp[b] + edge > _ZERO) & (_share(rp[b], shift) < _ONE)):
+            b -= 1
+        spans[0, level] = a
+        spans[1, level] = b
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _gather_small_far(y, shift, pre, inv_area, far_r, dist, levels, level_of, far_span, far_rmax, exact, w, spans):
     """Row y's far pixels too small for the reduced gather (columns far_span[y]), gathered exactly at full
     resolution with the min-radius rule into `exact` (B, G, R, weight); the min-radius rule bounds each
-    window by the pixel's own CoC (< s)."""
+    window by the pixel's own CoC (< s). Each offset runs across only the columns whose own disc reaches
+    its distance (`_reach_spans`): the taps left out would add exactly 0. On real portraits that halves the
+    taps; a row's largest small disc alone sets how many offsets there are."""
     kd = (dist.shape[0] - 1) // 2
     height, width = far_r.shape
     rmax = far_rmax[y]
     lim = rmax + 0.5
     k = min(int(math.ceil(lim)) - 1, kd)
-    lo = far_span[y, 0]
-    hi = far_span[y, 1]
     rp = far_r[y]
     iap = inv_area[y]
+    _reach_spans(rp, shift, far_span[y, 0], far_span[y, 1], levels, spans)
     for qy in range(max(y - k, 0), min(y + k + 1, height)):
         drow = dist[kd + qy - y]
+        lrow = level_of[kd + qy - y]
         for dx in range(-k, k + 1):
             d = drow[kd + dx]
             if d >= lim:
                 continue
-            p0 = max(lo, -dx)
-            p1 = min(hi + 1, width - dx)
+            level = lrow[kd + dx]
+            p0 = max(spans[0, level], -dx)
+            p1 = min(spans[1, level] + 1, width - dx)
             n = p1 - p0
             if n <= 0:
                 continue
@@ -416,8 +436,8 @@ def _upsample_row(a, b, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low,
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _composite(img, coc, pre, inv_area, small_w, far_r, dist, s, col_x0, col_x1, col_fx, phase_off, phase_fx,
-               rows, far_acc, near_acc, near_rows, near_span, near_cmax, far_span, far_rmax, out):
+def _composite(img, coc, pre, inv_area, small_w, far_r, dist, levels, level_of, s, col_x0, col_x1, col_fx, phase_off,
+               phase_fx, rows, far_acc, near_acc, near_rows, near_span, near_cmax, far_span, far_rmax, out):
     """Full resolution: far pixels take the far field (the exact small-CoC gather cross-faded with the
     bilinear, support-weighted reduced one), then the near field's coverage composites its colour over.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s); `col_x0`,
@@ -457,7 +477,8 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, s, col_x0, col_x1,
         exact = scratch[9:13]
         exact[:] = 0.0
         if far_rmax[y] >= 0.0:
-            _gather_small_far(y, pre, inv_area, far_r, dist, far_span, far_rmax, exact, scratch[19])
+            _gather_small_far(y, shift, pre, inv_area, far_r, dist, levels, level_of, far_span, far_rmax, exact,
+                              scratch[19], np.empty((2, levels.shape[0]), np.int64))
         # per pixel, what the three channels share; then one channel at a time (planar: SIMD)
         is_far = np.empty(width, np.bool_)
         t = scratch[13]
@@ -514,6 +535,13 @@ def _row_order(height: int) -> np.ndarray:
 def _distance_table(k: int) -> np.ndarray:
     yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
     return np.hypot(yy, xx).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _distance_levels(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct distances of `_distance_table(k)`, ascending, and each offset's index among them."""
+    levels, level_of = np.unique(_distance_table(k), return_inverse=True)
+    return levels.astype(np.float32), level_of.reshape(2 * k + 1, 2 * k + 1).astype(np.int64)
 
 
 @functools.lru_cache(maxsize=8)
@@ -576,9 +604,9 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarr
                 w.near_span, w.near_cmax, w.far_span, w.far_rmax)
         _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, _row_order(hl), _distance_table(max(p.near_reach, 1)),
                 w.far_acc, w.near_acc, w.near_rows)
-        _composite(img, w.coc, w.pre, w.inv_area, w.small_w, w.far_r, _distance_table(p.scale + 1), p.scale,
-                   *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.near_rows, w.near_span,
-                   w.near_cmax, w.far_span, w.far_rmax, out)
+        _composite(img, w.coc, w.pre, w.inv_area, w.small_w, w.far_r, _distance_table(p.scale + 1),
+                   *_distance_levels(p.scale + 1), p.scale, *columns, _row_order(disp.shape[0]), w.far_acc,
+                   w.near_acc, w.near_rows, w.near_span, w.near_cmax, w.far_span, w.far_rmax, out)
     return out
 
 
