@@ -22,7 +22,8 @@ Semantics (exact in `dof_reference`, approximated at a reduced resolution by the
   (sRGB), the boost standing in for the linear-light brightness of highlights.
 
 The fast paths (CPU Numba, CUDA) run the same three passes: reduce the frame by a factor ``s``
-chosen so the largest blur is at most ``LOW_RES_RADIUS`` reduced pixels, gather at that resolution,
+(`reduction_scale`: the largest blur at most ``LOW_RES_RADIUS`` reduced pixels up to s = 5, then at
+most ``MAX_LOW_RES_RADIUS``), gather at that resolution,
 and composite at full resolution (bilinear, weighted by field support). CoCs below ``s - 1`` cannot be
 represented at 1/s resolution, so the composite gathers them exactly at full resolution (their window
 is at most (2s + 1)^2 pixels; the CPU computes the same sums as row stencils, one offset at a time
@@ -40,7 +41,12 @@ import numpy as np
 from kernels.backend import is_cupy_array, number_argument, resolve_backend
 
 FOCUS_RADIUS = 0.5  # |CoC| at or below this is in focus: the disc fits inside the pixel
-LOW_RES_RADIUS = 4.0  # largest blur radius, in reduced pixels, that the CPU path gathers (its 15 ms budget at VGA)
+LOW_RES_RADIUS = 4.0  # largest blur radius, in reduced pixels, while s grows with the blur (VGA's 16 px: s = 4)
+# s grows no further: the exact full-resolution gather of CoCs below s costs ~s^2 a pixel, and a coarser reduced
+# grid is less accurate. Measured on rendered 4K depth, a 54 px blur: s = 14 (the blur / 4 rule) 398 ms a frame,
+# 0.96 levels from the float64 reference; s = 6: 287 ms; s = 5: 0.62 levels (bench/RESULTS.md).
+MAX_EXACT_SCALE = 5
+MAX_LOW_RES_RADIUS = 9.0  # then s grows again, so the reduced gather's windows stay bounded
 # The GPU could afford 8 (crisper bokeh rims: they soften over ~1.5 s px), but the same factor on both
 # devices makes --device cpu and --device cuda render the same picture (to 1 level), which users expect.
 LOW_RES_RADIUS_CUDA = LOW_RES_RADIUS
@@ -63,8 +69,10 @@ class DofPlan:
 
 
 def reduction_scale(max_blur_px: float, low_res_radius: float = LOW_RES_RADIUS) -> int:
-    """The smallest integer factor s that brings the largest CoC to at most `low_res_radius` reduced pixels."""
-    return max(1, math.ceil(max_blur_px / low_res_radius - 1e-9))
+    """The reduction factor s: the smallest that brings the largest CoC to at most `low_res_radius` reduced
+    pixels, but no more than MAX_EXACT_SCALE unless the CoC would then exceed MAX_LOW_RES_RADIUS of them."""
+    s = min(math.ceil(max_blur_px / low_res_radius - 1e-9), MAX_EXACT_SCALE)
+    return max(1, s, math.ceil(max_blur_px / MAX_LOW_RES_RADIUS - 1e-9))
 
 
 def plan(shape: tuple[int, int], focus: float, max_blur_px: float, highlight_boost: float,

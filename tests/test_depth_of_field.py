@@ -325,20 +325,35 @@ def test_cpu_at_scale_one_is_the_reference(rng):
     assert (diff > 0).mean() <= 0.005
 
 
-def test_cpu_fast_path_matches_reference_within_reduction_error(rng):
+@pytest.mark.parametrize("max_blur, mean_bound, p95_bound", [(MAX_BLUR, 2.0, 7.0), (40.0, 1.6, 6.0)])
+def test_cpu_fast_path_matches_reference_within_reduction_error(rng, max_blur, mean_bound, p95_bound):
     """At max_blur 16 the CPU path gathers CoC >= 4 px at 1/4 resolution (kernel: the disc convolved with
-    a 4-px box and a bilinear tent) and smaller CoC exactly. On this photo-like scene with a continuous
-    disparity that moves pixels by ~1.3 levels on average (95th percentile 5, the worst at depth
-    edges). Bounds: mean 2 levels, 95th percentile 7. They exclude a wrong lens: rendering with a 1.5x
-    larger aperture is > 3 levels (mean) from the reference."""
+    a 4-px box and a bilinear tent) and smaller CoC exactly; at 40 px, CoC >= 5 px at 1/5 resolution,
+    discs up to 8 reduced px. On this photo-like scene with a continuous disparity that moves pixels by
+    ~1.3 levels on average (95th percentile 5, the worst at depth edges; at 40 px 1.2 and 4). Bounds: mean
+    2 levels, 95th percentile 7 (at 40 px 1.6 and 6). They exclude a wrong lens: rendering with a 1.5x
+    larger aperture is farther from the reference than 1.25 times the bound (16 px: 3.1, 40 px: 2.1)."""
     img, disp = random_scene(rng, 96, 128)
-    out = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, backend="cpu").astype(np.float32)
-    ref = depth_of_field_reference(img, disp, 0.5, MAX_BLUR, 2.0).astype(np.float32)
+    out = kernels.depth_of_field(img, disp, 0.5, max_blur, highlight_boost=2.0, backend="cpu").astype(np.float32)
+    ref = depth_of_field_reference(img, disp, 0.5, max_blur, 2.0).astype(np.float32)
     diff = np.abs(out - ref)
-    assert diff.mean() <= 2.0
-    assert np.percentile(diff, 95) <= 7.0
-    wrong = depth_of_field_reference(img, disp, 0.5, 1.5 * MAX_BLUR, 2.0).astype(np.float32)
-    assert np.abs(wrong - ref).mean() > 2.0 * 1.25
+    assert diff.mean() <= mean_bound
+    assert np.percentile(diff, 95) <= p95_bound
+    wrong = depth_of_field_reference(img, disp, 0.5, 1.5 * max_blur, 2.0).astype(np.float32)
+    assert np.abs(wrong - ref).mean() > mean_bound * 1.25
+
+
+def test_reduction_factor_stops_growing_until_the_reduced_discs_get_large():
+    """s = ceil(blur / 4) up to 5 (VGA's presets unchanged: 12 px -> 3, 16 px -> 4); then the reduced discs
+    grow instead, up to 9 reduced px, so the exact full-resolution gather (CoC < s) stays small at 4K."""
+    from kernels.dof import MAX_EXACT_SCALE, MAX_LOW_RES_RADIUS, reduction_scale
+
+    assert [reduction_scale(b) for b in (0.5, 4.0, 12.0, 16.0, 27.0, 54.0, 512.0)] == [1, 1, 3, 4, 5, 6, 57]
+    for blur in np.arange(0.25, 520.0, 0.25):
+        s = reduction_scale(blur)
+        assert blur / s <= MAX_LOW_RES_RADIUS + 1e-9  # the reduced gather's largest disc is bounded
+        # and s is the smallest factor allowed: below the cap by the blur / 4 rule, above it by that bound
+        assert s == 1 or (blur / (s - 1) > (4.0 if s <= MAX_EXACT_SCALE else MAX_LOW_RES_RADIUS))
 
 
 # --- CUDA --------------------------------------------------------------------------------------------
