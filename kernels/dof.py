@@ -42,9 +42,10 @@ from kernels.backend import is_cupy_array, number_argument, resolve_backend
 
 FOCUS_RADIUS = 0.5  # |CoC| at or below this is in focus: the disc fits inside the pixel
 LOW_RES_RADIUS = 4.0  # largest blur radius, in reduced pixels, while s grows with the blur (VGA's 16 px: s = 4)
-# s grows no further: the exact full-resolution gather of CoCs below s costs ~s^2 a pixel, and a coarser reduced
-# grid is less accurate. Measured on rendered 4K depth, a 54 px blur: s = 14 (the blur / 4 rule) 398 ms a frame,
-# 0.96 levels from the float64 reference; s = 6: 287 ms; s = 5: 0.62 levels (bench/RESULTS.md).
+# s grows no further than this: the exact full-resolution gather of CoCs below s costs ~s^2 a pixel, and on real
+# rendered frames a coarser reduced grid was also less accurate. Measured on rendered 4K depth, a 54 px blur:
+# s = 14 (the blur / 4 rule) 398 ms a frame, 0.96 levels from the float64 reference; s = 6 287 ms; s = 5 0.62
+# levels (bench/RESULTS.md).
 MAX_EXACT_SCALE = 5
 MAX_LOW_RES_RADIUS = 9.0  # then s grows again, so the reduced gather's windows stay bounded
 # The GPU could afford 8 (crisper bokeh rims: they soften over ~1.5 s px), but the same factor on both
