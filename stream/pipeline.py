@@ -3,7 +3,9 @@
 capture thread ─► queue ─► stage thread ─► queue ─► ... ─► sink (the calling thread)
 
 The capture queue's policy follows the source (live: keep the newest, count drops; file: block,
-lose nothing). Between stages, queues block, so back-pressure reaches the capture queue. Any
+lose nothing). Between stages, queues block, so back-pressure reaches the capture queue. A live
+source's frames are also admitted past the capture queue only while fewer than one per working stage
+are on their way to the sink (`InFlightLimit`), so an overloaded stage adds no queueing latency. Any
 failure, Ctrl-C, or a stop asked by the sink sets one stop event; every wait polls it, so all
 threads end within a couple of seconds, and the sink is always closed (files finalised).
 """
@@ -19,7 +21,7 @@ from stream.errors import PipelineError, UserError
 from stream.frame import Frame, now_ns
 from stream.interrupts import signals_stop
 from stream.metrics import LatencyRecorder
-from stream.queues import END, BlockingFrameQueue, FrameQueue, LatestFrameQueue, Stopped
+from stream.queues import END, BlockingFrameQueue, FrameQueue, InFlightLimit, LatestFrameQueue, Stopped
 from stream.sinks import Sink
 from stream.sources import Source
 from stream.stages import Stage
@@ -52,6 +54,9 @@ class Pipeline:
         capture_queue: type[FrameQueue] = LatestFrameQueue if source.live else BlockingFrameQueue
         self.queues: list[FrameQueue[Frame]] = [capture_queue(queue_size, self.stop, name="capture")]
         self.queues += [BlockingFrameQueue(queue_size, self.stop, name=s.name) for s in stages]
+        # one frame in the hands of each stage that holds it while working (not the async network's hand-over)
+        holding = sum(not stage.passes_at_once for stage in stages)
+        self.admission = InFlightLimit(max(1, holding), self.stop) if source.live else None
         self.error: tuple[str, BaseException] | None = None
         self._error_lock = threading.Lock()
         self.threads: list[threading.Thread] = []
@@ -84,12 +89,18 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001 (reported on the main thread)
             self._fail("capture", exc)
 
-    def _run_stage(self, stage: Stage, inbox: FrameQueue[Frame], outbox: FrameQueue[Frame]) -> None:
+    def _run_stage(self, stage: Stage, inbox: FrameQueue[Frame], outbox: FrameQueue[Frame],
+                   admission: InFlightLimit | None = None) -> None:
         try:
             while True:
                 if self.stop.is_set():  # a stop ends the stage now, not after the frames still queued
                     raise Stopped
-                batch, ended = inbox.get_batch(stage.max_batch, stage.max_wait_ms / 1000.0)
+                most = stage.max_batch
+                if admission is not None:  # the first stage of a live run: one admission per frame taken
+                    most = admission.acquire(most)
+                batch, ended = inbox.get_batch(most, stage.max_wait_ms / 1000.0)
+                if admission is not None and len(batch) < most:
+                    admission.release(most - len(batch))
                 if batch:
                     started = now_ns()
                     for frame in batch:
@@ -110,8 +121,9 @@ class Pipeline:
     # -- run ---------------------------------------------------------------------------------
     def run(self) -> RunResult:
         self.threads = [threading.Thread(target=self._capture, name="capture", daemon=True)]
-        for stage, inbox, outbox in zip(self.stages, self.queues, self.queues[1:]):
-            self.threads.append(threading.Thread(target=self._run_stage, args=(stage, inbox, outbox),
+        for index, (stage, inbox, outbox) in enumerate(zip(self.stages, self.queues, self.queues[1:])):
+            admission = self.admission if index == 0 else None
+            self.threads.append(threading.Thread(target=self._run_stage, args=(stage, inbox, outbox, admission),
                                                  name=f"stage-{stage.name}", daemon=True))
         self.frames_written = 0
         self.sink_finalised = False  # the sink closed without an error: its file is complete and playable
@@ -162,6 +174,8 @@ class Pipeline:
             frame: Frame = item  # type: ignore[assignment]
             self.sink.write(frame)
             frame.stamp("sink")
+            if self.admission is not None:
+                self.admission.release()
             self.frames_written += 1
             bar.update(1)
             if self.recorder is not None:

@@ -1,4 +1,4 @@
-"""Bounded frame queues with the two policies of DESIGN.md.
+"""Bounded frame queues with the two policies of DESIGN.md, and the live pipeline's admission limit.
 
 `BlockingFrameQueue` (files): a full queue makes the producer wait; nothing is lost, order kept.
 `LatestFrameQueue` (live): a full queue drops its oldest frame and counts the drop, so latency
@@ -119,3 +119,38 @@ class BlockingFrameQueue(FrameQueue[T]):
 
 class LatestFrameQueue(FrameQueue[T]):
     drops_oldest = True
+
+
+class InFlightLimit:
+    """At most `limit` frames of a live source between its capture queue and the sink.
+
+    Bounded queues alone hold a frame in every queue and in every stage's hands when the slowest stage
+    cannot keep the camera's rate: seven frames for three stages, which at 720p on two cores was 200 ms
+    of capture-to-display latency. With admission limited to one frame per stage, the newest capture
+    waits in the capture queue (older ones are dropped there, as a camera's would be) until a frame
+    leaves the pipeline, so the latency stays near the stages' own times and no stage waits for work.
+    """
+
+    def __init__(self, limit: int, stop: threading.Event) -> None:
+        if limit < 1:
+            raise ValueError(f"in-flight limit must be at least 1, got {limit}")
+        self.limit = limit
+        self.stop = stop
+        self._free = limit
+        self._cond = threading.Condition()
+
+    def acquire(self, most: int) -> int:
+        """Take between 1 and `most` admissions, waiting for the first; raises Stopped on stop."""
+        with self._cond:
+            while self._free == 0:
+                if self.stop.is_set():
+                    raise Stopped
+                self._cond.wait(POLL_S)
+            taken = min(self._free, max(1, most))
+            self._free -= taken
+            return taken
+
+    def release(self, count: int = 1) -> None:
+        with self._cond:
+            self._free = min(self.limit, self._free + count)
+            self._cond.notify_all()

@@ -27,6 +27,7 @@ class Stage(Protocol):
     name: str
     max_batch: int
     max_wait_ms: float
+    passes_at_once: bool  # hands each frame on at once, its work done elsewhere (no admission for it, live)
 
     def process(self, batch: list[Frame]) -> list[Frame]: ...
 
@@ -37,6 +38,7 @@ class DepthStage:
     """Batched network inference; every frame gets the depth predicted from itself (file runs)."""
 
     name = "depth"
+    passes_at_once = False
 
     def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, max_batch: int = 1,
                  max_wait_ms: float = 0.0, on_device: bool = False) -> None:
@@ -69,6 +71,7 @@ class AsyncDepthStage:
     name = "depth"
     max_batch = 1
     max_wait_ms = 0.0
+    passes_at_once = True  # the network works on its own thread; a frame only picks up the newest depth
 
     def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, stop: threading.Event) -> None:
         self.estimator = estimator
@@ -163,6 +166,7 @@ class RefineStage:
     name = "refine"
     max_batch = 1
     max_wait_ms = 0.0
+    passes_at_once = False
 
     def __init__(self, config: RefineConfig, backend: str) -> None:
         self.config = config
@@ -221,6 +225,7 @@ class RenderStage:
     name = "render"
     max_batch = 1
     max_wait_ms = 0.0
+    passes_at_once = False
 
     def __init__(self, config: RenderConfig, focus: FocusController, backend: str) -> None:
         self.config = config

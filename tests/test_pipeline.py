@@ -95,6 +95,7 @@ class Exploding:
     name = "explode"
     max_batch = 1
     max_wait_ms = 0.0
+    passes_at_once = False
 
     def __init__(self, after: int):
         self.after = after
@@ -288,6 +289,7 @@ class _SlowStage:
     name = "slow"
     max_batch = 1
     max_wait_ms = 0.0
+    passes_at_once = False
 
     def __init__(self, seconds):
         self.seconds, self.processed = seconds, 0
@@ -309,6 +311,42 @@ def test_a_stop_ends_a_stage_without_working_through_its_queue():
     result = pipeline.run()
     assert time.monotonic() - started < 0.6 + 0.25 + 0.5
     assert result.threads_left == [] and slow.processed <= 4
+
+
+class _LiveSource(_CountingSource):
+    """A camera: a frame every period, whether or not the pipeline keeps up."""
+
+    live = True
+
+    def __init__(self, count, period_s):
+        super().__init__(count)
+        self.period_s = period_s
+
+    def frames(self):
+        for frame in super().frames():
+            time.sleep(self.period_s)
+            frame.capture_ns = time.perf_counter_ns()
+            yield frame
+
+
+class _HandOver(_SlowStage):
+    name = "handover"
+    passes_at_once = True
+
+
+def test_a_live_run_keeps_one_frame_per_working_stage_in_flight():
+    """Two stages slower than the camera: with blocking queues alone every queue and every stage's hands
+    would fill (5 frames here), and each adds a frame of latency; admitted one per working stage, at most
+    2 frames are ever between the capture queue and the sink, the newest capture waiting for its turn
+    and the older ones dropped at the capture queue, as a camera's."""
+    sink = CollectingSink()
+    stages = [_HandOver(0.0), _SlowStage(0.03), _SlowStage(0.03)]
+    pipeline = Pipeline(_LiveSource(60, 0.01), stages, sink, queue_size=1)
+    result = pipeline.run()
+    assert result.completed and result.dropped > 0 and pipeline.admission.limit == 2
+    spans = [(f.stamps["handover.start"], f.stamps["sink"]) for f in sink.frames]
+    most = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
+    assert most <= 2, most  # 5 without the admission limit
 
 
 def test_an_input_that_fails_part_way_still_writes_every_frame_read_before():

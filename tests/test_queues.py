@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from stream.queues import END, BlockingFrameQueue, LatestFrameQueue, Stopped
+from stream.queues import END, BlockingFrameQueue, InFlightLimit, LatestFrameQueue, Stopped
 
 
 def test_blocking_queue_keeps_every_item_in_order():
@@ -106,3 +106,30 @@ def test_stop_event_releases_a_blocked_producer_and_consumer():
 def test_queue_size_must_be_positive():
     with pytest.raises(ValueError):
         BlockingFrameQueue(0)
+
+
+def test_in_flight_limit_admits_up_to_its_limit_and_waits_for_a_release():
+    stop = threading.Event()
+    limit = InFlightLimit(3, stop)
+    assert limit.acquire(2) == 2 and limit.acquire(4) == 1  # as many as are free, at least one
+    admitted = []
+    waiter = threading.Thread(target=lambda: admitted.append(limit.acquire(1)))
+    waiter.start()
+    time.sleep(0.15)
+    assert admitted == []  # all three in flight: the next frame waits
+    limit.release()
+    waiter.join(timeout=1.0)
+    assert admitted == [1]
+    limit.release(5)  # never more free than the limit
+    assert limit.acquire(10) == 3
+
+
+def test_in_flight_limit_gives_way_to_the_stop_event():
+    stop = threading.Event()
+    limit = InFlightLimit(1, stop)
+    limit.acquire(1)
+    threading.Timer(0.1, stop.set).start()
+    with pytest.raises(Stopped):
+        limit.acquire(1)
+    with pytest.raises(ValueError, match="at least 1"):
+        InFlightLimit(0, stop)
