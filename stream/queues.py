@@ -125,10 +125,10 @@ class InFlightLimit:
     """At most `limit` frames of a live source between its capture queue and the sink.
 
     Bounded queues alone hold a frame in every queue and in every stage's hands when the slowest stage
-    cannot keep the camera's rate: seven frames for three stages, which at 720p on two cores was 200 ms
-    of capture-to-display latency. With admission limited to one frame per stage, the newest capture
+    cannot keep the camera's rate: six or seven frames for three stages, which at 720p on two cores was
+    200-300 ms of capture-to-display latency. With one admission per working stage, the newest capture
     waits in the capture queue (older ones are dropped there, as a camera's would be) until a frame
-    leaves the pipeline, so the latency stays near the stages' own times and no stage waits for work.
+    leaves the pipeline, so the latency stays near the stages' own times (110-145 ms there).
     """
 
     def __init__(self, limit: int, stop: threading.Event) -> None:
