@@ -4,8 +4,8 @@ Made `fcrn_official_seed5.npz` and `NYU_FCRN_official_layout_seed5.ckpt.index` b
 with TensorFlow 2 (2.21 was used) where depthcam is installed, given a clone of the authors' repository
 (github.com/iro-cp/FCRN-DepthPrediction; its `tensorflow/models` package is imported from there, unchanged):
 
-    python tests/data/write_tf_checkpoint.py /tmp/ckpt/NYU_FCRN.ckpt --seed 5
-    python tests/data/run_official_fcrn.py FCRN-DepthPrediction/tensorflow /tmp/ckpt/NYU_FCRN.ckpt /tmp/official
+    python tests/data/write_tf_checkpoint.py ckpt/NYU_FCRN.ckpt --seed 5
+    python tests/data/run_official_fcrn.py FCRN-DepthPrediction/tensorflow ckpt/NYU_FCRN.ckpt official
 
 It builds `ResNet50UpProj` as the authors' predict.py does (batch 1, a 228x304x3 placeholder, RGB 0..255),
 restores the float variables from the checkpoint, saves the whole graph as a checkpoint of its own (the

@@ -3,7 +3,7 @@
 Made `NYU_FCRN_seed5.ckpt.index` beside this file, which the tests read (the 254 MB data file is rebuilt
 there from the same weights): run once, with TensorFlow (2.21 was used) where depthcam is installed:
 
-    pip install tensorflow-cpu && python tests/data/write_tf_checkpoint.py /tmp/ckpt/NYU_FCRN.ckpt --seed 5
+    pip install tensorflow-cpu && python tests/data/write_tf_checkpoint.py ckpt/NYU_FCRN.ckpt --seed 5
 
 Each layer is a `tf.compat.v1.variable_scope` holding `get_variable`s named as in the official
 network.py (`weights`, `biases`, `scale`, `offset`, `mean`, `variance`), saved by
@@ -25,7 +25,7 @@ from models.fcrn import random_weights  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("prefix", help="checkpoint prefix to write, e.g. /tmp/ckpt/NYU_FCRN.ckpt")
+    parser.add_argument("prefix", help="checkpoint prefix to write, e.g. ckpt/NYU_FCRN.ckpt")
     parser.add_argument("--seed", type=int, default=5, help="random_weights seed (the tests use 5)")
     args = parser.parse_args()
     tf.compat.v1.disable_eager_execution()
