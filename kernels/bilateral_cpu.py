@@ -116,28 +116,41 @@ def joint_bilateral_upsample(low: np.ndarray, low_planes: np.ndarray, guide_bgr:
     out = np.empty((H, W), np.float32)
     for Y in prange(H):
         row = guide_bgr[Y]
+        out_row = out[Y]
         wy0 = wy[Y, 0]
         wy1 = wy[Y, 1]
         b0, g0, r0, d0 = lb[iy[Y, 0]], lg[iy[Y, 0]], lr[iy[Y, 0]], low[iy[Y, 0]]
         b1, g1, r1, d1 = lb[iy[Y, 1]], lg[iy[Y, 1]], lr[iy[Y, 1]], low[iy[Y, 1]]
-        for X in range(W):
-            bp = np.int32(row[X, 0])
-            gp = np.int32(row[X, 1])
-            rp = np.int32(row[X, 2])
+        X = 0
+        while X < W:
+            # a run of columns between the same two low-res columns (the upsampling factor wide): their four
+            # neighbours' colours and depths are loaded once, not per pixel
             x0 = ix[X, 0]
             x1 = ix[X, 1]
-            w00 = (wy0 * wx[X, 0] * lut[np.uint32(abs(b0[x0] - bp))] * lut[np.uint32(abs(g0[x0] - gp))]
-                   * lut[np.uint32(abs(r0[x0] - rp))])
-            w01 = (wy0 * wx[X, 1] * lut[np.uint32(abs(b0[x1] - bp))] * lut[np.uint32(abs(g0[x1] - gp))]
-                   * lut[np.uint32(abs(r0[x1] - rp))])
-            w10 = (wy1 * wx[X, 0] * lut[np.uint32(abs(b1[x0] - bp))] * lut[np.uint32(abs(g1[x0] - gp))]
-                   * lut[np.uint32(abs(r1[x0] - rp))])
-            w11 = (wy1 * wx[X, 1] * lut[np.uint32(abs(b1[x1] - bp))] * lut[np.uint32(abs(g1[x1] - gp))]
-                   * lut[np.uint32(abs(r1[x1] - rp))])
-            den = w00 + w01 + w10 + w11
-            if den > 0:
-                out[Y, X] = (w00 * d0[x0] + w01 * d0[x1] + w10 * d1[x0] + w11 * d1[x1]) / den
-            else:  # no neighbour's colour resembles p's (all range weights floored to 0): nearest sample
-                near_y = d0 if wy0 >= wy1 else d1
-                out[Y, X] = near_y[x0] if wx[X, 0] >= wx[X, 1] else near_y[x1]
+            end = X + 1
+            while end < W and ix[end, 0] == x0 and ix[end, 1] == x1:
+                end += 1
+            b00, g00, r00, e00 = np.int32(b0[x0]), np.int32(g0[x0]), np.int32(r0[x0]), d0[x0]
+            b01, g01, r01, e01 = np.int32(b0[x1]), np.int32(g0[x1]), np.int32(r0[x1]), d0[x1]
+            b10, g10, r10, e10 = np.int32(b1[x0]), np.int32(g1[x0]), np.int32(r1[x0]), d1[x0]
+            b11, g11, r11, e11 = np.int32(b1[x1]), np.int32(g1[x1]), np.int32(r1[x1]), d1[x1]
+            for x in range(X, end):
+                bp = np.int32(row[x, 0])
+                gp = np.int32(row[x, 1])
+                rp = np.int32(row[x, 2])
+                wx0 = wx[x, 0]
+                wx1 = wx[x, 1]
+                w00 = wy0 * wx0 * lut[abs(b00 - bp)] * lut[abs(g00 - gp)] * lut[abs(r00 - rp)]
+                w01 = wy0 * wx1 * lut[abs(b01 - bp)] * lut[abs(g01 - gp)] * lut[abs(r01 - rp)]
+                w10 = wy1 * wx0 * lut[abs(b10 - bp)] * lut[abs(g10 - gp)] * lut[abs(r10 - rp)]
+                w11 = wy1 * wx1 * lut[abs(b11 - bp)] * lut[abs(g11 - gp)] * lut[abs(r11 - rp)]
+                den = w00 + w01 + w10 + w11
+                if den > 0:
+                    out_row[x] = (w00 * e00 + w01 * e01 + w10 * e10 + w11 * e11) / den
+                else:  # no neighbour's colour resembles p's (all range weights floored to 0): nearest sample
+                    if wy0 >= wy1:
+                        out_row[x] = e00 if wx0 >= wx1 else e01
+                    else:
+                        out_row[x] = e10 if wx0 >= wx1 else e11
+            X = end
     return out
