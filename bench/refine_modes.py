@@ -36,11 +36,13 @@ class _Collect(Sink):
 
 
 def edge_band(truth: np.ndarray, px: int) -> np.ndarray:
+    """The pixels within `px` of a true depth edge (also the pipeline test's metric)."""
     edges = cv2.Canny((truth * 255).astype(np.uint8), 10, 30) > 0
     return cv2.dilate(edges.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8)) > 0
 
 
 def fitted(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Least-squares scale and shift of a relative disparity onto the truth, before comparing them."""
     a = np.stack([prediction.ravel(), np.ones(prediction.size)], axis=1)
     coef, *_ = np.linalg.lstsq(a, truth.ravel(), rcond=None)
     return prediction * coef[0] + coef[1]
