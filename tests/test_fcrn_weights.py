@@ -189,16 +189,24 @@ def test_reads_the_index_tensorflow_wrote_for_the_official_variables(tmp_path):
     assert all(e.dtype == 1 and e.shape == expected[name].shape and e.shard_id == 0 and not e.sliced
                for name, e in entries.items())  # DT_FLOAT, HWIO shapes as TF stored them
     # The data file: each tensor's raw little-endian bytes at the offset the index gives (TF writes no more)
-    prefix = tmp_path / "NYU_FCRN.ckpt"
-    (tmp_path / "NYU_FCRN.ckpt.index").write_bytes(TF_WRITTEN_INDEX.read_bytes())
-    data = bytearray(max(e.offset + e.size for e in entries.values()))
-    for name, e in entries.items():
-        data[e.offset:e.offset + e.size] = expected[name].astype("<f4").tobytes()
-    data_path = tmp_path / "NYU_FCRN.ckpt.data-00000-of-00001"
-    data_path.write_bytes(bytes(data))
-    assert sha256_of(data_path) == TF_WRITTEN_DATA_SHA256  # the file TensorFlow wrote, byte for byte
-    read = fw.read_checkpoint(prefix)
-    assert _same(read, {k: v.astype(np.float32) for k, v in expected.items()})
+    prefix = _rebuild_checkpoint(tmp_path, TF_WRITTEN_INDEX, entries, expected,
+                                 max(e.offset + e.size for e in entries.values()))
+    assert sha256_of(Path(f"{prefix}.data-00000-of-00001")) == TF_WRITTEN_DATA_SHA256  # TensorFlow's file
+    assert _same(fw.read_checkpoint(prefix), {k: v.astype(np.float32) for k, v in expected.items()})
+
+
+def _rebuild_checkpoint(folder: Path, index: Path, entries: dict, weights: dict[str, np.ndarray],
+                        data_bytes: int) -> Path:
+    """A kept TF index beside a data file holding `weights` at the offsets it gives; whatever else the
+    index lists stays a hole of zeros (a sparse file)."""
+    prefix = folder / "NYU_FCRN.ckpt"
+    Path(f"{prefix}.index").write_bytes(index.read_bytes())
+    with open(f"{prefix}.data-00000-of-00001", "wb") as data:
+        for name, value in weights.items():
+            data.seek(entries[name].offset)
+            data.write(value.astype("<f4").tobytes())
+        data.truncate(data_bytes)
+    return prefix
 
 
 # The checkpoint the authors' graph itself saved (tests/data/run_official_fcrn.py): besides the 394 float
@@ -217,13 +225,8 @@ def test_reads_the_float_variables_of_the_official_graphs_own_checkpoint(tmp_pat
     spans = sorted((e.offset, e.size) for e in entries.values())
     assert all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:]))
     assert spans[-1][0] + spans[-1][1] == OFFICIAL_LAYOUT_DATA_BYTES
-    (tmp_path / "NYU_FCRN.ckpt.index").write_bytes(OFFICIAL_LAYOUT_INDEX.read_bytes())
-    with open(tmp_path / "NYU_FCRN.ckpt.data-00000-of-00001", "wb") as data:  # sparse: the indices stay holes
-        for name, value in expected.items():
-            data.seek(entries[name].offset)
-            data.write(value.astype("<f4").tobytes())
-        data.truncate(OFFICIAL_LAYOUT_DATA_BYTES)
-    assert _same(fw.read_checkpoint(tmp_path / "NYU_FCRN.ckpt"), {k: v.astype(np.float32) for k, v in expected.items()})
+    prefix = _rebuild_checkpoint(tmp_path, OFFICIAL_LAYOUT_INDEX, entries, expected, OFFICIAL_LAYOUT_DATA_BYTES)
+    assert _same(fw.read_checkpoint(prefix), {k: v.astype(np.float32) for k, v in expected.items()})
 
 
 def test_convert_checkpoint_gives_the_same_network(checkpoint, reference_bytes, tmp_path):
