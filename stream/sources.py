@@ -351,7 +351,11 @@ class CameraSource(Source):
             if not ok:
                 if index == 0:
                     raise UserError(f"camera {self.index} opened but delivered no frame (is it in use elsewhere?)")
-                return  # unplugged or closed: end of stream
+                # Unplugged, or taken by another program: the run ends as a truncated file's does, the
+                # frames so far shown or written (a file output stays playable), and says why.
+                raise UserError(f"camera {self.index} stopped delivering frames after {index} (unplugged, or taken "
+                                f"by another program: reconnect it or close that program, and run again); the "
+                                f"frames before were kept")
             capture_ns = arrival
             if self._driver_stamps is not False:
                 stamp = driver_timestamp_ns(self.capture)

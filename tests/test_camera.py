@@ -1,4 +1,6 @@
 """Camera mode negotiation, against a fake capture that behaves like a USB 2 webcam (no camera here)."""
+import itertools
+
 import cv2
 import pytest
 
@@ -109,8 +111,7 @@ def test_latency_counts_from_the_drivers_timestamp_where_it_is_on_our_clock(monk
 
     camera = StampingWebcam(backend, age_ms)
     monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
-    frames = list(open_source("camera:0").frames())
-    assert len(frames) == 3
+    frames = list(itertools.islice(open_source("camera:0").frames(), 3))
     for frame, stamp_ms in zip(frames, camera.stamps_ms):
         from_stamp = abs(frame.capture_ns / 1e6 - stamp_ms) < 1e-3
         assert from_stamp == uses_stamp
@@ -125,7 +126,25 @@ def test_the_first_frame_chooses_the_clock_for_the_whole_run(monkeypatch):
 
     camera = StampingWebcam("V4L2", [30.0, -3.0, 2500.0])
     monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
-    first, jittered, backlog = list(open_source("camera:0").frames())
+    first, jittered, backlog = itertools.islice(open_source("camera:0").frames(), 3)
     assert abs(first.capture_ns / 1e6 - camera.stamps_ms[0]) < 1e-3
     assert jittered.capture_ns / 1e6 < camera.stamps_ms[1]  # not in the future: the read time
     assert abs(backlog.capture_ns / 1e6 - camera.stamps_ms[2]) < 1e-3
+
+
+def test_a_camera_that_stops_mid_run_ends_it_with_one_line_and_a_playable_file(monkeypatch, shared_models, tmp_path,
+                                                                               capsys):
+    # unplugged, or taken by another program: read() starts failing. The run says so (a silent end would
+    # look like a normal quit) and keeps what it had written.
+    from media import probe
+
+    from stream import cli, sources
+
+    camera = StampingWebcam("V4L2", [0.0] * 40)
+    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
+    out = tmp_path / "recording.mp4"
+    status = cli.main(["run", "camera:0", "-o", str(out), "--no-progress"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
+    assert status == 2
+    assert len(errors) == 1 and "camera 0 stopped delivering frames after 40" in errors[0], errors
+    assert 0 < probe(out)["frames"] <= 40
