@@ -347,3 +347,37 @@ def test_a_compared_model_that_cannot_load_is_refused_before_any_run(shared_mode
     config.write_text(f"model: {model}\n")
     with pytest.raises(UserError, match="dynamic input size .* --model-size WxH"):
         bench.run_bench_command(_bench_args("--compare", str(config)))
+
+
+def test_recorded_render_inputs_are_what_the_renderer_received(shared_models, monkeypatch, tmp_path):
+    # bench/record_render_inputs.py keeps the render stage's inputs of a real run; bench_dof.py --recorded
+    # times them. The recorded frames must be the run's own: its frame size, its scaled blur, a refined
+    # disparity in [0, 1], and rendering them again must give the picture the run rendered.
+    import numpy as np
+
+    import kernels
+    from bench import bench_dof, record_render_inputs
+
+    rendered = []
+    render = kernels.depth_of_field
+
+    def keep_output(*args, **kwargs):
+        rendered.append(render(*args, **kwargs))
+        return rendered[-1]
+
+    monkeypatch.setattr(kernels, "depth_of_field", keep_output)  # under the recorder's own wrapper
+    out = tmp_path / "frames.npz"
+    monkeypatch.setattr(sys, "argv", ["record_render_inputs.py", "synthetic:portrait?size=96x64&frames=5", str(out),
+                                      "--frames", "3"])
+    assert record_render_inputs.main() == 0
+    with np.load(out) as recorded:
+        images, disparities = recorded["images"], recorded["disparities"]
+        assert images.shape == (3, 64, 96, 3) and disparities.shape == (3, 64, 96)
+        assert 0.0 <= disparities.min() and disparities.max() <= 1.0 and disparities.std() > 0.05
+        assert np.allclose(recorded["blur"], 12 * 64 / 480)  # the default preset's 12 px at 480 lines
+        for i in range(3):
+            again = render(images[i], disparities[i], float(recorded["focus"][i]), float(recorded["blur"][i]),
+                           highlight_boost=float(recorded["highlight_boost"][i]), backend="cpu")
+            np.testing.assert_array_equal(again, rendered[i])
+    size, blur, scale, median, p90, best = bench_dof.time_recorded(out, runs=1)
+    assert (size, blur, scale) == ("96x64", 1.6, 1) and 0 < best <= median <= p90
