@@ -247,8 +247,17 @@ def parse_modes(text: str) -> list[str]:
 
 def load_bench_configs(args: argparse.Namespace) -> list[tuple[str | None, PipelineConfig]]:
     """Every configuration, loaded and validated before the first run: a typo in the last --compare
-    name must not cost the runs before it."""
-    return [(name, bench_config(name, args)) for name in [args.config, *args.compare]]
+    name must not cost the runs before it. A configuration equal to one before it (`--compare default`
+    without --config, a preset named twice) runs once."""
+    configs: list[tuple[str | None, PipelineConfig]] = []
+    for name in [args.config, *args.compare]:
+        config = bench_config(name, args)
+        same = next((label for label, earlier in configs if earlier == config), False)
+        if same is False:
+            configs.append((name, config))
+        else:
+            notify(f"--compare {name}: the same settings as {same or 'default'}, benchmarked once")
+    return configs
 
 
 def check_report_paths(json_path: str | None, plot_path: str | None, input_spec: str | None) -> None:

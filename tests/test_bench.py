@@ -126,6 +126,15 @@ def test_unknown_compare_config_is_refused_before_any_run(monkeypatch):
         bench.run_bench_command(_bench_args("--compare", "default", "nosuchpreset"))
 
 
+def test_a_configuration_named_twice_is_benchmarked_once(capsys):
+    # no --config means the defaults, which the default preset also holds
+    configs = bench.load_bench_configs(_bench_args("--compare", "default", "live-cpu", "live-cpu"))
+    assert [name for name, _ in configs] == [None, "live-cpu"]
+    notes = capsys.readouterr().err
+    assert "--compare default: the same settings as default" in notes
+    assert "--compare live-cpu: the same settings as live-cpu" in notes
+
+
 def test_bad_report_paths_are_refused_before_any_run(monkeypatch, tmp_path):
     _no_runs(monkeypatch)
     blocker = tmp_path / "a-file"
