@@ -51,7 +51,7 @@ def default_output(input_spec: str, source: Source) -> str:
     return str(path.with_name(f"{path.stem}_portrait{suffix}"))
 
 
-def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: Source) -> None:
+def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: Source, preview: bool = False) -> None:
     """What can only be checked once the input is open, before anything heavy loads: no output
     overwrites the input or the other output, every output file can be written and a preview window
     can open, an image output gets one frame, and the settings given in frame pixels fit this frame."""
@@ -70,7 +70,7 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
         raise UserError(f"-o and --save-depth both name {output}; give the depth video its own name")
     for flag, target in files.items():  # the sinks check again when they open; this is before the model loads
         ensure_writable(Path(target), "depth video" if flag == "--save-depth" else "output")
-    if output_kind(output) == "window":
+    if output_kind(output) == "window" or preview:
         check_display()
     if output_kind(output) == "vcam":
         check_virtual_camera()  # the package; the device itself answers only when the sink opens
@@ -164,7 +164,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     focus: FocusController | None = None
     try:
         output = output or ("null" if sink is not None else default_output(input_spec, source))
-        check_outputs(config, input_spec, output if sink is None else "null", source)
+        preview = sink is None and config.output.preview  # the benchmark's own sink shows nothing
+        check_outputs(config, input_spec, output if sink is None else "null", source, preview)
         backend = kernel_backend(config.device)
         estimator = load_estimator(config, progress=config.output.progress)
         render = config.render
@@ -174,11 +175,12 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                                 faces_in_background=source.live)
         stop = threading.Event()
         stages = build_stages(config, estimator, focus, backend, stop)
-        prepare_kernels(config, backend, notify, blur_may_change=sink is None and output_kind(output) == "window")
+        in_window = output_kind(output) == "window" or preview
+        prepare_kernels(config, backend, notify, blur_may_change=sink is None and in_window)
         if sink is None:  # last: a file is created only once everything else is ready
             sink = make_sink(output, width=source.width, height=source.height,
                              fps=source.fps, audio_from=source.audio_path, side_by_side=config.output.side_by_side,
-                             save_depth=config.output.save_depth,
+                             save_depth=config.output.save_depth, preview=preview,
                              controls=LiveControls(focus, config.render, source.height))
     except BaseException:
         for stage in stages:  # the async network's worker thread ends with its stage

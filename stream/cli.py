@@ -50,6 +50,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-depth", metavar="FILE", help="also write the refined depth as a colour video")
     parser.add_argument("--side-by-side", action=argparse.BooleanOptionalAction, default=None,
                         help="write input | output | depth")
+    parser.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
+                        help="also show the output in a window while writing it (its keys and clicks work "
+                             "as in -o window; q stops the run, keeping what was written)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_debug_flag(parser)
 
@@ -66,7 +69,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "render.highlight_boost": args.highlight_boost, "refine.mode": args.refine,
         "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),
         "output.save_depth": args.save_depth, "output.side_by_side": args.side_by_side,
-        "output.progress": False if args.no_progress else None,
+        "output.preview": args.preview, "output.progress": False if args.no_progress else None,
     }
 
 
@@ -92,7 +95,7 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     print(f"depthcam: {built.source.description} -> model {built.estimator.spec.name} "
           f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
     target = built.output
-    if target == "window":
+    if target == "window" or config.output.preview:
         print(f"depthcam: {KEYS_HELP}", file=sys.stderr)
     # The hint's cheaper alternative is the CPU's live mode (on CUDA the exact filter is already fast)
     if config.refine.mode == "full" and built.backend == "cpu" and not built.source.live and built.source.frame_count:
@@ -119,6 +122,9 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     print(f"depthcam: wrote {_frames(result.frames_written)} to {target} in {seconds:.1f} s "
           f"({result.frames_written / max(seconds, 1e-9):.1f} fps)", file=sys.stderr)
+    if result.closed_by_user and not built.source.live and target != "window":
+        print(f"depthcam: stopped from the preview window before the end of the input; {target} holds the "
+              f"frames until then", file=sys.stderr)
     expected = built.source.frame_count
     if result.completed and not built.source.live and expected and result.frames_written < SHORT_INPUT * expected:
         print(f"depthcam: warning: the input announced about {expected} frames but only {result.frames_written} "

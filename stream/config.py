@@ -133,10 +133,12 @@ class QueueConfig:
 class OutputConfig:
     side_by_side: bool = False  # write input | output | depth next to each other
     save_depth: str | None = None  # also write the refined disparity, colourised, to this video
+    preview: bool = False  # also show the output in a window (keys and clicks as in -o window)
     progress: bool = True
 
     def validate(self) -> None:
         _check_bool("output.side_by_side", self.side_by_side)
+        _check_bool("output.preview", self.preview)
         _check_bool("output.progress", self.progress)
         if self.save_depth is not None and (not isinstance(self.save_depth, str) or not self.save_depth.strip()):
             # null means "no depth video"; a number, a boolean or "" is a mistake, not a file name

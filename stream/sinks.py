@@ -227,7 +227,7 @@ class VirtualCameraSink(Sink):
 
 
 class TeeSink(Sink):
-    """Writes every frame to several sinks (the main output and the depth video)."""
+    """Writes every frame to several sinks (the main output, the depth video, the preview window)."""
 
     def __init__(self, sinks: list[Sink]) -> None:
         self.sinks = sinks
@@ -265,8 +265,10 @@ def output_kind(target: str) -> str:
 
 
 def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: Path | None,
-              side_by_side: bool, save_depth: str | None, controls: LiveControls | None = None) -> Sink:
-    """The sink for `-o TARGET` (plus the depth video of --save-depth), opened and validated now."""
+              side_by_side: bool, save_depth: str | None, preview: bool = False,
+              controls: LiveControls | None = None) -> Sink:
+    """The sink for `-o TARGET` (plus the depth video of --save-depth, and the window of --preview), opened
+    and validated now."""
     kind = output_kind(target)
     picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
     out_width = width * 3 if side_by_side else width
@@ -286,5 +288,7 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
         sinks.append(WindowSink("depthcam", controls, width, picture))
     elif kind == "vcam":
         sinks.append(VirtualCameraSink(out_width, height, fps, picture))
+    if preview and kind != "window":  # last: the files have the frame before the window waits for a key
+        sinks.append(WindowSink("depthcam", controls, width, picture))
     return sinks[0] if len(sinks) == 1 else TeeSink(sinks)
 

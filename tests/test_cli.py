@@ -337,6 +337,15 @@ def test_preview_window_shows_every_frame(shared_models, virtual_display):
     assert "a: auto focus" in result.stderr  # the window's keys are announced
 
 
+def test_preview_beside_a_file_on_a_real_window(shared_models, virtual_display, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = depthcam("run", "synthetic:portrait?size=160x120&frames=12", "-o", str(out), "--preview",
+                      "--refine", "off", env_extra={"DISPLAY": virtual_display, "QT_QPA_PLATFORM": "xcb"})
+    assert result.returncode == 0, result.stderr
+    assert "wrote 12 frames to" in result.stderr and "stopped from the preview" not in result.stderr
+    assert probe(out)["frames"] == 12
+
+
 def test_an_ignored_sigterm_stays_ignored(shared_models, capsys):
     # nohup or a supervisor starts a process with SIGTERM ignored; the CLI must not undo that
     from stream.cli import _terminate, main
@@ -350,3 +359,28 @@ def test_an_ignored_sigterm_stays_ignored(shared_models, capsys):
         assert signal.getsignal(signal.SIGTERM) is _terminate  # otherwise SIGTERM ends a run like Ctrl-C
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_file_run_stopped_from_its_preview_keeps_the_frames_until_then(shared_models, monkeypatch, tmp_path,
+                                                                        capsys):
+    # --preview shows the output while it is written; q there ends the run early with a playable file
+    import cv2
+
+    from stream import app, cli, sinks
+
+    pressed = iter([-1] * 4 + [ord("q")])
+    for module in (app, sinks):
+        monkeypatch.setattr(module, "check_display", lambda: None)
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "setMouseCallback", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", lambda *a: None)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "waitKeyEx", lambda delay: next(pressed, -1))
+    video = make_video(tmp_path / "in.mp4", frames=24)
+    out = tmp_path / "out.mp4"
+    assert cli.main(["run", str(video), "-o", str(out), "--preview", "--no-progress"]) == 0
+    messages = capsys.readouterr().err
+    assert "a: auto focus" in messages  # the window's keys are announced
+    assert "wrote 5 frames" in messages and "stopped from the preview window" in messages
+    assert probe(out)["frames"] == 5

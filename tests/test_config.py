@@ -29,11 +29,13 @@ def test_an_installed_copy_finds_the_presets_and_the_cuda_sources(tmp_path):
     target = tmp_path / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
                               str(source)], capture_output=True, text=True, timeout=600)
-    if install.returncode != 0 and "Could not find a version that satisfies the requirement setuptools" in install.stderr:
+    no_index = "Could not find a version that satisfies the requirement setuptools"
+    if install.returncode != 0 and no_index in install.stderr:
         pytest.skip("no package index for the build's setuptools: " + install.stderr.strip().splitlines()[-1])
     assert install.returncode == 0, install.stderr
     check = ("from stream.config import preset_names; from kernels.cuda_module import read_source; "
-             "import stream; print(stream.__file__); print(' '.join(preset_names())); read_source('joint_bilateral.cu')")
+             "import stream; print(stream.__file__); print(' '.join(preset_names())); "
+             "read_source('joint_bilateral.cu')")
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
                             cwd=tmp_path, env={"PATH": "", "PYTHONPATH": str(target)})
     assert result.returncode == 0, result.stderr
@@ -86,6 +88,7 @@ def test_unknown_key_is_refused_with_its_name(tmp_path):
     ("output:\n  save_depth: true\n", "output.save_depth"),
     ("output:\n  save_depth: ''\n", "output.save_depth"),
     ("output:\n  progress: 'yes'\n", "output.progress"),
+    ("output:\n  preview: 1\n", "output.preview"),
     ("inference:\n  tensorrt: 1\n", "inference.tensorrt"),
     ("render:\n  focus_point: [1.5, 2]\n", "render.focus_point"),
     ("render:\n  focus_point: [true, 2]\n", "render.focus_point"),

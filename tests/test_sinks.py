@@ -208,3 +208,27 @@ def test_closing_the_window_with_its_close_button_stops_the_run_cleanly(monkeypa
     window.write(_frame())
     assert window.wants_stop and len(shown) == 1  # not drawn again: the window stays closed
     window.close()
+
+
+def test_preview_adds_a_window_after_the_outputs(monkeypatch, tmp_path):
+    from stream.sinks import TeeSink, VideoSink
+
+    _window(monkeypatch)
+    controls = _Controls()
+    sink = make_sink(str(tmp_path / "out.mp4"), width=60, height=40, fps=30, audio_from=None, side_by_side=True,
+                     save_depth=str(tmp_path / "depth.mp4"), preview=True, controls=controls)
+    assert isinstance(sink, TeeSink)
+    depth, video, window = sink.sinks
+    assert isinstance(depth, VideoSink) and isinstance(video, VideoSink) and isinstance(window, WindowSink)
+    shown = []
+    monkeypatch.setattr(cv2, "imshow", lambda title, picture: shown.append(picture.shape))
+    _press(monkeypatch, -1)
+    sink.write(_frame())
+    assert shown == [(40, 180, 3)]  # the picture the file gets: input | output | depth
+    window.click(150, 10)  # on the depth panel: the frame's point
+    assert controls.clicks == [(30, 10)]
+    monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
+    sink.close()
+    # -o window with --preview is one window
+    assert isinstance(make_sink("window", width=60, height=40, fps=30, audio_from=None, side_by_side=False,
+                                save_depth=None, preview=True, controls=None), WindowSink)
