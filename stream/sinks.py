@@ -134,14 +134,16 @@ def key_char(code: int) -> int | None:
 
 
 class WindowSink(Sink):
-    """A live preview window. q or Esc stops; a click, a and +/- go to `controls` (stream.controls)."""
+    """A live preview window. q or Esc stops; s switches between the render and input | render | depth (in
+    the window only); a click, a and +/- go to `controls` (stream.controls)."""
 
-    def __init__(self, title: str, controls: LiveControls | None, frame_width: int,
-                 picture: Callable[[Frame], np.ndarray]) -> None:
+    def __init__(self, title: str, controls: LiveControls | None, frame_width: int, side_by_side: bool,
+                 notify: Callable[[str], None] = notify) -> None:
         check_display()
         self.title = title
         self.frame_width = frame_width
-        self.picture = picture
+        self.side_by_side = side_by_side
+        self.notify = notify
         self._stop = False
         self._shown = (0, 0)  # height, width of the picture on screen: clicks outside it are ignored
         try:
@@ -175,12 +177,16 @@ class WindowSink(Sink):
         if self._stop or (self._shown != (0, 0) and not self._on_screen()):
             self._stop = True  # closed: imshow would open the window again
             return
-        picture = self.picture(frame)
+        picture = compose(frame, self.side_by_side)
         self._shown = picture.shape[:2]
         cv2.imshow(self.title, picture)
         key = key_char(cv2.waitKeyEx(1))
         if key in (27, ord("q"), ord("Q")) or not self._on_screen():
             self._stop = True
+        elif key in (ord("s"), ord("S")):
+            self.side_by_side = not self.side_by_side
+            self.notify("window: input | render | depth (s: the render alone)" if self.side_by_side
+                        else "window: the render (s: input | render | depth)")
         elif key is not None and self.controls is not None:
             self.controls.key(key)
 
@@ -285,10 +291,10 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
     elif kind == "image":
         sinks.append(ImageSink(Path(target), picture))
     elif kind == "window":
-        sinks.append(WindowSink("depthcam", controls, width, picture))
+        sinks.append(WindowSink("depthcam", controls, width, side_by_side))
     elif kind == "vcam":
         sinks.append(VirtualCameraSink(out_width, height, fps, picture))
     if preview and kind != "window":  # last: the files have the frame before the window waits for a key
-        sinks.append(WindowSink("depthcam", controls, width, picture))
+        sinks.append(WindowSink("depthcam", controls, width, side_by_side))
     return sinks[0] if len(sinks) == 1 else TeeSink(sinks)
 

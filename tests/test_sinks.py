@@ -136,7 +136,7 @@ def _window(monkeypatch, side_by_side=False):
     monkeypatch.setattr(cv2, "imshow", lambda *a: None)
     monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
     controls = _Controls()
-    return WindowSink("t", controls, 60, lambda f: compose(f, side_by_side)), controls
+    return WindowSink("t", controls, 60, side_by_side, notify=lambda message: None), controls
 
 
 def test_window_keys_go_by_their_full_code(monkeypatch):
@@ -232,3 +232,24 @@ def test_preview_adds_a_window_after_the_outputs(monkeypatch, tmp_path):
     # -o window with --preview is one window
     assert isinstance(make_sink("window", width=60, height=40, fps=30, audio_from=None, side_by_side=False,
                                 save_depth=None, preview=True, controls=None), WindowSink)
+
+
+def test_s_switches_the_window_between_the_render_and_three_panels(monkeypatch):
+    window, controls = _window(monkeypatch)
+    told = []
+    window.notify = told.append
+    shown = []
+    monkeypatch.setattr(cv2, "imshow", lambda title, picture: shown.append(picture.shape[:2]))
+    for code in (ord("s"), -1, ord("S"), -1):
+        _press(monkeypatch, code)
+        window.write(_frame())
+    assert shown == [(40, 60), (40, 180), (40, 180), (40, 60)]  # from the frame after the key
+    assert told == ["window: input | render | depth (s: the render alone)",
+                    "window: the render (s: input | render | depth)"]
+    assert controls.keys == []  # a window matter: the render settings do not hear it
+    window.click(130, 5)  # outside the render alone: ignored
+    for code in (ord("s"), -1):
+        _press(monkeypatch, code)
+        window.write(_frame())
+    window.click(130, 5)  # on the depth panel of the three: the frame's point
+    assert controls.clicks == [(10, 5)]
