@@ -5,6 +5,7 @@ there. `compose` builds the picture a sink shows: the render, or input | render 
 """
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import subprocess
@@ -20,7 +21,7 @@ from kernels.backend import to_host
 from stream.console import notify
 from stream.controls import LiveControls
 from stream.errors import UserError
-from stream.frame import Frame
+from stream.frame import Frame, now_ns
 from stream.paths import ensure_writable
 from stream.sources import IMAGE_SUFFIXES
 from stream.video_writer import VideoWriter, video_suffixes
@@ -134,8 +135,9 @@ def key_char(code: int) -> int | None:
 
 
 class WindowSink(Sink):
-    """A live preview window. q or Esc stops; s switches between the render and input | render | depth (in
-    the window only); a click, a and +/- go to `controls` (stream.controls)."""
+    """A live preview window. q or Esc stops; s switches between the render and input | render | depth, i
+    shows the rate and latency (both in the window only); a click, a and +/- go to `controls`
+    (stream.controls)."""
 
     def __init__(self, title: str, controls: LiveControls | None, frame_width: int, side_by_side: bool,
                  notify: Callable[[str], None] = notify) -> None:
@@ -144,6 +146,8 @@ class WindowSink(Sink):
         self.frame_width = frame_width
         self.side_by_side = side_by_side
         self.notify = notify
+        self.info = False
+        self._shown_at: collections.deque[int] = collections.deque(maxlen=31)  # the rate over the last 30 frames
         self._stop = False
         self._shown = (0, 0)  # height, width of the picture on screen: clicks outside it are ignored
         try:
@@ -178,17 +182,40 @@ class WindowSink(Sink):
             self._stop = True  # closed: imshow would open the window again
             return
         picture = compose(frame, self.side_by_side)
+        shown_at = now_ns()
+        self._shown_at.append(shown_at)
+        if self.info:
+            picture = self._with_info(picture, frame, shown_at)
         self._shown = picture.shape[:2]
         cv2.imshow(self.title, picture)
         key = key_char(cv2.waitKeyEx(1))
         if key in (27, ord("q"), ord("Q")) or not self._on_screen():
             self._stop = True
+        elif key in (ord("i"), ord("I")):
+            self.info = not self.info
         elif key in (ord("s"), ord("S")):
             self.side_by_side = not self.side_by_side
             self.notify("window: input | render | depth (s: the render alone)" if self.side_by_side
                         else "window: the render (s: input | render | depth)")
         elif key is not None and self.controls is not None:
             self.controls.key(key)
+
+    def _with_info(self, picture: np.ndarray, frame: Frame, shown_at: int) -> np.ndarray:
+        """A copy with the rate shown, the frame's latency from capture to display and its focus written in
+        its top left corner (the picture may be the frame's own output, which other sinks write)."""
+        times = self._shown_at
+        rate = (len(times) - 1) * 1e9 / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        parts = [f"{rate:.1f} fps", f"{(shown_at - frame.capture_ns) / 1e6:.0f} ms capture to display"]
+        if frame.focus is not None:
+            parts.append(f"focus {frame.focus:.2f}")
+        text = " | ".join(parts)
+        out = picture.copy()
+        scale = max(0.4, picture.shape[0] / 1000)
+        thickness = max(1, round(2 * scale))
+        origin = (round(8 * scale / 0.5), round(24 * scale / 0.5))
+        cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+        cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        return out
 
     @property
     def wants_stop(self) -> bool:

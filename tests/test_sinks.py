@@ -253,3 +253,26 @@ def test_s_switches_the_window_between_the_render_and_three_panels(monkeypatch):
         window.write(_frame())
     window.click(130, 5)  # on the depth panel of the three: the frame's point
     assert controls.clicks == [(10, 5)]
+
+
+def test_i_shows_the_rate_and_the_latency_on_a_copy(monkeypatch):
+    from stream import sinks as sinks_module
+
+    window, _ = _window(monkeypatch)
+    clock = iter(range(0, 10 * 40_000_000, 40_000_000))  # a frame shown every 40 ms: 25 fps
+    monkeypatch.setattr(sinks_module, "now_ns", lambda: next(clock))
+    written, shown = [], []
+    monkeypatch.setattr(cv2, "putText", lambda image, text, *a: written.append(text))
+    monkeypatch.setattr(cv2, "imshow", lambda title, picture: shown.append(picture))
+    frames = []
+    for index, code in enumerate((ord("i"), -1, -1, ord("I"), -1)):
+        frame = _frame()
+        frame.capture_ns = index * 40_000_000 - 65_000_000  # shown 65 ms after its capture
+        frame.focus = 0.625
+        frames.append(frame)
+        _press(monkeypatch, code)
+        window.write(frame)
+    # from the frame after the key to the one that turns it off; drawn twice (outline, text) on a copy
+    assert written == ["25.0 fps | 65 ms capture to display | focus 0.62"] * 2 * 3
+    assert [shown[i] is frames[i].output for i in range(5)] == [True, False, False, False, True]
+    assert (frames[2].output == 200).all()  # the frame's own picture, which the files get, is untouched
