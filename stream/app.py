@@ -172,7 +172,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         # Live: the face detector runs beside the render, which would otherwise stall on it every
         # face_interval-th frame; a file run keeps it inline, so every run of a file is the same.
         focus = FocusController(render.focus, render.focus_point, render.focus_smoothing, render.face_interval,
-                                faces_in_background=source.live)
+                                faces_in_background=source.live, track_point=render.track_point)
         stop = threading.Event()
         stages = build_stages(config, estimator, focus, backend, stop)
         in_window = output_kind(output) == "window" or preview

@@ -36,7 +36,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser, device_help="where everything runs (default auto: CUDA when usable)")
     parser.add_argument("--focus", metavar="auto|VALUE",
                         help="auto (largest face, else nearest large region) or a disparity in [0, 1]")
-    parser.add_argument("--focus-point", metavar="X,Y", help="focus on what is at this pixel")
+    parser.add_argument("--focus-point", metavar="X,Y", help="focus on what is at this pixel in the first frame, followed as it moves")
     parser.add_argument("--blur", type=float, metavar="PX", help="largest blur radius in pixels at 480 lines")
     parser.add_argument("--highlight-boost", type=float, metavar="X",
                         help="bright highlights bloom into bokeh discs (0 off, 1-4 typical, at most 16)")

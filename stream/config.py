@@ -83,6 +83,7 @@ class RefineConfig:
 class RenderConfig:
     focus: str | float = "auto"  # auto (largest face, else nearest large region) or a disparity in [0, 1]
     focus_point: tuple[int, int] | None = None  # x, y in pixels: focus on what is there
+    track_point: bool = True  # the point follows what was under it as the picture moves (else: that pixel)
     focus_smoothing: float = 0.25  # weight of the newest focus measurement per frame
     face_interval: int = 3  # look for faces every n-th frame (the detector costs ~10-25 ms at 320 px)
     blur: float = 12.0  # largest blur radius in pixels at the reference height
@@ -111,6 +112,7 @@ class RenderConfig:
             if x < 0 or y < 0:
                 raise UserError(f"render.focus_point must be inside the frame, got {x},{y}")
             self.focus_point = (x, y)
+        _check_bool("render.track_point", self.track_point)
         _check_range("render.focus_smoothing", self.focus_smoothing, 0.001, 1)
         _check_int("render.face_interval", self.face_interval, 1, 1000)
         _check_range("render.blur", self.blur, 0, 256)

@@ -6,6 +6,7 @@ import threading
 import numpy as np
 
 from stream.faces import BackgroundFaceFinder, Box, FaceFinder
+from stream.tracking import PointTracker
 
 # Enough samples for a region's 5 % share to hold ~1000 of them; a quantile over all of a VGA map's
 # 307,200 values took 1.5 ms of every frame of the render stage, a strided sample 0.2 ms.
@@ -43,13 +44,15 @@ class FocusController:
     """Chooses the focus disparity per frame and smooths it so focus does not jump.
 
     `point` and the mode can be changed from another thread (a click or a key in the live window).
-    With `faces_in_background` (live runs) the face detector runs on a thread of its own and focus
-    follows its newest finished detection; otherwise it runs inline and a run is repeatable.
+    With `track_point` a point follows what was under it as the picture moves (stream.tracking);
+    otherwise it stays on the same pixel. With `faces_in_background` (live runs) the face detector runs
+    on a thread of its own and focus follows its newest finished detection; otherwise it runs inline and
+    a run is repeatable.
     """
 
     def __init__(self, focus: str | float = "auto", point: tuple[int, int] | None = None,
                  smoothing: float = 0.25, face_interval: int = 1, face_hold: int = FACE_HOLD_FRAMES,
-                 faces_in_background: bool = False) -> None:
+                 faces_in_background: bool = False, track_point: bool = True) -> None:
         self.fixed = None if focus == "auto" else float(focus)
         self.smoothing = smoothing
         self.face_interval = face_interval  # detect every n-th frame; faces move little in between
@@ -57,6 +60,8 @@ class FocusController:
         self._frames = 0
         self._face_seen = 0  # the frame count at which last_face was last detected
         self._point = point
+        self.track_point = track_point
+        self._tracker: PointTracker | None = None  # used on the render thread only; a click makes a new one
         self._forget_face = False  # the mode changed: a face box from before it is stale
         self._lock = threading.Lock()
         self.faces_in_background = faces_in_background
@@ -107,7 +112,12 @@ class FocusController:
             if self._background is not None:
                 self._background.discard()
         if point is not None:
-            return disparity_at(disparity, *point)
+            if not self.track_point:
+                return disparity_at(disparity, *point)
+            if self._tracker is None or forget_face:  # the run's first point, or a new click
+                self._tracker = PointTracker(point)
+            return disparity_at(disparity, *self._tracker.follow(image_bgr))
+        self._tracker = None
         if fixed is not None:
             return fixed
         if self._faces is None:  # a fixed focus switched to auto: the cascade loads on first use

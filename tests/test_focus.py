@@ -153,3 +153,51 @@ def test_live_focus_looks_for_faces_off_the_render_thread_and_takes_the_face_whe
         controller.close()
     assert detected_on and threading.get_ident() not in detected_on
     assert not controller._background._thread.is_alive()
+
+
+def _moving_subject(frames: int, step: int, size=(240, 480), side: int = 60, top: int = 90):
+    """A textured square (disparity 0.8) crossing a textured wall (0.2) by `step` px a frame."""
+    rng = np.random.default_rng(3)
+    height, width = size
+    wall = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (0, 0), 1.5)
+    subject = cv2.GaussianBlur(rng.integers(0, 256, (side, side, 3), dtype=np.uint8), (0, 0), 1.5)
+    for i in range(frames):
+        image, disparity = wall.copy(), np.full(size, 0.2, np.float32)
+        x = 40 + step * i
+        image[top:top + side, x:x + side] = subject
+        disparity[top:top + side, x:x + side] = 0.8
+        yield image, disparity
+
+
+@pytest.mark.parametrize("step, side, frames", [(3, 60, 20), (12, 60, 10), (20, 120, 10)])
+def test_a_tapped_subject_stays_in_focus_as_it_moves(step, side, frames):
+    # tapped at its centre on the first frame; it leaves that pixel after a few frames
+    tap = (40 + side // 2, 90 + side // 2)
+    tracked = FocusController("auto", point=tap, smoothing=1.0)
+    fixed_pixel = FocusController("auto", point=tap, smoothing=1.0, track_point=False)
+    for image, disparity in _moving_subject(frames, step, side=side):
+        on_subject, on_pixel = tracked.update(image, disparity), fixed_pixel.update(image, disparity)
+    assert on_subject == pytest.approx(0.8) and on_pixel == pytest.approx(0.2)
+    x, y = tracked._tracker.point
+    assert x == pytest.approx(tap[0] + (frames - 1) * step, abs=1.0) and y == pytest.approx(tap[1], abs=1.0)
+
+
+def test_a_point_that_cannot_be_followed_holds_still_and_a_click_starts_afresh():
+    controller = FocusController("auto", point=(70, 120), smoothing=1.0)
+    frames = list(_moving_subject(3, 4))
+    controller.update(*frames[0])
+    blank = np.full_like(frames[0][0], 128)  # nothing to follow: the point stays where it was
+    controller.update(blank, frames[1][1])
+    assert controller._tracker.point == (70.0, 120.0) and controller._tracker.lost_frames == 1
+    controller.set_point(200, 40)  # a click: followed from there
+    controller.update(*frames[2])
+    assert controller._tracker.point == (200.0, 40.0) and controller._tracker.lost_frames == 0
+
+
+def test_tracking_a_large_frame_works_on_a_small_copy():
+    from stream.tracking import PointTracker
+
+    tracker = PointTracker((160, 400))
+    for image, _ in _moving_subject(6, 16, size=(960, 1280), side=240, top=280):  # tracked at 640 x 480
+        position = tracker.follow(image)
+    assert abs(position[0] - (160 + 5 * 16)) <= 1 and abs(position[1] - 400) <= 1
