@@ -166,6 +166,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         output = output or ("null" if sink is not None else default_output(input_spec, source))
         preview = sink is None and config.output.preview  # the benchmark's own sink shows nothing
         check_outputs(config, input_spec, output if sink is None else "null", source, preview)
+        if isinstance(source, ImageSource) and (output_kind(output) == "window" or preview):
+            source.keep_showing()  # a photo in a window: refocus it with clicks and keys until q
         backend = kernel_backend(config.device)
         estimator = load_estimator(config, progress=config.output.progress)
         render = config.render

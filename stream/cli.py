@@ -36,7 +36,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser, device_help="where everything runs (default auto: CUDA when usable)")
     parser.add_argument("--focus", metavar="auto|VALUE",
                         help="auto (largest face, else nearest large region) or a disparity in [0, 1]")
-    parser.add_argument("--focus-point", metavar="X,Y", help="focus on what is at this pixel in the first frame, followed as it moves")
+    parser.add_argument("--focus-point", metavar="X,Y",
+                        help="focus on what is at this pixel in the first frame, followed as it moves")
     parser.add_argument("--blur", type=float, metavar="PX", help="largest blur radius in pixels at 480 lines")
     parser.add_argument("--highlight-boost", type=float, metavar="X",
                         help="bright highlights bloom into bokeh discs (0 off, 1-4 typical, at most 16)")
@@ -120,6 +121,10 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
               f"{_what_was_kept(target, result.frames_written, built.pipeline.sink_finalised)}", file=sys.stderr)
         return 130
     seconds = time.perf_counter() - started
+    if getattr(built.source, "repeating", False):  # a photo refocused in the window: one picture, however often drawn
+        if target != "window" and result.frames_written:
+            print(f"depthcam: wrote {target}, as the window showed it last", file=sys.stderr)
+        return 0
     print(f"depthcam: wrote {_frames(result.frames_written)} to {target} in {seconds:.1f} s "
           f"({result.frames_written / max(seconds, 1e-9):.1f} fps)", file=sys.stderr)
     if result.closed_by_user and not built.source.live and target != "window":

@@ -115,7 +115,13 @@ class SyntheticSource(Source):
                         pts_seconds=index / self.fps, ground_truth=truth)
 
 
+STILL_FPS = 10.0  # a photo shown in a window is rendered again this often, so clicks and keys take effect
+
+
 class ImageSource(Source):
+    """One frame; or, `keep_showing()`, the same picture again and again, paced like a slow camera, for a
+    window in which the photo is refocused until the user is done (frame_count stays 1: one picture)."""
+
     def __init__(self, path: Path) -> None:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
@@ -123,10 +129,23 @@ class ImageSource(Source):
         self.image = image
         self.height, self.width = image.shape[:2]
         self.frame_count = 1
+        self.repeating = False
         self.description = f"image {path.name} {self.width}x{self.height}"
 
+    def keep_showing(self) -> None:
+        self.repeating = self.live = True  # live: a render slower than STILL_FPS skips copies, not time
+        self.fps = STILL_FPS
+
     def frames(self) -> Iterator[Frame]:
-        yield Frame(index=0, capture_ns=now_ns(), image=self.image.copy(), pts_seconds=0.0)
+        period_ns = int(1e9 / STILL_FPS)
+        start = now_ns()
+        for index in itertools.count() if self.repeating else range(1):
+            due = start + index * period_ns
+            delay = due - now_ns()
+            if delay > 0:
+                time.sleep(delay / 1e9)
+            yield Frame(index=index, capture_ns=max(due, now_ns()) if self.repeating else now_ns(),
+                        image=self.image.copy(), pts_seconds=index / STILL_FPS)
 
 
 class VideoFileSource(Source):

@@ -94,3 +94,23 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_model_loads(clip
 def test_a_depth_image_is_refused_before_the_model_loads(clip, tmp_path):
     with pytest.raises(UserError, match="--save-depth .*d.png: the depth goes into a video file"):
         check(clip, tmp_path / "out.mp4", **{"output.save_depth": str(tmp_path / "d.png")})
+
+
+def test_a_photo_kept_in_a_window_comes_again_paced_like_a_slow_camera(tmp_path):
+    import itertools
+    import time
+
+    from stream.sources import STILL_FPS, ImageSource
+
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), np.arange(48 * 64 * 3, dtype=np.uint8).reshape(48, 64, 3))
+    source = ImageSource(path)
+    assert not source.live and len(list(source.frames())) == 1
+    source.keep_showing()
+    started = time.perf_counter()
+    frames = list(itertools.islice(source.frames(), 4))
+    elapsed = time.perf_counter() - started
+    assert source.live and source.frame_count == 1  # still one picture for the output checks
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert all(np.array_equal(f.image, source.image) and f.image is not source.image for f in frames)
+    assert elapsed >= 3 / STILL_FPS - 0.01

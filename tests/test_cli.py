@@ -384,3 +384,44 @@ def test_a_file_run_stopped_from_its_preview_keeps_the_frames_until_then(shared_
     assert "a: auto focus" in messages  # the window's keys are announced
     assert "wrote 5 frames" in messages and "stopped from the preview window" in messages
     assert probe(out)["frames"] == 5
+
+
+def _fake_window(monkeypatch, keys):
+    """OpenCV's window calls answered in-process; waitKeyEx gives `keys` in turn, then nothing."""
+    import cv2
+
+    from stream import app, sinks
+
+    pressed = iter(keys)
+    for module in (app, sinks):
+        monkeypatch.setattr(module, "check_display", lambda: None)
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "setMouseCallback", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", lambda *a: None)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "waitKeyEx", lambda delay: next(pressed, -1))
+
+
+def test_a_photo_in_a_window_is_refocused_until_q_and_written_as_shown_last(shared_models, monkeypatch, tmp_path,
+                                                                            capsys):
+    # a photo with --preview stays in the window, rendered again so that keys and clicks take effect;
+    # the file gets the picture as it was shown last
+    import cv2
+    import numpy as np
+    from skimage import data
+
+    from stream import cli
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (160, 160)))
+    _fake_window(monkeypatch, [-1, ord("+"), -1, -1, -1, ord("q")])  # + : blur 12 -> 14 px at 480 lines
+    out = tmp_path / "out.png"
+    assert cli.main(["run", str(photo), "-o", str(out), "--preview", "--focus", "0.5", "--no-progress"]) == 0
+    assert "wrote " + str(out) + ", as the window showed it last" in capsys.readouterr().err
+    reference = tmp_path / "reference.png"
+    assert cli.main(["run", str(photo), "-o", str(reference), "--focus", "0.5", "--blur", "14", "--no-progress"]) == 0
+    first = tmp_path / "first.png"
+    assert cli.main(["run", str(photo), "-o", str(first), "--focus", "0.5", "--no-progress"]) == 0
+    shown_last, with_14, with_12 = (cv2.imread(str(p)) for p in (out, reference, first))
+    assert np.array_equal(shown_last, with_14) and not np.array_equal(shown_last, with_12)
