@@ -6,8 +6,8 @@ motion has), each checked forward and backward, starting from the last frame's m
 steadily is found where it is heading). Where most of the patch does not come back to where it started
 (occluded, left the frame, too fast, no texture) the point is not moved: focus holds where it was rather
 than jumping to whatever the flow guessed. A textured subject crossing a textured wall is followed at
-up to 12 px a frame when 60 px wide, 20 px a frame when 120 px wide (at the tracking width; 30 fps:
-360 and 600 px a second; tests/test_focus.py). It costs the render stage about 1.5 ms a frame at
+up to 16 px a frame when 60 px wide, 20 px a frame when 120 px wide (at the tracking width; at 30 fps
+480 and 600 px a second; tests/test_focus.py, bench/RESULTS.md). It costs the render stage about 1.5 ms a frame at
 640x480 and 3.5 ms at 1920x1080 (on two cores), and only while a point is set.
 """
 from __future__ import annotations
