@@ -7,15 +7,15 @@ steadily is found where it is heading). Where most of the patch does not come ba
 (occluded, left the frame, too fast, no texture) the point is not moved: focus holds where it was rather
 than jumping to whatever the flow guessed. A textured subject crossing a textured wall is followed at
 up to 16 px a frame when 60 px wide, 20 px a frame when 120 px wide (at the tracking width; at 30 fps
-480 and 600 px a second; tests/test_focus.py, bench/RESULTS.md). It costs the render stage about 1.5 ms a frame at
-640x480 and 3.5 ms at 1920x1080 (on two cores), and only while a point is set.
+480 and 600 px a second; tests/test_focus.py, bench/RESULTS.md). It costs the render stage about 1.5 ms
+a frame at 640x480 and 3.5 ms at 1920x1080 (on two cores), and only while a point is set.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-TRACK_WIDTH = 640  # frames are tracked at most this wide: the flow's cost stays ~1 ms whatever the input
+TRACK_WIDTH = 640  # frames are tracked at most this wide: the flow's cost does not grow with the input
 WINDOW = (15, 15)  # small: a larger window takes in more of a static background around a small subject
 LEVELS = 3
 PATCH_STEP = 8.0  # px between the patch's points, at the tracking width
