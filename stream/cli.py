@@ -155,7 +155,70 @@ def _what_was_kept(target: str, written: int, finalised: bool) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _run(args.input, args.output, args)
+    if len(args.inputs) == 1:
+        return _run(args.inputs[0], args.output, args)
+    return _run_each(args.inputs, args)
+
+
+def _batch_folder(flag: str, value: str | None) -> Path | None:
+    """-o or --save-depth for several inputs: a folder (made if missing) that gets one file per input."""
+    if value is None:
+        return None
+    folder = Path(value)
+    if folder.suffix and not folder.is_dir():
+        raise UserError(f"{flag} {value}: with several inputs, give a folder for their outputs "
+                        f"(e.g. {folder.parent / 'portraits'})")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{flag} {value} is a file; with several inputs, give a folder for their outputs")
+    return folder
+
+
+def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
+    """Several inputs, one after another, each as its own run: an input that fails is reported and the
+    others go on; the exit status is the first failure's (0 when all went well). Ctrl-C stops them all."""
+    from stream.sources import IMAGE_SUFFIXES
+
+    live = [spec for spec in inputs if spec.startswith("camera:")]
+    if live:
+        raise UserError(f"{live[0]} never ends, so it cannot be one of several inputs; run it on its own")
+    folder, depth_folder = _batch_folder("-o", args.output), _batch_folder("--save-depth", args.save_depth)
+    plans = []
+    for spec in inputs:
+        # as a single run names it (stream.app.default_output), told from the name: inputs open one at a time
+        if spec.startswith("synthetic:"):
+            beside = Path("out/synthetic_portrait.mp4")
+        else:
+            path = Path(spec)
+            suffix = ".png" if path.suffix.lower() in IMAGE_SUFFIXES else ".mp4"
+            beside = path.with_name(f"{path.stem}_portrait{suffix}")
+        output = folder / beside.name if folder is not None else beside
+        depth = str(depth_folder / f"{Path(spec).stem}_depth.mp4") if depth_folder is not None else None
+        plans.append((spec, str(output), depth))
+    outputs = [p for _, output, depth in plans for p in (output, depth) if p is not None]
+    clash = next((p for i, p in enumerate(outputs) if p in outputs[:i]), None)
+    if clash is not None:
+        raise UserError(f"two inputs would both write {clash}; give them different names or run them apart")
+    for made in (folder, depth_folder):
+        if made is not None:
+            made.mkdir(parents=True, exist_ok=True)
+    failed: list[tuple[str, int]] = []
+    for number, (spec, output, depth) in enumerate(plans, 1):
+        print(f"depthcam: input {number} of {len(plans)}: {spec}", file=sys.stderr)
+        one = argparse.Namespace(**vars(args))
+        one.save_depth = depth
+        try:
+            code = _run(spec, output, one)
+        except UserError as exc:  # this input could not start (missing, corrupt, ...): the others still run
+            print(f"depthcam: error: {exc}", file=sys.stderr)
+            code = exc.exit_code
+        if code == 130:
+            return 130
+        if code != 0:
+            failed.append((spec, code))
+    done = len(plans) - len(failed)
+    names = ", ".join(spec for spec, _ in failed)
+    print(f"depthcam: {done} of {len(plans)} inputs done" + (f"; failed: {names}" if failed else ""), file=sys.stderr)
+    return failed[0][1] if failed else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -254,11 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="portrait mode on a video, image, camera or the synthetic scene")
-    run.add_argument("input", metavar="INPUT", help="a video or image file, camera:N, or synthetic:portrait?...")
+    run.add_argument("inputs", nargs="+", metavar="INPUT",
+                     help="a video or image file, camera:N, or synthetic:portrait?...; several files are "
+                          "processed one after another")
     run.add_argument("-o", "--output", metavar="OUTPUT",
                      help="a video (.mp4 .m4v .mov .mkv .webm .avi) or image file, window, vcam, or null "
                           "(default: a window for cameras, INPUT_portrait.mp4 beside a video, INPUT_portrait.png "
-                          "beside an image, out/synthetic_portrait.mp4 for the synthetic scene)")
+                          "beside an image, out/synthetic_portrait.mp4 for the synthetic scene); with several "
+                          "inputs, a folder for their outputs (default: beside each)")
     _add_run_options(run)
     run.set_defaults(handler=cmd_run)
 

@@ -135,7 +135,7 @@ def test_a_camera_gets_the_live_settings_on_the_device_auto_picks():
 
     def config(*argv):
         args = build_parser().parse_args(["run", *argv])
-        return run_config(args.input, args)
+        return run_config(args.inputs[0], args)
 
     camera, chosen = config("camera:0")
     assert chosen and camera.device == "auto" and camera.refine.mode == "live" and camera.inference.mode == "async"
@@ -149,10 +149,10 @@ def test_render_flags_override_the_preset():
     from stream.cli import build_parser, run_config
 
     args = build_parser().parse_args(["run", "clip.mp4", "--blur", "20", "--highlight-boost", "2.5"])
-    render = run_config(args.input, args)[0].render
+    render = run_config(args.inputs[0], args)[0].render
     assert (render.blur, render.highlight_boost) == (20.0, 2.5)
     args = build_parser().parse_args(["run", "clip.mp4", "--config", "quality"])
-    assert run_config(args.input, args)[0].render.highlight_boost == load_config("quality").render.highlight_boost
+    assert run_config(args.inputs[0], args)[0].render.highlight_boost == load_config("quality").render.highlight_boost
 
 
 def test_highlight_boost_out_of_range():
@@ -425,3 +425,30 @@ def test_a_photo_in_a_window_is_refocused_until_q_and_written_as_shown_last(shar
     assert cli.main(["run", str(photo), "-o", str(first), "--focus", "0.5", "--no-progress"]) == 0
     shown_last, with_14, with_12 = (cv2.imread(str(p)) for p in (out, reference, first))
     assert np.array_equal(shown_last, with_14) and not np.array_equal(shown_last, with_12)
+
+
+def test_several_inputs_run_one_after_another_and_a_bad_one_does_not_stop_the_others(shared_models, tmp_path):
+    first = make_video(tmp_path / "first.mp4", frames=12, size=(160, 120))
+    second = make_video(tmp_path / "second.mkv", frames=8, size=(160, 120))
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_text("not a video\n" * 20)
+    result = depthcam("run", str(first), str(corrupt), str(second), "-o", str(tmp_path / "portraits"),
+                      "--save-depth", str(tmp_path / "depths"), "--refine", "off")
+    assert result.returncode == 2, result.stderr  # the first failure's status
+    assert "Traceback" not in result.stderr
+    assert "input 2 of 3: " + str(corrupt) in result.stderr and "corrupt.mp4" in result.stderr
+    assert "2 of 3 inputs done; failed: " + str(corrupt) in result.stderr
+    assert probe(tmp_path / "portraits" / "first_portrait.mp4")["frames"] == 12
+    assert probe(tmp_path / "portraits" / "second_portrait.mp4")["frames"] == 8
+    assert probe(tmp_path / "depths" / "second_depth.mp4")["frames"] == 8
+    assert not (tmp_path / "portraits" / "corrupt_portrait.mp4").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["a.mp4", "b.mp4", "-o", "out.mp4"], "with several inputs, give a folder"),
+    (["a.mp4", "camera:0"], "camera:0 never ends"),
+    (["clips/a.mp4", "other/a.mov", "-o", "portraits"], "two inputs would both write portraits/a_portrait.mp4"),
+])
+def test_several_inputs_are_refused_clearly_where_their_outputs_cannot_be(argv, message, tmp_path):
+    result = depthcam("run", *argv)
+    assert_one_clear_line(result, message)
