@@ -166,14 +166,18 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         output = output or ("null" if sink is not None else default_output(input_spec, source))
         preview = sink is None and config.output.preview  # the benchmark's own sink shows nothing
         check_outputs(config, input_spec, output if sink is None else "null", source, preview)
+        point, full_height = config.render.focus_point, source.height
         if isinstance(source, ImageSource) and (output_kind(output) == "window" or preview):
-            source.keep_showing()  # a photo in a window: refocus it with clicks and keys until q
+            scale = source.keep_showing()  # a photo in a window: refocused with clicks and keys until q
+            if point is not None:  # given in the photo's pixels
+                point = (min(round(point[0] * scale), source.width - 1),
+                         min(round(point[1] * scale), source.height - 1))
         backend = kernel_backend(config.device)
         estimator = load_estimator(config, progress=config.output.progress)
         render = config.render
         # Live: the face detector runs beside the render, which would otherwise stall on it every
         # face_interval-th frame; a file run keeps it inline, so every run of a file is the same.
-        focus = FocusController(render.focus, render.focus_point, render.focus_smoothing, render.face_interval,
+        focus = FocusController(render.focus, point, render.focus_smoothing, render.face_interval,
                                 faces_in_background=source.live, track_point=render.track_point)
         stop = threading.Event()
         stages = build_stages(config, estimator, focus, backend, stop)
@@ -183,7 +187,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
             sink = make_sink(output, width=source.width, height=source.height,
                              fps=source.fps, audio_from=source.audio_path, side_by_side=config.output.side_by_side,
                              save_depth=config.output.save_depth, preview=preview,
-                             controls=LiveControls(focus, config.render, source.height))
+                             controls=LiveControls(focus, config.render, full_height))  # its blur limit
     except BaseException:
         for stage in stages:  # the async network's worker thread ends with its stage
             stage.close()

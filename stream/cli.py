@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import signal
@@ -9,13 +10,14 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from stream.config import PipelineConfig, load_config, preset_names
 from stream.console import notify
 from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
 from stream.options import add_model_options, model_overrides
+from stream.sources import IMAGE_SUFFIXES
 
 DEMO_DIR = Path("out")
 LIVE_PRESET = "live-cpu"
@@ -86,9 +88,43 @@ def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfi
 
 
 def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
+    config, camera_preset = run_config(input_spec, args)
+    if Path(input_spec).suffix.lower() in IMAGE_SUFFIXES and (output == "window" or config.output.preview):
+        return _refocus_photo(input_spec, output, config, args)
+    return _execute(input_spec, output, config, args, camera_preset)[0]
+
+
+def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, args: argparse.Namespace) -> int:
+    """A photo in a window: refocused there with clicks and keys until q (at most STILL_WINDOW_WIDTH wide,
+    so that each answers quickly), then, where a file is asked for, rendered once at full size with the
+    focus and blur the window showed last."""
+    from stream.paths import ensure_writable
+    from stream.sinks import output_kind
+
+    path = Path(input_spec)
+    target = str(path.with_name(f"{path.stem}_portrait.png")) if output is None else output
+    if output_kind(target) in ("video", "image"):  # before the refocusing, not after it
+        ensure_writable(Path(target), "output")
+    in_window = copy.deepcopy(config)
+    in_window.output.preview, in_window.output.save_depth = False, None
+    code, built = _execute(input_spec, "window", in_window, args)
+    if code != 0 or output_kind(target) == "window":
+        return code
+    final = copy.deepcopy(config)
+    final.output.preview = False
+    final.render.blur = in_window.render.blur  # the window's + and - changed it
+    if built.focus.current is not None:
+        final.render.focus, final.render.focus_point = built.focus.current, None
+    print(f"depthcam: rendering {path.name} at its full size with the focus ({final.render.focus:.3f}) and blur "
+          f"({final.render.blur:g} px at {final.render.reference_height} lines) shown last", file=sys.stderr)
+    return _execute(input_spec, target, final, args)[0]
+
+
+def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: argparse.Namespace,
+             camera_preset: bool = False) -> tuple[int, Any]:
+    """Build the pipeline, run it and report: (exit status, the built pipeline)."""
     from stream.app import build
 
-    config, camera_preset = run_config(input_spec, args)
     built = build(config, input_spec, output, notify=notify)
     if camera_preset:
         print(f"depthcam: camera input: using the {LIVE_PRESET} preset's settings, device {config.device} "
@@ -113,18 +149,16 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
         written = built.pipeline.frames_written
         print(f"depthcam: stopped after {_frames(written)}{_what_was_kept(target, written, built.pipeline.sink_finalised)}",
               file=sys.stderr)
-        return exc.exit_code
+        return exc.exit_code, built
     if result.dropped:
         print(f"depthcam: dropped {_frames(result.dropped)} to keep up with the live source", file=sys.stderr)
     if result.interrupted:
         print(f"depthcam: interrupted after {_frames(result.frames_written)}"
               f"{_what_was_kept(target, result.frames_written, built.pipeline.sink_finalised)}", file=sys.stderr)
-        return 130
+        return 130, built
     seconds = time.perf_counter() - started
-    if getattr(built.source, "repeating", False):  # a photo refocused in the window: one picture, however often drawn
-        if target != "window" and result.frames_written:
-            print(f"depthcam: wrote {target}, as the window showed it last", file=sys.stderr)
-        return 0
+    if getattr(built.source, "repeating", False):  # a photo refocused in the window: no frames to count
+        return 0, built
     print(f"depthcam: wrote {_frames(result.frames_written)} to {target} in {seconds:.1f} s "
           f"({result.frames_written / max(seconds, 1e-9):.1f} fps)", file=sys.stderr)
     if result.closed_by_user and not built.source.live and target != "window":
@@ -134,7 +168,7 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     if result.completed and not built.source.live and expected and result.frames_written < SHORT_INPUT * expected:
         print(f"depthcam: warning: the input announced about {expected} frames but only {result.frames_written} "
               f"could be decoded; it may be truncated", file=sys.stderr)
-    return 0
+    return 0, built
 
 
 def _frames(count: int) -> str:
@@ -176,8 +210,6 @@ def _batch_folder(flag: str, value: str | None) -> Path | None:
 def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
     """Several inputs, one after another, each as its own run: an input that fails is reported and the
     others go on; the exit status is the first failure's (0 when all went well). Ctrl-C stops them all."""
-    from stream.sources import IMAGE_SUFFIXES
-
     live = [spec for spec in inputs if spec.startswith("camera:")]
     if live:
         raise UserError(f"{live[0]} never ends, so it cannot be one of several inputs; run it on its own")

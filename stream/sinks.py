@@ -79,28 +79,13 @@ class VideoSink(Sink):
 
 
 class ImageSink(Sink):
-    """Writes the first picture at once; a photo refocused in the window (the same picture rendered
-    again) is written once more at the end, as it was shown last, rather than encoded at every render."""
-
     def __init__(self, path: Path, picture: Callable[[Frame], np.ndarray]) -> None:
         self.path = ensure_writable(path, "image")
         self.picture = picture
-        self._written: np.ndarray | None = None
-        self._latest: np.ndarray | None = None
 
     def write(self, frame: Frame) -> None:
-        self._latest = self.picture(frame)
-        if self._written is None:
-            self._save(self._latest)
-
-    def close(self, complete: bool = True) -> None:
-        if self._latest is not None and self._written is not None and not np.array_equal(self._latest, self._written):
-            self._save(self._latest)
-
-    def _save(self, picture: np.ndarray) -> None:
-        if not cv2.imwrite(str(self.path), picture):
+        if not cv2.imwrite(str(self.path), self.picture(frame)):
             raise UserError(f"cannot write image {self.path} (check the folder and the extension)")
-        self._written = picture
 
 
 DISPLAY_PROBE = ("import cv2; cv2.namedWindow('depthcam-probe', cv2.WINDOW_NORMAL); "

@@ -116,11 +116,14 @@ class SyntheticSource(Source):
 
 
 STILL_FPS = 10.0  # a photo shown in a window is rendered again this often, so clicks and keys take effect
+# ... and at most this wide: a phone's 12-megapixel photo takes ~1 s a render on two cores, 1280 px ~50 ms
+STILL_WINDOW_WIDTH = 1280
 
 
 class ImageSource(Source):
-    """One frame; or, `keep_showing()`, the same picture again and again, paced like a slow camera, for a
-    window in which the photo is refocused until the user is done (frame_count stays 1: one picture)."""
+    """One frame; or, `keep_showing()`, the same picture again and again (at most STILL_WINDOW_WIDTH wide),
+    paced like a slow camera, for a window in which the photo is refocused until the user is done
+    (frame_count stays 1: one picture)."""
 
     def __init__(self, path: Path) -> None:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -132,9 +135,17 @@ class ImageSource(Source):
         self.repeating = False
         self.description = f"image {path.name} {self.width}x{self.height}"
 
-    def keep_showing(self) -> None:
+    def keep_showing(self) -> float:
+        """Repeat the photo for a window, brought down to STILL_WINDOW_WIDTH; returns the scale (<= 1)."""
         self.repeating = self.live = True  # live: a render slower than STILL_FPS skips copies, not time
         self.fps = STILL_FPS
+        scale = min(1.0, STILL_WINDOW_WIDTH / self.width)
+        if scale < 1.0:
+            size = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
+            self.image = cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
+            self.width, self.height = size
+            self.description += f" (shown at {self.width}x{self.height})"
+        return scale
 
     def frames(self) -> Iterator[Frame]:
         period_ns = int(1e9 / STILL_FPS)

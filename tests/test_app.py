@@ -114,3 +114,17 @@ def test_a_photo_kept_in_a_window_comes_again_paced_like_a_slow_camera(tmp_path)
     assert [f.index for f in frames] == [0, 1, 2, 3]
     assert all(np.array_equal(f.image, source.image) and f.image is not source.image for f in frames)
     assert elapsed >= 3 / STILL_FPS - 0.01
+
+
+def test_a_large_photo_is_shown_on_a_smaller_copy(tmp_path):
+    from stream.sources import STILL_WINDOW_WIDTH, ImageSource
+
+    path = tmp_path / "large.png"
+    cv2.imwrite(str(path), np.zeros((1500, 2000, 3), np.uint8))
+    source = ImageSource(path)
+    assert source.keep_showing() == pytest.approx(STILL_WINDOW_WIDTH / 2000)
+    assert (source.width, source.height) == (1280, 960)
+    assert next(iter(source.frames())).image.shape == (960, 1280, 3)
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.zeros((120, 160, 3), np.uint8))
+    assert ImageSource(small).keep_showing() == 1.0

@@ -406,7 +406,7 @@ def _fake_window(monkeypatch, keys):
 def test_a_photo_in_a_window_is_refocused_until_q_and_written_as_shown_last(shared_models, monkeypatch, tmp_path,
                                                                             capsys):
     # a photo with --preview stays in the window, rendered again so that keys and clicks take effect;
-    # the file gets the picture as it was shown last
+    # then the file gets it at full size, with the focus and blur the window showed last
     import cv2
     import numpy as np
     from skimage import data
@@ -418,13 +418,39 @@ def test_a_photo_in_a_window_is_refocused_until_q_and_written_as_shown_last(shar
     _fake_window(monkeypatch, [-1, ord("+"), -1, -1, -1, ord("q")])  # + : blur 12 -> 14 px at 480 lines
     out = tmp_path / "out.png"
     assert cli.main(["run", str(photo), "-o", str(out), "--preview", "--focus", "0.5", "--no-progress"]) == 0
-    assert "wrote " + str(out) + ", as the window showed it last" in capsys.readouterr().err
+    messages = capsys.readouterr().err
+    assert "rendering photo.png at its full size with the focus (0.500) and blur (14 px at 480 lines)" in messages
     reference = tmp_path / "reference.png"
     assert cli.main(["run", str(photo), "-o", str(reference), "--focus", "0.5", "--blur", "14", "--no-progress"]) == 0
     first = tmp_path / "first.png"
     assert cli.main(["run", str(photo), "-o", str(first), "--focus", "0.5", "--no-progress"]) == 0
     shown_last, with_14, with_12 = (cv2.imread(str(p)) for p in (out, reference, first))
     assert np.array_equal(shown_last, with_14) and not np.array_equal(shown_last, with_12)
+
+
+def test_a_large_photo_is_refocused_on_a_smaller_copy_and_written_at_full_size(shared_models, monkeypatch,
+                                                                              tmp_path, capsys):
+    # a phone photo renders in about a second on two cores: the window works on a copy at most 1280 px
+    # wide (the point given in the photo's pixels, scaled), the file is rendered once at full size
+    import cv2
+    from skimage import data
+
+    from stream import cli
+    from stream.sources import STILL_WINDOW_WIDTH
+
+    photo = tmp_path / "large.jpg"
+    cv2.imwrite(str(photo), cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (1600, 1200)))
+    shown = []
+    _fake_window(monkeypatch, [-1, -1, ord("q")])
+    monkeypatch.setattr(cv2, "imshow", lambda title, picture: shown.append(picture.shape[:2]))
+    out = tmp_path / "large_portrait.png"
+    assert cli.main(["run", str(photo), "--preview", "--focus-point", "800,300", "--no-progress"]) == 0
+    messages = capsys.readouterr().err
+    assert "image large.jpg 1600x1200 (shown at 1280x960)" in messages
+    assert shown and set(shown) == {(960, STILL_WINDOW_WIDTH)}
+    assert cv2.imread(str(out)).shape == (1200, 1600, 3)  # the default name beside the photo, full size
+    focus = float(messages.split("with the focus (")[1].split(")")[0])
+    assert 0.0 <= focus <= 1.0
 
 
 def test_several_inputs_run_one_after_another_and_a_bad_one_does_not_stop_the_others(shared_models, tmp_path):
