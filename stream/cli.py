@@ -98,12 +98,14 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
     """A photo in a window: refocused there with clicks and keys until q (at most STILL_WINDOW_WIDTH wide,
     so that each answers quickly), then, where a file is asked for, rendered once at full size with the
     focus and blur the window showed last."""
-    from stream.paths import ensure_writable
+    from stream.paths import ensure_writable, same_file
     from stream.sinks import output_kind
 
     path = Path(input_spec)
     target = str(path.with_name(f"{path.stem}_portrait.png")) if output is None else output
     if output_kind(target) in ("video", "image"):  # before the refocusing, not after it
+        if path.is_file() and same_file(path, target):
+            raise UserError(f"-o {target} is the input file: writing it would destroy the input; choose another name")
         ensure_writable(Path(target), "output")
     in_window = copy.deepcopy(config)
     in_window.output.preview, in_window.output.save_depth = False, None

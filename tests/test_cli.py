@@ -449,6 +449,10 @@ def test_a_large_photo_is_refocused_on_a_smaller_copy_and_written_at_full_size(s
     assert "image large.jpg 1600x1200 (shown at 1280x960)" in messages
     assert shown and set(shown) == {(960, STILL_WINDOW_WIDTH)}
     assert cv2.imread(str(out)).shape == (1200, 1600, 3)  # the default name beside the photo, full size
+    # writing over the photo is refused before the window opens, not after the refocusing
+    monkeypatch.setattr(cv2, "waitKeyEx", lambda delay: pytest.fail("the window opened"))
+    assert cli.main(["run", str(photo), "-o", str(photo), "--preview", "--no-progress"]) == 2
+    assert "is the input file" in capsys.readouterr().err
     focus = float(messages.split("with the focus (")[1].split(")")[0])
     assert 0.0 <= focus <= 1.0
 
