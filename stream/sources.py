@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import cv2
 
+from stream.console import notify
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
@@ -289,6 +290,10 @@ def _open_camera(index: int) -> cv2.VideoCapture:
 
 
 MAX_CAMERA_INDEX = 1023
+# A camera that stops delivering (a USB hiccup, a driver reset) is opened again for this long before the run
+# gives up; short, as the pipeline waits at most two seconds for its threads when asked to stop.
+CAMERA_RECONNECT_S = 1.5
+CAMERA_RETRY_PAUSE_S = 0.1
 
 
 CAMERA_FORMATS = {"auto": None, "mjpg": "MJPG", "yuyv": "YUYV"}
@@ -361,6 +366,7 @@ class CameraSource(Source):
             raise UserError(f"format={pixel_format} in {spec!r} is not a camera format; "
                             f"choose {', '.join(CAMERA_FORMATS)}")
         _refuse_unknown(params, spec, "size, fps, format")
+        self._request = (size, fps, pixel_format)  # asked again of a camera opened anew
         self.capture = _open_camera(self.index)
         if not self.capture.isOpened():
             other = "try camera:0, " if self.index != 0 else ""
@@ -378,6 +384,9 @@ class CameraSource(Source):
         while True:
             ok, image = self.capture.read()
             arrival = now_ns()
+            if not ok and index > 0:
+                ok, image = self._reopen()
+                arrival = now_ns()
             if not ok:
                 if index == 0:
                     raise UserError(f"camera {self.index} opened but delivered no frame (is it in use elsewhere?)")
@@ -395,6 +404,21 @@ class CameraSource(Source):
                     capture_ns = min(stamp, arrival)  # a stamp's jitter never puts a frame in the future
             yield Frame(index=index, capture_ns=capture_ns, image=image)
             index += 1
+
+    def _reopen(self) -> tuple[bool, Any]:
+        """Open the camera again, as asked at first, until it delivers or CAMERA_RECONNECT_S have passed."""
+        started = time.monotonic()
+        while time.monotonic() - started < CAMERA_RECONNECT_S:
+            self.capture.release()
+            time.sleep(CAMERA_RETRY_PAUSE_S)
+            self.capture = _open_camera(self.index)
+            if self.capture.isOpened():
+                configure_capture(self.capture, *self._request)
+                ok, image = self.capture.read()
+                if ok:
+                    notify(f"camera {self.index} stopped for {time.monotonic() - started:.1f} s and came back")
+                    return True, image
+        return False, None
 
     def close(self) -> None:
         self.capture.release()

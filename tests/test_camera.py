@@ -142,9 +142,43 @@ def test_a_camera_that_stops_mid_run_ends_it_with_one_line_and_a_playable_file(m
 
     camera = StampingWebcam("V4L2", [0.0] * 40)
     monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
+    monkeypatch.setattr(sources, "CAMERA_RECONNECT_S", 0.3)  # it does not come back: tried for that long
     out = tmp_path / "recording.mp4"
     status = cli.main(["run", "camera:0", "-o", str(out), "--no-progress"])
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
     assert status == 2
     assert len(errors) == 1 and "camera 0 stopped delivering frames after 40" in errors[0], errors
     assert 0 < probe(out)["frames"] <= 40
+
+
+class FlakyWebcam(StampingWebcam):
+    """Delivers frames, stops for `gap` reads (a USB hiccup: opening it again does not help at once), then
+    delivers again."""
+
+    def __init__(self, before: int, gap: int, after: int) -> None:
+        super().__init__("V4L2", [0.0] * (before + after))
+        self.before, self.gap, self.failed, self.opened = before, gap, 0, 0
+
+    def read(self):
+        if len(self.stamps_ms) == self.before and self.failed < self.gap:
+            self.failed += 1
+            return False, None
+        return super().read()
+
+
+def test_a_camera_that_stops_for_a_moment_is_opened_again_and_the_run_goes_on(monkeypatch, capsys):
+    from stream import sources
+
+    camera = FlakyWebcam(before=5, gap=3, after=4)
+
+    def reopen(index):
+        camera.opened += 1
+        return camera
+
+    monkeypatch.setattr(sources, "_open_camera", reopen)
+    monkeypatch.setattr(sources, "CAMERA_RETRY_PAUSE_S", 0.01)
+    frames = list(itertools.islice(open_source("camera:0").frames(), 9))
+    assert [f.index for f in frames] == list(range(9))  # five, the pause, four more
+    assert camera.opened == 1 + 3  # opened again until it delivered (each try reads once)
+    notes = capsys.readouterr().err
+    assert "camera 0 stopped for" in notes and "came back" in notes
