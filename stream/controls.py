@@ -11,8 +11,8 @@ from stream.focus import FocusController
 
 BLUR_STEP = 2.0  # px at the reference height per key press: fine enough to judge, quick to sweep
 MAX_CONFIG_BLUR = 256.0  # render.blur's own limit (stream.config): a key sets no look that --blur refuses
-KEYS_HELP = ("click: focus there · a: auto focus · + / -: more / less blur · s: side by side, i: rate and "
-             "latency (window only) · q or Esc: quit")
+KEYS_HELP = ("click: focus there · a: auto focus · + / -: more / less blur · p: save a picture · s: side by "
+             "side, i: rate and latency (window only) · q or Esc: quit")
 
 
 @dataclass

@@ -10,6 +10,7 @@ import functools
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -136,8 +137,8 @@ def key_char(code: int) -> int | None:
 
 class WindowSink(Sink):
     """A live preview window. q or Esc stops; s switches between the render and input | render | depth, i
-    shows the rate and latency (both in the window only); a click, a and +/- go to `controls`
-    (stream.controls)."""
+    shows the rate and latency (both in the window only); p saves the render as it is now (a camera's
+    shutter); a click, a and +/- go to `controls` (stream.controls)."""
 
     def __init__(self, title: str, controls: LiveControls | None, frame_width: int, side_by_side: bool,
                  notify: Callable[[str], None] = notify) -> None:
@@ -193,12 +194,28 @@ class WindowSink(Sink):
             self._stop = True
         elif key in (ord("i"), ord("I")):
             self.info = not self.info
+        elif key in (ord("p"), ord("P")):
+            self._snapshot(frame)
         elif key in (ord("s"), ord("S")):
             self.side_by_side = not self.side_by_side
             self.notify("window: input | render | depth (s: the render alone)" if self.side_by_side
                         else "window: the render (s: input | render | depth)")
         elif key is not None and self.controls is not None:
             self.controls.key(key)
+
+    def _snapshot(self, frame: Frame) -> None:
+        """The render of the frame on screen, at the frame's full size, into the current folder under a
+        name from the time (a second one in the same second gets a number)."""
+        stem = time.strftime("depthcam_%Y%m%d_%H%M%S")
+        path = Path(f"{stem}.png")
+        number = 1
+        while path.exists():
+            number += 1
+            path = Path(f"{stem}_{number}.png")
+        if cv2.imwrite(str(path), compose(frame, False)):
+            self.notify(f"saved {path.resolve()}")
+        else:
+            self.notify(f"could not save {path.resolve()} (is the folder writable?)")
 
     def _with_info(self, picture: np.ndarray, frame: Frame, shown_at: int) -> np.ndarray:
         """A copy with the rate shown, the frame's latency from capture to display and its focus written in

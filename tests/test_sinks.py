@@ -276,3 +276,19 @@ def test_i_shows_the_rate_and_the_latency_on_a_copy(monkeypatch):
     assert written == ["25.0 fps | 65 ms capture to display | focus 0.62"] * 2 * 3
     assert [shown[i] is frames[i].output for i in range(5)] == [True, False, False, False, True]
     assert (frames[2].output == 200).all()  # the frame's own picture, which the files get, is untouched
+
+
+def test_p_saves_the_render_at_full_size_beside_the_ones_before(monkeypatch, tmp_path):
+    window, _ = _window(monkeypatch, side_by_side=True)
+    told = []
+    window.notify = told.append
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sinks.time, "strftime", lambda pattern: "depthcam_20261128_120000")
+    for code in (ord("p"), ord("P")):
+        _press(monkeypatch, code)
+        window.write(_frame())
+    saved = sorted(tmp_path.glob("depthcam_*.png"))
+    assert [p.name for p in saved] == ["depthcam_20261128_120000.png", "depthcam_20261128_120000_2.png"]
+    for path in saved:  # the render alone, whatever the window shows
+        assert (cv2.imread(str(path)) == 200).all() and cv2.imread(str(path)).shape == (40, 60, 3)
+    assert told == [f"saved {p}" for p in saved]
