@@ -364,19 +364,9 @@ def test_an_ignored_sigterm_stays_ignored(shared_models, capsys):
 def test_a_file_run_stopped_from_its_preview_keeps_the_frames_until_then(shared_models, monkeypatch, tmp_path,
                                                                         capsys):
     # --preview shows the output while it is written; q there ends the run early with a playable file
-    import cv2
+    from stream import cli
 
-    from stream import app, cli, sinks
-
-    pressed = iter([-1] * 4 + [ord("q")])
-    for module in (app, sinks):
-        monkeypatch.setattr(module, "check_display", lambda: None)
-    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
-    monkeypatch.setattr(cv2, "setMouseCallback", lambda *a: None)
-    monkeypatch.setattr(cv2, "imshow", lambda *a: None)
-    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
-    monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
-    monkeypatch.setattr(cv2, "waitKeyEx", lambda delay: next(pressed, -1))
+    _fake_window(monkeypatch, [-1] * 4 + [ord("q")])
     video = make_video(tmp_path / "in.mp4", frames=24)
     out = tmp_path / "out.mp4"
     assert cli.main(["run", str(video), "-o", str(out), "--preview", "--no-progress"]) == 0
@@ -449,12 +439,11 @@ def test_a_large_photo_is_refocused_on_a_smaller_copy_and_written_at_full_size(s
     assert "image large.jpg 1600x1200 (shown at 1280x960)" in messages
     assert shown and set(shown) == {(960, STILL_WINDOW_WIDTH)}
     assert cv2.imread(str(out)).shape == (1200, 1600, 3)  # the default name beside the photo, full size
+    assert 0.0 <= float(messages.split("with the focus (")[1].split(")")[0]) <= 1.0
     # writing over the photo is refused before the window opens, not after the refocusing
     monkeypatch.setattr(cv2, "waitKeyEx", lambda delay: pytest.fail("the window opened"))
     assert cli.main(["run", str(photo), "-o", str(photo), "--preview", "--no-progress"]) == 2
     assert "is the input file" in capsys.readouterr().err
-    focus = float(messages.split("with the focus (")[1].split(")")[0])
-    assert 0.0 <= focus <= 1.0
 
 
 def test_several_inputs_run_one_after_another_and_a_bad_one_does_not_stop_the_others(shared_models, tmp_path):

@@ -256,11 +256,9 @@ def test_s_switches_the_window_between_the_render_and_three_panels(monkeypatch):
 
 
 def test_i_shows_the_rate_and_the_latency_on_a_copy(monkeypatch):
-    from stream import sinks as sinks_module
-
     window, _ = _window(monkeypatch)
     clock = iter(range(0, 10 * 40_000_000, 40_000_000))  # a frame shown every 40 ms: 25 fps
-    monkeypatch.setattr(sinks_module, "now_ns", lambda: next(clock))
+    monkeypatch.setattr(sinks, "now_ns", lambda: next(clock))
     written, shown = [], []
     monkeypatch.setattr(cv2, "putText", lambda image, text, *a: written.append(text))
     monkeypatch.setattr(cv2, "imshow", lambda title, picture: shown.append(picture))
