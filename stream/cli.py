@@ -110,8 +110,10 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
     in_window = copy.deepcopy(config)
     in_window.output.preview, in_window.output.save_depth = False, None
     code, built = _execute(input_spec, "window", in_window, args)
-    if code != 0 or output_kind(target) == "window":
+    if code != 0 or (output_kind(target) == "window" and not config.output.save_depth):
         return code
+    if output_kind(target) == "window":  # -o window --save-depth D: the depth video alone, as shown last
+        target = "null"
     final = copy.deepcopy(config)
     final.output.preview = False
     final.render.blur = in_window.render.blur  # the window's + and - changed it

@@ -440,6 +440,12 @@ def test_a_large_photo_is_refocused_on_a_smaller_copy_and_written_at_full_size(s
     assert shown and set(shown) == {(960, STILL_WINDOW_WIDTH)}
     assert cv2.imread(str(out)).shape == (1200, 1600, 3)  # the default name beside the photo, full size
     assert 0.0 <= float(messages.split("with the focus (")[1].split(")")[0]) <= 1.0
+    # -o window with a depth video: the depth of the photo as shown last, at full size
+    _fake_window(monkeypatch, [ord("q")])
+    depth = tmp_path / "depth.mp4"
+    assert cli.main(["run", str(photo), "-o", "window", "--save-depth", str(depth), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert probe(depth)["frames"] == 1 and probe(depth)["width"] == 1600
     # writing over the photo is refused before the window opens, not after the refocusing
     monkeypatch.setattr(cv2, "waitKeyEx", lambda delay: pytest.fail("the window opened"))
     assert cli.main(["run", str(photo), "-o", str(photo), "--preview", "--no-progress"]) == 2
