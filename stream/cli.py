@@ -341,6 +341,12 @@ def _describe_model_file(path: str) -> None:
           f"\nstate:       accepted by depthcam (--model {model_path})")
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from stream.doctor import run_doctor
+
+    return run_doctor()
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from stream.bench import run_bench_command
 
@@ -375,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(bench)
     _add_debug_flag(bench)
     bench.set_defaults(handler=cmd_bench)
+
+    doctor = commands.add_parser("doctor", help="what this machine offers depthcam (GPU, window, cameras, ...) "
+                                                "and the fix for what is missing")
+    _add_debug_flag(doctor)
+    doctor.set_defaults(handler=cmd_doctor)
 
     models = commands.add_parser("models", help="list, fetch, inspect or convert depth models")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

@@ -477,3 +477,25 @@ def test_several_inputs_run_one_after_another_and_a_bad_one_does_not_stop_the_ot
 def test_several_inputs_are_refused_clearly_where_their_outputs_cannot_be(argv, message, tmp_path):
     result = depthcam("run", *argv)
     assert_one_clear_line(result, message)
+
+
+def test_doctor_says_what_the_machine_offers_and_the_fix(shared_models, monkeypatch, capsys):
+    from stream import cli, doctor
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}  # no screen
+    result = subprocess.run([sys.executable, "-m", "stream", "doctor"], capture_output=True, text=True,
+                            timeout=120, cwd=REPO, env={**env, "DEPTHCAM_MODELS": str(shared_models)})
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line[:2] in ("ok", "--")}
+    assert {"python", "cpu", "gpu", "onnxruntime", "video", "window", "cameras", "models"} <= set(lines)
+    assert lines["models"].startswith("ok") and "tcmonodepth cached" in lines["models"]
+    assert lines["window"].startswith("--") and "no display" in lines["window"]
+    assert lines["video"].startswith("ok") and "H.264" in lines["video"]
+
+    def broken():
+        raise RuntimeError("a broken install")
+
+    monkeypatch.setattr(doctor, "CHECKS", (broken, doctor._python))  # one part failing does not stop the rest
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "--  broken       could not be checked (RuntimeError: a broken install)" in out and "ok  python" in out

@@ -1,0 +1,155 @@
+"""`depthcam doctor`: what this machine offers depthcam, one line a part, and the fix where a part is missing.
+
+Nothing here loads a model or opens a camera: it reads what is installed and what the system lists, so
+it answers in a second or two and is safe to run while another program holds the camera.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Check:
+    part: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _python() -> Check:
+    return Check("python", True, f"{platform.python_version()} on {platform.platform()}")
+
+
+def _cpu() -> Check:
+    import numba
+
+    from kernels.cpu_threads import _layer_takes_turns
+
+    turns = _layer_takes_turns()  # the first parallel launch, where Numba picks its threading layer
+    detail = f"{os.cpu_count()} cores; Numba {numba.__version__}, threading layer {numba.threading_layer()}"
+    if turns:
+        return Check("cpu", False, detail + ": the stages' CPU kernels take turns (slower)",
+                     "pip install tbb, where TBB is available, lets them run at once")
+    return Check("cpu", True, detail)
+
+
+def _gpu() -> Check:
+    from kernels.backend import cuda_available, cuda_unavailable_reason
+
+    if not cuda_available():
+        try:
+            import cupy  # noqa: F401
+        except Exception:  # noqa: BLE001 (not installed, or a broken CUDA install)
+            return Check("gpu", False, f"kernels on the CPU: {cuda_unavailable_reason()}",
+                         "where there is an NVIDIA GPU: pip install 'depthcam[cuda]' (CUDA 13) or 'depthcam[cuda12]'")
+        return Check("gpu", False, f"kernels on the CPU: {cuda_unavailable_reason()}")
+    import cupy
+
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    return Check("gpu", True, f"{props['name'].decode()} (compute {props['major']}.{props['minor']}), "
+                              f"CuPy {cupy.__version__}: --device auto runs the kernels there")
+
+
+def _onnxruntime() -> Check:
+    import onnxruntime
+
+    from kernels.backend import cuda_available
+
+    providers = onnxruntime.get_available_providers()
+    detail = f"{onnxruntime.__version__}, providers {', '.join(p.removesuffix('ExecutionProvider') for p in providers)}"
+    if "CUDAExecutionProvider" in providers and cuda_available():
+        return Check("onnxruntime", True, detail + " (the network goes on CUDA where the provider loads; a run "
+                                                   "says which it got)")
+    if cuda_available():
+        return Check("onnxruntime", False, detail + ": the network stays on the CPU",
+                     "pip install onnxruntime-gpu matching your CUDA and cuDNN")
+    return Check("onnxruntime", True, detail + " (the network on the CPU)")
+
+
+def _video() -> Check:
+    import av
+
+    versions = av.library_versions.get("libavcodec", ())
+    missing = []
+    for codec in ("libx264", "aac"):
+        try:
+            av.codec.Codec(codec, "w")
+        except Exception:  # noqa: BLE001 (PyAV raises its own error types for an unknown codec)
+            missing.append(codec)
+    detail = f"PyAV {av.__version__}, libavcodec {'.'.join(map(str, versions))}"
+    if missing:
+        return Check("video", False, detail + f": no {', '.join(missing)} encoder",
+                     "install PyAV from its wheels (pip install --force-reinstall av), which bundle them")
+    return Check("video", True, detail + ", H.264 and AAC encoders")
+
+
+def _display() -> Check:
+    from stream.errors import UserError
+    from stream.sinks import check_display
+
+    try:
+        check_display()
+    except UserError as exc:
+        return Check("window", False, str(exc))
+    where = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY") or "the desktop"
+    return Check("window", True, f"a preview window can open on {where}")
+
+
+def _cameras() -> Check:
+    if not sys.platform.startswith("linux"):
+        return Check("cameras", True, "listed by the system only on Linux here; try depthcam run camera:0")
+    devices = sorted(Path("/dev").glob("video*"), key=lambda p: (len(p.name), p.name))
+    if not devices:
+        return Check("cameras", False, "no /dev/video* device", "plug in a webcam, or check that its driver loaded")
+    names = []
+    for device in devices:
+        label = Path("/sys/class/video4linux", device.name, "name")
+        try:
+            names.append(f"camera:{device.name[5:]} ({label.read_text().strip()})")
+        except OSError:
+            names.append(f"camera:{device.name[5:]}")
+    return Check("cameras", True, ", ".join(names) + " (a webcam often lists two nodes; the first gives frames)")
+
+
+def _virtual_camera() -> Check:
+    try:
+        import pyvirtualcam  # noqa: F401
+    except ImportError:
+        return Check("virtual cam", False, "pyvirtualcam is not installed (-o vcam)", "pip install 'depthcam[vcam]'")
+    if sys.platform.startswith("linux"):
+        loopback = [p.parent.name for p in Path("/sys/class/video4linux").glob("*/name")
+                    if "loopback" in p.read_text().lower() or "dummy" in p.read_text().lower()]
+        if not loopback:
+            return Check("virtual cam", False, "pyvirtualcam is installed but no v4l2loopback device exists",
+                         "sudo modprobe v4l2loopback exclusive_caps=1")
+        return Check("virtual cam", True, f"v4l2loopback on {', '.join(loopback)}")
+    return Check("virtual cam", True, "pyvirtualcam installed (OBS Virtual Camera or Unity Capture must be set up)")
+
+
+def _models() -> Check:
+    from models.download import cache_dir
+    from models.registry import REGISTRY, model_state
+
+    states = ", ".join(f"{spec.name} {model_state(spec)}" for spec in REGISTRY.values())
+    return Check("models", True, f"{states}; cache {cache_dir()} (DEPTHCAM_MODELS moves it; a run downloads "
+                                 f"what it needs)")
+
+
+CHECKS = (_python, _cpu, _gpu, _onnxruntime, _video, _display, _cameras, _virtual_camera, _models)
+
+
+def run_doctor() -> int:
+    """Print one line a part; a part that fails to answer says so rather than stopping the others."""
+    for check in CHECKS:
+        try:
+            result = check()
+        except Exception as exc:  # noqa: BLE001 (a broken install is what this command is for)
+            result = Check(check.__name__.strip("_").replace("_", " "), False,
+                           f"could not be checked ({exc.__class__.__name__}: {exc})")
+        line = f"{'ok' if result.ok else '--'}  {result.part:12s} {result.detail}"
+        print(line + (f"\n    fix: {result.fix}" if result.fix else ""))
+    return 0
