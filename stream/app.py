@@ -153,11 +153,22 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
 def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: Sink | None = None,
           recorder: LatencyRecorder | None = None, progress: bool | None = None,
           notify: Callable[[str], None] | None = None,
-          wrap_source: Callable[[Source], Source] | None = None) -> Built:
+          wrap_source: Callable[[Source], Source] | None = None,
+          clip: tuple[float | None, float | None] = (None, None)) -> Built:
     """Open the input first (a bad input fails before anything heavy loads), then the model, the
     kernels and the sink. `notify` receives progress messages for the user (slow first compilation);
-    `wrap_source` changes how the input is delivered (the benchmark paces a file like a camera)."""
+    `wrap_source` changes how the input is delivered (the benchmark paces a file like a camera); `clip`
+    (start, duration in seconds) takes a part of a video file."""
     source = open_source(input_spec)
+    if clip != (None, None):
+        if not isinstance(source, VideoFileSource):
+            source.close()
+            raise UserError(f"--start and --duration take a part of a video file; {input_spec} is not one")
+        try:
+            source.set_range(*clip)
+        except UserError:
+            source.close()
+            raise
     if wrap_source is not None:
         source = wrap_source(source)
     stages: list[Stage] = []
@@ -187,6 +198,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
             sink = make_sink(output, width=source.width, height=source.height,
                              fps=source.fps, audio_from=source.audio_path, side_by_side=config.output.side_by_side,
                              save_depth=config.output.save_depth, preview=preview,
+                             audio_ends_with_pictures=getattr(source, "audio_ends_with_pictures", False),
                              controls=LiveControls(focus, config.render, full_height))  # its blur limit
     except BaseException:
         for stage in stages:  # the async network's worker thread ends with its stage

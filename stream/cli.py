@@ -53,11 +53,25 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-depth", metavar="FILE", help="also write the refined depth as a colour video")
     parser.add_argument("--side-by-side", action=argparse.BooleanOptionalAction, default=None,
                         help="write input | output | depth")
+    parser.add_argument("--start", type=_time, metavar="TIME",
+                        help="a video file from this time on (seconds, or [HH:]MM:SS)")
+    parser.add_argument("--duration", type=_time, metavar="TIME",
+                        help="only this long a part of a video file (its sound cut with it)")
     parser.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
                         help="also show the output in a window while writing it (its keys and clicks work "
                              "as in -o window; q stops the run, keeping what was written)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_debug_flag(parser)
+
+
+def _time(text: str) -> float:
+    from stream.sources import parse_time
+
+    try:
+        seconds = parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return seconds
 
 
 def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +143,7 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
     """Build the pipeline, run it and report: (exit status, the built pipeline)."""
     from stream.app import build
 
-    built = build(config, input_spec, output, notify=notify)
+    built = build(config, input_spec, output, notify=notify, clip=(args.start, args.duration))
     if camera_preset:
         print(f"depthcam: camera input: using the {LIVE_PRESET} preset's settings, device {config.device} "
               f"(choose others with --config and --device)", file=sys.stderr)

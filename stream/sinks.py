@@ -67,16 +67,20 @@ class NullSink(Sink):
 
 
 class VideoSink(Sink):
+    """`audio_ends_with_pictures`: the input's sound is cut where the pictures end (a part of a video),
+    as after an interrupted run, rather than written to its own end."""
+
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None,
-                 picture: Callable[[Frame], np.ndarray]) -> None:
+                 picture: Callable[[Frame], np.ndarray], audio_ends_with_pictures: bool = False) -> None:
         self.writer = VideoWriter(path, width, height, fps, audio_from)
         self.picture = picture
+        self.audio_ends_with_pictures = audio_ends_with_pictures
 
     def write(self, frame: Frame) -> None:
         self.writer.write(self.picture(frame), frame.pts_seconds)
 
     def close(self, complete: bool = True) -> None:
-        self.writer.close(complete)
+        self.writer.close(complete and not self.audio_ends_with_pictures)
 
 
 class ImageSink(Sink):
@@ -316,7 +320,7 @@ def output_kind(target: str) -> str:
 
 def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: Path | None,
               side_by_side: bool, save_depth: str | None, preview: bool = False,
-              controls: LiveControls | None = None) -> Sink:
+              controls: LiveControls | None = None, audio_ends_with_pictures: bool = False) -> Sink:
     """The sink for `-o TARGET` (plus the depth video of --save-depth, and the window of --preview), opened
     and validated now."""
     kind = output_kind(target)
@@ -331,7 +335,7 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
     if kind == "null":
         sinks.append(NullSink())
     elif kind == "video":
-        sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture))
+        sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture, audio_ends_with_pictures))
     elif kind == "image":
         sinks.append(ImageSink(Path(target), picture))
     elif kind == "window":

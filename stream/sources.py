@@ -212,16 +212,56 @@ class VideoFileSource(Source):
         self.colour = colour_signal(self._first)
         self._converter = ColourConverter(self.colour) if self.colour is not None else None
         self.audio_path = path if self.container.streams.audio else None
+        self._start: float | None = None  # set_range: the part of the video to process, in its own seconds
+        self._end: float | None = None
+        self.audio_ends_with_pictures = False  # a part cut at its end: the sound ends where its pictures do
         turned = f", turned upright ({self.rotation}° display rotation)" if self._turn is not None else ""
         colour = f", {self.colour}" if self.colour is not None else ""
         self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps{turned}{colour}"
+
+    def set_range(self, start: float | None, duration: float | None) -> None:
+        """Process only `duration` seconds from `start` seconds after the first picture (--start, --duration).
+        The decoder jumps to the keyframe before the start and skips the pictures before it."""
+        import av
+
+        if duration is not None and duration <= 0:
+            raise UserError(f"--duration {duration:g} takes nothing; give a length above 0 (seconds or MM:SS)")
+        length = self._video_seconds()
+        start = start or 0.0
+        if length is not None and start >= length:
+            raise UserError(f"--start {format_time(start)} is past the end of {self.path.name} "
+                            f"({format_time(length)} long); give an earlier start")
+        origin = self._first.time or 0.0
+        if start > 0:
+            self._start = origin + start
+            try:
+                self.container.seek(int(self._start / float(self.stream.time_base)), stream=self.stream,
+                                    backward=True)
+                self._decoded = self.container.decode(self.stream)
+            except av.error.FFmpegError:
+                pass  # a file that cannot seek is decoded from where it is, the pictures before the start skipped
+        if duration is not None:
+            self._end = origin + start + duration
+            self.audio_ends_with_pictures = True
+        left = (length - start) if length is not None else None
+        span = min(duration, left) if duration is not None and left is not None else (duration or left)
+        if span is not None:
+            self.frame_count = max(1, int(round(span * self.fps)))
+        self.description += f", from {format_time(start)}" + (f" for {format_time(duration)}" if duration else "")
 
     def frames(self) -> Iterator[Frame]:
         import av
 
         index = 0
+        half_frame = 0.5 / self.fps
+        first = [] if self._start is not None else [self._first]  # after a jump, decoding starts anew
         try:
-            for decoded in itertools.chain([self._first], self._decoded):
+            for decoded in itertools.chain(first, self._decoded):
+                seconds = decoded.time
+                if seconds is not None and self._start is not None and seconds < self._start - half_frame:
+                    continue
+                if seconds is not None and self._end is not None and seconds >= self._end - half_frame:
+                    break
                 if self._converter is not None:
                     image = self._converter.convert(decoded)
                 else:
@@ -235,6 +275,10 @@ class VideoFileSource(Source):
         except av.error.FFmpegError as exc:
             raise UserError(f"{self.path} is corrupt or truncated after frame {index} ({exc.strerror or exc}); "
                             f"the frames before it were processed") from None
+        if index == 0 and self._start is not None:
+            offset = self._start - (self._first.time or 0.0)
+            raise UserError(f"{self.path.name} has no picture from --start {format_time(offset)} on; "
+                            f"give an earlier start")
 
     def _video_seconds(self) -> float | None:
         """The video stream's length: its own duration, else where it ends (Matroska's DURATION tag, else
@@ -255,6 +299,28 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self.container.close()
+
+
+def parse_time(text: str) -> float:
+    """Seconds from `90`, `12.5`, `1:30` or `01:02:03.5` (--start, --duration)."""
+    parts = text.strip().split(":")
+    try:
+        if len(parts) > 3 or not all(parts):
+            raise ValueError
+        values = [float(part) for part in parts]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time; give seconds (90, 12.5) or [HH:]MM:SS (1:30, 0:01:02.5)") from None
+    if any(v < 0 for v in values) or any(v >= 60 for v in values[1:]):
+        raise ValueError(f"{text!r} is not a time; give seconds (90, 12.5) or [HH:]MM:SS (1:30, 0:01:02.5)")
+    seconds = 0.0
+    for value in values:
+        seconds = seconds * 60 + value
+    return seconds
+
+
+def format_time(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:04.1f}" if minutes else f"{rest:.1f} s"
 
 
 # V4L2 stamps each buffer when the camera delivered it, on CLOCK_MONOTONIC, which is now_ns's clock on

@@ -499,3 +499,53 @@ def test_doctor_says_what_the_machine_offers_and_the_fix(shared_models, monkeypa
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "--  broken       could not be checked (RuntimeError: a broken install)" in out and "ok  python" in out
+
+
+def test_times_are_read_as_seconds_or_clock_times():
+    from stream.sources import parse_time
+
+    assert [parse_time(t) for t in ("90", "12.5", "1:30", "0:01:02.5", "1:00:00")] == [90, 12.5, 90, 62.5, 3600]
+    for bad in ("", "1:70", "a", "-3", "1::2", "1:2:3:4"):
+        with pytest.raises(ValueError, match="is not a time"):
+            parse_time(bad)
+
+
+def test_a_part_of_a_video_is_processed_with_its_own_sound(shared_models, tmp_path):
+    import av
+    import numpy as np
+
+    video = make_video(tmp_path / "in.mp4", frames=48, fps=24)  # 2 s, with 2 s of sound
+    out = tmp_path / "part.mp4"
+    result = depthcam("run", str(video), "-o", str(out), "--start", "0.5", "--duration", "1", "--blur", "0",
+                      "--refine", "off")
+    assert result.returncode == 0, result.stderr
+    assert "from 0.5 s for 1.0 s" in result.stderr
+    info = probe(out)
+    assert info["frames"] == 24 and abs(info["audio_seconds"] - 1.0) < 0.05  # the sound cut with the pictures
+
+    def pictures(path):
+        with av.open(str(path)) as container:
+            return [f.to_ndarray(format="bgr24").astype(np.int16) for f in container.decode(video=0)]
+
+    source, part = pictures(video), pictures(out)
+    difference = [np.abs(part[0] - source[i]).mean() for i in (11, 12, 13)]
+    assert min(difference) == difference[1]  # the part starts at picture 12 (0.5 s at 24 fps)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--start", "9"], "is past the end of in.mp4"),
+    (["--duration", "0"], "give a length above 0"),
+    (["--start", "1:75"], "is not a time"),
+])
+def test_a_part_that_cannot_be_taken_is_refused_clearly(shared_models, tmp_path, argv, message):
+    video = make_video(tmp_path / "in.mp4", frames=24, fps=24)
+    assert_one_clear_line(depthcam("run", str(video), "-o", str(tmp_path / "o.mp4"), *argv), message)
+
+
+def test_a_part_of_a_photo_is_refused(shared_models, tmp_path):
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((48, 64, 3), np.uint8))
+    assert_one_clear_line(depthcam("run", str(photo), "--start", "1"), "take a part of a video file")
