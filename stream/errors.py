@@ -1,6 +1,8 @@
 """Errors a user can act on: the CLI prints their message as one line and exits non-zero."""
 from __future__ import annotations
 
+import errno
+
 
 class UserError(Exception):
     """Bad input or configuration. The message names the problem and the fix."""
@@ -16,4 +18,8 @@ class PipelineError(Exception):
     def __init__(self, stage: str, cause: BaseException) -> None:
         self.stage = stage
         self.cause = cause
-        super().__init__(f"stage '{stage}' failed: {cause.__class__.__name__}: {cause}")
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:  # the commonest failure of a long run
+            where = f" for {cause.filename}" if cause.filename else ""
+            super().__init__(f"the disk is full{where}; free some space, or write the output to another disk")
+        else:
+            super().__init__(f"stage '{stage}' failed: {cause.__class__.__name__}: {cause}")

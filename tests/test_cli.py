@@ -549,3 +549,24 @@ def test_a_part_of_a_photo_is_refused(shared_models, tmp_path):
     photo = tmp_path / "photo.png"
     cv2.imwrite(str(photo), np.zeros((48, 64, 3), np.uint8))
     assert_one_clear_line(depthcam("run", str(photo), "--start", "1"), "take a part of a video file")
+
+
+def test_a_full_disk_is_named_in_one_line(shared_models, monkeypatch, tmp_path, capsys):
+    import errno
+
+    from stream import cli, video_writer
+
+    write = video_writer.VideoWriter.write
+
+    def fills_up(self, picture, pts_seconds=None):
+        if self.frames_written == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        write(self, picture, pts_seconds)
+
+    monkeypatch.setattr(video_writer.VideoWriter, "write", fills_up)
+    video = make_video(tmp_path / "in.mp4", frames=8)
+    out = tmp_path / "out.mp4"
+    assert cli.main(["run", str(video), "-o", str(out), "--no-progress", "--refine", "off"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert errors == [f"depthcam: error: the disk is full for {out}; free some space, or write the output to "
+                      f"another disk"]
