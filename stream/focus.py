@@ -62,6 +62,7 @@ class FocusController:
         self._point = point
         self.track_point = track_point
         self._tracker: PointTracker | None = None  # used on the render thread only; a click makes a new one
+        self._point_target: float | None = None  # the focus at the point when it was last followed
         self._forget_face = False  # the mode changed: a face box from before it is stale
         self._lock = threading.Lock()
         self.faces_in_background = faces_in_background
@@ -116,7 +117,13 @@ class FocusController:
                 return disparity_at(disparity, *point)
             if self._tracker is None or forget_face:  # the run's first point, or a new click
                 self._tracker = PointTracker(point)
-            return disparity_at(disparity, *self._tracker.follow(image_bgr))
+                self._point_target = None
+            where = self._tracker.follow(image_bgr)
+            lost = self._tracker.lost_frames
+            if lost and lost <= self.face_hold and self._point_target is not None:
+                return self._point_target  # not followed this frame: focus holds, as for a missed face
+            self._point_target = disparity_at(disparity, *where)
+            return self._point_target
         self._tracker = None
         if fixed is not None:
             return fixed

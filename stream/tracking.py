@@ -4,8 +4,8 @@ Pyramidal Lucas-Kanade optical flow (OpenCV) on a small grey copy of each frame,
 points around the tapped one (one point on a plain shirt has nothing to follow; the patch's median
 motion has), each checked forward and backward, starting from the last frame's motion (a subject moving
 steadily is found where it is heading). Where most of the patch does not come back to where it started
-(occluded, left the frame, too fast, no texture) the point is not moved: focus holds where it was rather
-than jumping to whatever the flow guessed. A textured subject crossing a textured wall is followed at
+(occluded, left the frame, too fast, no texture) the point is not moved rather than sent wherever the
+flow guessed, and `lost_frames` counts on (stream.focus then holds the focus, as for a missed face). A textured subject crossing a textured wall is followed at
 up to 16 px a frame when 60 px wide, 20 px a frame when 120 px wide (at the tracking width; at 30 fps
 480 and 600 px a second; tests/test_focus.py, bench/RESULTS.md). It costs the render stage about 1.5 ms
 a frame at 640x480 and 3.5 ms at 1920x1080 (on two cores), and only while a point is set.

@@ -187,8 +187,12 @@ def test_a_point_that_cannot_be_followed_holds_still_and_a_click_starts_afresh()
     frames = list(_moving_subject(3, 4))
     controller.update(*frames[0])
     blank = np.full_like(frames[0][0], 128)  # nothing to follow: the point stays where it was
-    controller.update(blank, frames[1][1])
+    behind = np.full_like(frames[1][1], 0.2)  # and what is now under it is the wall: focus holds on the subject
+    assert controller.update(blank, behind) == pytest.approx(0.8)
     assert controller._tracker.point == (70.0, 120.0) and controller._tracker.lost_frames == 1
+    for _ in range(controller.face_hold):  # for as long as a missed face is held, then it reads the point again
+        focus = controller.update(blank, behind)
+    assert focus == pytest.approx(0.2)
     controller.set_point(200, 40)  # a click: followed from there
     controller.update(*frames[2])
     assert controller._tracker.point == (200.0, 40.0) and controller._tracker.lost_frames == 0
