@@ -124,16 +124,18 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
     in_window = copy.deepcopy(config)
     in_window.output.preview, in_window.output.save_depth = False, None
     code, built = _execute(input_spec, "window", in_window, args)
-    if code != 0 or (output_kind(target) == "window" and not config.output.save_depth):
+    writes_file = output_kind(target) in ("video", "image")
+    if code != 0 or not (writes_file or config.output.save_depth):
         return code
-    if output_kind(target) == "window":  # -o window --save-depth D: the depth video alone, as shown last
+    if not writes_file:  # -o window --save-depth D: the depth video alone, as shown last
         target = "null"
     final = copy.deepcopy(config)
     final.output.preview = False
     final.render.blur = in_window.render.blur  # the window's + and - changed it
-    if built.focus.current is not None:
+    if built.focus.current is not None:  # None: closed before its first render
         final.render.focus, final.render.focus_point = built.focus.current, None
-    print(f"depthcam: rendering {path.name} at its full size with the focus ({final.render.focus:.3f}) and blur "
+    focus = f"{final.render.focus:.3f}" if isinstance(final.render.focus, float) else final.render.focus
+    print(f"depthcam: rendering {path.name} at its full size with the focus ({focus}) and blur "
           f"({final.render.blur:g} px at {final.render.reference_height} lines) shown last", file=sys.stderr)
     return _execute(input_spec, target, final, args)[0]
 
