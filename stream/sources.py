@@ -6,6 +6,7 @@ A source's `frames()` runs on the capture thread.
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import time
 import urllib.parse
@@ -303,15 +304,14 @@ class VideoFileSource(Source):
 
 def parse_time(text: str) -> float:
     """Seconds from `90`, `12.5`, `1:30` or `01:02:03.5` (--start, --duration)."""
+    refusal = ValueError(f"{text!r} is not a time; give seconds (90, 12.5) or [HH:]MM:SS (1:30, 0:01:02.5)")
     parts = text.strip().split(":")
     try:
-        if len(parts) > 3 or not all(parts):
-            raise ValueError
-        values = [float(part) for part in parts]
+        values = [float(part) for part in parts] if len(parts) <= 3 and all(parts) else None
     except ValueError:
-        raise ValueError(f"{text!r} is not a time; give seconds (90, 12.5) or [HH:]MM:SS (1:30, 0:01:02.5)") from None
-    if any(v < 0 for v in values) or any(v >= 60 for v in values[1:]):
-        raise ValueError(f"{text!r} is not a time; give seconds (90, 12.5) or [HH:]MM:SS (1:30, 0:01:02.5)")
+        values = None
+    if values is None or not all(0 <= v < math.inf for v in values) or any(v >= 60 for v in values[1:]):
+        raise refusal  # also nan and inf, which float() reads
     seconds = 0.0
     for value in values:
         seconds = seconds * 60 + value

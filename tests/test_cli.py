@@ -505,7 +505,7 @@ def test_times_are_read_as_seconds_or_clock_times():
     from stream.sources import parse_time
 
     assert [parse_time(t) for t in ("90", "12.5", "1:30", "0:01:02.5", "1:00:00")] == [90, 12.5, 90, 62.5, 3600]
-    for bad in ("", "1:70", "a", "-3", "1::2", "1:2:3:4"):
+    for bad in ("", "1:70", "a", "-3", "1::2", "1:2:3:4", "nan", "inf", "1:nan"):
         with pytest.raises(ValueError, match="is not a time"):
             parse_time(bad)
 
