@@ -468,7 +468,9 @@ class CameraSource(Source):
                     self._driver_stamps = 0 <= arrival - stamp <= DRIVER_STAMP_MAX_AGE_NS
                 if self._driver_stamps:
                     capture_ns = min(stamp, arrival)  # a stamp's jitter never puts a frame in the future
-            yield Frame(index=index, capture_ns=capture_ns, image=image)
+            # the capture time as the presentation time: a recording plays at the pace the camera was
+            # filmed at, the frames a live run dropped leaving gaps, not a speeded-up film
+            yield Frame(index=index, capture_ns=capture_ns, image=image, pts_seconds=capture_ns / 1e9)
             index += 1
 
     def _reopen(self) -> tuple[bool, Any]:

@@ -182,3 +182,29 @@ def test_a_camera_that_stops_for_a_moment_is_opened_again_and_the_run_goes_on(mo
     assert camera.opened == 1 + 3  # opened again until it delivered (each try reads once)
     notes = capsys.readouterr().err
     assert "camera 0 stopped for" in notes and "came back" in notes
+
+
+def test_a_recording_plays_at_the_pace_the_camera_filmed(monkeypatch, shared_models, tmp_path, capsys):
+    # a camera delivering 15 frames a second (announcing 30): the recording's frames are spaced by their
+    # capture times, not by the nominal rate, so the film does not play twice too fast
+    import time
+
+    import av
+
+    from stream import cli, sources
+
+    class FifteenFps(StampingWebcam):
+        def read(self):
+            time.sleep(1 / 15)
+            return super().read()
+
+    camera = FifteenFps("AVFOUNDATION", [0.0] * 12)  # no driver stamps: the read time counts
+    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
+    monkeypatch.setattr(sources, "CAMERA_RECONNECT_S", 0.1)
+    out = tmp_path / "recording.mp4"
+    cli.main(["run", "camera:0", "-o", str(out), "--no-progress", "--refine", "off"])  # ends when the camera does
+    capsys.readouterr()
+    with av.open(str(out)) as container:
+        times = [frame.time for frame in container.decode(video=0)]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(times) >= 3 and min(gaps) > 0.055  # 1/15 s apart (or more where a frame was dropped), not 1/30
