@@ -24,7 +24,7 @@ from stream.metrics import LatencyRecorder
 from stream.pipeline import Pipeline
 from stream.paths import ensure_writable, same_file
 from stream.sinks import Sink, check_display, check_virtual_camera, make_sink, output_kind
-from stream.sources import ImageSource, Source, VideoFileSource, open_source
+from stream.sources import ImageSource, PacedSource, Source, VideoFileSource, open_source
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
 
 STAGE_NAMES = ("depth", "refine", "render")
@@ -176,6 +176,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     try:
         output = output or ("null" if sink is not None else default_output(input_spec, source))
         preview = sink is None and config.output.preview  # the benchmark's own sink shows nothing
+        if sink is None and output_kind(output) == "window" and isinstance(source, VideoFileSource):
+            source = PacedSource(source)  # watched, a video plays at its own pace, as a player shows it
         check_outputs(config, input_spec, output if sink is None else "null", source, preview)
         point, full_height = config.render.focus_point, source.height
         if isinstance(source, ImageSource) and (output_kind(output) == "window" or preview):

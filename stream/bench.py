@@ -19,17 +19,16 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 from stream.config import PipelineConfig, load_config, preset_names
 from stream.console import notify
 from stream.errors import UserError
-from stream.frame import Frame, now_ns
+from stream.frame import now_ns
 from stream.metrics import LatencyRecorder
 from stream.options import add_model_options, model_overrides
 from stream.paths import ensure_writable, same_file
 from stream.sinks import NullSink
-from stream.sources import Source
+from stream.sources import PacedSource
 
 STAGES = ["depth", "refine", "render"]
 MODES = ("pipelined", "sequential", "batch", "live")
@@ -120,36 +119,6 @@ def paced_by_bench(input_spec: str) -> bool:
     """Whether the live run paces this input itself: a camera paces itself, a synthetic input is given
     realtime=1, and a file or image would otherwise be read as fast as it decodes."""
     return not input_spec.startswith(("camera:", "synthetic:"))
-
-
-class PacedSource(Source):
-    """A file delivered like a camera: each frame is due at its presentation time after the first, and
-    latency counts from then (the time the decoder runs late included); the live queue drops late frames."""
-
-    live = True
-
-    def __init__(self, inner: Source) -> None:
-        self.inner = inner
-        self.fps, self.width, self.height = inner.fps, inner.width, inner.height
-        self.frame_count = inner.frame_count
-        self.description = f"{inner.description}, paced at its frame rate"
-
-    def frames(self) -> Iterator[Frame]:
-        start, first_pts = now_ns(), None
-        for index, frame in enumerate(self.inner.frames()):
-            seconds = index / self.fps
-            if frame.pts_seconds is not None:  # a variable frame rate keeps its own spacing
-                first_pts = frame.pts_seconds if first_pts is None else first_pts
-                seconds = frame.pts_seconds - first_pts
-            due = start + round(seconds * 1e9)
-            delay = due - now_ns()
-            if delay > 0:
-                time.sleep(delay / 1e9)
-            frame.capture_ns = due
-            yield frame
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def prime(stages: list, input_spec: str) -> None:

@@ -161,6 +161,37 @@ class ImageSource(Source):
                         image=self.image.copy(), pts_seconds=index / STILL_FPS)
 
 
+class PacedSource(Source):
+    """A file delivered like a camera, or a player: each frame is due at its presentation time after the
+    first, and latency counts from then (the time the decoder runs late included); the live queue drops
+    late frames. The benchmark's live run uses it, and so does a video shown in a window (-o window)."""
+
+    live = True
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.fps, self.width, self.height = inner.fps, inner.width, inner.height
+        self.frame_count = inner.frame_count
+        self.description = f"{inner.description}, paced at its frame rate"
+
+    def frames(self) -> Iterator[Frame]:
+        start, first_pts = now_ns(), None
+        for index, frame in enumerate(self.inner.frames()):
+            seconds = index / self.fps
+            if frame.pts_seconds is not None:  # a variable frame rate keeps its own spacing
+                first_pts = frame.pts_seconds if first_pts is None else first_pts
+                seconds = frame.pts_seconds - first_pts
+            due = start + round(seconds * 1e9)
+            delay = due - now_ns()
+            if delay > 0:
+                time.sleep(delay / 1e9)
+            frame.capture_ns = due
+            yield frame
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class VideoFileSource(Source):
     """Decodes with PyAV (FFmpeg), frame-threaded; keeps presentation times for the writer."""
 

@@ -238,7 +238,7 @@ def test_bad_frames_or_warmup_is_named(monkeypatch):
 
 
 def test_a_file_is_paced_at_its_own_frame_rate_like_a_camera():
-    from stream.sources import Source
+    from stream.sources import PacedSource, Source
 
     class File(Source):  # four frames 50 ms apart, decoded at once
         fps, width, height, frame_count = 20.0, 8, 8, 4
@@ -248,7 +248,7 @@ def test_a_file_is_paced_at_its_own_frame_rate_like_a_camera():
                 yield Frame(index=index, capture_ns=0, image=None,  # type: ignore[arg-type]
                             pts_seconds=10 + index / 20)
 
-    paced = bench.PacedSource(File())
+    paced = PacedSource(File())
     assert paced.live and paced.fps == 20.0
     started = time.perf_counter_ns()
     frames = list(paced.frames())

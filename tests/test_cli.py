@@ -570,3 +570,19 @@ def test_a_full_disk_is_named_in_one_line(shared_models, monkeypatch, tmp_path, 
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert errors == [f"depthcam: error: the disk is full for {out}; free some space, or write the output to "
                       f"another disk"]
+
+
+def test_a_video_watched_in_a_window_plays_at_its_own_pace(shared_models, monkeypatch, tmp_path, capsys):
+    # -o window is watching, as in a player: frames at their presentation times (late ones dropped),
+    # not as fast as they are processed
+    import cv2
+
+    from stream import cli
+
+    _fake_window(monkeypatch, [])
+    shown_at = []
+    monkeypatch.setattr(cv2, "imshow", lambda *a: shown_at.append(time.perf_counter()))
+    video = make_video(tmp_path / "in.mp4", frames=24, fps=24, size=(96, 64))  # one second
+    assert cli.main(["run", str(video), "-o", "window", "--refine", "off", "--no-progress"]) == 0
+    assert "paced at its frame rate" in capsys.readouterr().err
+    assert len(shown_at) >= 12 and shown_at[-1] - shown_at[0] >= 23 / 24 - 0.1
