@@ -51,6 +51,12 @@ def default_output(input_spec: str, source: Source) -> str:
     return str(path.with_name(f"{path.stem}_portrait{suffix}"))
 
 
+def plays_in_real_time(output: str, source: Source) -> bool:
+    """A video file watched in a window, or fed to a virtual camera, plays at its own pace, as a player
+    or a camera would show it (late frames dropped); written to a file, every frame is processed."""
+    return output_kind(output) in ("window", "vcam") and isinstance(source, VideoFileSource)
+
+
 def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: Source, preview: bool = False) -> None:
     """What can only be checked once the input is open, before anything heavy loads: no output
     overwrites the input or the other output, every output file can be written and a preview window
@@ -176,8 +182,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     try:
         output = output or ("null" if sink is not None else default_output(input_spec, source))
         preview = sink is None and config.output.preview  # the benchmark's own sink shows nothing
-        if sink is None and output_kind(output) == "window" and isinstance(source, VideoFileSource):
-            source = PacedSource(source)  # watched, a video plays at its own pace, as a player shows it
+        if sink is None and plays_in_real_time(output, source):
+            source = PacedSource(source)
         check_outputs(config, input_spec, output if sink is None else "null", source, preview)
         point, full_height = config.render.focus_point, source.height
         if isinstance(source, ImageSource) and (output_kind(output) == "window" or preview):

@@ -128,3 +128,13 @@ def test_a_large_photo_is_shown_on_a_smaller_copy(tmp_path):
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), np.zeros((120, 160, 3), np.uint8))
     assert ImageSource(small).keep_showing() == 1.0
+
+
+def test_a_video_plays_at_its_own_pace_where_it_is_watched(clip, photo):
+    from stream.app import plays_in_real_time
+
+    video = open_source(str(clip))
+    assert plays_in_real_time("window", video) and plays_in_real_time("vcam", video)
+    assert not any(plays_in_real_time(target, video) for target in ("out.mp4", "null", "still.png"))
+    assert not plays_in_real_time("window", open_source(str(photo)))  # a photo is kept, not paced
+    assert not plays_in_real_time("window", open_source("synthetic:portrait?frames=3"))
