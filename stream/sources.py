@@ -103,8 +103,18 @@ class SyntheticSource(Source):
     def frames(self) -> Iterator[Frame]:
         period_ns = int(1e9 / self.fps)
         start = now_ns()
-        for index in range(self.frame_count or 0):
+        index, count = 0, self.frame_count or 0
+        while index < count:
             exposed = start + index * period_ns  # paced like a camera: frame i is exposed then
+            late = now_ns() - exposed
+            if self.live and late > period_ns:
+                # Drawing fell behind (38 ms a 1280x720 frame, more with the pipeline on the same cores): a
+                # camera does not queue what nobody read, it moves on to its newest exposure. Without this the
+                # delay grew without bound (720p on two cores: 3.8 s capture -> display after 7 s).
+                index += late // period_ns
+                if index >= count:
+                    break
+                exposed = start + index * period_ns
             # Drawn before its exposure time, as a camera has a frame ready when it delivers it: drawing
             # costs 11 ms at 640x480 and 38 ms at 1280x720, which a camera's own latency does not include.
             image, truth = self.scene.render(index)
@@ -115,6 +125,7 @@ class SyntheticSource(Source):
             # Paced, latency counts from the exposure, so time the source itself runs late is counted too.
             yield Frame(index=index, capture_ns=exposed if self.live else now_ns(), image=image,
                         pts_seconds=index / self.fps, ground_truth=truth)
+            index += 1
 
 
 STILL_FPS = 10.0  # a photo shown in a window is rendered again this often, so clicks and keys take effect

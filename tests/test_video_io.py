@@ -365,3 +365,28 @@ def test_a_paced_synthetic_source_draws_each_frame_before_its_exposure_time(monk
     assert events == ["draw 0", "frame 0 at 30 ms",  # the first is late by its drawing: counted
                       "draw 1", "wait", "frame 1 at 100 ms", "draw 2", "wait", "frame 2 at 200 ms"]
     assert [f.capture_ns // 1_000_000 for f in frames] == [0, 100, 200]  # latency counts from exposure
+
+
+def test_a_paced_synthetic_source_that_falls_behind_moves_on_like_a_camera(monkeypatch):
+    """Drawing slower than the frame period (720p on two busy cores): a camera hands over its newest
+    exposure, not a growing queue. The frames it could not draw in time are skipped, so the delay stays
+    within its drawing and a period instead of growing with every frame."""
+    import stream.sources as sources
+
+    clock = [0]
+    monkeypatch.setattr(sources, "now_ns", lambda: clock[0])
+    monkeypatch.setattr(sources.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + int(seconds * 1e9)))
+    source = open_source("synthetic:portrait?size=48x32&fps=10&frames=40&realtime=1")
+    draw = source.scene.render
+
+    def slow_draw(index):
+        clock[0] += 250_000_000  # 2.5 periods a frame
+        return draw(index)
+
+    monkeypatch.setattr(source.scene, "render", slow_draw)
+    delays, indices = [], []
+    for frame in source.frames():
+        delays.append(clock[0] - frame.capture_ns)
+        indices.append(frame.index)
+    assert max(delays) <= 250_000_000 + 100_000_000  # its drawing and a period at most, not more and more
+    assert indices[:4] == [0, 2, 5, 7] and indices[-1] <= 39  # each draw skips the exposures it missed
