@@ -121,11 +121,12 @@ def _virtual_camera() -> Check:
     except ImportError:
         return Check("virtual cam", False, "pyvirtualcam is not installed (-o vcam)", "pip install 'depthcam[vcam]'")
     if sys.platform.startswith("linux"):
-        loopback = [p.parent.name for p in Path("/sys/class/video4linux").glob("*/name")
-                    if "loopback" in p.read_text().lower() or "dummy" in p.read_text().lower()]
+        # v4l2loopback's devices are virtual ones (under /sys/devices/virtual), whatever card_label names them
+        loopback = [node.name for node in Path("/sys/class/video4linux").glob("video*")
+                    if "/virtual/" in str(node.resolve())]
         if not loopback:
             return Check("virtual cam", False, "pyvirtualcam is installed but no v4l2loopback device exists",
-                         "sudo modprobe v4l2loopback exclusive_caps=1")
+                         "sudo modprobe v4l2loopback exclusive_caps=1 card_label=depthcam")
         return Check("virtual cam", True, f"v4l2loopback on {', '.join(loopback)}")
     return Check("virtual cam", True, "pyvirtualcam installed (OBS Virtual Camera or Unity Capture must be set up)")
 
