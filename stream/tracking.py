@@ -5,7 +5,10 @@ points around the tapped one (one point on a plain shirt has nothing to follow; 
 motion has), each checked forward and backward, starting from the last frame's motion (a subject moving
 steadily is found where it is heading). Where most of the patch does not come back to where it started
 (occluded, left the frame, too fast, no texture) the point is not moved rather than sent wherever the
-flow guessed, and `lost_frames` counts on (stream.focus then holds the focus, as for a missed face). A textured subject crossing a textured wall is followed at
+flow guessed, and `lost_frames` counts on (stream.focus then holds the focus, as for a missed face); each
+lost frame the point is looked for by its look when last followed (a 25 px patch, normalised correlation
+>= 0.8) within a radius that widens the longer it is gone, so a subject that was hidden for a moment is
+found again where it reappears. A textured subject crossing a textured wall is followed at
 up to 16 px a frame when 60 px wide, 20 px a frame when 120 px wide (at the tracking width; at 30 fps
 480 and 600 px a second; tests/test_focus.py, bench/RESULTS.md). It costs the render stage about 1.5 ms
 a frame at 640x480 and 3.5 ms at 1920x1080 (on two cores), and only while a point is set.
@@ -21,6 +24,13 @@ LEVELS = 3
 PATCH_STEP = 8.0  # px between the patch's points, at the tracking width
 MAX_ROUND_TRIP_PX = 1.0  # forward then backward must land this close to the start, at the tracking width
 CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
+# Lost (occluded, too fast), the point is looked for again by its look when last followed: a patch this
+# far each side of it, within a radius that widens the longer it is gone, accepted above this correlation.
+TEMPLATE_HALF = 12
+SEARCH_RADIUS = 48
+SEARCH_GROWTH = 16  # px more a lost frame
+SEARCH_MAX = 160
+MIN_MATCH = 0.8
 _PATCH = np.array([(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], np.float32) * PATCH_STEP
 
 
@@ -33,12 +43,17 @@ class PointTracker:
         self._previous: np.ndarray | None = None
         self._scale = 1.0
         self._motion = np.zeros(2, np.float32)  # the last frame's motion, at the tracking width
+        self._template: np.ndarray | None = None  # the point's surroundings when last followed
 
     def follow(self, image_bgr: np.ndarray) -> tuple[int, int]:
         """The point's position in this frame, in whole frame pixels inside the frame."""
         grey = self._grey(image_bgr)
         if self._previous is not None and self._previous.shape == grey.shape:
             self._step(self._previous, grey)
+            if self.lost_frames:
+                self._find_again(grey)
+        if not self.lost_frames:
+            self._keep_template(grey)
         self._previous = grey
         height, width = image_bgr.shape[:2]
         x, y = self.point
@@ -74,3 +89,29 @@ class PointTracker:
                 return
         self._motion[:] = 0.0
         self.lost_frames += 1
+
+    def _keep_template(self, grey: np.ndarray) -> None:
+        x, y = (int(round(v * self._scale)) for v in self.point)
+        h = TEMPLATE_HALF
+        patch = grey[y - h:y + h + 1, x - h:x + h + 1]
+        # at the border, or with nothing to recognise it by, the last good one is kept
+        if y >= h and x >= h and patch.shape == (2 * h + 1, 2 * h + 1) and patch.std() > 4.0:
+            self._template = patch.copy()
+
+    def _find_again(self, grey: np.ndarray) -> None:
+        """Look for the template around where the point was lost; move the point there on a good match."""
+        if self._template is None:
+            return
+        h = TEMPLATE_HALF
+        radius = min(SEARCH_RADIUS + SEARCH_GROWTH * self.lost_frames, SEARCH_MAX)
+        x, y = (int(round(v * self._scale)) for v in self.point)
+        height, width = grey.shape
+        x0, y0 = max(x - radius - h, 0), max(y - radius - h, 0)
+        x1, y1 = min(x + radius + h + 1, width), min(y + radius + h + 1, height)
+        if x1 - x0 <= 2 * h or y1 - y0 <= 2 * h:
+            return
+        scores = cv2.matchTemplate(grey[y0:y1, x0:x1], self._template, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+        if best >= MIN_MATCH:
+            self.point = ((x0 + bx + h) / self._scale, (y0 + by + h) / self._scale)
+            self.lost_frames = 0
