@@ -233,6 +233,15 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
     live = [spec for spec in inputs if spec.startswith("camera:")]
     if live:
         raise UserError(f"{live[0]} never ends, so it cannot be one of several inputs; run it on its own")
+    # `depthcam run clips/*` run twice would take the first run's outputs, written beside the clips, for inputs
+    ours = [spec for spec in inputs if Path(spec).stem.endswith(("_portrait", "_depth"))]
+    if ours:
+        print(f"depthcam: leaving out {len(ours)} input(s) named as depthcam's own outputs ({', '.join(ours[:3])}"
+              f"{', ...' if len(ours) > 3 else ''}); give such a file on its own to process it", file=sys.stderr)
+        inputs = [spec for spec in inputs if spec not in ours]
+        if not inputs:
+            raise UserError("every input is named as depthcam's own output (NAME_portrait, NAME_depth); "
+                            "give one on its own to process it")
     folder, depth_folder = _batch_folder("-o", args.output), _batch_folder("--save-depth", args.save_depth)
     plans = []
     for spec in inputs:

@@ -469,6 +469,17 @@ def test_several_inputs_run_one_after_another_and_a_bad_one_does_not_stop_the_ot
     assert not (tmp_path / "portraits" / "corrupt_portrait.mp4").exists()
 
 
+def test_several_inputs_leave_out_depthcam_s_own_outputs(shared_models, tmp_path):
+    # run twice on clips/*, the second run would otherwise process the first one's NAME_portrait.mp4
+    clip = make_video(tmp_path / "clip.mp4", frames=6, size=(96, 64))
+    first = depthcam("run", str(clip), "--refine", "off")
+    assert first.returncode == 0, first.stderr
+    again = depthcam("run", str(clip), str(tmp_path / "clip_portrait.mp4"), "--refine", "off")
+    assert again.returncode == 0, again.stderr
+    assert "leaving out 1 input(s) named as depthcam's own outputs" in again.stderr
+    assert "1 of 1 inputs done" in again.stderr and not (tmp_path / "clip_portrait_portrait.mp4").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["a.mp4", "b.mp4", "-o", "out.mp4"], "with several inputs, give a folder"),
     (["a.mp4", "camera:0"], "camera:0 never ends"),
