@@ -111,7 +111,10 @@ def _input_spec(input_spec: str | None, frames: int, live: bool) -> str:
         return f"synthetic:portrait?size=640x480&fps=30&frames={frames}&realtime={int(live)}"
     if live and input_spec.startswith("synthetic:"):
         separator = "&" if "?" in input_spec else "?"
-        return f"{input_spec}{separator}realtime=1"
+        # a live run lasts until --frames frames reached the sink: the scene's own 300 would end it early
+        # once frames are dropped, unless the spec sets its length
+        endless = "" if "frames=" in input_spec else f"&frames={frames}"
+        return f"{input_spec}{separator}realtime=1{endless}"
     return input_spec
 
 

@@ -390,3 +390,11 @@ def test_recorded_render_inputs_are_what_the_renderer_received(shared_models, mo
             np.testing.assert_array_equal(again, rendered[i])
     size, blur, scale, median, p90, best = bench_dof.time_recorded(out, runs=1)
     assert (size, blur, scale) == ("96x64", 1.6, 1) and 0 < best <= median <= p90
+
+
+def test_a_live_run_of_a_given_synthetic_scene_lasts_until_its_frames_reach_the_sink():
+    # the scene's own default length (300) would end a live run early once frames are dropped
+    spec = bench._input_spec("synthetic:portrait?size=1280x720", bench.LIVE_SYNTHETIC_FRAMES, live=True)
+    assert spec == f"synthetic:portrait?size=1280x720&realtime=1&frames={bench.LIVE_SYNTHETIC_FRAMES}"
+    assert bench._input_spec("synthetic:portrait?frames=50", 10, live=True) == "synthetic:portrait?frames=50&realtime=1"
+    assert bench._input_spec("synthetic:portrait", 10, live=False) == "synthetic:portrait"
