@@ -44,11 +44,21 @@ class Built:
 def default_output(input_spec: str, source: Source) -> str:
     if source.live:
         return "window"
+    return portrait_name(input_spec, image=isinstance(source, ImageSource))
+
+
+def portrait_name(input_spec: str, image: bool) -> str:
+    """Where a file run writes when not told: NAME_portrait.png beside an image, NAME_portrait.mp4 beside a
+    video, out/synthetic_portrait.mp4 (from the current folder) for the synthetic scene."""
     if input_spec.startswith("synthetic:"):
         return "out/synthetic_portrait.mp4"
     path = Path(input_spec)
-    suffix = ".png" if isinstance(source, ImageSource) else ".mp4"
-    return str(path.with_name(f"{path.stem}_portrait{suffix}"))
+    return str(path.with_name(f"{path.stem}_portrait{'.png' if image else '.mp4'}"))
+
+
+def refuse_writing_over_input(input_spec: str, flag: str, target: str) -> None:
+    if same_file(input_spec, target):
+        raise UserError(f"{flag} {target} is the input file: writing it would destroy the input; choose another name")
 
 
 def plays_in_real_time(output: str, source: Source) -> bool:
@@ -69,9 +79,7 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
              if target and output_kind(target) in ("video", "image")}
     if isinstance(source, (VideoFileSource, ImageSource)):
         for flag, target in files.items():
-            if same_file(input_spec, target):
-                raise UserError(f"{flag} {target} is the input file: writing it would destroy the input; "
-                                f"choose another name")
+            refuse_writing_over_input(input_spec, flag, target)
     if len(files) == 2 and same_file(*files.values()):
         raise UserError(f"-o and --save-depth both name {output}; give the depth video its own name")
     for flag, target in files.items():  # the sinks check again when they open; this is before the model loads

@@ -112,19 +112,20 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
     """A photo in a window: refocused there with clicks and keys until q (at most STILL_WINDOW_WIDTH wide,
     so that each answers quickly), then, where a file is asked for, rendered once at full size with the
     focus and blur the window showed last."""
-    from stream.paths import ensure_writable, same_file
+    from stream.app import portrait_name, refuse_writing_over_input
+    from stream.paths import ensure_writable
     from stream.sinks import output_kind
 
     path = Path(input_spec)
-    target = str(path.with_name(f"{path.stem}_portrait.png")) if output is None else output
-    if output_kind(target) in ("video", "image"):  # before the refocusing, not after it
-        if path.is_file() and same_file(path, target):
-            raise UserError(f"-o {target} is the input file: writing it would destroy the input; choose another name")
+    target = portrait_name(input_spec, image=True) if output is None else output
+    writes_file = output_kind(target) in ("video", "image")
+    if writes_file:  # before the refocusing, not after it
+        if path.is_file():
+            refuse_writing_over_input(input_spec, "-o", target)
         ensure_writable(Path(target), "output")
     in_window = copy.deepcopy(config)
     in_window.output.preview, in_window.output.save_depth = False, None
     code, built = _execute(input_spec, "window", in_window, args)
-    writes_file = output_kind(target) in ("video", "image")
     if code != 0 or not (writes_file or config.output.save_depth):
         return code
     if not writes_file:  # -o window --save-depth D: the depth video alone, as shown last
@@ -243,15 +244,12 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
             raise UserError("every input is named as depthcam's own output (NAME_portrait, NAME_depth); "
                             "give one on its own to process it")
     folder, depth_folder = _batch_folder("-o", args.output), _batch_folder("--save-depth", args.save_depth)
+    from stream.app import portrait_name
+
     plans = []
     for spec in inputs:
-        # as a single run names it (stream.app.default_output), told from the name: inputs open one at a time
-        if spec.startswith("synthetic:"):
-            beside = Path("out/synthetic_portrait.mp4")
-        else:
-            path = Path(spec)
-            suffix = ".png" if path.suffix.lower() in IMAGE_SUFFIXES else ".mp4"
-            beside = path.with_name(f"{path.stem}_portrait{suffix}")
+        # as a single run names it, told from the name: the inputs open one at a time, later
+        beside = Path(portrait_name(spec, image=Path(spec).suffix.lower() in IMAGE_SUFFIXES))
         output = folder / beside.name if folder is not None else beside
         depth = str(depth_folder / f"{Path(spec).stem}_depth.mp4") if depth_folder is not None else None
         plans.append((spec, str(output), depth))

@@ -338,11 +338,9 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
         sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture, audio_ends_with_pictures))
     elif kind == "image":
         sinks.append(ImageSink(Path(target), picture))
-    elif kind == "window":
-        sinks.append(WindowSink("depthcam", controls, width, side_by_side))
     elif kind == "vcam":
         sinks.append(VirtualCameraSink(out_width, height, fps, picture))
-    if preview and kind != "window":  # last: the files have the frame before the window waits for a key
+    if kind == "window" or preview:  # last: the files have the frame before the window waits for a key
         sinks.append(WindowSink("depthcam", controls, width, side_by_side))
     return sinks[0] if len(sinks) == 1 else TeeSink(sinks)
 

@@ -84,6 +84,13 @@ def _refuse_unknown(params: dict[str, str], spec: str, known: str) -> None:
         raise UserError(f"unknown option(s) {', '.join(sorted(params))} in {spec!r} (known: {known})")
 
 
+def _wait_until(due_ns: int) -> None:
+    """Sleep until the pipeline's clock reads `due_ns` (at once if it is past): the paced sources' beat."""
+    delay = due_ns - now_ns()
+    if delay > 0:
+        time.sleep(delay / 1e9)
+
+
 class SyntheticSource(Source):
     """`synthetic:portrait?size=640x480&fps=30&frames=300&realtime=0&seed=0`; frames carry ground truth."""
 
@@ -119,9 +126,7 @@ class SyntheticSource(Source):
             # costs 11 ms at 640x480 and 38 ms at 1280x720, which a camera's own latency does not include.
             image, truth = self.scene.render(index)
             if self.live:
-                delay = exposed - now_ns()
-                if delay > 0:
-                    time.sleep(delay / 1e9)
+                _wait_until(exposed)
             # Paced, latency counts from the exposure, so time the source itself runs late is counted too.
             yield Frame(index=index, capture_ns=exposed if self.live else now_ns(), image=image,
                         pts_seconds=index / self.fps, ground_truth=truth)
@@ -165,9 +170,7 @@ class ImageSource(Source):
         start = now_ns()
         for index in itertools.count() if self.repeating else range(1):
             due = start + index * period_ns
-            delay = due - now_ns()
-            if delay > 0:
-                time.sleep(delay / 1e9)
+            _wait_until(due)
             yield Frame(index=index, capture_ns=max(due, now_ns()) if self.repeating else now_ns(),
                         image=self.image.copy(), pts_seconds=index / STILL_FPS)
 
@@ -193,9 +196,7 @@ class PacedSource(Source):
                 first_pts = frame.pts_seconds if first_pts is None else first_pts
                 seconds = frame.pts_seconds - first_pts
             due = start + round(seconds * 1e9)
-            delay = due - now_ns()
-            if delay > 0:
-                time.sleep(delay / 1e9)
+            _wait_until(due)
             frame.capture_ns = due
             yield frame
 
