@@ -1,5 +1,3 @@
-import sys
+from stream.cli import console_main
 
-from stream.cli import main
-
-sys.exit(main())
+console_main()

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -16,12 +17,12 @@ from stream.config import PipelineConfig, load_config, preset_names
 from stream.console import notify
 from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
+from stream.interrupts import STOP_SIGNALS
 from stream.options import add_model_options, model_overrides
 from stream.sources import IMAGE_SUFFIXES
 
 DEMO_DIR = Path("out")
 LIVE_PRESET = "live-cpu"
-SHORT_INPUT = 0.9  # a file that yields fewer than this share of the frames it announced gets a warning
 
 
 class Parser(argparse.ArgumentParser):
@@ -185,10 +186,9 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
     if result.closed_by_user and not built.source.live and target != "window":
         print(f"depthcam: stopped from the preview window before the end of the input; {target} holds the "
               f"frames until then", file=sys.stderr)
-    expected = built.source.frame_count
-    if result.completed and not built.source.live and expected and result.frames_written < SHORT_INPUT * expected:
-        print(f"depthcam: warning: the input announced about {expected} frames but only {result.frames_written} "
-              f"could be decoded; it may be truncated", file=sys.stderr)
+    warning = built.source.truncation_warning() if result.completed and not built.source.live else None
+    if warning:
+        print(f"depthcam: warning: {warning}", file=sys.stderr)
     return 0, built
 
 
@@ -460,5 +460,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def console_main() -> NoReturn:
+    """The `depthcam` command. After a second Ctrl-C the run returns at once, leaving stage threads inside
+    ONNX Runtime or a Numba kernel; the interpreter's teardown would then destroy their native thread pools
+    under them ("terminate called without an active exception", exit 134). So where threads are left the
+    process ends without that teardown; what the output holds is on disk already."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a signal after main's own handling, while it printed its last line
+        print("depthcam: interrupted", file=sys.stderr)
+        code = 130
+    for signum in STOP_SIGNALS:  # leaving anyway: a further Ctrl-C must not interrupt the exit itself
+        signal.signal(signum, signal.SIG_IGN)
+    if any(thread.is_alive() for thread in threading.enumerate() if thread is not threading.main_thread()):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

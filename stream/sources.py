@@ -23,6 +23,7 @@ from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import is_hd
 
+SHORT_INPUT = 0.9  # a file whose pictures end before this share of the length it announced gets a warning
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # A display rotation (degrees counter-clockwise, as FFmpeg's av_display_rotation_get gives it) and the
 # turn that shows the picture upright, as FFmpeg's own players apply it.
@@ -42,6 +43,10 @@ class Source:
 
     def frames(self) -> Iterator[Frame]:
         raise NotImplementedError
+
+    def truncation_warning(self) -> str | None:
+        """After every frame was read: a warning where the input ended well before it said it would."""
+        return None
 
     def close(self) -> None:
         pass
@@ -259,6 +264,8 @@ class VideoFileSource(Source):
         self._start: float | None = None  # set_range: the part of the video to process, in its own seconds
         self._end: float | None = None
         self.audio_ends_with_pictures = False  # a part cut at its end: the sound ends where its pictures do
+        self._read_until: float | None = None  # where the last picture read ends, in the video's own seconds
+        self._frames_read = 0
         turned = f", turned upright ({self.rotation}° display rotation)" if self._turn is not None else ""
         colour = f", {self.colour}" if self.colour is not None else ""
         self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps{turned}{colour}"
@@ -299,12 +306,17 @@ class VideoFileSource(Source):
         index = 0
         half_frame = 0.5 / self.fps
         first = [] if self._start is not None else [self._first]  # after a jump, decoding starts anew
+        previous: float | None = None
         try:
             for decoded in itertools.chain(first, self._decoded):
                 seconds = decoded.time
+                if seconds is not None:  # the last picture lasts as long as the one before it
+                    step = seconds - previous if previous is not None and seconds > previous else 1 / self.fps
+                    self._read_until, previous = seconds + step, seconds
                 if seconds is not None and self._start is not None and seconds < self._start - half_frame:
                     continue
-                if seconds is not None and self._end is not None and seconds >= self._end - half_frame:
+                # the first picture of a part always counts: --duration shorter than a frame gives one
+                if seconds is not None and self._end is not None and seconds >= self._end - half_frame and index:
                     break
                 if self._converter is not None:
                     image = self._converter.convert(decoded)
@@ -315,7 +327,7 @@ class VideoFileSource(Source):
                 if self._turn is not None:
                     image = cv2.rotate(image, self._turn)
                 yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=decoded.time)
-                index += 1
+                index = self._frames_read = index + 1
         except av.error.FFmpegError as exc:
             raise UserError(f"{self.path} is corrupt or truncated after frame {index} ({exc.strerror or exc}); "
                             f"the frames before it were processed") from None
@@ -323,6 +335,24 @@ class VideoFileSource(Source):
             offset = self._start - (self._first.time or 0.0)
             raise UserError(f"{self.path.name} has no picture from --start {format_time(offset)} on; "
                             f"give an earlier start")
+
+    def truncation_warning(self) -> str | None:
+        """By the frame count where the file gives one (MP4, AVI), else by time: a count estimated from the
+        average rate is wrong for a variable frame rate (Matroska and WebM give no count)."""
+        count = self.stream.frames
+        if count and self._start is None and self._end is None and self._frames_read < SHORT_INPUT * count:
+            return f"the input announced {count} frames but only {self._frames_read} could be decoded; it may be truncated"
+        length = self._video_seconds()
+        if length is None or self._read_until is None:
+            return None
+        origin = self._first.time or 0.0
+        start = self._start if self._start is not None else origin
+        end = origin + length if self._end is None else min(self._end, origin + length)
+        announced, read = end - start, self._read_until - start
+        if read >= SHORT_INPUT * announced:
+            return None
+        return (f"the input announced {format_time(announced)} of video but its pictures end after "
+                f"{format_time(max(read, 0.0))}; it may be truncated")
 
     def _video_seconds(self) -> float | None:
         """The video stream's length: its own duration, else where it ends (Matroska's DURATION tag, else

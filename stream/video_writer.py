@@ -207,11 +207,12 @@ class VideoWriter:
         return float((self._last_pts + self._frame_ticks) * self.time_base)
 
     def close(self, complete: bool = True) -> None:
-        """Flush and finalise. `complete=False` (interrupted) ends the audio where the pictures end."""
+        """Flush and finalise. `complete=False` (interrupted) ends the audio where the pictures end.
+        Without a picture nothing is muxed, so PyAV never opens the file: a file already there stays."""
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
-            if self._audio:
+            if self._audio and self.frames_written:
                 self._audio.finish(None if complete else self.seconds_written)
         finally:
             if self._audio:

@@ -390,3 +390,50 @@ def test_a_paced_synthetic_source_that_falls_behind_moves_on_like_a_camera(monke
         indices.append(frame.index)
     assert max(delays) <= 250_000_000 + 100_000_000  # its drawing and a period at most, not more and more
     assert indices[:4] == [0, 2, 5, 7] and indices[-1] <= 39  # each draw skips the exposures it missed
+
+
+def test_a_writer_that_got_no_picture_leaves_a_file_already_there_alone(tmp_path):
+    """A part with no picture in it (--start between the last picture and the announced end) wrote nothing,
+    and says so: before 2026-11-28 the audio was still muxed, replacing the file with an empty video."""
+    src = make_video(tmp_path / "in.mp4", frames=12, fps=12)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier result")
+    VideoWriter(out, 160, 120, 12, src).close()
+    assert out.read_bytes() == b"an earlier result"
+
+
+def test_a_part_shorter_than_a_frame_still_takes_its_first_picture(tmp_path):
+    source = open_source(str(make_video(tmp_path / "in.mp4", frames=12, fps=12)))
+    source.set_range(0.25, 0.001)
+    assert len(list(source.frames())) == 1
+    source.close()
+
+
+def _read_all(path: Path, start=None, duration=None):
+    source = open_source(str(path))
+    if start is not None or duration is not None:
+        source.set_range(start, duration)
+    frames = list(source.frames())
+    warning = source.truncation_warning()
+    source.close()
+    return frames, warning
+
+
+def test_a_variable_frame_rate_without_a_frame_count_is_not_taken_for_truncated(tmp_path):
+    """Matroska gives no frame count; one estimated from the average rate (here 30 fps over 2 s: 59) is no
+    measure of 20 frames 30 ms apart and 20 frames 70 ms apart. The warning compares times instead."""
+    times = [0.03 * i for i in range(20)] + [0.6 + 0.07 * i for i in range(20)]
+    video = make_timed_video(tmp_path / "vfr.mkv", times, fps=30, audio_codecs=())
+    frames, warning = _read_all(video)
+    assert len(frames) == 40 and warning is None
+    frames, warning = _read_all(video, 0.5, 1.0)
+    assert len(frames) == 16 and warning is None
+
+
+def test_a_matroska_file_cut_short_is_warned_about_by_time(tmp_path):
+    whole = make_video(tmp_path / "whole.mkv", frames=48, fps=24, audio_codec=None)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    frames, warning = _read_all(cut)
+    assert 0 < len(frames) < 48 and "it may be truncated" in warning
+    assert _read_all(whole)[1] is None
