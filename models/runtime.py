@@ -249,8 +249,11 @@ class DepthEstimator:
 
     def to_disparity(self, depth):
         """Every model's output becomes disparity (inverse depth): FCRN's metres are inverted."""
+        xp = array_module(depth)
+        if not bool(xp.isfinite(depth).all()):  # at the network's size: ~20 us a frame
+            raise ModelError(f"the model {self.spec.name} gave NaN or infinite depth (a broken export, or a float16 "
+                             f"overflow); check the model file, or use --model tcmonodepth")
         if self.spec.output_kind == "metres":
-            xp = array_module(depth)
             return 1.0 / xp.maximum(depth, 1e-3)
         return depth
 

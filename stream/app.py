@@ -20,6 +20,7 @@ from stream.config import PipelineConfig, parse_model_size
 from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.focus import FocusController
+from stream.images import check_image_size
 from stream.metrics import LatencyRecorder
 from stream.pipeline import Pipeline
 from stream.paths import ensure_writable, same_file
@@ -91,6 +92,8 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
     if output_kind(output) == "image" and source.frame_count != 1:
         raise UserError(f"-o {output} is an image but the input is a video or a camera; give a video file "
                         f"(e.g. {Path(output).with_suffix('.mp4').name}), window or null")
+    if output_kind(output) == "image":
+        check_image_size("-o", output, source.width * (3 if config.output.side_by_side else 1), source.height)
     render = config.render
     blur_px = render.blur * source.height / render.reference_height
     if blur_px > MAX_BLUR_LIMIT:

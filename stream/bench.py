@@ -252,13 +252,16 @@ def check_report_paths(json_path: str | None, plot_path: str | None, input_spec:
 
 def check_input(input_spec: str | None, warmup: int, configs: list[tuple[str | None, PipelineConfig]]) -> None:
     """Open the input once before any run: a bad input, one too short to measure anything, or settings
-    that do not fit its frame size (blur, focus point) are refused now. Cameras are left to the run:
-    opening one twice is slow and some refuse it."""
+    that do not fit its frame size (blur, focus point) are refused now. A camera's spec is checked, the
+    camera itself left to the run: opening one twice is slow and some refuse it."""
     from stream.app import check_outputs
-    from stream.sources import open_source
+    from stream.sources import open_source, parse_camera_spec
 
-    if input_spec is None or input_spec.startswith("camera:"):
+    if input_spec is None:
         return  # the default synthetic input is made with frames + warmup frames
+    if input_spec.startswith("camera:"):
+        parse_camera_spec(input_spec)  # its spelling; the camera itself answers when the run opens it
+        return
     source = open_source(input_spec)
     try:
         count = source.frame_count

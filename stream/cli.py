@@ -19,7 +19,7 @@ from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
 from stream.interrupts import STOP_SIGNALS
 from stream.options import add_model_options, model_overrides
-from stream.sources import IMAGE_SUFFIXES
+from stream.images import is_still_image
 
 DEMO_DIR = Path("out")
 LIVE_PRESET = "live-cpu"
@@ -104,7 +104,7 @@ def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfi
 
 def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     config, camera_preset = run_config(input_spec, args)
-    if Path(input_spec).suffix.lower() in IMAGE_SUFFIXES and (output == "window" or config.output.preview):
+    if is_still_image(Path(input_spec)) and (output == "window" or config.output.preview):
         return _refocus_photo(input_spec, output, config, args)
     return _execute(input_spec, output, config, args, camera_preset)[0]
 
@@ -211,8 +211,28 @@ def _what_was_kept(target: str, written: int, finalised: bool) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if len(args.inputs) == 1:
-        return _run(args.inputs[0], args.output, args)
+        spec = args.inputs[0]
+        output = _into_folder(spec, "-o", args.output)
+        args.save_depth = _into_folder(spec, "--save-depth", args.save_depth)
+        return _run(spec, output, args)
     return _run_each(args.inputs, args)
+
+
+def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
+    """-o or --save-depth naming a folder (one that exists, or a name ending in /) for a single input: the
+    file that several inputs would get there, so that `run clips/*.mp4 -o portraits/` works for one clip too."""
+    if value is None or not (value.endswith(("/", os.sep)) or Path(value).expanduser().is_dir()):
+        return value
+    if spec.startswith("camera:"):
+        raise UserError(f"{flag} {value} is a folder; give the recording a file name "
+                        f"(e.g. {Path(value) / 'take1.mp4'})")
+    from stream.app import portrait_name
+
+    if flag == "--save-depth":
+        name = f"{'synthetic' if spec.startswith('synthetic:') else Path(spec).stem}_depth.mp4"
+    else:
+        name = Path(portrait_name(spec, image=is_still_image(Path(spec)))).name
+    return str(Path(value) / name)
 
 
 def _batch_folder(flag: str, value: str | None) -> Path | None:
@@ -249,7 +269,7 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
     plans = []
     for spec in inputs:
         # as a single run names it, told from the name: the inputs open one at a time, later
-        beside = Path(portrait_name(spec, image=Path(spec).suffix.lower() in IMAGE_SUFFIXES))
+        beside = Path(portrait_name(spec, image=is_still_image(Path(spec))))
         output = folder / beside.name if folder is not None else beside
         depth = str(depth_folder / f"{Path(spec).stem}_depth.mp4") if depth_folder is not None else None
         plans.append((spec, str(output), depth))

@@ -69,6 +69,8 @@ class RefineConfig:
     threads: int = 0  # CPU threads for the filter; 0 = all cores (1 helps when stages share 2 cores)
 
     def validate(self) -> None:
+        if self.mode is False:  # YAML 1.1, which PyYAML reads, takes an unquoted `mode: off` for false
+            self.mode = "off"
         _check_choice("refine.mode", self.mode, ("full", "live", "off"))
         _check_int("refine.radius", self.radius, 1, 16)
         _check_range("refine.sigma_spatial", self.sigma_spatial, 0.1, 1000, exclusive_low=False)
@@ -247,20 +249,18 @@ def resolve_config_path(name_or_path: str) -> Path:
     candidate = Path(name_or_path).expanduser()
     bare_name = "/" not in name_or_path and "\\" not in name_or_path
     preset = CONFIG_DIR / f"{name_or_path}.yaml"
+    if bare_name and preset.is_file():  # a preset's name means the preset, whatever the working folder holds
+        return preset
     if candidate.is_dir():
-        if bare_name and preset.is_file():  # a folder in the working directory that shares a preset's name
-            return preset
         raise UserError(f"config {name_or_path} is a folder; give a YAML file or a preset ({presets})")
-    if candidate.suffix.lower() in (".yaml", ".yml") or candidate.exists():
-        if not candidate.exists():
-            raise UserError(f"config file {name_or_path} not found (presets: {presets})")
-        if not candidate.is_file():  # a FIFO or a device would block or read forever
-            raise UserError(f"config file {name_or_path} is not a regular file; give a YAML file or a preset")
-        return candidate
-    if not bare_name or not preset.is_file():
+    if bare_name and not candidate.exists() and candidate.suffix.lower() not in (".yaml", ".yml"):
         raise UserError(f"unknown config preset {name_or_path!r}; choose one of {presets} "
                         f"or give a path to a YAML file")
-    return preset
+    if not candidate.exists():
+        raise UserError(f"config file {name_or_path} not found (presets: {presets})")
+    if not candidate.is_file():  # a FIFO or a device would block or read forever
+        raise UserError(f"config file {name_or_path} is not a regular file; give a YAML file or a preset")
+    return candidate
 
 
 class _DuplicateKey(yaml.YAMLError):
@@ -341,6 +341,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 def _apply(target: Any, values: dict[str, Any], prefix: str, source: str) -> None:
+    if values is None and prefix:  # `refine:` with every key commented out: the section's defaults
+        return
     if not isinstance(values, dict):
         raise UserError(f"{prefix.rstrip('.') or 'config'} in {source} must be a mapping, got {values!r}")
     hints = get_type_hints(type(target))

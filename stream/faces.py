@@ -37,8 +37,11 @@ class FaceFinder:
 
     def prepare(self, image_bgr: np.ndarray) -> PreparedImage:
         """Downscale and grey the frame (about 0.3 ms at 640x480: cheap enough for any thread)."""
-        scale = min(1.0, self.detect_width / image_bgr.shape[1])
-        small = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image_bgr
+        height, width = image_bgr.shape[:2]
+        scale = min(1.0, self.detect_width / width)
+        # at least one row: a panorama strip (700x1) would round to none, which cv2.resize refuses
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA) if scale < 1 else image_bgr
         return PreparedImage(cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)), scale)
 
     def detect(self, prepared: PreparedImage) -> Box | None:

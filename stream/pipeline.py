@@ -17,6 +17,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
+from models.download import ModelError
 from stream.errors import PipelineError, UserError
 from stream.frame import Frame, now_ns
 from stream.interrupts import signals_stop
@@ -155,6 +156,8 @@ class Pipeline:
             where, exc = self.error
             if isinstance(exc, UserError):
                 raise exc
+            if isinstance(exc, ModelError):  # the model misbehaved at run time: the message says the fix
+                raise UserError(str(exc)) from None
             raise PipelineError(where, exc) from exc
         return result
 

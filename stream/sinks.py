@@ -24,7 +24,7 @@ from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.paths import ensure_writable
-from stream.sources import IMAGE_SUFFIXES
+from stream.images import IMAGE_SUFFIXES
 from stream.video_writer import VideoWriter, video_suffixes
 
 
@@ -89,8 +89,17 @@ class ImageSink(Sink):
         self.picture = picture
 
     def write(self, frame: Frame) -> None:
-        if not cv2.imwrite(str(self.path), self.picture(frame)):
-            raise UserError(f"cannot write image {self.path} (check the folder and the extension)")
+        picture = self.picture(frame)
+        try:
+            written = cv2.imwrite(str(self.path), picture)
+        except cv2.error as exc:
+            written, reason = False, str(exc).strip().splitlines()[-1][:160]
+        else:
+            reason = "the encoder refused it"
+        if not written:  # the folder was checked when the sink opened: the format or the disk is left
+            height, width = picture.shape[:2]
+            raise UserError(f"cannot write image {self.path} ({width}x{height}): {reason}; try .png, "
+                            f"and check the free space")
 
 
 DISPLAY_PROBE = ("import cv2; cv2.namedWindow('depthcam-probe', cv2.WINDOW_NORMAL); "
@@ -198,6 +207,8 @@ class WindowSink(Sink):
             self._stop = True
         elif key in (ord("i"), ord("I")):
             self.info = not self.info
+            self.notify("window: rate, latency and focus shown (i: hide)" if self.info
+                        else "window: rate, latency and focus hidden (i: show)")
         elif key in (ord("p"), ord("P")):
             self._snapshot(frame)
         elif key in (ord("s"), ord("S")):

@@ -20,11 +20,11 @@ from stream.console import notify
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
+from stream.images import is_still_image, opencv_quiet, read_image
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import is_hd
 
 SHORT_INPUT = 0.9  # a file whose pictures end before this share of the length it announced gets a warning
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # A display rotation (degrees counter-clockwise, as FFmpeg's av_display_rotation_get gives it) and the
 # turn that shows the picture upright, as FFmpeg's own players apply it.
 UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
@@ -149,10 +149,7 @@ class ImageSource(Source):
     (frame_count stays 1: one picture)."""
 
     def __init__(self, path: Path) -> None:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise UserError(f"cannot read image {path}: not an image, or corrupt (give a PNG/JPEG file)")
-        self.image = image
+        self.image = image = read_image(path)
         self.height, self.width = image.shape[:2]
         self.frame_count = 1
         self.repeating = False
@@ -417,15 +414,9 @@ def _backend_name(capture: Any) -> str:
 
 
 def _open_camera(index: int) -> cv2.VideoCapture:
-    """Open a camera with OpenCV's own logging silenced: probing every backend for a missing camera
-    prints several error lines that would bury our one clear message."""
-    logging = cv2.utils.logging
-    previous = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
+    """Open a camera quietly: probing every backend for a missing camera prints several error lines."""
+    with opencv_quiet():
         return cv2.VideoCapture(index)
-    finally:
-        logging.setLogLevel(previous)
 
 
 MAX_CAMERA_INDEX = 1023
@@ -482,6 +473,27 @@ def configure_capture(capture, size: tuple[int, int] | None, fps: float, pixel_f
     return CameraMode(width, height, got_fps, _fourcc_text(capture.get(cv2.CAP_PROP_FOURCC)), tuple(asked))
 
 
+def parse_camera_spec(spec: str) -> tuple[int, tuple[int, int] | None, float, str]:
+    """(index, size, fps, pixel format) of `camera:N?size=WxH&fps=F&format=...`, checked without opening it."""
+    index_text, params = _query(spec.split(":", 1)[1])
+    try:
+        index = int(index_text or 0)
+    except ValueError:
+        raise UserError(f"bad camera {spec!r}; write camera:N with N the camera number, e.g. camera:0") from None
+    # OpenCV reads -1 as "any camera" and crashes (SIGSEGV) where there is none; huge numbers overflow.
+    if not 0 <= index <= MAX_CAMERA_INDEX:
+        raise UserError(f"bad camera number {index} in {spec!r}; cameras are numbered 0..{MAX_CAMERA_INDEX}, "
+                        f"e.g. camera:0")
+    size = _parse_size(params.pop("size"), spec) if "size" in params else None
+    fps = _number(params, "fps", 0, spec, 0, 1000)
+    pixel_format = params.pop("format", "auto").lower()
+    if pixel_format not in CAMERA_FORMATS:
+        raise UserError(f"format={pixel_format} in {spec!r} is not a camera format; "
+                        f"choose {', '.join(CAMERA_FORMATS)}")
+    _refuse_unknown(params, spec, "size, fps, format")
+    return index, size, fps, pixel_format
+
+
 class CameraSource(Source):
     """`camera:N?size=1280x720&fps=30&format=auto|mjpg|yuyv`: a webcam through OpenCV (V4L2,
     AVFoundation, Media Foundation). The description says the mode the camera really gave."""
@@ -489,22 +501,7 @@ class CameraSource(Source):
     live = True
 
     def __init__(self, spec: str) -> None:
-        index_text, params = _query(spec.split(":", 1)[1])
-        try:
-            self.index = int(index_text or 0)
-        except ValueError:
-            raise UserError(f"bad camera {spec!r}; write camera:N with N the camera number, e.g. camera:0") from None
-        # OpenCV reads -1 as "any camera" and crashes (SIGSEGV) where there is none; huge numbers overflow.
-        if not 0 <= self.index <= MAX_CAMERA_INDEX:
-            raise UserError(f"bad camera number {self.index} in {spec!r}; cameras are numbered 0..{MAX_CAMERA_INDEX}, "
-                            f"e.g. camera:0")
-        size = _parse_size(params.pop("size"), spec) if "size" in params else None
-        fps = _number(params, "fps", 0, spec, 0, 1000)
-        pixel_format = params.pop("format", "auto").lower()
-        if pixel_format not in CAMERA_FORMATS:
-            raise UserError(f"format={pixel_format} in {spec!r} is not a camera format; "
-                            f"choose {', '.join(CAMERA_FORMATS)}")
-        _refuse_unknown(params, spec, "size, fps, format")
+        self.index, size, fps, pixel_format = parse_camera_spec(spec)
         self._request = (size, fps, pixel_format)  # asked again of a camera opened anew
         self.capture = _open_camera(self.index)
         if not self.capture.isOpened():
@@ -576,6 +573,6 @@ def open_source(spec: str) -> Source:
         raise UserError(f"input {spec} not found (give a video or image file, camera:N, or synthetic:portrait)")
     if path.is_dir():
         raise UserError(f"input {spec} is a folder; give a video or image file")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if is_still_image(path):
         return ImageSource(path)
     return VideoFileSource(path)

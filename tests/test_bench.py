@@ -1,6 +1,7 @@
 """`depthcam bench`: the JSON has every documented field, and a delay shows up where it belongs."""
 import json
 import math
+import re
 import time
 
 import pytest
@@ -124,6 +125,15 @@ def test_unknown_compare_config_is_refused_before_any_run(monkeypatch):
     _no_runs(monkeypatch)
     with pytest.raises(UserError, match="unknown config preset 'nosuchpreset'"):
         bench.run_bench_command(_bench_args("--compare", "default", "nosuchpreset"))
+
+
+@pytest.mark.parametrize("spec, message", [("camera:abc", "bad camera 'camera:abc'"),
+                                           ("camera:0?size=foo", "bad size 'foo'")])
+def test_a_misspelt_camera_is_refused_before_the_first_line(monkeypatch, capsys, spec, message):
+    _no_runs(monkeypatch)
+    with pytest.raises(UserError, match=re.escape(message)):
+        bench.run_bench_command(_bench_args(spec, "--frames", "10"))
+    assert capsys.readouterr().err == ""
 
 
 def test_a_configuration_named_twice_is_benchmarked_once(capsys):

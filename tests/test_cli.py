@@ -112,7 +112,7 @@ def test_a_file_cut_short_with_its_index_in_front_is_processed_and_reported(shar
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     result = depthcam("run", str(cut), "-o", str(tmp_path / "out.mp4"), "--refine", "off", "--no-progress")
     assert result.returncode == 0, result.stderr
-    assert "the input announced about 40 frames but only" in result.stderr and "may be truncated" in result.stderr
+    assert "the input announced 40 frames but only" in result.stderr and "may be truncated" in result.stderr
 
 
 def test_what_a_stopped_run_says_it_left():
@@ -486,6 +486,20 @@ def test_several_inputs_leave_out_depthcam_s_own_outputs(shared_models, tmp_path
     assert "1 of 1 inputs done" in again.stderr and not (tmp_path / "clip_portrait_portrait.mp4").exists()
 
 
+def test_a_folder_output_takes_a_single_input_too(shared_models, tmp_path):
+    """`run clips/*.mp4 -o portraits/` where the glob matched one clip: a name ending in / or a folder that
+    exists gets NAME_portrait.mp4 (and NAME_depth.mp4), as several inputs do."""
+    clip = make_video(tmp_path / "clip.mp4", frames=4, size=(96, 64), audio_codec=None)
+    (tmp_path / "existing").mkdir()
+    result = depthcam("run", str(clip), "-o", str(tmp_path / "portraits") + "/", "--save-depth",
+                      str(tmp_path / "existing"), "--refine", "off", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert probe(tmp_path / "portraits" / "clip_portrait.mp4")["frames"] == 4
+    assert probe(tmp_path / "existing" / "clip_depth.mp4")["frames"] == 4
+    assert_one_clear_line(depthcam("run", "camera:0", "-o", str(tmp_path / "existing")),
+                          "is a folder; give the recording a file name")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["a.mp4", "b.mp4", "-o", "out.mp4"], "with several inputs, give a folder"),
     (["a.mp4", "camera:0"], "camera:0 never ends"),
@@ -603,3 +617,24 @@ def test_a_video_watched_in_a_window_plays_at_its_own_pace(shared_models, monkey
     assert cli.main(["run", str(video), "-o", "window", "--refine", "off", "--no-progress"]) == 0
     assert "paced at its frame rate" in capsys.readouterr().err
     assert len(shown_at) >= 12 and shown_at[-1] - shown_at[0] >= 23 / 24 - 0.1
+
+
+def test_a_model_that_gives_nan_is_named_in_one_line(shared_models, tmp_path):
+    """0 / 0 at every pixel: before 2026-11-28 the refine stage failed on it with a ValueError (exit 1)."""
+    import cv2
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    nodes = [helper.make_node("Sub", ["image", "image"], ["zero"]), helper.make_node("Div", ["zero", "zero"], ["nan"]),
+             helper.make_node("Reshape", ["nan", "shape"], ["depth"])]
+    graph = helper.make_graph(nodes, "nan", [helper.make_tensor_value_info("image", 1, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("depth", 1, [1, 1, 8, 24])],
+                              [numpy_helper.from_array(np.array([1, 1, 8, 24], np.int64), "shape")])
+    model = tmp_path / "nan.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(model))
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((48, 64, 3), 90, np.uint8))
+    result = depthcam("run", str(photo), "-o", str(tmp_path / "out.png"), "--model", str(model), "--no-progress")
+    assert_one_clear_line(result, "gave NaN or infinite depth", "--model tcmonodepth")
+    assert result.returncode == 2

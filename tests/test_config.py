@@ -1,6 +1,6 @@
 import pytest
 
-from stream.config import load_config, preset_names
+from stream.config import CONFIG_DIR, load_config, preset_names
 from stream.errors import UserError
 
 
@@ -105,6 +105,30 @@ def test_missing_config_file_and_unknown_preset():
         load_config("nowhere/config.yaml")
     with pytest.raises(UserError, match="unknown config preset"):
         load_config("turbo")
+
+
+def test_a_preset_name_means_the_preset_whatever_the_working_folder_holds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").write_text("some notes\n")  # a file of the preset's name: ./default reads it
+    (tmp_path / "quality").mkdir()
+    assert load_config("default") == load_config(str(CONFIG_DIR / "default.yaml"))
+    assert load_config("quality").model == "fcrn"
+    with pytest.raises(UserError, match="must be a mapping"):
+        load_config("./default")
+
+
+def test_a_missing_file_named_with_a_folder_is_not_found_whatever_its_extension():
+    with pytest.raises(UserError, match="config file ./missing.conf not found"):
+        load_config("./missing.conf")
+
+
+def test_refine_mode_off_unquoted_is_off(tmp_path):
+    path = tmp_path / "off.yaml"
+    path.write_text("refine:\n  mode: off\n")  # YAML 1.1 reads it as false
+    assert load_config(str(path)).refine.mode == "off"
+    path.write_text("refine:\n  mode: on\n")
+    with pytest.raises(UserError, match="refine.mode must be one of full, live, off, got True"):
+        load_config(str(path))
 
 
 def test_invalid_yaml(tmp_path):
@@ -242,6 +266,10 @@ def test_yaml_merge_keys_and_comment_only_files_still_load(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing set yet\n")
     assert load_config(str(empty)).refine.radius == PipelineConfig().refine.radius
+    section = tmp_path / "section.yaml"  # a section whose keys are all commented out keeps its defaults
+    section.write_text("render:\n  blur: 3\nrefine:\n  # radius: 4\n")
+    config = load_config(str(section))
+    assert config.render.blur == 3 and config.refine == PipelineConfig().refine
 
 
 def test_top_level_scalar_is_refused(tmp_path):

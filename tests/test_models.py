@@ -293,6 +293,14 @@ def test_metres_become_disparity():
     np.testing.assert_allclose(estimator.to_disparity(depth), [[2.0, 0.5, 1000.0]])
 
 
+def test_a_depth_with_nan_or_infinity_is_blamed_on_the_model():
+    estimator = DepthEstimator.__new__(DepthEstimator)
+    estimator.spec = dataclasses.replace(get_spec("tcmonodepth"), name="mine")
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ModelError, match="the model mine gave NaN or infinite depth"):
+            estimator.to_disparity(np.array([[0.5, bad]], np.float32))
+
+
 def test_tensorrt_is_asked_for_only_where_cuda_is():
     from kernels.backend import cuda_available
 

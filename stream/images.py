@@ -1,0 +1,89 @@
+"""Still images: which inputs are photos, reading them upright, and what each output format can hold."""
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from stream.errors import UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# Formats OpenCV also reads as one picture that may hold many: read as video (every frame).
+SEQUENCE_SUFFIXES = {".gif", ".mjpeg", ".mjpg", ".apng"}
+# The largest side each encoder takes (JPEG's 16-bit header fields, WebP's 14-bit ones).
+IMAGE_MAX_SIDE = {".jpg": 65535, ".jpeg": 65535, ".webp": 16383}
+
+
+@contextmanager
+def opencv_quiet() -> Iterator[None]:
+    """OpenCV's own log lines off for a call that may fail: they would bury the one line that says why."""
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
+
+
+def is_still_image(path: Path) -> bool:
+    """A photo, by its name, or by its content where the name is none of the usual ones (.jfif, .ppm, none)."""
+    path = path.expanduser()
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return True
+    if suffix in SEQUENCE_SUFFIXES or not path.is_file():
+        return False
+    with opencv_quiet():
+        try:
+            return cv2.haveImageReader(str(path))
+        except cv2.error:
+            return False
+
+
+def read_image(path: Path) -> np.ndarray:
+    """8-bit BGR, turned as its EXIF or TIFF orientation says (as viewers show it)."""
+    with opencv_quiet():
+        try:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        except cv2.error as exc:
+            if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+                raise UserError(f"image {path} is larger than depthcam reads (over {(1 << 30) / 1e6:.0f} "
+                                f"megapixels); downscale it first") from None
+            image = None
+    # OpenCV 4.14 fails on TIFFs turned by their Orientation tag (5-8); Pillow reads them.
+    image = _read_with_pillow(path) if image is None else image
+    if image is None:
+        raise UserError(f"cannot read image {path}: not an image, or corrupt (give a PNG/JPEG file)")
+    return image
+
+
+def _read_with_pillow(path: Path) -> np.ndarray | None:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                image = ImageOps.exif_transpose(opened)
+                if image.mode.startswith("I"):  # 16- or 32-bit grey: to 8 bits as OpenCV does (/257)
+                    grey = np.clip(np.asarray(image, np.float64) / 257.0 + 0.5, 0, 255).astype(np.uint8)
+                    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+                return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+    except Image.DecompressionBombError:
+        raise UserError(f"image {path} is larger than depthcam reads; downscale it first") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        return None
+
+
+def check_image_size(flag: str, target: str, width: int, height: int) -> None:
+    """Before the run: an output picture larger than its format holds is refused with the formats that hold it."""
+    suffix = Path(target).suffix.lower()
+    limit = IMAGE_MAX_SIDE.get(suffix)
+    if limit is not None and max(width, height) > limit:
+        raise UserError(f"{flag} {target}: {suffix} images are at most {limit} px a side and this one is "
+                        f"{width}x{height}; use .png or .tif")
