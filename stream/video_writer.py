@@ -210,14 +210,27 @@ class VideoWriter:
         """Flush and finalise. `complete=False` (interrupted) ends the audio where the pictures end.
         Without a picture nothing is muxed, so PyAV never opens the file: a file already there stays."""
         try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
+            self._mux_last(list(self.stream.encode(None)))
             if self._audio and self.frames_written:
                 self._audio.finish(None if complete else self.seconds_written)
         finally:
             if self._audio:
                 self._audio.close()
             self.container.close()
+
+
+    def _mux_last(self, packets: list[Any]) -> None:
+        """The encoder's last packets. With B-frames the last picture shown is not the last one stored, and
+        FFmpeg's hybrid MP4 (7.1) ends the track where the last packet stored ends: the last picture fell
+        outside the edit list and players dropped it (seen at 31, 91, 121, 151 frames). So the last packet
+        stored lasts until the last picture shown ends; the pictures' own times are unchanged."""
+        if packets and packets[-1].pts is not None:
+            last = packets[-1]
+            end = round(float((self._last_pts + self._frame_ticks) * self.time_base / last.time_base))
+            if last.pts + (last.duration or 0) < end:
+                last.duration = end - last.pts
+        for packet in packets:
+            self.container.mux(packet)
 
 
 class _AudioTrack:

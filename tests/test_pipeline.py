@@ -51,6 +51,17 @@ def test_synthetic_run_keeps_order_and_every_frame(shared_models):
             <= frame.stamps["refine"] <= frame.stamps["render"] <= frame.stamps["sink"]
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_the_last_picture_of_an_mp4_is_shown(shared_models, tmp_path, suffix):
+    """The portrait render at 31 frames (30 + 1, as at 91, 121, 151): with B-frames the last picture shown
+    is stored before the last packet, and FFmpeg's hybrid MP4 ended the track at that packet's end, so
+    players dropped the last picture (30 of 31 decoded before 2026-11-28)."""
+    out = tmp_path / f"out{suffix}"
+    built = build(_config(**{"refine.mode": "off"}), "synthetic:portrait?size=320x240&frames=31", str(out))
+    assert built.pipeline.run().frames_written == 31
+    assert probe(out)["frames"] == 31
+
+
 def test_disparity_tracks_ground_truth_and_refinement_sharpens_depth_edges(shared_models):
     sink = CollectingSink()
     config = load_config("default", {"output.progress": False})  # the shipped filter parameters
