@@ -134,6 +134,11 @@ class VideoWriter:
         self._hd = is_hd(self.width, self.height)
         self._reformatter = VideoReformatter()
         self.frames_written = 0
+        # AVI has one tick a picture and no timestamps: a picture of a variable frame rate that falls on the
+        # tick of the one before is left out (as FFmpeg's -fps_mode cfr does); pushed to the next tick instead,
+        # every later picture would run late against the sound (0.5 s after 20 pictures at 33 fps in 17 fps)
+        self._whole_ticks = suffix == ".avi"
+        self.pictures_left_out = 0
         self._last_pts = -1
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
         self._audio: _AudioTrack | None = None
@@ -173,6 +178,18 @@ class VideoWriter:
         import av
         from av.video.reformatter import Interpolation
 
+        if self._origin is None:
+            self._origin = pts_seconds or 0.0
+            if self._audio:
+                self._audio.origin = self._origin
+        if pts_seconds is None:
+            pts = round(self.frames_written * self._frame_ticks)
+        else:
+            pts = round((pts_seconds - self._origin) / self.time_base)
+        if self._whole_ticks and pts <= self._last_pts and pts_seconds is not None:
+            self.pictures_left_out += 1
+            return
+        pts = max(pts, self._last_pts + 1)  # only a repeated (or out-of-order) time moves, by one tick
         if image_bgr.shape[1] != self.width or image_bgr.shape[0] != self.height:
             image_bgr = np.pad(image_bgr, ((0, self.height - image_bgr.shape[0]),
                                            (0, self.width - image_bgr.shape[1]), (0, 0)), mode="edge")
@@ -182,15 +199,6 @@ class VideoWriter:
             frame, format="yuv420p", dst_colorspace="itu709" if self._hd else "itu601", dst_color_range="MPEG",
             interpolation=Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INP
             | Interpolation.BITEXACT)
-        if self._origin is None:
-            self._origin = pts_seconds or 0.0
-            if self._audio:
-                self._audio.origin = self._origin
-        if pts_seconds is None:
-            pts = round(self.frames_written * self._frame_ticks)
-        else:
-            pts = round((pts_seconds - self._origin) / self.time_base)
-        pts = max(pts, self._last_pts + 1)  # only a repeated (or out-of-order) time moves, by one tick
         frame.pts, frame.time_base = pts, self.time_base
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
@@ -217,6 +225,10 @@ class VideoWriter:
             if self._audio:
                 self._audio.close()
             self.container.close()
+        if self.pictures_left_out:
+            log.warning(f"{self.path.name}: {self.pictures_left_out} of {self.frames_written + self.pictures_left_out} "
+                        f"pictures came closer together than AVI's fixed {float(self.rate):.3g} fps and were left out "
+                        f"to keep the pictures in step with the sound; .mp4 or .mkv keep every picture")
 
 
     def _mux_last(self, packets: list[Any]) -> None:

@@ -437,3 +437,37 @@ def test_a_matroska_file_cut_short_is_warned_about_by_time(tmp_path):
     frames, warning = _read_all(cut)
     assert 0 < len(frames) < 48 and "it may be truncated" in warning
     assert _read_all(whole)[1] is None
+
+
+def test_a_variable_frame_rate_in_avi_keeps_each_picture_at_its_time(tmp_path):
+    """AVI has one tick a picture: pictures closer together than its rate are left out, so that every picture
+    kept is shown within half a tick of its time (they were pushed a tick on: 0.2 s late at the white one)."""
+    from fractions import Fraction
+
+    import av
+
+    times = [0.03 * i for i in range(20)] + [0.6 + 0.07 * i for i in range(20)]
+    white = 25  # at 0.95 s
+    with av.open(str(tmp_path / "vfr.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 255 if i == white else 40, np.uint8), "bgr24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    source = open_source(str(tmp_path / "vfr.mp4"))
+    writer = VideoWriter(tmp_path / "out.avi", source.width, source.height, source.fps)
+    for frame in source.frames():
+        writer.write(frame.image, frame.pts_seconds)
+    writer.close()
+    source.close()
+    assert 0 < writer.pictures_left_out < 20
+    with av.open(str(tmp_path / "out.avi")) as container:
+        shown = [(frame.time, frame.to_ndarray(format="bgr24").mean()) for frame in container.decode(video=0)]
+    assert len(shown) == 40 - writer.pictures_left_out
+    white_at = [time for time, level in shown if level > 200]
+    assert len(white_at) == 1 and abs(white_at[0] - times[white]) <= 0.5 / float(writer.rate) + 1e-3, white_at
