@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from stream.errors import UserError
+from stream.mp4_edit_list import mend_last_picture
 from stream.paths import ensure_writable
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ CONTAINER_OPTIONS = {
     **{suffix: {"movflags": "hybrid_fragmented+delay_moov", "frag_duration": "1000000", "flush_packets": "1"}
        for suffix in (".mp4", ".m4v", ".mov")},
 }
+MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
 HYBRID_MP4_SINCE = (61, 7)  # libavformat of FFmpeg 7.1, the first with movflags=hybrid_fragmented
 
 
@@ -218,31 +221,23 @@ class VideoWriter:
         """Flush and finalise. `complete=False` (interrupted) ends the audio where the pictures end.
         Without a picture nothing is muxed, so PyAV never opens the file: a file already there stays."""
         try:
-            self._mux_last(list(self.stream.encode(None)))
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
             if self._audio and self.frames_written:
                 self._audio.finish(None if complete else self.seconds_written)
         finally:
             if self._audio:
                 self._audio.close()
             self.container.close()
+        if self.frames_written and self.path.suffix.lower() in MP4_SUFFIXES:
+            try:
+                mend_last_picture(self.path)  # FFmpeg's hybrid MP4 may end the track one picture short
+            except (OSError, ValueError, struct.error) as exc:
+                log.warning(f"{self.path.name}: could not check its last picture's time ({_one_line(exc)})")
         if self.pictures_left_out:
             log.warning(f"{self.path.name}: {self.pictures_left_out} of {self.frames_written + self.pictures_left_out} "
                         f"pictures came closer together than AVI's fixed {float(self.rate):.3g} fps and were left out "
                         f"to keep the pictures in step with the sound; .mp4 or .mkv keep every picture")
-
-
-    def _mux_last(self, packets: list[Any]) -> None:
-        """The encoder's last packets. With B-frames the last picture shown is not the last one stored, and
-        FFmpeg's hybrid MP4 (7.1) ends the track where the last packet stored ends: the last picture fell
-        outside the edit list and players dropped it (seen at 31, 91, 121, 151 frames). So the last packet
-        stored lasts until the last picture shown ends; the pictures' own times are unchanged."""
-        if packets and packets[-1].pts is not None:
-            last = packets[-1]
-            end = round(float((self._last_pts + self._frame_ticks) * self.time_base / last.time_base))
-            if last.pts + (last.duration or 0) < end:
-                last.duration = end - last.pts
-        for packet in packets:
-            self.container.mux(packet)
 
 
 class _AudioTrack:

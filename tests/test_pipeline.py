@@ -53,9 +53,9 @@ def test_synthetic_run_keeps_order_and_every_frame(shared_models):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mov"])
 def test_the_last_picture_of_an_mp4_is_shown(shared_models, tmp_path, suffix):
-    """The portrait render at 31 frames (30 + 1, as at 91, 121, 151): with B-frames the last picture shown
-    is stored before the last packet, and FFmpeg's hybrid MP4 ended the track at that packet's end, so
-    players dropped the last picture (30 of 31 decoded before 2026-11-28)."""
+    """The portrait render at 31 frames (30 + 1, as at 91, 121, 151): the last picture shown is stored in
+    the fragment before the last one, and FFmpeg's hybrid MP4 ended the track where the last fragment's
+    pictures end, so players dropped it (30 of 31 decoded before 2026-11-28; stream/mp4_edit_list.py)."""
     out = tmp_path / f"out{suffix}"
     built = build(_config(**{"refine.mode": "off"}), "synthetic:portrait?size=320x240&frames=31", str(out))
     assert built.pipeline.run().frames_written == 31
