@@ -419,7 +419,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: what finished is still worth its table and report
         interrupted = True
         reports = [report for report in reports if report["runs"]]
-        if not reports:
+        if not reports:  # an earlier report under the same name stays as it was
+            if args.json or args.plot:
+                print("depthcam bench: interrupted before any run finished; no report written", file=sys.stderr)
             raise
         for report in reports:
             if "measurement_overhead" not in report:  # the one cut short

@@ -335,16 +335,19 @@ def test_an_interrupted_benchmark_reports_the_runs_that_finished(monkeypatch, tm
     assert "interrupted; reporting the runs that finished" in capsys.readouterr().err
 
 
-def test_an_interruption_before_any_run_finished_reports_nothing(monkeypatch, tmp_path):
+def test_an_interruption_before_any_run_finished_reports_nothing(monkeypatch, tmp_path, capsys):
     _fake_runs(monkeypatch, measured=20)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(bench, "run_pipelined", interrupted)
+    earlier = tmp_path / "bench.json"
+    earlier.write_text('{"an": "earlier report"}')
     with pytest.raises(KeyboardInterrupt):
-        bench.run_bench_command(_bench_args("--json", str(tmp_path / "bench.json")))
-    assert not (tmp_path / "bench.json").exists()
+        bench.run_bench_command(_bench_args("--json", str(earlier)))
+    assert earlier.read_text() == '{"an": "earlier report"}'
+    assert "interrupted before any run finished; no report written" in capsys.readouterr().err
 
 
 def test_dropped_frames_count_only_while_measuring():
