@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -16,6 +17,25 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 SEQUENCE_SUFFIXES = {".gif", ".mjpeg", ".mjpg", ".apng"}
 # The largest side each encoder takes (JPEG's 16-bit header fields, WebP's 14-bit ones).
 IMAGE_MAX_SIDE = {".jpg": 65535, ".jpeg": 65535, ".webp": 16383}
+EXIF_ORIENTATION = 0x0112
+# How Pillow writes a photo that keeps its colour profile and EXIF, as close as may be to OpenCV's
+# defaults, which write the others (JPEG quality 95; PNG's fast compression; TIFF with LZW).
+PILLOW_SAVE = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".png": {"compress_level": 1},
+               ".webp": {"quality": 95}, ".tif": {"compression": "tiff_lzw"}, ".tiff": {"compression": "tiff_lzw"}}
+EXIF_KEPT = {".jpg", ".jpeg", ".png", ".webp"}  # Pillow's TIFF writer takes the profile, not EXIF
+
+
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """What a photo's output keeps of it: the colour profile (an iPhone's Display P3, a camera's Adobe RGB:
+    without it, viewers take the numbers for sRGB and the colours go dull) and EXIF (camera, date, place),
+    its orientation set to upright, as the pixels are written."""
+
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.icc_profile or self.exif)
 
 
 @contextmanager
@@ -87,3 +107,40 @@ def check_image_size(flag: str, target: str, width: int, height: int) -> None:
     if limit is not None and max(width, height) > limit:
         raise UserError(f"{flag} {target}: {suffix} images are at most {limit} px a side and this one is "
                         f"{width}x{height}; use .png or .tif")
+
+
+def read_metadata(path: Path) -> PhotoMetadata:
+    """The colour profile and EXIF of a photo (headers only); none where Pillow cannot read them."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                icc = image.info.get("icc_profile") or None
+                exif = image.getexif()
+                if EXIF_ORIENTATION in exif:
+                    exif[EXIF_ORIENTATION] = 1  # the pixels are read upright
+                return PhotoMetadata(icc, exif.tobytes() if len(exif) else None)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return PhotoMetadata()
+
+
+def write_image(path: Path, picture_bgr: np.ndarray, metadata: PhotoMetadata | None = None) -> bool:
+    """Write a photo; with the input's colour profile and EXIF where the format holds them. False where
+    the encoder refused it."""
+    suffix = path.suffix.lower()
+    if not metadata or suffix not in PILLOW_SAVE:
+        return bool(cv2.imwrite(str(path), picture_bgr))
+    from PIL import Image
+
+    options: dict[str, Any] = dict(PILLOW_SAVE[suffix])
+    if metadata.icc_profile:
+        options["icc_profile"] = metadata.icc_profile
+    if metadata.exif and suffix in EXIF_KEPT:
+        options["exif"] = metadata.exif
+    try:
+        Image.fromarray(cv2.cvtColor(picture_bgr, cv2.COLOR_BGR2RGB)).save(path, **options)
+    except (OSError, ValueError):  # e.g. EXIF over JPEG's 64 KB: the picture without them beats none
+        return bool(cv2.imwrite(str(path), picture_bgr))
+    return True

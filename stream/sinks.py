@@ -24,7 +24,7 @@ from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.paths import ensure_writable
-from stream.images import IMAGE_SUFFIXES
+from stream.images import IMAGE_SUFFIXES, PhotoMetadata, write_image
 from stream.video_writer import VideoWriter, video_suffixes
 
 
@@ -84,14 +84,15 @@ class VideoSink(Sink):
 
 
 class ImageSink(Sink):
-    def __init__(self, path: Path, picture: Callable[[Frame], np.ndarray]) -> None:
+    def __init__(self, path: Path, picture: Callable[[Frame], np.ndarray], metadata: PhotoMetadata | None = None) -> None:
         self.path = ensure_writable(path, "image")
         self.picture = picture
+        self.metadata = metadata  # the input photo's colour profile and EXIF
 
     def write(self, frame: Frame) -> None:
         picture = self.picture(frame)
         try:
-            written = cv2.imwrite(str(self.path), picture)
+            written = write_image(self.path, picture, self.metadata)
         except cv2.error as exc:
             written, reason = False, str(exc).strip().splitlines()[-1][:160]
         else:
@@ -331,7 +332,8 @@ def output_kind(target: str) -> str:
 
 def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: Path | None,
               side_by_side: bool, save_depth: str | None, preview: bool = False,
-              controls: LiveControls | None = None, audio_ends_with_pictures: bool = False) -> Sink:
+              controls: LiveControls | None = None, audio_ends_with_pictures: bool = False,
+              photo_metadata: PhotoMetadata | None = None) -> Sink:
     """The sink for `-o TARGET` (plus the depth video of --save-depth, and the window of --preview), opened
     and validated now."""
     kind = output_kind(target)
@@ -348,7 +350,7 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
     elif kind == "video":
         sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture, audio_ends_with_pictures))
     elif kind == "image":
-        sinks.append(ImageSink(Path(target), picture))
+        sinks.append(ImageSink(Path(target), picture, photo_metadata))
     elif kind == "vcam":
         sinks.append(VirtualCameraSink(out_width, height, fps, picture))
     if kind == "window" or preview:  # last: the files have the frame before the window waits for a key

@@ -20,7 +20,7 @@ from stream.console import notify
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
-from stream.images import is_still_image, opencv_quiet, read_image
+from stream.images import is_still_image, opencv_quiet, read_image, read_metadata
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import is_hd
 
@@ -150,6 +150,7 @@ class ImageSource(Source):
 
     def __init__(self, path: Path) -> None:
         self.image = image = read_image(path)
+        self.metadata = read_metadata(path)  # kept by an image output
         self.height, self.width = image.shape[:2]
         self.frame_count = 1
         self.repeating = False

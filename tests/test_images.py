@@ -67,3 +67,39 @@ def test_faces_are_looked_for_in_a_strip_one_row_high():
     prepared = finder.prepare(np.zeros((1, 700, 3), np.uint8))
     assert prepared.grey.shape == (1, 320)
     assert finder.detect(prepared) is None
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
+def test_a_photo_s_output_keeps_its_colour_profile_and_exif_upright(tmp_path, photo, suffix):
+    """A Display P3 photo written without its profile is read as sRGB: dull colours in every viewer."""
+    from PIL import Image, ImageCms
+
+    from stream.images import read_metadata, write_image
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any profile but sRGB
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "Camera Maker", 6  # Make; Orientation: turned
+    source = tmp_path / "photo.jpg"
+    Image.fromarray(photo[:, :, ::-1]).save(source, quality=95, icc_profile=profile, exif=exif.tobytes())
+    metadata = read_metadata(source)
+    assert metadata.icc_profile == profile
+    picture = read_image(source)
+    assert picture.shape == (40, 30, 3)  # upright
+    out = tmp_path / f"out{suffix}"
+    assert write_image(out, picture, metadata)
+    with Image.open(out) as written:
+        assert written.info.get("icc_profile") == profile and written.size == (30, 40)
+        if suffix != ".tif":
+            assert written.getexif()[0x010F] == "Camera Maker" and written.getexif()[0x0112] == 1
+    difference = np.abs(read_image(out).astype(float) - picture).mean()
+    assert difference < 12, difference  # the same picture (JPEG and WebP are lossy; swapped channels: ~85)
+
+
+def test_a_photo_without_profile_or_exif_is_written_by_opencv(tmp_path, photo, monkeypatch):
+    from stream.images import PhotoMetadata, write_image
+
+    written = []
+    monkeypatch.setattr(images.cv2, "imwrite", lambda path, picture: written.append(path) or True)
+    assert write_image(tmp_path / "out.jpg", photo, PhotoMetadata())
+    assert write_image(tmp_path / "out.bmp", photo, PhotoMetadata(icc_profile=b"profile"))  # BMP holds none
+    assert written == [str(tmp_path / "out.jpg"), str(tmp_path / "out.bmp")]
