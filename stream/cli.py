@@ -221,7 +221,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
     """-o or --save-depth naming a folder (one that exists, or a name ending in /) for a single input: the
     file that several inputs would get there, so that `run clips/*.mp4 -o portraits/` works for one clip too."""
-    if value is None or not (value.endswith(("/", os.sep)) or Path(value).expanduser().is_dir()):
+    if not value or value in ("null", "window", "vcam") or \
+            not (value.endswith(("/", os.sep)) or Path(value).expanduser().is_dir()):
         return value
     if spec.startswith("camera:"):
         raise UserError(f"{flag} {value} is a folder; give the recording a file name "
@@ -480,10 +481,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+# The pipeline's threads (stream/pipeline.py, stages.py, faces.py); others (tqdm's monitor) end with the interpreter
+WORKER_THREADS = ("capture", "stage-", "depth-async", "face-finder")
+
+
 def console_main() -> NoReturn:
     """The `depthcam` command. After a second Ctrl-C the run returns at once, leaving stage threads inside
     ONNX Runtime or a Numba kernel; the interpreter's teardown would then destroy their native thread pools
-    under them ("terminate called without an active exception", exit 134). So where threads are left the
+    under them ("terminate called without an active exception", exit 134). So where such threads are left the
     process ends without that teardown; what the output holds is on disk already."""
     try:
         code = main()
@@ -492,7 +497,7 @@ def console_main() -> NoReturn:
         code = 130
     for signum in STOP_SIGNALS:  # leaving anyway: a further Ctrl-C must not interrupt the exit itself
         signal.signal(signum, signal.SIG_IGN)
-    if any(thread.is_alive() for thread in threading.enumerate() if thread is not threading.main_thread()):
+    if any(thread.is_alive() and thread.name.startswith(WORKER_THREADS) for thread in threading.enumerate()):
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

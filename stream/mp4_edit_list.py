@@ -58,17 +58,23 @@ def _boxes(data: bytes, start: int, end: int):
         position += size
 
 
-def _version_field(data: bytes, at: int, base: int, v0: int, v1: int) -> _Field:
-    """The field at `v0` (version 0: 32 bits) or `v1` (version 1: 64 bits) bytes after a full box's flags."""
+def _duration(data: bytes, at: int, base: int, v0: int, v1: int) -> _Field:
+    """A duration `v0` (version 0: 32 bits) or `v1` (version 1: 64 bits) bytes after a full box's flags."""
     if data[at] == 1:
         return _Field(base + at + 4 + v1, 8, struct.unpack_from(">Q", data, at + 4 + v1)[0])
     return _Field(base + at + 4 + v0, 4, struct.unpack_from(">I", data, at + 4 + v0)[0])
 
 
-def _entries(data: bytes, at: int, signed: bool) -> list[tuple[int, int]]:
+def _time_scale(data: bytes, at: int) -> int:
+    """mvhd's and mdhd's time scale: 32 bits in both versions, after two 32- or 64-bit times."""
+    return struct.unpack_from(">I", data, at + 4 + (16 if data[at] == 1 else 8))[0]
+
+
+def _entries(data: bytes, at: int) -> list[tuple[int, int]]:
+    """(count, value) pairs of stts or ctts; ctts offsets are read signed in both versions, as FFmpeg and
+    QuickTime read them (FFmpeg writes version 0 with negative offsets too)."""
     count = struct.unpack_from(">I", data, at + 4)[0]
-    fmt = ">Ii" if signed and data[at] == 1 else ">II"
-    return [struct.unpack_from(fmt, data, at + 8 + 8 * i) for i in range(count)]
+    return [struct.unpack_from(">Ii", data, at + 8 + 8 * i) for i in range(count)]
 
 
 def _read_track(data: bytes, start: int, end: int, base: int, track: _Track) -> None:
@@ -76,10 +82,10 @@ def _read_track(data: bytes, start: int, end: int, base: int, track: _Track) -> 
         if kind in CONTAINERS:
             _read_track(data, at, stop, base, track)
         elif kind == b"tkhd":
-            track.duration = _version_field(data, at, base, 16, 24)
+            track.duration = _duration(data, at, base, 16, 24)
         elif kind == b"mdhd":
-            track.media_scale = _version_field(data, at, base, 8, 16).value
-            track.media_duration = _version_field(data, at, base, 12, 20)
+            track.media_scale = _time_scale(data, at)
+            track.media_duration = _duration(data, at, base, 12, 20)
         elif kind == b"hdlr" and not track.handler:  # the media's; a QuickTime minf has a data handler too
             track.handler = data[at + 8:at + 12]
         elif kind == b"elst" and struct.unpack_from(">I", data, at + 4)[0] == 1:
@@ -90,13 +96,14 @@ def _read_track(data: bytes, start: int, end: int, base: int, track: _Track) -> 
                 track.edit = _Field(base + at + 8, 4, struct.unpack_from(">I", data, at + 8)[0])
                 track.media_time = struct.unpack_from(">i", data, at + 12)[0]
         elif kind == b"stts":
-            track.stts = _entries(data, at, signed=False)
+            track.stts = [(count, delta & 0xFFFFFFFF) for count, delta in _entries(data, at)]
         elif kind == b"ctts":
-            track.ctts = _entries(data, at, signed=True)
+            track.ctts = _entries(data, at)
 
 
-def _presentation_end(track: _Track) -> tuple[int, int]:
-    """(where the last picture shown ends, the sum of the sample durations), in the media's time scale."""
+def _presentation_end(track: _Track) -> tuple[int, int, int]:
+    """(where the last picture shown ends, the sum of the sample durations, the longest), in the media's
+    time scale."""
     counts, deltas = (np.array(column, np.int64) for column in zip(*track.stts))
     durations = np.repeat(deltas, counts)
     starts = np.concatenate(([0], np.cumsum(durations)[:-1]))
@@ -105,7 +112,7 @@ def _presentation_end(track: _Track) -> tuple[int, int]:
         offsets = np.repeat(offsets, counts)
         if len(offsets) == len(starts):
             starts = starts + offsets
-    return int((starts + durations).max()), int(durations.sum())
+    return int((starts + durations).max()), int(durations.sum()), int(durations.max())
 
 
 def _find_moov(file) -> tuple[int, int] | None:
@@ -142,8 +149,8 @@ def mend_last_picture(path: Path) -> bool:
         tracks = []
         for kind, at, stop in _boxes(data, 0, len(data)):
             if kind == b"mvhd":
-                movie_scale = _version_field(data, at, base, 8, 16).value
-                movie_duration = _version_field(data, at, base, 12, 20)
+                movie_scale = _time_scale(data, at)
+                movie_duration = _duration(data, at, base, 12, 20)
             elif kind == b"trak":
                 tracks.append(_Track())
                 _read_track(data, at, stop, base, tracks[-1])
@@ -152,15 +159,20 @@ def mend_last_picture(path: Path) -> bool:
             if (track.handler != b"vide" or not track.stts or track.edit is None or track.media_time < 0
                     or not track.media_scale or not movie_scale or None in (track.duration, track.media_duration)):
                 continue
-            end, total = _presentation_end(track)
+            end, total, longest = _presentation_end(track)
             needed = math.ceil((end - track.media_time) * movie_scale / track.media_scale)
-            if needed <= track.edit.value or needed >= 1 << (8 * track.edit.width):
+            # the muxer's fault is at most a picture or two short: anything else is not this file's problem
+            if not track.edit.value < needed <= track.edit.value + math.ceil(2 * longest * movie_scale /
+                                                                              track.media_scale):
                 continue
-            track.edit.write(file, needed)
-            track.duration.write(file, max(track.duration.value, needed))
-            track.media_duration.write(file, max(track.media_duration.value, total))
+            writes = [(track.edit, needed), (track.duration, max(track.duration.value, needed)),
+                      (track.media_duration, max(track.media_duration.value, total))]
             if movie_duration is not None and needed > movie_duration.value:
-                movie_duration.write(file, needed)
-                movie_duration.value = needed
+                writes.append((movie_duration, needed))
+            if any(value >= 1 << (8 * place.width) for place, value in writes):
+                continue  # every field is checked before any is written
+            for place, value in writes:
+                place.write(file, value)
+                place.value = value
             mended = True
         return mended

@@ -142,6 +142,7 @@ class VideoWriter:
         # every later picture would run late against the sound (0.5 s after 20 pictures at 33 fps in 17 fps)
         self._whole_ticks = suffix == ".avi"
         self.pictures_left_out = 0
+        self._last_seconds: float | None = None  # the time of the last picture given, for AVI's ticks
         self._last_pts = -1
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
         self._audio: _AudioTrack | None = None
@@ -185,6 +186,11 @@ class VideoWriter:
             self._origin = pts_seconds or 0.0
             if self._audio:
                 self._audio.origin = self._origin
+        if pts_seconds is not None and self._last_seconds is not None and pts_seconds < self._last_seconds:
+            # time went back (clips joined as they are, `cat a.ts b.ts`): carry on a frame after the last picture
+            self._origin = pts_seconds - float(self._last_pts * self.time_base) - 1 / float(self.rate)
+        if pts_seconds is not None:
+            self._last_seconds = pts_seconds
         if pts_seconds is None:
             pts = round(self.frames_written * self._frame_ticks)
         else:
@@ -232,7 +238,7 @@ class VideoWriter:
         if self.frames_written and self.path.suffix.lower() in MP4_SUFFIXES:
             try:
                 mend_last_picture(self.path)  # FFmpeg's hybrid MP4 may end the track one picture short
-            except (OSError, ValueError, struct.error) as exc:
+            except (OSError, ValueError, IndexError, struct.error) as exc:
                 log.warning(f"{self.path.name}: could not check its last picture's time ({_one_line(exc)})")
         if self.pictures_left_out:
             log.warning(f"{self.path.name}: {self.pictures_left_out} of {self.frames_written + self.pictures_left_out} "

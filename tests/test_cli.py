@@ -638,3 +638,35 @@ def test_a_model_that_gives_nan_is_named_in_one_line(shared_models, tmp_path):
     result = depthcam("run", str(photo), "-o", str(tmp_path / "out.png"), "--model", str(model), "--no-progress")
     assert_one_clear_line(result, "gave NaN or infinite depth", "--model tcmonodepth")
     assert result.returncode == 2
+
+
+def test_a_folder_named_like_a_special_output_leaves_it_special(tmp_path, monkeypatch):
+    from stream.cli import _into_folder
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("null", "window", "vcam"):
+        (tmp_path / name).mkdir()
+        assert _into_folder("clip.mp4", "-o", name) == name
+    assert _into_folder("clip.mp4", "-o", "") == ""  # refused later as a bad output, not taken for the folder here
+    assert _into_folder("clip.mp4", "-o", "null/") == str(Path("null") / "clip_portrait.mp4")
+
+
+@pytest.mark.parametrize("left, hard_exit", [("tqdm_monitor", False), ("stage-depth", True), ("depth-async", True)])
+def test_the_command_skips_the_interpreter_s_teardown_only_where_stage_threads_are_left(monkeypatch, left, hard_exit):
+    import threading
+
+    from stream import cli
+
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait, name=left, daemon=True)
+    thread.start()
+    exits = []
+    monkeypatch.setattr(cli, "main", lambda: 0)
+    monkeypatch.setattr(cli.os, "_exit", lambda code: exits.append(code))
+    monkeypatch.setattr(cli.signal, "signal", lambda *args: None)  # pytest's own handlers stay
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.console_main()
+    finally:
+        release.set()
+    assert ended.value.code == 0 and exits == ([0] if hard_exit else [])

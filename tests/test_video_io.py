@@ -393,8 +393,9 @@ def test_a_paced_synthetic_source_that_falls_behind_moves_on_like_a_camera(monke
 
 
 def test_a_writer_that_got_no_picture_leaves_a_file_already_there_alone(tmp_path):
-    """A part with no picture in it (--start between the last picture and the announced end) wrote nothing,
-    and says so: before 2026-11-28 the audio was still muxed, replacing the file with an empty video."""
+    """A part with no picture in it (--start between the last picture and the announced end) writes nothing
+    (the run says "nothing was written"): before 2026-11-28 the audio was still muxed, replacing the file with
+    an empty video."""
     src = make_video(tmp_path / "in.mp4", frames=12, fps=12)
     out = tmp_path / "out.mp4"
     out.write_bytes(b"an earlier result")
@@ -471,3 +472,20 @@ def test_a_variable_frame_rate_in_avi_keeps_each_picture_at_its_time(tmp_path):
     assert len(shown) == 40 - writer.pictures_left_out
     white_at = [time for time, level in shown if level > 200]
     assert len(white_at) == 1 and abs(white_at[0] - times[white]) <= 0.5 / float(writer.rate) + 1e-3, white_at
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+def test_clips_joined_as_they_are_play_one_after_the_other(tmp_path, suffix):
+    """`cat a.ts b.ts`: the times go back to 0 half-way. The second clip follows the first a frame later
+    (AVI left out every picture of it; the others crammed it into one tick after the other)."""
+    import av
+
+    parts = [make_timed_video(tmp_path / f"{name}.ts", [i / 25 for i in range(25)], fps=25, audio_codecs=())
+             for name in ("a", "b")]
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(part.read_bytes() for part in parts))
+    _copy(joined, tmp_path / f"out{suffix}")
+    with av.open(str(tmp_path / f"out{suffix}")) as container:
+        times = [frame.time for frame in container.decode(video=0)]
+    assert len(times) == 50
+    assert np.allclose(np.diff(times), 1 / 25, atol=0.002), np.diff(times)
