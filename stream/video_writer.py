@@ -142,6 +142,7 @@ class VideoWriter:
         # every later picture would run late against the sound (0.5 s after 20 pictures at 33 fps in 17 fps)
         self._whole_ticks = suffix == ".avi"
         self.pictures_left_out = 0
+        self._failed = False  # a write failed: the file is left as it is
         self._last_seconds: float | None = None  # the time of the last picture given, for AVI's ticks
         self._last_pts = -1
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
@@ -209,12 +210,16 @@ class VideoWriter:
             interpolation=Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INP
             | Interpolation.BITEXACT)
         frame.pts, frame.time_base = pts, self.time_base
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
-        self._last_pts = pts
-        self.frames_written += 1
-        if self._audio:
-            self._audio.write_until(self.seconds_written)
+        try:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+            self._last_pts = pts
+            self.frames_written += 1
+            if self._audio:
+                self._audio.write_until(self.seconds_written)
+        except BaseException:
+            self._failed = True
+            raise
 
     @property
     def seconds_written(self) -> float:
@@ -227,14 +232,19 @@ class VideoWriter:
         """Flush and finalise. `complete=False` (interrupted) ends the audio where the pictures end.
         Without a picture nothing is muxed, so PyAV never opens the file: a file already there stays."""
         try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
-            if self._audio and self.frames_written:
-                self._audio.finish(None if complete else self.seconds_written)
+            # After a failed write (a full disk) nothing more is muxed: where the header itself could not be
+            # written, PyAV would write it again, and FFmpeg's MP4 muxer crashes on that (SIGSEGV)
+            if not self._failed:
+                for packet in self.stream.encode(None):
+                    self.container.mux(packet)
+                if self._audio and self.frames_written:
+                    self._audio.finish(None if complete else self.seconds_written)
         finally:
             if self._audio:
                 self._audio.close()
             self.container.close()
+        if self._failed:  # the write's own error is the one reported; this keeps the file from being called playable
+            raise RuntimeError(f"{self.path} was left unfinished after a failed write")
         if self.frames_written and self.path.suffix.lower() in MP4_SUFFIXES:
             try:
                 mend_last_picture(self.path)  # FFmpeg's hybrid MP4 may end the track one picture short

@@ -489,3 +489,32 @@ def test_clips_joined_as_they_are_play_one_after_the_other(tmp_path, suffix):
         times = [frame.time for frame in container.decode(video=0)]
     assert len(times) == 50
     assert np.allclose(np.diff(times), 1 / 25, atol=0.002), np.diff(times)
+
+
+def test_after_a_failed_write_nothing_more_is_muxed(tmp_path, monkeypatch):
+    """A full disk at the header: PyAV would write the header again at the next mux, and FFmpeg's MP4 muxer
+    crashed on that (SIGSEGV, no message). The writer stops muxing and says the file is unfinished."""
+    import errno
+
+    writer = VideoWriter(tmp_path / "out.mp4", 64, 48, 10)
+    calls = []
+
+    def full_disk(packet):
+        calls.append(packet)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(writer, "container", _MuxFails(writer.container, full_disk))
+    with pytest.raises(OSError):
+        for _ in range(60):  # until the encoder's look-ahead gives its first packet
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+    muxed = len(calls)
+    with pytest.raises(RuntimeError, match="left unfinished after a failed write"):
+        writer.close()
+    assert len(calls) == muxed == 1
+
+
+class _MuxFails:
+    def __init__(self, container, mux):
+        self._container, self.mux = container, mux
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
