@@ -1,6 +1,8 @@
 """Still images: which inputs are photos, reading them upright, and what each output format can hold."""
 from __future__ import annotations
 
+import io
+import os
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ EXIF_ORIENTATION = 0x0112
 # defaults, which write the others (JPEG quality 95; PNG's fast compression; TIFF with LZW).
 PILLOW_SAVE = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".png": {"compress_level": 1},
                ".webp": {"quality": 95}, ".tif": {"compression": "tiff_lzw"}, ".tiff": {"compression": "tiff_lzw"}}
+PILLOW_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 EXIF_KEPT = {".jpg", ".jpeg", ".png", ".webp"}  # Pillow's TIFF writer takes the profile, not EXIF
 
 
@@ -50,32 +53,45 @@ def opencv_quiet() -> Iterator[None]:
         logging.setLogLevel(previous)
 
 
+# OpenCV's own file functions take the name as UTF-8: a name that is not (a byte such as 0xff in a Linux file
+# name, which Python carries as a surrogate) crashed them (SIGSEGV). So files are read and written here, and
+# OpenCV only decodes and encodes bytes (imread also refused TIFFs turned by their orientation tag, 5-8).
+
+
 def is_still_image(path: Path) -> bool:
-    """A photo, by its name, or by its content where the name is none of the usual ones (.jfif, .ppm, none)."""
+    """A photo, by its name, or by its content where the name is none of the usual ones (.jfif, .ppm, none):
+    one picture that Pillow recognises (an animated WebP or PNG is read as a video)."""
     path = path.expanduser()
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return True
     if suffix in SEQUENCE_SUFFIXES or not path.is_file():
         return False
-    with opencv_quiet():
-        try:
-            return cv2.haveImageReader(str(path))
-        except cv2.error:
-            return False
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                return getattr(image, "n_frames", 1) == 1
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return False
 
 
 def read_image(path: Path) -> np.ndarray:
     """8-bit BGR, turned as its EXIF or TIFF orientation says (as viewers show it)."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as exc:
+        raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
     with opencv_quiet():
         try:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         except cv2.error as exc:
             if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
                 raise UserError(f"image {path} is larger than depthcam reads (over {(1 << 30) / 1e6:.0f} "
                                 f"megapixels); downscale it first") from None
             image = None
-    # OpenCV 4.14 fails on TIFFs turned by their Orientation tag (5-8); Pillow reads them.
     image = _read_with_pillow(path) if image is None else image
     if image is None:
         raise UserError(f"cannot read image {path}: not an image, or corrupt (give a PNG/JPEG file)")
@@ -130,8 +146,28 @@ def write_image(path: Path, picture_bgr: np.ndarray, metadata: PhotoMetadata | N
     """Write a photo; with the input's colour profile and EXIF where the format holds them. False where
     the encoder refused it."""
     suffix = path.suffix.lower()
-    if not metadata or suffix not in PILLOW_SAVE:
-        return bool(cv2.imwrite(str(path), picture_bgr))
+    encoded = _encode_with_pillow(picture_bgr, suffix, metadata) if metadata and suffix in PILLOW_SAVE else None
+    if encoded is None:
+        with opencv_quiet():
+            ok, buffer = cv2.imencode(suffix, picture_bgr)
+        if not ok:
+            return False
+        encoded = buffer.tobytes()
+    # beside the target, then renamed over it: a full disk leaves the file that was there, not half a picture
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        with open(partial, "wb") as file:
+            file.write(encoded)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    return True
+
+
+def _encode_with_pillow(picture_bgr: np.ndarray, suffix: str, metadata: PhotoMetadata) -> bytes | None:
+    """The photo with the colour profile and EXIF; None where Pillow refused them (EXIF over JPEG's 64 KB:
+    then the picture without them beats none)."""
     from PIL import Image
 
     options: dict[str, Any] = dict(PILLOW_SAVE[suffix])
@@ -139,8 +175,10 @@ def write_image(path: Path, picture_bgr: np.ndarray, metadata: PhotoMetadata | N
         options["icc_profile"] = metadata.icc_profile
     if metadata.exif and suffix in EXIF_KEPT:
         options["exif"] = metadata.exif
+    buffer = io.BytesIO()
     try:
-        Image.fromarray(cv2.cvtColor(picture_bgr, cv2.COLOR_BGR2RGB)).save(path, **options)
-    except (OSError, ValueError):  # e.g. EXIF over JPEG's 64 KB: the picture without them beats none
-        return bool(cv2.imwrite(str(path), picture_bgr))
-    return True
+        Image.fromarray(cv2.cvtColor(picture_bgr, cv2.COLOR_BGR2RGB)).save(buffer, format=PILLOW_FORMATS[suffix],
+                                                                           **options)
+    except (OSError, ValueError):
+        return None
+    return buffer.getvalue()

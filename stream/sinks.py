@@ -97,10 +97,10 @@ class ImageSink(Sink):
             written, reason = False, str(exc).strip().splitlines()[-1][:160]
         else:
             reason = "the encoder refused it"
-        if not written:  # the folder was checked when the sink opened: the format or the disk is left
+        if not written:  # the folder was checked when the sink opened, and a full disk raises: the format is left
             height, width = picture.shape[:2]
-            raise UserError(f"cannot write image {self.path} ({width}x{height}): {reason}; try .png, "
-                            f"and check the free space")
+            other = ".tif" if self.path.suffix.lower() == ".png" else ".png"
+            raise UserError(f"cannot write image {self.path} ({width}x{height}): {reason}; try {other}")
 
 
 DISPLAY_PROBE = ("import cv2; cv2.namedWindow('depthcam-probe', cv2.WINDOW_NORMAL); "

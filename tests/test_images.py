@@ -44,10 +44,10 @@ def test_an_unreadable_or_oversized_photo_is_one_clear_error(tmp_path, monkeypat
     with pytest.raises(UserError, match="not an image, or corrupt"):
         read_image(tmp_path / "text.png")
 
-    def over_the_limit(path, flags):  # what OpenCV raises for a 50000x50000 PNG of a few hundred KB
+    def over_the_limit(data, flags):  # what OpenCV raises for a 50000x50000 PNG of a few hundred KB
         raise cv2.error("OpenCV(4.14.0) loadsave.cpp:79: error: (-215:Assertion failed) "
                         "pixels <= CV_IO_MAX_IMAGE_PIXELS in function 'validateInputImageSize'")
-    monkeypatch.setattr(images.cv2, "imread", over_the_limit)
+    monkeypatch.setattr(images.cv2, "imdecode", over_the_limit)
     with pytest.raises(UserError, match="larger than depthcam reads .* downscale it first"):
         read_image(tmp_path / "text.png")
 
@@ -98,8 +98,40 @@ def test_a_photo_s_output_keeps_its_colour_profile_and_exif_upright(tmp_path, ph
 def test_a_photo_without_profile_or_exif_is_written_by_opencv(tmp_path, photo, monkeypatch):
     from stream.images import PhotoMetadata, write_image
 
-    written = []
-    monkeypatch.setattr(images.cv2, "imwrite", lambda path, picture: written.append(path) or True)
+    encoded = []
+    encode = images.cv2.imencode
+    monkeypatch.setattr(images.cv2, "imencode", lambda suffix, picture: encoded.append(suffix) or encode(suffix, picture))
     assert write_image(tmp_path / "out.jpg", photo, PhotoMetadata())
     assert write_image(tmp_path / "out.bmp", photo, PhotoMetadata(icc_profile=b"profile"))  # BMP holds none
-    assert written == [str(tmp_path / "out.jpg"), str(tmp_path / "out.bmp")]
+    assert encoded == [".jpg", ".bmp"]
+    assert read_image(tmp_path / "out.bmp").tolist() == photo.tolist()
+
+
+def test_names_that_are_not_utf8_are_read_and_written(tmp_path, photo):
+    """A Linux file name may hold any byte; Python carries 0xff as a surrogate, which OpenCV's own file functions
+    crashed on (SIGSEGV)."""
+    import os
+
+    from stream.images import write_image
+
+    name = os.fsdecode(b"photo\xff.png")
+    assert write_image(tmp_path / name, photo)
+    assert is_still_image(tmp_path / name) and read_image(tmp_path / name).tolist() == photo.tolist()
+    assert is_still_image(tmp_path / os.fsdecode(b"no\xfeext")) is False  # missing: not taken for a photo
+
+
+def test_a_failed_write_leaves_the_photo_that_was_there(tmp_path, photo, monkeypatch):
+    import errno
+
+    from stream.images import write_image
+
+    out = tmp_path / "out.png"
+    out.write_bytes(b"an earlier picture")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(images.os, "replace", full_disk)
+    with pytest.raises(OSError) as raised:
+        write_image(out, photo)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(out)
+    assert out.read_bytes() == b"an earlier picture" and sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
