@@ -246,8 +246,8 @@ class VideoFileSource(Source):
         self._turn = UPRIGHT.get(self.rotation)
         if self.rotation in (90, 270):
             self.width, self.height = self.height, self.width
-        count = self.stream.frames
-        seconds = self._video_seconds()
+        count = self._announced_frames = self.stream.frames
+        seconds = self._length = self._video_seconds()  # kept: the warning after the run reads them closed
         if not count and seconds:
             count = int(round(seconds * self.fps))
         self.frame_count = count or None
@@ -275,7 +275,7 @@ class VideoFileSource(Source):
 
         if duration is not None and duration <= 0:
             raise UserError(f"--duration {duration:g} takes nothing; give a length above 0 (seconds or MM:SS)")
-        length = self._video_seconds()
+        length = self._length
         start = start or 0.0
         if length is not None and start >= length:
             raise UserError(f"--start {format_time(start)} is past the end of {self.path.name} "
@@ -337,10 +337,9 @@ class VideoFileSource(Source):
     def truncation_warning(self) -> str | None:
         """By the frame count where the file gives one (MP4, AVI), else by time: a count estimated from the
         average rate is wrong for a variable frame rate (Matroska and WebM give no count)."""
-        count = self.stream.frames
+        count, length = self._announced_frames, self._length
         if count and self._start is None and self._end is None and self._frames_read < SHORT_INPUT * count:
             return f"the input announced {count} frames but only {self._frames_read} could be decoded; it may be truncated"
-        length = self._video_seconds()
         if length is None or self._read_until is None:
             return None
         origin = self._first.time or 0.0

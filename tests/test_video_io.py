@@ -415,9 +415,8 @@ def _read_all(path: Path, start=None, duration=None):
     if start is not None or duration is not None:
         source.set_range(start, duration)
     frames = list(source.frames())
-    warning = source.truncation_warning()
-    source.close()
-    return frames, warning
+    source.close()  # as after a run: the warning is asked for once the source is closed
+    return frames, source.truncation_warning()
 
 
 def test_a_variable_frame_rate_without_a_frame_count_is_not_taken_for_truncated(tmp_path):
@@ -518,3 +517,21 @@ class _MuxFails:
 
     def __getattr__(self, name):
         return getattr(self._container, name)
+
+
+def test_a_raw_stream_without_duration_or_count_is_read_without_a_warning(tmp_path):
+    """A raw H.264 stream (.h264) announces neither; the warning, asked for after the source was closed, read
+    the closed container (AssertionError: Container is not open)."""
+    import av
+
+    path = tmp_path / "raw.h264"
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), "bgr24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    frames, warning = _read_all(path)
+    assert len(frames) == 10 and warning is None
