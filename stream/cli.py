@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from stream.config import PipelineConfig, load_config, preset_names
-from stream.console import notify
+from stream.console import TolerantStream, notify
 from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
 from stream.interrupts import STOP_SIGNALS
@@ -221,8 +221,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
     """-o or --save-depth naming a folder (one that exists, or a name ending in /) for a single input: the
     file that several inputs would get there, so that `run clips/*.mp4 -o portraits/` works for one clip too."""
-    if not value or value in ("null", "window", "vcam") or \
-            not (value.endswith(("/", os.sep)) or Path(value).expanduser().is_dir()):
+    try:
+        folder = bool(value) and value not in ("null", "window", "vcam") and \
+            (value.endswith(("/", os.sep)) or Path(value).expanduser().is_dir())
+    except OSError:  # a name too long to be anything: the output checks say so
+        folder = False
+    if not folder:
         return value
     if spec.startswith("camera:"):
         raise UserError(f"{flag} {value} is a folder; give the recording a file name "
@@ -490,6 +494,7 @@ def console_main() -> NoReturn:
     ONNX Runtime or a Numba kernel; the interpreter's teardown would then destroy their native thread pools
     under them ("terminate called without an active exception", exit 134). So where such threads are left the
     process ends without that teardown; what the output holds is on disk already."""
+    sys.stderr = TolerantStream(sys.stderr)
     try:
         code = main()
     except KeyboardInterrupt:  # a signal after main's own handling, while it printed its last line

@@ -65,7 +65,10 @@ def is_still_image(path: Path) -> bool:
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return True
-    if suffix in SEQUENCE_SUFFIXES or not path.is_file():
+    try:
+        if suffix in SEQUENCE_SUFFIXES or not path.is_file():
+            return False
+    except OSError:  # a name too long: opening the input says so
         return False
     from PIL import Image, UnidentifiedImageError
 

@@ -12,8 +12,15 @@ def ensure_writable(path: Path, what: str = "output") -> Path:
     """Create `path`'s folder and check the file can be created or replaced there, without touching an
     existing file (an earlier output survives a run that fails before its first frame). Raises
     UserError naming the problem: a folder where the file should be, a read-only place, a parent that
-    is a file."""
+    is a file, a name too long. A link is followed to where it points (a dangling one failed mid-run)."""
     path = Path(path).expanduser()
+    try:
+        return _ensure_writable(Path(os.path.realpath(path)) if path.is_symlink() else path, what)
+    except OSError as exc:  # a name longer than the file system takes (ENAMETOOLONG), a loop of links
+        raise UserError(f"cannot write {what} {path}: {exc.strerror or exc}; choose another name") from None
+
+
+def _ensure_writable(path: Path, what: str) -> Path:
     if path.is_dir():
         raise UserError(f"cannot write {what} {path}: it is a folder; give a file name")
     blocking = next((parent for parent in path.parents if parent.exists()), None)

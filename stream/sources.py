@@ -569,10 +569,12 @@ def open_source(spec: str) -> Source:
     if spec.startswith("camera:"):
         return CameraSource(spec)
     path = Path(spec).expanduser()
-    if not path.exists():
-        raise UserError(f"input {spec} not found (give a video or image file, camera:N, or synthetic:portrait)")
-    if path.is_dir():
-        raise UserError(f"input {spec} is a folder; give a video or image file")
-    if is_still_image(path):
-        return ImageSource(path)
-    return VideoFileSource(path)
+    try:
+        if not path.exists():
+            raise UserError(f"input {spec} not found (give a video or image file, camera:N, or synthetic:portrait)")
+        if path.is_dir():
+            raise UserError(f"input {spec} is a folder; give a video or image file")
+        still = is_still_image(path)
+    except OSError as exc:  # a name longer than the file system takes
+        raise UserError(f"cannot open input {spec}: {exc.strerror or exc}") from None
+    return ImageSource(path) if still else VideoFileSource(path)

@@ -670,3 +670,22 @@ def test_the_command_skips_the_interpreter_s_teardown_only_where_stage_threads_a
     finally:
         release.set()
     assert ended.value.code == 0 and exits == ([0] if hard_exit else [])
+
+
+def test_a_run_whose_stderr_is_full_or_closed_still_writes_its_output(shared_models, tmp_path):
+    """`2>/dev/full` (a log on a full disk) or `2>&-`: the progress bar and the lines raised, and the run stopped
+    before its file was made (exit 1)."""
+    from stream.console import TolerantStream
+
+    closed = open(tmp_path / "log.txt", "w")
+    closed.close()
+    for stream in (closed, None):
+        tolerant = TolerantStream(stream)
+        assert tolerant.write("depthcam: a line\n") == 17 and tolerant.flush() is None and not tolerant.isatty()
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    out = tmp_path / "out.mp4"
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "stream", "run", "synthetic:portrait?size=96x64&frames=6",
+                                 "-o", str(out), "--refine", "off"], stderr=full, cwd=REPO, timeout=120)
+    assert result.returncode == 0 and probe(out)["frames"] == 6

@@ -56,3 +56,11 @@ def test_same_file(tmp_path):
     assert not same_file(tmp_path / "in.mp4", tmp_path / "out.mp4")
     (tmp_path / "link.mp4").symlink_to(tmp_path / "in.mp4")
     assert same_file(tmp_path / "link.mp4", tmp_path / "in.mp4")
+
+
+def test_a_link_to_a_missing_place_is_followed_and_a_name_too_long_is_named(tmp_path):
+    link = tmp_path / "out.mp4"
+    link.symlink_to(tmp_path / "later" / "take.mp4")  # dangling: its folder is made, as for any output
+    assert ensure_writable(link) == tmp_path / "later" / "take.mp4" and (tmp_path / "later").is_dir()
+    with pytest.raises(UserError, match="File name too long; choose another name"):
+        ensure_writable(tmp_path / ("a" * 300 + ".mp4"))
