@@ -24,7 +24,7 @@ from stream.images import check_image_size
 from stream.metrics import LatencyRecorder
 from stream.pipeline import Pipeline
 from stream.paths import ensure_writable, same_file
-from stream.sinks import Sink, check_display, check_virtual_camera, make_sink, output_kind
+from stream.sinks import PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind
 from stream.sources import ImageSource, PacedSource, Source, VideoFileSource, open_source
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
 
@@ -45,6 +45,10 @@ class Built:
 def default_output(input_spec: str, source: Source) -> str:
     if source.live:
         return "window"
+    if not input_spec.startswith("synthetic:") and not Path(input_spec).expanduser().is_file():
+        # /dev/stdin, a named pipe: the name beside it would land in /dev
+        raise UserError(f"input {input_spec} is a pipe or a device, so there is no place beside it for the output; "
+                        f"give one with -o")
     return portrait_name(input_spec, image=isinstance(source, ImageSource))
 
 
@@ -86,7 +90,7 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
     for flag, target in files.items():  # the sinks check again when they open; this is before the model loads
         ensure_writable(Path(target), "depth video" if flag == "--save-depth" else "output")
     if output_kind(output) == "window" or preview:
-        check_display()
+        check_display(WINDOW_FIX if output_kind(output) == "window" else PREVIEW_FIX)
     if output_kind(output) == "vcam":
         check_virtual_camera()  # the package; the device itself answers only when the sink opens
     if output_kind(output) == "image" and source.frame_count != 1:

@@ -107,34 +107,39 @@ DISPLAY_PROBE = ("import cv2; cv2.namedWindow('depthcam-probe', cv2.WINDOW_NORMA
                  "cv2.destroyAllWindows(); cv2.waitKey(1)")
 
 
-def check_display() -> None:
-    """On Linux, that the preview window can open here; a clear UserError where it cannot."""
+WINDOW_FIX = "write to a file with -o out.mp4, or use -o null"
+PREVIEW_FIX = "leave out --preview (output.preview)"
+
+
+def check_display(fix: str = WINDOW_FIX) -> None:
+    """On Linux, that the preview window can open here; a clear UserError where it cannot, ending in `fix`."""
     if not sys.platform.startswith("linux"):
         return
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("no display for the preview window (DISPLAY is not set); "
-                        "write to a file with -o out.mp4, or use -o null")
-    _probe_display(os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", ""))
+        raise UserError(f"no display for the preview window (DISPLAY is not set); {fix}")
+    problem = _probe_display(os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", ""))
+    if problem is not None:
+        raise UserError(f"{problem}; check DISPLAY, or {fix}")
 
 
 @functools.lru_cache(maxsize=4)
-def _probe_display(display: str, wayland_display: str, timeout_s: float = 20.0) -> None:
+def _probe_display(display: str, wayland_display: str, timeout_s: float = 20.0) -> str | None:
     """Open a window once in a child process: with DISPLAY set but unreachable (a stale DISPLAY over
     SSH, a stopped X server) OpenCV's Qt aborts the whole process (SIGABRT) instead of raising.
-    Cached per display: build() checks before loading anything, the window sink again when it opens."""
+    Cached per display: build() checks before loading anything, the window sink again when it opens.
+    Returns what is wrong, or None."""
     try:
         probe = subprocess.run([sys.executable, "-c", DISPLAY_PROBE], capture_output=True, text=True,
                                timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        raise UserError(f"the display {os.environ.get('DISPLAY', '')!r} did not answer within {timeout_s:.0f} s; "
-                        f"write to a file with -o out.mp4, or use -o null") from None
+        return f"the display {display!r} did not answer within {timeout_s:.0f} s"
     if probe.returncode != 0:
         lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
         # Qt names the display problem ("could not connect"); a headless OpenCV ends with a cv2.error line
         reason = next((line for line in lines if "could not" in line or "error" in line.lower()),
                       lines[-1] if lines else f"exit status {probe.returncode}")
-        raise UserError(f"cannot open a preview window on display {os.environ.get('DISPLAY', '')!r} ({reason[:120]}); "
-                        f"check DISPLAY, or write to a file with -o out.mp4, or use -o null")
+        return f"cannot open a preview window on display {display!r} ({reason[:120]})"
+    return None
 
 
 def key_char(code: int) -> int | None:

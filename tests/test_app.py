@@ -138,3 +138,27 @@ def test_a_video_plays_at_its_own_pace_where_it_is_watched(clip, photo):
     assert not any(plays_in_real_time(target, video) for target in ("out.mp4", "null", "still.png"))
     assert not plays_in_real_time("window", open_source(str(photo)))  # a photo is kept, not paced
     assert not plays_in_real_time("window", open_source("synthetic:portrait?frames=3"))
+
+
+def test_an_input_from_a_pipe_needs_an_output_named(tmp_path):
+    """`cat clip.mp4 | depthcam run /dev/stdin` wrote /dev/stdin_portrait.mp4."""
+    import os
+
+    from stream.app import default_output
+    from stream.sources import Source
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(UserError, match="is a pipe or a device, so there is no place beside it.*give one with -o"):
+        default_output(str(pipe), Source())
+    assert default_output("synthetic:portrait", Source()) == "out/synthetic_portrait.mp4"
+
+
+def test_a_preview_that_cannot_open_says_to_leave_out_preview(monkeypatch):
+    from stream.sinks import PREVIEW_FIX, check_display
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    with pytest.raises(UserError, match=r"DISPLAY is not set\); leave out --preview"):
+        check_display(PREVIEW_FIX)

@@ -390,7 +390,7 @@ def _fake_window(monkeypatch, keys):
 
     pressed = iter(keys)
     for module in (app, sinks):
-        monkeypatch.setattr(module, "check_display", lambda: None)
+        monkeypatch.setattr(module, "check_display", lambda fix=None: None)
     monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
     monkeypatch.setattr(cv2, "setMouseCallback", lambda *a: None)
     monkeypatch.setattr(cv2, "imshow", lambda *a: None)

@@ -130,7 +130,7 @@ def _press(monkeypatch, code):
 
 
 def _window(monkeypatch, side_by_side=False):
-    monkeypatch.setattr(sinks, "check_display", lambda: None)
+    monkeypatch.setattr(sinks, "check_display", lambda fix=None: None)
     monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
     monkeypatch.setattr(cv2, "setMouseCallback", lambda *a: None)
     monkeypatch.setattr(cv2, "imshow", lambda *a: None)
