@@ -47,6 +47,9 @@ def download(url: str, destination: Path, sha256: str, *, progress: bool = True,
     asks the server for the rest (an HTTP Range request) instead of starting a 472 MB archive over;
     a server that ignores the range sends the whole file again. A checksum mismatch deletes them."""
     partial = destination.with_name(destination.name + ".part")
+    if destination.parent.exists() and not destination.parent.is_dir():
+        raise ModelError(f"the model cache {destination.parent} is a file, not a folder "
+                         f"(set DEPTHCAM_MODELS to a folder)")
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         lock = open(destination.with_name(f".{destination.name}.lock"), "a+b")  # noqa: SIM115 (held below)

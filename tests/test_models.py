@@ -34,8 +34,12 @@ def test_unreachable_download_says_what_to_do(tmp_path):
 
 def test_a_cache_that_cannot_be_written_says_how_to_move_it(tmp_path):
     (tmp_path / "cache").write_text("a file where the cache folder should be")
-    with pytest.raises(ModelError, match="cannot write into the model cache .*DEPTHCAM_MODELS"):
+    with pytest.raises(ModelError, match="the model cache .* is a file, not a folder .*DEPTHCAM_MODELS"):
         download((tmp_path / "x.bin").as_uri(), tmp_path / "cache" / "model.onnx", "0" * 64, progress=False)
+    (tmp_path / "blocked").write_text("a file where the cache's parent folder should be")
+    with pytest.raises(ModelError, match="cannot write into the model cache .*DEPTHCAM_MODELS"):
+        download((tmp_path / "x.bin").as_uri(), tmp_path / "blocked" / "cache" / "model.onnx", "0" * 64,
+                 progress=False)
 
 
 class _RangeServer:
