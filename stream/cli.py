@@ -81,6 +81,8 @@ def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
+    if args.focus is not None and args.focus_point is not None:  # the point won, and --focus was dropped unsaid
+        raise UserError("--focus and --focus-point both set the focus; give one of them")
     return {
         **model_overrides(args), "render.focus": args.focus,
         "render.focus_point": args.focus_point, "render.blur": args.blur,
@@ -475,6 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("depthcam: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # its own message is empty
+        print("depthcam: error: out of memory; close other programs, or use a smaller input or --refine live",
+              file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `depthcam models list | head -1`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -11,6 +11,7 @@ threads end within a couple of seconds, and the sink is always closed (files fin
 """
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -39,6 +40,13 @@ class RunResult:
     dropped: int  # frames the live capture queue dropped
     queue_high_water: dict[str, int] = field(default_factory=dict)
     threads_left: list[str] = field(default_factory=list)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 class Pipeline:
@@ -131,7 +139,9 @@ class Pipeline:
         self.source_error = None
         completed, interrupted, closed_by_user = False, False, False
         total = None if self.source.live else self.source.frame_count
-        bar = tqdm(total=total, unit="frame", disable=not self.progress, dynamic_ncols=True, leave=True)
+        # into a log (stderr not a terminal) a state every 10 s, not ten a second
+        bar = tqdm(total=total, unit="frame", disable=not self.progress, dynamic_ncols=True, leave=True,
+                   mininterval=0.1 if _is_terminal(sys.stderr) else 10.0)
         with signals_stop(self.stop) as signals:
             try:
                 for thread in self.threads:

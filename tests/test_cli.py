@@ -689,3 +689,9 @@ def test_a_run_whose_stderr_is_full_or_closed_still_writes_its_output(shared_mod
         result = subprocess.run([sys.executable, "-m", "stream", "run", "synthetic:portrait?size=96x64&frames=6",
                                  "-o", str(out), "--refine", "off"], stderr=full, cwd=REPO, timeout=120)
     assert result.returncode == 0 and probe(out)["frames"] == 6
+
+
+def test_focus_and_a_focus_point_together_are_refused(tmp_path):
+    """Both set the focus: the point won and --focus was dropped without a word."""
+    assert_one_clear_line(depthcam("run", "synthetic:portrait?frames=2", "-o", "null", "--focus", "0.4",
+                                   "--focus-point", "10,10"), "--focus and --focus-point both set the focus")
