@@ -310,10 +310,13 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from stream.sample import write_sample
 
+    from stream.sinks import output_kind
+
+    # the outputs' spelling first: a folder (`-o results/`) gets demo_portrait.mp4 and demo_depth.mp4 in it
+    output = _into_folder("demo", "-o", args.output) or str(DEMO_DIR / "demo_portrait.mp4")
+    args.save_depth = _into_folder("demo", "--save-depth", args.save_depth) or str(DEMO_DIR / "demo_depth.mp4")
+    output_kind(output)
     sample = write_sample(DEMO_DIR / "sample_astronaut.mp4")
-    output = args.output or str(DEMO_DIR / "demo_portrait.mp4")
-    if args.save_depth is None:
-        args.save_depth = str(DEMO_DIR / "demo_depth.mp4")
     code = _run(str(sample), output, args)
     if code == 0:
         print(f"depthcam demo: input {sample}\n  portrait {output}\n  depth    {args.save_depth}")

@@ -695,3 +695,15 @@ def test_focus_and_a_focus_point_together_are_refused(tmp_path):
     """Both set the focus: the point won and --focus was dropped without a word."""
     assert_one_clear_line(depthcam("run", "synthetic:portrait?frames=2", "-o", "null", "--focus", "0.4",
                                    "--focus-point", "10,10"), "--focus and --focus-point both set the focus")
+
+
+def test_the_demo_writes_into_a_folder_and_checks_its_output_before_the_sample(shared_models, tmp_path):
+    """`depthcam demo -o results/` was refused (no extension) after the sample clip was made."""
+    bad = depthcam("demo", "-o", str(tmp_path / "x.xyz"))
+    assert_one_clear_line(bad, "unknown output type .xyz")
+    result = subprocess.run([sys.executable, "-m", "stream", "demo", "-o", "results/", "--save-depth", "results/",
+                             "--refine", "off", "--no-progress"], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert probe(tmp_path / "results" / "demo_portrait.mp4")["frames"] == probe(tmp_path / "results" / "demo_depth.mp4")["frames"] > 0
+    assert (tmp_path / "out" / "sample_astronaut.mp4").exists()
