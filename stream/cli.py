@@ -30,7 +30,10 @@ class Parser(argparse.ArgumentParser):
     (argparse's own prints the whole usage block first)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"depthcam: error: {message} (see '{self.prog} --help')\n")
+        # a file whose name starts with '-' reads as an option: say how to give it
+        dashed = next((arg for arg in sys.argv[1:] if arg.startswith("-") and len(arg) > 1 and os.path.isfile(arg)), None)
+        hint = f"; {dashed} is a file: write ./{dashed}" if dashed else ""
+        self.exit(2, f"depthcam: error: {message}{hint} (see '{self.prog} --help')\n")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:

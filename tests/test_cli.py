@@ -707,3 +707,11 @@ def test_the_demo_writes_into_a_folder_and_checks_its_output_before_the_sample(s
     assert result.returncode == 0, result.stderr
     assert probe(tmp_path / "results" / "demo_portrait.mp4")["frames"] == probe(tmp_path / "results" / "demo_depth.mp4")["frames"] > 0
     assert (tmp_path / "out" / "sample_astronaut.mp4").exists()
+
+
+def test_a_file_named_like_an_option_gets_a_hint(tmp_path):
+    clip = tmp_path / "-x.mp4"
+    clip.write_bytes(b"")
+    result = subprocess.run([sys.executable, "-m", "stream", "run", "-x.mp4"], capture_output=True, text=True,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert_one_clear_line(result, "-x.mp4 is a file: write ./-x.mp4")
