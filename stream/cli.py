@@ -312,7 +312,6 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from stream.sample import write_sample
-
     from stream.sinks import output_kind
 
     # the outputs' spelling first: a folder (`-o results/`) gets demo_portrait.mp4 and demo_depth.mp4 in it

@@ -143,7 +143,7 @@ class VideoWriter:
         self._whole_ticks = suffix == ".avi"
         self.pictures_left_out = 0
         self._failed = False  # a write failed: the file is left as it is
-        self._last_seconds: float | None = None  # the time of the last picture given, for AVI's ticks
+        self._last_seconds: float | None = None  # the time of the last picture given: one before it is a join
         self._last_pts = -1
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
         self._audio: _AudioTrack | None = None
