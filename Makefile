@@ -3,8 +3,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CUDA extra only where an NVIDIA driver answers; everything else runs on the CPU.
-CUDA_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo ",cuda")
+# The CUDA extra only where an NVIDIA driver answers; everything else runs on the CPU. The CUDA version the
+# driver reports picks the CuPy build: 12 gets cupy-cuda12x, 13 and later cupy-cuda13x, older ones none.
+CUDA_EXTRA := $(shell v=$$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9]*\).*/\1/p' | head -n 1); \
+                if [ -z "$$v" ]; then :; elif [ "$$v" -ge 13 ]; then echo ",cuda"; elif [ "$$v" -eq 12 ]; then echo ",cuda12"; fi)
 # Models come from the team's shared folder beside the checkout when it exists, else they are
 # downloaded into the user's cache (~/.cache/depthcam) with a checksum.
 SHARED_MODELS := $(wildcard ../shared/models)
