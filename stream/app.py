@@ -77,9 +77,14 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
     overwrites the input or the other output, every output file can be written and a preview window
     can open, an image output gets one frame, and the settings given in frame pixels fit this frame."""
     save_depth = config.output.save_depth
-    if save_depth and output_kind(save_depth) != "video":
-        raise UserError(f"--save-depth {save_depth}: the depth goes into a video file; give one "
+    if save_depth and output_kind(save_depth) == "image" and source.frame_count != 1:
+        raise UserError(f"--save-depth {save_depth} is an image but the input has many frames; give a video file "
                         f"(e.g. {Path(save_depth).with_suffix('.mp4').name})")
+    if save_depth and output_kind(save_depth) not in ("video", "image"):
+        raise UserError(f"--save-depth {save_depth}: the depth goes into a video or image file; give one "
+                        f"(e.g. {Path(save_depth).with_suffix('.mp4').name})")
+    if save_depth and output_kind(save_depth) == "image":
+        check_image_size("--save-depth", save_depth, source.width, source.height)
     files = {flag: target for flag, target in (("-o", output), ("--save-depth", save_depth))
              if target and output_kind(target) in ("video", "image")}
     if isinstance(source, (VideoFileSource, ImageSource)):

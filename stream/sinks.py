@@ -346,10 +346,15 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
     out_width = width * 3 if side_by_side else width
     sinks: list[Sink] = []
     if save_depth:
-        if output_kind(save_depth) != "video":
-            raise UserError(f"--save-depth {save_depth}: give a video file ({', '.join(video_suffixes())})")
-        sinks.append(VideoSink(Path(save_depth), width, height, fps, None,
-                               lambda f: colourise(f.refined) if f.refined is not None else np.zeros_like(f.image)))
+        depth: Callable[[Frame], np.ndarray] = lambda f: (  # noqa: E731
+            colourise(f.refined) if f.refined is not None else np.zeros_like(f.image))
+        if output_kind(save_depth) == "image":  # a photo's depth picture
+            sinks.append(ImageSink(Path(save_depth), depth))
+        elif output_kind(save_depth) == "video":
+            sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth))
+        else:
+            raise UserError(f"--save-depth {save_depth}: give a video file ({', '.join(video_suffixes())}) or, "
+                            f"for a photo, an image file")
     if kind == "null":
         sinks.append(NullSink())
     elif kind == "video":

@@ -91,9 +91,11 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_model_loads(clip
         check(clip, tmp_path / "out.mp4", **{"output.save_depth": str(tmp_path / "notes.txt" / "d.mp4")})
 
 
-def test_a_depth_image_is_refused_before_the_model_loads(clip, tmp_path):
-    with pytest.raises(UserError, match="--save-depth .*d.png: the depth goes into a video file"):
+def test_a_depth_image_of_a_video_is_refused_before_the_model_loads(clip, tmp_path):
+    with pytest.raises(UserError, match="--save-depth .*d.png is an image but the input has many frames"):
         check(clip, tmp_path / "out.mp4", **{"output.save_depth": str(tmp_path / "d.png")})
+    with pytest.raises(UserError, match="--save-depth window: the depth goes into a video or image file"):
+        check(clip, tmp_path / "out.mp4", **{"output.save_depth": "window"})
 
 
 def test_a_photo_kept_in_a_window_comes_again_paced_like_a_slow_camera(tmp_path):

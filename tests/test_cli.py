@@ -715,3 +715,17 @@ def test_a_file_named_like_an_option_gets_a_hint(tmp_path):
     result = subprocess.run([sys.executable, "-m", "stream", "run", "-x.mp4"], capture_output=True, text=True,
                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
     assert_one_clear_line(result, "-x.mp4 is a file: write ./-x.mp4")
+
+
+def test_a_photo_s_depth_goes_into_a_picture(shared_models, tmp_path):
+    """A photographer's --save-depth depth.png was refused: the depth had to be a one-frame video."""
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    result = depthcam("run", str(photo), "-o", str(tmp_path / "out.png"), "--save-depth", str(tmp_path / "depth.png"),
+                      "--no-progress")
+    assert result.returncode == 0, result.stderr
+    depth = cv2.imread(str(tmp_path / "depth.png"))
+    assert depth.shape == (48, 64, 3) and depth.std() > 0  # the colour map of a depth, not a blank

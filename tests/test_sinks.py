@@ -84,10 +84,13 @@ def test_virtual_camera_says_what_is_missing():
         pytest.skip("pyvirtualcam is installed; whether a device exists depends on the machine")
 
 
-def test_depth_video_needs_a_video_name(tmp_path):
+def test_the_depth_goes_into_a_video_or_a_picture(tmp_path):
+    picture = make_sink("null", width=64, height=48, fps=30, audio_from=None, side_by_side=False,
+                        save_depth=str(tmp_path / "depth.png"), controls=None)
+    assert any(isinstance(sink, ImageSink) for sink in picture.sinks)
     with pytest.raises(UserError, match="save-depth"):
-        make_sink("null", width=64, height=48, fps=30, audio_from=None, side_by_side=False,
-                  save_depth=str(tmp_path / "depth.png"), controls=None)
+        make_sink("null", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth="window",
+                  controls=None)
 
 
 def test_null_sink_counts():
