@@ -503,8 +503,8 @@ WORKER_THREADS = ("capture", "stage-", "depth-async", "face-finder")
 def console_main() -> NoReturn:
     """The `depthcam` command. After a second Ctrl-C the run returns at once, leaving stage threads inside
     ONNX Runtime or a Numba kernel; the interpreter's teardown would then destroy their native thread pools
-    under them ("terminate called without an active exception", exit 134). So where such threads are left the
-    process ends without that teardown; what the output holds is on disk already."""
+    under them ("terminate called without an active exception", exit 134). So after an interruption, or where
+    such threads are left, the process ends without that teardown; what the output holds is on disk already."""
     sys.stderr = TolerantStream(sys.stderr)
     try:
         code = main()
@@ -513,7 +513,9 @@ def console_main() -> NoReturn:
         code = 130
     for signum in STOP_SIGNALS:  # leaving anyway: a further Ctrl-C must not interrupt the exit itself
         signal.signal(signum, signal.SIG_IGN)
-    if any(thread.is_alive() and thread.name.startswith(WORKER_THREADS) for thread in threading.enumerate()):
+    # an interrupted run too: a stage thread that has just left Python may still be inside ONNX Runtime
+    if code == 130 or any(thread.is_alive() and thread.name.startswith(WORKER_THREADS)
+                          for thread in threading.enumerate()):
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -651,8 +651,10 @@ def test_a_folder_named_like_a_special_output_leaves_it_special(tmp_path, monkey
     assert _into_folder("clip.mp4", "-o", "null/") == str(Path("null") / "clip_portrait.mp4")
 
 
-@pytest.mark.parametrize("left, hard_exit", [("tqdm_monitor", False), ("stage-depth", True), ("depth-async", True)])
-def test_the_command_skips_the_interpreter_s_teardown_only_where_stage_threads_are_left(monkeypatch, left, hard_exit):
+@pytest.mark.parametrize("left, code, hard_exit", [("tqdm_monitor", 0, False), ("stage-depth", 0, True),
+                                                   ("depth-async", 0, True), ("tqdm_monitor", 130, True)])
+def test_the_command_skips_the_interpreter_s_teardown_after_an_interruption_or_with_stage_threads_left(
+        monkeypatch, left, code, hard_exit):
     import threading
 
     from stream import cli
@@ -661,7 +663,7 @@ def test_the_command_skips_the_interpreter_s_teardown_only_where_stage_threads_a
     thread = threading.Thread(target=release.wait, name=left, daemon=True)
     thread.start()
     exits = []
-    monkeypatch.setattr(cli, "main", lambda: 0)
+    monkeypatch.setattr(cli, "main", lambda: code)
     monkeypatch.setattr(cli.os, "_exit", lambda code: exits.append(code))
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)  # pytest's own handlers stay
     try:
@@ -669,7 +671,7 @@ def test_the_command_skips_the_interpreter_s_teardown_only_where_stage_threads_a
             cli.console_main()
     finally:
         release.set()
-    assert ended.value.code == 0 and exits == ([0] if hard_exit else [])
+    assert ended.value.code == code and exits == ([code] if hard_exit else [])
 
 
 def test_a_run_whose_stderr_is_full_or_closed_still_writes_its_output(shared_models, tmp_path):
