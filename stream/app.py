@@ -61,6 +61,11 @@ def portrait_name(input_spec: str, image: bool) -> str:
     return str(path.with_name(f"{path.stem}_portrait{'.png' if image else '.mp4'}"))
 
 
+def depth_name(input_spec: str) -> str:
+    """The depth video's file name where --save-depth names a folder: NAME_depth.mp4."""
+    return f"{'synthetic' if input_spec.startswith('synthetic:') else Path(input_spec).stem}_depth.mp4"
+
+
 def refuse_writing_over_input(input_spec: str, flag: str, target: str) -> None:
     if same_file(input_spec, target):
         raise UserError(f"{flag} {target} is the input file: writing it would destroy the input; choose another name")
@@ -77,13 +82,14 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
     overwrites the input or the other output, every output file can be written and a preview window
     can open, an image output gets one frame, and the settings given in frame pixels fit this frame."""
     save_depth = config.output.save_depth
-    if save_depth and output_kind(save_depth) == "image" and source.frame_count != 1:
-        raise UserError(f"--save-depth {save_depth} is an image but the input has many frames; give a video file "
-                        f"(e.g. {Path(save_depth).with_suffix('.mp4').name})")
-    if save_depth and output_kind(save_depth) not in ("video", "image"):
+    kind, depth_kind = output_kind(output), output_kind(save_depth) if save_depth else None
+    if depth_kind not in (None, "video", "image"):
         raise UserError(f"--save-depth {save_depth}: the depth goes into a video or image file; give one "
                         f"(e.g. {Path(save_depth).with_suffix('.mp4').name})")
-    if save_depth and output_kind(save_depth) == "image":
+    if depth_kind == "image":
+        if source.frame_count != 1:
+            raise UserError(f"--save-depth {save_depth} is an image but the input has many frames; give a video "
+                            f"file (e.g. {Path(save_depth).with_suffix('.mp4').name})")
         check_image_size("--save-depth", save_depth, source.width, source.height)
     files = {flag: target for flag, target in (("-o", output), ("--save-depth", save_depth))
              if target and output_kind(target) in ("video", "image")}
@@ -94,14 +100,14 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
         raise UserError(f"-o and --save-depth both name {output}; give the depth video its own name")
     for flag, target in files.items():  # the sinks check again when they open; this is before the model loads
         ensure_writable(Path(target), "depth video" if flag == "--save-depth" else "output")
-    if output_kind(output) == "window" or preview:
-        check_display(WINDOW_FIX if output_kind(output) == "window" else PREVIEW_FIX)
-    if output_kind(output) == "vcam":
+    if kind == "window" or preview:
+        check_display(WINDOW_FIX if kind == "window" else PREVIEW_FIX)
+    if kind == "vcam":
         check_virtual_camera()  # the package; the device itself answers only when the sink opens
-    if output_kind(output) == "image" and source.frame_count != 1:
-        raise UserError(f"-o {output} is an image but the input is a video or a camera; give a video file "
-                        f"(e.g. {Path(output).with_suffix('.mp4').name}), window or null")
-    if output_kind(output) == "image":
+    if kind == "image":
+        if source.frame_count != 1:
+            raise UserError(f"-o {output} is an image but the input is a video or a camera; give a video file "
+                            f"(e.g. {Path(output).with_suffix('.mp4').name}), window or null")
         check_image_size("-o", output, source.width * (3 if config.output.side_by_side else 1), source.height)
     render = config.render
     blur_px = render.blur * source.height / render.reference_height

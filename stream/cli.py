@@ -236,10 +236,10 @@ def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
     if spec.startswith("camera:"):
         raise UserError(f"{flag} {value} is a folder; give the recording a file name "
                         f"(e.g. {Path(value) / 'take1.mp4'})")
-    from stream.app import portrait_name
+    from stream.app import depth_name, portrait_name
 
     if flag == "--save-depth":
-        name = f"{'synthetic' if spec.startswith('synthetic:') else Path(spec).stem}_depth.mp4"
+        name = depth_name(spec)
     else:
         name = Path(portrait_name(spec, image=is_still_image(Path(spec)))).name
     return str(Path(value) / name)
@@ -274,14 +274,14 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
             raise UserError("every input is named as depthcam's own output (NAME_portrait, NAME_depth); "
                             "give one on its own to process it")
     folder, depth_folder = _batch_folder("-o", args.output), _batch_folder("--save-depth", args.save_depth)
-    from stream.app import portrait_name
+    from stream.app import depth_name, portrait_name
 
     plans = []
     for spec in inputs:
         # as a single run names it, told from the name: the inputs open one at a time, later
         beside = Path(portrait_name(spec, image=is_still_image(Path(spec))))
         output = folder / beside.name if folder is not None else beside
-        depth = str(depth_folder / f"{Path(spec).stem}_depth.mp4") if depth_folder is not None else None
+        depth = str(depth_folder / depth_name(spec)) if depth_folder is not None else None
         plans.append((spec, str(output), depth))
     outputs = [p for _, output, depth in plans for p in (output, depth) if p is not None]
     clash = next((p for i, p in enumerate(outputs) if p in outputs[:i]), None)

@@ -53,6 +53,23 @@ def opencv_quiet() -> Iterator[None]:
         logging.setLogLevel(previous)
 
 
+@contextmanager
+def _pillow_open(path: Path) -> Iterator[Any]:
+    """The picture as Pillow opens it (lazily: headers first), or None where Pillow cannot read it. Its
+    decompression-bomb warning is silenced (OpenCV's pixel limit speaks first); the error stays."""
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            opened = Image.open(path)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+            yield None
+            return
+        with opened:
+            yield opened
+
+
 # OpenCV's own file functions take the name as UTF-8: a name that is not (a byte such as 0xff in a Linux file
 # name, which Python carries as a surrogate) crashed them (SIGSEGV). So files are read and written here, and
 # OpenCV only decodes and encodes bytes (imread also refused TIFFs turned by their orientation tag, 5-8).
@@ -70,14 +87,14 @@ def is_still_image(path: Path) -> bool:
             return False
     except OSError:  # a name too long: opening the input says so
         return False
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                return getattr(image, "n_frames", 1) == 1
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+            warnings.simplefilter("ignore")  # a guess at what the file is stays silent
+            with _pillow_open(path) as image:
+                return image is not None and getattr(image, "n_frames", 1) == 1
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return False
 
 
@@ -102,20 +119,20 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def _read_with_pillow(path: Path) -> np.ndarray | None:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                image = ImageOps.exif_transpose(opened)
-                if image.mode.startswith("I"):  # 16- or 32-bit grey: to 8 bits as OpenCV does (/257)
-                    grey = np.clip(np.asarray(image, np.float64) / 257.0 + 0.5, 0, 255).astype(np.uint8)
-                    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
-                return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+        with _pillow_open(path) as opened:
+            if opened is None:
+                return None
+            image = ImageOps.exif_transpose(opened)
+            if image.mode.startswith("I"):  # 16- or 32-bit grey: to 8 bits as OpenCV does (/257)
+                grey = np.clip(np.asarray(image, np.float64) / 257.0 + 0.5, 0, 255).astype(np.uint8)
+                return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+            return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
     except Image.DecompressionBombError:
         raise UserError(f"image {path} is larger than depthcam reads; downscale it first") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+    except (OSError, ValueError, SyntaxError, EOFError):  # a picture that breaks off while decoding
         return None
 
 
@@ -130,18 +147,18 @@ def check_image_size(flag: str, target: str, width: int, height: int) -> None:
 
 def read_metadata(path: Path) -> PhotoMetadata:
     """The colour profile and EXIF of a photo (headers only); none where Pillow cannot read them."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                icc = image.info.get("icc_profile") or None
-                exif = image.getexif()
-                if EXIF_ORIENTATION in exif:
-                    exif[EXIF_ORIENTATION] = 1  # the pixels are read upright
-                return PhotoMetadata(icc, exif.tobytes() if len(exif) else None)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        with _pillow_open(path) as image:
+            if image is None:
+                return PhotoMetadata()
+            icc = image.info.get("icc_profile") or None
+            exif = image.getexif()
+            if EXIF_ORIENTATION in exif:
+                exif[EXIF_ORIENTATION] = 1  # the pixels are read upright
+            return PhotoMetadata(icc, exif.tobytes() if len(exif) else None)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return PhotoMetadata()
 
 

@@ -233,10 +233,11 @@ class WindowSink(Sink):
         while path.exists():
             number += 1
             path = Path(f"{stem}_{number}.png")
-        if cv2.imwrite(str(path), compose(frame, False)):
-            self.notify(f"saved {path.resolve()}")
-        else:
-            self.notify(f"could not save {path.resolve()} (is the folder writable?)")
+        try:
+            saved = write_image(path, compose(frame, False))
+        except OSError:
+            saved = False
+        self.notify(f"saved {path.resolve()}" if saved else f"could not save {path.resolve()} (is the folder writable?)")
 
     def _with_info(self, picture: np.ndarray, frame: Frame, shown_at: int) -> np.ndarray:
         """A copy with the rate shown, the frame's latency from capture to display and its focus written in
