@@ -29,8 +29,9 @@ __device__ __forceinline__ float srgb_to_linear(unsigned char v, float gamma) {
     return powf((float)v * (1.0f / 255.0f), gamma);
 }
 
-// One thread per s x s block: full-resolution CoC and highlight weight; per block far and near
-// premultiplied colour, weight, coverage and mean radius (reduced px), largest small near CoC.
+// One thread per s x s block: full-resolution CoC and highlight weight; per block the reduced share of far
+// and near premultiplied colour, weight, coverage and mean radius (reduced px), largest small near CoC and
+// far radius (gathered at full resolution by the composite).
 extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, const float* __restrict__ disp,
                                       int height, int width, int s, float focus, float coc_scale, float coc_max,
                                       float boost,
@@ -38,7 +39,8 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
                                       float* __restrict__ coc, float* __restrict__ hwt,
                                       float4* __restrict__ low_f, float* __restrict__ low_fr,
                                       float4* __restrict__ low_n, float* __restrict__ low_nm,
-                                      float* __restrict__ low_nr, float* __restrict__ low_small) {
+                                      float* __restrict__ low_nr, float* __restrict__ low_small,
+                                      float* __restrict__ low_fsmall) {
     const int bx = blockIdx.x * blockDim.x + threadIdx.x;
     const int by = blockIdx.y * blockDim.y + threadIdx.y;
     if (bx >= wl || by >= hl) return;
@@ -46,9 +48,9 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     const int x0 = bx * s, x1 = min(x0 + s, width);
     const float inv_thr = 1.0f / (1.0f - HIGHLIGHT_THRESHOLD);
     float f0 = 0.f, f1 = 0.f, f2 = 0.f, fh = 0.f, fr = 0.f;
-    float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f, nm = 0.f, nr = 0.f;
-    int fcount = 0;
-    float small = -1.0f;  // largest near CoC (< s) gathered at full resolution, -1: none
+    float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f, nm = 0.f, nr = 0.f, fm = 0.f;
+    float small = -1.0f;   // largest near CoC (< s) gathered at full resolution, -1: none
+    float fsmall = -1.0f;  // the same for the far field's sources
     for (int y = y0; y < y1; ++y) {
         for (int x = x0; x < x1; ++x) {
             // clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
@@ -65,7 +67,9 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
             if (c >= -FOCUS_RADIUS && c <= FOCUS_RADIUS) continue;
             const float b = (float)px[0], g = (float)px[1], r = (float)px[2];
             if (c < 0.0f) {
-                f0 += hw * b; f1 += hw * g; f2 += hw * r; fh += hw; fr -= c; ++fcount;
+                const float t = split(-c, s);
+                if (t < 1.0f && -c > fsmall) fsmall = -c;
+                f0 += t * hw * b; f1 += t * hw * g; f2 += t * hw * r; fh += t * hw; fm += t; fr -= t * c;
             } else {
                 const float t = split(c, s);
                 if (t < 1.0f && c > small) small = c;
@@ -76,11 +80,12 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     const float inv_n = 1.0f / (float)((y1 - y0) * (x1 - x0));
     const int i = by * wl + bx;
     low_f[i] = make_float4(f0 * inv_n, f1 * inv_n, f2 * inv_n, fh * inv_n);
-    low_fr[i] = fcount > 0 ? fr / (float)(fcount * s) : -1.0f;
+    low_fr[i] = fm > 0.0f ? fr / (fm * (float)s) : -1.0f;  // mean radius of the reduced share
     low_n[i] = make_float4(n0 * inv_n, n1 * inv_n, n2 * inv_n, nh * inv_n);
     low_nm[i] = nm * inv_n;
     low_nr[i] = nm > 0.0f ? nr / (nm * (float)s) : -1.0f;  // mean radius of the reduced share
     low_small[i] = small;
+    low_fsmall[i] = fsmall;
 }
 
 // One thread per reduced pixel. The far gather's window is bounded by the pixel's own radius (the
@@ -151,13 +156,14 @@ __device__ __forceinline__ unsigned char to_u8(float v) {
     return (unsigned char)fminf(fmaxf(v + 0.5f, 0.0f), 255.0f);
 }
 
-// One thread per full-resolution pixel: far pixels take the far field (exact small-CoC gather
-// cross-faded with the bilinear, support-weighted reduced one), in-focus pixels keep their value,
+// One thread per full-resolution pixel: far pixels take the far field (the exact gather of the pairs with
+// a radius below s plus the bilinear, support-renormalised reduced one), in-focus pixels keep their value,
 // then the near field's coverage (reduced share + exact small share) composites its colour over.
 extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, const float* __restrict__ coc,
                                          const float* __restrict__ hwt, int height, int width, int s, int hl, int wl,
                                          const float4* __restrict__ far_acc, const float4* __restrict__ near_acc,
                                          const float* __restrict__ near_a, const float* __restrict__ low_small,
+                                         const float* __restrict__ low_fr, const float* __restrict__ low_fsmall,
                                          unsigned char* __restrict__ out) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
@@ -174,14 +180,22 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
     const unsigned char* src = img + 3 * p;
     float o0 = (float)src[0], o1 = (float)src[1], o2 = (float)src[2];
     const float c = coc[p];
+    const int by = y / s, bx = x / s;
     if (c < -FOCUS_RADIUS) {
+        // Far field: the pairs (q, p) whose radius min(r_q, r_p) is below s are gathered exactly here, with the
+        // share 1 - t_q t_p; the reduced gather carries t_q (summed into its blocks) times t_p (applied here).
         const float rp = -c;
-        const float t = split(rp, s);
-        float g0 = 0.f, g1 = 0.f, g2 = 0.f;
-        if (t < 1.0f) {
-            // exact far gather: the min-radius rule bounds its window by the pixel's own CoC (< s)
-            float gh = 0.f;
-            const int k = min((int)ceilf(rp + 0.5f) - 1, s + 1);
+        const float tp = split(rp, s);
+        float g0 = 0.f, g1 = 0.f, g2 = 0.f, gh = 0.f;
+        // a small far source reaches < s + 0.5 px: at most into the neighbouring blocks
+        float reach = tp < 1.0f ? rp : -1.0f;
+        if (reach < 0.0f) {
+            for (int j = max(by - 1, 0); j <= min(by + 1, hl - 1); ++j)
+                for (int i = max(bx - 1, 0); i <= min(bx + 1, wl - 1); ++i)
+                    reach = fmaxf(reach, __ldg(low_fsmall + j * wl + i));
+        }
+        if (reach > 0.0f) {
+            const int k = min((int)ceilf(fmaxf(reach, FOCUS_RADIUS) + 0.5f) - 1, s + 1);
             for (int dy = -k; dy <= k; ++dy) {
                 const int qy = y + dy;
                 if (qy < 0 || qy >= height) continue;
@@ -191,21 +205,24 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
                     const int q = qy * width + qx;
                     const float cq = __ldg(coc + q);
                     if (cq >= -FOCUS_RADIUS) continue;
-                    const float w = disc_weight(fmaxf(fminf(-cq, rp), FOCUS_RADIUS), dy, dx) * __ldg(hwt + q);
+                    const float share = 1.0f - split(-cq, s) * tp;
+                    if (share <= 0.0f) continue;
+                    const float w = disc_weight(fmaxf(fminf(-cq, rp), FOCUS_RADIUS), dy, dx) * __ldg(hwt + q) * share;
                     const unsigned char* sq = img + 3 * q;
                     g0 += w * (float)sq[0]; g1 += w * (float)sq[1]; g2 += w * (float)sq[2]; gh += w;
                 }
             }
-            g0 /= gh; g1 /= gh; g2 /= gh;
         }
-        if (t > 0.0f) {
-            // f.w > 0: p's own block holds a far pixel and weighs >= 1/4 in the bilinear
+        if (tp > 0.0f) {
+            // bilinear over the blocks that hold reduced far content (the others gathered nothing), so the
+            // reduced sums keep their scale beside the exact ones; p's own block holds p's share
+            const float support = w00 * (__ldg(low_fr + i00) >= 0.0f) + w01 * (__ldg(low_fr + i01) >= 0.0f)
+                                + w10 * (__ldg(low_fr + i10) >= 0.0f) + w11 * (__ldg(low_fr + i11) >= 0.0f);
             const float4 f = bilerp4(far_acc, i00, i01, i10, i11, w00, w01, w10, w11);
-            g0 += t * (f.x / f.w - g0);
-            g1 += t * (f.y / f.w - g1);
-            g2 += t * (f.z / f.w - g2);
+            const float ts = tp / support;
+            g0 += ts * f.x; g1 += ts * f.y; g2 += ts * f.z; gh += ts * f.w;
         }
-        o0 = g0; o1 = g1; o2 = g2;
+        o0 = g0 / gh; o1 = g1 / gh; o2 = g2 / gh;
     }
     float alpha = w00 * __ldg(near_a + i00) + w01 * __ldg(near_a + i01) + w10 * __ldg(near_a + i10)
                 + w11 * __ldg(near_a + i11);
@@ -215,7 +232,6 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
         n0 = n.x; n1 = n.y; n2 = n.z; nh = n.w;
     }
     // a small near disc reaches < s + 0.5 px: at most into the neighbouring blocks
-    const int by = y / s, bx = x / s;
     float small = -1.0f;
     for (int j = max(by - 1, 0); j <= min(by + 1, hl - 1); ++j)
         for (int i = max(bx - 1, 0); i <= min(bx + 1, wl - 1); ++i) small = fmaxf(small, __ldg(low_small + j * wl + i));

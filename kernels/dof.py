@@ -28,7 +28,14 @@ and composite at full resolution (bilinear, weighted by field support). CoCs bel
 represented at 1/s resolution, so the composite gathers them exactly at full resolution (their window
 is at most (2s + 1)^2 pixels; the CPU computes the same sums as row stencils, one offset at a time
 across a row, which vectorise), cross-fading into the reduced gather between
-``s - 1`` and ``s``. At ``s == 1`` the fast paths compute the reference semantics exactly.
+``s - 1`` and ``s``. In the far field this goes by pairs: the min-radius rule gives a pair (q, p) the
+smaller radius of the two, so every pair with a small source or a small receiver is gathered exactly
+(share ``1 - t_q t_p``, ``t`` the reduced share) and the reduced gather carries ``t_q`` in its block sums
+times ``t_p`` at the receiver, both sums on one scale. Where a subject's depth ramps down to the
+background (a network's refined depth does, over ~10 px), a block mixes small and large radii; by the
+receiver alone, the ramp's colours spread with the block's mean radius: a dark fringe and outlines
+stair-stepped by s (on the astronaut's hair, 7.4 levels mean error within 12 px against 0.9 by pairs).
+At ``s == 1`` the fast paths compute the reference semantics exactly.
 """
 from __future__ import annotations
 

@@ -119,8 +119,8 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
     exact-gather weight of the near pixels too small for the reduced gather (`small_w`, 0 elsewhere)
     and the far radius (`far_r`, `_NO_FAR` outside the far field). In-focus pixels get zeros: the
     gathers multiply them by weight 0 and must not meet uninitialised memory.
-    Per s x s block: far and near premultiplied colour and weight, near coverage (`low_n[4]`) and the
-    fields' mean radius in reduced pixels (-1: none).
+    Per s x s block: far and near premultiplied colour and weight of the reduced share (`_share`), near
+    coverage (`low_n[4]`) and the mean radius of each field's reduced share in reduced pixels (-1: none).
     Per row: the columns spanned by its small near pixels and their largest CoC (-1: none), and the same
     for its small far pixels, which the composite gathers exactly.
     One row at a time, branch-free across the row (SIMD), block sums taken from per-column sums."""
@@ -135,10 +135,10 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
     for by in prange(hl):
         y0 = by * s
         y1 = min(y0 + s, height)
-        # per-column sums over the block's rows: far B, G, R, h, radius, count; near B, G, R, h, share, radius
+        # per-column sums over the block's rows: far B, G, R, h, radius, share; near B, G, R, h, share, radius
         sums = np.zeros((12, width), np.float32)
         share = np.empty(width, np.float32)
-        is_far = np.empty(width, np.float32)
+        far_share = np.empty(width, np.float32)
         block = np.empty(12, np.float32)
         colour = np.empty((3, width), np.float32)
         lum = np.empty(width, np.float32)
@@ -185,14 +185,14 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
             for x in range(width):
                 c = c_row[x]
                 fr_row[x] = -c if c < -FOCUS_RADIUS else _NO_FAR
-                is_far[x] = _ONE if c < -FOCUS_RADIUS else _ZERO
+                far_share[x] = _share(-c, shift) if c < -FOCUS_RADIUS else _ZERO
             for ch in range(4):
-                _add_product(sums[ch], is_far, pre[ch, y])
+                _add_product(sums[ch], far_share, pre[ch, y])
                 _add_product(sums[6 + ch], share, pre[ch, y])
-            _add_product(sums[4], is_far, fr_row)
+            _add_product(sums[4], far_share, fr_row)
             _add_product(sums[11], share, c_row)
             for x in range(width):
-                sums[5, x] += is_far[x]
+                sums[5, x] += far_share[x]
             for x in range(width):
                 sums[10, x] += share[x]
             for x in range(width):
@@ -218,7 +218,7 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
                 low_f[ch, by, bx] = block[ch] * inv_n
                 low_n[ch, by, bx] = block[6 + ch] * inv_n
             low_n[4, by, bx] = block[10] * inv_n
-            # mean radius of each field's (reduced) share, in reduced pixels
+            # mean radius of each field's reduced share, in reduced pixels
             low_fr[by, bx] = block[4] / (block[5] * s) if block[5] > 0.0 else np.float32(-1.0)
             low_nr[by, bx] = block[11] / (block[10] * s) if block[10] > 0.0 else np.float32(-1.0)
 
@@ -248,7 +248,8 @@ def _inverse_area(radius):
 def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_rows):
     """Scatter-as-gather at reduced resolution: far field with the min-radius rule, near field by coverage.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| (K >= every window). Far output is zero where the pixel
-    itself holds no far content; `near_rows[py]`: whether row py has any near coverage."""
+    itself holds no reduced far content, its fifth channel 1 where it does (the composite's support);
+    `near_rows[py]`: whether row py has any near coverage."""
     hl, wl = low_fr.shape
     kd = (dist.shape[0] - 1) // 2
     ia_far = _inverse_area(low_fr)
@@ -312,6 +313,8 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
         for ch in range(4):
             for px in range(wl):
                 far_acc[ch, py, px] = far[ch, px] if low_fr[py, px] >= 0.0 else _ZERO
+        for px in range(wl):  # support: the composite's bilinear weights are renormalised over these blocks
+            far_acc[4, py, px] = _ONE if low_fr[py, px] >= 0.0 else _ZERO
         for ch in range(5):
             for px in range(wl):
                 near_acc[ch, py, px] = near[ch, px]
@@ -371,31 +374,56 @@ def _reach_spans(rp, shift, lo, hi, levels, spans):
         spans[1, level] = b
 
 
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _far_reach(far_r, shift, far_span, far_rmax, levels, reach):
+    """`_reach_spans` of every row into reach[y] (empty where the row has no small far pixel): the small far
+    pixels are both the receivers and the sources of the exact far gather, and it looks at the rows around."""
+    width = far_r.shape[1]
+    for y in prange(far_r.shape[0]):
+        if far_rmax[y] >= 0.0:
+            _reach_spans(far_r[y], shift, far_span[y, 0], far_span[y, 1], levels, reach[y])
+        else:
+            reach[y, 0, :] = width
+            reach[y, 1, :] = -1
+
+
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _gather_small_far(y, shift, pre, inv_area, far_r, dist, levels, level_of, far_span, far_rmax, exact, w, spans):
-    """Row y's far pixels too small for the reduced gather (columns far_span[y]), gathered exactly at full
-    resolution with the min-radius rule into `exact` (B, G, R, weight); the min-radius rule bounds each
-    window by the pixel's own CoC (< s). Each offset runs across only the columns whose own disc reaches
-    its distance (`_reach_spans`): the taps left out would add exactly 0. On real portraits that halves the
-    taps; a row's largest small disc alone sets how many offsets there are."""
+def _gather_exact_far(y, shift, pre, inv_area, far_r, dist, level_of, far_rmax, reach, exact, w):
+    """Row y's exact share of the far field into `exact` (B, G, R, weight): every pair (q, p) whose radius
+    min(r_q, r_p) falls below s, at full resolution with the min-radius rule, weighed by 1 - t_q t_p (the
+    reduced gather carries t_q t_p: t_q in its block sums, t_p in the composite). Such a pair has a small
+    receiver p or a small source q, so its distance is below that pixel's radius + 1/2 (< s + 1/2); each
+    offset runs across the receivers of row y that are small and reach it, and those whose source in row
+    qy is (`reach`, `_reach_spans`): the taps left out add exactly 0."""
     kd = (dist.shape[0] - 1) // 2
     height, width = far_r.shape
-    rmax = far_rmax[y]
-    lim = rmax + 0.5
-    k = min(int(math.ceil(lim)) - 1, kd)
     rp = far_r[y]
     iap = inv_area[y]
-    _reach_spans(rp, shift, far_span[y, 0], far_span[y, 1], levels, spans)
-    for qy in range(max(y - k, 0), min(y + k + 1, height)):
+    for qy in range(max(y - kd, 0), min(y + kd + 1, height)):
+        bound = max(far_rmax[y], far_rmax[qy])
+        if bound < 0.0:
+            continue
+        lim = bound + 0.5
         drow = dist[kd + qy - y]
         lrow = level_of[kd + qy - y]
-        for dx in range(-k, k + 1):
+        for dx in range(-kd, kd + 1):
             d = drow[kd + dx]
             if d >= lim:
                 continue
             level = lrow[kd + dx]
-            p0 = max(spans[0, level], -dx)
-            p1 = min(spans[1, level] + 1, width - dx)
+            # the hull of the receivers' span and the sources' span, moved onto the receivers
+            lo = reach[y, 0, level]
+            hi = reach[y, 1, level]
+            q0 = reach[qy, 0, level] - dx
+            q1 = reach[qy, 1, level] - dx
+            if lo > hi:  # an empty span has first > last
+                lo = q0
+                hi = q1
+            elif q0 <= q1:
+                lo = min(lo, q0)
+                hi = max(hi, q1)
+            p0 = max(lo, -dx, 0)
+            p1 = min(hi + 1, width - dx, width)
             n = p1 - p0
             if n <= 0:
                 continue
@@ -407,7 +435,8 @@ def _gather_small_far(y, shift, pre, inv_area, far_r, dist, levels, level_of, fa
             edge = _HALF - d
             for j in range(n):
                 # radius min(r_q, r_p); 1/area of the smaller disc is the larger inverse
-                ws[j] = _coverage(min(rq[j], rps[j]) + edge) * max(iaq[j], iaps[j])
+                exact_share = _ONE - _share(rq[j], shift) * _share(rps[j], shift)
+                ws[j] = _coverage(min(rq[j], rps[j]) + edge) * max(iaq[j], iaps[j]) * exact_share
             for ch in range(4):
                 _add_product(exact[ch, p0:p1], ws, pre[ch, qy, p0 + dx:p1 + dx])
 
@@ -440,10 +469,11 @@ def _upsample_row(a, b, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low,
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _composite(img, coc, pre, inv_area, small_w, far_r, dist, levels, level_of, s, col_x0, col_x1, col_fx, phase_off,
-               phase_fx, rows, far_acc, near_acc, near_rows, near_span, near_cmax, far_span, far_rmax, out):
-    """Full resolution: far pixels take the far field (the exact small-CoC gather cross-faded with the
-    bilinear, support-weighted reduced one), then the near field's coverage composites its colour over.
+def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x0, col_x1, col_fx, phase_off,
+               phase_fx, rows, far_acc, near_acc, near_rows, near_span, near_cmax, far_rmax, far_reach, out):
+    """Full resolution: far pixels take the far field (the exact gather of the pairs with a radius below s
+    plus the bilinear reduced one, its weights renormalised over the blocks with reduced far content: both
+    sums on one scale), then the near field's coverage composites its colour over.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s); `col_x0`,
     `col_x1`, `col_fx`: each column's bilinear taps and weight, `phase_off`, `phase_fx`: the same per
     column phase x % s; `near_rows[q]`: whether reduced row q has any near coverage."""
@@ -458,19 +488,20 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, levels, level_of, 
         y0 = int(uy)
         fy = np.float32(uy - y0)
         y1 = min(y0 + 1, hl - 1)
-        # one scratch block per row: far field 0-3, near field 4-8, exact far 9-12, per-pixel factors 13-18,
+        # one scratch block per row: far field 0-4, near field 5-9, exact far 10-13, per-pixel factors 14-18,
         # stencil weights 19 (a dozen small allocations per row cost more than the row's arithmetic)
         scratch = np.empty((20, width), np.float32)
         low = np.empty(wl, np.float32)
         c_row = coc[y]
-        far_field = scratch[0:4]
-        if _max(far_r[y]) > 0.0:  # the row has far pixels
-            for ch in range(4):
+        far_field = scratch[0:5]  # B, G, R, weight, support
+        row_has_far = _max(far_r[y]) > 0.0
+        if row_has_far:
+            for ch in range(5):
                 _upsample_row(far_acc[ch, y0], far_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
                               col_fx, low, far_field[ch])
         else:
             far_field[:] = 0.0
-        near = scratch[4:9]  # B, G, R, weight, coverage
+        near = scratch[5:10]  # B, G, R, weight, coverage
         near[:] = 0.0
         if near_rows[y0] or near_rows[y1]:
             for ch in range(5):
@@ -478,15 +509,14 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, levels, level_of, 
                               col_fx, low, near[ch])
         if _max(near_cmax[max(y - s, 0):min(y + s + 1, height)]) >= 0.0:
             _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, scratch[19])
-        exact = scratch[9:13]
+        exact = scratch[10:14]
         exact[:] = 0.0
-        if far_rmax[y] >= 0.0:
-            _gather_small_far(y, shift, pre, inv_area, far_r, dist, levels, level_of, far_span, far_rmax, exact,
-                              scratch[19], np.empty((2, levels.shape[0]), np.int64))
+        kd = (dist.shape[0] - 1) // 2
+        if row_has_far and _max(far_rmax[max(y - kd, 0):min(y + kd + 1, height)]) >= 0.0:
+            _gather_exact_far(y, shift, pre, inv_area, far_r, dist, level_of, far_rmax, far_reach, exact, scratch[19])
         # per pixel, what the three channels share; then one channel at a time (planar: SIMD)
         is_far = np.empty(width, np.bool_)
-        t = scratch[13]
-        inv_exact = scratch[14]
+        t = scratch[14]
         inv_far = scratch[15]
         alpha = scratch[16]
         inv_near = scratch[17]
@@ -494,14 +524,14 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, levels, level_of, 
         near_h = near[3]
         exact_h = exact[3]
         far_h = far_field[3]
+        support = far_field[4]
         for x in range(width):
             c = c_row[x]
             is_far[x] = c < -FOCUS_RADIUS
-            t[x] = _share(-c, shift)
-            # exact share (t < 1) and reduced share (t > 0), each normalised by its own weight; a weight
-            # of 0 only occurs where its share is unused (the clamp keeps it finite)
-            inv_exact[x] = _ONE / max(exact_h[x], _TINY)
-            inv_far[x] = _ONE / max(far_h[x], _TINY)
+            # the reduced sums' share t_p, over their support; a far pixel with t_p > 0 has its own block
+            # in the support (>= 1/4), and one with t_p < 1 its own exact tap: the sum of weights is > 0
+            t[x] = _share(-c, shift) / max(support[x], _TINY)
+            inv_far[x] = _ONE / max(exact_h[x] + t[x] * far_h[x], _TINY)
             has_near = (cover[x] > _ZERO) & (near_h[x] > np.float32(1e-20))
             alpha[x] = min(cover[x], _ONE) if has_near else _ZERO
             inv_near[x] = _ONE / max(near_h[x], _TINY)
@@ -516,8 +546,7 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, levels, level_of, 
             ff = far_field[ch]
             nn = near[ch]
             for x in range(width):
-                g = ex[x] * inv_exact[x]
-                g += t[x] * (ff[x] * inv_far[x] - g)
+                g = (ex[x] + t[x] * ff[x]) * inv_far[x]
                 o = g if is_far[x] else own[x]
                 o += alpha[x] * (nn[x] * inv_near[x] - o)
                 result[x] = np.uint8(min(max(o + _HALF, _ZERO), np.float32(255.0)))
@@ -563,9 +592,9 @@ class _Workspace:
     """Per-frame-size work arrays. Reused between frames: fresh multi-megabyte allocations cost page
     faults (~1 ms a VGA frame); one workspace per thread keeps concurrent callers apart."""
 
-    def __init__(self, shape: tuple[int, int], low_shape: tuple[int, int]) -> None:
+    def __init__(self, shape: tuple[int, int], low_shape: tuple[int, int], scale: int) -> None:
         height = shape[0]
-        self.key = (shape, low_shape)
+        self.key = (shape, low_shape, scale)
         self.coc = np.empty(shape, np.float32)
         self.pre = np.empty((4,) + shape, np.float32)
         self.inv_area = np.empty(shape, np.float32)
@@ -579,7 +608,8 @@ class _Workspace:
         self.near_cmax = np.empty(height, np.float32)
         self.far_span = np.empty((height, 2), np.int64)
         self.far_rmax = np.empty(height, np.float32)
-        self.far_acc = np.empty((4,) + low_shape, np.float32)
+        self.far_reach = np.empty((height, 2, len(_distance_levels(scale + 1)[0])), np.int64)
+        self.far_acc = np.empty((5,) + low_shape, np.float32)  # B, G, R, weight, support
         self.near_acc = np.empty((5,) + low_shape, np.float32)
         self.near_rows = np.empty(low_shape[0], np.bool_)
 
@@ -587,10 +617,10 @@ class _Workspace:
 _local = threading.local()
 
 
-def _workspace(shape: tuple[int, int], low_shape: tuple[int, int]) -> _Workspace:
+def _workspace(shape: tuple[int, int], low_shape: tuple[int, int], scale: int) -> _Workspace:
     ws = getattr(_local, "workspace", None)
-    if ws is None or ws.key != (shape, low_shape):
-        ws = _local.workspace = _Workspace(shape, low_shape)
+    if ws is None or ws.key != (shape, low_shape, scale):
+        ws = _local.workspace = _Workspace(shape, low_shape, scale)
     return ws
 
 
@@ -598,7 +628,7 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarr
     img = np.ascontiguousarray(image_bgr)
     disp = np.ascontiguousarray(disparity, dtype=np.float32)
     hl, wl = p.low_shape
-    w = _workspace(disp.shape, p.low_shape)
+    w = _workspace(disp.shape, p.low_shape, p.scale)
     focus, coc_scale = np.float32(p.focus), np.float32(p.coc_scale)
     out = np.empty_like(img)
     columns = _bilinear_columns(disp.shape[1], p.scale, wl)
@@ -608,9 +638,11 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarr
                 w.near_span, w.near_cmax, w.far_span, w.far_rmax)
         _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, _row_order(hl), _distance_table(max(p.near_reach, 1)),
                 w.far_acc, w.near_acc, w.near_rows)
-        _composite(img, w.coc, w.pre, w.inv_area, w.small_w, w.far_r, _distance_table(p.scale + 1),
-                   *_distance_levels(p.scale + 1), p.scale, *columns, _row_order(disp.shape[0]), w.far_acc,
-                   w.near_acc, w.near_rows, w.near_span, w.near_cmax, w.far_span, w.far_rmax, out)
+        levels, level_of = _distance_levels(p.scale + 1)
+        _far_reach(w.far_r, _share_shift(p.scale), w.far_span, w.far_rmax, levels, w.far_reach)
+        _composite(img, w.coc, w.pre, w.inv_area, w.small_w, w.far_r, _distance_table(p.scale + 1), level_of,
+                   p.scale, *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.near_rows, w.near_span,
+                   w.near_cmax, w.far_rmax, w.far_reach, out)
     return out
 
 

@@ -34,7 +34,8 @@ class DofBuffers:
         hl, wl = low_shape
         self.coc = xp.empty(shape, xp.float32)  # signed CoC, full resolution
         self.hwt = xp.empty(shape, xp.float32)  # highlight weight, full resolution
-        self.low_small = xp.empty((hl, wl), xp.float32)
+        self.low_small = xp.empty((hl, wl), xp.float32)  # largest near CoC below s, per block (-1: none)
+        self.low_fsmall = xp.empty((hl, wl), xp.float32)  # the same for far radii
         self.low_f = xp.empty((hl, wl, 4), xp.float32)
         self.low_n = xp.empty((hl, wl, 4), xp.float32)
         self.low_fr = xp.empty((hl, wl), xp.float32)
@@ -54,13 +55,13 @@ def run_passes(img: Any, disp: Any, p: DofPlan, buf: DofBuffers, out: Any, launc
     launch("dof_reduce", _grid(wl, hl), BLOCK,
            (img, disp, i32(height), i32(width), s, focus, coc_scale, np.float32(p.coc_max),
             np.float32(p.highlight_boost), np.float32(GAMMA), i32(hl), i32(wl), buf.coc, buf.hwt, buf.low_f, buf.low_fr, buf.low_n,
-            buf.low_nm, buf.low_nr, buf.low_small))
+            buf.low_nm, buf.low_nr, buf.low_small, buf.low_fsmall))
     launch("dof_gather", _grid(wl, hl), BLOCK,
            (buf.low_f, buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, i32(hl), i32(wl), i32(p.near_reach),
             buf.far_acc, buf.near_acc, buf.near_a))
     launch("dof_composite", _grid(width, height), BLOCK,
            (img, buf.coc, buf.hwt, i32(height), i32(width), s, i32(hl), i32(wl), buf.far_acc, buf.near_acc,
-            buf.near_a, buf.low_small, out))
+            buf.near_a, buf.low_small, buf.low_fr, buf.low_fsmall, out))
 
 
 _local = threading.local()

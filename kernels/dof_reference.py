@@ -72,3 +72,14 @@ def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus
     if as_float:
         return out
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def silhouette_band(disparity: np.ndarray, focus: float, max_blur_px: float, width_px: float) -> np.ndarray:
+    """The far pixels within `width_px` of the sharp subject (|CoC| <= 2 px): where a fast path's halo and
+    stair-stepped outlines show, and where whole-frame error figures dilute them. For tests and benchmarks."""
+    import cv2
+
+    c = signed_coc(disparity, focus, max_blur_px)
+    outside = (np.abs(c) > 2.0).astype(np.uint8)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
+    return (distance > 0) & (distance <= width_px) & (c < -FOCUS_RADIUS)

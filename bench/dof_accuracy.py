@@ -1,0 +1,63 @@
+"""CPU depth of field against the float64 reference on frames a real run rendered, as a markdown table.
+
+Whole-frame error figures dilute what a user sees at a subject's outline (a fringe, stair steps), so the
+table also gives the error within a band outside the sharp subject (`silhouette_band`). The reference
+loops over every offset of the largest disc: about 30 s a 640x480 frame at 12 px, 4 minutes at 1080p.
+
+Usage: python bench/dof_accuracy.py FRAMES.npz [...] [--frames 2] [--band 12]
+FRAMES.npz: render inputs kept by bench/record_render_inputs.py (the first and last of --frames are used).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kernels.dof import plan  # noqa: E402
+from kernels.dof_cpu import depth_of_field_cpu  # noqa: E402
+from kernels.dof_reference import depth_of_field_reference, silhouette_band  # noqa: E402
+
+
+def frame_indices(count: int, wanted: int) -> list[int]:
+    """`wanted` frames spread over the recording, first and last included."""
+    return sorted({round(i * (count - 1) / max(wanted - 1, 1)) for i in range(min(wanted, count))})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recorded", type=Path, nargs="+")
+    parser.add_argument("--frames", type=int, default=2, help="frames per file, spread over it (default 2)")
+    parser.add_argument("--band", type=float, default=12.0, help="band width outside the subject, px (default 12)")
+    args = parser.parse_args()
+    for path in args.recorded:
+        if not path.is_file():
+            parser.error(f"{path} not found; make it with bench/record_render_inputs.py")
+    print(f"| frames | frame | blur (px) | s | whole: mean | whole: p99 | band {args.band:g} px: mean | band: p99 "
+          "| band: max |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for path in args.recorded:
+        with np.load(path) as recorded:
+            for i in frame_indices(len(recorded["focus"]), args.frames):
+                image, disparity = recorded["images"][i], recorded["disparities"][i]
+                focus, blur = float(recorded["focus"][i]), float(recorded["blur"][i])
+                boost = float(recorded["highlight_boost"][i])
+                started = time.perf_counter()
+                reference = depth_of_field_reference(image, disparity, focus, blur, boost, as_float=True)
+                print(f"  reference of {path.stem} #{i}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+                error = np.abs(depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost) - reference)
+                band = error[silhouette_band(disparity, focus, blur, args.band)]
+                height, width = disparity.shape
+                s = plan(disparity.shape, focus, blur, boost).scale
+                band_figures = (f"{band.mean():.2f} | {np.percentile(band, 99):.1f} | {band.max():.0f}" if band.size
+                                else "- | - | -")
+                print(f"| {path.stem} #{i} | {width}x{height} | {blur:g} | {s} | {error.mean():.3f} "
+                      f"| {np.percentile(error, 99):.1f} | {band_figures} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
