@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -20,6 +19,7 @@ from stream.errors import PipelineError, UserError
 from stream.interrupts import STOP_SIGNALS
 from stream.options import add_model_options, model_overrides
 from stream.images import is_still_image
+from stream.workers import live_workers
 
 DEMO_DIR = Path("out")
 LIVE_PRESET = "live-cpu"
@@ -496,10 +496,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-# The pipeline's threads (stream/pipeline.py, stages.py, faces.py); others (tqdm's monitor) end with the interpreter
-WORKER_THREADS = ("capture", "stage-", "depth-async", "face-finder")
-
-
 def console_main() -> NoReturn:
     """The `depthcam` command. After a second Ctrl-C the run returns at once, leaving stage threads inside
     ONNX Runtime or a Numba kernel; the interpreter's teardown would then destroy their native thread pools
@@ -514,8 +510,7 @@ def console_main() -> NoReturn:
     for signum in STOP_SIGNALS:  # leaving anyway: a further Ctrl-C must not interrupt the exit itself
         signal.signal(signum, signal.SIG_IGN)
     # an interrupted run too: a stage thread that has just left Python may still be inside ONNX Runtime
-    if code == 130 or any(thread.is_alive() and thread.name.startswith(WORKER_THREADS)
-                          for thread in threading.enumerate()):
+    if code == 130 or live_workers():  # others (tqdm's monitor) end with the interpreter
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

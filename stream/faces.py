@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stream.workers import worker_thread
+
 Box = tuple[int, int, int, int]
 
 
@@ -78,7 +80,7 @@ class BackgroundFaceFinder:
         self._closed = False
         self._generation = 0  # raised by discard(): a detection under way when it came is dropped
         self._wake = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="face-finder", daemon=True)
+        self._thread = worker_thread("face-finder", self._run)
         self._thread.start()
 
     def submit(self, image_bgr: np.ndarray, tag: int) -> None:

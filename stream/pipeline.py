@@ -27,6 +27,7 @@ from stream.queues import END, BlockingFrameQueue, FrameQueue, InFlightLimit, La
 from stream.sinks import Sink
 from stream.sources import Source
 from stream.stages import Stage
+from stream.workers import worker_thread
 
 JOIN_TIMEOUT_S = 2.0
 
@@ -129,11 +130,10 @@ class Pipeline:
 
     # -- run ---------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        self.threads = [threading.Thread(target=self._capture, name="capture", daemon=True)]
+        self.threads = [worker_thread("capture", self._capture)]
         for index, (stage, inbox, outbox) in enumerate(zip(self.stages, self.queues, self.queues[1:])):
             admission = self.admission if index == 0 else None
-            self.threads.append(threading.Thread(target=self._run_stage, args=(stage, inbox, outbox, admission),
-                                                 name=f"stage-{stage.name}", daemon=True))
+            self.threads.append(worker_thread(f"stage-{stage.name}", self._run_stage, stage, inbox, outbox, admission))
         self.frames_written = 0
         self.sink_finalised = False  # the sink closed without an error: its file is complete and playable
         self.source_error = None

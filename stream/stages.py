@@ -21,6 +21,7 @@ from stream.config import RefineConfig, RenderConfig
 from stream.focus import FocusController
 from stream.frame import Frame, now_ns
 from stream.queues import LatestFrameQueue, Stopped
+from stream.workers import worker_thread
 
 
 class Stage(Protocol):
@@ -83,7 +84,7 @@ class AsyncDepthStage:
         self._reported: int | None = None
         self._ready = threading.Condition()
         self._error: BaseException | None = None
-        self._worker = threading.Thread(target=self._run, name="depth-async", daemon=True)
+        self._worker = worker_thread("depth-async", self._run)
         self._worker.start()
 
     @staticmethod

@@ -651,8 +651,8 @@ def test_a_folder_named_like_a_special_output_leaves_it_special(tmp_path, monkey
     assert _into_folder("clip.mp4", "-o", "null/") == str(Path("null") / "clip_portrait.mp4")
 
 
-@pytest.mark.parametrize("left, code, hard_exit", [("tqdm_monitor", 0, False), ("stage-depth", 0, True),
-                                                   ("depth-async", 0, True), ("tqdm_monitor", 130, True)])
+@pytest.mark.parametrize("left, code, hard_exit", [("tqdm_monitor", 0, False), ("depthcam-stage-depth", 0, True),
+                                                   ("depthcam-depth-async", 0, True), ("tqdm_monitor", 130, True)])
 def test_the_command_skips_the_interpreter_s_teardown_after_an_interruption_or_with_stage_threads_left(
         monkeypatch, left, code, hard_exit):
     import threading

@@ -17,6 +17,7 @@ from stream.frame import Frame
 from stream.pipeline import Pipeline
 from stream.sinks import NullSink
 from stream.stages import RefineStage, upsample
+from stream.workers import live_workers
 
 
 class CollectingSink(NullSink):
@@ -122,8 +123,7 @@ def test_a_failing_stage_stops_everything_and_leaves_a_playable_file(shared_mode
         pipeline.run()
     assert time.monotonic() - fault.raised_at < 2.0  # every thread stopped and the file finalised
     time.sleep(0.1)
-    leftover = [t for t in set(threading.enumerate()) - before
-                if t.is_alive() and t.name.startswith(("capture", "stage-", "depth-async"))]
+    leftover = [t for t in live_workers() if t not in before]
     assert leftover == []
     info = probe(out)
     assert 1 <= info["frames"] <= 20  # everything written before the fault, nothing after
