@@ -29,6 +29,12 @@ __device__ __forceinline__ float srgb_to_linear(unsigned char v, float gamma) {
     return powf((float)v * (1.0f / 255.0f), gamma);
 }
 
+__device__ __forceinline__ float light(unsigned char v) {
+    // colours are averaged in linear light, approximated by gamma 2 (kernels/dof.py)
+    const float f = (float)v;
+    return f * f;
+}
+
 // One thread per s x s block: full-resolution CoC and highlight weight; per block the reduced share of far
 // and near premultiplied colour, weight, coverage and mean radius (reduced px), largest small near CoC and
 // far radius (gathered at full resolution by the composite).
@@ -65,7 +71,7 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
             coc[y * width + x] = c;
             hwt[y * width + x] = hw;
             if (c >= -FOCUS_RADIUS && c <= FOCUS_RADIUS) continue;
-            const float b = (float)px[0], g = (float)px[1], r = (float)px[2];
+            const float b = light(px[0]), g = light(px[1]), r = light(px[2]);
             if (c < 0.0f) {
                 const float t = split(-c, s);
                 if (t < 1.0f && -c > fsmall) fsmall = -c;
@@ -153,7 +159,8 @@ __device__ __forceinline__ float4 bilerp4(const float4* a, int i00, int i01, int
 }
 
 __device__ __forceinline__ unsigned char to_u8(float v) {
-    return (unsigned char)fminf(fmaxf(v + 0.5f, 0.0f), 255.0f);
+    // back from linear light: exact on an in-focus pixel's own square
+    return (unsigned char)fminf(sqrtf(fmaxf(v, 0.0f)) + 0.5f, 255.0f);
 }
 
 // One thread per full-resolution pixel: far pixels take the far field (the exact gather of the pairs with
@@ -178,7 +185,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
     const int i00 = y0 * wl + x0, i01 = y0 * wl + x1, i10 = y1 * wl + x0, i11 = y1 * wl + x1;
     const int p = y * width + x;
     const unsigned char* src = img + 3 * p;
-    float o0 = (float)src[0], o1 = (float)src[1], o2 = (float)src[2];
+    float o0 = light(src[0]), o1 = light(src[1]), o2 = light(src[2]);
     const float c = coc[p];
     const int by = y / s, bx = x / s;
     if (c < -FOCUS_RADIUS) {
@@ -209,7 +216,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
                     if (share <= 0.0f) continue;
                     const float w = disc_weight(fmaxf(fminf(-cq, rp), FOCUS_RADIUS), dy, dx) * __ldg(hwt + q) * share;
                     const unsigned char* sq = img + 3 * q;
-                    g0 += w * (float)sq[0]; g1 += w * (float)sq[1]; g2 += w * (float)sq[2]; gh += w;
+                    g0 += w * light(sq[0]); g1 += w * light(sq[1]); g2 += w * light(sq[2]); gh += w;
                 }
             }
         }
@@ -252,7 +259,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
                 if (a <= 0.0f) continue;
                 const float ah = a * __ldg(hwt + q);
                 const unsigned char* sq = img + 3 * q;
-                n0 += ah * (float)sq[0]; n1 += ah * (float)sq[1]; n2 += ah * (float)sq[2]; nh += ah;
+                n0 += ah * light(sq[0]); n1 += ah * light(sq[1]); n2 += ah * light(sq[2]); nh += ah;
                 alpha += a;
             }
         }

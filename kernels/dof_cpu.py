@@ -115,8 +115,8 @@ def _small_span(values, span):
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_area, small_w, far_r,
             low_f, low_fr, low_n, low_nr, near_span, near_cmax, far_span, far_rmax):
-    """Full resolution: CoC, premultiplied colour planes (h*B, h*G, h*R, h), inverse disc area, the
-    exact-gather weight of the near pixels too small for the reduced gather (`small_w`, 0 elsewhere)
+    """Full resolution: CoC, premultiplied colour planes in linear light (h*B^2, h*G^2, h*R^2, h), inverse
+    disc area, the exact-gather weight of the near pixels too small for the reduced gather (`small_w`, 0 elsewhere)
     and the far radius (`far_r`, `_NO_FAR` outside the far field). In-focus pixels get zeros: the
     gathers multiply them by weight 0 and must not meet uninitialised memory.
     Per s x s block: far and near premultiplied colour and weight of the reduced share (`_share`), near
@@ -150,7 +150,8 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
             for ch in range(3):
                 plane = colour[ch]
                 for x in range(width):
-                    plane[x] = flat[3 * x + ch]
+                    v = np.float32(flat[3 * x + ch])
+                    plane[x] = v * v  # linear light, gamma 2 (kernels.dof)
             if boost > 0.0:
                 for x in range(width):
                     lum[x] = (np.float32(0.0722) * lut[img_row[x, 0]] + np.float32(0.7152) * lut[img_row[x, 1]]
@@ -541,7 +542,8 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x
         result = np.empty(width, np.uint8)
         for ch in range(3):
             for x in range(width):
-                own[x] = img_row[x, ch]
+                v = np.float32(img_row[x, ch])
+                own[x] = v * v
             ex = exact[ch]
             ff = far_field[ch]
             nn = near[ch]
@@ -549,7 +551,8 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x
                 g = (ex[x] + t[x] * ff[x]) * inv_far[x]
                 o = g if is_far[x] else own[x]
                 o += alpha[x] * (nn[x] * inv_near[x] - o)
-                result[x] = np.uint8(min(max(o + _HALF, _ZERO), np.float32(255.0)))
+                # back from linear light: exact on an in-focus pixel's own square
+                result[x] = np.uint8(min(np.sqrt(max(o, _ZERO)) + _HALF, np.float32(255.0)))
             for x in range(width):
                 out_row[x, ch] = result[x]
 

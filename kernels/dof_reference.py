@@ -30,7 +30,7 @@ def signed_coc(disparity: np.ndarray, focus: float, max_blur_px: float) -> np.nd
 
 def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus: float, max_blur_px: float,
                              highlight_boost: float = 0.0, *, as_float: bool = False) -> np.ndarray:
-    img = image_bgr.astype(np.float64)
+    img = image_bgr.astype(np.float64) ** 2  # linear light, gamma 2
     height, width = disparity.shape
     c = signed_coc(disparity, focus, max_blur_px)
     far = c < -FOCUS_RADIUS
@@ -68,7 +68,7 @@ def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus
     alpha = np.minimum(near_cov, 1.0)
     has_near = near_den > 0
     near_col = np.where(has_near[..., None], near_num / np.where(has_near, near_den, 1.0)[..., None], 0.0)
-    out = np.where(has_near[..., None], out + alpha[..., None] * (near_col - out), out)
+    out = np.sqrt(np.where(has_near[..., None], out + alpha[..., None] * (near_col - out), out))
     if as_float:
         return out
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)

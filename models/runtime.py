@@ -222,13 +222,53 @@ class DepthEstimator:
         With `on_device` and a CUDA session the maps stay on the GPU (CuPy arrays) for the next stage.
         """
         inputs = np.stack([self.preprocess(image) for image in images_bgr])
-        batches = [inputs[i:i + 1] for i in range(len(inputs))] if self.input.static_batch else [inputs]
-        outputs = [self._run(batch, on_device and self.on_gpu) for batch in batches]
+        on_device = on_device and self.on_gpu
+        if self.input.static_batch or len(inputs) == 1:
+            outputs = [self._run_checked(inputs[i:i + 1], on_device) for i in range(len(inputs))]
+        else:
+            outputs = [self._run_batch(inputs, on_device)]
         xp = array_module(outputs[0])
         output = outputs[0] if len(outputs) == 1 else xp.concatenate(outputs)
         if output.ndim == 4:  # N x 1 x H x W or N x H x W x 1
             output = output[:, 0] if output.shape[1] == 1 else output[..., 0]
         return [xp.ascontiguousarray(o, dtype=xp.float32) for o in output]
+
+    def _run_batch(self, inputs: np.ndarray, on_device: bool):
+        """One call for the batch. A graph whose batch axis is dynamic but whose layers are not (a reshape to
+        batch 1, an output of batch 1) fails or gives too few maps: its frames then go one call each, from
+        now on."""
+        try:
+            return self._run_checked(inputs, on_device)
+        except Exception as exc:  # noqa: BLE001 (a ModelError, or onnxruntime's own exception types)
+            try:
+                single = self._run_checked(inputs[:1], on_device)
+            except Exception:  # noqa: BLE001 (one frame fails too: the batch was not the problem)
+                raise exc from None
+            log.info("%s does not take a batch of %d (%s); its frames run one call each", self.spec.filename,
+                     len(inputs), _first_line(exc))
+            self.input = dataclasses.replace(self.input, static_batch=True)
+            xp = array_module(single)
+            return xp.concatenate([single] + [self._run_checked(inputs[i:i + 1], on_device)
+                                              for i in range(1, len(inputs))])
+
+    def _run_checked(self, batch: np.ndarray, on_device: bool):
+        """The output of one call, once it holds one depth map per frame of the batch; ONNX Runtime's own
+        refusal as one line."""
+        try:
+            output = self._run(batch, on_device)
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception types)
+            raise ModelError(f"model {self.spec.filename} failed on a batch of {len(batch)} "
+                             f"{self.input.width}x{self.input.height} frames ({_first_line(exc)})") from None
+        shape = tuple(output.shape)
+        if shape[0] != len(batch):
+            raise ModelError(f"model {self.spec.filename} gave {shape[0]} depth maps for {len(batch)} frames "
+                             f"(output {list(shape)}); depthcam needs one depth map per frame")
+        if len(shape) == 4 and 1 not in (shape[1], shape[3]):
+            raise ModelError(f"model {self.spec.filename} gives output {list(shape)}: {shape[1]} or {shape[3]} "
+                             f"channels a frame, not one depth map (is this a depth model?)")
+        return output
 
     def _run(self, batch: np.ndarray, on_device: bool):
         if not self.on_gpu:

@@ -114,6 +114,8 @@ class RenderConfig:
             if x < 0 or y < 0:
                 raise UserError(f"render.focus_point must be inside the frame, got {x},{y}")
             self.focus_point = (x, y)
+            if self.focus != "auto":  # the point would win, and focus be dropped unsaid
+                raise UserError("render.focus and render.focus_point both set the focus; keep one of them")
         _check_bool("render.track_point", self.track_point)
         _check_range("render.focus_smoothing", self.focus_smoothing, 0.001, 1)
         _check_int("render.face_interval", self.face_interval, 1, 1000)
@@ -327,6 +329,8 @@ def read_config_file(path: Path) -> Any:
                         f"keep one") from None
     except yaml.YAMLError as exc:
         raise UserError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:  # thousands of nested brackets: PyYAML's parser recurses once a level
+        raise UserError(f"config file {path} is not valid YAML for a config: nested too deeply") from None
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -372,6 +376,14 @@ def _unused_window_note(data: Any, config: PipelineConfig, source: str) -> str |
             f"refine.live_sigma_spatial ({config.refine.live_sigma_spatial:g}), in working pixels")
 
 
+def _flag_focus_wins(config: PipelineConfig, overrides: dict[str, Any]) -> None:
+    """--focus and --focus-point each replace the file's way of focusing, whichever key it used."""
+    if overrides.get("render.focus") is not None and overrides.get("render.focus_point") is None:
+        config.render.focus_point = None
+    if overrides.get("render.focus_point") is not None and overrides.get("render.focus") is None:
+        config.render.focus = "auto"
+
+
 def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | None = None,
                 notify: Callable[[str], None] | None = None) -> PipelineConfig:
     """Defaults, then the preset or YAML file, then flag overrides ('section.key': value); validated.
@@ -390,6 +402,7 @@ def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | Non
         for section in reversed(sections):
             nested = {section: nested}
         _apply(config, nested, "", "the command line")
+    _flag_focus_wins(config, overrides or {})
     config = config.validate()
     note = _unused_window_note(data, config, str(name_or_path))
     if note is not None and notify is not None:

@@ -139,11 +139,29 @@ def test_invalid_yaml(tmp_path):
 
 
 def test_focus_value_and_point_parse():
-    config = load_config(None, {"render.focus": "0.7", "render.focus_point": "12,34"})
-    assert config.render.focus == pytest.approx(0.7)
-    assert config.render.focus_point == (12, 34)
+    assert load_config(None, {"render.focus": "0.7"}).render.focus == pytest.approx(0.7)
+    assert load_config(None, {"render.focus_point": "12,34"}).render.focus_point == (12, 34)
     with pytest.raises(UserError, match="focus_point"):
         load_config(None, {"render.focus_point": "x,y"})
+
+
+def test_a_focus_flag_replaces_the_file_s_way_of_focusing(tmp_path):
+    """A file's focus_point won over --focus (and --focus auto): the flag was dropped without a word. Flags
+    override the file, whichever key it used; a file that sets both is refused, as the two flags are."""
+    point = tmp_path / "point.yaml"
+    point.write_text('render:\n  focus_point: "5,5"\n')
+    for flag in (0.95, "auto"):
+        render = load_config(str(point), {"render.focus": flag}).render
+        assert render.focus_point is None and render.focus == flag
+    value = tmp_path / "value.yaml"
+    value.write_text("render:\n  focus: 0.3\n")
+    render = load_config(str(value), {"render.focus_point": "7,8"}).render
+    assert render.focus_point == (7, 8) and render.focus == "auto"
+    both = tmp_path / "both.yaml"
+    both.write_text('render:\n  focus: 0.3\n  focus_point: "5,5"\n')
+    with pytest.raises(UserError, match="render.focus and render.focus_point both set the focus"):
+        load_config(str(both))
+    assert load_config(str(both), {"render.focus": 0.5}).render.focus_point is None  # the flag settles it
 
 
 # --- the audit: every bad value is one UserError naming the key, found at load time ---------------
@@ -296,3 +314,10 @@ def test_a_live_mode_file_that_sets_the_exact_filter_s_window_is_told_which_keys
     assert len(notes) == 1
     load_config(str(full), {"refine.mode": "live"}, notify=notes.append)  # live from the command line
     assert len(notes) == 2
+
+
+def test_a_config_nested_thousands_of_levels_deep_is_one_line(tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("refine: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(UserError, match="nested too deeply"):
+        load_config(str(deep))

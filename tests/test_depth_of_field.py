@@ -171,7 +171,8 @@ def test_focus_band_of_a_continuous_surface_is_unchanged(rng):
 
 def test_background_energy_drops_by_the_disc_factor(rng):
     """White noise through a normalised disc keeps sum(k^2) of its AC energy (Parseval): ~1/(pi r^2),
-    here 1/357 for r = 10.7 px. Checked two ways: the exact disc-filtered noise matches 1/(pi r^2)
+    here 1/357 for r = 10.7 px (in light, and nearly so after the square root: its slope varies little
+    over the small ripple left around the mean). Checked two ways: the exact disc-filtered noise matches 1/(pi r^2)
     within 35% (a sample estimate over ~10^4 correlated pixels), and the renderer's background energy
     is within [0.7, 1.25] of that disc-filtered reference. The fast path (s = 4) adds a box-and-tent
     blur of ~s px to the disc and keeps ~0.85 of the energy; since energy goes as 1/r^2, the window
@@ -181,7 +182,8 @@ def test_background_energy_drops_by_the_disc_factor(rng):
     out = kernels.depth_of_field(img, disp, FOCUS, MAX_BLUR, backend="cpu").astype(np.float32)
     r = coc_radius(FAR)
     assert r == pytest.approx(MAX_BLUR * 0.4 / 0.6)
-    reference = cv2.filter2D(img.astype(np.float32), -1, disc_kernel(r), borderType=cv2.BORDER_REFLECT)
+    # the disc spreads light (gamma 2): filtered squares, then the square root
+    reference = np.sqrt(cv2.filter2D(img.astype(np.float32) ** 2, -1, disc_kernel(r), borderType=cv2.BORDER_REFLECT))
     # Far from the subject and the borders, where the whole disc sees background.
     interior = distance_outside(subject) > r + 4
     m = int(math.ceil(r)) + 2
@@ -253,8 +255,28 @@ def test_highlight_boost_brightens_bokeh(rng):
     disp = np.zeros((h, w), np.float32)
     plain = kernels.depth_of_field(img, disp, 0.75, 12.0, backend="cpu")[36, 36, 1]
     boosted = kernels.depth_of_field(img, disp, 0.75, 12.0, highlight_boost=100.0, backend="cpu")[36, 36, 1]
-    assert plain <= 22  # 235 / disc area (453 px): the highlight vanishes into the background
-    assert boosted >= plain + 30  # weight 101: 235 * 101 / (453 + 100) = 43 levels
+    # in linear light (gamma 2) over the disc's 453 px: sqrt((452 * 20^2 + 255^2) / 453) = 23.3
+    assert plain <= 24  # a single pixel of light all but vanishes into the background
+    assert boosted >= plain + 70  # weight 101: sqrt((452 * 20^2 + 101 * 255^2) / 553) = 110.5
+
+
+def test_blur_averages_light_not_stored_values():
+    """A lens spreads light: 1-px black and white stripes blur to the grey of half the light, 255 / sqrt(2)
+    = 180 in gamma 2, not the stored values' mean 127.5; and a small light (7 pixels at 255 on 20) stays a
+    visible ball over its 12 px disc: sqrt((446 * 20^2 + 7 * 255^2) / 453) = 37.4, where the stored values'
+    mean gave 23.6."""
+    h = w = 72
+    disp = np.zeros((h, w), np.float32)
+    stripes = np.zeros((h, w, 3), np.uint8)
+    stripes[:, ::2] = 255
+    out = kernels.depth_of_field(stripes, disp, 0.75, 12.0, backend="cpu")[20:52, 20:52].astype(np.float32)
+    assert np.abs(out - 255 / math.sqrt(2)).max() <= 2.0
+    light = np.full((h, w, 3), 20, np.uint8)
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (0, -1), (-1, 0), (1, 1), (-1, -1)):
+        light[36 + dy, 36 + dx] = 255
+    assert abs(float(kernels.depth_of_field(light, disp, 0.75, 12.0, backend="cpu")[36, 36, 1]) - 37.4) <= 1.5
+    reference = depth_of_field_reference(light, disp, 0.75, 12.0, as_float=True)
+    assert reference[36, 36, 1] == pytest.approx(math.sqrt((446 * 20 ** 2 + 7 * 255 ** 2) / 453.0), rel=0.02)
 
 
 def test_near_foreground_spills_over_the_focused_subject():
@@ -272,7 +294,8 @@ def test_near_foreground_spills_over_the_focused_subject():
     disp[:, :60] = NEAR
     out = kernels.depth_of_field(img, disp, FOCUS, MAX_BLUR, backend="cpu").astype(np.float32)
     r = coc_radius(NEAR)
-    spill = (out[h // 2, 60:, 0] - 40.0) / 160.0  # blue fraction on the subject, per distance from the bar
+    # the bar's share of the light on the subject, per distance from the bar (blue: 40 subject, 200 bar)
+    spill = (out[h // 2, 60:, 0] ** 2 - 40.0 ** 2) / (200.0 ** 2 - 40.0 ** 2)
     x = np.arange(spill.size) + 0.5
     u = np.clip(x / r, 0.0, 1.0)
     expected = (np.arccos(u) - u * np.sqrt(1.0 - u * u)) / np.pi
