@@ -73,9 +73,13 @@ def number_argument(name: str, value: Any, requirement: str) -> float:
     number. float() alone would take "0.5" and True; NumPy scalars and 0-d arrays are numbers and pass."""
     import numpy as np
 
-    if isinstance(value, (str, bytes, bool, np.bool_)):
+    if isinstance(value, (str, bytes, bool, np.bool_)) or np.iscomplexobj(value):
         raise ValueError(f"{name} must be {requirement}, got {value!r}")
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float's range (10**400)
         raise ValueError(f"{name} must be {requirement}, got {value!r}") from None
+
+
+# the message for a disparity the kernels cannot take (their float32 sums would spread NaN or inf)
+NOT_FINITE = "disparity holds NaN, infinite or values beyond float32's range (3.4e38); depth must be finite"

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.backend import array_module, is_cupy_array, number_argument, resolve_backend
+from kernels.backend import NOT_FINITE, array_module, is_cupy_array, number_argument, resolve_backend
 
 MAX_RADIUS = 16  # the CUDA kernel's constant-memory table holds (2·16+1)² weights
 # Table entries below this are set to 0. A product of four entries ≥ 1e-9 is ≥ 1e-36, a normal float32;
@@ -108,7 +108,7 @@ def _host_disparity(disparity: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         d = np.ascontiguousarray(disparity, dtype=np.float32)  # no copy when already float32 and C-contiguous
     if not np.isfinite(d).all():
-        raise ValueError("disparity holds NaN or infinite values")
+        raise ValueError(NOT_FINITE)
     return d
 
 

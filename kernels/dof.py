@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.backend import is_cupy_array, number_argument, resolve_backend
+from kernels.backend import NOT_FINITE, is_cupy_array, number_argument, resolve_backend
 
 FOCUS_RADIUS = 0.5  # |CoC| at or below this is in focus: the disc fits inside the pixel
 LOW_RES_RADIUS = 4.0  # largest blur radius, in reduced pixels, while s grows with the blur (VGA's 16 px: s = 4)
@@ -154,7 +154,9 @@ def depth_of_field(image_bgr, disparity, focus: float, max_blur_px: float, *, hi
 
 def _check_finite(disparity: np.ndarray) -> None:
     if not np.isfinite(disparity).all():
-        raise ValueError("disparity holds NaN or infinite values")
+        raise ValueError(NOT_FINITE)
+    if disparity.dtype.itemsize > 4 and disparity.size and np.abs(disparity).max() > np.finfo(np.float32).max:
+        raise ValueError(NOT_FINITE)  # the float32 kernels would overflow it to inf
 
 
 def _cpu(image_bgr: np.ndarray, disparity: np.ndarray, focus: float, max_blur_px: float,

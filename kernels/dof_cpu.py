@@ -653,6 +653,6 @@ def depth_of_field_cpu(image_bgr: np.ndarray, disparity: np.ndarray, focus: floa
                        highlight_boost: float = 0.0, scale: int | None = None) -> np.ndarray:
     """The CPU path; `scale` overrides the reduction factor (1 = the exact reference semantics)."""
     if max_blur_px <= 0.0:
-        return image_bgr.copy()
+        return np.array(image_bgr)  # a plain ndarray, as every other call returns (a memmap's copy is one)
     p = plan(disparity.shape, focus, max_blur_px, highlight_boost, scale)
     return render(image_bgr, disparity, p)

@@ -12,6 +12,10 @@ class DisparityNormaliser:
     """
 
     def __init__(self, low_percentile: float = 2.0, high_percentile: float = 98.0, smoothing: float = 0.15) -> None:
+        if not 0.0 <= low_percentile < high_percentile <= 100.0:
+            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {low_percentile}, {high_percentile}")
+        if not 0.0 < smoothing <= 1.0:
+            raise ValueError(f"smoothing must be in (0, 1] (the newest frame's weight), got {smoothing}")
         self.low_percentile = low_percentile
         self.high_percentile = high_percentile
         self.smoothing = smoothing
@@ -21,6 +25,8 @@ class DisparityNormaliser:
     def update(self, disparity) -> tuple[float, float]:
         # NumPy's functions dispatch to CuPy for device arrays (NEP 18), so this runs where the map is.
         low, high = (float(v) for v in np.percentile(disparity, (self.low_percentile, self.high_percentile)))
+        if not (np.isfinite(low) and np.isfinite(high)):  # one NaN frame would hold the range at NaN for good
+            raise ValueError("disparity holds NaN or infinite values")
         if self.low is None or self.high is None:
             self.low, self.high = low, high
         else:

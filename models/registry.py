@@ -6,11 +6,12 @@ sha256, never committed. FCRN is converted from the official TensorFlow checkpoi
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-from models.download import ModelError, cache_dir, download, verify_sha256
+from models.download import ModelError, cache_dir, download, sha256_of, verify_sha256
 
 OutputKind = Literal["inverse_depth", "metres"]
 InputNorm = Literal["raw", "unit", "imagenet", "symmetric"]
@@ -85,7 +86,43 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def model_state(spec: ModelSpec) -> str:
-    return "cached" if spec.path.is_file() else "not downloaded"
+    if not spec.path.is_file():
+        return "not downloaded"
+    try:
+        check_cached(spec)
+    except ModelError:
+        return f"damaged (run 'depthcam models fetch {spec.name}')"
+    return "cached"
+
+
+def recorded_checksum(path: Path) -> Path:
+    """Where a model converted into the cache keeps its sha256: it has no published one."""
+    return path.with_name(path.name + ".sha256")
+
+
+def check_cached(spec: ModelSpec) -> None:
+    """ModelError where the cached file is not what was downloaded or converted (truncated, overwritten).
+    A converted file from before checksums were recorded is parsed instead, and its checksum recorded."""
+    fix = f"run 'depthcam models fetch {spec.name}', which replaces it"
+    if not spec.fetcher:
+        assert spec.sha256, f"registry entry {spec.name} has no checksum"
+        verify_sha256(spec.path, spec.sha256, fix=fix)
+        return
+    recorded = recorded_checksum(spec.path)
+    if recorded.is_file():
+        verify_sha256(spec.path, recorded.read_text().split()[0], fix=fix)
+        return
+    import onnx
+
+    try:
+        onnx.load(str(spec.path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 (protobuf's DecodeError, or a file that is not ONNX at all)
+        raise ModelError(f"the cached {spec.filename} is not a complete ONNX model ({exc.__class__.__name__}); "
+                         f"{fix}") from None
+    try:
+        recorded.write_text(sha256_of(spec.path) + "\n")
+    except OSError:  # a read-only cache: parsed again next time
+        pass
 
 
 def _call_fetcher(reference: str, progress: bool) -> Path:
@@ -94,15 +131,27 @@ def _call_fetcher(reference: str, progress: bool) -> Path:
     return function(cache_dir(), progress=progress)
 
 
-def fetch(name: str, *, progress: bool = True) -> Path:
-    """Make the model's file present in the cache (download, verify, convert) and return its path."""
+def fetch(name: str, *, progress: bool = True, repair: bool = False) -> Path:
+    """Make the model's file present in the cache (download, verify, convert) and return its path. A damaged
+    cached file is an error, or with `repair` (`depthcam models fetch`) deleted and fetched again."""
     spec = get_spec(name)
     if spec.path.is_file():
-        if spec.sha256 and not spec.fetcher:  # a converted file has no published checksum
-            verify_sha256(spec.path, spec.sha256)
-        return spec.path
+        try:
+            check_cached(spec)
+            return spec.path
+        except ModelError:
+            if not repair:
+                raise
+            print(f"depthcam: the cached {spec.filename} is damaged; fetching it again", file=sys.stderr)
+            spec.path.unlink()
+            recorded_checksum(spec.path).unlink(missing_ok=True)
     if spec.fetcher:
-        return _call_fetcher(spec.fetcher, progress)
+        path = _call_fetcher(spec.fetcher, progress)
+        try:
+            recorded_checksum(path).write_text(sha256_of(path) + "\n")
+        except OSError:  # checked by parsing next time instead
+            pass
+        return path
     assert spec.url and spec.sha256, f"registry entry {name} has no url or no checksum"
     return download(spec.url, spec.path, spec.sha256, progress=progress)
 

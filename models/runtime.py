@@ -61,7 +61,7 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
     meta = inputs[0]
     if meta.type != "tensor(float)":
         raise ModelError(f"model {spec.filename} takes a {meta.type} input; depthcam feeds float32 images "
-                         f"(export the model with a float input)")
+                         f"(export the model with a float32 input)")
     shape = list(meta.shape)
     if len(shape) != 4:
         raise ModelError(f"model {spec.filename} takes a {len(shape)}-D input {shape}; depthcam needs an image "
@@ -300,7 +300,8 @@ class DepthEstimator:
 
 def _first_line(exc: Exception) -> str:
     """ONNX Runtime's errors run to many lines; the first names the problem."""
-    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
+    line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+    return line if len(line) <= 300 else line[:297] + "..."  # one line, not cut mid-word at a short width
 
 
 def _ortvalue_as_cupy(value):

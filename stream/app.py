@@ -119,8 +119,8 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
     if render.focus_point is not None:
         x, y = render.focus_point
         if x >= source.width or y >= source.height:
-            raise UserError(f"--focus-point {x},{y} is outside the {source.width}x{source.height} frame; "
-                            f"give X < {source.width} and Y < {source.height}")
+            raise UserError(f"the focus point {x},{y} (--focus-point, render.focus_point) is outside the "
+                            f"{source.width}x{source.height} frame; give X < {source.width} and Y < {source.height}")
 
 
 def load_estimator(config: PipelineConfig, progress: bool = True) -> DepthEstimator:

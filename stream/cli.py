@@ -335,7 +335,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 print(f"{spec.name:12s} {model_state(spec):15s} {spec.description}")
             print(f"cache: {cache_dir()}  (set DEPTHCAM_MODELS to move it)")
         elif args.models_command == "fetch":
-            print(fetch(args.name, progress=True))
+            print(fetch(args.name, progress=True, repair=True))
         elif args.models_command == "info" and args.name not in REGISTRY and (
                 args.name.lower().endswith(".onnx") or Path(args.name).exists()):
             _describe_model_file(args.name)
@@ -393,7 +393,8 @@ def _describe_model_file(path: str) -> None:
           f"{INPUT_NORMS[spec.input_norm]} (--model-input to change), {batch}"
           f"\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind}"
           f"{' (larger = nearer; for metric depth add --model-output metres)' if spec.output_kind != 'metres' else ''}"
-          f"\nstate:       accepted by depthcam (--model {model_path})")
+          f"\nstate:       accepted by depthcam (--model {model_path}"
+          f"{' --model-size WxH' if dynamic else ''})")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -192,9 +192,9 @@ def parse_model_size(value: Any) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in value.lower().split("x"))
     except (AttributeError, ValueError):
-        raise UserError(f"model_size must be WIDTHxHEIGHT, e.g. 518x518, got {value!r}") from None
+        raise UserError(f"model_size (--model-size) must be WIDTHxHEIGHT, e.g. 518x518, got {value!r}") from None
     if not (low <= width <= high and low <= height <= high):
-        raise UserError(f"model_size {value} is out of range ({low}..{high} per side)")
+        raise UserError(f"model_size (--model-size) {value} is out of range ({low}..{high} per side)")
     return width, height
 
 
@@ -376,6 +376,22 @@ def _unused_window_note(data: Any, config: PipelineConfig, source: str) -> str |
             f"refine.live_sigma_spatial ({config.refine.live_sigma_spatial:g}), in working pixels")
 
 
+def _paths_beside(config: PipelineConfig, path: Path) -> None:
+    """A file's relative paths (its model file, its depth video) are read from its own folder, not from
+    wherever the command runs: the file and the model beside it move together. Flags stay relative to the
+    working folder."""
+    def beside(value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            return value  # validate() names the mistake
+        candidate = Path(value).expanduser()
+        return value if candidate.is_absolute() else str(path.parent / candidate)
+
+    if isinstance(config.model, str) and (config.model.lower().endswith(".onnx") or "/" in config.model):
+        config.model = beside(config.model)  # a registry name holds neither
+    if config.output.save_depth is not None:
+        config.output.save_depth = beside(config.output.save_depth)
+
+
 def _flag_focus_wins(config: PipelineConfig, overrides: dict[str, Any]) -> None:
     """--focus and --focus-point each replace the file's way of focusing, whichever key it used."""
     if overrides.get("render.focus") is not None and overrides.get("render.focus_point") is None:
@@ -394,6 +410,7 @@ def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | Non
         path = resolve_config_path(name_or_path)
         data = read_config_file(path)
         _apply(config, {} if data is None else data, "", str(path))  # None: empty or comments only
+        _paths_beside(config, path)
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

@@ -174,7 +174,7 @@ def test_a_model_of_dynamic_input_size_runs_at_the_size_given(tmp_path):
                    "-o", "null", "--no-progress")
     assert ran.returncode == 0, ran.stderr
     assert_one_clear_line(depthcam("run", source, "--model", str(model), "--model-size", "big", "-o", "null"),
-                          "model_size must be WIDTHxHEIGHT")
+                          "model_size (--model-size) must be WIDTHxHEIGHT")
 
 
 def test_camera_that_does_not_exist(shared_models, bad_inputs):

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from stream.config import CONFIG_DIR, load_config, preset_names
@@ -321,3 +323,23 @@ def test_a_config_nested_thousands_of_levels_deep_is_one_line(tmp_path):
     deep.write_text("refine: " + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(UserError, match="nested too deeply"):
         load_config(str(deep))
+
+
+def test_a_config_file_s_paths_are_read_from_its_own_folder(tmp_path, monkeypatch):
+    """`model: ../models/mine.onnx` in a config was looked up from wherever the command ran ("model file
+    ../models/mine.onnx not found"), so moving the file and its model together broke it."""
+    folder = tmp_path / "project" / "configs"
+    folder.mkdir(parents=True)
+    config = folder / "mine.yaml"
+    config.write_text("model: ../models/mine.onnx\noutput:\n  save_depth: depth/out.mp4\n")
+    monkeypatch.chdir(tmp_path)
+    loaded = load_config(str(config))
+    assert Path(loaded.model) == folder / ".." / "models" / "mine.onnx"
+    assert Path(loaded.output.save_depth) == folder / "depth" / "out.mp4"
+    absolute = tmp_path / "elsewhere.onnx"
+    config.write_text(f"model: {absolute}\n")
+    assert load_config(str(config)).model == str(absolute)
+    config.write_text("model: fcrn\n")  # a registry name stays a name
+    assert load_config(str(config)).model == "fcrn"
+    flags = load_config(str(config), {"model": "flag.onnx", "output.save_depth": "d.mp4"})
+    assert flags.model == "flag.onnx" and flags.output.save_depth == "d.mp4"  # flags: the working folder

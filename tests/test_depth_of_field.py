@@ -65,6 +65,13 @@ def ac_energy(a: np.ndarray) -> float:
 
 # --- contract ---------------------------------------------------------------------------------------
 
+def test_no_blur_returns_a_plain_copy():
+    """Blur 0 returned the input's own type (a memmap's copy is a memmap), every other call a plain array."""
+    image = np.zeros((8, 8, 3), np.uint8).view(np.memmap)
+    out = kernels.depth_of_field(image, np.zeros((8, 8), np.float32), 0.5, 0.0, backend="cpu")
+    assert type(out) is np.ndarray and out is not image
+
+
 def test_numpy_in_numpy_out_and_input_untouched(rng):
     img, disp, _ = portrait_scene(rng, 64, 80)
     before = img.copy()
@@ -95,6 +102,10 @@ def test_numpy_in_numpy_out_and_input_untouched(rng):
     # checked whichever backend runs (CUDA was not), and before a missing GPU is reported
     (dict(disparity=np.full((8, 8), np.nan, np.float32), backend="cuda"), "NaN"),
     (dict(disparity=np.full((8, 8), -np.inf, np.float64), backend="auto"), "NaN"),
+    # finite, but inf once cast for the float32 kernels (it overflowed with a NumPy warning)
+    (dict(disparity=np.full((8, 8), 1e39, np.float64)), "beyond float32's range"),
+    (dict(focus=10 ** 400), "focus"),  # float() raises OverflowError, not a message naming the argument
+    (dict(max_blur_px=np.complex128(4.0)), "max_blur_px"),  # float() dropped the imaginary part with a warning
 ])
 def test_invalid_inputs_raise_clear_value_errors(kwargs, match):
     args = dict(image_bgr=np.zeros((8, 8, 3), np.uint8), disparity=np.zeros((8, 8), np.float32), focus=0.5,

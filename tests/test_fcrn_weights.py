@@ -272,6 +272,40 @@ def test_fetch_official_downloads_verifies_converts_and_caches(checkpoint, refer
     assert fw.fetch_official(cache, progress=False) == onnx_path
 
 
+def test_a_damaged_cached_model_is_named_and_models_fetch_replaces_it(checkpoint, reference_bytes, tmp_path,
+                                                                      monkeypatch, capsys):
+    """A truncated converted FCRN failed every run with "fetch it again", and `models fetch fcrn` printed its
+    path and changed nothing (a converted file has no published checksum); `models list` said "cached".
+    The conversion now records its checksum; a file from before that is parsed, and its checksum recorded."""
+    from models.registry import fetch, get_spec, model_state, recorded_checksum
+
+    archive = tmp_path / "mirror" / "NYU_FCRN-checkpoint.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for suffix in (".index", ".data-00000-of-00001"):
+            zf.write(f"{checkpoint}{suffix}", f"NYU_FCRN.ckpt{suffix}")
+    monkeypatch.setattr(fw, "OFFICIAL_URL", archive.as_uri())
+    monkeypatch.setattr(fw, "OFFICIAL_SHA256", sha256_of(archive))
+    monkeypatch.setenv("DEPTHCAM_MODELS", str(tmp_path / "cache"))
+    spec = get_spec("fcrn")
+    path = fetch("fcrn", progress=False)
+    assert recorded_checksum(path).read_text().strip() == sha256_of(path) and model_state(spec) == "cached"
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size // 2)
+    assert model_state(spec) == "damaged (run 'depthcam models fetch fcrn')"
+    with pytest.raises(ModelError, match="run 'depthcam models fetch fcrn', which replaces it"):
+        fetch("fcrn", progress=False)  # what a run meets
+    assert fetch("fcrn", progress=False, repair=True) == path
+    assert "damaged; fetching it again" in capsys.readouterr().err
+    assert path.read_bytes() == reference_bytes and model_state(spec) == "cached"
+    # converted before checksums were recorded: parsed once, then checked by its recorded checksum
+    recorded_checksum(path).unlink()
+    assert model_state(spec) == "cached" and recorded_checksum(path).is_file()
+    recorded_checksum(path).unlink()
+    path.write_bytes(reference_bytes[: len(reference_bytes) // 3])
+    assert model_state(spec).startswith("damaged")
+
+
 # ---------------------------------------------------------------- errors users will see
 
 

@@ -289,6 +289,22 @@ def test_normaliser_output_is_in_unit_range_and_ordered(rng):
     assert np.all(np.diff(flat_out[order]) >= -1e-7)  # monotonic: nearer stays nearer
 
 
+def test_normaliser_refuses_nan_and_bad_settings_and_keeps_its_range(rng):
+    """One NaN frame left the smoothed range at NaN, and every later frame NaN."""
+    normaliser = DisparityNormaliser()
+    clean = rng.random((20, 30)).astype(np.float32)
+    expected = DisparityNormaliser()(clean)
+    normaliser(clean)
+    broken = clean.copy()
+    broken[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        normaliser(broken)
+    np.testing.assert_array_equal(normaliser(clean), expected)
+    for kwargs in ({"low_percentile": 98, "high_percentile": 2}, {"smoothing": 5}, {"smoothing": 0}):
+        with pytest.raises(ValueError):
+            DisparityNormaliser(**kwargs)
+
+
 def test_metres_become_disparity():
     spec = get_spec("fcrn")
     estimator = DepthEstimator.__new__(DepthEstimator)
