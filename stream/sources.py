@@ -25,6 +25,7 @@ from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import is_hd
 
 SHORT_INPUT = 0.9  # a file whose pictures end before this share of the length it announced gets a warning
+SEEK_BACK_S = 1.0  # a jump that lands after --start is made again this much earlier, then twice as much, ...
 # A display rotation (degrees counter-clockwise, as FFmpeg's av_display_rotation_get gives it) and the
 # turn that shows the picture upright, as FFmpeg's own players apply it.
 UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
@@ -264,6 +265,8 @@ class VideoFileSource(Source):
         self.audio_ends_with_pictures = False  # a part cut at its end: the sound ends where its pictures do
         self._read_until: float | None = None  # where the last picture read ends, in the video's own seconds
         self._frames_read = 0
+        self._head = [self._first]  # pictures decoded ahead (to check where a jump landed), given first
+        self._sizes_told: set[tuple[int, int]] = set()  # picture sizes other than the first's, each said once
         turned = f", turned upright ({self.rotation}° display rotation)" if self._turn is not None else ""
         colour = f", {self.colour}" if self.colour is not None else ""
         self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps{turned}{colour}"
@@ -271,8 +274,6 @@ class VideoFileSource(Source):
     def set_range(self, start: float | None, duration: float | None) -> None:
         """Process only `duration` seconds from `start` seconds after the first picture (--start, --duration).
         The decoder jumps to the keyframe before the start and skips the pictures before it."""
-        import av
-
         if duration is not None and duration <= 0:
             raise UserError(f"--duration {duration:g} takes nothing; give a length above 0 (seconds or MM:SS)")
         length = self._length
@@ -283,12 +284,7 @@ class VideoFileSource(Source):
         origin = self._first.time or 0.0
         if start > 0:
             self._start = origin + start
-            try:
-                self.container.seek(int(self._start / float(self.stream.time_base)), stream=self.stream,
-                                    backward=True)
-                self._decoded = self.container.decode(self.stream)
-            except av.error.FFmpegError:
-                pass  # a file that cannot seek is decoded from where it is, the pictures before the start skipped
+            self._seek(self._start)
         if duration is not None:
             self._end = origin + start + duration
             self.audio_ends_with_pictures = True
@@ -298,15 +294,55 @@ class VideoFileSource(Source):
             self.frame_count = max(1, int(round(span * self.fps)))
         self.description += f", from {format_time(start)}" + (f" for {format_time(duration)}" if duration else "")
 
+    def _seek(self, target: float) -> None:
+        """Decode from a keyframe at or before `target` (the video's own seconds). MPEG-TS has no index and its
+        demuxer may land on the keyframe after the time asked for (--start 0.7 gave the pictures from 1.07 s
+        on): the jump is made earlier and earlier until its first picture is not late, and where that would
+        reach the first picture the file is decoded from its beginning."""
+        import av
+
+        half_frame = 0.5 / self.fps
+        origin, back = self._first.time or 0.0, 0.0
+        while target - back > origin:
+            try:
+                self.container.seek(int((target - back) / float(self.stream.time_base)), stream=self.stream,
+                                    backward=True)
+            except av.error.FFmpegError:
+                break  # a file that cannot seek is decoded from its beginning, the pictures before the start skipped
+            self._decoded = self.container.decode(self.stream)
+            try:
+                landed = next(self._decoded, None)  # None: past the last keyframe
+            except av.error.FFmpegError:
+                landed = None  # damaged there: further back
+            if landed is not None and (landed.time is None or landed.time <= target + half_frame):
+                self._head = [landed]
+                return
+            back = max(SEEK_BACK_S, 2 * back)
+        self._rewind()
+
+    def _rewind(self) -> None:
+        """Decode from the first picture again, the file opened anew: a jump to its start may land late too."""
+        import av
+
+        self.container.close()
+        try:
+            self.container = av.open(str(self.path))
+        except av.error.FFmpegError as exc:
+            raise UserError(f"cannot read video {self.path} again to start at --start: {exc.strerror or exc}; "
+                            f"check the file is still there and readable") from None
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self._decoded = self.container.decode(self.stream)
+        self._head = []
+
     def frames(self) -> Iterator[Frame]:
         import av
 
         index = 0
         half_frame = 0.5 / self.fps
-        first = [] if self._start is not None else [self._first]  # after a jump, decoding starts anew
         previous: float | None = None
         try:
-            for decoded in itertools.chain(first, self._decoded):
+            for decoded in itertools.chain(self._head, self._decoded):
                 seconds = decoded.time
                 if seconds is not None:  # the last picture lasts as long as the one before it
                     step = seconds - previous if previous is not None and seconds > previous else 1 / self.fps
@@ -324,6 +360,8 @@ class VideoFileSource(Source):
                                                src_colorspace=None if tagged else self._untagged_matrix)
                 if self._turn is not None:
                     image = cv2.rotate(image, self._turn)
+                if image.shape[:2] != (self.height, self.width):
+                    image = self._fit(image, index)
                 yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=decoded.time)
                 index = self._frames_read = index + 1
         except av.error.FFmpegError as exc:
@@ -333,6 +371,19 @@ class VideoFileSource(Source):
             offset = self._start - (self._first.time or 0.0)
             raise UserError(f"{self.path.name} has no picture from --start {format_time(offset)} on; "
                             f"give an earlier start")
+
+    def _fit(self, image: Any, index: int) -> Any:
+        """A picture of another size than the first (clips of different sizes joined, `cat a.ts b.ts`) scaled to
+        the first's, which every stage and the output work at; each new size is said once."""
+        height, width = image.shape[:2]
+        if (width, height) not in self._sizes_told:
+            self._sizes_told.add((width, height))
+            notify(f"{self.path.name} changes its picture size from {self.width}x{self.height} to {width}x{height} "
+                   f"at picture {index + 1} (clips of different sizes joined); those pictures are scaled to "
+                   f"{self.width}x{self.height}")
+        shrink = width > self.width or height > self.height  # area averaging: no aliasing
+        return cv2.resize(image, (self.width, self.height),
+                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
     def truncation_warning(self) -> str | None:
         """By the frame count where the file gives one (MP4, AVI), else by time: a count estimated from the

@@ -14,7 +14,8 @@ WebM, PCM for AVI, which has no audio timestamps, so copying could not keep an o
 timeline: offsets kept, gaps filled with silence, channels kept (Opus: at most stereo). Audio is written
 up to the end of the pictures written so far, which the video encoder's delay keeps just ahead of the
 video in the muxer: the two are interleaved as they go, and a run that stops early leaves a file
-whose sound ends with its pictures.
+whose sound ends with its pictures. Clips joined as they are (`cat a.ts b.ts`: time goes back at the join)
+play one after the other: the sound of each clip follows its pictures, as in the clip.
 
 Colour. BGR is converted to 4:2:0, limited range, with accurate rounding, and tagged: matrix BT.709
 from 1280 wide or over 576 lines, BT.601 below. That is what players assume for untagged video, so
@@ -23,6 +24,7 @@ players that ignore the tags agree with those that read them. Primaries and tran
 """
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import struct
@@ -146,6 +148,7 @@ class VideoWriter:
         self._last_seconds: float | None = None  # the time of the last picture given: one before it is a join
         self._last_pts = -1
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
+        self._started = False  # the file is open and its header written: an EPERM from then on is FFmpeg's -1
         self._audio: _AudioTrack | None = None
         try:
             self.container = av.open(str(path), "w", container_options=container_options(suffix))
@@ -190,6 +193,8 @@ class VideoWriter:
         if pts_seconds is not None and self._last_seconds is not None and pts_seconds < self._last_seconds:
             # time went back (clips joined as they are, `cat a.ts b.ts`): carry on a frame after the last picture
             self._origin = pts_seconds - float(self._last_pts * self.time_base) - 1 / float(self.rate)
+            if self._audio:
+                self._audio.joins.append(self._origin)  # the sound of that clip goes with its pictures
         if pts_seconds is not None:
             self._last_seconds = pts_seconds
         if pts_seconds is None:
@@ -200,7 +205,12 @@ class VideoWriter:
             self.pictures_left_out += 1
             return
         pts = max(pts, self._last_pts + 1)  # only a repeated (or out-of-order) time moves, by one tick
-        if image_bgr.shape[1] != self.width or image_bgr.shape[0] != self.height:
+        height, width = image_bgr.shape[:2]
+        if (width + width % 2, height + height % 2) != (self.width, self.height):
+            # padding a bigger picture failed deep in numpy, and a smaller one was smeared into the corner
+            raise ValueError(f"a {width}x{height} picture for {self.path.name}, opened at {self.width}x{self.height}: "
+                             f"every picture must have the first one's size")
+        if width != self.width or height != self.height:
             image_bgr = np.pad(image_bgr, ((0, self.height - image_bgr.shape[0]),
                                            (0, self.width - image_bgr.shape[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image_bgr), format="bgr24")
@@ -211,15 +221,20 @@ class VideoWriter:
             | Interpolation.BITEXACT)
         frame.pts, frame.time_base = pts, self.time_base
         try:
+            self.container.start_encoding()  # the file opened now (once): an EPERM from here on is FFmpeg's -1
+            self._started = True
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
             self._last_pts = pts
             self.frames_written += 1
             if self._audio:
                 self._audio.write_until(self.seconds_written)
-        except BaseException:
+        except BaseException as exc:
             self._failed = True
-            raise
+            refusal = self._refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from None
 
     @property
     def seconds_written(self) -> float:
@@ -239,6 +254,11 @@ class VideoWriter:
                     self.container.mux(packet)
                 if self._audio and self.frames_written:
                     self._audio.finish(None if complete else self.seconds_written)
+        except BaseException as exc:
+            refusal = self._refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from None
         finally:
             if self._audio:
                 self._audio.close()
@@ -255,6 +275,18 @@ class VideoWriter:
                         f"pictures came closer together than AVI's fixed {float(self.rate):.3g} fps and were left out "
                         f"to keep the pictures in step with the sound; .mp4 or .mkv keep every picture")
 
+    def _refusal(self, exc: BaseException) -> UserError | None:
+        """FFmpeg's muxers fail with a bare -1, which is EPERM: once the file is open and its header written,
+        "Operation not permitted" is a muxer refusing a packet, not a permission problem, and is said so."""
+        import av
+
+        if not (self._started and isinstance(exc, av.error.FFmpegError) and exc.errno == errno.EPERM):
+            return None
+        audio = self._audio
+        what = f"the video or the {audio.codec} audio copied from the input" if audio and audio.copy else "the video"
+        return UserError(f"cannot write {self.path.name}: FFmpeg's {self.container.format.name} muxer refused {what} "
+                         f"(its error -1, not a permission problem); try another output type, e.g. .mkv")
+
 
 class _AudioTrack:
     """One audio stream of `source` on the video's timeline (seconds after `origin`, the first picture's
@@ -270,10 +302,12 @@ class _AudioTrack:
             default = [s for s in streams if s.disposition & av.stream.Disposition.default]
             self.in_stream = (default or streams)[0]
             # The codec, not the decoder: FFmpeg decodes mp3 with "mp3float".
-            codec = self.in_stream.codec_context.codec.canonical_name
+            self.codec = codec = self.in_stream.codec_context.codec.canonical_name
             self.copy = codec in AUDIO_COPYABLE.get(suffix, set())
+            self.adts = None
             if self.copy:
                 self.out_stream = container.add_stream_from_template(self.in_stream)
+                self.adts = _adts_filter(self.in_stream, suffix)
             else:
                 target = AUDIO_TRANSCODE.get(suffix, "aac")
                 rate = _encoder_rate(target, self.in_stream.codec_context.sample_rate or 48000)
@@ -291,6 +325,11 @@ class _AudioTrack:
             self.input.close()
             raise
         self.origin = 0.0
+        # Clips joined as they are: the origin of each clip after the first, as the video set it at its first
+        # picture. The sound takes the next one where its own time goes back.
+        self.joins: list[float] = []
+        self._last_time: float | None = None  # the last packet's time, in the input's seconds
+        self._copied_until: int | None = None  # where the last packet copied ends on the output's timeline, in ticks
         self.pending: Any = None
         self.done = False
         # Input samples placed so far, counted from the origin: a later start is preceded by silence, so
@@ -328,8 +367,15 @@ class _AudioTrack:
                 break
             if packet.dts is None and packet.size == 0:
                 continue  # demuxer's flush packet
-            if seconds is not None and packet.pts is not None \
-                    and float(packet.pts * packet.time_base) - self.origin >= seconds:
+            time = float(packet.pts * packet.time_base) if packet.pts is not None else None
+            if time is not None and self._last_time is not None and time < self._last_time - AUDIO_SNAP_S:
+                if not self.joins:  # the pictures have not reached the join yet
+                    self.pending = packet
+                    self.done = seconds is None  # at the end: no picture after the join, so no sound either
+                    break
+                self.origin = self.joins.pop(0)
+            self._last_time = time if time is not None else self._last_time
+            if seconds is not None and time is not None and time - self.origin >= seconds:
                 self.pending = packet
                 break
             if self.copy:
@@ -350,11 +396,16 @@ class _AudioTrack:
         if packet.pts is not None:
             if packet.pts + (packet.duration or 0) < shift:
                 return  # ends before the first picture
+            if self._copied_until is not None and \
+                    packet.pts - shift < self._copied_until - AUDIO_SNAP_S / packet.time_base:
+                return  # a joined clip's sound under the end of the clip before: the muxer takes no overlap
             packet.pts -= shift
+            self._copied_until = packet.pts + (packet.duration or 0)
         if packet.dts is not None:
             packet.dts -= shift
-        packet.stream = self.out_stream
-        self.container.mux(packet)
+        for out in self.adts.filter(packet) if self.adts is not None else (packet,):
+            out.stream = self.out_stream
+            self.container.mux(out)
 
     def _place(self, frame: Any, cut: float | None) -> None:
         """Put a decoded frame on the timeline: samples before the origin or already covered are
@@ -414,6 +465,18 @@ class _AudioTrack:
                 self.container.mux(packet)
         if cut:
             self.fifo.read()  # past the cut
+
+
+def _adts_filter(stream: Any, suffix: str) -> Any | None:
+    """MPEG-TS carries AAC as ADTS, a header on every packet and no configuration of its own (extradata). MP4 and
+    MOV take raw packets and one configuration, which FFmpeg's aac_adtstoasc filter makes from the headers; the
+    muxer refused ADTS with its error -1 ("Operation not permitted")."""
+    import av
+
+    context = stream.codec_context
+    if context.codec.canonical_name != "aac" or suffix not in MP4_SUFFIXES or context.extradata:
+        return None
+    return av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream)
 
 
 def _encoder_rate(codec: str, rate: int) -> int:

@@ -87,11 +87,12 @@ def probe(path: Path) -> dict:
 def make_timed_video(path: Path, video_times: list[float], fps: float = 30, size: tuple[int, int] = (64, 48),
                      audio_codecs: tuple[str, ...] = ("aac",), sample_rate: int = 44100, audio_start: float = 0.0,
                      audio_seconds: float = 1.0, click_at: float | None = None,
-                     default_audio: int | None = None) -> Path:
+                     default_audio: int | None = None, keyframe_every: int | None = None) -> Path:
     """Frames at the given presentation times (seconds; an offset or a variable frame rate), and per audio
     codec a stream of a quiet tone from `audio_start` for `audio_seconds`, with a loud click at
     `click_at` (the same clock) that marks where the sound belongs under the pictures.
-    `default_audio`: the index among the audio streams that carries the default disposition."""
+    `default_audio`: the index among the audio streams that carries the default disposition.
+    `keyframe_every`: the pictures from one keyframe to the next (x264's GOP), where a seek can land."""
     import av
     from av.stream import Disposition
 
@@ -101,6 +102,8 @@ def make_timed_video(path: Path, video_times: list[float], fps: float = 30, size
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
         video.time_base = video.codec_context.time_base = time_base
+        if keyframe_every:
+            video.options = {"g": str(keyframe_every), "keyint_min": str(keyframe_every), "sc_threshold": "0"}
         audios = [container.add_stream(codec, rate=sample_rate) for codec in audio_codecs]
         for index, audio in enumerate(audios):
             audio.disposition = Disposition.default if index == default_audio else Disposition(0)
@@ -121,9 +124,16 @@ def make_timed_video(path: Path, video_times: list[float], fps: float = 30, size
     return path
 
 
+def join(path: Path, parts: list[Path]) -> Path:
+    """Files joined as they are, as `cat a.ts b.ts > path` does (MPEG-TS plays on through the join)."""
+    path.write_bytes(b"".join(part.read_bytes() for part in parts))
+    return path
+
+
 def timeline(path: Path) -> dict:
     """Decoded presentation times: every video frame's, the video stream's time base, and the first audio
-    stream's start, end and first loud sample (the click of `make_timed_video`)."""
+    stream's start, end, first loud sample (the click of `make_timed_video`) and every click's start
+    (the loud samples more than 0.1 s after the one before)."""
     import av
 
     with av.open(str(path)) as container:
@@ -131,6 +141,7 @@ def timeline(path: Path) -> dict:
         tick = float(stream.time_base)
         video = [float(frame.time) for frame in container.decode(stream)]
     audio_start = audio_end = click = None
+    clicks: list[float] = []
     with av.open(str(path)) as container:
         if container.streams.audio:
             for frame in container.decode(container.streams.audio[0]):
@@ -144,7 +155,11 @@ def timeline(path: Path) -> dict:
                 loud = np.flatnonzero(np.abs(samples) > 0.5)
                 if click is None and loud.size:
                     click = start + loud[0] / frame.sample_rate
-    return {"video": video, "tick": tick, "audio_start": audio_start, "audio_end": audio_end, "click": click}
+                for at in start + loud / frame.sample_rate:
+                    if not clicks or at > clicks[-1] + 0.1:
+                        clicks.append(float(at))
+    return {"video": video, "tick": tick, "audio_start": audio_start, "audio_end": audio_end, "click": click,
+            "clicks": clicks}
 
 
 def make_colour_video(path: Path, frames_rgb16: list[np.ndarray], trc: int, primaries: int = 9,

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media import make_timed_video, make_video, probe, timeline
+from media import join, make_timed_video, make_video, probe, timeline
 from stream.errors import UserError
 from stream.sources import open_source
 from stream.video_writer import VIDEO_CODECS, VideoWriter
@@ -535,3 +535,117 @@ def test_a_raw_stream_without_duration_or_count_is_read_without_a_warning(tmp_pa
             container.mux(packet)
     frames, warning = _read_all(path)
     assert len(frames) == 10 and warning is None
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".m4v"])
+def test_aac_from_mpeg_ts_is_copied_into_mp4_and_mov_in_step(tmp_path, suffix):
+    """MPEG-TS carries AAC as ADTS, which FFmpeg's MP4 muxer refused with error -1 at the first sound packet
+    ("PermissionError: Operation not permitted"): the packets go through aac_adtstoasc, whole and in step."""
+    src = make_timed_video(tmp_path / "in.ts", _times(0.0, 30, 30), fps=30, size=(160, 120),
+                           audio_seconds=1.0, click_at=0.5)
+    _copy(src, tmp_path / f"out{suffix}")
+    before, after = timeline(src), timeline(tmp_path / f"out{suffix}")
+    assert len(after["video"]) == 30 and probe(tmp_path / f"out{suffix}")["audio_codec"] == "aac"
+    assert after["click"] - after["video"][0] == pytest.approx(before["click"] - before["video"][0], abs=0.002)
+    assert after["audio_end"] == pytest.approx(1.0, abs=AAC_FRAME_S)
+
+
+def test_a_muxer_refusing_a_packet_is_not_called_a_permission_problem(tmp_path, monkeypatch):
+    """FFmpeg's muxers fail with a bare -1, which Python reads as EPERM ("Operation not permitted")."""
+    import errno
+
+    import av
+
+    def refuse(packet):
+        raise av.error.PermissionError(errno.EPERM, "Operation not permitted", str(tmp_path / "out.mp4"))
+    writer = VideoWriter(tmp_path / "out.mp4", 64, 48, 10)
+    monkeypatch.setattr(writer, "container", _MuxFails(writer.container, refuse))
+    with pytest.raises(UserError, match="muxer refused the video .*not a permission problem.*e.g. .mkv"):
+        for _ in range(60):
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+
+
+def _keyframe_times(path: Path) -> list[float]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [float(frame.time) for frame in container.decode(video=0) if frame.key_frame]
+
+
+@pytest.mark.parametrize("keyframe_every, start, duration, count", [
+    (15, 0.7, 0.5, 15),    # keyframes every 0.5 s: the jump landed on the one after the start (6 frames from 1.07 s)
+    (300, 0.5, None, 30),  # one keyframe: refused, "no picture from --start 0.5 s on"
+])
+def test_start_in_mpeg_ts_begins_at_the_first_picture_from_it(tmp_path, keyframe_every, start, duration, count):
+    """MPEG-TS has no index: its demuxer lands on the keyframe after the time asked for. The part starts at
+    the first picture at or after --start all the same, and its sound is cut to match."""
+    src = make_timed_video(tmp_path / "in.ts", _times(0.0, 45, 30), fps=30, size=(160, 120),
+                           audio_codecs=("mp2",), audio_seconds=1.5, click_at=1.0, keyframe_every=keyframe_every)
+    first = timeline(src)["video"][0]
+    assert len(_keyframe_times(src)) == (3 if keyframe_every == 15 else 1)
+    source = open_source(str(src))
+    source.set_range(start, duration)
+    writer = VideoWriter(tmp_path / "out.mp4", source.width, source.height, source.fps, source.audio_path)
+    frames = list(source.frames())
+    for frame in frames:
+        writer.write(frame.image, frame.pts_seconds)
+    writer.close(complete=duration is None)
+    source.close()
+    assert len(frames) == count
+    assert frames[0].pts_seconds - first == pytest.approx(start, abs=0.5 / 30)  # the picture at the start
+    after = timeline(tmp_path / "out.mp4")
+    assert len(after["video"]) == count
+    click = 1.0 - (frames[0].pts_seconds - first)  # the click at 1 s of the input, under the same picture
+    assert after["click"] - after["video"][0] == pytest.approx(click, abs=AAC_FRAME_S)
+    assert after["audio_end"] == pytest.approx(count / 30, abs=0.05)
+
+
+@pytest.mark.parametrize("sizes", [((160, 120), (320, 240)), ((320, 240), (160, 120))])
+def test_clips_of_different_sizes_joined_are_brought_to_the_first_size(tmp_path, capsys, sizes):
+    """`cat p1.ts p2.ts`: a bigger second clip failed in the writer (ValueError: index can't contain negative
+    values); a smaller one sat in the top-left corner, its edges smeared. Every picture gets the first size,
+    scaled, and the change is said once."""
+    import cv2
+
+    parts = [make_video(tmp_path / f"part{i}.ts", frames=10, fps=10, size=size, audio_codec=None)
+             for i, size in enumerate(sizes)]
+    joined = join(tmp_path / "joined.ts", parts)
+    frames, _ = _read_all(joined)
+    assert [frame.image.shape[:2] for frame in frames] == [sizes[0][::-1]] * 20
+    told = [line for line in capsys.readouterr().err.splitlines() if "picture size" in line]
+    assert len(told) == 1 and f"from {sizes[0][0]}x{sizes[0][1]} to {sizes[1][0]}x{sizes[1][1]}" in told[0]
+    second, _ = _read_all(parts[1])
+    scaled = cv2.resize(second[0].image, sizes[0], interpolation=cv2.INTER_AREA)
+    assert np.abs(frames[10].image.astype(float) - scaled).mean() < 3  # the whole picture, not a corner
+    _copy(joined, tmp_path / "out.mp4")
+    written = probe(tmp_path / "out.mp4")
+    assert (written["frames"], written["width"], written["height"]) == (20, *sizes[0])
+
+
+def test_the_writer_refuses_a_picture_of_another_size(tmp_path):
+    writer = VideoWriter(tmp_path / "out.mp4", 64, 48, 10)
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="every picture must have the first one's size"):
+        writer.write(np.zeros((96, 128, 3), np.uint8))
+    writer.close()
+
+
+@pytest.mark.parametrize("codec, suffix", [
+    ("aac", ".mp4"),  # copied
+    ("mp2", ".mp4"),  # transcoded to AAC
+    ("aac", ".mkv"),  # copied
+    ("mp2", ".avi"),  # PCM
+])
+def test_clips_joined_as_they_are_keep_the_sound_of_each(tmp_path, codec, suffix):
+    """`cat a.ts a.ts`: the sound stopped with the first clip (0.68 s of 1.33). Each clip's sound follows its
+    pictures, as in the clip: its click sits under the same picture."""
+    part = make_timed_video(tmp_path / "part.ts", _times(0.0, 20, 30), fps=30, size=(160, 120),
+                            audio_codecs=(codec,), audio_seconds=20 / 30, click_at=0.3)
+    joined = join(tmp_path / "joined.ts", [part, part])
+    _copy(joined, tmp_path / f"out{suffix}")
+    before, after = timeline(part), timeline(tmp_path / f"out{suffix}")
+    assert len(after["video"]) == 40
+    offset = before["click"] - before["video"][0]
+    clicks = [click - after["video"][0] for click in after["clicks"]]
+    assert clicks == pytest.approx([offset, offset + 20 / 30], abs=AAC_FRAME_S)
+    assert after["audio_end"] - after["video"][0] == pytest.approx(40 / 30, abs=0.05)
