@@ -131,12 +131,11 @@ extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const fl
     far_acc[i] = a;
     float4 b = make_float4(0.f, 0.f, 0.f, 0.f);
     float cov = 0.0f;
+    // blocks beyond the frame continue its edge blocks (kernels/dof.py: borders), unlike the far field's
     for (int dy = -near_reach; dy <= near_reach; ++dy) {
-        const int qy = py + dy;
-        if (qy < 0 || qy >= hl) continue;
+        const int qy = min(max(py + dy, 0), hl - 1);
         for (int dx = -near_reach; dx <= near_reach; ++dx) {
-            const int qx = px + dx;
-            if (qx < 0 || qx >= wl) continue;
+            const int qx = min(max(px + dx, 0), wl - 1);
             const int q = qy * wl + qx;
             const float rq = __ldg(low_nr + q);
             if (rq < 0.0f) continue;
@@ -245,11 +244,9 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
     if (small > 0.0f) {
         const int ks = min((int)ceilf(small + 0.5f) - 1, s + 1);
         for (int dy = -ks; dy <= ks; ++dy) {
-            const int qy = y + dy;
-            if (qy < 0 || qy >= height) continue;
+            const int qy = min(max(y + dy, 0), height - 1);  // beyond the frame: its edge pixels again
             for (int dx = -ks; dx <= ks; ++dx) {
-                const int qx = x + dx;
-                if (qx < 0 || qx >= width) continue;
+                const int qx = min(max(x + dx, 0), width - 1);
                 const int q = qy * width + qx;
                 const float cq = __ldg(coc + q);
                 if (cq <= FOCUS_RADIUS) continue;

@@ -24,7 +24,10 @@ Semantics (exact in `dof_reference`, approximated at a reduced resolution by the
   linear light +17, a visible bokeh ball) and bright edges blurred dim, a smudge rather than a lens.
   Squares and square roots are cheap and exact on 8-bit values: in-focus pixels still come out bit for
   bit. (The highlight boost's luminance uses the sRGB curve's gamma 2.2.)
-* pixels outside the image are skipped (no clamping, no padding).
+* borders: the far field skips pixels outside the image (its gather is normalised); the near field
+  continues the frame's edge pixels beyond it, so a blurred foreground that runs out of the frame
+  covers up to the border (skipped, its coverage fell to ~1/2 there and the sharp picture showed through
+  in a strip as wide as its blur).
 
 The fast paths (CPU Numba, CUDA) run the same three passes: reduce the frame by a factor ``s``
 (`reduction_scale`: the largest blur at most ``LOW_RES_RADIUS`` reduced pixels up to s = 5, then at

@@ -267,9 +267,11 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
         near = np.zeros((5, wl), np.float32)
         w = np.empty(wl, np.float32)
         rp_max = max(max_fr[py], FOCUS_RADIUS)
-        for qy in range(max(py - kd, 0), min(py + kd + 1, hl)):
-            drow = dist[kd + qy - py]
-            if max_fr[qy] >= 0.0 and max_fr[py] >= 0.0:
+        # rows outside the frame: the far field skips them, the near field takes the edge row's blocks again
+        for qv in range(py - kd, py + kd + 1):
+            qy = min(max(qv, 0), hl - 1)
+            drow = dist[kd + qv - py]
+            if qv == qy and max_fr[qy] >= 0.0 and max_fr[py] >= 0.0:
                 # radius min(r_q, r_p) (>= 0.5); 1/area of the smaller disc is the larger inverse
                 lim = max(min(max_fr[qy], rp_max), FOCUS_RADIUS) + 0.5
                 for dx in range(-kd, kd + 1):
@@ -300,17 +302,25 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
                         continue
                     p0 = max(0, -dx)
                     p1 = min(wl, wl - dx)
-                    n = p1 - p0
-                    if n <= 0:  # the offset is wider than the frame (a negative slice end would wrap)
-                        continue
-                    rq = low_nr[qy, p0 + dx:p1 + dx]
-                    iaq = ia_near[qy, p0 + dx:p1 + dx]
-                    ws = w[:n]
+                    n = p1 - p0  # <= 0: the offset is wider than the frame (a negative slice end would wrap)
                     edge = _HALF - d
-                    for j in range(n):
-                        ws[j] = _coverage(max(rq[j], _HALF) + edge) * iaq[j]
-                    for ch in range(5):
-                        _add_product(near[ch, p0:p1], ws, low_n[ch, qy, p0 + dx:p1 + dx])
+                    if n > 0:
+                        rq = low_nr[qy, p0 + dx:p1 + dx]
+                        iaq = ia_near[qy, p0 + dx:p1 + dx]
+                        ws = w[:n]
+                        for j in range(n):
+                            ws[j] = _coverage(max(rq[j], _HALF) + edge) * iaq[j]
+                        for ch in range(5):
+                            _add_product(near[ch, p0:p1], ws, low_n[ch, qy, p0 + dx:p1 + dx])
+                    # the columns whose source lies beyond the frame's side take its edge block
+                    side = wl - 1 if dx > 0 else 0
+                    e0, e1 = (max(wl - dx, 0), wl) if dx > 0 else (0, min(-dx, wl))
+                    if e1 > e0 and low_nr[qy, side] >= 0.0:
+                        we = _coverage(max(low_nr[qy, side], _HALF) + edge) * ia_near[qy, side]
+                        for ch in range(5):
+                            value = we * low_n[ch, qy, side]
+                            for px in range(e0, e1):
+                                near[ch, px] += value
         for ch in range(4):
             for px in range(wl):
                 far_acc[ch, py, px] = far[ch, px] if low_fr[py, px] >= 0.0 else _ZERO
@@ -328,34 +338,45 @@ def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, w):
     resolution (their discs reach at most s px) into `near` (B, G, R, weight, coverage)."""
     kd = (dist.shape[0] - 1) // 2
     height, width = coc.shape
-    for qy in range(max(y - kd, 0), min(y + kd + 1, height)):
+    for qv in range(y - kd, y + kd + 1):
+        qy = min(max(qv, 0), height - 1)  # rows beyond the frame continue its edge row (`kernels.dof`: borders)
         cmax = near_cmax[qy]
         if cmax < 0.0:
             continue
         lim = cmax + 0.5
-        drow = dist[kd + qy - y]
+        drow = dist[kd + qv - y]
         lo = near_span[qy, 0]
         hi = near_span[qy, 1]
         for dx in range(-kd, kd + 1):
             d = drow[kd + dx]
             if d >= lim:
                 continue
+            edge = _HALF - d
             p0 = max(lo - dx, 0)  # the sources lie in [lo, hi]
             p1 = min(hi - dx + 1, width)
             n = p1 - p0
-            if n <= 0:
-                continue
-            cq = coc[qy, p0 + dx:p1 + dx]
-            wq = small_w[qy, p0 + dx:p1 + dx]
-            ws = w[:n]
-            edge = _HALF - d
-            for j in range(n):
-                ws[j] = _coverage(cq[j] + edge) * wq[j]
-            for ch in range(4):
-                _add_product(near[ch, p0:p1], ws, pre[ch, qy, p0 + dx:p1 + dx])
-            dst = near[4, p0:p1]
-            for j in range(n):
-                dst[j] += ws[j]
+            if n > 0:
+                cq = coc[qy, p0 + dx:p1 + dx]
+                wq = small_w[qy, p0 + dx:p1 + dx]
+                ws = w[:n]
+                for j in range(n):
+                    ws[j] = _coverage(cq[j] + edge) * wq[j]
+                for ch in range(4):
+                    _add_product(near[ch, p0:p1], ws, pre[ch, qy, p0 + dx:p1 + dx])
+                dst = near[4, p0:p1]
+                for j in range(n):
+                    dst[j] += ws[j]
+            # the columns whose source lies beyond the frame's side take its edge pixel, where that is small near
+            side = width - 1 if dx > 0 else 0
+            e0, e1 = (max(width - dx, 0), width) if dx > 0 else (0, min(-dx, width))
+            if e1 > e0 and lo <= side <= hi:
+                we = _coverage(coc[qy, side] + edge) * small_w[qy, side]
+                for ch in range(4):
+                    value = we * pre[ch, qy, side]
+                    for px in range(e0, e1):
+                        near[ch, px] += value
+                for px in range(e0, e1):
+                    near[4, px] += we
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")

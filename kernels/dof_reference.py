@@ -39,12 +39,14 @@ def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus
     h = highlight_weight(image_bgr, highlight_boost)
     k = int(math.ceil(max(float(r.max()), FOCUS_RADIUS) + 0.5))
 
-    # Pad with k invalid pixels so every shifted view is a plain slice; padded pixels are in no field.
-    def pad(a: np.ndarray, value) -> np.ndarray:
+    # Pad by k so every shifted view is a plain slice. For the far field the padding is in no field (pixels
+    # outside are skipped); for the near field it continues the frame's edge (`kernels.dof`: borders).
+    def pad(a: np.ndarray, value=None) -> np.ndarray:
         widths = ((k, k), (k, k)) + ((0, 0),) * (a.ndim - 2)
-        return np.pad(a, widths, constant_values=value)
+        return np.pad(a, widths, mode="edge") if value is None else np.pad(a, widths, constant_values=value)
 
-    far_p, near_p, r_p, h_p, img_p = pad(far, False), pad(near, False), pad(r, FOCUS_RADIUS), pad(h, 0.0), pad(img, 0.0)
+    far_p, r_p, h_p, img_p = pad(far, False), pad(r, FOCUS_RADIUS), pad(h, 0.0), pad(img, 0.0)
+    near_e, r_e, h_e, img_e = pad(near), pad(r), pad(h), pad(img)
     far_num = np.zeros_like(img)
     far_den = np.zeros((height, width))
     near_num = np.zeros_like(img)
@@ -59,9 +61,9 @@ def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus
             wf = disc_weight(np.minimum(rq, r), dist) * (far_p[view] & far) * hq
             far_num += wf[..., None] * iq
             far_den += wf
-            wn = disc_weight(rq, dist) * near_p[view]
-            near_num += (wn * hq)[..., None] * iq
-            near_den += wn * hq
+            wn = disc_weight(r_e[view], dist) * near_e[view]
+            near_num += (wn * h_e[view])[..., None] * img_e[view]
+            near_den += wn * h_e[view]
             near_cov += wn
     out = img.copy()
     out[far] = far_num[far] / far_den[far][:, None]

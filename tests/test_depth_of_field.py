@@ -591,3 +591,28 @@ def test_real_photo_outline_matches_the_reference(astronaut_render_inputs, reque
     assert error.mean() <= 2.5
     assert np.percentile(error, 99) <= 16.0
     assert np.abs(out - ref).mean() <= 0.5
+
+
+@pytest.mark.parametrize("path", ["reference", "cpu", "cuda source on the host"])
+@pytest.mark.parametrize("coc", [16.0, 2.0])  # at s = 4: the reduced gather; a disc below s - 1, gathered exactly
+def test_a_blurred_foreground_covers_up_to_the_frame_s_edge(request, path, coc):
+    """A foreground filling the frame (stripes, CoC 16 or 2): its coverage fell to ~1/2 at the borders, where
+    the sources beyond the frame were skipped, and the sharp stripes showed through in a strip as wide as
+    the blur (contrast 73 levels in the first row, 1-4 inside). The near field now continues the edge."""
+    img = np.zeros((96, 120, 3), np.uint8)
+    img[:, ::6] = img[:, 1::6] = img[:, 2::6] = 230
+    img[::6, :, 1] = img[1::6, :, 1] = img[2::6, :, 1] = 230
+    focus, max_blur = 0.5, 16.0
+    disp = np.full((96, 120), focus + 0.5 * coc / max_blur, np.float32)  # everything nearer than the focus
+    if path == "reference":
+        out = depth_of_field_reference(img, disp, focus, max_blur)
+    elif path == "cpu":
+        out = depth_of_field_cpu(img, disp, focus, max_blur)
+    else:
+        from kernels.dof_cuda import default_scale
+
+        out = request.getfixturevalue("host_cuda")(img, disp, focus, max_blur, 0.0, default_scale(max_blur))
+    blue = out[..., 0].astype(np.float32)
+    inside = np.ptp(blue[40:56, 20:100], axis=1).max()
+    for edge in (blue[:3, 20:100], blue[-3:, 20:100], blue[20:76, :3].T, blue[20:76, -3:].T):
+        assert np.ptp(edge, axis=1).max() <= inside + 12, (path, np.ptp(edge, axis=1), inside)
