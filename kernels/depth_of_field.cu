@@ -37,7 +37,8 @@ __device__ __forceinline__ float light(unsigned char v) {
 
 // One thread per s x s block: full-resolution CoC and highlight weight; per block the reduced share of far
 // and near premultiplied colour, weight, coverage and mean radius (reduced px), largest small near CoC and
-// far radius (gathered at full resolution by the composite).
+// far radius (gathered at full resolution by the composite); behind the near field, the colour and share of
+// the pixels not near and the mean radius of all near pixels (reduced px).
 extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, const float* __restrict__ disp,
                                       int height, int width, int s, float focus, float coc_scale, float coc_max,
                                       float boost,
@@ -46,7 +47,8 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
                                       float4* __restrict__ low_f, float* __restrict__ low_fr,
                                       float4* __restrict__ low_n, float* __restrict__ low_nm,
                                       float* __restrict__ low_nr, float* __restrict__ low_small,
-                                      float* __restrict__ low_fsmall) {
+                                      float* __restrict__ low_fsmall, float4* __restrict__ low_b,
+                                      float* __restrict__ low_br) {
     const int bx = blockIdx.x * blockDim.x + threadIdx.x;
     const int by = blockIdx.y * blockDim.y + threadIdx.y;
     if (bx >= wl || by >= hl) return;
@@ -57,6 +59,7 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f, nm = 0.f, nr = 0.f, fm = 0.f;
     float small = -1.0f;   // largest near CoC (< s) gathered at full resolution, -1: none
     float fsmall = -1.0f;  // the same for the far field's sources
+    float b0 = 0.f, b1 = 0.f, b2 = 0.f, bm = 0.f, near_count = 0.f, near_coc = 0.f;  // behind the near field
     for (int y = y0; y < y1; ++y) {
         for (int x = x0; x < x1; ++x) {
             // clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
@@ -70,8 +73,13 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
             }
             coc[y * width + x] = c;
             hwt[y * width + x] = hw;
-            if (c >= -FOCUS_RADIUS && c <= FOCUS_RADIUS) continue;
             const float b = light(px[0]), g = light(px[1]), r = light(px[2]);
+            if (c <= FOCUS_RADIUS) {
+                b0 += b; b1 += g; b2 += r; bm += 1.0f;
+            } else {
+                near_count += 1.0f; near_coc += c;
+            }
+            if (c >= -FOCUS_RADIUS && c <= FOCUS_RADIUS) continue;
             if (c < 0.0f) {
                 const float t = split(-c, s);
                 if (t < 1.0f && -c > fsmall) fsmall = -c;
@@ -92,6 +100,8 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     low_nr[i] = nm > 0.0f ? nr / (nm * (float)s) : -1.0f;  // mean radius of the reduced share
     low_small[i] = small;
     low_fsmall[i] = fsmall;
+    low_b[i] = make_float4(b0 * inv_n, b1 * inv_n, b2 * inv_n, bm * inv_n);
+    low_br[i] = near_count > 0.0f ? near_coc / (near_count * (float)s) : -1.0f;
 }
 
 // One thread per reduced pixel. The far gather's window is bounded by the pixel's own radius (the
@@ -100,9 +110,10 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
 // kernels/dof.py), so the reads stay in L1/L2.
 extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const float* __restrict__ low_fr,
                                       const float4* __restrict__ low_n, const float* __restrict__ low_nm,
-                                      const float* __restrict__ low_nr, int hl, int wl, int near_reach,
+                                      const float* __restrict__ low_nr, const float4* __restrict__ low_b,
+                                      const float* __restrict__ low_br, int hl, int wl, int near_reach,
                                       float4* __restrict__ far_acc, float4* __restrict__ near_acc,
-                                      float* __restrict__ near_a) {
+                                      float* __restrict__ near_a, float4* __restrict__ behind_acc) {
     const int px = blockIdx.x * blockDim.x + threadIdx.x;
     const int py = blockIdx.y * blockDim.y + threadIdx.y;
     if (px >= wl || py >= hl) return;
@@ -148,6 +159,26 @@ extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const fl
     }
     near_acc[i] = b;
     near_a[i] = cov;
+    // behind the near field: what is not near within the near pixels' mean radius, uniform weights
+    float4 e = make_float4(0.f, 0.f, 0.f, 0.f);
+    const float rb = low_br[i];
+    if (rb >= 0.0f) {
+        const float rbc = fmaxf(rb, FOCUS_RADIUS);
+        const int k = min((int)ceilf(rbc + 0.5f) - 1, near_reach);
+        for (int dy = -k; dy <= k; ++dy) {
+            const int qy = py + dy;
+            if (qy < 0 || qy >= hl) continue;
+            for (int dx = -k; dx <= k; ++dx) {
+                const int qx = px + dx;
+                if (qx < 0 || qx >= wl) continue;
+                const float w = fminf(fmaxf(rbc - sqrtf((float)(dy * dy + dx * dx)) + 0.5f, 0.0f), 1.0f);
+                if (w <= 0.0f) continue;
+                const float4 v = __ldg(low_b + qy * wl + qx);
+                e.x += w * v.x; e.y += w * v.y; e.z += w * v.z; e.w += w * v.w;
+            }
+        }
+    }
+    behind_acc[i] = e;
 }
 
 __device__ __forceinline__ float4 bilerp4(const float4* a, int i00, int i01, int i10, int i11,
@@ -170,7 +201,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
                                          const float4* __restrict__ far_acc, const float4* __restrict__ near_acc,
                                          const float* __restrict__ near_a, const float* __restrict__ low_small,
                                          const float* __restrict__ low_fr, const float* __restrict__ low_fsmall,
-                                         unsigned char* __restrict__ out) {
+                                         const float4* __restrict__ behind_acc, unsigned char* __restrict__ out) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= width || y >= height) return;
@@ -229,6 +260,12 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
             g0 += ts * f.x; g1 += ts * f.y; g2 += ts * f.z; gh += ts * f.w;
         }
         o0 = g0 / gh; o1 = g1 / gh; o2 = g2 / gh;
+    } else if (c > FOCUS_RADIUS) {
+        // a near pixel: what lies behind it (else itself) is what its near colour composites over
+        const float4 e = bilerp4(behind_acc, i00, i01, i10, i11, w00, w01, w10, w11);
+        if (e.w > 1e-20f) {
+            o0 = e.x / e.w; o1 = e.y / e.w; o2 = e.z / e.w;
+        }
     }
     float alpha = w00 * __ldg(near_a + i00) + w01 * __ldg(near_a + i01) + w10 * __ldg(near_a + i10)
                 + w11 * __ldg(near_a + i11);

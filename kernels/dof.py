@@ -13,6 +13,10 @@ Semantics (exact in `dof_reference`, approximated at a reduced resolution by the
   and near pixels never enter it: the background cannot gather the subject (no halo).
 * near field: near pixels scatter their disc over everything behind them; coverage (sum of
   coverage / area) is the alpha that composites the normalised near colour over what lies behind.
+  Behind a near pixel p lies, as far as one picture can tell, what is not near around it: the mean of
+  the in-focus and far pixels within p's own disc (anti-aliased, uniform), else p itself. So a blurred
+  foreground is soft on both sides of its outline, as a lens shows it (over its own colour, its inside
+  stayed opaque to the outline: a sharp object with a glow around it).
 * in focus: out = image exactly, unless a blurred foreground spills over it.
 * disc: hard edge, anti-aliased over one pixel: ``k = clamp(r - dist + 0.5, 0, 1)``, area
   ``pi (r^2 + 1/12)``, radius clamped to >= 0.5.

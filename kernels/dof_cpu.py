@@ -30,7 +30,8 @@ _ZERO = np.float32(0.0)
 _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
 _TINY = np.float32(1e-30)
-_NO_FAR = np.float32(-1e30)  # far radius of a pixel outside the far field: its every coverage clamps to 0
+_NO_FAR = np.float32(-1e30)
+N_SUMS = 18  # per-column sums of the reduce pass (listed there)  # far radius of a pixel outside the far field: its every coverage clamps to 0
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -114,13 +115,15 @@ def _small_span(values, span):
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_area, small_w, far_r,
-            low_f, low_fr, low_n, low_nr, near_span, near_cmax, far_span, far_rmax):
+            low_f, low_fr, low_n, low_nr, low_b, low_br, near_span, near_cmax, far_span, far_rmax):
     """Full resolution: CoC, premultiplied colour planes in linear light (h*B^2, h*G^2, h*R^2, h), inverse
     disc area, the exact-gather weight of the near pixels too small for the reduced gather (`small_w`, 0 elsewhere)
     and the far radius (`far_r`, `_NO_FAR` outside the far field). In-focus pixels get zeros: the
     gathers multiply them by weight 0 and must not meet uninitialised memory.
     Per s x s block: far and near premultiplied colour and weight of the reduced share (`_share`), near
-    coverage (`low_n[4]`) and the mean radius of each field's reduced share in reduced pixels (-1: none).
+    coverage (`low_n[4]`) and the mean radius of each field's reduced share in reduced pixels (-1: none);
+    what lies behind the near field: the colour (linear light) and share of the pixels that are not near
+    (`low_b`), and the mean radius of all near pixels in reduced pixels (`low_br`, -1: none).
     Per row: the columns spanned by its small near pixels and their largest CoC (-1: none), and the same
     for its small far pixels, which the composite gathers exactly.
     One row at a time, branch-free across the row (SIMD), block sums taken from per-column sums."""
@@ -135,11 +138,14 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
     for by in prange(hl):
         y0 = by * s
         y1 = min(y0 + s, height)
-        # per-column sums over the block's rows: far B, G, R, h, radius, share; near B, G, R, h, share, radius
-        sums = np.zeros((12, width), np.float32)
+        # per-column sums over the block's rows: far B, G, R, h, radius, share; near B, G, R, h, share, radius;
+        # not near B, G, R, count; near count, CoC
+        sums = np.zeros((N_SUMS, width), np.float32)
         share = np.empty(width, np.float32)
         far_share = np.empty(width, np.float32)
-        block = np.empty(12, np.float32)
+        block = np.empty(N_SUMS, np.float32)
+        behind = np.empty(width, np.float32)
+        near_all = np.empty(width, np.float32)
         colour = np.empty((3, width), np.float32)
         lum = np.empty(width, np.float32)
         small = np.empty(width, np.float32)
@@ -197,6 +203,16 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
             for x in range(width):
                 sums[10, x] += share[x]
             for x in range(width):
+                behind[x] = _ONE if c_row[x] <= FOCUS_RADIUS else _ZERO
+                near_all[x] = _ONE - behind[x]
+            for ch in range(3):
+                _add_product(sums[12 + ch], behind, colour[ch])
+            _add_product(sums[17], near_all, c_row)
+            for x in range(width):
+                sums[15, x] += behind[x]
+            for x in range(width):
+                sums[16, x] += near_all[x]
+            for x in range(width):
                 c = c_row[x]
                 small[x] = -c if (c < -FOCUS_RADIUS) & (_share(-c, shift) < _ONE) else np.float32(-1.0)
             far_rmax[y] = _small_span(small, far_span[y])
@@ -207,12 +223,12 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
         for bx in range(wl):
             x0 = bx * s
             x1 = min(x0 + s, width)
-            # the 12 sums side by side, column after column: 12 independent additions a step, where one sum
-            # at a time over its s columns was a chain of dependent ones (3x slower); same order, same result
-            for k in range(12):
+            # the sums side by side, column after column: independent additions a step, where one sum at a
+            # time over its s columns was a chain of dependent ones (3x slower); same order, same result
+            for k in range(N_SUMS):
                 block[k] = sums[k, x0]
             for x in range(x0 + 1, x1):
-                for k in range(12):
+                for k in range(N_SUMS):
                     block[k] += sums[k, x]
             inv_n = np.float32(1.0) / np.float32((y1 - y0) * (x1 - x0))
             for ch in range(4):
@@ -222,6 +238,10 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
             # mean radius of each field's reduced share, in reduced pixels
             low_fr[by, bx] = block[4] / (block[5] * s) if block[5] > 0.0 else np.float32(-1.0)
             low_nr[by, bx] = block[11] / (block[10] * s) if block[10] > 0.0 else np.float32(-1.0)
+            for ch in range(3):
+                low_b[ch, by, bx] = block[12 + ch] * inv_n
+            low_b[3, by, bx] = block[15] * inv_n
+            low_br[by, bx] = block[17] / (block[16] * s) if block[16] > 0.0 else np.float32(-1.0)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -246,17 +266,20 @@ def _inverse_area(radius):
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_rows):
+def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, near_acc, behind_acc, near_rows):
     """Scatter-as-gather at reduced resolution: far field with the min-radius rule, near field by coverage.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| (K >= every window). Far output is zero where the pixel
     itself holds no reduced far content, its fifth channel 1 where it does (the composite's support);
-    `near_rows[py]`: whether row py has any near coverage."""
+    `near_rows[py]`: whether row py has any near coverage. Behind the near field: the pixels not near
+    within the near pixels' own (mean) radius, uniform weights, where the block holds near pixels."""
     hl, wl = low_fr.shape
     kd = (dist.shape[0] - 1) // 2
     ia_far = _inverse_area(low_fr)
     ia_near = _inverse_area(low_nr)
     max_fr = _row_max(low_fr)
     max_nr = _row_max(low_nr)
+    max_br = _row_max(low_br)
+    max_bm = _row_max(low_b[3])  # rows of blocks holding no pixel that is not near add nothing behind
     for i in prange(hl):
         py = rows[i]
         rp = np.empty(wl, np.float32)
@@ -265,12 +288,35 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
         iap = ia_far[py]
         far = np.zeros((4, wl), np.float32)
         near = np.zeros((5, wl), np.float32)
+        behind = np.zeros((4, wl), np.float32)
+        rb = np.empty(wl, np.float32)
+        for px in range(wl):
+            rb[px] = max(low_br[py, px], _HALF) if low_br[py, px] >= 0.0 else np.float32(-1e30)
         w = np.empty(wl, np.float32)
         rp_max = max(max_fr[py], FOCUS_RADIUS)
         # rows outside the frame: the far field skips them, the near field takes the edge row's blocks again
         for qv in range(py - kd, py + kd + 1):
             qy = min(max(qv, 0), hl - 1)
             drow = dist[kd + qv - py]
+            if qv == qy and max_br[py] >= 0.0 and max_bm[qy] > 0.0:  # behind the near field (rows outside
+                # the frame skipped)
+                lim = max(max_br[py], FOCUS_RADIUS) + 0.5
+                for dx in range(-kd, kd + 1):
+                    d = drow[kd + dx]
+                    if d >= lim:
+                        continue
+                    p0 = max(0, -dx)
+                    p1 = min(wl, wl - dx)
+                    n = p1 - p0
+                    if n <= 0:
+                        continue
+                    rbs = rb[p0:p1]
+                    ws = w[:n]
+                    edge = _HALF - d
+                    for j in range(n):
+                        ws[j] = _coverage(rbs[j] + edge)
+                    for ch in range(4):
+                        _add_product(behind[ch, p0:p1], ws, low_b[ch, qy, p0 + dx:p1 + dx])
             if qv == qy and max_fr[qy] >= 0.0 and max_fr[py] >= 0.0:
                 # radius min(r_q, r_p) (>= 0.5); 1/area of the smaller disc is the larger inverse
                 lim = max(min(max_fr[qy], rp_max), FOCUS_RADIUS) + 0.5
@@ -329,6 +375,9 @@ def _gather(low_f, low_fr, low_n, low_nr, rows, dist, far_acc, near_acc, near_ro
         for ch in range(5):
             for px in range(wl):
                 near_acc[ch, py, px] = near[ch, px]
+        for ch in range(4):
+            for px in range(wl):
+                behind_acc[ch, py, px] = behind[ch, px]
         near_rows[py] = _max(near[4]) > 0.0
 
 
@@ -492,10 +541,12 @@ def _upsample_row(a, b, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low,
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x0, col_x1, col_fx, phase_off,
-               phase_fx, rows, far_acc, near_acc, near_rows, near_span, near_cmax, far_rmax, far_reach, out):
+               phase_fx, rows, far_acc, near_acc, behind_acc, near_rows, near_span, near_cmax, far_rmax, far_reach,
+               out):
     """Full resolution: far pixels take the far field (the exact gather of the pairs with a radius below s
     plus the bilinear reduced one, its weights renormalised over the blocks with reduced far content: both
-    sums on one scale), then the near field's coverage composites its colour over.
+    sums on one scale), near pixels what lies behind them (bilinear, normalised; themselves where nothing
+    is), then the near field's coverage composites its colour over.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s); `col_x0`,
     `col_x1`, `col_fx`: each column's bilinear taps and weight, `phase_off`, `phase_fx`: the same per
     column phase x % s; `near_rows[q]`: whether reduced row q has any near coverage."""
@@ -511,8 +562,9 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x
         fy = np.float32(uy - y0)
         y1 = min(y0 + 1, hl - 1)
         # one scratch block per row: far field 0-4, near field 5-9, exact far 10-13, per-pixel factors 14-18,
-        # stencil weights 19 (a dozen small allocations per row cost more than the row's arithmetic)
-        scratch = np.empty((20, width), np.float32)
+        # stencil weights 19, behind the near field 20-23 (a dozen small allocations per row cost more than
+        # the row's arithmetic)
+        scratch = np.empty((24, width), np.float32)
         low = np.empty(wl, np.float32)
         c_row = coc[y]
         far_field = scratch[0:5]  # B, G, R, weight, support
@@ -531,6 +583,12 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x
                               col_fx, low, near[ch])
         if _max(near_cmax[max(y - s, 0):min(y + s + 1, height)]) >= 0.0:
             _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, scratch[19])
+        behind = scratch[20:24]  # B, G, R, weight
+        row_has_near = _max(c_row) > FOCUS_RADIUS
+        if row_has_near:
+            for ch in range(4):
+                _upsample_row(behind_acc[ch, y0], behind_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
+                              col_fx, low, behind[ch])
         exact = scratch[10:14]
         exact[:] = 0.0
         kd = (dist.shape[0] - 1) // 2
@@ -538,6 +596,8 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x
             _gather_exact_far(y, shift, pre, inv_area, far_r, dist, level_of, far_rmax, far_reach, exact, scratch[19])
         # per pixel, what the three channels share; then one channel at a time (planar: SIMD)
         is_far = np.empty(width, np.bool_)
+        is_behind = np.zeros(width, np.bool_)  # a near pixel with something not near around it
+        inv_behind = scratch[19]
         t = scratch[14]
         inv_far = scratch[15]
         alpha = scratch[16]
@@ -557,6 +617,11 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x
             has_near = (cover[x] > _ZERO) & (near_h[x] > np.float32(1e-20))
             alpha[x] = min(cover[x], _ONE) if has_near else _ZERO
             inv_near[x] = _ONE / max(near_h[x], _TINY)
+        if row_has_near:
+            behind_h = behind[3]
+            for x in range(width):
+                is_behind[x] = (c_row[x] > FOCUS_RADIUS) & (behind_h[x] > np.float32(1e-20))
+                inv_behind[x] = _ONE / max(behind_h[x], _TINY)
         img_row = img[y]
         out_row = out[y]
         own = scratch[18]
@@ -568,6 +633,11 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x
             ex = exact[ch]
             ff = far_field[ch]
             nn = near[ch]
+            if row_has_near:  # only here is `behind` filled
+                bb = behind[ch]
+                for x in range(width):
+                    if is_behind[x]:
+                        own[x] = bb[x] * inv_behind[x]
             for x in range(width):
                 g = (ex[x] + t[x] * ff[x]) * inv_far[x]
                 o = g if is_far[x] else own[x]
@@ -635,6 +705,9 @@ class _Workspace:
         self.far_reach = np.empty((height, 2, len(_distance_levels(scale + 1)[0])), np.int64)
         self.far_acc = np.empty((5,) + low_shape, np.float32)  # B, G, R, weight, support
         self.near_acc = np.empty((5,) + low_shape, np.float32)
+        self.low_b = np.empty((4,) + low_shape, np.float32)  # not near: B, G, R (linear light), share
+        self.low_br = np.empty(low_shape, np.float32)  # mean radius of all near pixels, reduced px
+        self.behind_acc = np.empty((4,) + low_shape, np.float32)
         self.near_rows = np.empty(low_shape[0], np.bool_)
 
 
@@ -659,14 +732,14 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarr
     with parallel_section():
         _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max), np.float32(p.highlight_boost),
                 _LINEAR_LUT, w.coc, w.pre, w.inv_area, w.small_w, w.far_r, w.low_f, w.low_fr, w.low_n, w.low_nr,
-                w.near_span, w.near_cmax, w.far_span, w.far_rmax)
-        _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, _row_order(hl), _distance_table(max(p.near_reach, 1)),
-                w.far_acc, w.near_acc, w.near_rows)
+                w.low_b, w.low_br, w.near_span, w.near_cmax, w.far_span, w.far_rmax)
+        _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, _row_order(hl),
+                _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.behind_acc, w.near_rows)
         levels, level_of = _distance_levels(p.scale + 1)
         _far_reach(w.far_r, _share_shift(p.scale), w.far_span, w.far_rmax, levels, w.far_reach)
         _composite(img, w.coc, w.pre, w.inv_area, w.small_w, w.far_r, _distance_table(p.scale + 1), level_of,
-                   p.scale, *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.near_rows, w.near_span,
-                   w.near_cmax, w.far_rmax, w.far_reach, out)
+                   p.scale, *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows,
+                   w.near_span, w.near_cmax, w.far_rmax, w.far_reach, out)
     return out
 
 

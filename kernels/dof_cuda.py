@@ -44,6 +44,9 @@ class DofBuffers:
         self.far_acc = xp.empty((hl, wl, 4), xp.float32)
         self.near_acc = xp.empty((hl, wl, 4), xp.float32)
         self.near_a = xp.empty((hl, wl), xp.float32)
+        self.low_b = xp.empty((hl, wl, 4), xp.float32)  # not near: B, G, R (linear light), share
+        self.low_br = xp.empty((hl, wl), xp.float32)  # mean radius of all near pixels (-1: none)
+        self.behind_acc = xp.empty((hl, wl, 4), xp.float32)
 
 
 def run_passes(img: Any, disp: Any, p: DofPlan, buf: DofBuffers, out: Any, launch: Launcher) -> None:
@@ -55,13 +58,13 @@ def run_passes(img: Any, disp: Any, p: DofPlan, buf: DofBuffers, out: Any, launc
     launch("dof_reduce", _grid(wl, hl), BLOCK,
            (img, disp, i32(height), i32(width), s, focus, coc_scale, np.float32(p.coc_max),
             np.float32(p.highlight_boost), np.float32(GAMMA), i32(hl), i32(wl), buf.coc, buf.hwt, buf.low_f, buf.low_fr, buf.low_n,
-            buf.low_nm, buf.low_nr, buf.low_small, buf.low_fsmall))
+            buf.low_nm, buf.low_nr, buf.low_small, buf.low_fsmall, buf.low_b, buf.low_br))
     launch("dof_gather", _grid(wl, hl), BLOCK,
-           (buf.low_f, buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, i32(hl), i32(wl), i32(p.near_reach),
-            buf.far_acc, buf.near_acc, buf.near_a))
+           (buf.low_f, buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, buf.low_b, buf.low_br, i32(hl), i32(wl),
+            i32(p.near_reach), buf.far_acc, buf.near_acc, buf.near_a, buf.behind_acc))
     launch("dof_composite", _grid(width, height), BLOCK,
            (img, buf.coc, buf.hwt, i32(height), i32(width), s, i32(hl), i32(wl), buf.far_acc, buf.near_acc,
-            buf.near_a, buf.low_small, buf.low_fr, buf.low_fsmall, out))
+            buf.near_a, buf.low_small, buf.low_fr, buf.low_fsmall, buf.behind_acc, out))
 
 
 _local = threading.local()

@@ -46,12 +46,15 @@ def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus
         return np.pad(a, widths, mode="edge") if value is None else np.pad(a, widths, constant_values=value)
 
     far_p, r_p, h_p, img_p = pad(far, False), pad(r, FOCUS_RADIUS), pad(h, 0.0), pad(img, 0.0)
+    behind_p = pad(~near, False)
     near_e, r_e, h_e, img_e = pad(near), pad(r), pad(h), pad(img)
     far_num = np.zeros_like(img)
     far_den = np.zeros((height, width))
     near_num = np.zeros_like(img)
     near_den = np.zeros((height, width))
     near_cov = np.zeros((height, width))
+    behind_num = np.zeros_like(img)
+    behind_den = np.zeros((height, width))
     for dy in range(-k, k + 1):
         for dx in range(-k, k + 1):
             dist = math.hypot(dy, dx)
@@ -65,8 +68,14 @@ def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus
             near_num += (wn * h_e[view])[..., None] * img_e[view]
             near_den += wn * h_e[view]
             near_cov += wn
+            # Behind a near pixel: what is not near around it, within its own disc (uniform weights).
+            wb = np.clip(r - dist + 0.5, 0.0, 1.0) * behind_p[view] * near
+            behind_num += wb[..., None] * iq
+            behind_den += wb
     out = img.copy()
     out[far] = far_num[far] / far_den[far][:, None]
+    behind = near & (behind_den > 0)  # none within reach: the pixel's own colour stands in
+    out[behind] = behind_num[behind] / behind_den[behind][:, None]
     alpha = np.minimum(near_cov, 1.0)
     has_near = near_den > 0
     near_col = np.where(has_near[..., None], near_num / np.where(has_near, near_den, 1.0)[..., None], 0.0)

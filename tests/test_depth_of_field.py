@@ -316,6 +316,37 @@ def test_near_foreground_spills_over_the_focused_subject():
     assert np.array_equal(far_from_bar, img[:, 60 + int(r) + 6:].astype(np.float32))
 
 
+@pytest.mark.parametrize("path", ["reference", "cpu", "cuda source on the host"])
+def test_a_blurred_foreground_is_soft_on_both_sides_of_its_outline(request, path):
+    """A lens blurs a foreground's outline both ways: at distance x inside the bar, what lies behind it (the
+    subject) shows through by the part of the disc outside, so the bar's share is 1 - spill(x), 0.5 at the
+    edge. Composited over its own colour the bar stayed opaque to its outline (share 1 from x = 0): a sharp
+    object with a glow around it. Tolerance 0.08 on the share (the reduced gather smooths the profile)."""
+    h, w = 96, 160
+    img = np.zeros((h, w, 3), np.uint8)
+    img[...] = (40, 200, 40)  # the subject: green, in focus
+    img[:, :60] = (200, 40, 40)  # the near bar: blue, in front
+    disp = np.full((h, w), SUBJECT, np.float32)
+    disp[:, :60] = NEAR
+    if path == "reference":
+        out = depth_of_field_reference(img, disp, FOCUS, MAX_BLUR, as_float=True)
+    elif path == "cpu":
+        out = depth_of_field_cpu(img, disp, FOCUS, MAX_BLUR).astype(np.float64)
+    else:
+        from kernels.dof_cuda import default_scale
+
+        out = request.getfixturevalue("host_cuda")(img, disp, FOCUS, MAX_BLUR, 0.0,
+                                                  default_scale(MAX_BLUR)).astype(np.float64)
+    r = coc_radius(NEAR)
+    inside = out[h // 2, 59::-1, 0]  # from the outline into the bar
+    share = (inside ** 2 - 40.0 ** 2) / (200.0 ** 2 - 40.0 ** 2)
+    x = np.arange(share.size) + 0.5
+    u = np.clip(x / r, 0.0, 1.0)
+    expected = 1.0 - (np.arccos(u) - u * np.sqrt(1.0 - u * u)) / np.pi
+    assert share[0] <= 0.7
+    assert np.abs(share[: int(r) + 4] - expected[: int(r) + 4]).max() <= 0.08, share[: int(r) + 4].round(2)
+
+
 def test_far_background_does_not_cover_a_nearer_far_object():
     """Within the far field a farther pixel reaches a nearer one only within the nearer one's own CoC
     (the min-radius rule): a slightly defocused object (r = 3.2) before a very defocused wall (r = 12.8)
