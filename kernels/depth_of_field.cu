@@ -9,6 +9,7 @@
 
 #define FOCUS_RADIUS 0.5f
 #define HIGHLIGHT_THRESHOLD 0.6f
+#define RAMP_SPREAD 1.0f  // kernels/dof.py: a block's far radius in a depth ramp is its smallest
 #define INV_PI 0.31830988618379067f
 
 __device__ __forceinline__ float split(float r, int s) {
@@ -60,6 +61,7 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     float small = -1.0f;   // largest near CoC (< s) gathered at full resolution, -1: none
     float fsmall = -1.0f;  // the same for the far field's sources
     float b0 = 0.f, b1 = 0.f, b2 = 0.f, bm = 0.f, near_count = 0.f, near_coc = 0.f;  // behind the near field
+    float fr_min = 1e30f, fr_max = -1e30f;  // far radii of the reduced share
     for (int y = y0; y < y1; ++y) {
         for (int x = x0; x < x1; ++x) {
             // clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
@@ -84,6 +86,10 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
                 const float t = split(-c, s);
                 if (t < 1.0f && -c > fsmall) fsmall = -c;
                 f0 += t * hw * b; f1 += t * hw * g; f2 += t * hw * r; fh += t * hw; fm += t; fr -= t * c;
+                if (t > 0.0f) {
+                    fr_min = fminf(fr_min, -c);
+                    fr_max = fmaxf(fr_max, -c);
+                }
             } else {
                 const float t = split(c, s);
                 if (t < 1.0f && c > small) small = c;
@@ -94,7 +100,9 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     const float inv_n = 1.0f / (float)((y1 - y0) * (x1 - x0));
     const int i = by * wl + bx;
     low_f[i] = make_float4(f0 * inv_n, f1 * inv_n, f2 * inv_n, fh * inv_n);
-    low_fr[i] = fm > 0.0f ? fr / (fm * (float)s) : -1.0f;  // mean radius of the reduced share
+    // the mean radius of the reduced share, or in a depth ramp its smallest
+    const float radius = fr_max - fr_min > RAMP_SPREAD * (float)s ? fr_min : fr / fmaxf(fm, 1e-30f);
+    low_fr[i] = fm > 0.0f ? radius / (float)s : -1.0f;
     low_n[i] = make_float4(n0 * inv_n, n1 * inv_n, n2 * inv_n, nh * inv_n);
     low_nm[i] = nm * inv_n;
     low_nr[i] = nm > 0.0f ? nr / (nm * (float)s) : -1.0f;  // mean radius of the reduced share

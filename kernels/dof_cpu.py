@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels.cpu_threads import parallel_section
-from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_THRESHOLD, DofPlan, plan
+from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_THRESHOLD, RAMP_SPREAD, DofPlan, plan
 
 _LINEAR_LUT = ((np.arange(256, dtype=np.float64) / 255.0) ** GAMMA).astype(np.float32)
 _INV_PI = 1.0 / math.pi
@@ -121,7 +121,7 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
     and the far radius (`far_r`, `_NO_FAR` outside the far field). In-focus pixels get zeros: the
     gathers multiply them by weight 0 and must not meet uninitialised memory.
     Per s x s block: far and near premultiplied colour and weight of the reduced share (`_share`), near
-    coverage (`low_n[4]`) and the mean radius of each field's reduced share in reduced pixels (-1: none);
+    coverage (`low_n[4]`) and the radius of each field's reduced share in reduced pixels (-1: none);
     what lies behind the near field: the colour (linear light) and share of the pixels that are not near
     (`low_b`), and the mean radius of all near pixels in reduced pixels (`low_br`, -1: none).
     Per row: the columns spanned by its small near pixels and their largest CoC (-1: none), and the same
@@ -146,6 +146,9 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
         block = np.empty(N_SUMS, np.float32)
         behind = np.empty(width, np.float32)
         near_all = np.empty(width, np.float32)
+        # per column, the smallest and largest far radius of the reduced share (a depth ramp spreads them)
+        colmin = np.full(width, np.float32(1e30), np.float32)
+        colmax = np.full(width, np.float32(-1e30), np.float32)
         colour = np.empty((3, width), np.float32)
         lum = np.empty(width, np.float32)
         small = np.empty(width, np.float32)
@@ -201,6 +204,10 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
             for x in range(width):
                 sums[5, x] += far_share[x]
             for x in range(width):
+                if far_share[x] > 0.0:
+                    colmin[x] = min(colmin[x], fr_row[x])
+                    colmax[x] = max(colmax[x], fr_row[x])
+            for x in range(width):
                 sums[10, x] += share[x]
             for x in range(width):
                 behind[x] = _ONE if c_row[x] <= FOCUS_RADIUS else _ZERO
@@ -235,8 +242,15 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
                 low_f[ch, by, bx] = block[ch] * inv_n
                 low_n[ch, by, bx] = block[6 + ch] * inv_n
             low_n[4, by, bx] = block[10] * inv_n
-            # mean radius of each field's reduced share, in reduced pixels
-            low_fr[by, bx] = block[4] / (block[5] * s) if block[5] > 0.0 else np.float32(-1.0)
+            # radii of the reduced shares, in reduced pixels: the far field's mean, or in a depth ramp its
+            # smallest (kernels.dof: RAMP_SPREAD); the near field's mean
+            smallest = colmin[x0]
+            largest = colmax[x0]
+            for x in range(x0 + 1, x1):
+                smallest = min(smallest, colmin[x])
+                largest = max(largest, colmax[x])
+            radius = smallest if largest - smallest > RAMP_SPREAD * s else block[4] / max(block[5], _TINY)
+            low_fr[by, bx] = radius / s if block[5] > 0.0 else np.float32(-1.0)
             low_nr[by, bx] = block[11] / (block[10] * s) if block[10] > 0.0 else np.float32(-1.0)
             for ch in range(3):
                 low_b[ch, by, bx] = block[12 + ch] * inv_n

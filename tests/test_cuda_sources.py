@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +40,16 @@ def test_nvrtc_compiles_like_cupy(source):
             pytest.skip(f"the NVRTC library is not installed: {exc}")
         raise
     assert ".entry" in ptx
+
+
+def test_the_cuda_sources_constants_are_the_python_ones():
+    """The depth-of-field kernel's #defines restate kernels/dof.py's constants; a change to one side only
+    would make --device cuda render another picture than the CPU."""
+    import re
+
+    from kernels import dof
+
+    source = (Path(__file__).resolve().parents[1] / "kernels" / "depth_of_field.cu").read_text()
+    for name in ("FOCUS_RADIUS", "HIGHLIGHT_THRESHOLD", "RAMP_SPREAD"):
+        match = re.search(rf"#define {name} ([0-9.]+)f", source)
+        assert match and float(match.group(1)) == getattr(dof, name), name

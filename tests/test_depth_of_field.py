@@ -390,14 +390,16 @@ def test_cpu_at_scale_one_is_the_reference(rng):
     assert (diff > 0).mean() <= 0.005
 
 
-@pytest.mark.parametrize("max_blur, mean_bound, p95_bound", [(MAX_BLUR, 2.0, 7.0), (40.0, 1.6, 6.0)])
+@pytest.mark.parametrize("max_blur, mean_bound, p95_bound", [(MAX_BLUR, 2.0, 7.0), (40.0, 2.0, 6.0)])
 def test_cpu_fast_path_matches_reference_within_reduction_error(rng, max_blur, mean_bound, p95_bound):
     """At max_blur 16 the CPU path gathers CoC >= 4 px at 1/4 resolution (kernel: the disc convolved with
     a 4-px box and a bilinear tent) and smaller CoC exactly; at 40 px, CoC >= 5 px at 1/5 resolution,
-    discs up to 8 reduced px. On this photo-like scene with a continuous disparity that moves pixels by
-    ~1.3 levels on average (95th percentile 5, the worst at depth edges; at 40 px 1.2 and 4). Bounds: mean
-    2 levels, 95th percentile 7 (at 40 px 1.6 and 6). They exclude a wrong lens: rendering with a 1.5x
-    larger aperture is farther from the reference than 1.25 times the bound (16 px: 3.1, 40 px: 2.1)."""
+    discs up to 8 reduced px. On this photo-like scene with a continuous disparity the fast path is off by
+    1.7 levels on average (95th percentile 6, the worst at depth edges; at 40 px 1.7 and 5; in linear light,
+    where a leak over a dark pixel reads larger; at 40 px the ramp rule, RAMP_SPREAD, costs 0.1 here and
+    gains 20-30 % beside real subjects). Bounds: mean 2 levels, 95th percentile 7 (at 40 px 2 and 6). They
+    exclude a wrong lens: rendering with a 1.5x larger aperture is farther from the reference than 1.25
+    times the bound (16 px: 3.9, 40 px: 2.7)."""
     img, disp = random_scene(rng, 96, 128)
     out = kernels.depth_of_field(img, disp, 0.5, max_blur, highlight_boost=2.0, backend="cpu").astype(np.float32)
     ref = depth_of_field_reference(img, disp, 0.5, max_blur, 2.0).astype(np.float32)
