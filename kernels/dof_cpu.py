@@ -312,8 +312,8 @@ def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, ne
         for qv in range(py - kd, py + kd + 1):
             qy = min(max(qv, 0), hl - 1)
             drow = dist[kd + qv - py]
-            if qv == qy and max_br[py] >= 0.0 and max_bm[qy] > 0.0:  # behind the near field (rows outside
-                # the frame skipped)
+            # behind the near field: rows outside the frame skipped, and rows holding only near pixels
+            if qv == qy and max_br[py] >= 0.0 and max_bm[qy] > 0.0:
                 lim = max(max_br[py], FOCUS_RADIUS) + 0.5
                 for dx in range(-kd, kd + 1):
                     d = drow[kd + dx]
