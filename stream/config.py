@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, get_type_hints
@@ -384,7 +385,10 @@ def _paths_beside(config: PipelineConfig, path: Path) -> None:
         if not isinstance(value, str) or not value.strip():
             return value  # validate() names the mistake
         candidate = Path(value).expanduser()
-        return value if candidate.is_absolute() else str(path.parent / candidate)
+        if candidate.is_absolute():
+            return value
+        folder = value.endswith(("/", os.sep))  # `depths/`: a folder for the depth videos, kept one
+        return str(path.parent / candidate) + (os.sep if folder else "")
 
     if isinstance(config.model, str) and (config.model.lower().endswith(".onnx") or "/" in config.model):
         config.model = beside(config.model)  # a registry name holds neither

@@ -339,6 +339,8 @@ def test_a_config_file_s_paths_are_read_from_its_own_folder(tmp_path, monkeypatc
     absolute = tmp_path / "elsewhere.onnx"
     config.write_text(f"model: {absolute}\n")
     assert load_config(str(config)).model == str(absolute)
+    config.write_text("output:\n  save_depth: depths/\n")  # a folder stays a folder
+    assert load_config(str(config)).output.save_depth == str(folder / "depths") + os.sep
     config.write_text("model: fcrn\n")  # a registry name stays a name
     assert load_config(str(config)).model == "fcrn"
     flags = load_config(str(config), {"model": "flag.onnx", "output.save_depth": "d.mp4"})
