@@ -46,7 +46,8 @@ smaller radius of the two, so every pair with a small source or a small receiver
 times ``t_p`` at the receiver, both sums on one scale. Where a subject's depth ramps down to the
 background (a network's refined depth does, over ~10 px), a block mixes small and large radii; by the
 receiver alone, the ramp's colours spread with the block's mean radius: a dark fringe and outlines
-stair-stepped by s (on the astronaut's hair, 7.4 levels mean error within 12 px against 0.9 by pairs).
+stair-stepped by s (on the astronaut's hair, 7.4 levels mean error within 12 px against 0.9 by pairs,
+measured in sRGB before the blur went to linear light).
 At ``s == 1`` the fast paths compute the reference semantics exactly.
 """
 from __future__ import annotations
