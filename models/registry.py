@@ -100,6 +100,13 @@ def recorded_checksum(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def _record_checksum(path: Path) -> None:
+    try:
+        recorded_checksum(path).write_text(sha256_of(path) + "\n")
+    except OSError:  # a read-only cache: the file is parsed instead next time
+        pass
+
+
 def check_cached(spec: ModelSpec) -> None:
     """ModelError where the cached file is not what was downloaded or converted (truncated, overwritten).
     A converted file from before checksums were recorded is parsed instead, and its checksum recorded."""
@@ -119,10 +126,7 @@ def check_cached(spec: ModelSpec) -> None:
     except Exception as exc:  # noqa: BLE001 (protobuf's DecodeError, or a file that is not ONNX at all)
         raise ModelError(f"the cached {spec.filename} is not a complete ONNX model ({exc.__class__.__name__}); "
                          f"{fix}") from None
-    try:
-        recorded.write_text(sha256_of(spec.path) + "\n")
-    except OSError:  # a read-only cache: parsed again next time
-        pass
+    _record_checksum(spec.path)
 
 
 def _call_fetcher(reference: str, progress: bool) -> Path:
@@ -147,10 +151,7 @@ def fetch(name: str, *, progress: bool = True, repair: bool = False) -> Path:
             recorded_checksum(spec.path).unlink(missing_ok=True)
     if spec.fetcher:
         path = _call_fetcher(spec.fetcher, progress)
-        try:
-            recorded_checksum(path).write_text(sha256_of(path) + "\n")
-        except OSError:  # checked by parsing next time instead
-            pass
+        _record_checksum(path)
         return path
     assert spec.url and spec.sha256, f"registry entry {name} has no url or no checksum"
     return download(spec.url, spec.path, spec.sha256, progress=progress)
