@@ -19,6 +19,13 @@ __device__ __forceinline__ float split(float r, int s) {
     return fminf(fmaxf(r - ((float)s - 1.0f), 0.0f), 1.0f);
 }
 
+__device__ __forceinline__ float reduced_radius(float r, int s) {
+    // The reduced gather's disc radius (reduced px) for a block of mean radius r (px): narrowed so that with the
+    // blur of the block and of the bilinear composite it spreads as wide as the disc (kernels/dof.py).
+    if (s == 1) return r;
+    return sqrtf(fmaxf(r * r - (float)(s * s - 1), 0.25f * (float)(s * s))) / (float)s;
+}
+
 __device__ __forceinline__ float disc_weight(float re, int dy, int dx) {
     // Anti-aliased hard-edged disc coverage / area; 0 outside the disc.
     const float cov = re - sqrtf((float)(dy * dy + dx * dx)) + 0.5f;
@@ -100,12 +107,13 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     const float inv_n = 1.0f / (float)((y1 - y0) * (x1 - x0));
     const int i = by * wl + bx;
     low_f[i] = make_float4(f0 * inv_n, f1 * inv_n, f2 * inv_n, fh * inv_n);
-    // the mean radius of the reduced share, or in a depth ramp its smallest
-    const float radius = fr_max - fr_min > RAMP_SPREAD * (float)s ? fr_min : fr / fmaxf(fm, 1e-30f);
-    low_fr[i] = fm > 0.0f ? radius / (float)s : -1.0f;
+    // the mean radius of the reduced share, narrowed, or in a depth ramp its smallest as it is
+    const float radius = fr_max - fr_min > RAMP_SPREAD * (float)s ? fr_min / (float)s
+                                                                   : reduced_radius(fr / fmaxf(fm, 1e-30f), s);
+    low_fr[i] = fm > 0.0f ? radius : -1.0f;
     low_n[i] = make_float4(n0 * inv_n, n1 * inv_n, n2 * inv_n, nh * inv_n);
     low_nm[i] = nm * inv_n;
-    low_nr[i] = nm > 0.0f ? nr / (nm * (float)s) : -1.0f;  // mean radius of the reduced share
+    low_nr[i] = nm > 0.0f ? reduced_radius(nr / nm, s) : -1.0f;  // mean radius of the reduced share, narrowed
     low_small[i] = small;
     low_fsmall[i] = fsmall;
     low_b[i] = make_float4(b0 * inv_n, b1 * inv_n, b2 * inv_n, bm * inv_n);

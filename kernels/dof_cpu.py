@@ -52,6 +52,15 @@ def _share(r, shift):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
+def _reduced_radius(radius, s):
+    """The reduced gather's disc radius, in reduced pixels, for a block of mean radius `radius` px: narrowed so
+    that with the blur of the block and of the bilinear composite it spreads as wide as the disc (kernels.dof)."""
+    if s == 1:
+        return radius
+    return np.sqrt(max(radius * radius - np.float32(s * s - 1), np.float32(0.25 * s * s))) / np.float32(s)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _coverage(cov):
     return min(max(cov, _ZERO), _ONE)
 
@@ -242,16 +251,21 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
                 low_f[ch, by, bx] = block[ch] * inv_n
                 low_n[ch, by, bx] = block[6 + ch] * inv_n
             low_n[4, by, bx] = block[10] * inv_n
-            # radii of the reduced shares, in reduced pixels: the far field's mean, or in a depth ramp its
-            # smallest (kernels.dof: RAMP_SPREAD); the near field's mean
+            # radii of the reduced shares, in reduced pixels: each field's mean, narrowed (`_reduced_radius`), or in
+            # a depth ramp the far field's smallest (kernels.dof: RAMP_SPREAD), as it is: narrowed too, the ramp's
+            # colours spread less far than in the reference
             smallest = colmin[x0]
             largest = colmax[x0]
             for x in range(x0 + 1, x1):
                 smallest = min(smallest, colmin[x])
                 largest = max(largest, colmax[x])
-            radius = smallest if largest - smallest > RAMP_SPREAD * s else block[4] / max(block[5], _TINY)
-            low_fr[by, bx] = radius / s if block[5] > 0.0 else np.float32(-1.0)
-            low_nr[by, bx] = block[11] / (block[10] * s) if block[10] > 0.0 else np.float32(-1.0)
+            if largest - smallest > RAMP_SPREAD * s:
+                radius = smallest / s
+            else:
+                radius = _reduced_radius(block[4] / max(block[5], _TINY), s)
+            low_fr[by, bx] = radius if block[5] > 0.0 else np.float32(-1.0)
+            near_radius = _reduced_radius(block[11] / max(block[10], _TINY), s)
+            low_nr[by, bx] = near_radius if block[10] > 0.0 else np.float32(-1.0)
             for ch in range(3):
                 low_b[ch, by, bx] = block[12 + ch] * inv_n
             low_b[3, by, bx] = block[15] * inv_n

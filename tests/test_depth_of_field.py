@@ -186,8 +186,9 @@ def test_background_energy_drops_by_the_disc_factor(rng):
     over the small ripple left around the mean). Checked two ways: the exact disc-filtered noise matches 1/(pi r^2)
     within 35% (a sample estimate over ~10^4 correlated pixels), and the renderer's background energy
     is within [0.7, 1.25] of that disc-filtered reference. The fast path (s = 4) adds a box-and-tent
-    blur of ~s px to the disc and keeps ~0.85 of the energy; since energy goes as 1/r^2, the window
-    rejects a CoC 20% too large (0.69) or 12% too small (1.28).
+    blur of ~s px, for which its disc is narrowed (kernels.dof), and keeps ~0.9 of the energy (0.8 at the
+    disc's full radius); since energy goes as 1/r^2, the window rejects a CoC 20% too large (0.69) or 12%
+    too small (1.28).
     """
     img, disp, subject = portrait_scene(rng)
     out = kernels.depth_of_field(img, disp, FOCUS, MAX_BLUR, backend="cpu").astype(np.float32)
@@ -257,6 +258,36 @@ def test_bright_background_pixel_becomes_a_disc_of_diameter_two_coc(max_blur, sc
     edge_90 = np.argmax(row < 0.9 * peak)
     edge_10 = np.argmax(row < 0.1 * peak)
     assert edge_10 - edge_90 <= (2 if scale == 1 else 0.6 * max_blur)
+
+
+def light_spread(out: np.ndarray, background: float, cy: int, cx: int) -> float:
+    """Root-mean-square distance from (cy, cx) of the light a render added to a uniform background."""
+    added = np.clip(out.astype(np.float64).mean(axis=2) ** 2 - background ** 2, 0.0, None)  # linear light
+    yy, xx = np.indices(added.shape)
+    return float(np.sqrt((added * ((yy - cy) ** 2 + (xx - cx) ** 2)).sum() / added.sum()))
+
+
+@pytest.mark.parametrize("path", ["cpu", "cuda source on the host"])
+@pytest.mark.parametrize("side", [-1.0, 1.0])  # far, near
+@pytest.mark.parametrize("coc", [6.0, 8.0, 12.0])
+def test_a_small_light_spreads_as_wide_as_its_disc(request, path, side, coc):
+    """The block average and the bilinear composite widen the reduced gather's disc by themselves; a light
+    on a CoC of 6 px (s = 5) spread 1.43 times as wide as the reference's disc (rms radius), 8 px 1.15,
+    12 px 1.09. The reduced disc is now narrowed by as much (kernels.dof): 1.13, 1.10, 1.02."""
+    focus, max_blur = 0.5, 20.0
+    img = np.full((96, 96, 3), 30, np.uint8)
+    cy, cx = 47, 49  # off the blocks' centres
+    img[cy, cx] = 255
+    disp = np.full((96, 96), focus + side * 0.5 * coc / max_blur, np.float32)
+    if path == "cpu":
+        out = depth_of_field_cpu(img, disp, focus, max_blur)
+    else:
+        from kernels.dof_cuda import default_scale
+
+        assert default_scale(max_blur) == 5
+        out = request.getfixturevalue("host_cuda")(img, disp, focus, max_blur, 0.0, 5)
+    reference = light_spread(depth_of_field_reference(img, disp, focus, max_blur, as_float=True), 30.0, cy, cx)
+    assert light_spread(out, 30.0, cy, cx) == pytest.approx(reference, rel=0.15)
 
 
 def test_highlight_boost_brightens_bokeh(rng):
