@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import struct
 import sys
 import time
 import urllib.parse
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,6 +31,10 @@ SEEK_BACK_S = 1.0  # a jump that lands after --start is made again this much ear
 # A display rotation (degrees counter-clockwise, as FFmpeg's av_display_rotation_get gives it) and the
 # turn that shows the picture upright, as FFmpeg's own players apply it.
 UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+# Pixels wider or narrower than this (to 1 high) are taken for a damaged tag rather than a real camera's.
+PIXEL_ASPECT_RANGE = (Fraction(1, 4), Fraction(4))
+READ_RETRIES = 16  # read errors in a row, with no packet between, after which the rest of a file counts as unreadable
+DAMAGE_TOLD = 5  # damaged spots each said; further ones are skipped without a word
 
 
 class Source:
@@ -220,10 +226,7 @@ class VideoFileSource(Source):
         except av.error.FFmpegError as exc:
             raise UserError(f"cannot read video {path}: {exc.strerror or exc} "
                             f"(the file is not a video, or it is truncated or corrupt)") from None
-        if not self.container.streams.video:
-            self.container.close()
-            raise UserError(f"{path} has no video stream (give a video file, an image, camera:N or synthetic:portrait)")
-        self.stream = self.container.streams.video[0]
+        self.stream = _video_stream(self.container, path)
         self.stream.thread_type = "AUTO"
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.fps = float(rate) if rate else 30.0
@@ -232,18 +235,25 @@ class VideoFileSource(Source):
         if self.width <= 0 or self.height <= 0:
             self.container.close()
             raise UserError(f"cannot read video {path}: its video stream has no frame size (corrupt file)")
+        stored = f"{self.width}x{self.height}"
+        self._damaged_spots, self._in_damage = 0, False  # see _damaged
         # The first frame is decoded now: a file with no decodable frame fails before anything heavy
         # loads, and its display matrix tells how the picture is meant to be shown.
-        self._decoded = self.container.decode(self.stream)
+        self._decoded = self._decode()
         try:
             self._first = next(self._decoded)
         except (StopIteration, av.error.FFmpegError):
             self.container.close()
             raise UserError(f"{path} holds no decodable video frame (truncated or corrupt file)") from None
-        # Phones store portrait video as landscape pictures plus a rotation to apply when shown. The
-        # network and the face detector need the subject upright, and the output has no rotation of
-        # its own, so frames are turned upright here.
-        self.rotation = round(self._first.rotation or 0) % 360
+        # DV and anamorphic video store the picture squeezed (non-square pixels): it is scaled to square pixels,
+        # its height kept, so the network, the face detector and the round blur see its true shape, and the
+        # output shows right in every player (as an editor's export does).
+        self._pixel_aspect = pixel_aspect(self.stream, path)
+        self.width = round(self.width * self._pixel_aspect)
+        # Phones store portrait video as landscape pictures plus a display matrix that turns it, and some
+        # front cameras one that mirrors it too. The network and the face detector need the subject upright,
+        # and the output has no display matrix of its own, so frames are shown as the matrix says here.
+        self.rotation, self._mirrored = display_orientation(self._first)
         self._turn = UPRIGHT.get(self.rotation)
         if self.rotation in (90, 270):
             self.width, self.height = self.height, self.width
@@ -267,9 +277,13 @@ class VideoFileSource(Source):
         self._frames_read = 0
         self._head = [self._first]  # pictures decoded ahead (to check where a jump landed), given first
         self._sizes_told: set[tuple[int, int]] = set()  # picture sizes other than the first's, each said once
-        turned = f", turned upright ({self.rotation}° display rotation)" if self._turn is not None else ""
-        colour = f", {self.colour}" if self.colour is not None else ""
-        self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps{turned}{colour}"
+        shown = [f"scaled to square pixels from {stored} (pixel aspect {self._pixel_aspect})"] \
+            if self._pixel_aspect != 1 else []
+        shown += [f"turned upright ({self.rotation}° display rotation)"] if self._turn is not None else []
+        shown += ["mirrored back as its display matrix says"] if self._mirrored else []
+        shown += [str(self.colour)] if self.colour is not None else []
+        self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps" + \
+            "".join(f", {part}" for part in shown)
 
     def set_range(self, start: float | None, duration: float | None) -> None:
         """Process only `duration` seconds from `start` seconds after the first picture (--start, --duration).
@@ -309,7 +323,7 @@ class VideoFileSource(Source):
                                     backward=True)
             except av.error.FFmpegError:
                 break  # a file that cannot seek is decoded from its beginning, the pictures before the start skipped
-            self._decoded = self.container.decode(self.stream)
+            self._decoded = self._decode()
             try:
                 landed = next(self._decoded, None)  # None: past the last keyframe
             except av.error.FFmpegError:
@@ -330,10 +344,59 @@ class VideoFileSource(Source):
         except av.error.FFmpegError as exc:
             raise UserError(f"cannot read video {self.path} again to start at --start: {exc.strerror or exc}; "
                             f"check the file is still there and readable") from None
-        self.stream = self.container.streams.video[0]
+        self.stream = _video_stream(self.container, self.path)
         self.stream.thread_type = "AUTO"
-        self._decoded = self.container.decode(self.stream)
+        self._decoded = self._decode()
         self._head = []
+
+    def _decode(self) -> Iterator[Any]:
+        """The stream's pictures, decoded as FFmpeg's players do: a packet the decoder refuses (a damaged spot)
+        is skipped, said once, and decoding goes on at the next picture it can make (one refused packet ended
+        the run). Where the file cannot be read any further, the decoder gives what it holds and the pictures
+        end there: a file cut short gets the warning after the run."""
+        import av
+
+        errors = 0
+        while errors < READ_RETRIES:
+            try:
+                for packet in self.container.demux(self.stream):
+                    errors = 0
+                    yield from self._decode_packet(packet)
+                return  # the demuxer's last (empty) packet flushed the decoder
+            except av.error.FFmpegError as exc:  # the demuxer's: read on from where it stopped
+                errors += 1
+                self._damaged(exc, None)
+        yield from self._decode_packet(None)  # what the decoder still holds
+
+    def _decode_packet(self, packet: Any) -> list[Any]:
+        """The pictures one packet completes (None: flush the decoder); none from a packet the decoder refuses."""
+        import av
+
+        try:
+            pictures = self.stream.decode(packet)
+        except av.error.FFmpegError as exc:
+            self._damaged(exc, packet)
+            return []
+        if pictures:
+            self._in_damage = False  # a damaged spot ends with the next picture
+        return pictures
+
+    def _damaged(self, exc: Exception, packet: Any) -> None:
+        """Says a damaged spot once, at its first refused packet (the decoder's threads may report it a few
+        pictures late), and at most DAMAGE_TOLD spots."""
+        if self._in_damage:
+            return
+        self._in_damage = True
+        self._damaged_spots += 1
+        if self._damaged_spots > DAMAGE_TOLD:
+            return
+        where = ""
+        if packet is not None and packet.pts is not None and packet.time_base:
+            start = self.stream.start_time or 0
+            where = f" near {format_time(max(0.0, float((packet.pts - start) * packet.time_base)))}"
+        more = "; further damage is skipped without a word" if self._damaged_spots == DAMAGE_TOLD else ""
+        notify(f"{self.path.name} is damaged{where} ({getattr(exc, 'strerror', None) or exc}): the pictures there "
+               f"are skipped and the rest processed{more}")
 
     def frames(self) -> Iterator[Frame]:
         import av
@@ -358,8 +421,12 @@ class VideoFileSource(Source):
                     tagged = decoded.colorspace != UNSPECIFIED_MATRIX
                     image = decoded.to_ndarray(format="bgr24",
                                                src_colorspace=None if tagged else self._untagged_matrix)
+                if self._pixel_aspect != 1:
+                    image = self._square(image)
                 if self._turn is not None:
                     image = cv2.rotate(image, self._turn)
+                if self._mirrored:
+                    image = cv2.flip(image, 1)  # left-right, after the turn
                 if image.shape[:2] != (self.height, self.width):
                     image = self._fit(image, index)
                 yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=decoded.time)
@@ -371,6 +438,13 @@ class VideoFileSource(Source):
             offset = self._start - (self._first.time or 0.0)
             raise UserError(f"{self.path.name} has no picture from --start {format_time(offset)} on; "
                             f"give an earlier start")
+
+    def _square(self, image: Any) -> Any:
+        """A picture of non-square pixels at square ones, its height kept: area averaging where it narrows
+        (no aliasing), cubic where it widens (as FFmpeg's scaler: sharper than linear)."""
+        height, width = image.shape[:2]
+        size = (round(width * self._pixel_aspect), height)
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA if size[0] < width else cv2.INTER_CUBIC)
 
     def _fit(self, image: Any, index: int) -> Any:
         """A picture of another size than the first (clips of different sizes joined, `cat a.ts b.ts`) scaled to
@@ -421,6 +495,54 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self.container.close()
+
+
+def _video_stream(container: Any, path: Path) -> Any:
+    """The stream to process: the first video stream that is not cover art. An album cover (an attached picture:
+    an MP3's or M4A's, or one beside a video) decodes as a single picture, which was taken for a video."""
+    from av.stream import Disposition
+
+    moving = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+    if moving:
+        return moving[0]
+    covers = len(container.streams.video)
+    container.close()
+    if covers:
+        raise UserError(f"{path} has no video, only cover art beside its sound; give a video file "
+                        f"(or an image, camera:N or synthetic:portrait)")
+    raise UserError(f"{path} has no video stream (give a video file, an image, camera:N or synthetic:portrait)")
+
+
+def pixel_aspect(stream: Any, path: Path) -> Fraction:
+    """The width of the stream's pixels to their height (its sample aspect ratio): 1 where it is not given, or
+    where it is out of any camera's range (said)."""
+    given = stream.sample_aspect_ratio
+    if not given or given == 1:
+        return Fraction(1)
+    if not PIXEL_ASPECT_RANGE[0] <= given <= PIXEL_ASPECT_RANGE[1]:
+        notify(f"{path.name} gives its pixels an aspect of {given} (width to height), out of any camera's range: "
+               f"they are taken for square")
+        return Fraction(1)
+    return Fraction(given)
+
+
+def display_orientation(frame: Any) -> tuple[int, bool]:
+    """How a decoded picture is meant to be shown, from its display matrix (FFmpeg's display.h): the turn in
+    degrees counter-clockwise, then whether it is mirrored left-right. frame.rotation reads a mirror alone as a
+    180° turn (the picture came out upside down): a negative determinant is a mirror, taken off (as
+    av_display_matrix_flip puts it on: the first column negated) before the turn is read."""
+    from av.sidedata.sidedata import Type
+
+    data = frame.side_data.get(Type.DISPLAYMATRIX)
+    if data is None:
+        return 0, False
+    a, b, _, c, d = struct.unpack("=9i", bytes(data))[:5]
+    mirrored = a * d - b * c < 0
+    if mirrored:
+        a = -a
+    if a == b == 0:  # no picture to show: a damaged matrix
+        return 0, False
+    return round(math.degrees(-math.atan2(b, a))) % 360, mirrored
 
 
 def parse_time(text: str) -> float:

@@ -15,24 +15,34 @@ STORED_TURN = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE
 
 
 def make_video(path: Path, frames: int = 24, fps: int = 24, size: tuple[int, int] = (160, 120),
-               audio_codec: str | None = "aac", sample_rate: int = 44100, rotation: int = 0) -> Path:
-    """The synthetic portrait as an H.264 file. `rotation` (0, 90, 180, 270): stored as a phone does,
-    turned, with a display matrix that turns it back (`size` is then the upright size)."""
+               audio_codec: str | None = "aac", sample_rate: int = 44100, rotation: int = 0, mirror: bool = False,
+               sar: Fraction | None = None) -> Path:
+    """The synthetic portrait as an H.264 file. `rotation` (0, 90, 180, 270) and `mirror`: stored as a phone
+    does, turned (and mirrored, as a front camera may), with a display matrix that shows it right (`size` is
+    then the upright size). `sar`: non-square pixels, the portrait (drawn at `square_size`) squeezed into
+    `size` as a DV or anamorphic camera stores it."""
     import av
 
-    scene = SyntheticPortrait(SyntheticScene(*size))
+    scene = SyntheticPortrait(SyntheticScene(*square_size(size, sar)))
     stored = size[::-1] if rotation in (90, 270) else size
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height = stored
         video.pix_fmt = "yuv420p"
-        if rotation:
-            video.set_display_rotation(rotation)
+        if rotation or mirror:  # shown turned counter-clockwise, then mirrored left-right
+            video.set_display_rotation(rotation, hflip=mirror)
+        if sar:
+            video.codec_context.sample_aspect_ratio = sar
         audio = container.add_stream(audio_codec, rate=sample_rate) if audio_codec else None
         for i in range(frames):
             image, _ = scene.render(i)
+            if sar:
+                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            if mirror:
+                image = image[:, ::-1]
             if rotation:
-                image = np.ascontiguousarray(cv2.rotate(image, STORED_TURN[rotation]))
+                image = cv2.rotate(image, STORED_TURN[rotation])
+            image = np.ascontiguousarray(image)
             for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
                 container.mux(packet)
         for packet in video.encode(None):
@@ -42,6 +52,11 @@ def make_video(path: Path, frames: int = 24, fps: int = 24, size: tuple[int, int
             t = np.arange(int(sample_rate * seconds)) / sample_rate
             encode_mono(container, audio, 0.3 * np.sin(2 * np.pi * 440 * t), sample_rate)
     return path
+
+
+def square_size(size: tuple[int, int], sar: Fraction | None) -> tuple[int, int]:
+    """The size a picture of `size` with pixels `sar` wide (to 1 high) has in square pixels, its height kept."""
+    return (round(size[0] * sar), size[1]) if sar else size
 
 
 def encode_mono(container, audio, tone: np.ndarray, sample_rate: int, first_sample: int = 0) -> None:
@@ -87,17 +102,19 @@ def probe(path: Path) -> dict:
 def make_timed_video(path: Path, video_times: list[float], fps: float = 30, size: tuple[int, int] = (64, 48),
                      audio_codecs: tuple[str, ...] = ("aac",), sample_rate: int = 44100, audio_start: float = 0.0,
                      audio_seconds: float = 1.0, click_at: float | None = None,
-                     default_audio: int | None = None, keyframe_every: int | None = None) -> Path:
+                     default_audio: int | None = None, keyframe_every: int | None = None,
+                     container_options: dict[str, str] | None = None) -> Path:
     """Frames at the given presentation times (seconds; an offset or a variable frame rate), and per audio
     codec a stream of a quiet tone from `audio_start` for `audio_seconds`, with a loud click at
     `click_at` (the same clock) that marks where the sound belongs under the pictures.
     `default_audio`: the index among the audio streams that carries the default disposition.
-    `keyframe_every`: the pictures from one keyframe to the next (x264's GOP), where a seek can land."""
+    `keyframe_every`: the pictures from one keyframe to the next (x264's GOP), where a seek can land.
+    `container_options`: the muxer's, e.g. {"movflags": "faststart"} for an MP4 with its index in front."""
     import av
     from av.stream import Disposition
 
     time_base = Fraction(1, 90000)
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", container_options=container_options) as container:
         video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
@@ -220,4 +237,76 @@ def make_yuv_video(path: Path, rgb_signal: np.ndarray, trc: int, frames: int = 2
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
+    return path
+
+
+def _cover_jpeg() -> bytes:
+    return cv2.imencode(".jpg", np.full((64, 64, 3), (40, 160, 220), np.uint8))[1].tobytes()
+
+
+def make_with_cover_art(path: Path, video_frames: int = 0, container_format: str | None = None) -> Path:
+    """A file with an album cover (an attached picture, as tagging tools store it) and a second of tone:
+    sound only (an MP3, an M4A), or with `video_frames` of H.264 video as well. In MP4 the cover comes
+    first, as in files whose tags were written before the tracks (the udta box moved to the front)."""
+    import av
+    from av.stream import Disposition
+
+    with av.open(str(path), "w", format=container_format) as container:
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        cover.disposition = Disposition.attached_pic
+        video = container.add_stream("libx264", rate=10) if video_frames else None
+        if video is not None:
+            video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        codec = "libmp3lame" if path.suffix == ".mp3" else "aac"
+        audio = container.add_stream(codec, rate=44100)
+        picture = av.Packet(_cover_jpeg())
+        picture.stream, picture.pts, picture.dts = cover, 0, 0
+        container.mux(picture)
+        for i in range(video_frames):
+            image = np.full((48, 64, 3), 40 + 15 * i, np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        if video is not None:
+            for packet in video.encode(None):
+                container.mux(packet)
+        t = np.arange(44100) / 44100
+        encode_mono(container, audio, 0.2 * np.sin(2 * np.pi * 440 * t), 44100)
+    if path.suffix in (".mp4", ".m4a", ".mov"):
+        _tags_first(path)
+    return path
+
+
+def _tags_first(path: Path) -> None:
+    """Moves the MP4's udta box (its tags, the cover among them) before its tracks inside moov: the demuxer
+    then numbers the cover stream 0. No sample offset changes, as moov keeps its size and place."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+
+    def boxes(start: int, end: int):
+        while start + 8 <= end:
+            size, kind = struct.unpack_from(">I4s", data, start)
+            yield kind, start, size
+            start += size
+
+    for kind, start, size in list(boxes(0, len(data))):
+        if kind == b"moov":
+            children = sorted(boxes(start + 8, start + size), key=lambda box: box[0] != b"udta")
+            data[start + 8:start + size] = b"".join(bytes(data[at:at + length]) for _, at, length in children)
+    path.write_bytes(bytes(data))
+
+
+def damage(path: Path, picture: int) -> Path:
+    """Overwrites the coded data of the `picture`-th video packet (in file order) with noise, its first bytes
+    (the NAL unit's length and header) kept: a damaged spot, as a bad sector or a broken download leaves."""
+    import av
+
+    with av.open(str(path)) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+    target = packets[picture]
+    data = bytearray(path.read_bytes())
+    start, length = target.pos + 8, target.size - 8
+    data[start:start + length] = np.random.default_rng(0).integers(0, 256, length, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
     return path
