@@ -4,7 +4,9 @@ Layout of the built graph (what the pipeline relies on):
 
 - input  ``image``: float32 ``[N, 3, 228, 304]`` (N is the dynamic dimension "batch"), RGB, values
   0..255, no mean subtraction (the official network was trained on raw pixel values);
-- output ``depth``: float32 ``[N, 1, 128, 160]``, metres, after the final ReLU.
+- output ``depth``: float32 ``[N, 1, 128, 160]``, metres, after the final ReLU;
+- metadata_props ``depthcam.model`` = ``fcrn`` (and its input norm and output kind), which
+  `models.registry.resolve_model` reads to feed a converted file of any name as FCRN.
 
 The official code works in NHWC with HWIO kernels; ONNX works in NCHW with OIHW kernels. Weights
 are given (and validated) in the official HWIO layout and transposed here. Points where the
@@ -30,6 +32,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from models.download import ModelError
+from models.registry import model_metadata
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "depth"
@@ -262,6 +265,8 @@ def build_fcrn(weights: Mapping[str, np.ndarray] | None = None, seed: int = 0, *
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="depthcam", doc_string=graph.doc_string)
     model.ir_version = 8  # opset 17's IR version; loadable by onnxruntime >= 1.13
+    # The file says it is FCRN (raw RGB in, metres out) under any name the user gives it (models.registry).
+    helper.set_model_props(model, model_metadata("fcrn"))
     return model
 
 

@@ -6,7 +6,9 @@ sha256, never committed. FCRN is converted from the official TensorFlow checkpoi
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -22,8 +24,12 @@ INPUT_NORMS: dict[str, str] = {
     "imagenet": "RGB 0..1 less ImageNet's mean, over its std (Depth Anything, MiDaS v2.1)",
     "symmetric": "RGB -1..1 (MiDaS v3 DPT models)",
 }
+OUTPUT_KINDS: tuple[str, ...] = ("inverse_depth", "metres")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# ONNX metadata_props a file built by depthcam (`models convert`, `models fetch fcrn`) carries, so that it says
+# how to feed and read it under any file name: a user's converted copy is not the cache's file.
+META_MODEL, META_INPUT_NORM, META_OUTPUT_KIND = "depthcam.model", "depthcam.input_norm", "depthcam.output_kind"
 
 
 @dataclass(frozen=True)
@@ -95,38 +101,74 @@ def model_state(spec: ModelSpec) -> str:
     return "cached"
 
 
+def model_metadata(name: str) -> dict[str, str]:
+    """The metadata_props a file of registry model `name` is written with; resolve_model reads them back."""
+    spec = get_spec(name)
+    return {META_MODEL: spec.name, META_INPUT_NORM: spec.input_norm, META_OUTPUT_KIND: spec.output_kind}
+
+
 def recorded_checksum(path: Path) -> Path:
-    """Where a model converted into the cache keeps its sha256: it has no published one."""
+    """Where a model converted into the cache keeps its sha256 (it has no published one), followed by the
+    file's stamp when that checksum was last verified: `<sha256> <size>:<mtime ns>:<ctime ns>`."""
     return path.with_name(path.name + ".sha256")
 
 
-def _record_checksum(path: Path) -> None:
+# A file changed this recently may change again within the same clock tick of its file system (coarse
+# timestamps) and keep its stamp: it is not stamped yet, so the next check hashes it (git's "racily clean").
+STAMP_SETTLE_NS = 2_000_000_000
+
+
+def _file_stamp(path: Path) -> str | None:
+    """Size, mtime and ctime of `path`; None while it is too fresh to vouch for. ctime cannot be set back
+    by a user (`touch -d`, `cp -p` only set mtime), so any later rewrite of the file changes the stamp."""
+    stat = path.stat()
+    if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < STAMP_SETTLE_NS:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
+
+
+def _record_checksum(path: Path, digest: str | None = None, stamp: str | None = None) -> None:
+    """Write the sidecar: the sha256 (hashed here unless given) and the file's stamp taken before it was
+    hashed or verified, so that a later run may trust it without hashing."""
     try:
-        recorded_checksum(path).write_text(sha256_of(path) + "\n")
-    except OSError:  # a read-only cache: the file is parsed instead next time
+        fields = [digest or sha256_of(path)] + ([stamp] if stamp else [])
+        recorded_checksum(path).write_text(" ".join(fields) + "\n")
+    except OSError:  # a read-only cache: the file is parsed (or hashed) instead next time
         pass
 
 
-def check_cached(spec: ModelSpec) -> None:
+def check_cached(spec: ModelSpec, *, quick: bool = False) -> None:
     """ModelError where the cached file is not what was downloaded or converted (truncated, overwritten).
-    A converted file from before checksums were recorded is parsed instead, and its checksum recorded."""
+    A converted file from before checksums were recorded is parsed instead, and its checksum recorded.
+
+    `quick` (a run's start): a converted file whose size, mtime and ctime are those recorded when its
+    checksum last matched is not hashed again (254 MB for FCRN, 0.5-1 s every run); `models list`, `info`
+    and `fetch` always hash it."""
     fix = f"run 'depthcam models fetch {spec.name}', which replaces it"
     if not spec.fetcher:
         assert spec.sha256, f"registry entry {spec.name} has no checksum"
         verify_sha256(spec.path, spec.sha256, fix=fix)
         return
     recorded = recorded_checksum(spec.path)
-    if recorded.is_file():
-        verify_sha256(spec.path, recorded.read_text().split()[0], fix=fix)
+    fields = recorded.read_text().split() if recorded.is_file() else []
+    if fields:
+        digest, *stamp = fields
+        now = _file_stamp(spec.path)  # taken before hashing: a change while hashing fails the next quick check
+        if quick and now is not None and stamp == [now]:
+            return
+        verify_sha256(spec.path, digest, fix=fix)
+        if now is not None and stamp != [now]:
+            _record_checksum(spec.path, digest, now)
         return
     import onnx
 
+    now = _file_stamp(spec.path)
     try:
         onnx.load(str(spec.path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 (protobuf's DecodeError, or a file that is not ONNX at all)
         raise ModelError(f"the cached {spec.filename} is not a complete ONNX model ({exc.__class__.__name__}); "
                          f"{fix}") from None
-    _record_checksum(spec.path)
+    _record_checksum(spec.path, stamp=now)
 
 
 def _call_fetcher(reference: str, progress: bool) -> Path:
@@ -135,13 +177,14 @@ def _call_fetcher(reference: str, progress: bool) -> Path:
     return function(cache_dir(), progress=progress)
 
 
-def fetch(name: str, *, progress: bool = True, repair: bool = False) -> Path:
+def fetch(name: str, *, progress: bool = True, repair: bool = False, quick: bool = False) -> Path:
     """Make the model's file present in the cache (download, verify, convert) and return its path. A damaged
-    cached file is an error, or with `repair` (`depthcam models fetch`) deleted and fetched again."""
+    cached file is an error, or with `repair` (`depthcam models fetch`) deleted and fetched again. `quick`:
+    see check_cached."""
     spec = get_spec(name)
     if spec.path.is_file():
         try:
-            check_cached(spec)
+            check_cached(spec, quick=quick)
             return spec.path
         except ModelError:
             if not repair:
@@ -160,7 +203,7 @@ def fetch(name: str, *, progress: bool = True, repair: bool = False) -> Path:
 def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpec, Path]:
     """A registry name (fetched on first use) or a path to an .onnx file (its layout guessed from its input)."""
     if name_or_path in REGISTRY:
-        return REGISTRY[name_or_path], fetch(name_or_path, progress=progress)
+        return REGISTRY[name_or_path], fetch(name_or_path, progress=progress, quick=True)
     path = Path(name_or_path).expanduser()
     if path.suffix.lower() != ".onnx" and not path.exists():
         raise ModelError(f"unknown model {name_or_path!r}; known models: {', '.join(model_names())} "
@@ -169,10 +212,81 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
         raise ModelError(f"model {path} is a folder; give the .onnx file itself")
     if not path.is_file():
         raise ModelError(f"model file {path} not found (give an existing .onnx file or a registry name)")
-    for spec in REGISTRY.values():
-        if spec.filename == path.name:
-            return spec, path
+    namesake = next((spec for spec in REGISTRY.values() if spec.filename == path.name), None)
+    if namesake is not None and _is_registry_file(namesake, path):
+        return namesake, path
+    # A user's own name for the file: a registry name would read as the registry's cached model.
+    name = path.name if path.stem in REGISTRY else path.stem
+    declared = _declared_spec(path, name)
+    if declared is not None:
+        return declared, path
     # Your own model: the convention of the relative-depth models people export most (Depth Anything,
     # MiDaS v2.1): ImageNet-normalised RGB in, inverse depth out; --model-input and --model-output change them.
-    return ModelSpec(name=path.stem, filename=path.name, description=f"user model {path}", source=str(path),
-                     input_size=(0, 0), output_kind="inverse_depth", input_norm="imagenet"), path
+    own = ModelSpec(name=name, filename=path.name, description=f"user model {path}", source=str(path),
+                    input_size=(0, 0), output_kind="inverse_depth", input_norm="imagenet")
+    if namesake is not None:
+        notify(f"{path} has the file name of the registry's {namesake.name} model but is not its file (not the "
+               f"cached one, another checksum): read as your own model (ImageNet-normalised RGB in, inverse depth "
+               f"out); for {namesake.name}'s settings use --model {namesake.name}, or add --model-input "
+               f"{namesake.input_norm} --model-output {namesake.output_kind}")
+    return own, path
+
+
+def _declared_spec(path: Path, name: str) -> ModelSpec | None:
+    """The settings of the registry model the file's metadata names (a converted FCRN under the user's own
+    name), with a note; None for a file without them (your own model, or one converted before they were
+    written). The file's own input norm and output kind, where valid, win over the registry's."""
+    from models.metadata import read_metadata_props
+
+    props = read_metadata_props(path)
+    base = REGISTRY.get(props.get(META_MODEL, ""))
+    if base is None:
+        return None
+    norm = props.get(META_INPUT_NORM)
+    kind = props.get(META_OUTPUT_KIND)
+    spec = ModelSpec(name=name, filename=path.name, description=f"{base.description} (converted file {path})",
+                     source=str(path), input_size=base.input_size, layout=base.layout, input_scale=base.input_scale,
+                     input_norm=norm if norm in INPUT_NORMS else base.input_norm,  # type: ignore[arg-type]
+                     output_kind=kind if kind in OUTPUT_KINDS else base.output_kind)  # type: ignore[arg-type]
+    notify(f"{path} is a converted {base.name} model (its ONNX metadata says so): read with {base.name}'s "
+           f"settings, {spec.input_size[0]}x{spec.input_size[1]} {INPUT_NORMS[spec.input_norm]} in, "
+           f"{spec.output_kind.replace('_', ' ')} out (--model-input and --model-output change them)")
+    return spec
+
+
+def cached_file_of(path: Path) -> ModelSpec | None:
+    """The registry entry whose cached file `path` is (the same file, not merely the same name), else None."""
+    spec = next((s for s in REGISTRY.values() if s.filename == path.name), None)
+    return spec if spec is not None and _same_file(path, spec.path) else None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def _is_registry_file(spec: ModelSpec, path: Path) -> bool:
+    """`path` is the registry model itself: its cached file, or a copy with its checksum (hashed only for a
+    file that bears the registry's file name)."""
+    if _same_file(path, spec.path):
+        return True
+    expected = _reference_checksum(spec)
+    return expected is not None and sha256_of(path) == expected
+
+
+def _reference_checksum(spec: ModelSpec) -> str | None:
+    """The sha256 of the registry model's file: published, or recorded by its conversion into the cache."""
+    if not spec.fetcher:
+        return spec.sha256
+    recorded = recorded_checksum(spec.path)
+    fields = recorded.read_text().split() if recorded.is_file() else []
+    return fields[0] if fields else None
+
+
+def notify(message: str) -> None:
+    """A note for the user, through the CLI's own channel (one line on stderr, progress bars kept intact)."""
+    from stream.console import notify as console_notify
+
+    console_notify(message)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from kernels.backend import array_module, cuda_available, cuda_unavailable_reason
 from models.download import ModelError
-from models.registry import IMAGENET_MEAN, IMAGENET_STD, REGISTRY, ModelSpec
+from models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, cached_file_of, notify
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,8 @@ class DepthEstimator:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=asked)
         except Exception as exc:  # onnxruntime raises its own exception types per failure
-            fix = (f"fetch it again with 'depthcam models fetch {spec.name}'" if spec.name in REGISTRY
+            cached = cached_file_of(path)  # a user's file of the same name is not the registry's to fetch
+            fix = (f"fetch it again with 'depthcam models fetch {cached.name}'" if cached is not None
                    else "check that the file is a complete ONNX model")
             raise ModelError(f"model file {path} could not be loaded as ONNX ({_first_line(exc)}); {fix}") from None
         self.providers: list[str] = self.session.get_providers()
@@ -163,6 +164,7 @@ class DepthEstimator:
             raise ModelError("--device cuda was requested but ONNX Runtime could not create its CUDA provider "
                              "(install onnxruntime-gpu with matching CUDA/cuDNN libraries, or use --device cpu)")
         self.spec = spec
+        self.watch = OutputWatch(spec)
         self.input = _input_layout(self.session, spec)
         self._lut = input_lut(spec)
         if self.input.static_batch and (self.on_gpu if real_batch is None else real_batch):
@@ -241,15 +243,13 @@ class DepthEstimator:
             return self._run_checked(inputs, on_device)
         except Exception as exc:  # noqa: BLE001 (a ModelError, or onnxruntime's own exception types)
             try:
-                single = self._run_checked(inputs[:1], on_device)
-            except Exception:  # noqa: BLE001 (one frame fails too: the batch was not the problem)
+                singles = [self._run_checked(inputs[i:i + 1], on_device) for i in range(len(inputs))]
+            except Exception:  # noqa: BLE001 (a frame fails on its own too: the batch was not the problem)
                 raise exc from None
             log.info("%s does not take a batch of %d (%s); its frames run one call each", self.spec.filename,
                      len(inputs), _first_line(exc))
             self.input = dataclasses.replace(self.input, static_batch=True)
-            xp = array_module(single)
-            return xp.concatenate([single] + [self._run_checked(inputs[i:i + 1], on_device)
-                                              for i in range(1, len(inputs))])
+            return array_module(singles[0]).concatenate(singles)
 
     def _run_checked(self, batch: np.ndarray, on_device: bool):
         """The output of one call, once it holds one depth map per frame of the batch; ONNX Runtime's own
@@ -293,9 +293,46 @@ class DepthEstimator:
         if not bool(xp.isfinite(depth).all()):  # at the network's size: ~20 us a frame
             raise ModelError(f"the model {self.spec.name} gave NaN or infinite depth (a broken export, or a float16 "
                              f"overflow); check the model file, or use --model tcmonodepth")
+        self.watch.look(depth)
         if self.spec.output_kind == "metres":
             return 1.0 / xp.maximum(depth, 1e-3)
         return depth
+
+
+class OutputWatch:
+    """One warning a run when the depth looks like a wrong model file or input scaling: the same value at every
+    pixel, or no positive value, on SUSPECT_IN_A_ROW looked-at frames in a row. Only the first WATCH_FIRST
+    frames and then every WATCH_EVERY-th are looked at: a min and a max, 35 us at 320x192, 2 us a frame on
+    average (measured on this project's 2-core VM)."""
+
+    WATCH_FIRST, WATCH_EVERY, SUSPECT_IN_A_ROW = 8, 30, 3
+
+    def __init__(self, spec: ModelSpec, send: Callable[[str], None] = notify) -> None:
+        self.spec = spec
+        self.notify = send  # the CLI's stderr line; tests collect the notes
+        self.frames = 0
+        self.in_a_row = 0
+        self.warned = False
+
+    def look(self, depth) -> None:
+        self.frames += 1
+        if self.warned or not (self.frames <= self.WATCH_FIRST or self.frames % self.WATCH_EVERY == 0):
+            return
+        symptom = self.symptom(float(depth.min()), float(depth.max()))
+        self.in_a_row = self.in_a_row + 1 if symptom else 0
+        if symptom and self.in_a_row >= self.SUSPECT_IN_A_ROW:
+            self.warned = True
+            self.notify(f"the model {self.spec.name} gives {symptom} on {self.in_a_row} frames in a row: likely a "
+                        f"wrong model file or input scaling; check the file, --model-input (now "
+                        f"{self.spec.input_norm}) and --model-output (now {self.spec.output_kind})")
+
+    @staticmethod
+    def symptom(low: float, high: float) -> str | None:
+        if high - low <= 1e-6 * max(abs(low), abs(high)):  # also all zero
+            return f"the same depth ({high:.3g}) at every pixel"
+        if high <= 0:
+            return f"no positive depth (largest {high:.3g})"
+        return None
 
 
 def _first_line(exc: Exception) -> str:

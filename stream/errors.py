@@ -10,6 +10,17 @@ class UserError(Exception):
     exit_code = 2
 
 
+class StopAfter(Exception):
+    """Raised by a stage whose input turned bad part-way through a batch: its frames `done` (the good ones
+    before, in order) still go on to the sink, then the run ends with `cause`, as when an input file turns
+    unreadable part-way."""
+
+    def __init__(self, done: list, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.done = done
+        self.cause = cause
+
+
 class PipelineError(Exception):
     """A stage failed while running; the pipeline stopped and finalised its outputs."""
 

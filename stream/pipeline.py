@@ -19,7 +19,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from models.download import ModelError
-from stream.errors import PipelineError, UserError
+from stream.errors import PipelineError, StopAfter, UserError
 from stream.frame import Frame, now_ns
 from stream.interrupts import signals_stop
 from stream.metrics import LatencyRecorder
@@ -73,6 +73,7 @@ class Pipeline:
         self.frames_written = 0
         self.sink_finalised = False
         self.source_error: UserError | None = None  # the input failed part-way; raised after the drain
+        self.stage_error: tuple[str, BaseException] | None = None  # a stage's input turned bad part-way: as above
 
     # -- threads -----------------------------------------------------------------------------
     def _fail(self, where: str, exc: BaseException) -> None:
@@ -115,7 +116,10 @@ class Pipeline:
                     started = now_ns()
                     for frame in batch:
                         frame.stamps[f"{stage.name}.start"] = started
-                    batch = stage.process(batch)
+                    try:
+                        batch = stage.process(batch)
+                    except StopAfter as stop:  # the frames before the bad one go on; the run ends after them
+                        batch, ended, self.stage_error = stop.done, True, (stage.name, stop.cause)
                     finished = now_ns()
                     for frame in batch:
                         frame.stamps[stage.name] = finished
@@ -137,6 +141,7 @@ class Pipeline:
         self.frames_written = 0
         self.sink_finalised = False  # the sink closed without an error: its file is complete and playable
         self.source_error = None
+        self.stage_error = None
         completed, interrupted, closed_by_user = False, False, False
         total = None if self.source.live else self.source.frame_count
         # into a log (stderr not a terminal) a state every 10 s, not ten a second
@@ -154,12 +159,14 @@ class Pipeline:
             finally:
                 bar.close()
                 self.stop.set()
-                threads_left = self._shutdown(
-                    complete=completed and self.error is None and self.source_error is None)
+                threads_left = self._shutdown(complete=completed and self.error is None
+                                              and self.source_error is None and self.stage_error is None)
             interrupted = interrupted or (signals.received and not completed)
         result = RunResult(self.frames_written, completed and self.error is None, interrupted, closed_by_user,
                            self.queues[0].dropped,
                            {q.name: q.high_water for q in self.queues}, threads_left)
+        if self.error is None and self.stage_error is not None:
+            self.error = self.stage_error
         if self.error is None and self.source_error is not None:
             self.error = ("capture", self.source_error)
         if self.error is not None:

@@ -15,9 +15,11 @@ import numpy as np
 
 import kernels
 from kernels.backend import to_host
+from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.runtime import DepthEstimator
 from stream.config import RefineConfig, RenderConfig
+from stream.errors import StopAfter
 from stream.focus import FocusController
 from stream.frame import Frame, now_ns
 from stream.queues import LatestFrameQueue, Stopped
@@ -51,8 +53,12 @@ class DepthStage:
 
     def process(self, batch: list[Frame]) -> list[Frame]:
         depths = self.estimator.predict([f.image for f in batch], on_device=self.on_device)
-        for frame, depth in zip(batch, depths, strict=True):
-            frame.disparity = self.normaliser(self.estimator.to_disparity(depth))
+        for done, (frame, depth) in enumerate(zip(batch, depths, strict=True)):
+            try:
+                disparity = self.estimator.to_disparity(depth)
+            except ModelError as exc:  # NaN or inf from this frame: the frames before it are good, and written
+                raise StopAfter(batch[:done], exc) from None
+            frame.disparity = self.normaliser(disparity)
             frame.depth_index = frame.index
             frame.extra["batch_size"] = len(batch)
         return batch

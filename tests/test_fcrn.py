@@ -201,6 +201,14 @@ def test_fp16_variant_keeps_float32_interface(fcrn, images):
     (reference,) = fcrn.run(None, {"image": images[:1]})
     (depth,) = session(half).run(None, {"image": images[:1]})
     assert depth.dtype == np.float32 and rel_err(depth, reference) < 1e-2
+    assert {p.key: p.value for p in half.metadata_props}["depthcam.model"] == "fcrn"  # `convert --fp16` too
+
+
+def test_the_graph_says_in_its_metadata_that_it_is_fcrn(model):
+    """A converted file of any name said nothing of what it is: depthcam read it as a user's own model
+    (ImageNet-normalised input, inverse depth out) and gave wrong depth without a word."""
+    assert {p.key: p.value for p in model.metadata_props} == {
+        "depthcam.model": "fcrn", "depthcam.input_norm": "raw", "depthcam.output_kind": "metres"}
 
 
 def test_bad_weights_are_named(weights):

@@ -262,6 +262,9 @@ def test_fetch_official_downloads_verifies_converts_and_caches(checkpoint, refer
     onnx_path = fw.fetch_official(cache, progress=False)
     assert onnx_path == cache / fw.ONNX_NAME
     assert onnx.load(str(onnx_path)).SerializeToString() == reference_bytes
+    from models.metadata import read_metadata_props
+
+    assert read_metadata_props(onnx_path)["depthcam.model"] == "fcrn"  # the cache's file says what it is too
     assert not (cache / fw.OFFICIAL_ARCHIVE).exists()  # the 472 MB archive is not kept by default
 
     def no_network(*args, **kwargs):
@@ -304,6 +307,89 @@ def test_a_damaged_cached_model_is_named_and_models_fetch_replaces_it(checkpoint
     recorded_checksum(path).unlink()
     path.write_bytes(reference_bytes[: len(reference_bytes) // 3])
     assert model_state(spec).startswith("damaged")
+
+
+def test_a_run_hashes_the_converted_model_only_when_its_stamp_changed(model_cache, monkeypatch):
+    """Every run hashed the 254 MB converted FCRN (0.5-1 s of start-up): now only where its size, mtime or
+    ctime differ from those its last full check recorded; `models list/info/fetch` still hash it."""
+    import os
+    import time
+    from types import SimpleNamespace
+
+    import models.download
+    import models.registry as registry
+
+    spec = registry.get_spec("fcrn")
+    model_cache.mkdir()
+    spec.path.write_bytes(b"converted model " * 1000)
+    registry._record_checksum(spec.path)  # as a conversion leaves it: the checksum alone
+    hashed: list[Path] = []
+
+    def counting_sha256(path):
+        hashed.append(path)
+        return sha256_of(path)
+
+    monkeypatch.setattr(models.download, "sha256_of", counting_sha256)
+    for _ in range(2):  # written just now: hashed every time, not stamped (it may change within this tick)
+        assert registry.fetch("fcrn", quick=True) == spec.path
+    assert len(hashed) == 2 and len(registry.recorded_checksum(spec.path).read_text().split()) == 1
+    monkeypatch.setattr(registry, "time", SimpleNamespace(time_ns=lambda: time.time_ns() + 10**10))  # 10 s on
+    registry.check_cached(spec, quick=True)  # settled: hashed once more, and its stamp recorded
+    assert len(hashed) == 3 and len(registry.recorded_checksum(spec.path).read_text().split()) == 2
+    for _ in range(3):
+        assert registry.resolve_model("fcrn", progress=False) == (spec, spec.path)
+    assert len(hashed) == 3  # runs trust the stamp
+    assert registry.model_state(spec) == "cached" and len(hashed) == 4  # `models list` and `info` hash
+    before = spec.path.stat()
+    time.sleep(0.05)  # past the file system's clock tick (ctime is not stamped within 2 s of a change)
+    with open(spec.path, "r+b") as handle:  # damaged in place, the same size, its mtime put back: ctime tells
+        handle.write(b"X")
+    os.utime(spec.path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(ModelError, match="checksum mismatch .*run 'depthcam models fetch fcrn'"):
+        registry.resolve_model("fcrn", progress=False)
+
+
+def test_a_converted_fcrn_is_read_as_fcrn_under_any_name(reference_bytes, model_cache, tmp_path, capsys):
+    """The README's `models convert SRC -o fcrn.onnx` then `--model fcrn.onnx`: the file was read as the user's
+    own model, ImageNet-normalised RGB in and inverse depth out, while FCRN takes RGB 0..255 and gives metres:
+    silently wrong depth. The conversion now writes what the file is into its metadata, and that is read."""
+    import shutil
+
+    from onnx import TensorProto, helper
+
+    from models.registry import REGISTRY, resolve_model
+    from stream.app import load_estimator
+    from stream.cli import main
+    from stream.config import PipelineConfig
+
+    converted = tmp_path / "tmp" / "fcrn.onnx"  # what `models convert` writes (the tests above compare them)
+    converted.parent.mkdir()
+    converted.write_bytes(reference_bytes)
+    renamed = tmp_path / "my_fcrn.onnx"
+    shutil.copyfile(converted, renamed)
+    for path in (converted, renamed):
+        spec, resolved = resolve_model(str(path), progress=False)
+        assert resolved == path and spec.name not in REGISTRY
+        assert (spec.input_norm, spec.output_kind, spec.input_size) == ("raw", "metres", (304, 228))
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{path} is a converted fcrn model" in err and "RGB 0..255 in" in err
+    estimator = load_estimator(PipelineConfig(model=str(renamed), device="cpu"), progress=False)
+    assert (estimator.input.width, estimator.input.height, estimator.spec.input_norm) == (304, 228, "raw")
+    flags = PipelineConfig(model=str(renamed), device="cpu", model_input="unit", model_output="inverse_depth")
+    overridden = load_estimator(flags, progress=False).spec  # the user's flags win
+    assert (overridden.input_norm, overridden.output_kind) == ("unit", "inverse_depth")
+    assert main(["models", "info", str(converted)]) == 0
+    out = capsys.readouterr().out
+    assert "304x228, RGB 0..255" in out and "read as metres" in out
+    # A plain model of the user's (no metadata) keeps the default
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["image"], ["depth"], axes=[1], keepdims=1)], "mean",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, 8, 8])],
+                              [helper.make_tensor_value_info("depth", TensorProto.FLOAT, ["n", 1, 8, 8])])
+    plain = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(plain))
+    spec, _ = resolve_model(str(plain), progress=False)
+    assert (spec.input_norm, spec.output_kind, spec.input_size) == ("imagenet", "inverse_depth", (0, 0))
+    assert capsys.readouterr().err == ""
 
 
 # ---------------------------------------------------------------- errors users will see

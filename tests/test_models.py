@@ -10,7 +10,7 @@ import pytest
 from models.download import ModelError, download, sha256_of
 from models.postprocess import DisparityNormaliser
 from models.registry import REGISTRY, fetch, get_spec, resolve_model
-from models.runtime import ORT_TENSOR_DTYPES, DepthEstimator, requested_providers
+from models.runtime import ORT_TENSOR_DTYPES, DepthEstimator, OutputWatch, requested_providers
 
 
 def test_download_checks_sha256_and_keeps_nothing_on_mismatch(tmp_path):
@@ -308,7 +308,7 @@ def test_normaliser_refuses_nan_and_bad_settings_and_keeps_its_range(rng):
 def test_metres_become_disparity():
     spec = get_spec("fcrn")
     estimator = DepthEstimator.__new__(DepthEstimator)
-    estimator.spec = spec
+    estimator.spec, estimator.watch = spec, OutputWatch(spec)
     depth = np.array([[0.5, 2.0, 0.0]], np.float32)
     np.testing.assert_allclose(estimator.to_disparity(depth), [[2.0, 0.5, 1000.0]])
 
@@ -316,6 +316,7 @@ def test_metres_become_disparity():
 def test_a_depth_with_nan_or_infinity_is_blamed_on_the_model():
     estimator = DepthEstimator.__new__(DepthEstimator)
     estimator.spec = dataclasses.replace(get_spec("tcmonodepth"), name="mine")
+    estimator.watch = OutputWatch(estimator.spec)
     for bad in (np.nan, np.inf):
         with pytest.raises(ModelError, match="the model mine gave NaN or infinite depth"):
             estimator.to_disparity(np.array([[0.5, bad]], np.float32))
@@ -466,3 +467,272 @@ def test_a_model_failing_on_a_single_frame_is_one_line(tmp_path, rng):
     estimator = DepthEstimator(_custom_spec(path), path, "cpu")
     with pytest.raises(ModelError, match=r"model bad.onnx failed on a batch of 2 8x8 frames \(\S[^\n]*\)$"):
         estimator.predict([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)] * 2)
+
+
+def test_a_frame_that_fails_alone_does_not_make_the_model_run_frame_by_frame(tmp_path, rng):
+    """A failure of the third frame of a batch (its data, not the batch) switched the model to one call a
+    frame for good, blaming the batch, after one good single call; the frame's failure is now the batch's."""
+    from onnx import helper
+
+    # Gather at channel floor(max / 60): out of range for a frame brighter than 179
+    nodes = [helper.make_node("ReduceMax", ["image"], ["max"], keepdims=0),
+             helper.make_node("Div", ["max", "sixty"], ["scaled"]), helper.make_node("Floor", ["scaled"], ["floor"]),
+             helper.make_node("Cast", ["floor"], ["channel"], to=7),
+             helper.make_node("Gather", ["image", "channel"], ["depth"], axis=1)]
+    path = _dynamic_model(tmp_path / "bright.onnx", nodes, ["n", 8, 8], [("sixty", np.array(60, np.float32))])
+    estimator = DepthEstimator(dataclasses.replace(_custom_spec(path), input_norm="raw"), path, "cpu")
+    dark = [rng.integers(0, 100, (8, 8, 3), dtype=np.uint8) for _ in range(2)]
+    assert len(estimator.predict(dark)) == 2 and not estimator.input.static_batch
+    with pytest.raises(ModelError, match="failed on a batch of 3 8x8 frames"):
+        estimator.predict([*dark, np.full((8, 8, 3), 250, np.uint8)])
+    assert not estimator.input.static_batch  # still one call a batch
+
+
+def _constant_model(path, value: float):
+    """Depth `value` at every pixel, whatever the frame."""
+    from onnx import helper
+
+    nodes = [helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1], keepdims=1),
+             helper.make_node("Mul", ["mean", "zero"], ["zeros"]),
+             helper.make_node("Add", ["zeros", "value"], ["depth"])]
+    return _dynamic_model(path, nodes, ["n", 1, 8, 8], [("zero", np.array(0, np.float32)),
+                                                        ("value", np.array(value, np.float32))])
+
+
+@pytest.mark.parametrize("value, kind, symptom", [(0.5, "inverse_depth", "the same depth (0.5) at every pixel"),
+                                                   (0.0, "metres", "the same depth (0) at every pixel")])
+def test_a_constant_depth_is_warned_about_once_naming_the_likely_cause(tmp_path, rng, value, kind, symptom):
+    """A wrong model file or input scaling gave a flat depth without a word: the picture was blurred evenly."""
+    path = _constant_model(tmp_path / "flat.onnx", value)
+    estimator = DepthEstimator(dataclasses.replace(_custom_spec(path), output_kind=kind), path, "cpu")
+    notes: list[str] = []
+    estimator.watch.notify = notes.append
+    for count in range(1, 100):
+        estimator.to_disparity(estimator.predict([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)])[0])
+        assert len(notes) == (count >= 3), count  # three frames in a row, then once only
+    assert notes == [f"the model flat gives {symptom} on 3 frames in a row: likely a wrong model file or input "
+                     f"scaling; check the file, --model-input (now raw) and --model-output (now {kind})"]
+
+
+def test_a_depth_with_no_positive_value_is_warned_about(tmp_path, rng):
+    from onnx import helper
+
+    nodes = [helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1], keepdims=1),
+             helper.make_node("Neg", ["mean"], ["depth"])]
+    path = _dynamic_model(tmp_path / "negative.onnx", nodes, ["n", 1, 8, 8])
+    estimator = DepthEstimator(_custom_spec(path), path, "cpu")
+    notes: list[str] = []
+    estimator.watch.notify = notes.append
+    for _ in range(3):
+        estimator.to_disparity(estimator.predict([rng.integers(1, 256, (8, 8, 3), dtype=np.uint8)])[0])
+    assert len(notes) == 1 and "gives no positive depth (largest -" in notes[0]
+
+
+def test_the_output_watch_looks_at_the_first_frames_then_every_30th_and_wants_three_in_a_row():
+    notes: list[str] = []
+    watch = OutputWatch(get_spec("tcmonodepth"), notes.append)
+    flat, fine = np.ones((4, 4), np.float32), np.arange(16, dtype=np.float32).reshape(4, 4)
+    for frame in range(1, 9):  # two flat frames, then a good one: no run of three
+        watch.look(flat if frame in (1, 2, 4, 5, 7) else fine)
+    assert notes == []
+    for frame in range(9, 90):  # flat from now on, looked at on frames 30 and 60 only
+        watch.look(flat)
+    assert notes == [] and watch.in_a_row == 2
+    watch.look(flat)  # frame 90
+    assert len(notes) == 1
+    assert OutputWatch.symptom(0.0, 1e-3) is None and OutputWatch.symptom(-2.0, -1.0).startswith("no positive")
+
+
+def test_a_real_model_on_flat_frames_is_not_taken_for_a_wrong_one(shared_models):
+    spec, path = resolve_model("tcmonodepth", progress=False)
+    estimator = DepthEstimator(spec, path, "cpu")
+    notes: list[str] = []
+    estimator.watch.notify = notes.append
+    for value in (0, 0, 0, 128, 255, 255, 255):  # a black fade-in, a grey card, a white wall
+        estimator.to_disparity(estimator.predict([np.full((48, 64, 3), value, np.uint8)])[0])
+    assert notes == []
+
+
+def test_a_file_named_as_a_registry_model_elsewhere_is_your_own_model(shared_models, tmp_path, capsys):
+    """Any file called tcmonodepth_tcsmallnet_192x320.onnx (or fcrn_nyu_depth_v2.onnx) got the registry's input
+    size, scaling and output kind without a word, whatever network it held."""
+    import shutil
+
+    tc = get_spec("tcmonodepth")
+    copy = tmp_path / "copy" / tc.filename
+    copy.parent.mkdir()
+    shutil.copyfile(shared_models / tc.filename, copy)
+    assert resolve_model(str(copy), progress=False) == (tc, copy)  # the same checksum: the registry model itself
+    assert resolve_model(str(shared_models / tc.filename), progress=False)[0] == tc  # the cached file
+    assert capsys.readouterr().err == ""
+    other = _first_channel_model(tmp_path / tc.filename, 24, 40)
+    spec, _ = resolve_model(str(other), progress=False)
+    assert (spec.name, spec.input_size, spec.input_norm) == (tc.filename.removesuffix(".onnx"), (0, 0), "imagenet")
+    assert DepthEstimator(spec, other, "cpu").input.width == 40  # the size the file itself declares
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{other} has the file name of the registry's tcmonodepth model" in err
+    assert "--model-input raw --model-output inverse_depth" in err
+
+
+def test_a_broken_file_of_a_registry_name_is_not_sent_to_models_fetch(model_cache, tmp_path, capsys):
+    fcrn = get_spec("fcrn")
+    for name in (fcrn.filename, "fcrn.onnx"):  # the cache's name; a name whose stem is a registry name
+        broken = tmp_path / name
+        broken.write_bytes(b"not a model")
+        spec, _ = resolve_model(str(broken), progress=False)
+        assert spec.output_kind == "inverse_depth" and spec.name not in REGISTRY
+        with pytest.raises(ModelError, match="could not be loaded as ONNX .*check that the file is a complete"):
+            DepthEstimator(spec, broken, "cpu")
+        with pytest.raises(ModelError, match="check that the file is a complete"):  # even with the registry's spec
+            DepthEstimator(fcrn, broken, "cpu")
+    assert "--model-input raw --model-output metres" in capsys.readouterr().err
+    model_cache.mkdir()
+    (model_cache / fcrn.filename).write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="fetch it again with 'depthcam models fetch fcrn'"):
+        DepthEstimator(fcrn, model_cache / fcrn.filename, "cpu")
+
+
+class _FramesSource:
+    """A file source of the given pictures, as fast as the pipeline takes them."""
+
+    live = False
+    fps = 30.0
+    audio_path = None
+    description = "frames"
+
+    def __init__(self, images):
+        self.images, self.frame_count = images, len(images)
+        self.height, self.width = images[0].shape[:2]
+
+    def frames(self):
+        import time
+
+        from stream.frame import Frame
+
+        for index, image in enumerate(self.images):
+            yield Frame(index=index, capture_ns=time.perf_counter_ns(), image=image)
+
+    def close(self):
+        pass
+
+
+class _Slow:
+    """A stage after the network that holds frames a while, as refinement and rendering do."""
+
+    name, max_batch, max_wait_ms, passes_at_once = "slow", 1, 0.0, False
+
+    def process(self, batch):
+        import time
+
+        time.sleep(0.02)
+        return batch
+
+    def close(self):
+        pass
+
+
+def test_a_frame_whose_depth_is_nan_ends_the_run_after_every_good_frame_before_it(tmp_path, rng):
+    """Frame 6 of 12 gave NaN, the third of its batch of four: the run stopped with the model named, as it
+    should, but wrote 1 to 3 frames, not 6: the good frames of that batch were dropped with it, and the
+    stop dropped every good frame still on its way through the later stages."""
+    from onnx import helper
+
+    from models.postprocess import DisparityNormaliser
+    from stream.errors import UserError
+    from stream.pipeline import Pipeline
+    from stream.sinks import NullSink
+    from stream.stages import DepthStage
+
+    class Collecting(NullSink):
+        def __init__(self):
+            super().__init__()
+            self.frames = []
+
+        def write(self, frame):
+            super().write(frame)
+            self.frames.append(frame)
+
+    # depth = sqrt(grey - 50) + 1: NaN for a dark frame
+    nodes = [helper.make_node("ReduceMean", ["image"], ["grey"], axes=[1], keepdims=1),
+             helper.make_node("Sub", ["grey", "fifty"], ["lifted"]), helper.make_node("Sqrt", ["lifted"], ["root"]),
+             helper.make_node("Add", ["root", "one"], ["depth"])]
+    path = _dynamic_model(tmp_path / "dark_nan.onnx", nodes, ["n", 1, 8, 8],
+                          [("fifty", np.array(50, np.float32)), ("one", np.array(1, np.float32))])
+    estimator = DepthEstimator(dataclasses.replace(_custom_spec(path), input_norm="raw"), path, "cpu")
+    images = [rng.integers(10 if index == 6 else 150, 30 if index == 6 else 250, (8, 8, 3), dtype=np.uint8)
+              for index in range(12)]
+    sink = Collecting()
+    depth = DepthStage(estimator, DisparityNormaliser(), max_batch=4, max_wait_ms=300)
+    pipeline = Pipeline(_FramesSource(images), [depth, _Slow(), _Slow()], sink, queue_size=16)
+    with pytest.raises(UserError, match=r"^the model dark_nan gave NaN or infinite depth \(a broken export"):
+        pipeline.run()
+    assert [frame.index for frame in sink.frames] == list(range(6)) and pipeline.sink_finalised
+    assert sink.frames[5].extra["batch_size"] > 1  # the bad frame was not the first of its batch
+    assert all(np.isfinite(frame.disparity).all() for frame in sink.frames)
+
+
+def _stamped_model(path, props: dict[str, str], weights: int = 0):
+    """A small model with `props` as its ONNX metadata and an initializer of `weights` float32 values."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1], keepdims=1),
+         helper.make_node("Add", ["mean", "zero"], ["depth"])], "stamped",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, 228, 304])],
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, ["n", 1, 228, 304])],
+        [numpy_helper.from_array(np.array(0, np.float32), "zero"),
+         numpy_helper.from_array(np.zeros(weights, np.float32), "unused")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    helper.set_model_props(model, props)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_the_metadata_is_read_without_reading_the_weights(tmp_path, monkeypatch):
+    """onnx.load parses the whole file (0.3-0.5 s for the 254 MB FCRN) to get at a few bytes at its end."""
+    import io
+
+    import models.metadata
+    from models.metadata import read_metadata_props
+
+    path = _stamped_model(tmp_path / "big.onnx", {"depthcam.model": "fcrn", "other": "x"}, weights=1 << 20)
+    read: list[int] = []
+
+    class Counting(io.FileIO):
+        def read(self, size=-1):
+            data = super().read(size)
+            read.append(len(data))
+            return data
+
+    monkeypatch.setattr(models.metadata, "open", lambda p, mode: Counting(p, mode), raising=False)
+    assert read_metadata_props(path) == {"depthcam.model": "fcrn", "other": "x"}
+    assert 0 < sum(read) < 1000 and path.stat().st_size > 4 << 20
+    monkeypatch.undo()
+    # Another writer may put metadata_props before the graph (protobuf fields come in any order)
+    first = b"\x72\x0b\x0a\x01a\x12\x06before"  # field 14, {key "a", value "before"}
+    path.write_bytes(first + path.read_bytes())
+    assert read_metadata_props(path) == {"a": "before", "depthcam.model": "fcrn", "other": "x"}
+    for broken in (path.read_bytes()[:-5], b"not a model", b"\x00" * 64, b""):  # truncated, not ONNX, empty
+        path.write_bytes(broken)
+        assert read_metadata_props(path) == {}
+    assert read_metadata_props(tmp_path / "missing.onnx") == {}
+
+
+def test_a_files_metadata_names_the_model_and_may_give_its_own_settings(tmp_path, capsys):
+    cases = [({"depthcam.model": "fcrn"}, ("raw", "metres", (304, 228))),
+             ({"depthcam.model": "fcrn", "depthcam.input_norm": "unit", "depthcam.output_kind": "furlongs"},
+              ("unit", "metres", (304, 228))),  # the file's own valid setting wins; an unknown one is ignored
+             ({"depthcam.model": "nope", "depthcam.input_norm": "raw"}, ("imagenet", "inverse_depth", (0, 0))),
+             ({"producer": "someone"}, ("imagenet", "inverse_depth", (0, 0)))]  # your own model
+    for index, (props, expected) in enumerate(cases):
+        path = _stamped_model(tmp_path / f"model{index}.onnx", props)
+        spec, _ = resolve_model(str(path), progress=False)
+        assert (spec.input_norm, spec.output_kind, spec.input_size) == expected, props
+        notes = capsys.readouterr().err
+        assert notes.count("\n") == (expected[2] != (0, 0)), notes
+    spec, path = resolve_model(str(tmp_path / "model1.onnx"), progress=False)
+    estimator = DepthEstimator(spec, path, "cpu")
+    assert (estimator.input.width, estimator.input.height) == (304, 228)
+    depth = estimator.predict([np.full((48, 64, 3), 255, np.uint8)])[0]
+    np.testing.assert_allclose(depth, 1.0, rtol=1e-5)  # "unit": 255 -> 1.0
