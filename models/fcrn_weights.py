@@ -29,6 +29,7 @@ import onnx
 
 from models.download import ModelError, download, verify_sha256
 from models.fcrn import build_fcrn, check_weights
+from models.protobuf_wire import proto_fields, varint
 from models.registry import get_spec
 
 # The Open Model Zoo mirror of the authors' checkpoint (models/public/fcrn-dp-nyu-depth-v2-tf/model.yml).
@@ -43,48 +44,6 @@ ONNX_FP16_NAME = "fcrn_nyu_depth_v2_fp16.onnx"
 # 'x_0'..'x_3', uniquified as 'x_0_1', ...) and possibly a step counter: not network parameters.
 _CKPT_NON_PARAMETERS = re.compile(r"^(x_[0-3](_\d+)?|global_step)$")
 
-# --------------------------------------------------------------------------------------------
-# Minimal protobuf wire-format reading (only what BundleHeaderProto/BundleEntryProto need).
-# --------------------------------------------------------------------------------------------
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _proto_fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
-    """(field number, value) pairs: ints for varint/fixed fields, bytes for length-delimited."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = struct.unpack_from("<Q", buf, pos)[0], pos + 8
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + length], pos + length
-            if pos > len(buf):
-                raise ValueError("truncated length-delimited field")
-        elif wire == 5:
-            value, pos = struct.unpack_from("<I", buf, pos)[0], pos + 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        yield field, value
-
-
 # TF DataType enum values -> little-endian NumPy dtypes (the ones a checkpoint of this model holds).
 _TF_DTYPES: dict[int, str] = {1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 6: "i1", 9: "<i8", 10: "?", 19: "<f2"}
 
@@ -96,14 +55,14 @@ class BundleEntry:
 
     def __init__(self, raw: bytes) -> None:
         self.dtype, self.shape, self.shard_id, self.offset, self.size, self.sliced = 0, (), 0, 0, 0, False
-        for field, value in _proto_fields(raw):
+        for field, value in proto_fields(raw):
             if field == 1:
                 self.dtype = value
             elif field == 2:  # TensorShapeProto: repeated Dim dim = 2 {int64 size = 1}
                 dims = []
-                for f, dim in _proto_fields(value):
+                for f, dim in proto_fields(value):
                     if f == 2:
-                        dims.append(next((v for ff, v in _proto_fields(dim) if ff == 1), 0))
+                        dims.append(next((v for ff, v in proto_fields(dim) if ff == 1), 0))
                 self.shape = tuple(dims)
             elif field == 3:
                 self.shard_id = value
@@ -126,8 +85,8 @@ _BLOCK_TRAILER = 5  # compression type byte + crc32c
 
 def _block(table: bytes, handle: bytes | tuple[int, int]) -> bytes:
     if isinstance(handle, bytes):
-        offset, pos = _varint(handle, 0)
-        size, _ = _varint(handle, pos)
+        offset, pos = varint(handle, 0)
+        size, _ = varint(handle, pos)
     else:
         offset, size = handle
     if offset + size + _BLOCK_TRAILER > len(table):
@@ -144,9 +103,9 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
     end = len(block) - 4 - 4 * num_restarts
     pos, key = 0, b""
     while pos < end:
-        shared, pos = _varint(block, pos)
-        unshared, pos = _varint(block, pos)
-        value_len, pos = _varint(block, pos)
+        shared, pos = varint(block, pos)
+        unshared, pos = varint(block, pos)
+        value_len, pos = varint(block, pos)
         key = key[:shared] + block[pos:pos + unshared]
         pos += unshared
         yield key, block[pos:pos + value_len]
@@ -160,10 +119,10 @@ def read_table(table: bytes) -> dict[bytes, bytes]:
     footer = table[-_FOOTER_SIZE:]
     if struct.unpack_from("<Q", footer, 40)[0] != _TABLE_MAGIC:
         raise ValueError("not a TF table (bad magic number)")
-    _, pos = _varint(footer, 0)  # metaindex handle: offset, size (unused)
-    _, pos = _varint(footer, pos)
-    index_offset, pos = _varint(footer, pos)
-    index_size, _ = _varint(footer, pos)
+    _, pos = varint(footer, 0)  # metaindex handle: offset, size (unused)
+    _, pos = varint(footer, pos)
+    index_offset, pos = varint(footer, pos)
+    index_size, _ = varint(footer, pos)
     entries: dict[bytes, bytes] = {}
     for _, data_handle in _block_entries(_block(table, (index_offset, index_size))):
         entries.update(_block_entries(_block(table, data_handle)))
@@ -173,7 +132,7 @@ def read_table(table: bytes) -> dict[bytes, bytes]:
 def read_bundle_index(index: bytes) -> dict[str, BundleEntry]:
     """Variable name -> BundleEntry from a ``.ckpt.index`` file's bytes."""
     table = read_table(index)
-    header = dict(_proto_fields(table.pop(b"", b"")))
+    header = dict(proto_fields(table.pop(b"", b"")))
     if header.get(1, 1) != 1:
         raise ValueError(f"sharded checkpoint ({header[1]} shards); expected one data file")
     if header.get(2, 0) != 0:

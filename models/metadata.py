@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
+from models.protobuf_wire import proto_fields
+
 METADATA_PROPS = 14  # ModelProto.metadata_props: repeated StringStringEntryProto {key = 1, value = 2}
 MAX_ENTRY_BYTES = 1 << 20  # a key/value pair larger than this is no setting of ours: skipped, not read
 MAX_TOP_LEVEL_FIELDS = 100_000  # a ModelProto has a handful; more is not an ONNX file
@@ -36,28 +38,12 @@ def _varint(stream: BinaryIO) -> int | None:
 
 
 def _string_pair(raw: bytes) -> tuple[str, str]:
-    fields: dict[int, str] = {}
-    pos = 0
-    while pos < len(raw):
-        key, pos = _buffer_varint(raw, pos)
-        if key & 7 != 2:
-            raise _NotOnnx("metadata entry field is not a string")
-        length, pos = _buffer_varint(raw, pos)
-        fields[key >> 3] = raw[pos:pos + length].decode("utf-8", "replace")
-        pos += length
-    return fields.get(1, ""), fields.get(2, "")
-
-
-def _buffer_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while pos < len(buf):
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-    raise _NotOnnx("truncated varint in a metadata entry")
+    """A StringStringEntryProto's key and value."""
+    try:
+        fields = {field: value for field, value in proto_fields(raw) if isinstance(value, bytes)}
+    except ValueError as exc:
+        raise _NotOnnx(str(exc)) from None
+    return fields.get(1, b"").decode("utf-8", "replace"), fields.get(2, b"").decode("utf-8", "replace")
 
 
 def read_metadata_props(path: Path) -> dict[str, str]:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import cv2
 import numpy as np
