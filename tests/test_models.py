@@ -640,17 +640,8 @@ def test_a_frame_whose_depth_is_nan_ends_the_run_after_every_good_frame_before_i
     from models.postprocess import DisparityNormaliser
     from stream.errors import UserError
     from stream.pipeline import Pipeline
-    from stream.sinks import NullSink
     from stream.stages import DepthStage
-
-    class Collecting(NullSink):
-        def __init__(self):
-            super().__init__()
-            self.frames = []
-
-        def write(self, frame):
-            super().write(frame)
-            self.frames.append(frame)
+    from test_pipeline import CollectingSink
 
     # depth = sqrt(grey - 50) + 1: NaN for a dark frame
     nodes = [helper.make_node("ReduceMean", ["image"], ["grey"], axes=[1], keepdims=1),
@@ -661,7 +652,7 @@ def test_a_frame_whose_depth_is_nan_ends_the_run_after_every_good_frame_before_i
     estimator = DepthEstimator(dataclasses.replace(_custom_spec(path), input_norm="raw"), path, "cpu")
     images = [rng.integers(10 if index == 6 else 150, 30 if index == 6 else 250, (8, 8, 3), dtype=np.uint8)
               for index in range(12)]
-    sink = Collecting()
+    sink = CollectingSink()
     depth = DepthStage(estimator, DisparityNormaliser(), max_batch=4, max_wait_ms=300)
     pipeline = Pipeline(_FramesSource(images), [depth, _Slow(), _Slow()], sink, queue_size=16)
     with pytest.raises(UserError, match=r"^the model dark_nan gave NaN or infinite depth \(a broken export"):
