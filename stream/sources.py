@@ -22,7 +22,7 @@ from stream.console import notify
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
-from stream.images import is_still_image, opencv_quiet, read_image, read_metadata
+from stream.images import is_still_image, opencv_quiet, picture_count, read_image, read_metadata
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import is_hd
 
@@ -162,6 +162,10 @@ class ImageSource(Source):
         self.frame_count = 1
         self.repeating = False
         self.description = f"image {path.name} {self.width}x{self.height}"
+        pictures = picture_count(path) if path.suffix.lower() == ".webp" else 1
+        if pictures > 1:  # FFmpeg decodes no animated WebP, Pillow's first picture is what is left
+            notify(f"{path.name} is an animated WebP of {pictures} pictures, which FFmpeg cannot decode: only its "
+                   f"first picture is processed; to process them all, convert it into a video first")
 
     def keep_showing(self) -> float:
         """Repeat the photo for a window, brought down to STILL_WINDOW_WIDTH; returns the scale (<= 1)."""
@@ -237,6 +241,7 @@ class VideoFileSource(Source):
             raise UserError(f"cannot read video {path}: its video stream has no frame size (corrupt file)")
         stored = f"{self.width}x{self.height}"
         self._damaged_spots, self._in_damage = 0, False  # see _damaged
+        self._untold: list[str] | None = []  # damage before the first picture, said once one decodes (else None)
         # The first frame is decoded now: a file with no decodable frame fails before anything heavy
         # loads, and its display matrix tells how the picture is meant to be shown.
         self._decoded = self._decode()
@@ -244,7 +249,10 @@ class VideoFileSource(Source):
             self._first = next(self._decoded)
         except (StopIteration, av.error.FFmpegError):
             self.container.close()
-            raise UserError(f"{path} holds no decodable video frame (truncated or corrupt file)") from None
+            raise UserError(_undecodable(path, self.container.format.name)) from None
+        for line in self._untold:
+            notify(line)
+        self._untold = None
         # DV and anamorphic video store the picture squeezed (non-square pixels): it is scaled to square pixels,
         # its height kept, so the network, the face detector and the round blur see its true shape, and the
         # output shows right in every player (as an editor's export does).
@@ -395,7 +403,8 @@ class VideoFileSource(Source):
             start = self.stream.start_time or 0
             where = f" near {format_time(max(0.0, float((packet.pts - start) * packet.time_base)))}"
         more = "; further damage is skipped without a word" if self._damaged_spots == DAMAGE_TOLD else ""
-        notify(f"{self.path.name} is damaged{where} ({getattr(exc, 'strerror', None) or exc}): the pictures there "
+        told = notify if self._untold is None else self._untold.append
+        told(f"{self.path.name} is damaged{where} ({getattr(exc, 'strerror', None) or exc}): the pictures there "
                f"are skipped and the rest processed{more}")
 
     def frames(self) -> Iterator[Frame]:
@@ -495,6 +504,20 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self.container.close()
+
+
+def _undecodable(path: Path, container_format: str) -> str:
+    """Why a file gives no picture at all. An MP4 or MOV through a pipe (`cat clip.mp4 | depthcam run /dev/stdin`)
+    is readable only where its index comes first: the demuxer cannot seek back to the index at its end."""
+    try:
+        piped = not path.is_file()
+    except OSError:
+        piped = False
+    if piped and "mp4" in container_format.split(","):
+        return (f"{path} gave no picture through the pipe: an MP4 or MOV whose index comes at its end cannot be "
+                f"read so (a pipe cannot go back for it); give the file itself, or pipe one made with "
+                f"-movflags +faststart (or MPEG-TS, MKV)")
+    return f"{path} holds no decodable video frame (truncated or corrupt file)"
 
 
 def _video_stream(container: Any, path: Path) -> Any:

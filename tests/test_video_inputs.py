@@ -170,3 +170,30 @@ def test_a_disk_that_fills_up_mid_mp4_is_said_and_what_was_written_plays(small_d
     source = open_source(str(out))
     assert len(list(source.frames())) >= 30  # the first one-second fragment at least
     source.close()
+
+
+def test_an_mp4_through_a_pipe_says_why_it_gives_no_picture(tmp_path):
+    """`cat clip.mp4 | depthcam run /dev/stdin`: the index at the end of an MP4 is out of a pipe's reach; the run
+    said the input was damaged, then that it held no decodable frame."""
+    import subprocess
+    import sys
+
+    import av
+
+    clip = tmp_path / "clip.mp4"
+    noise = np.random.default_rng(0).integers(0, 256, (12, 240, 320, 3), dtype=np.uint8)
+    with av.open(str(clip), "w") as container:  # noise: ~1 MB, beyond what the demuxer reads ahead
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for image in noise:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        container.mux(stream.encode(None))
+    result = subprocess.run([sys.executable, "-m", "stream", "run", "/dev/stdin", "-o", str(tmp_path / "out.mp4"),
+                             "--refine", "off", "--no-progress"], input=clip.read_bytes(), capture_output=True,
+                            timeout=120, cwd=Path(__file__).resolve().parents[1])
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr
+    assert [line for line in stderr.splitlines() if line.startswith("depthcam:")] == [
+        "depthcam: error: /dev/stdin gave no picture through the pipe: an MP4 or MOV whose index comes at its end "
+        "cannot be read so (a pipe cannot go back for it); give the file itself, or pipe one made with "
+        "-movflags +faststart (or MPEG-TS, MKV)"]
