@@ -61,9 +61,11 @@ def portrait_name(input_spec: str, image: bool) -> str:
     return str(path.with_name(f"{path.stem}_portrait{'.png' if image else '.mp4'}"))
 
 
-def depth_name(input_spec: str) -> str:
-    """The depth video's file name where --save-depth names a folder: NAME_depth.mp4."""
-    return f"{'synthetic' if input_spec.startswith('synthetic:') else Path(input_spec).stem}_depth.mp4"
+def depth_name(input_spec: str, image: bool = False) -> str:
+    """The depth's file name where --save-depth names a folder: NAME_depth.mp4, or NAME_depth.png for a photo
+    (whose depth is a picture, as its render is, not a one-frame video)."""
+    stem = "synthetic" if input_spec.startswith("synthetic:") else Path(input_spec).stem
+    return f"{stem}_depth{'.png' if image else '.mp4'}"
 
 
 def refuse_writing_over_input(input_spec: str, flag: str, target: str) -> None:

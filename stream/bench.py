@@ -19,6 +19,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from stream.config import PipelineConfig, load_config, preset_names
 from stream.console import notify
@@ -26,7 +27,7 @@ from stream.errors import UserError
 from stream.frame import now_ns
 from stream.metrics import LatencyRecorder
 from stream.options import add_model_options, model_overrides
-from stream.paths import ensure_writable, same_file
+from stream.paths import ensure_writable, replace_atomically, same_file
 from stream.sinks import NullSink
 from stream.sources import PacedSource
 
@@ -42,6 +43,13 @@ TABLE_NOTE = ("times in ms (p50 unless named); fps: frames reaching the sink per
               "depth, refine, render: the stage's own time, start → end of the call that took the frame (a whole "
               "batch for batched depth; for async depth the hand-over of the newest depth, the network's own time "
               "per prediction being async net); dropped: frames the live queue dropped while measuring")
+
+
+class ReportNotWritten(UserError):
+    """The benchmark ran but its --json or --plot file could not be written (a full disk): a failure while
+    running, not bad input."""
+
+    exit_code = 1
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -441,11 +449,20 @@ def run_bench_command(args: argparse.Namespace) -> int:
         print(format_table(report) + "\n")
     print(TABLE_NOTE)
     if args.json:
-        Path(args.json).expanduser().write_text(json.dumps(json_ready(document), indent=2, allow_nan=False))
-        print(f"depthcam bench: wrote {args.json}", file=sys.stderr)
+        text = json.dumps(json_ready(document), indent=2, allow_nan=False)
+        _write_report("--json", args.json, lambda path: replace_atomically(path, lambda part: part.write_text(text)))
     if args.plot:
         from stream.bench_plot import plot_report
 
-        plot_report(document, Path(args.plot).expanduser())
-        print(f"depthcam bench: wrote {args.plot}", file=sys.stderr)
+        _write_report("--plot", args.plot, lambda path: plot_report(document, path))
     return 130 if interrupted else 0
+
+
+def _write_report(flag: str, name: str, write: Callable[[Path], None]) -> None:
+    """A report file, written whole or not at all (an earlier one of that name stays); one line if not."""
+    try:
+        write(Path(name).expanduser())
+    except OSError as exc:
+        raise ReportNotWritten(f"cannot write {flag} {name}: {exc.strerror or exc}; the tables above hold the "
+                               f"figures (free some space, or give another place)") from None
+    print(f"depthcam bench: wrote {name}", file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from stream.errors import UserError
-from stream.paths import ensure_writable
+from stream.paths import ensure_writable, replace_atomically
 
 
 def _figure_class():
@@ -79,4 +79,5 @@ def plot_report(document: dict, path: Path) -> None:
                     f"{', ' + machine['gpu'] if machine['gpu'] else ''})", fontsize=9)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    # the format by name: the partial file's own suffix is .part
+    replace_atomically(path, lambda partial: figure.savefig(partial, dpi=110, format=path.suffix[1:].lower()))

@@ -109,6 +109,8 @@ def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfi
 
 def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     config, camera_preset = run_config(input_spec, args)
+    # a config file's `save_depth: depths/` is a folder as the flag's is (the flag's is resolved already)
+    config.output.save_depth = _into_folder(input_spec, "output.save_depth", config.output.save_depth)
     if is_still_image(Path(input_spec)) and (output == "window" or config.output.preview):
         return _refocus_photo(input_spec, output, config, args)
     return _execute(input_spec, output, config, args, camera_preset)[0]
@@ -118,17 +120,20 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
     """A photo in a window: refocused there with clicks and keys until q (at most STILL_WINDOW_WIDTH wide,
     so that each answers quickly), then, where a file is asked for, rendered once at full size with the
     focus and blur the window showed last."""
-    from stream.app import portrait_name, refuse_writing_over_input
-    from stream.paths import ensure_writable
+    from stream.app import check_outputs, portrait_name
     from stream.sinks import output_kind
+    from stream.sources import open_source
 
     path = Path(input_spec)
     target = portrait_name(input_spec, image=True) if output is None else output
     writes_file = output_kind(target) in ("video", "image")
-    if writes_file:  # before the refocusing, not after it
-        if path.is_file():
-            refuse_writing_over_input(input_spec, "-o", target)
-        ensure_writable(Path(target), "output")
+    # Every check of the full-size render before the refocusing, not after it: the outputs (the depth's too),
+    # the formats' size limits and the blur at the photo's own height (the window shows a smaller copy)
+    photo = open_source(input_spec)
+    try:
+        check_outputs(config, input_spec, target if writes_file else "null", photo)
+    finally:
+        photo.close()
     in_window = copy.deepcopy(config)
     in_window.output.preview, in_window.output.save_depth = False, None
     code, built = _execute(input_spec, "window", in_window, args)
@@ -177,7 +182,7 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
         print(f"depthcam: stopped after {_frames(written)}{_what_was_kept(target, written, built.pipeline.sink_finalised)}",
               file=sys.stderr)
         return exc.exit_code, built
-    if result.dropped:
+    if result.dropped and not getattr(built.source, "repeating", False):  # a photo's copies: nothing lost
         print(f"depthcam: dropped {_frames(result.dropped)} to keep up with the live source", file=sys.stderr)
     if result.interrupted:
         print(f"depthcam: interrupted after {_frames(result.frames_written)}"
@@ -205,16 +210,28 @@ def _what_was_kept(target: str, written: int, finalised: bool) -> str:
     """The end of the line that says what a stopped run leaves behind."""
     from stream.sinks import output_kind
 
-    if output_kind(target) not in ("video", "image"):
+    kind = output_kind(target)
+    if kind not in ("video", "image"):
         return ""
     if not written:
         return "; nothing was written"
-    if not finalised:
-        return f"; {target} could not be finalised and may not play"
+    if not finalised and kind == "image":  # written beside its name and renamed over it (README)
+        return f"; {target} was not written (a file of that name is left as it was)"
+    if not finalised:  # every packet reaches the disk at once, in one-second fragments or clusters (README)
+        return f"; {target} could not be finalised: it plays up to about the last second that reached the disk"
     return f"; {target} is finalised and playable up to there"
 
 
+def _refuse_empty_outputs(args: argparse.Namespace) -> None:
+    """`-o "$OUT"` with OUT unset: "" silently meant the default output (several inputs: the current folder)."""
+    for flag, value in (("-o", args.output), ("--save-depth", args.save_depth)):
+        if value is not None and not value.strip():
+            raise UserError(f"{flag} is empty (an unset shell variable?); give a file or folder name, "
+                            f"or leave {flag} out for the default")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    _refuse_empty_outputs(args)
     if len(args.inputs) == 1:
         spec = args.inputs[0]
         output = _into_folder(spec, "-o", args.output)
@@ -238,10 +255,8 @@ def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
                         f"(e.g. {Path(value) / 'take1.mp4'})")
     from stream.app import depth_name, portrait_name
 
-    if flag == "--save-depth":
-        name = depth_name(spec)
-    else:
-        name = Path(portrait_name(spec, image=is_still_image(Path(spec)))).name
+    image = is_still_image(Path(spec))
+    name = Path(portrait_name(spec, image=image)).name if flag == "-o" else depth_name(spec, image=image)
     return str(Path(value) / name)
 
 
@@ -256,6 +271,18 @@ def _batch_folder(flag: str, value: str | None) -> Path | None:
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{flag} {value} is a file; with several inputs, give a folder for their outputs")
     return folder
+
+
+def _config_depth_folder(args: argparse.Namespace) -> Path | None:
+    """Several inputs and a config file's output.save_depth: a folder gets NAME_depth.* per input, as
+    --save-depth's does; one file name would be written over by every input in turn."""
+    save_depth = load_config(args.config, _overrides(args)).output.save_depth
+    if save_depth is None:
+        return None
+    if save_depth.endswith(("/", os.sep)) or Path(save_depth).expanduser().is_dir():
+        return Path(save_depth)
+    raise UserError(f"output.save_depth ({save_depth}, from --config) names one file, which each of the inputs "
+                    f"would write over; give --save-depth FOLDER, or a folder (depths/) in the config")
 
 
 def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
@@ -274,22 +301,29 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
             raise UserError("every input is named as depthcam's own output (NAME_portrait, NAME_depth); "
                             "give one on its own to process it")
     folder, depth_folder = _batch_folder("-o", args.output), _batch_folder("--save-depth", args.save_depth)
+    if depth_folder is None:
+        depth_folder = _config_depth_folder(args)
     from stream.app import depth_name, portrait_name
 
     plans = []
     for spec in inputs:
         # as a single run names it, told from the name: the inputs open one at a time, later
-        beside = Path(portrait_name(spec, image=is_still_image(Path(spec))))
+        image = is_still_image(Path(spec))
+        beside = Path(portrait_name(spec, image=image))
         output = folder / beside.name if folder is not None else beside
-        depth = str(depth_folder / depth_name(spec)) if depth_folder is not None else None
+        depth = str(depth_folder / depth_name(spec, image=image)) if depth_folder is not None else None
         plans.append((spec, str(output), depth))
     outputs = [p for _, output, depth in plans for p in (output, depth) if p is not None]
     clash = next((p for i, p in enumerate(outputs) if p in outputs[:i]), None)
     if clash is not None:
         raise UserError(f"two inputs would both write {clash}; give them different names or run them apart")
-    for made in (folder, depth_folder):
+    for flag, made in (("-o", folder), ("--save-depth", depth_folder)):
         if made is not None:
-            made.mkdir(parents=True, exist_ok=True)
+            try:
+                made.expanduser().mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a read-only place, a file on the way: one line, not OSError's
+                raise UserError(f"{flag} {made}: cannot create the folder for the outputs "
+                                f"({exc.strerror or exc}); choose another place") from None
     failed: list[tuple[str, int]] = []
     for number, (spec, output, depth) in enumerate(plans, 1):
         print(f"depthcam: input {number} of {len(plans)}: {spec}", file=sys.stderr)
@@ -314,11 +348,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stream.sample import write_sample
     from stream.sinks import output_kind
 
+    _refuse_empty_outputs(args)
     # the outputs' spelling first: a folder (`-o results/`) gets demo_portrait.mp4 and demo_depth.mp4 in it
     output = _into_folder("demo", "-o", args.output) or str(DEMO_DIR / "demo_portrait.mp4")
-    args.save_depth = _into_folder("demo", "--save-depth", args.save_depth) or str(DEMO_DIR / "demo_depth.mp4")
+    # the depth beside the portrait where -o names a folder, else in out/
+    depth_folder = Path(output).parent if output != args.output else DEMO_DIR
+    args.save_depth = _into_folder("demo", "--save-depth", args.save_depth) or str(depth_folder / "demo_depth.mp4")
     output_kind(output)
-    sample = write_sample(DEMO_DIR / "sample_astronaut.mp4")
+    try:
+        sample = write_sample(DEMO_DIR / "sample_astronaut.mp4")
+    except OSError as exc:  # PyAV's errors of the file system are OSErrors too
+        raise UserError(f"cannot write the demo's sample clip into {DEMO_DIR.resolve()} ({exc.strerror or exc}); "
+                        f"run depthcam demo in a folder you can write") from None
     code = _run(str(sample), output, args)
     if code == 0:
         print(f"depthcam demo: input {sample}\n  portrait {output}\n  depth    {args.save_depth}")

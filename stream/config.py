@@ -260,6 +260,9 @@ def resolve_config_path(name_or_path: str) -> Path:
         raise UserError(f"unknown config preset {name_or_path!r}; choose one of {presets} "
                         f"or give a path to a YAML file")
     if not candidate.exists():
+        if candidate.stem in preset_names() and candidate.suffix.lower() in (".yaml", ".yml"):
+            # `--config live-cpu.yaml` from another folder: the preset is meant, named without its folder
+            raise UserError(f"config file {name_or_path} not found; for the preset, write --config {candidate.stem}")
         raise UserError(f"config file {name_or_path} not found (presets: {presets})")
     if not candidate.is_file():  # a FIFO or a device would block or read forever
         raise UserError(f"config file {name_or_path} is not a regular file; give a YAML file or a preset")

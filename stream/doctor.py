@@ -135,8 +135,21 @@ def _models() -> Check:
     from models.download import cache_dir
     from models.registry import REGISTRY, model_state
 
+    cache = cache_dir()
+    # what a run would stumble on when it fetches a model: the cache must be a folder it can write
+    existing = next((folder for folder in (cache, *cache.parents) if folder.exists()), None)
+    problem = None
+    if cache.exists() and not cache.is_dir():
+        problem = "is a file, not a folder"
+    elif existing is not None and not existing.is_dir():
+        problem = f"cannot be made: {existing} is a file"
+    elif existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not writable" if existing == cache else f"cannot be made in {existing} (not writable)"
+    if problem is not None:
+        return Check("models", False, f"the model cache {cache} {problem}",
+                     "set DEPTHCAM_MODELS to a folder you can write (or unset it for ~/.cache/depthcam)")
     states = ", ".join(f"{spec.name} {model_state(spec)}" for spec in REGISTRY.values())
-    return Check("models", True, f"{states}; cache {cache_dir()} (DEPTHCAM_MODELS moves it; a run downloads "
+    return Check("models", True, f"{states}; cache {cache} (DEPTHCAM_MODELS moves it; a run downloads "
                                  f"what it needs)")
 
 

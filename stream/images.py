@@ -1,6 +1,7 @@
 """Still images: which inputs are photos, reading them upright, and what each output format can hold."""
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -15,6 +16,11 @@ import numpy as np
 from stream.errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# HEIF photos (an iPhone's): read through pillow-heif. FFmpeg would take one for a video and give the first of the
+# 512 px tiles an iPhone stores it in, as a one-frame NAME_portrait.mp4. Inputs only: no output is written so.
+HEIF_SUFFIXES = {".heic", ".heif", ".hif"}
+HEIF_FIX = "pip install 'depthcam[heif]' (pillow-heif, which depthcam then reads it with), or convert it to JPEG"
+TRANSPARENT_BACKGROUND = (255, 255, 255)  # a transparent photo is laid on white, as a page shows it
 # Formats OpenCV also reads as one picture that may hold many: read as video (every frame).
 SEQUENCE_SUFFIXES = {".gif", ".mjpeg", ".mjpg", ".apng"}
 # The largest side each encoder takes (JPEG's 16-bit header fields, WebP's 14-bit ones).
@@ -59,6 +65,7 @@ def _pillow_open(path: Path) -> Iterator[Any]:
     decompression-bomb warning is silenced (OpenCV's pixel limit speaks first); the error stays."""
     from PIL import Image, UnidentifiedImageError
 
+    _register_heif()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -68,6 +75,33 @@ def _pillow_open(path: Path) -> Iterator[Any]:
             return
         with opened:
             yield opened
+
+
+@functools.cache
+def _register_heif() -> bool:
+    """Pillow reads HEIF where pillow-heif is installed (an optional package); whether it is."""
+    try:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    except Exception:  # noqa: BLE001 (not installed, or a broken install: HEIF unread, every other photo still read)
+        return False
+    return True
+
+
+def _has_alpha(path: Path) -> bool:
+    """Whether the picture has transparency (RGBA, grey with alpha, a palette or tRNS colour), from its headers."""
+    from PIL import Image
+
+    try:
+        with _pillow_open(path) as image:
+            return image is not None and _transparent(image)
+    except Image.DecompressionBombError:  # beyond Pillow's pixel limit: OpenCV reads it, or says it is too large
+        return False
+
+
+def _transparent(image: Any) -> bool:
+    return image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info
 
 
 # OpenCV's own file functions take the name as UTF-8: a name that is not (a byte such as 0xff in a Linux file
@@ -80,7 +114,9 @@ def is_still_image(path: Path) -> bool:
     one picture that Pillow recognises (an animated WebP or PNG is read as a video)."""
     path = path.expanduser()
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
+    if suffix == ".png" and picture_count(path) > 1:
+        return False  # an animated PNG (APNG), which FFmpeg decodes as the video it is
+    if suffix in IMAGE_SUFFIXES or suffix in HEIF_SUFFIXES:
         return True
     try:
         if suffix in SEQUENCE_SUFFIXES or not path.is_file():
@@ -98,12 +134,33 @@ def is_still_image(path: Path) -> bool:
         return False
 
 
+def picture_count(path: Path) -> int:
+    """How many pictures the file holds by its headers (an animated PNG or WebP more than one); 1 where Pillow
+    cannot tell."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _pillow_open(path) as image:
+                return int(getattr(image, "n_frames", 1)) if image is not None else 1
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return 1
+
+
 def read_image(path: Path) -> np.ndarray:
-    """8-bit BGR, turned as its EXIF or TIFF orientation says (as viewers show it)."""
+    """8-bit BGR, turned as its EXIF or TIFF orientation says (as viewers show it); a transparent picture laid
+    on white (OpenCV drops the alpha and shows what the transparent pixels hide: often black, or junk)."""
     try:
         data = np.fromfile(path, np.uint8)
     except OSError as exc:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if path.suffix.lower() in HEIF_SUFFIXES and not _register_heif():
+        raise UserError(f"cannot read HEIF photo {path}: {HEIF_FIX}")
+    if _has_alpha(path):
+        image = _read_with_pillow(path)
+        if image is not None:
+            return image
     with opencv_quiet():
         try:
             image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
@@ -129,6 +186,9 @@ def _read_with_pillow(path: Path) -> np.ndarray | None:
             if image.mode.startswith("I"):  # 16- or 32-bit grey: to 8 bits as OpenCV does (/257)
                 grey = np.clip(np.asarray(image, np.float64) / 257.0 + 0.5, 0, 255).astype(np.uint8)
                 return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+            if _transparent(image):
+                background = Image.new("RGBA", image.size, (*TRANSPARENT_BACKGROUND, 255))
+                image = Image.alpha_composite(background, image.convert("RGBA"))
             return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
     except Image.DecompressionBombError:
         raise UserError(f"image {path} is larger than depthcam reads; downscale it first") from None
@@ -154,6 +214,8 @@ def read_metadata(path: Path) -> PhotoMetadata:
             if image is None:
                 return PhotoMetadata()
             icc = image.info.get("icc_profile") or None
+            if icc is not None and icc[16:20] in (b"GRAY", b"CMYK"):  # its data colour space, from its header
+                icc = None  # a grey or CMYK photo is written as RGB, which its profile does not describe
             exif = image.getexif()
             if EXIF_ORIENTATION in exif:
                 exif[EXIF_ORIENTATION] = 1  # the pixels are read upright

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from stream.errors import UserError
 
@@ -50,3 +51,15 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
     except OSError:
         return False
+
+
+def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(partial)` beside `path`, then renamed over it: a failure (a full disk) leaves the file that was
+    there, not half of one. An OSError names `path`, not the partial file."""
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None

@@ -35,12 +35,22 @@ def sample_frames(frames: int = SAMPLE_FPS * SAMPLE_SECONDS, size: tuple[int, in
 def write_sample(path: Path) -> Path:
     """Write the sample clip (H.264 + AAC) once; later calls reuse it, unless it no longer decodes
     (an interrupted copy, a file put in its place): then it is written again."""
-    import av
-
     if path.is_file() and _decodes(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part.mp4")
+    try:
+        _encode_sample(partial)
+        partial.replace(path)
+    except BaseException:  # a full disk, Ctrl-C: no half clip left beside it
+        partial.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _encode_sample(partial: Path) -> None:
+    import av
+
     frames = SAMPLE_FPS * SAMPLE_SECONDS
     with av.open(str(partial), "w") as container:
         video = container.add_stream("libx264", rate=SAMPLE_FPS)
@@ -69,8 +79,6 @@ def write_sample(path: Path) -> Path:
                 container.mux(packet)
         for packet in audio.encode(None):
             container.mux(packet)
-    partial.replace(path)
-    return path
 
 
 def _decodes(path: Path) -> bool:

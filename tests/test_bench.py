@@ -411,3 +411,50 @@ def test_a_live_run_of_a_given_synthetic_scene_lasts_until_its_frames_reach_the_
     assert spec == f"synthetic:portrait?size=1280x720&realtime=1&frames={bench.LIVE_SYNTHETIC_FRAMES}"
     assert bench._input_spec("synthetic:portrait?frames=50", 10, live=True) == "synthetic:portrait?frames=50&realtime=1"
     assert bench._input_spec("synthetic:portrait", 10, live=False) == "synthetic:portrait"
+
+
+def test_a_report_that_cannot_be_written_keeps_the_earlier_one_and_says_so(monkeypatch, tmp_path, capsys):
+    """A full disk at the end of the benchmark: the earlier bench.json was cut to what fitted, and the error
+    was 'OSError: [Errno 28] ...'."""
+    import errno
+    from pathlib import Path
+
+    _fake_runs(monkeypatch, measured=5)
+    real_write_text = Path.write_text
+
+    def disk_full(self, text, *args, **kwargs):
+        real_write_text(self, text[: len(text) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    earlier = tmp_path / "bench.json"
+    earlier.write_text('{"an": "earlier report"}')
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(UserError, match=r"cannot write --json .*bench.json: No space left on device") as refused:
+        bench.run_bench_command(_bench_args("--frames", "5", "--modes", "pipelined", "--json", str(earlier)))
+    assert refused.value.exit_code == 1  # a failure while running, not bad input
+    monkeypatch.setattr(Path, "write_text", real_write_text)
+    assert earlier.read_text() == '{"an": "earlier report"}' and sorted(tmp_path.iterdir()) == [earlier]
+    assert "| pipelined |" in capsys.readouterr().out  # the figures were shown before
+
+
+def test_a_plot_that_cannot_be_written_keeps_the_earlier_one(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    import errno
+
+    from matplotlib.figure import Figure
+
+    from stream.bench_plot import plot_report
+
+    def disk_full(self, fname, **kwargs):
+        with open(fname, "wb") as half:
+            half.write(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    earlier = tmp_path / "b.png"
+    earlier.write_bytes(b"an earlier plot")
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    document = {"machine": {"cpu": "cpu", "cores": 2, "gpu": None},
+                "reports": [{"config": "default", "runs": {"pipelined": _fake_run(5)}}]}
+    with pytest.raises(OSError):
+        plot_report(document, earlier)
+    assert earlier.read_bytes() == b"an earlier plot" and sorted(tmp_path.iterdir()) == [earlier]

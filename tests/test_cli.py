@@ -119,7 +119,9 @@ def test_what_a_stopped_run_says_it_left():
     from stream.cli import _what_was_kept
 
     assert _what_was_kept("out.mp4", 12, True) == "; out.mp4 is finalised and playable up to there"
-    assert _what_was_kept("out.mp4", 12, False) == "; out.mp4 could not be finalised and may not play"
+    assert _what_was_kept("out.mp4", 12, False) == ("; out.mp4 could not be finalised: it plays up to about the "
+                                                    "last second that reached the disk")
+    assert _what_was_kept("out.png", 1, False) == "; out.png was not written (a file of that name is left as it was)"
     assert _what_was_kept("out.mp4", 0, True) == "; nothing was written"
     assert _what_was_kept("null", 12, True) == "" and _what_was_kept("window", 3, False) == ""
 
@@ -700,10 +702,11 @@ def test_focus_and_a_focus_point_together_are_refused(tmp_path):
 
 
 def test_the_demo_writes_into_a_folder_and_checks_its_output_before_the_sample(shared_models, tmp_path):
-    """`depthcam demo -o results/` was refused (no extension) after the sample clip was made."""
+    """`depthcam demo -o results/` was refused (no extension) after the sample clip was made; then it put the
+    depth into out/, away from the portrait."""
     bad = depthcam("demo", "-o", str(tmp_path / "x.xyz"))
     assert_one_clear_line(bad, "unknown output type .xyz")
-    result = subprocess.run([sys.executable, "-m", "stream", "demo", "-o", "results/", "--save-depth", "results/",
+    result = subprocess.run([sys.executable, "-m", "stream", "demo", "-o", "results/",
                              "--refine", "off", "--no-progress"], capture_output=True, text=True, timeout=300,
                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
@@ -731,3 +734,112 @@ def test_a_photo_s_depth_goes_into_a_picture(shared_models, tmp_path):
     assert result.returncode == 0, result.stderr
     depth = cv2.imread(str(tmp_path / "depth.png"))
     assert depth.shape == (48, 64, 3) and depth.std() > 0  # the colour map of a depth, not a blank
+
+
+def _photo(path: Path) -> Path:
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8))
+    return path
+
+
+def test_a_photo_s_depth_in_a_folder_is_a_picture(shared_models, tmp_path):
+    """`run photos/*.jpg --save-depth depths/` wrote a one-frame NAME_depth.mp4 for each photo."""
+    from stream.cli import _into_folder
+
+    assert _into_folder("shot.jpg", "--save-depth", "depths/") == str(Path("depths") / "shot_depth.png")
+    assert _into_folder("clip.mp4", "--save-depth", "depths/") == str(Path("depths") / "clip_depth.mp4")
+    first, second = _photo(tmp_path / "first.png"), _photo(tmp_path / "second.jpg")
+    result = depthcam("run", str(first), str(second), "-o", str(tmp_path / "out"), "--save-depth",
+                      str(tmp_path / "depths"), "--refine", "off", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "depths").iterdir()) == ["first_depth.png", "second_depth.png"]
+
+
+def test_an_empty_output_name_is_refused_not_taken_for_the_default(tmp_path):
+    """`-o "$OUT"` with OUT unset wrote NAME_portrait.png beside the photo (several inputs: into the current
+    folder), over whatever was there."""
+    photo, other = _photo(tmp_path / "photo.png"), _photo(tmp_path / "other.png")
+    assert_one_clear_line(depthcam("run", str(photo), "-o", ""), "-o is empty")
+    assert_one_clear_line(depthcam("run", str(photo), str(other), "--save-depth", " "), "--save-depth is empty")
+    assert not (tmp_path / "photo_portrait.png").exists()
+
+
+def test_a_config_s_depth_folder_gets_a_file_per_input(shared_models, tmp_path):
+    """A config's `save_depth: depths/` was handed to the writer as it was: 'unknown output type'; with several
+    inputs, a config's one depth file was written over by each input in turn."""
+    photo, other = _photo(tmp_path / "photo.png"), _photo(tmp_path / "other.png")
+    config = tmp_path / "mine.yaml"
+    config.write_text("output:\n  save_depth: depths/\n")
+    single = depthcam("run", str(photo), "-o", str(tmp_path / "one.png"), "--config", str(config), "--refine", "off")
+    assert single.returncode == 0, single.stderr
+    assert (tmp_path / "depths" / "photo_depth.png").is_file()
+    several = depthcam("run", str(photo), str(other), "-o", str(tmp_path / "out"), "--config", str(config),
+                       "--refine", "off")
+    assert several.returncode == 0, several.stderr
+    assert (tmp_path / "depths" / "other_depth.png").is_file()
+    config.write_text("output:\n  save_depth: depth.png\n")
+    assert_one_clear_line(depthcam("run", str(photo), str(other), "--config", str(config)),
+                          "names one file, which each of the inputs would write over")
+
+
+def test_several_inputs_whose_folder_cannot_be_made_get_one_line(tmp_path):
+    """A folder that cannot be made (read-only place, a file on the way) ended in 'OSError: [Errno 30] ...'."""
+    photos = [str(_photo(tmp_path / name)) for name in ("a.png", "b.png")]
+    (tmp_path / "file").write_text("in the way")
+    assert_one_clear_line(depthcam("run", *photos, "-o", str(tmp_path / "file" / "outs")),
+                          "cannot create the folder for the outputs")
+
+
+def test_doctor_names_a_model_cache_that_is_a_file(tmp_path, monkeypatch, capsys):
+    """DEPTHCAM_MODELS naming a file was 'ok models ...', and the run that needed a model then failed."""
+    from stream import doctor
+
+    (tmp_path / "models.txt").write_text("not a folder")
+    for cache in (tmp_path / "models.txt", tmp_path / "models.txt" / "inside"):
+        monkeypatch.setenv("DEPTHCAM_MODELS", str(cache))
+        check = doctor._models()
+        assert not check.ok and str(cache) in check.detail and "DEPTHCAM_MODELS" in check.fix
+    monkeypatch.setenv("DEPTHCAM_MODELS", str(tmp_path / "to-be-made"))
+    assert doctor._models().ok
+
+
+def test_a_photo_in_a_slow_window_reports_no_dropped_frames(shared_models, monkeypatch, tmp_path, capsys):
+    """The photo's window is fed copies 10 times a second; those a slow render skipped were reported as
+    'dropped N frames to keep up with the live source', as if part of the input were lost."""
+    import cv2
+
+    from stream import cli
+
+    photo = _photo(tmp_path / "photo.png")
+    _fake_window(monkeypatch, [-1, -1, -1, ord("q")])
+    monkeypatch.setattr(cv2, "imshow", lambda *a: time.sleep(0.3))  # a render slower than the copies come
+    assert cli.main(["run", str(photo), "-o", "window", "--no-progress"]) == 0
+    assert "dropped" not in capsys.readouterr().err
+
+
+def test_a_photo_s_full_size_outputs_are_checked_before_the_window_opens(shared_models, monkeypatch, tmp_path,
+                                                                        capsys):
+    """The depth file and the blur at the photo's own height were checked only after the refocusing, when the
+    full-size render began: q after minutes in the window, then a refusal, and the refocusing was lost."""
+    import cv2
+    import numpy as np
+
+    from stream import cli
+
+    photo = tmp_path / "large.jpg"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (1200, 1600, 3), dtype=np.uint8))
+    _fake_window(monkeypatch, [])
+    monkeypatch.setattr(cv2, "waitKeyEx", lambda delay: pytest.fail("the window opened"))
+    for argv, message in ((["--save-depth", str(photo)], "--save-depth"),  # the input itself
+                          (["--save-depth", str(tmp_path / "depth.xyz")], "unknown output type .xyz"),
+                          (["-o", str(tmp_path / "same.png"), "--save-depth", str(tmp_path / "same.png")],
+                           "both name"),
+                          (["--blur", "220"], "over the 512 px limit")):  # 440 px on the window's 960 lines
+        assert cli.main(["run", str(photo), "--preview", "--no-progress", *argv]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    wide = tmp_path / "wide.png"
+    cv2.imwrite(str(wide), np.zeros((40, 6000, 3), np.uint8))
+    assert cli.main(["run", str(wide), "--preview", "--side-by-side", "-o", str(tmp_path / "wide.webp")]) == 2
+    assert "at most 16383 px a side and this one is 18000x40" in capsys.readouterr().err

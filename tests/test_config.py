@@ -345,3 +345,13 @@ def test_a_config_file_s_paths_are_read_from_its_own_folder(tmp_path, monkeypatc
     assert load_config(str(config)).model == "fcrn"
     flags = load_config(str(config), {"model": "flag.onnx", "output.save_depth": "d.mp4"})
     assert flags.model == "flag.onnx" and flags.output.save_depth == "d.mp4"  # flags: the working folder
+
+
+def test_a_preset_named_as_a_file_that_is_not_there_says_how_to_name_the_preset(tmp_path, monkeypatch):
+    """`--config live-cpu.yaml` (as the file is called in configs/) from another folder: 'not found' alone."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="config file live-cpu.yaml not found; for the preset, write --config "
+                                        "live-cpu"):
+        load_config("live-cpu.yaml")
+    (tmp_path / "live-cpu.yaml").write_text("render:\n  blur: 3\n")  # a file of that name is the file
+    assert load_config("live-cpu.yaml").render.blur == 3

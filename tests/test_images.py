@@ -135,3 +135,90 @@ def test_a_failed_write_leaves_the_photo_that_was_there(tmp_path, photo, monkeyp
         write_image(out, photo)
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(out)
     assert out.read_bytes() == b"an earlier picture" and sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_a_transparent_photo_is_laid_on_white(tmp_path):
+    """OpenCV dropped the alpha: what the transparent pixels hid (here red; often black) came out as the photo."""
+    from PIL import Image
+
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., :3] = (200, 30, 10)
+    rgba[:, :2, 3], rgba[:, 2:4, 3], rgba[:, 4:, 3] = 255, 0, 128  # opaque, transparent, half
+    for name, options in (("cut.png", {}), ("cut.webp", {"lossless": True}), ("cut.tif", {})):
+        Image.fromarray(rgba).save(tmp_path / name, **options)
+        got = read_image(tmp_path / name).astype(int)
+        assert (got[:, :2] == (10, 30, 200)).all() and (got[:, 2:4] == 255).all(), name
+        np.testing.assert_allclose(got[:, 4:], [[(132, 142, 228)] * 2] * 4, atol=2, err_msg=name)
+    grey = Image.fromarray(rgba[..., 0]).convert("LA")
+    grey.putalpha(Image.fromarray(rgba[..., 3]))
+    grey.save(tmp_path / "grey.png")
+    assert (read_image(tmp_path / "grey.png")[:, 2:4] == 255).all()
+    palette = Image.fromarray(rgba[..., :3]).convert("P", palette=Image.Palette.ADAPTIVE)
+    palette.save(tmp_path / "palette.png", transparency=0)  # the photo's one colour, index 0, is transparent
+    assert (read_image(tmp_path / "palette.png") == 255).all()
+
+
+def test_a_heif_photo_is_a_photo_and_says_what_reads_it(tmp_path, monkeypatch):
+    """An iPhone's HEIC went to FFmpeg as a video: the first 512 px tile of its grid, into NAME_portrait.mp4."""
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    assert is_still_image(path)
+    monkeypatch.setattr(images, "_register_heif", lambda: False)
+    with pytest.raises(UserError, match=r"cannot read HEIF photo .*IMG_0001.HEIC: pip install 'depthcam\[heif\]'"):
+        read_image(path)
+
+
+def test_a_heif_photo_is_read_where_pillow_heif_is_installed(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import Image
+
+    smooth = np.zeros((48, 64, 3), np.uint8)  # HEVC's 4:2:0 would blur noise
+    smooth[..., 0], smooth[..., 1], smooth[..., 2] = np.arange(64) * 4, np.arange(48)[:, None] * 5, 90
+    path = tmp_path / "photo.heic"
+    pillow_heif.from_pillow(Image.fromarray(smooth[:, :, ::-1])).save(path, quality=95)
+    got = read_image(path)
+    assert got.shape == smooth.shape and np.abs(got.astype(int) - smooth).mean() < 4
+
+
+def test_a_profile_of_another_colour_space_is_not_kept(tmp_path, photo):
+    """A grey or CMYK photo's profile was written into the RGB output, where viewers misread it or refuse it."""
+    from PIL import Image, ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(photo).save(tmp_path / "rgb.jpg", icc_profile=srgb)
+    assert images.read_metadata(tmp_path / "rgb.jpg").icc_profile == srgb
+    grey = srgb[:16] + b"GRAY" + srgb[20:]  # the header's data colour space is all that is read
+    Image.fromarray(photo[..., 0]).save(tmp_path / "grey.jpg", icc_profile=grey)
+    assert images.read_metadata(tmp_path / "grey.jpg").icc_profile is None
+
+
+def _animation(path, pictures: int = 5) -> None:
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((32, 48, 3), 40 * i, np.uint8)) for i in range(pictures)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def test_an_animated_png_is_read_as_the_video_it_is(tmp_path):
+    """By its .png name it was a photo: its first picture only, without a word."""
+    from stream.sources import open_source
+
+    _animation(tmp_path / "anim.png")
+    assert not is_still_image(tmp_path / "anim.png")
+    source = open_source(str(tmp_path / "anim.png"))
+    try:
+        assert [int(frame.image.mean()) for frame in source.frames()] == [0, 40, 80, 120, 160]
+    finally:
+        source.close()
+
+
+def test_an_animated_webp_says_only_its_first_picture_is_processed(tmp_path, capsys):
+    from stream.sources import open_source
+
+    _animation(tmp_path / "anim.webp")
+    source = open_source(str(tmp_path / "anim.webp"))
+    assert source.frame_count == 1
+    assert "anim.webp is an animated WebP of 5 pictures" in capsys.readouterr().err
+    cv2.imwrite(str(tmp_path / "still.webp"), np.zeros((8, 8, 3), np.uint8))
+    open_source(str(tmp_path / "still.webp"))
+    assert "animated" not in capsys.readouterr().err
