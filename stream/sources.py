@@ -416,9 +416,10 @@ class VideoFileSource(Source):
         try:
             for decoded in itertools.chain(self._head, self._decoded):
                 seconds = decoded.time
-                if seconds is not None:  # the last picture lasts as long as the one before it
+                if seconds is not None:  # a picture lasts its own duration (a GIF's may be long), else as the last
                     step = seconds - previous if previous is not None and seconds > previous else 1 / self.fps
-                    self._read_until, previous = seconds + step, seconds
+                    own = decoded.duration * decoded.time_base if decoded.duration and decoded.time_base else None
+                    self._read_until, previous = seconds + (float(own) if own else step), seconds
                 if seconds is not None and self._start is not None and seconds < self._start - half_frame:
                     continue
                 # the first picture of a part always counts: --duration shorter than a frame gives one

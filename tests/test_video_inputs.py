@@ -197,3 +197,27 @@ def test_an_mp4_through_a_pipe_says_why_it_gives_no_picture(tmp_path):
         "depthcam: error: /dev/stdin gave no picture through the pipe: an MP4 or MOV whose index comes at its end "
         "cannot be read so (a pipe cannot go back for it); give the file itself, or pipe one made with "
         "-movflags +faststart (or MPEG-TS, MKV)"]
+
+
+def test_a_gif_holding_its_last_picture_is_not_taken_for_truncated(tmp_path):
+    """A GIF that holds its last picture 3 s was 'announced 3.4 s of video but its pictures end after 0.5 s'."""
+    from PIL import Image
+
+    pictures = [Image.fromarray(np.full((32, 48, 3), 40 * i, np.uint8)) for i in range(5)]
+    pictures[0].save(tmp_path / "hold.gif", save_all=True, append_images=pictures[1:],
+                     duration=[100, 100, 100, 100, 3000], loop=0)
+    source = open_source(str(tmp_path / "hold.gif"))
+    try:
+        assert len(list(source.frames())) == 5
+        assert source.truncation_warning() is None
+    finally:
+        source.close()
+    cut = tmp_path / "cut.mkv"  # the warning itself still stands where pictures are missing
+    make_video(cut, frames=48, audio_codec=None)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    source = open_source(str(cut))
+    try:
+        list(source.frames())
+        assert "it may be truncated" in (source.truncation_warning() or "")
+    finally:
+        source.close()
