@@ -275,17 +275,39 @@ def check_virtual_camera() -> ModuleType:
     return pyvirtualcam
 
 
+LOOPBACK_MODULE = Path("/sys/module/v4l2loopback")  # there while the module is loaded
+
+
+def virtual_camera_problem(message: str, width: int, height: int, fps: float, side_by_side: bool) -> str:
+    """One line from pyvirtualcam's error, which holds a line per backend it tried (Windows tries two), with
+    the fix for what went wrong: no device, a device another program holds, or a mode it refused."""
+    reason = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    lowered = reason.lower()
+    # pyvirtualcam passes over a loopback device another program sends to, then finds "no device"
+    taken = "no v4l2 loopback device found" in lowered and sys.platform.startswith("linux") and \
+        LOOPBACK_MODULE.exists()
+    if taken or "busy" in lowered or "already in use" in lowered:
+        return (f"the virtual camera is busy ({reason}); close the program that sends to it (another depthcam, "
+                f"OBS), or add a device: sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback devices=2")
+    if "invalid argument" in lowered or "could not be configured" in lowered:
+        smaller = "leave out --side-by-side, or " if side_by_side else ""
+        return (f"the virtual camera refused {width}x{height} @ {fps:g} fps ({reason}); {smaller}give a smaller "
+                f"input (a camera: e.g. camera:0?size=1280x720)")
+    fix = ("load v4l2loopback: sudo modprobe v4l2loopback exclusive_caps=1 card_label=depthcam"
+           if sys.platform.startswith("linux") else "install OBS Studio (its virtual camera)")
+    return f"no virtual camera device ({reason}); {fix}"
+
+
 class VirtualCameraSink(Sink):
     """A system virtual camera (v4l2loopback, OBS Virtual Camera, ...) through pyvirtualcam."""
 
-    def __init__(self, width: int, height: int, fps: float, picture: Callable[[Frame], np.ndarray]) -> None:
+    def __init__(self, width: int, height: int, fps: float, picture: Callable[[Frame], np.ndarray],
+                 side_by_side: bool = False) -> None:
         pyvirtualcam = check_virtual_camera()
         try:
             self.camera = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.BGR)
         except RuntimeError as exc:
-            fix = ("load v4l2loopback: sudo modprobe v4l2loopback exclusive_caps=1 card_label=depthcam"
-                   if sys.platform.startswith("linux") else "install OBS Studio (its virtual camera)")
-            raise UserError(f"no virtual camera device ({str(exc).strip()}); {fix}") from None
+            raise UserError(virtual_camera_problem(str(exc), width, height, fps, side_by_side)) from None
         # Video apps list virtual cameras by name: say which one to pick there.
         notify(f"virtual camera {self.camera.device} ({self.camera.backend}) {width}x{height} @ {fps:g} fps: "
                f"choose it as the camera in your video app")
@@ -363,7 +385,7 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
     elif kind == "image":
         sinks.append(ImageSink(Path(target), picture, photo_metadata))
     elif kind == "vcam":
-        sinks.append(VirtualCameraSink(out_width, height, fps, picture))
+        sinks.append(VirtualCameraSink(out_width, height, fps, picture, side_by_side))
     if kind == "window" or preview:  # last: the files have the frame before the window waits for a key
         sinks.append(WindowSink("depthcam", controls, width, side_by_side))
     return sinks[0] if len(sinks) == 1 else TeeSink(sinks)

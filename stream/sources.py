@@ -5,6 +5,7 @@ A source's `frames()` runs on the capture thread.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import struct
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import cv2
+import numpy as np
 
 from stream.console import notify
 from stream.errors import UserError
@@ -635,6 +637,37 @@ def _fourcc_text(code: float) -> str:
     return text if value and text.isprintable() else "?"
 
 
+def _whole(value: float) -> int:
+    """A size a backend reported, 0 where it gave none it could tell (NaN, negative)."""
+    return int(value) if 0 < value < math.inf else 0
+
+
+# Reads in a row that answer ok but hold no picture (MSMF while it starts, a USB glitch) skipped before the
+# camera counts as stopped and is opened again.
+EMPTY_READS_SKIPPED = 10
+
+
+def as_bgr(image: Any) -> Any:
+    """A camera's picture as the BGR uint8 HxWx3 the stages take: grey (IR and monochrome cameras) and BGRA
+    (some backends) converted, 16 bits a sample brought to 8; None for anything else."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.dtype != np.uint8:
+        return None
+    channels = 1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else 0
+    if channels == 3:
+        return image
+    if channels == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return None
+
+
+def _is_empty(image: Any) -> bool:
+    return image is None or getattr(image, "size", 0) == 0
+
+
 @dataclass(frozen=True)
 class CameraMode:
     """The mode a camera really gave, and what it could not give of what was asked."""
@@ -663,8 +696,10 @@ def configure_capture(capture, size: tuple[int, int] | None, fps: float, pixel_f
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
     if fps:
         capture.set(cv2.CAP_PROP_FPS, fps)
-    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    got_fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
+    width, height = _whole(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), _whole(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    got_fps = float(capture.get(cv2.CAP_PROP_FPS))
+    if not 0 < got_fps < math.inf:  # 0, -1 or NaN: a backend that cannot tell (the writer needs a real rate)
+        got_fps = 30.0
     asked = [f"{size[0]}x{size[1]}"] if size and (width, height) != size else []
     asked += [f"{fps:g} fps"] if fps and abs(got_fps - fps) > 0.5 else []
     return CameraMode(width, height, got_fps, _fourcc_text(capture.get(cv2.CAP_PROP_FOURCC)), tuple(asked))
@@ -691,6 +726,27 @@ def parse_camera_spec(spec: str) -> tuple[int, tuple[int, int] | None, float, st
     return index, size, fps, pixel_format
 
 
+VIDEO4LINUX = Path("/sys/class/video4linux")
+
+
+def _picture_node(index: int) -> tuple[int, str] | None:
+    """On Linux, where /dev/videoN is not a device's first node (a UVC webcam's second one carries metadata,
+    no pictures): the number of the same device's first node, and the device's name."""
+    if not sys.platform.startswith("linux"):
+        return None
+    node = VIDEO4LINUX / f"video{index}"
+    try:
+        if int((node / "index").read_text()) == 0:
+            return None
+        device = (node / "device").resolve()
+        for other in VIDEO4LINUX.glob("video*"):
+            if (other / "device").resolve() == device and int((other / "index").read_text()) == 0:
+                return int(other.name[5:]), (node / "name").read_text().strip()
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class CameraSource(Source):
     """`camera:N?size=1280x720&fps=30&format=auto|mjpg|yuyv`: a webcam through OpenCV (V4L2,
     AVFoundation, Media Foundation). The description says the mode the camera really gave."""
@@ -702,27 +758,76 @@ class CameraSource(Source):
         self._request = (size, fps, pixel_format)  # asked again of a camera opened anew
         self.capture = _open_camera(self.index)
         if not self.capture.isOpened():
+            first = _picture_node(self.index)
+            if first is not None:
+                raise UserError(f"camera {self.index} is the second device node of {first[1]} (its metadata, no "
+                                f"pictures: a webcam lists two); try camera:{first[0]}")
             other = "try camera:0, " if self.index != 0 else ""
             listing = ", list them with: ls /dev/video*" if sys.platform.startswith("linux") else ""
             raise UserError(f"camera {self.index} could not be opened: no such camera, or it is busy or not "
                             f"permitted ({other}close other apps using it, check video-device permissions{listing})")
         mode = configure_capture(self.capture, size, fps, pixel_format)
+        self._empty_told = False
+        self._sizes_told: set[tuple[int, ...]] = set()  # picture sizes other than the announced one, each said once
+        if mode.width <= 0 or mode.height <= 0:
+            # Some backends tell the size only once a frame was read; the sinks open at the source's size.
+            ok, image = self._read()
+            if not ok:
+                self.capture.release()
+                raise UserError(self._no_frame())
+            mode = dataclasses.replace(mode, width=image.shape[1], height=image.shape[0])
         self.width, self.height, self.fps = mode.width, mode.height, mode.fps
         self.description = f"camera {self.index} {mode}"
         # None: decided on the first frame, then kept, so a run's latencies all count from one clock
         self._driver_stamps: bool | None = None if _backend_name(self.capture) == "V4L2" else False
 
+    def _no_frame(self) -> str:
+        return f"camera {self.index} opened but delivered no frame (is it in use elsewhere?)"
+
+    def _read(self) -> tuple[bool, Any]:
+        """The next picture; reads that answer ok with no picture are skipped (said once), up to
+        EMPTY_READS_SKIPPED in a row, after which the read counts as failed."""
+        for _ in range(EMPTY_READS_SKIPPED + 1):
+            ok, image = self.capture.read()
+            if not ok or not _is_empty(image):
+                return ok, image
+            if not self._empty_told:
+                self._empty_told = True
+                notify(f"camera {self.index} gave an empty frame; such frames are skipped")
+        return False, None
+
+    def _fit(self, image: Any) -> Any:
+        """The picture as BGR at the size the camera announced, which the stages and the outputs (a video
+        file, the virtual camera) were opened at: a camera may deliver another size than it announced, or
+        change it part-way. Each other size is said once."""
+        picture = as_bgr(image)
+        if picture is None:
+            shape = "x".join(str(side) for side in (image.shape[1], image.shape[0], *image.shape[2:]))
+            raise UserError(f"camera {self.index} delivers {shape} {image.dtype} pictures, which depthcam cannot "
+                            f"use; ask for another format, e.g. camera:{self.index}?format=mjpg")
+        height, width = picture.shape[:2]
+        if (height, width) == (self.height, self.width):
+            return picture
+        if (width, height) not in self._sizes_told:
+            self._sizes_told.add((width, height))
+            notify(f"camera {self.index} delivers {width}x{height} pictures, not the {self.width}x{self.height} "
+                   f"it announced; they are scaled to {self.width}x{self.height} (camera:{self.index}?size="
+                   f"{width}x{height} asks for that size)")
+        shrink = width > self.width or height > self.height  # area averaging: no aliasing
+        return cv2.resize(picture, (self.width, self.height),
+                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
     def frames(self) -> Iterator[Frame]:
         index = 0
         while True:
-            ok, image = self.capture.read()
+            ok, image = self._read()
             arrival = now_ns()
             if not ok and index > 0:
                 ok, image = self._reopen()
                 arrival = now_ns()
             if not ok:
                 if index == 0:
-                    raise UserError(f"camera {self.index} opened but delivered no frame (is it in use elsewhere?)")
+                    raise UserError(self._no_frame())
                 # Unplugged, or taken by another program: the run ends as a truncated file's does, the
                 # frames so far shown or written (a file output stays playable), and says why.
                 raise UserError(f"camera {self.index} stopped delivering frames after {index} (unplugged, or taken "
@@ -737,7 +842,7 @@ class CameraSource(Source):
                     capture_ns = min(stamp, arrival)  # a stamp's jitter never puts a frame in the future
             # the capture time as the presentation time: a recording plays at the pace the camera was
             # filmed at, the frames a live run dropped leaving gaps, not a speeded-up film
-            yield Frame(index=index, capture_ns=capture_ns, image=image, pts_seconds=capture_ns / 1e9)
+            yield Frame(index=index, capture_ns=capture_ns, image=self._fit(image), pts_seconds=capture_ns / 1e9)
             index += 1
 
     def _reopen(self) -> tuple[bool, Any]:
@@ -749,7 +854,7 @@ class CameraSource(Source):
             self.capture = _open_camera(self.index)
             if self.capture.isOpened():
                 configure_capture(self.capture, *self._request)
-                ok, image = self.capture.read()
+                ok, image = self._read()
                 if ok:
                     notify(f"camera {self.index} stopped for {time.monotonic() - started:.1f} s and came back")
                     return True, image

@@ -49,7 +49,9 @@ def test_bench_json_has_every_documented_field(shared_models, tmp_path):
             _check_stats(run["stages"][stage]["queue_wait_ms"], 20)
             assert len(run["samples_ms"][stage]) == 20
         assert len(run["samples_ms"]["end_to_end"]) == 20
-    assert set(report["runs"]["pipelined"]["queue_high_water"]) == {"capture", "depth", "refine", "render"}
+    for name in ("pipelined", "sequential", "live"):  # the documented keys in every run (sequential: no queue, 0)
+        assert set(report["runs"][name]["queue_high_water"]) == {"capture", "depth", "refine", "render"}
+    assert set(report["runs"]["sequential"]["queue_high_water"].values()) == {0}
     assert report["runs"]["sequential"]["async_network_ms"] is None  # the default preset's depth is sync
     assert (tmp_path / "b.png").stat().st_size > 10_000
 
@@ -458,3 +460,58 @@ def test_a_plot_that_cannot_be_written_keeps_the_earlier_one(monkeypatch, tmp_pa
     with pytest.raises(OSError):
         plot_report(document, earlier)
     assert earlier.read_bytes() == b"an earlier plot" and sorted(tmp_path.iterdir()) == [earlier]
+
+
+# --- the figures themselves, from known timestamps -------------------------------------------------------
+
+MS = 1_000_000
+
+
+def _stamped(index, capture_ms, stages_ms, sink_ms, depth_index=None):
+    """A frame with its stamps in ms: stages_ms is (stage, start, end) in order."""
+    frame = Frame(index=index, capture_ns=capture_ms * MS, image=None)  # type: ignore[arg-type]
+    for stage, start, end in stages_ms:
+        frame.stamps[f"{stage}.start"], frame.stamps[stage] = start * MS, end * MS
+    frame.stamps["sink"] = sink_ms * MS
+    frame.depth_index = index if depth_index is None else depth_index
+    return frame
+
+
+def test_percentiles_rate_and_waits_come_from_the_stamps():
+    recorder = LatencyRecorder(["depth", "render"], warmup=1)
+    depth_ms = [1, 2, 3, 4, 100]
+    # a warm-up frame with absurd times, left out of every figure
+    recorder.record(_stamped(0, 0, [("depth", 500, 9000), ("render", 9000, 9999)], 10_000))
+    for i, service in enumerate(depth_ms, start=1):
+        capture = 1000 * i  # depth waits 5 ms, runs `service`, render waits 1 and runs 2, the sink 3 later
+        start = capture + 5
+        stages = [("depth", start, start + service), ("render", start + service + 1, start + service + 3)]
+        recorder.record(_stamped(i, capture, stages, start + service + 6, depth_index=i - 1))
+    summary = recorder.summary()
+    assert summary["frames"] == 5 and summary["warmup_frames"] == 1
+    depth = summary["stages"]["depth"]["service_ms"]
+    # linear interpolation between the order statistics (NumPy's default, as most tools): rank q * (n - 1)
+    assert depth == pytest.approx({"p50": 3.0, "p95": 4 + 0.8 * 96, "p99": 4 + 0.96 * 96, "max": 100.0,
+                                   "mean": 22.0, "count": 5})
+    assert summary["stages"]["depth"]["queue_wait_ms"] == pytest.approx(
+        {"p50": 5.0, "p95": 5.0, "p99": 5.0, "max": 5.0, "mean": 5.0, "count": 5})
+    assert summary["stages"]["render"]["queue_wait_ms"]["max"] == pytest.approx(1.0)
+    assert summary["stages"]["render"]["service_ms"]["p50"] == pytest.approx(2.0)
+    end_to_end = [5 + s + 6 for s in depth_ms]  # capture -> sink
+    assert summary["end_to_end_ms"]["p50"] == pytest.approx(sorted(end_to_end)[2])
+    assert summary["end_to_end_ms"]["max"] == pytest.approx(max(end_to_end))
+    assert summary["samples_ms"]["end_to_end"] == pytest.approx(end_to_end)  # in frame order
+    assert summary["samples_ms"]["depth"] == pytest.approx(depth_ms)
+    # 5 frames reached the sink between the first's and the last's arrival: 4 intervals
+    sinks = [1000 * i + 5 + s + 6 for i, s in enumerate(depth_ms, start=1)]
+    assert summary["throughput_fps"] == pytest.approx(4 / ((sinks[-1] - sinks[0]) / 1000))
+    assert summary["depth_age_frames"]["max"] == 1 and summary["depth_age_frames"]["count"] == 5
+    assert recorder.dropped_while_measuring == 0
+
+
+def test_one_frame_has_percentiles_but_no_rate():
+    recorder = LatencyRecorder(["depth"])
+    recorder.record(_stamped(0, 0, [("depth", 1, 3)], 4))
+    summary = recorder.summary()
+    assert summary["stages"]["depth"]["service_ms"]["p99"] == pytest.approx(2.0)
+    assert math.isnan(summary["throughput_fps"])  # null in the JSON

@@ -181,6 +181,7 @@ def test_virtual_camera_says_which_device_to_pick(monkeypatch, capsys):
         raise RuntimeError("No v4l2 loopback device found at /dev/video[0-99].")
 
     monkeypatch.setattr(Camera, "__init__", missing)
+    monkeypatch.setattr(sinks, "LOOPBACK_MODULE", Path("/nonexistent/v4l2loopback"))  # not loaded, wherever run
     with pytest.raises(UserError, match="no virtual camera device .*(modprobe v4l2loopback|install OBS)"):
         make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None)
 
@@ -296,3 +297,54 @@ def test_p_saves_the_render_at_full_size_beside_the_ones_before(monkeypatch, tmp
     for path in saved:  # the render alone, whatever the window shows
         assert (cv2.imread(str(path)) == 200).all() and cv2.imread(str(path)).shape == (40, 60, 3)
     assert told == [f"saved {p}" for p in saved]
+
+
+def _failing_virtual_camera(monkeypatch, message):
+    class Camera:
+        def __init__(self, width, height, fps, fmt):
+            raise RuntimeError(message)
+
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", types.SimpleNamespace(
+        Camera=Camera, PixelFormat=types.SimpleNamespace(BGR="BGR")))
+
+
+def test_a_virtual_camera_failure_is_one_line_also_with_several_backends(monkeypatch):
+    # pyvirtualcam joins each backend's error with a newline (Windows tries OBS, then Unity Capture)
+    _failing_virtual_camera(monkeypatch, "'obs' backend: OBS Virtual Camera is not installed.\n"
+                                         "'unitycapture' backend: Unity Capture is not installed.")
+    with pytest.raises(UserError) as caught:
+        make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None)
+    assert "\n" not in str(caught.value)
+    assert "OBS Virtual Camera is not installed" in str(caught.value) and "Unity Capture" in str(caught.value)
+
+
+@pytest.mark.parametrize("message", [
+    "'v4l2loopback' backend: Virtual camera device /dev/video4 could not be configured: Device or resource busy",
+    "'v4l2loopback' backend: Device /dev/video4 is already in use."])
+def test_a_busy_virtual_camera_says_to_free_it_not_to_load_the_module(monkeypatch, message):
+    # the module is loaded: the fix is to close the program holding the device (or add a device)
+    _failing_virtual_camera(monkeypatch, message)
+    with pytest.raises(UserError, match=r"virtual camera is busy.*close the program") as caught:
+        make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None)
+    assert "modprobe v4l2loopback exclusive_caps" not in str(caught.value)
+
+
+def test_a_virtual_camera_that_refuses_the_size_says_so(monkeypatch):
+    _failing_virtual_camera(monkeypatch, "'v4l2loopback' backend: Virtual camera device /dev/video4 could not be "
+                                         "configured: Invalid argument")
+    with pytest.raises(UserError, match=r"refused 5760x1080 @ 30 fps.*leave out --side-by-side"):
+        make_sink("vcam", width=1920, height=1080, fps=30, audio_from=None, side_by_side=True, save_depth=None)
+
+
+def test_no_free_loopback_device_with_the_module_loaded_is_a_busy_one(monkeypatch):
+    # pyvirtualcam skips a device that another program sends to (exclusive_caps shows it as a capture device)
+    # and then says none was found: loading the module, which is loaded, would not help
+    _failing_virtual_camera(monkeypatch, "'v4l2loopback' backend: No v4l2 loopback device found at "
+                                         "/dev/video[0-99]. Did you run 'modprobe v4l2loopback'?")
+    monkeypatch.setattr(sinks.sys, "platform", "linux")
+    monkeypatch.setattr(sinks, "LOOPBACK_MODULE", Path("/"))  # present: the module is loaded
+    with pytest.raises(UserError, match=r"virtual camera is busy.*close the program"):
+        make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None)
+    monkeypatch.setattr(sinks, "LOOPBACK_MODULE", Path("/nonexistent/v4l2loopback"))
+    with pytest.raises(UserError, match=r"no virtual camera device .*sudo modprobe v4l2loopback"):
+        make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None)
