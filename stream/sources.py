@@ -467,9 +467,7 @@ class VideoFileSource(Source):
             notify(f"{self.path.name} changes its picture size from {self.width}x{self.height} to {width}x{height} "
                    f"at picture {index + 1} (clips of different sizes joined); those pictures are scaled to "
                    f"{self.width}x{self.height}")
-        shrink = width > self.width or height > self.height  # area averaging: no aliasing
-        return cv2.resize(image, (self.width, self.height),
-                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return scale_to(image, self.width, self.height)
 
     def truncation_warning(self) -> str | None:
         """By the frame count where the file gives one (MP4, AVI), else by time: a count estimated from the
@@ -507,6 +505,13 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self.container.close()
+
+
+def scale_to(image: Any, width: int, height: int) -> Any:
+    """A picture brought to the size every stage and output work at: area averaging where it shrinks (no
+    aliasing), linear where it grows."""
+    shrink = image.shape[1] > width or image.shape[0] > height
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def _undecodable(path: Path, container_format: str) -> str:
@@ -813,9 +818,7 @@ class CameraSource(Source):
             notify(f"camera {self.index} delivers {width}x{height} pictures, not the {self.width}x{self.height} "
                    f"it announced; they are scaled to {self.width}x{self.height} (camera:{self.index}?size="
                    f"{width}x{height} asks for that size)")
-        shrink = width > self.width or height > self.height  # area averaging: no aliasing
-        return cv2.resize(picture, (self.width, self.height),
-                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return scale_to(picture, self.width, self.height)
 
     def frames(self) -> Iterator[Frame]:
         index = 0
