@@ -422,21 +422,27 @@ def run_bench_command(args: argparse.Namespace) -> int:
     modes, configs = preflight(args)
     reports: list[dict] = []
     interrupted = False
+    failure: UserError | None = None
     try:
         for name, config in configs:
             print(f"depthcam bench: {name or 'default'} ({', '.join(modes)}, {args.frames} frames)", file=sys.stderr)
             bench_one(name, args, modes, config, into=reports)
-    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: what finished is still worth its table and report
+    # Ctrl-C, SIGTERM, or an input that failed part-way (a camera unplugged): what finished is still worth its
+    # table and report
+    except (KeyboardInterrupt, UserError) as exc:
         interrupted = True
+        failure = exc if isinstance(exc, UserError) else None
+        stopped = f"error: {failure}" if failure is not None else "interrupted"
         reports = [report for report in reports if report["runs"]]
         if not reports:  # an earlier report under the same name stays as it was
             if args.json or args.plot:
-                print("depthcam bench: interrupted before any run finished; no report written", file=sys.stderr)
+                print(f"depthcam bench: {'stopped' if failure else 'interrupted'} before any run finished; "
+                      f"no report written", file=sys.stderr)
             raise
         for report in reports:
             if "measurement_overhead" not in report:  # the one cut short
                 summarise_report(report)
-        print("depthcam bench: interrupted; reporting the runs that finished", file=sys.stderr)
+        print(f"depthcam bench: {stopped}; reporting the runs that finished", file=sys.stderr)
     measured = min(run["frames"] for report in reports for run in report["runs"].values())
     document = {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "interrupted": interrupted,
@@ -457,7 +463,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         from stream.bench_plot import plot_report
 
         _write_report("--plot", args.plot, lambda path: plot_report(document, path))
-    return 130 if interrupted else 0
+    return failure.exit_code if failure is not None else 130 if interrupted else 0
 
 
 def _write_report(flag: str, name: str, write: Callable[[Path], None]) -> None:

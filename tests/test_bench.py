@@ -515,3 +515,20 @@ def test_one_frame_has_percentiles_but_no_rate():
     summary = recorder.summary()
     assert summary["stages"]["depth"]["service_ms"]["p99"] == pytest.approx(2.0)
     assert math.isnan(summary["throughput_fps"])  # null in the JSON
+
+
+def test_a_benchmark_whose_input_fails_part_way_reports_the_runs_that_finished(monkeypatch, tmp_path, capsys):
+    """A camera unplugged during the second run: the error went past the report, the first run's figures lost."""
+    from stream.errors import UserError
+
+    _fake_runs(monkeypatch, measured=20)
+
+    def unplugged(*args, **kwargs):
+        raise UserError("camera 0 stopped delivering frames after 31 (unplugged, or taken by another program)")
+
+    monkeypatch.setattr(bench, "run_sequential", unplugged)
+    out = tmp_path / "bench.json"
+    assert bench.run_bench_command(_bench_args("--frames", "20", "--json", str(out))) == 2
+    document = json.loads(out.read_text())
+    assert document["interrupted"] is True and [sorted(r["runs"]) for r in document["reports"]] == [["pipelined"]]
+    assert "error: camera 0 stopped delivering frames after 31" in capsys.readouterr().err
