@@ -179,14 +179,13 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
             traceback.print_exception(exc.cause)
         print(f"depthcam: error: {exc}", file=sys.stderr)
         written = built.pipeline.frames_written
-        print(f"depthcam: stopped after {_frames(written)}{_what_was_kept(target, written, built.pipeline.sink_finalised)}",
-              file=sys.stderr)
+        print(f"depthcam: stopped after {_frames(written)}{_kept(built, target, written)}", file=sys.stderr)
         return exc.exit_code, built
     if result.dropped and not getattr(built.source, "repeating", False):  # a photo's copies: nothing lost
         print(f"depthcam: dropped {_frames(result.dropped)} to keep up with the live source", file=sys.stderr)
     if result.interrupted:
         print(f"depthcam: interrupted after {_frames(result.frames_written)}"
-              f"{_what_was_kept(target, result.frames_written, built.pipeline.sink_finalised)}", file=sys.stderr)
+              f"{_kept(built, target, result.frames_written)}", file=sys.stderr)
         return 130, built
     seconds = time.perf_counter() - started
     if getattr(built.source, "repeating", False):  # a photo refocused in the window: no frames to count
@@ -206,8 +205,22 @@ def _frames(count: int) -> str:
     return f"{count} frame" if count == 1 else f"{count} frames"
 
 
-def _what_was_kept(target: str, written: int, finalised: bool) -> str:
-    """The end of the line that says what a stopped run leaves behind."""
+def _kept(built: Any, target: str, written: int) -> str:
+    """_what_was_kept for a run's output, from its video writer where it has one."""
+    from stream.paths import same_file
+
+    sink = built.pipeline.sink
+    writer = next((one.writer for one in getattr(sink, "sinks", [sink])
+                   if getattr(one, "writer", None) is not None and same_file(one.writer.path, target)), None)
+    if writer is None:
+        return _what_was_kept(target, written, built.pipeline.sink_finalised)
+    # the sinks close together: another's failure (the depth video's) leaves this one finalised
+    return _what_was_kept(target, written, built.pipeline.sink_finalised or writer.finalised, writer.pictures_on_disk)
+
+
+def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | None = None) -> str:
+    """The end of the line that says what a stopped run leaves behind. `on_disk`: the pictures a video file is
+    known to hold (those in its fragments or clusters that reached the disk), where known."""
     from stream.sinks import output_kind
 
     kind = output_kind(target)
@@ -215,8 +228,11 @@ def _what_was_kept(target: str, written: int, finalised: bool) -> str:
         return ""
     if not written:
         return "; nothing was written"
-    if not finalised and kind == "image":  # written beside its name and renamed over it (README)
+    if not finalised and (kind == "image" or on_disk == 0):  # the file is made beside its name (README)
         return f"; {target} was not written (a file of that name is left as it was)"
+    if not finalised and on_disk is not None:
+        return f"; {target} could not be finalised: it holds at least its first {_frames(on_disk)}, those that " \
+               f"reached the disk"
     if not finalised:  # every packet reaches the disk at once, in one-second fragments or clusters (README)
         return f"; {target} could not be finalised: it plays up to about the last second that reached the disk"
     return f"; {target} is finalised and playable up to there"
@@ -503,13 +519,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--focus-point -1,5`: argparse takes a value that starts with '-' and is not a plain number for an option,
+    and said "expected one argument". Such a value (a '-' and a digit or a point: no option looks so) is joined to
+    the option before it that takes one (--focus-point=-1,5, -o-1.mp4), so that the option's own check says what
+    is wrong with it."""
+    takes_value: set[str] = set()
+    parsers = [parser]
+    while parsers:
+        for action in parsers.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.nargs is None and action.option_strings:
+                takes_value.update(action.option_strings)
+    joined: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--":  # what follows is positional, as given
+            return joined + argv[index:]
+        negative = len(arg) > 1 and arg[0] == "-" and (arg[1].isdigit() or arg[1] == ".")
+        if negative and joined and joined[-1] in takes_value:
+            joined[-1] += f"={arg}" if joined[-1].startswith("--") else arg  # -o=X would name the file "=X"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def _terminate(signum, frame):  # SIGTERM ends a run like Ctrl-C: outputs are finalised
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.WARNING, format="depthcam: %(message)s")
     debug = args.debug = args.debug or os.environ.get("DEPTHCAM_DEBUG", "").lower() not in ("", "0", "false", "no")
     if hasattr(signal, "SIGTERM") and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:

@@ -32,6 +32,7 @@ PILLOW_SAVE = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".png": {"comp
                ".webp": {"quality": 95}, ".tif": {"compression": "tiff_lzw"}, ".tiff": {"compression": "tiff_lzw"}}
 PILLOW_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 EXIF_KEPT = {".jpg", ".jpeg", ".png", ".webp"}  # Pillow's TIFF writer takes the profile, not EXIF
+TIFF_MAGIC = {b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"}  # little- and big-endian, classic and BigTIFF
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ def _pillow_open(path: Path) -> Iterator[Any]:
     _register_heif()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", "Truncated File Read")  # a TIFF cut short: the error says so, once
         try:
             opened = Image.open(path)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
@@ -157,6 +159,13 @@ def read_image(path: Path) -> np.ndarray:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
     if path.suffix.lower() in HEIF_SUFFIXES and not _register_heif():
         raise UserError(f"cannot read HEIF photo {path}: {HEIF_FIX}")
+    tiff = data[:4].tobytes() in TIFF_MAGIC
+    if tiff:
+        from stream.deep_tiff import read_deep_tiff, tiff_samples
+
+        image = read_deep_tiff(path, data)
+        if image is not None:
+            return image
     if _has_alpha(path):
         image = _read_with_pillow(path)
         if image is not None:
@@ -165,14 +174,25 @@ def read_image(path: Path) -> np.ndarray:
         try:
             image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         except cv2.error as exc:
-            if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
-                raise UserError(f"image {path} is larger than depthcam reads (over {(1 << 30) / 1e6:.0f} "
-                                f"megapixels); downscale it first") from None
+            refuse_if_too_large(path, exc)
             image = None
     image = _read_with_pillow(path) if image is None else image
     if image is None:
+        samples = tiff_samples(path) if tiff else None
+        if samples:
+            raise UserError(f"cannot read image {path}: a TIFF of {samples} samples that could not be decoded "
+                            f"(damaged, or compressed in a way depthcam cannot read); save it again as a 16-bit TIFF "
+                            f"or a PNG")
         raise UserError(f"cannot read image {path}: not an image, or corrupt (give a PNG/JPEG file)")
     return image
+
+
+def refuse_if_too_large(path: Path, exc: cv2.error) -> None:
+    if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+        raise UserError(f"image {path} is larger than depthcam reads (over {(1 << 30) / 1e6:.0f} "
+                        f"megapixels); downscale it first") from None
+
+
 
 
 def _read_with_pillow(path: Path) -> np.ndarray | None:

@@ -27,10 +27,11 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import os
 import struct
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -43,14 +44,16 @@ log = logging.getLogger(__name__)
 VIDEO_CODECS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264",
                 ".webm": "libvpx-vp9", ".avi": "mpeg4"}
 # Audio codecs (canonical names) each container takes as they are; anything else is transcoded.
+PCM_INTEGERS = {"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_s32be"}
 AUDIO_COPYABLE = {
     ".mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
-    ".m4v": {"aac", "mp3", "ac3", "eac3", "alac"},
-    ".mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"},
-    ".mkv": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "vorbis", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
+    ".m4v": {"aac", "ac3", "alac"},  # FFmpeg's ipod muxer refuses the rest (MP3, E-AC-3) when the file opens
+    ".mov": {"aac", "mp3", "ac3", "eac3", "alac", *PCM_INTEGERS, "pcm_f32le", "pcm_f32be"},  # QuickTime's in24 is BE
+    ".mkv": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "vorbis", *PCM_INTEGERS, "pcm_f32le"},
     ".webm": {"opus", "vorbis"},
     ".avi": set(),  # AVI has no audio timestamps: only audio placed by _place (gaps as silence) stays in step
 }
+MP3_IN_MP4_MIN_RATE = 16000  # MP4's muxer refuses MPEG-2.5 (8 to 12 kHz) MP3 at its first packet; MOV takes it
 # AAC elsewhere. AVI cannot record an encoder's start delay (AAC would play 23 ms late): PCM has none.
 AUDIO_TRANSCODE = {".webm": "libopus", ".avi": "pcm_s16le"}
 VIDEO_CLOCK_HZ = 90_000  # MPEG's clock: fine enough for any variable frame rate
@@ -90,6 +93,11 @@ def container_options(suffix: str) -> dict[str, str] | None:
 # FFmpeg's default layout for each channel count (av_channel_layout_default).
 STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 MPEG4_MAX_TICKS = 65535  # MPEG-4 Part 2 (AVI) takes at most this many time-base ticks a second
+# FFmpeg's AVI muxer times video faster than this in 1/600 s, where the pictures' times collide (the run failed)
+AVI_MAX_FPS = 1000
+# The largest picture side each encoder takes, even (4:2:0): MPEG-4 Part 2's 13-bit fields, x264's and libvpx's
+# limits. Beyond them the encoder refused to open with "Generic error in an external library".
+VIDEO_MAX_SIDE = {"mpeg4": 8190, "libx264": 16384, "libvpx-vp9": 65536}
 AUDIO_SNAP_S = 0.005  # audio this close to contiguous is contiguous (Matroska rounds times to 1 ms)
 # AVCOL_* values (FFmpeg's pixfmt.h) for the stream's colour tags.
 RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 1, 6, 1, 1
@@ -117,6 +125,100 @@ def _time_base(rate: Fraction, suffix: str) -> Fraction:
     return Fraction(1, hz if hz <= 1 << 20 else VIDEO_CLOCK_HZ)
 
 
+class _OutputFile:
+    """The file FFmpeg writes into, through PyAV's custom I/O. It is written beside the output under a hidden name
+    and renamed over it once a picture is on the disk, so a run that stores none (a disk full at the first frame)
+    leaves neither a 0-byte or header-only file nor a damaged earlier output. Its descriptor is ours to close:
+    where the header could not be written PyAV leaves its own open, and the file's space with it. Created at the
+    first write, so a writer that got no picture creates nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)  # PyAV guesses the format from it, and it names the file in errors
+        self._direct = self.committed = path.exists() and not path.is_file()  # a FIFO is written as it is
+        self._partial = path if self._direct else path.with_name(f".{path.name}.part")
+        self._fd: int | None = None
+        self._pos = 0
+        self.size = 0  # bytes that reached the disk
+        self.interrupted = False  # a Ctrl-C landed here, where PyAV's callback would swallow it
+
+    def _open(self) -> int:
+        if self._fd is None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+            try:
+                self._fd = os.open(self._partial, flags, 0o666)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, self.name) from None
+        return self._fd
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return not self._direct
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._pos = os.lseek(self._open(), offset, whence)
+        return self._pos
+
+    def write(self, data: bytes) -> int:
+        view, fd = memoryview(data), self._open()
+        while view:  # all of it: FFmpeg takes a short write for a whole one
+            try:
+                view = view[os.write(fd, view):]
+            except KeyboardInterrupt:  # raised after the mux instead (the write is retried)
+                self.interrupted = True
+            except OSError as exc:  # named as the output, not the hidden file
+                raise OSError(exc.errno, exc.strerror, self.name) from None
+        self._pos += len(data)
+        self.size = max(self.size, self._pos)
+        return len(data)
+
+    def commit(self) -> None:
+        """Put the file under its name now that it holds a picture. Windows cannot rename an open file: there
+        the file gets its name when it is closed."""
+        if self.committed or self._fd is None:
+            return
+        try:
+            os.replace(self._partial, self.path)
+        except OSError:
+            return
+        self.committed = True
+
+    def pictures(self) -> int:
+        """The pictures a player finds in the file as it is on the disk: a first fragment or cluster cut short
+        by a full disk may hold some. Only for a file not yet under its name, which holds a fragment at most."""
+        import av
+
+        if self._fd is None or self.committed:
+            return 0
+        try:
+            with av.open(str(self._partial)) as container:  # a packet cut short by the disk is no picture
+                return sum(len(packet.decode()) for packet in container.demux(video=0) if not packet.is_corrupt)
+        except (av.error.FFmpegError, OSError, ValueError, IndexError):
+            return 0
+
+    def close(self, keep: bool) -> None:
+        """Close the file, and put it under its name (`keep`) or, where it holds no picture, delete it."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        os.close(fd)
+        if self.committed:
+            return
+        if not keep:
+            self._partial.unlink(missing_ok=True)
+            return
+        try:
+            os.replace(self._partial, self.path)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, self.name) from None
+        self.committed = True
+
+
 class VideoWriter:
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None = None,
                  crf: int = 18) -> None:
@@ -127,9 +229,18 @@ class VideoWriter:
         if suffix not in VIDEO_CODECS:
             raise UserError(f"cannot write {path}: unknown video type {suffix or '(none)'}; "
                             f"use one of {', '.join(video_suffixes())}")
+        side, limit = max(width + width % 2, height + height % 2), VIDEO_MAX_SIDE.get(VIDEO_CODECS[suffix])
+        if limit is not None and side > limit:
+            wider = [other for other, codec in (("mp4 or .mkv", "libx264"), ("webm", "libvpx-vp9"))
+                     if VIDEO_MAX_SIDE[codec] >= side]
+            fix = f"use .{wider[0]}" if wider else "make it smaller"
+            raise UserError(f"cannot write {path}: {suffix} video is at most {limit} px a side and this one is "
+                            f"{width}x{height}; {fix}")
         # PyAV opens the file only at the first packet: check now (and write where it checked: ~ expanded)
         self.path = path = ensure_writable(path, "output")
         self.rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30)
+        if suffix == ".avi" and self.rate > AVI_MAX_FPS:  # pictures closer than that are left out, as at any rate
+            self.rate = Fraction(AVI_MAX_FPS)
         if suffix == ".avi" and self.rate.numerator > MPEG4_MAX_TICKS:  # e.g. a 119.88 fps average: 69888/583
             self.rate = self.rate.limit_denominator(max(1, MPEG4_MAX_TICKS // math.ceil(self.rate)))
         self.time_base = _time_base(self.rate, suffix)
@@ -139,6 +250,12 @@ class VideoWriter:
         self._hd = is_hd(self.width, self.height)
         self._reformatter = VideoReformatter()
         self.frames_written = 0
+        # Pictures known to be in the file: those handed to the muxer before a call that wrote to it (a fragment
+        # or a cluster ends before the packet that closes it). After a full disk, what the file holds less at most
+        # the last fragment's pictures, which a player may find part of.
+        self.pictures_on_disk = 0
+        self.finalised = False  # closed without an error: complete and playable
+        self._handed = 0  # pictures the muxer took
         # AVI has one tick a picture and no timestamps: a picture of a variable frame rate that falls on the
         # tick of the one before is left out (as FFmpeg's -fps_mode cfr does); pushed to the next tick instead,
         # every later picture would run late against the sound (0.5 s after 20 pictures at 33 fps in 17 fps)
@@ -150,16 +267,17 @@ class VideoWriter:
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
         self._started = False  # the file is open and its header written: an EPERM from then on is FFmpeg's -1
         self._audio: _AudioTrack | None = None
+        self._file = _OutputFile(path)
         try:
-            self.container = av.open(str(path), "w", container_options=container_options(suffix))
+            self.container = av.open(self._file, "w", container_options=container_options(suffix))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise UserError(f"cannot write {path}: {_one_line(exc)}") from None
         try:
             self.stream = self._add_video(VIDEO_CODECS[suffix], crf)
             if audio_from:
-                self._audio = _AudioTrack(self.container, audio_from, suffix)
+                self._audio = _AudioTrack(self.container, audio_from, suffix, self._mux)
         except BaseException as exc:
-            self.container.close()  # nothing was muxed, so no file is left behind
+            self.container.close()  # nothing was muxed, so no file was created
             if isinstance(exc, (av.error.FFmpegError, OSError, ValueError)):
                 raise UserError(f"cannot write {path}: {_one_line(exc)}") from None
             raise
@@ -224,7 +342,7 @@ class VideoWriter:
             self.container.start_encoding()  # the file opened now (once): an EPERM from here on is FFmpeg's -1
             self._started = True
             for packet in self.stream.encode(frame):
-                self.container.mux(packet)
+                self._mux(packet, picture=True)
             self._last_pts = pts
             self.frames_written += 1
             if self._audio:
@@ -236,6 +354,19 @@ class VideoWriter:
                 raise
             raise refusal from None
 
+    def _mux(self, packet: Any, picture: bool = False) -> None:
+        """Mux a packet, counting the pictures on the disk; the first one puts the file under its name."""
+        size = self._file.size
+        self.container.mux(packet)
+        if self._file.size > size:
+            self.pictures_on_disk = self._handed
+            if self.pictures_on_disk:
+                self._file.commit()
+        self._handed += picture
+        if self._file.interrupted:  # a second Ctrl-C inside the muxer's write: raised here, the packet muxed
+            self._file.interrupted = False
+            raise KeyboardInterrupt
+
     @property
     def seconds_written(self) -> float:
         """Where the pictures written so far end (the last one shown for one nominal frame period)."""
@@ -245,13 +376,14 @@ class VideoWriter:
 
     def close(self, complete: bool = True) -> None:
         """Flush and finalise. `complete=False` (interrupted) ends the audio where the pictures end.
-        Without a picture nothing is muxed, so PyAV never opens the file: a file already there stays."""
+        A file that got no picture (none written, or none reached a full disk) is not left: a file already
+        there stays as it was."""
         try:
             # After a failed write (a full disk) nothing more is muxed: where the header itself could not be
             # written, PyAV would write it again, and FFmpeg's MP4 muxer crashes on that (SIGSEGV)
             if not self._failed:
                 for packet in self.stream.encode(None):
-                    self.container.mux(packet)
+                    self._mux(packet, picture=True)
                 if self._audio and self.frames_written:
                     self._audio.finish(None if complete else self.seconds_written)
         except BaseException as exc:
@@ -262,9 +394,18 @@ class VideoWriter:
         finally:
             if self._audio:
                 self._audio.close()
-            self.container.close()
+            try:
+                self.container.close()
+                self.pictures_on_disk = self._handed  # the trailer wrote what the muxer still held
+            finally:
+                if not self.pictures_on_disk:
+                    self.pictures_on_disk = self._file.pictures()
+                self._file.close(keep=self.pictures_on_disk > 0)
         if self._failed:  # the write's own error is the one reported; this keeps the file from being called playable
+            if not self.pictures_on_disk:
+                raise RuntimeError(f"{self.path} was not written: no picture reached the disk")
             raise RuntimeError(f"{self.path} was left unfinished after a failed write")
+        self.finalised = True
         if self.frames_written and self.path.suffix.lower() in MP4_SUFFIXES:
             try:
                 mend_last_picture(self.path)  # FFmpeg's hybrid MP4 may end the track one picture short
@@ -292,10 +433,11 @@ class _AudioTrack:
     """One audio stream of `source` on the video's timeline (seconds after `origin`, the first picture's
     time in the source): packets copied, or decoded, placed by their times and encoded again."""
 
-    def __init__(self, container: Any, source: Path, suffix: str) -> None:
+    def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None]) -> None:
         import av
 
         self.container = container
+        self.mux = mux  # the writer's, which counts what reaches the disk
         self.input = av.open(str(source))
         try:
             streams = list(self.input.streams.audio)
@@ -303,7 +445,8 @@ class _AudioTrack:
             self.in_stream = (default or streams)[0]
             # The codec, not the decoder: FFmpeg decodes mp3 with "mp3float".
             self.codec = codec = self.in_stream.codec_context.codec.canonical_name
-            self.copy = codec in AUDIO_COPYABLE.get(suffix, set())
+            self.copy = codec in AUDIO_COPYABLE.get(suffix, set()) and not (
+                codec == "mp3" and suffix == ".mp4" and self.in_stream.codec_context.sample_rate < MP3_IN_MP4_MIN_RATE)
             self.adts = None
             if self.copy:
                 self.out_stream = container.add_stream_from_template(self.in_stream)
@@ -353,7 +496,7 @@ class _AudioTrack:
         self._resample(None)
         self._encode_fifo(cut, cut=True)
         for packet in self.out_stream.encode(None):
-            self.container.mux(packet)
+            self.mux(packet)
 
     def _feed(self, seconds: float | None, cut: float | None) -> None:
         """Copy, or decode and place, the packets that start before `seconds`."""
@@ -405,7 +548,7 @@ class _AudioTrack:
             packet.dts -= shift
         for out in self.adts.filter(packet) if self.adts is not None else (packet,):
             out.stream = self.out_stream
-            self.container.mux(out)
+            self.mux(out)
 
     def _place(self, frame: Any, cut: float | None) -> None:
         """Put a decoded frame on the timeline: samples before the origin or already covered are
@@ -462,7 +605,7 @@ class _AudioTrack:
             chunk.pts, chunk.time_base = self._out_pts, Fraction(1, self.out_rate)
             self._out_pts += size
             for packet in self.out_stream.encode(chunk):
-                self.container.mux(packet)
+                self.mux(packet)
         if cut:
             self.fifo.read()  # past the cut
 

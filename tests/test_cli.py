@@ -123,6 +123,12 @@ def test_what_a_stopped_run_says_it_left():
                                                     "last second that reached the disk")
     assert _what_was_kept("out.png", 1, False) == "; out.png was not written (a file of that name is left as it was)"
     assert _what_was_kept("out.mp4", 0, True) == "; nothing was written"
+    # a full disk: what the writer knows reached it (it leaves no file where no picture did)
+    assert _what_was_kept("out.mp4", 300, False, 0) == ("; out.mp4 was not written (a file of that name is left as "
+                                                        "it was)")
+    assert _what_was_kept("out.mkv", 300, False, 61) == ("; out.mkv could not be finalised: it holds at least its "
+                                                         "first 61 frames, those that reached the disk")
+    assert _what_was_kept("out.mkv", 300, True, 300) == "; out.mkv is finalised and playable up to there"
     assert _what_was_kept("null", 12, True) == "" and _what_was_kept("window", 3, False) == ""
 
 
@@ -573,6 +579,42 @@ def test_a_part_of_a_video_is_processed_with_its_own_sound(shared_models, tmp_pa
 def test_a_part_that_cannot_be_taken_is_refused_clearly(shared_models, tmp_path, argv, message):
     video = make_video(tmp_path / "in.mp4", frames=24, fps=24)
     assert_one_clear_line(depthcam("run", str(video), "-o", str(tmp_path / "o.mp4"), *argv), message)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--focus-point", "-1,5"], "render.focus_point must be inside the frame, got -1,5"),
+    (["--focus-point", "-.5,5"], "render.focus_point must be X,Y in whole pixels"),
+    (["--start", "-1:30"], "argument --start: '-1:30' is not a time"),
+    (["--model-size", "-1x5"], "model_size (--model-size) -1x5 is out of range"),
+    (["--blur", "-3"], "render.blur must be in [0, 256], got -3.0"),
+    (["--focus", "-0.5", "--refine", "off"], "render.focus must be in [0, 1], got -0.5"),
+])
+def test_a_negative_value_reaches_its_own_check(shared_models, tmp_path, capsys, argv, message):
+    """`--focus-point -1,5`: argparse took the value for an option and said "expected one argument"."""
+    import cv2
+    import numpy as np
+
+    from stream import cli
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((48, 64, 3), np.uint8))
+    try:
+        code = cli.main(["run", str(photo), "-o", str(tmp_path / "out.png"), *argv])
+    except SystemExit as exit:  # argparse's own refusal
+        code = exit.code
+    assert code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and message in errors[0], errors
+
+
+def test_values_that_look_negative_are_joined_to_their_option():
+    from stream.cli import _negative_values, build_parser
+
+    parser = build_parser()
+    assert _negative_values(parser, ["run", "a.mp4", "--focus-point", "-1,5", "-o", "-1.mp4", "--no-progress",
+                                     "-2.mp4", "--", "--blur", "-3"]) == [
+        "run", "a.mp4", "--focus-point=-1,5", "-o-1.mp4", "--no-progress", "-2.mp4", "--", "--blur", "-3"]
+    assert parser.parse_args(_negative_values(parser, ["bench", "--warmup", "-1"])).warmup == -1
 
 
 def test_a_part_of_a_photo_is_refused(shared_models, tmp_path):

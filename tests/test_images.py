@@ -222,3 +222,68 @@ def test_an_animated_webp_says_only_its_first_picture_is_processed(tmp_path, cap
     cv2.imwrite(str(tmp_path / "still.webp"), np.zeros((8, 8, 3), np.uint8))
     open_source(str(tmp_path / "still.webp"))
     assert "animated" not in capsys.readouterr().err
+
+
+def _srgb(linear: np.ndarray) -> np.ndarray:
+    """sRGB's transfer, to 8 bits."""
+    encoded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+    return np.clip(encoded * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_a_float_tiff_is_read_as_the_linear_light_it_holds(tmp_path, photo):
+    """A 32-bit float TIFF (an HDR merge's, a stack's) was refused as "not an image, or corrupt"; a float grey one
+    came out black. Its values are linear light with white at 1.0: brighter ones are highlights, clipped."""
+    linear = photo.astype(np.float32) / 255
+    linear[0, 0] = 7.5  # a highlight above white
+    cv2.imwrite(str(tmp_path / "hdr.tif"), linear)
+    np.testing.assert_allclose(read_image(tmp_path / "hdr.tif"), _srgb(np.minimum(linear, 1.0)), atol=1)
+    cv2.imwrite(str(tmp_path / "grey.tif"), linear[..., 1])
+    np.testing.assert_allclose(read_image(tmp_path / "grey.tif")[..., 0], _srgb(np.minimum(linear[..., 1], 1)), atol=1)
+    photo[0, 0] = 255
+    cv2.imwrite(str(tmp_path / "wide.tif"), photo.astype(np.float64))  # an 8-bit picture stored as floats: as stored
+    np.testing.assert_allclose(read_image(tmp_path / "wide.tif"), photo, atol=1)
+
+
+def test_a_float_tiff_with_a_gamma_profile_is_read_as_stored(tmp_path, photo):
+    """A profile with a tone curve (GIMP's "perceptual" float) says the values are encoded already."""
+    import tifffile
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    tifffile.imwrite(tmp_path / "encoded.tif", photo[..., ::-1].astype(np.float32) / 255, photometric="rgb",
+                     iccprofile=srgb)
+    np.testing.assert_allclose(read_image(tmp_path / "encoded.tif"), photo, atol=1)
+
+
+@pytest.mark.parametrize("dtype, scale, orientation", [
+    (np.int16, 32767, 6), (np.int32, 2**31 - 1, 6), (np.int32, 65535, 1),
+    *[(dtype, scale, orientation) for dtype, scale in ((np.uint32, 2**32 - 1), (np.float16, None))
+      for orientation in range(1, 9)]])  # read by tifffile, and turned here: every orientation
+def test_tiffs_of_wide_samples_are_read_upright(tmp_path, photo, dtype, scale, orientation):
+    """Signed 16-bit came out at half brightness, 32-bit integers saturated (or were refused, unsigned) and half
+    floats were refused; tifffile reads those OpenCV refuses, turned as their orientation tag says."""
+    import tifffile
+
+    unit = photo[..., ::-1] / 255
+    stored = (unit if scale is None else np.round(unit * scale)).astype(dtype)
+    tifffile.imwrite(tmp_path / "wide.tif", stored, photometric="rgb", extratags=[(274, "H", 1, orientation, True)])
+    tifffile.imwrite(tmp_path / "plain.tif", photo[..., ::-1], photometric="rgb",
+                     extratags=[(274, "H", 1, orientation, True)])
+    expected = read_image(tmp_path / "plain.tif")  # an 8-bit TIFF's orientation, read as before
+    if scale is None:  # floats: linear light
+        expected = _srgb(expected / 255)
+    np.testing.assert_allclose(read_image(tmp_path / "wide.tif"), expected, atol=1)
+
+
+def test_a_float_tiff_that_cannot_be_decoded_is_one_clear_line(tmp_path, photo, capsys):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "whole.tif", np.zeros((200, 300, 3), np.float32), photometric="rgb")
+    data = (tmp_path / "whole.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="a TIFF of 32-bit float samples that could not be decoded .* 16-bit TIFF"):
+        read_image(tmp_path / "cut.tif")
+    (tmp_path / "header.tif").write_bytes(data[:100])
+    with pytest.raises(UserError, match="not an image, or corrupt"):
+        read_image(tmp_path / "header.tif")
+    assert capsys.readouterr().err == ""

@@ -506,9 +506,36 @@ def test_after_a_failed_write_nothing_more_is_muxed(tmp_path, monkeypatch):
         for _ in range(60):  # until the encoder's look-ahead gives its first packet
             writer.write(np.zeros((48, 64, 3), np.uint8))
     muxed = len(calls)
-    with pytest.raises(RuntimeError, match="left unfinished after a failed write"):
+    with pytest.raises(RuntimeError, match="was not written: no picture reached the disk"):
         writer.close()
     assert len(calls) == muxed == 1
+
+
+@pytest.mark.parametrize("suffix", sorted(VIDEO_CODECS))
+@pytest.mark.parametrize("earlier", [False, True])
+def test_a_full_disk_at_the_first_picture_leaves_an_earlier_output_alone_and_no_new_file(tmp_path, monkeypatch,
+                                                                                         suffix, earlier):
+    """The header reached the disk and the first picture did not: the file was left 0 bytes or header-only,
+    unplayable, in place of an earlier output (tests/test_video_inputs.py fills a real disk)."""
+    import errno
+
+    out = tmp_path / f"out{suffix}"
+    if earlier:
+        out.write_bytes(b"an earlier result")
+    writer = VideoWriter(out, 64, 48, 10)
+
+    def full_disk(packet):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out))
+    monkeypatch.setattr(writer, "container", _MuxFails(writer.container, full_disk))
+    with pytest.raises(OSError):
+        for _ in range(60):
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(RuntimeError):
+        writer.close()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ([out.name] if earlier else [])
+    if earlier:
+        assert out.read_bytes() == b"an earlier result"
+    assert writer.pictures_on_disk == 0
 
 
 class _MuxFails:
@@ -649,3 +676,44 @@ def test_clips_joined_as_they_are_keep_the_sound_of_each(tmp_path, codec, suffix
     clicks = [click - after["video"][0] for click in after["clicks"]]
     assert clicks == pytest.approx([offset, offset + 20 / 30], abs=AAC_FRAME_S)
     assert after["audio_end"] - after["video"][0] == pytest.approx(40 / 30, abs=0.05)
+
+
+@pytest.mark.parametrize("codec, rate, suffix, kept", [
+    ("libmp3lame", 44100, ".m4v", "aac"),  # the ipod muxer (.m4v) takes no MP3 or E-AC-3: the run was refused
+    ("eac3", 48000, ".m4v", "aac"),
+    ("libmp3lame", 8000, ".mp4", "aac"),  # MP4 takes no MP3 below 16 kHz: the run failed at the first sound
+    ("libmp3lame", 22050, ".mp4", "mp3"),
+    ("pcm_s24be", 48000, ".mov", "pcm_s24be"),  # QuickTime's own 24-bit PCM: was made AAC
+    ("pcm_s16be", 48000, ".mkv", "pcm_s16be"),
+])
+def test_audio_is_copied_where_the_container_takes_it_and_made_anew_where_not(tmp_path, codec, rate, suffix, kept):
+    src = make_timed_video(tmp_path / ("in.mov" if codec.startswith("pcm") else "in.mkv"), _times(0, 10, 10), fps=10,
+                           audio_codecs=(codec,), sample_rate=rate)
+    _copy(src, tmp_path / f"out{suffix}")
+    after = probe(tmp_path / f"out{suffix}")
+    assert after["frames"] == 10 and after["audio_codec"] == kept
+    assert after["audio_seconds"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_avi_above_1000_fps_keeps_the_pictures_it_can_time(tmp_path):
+    """FFmpeg's AVI muxer times video above 1000 fps in 1/600 s: the second picture's time collided with the
+    first's and the run failed ("non monotonically increasing dts")."""
+    import av
+
+    writer = VideoWriter(tmp_path / "fast.avi", 64, 48, 1200)
+    for i in range(24):
+        writer.write(np.full((48, 64, 3), i * 10, np.uint8), i / 1200)
+    writer.close()
+    assert writer.rate <= 1000 and writer.pictures_left_out < 24 // 2
+    with av.open(str(tmp_path / "fast.avi")) as container:
+        times = [frame.time for frame in container.decode(video=0)]
+    assert len(times) == 24 - writer.pictures_left_out and times == sorted(set(times))
+
+
+@pytest.mark.parametrize("suffix, size, limit", [(".avi", (8191, 64), 8190), (".mp4", (64, 16385), 16384),
+                                                 (".mkv", (3 * 5760, 64), 16384)])
+def test_a_picture_larger_than_the_codec_holds_is_one_clear_line(tmp_path, suffix, size, limit):
+    """The encoder's refusal came as "Generic error in an external library: 'avcodec_open2(...)'"."""
+    with pytest.raises(UserError, match=rf"at most {limit} px a side and this one is {size[0]}x{size[1]}; use "):
+        VideoWriter(tmp_path / f"wide{suffix}", *size, 30)
+    assert list(tmp_path.iterdir()) == []
