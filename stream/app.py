@@ -26,6 +26,7 @@ from stream.pipeline import Pipeline
 from stream.paths import ensure_writable, same_file
 from stream.sinks import PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind
 from stream.sources import ImageSource, PacedSource, Source, VideoFileSource, open_source
+from stream.video_writer import check_video_size
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
 
 STAGE_NAMES = ("depth", "refine", "render")
@@ -102,6 +103,9 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
         raise UserError(f"-o and --save-depth both name {output}; give the depth video its own name")
     for flag, target in files.items():  # the sinks check again when they open; this is before the model loads
         ensure_writable(Path(target), "depth video" if flag == "--save-depth" else "output")
+        if output_kind(target) == "video":
+            wide = 3 if flag == "-o" and config.output.side_by_side else 1
+            check_video_size(f"{flag} {target}", Path(target).suffix.lower(), source.width * wide, source.height)
     if kind == "window" or preview:
         check_display(WINDOW_FIX if kind == "window" else PREVIEW_FIX)
     if kind == "vcam":

@@ -125,6 +125,18 @@ def _time_base(rate: Fraction, suffix: str) -> Fraction:
     return Fraction(1, hz if hz <= 1 << 20 else VIDEO_CLOCK_HZ)
 
 
+def check_video_size(what: str, suffix: str, width: int, height: int) -> None:
+    """A picture larger than the container's encoder takes is refused in one line, with the types that take it
+    (FFmpeg's own refusal was "Generic error in an external library")."""
+    side, limit = max(width + width % 2, height + height % 2), VIDEO_MAX_SIDE.get(VIDEO_CODECS.get(suffix, ""))
+    if limit is not None and side > limit:
+        wider = [other for other, codec in (("mp4 or .mkv", "libx264"), ("webm", "libvpx-vp9"))
+                 if VIDEO_MAX_SIDE[codec] >= side]
+        fix = f"use .{wider[0]}" if wider else "make it smaller"
+        raise UserError(f"{what}: {suffix} video is at most {limit} px a side and this one is {width}x{height}; "
+                        f"{fix}")
+
+
 class _OutputFile:
     """The file FFmpeg writes into, through PyAV's custom I/O. It is written beside the output under a hidden name
     and renamed over it once a picture is on the disk, so a run that stores none (a disk full at the first frame)
@@ -229,13 +241,7 @@ class VideoWriter:
         if suffix not in VIDEO_CODECS:
             raise UserError(f"cannot write {path}: unknown video type {suffix or '(none)'}; "
                             f"use one of {', '.join(video_suffixes())}")
-        side, limit = max(width + width % 2, height + height % 2), VIDEO_MAX_SIDE.get(VIDEO_CODECS[suffix])
-        if limit is not None and side > limit:
-            wider = [other for other, codec in (("mp4 or .mkv", "libx264"), ("webm", "libvpx-vp9"))
-                     if VIDEO_MAX_SIDE[codec] >= side]
-            fix = f"use .{wider[0]}" if wider else "make it smaller"
-            raise UserError(f"cannot write {path}: {suffix} video is at most {limit} px a side and this one is "
-                            f"{width}x{height}; {fix}")
+        check_video_size(f"cannot write {path}", suffix, width, height)
         # PyAV opens the file only at the first packet: check now (and write where it checked: ~ expanded)
         self.path = path = ensure_writable(path, "output")
         self.rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30)

@@ -885,3 +885,13 @@ def test_a_photo_s_full_size_outputs_are_checked_before_the_window_opens(shared_
     cv2.imwrite(str(wide), np.zeros((40, 6000, 3), np.uint8))
     assert cli.main(["run", str(wide), "--preview", "--side-by-side", "-o", str(tmp_path / "wide.webp")]) == 2
     assert "at most 16383 px a side and this one is 18000x40" in capsys.readouterr().err
+
+
+def test_a_video_too_wide_for_its_codec_is_refused_before_the_model_loads(tmp_path):
+    """Side by side, a 5500 px wide input makes 16500 px pictures, over x264's 16384: the run loaded the model,
+    then the writer refused (FFmpeg's "Generic error in an external library" before that)."""
+    result = depthcam("run", "synthetic:portrait?size=5500x64&frames=2", "-o", str(tmp_path / "wide.mp4"),
+                      "--side-by-side", "--no-progress")
+    assert_one_clear_line(result, "-o", ".mp4 video is at most 16384 px a side and this one is 16500x64",
+                          "use .webm")
+    assert "model" not in result.stderr and not (tmp_path / "wide.mp4").exists()
