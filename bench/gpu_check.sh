@@ -2,7 +2,8 @@
 # One command for a GPU machine: the `gpu` tests, then the kernel benchmarks, one table at the end.
 # Installs nothing from the network (such machines have none): it expects CuPy, NumPy, Numba,
 # OpenCV and PyTorch to be there already, and installs depthcam itself without dependencies.
-# Usage, from the repository root: bash bench/gpu_check.sh
+# Usage, from the repository root: bash bench/gpu_check.sh. Exit status: the tests' (pytest's); the
+# whole logs go to $OUT where that is set (a device call brings them back as files).
 # Before it, on a machine with PyPI: bash bench/fetch_gpu_wheels.sh. The call running this script
 # carries .whl (kornia) and .models (the depth model). Optionally, for FCRN through the CUDA
 # provider, earlier calls on the same warm machine bring onnxruntime-gpu part by part: for N in
@@ -24,8 +25,15 @@ if [ -f /tmp/ort/MANIFEST ]; then
   wheel=$(awk '{print $2}' /tmp/ort/MANIFEST)
   cat /tmp/ort/"$wheel".part-* > /tmp/"$wheel"
   if (cd /tmp && sha256sum -c --quiet ort/MANIFEST); then  # MANIFEST names the wheel relative to /tmp
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site /tmp/"$wheel" \
-      && echo "onnxruntime-gpu installed from the carried parts"
+    if $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+         /tmp/"$wheel"; then
+      echo "onnxruntime-gpu installed from the carried parts"
+      # Its CUDA provider loads cuBLAS, cuRAND, cuFFT, cudart and cuDNN by name (no RUNPATH), and from
+      # /tmp/site its preload_dlls() does not look in the image's own nvidia wheels: put their lib folders
+      # on the loader's path, or the session falls back to the CPU provider.
+      nvlibs=$($PY -c 'import glob, os, nvidia; print(":".join(d for p in nvidia.__path__ for d in sorted(glob.glob(os.path.join(p, "*", "lib")))))' 2>/dev/null)
+      if [ -n "$nvlibs" ]; then export LD_LIBRARY_PATH="$nvlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
+    fi
   else
     echo "onnxruntime-gpu parts incomplete or corrupt (sha256 mismatch): FCRN stays on the CPU provider"
   fi
@@ -35,26 +43,39 @@ if [ -d /tmp/site ]; then export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH
 # The real model, carried in .models (bench/fetch_gpu_wheels.sh), for the tests that need it.
 if [ -z "${DEPTHCAM_MODELS:-}" ] && [ -d .models ]; then export DEPTHCAM_MODELS="$PWD/.models"; fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+# What CuPy sees: with no GPU every test below is skipped and the benchmarks print one line, which the
+# summary would not show.
+cupy_line=$($PY -c 'import cupy as c; r = c.cuda.runtime; print(f"CuPy {c.__version__}: GPU visible {c.cuda.is_available()}, runtime {r.runtimeGetVersion()}, driver {r.driverGetVersion()}")' 2>&1 | tail -n 1)
+echo "$cupy_line"
+# Each step under its own time limit, so that one that hangs leaves the others their time in the call.
+limit() { timeout -k 10 "$@"; }
 
 echo "== gpu tests"
-$PY -m pytest -q -m gpu -p no:cacheprovider tests/test_joint_bilateral.py tests/test_depth_of_field.py tests/test_gpu_pipeline.py \
-    tests/test_cuda_sources.py 2>&1 | tee "$log/tests.txt" | tail -n 15
+limit 240 $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_joint_bilateral.py tests/test_depth_of_field.py \
+    tests/test_gpu_pipeline.py tests/test_cuda_sources.py 2>&1 | tee "$log/tests.txt" | tail -n 15
+tests_status=${PIPESTATUS[0]}  # the script's exit status: pytest's (124: its time limit)
 tests=$(tail -n 1 "$log/tests.txt")
 
 echo "== joint bilateral kernel"
-$PY bench/gpu_kernels.py 2>&1 | tee "$log/bilateral.txt"
+limit 150 $PY bench/gpu_kernels.py 2>&1 | tee "$log/bilateral.txt"
 echo "== depth of field kernel"
-$PY bench/gpu_dof.py 2>&1 | tee "$log/dof.txt"
+limit 90 $PY bench/gpu_dof.py 2>&1 | tee "$log/dof.txt"
 if [ -f bench/bench_fcrn.py ] && $PY -c "import onnxruntime" 2>/dev/null; then
   echo "== FCRN through ONNX Runtime (providers this machine has)"
-  $PY bench/bench_fcrn.py 2>&1 | tee "$log/fcrn.txt"
+  limit 60 $PY bench/bench_fcrn.py 2>&1 | tee "$log/fcrn.txt"
   if $PY -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())"; then
-    $PY bench/bench_fcrn.py --providers cuda 2>&1 | tee -a "$log/fcrn.txt"
-    $PY bench/bench_fcrn.py --providers cuda --fp16 2>&1 | tee -a "$log/fcrn.txt"
+    limit 60 $PY bench/bench_fcrn.py --providers cuda 2>&1 | tee -a "$log/fcrn.txt"
+    limit 60 $PY bench/bench_fcrn.py --providers cuda --fp16 2>&1 | tee -a "$log/fcrn.txt"
   fi
 fi
+# The whole logs (the tests' tracebacks too) come back from a device call as files.
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then cp "$log"/*.txt "$OUT"/ 2>/dev/null; fi
 
 echo
 echo "== summary"
+echo "$cupy_line"
 echo "gpu tests: $tests"
-grep -h '^|' "$log/bilateral.txt" "$log/dof.txt" "$log/fcrn.txt" 2>/dev/null
+# one header per table: the three FCRN runs print the same one
+grep -h '^|' "$log/bilateral.txt" "$log/dof.txt" "$log/fcrn.txt" 2>/dev/null | awk '!seen[$0]++'
+grep -h '^warning' "$log/fcrn.txt" 2>/dev/null  # an FCRN run that fell back to the CPU provider says so
+exit "$tests_status"

@@ -47,7 +47,8 @@ def main() -> int:
     disparity = disparity.astype(np.float32)
     img_d, disp_d = cp.asarray(image), cp.asarray(disparity)
     out_d = cp.empty_like(img_d)
-    name = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["name"].decode()
+    name = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["name"]
+    name = name.decode() if isinstance(name, bytes) else str(name)
     print(f"GPU: {name}, CuPy {cp.__version__}\n")
     print("| kernel | frame | max blur (px) | reduction s | GPU ms (median, CUDA events) | GPU p90 ms "
           "| GPU ms queued (reduce / gather / composite) | CPU ms (median) |")

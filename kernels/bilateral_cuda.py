@@ -26,6 +26,7 @@ RANGE_VARIANTS = ("lut", "exp2", "exp2_rows4", "exp2_rows8")
 DEFAULT_RANGE_VARIANT = "exp2"
 ROWS_BLOCKS = {"exp2_rows4": (32, 4), "exp2_rows8": (32, 2)}  # both 32 x 16 outputs (JR_BLOCK_X, JR_OUT_Y)
 ROWS_OUT = (32, 16)
+GLOBAL_BLOCK = (16, 16)  # joint_bilateral_global: one thread a pixel
 
 # Held from a table refresh through the launch that reads it: another thread's refresh (other parameters)
 # cannot land between them, and it waits for the kernels already queued (see ensure_constants).
@@ -110,6 +111,7 @@ def launch(disparity, guide, out, radius: int, sigma_spatial: float, sigma_range
         raise ValueError(f"variant must be one of {RANGE_VARIANTS}, got {variant!r}")
     import cupy
 
+    _check_device_arrays(disparity, guide, out)
     height, width = disparity.shape
     args = [disparity, guide, out, np.int32(height), np.int32(width), np.int32(radius)]
     scale = -np.log2(np.e) / (2.0 * sigma_range ** 2 * 255.0 ** 2)
@@ -129,11 +131,24 @@ def launch_global(disparity, guide, out, radius: int, sigma_spatial: float, sigm
     """The plain global-memory baseline (no constant or shared memory), for the benchmark."""
     import cupy
 
+    _check_device_arrays(disparity, guide, out)
     height, width = disparity.shape
     kernel = _kernel("joint_bilateral_global", cupy.cuda.Device().id)
-    kernel(_grid(height, width), (16, 16),
+    # the grid counts blocks of this kernel's own block shape (not the tiled kernels' 32 x 8): with BLOCK's
+    # grid, 16-wide blocks covered only the left half of the frame
+    kernel(_grid(height, width, GLOBAL_BLOCK), GLOBAL_BLOCK,
            (disparity, guide, out, np.int32(height), np.int32(width), np.int32(radius),
             np.float32(-1.0 / (2.0 * sigma_spatial ** 2)), np.float32(-1.0 / (2.0 * sigma_range ** 2 * 255.0 ** 2))))
+
+
+def _check_device_arrays(disparity, guide, out) -> None:
+    """The kernels index raw pointers: a view, another dtype or another size would be read as garbage."""
+    shape = tuple(disparity.shape)
+    if not (len(shape) == 2 and disparity.dtype == np.float32 and out.dtype == np.float32 and guide.dtype == np.uint8
+            and tuple(out.shape) == shape and tuple(guide.shape) == shape + (3,)
+            and all(a.flags.c_contiguous for a in (disparity, guide, out))):
+        raise ValueError("launch takes C-contiguous float32 HxW disparity and out and a uint8 HxWx3 guide, got "
+                         f"{disparity.dtype} {shape}, {guide.dtype} {tuple(guide.shape)}, {out.dtype} {tuple(out.shape)}")
 
 
 def _to_device(array: Any, dtype) -> Any:
@@ -187,7 +202,9 @@ def resize_bilinear_cuda(src: Any, height: int, width: int) -> Any:
     """float32 device map → (height, width), cv2 INTER_LINEAR alignment."""
     import cupy
 
-    return _resized("resize_bilinear_f32", src, height, width, cupy, _cupy_launch)
+    # the kernel reads a C-contiguous float32 map: a view or a float64 map would be read as garbage
+    src = cupy.ascontiguousarray(cupy.asarray(src, dtype=cupy.float32))
+    return _resized("resize_bilinear_f32", src, int(height), int(width), cupy, _cupy_launch)
 
 
 def run_live(disparity: Any, guide: Any, out: Any, work_shape: tuple[int, int], xp: Any, launch_kernel: Launcher,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 
 KERNEL_DIR = Path(__file__).resolve().parent
@@ -16,12 +17,27 @@ def read_source(name: str) -> str:
     return (KERNEL_DIR / name).read_text()
 
 
+_compile_lock = threading.Lock()
+
+
 @functools.lru_cache(maxsize=None)
-def load_module(name: str, options: tuple[str, ...] = NVRTC_OPTIONS):
-    """Compile `kernels/<name>` once per process into a cupy.RawModule (needs a GPU to run)."""
+def _raw_module(name: str, options: tuple[str, ...]):
     import cupy
 
     return cupy.RawModule(code=read_source(name), options=options, name_expressions=None)
+
+
+def load_module(name: str, options: tuple[str, ...] = NVRTC_OPTIONS):
+    """`kernels/<name>` as a cupy.RawModule, compiled for the current device (needs a GPU to run).
+
+    Compiled under a lock: CuPy's per-device module cache is not thread-safe, and two threads compiling at
+    once could each get a module of their own, whose __constant__ tables are different memory (a table
+    uploaded through one would be read as zeros by the other's kernels). After the first call per device,
+    compile() is a cache lookup."""
+    module = _raw_module(name, tuple(options))
+    with _compile_lock:
+        module.compile()
+    return module
 
 
 def compile_ptx_nvrtc(name: str, arch: str = "compute_90", options: tuple[str, ...] = NVRTC_OPTIONS) -> str:

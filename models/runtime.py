@@ -270,11 +270,31 @@ class DepthEstimator:
                              f"channels a frame, not one depth map (is this a depth model?)")
         return output
 
+    # GPU outputs of earlier calls with the event after which CuPy no longer reads them (see _run)
+    _outputs_in_use: tuple = ()
+    MAX_OUTPUTS_IN_USE = 4
+
     def _run(self, batch: np.ndarray, on_device: bool):
         if not self.on_gpu:
             return self.session.run([self.output_name], {self.input.name: batch})[0]
+        self._release_outputs()
         value = self._run_bound(batch, "cuda")
-        return _ortvalue_as_cupy(value) if on_device else value.numpy()
+        if not on_device:
+            return value.numpy()  # a synchronous copy to the host
+        array, copied = _ortvalue_to_cupy(value)
+        self._outputs_in_use = (*self._outputs_in_use, (value, copied))
+        return array
+
+    def _release_outputs(self) -> None:
+        """Let ONNX Runtime have back the memory of the outputs whose CuPy copy has run. A later run writes
+        a freed output's memory on ONNX Runtime's own stream, which waits for nothing queued on CuPy's: an
+        output freed while its copy still waits in CuPy's queue (behind a render, say) would be overwritten
+        before it is read. Done copies are let go without waiting; past MAX_OUTPUTS_IN_USE the oldest is
+        waited for."""
+        kept = [(value, copied) for value, copied in self._outputs_in_use if not copied.done]
+        while len(kept) >= self.MAX_OUTPUTS_IN_USE:
+            kept.pop(0)[1].synchronize()
+        self._outputs_in_use = tuple(kept)
 
     def _run_bound(self, batch: np.ndarray, device: str):
         """One call through I/O binding; the output OrtValue stays on `device`. On the GPU the batch goes
@@ -341,13 +361,21 @@ def _first_line(exc: Exception) -> str:
     return line if len(line) <= 300 else line[:297] + "..."  # one line, not cut mid-word at a short width
 
 
-def _ortvalue_as_cupy(value):
-    """A CuPy view of an ONNX Runtime output on the GPU, keeping the OrtValue alive as its owner."""
+def _ortvalue_to_cupy(value):
+    """(a CuPy copy of an ONNX Runtime output on the GPU, the event recorded after that copy on CuPy's stream).
+
+    A copy, not a view: the stages' work on a view (normalisation, refinement) is queued on CuPy's stream and
+    may run after the OrtValue is freed, when ONNX Runtime may already have written the next output into
+    that memory. The caller keeps the OrtValue until the event has passed (DepthEstimator._release_outputs).
+    ONNX Runtime has synchronised its own stream when run_with_iobinding returns, so the copy reads the
+    finished output."""
     import cupy
 
     dtype = ORT_TENSOR_DTYPES.get(value.data_type())
     if dtype is None:
         raise ModelError(f"the model's output is {value.data_type()}; depthcam needs float or float16 depth")
-    shape = tuple(value.shape())
+    shape = tuple(int(v) for v in value.shape())
     memory = cupy.cuda.UnownedMemory(value.data_ptr(), int(np.prod(shape)) * dtype.itemsize, value)
-    return cupy.ndarray(shape, dtype, cupy.cuda.MemoryPointer(memory, 0))
+    view = cupy.ndarray(shape, dtype, cupy.cuda.MemoryPointer(memory, 0))
+    copy = view.copy()
+    return copy, cupy.cuda.get_current_stream().record()

@@ -89,4 +89,8 @@ def test_depth_stays_on_the_gpu_with_the_cuda_provider(shared_models):
     on_device = estimator.predict([image], on_device=True)[0]
     on_host = estimator.predict([image])[0]
     assert type(on_device).__module__.startswith("cupy")
+    import cupy
+
+    # CuPy's own memory, not a view of ONNX Runtime's: that is handed to the next run once the OrtValue goes
+    assert not isinstance(on_device.data.mem, cupy.cuda.UnownedMemory)
     np.testing.assert_allclose(on_device.get(), on_host, rtol=1e-5, atol=1e-5)
