@@ -67,7 +67,10 @@ class DepthStage:
         pass
 
 
-ASYNC_DEPTH_NICENESS = 10
+# The async network's niceness: low enough priority that the display path keeps the camera's rate, not so low
+# that outside load starves it (beside two busy processes, nice 10 showed depth 21-24 frames old, nice 5 8-9
+# frames for 1-3 fps fewer shown; idle, the two the same; bench/RESULTS.md).
+ASYNC_DEPTH_NICENESS = 5
 
 
 class AsyncDepthStage:
