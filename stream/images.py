@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 
 from stream.errors import UserError
+from stream.paths import replace_atomically
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # HEIF photos (an iPhone's): read through pillow-heif. FFmpeg would take one for a video and give the first of the
@@ -125,29 +125,21 @@ def is_still_image(path: Path) -> bool:
             return False
     except OSError:  # a name too long: opening the input says so
         return False
+    return picture_count(path) == 1
+
+
+def picture_count(path: Path) -> int:
+    """How many pictures the file holds by its headers (an animated PNG or WebP more than one); 0 where Pillow
+    cannot read it."""
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a guess at what the file is stays silent
             with _pillow_open(path) as image:
-                return image is not None and getattr(image, "n_frames", 1) == 1
+                return int(getattr(image, "n_frames", 1)) if image is not None else 0
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-        return False
-
-
-def picture_count(path: Path) -> int:
-    """How many pictures the file holds by its headers (an animated PNG or WebP more than one); 1 where Pillow
-    cannot tell."""
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with _pillow_open(path) as image:
-                return int(getattr(image, "n_frames", 1)) if image is not None else 1
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-        return 1
+        return 0
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -256,14 +248,7 @@ def write_image(path: Path, picture_bgr: np.ndarray, metadata: PhotoMetadata | N
             return False
         encoded = buffer.tobytes()
     # beside the target, then renamed over it: a full disk leaves the file that was there, not half a picture
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        with open(partial, "wb") as file:
-            file.write(encoded)
-        os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    replace_atomically(path, lambda partial: partial.write_bytes(encoded))
     return True
 
 

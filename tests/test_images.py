@@ -122,6 +122,7 @@ def test_names_that_are_not_utf8_are_read_and_written(tmp_path, photo):
 
 def test_a_failed_write_leaves_the_photo_that_was_there(tmp_path, photo, monkeypatch):
     import errno
+    import os
 
     from stream.images import write_image
 
@@ -130,7 +131,7 @@ def test_a_failed_write_leaves_the_photo_that_was_there(tmp_path, photo, monkeyp
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(images.os, "replace", full_disk)
+    monkeypatch.setattr(os, "replace", full_disk)  # the rename over the old photo
     with pytest.raises(OSError) as raised:
         write_image(out, photo)
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(out)
