@@ -20,6 +20,9 @@ def read_deep_tiff(path: Path, data: np.ndarray) -> np.ndarray | None:
     """A TIFF of float, signed or 32-bit samples as 8-bit BGR (OpenCV's 8-bit read refused float colour, turned
     float grey black and saturated 32-bit integers). None for 8- and 16-bit unsigned samples, which the usual
     path reads, and where neither OpenCV nor tifffile decodes the file."""
+    header = _sample_format(path)
+    if header is not None and header[1] == 1 and header[0] <= 16:  # unsigned 8/16-bit: not decoded twice
+        return None
     with opencv_quiet():
         try:
             raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # libtiff applies the orientation tag here too
@@ -111,16 +114,25 @@ def _tiff_tag(path: Path, tag: int) -> Any:
         return None
 
 
-def tiff_samples(path: Path) -> str | None:
-    """What a TIFF's samples are ("32-bit float"), from its headers; None where they are none to remark on."""
+def _sample_format(path: Path) -> tuple[int, int] | None:
+    """A TIFF's first picture's bits per sample and TIFF sample format (1 unsigned, 2 signed, 3 float), from its
+    headers alone; None where tifffile cannot parse them."""
     try:
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
-            bits, kind = page.bitspersample, {2: "signed", 3: "float"}.get(int(page.sampleformat), "integer")
+            return int(page.bitspersample), int(page.sampleformat)
     except Exception:  # noqa: BLE001 (tifffile missing, or no header it can parse)
         return None
+
+
+def tiff_samples(path: Path) -> str | None:
+    """What a TIFF's samples are ("32-bit float"), from its headers; None where they are none to remark on."""
+    header = _sample_format(path)
+    if header is None:
+        return None
+    bits, kind = header[0], {2: "signed", 3: "float"}.get(header[1], "integer")
     return f"{bits}-bit {kind}" if bits > 8 else None
 
 

@@ -288,3 +288,18 @@ def test_a_float_tiff_that_cannot_be_decoded_is_one_clear_line(tmp_path, photo, 
     with pytest.raises(UserError, match="not an image, or corrupt"):
         read_image(tmp_path / "header.tif")
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_tiff_of_8_or_16_bit_samples_is_decoded_once(tmp_path, photo, dtype, monkeypatch):
+    """Every TIFF was decoded whole twice: once to see whether its samples were float or wide, then the usual
+    way. Its headers tell that without decoding it."""
+    import tifffile
+
+    stored = photo[..., ::-1].astype(dtype) * (257 if dtype == np.uint16 else 1)
+    tifffile.imwrite(tmp_path / "plain.tif", stored, photometric="rgb")
+    decodes = []
+    real_imdecode = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *args: decodes.append(args[1]) or real_imdecode(*args))
+    np.testing.assert_array_equal(read_image(tmp_path / "plain.tif"), photo)
+    assert decodes == [cv2.IMREAD_COLOR]
