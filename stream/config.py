@@ -6,8 +6,10 @@ with a message naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, get_type_hints
@@ -22,6 +24,14 @@ MODEL_OUTPUTS = ("auto", "inverse_depth", "metres")
 MODEL_INPUTS = ("auto", "raw", "unit", "imagenet", "symmetric")
 MODEL_SIDE_RANGE = (16, 4096)
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything larger is a wrong file (a video?), not read whole
+
+
+class ConfigValueError(UserError):
+    """A bad value, naming its key (`refine.radius`), so that loading a file can say on which line it is."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass
@@ -51,7 +61,8 @@ class NormaliseConfig:
         _check_range("normalise.high_percentile", self.high_percentile, 50, 100)
         _check_range("normalise.smoothing", self.smoothing, 0.001, 1)
         if self.low_percentile >= self.high_percentile:
-            raise UserError("normalise.low_percentile must be below normalise.high_percentile")
+            raise ConfigValueError("normalise.low_percentile", f"normalise.low_percentile ({self.low_percentile:g}) "
+                                   f"must be below normalise.high_percentile ({self.high_percentile:g})")
 
 
 @dataclass
@@ -99,7 +110,8 @@ class RenderConfig:
             try:
                 self.focus = float(self.focus)
             except ValueError:
-                raise UserError(f"render.focus must be 'auto' or a disparity in [0, 1], got {self.focus!r}") from None
+                raise ConfigValueError("render.focus", f"render.focus must be 'auto' or a disparity in [0, 1], "
+                                       f"got {self.focus!r}") from None
         if not isinstance(self.focus, str):
             _check_range("render.focus", self.focus, 0, 1)
             self.focus = float(self.focus)
@@ -110,13 +122,15 @@ class RenderConfig:
             try:
                 x, y = (_pixel(v) for v in point)  # type: ignore[union-attr]
             except (TypeError, ValueError):
-                raise UserError(f"render.focus_point must be X,Y in whole pixels, e.g. 320,200, "
-                                f"got {self.focus_point!r}") from None
+                raise ConfigValueError("render.focus_point", f"render.focus_point must be X,Y in whole pixels, "
+                                       f"e.g. 320,200, got {self.focus_point!r}") from None
             if x < 0 or y < 0:
-                raise UserError(f"render.focus_point must be inside the frame, got {x},{y}")
+                raise ConfigValueError("render.focus_point",
+                                       f"render.focus_point must be inside the frame, got {x},{y}")
             self.focus_point = (x, y)
             if self.focus != "auto":  # the point would win, and focus be dropped unsaid
-                raise UserError("render.focus and render.focus_point both set the focus; keep one of them")
+                raise ConfigValueError("render.focus_point",
+                                       "render.focus and render.focus_point both set the focus; keep one of them")
         _check_bool("render.track_point", self.track_point)
         _check_range("render.focus_smoothing", self.focus_smoothing, 0.001, 1)
         _check_int("render.face_interval", self.face_interval, 1, 1000)
@@ -149,8 +163,8 @@ class OutputConfig:
         _check_bool("output.progress", self.progress)
         if self.save_depth is not None and (not isinstance(self.save_depth, str) or not self.save_depth.strip()):
             # null means "no depth video"; a number, a boolean or "" is a mistake, not a file name
-            raise UserError(f"output.save_depth must be a video file name (e.g. depth.mp4) or null, "
-                            f"got {self.save_depth!r}")
+            raise ConfigValueError("output.save_depth", f"output.save_depth must be a video file name (e.g. "
+                                   f"depth.mp4) or null, got {self.save_depth!r}")
 
 
 @dataclass
@@ -175,10 +189,13 @@ class PipelineConfig:
         _check_choice("device", self.device, DEVICES)
         _check_choice("model_output", self.model_output, MODEL_OUTPUTS)
         _check_choice("model_input", self.model_input, MODEL_INPUTS)
+        if isinstance(self.model_size, (list, tuple)) and len(self.model_size) == 2:
+            self.model_size = "x".join(map(str, self.model_size))  # `[518, 518]`, YAML's way to write a pair
         if self.model_size is not None:
             parse_model_size(self.model_size)
         if not isinstance(self.model, str) or not self.model.strip():
-            raise UserError("model must be a registry name (see 'depthcam models list') or a path to an .onnx file")
+            raise ConfigValueError("model", f"model must be a registry name (see 'depthcam models list') or a path "
+                                   f"to an .onnx file, got {self.model!r}")
         for section in (self.inference, self.normalise, self.refine, self.render, self.queues, self.output):
             section.validate()
         return self
@@ -193,37 +210,39 @@ def parse_model_size(value: Any) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in value.lower().split("x"))
     except (AttributeError, ValueError):
-        raise UserError(f"model_size (--model-size) must be WIDTHxHEIGHT, e.g. 518x518, got {value!r}") from None
+        raise ConfigValueError("model_size", f"model_size (--model-size) must be WIDTHxHEIGHT, e.g. 518x518, "
+                               f"got {value!r}") from None
     if not (low <= width <= high and low <= height <= high):
-        raise UserError(f"model_size (--model-size) {value} is out of range ({low}..{high} per side)")
+        raise ConfigValueError("model_size", f"model_size (--model-size) {value} is out of range "
+                               f"({low}..{high} per side)")
     return width, height
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise UserError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigValueError(key, f"{key} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _check_range(key: str, value: Any, low: float, high: float, exclusive_low: bool = False) -> None:
     # bool is an int subclass: `blur: true` is a mistake, not 1
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{key} must be a number in [{low}, {high}], got {value!r}")
+        raise ConfigValueError(key, f"{key} must be a number in [{low}, {high}], got {value!r}")
     if not math.isfinite(value):  # every comparison with NaN is false: it would pass the range test below
-        raise UserError(f"{key} must be a finite number in [{low}, {high}], got {value!r}")
+        raise ConfigValueError(key, f"{key} must be a finite number in [{low}, {high}], got {value!r}")
     if value < low or value > high or (exclusive_low and value == low):
-        raise UserError(f"{key} must be in [{low}, {high}], got {value!r}")
+        raise ConfigValueError(key, f"{key} must be in [{low}, {high}], got {value!r}")
 
 
 def _check_int(key: str, value: Any, low: int, high: int) -> None:
     """An integer key: 4.0 is taken (YAML and flags may give floats), 4.5 is refused rather than truncated."""
     _check_range(key, value, low, high)
     if isinstance(value, float) and not value.is_integer():
-        raise UserError(f"{key} must be a whole number in [{low}, {high}], got {value!r}")
+        raise ConfigValueError(key, f"{key} must be a whole number in [{low}, {high}], got {value!r}")
 
 
 def _check_bool(key: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise UserError(f"{key} must be true or false, got {value!r}")
+        raise ConfigValueError(key, f"{key} must be true or false, got {value!r}")
 
 
 def _pixel(value: Any) -> int:
@@ -270,19 +289,31 @@ def resolve_config_path(name_or_path: str) -> Path:
 
 
 class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, first_line: int, line: int) -> None:
+    def __init__(self, key: Any, first: yaml.Node, second: yaml.Node) -> None:
         super().__init__(f"duplicate key {key!r}")
-        self.key, self.first_line, self.line = key, first_line, line
+        self.key, self.node = key, second
+        self.first_line, self.line = first.start_mark.line + 1, second.start_mark.line + 1
+
+
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_BOOL, _MERGE = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:merge"
+# Numbers as YAML 1.2 and every other tool read them. PyYAML's YAML 1.1 takes `sigma_range: 1e-2` (no dot)
+# for a string, `blur: 1:30` for 90 (base 60) and `work_width: 0160` for 112 (octal).
+_EXPONENT = r"[eE][-+]?[0-9]+"
+_FLOAT_RE = re.compile(rf"""^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:{_EXPONENT})?
+                           |[-+]?[0-9][0-9_]*{_EXPONENT}
+                           |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X)
+_INT_RE = re.compile(r"^[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)$")
 
 
 class _ConfigLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping: PyYAML keeps the last one silently,
-    so an edit further down a file would quietly undo one above it."""
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently, so an
+    edit further down a file would quietly undo one above it) and reads numbers as YAML 1.2 does."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may override keys; that is its purpose
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():  # `!!set [1]`: PyYAML says
+            if key_node.tag == _MERGE:  # `<<: *base` may override keys; that is its purpose
                 continue
             key = self.construct_object(key_node, deep=True)
             try:
@@ -290,8 +321,73 @@ class _ConfigLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: PyYAML's own error names it
                 continue
             if first is not key_node:
-                raise _DuplicateKey(key, first.start_mark.line + 1, key_node.start_mark.line + 1)
+                raise _DuplicateKey(key, first, key_node)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, KeyError):  # `blur: !!float abc`: PyYAML's own crash
+            what = repr(node.value) if isinstance(node, yaml.ScalarNode) else f"this {node.id}"
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise yaml.constructor.ConstructorError(None, None, f"{what} is not a valid {tag}",
+                                                    node.start_mark) from None
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = str(self.construct_scalar(node)).replace("_", "")
+        sign = -1 if text.startswith("-") else 1
+        digits = text.lstrip("+-")
+        base = {"0b": 2, "0o": 8, "0x": 16}.get(digits[:2].lower(), 10)  # 010 is ten, as in YAML 1.2
+        return sign * int(digits[2:] if base != 10 else digits, base)
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_ConfigLoader.add_implicit_resolver(_FLOAT, _FLOAT_RE, list("-+0123456789."))
+_ConfigLoader.add_implicit_resolver(_INT, _INT_RE, list("-+0123456789"))
+_ConfigLoader.add_constructor(_INT, _ConfigLoader.construct_yaml_int)
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a file sets a key, for errors that point at the line."""
+    line: int
+    word: str | None = None  # `on`, `yes`, `off`, ...: a word YAML 1.1 reads as a boolean, as written
+
+
+@dataclass
+class ConfigFile:
+    data: Any
+    places: dict[str, _Place] = field(default_factory=dict)  # 'refine.radius' -> where it is set
+
+    def where(self, key: str) -> str:
+        place = self.places.get(key)
+        return f", line {place.line}" if place else ""
+
+
+def _collect_places(node: yaml.Node | None, prefix: str, places: dict[str, _Place], keys: dict[int, str],
+                    inside: frozenset[int] = frozenset()) -> None:
+    """Each key path's line; `keys` gets each key node's path (to name a duplicate by its path)."""
+    if not isinstance(node, yaml.MappingNode) or id(node) in inside:  # an alias may point at its own parent
+        return
+    inside = inside | {id(node)}
+    merged: list[yaml.Node] = []
+    for key_node, value in node.value:
+        if key_node.tag == _MERGE:
+            merged.extend(value.value if isinstance(value, yaml.SequenceNode) else [value])
+        elif isinstance(key_node, yaml.ScalarNode):
+            path = f"{prefix}{key_node.value}"
+            keys[id(key_node)] = path
+            plain_bool = isinstance(value, yaml.ScalarNode) and value.tag == _BOOL
+            word = value.value if plain_bool and value.value.lower() not in ("true", "false") else None
+            places[path] = _Place(key_node.start_mark.line + 1, word)
+            _collect_places(value, f"{path}.", places, keys, inside)
+    for base in merged:  # `<<: *base`: its keys count where this mapping does not give them itself
+        from_base: dict[str, _Place] = {}
+        _collect_places(base, prefix, from_base, keys, inside)
+        for path, place in from_base.items():
+            places.setdefault(path, place)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -309,8 +405,9 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return str(exc).splitlines()[0]
 
 
-def read_config_file(path: Path) -> Any:
-    """The parsed YAML of a config file; every way reading it can fail is one UserError line."""
+def read_config_file(path: Path) -> ConfigFile:
+    """The parsed YAML of a config file and where each key is; every way reading it can fail is one
+    UserError line."""
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
@@ -326,44 +423,105 @@ def read_config_file(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise UserError(f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
                         f"{exc.start}); save it as UTF-8 YAML") from None
+    loader = _ConfigLoader(text)
+    places: dict[str, _Place] = {}
+    keys: dict[int, str] = {}
     try:
-        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+        node = loader.get_single_node()
+        _collect_places(node, "", places, keys)
+        return ConfigFile(None if node is None else loader.construct_document(node), places)
     except _DuplicateKey as exc:
-        raise UserError(f"config file {path} gives key {exc.key!r} twice (lines {exc.first_line} and {exc.line}); "
+        name = keys.get(id(exc.node), str(exc.key))
+        raise UserError(f"config file {path} gives key {name!r} twice (lines {exc.first_line} and {exc.line}); "
                         f"keep one") from None
     except yaml.YAMLError as exc:
         raise UserError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:  # thousands of nested brackets: PyYAML's parser recurses once a level
         raise UserError(f"config file {path} is not valid YAML for a config: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+_NUMBER_TEXT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     """YAML gives ints where floats are meant, strings for numbers in flags: accept what is meant."""
+    if hint in (int, float) and isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+        value = float(value)  # `blur: "12"`, as a template writes it: the number, not a string
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if hint is bool and not isinstance(value, bool):
-        raise UserError(f"{key} must be true or false, got {value!r}")
+        raise ConfigValueError(key, f"{key} must be true or false, got {value!r}")
     return value
 
 
-def _apply(target: Any, values: dict[str, Any], prefix: str, source: str) -> None:
+def _key_paths(target: Any = None, prefix: str = "") -> list[str]:
+    """Every key a file may set, as its path: 'device', ..., 'render.blur', ..."""
+    target = PipelineConfig() if target is None else target
+    paths = []
+    for item in dataclasses.fields(target):
+        value = getattr(target, item.name)
+        paths += _key_paths(value, f"{prefix}{item.name}.") if dataclasses.is_dataclass(value) else [prefix + item.name]
+    return paths
+
+
+def _unknown_key(full: str, known: set[str], prefix: str) -> str:
+    """What an unknown key most likely meant: a key of another section (`blur:` at the top), a dotted path
+    written flat (`refine.radius: 4`), a typo; else the keys that this level has."""
+    every = _key_paths()
+    if full in every:
+        section, key = full.rsplit(".", 1)
+        return f"sections nest in YAML: write '{section}:' and under it '  {key}: ...'"
+    leaf = full.rsplit(".", 1)[-1]
+    homes = [path for path in every if path.rsplit(".", 1)[-1] == leaf]
+    close = difflib.get_close_matches(leaf, sorted(known), n=1, cutoff=0.75)
+    if homes:
+        return f"did you mean {' or '.join(repr(home) for home in homes)}?"
+    if close:
+        return f"did you mean '{prefix}{close[0]}'?"
+    return f"known keys here: {', '.join(sorted(known))}"
+
+
+def _apply(target: Any, values: dict[str, Any], prefix: str, source: str, file: ConfigFile | None = None) -> None:
     if values is None and prefix:  # `refine:` with every key commented out: the section's defaults
         return
+    section = prefix.rstrip(".")
     if not isinstance(values, dict):
-        raise UserError(f"{prefix.rstrip('.') or 'config'} in {source} must be a mapping, got {values!r}")
+        if not section:  # the whole file: a list, a scalar, a text file that is no config
+            raise UserError(f"config file {source} must be a mapping ('key: value' lines), got {values!r}")
+        raise UserError(f"{section} in {source}{file.where(section) if file else ''} must be a mapping of keys, "
+                        f"got {values!r}")
     hints = get_type_hints(type(target))
     known = {f.name for f in dataclasses.fields(target)}
     for key, value in values.items():
         full = f"{prefix}{key}"
         if key not in known:
-            raise UserError(f"unknown config key '{full}' in {source} (known keys here: {', '.join(sorted(known))})")
+            raise UserError(f"unknown config key '{full}' in {source}{file.where(full) if file else ''} "
+                            f"({_unknown_key(full, known, prefix)})")
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
-            _apply(current, value, f"{full}.", source)
+            _apply(current, value, f"{full}.", source, file)
         else:
             setattr(target, key, _coerce(full, value, hints[key]))
+
+
+def _located(exc: ConfigValueError, file: ConfigFile, path: Path) -> UserError:
+    """A bad value that the file set, with the file and line: the user edits it there."""
+    place = file.places.get(exc.key)
+    line = f", line {place.line}" if place else ""
+    text = f"config file {path}{line}: {exc}"
+    if place and place.word and isinstance(_value_at(file.data, exc.key), bool):
+        text += f" (YAML reads an unquoted {place.word} as {str(_value_at(file.data, exc.key)).lower()})"
+    return UserError(text)
+
+
+def _value_at(data: Any, key: str) -> Any:
+    for part in key.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 def _unused_window_note(data: Any, config: PipelineConfig, source: str) -> str | None:
@@ -412,23 +570,30 @@ def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | Non
     """Defaults, then the preset or YAML file, then flag overrides ('section.key': value); validated.
     `notify` receives a note about a setting that the run will not use (none: quiet)."""
     config = PipelineConfig()
-    data = None
+    file, path = ConfigFile(None), None
     if name_or_path is not None:  # "" is refused by name, not taken as "no config"
         path = resolve_config_path(name_or_path)
-        data = read_config_file(path)
-        _apply(config, {} if data is None else data, "", str(path))  # None: empty or comments only
+        file = read_config_file(path)
+        try:
+            _apply(config, {} if file.data is None else file.data, "", str(path), file)  # None: empty, comments
+        except ConfigValueError as exc:
+            raise _located(exc, file, path) from None
         _paths_beside(config, path)
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
+    flags = {dotted: value for dotted, value in (overrides or {}).items() if value is not None}
+    for dotted, value in flags.items():
         *sections, key = dotted.split(".")
         nested: dict[str, Any] = {key: value}
         for section in reversed(sections):
             nested = {section: nested}
         _apply(config, nested, "", "the command line")
     _flag_focus_wins(config, overrides or {})
-    config = config.validate()
-    note = _unused_window_note(data, config, str(name_or_path))
+    try:
+        config = config.validate()
+    except ConfigValueError as exc:
+        if path is None or exc.key in flags:
+            raise
+        raise _located(exc, file, path) from None
+    note = _unused_window_note(file.data, config, str(name_or_path))
     if note is not None and notify is not None:
         notify(note)
     return config
