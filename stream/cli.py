@@ -64,7 +64,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
                         help="also show the output in a window while writing it (its keys and clicks work "
                              "as in -o window; q stops the run, keeping what was written)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="a progress bar (the live-cpu preset has none; --progress brings it back)")
     _add_debug_flag(parser)
 
 
@@ -92,7 +93,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "render.highlight_boost": args.highlight_boost, "refine.mode": args.refine,
         "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),
         "output.save_depth": args.save_depth, "output.side_by_side": args.side_by_side,
-        "output.preview": args.preview, "output.progress": False if args.no_progress else None,
+        "output.preview": args.preview, "output.progress": args.progress,
     }
 
 

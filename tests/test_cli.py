@@ -163,6 +163,19 @@ def test_render_flags_override_the_preset():
     assert run_config(args.inputs[0], args)[0].render.highlight_boost == load_config("quality").render.highlight_boost
 
 
+def test_progress_flags_override_the_preset():
+    """--no-progress existed, but nothing turned the bar back on for the live-cpu preset, which has none."""
+    from stream.cli import build_parser, run_config
+
+    def progress(*flags: str) -> bool:
+        args = build_parser().parse_args(["run", "clip.mp4", *flags])
+        return run_config(args.inputs[0], args)[0].output.progress
+
+    assert (progress(), progress("--no-progress")) == (True, False)
+    assert progress("--config", "live-cpu") is False
+    assert progress("--config", "live-cpu", "--progress") is True
+
+
 def test_highlight_boost_out_of_range():
     result = depthcam("run", "synthetic:portrait?frames=2", "--highlight-boost", "40", "-o", "null")
     assert result.returncode == 2
