@@ -4,7 +4,16 @@ import struct
 import pytest
 
 from media import make_video, probe
-from stream.mp4_edit_list import CONTAINERS, _boxes, _find_moov, _read_track, _Track, mend_last_picture
+from stream.mp4_edit_list import CONTAINERS, _boxes, _find_moov, _read_track, _time_scale, _Track, mend_last_picture
+
+
+def _movie_scale(path) -> int:
+    """mvhd's time scale: 1000 up to FFmpeg 7, the audio's sample rate (44100) with FFmpeg 8 (PyAV 19)."""
+    with open(path, "rb") as file:
+        base, size = _find_moov(file)
+        file.seek(base)
+        data = file.read(size)
+    return next(_time_scale(data, at) for kind, at, _ in _boxes(data, 0, len(data)) if kind == b"mvhd")
 
 
 def _video_track(path):
@@ -27,12 +36,12 @@ def test_headers_cut_one_picture_short_are_mended_to_what_a_plain_mp4_holds(tmp_
     whole = path.read_bytes()
     assert not mend_last_picture(path) and path.read_bytes() == whole  # a right file is left alone
     track = _video_track(path)
-    picture = track.media_scale // 30
-    assert track.edit.value == 1034  # ms: 31 pictures at 30 fps, rounded up
-    # what the hybrid muxer wrote at 31 frames: every duration one picture short (1000 ms)
+    picture, second = track.media_scale // 30, _movie_scale(path)
+    assert track.edit.value == -(-31 * second // 30)  # 31 pictures at 30 fps, rounded up
+    # what the hybrid muxer wrote at 31 frames: every duration one picture short (one second)
     with open(path, "r+b") as file:
-        track.edit.write(file, 1000)
-        track.duration.write(file, 1000)
+        track.edit.write(file, second)
+        track.duration.write(file, second)
         track.media_duration.write(file, track.media_duration.value - picture)
     assert probe(path)["frames"] == 30
     assert mend_last_picture(path)
@@ -75,10 +84,11 @@ def test_version_1_headers_are_mended_too(tmp_path):
     _as_version_1(path)
     whole = path.read_bytes()
     track = _video_track(path)
-    assert track.media_scale == 15360 and track.edit.width == 8 and track.edit.value == 1034
+    second = _movie_scale(path)
+    assert track.media_scale == 15360 and track.edit.width == 8 and track.edit.value == -(-31 * second // 30)
     with open(path, "r+b") as file:
-        track.edit.write(file, 1000)
-        track.duration.write(file, 1000)
+        track.edit.write(file, second)
+        track.duration.write(file, second)
     assert probe(path)["frames"] == 30
     assert mend_last_picture(path) and path.read_bytes() == whole and probe(path)["frames"] == 31
 
