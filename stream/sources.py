@@ -496,7 +496,9 @@ class VideoFileSource(Source):
         tag = stream.metadata.get("DURATION", "")
         try:
             hours, minutes, secs = tag.split(":")
-            return int(hours) * 3600 + int(minutes) * 60 + float(secs) - start
+            tagged = int(hours) * 3600 + int(minutes) * 60 + float(secs) - start
+            if math.isfinite(tagged) and tagged > 0:  # FFmpeg 8's Matroska muxer may write "00:00:        -nan"
+                return tagged
         except ValueError:
             pass
         if self.container.duration:

@@ -1,6 +1,7 @@
 """Recorded videos as cameras, phones and tagging tools really leave them: non-square pixels, mirrored phone
 video, damaged spots, album covers, a disk that fills up."""
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -318,5 +319,19 @@ def test_a_gif_holding_its_last_picture_is_not_taken_for_truncated(tmp_path):
     try:
         list(source.frames())
         assert "it may be truncated" in (source.truncation_warning() or "")
+    finally:
+        source.close()
+
+
+def test_a_matroska_duration_tag_of_nan_is_not_taken_for_the_length(tmp_path):
+    """FFmpeg 8's Matroska muxer (PyAV 19) may tag a stream DURATION "00:00:        -nan": opening such a file
+    raised ValueError (NaN seconds times the frame rate) instead of reading it."""
+    path = make_video(tmp_path / "clip.mkv", frames=12, fps=24, audio_codec=None)
+    data = path.read_bytes()
+    tag = re.search(rb"00:00:\d\d\.\d{9}", data).group()  # the stream's DURATION tag, 18 bytes as the bad one
+    path.write_bytes(data.replace(tag, b"00:00:        -nan"))
+    source = open_source(str(path))
+    try:
+        assert source.frame_count in (None, 12) and sum(1 for _ in source.frames()) == 12
     finally:
         source.close()
