@@ -47,6 +47,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 # summary would not show.
 cupy_line=$($PY -c 'import cupy as c; r = c.cuda.runtime; print(f"CuPy {c.__version__}: GPU visible {c.cuda.is_available()}, runtime {r.runtimeGetVersion()}, driver {r.driverGetVersion()}")' 2>&1 | tail -n 1)
 echo "$cupy_line"
+# depthcam's own verdict (it also needs NVRTC to load): where it says no, every gpu test below skips.
+$PY -c 'from kernels.backend import cuda_available as a, cuda_unavailable_reason as r; print("depthcam kernels:", "CUDA" if a() else r())' 2>&1 | tail -n 1
 # Each step under its own time limit, so that one that hangs leaves the others their time in the call.
 limit() { timeout -k 10 "$@"; }
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.backend import NOT_FINITE, array_module, is_cupy_array, number_argument, resolve_backend
+from kernels.backend import NOT_FINITE, array_module, is_cupy_array, kernel_array, number_argument, resolve_backend
 
 MAX_RADIUS = 16  # the CUDA kernel's constant-memory table holds (2·16+1)² weights
 # Table entries below this are set to 0. A product of four entries ≥ 1e-9 is ≥ 1e-36, a normal float32;
@@ -106,7 +106,7 @@ def _host_disparity(disparity: np.ndarray) -> np.ndarray:
     # A NaN or inf spreads over its whole (2r+1)^2 window (0·inf is NaN); checked after the cast, which
     # turns a float64 beyond float32's range into inf (refused below, so no overflow warning first).
     with np.errstate(over="ignore"):
-        d = np.ascontiguousarray(disparity, dtype=np.float32)  # no copy when already float32 and C-contiguous
+        d = kernel_array(disparity, np.float32)  # no copy when already float32, C-contiguous and writable
     if not np.isfinite(d).all():
         raise ValueError(NOT_FINITE)
     return d
@@ -228,7 +228,7 @@ def _refine_live_cpu(disparity: np.ndarray, guide_bgr: np.ndarray, work_width: i
     d_low = _resize(disparity, work_w, work_h)
     low_planes = guide_planes(guide_low)
     refined = joint_bilateral_planes(d_low, low_planes, lut, spatial_table(radius, sigma_spatial), radius)
-    return joint_bilateral_upsample(refined, low_planes, np.ascontiguousarray(guide_bgr), lut, LIVE_UPSAMPLE_SIGMA)
+    return joint_bilateral_upsample(refined, low_planes, kernel_array(guide_bgr, np.uint8), lut, LIVE_UPSAMPLE_SIGMA)
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from kernels.backend import kernel_array
 from kernels.cpu_threads import parallel_section
 
 SDR_WHITE_NITS = 203.0  # BT.2408's HDR reference white, shown as SDR's 100 %
@@ -170,7 +171,7 @@ def _convert(rgb16, linear, hlg_gain, tone, tone_top, matrix, encode, out_bgr): 
 
 def convert_rgb48(rgb16: np.ndarray, tables: ColourTables) -> np.ndarray:
     """uint16 HxWx3 RGB (BT.2020, full range) to uint8 HxWx3 BGR (BT.709, SDR)."""
-    rgb16 = np.ascontiguousarray(rgb16, dtype=np.uint16)
+    rgb16 = kernel_array(rgb16, np.uint16)
     out = np.empty(rgb16.shape, np.uint8)
     with parallel_section():
         _convert(rgb16, tables.linear, tables.hlg_gain, tables.tone, np.float32(tables.tone_top), tables.matrix,

@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.backend import NOT_FINITE, is_cupy_array, number_argument, resolve_backend
+from kernels.backend import NOT_FINITE, array_module, is_cupy_array, kernel_array, number_argument, resolve_backend
 
 FOCUS_RADIUS = 0.5  # |CoC| at or below this is in focus: the disc fits inside the pixel
 LOW_RES_RADIUS = 4.0  # largest blur radius, in reduced pixels, while s grows with the blur (VGA's 16 px: s = 4)
@@ -155,6 +155,10 @@ def depth_of_field(image_bgr, disparity, focus: float, max_blur_px: float, *, hi
     if not on_gpu:  # before the backend: a NumPy frame sent to CUDA is checked too
         _check_finite(disparity)
     chosen = resolve_backend(backend)  # ValueError for an unknown name, BackendUnavailable for missing CUDA
+    if max_blur_px == 0.0:
+        # nothing to blur: a copy, a plain C-contiguous array as every render is (np.array kept a Fortran or
+        # transposed layout, which cv2's drawing functions refuse)
+        return array_module(image_bgr).array(image_bgr, order="C")
 
     if chosen == "cuda" or on_gpu:
         if on_gpu and chosen == "cpu":
@@ -182,4 +186,5 @@ def _cpu(image_bgr: np.ndarray, disparity: np.ndarray, focus: float, max_blur_px
          highlight_boost: float) -> np.ndarray:
     from kernels import dof_cpu
 
-    return dof_cpu.depth_of_field_cpu(image_bgr, disparity, focus, max_blur_px, highlight_boost=highlight_boost)
+    return dof_cpu.depth_of_field_cpu(kernel_array(image_bgr, np.uint8), kernel_array(disparity, np.float32), focus,
+                                      max_blur_px, highlight_boost=highlight_boost)
