@@ -608,6 +608,27 @@ def test_cuda_work_buffers_are_never_shared_between_threads_or_streams(monkeypat
     assert len(dof_cuda._local.buffers) <= dof_cuda.MAX_WORKSPACES
 
 
+def test_cpu_work_arrays_of_a_photo_are_not_kept_after_its_render(monkeypatch, rng):
+    """A 12 MP photo's work arrays (~430 MB) stayed with the thread after its render; frames up to the limit
+    keep theirs for the next frame, and a result never depends on which was used."""
+    import threading
+
+    from kernels import dof_cpu
+
+    monkeypatch.setattr(dof_cpu, "_local", threading.local())
+    monkeypatch.setattr(dof_cpu, "WORKSPACE_KEPT_PIXELS", 64 * 96)
+    image, disparity, _ = portrait_scene(rng, 64, 96)
+    first = depth_of_field_cpu(image, disparity, 0.8, 10.0)
+    kept = dof_cpu._local.workspace
+    assert kept is not None and kept.key[0] == (64, 96)
+    large_image, large_disparity, _ = portrait_scene(rng, 72, 96)
+    large = depth_of_field_cpu(large_image, large_disparity, 0.8, 10.0)
+    assert dof_cpu._local.workspace is None  # the larger frame's arrays went with its render
+    monkeypatch.setattr(dof_cpu, "WORKSPACE_KEPT_PIXELS", 72 * 96)
+    np.testing.assert_array_equal(depth_of_field_cpu(large_image, large_disparity, 0.8, 10.0), large)
+    np.testing.assert_array_equal(depth_of_field_cpu(image, disparity, 0.8, 10.0), first)
+
+
 @pytest.fixture
 def astronaut_render_inputs(shared_models, monkeypatch, tmp_path):
     """What the renderer receives for scikit-image's astronaut photo in a real run (TCMonoDepth, refined
