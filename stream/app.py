@@ -240,6 +240,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              save_depth=config.output.save_depth, preview=preview,
                              audio_ends_with_pictures=getattr(source, "audio_ends_with_pictures", False),
                              photo_metadata=getattr(source, "metadata", None),
+                             tags_from=getattr(source, "path", None),  # creation time, location, title
                              controls=LiveControls(focus, config.render, full_height))  # its blur limit
     except BaseException:
         for stage in stages:  # the async network's worker thread ends with its stage

@@ -1,4 +1,5 @@
-"""Mends the end of a video track that FFmpeg's hybrid MP4 (7.1) cuts one picture short.
+"""Mends the end of a video track that FFmpeg's hybrid MP4 (7.1) cuts one picture short, or, where the last
+picture comes after a pause, short of that picture.
 
 When the file is turned from fragments into a regular MP4, the track ends where the last fragment's
 pictures end. With B-frames the last picture shown is stored before the pictures that refer to it; when
@@ -115,6 +116,18 @@ def _presentation_end(track: _Track) -> tuple[int, int, int]:
     return int((starts + durations).max()), int(durations.sum()), int(durations.max())
 
 
+def _muxer_fault(track: _Track, movie_scale: int, needed: int, longest: int) -> bool:
+    """Whether the edit stops short of the pictures the way the muxer cuts it: a picture or two short, or, after a
+    pause before the last picture (a variable frame rate), where the pictures before the pause end, the media's own
+    duration as short as the edit. An edit shorter than its own media is a cut made on purpose, left alone."""
+    edit = track.edit.value
+    if needed <= edit:
+        return False
+    if needed <= edit + math.ceil(2 * longest * movie_scale / track.media_scale):
+        return True
+    return (edit + 1) * track.media_scale >= track.media_duration.value * movie_scale
+
+
 def _find_moov(file) -> tuple[int, int] | None:
     """(where the moov's payload starts, its size): top-level headers only, the media data skipped."""
     file.seek(0, 2)
@@ -161,9 +174,7 @@ def mend_last_picture(path: Path) -> bool:
                 continue
             end, total, longest = _presentation_end(track)
             needed = math.ceil((end - track.media_time) * movie_scale / track.media_scale)
-            # the muxer's fault is at most a picture or two short: anything else is not this file's problem
-            if not track.edit.value < needed <= track.edit.value + math.ceil(2 * longest * movie_scale /
-                                                                              track.media_scale):
+            if not _muxer_fault(track, movie_scale, needed, longest):
                 continue
             writes = [(track.edit, needed), (track.duration, max(track.duration.value, needed)),
                       (track.media_duration, max(track.media_duration.value, total))]

@@ -68,16 +68,23 @@ class NullSink(Sink):
 
 class VideoSink(Sink):
     """`audio_ends_with_pictures`: the input's sound is cut where the pictures end (a part of a video),
-    as after an interrupted run, rather than written to its own end."""
+    as after an interrupted run, rather than written to its own end. `tags_from`: the file whose container
+    tags (creation time, location, title) the video keeps, by default `audio_from`. A frame's own duration
+    (`frame.extra["duration_seconds"]`, a GIF's or a variable frame rate's) is kept too."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None,
-                 picture: Callable[[Frame], np.ndarray], audio_ends_with_pictures: bool = False) -> None:
-        self.writer = VideoWriter(path, width, height, fps, audio_from)
+                 picture: Callable[[Frame], np.ndarray], audio_ends_with_pictures: bool = False,
+                 tags_from: Path | None = None) -> None:
+        self.writer = VideoWriter(path, width, height, fps, audio_from, tags_from=tags_from)
         self.picture = picture
         self.audio_ends_with_pictures = audio_ends_with_pictures
 
     def write(self, frame: Frame) -> None:
-        self.writer.write(self.picture(frame), frame.pts_seconds)
+        duration = frame.extra.get("duration_seconds")
+        if duration is None:  # a camera's, or a decoder's that gave none: one frame period
+            self.writer.write(self.picture(frame), frame.pts_seconds)
+        else:
+            self.writer.write(self.picture(frame), frame.pts_seconds, duration_seconds=duration)
 
     def close(self, complete: bool = True) -> None:
         self.writer.close(complete and not self.audio_ends_with_pictures)
@@ -361,9 +368,10 @@ def output_kind(target: str) -> str:
 def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: Path | None,
               side_by_side: bool, save_depth: str | None, preview: bool = False,
               controls: LiveControls | None = None, audio_ends_with_pictures: bool = False,
-              photo_metadata: PhotoMetadata | None = None) -> Sink:
+              photo_metadata: PhotoMetadata | None = None, tags_from: Path | None = None) -> Sink:
     """The sink for `-o TARGET` (plus the depth video of --save-depth, and the window of --preview), opened
-    and validated now."""
+    and validated now. `tags_from`: the input video, whose creation time, location and title both videos keep
+    (by default the main output takes them from `audio_from`)."""
     kind = output_kind(target)
     picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
     out_width = width * 3 if side_by_side else width
@@ -374,14 +382,15 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
         if output_kind(save_depth) == "image":  # a photo's depth picture
             sinks.append(ImageSink(Path(save_depth), depth))
         elif output_kind(save_depth) == "video":
-            sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth))
+            sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, tags_from=tags_from))
         else:
             raise UserError(f"--save-depth {save_depth}: give a video file ({', '.join(video_suffixes())}) or, "
                             f"for a photo, an image file")
     if kind == "null":
         sinks.append(NullSink())
     elif kind == "video":
-        sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture, audio_ends_with_pictures))
+        sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture, audio_ends_with_pictures,
+                               tags_from))
     elif kind == "image":
         sinks.append(ImageSink(Path(target), picture, photo_metadata))
     elif kind == "vcam":

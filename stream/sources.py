@@ -417,7 +417,7 @@ class VideoFileSource(Source):
         previous: float | None = None
         try:
             for decoded in itertools.chain(self._head, self._decoded):
-                seconds = decoded.time
+                seconds, own = decoded.time, None
                 if seconds is not None:  # a picture lasts its own duration (a GIF's may be long), else as the last
                     step = seconds - previous if previous is not None and seconds > previous else 1 / self.fps
                     own = decoded.duration * decoded.time_base if decoded.duration and decoded.time_base else None
@@ -441,7 +441,11 @@ class VideoFileSource(Source):
                     image = cv2.flip(image, 1)  # left-right, after the turn
                 if image.shape[:2] != (self.height, self.width):
                     image = self._fit(image, index)
-                yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=decoded.time)
+                if own and self._end is not None:  # a part ends at its end, however long its last picture
+                    own = min(float(own), max(self._end - seconds, 0.0))
+                # the writer holds each picture as long (a GIF's long last picture)
+                extra = {"duration_seconds": float(own)} if own else {}
+                yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=decoded.time, extra=extra)
                 index = self._frames_read = index + 1
         except av.error.FFmpegError as exc:
             raise UserError(f"{self.path} is corrupt or truncated after frame {index} ({exc.strerror or exc}); "

@@ -6,7 +6,12 @@ picture is dropped. (The first picture rather than the earliest audio, because e
 AVI included, and every player start a video at its first picture, and the pictures are the content.)
 Frames are timed by their own presentation times on a fine clock, so a variable frame rate is kept
 (AVI has no timestamps: there frames snap to the nominal rate); frames without a time (a camera)
-are timed by their count.
+are timed by their count. A picture given its own duration lasts as long (a GIF's long last picture; AVI
+excepted), else one nominal frame period.
+
+Tags. The input's container tags are kept where the output's container holds them: its creation time (photo
+apps sort by it), location (Android's, in MP4 as 3GPP's loci; an iPhone's QuickTime keys as mdta keys), title,
+make and model; and the kept audio stream's language.
 
 Audio. Only ONE audio stream is kept: the input's default one, else its first. Its packets are copied
 where the container takes the codec (no quality loss), else decoded and encoded again (AAC; Opus for
@@ -76,18 +81,45 @@ CONTAINER_OPTIONS = {
 }
 MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
 HYBRID_MP4_SINCE = (61, 7)  # libavformat of FFmpeg 7.1, the first with movflags=hybrid_fragmented
+# The input's container tags that are not kept: those the muxer writes itself or that describe the input's own
+# file (its brand, its encoder, its length), and a timecode, which would start a timecode track at the input's
+# first frame whatever part was taken.
+OWN_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "timecode"}
+# Apple's QuickTime keys (an iPhone's place, make, model and local date): MP4 and MOV hold them only as
+# "mdta" keys, which FFmpeg writes with movflags=use_metadata_tags (else it leaves them out).
+APPLE_KEYS = "com.apple.quicktime."
 
 
-def container_options(suffix: str) -> dict[str, str] | None:
+def container_options(suffix: str, tags: dict[str, str] | None = None) -> dict[str, str] | None:
     """The muxer options for a file type. A PyAV built against an FFmpeg older than 7.1 (a system build)
-    writes MP4 and MOV the plain way: playable once closed, not after a crash."""
+    writes MP4 and MOV the plain way: playable once closed, not after a crash. `tags`: the container tags
+    to be written, which may need the mdta keys."""
     import av
 
     options = CONTAINER_OPTIONS.get(suffix)
     if options and "hybrid_fragmented" in options.get("movflags", "") and \
             tuple(av.library_versions["libavformat"][:2]) < HYBRID_MP4_SINCE:
-        return None
+        options = None
+    if suffix in MP4_SUFFIXES and tags and any(key.startswith(APPLE_KEYS) for key in tags):
+        options = dict(options or {})
+        options["movflags"] = "+".join(filter(None, (options.get("movflags"), "use_metadata_tags")))
     return options
+
+
+def kept_tags(source: Path | None) -> dict[str, str]:
+    """The input's container tags that the output keeps: when and where it was recorded (creation_time, a
+    phone's location), its title, the camera's make and model; empty where the input has none or cannot be
+    read. A photo app sorts videos by their creation time, and shows them on a map by their location."""
+    import av
+
+    if source is None:
+        return {}
+    try:
+        with av.open(str(source)) as container:
+            tags = dict(container.metadata)
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return {key: value for key, value in tags.items() if key.lower() not in OWN_TAGS and value}
 
 
 # FFmpeg's default layout for each channel count (av_channel_layout_default).
@@ -233,7 +265,9 @@ class _OutputFile:
 
 class VideoWriter:
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None = None,
-                 crf: int = 18) -> None:
+                 crf: int = 18, tags_from: Path | None = None) -> None:
+        """`audio_from`: the file whose sound is kept; `tags_from`: the file whose container tags (creation time,
+        location, title) are kept, by default `audio_from`."""
         import av
         from av.video.reformatter import VideoReformatter
 
@@ -273,11 +307,17 @@ class VideoWriter:
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
         self._started = False  # the file is open and its header written: an EPERM from then on is FFmpeg's -1
         self._audio: _AudioTrack | None = None
+        # Each picture's own duration in ticks, by its time, for its packet: a GIF's or a variable frame rate's long
+        # last picture is held as long in the output (else one nominal frame period)
+        self._durations: dict[int, int] = {}
+        self._last_ticks = self._frame_ticks  # the duration of the last picture given
         self._file = _OutputFile(path)
+        tags = kept_tags(tags_from or audio_from)
         try:
-            self.container = av.open(self._file, "w", container_options=container_options(suffix))
+            self.container = av.open(self._file, "w", container_options=container_options(suffix, tags))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise UserError(f"cannot write {path}: {_one_line(exc)}") from None
+        self.container.metadata.update(tags)
         try:
             self.stream = self._add_video(VIDEO_CODECS[suffix], crf)
             if audio_from:
@@ -306,7 +346,8 @@ class VideoWriter:
         context.open()  # bad encoder settings fail here rather than at the first frame
         return stream
 
-    def write(self, image_bgr: np.ndarray, pts_seconds: float | None = None) -> None:
+    def write(self, image_bgr: np.ndarray, pts_seconds: float | None = None,
+              duration_seconds: float | None = None) -> None:
         import av
         from av.video.reformatter import Interpolation
 
@@ -344,12 +385,15 @@ class VideoWriter:
             interpolation=Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INP
             | Interpolation.BITEXACT)
         frame.pts, frame.time_base = pts, self.time_base
+        ticks = max(1, round(duration_seconds / self.time_base)) if duration_seconds and duration_seconds > 0 else None
+        if ticks is not None:
+            self._durations[pts] = ticks
         try:
             self.container.start_encoding()  # the file opened now (once): an EPERM from here on is FFmpeg's -1
             self._started = True
             for packet in self.stream.encode(frame):
                 self._mux(packet, picture=True)
-            self._last_pts = pts
+            self._last_pts, self._last_ticks = pts, ticks or self._frame_ticks
             self.frames_written += 1
             if self._audio:
                 self._audio.write_until(self.seconds_written)
@@ -363,6 +407,11 @@ class VideoWriter:
     def _mux(self, packet: Any, picture: bool = False) -> None:
         """Mux a packet, counting the pictures on the disk; the first one puts the file under its name."""
         size = self._file.size
+        if picture and packet.pts is not None and packet.pts in self._durations:
+            packet.duration = self._durations.pop(packet.pts)
+        if picture and len(self._durations) > 64 and packet.dts is not None:  # an encoder that moved a pts
+            # a packet's pts is at least its dts, and dts grow: every picture shown before this dts is muxed
+            self._durations = {pts: ticks for pts, ticks in self._durations.items() if pts >= packet.dts}
         self.container.mux(packet)
         if self._file.size > size:
             self.pictures_on_disk = self._handed
@@ -375,10 +424,11 @@ class VideoWriter:
 
     @property
     def seconds_written(self) -> float:
-        """Where the pictures written so far end (the last one shown for one nominal frame period)."""
+        """Where the pictures written so far end (the last one shown for its own duration, else one nominal frame
+        period)."""
         if not self.frames_written:
             return 0.0
-        return float((self._last_pts + self._frame_ticks) * self.time_base)
+        return float((self._last_pts + self._last_ticks) * self.time_base)
 
     def close(self, complete: bool = True) -> None:
         """Flush and finalise. `complete=False` (interrupted) ends the audio where the pictures end.
@@ -388,8 +438,7 @@ class VideoWriter:
             # After a failed write (a full disk) nothing more is muxed: where the header itself could not be
             # written, PyAV would write it again, and FFmpeg's MP4 muxer crashes on that (SIGSEGV)
             if not self._failed:
-                for packet in self.stream.encode(None):
-                    self._mux(packet, picture=True)
+                self._flush_video()
                 if self._audio and self.frames_written:
                     self._audio.finish(None if complete else self.seconds_written)
         except BaseException as exc:
@@ -422,6 +471,19 @@ class VideoWriter:
                         f"pictures came closer together than AVI's fixed {float(self.rate):.3g} fps and were left out "
                         f"to keep the pictures in step with the sound; .mp4 or .mkv keep every picture")
 
+    def _flush_video(self) -> None:
+        """Mux what the encoder still holds. MP4 and MOV time each picture but the last one stored by the next
+        one's decoding time, and with B-frames the last picture shown is stored before others: a long last picture
+        (a GIF's) would last one frame period. The last packet stored then lasts to where that picture ends.
+        (Only then: the track's media would be longer than its pictures, and its average rate read lower.)"""
+        packets = list(self.stream.encode(None))
+        end = self._last_pts + self._last_ticks
+        longer = self._last_ticks > self._frame_ticks and self.path.suffix.lower() in MP4_SUFFIXES
+        for index, packet in enumerate(packets):
+            if longer and index == len(packets) - 1 and packet.pts is not None:
+                packet.duration = max(self._durations.pop(packet.pts, packet.duration or 0), end - packet.pts)
+            self._mux(packet, picture=True)
+
     def _refusal(self, exc: BaseException) -> UserError | None:
         """FFmpeg's muxers fail with a bare -1, which is EPERM: once the file is open and its header written,
         "Operation not permitted" is a muxer refusing a packet, not a permission problem, and is said so."""
@@ -449,6 +511,12 @@ class _AudioTrack:
             streams = list(self.input.streams.audio)
             default = [s for s in streams if s.disposition & av.stream.Disposition.default]
             self.in_stream = (default or streams)[0]
+            if len(streams) > 1:  # the others are left out: said, as a player would offer them
+                language = self.in_stream.metadata.get("language", "und")
+                log.warning(f"{Path(source).name} has {len(streams)} audio streams; the output keeps one: "
+                            f"number {streams.index(self.in_stream) + 1}"
+                            f"{f' ({language})' if language != 'und' else ''}, "
+                            f"{'the default one' if default else 'the first'}")
             # The codec, not the decoder: FFmpeg decodes mp3 with "mp3float".
             self.codec = codec = self.in_stream.codec_context.codec.canonical_name
             self.copy = codec in AUDIO_COPYABLE.get(suffix, set()) and not (
@@ -469,6 +537,9 @@ class _AudioTrack:
                 self.resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=self.out_rate)
                 self.fifo = av.AudioFifo()
                 log.info("transcoding %s audio to %s at %d Hz for %s", codec, target, self.out_rate, suffix)
+            # the track's language (a player picks the track, and names it, by it) and name
+            self.out_stream.metadata.update({key: value for key, value in self.in_stream.metadata.items()
+                                             if key in ("language", "title") and value and value != "und"})
             self.packets = self.input.demux(self.in_stream)
         except BaseException:
             self.input.close()

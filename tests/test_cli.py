@@ -646,10 +646,10 @@ def test_a_full_disk_is_named_in_one_line(shared_models, monkeypatch, tmp_path, 
 
     write = video_writer.VideoWriter.write
 
-    def fills_up(self, picture, pts_seconds=None):
+    def fills_up(self, picture, pts_seconds=None, duration_seconds=None):
         if self.frames_written == 3:
             raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
-        write(self, picture, pts_seconds)
+        write(self, picture, pts_seconds, duration_seconds)
 
     monkeypatch.setattr(video_writer.VideoWriter, "write", fills_up)
     video = make_video(tmp_path / "in.mp4", frames=8)
