@@ -220,6 +220,9 @@ class PacedSource(Source):
         self.inner.close()
 
 
+ANIMATION_FORMATS = ("gif", "apng")  # FFmpeg's demuxers of animations: each picture has its own duration
+
+
 class VideoFileSource(Source):
     """Decodes with PyAV (FFmpeg), frame-threaded; keeps presentation times for the writer."""
 
@@ -235,6 +238,10 @@ class VideoFileSource(Source):
         self.stream = _video_stream(self.container, path)
         self.stream.thread_type = "AUTO"
         rate = self.stream.average_rate or self.stream.guessed_rate
+        if self.container.format.name in ANIMATION_FORMATS and self.stream.guessed_rate:
+            # an animation holds some pictures longer on purpose (a 2 s last one): its average rate (3.45 fps for
+            # nine 0.1 s pictures and a 2 s one) is no frame rate, and AVI's fixed rate made of it dropped pictures
+            rate = self.stream.guessed_rate
         self.fps = float(rate) if rate else 30.0
         self.rate = rate
         self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height

@@ -335,3 +335,18 @@ def test_a_matroska_duration_tag_of_nan_is_not_taken_for_the_length(tmp_path):
         assert source.frame_count in (None, 12) and sum(1 for _ in source.frames()) == 12
     finally:
         source.close()
+
+
+def test_an_animation_s_frame_rate_is_its_pictures_not_its_average(tmp_path):
+    """A GIF of nine 0.1 s pictures and a 2 s last one averages 3.45 fps; taken for its frame rate, AVI's fixed
+    rate left out 6 of its 10 pictures. Its rate is that of its pictures, 10 fps."""
+    from PIL import Image
+
+    pictures = [Image.fromarray(np.full((32, 48, 3), 25 * i, np.uint8)) for i in range(10)]
+    pictures[0].save(tmp_path / "hold.gif", save_all=True, append_images=pictures[1:],
+                     duration=[100] * 9 + [2000], loop=0)
+    source = open_source(str(tmp_path / "hold.gif"))
+    source.close()
+    assert source.fps == pytest.approx(10)
+    _copy(tmp_path / "hold.gif", tmp_path / "out.avi")
+    assert probe(tmp_path / "out.avi")["frames"] == 10
