@@ -119,13 +119,14 @@ def _presentation_end(track: _Track) -> tuple[int, int, int]:
 def _muxer_fault(track: _Track, movie_scale: int, needed: int, longest: int) -> bool:
     """Whether the edit stops short of the pictures the way the muxer cuts it: a picture or two short, or, after a
     pause before the last picture (a variable frame rate), where the pictures before the pause end, the media's own
-    duration as short as the edit. An edit shorter than its own media is a cut made on purpose, left alone."""
-    edit = track.edit.value
+    duration at most two pictures longer than the edit (FFmpeg 7.1: as long; FFmpeg 8: one picture longer). An
+    edit far shorter than its own media is a cut made on purpose, left alone."""
+    edit, two_pictures = track.edit.value, math.ceil(2 * longest * movie_scale / track.media_scale)
     if needed <= edit:
         return False
-    if needed <= edit + math.ceil(2 * longest * movie_scale / track.media_scale):
+    if needed <= edit + two_pictures:
         return True
-    return (edit + 1) * track.media_scale >= track.media_duration.value * movie_scale
+    return (edit + two_pictures) * track.media_scale >= track.media_duration.value * movie_scale
 
 
 def _find_moov(file) -> tuple[int, int] | None:

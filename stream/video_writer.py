@@ -119,7 +119,13 @@ def kept_tags(source: Path | None) -> dict[str, str]:
             tags = dict(container.metadata)
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
         return {}
-    return {key: value for key, value in tags.items() if key.lower() not in OWN_TAGS and value}
+    return {key: _one_value(value) for key, value in tags.items() if key.lower() not in OWN_TAGS and value}
+
+
+def _one_value(value: str) -> str:
+    """FFmpeg 8 joins a tag stored twice with ';' (a MOV's creation time, in its movie header and as an mdta key):
+    written back as it reads, the creation time was no time any more, and was dropped. The first one is kept."""
+    return value.split(";")[0] if ";" in value and len(set(value.split(";"))) == 1 else value
 
 
 # FFmpeg's default layout for each channel count (av_channel_layout_default).
