@@ -8,6 +8,7 @@ stutter. A face box a few frames old is still on the face.
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import cv2
@@ -16,6 +17,7 @@ import numpy as np
 from stream.workers import worker_thread
 
 Box = tuple[int, int, int, int]
+Tag = Hashable  # the caller's label of a frame: stream.focus gives its frame count and time
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class FaceFinder:
 
 @dataclass(frozen=True)
 class Detection:
-    tag: int  # the caller's label of the frame it was asked about (its frame count)
+    tag: Tag  # the caller's label of the frame it was asked about
     face: Box | None
 
 
@@ -74,7 +76,7 @@ class BackgroundFaceFinder:
 
     def __init__(self, finder: FaceFinder) -> None:
         self.finder = finder
-        self._job: tuple[PreparedImage, int] | None = None
+        self._job: tuple[PreparedImage, Tag] | None = None
         self._done: list[Detection] = []
         self._error: BaseException | None = None
         self._closed = False
@@ -83,7 +85,7 @@ class BackgroundFaceFinder:
         self._thread = worker_thread("face-finder", self._run)
         self._thread.start()
 
-    def submit(self, image_bgr: np.ndarray, tag: int) -> None:
+    def submit(self, image_bgr: np.ndarray, tag: Tag) -> None:
         prepared = self.finder.prepare(image_bgr)  # a copy: the frame itself may change hands meanwhile
         with self._wake:
             self._job = (prepared, tag)

@@ -254,7 +254,7 @@ class RenderStage:
             assert frame.refined is not None, "render needs the refine stage before it"
             # On the GPU path `refined` is a CuPy array: NumPy's medians and quantiles in the focus
             # dispatch to CuPy (NEP 18) and only the focus value comes back.
-            frame.focus = self.focus.update(frame.image, frame.refined)
+            frame.focus = self.focus.update(frame.image, frame.refined, frame.pts_seconds)
             blur = self.blur_px(frame.height)
             gpu_image = frame.extra.pop("gpu_image", None)  # the frame, uploaded by the refine stage
             if blur <= 0:

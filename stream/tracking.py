@@ -69,7 +69,13 @@ class PointTracker:
         return grey
 
     def _step(self, previous: np.ndarray, current: np.ndarray) -> None:
-        start = (np.array(self.point, np.float32) * self._scale + _PATCH).reshape(-1, 1, 2)
+        height, width = current.shape
+        centre = np.array(self.point, np.float32) * self._scale
+        # A point at the frame's edge (--focus-point 639,479) has its patch, and the flow's windows around
+        # it, moved inside the frame whole: half outside, it was never followed; the point moves as they do.
+        margin = PATCH_STEP + WINDOW[0] // 2
+        far_side = np.maximum([width - 1 - margin, height - 1 - margin], margin)
+        start = (np.clip(centre, margin, far_side).astype(np.float32) + _PATCH).reshape(-1, 1, 2)
         guess = start + self._motion
         ahead, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, guess, winSize=WINDOW, maxLevel=LEVELS,
                                                    criteria=CRITERIA, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
@@ -80,8 +86,7 @@ class PointTracker:
         good = (found[:, 0] == 1) & (found_back[:, 0] == 1) & (round_trip <= MAX_ROUND_TRIP_PX)
         if 2 * good.sum() > len(good):
             motion = np.median((ahead - start)[good, 0], axis=0)
-            height, width = current.shape
-            x, y = np.array(self.point, np.float32) * self._scale + motion
+            x, y = centre + motion
             if 0 <= x < width and 0 <= y < height:
                 self.point = (float(x) / self._scale, float(y) / self._scale)
                 self._motion = motion.astype(np.float32)

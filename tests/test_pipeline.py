@@ -379,3 +379,18 @@ def test_each_refine_mode_takes_its_own_radius_and_sigma(rng):
     np.testing.assert_array_equal(refined("live"), live)
     np.testing.assert_array_equal(refined("full"), full)
     assert not np.allclose(live, full, atol=1e-3)
+
+
+def test_the_render_stage_gives_focus_each_frame_s_time(shared_models, monkeypatch):
+    """Focus smoothing and holds are set in seconds (1/30 s steps); the render stage must hand the controller
+    the frames' times, else a 60 fps run glides twice as fast as a 30 fps one."""
+    from stream.focus import FocusController
+
+    seen = []
+    update = FocusController.update
+    monkeypatch.setattr(FocusController, "update",
+                        lambda self, image, disparity, seconds=None: seen.append(seconds) or
+                        update(self, image, disparity, seconds))
+    built = build(_config(), "synthetic:portrait?size=160x120&frames=4&fps=60", None, sink=CollectingSink())
+    assert built.pipeline.run().completed
+    assert seen == pytest.approx([0, 1 / 60, 2 / 60, 3 / 60])
