@@ -22,6 +22,11 @@ class DisparityNormaliser:
         self.low: float | None = None
         self.high: float | None = None
 
+    def reset(self) -> None:
+        """Forget the range: the next frame's own is taken whole (a cut to a new shot, whose depths have nothing
+        to do with the last one's, would otherwise glide in over ~15 frames)."""
+        self.low = self.high = None
+
     def update(self, disparity) -> tuple[float, float]:
         # NumPy's functions dispatch to CuPy for device arrays (NEP 18), so this runs where the map is.
         low, high = (float(v) for v in np.percentile(disparity, (self.low_percentile, self.high_percentile)))

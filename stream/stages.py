@@ -20,7 +20,7 @@ from models.postprocess import DisparityNormaliser
 from models.runtime import DepthEstimator
 from stream.config import RefineConfig, RenderConfig
 from stream.errors import StopAfter
-from stream.focus import FocusController
+from stream.focus import FocusController, SceneCuts
 from stream.frame import Frame, now_ns
 from stream.queues import LatestFrameQueue, Stopped
 from stream.workers import worker_thread
@@ -50,6 +50,7 @@ class DepthStage:
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.on_device = on_device  # leave the depth on the GPU when the next stages run there
+        self._cuts = SceneCuts()
 
     def process(self, batch: list[Frame]) -> list[Frame]:
         depths = self.estimator.predict([f.image for f in batch], on_device=self.on_device)
@@ -58,6 +59,8 @@ class DepthStage:
                 disparity = self.estimator.to_disparity(depth)
             except ModelError as exc:  # NaN or inf from this frame: the frames before it are good, and written
                 raise StopAfter(batch[:done], exc) from None
+            if self._cuts.is_cut(frame.image):  # a new shot's depth range is its own, not glided into
+                self.normaliser.reset()
             frame.disparity = self.normaliser(disparity)
             frame.depth_index = frame.index
             frame.extra["batch_size"] = len(batch)
@@ -93,6 +96,7 @@ class AsyncDepthStage:
         self._reported: int | None = None
         self._ready = threading.Condition()
         self._error: BaseException | None = None
+        self._cuts = SceneCuts()  # used on the worker thread only
         self._worker = worker_thread("depth-async", self._run)
         self._worker.start()
 
@@ -113,6 +117,8 @@ class AsyncDepthStage:
                 frame = self.pending.get()
                 started = now_ns()
                 depth = self.estimator.predict([frame.image])[0]
+                if self._cuts.is_cut(frame.image):  # the newest frames it works on: a shot apart, a new range
+                    self.normaliser.reset()
                 disparity = self.normaliser(self.estimator.to_disparity(depth))
                 with self._ready:
                     self._latest = (disparity, frame.index, now_ns() - started)

@@ -394,3 +394,31 @@ def test_the_render_stage_gives_focus_each_frame_s_time(shared_models, monkeypat
     built = build(_config(), "synthetic:portrait?size=160x120&frames=4&fps=60", None, sink=CollectingSink())
     assert built.pipeline.run().completed
     assert seen == pytest.approx([0, 1 / 60, 2 / 60, 3 / 60])
+
+
+def test_a_cut_to_a_new_shot_takes_its_own_depth_range_at_once():
+    """The depth range is smoothed over frames (no flicker within a shot); across a cut it glided from the last
+    shot's range over ~15 frames, so the new shot's first half second had the wrong depth scale."""
+    from models.postprocess import DisparityNormaliser
+    from stream.stages import DepthStage
+    from test_focus_cuts import _photo, _shot
+
+    class Estimator:  # the network's depth, a ramp across each frame: in 0..1 in shot A, in 10..20 in shot B
+        span = (0.0, 1.0)
+
+        def predict(self, images, on_device=False):
+            return [np.tile(np.linspace(*self.span, image.shape[1], dtype=np.float32), (image.shape[0], 1))
+                    for image in images]
+
+        def to_disparity(self, depth):
+            return depth
+
+    shot_a, shot_b = list(_shot(_photo("astronaut"), 4)), list(_shot(_photo("coffee"), 4))
+    estimator = Estimator()
+    stage = DepthStage(estimator, DisparityNormaliser(), max_batch=1)
+    frames = [Frame(index=i, capture_ns=0, image=image) for i, image in enumerate(shot_a + shot_b)]
+    for frame in frames:
+        estimator.span = (0.0, 1.0) if frame.index < len(shot_a) else (10.0, 20.0)
+        stage.process([frame])
+    for frame in frames:  # every frame's ramp spans the whole range, within its shot and after the cut alike
+        assert frame.disparity[:, 0].max() < 0.05 and frame.disparity[:, -1].min() > 0.95, frame.index
