@@ -241,10 +241,11 @@ class WindowSink(Sink):
             number += 1
             path = Path(f"{stem}_{number}.png")
         try:
-            saved = write_image(path, compose(frame, False))
-        except OSError:
-            saved = False
-        self.notify(f"saved {path.resolve()}" if saved else f"could not save {path.resolve()} (is the folder writable?)")
+            saved, reason = write_image(path, compose(frame, False)), "the encoder refused it"
+        except OSError as exc:  # a read-only folder, a full disk: say which, not a guess
+            saved, reason = False, exc.strerror or str(exc)
+        self.notify(f"saved {path.resolve()}" if saved else
+                    f"could not save {path.resolve()}: {reason} (p saves into the current folder)")
 
     def _with_info(self, picture: np.ndarray, frame: Frame, shown_at: int) -> np.ndarray:
         """A copy with the rate shown, the frame's latency from capture to display and its focus written in
@@ -254,14 +255,32 @@ class WindowSink(Sink):
         parts = [f"{rate:.1f} fps", f"{(shown_at - frame.capture_ns) / 1e6:.0f} ms capture to display"]
         if frame.focus is not None:
             parts.append(f"focus {frame.focus:.2f}")
-        text = " | ".join(parts)
         out = picture.copy()
-        scale = max(0.4, picture.shape[0] / 1000)
+        scale, lines = self._info_layout(parts, *picture.shape[1::-1])
         thickness = max(1, round(2 * scale))
-        origin = (round(8 * scale / 0.5), round(24 * scale / 0.5))
-        cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
-        cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        for row, text in enumerate(lines):
+            origin = (round(16 * scale), round(48 * scale) + row * round(40 * scale))
+            cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+            cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
         return out
+
+    @staticmethod
+    def _info_layout(parts: list[str], width: int, height: int) -> tuple[float, list[str]]:
+        """The text's scale (with the picture's height) and its lines: one where it fits the width, else a line
+        a part where the picture is tall enough (a 320x240 camera, a phone's upright video), made smaller only
+        where a line is still too wide. It ran off the right edge there."""
+        scale = max(0.4, height / 1000)
+        room = width - 2 * round(16 * scale)
+
+        def widest(lines: list[str]) -> int:
+            thickness = max(1, round(2 * scale)) + 2
+            return max(cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for text in lines)
+
+        lines = [" | ".join(parts)]
+        if widest(lines) > room and round(56 * scale) + (len(parts) - 1) * round(40 * scale) <= height:
+            lines = parts
+        too_wide = widest(lines)
+        return (scale * room / too_wide if too_wide > room else scale), lines
 
     @property
     def wants_stop(self) -> bool:
