@@ -217,9 +217,9 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         if sink is None and plays_in_real_time(output, source):
             source = PacedSource(source)
         check_outputs(config, input_spec, output if sink is None else "null", source, preview)
-        point, full_height = config.render.focus_point, source.height
+        point, full_height, shown_scale = config.render.focus_point, source.height, 1.0
         if isinstance(source, ImageSource) and (output_kind(output) == "window" or preview):
-            scale = source.keep_showing()  # a photo in a window: refocused with clicks and keys until q
+            scale = shown_scale = source.keep_showing()  # a photo in a window: refocused until q
             if point is not None:  # given in the photo's pixels
                 point = (min(round(point[0] * scale), source.width - 1),
                          min(round(point[1] * scale), source.height - 1))
@@ -241,7 +241,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              audio_ends_with_pictures=getattr(source, "audio_ends_with_pictures", False),
                              photo_metadata=getattr(source, "metadata", None),
                              tags_from=getattr(source, "path", None),  # creation time, location, title
-                             controls=LiveControls(focus, config.render, full_height))  # its blur limit
+                             controls=LiveControls(focus, config.render, full_height,  # its blur limit
+                                                   shown_scale=shown_scale))
     except BaseException:
         for stage in stages:  # the async network's worker thread ends with its stage
             stage.close()

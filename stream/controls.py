@@ -24,10 +24,13 @@ class LiveControls:
     render: RenderConfig
     frame_height: int
     notify: Callable[[str], None] = field(default=notify)  # the window shows no numbers: each change says what it set
+    shown_scale: float = 1.0  # the window's pictures against the input's (a large photo is shown at most 1280 wide)
 
     def click(self, x: int, y: int) -> None:
         self.focus.set_point(x, y)
-        self.notify(f"focus on the point {x},{y} (a: back to auto focus)")
+        # said in the input's pixels, as --focus-point and render.focus_point take them: the line can be reused
+        own_x, own_y = int((x + 0.5) / self.shown_scale), int((y + 0.5) / self.shown_scale)
+        self.notify(f"focus on the point {own_x},{own_y} (a: back to auto focus)")
 
     def key(self, code: int) -> None:
         """An ASCII key code; letters in either case (Caps Lock on)."""

@@ -81,3 +81,18 @@ def test_the_keys_stop_at_the_blur_a_configuration_may_give():
         controls.key(ord("+"))
     assert render.blur == 256.0  # --blur refuses more; the renderer alone would take 512
     assert messages[-1].endswith(": the most")
+
+
+def test_a_click_on_a_photo_shown_smaller_is_said_in_the_photo_s_own_pixels():
+    """A 4000 px photo is refocused on a copy 1280 wide: the line said the copy's pixels, which --focus-point
+    (the photo's own) would take for another place."""
+    render = load_config("default").render
+    said = []
+    scale = 1280 / 4000
+    controls = LiveControls(FocusController("auto"), render, 3000, notify=said.append, shown_scale=scale)
+    for x, y in [(640, 480), (0, 0), (1279, 959), (333, 77)]:
+        controls.click(x, y)
+        own_x, own_y = (int(v) for v in said[-1].split("point ")[1].split(" ")[0].split(","))
+        assert 0 <= own_x < 4000 and 0 <= own_y < 3000
+        assert (round(own_x * scale), round(own_y * scale)) == (x, y)  # as the run maps --focus-point back
+    assert controls.focus._point == (333, 77)  # the focus itself works on the copy it is shown
