@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
 CPU = "CPUExecutionProvider"
-# ONNX Runtime's names of the output types a depth map may have (a user's own model may give float16).
+# ONNX Runtime's names of the float types an image input or a depth map may have (a user's own model may be a
+# float16 export: its input is float16 too, which ONNX Runtime refuses to be fed float32).
 ORT_TENSOR_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
 
 
@@ -51,6 +53,8 @@ class InputLayout:
     height: int
     static_batch: bool  # the graph's batch dimension is fixed at 1
     symbolic_size: bool = False  # the graph's height or width is symbolic: the size came from --model-size
+    dtype: np.dtype = np.dtype(np.float32)  # what the graph takes: float32, or float16 for a half-precision export
+    open_channels: bool = False  # the graph leaves its channel count symbolic: 3 is checked by a trial run
 
 
 def _input_layout(session, spec: ModelSpec) -> InputLayout:
@@ -59,9 +63,9 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
         raise ModelError(f"model {spec.filename} takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
                          f"a depth model takes one image")
     meta = inputs[0]
-    if meta.type != "tensor(float)":
-        raise ModelError(f"model {spec.filename} takes a {meta.type} input; depthcam feeds float32 images "
-                         f"(export the model with a float32 input)")
+    if meta.type not in ORT_TENSOR_DTYPES:
+        raise ModelError(f"model {spec.filename} takes a {meta.type} input; depthcam feeds float32 or float16 images "
+                         f"(export the model with a float input)")
     shape = list(meta.shape)
     if len(shape) != 4:
         raise ModelError(f"model {spec.filename} takes a {len(shape)}-D input {shape}; depthcam needs an image "
@@ -81,15 +85,23 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
     if not isinstance(width, int) or not isinstance(height, int):
         raise ModelError(f"model {spec.filename} has a dynamic input size {shape}; give the size to run it at with "
                          f"--model-size WxH (e.g. 518x518 for Depth Anything, 384x384 for DPT/MiDaS)")
-    return InputLayout(meta.name, layout, width, height, static_batch=shape[0] == 1, symbolic_size=symbolic)
+    channels = shape[1] if layout == "NCHW" else shape[3]
+    return InputLayout(meta.name, layout, width, height, static_batch=shape[0] == 1, symbolic_size=symbolic,
+                       dtype=ORT_TENSOR_DTYPES[meta.type], open_channels=not isinstance(channels, int))
 
 
 def _image_axes(shape: list) -> tuple[str, Any, Any] | None:
-    """(layout, height, width) of a 4-D image input's shape, None without a 3-channel axis; a symbolic
-    height or width stays as ONNX Runtime gives it (a name or None)."""
+    """(layout, height, width) of a 4-D image input's shape, None without an axis that may hold 3 channels; a
+    symbolic height or width stays as ONNX Runtime gives it (a name or None). A symbolic channel axis is
+    taken for one: Hugging Face optimum exports every axis of `pixel_values` dynamic, channels included
+    (batch_size x num_channels x height x width); the frames' 3 channels are then checked by the first run."""
     if shape[1] == 3:
         return "NCHW", shape[2], shape[3]
     if shape[3] == 3:
+        return "NHWC", shape[1], shape[2]
+    if not isinstance(shape[1], int):  # PyTorch's layout, the exports' usual one, where both ends are open
+        return "NCHW", shape[2], shape[3]
+    if not isinstance(shape[3], int):
         return "NHWC", shape[1], shape[2]
     return None
 
@@ -123,17 +135,47 @@ def input_lut(spec: ModelSpec) -> np.ndarray:
     return ((values - mean) / std).astype(np.float32).reshape(256, 1, 3)
 
 
-def _check_depth_output(session, spec: ModelSpec) -> str:
-    """The output's name, once its shape is that of one depth map per frame: N x 1 x H x W,
-    N x H x W x 1 or N x H x W (a segmentation model's N x H x W x 2 logits are not depth)."""
-    meta = session.get_outputs()[0]
+# Output names that say depth (predicted_depth, depth, disparity), and those of what depth models give beside it
+# (confidence, uncertainty, normals, a focal length): with several outputs, the depth map is told by its name.
+DEPTH_NAME = re.compile(r"depth|disp", re.IGNORECASE)
+NOT_DEPTH_NAME = re.compile(r"conf|uncert|var|sigma|std|normal|mask|valid|focal|intrinsic", re.IGNORECASE)
+
+
+def _is_one_map(meta) -> bool:
+    """The output's declared shape may be one depth map per frame: N x 1 x H x W, N x H x W x 1 or N x H x W
+    (a segmentation model's N x H x W x 2 logits are not); symbolic dimensions are checked on the frames."""
     shape = list(meta.shape)
-    fixed = [isinstance(v, int) for v in shape]  # symbolic dimensions are checked on the first frame instead
+    fixed = [isinstance(v, int) for v in shape]
     one_map = len(shape) == 3 or (len(shape) == 4 and (1 in (shape[1], shape[3]) or not (fixed[1] and fixed[3])))
-    if not one_map or meta.type not in ORT_TENSOR_DTYPES:
-        raise ModelError(f"model {spec.filename} gives a {meta.type} output {shape}; depthcam needs one depth map "
-                         f"per frame, float N x 1 x H x W, N x H x W x 1 or N x H x W (is this a depth model?)")
-    return meta.name
+    return one_map and meta.type in ORT_TENSOR_DTYPES
+
+
+def _depth_output(session, spec: ModelSpec) -> str:
+    """The name of the output that holds the depth: the only output; of several (depth and its confidence, a
+    focal length), the one map whose name says depth, else the only map whose name says nothing else."""
+    outputs = session.get_outputs()
+    if len(outputs) == 1:
+        _check_depth_output(outputs[0], spec)
+        return outputs[0].name
+    maps = [meta for meta in outputs if _is_one_map(meta) and not NOT_DEPTH_NAME.search(meta.name)]
+    named = [meta for meta in maps if DEPTH_NAME.search(meta.name)]
+    chosen = named if len(named) == 1 else maps
+    if len(chosen) != 1:
+        listed = ", ".join(f"{meta.name} {list(meta.shape)}" for meta in outputs)
+        raise ModelError(f"model {spec.filename} has {len(outputs)} outputs ({listed}) and depthcam cannot tell which "
+                         f"is the depth map; export it with the depth map as its only output, or named 'depth'")
+    others = ", ".join(meta.name for meta in outputs if meta is not chosen[0])
+    notify(f"model {spec.filename} has {len(outputs)} outputs: depthcam reads {chosen[0].name} as the depth map "
+           f"(not {others})")
+    return chosen[0].name
+
+
+def _check_depth_output(meta, spec: ModelSpec) -> None:
+    """A single output must be one depth map per frame."""
+    if not _is_one_map(meta):
+        raise ModelError(f"model {spec.filename} gives a {meta.type} output {list(meta.shape)}; depthcam needs one "
+                         f"depth map per frame, float N x 1 x H x W, N x H x W x 1 or N x H x W "
+                         f"(is this a depth model?)")
 
 
 class DepthEstimator:
@@ -156,6 +198,10 @@ class DepthEstimator:
             self.session = ort.InferenceSession(str(path), options, providers=asked)
         except Exception as exc:  # onnxruntime raises its own exception types per failure
             cached = cached_file_of(path)  # a user's file of the same name is not the registry's to fetch
+            missing = _missing_external_data(path)
+            if missing:
+                raise ModelError(f"model file {path} keeps its weights in {', '.join(missing)}, not found beside it "
+                                 f"in {path.parent}; keep the weight file in the same folder as the .onnx") from None
             fix = (f"fetch it again with 'depthcam models fetch {cached.name}'" if cached is not None
                    else "check that the file is a complete ONNX model")
             raise ModelError(f"model file {path} could not be loaded as ONNX ({_first_line(exc)}); {fix}") from None
@@ -169,20 +215,24 @@ class DepthEstimator:
         self._lut = input_lut(spec)
         if self.input.static_batch and (self.on_gpu if real_batch is None else real_batch):
             self._load_with_real_batch(ort, path, options)
-        self.output_name = _check_depth_output(self.session, spec)
-        if self.input.symbolic_size:
+        self.output_name = _depth_output(self.session, spec)
+        if self.input.symbolic_size or self.input.open_channels:
             self._try_size(ort)
 
     def _try_size(self, ort) -> None:
-        """A model of dynamic input size does not take every size (patch sizes, strides): one frame at the
-        chosen size now, before any stage starts, turns a refusal into one clear line."""
+        """A model of dynamic input size does not take every size (patch sizes, strides), nor one whose channel
+        count is left open every count: one frame at the chosen size now, before any stage starts, turns a
+        refusal into one clear line."""
         width, height = self.input.width, self.input.height
         shape = (1, 3, height, width) if self.input.layout == "NCHW" else (1, height, width, 3)
         quiet = ort.RunOptions()
         quiet.log_severity_level = 4  # the refusal is reported below, not as ONNX Runtime's own log line
         try:
-            self.session.run([self.output_name], {self.input.name: np.zeros(shape, np.float32)}, quiet)
+            self.session.run([self.output_name], {self.input.name: np.zeros(shape, self.input.dtype)}, quiet)
         except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception types)
+            if not self.input.symbolic_size:  # only the channel count was open: the size is the graph's own
+                raise ModelError(f"model {self.spec.filename} cannot run on a 3-channel (RGB) {width}x{height} "
+                                 f"image ({_first_line(exc)}); depthcam needs an RGB image input") from None
             raise ModelError(f"model {self.spec.filename} cannot run at {width}x{height} ({_first_line(exc)}); "
                              f"give a --model-size it takes (Depth Anything: multiples of 14 such as 518x518; "
                              f"DPT and MiDaS: multiples of 32 such as 384x384)") from None
@@ -216,6 +266,7 @@ class DepthEstimator:
         shrinking = image_bgr.shape[1] > size[0] or image_bgr.shape[0] > size[1]
         resized = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         rgb = cv2.LUT(cv2.cvtColor(resized, cv2.COLOR_BGR2RGB), self._lut)  # uint8 → the network's float32
+        rgb = rgb.astype(self.input.dtype, copy=False)  # a float16 export takes float16 (a no-op for float32)
         return rgb.transpose(2, 0, 1) if self.input.layout == "NCHW" else rgb
 
     def predict(self, images_bgr: list[np.ndarray], on_device: bool = False) -> list:
@@ -353,6 +404,20 @@ class OutputWatch:
         if high <= 0:
             return f"no positive depth (largest {high:.3g})"
         return None
+
+
+def _missing_external_data(path: Path) -> list[str]:
+    """The weight files (external data: `model.onnx.data`, written for models over 2 GB) that `path` names and
+    that are not where ONNX Runtime looks for them, beside it; [] where the file is not ONNX or names none."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 (not ONNX at all: the caller's own message says so)
+        return []
+    locations = {ExternalDataInfo(tensor).location for tensor in model.graph.initializer if uses_external_data(tensor)}
+    return sorted(name for name in locations if not (path.parent / name).is_file())
 
 
 def _first_line(exc: Exception) -> str:

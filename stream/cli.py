@@ -396,7 +396,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(fetch(args.name, progress=True, repair=True))
         elif args.models_command == "info" and args.name not in REGISTRY and (
                 args.name.lower().endswith(".onnx") or Path(args.name).exists()):
-            _describe_model_file(args.name)
+            _describe_model_file(args.name, args.model_size)
         elif args.models_command == "info":
             spec = get_spec(args.name)
             print(f"name:        {spec.name}\ndescription: {spec.description}\nsource:      {spec.source}")
@@ -428,26 +428,30 @@ def _free_size(size: tuple[int | None, int | None]) -> str:
     return f"width {width}, any height" if width is not None else f"any width, height {height}"
 
 
-def _describe_model_file(path: str) -> None:
-    """`models info my_model.onnx`: what depthcam makes of a user's model, checked by loading it."""
+def _describe_model_file(path: str, model_size: str | None = None) -> None:
+    """`models info my_model.onnx`: what depthcam makes of a user's model, checked by loading it (a model of
+    dynamic input size at `model_size`, else at a trial size for its free axes)."""
     import dataclasses
 
     from models.registry import INPUT_NORMS, resolve_model
     from models.runtime import DepthEstimator, input_spatial_size
+    from stream.config import parse_model_size
 
     spec, model_path = resolve_model(path, progress=False)
     size = input_spatial_size(model_path) if spec.input_size == (0, 0) else None
     dynamic = size is not None and None in size
     if dynamic:  # checked at a trial size for the free axes; a run needs --model-size
-        trial = tuple(DYNAMIC_TRIAL_SIZE if side is None else side for side in size)
+        trial = parse_model_size(model_size) if model_size else \
+            tuple(DYNAMIC_TRIAL_SIZE if side is None else side for side in size)
         spec = dataclasses.replace(spec, input_size=trial)
     estimator = DepthEstimator(spec, model_path, "cpu")
     layout = estimator.input
-    output = estimator.session.get_outputs()[0]
+    # of several outputs, the one read as depth (a confidence map may come first)
+    output = next(meta for meta in estimator.session.get_outputs() if meta.name == estimator.output_name)
     batch = "batch 1 (frames run one by one; on a GPU the batch is made dynamic where the graph allows)" \
         if layout.static_batch else "dynamic batch"
     size = f"{_free_size(size)} (run it with --model-size WxH)" if dynamic else f"{layout.width}x{layout.height}"
-    print(f"file:        {model_path}\ninput:       {layout.name} {layout.layout} {size}, "
+    print(f"file:        {model_path}\ninput:       {layout.name} {layout.layout} {size}, {layout.dtype}, "
           f"{INPUT_NORMS[spec.input_norm]} (--model-input to change), {batch}"
           f"\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind}"
           f"{' (larger = nearer; for metric depth add --model-output metres)' if spec.output_kind != 'metres' else ''}"
@@ -508,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", help="a registry name (see 'depthcam models list')")
     info = models_commands.add_parser("info", help="where a model comes from and its state")
     info.add_argument("name", help="a registry name (see 'depthcam models list'), or your own .onnx file to check")
+    info.add_argument("--model-size", metavar="WxH", help=f"the size to check your own model of dynamic input size "
+                                                         f"at (default {DYNAMIC_TRIAL_SIZE} on its free sides)")
     convert = models_commands.add_parser("convert", help="convert official FCRN weights to ONNX")
     convert.add_argument("source", metavar="SRC", help="NYU_FCRN-checkpoint.zip, the NYU_FCRN.ckpt prefix (or its "
                                                        ".index), or NYU_ResNet-UpProj.npy")
