@@ -451,8 +451,8 @@ def _describe_model_file(path: str, model_size: str | None = None) -> None:
     batch = "batch 1 (frames run one by one; on a GPU the batch is made dynamic where the graph allows)" \
         if layout.static_batch else "dynamic batch"
     size = f"{_free_size(size)} (run it with --model-size WxH)" if dynamic else f"{layout.width}x{layout.height}"
-    print(f"file:        {model_path}\ninput:       {layout.name} {layout.layout} {size}, {layout.dtype}, "
-          f"{INPUT_NORMS[spec.input_norm]} (--model-input to change), {batch}"
+    print(f"file:        {model_path}\ninput:       {layout.name} {layout.layout} {size}, "
+          f"{INPUT_NORMS[spec.input_norm]} (--model-input to change), {batch}, {layout.dtype}"
           f"\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind}"
           f"{' (larger = nearer; for metric depth add --model-output metres)' if spec.output_kind != 'metres' else ''}"
           f"\nstate:       accepted by depthcam (--model {model_path}"

@@ -184,7 +184,7 @@ def test_own_models_info_names_the_output_read_as_depth_and_the_input_type(tmp_p
     assert main(["models", "info", str(path)]) == 0
     printed = capsys.readouterr().out
     assert re.search(r"^output: +depth \[1, 1, 16, 16\]", printed, re.M), printed
-    assert re.search(r"^input: +image NCHW 16x16, float32,", printed, re.M), printed
+    assert re.search(r"^input: +image NCHW 16x16, .*, float32$", printed, re.M), printed
 
 
 def test_own_models_info_checks_a_dynamic_model_at_the_size_given(tmp_path, capsys):
