@@ -183,11 +183,21 @@ class WindowSink(Sink):
             raise UserError(f"cannot open a preview window ({str(exc).strip().splitlines()[-1]}); "
                             f"install opencv-python (not -headless), or write to a file with -o") from None
         self.controls = controls
+        self._show_title()
         if controls is not None:
             def mouse(event, x, y, flags, param):
                 if event == cv2.EVENT_LBUTTONDOWN:
                     self.click(x, y)
             cv2.setMouseCallback(title, mouse)
+
+    def _show_title(self) -> None:
+        """The title bar says what is shown and which keys there are (the window itself shows no help)."""
+        shown = "input | render | depth" if self.side_by_side else "the render"
+        keys = "click: focus · a: auto focus · +/-: blur · " if self.controls is not None else ""
+        try:
+            cv2.setWindowTitle(self.title, f"depthcam: {shown} — {keys}p: save · s: side by side · i: info · q: quit")
+        except cv2.error:  # a backend without titles: the keys still work
+            pass
 
     def click(self, x: int, y: int) -> None:
         """A click in picture pixels. On any panel of a side-by-side view it focuses on that point of the
@@ -228,6 +238,7 @@ class WindowSink(Sink):
             self.side_by_side = not self.side_by_side
             self.notify("window: input | render | depth (s: the render alone)" if self.side_by_side
                         else "window: the render (s: input | render | depth)")
+            self._show_title()
         elif key is not None and self.controls is not None:
             self.controls.key(key)
 

@@ -165,6 +165,18 @@ def test_window_clicks_map_panels_to_the_frame_and_ignore_the_border(monkeypatch
     assert controls.clicks == [(10, 20)]
 
 
+def test_window_title_says_what_is_shown_and_the_keys(monkeypatch):
+    """The window's title was "depthcam" alone: nothing on screen told the keys, or what s had switched to."""
+    titles = []
+    monkeypatch.setattr(cv2, "setWindowTitle", lambda name, title: titles.append((name, title)))
+    window, _ = _window(monkeypatch)
+    assert titles[-1][0] == "t" and titles[-1][1].startswith("depthcam: the render — click: focus")
+    assert all(key in titles[-1][1] for key in ("a: auto focus", "+/-: blur", "p: save", "s: side by side", "q: quit"))
+    _press(monkeypatch, ord("s"))
+    window.write(_frame())
+    assert titles[-1][1].startswith("depthcam: input | render | depth — ")
+
+
 def test_virtual_camera_says_which_device_to_pick(monkeypatch, capsys):
     class Camera:
         device, backend = "/dev/video7", "v4l2loopback"
