@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
+REFERENCE_FPS = 30.0  # `smoothing` is a weight per frame of a 30 fps video
+
 
 class DisparityNormaliser:
     """Maps disparity to [0, 1] with a robust (percentile) range smoothed across frames.
 
     A per-frame min/max would make the whole picture flicker whenever a near object enters or a
-    noisy pixel spikes; an exponential moving average of the percentile range does not.
+    noisy pixel spikes; an exponential moving average of the percentile range does not. `smoothing` is the
+    newest range's weight per 1/30 s: given the frames' times, the range moves as fast in seconds at any frame
+    rate, and on the async network's frames, which come a few frames apart.
     """
 
     def __init__(self, low_percentile: float = 2.0, high_percentile: float = 98.0, smoothing: float = 0.15) -> None:
@@ -21,25 +25,32 @@ class DisparityNormaliser:
         self.smoothing = smoothing
         self.low: float | None = None
         self.high: float | None = None
+        self._seconds: float | None = None  # the last frame's time
 
     def reset(self) -> None:
         """Forget the range: the next frame's own is taken whole (a cut to a new shot, whose depths have nothing
         to do with the last one's, would otherwise glide in over ~15 frames)."""
-        self.low = self.high = None
+        self.low = self.high = self._seconds = None
 
-    def update(self, disparity) -> tuple[float, float]:
+    def update(self, disparity, seconds: float | None = None) -> tuple[float, float]:
+        """The smoothed range after this frame; `seconds` is its time, where there is one."""
         # NumPy's functions dispatch to CuPy for device arrays (NEP 18), so this runs where the map is.
         low, high = (float(v) for v in np.percentile(disparity, (self.low_percentile, self.high_percentile)))
         if not (np.isfinite(low) and np.isfinite(high)):  # one NaN frame would hold the range at NaN for good
             raise ValueError("disparity holds NaN or infinite values")
+        previous, self._seconds = self._seconds, seconds
         if self.low is None or self.high is None:
             self.low, self.high = low, high
         else:
-            self.low += self.smoothing * (low - self.low)
-            self.high += self.smoothing * (high - self.high)
+            # a step of 1/30 s where the times are unknown or do not go forward (clips joined as they are)
+            steps = (seconds - previous) * REFERENCE_FPS if None not in (seconds, previous) and \
+                seconds > previous else 1.0  # type: ignore[operator]
+            weight = 1.0 - (1.0 - self.smoothing) ** steps
+            self.low += weight * (low - self.low)
+            self.high += weight * (high - self.high)
         return self.low, self.high
 
-    def __call__(self, disparity):
-        low, high = self.update(disparity)
+    def __call__(self, disparity, seconds: float | None = None):
+        low, high = self.update(disparity, seconds)
         span = max(high - low, 1e-6 * max(abs(high), 1.0))
         return np.clip((disparity - low) / span, 0.0, 1.0).astype(np.float32)

@@ -54,7 +54,7 @@ class InferenceConfig:
 class NormaliseConfig:
     low_percentile: float = 2.0
     high_percentile: float = 98.0
-    smoothing: float = 0.15  # weight of the newest frame's range in the running range (1 = no smoothing)
+    smoothing: float = 0.15  # weight of the newest range per 1/30 s, at any frame rate (1 = no smoothing)
 
     def validate(self) -> None:
         _check_range("normalise.low_percentile", self.low_percentile, 0, 50)

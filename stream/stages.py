@@ -61,7 +61,7 @@ class DepthStage:
                 raise StopAfter(batch[:done], exc) from None
             if self._cuts.is_cut(frame.image):  # a new shot's depth range is its own, not glided into
                 self.normaliser.reset()
-            frame.disparity = self.normaliser(disparity)
+            frame.disparity = self.normaliser(disparity, frame.pts_seconds)
             frame.depth_index = frame.index
             frame.extra["batch_size"] = len(batch)
         return batch
@@ -119,7 +119,7 @@ class AsyncDepthStage:
                 depth = self.estimator.predict([frame.image])[0]
                 if self._cuts.is_cut(frame.image):  # the newest frames it works on: a shot apart, a new range
                     self.normaliser.reset()
-                disparity = self.normaliser(self.estimator.to_disparity(depth))
+                disparity = self.normaliser(self.estimator.to_disparity(depth), frame.pts_seconds)
                 with self._ready:
                     self._latest = (disparity, frame.index, now_ns() - started)
                     self._ready.notify_all()

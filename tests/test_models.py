@@ -279,6 +279,25 @@ def test_normaliser_smooths_the_range_over_time():
     assert normaliser.low == pytest.approx(0.0)
 
 
+def test_normaliser_moves_as_fast_in_seconds_at_any_frame_rate():
+    """The range's smoothing was per frame: at 60 fps a new range came in twice as fast in time as at 30, and
+    on the async network's frames (a few frames apart) slower."""
+    def high_after(fps: float, seconds: float = 0.5) -> float:
+        normaliser = DisparityNormaliser(0, 100, smoothing=0.15)
+        normaliser(np.array([0.0, 1.0], np.float32), 3.0)  # a run that starts part-way (--start 3)
+        for i in range(1, round(seconds * fps) + 1):
+            normaliser(np.array([0.0, 2.0], np.float32), 3.0 + i / fps)
+        return normaliser.high
+
+    assert high_after(24) == pytest.approx(high_after(30)) and high_after(60) == pytest.approx(high_after(30))
+    assert high_after(30) == pytest.approx(2.0 - 0.85 ** 15)  # 30 fps: the setting as it always was
+    assert high_after(10) == pytest.approx(high_after(30))  # the async network's frames, 3 apart
+    joined = DisparityNormaliser(0, 100, smoothing=0.15)  # times that go back (clips joined): a frame each
+    joined(np.array([0.0, 1.0], np.float32), 9.0)
+    joined(np.array([0.0, 2.0], np.float32), 0.0)
+    assert joined.high == pytest.approx(1.15)
+
+
 def test_normaliser_output_is_in_unit_range_and_ordered(rng):
     normaliser = DisparityNormaliser()
     values = rng.normal(5, 2, (48, 64)).astype(np.float32)
