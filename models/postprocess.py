@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-REFERENCE_FPS = 30.0  # `smoothing` is a weight per frame of a 30 fps video
+# Smoothing weights (the depth range's here, the focus's in stream.focus) are given per frame of a 30 fps video;
+# with the frames' times they mean the same in seconds at any frame rate.
+REFERENCE_FPS = 30.0
 
 
 class DisparityNormaliser:

@@ -6,6 +6,7 @@ import threading
 import cv2
 import numpy as np
 
+from models.postprocess import REFERENCE_FPS
 from stream.faces import BackgroundFaceFinder, Box, FaceFinder
 from stream.tracking import PointTracker
 
@@ -39,9 +40,9 @@ def disparity_at(disparity: np.ndarray, x: int, y: int, radius: int = 3) -> floa
 # once would swing focus to the fallback region and back. A face is kept this many frames (half a second,
 # and always through at least one missed detection) before focus lets it go.
 FACE_HOLD_FRAMES = 15
-# The smoothing weight and the holds are given per frame of a 30 fps video. Given the frames' times,
-# they mean the same in seconds at any rate: a 60 fps video glides no faster, a 24 fps one no slower.
-REFERENCE_FPS = 30.0
+# The smoothing weight and the holds are given per frame of a 30 fps video (REFERENCE_FPS, as the depth
+# range's smoothing). Given the frames' times, they mean the same in seconds at any rate: a 60 fps video
+# glides no faster, a 24 fps one no slower.
 
 
 class SceneCuts:

@@ -80,11 +80,8 @@ class VideoSink(Sink):
         self.audio_ends_with_pictures = audio_ends_with_pictures
 
     def write(self, frame: Frame) -> None:
-        duration = frame.extra.get("duration_seconds")
-        if duration is None:  # a camera's, or a decoder's that gave none: one frame period
-            self.writer.write(self.picture(frame), frame.pts_seconds)
-        else:
-            self.writer.write(self.picture(frame), frame.pts_seconds, duration_seconds=duration)
+        # no duration (a camera's frame, a decoder that gave none): one frame period
+        self.writer.write(self.picture(frame), frame.pts_seconds, frame.extra.get("duration_seconds"))
 
     def close(self, complete: bool = True) -> None:
         self.writer.close(complete and not self.audio_ends_with_pictures)

@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -472,13 +472,10 @@ class VideoFileSource(Source):
     def _fit(self, image: Any, index: int) -> Any:
         """A picture of another size than the first (clips of different sizes joined, `cat a.ts b.ts`) scaled to
         the first's, which every stage and the output work at; each new size is said once."""
-        height, width = image.shape[:2]
-        if (width, height) not in self._sizes_told:
-            self._sizes_told.add((width, height))
-            notify(f"{self.path.name} changes its picture size from {self.width}x{self.height} to {width}x{height} "
-                   f"at picture {index + 1} (clips of different sizes joined); those pictures are scaled to "
-                   f"{self.width}x{self.height}")
-        return scale_to(image, self.width, self.height)
+        return scale_telling_once(image, self.width, self.height, self._sizes_told, lambda width, height: (
+            f"{self.path.name} changes its picture size from {self.width}x{self.height} to {width}x{height} at "
+            f"picture {index + 1} (clips of different sizes joined); those pictures are scaled to "
+            f"{self.width}x{self.height}"))
 
     def truncation_warning(self) -> str | None:
         """By the frame count where the file gives one (MP4, AVI), else by time: a count estimated from the
@@ -518,6 +515,17 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self.container.close()
+
+
+def scale_telling_once(image: Any, width: int, height: int, told: set[tuple[int, int]],
+                       line: Callable[[int, int], str]) -> Any:
+    """`image` scaled to width x height (scale_to), a picture of a size not in `told` said first with
+    `line(its width, its height)`: a source whose pictures change size says so once per size."""
+    size = (image.shape[1], image.shape[0])
+    if size not in told:
+        told.add(size)
+        notify(line(*size))
+    return scale_to(image, width, height)
 
 
 def scale_to(image: Any, width: int, height: int) -> Any:
@@ -786,7 +794,7 @@ class CameraSource(Source):
                             f"permitted ({other}close other apps using it, check video-device permissions{listing})")
         mode = configure_capture(self.capture, size, fps, pixel_format)
         self._empty_told = False
-        self._sizes_told: set[tuple[int, ...]] = set()  # picture sizes other than the announced one, each said once
+        self._sizes_told: set[tuple[int, int]] = set()  # picture sizes other than the announced one, each said once
         if mode.width <= 0 or mode.height <= 0:
             # Some backends tell the size only once a frame was read; the sinks open at the source's size.
             ok, image = self._read()
@@ -823,15 +831,12 @@ class CameraSource(Source):
             shape = "x".join(str(side) for side in (image.shape[1], image.shape[0], *image.shape[2:]))
             raise UserError(f"camera {self.index} delivers {shape} {image.dtype} pictures, which depthcam cannot "
                             f"use; ask for another format, e.g. camera:{self.index}?format=mjpg")
-        height, width = picture.shape[:2]
-        if (height, width) == (self.height, self.width):
+        if picture.shape[:2] == (self.height, self.width):
             return picture
-        if (width, height) not in self._sizes_told:
-            self._sizes_told.add((width, height))
-            notify(f"camera {self.index} delivers {width}x{height} pictures, not the {self.width}x{self.height} "
-                   f"it announced; they are scaled to {self.width}x{self.height} (camera:{self.index}?size="
-                   f"{width}x{height} asks for that size)")
-        return scale_to(picture, self.width, self.height)
+        return scale_telling_once(picture, self.width, self.height, self._sizes_told, lambda width, height: (
+            f"camera {self.index} delivers {width}x{height} pictures, not the {self.width}x{self.height} it "
+            f"announced; they are scaled to {self.width}x{self.height} (camera:{self.index}?size={width}x{height} "
+            f"asks for that size)"))
 
     def frames(self) -> Iterator[Frame]:
         index = 0

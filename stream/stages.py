@@ -37,6 +37,14 @@ class Stage(Protocol):
     def close(self) -> None: ...
 
 
+def normalise_per_shot(normaliser: DisparityNormaliser, cuts: SceneCuts, frame: Frame, disparity):
+    """The disparity on [0, 1], its range smoothed over the frames' times within a shot and taken afresh at a
+    cut to a new one (a new shot's depths have nothing to do with the last one's)."""
+    if cuts.is_cut(frame.image):
+        normaliser.reset()
+    return normaliser(disparity, frame.pts_seconds)
+
+
 class DepthStage:
     """Batched network inference; every frame gets the depth predicted from itself (file runs)."""
 
@@ -59,9 +67,7 @@ class DepthStage:
                 disparity = self.estimator.to_disparity(depth)
             except ModelError as exc:  # NaN or inf from this frame: the frames before it are good, and written
                 raise StopAfter(batch[:done], exc) from None
-            if self._cuts.is_cut(frame.image):  # a new shot's depth range is its own, not glided into
-                self.normaliser.reset()
-            frame.disparity = self.normaliser(disparity, frame.pts_seconds)
+            frame.disparity = normalise_per_shot(self.normaliser, self._cuts, frame, disparity)
             frame.depth_index = frame.index
             frame.extra["batch_size"] = len(batch)
         return batch
@@ -117,9 +123,8 @@ class AsyncDepthStage:
                 frame = self.pending.get()
                 started = now_ns()
                 depth = self.estimator.predict([frame.image])[0]
-                if self._cuts.is_cut(frame.image):  # the newest frames it works on: a shot apart, a new range
-                    self.normaliser.reset()
-                disparity = self.normaliser(self.estimator.to_disparity(depth), frame.pts_seconds)
+                # the newest frames, a few apart: a cut between two of them is still a cut
+                disparity = normalise_per_shot(self.normaliser, self._cuts, frame, self.estimator.to_disparity(depth))
                 with self._ready:
                     self._latest = (disparity, frame.index, now_ns() - started)
                     self._ready.notify_all()
