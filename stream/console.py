@@ -1,7 +1,40 @@
 """Messages for the user while a run goes on."""
 from __future__ import annotations
 
+import codecs
 import sys
+
+# What a message's few non-ASCII characters become where the console or file cannot encode them: a Windows
+# console redirected to a file or a pipe writes in the ANSI code page (cp1252 has no '→'), and stdout there
+# raised UnicodeEncodeError, which ended `depthcam bench > log.txt` after the benchmark, its JSON unwritten.
+STAND_INS = {"→": "->", "←": "<-", "–": "-", "—": "-", "−": "-", "×": "x", "·": "|", "°": " deg",
+             "²": "^2", "≥": ">=", "≤": "<=", "…": "...", "µ": "u", "σ": "sigma", "Δ": "delta", "’": "'",
+             "‘": "'", "“": '"', "”": '"'}
+STAND_IN_ERRORS = "depthcam-stand-in"
+
+
+def _stand_in(error: UnicodeError) -> tuple[str, int]:
+    """The codec error handler: a stand-in from STAND_INS, else Python's \\u escape (nothing is dropped)."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    text = error.object[error.start:error.end]
+    return "".join(STAND_INS.get(char) or char.encode("ascii", "backslashreplace").decode("ascii")
+                   for char in text), error.end
+
+
+codecs.register_error(STAND_IN_ERRORS, _stand_in)
+
+
+def fit_encoding(stream) -> None:
+    """Make `stream` (a text stream, sys.stdout or sys.stderr) write a stand-in for a character its encoding
+    lacks instead of raising. Streams that are UTF already, closed, or not text streams are left as they are."""
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+    if encoding.startswith("utf"):
+        return
+    try:
+        stream.reconfigure(errors=STAND_IN_ERRORS)
+    except (AttributeError, ValueError, OSError):  # no reconfigure (a test's StringIO), or closed
+        pass
 
 
 def notify(message: str) -> None:
@@ -13,16 +46,25 @@ def notify(message: str) -> None:
 
 class TolerantStream:
     """stderr that a run never fails on: closed (`2>&-`) or on a full disk (`2>/dev/full`), the messages are
-    lost, not the output (the progress bar and the stage lines raised, and the run stopped before its file)."""
+    lost, not the output (the progress bar and the stage lines raised, and the run stopped before its file).
+    A character the stream cannot encode is written as a stand-in ('→' as '->'), not lost with its line."""
 
     def __init__(self, stream) -> None:
         self._stream = stream
+        fit_encoding(stream)
 
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text) if self._stream is not None else len(text)
+        except UnicodeEncodeError:  # a stream fit_encoding could not change
+            pass
         except (OSError, ValueError):  # ENOSPC, EPIPE, or the stream closed
             return len(text)
+        try:
+            self._stream.write(_stand_ins_for(text, getattr(self._stream, "encoding", None)))
+        except (OSError, ValueError):
+            pass
+        return len(text)
 
     def flush(self) -> None:
         try:
@@ -39,3 +81,11 @@ class TolerantStream:
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
+
+
+def _stand_ins_for(text: str, encoding: str | None) -> str:
+    """`text` with the characters `encoding` lacks replaced by their stand-ins (ASCII, which every code page has)."""
+    try:
+        return text.encode(encoding or "ascii", STAND_IN_ERRORS).decode(encoding or "ascii")
+    except LookupError:  # an encoding Python does not know
+        return text.encode("ascii", STAND_IN_ERRORS).decode("ascii")

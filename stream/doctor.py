@@ -11,6 +11,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from stream.console import fit_encoding
+from stream.hints import camera_permission_hint
+
 
 @dataclass
 class Check:
@@ -32,9 +35,18 @@ def _cpu() -> Check:
     turns = _layer_takes_turns()  # the first parallel launch, where Numba picks its threading layer
     detail = f"{os.cpu_count()} cores; Numba {numba.__version__}, threading layer {numba.threading_layer()}"
     if turns:
-        return Check("cpu", False, detail + ": the stages' CPU kernels take turns (slower)",
-                     "pip install tbb, where TBB is available, lets them run at once")
+        return Check("cpu", False, detail + ": the stages' CPU kernels take turns (slower)", _threading_fix())
     return Check("cpu", True, detail)
+
+
+def _threading_fix() -> str:
+    """How this system gets Numba a threading layer that runs kernels at once. PyPI's tbb has no wheel for Apple
+    silicon (checked for 2021.10-2023.2), and Numba's macOS wheel loads OpenMP from @rpath/libomp.dylib,
+    which a conda environment's Python finds in its lib/."""
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return ("pip has no TBB for Apple silicon; in a conda environment, conda install -c conda-forge llvm-openmp "
+                "gives Numba its OpenMP layer")
+    return "pip install tbb lets them run at once"
 
 
 def _gpu() -> Check:
@@ -101,7 +113,9 @@ def _display() -> Check:
 
 def _cameras() -> Check:
     if not sys.platform.startswith("linux"):
-        return Check("cameras", True, "listed by the system only on Linux here; try depthcam run camera:0")
+        permission = camera_permission_hint()
+        return Check("cameras", True, "listed by the system only on Linux here; try depthcam run camera:0"
+                     + (f" ({permission})" if permission else ""))
     devices = sorted(Path("/dev").glob("video*"), key=lambda p: (len(p.name), p.name))
     if not devices:
         return Check("cameras", False, "no /dev/video* device", "plug in a webcam, or check that its driver loaded")
@@ -128,7 +142,35 @@ def _virtual_camera() -> Check:
             return Check("virtual cam", False, "pyvirtualcam is installed but no v4l2loopback device exists",
                          "sudo modprobe v4l2loopback exclusive_caps=1 card_label=depthcam")
         return Check("virtual cam", True, f"v4l2loopback on {', '.join(loopback)}")
-    return Check("virtual cam", True, "pyvirtualcam installed (OBS Virtual Camera or Unity Capture must be set up)")
+    if sys.platform == "win32":
+        return _windows_virtual_camera()
+    if sys.platform == "darwin":
+        return Check("virtual cam", True, "pyvirtualcam installed; it sends to OBS's virtual camera, set up once: in "
+                                          "OBS Studio click Start Virtual Camera (OBS 30 and later: allow its "
+                                          "system extension in System Settings), then quit OBS")
+    return Check("virtual cam", True, "pyvirtualcam installed")
+
+
+# pyvirtualcam's Windows backends find their DirectShow filters by these class ids, as it does
+WINDOWS_VIRTUAL_CAMERAS = {"OBS Virtual Camera": r"CLSID\{A3FCE0F5-3493-419F-958A-ABA1250EC20B}",
+                           "Unity Capture": r"CLSID\{5C2CD55C-92AD-4999-8666-912BD3E70010}"}
+
+
+def _windows_virtual_camera() -> Check:
+    import winreg
+
+    found = []
+    for name, key in WINDOWS_VIRTUAL_CAMERAS.items():
+        try:
+            winreg.OpenKey(winreg.HKEY_CLASSES_ROOT, key).Close()
+        except OSError:
+            continue
+        found.append(name)
+    if not found:
+        return Check("virtual cam", False, "pyvirtualcam is installed but no virtual camera is registered (-o vcam "
+                                           "sends to OBS's or Unity Capture's)",
+                     "install OBS Studio (26 or later), which registers OBS Virtual Camera")
+    return Check("virtual cam", True, f"{' and '.join(found)} registered")
 
 
 def _models() -> Check:
@@ -158,6 +200,7 @@ CHECKS = (_python, _cpu, _gpu, _onnxruntime, _video, _display, _cameras, _virtua
 
 def run_doctor() -> int:
     """Print one line a part; a part that fails to answer says so rather than stopping the others."""
+    fit_encoding(sys.stdout)  # a path's character a Windows code page lacks, redirected to a file, raised
     for check in CHECKS:
         try:
             result = check()

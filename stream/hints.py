@@ -1,6 +1,8 @@
-"""Advice printed during a run, once, when it helps: a file run that will take a long time."""
+"""Advice printed during a run, once, when it helps: a file run that will take a long time; where a camera
+gives nothing, the system's permission that may be missing."""
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -44,3 +46,18 @@ class SlowRunHint:
             self.notify(f"about {remaining_s / 60:.0f} min to go at {rate:.2g} frames/s; --refine live spends "
                         f"about {LIVE_REFINE_SPEEDUP}x less time refining (and from 640x480 up puts depth edges "
                         f"closer to the truth)")
+
+
+# macOS and Windows ask the user before a program may use a camera. Refused, OpenCV's AVFoundation backend
+# opens nothing or reads no frame, and Media Foundation fails to open: the same symptoms as a busy camera.
+CAMERA_PERMISSION = {
+    "darwin": "macOS asks once per app: allow the terminal you run depthcam from (Terminal, iTerm, VS Code) in "
+              "System Settings > Privacy & Security > Camera, then start that app again",
+    "win32": "Windows lets a desktop program use a camera only where Settings > Privacy & security > Camera turns "
+             "on camera access and lets desktop apps access it",
+}
+
+
+def camera_permission_hint(platform: str | None = None) -> str | None:
+    """Where `platform` (this system's by default) asks before a program uses a camera: where to allow it."""
+    return CAMERA_PERMISSION.get(sys.platform if platform is None else platform)

@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM during a run: ask the pipeline to stop instead of raising inside it.
+"""Ctrl-C and SIGTERM (SIGHUP, Windows' Ctrl-Break) during a run: ask the pipeline to stop instead of raising
+inside it.
 
 Python's default SIGINT handler raises KeyboardInterrupt wherever the main thread happens to be:
 inside the video encoder, half-way through a queue's lock, in the middle of finalising a file.
@@ -14,7 +15,18 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+# SIGHUP: the terminal closed (a window, an SSH session), which ended a recording as a crash would. SIGBREAK:
+# Windows' Ctrl-Break, also how a script there stops a program gently (os.kill(pid, CTRL_BREAK_EVENT) on one
+# started with CREATE_NEW_PROCESS_GROUP): SIGTERM exists there but cannot be sent, os.kill terminates.
+STOP_SIGNAL_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The stop signals this system has (Windows has no SIGHUP, POSIX no SIGBREAK)."""
+    return tuple(getattr(signal, name) for name in STOP_SIGNAL_NAMES if hasattr(signal, name))
+
+
+STOP_SIGNALS = stop_signals()
 
 
 class SignalStop:
@@ -37,7 +49,7 @@ class SignalStop:
 
 @contextmanager
 def signals_stop(stop: threading.Event) -> Iterator[SignalStop]:
-    """While inside, SIGINT and SIGTERM set `stop`. Signal handlers can only be installed from the
+    """While inside, the stop signals set `stop`. Signal handlers can only be installed from the
     main thread; elsewhere (a pipeline run from a worker thread) the signals keep their handlers,
     and so does a signal that is ignored."""
     state = SignalStop(stop)
@@ -46,7 +58,7 @@ def signals_stop(stop: threading.Event) -> Iterator[SignalStop]:
         return
     # A signal the process was started with ignored (a background job of a script ignores SIGINT)
     # stays ignored, as every well-behaved program leaves it.
-    previous = {signum: signal.signal(signum, state._handle) for signum in STOP_SIGNALS
+    previous = {signum: signal.signal(signum, state._handle) for signum in stop_signals()
                 if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         yield state

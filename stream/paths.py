@@ -1,7 +1,9 @@
 """Checks that an output path can be written, made before any work so a run never fails at its end."""
 from __future__ import annotations
 
+import ntpath
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -9,12 +11,40 @@ from typing import Callable
 from stream.errors import UserError
 
 
+# Windows refuses these in a name, or takes them for something else: "take 12:30.mp4" is the stream "30.mp4"
+# of a file "take 12" (a time from %TIME% or isoformat() in a script's name), NUL.mp4 or con.png a device
+# (into which the output vanishes), and a name's trailing dot or space is dropped. Python 3.13's
+# os.path.isreserved tells the same, there only.
+WINDOWS_FORBIDDEN = set('<>:"|?*') | {chr(code) for code in range(32)}
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"{port}{n}" for port in ("COM", "LPT")
+                                                                     for n in (*"123456789", "¹", "²", "³"))}
+
+
+def windows_name_problem(path: str) -> str | None:
+    """What Windows makes of `path` that its user did not mean, or None. Pure: testable anywhere."""
+    _, rest = ntpath.splitdrive(path)  # "C:" or "\\\\server\\share" is no name
+    for part in (part for part in rest.replace("/", "\\").split("\\") if part not in ("", ".", "..")):
+        bad = sorted(set(part) & WINDOWS_FORBIDDEN)
+        if bad:
+            shown = ", ".join(repr(char) if char.isprintable() else f"character {ord(char)}" for char in bad)
+            return f"Windows does not allow {shown} in a file or folder name ({part!r})"
+        if part[-1] in ". ":
+            return f"Windows drops the dot or space that ends {part!r}"
+        if part.split(".")[0].rstrip(" ").upper() in WINDOWS_DEVICES:
+            return f"{part!r} names a Windows device ({part.split('.')[0].upper()}), not a file"
+    return None
+
+
 def ensure_writable(path: Path, what: str = "output") -> Path:
     """Create `path`'s folder and check the file can be created or replaced there, without touching an
     existing file (an earlier output survives a run that fails before its first frame). Raises
     UserError naming the problem: a folder where the file should be, a read-only place, a parent that
-    is a file, a name too long. A link is followed to where it points (a dangling one failed mid-run)."""
+    is a file, a name too long; on Windows also a name it refuses or reads otherwise, and a file another
+    program holds open. A link is followed to where it points (a dangling one failed mid-run)."""
     path = Path(path).expanduser()
+    problem = windows_name_problem(str(path)) if sys.platform == "win32" else None
+    if problem is not None:
+        raise UserError(f"cannot write {what} {path}: {problem}; choose another name")
     try:
         return _ensure_writable(Path(os.path.realpath(path)) if path.is_symlink() else path, what)
     except OSError as exc:  # a name longer than the file system takes (ENAMETOOLONG), a loop of links
@@ -34,6 +64,9 @@ def _ensure_writable(path: Path, what: str) -> Path:
                         f"choose another place") from None
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"cannot write {what} {path}: the file is read-only; choose another name")
+    if held_open_elsewhere(path):
+        raise UserError(f"cannot write {what} {path}: another program has it open (a player or a viewer?), so it "
+                        f"cannot be replaced; close it there, or choose another name")
     try:  # a real probe: os.access says yes to root, and on some file systems that refuse writes
         fd, probe = tempfile.mkstemp(prefix=".depthcam-probe-", dir=path.parent)
     except OSError as exc:
@@ -42,6 +75,32 @@ def _ensure_writable(path: Path, what: str) -> Path:
     os.close(fd)
     os.unlink(probe)
     return path
+
+
+# CreateFileW's constants (winnt.h, winerror.h)
+_DELETE, _SHARE_ALL, _OPEN_EXISTING, _ERROR_SHARING_VIOLATION = 0x00010000, 0x7, 3, 32
+
+
+def held_open_elsewhere(path: Path) -> bool:
+    """On Windows, whether another program holds `path` open without letting it be deleted (most do: a player
+    showing the last output, a viewer the photo). The output is renamed over it at the end, which then fails,
+    after the whole run, the frames left under the hidden name. Asks for the access a rename needs with every
+    sharing allowed: only another holder's refusal fails it. Elsewhere a file open elsewhere is replaced."""
+    if sys.platform != "win32" or not path.is_file():
+        return False
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # its own instance: argtypes set here stay here
+    kernel32.CreateFileW.restype = wintypes.HANDLE
+    kernel32.CreateFileW.argtypes = (wintypes.LPCWSTR, wintypes.DWORD, wintypes.DWORD, wintypes.LPVOID,
+                                     wintypes.DWORD, wintypes.DWORD, wintypes.HANDLE)
+    kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
+    handle = kernel32.CreateFileW(str(path), _DELETE, _SHARE_ALL, None, _OPEN_EXISTING, 0, None)
+    if handle is None or handle == wintypes.HANDLE(-1).value:  # INVALID_HANDLE_VALUE
+        return ctypes.get_last_error() == _ERROR_SHARING_VIOLATION
+    kernel32.CloseHandle(handle)
+    return False
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

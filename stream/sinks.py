@@ -327,8 +327,13 @@ def virtual_camera_problem(message: str, width: int, height: int, fps: float, si
         smaller = "leave out --side-by-side, or " if side_by_side else ""
         return (f"the virtual camera refused {width}x{height} @ {fps:g} fps ({reason}); {smaller}give a smaller "
                 f"input (a camera: e.g. camera:0?size=1280x720)")
-    fix = ("load v4l2loopback: sudo modprobe v4l2loopback exclusive_caps=1 card_label=depthcam"
-           if sys.platform.startswith("linux") else "install OBS Studio (its virtual camera)")
+    if sys.platform.startswith("linux"):
+        fix = "load v4l2loopback: sudo modprobe v4l2loopback exclusive_caps=1 card_label=depthcam"
+    elif sys.platform == "darwin":  # OBS 30+ sends through a system extension that OBS itself activates once
+        fix = ("install OBS Studio, click its Start Virtual Camera once (OBS 30 and later: allow its system "
+               "extension in System Settings, maybe restart), then quit OBS")
+    else:
+        fix = "install OBS Studio 26 or later (OBS Virtual Camera), or Unity Capture"
     return f"no virtual camera device ({reason}); {fix}"
 
 

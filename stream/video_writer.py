@@ -265,7 +265,8 @@ class _OutputFile:
         try:
             os.replace(self._partial, self.path)
         except OSError as exc:
-            raise OSError(exc.errno, exc.strerror, self.name) from None
+            # Windows: a player opened the old output during the run; say where the frames are
+            raise OSError(exc.errno, f"{exc.strerror}; the frames are in {self._partial}", self.name) from None
         self.committed = True
 
 

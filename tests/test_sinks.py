@@ -360,3 +360,13 @@ def test_no_free_loopback_device_with_the_module_loaded_is_a_busy_one(monkeypatc
     monkeypatch.setattr(sinks, "LOOPBACK_MODULE", Path("/nonexistent/v4l2loopback"))
     with pytest.raises(UserError, match=r"no virtual camera device .*sudo modprobe v4l2loopback"):
         make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None)
+
+
+@pytest.mark.parametrize("platform, fix", [("darwin", r"Start Virtual Camera once .*System Settings"),
+                                           ("win32", r"OBS Studio 26 or later .*Unity Capture")])
+def test_no_virtual_camera_gives_the_fix_of_that_system(monkeypatch, platform, fix):
+    # macOS's OBS 30+ must be told once to start its camera (a system extension): installing OBS is not enough
+    _failing_virtual_camera(monkeypatch, "'obs' backend: OBS Virtual Camera is not installed")
+    monkeypatch.setattr(sinks.sys, "platform", platform)
+    with pytest.raises(UserError, match=r"no virtual camera device .*" + fix):
+        make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None)

@@ -717,3 +717,21 @@ def test_a_picture_larger_than_the_codec_holds_is_one_clear_line(tmp_path, suffi
     with pytest.raises(UserError, match=rf"at most {limit} px a side and this one is {size[0]}x{size[1]}; use "):
         VideoWriter(tmp_path / f"wide{suffix}", *size, 30)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_cannot_be_renamed_at_close_says_where_its_frames_are(tmp_path, monkeypatch):
+    # Windows renames at close (an open file cannot be renamed there): a player holding the old output then
+    # fails the rename after the whole run, and the error must say where the frames went
+    from stream import video_writer
+
+    out = tmp_path / "clip.mp4"
+    file = video_writer._OutputFile(out)
+    file.write(b"frames")
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(video_writer.os, "replace", refuse)
+    with pytest.raises(OSError, match=r"the frames are in .*\.clip\.mp4\.part") as caught:
+        file.close(keep=True)
+    assert caught.value.filename == str(out) and (tmp_path / ".clip.mp4.part").read_bytes() == b"frames"
