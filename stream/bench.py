@@ -11,6 +11,7 @@ The first frames of each run (warm-up: JIT compilation, allocator, caches) are l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -19,7 +20,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from stream.config import PipelineConfig, load_config, preset_names
 from stream.console import notify
@@ -42,7 +43,8 @@ LIVE_SYNTHETIC_FRAMES = 10_000_000
 TABLE_NOTE = ("times in ms (p50 unless named); fps: frames reaching the sink per second; e2e: capture → sink; "
               "depth, refine, render: the stage's own time, start → end of the call that took the frame (a whole "
               "batch for batched depth; for async depth the hand-over of the newest depth, the network's own time "
-              "per prediction being async net); dropped: frames the live queue dropped while measuring")
+              "per prediction being async net); dropped: frames the live queue dropped while measuring; cores: "
+              "CPU cores depthcam kept busy on average while measuring (others: the rest of the machine, Linux only)")
 
 
 class ReportNotWritten(UserError):
@@ -85,8 +87,65 @@ def machine_info() -> dict:
         import cupy
 
         gpu = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "os": platform.platform(),
-            "python": platform.python_version()}
+    return {"cpu": cpu, "cores": os.cpu_count(), "cores_usable": usable_cores(), "numba_threads": numba_threads(),
+            "gpu": gpu, "os": platform.platform(), "python": platform.python_version()}
+
+
+def usable_cores(cgroup_max: str = "/sys/fs/cgroup/cpu.max") -> float | None:
+    """The cores this process may run on: its CPU affinity (taskset), less a container's CPU quota (docker
+    --cpus), which `cores` (the machine's) does not show."""
+    try:
+        usable: float | None = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count()
+    try:
+        with open(cgroup_max) as handle:
+            quota, period = handle.read().split()[:2]
+        if quota != "max" and usable is not None:
+            usable = min(usable, int(quota) / int(period))
+    except (OSError, ValueError):
+        pass
+    return usable
+
+
+def numba_threads() -> int | None:
+    """Numba's thread count: what `refine.threads` and `render.threads` of 0 (all cores) give."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def machine_line(machine: dict, found: dict) -> str:
+    """The machine and the versions in one line above the tables: figures quoted without them compare
+    nothing."""
+    usable = machine.get("cores_usable")
+    cores = f"{machine['cores']} cores" + (f" ({usable:g} usable)" if usable not in (None, machine["cores"]) else "")
+    libraries = ", ".join(f"{name} {version}" for name, version in found.items() if version and name != "cupy")
+    gpu = machine["gpu"] or "no GPU"
+    return f"machine: {machine['cpu']}, {cores}, {gpu}; {machine['os']}; Python {machine['python']}, {libraries}"
+
+
+def setup_line(report: dict, machine: dict) -> str:
+    """What ran where in one configuration: the model, ONNX Runtime's provider as created (not as asked)
+    and its threads, the kernels' device and their Numba threads."""
+    run = next(iter(report["runs"].values()))
+    settings = report["settings"]
+    threads = settings["inference"]["threads"]
+    network = f"{run['model']} on {run['provider']} ({threads or 'default'} thread{'s' if threads != 1 else ''})"
+    kernels = f"kernels on {run['kernels_backend']}"
+    if run["kernels_backend"] == "cpu":
+        every = machine.get("numba_threads")
+
+        def count(stage: str) -> str:
+            wanted = settings[stage]["threads"]  # 0: all of Numba's
+            if every is None:
+                return f"{stage} {wanted or 'all'}"
+            return f"{stage} {min(wanted, every) if wanted else every}"
+
+        kernels += f" (Numba threads: {count('refine')}, {count('render')})"
+    return f"{network}, {kernels}"
 
 
 def versions() -> dict:
@@ -94,7 +153,7 @@ def versions() -> dict:
     import numpy
     import onnxruntime
 
-    found = {"depthcam": "0.1.0", "numpy": numpy.__version__, "opencv": cv2.__version__,
+    found = {"depthcam": depthcam_version(), "numpy": numpy.__version__, "opencv": cv2.__version__,
              "onnxruntime": onnxruntime.__version__}
     for name in ("numba", "cupy", "av"):
         try:
@@ -102,6 +161,16 @@ def versions() -> dict:
         except ImportError:
             found[name] = None
     return found
+
+
+def depthcam_version() -> str | None:
+    """The installed package's version (pyproject.toml's), None when running from a checkout not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("depthcam")
+    except PackageNotFoundError:
+        return None
 
 
 def measurement_overhead_ns(stamps_per_frame: int, repeats: int = 20000) -> float:
@@ -132,6 +201,42 @@ def paced_by_bench(input_spec: str) -> bool:
     return not input_spec.startswith(("camera:", "synthetic:"))
 
 
+def stage_numba_threads(stage) -> int | None:
+    """The Numba thread count a CPU stage is configured with (`refine.threads`, `render.threads`; 0: all
+    cores), None for a stage that has none (depth: ONNX Runtime's threads are the session's)."""
+    threads = getattr(getattr(stage, "config", None), "threads", None)
+    return threads if isinstance(threads, int) else None
+
+
+def use_stage_threads(stage) -> None:
+    """Give the calling thread the Numba thread count `stage` is configured with. Numba's count belongs to
+    the calling thread: where one thread runs every stage (the sequential run), each stage needs its own
+    count set before its call, not the one the stage before it left."""
+    wanted = stage_numba_threads(stage)
+    if wanted is None:
+        return
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    numba.set_num_threads(min(wanted, most) if wanted else most)
+
+
+@contextlib.contextmanager
+def thread_settings_kept(stages: list) -> Iterator[None]:
+    """Calls to the stages that leave their per-thread settings to be applied again: a stage sets its Numba
+    thread count on the thread of its first call only (`stages.CpuThreads`), so a first call on the bench's
+    own thread would leave the pipeline's stage threads on Numba's default (all cores) instead of the
+    configured count (live-cpu's 1 each), and the run would measure another configuration than it names."""
+    every = [getattr(stage, "_threads", None) for stage in stages]
+    kept = [(settings, dict(vars(settings))) for settings in every if hasattr(settings, "__dict__")]
+    try:
+        yield
+    finally:
+        for settings, state in kept:
+            vars(settings).clear()
+            vars(settings).update(state)
+
+
 def prime(stages: list, input_spec: str) -> None:
     """Push one frame through every stage before timing: Numba compiles, ONNX Runtime and CUDA
     allocate on first use, and a paced source would pile frames up behind that one-off pause."""
@@ -142,8 +247,10 @@ def prime(stages: list, input_spec: str) -> None:
     source = open_source(input_spec)
     try:
         batch = [next(iter(source.frames()))]
-        for stage in stages:
-            batch = stage.process(batch)
+        with thread_settings_kept(stages):
+            for stage in stages:
+                use_stage_threads(stage)
+                batch = stage.process(batch)
     finally:
         source.close()
 
@@ -195,6 +302,7 @@ def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup:
                 break
             batch = [frame]
             for stage in stages:
+                use_stage_threads(stage)  # outside the stage's timed call, as a stage thread sets it once
                 frame.stamps[f"{stage.name}.start"] = now_ns()
                 batch = stage.process(batch)
                 frame.stamps[stage.name] = now_ns()
@@ -315,6 +423,21 @@ def short_runs_warning(reports: list[dict], frames: int) -> str | None:
             f"rest on fewer samples")
 
 
+def busy_machine_warning(reports: list[dict], machine: dict) -> str | None:
+    """One line naming every run during which other programs (or a VM's host) kept a good part of the CPU
+    busy, or None: their figures are not this machine's, yet read the same."""
+    cores = machine.get("cores_usable") or machine.get("cores") or 1
+    most = max(0.5, 0.1 * cores)
+    busy = [f"{report['config']}/{name} {run['cpu_cores']['others']:.1f} of {cores:g}"
+            for report in reports for name, run in report["runs"].items()
+            if (run.get("cpu_cores") or {}).get("others") is not None and run["cpu_cores"]["others"] > most]
+    if not busy:
+        return None
+    return (f"depthcam bench: warning: other programs (or a VM's host) kept cores busy while measuring: "
+            f"{', '.join(busy)}; those figures are slower than this machine gives alone: measure again when it "
+            f"is idle")
+
+
 def json_ready(value: object) -> object:
     """NaN and infinity (an undefined rate or percentile) as null: bare NaN is not JSON and breaks
     strict parsers."""
@@ -382,11 +505,21 @@ def _cell(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.1f}"
 
 
-def format_table(report: dict) -> str:
-    lines = [f"## {report['config']}", "",
-             "| run | frames | fps | e2e p50 | p95 | p99 | max | depth p50 | refine p50 | render p50 | async net p50 "
-             "| dropped |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+def _cores(cpu: dict | None) -> str:
+    """depthcam's cores busy, the rest of the machine's in brackets: 1.8 (0.1)."""
+    if not cpu or cpu.get("depthcam") is None:
+        return "–"
+    others = cpu.get("others")
+    return f"{cpu['depthcam']:.1f}" + (f" ({others:.1f})" if others is not None else "")
+
+
+def format_table(report: dict, machine: dict | None = None) -> str:
+    lines = [f"## {report['config']}", ""]
+    if machine is not None and report["runs"]:
+        lines += [setup_line(report, machine), ""]
+    lines += ["| run | frames | fps | e2e p50 | p95 | p99 | max | depth p50 | refine p50 | render p50 | async net p50 "
+              "| dropped | cores (others) |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, run in report["runs"].items():
         e2e, stages = run["end_to_end_ms"], run["stages"]
         network = _cell(run["async_network_ms"]["p50"]) if run.get("async_network_ms") else "–"
@@ -394,7 +527,8 @@ def format_table(report: dict) -> str:
                      f"{_cell(e2e['p95'])} | {_cell(e2e['p99'])} | {_cell(e2e['max'])} | "
                      f"{_cell(stages['depth']['service_ms']['p50'])} | "
                      f"{_cell(stages['refine']['service_ms']['p50'])} | "
-                     f"{_cell(stages['render']['service_ms']['p50'])} | {network} | {run['dropped_frames']} |")
+                     f"{_cell(stages['render']['service_ms']['p50'])} | {network} | {run['dropped_frames']} | "
+                     f"{_cores(run.get('cpu_cores'))} |")
     speedup = report.get("speedup_pipelined_over_sequential")
     if speedup is not None and math.isfinite(speedup):  # NaN when a run measured under 2 frames
         lines.append(f"\npipelined / sequential throughput: {speedup:.2f}x")
@@ -450,11 +584,12 @@ def run_bench_command(args: argparse.Namespace) -> int:
                 "frames": measured,  # what was measured (the fewest of any run), not what was asked for
                 "frames_requested": args.frames,
                 "warmup": args.warmup, "machine": machine_info(), "versions": versions(), "reports": reports}
-    warning = short_runs_warning(reports, args.frames)
-    if warning:
-        print(warning, file=sys.stderr)
+    for warning in (short_runs_warning(reports, args.frames), busy_machine_warning(reports, document["machine"])):
+        if warning:
+            print(warning, file=sys.stderr)
+    print(machine_line(document["machine"], document["versions"]) + "\n")
     for report in reports:
-        print(format_table(report) + "\n")
+        print(format_table(report, document["machine"]) + "\n")
     print(TABLE_NOTE)
     if args.json:
         text = json.dumps(json_ready(document), indent=2, allow_nan=False)

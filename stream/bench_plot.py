@@ -49,35 +49,64 @@ def check_plot_path(path: Path) -> Path:
     return ensure_writable(path, "benchmark plot")
 
 
+MODE_COLOURS = {"pipelined": "tab:blue", "sequential": "tab:orange", "batch1": "tab:green", "batch2": "tab:red",
+                "batch4": "tab:purple", "batch8": "tab:brown", "live": "tab:pink"}
+CONFIG_STYLES = ("-", "--", ":", "-.")
+
+
+def run_styles(document: dict) -> list[tuple[str, dict, dict]]:
+    """Every run with its label and line style: the colour says the mode, the dash the configuration, so no two
+    runs look alike (matplotlib's own cycle has ten colours: with --compare and every mode, the eleventh run
+    took the first one's colour, and the timeline showed one run's latency as another's). Configurations past
+    the fourth get their own colour shade."""
+    styles = []
+    for number, report in enumerate(document["reports"]):
+        dash = CONFIG_STYLES[number % len(CONFIG_STYLES)]
+        lighter = number // len(CONFIG_STYLES)  # the fifth configuration on: the same dashes, lighter colours
+        for name, run in report["runs"].items():
+            colour = MODE_COLOURS.get(name, "tab:gray")
+            style = {"color": _lighter(colour, lighter), "linestyle": dash}
+            styles.append((f"{report['config']}/{name}", run, style))
+    return styles
+
+
+def _lighter(colour: str, steps: int) -> tuple[float, float, float]:
+    """`colour` mixed with white, a third more per step (at most two)."""
+    from matplotlib.colors import to_rgb
+
+    share = min(steps, 2) / 3
+    return tuple(channel + (1 - channel) * share for channel in to_rgb(colour))  # type: ignore[return-value]
+
+
 def plot_report(document: dict, path: Path) -> None:
     Figure = _figure_class()  # noqa: N806 (the class, named as matplotlib names it)
-    runs = [(f"{report['config']}/{name}", run) for report in document["reports"] for name, run in report["runs"].items()]
+    runs = run_styles(document)
     stages = ["depth", "refine", "render"]
-    figure = Figure(figsize=(10, 3 + 2.2 * len(stages)))
+    # constrained layout makes room for the legends beside the axes, where they hide no data
+    figure = Figure(figsize=(12, 3 + 2.2 * len(stages)), layout="constrained")
     axes = figure.subplots(1 + len(stages), 1)
-    for label, run in runs:
+    for label, run, style in runs:
         fps = run["throughput_fps"]
         rate = f"{fps:.1f} fps" if fps is not None and fps == fps else "fps n/a"  # NaN: under 2 frames measured
-        axes[0].plot(run["samples_ms"]["end_to_end"], label=f"{label} ({rate})", lw=0.9)
+        axes[0].plot(run["samples_ms"]["end_to_end"], label=f"{label} ({rate})", lw=0.9, **style)
     axes[0].set(title="end-to-end latency (capture → sink) per frame", xlabel="frame", ylabel="ms")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     for axis, stage in zip(axes[1:], stages):
         # One set of bins for every run: each run's own 40 bins would give bars of different widths
         # and heights that cannot be compared (a run in a narrow range shows as a few tall spikes).
-        every = np.concatenate([np.asarray(run["samples_ms"][stage], dtype=float) for _, run in runs])
+        every = np.concatenate([np.asarray(run["samples_ms"][stage], dtype=float) for _, run, _ in runs])
         edges = np.histogram_bin_edges(every, bins=40) if every.size else 40
-        for label, run in runs:
+        for label, run, style in runs:
             values = run["samples_ms"][stage]
-            if values:
-                axis.hist(values, bins=edges, alpha=0.5, label=label)
+            if values:  # outlines: filled bars of many runs hide one another
+                axis.hist(values, bins=edges, histtype="step", label=label, **style)
+        # each run keeps its colour and dash of the timeline, whose legend names them (one legend: one per
+        # axis ran off the figure's foot with a dozen runs)
         axis.set(title=f"{stage}: service time (start → end of the call that took the frame)", xlabel="ms",
                  ylabel="frames")
-        if axis.get_legend_handles_labels()[0]:  # an empty legend warns
-            axis.legend(fontsize=7)
     machine = document["machine"]
     figure.suptitle(f"depthcam bench on {machine['cpu']} ({machine['cores']} cores"
                     f"{', ' + machine['gpu'] if machine['gpu'] else ''})", fontsize=9)
-    figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     # the format by name: the partial file's own suffix is .part
     replace_atomically(path, lambda partial: figure.savefig(partial, dpi=110, format=path.suffix[1:].lower()))

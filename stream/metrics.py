@@ -3,10 +3,14 @@
 Each stage stamps `<name>.start` when it takes a batch and `<name>` when it hands it on (the clock
 is `time.perf_counter_ns`, monotonic). A stage's latency is its own service time (start → end);
 the time a frame waits in the queue before it is reported apart, so a slow stage shows up in its
-own row and in the end-to-end figure, and nowhere else.
+own row and in the end-to-end figure, and nowhere else. Beside the wall-clock figures, the CPU the
+process and the rest of the machine used while measuring (`cpu_cores`): a stage time that grew because
+another program held the cores looks the same as a slow stage otherwise.
 """
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +18,51 @@ import numpy as np
 from stream.frame import Frame
 
 PERCENTILES = (50, 95, 99)
+CPU_READ_EVERY_NS = 100_000_000  # the CPU clocks are read at most this often while measuring (a file read)
+_PROC_STAT = "/proc/stat"
+
+
+@dataclass(frozen=True)
+class CpuClock:
+    """One reading: wall time, this process's CPU time (all its threads), and the time the whole machine's
+    cores were busy (everything but idle and I/O wait: other programs, and time a VM's host took, counted
+    as steal), all in ns; `machine_busy_ns` is None where /proc/stat is missing (not Linux)."""
+
+    wall_ns: int
+    process_ns: int
+    machine_busy_ns: int | None
+
+
+def machine_busy_ns(path: str = _PROC_STAT) -> int | None:
+    """The machine's busy CPU time since boot, summed over its cores, from /proc/stat's first line."""
+    try:
+        with open(path) as handle:
+            fields = [int(value) for value in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal (guest is inside user already)
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    return busy * 1_000_000_000 // ticks
+
+
+def read_cpu_clock() -> CpuClock:
+    return CpuClock(time.perf_counter_ns(), time.process_time_ns(), machine_busy_ns())
+
+
+def cpu_cores(start: CpuClock | None, end: CpuClock | None) -> dict[str, float | None]:
+    """Cores kept busy on average between two readings: by this process, and by everything else."""
+    if start is None or end is None or end.wall_ns <= start.wall_ns:
+        return {"depthcam": None, "others": None}
+    wall = end.wall_ns - start.wall_ns
+    ours = (end.process_ns - start.process_ns) / wall
+    others = None
+    if start.machine_busy_ns is not None and end.machine_busy_ns is not None:
+        # the two clocks tick differently (10 ms ticks against ns): never below 0
+        others = max(0.0, (end.machine_busy_ns - start.machine_busy_ns) / wall - ours)
+    return {"depthcam": ours, "others": others}
 
 
 def summarise_ms(values_ns: list[int] | np.ndarray) -> dict[str, float]:
@@ -45,6 +94,8 @@ class LatencyRecorder:
     depth_age: list[int] = field(default_factory=list)
     network_ns: list[int] = field(default_factory=list)  # async depth: the network's own time per prediction
     source_indices: list[int] = field(default_factory=list)  # of the measured frames, to count what was dropped
+    cpu_first: CpuClock | None = None  # at the first measured frame
+    cpu_last: CpuClock | None = None  # at a measured frame at most CPU_READ_EVERY_NS before the last one
 
     def __post_init__(self) -> None:
         for stage in self.stages:
@@ -64,6 +115,7 @@ class LatencyRecorder:
             self.service_ns[stage].append(end - start)
             previous = end
         sink_time = frame.stamps["sink"]
+        self._read_cpu()
         self.end_to_end_ns.append(sink_time - frame.capture_ns)
         self.sink_ns.append(sink_time)
         self.capture_ns.append(frame.capture_ns)
@@ -72,6 +124,17 @@ class LatencyRecorder:
             self.depth_age.append(frame.index - frame.depth_index)
         if "network_ns" in frame.extra:
             self.network_ns.append(frame.extra["network_ns"])
+
+    def _read_cpu(self) -> None:
+        """The CPU clocks at the first measured frame and then every CPU_READ_EVERY_NS (not at every frame:
+        /proc/stat is a file to read)."""
+        last = self.cpu_last or self.cpu_first
+        if last is None or time.perf_counter_ns() - last.wall_ns >= CPU_READ_EVERY_NS:
+            reading = read_cpu_clock()
+            if self.cpu_first is None:
+                self.cpu_first = reading
+            else:
+                self.cpu_last = reading
 
     @property
     def frames(self) -> int:
@@ -101,6 +164,7 @@ class LatencyRecorder:
                                "queue_wait_ms": summarise_ms(self.wait_ns[stage])} for stage in self.stages},
             "depth_age_frames": percentiles(np.asarray(self.depth_age)) if self.depth_age else None,
             "async_network_ms": summarise_ms(self.network_ns) if self.network_ns else None,
+            "cpu_cores": cpu_cores(self.cpu_first, self.cpu_last),
             "samples_ms": self.samples_ms(),
         }
 
