@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from stream.console import notify
+from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
@@ -242,6 +243,7 @@ class VideoFileSource(Source):
             # an animation holds some pictures longer on purpose (a 2 s last one): its average rate (3.45 fps for
             # nine 0.1 s pictures and a 2 s one) is no frame rate, and AVI's fixed rate made of it dropped pictures
             rate = self.stream.guessed_rate
+        rate = _not_the_tick(rate, self.stream)
         self.fps = float(rate) if rate else 30.0
         self.rate = rate
         self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
@@ -294,7 +296,11 @@ class VideoFileSource(Source):
         self._frames_read = 0
         self._head = [self._first]  # pictures decoded ahead (to check where a jump landed), given first
         self._sizes_told: set[tuple[int, int]] = set()  # picture sizes other than the first's, each said once
-        shown = [f"scaled to square pixels from {stored} (pixel aspect {self._pixel_aspect})"] \
+        # Interlaced pictures (1080i, DV, broadcast) are deinterlaced before anything else sees them; a stream that
+        # turns interlaced later is said when it does.
+        self.interlaced = bool(self._first.interlaced_frame)
+        shown = [DEINTERLACED] if self.interlaced else []
+        shown += [f"scaled to square pixels from {stored} (pixel aspect {self._pixel_aspect})"] \
             if self._pixel_aspect != 1 else []
         shown += [f"turned upright ({self.rotation}° display rotation)"] if self._turn is not None else []
         shown += ["mirrored back as its display matrix says"] if self._mirrored else []
@@ -422,8 +428,13 @@ class VideoFileSource(Source):
         index = 0
         half_frame = 0.5 / self.fps
         previous: float | None = None
+        deinterlacer = Deinterlacer(self.stream.time_base)
         try:
-            for decoded in itertools.chain(self._head, self._decoded):
+            for decoded in deinterlacer.frames(itertools.chain(self._head, self._decoded)):
+                if not self.interlaced and deinterlacer.first_interlaced is not None:
+                    self.interlaced = True
+                    notify(f"{self.path.name} turns interlaced at picture {index + 1}: its interlaced pictures are "
+                           f"{DEINTERLACED}")
                 seconds, own = decoded.time, None
                 if seconds is not None:  # a picture lasts its own duration (a GIF's may be long), else as the last
                     step = seconds - previous if previous is not None and seconds > previous else 1 / self.fps
@@ -515,6 +526,16 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self.container.close()
+
+
+def _not_the_tick(rate: Fraction | None, stream: Any) -> Fraction | None:
+    """`rate`, unless it is only the stream's clock tick: FFmpeg's raw DV demuxer (a camcorder's .dv, as dvgrab
+    captures it) counts every DV rate in 1/60000 s and announces that tick as the average rate (60000 fps, and
+    a progress bar of 14400 frames for 6); the rate its pictures come at is then the guessed one (25, 29.97)."""
+    guessed = stream.guessed_rate
+    if rate and stream.time_base and rate == 1 / stream.time_base and guessed and guessed < rate:
+        return guessed
+    return rate
 
 
 def scale_telling_once(image: Any, width: int, height: int, told: set[tuple[int, int]],
