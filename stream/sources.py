@@ -25,6 +25,7 @@ from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
+from stream.hints import camera_permission_hint
 from stream.images import is_still_image, opencv_quiet, picture_count, read_image, read_metadata
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import is_hd
@@ -194,8 +195,8 @@ class ImageSource(Source):
 
 class PacedSource(Source):
     """A file delivered like a camera, or a player: each frame is due at its presentation time after the
-    first, and latency counts from then (the time the decoder runs late included); the live queue drops
-    late frames. The benchmark's live run uses it, and so does a video shown in a window (-o window)."""
+    first, and latency counts from then (the decoder running up to a frame period late included; later, the
+    beat moves on with it); the live queue drops frames the stages cannot keep up with. The benchmark's live run uses it, and so does a video shown in a window (-o window)."""
 
     live = True
 
@@ -206,13 +207,30 @@ class PacedSource(Source):
         self.description = f"{inner.description}, paced at its frame rate"
 
     def frames(self) -> Iterator[Frame]:
-        start, first_pts = now_ns(), None
+        start: int | None = None
+        first_pts = None
+        period = round(1e9 / self.fps)
+        behind = 0  # frames the decoder delivered more than a frame period late
         for index, frame in enumerate(self.inner.frames()):
             seconds = index / self.fps
             if frame.pts_seconds is not None:  # a variable frame rate keeps its own spacing
                 first_pts = frame.pts_seconds if first_pts is None else first_pts
                 seconds = frame.pts_seconds - first_pts
+            arrived = now_ns()
+            if start is None:  # the first frame is due when it is decoded: its decoding is no lateness
+                start = arrived - round(seconds * 1e9)
             due = start + round(seconds * 1e9)
+            if arrived - due > period:
+                # A decoder slower than the video's rate (1080p on a busy laptop) made every frame later than the
+                # one before: latency counted from the first frame's beat grew without end (103 -> 664 ms over 12
+                # frames at half speed). From here the video is delivered at the decoder's pace, as a camera
+                # that slowed down would deliver it; the debt is not carried.
+                start += arrived - due
+                due = arrived
+                behind += 1
+                if behind == max(round(self.fps), 1):
+                    notify(f"{self.inner.description}: decodes slower than its {self.fps:.3g} fps here, so it is "
+                           f"delivered at the decoder's pace")
             _wait_until(due)
             frame.capture_ns = due
             yield frame
@@ -811,8 +829,9 @@ class CameraSource(Source):
                                 f"pictures: a webcam lists two); try camera:{first[0]}")
             other = "try camera:0, " if self.index != 0 else ""
             listing = ", list them with: ls /dev/video*" if sys.platform.startswith("linux") else ""
+            permits = camera_permission_hint() or "check video-device permissions"
             raise UserError(f"camera {self.index} could not be opened: no such camera, or it is busy or not "
-                            f"permitted ({other}close other apps using it, check video-device permissions{listing})")
+                            f"permitted ({other}close other apps using it, {permits}{listing})")
         mode = configure_capture(self.capture, size, fps, pixel_format)
         self._empty_told = False
         self._sizes_told: set[tuple[int, int]] = set()  # picture sizes other than the announced one, each said once
@@ -829,7 +848,10 @@ class CameraSource(Source):
         self._driver_stamps: bool | None = None if _backend_name(self.capture) == "V4L2" else False
 
     def _no_frame(self) -> str:
-        return f"camera {self.index} opened but delivered no frame (is it in use elsewhere?)"
+        # macOS's AVFoundation opens a camera the user has not allowed and reads nothing: say where to allow it
+        permission = camera_permission_hint()
+        return (f"camera {self.index} opened but delivered no frame (is it in use elsewhere?"
+                + (f" Or not allowed: {permission}" if permission else "") + ")")
 
     def _read(self) -> tuple[bool, Any]:
         """The next picture; reads that answer ok with no picture are skipped (said once), up to

@@ -532,3 +532,24 @@ def test_a_benchmark_whose_input_fails_part_way_reports_the_runs_that_finished(m
     document = json.loads(out.read_text())
     assert document["interrupted"] is True and [sorted(r["runs"]) for r in document["reports"]] == [["pipelined"]]
     assert "error: camera 0 stopped delivering frames after 31" in capsys.readouterr().err
+
+
+def test_a_file_that_decodes_slower_than_its_rate_is_not_counted_ever_later():
+    # a 20 fps file decoded at 10 fps: measured from the first frame's beat, each frame came 50 ms later than
+    # the one before (103 -> 664 ms over 12 frames), a latency that grew without end
+    from stream.sources import PacedSource, Source
+
+    class SlowFile(Source):
+        fps, width, height, frame_count = 20.0, 8, 8, 8
+
+        def frames(self):
+            for index in range(8):
+                time.sleep(0.1)  # the decoder's pace
+                yield Frame(index=index, capture_ns=0, image=None,  # type: ignore[arg-type]
+                            pts_seconds=index / 20)
+
+    late = []
+    for frame in PacedSource(SlowFile()).frames():
+        late.append(time.perf_counter_ns() - frame.capture_ns)
+    # a frame is due at most a frame period before it is delivered (50 ms), and the first when it is decoded
+    assert late[0] < 20_000_000 and max(late) <= 50_000_000 + 20_000_000, late

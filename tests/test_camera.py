@@ -381,3 +381,28 @@ def test_a_webcams_second_device_node_is_named_with_the_one_that_gives_pictures(
         open_source("camera:2")
     with pytest.raises(UserError, match=r"camera 5 could not be opened"):
         open_source("camera:5")
+
+
+def test_on_macos_a_camera_that_gives_nothing_names_the_camera_permission(monkeypatch):
+    from stream import sources
+
+    # AVFoundation opens a camera the user has not allowed and reads nothing: the same as a busy camera,
+    # unless the message says where macOS allows it
+    source = _camera(monkeypatch, PictureWebcam([None] * 100))
+    monkeypatch.setattr(sources.sys, "platform", "darwin")
+    with pytest.raises(UserError, match=r"delivered no frame .*Or not allowed: .*Privacy & Security > Camera"):
+        next(iter(source.frames()))
+
+
+def test_on_windows_a_camera_that_cannot_open_names_the_camera_permission(monkeypatch):
+    from stream import sources
+
+    class Closed:
+        def isOpened(self):
+            return False
+
+    monkeypatch.setattr(sources, "_open_camera", lambda index: Closed())
+    monkeypatch.setattr(sources.sys, "platform", "win32")
+    with pytest.raises(UserError, match=r"could not be opened: .*Privacy & security > Camera") as caught:
+        open_source("camera:0")
+    assert "video-device permissions" not in str(caught.value)  # Linux's advice
