@@ -40,12 +40,14 @@ def verify_sha256(path: Path, expected: str, *, name: str | None = None,
                          f"(the file is corrupt or not the published one; {fix})")
 
 
-def download(url: str, destination: Path, sha256: str, *, progress: bool = True, timeout_s: float = 60.0) -> Path:
+def download(url: str, destination: Path, sha256: str, *, progress: bool = True, timeout_s: float = 60.0,
+             otherwise: str = "") -> Path:
     """Fetch `url` to `destination`, verify its sha256, and only then move it into place.
 
     The bytes go to `destination.part` first. A download that breaks off keeps them, and the next call
     asks the server for the rest (an HTTP Range request) instead of starting a 472 MB archive over;
-    a server that ignores the range sends the whole file again. A checksum mismatch deletes them."""
+    a server that ignores the range sends the whole file again. A checksum mismatch deletes them.
+    `otherwise`: another way to the model, added to the message where the server cannot be reached."""
     partial = destination.with_name(destination.name + ".part")
     if destination.parent.exists() and not destination.parent.is_dir():
         raise ModelError(f"the model cache {destination.parent} is a file, not a folder "
@@ -61,7 +63,7 @@ def download(url: str, destination: Path, sha256: str, *, progress: bool = True,
         if destination.is_file():
             verify_sha256(destination, sha256)
             return destination
-        return _download_locked(url, destination, partial, sha256, progress, timeout_s)
+        return _download_locked(url, destination, partial, sha256, progress, timeout_s, otherwise)
 
 
 def _hold(lock) -> None:
@@ -74,18 +76,17 @@ def _hold(lock) -> None:
 
 
 def _download_locked(url: str, destination: Path, partial: Path, sha256: str, progress: bool,
-                     timeout_s: float) -> Path:
+                     timeout_s: float, otherwise: str) -> Path:
+    fix = f"check the network, or place the file in {destination.parent} by hand{otherwise}"
     offset = partial.stat().st_size if partial.is_file() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
         response = urllib.request.urlopen(request, timeout=timeout_s)  # noqa: S310 (addresses from the registry)
     except urllib.error.HTTPError as exc:
         if exc.code != 416 or not offset:  # 416: nothing left after `offset`: the part is whole, check it
-            raise ModelError(f"cannot download {destination.name} from {url}: {exc} "
-                             f"(check the network, or place the file in {destination.parent} by hand)") from None
+            raise ModelError(f"cannot download {destination.name} from {url}: {exc} ({fix})") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise ModelError(f"cannot download {destination.name} from {url}: {exc} "
-                         f"(check the network, or place the file in {destination.parent} by hand)") from None
+        raise ModelError(f"cannot download {destination.name} from {url}: {exc} ({fix})") from None
     else:
         with response:
             _receive(response, partial, offset, destination.name, progress)

@@ -171,35 +171,50 @@ def random_weights(seed: int = 0) -> dict[str, np.ndarray]:
 class _GraphBuilder:
     """Appends nodes and initializers; names nodes after the official layers for readable graphs."""
 
-    def __init__(self, weights: dict[str, np.ndarray], dtype: np.dtype) -> None:
-        self.weights = weights
+    def __init__(self, weights: dict[str, np.ndarray], dtype: np.dtype, graph: onnx.GraphProto | None = None,
+                 consumed: dict[str, np.ndarray] | None = None) -> None:
+        self.weights = weights  # this build's own dict: emptied as the graph takes them
+        self.consumed = consumed  # the caller's dict where it gave it up (build_fcrn's `consume`), emptied too
         self.dtype = dtype
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
+        # the model's own graph: each initializer is added in place, never copied whole
+        self.graph = graph if graph is not None else onnx.GraphProto()
+
+    @property
+    def initializers(self):
+        return self.graph.initializer
 
     def _init(self, name: str, value: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value.astype(self.dtype)), name))
+        self.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=self.dtype), name))
         return name
 
     def node(self, op: str, inputs: list[str], output: str, **attrs) -> str:
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
+    def take(self, name: str) -> np.ndarray:
+        """A weight, let go of here once it is in the graph: with a conversion's own dict (`consume`) its
+        memory is free again for the next initializers, rather than the model being held twice at the end."""
+        value = self.weights.pop(name)
+        if self.consumed is not None:
+            self.consumed.pop(name, None)
+        return value
+
     def conv(self, x: str, layer: str, *, stride: int = 1, pads: tuple[int, int, int, int] | None = None,
              out: str | None = None) -> str:
         """Conv with the official HWIO kernel; pads default to the official symmetric (k-1)//2."""
-        hwio = self.weights[f"{layer}/weights"]
+        hwio = self.take(f"{layer}/weights")
         kh, kw = hwio.shape[:2]
         if pads is None:
             pads = ((kh - 1) // 2, (kw - 1) // 2, (kh - 1) // 2, (kw - 1) // 2)
         inputs = [x, self._init(f"{layer}/weights", hwio.transpose(3, 2, 0, 1))]  # HWIO -> OIHW
         if f"{layer}/biases" in self.weights:
-            inputs.append(self._init(f"{layer}/biases", self.weights[f"{layer}/biases"]))
+            inputs.append(self._init(f"{layer}/biases", self.take(f"{layer}/biases")))
         return self.node("Conv", inputs, out or layer, kernel_shape=[kh, kw], strides=[stride, stride],
                          pads=list(pads), dilations=[1, 1], group=1)
 
     def bn(self, x: str, layer: str, *, relu: bool = False) -> str:
-        inputs = [x] + [self._init(f"{layer}/{p}", self.weights[f"{layer}/{p}"]) for p in BN_PARAMS]
+        inputs = [x] + [self._init(f"{layer}/{p}", self.take(f"{layer}/{p}")) for p in BN_PARAMS]
         y = self.node("BatchNormalization", inputs, layer, epsilon=BN_EPSILON)
         return self.node("Relu", [y], f"{layer}_relu") if relu else y
 
@@ -217,15 +232,20 @@ class _GraphBuilder:
 
 
 def build_fcrn(weights: Mapping[str, np.ndarray] | None = None, seed: int = 0, *,
-               fp16: bool = False) -> onnx.ModelProto:
+               fp16: bool = False, consume: bool = False) -> onnx.ModelProto:
     """The FCRN graph with `weights` (official names, HWIO), or seeded random weights when None.
 
     ``fp16=True`` stores the weights and computes in float16 (for GPUs) while keeping the float32
-    ``image``/``depth`` interface through Cast nodes at both ends.
+    ``image``/``depth`` interface through Cast nodes at both ends. ``consume=True`` (a conversion, whose
+    dict is its own) empties `weights` as the graph takes them, so that the 254 MB are not held twice.
     """
     checked = check_weights(weights) if weights is not None else random_weights(seed)
     dtype = np.dtype(np.float16 if fp16 else np.float32)
-    g = _GraphBuilder(checked, dtype)
+    # The model is made first and filled in place: helper.make_graph and make_model copy what they are given,
+    # which held the 254 MB of weights three times over besides the arrays (1 GB at the peak, 1.5 GB with
+    # the serialisation).
+    model = onnx.ModelProto()
+    g = _GraphBuilder(checked, dtype, model.graph, weights if consume and isinstance(weights, dict) else None)
 
     x = INPUT_NAME
     if fp16:
@@ -254,16 +274,15 @@ def build_fcrn(weights: Mapping[str, np.ndarray] | None = None, seed: int = 0, *
     else:
         g.node("Relu", [x], OUTPUT_NAME)
 
-    graph = helper.make_graph(
-        g.nodes, "fcrn_resnet50_upproj",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, *INPUT_SHAPE])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, *OUTPUT_SHAPE])],
-        g.initializers,
-        doc_string="FCRN ResNet-50 UpProj (Laina et al. 2016). image: RGB 0..255 NCHW 228x304; "
-                   "depth: metres NCHW 128x160.",
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="depthcam", doc_string=graph.doc_string)
+    graph = model.graph
+    graph.node.extend(g.nodes)
+    graph.name = "fcrn_resnet50_upproj"
+    graph.input.append(helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, *INPUT_SHAPE]))
+    graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, *OUTPUT_SHAPE]))
+    graph.doc_string = model.doc_string = ("FCRN ResNet-50 UpProj (Laina et al. 2016). image: RGB 0..255 NCHW "
+                                           "228x304; depth: metres NCHW 128x160.")
+    model.opset_import.append(helper.make_opsetid("", OPSET))
+    model.producer_name = "depthcam"
     model.ir_version = 8  # opset 17's IR version; loadable by onnxruntime >= 1.13
     # The file says it is FCRN (raw RGB in, metres out) under any name the user gives it (models.registry).
     helper.set_model_props(model, model_metadata("fcrn"))

@@ -14,10 +14,12 @@ graph from them.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
 import re
+import secrets
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -29,8 +31,8 @@ import onnx
 
 from models.download import ModelError, download, verify_sha256
 from models.fcrn import build_fcrn, check_weights
-from models.protobuf_wire import proto_fields, varint
-from models.registry import get_spec
+from models.protobuf_wire import field_header, proto_fields, varint
+from models.registry import cache_entry_at, get_spec, record_checksum, recorded_checksum
 
 # The Open Model Zoo mirror of the authors' checkpoint (models/public/fcrn-dp-nyu-depth-v2-tf/model.yml).
 OFFICIAL_URL = get_spec("fcrn").url  # the registry holds the address and checksum
@@ -201,7 +203,10 @@ def read_checkpoint_zip(path: Path) -> dict[str, np.ndarray]:
 def read_npy(path: Path) -> dict[str, np.ndarray]:
     """Variables of the official pickle ``{layer: {param: array}}``, flattened to ``layer/param``."""
     try:
-        layers = np.load(path, allow_pickle=True, encoding="latin1").item()  # written by Python 2
+        # Written by Python 2, whose str holds the names and the raw float bytes alike. "bytes" keeps them bytes
+        # (names decoded below), which each array then uses as its buffer; "latin1" made them str, and the
+        # unpickler's memo held all 254 MB of them besides the arrays' own copies until the load ended.
+        layers = np.load(path, allow_pickle=True, encoding="bytes").item()
     except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise ModelError(f"cannot read {path} as a NumPy pickle of FCRN weights: {exc} "
                          f"(expected NYU_ResNet-UpProj.npy)") from exc
@@ -238,25 +243,90 @@ def read_weights(src: Path) -> dict[str, np.ndarray]:
 
 
 def save_model(model: onnx.ModelProto, out: Path) -> Path:
-    """Write atomically (temp file + rename) so an interrupted conversion never leaves a half file."""
+    """Write atomically (temp file + rename) so an interrupted conversion never leaves a half file.
+
+    The file is written a tensor at a time (`_write_model`): SerializeToString made the whole 254 MB as one
+    buffer and then copied it into a bytes object, twice the model besides the model itself. It gets the
+    permissions of any new file (`_new_partial`). Written into the cache under its registry name, its checksum
+    is recorded afresh: an earlier file's would make it read as damaged.
+    """
     out = Path(out)
     partial: Path | None = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=out.name + ".", suffix=".part", delete=False) as tmp:
-            partial = Path(tmp.name)
-            tmp.write(model.SerializeToString())
+        partial, handle = _new_partial(out)
+        with handle:
+            digest = _write_model(model, handle)
+        into_cache = cache_entry_at(out) is not None  # `models convert -o` into the cache, or `models fetch`
+        if into_cache:  # first: a crash before the new checksum is written leaves the file to be parsed, not refused
+            recorded_checksum(out).unlink(missing_ok=True)
         partial.replace(out)
+        partial = None
+        if into_cache:
+            record_checksum(out, digest)
     except OSError as exc:
+        raise ModelError(f"cannot write the converted model {out}: {exc.strerror or exc}; "
+                         f"choose another place") from None
+    finally:
         if partial is not None:
-            partial.unlink(missing_ok=True)  # never leave a quarter-gigabyte .part behind
-        raise ModelError(f"cannot write the converted model {out}: {exc.strerror or exc}; choose another place") from None
+            partial.unlink(missing_ok=True)  # never leave a quarter-gigabyte .part behind, nor after Ctrl-C
     return out
+
+
+def _new_partial(out: Path) -> tuple[Path, BinaryIO]:
+    """A new file beside `out` to write it into, made as any new file is (0666 less the umask: tempfile's are
+    0600, which the rename kept, so nobody else could read a model converted into a shared folder)."""
+    for _ in range(100):
+        partial = out.with_name(f"{out.name}.{secrets.token_hex(4)}.part")
+        try:
+            return partial, os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {out}")
+
+
+def _write_model(model: onnx.ModelProto, handle: BinaryIO) -> str:
+    """Write `model.SerializeToString()`'s bytes with one tensor serialised at a time; their sha256.
+
+    Protobuf writes fields in the order of their numbers: the model's fields before its graph (7), the graph's
+    before its initializers (5), the initializers, then the rest of each."""
+    digest = hashlib.sha256()
+
+    def write(raw: bytes) -> None:
+        handle.write(raw)
+        digest.update(raw)
+
+    model_head, model_tail = _split_at(model, 7)
+    graph_head, graph_tail = _split_at(model.graph, 5)
+    tensors = [(tensor, tensor.ByteSize()) for tensor in model.graph.initializer]
+    graph_size = (graph_head.ByteSize() + graph_tail.ByteSize()
+                  + sum(len(field_header(5, size)) + size for _, size in tensors))
+    write(model_head.SerializeToString() + field_header(7, graph_size) + graph_head.SerializeToString())
+    for tensor, size in tensors:
+        write(field_header(5, size) + tensor.SerializeToString())
+    write(graph_tail.SerializeToString() + model_tail.SerializeToString())
+    return digest.hexdigest()
+
+
+def _split_at(message, number: int):
+    """Two copies of `message`: its fields numbered below `number`, and those above; field `number` in neither."""
+    head, tail = type(message)(), type(message)()
+    for field, value in message.ListFields():
+        if field.number == number:
+            continue
+        part = head if field.number < number else tail
+        if hasattr(value, "CopyFrom"):  # an embedded message (by value: descriptors' `label` left protobuf 7)
+            getattr(part, field.name).CopyFrom(value)
+        elif hasattr(value, "extend"):  # a repeated field
+            getattr(part, field.name).extend(value)
+        else:
+            setattr(part, field.name, value)
+    return head, tail
 
 
 def convert(src: Path, out: Path, fp16: bool = False) -> Path:
     """Convert official FCRN weights (.npy, .ckpt prefix/.index, or the zip) into the ONNX graph at `out`."""
-    return save_model(build_fcrn(read_weights(Path(src)), fp16=fp16), Path(out))
+    return save_model(build_fcrn(read_weights(Path(src)), fp16=fp16, consume=True), Path(out))
 
 
 def fetch_official(cache: Path, progress: bool = True, *, fp16: bool = False, keep_archive: bool = False) -> Path:
@@ -273,7 +343,10 @@ def fetch_official(cache: Path, progress: bool = True, *, fp16: bool = False, ke
     if archive.is_file():
         verify_sha256(archive, OFFICIAL_SHA256)  # one placed by hand, or kept from an earlier run
     else:
-        download(OFFICIAL_URL, archive, OFFICIAL_SHA256, progress=progress)
+        # Offline with the weights at hand (the .npy, or the checkpoint unzipped): the conversion is the way in.
+        download(OFFICIAL_URL, archive, OFFICIAL_SHA256, progress=progress,
+                 otherwise=f"; or, with the official weights at hand, convert them into the cache: depthcam models "
+                           f"convert NYU_FCRN.ckpt (or NYU_ResNet-UpProj.npy) -o {onnx_path}")
     convert(archive, onnx_path, fp16=fp16)
     if not keep_archive:
         archive.unlink(missing_ok=True)

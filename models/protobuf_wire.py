@@ -1,5 +1,6 @@
-"""Minimal protobuf wire-format reading, for the two places that read a protobuf without its schema: a
-TensorFlow checkpoint's bundle (models/fcrn_weights.py) and an ONNX file's metadata (models/metadata.py)."""
+"""Minimal protobuf wire format, for the places that read a protobuf without its schema: a TensorFlow
+checkpoint's bundle (models/fcrn_weights.py) and an ONNX file's metadata (models/metadata.py); and for writing
+a converted model's file a tensor at a time (models/fcrn_weights.py)."""
 from __future__ import annotations
 
 import struct
@@ -42,3 +43,17 @@ def proto_fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
         yield field, value
+
+
+def encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def field_header(number: int, length: int) -> bytes:
+    """The key and length that open a length-delimited field (a string or an embedded message)."""
+    return encode_varint(number << 3 | 2) + encode_varint(length)

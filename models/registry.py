@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -127,6 +129,11 @@ def _file_stamp(path: Path) -> str | None:
     return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
 
 
+def record_checksum(path: Path, digest: str) -> None:
+    """Record the sha256 of a file just written into the cache (a conversion), to be stamped when next checked."""
+    _record_checksum(path, digest)
+
+
 def _record_checksum(path: Path, digest: str | None = None, stamp: str | None = None) -> None:
     """Write the sidecar: the sha256 (hashed here unless given) and the file's stamp taken before it was
     hashed or verified, so that a later run may trust it without hashing."""
@@ -205,6 +212,7 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
     if name_or_path in REGISTRY:
         return REGISTRY[name_or_path], fetch(name_or_path, progress=progress, quick=True)
     path = Path(name_or_path).expanduser()
+    _refuse_weight_files(path)
     if path.suffix.lower() != ".onnx" and not path.exists():
         raise ModelError(f"unknown model {name_or_path!r}; known models: {', '.join(model_names())} "
                          f"(or give a path to an .onnx file)")
@@ -230,6 +238,22 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
                f"out); for {namesake.name}'s settings use --model {namesake.name}, or add --model-input "
                f"{namesake.input_norm} --model-output {namesake.output_kind}")
     return own, path
+
+
+# The files the official FCRN weights come in (NYU_ResNet-UpProj.npy, NYU_FCRN-checkpoint.zip, NYU_FCRN.ckpt's
+# .index, .data-00000-of-00001 and .meta): `models convert` takes them, ONNX Runtime does not.
+WEIGHT_FILE = re.compile(r"\.(npy|zip|ckpt|index|meta|data-\d+-of-\d+)$", re.IGNORECASE)
+
+
+def _refuse_weight_files(path: Path) -> None:
+    """Official FCRN weights given as the model: say they need converting (ONNX Runtime only said that the file
+    is no complete ONNX model, and a checkpoint's prefix, a name of no file, was an unknown model)."""
+    prefix = re.sub(r"\.(index|meta|data-\d+-of-\d+)$", "", str(path), flags=re.IGNORECASE)
+    if not (WEIGHT_FILE.search(path.name) and (path.exists() or Path(f"{prefix}.index").is_file())):
+        return
+    raise ModelError(f"{path} is not an ONNX model; official FCRN weights (NYU_ResNet-UpProj.npy, NYU_FCRN.ckpt, "
+                     f"NYU_FCRN-checkpoint.zip) are converted once: depthcam models convert {shlex.quote(prefix)} "
+                     f"-o fcrn.onnx, then --model fcrn.onnx")
 
 
 def _declared_spec(path: Path, name: str) -> ModelSpec | None:
@@ -258,6 +282,12 @@ def cached_file_of(path: Path) -> ModelSpec | None:
     """The registry entry whose cached file `path` is (the same file, not merely the same name), else None."""
     spec = next((s for s in REGISTRY.values() if s.filename == path.name), None)
     return spec if spec is not None and _same_file(path, spec.path) else None
+
+
+def cache_entry_at(path: Path) -> ModelSpec | None:
+    """The registry entry whose place in the cache `path` is (its folder and file name), a file there or not."""
+    spec = next((s for s in REGISTRY.values() if s.filename == path.name), None)
+    return spec if spec is not None and _same_file(path.parent, spec.path.parent) else None
 
 
 def _same_file(a: Path, b: Path) -> bool:
