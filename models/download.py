@@ -19,9 +19,13 @@ class ModelError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """The model cache: $DEPTHCAM_MODELS, else ~/.cache/depthcam."""
+    """The model cache: $DEPTHCAM_MODELS, else $XDG_CACHE_HOME/depthcam (the XDG rule: an absolute path only),
+    else ~/.cache/depthcam on every system (as PyTorch Hub's and Hugging Face's caches)."""
     override = os.environ.get("DEPTHCAM_MODELS")
-    return Path(override).expanduser() if override else Path.home() / ".cache" / "depthcam"
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return Path(xdg) / "depthcam" if xdg and os.path.isabs(xdg) else Path.home() / ".cache" / "depthcam"
 
 
 def sha256_of(path: Path) -> str:

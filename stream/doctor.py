@@ -189,7 +189,7 @@ def _models() -> Check:
         problem = "is not writable" if existing == cache else f"cannot be made in {existing} (not writable)"
     if problem is not None:
         return Check("models", False, f"the model cache {cache} {problem}",
-                     "set DEPTHCAM_MODELS to a folder you can write (or unset it for ~/.cache/depthcam)")
+                     "set DEPTHCAM_MODELS to a folder you can write (or unset it for the default cache)")
     states = ", ".join(f"{spec.name} {model_state(spec)}" for spec in REGISTRY.values())
     return Check("models", True, f"{states}; cache {cache} (DEPTHCAM_MODELS moves it; a run downloads "
                                  f"what it needs)")

@@ -746,3 +746,18 @@ def test_a_files_metadata_names_the_model_and_may_give_its_own_settings(tmp_path
     assert (estimator.input.width, estimator.input.height) == (304, 228)
     depth = estimator.predict([np.full((48, 64, 3), 255, np.uint8)])[0]
     np.testing.assert_allclose(depth, 1.0, rtol=1e-5)  # "unit": 255 -> 1.0
+
+
+def test_the_cache_follows_xdg_cache_home_where_depthcam_models_is_unset(monkeypatch, tmp_path):
+    from models.download import cache_dir
+
+    monkeypatch.delenv("DEPTHCAM_MODELS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "depthcam"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG rule: a relative path is ignored
+    assert cache_dir() == tmp_path / "home" / ".cache" / "depthcam"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "depthcam"
+    monkeypatch.setenv("DEPTHCAM_MODELS", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
