@@ -119,6 +119,7 @@ class FocusController:
         self._origin: tuple[float, float] | None = None  # a frame's time and clock, since times went forward
         self._face_seen: tuple[int, float] = (0, 0.0)  # the frame count and clock at which last_face was detected
         self._cuts = SceneCuts()
+        self._cut_checked = False  # the last frame was tested for a cut: a hint about this one then counts
         self._settling = False  # a cut: focus snaps until the new shot's first face detection is in
         self._point = point
         self.track_point = track_point
@@ -241,13 +242,27 @@ class FocusController:
         self._seconds = seconds
         return self._clock - previous
 
-    def _new_shot(self, image_bgr: np.ndarray, point: tuple[int, int] | None, fixed: float | None) -> bool:
+    def _is_cut(self, image_bgr: np.ndarray, hint: bool | None) -> bool:
+        """The cut test, or a hint: the same test made on the same frames by the depth stage (a sync run), which
+        then need not be repeated here. A hint counts only where this controller tested the frame before too:
+        the first frame after a fixed focus is no cut, as for the test's own first frame."""
+        if hint is None:
+            cut = self._cuts.is_cut(image_bgr)
+        else:
+            cut = hint and self._cut_checked
+            self._cuts.reset()  # its last thumbnail is stale now: a frame without a hint starts afresh
+        self._cut_checked = True
+        return cut
+
+    def _new_shot(self, image_bgr: np.ndarray, point: tuple[int, int] | None, fixed: float | None,
+                  hint: bool | None = None) -> bool:
         """Whether this frame is a cut to a new shot, and if so, forget what was followed in the last one:
         a face box and a followed point from another shot say nothing about this one."""
         if point is None and fixed is not None:  # a fixed focus follows nothing
             self._cuts.reset()
+            self._cut_checked = False
             return False
-        if not self._cuts.is_cut(image_bgr):
+        if not self._is_cut(image_bgr, hint):
             return False
         if point is not None:
             if self._tracker is not None:  # followed on from where it was, afresh
@@ -259,11 +274,14 @@ class FocusController:
             self._settling = True
         return True
 
-    def update(self, image_bgr: np.ndarray, disparity: np.ndarray, seconds: float | None = None) -> float:
-        """This frame's focus, smoothed. `seconds` is the frame's time, where there is one."""
+    def update(self, image_bgr: np.ndarray, disparity: np.ndarray, seconds: float | None = None,
+               cut: bool | None = None) -> float:
+        """This frame's focus, smoothed. `seconds` is the frame's time, where there is one; `cut`, where given,
+        says whether the frame starts a new shot by `SceneCuts` run over every frame in order (it is then not
+        tested again here)."""
         point, fixed, forget_face = self._snapshot()
         step = self._tick(seconds)
-        cut = self._new_shot(image_bgr, point, fixed)
+        cut = self._new_shot(image_bgr, point, fixed, cut)
         settling = self._settling and not forget_face  # a click glides, as ever
         target = self._measure(image_bgr, disparity, point, fixed, forget_face)
         if self.current is None or cut or settling or (fixed is not None and point is None):

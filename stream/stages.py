@@ -37,10 +37,15 @@ class Stage(Protocol):
     def close(self) -> None: ...
 
 
-def normalise_per_shot(normaliser: DisparityNormaliser, cuts: SceneCuts, frame: Frame, disparity):
+# frame.extra's key for the depth stage's cut test of a frame (sync runs, which see every frame in order): the
+# render's focus takes it instead of testing the frame again (1.1-1.3 ms a frame at 720p-1080p, on the slowest stage)
+SCENE_CUT = "scene_cut"
+
+
+def normalise_per_shot(normaliser: DisparityNormaliser, cut: bool, frame: Frame, disparity):
     """The disparity on [0, 1], its range smoothed over the frames' times within a shot and taken afresh at a
     cut to a new one (a new shot's depths have nothing to do with the last one's)."""
-    if cuts.is_cut(frame.image):
+    if cut:
         normaliser.reset()
     return normaliser(disparity, frame.pts_seconds)
 
@@ -67,7 +72,8 @@ class DepthStage:
                 disparity = self.estimator.to_disparity(depth)
             except ModelError as exc:  # NaN or inf from this frame: the frames before it are good, and written
                 raise StopAfter(batch[:done], exc) from None
-            frame.disparity = normalise_per_shot(self.normaliser, self._cuts, frame, disparity)
+            cut = frame.extra[SCENE_CUT] = self._cuts.is_cut(frame.image)
+            frame.disparity = normalise_per_shot(self.normaliser, cut, frame, disparity)
             frame.depth_index = frame.index
             frame.extra["batch_size"] = len(batch)
         return batch
@@ -123,8 +129,10 @@ class AsyncDepthStage:
                 frame = self.pending.get()
                 started = now_ns()
                 depth = self.estimator.predict([frame.image])[0]
-                # the newest frames, a few apart: a cut between two of them is still a cut
-                disparity = normalise_per_shot(self.normaliser, self._cuts, frame, self.estimator.to_disparity(depth))
+                # the newest frames, a few apart: a cut between two of them is still a cut (the render's focus, which
+                # sees every frame, tests them itself)
+                disparity = self.estimator.to_disparity(depth)
+                disparity = normalise_per_shot(self.normaliser, self._cuts.is_cut(frame.image), frame, disparity)
                 with self._ready:
                     self._latest = (disparity, frame.index, now_ns() - started)
                     self._ready.notify_all()
@@ -265,7 +273,8 @@ class RenderStage:
             assert frame.refined is not None, "render needs the refine stage before it"
             # On the GPU path `refined` is a CuPy array: NumPy's medians and quantiles in the focus
             # dispatch to CuPy (NEP 18) and only the focus value comes back.
-            frame.focus = self.focus.update(frame.image, frame.refined, frame.pts_seconds)
+            frame.focus = self.focus.update(frame.image, frame.refined, frame.pts_seconds,
+                                            cut=frame.extra.get(SCENE_CUT))
             blur = self.blur_px(frame.height)
             gpu_image = frame.extra.pop("gpu_image", None)  # the frame, uploaded by the refine stage
             if blur <= 0:

@@ -389,8 +389,8 @@ def test_the_render_stage_gives_focus_each_frame_s_time(shared_models, monkeypat
     seen = []
     update = FocusController.update
     monkeypatch.setattr(FocusController, "update",
-                        lambda self, image, disparity, seconds=None: seen.append(seconds) or
-                        update(self, image, disparity, seconds))
+                        lambda self, image, disparity, seconds=None, **hints: seen.append(seconds) or
+                        update(self, image, disparity, seconds, **hints))
     built = build(_config(), "synthetic:portrait?size=160x120&frames=4&fps=60", None, sink=CollectingSink())
     assert built.pipeline.run().completed
     assert seen == pytest.approx([0, 1 / 60, 2 / 60, 3 / 60])
