@@ -11,7 +11,6 @@ The first frames of each run (warm-up: JIT compilation, allocator, caches) are l
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import math
@@ -20,7 +19,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from stream.config import PipelineConfig, load_config, preset_names
 from stream.console import notify
@@ -201,42 +200,6 @@ def paced_by_bench(input_spec: str) -> bool:
     return not input_spec.startswith(("camera:", "synthetic:"))
 
 
-def stage_numba_threads(stage) -> int | None:
-    """The Numba thread count a CPU stage is configured with (`refine.threads`, `render.threads`; 0: all
-    cores), None for a stage that has none (depth: ONNX Runtime's threads are the session's)."""
-    threads = getattr(getattr(stage, "config", None), "threads", None)
-    return threads if isinstance(threads, int) else None
-
-
-def use_stage_threads(stage) -> None:
-    """Give the calling thread the Numba thread count `stage` is configured with. Numba's count belongs to
-    the calling thread: where one thread runs every stage (the sequential run), each stage needs its own
-    count set before its call, not the one the stage before it left."""
-    wanted = stage_numba_threads(stage)
-    if wanted is None:
-        return
-    import numba
-
-    most = numba.config.NUMBA_NUM_THREADS
-    numba.set_num_threads(min(wanted, most) if wanted else most)
-
-
-@contextlib.contextmanager
-def thread_settings_kept(stages: list) -> Iterator[None]:
-    """Calls to the stages that leave their per-thread settings to be applied again: a stage sets its Numba
-    thread count on the thread of its first call only (`stages.CpuThreads`), so a first call on the bench's
-    own thread would leave the pipeline's stage threads on Numba's default (all cores) instead of the
-    configured count (live-cpu's 1 each), and the run would measure another configuration than it names."""
-    every = [getattr(stage, "_threads", None) for stage in stages]
-    kept = [(settings, dict(vars(settings))) for settings in every if hasattr(settings, "__dict__")]
-    try:
-        yield
-    finally:
-        for settings, state in kept:
-            vars(settings).clear()
-            vars(settings).update(state)
-
-
 def prime(stages: list, input_spec: str) -> None:
     """Push one frame through every stage before timing: Numba compiles, ONNX Runtime and CUDA
     allocate on first use, and a paced source would pile frames up behind that one-off pause."""
@@ -247,10 +210,8 @@ def prime(stages: list, input_spec: str) -> None:
     source = open_source(input_spec)
     try:
         batch = [next(iter(source.frames()))]
-        with thread_settings_kept(stages):
-            for stage in stages:
-                use_stage_threads(stage)
-                batch = stage.process(batch)
+        for stage in stages:
+            batch = stage.process(batch)
     finally:
         source.close()
 
@@ -302,7 +263,6 @@ def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup:
                 break
             batch = [frame]
             for stage in stages:
-                use_stage_threads(stage)  # outside the stage's timed call, as a stage thread sets it once
                 frame.stamps[f"{stage.name}.start"] = now_ns()
                 batch = stage.process(batch)
                 frame.stamps[stage.name] = now_ns()

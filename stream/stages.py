@@ -173,20 +173,23 @@ def upsample(disparity: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class CpuThreads:
-    """How many cores a stage's Numba kernels use. Numba's count is per calling thread, so it is set
-    on the stage's own thread at its first call. On few cores, stages that each use every core
-    fight over them; one thread each lets the pipeline overlap them instead."""
+    """How many cores a stage's Numba kernels use (0: all of Numba's). On few cores, stages that each use
+    every core fight over them; one thread each lets the pipeline overlap them instead. Numba's count belongs
+    to the calling thread, and a stage is not always called on its own thread (the benchmark's warm-up frame
+    and sequential run, a photo's final render on the main thread): set at every call where it differs
+    (reading it costs well under a microsecond), not once at a first call that may have been on another
+    thread, which left the stage's own thread on every core (live-cpu's bench measured 2 threads, not 1)."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
-        self._applied = False
 
     def apply(self) -> None:
-        if self.threads and not self._applied:
-            import numba
+        import numba
 
-            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-        self._applied = True
+        most = numba.config.NUMBA_NUM_THREADS
+        wanted = min(self.threads, most) if self.threads else most
+        if numba.get_num_threads() != wanted:
+            numba.set_num_threads(wanted)
 
 
 class RefineStage:

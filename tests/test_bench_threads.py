@@ -49,9 +49,3 @@ def test_sequential_stages_each_run_with_their_own_count(shared_models, threads_
     bench.run_sequential(config, SPEC, frames=6, warmup=2)
     assert threads_seen[("refine", "MainThread")] == {1}
     assert threads_seen[("render", "MainThread")] == {numba.config.NUMBA_NUM_THREADS}  # 0: all cores
-
-
-def test_only_the_cpu_stages_have_a_thread_count():
-    config = load_config("live-cpu")
-    assert bench.stage_numba_threads(RefineStage(config.refine, "cpu")) == 1
-    assert bench.stage_numba_threads(object()) is None
