@@ -14,8 +14,8 @@ from kernels.dof import MAX_BLUR_LIMIT
 from kernels.warmup import warm_up
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
-from models.registry import resolve_model
-from models.runtime import DepthEstimator
+from models.registry import ModelSpec, resolve_model
+from models.runtime import DepthEstimator, OutputWatch, requested_providers
 from stream.config import PipelineConfig, parse_model_size
 from stream.controls import LiveControls
 from stream.errors import UserError
@@ -129,7 +129,16 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
                             f"{source.width}x{source.height} frame; give X < {source.width} and Y < {source.height}")
 
 
+# The estimator of the last run, kept for the next one in this process: a batch of inputs (`run clips/*.mp4`), a
+# photo refocused in a window then rendered, and the benchmark's runs each built their own ONNX Runtime session
+# of the same file (FCRN: 1.3-2 s and a 254 MB graph each on the CPU; more on CUDA). One only: a memory bound.
+_last_estimator: tuple[tuple, DepthEstimator] | None = None
+
+
 def load_estimator(config: PipelineConfig, progress: bool = True) -> DepthEstimator:
+    """The network for `config`: the last run's where it is the same file, settings and device (a fresh
+    session otherwise)."""
+    global _last_estimator
     try:
         spec, path = resolve_model(config.model, progress=progress)
         if config.model_output != "auto":
@@ -138,10 +147,35 @@ def load_estimator(config: PipelineConfig, progress: bool = True) -> DepthEstima
             spec = dataclasses.replace(spec, input_norm=config.model_input)
         if config.model_size is not None:
             spec = dataclasses.replace(spec, input_size=parse_model_size(config.model_size))
-        return DepthEstimator(spec, path, config.device, threads=config.inference.threads,
-                              tensorrt=config.inference.tensorrt)
+        key = _estimator_key(spec, path, config)
+        if _last_estimator is not None and _last_estimator[0] == key:
+            estimator = _last_estimator[1]
+            estimator.watch = OutputWatch(estimator.spec, estimator.watch.notify)  # its warning is once a run
+            return estimator
+        _last_estimator = None  # the old session is freed before the new one loads, not beside it
+        estimator = DepthEstimator(spec, path, config.device, threads=config.inference.threads,
+                                   tensorrt=config.inference.tensorrt)
+        _last_estimator = (key, estimator)
+        return estimator
     except ModelError as exc:
         raise UserError(str(exc)) from None
+
+
+def _estimator_key(spec: ModelSpec, path: Path, config: PipelineConfig) -> tuple:
+    """What a session depends on: the file as it is on disk now (a model converted again is loaded again), how
+    it is read, and the providers and threads asked for (`auto` asks for CUDA only where a GPU answers now, so on
+    a CPU it shares `cpu`'s session). `cuda` insists on its provider, which an `auto` session may lack. The
+    class too: one put in its place (a test's) is not handed the real one's session."""
+    inference = config.inference
+    stat = path.stat()
+    return (DepthEstimator, spec, str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns,
+            tuple(requested_providers(config.device, inference.tensorrt)), config.device == "cuda", inference.threads)
+
+
+def forget_estimator() -> None:
+    """Free the session kept for the next run (its memory, on the GPU too)."""
+    global _last_estimator
+    _last_estimator = None
 
 
 def kernel_backend(device: str) -> str:
