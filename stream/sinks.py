@@ -88,7 +88,8 @@ class VideoSink(Sink):
 
 
 class ImageSink(Sink):
-    def __init__(self, path: Path, picture: Callable[[Frame], np.ndarray], metadata: PhotoMetadata | None = None) -> None:
+    def __init__(self, path: Path, picture: Callable[[Frame], np.ndarray],
+                 metadata: PhotoMetadata | None = None) -> None:
         self.path = ensure_writable(path, "image")
         self.picture = picture
         self.metadata = metadata  # the input photo's colour profile and EXIF
@@ -192,7 +193,8 @@ class WindowSink(Sink):
         shown = "input | render | depth" if self.side_by_side else "the render"
         keys = "click: focus · a: auto focus · +/-: blur · " if self.controls is not None else ""
         try:
-            cv2.setWindowTitle(self.title, f"depthcam: {shown} — {keys}p: save · s: side by side · i: info · q: quit")
+            cv2.setWindowTitle(self.title,
+                               f"depthcam: {shown} — {keys}p: save · s: side by side · i: info · q: quit")
         except cv2.error:  # a backend without titles: the keys still work
             pass
 
@@ -408,26 +410,36 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
     picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
     out_width = width * 3 if side_by_side else width
     sinks: list[Sink] = []
-    if save_depth:
-        depth: Callable[[Frame], np.ndarray] = lambda f: (  # noqa: E731
-            colourise(f.refined) if f.refined is not None else np.zeros_like(f.image))
-        if output_kind(save_depth) == "image":  # a photo's depth picture
-            sinks.append(ImageSink(Path(save_depth), depth))
-        elif output_kind(save_depth) == "video":
-            sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, tags_from=tags_from))
-        else:
-            raise UserError(f"--save-depth {save_depth}: give a video file ({', '.join(video_suffixes())}) or, "
-                            f"for a photo, an image file")
-    if kind == "null":
-        sinks.append(NullSink())
-    elif kind == "video":
-        sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture, audio_ends_with_pictures,
-                               tags_from))
-    elif kind == "image":
-        sinks.append(ImageSink(Path(target), picture, photo_metadata))
-    elif kind == "vcam":
-        sinks.append(VirtualCameraSink(out_width, height, fps, picture, side_by_side))
-    if kind == "window" or preview:  # last: the files have the frame before the window waits for a key
-        sinks.append(WindowSink("depthcam", controls, width, side_by_side))
+    try:
+        if save_depth:
+            depth: Callable[[Frame], np.ndarray] = lambda f: (  # noqa: E731
+                colourise(f.refined) if f.refined is not None else np.zeros_like(f.image))
+            if output_kind(save_depth) == "image":  # a photo's depth picture
+                sinks.append(ImageSink(Path(save_depth), depth))
+            elif output_kind(save_depth) == "video":
+                sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, tags_from=tags_from))
+            else:
+                raise UserError(f"--save-depth {save_depth}: give a video file ({', '.join(video_suffixes())}) or, "
+                                f"for a photo, an image file")
+        if kind == "null":
+            sinks.append(NullSink())
+        elif kind == "video":
+            sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture, audio_ends_with_pictures,
+                                   tags_from))
+        elif kind == "image":
+            sinks.append(ImageSink(Path(target), picture, photo_metadata))
+        elif kind == "vcam":
+            sinks.append(VirtualCameraSink(out_width, height, fps, picture, side_by_side))
+        if kind == "window" or preview:  # last: the files have the frame before the window waits for a key
+            sinks.append(WindowSink("depthcam", controls, width, side_by_side))
+    except BaseException:
+        # a later sink that cannot open (a busy virtual camera, no window) leaves none of the earlier ones
+        # open: a --save-depth writer's encoder and file
+        for made in sinks:
+            try:
+                made.close(False)
+            except Exception:  # noqa: BLE001 (the first error is the one to report)
+                pass
+        raise
     return sinks[0] if len(sinks) == 1 else TeeSink(sinks)
 

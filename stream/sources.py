@@ -196,7 +196,8 @@ class ImageSource(Source):
 class PacedSource(Source):
     """A file delivered like a camera, or a player: each frame is due at its presentation time after the
     first, and latency counts from then (the decoder running up to a frame period late included; later, the
-    beat moves on with it); the live queue drops frames the stages cannot keep up with. The benchmark's live run uses it, and so does a video shown in a window (-o window)."""
+    beat moves on with it); the live queue drops frames the stages cannot keep up with. The benchmark's live run
+    uses it, and so does a video shown in a window (-o window)."""
 
     live = True
 

@@ -370,3 +370,20 @@ def test_no_virtual_camera_gives_the_fix_of_that_system(monkeypatch, platform, f
     monkeypatch.setattr(sinks.sys, "platform", platform)
     with pytest.raises(UserError, match=r"no virtual camera device .*" + fix):
         make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth=None)
+
+
+def test_a_sink_that_cannot_open_closes_the_ones_opened_before_it(monkeypatch, tmp_path):
+    # --save-depth's writer (its x264 encoder) was left open when the virtual camera after it was refused
+    _failing_virtual_camera(monkeypatch, "'v4l2loopback' backend: device is busy")
+    closed = []
+    original = sinks.VideoSink.close
+
+    def close(self, complete=True):
+        closed.append((self.writer.path.name, complete))
+        return original(self, complete)
+
+    monkeypatch.setattr(sinks.VideoSink, "close", close)
+    with pytest.raises(UserError, match="virtual camera is busy"):
+        make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False,
+                  save_depth=str(tmp_path / "depth.mp4"))
+    assert closed == [("depth.mp4", False)] and not list(tmp_path.iterdir())

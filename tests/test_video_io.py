@@ -735,3 +735,24 @@ def test_an_output_that_cannot_be_renamed_at_close_says_where_its_frames_are(tmp
     with pytest.raises(OSError, match=r"the frames are in .*\.clip\.mp4\.part") as caught:
         file.close(keep=True)
     assert caught.value.filename == str(out) and (tmp_path / ".clip.mp4.part").read_bytes() == b"frames"
+
+
+def test_a_writer_with_sound_is_freed_when_its_last_reference_goes(tmp_path):
+    # the sound track held the writer's bound method and the writer the track: a cycle that kept the writer and its
+    # x264 encoder (threads, buffers) alive until a full collection, which a batch of inputs reached only now and then
+    import gc
+    import weakref
+
+    source = make_video(tmp_path / "in.mp4", frames=4)
+    writer = VideoWriter(tmp_path / "out.mp4", 160, 120, 24.0, audio_from=source)
+    for index in range(4):
+        writer.write(np.full((120, 160, 3), 60 * index, np.uint8), pts_seconds=index / 24)
+    writer.close()
+    gone = weakref.ref(writer)
+    gc.collect()
+    gc.disable()
+    try:
+        del writer
+        assert gone() is None
+    finally:
+        gc.enable()
