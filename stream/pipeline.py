@@ -208,6 +208,14 @@ class Pipeline:
     def _shutdown(self, complete: bool) -> list[str]:
         """Stop every thread (they poll the stop event), then close the stages (the async network's
         worker), then finalise the sink and the source."""
+        if not complete:  # a stop: a slow network's call in progress ends now, not after its batch (FCRN: seconds)
+            for stage in self.stages:
+                interrupt = getattr(stage, "interrupt", None)  # the depth stages have one
+                try:
+                    if interrupt is not None:
+                        interrupt()
+                except Exception:  # noqa: BLE001 (a network that cannot: its call is waited for, as before)
+                    pass
         deadline = now_ns() + int(JOIN_TIMEOUT_S * 1e9)
         for thread in self.threads:
             if thread.ident is not None:  # started

@@ -323,7 +323,7 @@ def test_a_gpu_depth_output_is_copied_and_held_until_the_copy_ran(monkeypatch):
     estimator.providers = [runtime.CUDA, runtime.CPU]
     outputs: list[OrtValue] = []
 
-    def run_bound(batch, device):
+    def run_bound(batch, device, options=None):
         assert device == "cuda"
         outputs.append(OrtValue(np.full((len(batch), 1, 4, 5), len(outputs), np.float32)))
         return outputs[-1]

@@ -761,3 +761,57 @@ def test_the_cache_follows_xdg_cache_home_where_depthcam_models_is_unset(monkeyp
     assert cache_dir() == tmp_path / "home" / ".cache" / "depthcam"
     monkeypatch.setenv("DEPTHCAM_MODELS", str(tmp_path / "mine"))
     assert cache_dir() == tmp_path / "mine"
+
+
+@pytest.fixture(scope="module")
+def slow_estimator(tmp_path_factory):
+    """FCRN with random weights on the CPU: a batch of 4 takes about a second here, long enough to stop in."""
+    from models.fcrn import build_fcrn, random_weights
+    from models.fcrn_weights import save_model
+
+    path = save_model(build_fcrn(random_weights(seed=1)), tmp_path_factory.mktemp("fcrn") / "fcrn.onnx")
+    return DepthEstimator(get_spec("fcrn"), path, "cpu")
+
+
+def _stopped_part_way(call, estimator) -> BaseException | None:
+    """Run `call` on a thread, ask the estimator to end it once its network call is in progress, and return what
+    it raised (None: it returned)."""
+    import threading
+    import time
+
+    raised: list[BaseException | None] = [None]
+
+    def run():
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001
+            raised[0] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    while estimator._in_flight is None and thread.is_alive():
+        time.sleep(0.001)
+    estimator.terminate()
+    thread.join()
+    return raised[0]
+
+
+def test_a_network_call_in_progress_ends_when_terminated_and_the_session_runs_on(slow_estimator):
+    # a stop waited for a slow model's whole batch (FCRN's 8 on a CPU: 2.6 s past Ctrl-C)
+    from models.runtime import RunTerminated
+
+    frames = [np.full((228, 304, 3), 90, np.uint8)] * 4
+    assert isinstance(_stopped_part_way(lambda: slow_estimator.predict(frames), slow_estimator), RunTerminated)
+    (depth,) = slow_estimator.predict(frames[:1])  # the next run (a batch's next input) is not terminated
+    assert depth.shape == (128, 160) and np.isfinite(depth).all()
+
+
+def test_the_depth_stage_stops_when_interrupted_in_its_network_call(slow_estimator):
+    from models.postprocess import DisparityNormaliser
+    from stream.frame import Frame
+    from stream.queues import Stopped
+    from stream.stages import DepthStage
+
+    stage = DepthStage(slow_estimator, DisparityNormaliser(), max_batch=4)
+    batch = [Frame(index=i, capture_ns=0, image=np.full((228, 304, 3), 90, np.uint8)) for i in range(4)]
+    assert isinstance(_stopped_part_way(lambda: stage.process(batch), slow_estimator), Stopped)

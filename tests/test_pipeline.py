@@ -15,6 +15,7 @@ from stream.config import load_config
 from stream.errors import PipelineError
 from stream.frame import Frame
 from stream.pipeline import Pipeline
+from stream.queues import Stopped
 from stream.sinks import NullSink
 from stream.stages import RefineStage, upsample
 from stream.workers import live_workers
@@ -422,3 +423,30 @@ def test_a_cut_to_a_new_shot_takes_its_own_depth_range_at_once():
         stage.process([frame])
     for frame in frames:  # every frame's ramp spans the whole range, within its shot and after the cut alike
         assert frame.disparity[:, 0].max() < 0.05 and frame.disparity[:, -1].min() > 0.95, frame.index
+
+
+class _InterruptibleStage(_SlowStage):
+    """A network's call that only interrupt() ends (a slow model's batch): a stop that waited for it hung here."""
+
+    def __init__(self):
+        super().__init__(0.0)
+        self.interrupted = threading.Event()
+        self.calls = 0
+
+    def process(self, batch):
+        self.calls += 1
+        if not self.interrupted.wait(timeout=30):
+            return batch
+        raise Stopped
+
+    def interrupt(self):
+        self.interrupted.set()
+
+
+def test_a_stop_interrupts_a_stage_s_call_in_progress():
+    stage = _InterruptibleStage()
+    pipeline = Pipeline(_CountingSource(10), [stage], CollectingSink(), queue_size=2)
+    threading.Timer(0.3, pipeline.stop.set).start()
+    result = pipeline.run()
+    assert stage.interrupted.is_set() and stage.calls == 1 and result.threads_left == []
+    assert not result.completed
