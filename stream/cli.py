@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from stream.config import PipelineConfig, load_config, preset_names
-from stream.console import TolerantStream, notify
+from stream.console import TolerantStream, fit_encoding, notify
 from stream.controls import KEYS_HELP
 from stream.errors import PipelineError, UserError
 from stream.interrupts import STOP_SIGNALS
@@ -401,7 +401,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         elif args.models_command == "fetch":
             print(fetch(args.name, progress=True, repair=True))
         elif args.models_command == "info" and args.name not in REGISTRY and (
-                args.name.lower().endswith(".onnx") or Path(args.name).exists()):
+                args.name.lower().endswith(".onnx") or Path(args.name).exists()
+                or Path(f"{args.name}.index").is_file()):  # a checkpoint's prefix (NYU_FCRN.ckpt): told to convert
             _describe_model_file(args.name, args.model_size)
         elif args.models_command == "info":
             spec = get_spec(args.name)
@@ -598,6 +599,7 @@ def console_main() -> NoReturn:
     under them ("terminate called without an active exception", exit 134). So after an interruption, or where
     such threads are left, the process ends without that teardown; what the output holds is on disk already."""
     sys.stderr = TolerantStream(sys.stderr)
+    fit_encoding(sys.stdout)  # bench's tables and models list: a Windows code page has no '→' (the JSON was lost)
     try:
         code = main()
     except KeyboardInterrupt:  # a signal after main's own handling, while it printed its last line

@@ -908,3 +908,19 @@ def test_a_video_too_wide_for_its_codec_is_refused_before_the_model_loads(tmp_pa
     assert_one_clear_line(result, "-o", ".mp4 video is at most 16384 px a side and this one is 16500x64",
                           "use .webm")
     assert "model" not in result.stderr and not (tmp_path / "wide.mp4").exists()
+
+
+def test_models_list_prints_on_a_code_page_that_lacks_a_character_of_it(tmp_path):
+    # a Windows console redirected to a file writes its ANSI code page: a cache path it cannot encode raised
+    # UnicodeEncodeError after the list (bench's '→' lost its JSON the same way)
+    cache = tmp_path / "模型"
+    result = depthcam("models", "list", env_extra={"PYTHONIOENCODING": "cp1252", "DEPTHCAM_MODELS": str(cache)})
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "cache: " in result.stdout and "\\u6a21\\u578b" in result.stdout
+
+
+def test_models_info_of_a_checkpoint_prefix_says_to_convert_it(tmp_path):
+    # NYU_FCRN.ckpt names no file (its .index and .data do): it was "unknown model"
+    (tmp_path / "NYU_FCRN.ckpt.index").write_bytes(b"\0")
+    result = depthcam("models", "info", str(tmp_path / "NYU_FCRN.ckpt"))
+    assert_one_clear_line(result, "is not an ONNX model", "depthcam models convert")
