@@ -4,18 +4,8 @@ import pytest
 from stream.app import build
 from stream.config import load_config
 from stream.focus import FocusController, SceneCuts
-from stream.sinks import NullSink
 from test_focus_cuts import _portrait_then_coffee
-
-
-class CollectingSink(NullSink):
-    def __init__(self):
-        super().__init__()
-        self.frames = []
-
-    def write(self, frame):
-        super().write(frame)
-        self.frames.append(frame)
+from test_pipeline import CollectingSink
 
 
 def _count_cut_tests(monkeypatch) -> list[int]:
