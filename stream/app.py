@@ -232,6 +232,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     `wrap_source` changes how the input is delivered (the benchmark paces a file like a camera); `clip`
     (start, duration in seconds) takes a part of a video file."""
     source = open_source(input_spec)
+    if config.deinterlace == "off" and isinstance(source, VideoFileSource):
+        source.keep_fields()
     if clip != (None, None):
         if not isinstance(source, VideoFileSource):
             source.close()

@@ -22,6 +22,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEVICES = ("auto", "cpu", "cuda")
 MODEL_OUTPUTS = ("auto", "inverse_depth", "metres")
 MODEL_INPUTS = ("auto", "raw", "unit", "imagenet", "symmetric")
+DEINTERLACE = ("auto", "off")
 MODEL_SIDE_RANGE = (16, 4096)
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything larger is a wrong file (a video?), not read whole
 
@@ -178,6 +179,7 @@ class PipelineConfig:
     # (Depth Anything, MiDaS v2.1); symmetric (-1..1) for MiDaS v3 DPT; raw (0..255) or unit (0..1).
     model_input: str = "auto"
     model_size: str | None = None  # "WxH": the size to run a model with a dynamic input size at
+    deinterlace: str = "auto"  # auto: interlaced pictures (1080i, DV) deinterlaced with bwdif | off: as decoded
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
@@ -189,6 +191,9 @@ class PipelineConfig:
         _check_choice("device", self.device, DEVICES)
         _check_choice("model_output", self.model_output, MODEL_OUTPUTS)
         _check_choice("model_input", self.model_input, MODEL_INPUTS)
+        if self.deinterlace is False:  # an unquoted `deinterlace: off`, which YAML 1.1 reads as false
+            self.deinterlace = "off"
+        _check_choice("deinterlace", self.deinterlace, DEINTERLACE)
         if isinstance(self.model_size, (list, tuple)) and len(self.model_size) == 2:
             self.model_size = "x".join(map(str, self.model_size))  # `[518, 518]`, YAML's way to write a pair
         if self.model_size is not None:

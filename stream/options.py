@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from stream.config import DEVICES, MODEL_INPUTS, MODEL_OUTPUTS
+from stream.config import DEINTERLACE, DEVICES, MODEL_INPUTS, MODEL_OUTPUTS
 
 
 def add_model_options(parser: argparse.ArgumentParser, device_help: str) -> None:
@@ -17,9 +17,12 @@ def add_model_options(parser: argparse.ArgumentParser, device_help: str) -> None
                              "v3 DPT), unit (0..1) or raw (0..255)")
     parser.add_argument("--model-size", metavar="WxH", help="the input size to run a model with a dynamic size at")
     parser.add_argument("--device", choices=DEVICES, help=device_help)
+    parser.add_argument("--deinterlace", choices=DEINTERLACE,
+                        help="auto (the default): a video's interlaced pictures (1080i, DV) are deinterlaced with "
+                             "FFmpeg's bwdif; off: as decoded (progressive video its camera flags interlaced)")
 
 
 def model_overrides(args: argparse.Namespace) -> dict:
     """The configuration keys the options above set (None: the configuration's own value)."""
     return {"model": args.model, "model_output": args.model_output, "model_input": args.model_input,
-            "model_size": args.model_size, "device": args.device}
+            "model_size": args.model_size, "device": args.device, "deinterlace": args.deinterlace}

@@ -318,6 +318,7 @@ class VideoFileSource(Source):
         # Interlaced pictures (1080i, DV, broadcast) are deinterlaced before anything else sees them; a stream that
         # turns interlaced later is said when it does.
         self.interlaced = bool(self._first.interlaced_frame)
+        self.deinterlace = True  # keep_fields() turns it off
         shown = [DEINTERLACED] if self.interlaced else []
         shown += [f"scaled to square pixels from {stored} (pixel aspect {self._pixel_aspect})"] \
             if self._pixel_aspect != 1 else []
@@ -326,6 +327,12 @@ class VideoFileSource(Source):
         shown += [str(self.colour)] if self.colour is not None else []
         self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps" + \
             "".join(f", {part}" for part in shown)
+
+    def keep_fields(self) -> None:
+        """`--deinterlace off`: interlaced pictures as decoded, both fields woven (a camcorder's 25p recorded in
+        a 50i stream flags progressive pictures interlaced, and bwdif would soften their moving parts)."""
+        self.deinterlace = False
+        self.description = self.description.replace(f", {DEINTERLACED}", "")
 
     def set_range(self, start: float | None, duration: float | None) -> None:
         """Process only `duration` seconds from `start` seconds after the first picture (--start, --duration).
@@ -448,8 +455,9 @@ class VideoFileSource(Source):
         half_frame = 0.5 / self.fps
         previous: float | None = None
         deinterlacer = Deinterlacer(self.stream.time_base)
+        pictures = itertools.chain(self._head, self._decoded)
         try:
-            for decoded in deinterlacer.frames(itertools.chain(self._head, self._decoded)):
+            for decoded in deinterlacer.frames(pictures) if self.deinterlace else pictures:
                 if not self.interlaced and deinterlacer.first_interlaced is not None:
                     self.interlaced = True
                     notify(f"{self.path.name} turns interlaced at picture {index + 1}: its interlaced pictures are "

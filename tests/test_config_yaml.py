@@ -92,8 +92,9 @@ def test_config_a_yaml_1_1_boolean_word_in_a_non_boolean_key_is_explained(tmp_pa
                                 "(did you mean 'render.focus'?)"),
     ("threads: 1\n", "unknown config key 'threads' in {path}, line 1 (did you mean 'inference.threads' or "
                      "'refine.threads' or 'render.threads'?)"),
-    ("colour: red\n", "unknown config key 'colour' in {path}, line 1 (known keys here: device, inference, model, "
-                      "model_input, model_output, model_size, normalise, output, queues, refine, render)"),
+    ("colour: red\n", "unknown config key 'colour' in {path}, line 1 (known keys here: deinterlace, device, "
+                      "inference, model, model_input, model_output, model_size, normalise, output, queues, refine, "
+                      "render)"),
 ])
 def test_config_an_unknown_key_says_its_line_and_what_was_meant(tmp_path, yaml_text, expected):
     path = _write(tmp_path, yaml_text)

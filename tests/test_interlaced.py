@@ -271,3 +271,31 @@ def test_interlaced_pictures_held_in_the_filter_come_out_before_a_read_error(tmp
             given.append(frame)
     assert [frame.time for frame in given] == [frame.time for frame in decoded]
     assert not any(frame.interlaced_frame for frame in given)
+
+
+def test_interlaced_deinterlace_off_gives_the_pictures_as_decoded(tmp_path, shared_models):
+    # a camcorder's 25p in a 50i stream flags progressive pictures interlaced: bwdif would soften what moves
+    from stream.app import build
+    from stream.config import load_config
+
+    path = make_interlaced(tmp_path / "clip.mts", frames=4)
+    stored, times, _ = plain(path)
+    built = build(load_config("default", {"deinterlace": "off", "output.progress": False}), str(path), "null")
+    try:
+        assert "interlaced" not in built.source.description
+        frames = list(built.source.frames())
+    finally:
+        built.source.close()
+    assert [f.pts_seconds for f in frames] == times
+    assert all(np.array_equal(f.image, raw) for f, raw in zip(frames, stored)) and len(frames) == 4
+
+
+def test_interlaced_deinterlace_off_is_read_from_a_config_file_and_the_command_line(tmp_path):
+    from stream.config import ConfigValueError, load_config
+
+    config = tmp_path / "mine.yaml"
+    config.write_text("deinterlace: off\n")  # unquoted: YAML 1.1 reads it as false
+    assert load_config(str(config)).deinterlace == "off"
+    assert load_config("default").deinterlace == "auto"
+    with pytest.raises(ConfigValueError, match="deinterlace must be one of auto, off"):
+        load_config("default", {"deinterlace": "yadif"})
