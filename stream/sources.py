@@ -308,6 +308,9 @@ class VideoFileSource(Source):
         self.colour = colour_signal(self._first)
         self._converter = ColourConverter(self.colour) if self.colour is not None else None
         self.audio_path = path if self.container.streams.audio else None
+        # MPEG-TS (a broadcast recording, a camcorder's .MTS) has no index or length of its own: FFmpeg estimates
+        # its length from its size, so a cut one reads as whole. Its fixed-size packets tell a cut instead.
+        self._transport_packet = transport_packet_size(path) if self.container.format.name == "mpegts" else None
         self._start: float | None = None  # set_range: the part of the video to process, in its own seconds
         self._end: float | None = None
         self.audio_ends_with_pictures = False  # a part cut at its end: the sound ends where its pictures do
@@ -520,7 +523,11 @@ class VideoFileSource(Source):
         average rate is wrong for a variable frame rate (Matroska and WebM give no count)."""
         count, length = self._announced_frames, self._length
         if count and self._start is None and self._end is None and self._frames_read < SHORT_INPUT * count:
-            return f"the input announced {count} frames but only {self._frames_read} could be decoded; it may be truncated"
+            return (f"the input announced {count} frames but only {self._frames_read} could be decoded; it may be "
+                    f"truncated")
+        cut = _transport_stream_cut(self.path, self._transport_packet)
+        if cut is not None:
+            return cut
         if length is None or self._read_until is None:
             return None
         origin = self._first.time or 0.0
@@ -553,6 +560,34 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self.container.close()
+
+
+TS_SYNC = 0x47  # the first byte of every MPEG-TS packet
+
+
+def transport_packet_size(path: Path) -> int | None:
+    """188 (a .ts), 192 (a .m2ts/.MTS: 4 bytes of time before each packet) or 204 (with error correction), by
+    where the sync byte recurs at the file's start; None where it does not."""
+    with open(path, "rb") as handle:
+        head = handle.read(204 * 4 + 4)
+    for size, offset in ((188, 0), (192, 4), (204, 0)):
+        if len(head) >= offset + 3 * size + 1 and all(head[offset + i * size] == TS_SYNC for i in range(4)):
+            return size
+    return None
+
+
+def _transport_stream_cut(path: Path, packet: int | None) -> str | None:
+    """The warning for a transport stream whose last packet is cut part-way (a partial download or copy)."""
+    if packet is None:
+        return None
+    try:
+        left = path.stat().st_size % packet
+    except OSError:
+        return None
+    if not left:
+        return None
+    return (f"{path.name} ends part-way through a {packet}-byte transport packet ({left} bytes of it); it may be "
+            f"truncated")
 
 
 def _not_the_tick(rate: Fraction | None, stream: Any) -> Fraction | None:

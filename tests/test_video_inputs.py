@@ -350,3 +350,19 @@ def test_an_animation_s_frame_rate_is_its_pictures_not_its_average(tmp_path):
     assert source.fps == pytest.approx(10)
     _copy(tmp_path / "hold.gif", tmp_path / "out.avi")
     assert probe(tmp_path / "out.avi")["frames"] == 10
+
+
+@pytest.mark.parametrize("suffix, options", [(".ts", None), (".m2ts", {"mpegts_m2ts_mode": "1"})])
+def test_a_transport_stream_cut_short_is_said_to_be(tmp_path, suffix, options):
+    # MPEG-TS has no index: FFmpeg estimates its length from its size, so a cut one read as whole, no warning
+    whole = make_timed_video(tmp_path / f"whole{suffix}", [i / 24 for i in range(96)], fps=24, size=(160, 120),
+                             keyframe_every=12, container_options=options)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2 + 77])
+    for path, cut_short in ((whole, False), (cut, True)):
+        source = open_source(str(path))
+        frames = list(source.frames())
+        source.close()
+        warning = source.truncation_warning()
+        assert (warning is not None and "ends part-way through a" in warning) == cut_short, warning
+        assert (len(frames) < 60) == cut_short
