@@ -101,3 +101,18 @@ def test_api_a_gpu_without_nvrtc_falls_back_to_the_cpu(gpu_without_nvrtc, rng):
         resolve_backend("cuda")
     image, disparity = _frame(rng)
     assert isinstance(kernels.depth_of_field(image, disparity, 0.7, 4.0), np.ndarray)  # "auto" ran on the CPU
+
+
+def test_kernels_are_warmed_up_once_a_process(monkeypatch):
+    # each input of a batch (`run clips/*`) ran the warm-up again: 48 ms an input for kernels compiled already
+    from kernels import bilateral, dof, warmup
+
+    calls = []
+    monkeypatch.setattr(warmup, "_warmed", set())
+    monkeypatch.setattr(bilateral, "refine_live", lambda *args, **kwargs: calls.append("live"))
+    monkeypatch.setattr(dof, "depth_of_field", lambda *args, **kwargs: calls.append("dof"))
+    for _ in range(3):
+        warmup.warm_up("cpu", exact_filter=False)
+    assert calls == ["live", "dof"]
+    warmup.warm_up("cpu", exact_filter=False, depth_of_field=False)  # another set of kernels: its own warm-up
+    assert calls == ["live", "dof", "live"]
