@@ -135,13 +135,15 @@ def setup_line(report: dict, machine: dict) -> str:
     network = f"{run['model']} on {run['provider']} ({threads or 'default'} thread{'s' if threads != 1 else ''})"
     kernels = f"kernels on {run['kernels_backend']}"
     if run["kernels_backend"] == "cpu":
+        from stream.stages import CpuThreads
+
         every = machine.get("numba_threads")
 
         def count(stage: str) -> str:
             wanted = settings[stage]["threads"]  # 0: all of Numba's
             if every is None:
                 return f"{stage} {wanted or 'all'}"
-            return f"{stage} {min(wanted, every) if wanted else every}"
+            return f"{stage} {CpuThreads.count(wanted, every)}"
 
         kernels += f" (Numba threads: {count('refine')}, {count('render')})"
     return f"{network}, {kernels}"

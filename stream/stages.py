@@ -194,11 +194,15 @@ class CpuThreads:
     def __init__(self, threads: int) -> None:
         self.threads = threads
 
+    @staticmethod
+    def count(threads: int, most: int) -> int:
+        """The Numba threads a stage configured with `threads` runs on, of `most` (0: all of them)."""
+        return min(threads, most) if threads else most
+
     def apply(self) -> None:
         import numba
 
-        most = numba.config.NUMBA_NUM_THREADS
-        wanted = min(self.threads, most) if self.threads else most
+        wanted = self.count(self.threads, numba.config.NUMBA_NUM_THREADS)
         if numba.get_num_threads() != wanted:
             numba.set_num_threads(wanted)
 

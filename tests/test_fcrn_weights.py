@@ -16,17 +16,9 @@ import pytest
 import models.fcrn_weights as fw
 from models.download import ModelError, sha256_of
 from models.fcrn import build_fcrn, random_weights
+from models.protobuf_wire import encode_varint as _varint
 
 # ---------------------------------------------------------------- writers in the official formats
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _field(number: int, value: int | bytes) -> bytes:
