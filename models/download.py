@@ -2,16 +2,20 @@
 and checked against a sha256."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import http.client
 import os
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 from tqdm import tqdm
 
 CHUNK = 1 << 20
+DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}  # a full disk, a quota reached
 
 
 class ModelError(RuntimeError):
@@ -53,6 +57,17 @@ def download(url: str, destination: Path, sha256: str, *, progress: bool = True,
     a server that ignores the range sends the whole file again. A checksum mismatch deletes them.
     `otherwise`: another way to the model, added to the message where the server cannot be reached."""
     partial = destination.with_name(destination.name + ".part")
+    with cache_lock(destination):  # two first runs at once: the second waits, then finds the file in place
+        if destination.is_file():
+            verify_sha256(destination, sha256)
+            return destination
+        return _download_locked(url, destination, partial, sha256, progress, timeout_s, otherwise)
+
+
+@contextlib.contextmanager
+def cache_lock(destination: Path) -> Iterator[None]:
+    """Hold the cache's lock on `destination` (a hidden `.NAME.lock` beside it), made with its folder: one
+    process at a time writes that file, the others wait and then find it in place."""
     if destination.parent.exists() and not destination.parent.is_dir():
         raise ModelError(f"the model cache {destination.parent} is a file, not a folder "
                          f"(set DEPTHCAM_MODELS to a folder)")
@@ -63,11 +78,8 @@ def download(url: str, destination: Path, sha256: str, *, progress: bool = True,
         raise ModelError(f"cannot write into the model cache {destination.parent}: {exc.strerror or exc} "
                          f"(set DEPTHCAM_MODELS to a writable folder)") from None
     with lock:
-        _hold(lock)  # two first runs at once: the second waits, then finds the file in place
-        if destination.is_file():
-            verify_sha256(destination, sha256)
-            return destination
-        return _download_locked(url, destination, partial, sha256, progress, timeout_s, otherwise)
+        _hold(lock)
+        yield
 
 
 def _hold(lock) -> None:
@@ -123,5 +135,9 @@ def _receive(response, partial: Path, offset: int, name: str, progress: bool) ->
             raise http.client.IncompleteRead(b"", length - received)
     except (OSError, http.client.HTTPException) as exc:  # a reset connection, a timeout, a full disk
         have = partial.stat().st_size if partial.is_file() else 0
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:  # again would break off again
+            raise ModelError(f"the download of {name} stopped after {have / 1e6:.0f} MB: {exc.strerror} in "
+                             f"{partial.parent}; free some space (or set DEPTHCAM_MODELS to a folder on another "
+                             f"disk), then run the same command again to resume it") from None
         raise ModelError(f"the download of {name} broke off after {have / 1e6:.0f} MB "
                          f"({exc.__class__.__name__}); run the same command again to resume it") from None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-from models.download import ModelError, cache_dir, download, sha256_of, verify_sha256
+from models.download import ModelError, cache_dir, cache_lock, download, sha256_of, verify_sha256
 
 OutputKind = Literal["inverse_depth", "metres"]
 InputNorm = Literal["raw", "unit", "imagenet", "symmetric"]
@@ -197,14 +197,28 @@ def fetch(name: str, *, progress: bool = True, repair: bool = False, quick: bool
             if not repair:
                 raise
             print(f"depthcam: the cached {spec.filename} is damaged; fetching it again", file=sys.stderr)
-            spec.path.unlink()
-            recorded_checksum(spec.path).unlink(missing_ok=True)
+            _remove_damaged(spec)
     if spec.fetcher:
-        path = _call_fetcher(spec.fetcher, progress)
-        _record_checksum(path)
-        return path
+        with cache_lock(spec.path):  # two first runs at once: one downloads and converts, the other waits for it
+            if spec.path.is_file():  # converted by another process while this one waited
+                check_cached(spec, quick=quick)
+                return spec.path
+            path = _call_fetcher(spec.fetcher, progress)
+            _record_checksum(path)
+            return path
     assert spec.url and spec.sha256, f"registry entry {name} has no url or no checksum"
     return download(spec.url, spec.path, spec.sha256, progress=progress)
+
+
+def _remove_damaged(spec: ModelSpec) -> None:
+    """Delete a damaged cached file and its recorded checksum; a cache that cannot be written says so in one line
+    (a PermissionError's class name and errno were all a user saw)."""
+    try:
+        spec.path.unlink(missing_ok=True)  # another process may have replaced it already
+        recorded_checksum(spec.path).unlink(missing_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot replace the damaged {spec.path}: {exc.strerror or exc} (delete it by hand, or set "
+                         f"DEPTHCAM_MODELS to a writable folder)") from None
 
 
 def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpec, Path]:

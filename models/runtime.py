@@ -22,7 +22,12 @@ TENSORRT = "TensorrtExecutionProvider"
 CPU = "CPUExecutionProvider"
 # ONNX Runtime's names of the float types an image input or a depth map may have (a user's own model may be a
 # float16 export: its input is float16 too, which ONNX Runtime refuses to be fed float32).
-ORT_TENSOR_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
+ORT_TENSOR_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
+                     "tensor(double)": np.dtype(np.float64)}
+# An image input may also be uint8: a model that scales its input itself (TFLite and Keras conversions, graphs with
+# their preprocessing baked in) takes RGB 0..255 as it is.
+UINT8 = np.dtype(np.uint8)
+INPUT_DTYPES = {**ORT_TENSOR_DTYPES, "tensor(uint8)": UINT8}
 
 
 def _import_onnxruntime():
@@ -57,7 +62,8 @@ class InputLayout:
     height: int
     static_batch: bool  # the graph's batch dimension is fixed at 1
     symbolic_size: bool = False  # the graph's height or width is symbolic: the size came from --model-size
-    dtype: np.dtype = np.dtype(np.float32)  # what the graph takes: float32, or float16 for a half-precision export
+    dtype: np.dtype = np.dtype(np.float32)  # what the graph takes: float32, float16 (a half-precision export),
+    # float64, or uint8 (RGB 0..255 as it is, for a model that scales its input itself)
     open_channels: bool = False  # the graph leaves its channel count symbolic: 3 is checked by a trial run
 
 
@@ -67,13 +73,16 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
         raise ModelError(f"model {spec.filename} takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
                          f"a depth model takes one image")
     meta = inputs[0]
-    if meta.type not in ORT_TENSOR_DTYPES:
-        raise ModelError(f"model {spec.filename} takes a {meta.type} input; depthcam feeds float32 or float16 images "
-                         f"(export the model with a float input)")
+    if meta.type not in INPUT_DTYPES:
+        raise ModelError(f"model {spec.filename} takes a {meta.type} input; depthcam feeds float32, float16, float64 "
+                         f"or uint8 images (export the model with one of these input types)")
     shape = list(meta.shape)
     if len(shape) != 4:
         raise ModelError(f"model {spec.filename} takes a {len(shape)}-D input {shape}; depthcam needs an image "
                          f"input N x 3 x H x W or N x H x W x 3")
+    if isinstance(shape[0], int) and shape[0] != 1:  # ONNX Runtime refused every frame of the run, one by one
+        raise ModelError(f"model {spec.filename} takes a fixed batch of {shape[0]} images {shape}; depthcam feeds "
+                         f"one frame a call or a dynamic batch: export it with batch 1 or a dynamic batch axis")
     axes = _image_axes(shape)
     if axes is None:
         raise ModelError(f"model {spec.filename} input {shape} has no 3-channel axis; depthcam needs RGB input")
@@ -91,7 +100,7 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
                          f"--model-size WxH (e.g. 518x518 for Depth Anything, 384x384 for DPT/MiDaS)")
     channels = shape[1] if layout == "NCHW" else shape[3]
     return InputLayout(meta.name, layout, width, height, static_batch=shape[0] == 1, symbolic_size=symbolic,
-                       dtype=ORT_TENSOR_DTYPES[meta.type], open_channels=not isinstance(channels, int))
+                       dtype=INPUT_DTYPES[meta.type], open_channels=not isinstance(channels, int))
 
 
 def _image_axes(shape: list) -> tuple[str, Any, Any] | None:
@@ -182,6 +191,15 @@ def _check_depth_output(meta, spec: ModelSpec) -> None:
                          f"(is this a depth model?)")
 
 
+def _fed_as_it_is(spec: ModelSpec) -> ModelSpec:
+    """The settings of a model with a uint8 input: RGB 0..255 as it is, whatever --model-input says (the
+    model scales its input itself); a note where another scaling had been chosen."""
+    if spec.input_norm != "raw" or spec.input_scale != 1.0:
+        notify(f"model {spec.filename} takes uint8 input: fed RGB 0..255 as it is (the model scales it itself; "
+               f"--model-input does not apply)")
+    return dataclasses.replace(spec, input_norm="raw", input_scale=1.0)
+
+
 class DepthEstimator:
     """One network behind ONNX Runtime: BGR frames in, model-resolution depth maps (model units) out."""
 
@@ -213,10 +231,10 @@ class DepthEstimator:
         if device == "cuda" and CUDA not in self.providers:
             raise ModelError("--device cuda was requested but ONNX Runtime could not create its CUDA provider "
                              "(install onnxruntime-gpu with matching CUDA/cuDNN libraries, or use --device cpu)")
-        self.spec = spec
-        self.watch = OutputWatch(spec)
         self.input = _input_layout(self.session, spec)
-        self._lut = input_lut(spec)
+        self.spec = _fed_as_it_is(spec) if self.input.dtype == UINT8 else spec
+        self.watch = OutputWatch(self.spec)
+        self._lut = input_lut(self.spec)
         if self.input.static_batch and (self.on_gpu if real_batch is None else real_batch):
             self._load_with_real_batch(ort, path, options)
         self.output_name = _depth_output(self.session, spec)
@@ -269,8 +287,10 @@ class DepthEstimator:
         size = (self.input.width, self.input.height)
         shrinking = image_bgr.shape[1] > size[0] or image_bgr.shape[0] > size[1]
         resized = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        rgb = cv2.LUT(cv2.cvtColor(resized, cv2.COLOR_BGR2RGB), self._lut)  # uint8 → the network's float32
-        rgb = rgb.astype(self.input.dtype, copy=False)  # a float16 export takes float16 (a no-op for float32)
+        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+        if self.input.dtype != UINT8:  # a uint8 input takes RGB 0..255 as it is
+            rgb = cv2.LUT(rgb, self._lut)  # uint8 → the network's float32
+            rgb = rgb.astype(self.input.dtype, copy=False)  # float16 and float64 exports (a no-op for float32)
         return rgb.transpose(2, 0, 1) if self.input.layout == "NCHW" else rgb
 
     def predict(self, images_bgr: list[np.ndarray], on_device: bool = False) -> list:
@@ -288,7 +308,10 @@ class DepthEstimator:
         output = outputs[0] if len(outputs) == 1 else xp.concatenate(outputs)
         if output.ndim == 4:  # N x 1 x H x W or N x H x W x 1
             output = output[:, 0] if output.shape[1] == 1 else output[..., 0]
-        return [xp.ascontiguousarray(o, dtype=xp.float32) for o in output]
+        maps = [xp.ascontiguousarray(o, dtype=xp.float32) for o in output]
+        if not self.watch.content_seen:  # until the run's first frame with content: a broken model is refused
+            self.watch.check_first_content(images_bgr, maps)
+        return maps
 
     def terminate(self) -> None:
         """End the call in progress, from another thread, at ONNX Runtime's next node (a stop: FCRN takes 0.3 s a
@@ -401,11 +424,20 @@ class DepthEstimator:
 
 class OutputWatch:
     """One warning a run when the depth looks like a wrong model file or input scaling: the same value at every
-    pixel, or no positive value, on SUSPECT_IN_A_ROW looked-at frames in a row. Only the first WATCH_FIRST
-    frames and then every WATCH_EVERY-th are looked at: a min and a max, 35 us at 320x192, 2 us a frame on
-    average (measured on this project's 2-core VM)."""
+    pixel, or no positive value, on SUSPECT_IN_A_ROW looked-at frames in a row, or a near-binary map (a
+    segmentation model's mask) on one. Only the first WATCH_FIRST frames and then every WATCH_EVERY-th are looked
+    at: a min and a max, 35 us at 320x192, 2 us a frame on average (measured on this project's 2-core VM); a map
+    within 0..1 is counted too (16 us more at 256x256).
+
+    A refusal, not a warning, where the depth is the same at every pixel of the run's first frame with content:
+    no depth model gives that, and every frame written after it would be blurred evenly."""
 
     WATCH_FIRST, WATCH_EVERY, SUSPECT_IN_A_ROW = 8, 30, 3
+    # A mask: within 0..1, with at least MASK_SHARE of its pixels within MASK_EDGE of 0 or 1, and MASK_END_SHARE at
+    # each end. A sigmoid-ended depth model (Monodepth2's disparity) spreads over 0..1 and seldom reaches 1; the
+    # selfie segmentation model gave 97-99% of the pixels at its ends on a portrait, 78-99% on photos.
+    MASK_EDGE, MASK_SHARE, MASK_END_SHARE = 0.02, 0.85, 0.01
+    CONTENT_LEVELS = 16  # a frame whose channels each span fewer 8-bit levels is flat (a dark first camera frame)
 
     def __init__(self, spec: ModelSpec, send: Callable[[str], None] = notify) -> None:
         self.spec = spec
@@ -413,12 +445,35 @@ class OutputWatch:
         self.frames = 0
         self.in_a_row = 0
         self.warned = False
+        self.content_seen = False  # the run's first frame with content has been checked
+
+    def check_first_content(self, images_bgr: list[np.ndarray], depths: list) -> None:
+        """ModelError where the first frame with content has the same depth at every pixel (a broken export, or
+        an input scaling that saturates the network): said before anything is written, not 3 frames later."""
+        for image, depth in zip(images_bgr, depths):
+            if not _has_content(image, self.CONTENT_LEVELS):
+                continue
+            self.content_seen = True
+            low, high = float(depth.min()), float(depth.max())
+            if _same_everywhere(low, high):
+                raise ModelError(f"the model {self.spec.name} gives the same depth ({high:.3g}) at every pixel of a "
+                                 f"frame with content: a broken export, or the wrong input scaling; check the file, "
+                                 f"--model-input (now {self.spec.input_norm}), or use --model tcmonodepth")
+            return
 
     def look(self, depth) -> None:
         self.frames += 1
         if self.warned or not (self.frames <= self.WATCH_FIRST or self.frames % self.WATCH_EVERY == 0):
             return
-        symptom = self.symptom(float(depth.min()), float(depth.max()))
+        low, high = float(depth.min()), float(depth.max())
+        symptom = self.symptom(low, high)
+        share = None if symptom else self.mask_share(depth, low, high)
+        if share:  # one frame is enough (a photo has no other): no depth map is that binary
+            self.warned = True
+            self.notify(f"the model {self.spec.name} gives a near-binary map (0 or 1 at {share:.0%} of its pixels): "
+                        f"it looks like a segmentation mask, not depth; give a depth model (--model tcmonodepth, or "
+                        f"your depth model's .onnx)")
+            return
         self.in_a_row = self.in_a_row + 1 if symptom else 0
         if symptom and self.in_a_row >= self.SUSPECT_IN_A_ROW:
             self.warned = True
@@ -428,11 +483,35 @@ class OutputWatch:
 
     @staticmethod
     def symptom(low: float, high: float) -> str | None:
-        if high - low <= 1e-6 * max(abs(low), abs(high)):  # also all zero
+        if _same_everywhere(low, high):
             return f"the same depth ({high:.3g}) at every pixel"
         if high <= 0:
             return f"no positive depth (largest {high:.3g})"
         return None
+
+    @classmethod
+    def mask_share(cls, depth, low: float, high: float) -> float | None:
+        """The share of the map's pixels at 0 or 1 where it looks like a segmentation mask, else None."""
+        if low < 0 or high > 1:
+            return None
+        xp = array_module(depth)
+        near_zero = int(xp.count_nonzero(depth <= cls.MASK_EDGE)) / depth.size
+        near_one = int(xp.count_nonzero(depth >= 1 - cls.MASK_EDGE)) / depth.size
+        if min(near_zero, near_one) < cls.MASK_END_SHARE or near_zero + near_one < cls.MASK_SHARE:
+            return None
+        return near_zero + near_one
+
+
+def _same_everywhere(low: float, high: float) -> bool:
+    return high - low <= 1e-6 * max(abs(low), abs(high))  # also all zero
+
+
+def _has_content(image: np.ndarray, levels: int) -> bool:
+    """Whether a channel of the frame spans `levels` 8-bit levels or more, on a grid of about 64 x 64 samples
+    (0.1 ms at 1920x1080: a channel a row, as reducing over the interleaved pixels took 0.3 ms)."""
+    step = max(1, min(image.shape[:2]) // 64)
+    channels = np.ascontiguousarray(image[::step, ::step].reshape(-1, image.shape[2] if image.ndim == 3 else 1).T)
+    return int((channels.max(axis=1) - channels.min(axis=1)).max()) >= levels
 
 
 def _missing_external_data(path: Path) -> list[str]:

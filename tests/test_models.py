@@ -229,12 +229,13 @@ def _tiny_model(path, inputs, output_shape, output_type=None):
     return path
 
 
-FLOAT, UINT8 = 1, 2  # onnx.TensorProto.FLOAT, UINT8
+FLOAT, INT64 = 1, 7  # onnx.TensorProto.FLOAT, INT64 (a uint8 image input is taken: test_model_checks.py)
 
 
 @pytest.mark.parametrize("inputs, output_shape, needle", [
     ([("image", FLOAT, [1, 3, 8, 8]), ("extra", FLOAT, [1])], [1, 1, 8, 24], "takes 2 inputs"),
-    ([("image", UINT8, [1, 3, 8, 8])], [1, 1, 8, 24], "takes a tensor(uint8) input"),
+    ([("image", INT64, [1, 3, 8, 8])], [1, 1, 8, 24], "takes a tensor(int64) input"),
+    ([("image", FLOAT, [2, 3, 8, 8])], [2, 1, 8, 8], "takes a fixed batch of 2 images"),
     ([("image", FLOAT, [1, 3, 8, 8])], [192], "output [192]"),
     ([("image", FLOAT, [1, 3, 8, 8])], [1, 8, 12, 2], "output [1, 8, 12, 2]"),  # segmentation logits
     ([("image", FLOAT, [1, 3, 8, 8])], [1, 1, 1, 8, 24], "output [1, 1, 1, 8, 24]"),
@@ -521,13 +522,16 @@ def _constant_model(path, value: float):
 @pytest.mark.parametrize("value, kind, symptom", [(0.5, "inverse_depth", "the same depth (0.5) at every pixel"),
                                                    (0.0, "metres", "the same depth (0) at every pixel")])
 def test_a_constant_depth_is_warned_about_once_naming_the_likely_cause(tmp_path, rng, value, kind, symptom):
-    """A wrong model file or input scaling gave a flat depth without a word: the picture was blurred evenly."""
+    """A wrong model file or input scaling gave a flat depth without a word: the picture was blurred evenly. On
+    dark frames without content (a camera's first) it is a warning; on a frame with content, a refusal
+    (test_model_checks.py)."""
     path = _constant_model(tmp_path / "flat.onnx", value)
     estimator = DepthEstimator(dataclasses.replace(_custom_spec(path), output_kind=kind), path, "cpu")
     notes: list[str] = []
     estimator.watch.notify = notes.append
     for count in range(1, 100):
-        estimator.to_disparity(estimator.predict([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)])[0])
+        dark = rng.integers(0, 12, (8, 8, 3), dtype=np.uint8)
+        estimator.to_disparity(estimator.predict([dark])[0])
         assert len(notes) == (count >= 3), count  # three frames in a row, then once only
     assert notes == [f"the model flat gives {symptom} on 3 frames in a row: likely a wrong model file or input "
                      f"scaling; check the file, --model-input (now raw) and --model-output (now {kind})"]
