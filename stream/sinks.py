@@ -6,6 +6,7 @@ there. `compose` builds the picture a sink shows: the render, or input | render 
 from __future__ import annotations
 
 import collections
+import ctypes
 import functools
 import os
 import subprocess
@@ -49,6 +50,10 @@ class Sink:
 
     def close(self, complete: bool = True) -> None:
         pass
+
+    def idle(self) -> None:
+        """Called between frames when none came for a while (a slow network, a camera that stalls): a window
+        answers its keys, clicks and close button then too."""
 
     @property
     def wants_stop(self) -> bool:
@@ -147,6 +152,61 @@ def _probe_display(display: str, wayland_display: str, timeout_s: float = 20.0) 
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def _libxcb() -> ctypes.CDLL | None:
+    """The X client library Qt's xcb platform itself loads (opencv-python's wheels rely on the system's); None
+    where it is missing."""
+    try:
+        lib = ctypes.CDLL("libxcb.so.1")
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return None
+    lib.xcb_connect.restype, lib.xcb_connect.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_void_p]
+    lib.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    lib.xcb_poll_for_event.restype, lib.xcb_poll_for_event.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    lib.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    lib.free = libc.free
+    lib.free.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+class DisplayWatch:
+    """Whether the X server a window is on is still there. Qt's xcb plugin ends the whole process (exit status 1,
+    the output file left unfinished, no last line) once it finds its own connection broken, which it looks at
+    only inside OpenCV's window calls: a connection of our own, looked at before each of them (under a
+    microsecond), finds the server gone first, and the window is then left alone."""
+
+    def __init__(self, lib: ctypes.CDLL, connection: int) -> None:
+        self._lib, self._connection = lib, connection
+
+    @classmethod
+    def open(cls, display: str) -> DisplayWatch | None:
+        """A watch on `display` (X11 only: DISPLAY set, libxcb there); None where none can be kept."""
+        lib = _libxcb() if display and sys.platform.startswith("linux") else None
+        if lib is None:
+            return None
+        connection = lib.xcb_connect(display.encode(), None)
+        if lib.xcb_connection_has_error(connection):
+            lib.xcb_disconnect(connection)
+            return None
+        return cls(lib, connection)
+
+    def gone(self) -> bool:
+        if self._connection is None:
+            return True
+        while event := self._lib.xcb_poll_for_event(self._connection):  # reads the socket; none are asked for
+            self._lib.free(event)
+        return self._lib.xcb_connection_has_error(self._connection) != 0
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._lib.xcb_disconnect(self._connection)
+            self._connection = None
+
+
+DISPLAY_GONE = "the preview window's display went away (its X server stopped)"
+
+
 def key_char(code: int) -> int | None:
     """The ASCII code of a key that `cv2.waitKeyEx` returned, or None for no key or a special one.
     `cv2.waitKey` keeps the low byte only, which turns special keys into letters (Print Screen is
@@ -162,24 +222,29 @@ def key_char(code: int) -> int | None:
 class WindowSink(Sink):
     """A live preview window. q or Esc stops; s switches between the render and input | render | depth, i
     shows the rate and latency (both in the window only); p saves the render as it is now (a camera's
-    shutter); a click, a and +/- go to `controls` (stream.controls)."""
+    shutter); a click, a and +/- go to `controls` (stream.controls). `alone`: the window is the run's only
+    output, so a display that goes away ends the run (beside a file the run goes on without the window)."""
 
     def __init__(self, title: str, controls: LiveControls | None, frame_width: int, side_by_side: bool,
-                 notify: Callable[[str], None] = notify) -> None:
+                 notify: Callable[[str], None] = notify, alone: bool = True) -> None:
         check_display()
         self.title = title
         self.frame_width = frame_width
         self.side_by_side = side_by_side
         self.notify = notify
+        self.alone = alone
         self.info = False
         self._shown_at: collections.deque[int] = collections.deque(maxlen=31)  # the rate over the last 30 frames
         self._stop = False
+        self._gone = False  # the display went away: no OpenCV window call is made again
+        self._last: Frame | None = None  # the frame on screen, which p saves between frames too
         self._shown = (0, 0)  # height, width of the picture on screen: clicks outside it are ignored
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error as exc:
             raise UserError(f"cannot open a preview window ({str(exc).strip().splitlines()[-1]}); "
                             f"install opencv-python (not -headless), or write to a file with -o") from None
+        self._watch = DisplayWatch.open(os.environ.get("DISPLAY", ""))
         self.controls = controls
         self._show_title()
         if controls is not None:
@@ -213,8 +278,19 @@ class WindowSink(Sink):
         except cv2.error:
             return False
 
+    def _display_gone(self) -> bool:
+        """True once the X server went away, said once; a window alone then stops the run."""
+        if not self._gone and self._watch is not None and self._watch.gone():
+            self._gone = True
+            self.notify(f"{DISPLAY_GONE}; " + ("stopping" if self.alone else "the run goes on without the window"))
+        if self._gone and self.alone:
+            self._stop = True
+        return self._gone
+
     def write(self, frame: Frame) -> None:
-        if self._stop or (self._shown != (0, 0) and not self._on_screen()):
+        if self._stop or self._display_gone():
+            return
+        if self._shown != (0, 0) and not self._on_screen():
             self._stop = True  # closed: imshow would open the window again
             return
         picture = compose(frame, self.side_by_side)
@@ -224,6 +300,19 @@ class WindowSink(Sink):
             picture = self._with_info(picture, frame, shown_at)
         self._shown = picture.shape[:2]
         cv2.imshow(self.title, picture)
+        self._last = frame
+        self._answer(frame)
+
+    def idle(self) -> None:
+        if self._last is None or self._stop or self._display_gone():
+            return
+        if not self._on_screen():
+            self._stop = True
+            return
+        self._answer(self._last)
+
+    def _answer(self, frame: Frame) -> None:
+        """Let the window handle its events, and act on the key pressed since (OpenCV gives one at most)."""
         key = key_char(cv2.waitKeyEx(1))
         if key in (27, ord("q"), ord("Q")) or not self._on_screen():
             self._stop = True
@@ -297,9 +386,12 @@ class WindowSink(Sink):
         return self._stop
 
     def close(self, complete: bool = True) -> None:
-        if self._on_screen():  # a window closed by its close button is gone already (Qt raises)
-            cv2.destroyWindow(self.title)
-        cv2.waitKey(1)
+        if not self._display_gone():  # on a broken connection Qt's next call would end the process
+            if self._on_screen():  # a window closed by its close button is gone already (Qt raises)
+                cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        if self._watch is not None:
+            self._watch.close()
 
 
 def check_virtual_camera() -> ModuleType:
@@ -371,6 +463,10 @@ class TeeSink(Sink):
         for sink in self.sinks:
             sink.write(frame)
 
+    def idle(self) -> None:
+        for sink in self.sinks:
+            sink.idle()
+
     @property
     def wants_stop(self) -> bool:
         return any(s.wants_stop for s in self.sinks)
@@ -431,7 +527,7 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
         elif kind == "vcam":
             sinks.append(VirtualCameraSink(out_width, height, fps, picture, side_by_side))
         if kind == "window" or preview:  # last: the files have the frame before the window waits for a key
-            sinks.append(WindowSink("depthcam", controls, width, side_by_side))
+            sinks.append(WindowSink("depthcam", controls, width, side_by_side, alone=kind == "window"))
     except BaseException:
         # a later sink that cannot open (a busy virtual camera, no window) leaves none of the earlier ones
         # open: a --save-depth writer's encoder and file

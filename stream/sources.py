@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
 import struct
 import sys
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -721,8 +723,15 @@ def _backend_name(capture: Any) -> str:
         return ""
 
 
+# OpenCV's V4L2 backend waits this many seconds (10 by default) in each read of a camera that stopped sending (a
+# stalled USB webcam) before the read fails and the camera is opened again: the picture stood still that long with
+# no word. Read once a process, at the first wait; a value the user set is kept.
+V4L2_SELECT_TIMEOUT = ("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", "3")
+
+
 def _open_camera(index: int) -> cv2.VideoCapture:
     """Open a camera quietly: probing every backend for a missing camera prints several error lines."""
+    os.environ.setdefault(*V4L2_SELECT_TIMEOUT)
     with opencv_quiet():
         return cv2.VideoCapture(index)
 
@@ -732,6 +741,9 @@ MAX_CAMERA_INDEX = 1023
 # gives up; short, as the pipeline waits at most two seconds for its threads when asked to stop.
 CAMERA_RECONNECT_S = 1.5
 CAMERA_RETRY_PAUSE_S = 0.1
+# How long closing waits for a read in progress (a frame period or two); one still waiting in the driver then (a
+# stalled camera at a stop) keeps its capture, which is not released under it.
+CAMERA_CLOSE_WAIT_S = 0.5
 
 
 CAMERA_FORMATS = {"auto": None, "mjpg": "MJPG", "yuyv": "YUYV"}
@@ -865,6 +877,10 @@ class CameraSource(Source):
     def __init__(self, spec: str) -> None:
         self.index, size, fps, pixel_format = parse_camera_spec(spec)
         self._request = (size, fps, pixel_format)  # asked again of a camera opened anew
+        # held while a read waits in the driver: OpenCV frees the buffers a read fills on release, so a capture
+        # released under a read still waiting (a stalled camera, closed at a stop) crashes the process
+        self._reading = threading.Lock()
+        self._closed = False
         self.capture = _open_camera(self.index)
         if not self.capture.isOpened():
             first = _picture_node(self.index)
@@ -901,7 +917,10 @@ class CameraSource(Source):
         """The next picture; reads that answer ok with no picture are skipped (said once), up to
         EMPTY_READS_SKIPPED in a row, after which the read counts as failed."""
         for _ in range(EMPTY_READS_SKIPPED + 1):
-            ok, image = self.capture.read()
+            with self._reading:
+                if self._closed:  # closed by the run's end while this thread went on to another read
+                    return False, None
+                ok, image = self.capture.read()
             if not ok or not _is_empty(image):
                 return ok, image
             if not self._empty_told:
@@ -956,10 +975,14 @@ class CameraSource(Source):
     def _reopen(self) -> tuple[bool, Any]:
         """Open the camera again, as asked at first, until it delivers or CAMERA_RECONNECT_S have passed."""
         started = time.monotonic()
-        while time.monotonic() - started < CAMERA_RECONNECT_S:
-            self.capture.release()
+        while time.monotonic() - started < CAMERA_RECONNECT_S and not self._closed:
+            with self._reading:
+                self.capture.release()
             time.sleep(CAMERA_RETRY_PAUSE_S)
-            self.capture = _open_camera(self.index)
+            with self._reading:
+                if self._closed:  # the run ended meanwhile: no camera is left open behind it
+                    break
+                self.capture = _open_camera(self.index)
             if self.capture.isOpened():
                 configure_capture(self.capture, *self._request)
                 ok, image = self._read()
@@ -969,7 +992,16 @@ class CameraSource(Source):
         return False, None
 
     def close(self) -> None:
-        self.capture.release()
+        """Release the camera, unless a read still waits in the driver after CAMERA_CLOSE_WAIT_S (a stalled
+        camera): its thread is a daemon, which the process's exit ends."""
+        if not self._reading.acquire(timeout=CAMERA_CLOSE_WAIT_S):
+            self._closed = True  # that read, once it returns, is the last
+            return
+        try:
+            self._closed = True
+            self.capture.release()
+        finally:
+            self._reading.release()
 
 
 def open_source(spec: str) -> Source:
