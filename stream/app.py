@@ -44,7 +44,9 @@ class Built:
 
 
 def default_output(input_spec: str, source: Source) -> str:
-    if source.live:
+    """Where a run writes when not told: a camera's picture in a window, a file beside its input, and the
+    synthetic scene (paced like a camera with realtime=1 too) in out/ (README, --help)."""
+    if source.live and not input_spec.startswith("synthetic:"):
         return "window"
     if not input_spec.startswith("synthetic:") and not Path(input_spec).expanduser().is_file():
         # /dev/stdin, a named pipe: the name beside it would land in /dev
@@ -80,13 +82,21 @@ def plays_in_real_time(output: str, source: Source) -> bool:
     return output_kind(output) in ("window", "vcam") and isinstance(source, VideoFileSource)
 
 
+def _file_kind(target: str) -> str | None:
+    """output_kind, or None for a name of no kind (its refusal would offer window, vcam and null)."""
+    try:
+        return output_kind(target)
+    except UserError:
+        return None
+
+
 def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: Source, preview: bool = False) -> None:
     """What can only be checked once the input is open, before anything heavy loads: no output
     overwrites the input or the other output, every output file can be written and a preview window
     can open, an image output gets one frame, and the settings given in frame pixels fit this frame."""
     save_depth = config.output.save_depth
-    kind, depth_kind = output_kind(output), output_kind(save_depth) if save_depth else None
-    if depth_kind not in (None, "video", "image"):
+    kind, depth_kind = output_kind(output), _file_kind(save_depth) if save_depth else None
+    if save_depth and depth_kind not in ("video", "image"):
         raise UserError(f"--save-depth {save_depth}: the depth goes into a video or image file; give one "
                         f"(e.g. {Path(save_depth).with_suffix('.mp4').name})")
     if depth_kind == "image":

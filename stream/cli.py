@@ -24,6 +24,7 @@ from stream.workers import live_workers
 
 DEMO_DIR = Path("out")
 LIVE_PRESET = "live-cpu"
+NOT_FILES = ("null", "window", "vcam")  # outputs that are no file (nor a folder, for several inputs)
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,10 +40,12 @@ class Parser(argparse.ArgumentParser):
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE|PRESET",
-                        help=f"a YAML file or a preset ({', '.join(preset_names())}); flags override it")
-    add_model_options(parser, device_help="where everything runs (default auto: CUDA when usable)")
+                        help=f"a YAML file or a preset ({', '.join(preset_names())}); flags override it "
+                             f"(without one, a camera gets {LIVE_PRESET}'s settings)")
+    add_model_options(parser, device_help="where everything runs (default: the config's; auto, CUDA where usable, "
+                                          "without one)")
     parser.add_argument("--focus", metavar="auto|VALUE",
-                        help="auto (largest face, else nearest large region) or a disparity in [0, 1]")
+                        help="auto (largest face, else nearest large region) or a disparity in [0, 1] (1: nearest)")
     parser.add_argument("--focus-point", metavar="X,Y",
                         help="focus on what is at this pixel in the first frame, followed as it moves")
     parser.add_argument("--blur", type=float, metavar="PX", help="largest blur radius in pixels at 480 lines")
@@ -55,7 +58,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--async-depth", action=argparse.BooleanOptionalAction, default=None,
                         help="run the network beside the display on the newest frame (live use); "
                              "--no-async-depth gives every frame its own depth")
-    parser.add_argument("--save-depth", metavar="FILE", help="also write the refined depth as a colour video")
+    parser.add_argument("--save-depth", metavar="FILE",
+                        help="also write the refined depth, coloured (bright: near), as a video (a picture for a "
+                             "photo); a folder gets NAME_depth.mp4 (.png)")
     parser.add_argument("--side-by-side", action=argparse.BooleanOptionalAction, default=None,
                         help="write input | output | depth")
     parser.add_argument("--start", type=_time, metavar="TIME",
@@ -123,7 +128,7 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
     so that each answers quickly), then, where a file is asked for, rendered once at full size with the
     focus and blur the window showed last."""
     from stream.app import check_outputs, portrait_name
-    from stream.sinks import output_kind
+    from stream.sinks import check_display, output_kind
     from stream.sources import open_source
 
     path = Path(input_spec)
@@ -133,7 +138,11 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
     # the formats' size limits and the blur at the photo's own height (the window shows a smaller copy)
     photo = open_source(input_spec)
     try:
-        check_outputs(config, input_spec, target if writes_file else "null", photo)
+        # the window first, with the fix that fits how it was asked for: --preview is left out, -o window (which
+        # said "-o out.mp4") gives way to the photo's own file
+        if output == "window":
+            check_display(f"write it to a file instead (leave out -o for {portrait_name(input_spec, image=True)})")
+        check_outputs(config, input_spec, target if writes_file else "null", photo, preview=config.output.preview)
     finally:
         photo.close()
     in_window = copy.deepcopy(config)
@@ -262,7 +271,7 @@ def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
     """-o or --save-depth naming a folder (one that exists, or a name ending in /) for a single input: the
     file that several inputs would get there, so that `run clips/*.mp4 -o portraits/` works for one clip too."""
     try:
-        folder = bool(value) and value not in ("null", "window", "vcam") and \
+        folder = bool(value) and value not in NOT_FILES and \
             (value.endswith(("/", os.sep)) or Path(value).expanduser().is_dir())
     except OSError:  # a name too long to be anything: the output checks say so
         folder = False
@@ -279,8 +288,9 @@ def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
 
 
 def _batch_folder(flag: str, value: str | None) -> Path | None:
-    """-o or --save-depth for several inputs: a folder (made if missing) that gets one file per input."""
-    if value is None:
+    """-o or --save-depth for several inputs: a folder (made if missing) that gets one file per input;
+    None for no folder (the default, or `-o null`, `window`, `vcam`, which each input gets in turn)."""
+    if value is None or value in NOT_FILES:
         return None
     folder = Path(value)
     if folder.suffix and not folder.is_dir():
@@ -328,10 +338,10 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
         # as a single run names it, told from the name: the inputs open one at a time, later
         image = is_still_image(Path(spec))
         beside = Path(portrait_name(spec, image=image))
-        output = folder / beside.name if folder is not None else beside
+        output = args.output if args.output in NOT_FILES else str(folder / beside.name if folder else beside)
         depth = str(depth_folder / depth_name(spec, image=image)) if depth_folder is not None else None
-        plans.append((spec, str(output), depth))
-    outputs = [p for _, output, depth in plans for p in (output, depth) if p is not None]
+        plans.append((spec, output, depth))
+    outputs = [p for _, output, depth in plans for p in (output, depth) if p is not None and p not in NOT_FILES]
     clash = next((p for i, p in enumerate(outputs) if p in outputs[:i]), None)
     if clash is not None:
         raise UserError(f"two inputs would both write {clash}; give them different names or run them apart")
@@ -392,6 +402,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from models.download import ModelError, cache_dir
     from models.registry import INPUT_NORMS, REGISTRY, fetch, get_spec, model_state
+    from stream.config import parse_model_size
 
     try:
         if args.models_command == "list":
@@ -406,6 +417,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             _describe_model_file(args.name, args.model_size)
         elif args.models_command == "info":
             spec = get_spec(args.name)
+            if args.model_size and parse_model_size(args.model_size) != spec.input_size:  # as a run refuses it
+                raise UserError(f"{spec.name} takes {spec.input_size[0]}x{spec.input_size[1]} only; --model-size "
+                                f"chooses the free sides of your own model's input")
             print(f"name:        {spec.name}\ndescription: {spec.description}\nsource:      {spec.source}")
             print(f"input:       {spec.input_size[0]}x{spec.input_size[1]} {INPUT_NORMS[spec.input_norm]}, {spec.layout}")
             print(f"output:      {spec.output_kind} (converted to disparity)")
@@ -447,10 +461,11 @@ def _describe_model_file(path: str, model_size: str | None = None) -> None:
     spec, model_path = resolve_model(path, progress=False)
     size = input_spatial_size(model_path) if spec.input_size == (0, 0) else None
     dynamic = size is not None and None in size
-    if dynamic:  # checked at a trial size for the free axes; a run needs --model-size
-        trial = parse_model_size(model_size) if model_size else \
-            tuple(DYNAMIC_TRIAL_SIZE if side is None else side for side in size)
-        spec = dataclasses.replace(spec, input_size=trial)
+    if model_size:  # as a run takes it: a size the model cannot take is refused here too, not only by `run`
+        spec = dataclasses.replace(spec, input_size=parse_model_size(model_size))
+    elif dynamic:  # checked at a trial size for the free axes; a run needs --model-size
+        spec = dataclasses.replace(spec, input_size=tuple(DYNAMIC_TRIAL_SIZE if side is None else side
+                                                          for side in size))
     estimator = DepthEstimator(spec, model_path, "cpu")
     layout = estimator.input
     # of several outputs, the one read as depth (a confidence map may come first)
@@ -458,12 +473,14 @@ def _describe_model_file(path: str, model_size: str | None = None) -> None:
     batch = "batch 1 (frames run one by one; on a GPU the batch is made dynamic where the graph allows)" \
         if layout.static_batch else "dynamic batch"
     size = f"{_free_size(size)} (run it with --model-size WxH)" if dynamic else f"{layout.width}x{layout.height}"
+    # a uint8 input is fed as it is, whatever --model-input says (the model scales it itself)
+    scaling = "fed as it is" if layout.dtype.name == "uint8" else "--model-input to change"
     print(f"file:        {model_path}\ninput:       {layout.name} {layout.layout} {size}, "
-          f"{INPUT_NORMS[spec.input_norm]} (--model-input to change), {batch}, {layout.dtype}"
+          f"{INPUT_NORMS[estimator.spec.input_norm]} ({scaling}), {batch}, {layout.dtype}"
           f"\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind}"
           f"{' (larger = nearer; for metric depth add --model-output metres)' if spec.output_kind != 'metres' else ''}"
           f"\nstate:       accepted by depthcam (--model {model_path}"
-          f"{' --model-size WxH' if dynamic else ''})")
+          f"{' --model-size ' + (model_size or 'WxH') if dynamic else ''})")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -479,8 +496,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from stream.bench import add_bench_arguments, depthcam_version
+
     parser = Parser(prog="depthcam", description="Real-time portrait mode for a single camera.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", help="show the version (for a bug report) and exit",
+                        version=f"depthcam {depthcam_version() or '(a checkout, not installed)'}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="portrait mode on a video, image, camera or the synthetic scene")
@@ -491,16 +512,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a video (.mp4 .m4v .mov .mkv .webm .avi) or image file, window, vcam, or null "
                           "(default: a window for cameras, INPUT_portrait.mp4 beside a video, INPUT_portrait.png "
                           "beside an image, out/synthetic_portrait.mp4 for the synthetic scene); with several "
-                          "inputs, a folder for their outputs (default: beside each)")
+                          "inputs, a folder for their outputs (default: beside each), or null, window or vcam for "
+                          "each in turn")
     _add_run_options(run)
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser("demo", help="run on the built-in sample clip and say where the result is")
-    demo.add_argument("-o", "--output", metavar="OUTPUT", help="where the render goes (default out/demo_portrait.mp4)")
+    demo.add_argument("-o", "--output", metavar="OUTPUT", help="where the render goes (default out/demo_portrait.mp4; "
+                                                               "a folder/ gets it and demo_depth.mp4)")
     _add_run_options(demo)
     demo.set_defaults(handler=cmd_demo)
-
-    from stream.bench import add_bench_arguments
 
     bench = commands.add_parser("bench", help="latency and throughput of the real pipeline")
     add_bench_arguments(bench)
@@ -519,13 +540,15 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", help="a registry name (see 'depthcam models list')")
     info = models_commands.add_parser("info", help="where a model comes from and its state")
     info.add_argument("name", help="a registry name (see 'depthcam models list'), or your own .onnx file to check")
-    info.add_argument("--model-size", metavar="WxH", help=f"the size to check your own model of dynamic input size "
-                                                         f"at (default {DYNAMIC_TRIAL_SIZE} on its free sides)")
+    info.add_argument("--model-size", metavar="WxH", help=f"the size to check a model at, as `run --model-size` "
+                                                         f"takes it (default for a model of dynamic input size: "
+                                                         f"{DYNAMIC_TRIAL_SIZE} on its free sides)")
     convert = models_commands.add_parser("convert", help="convert official FCRN weights to ONNX")
     convert.add_argument("source", metavar="SRC", help="NYU_FCRN-checkpoint.zip, the NYU_FCRN.ckpt prefix (or its "
                                                        ".index), or NYU_ResNet-UpProj.npy")
     convert.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
-    convert.add_argument("--fp16", action="store_true", help="also store the weights in half precision (GPUs)")
+    convert.add_argument("--fp16", action="store_true",
+                         help="half-precision weights and arithmetic (for GPUs; half the file)")
     for action in (models_list, fetch, info, convert):
         _add_debug_flag(action)
     _add_debug_flag(models)

@@ -96,6 +96,10 @@ def test_a_depth_image_of_a_video_is_refused_before_the_model_loads(clip, tmp_pa
         check(clip, tmp_path / "out.mp4", **{"output.save_depth": str(tmp_path / "d.png")})
     with pytest.raises(UserError, match="--save-depth window: the depth goes into a video or image file"):
         check(clip, tmp_path / "out.mp4", **{"output.save_depth": "window"})
+    # a name of no kind was told to use "window, vcam or null", which the depth refuses
+    with pytest.raises(UserError, match=r"--save-depth d.txt: the depth goes into a video or image file; give one "
+                                        r"\(e.g. d.mp4\)$"):
+        check(clip, tmp_path / "out.mp4", **{"output.save_depth": "d.txt"})
 
 
 def test_a_photo_kept_in_a_window_comes_again_paced_like_a_slow_camera(tmp_path):
@@ -154,6 +158,18 @@ def test_an_input_from_a_pipe_needs_an_output_named(tmp_path):
     with pytest.raises(UserError, match="is a pipe or a device, so there is no place beside it.*give one with -o"):
         default_output(str(pipe), Source())
     assert default_output("synthetic:portrait", Source()) == "out/synthetic_portrait.mp4"
+
+
+def test_the_synthetic_scene_paced_like_a_camera_is_written_to_its_file_too():
+    """`synthetic:portrait?realtime=1` without -o opened a window (and failed without a display), where the
+    README and --help say out/synthetic_portrait.mp4; a camera's default stays the window."""
+    from stream.app import default_output
+
+    paced = open_source("synthetic:portrait?frames=3&realtime=1")
+    assert paced.live
+    assert default_output("synthetic:portrait?frames=3&realtime=1", paced) == "out/synthetic_portrait.mp4"
+    camera = type("Camera", (), {"live": True})()
+    assert default_output("camera:0", camera) == "window"
 
 
 def test_a_preview_that_cannot_open_says_to_leave_out_preview(monkeypatch):

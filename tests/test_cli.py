@@ -198,6 +198,26 @@ def test_a_model_of_dynamic_input_size_runs_at_the_size_given(tmp_path):
                           "model_size (--model-size) must be WIDTHxHEIGHT")
 
 
+def test_models_info_takes_model_size_as_a_run_does(tmp_path):
+    """`models info FILE --model-size WxH` said "accepted" for a size that `run` then refused (the model's fixed
+    sides), and let a malformed size pass: it was read only for a model of dynamic size."""
+    from test_models import _first_channel_model
+
+    fixed = _first_channel_model(tmp_path / "fixed.onnx", height=64, width=96)
+    assert_one_clear_line(depthcam("models", "info", str(fixed), "--model-size", "518x518"),
+                          "width fixed at 96, not 518")
+    assert_one_clear_line(depthcam("models", "info", str(fixed), "--model-size", "big"),
+                          "model_size (--model-size) must be WIDTHxHEIGHT")
+    same = depthcam("models", "info", str(fixed), "--model-size", "96x64")
+    assert same.returncode == 0 and "accepted by depthcam" in same.stdout, same.stderr
+    assert_one_clear_line(depthcam("models", "info", "tcmonodepth", "--model-size", "518x518"),
+                          "tcmonodepth takes 320x192 only")
+    assert depthcam("models", "info", "tcmonodepth", "--model-size", "320x192").returncode == 0
+    free = depthcam("models", "info", str(_first_channel_model(tmp_path / "free.onnx")), "--model-size", "48x32")
+    assert free.returncode == 0, free.stderr
+    assert f"--model {tmp_path / 'free.onnx'} --model-size 48x32)" in free.stdout
+
+
 def test_camera_that_does_not_exist(shared_models, bad_inputs):
     result = depthcam("run", "camera:7", "-o", "null")
     assert_one_clear_line(result, "camera 7 could not be opened", "try camera:0")
@@ -521,6 +541,40 @@ def test_a_folder_output_takes_a_single_input_too(shared_models, tmp_path):
                           "is a folder; give the recording a file name")
 
 
+def test_several_inputs_to_null_are_not_written_into_a_folder_named_null(shared_models, tmp_path, monkeypatch,
+                                                                        capsys):
+    """`run a.mp4 b.mp4 -o null` made a folder `null` and wrote NAME_portrait.mp4 files into it."""
+    from stream import cli
+
+    clips = [str(make_video(tmp_path / f"{name}.mp4", frames=3, size=(96, 64), audio_codec=None)) for name in "ab"]
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", *clips, "-o", "null", "--refine", "off", "--no-progress"]) == 0
+    assert not (tmp_path / "null").exists() and not list(tmp_path.glob("*_portrait.*"))
+    err = capsys.readouterr().err
+    assert err.count("wrote 3 frames to null") == 2 and "2 of 2 inputs done" in err
+
+
+def test_a_photo_for_a_window_without_a_display_is_told_the_fix_that_fits(tmp_path, monkeypatch, capsys):
+    """`run photo.jpg --preview` without a display was told "write to a file with -o out.mp4, or use -o null"
+    (the fix for -o window, and a video's), not to leave out --preview; `-o window` too was told of a video."""
+    import cv2
+    import numpy as np
+
+    from stream import cli
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((48, 64, 3), np.uint8))
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert cli.main(["run", str(photo), "--preview"]) == 2
+    assert capsys.readouterr().err.strip().endswith("DISPLAY is not set); leave out --preview (output.preview)")
+    assert cli.main(["run", str(photo), "-o", "window"]) == 2
+    err = capsys.readouterr().err
+    assert f"write it to a file instead (leave out -o for {tmp_path / 'photo_portrait.png'})" in err, err
+    assert "out.mp4" not in err and not (tmp_path / "photo_portrait.png").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["a.mp4", "b.mp4", "-o", "out.mp4"], "with several inputs, give a folder"),
     (["a.mp4", "camera:0"], "camera:0 never ends"),
@@ -529,6 +583,11 @@ def test_a_folder_output_takes_a_single_input_too(shared_models, tmp_path):
 def test_several_inputs_are_refused_clearly_where_their_outputs_cannot_be(argv, message, tmp_path):
     result = depthcam("run", *argv)
     assert_one_clear_line(result, message)
+
+
+def test_version_is_said_in_one_line():
+    result = depthcam("--version")
+    assert result.returncode == 0 and result.stdout.startswith("depthcam ") and result.stdout.count("\n") == 1
 
 
 def test_doctor_says_what_the_machine_offers_and_the_fix(shared_models, monkeypatch, capsys):
@@ -888,7 +947,7 @@ def test_a_photo_s_full_size_outputs_are_checked_before_the_window_opens(shared_
     _fake_window(monkeypatch, [])
     monkeypatch.setattr(cv2, "waitKeyEx", lambda delay: pytest.fail("the window opened"))
     for argv, message in ((["--save-depth", str(photo)], "--save-depth"),  # the input itself
-                          (["--save-depth", str(tmp_path / "depth.xyz")], "unknown output type .xyz"),
+                          (["--save-depth", str(tmp_path / "depth.xyz")], "the depth goes into a video or image"),
                           (["-o", str(tmp_path / "same.png"), "--save-depth", str(tmp_path / "same.png")],
                            "both name"),
                           (["--blur", "220"], "over the 512 px limit")):  # 440 px on the window's 960 lines

@@ -243,3 +243,18 @@ def test_two_first_runs_of_a_converted_model_convert_it_once(model_cache, monkey
         thread.join(timeout=30)
     assert results == [model_cache / "converted.onnx"] * 2
     assert FETCHER_CALLS == [model_cache]  # the second waited for the first and found the file in place
+
+
+def test_models_info_says_a_uint8_model_is_fed_as_it_is(tmp_path, capsys):
+    """`models info` printed the ImageNet scaling and "--model-input to change" for a model fed 0..255 as it is."""
+    from onnx import TensorProto, helper
+
+    from stream.cli import main
+
+    nodes = [helper.make_node("Cast", ["image"], ["floats"], to=TensorProto.FLOAT),
+             helper.make_node("Gather", ["floats", "first"], ["depth"], axis=1)]
+    path = _model(tmp_path / "bytes.onnx", nodes, TensorProto.UINT8, TensorProto.FLOAT,
+                  [("first", np.array([0], np.int64))])
+    assert main(["models", "info", str(path)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("input:"))
+    assert "RGB 0..255 (fed as it is)" in line and "uint8" in line and "ImageNet" not in line
