@@ -47,6 +47,7 @@ class ModelSpec:
     input_norm: InputNorm = "raw"  # how RGB is scaled for the network (INPUT_NORMS)
     url: str | None = None  # what is downloaded: `filename` itself, or the archive a fetcher converts
     sha256: str | None = None  # of what is downloaded
+    size: int | None = None  # bytes of a downloaded model file: a copy under another name is hashed only at this size
     fetcher: str | None = None  # "module:function(cache, progress) -> Path" for models converted on fetch
 
     @property
@@ -65,6 +66,7 @@ REGISTRY: dict[str, ModelSpec] = {
         url="https://github.com/royshil/obs-backgroundremoval/raw/75e90ec0d25cb711b34a834dbb25ed3c43d95de9/"
             "data/models/tcmonodepth_tcsmallnet_192x320.onnx",
         sha256="902b886beaebd3f68deb40bab2fd636a0c112c1ef1cbdd15fa26e5c55b389b4d",
+        size=790_459,
     ),
     "fcrn": ModelSpec(
         name="fcrn",
@@ -237,6 +239,9 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
     namesake = next((spec for spec in REGISTRY.values() if spec.filename == path.name), None)
     if namesake is not None and _is_registry_file(namesake, path):
         return namesake, path
+    copied = _renamed_registry_file(path) if namesake is None else None
+    if copied is not None:
+        return copied, path
     # A user's own name for the file: a registry name would read as the registry's cached model.
     name = path.name if path.stem in REGISTRY else path.stem
     declared = _declared_spec(path, name)
@@ -252,6 +257,19 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
                f"out); for {namesake.name}'s settings use --model {namesake.name}, or add --model-input "
                f"{namesake.input_norm} --model-output {namesake.output_kind}")
     return own, path
+
+
+def _renamed_registry_file(path: Path) -> ModelSpec | None:
+    """The registry model `path` is a renamed copy of (its size, then its checksum), with a note; None for any
+    other file. Such a copy was read as your own model, fed ImageNet-normalised input where TCMonoDepth takes
+    0..255: a depth map that looked plausible and was wrong."""
+    size = path.stat().st_size
+    spec = next((s for s in REGISTRY.values() if s.size == size and s.sha256 and not s.fetcher), None)
+    if spec is None or sha256_of(path) != spec.sha256:
+        return None
+    notify(f"{path} is the registry's {spec.name} model under another name (its checksum): read with its settings "
+           f"(--model-input and --model-output change them)")
+    return spec
 
 
 # The files the official FCRN weights come in (NYU_ResNet-UpProj.npy, NYU_FCRN-checkpoint.zip, NYU_FCRN.ckpt's

@@ -597,6 +597,28 @@ def test_a_file_named_as_a_registry_model_elsewhere_is_your_own_model(shared_mod
     assert "--model-input raw --model-output inverse_depth" in err
 
 
+def test_a_renamed_copy_of_a_registry_model_is_read_with_its_settings(shared_models, tmp_path, capsys,
+                                                                     monkeypatch):
+    """TCMonoDepth's file under a name of the user's own was read as their own model: ImageNet-normalised input
+    where the network takes 0..255, a wrong depth map without a word."""
+    import shutil
+
+    import models.registry
+
+    tc = get_spec("tcmonodepth")
+    renamed = tmp_path / "my_depth.onnx"
+    shutil.copyfile(shared_models / tc.filename, renamed)
+    assert resolve_model(str(renamed), progress=False) == (tc, renamed)
+    assert tc.input_norm == "raw" and tc.input_size == (320, 192)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is the registry's tcmonodepth model under another name" in err
+    # a file of another size is not hashed (a user's model may be gigabytes): read as their own
+    hashed: list[Path] = []
+    monkeypatch.setattr(models.registry, "sha256_of", lambda path: hashed.append(path) or "")
+    other = _first_channel_model(tmp_path / "other.onnx", 24, 40)
+    assert resolve_model(str(other), progress=False)[0].input_norm == "imagenet" and hashed == []
+
+
 def test_a_broken_file_of_a_registry_name_is_not_sent_to_models_fetch(model_cache, tmp_path, capsys):
     fcrn = get_spec("fcrn")
     for name in (fcrn.filename, "fcrn.onnx"):  # the cache's name; a name whose stem is a registry name
