@@ -99,6 +99,15 @@ def _video() -> Check:
     return Check("video", True, detail + ", H.264 and AAC encoders")
 
 
+def _photos() -> Check:
+    """HEIF (an iPhone's photos) is read through an optional package; the README sends iPhone users there."""
+    from stream.images import HEIF_FIX, heif_readable
+
+    if heif_readable():
+        return Check("photos", True, "JPEG, PNG, TIFF, WebP and HEIF/HEIC (pillow-heif)")
+    return Check("photos", False, "JPEG, PNG, TIFF, WebP; no HEIF/HEIC (an iPhone's photos)", HEIF_FIX)
+
+
 def _display() -> Check:
     from stream.errors import UserError
     from stream.sinks import check_display
@@ -195,7 +204,7 @@ def _models() -> Check:
                                  f"what it needs)")
 
 
-CHECKS = (_python, _cpu, _gpu, _onnxruntime, _video, _display, _cameras, _virtual_camera, _models)
+CHECKS = (_python, _cpu, _gpu, _onnxruntime, _video, _photos, _display, _cameras, _virtual_camera, _models)
 
 
 def run_doctor() -> int:

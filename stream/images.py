@@ -66,7 +66,7 @@ def _pillow_open(path: Path) -> Iterator[Any]:
     decompression-bomb warning is silenced (OpenCV's pixel limit speaks first); the error stays."""
     from PIL import Image, UnidentifiedImageError
 
-    _register_heif()
+    heif_readable()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.filterwarnings("ignore", "Truncated File Read")  # a TIFF cut short: the error says so, once
@@ -80,7 +80,7 @@ def _pillow_open(path: Path) -> Iterator[Any]:
 
 
 @functools.cache
-def _register_heif() -> bool:
+def heif_readable() -> bool:
     """Pillow reads HEIF where pillow-heif is installed (an optional package); whether it is."""
     try:
         from pillow_heif import register_heif_opener
@@ -149,7 +149,7 @@ def read_image(path: Path) -> np.ndarray:
         data = np.fromfile(path, np.uint8)
     except OSError as exc:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    if path.suffix.lower() in HEIF_SUFFIXES and not _register_heif():
+    if path.suffix.lower() in HEIF_SUFFIXES and not heif_readable():
         raise UserError(f"cannot read HEIF photo {path}: {HEIF_FIX}")
     tiff = data[:4].tobytes() in TIFF_MAGIC
     if tiff:

@@ -164,9 +164,20 @@ def test_a_heif_photo_is_a_photo_and_says_what_reads_it(tmp_path, monkeypatch):
     path = tmp_path / "IMG_0001.HEIC"
     path.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
     assert is_still_image(path)
-    monkeypatch.setattr(images, "_register_heif", lambda: False)
+    monkeypatch.setattr(images, "heif_readable", lambda: False)
     with pytest.raises(UserError, match=r"cannot read HEIF photo .*IMG_0001.HEIC: pip install 'depthcam\[heif\]'"):
         read_image(path)
+
+
+def test_doctor_says_whether_heif_photos_can_be_read(monkeypatch):
+    """The README sends iPhone users to depthcam[heif]; doctor did not say whether this machine has it."""
+    from stream import doctor
+
+    monkeypatch.setattr(images, "heif_readable", lambda: False)
+    missing = doctor._photos()
+    assert not missing.ok and "no HEIF/HEIC" in missing.detail and "depthcam[heif]" in missing.fix
+    monkeypatch.setattr(images, "heif_readable", lambda: True)
+    assert doctor._photos().ok and doctor._photos in doctor.CHECKS
 
 
 def test_a_heif_photo_is_read_where_pillow_heif_is_installed(tmp_path):
