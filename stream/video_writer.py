@@ -36,7 +36,7 @@ import os
 import struct
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -106,19 +106,35 @@ def container_options(suffix: str, tags: dict[str, str] | None = None) -> dict[s
     return options
 
 
-def kept_tags(source: Path | None) -> dict[str, str]:
+def readable_again(path: Path) -> bool:
+    """Whether the input `path` can be opened again beside the source reading it: a regular file. A pipe or a FIFO
+    (`cat clip.ts | depthcam run /dev/stdin`) gives its bytes once: a second reader took a part of them from the
+    pictures (37 of 240 frames lost), failed on the rest, or, once the writer into a FIFO had gone, waited forever."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
+
+
+def kept_tags(source: Path | Mapping[str, str] | None) -> dict[str, str]:
     """The input's container tags that the output keeps: when and where it was recorded (creation_time, a
     phone's location), its title, the camera's make and model; empty where the input has none or cannot be
-    read. A photo app sorts videos by their creation time, and shows them on a map by their location."""
+    read again (a pipe). A photo app sorts videos by their creation time, and shows them on a map by their location.
+    `source`: the input file, or the tags its open container read."""
     import av
 
     if source is None:
         return {}
-    try:
-        with av.open(str(source)) as container:
-            tags = dict(container.metadata)
-    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+    if isinstance(source, Mapping):
+        tags = dict(source)
+    elif not readable_again(source):
         return {}
+    else:
+        try:
+            with av.open(str(source)) as container:
+                tags = dict(container.metadata)
+        except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+            return {}
     return {key: _one_value(value) for key, value in tags.items() if key.lower() not in OWN_TAGS and value}
 
 
@@ -136,6 +152,17 @@ AVI_MAX_FPS = 1000
 # The largest picture side each encoder takes, even (4:2:0): MPEG-4 Part 2's 13-bit fields, x264's and libvpx's
 # limits. Beyond them the encoder refused to open with "Generic error in an external library".
 VIDEO_MAX_SIDE = {"mpeg4": 8190, "libx264": 16384, "libvpx-vp9": 65536}
+# The longest a picture may last, in the writer's ticks, where the container limits it; a longer pause (a security
+# camera's, a timestamp jump) is held by showing the picture again, so the times stay as they were. FFmpeg's MP4
+# muxer refuses a sample or a composition offset of 2**31 ticks or more (3.3 hours on 59.94 fps's 180 kHz clock): a
+# quarter of that leaves room for B-frames, whose offsets span two pauses here (the copies are P-frames). Its AVI muxer
+# fills a gap with at most 60000 empty chunks (33 minutes at 30 fps). Both failed the run with a bare error.
+MP4_MAX_TICKS = 1 << 31  # FFmpeg's MP4 muxer: no sample or composition offset of this many ticks of its track
+MAX_PICTURE_TICKS = {**{suffix: MP4_MAX_TICKS // 4 for suffix in MP4_SUFFIXES}, ".avi": 60000}
+# The last picture has no offset to spare room for: it is held as one picture up to half of 2**31 ticks, and only
+# beyond that shown again (x264's decoding times, two pictures behind, made a track that ends with copies after a
+# pause longer than it is in FFmpeg's eyes: 7.6 h for 6 h of a 1/7200 fps time-lapse).
+MAX_LAST_PICTURE_TICKS = {**{suffix: MP4_MAX_TICKS // 2 for suffix in MP4_SUFFIXES}, ".avi": 60000}
 AUDIO_SNAP_S = 0.005  # audio this close to contiguous is contiguous (Matroska rounds times to 1 ms)
 # AVCOL_* values (FFmpeg's pixfmt.h) for the stream's colour tags.
 RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 1, 6, 1, 1
@@ -173,6 +200,15 @@ def check_video_size(what: str, suffix: str, width: int, height: int) -> None:
         fix = f"use .{wider[0]}" if wider else "make it smaller"
         raise UserError(f"{what}: {suffix} video is at most {limit} px a side and this one is {width}x{height}; "
                         f"{fix}")
+
+
+def _write_error(exc: Exception) -> Exception:
+    """The error of our file's write where PyAV hands it on only as the context of its own: the MP4 trailer's, on a
+    full disk, came out as "Error in PyAV callback" instead of "No space left on device" (ENOSPC)."""
+    import av
+
+    cause = exc.__context__
+    return cause if isinstance(exc, av.error.PyAVCallbackError) and isinstance(cause, OSError) else exc
 
 
 class _OutputFile:
@@ -272,9 +308,9 @@ class _OutputFile:
 
 class VideoWriter:
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None = None,
-                 crf: int = 18, tags_from: Path | None = None) -> None:
+                 crf: int = 18, tags_from: Path | Mapping[str, str] | None = None) -> None:
         """`audio_from`: the file whose sound is kept; `tags_from`: the file whose container tags (creation time,
-        location, title) are kept, by default `audio_from`."""
+        location, title) are kept, or those tags, by default `audio_from`'s."""
         import av
         from av.video.reformatter import VideoReformatter
 
@@ -285,7 +321,8 @@ class VideoWriter:
         check_video_size(f"cannot write {path}", suffix, width, height)
         # PyAV opens the file only at the first packet: check now (and write where it checked: ~ expanded)
         self.path = path = ensure_writable(path, "output")
-        self.rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30)
+        # 1001 for NTSC's rates; a slower one (3 pictures in 4 hours: 1/7200 fps) was rounded to 0 and the run failed
+        self.rate = Fraction(fps).limit_denominator(max(1001, math.ceil(1 / fps))) if fps > 0 else Fraction(30)
         if suffix == ".avi" and self.rate > AVI_MAX_FPS:  # pictures closer than that are left out, as at any rate
             self.rate = Fraction(AVI_MAX_FPS)
         if suffix == ".avi" and self.rate.numerator > MPEG4_MAX_TICKS:  # e.g. a 119.88 fps average: 69888/583
@@ -318,8 +355,15 @@ class VideoWriter:
         # last picture is held as long in the output (else one nominal frame period)
         self._durations: dict[int, int] = {}
         self._last_ticks = self._frame_ticks  # the duration of the last picture given
+        self._max_ticks = MAX_PICTURE_TICKS.get(suffix)
+        self._last_frame: Any = None  # the last picture encoded, shown again through a pause longer than _max_ticks
+        self._repeats: set[int] = set()  # the times of those shown again, which are no picture of the input
         self._file = _OutputFile(path)
-        tags = kept_tags(tags_from or audio_from)
+        tags = kept_tags(tags_from if tags_from is not None else audio_from)
+        if audio_from is not None and not readable_again(audio_from):
+            log.warning(f"the sound of {audio_from} is left out: a pipe is read once, for the pictures; "
+                        f"give the file itself to keep its sound")
+            audio_from = None
         try:
             self.container = av.open(self._file, "w", container_options=container_options(suffix, tags))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -356,6 +400,7 @@ class VideoWriter:
     def write(self, image_bgr: np.ndarray, pts_seconds: float | None = None,
               duration_seconds: float | None = None) -> None:
         import av
+        from av.video.frame import PictureType
         from av.video.reformatter import Interpolation
 
         if self._origin is None:
@@ -394,13 +439,15 @@ class VideoWriter:
         frame.pts, frame.time_base = pts, self.time_base
         ticks = max(1, round(duration_seconds / self.time_base)) if duration_seconds and duration_seconds > 0 else None
         if ticks is not None:
-            self._durations[pts] = ticks
+            self._durations[pts] = ticks if self._max_ticks is None else min(ticks, self._max_ticks)
         try:
             self.container.start_encoding()  # the file opened now (once): an EPERM from here on is FFmpeg's -1
             self._started = True
+            if self._hold_last(pts):
+                frame.pict_type = PictureType.P  # as a B-frame, its decoding time lagged a pause behind
             for packet in self.stream.encode(frame):
                 self._mux(packet, picture=True)
-            self._last_pts, self._last_ticks = pts, ticks or self._frame_ticks
+            self._last_pts, self._last_ticks, self._last_frame = pts, ticks or self._frame_ticks, frame
             self.frames_written += 1
             if self._audio:
                 self._audio.write_until(self.seconds_written)
@@ -410,6 +457,36 @@ class VideoWriter:
             if refusal is None:
                 raise
             raise refusal from None
+
+    def _hold_last(self, until: int, ending: bool = False) -> bool:
+        """Show the last picture again wherever it would otherwise last longer than the container holds before
+        `until`: the next picture's time, or (`ending`) where the last one ends. There the last three copies come a
+        frame apart: x264's decoding times lag two pictures behind, and FFmpeg's MP4 demuxer takes the track's
+        length from them (it read 2470 s of a 4 h last picture). Each copy is a P-frame: as a B-frame one was
+        stored before the one after it."""
+        limit = self._max_ticks
+        if limit is None or self._last_frame is None or until - self._last_pts <= limit:
+            return False
+        frame = max(1, min(round(self._frame_ticks), round(1 / self.time_base)))  # a frame period, at most 1 s
+        tail = [until - 3 * frame, until - 2 * frame, until - frame] if ending else []
+        times, last = [], self._last_pts
+        while (tail[0] if tail else until) - last > limit:
+            last += limit
+            times.append(last)
+        for pts, after in zip(times + tail, times[1:] + tail + [until]):
+            self._repeat(pts, after - pts)
+        return True
+
+    def _repeat(self, pts: int, ticks: int) -> None:
+        """Encode the last picture again at `pts`, lasting `ticks`."""
+        from av.video.frame import PictureType
+
+        self._last_ticks = self._durations[pts] = ticks
+        self._last_frame.pts, self._last_frame.pict_type = pts, PictureType.P
+        self._repeats.add(pts)
+        for packet in self.stream.encode(self._last_frame):
+            self._mux(packet, picture=True)
+        self._last_pts = pts
 
     def _mux(self, packet: Any, picture: bool = False) -> None:
         """Mux a packet, counting the pictures on the disk; the first one puts the file under its name."""
@@ -424,6 +501,9 @@ class VideoWriter:
             self.pictures_on_disk = self._handed
             if self.pictures_on_disk:
                 self._file.commit()
+        if picture and packet.pts in self._repeats:  # the last picture shown again is not counted again
+            self._repeats.discard(packet.pts)
+            picture = False
         self._handed += picture
         if self._file.interrupted:  # a second Ctrl-C inside the muxer's write: raised here, the packet muxed
             self._file.interrupted = False
@@ -459,6 +539,8 @@ class VideoWriter:
             try:
                 self.container.close()
                 self.pictures_on_disk = self._handed  # the trailer wrote what the muxer still held
+            except Exception as exc:
+                raise _write_error(exc) from None
             finally:
                 if not self.pictures_on_disk:
                     self.pictures_on_disk = self._file.pictures()
@@ -468,7 +550,8 @@ class VideoWriter:
                 raise RuntimeError(f"{self.path} was not written: no picture reached the disk")
             raise RuntimeError(f"{self.path} was left unfinished after a failed write")
         self.finalised = True
-        if self.frames_written and self.path.suffix.lower() in MP4_SUFFIXES:
+        # a FIFO's reader has the file: nothing to mend (it said "could not check its last picture's time")
+        if self.frames_written and self.path.suffix.lower() in MP4_SUFFIXES and self._file.seekable():
             try:
                 mend_last_picture(self.path)  # FFmpeg's hybrid MP4 may end the track one picture short
             except (OSError, ValueError, IndexError, struct.error) as exc:
@@ -483,9 +566,13 @@ class VideoWriter:
         one's decoding time, and with B-frames the last picture shown is stored before others: a long last picture
         (a GIF's) would last one frame period. The last packet stored then lasts to where that picture ends.
         (Only then: the track's media would be longer than its pictures, and its average rate read lower.)"""
+        limit = MAX_LAST_PICTURE_TICKS.get(self.path.suffix.lower())
+        if self.frames_written and limit is not None and self._last_ticks > limit:  # longer than the container holds
+            self._hold_last(self._last_pts + self._last_ticks, ending=True)
         packets = list(self.stream.encode(None))
         end = self._last_pts + self._last_ticks
-        longer = self._last_ticks > self._frame_ticks and self.path.suffix.lower() in MP4_SUFFIXES
+        held = min(self._frame_ticks, self._max_ticks or self._frame_ticks)  # what the packet was given at most
+        longer = self._last_ticks > held and self.path.suffix.lower() in MP4_SUFFIXES
         for index, packet in enumerate(packets):
             if longer and index == len(packets) - 1 and packet.pts is not None:
                 packet.duration = max(self._durations.pop(packet.pts, packet.duration or 0), end - packet.pts)
@@ -513,6 +600,8 @@ class _AudioTrack:
 
         self.container = container
         self.mux = mux  # the writer's, which counts what reaches the disk
+        self.suffix, self.name = suffix, Path(source).name
+        self._copied_dts: float | None = None  # the last packet copied, in the output's seconds
         self.input = av.open(str(source))
         try:
             streams = list(self.input.streams.audio)
@@ -633,9 +722,22 @@ class _AudioTrack:
             self._copied_until = packet.pts + (packet.duration or 0)
         if packet.dts is not None:
             packet.dts -= shift
+            self._check_pause(float(packet.dts * packet.time_base))
         for out in self.adts.filter(packet) if self.adts is not None else (packet,):
             out.stream = self.out_stream
             self.mux(out)
+
+    def _check_pause(self, seconds: float) -> None:
+        """FFmpeg's MP4 muxer ends the whole process (an assertion: exit 134, no message, the file unfinished) at
+        copied sound that pauses for 2**31 samples or more: 13.5 hours at 44.1 kHz. Refused in one line instead."""
+        last, self._copied_dts = self._copied_dts, seconds
+        rate = self.in_stream.codec_context.sample_rate or 48000
+        if self.suffix not in MP4_SUFFIXES or last is None or (seconds - last) * rate < MP4_MAX_TICKS - rate:
+            return
+        at = f"{int(last // 3600)}:{int(last % 3600 // 60):02d}:{last % 60:04.1f}"
+        raise UserError(f"the sound of {self.name} pauses for {(seconds - last) / 3600:.1f} hours from {at}, longer "
+                        f"than {self.suffix} holds in sound copied at {rate} Hz ({MP4_MAX_TICKS / rate / 3600:.1f} "
+                        f"hours); write .mkv")
 
     def _place(self, frame: Any, cut: float | None) -> None:
         """Put a decoded frame on the timeline: samples before the origin or already covered are
@@ -651,8 +753,7 @@ class _AudioTrack:
         elif start > self._next:
             gap = (start if stop is None else min(start, stop)) - self._next
             if gap > 0:
-                self._resample(_silence(frame, gap))
-                self._next += gap
+                self._fill(frame, gap)
         end = start + frame.samples if stop is None else min(start + frame.samples, stop)
         if end <= self._next:
             return  # before the origin, already written, or past the cut
@@ -661,6 +762,17 @@ class _AudioTrack:
             frame = _slice(frame, skip, end - start)
         self._resample(frame)
         self._next = end
+
+    def _fill(self, like: Any, samples: int) -> None:
+        """`samples` of silence, a second at a time, each encoded as it comes: made at once, a camera's pause of
+        hours took gigabytes (an hour of stereo is 1.3 GB as 32-bit samples, twice that resampled), and a 10-minute
+        one already 0.5 GB. All of it lies before a packet the pictures have passed."""
+        while samples > 0:
+            part = min(samples, like.sample_rate)
+            self._resample(_silence(like, part))
+            self._encode_fifo(None, cut=False)
+            self._next += part
+            samples -= part
 
     def _resample(self, frame: Any | None) -> None:
         """Into the FIFO at the encoder's rate and format; None flushes the resampler."""

@@ -67,7 +67,8 @@ def _as_version_1(path):
                 body = b"\1" + body[1:4] + struct.pack(">QQIQ", created, modified, scale, duration) + body[20:]
             elif kind == b"tkhd":
                 created, modified, track, reserved, duration = struct.unpack_from(">IIIII", body, 4)
-                body = b"\1" + body[1:4] + struct.pack(">QQIIQ", created, modified, track, reserved, duration) + body[24:]
+                body = (b"\1" + body[1:4] + struct.pack(">QQIIQ", created, modified, track, reserved, duration)
+                        + body[24:])
             elif kind == b"elst":
                 count = struct.unpack_from(">I", body, 4)[0]
                 entries = [struct.unpack_from(">IiI", body, 8 + 12 * i) for i in range(count)]
