@@ -30,7 +30,7 @@ from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
 from stream.hints import camera_permission_hint
 from stream.images import is_still_image, opencv_quiet, picture_count, read_image, read_metadata
 from stream.synthetic import SyntheticPortrait, SyntheticScene
-from stream.video_writer import is_hd
+from stream.video_writer import is_hd, readable_again
 
 SHORT_INPUT = 0.9  # a file whose pictures end before this share of the length it announced gets a warning
 SEEK_BACK_S = 1.0  # a jump that lands after --start is made again this much earlier, then twice as much, ...
@@ -311,8 +311,11 @@ class VideoFileSource(Source):
         self._converter = ColourConverter(self.colour) if self.colour is not None else None
         self.audio_path = path if self.container.streams.audio else None
         # MPEG-TS (a broadcast recording, a camcorder's .MTS) has no index or length of its own: FFmpeg estimates
-        # its length from its size, so a cut one reads as whole. Its fixed-size packets tell a cut instead.
-        self._transport_packet = transport_packet_size(path) if self.container.format.name == "mpegts" else None
+        # its length from its size, so a cut one reads as whole. Its fixed-size packets tell a cut instead. Only in a
+        # file: a pipe's second reader took bytes from the pictures, and a FIFO's waited for a writer long gone.
+        self._transport_packet = transport_packet_size(path) \
+            if self.container.format.name == "mpegts" and readable_again(path) else None
+        self.tags = dict(self.container.metadata)  # the container's tags, which the output keeps (read once)
         self._start: float | None = None  # set_range: the part of the video to process, in its own seconds
         self._end: float | None = None
         self.audio_ends_with_pictures = False  # a part cut at its end: the sound ends where its pictures do

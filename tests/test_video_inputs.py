@@ -366,3 +366,33 @@ def test_a_transport_stream_cut_short_is_said_to_be(tmp_path, suffix, options):
         warning = source.truncation_warning()
         assert (warning is not None and "ends part-way through a" in warning) == cut_short, warning
         assert (len(frames) < 60) == cut_short
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs a FIFO")
+def test_a_transport_stream_through_a_pipe_is_read_once(tmp_path):
+    """`cat rec.ts | depthcam run /dev/stdin`: the source opened the input a second time to find the transport
+    stream's packet size. A FIFO whose writer had finished then waited forever; a pipe lost bytes to that reader."""
+    import os
+    import threading
+
+    clip = make_video(tmp_path / "in.ts", frames=24, audio_codec=None)
+    fifo = tmp_path / "pipe.ts"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as pipe:
+            pipe.write(clip.read_bytes())
+
+    threading.Thread(target=feed, daemon=True).start()
+    opened: list = []
+    opening = threading.Thread(target=lambda: opened.append(open_source(str(fifo))), daemon=True)
+    opening.start()
+    opening.join(timeout=30)
+    if opening.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # a writer that closes at once ends the wait
+        pytest.fail("the source opened the FIFO again and waited for bytes that had all been read")
+    source = opened[0]
+    try:
+        assert sum(1 for _ in source.frames()) == 24
+    finally:
+        source.close()
