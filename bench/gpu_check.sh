@@ -3,7 +3,8 @@
 # Installs nothing from the network (such machines have none): it expects CuPy, NumPy, Numba,
 # OpenCV and PyTorch to be there already, and installs depthcam itself without dependencies.
 # Usage, from the repository root: bash bench/gpu_check.sh. Exit status: the tests' (pytest's); the
-# whole logs go to $OUT where that is set (a device call brings them back as files).
+# whole logs go to $OUT where that is set (a device call brings them back as files, also those of the steps
+# that finished before a time limit stopped the call).
 # Before it, on a machine with PyPI: bash bench/fetch_gpu_wheels.sh. The call running this script
 # carries .whl (kornia) and .models (the depth model). Optionally, for FCRN through the CUDA
 # provider, earlier calls on the same warm machine bring onnxruntime-gpu part by part: for N in
@@ -13,7 +14,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
-log=$(mktemp -d)
+# The logs go straight to $OUT where a device call set it: a call stopped at its time limit still brings back
+# the steps that finished (copied at the end, they were lost with the summary).
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then log=$OUT; else log=$(mktemp -d); fi
 $PY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # Wheels carried from a machine with PyPI (bench/fetch_gpu_wheels.sh): kornia for the comparison.
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -49,7 +52,8 @@ cupy_line=$($PY -c 'import cupy as c; r = c.cuda.runtime; print(f"CuPy {c.__vers
 echo "$cupy_line"
 # depthcam's own verdict (it also needs NVRTC to load): where it says no, every gpu test below skips.
 $PY -c 'from kernels.backend import cuda_available as a, cuda_unavailable_reason as r; print("depthcam kernels:", "CUDA" if a() else r())' 2>&1 | tail -n 1
-# Each step under its own time limit, so that one that hangs leaves the others their time in the call.
+# Each step under its own time limit, so that one that hangs leaves the others their time in the call; together
+# (240 + 120 + 60 + 3 x 40 s) they stay inside a device call's 600 s.
 limit() { timeout -k 10 "$@"; }
 
 echo "== gpu tests"
@@ -59,19 +63,17 @@ tests_status=${PIPESTATUS[0]}  # the script's exit status: pytest's (124: its ti
 tests=$(tail -n 1 "$log/tests.txt")
 
 echo "== joint bilateral kernel"
-limit 150 $PY bench/gpu_kernels.py 2>&1 | tee "$log/bilateral.txt"
+limit 120 $PY bench/gpu_kernels.py 2>&1 | tee "$log/bilateral.txt"
 echo "== depth of field kernel"
-limit 90 $PY bench/gpu_dof.py 2>&1 | tee "$log/dof.txt"
+limit 60 $PY bench/gpu_dof.py 2>&1 | tee "$log/dof.txt"
 if [ -f bench/bench_fcrn.py ] && $PY -c "import onnxruntime" 2>/dev/null; then
   echo "== FCRN through ONNX Runtime (providers this machine has)"
-  limit 60 $PY bench/bench_fcrn.py 2>&1 | tee "$log/fcrn.txt"
+  limit 40 $PY bench/bench_fcrn.py 2>&1 | tee "$log/fcrn.txt"
   if $PY -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())"; then
-    limit 60 $PY bench/bench_fcrn.py --providers cuda 2>&1 | tee -a "$log/fcrn.txt"
-    limit 60 $PY bench/bench_fcrn.py --providers cuda --fp16 2>&1 | tee -a "$log/fcrn.txt"
+    limit 40 $PY bench/bench_fcrn.py --providers cuda 2>&1 | tee -a "$log/fcrn.txt"
+    limit 40 $PY bench/bench_fcrn.py --providers cuda --fp16 2>&1 | tee -a "$log/fcrn.txt"
   fi
 fi
-# The whole logs (the tests' tracebacks too) come back from a device call as files.
-if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then cp "$log"/*.txt "$OUT"/ 2>/dev/null; fi
 
 echo
 echo "== summary"

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kernels.backend import is_cupy_array
 from kernels.bilateral import LIVE_UPSAMPLE_SIGMA, MAX_RADIUS, range_lut, spatial_table, working_size
 from kernels.cuda_module import load_module
 
@@ -49,8 +50,8 @@ def _upload(module, name: str, host: np.ndarray) -> None:
     import cupy
 
     host = np.ascontiguousarray(host, dtype=np.float32)
-    # A view of the __constant__ symbol (the RawModule.get_global idiom); set() copies on the current
-    # stream, so the copy is ordered with the kernels launched after it on that stream.
+    # A view of the __constant__ symbol (the RawModule.get_global idiom); set() without a stream is a
+    # synchronous copy: done when it returns, before any kernel launched after it.
     view = cupy.ndarray(host.shape, cupy.float32, module.get_global(name))
     view.set(host)
 
@@ -148,7 +149,8 @@ def _check_device_arrays(disparity, guide, out) -> None:
             and tuple(out.shape) == shape and tuple(guide.shape) == shape + (3,)
             and all(a.flags.c_contiguous for a in (disparity, guide, out))):
         raise ValueError("launch takes C-contiguous float32 HxW disparity and out and a uint8 HxWx3 guide, got "
-                         f"{disparity.dtype} {shape}, {guide.dtype} {tuple(guide.shape)}, {out.dtype} {tuple(out.shape)}")
+                         f"{disparity.dtype} {shape}, {guide.dtype} {tuple(guide.shape)}, "
+                         f"{out.dtype} {tuple(out.shape)}")
 
 
 def _to_device(array: Any, dtype) -> Any:
@@ -162,7 +164,7 @@ def joint_bilateral_cuda(disparity: Any, guide_bgr: Any, radius: int, sigma_spat
     """NumPy in → copied to the GPU and back; CuPy in → computed in place on its device, CuPy out."""
     import cupy
 
-    on_host = isinstance(disparity, np.ndarray)
+    on_host = not is_cupy_array(disparity)
     d = _to_device(disparity, cupy.float32)
     g = _to_device(guide_bgr, cupy.uint8)
     out = cupy.empty(d.shape, cupy.float32)
@@ -235,7 +237,7 @@ def refine_live_cuda(disparity: Any, guide_bgr: Any, work_width: int, radius: in
     CuPy out, nothing copied to the host."""
     import cupy
 
-    on_host = isinstance(disparity, np.ndarray)
+    on_host = not is_cupy_array(disparity)
     d = _to_device(disparity, cupy.float32)
     g = _to_device(guide_bgr, cupy.uint8)
     height, width = g.shape[:2]

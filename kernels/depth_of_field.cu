@@ -221,9 +221,12 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= width || y >= height) return;
-    const float inv_s = 1.0f / (float)s;
-    const float uy = fminf(fmaxf((y + 0.5f) * inv_s - 0.5f, 0.0f), (float)(hl - 1));
-    const float ux = fminf(fmaxf((x + 0.5f) * inv_s - 0.5f, 0.0f), (float)(wl - 1));
+    // Block coordinates (i + 0.5) / s - 0.5 as one correctly rounded division of integers: exact where they
+    // are whole, as the CPU's must be too. As (i + 0.5f) * (1 / s) - 0.5f, nvcc's FMA contraction left 1.5e-8
+    // at s = 3 or 5 where the CPU has 0, so a neighbouring block got weight and a near pixel took that
+    // block's background (e.w > 1e-20) instead of its own colour: 38 levels off at such pixels.
+    const float uy = fminf(fmaxf((float)(2 * y + 1 - s) / (float)(2 * s), 0.0f), (float)(hl - 1));
+    const float ux = fminf(fmaxf((float)(2 * x + 1 - s) / (float)(2 * s), 0.0f), (float)(wl - 1));
     const int y0 = (int)uy, x0 = (int)ux;
     const float fy = uy - (float)y0, fx = ux - (float)x0;
     const int y1 = min(y0 + 1, hl - 1), x1 = min(x0 + 1, wl - 1);

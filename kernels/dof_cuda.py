@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kernels.backend import is_cupy_array
 from kernels.cuda_module import load_module
 from kernels.dof import GAMMA, LOW_RES_RADIUS_CUDA, DofPlan, plan, reduction_scale
 
@@ -57,8 +58,8 @@ def run_passes(img: Any, disp: Any, p: DofPlan, buf: DofBuffers, out: Any, launc
     i32 = np.int32
     launch("dof_reduce", _grid(wl, hl), BLOCK,
            (img, disp, i32(height), i32(width), s, focus, coc_scale, np.float32(p.coc_max),
-            np.float32(p.highlight_boost), np.float32(GAMMA), i32(hl), i32(wl), buf.coc, buf.hwt, buf.low_f, buf.low_fr, buf.low_n,
-            buf.low_nm, buf.low_nr, buf.low_small, buf.low_fsmall, buf.low_b, buf.low_br))
+            np.float32(p.highlight_boost), np.float32(GAMMA), i32(hl), i32(wl), buf.coc, buf.hwt, buf.low_f,
+            buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, buf.low_small, buf.low_fsmall, buf.low_b, buf.low_br))
     launch("dof_gather", _grid(wl, hl), BLOCK,
            (buf.low_f, buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, buf.low_b, buf.low_br, i32(hl), i32(wl),
             i32(p.near_reach), buf.far_acc, buf.near_acc, buf.near_a, buf.behind_acc))
@@ -119,7 +120,7 @@ def depth_of_field_cuda(image_bgr: Any, disparity: Any, focus: float, max_blur_p
     """The CUDA path; `scale` overrides the reduction factor (1 = the exact reference semantics)."""
     import cupy as cp
 
-    host = isinstance(image_bgr, np.ndarray)
+    host = not is_cupy_array(image_bgr)
     if max_blur_px <= 0.0:
         return image_bgr.copy()
     img = cp.asarray(image_bgr)

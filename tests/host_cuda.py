@@ -1,11 +1,17 @@
-"""CUDA kernels compiled for the host, for the tests: no GPU here, but a kernel that uses no shared memory,
-warp intrinsics or synchronisation is an independent function of (blockIdx, threadIdx). Compiled as C++
-with a small shim and run thread by thread, the very same source and launch code are checked on every
-machine. `compile_for_host` returns the library and a launcher with CuPy's `kernel(grid, block, args)`
-signature, keyed by kernel name."""
+"""CUDA kernels compiled for the host, for the tests: no GPU here, but a kernel's threads are independent
+functions of (blockIdx, threadIdx) up to a __syncthreads(). Compiled as C++ with a small shim and run
+thread by thread, the very same source and launch code are checked on every machine. `compile_for_host`
+returns the library and a launcher with CuPy's `kernel(grid, block, args, shared_mem=...)` signature, keyed
+by kernel name.
+
+Shared-memory kernels (one barrier: fill a tile, __syncthreads(), compute from it) run in two phases per block:
+every thread up to its barrier, then every thread again from the start. Filling the tile is idempotent, so
+after the first phase the tile is complete, as the barrier guarantees on the GPU. The dynamic shared memory
+starts as NaN in every block: a read of an element no thread wrote shows in the result."""
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,11 +25,16 @@ SHIM = r"""
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 struct idx3 { unsigned x, y, z; };
 static thread_local idx3 threadIdx, blockIdx, blockDim;
 struct float4 { float x, y, z, w; };
 static inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
 template <typename T> static inline T __ldg(const T* p) { return *p; }
+struct BarrierReached {};
+static thread_local int g_phase = 1;  // 0: each thread runs until its first __syncthreads()
+static thread_local std::vector<float4> g_shared;  // the block's dynamic shared memory
+extern "C" void host_set_shared(size_t bytes) { g_shared.assign((bytes + 15) / 16, float4{NAN, NAN, NAN, NAN}); }
 using std::abs;
 using std::max;
 using std::min;
@@ -33,30 +44,62 @@ using std::min;
 #define __forceinline__ inline
 #define __restrict__
 #define __launch_bounds__(n)
-#define __syncthreads()
+#define __syncthreads() do { if (g_phase == 0) throw BarrierReached{}; } while (0)
 #include "kernel.inc"
 template <typename F> struct Launcher;
 template <typename... A> struct Launcher<void (*)(A...)> {
     template <void (*K)(A...)> static void run(unsigned gx, unsigned gy, unsigned bx, unsigned by, A... a) {
         blockDim = idx3{bx, by, 1};
+        const size_t shared = g_shared.size();
         for (unsigned j = 0; j < gy; ++j) for (unsigned i = 0; i < gx; ++i) {
             blockIdx = idx3{i, j, 0};
-            for (unsigned ty = 0; ty < by; ++ty) for (unsigned tx = 0; tx < bx; ++tx) {
-                threadIdx = idx3{tx, ty, 0};
-                K(a...);
+            g_shared.assign(shared, float4{NAN, NAN, NAN, NAN});
+            bool barrier = false;
+            for (int phase = 0; phase < (barrier ? 2 : 1); ++phase) {
+                g_phase = phase;
+                for (unsigned ty = 0; ty < by; ++ty) for (unsigned tx = 0; tx < bx; ++tx) {
+                    threadIdx = idx3{tx, ty, 0};
+                    try { K(a...); } catch (const BarrierReached&) { barrier = true; }
+                }
+                if (!barrier) break;
             }
+            g_phase = 1;
         }
     }
 };
 #define EXPORT(k) extern "C" void* launcher_##k() { return (void*)&Launcher<decltype(&k)>::run<&k>; }
 """
 
-Launch = Callable[[str, tuple, tuple, tuple], None]
+Launch = Callable[..., None]  # (kernel name, grid, block, args, shared_mem=0)
 
 
-def compile_for_host(source: str, kernels: tuple[str, ...], folder: Path, extra: str = "") -> tuple[ctypes.CDLL, Launch]:
-    """Build `source` (CUDA C text) with `kernels` exported, plus `extra` C++ appended to the shim;
-    skips the test where there is no C++ compiler."""
+def host_source(source: str) -> str:
+    """A .cu source as the shim compiles it: the one inline PTX instruction (ex2.approx) as std::exp2 and the
+    dynamic shared memory (`extern __shared__ T name[];`) as the block's buffer."""
+    source = source.replace('asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', "y = std::exp2(x);")
+    source = re.sub(r"extern __shared__ (\w+) (\w+)\[\];", r"\1* \2 = reinterpret_cast<\1*>(g_shared.data());", source)
+    assert "asm(" not in source and "extern __shared__" not in source, "update host_source's substitutions"
+    return source
+
+
+def _host_has_fma() -> bool:
+    try:
+        return " fma " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+    except OSError:
+        return False
+
+
+# nvcc contracts a * b + c into one FMA (--fmad=true, CuPy's default); g++ for x86-64 does not, unless told.
+# A kernel whose picture changes under contraction (a weight that is exactly 0 on one side, 1e-8 on the other)
+# passes the host tests and fails on the GPU: build with these to see the GPU's rounding. Empty where the host
+# has no FMA instruction (the comparison is then skipped).
+GPU_LIKE_FLAGS: tuple[str, ...] = ("-mfma", "-ffp-contract=fast") if _host_has_fma() else ()
+
+
+def compile_for_host(source: str, kernels: tuple[str, ...], folder: Path, extra: str = "",
+                     flags: tuple[str, ...] = ()) -> tuple[ctypes.CDLL, Launch]:
+    """Build `source` (CUDA C text) with `kernels` exported, plus `extra` C++ appended to the shim and
+    `flags` given to the compiler (e.g. GPU_LIKE_FLAGS); skips the test where there is no C++ compiler."""
     compiler = shutil.which("g++") or shutil.which("clang++")
     if compiler is None:
         pytest.skip("no C++ compiler to run the CUDA source on the host")
@@ -64,7 +107,7 @@ def compile_for_host(source: str, kernels: tuple[str, ...], folder: Path, extra:
     exports = "".join(f"EXPORT({name})\n" for name in kernels)
     (folder / "shim.cpp").write_text(SHIM + exports + extra)
     library = folder / "host_kernels.so"
-    build = subprocess.run([compiler, "-std=c++17", "-O2", "-shared", "-fPIC", "-o", str(library),
+    build = subprocess.run([compiler, "-std=c++17", "-O2", *flags, "-shared", "-fPIC", "-o", str(library),
                             str(folder / "shim.cpp")], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     lib = ctypes.CDLL(str(library))
@@ -80,9 +123,10 @@ def compile_for_host(source: str, kernels: tuple[str, ...], folder: Path, extra:
             return ctypes.c_void_p
         return {np.dtype(np.int32): ctypes.c_int, np.dtype(np.float32): ctypes.c_float}[np.asarray(arg).dtype]
 
-    def launch(name, grid, block, args):
+    def launch(name, grid, block, args, shared_mem=0):
         proto = ctypes.CFUNCTYPE(None, *([ctypes.c_uint] * 4), *(ctype(a) for a in args))
         values = [a.ctypes.data if isinstance(a, np.ndarray) else a.item() for a in args]
+        lib.host_set_shared(ctypes.c_size_t(shared_mem))  # thread-local: set in the launching thread
         proto(entries[name])(grid[0], grid[1], block[0], block[1], *values)
 
     return lib, launch

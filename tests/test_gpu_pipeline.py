@@ -66,7 +66,10 @@ def test_auto_focus_reads_the_refined_map_on_the_gpu():
     assert disparity_at(refined, 150, 90) == pytest.approx(disparity_at(host, 150, 90), abs=1e-6)
 
     class OneFace:  # the face-box median, whatever the detector finds in the synthetic frame
-        def largest_face(self, image_bgr):
+        def faces(self, image_bgr):
+            return [(100, 40, 80, 90)]
+
+        def largest_face(self, image_bgr):  # the detector's interface before faces()
             return (100, 40, 80, 90)
 
     for point in (None, (150, 90)):
