@@ -6,7 +6,8 @@ inside the video encoder, half-way through a queue's lock, in the middle of fina
 A run interrupted there could hang or leave a broken file. During a run the signal only sets the
 pipeline's stop event; the main loop notices it within one poll and every stage winds down
 through its normal path, so the output is finalised. A second signal raises KeyboardInterrupt at
-once, for a user who would rather lose the end of the file than wait.
+once, for a user who would rather lose the end of the file than wait; once the run is finalising its outputs, it
+only ends the wait for the stage threads, so the file is still closed and playable.
 """
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ class SignalStop:
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
         self.count = 0
+        # False while the run finalises its outputs: a second signal then only counts (the pipeline stops waiting
+        # for its threads); raised there, it left the output file unclosed, with nothing playable in it
+        self.raising = True
 
     @property
     def received(self) -> bool:
@@ -42,9 +46,9 @@ class SignalStop:
 
     def _handle(self, signum, frame) -> None:
         self.count += 1
-        if self.count > 1:
-            raise KeyboardInterrupt  # the second one: stop now
         self.stop.set()
+        if self.count > 1 and self.raising:
+            raise KeyboardInterrupt  # the second one: stop now
 
 
 @contextmanager

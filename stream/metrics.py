@@ -3,9 +3,11 @@
 Each stage stamps `<name>.start` when it takes a batch and `<name>` when it hands it on (the clock
 is `time.perf_counter_ns`, monotonic). A stage's latency is its own service time (start → end);
 the time a frame waits in the queue before it is reported apart, so a slow stage shows up in its
-own row and in the end-to-end figure, and nowhere else. Beside the wall-clock figures, the CPU the
-process and the rest of the machine used while measuring (`cpu_cores`): a stage time that grew because
-another program held the cores looks the same as a slow stage otherwise.
+own row and in the end-to-end figure, and nowhere else. The sink is the last row (`sink.start` → `sink`: a
+video file's encoding, a window's display), so the rows' waits and services add up to end to end.
+Beside the wall-clock figures, the CPU the process and the rest of the machine used while measuring
+(`cpu_cores`): a stage time that grew because another program held the cores looks the same as a slow
+stage otherwise.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 from stream.frame import Frame
 
 PERCENTILES = (50, 95, 99)
+SINK = "sink"  # the last stage of every frame, timed after the recorder's own stages
 CPU_READ_EVERY_NS = 100_000_000  # the CPU clocks are read at most this often while measuring (a file read)
 _PROC_STAT = "/proc/stat"
 
@@ -98,23 +101,28 @@ class LatencyRecorder:
     cpu_last: CpuClock | None = None  # at a measured frame at most CPU_READ_EVERY_NS before the last one
 
     def __post_init__(self) -> None:
-        for stage in self.stages:
+        for stage in self._rows():
             self.service_ns.setdefault(stage, [])
             self.wait_ns.setdefault(stage, [])
+
+    def _rows(self) -> list[str]:
+        return [*self.stages, SINK] if SINK not in self.stages else list(self.stages)
 
     def record(self, frame: Frame) -> None:
         self.seen += 1
         if self.seen <= self.warmup:
             return
+        sink_time = frame.stamps[SINK]
         previous = frame.capture_ns
-        for stage in self.stages:
-            start, end = frame.stamps.get(f"{stage}.start"), frame.stamps.get(stage)
+        for stage in self._rows():
+            # a sink not timed on its own (the benchmark's sequential run) took no time: it waited until it was reached
+            start = frame.stamps.get(f"{stage}.start", sink_time if stage == SINK else None)
+            end = frame.stamps.get(stage)
             if start is None or end is None:
                 continue
             self.wait_ns[stage].append(start - previous)
             self.service_ns[stage].append(end - start)
             previous = end
-        sink_time = frame.stamps["sink"]
         self._read_cpu()
         self.end_to_end_ns.append(sink_time - frame.capture_ns)
         self.sink_ns.append(sink_time)
@@ -161,7 +169,7 @@ class LatencyRecorder:
             "throughput_fps": self.throughput_fps(),
             "end_to_end_ms": summarise_ms(self.end_to_end_ns),
             "stages": {stage: {"service_ms": summarise_ms(self.service_ns[stage]),
-                               "queue_wait_ms": summarise_ms(self.wait_ns[stage])} for stage in self.stages},
+                               "queue_wait_ms": summarise_ms(self.wait_ns[stage])} for stage in self._rows()},
             "depth_age_frames": percentiles(np.asarray(self.depth_age)) if self.depth_age else None,
             "async_network_ms": summarise_ms(self.network_ns) if self.network_ns else None,
             "cpu_cores": cpu_cores(self.cpu_first, self.cpu_last),
@@ -174,5 +182,5 @@ class LatencyRecorder:
             return [round(v / 1e6, 3) for v in values]
 
         samples = {"end_to_end": ms(self.end_to_end_ns)}
-        samples.update({stage: ms(self.service_ns[stage]) for stage in self.stages})
+        samples.update({stage: ms(self.service_ns[stage]) for stage in self._rows()})
         return samples

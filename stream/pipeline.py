@@ -23,7 +23,7 @@ from stream.errors import PipelineError, StopAfter, UserError
 from stream.frame import Frame, now_ns
 from stream.interrupts import signals_stop
 from stream.metrics import LatencyRecorder
-from stream.queues import END, BlockingFrameQueue, FrameQueue, InFlightLimit, LatestFrameQueue, Stopped
+from stream.queues import END, POLL_S, BlockingFrameQueue, FrameQueue, InFlightLimit, LatestFrameQueue, Stopped
 from stream.sinks import Sink
 from stream.sources import Source
 from stream.stages import Stage
@@ -38,9 +38,21 @@ class RunResult:
     completed: bool  # reached the end of the input
     interrupted: bool  # Ctrl-C or SIGTERM
     closed_by_user: bool  # q/Esc or the window closed
-    dropped: int  # frames the live capture queue dropped
+    dropped: int  # a live source's frames that never reached the stages: dropped by the capture queue, or skipped
+    # by the source itself (a paced synthetic scene that fell behind moves on to its newest exposure, as a camera)
     queue_high_water: dict[str, int] = field(default_factory=dict)
     threads_left: list[str] = field(default_factory=list)
+
+
+class _NoBar:
+    """Stands in for tqdm where no progress is shown: tqdm starts its monitor thread for a disabled bar too and
+    never ends it, so every run left a thread behind in the calling program."""
+
+    def update(self, count: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _is_terminal(stream) -> bool:
@@ -71,9 +83,15 @@ class Pipeline:
         self._error_lock = threading.Lock()
         self.threads: list[threading.Thread] = []
         self.frames_written = 0
+        self.skipped_by_source = 0  # live: frames the source moved past (gaps in its indices), drops as the queue's
         self.sink_finalised = False
         self.source_error: UserError | None = None  # the input failed part-way; raised after the drain
         self.stage_error: tuple[str, BaseException] | None = None  # a stage's input turned bad part-way: as above
+        # A read still in progress when the run ends (a stalled camera or network file) keeps the source open: the
+        # capture thread closes it when the read returns, never the main thread from under it (PyAV, OpenCV: a crash)
+        self._source_lock = threading.Lock()
+        self._capturing = False
+        self._close_source_after_capture = False
 
     # -- threads -----------------------------------------------------------------------------
     def _fail(self, where: str, exc: BaseException) -> None:
@@ -86,9 +104,13 @@ class Pipeline:
         queue = self.queues[0]
         try:
             try:
+                last: int | None = None
                 for frame in self.source.frames():
                     if self.stop.is_set():
                         return
+                    if self.source.live and last is not None and frame.index > last + 1:
+                        self.skipped_by_source += frame.index - last - 1
+                    last = frame.index
                     queue.put(frame)
             except UserError as exc:
                 # The input turned unreadable part-way (a truncated or corrupt file): the frames read so
@@ -99,6 +121,22 @@ class Pipeline:
             pass
         except BaseException as exc:  # noqa: BLE001 (reported on the main thread)
             self._fail("capture", exc)
+        finally:
+            self._capture_ended()
+
+    def _capture_ended(self) -> None:
+        """The capture thread is done with the source: close it now if the run has already ended without it."""
+        with self._source_lock:
+            self._capturing = False
+            close = self._close_source_after_capture
+        if close:
+            self._close_source()
+
+    def _close_source(self) -> None:
+        try:
+            self.source.close()
+        except Exception:  # noqa: BLE001 (closing a source never hides the real error)
+            pass
 
     def _run_stage(self, stage: Stage, inbox: FrameQueue[Frame], outbox: FrameQueue[Frame],
                    admission: InFlightLimit | None = None) -> None:
@@ -109,7 +147,7 @@ class Pipeline:
                 most = stage.max_batch
                 if admission is not None:  # the first stage of a live run: one admission per frame taken
                     most = admission.acquire(most)
-                batch, ended = inbox.get_batch(most, stage.max_wait_ms / 1000.0)
+                batch, ended = inbox.get_batch(most, self.batch_wait_s(stage))
                 if admission is not None and len(batch) < most:
                     admission.release(most - len(batch))
                 if batch:
@@ -132,21 +170,32 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001
             self._fail(stage.name, exc)
 
+    def batch_wait_s(self, stage: Stage) -> float:
+        """How long a stage's batch waits after its first frame: `max_wait_ms`, and for a live source at most one
+        frame period (DESIGN.md), whatever the preset says: a batch held longer delays its first frame by more
+        than the frame it might gain (a 60 fps camera on gpu-1080p's 33 ms)."""
+        wait = stage.max_wait_ms / 1000.0
+        if self.source.live and self.source.fps > 0:
+            wait = min(wait, 1.0 / self.source.fps)
+        return wait
+
     # -- run ---------------------------------------------------------------------------------
     def run(self) -> RunResult:
         self.threads = [worker_thread("capture", self._capture)]
+        self._capturing, self._close_source_after_capture = True, False
         for index, (stage, inbox, outbox) in enumerate(zip(self.stages, self.queues, self.queues[1:])):
             admission = self.admission if index == 0 else None
             self.threads.append(worker_thread(f"stage-{stage.name}", self._run_stage, stage, inbox, outbox, admission))
         self.frames_written = 0
+        self.skipped_by_source = 0
         self.sink_finalised = False  # the sink closed without an error: its file is complete and playable
         self.source_error = None
         self.stage_error = None
         completed, interrupted, closed_by_user = False, False, False
         total = None if self.source.live else self.source.frame_count
         # into a log (stderr not a terminal) a state every 10 s, not ten a second
-        bar = tqdm(total=total, unit="frame", disable=not self.progress, dynamic_ncols=True, leave=True,
-                   mininterval=0.1 if _is_terminal(sys.stderr) else 10.0)
+        bar = tqdm(total=total, unit="frame", dynamic_ncols=True, leave=True,
+                   mininterval=0.1 if _is_terminal(sys.stderr) else 10.0) if self.progress else _NoBar()
         with signals_stop(self.stop) as signals:
             try:
                 for thread in self.threads:
@@ -157,13 +206,18 @@ class Pipeline:
             except BaseException as exc:  # noqa: BLE001 (the sink failed)
                 self._fail("sink", exc)
             finally:
+                # From here a further Ctrl-C only cuts the wait for the stage threads short: raised here, it left
+                # the sink unclosed, and the output with it (an MP4's first second: no file at all).
+                signals.raising = False
                 bar.close()
                 self.stop.set()
+                asked = min(signals.count, 1)  # stopping asked once already: the next signal hurries
                 threads_left = self._shutdown(complete=completed and self.error is None
-                                              and self.source_error is None and self.stage_error is None)
+                                              and self.source_error is None and self.stage_error is None,
+                                              hurried=lambda: signals.count > asked)
             interrupted = interrupted or (signals.received and not completed)
         result = RunResult(self.frames_written, completed and self.error is None, interrupted, closed_by_user,
-                           self.queues[0].dropped,
+                           self.queues[0].dropped + self.skipped_by_source,
                            {q.name: q.high_water for q in self.queues}, threads_left)
         if self.error is None and self.stage_error is not None:
             self.error = self.stage_error
@@ -178,7 +232,7 @@ class Pipeline:
             raise PipelineError(where, exc) from exc
         return result
 
-    def _drain(self, bar: tqdm) -> tuple[bool, bool]:
+    def _drain(self, bar: tqdm | _NoBar) -> tuple[bool, bool]:
         """The sink's loop on the calling thread, until the end of the input, a stop, or the user
         closing the sink. Returns (completed, closed_by_user)."""
         outbox = self.queues[-1]
@@ -188,10 +242,18 @@ class Pipeline:
             except (TimeoutError, Stopped):
                 if self.stop.is_set():
                     return False, False
+                # no frame for a while (a slow network's first batch, a stalled camera): a window still answers
+                # its keys and close button, and q still ends the run
+                idle = getattr(self.sink, "idle", None)
+                if idle is not None:
+                    idle()
+                if self.sink.wants_stop:
+                    return False, True
                 continue
             if item is END:
                 return True, False
             frame: Frame = item  # type: ignore[assignment]
+            frame.stamp("sink.start")  # the sink is timed as a stage: the stages' rows add up to end to end
             self.sink.write(frame)
             frame.stamp("sink")
             if self.admission is not None:
@@ -205,9 +267,10 @@ class Pipeline:
             if self.sink.wants_stop:
                 return False, True
 
-    def _shutdown(self, complete: bool) -> list[str]:
+    def _shutdown(self, complete: bool, hurried: Callable[[], bool] = lambda: False) -> list[str]:
         """Stop every thread (they poll the stop event), then close the stages (the async network's
-        worker), then finalise the sink and the source."""
+        worker), then finalise the sink and the source. `hurried`: true once the user asked again to stop (a
+        second Ctrl-C): the wait for the threads ends then; the sink is finalised all the same."""
         if not complete:  # a stop: a slow network's call in progress ends now, not after its batch (FCRN: seconds)
             for stage in self.stages:
                 interrupt = getattr(stage, "interrupt", None)  # the depth stages have one
@@ -216,10 +279,7 @@ class Pipeline:
                         interrupt()
                 except Exception:  # noqa: BLE001 (a network that cannot: its call is waited for, as before)
                     pass
-        deadline = now_ns() + int(JOIN_TIMEOUT_S * 1e9)
-        for thread in self.threads:
-            if thread.ident is not None:  # started
-                thread.join(timeout=max(0.0, (deadline - now_ns()) / 1e9))
+        self._join_threads(hurried)
         for stage in self.stages:
             try:
                 stage.close()
@@ -230,10 +290,22 @@ class Pipeline:
             self.sink_finalised = True
         except Exception as exc:  # noqa: BLE001
             self._fail("sink", exc)
-        left = [t.name for t in self.threads if t.is_alive()]
-        if "capture" not in left:  # never pull a decoder or camera from under a thread still using it
-            try:
-                self.source.close()
-            except Exception:  # noqa: BLE001 (closing a source never hides the real error)
-                pass
-        return left
+        with self._source_lock:
+            reading = self._capturing and self.threads[0].ident is not None  # the capture thread started, not done
+            self._close_source_after_capture = reading
+        if not reading:
+            self._close_source()
+        return [t.name for t in self.threads if t.is_alive()]
+
+    def _join_threads(self, hurried: Callable[[], bool]) -> None:
+        """Wait up to JOIN_TIMEOUT_S for the threads, in short slices: hurried (a second Ctrl-C), only the
+        threads that are polling the stop event are waited for (a couple of polls), not a slow call."""
+        deadline = now_ns() + int(JOIN_TIMEOUT_S * 1e9)
+        for thread in self.threads:
+            while thread.ident is not None and thread.is_alive():  # started and still running
+                if hurried():
+                    deadline = min(deadline, now_ns() + int(2 * POLL_S * 1e9))
+                left_s = (deadline - now_ns()) / 1e9
+                if left_s <= 0:
+                    return
+                thread.join(timeout=min(POLL_S, left_s))
