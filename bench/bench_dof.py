@@ -4,17 +4,25 @@ Scenes: the synthetic portrait of `stream.synthetic` (a subject in focus before 
 realistic mix of in-focus, mid and far CoC), and a worst case where a smooth random disparity puts
 much of the frame at CoC below the reduction factor (those pixels are gathered at full resolution).
 Usage: python bench/bench_dof.py [--runs 100] [--blur 16] [--recorded FRAMES.npz ...]
+       [--compare OLD.py [--rounds 3] [--threads 1,2]]
 --recorded adds rows for frames a real run rendered (bench/record_render_inputs.py), at their own size, blur
 and focus, timed in turn (each of --runs rounds renders every frame once).
 On a shared virtual machine the median moves with the neighbours' load; min shows the quiet machine.
+--compare OLD.py times a copy of an earlier kernels/dof_cpu.py and the current one alternately (old, new, old,
+new: --rounds rounds of --runs renders a scene each), at the presets' settings (640x480 at live-cpu's blur,
+1280x720 at the default preset's), on each of --threads Numba thread counts, and says how far their outputs
+differ: a change is kept only where it is faster in every round.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
+import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -69,12 +77,88 @@ def time_recorded(path: Path, runs: int) -> tuple[str, float, int, float, float,
             float(np.min(samples)))
 
 
+LIVE_CPU_BLUR = 10.0  # configs/live-cpu.yaml: 640x480
+DEFAULT_BLUR = 12.0  # configs/default.yaml, at 480 lines; the blur scales with the frame's height
+
+
+def load_module(path: Path) -> ModuleType:
+    """A copy of kernels/dof_cpu.py as a module importable by name (Numba's cache reloads its functions by it)."""
+    sys.path.insert(0, str(path.resolve().parent))
+    return importlib.import_module(path.stem)
+
+
+def compare_scenes(recorded: list[Path]) -> list[tuple[str, list[tuple]]]:
+    """(name, frames) at the presets' settings, each frame (image, disparity, focus, blur, highlight boost)."""
+    scenes = []
+    for name, make in (("synthetic portrait", portrait), ("worst case: random depth", worst_case)):
+        for width, height, blur in ((640, 480, LIVE_CPU_BLUR), (1280, 720, DEFAULT_BLUR * 720 / 480)):
+            image, disparity, focus = make(width, height)
+            scenes.append((f"{name} {width}x{height}", [(image, disparity, focus, blur, 0.0)]))
+    for path in recorded:
+        with np.load(path) as r:
+            frames = [(r["images"][i], r["disparities"][i], float(r["focus"][i]), float(r["blur"][i]),
+                       float(r["highlight_boost"][i])) for i in range(len(r["focus"]))]
+        height, width = frames[0][0].shape[:2]
+        scenes.append((f"recorded: {path.stem} {width}x{height}", frames))
+    return scenes
+
+
+def render_ms(module: ModuleType, frames: list[tuple], runs: int) -> tuple[float, float]:
+    """Median wall and CPU ms (the process's, all threads) of `runs` renders, taking the frames in turn. On a
+    shared VM the CPU time moves far less with the neighbours' load than the wall time (OpenMP's idle threads
+    spin for a while, which counts too)."""
+    wall, cpu = [], []
+    for i in range(runs):
+        image, disparity, focus, blur, boost = frames[i % len(frames)]
+        t0, c0 = time.perf_counter(), time.process_time()
+        module.depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost)
+        wall.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
+    return float(np.median(wall)), float(np.median(cpu))
+
+
+def compare(old_path: Path, recorded: list[Path], threads: list[int], rounds: int, runs: int) -> None:
+    import numba
+
+    from kernels import dof_cpu
+
+    old = load_module(old_path)
+    print("| scene | blur (px) | threads | old ms, by round | new ms, by round | new / old | old CPU ms | new CPU ms "
+          "| outputs |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, frames in compare_scenes(recorded):
+        differ, most = 0, 0
+        for image, disparity, focus, blur, boost in frames:
+            a = old.depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost).astype(np.int16)
+            b = dof_cpu.depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost).astype(np.int16)
+            differ += int((a != b).sum())
+            most = max(most, int(np.abs(a - b).max()))
+        outputs = "identical" if differ == 0 else f"{differ} values differ, by up to {most}"
+        for n in threads:
+            numba.set_num_threads(n)
+            for module in (old, dof_cpu):  # warm-up: thread pool, caches
+                render_ms(module, frames, 3)
+            times: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
+            for _ in range(rounds):
+                times["old"].append(render_ms(old, frames, runs))
+                times["new"].append(render_ms(dof_cpu, frames, runs))
+            ratio = np.median([t[0] for t in times["new"]]) / np.median([t[0] for t in times["old"]])
+            wall = {k: " / ".join(f"{t[0]:.1f}" for t in v) for k, v in times.items()}
+            cpu = {k: " / ".join(f"{t[1]:.1f}" for t in v) for k, v in times.items()}
+            print(f"| {name} | {frames[0][3]:g} | {n} | {wall['old']} | {wall['new']} | {ratio:.2f} | {cpu['old']} | "
+                  f"{cpu['new']} | {outputs} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--blur", type=float, default=16.0, help="max CoC radius in px")
     parser.add_argument("--recorded", type=Path, nargs="*", default=[],
                         help="frames recorded at the render stage (bench/record_render_inputs.py)")
+    parser.add_argument("--compare", type=Path, metavar="OLD.py",
+                        help="a copy of an earlier kernels/dof_cpu.py to time against the current one, interleaved")
+    parser.add_argument("--rounds", type=int, default=3, help="--compare: rounds of old and new")
+    parser.add_argument("--threads", default="1,2", help="--compare: Numba thread counts, comma-separated")
     args = parser.parse_args()
     for path in args.recorded:
         if not path.is_file():
@@ -83,6 +167,16 @@ def main() -> None:
 
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Numba {numba.__version__} ({numba.get_num_threads()} threads)\n")
+    if args.compare:
+        if not args.compare.is_file():
+            parser.error(f"{args.compare} not found; copy kernels/dof_cpu.py as it was, e.g. to /tmp/dof_cpu_old.py")
+        threads = [int(n) for n in args.threads.split(",") if n.strip().isdigit()]
+        if len(threads) != len(args.threads.split(",")) or min(threads) < 1 \
+                or max(threads) > numba.config.NUMBA_NUM_THREADS:
+            parser.error(f"--threads must be thread counts from 1 to {numba.config.NUMBA_NUM_THREADS}, "
+                         f"comma-separated, got {args.threads!r}")
+        compare(args.compare, args.recorded, threads, args.rounds, args.runs)
+        return
     print("| scene | frame | max blur (px) | reduction s | ms/frame (median) | p90 ms | min ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, make in (("synthetic portrait", portrait), ("worst case: random depth", worst_case)):

@@ -573,11 +573,7 @@ GPU_TESTS = [
     ("test_joint_bilateral", "test_cuda_refine_live_matches_cpu", (_RNG, (480, 640), 160)),
     ("test_joint_bilateral", "test_cuda_refine_live_matches_cpu", (_RNG, (97, 131), 200)),
     ("test_depth_of_field", "test_cuda_matches_cpu_at_the_same_scale", (_RNG, 16.0, 0.0)),
-    pytest.param("test_depth_of_field", "test_cuda_matches_cpu_at_the_same_scale", (_RNG, 36.0, 4.0), marks=[
-        pytest.mark.xfail(reason="the CPU path, not the CUDA source: kernels/dof_cpu.py _composite computes the "
-                          "row coordinate as (y + 0.5) * inv_s - 0.5 under fastmath; fused into an FMA it is 2.8e-17 "
-                          "for 0 at s = 5, and a near pixel of row 2 takes the background of the row of blocks "
-                          "below (4 levels off); exact: (2 * y + 1 - s) / (2.0 * s)", strict=False)]),
+    ("test_depth_of_field", "test_cuda_matches_cpu_at_the_same_scale", (_RNG, 36.0, 4.0)),
     ("test_depth_of_field", "test_cuda_matches_cpu_at_the_same_scale", (_RNG, 5.0, 1.0)),
     ("test_depth_of_field", "test_cuda_at_scale_one_is_the_reference", (_RNG,)),
     ("test_depth_of_field", "test_cuda_default_path_renders_what_the_cpu_renders", (_RNG,)),

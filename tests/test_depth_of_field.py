@@ -441,6 +441,48 @@ def test_cpu_fast_path_matches_reference_within_reduction_error(rng, max_blur, m
     assert np.abs(wrong - ref).mean() > mean_bound * 1.25
 
 
+def test_exact_far_gather_spans_hold_every_non_zero_tap(rng):
+    """The exact far gather visits, per offset, only the spans of `_tap_spans` (split where a wide run of columns
+    holds no receiver or source that reaches the offset's distance): every pair with a non-zero weight must lie
+    in them, or the render silently loses light. Rows as on a real portrait at s = 5: a body whose CoC grows from
+    its middle (in focus) outwards, so the far distances split into two spans; lone small pixels; random rows."""
+    from kernels import dof_cpu
+
+    s, width = 5, 400
+    shift = dof_cpu._share_shift(s)
+    x = np.arange(width)
+    # the body's middle at every third column of a 32-column chunk: the spans' ends fall on every phase
+    rows = [np.where(np.abs(x - c) < 30, dof_cpu._NO_FAR, 0.6 + 5.0 * np.abs(x - c) / 200.0)
+            for c in range(190, 222, 3)]
+    rows += [rows[0] + 0.3, np.where(x % 97 < 60, rows[0], 7.0)]
+    # lone small pixels in a large far background: only their own spans hold their taps
+    rows += [np.where(np.isin(x, [3, 100 + c, 230 + c, 360 + c]), 4.9, 7.0) for c in range(0, 32, 5)]
+    rows += [np.where(rng.random(width) < 0.2, dof_cpu._NO_FAR, rng.uniform(0.5, 9.0, width)) for _ in range(4)]
+    far_r = np.array(rows, np.float32)
+    share = np.clip(far_r - shift, 0.0, 1.0)
+    small = np.where(share < 1.0, far_r, -1.0)  # as the reduce pass marks the small far pixels
+    far_rmax = small.max(axis=1).astype(np.float32)
+    far_span = np.array([[np.argmax(r >= 0), width - 1 - np.argmax(r[::-1] >= 0)] for r in small], np.int64)
+    levels, level_of = dof_cpu._distance_levels(s + 1)
+    reach = np.empty((len(rows), 4, len(levels)), np.int64)
+    dof_cpu._far_reach(far_r, np.float32(shift), far_span, far_rmax, levels, reach)
+    assert (reach[:, 2] <= reach[:, 3]).any()  # some distance did split
+    dist = dof_cpu._distance_table(s + 1)
+    kd = s + 1
+    spans = np.empty((4, 2), np.int64)
+    for y in range(len(rows)):
+        for qy in range(max(y - kd, 0), min(y + kd + 1, len(rows))):
+            for dx in range(-kd, kd + 1):
+                d = dist[kd + qy - y, kd + dx]
+                p = np.arange(max(-dx, 0), min(width - dx, width))
+                rp, rq = far_r[y, p], far_r[qy, p + dx]
+                weight = np.clip(np.minimum(rq, rp) + 0.5 - d, 0, 1) * (1 - share[y, p] * share[qy, p + dx])
+                visited = np.zeros(width, bool)
+                for k in range(dof_cpu._tap_spans(reach, y, qy, level_of[kd + qy - y, kd + dx], dx, width, spans)):
+                    visited[spans[k, 0]:spans[k, 1]] = True
+                assert visited[p[weight > 0]].all(), (y, qy, dx)
+
+
 def test_reduction_factor_stops_growing_until_the_reduced_discs_get_large():
     """s = ceil(blur / 4) up to 5 (VGA's presets unchanged: 12 px -> 3, 16 px -> 4); then the reduced discs
     grow instead, up to 9 reduced px, so the exact full-resolution gather (CoC < s) stays small at 4K."""
