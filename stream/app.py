@@ -22,6 +22,7 @@ from stream.errors import UserError
 from stream.focus import FocusController
 from stream.images import check_image_size
 from stream.metrics import LatencyRecorder
+from stream.network_source import redact
 from stream.pipeline import Pipeline
 from stream.paths import ensure_writable, same_file
 from stream.sinks import PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind
@@ -44,8 +45,8 @@ class Built:
 
 
 def default_output(input_spec: str, source: Source) -> str:
-    """Where a run writes when not told: a camera's picture in a window, a file beside its input, and the
-    synthetic scene (paced like a camera with realtime=1 too) in out/ (README, --help)."""
+    """Where a run writes when not told: a camera's or network stream's picture in a window, a file beside its
+    input, and the synthetic scene (paced like a camera with realtime=1 too) in out/ (README, --help)."""
     if source.live and not input_spec.startswith("synthetic:"):
         return "window"
     if not input_spec.startswith("synthetic:") and not Path(input_spec).expanduser().is_file():
@@ -247,7 +248,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     if clip != (None, None):
         if not isinstance(source, VideoFileSource):
             source.close()
-            raise UserError(f"--start and --duration take a part of a video file; {input_spec} is not one")
+            raise UserError(f"--start and --duration take a part of a video file; {redact(input_spec)} is not one")
         try:
             source.set_range(*clip)
         except UserError:

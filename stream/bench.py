@@ -26,6 +26,7 @@ from stream.console import notify
 from stream.errors import UserError
 from stream.frame import now_ns
 from stream.metrics import LatencyRecorder
+from stream.network_source import is_network_spec, redact
 from stream.options import add_model_options, model_overrides
 from stream.paths import ensure_writable, replace_atomically, same_file
 from stream.sinks import NullSink
@@ -197,9 +198,9 @@ def _input_spec(input_spec: str | None, frames: int, live: bool) -> str:
 
 
 def paced_by_bench(input_spec: str) -> bool:
-    """Whether the live run paces this input itself: a camera paces itself, a synthetic input is given
-    realtime=1, and a file or image would otherwise be read as fast as it decodes."""
-    return not input_spec.startswith(("camera:", "synthetic:"))
+    """Whether the live run paces this input itself: a camera and a network stream pace themselves, a synthetic
+    input is given realtime=1, and a file or image would otherwise be read as fast as it decodes."""
+    return not input_spec.startswith(("camera:", "synthetic:")) and not is_network_spec(input_spec)
 
 
 def prime(stages: list, input_spec: str) -> None:
@@ -207,8 +208,8 @@ def prime(stages: list, input_spec: str) -> None:
     allocate on first use, and a paced source would pile frames up behind that one-off pause."""
     from stream.sources import open_source
 
-    if input_spec.startswith("camera:"):
-        return  # a camera cannot be opened twice; its warm-up frames cover this
+    if input_spec.startswith("camera:") or is_network_spec(input_spec):
+        return  # a camera cannot be opened twice (nor many a stream: a phone app serves one client); warm-up covers it
     source = open_source(input_spec)
     try:
         batch = [next(iter(source.frames()))]
@@ -457,7 +458,7 @@ def summarise_report(report: dict) -> None:
             report["speedup_note"] = ASYNC_SPEEDUP_NOTE
     any_run = next(iter(runs.values()))
     per_frame_ms = 1000.0 / any_run["throughput_fps"] if any_run["throughput_fps"] > 0 else float("nan")
-    stamps = 2 * len(STAGES) + 1
+    stamps = 2 * len(STAGES) + 2  # each stage's start and end, the sink's start and end
     overhead_ms = measurement_overhead_ns(stamps) / 1e6
     report["measurement_overhead"] = {"per_frame_ms": overhead_ms, "fraction_of_frame_time": overhead_ms / per_frame_ms}
 
@@ -542,7 +543,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     measured = min(run["frames"] for report in reports for run in report["runs"].values())
     document = {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "interrupted": interrupted,
-                "input": args.input or "synthetic:portrait?size=640x480&fps=30",
+                "input": redact(args.input) if args.input else "synthetic:portrait?size=640x480&fps=30",
                 "frames": measured,  # what was measured (the fewest of any run), not what was asked for
                 "frames_requested": args.frames,
                 "warmup": args.warmup, "machine": machine_info(), "versions": versions(), "reports": reports}

@@ -41,7 +41,7 @@ class Parser(argparse.ArgumentParser):
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE|PRESET",
                         help=f"a YAML file or a preset ({', '.join(preset_names())}); flags override it "
-                             f"(without one, a camera gets {LIVE_PRESET}'s settings)")
+                             f"(without one, a camera or network stream gets {LIVE_PRESET}'s settings)")
     add_model_options(parser, device_help="where everything runs (default: the config's; auto, CUDA where usable, "
                                           "without one)")
     parser.add_argument("--focus", metavar="auto|VALUE",
@@ -103,12 +103,19 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
+def live_input(spec: str) -> bool:
+    """A camera or a network stream: an input that never ends and paces itself."""
+    from stream.network_source import is_network_spec
+
+    return spec.startswith("camera:") or is_network_spec(spec)
+
+
 def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfig, bool]:
-    """The run's configuration, and whether the camera preset was chosen for the user: a camera wants
-    the live settings (the default preset is for files), on a GPU where there is one, since the
+    """The run's configuration, and whether the camera preset was chosen for the user: a camera (or a network
+    stream) wants the live settings (the default preset is for files), on a GPU where there is one, since the
     preset's own `device: cpu` is for the laptops it is tuned on."""
     overrides = _overrides(args)
-    if args.config is None and input_spec.startswith("camera:"):
+    if args.config is None and live_input(input_spec):
         overrides["device"] = overrides["device"] or "auto"
         return load_config(LIVE_PRESET, overrides, notify), True
     return load_config(args.config, overrides, notify), False
@@ -118,7 +125,8 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     config, camera_preset = run_config(input_spec, args)
     # a config file's `save_depth: depths/` is a folder as the flag's is (the flag's is resolved already)
     config.output.save_depth = _into_folder(input_spec, "output.save_depth", config.output.save_depth)
-    if is_still_image(Path(input_spec)) and (output == "window" or config.output.preview):
+    photo = not live_input(input_spec) and is_still_image(Path(input_spec))  # a URL's .jpg is no photo here
+    if photo and (output == "window" or config.output.preview):
         return _refocus_photo(input_spec, output, config, args)
     return _execute(input_spec, output, config, args, camera_preset)[0]
 
@@ -170,7 +178,8 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
 
     built = build(config, input_spec, output, notify=notify, clip=(args.start, args.duration))
     if camera_preset:
-        print(f"depthcam: camera input: using the {LIVE_PRESET} preset's settings, device {config.device} "
+        kind = "camera" if input_spec.startswith("camera:") else "network stream"
+        print(f"depthcam: {kind} input: using the {LIVE_PRESET} preset's settings, device {config.device} "
               f"(choose others with --config and --device)", file=sys.stderr)
     print(f"depthcam: {built.source.description} -> model {built.estimator.spec.name} "
           f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
@@ -277,7 +286,7 @@ def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
         folder = False
     if not folder:
         return value
-    if spec.startswith("camera:"):
+    if live_input(spec):
         raise UserError(f"{flag} {value} is a folder; give the recording a file name "
                         f"(e.g. {Path(value) / 'take1.mp4'})")
     from stream.app import depth_name, portrait_name
@@ -316,9 +325,11 @@ def _config_depth_folder(args: argparse.Namespace) -> Path | None:
 def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
     """Several inputs, one after another, each as its own run: an input that fails is reported and the
     others go on; the exit status is the first failure's (0 when all went well). Ctrl-C stops them all."""
-    live = [spec for spec in inputs if spec.startswith("camera:")]
+    live = [spec for spec in inputs if live_input(spec)]
     if live:
-        raise UserError(f"{live[0]} never ends, so it cannot be one of several inputs; run it on its own")
+        from stream.network_source import redact
+
+        raise UserError(f"{redact(live[0])} never ends, so it cannot be one of several inputs; run it on its own")
     # `depthcam run clips/*` run twice would take the first run's outputs, written beside the clips, for inputs
     ours = [spec for spec in inputs if Path(spec).stem.endswith(("_portrait", "_depth"))]
     if ours:
@@ -504,16 +515,17 @@ def build_parser() -> argparse.ArgumentParser:
                         version=f"depthcam {depthcam_version() or '(a checkout, not installed)'}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="portrait mode on a video, image, camera or the synthetic scene")
+    run = commands.add_parser("run", help="portrait mode on a video, image, camera, network stream or the "
+                                          "synthetic scene")
     run.add_argument("inputs", nargs="+", metavar="INPUT",
-                     help="a video or image file, camera:N, or synthetic:portrait?...; several files are "
-                          "processed one after another")
+                     help="a video or image file, camera:N, a network stream (rtsp://, http://, udp://...), or "
+                          "synthetic:portrait?...; several files are processed one after another")
     run.add_argument("-o", "--output", metavar="OUTPUT",
                      help="a video (.mp4 .m4v .mov .mkv .webm .avi) or image file, window, vcam, or null "
-                          "(default: a window for cameras, INPUT_portrait.mp4 beside a video, INPUT_portrait.png "
-                          "beside an image, out/synthetic_portrait.mp4 for the synthetic scene); with several "
-                          "inputs, a folder for their outputs (default: beside each), or null, window or vcam for "
-                          "each in turn")
+                          "(default: a window for cameras and network streams, INPUT_portrait.mp4 beside a video, "
+                          "INPUT_portrait.png beside an image, out/synthetic_portrait.mp4 for the synthetic scene); "
+                          "with several inputs, a folder for their outputs (default: beside each), or null, window or "
+                          "vcam for each in turn")
     _add_run_options(run)
     run.set_defaults(handler=cmd_run)
 

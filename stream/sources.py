@@ -1008,15 +1008,23 @@ class CameraSource(Source):
 
 
 def open_source(spec: str) -> Source:
-    """A source from its spec: a path, `camera:N`, or `synthetic:portrait?...`."""
+    """A source from its spec: a path, `camera:N`, a network stream's URL, or `synthetic:portrait?...`."""
+    from stream.network_source import NETWORK_SCHEMES, NetworkSource, is_network_spec, redact
+
     if spec.startswith("synthetic:"):
         return SyntheticSource(spec)
     if spec.startswith("camera:"):
         return CameraSource(spec)
+    if is_network_spec(spec):
+        return NetworkSource(spec)
     path = Path(spec).expanduser()
     try:
+        if "://" in spec and not path.exists():
+            raise UserError(f"input {redact(spec)}: depthcam reads no {spec.partition(':')[0]}:// address; network "
+                            f"streams are {', '.join(NETWORK_SCHEMES)}")
         if not path.exists():
-            raise UserError(f"input {spec} not found (give a video or image file, camera:N, or synthetic:portrait)")
+            raise UserError(f"input {spec} not found (give a video or image file, camera:N, a stream's URL "
+                            f"(rtsp://, http://, udp://...), or synthetic:portrait)")
         if path.is_dir():
             raise UserError(f"input {spec} is a folder; give a video or image file")
         still = is_still_image(path)

@@ -1,0 +1,337 @@
+"""Network streams as input: an IP camera's RTSP, a phone's HTTP MJPEG (IP Webcam, DroidCam), HLS, MPEG-TS over
+HTTP, UDP or TCP (OBS, ffmpeg), decoded with PyAV (FFmpeg) on the capture thread.
+
+Live as a camera is: the pipeline keeps the newest frame and drops the oldest. A stream that drops part-way (a
+camera rebooting, Wi-Fi roaming; an RTSP camera closing the connection) is opened again for a bounded time; one its
+sender ends cleanly (an HLS playlist's end, a file served over HTTP) ends the run as a file's end does. A password in
+the address is never shown.
+"""
+from __future__ import annotations
+
+import errno
+import re
+import socket
+import time
+import urllib.parse
+from typing import Any, Iterator
+
+from stream.console import notify
+from stream.errors import UserError
+from stream.frame import Frame, now_ns
+from stream.hdr import UNSPECIFIED_MATRIX
+from stream.sources import Source, scale_telling_once
+from stream.video_writer import is_hd
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
+TIMEOUT_S = 5.0  # connecting, and the wait for each packet: an unreachable host or a stalled stream fails after this
+FIRST_PICTURE_S = 10.0  # a stream joined part-way decodes from its next keyframe (IP cameras: every 1-4 s)
+# a stream that dropped is opened again for this long (a reconnect takes 0.5-3 s) before the run ends
+RECONNECT_S = 10.0
+RETRY_PAUSE_S = 0.5
+STALE_S = 2.0  # opened longer ago than this when the run starts (the model loaded meanwhile): opened afresh
+# Stream analysis kept short: FFmpeg's defaults (5 MB, 5 s, and frames read to estimate the rate) held the first
+# picture back 1.1 s on a local 25 fps MPEG-TS; with these, 0.34 s. `fflags nobuffer` is left out on purpose: it
+# throws the analysed packets away, the first keyframe with them, and the first picture waited a GOP (2.3 s there).
+LOW_DELAY = {"probesize": "500000", "analyzeduration": "1000000", "fpsprobesize": "0"}
+RATE_PICTURES = 8  # a rate the stream does not state is measured over this many pictures ...
+RATE_WINDOW_S = 1.0  # ... or this long, whichever comes first
+RATE_RANGE = (0.1, 240.0)
+# Formats with no clock of their own: FFmpeg numbers their pictures at a made-up 25 fps, so arrival times count.
+UNTIMED_FORMATS = ("mpjpeg", "mjpeg", "jpeg_pipe", "h264", "hevc")
+JUMP_S = 1.0  # a stream clock this far behind the arrivals (a restart, a loop, drift) is laid on them afresh
+SECRET = re.compile(r"([?&;][^=&#]*(?:pass|pwd|token|key|secret|auth|sig)[^=&#]*=)[^&#]*", re.IGNORECASE)
+FIX = "check the address, that the camera's or app's streaming is on, and the user name and password"
+
+
+def is_network_spec(spec: str) -> bool:
+    """Whether an input names a network stream (`rtsp://...`, `http://...`, `udp://@:1234`, ...)."""
+    scheme, sep, _ = spec.partition("://")
+    return bool(sep) and scheme.lower() in NETWORK_SCHEMES
+
+
+def redact(url: str) -> str:
+    """The address as it may be shown: the password (up to the last '@', however it is spelled) and query values
+    that look secret (`pwd=`, `token=`) as ***."""
+    found = re.match(r"([a-z][a-z0-9+.-]*://)(.*)@(.*)$", url, re.IGNORECASE | re.DOTALL)
+    if found and ":" in found.group(2):
+        url = f"{found.group(1)}{found.group(2).split(':', 1)[0]}:***@{found.group(3)}"
+    return SECRET.sub(r"\1***", url)
+
+
+def ffmpeg_options(url: str, transport: str = "tcp") -> dict[str, str]:
+    """The demuxer and protocol options for `url`: low-delay analysis, RTSP over `transport` (TCP: UDP loses
+    packets through NAT and Wi-Fi), and a socket timeout in microseconds (rtmp and srt take theirs as rw_timeout;
+    rtmp's `timeout` would make it listen)."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    options = dict(LOW_DELAY)
+    micro = str(round(TIMEOUT_S * 1e6))
+    options["rw_timeout" if scheme in ("rtmp", "rtmps", "srt") else "timeout"] = micro
+    if scheme in ("rtsp", "rtsps"):
+        options["rtsp_transport"] = transport
+    if scheme == "udp":
+        options["overrun_nonfatal"] = "1"  # a burst the reader missed loses packets, not the stream
+    return options
+
+
+def _where(parts: urllib.parse.SplitResult) -> str:
+    """host:port as the URL gives them (never the user name or password)."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or ("this machine" if parts.scheme.lower() == "udp" else "?")
+    return f"{host}:{port}" if port else host
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return True
+
+
+def open_failure(exc: Exception, parts: urllib.parse.SplitResult, transport: str = "tcp",
+                 elapsed: float = 0.0) -> str:
+    """Why a stream could not be opened after `elapsed` seconds, with the fix: one line naming the host, never the
+    password (FFmpeg's own message names the whole URL: only its strerror is used)."""
+    import av
+
+    where, scheme = _where(parts), parts.scheme.lower()
+    reason = getattr(exc, "strerror", None) or exc.__class__.__name__
+    if isinstance(exc, (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)):
+        return (f"{where} refused the user name or password ({reason}); give them in the address as "
+                f"{scheme}://USER:PASSWORD@{where}/..., as set in the camera's or app's settings")
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return f"{where} has no stream at {parts.path or '/'}; check the path (the camera's manual or the app shows it)"
+    if isinstance(exc, av.error.ProtocolNotFoundError):
+        return f"this FFmpeg (PyAV's) cannot read {scheme}:// streams; relay it as RTSP, HTTP or UDP"
+    code = getattr(exc, "errno", None)
+    if scheme.startswith("rtsp") and code == errno.EPROTONOSUPPORT:  # the camera answered 461 to SETUP
+        other = "add #udp to the address" if transport == "tcp" else "leave #udp out"
+        return f"{where} does not stream RTSP over {transport.upper()}; {other}"
+    if code == errno.ECONNREFUSED:
+        return f"{where} refused the connection: nothing serves a stream on that port ({FIX})"
+    if scheme == "udp":
+        return (f"nothing arrived on UDP port {parts.port} within {TIMEOUT_S:g} s; check that the sender streams to "
+                f"this machine's address and that port, and that no firewall blocks it")
+    # RTSP says "invalid data" where its answer never came
+    if code == errno.ETIMEDOUT or isinstance(exc, av.error.ExitError) or elapsed >= 0.9 * TIMEOUT_S:
+        return f"no answer from {where} within {TIMEOUT_S:g} s ({FIX})"
+    if parts.hostname and not _resolves(parts.hostname):
+        return f"cannot find the host {parts.hostname}; check the address (or give the device's IP address)"
+    return f"cannot open the stream from {where}: {reason} ({FIX})"
+
+
+class _Clock:
+    """Capture times from a stream's own presentation times, laid on the pipeline's clock at the earliest arrival
+    seen: pictures a network delivers in bursts (Wi-Fi, TCP) keep the camera's spacing, and none is put after its
+    arrival. A clock that goes back or falls behind (a reconnect, a stream restarted) is laid anew."""
+
+    def __init__(self) -> None:
+        self._offset: int | None = None
+        self._last: int | None = None
+
+    def capture_ns(self, seconds: float | None, arrival: int) -> int:
+        if seconds is None:  # no clock of its own: when it arrived
+            return arrival
+        stamp = round(seconds * 1e9)
+        late = None if self._offset is None else arrival - (self._offset + stamp)
+        if late is None or late > JUMP_S * 1e9 or (self._last is not None and stamp <= self._last):
+            self._offset = arrival - stamp
+        self._offset = min(self._offset, arrival - stamp)
+        self._last = stamp
+        return self._offset + stamp
+
+
+def _rate_from(seconds: list[float]) -> float:
+    """A rate measured over pictures' times, in a round figure the writer and a virtual camera take."""
+    if len(seconds) < 2 or seconds[-1] <= seconds[0]:
+        return 30.0
+    rate = (len(seconds) - 1) / (seconds[-1] - seconds[0])
+    rate = round(rate) if rate >= 10 else round(rate, 1)
+    return min(max(rate, RATE_RANGE[0]), RATE_RANGE[1])
+
+
+class NetworkSource(Source):
+    """A network stream through PyAV. `rtsp://...#udp` takes RTSP over UDP (a fragment never reaches the camera)."""
+
+    live = True
+
+    def __init__(self, url: str) -> None:
+        address, _, fragment = url.partition("#")
+        self.url, self.shown = address, redact(url)
+        self.parts = urllib.parse.urlsplit(address)
+        if fragment not in ("", "udp") or (fragment and self.parts.scheme.lower() not in ("rtsp", "rtsps")):
+            raise UserError(f"unknown option #{fragment} in {redact(url)}; the only one is #udp, for RTSP over UDP")
+        self.transport = fragment or "tcp"
+        self._clock = _Clock()
+        self._sizes_told: set[tuple[int, int]] = set()
+        self._damage_told = False
+        self.delivered = 0  # pictures given to the pipeline
+        self._open()
+        head = self._first_pictures()
+        self.width, self.height = head[0][0].width, head[0][0].height
+        self._head = head
+        self._untagged = "itu709" if is_hd(self.width, self.height) else None
+        stated = self._stated_rate()
+        # by the stream's own clock where it has one: pictures that arrived in a burst came from a steady camera
+        timed = self.timed and all(picture.time is not None for picture, _ in head)
+        self.fps = stated or _rate_from([picture.time if timed else capture / 1e9 for picture, capture in head])
+        if self.container.streams.audio:
+            notify(f"network stream {self.shown} has sound, which is not kept: only its pictures are processed")
+        codec = self.stream.codec_context.name.upper()
+        self.description = (f"network stream {self.shown} ({codec}) {self.width}x{self.height} @ {self.fps:.3g} fps"
+                            + ("" if stated else " (measured)"))
+
+    # -- opening ------------------------------------------------------------------------------------
+    def _open(self) -> None:
+        """Connect and find the video stream; UserError in one line where it cannot."""
+        import av
+
+        started = time.monotonic()
+        try:
+            container = av.open(self.url, options=ffmpeg_options(self.url, self.transport),
+                                timeout=(TIMEOUT_S, TIMEOUT_S))
+        except av.error.FFmpegError as exc:
+            why = open_failure(exc, self.parts, self.transport, time.monotonic() - started)
+            raise UserError(f"network stream {self.shown}: {why}") from None
+        if not container.streams.video:
+            container.close()
+            raise UserError(f"network stream {self.shown} carries no video; check the address's path (a camera's "
+                            f"main and sub streams have their own)")
+        self.container, self.stream = container, container.streams.video[0]
+        # Slice threads only: frame threads hold a picture back per thread (8 threads: 320 ms at 25 fps)
+        self.stream.thread_type = "SLICE"
+        self.timed = container.format.name.split(",")[0] not in UNTIMED_FORMATS
+        self.opened_at = time.monotonic()
+        self.dropped: str | None = None  # why the stream failed part-way, once it has
+        self.packets = self._decoded()
+
+    def _first_pictures(self) -> list[tuple[Any, int]]:
+        """The first picture and, where the stream states no rate, those that measure it."""
+        head: list[tuple[Any, int]] = []
+        measuring = self._stated_rate() is None
+        started = time.monotonic()
+        while not head or measuring and len(head) < RATE_PICTURES and time.monotonic() - started < RATE_WINDOW_S:
+            found = next(self.packets, None)
+            if found is None and head:  # a drop while measuring: the run opens it again
+                break
+            if found is None:
+                self.container.close()
+                raise UserError(f"network stream {self.shown}: {_where(self.parts)} answered but gave no picture "
+                                f"({self.dropped or 'the stream ended'}; {FIX})")
+            head.append(found)
+            started = started if len(head) > 1 else time.monotonic()
+        return head
+
+    def _stated_rate(self) -> float | None:
+        """The stream's own average rate where it has a clock and states a plausible one."""
+        rate = self.stream.average_rate if self.timed else None
+        return float(rate) if rate and RATE_RANGE[0] <= rate <= RATE_RANGE[1] else None
+
+    # -- reading ------------------------------------------------------------------------------------
+    def _decoded(self) -> Iterator[tuple[Any, int]]:
+        """(picture, capture time) as they decode, until the stream ends: cleanly, or dropped (`dropped` then
+        says why: a reset, a stall past TIMEOUT_S). A packet the decoder refuses (lost on the way, or before the
+        first keyframe of a stream joined part-way) is skipped."""
+        import av
+
+        pictures, deadline = 0, time.monotonic() + FIRST_PICTURE_S
+        try:
+            for packet in self.container.demux(self.stream):
+                if not pictures and time.monotonic() > deadline:  # packets that never make a picture
+                    self.dropped = f"no picture within {FIRST_PICTURE_S:g} s"
+                    return
+                arrival = now_ns()  # before decoding, as a camera's frame counts from its delivery
+                try:
+                    decoded = self.stream.decode(packet)
+                except av.error.FFmpegError:
+                    if pictures and not self._damage_told:
+                        self._damage_told = True
+                        notify(f"network stream {self.shown} lost data on the way; the damaged pictures are skipped")
+                    continue
+                for picture in decoded:
+                    pictures += 1
+                    yield picture, self._clock.capture_ns(picture.time if self.timed else None, arrival)
+        except av.error.FFmpegError as exc:
+            self.dropped = _drop_reason(exc)
+            return
+        if self.parts.scheme.lower().startswith("rtsp"):  # a camera never ends its stream: it restarted, or lost us
+            self.dropped = "the camera closed the connection"
+
+    def frames(self) -> Iterator[Frame]:
+        pictures = iter(self._head)
+        self._head = []
+        if time.monotonic() - self.opened_at > STALE_S:
+            # its socket held what came while the model loaded: the live stream from now on instead
+            pictures = iter([self._reopen_or_end("opened again after the set-up", quiet=True)])
+        while True:
+            found = next(pictures, None) or next(self.packets, None)
+            if found is None and self.dropped:
+                pictures = iter([self._reopen_or_end(self.dropped)])
+                continue
+            if found is None:
+                if self.delivered:
+                    notify(f"network stream {self.shown} ended (its sender closed it) after {self.delivered} frames")
+                return
+            picture, capture_ns = found
+            # the capture time as the presentation time, as a camera's: a recording plays at the pace filmed
+            yield Frame(index=self.delivered, capture_ns=capture_ns, image=self._image(picture),
+                        pts_seconds=capture_ns / 1e9)
+            self.delivered += 1
+
+    def _image(self, picture: Any) -> Any:
+        """BGR at the size the stream started with (a camera whose stream changed size after a reconnect is scaled
+        to it; each other size said once)."""
+        tagged = picture.colorspace != UNSPECIFIED_MATRIX
+        image = picture.to_ndarray(format="bgr24", src_colorspace=None if tagged else self._untagged)
+        if image.shape[:2] == (self.height, self.width):
+            return image
+        return scale_telling_once(image, self.width, self.height, self._sizes_told, lambda width, height: (
+            f"network stream {self.shown} now delivers {width}x{height} pictures; they are scaled to the "
+            f"{self.width}x{self.height} it started with"))
+
+    def _reopen_or_end(self, reason: str, quiet: bool = False) -> tuple[Any, int]:
+        """Open the stream again until it gives a picture (returned) or RECONNECT_S have passed; UserError, the
+        run's end, where it stays away."""
+        started = time.monotonic()
+        while True:
+            self.container.close()
+            try:
+                self._open()
+                found = next(self.packets, None)
+                cause = self.dropped or f"{_where(self.parts)} answered but gave no picture"
+            except UserError as exc:
+                found, cause = None, _last_cause(exc)
+            if found is not None:
+                if not quiet:
+                    notify(f"network stream {self.shown} dropped ({reason}) and came back after "
+                           f"{time.monotonic() - started:.1f} s")
+                return found
+            if time.monotonic() - started + RETRY_PAUSE_S >= RECONNECT_S:
+                raise UserError(f"network stream {self.shown} stopped delivering frames after {self.delivered} "
+                                f"({reason}) and did not come back within {RECONNECT_S:g} s ({cause}); the frames "
+                                f"before were kept")
+            time.sleep(RETRY_PAUSE_S)
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def _drop_reason(exc: Exception) -> str:
+    """What ended a stream part-way, in words (FFmpeg says "Input/output error" for a closed connection)."""
+    import av
+
+    code = getattr(exc, "errno", None)
+    if code == errno.ETIMEDOUT or isinstance(exc, av.error.ExitError):
+        return f"nothing arrived for {TIMEOUT_S:g} s"
+    if code in (errno.EIO, errno.ECONNRESET, errno.EPIPE):
+        return "the connection was closed"
+    return getattr(exc, "strerror", None) or exc.__class__.__name__
+
+
+def _last_cause(exc: UserError) -> str:
+    """The cause part of an open failure's line (after the stream's name)."""
+    return str(exc).split(": ", 1)[-1]
+

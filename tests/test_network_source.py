@@ -1,0 +1,544 @@
+"""Network streams as input, read through the real PyAV (FFmpeg) path from servers on this machine: MPEG-TS and
+multipart MJPEG over HTTP (python's http.server), and RTSP from a small camera stand-in here (its handshake, and
+H.264 that FFmpeg's own RTP muxer packs, sent interleaved on the TCP connection). No internet."""
+import http.server
+import io
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import stream.network_source as network
+from media import make_video, probe
+from stream.errors import UserError
+from stream.frame import Frame
+from stream.network_source import NetworkSource, ffmpeg_options, is_network_spec, redact
+from stream.pipeline import Pipeline
+from stream.sinks import NullSink
+from stream.sources import open_source
+from stream.synthetic import SyntheticPortrait, SyntheticScene
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "hunter2"
+
+
+def _transport_stream(folder: Path) -> bytes:
+    """The synthetic portrait, 48 pictures at 24 fps with a sound track, as MPEG-TS (what OBS or ffmpeg send)."""
+    import av
+
+    clip = make_video(folder / "clip.mp4", frames=48, fps=24, size=(160, 120))
+    with av.open(str(clip)) as source, av.open(str(folder / "clip.ts"), "w", format="mpegts") as target:
+        streams = {s.index: target.add_stream_from_template(s) for s in source.streams}
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                target.mux(packet)
+    return (folder / "clip.ts").read_bytes()
+
+
+class _Server:
+    """A local HTTP server thread. /clip.ts: an MPEG-TS file with its Content-Length (it ends cleanly), paced at
+    its own rate with ?paced. /video: multipart MJPEG at `fps`, `per_connection` pictures a connection, after which
+    the connection closes (a phone app stopping part-way); connections past `most` get 404. /auth answers 401."""
+
+    def __init__(self, ts: bytes = b"", fps: float = 10, per_connection: int = 1000, most: int = 1000) -> None:
+        scene = SyntheticPortrait(SyntheticScene(160, 120))
+        self.pictures = [scene.render(i)[0] for i in range(10)]
+        self.jpegs = [cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+                      for image in self.pictures]
+        self.ts, self.fps, self.per_connection, self.most = ts, fps, per_connection, most
+        self.connections = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                outer.connections += 1
+                try:
+                    if self.path.startswith("/clip.ts"):
+                        outer.send_ts(self)
+                    elif self.path.startswith("/video") and outer.connections <= outer.most:
+                        outer.send_mjpeg(self)
+                    else:
+                        self.send_response(401 if self.path.startswith("/auth") else 404)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                except OSError:  # the reader went away
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def send_ts(self, handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "video/mp2t")
+        handler.send_header("Content-Length", str(len(self.ts)))
+        handler.end_headers()
+        chunk, seconds, started = 188 * 16, 48 / 24, time.monotonic()
+        for offset in range(0, len(self.ts), chunk):
+            if "paced" in handler.path:
+                time.sleep(max(0.0, started + offset / len(self.ts) * seconds - time.monotonic()))
+            handler.wfile.write(self.ts[offset:offset + chunk])
+
+    def send_mjpeg(self, handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        handler.end_headers()
+        for index in range(self.per_connection):
+            jpeg = self.jpegs[index % len(self.jpegs)]
+            handler.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                                % (len(jpeg), jpeg))
+            handler.wfile.flush()
+            time.sleep(1 / self.fps)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def told(monkeypatch):
+    """The lines the network source says."""
+    lines: list[str] = []
+    monkeypatch.setattr(network, "notify", lines.append)
+    return lines
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    """Short waits, so that the failures and reconnects take a fraction of a second."""
+    monkeypatch.setattr(network, "TIMEOUT_S", 1.0)
+    monkeypatch.setattr(network, "RECONNECT_S", 1.0)
+    monkeypatch.setattr(network, "RETRY_PAUSE_S", 0.1)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+def test_mjpeg_over_http_is_read_live_with_a_measured_rate(told):
+    """A phone as a webcam (IP Webcam, DroidCam): multipart MJPEG, which states no rate (FFmpeg makes up 25 fps and
+    numbers the pictures): the rate is measured from their arrivals, and the pictures are the ones served."""
+    server = _Server(fps=10)
+    try:
+        source = open_source(f"{server.base}/video")
+        try:
+            assert isinstance(source, NetworkSource) and source.live and source.frame_count is None
+            assert (source.width, source.height) == (160, 120)
+            assert 5 <= source.fps <= 15 and "(measured)" in source.description, source.description  # not 25
+            assert "MJPEG" in source.description and source.audio_path is None
+            frames = []
+            for frame in source.frames():
+                frames.append(frame)
+                if len(frames) == 12:
+                    break
+        finally:
+            source.close()
+    finally:
+        server.close()
+    assert [f.index for f in frames] == list(range(12))
+    assert all(b.capture_ns > a.capture_ns for a, b in zip(frames, frames[1:]))
+    for frame in frames:
+        served = cv2.imdecode(np.frombuffer(server.jpegs[frame.index % 10], np.uint8), cv2.IMREAD_COLOR)
+        assert frame.image.shape == (120, 160, 3) and frame.image.dtype == np.uint8
+        assert np.abs(frame.image.astype(int) - served).mean() < 2.0
+    assert told == []
+
+
+def test_mpeg_ts_over_http_ends_cleanly_and_its_sound_is_said_once(tmp_path, told):
+    """MPEG-TS with a sound track over HTTP: every picture, in order, at the rate its own clock gives (the short
+    analysis states none); the sound is said once not to be kept; a stream its sender ends is the input's end."""
+    server = _Server(ts=_transport_stream(tmp_path))
+    try:
+        source = open_source(f"{server.base}/clip.ts")
+        frames = list(source.frames())
+        source.close()
+    finally:
+        server.close()
+    assert source.fps == 24
+    assert [f.index for f in frames] == list(range(48))
+    first = SyntheticPortrait(SyntheticScene(160, 120)).render(0)[0]
+    assert np.abs(frames[0].image.astype(int) - first).mean() < 6.0  # H.264 of the same picture
+    assert sum("has sound, which is not kept" in line for line in told) == 1
+    assert told[-1].endswith("ended (its sender closed it) after 48 frames")
+    steps = np.diff([f.capture_ns for f in frames])  # none before the one it follows, none after its arrival
+    assert np.all(steps >= 0)
+
+
+def test_a_stream_that_drops_part_way_is_opened_again_and_goes_on(told, quick):
+    """The phone app closes the connection every 6 pictures: each time the stream is opened again, said in one
+    line, and the frames go on numbered without a gap."""
+    server = _Server(fps=30, per_connection=6)
+    try:
+        source = NetworkSource(f"http://me:{SECRET}@{server.base[7:]}/video")
+        frames = []
+        for frame in source.frames():
+            frames.append(frame)
+            if len(frames) == 20:
+                break
+        source.close()
+    finally:
+        server.close()
+    assert [f.index for f in frames] == list(range(20))
+    came_back = [line for line in told if "dropped (the connection was closed) and came back" in line]
+    assert len(came_back) >= 3 and server.connections >= 4
+    assert all(SECRET not in line for line in told)
+
+
+def test_a_stream_that_stays_away_ends_the_run_with_one_line_and_a_playable_file(tmp_path, shared_models, quick):
+    """Through the real pipeline and video writer: the stream drops and its address then answers 404; the run
+    ends with one line saying so, and the file holds every frame written, playable."""
+    from stream.app import build
+    from stream.config import load_config
+
+    server = _Server(fps=20, per_connection=12, most=2)
+    out = tmp_path / "take.mp4"
+    try:
+        config = load_config("live-cpu", {"output.progress": False})
+        built = build(config, f"http://me:{SECRET}@{server.base[7:]}/video", str(out))
+        with pytest.raises(UserError) as caught:
+            built.pipeline.run()
+    finally:
+        server.close()
+    message = str(caught.value)
+    assert "stopped delivering frames after" in message and "has no stream at /video" in message
+    assert "the frames before were kept" in message and SECRET not in message
+    assert built.pipeline.sink_finalised and built.pipeline.frames_written > 0
+    assert probe(out)["frames"] == built.pipeline.frames_written
+
+
+class _SlowStage:
+    name, max_batch, max_wait_ms, passes_at_once = "slow", 1, 0.0, False
+
+    def process(self, batch: list[Frame]) -> list[Frame]:
+        time.sleep(0.05)
+        return batch
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_live_queue_keeps_the_newest_frame_and_counts_the_drops(tmp_path):
+    """A stream faster than the stages (the whole clip arrives at once): the oldest frames are dropped and
+    counted, none lost without a count, the ones kept in order."""
+    server = _Server(ts=_transport_stream(tmp_path))
+    try:
+        sink = _Collecting()
+        result = Pipeline(open_source(f"{server.base}/clip.ts"), [_SlowStage()], sink, queue_size=1).run()
+    finally:
+        server.close()
+    assert result.completed and result.dropped > 0
+    assert result.frames_written + result.dropped == 48
+    assert sink.indices == sorted(sink.indices) and len(sink.indices) == result.frames_written
+
+
+class _Collecting(NullSink):
+    def __init__(self):
+        super().__init__()
+        self.indices = []
+
+    def write(self, frame):
+        super().write(frame)
+        self.indices.append(frame.index)
+
+
+def test_an_unreachable_host_fails_at_once_in_one_line_without_the_password(quick):
+    port = _closed_port()
+    for url in (f"rtsp://admin:{SECRET}@127.0.0.1:{port}/stream1", f"http://admin:{SECRET}@127.0.0.1:{port}/video"):
+        with pytest.raises(UserError) as caught:
+            open_source(url)
+        message = str(caught.value)
+        assert f"127.0.0.1:{port} refused the connection" in message and "streaming is on" in message
+        assert SECRET not in message and "admin:***@" in message and "\n" not in message
+    with socket.socket() as silent:  # a host that takes the connection and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        for scheme in ("http", "rtsp"):
+            with pytest.raises(UserError) as caught:
+                open_source(f"{scheme}://admin:{SECRET}@127.0.0.1:{silent.getsockname()[1]}/live")
+            assert f"no answer from 127.0.0.1:{silent.getsockname()[1]} within 1 s" in str(caught.value)
+            assert SECRET not in str(caught.value)
+
+
+def test_http_refusals_name_the_fix():
+    server = _Server()
+    try:
+        with pytest.raises(UserError) as caught:
+            open_source(f"http://admin:{SECRET}@{server.base[7:]}/auth")
+        assert "refused the user name or password" in str(caught.value) and SECRET not in str(caught.value)
+        with pytest.raises(UserError) as caught:
+            open_source(f"{server.base}/cam/mjpeg")
+        assert "has no stream at /cam/mjpeg; check the path" in str(caught.value)
+    finally:
+        server.close()
+
+
+SDP = ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n"
+       "a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:track1\r\n")
+
+
+class _PacketList(io.RawIOBase):
+    """Where FFmpeg's RTP muxer writes: one write a packet."""
+
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.packets.append(bytes(data))
+        return len(data)
+
+
+def _rtp_packets(pictures: int, fps: int = 15) -> list[bytes]:
+    """The synthetic portrait as H.264 in RTP packets (RTCP's among them), as an IP camera sends them."""
+    import av
+
+    written = _PacketList()
+    scene = SyntheticPortrait(SyntheticScene(160, 120))
+    with av.open(written, "w", format="rtp") as container:
+        video = container.add_stream("libx264", rate=fps, options={"g": str(fps), "bf": "0", "tune": "zerolatency"})
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        for index in range(pictures):
+            for packet in video.encode(av.VideoFrame.from_ndarray(scene.render(index)[0], format="bgr24")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    return written.packets
+
+
+class _RtspCamera:
+    """A local RTSP camera on FFmpeg's real client's other end. `describe`: "401", "404", "sdp" (then SETUP is
+    refused: 461 Unsupported Transport) or "stream" (SETUP and PLAY answered, then `packets` sent interleaved on the
+    connection at 15 pictures a second, after which the camera closes it). Each request's first line and Transport
+    header are kept; every connection is served anew (a camera that comes back)."""
+
+    def __init__(self, describe: str, packets: list[bytes] = ()) -> None:
+        self.describe, self.packets = describe, packets
+        self.requests: list[str] = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _answer(self, method: str, cseq: str) -> str:
+        ok = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n"
+        if method == "OPTIONS":
+            return ok + "Public: DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n"
+        if method == "DESCRIBE" and self.describe in ("401", "404"):
+            status = "401 Unauthorized" if self.describe == "401" else "404 Not Found"
+            return f'RTSP/1.0 {status}\r\nCSeq: {cseq}\r\nWWW-Authenticate: Basic realm="cam"\r\n\r\n'
+        if method == "DESCRIBE":
+            return ok + f"Content-Type: application/sdp\r\nContent-Length: {len(SDP)}\r\n\r\n{SDP}"
+        if method == "SETUP" and self.describe == "stream":
+            return ok + "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: 1234\r\n\r\n"
+        if method in ("PLAY", "TEARDOWN", "GET_PARAMETER") and self.describe == "stream":
+            return ok + "Session: 1234\r\n\r\n"
+        return f"RTSP/1.0 461 Unsupported Transport\r\nCSeq: {cseq}\r\n\r\n"
+
+    def _serve(self, connection: socket.socket) -> None:
+        buffer = b""
+        with connection:
+            try:
+                while data := connection.recv(4096):
+                    buffer += data
+                    while b"\r\n\r\n" in buffer:
+                        head, buffer = buffer.split(b"\r\n\r\n", 1)
+                        lines = head.decode().split("\r\n")
+                        self.requests.append(" | ".join([lines[0], *(x for x in lines if x.startswith("Transport"))]))
+                        cseq = next(x.split(":", 1)[1].strip() for x in lines if x.lower().startswith("cseq"))
+                        method = lines[0].split()[0]
+                        connection.sendall(self._answer(method, cseq).encode())
+                        if method == "PLAY":
+                            self._play(connection)
+                            return
+            except OSError:
+                pass
+
+    def _play(self, connection: socket.socket) -> None:
+        """RTP on channel 0 and RTCP on 1, each packet behind '$', its channel and length (RFC 2326 10.12)."""
+        started, shown = time.monotonic(), 0
+        for packet in self.packets:
+            channel = 1 if packet[1] in (200, 201) else 0  # RTCP's sender report and its description
+            connection.sendall(b"$" + bytes([channel]) + struct.pack(">H", len(packet)) + packet)
+            if channel == 0 and packet[1] & 0x80:  # the marker bit: a picture's last packet
+                shown += 1
+                time.sleep(max(0.0, started + shown / 15 - time.monotonic()))
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_rtsp_over_tcp_delivers_pictures_and_a_camera_that_closes_is_opened_again(told, quick):
+    """An IP camera's stream through FFmpeg's real RTSP client, RTP interleaved on the TCP connection: the pictures
+    arrive; the camera closing the connection is a drop (a camera never ends its stream), and it comes back."""
+    camera = _RtspCamera("stream", _rtp_packets(10))
+    try:
+        source = open_source(f"rtsp://admin:{SECRET}@127.0.0.1:{camera.port}/live")
+        assert (source.width, source.height) == (160, 120) and "H264" in source.description
+        frames = []
+        for frame in source.frames():
+            frames.append(frame)
+            if len(frames) == 16:
+                break
+        source.close()
+    finally:
+        camera.close()
+    assert [f.index for f in frames] == list(range(16))
+    first = SyntheticPortrait(SyntheticScene(160, 120)).render(0)[0]
+    assert np.abs(frames[0].image.astype(int) - first).mean() < 6.0
+    assert any("dropped (the camera closed the connection) and came back" in line for line in told), told
+    assert all(SECRET not in line for line in told)
+    assert sum(r.startswith("PLAY") for r in camera.requests) == 2
+
+
+def test_rtsp_asks_for_tcp_and_its_refusals_name_the_fix(quick):
+    """SETUP asks for RTP over TCP (interleaved) by default and over UDP with #udp; a camera that refuses the
+    transport, the password or the path says the fix."""
+    camera = _RtspCamera("sdp")
+    with pytest.raises(UserError) as caught:
+        open_source(f"rtsp://admin:{SECRET}@127.0.0.1:{camera.port}/live")
+    assert any(r.startswith("SETUP") and "RTP/AVP/TCP" in r for r in camera.requests), camera.requests
+    assert "does not stream RTSP over TCP; add #udp to the address" in str(caught.value)
+    assert SECRET not in str(caught.value)
+    camera.requests.clear()
+    with pytest.raises(UserError) as caught:
+        open_source(f"rtsp://127.0.0.1:{camera.port}/live#udp")
+    setup = next(r for r in camera.requests if r.startswith("SETUP"))
+    assert "RTP/AVP/TCP" not in setup and "client_port" in setup, setup
+    assert "does not stream RTSP over UDP; leave #udp out" in str(caught.value)
+    camera.close()
+    camera = _RtspCamera("401")
+    with pytest.raises(UserError) as caught:
+        open_source(f"rtsp://admin:{SECRET}@127.0.0.1:{camera.port}/live")
+    assert f"127.0.0.1:{camera.port} refused the user name or password" in str(caught.value)
+    assert SECRET not in str(caught.value)
+    camera.close()
+    camera = _RtspCamera("404")
+    with pytest.raises(UserError) as caught:
+        open_source(f"rtsp://127.0.0.1:{camera.port}/Streaming/Channels/101")
+    assert "has no stream at /Streaming/Channels/101" in str(caught.value)
+    camera.close()
+
+
+def test_ffmpeg_options_for_each_kind_of_stream(monkeypatch):
+    monkeypatch.setattr(network, "TIMEOUT_S", 5.0)
+    rtsp = ffmpeg_options("rtsp://cam/stream1")
+    assert rtsp["rtsp_transport"] == "tcp" and rtsp["timeout"] == "5000000"  # microseconds
+    assert ffmpeg_options("rtsp://cam/stream1", "udp")["rtsp_transport"] == "udp"
+    assert ffmpeg_options("http://phone:8080/video")["timeout"] == "5000000"
+    assert "rtsp_transport" not in ffmpeg_options("http://phone:8080/video")
+    assert ffmpeg_options("udp://@:1234")["overrun_nonfatal"] == "1"
+    rtmp = ffmpeg_options("rtmp://server/live/key")
+    assert "timeout" not in rtmp and rtmp["rw_timeout"] == "5000000"  # rtmp's `timeout` would make it listen
+    for options in (rtsp, rtmp):  # a short analysis; nobuffer would throw the first keyframe away
+        assert options["analyzeduration"] == "1000000" and options["fpsprobesize"] == "0"
+        assert "fflags" not in options
+
+
+def test_the_password_is_kept_out_of_what_is_shown():
+    assert redact(f"rtsp://admin:{SECRET}@192.168.1.20:554/Streaming/Channels/101") == \
+        "rtsp://admin:***@192.168.1.20:554/Streaming/Channels/101"
+    assert redact("rtsp://admin:p@ss:w/rd@cam/live") == "rtsp://admin:***@cam/live"  # unencoded '@' and '/'
+    assert redact(f"http://cam/videostream.cgi?user=admin&pwd={SECRET}&rate=0") == \
+        "http://cam/videostream.cgi?user=admin&pwd=***&rate=0"
+    assert redact(f"https://host/live.m3u8?token={SECRET}") == "https://host/live.m3u8?token=***"
+    assert redact("udp://@:1234") == "udp://@:1234" and redact("http://phone:8080/video") == "http://phone:8080/video"
+    with pytest.raises(UserError) as caught:
+        open_source(f"ftp://admin:{SECRET}@host/clip.ts")
+    assert "reads no ftp:// address" in str(caught.value) and SECRET not in str(caught.value)
+    with pytest.raises(UserError) as caught:
+        open_source(f"http://admin:{SECRET}@host/video#tcp")
+    assert "unknown option #tcp" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_a_network_stream_gets_the_camera_defaults():
+    from stream.app import default_output
+    from stream.bench import paced_by_bench
+    from stream.cli import _into_folder, build_parser, run_config
+
+    def config(*argv):
+        args = build_parser().parse_args(["run", *argv])
+        return run_config(args.inputs[0], args)
+
+    for url in ("rtsp://cam/stream1", "http://phone:8080/video", "udp://@:1234", "https://host/live.m3u8"):
+        assert is_network_spec(url) and not paced_by_bench(url)  # it paces itself, as a camera
+        live, chosen = config(url)
+        assert chosen and live.device == "auto" and live.refine.mode == "live" and live.inference.mode == "async"
+    assert config("rtsp://cam/stream1", "--config", "default")[0].inference.mode == "sync"
+    assert not is_network_spec("clip.mp4") and not is_network_spec("camera:0")
+
+    class Live:
+        live = True
+
+    assert default_output("rtsp://cam/stream1", Live()) == "window"
+    with pytest.raises(UserError, match="give the recording a file name"):
+        _into_folder("rtsp://cam/stream1", "-o", str(REPO))
+    assert _into_folder("rtsp://cam/stream1", "-o", "take1.mp4") == "take1.mp4"
+
+
+def _depthcam(*args, timeout=180):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "stream", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=env)
+
+
+def test_several_inputs_refuse_a_stream_without_its_password():
+    result = _depthcam("run", "a.mp4", f"rtsp://admin:{SECRET}@cam/live", "-o", "null")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "rtsp://admin:***@cam/live never ends" in result.stderr and SECRET not in result.stderr
+
+
+def test_run_records_a_stream_with_the_live_settings(tmp_path, shared_models):
+    """`depthcam run URL -o take.mp4`: the live preset's settings, the stream's own line, the sound said once, the
+    end of the stream said, a playable file; the password nowhere."""
+    server = _Server(ts=_transport_stream(tmp_path))
+    out = tmp_path / "take.mp4"
+    try:
+        result = _depthcam("run", f"http://me:{SECRET}@{server.base[7:]}/clip.ts?paced", "-o", str(out))
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert "network stream input: using the live-cpu preset's settings" in result.stderr
+    assert f"network stream http://me:***@{server.base[7:]}/clip.ts?paced (H264) 160x120" in result.stderr
+    assert result.stderr.count("has sound, which is not kept") == 1
+    assert "ended (its sender closed it)" in result.stderr and SECRET not in result.stderr
+    written = int(result.stderr.split("wrote ")[1].split(" frame")[0])
+    assert written > 0 and probe(out)["frames"] == written
+
+
+def test_the_stream_clock_keeps_its_spacing_and_never_runs_ahead_of_arrival():
+    from stream.network_source import _Clock
+
+    clock, s = _Clock(), 1_000_000_000
+    assert clock.capture_ns(0.00, 1 * s) == 1 * s
+    assert clock.capture_ns(0.04, int(1.10 * s)) == int(1.04 * s)  # a late burst keeps the camera's spacing
+    assert clock.capture_ns(0.08, int(1.1001 * s)) == int(1.08 * s)
+    assert clock.capture_ns(0.12, int(1.11 * s)) == int(1.11 * s)  # earlier than the clock said: its arrival
+    assert clock.capture_ns(0.16, int(1.20 * s)) == int(1.15 * s)  # laid on that earliest arrival from then on
+    assert clock.capture_ns(0.00, 5 * s) == 5 * s  # the clock went back (a reconnect): laid anew
+    assert clock.capture_ns(None, 7 * s) == 7 * s  # no clock of its own: the arrival
