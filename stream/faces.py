@@ -8,8 +8,9 @@ stutter. A face box a few frames old is still on the face.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -28,14 +29,52 @@ class PreparedImage:
     scale: float  # grey pixels per frame pixel
 
 
+# Another face must weigh this much more than the followed one to take focus from it: the cascade's boxes of
+# one face vary by up to 8 % in area from frame to frame (scikit-image's astronaut pasted twice at one size,
+# with noise and a 3 px shake), so two people of about one size took focus in turns, frame after frame.
+SWITCH_RATIO = 1.5
+# A box touching the frame's left or right side is a face cut off by it (someone at the side, passing by), not
+# the subject the picture is framed on: it weighs this much of its area. (A close-up's face is often cut by the
+# top: that one counts whole.)
+EDGE_WEIGHT = 0.5
+# A face found again is the one found nearest to where it was, within this part of the larger box's width
+# (people side by side have their faces' centres about a face's width or more apart).
+SAME_FACE_DISTANCE = 0.75
+
+
+@lru_cache(maxsize=None)
+def _cascade(path: str) -> tuple[cv2.CascadeClassifier, threading.Lock]:
+    """The cascade loaded once a process (parsing its XML takes 15-30 ms, which every input of a batch of
+    photos paid), with a lock: one classifier's detectMultiScale is not documented as safe from two threads at once."""
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV's face cascade could not be loaded from {path}")
+    return cascade, threading.Lock()
+
+
+def face_weight(box: Box, width: int) -> float:
+    """How strongly a face asks for focus: its area, halved where the frame's left or right side cuts it."""
+    x, y, w, h = box
+    # the cascade's windows step a few pixels: a face the side cuts is boxed up to ~2 % of the frame inside it
+    margin = max(1, round(0.02 * width))
+    return w * h * (EDGE_WEIGHT if x <= margin or x + w >= width - margin else 1.0)
+
+
+def same_face(faces: Sequence[Box], followed: Box) -> Box | None:
+    """The box among `faces` that is the followed face found again (it moves a little between detections)."""
+    def distance(box: Box) -> float:
+        return float(np.hypot(box[0] + box[2] / 2 - followed[0] - followed[2] / 2,
+                              box[1] + box[3] / 2 - followed[1] - followed[3] / 2))
+
+    near = [box for box in faces if distance(box) < SAME_FACE_DISTANCE * max(box[2], followed[2])]
+    return min(near, key=distance) if near else None
+
+
 class FaceFinder:
     """OpenCV's bundled frontal-face Haar cascade, run on a downscaled grey frame for speed."""
 
     def __init__(self, detect_width: int = 320, min_face_fraction: float = 0.12) -> None:
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
-            raise RuntimeError(f"OpenCV's face cascade could not be loaded from {path}")
+        self.cascade, self._lock = _cascade(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
         self.detect_width = detect_width
         self.min_face_fraction = min_face_fraction  # portrait subjects are large; skipping tiny scales is 3x faster
 
@@ -48,24 +87,39 @@ class FaceFinder:
         small = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA) if scale < 1 else image_bgr
         return PreparedImage(cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)), scale)
 
-    def detect(self, prepared: PreparedImage) -> Box | None:
-        """(x, y, w, h) of the largest face in full-frame pixels, or None. The costly part."""
+    def detect_all(self, prepared: PreparedImage) -> list[Box]:
+        """(x, y, w, h) of every face in full-frame pixels. The costly part."""
         grey = prepared.grey
         smallest = max(int(self.min_face_fraction * grey.shape[1]), 16)
-        faces = self.cascade.detectMultiScale(grey, scaleFactor=1.2, minNeighbors=5, minSize=(smallest, smallest))
-        if len(faces) == 0:
-            return None
-        x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-        return tuple(round(v / prepared.scale) for v in (x, y, w, h))  # type: ignore[return-value]
+        with self._lock:
+            faces = self.cascade.detectMultiScale(grey, scaleFactor=1.2, minNeighbors=5,
+                                                  minSize=(smallest, smallest))
+        return [tuple(round(int(v) / prepared.scale) for v in face) for face in faces]  # type: ignore[misc]
+
+    def detect(self, prepared: PreparedImage) -> Box | None:
+        """The largest face, or None."""
+        return largest(self.detect_all(prepared))
+
+    def faces(self, image_bgr: np.ndarray) -> list[Box]:
+        return self.detect_all(self.prepare(image_bgr))
 
     def largest_face(self, image_bgr: np.ndarray) -> Box | None:
         return self.detect(self.prepare(image_bgr))
 
 
+def largest(faces: Sequence[Box]) -> Box | None:
+    return max(faces, key=lambda f: f[2] * f[3]) if len(faces) else None
+
+
 @dataclass(frozen=True)
 class Detection:
     tag: Tag  # the caller's label of the frame it was asked about
-    face: Box | None
+    faces: tuple[Box, ...]
+
+    @property
+    def face(self) -> Box | None:
+        """The largest face, or None."""
+        return largest(self.faces)
 
 
 class BackgroundFaceFinder:
@@ -121,11 +175,11 @@ class BackgroundFaceFinder:
                 prepared, tag = self._job  # type: ignore[misc]
                 self._job, generation = None, self._generation
             try:
-                face = self.finder.detect(prepared)
+                faces = tuple(self.finder.detect_all(prepared))
             except BaseException as exc:  # noqa: BLE001 (raised on the caller's thread by results())
                 with self._wake:
                     self._error = exc
                 return
             with self._wake:
                 if generation == self._generation:
-                    self._done.append(Detection(tag, face))
+                    self._done.append(Detection(tag, faces))

@@ -1,4 +1,5 @@
-"""Where to focus: the largest face, a tapped point, or a fixed disparity, smoothed over time."""
+"""Where to focus: a face (the one followed, else the weightiest), a tapped point, or a fixed disparity,
+smoothed over time."""
 from __future__ import annotations
 
 import threading
@@ -6,8 +7,9 @@ import threading
 import cv2
 import numpy as np
 
+from kernels.backend import to_host
 from models.postprocess import REFERENCE_FPS
-from stream.faces import BackgroundFaceFinder, Box, FaceFinder
+from stream.faces import SWITCH_RATIO, BackgroundFaceFinder, Box, FaceFinder, face_weight, same_face
 from stream.tracking import PointTracker
 
 # Enough samples for a region's 5 % share to hold ~1000 of them; a quantile over all of a VGA map's
@@ -28,18 +30,51 @@ def nearest_large_region(disparity: np.ndarray, area_fraction: float = 0.05) -> 
     return float(np.median(sample[sample >= threshold]))
 
 
+# A window around a point holding two surfaces (an outline, a thin object) is split where the depth steps by
+# more than this between the two groups' means; less is one surface's own slope or noise.
+SURFACE_STEP = 0.05
+
+
 def disparity_at(disparity: np.ndarray, x: int, y: int, radius: int = 3) -> float:
-    """Median disparity in a small window around (x, y) in the disparity map's own pixels."""
+    """The disparity of the surface under (x, y): the median of a small window around it (the map's own pixels),
+    or where the window holds two depths, of the part on the point's own side of the step. The window's median
+    alone took what lies behind a thin object (a cable, a stem, a tripod's leg 3 px wide) for it."""
     h, w = disparity.shape
     x, y = min(max(x, 0), w - 1), min(max(y, 0), h - 1)
-    window = disparity[max(y - radius, 0):y + radius + 1, max(x - radius, 0):x + radius + 1]
-    return float(np.median(window))
+    top, left = max(y - radius, 0), max(x - radius, 0)
+    window = np.asarray(to_host(disparity[top:y + radius + 1, left:x + radius + 1]), np.float64)  # 49 values
+    values = np.sort(window.ravel())
+    split = _depth_step(values)
+    if split is not None:
+        values = values[split:] if window[y - top, x - left] >= values[split] else values[:split]
+    return float(np.median(values))
+
+
+def _depth_step(values: np.ndarray) -> int | None:
+    """Where sorted `values` split into two groups whose means differ by more than SURFACE_STEP (the split of
+    Otsu's method: the largest variance between the groups), or None for one surface."""
+    n = values.size
+    if n < 2:
+        return None
+    counts = np.arange(1, n)
+    below = np.cumsum(values)[:-1] / counts
+    above = (values.sum() - below * counts) / (n - counts)
+    k = int(np.argmax(counts * (n - counts) * (above - below) ** 2))
+    return k + 1 if above[k] - below[k] > SURFACE_STEP else None
 
 
 # A Haar cascade misses single frames (a blink, motion blur, a half-turned head); dropping the face at
 # once would swing focus to the fallback region and back. A face is kept this many frames (half a second,
 # and always through at least one missed detection) before focus lets it go.
 FACE_HOLD_FRAMES = 15
+# The frontal cascade misses a face turned to profile, tilted or looking down for as long as it stays so; the
+# fallback (the nearest large region) is then often the chest or what the subject holds, in front of the face
+# (scikit-image's astronaut: 0.995 against the face's 0.81, 3 px of blur on the face at 16 px). Past the hold
+# a face found in at least two detections is kept while the depth in its box still says a head is there
+# (within this much disparity of its own when last found), for at most FACE_DEPTH_HOLD_FRAMES; where the depth
+# there has moved on before that, focus stays on the face's last value until the hold ends.
+FACE_DEPTH_TOLERANCE = 0.1
+FACE_DEPTH_HOLD_FRAMES = 150
 # The smoothing weight and the holds are given per frame of a 30 fps video (REFERENCE_FPS, as the depth
 # range's smoothing). Given the frames' times, they mean the same in seconds at any rate: a 60 fps video
 # glides no faster, a 24 fps one no slower.
@@ -118,9 +153,17 @@ class FocusController:
         self._seconds: float | None = None  # the last frame's time
         self._origin: tuple[float, float] | None = None  # a frame's time and clock, since times went forward
         self._face_seen: tuple[int, float] = (0, 0.0)  # the frame count and clock at which last_face was detected
+        self._face_hits = 0  # detections that found the followed face
+        self._face_depth: float | None = None  # the focus in its box when it was last found; None: found this frame
+        self._face_misses = 0  # detections since it was last found that found no face
+        self._face_missed = False  # missed past the hold: kept only while the depth in its box matches
+        self._frame_width = 1  # a face box touching the frame's side weighs less
         self._cuts = SceneCuts()
         self._cut_checked = False  # the last frame was tested for a cut: a hint about this one then counts
-        self._settling = False  # a cut: focus snaps until the new shot's first face detection is in
+        # a cut: focus snaps until the new shot's first face detection is in. So at a live run's start: the first
+        # frames go by before the detector's thread answers, and focus glided from the fallback to the face
+        # (0.3 s; scikit-image's astronaut: from the helmet at 0.995 to her face at 0.81)
+        self._settling = faces_in_background and self.fixed is None and point is None
         self._point = point
         self.track_point = track_point
         self._tracker: PointTracker | None = None  # used on the render thread only; a click makes a new one
@@ -180,7 +223,7 @@ class FocusController:
             if self._tracker is None or forget_face:  # the run's first point, or a new click
                 self._tracker = PointTracker(point)
                 self._point_target = None
-            where = self._tracker.follow(image_bgr)
+            where = self._tracker.follow(image_bgr, disparity)
             if not self._tracker.lost_frames:
                 self._point_followed = self._clock
             elif self._clock - self._point_followed <= self.face_hold and self._point_target is not None:
@@ -194,38 +237,73 @@ class FocusController:
             self._start_faces()
         self._look_for_faces(image_bgr)
         self._frames += 1
-        if self.last_face is not None:
-            x, y, w, h = self.last_face
-            # The central part of the face box: the box's corners are often background.
-            return float(np.median(disparity[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]))
-        return nearest_large_region(disparity)
+        face_focus = self._face_focus(disparity)
+        return nearest_large_region(disparity) if face_focus is None else face_focus
+
+    def _face_focus(self, disparity: np.ndarray) -> float | None:
+        """The followed face's disparity, read in its box; None where there is no face to focus on."""
+        if self.last_face is None:
+            return None
+        x, y, w, h = self.last_face
+        # The central part of the face box: the box's corners are often background.
+        value = float(np.median(disparity[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]))
+        if self._face_depth is None:  # found this frame
+            self._face_depth = value
+        if not self._face_misses:  # found by the last detection
+            return value
+        on_face = abs(value - self._face_depth) <= FACE_DEPTH_TOLERANCE  # the head is still where it was found
+        if not self._face_missed:  # within the hold; where it moved off its box, focus holds, as for a lost point
+            return value if on_face else self._face_depth
+        if on_face and self._face_hits >= 2 and self._clock - self._face_seen[1] <= FACE_DEPTH_HOLD_FRAMES:
+            return value
+        self.last_face = None
+        return None
 
     def _look_for_faces(self, image_bgr: np.ndarray) -> None:
         """Every face_interval-th frame asks the detector; a detection counts from the frame it was
         asked about, so a background detection that finishes late holds the face no longer."""
         asking = self._frames % self.face_interval == 0
+        self._frame_width = image_bgr.shape[1]
         tag = (self._frames, self._clock)
         if self._background is None:
             if asking:
-                self._take_detection(self._faces.largest_face(image_bgr), tag)  # type: ignore[union-attr]
+                self._take_detection(self._faces.faces(image_bgr), tag)  # type: ignore[union-attr]
             return
         for detection in self._background.results():
-            self._take_detection(detection.face, detection.tag)
+            self._take_detection(detection.faces, detection.tag)
         if asking:
             self._background.submit(image_bgr, tag)
 
-    def _take_detection(self, face: Box | None, tag: tuple[int, float]) -> None:
-        """A face is let go once it has been missed for face_hold frames of time, and in at least one
-        detection after the one that found it (a slow frame rate, a long face_interval)."""
+    def _take_detection(self, faces: list[Box] | tuple[Box, ...], tag: tuple[int, float]) -> None:
+        """Focus stays on the face it follows while that is found again: another face takes it only where it
+        weighs SWITCH_RATIO times as much (two people of about one size took it in turns), or where the followed
+        one is not found this time (a false detection is left at once). Missed with no other face found, it is
+        held for face_hold frames of time, and through at least one detection after the one that found it (a
+        slow frame rate, a long face_interval); past that, only while the depth in its box says the head is
+        still there (`_face_focus`)."""
         self._settling = False
         (frame, clock), (seen_frame, seen_clock) = tag, self._face_seen
-        if face is not None:
-            self.last_face, self._face_seen = face, tag
-        elif frame - seen_frame > self.face_interval and clock - seen_clock >= self.face_hold:
-            self.last_face = None
+        found = same_face(faces, self.last_face) if self.last_face is not None else None
+        best = max(faces, key=self._weight, default=None)
+        if found is not None and (best is None or self._weight(best) <= SWITCH_RATIO * self._weight(found)):
+            self._follow(found, tag, self._face_hits + 1)
+        elif best is not None:
+            self._follow(best, tag, 1)
+        else:
+            self._face_misses += 1
+            self._face_missed = self.last_face is not None and frame - seen_frame > self.face_interval \
+                and clock - seen_clock >= self.face_hold
+
+    def _weight(self, box: Box) -> float:
+        return face_weight(box, self._frame_width)
+
+    def _follow(self, face: Box, tag: tuple[int, float], hits: int) -> None:
+        self.last_face, self._face_seen, self._face_hits = face, tag, hits
+        self._face_depth, self._face_misses, self._face_missed = None, 0, False
 
     def _forget_faces(self) -> None:
         self.last_face, self._frames, self._face_seen = None, 0, (0, self._clock)
+        self._face_hits, self._face_depth, self._face_misses, self._face_missed = 0, None, 0, False
         if self._background is not None:
             self._background.discard()
 

@@ -29,11 +29,11 @@ class _GatedFinder(FaceFinder):
         super().__init__()
         self.started, self.go, self.seen = threading.Event(), threading.Event(), []
 
-    def detect(self, prepared):
+    def detect_all(self, prepared):
         self.seen.append(int(prepared.grey.mean() > 0))
         self.started.set()
         assert self.go.wait(10.0)
-        return (1, 2, 3, 4)
+        return [(1, 2, 3, 4)]
 
 
 def test_the_background_finder_finds_what_the_inline_one_finds():
@@ -94,7 +94,7 @@ def test_discard_drops_the_detection_under_way_and_the_waiting_frame():
 
 def test_a_failure_on_the_worker_is_raised_to_the_caller():
     class Broken(FaceFinder):
-        def detect(self, prepared):
+        def detect_all(self, prepared):
             raise RuntimeError("cascade exploded")
 
     finder = BackgroundFaceFinder(Broken())

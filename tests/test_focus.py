@@ -71,12 +71,17 @@ def test_faces_are_looked_for_every_nth_frame_and_the_last_box_is_reused(monkeyp
     disparity = np.full(image.shape[:2], 0.3, np.float32)
     controller = FocusController("auto", face_interval=3)
     calls = []
-    original = FaceFinder.largest_face
-    monkeypatch.setattr(FaceFinder, "largest_face", lambda self, img: calls.append(1) or original(self, img))
+    original = FaceFinder.faces
+    monkeypatch.setattr(FaceFinder, "faces", lambda self, img: calls.append(1) or original(self, img))
     for _ in range(7):
         assert controller.update(image, disparity) == pytest.approx(0.3)
     assert len(calls) == 3  # frames 0, 3 and 6
     assert controller.last_face is not None
+
+
+def _found(face):
+    """A scripted detection: the face, or none found."""
+    return [] if face is None else [face]
 
 
 def _face_scene():
@@ -94,7 +99,7 @@ def test_a_missed_detection_does_not_pull_focus_off_the_face():
     image, disparity, face = _face_scene()
     controller = FocusController("auto", face_interval=6)
     detections = iter([face, None, face, None, None, face])
-    controller._faces.largest_face = lambda img: next(detections)
+    controller._faces.faces = lambda img: _found(next(detections))
     focus = [controller.update(image, disparity) for _ in range(36)]
     assert focus == pytest.approx([0.6] * 36)
 
@@ -103,7 +108,7 @@ def test_a_face_gone_for_longer_than_the_hold_is_let_go():
     image, disparity, face = _face_scene()
     controller = FocusController("auto", face_interval=3, face_hold=9)
     detections = iter([face] + [None] * 30)
-    controller._faces.largest_face = lambda img: next(detections)
+    controller._faces.faces = lambda img: _found(next(detections))
     focus = [controller.update(image, disparity) for _ in range(60)]
     assert focus[:9] == pytest.approx([0.6] * 9)  # held through the misses at frames 3 and 6
     assert focus[9] > 0.6 and focus[-1] == pytest.approx(0.95, abs=1e-3)  # then it glides to the fallback
@@ -127,7 +132,7 @@ def test_after_a_click_auto_focus_looks_for_the_face_afresh():
     image, disparity, face = _face_scene()
     controller = FocusController("auto", face_interval=6, smoothing=1.0)
     detections = iter([face] + [None] * 100)
-    controller._faces.largest_face = lambda img: next(detections)
+    controller._faces.faces = lambda img: _found(next(detections))
     assert controller.update(image, disparity) == pytest.approx(0.6)
     controller.set_point(10, 10)
     for _ in range(300):
@@ -139,8 +144,8 @@ def test_after_a_click_auto_focus_looks_for_the_face_afresh():
 def test_live_focus_looks_for_faces_off_the_render_thread_and_takes_the_face_when_found(monkeypatch):
     image, disparity, face = _face_scene()
     detected_on = []
-    original = FaceFinder.detect
-    monkeypatch.setattr(FaceFinder, "detect",
+    original = FaceFinder.detect_all
+    monkeypatch.setattr(FaceFinder, "detect_all",
                         lambda self, prepared: detected_on.append(threading.get_ident()) or original(self, prepared))
     controller = FocusController("auto", face_interval=2, smoothing=1.0, faces_in_background=True)
     try:

@@ -41,6 +41,10 @@ def test_without_frame_times_or_when_they_do_not_go_forward_a_frame_counts_as_on
     assert joined.update(image, near, 0.0) == pytest.approx(0.65)
 
 
+def _found(face):
+    return [] if face is None else [face]
+
+
 def _face_then_none(fps: float, face_interval: int = 3, seconds: float = 1.0):
     """A face found on the first frame, then missed by every detection after it: focus per frame time."""
     image = next(sample_frames(1))  # any picture: the detections are scripted
@@ -49,7 +53,7 @@ def _face_then_none(fps: float, face_interval: int = 3, seconds: float = 1.0):
     disparity[400:] = 0.95  # the fallback: the nearest large region
     controller = FocusController("auto", smoothing=1.0, face_interval=face_interval)
     detections = iter([face] + [None] * 1000)
-    controller._faces.largest_face = lambda img: next(detections)
+    controller._faces.faces = lambda img: _found(next(detections))
     return [(i / fps, controller.update(image, disparity, i / fps)) for i in range(round(fps * seconds))]
 
 
