@@ -287,7 +287,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              save_depth=config.output.save_depth, preview=preview,
                              audio_ends_with_pictures=getattr(source, "audio_ends_with_pictures", False),
                              photo_metadata=getattr(source, "metadata", None),
-                             tags_from=getattr(source, "path", None),  # creation time, location, title
+                             # creation time, location, title: as the open video read them (not opened again)
+                             tags_from=source.tags if isinstance(source, VideoFileSource) else None,
                              controls=LiveControls(focus, config.render, full_height,  # its blur limit
                                                    shown_scale=shown_scale))
     except BaseException:

@@ -45,7 +45,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser, device_help="where everything runs (default: the config's; auto, CUDA where usable, "
                                           "without one)")
     parser.add_argument("--focus", metavar="auto|VALUE",
-                        help="auto (largest face, else nearest large region) or a disparity in [0, 1] (1: nearest)")
+                        help="auto (a face, else the nearest large region) or a disparity in [0, 1] (1: nearest)")
     parser.add_argument("--focus-point", metavar="X,Y",
                         help="focus on what is at this pixel in the first frame, followed as it moves")
     parser.add_argument("--blur", type=float, metavar="PX", help="largest blur radius in pixels at 480 lines")

@@ -96,7 +96,7 @@ class RefineConfig:
 
 @dataclass
 class RenderConfig:
-    focus: str | float = "auto"  # auto (largest face, else nearest large region) or a disparity in [0, 1]
+    focus: str | float = "auto"  # auto (a face, else the nearest large region) or a disparity in [0, 1]
     focus_point: tuple[int, int] | None = None  # x, y in pixels: focus on what is there
     track_point: bool = True  # the point follows what was under it as the picture moves (else: that pixel)
     focus_smoothing: float = 0.25  # weight of the newest focus measurement per 1/30 s (any frame rate)

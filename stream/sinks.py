@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Callable, Mapping
 
 import cv2
 import numpy as np
@@ -74,12 +74,12 @@ class NullSink(Sink):
 class VideoSink(Sink):
     """`audio_ends_with_pictures`: the input's sound is cut where the pictures end (a part of a video),
     as after an interrupted run, rather than written to its own end. `tags_from`: the file whose container
-    tags (creation time, location, title) the video keeps, by default `audio_from`. A frame's own duration
-    (`frame.extra["duration_seconds"]`, a GIF's or a variable frame rate's) is kept too."""
+    tags (creation time, location, title) the video keeps, or those tags, by default `audio_from`'s. A frame's own
+    duration (`frame.extra["duration_seconds"]`, a GIF's or a variable frame rate's) is kept too."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None,
                  picture: Callable[[Frame], np.ndarray], audio_ends_with_pictures: bool = False,
-                 tags_from: Path | None = None) -> None:
+                 tags_from: Path | Mapping[str, str] | None = None) -> None:
         self.writer = VideoWriter(path, width, height, fps, audio_from, tags_from=tags_from)
         self.picture = picture
         self.audio_ends_with_pictures = audio_ends_with_pictures
@@ -498,10 +498,11 @@ def output_kind(target: str) -> str:
 def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: Path | None,
               side_by_side: bool, save_depth: str | None, preview: bool = False,
               controls: LiveControls | None = None, audio_ends_with_pictures: bool = False,
-              photo_metadata: PhotoMetadata | None = None, tags_from: Path | None = None) -> Sink:
+              photo_metadata: PhotoMetadata | None = None,
+              tags_from: Path | Mapping[str, str] | None = None) -> Sink:
     """The sink for `-o TARGET` (plus the depth video of --save-depth, and the window of --preview), opened
-    and validated now. `tags_from`: the input video, whose creation time, location and title both videos keep
-    (by default the main output takes them from `audio_from`)."""
+    and validated now. `tags_from`: the input video's tags (or the file), whose creation time, location and title
+    both videos keep (by default the main output takes them from `audio_from`)."""
     kind = output_kind(target)
     picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
     out_width = width * 3 if side_by_side else width

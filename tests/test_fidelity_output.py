@@ -241,3 +241,20 @@ def test_fidelity_a_tag_read_twice_alike_is_written_once():
     assert _one_value(f"{CREATED};{CREATED}") == CREATED
     assert _one_value("Rock;Pop") == "Rock;Pop"  # a genre list stays as it is
     assert _one_value(CREATED) == CREATED
+
+
+def test_fidelity_a_run_keeps_the_tags_the_open_input_read(tmp_path, monkeypatch):
+    """The writer opened the input a second time for its tags (a slow network drive: a second open; a pipe: lost
+    pictures): the run hands over those its open source read."""
+    import stream.video_writer
+    from stream.cli import main
+
+    source = _tagged_video(tmp_path / "in.mp4", INPUTS["android.mp4"][0], None, audio_language=None)
+    given: list = []
+    real = stream.video_writer.kept_tags
+    monkeypatch.setattr(stream.video_writer, "kept_tags", lambda tags: given.append(tags) or real(tags))
+    out = tmp_path / "out.mp4"
+    assert main(["run", str(source), "-o", str(out), "--no-progress"]) == 0
+    assert given and all(isinstance(tags, dict) for tags in given)
+    kept = _tags(out)[0]
+    assert kept["creation_time"] == CREATED and kept["title"] == "Holiday"

@@ -613,7 +613,7 @@ def test_a_renamed_copy_of_a_registry_model_is_read_with_its_settings(shared_mod
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is the registry's tcmonodepth model under another name" in err
     # a file of another size is not hashed (a user's model may be gigabytes): read as their own
-    hashed: list[Path] = []
+    hashed: list = []
     monkeypatch.setattr(models.registry, "sha256_of", lambda path: hashed.append(path) or "")
     other = _first_channel_model(tmp_path / "other.onnx", 24, 40)
     assert resolve_model(str(other), progress=False)[0].input_norm == "imagenet" and hashed == []
