@@ -283,20 +283,23 @@ def test_normaliser_smooths_the_range_over_time():
 def test_normaliser_moves_as_fast_in_seconds_at_any_frame_rate():
     """The range's smoothing was per frame: at 60 fps a new range came in twice as fast in time as at 30, and
     on the async network's frames (a few frames apart) slower."""
+    # a range widening by a fifth (a sixth of the frame beyond the last one's: it glides, OUTGROWN_SHARE)
+    near, far = np.linspace(0.0, 1.0, 1000, dtype=np.float32), np.linspace(0.0, 1.2, 1000, dtype=np.float32)
+
     def high_after(fps: float, seconds: float = 0.5) -> float:
         normaliser = DisparityNormaliser(0, 100, smoothing=0.15)
-        normaliser(np.array([0.0, 1.0], np.float32), 3.0)  # a run that starts part-way (--start 3)
+        normaliser(near, 3.0)  # a run that starts part-way (--start 3)
         for i in range(1, round(seconds * fps) + 1):
-            normaliser(np.array([0.0, 2.0], np.float32), 3.0 + i / fps)
+            normaliser(far, 3.0 + i / fps)
         return normaliser.high
 
     assert high_after(24) == pytest.approx(high_after(30)) and high_after(60) == pytest.approx(high_after(30))
-    assert high_after(30) == pytest.approx(2.0 - 0.85 ** 15)  # 30 fps: the setting as it always was
+    assert high_after(30) == pytest.approx(1.2 - 0.2 * 0.85 ** 15)  # 30 fps: the setting as it always was
     assert high_after(10) == pytest.approx(high_after(30))  # the async network's frames, 3 apart
     joined = DisparityNormaliser(0, 100, smoothing=0.15)  # times that go back (clips joined): a frame each
-    joined(np.array([0.0, 1.0], np.float32), 9.0)
-    joined(np.array([0.0, 2.0], np.float32), 0.0)
-    assert joined.high == pytest.approx(1.15)
+    joined(near, 9.0)
+    joined(far, 0.0)
+    assert joined.high == pytest.approx(1.03)
 
 
 def test_normaliser_output_is_in_unit_range_and_ordered(rng):
@@ -841,3 +844,27 @@ def test_the_depth_stage_stops_when_interrupted_in_its_network_call(slow_estimat
     stage = DepthStage(slow_estimator, DisparityNormaliser(), max_batch=4)
     batch = [Frame(index=i, capture_ns=0, image=np.full((228, 304, 3), 90, np.uint8)) for i in range(4)]
     assert isinstance(_stopped_part_way(lambda: stage.process(batch), slow_estimator), Stopped)
+
+
+def test_normaliser_takes_at_once_a_range_the_frame_has_outgrown():
+    """After a fade to black the network's range is narrow; gliding back from it clipped most of the returning
+    picture to 0 or 1 (a two-level depth) for most of a second."""
+    normaliser = DisparityNormaliser()
+    picture = np.linspace(0.06, 1.3, 10_000, dtype=np.float32).reshape(100, 100)
+    dark = np.linspace(0.37, 0.9, 10_000, dtype=np.float32).reshape(100, 100)  # TCMonoDepth's on a black frame
+    normaliser(picture, 0.0)
+    for i in range(1, 16):
+        normaliser(dark, i / 30)
+    back = normaliser(picture, 16 / 30)
+    assert float(((back <= 0) | (back >= 1)).mean()) <= 0.05  # the percentiles' own 4 %
+
+
+def test_normaliser_lets_a_near_object_at_the_edge_glide_in():
+    """A near object covering a tenth of the frame is not taken at once: the subject's value would jump."""
+    normaliser = DisparityNormaliser(smoothing=0.15)
+    picture = np.linspace(0.0, 1.0, 10_000, dtype=np.float32).reshape(100, 100)
+    normaliser(picture, 0.0)
+    entered = picture.copy()
+    entered[90:] = 2.0  # the bottom tenth
+    normaliser(entered, 1 / 30)
+    assert normaliser.high == pytest.approx(0.98 + 0.15 * (2.0 - 0.98), abs=1e-3)
