@@ -83,23 +83,28 @@ def main() -> None:
         o, t8, tf = (float(np.median(times[k])) for k in ("ours", "8u", "f32"))
         print(f"| {width}x{height} | {o:.1f} | {t8:.1f} | {t8 / o:.2f}x | {tf:.1f} | {tf / o:.2f}x |")
 
-    print("\nLive mode (refine_live, default parameters), per 640x480 frame; 1 thread too, since on a shared "
-          "machine the slower of two threads sets a parallel call's time:\n")
-    print("| network disparity | threads | median (ms) | p95 (ms) |")
-    print("| --- | ---: | ---: | ---: |")
-    disparity, guide = scene(480, 640, seed=1)
+    print("\nLive mode (refine_live, default parameters: the live-cpu and default presets' refinement); 1 thread too, "
+          "since on a shared machine the slower of two threads sets a parallel call's time. CPU: the process's CPU "
+          "time per call (at 1 thread the steadiest figure on a shared machine):\n")
+    print("| frame | network disparity | threads | median (ms) | p95 (ms) | CPU median (ms) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
     all_threads = numba.get_num_threads()
-    for low_w, low_h in ((160, 128), (320, 192)):
-        low = cv2.resize(disparity, (low_w, low_h), interpolation=cv2.INTER_AREA)
-        for threads in sorted({all_threads, 1}, reverse=True):
-            numba.set_num_threads(threads)
-            refine_live(low, guide, backend="cpu")
-            times = []
-            for _ in range(200):
-                start = time.perf_counter()
+    for (height, width), low_sizes, runs in (((480, 640), ((160, 128), (320, 192)), 200),
+                                             ((1080, 1920), ((320, 192),), 60)):
+        disparity, guide = scene(height, width, seed=1)
+        for low_w, low_h in low_sizes:
+            low = cv2.resize(disparity, (low_w, low_h), interpolation=cv2.INTER_AREA)
+            for threads in sorted({all_threads, 1}, reverse=True):
+                numba.set_num_threads(threads)
                 refine_live(low, guide, backend="cpu")
-                times.append(time.perf_counter() - start)
-            print(f"| {low_w}x{low_h} | {threads} | {np.median(times) * 1e3:.2f} | {np.percentile(times, 95) * 1e3:.2f} |")
+                times, cpu = [], []
+                for _ in range(runs):
+                    start, start_cpu = time.perf_counter(), time.process_time()
+                    refine_live(low, guide, backend="cpu")
+                    times.append(time.perf_counter() - start)
+                    cpu.append(time.process_time() - start_cpu)
+                print(f"| {width}x{height} | {low_w}x{low_h} | {threads} | {np.median(times) * 1e3:.2f} "
+                      f"| {np.percentile(times, 95) * 1e3:.2f} | {np.median(cpu) * 1e3:.2f} |")
     numba.set_num_threads(all_threads)
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -10,7 +10,7 @@ from typing import Callable
 from stream.frame import Frame
 
 # From bench/RESULTS.md on a 2-core CPU: the exact filter (r = 12) against live mode at 160 px,
-# 333-336 against 8-10 ms at 640x480 and 2.2-2.5 s against 46-70 ms (20-26 ms since) at 1920x1080:
+# 333-336 against 8-10 ms at 640x480 and 2.2-2.5 s against 46-70 ms (about 16 ms since) at 1920x1080:
 # 30 is the least of these ratios.
 LIVE_REFINE_SPEEDUP = 30
 

@@ -116,6 +116,34 @@ def test_joint_bilateral_upsampling_matches_the_float64_reference(rng, low_shape
     assert np.abs(fast - reference).max() <= 1e-5
 
 
+def extreme_colours(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Every channel 0 or 255: each colour difference is 0 or ±255, the ends of the signed range table."""
+    return (rng.integers(0, 2, (height, width, 3)) * 255).astype(np.uint8)
+
+
+def test_cpu_extreme_colour_differences_match_reference(rng):
+    """The fast path packs B, G and R into one word and reads all three differences from one subtraction
+    (255 + Δ in 10-bit fields): at Δ = ±255 in every channel at once no field may borrow from the next.
+    σr = 1 keeps a 255 difference's weight (exp(−1/2) a channel) far above the table's floor."""
+    d = rng.random((23, 31), dtype=np.float32)
+    g = extreme_colours(rng, 23, 31)
+    for radius in (1, 3):
+        ref = joint_bilateral_reference(d, g, radius, 2.0, 1.0)
+        assert np.abs(joint_bilateral(d, g, radius, 2.0, 1.0, backend="cpu") - ref).max() <= 1e-4
+
+
+def test_upsampling_of_extreme_colour_differences_matches_the_reference(rng):
+    from kernels.bilateral import LIVE_UPSAMPLE_SIGMA, range_lut
+    from kernels.bilateral_cpu import guide_planes, joint_bilateral_upsample
+
+    low = rng.random((7, 9)).astype(np.float32)
+    guide = extreme_colours(rng, 29, 40)
+    low_guide = extreme_colours(rng, 7, 9)  # not the guide's average: differences of ±255 both ways
+    fast = joint_bilateral_upsample(low, guide_planes(low_guide), guide, range_lut(1.0), LIVE_UPSAMPLE_SIGMA)
+    reference = joint_bilateral_upsample_reference(low, low_guide, guide, 1.0, LIVE_UPSAMPLE_SIGMA)
+    assert np.abs(fast - reference).max() <= 1e-5
+
+
 def test_refine_live_close_to_full_resolution_filter():
     import cv2
 
