@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+import threading
 import time
 import urllib.parse
 from typing import Any, Iterator
@@ -165,6 +166,7 @@ class NetworkSource(Source):
         if fragment not in ("", "udp") or (fragment and self.parts.scheme.lower() not in ("rtsp", "rtsps")):
             raise UserError(f"unknown option #{fragment} in {redact(url)}; the only one is #udp, for RTSP over UDP")
         self.transport = fragment or "tcp"
+        self._interrupted = threading.Event()  # the run is stopping: read no further, open nothing again
         self._clock = _Clock()
         self._sizes_told: set[tuple[int, int]] = set()
         self._damage_told = False
@@ -240,6 +242,8 @@ class NetworkSource(Source):
         pictures, deadline = 0, time.monotonic() + FIRST_PICTURE_S
         try:
             for packet in self.container.demux(self.stream):
+                if self._interrupted.is_set():
+                    return
                 if not pictures and time.monotonic() > deadline:  # packets that never make a picture
                     self.dropped = f"no picture within {FIRST_PICTURE_S:g} s"
                     return
@@ -265,11 +269,13 @@ class NetworkSource(Source):
         self._head = []
         if time.monotonic() - self.opened_at > STALE_S:
             # its socket held what came while the model loaded: the live stream from now on instead
-            pictures = iter([self._reopen_or_end("opened again after the set-up", quiet=True)])
+            pictures = self._reopen_or_end("opened again after the set-up", quiet=True)
         while True:
             found = next(pictures, None) or next(self.packets, None)
+            if self._interrupted.is_set():  # a stop: not the stream's end, nor a drop to reconnect after
+                return
             if found is None and self.dropped:
-                pictures = iter([self._reopen_or_end(self.dropped)])
+                pictures = self._reopen_or_end(self.dropped)
                 continue
             if found is None:
                 if self.delivered:
@@ -292,11 +298,11 @@ class NetworkSource(Source):
             f"network stream {self.shown} now delivers {width}x{height} pictures; they are scaled to the "
             f"{self.width}x{self.height} it started with"))
 
-    def _reopen_or_end(self, reason: str, quiet: bool = False) -> tuple[Any, int]:
-        """Open the stream again until it gives a picture (returned) or RECONNECT_S have passed; UserError, the
-        run's end, where it stays away."""
+    def _reopen_or_end(self, reason: str, quiet: bool = False) -> Iterator[tuple[Any, int]]:
+        """Open the stream again until it gives a picture (the one yielded) or RECONNECT_S have passed; UserError,
+        the run's end, where it stays away. Nothing, at once, once interrupted."""
         started = time.monotonic()
-        while True:
+        while not self._interrupted.is_set():
             self.container.close()
             try:
                 self._open()
@@ -308,12 +314,22 @@ class NetworkSource(Source):
                 if not quiet:
                     notify(f"network stream {self.shown} dropped ({reason}) and came back after "
                            f"{time.monotonic() - started:.1f} s")
-                return found
+                yield found
+                return
+            if self._interrupted.is_set():  # the stop cut this try short: no failure of the stream's
+                return
             if time.monotonic() - started + RETRY_PAUSE_S >= RECONNECT_S:
                 raise UserError(f"network stream {self.shown} stopped delivering frames after {self.delivered} "
                                 f"({reason}) and did not come back within {RECONNECT_S:g} s ({cause}); the frames "
                                 f"before were kept")
-            time.sleep(RETRY_PAUSE_S)
+            self._interrupted.wait(RETRY_PAUSE_S)
+
+    def interrupt(self) -> None:
+        """A stop (q, Ctrl-C, SIGTERM): the reconnecting gives up, the reading ends at its next packet, and
+        frames() returns; its thread then closes the connection. A connect or read waiting on the network still
+        takes up to TIMEOUT_S: PyAV 18 lets no other thread cut it short (its interrupt callback serves only its
+        own timeouts, and closing the container under a demux in progress is not safe)."""
+        self._interrupted.set()
 
     def close(self) -> None:
         self.container.close()

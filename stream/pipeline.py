@@ -7,7 +7,9 @@ lose nothing). Between stages, queues block, so back-pressure reaches the captur
 source's frames are also admitted past the capture queue only while fewer than one per working stage
 are on their way to the sink (`InFlightLimit`), so an overloaded stage adds no queueing latency. Any
 failure, Ctrl-C, or a stop asked by the sink sets one stop event; every wait polls it, so all
-threads end within a couple of seconds, and the sink is always closed (files finalised).
+threads end within a couple of seconds, and the sink is always closed (files finalised). A stage that
+fails in a file run first lets the frames already past it reach the sink, as an input that turns
+unreadable part-way does. At a stop the source and stages are asked to interrupt what they wait for.
 """
 from __future__ import annotations
 
@@ -44,6 +46,19 @@ class RunResult:
     threads_left: list[str] = field(default_factory=list)
 
 
+class _Bar(tqdm):
+    """The run's progress bar, without tqdm's monitor thread, which tqdm starts with a first bar and never ends (a
+    library's every `app.run(...)` left one behind). The monitor only refreshes a bar whose `miniters` grew above 1
+    (dynamic miniters after a fast spell) and then waited `maxinterval`; ours keeps `miniters=1`, so each frame
+    checks the time itself (one clock read a frame) and the monitor would never act on it."""
+
+    monitor_interval = 0
+
+    def __init__(self, total: int | None, mininterval: float) -> None:
+        super().__init__(total=total, unit="frame", dynamic_ncols=True, leave=True, mininterval=mininterval,
+                         miniters=1)
+
+
 class _NoBar:
     """Stands in for tqdm where no progress is shown: tqdm starts its monitor thread for a disabled bar too and
     never ends it, so every run left a thread behind in the calling program."""
@@ -60,6 +75,16 @@ def _is_terminal(stream) -> bool:
         return stream.isatty()
     except (AttributeError, OSError, ValueError):
         return False
+
+
+def _interrupt(part: Source | Stage) -> None:
+    """Ask a source or stage that can (a network stream, a camera, the depth stages) to end what it waits for."""
+    interrupt = getattr(part, "interrupt", None)  # a stand-in or a library's own source may have none
+    try:
+        if interrupt is not None:
+            interrupt()
+    except Exception:  # noqa: BLE001 (one that cannot: its call is waited for, as before)
+        pass
 
 
 class Pipeline:
@@ -168,7 +193,20 @@ class Pipeline:
         except Stopped:
             pass
         except BaseException as exc:  # noqa: BLE001
-            self._fail(stage.name, exc)
+            self._stage_failed(stage.name, exc, outbox)
+
+    def _stage_failed(self, where: str, exc: BaseException, outbox: FrameQueue[Frame]) -> None:
+        """A file run: the frames already past the failed stage (in later queues and stages' hands, up to a queue
+        of each) still reach the sink, then the run ends with the error, as after a StopAfter; the stages before
+        it stall on its full inbox until the stop at the run's end. A stop ended every stage at once, and those
+        frames were lost. A live run stops at once: its frames in flight are a few of a stream that goes on."""
+        if self.source.live:
+            self._fail(where, exc)
+            return
+        with self._error_lock:
+            if self.error is None:
+                self.error = (where, exc)
+        outbox.put(END)
 
     def batch_wait_s(self, stage: Stage) -> float:
         """How long a stage's batch waits after its first frame: `max_wait_ms`, and for a live source at most one
@@ -194,8 +232,7 @@ class Pipeline:
         completed, interrupted, closed_by_user = False, False, False
         total = None if self.source.live else self.source.frame_count
         # into a log (stderr not a terminal) a state every 10 s, not ten a second
-        bar = tqdm(total=total, unit="frame", dynamic_ncols=True, leave=True,
-                   mininterval=0.1 if _is_terminal(sys.stderr) else 10.0) if self.progress else _NoBar()
+        bar = _Bar(total, mininterval=0.1 if _is_terminal(sys.stderr) else 10.0) if self.progress else _NoBar()
         with signals_stop(self.stop) as signals:
             try:
                 for thread in self.threads:
@@ -232,7 +269,7 @@ class Pipeline:
             raise PipelineError(where, exc) from exc
         return result
 
-    def _drain(self, bar: tqdm | _NoBar) -> tuple[bool, bool]:
+    def _drain(self, bar: _Bar | _NoBar) -> tuple[bool, bool]:
         """The sink's loop on the calling thread, until the end of the input, a stop, or the user
         closing the sink. Returns (completed, closed_by_user)."""
         outbox = self.queues[-1]
@@ -271,14 +308,11 @@ class Pipeline:
         """Stop every thread (they poll the stop event), then close the stages (the async network's
         worker), then finalise the sink and the source. `hurried`: true once the user asked again to stop (a
         second Ctrl-C): the wait for the threads ends then; the sink is finalised all the same."""
-        if not complete:  # a stop: a slow network's call in progress ends now, not after its batch (FCRN: seconds)
-            for stage in self.stages:
-                interrupt = getattr(stage, "interrupt", None)  # the depth stages have one
-                try:
-                    if interrupt is not None:
-                        interrupt()
-                except Exception:  # noqa: BLE001 (a network that cannot: its call is waited for, as before)
-                    pass
+        if not complete:
+            # a stop: a slow network's call in progress ends now, not after its batch (FCRN: seconds); a network
+            # stream or camera reconnecting gives up, where it went on trying behind the ended run
+            for part in (self.source, *self.stages):
+                _interrupt(part)
         self._join_threads(hurried)
         for stage in self.stages:
             try:

@@ -61,6 +61,10 @@ class Source:
         """After every frame was read: a warning where the input ended well before it said it would."""
         return None
 
+    def interrupt(self) -> None:
+        """The run is stopping (called from another thread, before close()): a source that waits or tries again
+        (a stream reconnecting, a camera opened anew) gives up now, and frames() ends without an error."""
+
     def close(self) -> None:
         pass
 
@@ -884,6 +888,7 @@ class CameraSource(Source):
         # released under a read still waiting (a stalled camera, closed at a stop) crashes the process
         self._reading = threading.Lock()
         self._closed = False
+        self._interrupted = threading.Event()  # the run is stopping: no reopening behind it
         self.capture = _open_camera(self.index)
         if not self.capture.isOpened():
             first = _picture_node(self.index)
@@ -955,6 +960,8 @@ class CameraSource(Source):
             if not ok and index > 0:
                 ok, image = self._reopen()
                 arrival = now_ns()
+            if not ok and self._interrupted.is_set():  # a stop, not the camera's failure
+                return
             if not ok:
                 if index == 0:
                     raise UserError(self._no_frame())
@@ -981,7 +988,8 @@ class CameraSource(Source):
         while time.monotonic() - started < CAMERA_RECONNECT_S and not self._closed:
             with self._reading:
                 self.capture.release()
-            time.sleep(CAMERA_RETRY_PAUSE_S)
+            if self._interrupted.wait(CAMERA_RETRY_PAUSE_S):  # the run is stopping: it no longer waits for us
+                break
             with self._reading:
                 if self._closed:  # the run ended meanwhile: no camera is left open behind it
                     break
@@ -993,6 +1001,10 @@ class CameraSource(Source):
                     notify(f"camera {self.index} stopped for {time.monotonic() - started:.1f} s and came back")
                     return True, image
         return False, None
+
+    def interrupt(self) -> None:
+        """A stop: the reopening in progress gives up (a read waiting in the driver still takes its time)."""
+        self._interrupted.set()
 
     def close(self) -> None:
         """Release the camera, unless a read still waits in the driver after CAMERA_CLOSE_WAIT_S (a stalled

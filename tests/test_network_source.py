@@ -47,14 +47,17 @@ def _transport_stream(folder: Path) -> bytes:
 class _Server:
     """A local HTTP server thread. /clip.ts: an MPEG-TS file with its Content-Length (it ends cleanly), paced at
     its own rate with ?paced. /video: multipart MJPEG at `fps`, `per_connection` pictures a connection, after which
-    the connection closes (a phone app stopping part-way); connections past `most` get 404. /auth answers 401."""
+    the connection closes (a phone app stopping part-way); connections past `most` get 404, or with `silent` no
+    answer at all (a camera that froze). /auth answers 401."""
 
-    def __init__(self, ts: bytes = b"", fps: float = 10, per_connection: int = 1000, most: int = 1000) -> None:
+    def __init__(self, ts: bytes = b"", fps: float = 10, per_connection: int = 1000, most: int = 1000,
+                 silent: bool = False) -> None:
         scene = SyntheticPortrait(SyntheticScene(160, 120))
         self.pictures = [scene.render(i)[0] for i in range(10)]
         self.jpegs = [cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
                       for image in self.pictures]
         self.ts, self.fps, self.per_connection, self.most = ts, fps, per_connection, most
+        self.silent, self.closing = silent, threading.Event()
         self.connections = 0
         outer = self
 
@@ -69,6 +72,8 @@ class _Server:
                         outer.send_ts(self)
                     elif self.path.startswith("/video") and outer.connections <= outer.most:
                         outer.send_mjpeg(self)
+                    elif self.path.startswith("/video") and outer.silent:
+                        outer.closing.wait(30)  # the connection taken, the request never answered
                     else:
                         self.send_response(401 if self.path.startswith("/auth") else 404)
                         self.send_header("Content-Length", "0")
@@ -104,6 +109,7 @@ class _Server:
             time.sleep(1 / self.fps)
 
     def close(self) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -219,6 +225,41 @@ def test_a_stream_that_stays_away_ends_the_run_with_one_line_and_a_playable_file
     assert "the frames before were kept" in message and SECRET not in message
     assert built.pipeline.sink_finalised and built.pipeline.frames_written > 0
     assert probe(out)["frames"] == built.pipeline.frames_written
+
+
+class _QuitWhileAway(NullSink):
+    """A window whose user presses q once the stream has been away a while (a reconnect under way)."""
+
+    def __init__(self, server: _Server) -> None:
+        super().__init__()
+        self.server = server
+
+    def idle(self) -> None:
+        pass
+
+    @property
+    def wants_stop(self) -> bool:
+        return self.server.connections >= 2  # the first try to open it again reached the server: it hangs there
+
+
+def test_a_stop_while_the_stream_reconnects_ends_its_thread_and_closes_it(told, quick, monkeypatch):
+    """q (Ctrl-C, SIGTERM) while the stream was away: the run ended after the pipeline's 2 s wait, but the capture
+    thread, which could not see the stop, went on opening the stream again (RECONNECT_S) behind it, and the
+    connection stayed open until the process exited. The stop now interrupts the source: the try in progress is
+    the last, the thread ends with the run and closes the stream, and no failure is said for the stop."""
+    monkeypatch.setattr(network, "RECONNECT_S", 120.0)  # the old loop outlives the run by far
+    server = _Server(fps=30, per_connection=6, most=1, silent=True)
+    try:
+        source = NetworkSource(f"{server.base}/video")
+        closed = []
+        close = source.close
+        source.close = lambda: (closed.append(True), close())
+        result = Pipeline(source, [_SlowStage()], _QuitWhileAway(server), queue_size=2).run()
+    finally:
+        server.close()
+    assert result.closed_by_user and not result.completed and result.frames_written > 0
+    assert result.threads_left == [] and closed == [True]
+    assert not any("stopped delivering" in line or "came back" in line for line in told), told
 
 
 class _SlowStage:

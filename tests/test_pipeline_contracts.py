@@ -321,3 +321,54 @@ def test_a_window_answers_its_keys_while_no_frame_comes():
         stage.released.set()
     assert result.closed_by_user and not result.completed
     assert [f.index for f in sink.frames] == [0] and sink.idle_calls == 2
+
+
+def test_a_run_with_a_progress_bar_leaves_no_thread_behind(capsys):
+    """Library use (`app.run(...)` with its bar): tqdm started its monitor thread with the bar and never ended it."""
+    _stop_tqdm_monitor()
+    before = set(threading.enumerate())
+    result = Pipeline(_Source(range(5)), [_Stage()], _Collecting(), progress=True).run()
+    assert result.completed
+    assert [t.name for t in threading.enumerate() if t not in before] == []
+    assert "5/5" in capsys.readouterr().err  # the bar itself counts as before
+
+
+class _Failing(_Stage):
+    """A model error at frame `at`, after the frames before it went on."""
+
+    def __init__(self, at):
+        super().__init__("refine")
+        self.at = at
+
+    def process(self, batch):
+        if batch[0].index == self.at:
+            raise RuntimeError("the model failed")
+        return super().process(batch)
+
+
+class _AfterTheFailure(_Stage):
+    """A render whose first frame takes until the stage before it has failed and ended: the frames that stage had
+    finished wait in this one's queue then."""
+
+    def __init__(self):
+        super().__init__("render")
+        self.pipeline: Pipeline | None = None
+
+    def process(self, batch):
+        failed = next(t for t in self.pipeline.threads if t.name.endswith("stage-refine"))
+        failed.join(timeout=10)
+        return super().process(batch)
+
+
+def test_frames_past_a_failed_stage_still_reach_a_files_output():
+    """A stage failing part-way (a model error at frame 5) ended every stage at once: the frames the later stages
+    had already been given were lost (here all 5). A file run now writes them before it ends with the error."""
+    from stream.errors import PipelineError
+
+    sink, render = _Collecting(), _AfterTheFailure()
+    pipeline = Pipeline(_Source(range(40)), [_Stage("depth"), _Failing(at=5), render], sink, queue_size=8)
+    render.pipeline = pipeline
+    with pytest.raises(PipelineError, match="'refine' failed: RuntimeError: the model failed"):
+        pipeline.run()
+    assert pipeline.sink_finalised and [frame.index for frame in sink.frames] == [0, 1, 2, 3, 4]
+    assert not any(thread.is_alive() for thread in pipeline.threads)
