@@ -22,7 +22,7 @@ from stream.errors import UserError
 from stream.focus import FocusController
 from stream.images import check_image_size
 from stream.metrics import LatencyRecorder
-from stream.network_source import redact
+from stream.network_source import NetworkSource, redact
 from stream.pipeline import Pipeline
 from stream.paths import ensure_writable, same_file
 from stream.sinks import PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind
@@ -243,7 +243,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     `wrap_source` changes how the input is delivered (the benchmark paces a file like a camera); `clip`
     (start, duration in seconds) takes a part of a video file."""
     source = open_source(input_spec)
-    if config.deinterlace == "off" and isinstance(source, VideoFileSource):
+    if config.deinterlace == "off" and isinstance(source, (VideoFileSource, NetworkSource)):
         source.keep_fields()
     if clip != (None, None):
         if not isinstance(source, VideoFileSource):

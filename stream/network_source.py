@@ -5,9 +5,16 @@ Live as a camera is: the pipeline keeps the newest frame and drops the oldest. A
 camera rebooting, Wi-Fi roaming; an RTSP camera closing the connection) is opened again for a bounded time; one its
 sender ends cleanly (an HLS playlist's end, a file served over HTTP) ends the run as a file's end does. A password in
 the address is never shown.
+
+Each picture is treated as a video file's is (VideoFileSource), by the same functions: interlaced pictures (a DVB or
+IPTV multicast's 1080i/576i) deinterlaced with bwdif, which holds each back only until the next has come; HDR (HLG,
+PQ) and BT.2020 tone-mapped to SDR BT.709; non-square pixels (576i's 16:15, 64:45) scaled square; a display
+rotation and mirror (an H.264 display orientation SEI, as a phone app's stream may carry) applied. All but the
+deinterlacing are decided from the first picture, as a file's are.
 """
 from __future__ import annotations
 
+import collections
 import errno
 import re
 import socket
@@ -17,11 +24,10 @@ import urllib.parse
 from typing import Any, Iterator
 
 from stream.console import notify
+from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
-from stream.hdr import UNSPECIFIED_MATRIX
-from stream.sources import Source, scale_telling_once
-from stream.video_writer import is_hd
+from stream.sources import PictureTreatment, Source, scale_telling_once
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 TIMEOUT_S = 5.0  # connecting, and the wait for each packet: an unreachable host or a stalled stream fails after this
@@ -154,6 +160,24 @@ def _rate_from(seconds: list[float]) -> float:
     return min(max(rate, RATE_RANGE[0]), RATE_RANGE[1])
 
 
+def deinterlaced(found: Iterator[tuple[Any, int]], deinterlacer: Deinterlacer | None) -> Iterator[tuple[Any, int]]:
+    """(picture, capture time) with the interlaced pictures deinterlaced. bwdif gives one picture out per picture
+    in, in order, so each leaves with the capture time it came with; it holds one back only until the next has
+    entered (a frame interval, the least a look-ahead can take), and what it holds comes out at the end."""
+    if deinterlacer is None:
+        yield from found
+        return
+    times: collections.deque[int] = collections.deque()
+
+    def pictures() -> Iterator[Any]:
+        for picture, capture_ns in found:
+            times.append(capture_ns)
+            yield picture
+
+    for picture in deinterlacer.frames(pictures()):
+        yield picture, times.popleft()
+
+
 class NetworkSource(Source):
     """A network stream through PyAV. `rtsp://...#udp` takes RTSP over UDP (a fragment never reaches the camera)."""
 
@@ -173,9 +197,14 @@ class NetworkSource(Source):
         self.delivered = 0  # pictures given to the pipeline
         self._open()
         head = self._first_pictures()
-        self.width, self.height = head[0][0].width, head[0][0].height
+        first = head[0][0]
+        # decided from the first picture, as a file's (a picture with another size is scaled to it: _image)
+        self.treatment = PictureTreatment(first, self.stream, f"network stream {self.shown}")
+        self.width, self.height = self.treatment.size(first.width, first.height)
         self._head = head
-        self._untagged = "itu709" if is_hd(self.width, self.height) else None
+        # bwdif decides picture by picture (a broadcast switches); a stream that turns interlaced later is said
+        self.interlaced = bool(first.interlaced_frame)
+        self.deinterlace = True  # keep_fields() turns it off
         stated = self._stated_rate()
         # by the stream's own clock where it has one: pictures that arrived in a burst came from a steady camera
         timed = self.timed and all(picture.time is not None for picture, _ in head)
@@ -183,8 +212,15 @@ class NetworkSource(Source):
         if self.container.streams.audio:
             notify(f"network stream {self.shown} has sound, which is not kept: only its pictures are processed")
         codec = self.stream.codec_context.name.upper()
+        shown = ([DEINTERLACED] if self.interlaced else []) + self.treatment.parts(f"{first.width}x{first.height}")
         self.description = (f"network stream {self.shown} ({codec}) {self.width}x{self.height} @ {self.fps:.3g} fps"
-                            + ("" if stated else " (measured)"))
+                            + ("" if stated else " (measured)") + "".join(f", {part}" for part in shown))
+
+    def keep_fields(self) -> None:
+        """`--deinterlace off`: interlaced pictures as decoded, both fields woven (as VideoFileSource.keep_fields:
+        a 25p camera in a 50i stream flags progressive pictures interlaced, and bwdif would soften what moves)."""
+        self.deinterlace = False
+        self.description = self.description.replace(f", {DEINTERLACED}", "")
 
     # -- opening ------------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -265,6 +301,24 @@ class NetworkSource(Source):
             self.dropped = "the camera closed the connection"
 
     def frames(self) -> Iterator[Frame]:
+        deinterlacer = Deinterlacer(None) if self.deinterlace else None  # each picture's own time base
+        for picture, capture_ns in deinterlaced(self._pictures(), deinterlacer):
+            if self._interrupted.is_set():  # what the filter held when a stop came: not given
+                return
+            if deinterlacer is not None and not self.interlaced and deinterlacer.first_interlaced is not None:
+                self.interlaced = True
+                notify(f"network stream {self.shown} turns interlaced at frame {self.delivered + 1}: its interlaced "
+                       f"pictures are {DEINTERLACED}")
+            # the capture time as the presentation time, as a camera's: a recording plays at the pace filmed
+            yield Frame(index=self.delivered, capture_ns=capture_ns, image=self._image(picture),
+                        pts_seconds=capture_ns / 1e9)
+            self.delivered += 1
+        if self.delivered and not self._interrupted.is_set():
+            notify(f"network stream {self.shown} ended (its sender closed it) after {self.delivered} frames")
+
+    def _pictures(self) -> Iterator[tuple[Any, int]]:
+        """(picture, capture time) as decoded, opened again across drops, until the sender ends the stream or a
+        stop comes; UserError where it stays away."""
         pictures = iter(self._head)
         self._head = []
         if time.monotonic() - self.opened_at > STALE_S:
@@ -278,20 +332,13 @@ class NetworkSource(Source):
                 pictures = self._reopen_or_end(self.dropped)
                 continue
             if found is None:
-                if self.delivered:
-                    notify(f"network stream {self.shown} ended (its sender closed it) after {self.delivered} frames")
                 return
-            picture, capture_ns = found
-            # the capture time as the presentation time, as a camera's: a recording plays at the pace filmed
-            yield Frame(index=self.delivered, capture_ns=capture_ns, image=self._image(picture),
-                        pts_seconds=capture_ns / 1e9)
-            self.delivered += 1
+            yield found
 
     def _image(self, picture: Any) -> Any:
-        """BGR at the size the stream started with (a camera whose stream changed size after a reconnect is scaled
-        to it; each other size said once)."""
-        tagged = picture.colorspace != UNSPECIFIED_MATRIX
-        image = picture.to_ndarray(format="bgr24", src_colorspace=None if tagged else self._untagged)
+        """BGR, treated as the first picture said, at the size the stream started with (a camera whose stream
+        changed size after a reconnect is scaled to it; each other size said once)."""
+        image = self.treatment.image(picture)
         if image.shape[:2] == (self.height, self.width):
             return image
         return scale_telling_once(image, self.width, self.height, self._sizes_told, lambda width, height: (

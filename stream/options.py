@@ -18,8 +18,9 @@ def add_model_options(parser: argparse.ArgumentParser, device_help: str) -> None
     parser.add_argument("--model-size", metavar="WxH", help="the input size to run a model with a dynamic size at")
     parser.add_argument("--device", choices=DEVICES, help=device_help)
     parser.add_argument("--deinterlace", choices=DEINTERLACE,
-                        help="auto (the default): a video's interlaced pictures (1080i, DV) are deinterlaced with "
-                             "FFmpeg's bwdif; off: as decoded (progressive video its camera flags interlaced)")
+                        help="auto (the default): a video's or a network stream's interlaced pictures (1080i, DV) are "
+                             "deinterlaced with FFmpeg's bwdif; off: as decoded (progressive video its camera flags "
+                             "interlaced)")
 
 
 def model_overrides(args: argparse.Namespace) -> dict:

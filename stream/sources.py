@@ -249,6 +249,52 @@ class PacedSource(Source):
 ANIMATION_FORMATS = ("gif", "apng")  # FFmpeg's demuxers of animations: each picture has its own duration
 
 
+class PictureTreatment:
+    """What each decoded picture of a video file or a network stream needs before the pipeline sees it, decided
+    from the first: tone-mapped (HDR) or plainly converted to BGR, scaled to square pixels (DV, anamorphic: the
+    network, the face detector and the round blur see its true shape), turned upright and mirrored back as its
+    display matrix says (a phone's portrait video), in that order. Deinterlacing comes before it, on the decoded
+    frames. `name`: the input as its lines name it."""
+
+    def __init__(self, first: Any, stream: Any, name: str) -> None:
+        self.pixel_aspect: Fraction = pixel_aspect(stream, name)
+        self.rotation, self.mirrored = display_orientation(first)
+        self.turn = UPRIGHT.get(self.rotation)
+        self.colour = colour_signal(first)
+        self.converter = ColourConverter(self.colour) if self.colour is not None else None
+        # Players take untagged video for BT.709 from HD sizes (as the writer tags its output); swscale
+        # would take BT.601 for every size.
+        self.untagged = "itu709" if is_hd(first.width, first.height) else None
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """The size pictures stored at `width` x `height` are given at."""
+        width = round(width * self.pixel_aspect)
+        return (height, width) if self.rotation in (90, 270) else (width, height)
+
+    def parts(self, stored: str) -> list[str]:
+        """What is done to each picture, as the run line says it (the words VideoFileSource's says)."""
+        shown = [f"scaled to square pixels from {stored} (pixel aspect {self.pixel_aspect})"] \
+            if self.pixel_aspect != 1 else []
+        shown += [f"turned upright ({self.rotation}° display rotation)"] if self.turn is not None else []
+        shown += ["mirrored back as its display matrix says"] if self.mirrored else []
+        return shown + ([str(self.colour)] if self.colour is not None else [])
+
+    def image(self, picture: Any) -> np.ndarray:
+        """One decoded av.VideoFrame as the BGR picture the pipeline works on."""
+        if self.converter is not None:
+            image = self.converter.convert(picture)
+        else:
+            tagged = picture.colorspace != UNSPECIFIED_MATRIX
+            image = picture.to_ndarray(format="bgr24", src_colorspace=None if tagged else self.untagged)
+        if self.pixel_aspect != 1:  # area averaging where it narrows (no aliasing), cubic where it widens
+            height, width = image.shape[:2]
+            size = (round(width * self.pixel_aspect), height)
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if size[0] < width else cv2.INTER_CUBIC)
+        if self.turn is not None:
+            image = cv2.rotate(image, self.turn)
+        return cv2.flip(image, 1) if self.mirrored else image  # left-right, after the turn
+
+
 class VideoFileSource(Source):
     """Decodes with PyAV (FFmpeg), frame-threaded; keeps presentation times for the writer."""
 
@@ -289,30 +335,15 @@ class VideoFileSource(Source):
         for line in self._untold:
             notify(line)
         self._untold = None
-        # DV and anamorphic video store the picture squeezed (non-square pixels): it is scaled to square pixels,
-        # its height kept, so the network, the face detector and the round blur see its true shape, and the
-        # output shows right in every player (as an editor's export does).
-        self._pixel_aspect = pixel_aspect(self.stream, path)
-        self.width = round(self.width * self._pixel_aspect)
-        # Phones store portrait video as landscape pictures plus a display matrix that turns it, and some
-        # front cameras one that mirrors it too. The network and the face detector need the subject upright,
-        # and the output has no display matrix of its own, so frames are shown as the matrix says here.
-        self.rotation, self._mirrored = display_orientation(self._first)
-        self._turn = UPRIGHT.get(self.rotation)
-        if self.rotation in (90, 270):
-            self.width, self.height = self.height, self.width
+        # the output has no display matrix or pixel aspect of its own: frames are shown as the input says here
+        self._treatment = PictureTreatment(self._first, self.stream, path.name)
+        self.width, self.height = self._treatment.size(self.width, self.height)
+        self.rotation, self.colour = self._treatment.rotation, self._treatment.colour
         count = self._announced_frames = self.stream.frames
         seconds = self._length = self._video_seconds()  # kept: the warning after the run reads them closed
         if not count and seconds:
             count = int(round(seconds * self.fps))
         self.frame_count = count or None
-        # Players take untagged video for BT.709 from HD sizes (as the writer tags its output); swscale
-        # would take BT.601 for every size.
-        self._untagged_matrix = "itu709" if is_hd(self.stream.codec_context.width,
-                                                  self.stream.codec_context.height) else None
-        # HDR (PQ, HLG) and BT.2020 video is taken to the SDR BT.709 frames the rest works on.
-        self.colour = colour_signal(self._first)
-        self._converter = ColourConverter(self.colour) if self.colour is not None else None
         self.audio_path = path if self.container.streams.audio else None
         # MPEG-TS (a broadcast recording, a camcorder's .MTS) has no index or length of its own: FFmpeg estimates
         # its length from its size, so a cut one reads as whole. Its fixed-size packets tell a cut instead. Only in a
@@ -331,12 +362,7 @@ class VideoFileSource(Source):
         # turns interlaced later is said when it does.
         self.interlaced = bool(self._first.interlaced_frame)
         self.deinterlace = True  # keep_fields() turns it off
-        shown = [DEINTERLACED] if self.interlaced else []
-        shown += [f"scaled to square pixels from {stored} (pixel aspect {self._pixel_aspect})"] \
-            if self._pixel_aspect != 1 else []
-        shown += [f"turned upright ({self.rotation}° display rotation)"] if self._turn is not None else []
-        shown += ["mirrored back as its display matrix says"] if self._mirrored else []
-        shown += [str(self.colour)] if self.colour is not None else []
+        shown = ([DEINTERLACED] if self.interlaced else []) + self._treatment.parts(stored)
         self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps" + \
             "".join(f", {part}" for part in shown)
 
@@ -484,18 +510,7 @@ class VideoFileSource(Source):
                 # the first picture of a part always counts: --duration shorter than a frame gives one
                 if seconds is not None and self._end is not None and seconds >= self._end - half_frame and index:
                     break
-                if self._converter is not None:
-                    image = self._converter.convert(decoded)
-                else:
-                    tagged = decoded.colorspace != UNSPECIFIED_MATRIX
-                    image = decoded.to_ndarray(format="bgr24",
-                                               src_colorspace=None if tagged else self._untagged_matrix)
-                if self._pixel_aspect != 1:
-                    image = self._square(image)
-                if self._turn is not None:
-                    image = cv2.rotate(image, self._turn)
-                if self._mirrored:
-                    image = cv2.flip(image, 1)  # left-right, after the turn
+                image = self._treatment.image(decoded)
                 if image.shape[:2] != (self.height, self.width):
                     image = self._fit(image, index)
                 if own and self._end is not None:  # a part ends at its end, however long its last picture
@@ -511,13 +526,6 @@ class VideoFileSource(Source):
             offset = self._start - (self._first.time or 0.0)
             raise UserError(f"{self.path.name} has no picture from --start {format_time(offset)} on; "
                             f"give an earlier start")
-
-    def _square(self, image: Any) -> Any:
-        """A picture of non-square pixels at square ones, its height kept: area averaging where it narrows
-        (no aliasing), cubic where it widens (as FFmpeg's scaler: sharper than linear)."""
-        height, width = image.shape[:2]
-        size = (round(width * self._pixel_aspect), height)
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA if size[0] < width else cv2.INTER_CUBIC)
 
     def _fit(self, image: Any, index: int) -> Any:
         """A picture of another size than the first (clips of different sizes joined, `cat a.ts b.ts`) scaled to
@@ -657,14 +665,14 @@ def _video_stream(container: Any, path: Path) -> Any:
     raise UserError(f"{path} has no video stream (give a video file, an image, camera:N or synthetic:portrait)")
 
 
-def pixel_aspect(stream: Any, path: Path) -> Fraction:
+def pixel_aspect(stream: Any, name: str) -> Fraction:
     """The width of the stream's pixels to their height (its sample aspect ratio): 1 where it is not given, or
     where it is out of any camera's range (said)."""
     given = stream.sample_aspect_ratio
     if not given or given == 1:
         return Fraction(1)
     if not PIXEL_ASPECT_RANGE[0] <= given <= PIXEL_ASPECT_RANGE[1]:
-        notify(f"{path.name} gives its pixels an aspect of {given} (width to height), out of any camera's range: "
+        notify(f"{name} gives its pixels an aspect of {given} (width to height), out of any camera's range: "
                f"they are taken for square")
         return Fraction(1)
     return Fraction(given)

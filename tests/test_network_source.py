@@ -583,3 +583,270 @@ def test_the_stream_clock_keeps_its_spacing_and_never_runs_ahead_of_arrival():
     assert clock.capture_ns(0.16, int(1.20 * s)) == int(1.15 * s)  # laid on that earliest arrival from then on
     assert clock.capture_ns(0.00, 5 * s) == 5 * s  # the clock went back (a reconnect): laid anew
     assert clock.capture_ns(None, 7 * s) == 7 * s  # no clock of its own: the arrival
+
+
+# -- each picture treated as a file's: deinterlaced, tone-mapped, upright, square ----------------------------------
+
+
+def _serve_ts(path: Path):
+    """A local server whose /clip.ts is the MPEG-TS at `path`, and its address."""
+    server = _Server(ts=path.read_bytes())
+    return server, f"{server.base}/clip.ts"
+
+
+def _read_counting(source: NetworkSource) -> tuple[list[Frame], list[int]]:
+    """Every frame, and for each how many pictures had been decoded when it was given (the latency contract)."""
+    decoded = [len(source._head)]
+    packets = source.packets
+
+    def counted():
+        for found in packets:
+            decoded[0] += 1
+            yield found
+
+    source.packets = counted()
+    frames, pulled = [], []
+    for frame in source.frames():
+        frames.append(frame)
+        pulled.append(decoded[0])
+    return frames, pulled
+
+
+@pytest.mark.parametrize("codec, tff", [("libx264", True), ("mpeg2video", False)])  # IPTV H.264, DVB MPEG-2
+def test_an_interlaced_stream_is_deinterlaced_holding_back_no_more_than_bwdif_needs(tmp_path, told, codec, tff):
+    """A DVB/IPTV multicast is 1080i/576i: its pictures were given as decoded, comb teeth on every moving edge.
+    They are deinterlaced now as a file's are, each given as soon as the next has entered bwdif (its one-picture
+    look-ahead), with the capture time it arrived with; the last one at the stream's end."""
+    from test_interlaced import assert_deinterlaced, make_interlaced, plain
+
+    path = make_interlaced(tmp_path / "multicast.ts", codec, tff)
+    stored, _, flags = plain(path)
+    assert all(flags)
+    server, url = _serve_ts(path)
+    try:
+        source = open_source(url)
+        head = len(source._head)
+        assert "deinterlaced (bwdif)" in source.description, source.description
+        frames, pulled = _read_counting(source)
+        source.close()
+    finally:
+        server.close()
+    assert [f.index for f in frames] == list(range(10))
+    assert_deinterlaced([f.image for f in frames], stored)
+    assert pulled == [min(max(head, i + 2), 10) for i in range(10)], (head, pulled)
+    assert all(b.capture_ns >= a.capture_ns for a, b in zip(frames, frames[1:]))
+    assert told[-1].endswith("ended (its sender closed it) after 10 frames")
+
+
+def test_a_progressive_stream_is_untouched_and_not_held_back(tmp_path, told):
+    from test_interlaced import make_interlaced, plain
+
+    path = make_interlaced(tmp_path / "progressive.ts", fields=["prog"] * 6)
+    stored, _, _ = plain(path)
+    server, url = _serve_ts(path)
+    try:
+        source = open_source(url)
+        head = len(source._head)
+        frames, pulled = _read_counting(source)
+        source.close()
+    finally:
+        server.close()
+    assert "interlaced" not in source.description
+    assert all(np.array_equal(f.image, raw) for f, raw in zip(frames, stored)) and len(frames) == 6
+    assert pulled == [max(head, i + 1) for i in range(6)]
+
+
+def test_an_interlaced_stream_with_deinterlace_off_gives_the_pictures_as_decoded(tmp_path, told):
+    """`--deinterlace off` (keep_fields, as a file's): a 25p camera in a 50i stream, its pictures as decoded."""
+    from test_interlaced import make_interlaced, plain
+
+    path = make_interlaced(tmp_path / "multicast.ts", frames=4)
+    stored, _, _ = plain(path)
+    server, url = _serve_ts(path)
+    try:
+        source = open_source(url)
+        source.keep_fields()
+        assert "interlaced" not in source.description
+        frames = list(source.frames())
+        source.close()
+    finally:
+        server.close()
+    assert len(frames) == 4 and all(np.array_equal(f.image, raw) for f, raw in zip(frames, stored))
+
+
+def test_deinterlace_off_reaches_a_network_stream_through_the_run(tmp_path, told):
+    """`--deinterlace off` (config `deinterlace: off`) was applied to video files only: a stream was deinterlaced."""
+    from stream.app import build
+    from stream.config import load_config
+    from test_interlaced import make_interlaced
+
+    server, url = _serve_ts(make_interlaced(tmp_path / "multicast.ts", frames=4))
+    try:
+        built = build(load_config("live-cpu", {"deinterlace": "off", "output.progress": False}), url, "null")
+        try:
+            assert "interlaced" not in built.source.description
+        finally:
+            built.source.close()
+    finally:
+        server.close()
+
+
+def test_a_stream_that_turns_interlaced_is_deinterlaced_from_there_and_said(tmp_path, told):
+    from test_interlaced import assert_deinterlaced, make_interlaced, plain
+
+    path = tmp_path / "joined.ts"
+    path.write_bytes(make_interlaced(tmp_path / "a.ts", fields=["prog"] * 4).read_bytes()
+                     + make_interlaced(tmp_path / "b.ts", frames=6).read_bytes())
+    stored, _, _ = plain(path)
+    server, url = _serve_ts(path)
+    try:
+        source = open_source(url)
+        frames = list(source.frames())
+        source.close()
+    finally:
+        server.close()
+    assert "interlaced" not in source.description and len(frames) == 10
+    assert any("turns interlaced at frame 5" in line for line in told), told
+    assert all(np.array_equal(f.image, raw) for f, raw in zip(frames[:4], stored[:4]))
+    assert_deinterlaced([f.image for f in frames[4:]], stored[4:])
+
+
+def _hdr_stream(path: Path, codec: str, trc: int, frames: int = 6) -> Path:
+    """The test picture as 10-bit BT.2020 video tagged with `trc` (16 PQ, 18 HLG), as MPEG-TS (an HLS segment)."""
+    import av
+
+    from test_interlaced import SIZE, picture
+
+    options = {"x265-params": "log-level=none"} if codec == "libx265" else {}
+    with av.open(str(path), "w", format="mpegts") as container:
+        video = container.add_stream(codec, rate=25, options=options)
+        video.width, video.height, video.pix_fmt = *SIZE, "yuv420p10le"
+        tags = (trc, 9, 9)  # transfer, BT.2020 primaries and matrix
+        video.codec_context.color_trc, video.codec_context.color_primaries, video.codec_context.colorspace = tags
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(picture(2 * i), format="bgr24").reformat(
+                format="yuv420p10le", dst_colorspace="bt2020")
+            frame.color_trc, frame.color_primaries, frame.colorspace = tags
+            frame.pts = i
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("codec, trc, name", [("libx264", 18, "HLG"), ("libx265", 16, "PQ/HDR10")])
+def test_an_hdr_stream_is_tone_mapped_to_sdr(tmp_path, told, codec, trc, name):
+    """A phone app's or an HDR camera's stream in HLG or PQ: it was decoded as SDR, dim and pale. Its pictures are
+    tone-mapped now as a file's are, and the run line says so."""
+    import av
+
+    from stream.hdr import ColourConverter, colour_signal
+
+    path = _hdr_stream(tmp_path / "hdr.ts", codec, trc)
+    with av.open(str(path)) as container:
+        decoded = list(container.decode(video=0))
+    converter = ColourConverter(colour_signal(decoded[0]))
+    server, url = _serve_ts(path)
+    try:
+        source = open_source(url)
+        assert f"HDR ({name}" in source.description and "tone-mapped to SDR" in source.description
+        frames = list(source.frames())
+        source.close()
+    finally:
+        server.close()
+    assert len(frames) == len(decoded) == 6
+    for frame, picture in zip(frames, decoded):
+        mapped, plainly = converter.convert(picture), picture.to_ndarray(format="bgr24")
+        assert np.abs(frame.image.astype(int) - mapped).mean() < 0.5
+        assert np.abs(plainly.astype(int) - mapped).mean() > 5  # what the stream was given as before
+
+
+def _remuxed_to_ts(source_path: Path, target: Path, bsf: str | None = None) -> Path:
+    """An MP4's H.264 as MPEG-TS, through the bitstream filters `bsf` (a display orientation SEI put in)."""
+    import av
+    import av.bitstream
+
+    with av.open(str(source_path)) as source, av.open(str(target), "w", format="mpegts") as container:
+        video = source.streams.video[0]
+        context = av.bitstream.BitStreamFilterContext(bsf, video) if bsf else None
+        out = container.add_stream_from_template(video)
+        for packet in source.demux(video):
+            for done in (context.filter(packet if packet.size else None) if context else
+                         [packet] if packet.dts is not None else []):
+                done.stream = out
+                container.mux(done)
+    return target
+
+
+@pytest.mark.parametrize("kind", ["turned", "turned and mirrored", "anamorphic"])
+def test_a_stream_is_shown_upright_and_square_as_its_display_says(tmp_path, told, kind):
+    """A phone's portrait stream: landscape pictures with a display orientation SEI (which MPEG-TS and RTSP carry
+    in the H.264 itself), mirrored too from a front camera; 576i's non-square pixels. The pictures were given as
+    stored: on their side, squeezed. They are turned, mirrored back and made square now, as a file's are."""
+    import av
+    from fractions import Fraction
+
+    from stream.sources import display_orientation
+
+    turned = kind != "anamorphic"
+    mirror = kind == "turned and mirrored"
+    stored = make_video(tmp_path / "phone.mp4", frames=6, size=(160, 120), audio_codec=None,
+                        rotation=90 if turned else 0, mirror=mirror, sar=None if turned else Fraction(4, 3))
+    # rotate is the SEI's own anticlockwise angle; with its flip FFmpeg reads it as the other way round
+    sei = f"rotate={270 if mirror else 90}" + (":flip=horizontal" if mirror else "")
+    path = _remuxed_to_ts(stored, tmp_path / "phone.ts",
+                          f"h264_mp4toannexb,h264_metadata=display_orientation=insert:{sei}" if turned else None)
+    with av.open(str(path)) as container:
+        first = next(container.decode(video=0))
+        assert display_orientation(first) == ((90, mirror) if turned else (0, False))  # what the stream says
+    server, url = _serve_ts(path)
+    try:
+        source = open_source(url)
+        frames = list(source.frames())
+        source.close()
+    finally:
+        server.close()
+    size = (160, 120) if turned else (213, 120)
+    assert (source.width, source.height) == size and len(frames) == 6
+    assert ("turned upright (90° display rotation)" in source.description) == turned, source.description
+    assert ("mirrored back" in source.description) == mirror
+    assert ("scaled to square pixels from 160x120 (pixel aspect 4/3)" in source.description) != turned
+    scene = SyntheticPortrait(SyntheticScene(*size))
+    for frame in frames:
+        assert np.abs(frame.image.astype(int) - scene.render(frame.index)[0]).mean() < 6.0, frame.index
+
+
+def test_an_interlaced_multicast_over_udp_is_deinterlaced(tmp_path, told):
+    """DVB/IPTV as it comes: MPEG-TS in 7-packet UDP datagrams, joined part-way (decoded from the next keyframe),
+    sent again and again as a channel is. Every picture given is deinterlaced."""
+    from test_interlaced import comb, make_interlaced, plain
+
+    path = make_interlaced(tmp_path / "channel.ts", frames=10)
+    stored, _, _ = plain(path)
+    data, stop = path.read_bytes(), threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+
+    def send() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            while not stop.is_set():
+                for offset in range(0, len(data), 7 * 188):
+                    sender.sendto(data[offset:offset + 7 * 188], ("127.0.0.1", port))
+                    time.sleep(0.4 / (len(data) / (7 * 188)))  # the 10 pictures in 0.4 s: 25 fps
+    threading.Thread(target=send, daemon=True).start()
+    try:
+        source = open_source(f"udp://@:{port}")
+        assert "deinterlaced (bwdif)" in source.description, source.description
+        frames = []
+        for frame in source.frames():
+            frames.append(frame)
+            if len(frames) == 12:
+                break
+        source.close()
+    finally:
+        stop.set()
+    assert [f.index for f in frames] == list(range(12))
+    teeth = min(comb(raw) for raw in stored)
+    assert all(comb(f.image) < 0.25 * teeth for f in frames), [comb(f.image) for f in frames]
