@@ -11,6 +11,7 @@ The first frames of each run (warm-up: JIT compilation, allocator, caches) are l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -19,11 +20,12 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+from models.download import ModelError
 from stream.config import PipelineConfig, load_config, preset_names
 from stream.console import notify
-from stream.errors import UserError
+from stream.errors import StopAfter, UserError
 from stream.frame import now_ns
 from stream.metrics import LatencyRecorder
 from stream.network_source import is_network_spec, redact
@@ -201,6 +203,21 @@ def paced_by_bench(input_spec: str) -> bool:
     """Whether the live run paces this input itself: a camera and a network stream pace themselves, a synthetic
     input is given realtime=1, and a file or image would otherwise be read as fast as it decodes."""
     return not input_spec.startswith(("camera:", "synthetic:")) and not is_network_spec(input_spec)
+
+
+@contextlib.contextmanager
+def model_failures_in_one_line() -> Iterator[None]:
+    """A model that misbehaves where the benchmark calls the stages itself (priming, the sequential run) is said as a
+    run says it, as a UserError: the pipeline turns these into one, but there it came out as "ModelError: ...
+    (run with --debug for details)", and the runs that finished before went unreported."""
+    try:
+        yield
+    except StopAfter as stop:  # the depth stage's NaN: in a run the frames before it go on; here nothing waits
+        if not isinstance(stop.cause, (ModelError, UserError)):
+            raise stop.cause from None
+        raise UserError(str(stop.cause)) from None
+    except ModelError as exc:
+        raise UserError(str(exc)) from None
 
 
 def prime(stages: list, input_spec: str) -> None:
@@ -523,7 +540,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     try:
         for name, config in configs:
             print(f"depthcam bench: {name or 'default'} ({', '.join(modes)}, {args.frames} frames)", file=sys.stderr)
-            bench_one(name, args, modes, config, into=reports)
+            with model_failures_in_one_line():
+                bench_one(name, args, modes, config, into=reports)
     # Ctrl-C, SIGTERM, or an input that failed part-way (a camera unplugged): what finished is still worth its
     # table and report
     except (KeyboardInterrupt, UserError) as exc:

@@ -528,7 +528,8 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
         elif kind == "vcam":
             sinks.append(VirtualCameraSink(out_width, height, fps, picture, side_by_side))
         if kind == "window" or preview:  # last: the files have the frame before the window waits for a key
-            sinks.append(WindowSink("depthcam", controls, width, side_by_side, alone=kind == "window"))
+            # alone where nothing else shows the frames (-o null --preview too: a camera's run went on unseen)
+            sinks.append(WindowSink("depthcam", controls, width, side_by_side, alone=kind in ("window", "null")))
     except BaseException:
         # a later sink that cannot open (a busy virtual camera, no window) leaves none of the earlier ones
         # open: a --save-depth writer's encoder and file
