@@ -682,10 +682,12 @@ def test_deinterlace_off_reaches_a_network_stream_through_the_run(tmp_path, told
 
     server, url = _serve_ts(make_interlaced(tmp_path / "multicast.ts", frames=4))
     try:
-        built = build(load_config("live-cpu", {"deinterlace": "off", "output.progress": False}), url, "null")
+        # the file preset: live-cpu's stages would start threads (async depth, the face finder) that a run ends
+        built = build(load_config("default", {"deinterlace": "off", "output.progress": False}), url, "null")
         try:
             assert "interlaced" not in built.source.description
         finally:
+            built.focus.close()
             built.source.close()
     finally:
         server.close()
