@@ -100,6 +100,29 @@ def test_a_download_that_breaks_off_resumes_where_it_stopped(tmp_path, honour_ra
     assert server.ranges == [None, "bytes=1200000-"]  # the second request asked only for the rest
 
 
+def test_a_download_with_its_progress_bar_leaves_no_thread_behind(tmp_path, capsys):
+    """Library use: tqdm started its monitor thread with the download's bar and never ended it."""
+    import hashlib
+    import threading
+
+    from tqdm import tqdm
+
+    if tqdm.monitor is not None:  # an earlier bar's, from any test: the download must not start one of its own
+        tqdm.monitor.exit()
+        tqdm.monitor = None
+    payload = bytes(range(256)) * 4000
+    server = _RangeServer(payload)
+    before = set(threading.enumerate())
+    try:
+        target = download(server.url, tmp_path / "cache" / "model.onnx", hashlib.sha256(payload).hexdigest(),
+                          progress=True)
+    finally:
+        server.close()
+    assert target.read_bytes() == payload
+    assert [t.name for t in threading.enumerate() if t not in before and t.is_alive()] == []
+    assert "downloading" in capsys.readouterr().err
+
+
 def test_two_downloads_of_one_model_at_once_give_one_good_file(tmp_path):
     import hashlib
     import threading
