@@ -307,33 +307,19 @@ class _Unplugged(StallingWebcam):
         return (True, np.zeros((48, 64, 3), np.uint8)) if self.read_count <= self.frames else (False, None)
 
 
-class _QuitWhileAway(NullSink):
-    """A window whose user presses q while no frame comes (the camera away)."""
-
-    def __init__(self):
-        super().__init__()
-        self.idle_calls = 0
-
-    def idle(self):
-        self.idle_calls += 1
-
-    @property
-    def wants_stop(self):
-        return self.idle_calls >= 2
-
-
 def test_a_stop_while_the_camera_is_opened_again_ends_its_reopening(monkeypatch):
     # q while an unplugged camera was being opened again: the capture thread, which could not see the stop, went on
     # opening it (CAMERA_RECONNECT_S) behind the ended run, and its giving up then failed the run the user had ended
     # ("camera 0 stopped delivering frames", exit status 2)
     from stream import sources
     from stream.pipeline import Pipeline
+    from test_pipeline_contracts import _Window  # q pressed while no frame comes (the camera away)
 
     camera, missing = _Unplugged(frames=3), _Unplugged(frames=0)
     missing.isOpened = lambda: False
     opened = iter([camera])
     monkeypatch.setattr(sources, "_open_camera", lambda index: next(opened, missing))
     source = sources.open_source("camera:0")
-    result = Pipeline(source, [], _QuitWhileAway()).run()  # no error: the user stopped it
+    result = Pipeline(source, [], _Window()).run()  # no error: the user stopped it
     assert result.closed_by_user and result.frames_written == 3
     assert result.threads_left == [] and camera.releases >= 1

@@ -3,6 +3,7 @@ multipart MJPEG over HTTP (python's http.server), and RTSP from a small camera s
 H.264 that FFmpeg's own RTP muxer packs, sent interleaved on the TCP connection). No internet."""
 import http.server
 import io
+import itertools
 import os
 import socket
 import struct
@@ -136,6 +137,11 @@ def _closed_port() -> int:
         return probe_socket.getsockname()[1]
 
 
+def _first_frames(source, count: int) -> list[Frame]:
+    """The first `count` frames of a stream that never ends by itself."""
+    return list(itertools.islice(source.frames(), count))
+
+
 def test_mjpeg_over_http_is_read_live_with_a_measured_rate(told):
     """A phone as a webcam (IP Webcam, DroidCam): multipart MJPEG, which states no rate (FFmpeg makes up 25 fps and
     numbers the pictures): the rate is measured from their arrivals, and the pictures are the ones served."""
@@ -147,11 +153,7 @@ def test_mjpeg_over_http_is_read_live_with_a_measured_rate(told):
             assert (source.width, source.height) == (160, 120)
             assert 5 <= source.fps <= 15 and "(measured)" in source.description, source.description  # not 25
             assert "MJPEG" in source.description and source.audio_path is None
-            frames = []
-            for frame in source.frames():
-                frames.append(frame)
-                if len(frames) == 12:
-                    break
+            frames = _first_frames(source, 12)
         finally:
             source.close()
     finally:
@@ -191,11 +193,7 @@ def test_a_stream_that_drops_part_way_is_opened_again_and_goes_on(told, quick):
     server = _Server(fps=30, per_connection=6)
     try:
         source = NetworkSource(f"http://me:{SECRET}@{server.base[7:]}/video")
-        frames = []
-        for frame in source.frames():
-            frames.append(frame)
-            if len(frames) == 20:
-                break
+        frames = _first_frames(source, 20)
         source.close()
     finally:
         server.close()
@@ -276,25 +274,18 @@ class _SlowStage:
 def test_the_live_queue_keeps_the_newest_frame_and_counts_the_drops(tmp_path):
     """A stream faster than the stages (the whole clip arrives at once): the oldest frames are dropped and
     counted, none lost without a count, the ones kept in order."""
+    from test_pipeline import CollectingSink
+
     server = _Server(ts=_transport_stream(tmp_path))
     try:
-        sink = _Collecting()
+        sink = CollectingSink()
         result = Pipeline(open_source(f"{server.base}/clip.ts"), [_SlowStage()], sink, queue_size=1).run()
     finally:
         server.close()
     assert result.completed and result.dropped > 0
     assert result.frames_written + result.dropped == 48
-    assert sink.indices == sorted(sink.indices) and len(sink.indices) == result.frames_written
-
-
-class _Collecting(NullSink):
-    def __init__(self):
-        super().__init__()
-        self.indices = []
-
-    def write(self, frame):
-        super().write(frame)
-        self.indices.append(frame.index)
+    indices = [frame.index for frame in sink.frames]
+    assert indices == sorted(indices) and len(indices) == result.frames_written
 
 
 def test_an_unreachable_host_fails_at_once_in_one_line_without_the_password(quick):
@@ -441,11 +432,7 @@ def test_rtsp_over_tcp_delivers_pictures_and_a_camera_that_closes_is_opened_agai
     try:
         source = open_source(f"rtsp://admin:{SECRET}@127.0.0.1:{camera.port}/live")
         assert (source.width, source.height) == (160, 120) and "H264" in source.description
-        frames = []
-        for frame in source.frames():
-            frames.append(frame)
-            if len(frames) == 16:
-                break
+        frames = _first_frames(source, 16)
         source.close()
     finally:
         camera.close()
@@ -841,11 +828,7 @@ def test_an_interlaced_multicast_over_udp_is_deinterlaced(tmp_path, told):
     try:
         source = open_source(f"udp://@:{port}")
         assert "deinterlaced (bwdif)" in source.description, source.description
-        frames = []
-        for frame in source.frames():
-            frames.append(frame)
-            if len(frames) == 12:
-                break
+        frames = _first_frames(source, 12)
         source.close()
     finally:
         stop.set()
