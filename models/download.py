@@ -12,17 +12,9 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-from tqdm import tqdm
+from stream.console import ProgressBar
 
 CHUNK = 1 << 20
-
-
-class _Bar(tqdm):
-    """A download's progress bar without tqdm's monitor thread, which tqdm starts with a first bar and never ends (a
-    library's first fetch left one behind). The monitor only refreshes a bar whose `miniters` grew above 1; with
-    `miniters=1` each block checks the time itself, so it would never act on this one."""
-
-    monitor_interval = 0
 DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}  # a full disk, a quota reached
 
 
@@ -133,8 +125,8 @@ def _receive(response, partial: Path, offset: int, name: str, progress: bool) ->
     received = 0
     try:
         with open(partial, "ab" if resumed else "wb") as out, \
-                _Bar(total=offset + length or None, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                     desc=f"downloading {name}", disable=not progress, leave=False, miniters=1) as bar:
+                ProgressBar(total=offset + length or None, initial=offset, unit="B", unit_scale=True,
+                            unit_divisor=1024, desc=f"downloading {name}", disable=not progress, leave=False) as bar:
             while block := response.read(CHUNK):
                 out.write(block)
                 received += len(block)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import codecs
 import sys
 
+from tqdm import tqdm
+
 # What a message's few non-ASCII characters become where the console or file cannot encode them: a Windows
 # console redirected to a file or a pipe writes in the ANSI code page (cp1252 has no '→'), and stdout there
 # raised UnicodeEncodeError, which ended `depthcam bench > log.txt` after the benchmark, its JSON unwritten.
@@ -39,9 +41,19 @@ def fit_encoding(stream) -> None:
 
 def notify(message: str) -> None:
     """One line on stderr; tqdm.write keeps a progress bar on screen intact."""
-    from tqdm import tqdm
-
     tqdm.write(f"depthcam: {message}", file=sys.stderr)
+
+
+class ProgressBar(tqdm):
+    """A progress bar (a run's frames, a model's download) without tqdm's monitor thread, which tqdm starts with a
+    first bar and never ends: a library's every `app.run(...)` or first fetch left one behind. The monitor only
+    refreshes a bar whose `miniters` grew above 1 and then waited `maxinterval`; this one keeps `miniters=1`, so
+    each update checks the time itself (one clock read) and the monitor would never act on it."""
+
+    monitor_interval = 0
+
+    def __init__(self, *args, **options) -> None:
+        super().__init__(*args, miniters=1, **options)
 
 
 class TolerantStream:

@@ -18,9 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from tqdm import tqdm
-
 from models.download import ModelError
+from stream.console import ProgressBar
 from stream.errors import PipelineError, StopAfter, UserError
 from stream.frame import Frame, now_ns
 from stream.interrupts import signals_stop
@@ -44,19 +43,6 @@ class RunResult:
     # by the source itself (a paced synthetic scene that fell behind moves on to its newest exposure, as a camera)
     queue_high_water: dict[str, int] = field(default_factory=dict)
     threads_left: list[str] = field(default_factory=list)
-
-
-class _Bar(tqdm):
-    """The run's progress bar, without tqdm's monitor thread, which tqdm starts with a first bar and never ends (a
-    library's every `app.run(...)` left one behind). The monitor only refreshes a bar whose `miniters` grew above 1
-    (dynamic miniters after a fast spell) and then waited `maxinterval`; ours keeps `miniters=1`, so each frame
-    checks the time itself (one clock read a frame) and the monitor would never act on it."""
-
-    monitor_interval = 0
-
-    def __init__(self, total: int | None, mininterval: float) -> None:
-        super().__init__(total=total, unit="frame", dynamic_ncols=True, leave=True, mininterval=mininterval,
-                         miniters=1)
 
 
 class _NoBar:
@@ -232,7 +218,8 @@ class Pipeline:
         completed, interrupted, closed_by_user = False, False, False
         total = None if self.source.live else self.source.frame_count
         # into a log (stderr not a terminal) a state every 10 s, not ten a second
-        bar = _Bar(total, mininterval=0.1 if _is_terminal(sys.stderr) else 10.0) if self.progress else _NoBar()
+        bar = ProgressBar(total=total, unit="frame", dynamic_ncols=True, leave=True,
+                          mininterval=0.1 if _is_terminal(sys.stderr) else 10.0) if self.progress else _NoBar()
         with signals_stop(self.stop) as signals:
             try:
                 for thread in self.threads:
@@ -269,7 +256,7 @@ class Pipeline:
             raise PipelineError(where, exc) from exc
         return result
 
-    def _drain(self, bar: _Bar | _NoBar) -> tuple[bool, bool]:
+    def _drain(self, bar: ProgressBar | _NoBar) -> tuple[bool, bool]:
         """The sink's loop on the calling thread, until the end of the input, a stop, or the user
         closing the sink. Returns (completed, closed_by_user)."""
         outbox = self.queues[-1]
