@@ -96,15 +96,11 @@ class FaceFinder:
                                                   minSize=(smallest, smallest))
         return [tuple(round(int(v) / prepared.scale) for v in face) for face in faces]  # type: ignore[misc]
 
-    def detect(self, prepared: PreparedImage) -> Box | None:
-        """The largest face, or None."""
-        return largest(self.detect_all(prepared))
-
     def faces(self, image_bgr: np.ndarray) -> list[Box]:
         return self.detect_all(self.prepare(image_bgr))
 
     def largest_face(self, image_bgr: np.ndarray) -> Box | None:
-        return self.detect(self.prepare(image_bgr))
+        return largest(self.faces(image_bgr))
 
 
 def largest(faces: Sequence[Box]) -> Box | None:
@@ -115,11 +111,6 @@ def largest(faces: Sequence[Box]) -> Box | None:
 class Detection:
     tag: Tag  # the caller's label of the frame it was asked about
     faces: tuple[Box, ...]
-
-    @property
-    def face(self) -> Box | None:
-        """The largest face, or None."""
-        return largest(self.faces)
 
 
 class BackgroundFaceFinder:

@@ -66,7 +66,7 @@ def test_faces_are_looked_for_in_a_strip_one_row_high():
     finder = FaceFinder()
     prepared = finder.prepare(np.zeros((1, 700, 3), np.uint8))
     assert prepared.grey.shape == (1, 320)
-    assert finder.detect(prepared) is None
+    assert finder.detect_all(prepared) == []
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
