@@ -77,18 +77,37 @@ def cache_lock(destination: Path) -> Iterator[None]:
     except OSError as exc:
         raise ModelError(f"cannot write into the model cache {destination.parent}: {exc.strerror or exc} "
                          f"(set DEPTHCAM_MODELS to a writable folder)") from None
-    with lock:
-        _hold(lock)
+    with lock, _held(lock):
         yield
 
 
-def _hold(lock) -> None:
-    """An exclusive lock on the open file `lock` until it is closed (POSIX; elsewhere no lock)."""
+@contextlib.contextmanager
+def _held(lock) -> Iterator[None]:
+    """An exclusive lock on the open file `lock`: flock on POSIX (let go when the file closes), a one-byte region
+    lock on Windows, which must be let go before the file closes."""
     try:
         import fcntl
     except ImportError:
+        fcntl = None
+    if fcntl is not None:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        yield
         return
-    fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    import msvcrt
+
+    lock.seek(0)  # regions count from the file's position; the lock file stays empty, a region past its end is fine
+    while True:
+        try:
+            msvcrt.locking(lock.fileno(), msvcrt.LK_LOCK, 1)
+            break
+        except OSError as exc:  # LK_LOCK gives up after 10 tries a second apart; a conversion takes longer
+            if exc.errno != errno.EDEADLOCK:
+                raise
+    try:
+        yield
+    finally:
+        lock.seek(0)
+        msvcrt.locking(lock.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 def _download_locked(url: str, destination: Path, partial: Path, sha256: str, progress: bool,

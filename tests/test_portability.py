@@ -235,6 +235,56 @@ def test_elsewhere_a_file_open_in_another_handle_is_no_obstacle(tmp_path):
         assert ensure_writable(target) == target
 
 
+# --- the model cache's lock on Windows ----------------------------------------------------------------------
+
+def fake_msvcrt() -> types.ModuleType:
+    """Windows' byte-range locks as msvcrt.locking gives them: one holder a region of a file, whatever handle asks;
+    LK_LOCK gives up (EDEADLOCK) when the region stays taken; unlocking on a closed handle is an error."""
+    import errno as errno_codes
+
+    module = types.ModuleType("msvcrt")
+    module.LK_UNLCK, module.LK_LOCK = 0, 1
+    held: dict[tuple[int, int, int], threading.Lock] = {}
+    module.gave_up = 0
+
+    def locking(fd: int, mode: int, nbytes: int) -> None:
+        status = os.fstat(fd)  # raises on a closed handle, as Windows does
+        region = held.setdefault((status.st_dev, status.st_ino, os.lseek(fd, 0, os.SEEK_CUR)), threading.Lock())
+        if mode == module.LK_UNLCK:
+            region.release()
+        elif not region.acquire(timeout=0.02):  # Windows tries ten times a second apart
+            module.gave_up += 1
+            raise OSError(errno_codes.EDEADLOCK, "Resource deadlock avoided")
+
+    module.locking = locking
+    return module
+
+
+def test_on_windows_two_first_runs_write_the_cache_one_after_the_other(tmp_path, monkeypatch):
+    """Without fcntl the cache had no lock at all: two first runs downloaded and converted into one file at once."""
+    from models.download import cache_lock
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl raises ImportError, as on Windows
+    msvcrt = fake_msvcrt()
+    monkeypatch.setitem(sys.modules, "msvcrt", msvcrt)
+    events: list[str] = []
+    started = threading.Barrier(2)
+
+    def first_run() -> None:
+        started.wait()
+        with cache_lock(tmp_path / "cache" / "fcrn.onnx"):
+            events.append("in")
+            threading.Event().wait(0.1)  # longer than LK_LOCK's wait: the other gives up at least once
+            events.append("out")
+
+    runs = [threading.Thread(target=first_run) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=10)
+    assert events == ["in", "out", "in", "out"] and msvcrt.gave_up >= 1
+
+
 # --- doctor on Windows and macOS ---------------------------------------------------------------------------
 
 def fake_winreg(registered: set[str]) -> types.ModuleType:
