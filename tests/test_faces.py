@@ -105,3 +105,48 @@ def test_a_failure_on_the_worker_is_raised_to_the_caller():
             finder.results()
             time.sleep(0.005)
     finder.close()
+
+
+def _picture(name: str) -> np.ndarray:
+    from skimage import data
+
+    image = getattr(data, name)()
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
+
+
+class _CountingFinder(FaceFinder):
+    def __init__(self):
+        super().__init__()
+        self.profile_passes = 0
+
+    def _profiles(self, grey):
+        self.profile_passes += 1
+        return super()._profiles(grey)
+
+
+def test_a_head_in_profile_is_found_where_the_frontal_cascade_finds_none():
+    """scikit-image's cameraman, his head turned to the side: the frontal cascade alone found no face."""
+    [(x, y, w, h)] = FaceFinder().faces(_picture("camera"))
+    centre = (x + w / 2, y + h / 2)
+    assert 190 <= centre[0] <= 260 and 110 <= centre[1] <= 170 and 90 <= w <= 170  # his head, not the camera
+
+
+@pytest.mark.parametrize("name", ["coffee", "rocket", "chelsea", "coins", "page"])
+def test_pictures_without_people_give_no_head_in_profile(name):
+    assert FaceFinder().faces(_picture(name)) == []
+
+
+def test_a_frontal_face_found_asks_the_profile_cascade_nothing():
+    finder = _CountingFinder()
+    [face] = finder.faces(_astronaut())
+    assert finder.profile_passes == 0 and face == FaceFinder().largest_face(_astronaut())
+
+
+@pytest.mark.parametrize("name, passes", [("coffee", 2), ("camera", 4)])
+def test_the_profile_cascade_looks_every_other_time_where_it_finds_no_head(name, passes):
+    """Both directions cost more than the frontal pass: a film without faces pays it at every other detection;
+    a head found in profile is looked for at every one."""
+    finder, image = _CountingFinder(), _picture(name)
+    found = [finder.faces(image) for _ in range(4)]
+    assert finder.profile_passes == passes
+    assert all(faces == found[0] for faces in found) if name == "camera" else found == [[]] * 4

@@ -244,3 +244,19 @@ def test_a_live_run_starts_on_the_face_rather_than_gliding_to_it():
         assert controller.update(astronaut, depth) == pytest.approx(0.65)
     finally:
         controller.close()
+
+
+def test_focus_goes_to_a_head_in_profile_not_to_the_nearest_region():
+    """scikit-image's cameraman seen from the side: with only the frontal cascade there was no face, and focus went
+    to the fallback's pick, the nearest region (the tripod's foot here), leaving his head blurred."""
+    from skimage import data
+
+    image = cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)
+    depth = np.full(image.shape[:2], FAR, np.float32)
+    depth[60:230, 150:310] = 0.6  # his head
+    depth[470:] = NEAR_REGION
+    controller = FocusController("auto", smoothing=1.0)
+    try:
+        assert controller.update(image, depth) == pytest.approx(0.6)
+    finally:
+        controller.close()
