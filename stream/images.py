@@ -5,7 +5,7 @@ import functools
 import io
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,6 +21,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 HEIF_SUFFIXES = {".heic", ".heif", ".hif"}
 HEIF_FIX = "pip install 'depthcam[heif]' (pillow-heif, which depthcam then reads it with), or convert it to JPEG"
 TRANSPARENT_BACKGROUND = (255, 255, 255)  # a transparent photo is laid on white, as a page shows it
+ALPHA_KEPT = {".png", ".webp", ".tif", ".tiff"}  # outputs that hold it, which then take the input's transparency back
 # Formats OpenCV also reads as one picture that may hold many: read as video (every frame).
 SEQUENCE_SUFFIXES = {".gif", ".mjpeg", ".mjpg", ".apng"}
 # The largest side each encoder takes (JPEG's 16-bit header fields, WebP's 14-bit ones).
@@ -32,6 +33,14 @@ PILLOW_SAVE = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".png": {"comp
                ".webp": {"quality": 95}, ".tif": {"compression": "tiff_lzw"}, ".tiff": {"compression": "tiff_lzw"}}
 PILLOW_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 EXIF_KEPT = {".jpg", ".jpeg", ".png", ".webp"}  # Pillow's TIFF writer takes the profile, not EXIF
+# OpenCV writes the photos without metadata: WebP at Pillow's quality too (its own default is lossless, 6 times larger)
+OPENCV_SAVE = {".webp": [cv2.IMWRITE_WEBP_QUALITY, PILLOW_SAVE[".webp"]["quality"]]}
+# What of a TIFF's first directory is EXIF's IFD0 (its description, camera, date, place); the rest (sizes, bits,
+# compression, the strips' offsets, a Photoshop file's layers) describes how that TIFF stores its pixels.
+TIFF_EXIF_TAGS = {270, 271, 272, 274, 282, 283, 296, 305, 306, 315, 33432, 34665, 34853}
+# Pillow's reading of the orientation tag: how to bring the stored picture upright (as ImageOps.exif_transpose)
+UPRIGHT_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+                     7: "TRANSVERSE", 8: "ROTATE_90"}
 TIFF_MAGIC = {b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"}  # little- and big-endian, classic and BigTIFF
 
 
@@ -43,9 +52,10 @@ class PhotoMetadata:
 
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    alpha: np.ndarray | None = field(default=None, compare=False)  # a transparent photo's opacity, upright, 8-bit
 
     def __bool__(self) -> bool:
-        return bool(self.icc_profile or self.exif)
+        return bool(self.icc_profile or self.exif) or self.alpha is not None
 
 
 @contextmanager
@@ -175,8 +185,43 @@ def read_image(path: Path) -> np.ndarray:
             raise UserError(f"cannot read image {path}: a TIFF of {samples} samples that could not be decoded "
                             f"(damaged, or compressed in a way depthcam cannot read); save it again as a 16-bit TIFF "
                             f"or a PNG")
-        raise UserError(f"cannot read image {path}: not an image, or corrupt (give a PNG/JPEG file)")
+        raise UserError(f"cannot read image {path}: {_unreadable(path, data[:512].tobytes())}")
     return image
+
+
+# A container's first bytes, and what it is: a video with a photo's name (a phone's export, a renamed download)
+VIDEO_SIGNATURES = ((4, b"ftyp", "a video (MP4/MOV)", ".mp4"),
+                    (0, b"\x1a\x45\xdf\xa3", "a video (Matroska/WebM)", ".mkv"), (8, b"AVI ", "a video (AVI)", ".avi"))
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+PICTURE_BRANDS = (*HEIF_BRANDS, b"avif", b"avis")  # an MP4-like box structure that holds a photo
+
+
+def _unreadable(path: Path, head: bytes) -> str:
+    """Why a file that neither OpenCV nor Pillow decodes is no photo, and what to do, from its first bytes."""
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS and not heif_readable():
+        return f"it holds a HEIF photo (an iPhone's HEIC) under another name; {HEIF_FIX}"
+    for offset, signature, what, suffix in VIDEO_SIGNATURES:
+        if head[offset:offset + len(signature)] == signature and head[8:12] not in PICTURE_BRANDS:
+            return f"it holds {what}, not a picture; name it {path.with_suffix(suffix).name} to process it as a video"
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html")):
+        return ("it holds a web page (HTML), not a picture; download the photo itself (a share link's page was saved "
+                "in its place)")
+    damaged = _damaged_picture(path)
+    if damaged:
+        return f"{damaged} is damaged or cut short (an unfinished download or copy?); copy it again"
+    return "not an image, or corrupt (give a PNG/JPEG file)"
+
+
+def _damaged_picture(path: Path) -> str | None:
+    """"the JPEG picture (WxH)" where Pillow read its headers (so it is one) but neither decoder its pixels."""
+    from PIL import Image
+
+    try:
+        with _pillow_open(path) as image:
+            return None if image is None else f"the {image.format} picture ({image.width}x{image.height})"
+    except Image.DecompressionBombError:
+        return None
 
 
 def refuse_if_too_large(path: Path, exc: cv2.error) -> None:
@@ -188,13 +233,13 @@ def refuse_if_too_large(path: Path, exc: cv2.error) -> None:
 
 
 def _read_with_pillow(path: Path) -> np.ndarray | None:
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     try:
         with _pillow_open(path) as opened:
             if opened is None:
                 return None
-            image = ImageOps.exif_transpose(opened)
+            image = _upright(opened)
             if image.mode.startswith("I"):  # 16- or 32-bit grey: to 8 bits as OpenCV does (/257)
                 grey = np.clip(np.asarray(image, np.float64) / 257.0 + 0.5, 0, 255).astype(np.uint8)
                 return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
@@ -206,6 +251,19 @@ def _read_with_pillow(path: Path) -> np.ndarray | None:
         raise UserError(f"image {path} is larger than depthcam reads; downscale it first") from None
     except (OSError, ValueError, SyntaxError, EOFError):  # a picture that breaks off while decoding
         return None
+
+
+def _upright(image: Any) -> Any:
+    """The picture turned as its orientation tag says. Not ImageOps.exif_transpose, which writes the EXIF back and
+    raised on a damaged tag elsewhere in it (a Make stored as a number: AttributeError)."""
+    from PIL import Image
+
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+        method = UPRIGHT_TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    except Exception:  # noqa: BLE001 (EXIF beyond reading: the picture as stored)
+        method = None
+    return image if method is None else image.transpose(getattr(Image.Transpose, method))
 
 
 def check_image_size(flag: str, target: str, width: int, height: int) -> None:
@@ -228,22 +286,50 @@ def read_metadata(path: Path) -> PhotoMetadata:
             icc = image.info.get("icc_profile") or None
             if icc is not None and icc[16:20] in (b"GRAY", b"CMYK"):  # its data colour space, from its header
                 icc = None  # a grey or CMYK photo is written as RGB, which its profile does not describe
-            exif = image.getexif()
-            if EXIF_ORIENTATION in exif:
-                exif[EXIF_ORIENTATION] = 1  # the pixels are read upright
-            return PhotoMetadata(icc, exif.tobytes() if len(exif) else None)
+            alpha = _opacity(image)  # before _upright_exif, which sets the orientation in Pillow's own EXIF to 1
+            return PhotoMetadata(icc, _upright_exif(image), alpha)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return PhotoMetadata()
+
+
+def _opacity(image: Any) -> np.ndarray | None:
+    """A transparent photo's alpha, upright as its pixels are read; None where every pixel is opaque."""
+    if not _transparent(image):
+        return None
+    try:
+        alpha = np.asarray(_upright(image).convert("RGBA").getchannel("A"))
+    except (OSError, ValueError, SyntaxError, EOFError):  # its pixels break off: reading the photo says so
+        return None
+    return alpha if alpha.min() < 255 else None
+
+
+def _upright_exif(image: Any) -> bytes | None:
+    """The EXIF as an output keeps it: orientation upright, as the pixels are read; a TIFF's own storage tags left
+    out. None where there is none, or it is damaged so that Pillow cannot write it back (the photo then goes
+    without it rather than not at all)."""
+    try:
+        exif = image.getexif()
+        if image.format == "TIFF":
+            for tag in set(exif) - TIFF_EXIF_TAGS:
+                del exif[tag]
+        if EXIF_ORIENTATION in exif:
+            exif[EXIF_ORIENTATION] = 1
+        return exif.tobytes() if len(exif) else None
+    except Exception:  # noqa: BLE001 (a tag of the wrong type, a bad offset: struct.error, TypeError, AttributeError)
+        return None
 
 
 def write_image(path: Path, picture_bgr: np.ndarray, metadata: PhotoMetadata | None = None) -> bool:
     """Write a photo; with the input's colour profile and EXIF where the format holds them. False where
     the encoder refused it."""
     suffix = path.suffix.lower()
+    alpha = metadata.alpha if metadata else None
+    if alpha is not None and suffix in ALPHA_KEPT and alpha.shape == picture_bgr.shape[:2]:  # not side by side
+        picture_bgr = _with_alpha(picture_bgr, alpha)
     encoded = _encode_with_pillow(picture_bgr, suffix, metadata) if metadata and suffix in PILLOW_SAVE else None
     if encoded is None:
         with opencv_quiet():
-            ok, buffer = cv2.imencode(suffix, picture_bgr)
+            ok, buffer = cv2.imencode(suffix, picture_bgr, OPENCV_SAVE.get(suffix, []))
         if not ok:
             return False
         encoded = buffer.tobytes()
@@ -252,20 +338,34 @@ def write_image(path: Path, picture_bgr: np.ndarray, metadata: PhotoMetadata | N
     return True
 
 
+def _with_alpha(picture_bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """BGRA: the picture (rendered on white) with the input's alpha, white taken back out of the half-transparent
+    pixels, which would otherwise fringe the cut-out's edge in white on any other background."""
+    opacity = alpha.astype(np.float32)[..., None] / 255.0
+    background = np.float32(TRANSPARENT_BACKGROUND[0])
+    colour = (picture_bgr.astype(np.float32) - (1.0 - opacity) * background) / np.maximum(opacity, 1 / 255)
+    colour = np.where(opacity > 0, colour, picture_bgr)  # wholly transparent: whatever the render holds
+    return np.dstack([np.clip(colour + 0.5, 0, 255).astype(np.uint8), alpha])
+
+
 def _encode_with_pillow(picture_bgr: np.ndarray, suffix: str, metadata: PhotoMetadata) -> bytes | None:
-    """The photo with the colour profile and EXIF; None where Pillow refused them (EXIF over JPEG's 64 KB:
-    then the picture without them beats none)."""
+    """The photo with the colour profile and EXIF; without the EXIF where Pillow refused it (over JPEG's 64 KB),
+    so that the profile stays; None where Pillow refused the rest too (then OpenCV writes the picture alone)."""
     from PIL import Image
 
+    to_rgb = cv2.COLOR_BGRA2RGBA if picture_bgr.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    picture = Image.fromarray(cv2.cvtColor(picture_bgr, to_rgb))
     options: dict[str, Any] = dict(PILLOW_SAVE[suffix])
     if metadata.icc_profile:
         options["icc_profile"] = metadata.icc_profile
+    attempts = [options]
     if metadata.exif and suffix in EXIF_KEPT:
-        options["exif"] = metadata.exif
-    buffer = io.BytesIO()
-    try:
-        Image.fromarray(cv2.cvtColor(picture_bgr, cv2.COLOR_BGR2RGB)).save(buffer, format=PILLOW_FORMATS[suffix],
-                                                                           **options)
-    except (OSError, ValueError):
-        return None
-    return buffer.getvalue()
+        attempts.insert(0, {**options, "exif": metadata.exif})
+    for attempt in attempts:
+        buffer = io.BytesIO()
+        try:
+            picture.save(buffer, format=PILLOW_FORMATS[suffix], **attempt)
+        except (OSError, ValueError, RuntimeError):  # RuntimeError: libtiff's refusal of a tag
+            continue
+        return buffer.getvalue()
+    return None

@@ -100,7 +100,7 @@ def test_a_photo_without_profile_or_exif_is_written_by_opencv(tmp_path, photo, m
 
     encoded = []
     encode = images.cv2.imencode
-    monkeypatch.setattr(images.cv2, "imencode", lambda suffix, picture: encoded.append(suffix) or encode(suffix, picture))
+    monkeypatch.setattr(images.cv2, "imencode", lambda suffix, *args: encoded.append(suffix) or encode(suffix, *args))
     assert write_image(tmp_path / "out.jpg", photo, PhotoMetadata())
     assert write_image(tmp_path / "out.bmp", photo, PhotoMetadata(icc_profile=b"profile"))  # BMP holds none
     assert encoded == [".jpg", ".bmp"]
@@ -314,3 +314,145 @@ def test_a_tiff_of_8_or_16_bit_samples_is_decoded_once(tmp_path, photo, dtype, m
     monkeypatch.setattr(cv2, "imdecode", lambda *args: decodes.append(args[1]) or real_imdecode(*args))
     np.testing.assert_array_equal(read_image(tmp_path / "plain.tif"), photo)
     assert decodes == [cv2.IMREAD_COLOR]
+
+
+def _exif_blob(entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    """EXIF made by hand (big-endian IFD0: tag, type, count, 4 value bytes), for damage Pillow itself never writes."""
+    import struct
+
+    body = struct.pack(">H", len(entries)) + b"".join(struct.pack(">HHI4s", *entry) for entry in entries)
+    return b"Exif\x00\x00MM\x00*" + struct.pack(">I", 8) + body + bytes(4) + struct.pack(">II", 1, 1)
+
+
+def test_a_photo_whose_exif_is_damaged_is_processed_without_it(tmp_path):
+    """A Make tag stored as a number (a buggy editor's) ended the run: "error: AttributeError: 'IFDRational' object has
+    no attribute 'encode'", where Pillow wrote the EXIF back (and, for a transparent photo, turned it upright)."""
+    import struct
+
+    from PIL import Image
+
+    rational_at = 8 + 2 + 2 * 12 + 4  # after IFD0's two entries and its next-IFD link: the two longs of _exif_blob
+    blob = _exif_blob([(0x010F, 5, 1, struct.pack(">I", rational_at)), (0x0112, 3, 1, b"\x00\x06\x00\x00")])
+    rgba = np.full((30, 40, 4), 255, np.uint8)
+    rgba[:, :10, 3] = 0  # the left columns transparent
+    Image.fromarray(rgba).save(tmp_path / "cut.png", exif=blob)
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "photo.jpg", exif=blob)
+    for name in ("cut.png", "photo.jpg"):
+        assert images.read_metadata(tmp_path / name).exif is None, name
+        assert read_image(tmp_path / name).shape == (40, 30, 3), name  # turned upright all the same
+    assert (read_image(tmp_path / "cut.png")[:10] == 255).all()  # turned: the transparent columns are the top rows
+
+
+def test_a_tiff_s_storage_tags_are_not_written_as_exif(tmp_path, photo):
+    """A TIFF's directory (16-bit samples, LZW strips and their offsets) went into a JPEG's or PNG's EXIF, where it
+    misdescribes the picture; a large TIFF's strip table overflowed JPEG's 64 KB, which lost the profile too."""
+    from PIL import Image, ImageCms
+
+    from stream.images import read_metadata, write_image
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    tall = np.repeat(photo, 200, axis=0)  # 6000 rows: one strip each, 48 KB of strip offsets and byte counts
+    Image.fromarray(tall).save(tmp_path / "scan.tif", tiffinfo={271: "Scanner Maker", 315: "Someone", 278: 1},
+                               icc_profile=profile)
+    metadata = read_metadata(tmp_path / "scan.tif")
+    exif = Image.Exif()
+    exif.load(metadata.exif)
+    assert dict(exif) == {271: "Scanner Maker", 315: "Someone"}
+    assert write_image(tmp_path / "out.jpg", tall, metadata)
+    with Image.open(tmp_path / "out.jpg") as written:
+        assert written.info.get("icc_profile") == profile and written.getexif()[271] == "Scanner Maker"
+
+
+def test_an_exif_too_large_for_the_output_keeps_the_colour_profile(tmp_path, photo):
+    """JPEG holds 64 KB of EXIF: a PNG's larger one was refused, and the photo written by OpenCV without its profile."""
+    from PIL import Image, ImageCms
+
+    from stream.images import PhotoMetadata, write_image
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70000  # ImageDescription
+    assert write_image(tmp_path / "out.jpg", photo, PhotoMetadata(profile, exif.tobytes()))
+    with Image.open(tmp_path / "out.jpg") as written:
+        assert written.info.get("icc_profile") == profile and not written.getexif()
+
+
+def test_a_webp_output_is_the_same_whether_the_photo_had_metadata_or_not(tmp_path, photo):
+    """OpenCV's default WebP is lossless: a photo without EXIF or profile came out 6 times the size of one with them,
+    which Pillow writes at quality 95."""
+    from PIL import Image
+
+    from stream.images import PhotoMetadata, write_image
+
+    exif = Image.Exif()
+    exif[0x010F] = "Camera Maker"
+    smooth = cv2.resize(photo, (400, 300), interpolation=cv2.INTER_CUBIC)
+    assert write_image(tmp_path / "plain.webp", smooth, PhotoMetadata())
+    assert write_image(tmp_path / "tagged.webp", smooth, PhotoMetadata(exif=exif.tobytes()))
+    for name in ("plain.webp", "tagged.webp"):
+        assert b"VP8 " in (tmp_path / name).read_bytes()[:64], name  # lossy: VP8, not VP8L (lossless)
+    plain, tagged = ((tmp_path / name).stat().st_size for name in ("plain.webp", "tagged.webp"))
+    assert abs(plain - tagged) < 200, (plain, tagged)
+
+
+def _write_mp4(path) -> None:
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * index, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def test_a_file_named_as_a_photo_that_is_not_one_says_what_it_is(tmp_path, photo, monkeypatch):
+    """A video, a web page saved instead of the photo, a HEIC renamed .jpg and a photo cut short were all "not an
+    image, or corrupt (give a PNG/JPEG file)": for a JPEG, which the user had given."""
+    from PIL import Image
+
+    _write_mp4(tmp_path / "clip.jpg")
+    with pytest.raises(UserError, match=r"clip.jpg: it holds a video \(MP4/MOV\), not a picture; name it .*clip.mp4"):
+        read_image(tmp_path / "clip.jpg")
+    (tmp_path / "shared.jpg").write_text("<!DOCTYPE html>\n<html><head><title>Photo</title></head></html>")
+    with pytest.raises(UserError, match=r"shared.jpg: it holds a web page \(HTML\), not a picture; download the "):
+        read_image(tmp_path / "shared.jpg")
+    Image.fromarray(photo).save(tmp_path / "whole.jpg", quality=95)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match=r"cut.jpg: the JPEG picture \(40x30\) is damaged or cut short .* copy it"):
+        read_image(tmp_path / "cut.jpg")
+    (tmp_path / "iphone.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    monkeypatch.setattr(images, "heif_readable", lambda: False)
+    with pytest.raises(UserError, match=r"iphone.jpg: it holds a HEIF photo .*pip install 'depthcam\[heif\]'"):
+        read_image(tmp_path / "iphone.jpg")
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_a_transparent_photo_s_output_keeps_its_transparency(tmp_path, suffix):
+    """A cut-out (a PNG with transparency) came out laid on white for good: its transparency lost in a PNG, WebP or
+    TIFF output, which hold it. The picture is still rendered on white; the output takes the input's alpha back,
+    upright, and its colours, white taken out of the half-transparent ones (no white fringe on a dark page)."""
+    from PIL import Image
+
+    from stream.images import read_metadata, write_image
+
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., :3] = (200, 30, 10)
+    rgba[:, :2, 3], rgba[:, 2:4, 3], rgba[:, 4:, 3] = 255, 0, 128  # opaque, transparent, half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: read upright, alpha too
+    Image.fromarray(rgba).save(tmp_path / "cut.png", exif=exif.tobytes())
+    picture, metadata = read_image(tmp_path / "cut.png"), read_metadata(tmp_path / "cut.png")
+    assert picture.shape == (6, 4, 3)
+    out = tmp_path / f"out{suffix}"
+    assert write_image(out, picture, metadata)
+    with Image.open(out) as written:
+        got = np.asarray(written.convert("RGBA")).astype(int)
+    expected = np.rot90(rgba, -1).astype(int)
+    np.testing.assert_array_equal(got[..., 3], expected[..., 3])
+    visible = np.abs(got[..., :3] - expected[..., :3])[expected[..., 3] > 0]
+    assert visible.max() <= 2 if suffix != ".webp" else visible.mean() < 12  # WebP at quality 95: lossy, 4:2:0
+    assert write_image(tmp_path / "out.jpg", picture, metadata)  # JPEG holds none: on white, as rendered
+    assert np.abs(read_image(tmp_path / "out.jpg").astype(int) - picture).mean() < 12
