@@ -2,7 +2,8 @@
 
 Timing. The output's zero is the first picture's presentation time, and the audio is shifted by the
 same amount, so the input's audio-to-video offset is kept exactly; audio that ends before the first
-picture is dropped. (The first picture rather than the earliest audio, because every container,
+picture is dropped (and, where the first picture is far into an MP4, MOV or Matroska file, a part, not read:
+the sound is reached by a jump). (The first picture rather than the earliest audio, because every container,
 AVI included, and every player start a video at its first picture, and the pictures are the content.)
 Frames are timed by their own presentation times on a fine clock, so a variable frame rate is kept
 (AVI has no timestamps: there frames snap to the nominal rate); frames without a time (a camera)
@@ -10,13 +11,13 @@ are timed by their count. A picture given its own duration lasts as long (a GIF'
 excepted), else one nominal frame period.
 
 Tags. The input's container tags are kept where the output's container holds them: its creation time (photo
-apps sort by it), location (Android's, in MP4 as 3GPP's loci; an iPhone's QuickTime keys as mdta keys), title,
-make and model; and the kept audio stream's language.
+apps sort by it; AVI holds its date only), location (Android's, in MP4 as 3GPP's loci; an iPhone's QuickTime
+keys as mdta keys), title, make and model; and the kept audio stream's language.
 
 Audio. Only ONE audio stream is kept: the input's default one, else its first. Its packets are copied
 where the container takes the codec (no quality loss), else decoded and encoded again (AAC; Opus for
 WebM, PCM for AVI, which has no audio timestamps, so copying could not keep an offset) on the input's
-timeline: offsets kept, gaps filled with silence, channels kept (Opus: at most stereo). Audio is written
+timeline: offsets kept, gaps filled with silence, channels kept (up to 7.1). Audio is written
 up to the end of the pictures written so far, which the video encoder's delay keeps just ahead of the
 video in the muxer: the two are interleaved as they go, and a run that stops early leaves a file
 whose sound ends with its pictures. Clips joined as they are (`cat a.ts b.ts`: time goes back at the join)
@@ -138,6 +139,15 @@ def kept_tags(source: Path | Mapping[str, str] | None) -> dict[str, str]:
     return {key: _one_value(value) for key, value in tags.items() if key.lower() not in OWN_TAGS and value}
 
 
+def with_riff_date(tags: dict[str, str]) -> dict[str, str]:
+    """AVI's tags (RIFF INFO) hold the creation date as ICRD, FFmpeg's "date", in the form year-month-day; its muxer
+    leaves creation_time out, so an AVI output lost when it was recorded. The date of creation_time becomes it."""
+    created = tags.get("creation_time", "")
+    if "date" in tags or len(created) < 10 or not created[:4].isdigit() or created[4:5] != "-":
+        return tags
+    return {**tags, "date": created[:10]}
+
+
 def _one_value(value: str) -> str:
     """FFmpeg 8 joins a tag stored twice with ';' (a MOV's creation time, in its movie header and as an mdta key):
     written back as it reads, the creation time was no time any more, and was dropped. The first one is kept."""
@@ -146,6 +156,9 @@ def _one_value(value: str) -> str:
 
 # FFmpeg's default layout for each channel count (av_channel_layout_default).
 STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+# Opus's: 5.1 and 7.1 stay so (they were mixed down to stereo). libopus refused 2.1 and 4.0, and put 5.0's and 6.1's
+# channels in the wrong places (the centre behind): those are made 5.1 or 7.1, each channel where it was.
+OPUS_LAYOUTS = {1: "mono", 2: "stereo", 3: "5.1", 4: "5.1", 5: "5.1", 6: "5.1", 7: "7.1", 8: "7.1"}
 MPEG4_MAX_TICKS = 65535  # MPEG-4 Part 2 (AVI) takes at most this many time-base ticks a second
 # FFmpeg's AVI muxer times video faster than this in 1/600 s, where the pictures' times collide (the run failed)
 AVI_MAX_FPS = 1000
@@ -164,6 +177,12 @@ MAX_PICTURE_TICKS = {**{suffix: MP4_MAX_TICKS // 4 for suffix in MP4_SUFFIXES}, 
 # pause longer than it is in FFmpeg's eyes: 7.6 h for 6 h of a 1/7200 fps time-lapse).
 MAX_LAST_PICTURE_TICKS = {**{suffix: MP4_MAX_TICKS // 2 for suffix in MP4_SUFFIXES}, ".avi": 60000}
 AUDIO_SNAP_S = 0.005  # audio this close to contiguous is contiguous (Matroska rounds times to 1 ms)
+# A first picture this far into the sound (--start) is reached by a jump, not by reading all the file before it: it
+# took ~2.6 ms per second skipped (a stall of minutes before the first frame of a long video's last minutes). Only in
+# the indexed formats, whose jumps land where asked; MPEG-TS's clips joined as they are go back in time.
+AUDIO_SEEK_AFTER_S = 10.0
+AUDIO_SEEK_FORMATS = {"mov", "mp4", "matroska", "webm"}
+AUDIO_PREROLL_S = 1.0  # sound decoded before the first picture: a decoder's warm-up (Opus needs 80 ms)
 # AVCOL_* values (FFmpeg's pixfmt.h) for the stream's colour tags.
 RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 1, 6, 1, 1
 
@@ -360,6 +379,8 @@ class VideoWriter:
         self._repeats: set[int] = set()  # the times of those shown again, which are no picture of the input
         self._file = _OutputFile(path)
         tags = kept_tags(tags_from if tags_from is not None else audio_from)
+        if suffix == ".avi":
+            tags = with_riff_date(tags)
         if audio_from is not None and not readable_again(audio_from):
             log.warning(f"the sound of {audio_from} is left out: a pipe is read once, for the pictures; "
                         f"give the file itself to keep its sound")
@@ -406,7 +427,7 @@ class VideoWriter:
         if self._origin is None:
             self._origin = pts_seconds or 0.0
             if self._audio:
-                self._audio.origin = self._origin
+                self._audio.begin_at(self._origin)
         if pts_seconds is not None and self._last_seconds is not None and pts_seconds < self._last_seconds:
             # time went back (clips joined as they are, `cat a.ts b.ts`): carry on a frame after the last picture
             self._origin = pts_seconds - float(self._last_pts * self.time_base) - 1 / float(self.rate)
@@ -602,6 +623,7 @@ class _AudioTrack:
         self.mux = mux  # the writer's, which counts what reaches the disk
         self.suffix, self.name = suffix, Path(source).name
         self._copied_dts: float | None = None  # the last packet copied, in the output's seconds
+        self.source = Path(source)
         self.input = av.open(str(source))
         try:
             streams = list(self.input.streams.audio)
@@ -652,6 +674,37 @@ class _AudioTrack:
         # the track starts with the pictures even where a player ignores the container's start delay.
         self._next = 0
         self._out_pts = 0  # the output sample where the FIFO's first sample goes
+
+    def begin_at(self, origin: float) -> None:
+        """Set the origin (the first picture's time), and jump to the sound a little before it where that is far
+        into the file. A jump that lands after the origin is undone: the sound is read from its beginning."""
+        import av
+
+        self.origin = origin
+        stream, time_base = self.in_stream, self.in_stream.time_base
+        start = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
+        if origin - start < AUDIO_SEEK_AFTER_S or not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
+            return
+        try:  # by the file's default stream, its video: Matroska's index (cues) holds only its keyframes
+            self.input.seek(round((origin - AUDIO_PREROLL_S) * 1_000_000), backward=True)
+            self.packets = self.input.demux(stream)
+            self.pending = next((p for p in self.packets if p.pts is not None), None)
+        except av.error.FFmpegError:
+            self.pending = None
+        if self.pending is None or float(self.pending.pts * time_base) > origin:
+            self._reopen()
+
+    def _reopen(self) -> None:
+        """The input opened again, its sound read from the beginning."""
+        import av
+
+        index = self.in_stream.index
+        self.input.close()
+        self.input = av.open(str(self.source))
+        self.in_stream = self.input.streams[index]
+        if self.adts is not None:
+            self.adts = _adts_filter(self.in_stream, self.suffix)
+        self.packets, self.pending = self.input.demux(self.in_stream), None
 
     def write_until(self, seconds: float | None) -> None:
         """Write the audio that starts before `seconds` (all of it for None)."""
@@ -832,35 +885,53 @@ def _encoder_rate(codec: str, rate: int) -> int:
 
 
 def _encoder_layout(codec: str, layout: Any) -> str:
-    """The input's channel count where the encoder keeps it (mono stays mono, AAC and PCM keep 5.1), in
-    that count's standard layout (a PCM track may leave its channel order unspecified, which encoders
-    refuse); Opus beyond stereo needs a channel mapping PyAV does not set, so it gets a stereo downmix."""
+    """The input's channel count (mono stays mono, 5.1 and 7.1 stay so), in that count's standard layout (a PCM
+    track may leave its channel order unspecified, which encoders refuse), or Opus's (Vorbis's) for Opus, which
+    refused 2.1 and 4.0; more than 8 channels get a stereo downmix."""
     channels = getattr(layout, "nb_channels", 0)
-    if codec == "libopus" and channels > 2:
-        return "stereo"
-    return STANDARD_LAYOUTS.get(channels, "stereo")
+    return (OPUS_LAYOUTS if codec == "libopus" else STANDARD_LAYOUTS).get(channels, "stereo")
+
+
+# numpy's type of each sample format, packed and planar alike (as PyAV's to_ndarray has them)
+SAMPLE_DTYPES = {"u8": "u1", "s16": "i2", "s32": "i4", "s64": "i8", "flt": "f4", "dbl": "f8"}
+
+
+def _planes(frame: Any) -> list[Any]:
+    """The frame's planes: one a channel where planar, else one. PyAV's own list counts them up to a null pointer
+    and, of 8 planar channels (7.1), took the field after the last for a ninth: its to_ndarray read that one (the
+    process crashed, or noise came out) and its from_ndarray refused 8 rows."""
+    from av.audio.plane import AudioPlane
+
+    return [AudioPlane(frame, index) for index in range(frame.layout.nb_channels if frame.format.is_planar else 1)]
+
+
+def _samples(frame: Any) -> np.ndarray:
+    """The frame's samples, a row a plane (interleaved in one row where packed)."""
+    count = frame.samples * (1 if frame.format.is_planar else frame.layout.nb_channels)
+    dtype = np.dtype(SAMPLE_DTYPES[frame.format.name.rstrip("p")])
+    return np.vstack([np.frombuffer(plane, dtype, count) for plane in _planes(frame)])
+
+
+def _frame_of(rows: np.ndarray, like: Any) -> Any:
+    """An audio frame of `rows` (as _samples gives them) in the format, layout and rate of frame `like`."""
+    import av
+
+    step = 1 if like.format.is_planar else like.layout.nb_channels
+    frame = av.AudioFrame(format=like.format.name, layout=like.layout.name, samples=rows.shape[1] // step)
+    for plane, row in zip(_planes(frame), rows):
+        plane.update(np.ascontiguousarray(row))
+    frame.sample_rate = like.sample_rate
+    return frame
 
 
 def _slice(frame: Any, start: int, stop: int) -> Any:
     """Samples [start, stop) of an audio frame, in its format."""
-    import av
-
-    data = frame.to_ndarray()
     step = 1 if frame.format.is_planar else frame.layout.nb_channels
-    part = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, start * step:stop * step]),
-                                      format=frame.format.name, layout=frame.layout.name)
-    part.sample_rate = frame.sample_rate
-    return part
+    return _frame_of(_samples(frame)[:, start * step:stop * step], frame)
 
 
 def _silence(like: Any, samples: int) -> Any:
     """`samples` of silence in the format of frame `like`."""
-    import av
-
-    data = like.to_ndarray()
-    step = 1 if like.format.is_planar else like.layout.nb_channels
+    step, rows = (1, like.layout.nb_channels) if like.format.is_planar else (like.layout.nb_channels, 1)
     quiet = 128 if like.format.name.startswith("u8") else 0  # unsigned 8-bit is centred on 128
-    silence = av.AudioFrame.from_ndarray(np.full((data.shape[0], samples * step), quiet, data.dtype),
-                                         format=like.format.name, layout=like.layout.name)
-    silence.sample_rate = like.sample_rate
-    return silence
+    return _frame_of(np.full((rows, samples * step), quiet, SAMPLE_DTYPES[like.format.name.rstrip("p")]), like)

@@ -88,6 +88,19 @@ def test_fidelity_when_and_where_it_was_recorded_and_its_title_are_kept(tmp_path
         assert not {"major_brand", "compatible_brands", "minor_version"} & set(kept)
 
 
+@pytest.mark.parametrize("name", ["android.mp4", "iphone.mov"])
+def test_fidelity_an_avi_keeps_the_date_it_was_recorded_and_its_title(tmp_path, name):
+    """AVI holds the creation date as RIFF's ICRD (year-month-day), which FFmpeg's muxer takes as "date": it left
+    creation_time out, and the AVI output had no date at all."""
+    tags, options = INPUTS[name]
+    source = _tagged_video(tmp_path / name, tags, options, audio_language="fra")
+    out = tmp_path / "out.avi"
+    _process(source, out)
+    kept, _ = _tags(out)
+    assert kept["date"] == "2023-07-14"
+    assert kept.get("title") == tags.get("title")
+
+
 def test_fidelity_the_mp4_creation_time_is_the_movie_header_s(tmp_path):
     """MP4 and MOV keep the creation time in the movie header (mvhd), where players and photo apps read it."""
     import struct

@@ -1,5 +1,6 @@
 """Video files in and out: frame count, frame rate and sound survive a run."""
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,119 @@ def test_transcoded_audio_keeps_its_channels(tmp_path, layout):
     _copy(src, tmp_path / "out.mp4")  # pcm into mp4: transcoded to AAC
     with av.open(str(tmp_path / "out.mp4")) as out:
         assert out.streams.audio[0].codec_context.layout.nb_channels == channels
+
+
+def _seven_one(path: Path, video_start: float, parts: list[tuple[float, float]], click_at: float) -> Path:
+    """Ten pictures at 10 fps from `video_start`, and 7.1 AAC (decoded to 8 planar channels) in `parts` (start,
+    end; a pause between), a tone with a click at `click_at` on every channel."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.time_base = video.codec_context.time_base = Fraction(1, 90000)
+        audio = container.add_stream("aac", rate=48000, layout="7.1")
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60 + 9 * i, np.uint8), format="bgr24")
+            frame.pts = round((video_start + i / 10) * 90000)
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        for start, end in parts:
+            for first in range(round(start * 48000), round(end * 48000), 1024):
+                t = (first + np.arange(1024)) / 48000
+                tone = np.where(np.abs(t - click_at - 0.0025) < 0.0025, 0.9, 0.1 * np.sin(2 * np.pi * 440 * t))
+                frame = av.AudioFrame.from_ndarray(np.repeat(tone[:, None], 8, 1).astype(np.float32).reshape(1, -1),
+                                                   format="flt", layout="7.1")  # packed: PyAV takes 8 rows of it
+                frame.sample_rate, frame.pts, frame.time_base = 48000, first, Fraction(1, 48000)
+                for packet in audio.encode(frame):
+                    container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+    return path
+
+
+SOUND_INTO = """
+import sys
+from pathlib import Path
+from stream.sources import open_source
+from stream.video_writer import VideoWriter
+source = open_source(sys.argv[1])
+writer = VideoWriter(Path(sys.argv[2]), source.width, source.height, source.fps, source.audio_path)
+for frame in source.frames():
+    writer.write(frame.image, frame.pts_seconds)
+writer.close()
+"""
+
+
+def test_7_1_sound_made_anew_is_cut_and_paused_without_a_crash(tmp_path):
+    """7.1 sound made anew (here PCM for AVI; Opus for WebM, AAC in MP4 from PCM, FLAC, DTS alike): cut at the first
+    picture and its pause filled, it crashed the process (SIGSEGV, no message): PyAV's to_ndarray of 8 planar
+    channels read a ninth. In a child process, so that the old crash fails this test rather than ending the test
+    run. (AVI's PCM is read back packed, which PyAV reads right.)"""
+    import subprocess
+    import sys
+
+    import av
+
+    src = _seven_one(tmp_path / "in.mkv", 0.5, [(0.0, 0.8), (1.2, 1.6)], click_at=1.3)
+    out = tmp_path / "out.avi"
+    done = subprocess.run([sys.executable, "-c", SOUND_INTO, str(src), str(out)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = timeline(out)
+    assert after["clicks"] == pytest.approx([0.8], abs=0.002)  # the click, under the same picture
+    assert after["audio_end"] == pytest.approx(1.1, abs=0.01)
+    with av.open(str(out)) as container:
+        channels = container.streams.audio[0].codec_context.layout.nb_channels
+        quiet = [frame.to_ndarray()[0] for frame in container.decode(audio=0)  # PCM's 8 channels: packed
+                 if 0.35 <= frame.time <= 0.65]
+    assert channels == 8
+    assert quiet and max(np.abs(samples).max() for samples in quiet) < 0.01 * 32767
+
+
+@pytest.mark.parametrize("layout", ["5.1", "7.1"])
+@pytest.mark.parametrize("loud", ["FC", "LFE", "BR"])
+def test_surround_sound_into_webm_keeps_each_channel_where_it_was(tmp_path, layout, loud):
+    """WebM's sound is Opus, which holds up to 7.1: a 5.1 or 7.1 track was mixed down to stereo."""
+    import av
+
+    src = tmp_path / "in.mp4"
+    with av.open(str(src), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("aac", rate=48000, layout=layout)
+        for i in range(10):
+            for packet in video.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        names = [channel.name for channel in audio.codec_context.layout.channels]
+        signal = np.zeros((48000, len(names)), np.float32)
+        signal[:, names.index(loud)] = 0.5 * np.sin(2 * np.pi * 60 * np.arange(48000) / 48000)
+        frame = av.AudioFrame.from_ndarray(signal.reshape(1, -1), format="flt", layout=layout)
+        frame.sample_rate, frame.pts = 48000, 0
+        for packet in audio.encode(frame):
+            container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+    out = tmp_path / "out.webm"
+    _copy(src, out)
+    with av.open(str(out)) as container:
+        layout_out = container.streams.audio[0].codec_context.layout
+        energy = sum((_channels(frame) ** 2).sum(axis=1) for frame in container.decode(audio=0))
+    assert layout_out.name == layout
+    assert [channel.name for channel in layout_out.channels][int(np.argmax(energy))] == loud
+    assert np.sort(energy)[-2] < 0.01 * energy.max()  # the others quiet
+
+
+def _channels(frame) -> np.ndarray:
+    """A decoded frame's samples, a row a channel (PyAV's to_ndarray read a ninth plane of 8 planar channels)."""
+    from stream.video_writer import _samples
+
+    samples = _samples(frame).astype(np.float64)
+    return samples if frame.format.is_planar else samples.reshape(-1, frame.layout.nb_channels).T
 
 
 def test_44_1_khz_audio_goes_into_webm(tmp_path):

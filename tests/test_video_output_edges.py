@@ -275,3 +275,66 @@ def test_copied_sound_that_pauses_longer_than_mp4_holds_is_refused_in_one_line(t
     assert done.stdout.strip() == ("the sound of in.mkv pauses for 13.6 hours from 0:00:01.0, longer than .mp4 holds "
                                    "in sound copied at 44100 Hz (13.5 hours); write .mkv")
     assert probe(out)["frames"] >= 25  # the pictures before the pause play
+
+
+def _spy_on_sound_read(monkeypatch) -> list[float]:
+    """The input's times of the sound packets the writer copies and of the frames it decodes, as they come."""
+    from stream import video_writer
+
+    read: list[float] = []
+    for name in ("_copy", "_place"):
+        def spy(self, item, *rest, real=getattr(video_writer._AudioTrack, name)):
+            if item.pts is not None and item.time_base is not None:
+                read.append(float(item.pts * item.time_base))
+            return real(self, item, *rest)
+        monkeypatch.setattr(video_writer._AudioTrack, name, spy)
+    return read
+
+
+def _write_far_part(tmp_path: Path, suffix: str, out_suffix: str) -> Path:
+    """Of a 26 s video with sound (a click at 24.55 s), the pictures from 24 s on, as --start 24 gives them."""
+    times = [float(second) for second in range(24)] + [24.0 + i / 10 for i in range(10)]
+    src = make_timed_video(tmp_path / f"in{suffix}", times, fps=10, audio_codecs=("aac",), audio_seconds=26.0,
+                           click_at=24.55, keyframe_every=1)  # a jump lands on the keyframe before it
+    source = open_source(str(src))
+    out = tmp_path / f"out{out_suffix}"
+    writer = VideoWriter(out, source.width, source.height, 10, source.audio_path)  # the part's rate
+    for frame in source.frames():
+        if frame.pts_seconds >= 24.0:  # the part
+            writer.write(frame.image, frame.pts_seconds)
+    writer.close(complete=False)
+    source.close()
+    return out
+
+
+def _assert_part_in_step(out: Path) -> None:
+    after = timeline(out)
+    assert len(after["video"]) == 10
+    assert after["click"] - after["video"][0] == pytest.approx(0.55, abs=0.002)
+    assert after["audio_end"] == pytest.approx(1.0, abs=0.03)
+
+
+@pytest.mark.parametrize("suffix, out_suffix", [(".mp4", ".mp4"), (".mkv", ".mov"), (".mkv", ".webm"),
+                                                (".mov", ".avi")])
+def test_a_part_far_into_a_video_reads_its_sound_from_just_before_the_part(tmp_path, monkeypatch, suffix, out_suffix):
+    """A part far into a long video (--start 59:00): the sound before it was read from the file's beginning, copied
+    packets dropped and sound made anew decoded for nothing (~2.6 ms per second skipped, minutes before the first
+    frame of an hour's video). The sound is reached by a jump to a second before the part, and stays in step."""
+    from stream import video_writer
+
+    read = _spy_on_sound_read(monkeypatch)
+    out = _write_far_part(tmp_path, suffix, out_suffix)
+    assert min(read) >= 24.0 - video_writer.AUDIO_PREROLL_S - 0.05
+    _assert_part_in_step(out)
+
+
+@pytest.mark.parametrize("out_suffix", [".mp4", ".webm"])
+def test_a_jump_to_the_sound_that_lands_after_the_part_reads_it_from_the_beginning(tmp_path, monkeypatch, out_suffix):
+    """A jump that lands after the first picture (made so here) would lose the sound under it: the input is read
+    from its beginning instead, as before."""
+    from stream import video_writer
+
+    monkeypatch.setattr(video_writer, "AUDIO_PREROLL_S", -0.3)  # a jump to 24.3 s for a part from 24 s
+    read = _spy_on_sound_read(monkeypatch)
+    _assert_part_in_step(_write_far_part(tmp_path, ".mp4", out_suffix))
+    assert min(read) <= 0.0
