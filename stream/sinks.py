@@ -223,12 +223,15 @@ class WindowSink(Sink):
     """A live preview window. q or Esc stops; s switches between the render and input | render | depth, i
     shows the rate and latency (both in the window only); p saves the render as it is now (a camera's
     shutter); a click, a and +/- go to `controls` (stream.controls). `alone`: the window is the run's only
-    output, so a display that goes away ends the run (beside a file the run goes on without the window)."""
+    output, so a display that goes away ends the run (beside a file the run goes on without the window).
+    `photo_metadata`: a photo's colour profile and EXIF, which its snapshots keep as its output file does."""
 
     def __init__(self, title: str, controls: LiveControls | None, frame_width: int, side_by_side: bool,
-                 notify: Callable[[str], None] = notify, alone: bool = True) -> None:
+                 notify: Callable[[str], None] = notify, alone: bool = True,
+                 photo_metadata: PhotoMetadata | None = None) -> None:
         check_display()
         self.title = title
+        self.photo_metadata = photo_metadata
         self.frame_width = frame_width
         self.side_by_side = side_by_side
         self.notify = notify
@@ -340,7 +343,7 @@ class WindowSink(Sink):
             number += 1
             path = Path(f"{stem}_{number}.png")
         try:
-            saved, reason = write_image(path, compose(frame, False)), "the encoder refused it"
+            saved, reason = write_image(path, compose(frame, False), self.photo_metadata), "the encoder refused it"
         except OSError as exc:  # a read-only folder, a full disk: say which, not a guess
             saved, reason = False, exc.strerror or str(exc)
         self.notify(f"saved {path.resolve()}" if saved else
@@ -529,7 +532,8 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
             sinks.append(VirtualCameraSink(out_width, height, fps, picture, side_by_side))
         if kind == "window" or preview:  # last: the files have the frame before the window waits for a key
             # alone where nothing else shows the frames (-o null --preview too: a camera's run went on unseen)
-            sinks.append(WindowSink("depthcam", controls, width, side_by_side, alone=kind in ("window", "null")))
+            sinks.append(WindowSink("depthcam", controls, width, side_by_side, alone=kind in ("window", "null"),
+                                    photo_metadata=photo_metadata))
     except BaseException:
         # a later sink that cannot open (a busy virtual camera, no window) leaves none of the earlier ones
         # open: a --save-depth writer's encoder and file

@@ -311,6 +311,29 @@ def test_p_saves_the_render_at_full_size_beside_the_ones_before(monkeypatch, tmp
     assert told == [f"saved {p}" for p in saved]
 
 
+def test_p_saves_a_photo_s_render_with_the_photo_s_colour_profile(monkeypatch, tmp_path):
+    """A Display P3 photo shown in the window: its snapshot was written untagged, so its colours shifted (read as
+    sRGB), whereas the output file kept the profile."""
+    from PIL import Image, ImageCms
+
+    from stream.images import PhotoMetadata
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any profile other than none
+    monkeypatch.setattr(sinks, "check_display", lambda fix=None: None)
+    for name in ("namedWindow", "setMouseCallback", "imshow"):
+        monkeypatch.setattr(cv2, name, lambda *a: None)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    window = make_sink("window", width=60, height=40, fps=30, audio_from=None, side_by_side=False, save_depth=None,
+                       photo_metadata=PhotoMetadata(icc_profile=profile))
+    window.notify = lambda message: None
+    monkeypatch.chdir(tmp_path)
+    _press(monkeypatch, ord("p"))
+    window.write(_frame())
+    [saved] = tmp_path.glob("depthcam_*.png")
+    with Image.open(saved) as snapshot:
+        assert snapshot.info.get("icc_profile") == profile and snapshot.size == (60, 40)
+
+
 def _failing_virtual_camera(monkeypatch, message):
     class Camera:
         def __init__(self, width, height, fps, fmt):
