@@ -233,7 +233,7 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
         raise ModelError(f"unknown model {name_or_path!r}; known models: {', '.join(model_names())} "
                          f"(or give a path to an .onnx file)")
     if path.is_dir():
-        raise ModelError(f"model {path} is a folder; give the .onnx file itself")
+        raise ModelError(f"model {path} is a folder; {_folder_fix(path)}")
     if not path.is_file():
         raise ModelError(f"model file {path} not found (give an existing .onnx file or a registry name)")
     namesake = next((spec for spec in REGISTRY.values() if spec.filename == path.name), None)
@@ -257,6 +257,21 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
                f"out); for {namesake.name}'s settings use --model {namesake.name}, or add --model-input "
                f"{namesake.input_norm} --model-output {namesake.output_kind}")
     return own, path
+
+
+def _folder_fix(folder: Path) -> str:
+    """What to give instead of a folder: the .onnx files in it or a level down (an export's folder, a Hugging Face
+    repository's onnx/), or a TensorFlow SavedModel's conversion."""
+    found = sorted(folder.glob("*.onnx")) + sorted(folder.glob("*/*.onnx"))
+    if len(found) == 1:
+        return f"give the .onnx file in it: --model {shlex.quote(str(found[0]))}"
+    if found:
+        listed = ", ".join(str(f) for f in found[:3]) + (", ..." if len(found) > 3 else "")
+        return f"give one of its .onnx files to --model ({listed})"
+    if (folder / "saved_model.pb").is_file():
+        return (f"it is a TensorFlow SavedModel: convert it once (python -m tf2onnx.convert --saved-model "
+                f"{shlex.quote(str(folder))} --output model.onnx), then --model model.onnx")
+    return "give the .onnx file itself"
 
 
 def _renamed_registry_file(path: Path) -> ModelSpec | None:
@@ -283,9 +298,25 @@ def _refuse_weight_files(path: Path) -> None:
     prefix = re.sub(r"\.(index|meta|data-\d+-of-\d+)$", "", str(path), flags=re.IGNORECASE)
     if not (WEIGHT_FILE.search(path.name) and (path.exists() or Path(f"{prefix}.index").is_file())):
         return
+    if _zip_without_checkpoint(path):  # a zipped ONNX model, a PyTorch checkpoint: the load says what it is
+        return
     raise ModelError(f"{path} is not an ONNX model; official FCRN weights (NYU_ResNet-UpProj.npy, NYU_FCRN.ckpt, "
                      f"NYU_FCRN-checkpoint.zip) are converted once: depthcam models convert {shlex.quote(prefix)} "
                      f"-o fcrn.onnx, then --model fcrn.onnx")
+
+
+def _zip_without_checkpoint(path: Path) -> bool:
+    """A readable zip archive that holds no TensorFlow checkpoint (a .ckpt.index) nor .npy: not FCRN's weights."""
+    import zipfile
+
+    if path.suffix.lower() != ".zip" or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):  # damaged: `models convert` says so
+        return False
+    return not any(name.endswith((".ckpt.index", ".npy")) for name in names)
 
 
 def _declared_spec(path: Path, name: str) -> ModelSpec | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -71,7 +72,7 @@ def _input_layout(session, spec: ModelSpec) -> InputLayout:
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise ModelError(f"model {spec.filename} takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
-                         f"a depth model takes one image")
+                         f"a depth model takes one image: export it with the image as its only input")
     meta = inputs[0]
     if meta.type not in INPUT_DTYPES:
         raise ModelError(f"model {spec.filename} takes a {meta.type} input; depthcam feeds float32, float16, float64 "
@@ -123,8 +124,10 @@ def input_spatial_size(path: Path) -> tuple[int | None, int | None] | None:
     """The model's image input (width, height), None for a symbolic axis; None where the file does not
     load or is no image model (DepthEstimator then says why)."""
     ort = _import_onnxruntime()
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # a failure is DepthEstimator's to say, once
     try:
-        shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+        shape = ort.InferenceSession(str(path), options, providers=[CPU]).get_inputs()[0].shape
     except Exception:  # noqa: BLE001 (any load failure is reported by DepthEstimator with its fix)
         return None
     axes = _image_axes(shape) if len(shape) == 4 else None
@@ -215,15 +218,22 @@ class DepthEstimator:
         # ONNX Runtime's workers spin between calls by default; in a pipeline that burns the cores the
         # refine and render stages need (measured on 2 cores: the live preset lost a third of its rate).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Whatever fails in a session is also raised, and said by depthcam in one line; the session's own error log
+        # printed it first with ONNX Runtime's C++ signatures (twice for a short weight file). Providers that fail to
+        # load still log on the default logger.
+        options.log_severity_level = 4
         asked = requested_providers(device, tensorrt)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=asked)
         except Exception as exc:  # onnxruntime raises its own exception types per failure
             cached = cached_file_of(path)  # a user's file of the same name is not the registry's to fetch
-            missing = _missing_external_data(path)
-            if missing:
-                raise ModelError(f"model file {path} keeps its weights in {', '.join(missing)}, not found beside it "
-                                 f"in {path.parent}; keep the weight file in the same folder as the .onnx") from None
+            fault = _external_data_fault(path)
+            if fault:
+                raise ModelError(f"model file {path} {fault}") from None
+            if cached is None:
+                refusal = _version_refusal(str(exc)) or _foreign_file(path)
+                if refusal:
+                    raise ModelError(f"model file {path} {refusal}") from None
             fix = (f"fetch it again with 'depthcam models fetch {cached.name}'" if cached is not None
                    else "check that the file is a complete ONNX model")
             raise ModelError(f"model file {path} could not be loaded as ONNX ({_first_line(exc)}); {fix}") from None
@@ -425,9 +435,9 @@ class DepthEstimator:
 class OutputWatch:
     """One warning a run when the depth looks like a wrong model file or input scaling: the same value at every
     pixel, or no positive value, on SUSPECT_IN_A_ROW looked-at frames in a row, or a near-binary map (a
-    segmentation model's mask) on one. Only the first WATCH_FIRST frames and then every WATCH_EVERY-th are looked
-    at: a min and a max, 35 us at 320x192, 2 us a frame on average (measured on this project's 2-core VM); a map
-    within 0..1 is counted too (16 us more at 256x256).
+    segmentation model's mask, or its logits) on one. Only the first WATCH_FIRST frames and then every WATCH_EVERY-th
+    are looked at: a min and a max, 35 us at 320x192, 2 us a frame on average (measured on this project's 2-core
+    VM); a map within 0..1, or one crossing 0, is counted too (16 us more at 256x256).
 
     A refusal, not a warning, where the depth is the same at every pixel of the run's first frame with content:
     no depth model gives that, and every frame written after it would be blurred evenly."""
@@ -437,6 +447,14 @@ class OutputWatch:
     # each end. A sigmoid-ended depth model (Monodepth2's disparity) spreads over 0..1 and seldom reaches 1; the
     # selfie segmentation model gave 97-99% of the pixels at its ends on a portrait, 78-99% on photos.
     MASK_EDGE, MASK_SHARE, MASK_END_SHARE = 0.02, 0.85, 0.01
+    # A segmentation model exported without its final sigmoid gives logits: a map crossing 0 that is the same mask
+    # through a sigmoid, i.e. beyond +-LOGIT_EDGE at the shares above. Both its sides reach far (MediaPipe's selfie
+    # logits on a portrait and photos: -1033..+325 to -799..+140, the shorter side at least 0.17 of the longer):
+    # depth models end in a ReLU, a sigmoid or an exp and give no negative value (TCMonoDepth, FCRN, MiDaS, Depth
+    # Anything), and a shifted relative map whose far end dips below 0 dips little: that side is under LOGIT_BALANCE
+    # of the other.
+    LOGIT_EDGE = float(np.log((1 - MASK_EDGE) / MASK_EDGE))  # 3.89
+    LOGIT_BALANCE = 0.05
     CONTENT_LEVELS = 16  # a frame whose channels each span fewer 8-bit levels is flat (a dark first camera frame)
 
     def __init__(self, spec: ModelSpec, send: Callable[[str], None] = notify) -> None:
@@ -467,12 +485,15 @@ class OutputWatch:
             return
         low, high = float(depth.min()), float(depth.max())
         symptom = self.symptom(low, high)
-        share = None if symptom else self.mask_share(depth, low, high)
-        if share:  # one frame is enough (a photo has no other): no depth map is that binary
+        mask = None if symptom else self.mask_share(depth, low, high)
+        logits = None if symptom or mask else self.logit_share(depth, low, high)
+        if mask or logits:  # one frame is enough (a photo has no other): no depth map is that binary
             self.warned = True
-            self.notify(f"the model {self.spec.name} gives a near-binary map (0 or 1 at {share:.0%} of its pixels): "
-                        f"it looks like a segmentation mask, not depth; give a depth model (--model tcmonodepth, or "
-                        f"your depth model's .onnx)")
+            found = (f"a near-binary map (0 or 1 at {mask:.0%} of its pixels): it looks like a segmentation mask"
+                     if mask else f"a map crossing 0, beyond +-{self.LOGIT_EDGE:.1f} at {logits:.0%} of its pixels (0 "
+                     f"or 1 through a sigmoid): it looks like a segmentation model's logits")
+            self.notify(f"the model {self.spec.name} gives {found}, not depth; give a depth model (--model "
+                        f"tcmonodepth, or your depth model's .onnx)")
             return
         self.in_a_row = self.in_a_row + 1 if symptom else 0
         if symptom and self.in_a_row >= self.SUSPECT_IN_A_ROW:
@@ -497,9 +518,25 @@ class OutputWatch:
         xp = array_module(depth)
         near_zero = int(xp.count_nonzero(depth <= cls.MASK_EDGE)) / depth.size
         near_one = int(xp.count_nonzero(depth >= 1 - cls.MASK_EDGE)) / depth.size
-        if min(near_zero, near_one) < cls.MASK_END_SHARE or near_zero + near_one < cls.MASK_SHARE:
+        return cls._binary_share(near_zero, near_one)
+
+    @classmethod
+    def logit_share(cls, depth, low: float, high: float) -> float | None:
+        """The share of the map's pixels beyond +-LOGIT_EDGE where it looks like a segmentation model's logits (a
+        mask before its sigmoid), else None."""
+        if not (low < 0 < high) or min(-low, high) < cls.LOGIT_BALANCE * max(-low, high):
             return None
-        return near_zero + near_one
+        xp = array_module(depth)
+        below = int(xp.count_nonzero(depth <= -cls.LOGIT_EDGE)) / depth.size
+        above = int(xp.count_nonzero(depth >= cls.LOGIT_EDGE)) / depth.size
+        return cls._binary_share(below, above)
+
+    @classmethod
+    def _binary_share(cls, low_end: float, high_end: float) -> float | None:
+        """The share of pixels at the map's two ends where both are populated and together hold MASK_SHARE."""
+        if min(low_end, high_end) < cls.MASK_END_SHARE or low_end + high_end < cls.MASK_SHARE:
+            return None
+        return low_end + high_end
 
 
 def _same_everywhere(low: float, high: float) -> bool:
@@ -514,18 +551,141 @@ def _has_content(image: np.ndarray, levels: int) -> bool:
     return int((channels.max(axis=1) - channels.min(axis=1)).max()) >= levels
 
 
-def _missing_external_data(path: Path) -> list[str]:
-    """The weight files (external data: `model.onnx.data`, written for models over 2 GB) that `path` names and
-    that are not where ONNX Runtime looks for them, beside it; [] where the file is not ONNX or names none."""
+def _external_data_fault(path: Path) -> str | None:
+    """What is wrong with the weight files (external data: `model.onnx.data`, written for models over 2 GB) that
+    `path` names: outside its folder (ONNX Runtime refuses them), not beside it, where ONNX Runtime looks for them,
+    or shorter than the weights they should hold (a download or copy that did not finish); None where the file is
+    not ONNX, names none, or they are whole."""
     import onnx
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception:  # noqa: BLE001 (not ONNX at all: the caller's own message says so)
-        return []
-    locations = {ExternalDataInfo(tensor).location for tensor in model.graph.initializer if uses_external_data(tensor)}
-    return sorted(name for name in locations if not (path.parent / name).is_file())
+        return None
+    ends: dict[str, int] = {}  # each weight file's bytes the model reads
+    for tensor in model.graph.initializer:
+        if uses_external_data(tensor):
+            info = ExternalDataInfo(tensor)
+            ends[info.location] = max(ends.get(info.location, 0), (info.offset or 0) + (info.length or 0))
+    outside = sorted(name for name in ends if Path(name).is_absolute() or ".." in Path(name).parts)
+    if outside:  # ONNX Runtime reads weight files only from the model's folder and below
+        return (f"keeps its weights in {outside[0]}, outside its folder, which onnxruntime refuses to read; save the "
+                f"model again with them beside it (onnx.save(model, ..., save_as_external_data=True, "
+                f"location={Path(outside[0]).name!r}))")
+    missing = sorted(name for name in ends if not (path.parent / name).is_file())
+    if missing:
+        return (f"keeps its weights in {', '.join(missing)}, not found beside it in {path.parent}; keep the weight "
+                f"file in the same folder as the .onnx")
+    short = sorted((name, (path.parent / name).stat().st_size, end) for name, end in ends.items()
+                   if (path.parent / name).stat().st_size < end)
+    if short:
+        name, size, end = short[0]
+        return (f"keeps its weights in {name}, which holds {size:,} of their {end:,} bytes (a download or copy that "
+                f"did not finish); copy or download {name} again")
+    return None
+
+
+# ONNX Runtime's words for a file newer than it reads: an IR version, or an opset of a domain.
+NEWER_IR = re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)")
+NEWER_OPSET = re.compile(r"Opset (\d+) is under development.*support for domain (\S+) is till opset (\d+)", re.DOTALL)
+UNKNOWN_OP = re.compile(r"(\S+)\(-?\d+\) is not a registered function/op")
+
+
+def _version_refusal(error: str) -> str | None:
+    """What a file newer than the installed ONNX Runtime, or with an operator it lacks, needs: the versions and the
+    fix; None for any other failure (ONNX Runtime's own words ran past 300 characters of C++ signature before the
+    versions)."""
+    upgrade = f"upgrade it (pip install -U {_onnxruntime_distribution()})"
+    if found := UNKNOWN_OP.search(error):
+        return (f"uses the operator {found.group(1)}, which onnxruntime {_import_onnxruntime().__version__} does not "
+                f"have (a custom operator, or one newer than it); export the model with standard ONNX operators, "
+                f"or {upgrade}")
+    if found := NEWER_IR.search(error):
+        have, most = found.groups()
+        return (f"is ONNX IR version {have}, newer than onnxruntime {_import_onnxruntime().__version__} reads (up to "
+                f"{most}); {upgrade}, or save the model with ir_version {most} (onnx: model.ir_version = {most})")
+    if found := NEWER_OPSET.search(error):
+        opset, domain, most = found.groups()
+        domain = domain.rstrip(".")
+        export = (f"opset {most} or lower (torch.onnx.export(..., opset_version={most}))" if domain == "ai.onnx"
+                  else f"{domain} opset {most} or lower")
+        return (f"needs ONNX opset {opset} ({domain}), newer than onnxruntime {_import_onnxruntime().__version__} "
+                f"supports (up to {most}); {upgrade}, or export the model at {export}")
+    return None
+
+
+def _onnxruntime_distribution() -> str:
+    """The pip name of the ONNX Runtime installed (the GPU build is its own package)."""
+    from importlib import metadata
+
+    for name in ("onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"):
+        try:
+            metadata.version(name)
+            return name
+        except metadata.PackageNotFoundError:
+            continue
+    return "onnxruntime"
+
+
+# A few bytes that name what a file is, where ONNX Runtime only said that protobuf parsing failed.
+HDF5_MAGIC, ZIP_MAGIC, LFS_POINTER = b"\x89HDF\r\n\x1a\n", b"PK\x03\x04", b"version https://git-lfs"
+
+
+def _foreign_file(path: Path) -> str | None:
+    """What a file ONNX Runtime refused is instead of an ONNX model, with the fix, read from its first bytes;
+    None where they say nothing."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(64)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc}); check its permissions"
+    onnx_name = path.name[:-len(".data")] if path.name.endswith(".data") else ""
+    if onnx_name.endswith(".onnx") and (path.parent / onnx_name).is_file():
+        model = shlex.quote(str(path.with_name(onnx_name)))
+        return f"holds the weights of {onnx_name}, not the model; give --model {model}"
+    if not head:
+        return "is empty (0 bytes): a download or copy that did not finish; download or export it again"
+    if head.startswith(LFS_POINTER):
+        return ("is a Git LFS pointer, not the model (a clone without git-lfs); fetch the real file with 'git lfs "
+                "pull' in the clone, or download the file itself")
+    if head.lstrip()[:1] == b"<":
+        return ("is a web page (HTML or XML), not an ONNX model; download the file itself (GitHub: the 'raw' link; "
+                "Hugging Face: 'resolve', not 'blob', in the address)")
+    if head.startswith(ZIP_MAGIC):
+        return _archive_contents(path)
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):  # a pickle: PyTorch before 1.6
+        return _PYTORCH
+    if head[4:8] == b"TFL3":
+        return ("is a TensorFlow Lite model, not ONNX; convert it once: python -m tf2onnx.convert --tflite "
+                f"{shlex.quote(str(path))} --output model.onnx, then --model model.onnx")
+    if head.startswith(HDF5_MAGIC):
+        return "is a Keras/HDF5 model, not ONNX; convert it once to ONNX (tf2onnx.convert.from_keras), then --model it"
+    if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        return ("holds weights only (safetensors), no graph; export the model to ONNX (optimum-cli export onnx, or "
+                "torch.onnx.export), then --model the .onnx")
+    return None
+
+
+_PYTORCH = ("is a PyTorch checkpoint, not ONNX; export the model once with torch.onnx.export (or optimum-cli export "
+            "onnx), then --model the .onnx")
+
+
+def _archive_contents(path: Path) -> str:
+    """A zip archive given as the model: a PyTorch checkpoint (torch.save writes one), or a zipped ONNX file."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        names = []
+    if any(name.endswith("data.pkl") for name in names):
+        return _PYTORCH
+    inside = [name for name in names if name.lower().endswith(".onnx")]
+    if inside:
+        return f"is a zip archive holding {', '.join(inside[:3])}; extract it and give the .onnx to --model"
+    return "is a zip archive, not an ONNX model; extract the .onnx model from it and give that to --model"
 
 
 def _first_line(exc: Exception) -> str:

@@ -92,6 +92,78 @@ def test_a_sigmoid_ended_depth_map_is_no_mask(rng):
     assert OutputWatch.mask_share(empty, float(empty.min()), float(empty.max())) is None
 
 
+
+def _selfie_logits(shared_models: Path, path: Path, layout: str) -> Path:
+    """MediaPipe's selfie segmentation without its final sigmoid (an export that leaves it to the caller): one
+    map of logits, N x H x W x 1 as the model gives it, N x 1 x H x W or N x H x W."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    source = shared_models / "selfie_segmentation.onnx"
+    if not source.is_file():
+        pytest.skip("selfie_segmentation.onnx is not in the shared models folder")
+    model = onnx.load(str(source))
+    (sigmoid,) = [node for node in model.graph.node if node.op_type == "Sigmoid" and node.input[0] == "segment_add:0"]
+    model.graph.node.remove(sigmoid)
+    (reshape,) = [node for node in model.graph.node if node.output[0] == "activation_10"]
+    reshape.input[0] = "segment_add:0"  # the logits, N x 256 x 256 x 1
+    shapes = {"NHWC": None, "NCHW": [0, 3, 1, 2], "NHW": [1, 256, 256]}
+    if shapes[layout] is not None:
+        reshape.output[0] = "nhwc_logits"
+        node = (helper.make_node("Transpose", ["nhwc_logits"], ["logits"], perm=shapes[layout]) if layout == "NCHW"
+                else helper.make_node("Reshape", ["nhwc_logits", "nhw_shape"], ["logits"]))
+        model.graph.node.append(node)
+        model.graph.initializer.append(helper.make_tensor("nhw_shape", TensorProto.INT64, [3], shapes["NHW"]))
+        del model.graph.output[:]
+        dims = [1, 1, 256, 256] if layout == "NCHW" else [1, 256, 256]
+        model.graph.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, dims))
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW", "NHW"])
+def test_a_segmentation_model_giving_logits_is_named_as_one(shared_models, tmp_path, layout):
+    """The selfie model exported without its sigmoid gives one map of unbounded logits (-800..+400 on a portrait):
+    only 0..1 masks were recognised, and this one ran as depth without a word."""
+    estimator = _own(_selfie_logits(shared_models, tmp_path / "selfie_logits.onnx", layout))
+    notes: list[str] = []
+    estimator.watch.notify = notes.append
+    for image in _portrait_frames(3):
+        estimator.to_disparity(estimator.predict([image])[0])
+    assert len(notes) == 1, notes
+    assert notes[0].startswith("the model selfie_logits gives a map crossing 0, beyond +-3.9 at ")
+    assert notes[0].endswith("of its pixels (0 or 1 through a sigmoid): it looks like a segmentation model's "
+                             "logits, not depth; give a depth model (--model tcmonodepth, or your depth model's .onnx)")
+
+
+def test_fcrn_is_not_taken_for_a_mask_or_logits(tmp_path):
+    """FCRN (metres, random weights here) on a portrait: no warning."""
+    import onnx
+
+    from models.fcrn import build_fcrn
+
+    path = tmp_path / "my_fcrn.onnx"
+    onnx.save(build_fcrn(seed=5), str(path))
+    estimator = _own(path)
+    notes: list[str] = []
+    estimator.watch.notify = notes.append
+    for image in _portrait_frames(2):
+        estimator.to_disparity(estimator.predict([image])[0])
+    assert notes == []
+
+
+def test_depth_maps_crossing_0_are_no_logits():
+    """A relative depth shifted below 0 is spread (a ramp) or dips little below 0 (a far end at -50 of 3000)."""
+    ramp = np.linspace(-20.0, 20.0, 64 * 64, dtype=np.float32).reshape(64, 64)  # 19% within +-3.9
+    dipping = np.where(np.arange(64)[:, None] < 20, -50.0, np.linspace(100.0, 3000.0, 64)).astype(np.float32)
+    logits = np.where(np.arange(64)[:, None] < 40, -300.0, 120.0).astype(np.float32)
+    logits[40] = 0.5  # the edge
+    for depth in (ramp, dipping):
+        assert OutputWatch.logit_share(depth, float(depth.min()), float(depth.max())) is None
+    assert OutputWatch.logit_share(logits, -300.0, 120.0) == pytest.approx(63 / 64)
+    assert OutputWatch.logit_share(np.abs(logits), 0.5, 300.0) is None  # all positive: depth
+
+
 # --- a broken export: the same depth everywhere ---
 
 def test_a_constant_depth_on_a_frame_with_content_stops_before_anything_is_written(tmp_path, rng):

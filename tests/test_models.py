@@ -256,7 +256,8 @@ FLOAT, INT64 = 1, 7  # onnx.TensorProto.FLOAT, INT64 (a uint8 image input is tak
 
 
 @pytest.mark.parametrize("inputs, output_shape, needle", [
-    ([("image", FLOAT, [1, 3, 8, 8]), ("extra", FLOAT, [1])], [1, 1, 8, 24], "takes 2 inputs"),
+    ([("image", FLOAT, [1, 3, 8, 8]), ("extra", FLOAT, [1])], [1, 1, 8, 24],
+     "takes 2 inputs (image, extra); a depth model takes one image: export it with the image as its only input"),
     ([("image", INT64, [1, 3, 8, 8])], [1, 1, 8, 24], "takes a tensor(int64) input"),
     ([("image", FLOAT, [2, 3, 8, 8])], [2, 1, 8, 8], "takes a fixed batch of 2 images"),
     ([("image", FLOAT, [1, 3, 8, 8])], [192], "output [192]"),

@@ -203,3 +203,170 @@ def test_own_models_info_checks_a_dynamic_model_at_the_size_given(tmp_path, caps
     assert "give a --model-size it takes" in capsys.readouterr().err
     assert main(["models", "info", str(path), "--model-size", "256x192"]) == 0
     assert "accepted by depthcam" in capsys.readouterr().out
+
+
+# --- files that are no ONNX model depthcam can load: one line naming what the file is and the fix ---
+
+def _cli_error(args: list, capfd) -> str:
+    """The one line a failing CLI command prints (ONNX Runtime's own log on the same stderr included)."""
+    from stream.cli import main
+
+    assert main(args) == 2
+    captured = capfd.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("depthcam: error: "), captured.err
+    return lines[0].removeprefix("depthcam: error: ")
+
+
+def _depth_of_red(path, opset=17, ir_version=8, domain=None):
+    """The smallest depth model: the first channel of a 16 x 16 image; `domain` (name, version) adds one operator."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = _first_channel("image", "red" if domain else "depth")
+    opsets = [helper.make_opsetid("", opset)]
+    if domain:
+        nodes.append(helper.make_node("Unknown", ["red"], ["depth"], domain=domain[0]))
+        opsets.append(helper.make_opsetid(*domain))
+    graph = helper.make_graph(nodes, "red", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, 16, 16])],
+                              [numpy_helper.from_array(value, name) for name, value in FIRST])
+    onnx.save(helper.make_model(graph, opset_imports=opsets, ir_version=ir_version), str(path))
+    return path
+
+
+def _installed_onnxruntime() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def test_own_models_an_opset_newer_than_onnxruntime_names_both_versions(tmp_path, capfd):
+    """ONNX Runtime's refusal was cut at 300 characters, inside its C++ signature, before the versions."""
+    path = _depth_of_red(tmp_path / "future.onnx", opset=99)
+    line = _cli_error(["models", "info", str(path)], capfd)
+    assert re.fullmatch(rf"model file {re.escape(str(path))} needs ONNX opset 99 \(ai\.onnx\), newer than onnxruntime "
+                        rf"{re.escape(_installed_onnxruntime())} supports \(up to (\d+)\); upgrade it \(pip install -U "
+                        r"onnxruntime[\w-]*\), or export the model at opset \1 or lower "
+                        r"\(torch\.onnx\.export\(\.\.\., opset_version=\1\)\)", line), line
+
+
+def test_own_models_an_ir_version_newer_than_onnxruntime_names_both_versions(tmp_path, capfd):
+    path = _depth_of_red(tmp_path / "future.onnx", ir_version=99)
+    line = _cli_error(["run", "synthetic:portrait?frames=1", "--model", str(path), "-o", str(tmp_path / "o.mp4")],
+                      capfd)
+    assert re.fullmatch(rf"model file {re.escape(str(path))} is ONNX IR version 99, newer than onnxruntime "
+                        rf"{re.escape(_installed_onnxruntime())} reads \(up to (\d+)\); upgrade it \(pip install -U "
+                        r"onnxruntime[\w-]*\), or save the model with ir_version \1 \(onnx: model\.ir_version = \1\)",
+                        line), line
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_own_models_an_operator_onnxruntime_lacks_is_named(tmp_path, capfd):
+    path = _depth_of_red(tmp_path / "custom.onnx", domain=("com.example", 1))
+    line = _cli_error(["models", "info", str(path)], capfd)
+    assert line.startswith(f"model file {path} uses the operator com.example:Unknown, which onnxruntime "
+                           f"{_installed_onnxruntime()} does not have (a custom operator, or one newer than it); "
+                           f"export the model with standard ONNX operators, or upgrade it (pip install -U "), line
+
+
+def _zip(path, members: dict):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+SAFETENSORS_HEADER = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+PYTORCH_FIX = ("is a PyTorch checkpoint, not ONNX; export the model once with torch.onnx.export (or optimum-cli export "
+               "onnx), then --model the .onnx")
+
+
+@pytest.mark.parametrize("name, content, said", [
+    ("empty.onnx", b"", "is empty (0 bytes): a download or copy that did not finish; download or export it again"),
+    ("lfs.onnx", b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 99\n",
+     "is a Git LFS pointer, not the model (a clone without git-lfs); fetch the real file with 'git lfs pull' in the "
+     "clone, or download the file itself"),
+    ("blob.onnx", b"\n<!DOCTYPE html><html></html>", "is a web page (HTML or XML), not an ONNX model; download the "
+     "file itself (GitHub: the 'raw' link; Hugging Face: 'resolve', not 'blob', in the address)"),
+    ("model.pt", {"archive/data.pkl": b"\x80\x02}q\x00.", "archive/version": b"3\n"}, PYTORCH_FIX),
+    ("legacy.pth", b"\x80\x02}q\x00.", PYTORCH_FIX),
+    ("model.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(64), "is a TensorFlow Lite model, not ONNX; convert it once: "
+     "python -m tf2onnx.convert --tflite {path} --output model.onnx, then --model model.onnx"),
+    ("model.h5", b"\x89HDF\r\n\x1a\n" + bytes(64), "is a Keras/HDF5 model, not ONNX; convert it once to ONNX "
+     "(tf2onnx.convert.from_keras), then --model it"),
+    ("model.safetensors", len(SAFETENSORS_HEADER).to_bytes(8, "little") + SAFETENSORS_HEADER + bytes(4),
+     "holds weights only (safetensors), no graph; export the model to ONNX (optimum-cli export onnx, or "
+     "torch.onnx.export), then --model the .onnx"),
+    ("depth.zip", {"depth/model.onnx": b"x"}, "is a zip archive holding depth/model.onnx; extract it and give the "
+     ".onnx to --model"),
+    ("other.zip", {"readme.txt": b"x"}, "is a zip archive, not an ONNX model; extract the .onnx model from it and "
+     "give that to --model"),
+])
+def test_own_models_a_file_that_is_no_onnx_model_is_named_with_its_fix(tmp_path, capfd, name, content, said):
+    """Each was "could not be loaded as ONNX (... Protobuf parsing failed.); check that the file is a complete ONNX
+    model", and a zip of any kind was sent to `models convert` as FCRN's official weights."""
+    path = tmp_path / name
+    if isinstance(content, dict):
+        _zip(path, content)
+    else:
+        path.write_bytes(content)
+    assert _cli_error(["models", "info", str(path)], capfd) == f"model file {path} " + said.format(path=path)
+
+
+def test_own_models_the_weight_file_given_for_the_model_names_the_onnx(tmp_path, capfd):
+    path = _external(tmp_path)
+    weights = path.parent / "model.onnx.data"
+    assert _cli_error(["models", "info", str(weights)], capfd) == (f"model file {weights} holds the weights of "
+                                                                   f"model.onnx, not the model; give --model {path}")
+
+
+def test_own_models_a_short_weight_file_is_named_without_onnxruntime_noise(tmp_path, capfd):
+    """A model.onnx.data cut short (a copy that did not finish) gave ONNX Runtime's error log twice, red, with its
+    C++ signatures, and then a line cut off before the cause."""
+    path = _external(tmp_path)
+    weights = path.parent / "model.onnx.data"
+    weights.write_bytes(weights.read_bytes()[:4])
+    line = _cli_error(["run", "synthetic:portrait?frames=1", "--model", str(path), "-o", str(tmp_path / "o.mp4")],
+                      capfd)
+    assert line == (f"model file {path} keeps its weights in model.onnx.data, which holds 4 of their 16 bytes (a "
+                    f"download or copy that did not finish); copy or download model.onnx.data again")
+
+
+@pytest.mark.parametrize("inside, said", [
+    (["onnx/model.onnx"], "give the .onnx file in it: --model {folder}/onnx/model.onnx"),
+    (["a.onnx", "b.onnx"], "give one of its .onnx files to --model ({folder}/a.onnx, {folder}/b.onnx)"),
+    (["saved_model.pb"], "it is a TensorFlow SavedModel: convert it once (python -m tf2onnx.convert "
+     "--saved-model {folder} --output model.onnx), then --model model.onnx"),
+    ([], "give the .onnx file itself"),
+])
+def test_own_models_a_folder_names_the_model_in_it(tmp_path, capfd, inside, said):
+    """A Hugging Face repository or an export's folder given to --model: "is a folder; give the .onnx file
+    itself", with the file to give a level down."""
+    folder = tmp_path / "export"
+    for name in inside:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"")
+    folder.mkdir(exist_ok=True)
+    assert _cli_error(["models", "info", str(folder)], capfd) == f"model {folder} is a folder; " + \
+        said.format(folder=folder)
+
+
+def test_own_models_a_weight_file_outside_the_models_folder_is_named(tmp_path, capfd):
+    """ONNX Runtime refuses external data outside the model's folder ("../weights.bin"): the fix said to check that
+    the file is a complete ONNX model."""
+    import onnx
+
+    path = _external(tmp_path)
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../model.onnx.data"
+    (path.parent / "model.onnx.data").rename(tmp_path / "model.onnx.data")
+    onnx.save(model, str(path))
+    assert _cli_error(["models", "info", str(path)], capfd) == (
+        f"model file {path} keeps its weights in ../model.onnx.data, outside its folder, which onnxruntime refuses to "
+        f"read; save the model again with them beside it (onnx.save(model, ..., save_as_external_data=True, "
+        f"location='model.onnx.data'))")
