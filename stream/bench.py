@@ -38,10 +38,12 @@ STAGES = ["depth", "refine", "render"]
 MODES = ("pipelined", "sequential", "batch", "live")
 ASYNC_SPEEDUP_NOTE = ("async depth: the pipelined run predicts depth on fewer frames than the sequential one, "
                       "so the two rates are not the same work")
-SCHEMA_VERSION = 2  # 2: "frames" is what was measured (fewest of any run), "frames_requested" what was asked; NaN is null
+# 2: "frames" is what was measured (fewest of any run), "frames_requested" what was asked; NaN is null
+SCHEMA_VERSION = 2
 # The default live input is made longer than the run needs: frames the live queue drops are not measured,
 # and the run ends once --frames frames (after the warm-up) reached the sink.
 LIVE_SYNTHETIC_FRAMES = 10_000_000
+SYNTHETIC_MAX_FRAMES = 10_000_000  # the synthetic source's longest scene (stream/sources.py's frames= range)
 TABLE_NOTE = ("times in ms (p50 unless named); fps: frames reaching the sink per second; e2e: capture → sink; "
               "depth, refine, render: the stage's own time, start → end of the call that took the frame (a whole "
               "batch for batched depth; for async depth the hand-over of the newest depth, the network's own time "
@@ -54,6 +56,16 @@ class ReportNotWritten(UserError):
     running, not bad input."""
 
     exit_code = 1
+
+
+class CutShort(Exception):
+    """A run stopped part-way (Ctrl-C or SIGTERM, its input or model failing): what it had measured until then,
+    and why it stopped, which ends the benchmark once the figures are kept."""
+
+    def __init__(self, summary: dict, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.summary = summary
+        self.cause = cause
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +82,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser, device_help="where everything runs (default: the config's)")
     parser.add_argument("--json", metavar="OUT.json", help="write the full report here")
     parser.add_argument("--plot", metavar="OUT.png", help="latency timeline and per-stage histograms (matplotlib)")
+    parser.add_argument("--from", dest="from_report", metavar="REPORT.json",
+                        help="run nothing: print the tables of a report --json wrote before, and --plot it")
 
 
 def machine_info() -> dict:
@@ -133,17 +147,20 @@ def setup_line(report: dict, machine: dict) -> str:
     """What ran where in one configuration: the model, ONNX Runtime's provider as created (not as asked)
     and its threads, the kernels' device and their Numba threads."""
     run = next(iter(report["runs"].values()))
-    settings = report["settings"]
-    threads = settings["inference"]["threads"]
-    network = f"{run['model']} on {run['provider']} ({threads or 'default'} thread{'s' if threads != 1 else ''})"
-    kernels = f"kernels on {run['kernels_backend']}"
-    if run["kernels_backend"] == "cpu":
+    settings = report.get("settings") or {}  # a report of an older version may lack some of them
+    threads = settings.get("inference", {}).get("threads", 0)
+    model = run["model"] + (" at {}x{}".format(*run["model_input_size"]) if run.get("model_input_size") else "")
+    network = f"{model} on {run.get('provider')} ({threads or 'default'} thread{'s' if threads != 1 else ''})"
+    if run.get("frame_size"):
+        network = "{}x{} frames; ".format(*run["frame_size"]) + network
+    kernels = f"kernels on {run.get('kernels_backend')}"
+    if run.get("kernels_backend") == "cpu":
         from stream.stages import CpuThreads
 
         every = machine.get("numba_threads")
 
         def count(stage: str) -> str:
-            wanted = settings[stage]["threads"]  # 0: all of Numba's
+            wanted = settings.get(stage, {}).get("threads", 0)  # 0: all of Numba's
             if every is None:
                 return f"{stage} {wanted or 'all'}"
             return f"{stage} {CpuThreads.count(wanted, every)}"
@@ -220,32 +237,51 @@ def model_failures_in_one_line() -> Iterator[None]:
         raise UserError(str(exc)) from None
 
 
-def prime(stages: list, input_spec: str) -> None:
+def prime(stages: list, input_spec: str) -> float | None:
     """Push one frame through every stage before timing: Numba compiles, ONNX Runtime and CUDA
-    allocate on first use, and a paced source would pile frames up behind that one-off pause."""
+    allocate on first use, and a paced source would pile frames up behind that one-off pause.
+    Returns the stages' time for it in ms (None for a camera or stream, which are not primed)."""
     from stream.sources import open_source
 
     if input_spec.startswith("camera:") or is_network_spec(input_spec):
-        return  # a camera cannot be opened twice (nor many a stream: a phone app serves one client); warm-up covers it
+        return None  # a camera cannot be opened twice (nor many a stream: a phone app serves one client)
     source = open_source(input_spec)
     try:
         batch = [next(iter(source.frames()))]
+        started = now_ns()
         for stage in stages:
             batch = stage.process(batch)
+        return (now_ns() - started) / 1e6
     finally:
         source.close()
+
+
+def _timed_build(config: PipelineConfig, input_spec: str, **kwargs):
+    """build()'s result and its time in ms: opening the input, loading the model, loading (or compiling) the
+    kernels, which the steady-state figures leave out and the report gives apart."""
+    from stream.app import build
+
+    started = now_ns()
+    built = build(config, input_spec, None, sink=NullSink(), progress=False, **kwargs)
+    return built, (now_ns() - started) / 1e6
+
+
+def _what_ran(built, build_ms: float, first_frame_ms: float | None) -> dict:
+    """What a run measured beside its frames: the model as loaded (its input size: a model of dynamic size runs
+    at --model-size), where it and the kernels ran, and the one-off costs kept out of the figures."""
+    return {"provider": built.estimator.provider, "kernels_backend": built.backend,
+            "model": built.estimator.spec.name,
+            "model_input_size": [built.estimator.input.width, built.estimator.input.height],
+            "startup_ms": {"build": build_ms, "first_frame": first_frame_ms}}
 
 
 def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: int, paced: bool = False) -> dict:
     """The threaded pipeline into a null sink; `paced`: the input (a file) is delivered at its frame rate
     through the live queue, as a camera would deliver it."""
-    from stream.app import build
-
     recorder = LatencyRecorder(STAGES, warmup=warmup)
-    built = build(config, input_spec, None, sink=NullSink(), recorder=recorder, progress=False,
-                  wrap_source=PacedSource if paced else None)
+    built, build_ms = _timed_build(config, input_spec, recorder=recorder, wrap_source=PacedSource if paced else None)
     try:
-        prime(built.pipeline.stages, input_spec)
+        first_frame_ms = prime(built.pipeline.stages, input_spec)
     except BaseException:  # run() never starts, so it cannot close them
         for stage in built.pipeline.stages:
             stage.close()
@@ -258,46 +294,63 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
             built.pipeline.stop.set()
 
     built.pipeline.on_frame = limit
-    result = built.pipeline.run()
-    if result.interrupted:  # Ctrl-C ends the whole benchmark, not just this run
-        raise KeyboardInterrupt
-    summary = recorder.summary()
-    summary.update(dropped_frames=recorder.dropped_while_measuring, queue_high_water=result.queue_high_water,
-                   provider=built.estimator.provider, kernels_backend=built.backend,
-                   model=built.estimator.spec.name)
-    return summary
+
+    def summary() -> dict:
+        figures = recorder.summary()
+        figures.update(dropped_frames=recorder.dropped_while_measuring,
+                       queue_high_water={queue.name: queue.high_water for queue in built.pipeline.queues},
+                       **_what_ran(built, build_ms, first_frame_ms))
+        return figures
+
+    try:
+        result = built.pipeline.run()
+    except (UserError, ModelError) as exc:  # the input or the model failed part-way: the frames before it count
+        raise CutShort(summary(), exc) from None
+    if result.interrupted:  # Ctrl-C ends the whole benchmark, not just this run: what it measured is kept
+        raise CutShort(summary(), KeyboardInterrupt())
+    return summary()
 
 
 def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup: int) -> dict:
     """The same stages on one thread, one frame at a time: the baseline the pipeline must beat."""
-    from stream.app import build
-
     sequential = dataclasses.replace(config, inference=dataclasses.replace(config.inference, mode="sync"))
-    built = build(sequential, input_spec, None, sink=NullSink(), progress=False)  # its threads never start
-    source, stages, estimator, backend = built.source, built.pipeline.stages, built.estimator, built.backend
+    built, build_ms = _timed_build(sequential, input_spec)  # its threads never start
+    source, stages = built.source, built.pipeline.stages
     recorder = LatencyRecorder(STAGES, warmup=warmup)
+    first_frame_ms: float | None = None
+
+    def summary() -> dict:
+        figures = recorder.summary()
+        # no queues: the documented keys all 0, so a reader of the JSON finds the same fields in every run
+        figures.update(dropped_frames=0, queue_high_water={name: 0 for name in ["capture", *STAGES]},
+                       **_what_ran(built, build_ms, first_frame_ms))
+        return figures
+
     try:
-        prime(stages, input_spec)
-        for count, frame in enumerate(source.frames()):
-            if count >= frames + warmup:
-                break
-            batch = [frame]
-            for stage in stages:
-                frame.stamps[f"{stage.name}.start"] = now_ns()
-                batch = stage.process(batch)
-                frame.stamps[stage.name] = now_ns()
-            frame.stamp("sink")
-            recorder.record(frame)
+        first_frame_ms = prime(stages, input_spec)
+        try:
+            for count, frame in enumerate(source.frames()):
+                if count >= frames + warmup:
+                    break
+                _one_frame_in_turn(frame, stages)
+                recorder.record(frame)
+        except (KeyboardInterrupt, UserError, ModelError, StopAfter) as exc:  # the frames measured before count
+            raise CutShort(summary(), exc) from None
     finally:
         for stage in stages:
             stage.close()
         source.close()
-    summary = recorder.summary()
-    # no queues: the documented keys all 0, so a reader of the JSON finds the same fields in every run
-    summary.update(dropped_frames=0, queue_high_water={name: 0 for name in ["capture", *STAGES]},
-                   provider=estimator.provider, kernels_backend=backend,
-                   model=estimator.spec.name)
-    return summary
+    return summary()
+
+
+def _one_frame_in_turn(frame, stages: list) -> None:
+    """A frame through every stage on this thread, stamped as the pipeline stamps it."""
+    batch = [frame]
+    for stage in stages:
+        frame.stamps[f"{stage.name}.start"] = now_ns()
+        batch = stage.process(batch)
+        frame.stamps[stage.name] = now_ns()
+    frame.stamp("sink")
 
 
 def bench_config(config_name: str | None, args: argparse.Namespace) -> PipelineConfig:
@@ -395,7 +448,8 @@ def short_runs_warning(reports: list[dict], frames: int) -> str | None:
     """One line naming every run that measured fewer frames than asked for, or None."""
     short = [f"{report['config']}/{name} {run['frames']}" + (f" ({run['dropped_frames']} dropped)"
                                                              if run.get("dropped_frames") else "")
-             for report in reports for name, run in report["runs"].items() if run["frames"] < frames]
+             for report in reports for name, run in report["runs"].items()
+             if run["frames"] < frames and not run.get("cut_short")]  # a run cut short is named in its table
     if not short:
         return None
     return (f"depthcam bench: warning: fewer than the {frames} frames asked for were measured: {', '.join(short)}; "
@@ -441,25 +495,37 @@ def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str
         into.append(report)
     file_input = _input_spec(args.input, frames + warmup, live=False)
     runs = report["runs"]
-    label = report["config"]
+
+    def measure(name: str, run: Callable[[], dict]) -> None:
+        runs[name] = _require_frames(_keeping_what_was_measured(runs, name, run), f"{report['config']}/{name}",
+                                     warmup)
+
     if "pipelined" in modes:
-        runs["pipelined"] = _require_frames(run_pipelined(config, file_input, frames, warmup),
-                                            f"{label}/pipelined", warmup)
+        measure("pipelined", lambda: run_pipelined(config, file_input, frames, warmup))
     if "sequential" in modes:
-        runs["sequential"] = _require_frames(run_sequential(config, file_input, frames, warmup),
-                                             f"{label}/sequential", warmup)
+        measure("sequential", lambda: run_sequential(config, file_input, frames, warmup))
     if "batch" in modes:
         for batch in (1, 2, 4, 8):
             batched = dataclasses.replace(config, inference=dataclasses.replace(
                 config.inference, max_batch=batch, mode="sync"))
-            runs[f"batch{batch}"] = _require_frames(run_pipelined(batched, file_input, frames, warmup),
-                                                    f"{label}/batch{batch}", warmup)
+            measure(f"batch{batch}", lambda: run_pipelined(batched, file_input, frames, warmup))
     if "live" in modes:
         live_input = _input_spec(args.input, LIVE_SYNTHETIC_FRAMES, live=True)
-        runs["live"] = _require_frames(run_pipelined(config, live_input, frames, warmup,
-                                                     paced=paced_by_bench(live_input)), f"{label}/live", warmup)
+        measure("live", lambda: run_pipelined(config, live_input, frames, warmup, paced=paced_by_bench(live_input)))
     summarise_report(report)
     return report
+
+
+def _keeping_what_was_measured(runs: dict, name: str, run: Callable[[], dict]) -> dict:
+    """One run's figures. A run cut short (Ctrl-C, its input or model failing part-way) keeps the frames it
+    measured, marked `cut_short`, and the benchmark then ends with the cause: a long camera benchmark stopped
+    with Ctrl-C reported nothing at all."""
+    try:
+        return run()
+    except CutShort as cut:
+        if cut.summary["frames"] > 0:
+            runs[name] = {**cut.summary, "cut_short": True}
+        raise cut.cause from None
 
 
 def summarise_report(report: dict) -> None:
@@ -493,6 +559,20 @@ def _cores(cpu: dict | None) -> str:
     return f"{cpu['depthcam']:.1f}" + (f" ({others:.1f})" if others is not None else "")
 
 
+def startup_line(report: dict) -> str | None:
+    """Each run's one-off costs, which its figures leave out: the build (input, model, kernels) and the first
+    frame through the stages (ONNX Runtime's and the kernels' first calls)."""
+    parts = []
+    for name, run in report["runs"].items():
+        startup = run.get("startup_ms")
+        if startup:
+            first = startup.get("first_frame")
+            parts.append(f"{name} {_cell(startup.get('build'))} + {_cell(first)}")
+    if not parts:
+        return None
+    return f"start-up, left out of the figures (ms, build + first frame): {', '.join(parts)}"
+
+
 def format_table(report: dict, machine: dict | None = None) -> str:
     lines = [f"## {report['config']}", ""]
     if machine is not None and report["runs"]:
@@ -502,13 +582,17 @@ def format_table(report: dict, machine: dict | None = None) -> str:
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, run in report["runs"].items():
         e2e, stages = run["end_to_end_ms"], run["stages"]
-        network = _cell(run["async_network_ms"]["p50"]) if run.get("async_network_ms") else "–"
+        network = _cell((run.get("async_network_ms") or {}).get("p50"))
+        name += " (cut short)" if run.get("cut_short") else ""
         lines.append(f"| {name} | {run['frames']} | {_cell(run['throughput_fps'])} | {_cell(e2e['p50'])} | "
                      f"{_cell(e2e['p95'])} | {_cell(e2e['p99'])} | {_cell(e2e['max'])} | "
                      f"{_cell(stages['depth']['service_ms']['p50'])} | "
                      f"{_cell(stages['refine']['service_ms']['p50'])} | "
                      f"{_cell(stages['render']['service_ms']['p50'])} | {network} | {run['dropped_frames']} | "
                      f"{_cores(run.get('cpu_cores'))} |")
+    startup = startup_line(report)
+    if startup:
+        lines.append(f"\n{startup}")
     speedup = report.get("speedup_pipelined_over_sequential")
     if speedup is not None and math.isfinite(speedup):  # NaN when a run measured under 2 frames
         lines.append(f"\npipelined / sequential throughput: {speedup:.2f}x")
@@ -525,6 +609,11 @@ def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | Non
         raise UserError(f"--frames {args.frames}: give at least 2 (a rate needs two frames)")
     if args.warmup < 0:
         raise UserError(f"--warmup {args.warmup}: give 0 or more")
+    if args.input is None and args.frames + args.warmup > SYNTHETIC_MAX_FRAMES:
+        # found here, not after the model loaded as an error about a synthetic spec the user never wrote
+        raise UserError(f"--frames {args.frames} with --warmup {args.warmup}: the synthetic input makes at most "
+                        f"{SYNTHETIC_MAX_FRAMES:,} frames in all; give fewer (a long benchmark: a video file, or "
+                        f"a camera, which runs until --frames frames were measured)")
     check_report_paths(args.json, args.plot, args.input)
     configs = load_bench_configs(args)
     check_input(args.input, args.warmup, configs)
@@ -532,7 +621,33 @@ def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | Non
     return modes, configs
 
 
+def print_report(from_report: str, plot: str | None, given: list[str]) -> int:
+    """`bench --from REPORT.json`: a report written before (also by an older version), its tables printed and
+    plotted again without a run; a file that is not one is refused in one line."""
+    from stream.bench_plot import load_report, plot_report
+
+    if given:
+        raise UserError(f"--from prints a report written before and runs nothing; leave out {', '.join(given)} "
+                        f"(or leave out --from to run a benchmark)")
+    document = load_report(from_report, SCHEMA_VERSION)
+    if plot is not None:
+        check_report_paths(None, plot, from_report)
+    machine = document["machine"]
+    if isinstance(document.get("versions"), dict):
+        print(machine_line({"cores_usable": None, "os": "", "python": "", **machine}, document["versions"]) + "\n")
+    for report in document["reports"]:
+        print(format_table(report, machine) + "\n")
+    print(TABLE_NOTE)
+    if plot is not None:
+        _write_report("--plot", plot, lambda path: plot_report(document, path))
+    return 0
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
+    if getattr(args, "from_report", None) is not None:
+        given = [flag for flag, value in (("INPUT", args.input), ("--json", args.json), ("--config", args.config),
+                                          ("--compare", args.compare)) if value]
+        return print_report(args.from_report, args.plot, given)
     modes, configs = preflight(args)
     reports: list[dict] = []
     interrupted = False
@@ -557,7 +672,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
         for report in reports:
             if "measurement_overhead" not in report:  # the one cut short
                 summarise_report(report)
-        print(f"depthcam bench: {stopped}; reporting the runs that finished", file=sys.stderr)
+        cut = any(run.get("cut_short") for report in reports for run in report["runs"].values())
+        print(f"depthcam bench: {stopped}; reporting the runs that finished"
+              + (" and what the one cut short had measured" if cut else ""), file=sys.stderr)
     measured = min(run["frames"] for report in reports for run in report["runs"].values())
     document = {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "interrupted": interrupted,

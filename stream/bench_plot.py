@@ -5,6 +5,8 @@ changes, and checking the plot path before a run needs no GUI toolkit.
 """
 from __future__ import annotations
 
+import json
+import math
 import shutil
 from pathlib import Path
 
@@ -110,3 +112,104 @@ def plot_report(document: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # the format by name: the partial file's own suffix is .part
     replace_atomically(path, lambda partial: figure.savefig(partial, dpi=110, format=path.suffix[1:].lower()))
+
+
+# --- a report written before, read back (`depthcam bench --from REPORT.json`) ---------------------------------
+
+READ_FIX = "give a report that depthcam bench --json wrote, or write one again"
+STAGES = ("depth", "refine", "render")
+
+
+def load_report(name: str, newest_schema: int) -> dict:
+    """A report written by `bench --json` (any schema version up to `newest_schema`), checked for what the
+    tables and the plot read: a file cut short, edited by hand or of another program is one line naming what
+    is wrong, not a traceback from deep inside the plot."""
+    path = Path(name).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"--from {name}: no such file; {READ_FIX}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"--from {name}: cannot read it as text ({getattr(exc, 'strerror', None) or exc}); "
+                        f"{READ_FIX}") from None
+    try:
+        document = json.loads(text)  # schema 1 wrote bare NaN, which json reads
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--from {name}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}), cut short or "
+                        f"edited by hand; {READ_FIX}") from None
+    problem = report_problem(document, newest_schema)
+    if problem is not None:
+        raise UserError(f"--from {name}: {problem}; {READ_FIX}")
+    return document
+
+
+def report_problem(document: object, newest_schema: int) -> str | None:
+    """The first thing that makes `document` unreadable as a bench report, or None."""
+    if not isinstance(document, dict) or "reports" not in document:
+        return "not a depthcam bench report (no \"reports\")"
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return f"schema_version is {json.dumps(version)}, not a version depthcam wrote"
+    if version > newest_schema:
+        return (f"written by a newer depthcam (schema_version {version}; this one reads up to {newest_schema}): "
+                f"update depthcam to read it")
+    machine = document.get("machine")
+    if not isinstance(machine, dict) or not all(key in machine for key in ("cpu", "cores", "gpu")):
+        return "machine is missing or lacks cpu, cores or gpu"
+    reports = document["reports"]
+    if not isinstance(reports, list) or not reports:
+        return "reports is empty or not a list"
+    for number, report in enumerate(reports):
+        problem = _config_problem(report)
+        if problem is not None:
+            return f"reports[{number}]: {problem}"
+    return None
+
+
+def _config_problem(report: object) -> str | None:
+    if not isinstance(report, dict) or not isinstance(report.get("config"), str):
+        return "not a configuration's report (no \"config\" name)"
+    runs = report.get("runs")
+    if not isinstance(runs, dict) or not runs:
+        return "runs is missing or empty"
+    for name, run in runs.items():
+        problem = _run_problem(run)
+        if problem is not None:
+            return f"runs.{name}: {problem}"
+    return None
+
+
+def _run_problem(run: object) -> str | None:
+    if not isinstance(run, dict):
+        return "not an object"
+    if not _is_count(run.get("frames")) or not _is_count(run.get("dropped_frames")):
+        return "frames or dropped_frames is missing or not a count"
+    if not _is_figure(run.get("throughput_fps")):
+        return "throughput_fps is missing or not a number"
+    stages = run.get("stages")
+    if not isinstance(stages, dict):
+        return "stages is missing"
+    figures = {"end_to_end_ms": run.get("end_to_end_ms")}
+    for stage in STAGES:
+        row = stages.get(stage)
+        figures[f"stages.{stage}.service_ms"] = row.get("service_ms") if isinstance(row, dict) else None
+    for key, stats in figures.items():
+        if not isinstance(stats, dict) or not all(_is_figure(stats.get(p)) for p in ("p50", "p95", "p99", "max")):
+            return f"{key} is missing or lacks p50, p95, p99 or max"
+    samples = run.get("samples_ms")
+    for key in ("end_to_end", *STAGES):
+        values = samples.get(key) if isinstance(samples, dict) else None
+        if not isinstance(values, list) or not all(_is_figure(value) and value is not None for value in values):
+            return f"samples_ms.{key} is missing or holds something other than numbers"
+    return None
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_figure(value: object) -> bool:
+    """A number, or null (an undefined figure: too few frames); NaN as schema 1 wrote it."""
+    if value is None:
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isinf(value)

@@ -99,6 +99,7 @@ class LatencyRecorder:
     source_indices: list[int] = field(default_factory=list)  # of the measured frames, to count what was dropped
     cpu_first: CpuClock | None = None  # at the first measured frame
     cpu_last: CpuClock | None = None  # at a measured frame at most CPU_READ_EVERY_NS before the last one
+    frame_size: list[int] | None = None  # [width, height] of the last measured frame (a camera's is known late)
 
     def __post_init__(self) -> None:
         for stage in self._rows():
@@ -128,6 +129,9 @@ class LatencyRecorder:
         self.sink_ns.append(sink_time)
         self.capture_ns.append(frame.capture_ns)
         self.source_indices.append(frame.index)
+        shape = getattr(frame.image, "shape", None)
+        if shape is not None:
+            self.frame_size = [int(shape[1]), int(shape[0])]
         if frame.depth_index is not None:
             self.depth_age.append(frame.index - frame.depth_index)
         if "network_ns" in frame.extra:
@@ -165,6 +169,7 @@ class LatencyRecorder:
     def summary(self) -> dict:
         return {
             "frames": self.frames,
+            "frame_size": self.frame_size,
             "warmup_frames": min(self.seen, self.warmup),
             "throughput_fps": self.throughput_fps(),
             "end_to_end_ms": summarise_ms(self.end_to_end_ns),

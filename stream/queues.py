@@ -62,8 +62,10 @@ class FrameQueue(Generic[T]):
     def put(self, item: T | EndOfStream) -> None:
         with self._cond:
             if item is END:
-                self._items.append(item)  # the end marker is never dropped nor blocked on
-            elif self.drops_oldest:
+                self._items.append(item)  # the end marker is never dropped nor blocked on, nor counted as a frame
+                self._cond.notify_all()
+                return
+            if self.drops_oldest:
                 while len(self._items) >= self.maxsize and self._drop_oldest():
                     pass
                 self._items.append(item)

@@ -553,3 +553,131 @@ def test_a_file_that_decodes_slower_than_its_rate_is_not_counted_ever_later():
         late.append(time.perf_counter_ns() - frame.capture_ns)
     # a frame is due at most a frame period before it is delivered (50 ms), and the first when it is decoded
     assert late[0] < 20_000_000 and max(late) <= 50_000_000 + 20_000_000, late
+
+
+# --- a run cut short keeps what it measured ---------------------------------------------------------
+
+class _SignalAfter(LatencyRecorder):
+    """Sends this process SIGINT (Ctrl-C) once `after` frames reached the sink, from the sink's own thread."""
+
+    after = 8
+
+    def record(self, frame) -> None:
+        super().record(frame)
+        if self.seen == self.after:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("mode", ["pipelined", "sequential"])
+def test_ctrl_c_during_the_only_run_still_reports_what_it_measured(shared_models, monkeypatch, tmp_path, capsys,
+                                                                    mode):
+    # a long camera benchmark stopped with Ctrl-C printed "interrupted before any run finished; no report written"
+    monkeypatch.setattr(bench, "LatencyRecorder", _SignalAfter)
+    out = tmp_path / "bench.json"
+    code = bench.run_bench_command(_bench_args("synthetic:portrait?size=64x48&frames=400", "--frames", "300",
+                                               "--warmup", "2", "--modes", mode, "--json", str(out)))
+    assert code == 130
+    run = json.loads(out.read_text())["reports"][0]["runs"][mode]
+    assert run["cut_short"] is True and 6 <= run["frames"] < 300
+    assert len(run["samples_ms"]["end_to_end"]) == run["frames"]
+    captured = capsys.readouterr()
+    assert f"| {mode} (cut short) |" in captured.out
+    assert "what the one cut short had measured" in captured.err and "warning: fewer" not in captured.err
+
+
+def test_a_model_that_fails_part_way_keeps_the_frames_measured_before(shared_models, monkeypatch, tmp_path, capsys):
+    from models.download import ModelError
+    from models.runtime import DepthEstimator
+
+    original, calls = DepthEstimator.to_disparity, []
+
+    def nan_after_twelve(self, depth):
+        calls.append(1)
+        if len(calls) > 12:
+            raise ModelError("the model gave NaN for a frame; check the model file")
+        return original(self, depth)
+
+    monkeypatch.setattr(DepthEstimator, "to_disparity", nan_after_twelve)
+    out = tmp_path / "bench.json"
+    code = bench.run_bench_command(_bench_args("synthetic:portrait?size=64x48", "--frames", "40", "--warmup", "2",
+                                               "--modes", "pipelined,sequential", "--json", str(out)))
+    assert code == 2
+    document = json.loads(out.read_text())
+    runs = document["reports"][0]["runs"]
+    assert document["interrupted"] is True and list(runs) == ["pipelined"]
+    # the priming frame (1) and the two warm-up frames (2) come before the nine measured
+    assert runs["pipelined"]["cut_short"] is True and runs["pipelined"]["frames"] == 12 - 1 - 2
+    assert "error: the model gave NaN" in capsys.readouterr().err
+
+
+def test_more_frames_than_the_synthetic_input_makes_are_refused_before_any_run(monkeypatch):
+    # found only after the model loaded, as "frames=100000000000000000010 in 'synthetic:portrait?...' is out of range"
+    _no_runs(monkeypatch)
+    with pytest.raises(UserError, match=r"^--frames 100000000000000000000 with --warmup 10: the synthetic input "
+                                        r"makes at most 10,000,000 frames"):
+        bench.run_bench_command(_bench_args("--frames", "100000000000000000000"))
+
+
+def test_the_json_says_the_frame_and_model_sizes_and_the_start_up_apart(shared_models, tmp_path, capsys):
+    # a report of a video file said neither its frame size nor the model's, and the first run's start-up (a minute
+    # of kernel compiling on a new machine) was nowhere
+    out = tmp_path / "bench.json"
+    assert main(["bench", "synthetic:portrait?size=96x64", "--frames", "4", "--warmup", "1",
+                 "--modes", "pipelined,sequential", "--json", str(out)]) == 0
+    for run in json.loads(out.read_text())["reports"][0]["runs"].values():
+        assert run["frame_size"] == [96, 64] and run["model_input_size"] == [320, 192]
+        assert run["startup_ms"]["build"] > 0 and run["startup_ms"]["first_frame"] > 0
+    printed = capsys.readouterr().out
+    assert "96x64 frames; tcmonodepth at 320x192 on" in printed and "start-up, left out of the figures" in printed
+
+
+def _written_report(tmp_path, runs=2) -> dict:
+    names = ["pipelined", "sequential"][:runs]
+    return {"schema_version": 2, "machine": {"cpu": "a CPU", "cores": 2, "gpu": None, "os": "Linux", "python": "3"},
+            "versions": {"depthcam": "0.1.0"},
+            "reports": [{"config": "default", "settings": {}, "runs": {n: bench.json_ready(_fake_run(12))
+                                                                         for n in names}}]}
+
+
+def test_a_report_written_before_is_printed_and_plotted_again_without_a_run(monkeypatch, tmp_path, capsys):
+    _no_runs(monkeypatch)
+    document = _written_report(tmp_path)
+    older = json.loads(json.dumps(document))  # schema 1: no cpu_cores, no sink row, NaN written bare
+    older["schema_version"] = 1
+    for run in older["reports"][0]["runs"].values():
+        del run["cpu_cores"], run["stages"]["sink"], run["samples_ms"]["sink"]
+        run["throughput_fps"] = float("nan")
+    for number, report in enumerate([document, older]):
+        source = tmp_path / f"r{number}.json"
+        source.write_text(json.dumps(report))
+        assert main(["bench", "--from", str(source), "--plot", str(tmp_path / f"r{number}.png")]) == 0
+        assert (tmp_path / f"r{number}.png").stat().st_size > 10_000
+        assert "| pipelined | 12 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text[: len(text) // 2], r"not JSON \(line \d+, column \d+: .*\), cut short or edited by hand"),
+    (lambda text: "[]", r"not a depthcam bench report"),
+    (lambda text: text.replace('"schema_version": 2', '"schema_version": 9'), r"written by a newer depthcam"),
+    (lambda text: text.replace('"refine": [', '"refine_": ['),
+     r"reports\[0\]: runs.pipelined: samples_ms.refine is missing"),
+    (lambda text: text.replace('"frames": 12', '"frames": "12"'),
+     r"reports\[0\]: runs.pipelined: frames or dropped_frames is missing"),
+])
+def test_a_corrupt_or_hand_edited_report_is_refused_in_one_line(monkeypatch, tmp_path, capsys, damage, message):
+    _no_runs(monkeypatch)
+    source = tmp_path / "r.json"
+    source.write_text(damage(json.dumps(_written_report(tmp_path, runs=1))))
+    assert main(["bench", "--from", str(source), "--plot", str(tmp_path / "r.png")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"^depthcam: error: --from {re.escape(str(source))}: {message}", err) and len(
+        err.splitlines()) == 1 and not (tmp_path / "r.png").exists()
+
+
+def test_a_report_to_print_takes_no_input_to_run(monkeypatch, tmp_path):
+    _no_runs(monkeypatch)
+    with pytest.raises(UserError, match=r"^--from prints a report written before and runs nothing; leave out INPUT"):
+        bench.run_bench_command(_bench_args("clip.mp4", "--from", str(tmp_path / "r.json")))

@@ -23,7 +23,7 @@ def test_blocking_queue_keeps_every_item_in_order():
     consumer.join(timeout=5)
     assert received == list(range(50))
     assert queue.dropped == 0
-    assert queue.high_water <= 3  # two items plus the end marker at most
+    assert queue.high_water <= 2  # frames only: the end marker is not one
 
 
 def test_latest_queue_drops_oldest_and_counts():
@@ -133,3 +133,14 @@ def test_in_flight_limit_gives_way_to_the_stop_event():
         limit.acquire(1)
     with pytest.raises(ValueError, match="at least 1"):
         InFlightLimit(0, stop)
+
+
+@pytest.mark.parametrize("kind", [BlockingFrameQueue, LatestFrameQueue])
+def test_high_water_counts_frames_not_the_end_marker(kind):
+    # bench's queue_high_water said 9 for a queue of 8: a full queue and the end marker behind it
+    queue = kind(2)
+    queue.put(1)
+    queue.put(2)
+    queue.put(END)
+    assert queue.high_water == 2 == queue.maxsize
+    assert [queue.get(), queue.get(), queue.get()] == [1, 2, END]
