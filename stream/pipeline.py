@@ -300,7 +300,7 @@ class Pipeline:
             # stream or camera reconnecting gives up, where it went on trying behind the ended run
             for part in (self.source, *self.stages):
                 _interrupt(part)
-        self._join_threads(hurried)
+        self._join_threads(hurried, stopping=not complete)
         for stage in self.stages:
             try:
                 stage.close()
@@ -318,11 +318,17 @@ class Pipeline:
             self._close_source()
         return [t.name for t in self.threads if t.is_alive()]
 
-    def _join_threads(self, hurried: Callable[[], bool]) -> None:
+    def _join_threads(self, hurried: Callable[[], bool], stopping: bool) -> None:
         """Wait up to JOIN_TIMEOUT_S for the threads, in short slices: hurried (a second Ctrl-C), only the
-        threads that are polling the stop event are waited for (a couple of polls), not a slow call."""
+        threads that are polling the stop event are waited for (a couple of polls), not a slow call. The stages
+        first, which are closed next; the capture thread last, and at a stop of a live source only for a couple
+        of polls: a read waiting on a stalled camera or network stream (up to 3-5 s) brings a frame no one wants,
+        and the thread closes the source itself when it returns (the output was finalised 2 s late)."""
         deadline = now_ns() + int(JOIN_TIMEOUT_S * 1e9)
-        for thread in self.threads:
+        capture, *stages = self.threads
+        for thread in (*stages, capture):
+            if thread is capture and stopping and self.source.live:
+                deadline = min(deadline, now_ns() + int(2 * POLL_S * 1e9))
             while thread.ident is not None and thread.is_alive():  # started and still running
                 if hurried():
                     deadline = min(deadline, now_ns() + int(2 * POLL_S * 1e9))

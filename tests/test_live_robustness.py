@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -206,6 +207,7 @@ class StallingWebcam:
         self.frames, self.read_count, self.opened = frames, 0, 0
         self.waiting, self.unblock = threading.Event(), threading.Event()
         self.released_under_a_read = False
+        self.read_returned = False
         self.releases = 0
 
     def isOpened(self):
@@ -226,6 +228,7 @@ class StallingWebcam:
             return True, np.zeros((48, 64, 3), np.uint8)
         self.waiting.set()
         self.unblock.wait(10)
+        self.read_returned = True
         return False, None
 
     def release(self):
@@ -323,3 +326,26 @@ def test_a_stop_while_the_camera_is_opened_again_ends_its_reopening(monkeypatch)
     result = Pipeline(source, [], _Window()).run()  # no error: the user stopped it
     assert result.closed_by_user and result.frames_written == 3
     assert result.threads_left == [] and camera.releases >= 1
+
+
+def test_a_stop_during_a_stalled_camera_s_read_ends_the_run_without_waiting_for_that_read(monkeypatch):
+    """q while the camera's read waits in the driver: the run waited for the capture thread (2 s, all of a
+    network stream's 5 s timeout wasn't even enough) before finalising its output; the frame that read brings is not
+    wanted. The capture thread closes the camera when the read returns."""
+    from stream import pipeline, sources
+    from stream.pipeline import Pipeline
+    from test_pipeline_contracts import _Window
+
+    camera = StallingWebcam(frames=3)
+    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
+    monkeypatch.setattr(sources, "CAMERA_CLOSE_WAIT_S", 0.05)
+    monkeypatch.setattr(pipeline, "JOIN_TIMEOUT_S", 30.0)  # longer than the read's wait: the old join outwaited it
+    result = Pipeline(sources.open_source("camera:0"), [], _Window()).run()
+    assert result.closed_by_user and result.frames_written == 3
+    assert camera.waiting.is_set() and not camera.read_returned  # the run ended while the read still waited
+    assert result.threads_left == ["depthcam-capture"] and camera.releases == 0
+    camera.unblock.set()
+    for thread in threading.enumerate():
+        if thread.name == "depthcam-capture":
+            thread.join(10)
+    assert camera.read_returned and camera.releases >= 1 and not camera.released_under_a_read
