@@ -500,18 +500,20 @@ def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str
         runs[name] = _require_frames(_keeping_what_was_measured(runs, name, run), f"{report['config']}/{name}",
                                      warmup)
 
-    if "pipelined" in modes:
-        measure("pipelined", lambda: run_pipelined(config, file_input, frames, warmup))
-    if "sequential" in modes:
-        measure("sequential", lambda: run_sequential(config, file_input, frames, warmup))
-    if "batch" in modes:
-        for batch in (1, 2, 4, 8):
-            batched = dataclasses.replace(config, inference=dataclasses.replace(
-                config.inference, max_batch=batch, mode="sync"))
-            measure(f"batch{batch}", lambda: run_pipelined(batched, file_input, frames, warmup))
-    if "live" in modes:
-        live_input = _input_spec(args.input, LIVE_SYNTHETIC_FRAMES, live=True)
-        measure("live", lambda: run_pipelined(config, live_input, frames, warmup, paced=paced_by_bench(live_input)))
+    for mode in modes:  # in the order given: `--modes sequential,pipelined` runs sequential first
+        if mode == "pipelined":
+            measure("pipelined", lambda: run_pipelined(config, file_input, frames, warmup))
+        elif mode == "sequential":
+            measure("sequential", lambda: run_sequential(config, file_input, frames, warmup))
+        elif mode == "batch":
+            for batch in (1, 2, 4, 8):
+                batched = dataclasses.replace(config, inference=dataclasses.replace(
+                    config.inference, max_batch=batch, mode="sync"))
+                measure(f"batch{batch}", lambda: run_pipelined(batched, file_input, frames, warmup))
+        elif mode == "live":
+            live_input = _input_spec(args.input, LIVE_SYNTHETIC_FRAMES, live=True)
+            measure("live", lambda: run_pipelined(config, live_input, frames, warmup,
+                                                  paced=paced_by_bench(live_input)))
     summarise_report(report)
     return report
 

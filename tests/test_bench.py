@@ -123,6 +123,18 @@ def test_modes_keep_order_and_drop_repeats():
     assert bench.parse_modes("live, pipelined,live") == ["live", "pipelined"]
 
 
+def test_the_runs_go_in_the_order_the_modes_are_given(monkeypatch):
+    """`--modes sequential,pipelined` ran pipelined first (a fixed order), and its table listed it first."""
+    ran = []
+    monkeypatch.setattr(bench, "run_pipelined", lambda config, spec, frames, warmup, paced=False: (
+        ran.append("live" if "realtime=1" in spec else "pipelined"), _fake_run(frames))[1])
+    monkeypatch.setattr(bench, "run_sequential", lambda config, spec, frames, warmup: (
+        ran.append("sequential"), _fake_run(frames))[1])
+    report = bench.bench_one(None, _bench_args("--frames", "5"), ["sequential", "live", "pipelined"],
+                             load_config("default"))
+    assert ran == ["sequential", "live", "pipelined"] and list(report["runs"]) == ran
+
+
 def test_unknown_compare_config_is_refused_before_any_run(monkeypatch):
     _no_runs(monkeypatch)
     with pytest.raises(UserError, match="unknown config preset 'nosuchpreset'"):
