@@ -84,14 +84,57 @@ def test_bt2390_keeps_the_darks_and_lands_the_peak():
 @pytest.mark.parametrize("shape", [(1, 1), (37, 53), (64, 3)])
 def test_fast_pass_matches_the_float64_reference(rng, transfer, peak, shape):
     # float32 tables against float64 curves: at most a level, where a value sits on a rounding edge
-    # (measured on 270,000 random values: 0.3-1.6 % of them; 3 % leaves room for small samples)
+    # (measured on 300,000 random values: 0.02-0.12 % of them; on these small samples at most 1.04 %)
     rgb16 = rng.integers(0, 65536, shape + (3,), dtype=np.uint16)
     rgb16.reshape(-1, 3)[:2] = [[0, 0, 0], [65535, 65535, 65535]][:rgb16.size // 3]
     for bt2020 in (True, False):
         fast = convert_rgb48(rgb16, ColourTables(transfer, peak, bt2020))
         reference = convert_rgb48_reference(rgb16, transfer, peak, bt2020)
         diff = np.abs(fast.astype(np.int16) - reference)
-        assert diff.max() <= 1 and (diff > 0).mean() <= 0.03
+        assert diff.max() <= 1 and (diff > 0).mean() <= 0.015
+
+
+TRANSFERS = [("pq", 1000.0), ("pq", 4000.0), ("pq", 400.0), ("pq", 10000.0), ("hlg", 1000.0), ("sdr", SDR_WHITE_NITS)]
+
+
+@pytest.mark.parametrize("transfer, peak", TRANSFERS)
+def test_fast_pass_is_off_the_reference_on_a_few_values_only(rng, transfer, peak):
+    # 300,000 random values: the tables used to put 0.3-1.6 % of them a level off (a 4096-entry encoding
+    # and HLG gain, a tone table by light), now 0.02-0.12 %
+    rgb16 = rng.integers(0, 65536, (200, 500, 3), dtype=np.uint16)
+    for bt2020 in (True, False):
+        diff = np.abs(convert_rgb48(rgb16, ColourTables(transfer, peak, bt2020)).astype(np.int16)
+                      - convert_rgb48_reference(rgb16, transfer, peak, bt2020))
+        assert diff.max() <= 1 and (diff > 0).mean() <= 0.0025
+
+
+# 16-bit codes at the ends: black, the first step, 10-bit limited range's black and white (64, 940) and full
+# white (1023) shifted to 16 bits, the last step, white
+EXTREME_CODES = [0, 1, 64 << 6, 940 << 6, 1023 << 6, 65534, 65535]
+
+
+@pytest.mark.parametrize("transfer, peak", TRANSFERS)
+def test_fast_pass_at_the_extreme_codes(transfer, peak):
+    combinations = np.stack(np.meshgrid(*[EXTREME_CODES] * 3, indexing="ij"), axis=-1).astype(np.uint16)
+    rgb16 = combinations.reshape(7, 49, 3)  # 343 pixels: an odd size, rows not a multiple of a task's
+    for bt2020 in (True, False):
+        tables = ColourTables(transfer, peak, bt2020)
+        assert all(np.isfinite(table).all() for table in (tables.linear, tables.hlg_gain, tables.tone))
+        fast = convert_rgb48(rgb16, tables)
+        assert np.abs(fast.astype(np.int16) - convert_rgb48_reference(rgb16, transfer, peak, bt2020)).max() <= 1
+        assert (fast[0, 0] == 0).all() and (fast[-1, -1] == 255).all()  # black and full white stay so
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (9, 1), (17, 33), (1, 67), (23, 7)])
+def test_fast_pass_at_odd_sizes(rng, shape):
+    rgb16 = rng.integers(0, 65536, shape + (3,), dtype=np.uint16)
+    for transfer, peak in (("pq", 1000.0), ("hlg", 1000.0)):
+        fast = convert_rgb48(rgb16, ColourTables(transfer, peak))
+        assert fast.shape == rgb16.shape and fast.dtype == np.uint8
+        assert np.abs(fast.astype(np.int16) - convert_rgb48_reference(rgb16, transfer, peak)).max(initial=0) <= 1
+        if rgb16.size:  # each row on its own: no row depends on another's buffers or task
+            assert all(np.array_equal(convert_rgb48(rgb16[y:y + 1], ColourTables(transfer, peak)), fast[y:y + 1])
+                       for y in range(shape[0]))
 
 
 @pytest.mark.parametrize("transfer, peak", [("pq", 1000.0), ("hlg", 1000.0), ("sdr", SDR_WHITE_NITS)])
