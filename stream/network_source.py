@@ -27,7 +27,7 @@ from stream.console import notify
 from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
-from stream.sources import PictureTreatment, Source, scale_telling_once
+from stream.sources import PictureTreatment, Source, chosen_video_stream, scale_telling_once
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 TIMEOUT_S = 5.0  # connecting, and the wait for each packet: an unreachable host or a stalled stream fails after this
@@ -234,11 +234,13 @@ class NetworkSource(Source):
         except av.error.FFmpegError as exc:
             why = open_failure(exc, self.parts, self.transport, time.monotonic() - started)
             raise UserError(f"network stream {self.shown}: {why}") from None
-        if not container.streams.video:
+        stream = chosen_video_stream(container)  # not an album cover (an MP3's, an MP4's), which decodes once
+        if stream is None:
+            only = ", only cover art beside its sound" if container.streams.video else ""
             container.close()
-            raise UserError(f"network stream {self.shown} carries no video; check the address's path (a camera's "
-                            f"main and sub streams have their own)")
-        self.container, self.stream = container, container.streams.video[0]
+            raise UserError(f"network stream {self.shown} carries no video{only}; check the address's path (a "
+                            f"camera's main and sub streams have their own)")
+        self.container, self.stream = container, stream
         # Slice threads only: frame threads hold a picture back per thread (8 threads: 320 ms at 25 fps)
         self.stream.thread_type = "SLICE"
         self.timed = container.format.name.split(",")[0] not in UNTIMED_FORMATS

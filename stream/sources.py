@@ -51,11 +51,20 @@ class Source:
     width = 0
     height = 0
     frame_count: int | None = None
+    # Where frame_count is only an estimate (a file that gives no count: Matroska, WebM, MPEG-TS; a part taken
+    # with --start or --duration), the seconds of video to process: the estimate, the length times the average
+    # rate, is off by any factor for a variable rate (a 4-hour screen recording that paused showed "20/432010"),
+    # so a progress bar goes by the pictures' times over this many seconds instead (seconds_done).
+    progress_seconds: float | None = None
     audio_path: Path | None = None  # a file whose audio the video sink re-muxes
     description = "source"
 
     def frames(self) -> Iterator[Frame]:
         raise NotImplementedError
+
+    def seconds_done(self, frame: Frame) -> float:
+        """With progress_seconds: the seconds of video processed once `frame` is (its own time to its end)."""
+        return (frame.index + 1) / self.fps
 
     def truncation_warning(self) -> str | None:
         """After every frame was read: a warning where the input ended well before it said it would."""
@@ -305,16 +314,22 @@ class VideoFileSource(Source):
         try:
             self.container = av.open(str(path))
         except av.error.FFmpegError as exc:
+            if _mp4_without_index(path):
+                raise UserError(f"{path} has its pictures but no index (its moov box, which an MP4 or MOV gets when "
+                                f"its recording stops): it is still being recorded, or the recording was cut off; "
+                                f"run it once the recording has stopped, or repair it (e.g. with untrunc and a good "
+                                f"file from the same camera)") from None
             raise UserError(f"cannot read video {path}: {exc.strerror or exc} "
                             f"(the file is not a video, or it is truncated or corrupt)") from None
         self.stream = _video_stream(self.container, path)
+        _tell_video_streams(self.container, self.stream, path.name)
         self.stream.thread_type = "AUTO"
         rate = self.stream.average_rate or self.stream.guessed_rate
         if self.container.format.name in ANIMATION_FORMATS and self.stream.guessed_rate:
             # an animation holds some pictures longer on purpose (a 2 s last one): its average rate (3.45 fps for
             # nine 0.1 s pictures and a 2 s one) is no frame rate, and AVI's fixed rate made of it dropped pictures
             rate = self.stream.guessed_rate
-        rate = _not_the_tick(rate, self.stream)
+        rate = _not_the_pauses(_not_the_tick(rate, self.stream), self.stream)
         self.fps = float(rate) if rate else 30.0
         self.rate = rate
         self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
@@ -343,6 +358,7 @@ class VideoFileSource(Source):
         seconds = self._length = self._video_seconds()  # kept: the warning after the run reads them closed
         if not count and seconds:
             count = int(round(seconds * self.fps))
+            self.progress_seconds = seconds
         self.frame_count = count or None
         self.audio_path = path if self.container.streams.audio else None
         # MPEG-TS (a broadcast recording, a camcorder's .MTS) has no index or length of its own: FFmpeg estimates
@@ -393,6 +409,7 @@ class VideoFileSource(Source):
         span = min(duration, left) if duration is not None and left is not None else (duration or left)
         if span is not None:
             self.frame_count = max(1, int(round(span * self.fps)))
+            self.progress_seconds = span
         self.description += f", from {format_time(start)}" + (f" for {format_time(duration)}" if duration else "")
 
     def _seek(self, target: float) -> None:
@@ -494,6 +511,7 @@ class VideoFileSource(Source):
         previous: float | None = None
         deinterlacer = Deinterlacer(self.stream.time_base)
         pictures = itertools.chain(self._head, self._decoded)
+        shown: tuple[Any, float] | None = None  # the last picture before --start, and where it ends
         try:
             for decoded in deinterlacer.frames(pictures) if self.deinterlace else pictures:
                 if not self.interlaced and deinterlacer.first_interlaced is not None:
@@ -506,18 +524,21 @@ class VideoFileSource(Source):
                     own = decoded.duration * decoded.time_base if decoded.duration and decoded.time_base else None
                     self._read_until, previous = seconds + (float(own) if own else step), seconds
                 if seconds is not None and self._start is not None and seconds < self._start - half_frame:
+                    shown = (decoded, self._read_until)  # still on screen at the start, unless one comes by then
                     continue
+                if shown is not None and seconds is not None and seconds > self._start + half_frame and not index:
+                    # --start inside a still stretch (a screen recording's pause): the part starts with the picture
+                    # shown then, held up to this one; it started with this one, the stretch and its sound lost
+                    yield self._frame(shown[0], index, self._start, seconds - self._start)
+                    index = self._frames_read = index + 1
+                shown = None
                 # the first picture of a part always counts: --duration shorter than a frame gives one
                 if seconds is not None and self._end is not None and seconds >= self._end - half_frame and index:
                     break
-                image = self._treatment.image(decoded)
-                if image.shape[:2] != (self.height, self.width):
-                    image = self._fit(image, index)
-                if own and self._end is not None:  # a part ends at its end, however long its last picture
-                    own = min(float(own), max(self._end - seconds, 0.0))
-                # the writer holds each picture as long (a GIF's long last picture)
-                extra = {"duration_seconds": float(own)} if own else {}
-                yield Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=decoded.time, extra=extra)
+                yield self._frame(decoded, index, decoded.time, own)
+                index = self._frames_read = index + 1
+            if shown is not None and shown[1] > self._start:  # --start within the last picture's time
+                yield self._frame(shown[0], index, self._start, shown[1] - self._start)
                 index = self._frames_read = index + 1
         except av.error.FFmpegError as exc:
             raise UserError(f"{self.path} is corrupt or truncated after frame {index} ({exc.strerror or exc}); "
@@ -526,6 +547,27 @@ class VideoFileSource(Source):
             offset = self._start - (self._first.time or 0.0)
             raise UserError(f"{self.path.name} has no picture from --start {format_time(offset)} on; "
                             f"give an earlier start")
+
+    def _frame(self, decoded: Any, index: int, seconds: float | None, own: Any) -> Frame:
+        """The frame of a decoded picture presented at `seconds`, held `own` seconds (None: until the next)."""
+        image = self._treatment.image(decoded)
+        if image.shape[:2] != (self.height, self.width):
+            image = self._fit(image, index)
+        if own and self._end is not None and seconds is not None:  # a part ends at its end, however long its last
+            own = min(float(own), max(self._end - seconds, 0.0))
+        # the writer holds each picture as long (a GIF's long last picture)
+        extra = {"duration_seconds": float(own)} if own else {}
+        return Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=seconds, extra=extra)
+
+    def seconds_done(self, frame: Frame) -> float:
+        """Where `frame` ends, in seconds from the start of the part processed (read by the sink's thread while
+        the capture thread reads on, so from the frame itself), at most progress_seconds."""
+        if frame.pts_seconds is None:
+            return super().seconds_done(frame)
+        start = self._start if self._start is not None else (self._first.time or 0.0)
+        held = frame.extra.get("duration_seconds") or 1 / self.fps
+        done = max(frame.pts_seconds + held - start, 0.0)
+        return min(done, self.progress_seconds) if self.progress_seconds is not None else done
 
     def _fit(self, image: Any, index: int) -> Any:
         """A picture of another size than the first (clips of different sizes joined, `cat a.ts b.ts`) scaled to
@@ -579,6 +621,37 @@ class VideoFileSource(Source):
         self.container.close()
 
 
+MP4_BOXES_READ = 64  # top-level boxes looked at for an unfinished MP4 (a recording has a handful)
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """Whether `path` is an MP4 or MOV whose pictures (mdat) are there but not its index (moov), as a camera or a
+    screen recorder leaves the file it is still writing, or one that a crash cut off. A fragmented MP4 has
+    moof boxes and reads without a moov: not counted."""
+    boxes: set[bytes] = set()
+    if not readable_again(path):  # a pipe's bytes were the demuxer's
+        return False
+    try:
+        with open(path, "rb") as handle:
+            size_on_disk = os.fstat(handle.fileno()).st_size
+            at = 0
+            for _ in range(MP4_BOXES_READ):
+                handle.seek(at)
+                head = handle.read(16)
+                if len(head) < 8:
+                    break
+                size, kind = struct.unpack(">I4s", head[:8])
+                boxes.add(kind)
+                if size == 1 and len(head) == 16:  # a 64-bit size follows (a large mdat)
+                    size = struct.unpack(">Q", head[8:])[0]
+                if size < 8 or at + size >= size_on_disk:  # 0: up to the end of the file (still being written)
+                    break
+                at += size
+    except OSError:  # unreadable: nothing to tell
+        return False
+    return b"ftyp" in boxes and b"mdat" in boxes and not boxes & {b"moov", b"moof"}
+
+
 TS_SYNC = 0x47  # the first byte of every MPEG-TS packet
 
 
@@ -617,6 +690,21 @@ def _not_the_tick(rate: Fraction | None, stream: Any) -> Fraction | None:
     return rate
 
 
+PICTURE_RATE_MAX = 60  # FFmpeg's guessed rate above this is rather the tick its times are counted in (100, 1000)
+
+
+def _not_the_pauses(rate: Fraction | None, stream: Any) -> Fraction | None:
+    """`rate`, unless it is under a third of the rate the stream's pictures come at (FFmpeg's guess, from their
+    spacing, where it is a camera's or a screen's rate): an average that counts a variable rate's pauses (a screen
+    recording at 10 fps that stood still for 30 s averaged 0.2 fps, and an AVI made of it kept 2 of its 6
+    pictures). A third: a phone's low-light 15 fps in a 30 fps stream, or interlaced 25 fps beside its 50 fields,
+    stay at their average."""
+    guessed = stream.guessed_rate
+    if rate and guessed and rate < guessed / 3 and guessed <= PICTURE_RATE_MAX:
+        return guessed
+    return rate
+
+
 def scale_telling_once(image: Any, width: int, height: int, told: set[tuple[int, int]],
                        line: Callable[[int, int], str]) -> Any:
     """`image` scaled to width x height (scale_to), a picture of a size not in `told` said first with
@@ -649,20 +737,74 @@ def _undecodable(path: Path, container_format: str) -> str:
     return f"{path} holds no decodable video frame (truncated or corrupt file)"
 
 
-def _video_stream(container: Any, path: Path) -> Any:
-    """The stream to process: the first video stream that is not cover art. An album cover (an attached picture:
-    an MP3's or M4A's, or one beside a video) decodes as a single picture, which was taken for a video."""
+# Codecs of single pictures: a track of one such picture beside the sound is an album cover that FFmpeg's Matroska
+# muxer, which has no flag for cover art, stored as a video track (`ffmpeg -i song.mp3 -c copy song.mkv`).
+STILL_CODECS = frozenset({"mjpeg", "png", "bmp", "tiff", "webp"})
+
+
+def _moving_streams(container: Any) -> list[Any]:
+    """The video streams that are not cover art: not an attached picture (an MP3's or M4A's cover, a Matroska
+    attachment), nor, where other video is there, a track in a codec of still pictures (a cover so stored)."""
     from av.stream import Disposition
 
     moving = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
-    if moving:
-        return moving[0]
+    return [s for s in moving if s.codec_context.name not in STILL_CODECS] or moving
+
+
+def _one_picture(path: Path, stream: Any) -> bool:
+    """Whether the stream holds a single picture (read in a second opening of the file, so that the source's own
+    starts at its beginning; a pipe, which gives its bytes once, is not read again)."""
+    import av
+
+    if not readable_again(path):
+        return False
+    pictures = 0
+    try:
+        with av.open(str(path)) as again:
+            for packet in again.demux(again.streams[stream.index]):
+                pictures += bool(packet.size)
+                if pictures > 1:
+                    return False
+    except av.error.FFmpegError:
+        return False
+    return pictures == 1
+
+
+def chosen_video_stream(container: Any) -> Any | None:
+    """The video stream a player shows: the default one (else the first) of those that are not cover art (an album
+    cover decodes as a single picture, which was taken for a video); None where there is none."""
+    from av.stream import Disposition
+
+    moving = _moving_streams(container)
+    return ([s for s in moving if s.disposition & Disposition.default] or moving)[0] if moving else None
+
+
+def _video_stream(container: Any, path: Path) -> Any:
+    """The stream to process (chosen_video_stream), unless it is a lone track of one still picture beside the
+    sound: a cover."""
+    chosen = chosen_video_stream(container)
+    cover = chosen is not None and chosen.codec_context.name in STILL_CODECS and bool(container.streams.audio) \
+        and _one_picture(path, chosen)
+    if chosen is not None and not cover:
+        return chosen
     covers = len(container.streams.video)
     container.close()
     if covers:
         raise UserError(f"{path} has no video, only cover art beside its sound; give a video file "
                         f"(or an image, camera:N or synthetic:portrait)")
     raise UserError(f"{path} has no video stream (give a video file, an image, camera:N or synthetic:portrait)")
+
+
+def _tell_video_streams(container: Any, stream: Any, name: str) -> None:
+    """Where a file has several video streams (not counting cover art), which one is processed: said once."""
+    from av.stream import Disposition
+
+    moving = _moving_streams(container)
+    if len(moving) > 1:
+        default = bool(stream.disposition & Disposition.default)
+        notify(f"{name} has {len(moving)} video streams; number {moving.index(stream) + 1} "
+               f"({stream.codec_context.width}x{stream.codec_context.height}), "
+               f"{'the default one' if default else 'the first'}, is processed")
 
 
 def pixel_aspect(stream: Any, name: str) -> Fraction:
@@ -1047,6 +1189,9 @@ def open_source(spec: str) -> Source:
                             f"(rtsp://, http://, udp://...), or synthetic:portrait)")
         if path.is_dir():
             raise UserError(f"input {spec} is a folder; give a video or image file")
+        if path.is_file() and path.stat().st_size == 0:  # "not a video, or corrupt" said nothing of why
+            raise UserError(f"input {spec} is empty (0 bytes): a copy or download not finished, or a recording not "
+                            f"yet written out; give it once it is complete")
         still = is_still_image(path)
     except OSError as exc:  # a name longer than the file system takes
         raise UserError(f"cannot open input {spec}: {exc.strerror or exc}") from None

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import stream.network_source as network
-from media import make_video, probe
+from media import make_video, make_with_cover_art, probe
 from stream.errors import UserError
 from stream.frame import Frame
 from stream.network_source import NetworkSource, ffmpeg_options, is_network_spec, redact
@@ -187,6 +187,26 @@ def test_mpeg_ts_over_http_ends_cleanly_and_its_sound_is_said_once(tmp_path, tol
     assert np.all(steps >= 0)
 
 
+def test_a_stream_with_cover_art_is_read_from_its_video_and_a_song_refused(tmp_path, told):
+    """An MP4 served over HTTP whose album cover comes first: the cover (one 64x64 picture) was the whole input. A
+    song with a cover "played" its cover as one frame. The video stream is read; the song is refused in a line."""
+    clip = make_with_cover_art(tmp_path / "clip.mp4", video_frames=10)
+    server, url = _serve_ts(clip)
+    try:
+        source = open_source(url)
+        frames = list(source.frames())
+        source.close()
+    finally:
+        server.close()
+    assert (source.width, source.height) == (64, 48) and len(frames) == 10
+    server, url = _serve_ts(make_with_cover_art(tmp_path / "song.mp3"))
+    try:
+        with pytest.raises(UserError, match="carries no video, only cover art beside its sound"):
+            open_source(url)
+    finally:
+        server.close()
+
+
 def test_a_stream_that_drops_part_way_is_opened_again_and_goes_on(told, quick):
     """The phone app closes the connection every 6 pictures: each time the stream is opened again, said in one
     line, and the frames go on numbered without a gap."""
@@ -244,7 +264,8 @@ def test_a_stop_while_the_stream_reconnects_ends_its_thread_and_closes_it(told, 
     """q (Ctrl-C, SIGTERM) while the stream was away: the run ended after the pipeline's 2 s wait, but the capture
     thread, which could not see the stop, went on opening the stream again (RECONNECT_S) behind it, and the
     connection stayed open until the process exited. The stop now interrupts the source: the try in progress is
-    the last, the thread ends with the run and closes the stream, and no failure is said for the stop."""
+    the last, the thread ends when it returns (the run does not wait for it: TIMEOUT_S) and closes the stream, and
+    no failure is said for the stop."""
     monkeypatch.setattr(network, "RECONNECT_S", 120.0)  # the old loop outlives the run by far
     server = _Server(fps=30, per_connection=6, most=1, silent=True)
     try:
@@ -253,10 +274,14 @@ def test_a_stop_while_the_stream_reconnects_ends_its_thread_and_closes_it(told, 
         close = source.close
         source.close = lambda: (closed.append(True), close())
         result = Pipeline(source, [_SlowStage()], _QuitWhileAway(server), queue_size=2).run()
+        for thread in threading.enumerate():
+            if thread.name == "depthcam-capture":
+                thread.join(10)  # the try in progress ends at its timeout
+        connections = server.connections
     finally:
         server.close()
     assert result.closed_by_user and not result.completed and result.frames_written > 0
-    assert result.threads_left == [] and closed == [True]
+    assert result.threads_left in ([], ["depthcam-capture"]) and closed == [True] and connections == 2
     assert not any("stopped delivering" in line or "came back" in line for line in told), told
 
 

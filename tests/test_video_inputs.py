@@ -2,6 +2,7 @@
 video, damaged spots, album covers, a disk that fills up."""
 
 import re
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -105,9 +106,10 @@ def test_a_file_cut_short_still_ends_with_the_truncation_warning(tmp_path, suffi
     assert 10 < len(frames) < 96 and "it may be truncated" in source.truncation_warning()
 
 
-@pytest.mark.parametrize("name, container_format", [("song.mp3", None), ("song.m4a", "mp4")])
+@pytest.mark.parametrize("name, container_format", [("song.mp3", None), ("song.m4a", "mp4"), ("song.mka", "matroska")])
 def test_sound_with_cover_art_is_refused_as_having_no_video(tmp_path, name, container_format):
-    """The album cover decodes as one picture: it was taken for a one-frame video at 90000 fps."""
+    """The album cover decodes as one picture: it was taken for a one-frame video at 90000 fps. Matroska has no
+    flag for a cover: FFmpeg's muxer stores it as a video track of one JPEG picture, which was processed."""
     path = make_with_cover_art(tmp_path / name, container_format=container_format)
     with pytest.raises(UserError, match="no video, only cover art") as refusal:
         open_source(str(path))
@@ -128,6 +130,17 @@ def test_a_video_with_cover_art_is_read_from_its_video_stream(tmp_path):
     source.set_range(0.6, None)  # a jump, and a file opened anew, keep to the video stream too
     assert len(list(source.frames())) == 4
     source.close()
+
+
+def test_a_matroska_video_with_its_cover_stored_as_a_track_is_read_from_its_video(tmp_path):
+    """FFmpeg's Matroska muxer stores a cover as a video track (one JPEG picture) before the video: that
+    picture was the whole output, 1 frame of 64x64."""
+    path = make_with_cover_art(tmp_path / "clip.mkv", video_frames=10, container_format="matroska")
+    source = open_source(str(path))
+    try:
+        assert (source.width, source.height) == (64, 48) and len(list(source.frames())) == 10
+    finally:
+        source.close()
 
 
 @pytest.fixture
@@ -396,3 +409,145 @@ def test_a_transport_stream_through_a_pipe_is_read_once(tmp_path):
         assert sum(1 for _ in source.frames()) == 24
     finally:
         source.close()
+
+
+def _progress(path: Path, start: float | None = None, duration: float | None = None) -> tuple[float | None, list]:
+    """The source's progress_seconds and seconds_done after each of its frames."""
+    source = open_source(str(path))
+    try:
+        if start is not None or duration is not None:
+            source.set_range(start, duration)
+        return source.progress_seconds, [source.seconds_done(frame) for frame in source.frames()]
+    finally:
+        source.close()
+
+
+def test_a_matroska_with_a_long_pause_goes_by_time_not_by_an_estimated_count(tmp_path):
+    """Matroska gives no frame count: the estimate (length x average rate) of a screen recording at 30 fps that
+    stood still for 30 s was 904 frames for 5, the progress bar "5/904". Its progress goes by time instead: the
+    length, and where each frame ends, up to the end."""
+    path = make_timed_video(tmp_path / "screen.mkv", [0.0, 0.1, 0.2, 30.0, 30.1], audio_codecs=())
+    total, done = _progress(path)
+    assert total == pytest.approx(30.13, abs=0.05)
+    assert done == sorted(done) and done[2] < 0.3 and done[3] > 30.0
+    assert done[-1] == pytest.approx(total, abs=1e-6)
+
+
+def test_a_file_that_counts_its_frames_goes_by_frames_and_a_part_by_time(tmp_path):
+    """An MP4 announces its count: that is the bar's total. A part of it (--start, --duration) has only an
+    estimated count, so it goes by time, from the start asked to the end of its last picture."""
+    path = make_video(tmp_path / "clip.mp4", frames=24, fps=24, audio_codec=None)
+    assert _progress(path)[0] is None
+    total, done = _progress(path, start=0.25, duration=0.5)
+    assert total == pytest.approx(0.5) and len(done) == 12
+    assert done[0] == pytest.approx(1 / 24, abs=1e-3) and done[-1] == pytest.approx(0.5, abs=1e-3)
+
+
+@pytest.mark.parametrize("mdat_size", ["kept", "zero"])
+def test_an_mp4_still_being_recorded_is_said_to_be(tmp_path, mdat_size):
+    """A camera or a screen recorder writes an MP4's index (moov) when the recording stops: the file it is still
+    writing (its mdat's size left 0, up to the end of the file, or already set) was "not a video, or truncated or
+    corrupt". The line says what it is and what to do."""
+    whole = make_video(tmp_path / "whole.mp4", frames=12, audio_codec=None).read_bytes()
+    boxes, at = [], 0
+    while at < len(whole):
+        size, kind = struct.unpack(">I4s", whole[at:at + 8])
+        boxes.append((kind, whole[at:at + size]))
+        at += size
+    kept = [(kind, data) for kind, data in boxes if kind != b"moov"]
+    if mdat_size == "zero":
+        kept = [(kind, data[:0] + b"\0\0\0\0" + data[4:] if kind == b"mdat" else data) for kind, data in kept]
+    path = tmp_path / "recording.mp4"
+    path.write_bytes(b"".join(data for _, data in kept))
+    with pytest.raises(UserError, match="no index .* still being recorded, or the recording was cut off"):
+        open_source(str(path))
+
+
+def _two_video_streams(path: Path, default: int | None) -> Path:
+    """A Matroska file of two video streams, 64x48 and 32x24, ten pictures each; `default`: the index of the one
+    flagged default (None: neither, so the muxer flags the first)."""
+    import av
+    from av.stream import Disposition
+
+    with av.open(str(path), "w") as container:
+        streams = []
+        for index, size in enumerate(((64, 48), (32, 24))):
+            stream = container.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+            stream.disposition = Disposition.default if index == default else Disposition(0)
+            streams.append((stream, size))
+        for i in range(10):
+            for stream, (width, height) in streams:
+                picture = av.VideoFrame.from_ndarray(np.full((height, width, 3), 20 * i, np.uint8), format="bgr24")
+                for packet in stream.encode(picture):
+                    container.mux(packet)
+        for stream, _ in streams:
+            for packet in stream.encode(None):
+                container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("default, size, said", [(1, (32, 24), "number 2 (32x24), the default one"),
+                                                 (None, (64, 48), "number 1 (64x48)")])
+def test_of_two_video_streams_the_default_one_is_processed_and_said(tmp_path, capsys, default, size, said):
+    """A file of two video streams: the one flagged default, as players choose (the first was taken whatever the
+    flags said, without a word), and a line saying which."""
+    source = open_source(str(_two_video_streams(tmp_path / "two.mkv", default)))
+    try:
+        assert (source.width, source.height) == size and sum(1 for _ in source.frames()) == 10
+    finally:
+        source.close()
+    assert f"has 2 video streams; {said}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "photo.jpg", "noname"])
+def test_an_empty_file_is_said_to_be_empty(tmp_path, name):
+    """A copy, download or recording that has not written anything yet: it was "not a video, or truncated or
+    corrupt" (or "not an image"), which did not say why."""
+    path = tmp_path / name
+    path.write_bytes(b"")
+    with pytest.raises(UserError, match=r"is empty \(0 bytes\).*give it once it is complete"):
+        open_source(str(path))
+
+
+def test_a_start_inside_a_still_stretch_begins_with_the_picture_shown_then(tmp_path):
+    """A screen recording that stood still from 0.2 s to 5 s, taken from --start 2: the part began with the
+    picture at 5 s, the picture on screen at 2 s and the three seconds of sound under it lost. It begins with
+    that picture, at 2 s, held until 5 s."""
+    path = make_timed_video(tmp_path / "screen.mkv", [0.0, 0.1, 0.2, 5.0, 5.1], audio_seconds=5.2)
+    source = open_source(str(path))
+    try:
+        source.set_range(2.0, 4.0)
+        frames = list(source.frames())
+    finally:
+        source.close()
+    assert [frame.pts_seconds for frame in frames] == pytest.approx([2.0, 5.0, 5.1])
+    assert frames[0].extra["duration_seconds"] == pytest.approx(3.0)
+    assert frames[0].image.mean() == pytest.approx(60 + 2 * 7, abs=3)  # the third picture (7 levels apart)
+
+
+def test_a_start_within_the_last_picture_gives_that_picture(tmp_path):
+    """--start 0.97 in a 1 s video of 10 pictures falls in the last one's time, which is on screen then: the run
+    ended "has no picture from --start 1.0 s on" for a file it had just accepted as 1.0 s long."""
+    path = make_video(tmp_path / "clip.mp4", frames=10, fps=10, audio_codec=None)
+    source = open_source(str(path))
+    try:
+        source.set_range(0.97, None)
+        frames = list(source.frames())
+    finally:
+        source.close()
+    assert [frame.pts_seconds for frame in frames] == pytest.approx([0.97])
+    assert frames[0].extra["duration_seconds"] == pytest.approx(0.03)
+
+
+def test_a_variable_rate_that_paused_keeps_the_rate_its_pictures_come_at(tmp_path):
+    """A screen recording at 10 fps that stood still for 5 s averages 1.7 fps, which was taken for its frame rate:
+    an AVI made of it (a fixed rate) left out the pictures closer together than that, 7 of 9. It keeps 10 fps and
+    every picture."""
+    times = [0.0, 0.1, 0.2, 0.3, 5.0, 5.1, 5.2, 5.3, 5.4]
+    path = make_timed_video(tmp_path / "screen.mp4", times, audio_codecs=())
+    source = open_source(str(path))
+    source.close()
+    assert source.fps == 10
+    _copy(path, tmp_path / "out.avi")
+    assert probe(tmp_path / "out.avi")["frames"] >= len(times)
