@@ -56,6 +56,36 @@ class ProgressBar(tqdm):
         super().__init__(*args, miniters=1, **options)
 
 
+class TimeProgressBar(ProgressBar):
+    """Progress through seconds of video, for inputs whose number of frames is only a guess (Matroska, WebM,
+    MPEG-TS, a part taken with --start/--duration): a 4-hour Matroska with a long pause counted "20/432010" frames
+    and its time left was nonsense; this says "1:25:23/4:00:00 of video", the time left at the rate video goes by."""
+
+    def __init__(self, total_seconds: float, **options) -> None:
+        super().__init__(total=total_seconds, unit="s",
+                         bar_format="{l_bar}{bar}| {done}/{length} of video [{elapsed}<{remaining}]", **options)
+
+    @property
+    def format_dict(self) -> dict:
+        shown = super().format_dict
+        return {**shown, "done": video_time(shown["n"]), "length": video_time(shown["total"])}
+
+    def reach(self, seconds: float) -> None:
+        """Move on to `seconds` of video done; never back (joined clips' times go back), never past the end
+        (the steps' sum would overshoot it by a rounding: tqdm then warned and showed a negative time left)."""
+        step = min(seconds, self.total) - self.n
+        if step > 0:
+            self.update(step)
+            self.n = min(self.n, self.total)
+
+
+def video_time(seconds: float | None) -> str:
+    """'12.4s' under a minute, else tqdm's '01:25' or '1:25:23'."""
+    if seconds is None:
+        return "?"
+    return f"{seconds:.1f}s" if seconds < 60 else tqdm.format_interval(seconds)
+
+
 class TolerantStream:
     """stderr that a run never fails on: closed (`2>&-`) or on a full disk (`2>/dev/full`), the messages are
     lost, not the output (the progress bar and the stage lines raised, and the run stopped before its file).

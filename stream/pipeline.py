@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from models.download import ModelError
-from stream.console import ProgressBar
+from stream.console import ProgressBar, TimeProgressBar
 from stream.errors import PipelineError, StopAfter, UserError
 from stream.frame import Frame, now_ns
 from stream.interrupts import signals_stop
@@ -216,10 +216,7 @@ class Pipeline:
         self.source_error = None
         self.stage_error = None
         completed, interrupted, closed_by_user = False, False, False
-        total = None if self.source.live else self.source.frame_count
-        # into a log (stderr not a terminal) a state every 10 s, not ten a second
-        bar = ProgressBar(total=total, unit="frame", dynamic_ncols=True, leave=True,
-                          mininterval=0.1 if _is_terminal(sys.stderr) else 10.0) if self.progress else _NoBar()
+        bar = self._progress_bar() if self.progress else _NoBar()
         with signals_stop(self.stop) as signals:
             try:
                 for thread in self.threads:
@@ -256,6 +253,22 @@ class Pipeline:
             raise PipelineError(where, exc) from exc
         return result
 
+    def _progress_bar(self) -> ProgressBar:
+        """Frames of a known number; seconds of video where the number is only a guess (the source's
+        progress_seconds); frames counted up, with no end, for a live source."""
+        # into a log (stderr not a terminal) a state every 10 s, not ten a second
+        options = dict(dynamic_ncols=True, leave=True, mininterval=0.1 if _is_terminal(sys.stderr) else 10.0)
+        seconds = None if self.source.live else getattr(self.source, "progress_seconds", None)
+        if seconds:
+            return TimeProgressBar(seconds, **options)
+        return ProgressBar(total=None if self.source.live else self.source.frame_count, unit="frame", **options)
+
+    def _advance(self, bar: ProgressBar | _NoBar, frame: Frame) -> None:
+        if isinstance(bar, TimeProgressBar):
+            bar.reach(self.source.seconds_done(frame))
+        else:
+            bar.update(1)
+
     def _drain(self, bar: ProgressBar | _NoBar) -> tuple[bool, bool]:
         """The sink's loop on the calling thread, until the end of the input, a stop, or the user
         closing the sink. Returns (completed, closed_by_user)."""
@@ -283,7 +296,7 @@ class Pipeline:
             if self.admission is not None:
                 self.admission.release()
             self.frames_written += 1
-            bar.update(1)
+            self._advance(bar, frame)
             if self.recorder is not None:
                 self.recorder.record(frame)
             if self.on_frame is not None:

@@ -450,3 +450,25 @@ def test_a_stop_interrupts_a_stage_s_call_in_progress():
     result = pipeline.run()
     assert stage.interrupted.is_set() and stage.calls == 1 and result.threads_left == []
     assert not result.completed
+
+
+def test_the_progress_bar_goes_by_seconds_of_video_where_the_frames_number_is_a_guess(tmp_path, capsys):
+    """A screen recording in Matroska (no frame count) that stood still for 30 s: its bar counted "5/904" frames,
+    from the length times the average rate, and ended far from its total. It now counts seconds of video."""
+    from media import make_timed_video
+    from stream.sources import open_source
+
+    path = make_timed_video(tmp_path / "screen.mkv", [0.0, 0.1, 0.2, 30.0, 30.1], audio_codecs=())
+    result = Pipeline(open_source(str(path)), [], NullSink(), progress=True).run()
+    shown = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert result.completed and result.frames_written == 5
+    assert any("100%" in line and "30.1s/30.1s of video" in line for line in shown), shown
+    assert not any("/904" in line or "frame/s" in line or "clamping" in line or "<-" in line for line in shown)
+
+
+def test_the_progress_bar_counts_frames_where_the_file_says_their_number(tmp_path, capsys):
+    from stream.sources import open_source
+
+    path = make_video(tmp_path / "clip.mp4", frames=6, audio_codec=None)
+    Pipeline(open_source(str(path)), [], NullSink(), progress=True).run()
+    assert any("6/6" in line for line in capsys.readouterr().err.replace("\r", "\n").splitlines())
