@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import difflib
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -13,14 +15,39 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
-from stream.config import PipelineConfig, load_config, preset_names
-from stream.console import TolerantStream, fit_encoding, notify
-from stream.controls import KEYS_HELP
-from stream.errors import PipelineError, UserError
-from stream.interrupts import STOP_SIGNALS
-from stream.options import add_model_options, model_overrides
-from stream.images import is_still_image
-from stream.workers import live_workers
+
+def _interrupted_while_loading(signum: int, frame: Any) -> NoReturn:
+    """Ctrl-C while the modules below load (NumPy, OpenCV, Numba: 0.2-0.5 s, before main's own handling): the
+    line every interruption gets and exit 130, not a traceback from inside NumPy's import. Nothing is open yet,
+    so the process ends at once (an exception raised here can be turned into another by the code it lands in)."""
+    print("depthcam: interrupted", file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+def _quiet_sigint_while_loading() -> Any:
+    """The handler to put back once loaded; None where SIGINT is left as it is (ignored, as a script's background
+    job has it; set by a host program; or not the main thread, where no handler can be set)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None
+    return signal.signal(signal.SIGINT, _interrupted_while_loading)
+
+
+_sigint_before_loading = _quiet_sigint_while_loading()
+try:
+    from stream.config import PipelineConfig, closest_choice, load_config, preset_names
+    from stream.console import TolerantStream, fit_encoding, notify
+    from stream.controls import KEYS_HELP
+    from stream.errors import PipelineError, UserError
+    from stream.interrupts import STOP_SIGNALS
+    from stream.options import add_model_options, model_overrides
+    from stream.images import is_still_image
+    from stream.workers import live_workers
+finally:  # loaded (or failed to): main's own handling takes over
+    if _sigint_before_loading is not None:
+        signal.signal(signal.SIGINT, _sigint_before_loading)
 
 DEMO_DIR = Path("out")
 LIVE_PRESET = "live-cpu"
@@ -28,50 +55,122 @@ NOT_FILES = ("null", "window", "vcam")  # outputs that are no file (nor a folder
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with the project's error format: one line naming the problem and where help is, exit 2
-    (argparse's own prints the whole usage block first)."""
+    """argparse with the project's error format: one line naming the problem, the likely fix and where help is,
+    exit 2 (argparse's own prints the whole usage block first)."""
+
+    argv: list[str] | None = None  # the command line being parsed (main sets it): for the hints below
 
     def error(self, message: str) -> NoReturn:
+        argv = sys.argv[1:] if self.argv is None else self.argv
         # a file whose name starts with '-' reads as an option: say how to give it
-        dashed = next((arg for arg in sys.argv[1:] if arg.startswith("-") and len(arg) > 1 and os.path.isfile(arg)), None)
+        dashed = next((arg for arg in argv if arg.startswith("-") and len(arg) > 1 and os.path.isfile(arg)), None)
         hint = f"; {dashed} is a file: write ./{dashed}" if dashed else ""
+        hint = hint or _choice_hint(message) or self._option_hint(message, argv)
         self.exit(2, f"depthcam: error: {message}{hint} (see '{self.prog} --help')\n")
+
+    def _option_hint(self, message: str, argv: list[str]) -> str:
+        """An unknown option: the one it most likely meant, or, for a command's option given before the command
+        (`depthcam --blur 3 run x.mp4`), where it goes."""
+        commands = _subcommands(self)
+        command = next((arg for arg in argv if arg in commands), None)
+        if self.prog == "depthcam" and command is not None:  # only the top parser has run, bench, ... as choices
+            before = argv[:argv.index(command)]
+            misplaced = next((arg for arg in before if arg.split("=")[0] in _option_names(commands[command])), None)
+            if misplaced is not None:
+                return f"; {misplaced} is an option of the command: put it after it " \
+                       f"(depthcam {command} ... {misplaced})"
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        options = _option_names(self)
+        for unknown in message.split(":", 1)[1].split():
+            name = unknown.split("=")[0]
+            if name in options and name not in _option_names(self._top()):  # `depthcam --side-by-side run x`
+                return f"; {name} is an option of the command: put it after it ({self.prog} ... {name})"
+            if unknown.startswith("-"):
+                close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.6)
+                if close:
+                    return f"; did you mean {close[0]}?"
+        return ""
+
+    def _top(self) -> argparse.ArgumentParser:
+        """The top parser, whose own options (--debug, --version) may come before the command."""
+        return build_parser() if self.prog != "depthcam" else self
+
+
+def _option_names(parser: argparse.ArgumentParser) -> set[str]:
+    return {name for action in parser._actions for name in action.option_strings}
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next((dict(action.choices) for action in parser._actions
+                 if isinstance(action, argparse._SubParsersAction)), {})
+
+
+def _choice_hint(message: str) -> str:
+    """`--refine ful`, `depthcam rn`: the choice that was most likely meant."""
+    found = re.search(r"invalid choice: '(.*)' \(choose from (.*)\)$", message)
+    if found is None:
+        return ""
+    meant = closest_choice(found.group(1), [choice.strip(" '") for choice in found.group(2).split(",")])
+    return f"; did you mean {meant}?" if meant else ""
+
+
+class _Once(argparse.Action):
+    """An option that a second time would silently replace the first: `--config live-cpu --config my.yaml` reads
+    as the two layered, but only my.yaml was read."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        given = getattr(namespace, self.dest)
+        if given is not None:
+            parser.error(f"{option_string} is given twice ({given}, {values}) and only one is read; give one "
+                         f"(a YAML file of your own can hold the keys of both)")
+        setattr(namespace, self.dest, values)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE|PRESET",
+    parser.add_argument("--config", metavar="FILE|PRESET", action=_Once,
                         help=f"a YAML file or a preset ({', '.join(preset_names())}); flags override it "
                              f"(without one, a camera or network stream gets {LIVE_PRESET}'s settings)")
     add_model_options(parser, device_help="where everything runs (default: the config's; auto, CUDA where usable, "
                                           "without one)")
+    preset = PipelineConfig()  # the default preset's values: a run without --config gets them (tested)
     parser.add_argument("--focus", metavar="auto|VALUE",
-                        help="auto (a face, else the nearest large region) or a disparity in [0, 1] (1: nearest)")
+                        help="auto (the default: a face, else the nearest large region) or a disparity in [0, 1] "
+                             "(1: nearest)")
     parser.add_argument("--focus-point", metavar="X,Y",
-                        help="focus on what is at this pixel in the first frame, followed as it moves")
-    parser.add_argument("--blur", type=float, metavar="PX", help="largest blur radius in pixels at 480 lines")
+                        help="focus on what is at this pixel of the input (X right, Y down from the top left corner) "
+                             "in the first frame, followed as it moves")
+    parser.add_argument("--blur", type=float, metavar="PX",
+                        help=f"largest blur radius in pixels at {preset.render.reference_height} lines, scaled with "
+                             f"the frame height (default: the config's; {preset.render.blur:g} in the default preset)")
     parser.add_argument("--highlight-boost", type=float, metavar="X",
-                        help="bright highlights bloom into bokeh discs (0 off, 1-4 typical, at most 16)")
+                        help=f"bright highlights bloom into bokeh discs (0 off, 1-4 typical, at most 16; default: "
+                             f"the config's, {preset.render.highlight_boost:g} in the default preset)")
     parser.add_argument("--refine", choices=("full", "live", "off"),
                         help="live: the filter at refine.work_width, then upsampling guided by the frame "
-                             "(the presets'); full: the exact filter at frame size; off: bilinear")
-    parser.add_argument("--max-batch", type=int, metavar="N", help="frames per network call")
+                             "(every preset's); full: the exact filter at frame size; off: bilinear")
+    parser.add_argument("--max-batch", type=int, metavar="N",
+                        help=f"frames per network call (default: the config's; {preset.inference.max_batch} in the "
+                             f"default preset)")
     parser.add_argument("--async-depth", action=argparse.BooleanOptionalAction, default=None,
-                        help="run the network beside the display on the newest frame (live use); "
-                             "--no-async-depth gives every frame its own depth")
+                        help=f"run the network beside the display on the newest frame (live use; {LIVE_PRESET}'s); "
+                             f"--no-async-depth gives every frame its own depth (the default preset's)")
     parser.add_argument("--save-depth", metavar="FILE",
                         help="also write the refined depth, coloured (bright: near), as a video (a picture for a "
                              "photo); a folder gets NAME_depth.mp4 (.png)")
     parser.add_argument("--side-by-side", action=argparse.BooleanOptionalAction, default=None,
-                        help="write input | output | depth")
+                        help="write input | output | depth (default: off)")
     parser.add_argument("--start", type=_time, metavar="TIME",
                         help="a video file from this time on (seconds, or [HH:]MM:SS)")
     parser.add_argument("--duration", type=_time, metavar="TIME",
-                        help="only this long a part of a video file (its sound cut with it)")
+                        help="only this long a part of a video file (seconds, or [HH:]MM:SS; its sound cut with it)")
     parser.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
                         help="also show the output in a window while writing it (its keys and clicks work "
                              "as in -o window; q stops the run, keeping what was written)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="a progress bar (the live-cpu preset has none; --progress brings it back)")
+                        help=f"a progress bar (default: on; the {LIVE_PRESET} preset has none; --progress brings it "
+                             f"back)")
     _add_debug_flag(parser)
 
 
@@ -210,8 +309,8 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
     seconds = time.perf_counter() - started
     if getattr(built.source, "repeating", False):  # a photo refocused in the window: no frames to count
         return 0, built
-    print(f"depthcam: wrote {_frames(result.frames_written)} to {target} in {seconds:.1f} s "
-          f"({result.frames_written / max(seconds, 1e-9):.1f} fps)", file=sys.stderr)
+    rate = f" ({result.frames_written / max(seconds, 1e-9):.1f} fps)" if result.frames_written > 1 else ""  # a photo
+    print(f"depthcam: wrote {_frames(result.frames_written)} to {target} in {seconds:.1f} s{rate}", file=sys.stderr)
     if result.closed_by_user and not built.source.live and target != "window":
         print(f"depthcam: stopped from the preview window before the end of the input; {target} holds the "
               f"frames until then", file=sys.stderr)
@@ -285,6 +384,7 @@ def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
     except OSError:  # a name too long to be anything: the output checks say so
         folder = False
     if not folder:
+        _refuse_no_type(spec, flag, value)
         return value
     if live_input(spec):
         raise UserError(f"{flag} {value} is a folder; give the recording a file name "
@@ -294,6 +394,18 @@ def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
     image = is_still_image(Path(spec))
     name = Path(portrait_name(spec, image=image)).name if flag == "-o" else depth_name(spec, image=image)
     return str(Path(value) / name)
+
+
+def _refuse_no_type(spec: str, flag: str, value: str | None) -> None:
+    """`-o portraits` for a folder that is not there yet: refused as "unknown output type (no extension)", which
+    said nothing of the / that makes it a folder."""
+    if not value or value in NOT_FILES or Path(value).suffix or os.path.lexists(Path(value).expanduser()):
+        return
+    if live_input(spec):  # a recording goes into a file, never a folder
+        raise UserError(f"{flag} {value} has no extension, so it names no type of file; add one ({value}.mp4)")
+    ext = ".png" if is_still_image(Path(spec)) else ".mp4"
+    raise UserError(f"{flag} {value} has no extension, so it names no type of file; add one for a file "
+                    f"({value}{ext}), or end it with / for a folder ({value}/)")
 
 
 def _batch_folder(flag: str, value: str | None) -> Path | None:
@@ -593,13 +705,31 @@ def _negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
     return joined
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, but an unknown option is refused by the (sub)command it was given to, so that the line names
+    that command's help and the option it most likely meant (the top parser knows neither)."""
+    parsers = [parser]
+    while parsers:
+        one = parsers.pop()
+        one.argv = argv  # type: ignore[attr-defined]
+        parsers.extend(_subcommands(one).values())
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        chosen = parser
+        for dest in ("command", "models_command"):
+            chosen = _subcommands(chosen).get(getattr(args, dest, None), chosen)
+        chosen.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def _terminate(signum, frame):  # SIGTERM ends a run like Ctrl-C: outputs are finalised
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
+    argv = _negative_values(parser, sys.argv[1:] if argv is None else list(argv))
+    args = _parse(parser, argv)
     logging.basicConfig(level=logging.WARNING, format="depthcam: %(message)s")
     debug = args.debug = args.debug or os.environ.get("DEPTHCAM_DEBUG", "").lower() not in ("", "0", "false", "no")
     if hasattr(signal, "SIGTERM") and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:

@@ -24,6 +24,13 @@ MODEL_OUTPUTS = ("auto", "inverse_depth", "metres")
 MODEL_INPUTS = ("auto", "raw", "unit", "imagenet", "symmetric")
 DEINTERLACE = ("auto", "off")
 MODEL_SIDE_RANGE = (16, 4096)
+# The command line's flag for a key, so that a bad value given there is named as the user typed it
+FLAGS = {"model": "--model", "model_output": "--model-output", "model_input": "--model-input",
+         "model_size": "--model-size", "device": "--device", "deinterlace": "--deinterlace",
+         "render.focus": "--focus", "render.focus_point": "--focus-point", "render.blur": "--blur",
+         "render.highlight_boost": "--highlight-boost", "refine.mode": "--refine", "inference.max_batch": "--max-batch",
+         "inference.mode": "--async-depth", "output.save_depth": "--save-depth",
+         "output.side_by_side": "--side-by-side", "output.preview": "--preview", "output.progress": "--progress"}
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything larger is a wrong file (a video?), not read whole
 
 
@@ -223,9 +230,27 @@ def parse_model_size(value: Any) -> tuple[int, int]:
     return width, height
 
 
+# What users write for a choice, where spelling alone would suggest another (`gpu` is closest to `cpu`)
+SYNONYMS = {"gpu": "cuda", "nvidia": "cuda", "meters": "metres", "metric": "metres"}
+
+
+def closest_choice(given: Any, choices: Any) -> str | None:
+    """The choice a mistyped value most likely meant (`ful` -> full, `gpu` -> cuda), or None."""
+    if not isinstance(given, str):
+        return None
+    choices = [str(choice) for choice in choices]
+    text = given.strip().lower()
+    if SYNONYMS.get(text) in choices:
+        return SYNONYMS[text]
+    close = difflib.get_close_matches(text, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigValueError(key, f"{key} must be one of {', '.join(choices)}, got {value!r}")
+        meant = closest_choice(value, choices)
+        raise ConfigValueError(key, f"{key} must be one of {', '.join(choices)}, got {value!r}"
+                                    f"{f' (did you mean {meant}?)' if meant else ''}")
 
 
 def _check_range(key: str, value: Any, low: float, high: float, exclusive_low: bool = False) -> None:
@@ -281,7 +306,9 @@ def resolve_config_path(name_or_path: str) -> Path:
     if candidate.is_dir():
         raise UserError(f"config {name_or_path} is a folder; give a YAML file or a preset ({presets})")
     if bare_name and not candidate.exists() and candidate.suffix.lower() not in (".yaml", ".yml"):
-        raise UserError(f"unknown config preset {name_or_path!r}; choose one of {presets} "
+        close = closest_choice(name_or_path.replace("_", "-"), preset_names())
+        meant = f" (did you mean {close}?)" if close else ""
+        raise UserError(f"unknown config preset {name_or_path!r}{meant}; choose one of {presets} "
                         f"or give a path to a YAML file")
     if not candidate.exists():
         if candidate.stem in preset_names() and candidate.suffix.lower() in (".yaml", ".yml"):
@@ -406,8 +433,23 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
             text += f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"
         if "'\\t'" in exc.problem:
             text += " (YAML indents with spaces, not tabs)"
+        elif any(problem in exc.problem for problem in _INDENT_PROBLEMS):
+            text += " (is a key indented unlike the others of its section? they line up, two spaces under it)"
         return text
     return str(exc).splitlines()[0]
+
+
+# PyYAML's words for a key indented one space off: `render:` / `  blur: 3` / `   focus: auto`, or ` focus: auto`
+_INDENT_PROBLEMS = ("mapping values are not allowed here", "expected <block end>, but found '<block mapping start>'")
+_INI_LINE = re.compile(r"^\s*(\[[\w.-]+\]|[\w.-]+\s*=.*)\s*$")  # `[render]`, `blur = 3`: INI or TOML
+
+
+def _not_yaml_hint(text: str) -> str:
+    """A config written as INI or TOML fails to parse in words that do not say so."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith(("#", ";"))]
+    if lines and _INI_LINE.match(lines[0]):
+        return " (this reads as INI or TOML; a config is YAML: 'render:', then '  blur: 3' indented under it)"
+    return ""
 
 
 def read_config_file(path: Path) -> ConfigFile:
@@ -440,7 +482,7 @@ def read_config_file(path: Path) -> ConfigFile:
         raise UserError(f"config file {path} gives key {name!r} twice (lines {exc.first_line} and {exc.line}); "
                         f"keep one") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+        raise UserError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}{_not_yaml_hint(text)}") from None
     except RecursionError:  # thousands of nested brackets: PyYAML's parser recurses once a level
         raise UserError(f"config file {path} is not valid YAML for a config: nested too deeply") from None
     finally:
@@ -523,6 +565,16 @@ def _located(exc: ConfigValueError, file: ConfigFile, path: Path) -> UserError:
     return UserError(text)
 
 
+def _flagged(exc: ConfigValueError) -> ConfigValueError:
+    """A bad value that a flag gave, named first by the flag as typed (`--blur: render.blur must be ...`): a user
+    who typed --blur need not know its key."""
+    flag = FLAGS.get(exc.key)
+    text = str(exc)
+    if flag is None or flag in text:  # model_size's own message names --model-size
+        return exc
+    return ConfigValueError(exc.key, f"{flag}: {text}")
+
+
 def _value_at(data: Any, key: str) -> Any:
     for part in key.split("."):
         data = data.get(part) if isinstance(data, dict) else None
@@ -585,17 +637,19 @@ def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | Non
             raise _located(exc, file, path) from None
         _paths_beside(config, path)
     flags = {dotted: value for dotted, value in (overrides or {}).items() if value is not None}
-    for dotted, value in flags.items():
-        *sections, key = dotted.split(".")
-        nested: dict[str, Any] = {key: value}
-        for section in reversed(sections):
-            nested = {section: nested}
-        _apply(config, nested, "", "the command line")
-    _flag_focus_wins(config, overrides or {})
     try:
+        for dotted, value in flags.items():
+            *sections, key = dotted.split(".")
+            nested: dict[str, Any] = {key: value}
+            for section in reversed(sections):
+                nested = {section: nested}
+            _apply(config, nested, "", "the command line")
+        _flag_focus_wins(config, overrides or {})
         config = config.validate()
     except ConfigValueError as exc:
-        if path is None or exc.key in flags:
+        if exc.key in flags:
+            raise _flagged(exc) from None
+        if path is None:
             raise
         raise _located(exc, file, path) from None
     note = _unused_window_note(file.data, config, str(name_or_path))

@@ -7,7 +7,9 @@ from stream.config import DEINTERLACE, DEVICES, MODEL_INPUTS, MODEL_OUTPUTS
 
 
 def add_model_options(parser: argparse.ArgumentParser, device_help: str) -> None:
-    parser.add_argument("--model", metavar="NAME|PATH", help="tcmonodepth, fcrn, or a path to an .onnx file")
+    parser.add_argument("--model", metavar="NAME|PATH",
+                        help="tcmonodepth, fcrn, or a path to an .onnx file (default: the config's; tcmonodepth in "
+                             "the default preset)")
     parser.add_argument("--model-output", choices=MODEL_OUTPUTS,
                         help="what your own model gives: inverse_depth (larger = nearer; the default for a file) "
                              "or metres (metric depth)")
@@ -15,7 +17,8 @@ def add_model_options(parser: argparse.ArgumentParser, device_help: str) -> None
                         help="how your own model takes RGB: imagenet (0..1 normalised by ImageNet's mean and std, "
                              "as Depth Anything and MiDaS v2.1; the default for a file), symmetric (-1..1, MiDaS "
                              "v3 DPT), unit (0..1) or raw (0..255)")
-    parser.add_argument("--model-size", metavar="WxH", help="the input size to run a model with a dynamic size at")
+    parser.add_argument("--model-size", metavar="WxH",
+                        help="the input size, in pixels, to run a model with a dynamic input size at (e.g. 518x518)")
     parser.add_argument("--device", choices=DEVICES, help=device_help)
     parser.add_argument("--deinterlace", choices=DEINTERLACE,
                         help="auto (the default): a video's or a network stream's interlaced pictures (1080i, DV) are "

@@ -1,4 +1,5 @@
 """The command line as a user meets it: bad input gives one clear line, a non-zero exit, no traceback."""
+import argparse
 import os
 import signal
 import subprocess
@@ -54,7 +55,9 @@ def test_text_file_named_mp4(shared_models, bad_inputs):
 
 def test_truncated_mp4(shared_models, bad_inputs):
     result = depthcam("run", str(bad_inputs["truncated"]), "-o", str(bad_inputs["dir"] / "o.mp4"))
-    assert_one_clear_line(result, "truncated.mp4", "truncated or corrupt")
+    assert_one_clear_line(result, "truncated.mp4")
+    # cut before its index: said as such where sources.py tells it apart, else as truncated or corrupt
+    assert "no index" in result.stderr or "truncated or corrupt" in result.stderr, result.stderr
 
 
 def test_writing_over_the_input_is_refused_and_the_input_survives(bad_inputs):
@@ -983,3 +986,115 @@ def test_models_info_of_a_checkpoint_prefix_says_to_convert_it(tmp_path):
     (tmp_path / "NYU_FCRN.ckpt.index").write_bytes(b"\0")
     result = depthcam("models", "info", str(tmp_path / "NYU_FCRN.ckpt"))
     assert_one_clear_line(result, "is not an ONNX model", "depthcam models convert")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "a.mp4", "--blurr", "3"], "unrecognized arguments: --blurr 3; did you mean --blur? "
+                                       "(see 'depthcam run --help')"),
+    (["run", "a.mp4", "-blur=3"], "did you mean --blur? (see 'depthcam run --help')"),
+    (["run", "a.mp4", "--sidebyside"], "did you mean --side-by-side?"),
+    (["models", "info", "fcrn", "--size", "518x518"], "did you mean --model-size? (see 'depthcam models info --help')"),
+    (["doctor", "--verbose"], "unrecognized arguments: --verbose (see 'depthcam doctor --help')"),
+    (["--side-by-side", "run", "a.mp4"], "--side-by-side is an option of the command: put it after it "
+                                         "(depthcam run ... --side-by-side)"),
+    (["--blur", "3", "run", "a.mp4"], "--blur is an option of the command: put it after it (depthcam run ... --blur)"),
+    (["rn", "a.mp4"], "invalid choice: 'rn'"),
+    (["rn", "a.mp4"], "did you mean run?"),
+    (["models", "lst"], "did you mean list? (see 'depthcam models --help')"),
+    (["run", "a.mp4", "--refine", "ful"], "did you mean full?"),
+    (["run", "a.mp4", "--device", "gpu"], "did you mean cuda?"),  # spelt most like cpu, the opposite
+    (["run", "a.mp4", "--model-output", "meters"], "did you mean metres?"),
+])
+def test_a_misspelt_or_misplaced_option_gets_the_one_it_meant_and_its_command_s_help(capsys, argv, message):
+    """`run x.mp4 --blurr 3` was told to see 'depthcam --help', which lists no --blur, with no word of --blur."""
+    from stream import cli
+
+    with pytest.raises(SystemExit) as exit:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.count("\n") == 1 and "usage:" not in err
+    assert message in err, err
+
+
+def test_a_config_given_twice_is_refused_not_half_read(capsys):
+    """`--config live-cpu --config mine.yaml` read as layered, but only mine.yaml was read."""
+    from stream import cli
+
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["run", "a.mp4", "--config", "live-cpu", "--config", "mine.yaml"])
+    assert exit.value.code == 2
+    assert "--config is given twice (live-cpu, mine.yaml) and only one is read" in capsys.readouterr().err
+
+
+def test_a_bad_flag_value_is_named_by_the_flag(tmp_path):
+    assert_one_clear_line(depthcam("run", "synthetic:portrait?frames=2", "-o", "null", "--focus", "near"),
+                          "--focus: render.focus must be 'auto' or a disparity in [0, 1], got 'near'")
+
+
+def test_a_photo_s_run_says_no_frame_rate(shared_models, tmp_path):
+    """`wrote 1 frame to photo_portrait.png in 0.3 s (3.2 fps)`: a rate means nothing for one picture."""
+    result = depthcam("run", "synthetic:portrait?frames=1&size=64x48", "-o", str(tmp_path / "one.png"),
+                      "--no-progress")
+    assert result.returncode == 0, result.stderr
+    wrote = next(line for line in result.stderr.splitlines() if "wrote" in line)
+    assert wrote.startswith("depthcam: wrote 1 frame to ") and "fps" not in wrote, wrote
+
+
+def test_the_help_says_each_option_s_default_and_unit():
+    """`--blur PX` and `--max-batch N` said nothing of the value a run takes without them, `--duration` no unit."""
+    from stream.cli import build_parser
+    from stream.config import PipelineConfig
+
+    run = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    helps = {action.option_strings[0]: action.help for action in run.choices["run"]._actions if action.option_strings}
+    preset = PipelineConfig()
+    assert f"{preset.render.blur:g} in the default preset" in helps["--blur"]
+    assert f"{preset.inference.max_batch} in the default preset" in helps["--max-batch"]
+    assert f"{preset.render.highlight_boost:g} in the default preset" in helps["--highlight-boost"]
+    assert f"{preset.model} in the default preset" in helps["--model"]
+    for option in ("--focus", "--progress", "--side-by-side", "--deinterlace"):
+        assert "default" in helps[option], option
+    for option in ("--start", "--duration"):
+        assert "seconds, or [HH:]MM:SS" in helps[option], option
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line_and_130():
+    """Ctrl-C in the command's first half second (NumPy, OpenCV and Numba loading) printed a 30-line traceback
+    from inside NumPy's import."""
+    arrives_while_loading = (
+        "import builtins, os, signal, sys\n"
+        "real_import = builtins.__import__\n"
+        "def importing(name, *args, **kwargs):\n"
+        "    if name == 'stream.controls':\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real_import(name, *args, **kwargs)\n"
+        "builtins.__import__ = importing\n"
+        "from stream.cli import console_main\n"
+        "print('loaded')\n")
+    result = subprocess.run([sys.executable, "-c", arrives_while_loading], capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
+    assert result.returncode == 130 and result.stderr == "depthcam: interrupted\n", result.stderr
+    assert "loaded" not in result.stdout
+    ignored = subprocess.run([sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                              + arrives_while_loading], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert ignored.returncode == 0 and "loaded" in ignored.stdout  # a background job's ignored Ctrl-C stays so
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "clip.mp4", "-o", "portraits"], "-o portraits has no extension, so it names no type of file; add one "
+                                             "for a file (portraits.mp4), or end it with / for a folder (portraits/)"),
+    (["run", "photo.jpg", "--save-depth", "depths"], "add one for a file (depths.png), or end it with / for a folder"),
+    (["run", "camera:0", "-o", "take1"], "-o take1 has no extension, so it names no type of file; add one (take1.mp4)"),
+    (["demo", "-o", "results"], "or end it with / for a folder (results/)"),
+])
+def test_an_output_without_an_extension_is_told_how_to_name_a_file_or_a_folder(tmp_path, monkeypatch, capsys, argv,
+                                                                              message):
+    """`-o portraits` (a folder to be) was refused as "unknown output type (no extension)": not a word of the
+    trailing / that makes it a folder."""
+    from stream import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "out").exists()  # the demo refuses before it writes its sample

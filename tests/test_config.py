@@ -356,3 +356,41 @@ def test_a_preset_named_as_a_file_that_is_not_there_says_how_to_name_the_preset(
         load_config("live-cpu.yaml")
     (tmp_path / "live-cpu.yaml").write_text("render:\n  blur: 3\n")  # a file of that name is the file
     assert load_config("live-cpu.yaml").render.blur == 3
+
+
+@pytest.mark.parametrize("name, meant", [("defualt", "default"), ("live_cpu", "live-cpu"), ("LIVE-CPU", "live-cpu"),
+                                         ("quality2", "quality")])
+def test_a_misspelt_preset_gets_the_one_it_most_likely_meant(name, meant):
+    with pytest.raises(UserError, match=rf"unknown config preset '{name}' \(did you mean {meant}\?\)"):
+        load_config(name)
+
+
+@pytest.mark.parametrize("yaml_text, meant", [("device: gpu\n", "cuda"), ("refine:\n  mode: ful\n", "full"),
+                                              ("model_output: meters\n", "metres")])
+def test_a_misspelt_choice_in_a_file_gets_the_one_it_most_likely_meant(tmp_path, yaml_text, meant):
+    """`device: gpu` is spelt most like `cpu`: the suggestion is what the user wants, not what is nearest."""
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(UserError, match=rf"line \d+: .* \(did you mean {meant}\?\)$"):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize("key, value, flag", [("render.blur", -3.0, "--blur"), ("render.focus", "near", "--focus"),
+                                              ("inference.max_batch", 0, "--max-batch"),
+                                              ("render.focus_point", "-1,5", "--focus-point"),
+                                              ("render.highlight_boost", 100.0, "--highlight-boost")])
+def test_a_bad_value_from_a_flag_is_named_by_the_flag_as_typed(tmp_path, key, value, flag):
+    """`--blur -3` was answered with `render.blur must be ...`: a key the user never typed."""
+    with pytest.raises(UserError, match=rf"^{flag}: {re.escape(key)} must be"):
+        load_config(None, {key: value})
+    path = tmp_path / "c.yaml"  # over a file too: the flag's value is the one read, so the flag is named
+    path.write_text("render:\n  blur: 4\n")
+    with pytest.raises(UserError, match=rf"^{flag}: {re.escape(key)} must be"):
+        load_config(str(path), {key: value})
+
+
+def test_the_default_preset_is_what_a_run_without_config_gets():
+    """The help's 'N in the default preset' is read from the built-in defaults: they must be the preset's."""
+    from stream.config import PipelineConfig
+
+    assert load_config("default") == load_config(None) == PipelineConfig().validate()

@@ -70,7 +70,7 @@ def test_config_a_flag_s_bad_value_is_not_blamed_on_the_file(tmp_path):
     path = _write(tmp_path, "render:\n  blur: 12px\n")
     assert load_config(str(path), {"render.blur": 8.0}).render.blur == 8.0  # the flag replaces the bad value
     message = _refused(path, {"render.blur": 300.0})
-    assert message == "render.blur must be in [0, 256], got 300.0"
+    assert message == "--blur: render.blur must be in [0, 256], got 300.0"  # named as the user typed it
 
 
 @pytest.mark.parametrize("word, value", [("on", "true"), ("yes", "true"), ("off", "false"), ("No", "false")])
@@ -154,3 +154,16 @@ def test_config_the_readme_s_full_example_is_the_defaults(tmp_path):
     text = README.read_text()
     block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
     assert load_config(str(_write(tmp_path, block))) == PipelineConfig().validate()
+
+
+@pytest.mark.parametrize("yaml_text, hint", [
+    ("[render]\nblur = 3\n", "this reads as INI or TOML; a config is YAML"),
+    ("# mine\n[render]\nblur: 3\n", "this reads as INI or TOML"),
+    ("render:\n  blur: 3\n   focus: auto\n", "is a key indented unlike the others of its section?"),
+    ("render:\n  blur: 3\n focus: auto\n", "is a key indented unlike the others of its section?"),
+])
+def test_config_a_file_that_does_not_parse_is_told_why_in_a_user_s_words(tmp_path, yaml_text, hint):
+    """PyYAML's `expected '<document start>', but found '<scalar>'` did not say the file was INI, nor
+    `expected <block end>, but found '<block mapping start>'` that a key was one space off."""
+    message = _refused(_write(tmp_path, yaml_text))
+    assert message.startswith(f"config file {tmp_path / 'mine.yaml'} is not valid YAML: ") and hint in message
