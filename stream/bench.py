@@ -80,7 +80,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modes", default="pipelined,sequential", metavar="LIST",
                         help=f"comma-separated, from {', '.join(MODES)} (default pipelined,sequential)")
     add_model_options(parser, device_help="where everything runs (default: the config's)")
-    parser.add_argument("--json", metavar="OUT.json", help="write the full report here")
+    parser.add_argument("--json", metavar="OUT.json",
+                        help="write the full report here; - for standard output (the tables then go to stderr)")
     parser.add_argument("--plot", metavar="OUT.png", help="latency timeline and per-stage histograms (matplotlib)")
     parser.add_argument("--from", dest="from_report", metavar="REPORT.json",
                         help="run nothing: print the tables of a report --json wrote before, and --plot it")
@@ -383,8 +384,12 @@ def load_bench_configs(args: argparse.Namespace) -> list[tuple[str | None, Pipel
     return configs
 
 
+STDOUT = "-"  # --json -: the report on standard output
+
+
 def check_report_paths(json_path: str | None, plot_path: str | None, input_spec: str | None) -> None:
     """--json and --plot are written after every run; whatever would make them fail is found first."""
+    json_path = None if json_path == STDOUT else json_path  # standard output: nothing to check
     targets = {flag: Path(value) for flag, value in (("--json", json_path), ("--plot", plot_path)) if value is not None}
     for flag, path in targets.items():
         if not str(path).strip() or path == Path("."):
@@ -687,13 +692,18 @@ def run_bench_command(args: argparse.Namespace) -> int:
     for warning in (short_runs_warning(reports, args.frames), busy_machine_warning(reports, document["machine"])):
         if warning:
             print(warning, file=sys.stderr)
-    print(machine_line(document["machine"], document["versions"]) + "\n")
+    tables = sys.stderr if args.json == STDOUT else sys.stdout  # `--json - | jq`: standard output holds the JSON
+    print(machine_line(document["machine"], document["versions"]) + "\n", file=tables)
     for report in reports:
-        print(format_table(report, document["machine"]) + "\n")
-    print(TABLE_NOTE)
+        print(format_table(report, document["machine"]) + "\n", file=tables)
+    print(TABLE_NOTE, file=tables)
     if args.json:
         text = json.dumps(json_ready(document), indent=2, allow_nan=False)
-        _write_report("--json", args.json, lambda path: replace_atomically(path, lambda part: part.write_text(text)))
+        if args.json == STDOUT:
+            print(text, flush=True)
+        else:
+            _write_report("--json", args.json,
+                          lambda path: replace_atomically(path, lambda part: part.write_text(text)))
     if args.plot:
         from stream.bench_plot import plot_report
 

@@ -114,11 +114,19 @@ def same_file(a: str | Path, b: str | Path) -> bool:
 
 def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """`write(partial)` beside `path`, then renamed over it: a failure (a full disk) leaves the file that was
-    there, not half of one. An OSError names `path`, not the partial file."""
-    partial = path.with_name(f".{path.name}.part")
+    there, not half of one. An OSError names `path`, not the partial file. A link is written where it points (the
+    rename replaced the link itself: `--json /dev/stdout` made, as root, the system's /dev/stdout a plain file),
+    and what is no plain file there (a terminal, a pipe) is written into as it is."""
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    partial = target.with_name(f".{target.name}.part")
+    in_place = target.exists() and not target.is_file()
     try:
-        write(partial)
-        os.replace(partial, path)
+        if in_place:
+            write(target)
+        else:
+            write(partial)
+            os.replace(partial, target)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
+        if not in_place:
+            partial.unlink(missing_ok=True)
         raise OSError(exc.errno, exc.strerror, str(path)) from None

@@ -212,6 +212,44 @@ def _fake_runs(monkeypatch, measured: int) -> None:
     monkeypatch.setattr(bench, "check_runnable", lambda configs: None)
 
 
+def test_json_dash_is_standard_output_holding_the_report_alone(monkeypatch, tmp_path, capsys):
+    """`--json -` wrote a file named '-' (after the whole benchmark); it is the report on standard output, which
+    then holds nothing else (the tables go to stderr), so `depthcam bench --json - | jq` reads it."""
+    _fake_runs(monkeypatch, measured=5)
+    monkeypatch.chdir(tmp_path)
+    assert bench.run_bench_command(_bench_args("--frames", "5", "--modes", "pipelined", "--json", "-")) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["reports"][0]["runs"]["pipelined"]["frames"] == 5
+    assert "pipelined" in captured.err and not (tmp_path / "-").exists()
+
+
+def test_json_through_a_link_is_written_where_it_points_and_the_link_stays(monkeypatch, tmp_path):
+    """The report was written beside the name and renamed over it: a link (`--json /dev/stdout`, a link into a
+    shared folder) was replaced by a plain file; as root, /dev/stdout itself."""
+    _fake_runs(monkeypatch, measured=5)
+    (tmp_path / "shared").mkdir()
+    link = tmp_path / "latest.json"
+    link.symlink_to(tmp_path / "shared" / "bench.json")
+    assert bench.run_bench_command(_bench_args("--frames", "5", "--modes", "pipelined", "--json", str(link))) == 0
+    assert link.is_symlink() and json.loads((tmp_path / "shared" / "bench.json").read_text())["frames"] == 5
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="named pipes are POSIX's")
+def test_json_into_a_pipe_is_written_into_it(monkeypatch, tmp_path):
+    import os
+    import threading
+
+    _fake_runs(monkeypatch, measured=5)
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)  # none may write
+    reader.start()
+    assert bench.run_bench_command(_bench_args("--frames", "5", "--modes", "pipelined", "--json", str(fifo))) == 0
+    reader.join(10)
+    assert json.loads(got[0])["frames"] == 5 and fifo.is_fifo()
+
+
 def test_short_input_reports_the_real_count_warns_once_and_writes_strict_json(monkeypatch, tmp_path, capsys):
     _fake_runs(monkeypatch, measured=1)  # one frame: no rate, so NaN throughput and speedup
     out = tmp_path / "bench.json"
