@@ -338,6 +338,8 @@ class VideoFileSource(Source):
             raise UserError(f"cannot read video {path}: its video stream has no frame size (corrupt file)")
         stored = f"{self.width}x{self.height}"
         self._damaged_spots, self._in_damage = 0, False  # see _damaged
+        self._dts_delay: int | None = None  # an AVI's decoder delay in ticks (see _in_display_time)
+        self._last_pts: int | None = None
         self._untold: list[str] | None = []  # damage before the first picture, said once one decodes (else None)
         # The first frame is decoded now: a file with no decodable frame fails before anything heavy
         # loads, and its display matrix tells how the picture is meant to be shown.
@@ -483,7 +485,25 @@ class VideoFileSource(Source):
             return []
         if pictures:
             self._in_damage = False  # a damaged spot ends with the next picture
+            if self.container.format.name == "avi":
+                self._in_display_time(pictures)
         return pictures
+
+    def _in_display_time(self, pictures: list[Any]) -> None:
+        """AVI stores no presentation times: FFmpeg guesses them from the decode order, which B-frames (H.264 in
+        AVI) leave out of order (0.033, 0.1, 0.133, 0.067 s...), and the output took each step back for clips
+        joined (a 1 s clip came out 2.18 s long). The decode time of the packet that completed each picture comes in
+        order: that, less the decoder's delay (the first picture's), is its time; the pictures the decoder gives at
+        the end (no packet) follow a frame apart."""
+        for picture in pictures:
+            if picture.dts is not None and picture.pts is not None and self._dts_delay is None:
+                self._dts_delay = picture.dts - picture.pts
+            if picture.dts is not None and self._dts_delay is not None:
+                picture.pts = picture.dts - self._dts_delay
+            elif self._last_pts is not None:
+                step = picture.duration or max(1, round(1 / (self.fps * self.stream.time_base)))
+                picture.pts = self._last_pts + step
+            self._last_pts = picture.pts
 
     def _damaged(self, exc: Exception, packet: Any) -> None:
         """Says a damaged spot once, at its first refused packet (the decoder's threads may report it a few
@@ -1188,7 +1208,9 @@ def open_source(spec: str) -> Source:
             raise UserError(f"input {spec} not found (give a video or image file, camera:N, a stream's URL "
                             f"(rtsp://, http://, udp://...), or synthetic:portrait)")
         if path.is_dir():
-            raise UserError(f"input {spec} is a folder; give a video or image file")
+            folder = spec.rstrip("/\\") or spec
+            raise UserError(f"input {spec} is a folder; give a video or image file, or the files in it: "
+                            f"depthcam run {folder}/* -o OUT/ (each into OUT/)")
         if path.is_file() and path.stat().st_size == 0:  # "not a video, or corrupt" said nothing of why
             raise UserError(f"input {spec} is empty (0 bytes): a copy or download not finished, or a recording not "
                             f"yet written out; give it once it is complete")
