@@ -286,10 +286,13 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
     if target == "window" or config.output.preview:
         print(f"depthcam: {KEYS_HELP}", file=sys.stderr)
     # The hint's cheaper alternative is the CPU's live mode (on CUDA the exact filter is already fast)
-    if config.refine.mode == "full" and built.backend == "cpu" and not built.source.live and built.source.frame_count:
+    seconds = getattr(built.source, "progress_seconds", None)  # where the number of frames is only a guess
+    if config.refine.mode == "full" and built.backend == "cpu" and not built.source.live \
+            and (seconds or built.source.frame_count):
         from stream.hints import SlowRunHint
 
-        built.pipeline.on_frame = SlowRunHint(built.source.frame_count, notify)
+        built.pipeline.on_frame = SlowRunHint(seconds or built.source.frame_count, notify,
+                                              done=built.source.seconds_done if seconds else None)
     started = time.perf_counter()
     try:
         result = built.pipeline.run()
@@ -590,6 +593,7 @@ def _describe_model_file(path: str, model_size: str | None = None) -> None:
         spec = dataclasses.replace(spec, input_size=tuple(DYNAMIC_TRIAL_SIZE if side is None else side
                                                           for side in size))
     estimator = DepthEstimator(spec, model_path, "cpu")
+    looks_wrong = _trial_frame_note(estimator)
     layout = estimator.input
     # of several outputs, the one read as depth (a confidence map may come first)
     output = next(meta for meta in estimator.session.get_outputs() if meta.name == estimator.output_name)
@@ -602,8 +606,22 @@ def _describe_model_file(path: str, model_size: str | None = None) -> None:
           f"{INPUT_NORMS[estimator.spec.input_norm]} ({scaling}), {batch}, {layout.dtype}"
           f"\noutput:      {output.name} {output.shape} {output.type}, read as {spec.output_kind}"
           f"{' (larger = nearer; for metric depth add --model-output metres)' if spec.output_kind != 'metres' else ''}"
-          f"\nstate:       accepted by depthcam (--model {model_path}"
-          f"{' --model-size ' + (model_size or 'WxH') if dynamic else ''})")
+          + (f"\nstate:       loads, but on a trial frame (synthetic:portrait) it {looks_wrong}" if looks_wrong else
+             f"\nstate:       accepted by depthcam (--model {model_path}"
+             f"{' --model-size ' + (model_size or 'WxH') if dynamic else ''})"))
+
+
+def _trial_frame_note(estimator: Any) -> str | None:
+    """What a run would warn about this model on its first frame (a segmentation model's mask or logits): a
+    model that loads was "accepted" by `models info`, and only a run said it gives no depth. A model giving the
+    same depth everywhere is refused here as a run refuses it (ModelError)."""
+    from stream.sources import open_source
+
+    [frame] = open_source("synthetic:portrait?frames=1").frames()
+    said: list[str] = []
+    estimator.watch.notify = said.append
+    estimator.to_disparity(estimator.predict([frame.image])[0])
+    return said[0].removeprefix(f"the model {estimator.spec.name} ") if said else None
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -19,34 +19,42 @@ LIVE_REFINE_SPEEDUP = 30
 class SlowRunHint:
     """Watches the sink's frames of a file run with the exact filter; if the rest of the file will
     take longer than `threshold_s`, says once how long and that `--refine live` is far cheaper.
-    The rate is measured from the first output frame on, so the pipeline's fill time is left out."""
+    The rate is measured from the first output frame on, so the pipeline's fill time is left out.
+    `total` counts frames, or, with `done` (a source's seconds_done), seconds of video: where the number of
+    frames is only a guess (Matroska, a paused screen recording) it gave a time to go far off."""
 
-    total_frames: int
+    total: float
     notify: Callable[[str], None]
     threshold_s: float = 600.0
     sample_frames: int = 8
     clock: Callable[[], float] = time.perf_counter
+    done: Callable[[Frame], float] | None = None
     _first_at: float | None = None
+    _first_done: float = 0.0
     _seen: int = 0
-    _done: bool = False
+    _finished: bool = False
 
     def __call__(self, frame: Frame) -> None:
-        if self._done:
+        if self._finished:
             return
         now = self.clock()
         self._seen += 1
+        done = self.done(frame) if self.done is not None else float(self._seen)
         if self._first_at is None:
-            self._first_at = now
+            self._first_at, self._first_done = now, done
             return
         if self._seen <= self.sample_frames:
             return
-        self._done = True
-        rate = (self._seen - 1) / max(now - self._first_at, 1e-9)
-        remaining_s = (self.total_frames - self._seen) / rate
+        self._finished = True
+        elapsed = max(now - self._first_at, 1e-9)
+        pace = (done - self._first_done) / elapsed  # frames, or seconds of video, a second
+        if pace <= 0:
+            return
+        remaining_s = (self.total - done) / pace
         if remaining_s > self.threshold_s:
-            self.notify(f"about {remaining_s / 60:.0f} min to go at {rate:.2g} frames/s; --refine live spends "
-                        f"about {LIVE_REFINE_SPEEDUP}x less time refining (and from 640x480 up puts depth edges "
-                        f"closer to the truth)")
+            self.notify(f"about {remaining_s / 60:.0f} min to go at {(self._seen - 1) / elapsed:.2g} frames/s; "
+                        f"--refine live spends about {LIVE_REFINE_SPEEDUP}x less time refining (and from 640x480 up "
+                        f"puts depth edges closer to the truth)")
 
 
 # macOS and Windows ask the user before a program may use a camera. Refused, OpenCV's AVFoundation backend

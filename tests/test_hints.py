@@ -42,3 +42,13 @@ def test_the_rate_leaves_out_the_time_before_the_first_frame():
     _feed(hint, 20)
     # 2 frames/s over the frames themselves: (2000 - 9) / 2 s = 16.6 min, whatever the start-up took
     assert len(messages) == 1 and "17 min to go" in messages[0]
+
+
+def test_where_the_frames_number_is_a_guess_the_time_to_go_goes_by_seconds_of_video():
+    """A 2-hour Matroska screen recording that stood still for most of it: its guessed frame count (length x
+    average rate) was 216,000 when it holds 9,000, and the hint said "about 1799 min to go" of a 75-minute run."""
+    messages = []
+    # 2 frames/s, each frame 0.8 s of video (a recording at 1.25 fps on average): 7200 s of video at 1.6 s a second
+    hint = SlowRunHint(7200.0, messages.append, clock=FakeClock(0.5), done=lambda frame: 0.8 * (frame.index + 1))
+    _feed(hint, 20)
+    assert len(messages) == 1 and "75 min to go" in messages[0]

@@ -333,3 +333,19 @@ def test_models_info_says_a_uint8_model_is_fed_as_it_is(tmp_path, capsys):
     assert main(["models", "info", str(path)]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("input:"))
     assert "RGB 0..255 (fed as it is)" in line and "uint8" in line and "ImageNet" not in line
+
+
+def test_models_info_says_what_a_segmentation_model_gives_on_a_trial_frame(shared_models, tmp_path, capsys):
+    """`models info` called the selfie model (mask or logits) "accepted by depthcam"; only a run then warned that
+    it gives no depth. It now tries one frame, as a run's first, and says so on its state line."""
+    from stream.cli import main
+
+    logits = _selfie_logits(shared_models, tmp_path / "selfie_logits.onnx", "NCHW")
+    for path, found in ((shared_models / "selfie_segmentation.onnx", "it looks like a segmentation mask, not depth"),
+                        (logits, "it looks like a segmentation model's logits, not depth")):
+        assert main(["models", "info", str(path)]) == 0
+        state = capsys.readouterr().out.splitlines()[-1]
+        assert state.startswith("state:       loads, but on a trial frame (synthetic:portrait) it gives ")
+        assert found in state and "accepted" not in state
+    assert main(["models", "info", str(shared_models / "tcmonodepth_tcsmallnet_192x320.onnx")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("state:       accepted by depthcam")
