@@ -4,7 +4,7 @@ Scenes: the synthetic portrait of `stream.synthetic` (a subject in focus before 
 realistic mix of in-focus, mid and far CoC), and a worst case where a smooth random disparity puts
 much of the frame at CoC below the reduction factor (those pixels are gathered at full resolution).
 Usage: python bench/bench_dof.py [--runs 100] [--blur 16] [--recorded FRAMES.npz ...]
-       [--compare OLD.py [--rounds 3] [--threads 1,2]]
+       [--compare OLD.py [--rounds 3] [--threads 1,2]] [--passes]
 --recorded adds rows for frames a real run rendered (bench/record_render_inputs.py), at their own size, blur
 and focus, timed in turn (each of --runs rounds renders every frame once).
 On a shared virtual machine the median moves with the neighbours' load; min shows the quiet machine.
@@ -12,6 +12,8 @@ On a shared virtual machine the median moves with the neighbours' load; min show
 new: --rounds rounds of --runs renders a scene each), at the presets' settings (640x480 at live-cpu's blur,
 1280x720 at the default preset's), on each of --threads Numba thread counts, and says how far their outputs
 differ: a change is kept only where it is faster in every round.
+--passes gives each pass's median ms instead (reduce, gather at reduced resolution, composite), and the whole
+render's, at 1280x720 and 1920x1080 (--blur at both).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import cv2
 import numpy as np
 
 from kernels.dof import plan
-from kernels.dof_cpu import depth_of_field_cpu
+from kernels.dof_cpu import depth_of_field_cpu, render
 from stream.synthetic import SUBJECT_DISPARITY, SyntheticPortrait, SyntheticScene
 
 
@@ -149,6 +151,30 @@ def compare(old_path: Path, recorded: list[Path], threads: list[int], rounds: in
                   f"{cpu['new']} | {outputs} |", flush=True)
 
 
+PASSES = ("reduce", "gather", "composite")
+
+
+def pass_table(blur: float, runs: int) -> None:
+    """Median wall ms of each pass (`kernels.dof_cpu.render`'s timings) and of the whole render."""
+    print("| scene | frame | max blur (px) | reduction s | reduce ms | gather ms | composite ms | total ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, make in (("synthetic portrait", portrait), ("worst case: random depth", worst_case)):
+        for width, height in ((1280, 720), (1920, 1080)):
+            image, disparity, focus = make(width, height)
+            p = plan(disparity.shape, focus, blur, 1.0)
+            samples: dict[str, list[float]] = {k: [] for k in PASSES + ("total",)}
+            for i in range(runs + 3):  # the first three warm the JIT cache and the thread pool
+                timings: dict[str, float] = {}
+                t0 = time.perf_counter()
+                render(image, disparity, p, timings)
+                if i >= 3:
+                    samples["total"].append((time.perf_counter() - t0) * 1e3)
+                    for k in PASSES:
+                        samples[k].append(timings[k])
+            cells = " | ".join(f"{np.median(samples[k]):.2f}" for k in PASSES + ("total",))
+            print(f"| {name} | {width}x{height} | {blur:g} | {p.scale} | {cells} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -159,6 +185,8 @@ def main() -> None:
                         help="a copy of an earlier kernels/dof_cpu.py to time against the current one, interleaved")
     parser.add_argument("--rounds", type=int, default=3, help="--compare: rounds of old and new")
     parser.add_argument("--threads", default="1,2", help="--compare: Numba thread counts, comma-separated")
+    parser.add_argument("--passes", action="store_true",
+                        help="each pass's median ms at 1280x720 and 1920x1080 instead of whole renders")
     args = parser.parse_args()
     for path in args.recorded:
         if not path.is_file():
@@ -176,6 +204,9 @@ def main() -> None:
             parser.error(f"--threads must be thread counts from 1 to {numba.config.NUMBA_NUM_THREADS}, "
                          f"comma-separated, got {args.threads!r}")
         compare(args.compare, args.recorded, threads, args.rounds, args.runs)
+        return
+    if args.passes:
+        pass_table(args.blur, args.runs)
         return
     print("| scene | frame | max blur (px) | reduction s | ms/frame (median) | p90 ms | min ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -16,8 +16,10 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import time
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 from kernels.cpu_threads import parallel_section
@@ -35,7 +37,13 @@ _NO_FAR = np.float32(-1e30)  # far radius of a pixel outside the far field: its 
 # tap (`_reach_spans`); a loop's set-up costs about as much as 100 taps
 GAP_CHUNK = 32
 MIN_GAP = 64
-N_SUMS = 18  # per-column sums of the reduce pass (listed there)
+N_SUMS = 17  # per-column sums of the reduce pass (listed there)
+# fastmath without reassociation: sums that must stay in their order (LLVM otherwise pairs them up)
+_ORDERED = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
+# and without reciprocal approximations (arcp, afn) either: the per-block divisions and square roots exact, as in
+# the CUDA source (the block-by-block loop this replaced divided by s through a reciprocal: radii 1 ulp apart
+# where s is no power of two; under both flags the vector loops' reciprocals moved the block means too)
+_EXACT = {"nnan", "ninf", "nsz", "contract"}
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -55,7 +63,7 @@ def _share(r, shift):
     return min(max(r - shift, _ZERO), _ONE)
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=_EXACT, error_model="numpy")
 def _reduced_radius(radius, s):
     """The reduced gather's disc radius, in reduced pixels, for a block of mean radius `radius` px: narrowed so
     that with the blur of the block and of the bilinear composite it spreads as wide as the disc (kernels.dof)."""
@@ -149,20 +157,136 @@ def _small_span(values, span):
     return top if top >= 0.0 else np.float32(-1.0)
 
 
+@njit(cache=True, fastmath=_ORDERED, error_model="numpy")
+def _block_sum(src, s, dst):
+    """dst[b] = src[s b] + src[s b + 1] + ... + src[s b + s - 1], left to right, for every b of dst (whole blocks).
+    For s <= 5 the stride is a constant: LLVM loads whole vectors and shuffles them apart (6x faster than the
+    block's sums side by side). Not reassociated (`_ORDERED`): the same sums as one column after the other."""
+    n = dst.shape[0]
+    if s == 1:
+        dst[:] = src[:n]
+    elif s == 2:
+        for b in range(n):
+            dst[b] = src[2 * b] + src[2 * b + 1]
+    elif s == 3:
+        for b in range(n):
+            dst[b] = src[3 * b] + src[3 * b + 1] + src[3 * b + 2]
+    elif s == 4:
+        for b in range(n):
+            dst[b] = src[4 * b] + src[4 * b + 1] + src[4 * b + 2] + src[4 * b + 3]
+    elif s == 5:
+        for b in range(n):
+            dst[b] = src[5 * b] + src[5 * b + 1] + src[5 * b + 2] + src[5 * b + 3] + src[5 * b + 4]
+    else:
+        for b in range(n):
+            acc = src[s * b]
+            for j in range(1, s):
+                acc += src[s * b + j]
+            dst[b] = acc
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _block_extremes(lo, hi, s, dst_lo, dst_hi):
+    """dst_lo[b] = min(lo[s b:s b + s]), dst_hi[b] = max(hi[s b:s b + s]) for every b of dst_lo (whole blocks)."""
+    n = dst_lo.shape[0]
+    if s == 4:
+        for b in range(n):
+            dst_lo[b] = min(min(lo[4 * b], lo[4 * b + 1]), min(lo[4 * b + 2], lo[4 * b + 3]))
+            dst_hi[b] = max(max(hi[4 * b], hi[4 * b + 1]), max(hi[4 * b + 2], hi[4 * b + 3]))
+    elif s == 5:
+        for b in range(n):
+            dst_lo[b] = min(min(min(lo[5 * b], lo[5 * b + 1]), min(lo[5 * b + 2], lo[5 * b + 3])), lo[5 * b + 4])
+            dst_hi[b] = max(max(max(hi[5 * b], hi[5 * b + 1]), max(hi[5 * b + 2], hi[5 * b + 3])), hi[5 * b + 4])
+    else:
+        for b in range(n):
+            a = lo[s * b]
+            z = hi[s * b]
+            for j in range(1, s):
+                a = min(a, lo[s * b + j])
+                z = max(z, hi[s * b + j])
+            dst_lo[b] = a
+            dst_hi[b] = z
+
+
+@njit(cache=True, fastmath=_EXACT, error_model="numpy")
+def _reduce_blocks(sums, colmin, colmax, s, rows, by, blocks, bmin, bmax, low_f, low_fr, low_n, low_nr, low_b,
+                   low_br):
+    """One row of blocks from its per-column sums (`_reduce`): each block's sums left to right, then the
+    reduced fields, each a short loop across the row of blocks (SIMD)."""
+    width = sums.shape[1]
+    wl = blocks.shape[1]
+    full = width // s  # the last block may be narrower: summed on its own, in the same order
+    for k in range(N_SUMS):
+        _block_sum(sums[k], s, blocks[k, :full])
+    _block_extremes(colmin, colmax, s, bmin[:full], bmax[:full])
+    if full < wl:
+        x0 = full * s
+        for k in range(N_SUMS):
+            acc = sums[k, x0]
+            for x in range(x0 + 1, width):
+                acc += sums[k, x]
+            blocks[k, full] = acc
+        bmin[full] = colmin[x0]
+        bmax[full] = colmax[x0]
+        for x in range(x0 + 1, width):
+            bmin[full] = min(bmin[full], colmin[x])
+            bmax[full] = max(bmax[full], colmax[x])
+    # pixels a block: small integers, exact in float32
+    n_full = np.float32(rows * s)
+    n_last = np.float32(rows * (width - (wl - 1) * s))
+    inv_full = np.float32(1.0) / n_full
+    inv_last = np.float32(1.0) / n_last
+    count = np.empty(wl, np.float32)
+    inv_n = np.empty(wl, np.float32)
+    for bx in range(wl):
+        count[bx] = n_full if bx < full else n_last
+        inv_n[bx] = inv_full if bx < full else inv_last
+    for ch in range(4):
+        _product(low_f[ch, by], blocks[ch], inv_n)
+        _product(low_n[ch, by], blocks[6 + ch], inv_n)
+    _product(low_n[4, by], blocks[10], inv_n)
+    for ch in range(3):
+        _product(low_b[ch, by], blocks[12 + ch], inv_n)
+    # every pixel is near or not: the block's count of pixels not near, exactly (small integers in float32)
+    for bx in range(wl):
+        low_b[3, by, bx] = (count[bx] - blocks[15, bx]) * inv_n[bx]
+    # radii of the reduced shares, in reduced pixels: each field's mean, narrowed (`_reduced_radius`), or in
+    # a depth ramp the far field's smallest (kernels.dof: RAMP_SPREAD), as it is: narrowed too, the ramp's
+    # colours spread less far than in the reference
+    fr_row = low_fr[by]
+    for bx in range(wl):
+        if bmax[bx] - bmin[bx] > RAMP_SPREAD * s:
+            radius = bmin[bx] / s
+        else:
+            radius = _reduced_radius(blocks[4, bx] / max(blocks[5, bx], _TINY), s)
+        fr_row[bx] = radius if blocks[5, bx] > 0.0 else np.float32(-1.0)
+    nr_row = low_nr[by]
+    for bx in range(wl):
+        near_radius = _reduced_radius(blocks[11, bx] / max(blocks[10, bx], _TINY), s)
+        nr_row[bx] = near_radius if blocks[10, bx] > 0.0 else np.float32(-1.0)
+    br_row = low_br[by]
+    for bx in range(wl):
+        br_row[bx] = blocks[16, bx] / (blocks[15, bx] * s) if blocks[15, bx] > 0.0 else np.float32(-1.0)
+
+
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_area, small_w, far_r,
-            low_f, low_fr, low_n, low_nr, low_b, low_br, near_span, near_cmax, far_span, far_rmax):
-    """Full resolution: CoC, premultiplied colour planes in linear light (h*B^2, h*G^2, h*R^2, h), inverse
-    disc area, the exact-gather weight of the near pixels too small for the reduced gather (`small_w`, 0 elsewhere)
-    and the far radius (`far_r`, `_NO_FAR` outside the far field). In-focus pixels get zeros: the
-    gathers multiply them by weight 0 and must not meet uninitialised memory.
+def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, levels, coc, pre, exact_w, far_r,
+            low_f, low_fr, low_n, low_nr, low_b, low_br, near_span, near_cmax, far_span, far_rmax, far_reach):
+    """Full resolution: CoC, premultiplied colour planes in linear light (h*B^2, h*G^2, h*R^2, h), the exact
+    gathers' weight (`exact_w`: a far pixel's inverse disc area, a near pixel's share left to the exact gather
+    over its area, 0 in focus: one plane for both, as each gather's coverage is 0 on the other field's pixels;
+    a plane less to write, where the pass spends about a third of its time) and the far radius (`far_r`,
+    `_NO_FAR` outside the far field). In-focus pixels get zeros: the gathers multiply them by weight 0 and must
+    not meet uninitialised memory.
     Per s x s block: far and near premultiplied colour and weight of the reduced share (`_share`), near
     coverage (`low_n[4]`) and the radius of each field's reduced share in reduced pixels (-1: none);
     what lies behind the near field: the colour (linear light) and share of the pixels that are not near
     (`low_b`), and the mean radius of all near pixels in reduced pixels (`low_br`, -1: none).
-    Per row: the columns spanned by its small near pixels and their largest CoC (-1: none), and the same
-    for its small far pixels, which the composite gathers exactly.
-    One row at a time, branch-free across the row (SIMD), block sums taken from per-column sums."""
+    Per row: the columns spanned by its small near pixels and their largest CoC (-1: none), the same
+    for its small far pixels, which the composite gathers exactly, and those pixels' spans per distance
+    (`far_reach`, `_reach_spans`), found here while the row is in cache.
+    One row at a time, branch-free across the row (SIMD), block sums taken from per-column sums. Each thread
+    takes a run of block rows and allocates its scratch once, not a dozen times a block row."""
     height, width = disp.shape
     hl, wl = low_fr.shape
     inv_thr = np.float32(1.0 / (1.0 - HIGHLIGHT_THRESHOLD))
@@ -171,131 +295,106 @@ def _reduce(img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, inv_a
     shift = _share_shift(s)
     twelfth = np.float32(1.0 / 12.0)
     inv_pi = np.float32(_INV_PI)
-    for by in prange(hl):
-        y0 = by * s
-        y1 = min(y0 + s, height)
+    tasks = min(tasks, hl)
+    for task in prange(tasks):
         # per-column sums over the block's rows: far B, G, R, h, radius, share; near B, G, R, h, share, radius;
-        # not near B, G, R, count; near count, CoC
-        sums = np.zeros((N_SUMS, width), np.float32)
+        # not near B, G, R; near count, CoC
+        sums = np.empty((N_SUMS, width), np.float32)
         share = np.empty(width, np.float32)
         far_share = np.empty(width, np.float32)
-        block = np.empty(N_SUMS, np.float32)
+        blocks = np.empty((N_SUMS, wl), np.float32)
+        bmin = np.empty(wl, np.float32)
+        bmax = np.empty(wl, np.float32)
         behind = np.empty(width, np.float32)
         near_all = np.empty(width, np.float32)
         # per column, the smallest and largest far radius of the reduced share (a depth ramp spreads them)
-        colmin = np.full(width, np.float32(1e30), np.float32)
-        colmax = np.full(width, np.float32(-1e30), np.float32)
+        colmin = np.empty(width, np.float32)
+        colmax = np.empty(width, np.float32)
         colour = np.empty((3, width), np.float32)
         lum = np.empty(width, np.float32)
         small = np.empty(width, np.float32)
-        for y in range(y0, y1):
-            img_row = img[y]
-            # through a flat view the stride-3 byte loads vectorise (2.5x faster than img_row[x, ch])
-            flat = img_row.reshape(3 * width)
-            for ch in range(3):
-                plane = colour[ch]
+        chunk_max = np.empty(width // GAP_CHUNK + 1, np.float32)
+        for by in range(task * hl // tasks, (task + 1) * hl // tasks):
+            y0 = by * s
+            y1 = min(y0 + s, height)
+            sums[:] = 0.0
+            colmin[:] = 1e30
+            colmax[:] = -1e30
+            for y in range(y0, y1):
+                img_row = img[y]
+                # through a flat view the stride-3 byte loads vectorise (2.5x faster than img_row[x, ch])
+                flat = img_row.reshape(3 * width)
+                for ch in range(3):
+                    plane = colour[ch]
+                    for x in range(width):
+                        v = np.float32(flat[3 * x + ch])
+                        plane[x] = v * v  # linear light, gamma 2 (kernels.dof)
+                if boost > 0.0:
+                    for x in range(width):
+                        lum[x] = (np.float32(0.0722) * lut[img_row[x, 0]] + np.float32(0.7152) * lut[img_row[x, 1]]
+                                  + np.float32(0.2126) * lut[img_row[x, 2]])
+                else:
+                    lum[:] = 0.0
+                d_row = disp[y]
+                c_row = coc[y]
+                hw_row = pre[3, y]
+                ew_row = exact_w[y]
+                fr_row = far_r[y]
+                # short loops of few arrays each: LLVM vectorises a loop only when it can check at run time
+                # that its arrays do not overlap, and gives up beyond a handful of them
                 for x in range(width):
-                    v = np.float32(flat[3 * x + ch])
-                    plane[x] = v * v  # linear light, gamma 2 (kernels.dof)
-            if boost > 0.0:
+                    # clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
+                    c_row[x] = min(max((d_row[x] - focus) * coc_scale, -coc_max), coc_max)
                 for x in range(width):
-                    lum[x] = (np.float32(0.0722) * lut[img_row[x, 0]] + np.float32(0.7152) * lut[img_row[x, 1]]
-                              + np.float32(0.2126) * lut[img_row[x, 2]])
-            else:
-                lum[:] = 0.0
-            d_row = disp[y]
-            c_row = coc[y]
-            hw_row = pre[3, y]
-            ia_row = inv_area[y]
-            sw_row = small_w[y]
-            fr_row = far_r[y]
-            # short loops of few arrays each: LLVM vectorises a loop only when it can check at run time
-            # that its arrays do not overlap, and gives up beyond a handful of them
-            for x in range(width):
-                # clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
-                c_row[x] = min(max((d_row[x] - focus) * coc_scale, -coc_max), coc_max)
-            for x in range(width):
-                c = c_row[x]
-                hw = _ONE + boost32 * max(lum[x] - threshold, _ZERO) * inv_thr
-                hw_row[x] = hw if abs(c) > FOCUS_RADIUS else _ZERO  # in focus: the gathers never weigh it
-            for ch in range(3):
-                _product(pre[ch, y], hw_row, colour[ch])
-            for x in range(width):
-                c = c_row[x]
-                ia_row[x] = inv_pi / (c * c + twelfth) if abs(c) > FOCUS_RADIUS else _ZERO
-            for x in range(width):
-                c = c_row[x]
-                t_near = _share(c, shift)
-                sw_row[x] = (_ONE - t_near) * ia_row[x] if c > FOCUS_RADIUS else _ZERO
-                share[x] = t_near if c > FOCUS_RADIUS else _ZERO
-            for x in range(width):
-                c = c_row[x]
-                fr_row[x] = -c if c < -FOCUS_RADIUS else _NO_FAR
-                far_share[x] = _share(-c, shift) if c < -FOCUS_RADIUS else _ZERO
-            _add_weighted4(sums, 0, 0, width, far_share, pre, y, 0)
-            _add_weighted4(sums, 6, 0, width, share, pre, y, 0)
-            _add_product(sums[4], far_share, fr_row)
-            _add_product(sums[11], share, c_row)
-            for x in range(width):
-                sums[5, x] += far_share[x]
-            for x in range(width):
-                if far_share[x] > 0.0:
-                    colmin[x] = min(colmin[x], fr_row[x])
-                    colmax[x] = max(colmax[x], fr_row[x])
-            for x in range(width):
-                sums[10, x] += share[x]
-            for x in range(width):
-                behind[x] = _ONE if c_row[x] <= FOCUS_RADIUS else _ZERO
-                near_all[x] = _ONE - behind[x]
-            for ch in range(3):
-                _add_product(sums[12 + ch], behind, colour[ch])
-            _add_product(sums[17], near_all, c_row)
-            for x in range(width):
-                sums[15, x] += behind[x]
-            for x in range(width):
-                sums[16, x] += near_all[x]
-            for x in range(width):
-                c = c_row[x]
-                small[x] = -c if (c < -FOCUS_RADIUS) & (_share(-c, shift) < _ONE) else np.float32(-1.0)
-            far_rmax[y] = _small_span(small, far_span[y])
-            for x in range(width):
-                c = c_row[x]
-                small[x] = c if (c > FOCUS_RADIUS) & (_share(c, shift) < _ONE) else np.float32(-1.0)
-            near_cmax[y] = _small_span(small, near_span[y])
-        for bx in range(wl):
-            x0 = bx * s
-            x1 = min(x0 + s, width)
-            # the sums side by side, column after column: independent additions a step, where one sum at a
-            # time over its s columns was a chain of dependent ones (3x slower); same order, same result
-            for k in range(N_SUMS):
-                block[k] = sums[k, x0]
-            for x in range(x0 + 1, x1):
-                for k in range(N_SUMS):
-                    block[k] += sums[k, x]
-            inv_n = np.float32(1.0) / np.float32((y1 - y0) * (x1 - x0))
-            for ch in range(4):
-                low_f[ch, by, bx] = block[ch] * inv_n
-                low_n[ch, by, bx] = block[6 + ch] * inv_n
-            low_n[4, by, bx] = block[10] * inv_n
-            # radii of the reduced shares, in reduced pixels: each field's mean, narrowed (`_reduced_radius`), or in
-            # a depth ramp the far field's smallest (kernels.dof: RAMP_SPREAD), as it is: narrowed too, the ramp's
-            # colours spread less far than in the reference
-            smallest = colmin[x0]
-            largest = colmax[x0]
-            for x in range(x0 + 1, x1):
-                smallest = min(smallest, colmin[x])
-                largest = max(largest, colmax[x])
-            if largest - smallest > RAMP_SPREAD * s:
-                radius = smallest / s
-            else:
-                radius = _reduced_radius(block[4] / max(block[5], _TINY), s)
-            low_fr[by, bx] = radius if block[5] > 0.0 else np.float32(-1.0)
-            near_radius = _reduced_radius(block[11] / max(block[10], _TINY), s)
-            low_nr[by, bx] = near_radius if block[10] > 0.0 else np.float32(-1.0)
-            for ch in range(3):
-                low_b[ch, by, bx] = block[12 + ch] * inv_n
-            low_b[3, by, bx] = block[15] * inv_n
-            low_br[by, bx] = block[17] / (block[16] * s) if block[16] > 0.0 else np.float32(-1.0)
+                    c = c_row[x]
+                    hw = _ONE + boost32 * max(lum[x] - threshold, _ZERO) * inv_thr
+                    hw_row[x] = hw if abs(c) > FOCUS_RADIUS else _ZERO  # in focus: the gathers never weigh it
+                for ch in range(3):
+                    _product(pre[ch, y], hw_row, colour[ch])
+                for x in range(width):
+                    c = c_row[x]
+                    ia = inv_pi / (c * c + twelfth)
+                    t_near = _share(c, shift)
+                    ew_row[x] = (_ONE - t_near) * ia if c > FOCUS_RADIUS else (ia if c < -FOCUS_RADIUS else _ZERO)
+                    share[x] = t_near if c > FOCUS_RADIUS else _ZERO
+                for x in range(width):
+                    c = c_row[x]
+                    fr_row[x] = -c if c < -FOCUS_RADIUS else _NO_FAR
+                    far_share[x] = _share(-c, shift) if c < -FOCUS_RADIUS else _ZERO
+                _add_weighted4(sums, 0, 0, width, far_share, pre, y, 0)
+                _add_weighted4(sums, 6, 0, width, share, pre, y, 0)
+                _add_product(sums[4], far_share, fr_row)
+                _add_product(sums[11], share, c_row)
+                for x in range(width):
+                    sums[5, x] += far_share[x]
+                for x in range(width):
+                    if far_share[x] > 0.0:
+                        colmin[x] = min(colmin[x], fr_row[x])
+                        colmax[x] = max(colmax[x], fr_row[x])
+                for x in range(width):
+                    sums[10, x] += share[x]
+                for x in range(width):
+                    behind[x] = _ONE if c_row[x] <= FOCUS_RADIUS else _ZERO
+                    near_all[x] = _ONE - behind[x]
+                for ch in range(3):
+                    _add_product(sums[12 + ch], behind, colour[ch])
+                _add_product(sums[16], near_all, c_row)
+                for x in range(width):
+                    sums[15, x] += near_all[x]
+                for x in range(width):
+                    c = c_row[x]
+                    small[x] = -c if (c < -FOCUS_RADIUS) & (_share(-c, shift) < _ONE) else np.float32(-1.0)
+                far_rmax[y] = _small_span(small, far_span[y])
+                if far_rmax[y] >= 0.0:
+                    _reach_spans(small, far_span[y, 0], far_span[y, 1], levels, far_reach[y], chunk_max)
+                else:
+                    _no_reach(far_reach[y], width)
+                for x in range(width):
+                    c = c_row[x]
+                    small[x] = c if (c > FOCUS_RADIUS) & (_share(c, shift) < _ONE) else np.float32(-1.0)
+                near_cmax[y] = _small_span(small, near_span[y])
+            _reduce_blocks(sums, colmin, colmax, s, y1 - y0, by, blocks, bmin, bmax, low_f, low_fr, low_n, low_nr,
+                           low_b, low_br)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -434,9 +533,10 @@ def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, ne
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, w):
+def _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near, w):
     """Row y's share of the near pixels too small for the reduced gather, gathered exactly at full
-    resolution (their discs reach at most s px) into `near` (B, G, R, weight, coverage)."""
+    resolution (their discs reach at most s px) into `near` (B, G, R, weight, coverage). A far source's
+    `exact_w` is its inverse area, but its coverage here is 0 (CoC < -1/2)."""
     kd = (dist.shape[0] - 1) // 2
     height, width = coc.shape
     for qv in range(y - kd, y + kd + 1):
@@ -458,7 +558,7 @@ def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, w):
             n = p1 - p0
             if n > 0:
                 cq = coc[qy, p0 + dx:p1 + dx]
-                wq = small_w[qy, p0 + dx:p1 + dx]
+                wq = exact_w[qy, p0 + dx:p1 + dx]
                 ws = w[:n]
                 for j in range(n):
                     ws[j] = _coverage(cq[j] + edge) * wq[j]
@@ -470,7 +570,7 @@ def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, w):
             side = width - 1 if dx > 0 else 0
             e0, e1 = (max(width - dx, 0), width) if dx > 0 else (0, min(-dx, width))
             if e1 > e0 and lo <= side <= hi:
-                we = _coverage(coc[qy, side] + edge) * small_w[qy, side]
+                we = _coverage(coc[qy, side] + edge) * exact_w[qy, side]
                 for ch in range(4):
                     value = we * pre[ch, qy, side]
                     for px in range(e0, e1):
@@ -480,30 +580,34 @@ def _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, w):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _reach_spans(rp, shift, lo, hi, levels, spans, chunk_max):
+def _reach_spans(small, lo, hi, levels, spans, chunk_max):
     """For each window distance level (ascending), the columns of [lo, hi] whose pixel is small far (needs the
-    exact gather) and whose disc reaches that far (r + 1/2 > d): only those can take a non-zero tap at that
-    distance. As two spans, [spans[0], spans[1]] and [spans[2], spans[3]] (empty: first > last), split at the
-    widest run of GAP_CHUNK-column chunks holding no such pixel where that is at least MIN_GAP wide: where
-    a body's CoC grows from its middle outwards, the far distances are reached at its two sides only, and
-    one span across both visited the middle's zero taps (about half the taps on real 720p frames). The first
-    and last such columns nest as the distance grows, so one sweep from both ends finds them all."""
-    width = rp.shape[0]
-    c0 = lo // GAP_CHUNK
-    for k in range(c0, hi // GAP_CHUNK + 1):
-        # the chunk's largest small far radius: a chunk reaches a distance when that one does
-        top = np.float32(-1e30)
-        for x in range(max(k * GAP_CHUNK, lo), min(k * GAP_CHUNK + GAP_CHUNK, hi + 1)):
-            top = max(top, rp[x] if _share(rp[x], shift) < _ONE else np.float32(-1e30))
-        chunk_max[k - c0] = top
+    exact gather; `small` holds its radius, -1 elsewhere, as the reduce pass marks them) and whose disc reaches
+    that far (r + 1/2 > d): only those can take a non-zero tap at that distance. As two spans, [spans[0],
+    spans[1]] and [spans[2], spans[3]] (empty: first > last), split at the widest run of GAP_CHUNK-column
+    chunks holding no such pixel where that is at least MIN_GAP wide: where a body's CoC grows from its middle
+    outwards, the far distances are reached at its two sides only, and one span across both visited the
+    middle's zero taps (about half the taps on real 720p frames). The first and last such columns nest as the
+    distance grows, so one sweep from both ends finds them all; it steps over whole chunks that do not reach."""
+    width = small.shape[0]
+    n_chunks = (width + GAP_CHUNK - 1) // GAP_CHUNK
+    for k in range(n_chunks):  # a chunk reaches a distance when its largest small far radius does
+        chunk_max[k] = _max(small[k * GAP_CHUNK:min(k * GAP_CHUNK + GAP_CHUNK, width)])
     a = lo
     b = hi
     for level in range(levels.shape[0]):
         edge = _HALF - levels[level]
-        while a <= b and not ((rp[a] + edge > _ZERO) & (_share(rp[a], shift) < _ONE)):
-            a += 1
-        while b >= a and not ((rp[b] + edge > _ZERO) & (_share(rp[b], shift) < _ONE)):
-            b -= 1
+        # -1 + edge <= -1/2: a column that is not small far never reaches
+        while a <= b and not small[a] + edge > _ZERO:
+            if not chunk_max[a // GAP_CHUNK] + edge > _ZERO:
+                a = min((a // GAP_CHUNK + 1) * GAP_CHUNK, b + 1)
+            else:
+                a += 1
+        while b >= a and not small[b] + edge > _ZERO:
+            if not chunk_max[b // GAP_CHUNK] + edge > _ZERO:
+                b = max((b // GAP_CHUNK) * GAP_CHUNK - 1, a - 1)
+            else:
+                b -= 1
         spans[0, level] = a
         spans[1, level] = b
         spans[2, level] = width
@@ -515,7 +619,7 @@ def _reach_spans(rp, shift, lo, hi, levels, spans, chunk_max):
         g0 = 0
         run = -1
         for k in range(a // GAP_CHUNK + 1, b // GAP_CHUNK + 1):
-            if chunk_max[k - c0] + edge > _ZERO:
+            if chunk_max[k] + edge > _ZERO:
                 if run >= 0 and k - run > best:
                     best = k - run
                     g0 = run
@@ -528,20 +632,30 @@ def _reach_spans(rp, shift, lo, hi, levels, spans, chunk_max):
             spans[3, level] = b
 
 
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _no_reach(spans, width):
+    """`_reach_spans` of a row without small far pixels: every span empty."""
+    spans[0, :] = width
+    spans[1, :] = -1
+    spans[2, :] = width
+    spans[3, :] = -1
+
+
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _far_reach(far_r, shift, far_span, far_rmax, levels, reach):
-    """`_reach_spans` of every row into reach[y] (empty where the row has no small far pixel): the small far
-    pixels are both the receivers and the sources of the exact far gather, and it looks at the rows around."""
+    """`_reach_spans` of every row into reach[y], from the far radii (the reduce pass does the same row by row):
+    the small far pixels are both the receivers and the sources of the exact far gather."""
     width = far_r.shape[1]
     for y in prange(far_r.shape[0]):
         if far_rmax[y] >= 0.0:
+            small = np.empty(width, np.float32)
+            for x in range(width):
+                r = far_r[y, x]  # as the reduce pass marks them
+                small[x] = r if (r > FOCUS_RADIUS) & (_share(r, shift) < _ONE) else np.float32(-1.0)
             chunk_max = np.empty(width // GAP_CHUNK + 1, np.float32)
-            _reach_spans(far_r[y], shift, far_span[y, 0], far_span[y, 1], levels, reach[y], chunk_max)
+            _reach_spans(small, far_span[y, 0], far_span[y, 1], levels, reach[y], chunk_max)
         else:
-            reach[y, 0, :] = width
-            reach[y, 1, :] = -1
-            reach[y, 2, :] = width
-            reach[y, 3, :] = -1
+            _no_reach(reach[y], width)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -583,7 +697,7 @@ def _tap_spans(reach, y, qy, level, dx, width, spans):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _gather_exact_far(y, shift, pre, inv_area, far_r, dist, level_of, far_rmax, reach, exact, w):
+def _gather_exact_far(y, shift, pre, exact_w, far_r, dist, level_of, far_rmax, reach, exact, w):
     """Row y's exact share of the far field into `exact` (B, G, R, weight): every pair (q, p) whose radius
     min(r_q, r_p) falls below s, at full resolution with the min-radius rule, weighed by 1 - t_q t_p (the
     reduced gather carries t_q t_p: t_q in its block sums, t_p in the composite). Such a pair has a small
@@ -593,7 +707,7 @@ def _gather_exact_far(y, shift, pre, inv_area, far_r, dist, level_of, far_rmax, 
     kd = (dist.shape[0] - 1) // 2
     height, width = far_r.shape
     rp = far_r[y]
-    iap = inv_area[y]
+    iap = exact_w[y]  # a far pixel's inverse area; elsewhere its radius `_NO_FAR` makes every coverage 0
     spans = np.empty((4, 2), np.int64)
     for qy in range(max(y - kd, 0), min(y + kd + 1, height)):
         bound = max(far_rmax[y], far_rmax[qy])
@@ -612,7 +726,7 @@ def _gather_exact_far(y, shift, pre, inv_area, far_r, dist, level_of, far_rmax, 
                 p1 = spans[k, 1]
                 n = p1 - p0
                 rq = far_r[qy, p0 + dx:p1 + dx]
-                iaq = inv_area[qy, p0 + dx:p1 + dx]
+                iaq = exact_w[qy, p0 + dx:p1 + dx]
                 rps = rp[p0:p1]
                 iaps = iap[p0:p1]
                 ws = w[:n]
@@ -651,7 +765,7 @@ def _upsample_row(a, b, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low,
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x0, col_x1, col_fx, phase_off,
+def _composite(img, coc, pre, exact_w, far_r, dist, level_of, s, col_x0, col_x1, col_fx, phase_off,
                phase_fx, rows, far_acc, near_acc, behind_acc, near_rows, near_span, near_cmax, far_rmax, far_reach,
                out):
     """Full resolution: far pixels take the far field (the exact gather of the pairs with a radius below s
@@ -694,7 +808,7 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x
                 _upsample_row(near_acc[ch, y0], near_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
                               col_fx, low, near[ch])
         if _max(near_cmax[max(y - s, 0):min(y + s + 1, height)]) >= 0.0:
-            _add_small_near(y, coc, pre, small_w, dist, near_span, near_cmax, near, scratch[19])
+            _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near, scratch[19])
         behind = scratch[20:24]  # B, G, R, weight
         row_has_near = _max(c_row) > FOCUS_RADIUS
         if row_has_near:
@@ -705,7 +819,7 @@ def _composite(img, coc, pre, inv_area, small_w, far_r, dist, level_of, s, col_x
         exact[:] = 0.0
         kd = (dist.shape[0] - 1) // 2
         if row_has_far and _max(far_rmax[max(y - kd, 0):min(y + kd + 1, height)]) >= 0.0:
-            _gather_exact_far(y, shift, pre, inv_area, far_r, dist, level_of, far_rmax, far_reach, exact, scratch[19])
+            _gather_exact_far(y, shift, pre, exact_w, far_r, dist, level_of, far_rmax, far_reach, exact, scratch[19])
         # per pixel, what the three channels share; then one channel at a time (planar: SIMD)
         is_far = np.empty(width, np.bool_)
         is_behind = np.zeros(width, np.bool_)  # a near pixel with something not near around it
@@ -791,7 +905,8 @@ def _bilinear_columns(width: int, s: int, wl: int) -> tuple[np.ndarray, ...]:
     x0 = np.floor(ux).astype(np.int64)
     phase = (np.arange(s) + 0.5) / s - 0.5
     phase_off = np.floor(phase).astype(np.int64)
-    return x0, np.minimum(x0 + 1, wl - 1), (ux - x0).astype(np.float32), phase_off, (phase - phase_off).astype(np.float32)
+    return (x0, np.minimum(x0 + 1, wl - 1), (ux - x0).astype(np.float32), phase_off,
+            (phase - phase_off).astype(np.float32))
 
 
 class _Workspace:
@@ -803,8 +918,7 @@ class _Workspace:
         self.key = (shape, low_shape, scale)
         self.coc = np.empty(shape, np.float32)
         self.pre = np.empty((4,) + shape, np.float32)
-        self.inv_area = np.empty(shape, np.float32)
-        self.small_w = np.empty(shape, np.float32)
+        self.exact_w = np.empty(shape, np.float32)
         self.far_r = np.empty(shape, np.float32)
         self.low_f = np.empty((4,) + low_shape, np.float32)
         self.low_n = np.empty((5,) + low_shape, np.float32)
@@ -840,7 +954,9 @@ def _workspace(shape: tuple[int, int], low_shape: tuple[int, int], scale: int) -
     return ws
 
 
-def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarray:
+def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
+           timings: dict[str, float] | None = None) -> np.ndarray:
+    """The three passes; `timings` (bench/bench_dof.py --passes) gets each one's wall ms."""
     img = np.ascontiguousarray(image_bgr)
     disp = np.ascontiguousarray(disparity, dtype=np.float32)
     hl, wl = p.low_shape
@@ -849,16 +965,23 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan) -> np.ndarr
     out = np.empty_like(img)
     columns = _bilinear_columns(disp.shape[1], p.scale, wl)
     with parallel_section():
-        _reduce(img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max), np.float32(p.highlight_boost),
-                _LINEAR_LUT, w.coc, w.pre, w.inv_area, w.small_w, w.far_r, w.low_f, w.low_fr, w.low_n, w.low_nr,
-                w.low_b, w.low_br, w.near_span, w.near_cmax, w.far_span, w.far_rmax)
+        levels, level_of = _distance_levels(p.scale + 1)
+        t0 = time.perf_counter()
+        # a run of block rows per thread (Numba's static schedule splits a prange so anyway)
+        _reduce(numba.get_num_threads(), img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max),
+                np.float32(p.highlight_boost), _LINEAR_LUT, levels, w.coc, w.pre, w.exact_w, w.far_r, w.low_f,
+                w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, w.near_span, w.near_cmax, w.far_span, w.far_rmax,
+                w.far_reach)
+        t1 = time.perf_counter()
         _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, _row_order(hl),
                 _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.behind_acc, w.near_rows)
-        levels, level_of = _distance_levels(p.scale + 1)
-        _far_reach(w.far_r, _share_shift(p.scale), w.far_span, w.far_rmax, levels, w.far_reach)
-        _composite(img, w.coc, w.pre, w.inv_area, w.small_w, w.far_r, _distance_table(p.scale + 1), level_of,
+        t2 = time.perf_counter()
+        _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(p.scale + 1), level_of,
                    p.scale, *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows,
                    w.near_span, w.near_cmax, w.far_rmax, w.far_reach, out)
+    if timings is not None:
+        t3 = time.perf_counter()
+        timings.update(reduce=(t1 - t0) * 1e3, gather=(t2 - t1) * 1e3, composite=(t3 - t2) * 1e3)
     return out
 
 

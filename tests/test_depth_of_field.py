@@ -483,6 +483,116 @@ def test_exact_far_gather_spans_hold_every_non_zero_tap(rng):
                 assert visited[p[weight > 0]].all(), (y, qy, dx)
 
 
+def reduced_fields(img: np.ndarray, coc: np.ndarray, pre: np.ndarray, s: int) -> dict[str, np.ndarray]:
+    """The reduce pass's per-block fields, in float64, from its per-pixel CoC and premultiplied colour: each s x s
+    block (narrower at the right and bottom borders) as `kernels.dof_cpu._reduce` documents them."""
+    h, w = coc.shape
+    hl, wl = -(-h // s), -(-w // s)
+    shift = s - 1.0 if s > 1 else -1e30
+    c = coc.astype(np.float64)
+    far, near = c < -0.5, c > 0.5
+    fs = np.where(far, np.clip(-c - shift, 0.0, 1.0), 0.0)
+    ns = np.where(near, np.clip(c - shift, 0.0, 1.0), 0.0)
+    light = img.astype(np.float64).transpose(2, 0, 1) ** 2
+    out = {k: np.empty(shape) for k, shape in (("low_f", (4, hl, wl)), ("low_n", (5, hl, wl)), ("low_b", (4, hl, wl)),
+                                               ("low_fr", (hl, wl)), ("low_nr", (hl, wl)), ("low_br", (hl, wl)))}
+
+    def narrowed(r: float) -> float:
+        return r if s == 1 else math.sqrt(max(r * r - (s * s - 1), 0.25 * s * s)) / s
+
+    for by in range(hl):
+        for bx in range(wl):
+            b = (slice(by * s, by * s + s), slice(bx * s, bx * s + s))
+            n = c[b].size
+            out["low_f"][:, by, bx] = (fs[b] * pre[(slice(None),) + b]).sum(axis=(1, 2)) / n
+            out["low_n"][:4, by, bx] = (ns[b] * pre[(slice(None),) + b]).sum(axis=(1, 2)) / n
+            out["low_n"][4, by, bx] = ns[b].sum() / n
+            out["low_b"][:3, by, bx] = (light[(slice(None),) + b] * ~near[b]).sum(axis=(1, 2)) / n
+            out["low_b"][3, by, bx] = (~near[b]).sum() / n
+            radii = coc[b][fs[b] > 0]  # float32, as the kernel spreads them
+            if fs[b].sum() == 0:
+                out["low_fr"][by, bx] = -1.0
+            elif -radii.min() - -radii.max() > s:  # a depth ramp: the smallest radius as it is
+                out["low_fr"][by, bx] = -radii.max() / s
+            else:
+                out["low_fr"][by, bx] = narrowed((fs[b] * -c[b]).sum() / fs[b].sum())
+            out["low_nr"][by, bx] = narrowed((ns[b] * c[b]).sum() / ns[b].sum()) if ns[b].sum() > 0 else -1.0
+            out["low_br"][by, bx] = c[b][near[b]].sum() / (near[b].sum() * s) if near[b].any() else -1.0
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 9), (9, 2), (5, 7), (23, 41), (61, 97), (64, 96)])
+@pytest.mark.parametrize("scale", [1, 2, 3, 4, 5, 6, 7])
+def test_cpu_reduce_pass_blocks_at_odd_sizes_and_every_scale(rng, shape, scale):
+    """The reduce pass sums whole blocks a phase at a time (a constant stride for s <= 5) and the narrower
+    blocks at the right and bottom borders on their own: every block's fields as a plain float64 sum says, for
+    frames smaller than a block, sizes no scale divides, and scales with and without the constant strides."""
+    from kernels import dof_cpu
+
+    h, w = shape
+    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    # CoCs from -12 to 12 px: far, near, in focus, small and large, blocks with a depth ramp and without
+    disp = rng.random((h, w)).astype(np.float32) if min(h, w) < 8 else random_scene(rng, h, w)[1]
+    depth_of_field_cpu(img, disp, 0.5, 12.0, highlight_boost=2.0, scale=scale)
+    ws = dof_cpu._local.workspace
+    want = reduced_fields(img, ws.coc, ws.pre, scale)
+    for name, expected in want.items():
+        np.testing.assert_allclose(getattr(ws, name), expected, rtol=2e-5, atol=1e-3, err_msg=name)
+
+
+def test_far_reach_found_by_the_reduce_pass_steps_over_chunks_to_the_same_spans(rng):
+    """The reduce pass finds each row's far reach (`_reach_spans`) while the row is in cache, stepping over whole
+    chunks that do not reach a distance: the spans' ends must be the first and last column that reaches it,
+    on rows whose small far pixels sit in lone columns, at chunk borders and in long runs."""
+    from kernels import dof_cpu
+
+    s, h, w = 5, 40, 300
+    levels, _ = dof_cpu._distance_levels(s + 1)
+    coc = np.full((h, w), 8.0, np.float32)  # near and large: no small far pixel
+    for y in range(h):
+        cols = rng.choice(w, size=int(rng.integers(1, 12)), replace=False)
+        if y % 4 == 0:
+            cols = np.array([0, 31, 32, 63, 64, w - 1])[: 1 + y % 6]  # chunk borders and the frame's
+        coc[y, cols] = -rng.uniform(0.6, 4.9, cols.size)
+        if y % 3 == 0:
+            coc[y, 100:180] = -np.linspace(0.6, 4.9, 80)  # a long run, the radius growing along it
+    coc[h - 1] = 0.0  # a row without any
+    disp = (coc / 12.0 + 0.5).astype(np.float32)  # focus 0.5 and blur 12 px: coc_scale 24, c = 24 (d - 0.5)
+    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    depth_of_field_cpu(img, disp, 0.5, 12.0, scale=s)
+    ws = dof_cpu._local.workspace
+    shift = s - 1.0
+    for y in range(h):
+        r = ws.far_r[y]
+        small = np.where((r > 0.5) & (np.clip(r - shift, 0, 1) < 1), r, -1.0)
+        reach = ws.far_reach[y]
+        for level, d in enumerate(levels):
+            cols = np.flatnonzero(small + (np.float32(0.5) - d) > 0)
+            first, last = reach[0, level], max(reach[1, level], reach[3, level])
+            if cols.size == 0:
+                assert first > last, (y, level)
+                continue
+            assert (first, last) == (cols[0], cols[-1]), (y, level)
+            if reach[2, level] <= reach[3, level]:  # split: nothing that reaches lies in the gap between
+                assert not ((cols > reach[1, level]) & (cols < reach[2, level])).any(), (y, level)
+    # the stand-alone pass (from the far radii) finds the same
+    again = np.empty_like(ws.far_reach)
+    dof_cpu._far_reach(ws.far_r, np.float32(shift), ws.far_span, ws.far_rmax, levels, again)
+    np.testing.assert_array_equal(again, ws.far_reach)
+
+
+def test_cpu_render_reports_each_pass_time_and_renders_the_same(rng):
+    """bench/bench_dof.py --passes reads each pass's time from `render`; timing must not change the picture."""
+    from kernels.dof import plan
+    from kernels.dof_cpu import render
+
+    img, disp = random_scene(rng)
+    timings: dict[str, float] = {}
+    out = render(img, disp, plan(disp.shape, 0.5, 16.0, 0.0), timings)
+    assert sorted(timings) == ["composite", "gather", "reduce"] and min(timings.values()) >= 0.0
+    np.testing.assert_array_equal(out, depth_of_field_cpu(img, disp, 0.5, 16.0))
+
+
 def test_reduction_factor_stops_growing_until_the_reduced_discs_get_large():
     """s = ceil(blur / 4) up to 5 (VGA's presets unchanged: 12 px -> 3, 16 px -> 4); then the reduced discs
     grow instead, up to 9 reduced px, so the exact full-resolution gather (CoC < s) stays small at 4K."""
