@@ -10,7 +10,12 @@ Each picture is treated as a video file's is (VideoFileSource), by the same func
 IPTV multicast's 1080i/576i) deinterlaced with bwdif, which holds each back only until the next has come; HDR (HLG,
 PQ) and BT.2020 tone-mapped to SDR BT.709; non-square pixels (576i's 16:15, 64:45) scaled square; a display
 rotation and mirror (an H.264 display orientation SEI, as a phone app's stream may carry) applied. All but the
-deinterlacing are decided from the first picture, as a file's are.
+deinterlacing are decided from the first picture, as a file's are. Deinterlacing, which needs every picture in
+order, runs on the capture thread; the rest (a 1080p HDR picture's tone mapping is most of the CPU a stream costs)
+only for the frames the live queue keeps, when a stage first reads the picture (PendingFrame).
+
+An HLS master playlist's variants are all opened by FFmpeg, which would then read the first listed and download
+every variant's segments: the largest up to 1080p (VARIANT_MOST_P) is read instead, and only its segments fetched.
 """
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ import socket
 import threading
 import time
 import urllib.parse
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+import numpy as np
 
 from stream.console import notify
 from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
@@ -48,6 +55,9 @@ UNTIMED_FORMATS = ("mpjpeg", "mjpeg", "jpeg_pipe", "h264", "hevc")
 JUMP_S = 1.0  # a stream clock this far behind the arrivals (a restart, a loop, drift) is laid on them afresh
 SECRET = re.compile(r"([?&;][^=&#]*(?:pass|pwd|token|key|secret|auth|sig)[^=&#]*=)[^&#]*", re.IGNORECASE)
 FIX = "check the address, that the camera's or app's streaming is on, and the user name and password"
+# An HLS variant's short side at most this: a portrait effect gains nothing from more (the depth network sees
+# 256-640 px) and a 4K variant costs four times the decoding; a phone app's 360p beside its 1080p loses detail.
+VARIANT_MOST_P = 1080
 
 
 def is_network_spec(spec: str) -> bool:
@@ -178,6 +188,41 @@ def deinterlaced(found: Iterator[tuple[Any, int]], deinterlacer: Deinterlacer | 
         yield picture, times.popleft()
 
 
+class PendingFrame(Frame):
+    """A frame whose BGR picture is made from its decoded picture when first read (by a stage, on the stage's
+    thread), not on the capture thread: the live queue drops the frames the stages are too slow for, unconverted.
+    Its size is known before (every picture is given at the stream's). Read from two threads at once (the async
+    network's and the refine stage's), it is converted once."""
+
+    def __init__(self, index: int, capture_ns: int, picture: Any, convert: Callable[[Any], np.ndarray],
+                 size: tuple[int, int]) -> None:
+        super().__init__(index=index, capture_ns=capture_ns, image=None,  # type: ignore[arg-type]
+                         pts_seconds=capture_ns / 1e9)
+        self._picture, self._convert, self._size = picture, convert, size
+        self._lock = threading.Lock()
+
+    @property  # type: ignore[override]
+    def image(self) -> np.ndarray:
+        if self._picture is not None:
+            with self._lock:
+                if self._picture is not None:
+                    self._image = self._convert(self._picture)
+                    self._picture = None  # the decoder's buffer goes back to it
+        return self._image
+
+    @image.setter
+    def image(self, image: np.ndarray) -> None:  # Frame's __init__, or a stage putting its own picture
+        self._image, self._picture = image, None
+
+    @property
+    def width(self) -> int:
+        return self._size[0] if self._picture is not None else int(self._image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return self._size[1] if self._picture is not None else int(self._image.shape[0])
+
+
 class NetworkSource(Source):
     """A network stream through PyAV. `rtsp://...#udp` takes RTSP over UDP (a fragment never reaches the camera)."""
 
@@ -212,7 +257,8 @@ class NetworkSource(Source):
         if self.container.streams.audio:
             notify(f"network stream {self.shown} has sound, which is not kept: only its pictures are processed")
         codec = self.stream.codec_context.name.upper()
-        shown = ([DEINTERLACED] if self.interlaced else []) + self.treatment.parts(f"{first.width}x{first.height}")
+        shown = ([self.variant] if self.variant else []) + ([DEINTERLACED] if self.interlaced else []) \
+            + self.treatment.parts(f"{first.width}x{first.height}")
         self.description = (f"network stream {self.shown} ({codec}) {self.width}x{self.height} @ {self.fps:.3g} fps"
                             + ("" if stated else " (measured)") + "".join(f", {part}" for part in shown))
 
@@ -226,6 +272,7 @@ class NetworkSource(Source):
     def _open(self) -> None:
         """Connect and find the video stream; UserError in one line where it cannot."""
         import av
+        from av.stream import Discard
 
         started = time.monotonic()
         try:
@@ -234,13 +281,17 @@ class NetworkSource(Source):
         except av.error.FFmpegError as exc:
             why = open_failure(exc, self.parts, self.transport, time.monotonic() - started)
             raise UserError(f"network stream {self.shown}: {why}") from None
-        stream = chosen_video_stream(container)  # not an album cover (an MP3's, an MP4's), which decodes once
+        # not an album cover (an MP3's, an MP4's), which decodes once; of an HLS master playlist's variants, one
+        stream, self.variant = _chosen_variant(container) or (chosen_video_stream(container), "")
         if stream is None:
             only = ", only cover art beside its sound" if container.streams.video else ""
             container.close()
             raise UserError(f"network stream {self.shown} carries no video{only}; check the address's path (a "
                             f"camera's main and sub streams have their own)")
         self.container, self.stream = container, stream
+        for other in container.streams:  # their packets never demuxed (an HLS variant's: its segments never fetched)
+            if other is not stream:
+                other.discard = Discard.all
         # Slice threads only: frame threads hold a picture back per thread (8 threads: 320 ms at 25 fps)
         self.stream.thread_type = "SLICE"
         self.timed = container.format.name.split(",")[0] not in UNTIMED_FORMATS
@@ -312,8 +363,7 @@ class NetworkSource(Source):
                 notify(f"network stream {self.shown} turns interlaced at frame {self.delivered + 1}: its interlaced "
                        f"pictures are {DEINTERLACED}")
             # the capture time as the presentation time, as a camera's: a recording plays at the pace filmed
-            yield Frame(index=self.delivered, capture_ns=capture_ns, image=self._image(picture),
-                        pts_seconds=capture_ns / 1e9)
+            yield PendingFrame(self.delivered, capture_ns, picture, self._image, (self.width, self.height))
             self.delivered += 1
         if self.delivered and not self._interrupted.is_set():
             notify(f"network stream {self.shown} ended (its sender closed it) after {self.delivered} frames")
@@ -382,6 +432,29 @@ class NetworkSource(Source):
 
     def close(self) -> None:
         self.container.close()
+
+
+def _chosen_variant(container: Any) -> tuple[Any, str] | None:
+    """An HLS master playlist's variant to read (None where the stream has no variants): the largest whose short
+    side is at most VARIANT_MOST_P (a portrait 1080x1920 counts as 1080p), the highest bitrate of equal ones, else
+    the smallest; and the run line's words for it. FFmpeg itself would read the first listed, whatever its size."""
+    variants = [s for s in container.streams.video if "variant_bitrate" in s.metadata and s.codec_context.width > 0]
+    if len(variants) < 2:
+        return None
+
+    def short_side(stream: Any) -> int:
+        return min(stream.codec_context.width, stream.codec_context.height)
+
+    def bitrate(stream: Any) -> int:
+        found = re.match(r"\d+", stream.metadata["variant_bitrate"])
+        return int(found.group()) if found else 0
+
+    small = [s for s in variants if short_side(s) <= VARIANT_MOST_P]
+    chosen = max(small, key=lambda s: (short_side(s), bitrate(s))) if small else min(variants, key=short_side)
+    sizes = sorted({(short_side(s), f"{s.codec_context.width}x{s.codec_context.height}") for s in variants})
+    why = f"the largest up to {VARIANT_MOST_P}p" if small else f"the smallest: none is {VARIANT_MOST_P}p or less"
+    return chosen, (f"HLS variant {chosen.codec_context.width}x{chosen.codec_context.height} of "
+                    f"{', '.join(size for _, size in sizes)} ({why})")
 
 
 def _drop_reason(exc: Exception) -> str:

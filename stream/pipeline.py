@@ -165,6 +165,10 @@ class Pipeline:
                     started = now_ns()
                     for frame in batch:
                         frame.stamps[f"{stage.name}.start"] = started
+                        if admission is not None:
+                            # a network stream's picture is made when first read (PendingFrame): here, on this
+                            # thread, not on the async network's worker (nice 5) with the refine stage waiting on it
+                            frame.image  # noqa: B018
                     try:
                         batch = stage.process(batch)
                     except StopAfter as stop:  # the frames before the bad one go on; the run ends after them
