@@ -41,6 +41,7 @@ TIFF_EXIF_TAGS = {270, 271, 272, 274, 282, 283, 296, 305, 306, 315, 33432, 34665
 # Pillow's reading of the orientation tag: how to bring the stored picture upright (as ImageOps.exif_transpose)
 UPRIGHT_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
                      7: "TRANSVERSE", 8: "ROTATE_90"}
+MAX_PIXELS = 1 << 30  # OpenCV's own limit on a picture it decodes (CV_IO_MAX_IMAGE_PIXELS)
 TIFF_MAGIC = {b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"}  # little- and big-endian, classic and BigTIFF
 
 
@@ -72,21 +73,27 @@ def opencv_quiet() -> Iterator[None]:
 
 @contextmanager
 def _pillow_open(path: Path) -> Iterator[Any]:
-    """The picture as Pillow opens it (lazily: headers first), or None where Pillow cannot read it. Its
-    decompression-bomb warning is silenced (OpenCV's pixel limit speaks first); the error stays."""
+    """The picture as Pillow opens it (lazily: headers first), or None where Pillow cannot read it. Pillow's pixel
+    limit is OpenCV's (MAX_PIXELS) meanwhile: its own (179 MP) refused a phone's 200-megapixel photo, which OpenCV
+    reads, and the output lost the photo's colour profile and EXIF. Its decompression-bomb warning is silenced (OpenCV's
+    pixel limit speaks first); the error stays."""
     from PIL import Image, UnidentifiedImageError
 
     heif_readable()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        warnings.filterwarnings("ignore", "Truncated File Read")  # a TIFF cut short: the error says so, once
-        try:
-            opened = Image.open(path)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-            yield None
-            return
-        with opened:
-            yield opened
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS // 2  # Pillow refuses at twice its limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", "Truncated File Read")  # a TIFF cut short: the error says so, once
+            try:
+                opened = Image.open(path)
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+                yield None
+                return
+            with opened:
+                yield opened
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 @functools.cache
@@ -226,7 +233,7 @@ def _damaged_picture(path: Path) -> str | None:
 
 def refuse_if_too_large(path: Path, exc: cv2.error) -> None:
     if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
-        raise UserError(f"image {path} is larger than depthcam reads (over {(1 << 30) / 1e6:.0f} "
+        raise UserError(f"image {path} is larger than depthcam reads (over {MAX_PIXELS / 1e6:.0f} "
                         f"megapixels); downscale it first") from None
 
 

@@ -456,3 +456,22 @@ def test_a_transparent_photo_s_output_keeps_its_transparency(tmp_path, suffix):
     assert visible.max() <= 2 if suffix != ".webp" else visible.mean() < 12  # WebP at quality 95: lossy, 4:2:0
     assert write_image(tmp_path / "out.jpg", picture, metadata)  # JPEG holds none: on white, as rendered
     assert np.abs(read_image(tmp_path / "out.jpg").astype(int) - picture).mean() < 12
+
+
+def test_a_photo_beyond_pillow_s_pixel_limit_keeps_its_profile_and_exif(tmp_path, monkeypatch):
+    """A phone's 200-megapixel photo is beyond Pillow's own limit (179 MP), not OpenCV's: OpenCV read its pixels,
+    Pillow refused to open it for its metadata, and the output lost the colour profile and EXIF. (Pillow's limit is
+    lowered here to stand for such a photo; it is left as it was after.)"""
+    from PIL import Image, ImageCms
+
+    from stream.images import read_metadata
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0110] = "Phone 200MP"  # Model
+    Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(tmp_path / "big.jpg", icc_profile=profile,
+                                                           exif=exif.tobytes())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4800 pixels: over twice the limit, which Pillow refuses
+    metadata = read_metadata(tmp_path / "big.jpg")
+    assert metadata.icc_profile == profile and b"Phone 200MP" in metadata.exif
+    assert Image.MAX_IMAGE_PIXELS == 1000
