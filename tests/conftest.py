@@ -53,3 +53,13 @@ def model_cache(tmp_path, monkeypatch) -> Path:
 def pytest_report_header(config):
     return [f"depthcam: CUDA {'available' if cuda_available() else 'not available: ' + cuda_unavailable_reason()}",
             f"depthcam: DEPTHCAM_MODELS={os.environ.get('DEPTHCAM_MODELS', '(default cache)')}"]
+
+
+@pytest.fixture
+def told(monkeypatch):
+    """The lines a network stream's source says (stream/network_source.py's notify)."""
+    import stream.network_source as network
+
+    lines: list[str] = []
+    monkeypatch.setattr(network, "notify", lines.append)
+    return lines

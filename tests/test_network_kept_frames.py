@@ -16,15 +16,8 @@ from stream.frame import Frame
 from stream.network_source import NetworkSource, PendingFrame
 from stream.pipeline import Pipeline
 from stream.sources import PictureTreatment, open_source
-from test_network_source import _serve_ts, _Server, _SlowStage, _transport_stream
+from test_network_source import _serve_ts, _served_frames, _Server, _SlowStage, _transport_stream
 from test_pipeline import CollectingSink
-
-
-@pytest.fixture
-def told(monkeypatch):
-    lines: list[str] = []
-    monkeypatch.setattr(network, "notify", lines.append)
-    return lines
 
 
 @pytest.fixture
@@ -97,13 +90,7 @@ def test_a_kept_frame_is_the_picture_converted_as_before(tmp_path, told):
     path.write_bytes(_transport_stream(tmp_path))
     with av.open(str(path)) as container:
         decoded = [picture.to_ndarray(format="bgr24") for picture in container.decode(video=0)]
-    server, url = _serve_ts(path)
-    try:
-        source = open_source(url)
-        frames = list(source.frames())
-        source.close()
-    finally:
-        server.close()
+    source, frames = _served_frames(path)
     assert isinstance(frames[0], PendingFrame) and len(frames) == len(decoded) == 48
     assert all(np.array_equal(frame.image, picture) for frame, picture in zip(frames, decoded))
 

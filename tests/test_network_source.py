@@ -116,14 +116,6 @@ class _Server:
 
 
 @pytest.fixture
-def told(monkeypatch):
-    """The lines the network source says."""
-    lines: list[str] = []
-    monkeypatch.setattr(network, "notify", lines.append)
-    return lines
-
-
-@pytest.fixture
 def quick(monkeypatch):
     """Short waits, so that the failures and reconnects take a fraction of a second."""
     monkeypatch.setattr(network, "TIMEOUT_S", 1.0)
@@ -191,13 +183,7 @@ def test_a_stream_with_cover_art_is_read_from_its_video_and_a_song_refused(tmp_p
     """An MP4 served over HTTP whose album cover comes first: the cover (one 64x64 picture) was the whole input. A
     song with a cover "played" its cover as one frame. The video stream is read; the song is refused in a line."""
     clip = make_with_cover_art(tmp_path / "clip.mp4", video_frames=10)
-    server, url = _serve_ts(clip)
-    try:
-        source = open_source(url)
-        frames = list(source.frames())
-        source.close()
-    finally:
-        server.close()
+    source, frames = _served_frames(clip)
     assert (source.width, source.height) == (64, 48) and len(frames) == 10
     server, url = _serve_ts(make_with_cover_art(tmp_path / "song.mp3"))
     try:
@@ -606,6 +592,18 @@ def _serve_ts(path: Path):
     return server, f"{server.base}/clip.ts"
 
 
+def _served_frames(path: Path) -> tuple[NetworkSource, list[Frame]]:
+    """The file at `path` served locally and read whole as a network stream: the (closed) source and its frames."""
+    server, url = _serve_ts(path)
+    try:
+        source = open_source(url)
+        frames = list(source.frames())
+        source.close()
+    finally:
+        server.close()
+    return source, frames
+
+
 def _read_counting(source: NetworkSource) -> tuple[list[Frame], list[int]]:
     """Every frame, and for each how many pictures had been decoded when it was given (the latency contract)."""
     decoded = [len(source._head)]
@@ -712,13 +710,7 @@ def test_a_stream_that_turns_interlaced_is_deinterlaced_from_there_and_said(tmp_
     path.write_bytes(make_interlaced(tmp_path / "a.ts", fields=["prog"] * 4).read_bytes()
                      + make_interlaced(tmp_path / "b.ts", frames=6).read_bytes())
     stored, _, _ = plain(path)
-    server, url = _serve_ts(path)
-    try:
-        source = open_source(url)
-        frames = list(source.frames())
-        source.close()
-    finally:
-        server.close()
+    source, frames = _served_frames(path)
     assert "interlaced" not in source.description and len(frames) == 10
     assert any("turns interlaced at frame 5" in line for line in told), told
     assert all(np.array_equal(f.image, raw) for f, raw in zip(frames[:4], stored[:4]))
@@ -761,14 +753,8 @@ def test_an_hdr_stream_is_tone_mapped_to_sdr(tmp_path, told, codec, trc, name):
     with av.open(str(path)) as container:
         decoded = list(container.decode(video=0))
     converter = ColourConverter(colour_signal(decoded[0]))
-    server, url = _serve_ts(path)
-    try:
-        source = open_source(url)
-        assert f"HDR ({name}" in source.description and "tone-mapped to SDR" in source.description
-        frames = list(source.frames())
-        source.close()
-    finally:
-        server.close()
+    source, frames = _served_frames(path)
+    assert f"HDR ({name}" in source.description and "tone-mapped to SDR" in source.description
     assert len(frames) == len(decoded) == 6
     for frame, picture in zip(frames, decoded):
         mapped, plainly = converter.convert(picture), picture.to_ndarray(format="bgr24")
@@ -814,13 +800,7 @@ def test_a_stream_is_shown_upright_and_square_as_its_display_says(tmp_path, told
     with av.open(str(path)) as container:
         first = next(container.decode(video=0))
         assert display_orientation(first) == ((90, mirror) if turned else (0, False))  # what the stream says
-    server, url = _serve_ts(path)
-    try:
-        source = open_source(url)
-        frames = list(source.frames())
-        source.close()
-    finally:
-        server.close()
+    source, frames = _served_frames(path)
     size = (160, 120) if turned else (213, 120)
     assert (source.width, source.height) == size and len(frames) == 6
     assert ("turned upright (90° display rotation)" in source.description) == turned, source.description
