@@ -289,6 +289,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              photo_metadata=getattr(source, "metadata", None),
                              # creation time, location, title: as the open video read them (not opened again)
                              tags_from=source.tags if isinstance(source, VideoFileSource) else None,
+                             subtitles_from=source.subtitle_path, chapters=source.chapters,
+                             part_end=getattr(source, "part_end", None),
                              controls=LiveControls(focus, config.render, full_height,  # its blur limit
                                                    shown_scale=shown_scale))
     except BaseException:

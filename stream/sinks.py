@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import cv2
 import numpy as np
@@ -75,12 +75,16 @@ class VideoSink(Sink):
     """`audio_ends_with_pictures`: the input's sound is cut where the pictures end (a part of a video),
     as after an interrupted run, rather than written to its own end. `tags_from`: the file whose container
     tags (creation time, location, title) the video keeps, or those tags, by default `audio_from`'s. A frame's own
-    duration (`frame.extra["duration_seconds"]`, a GIF's or a variable frame rate's) is kept too."""
+    duration (`frame.extra["duration_seconds"]`, a GIF's or a variable frame rate's) is kept too. `subtitles_from`:
+    the file whose subtitle streams are kept; `chapters`: the input's chapters, cut as the sound is; `part_end`:
+    where the part taken ends, in the input's seconds (its subtitles are cut there)."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None,
                  picture: Callable[[Frame], np.ndarray], audio_ends_with_pictures: bool = False,
-                 tags_from: Path | Mapping[str, str] | None = None) -> None:
-        self.writer = VideoWriter(path, width, height, fps, audio_from, tags_from=tags_from)
+                 tags_from: Path | Mapping[str, str] | None = None, subtitles_from: Path | None = None,
+                 chapters: list[Mapping[str, Any]] | None = None, part_end: float | None = None) -> None:
+        self.writer = VideoWriter(path, width, height, fps, audio_from, tags_from=tags_from,
+                                  subtitles_from=subtitles_from, chapters=chapters, part_end=part_end)
         self.picture = picture
         self.audio_ends_with_pictures = audio_ends_with_pictures
 
@@ -502,10 +506,12 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
               side_by_side: bool, save_depth: str | None, preview: bool = False,
               controls: LiveControls | None = None, audio_ends_with_pictures: bool = False,
               photo_metadata: PhotoMetadata | None = None,
-              tags_from: Path | Mapping[str, str] | None = None) -> Sink:
+              tags_from: Path | Mapping[str, str] | None = None, subtitles_from: Path | None = None,
+              chapters: list[Mapping[str, Any]] | None = None, part_end: float | None = None) -> Sink:
     """The sink for `-o TARGET` (plus the depth video of --save-depth, and the window of --preview), opened
     and validated now. `tags_from`: the input video's tags (or the file), whose creation time, location and title
-    both videos keep (by default the main output takes them from `audio_from`)."""
+    both videos keep (by default the main output takes them from `audio_from`); `chapters`: the input's chapters,
+    which both videos keep; `subtitles_from`: the file whose subtitles the main output keeps, cut at `part_end`."""
     kind = output_kind(target)
     picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
     out_width = width * 3 if side_by_side else width
@@ -517,7 +523,8 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
             if output_kind(save_depth) == "image":  # a photo's depth picture
                 sinks.append(ImageSink(Path(save_depth), depth))
             elif output_kind(save_depth) == "video":
-                sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, tags_from=tags_from))
+                sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, tags_from=tags_from,
+                                       chapters=chapters))
             else:
                 raise UserError(f"--save-depth {save_depth}: give a video file ({', '.join(video_suffixes())}) or, "
                                 f"for a photo, an image file")
@@ -525,7 +532,7 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
             sinks.append(NullSink())
         elif kind == "video":
             sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture, audio_ends_with_pictures,
-                                   tags_from))
+                                   tags_from, subtitles_from, chapters, part_end))
         elif kind == "image":
             sinks.append(ImageSink(Path(target), picture, photo_metadata))
         elif kind == "vcam":

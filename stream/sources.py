@@ -57,6 +57,8 @@ class Source:
     # so a progress bar goes by the pictures' times over this many seconds instead (seconds_done).
     progress_seconds: float | None = None
     audio_path: Path | None = None  # a file whose audio the video sink re-muxes
+    subtitle_path: Path | None = None  # a file whose subtitle streams the video sink keeps
+    chapters: list[dict[str, Any]] | None = None  # the input's chapters (as PyAV reads them), which the output keeps
     description = "source"
 
     def frames(self) -> Iterator[Frame]:
@@ -369,6 +371,8 @@ class VideoFileSource(Source):
         self._transport_packet = transport_packet_size(path) \
             if self.container.format.name == "mpegts" and readable_again(path) else None
         self.tags = dict(self.container.metadata)  # the container's tags, which the output keeps (read once)
+        self.subtitle_path = path if self.container.streams.subtitles else None
+        self.chapters = self.container.chapters()  # metadata, read once: a lecture's marks, a film's scenes
         self._start: float | None = None  # set_range: the part of the video to process, in its own seconds
         self._end: float | None = None
         self.audio_ends_with_pictures = False  # a part cut at its end: the sound ends where its pictures do
@@ -383,6 +387,11 @@ class VideoFileSource(Source):
         shown = ([DEINTERLACED] if self.interlaced else []) + self._treatment.parts(stored)
         self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps" + \
             "".join(f", {part}" for part in shown)
+
+    @property
+    def part_end(self) -> float | None:
+        """Where the part taken (--duration) ends, in the video's own seconds; None to its end."""
+        return self._end
 
     def keep_fields(self) -> None:
         """`--deinterlace off`: interlaced pictures as decoded, both fields woven (a camcorder's 25p recorded in

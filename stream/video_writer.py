@@ -23,6 +23,14 @@ video in the muxer: the two are interleaved as they go, and a run that stops ear
 whose sound ends with its pictures. Clips joined as they are (`cat a.ts b.ts`: time goes back at the join)
 play one after the other: the sound of each clip follows its pictures, as in the clip.
 
+Chapters and subtitles. The input's chapters are kept, on the output's timeline (shifted as the sound is; a
+chapter outside the part taken is left out, one across its start begins at 0, one across its end ends there),
+where the container holds them (all but AVI). Its subtitle streams are kept, timed as the sound is: text ones
+copied where the container takes their codec, else converted by FFmpeg (SRT, ASS and WebVTT to MP4's mov_text,
+mov_text to SRT in Matroska, any to WebVTT in WebM), bitmap ones (DVD, Blu-ray) copied where the container takes
+them; each with its language, name and default and forced flags. Chapters are written when the file is closed
+(they are known, cut, only then); the subtitles are interleaved with the pictures as the sound is.
+
 Colour. BGR is converted to 4:2:0, limited range, with accurate rounding, and tagged: matrix BT.709
 from 1280 wide or over 576 lines, BT.601 below. That is what players assume for untagged video, so
 players that ignore the tags agree with those that read them. Primaries and transfer are BT.709
@@ -31,8 +39,10 @@ players that ignore the tags agree with those that read them. Primaries and tran
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import math
+import operator
 import os
 import struct
 from fractions import Fraction
@@ -154,6 +164,24 @@ def _one_value(value: str) -> str:
     return value.split(";")[0] if ";" in value and len(set(value.split(";"))) == 1 else value
 
 
+
+def kept_chapters(chapters: list[Mapping[str, Any]], origin: float, cut: float | None) -> list[dict[str, Any]]:
+    """The input's chapters (as PyAV reads them) on the output's timeline, whose 0 is the input's `origin` seconds
+    (the first picture's time) and `cut` its end where it was cut (a part, a stopped run): a chapter outside is left
+    out, one across either end is cut there, so a player's chapter list matches the part it plays."""
+    kept = []
+    for chapter in chapters:
+        base = chapter["time_base"]
+        start = float(chapter["start"] * base) - origin
+        end = max(start, float(chapter["end"] * base) - origin)  # a chapter without an end is a point
+        if end <= 0 < -start or (cut is not None and start >= cut):
+            continue
+        start, end = max(start, 0.0), end if cut is None else min(end, cut)
+        kept.append({"id": chapter["id"], "start": round(start / CHAPTER_TIME_BASE),
+                     "end": round(end / CHAPTER_TIME_BASE), "time_base": CHAPTER_TIME_BASE,
+                     "metadata": dict(chapter.get("metadata") or {})})
+    return kept
+
 # FFmpeg's default layout for each channel count (av_channel_layout_default).
 STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Opus's: 5.1 and 7.1 stay so (they were mixed down to stereo). libopus refused 2.1 and 4.0, and put 5.0's and 6.1's
@@ -183,6 +211,22 @@ AUDIO_SNAP_S = 0.005  # audio this close to contiguous is contiguous (Matroska r
 AUDIO_SEEK_AFTER_S = 10.0
 AUDIO_SEEK_FORMATS = {"mov", "mp4", "matroska", "webm"}
 AUDIO_PREROLL_S = 1.0  # sound decoded before the first picture: a decoder's warm-up (Opus needs 80 ms)
+# Subtitle codecs (canonical names) each container takes as they are. Other text subtitles are converted (decoded to
+# their events and encoded again) into SUBTITLE_TRANSCODE's; other bitmap ones are left out. AVI takes none.
+SUBTITLE_COPYABLE = {
+    ".mp4": {"mov_text", "dvd_subtitle"},
+    ".m4v": {"mov_text"},
+    ".mov": {"mov_text"},
+    ".mkv": {"subrip", "ass", "ssa", "webvtt", "text", "dvd_subtitle", "hdmv_pgs_subtitle", "dvb_subtitle"},
+    ".webm": {"webvtt"},
+}
+SUBTITLE_TRANSCODE = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".mkv": "subrip", ".webm": "webvtt"}
+SUBTITLE_PREROLL_S = 10.0  # a jump to --start lands this far before it: a line on screen at the start is kept
+SUBTITLE_FLAGS = ("default", "forced", "hearing_impaired", "visual_impaired")  # the dispositions kept
+# A subtitle stream is sparse: FFmpeg's interleaver held the other streams' packets up to 10 s waiting for its next
+# packet (a killed run lost them); 1 s keeps the "up to its last second or so" of a crash.
+SPARSE_INTERLEAVE_US = "1000000"
+CHAPTER_TIME_BASE = Fraction(1, 1_000_000)
 # AVCOL_* values (FFmpeg's pixfmt.h) for the stream's colour tags.
 RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 1, 6, 1, 1
 
@@ -327,9 +371,14 @@ class _OutputFile:
 
 class VideoWriter:
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None = None,
-                 crf: int = 18, tags_from: Path | Mapping[str, str] | None = None) -> None:
+                 crf: int = 18, tags_from: Path | Mapping[str, str] | None = None,
+                 subtitles_from: Path | None = None, chapters: list[Mapping[str, Any]] | None = None,
+                 part_end: float | None = None) -> None:
         """`audio_from`: the file whose sound is kept; `tags_from`: the file whose container tags (creation time,
-        location, title) are kept, or those tags, by default `audio_from`'s."""
+        location, title) are kept, or those tags, by default `audio_from`'s; `subtitles_from`: the file whose
+        subtitle streams are kept; `chapters`: the input's chapters (as PyAV reads them), kept on the output's
+        timeline; `part_end`: where the part taken (--duration) ends, in the input's seconds: a subtitle line is
+        written as it starts, so it is cut there in advance."""
         import av
         from av.video.reformatter import VideoReformatter
 
@@ -370,6 +419,12 @@ class VideoWriter:
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
         self._started = False  # the file is open and its header written: an EPERM from then on is FFmpeg's -1
         self._audio: _AudioTrack | None = None
+        self._subtitles: _SubtitleTracks | None = None
+        self._chapters = list(chapters or [])
+        if self._chapters and suffix == ".avi":
+            log.warning(f"{path.name}: the {len(self._chapters)} chapters of the input are left out: .avi holds none; "
+                        f"write .mp4 or .mkv to keep them")
+            self._chapters = []
         # Each picture's own duration in ticks, by its time, for its packet: a GIF's or a variable frame rate's long
         # last picture is held as long in the output (else one nominal frame period)
         self._durations: dict[int, int] = {}
@@ -385,6 +440,10 @@ class VideoWriter:
             log.warning(f"the sound of {audio_from} is left out: a pipe is read once, for the pictures; "
                         f"give the file itself to keep its sound")
             audio_from = None
+        if subtitles_from is not None and not readable_again(subtitles_from):
+            log.warning(f"the subtitles of {subtitles_from} are left out: a pipe is read once, for the pictures; "
+                        f"give the file itself to keep them")
+            subtitles_from = None
         try:
             self.container = av.open(self._file, "w", container_options=container_options(suffix, tags))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -394,11 +453,25 @@ class VideoWriter:
             self.stream = self._add_video(VIDEO_CODECS[suffix], crf)
             if audio_from:
                 self._audio = _AudioTrack(self.container, audio_from, suffix, self._mux)
+            if subtitles_from:
+                self._subtitles = self._add_subtitles(subtitles_from, suffix, part_end)
         except BaseException as exc:
+            for track in (self._audio, self._subtitles):
+                if track is not None:
+                    track.close()
             self.container.close()  # nothing was muxed, so no file was created
             if isinstance(exc, (av.error.FFmpegError, OSError, ValueError)):
                 raise UserError(f"cannot write {path}: {_one_line(exc)}") from None
             raise
+
+    def _add_subtitles(self, source: Path, suffix: str, part_end: float | None) -> _SubtitleTracks | None:
+        """The input's subtitle streams, where any can be kept. The muxer is told not to wait long for them."""
+        tracks = _SubtitleTracks(self.container, source, suffix, self._mux, part_end)
+        if not tracks.streams:
+            tracks.close()
+            return None
+        self.container.container_options["max_interleave_delta"] = SPARSE_INTERLEAVE_US
+        return tracks
 
     def _add_video(self, codec: str, crf: int) -> Any:
         stream = self.container.add_stream(codec, rate=self.rate)  # the nominal rate, kept as metadata
@@ -426,8 +499,9 @@ class VideoWriter:
 
         if self._origin is None:
             self._origin = pts_seconds or 0.0
-            if self._audio:
-                self._audio.begin_at(self._origin)
+            for track in (self._audio, self._subtitles):
+                if track is not None:
+                    track.begin_at(self._origin)
         if pts_seconds is not None and self._last_seconds is not None and pts_seconds < self._last_seconds:
             # time went back (clips joined as they are, `cat a.ts b.ts`): carry on a frame after the last picture
             self._origin = pts_seconds - float(self._last_pts * self.time_base) - 1 / float(self.rate)
@@ -472,6 +546,8 @@ class VideoWriter:
             self.frames_written += 1
             if self._audio:
                 self._audio.write_until(self.seconds_written)
+            if self._subtitles:
+                self._subtitles.write_until(self.seconds_written)
         except BaseException as exc:
             self._failed = True
             refusal = self._refusal(exc)
@@ -547,16 +623,22 @@ class VideoWriter:
             # written, PyAV would write it again, and FFmpeg's MP4 muxer crashes on that (SIGSEGV)
             if not self._failed:
                 self._flush_video()
+                cut = None if complete else self.seconds_written
                 if self._audio and self.frames_written:
-                    self._audio.finish(None if complete else self.seconds_written)
+                    self._audio.finish(cut)
+                if self._subtitles and self.frames_written:
+                    self._subtitles.finish(cut)
+                if self._chapters and self.frames_written:  # the muxers write chapters given now at the end
+                    self.container.set_chapters(kept_chapters(self._chapters, self._origin or 0.0, cut))
         except BaseException as exc:
             refusal = self._refusal(exc)
             if refusal is None:
                 raise
             raise refusal from None
         finally:
-            if self._audio:
-                self._audio.close()
+            for track in (self._audio, self._subtitles):
+                if track is not None:
+                    track.close()
             try:
                 self.container.close()
                 self.pictures_on_disk = self._handed  # the trailer wrote what the muxer still held
@@ -861,6 +943,152 @@ class _AudioTrack:
         if cut:
             self.fifo.read()  # past the cut
 
+
+
+class _SubtitleTracks:
+    """The subtitle streams of `source` on the video's timeline, as _AudioTrack places the sound: copied where the
+    container takes the codec, text ones converted where it does not, bitmap ones left out there (said in a line).
+    They are few packets, read by a demuxer of their own that skips the pictures' and the sound's."""
+
+    def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None],
+                 part_end: float | None = None) -> None:
+        import av
+
+        self.mux, self.suffix, self.name = mux, suffix, Path(source).name
+        self.part_end = part_end  # in the input's seconds: no line lasts past it
+        self.input = av.open(str(source))
+        # input stream index -> (output stream, decoder where converted, else None)
+        self.tracks: dict[int, tuple[Any, Any | None]] = {}
+        try:
+            left_out = [stream for stream in self.input.streams.subtitles if not self._add(container, stream)]
+            if left_out:
+                codecs = sorted({_codec_name(stream) for stream in left_out})
+                log.warning(f"{self.name}: {len(left_out)} subtitle stream{'s' if len(left_out) > 1 else ''} "
+                            f"({', '.join(codecs)}) left out: {suffix} cannot hold "
+                            f"{'them' if len(left_out) > 1 else 'it'}; "
+                            f"{'.mkv keeps every kind' if suffix != '.mkv' else 'convert them to text first'}")
+            self.streams = [self.input.streams[index] for index in self.tracks]
+            self.packets = self.input.demux(*self.streams) if self.streams else iter(())
+        except BaseException:
+            self.input.close()
+            raise
+        self.origin = 0.0
+        self.pending: Any = None
+        # each output stream's last line: where it began in the input and where it was written, in its ticks
+        self._last: dict[int, tuple[int, int]] = {}
+
+    def _add(self, container: Any, stream: Any) -> bool:
+        """An output stream for input `stream`: copied, else converted (text); False where neither can be."""
+        import av
+
+        codec = _codec_name(stream)
+        decoder = None
+        try:
+            if codec in SUBTITLE_COPYABLE.get(self.suffix, set()):
+                out = container.add_stream_from_template(stream)
+            elif stream.codec_context is not None and SUBTITLE_TRANSCODE.get(self.suffix) and \
+                    stream.codec_context.codec.text_sub:
+                decoder = stream.codec_context
+                decoder.open(strict=False)  # its ASS header (styles), which the encoder takes
+                out = container.add_stream(SUBTITLE_TRANSCODE[self.suffix])
+                out.codec_context.subtitle_header = decoder.subtitle_header
+                out.codec_context.time_base = out.time_base = stream.time_base
+                log.info("converting %s subtitles to %s for %s", codec, SUBTITLE_TRANSCODE[self.suffix], self.suffix)
+            else:
+                return False
+        except (av.error.FFmpegError, ValueError):  # a muxer or an encoder that refuses it
+            return False
+        tags = stream.metadata
+        title = tags.get("title") or tags.get("name")  # MP4 stores a track's name as its "name"
+        out.metadata.update({key: value for key, value in (("language", tags.get("language")), ("title", title))
+                             if value and value != "und"})
+        flags = av.stream.Disposition
+        out.disposition = functools.reduce(operator.or_, (getattr(flags, flag) for flag in SUBTITLE_FLAGS),
+                                           flags(0)) & stream.disposition
+        self.tracks[stream.index] = (out, decoder)
+        return True
+
+    def begin_at(self, origin: float) -> None:
+        """Set the origin (the first picture's time), and jump to a little before it where that is far into an
+        indexed file, as the sound does."""
+        import av
+
+        self.origin = origin
+        start = self.input.start_time / 1_000_000 if self.input.start_time is not None else 0.0
+        if not self.streams or origin - start < AUDIO_SEEK_AFTER_S or \
+                not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
+            return
+        try:
+            self.input.seek(round((origin - SUBTITLE_PREROLL_S) * 1_000_000), backward=True)
+        except av.error.FFmpegError:
+            return  # read from the beginning, the lines before the origin left out
+        self.packets = self.input.demux(*self.streams)
+
+    def write_until(self, seconds: float | None, cut: float | None = None) -> None:
+        """Write the lines that start before `seconds` (all of them for None); with `cut`, none lasts past it."""
+        while True:
+            packet = self.pending or next(self.packets, None)
+            self.pending = None
+            if packet is None:
+                self.packets = iter(())
+                return
+            time = packet.pts if packet.pts is not None else packet.dts
+            if time is None or not packet.size:
+                continue  # the demuxer's flush packet, or one that cannot be placed
+            start = float(time * packet.time_base) - self.origin
+            if seconds is not None and start >= seconds:
+                self.pending = packet
+                return
+            self._write(packet, start, cut)
+
+    def finish(self, cut: float | None) -> None:
+        """Write the rest of the lines, or with `cut` (a part, a stopped run) those up to it, cut there."""
+        self.write_until(cut, cut)
+
+    def _write(self, packet: Any, start: float, cut: float | None) -> None:
+        """Copy, or convert, a packet starting `start` seconds into the output: one on screen at the origin shows
+        from 0 for the rest of its time; one shown before it is left out, and so is one that goes back in time."""
+        import av
+
+        out, decoder = self.tracks[packet.stream.index]
+        base = packet.time_base
+        end = start + float(packet.duration * base) if packet.duration else None
+        if start < 0:
+            if end is None or end <= 0:
+                return
+            start = 0.0
+        if self.part_end is not None:
+            cut = min(cut, self.part_end - self.origin) if cut is not None else self.part_end - self.origin
+        if cut is not None and end is not None:
+            end = min(end, cut)
+        if decoder is not None:
+            try:
+                subtitle = decoder.decode2(packet)
+                if subtitle is None or not len(subtitle):
+                    return  # mov_text's empty sample between two lines: the gap is the new format's own
+                packet = out.codec_context.encode_subtitle(subtitle)
+            except av.error.FFmpegError:
+                return  # a line the decoder or the encoder refuses is left out, not the run
+        begun = round(start / base)
+        last_begun, last_written = self._last.get(out.index, (begun, -1))
+        if begun < last_begun:
+            return  # time went back (clips joined): the muxer takes no line before the last one
+        # lines starting together (two speakers in ASS): MP4's muxer takes no two samples at one time
+        pts = max(begun, last_written + 1) if self.suffix in MP4_SUFFIXES else begun
+        self._last[out.index] = (begun, pts)
+        packet.time_base, packet.pts, packet.dts = base, pts, pts
+        packet.duration = max(0, round(end / base) - pts) if end is not None else 0
+        packet.stream = out
+        self.mux(packet)
+
+    def close(self) -> None:
+        self.input.close()
+        self.mux = self.packets = None  # the writer's bound method: a cycle that kept the writer alive
+
+
+def _codec_name(stream: Any) -> str:
+    context = stream.codec_context
+    return context.codec.canonical_name if context is not None else "unknown"
 
 def _adts_filter(stream: Any, suffix: str) -> Any | None:
     """MPEG-TS carries AAC as ADTS, a header on every packet and no configuration of its own (extradata). MP4 and
