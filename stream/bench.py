@@ -29,7 +29,7 @@ from stream.errors import StopAfter, UserError
 from stream.frame import now_ns
 from stream.metrics import LatencyRecorder
 from stream.network_source import is_network_spec, redact
-from stream.options import add_model_options, model_overrides
+from stream.options import GivenOnce, add_model_options, model_overrides
 from stream.paths import ensure_writable, replace_atomically, same_file
 from stream.sinks import NullSink
 from stream.sources import PacedSource
@@ -74,7 +74,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=300, metavar="N", help="frames per run (default 300)")
     parser.add_argument("--warmup", type=int, default=10, metavar="N",
                         help="frames left out at the start of each run (default 10)")
-    parser.add_argument("--config", metavar="FILE|PRESET", help=f"preset ({', '.join(preset_names())}) or YAML")
+    parser.add_argument("--config", metavar="FILE|PRESET", action=GivenOnce,
+                        help=f"preset ({', '.join(preset_names())}) or YAML (to run several: --compare)")
     parser.add_argument("--compare", nargs="+", metavar="CONFIG", default=[],
                         help="more presets or YAML files to run the same benchmark with")
     parser.add_argument("--modes", default="pipelined,sequential", metavar="LIST",

@@ -169,6 +169,10 @@ def report_problem(document: object, newest_schema: int) -> str | None:
 def _config_problem(report: object) -> str | None:
     if not isinstance(report, dict) or not isinstance(report.get("config"), str):
         return "not a configuration's report (no \"config\" name)"
+    settings = report.get("settings", {})
+    if not isinstance(settings, dict) or not all(isinstance(settings.get(section, {}), dict)
+                                                 for section in ("inference", "refine", "render")):
+        return "settings, or its inference, refine or render section, is not an object"
     runs = report.get("runs")
     if not isinstance(runs, dict) or not runs:
         return "runs is missing or empty"
@@ -186,6 +190,12 @@ def _run_problem(run: object) -> str | None:
         return "frames or dropped_frames is missing or not a count"
     if not _is_figure(run.get("throughput_fps")):
         return "throughput_fps is missing or not a number"
+    if not isinstance(run.get("model"), str):
+        return "model is missing or not a name"
+    for key in ("frame_size", "model_input_size"):  # schema 2's; absent from older reports
+        size = run.get(key)
+        if size is not None and not (isinstance(size, list) and len(size) == 2 and all(map(_is_count, size))):
+            return f"{key} is not [width, height]"
     stages = run.get("stages")
     if not isinstance(stages, dict):
         return "stages is missing"

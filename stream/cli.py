@@ -42,7 +42,7 @@ try:
     from stream.controls import KEYS_HELP
     from stream.errors import PipelineError, UserError
     from stream.interrupts import STOP_SIGNALS
-    from stream.options import add_model_options, model_overrides
+    from stream.options import GivenOnce, add_model_options, model_overrides
     from stream.images import is_still_image
     from stream.workers import live_workers
 finally:  # loaded (or failed to): main's own handling takes over
@@ -75,7 +75,9 @@ class Parser(argparse.ArgumentParser):
         command = next((arg for arg in argv if arg in commands), None)
         if self.prog == "depthcam" and command is not None:  # only the top parser has run, bench, ... as choices
             before = argv[:argv.index(command)]
-            misplaced = next((arg for arg in before if arg.split("=")[0] in _option_names(commands[command])), None)
+            # an option the top parser has too (--debug) may stand there
+            misplaced = next((arg for arg in before if arg.split("=")[0] in _option_names(commands[command])
+                              and arg.split("=")[0] not in _option_names(self)), None)
             if misplaced is not None:
                 return f"; {misplaced} is an option of the command: put it after it " \
                        f"(depthcam {command} ... {misplaced})"
@@ -115,21 +117,8 @@ def _choice_hint(message: str) -> str:
     return f"; did you mean {meant}?" if meant else ""
 
 
-class _Once(argparse.Action):
-    """An option that a second time would silently replace the first: `--config live-cpu --config my.yaml` reads
-    as the two layered, but only my.yaml was read."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        given = getattr(namespace, self.dest)
-        if given is not None:
-            parser.error(f"{option_string} is given twice ({given}, {values}) and only one is read; give one "
-                         f"(a YAML file of your own can hold the keys of both)")
-        setattr(namespace, self.dest, values)
-
-
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE|PRESET", action=_Once,
+    parser.add_argument("--config", metavar="FILE|PRESET", action=GivenOnce,
                         help=f"a YAML file or a preset ({', '.join(preset_names())}); flags override it "
                              f"(without one, a camera or network stream gets {LIVE_PRESET}'s settings)")
     add_model_options(parser, device_help="where everything runs (default: the config's; auto, CUDA where usable, "

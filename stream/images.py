@@ -330,8 +330,8 @@ def write_image(path: Path, picture_bgr: np.ndarray, metadata: PhotoMetadata | N
     """Write a photo; with the input's colour profile and EXIF where the format holds them. False where
     the encoder refused it."""
     suffix = path.suffix.lower()
-    alpha = metadata.alpha if metadata else None
-    if alpha is not None and suffix in ALPHA_KEPT and alpha.shape == picture_bgr.shape[:2]:  # not side by side
+    alpha = _alpha_for(metadata.alpha if metadata else None, picture_bgr.shape[:2])
+    if alpha is not None and suffix in ALPHA_KEPT:
         picture_bgr = _with_alpha(picture_bgr, alpha)
     encoded = _encode_with_pillow(picture_bgr, suffix, metadata) if metadata and suffix in PILLOW_SAVE else None
     if encoded is None:
@@ -343,6 +343,17 @@ def write_image(path: Path, picture_bgr: np.ndarray, metadata: PhotoMetadata | N
     # beside the target, then renamed over it: a full disk leaves the file that was there, not half a picture
     replace_atomically(path, lambda partial: partial.write_bytes(encoded))
     return True
+
+
+def _alpha_for(alpha: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
+    """The photo's alpha for a picture of `size` (height, width): as it is, or scaled where the picture is the photo
+    scaled (the window's snapshot of a photo wider than it shows); None for another picture (side by side)."""
+    if alpha is None or alpha.shape == size:
+        return alpha
+    (height, width), (alpha_height, alpha_width) = size, alpha.shape
+    if abs(width / height - alpha_width / alpha_height) > 0.01 * alpha_width / alpha_height:
+        return None
+    return cv2.resize(alpha, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def _with_alpha(picture_bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:

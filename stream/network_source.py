@@ -191,8 +191,8 @@ def deinterlaced(found: Iterator[tuple[Any, int]], deinterlacer: Deinterlacer | 
 class PendingFrame(Frame):
     """A frame whose BGR picture is made from its decoded picture when first read (by a stage, on the stage's
     thread), not on the capture thread: the live queue drops the frames the stages are too slow for, unconverted.
-    Its size is known before (every picture is given at the stream's). Read from two threads at once (the async
-    network's and the refine stage's), it is converted once."""
+    Its size is known before (every picture is given at the stream's). A live run's first stage reads it first, on
+    its own thread (pipeline._run_stage); the lock keeps a second reader from converting it again."""
 
     def __init__(self, index: int, capture_ns: int, picture: Any, convert: Callable[[Any], np.ndarray],
                  size: tuple[int, int]) -> None:

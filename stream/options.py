@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from stream.config import DEINTERLACE, DEVICES, MODEL_INPUTS, MODEL_OUTPUTS
 
@@ -30,3 +31,16 @@ def model_overrides(args: argparse.Namespace) -> dict:
     """The configuration keys the options above set (None: the configuration's own value)."""
     return {"model": args.model, "model_output": args.model_output, "model_input": args.model_input,
             "model_size": args.model_size, "device": args.device, "deinterlace": args.deinterlace}
+
+
+class GivenOnce(argparse.Action):
+    """An option that a second time would silently replace the first: `--config live-cpu --config my.yaml` reads
+    as the two layered, but only my.yaml was read."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        given = getattr(namespace, self.dest)
+        if given is not None:
+            parser.error(f"{option_string} is given twice ({given}, {values}) and only one is read; give one "
+                         f"(a YAML file of your own can hold the keys of both; bench runs several with --compare)")
+        setattr(namespace, self.dest, values)

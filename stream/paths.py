@@ -46,6 +46,10 @@ def ensure_writable(path: Path, what: str = "output") -> Path:
     if problem is not None:
         raise UserError(f"cannot write {what} {path}: {problem}; choose another name")
     try:
+        if path.exists() and not path.is_file() and not path.is_dir():  # a terminal, a pipe (/dev/stdout | ...)
+            if not os.access(path, os.W_OK):
+                raise UserError(f"cannot write {what} {path}: not writable; choose another name")
+            return path  # as given: a pipe's /dev/stdout resolves to a name that is no path (pipe:[N])
         return _ensure_writable(Path(os.path.realpath(path)) if path.is_symlink() else path, what)
     except OSError as exc:  # a name longer than the file system takes (ENAMETOOLONG), a loop of links
         raise UserError(f"cannot write {what} {path}: {exc.strerror or exc}; choose another name") from None
@@ -117,9 +121,9 @@ def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
     there, not half of one. An OSError names `path`, not the partial file. A link is written where it points (the
     rename replaced the link itself: `--json /dev/stdout` made, as root, the system's /dev/stdout a plain file),
     and what is no plain file there (a terminal, a pipe) is written into as it is."""
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    in_place = path.exists() and not path.is_file()  # followed as the system follows it (/dev/stdout to a pipe)
+    target = path if in_place or not path.is_symlink() else Path(os.path.realpath(path))
     partial = target.with_name(f".{target.name}.part")
-    in_place = target.exists() and not target.is_file()
     try:
         if in_place:
             write(target)

@@ -1217,9 +1217,8 @@ def open_source(spec: str) -> Source:
             raise UserError(f"input {spec} not found (give a video or image file, camera:N, a stream's URL "
                             f"(rtsp://, http://, udp://...), or synthetic:portrait)")
         if path.is_dir():
-            folder = spec.rstrip("/\\") or spec
             raise UserError(f"input {spec} is a folder; give a video or image file, or the files in it: "
-                            f"depthcam run {folder}/* -o OUT/ (each into OUT/)")
+                            f"depthcam run {Path(spec) / '*'} -o OUT/ (each into OUT/)")
         if path.is_file() and path.stat().st_size == 0:  # "not a video, or corrupt" said nothing of why
             raise UserError(f"input {spec} is empty (0 bytes): a copy or download not finished, or a recording not "
                             f"yet written out; give it once it is complete")

@@ -716,6 +716,13 @@ def test_a_report_written_before_is_printed_and_plotted_again_without_a_run(monk
      r"reports\[0\]: runs.pipelined: samples_ms.refine is missing"),
     (lambda text: text.replace('"frames": 12', '"frames": "12"'),
      r"reports\[0\]: runs.pipelined: frames or dropped_frames is missing"),
+    # these passed the checks and then failed in the table: KeyError, AttributeError, IndexError (exit 1)
+    (lambda text: text.replace('"model": "tcmonodepth"', '"modell": "tcmonodepth"'),
+     r"reports\[0\]: runs.pipelined: model is missing or not a name"),
+    (lambda text: text.replace('"settings": {}', '"settings": {"inference": null}'),
+     r"reports\[0\]: settings, or its inference, refine or render section, is not an object"),
+    (lambda text: text.replace('"model": "tcmonodepth"', '"model": "tcmonodepth", "frame_size": [640]'),
+     r"reports\[0\]: runs.pipelined: frame_size is not \[width, height\]"),
 ])
 def test_a_corrupt_or_hand_edited_report_is_refused_in_one_line(monkeypatch, tmp_path, capsys, damage, message):
     _no_runs(monkeypatch)
@@ -725,6 +732,13 @@ def test_a_corrupt_or_hand_edited_report_is_refused_in_one_line(monkeypatch, tmp
     err = capsys.readouterr().err
     assert re.search(rf"^depthcam: error: --from {re.escape(str(source))}: {message}", err) and len(
         err.splitlines()) == 1 and not (tmp_path / "r.png").exists()
+
+
+def test_a_config_given_twice_to_bench_is_refused_not_half_read(capsys):
+    """`bench --config a --config b` measured b alone without a word; to run several, --compare."""
+    with pytest.raises(SystemExit) as stopped:
+        _bench_args("--config", "default", "--config", "live-cpu")
+    assert stopped.value.code == 2 and "--config is given twice (default, live-cpu)" in capsys.readouterr().err
 
 
 def test_a_report_to_print_takes_no_input_to_run(monkeypatch, tmp_path):

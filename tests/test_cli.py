@@ -998,6 +998,8 @@ def test_models_info_of_a_checkpoint_prefix_says_to_convert_it(tmp_path):
     (["--side-by-side", "run", "a.mp4"], "--side-by-side is an option of the command: put it after it "
                                          "(depthcam run ... --side-by-side)"),
     (["--blur", "3", "run", "a.mp4"], "--blur is an option of the command: put it after it (depthcam run ... --blur)"),
+    # --debug may stand before the command: the misplaced one is the other
+    (["--debug", "--blur", "3", "run", "a.mp4"], "--blur is an option of the command: put it after it"),
     (["rn", "a.mp4"], "invalid choice: 'rn'"),
     (["rn", "a.mp4"], "did you mean run?"),
     (["models", "lst"], "did you mean list? (see 'depthcam models --help')"),

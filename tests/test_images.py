@@ -475,3 +475,24 @@ def test_a_photo_beyond_pillow_s_pixel_limit_keeps_its_profile_and_exif(tmp_path
     metadata = read_metadata(tmp_path / "big.jpg")
     assert metadata.icc_profile == profile and b"Phone 200MP" in metadata.exif
     assert Image.MAX_IMAGE_PIXELS == 1000
+
+
+def test_a_snapshot_of_a_transparent_photo_shown_smaller_keeps_its_transparency(tmp_path):
+    """The window shows a photo wider than 1280 px scaled down, and `p` saves what it shows: the full-size alpha
+    did not fit the smaller picture and was dropped, so the snapshot came out opaque (a small photo's kept it)."""
+    from PIL import Image
+
+    from stream.images import PhotoMetadata, write_image
+
+    alpha = np.zeros((40, 80), np.uint8)
+    alpha[:, 40:] = 255  # the right half opaque
+    picture = np.full((20, 40, 3), 90, np.uint8)  # the photo at half size
+    assert write_image(tmp_path / "shot.png", picture, PhotoMetadata(alpha=alpha))
+    with Image.open(tmp_path / "shot.png") as written:
+        assert written.mode == "RGBA" and written.size == (40, 20)
+        shown = np.asarray(written.getchannel("A"))
+    assert (shown[:, :19] == 0).all() and (shown[:, 21:] == 255).all()
+    side_by_side = np.full((40, 240, 3), 90, np.uint8)  # three panels: not the photo, no alpha
+    assert write_image(tmp_path / "three.png", side_by_side, PhotoMetadata(alpha=alpha))
+    with Image.open(tmp_path / "three.png") as written:
+        assert written.mode == "RGB"

@@ -1,6 +1,7 @@
 """Output paths are checked before any work: folders, read-only places, and files standing in for folders."""
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,19 @@ def test_a_link_to_a_missing_place_is_followed_and_a_name_too_long_is_named(tmp_
     assert ensure_writable(link) == tmp_path / "later" / "take.mp4" and (tmp_path / "later").is_dir()
     with pytest.raises(UserError, match="File name too long; choose another name"):
         ensure_writable(tmp_path / ("a" * 300 + ".mp4"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd/1"), reason="/dev/stdout as Linux links it")
+def test_dev_stdout_into_a_pipe_is_written_into(tmp_path):
+    """`depthcam bench --json /dev/stdout | jq`: /dev/stdout links to /proc/self/fd/1, which links to "pipe:[N]",
+    no path; following the links to it failed ("No such file or directory"), before the run and after it."""
+    import subprocess
+    import sys
+
+    script = ("from pathlib import Path; from stream.paths import ensure_writable, replace_atomically; "
+              "target = ensure_writable(Path('/dev/stdout'), 'report'); "
+              "replace_atomically(target, lambda path: path.write_text('{\"frames\": 5}'))")
+    result = subprocess.run([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '{"frames": 5}' and os.path.islink("/dev/stdout")
