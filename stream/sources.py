@@ -409,6 +409,8 @@ class VideoFileSource(Source):
         if length is not None and start >= length:
             raise UserError(f"--start {format_time(start)} is past the end of {self.path.name} "
                             f"({format_time(length)} long); give an earlier start")
+        if not start and duration is None:  # `--start 0`: the whole file, its frame count kept
+            return
         origin = self._first.time or 0.0
         if start > 0:
             self._start = origin + start

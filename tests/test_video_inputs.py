@@ -438,6 +438,7 @@ def test_a_file_that_counts_its_frames_goes_by_frames_and_a_part_by_time(tmp_pat
     estimated count, so it goes by time, from the start asked to the end of its last picture."""
     path = make_video(tmp_path / "clip.mp4", frames=24, fps=24, audio_codec=None)
     assert _progress(path)[0] is None
+    assert _progress(path, start=0.0)[0] is None  # `--start 0` is the whole file: its count stands
     total, done = _progress(path, start=0.25, duration=0.5)
     assert total == pytest.approx(0.5) and len(done) == 12
     assert done[0] == pytest.approx(1 / 24, abs=1e-3) and done[-1] == pytest.approx(0.5, abs=1e-3)
