@@ -3,8 +3,8 @@
 The frontal-face cascade looks first; where it finds none, the profile cascade looks for a head turned to either
 side (a subject filmed from the side, someone turning away), on the picture and its mirror. A cascade pass takes
 10-25 ms of CPU. In a file run it runs inline, so every run of a file focuses
-alike. In a live run it runs on its own thread on the newest frame handed to it: the render stage
-would otherwise stall every few frames for as long as a whole render takes, and the display would
+alike. In a live run it runs on its own thread, at the background niceness, on the newest frame handed to it: the
+render stage would otherwise stall every few frames for as long as a whole render takes, and the display would
 stutter. A face box a few frames old is still on the face.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from stream.workers import worker_thread
+from stream.workers import lower_priority, worker_thread
 
 Box = tuple[int, int, int, int]
 Tag = Hashable  # the caller's label of a frame: stream.focus gives its frame count and time
@@ -223,6 +223,9 @@ class BackgroundFaceFinder:
         self._thread.join(timeout=2.0)
 
     def _run(self) -> None:
+        # A detection is 10-50 ms of CPU every few frames (the profile passes at every other one): at the display
+        # path's priority that burst took the cores from the render in its frame (bench: the e2e tail)
+        lower_priority()
         while True:
             with self._wake:
                 while self._job is None and not self._closed:

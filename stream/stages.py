@@ -5,8 +5,6 @@ how it wants its input batched (`max_batch`, `max_wait_ms`); only depth inferenc
 """
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from typing import Protocol
 
@@ -23,7 +21,7 @@ from stream.errors import StopAfter
 from stream.focus import FocusController, SceneCuts
 from stream.frame import Frame, now_ns
 from stream.queues import LatestFrameQueue, Stopped
-from stream.workers import worker_thread
+from stream.workers import BACKGROUND_NICENESS, lower_priority, worker_thread
 
 
 class Stage(Protocol):
@@ -89,10 +87,8 @@ class DepthStage:
         pass
 
 
-# The async network's niceness: low enough priority that the display path keeps the camera's rate, not so low
-# that outside load starves it (beside two busy processes, nice 10 showed depth 21-24 frames old, nice 5 8-9
-# frames for 1-3 fps fewer shown; idle, the two the same; bench/RESULTS.md).
-ASYNC_DEPTH_NICENESS = 5
+# The async network's niceness (stream.workers: that of the live run's background work).
+ASYNC_DEPTH_NICENESS = BACKGROUND_NICENESS
 
 
 class AsyncDepthStage:
@@ -119,18 +115,9 @@ class AsyncDepthStage:
         self._worker = worker_thread("depth-async", self._run)
         self._worker.start()
 
-    @staticmethod
-    def _lower_priority() -> None:
-        """On Linux a thread has its own nice value: the network then gets only the CPU the display
-        path leaves over (with `inference.threads: 1` ONNX Runtime computes on this very thread)."""
-        if sys.platform.startswith("linux"):
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ASYNC_DEPTH_NICENESS)
-            except OSError:
-                pass
-
     def _run(self) -> None:
-        self._lower_priority()
+        # with `inference.threads: 1` ONNX Runtime computes on this very thread
+        lower_priority(ASYNC_DEPTH_NICENESS)
         try:
             while True:
                 frame = self.pending.get()

@@ -1,3 +1,5 @@
+import os
+import sys
 import threading
 import time
 
@@ -227,3 +229,26 @@ def test_a_subject_hidden_for_a_moment_is_found_again_where_it_reappears():
             assert tracker.lost_frames >= 1
     assert tracker.lost_frames == 0
     assert abs(x - (70 + 13 * 6)) <= 1 and abs(y - 120) <= 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+def test_live_face_finder_runs_below_the_display_path():
+    """A detection is a burst of 10-50 ms of CPU: at the render's own priority it took the cores from the render
+    of its frame, which showed in the live run's latency tail. It runs at the background niceness, as the async
+    network does."""
+    from stream.workers import BACKGROUND_NICENESS, PREFIX
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if base >= BACKGROUND_NICENESS:
+        pytest.skip("this process runs at the background niceness or lower already")
+    controller = FocusController("auto", faces_in_background=True)
+    try:
+        finder = next(t for t in threading.enumerate() if t.name == PREFIX + "face-finder" and t.is_alive())
+        deadline = time.monotonic() + 5.0
+        niceness = base
+        while niceness == base and time.monotonic() < deadline:
+            time.sleep(0.01)
+            niceness = os.getpriority(os.PRIO_PROCESS, finder.native_id)
+        assert niceness == BACKGROUND_NICENESS
+    finally:
+        controller.close()
