@@ -21,6 +21,7 @@ import time
 import numpy as np
 import numba
 from numba import njit, prange
+from numba.extending import intrinsic
 
 from kernels.cpu_threads import parallel_section
 from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_THRESHOLD, RAMP_SPREAD, DofPlan, plan
@@ -44,6 +45,15 @@ _ORDERED = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
 # the CUDA source (the block-by-block loop this replaced divided by s through a reciprocal: radii 1 ulp apart
 # where s is no power of two; under both flags the vector loops' reciprocals moved the block means too)
 _EXACT = {"nnan", "ninf", "nsz", "contract"}
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c rounded once (LLVM's fma), for loops whose `contract` fusion LLVM's vectoriser may lose: it
+    multiplies before its shuffles and adds after them, then the two do not fuse, and the values differ."""
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+    return a(a, b, c), codegen
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -271,7 +281,8 @@ def _reduce_blocks(sums, colmin, colmax, s, rows, by, blocks, bmin, bmax, low_f,
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, levels, coc, pre, exact_w, far_r,
-            low_f, low_fr, low_n, low_nr, low_b, low_br, near_span, near_cmax, far_span, far_rmax, far_reach):
+            low_f, low_fr, low_n, low_nr, low_b, low_br, near_span, near_cmax, near_reach, far_span, far_rmax,
+            far_reach):
     """Full resolution: CoC, premultiplied colour planes in linear light (h*B^2, h*G^2, h*R^2, h), the exact
     gathers' weight (`exact_w`: a far pixel's inverse disc area, a near pixel's share left to the exact gather
     over its area, 0 in focus: one plane for both, as each gather's coverage is 0 on the other field's pixels;
@@ -284,7 +295,8 @@ def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, levels, 
     (`low_b`), and the mean radius of all near pixels in reduced pixels (`low_br`, -1: none).
     Per row: the columns spanned by its small near pixels and their largest CoC (-1: none), the same
     for its small far pixels, which the composite gathers exactly, and those pixels' spans per distance
-    (`far_reach`, `_reach_spans`), found here while the row is in cache.
+    (`far_reach`, `_reach_spans`), found here while the row is in cache, and the same for its small near pixels
+    (`near_reach`).
     One row at a time, branch-free across the row (SIMD), block sums taken from per-column sums. Each thread
     takes a run of block rows and allocates its scratch once, not a dozen times a block row."""
     height, width = disp.shape
@@ -393,6 +405,10 @@ def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, levels, 
                     c = c_row[x]
                     small[x] = c if (c > FOCUS_RADIUS) & (_share(c, shift) < _ONE) else np.float32(-1.0)
                 near_cmax[y] = _small_span(small, near_span[y])
+                if near_cmax[y] >= 0.0:
+                    _reach_spans(small, near_span[y, 0], near_span[y, 1], levels, near_reach[y], chunk_max)
+                else:
+                    _no_reach(near_reach[y], width)
             _reduce_blocks(sums, colmin, colmax, s, y1 - y0, by, blocks, bmin, bmax, low_f, low_fr, low_n, low_nr,
                            low_b, low_br)
 
@@ -533,10 +549,13 @@ def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, ne
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near, w):
+def _add_small_near(y, coc, pre, exact_w, dist, level_of, near_span, near_cmax, near_reach, near, w):
     """Row y's share of the near pixels too small for the reduced gather, gathered exactly at full
     resolution (their discs reach at most s px) into `near` (B, G, R, weight, coverage). A far source's
-    `exact_w` is its inverse area, but its coverage here is 0 (CoC < -1/2)."""
+    `exact_w` is its inverse area, but its coverage here is 0 (CoC < -1/2). A tap's weight depends on its
+    source alone: each offset runs across the sources of row qy that reach its distance (`near_reach`,
+    `_reach_spans`), moved onto the receivers; the taps left out add exactly 0 (on a smooth random depth
+    nine in ten of the span's taps: 4x faster there)."""
     kd = (dist.shape[0] - 1) // 2
     height, width = coc.shape
     for qv in range(y - kd, y + kd + 1):
@@ -546,6 +565,7 @@ def _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near, w):
             continue
         lim = cmax + 0.5
         drow = dist[kd + qv - y]
+        lrow = level_of[kd + qv - y]
         lo = near_span[qy, 0]
         hi = near_span[qy, 1]
         for dx in range(-kd, kd + 1):
@@ -553,19 +573,22 @@ def _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near, w):
             if d >= lim:
                 continue
             edge = _HALF - d
-            p0 = max(lo - dx, 0)  # the sources lie in [lo, hi]
-            p1 = min(hi - dx + 1, width)
-            n = p1 - p0
-            if n > 0:
-                cq = coc[qy, p0 + dx:p1 + dx]
-                wq = exact_w[qy, p0 + dx:p1 + dx]
-                ws = w[:n]
-                for j in range(n):
-                    ws[j] = _coverage(cq[j] + edge) * wq[j]
-                _add_weighted4(near, 0, p0, p1, ws, pre, qy, p0 + dx)
-                dst = near[4, p0:p1]
-                for j in range(n):
-                    dst[j] += ws[j]
+            level = lrow[kd + dx]
+            for k in range(2):
+                # the sources lie in [first, last]; the two spans do not overlap: each pixel takes one tap
+                p0 = max(near_reach[qy, 2 * k, level] - dx, 0)
+                p1 = min(near_reach[qy, 2 * k + 1, level] - dx + 1, width)
+                n = p1 - p0
+                if n > 0:
+                    cq = coc[qy, p0 + dx:p1 + dx]
+                    wq = exact_w[qy, p0 + dx:p1 + dx]
+                    ws = w[:n]
+                    for j in range(n):
+                        ws[j] = _coverage(cq[j] + edge) * wq[j]
+                    _add_weighted4(near, 0, p0, p1, ws, pre, qy, p0 + dx)
+                    dst = near[4, p0:p1]
+                    for j in range(n):
+                        dst[j] += ws[j]
             # the columns whose source lies beyond the frame's side take its edge pixel, where that is small near
             side = width - 1 if dx > 0 else 0
             e0, e1 = (max(width - dx, 0), width) if dx > 0 else (0, min(-dx, width))
@@ -738,14 +761,10 @@ def _gather_exact_far(y, shift, pre, exact_w, far_r, dist, level_of, far_rmax, r
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _upsample_row(a, b, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low, dst):
-    """dst = the bilinear interpolation at full width of the reduced rows a and b (weight fy on b): first
-    vertically into `low`, then horizontally one phase x % s at a time (contiguous loads, fixed weight),
-    the few border columns, where the taps clamp, from the per-column tables."""
-    wl = a.shape[0]
-    width = dst.shape[0]
-    for q in range(wl):
-        low[q] = a[q] + fy * (b[q] - a[q])
+def _phases_generic(low, s, phase_off, phase_fx, width, dst):
+    """dst[s q + j] = the interpolation of low[q + off_j] and low[q + off_j + 1] at weight f_j, one phase j at a
+    time (contiguous loads, fixed weight, strided stores), wherever both taps are in range and x < width."""
+    wl = low.shape[0]
     for j in range(s):
         off = phase_off[j]
         f = phase_fx[j]
@@ -758,15 +777,83 @@ def _upsample_row(a, b, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low,
         out = dst[s * q0 + j:s * (q1 - 1) + j + 1:s]
         for q in range(q1 - q0):
             out[q] = left[q] + f * (right[q] - left[q])
-    for x in range(min(s, width)):
-        dst[x] = low[col_x0[x]] + col_fx[x] * (low[col_x1[x]] - low[col_x0[x]])
-    for x in range(max(s * (wl - 1), 0), width):
-        dst[x] = low[col_x0[x]] + col_fx[x] * (low[col_x1[x]] - low[col_x0[x]])
+
+
+@njit(cache=True, fastmath=_ORDERED, error_model="numpy")
+def _phases_fixed(low, s, phase_fx, n, dst):
+    """`_phases_generic` for s = 2 to 5 over the blocks q = 1 .. n - 1: all s phases of a block
+    in one loop of constant stride, which LLVM vectorises with interleaved stores (the strided stores of one
+    phase at a time do not). The phases left of the block's centre (2 j + 1 < s) take low[q - 1] and low[q],
+    the others low[q] and low[q + 1] (`_bilinear_columns`); the same expression: the same values."""
+    a = low[0:n - 1]
+    b = low[1:n]
+    c = low[2:n + 1]
+    out = dst[s:s * n]
+    f0 = phase_fx[0]
+    f1 = phase_fx[1]
+    if s == 2:
+        for k in range(n - 1):
+            out[2 * k] = _fma(f0, b[k] - a[k], a[k])
+            out[2 * k + 1] = _fma(f1, c[k] - b[k], b[k])
+    elif s == 3:
+        f2 = phase_fx[2]
+        for k in range(n - 1):
+            out[3 * k] = _fma(f0, b[k] - a[k], a[k])
+            out[3 * k + 1] = _fma(f1, c[k] - b[k], b[k])
+            out[3 * k + 2] = _fma(f2, c[k] - b[k], b[k])
+    elif s == 4:
+        f2 = phase_fx[2]
+        f3 = phase_fx[3]
+        for k in range(n - 1):
+            out[4 * k] = _fma(f0, b[k] - a[k], a[k])
+            out[4 * k + 1] = _fma(f1, b[k] - a[k], a[k])
+            out[4 * k + 2] = _fma(f2, c[k] - b[k], b[k])
+            out[4 * k + 3] = _fma(f3, c[k] - b[k], b[k])
+    else:
+        f2 = phase_fx[2]
+        f3 = phase_fx[3]
+        f4 = phase_fx[4]
+        for k in range(n - 1):
+            out[5 * k] = _fma(f0, b[k] - a[k], a[k])
+            out[5 * k + 1] = _fma(f1, b[k] - a[k], a[k])
+            out[5 * k + 2] = _fma(f2, c[k] - b[k], b[k])
+            out[5 * k + 3] = _fma(f3, c[k] - b[k], b[k])
+            out[5 * k + 4] = _fma(f4, c[k] - b[k], b[k])
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _upsample_rows(acc, y0, y1, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low, dst):
+    """dst[ch] = the bilinear interpolation at full width of rows y0 and y1 of acc[ch] (weight fy on y1), for
+    every channel: first vertically into `low`, then horizontally (`_phases_fixed`, or `_phases_generic` at
+    other factors), the few border columns, where the
+    taps clamp, from the per-column tables. One call for all channels: each call costs ~0.3 us to set up."""
+    wl = acc.shape[2]
+    width = dst.shape[1]
+    for ch in range(acc.shape[0]):
+        a = acc[ch, y0]
+        b = acc[ch, y1]
+        lo = low[ch]
+        for q in range(wl):
+            lo[q] = a[q] + fy * (b[q] - a[q])
+    for ch in range(acc.shape[0]):
+        # every column of blocks 1 .. wl - 2 from the phases (both taps in range, x < width), the rest borders
+        if 2 <= s <= 5:
+            if wl >= 3:
+                _phases_fixed(low[ch], s, phase_fx, wl - 1, dst[ch])
+        else:
+            _phases_generic(low[ch], s, phase_off, phase_fx, width, dst[ch])
+        row = dst[ch]
+        lo = low[ch]
+        for x in range(min(s, width)):
+            row[x] = lo[col_x0[x]] + col_fx[x] * (lo[col_x1[x]] - lo[col_x0[x]])
+        for x in range(max(s * (wl - 1), 0), width):
+            row[x] = lo[col_x0[x]] + col_fx[x] * (lo[col_x1[x]] - lo[col_x0[x]])
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _composite(img, coc, pre, exact_w, far_r, dist, level_of, s, col_x0, col_x1, col_fx, phase_off,
-               phase_fx, rows, far_acc, near_acc, behind_acc, near_rows, near_span, near_cmax, far_rmax, far_reach,
+               phase_fx, rows, far_acc, near_acc, behind_acc, near_rows, near_span, near_cmax, near_reach, far_rmax,
+               far_reach,
                out):
     """Full resolution: far pixels take the far field (the exact gather of the pairs with a radius below s
     plus the bilinear reduced one, its weights renormalised over the blocks with reduced far content: both
@@ -791,30 +878,25 @@ def _composite(img, coc, pre, exact_w, far_r, dist, level_of, s, col_x0, col_x1,
         # stencil weights 19, behind the near field 20-23 (a dozen small allocations per row cost more than
         # the row's arithmetic)
         scratch = np.empty((24, width), np.float32)
-        low = np.empty(wl, np.float32)
+        low = np.empty((5, wl), np.float32)
         c_row = coc[y]
         far_field = scratch[0:5]  # B, G, R, weight, support
         row_has_far = _max(far_r[y]) > 0.0
         if row_has_far:
-            for ch in range(5):
-                _upsample_row(far_acc[ch, y0], far_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
-                              col_fx, low, far_field[ch])
+            _upsample_rows(far_acc, y0, y1, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low, far_field)
         else:
             far_field[:] = 0.0
         near = scratch[5:10]  # B, G, R, weight, coverage
         near[:] = 0.0
         if near_rows[y0] or near_rows[y1]:
-            for ch in range(5):
-                _upsample_row(near_acc[ch, y0], near_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
-                              col_fx, low, near[ch])
+            _upsample_rows(near_acc, y0, y1, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low, near)
         if _max(near_cmax[max(y - s, 0):min(y + s + 1, height)]) >= 0.0:
-            _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near, scratch[19])
+            _add_small_near(y, coc, pre, exact_w, dist, level_of, near_span, near_cmax, near_reach, near,
+                            scratch[19])
         behind = scratch[20:24]  # B, G, R, weight
         row_has_near = _max(c_row) > FOCUS_RADIUS
         if row_has_near:
-            for ch in range(4):
-                _upsample_row(behind_acc[ch, y0], behind_acc[ch, y1], fy, s, phase_off, phase_fx, col_x0, col_x1,
-                              col_fx, low, behind[ch])
+            _upsample_rows(behind_acc, y0, y1, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low, behind)
         exact = scratch[10:14]
         exact[:] = 0.0
         kd = (dist.shape[0] - 1) // 2
@@ -848,13 +930,14 @@ def _composite(img, coc, pre, exact_w, far_r, dist, level_of, s, col_x0, col_x1,
             for x in range(width):
                 is_behind[x] = (c_row[x] > FOCUS_RADIUS) & (behind_h[x] > np.float32(1e-20))
                 inv_behind[x] = _ONE / max(behind_h[x], _TINY)
-        img_row = img[y]
-        out_row = out[y]
+        # through flat views the stride-3 byte loads and stores vectorise (`_reduce`)
+        img_flat = img[y].reshape(3 * width)
+        out_flat = out[y].reshape(3 * width)
         own = scratch[18]
-        result = np.empty(width, np.uint8)
+        result = np.empty((3, width), np.uint8)
         for ch in range(3):
             for x in range(width):
-                v = np.float32(img_row[x, ch])
+                v = np.float32(img_flat[3 * x + ch])
                 own[x] = v * v
             ex = exact[ch]
             ff = far_field[ch]
@@ -864,14 +947,20 @@ def _composite(img, coc, pre, exact_w, far_r, dist, level_of, s, col_x0, col_x1,
                 for x in range(width):
                     if is_behind[x]:
                         own[x] = bb[x] * inv_behind[x]
+            res = result[ch]
             for x in range(width):
                 g = (ex[x] + t[x] * ff[x]) * inv_far[x]
                 o = g if is_far[x] else own[x]
                 o += alpha[x] * (nn[x] * inv_near[x] - o)
                 # back from linear light: exact on an in-focus pixel's own square
-                result[x] = np.uint8(min(np.sqrt(max(o, _ZERO)) + _HALF, np.float32(255.0)))
-            for x in range(width):
-                out_row[x, ch] = result[x]
+                res[x] = np.uint8(min(np.sqrt(max(o, _ZERO)) + _HALF, np.float32(255.0)))
+        r0 = result[0]
+        r1 = result[1]
+        r2 = result[2]
+        for x in range(width):
+            out_flat[3 * x] = r0[x]
+            out_flat[3 * x + 1] = r1[x]
+            out_flat[3 * x + 2] = r2[x]
 
 
 @functools.lru_cache(maxsize=8)
@@ -929,6 +1018,7 @@ class _Workspace:
         self.far_span = np.empty((height, 2), np.int64)
         self.far_rmax = np.empty(height, np.float32)
         self.far_reach = np.empty((height, 4, len(_distance_levels(scale + 1)[0])), np.int64)
+        self.near_reach = np.empty_like(self.far_reach)
         self.far_acc = np.empty((5,) + low_shape, np.float32)  # B, G, R, weight, support
         self.near_acc = np.empty((5,) + low_shape, np.float32)
         self.low_b = np.empty((4,) + low_shape, np.float32)  # not near: B, G, R (linear light), share
@@ -970,15 +1060,15 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
         # a run of block rows per thread (Numba's static schedule splits a prange so anyway)
         _reduce(numba.get_num_threads(), img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max),
                 np.float32(p.highlight_boost), _LINEAR_LUT, levels, w.coc, w.pre, w.exact_w, w.far_r, w.low_f,
-                w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, w.near_span, w.near_cmax, w.far_span, w.far_rmax,
-                w.far_reach)
+                w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, w.near_span, w.near_cmax, w.near_reach, w.far_span,
+                w.far_rmax, w.far_reach)
         t1 = time.perf_counter()
         _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, _row_order(hl),
                 _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.behind_acc, w.near_rows)
         t2 = time.perf_counter()
         _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(p.scale + 1), level_of,
                    p.scale, *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows,
-                   w.near_span, w.near_cmax, w.far_rmax, w.far_reach, out)
+                   w.near_span, w.near_cmax, w.near_reach, w.far_rmax, w.far_reach, out)
     if timings is not None:
         t3 = time.perf_counter()
         timings.update(reduce=(t1 - t0) * 1e3, gather=(t2 - t1) * 1e3, composite=(t3 - t2) * 1e3)

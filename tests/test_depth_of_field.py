@@ -581,6 +581,79 @@ def test_far_reach_found_by_the_reduce_pass_steps_over_chunks_to_the_same_spans(
     np.testing.assert_array_equal(again, ws.far_reach)
 
 
+@pytest.mark.parametrize("scale", [1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("width", [1, 2, 5, 9, 13, 41, 97, 128, 1283])
+def test_cpu_upsampling_all_phases_at_once_matches_one_phase_at_a_time(rng, scale, width):
+    """The composite upsamples every channel of a field in one call, all s phases of a block in one loop of
+    constant stride for s = 2 to 5 (`_phases_fixed`): bit for bit what the loop of one phase at a time
+    (`_phases_generic`, also used at other factors) gives inside the frame, and the borders, where the taps
+    clamp, a plain bilinear interpolation. Widths no scale divides, narrower than a block or three."""
+    from kernels import dof_cpu
+
+    wl = -(-width // scale)
+    acc = (rng.random((5, 3, wl)) * 1000.0).astype(np.float32)
+    x0, x1, fx, phase_off, phase_fx = dof_cpu._bilinear_columns(width, scale, wl)
+    low = np.empty((5, wl), np.float32)
+    got = np.empty((5, width), np.float32)
+    fy = np.float32(0.375)
+    dof_cpu._upsample_rows(acc, 1, 2, fy, scale, phase_off, phase_fx, x0, x1, fx, low, got)
+    vertical = acc[:, 1].astype(np.float64) + float(fy) * (acc[:, 2].astype(np.float64) - acc[:, 1])
+    expected = vertical[:, x0] + fx * (vertical[:, x1] - vertical[:, x0])
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    one_at_a_time = got.copy()
+    for ch in range(5):
+        dof_cpu._phases_generic(low[ch], scale, phase_off, phase_fx, width, one_at_a_time[ch])
+    inside = slice(scale, scale * (wl - 1))  # columns of the blocks 1 .. wl - 2; the rest are border columns
+    np.testing.assert_array_equal(got[:, inside].view(np.int32), one_at_a_time[:, inside].view(np.int32))
+
+
+def small_near_gather(coc: np.ndarray, pre: np.ndarray, exact_w: np.ndarray, s: int, y: int) -> np.ndarray:
+    """`_add_small_near` of row y in float64: every offset of the (2s + 3)^2 window, rows and columns beyond the
+    frame continuing its edge, each source weighed by its coverage and `exact_w` (0 but on small near pixels)."""
+    h, w = coc.shape
+    kd = s + 1
+    shift = s - 1.0 if s > 1 else -1e30
+    c = coc.astype(np.float64)
+    small = (c > 0.5) & (np.clip(c - shift, 0.0, 1.0) < 1.0)
+    out = np.zeros((5, w))
+    for dy in range(-kd, kd + 1):
+        qy = min(max(y + dy, 0), h - 1)
+        for dx in range(-kd, kd + 1):
+            qx = np.clip(np.arange(w) + dx, 0, w - 1)
+            weight = np.clip(c[qy, qx] + 0.5 - math.hypot(dy, dx), 0.0, 1.0) * exact_w[qy, qx] * small[qy, qx]
+            out[:4] += weight * pre[:, qy, qx]
+            out[4] += weight
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (23, 41), (40, 300)])
+@pytest.mark.parametrize("scale", [1, 2, 3, 4, 5, 6])
+def test_exact_near_gather_visits_the_sources_that_reach_each_distance(rng, shape, scale):
+    """The composite's exact near gather runs each offset across the sources that reach its distance only
+    (`near_reach`, found by the reduce pass): its sums are those of the whole window, on a smooth random depth
+    (small near pixels in bands, every radius; the reach spans split where a wide run holds none) and on the
+    frame's edges, where the sources beyond it continue the edge pixel."""
+    from kernels import dof_cpu
+
+    h, w = shape
+    disp = random_scene(rng, h, w)[1] if min(h, w) >= 8 else rng.random((h, w)).astype(np.float32)
+    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    blur = 3.6 * scale
+    depth_of_field_cpu(img, disp, 0.5, blur, highlight_boost=2.0, scale=scale)
+    ws = dof_cpu._local.workspace
+    levels, level_of = dof_cpu._distance_levels(scale + 1)
+    dist = dof_cpu._distance_table(scale + 1)
+    split = False
+    for y in range(h):
+        near = np.zeros((5, w), np.float32)
+        dof_cpu._add_small_near(y, ws.coc, ws.pre, ws.exact_w, dist, level_of, ws.near_span, ws.near_cmax,
+                                ws.near_reach, near, np.empty(w, np.float32))
+        expected = small_near_gather(ws.coc, ws.pre, ws.exact_w, scale, y)
+        np.testing.assert_allclose(near, expected, rtol=1e-5, atol=1e-3 * max(1.0, expected.max()), err_msg=str(y))
+        split |= bool((ws.near_reach[y, 2] <= ws.near_reach[y, 3]).any())
+    assert split or max(h, w) < 100 or scale == 1  # the wide frame's bands split some distance's span
+
+
 def test_cpu_render_reports_each_pass_time_and_renders_the_same(rng):
     """bench/bench_dof.py --passes reads each pass's time from `render`; timing must not change the picture."""
     from kernels.dof import plan
