@@ -388,6 +388,17 @@ def load_bench_configs(args: argparse.Namespace) -> list[tuple[str | None, Pipel
 STDOUT = "-"  # --json -: the report on standard output
 
 
+def _is_standard_output(name: str) -> bool:
+    """`-`, or a name for this process's standard output (/dev/stdout, /proc/self/fd/1): the JSON is written there
+    alone, the tables going to stderr (written to /dev/stdout after them, a pipe got both and jq read neither)."""
+    if name == STDOUT:
+        return True
+    try:
+        return os.path.samestat(os.stat(Path(name).expanduser()), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):  # no such file, or stdout is no file (a test's capture)
+        return False
+
+
 def check_report_paths(json_path: str | None, plot_path: str | None, input_spec: str | None) -> None:
     """--json and --plot are written after every run; whatever would make them fail is found first."""
     json_path = None if json_path == STDOUT else json_path  # standard output: nothing to check
@@ -693,14 +704,15 @@ def run_bench_command(args: argparse.Namespace) -> int:
     for warning in (short_runs_warning(reports, args.frames), busy_machine_warning(reports, document["machine"])):
         if warning:
             print(warning, file=sys.stderr)
-    tables = sys.stderr if args.json == STDOUT else sys.stdout  # `--json - | jq`: standard output holds the JSON
+    json_out = args.json is not None and _is_standard_output(args.json)
+    tables = sys.stderr if json_out else sys.stdout  # `--json - | jq`: standard output holds the JSON
     print(machine_line(document["machine"], document["versions"]) + "\n", file=tables)
     for report in reports:
         print(format_table(report, document["machine"]) + "\n", file=tables)
     print(TABLE_NOTE, file=tables)
     if args.json:
         text = json.dumps(json_ready(document), indent=2, allow_nan=False)
-        if args.json == STDOUT:
+        if json_out:
             print(text, flush=True)
         else:
             _write_report("--json", args.json,

@@ -156,6 +156,9 @@ def report_problem(document: object, newest_schema: int) -> str | None:
     machine = document.get("machine")
     if not isinstance(machine, dict) or not all(key in machine for key in ("cpu", "cores", "gpu")):
         return "machine is missing or lacks cpu, cores or gpu"
+    if not _is_count(machine["cores"]) or not (machine.get("cores_usable") is None
+                                                or isinstance(machine["cores_usable"], (int, float))):
+        return "machine.cores or machine.cores_usable is not a number"
     reports = document["reports"]
     if not isinstance(reports, list) or not reports:
         return "reports is empty or not a list"

@@ -523,8 +523,9 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
             if output_kind(save_depth) == "image":  # a photo's depth picture
                 sinks.append(ImageSink(Path(save_depth), depth))
             elif output_kind(save_depth) == "video":
-                sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, tags_from=tags_from,
-                                       chapters=chapters))
+                # cut as the main output is (--duration): its chapters too
+                sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, audio_ends_with_pictures,
+                                       tags_from=tags_from, chapters=chapters, part_end=part_end))
             else:
                 raise UserError(f"--save-depth {save_depth}: give a video file ({', '.join(video_suffixes())}) or, "
                                 f"for a photo, an image file")

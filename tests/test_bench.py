@@ -223,6 +223,18 @@ def test_json_dash_is_standard_output_holding_the_report_alone(monkeypatch, tmp_
     assert "pipelined" in captured.err and not (tmp_path / "-").exists()
 
 
+def test_json_to_the_file_standard_output_is_holds_the_report_alone(monkeypatch, tmp_path, capsys):
+    """`--json /dev/stdout | jq`: the tables went to standard output too, before the JSON, and jq read neither. A
+    --json naming the file standard output is (here a file standing in for the pipe) gets the report alone."""
+    _fake_runs(monkeypatch, measured=5)
+    out = tmp_path / "stdout.txt"
+    with open(out, "w") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert bench.run_bench_command(_bench_args("--frames", "5", "--modes", "pipelined", "--json", str(out))) == 0
+    assert json.loads(out.read_text())["frames"] == 5
+    assert "| pipelined |" in capsys.readouterr().err  # the tables, on stderr
+
+
 def test_json_through_a_link_is_written_where_it_points_and_the_link_stays(monkeypatch, tmp_path):
     """The report was written beside the name and renamed over it: a link (`--json /dev/stdout`, a link into a
     shared folder) was replaced by a plain file; as root, /dev/stdout itself."""
@@ -723,6 +735,8 @@ def test_a_report_written_before_is_printed_and_plotted_again_without_a_run(monk
      r"reports\[0\]: settings, or its inference, refine or render section, is not an object"),
     (lambda text: text.replace('"model": "tcmonodepth"', '"model": "tcmonodepth", "frame_size": [640]'),
      r"reports\[0\]: runs.pipelined: frame_size is not \[width, height\]"),
+    (lambda text: text.replace('"cores": 2', '"cores": 2, "cores_usable": "2"'),
+     r"machine.cores or machine.cores_usable is not a number"),
 ])
 def test_a_corrupt_or_hand_edited_report_is_refused_in_one_line(monkeypatch, tmp_path, capsys, damage, message):
     _no_runs(monkeypatch)

@@ -410,3 +410,24 @@ def test_a_sink_that_cannot_open_closes_the_ones_opened_before_it(monkeypatch, t
         make_sink("vcam", width=64, height=48, fps=30, audio_from=None, side_by_side=False,
                   save_depth=str(tmp_path / "depth.mp4"))
     assert closed == [("depth.mp4", False)] and not list(tmp_path.iterdir())
+
+
+def test_the_depth_video_of_a_part_keeps_the_part_s_chapters_only(tmp_path):
+    """--save-depth with --duration: the main video's chapters were cut at the part's end, the depth video's were
+    not (it listed every later chapter, past its own end)."""
+    from test_video_streams_kept import _read, _subtitled
+
+    from stream.sources import open_source
+
+    source = open_source(str(_subtitled(tmp_path / "in.mkv")))
+    source.set_range(0.5, 1.0)
+    sink = make_sink(str(tmp_path / "part.mkv"), width=source.width, height=source.height, fps=source.fps,
+                     audio_from=None, side_by_side=False, save_depth=str(tmp_path / "depth.mkv"),
+                     audio_ends_with_pictures=source.audio_ends_with_pictures, chapters=source.chapters,
+                     part_end=source.part_end)
+    for frame in source.frames():
+        sink.write(frame)
+    sink.close(True)
+    source.close()
+    assert _read(tmp_path / "depth.mkv")[0] == _read(tmp_path / "part.mkv")[0] == [(0.0, 0.7, "Talk"),
+                                                                                   (0.7, 1.0, "End")]
