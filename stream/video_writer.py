@@ -417,6 +417,8 @@ class VideoWriter:
         self._last_seconds: float | None = None  # the time of the last picture given: one before it is a join
         self._last_pts = -1
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
+        self._first_origin = 0.0  # the first clip's origin, which the chapters keep where clips are joined
+        self._part_end = part_end
         self._started = False  # the file is open and its header written: an EPERM from then on is FFmpeg's -1
         self._audio: _AudioTrack | None = None
         self._subtitles: _SubtitleTracks | None = None
@@ -498,15 +500,16 @@ class VideoWriter:
         from av.video.reformatter import Interpolation
 
         if self._origin is None:
-            self._origin = pts_seconds or 0.0
+            self._origin = self._first_origin = pts_seconds or 0.0
             for track in (self._audio, self._subtitles):
                 if track is not None:
                     track.begin_at(self._origin)
         if pts_seconds is not None and self._last_seconds is not None and pts_seconds < self._last_seconds:
             # time went back (clips joined as they are, `cat a.ts b.ts`): carry on a frame after the last picture
             self._origin = pts_seconds - float(self._last_pts * self.time_base) - 1 / float(self.rate)
-            if self._audio:
-                self._audio.joins.append(self._origin)  # the sound of that clip goes with its pictures
+            for track in (self._audio, self._subtitles):
+                if track is not None:
+                    track.joins.append(self._origin)  # the sound and lines of that clip go with its pictures
         if pts_seconds is not None:
             self._last_seconds = pts_seconds
         if pts_seconds is None:
@@ -536,6 +539,15 @@ class VideoWriter:
         if ticks is not None:
             self._durations[pts] = ticks if self._max_ticks is None else min(ticks, self._max_ticks)
         try:
+            if not self._started and self._chapters and self.path.suffix.lower() in MP4_SUFFIXES:
+                # FFmpeg's MP4 muxer makes the QuickTime chapter track (tref/chap, what Apple's players read) only
+                # for chapters it has before the header; given at the end it writes Nero's chpl only. Those of the
+                # part taken now; set again at the end, cut where the run stopped. Only a list from 0: FFmpeg read
+                # the track's first chapter from 0 wherever it began (Nero's list alone keeps that start).
+                cut = None if self._part_end is None else self._part_end - self._first_origin
+                chapters = kept_chapters(self._chapters, self._first_origin, cut)
+                if chapters and chapters[0]["start"] == 0:
+                    self.container.set_chapters(chapters)
             self.container.start_encoding()  # the file opened now (once): an EPERM from here on is FFmpeg's -1
             self._started = True
             if self._hold_last(pts):
@@ -628,8 +640,9 @@ class VideoWriter:
                     self._audio.finish(cut)
                 if self._subtitles and self.frames_written:
                     self._subtitles.finish(cut)
-                if self._chapters and self.frames_written:  # the muxers write chapters given now at the end
-                    self.container.set_chapters(kept_chapters(self._chapters, self._origin or 0.0, cut))
+                # the muxers write chapters given now at the end (MP4's Nero list; its chapter track has the first's)
+                if self._chapters and self.frames_written:
+                    self.container.set_chapters(kept_chapters(self._chapters, self._first_origin, cut))
         except BaseException as exc:
             refusal = self._refusal(exc)
             if refusal is None:
@@ -973,9 +986,17 @@ class _SubtitleTracks:
             self.input.close()
             raise
         self.origin = 0.0
+        self._cut: float | None = None  # where the part ends on the output's timeline
+        # Clips joined as they are: the origin of each clip after the first, as the video set it at its first
+        # picture. The lines take the next one where a stream's own time goes back, as the sound does.
+        self.joins: list[float] = []
+        self._last_time: dict[int, float] = {}  # each input stream's last line, in the input's seconds
         self.pending: Any = None
         # each output stream's last line: where it began in the input and where it was written, in its ticks
         self._last: dict[int, tuple[int, int]] = {}
+        # MP4's lines converted that start together, held to be written as one (output stream index -> the
+        # start in ticks, the end in seconds or None, the time base, the decoded lines)
+        self._held: dict[int, tuple[int, float | None, Any, list[Any]]] = {}
 
     def _add(self, container: Any, stream: Any) -> bool:
         """An output stream for input `stream`: copied, else converted (text); False where neither can be."""
@@ -1014,6 +1035,7 @@ class _SubtitleTracks:
         import av
 
         self.origin = origin
+        self._cut = None if self.part_end is None else self.part_end - origin  # the origin moves at a join
         start = self.input.start_time / 1_000_000 if self.input.start_time is not None else 0.0
         if not self.streams or origin - start < AUDIO_SEEK_AFTER_S or \
                 not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
@@ -1031,15 +1053,29 @@ class _SubtitleTracks:
             self.pending = None
             if packet is None:
                 self.packets = iter(())
-                return
+                break
             time = packet.pts if packet.pts is not None else packet.dts
             if time is None or not packet.size:
                 continue  # the demuxer's flush packet, or one that cannot be placed
-            start = float(time * packet.time_base) - self.origin
+            seconds_in = float(time * packet.time_base)
+            last = self._last_time.get(packet.stream.index)
+            if last is not None and seconds_in < last - AUDIO_SNAP_S:  # time went back: the next clip's line
+                if not self.joins:  # the pictures have not reached the join yet
+                    if seconds is None:  # at the end: no picture after the join, so no line either
+                        self.packets = iter(())
+                    else:
+                        self.pending = packet
+                    break
+                self.origin = self.joins.pop(0)
+                self._last_time.clear()
+            self._last_time[packet.stream.index] = seconds_in
+            start = seconds_in - self.origin
             if seconds is not None and start >= seconds:
                 self.pending = packet
-                return
+                break
             self._write(packet, start, cut)
+        for index in list(self._held):  # the next line of each starts later, or there is none
+            self._write_held(index)
 
     def finish(self, cut: float | None) -> None:
         """Write the rest of the lines, or with `cut` (a part, a stopped run) those up to it, cut there."""
@@ -1057,23 +1093,66 @@ class _SubtitleTracks:
             if end is None or end <= 0:
                 return
             start = 0.0
-        if self.part_end is not None:
-            cut = min(cut, self.part_end - self.origin) if cut is not None else self.part_end - self.origin
+        if self._cut is not None:
+            cut = min(cut, self._cut) if cut is not None else self._cut
         if cut is not None and end is not None:
             end = min(end, cut)
+        begun = round(start / base)
         if decoder is not None:
             try:
                 subtitle = decoder.decode2(packet)
                 if subtitle is None or not len(subtitle):
                     return  # mov_text's empty sample between two lines: the gap is the new format's own
+                if self.suffix in MP4_SUFFIXES:
+                    self._hold(out, subtitle, begun, end, base)
+                    return
                 packet = out.codec_context.encode_subtitle(subtitle)
             except av.error.FFmpegError:
                 return  # a line the decoder or the encoder refuses is left out, not the run
-        begun = round(start / base)
+        self._put(out, packet, begun, end, base)
+
+    def _hold(self, out: Any, subtitle: Any, begun: int, end: float | None, base: Fraction) -> None:
+        """Keep a line converted for MP4 until the next one: lines starting together (two speakers in ASS) are
+        written as one sample that shows them all. Written one tick apart, as MP4's muxer takes no two samples at
+        one time, the first lasted that tick: a sample lasts until the next one."""
+        held = self._held.get(out.index)
+        if held is not None and held[0] == begun and held[2] == base:
+            ends = [value for value in (held[1], end) if value is not None]
+            self._held[out.index] = (begun, max(ends) if ends else None, base, held[3] + [subtitle])
+            return
+        if held is not None:
+            self._write_held(out.index)
+        self._held[out.index] = (begun, end, base, [subtitle])
+
+    def _write_held(self, index: int) -> None:
+        """Encode and write the lines held for output stream `index`, as one where they are several (their texts
+        one under the other, in the first one's style), lasting until the last of them ends."""
+        import av
+        from av.subtitles.subtitle import SubtitleSet
+
+        begun, end, base, subtitles = self._held.pop(index)
+        out = next(out for out, _ in self.tracks.values() if out.index == index)
+        try:
+            if len(subtitles) == 1:
+                subtitle = subtitles[0]
+            else:
+                # ASS events: ReadOrder, Layer, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+                events = [rect.ass for subtitle in subtitles for rect in subtitle if getattr(rect, "ass", b"")]
+                if not events:
+                    return
+                text = b"\\N".join([events[0]] + [event.split(b",", 8)[-1] for event in events[1:]])
+                subtitle = SubtitleSet.create(text, 0, 0)
+            packet = out.codec_context.encode_subtitle(subtitle)
+        except av.error.FFmpegError:
+            return  # a line the encoder refuses is left out, not the run
+        self._put(out, packet, begun, end, base)
+
+    def _put(self, out: Any, packet: Any, begun: int, end: float | None, base: Fraction) -> None:
+        """Mux a line's packet into `out` at `begun` (in `base` ticks), lasting until `end` seconds."""
         last_begun, last_written = self._last.get(out.index, (begun, -1))
         if begun < last_begun:
-            return  # time went back (clips joined): the muxer takes no line before the last one
-        # lines starting together (two speakers in ASS): MP4's muxer takes no two samples at one time
+            return  # time went back: the muxer takes no line before the last one
+        # lines starting together in a copied stream: MP4's muxer takes no two samples at one time
         pts = max(begun, last_written + 1) if self.suffix in MP4_SUFFIXES else begun
         self._last[out.index] = (begun, pts)
         packet.time_base, packet.pts, packet.dts = base, pts, pts

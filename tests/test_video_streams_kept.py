@@ -36,8 +36,9 @@ def _chapters(marks: list[tuple[float, float, str]]) -> list[dict]:
 
 
 def _subtitled(path: Path, codec: str = "subrip", video_start: float = 1.0, frames: int = 20, fps: int = 10,
-               language: str = "fra", disposition: str | None = None, bitmap: bool = False) -> Path:
-    """Pictures from `video_start` (a stream that does not start at 0), one subtitle stream of CUES (its lines
+               language: str = "fra", disposition: str | None = None, bitmap: bool = False,
+               cues: list[tuple[float, float, str]] = CUES) -> Path:
+    """Pictures from `video_start` (a stream that does not start at 0), one subtitle stream of `cues` (its lines
     encoded by FFmpeg, or for a bitmap codec raw packets) and CHAPTERS."""
     import av
     from av.stream import Disposition
@@ -55,7 +56,7 @@ def _subtitled(path: Path, codec: str = "subrip", video_start: float = 1.0, fram
         container.set_chapters(_chapters(CHAPTERS))
         container.start_encoding()
         packets = []
-        for i, (start, end, text) in enumerate(CUES):
+        for i, (start, end, text) in enumerate(cues):
             if bitmap:  # a PGS display set: a composition with no object, then its end
                 packet = av.Packet(bytes([0x16, 0, 11]) + bytes([0, 64, 0, 48, 0x10, 0, i, 0x80, 0, 0, 0])
                                    + bytes([0x80, 0, 0]))
@@ -210,9 +211,115 @@ def test_a_stopped_run_keeps_the_chapters_and_lines_up_to_where_it_stopped(tmp_p
     that had not begun are not there."""
     _run(_subtitled(tmp_path / "in.mkv"), tmp_path / f"out{suffix}", stop_after=12)
     chapters, streams = _read(tmp_path / f"out{suffix}")
+    if suffix == ".mp4":  # its QuickTime chapter track was written with the header: Nero's list has the cut
+        chapters = [(start, start, title) for start, title in _nero_chapters(tmp_path / f"out{suffix}")]
     assert [title for _, _, title in chapters] == ["Intro", "Talk", "End"][:len(chapters)]
     assert all(end <= 1.2 + 0.002 for _, end, _ in chapters[:-1]) and chapters[-1][0] < 1.2
     assert [text for _, _, text in streams[0]["lines"]] == ["Hello", "World"]
+
+
+def _boxes(data: bytes, start: int = 0, stop: int | None = None) -> list[tuple[bytes, bytes]]:
+    """The boxes (type, contents) of an MP4 file's part, one level."""
+    import struct
+
+    boxes, at, stop = [], start, len(data) if stop is None else stop
+    while at + 8 <= stop:
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        head = 8
+        if size == 1:
+            size, head = struct.unpack(">Q", data[at + 8:at + 16])[0], 16
+        size = size or stop - at
+        boxes.append((kind, data[at + head:at + size]))
+        at += size
+    return boxes
+
+
+def _chapter_references(path: Path) -> list[bytes]:
+    """Each track's references to a QuickTime chapter track (tref/chap): what Apple's players list."""
+    moov = next(body for kind, body in _boxes(path.read_bytes()) if kind == b"moov")
+    return [ref for kind, trak in _boxes(moov) if kind == b"trak"
+            for tref_kind, tref in _boxes(trak) if tref_kind == b"tref"
+            for ref_kind, ref in _boxes(tref) if ref_kind == b"chap"]
+
+
+def _nero_chapters(path: Path) -> list[tuple[float, str]]:
+    """The chapters of an MP4 file's Nero list (moov/udta/chpl): start (s), title."""
+    import struct
+
+    moov = next(body for kind, body in _boxes(path.read_bytes()) if kind == b"moov")
+    udta = next(body for kind, body in _boxes(moov) if kind == b"udta")
+    chpl = next(body for kind, body in _boxes(udta) if kind == b"chpl")
+    chapters, at = [], 9  # version, flags, reserved, count
+    for _ in range(chpl[8]):
+        start, size = struct.unpack(">QB", chpl[at:at + 9])
+        chapters.append((round(start / 1e7, 3), chpl[at + 9:at + 9 + size].decode()))
+        at += 9 + size
+    return chapters
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".m4v", ".mov"])
+def test_mp4_chapters_are_a_quicktime_chapter_track_as_well(tmp_path, suffix):
+    """Apple's players read chapters from a text track that the others point to (tref/chap), not from Nero's chpl:
+    FFmpeg's muxer makes one only for chapters set before the header. A part's are cut there already."""
+    source = _subtitled(tmp_path / "in.mkv")
+    _run(source, tmp_path / f"out{suffix}", start=0.5, duration=1.0)
+    assert _chapter_references(tmp_path / f"out{suffix}")
+    chapters, _ = _read(tmp_path / f"out{suffix}")
+    assert chapters == [(0.0, 0.7, "Talk"), (0.7, 1.0, "End")]
+    assert _nero_chapters(tmp_path / f"out{suffix}") == [(0.0, "Talk"), (0.7, "End")]
+
+
+def test_mp4_chapters_that_begin_after_the_first_picture_keep_their_start(tmp_path):
+    """FFmpeg read a QuickTime chapter track's first chapter from 0 wherever it began: such a list is Nero's only."""
+    from stream.video_writer import VideoWriter
+
+    writer = VideoWriter(tmp_path / "out.mp4", 64, 48, 10, chapters=_chapters([(3.0, 3.5, "A"), (3.5, 4.5, "B")]))
+    for i in range(40):
+        writer.write(np.full((48, 64, 3), 40, np.uint8), 1.0 + i / 10)
+    writer.close()
+    chapters, _ = _read(tmp_path / "out.mp4")
+    assert [(start, title) for start, _, title in chapters] == [(2.0, "A"), (2.5, "B")]
+
+
+def _ts_clip(path: Path, cues: list[tuple[float, float, str]]) -> Path:
+    """A 2 s MPEG-TS clip whose pictures start at 1 s, with DVB subtitles starting at `cues`' times."""
+    return _subtitled(path, "dvb_subtitle", bitmap=True, cues=cues)
+
+
+def test_joined_clips_keep_each_clips_lines_with_its_pictures(tmp_path):
+    """`cat a.ts b.ts`: b's lines go with b's pictures, after a's, as its sound does. Read with a's origin, b's
+    line earlier than a's last was left out and a later one shown during a."""
+    first = _ts_clip(tmp_path / "a.ts", [(1.2, 1.6, "a1"), (1.9, 2.5, "a2")])
+    second = _ts_clip(tmp_path / "b.ts", [(1.5, 1.6, "b1"), (2.5, 2.9, "b2")])
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    _run(joined, tmp_path / "out.mkv")
+    _, streams = _read(tmp_path / "out.mkv")
+    assert [start for start, _, _ in streams[0]["lines"]] == [0.2, 0.9, 2.5, 3.5]  # b's pictures from 2.0
+
+
+def test_chapters_of_joined_clips_stay_on_the_first_clips_timeline(tmp_path):
+    """The video's origin moves at a join; the chapters keep the first one's."""
+    from stream.video_writer import VideoWriter
+
+    writer = VideoWriter(tmp_path / "out.mkv", 64, 48, 10, chapters=_chapters(CHAPTERS))
+    for clip in range(2):
+        for i in range(20):
+            writer.write(np.full((48, 64, 3), 40 + 8 * i, np.uint8), 1.0 + i / 10)
+    writer.close()
+    chapters, _ = _read(tmp_path / "out.mkv")
+    assert chapters == [(0.0, 0.5, "Intro"), (0.5, 1.2, "Talk"), (1.2, 2.0, "End")]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_lines_starting_together_show_together_in_mp4(tmp_path, suffix):
+    """Two speakers' ASS lines at one time, converted to mov_text: one sample shows both for their whole time.
+    One tick apart (MP4 takes no two samples at one time), the first showed for that tick only."""
+    cues = [(1.2, 2.0, "Top speaker"), (1.2, 1.8, "Bottom speaker"), (2.2, 2.5, "Next")]
+    source = _subtitled(tmp_path / "in.mkv", "ass", cues=cues)
+    _run(source, tmp_path / f"out{suffix}")
+    _, streams = _read(tmp_path / f"out{suffix}")
+    assert streams[0]["lines"] == [(0.2, 1.0, "Top speaker\nBottom speaker"), (1.2, 1.5, "Next")]
 
 
 def test_the_video_source_offers_its_subtitles_and_chapters_to_the_sink(tmp_path):
