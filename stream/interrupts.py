@@ -50,6 +50,20 @@ class SignalStop:
         if self.count > 1 and self.raising:
             raise KeyboardInterrupt  # the second one: stop now
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """A stretch a second signal must not cut: a frame being written to the output (raised inside the video
+        writer, it left the file unfinishable: "left unfinished after a failed write", exit 1). A second signal
+        that came meanwhile is raised once the stretch is over."""
+        raising, count = self.raising, self.count
+        self.raising = False
+        try:
+            yield
+        finally:
+            self.raising = raising
+        if raising and self.count > max(count, 1):
+            raise KeyboardInterrupt
+
 
 @contextmanager
 def signals_stop(stop: threading.Event) -> Iterator[SignalStop]:

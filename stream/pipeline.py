@@ -13,6 +13,7 @@ unreadable part-way does. At a stop the source and stages are asked to interrupt
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from models.download import ModelError
 from stream.console import ProgressBar, TimeProgressBar
 from stream.errors import PipelineError, StopAfter, UserError
 from stream.frame import Frame, now_ns
-from stream.interrupts import signals_stop
+from stream.interrupts import SignalStop, signals_stop
 from stream.metrics import LatencyRecorder
 from stream.queues import END, POLL_S, BlockingFrameQueue, FrameQueue, InFlightLimit, LatestFrameQueue, Stopped
 from stream.sinks import Sink
@@ -225,7 +226,7 @@ class Pipeline:
             try:
                 for thread in self.threads:
                     thread.start()
-                completed, closed_by_user = self._drain(bar)
+                completed, closed_by_user = self._drain(bar, signals)
             except KeyboardInterrupt:  # a second Ctrl-C, or one where no handler could be installed
                 interrupted = True
             except BaseException as exc:  # noqa: BLE001 (the sink failed)
@@ -273,7 +274,7 @@ class Pipeline:
         else:
             bar.update(1)
 
-    def _drain(self, bar: ProgressBar | _NoBar) -> tuple[bool, bool]:
+    def _drain(self, bar: ProgressBar | _NoBar, signals: SignalStop | None = None) -> tuple[bool, bool]:
         """The sink's loop on the calling thread, until the end of the input, a stop, or the user
         closing the sink. Returns (completed, closed_by_user)."""
         outbox = self.queues[-1]
@@ -295,11 +296,13 @@ class Pipeline:
                 return True, False
             frame: Frame = item  # type: ignore[assignment]
             frame.stamp("sink.start")  # the sink is timed as a stage: the stages' rows add up to end to end
-            self.sink.write(frame)
-            frame.stamp("sink")
-            if self.admission is not None:
-                self.admission.release()
-            self.frames_written += 1
+            # a second Ctrl-C is raised once the frame is written and counted, not inside the writer
+            with signals.held() if signals is not None else contextlib.nullcontext():
+                self.sink.write(frame)
+                frame.stamp("sink")
+                if self.admission is not None:
+                    self.admission.release()
+                self.frames_written += 1
             self._advance(bar, frame)
             if self.recorder is not None:
                 self.recorder.record(frame)

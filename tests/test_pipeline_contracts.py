@@ -125,6 +125,26 @@ def test_a_second_ctrl_c_during_shutdown_still_finalises_the_output(tmp_path, si
     assert probe(out)["frames"] == result.frames_written
 
 
+def test_two_quick_ctrl_c_while_a_frame_is_written_still_finalise_the_output(tmp_path, sigint_handled):
+    """Ctrl-C twice in quick succession, the second landing inside the video writer's write (a slow encoder's
+    frame): raised there, the writer took it for a failed write and left the file unfinishable ("left unfinished
+    after a failed write", exit 1, a CI run's flake). It is raised once the frame is written."""
+    out = tmp_path / "out.mp4"
+
+    def picture(frame):  # called inside VideoWriter.write, before the frame is encoded
+        if frame.index == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the handlers run here, inside the write
+        return frame.image
+
+    sink = VideoSink(out, SIZE[1], SIZE[0], 30.0, None, picture=picture)
+    pipeline = Pipeline(_Source(range(1000)), [], sink, queue_size=2)
+    result = pipeline.run()
+    assert result.interrupted and not result.completed and pipeline.sink_finalised
+    assert result.frames_written == 4 and probe(out)["frames"] == 4
+
+
 class _StalledRead(_Source):
     """An input whose read stops answering after two frames (a FIFO nobody writes to, a stalled network file)."""
 
