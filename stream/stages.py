@@ -21,7 +21,7 @@ from stream.errors import StopAfter
 from stream.focus import FocusController, SceneCuts
 from stream.frame import Frame, now_ns
 from stream.queues import LatestFrameQueue, Stopped
-from stream.workers import BACKGROUND_NICENESS, lower_priority, worker_thread
+from stream.workers import lower_priority, worker_thread
 
 
 class Stage(Protocol):
@@ -87,10 +87,6 @@ class DepthStage:
         pass
 
 
-# The async network's niceness (stream.workers: that of the live run's background work).
-ASYNC_DEPTH_NICENESS = BACKGROUND_NICENESS
-
-
 class AsyncDepthStage:
     """Live mode: the network runs on its own thread on the newest frame; every frame passes at
     once with the newest depth available. Refinement, guided by the current frame, re-aligns the
@@ -117,7 +113,7 @@ class AsyncDepthStage:
 
     def _run(self) -> None:
         # with `inference.threads: 1` ONNX Runtime computes on this very thread
-        lower_priority(ASYNC_DEPTH_NICENESS)
+        lower_priority()  # the live run's background niceness (stream.workers)
         try:
             while True:
                 frame = self.pending.get()
