@@ -41,6 +41,15 @@ def _own(path: Path, **kwargs) -> DepthEstimator:
     return DepthEstimator(spec, resolved, "cpu", **kwargs)
 
 
+def _notes_on_portrait(estimator: DepthEstimator, count: int) -> list[str]:
+    """What the output watch says of the model's depth over `count` frames of the synthetic portrait."""
+    notes: list[str] = []
+    estimator.watch.notify = notes.append
+    for image in _portrait_frames(count):
+        estimator.to_disparity(estimator.predict([image])[0])
+    return notes
+
+
 def _portrait_frames(count: int) -> list[np.ndarray]:
     from stream.sources import open_source
 
@@ -59,10 +68,7 @@ def test_a_segmentation_model_is_named_as_one(shared_models, capsys):
     if not path.is_file():
         pytest.skip("selfie_segmentation.onnx is not in the shared models folder")
     estimator = _own(path)
-    notes: list[str] = []
-    estimator.watch.notify = notes.append
-    for image in _portrait_frames(3):
-        estimator.to_disparity(estimator.predict([image])[0])
+    notes = _notes_on_portrait(estimator, 3)
     assert len(notes) == 1, notes
     assert notes[0].startswith("the model selfie_segmentation gives a near-binary map (0 or 1 at ")
     assert notes[0].endswith("it looks like a segmentation mask, not depth; give a depth model (--model "
@@ -71,10 +77,7 @@ def test_a_segmentation_model_is_named_as_one(shared_models, capsys):
 
 def test_a_real_depth_model_is_not_taken_for_a_mask(shared_models):
     estimator = _own(shared_models / get_spec("tcmonodepth").filename)
-    notes: list[str] = []
-    estimator.watch.notify = notes.append
-    for image in _portrait_frames(8):
-        estimator.to_disparity(estimator.predict([image])[0])
+    notes = _notes_on_portrait(estimator, 8)
     assert notes == []
 
 
@@ -126,10 +129,7 @@ def test_a_segmentation_model_giving_logits_is_named_as_one(shared_models, tmp_p
     """The selfie model exported without its sigmoid gives one map of unbounded logits (-800..+400 on a portrait):
     only 0..1 masks were recognised, and this one ran as depth without a word."""
     estimator = _own(_selfie_logits(shared_models, tmp_path / "selfie_logits.onnx", layout))
-    notes: list[str] = []
-    estimator.watch.notify = notes.append
-    for image in _portrait_frames(3):
-        estimator.to_disparity(estimator.predict([image])[0])
+    notes = _notes_on_portrait(estimator, 3)
     assert len(notes) == 1, notes
     assert notes[0].startswith("the model selfie_logits gives a map crossing 0, beyond +-3.9 at ")
     assert notes[0].endswith("of its pixels (0 or 1 through a sigmoid): it looks like a segmentation model's "
@@ -145,10 +145,7 @@ def test_fcrn_is_not_taken_for_a_mask_or_logits(tmp_path):
     path = tmp_path / "my_fcrn.onnx"
     onnx.save(build_fcrn(seed=5), str(path))
     estimator = _own(path)
-    notes: list[str] = []
-    estimator.watch.notify = notes.append
-    for image in _portrait_frames(2):
-        estimator.to_disparity(estimator.predict([image])[0])
+    notes = _notes_on_portrait(estimator, 2)
     assert notes == []
 
 

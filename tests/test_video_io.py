@@ -2,6 +2,7 @@
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -141,27 +142,34 @@ def test_avi_takes_an_odd_average_frame_rate(tmp_path):
     assert float(writer.rate) == pytest.approx(119.8765, rel=1e-3)
 
 
+def _pictures_and_a_second_of_sound(path: Path, codec: str, layout: str, fmt: str,
+                                    sound: Callable[[list[str]], np.ndarray]) -> Path:
+    """Ten black pictures at 10 fps and a second of sound at 48 kHz in `layout`: `sound(its channels' names)`,
+    the samples packed (1 x 48000 * channels) in `fmt`."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream(codec, rate=48000, layout=layout)
+        for _ in range(10):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")))
+        container.mux(video.encode(None))
+        names = [channel.name for channel in audio.codec_context.layout.channels]
+        frame = av.AudioFrame.from_ndarray(sound(names), format=fmt, layout=layout)
+        frame.sample_rate, frame.pts = 48000, 0
+        container.mux(audio.encode(frame))
+        container.mux(audio.encode(None))
+    return path
+
+
 @pytest.mark.parametrize("layout", ["mono", "5.1"])
 def test_transcoded_audio_keeps_its_channels(tmp_path, layout):
     import av
 
-    src = tmp_path / "in.mkv"
-    with av.open(str(src), "w") as container:
-        video = container.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        audio = container.add_stream("pcm_s16le", rate=48000, layout=layout)
-        for i in range(10):
-            for packet in video.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")):
-                container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
-        channels = audio.codec_context.layout.nb_channels
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 48000 * channels), np.int16), format="s16", layout=layout)
-        frame.sample_rate, frame.pts = 48000, 0
-        for packet in audio.encode(frame):
-            container.mux(packet)
-        for packet in audio.encode(None):
-            container.mux(packet)
+    src = _pictures_and_a_second_of_sound(tmp_path / "in.mkv", "pcm_s16le", layout, "s16",
+                                          lambda names: np.zeros((1, 48000 * len(names)), np.int16))
+    channels = av.AudioLayout(layout).nb_channels
     _copy(src, tmp_path / "out.mp4")  # pcm into mp4: transcoded to AAC
     with av.open(str(tmp_path / "out.mp4")) as out:
         assert out.streams.audio[0].codec_context.layout.nb_channels == channels
@@ -243,25 +251,12 @@ def test_surround_sound_into_webm_keeps_each_channel_where_it_was(tmp_path, layo
     """WebM's sound is Opus, which holds up to 7.1: a 5.1 or 7.1 track was mixed down to stereo."""
     import av
 
-    src = tmp_path / "in.mp4"
-    with av.open(str(src), "w") as container:
-        video = container.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        audio = container.add_stream("aac", rate=48000, layout=layout)
-        for i in range(10):
-            for packet in video.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")):
-                container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
-        names = [channel.name for channel in audio.codec_context.layout.channels]
+    def tone_on_the_loud_one(names: list[str]) -> np.ndarray:
         signal = np.zeros((48000, len(names)), np.float32)
         signal[:, names.index(loud)] = 0.5 * np.sin(2 * np.pi * 60 * np.arange(48000) / 48000)
-        frame = av.AudioFrame.from_ndarray(signal.reshape(1, -1), format="flt", layout=layout)
-        frame.sample_rate, frame.pts = 48000, 0
-        for packet in audio.encode(frame):
-            container.mux(packet)
-        for packet in audio.encode(None):
-            container.mux(packet)
+        return signal.reshape(1, -1)
+
+    src = _pictures_and_a_second_of_sound(tmp_path / "in.mp4", "aac", layout, "flt", tone_on_the_loud_one)
     out = tmp_path / "out.webm"
     _copy(src, out)
     with av.open(str(out)) as container:
