@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 # driver reports picks the CuPy build: 12 gets cupy-cuda12x, 13 and later cupy-cuda13x, older ones none.
 CUDA_EXTRA := $(shell v=$$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9]*\).*/\1/p' | head -n 1); \
                 if [ -z "$$v" ]; then :; elif [ "$$v" -ge 13 ]; then echo ",cuda"; elif [ "$$v" -eq 12 ]; then echo ",cuda12"; fi)
+# The tests compile the CUDA sources through NVRTC with no GPU either: without a driver they take the CUDA 13
+# build where its wheels exist (Linux x86-64), so one CuPy is installed whichever way.
+TEST_CUDA_EXTRA := $(if $(CUDA_EXTRA),$(CUDA_EXTRA),$(shell [ "$$(uname -s)-$$(uname -m)" = Linux-x86_64 ] && echo ",cuda"))
 # Models come from the team's shared folder beside the checkout when it exists, else they are
 # downloaded into the user's cache (~/.cache/depthcam) with a checksum.
 SHARED_MODELS := $(wildcard ../shared/models)
@@ -25,7 +28,7 @@ $(VENV)/.installed-run: pyproject.toml
 $(VENV)/.installed-test: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,plot$(CUDA_EXTRA)]"
+	$(PY) -m pip install -q -e ".[test,plot$(TEST_CUDA_EXTRA)]"
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run

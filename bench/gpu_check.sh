@@ -6,10 +6,12 @@
 # whole logs go to $OUT where that is set (a device call brings them back as files, also those of the steps
 # that finished before a time limit stopped the call).
 # Before it, on a machine with PyPI: bash bench/fetch_gpu_wheels.sh. The call running this script
-# carries .whl (kornia) and .models (the depth model). Optionally, for FCRN through the CUDA
-# provider, earlier calls on the same warm machine bring onnxruntime-gpu part by part: for N in
-# 0..4, bash bench/stage_ort_part.sh N here, then a call carrying .ort-carry that runs
+# carries .whl (kornia) and .models (the depth model). Run it so first, alone: the kernels' figures are
+# what only a GPU gives. Only with time left after it, for FCRN through the CUDA provider, calls on the
+# same warm machine (it goes back after 30 s idle: no pause between them) bring onnxruntime-gpu part by
+# part: for N in 0..4, bash bench/stage_ort_part.sh N here, then a call carrying .ort-carry that runs
 #   mkdir -p /tmp/ort && cp .ort-carry/* /tmp/ort/
+# and at the end this script again.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -45,22 +47,44 @@ fi
 if [ -d /tmp/site ]; then export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"; fi
 # The real model, carried in .models (bench/fetch_gpu_wheels.sh), for the tests that need it.
 if [ -z "${DEPTHCAM_MODELS:-}" ] && [ -d .models ]; then export DEPTHCAM_MODELS="$PWD/.models"; fi
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+gpus=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null)
+echo "${gpus:-nvidia-smi: no GPU listed}"
+# The versions the image brings (nothing is installed from the network here): what the figures ran on.
+$PY - <<'PYEOF' 2>&1 | tail -n 1
+import importlib
+found = []
+for name in ("numpy", "numba", "cupy", "torch", "kornia", "onnxruntime", "cv2"):
+    try:
+        found.append(f"{name} {importlib.import_module(name).__version__}")
+    except Exception as error:  # one missing package must not hide the others
+        found.append(f"{name} missing ({type(error).__name__})")
+print("versions:", ", ".join(found))
+PYEOF
 # What CuPy sees: with no GPU every test below is skipped and the benchmarks print one line, which the
 # summary would not show.
 cupy_line=$($PY -c 'import cupy as c; r = c.cuda.runtime; print(f"CuPy {c.__version__}: GPU visible {c.cuda.is_available()}, runtime {r.runtimeGetVersion()}, driver {r.driverGetVersion()}")' 2>&1 | tail -n 1)
 echo "$cupy_line"
 # depthcam's own verdict (it also needs NVRTC to load): where it says no, every gpu test below skips.
-$PY -c 'from kernels.backend import cuda_available as a, cuda_unavailable_reason as r; print("depthcam kernels:", "CUDA" if a() else r())' 2>&1 | tail -n 1
+kernels_line=$($PY -c 'from kernels.backend import cuda_available as a, cuda_unavailable_reason as r; print("depthcam kernels:", "CUDA" if a() else r())' 2>&1 | tail -n 1)
+echo "$kernels_line"
 # Each step under its own time limit, so that one that hangs leaves the others their time in the call; together
-# (240 + 120 + 60 + 3 x 40 s) they stay inside a device call's 600 s.
-limit() { timeout -k 10 "$@"; }
+# (150 + 45 + 120 + 60 + 3 x 40 s, with ~60 s of installs and imports before them) they stay inside a device call's
+# 600 s. A step stopped at its limit says so (its log would otherwise end mid-table, looking finished).
+limit() {
+  local seconds=$1; shift
+  timeout -k 10 "$seconds" "$@"; local status=$?
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then echo "TIMED OUT after ${seconds} s: $*"; fi
+  return "$status"
+}
 
 echo "== gpu tests"
-limit 240 $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_joint_bilateral.py tests/test_depth_of_field.py \
+limit 150 $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_joint_bilateral.py tests/test_depth_of_field.py \
     tests/test_gpu_pipeline.py tests/test_cuda_sources.py 2>&1 | tee "$log/tests.txt" | tail -n 15
 tests_status=${PIPESTATUS[0]}  # the script's exit status: pytest's (124: its time limit)
 tests=$(tail -n 1 "$log/tests.txt")
+# The .cu files through this machine's own nvcc and NVRTC (not marked gpu: CI runs them without one).
+limit 45 $PY -m pytest -q -p no:cacheprovider -k "nvrtc or nvcc" tests/test_cuda_sources.py 2>&1 \
+    | tee "$log/compile.txt" | tail -n 3
 
 echo "== joint bilateral kernel"
 limit 120 $PY bench/gpu_kernels.py 2>&1 | tee "$log/bilateral.txt"
@@ -68,10 +92,18 @@ echo "== depth of field kernel"
 limit 60 $PY bench/gpu_dof.py 2>&1 | tee "$log/dof.txt"
 if [ -f bench/bench_fcrn.py ] && $PY -c "import onnxruntime" 2>/dev/null; then
   echo "== FCRN through ONNX Runtime (providers this machine has)"
-  limit 40 $PY bench/bench_fcrn.py 2>&1 | tee "$log/fcrn.txt"
-  if $PY -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())"; then
+  limit 40 $PY bench/bench_fcrn.py --runs 5 2>&1 | tee "$log/fcrn.txt"  # the CPU provider: 5 runs fit
+  # A real session decides: get_available_providers() lists CUDA even where its libraries cannot load (the
+  # session then falls back to the CPU, and two CPU runs would spend 80 s saying so).
+  if $PY -c "import onnxruntime as o, sys; from models.fcrn import build_fcrn
+s = o.InferenceSession(build_fcrn(seed=0).SerializeToString(), providers=['CUDAExecutionProvider'])
+sys.exit(s.get_providers()[0] != 'CUDAExecutionProvider')" >/dev/null 2>&1; then
     limit 40 $PY bench/bench_fcrn.py --providers cuda 2>&1 | tee -a "$log/fcrn.txt"
-    limit 40 $PY bench/bench_fcrn.py --providers cuda --fp16 2>&1 | tee -a "$log/fcrn.txt"
+    if ! grep -q '^warning: asked for' "$log/fcrn.txt"; then
+      limit 40 $PY bench/bench_fcrn.py --providers cuda --fp16 2>&1 | tee -a "$log/fcrn.txt"
+    fi
+  else
+    echo "ONNX Runtime's CUDA provider does not load here: FCRN measured on the CPU provider only"
   fi
 fi
 
@@ -79,7 +111,14 @@ echo
 echo "== summary"
 echo "$cupy_line"
 echo "gpu tests: $tests"
+echo "compile tests (nvcc, NVRTC): $(tail -n 1 "$log/compile.txt")"
 # one header per table: the three FCRN runs print the same one
 grep -h '^|' "$log/bilateral.txt" "$log/dof.txt" "$log/fcrn.txt" 2>/dev/null | awk '!seen[$0]++'
 grep -h '^warning' "$log/fcrn.txt" 2>/dev/null  # an FCRN run that fell back to the CPU provider says so
+grep -h '^TIMED OUT' "$log"/*.txt 2>/dev/null
+# A GPU listed but not used by the kernels is a failed check, not a green run of skipped tests.
+if [ -n "$gpus" ] && [ "$kernels_line" != "depthcam kernels: CUDA" ]; then
+  echo "FAILED: nvidia-smi lists a GPU but the kernels cannot use it ($kernels_line)"
+  exit 2
+fi
 exit "$tests_status"

@@ -50,8 +50,9 @@ def _upload(module, name: str, host: np.ndarray) -> None:
     import cupy
 
     host = np.ascontiguousarray(host, dtype=np.float32)
-    # A view of the __constant__ symbol (the RawModule.get_global idiom); set() without a stream is a
-    # synchronous copy: done when it returns, before any kernel launched after it.
+    # A view of the __constant__ symbol (the RawModule.get_global idiom). set() copies on the current stream
+    # (asynchronously in CuPy 14): kernels on that stream see it in order, and ensure_constants synchronises
+    # after its copies for kernels on other streams.
     view = cupy.ndarray(host.shape, cupy.float32, module.get_global(name))
     view.set(host)
 
