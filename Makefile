@@ -17,16 +17,27 @@ MODELS_ENV := $(if $(SHARED_MODELS),DEPTHCAM_MODELS=$(abspath $(SHARED_MODELS)),
 
 .PHONY: demo test test-system-packages ptx bench clean
 
+# pyproject's requires-python, checked before anything is installed. An environment left by an older Python
+# (a failed first try) is made again rather than reused, which would keep failing with the same message.
+NEEDS_PYTHON := import sys; sys.exit(sys.version_info < (3, 11))
+define make-venv
+	@$(PY) -c '$(NEEDS_PYTHON)' 2>/dev/null || { \
+	  $(PYTHON) -c '$(NEEDS_PYTHON)' 2>/dev/null || { \
+	    echo "depthcam needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) -V 2>&1 || echo missing):" \
+	         "run make again with PYTHON=python3.12 (or another 3.11+)"; exit 1; }; \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+endef
+
 # depthcam itself (with the plot extra for `bench --plot`), and for the tests also pytest and NVRTC;
 # the test install is a superset, so it counts for both.
 $(VENV)/.installed-run: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(make-venv)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[plot$(CUDA_EXTRA)]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(make-venv)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test,plot$(TEST_CUDA_EXTRA)]"
 	touch $@ $(VENV)/.installed-run
