@@ -662,11 +662,22 @@ def print_report(from_report: str, plot: str | None, given: list[str]) -> int:
     return 0
 
 
+REPORT_OPTIONS = {"from_report", "plot"}  # what `bench --from` takes: every other bench option is a run's
+
+
+def run_options_given(args: argparse.Namespace) -> list[str]:
+    """The run options (INPUT, --frames, --modes, --model, ...) `args` gives a value other than their default, by
+    each one add_bench_arguments adds (a new option is covered too): `bench --from` silently left them out."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_bench_arguments(parser)
+    return [action.option_strings[0] if action.option_strings else action.metavar or action.dest
+            for action in parser._actions
+            if action.dest not in REPORT_OPTIONS and getattr(args, action.dest, action.default) != action.default]
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     if getattr(args, "from_report", None) is not None:
-        given = [flag for flag, value in (("INPUT", args.input), ("--json", args.json), ("--config", args.config),
-                                          ("--compare", args.compare)) if value]
-        return print_report(args.from_report, args.plot, given)
+        return print_report(args.from_report, args.plot, run_options_given(args))
     modes, configs = preflight(args)
     reports: list[dict] = []
     interrupted = False

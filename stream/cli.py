@@ -54,6 +54,11 @@ LIVE_PRESET = "live-cpu"
 NOT_FILES = ("null", "window", "vcam")  # outputs that are no file (nor a folder, for several inputs)
 
 
+# How alike (difflib's ratio) an unknown option and a real one must be spelt to suggest it: at 0.6, the two dashes
+# and a letter or two in common were enough (`--bogus`: "did you mean --focus?").
+OPTION_CUTOFF = 0.75
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with the project's error format: one line naming the problem, the likely fix and where help is,
     exit 2 (argparse's own prints the whole usage block first)."""
@@ -88,15 +93,27 @@ class Parser(argparse.ArgumentParser):
             name = unknown.split("=")[0]
             if name in options and name not in _option_names(self._top()):  # `depthcam --side-by-side run x`
                 return f"; {name} is an option of the command: put it after it ({self.prog} ... {name})"
-            if unknown.startswith("-"):
-                close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.6)
-                if close:
-                    return f"; did you mean {close[0]}?"
+            meant = _meant_option(name, options) if unknown.startswith("-") else None
+            if meant:
+                return f"; did you mean {meant}?"
         return ""
 
     def _top(self) -> argparse.ArgumentParser:
         """The top parser, whose own options (--debug, --version) may come before the command."""
         return build_parser() if self.prog != "depthcam" else self
+
+
+def _meant_option(name: str, options: set[str]) -> str | None:
+    """The option a mistyped one most likely meant: one spelt alike (--blurr, --foucs, --sidebyside), else the
+    shortest one whose name holds each of its words (--size: --model-size); None for one like none (--bogus)."""
+    close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=OPTION_CUTOFF)
+    if close:
+        return close[0]
+    words = set(name.lstrip("-").split("-"))
+    if not all(len(word) >= 3 for word in words):  # `-x`, `--no`: too short to stand for one option
+        return None
+    holding = [option for option in sorted(options) if words <= set(option.lstrip("-").split("-"))]
+    return min(holding, key=len, default=None)
 
 
 def _option_names(parser: argparse.ArgumentParser) -> set[str]:

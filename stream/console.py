@@ -13,6 +13,9 @@ STAND_INS = {"→": "->", "←": "<-", "–": "-", "—": "-", "−": "-", "×":
              "²": "^2", "≥": ">=", "≤": "<=", "…": "...", "µ": "u", "σ": "sigma", "Δ": "delta", "’": "'",
              "‘": "'", "“": '"', "”": '"'}
 STAND_IN_ERRORS = "depthcam-stand-in"
+# Video done past the length announced that is a rounding or a last picture's hold (a second at 1 fps), not more
+# video than announced.
+OVERRUN_S = 1.0
 
 
 def _stand_in(error: UnicodeError) -> tuple[str, int]:
@@ -59,24 +62,33 @@ class ProgressBar(tqdm):
 class TimeProgressBar(ProgressBar):
     """Progress through seconds of video, for inputs whose number of frames is only a guess (Matroska, WebM,
     MPEG-TS, a part taken with --start/--duration): a 4-hour Matroska with a long pause counted "20/432010" frames
-    and its time left was nonsense; this says "1:25:23/4:00:00 of video", the time left at the rate video goes by."""
+    and its time left was nonsense; this says "1:25:23/4:00:00 of video", the time left at the rate video goes by.
+    Where the video goes on past the length announced, which is then no length at all (MPEG-TS clips joined with
+    `cat`, whose length FFmpeg guesses from the first and last times), the bar gives way to a count of seconds:
+    it sat at 100% for the whole second clip."""
+
+    OPEN_ENDED = "{done} of video, more than the {length} announced [{elapsed}]"
 
     def __init__(self, total_seconds: float, **options) -> None:
+        self.announced = total_seconds
         super().__init__(total=total_seconds, unit="s",
                          bar_format="{l_bar}{bar}| {done}/{length} of video [{elapsed}<{remaining}]", **options)
 
     @property
     def format_dict(self) -> dict:
         shown = super().format_dict
-        return {**shown, "done": video_time(shown["n"]), "length": video_time(shown["total"])}
+        return {**shown, "done": video_time(shown["n"]), "length": video_time(self.announced)}
 
     def reach(self, seconds: float) -> None:
-        """Move on to `seconds` of video done; never back (joined clips' times go back), never past the end
-        (the steps' sum would overshoot it by a rounding: tqdm then warned and showed a negative time left)."""
-        step = min(seconds, self.total) - self.n
-        if step > 0:
-            self.update(step)
-            self.n = min(self.n, self.total)
+        """Move on to `seconds` of video done; never back, and never past the end by a rounding or a last
+        picture's hold (tqdm then warned and showed a negative time left). Further past it, no end is known."""
+        if self.total is not None and seconds > self.total + OVERRUN_S:
+            self.total, self.bar_format = None, self.OPEN_ENDED
+        end = seconds if self.total is None else min(seconds, self.total)
+        if end > self.n:
+            self.update(end - self.n)
+            if self.total is not None:
+                self.n = min(self.n, self.total)
 
 
 def video_time(seconds: float | None) -> str:

@@ -41,6 +41,7 @@ UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROT
 PIXEL_ASPECT_RANGE = (Fraction(1, 4), Fraction(4))
 READ_RETRIES = 16  # read errors in a row, with no packet between, after which the rest of a file counts as unreadable
 DAMAGE_TOLD = 5  # damaged spots each said; further ones are skipped without a word
+VIDEO_TIME = "video_seconds"  # a frame's extra: its time on a clock that joined clips' times do not set back
 
 
 class Source:
@@ -378,6 +379,7 @@ class VideoFileSource(Source):
         self.audio_ends_with_pictures = False  # a part cut at its end: the sound ends where its pictures do
         self._read_until: float | None = None  # where the last picture read ends, in the video's own seconds
         self._frames_read = 0
+        self._carried = 0.0  # seconds added to the pictures' own times after each join where time went back
         self._head = [self._first]  # pictures decoded ahead (to check where a jump landed), given first
         self._sizes_told: set[tuple[int, int]] = set()  # picture sizes other than the first's, each said once
         # Interlaced pictures (1080i, DV, broadcast) are deinterlaced before anything else sees them; a stream that
@@ -432,7 +434,6 @@ class VideoFileSource(Source):
         reach the first picture the file is decoded from its beginning."""
         import av
 
-        half_frame = 0.5 / self.fps
         origin, back = self._first.time or 0.0, 0.0
         while target - back > origin:
             try:
@@ -445,7 +446,7 @@ class VideoFileSource(Source):
                 landed = next(self._decoded, None)  # None: past the last keyframe
             except av.error.FFmpegError:
                 landed = None  # damaged there: further back
-            if landed is not None and (landed.time is None or landed.time <= target + half_frame):
+            if landed is not None and (landed.time is None or landed.time <= target + self._half_frame(landed)):
                 self._head = [landed]
                 return
             back = max(SEEK_BACK_S, 2 * back)
@@ -550,10 +551,14 @@ class VideoFileSource(Source):
                     notify(f"{self.path.name} turns interlaced at picture {index + 1}: its interlaced pictures are "
                            f"{DEINTERLACED}")
                 seconds, own = decoded.time, None
+                if seconds is not None and previous is not None and seconds < previous:
+                    # time went back: clips joined as they are (`cat a.ts b.ts`); video time goes on from here
+                    self._carried += self._read_until - seconds
                 if seconds is not None:  # a picture lasts its own duration (a GIF's may be long), else as the last
                     step = seconds - previous if previous is not None and seconds > previous else 1 / self.fps
                     own = decoded.duration * decoded.time_base if decoded.duration and decoded.time_base else None
                     self._read_until, previous = seconds + (float(own) if own else step), seconds
+                    half_frame = self._half_frame(decoded, step)
                 if seconds is not None and self._start is not None and seconds < self._start - half_frame:
                     shown = (decoded, self._read_until)  # still on screen at the start, unless one comes by then
                     continue
@@ -579,6 +584,13 @@ class VideoFileSource(Source):
             raise UserError(f"{self.path.name} has no picture from --start {format_time(offset)} on; "
                             f"give an earlier start")
 
+    def _half_frame(self, picture: Any, since_last: float | None = None) -> float:
+        """How near a picture's time counts as a time asked for (a rounding): half the time between pictures, by
+        the nominal rate, or less where they come closer (its own duration, the time since the last): a 10 fps
+        recording with a 4 s pause averages 3.6 fps, and --start 0.5 began with the picture at 0.4."""
+        own = picture.duration * picture.time_base if picture.duration and picture.time_base else None
+        return 0.5 * min([1 / self.fps, *(float(step) for step in (own, since_last) if step)])
+
     def _frame(self, decoded: Any, index: int, seconds: float | None, own: Any) -> Frame:
         """The frame of a decoded picture presented at `seconds`, held `own` seconds (None: until the next)."""
         image = self._treatment.image(decoded)
@@ -588,17 +600,19 @@ class VideoFileSource(Source):
             own = min(float(own), max(self._end - seconds, 0.0))
         # the writer holds each picture as long (a GIF's long last picture)
         extra = {"duration_seconds": float(own)} if own else {}
+        if seconds is not None:  # where the sink's thread reads the progress (seconds_done) from
+            extra[VIDEO_TIME] = seconds + self._carried
         return Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=seconds, extra=extra)
 
     def seconds_done(self, frame: Frame) -> float:
-        """Where `frame` ends, in seconds from the start of the part processed (read by the sink's thread while
-        the capture thread reads on, so from the frame itself), at most progress_seconds."""
+        """Where `frame` ends, in seconds of video from the start of the part processed (read by the sink's thread
+        while the capture thread reads on, so from the frame itself). It never goes back, where joined clips'
+        times do, and may pass progress_seconds, an estimate (joined clips' is FFmpeg's guess): the bar then says so."""
         if frame.pts_seconds is None:
             return super().seconds_done(frame)
         start = self._start if self._start is not None else (self._first.time or 0.0)
         held = frame.extra.get("duration_seconds") or 1 / self.fps
-        done = max(frame.pts_seconds + held - start, 0.0)
-        return min(done, self.progress_seconds) if self.progress_seconds is not None else done
+        return max(frame.extra.get(VIDEO_TIME, frame.pts_seconds) + held - start, 0.0)
 
     def _fit(self, image: Any, index: int) -> Any:
         """A picture of another size than the first (clips of different sizes joined, `cat a.ts b.ts`) scaled to
@@ -623,7 +637,7 @@ class VideoFileSource(Source):
         origin = self._first.time or 0.0
         start = self._start if self._start is not None else origin
         end = origin + length if self._end is None else min(self._end, origin + length)
-        announced, read = end - start, self._read_until - start
+        announced, read = end - start, self._read_until + self._carried - start  # joined clips: all their time
         if read >= SHORT_INPUT * announced:
             return None
         return (f"the input announced {format_time(announced)} of video but its pictures end after "

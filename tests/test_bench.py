@@ -759,3 +759,21 @@ def test_a_report_to_print_takes_no_input_to_run(monkeypatch, tmp_path):
     _no_runs(monkeypatch)
     with pytest.raises(UserError, match=r"^--from prints a report written before and runs nothing; leave out INPUT"):
         bench.run_bench_command(_bench_args("clip.mp4", "--from", str(tmp_path / "r.json")))
+
+
+@pytest.mark.parametrize("options, named", [
+    (["--frames", "5"], "--frames"), (["--modes", "live"], "--modes"), (["--warmup", "0"], "--warmup"),
+    (["--model", "fcrn"], "--model"), (["--device", "cpu"], "--device"), (["--model-size", "320x240"], "--model-size"),
+    (["--deinterlace", "off"], "--deinterlace"), (["--frames", "5", "--modes", "live"], "--frames, --modes"),
+])
+def test_a_report_to_print_refuses_every_run_option(monkeypatch, tmp_path, capsys, options, named):
+    """`bench --from r.json --frames 5` printed the old report as if the run options had been taken: only INPUT,
+    --json, --config and --compare were refused. Every option of a run is, in the same one line."""
+    _no_runs(monkeypatch)
+    source = tmp_path / "r.json"
+    source.write_text(json.dumps(_written_report(tmp_path, runs=1)))
+    assert main(["bench", "--from", str(source), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"depthcam: error: --from prints a report written before and runs nothing; leave out "
+                          f"{named} (or leave out --from") and len(err.splitlines()) == 1
+    assert main(["bench", "--from", str(source), "--plot", str(tmp_path / "r.png")]) == 0  # what --from takes

@@ -993,6 +993,9 @@ def test_models_info_of_a_checkpoint_prefix_says_to_convert_it(tmp_path):
                                        "(see 'depthcam run --help')"),
     (["run", "a.mp4", "-blur=3"], "did you mean --blur? (see 'depthcam run --help')"),
     (["run", "a.mp4", "--sidebyside"], "did you mean --side-by-side?"),
+    (["run", "a.mp4", "--foucs", "0.5"], "did you mean --focus?"),
+    (["run", "a.mp4", "--devcie", "cpu"], "did you mean --device?"),
+    (["run", "a.mp4", "--point", "0.5,0.5"], "did you mean --focus-point?"),  # a word of its name
     (["models", "info", "fcrn", "--size", "518x518"], "did you mean --model-size? (see 'depthcam models info --help')"),
     (["doctor", "--verbose"], "unrecognized arguments: --verbose (see 'depthcam doctor --help')"),
     (["--side-by-side", "run", "a.mp4"], "--side-by-side is an option of the command: put it after it "
@@ -1016,6 +1019,19 @@ def test_a_misspelt_or_misplaced_option_gets_the_one_it_meant_and_its_command_s_
     err = capsys.readouterr().err
     assert exit.value.code == 2 and err.count("\n") == 1 and "usage:" not in err
     assert message in err, err
+
+
+@pytest.mark.parametrize("unknown", ["--bogus", "--fps", "--loop", "--nope", "--fast"])
+def test_an_option_like_none_gets_no_far_fetched_suggestion(capsys, unknown):
+    """`run x.mp4 --bogus` was "did you mean --focus?" (--fps too; --loop --help, --nope --no-preview, --fast
+    --start): the two dashes and a letter or two in common were enough. It is told unknown, and where help is."""
+    from stream import cli
+
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["run", "a.mp4", unknown])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err == f"depthcam: error: unrecognized arguments: {unknown} " \
+                                          f"(see 'depthcam run --help')\n"
 
 
 def test_a_config_given_twice_is_refused_not_half_read(capsys):

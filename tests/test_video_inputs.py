@@ -527,6 +527,22 @@ def test_a_start_inside_a_still_stretch_begins_with_the_picture_shown_then(tmp_p
     assert frames[0].image.mean() == pytest.approx(60 + 2 * 7, abs=3)  # the third picture (7 levels apart)
 
 
+def test_a_part_of_a_file_that_paused_starts_with_the_picture_asked_for(tmp_path):
+    """A 10 fps recording that stood still for 4 s averages 3.6 fps: the half-frame by that rate (0.14 s) took the
+    picture at 0.4 for --start 0.5 (and --start 0.5 --duration 1 gave 0.4 to 1.5). The pictures' own spacing
+    (0.1 s) says which is nearest."""
+    times = [round(0.1 * i, 1) for i in range(11)] + [round(5 + 0.1 * i, 1) for i in range(11)]
+    path = make_timed_video(tmp_path / "paused.mp4", times, fps=10, audio_codecs=())
+    source = open_source(str(path))
+    try:
+        assert source.fps < 4  # the average, which counts the pause
+        source.set_range(0.5, 1.0)
+        frames = list(source.frames())
+    finally:
+        source.close()
+    assert [frame.pts_seconds for frame in frames] == pytest.approx([0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+
+
 def test_a_start_within_the_last_picture_gives_that_picture(tmp_path):
     """--start 0.97 in a 1 s video of 10 pictures falls in the last one's time, which is on screen then: the run
     ended "has no picture from --start 1.0 s on" for a file it had just accepted as 1.0 s long."""
