@@ -29,7 +29,10 @@ where the container holds them (all but AVI). Its subtitle streams are kept, tim
 copied where the container takes their codec, else converted by FFmpeg (SRT, ASS and WebVTT to MP4's mov_text,
 mov_text to SRT in Matroska, any to WebVTT in WebM), bitmap ones (DVD, Blu-ray) copied where the container takes
 them; each with its language, name and default and forced flags. Chapters are written when the file is closed
-(they are known, cut, only then); the subtitles are interleaved with the pictures as the sound is.
+(they are known, cut, only then; MP4's QuickTime chapter track, written with the header, is cut then); the subtitles
+are interleaved with the pictures as the sound is, each line once the pictures pass its end, so a line on screen
+where a run stops ends with the last picture. Clips joined as they are (MPEG-TS): a line goes with its clip's
+pictures, found by the pictures' own times going back in the file before it.
 
 Colour. BGR is converted to 4:2:0, limited range, with accurate rounding, and tagged: matrix BT.709
 from 1280 wide or over 576 lines, BT.601 below. That is what players assume for untagged video, so
@@ -38,6 +41,7 @@ players that ignore the tags agree with those that read them. Primaries and tran
 """
 from __future__ import annotations
 
+import bisect
 import errno
 import functools
 import logging
@@ -52,7 +56,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from stream.errors import UserError
-from stream.mp4_edit_list import mend_last_picture
+from stream.mp4_edit_list import disable_tracks, end_text_tracks, mend_last_picture
 from stream.paths import ensure_writable
 
 log = logging.getLogger(__name__)
@@ -222,6 +226,9 @@ SUBTITLE_COPYABLE = {
 }
 SUBTITLE_TRANSCODE = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".mkv": "subrip", ".webm": "webvtt"}
 SUBTITLE_PREROLL_S = 10.0  # a jump to --start lands this far before it: a line on screen at the start is kept
+# and, by the index, a longer one on screen at the start that began up to this far before it, among the last lines
+# before the jump's landing (a jump to each, to read where it ends; FFmpeg's Matroska demuxer looks back 30 s)
+SUBTITLE_LOOKBACK_S, SUBTITLE_LOOKBACK_LINES = 60.0, 8
 SUBTITLE_FLAGS = ("default", "forced", "hearing_impaired", "visual_impaired")  # the dispositions kept
 # A subtitle stream is sparse: FFmpeg's interleaver held the other streams' packets up to 10 s waiting for its next
 # packet (a killed run lost them); 1 s keeps the "up to its last second or so" of a crash.
@@ -670,6 +677,10 @@ class VideoWriter:
         if self.frames_written and self.path.suffix.lower() in MP4_SUFFIXES and self._file.seekable():
             try:
                 mend_last_picture(self.path)  # FFmpeg's hybrid MP4 may end the track one picture short
+                if self._subtitles is not None or self._chapters:  # lines and chapters end with the pictures
+                    end_text_tracks(self.path, None if complete else self.seconds_written)
+                if self._subtitles is not None:
+                    disable_tracks(self.path, self._subtitles.not_shown_by_default())
             except (OSError, ValueError, IndexError, struct.error) as exc:
                 log.warning(f"{self.path.name}: could not check its last picture's time ({_one_line(exc)})")
         if self.pictures_left_out:
@@ -705,6 +716,53 @@ class VideoWriter:
         what = f"the video or the {audio.codec} audio copied from the input" if audio and audio.copy else "the video"
         return UserError(f"cannot write {self.path.name}: FFmpeg's {self.container.format.name} muxer refused {what} "
                          f"(its error -1, not a permission problem); try another output type, e.g. .mkv")
+
+
+class _Clips:
+    """Clips joined as they are (`cat a.ts b.ts`) as a track of the sound or the lines reads them: the origin of each
+    clip after the first (`joins`, as the video set it at its first picture) and the clip of the packets read. In
+    the formats that can be joined so (not the indexed ones, whose times never go back) the track's demuxer reads
+    the pictures' packets too (not decoded: an MPEG-TS demuxer reads every byte anyway), and a packet's clip is the
+    joins passed in the pictures before it; else a join is where the track's own time goes back. By its own times
+    alone, a clip without sound or lines showed no join, and the next clip's took its origin (its sound and lines
+    came out under the clip before)."""
+
+    def __init__(self, container: Any) -> None:
+        from stream.sources import chosen_video_stream
+
+        indexed = AUDIO_SEEK_FORMATS & set(container.format.name.split(","))
+        self.video = None if indexed else chosen_video_stream(container)
+        self.joins: list[float] = []
+        self.clip = 0  # the joins passed
+        self._last_picture: float | None = None  # in the input's seconds
+
+    def demux(self, container: Any, *streams: Any) -> Any:
+        """The track's packets, and the pictures' where they are watched."""
+        return container.demux(*streams, *([self.video] if self.video is not None else []))
+
+    def passed(self, packet: Any) -> bool:
+        """Whether `packet` is a picture's, counted: a join where their decoding times go back (their presentation
+        times go back at B-frames)."""
+        if self.video is None or packet.stream.index != self.video.index:
+            return False
+        time = packet.dts if packet.dts is not None else packet.pts
+        if time is not None:
+            seconds = float(time * packet.time_base)
+            if self._last_picture is not None and seconds < self._last_picture - AUDIO_SNAP_S:
+                self.clip += 1
+            self._last_picture = seconds
+        return True
+
+    def went_back(self) -> None:
+        """The track's own time went back: a join, where the pictures are not watched."""
+        if self.video is None:
+            self.clip += 1
+
+    def origin(self, first: float) -> float | None:
+        """The origin of the clip read (`first` the first clip's); None where the pictures have not reached it."""
+        if self.clip > len(self.joins):
+            return None
+        return self.joins[self.clip - 1] if self.clip else first
 
 
 class _AudioTrack:
@@ -753,14 +811,13 @@ class _AudioTrack:
             # the track's language (a player picks the track, and names it, by it) and name
             self.out_stream.metadata.update({key: value for key, value in self.in_stream.metadata.items()
                                              if key in ("language", "title") and value and value != "und"})
-            self.packets = self.input.demux(self.in_stream)
+            self.clips = _Clips(self.input)
+            self.packets = self.clips.demux(self.input, self.in_stream)
         except BaseException:
             self.input.close()
             raise
-        self.origin = 0.0
-        # Clips joined as they are: the origin of each clip after the first, as the video set it at its first
-        # picture. The sound takes the next one where its own time goes back.
-        self.joins: list[float] = []
+        self.origin = self.first_origin = 0.0  # the origin of the clip read, and of the first one
+        self.joins = self.clips.joins  # the writer adds each join's origin
         self._last_time: float | None = None  # the last packet's time, in the input's seconds
         self._copied_until: int | None = None  # where the last packet copied ends on the output's timeline, in ticks
         self.pending: Any = None
@@ -775,15 +832,15 @@ class _AudioTrack:
         into the file. A jump that lands after the origin is undone: the sound is read from its beginning."""
         import av
 
-        self.origin = origin
+        self.origin = self.first_origin = origin
         stream, time_base = self.in_stream, self.in_stream.time_base
         start = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
         if origin - start < AUDIO_SEEK_AFTER_S or not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
             return
         try:  # by the file's default stream, its video: Matroska's index (cues) holds only its keyframes
             self.input.seek(round((origin - AUDIO_PREROLL_S) * 1_000_000), backward=True)
-            self.packets = self.input.demux(stream)
-            self.pending = next((p for p in self.packets if p.pts is not None), None)
+            self.packets = self.clips.demux(self.input, stream)
+            self.pending = next((p for p in self.packets if p.pts is not None and not self.clips.passed(p)), None)
         except av.error.FFmpegError:
             self.pending = None
         if self.pending is None or float(self.pending.pts * time_base) > origin:
@@ -799,7 +856,9 @@ class _AudioTrack:
         self.in_stream = self.input.streams[index]
         if self.adts is not None:
             self.adts = _adts_filter(self.in_stream, self.suffix)
-        self.packets, self.pending = self.input.demux(self.in_stream), None
+        self.clips = _Clips(self.input)
+        self.clips.joins = self.joins
+        self.packets, self.pending = self.clips.demux(self.input, self.in_stream), None
 
     def write_until(self, seconds: float | None) -> None:
         """Write the audio that starts before `seconds` (all of it for None)."""
@@ -829,16 +888,18 @@ class _AudioTrack:
             if packet is None:
                 self.done = True
                 break
-            if packet.dts is None and packet.size == 0:
-                continue  # demuxer's flush packet
+            if packet.dts is None and packet.size == 0 or self.clips.passed(packet):
+                continue  # demuxer's flush packet, or a picture's
             time = float(packet.pts * packet.time_base) if packet.pts is not None else None
             if time is not None and self._last_time is not None and time < self._last_time - AUDIO_SNAP_S:
-                if not self.joins:  # the pictures have not reached the join yet
-                    self.pending = packet
-                    self.done = seconds is None  # at the end: no picture after the join, so no sound either
-                    break
-                self.origin = self.joins.pop(0)
+                self.clips.went_back()
             self._last_time = time if time is not None else self._last_time
+            origin = self.clips.origin(self.first_origin)
+            if origin is None:  # the pictures have not reached the join yet
+                self.pending = packet
+                self.done = seconds is None  # at the end: no picture after the join, so no sound either
+                break
+            self.origin = origin
             if seconds is not None and time is not None and time - self.origin >= seconds:
                 self.pending = packet
                 break
@@ -981,15 +1042,14 @@ class _SubtitleTracks:
                             f"{'them' if len(left_out) > 1 else 'it'}; "
                             f"{'.mkv keeps every kind' if suffix != '.mkv' else 'convert them to text first'}")
             self.streams = [self.input.streams[index] for index in self.tracks]
-            self.packets = self.input.demux(*self.streams) if self.streams else iter(())
+            self.clips = _Clips(self.input)
+            self.packets = self._demux()
         except BaseException:
             self.input.close()
             raise
         self.origin = 0.0
         self._cut: float | None = None  # where the part ends on the output's timeline
-        # Clips joined as they are: the origin of each clip after the first, as the video set it at its first
-        # picture. The lines take the next one where a stream's own time goes back, as the sound does.
-        self.joins: list[float] = []
+        self.joins = self.clips.joins  # the writer adds each join's origin
         self._last_time: dict[int, float] = {}  # each input stream's last line, in the input's seconds
         self.pending: Any = None
         # each output stream's last line: where it began in the input and where it was written, in its ticks
@@ -997,6 +1057,15 @@ class _SubtitleTracks:
         # MP4's lines converted that start together, held to be written as one (output stream index -> the
         # start in ticks, the end in seconds or None, the time base, the decoded lines)
         self._held: dict[int, tuple[int, float | None, Any, list[Any]]] = {}
+        # Each output stream's lines timed but not yet muxed, with where they end (seconds): a line is muxed once the
+        # pictures pass its end, so a run stopped while it is on screen ends it with the last picture (muxed at
+        # once, it ran up to its whole length past the video, and an MP4's duration with it)
+        self._waiting: dict[int, list[tuple[Any, float | None]]] = {}
+
+    def _demux(self) -> Any:
+        if not self.streams:
+            return iter(())
+        return self.clips.demux(self.input, *self.streams)
 
     def _add(self, container: Any, stream: Any) -> bool:
         """An output stream for input `stream`: copied, else converted (text); False where neither can be."""
@@ -1040,11 +1109,51 @@ class _SubtitleTracks:
         if not self.streams or origin - start < AUDIO_SEEK_AFTER_S or \
                 not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
             return
+        window = round((origin - SUBTITLE_PREROLL_S) * 1_000_000)
         try:
-            self.input.seek(round((origin - SUBTITLE_PREROLL_S) * 1_000_000), backward=True)
+            self.input.seek(window, backward=True)  # where Matroska's index (its cues) is read
+            across = self._line_across(origin)
+            if across is None:
+                self.input.seek(window, backward=True)
+            else:  # a line on screen at the origin began before the jump's landing: read from it
+                self.input.seek(across[1], stream=across[0], backward=True)
         except av.error.FFmpegError:
-            return  # read from the beginning, the lines before the origin left out
-        self.packets = self.input.demux(*self.streams)
+            return  # read from the beginning (or where a jump landed), the lines before the origin left out
+        self.packets = self._demux()
+
+    def _line_across(self, origin: float) -> tuple[Any, int] | None:
+        """The stream and time (its ticks) of the earliest line that began before the jump's window, by the index
+        (Matroska's cues, read at the first jump; MP4's samples), and is still on screen at `origin`: a long line (a
+        song's lyrics, a sign) that a jump to 10 s before the origin left out. The last few lines of each stream
+        before the window, up to SUBTITLE_LOOKBACK_S before the origin, are read (a jump to each, a packet or two)
+        to know where they end."""
+        window, found = origin - SUBTITLE_PREROLL_S, None
+        for stream in self.streams:
+            base = stream.time_base
+            stamps = [entry.timestamp for entry in stream.index_entries]
+            last = bisect.bisect_right(stamps, window / base) - 1
+            for place in range(last, max(-1, last - SUBTITLE_LOOKBACK_LINES), -1):
+                if stamps[place] * base < origin - SUBTITLE_LOOKBACK_S:
+                    break
+                if found is not None and stamps[place] * base >= found[1] * found[0].time_base:
+                    continue  # another stream's line begins earlier
+                self.input.seek(stamps[place], stream=stream, backward=True)
+                if self._line_end(stream, stamps[place]) > origin:
+                    found = (stream, stamps[place])
+        return found
+
+    def _line_end(self, stream: Any, start: int) -> float:
+        """Where the lines of `stream` that begin at `start` (its ticks; two speakers' may) end, in seconds, read from
+        where the demuxer stands (before them); -inf for none, or for lines without an end."""
+        end = -math.inf
+        for packet in self.input.demux(stream):
+            if packet.pts is None:
+                continue
+            if packet.pts > start:
+                break
+            if packet.pts == start and packet.duration:
+                end = max(end, float((packet.pts + packet.duration) * packet.time_base))
+        return end
 
     def write_until(self, seconds: float | None, cut: float | None = None) -> None:
         """Write the lines that start before `seconds` (all of them for None); with `cut`, none lasts past it."""
@@ -1057,29 +1166,34 @@ class _SubtitleTracks:
             time = packet.pts if packet.pts is not None else packet.dts
             if time is None or not packet.size:
                 continue  # the demuxer's flush packet, or one that cannot be placed
+            if self.clips.passed(packet):
+                continue
             seconds_in = float(time * packet.time_base)
             last = self._last_time.get(packet.stream.index)
             if last is not None and seconds_in < last - AUDIO_SNAP_S:  # time went back: the next clip's line
-                if not self.joins:  # the pictures have not reached the join yet
-                    if seconds is None:  # at the end: no picture after the join, so no line either
-                        self.packets = iter(())
-                    else:
-                        self.pending = packet
-                    break
-                self.origin = self.joins.pop(0)
+                self.clips.went_back()
                 self._last_time.clear()
+            origin = self.clips.origin(self.origin)
+            if origin is None:  # the pictures have not reached the join yet
+                if seconds is None:  # at the end: no picture after the join, so no line either
+                    self.packets = iter(())
+                else:
+                    self.pending = packet
+                break
             self._last_time[packet.stream.index] = seconds_in
-            start = seconds_in - self.origin
+            start = seconds_in - origin
             if seconds is not None and start >= seconds:
                 self.pending = packet
                 break
             self._write(packet, start, cut)
         for index in list(self._held):  # the next line of each starts later, or there is none
             self._write_held(index)
+        self._release(seconds, cut)
 
     def finish(self, cut: float | None) -> None:
         """Write the rest of the lines, or with `cut` (a part, a stopped run) those up to it, cut there."""
         self.write_until(cut, cut)
+        self._release(None, cut)
 
     def _write(self, packet: Any, start: float, cut: float | None) -> None:
         """Copy, or convert, a packet starting `start` seconds into the output: one on screen at the origin shows
@@ -1148,7 +1262,8 @@ class _SubtitleTracks:
         self._put(out, packet, begun, end, base)
 
     def _put(self, out: Any, packet: Any, begun: int, end: float | None, base: Fraction) -> None:
-        """Mux a line's packet into `out` at `begun` (in `base` ticks), lasting until `end` seconds."""
+        """Time a line's packet for `out` at `begun` (in `base` ticks), lasting until `end` seconds, and hold it
+        until the pictures reach its end."""
         last_begun, last_written = self._last.get(out.index, (begun, -1))
         if begun < last_begun:
             return  # time went back: the muxer takes no line before the last one
@@ -1156,9 +1271,25 @@ class _SubtitleTracks:
         pts = max(begun, last_written + 1) if self.suffix in MP4_SUFFIXES else begun
         self._last[out.index] = (begun, pts)
         packet.time_base, packet.pts, packet.dts = base, pts, pts
-        packet.duration = max(0, round(end / base) - pts) if end is not None else 0
         packet.stream = out
-        self.mux(packet)
+        self._waiting.setdefault(out.index, []).append((packet, end))
+
+    def _release(self, seconds: float | None, cut: float | None) -> None:
+        """Mux the lines that end by `seconds` (the pictures' end; all of them for None), in each stream's order;
+        with `cut`, none lasts past it. A line without an end (a bitmap one, ended by the next) is not held."""
+        for waiting in self._waiting.values():
+            while waiting and (seconds is None or waiting[0][1] is None or waiting[0][1] <= seconds):
+                packet, end = waiting.pop(0)
+                if end is not None and cut is not None:
+                    end = min(end, cut)
+                packet.duration = max(0, round(end / packet.time_base) - packet.pts) if end is not None else 0
+                self.mux(packet)
+
+    def not_shown_by_default(self) -> set[int]:
+        """The output streams that are not the default ones: MP4's muxer enables (shows) the first of them anyway."""
+        from av.stream import Disposition
+
+        return {out.index for out, _ in self.tracks.values() if not out.disposition & Disposition.default}
 
     def close(self) -> None:
         self.input.close()
