@@ -1036,11 +1036,7 @@ class _SubtitleTracks:
         try:
             left_out = [stream for stream in self.input.streams.subtitles if not self._add(container, stream)]
             if left_out:
-                codecs = sorted({_codec_name(stream) for stream in left_out})
-                log.warning(f"{self.name}: {len(left_out)} subtitle stream{'s' if len(left_out) > 1 else ''} "
-                            f"({', '.join(codecs)}) left out: {suffix} cannot hold "
-                            f"{'them' if len(left_out) > 1 else 'it'}; "
-                            f"{'.mkv keeps every kind' if suffix != '.mkv' else 'convert them to text first'}")
+                log.warning(_left_out_line(self.name, suffix, left_out))
             self.streams = [self.input.streams[index] for index in self.tracks]
             self.clips = _Clips(self.input)
             self.packets = self._demux()
@@ -1299,6 +1295,30 @@ class _SubtitleTracks:
 def _codec_name(stream: Any) -> str:
     context = stream.codec_context
     return context.codec.canonical_name if context is not None else "unknown"
+
+
+def _mkv_holds(stream: Any) -> bool:
+    """Whether a .mkv output keeps this subtitle stream: copied, or a text one converted."""
+    context = stream.codec_context
+    return _codec_name(stream) in SUBTITLE_COPYABLE[".mkv"] or (context is not None and context.codec.text_sub)
+
+
+def _left_out_line(name: str, suffix: str, left_out: list[Any]) -> str:
+    """The one line for subtitle streams the output cannot hold, with a fix only where there is one: it sent a
+    broadcast recording's teletext, which FFmpeg here cannot read (PyAV gives it no codec), to .mkv, which then
+    left it out as well."""
+    count, unreadable = len(left_out), [stream for stream in left_out if stream.codec_context is None]
+    them = "them" if count > 1 else "it"
+    head = f"{name}: {count} subtitle stream{'s' if count > 1 else ''}"
+    if len(unreadable) == count:
+        return f"{head} left out: FFmpeg here cannot read {'their' if count > 1 else 'its'} kind (a broadcast's " \
+               f"teletext, mostly)"
+    codecs = ", ".join(sorted({_codec_name(stream) for stream in left_out}))
+    line = f"{head} ({codecs}) left out: {suffix} cannot hold {them}"
+    if suffix != ".mkv" and all(_mkv_holds(stream) for stream in left_out):
+        return f"{line}; .mkv keeps {them}"
+    return f"{line}; convert {them} to text (SRT) to keep {them}" if not unreadable else line
+
 
 def _adts_filter(stream: Any, suffix: str) -> Any | None:
     """MPEG-TS carries AAC as ADTS, a header on every packet and no configuration of its own (extradata). MP4 and
