@@ -16,15 +16,21 @@ only for the frames the live queue keeps, when a stage first reads the picture (
 
 An HLS master playlist's variants are all opened by FFmpeg, which would then read the first listed and download
 every variant's segments: the largest up to 1080p (VARIANT_MOST_P) is read instead, and only its segments fetched.
+
+Every connect and read ends after its time-out (PyAV's interrupt callback, which FFmpeg polls every 0.1 s while it
+waits): a stall is a drop, reconnected. A stop (interrupt()) ends the call in progress at once, through the same
+callback (_cut): no reader thread or connection is left waiting for the time-out.
 """
 from __future__ import annotations
 
 import collections
 import errno
+import itertools
 import re
 import socket
 import threading
 import time
+import types
 import urllib.parse
 from typing import Any, Callable, Iterator
 
@@ -38,6 +44,9 @@ from stream.sources import PictureTreatment, Source, chosen_video_stream, scale_
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 TIMEOUT_S = 5.0  # connecting, and the wait for each packet: an unreachable host or a stalled stream fails after this
+# An HLS stream's wait for each packet: FFmpeg waits for a live playlist's next segment inside one read, up to 1.5
+# target durations (6 s in Apple's guidelines, 10 s in older ones); with TIMEOUT_S such a stream ended at its first.
+HLS_TIMEOUT_S = 15.0
 FIRST_PICTURE_S = 10.0  # a stream joined part-way decodes from its next keyframe (IP cameras: every 1-4 s)
 # a stream that dropped is opened again for this long (a reconnect takes 0.5-3 s) before the run ends
 RECONNECT_S = 10.0
@@ -140,6 +149,57 @@ def open_failure(exc: Exception, parts: urllib.parse.SplitResult, transport: str
     return f"cannot open the stream from {where}: {reason} ({FIX})"
 
 
+def _says_hls(parts: urllib.parse.SplitResult) -> bool:
+    """Whether the address names an HLS playlist (one that does not is found so when opened: _open)."""
+    return parts.path.lower().endswith((".m3u8", ".m3u"))
+
+
+# -- cutting a connect or read short ---------------------------------------------------------------------------
+# PyAV 18 lets no other thread end a call in progress (closing the container under it crashes), but its time-outs'
+# interrupt callback asks av.container.core's `time.monotonic()` whether the call's time-out has passed. While a
+# thread is cut, that clock runs ahead for it alone, further at each call, so its call ends at FFmpeg's next poll
+# (ExitError), whenever it began. Installed only while a cut is on: every other call keeps the true clock.
+CUT_JUMP_S = 1e6  # past any time-out
+_cut_lock = threading.Lock()
+_cut_threads: set[int] = set()
+_cut_jumps = itertools.count(1)
+
+
+def _cut_clock() -> float:
+    now = time.monotonic()
+    return now + CUT_JUMP_S * next(_cut_jumps) if threading.get_ident() in _cut_threads else now
+
+
+_CUT_CLOCK = types.SimpleNamespace(monotonic=_cut_clock)
+
+
+def _pyav_timing() -> Any | None:
+    """PyAV's module whose `time` its time-outs read; None where this PyAV has none (a stop then waits for the
+    call's time-out, as before)."""
+    try:
+        import av.container.core as core
+    except ImportError:
+        return None
+    return core if getattr(core, "time", None) in (time, _CUT_CLOCK) else None
+
+
+def _cut(thread: int) -> None:
+    """End `thread`'s FFmpeg connect or read now, and every one it starts until _uncut."""
+    core = _pyav_timing()
+    if core is not None:
+        with _cut_lock:
+            _cut_threads.add(thread)
+            core.time = _CUT_CLOCK
+
+
+def _uncut(thread: int) -> None:
+    core = _pyav_timing()
+    with _cut_lock:
+        _cut_threads.discard(thread)
+        if core is not None and not _cut_threads:
+            core.time = time
+
+
 class _Clock:
     """Capture times from a stream's own presentation times, laid on the pipeline's clock at the earliest arrival
     seen: pictures a network delivers in bursts (Wi-Fi, TCP) keep the camera's spacing, and none is put after its
@@ -235,7 +295,11 @@ class NetworkSource(Source):
         if fragment not in ("", "udp") or (fragment and self.parts.scheme.lower() not in ("rtsp", "rtsps")):
             raise UserError(f"unknown option #{fragment} in {redact(url)}; the only one is #udp, for RTSP over UDP")
         self.transport = fragment or "tcp"
+        self.hls = _says_hls(self.parts)  # its reads wait HLS_TIMEOUT_S
         self._interrupted = threading.Event()  # the run is stopping: read no further, open nothing again
+        self._reader: int | None = None  # the thread in frames(), whose call in progress a stop cuts short
+        self._reader_lock = threading.Lock()
+        self._newest: float | None = None  # the stream time of the newest picture given (HLS: none given twice)
         self._clock = _Clock()
         self._sizes_told: set[tuple[int, int]] = set()
         self._damage_told = False
@@ -269,18 +333,31 @@ class NetworkSource(Source):
         self.description = self.description.replace(f", {DEINTERLACED}", "")
 
     # -- opening ------------------------------------------------------------------------------------
-    def _open(self) -> None:
-        """Connect and find the video stream; UserError in one line where it cannot."""
+    @property
+    def read_timeout_s(self) -> float:
+        return HLS_TIMEOUT_S if self.hls else TIMEOUT_S
+
+    def _connect(self) -> Any:
+        """The opened container, with the time-outs; UserError in one line where it cannot be opened."""
         import av
-        from av.stream import Discard
 
         started = time.monotonic()
         try:
-            container = av.open(self.url, options=ffmpeg_options(self.url, self.transport),
-                                timeout=(TIMEOUT_S, TIMEOUT_S))
+            return av.open(self.url, options=ffmpeg_options(self.url, self.transport),
+                           timeout=(TIMEOUT_S, self.read_timeout_s))
         except av.error.FFmpegError as exc:
             why = open_failure(exc, self.parts, self.transport, time.monotonic() - started)
             raise UserError(f"network stream {self.shown}: {why}") from None
+
+    def _open(self) -> None:
+        """Connect and find the video stream; UserError in one line where it cannot."""
+        from av.stream import Discard
+
+        container = self._connect()
+        if not self.hls and container.format.name.split(",")[0] == "hls":
+            self.hls = True  # a playlist at an address that did not say so: opened again with its longer wait
+            container.close()
+            container = self._connect()
         # not an album cover (an MP3's, an MP4's), which decodes once; of an HLS master playlist's variants, one
         stream, self.variant = _chosen_variant(container) or (chosen_video_stream(container), "")
         if stream is None:
@@ -322,15 +399,29 @@ class NetworkSource(Source):
         return float(rate) if rate and RATE_RANGE[0] <= rate <= RATE_RANGE[1] else None
 
     # -- reading ------------------------------------------------------------------------------------
+    def _demuxed(self) -> Iterator[Any]:
+        """The stream's packets, PyAV's flushing ones at its end included. `dropped` is set where the end came once
+        a read had waited (nearly: a socket's own time-out may come first) its whole time-out: FFmpeg's HLS and
+        MPEG-TS demuxers make a read's failure the end of their stream."""
+        packets = self.container.demux(self.stream)
+        while True:
+            asked = time.monotonic()
+            packet = next(packets, None)
+            if packet is None:
+                return
+            if not packet.size and not self.dropped and time.monotonic() - asked >= 0.9 * self.read_timeout_s:
+                self.dropped = _drop_reason(None, self.read_timeout_s)
+            yield packet
+
     def _decoded(self) -> Iterator[tuple[Any, int]]:
         """(picture, capture time) as they decode, until the stream ends: cleanly, or dropped (`dropped` then
-        says why: a reset, a stall past TIMEOUT_S). A packet the decoder refuses (lost on the way, or before the
-        first keyframe of a stream joined part-way) is skipped."""
+        says why: a reset, a stall past its read time-out). A packet the decoder refuses (lost on the way, or before
+        the first keyframe of a stream joined part-way) is skipped."""
         import av
 
         pictures, deadline = 0, time.monotonic() + FIRST_PICTURE_S
         try:
-            for packet in self.container.demux(self.stream):
+            for packet in self._demuxed():
                 if self._interrupted.is_set():
                     return
                 if not pictures and time.monotonic() > deadline:  # packets that never make a picture
@@ -348,12 +439,28 @@ class NetworkSource(Source):
                     pictures += 1
                     yield picture, self._clock.capture_ns(picture.time if self.timed else None, arrival)
         except av.error.FFmpegError as exc:
-            self.dropped = _drop_reason(exc)
+            self.dropped = _drop_reason(exc, self.read_timeout_s)
+            return
+        if self.dropped:  # a stall the demuxer ended as its end
             return
         if self.parts.scheme.lower().startswith("rtsp"):  # a camera never ends its stream: it restarted, or lost us
             self.dropped = "the camera closed the connection"
 
     def frames(self) -> Iterator[Frame]:
+        reader = threading.get_ident()
+        with self._reader_lock:  # from here a stop cuts this thread's connect or read short (interrupt)
+            self._reader = reader
+        try:
+            if not self._interrupted.is_set():
+                yield from self._frames()
+        finally:
+            # the demuxer's time-out set aside first: a read begun under the cut took the clock run ahead as its start
+            self.packets.close()
+            with self._reader_lock:
+                self._reader = None
+                _uncut(reader)
+
+    def _frames(self) -> Iterator[Frame]:
         deinterlacer = Deinterlacer(None) if self.deinterlace else None  # each picture's own time base
         for picture, capture_ns in deinterlaced(self._pictures(), deinterlacer):
             if self._interrupted.is_set():  # what the filter held when a stop came: not given
@@ -385,6 +492,7 @@ class NetworkSource(Source):
                 continue
             if found is None:
                 return
+            self._newest = found[0].time
             yield found
 
     def _image(self, picture: Any) -> Any:
@@ -405,7 +513,7 @@ class NetworkSource(Source):
             self.container.close()
             try:
                 self._open()
-                found = next(self.packets, None)
+                found = self._first_new()
                 cause = self.dropped or f"{_where(self.parts)} answered but gave no picture"
             except UserError as exc:
                 found, cause = None, _last_cause(exc)
@@ -423,12 +531,22 @@ class NetworkSource(Source):
                                 f"before were kept")
             self._interrupted.wait(RETRY_PAUSE_S)
 
+    def _first_new(self) -> tuple[Any, int] | None:
+        """The stream's first picture after it was opened again; of an HLS playlist, the first newer than those
+        given: a live playlist is read from three segments back, the same segments where it had stalled."""
+        for found in self.packets:
+            old = self.hls and None not in (self._newest, found[0].time) and found[0].time <= self._newest
+            if not old:
+                return found
+        return None
+
     def interrupt(self) -> None:
-        """A stop (q, Ctrl-C, SIGTERM): the reconnecting gives up, the reading ends at its next packet, and
-        frames() returns; its thread then closes the connection. A connect or read waiting on the network still
-        takes up to TIMEOUT_S: PyAV 18 lets no other thread cut it short (its interrupt callback serves only its
-        own timeouts, and closing the container under a demux in progress is not safe)."""
+        """A stop (q, Ctrl-C, SIGTERM): the reconnecting gives up, the connect or read in progress ends at once
+        (_cut), and frames() returns; its thread then closes the connection."""
         self._interrupted.set()
+        with self._reader_lock:
+            if self._reader is not None:
+                _cut(self._reader)
 
     def close(self) -> None:
         self.container.close()
@@ -457,13 +575,14 @@ def _chosen_variant(container: Any) -> tuple[Any, str] | None:
                     f"{', '.join(size for _, size in sizes)} ({why})")
 
 
-def _drop_reason(exc: Exception) -> str:
-    """What ended a stream part-way, in words (FFmpeg says "Input/output error" for a closed connection)."""
+def _drop_reason(exc: Exception | None, waited_s: float) -> str:
+    """What ended a stream part-way (None: a read's time-out), in words (FFmpeg says "Input/output error" for a
+    closed connection)."""
     import av
 
     code = getattr(exc, "errno", None)
-    if code == errno.ETIMEDOUT or isinstance(exc, av.error.ExitError):
-        return f"nothing arrived for {TIMEOUT_S:g} s"
+    if exc is None or code == errno.ETIMEDOUT or isinstance(exc, av.error.ExitError):
+        return f"nothing arrived for {waited_s:g} s"
     if code in (errno.EIO, errno.ECONNRESET, errno.EPIPE):
         return "the connection was closed"
     return getattr(exc, "strerror", None) or exc.__class__.__name__

@@ -1,0 +1,314 @@
+"""A network stream whose connect or read blocks: a server that accepts and then says nothing, one that sends
+pictures and then stalls, a live HLS playlist whose segments outlast the read time-out or that stops growing. The
+stop must end such a call at once (no reader thread or connection left behind), and a stall must be told from the
+sender's end. Real local servers, through the real PyAV (FFmpeg) path; time-outs shortened through the module's
+constants, or made far longer than the test's waits where only the stop may end a call."""
+import functools
+import http.server
+import math
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import stream.network_source as network
+from stream.errors import UserError
+from stream.frame import Frame
+from stream.network_source import NetworkSource
+from stream.pipeline import Pipeline
+from stream.sinks import NullSink
+from stream.synthetic import SyntheticPortrait, SyntheticScene
+from test_network_source import _SlowStage
+
+NEVER_S = 120.0  # a time-out no test waits for: only the stop can end the call in time
+ENDS_S = 15.0  # how long a test waits for what a stop ends at once (FFmpeg polls its interrupt every 0.1 s)
+
+
+class _StallingCamera:
+    """A phone app's MJPEG endpoint on a raw socket. Its first `serving` connections get `pictures` pictures at
+    `fps` and are then held open in silence (`stalled` set; `reader_closed` once the reader hangs up), or closed
+    with `close_after`; later connections are accepted and never answered (`hanging` set)."""
+
+    def __init__(self, pictures: int, fps: float = 20, serving: int = 1, close_after: bool = False) -> None:
+        scene = SyntheticPortrait(SyntheticScene(160, 120))
+        self.jpegs = [cv2.imencode(".jpg", scene.render(i)[0])[1].tobytes() for i in range(4)]
+        self.pictures, self.fps, self.serving, self.close_after = pictures, fps, serving, close_after
+        self.connections = 0
+        self.stalled, self.hanging, self.reader_closed = threading.Event(), threading.Event(), threading.Event()
+        self.held: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/video"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            self.held.append(connection)
+            threading.Thread(target=self._serve, args=(connection, self.connections), daemon=True).start()
+
+    def _serve(self, connection: socket.socket, number: int) -> None:
+        try:
+            connection.recv(65536)  # the request
+            if number > self.serving:
+                self.hanging.set()
+                return
+            connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
+            for index in range(self.pictures):
+                jpeg = self.jpegs[index % len(self.jpegs)]
+                connection.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                                   % (len(jpeg), jpeg))
+                time.sleep(1 / self.fps)
+            if self.close_after:
+                connection.close()
+                return
+            self.stalled.set()
+            if connection.recv(1) == b"":  # nothing more comes from the reader: it closed
+                self.reader_closed.set()
+        except OSError:
+            self.reader_closed.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.held:
+            connection.close()
+
+
+def _reading(source: NetworkSource) -> tuple[threading.Thread, list[Frame], list[BaseException]]:
+    """Frames read on their own thread, as the pipeline's capture thread reads them."""
+    frames: list[Frame] = []
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            frames.extend(source.frames())
+        except BaseException as exc:  # noqa: BLE001 (asserted by the test)
+            failed.append(exc)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread, frames, failed
+
+
+def _until(condition, within: float = ENDS_S) -> bool:
+    deadline = time.monotonic() + within
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_stop_ends_a_read_the_stalled_stream_blocks_at_once(told, monkeypatch):
+    """The camera sent ten pictures and then nothing, its connection open: the read waits for its time-out (here
+    NEVER_S). A stop (q, Ctrl-C) asked interrupt(), which only set a flag the reader sees between packets: the
+    reader thread and the connection stayed until the time-out. The stop now cuts the read short, the thread ends,
+    and nothing is said for it (no drop, no end)."""
+    monkeypatch.setattr(network, "TIMEOUT_S", NEVER_S)
+    camera = _StallingCamera(pictures=10)
+    try:
+        source = NetworkSource(camera.url)
+        thread, frames, failed = _reading(source)
+        assert camera.stalled.wait(ENDS_S) and _until(lambda: len(frames) == 10)
+        source.interrupt()
+        thread.join(ENDS_S)
+        assert not thread.is_alive()  # (closed under a read in progress, the source would crash the process)
+        source.close()
+        assert camera.reader_closed.wait(ENDS_S)
+    finally:
+        camera.close()
+    assert failed == [] and [f.index for f in frames] == list(range(10))
+    assert told == [], told
+
+
+def test_a_stop_ends_a_reconnect_whose_server_never_answers_at_once(told, monkeypatch):
+    """The camera closed its connection, and its address then accepts and never answers (a camera half-booted):
+    the reconnect's open waits for its time-out. A stop now cuts it short: the thread ends without an error, and
+    no failure of the stream is said."""
+    monkeypatch.setattr(network, "TIMEOUT_S", NEVER_S)
+    monkeypatch.setattr(network, "RECONNECT_S", NEVER_S)
+    camera = _StallingCamera(pictures=10, close_after=True)
+    try:
+        source = NetworkSource(camera.url)
+        thread, frames, failed = _reading(source)
+        assert camera.hanging.wait(ENDS_S)
+        source.interrupt()
+        thread.join(ENDS_S)
+        assert not thread.is_alive()
+        source.close()
+    finally:
+        camera.close()
+    assert failed == [] and len(frames) == 10
+    assert not any("stopped delivering" in line or "came back" in line for line in told), told
+
+
+class _QuitWhenStalled(NullSink):
+    """A window whose user presses q once the stream has stalled."""
+
+    def __init__(self, camera: _StallingCamera) -> None:
+        super().__init__()
+        self.camera = camera
+
+    def idle(self) -> None:
+        pass
+
+    @property
+    def wants_stop(self) -> bool:
+        return self.camera.stalled.is_set() and self.count > 0
+
+
+def test_a_run_stopped_during_a_stall_leaves_no_thread_and_closes_the_connection(told, monkeypatch):
+    """Through the pipeline: q while the stream is stalled. The run used to end leaving its capture thread behind
+    (threads_left), blocked in the read with the connection open; the stop now ends the read, the capture thread
+    closes the stream, and the camera sees the connection closed."""
+    monkeypatch.setattr(network, "TIMEOUT_S", NEVER_S)
+    camera = _StallingCamera(pictures=10)
+    try:
+        source = NetworkSource(camera.url)
+        result = Pipeline(source, [_SlowStage()], _QuitWhenStalled(camera), queue_size=2).run()
+        closed = camera.reader_closed.wait(ENDS_S)
+    finally:
+        camera.close()
+    assert result.closed_by_user and result.frames_written > 0
+    assert result.threads_left == [] and closed
+
+
+def test_a_stop_leaves_other_threads_reads_alone(told, monkeypatch):
+    """The cut is the stopped source's reader's alone: a second stream read on another thread goes on."""
+    monkeypatch.setattr(network, "TIMEOUT_S", NEVER_S)
+    stalled, going = _StallingCamera(pictures=10), _StallingCamera(pictures=60, fps=30)
+    try:
+        first, second = NetworkSource(stalled.url), NetworkSource(going.url)
+        thread, _, _ = _reading(first)
+        other, frames, failed = _reading(second)
+        assert stalled.stalled.wait(ENDS_S)
+        first.interrupt()
+        thread.join(ENDS_S)
+        assert not thread.is_alive()
+        first.close()
+        assert going.stalled.wait(ENDS_S) and _until(lambda: len(frames) == 60)
+        second.interrupt()
+        other.join(ENDS_S)
+        assert not other.is_alive()
+        second.close()
+    finally:
+        stalled.close()
+        going.close()
+    assert [f.index for f in frames] == list(range(60)) and failed == []
+
+
+# -- live HLS --------------------------------------------------------------------------------------------------
+class _LiveHls:
+    """A live HLS playlist (no #EXT-X-ENDLIST) over `segments` segments of `seconds` each (10 fps, 64x48): the
+    three newest published, one more every `seconds`, as a broadcaster's encoder adds them; with `frozen_after`
+    no segment past that many is ever published (the broadcaster stalled)."""
+
+    def __init__(self, folder: Path, seconds: float, segments: int, frozen_after: int | None = None,
+                 name: str = "live.m3u8") -> None:
+        import av
+
+        options = {"hls_time": str(seconds), "hls_list_size": "0", "hls_playlist_type": "vod"}
+        fps, count = 10, round(seconds * 10 * segments)
+        with av.open(str(folder / "all.m3u8"), "w", format="hls", options=options) as container:
+            video = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast",
+                                                                         "g": str(round(seconds * fps))})
+            video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+            for index in range(count):
+                picture = av.VideoFrame.from_ndarray(np.full((48, 64, 3), index % 250, np.uint8), format="bgr24")
+                picture.pts = index
+                for packet in video.encode(picture):
+                    container.mux(packet)
+            for packet in video.encode(None):
+                container.mux(packet)
+        self.segments = re.findall(r"#EXTINF:([\d.]+),\n(\S+)", (folder / "all.m3u8").read_text())
+        self.seconds, self.frozen_after = seconds, frozen_after or len(self.segments)
+        self.started = time.monotonic() - 3 * seconds  # three segments out already
+        live = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path.split("?")[0] != f"/{name}":
+                    return super().do_GET()
+                body = live.playlist().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                     functools.partial(Handler, directory=str(folder)))
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    def playlist(self) -> str:
+        out = min(int((time.monotonic() - self.started) / self.seconds), self.frozen_after, len(self.segments))
+        first = max(0, out - 3)
+        return (f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{math.ceil(self.seconds)}\n"
+                f"#EXT-X-MEDIA-SEQUENCE:{first}\n"
+                + "".join(f"#EXTINF:{length},\n{name}\n" for length, name in self.segments[first:out]))
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("name", ["live.m3u8", "live"])  # an address that does not say HLS: found so when opened
+def test_a_live_hls_whose_segments_outlast_the_read_timeout_plays_on(tmp_path, told, monkeypatch, name):
+    """Between two segments of a live playlist FFmpeg waits for the next, inside one read: up to a target duration
+    (6 s in Apple's guidelines, 10 s in older ones). With segments longer than TIMEOUT_S the read timed out, and
+    FFmpeg's HLS demuxer, which turns its reads' failures into the end of its segment, ended the stream: the run
+    ended after its first three segments, "ended (its sender closed it)". An HLS stream's reads now wait
+    HLS_TIMEOUT_S (here, segments of 1.2 s against a TIMEOUT_S of 0.5 s: the same proportions)."""
+    monkeypatch.setattr(network, "TIMEOUT_S", 0.5)
+    monkeypatch.setattr(network, "HLS_TIMEOUT_S", 3.0, raising=False)
+    live = _LiveHls(tmp_path, seconds=1.2, segments=12, name=name)
+    try:
+        source = NetworkSource(live.url)
+        frames = []
+        for frame in source.frames():  # 36 in the first three segments, then 12 a segment as they come out
+            frames.append(frame)
+            if len(frames) == 60:
+                break
+        source.close()
+    finally:
+        live.close()
+    assert [f.index for f in frames] == list(range(60)) and source.hls
+    assert not any("ended" in line or "dropped" in line for line in told), told
+
+
+def test_a_live_hls_that_stops_growing_is_a_drop_not_the_sender_s_end(tmp_path, told, monkeypatch):
+    """A broadcaster's playlist that stops growing, without the #EXT-X-ENDLIST that ends it: FFmpeg's read timed
+    out, its HLS demuxer made that the end of the stream, and the run ended as at the sender's end ("ended (its
+    sender closed it)"), its output said complete. It is now a stall: opened again, and where no new picture comes
+    (the playlist's old segments are not given twice), the run ends with the line of a stream that stayed away."""
+    monkeypatch.setattr(network, "TIMEOUT_S", 0.5)
+    monkeypatch.setattr(network, "HLS_TIMEOUT_S", 1.5, raising=False)
+    monkeypatch.setattr(network, "RECONNECT_S", 2.0)
+    monkeypatch.setattr(network, "RETRY_PAUSE_S", 0.1)
+    live = _LiveHls(tmp_path, seconds=0.5, segments=12, frozen_after=4)
+    try:
+        source = NetworkSource(live.url)
+        frames = []
+        with pytest.raises(UserError) as caught:
+            for frame in source.frames():
+                frames.append(frame)
+                if len(frames) > 40:  # the old segments given again and again: a replay without end
+                    break
+        source.close()
+    finally:
+        live.close()
+    assert "stopped delivering frames after" in str(caught.value), caught.value
+    assert f"nothing arrived for {1.5:g} s" in str(caught.value)
+    assert [f.index for f in frames] == list(range(len(frames))) and len(frames) <= 4 * 5
+    assert not any("ended" in line for line in told), told
