@@ -6,7 +6,8 @@ inside the video encoder, half-way through a queue's lock, in the middle of fina
 A run interrupted there could hang or leave a broken file. During a run the signal only sets the
 pipeline's stop event; the main loop notices it within one poll and every stage winds down
 through its normal path, so the output is finalised. A second signal raises KeyboardInterrupt at
-once, for a user who would rather lose the end of the file than wait; once the run is finalising its outputs, it
+once, for a user who would rather lose the end of the file than wait (inside a frame's write, once the frame is
+written; a third there at once, for a write that hangs); once the run is finalising its outputs, it
 only ends the wait for the stage threads, so the file is still closed and playable.
 """
 from __future__ import annotations
@@ -39,6 +40,8 @@ class SignalStop:
         # False while the run finalises its outputs: a second signal then only counts (the pipeline stops waiting
         # for its threads); raised there, it left the output file unclosed, with nothing playable in it
         self.raising = True
+        self._holding = False  # inside held(): a second signal waits for the stretch's end, a third does not
+        self._deferred = 0
 
     @property
     def received(self) -> bool:
@@ -49,18 +52,23 @@ class SignalStop:
         self.stop.set()
         if self.count > 1 and self.raising:
             raise KeyboardInterrupt  # the second one: stop now
+        if self.count > 1 and self._holding:
+            self._deferred += 1
+            if self._deferred > 1:  # a write that hangs (a stalled disk, a pipe no one reads): the user insists
+                raise KeyboardInterrupt
 
     @contextmanager
     def held(self) -> Iterator[None]:
         """A stretch a second signal must not cut: a frame being written to the output (raised inside the video
         writer, it left the file unfinishable: "left unfinished after a failed write", exit 1). A second signal
-        that came meanwhile is raised once the stretch is over."""
-        raising, count = self.raising, self.count
-        self.raising = False
+        that came meanwhile is raised once the stretch is over; a third is raised at once, for a write that hangs
+        (a stalled network disk, a pipe no one reads) and would otherwise leave only SIGKILL."""
+        raising, count, holding = self.raising, self.count, self._holding
+        self.raising, self._holding, self._deferred = False, raising, 0
         try:
             yield
         finally:
-            self.raising = raising
+            self.raising, self._holding = raising, holding
         if raising and self.count > max(count, 1):
             raise KeyboardInterrupt
 
