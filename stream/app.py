@@ -20,7 +20,8 @@ from stream.config import PipelineConfig, parse_model_size
 from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.focus import FocusController
-from stream.images import check_image_size
+from stream.images import (ANIMATION_FORMATS, AnimationSource, PhotoMetadata, animation_metadata, animation_suffix,
+                           check_image_size)
 from stream.metrics import LatencyRecorder
 from stream.network_source import NetworkSource, redact
 from stream.pipeline import Pipeline
@@ -58,18 +59,41 @@ def default_output(input_spec: str, source: Source) -> str:
 
 def portrait_name(input_spec: str, image: bool) -> str:
     """Where a file run writes when not told: NAME_portrait.png beside an image, NAME_portrait.mp4 beside a
-    video, out/synthetic_portrait.mp4 (from the current folder) for the synthetic scene."""
+    video, an animation of the input's type beside an animation (NAME_portrait.gif beside a GIF; APNG, WebP),
+    out/synthetic_portrait.mp4 (from the current folder) for the synthetic scene."""
     if input_spec.startswith("synthetic:"):
         return "out/synthetic_portrait.mp4"
     path = Path(input_spec)
-    return str(path.with_name(f"{path.stem}_portrait{'.png' if image else '.mp4'}"))
+    return str(path.with_name(f"{path.stem}_portrait{_picture_suffix(input_spec, image)}"))
 
 
 def depth_name(input_spec: str, image: bool = False) -> str:
     """The depth's file name where --save-depth names a folder: NAME_depth.mp4, or NAME_depth.png for a photo
-    (whose depth is a picture, as its render is, not a one-frame video)."""
-    stem = "synthetic" if input_spec.startswith("synthetic:") else Path(input_spec).stem
-    return f"{stem}_depth{'.png' if image else '.mp4'}"
+    (whose depth is a picture, as its render is, not a one-frame video), an animation's type for an animation."""
+    if input_spec.startswith("synthetic:"):
+        return "synthetic_depth.mp4"
+    return f"{Path(input_spec).stem}_depth{_picture_suffix(input_spec, image)}"
+
+
+def _picture_suffix(input_spec: str, image: bool) -> str:
+    """The type of a file input's outputs: an animation's own (.gif, .png, .apng, .webp), a photo's .png, else .mp4."""
+    try:
+        animation = animation_suffix(Path(input_spec).expanduser())
+    except OSError:  # a name too long: opening the input says so
+        animation = None
+    return animation or (".png" if image else ".mp4")
+
+
+def _animation_out(input_spec: str, target: str) -> bool:
+    """Whether `target` is an image type that holds the pictures of an animated input (GIF, APNG, animated WebP)."""
+    return Path(target).suffix.lower() in ANIMATION_FORMATS and _picture_suffix(input_spec, False) != ".mp4"
+
+
+def picture_metadata(source: Source, input_spec: str) -> PhotoMetadata | None:
+    """What an image output keeps of the input: a photo's colour profile and EXIF, an animation's times played
+    (which FFmpeg, reading a GIF or an APNG, does not tell)."""
+    metadata = getattr(source, "metadata", None)
+    return metadata if metadata is not None else animation_metadata(Path(input_spec))
 
 
 def refuse_writing_over_input(input_spec: str, flag: str, target: str) -> None:
@@ -101,13 +125,13 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
         raise UserError(f"--save-depth {save_depth}: the depth goes into a video or image file; give one "
                         f"(e.g. {Path(save_depth).with_suffix('.mp4').name})")
     if depth_kind == "image":
-        if source.frame_count != 1:
+        if source.frame_count != 1 and not _animation_out(input_spec, save_depth):
             raise UserError(f"--save-depth {save_depth} is an image but the input has many frames; give a video "
                             f"file (e.g. {Path(save_depth).with_suffix('.mp4').name})")
         check_image_size("--save-depth", save_depth, source.width, source.height)
     files = {flag: target for flag, target in (("-o", output), ("--save-depth", save_depth))
              if target and output_kind(target) in ("video", "image")}
-    if isinstance(source, (VideoFileSource, ImageSource)):
+    if isinstance(source, (VideoFileSource, ImageSource, AnimationSource)):
         for flag, target in files.items():
             refuse_writing_over_input(input_spec, flag, target)
     if len(files) == 2 and same_file(*files.values()):
@@ -122,7 +146,10 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
     if kind == "vcam":
         check_virtual_camera()  # the package; the device itself answers only when the sink opens
     if kind == "image":
-        if source.frame_count != 1:
+        if source.frame_count != 1 and not _animation_out(input_spec, output):
+            if _picture_suffix(input_spec, False) != ".mp4":
+                raise UserError(f"-o {output} is a still image but the input is an animation; give .gif, .png or "
+                                f".webp for an animation, or a video file (e.g. {Path(output).stem}.mp4)")
             raise UserError(f"-o {output} is an image but the input is a video or a camera; give a video file "
                             f"(e.g. {Path(output).with_suffix('.mp4').name}), window or null")
         check_image_size("-o", output, source.width * (3 if config.output.side_by_side else 1), source.height)
@@ -286,7 +313,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              fps=source.fps, audio_from=source.audio_path, side_by_side=config.output.side_by_side,
                              save_depth=config.output.save_depth, preview=preview,
                              audio_ends_with_pictures=getattr(source, "audio_ends_with_pictures", False),
-                             photo_metadata=getattr(source, "metadata", None),
+                             photo_metadata=picture_metadata(source, input_spec),
                              # creation time, location, title: as the open video read them (not opened again)
                              tags_from=source.tags if isinstance(source, VideoFileSource) else None,
                              subtitles_from=source.subtitle_path, chapters=source.chapters,

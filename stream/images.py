@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,12 @@ TRANSPARENT_BACKGROUND = (255, 255, 255)  # a transparent photo is laid on white
 ALPHA_KEPT = {".png", ".webp", ".tif", ".tiff"}  # outputs that hold it, which then take the input's transparency back
 # Formats OpenCV also reads as one picture that may hold many: read as video (every frame).
 SEQUENCE_SUFFIXES = {".gif", ".mjpeg", ".mjpg", ".apng"}
+# Outputs that hold an animation, and the Pillow format of each; a GIF or APNG output is always written as one
+ANIMATION_FORMATS = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEBP"}
+ANIMATION_ONLY = {".gif", ".apng"}  # outputs written as an animation whatever the input (a photo's: one picture)
+ANIMATION_SUFFIX = {"GIF": ".gif", "PNG": ".png", "WEBP": ".webp"}  # an animation's own type, by Pillow's format
+ANIMATION_SAVE = {"GIF": {}, "PNG": {"compress_level": 1}, "WEBP": {"quality": 95}}  # as PILLOW_SAVE for stills
+SHORTEST_DURATION_MS = 20  # a picture shown shorter (0, 10 ms) is shown 100 ms, as browsers (and FFmpeg) show it
 # The largest side each encoder takes (JPEG's 16-bit header fields, WebP's 14-bit ones).
 IMAGE_MAX_SIDE = {".jpg": 65535, ".jpeg": 65535, ".webp": 16383}
 EXIF_ORIENTATION = 0x0112
@@ -54,6 +61,7 @@ class PhotoMetadata:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     alpha: np.ndarray | None = field(default=None, compare=False)  # a transparent photo's opacity, upright, 8-bit
+    plays: int | None = None  # an animation's (GIF, APNG, animated WebP): times it is played, 0 for ever; else None
 
     def __bool__(self) -> bool:
         return bool(self.icc_profile or self.exif) or self.alpha is not None
@@ -71,29 +79,68 @@ def opencv_quiet() -> Iterator[None]:
         logging.setLogLevel(previous)
 
 
+class _PixelLimit:
+    """Pillow's pixel limit at OpenCV's (MAX_PIXELS), and its decompression-bomb warning silenced (OpenCV's pixel
+    limit speaks first), while any thread reads a picture here. Both are process-wide globals, read by Pillow as it
+    opens, seeks and loads: the first reader sets them and the last puts them back. Each reader saving and restoring
+    them for itself let one thread's restore land inside another's read (a 200-megapixel photo refused under the
+    limit put back) and left the other's settings in place for good."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._limit: int | None = None
+        self._filters: list[Any] = []
+
+    @contextmanager
+    def raised(self) -> Iterator[None]:
+        with self._lock:
+            if self._readers == 0:
+                self._set()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._put_back()
+
+    def _set(self) -> None:
+        from PIL import Image
+
+        self._limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS // 2  # refused at twice it
+        self._filters = list(warnings.filters)
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", "Truncated File Read")  # a TIFF cut short: the error says so, once
+
+    def _put_back(self) -> None:
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = self._limit
+        warnings.filters[:] = self._filters
+        getattr(warnings, "_filters_mutated", lambda: None)()  # as catch_warnings does: cached decisions dropped
+
+
+_PIXEL_LIMIT = _PixelLimit()
+
+
 @contextmanager
 def _pillow_open(path: Path) -> Iterator[Any]:
     """The picture as Pillow opens it (lazily: headers first), or None where Pillow cannot read it. Pillow's pixel
     limit is OpenCV's (MAX_PIXELS) meanwhile: its own (179 MP) refused a phone's 200-megapixel photo, which OpenCV
-    reads, and the output lost the photo's colour profile and EXIF. Its decompression-bomb warning is silenced (OpenCV's
-    pixel limit speaks first); the error stays."""
+    reads, and the output lost the photo's colour profile and EXIF (see _PixelLimit)."""
     from PIL import Image, UnidentifiedImageError
 
     heif_readable()
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS // 2  # Pillow refuses at twice its limit
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            warnings.filterwarnings("ignore", "Truncated File Read")  # a TIFF cut short: the error says so, once
-            try:
-                opened = Image.open(path)
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-                yield None
-                return
-            with opened:
-                yield opened
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+    with _PIXEL_LIMIT.raised():
+        try:
+            opened = Image.open(path)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+            yield None
+            return
+        with opened:
+            yield opened
 
 
 @functools.cache
@@ -108,15 +155,46 @@ def heif_readable() -> bool:
     return True
 
 
-def _has_alpha(path: Path) -> bool:
-    """Whether the picture has transparency (RGBA, grey with alpha, a palette or tRNS colour), from its headers."""
+def _pillow_decodes(path: Path) -> bool:
+    """Whether Pillow, not OpenCV, decodes the picture, from its headers: one with transparency (OpenCV drops the
+    alpha) or a CMYK one with its colour profile (OpenCV turns inks into RGB by a formula, which a print profile's
+    colours are far from)."""
     from PIL import Image
 
     try:
         with _pillow_open(path) as image:
-            return image is not None and _transparent(image)
+            return image is not None and (_transparent(image) or _cmyk_profile(image) is not None)
     except Image.DecompressionBombError:  # beyond Pillow's pixel limit: OpenCV reads it, or says it is too large
         return False
+
+
+def _cmyk_profile(image: Any) -> bytes | None:
+    """A CMYK picture's embedded colour profile, where it has one that describes CMYK."""
+    icc = image.info.get("icc_profile") if image.mode == "CMYK" else None
+    return icc if icc and icc[16:20] == b"CMYK" else None  # its data colour space, from its header
+
+
+@functools.cache
+def _srgb_profile() -> Any:
+    from PIL import ImageCms
+
+    return ImageCms.createProfile("sRGB")
+
+
+def _cmyk_to_rgb(image: Any) -> Any:
+    """A CMYK picture (a print workflow's, a Photoshop export's; Pillow undoes Adobe's inverted inks as it reads)
+    in sRGB, through its embedded profile where LittleCMS can use it; else by Pillow's formula, inks inverted and
+    times the black, as OpenCV and browsers convert a CMYK picture without one."""
+    from PIL import ImageCms
+
+    icc = _cmyk_profile(image)
+    if icc is not None:
+        try:
+            return ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _srgb_profile(),
+                                             outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):  # a damaged profile: the formula
+            pass
+    return image.convert("RGB")
 
 
 def _transparent(image: Any) -> bool:
@@ -130,11 +208,11 @@ def _transparent(image: Any) -> bool:
 
 def is_still_image(path: Path) -> bool:
     """A photo, by its name, or by its content where the name is none of the usual ones (.jfif, .ppm, none):
-    one picture that Pillow recognises (an animated WebP or PNG is read as a video)."""
+    one picture that Pillow recognises (an animated WebP or PNG is read as the animation it is)."""
     path = path.expanduser()
     suffix = path.suffix.lower()
-    if suffix == ".png" and picture_count(path) > 1:
-        return False  # an animated PNG (APNG), which FFmpeg decodes as the video it is
+    if suffix in (".png", ".webp") and picture_count(path) > 1:
+        return False  # an animated PNG (APNG), which FFmpeg decodes as the video it is, or WebP (AnimationSource)
     if suffix in IMAGE_SUFFIXES or suffix in HEIF_SUFFIXES:
         return True
     try:
@@ -175,7 +253,7 @@ def read_image(path: Path) -> np.ndarray:
         image = read_deep_tiff(path, data)
         if image is not None:
             return image
-    if _has_alpha(path):
+    if _pillow_decodes(path):
         image = _read_with_pillow(path)
         if image is not None:
             return image
@@ -250,14 +328,23 @@ def _read_with_pillow(path: Path) -> np.ndarray | None:
             if image.mode.startswith("I"):  # 16- or 32-bit grey: to 8 bits as OpenCV does (/257)
                 grey = np.clip(np.asarray(image, np.float64) / 257.0 + 0.5, 0, 255).astype(np.uint8)
                 return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
-            if _transparent(image):
-                background = Image.new("RGBA", image.size, (*TRANSPARENT_BACKGROUND, 255))
-                image = Image.alpha_composite(background, image.convert("RGBA"))
-            return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+            return _bgr(image)
     except Image.DecompressionBombError:
         raise UserError(f"image {path} is larger than depthcam reads; downscale it first") from None
     except (OSError, ValueError, SyntaxError, EOFError):  # a picture that breaks off while decoding
         return None
+
+
+def _bgr(image: Any) -> np.ndarray:
+    """An opened colour picture as 8-bit BGR: CMYK through its profile, a transparent one laid on white."""
+    from PIL import Image
+
+    if image.mode == "CMYK":
+        image = _cmyk_to_rgb(image)
+    if _transparent(image):
+        background = Image.new("RGBA", image.size, (*TRANSPARENT_BACKGROUND, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
 
 
 def _upright(image: Any) -> Any:
@@ -290,13 +377,17 @@ def read_metadata(path: Path) -> PhotoMetadata:
         with _pillow_open(path) as image:
             if image is None:
                 return PhotoMetadata()
-            icc = image.info.get("icc_profile") or None
-            if icc is not None and icc[16:20] in (b"GRAY", b"CMYK"):  # its data colour space, from its header
-                icc = None  # a grey or CMYK photo is written as RGB, which its profile does not describe
             alpha = _opacity(image)  # before _upright_exif, which sets the orientation in Pillow's own EXIF to 1
-            return PhotoMetadata(icc, _upright_exif(image), alpha)
+            return PhotoMetadata(_rgb_profile(image), _upright_exif(image), alpha)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return PhotoMetadata()
+
+
+def _rgb_profile(image: Any) -> bytes | None:
+    """The picture's colour profile, where its output keeps it: a grey or CMYK picture is written as RGB, which its
+    profile does not describe."""
+    icc = image.info.get("icc_profile") or None
+    return None if icc is None or icc[16:20] in (b"GRAY", b"CMYK") else icc  # its data colour space, from its header
 
 
 def _opacity(image: Any) -> np.ndarray | None:
@@ -387,3 +478,162 @@ def _encode_with_pillow(picture_bgr: np.ndarray, suffix: str, metadata: PhotoMet
             continue
         return buffer.getvalue()
     return None
+
+
+# Animations (GIF, APNG, animated WebP) in and out. FFmpeg reads a GIF and an APNG as a video (VideoFileSource, each
+# picture for its own duration); an animated WebP, which it cannot decode, is read by Pillow (AnimationSource). An
+# animation output holds every picture for its own duration and plays as many times as the input.
+
+
+def animation_metadata(path: Path) -> PhotoMetadata | None:
+    """An animation's colour profile and times played, from its headers; None for any other file. A GIF counts as
+    one whatever it holds (a GIF of one picture gives a GIF); a PNG or WebP of one picture is a photo."""
+    from PIL import Image
+
+    if path.suffix.lower() not in ANIMATION_FORMATS:
+        return None
+    try:
+        with _pillow_open(path) as image:
+            if image is None or image.format not in ANIMATION_SUFFIX:
+                return None
+            if image.format != "GIF" and getattr(image, "n_frames", 1) < 2:
+                return None
+            return PhotoMetadata(_rgb_profile(image), plays=_plays(image))
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None
+
+
+def animation_suffix(path: Path) -> str | None:
+    """The type of file an animation's output is by default, that of the input (.gif, .png, .apng, .webp); None
+    for any other file."""
+    if animation_metadata(path) is None:
+        return None
+    return path.suffix.lower()
+
+
+def _plays(image: Any) -> int:
+    """How many times an opened animation is played, 0 for ever. A GIF's loop count is of repeats, and one without
+    it plays once; APNG's and WebP's count the plays."""
+    loop = image.info.get("loop")
+    if image.format == "GIF":
+        return 1 if loop is None else 0 if loop == 0 else int(loop) + 1
+    return int(loop or 0)
+
+
+def _loop_option(pillow_format: str, plays: int) -> dict[str, int]:
+    """Pillow's `loop` option that plays an animation of this format `plays` times (0: for ever)."""
+    if pillow_format == "GIF":
+        return {} if plays == 1 else {"loop": 0 if plays == 0 else plays - 1}
+    return {"loop": plays}
+
+
+def _shown_ms(duration_ms: float | None) -> float:
+    """How long a picture is shown: as stored, or 100 ms where it is stored shorter than browsers show one."""
+    return 100.0 if not duration_ms or duration_ms < SHORTEST_DURATION_MS else float(duration_ms)
+
+
+def animation_picture(picture_bgr: np.ndarray, suffix: str) -> Any:
+    """A picture as an animation output of type `suffix` keeps it until it is written: Pillow's copy, as the
+    encoders take it; a GIF's in its 256 colours already, by the fast octree (Pillow's own choice, median cut, took
+    0.7 s a 480x320 picture, 150 times as long, for 2.6 levels off on average rather than 3.0)."""
+    from PIL import Image
+
+    picture = Image.fromarray(cv2.cvtColor(picture_bgr, cv2.COLOR_BGR2RGB))
+    if ANIMATION_FORMATS[suffix.lower()] == "GIF":
+        return picture.quantize(256, method=Image.Quantize.FASTOCTREE)
+    return picture
+
+
+def write_animation(path: Path, pictures: list[Any], durations_s: list[float],
+                    metadata: PhotoMetadata | None = None) -> bool:
+    """Write an animated GIF, PNG (APNG) or WebP of `pictures` (animation_picture's): each for its duration,
+    played as many times as `metadata.plays` (once where it has none: a photo's GIF), with its colour profile (not
+    in a GIF). False where the encoder refused it."""
+    pillow_format = ANIMATION_FORMATS[path.suffix.lower()]
+    plays = metadata.plays if metadata is not None and metadata.plays is not None else 1
+    options: dict[str, Any] = {**ANIMATION_SAVE[pillow_format], **_loop_option(pillow_format, plays)}
+    if metadata is not None and metadata.icc_profile and pillow_format != "GIF":
+        options["icc_profile"] = metadata.icc_profile
+    buffer = io.BytesIO()
+    try:  # a list: Pillow's APNG writer goes through the pictures twice
+        pictures[0].save(buffer, format=pillow_format, save_all=True, append_images=pictures[1:],
+                         duration=[max(1, round(seconds * 1000)) for seconds in durations_s], **options)
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: libwebp's refusal of a frame
+        return False
+    replace_atomically(path, lambda partial: partial.write_bytes(buffer.getvalue()))
+    return True
+
+
+class AnimationSource:
+    """An animated WebP, which FFmpeg cannot decode, read picture by picture by Pillow, each at its own time and
+    for its own duration (as VideoFileSource gives a GIF's), a transparent one laid on white as a photo is; no
+    sound, as an animation has none. A stream.sources.Source (that module imports this one, so not by name)."""
+
+    live = False
+    progress_seconds: float | None = None
+    audio_path: Path | None = None
+    subtitle_path: Path | None = None
+    chapters: list[dict[str, Any]] | None = None
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.metadata = animation_metadata(path)  # kept by an animation output: its times played, its profile
+        self._durations_ms = self._read_durations()
+        self.frame_count = len(self._durations_ms)
+        # the rate of its pictures (the commonest duration), not its average: a 2 s last one is no frame rate
+        self.fps = 1000.0 / max(set(self._durations_ms), key=lambda ms: (self._durations_ms.count(ms), -ms))
+        self.description = (f"animation {path.name} {self.width}x{self.height}, {self.frame_count} pictures, "
+                            f"{sum(self._durations_ms) / 1000:.3g} s")
+
+    def _read_durations(self) -> list[float]:
+        """Each picture's duration in ms, the pictures decoded once (WebP tells one only so). libwebp checks the
+        whole file as it opens it: a damaged one is no animation here, and is refused as a photo that cannot be
+        read."""
+        from PIL import Image
+
+        try:
+            with _pillow_open(self.path) as image:
+                if image is None:
+                    raise UserError(f"cannot read animation {self.path}: not a picture, or corrupt")
+                self.width, self.height = image.size
+                durations = []
+                for index in range(image.n_frames):
+                    image.seek(index)
+                    image.load()
+                    durations.append(_shown_ms(image.info.get("duration")))
+                return durations
+        except Image.DecompressionBombError:
+            raise UserError(f"animation {self.path} is larger than depthcam reads; downscale it first") from None
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise UserError(f"cannot read animation {self.path}: {exc}") from None
+
+    def frames(self) -> Iterator[Any]:
+        from stream.frame import Frame, now_ns
+
+        start = 0.0
+        with _pillow_open(self.path) as image:
+            for index, duration_ms in enumerate(self._durations_ms):
+                image.seek(index)
+                seconds = duration_ms / 1000.0
+                yield Frame(index=index, capture_ns=now_ns(), image=_bgr(image), pts_seconds=start,
+                            extra={"duration_seconds": seconds})
+                start += seconds
+
+    def seconds_done(self, frame: Any) -> float:
+        return (frame.index + 1) / self.fps
+
+    def truncation_warning(self) -> str | None:
+        return None
+
+    def interrupt(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def animation_source(path: Path) -> AnimationSource | None:
+    """The source of an animated WebP (FFmpeg decodes none); None for any other file, which FFmpeg reads."""
+    if path.suffix.lower() != ".webp" or animation_metadata(path) is None:
+        return None
+    return AnimationSource(path)

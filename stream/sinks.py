@@ -25,7 +25,8 @@ from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.paths import ensure_writable
-from stream.images import IMAGE_SUFFIXES, PhotoMetadata, write_image
+from stream.images import (ANIMATION_FORMATS, ANIMATION_ONLY, IMAGE_SUFFIXES, PhotoMetadata, animation_picture,
+                           write_animation, write_image)
 from stream.video_writer import VideoWriter, video_suffixes
 
 
@@ -115,6 +116,44 @@ class ImageSink(Sink):
             height, width = picture.shape[:2]
             other = ".tif" if self.path.suffix.lower() == ".png" else ".png"
             raise UserError(f"cannot write image {self.path} ({width}x{height}): {reason}; try {other}")
+
+
+class AnimationSink(Sink):
+    """An animated GIF, PNG (APNG) or WebP: each picture held for its own duration (a frame's
+    `extra["duration_seconds"]`, else one frame period), played as many times as the input (`metadata.plays`).
+    The encoders take every picture at once, so they are kept until the run ends; one stopped early writes
+    those it has, as a video's output holds the frames until then."""
+
+    def __init__(self, path: Path, picture: Callable[[Frame], np.ndarray], fps: float,
+                 metadata: PhotoMetadata | None = None) -> None:
+        self.path = ensure_writable(path, "image")
+        self.picture = picture
+        self.period = 1.0 / fps
+        self.metadata = metadata
+        self.pictures: list[Any] = []  # Pillow's copies, as the encoders take them
+        self.durations: list[float] = []
+
+    def write(self, frame: Frame) -> None:
+        self.pictures.append(animation_picture(self.picture(frame), self.path.suffix))
+        self.durations.append(frame.extra.get("duration_seconds") or self.period)
+
+    def close(self, complete: bool = True) -> None:
+        pictures, self.pictures = self.pictures, []
+        if pictures and not write_animation(self.path, pictures, self.durations, self.metadata):
+            width, height = pictures[0].size
+            raise UserError(f"cannot write animation {self.path} ({len(pictures)} pictures of {width}x{height}): "
+                            f"the encoder refused it; try .mp4")
+
+
+def picture_sink(path: Path, picture: Callable[[Frame], np.ndarray], fps: float,
+                 metadata: PhotoMetadata | None) -> Sink:
+    """The sink of an image file: an animation for an animated input (`metadata.plays`) where the format holds
+    one, and always for .gif and .apng; else one picture."""
+    suffix = path.suffix.lower()
+    animated = metadata is not None and metadata.plays is not None and suffix in ANIMATION_FORMATS
+    if animated or suffix in ANIMATION_ONLY:
+        return AnimationSink(path, picture, fps, metadata)
+    return ImageSink(path, picture, metadata)
 
 
 DISPLAY_PROBE = ("import cv2; cv2.namedWindow('depthcam-probe', cv2.WINDOW_NORMAL); "
@@ -493,13 +532,13 @@ def output_kind(target: str) -> str:
     if target in ("null", "window", "vcam"):
         return target
     suffix = Path(target).suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
+    if suffix in IMAGE_SUFFIXES or suffix in ANIMATION_ONLY:
         return "image"
     if suffix in video_suffixes():
         return "video"
+    images = ", ".join(sorted(IMAGE_SUFFIXES | ANIMATION_ONLY))
     raise UserError(f"cannot write {target}: unknown output type {suffix or '(no extension)'}; use a video "
-                    f"({', '.join(video_suffixes())}), an image ({', '.join(sorted(IMAGE_SUFFIXES))}), "
-                    f"window, vcam or null")
+                    f"({', '.join(video_suffixes())}), an image ({images}), window, vcam or null")
 
 
 def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: Path | None,
@@ -520,8 +559,9 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
         if save_depth:
             depth: Callable[[Frame], np.ndarray] = lambda f: (  # noqa: E731
                 colourise(f.refined) if f.refined is not None else np.zeros_like(f.image))
-            if output_kind(save_depth) == "image":  # a photo's depth picture
-                sinks.append(ImageSink(Path(save_depth), depth))
+            if output_kind(save_depth) == "image":  # a photo's depth picture, an animation's depth animation
+                plays = photo_metadata.plays if photo_metadata is not None else None
+                sinks.append(picture_sink(Path(save_depth), depth, fps, PhotoMetadata(plays=plays)))
             elif output_kind(save_depth) == "video":
                 # cut as the main output is (--duration): its chapters too
                 sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, audio_ends_with_pictures,
@@ -535,7 +575,7 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
             sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture, audio_ends_with_pictures,
                                    tags_from, subtitles_from, chapters, part_end))
         elif kind == "image":
-            sinks.append(ImageSink(Path(target), picture, photo_metadata))
+            sinks.append(picture_sink(Path(target), picture, fps, photo_metadata))
         elif kind == "vcam":
             sinks.append(VirtualCameraSink(out_width, height, fps, picture, side_by_side))
         if kind == "window" or preview:  # last: the files have the frame before the window waits for a key

@@ -224,18 +224,6 @@ def test_an_animated_png_is_read_as_the_video_it_is(tmp_path):
         source.close()
 
 
-def test_an_animated_webp_says_only_its_first_picture_is_processed(tmp_path, capsys):
-    from stream.sources import open_source
-
-    _animation(tmp_path / "anim.webp")
-    source = open_source(str(tmp_path / "anim.webp"))
-    assert source.frame_count == 1
-    assert "anim.webp is an animated WebP of 5 pictures" in capsys.readouterr().err
-    cv2.imwrite(str(tmp_path / "still.webp"), np.zeros((8, 8, 3), np.uint8))
-    open_source(str(tmp_path / "still.webp"))
-    assert "animated" not in capsys.readouterr().err
-
-
 def _srgb(linear: np.ndarray) -> np.ndarray:
     """sRGB's transfer, to 8 bits."""
     encoded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
@@ -496,3 +484,115 @@ def test_a_snapshot_of_a_transparent_photo_shown_smaller_keeps_its_transparency(
     assert write_image(tmp_path / "three.png", side_by_side, PhotoMetadata(alpha=alpha))
     with Image.open(tmp_path / "three.png") as written:
         assert written.mode == "RGB"
+
+
+def _cmyk_profile(rgb_of, grid: int = 9) -> bytes:
+    """An ICC v2 CMYK printer profile whose A2B0 table takes inks (0-1; C, M, Y, K) to the Lab of `rgb_of(inks)`
+    (sRGB, 0-255), as a print workflow's profile (U.S. Web Coated SWOP) takes them to its measured colours."""
+    import struct
+
+    from PIL import Image, ImageCms
+
+    axis = np.linspace(0, 1, grid)
+    inks = np.stack(np.meshgrid(axis, axis, axis, axis, indexing="ij"), -1).reshape(-1, 4)  # C slowest, K fastest
+    rgb = np.clip(rgb_of(inks) + 0.5, 0, 255).astype(np.uint8).reshape(1, -1, 3)
+    lab = np.asarray(ImageCms.profileToProfile(Image.fromarray(rgb), ImageCms.createProfile("sRGB"),
+                                               ImageCms.createProfile("LAB"), outputMode="LAB")).reshape(-1, 3)
+    lightness, a, b = lab[:, 0] / 255 * 100, lab[:, 1].view(np.int8), lab[:, 2].view(np.int8)  # Pillow's LAB
+    table = np.stack([lightness / 100 * 0xFF00, (a + 128.0) * 256, (b + 128.0) * 256], -1)  # ICC v2's 16-bit Lab
+    identity = b"".join(struct.pack(">i", 65536 if i % 4 == 0 else 0) for i in range(9))
+    ramp = struct.pack(">HH", 0, 65535)
+    lut = (b"mft2" + bytes(4) + bytes([4, 3, grid, 0]) + identity + struct.pack(">HH", 2, 2) + ramp * 4
+           + np.round(table).clip(0, 65535).astype(">u2").tobytes() + ramp * 3)
+    d50 = b"XYZ " + bytes(4) + b"".join(struct.pack(">i", round(v * 65536)) for v in (0.9642, 1.0, 0.8249))
+    desc = b"desc" + bytes(4) + struct.pack(">I", 10) + b"test CMYK\0" + bytes(4 + 4 + 2 + 1 + 67)
+    tags = [(b"A2B0", lut), (b"wtpt", d50), (b"desc", desc)]
+    offset = 128 + 4 + 12 * len(tags)
+    directory, data = struct.pack(">I", len(tags)), b""
+    for signature, body in tags:
+        body += bytes(-len(body) % 4)
+        directory += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + bytes(4) + bytes([2, 0x10, 0, 0]) + b"prtrCMYKLab "
+              + bytes(12) + b"acsp" + bytes(24) + bytes(4) + d50[8:] + bytes(48))
+    return header + directory + data
+
+
+def _inks(rgb: np.ndarray) -> np.ndarray:
+    """The inverse of the formula: inks (0-1) of each sRGB colour, black taken out of the three."""
+    rest = 1 - rgb / 255.0
+    black = rest.min(axis=-1, keepdims=True)
+    return np.concatenate([(rest - black) / np.maximum(1 - black, 1e-6), black], -1)
+
+
+def _formula(inks: np.ndarray) -> np.ndarray:
+    return 255 * (1 - inks[..., :3]) * (1 - inks[..., 3:])
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+def test_a_cmyk_jpeg_comes_out_in_the_colours_its_profile_gives(tmp_path, swapped):
+    """A CMYK JPEG (Adobe's inverted inks, as Pillow and Photoshop write them) with its print profile: OpenCV turned
+    its inks into RGB by a formula, whatever the profile said (here one that gives red and blue swapped)."""
+    from PIL import Image
+    from skimage import data
+
+    rgb = data.astronaut()[::4, ::4]
+    profile = _cmyk_profile(lambda inks: _formula(inks)[:, ::-1] if swapped else _formula(inks))
+    inks = np.clip(_inks(rgb.astype(np.float64)) * 255 + 0.5, 0, 255).astype(np.uint8)
+    Image.fromarray(inks, "CMYK").save(tmp_path / "print.jpg", quality=95, icc_profile=profile)
+    expected = rgb if swapped else rgb[..., ::-1]  # BGR: with the swap, as the RGB original read as BGR
+    assert np.abs(read_image(tmp_path / "print.jpg").astype(int) - expected).mean() < 3
+    assert images.read_metadata(tmp_path / "print.jpg").icc_profile is None  # written as sRGB, which it is now
+
+
+def test_a_cmyk_jpeg_without_a_profile_comes_out_by_the_formula(tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    rgb = data.astronaut()[::4, ::4]
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "print.jpg", quality=95)
+    assert np.abs(read_image(tmp_path / "print.jpg")[..., ::-1].astype(int) - rgb).mean() < 3
+    damaged = bytes(16) + b"CMYK" + bytes(200)  # a profile LittleCMS cannot use: the formula too
+    Image.open(tmp_path / "print.jpg").save(tmp_path / "bad.jpg", quality=95, icc_profile=damaged)
+    assert np.abs(read_image(tmp_path / "bad.jpg")[..., ::-1].astype(int) - rgb).mean() < 3
+
+
+def test_pillow_s_pixel_limit_holds_while_another_thread_reads_a_picture(tmp_path, monkeypatch):
+    """The limit, a global, was saved and put back by each reader: one thread's put-back landed inside another's
+    open, which then refused a photo below depthcam's limit, and the other's raised limit stayed for good."""
+    import threading
+
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # as Pillow's 179 MP is to a 200-megapixel photo
+    cv2.imwrite(str(tmp_path / "large.png"), np.zeros((100, 100, 3), np.uint8))  # over twice it: refused
+    cv2.imwrite(str(tmp_path / "small.png"), np.zeros((4, 4, 3), np.uint8))
+    opening, small_done = threading.Event(), threading.Event()
+    real_open = Image.open
+
+    def open_after_the_small_one(path, *args, **kwargs):
+        if str(path).endswith("large.png"):
+            opening.set()
+            small_done.wait(10)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", open_after_the_small_one)
+    results = {}
+
+    def small() -> None:
+        with images._pillow_open(tmp_path / "small.png"):
+            opening.wait(10)
+        small_done.set()
+
+    def large() -> None:
+        results["large"] = images.picture_count(tmp_path / "large.png")
+
+    threads = [threading.Thread(target=small), threading.Thread(target=large)]
+    threads[0].start()
+    while not images._PIXEL_LIMIT._readers:  # the small one is open first
+        pass
+    threads[1].start()
+    for thread in threads:
+        thread.join(20)
+    assert results["large"] == 1  # read: 0 where the limit was back at 1000 under it
+    assert Image.MAX_IMAGE_PIXELS == 1000  # put back

@@ -1,0 +1,132 @@
+"""Animated pictures (GIF, APNG, animated WebP): every picture processed at its own time, and an animation out of the
+input's type by default, its durations and times played kept; or a video."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stream import images
+from stream.errors import UserError
+from stream.images import PhotoMetadata, animation_metadata, animation_picture, write_animation
+
+from media import timeline
+
+DURATIONS_MS = [100, 200, 100, 100, 500]
+
+
+def _animation(path: Path, loop: int | None = 3, durations=DURATIONS_MS) -> Path:
+    """Five pictures 48x32, each its own grey and its own duration; loop as Pillow's option (None: left out)."""
+    from PIL import Image
+
+    pictures = [Image.fromarray(np.full((32, 48, 3), 40 * i, np.uint8)) for i in range(len(durations))]
+    options = {} if loop is None else {"loop": loop}
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, **options)
+    return path
+
+
+def _read(path: Path) -> tuple[str, int, list[float], int | None]:
+    """Format, pictures, their durations (ms) and Pillow's loop of an animation file."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        durations = []
+        for index in range(image.n_frames):
+            image.seek(index)
+            image.load()
+            durations.append(image.info.get("duration"))
+        return image.format, image.n_frames, durations, image.info.get("loop")
+
+
+@pytest.fixture
+def hooked(monkeypatch):
+    """The one-line hook stream/sources.py's open_source needs: an animated WebP read by images.AnimationSource
+    (FFmpeg decodes none); harmless once it is there."""
+    import stream.app as app
+    import stream.sources as sources
+
+    original = sources.open_source
+
+    def open_source(spec: str):
+        return images.animation_source(Path(spec)) or original(spec)
+
+    monkeypatch.setattr(sources, "open_source", open_source)
+    monkeypatch.setattr(app, "open_source", open_source)
+
+
+@pytest.mark.parametrize("name", ["anim.gif", "anim.png", "anim.webp"])
+def test_an_animation_gives_an_animation_of_its_type_with_its_timing_and_loop(tmp_path, shared_models, hooked,
+                                                                             name):
+    """An animated WebP gave its first picture only (as NAME_portrait.png), a GIF or APNG a video: each gives an
+    animation of its own type beside it, every picture for its own time, played as many times; its depth too."""
+    from stream.cli import main
+
+    source = _animation(tmp_path / name)
+    assert main(["run", str(source), "--save-depth", f"{tmp_path}/depths/", "--no-progress"]) == 0
+    suffix = Path(name).suffix
+    fmt, pictures, durations, loop = _read(tmp_path / f"anim_portrait{suffix}")
+    assert (fmt, pictures, durations, loop) == (_read(source)[0], 5, DURATIONS_MS, 3)
+    assert _read(tmp_path / "depths" / f"anim_depth{suffix}")[1:] == (5, DURATIONS_MS, 3)
+
+
+def test_an_animated_webp_is_read_picture_by_picture_at_its_own_times(tmp_path):
+    source = images.AnimationSource(_animation(tmp_path / "anim.webp"))
+    frames = list(source.frames())
+    assert source.frame_count == 5 and source.fps == pytest.approx(10)  # its pictures' rate, not the average
+    assert [int(frame.image.mean()) for frame in frames] == [0, 40, 80, 120, 160]
+    assert [frame.pts_seconds for frame in frames] == pytest.approx([0, 0.1, 0.3, 0.4, 0.5])
+    assert [frame.extra["duration_seconds"] for frame in frames] == pytest.approx([0.1, 0.2, 0.1, 0.1, 0.5])
+    assert source.audio_path is None and source.truncation_warning() is None
+    assert not images.is_still_image(tmp_path / "anim.webp")
+
+
+def test_an_animated_webp_to_a_video_holds_each_picture_its_own_time(tmp_path, shared_models, hooked):
+    from stream.cli import main
+
+    source = _animation(tmp_path / "anim.webp")
+    assert main(["run", str(source), "-o", str(tmp_path / "out.mp4"), "--no-progress"]) == 0
+    times = timeline(tmp_path / "out.mp4")
+    assert times["video"] == pytest.approx([0, 0.1, 0.3, 0.4, 0.5], abs=0.002)
+    assert times.get("audio_end") is None  # an animation has no sound
+
+
+def test_a_still_image_output_of_an_animation_names_the_types_that_hold_it(tmp_path, hooked):
+    from stream.app import check_outputs
+    from stream.config import load_config
+    from stream.sources import open_source
+
+    source = _animation(tmp_path / "anim.webp")
+    opened = open_source(str(source))
+    with pytest.raises(UserError, match=r"out.jpg is a still image but the input is an animation; give .gif, .png "
+                                        r"or .webp .* \(e.g. out.mp4\)"):
+        check_outputs(load_config(None), str(source), str(tmp_path / "out.jpg"), opened)
+    check_outputs(load_config(None), str(source), str(tmp_path / "out.gif"), opened)
+    with pytest.raises(UserError, match="is the input file"):  # an animated WebP's output written over it
+        check_outputs(load_config(None), str(source), str(source), opened)
+
+
+@pytest.mark.parametrize("loop, suffix, plays, written", [
+    (None, ".webp", 1, 1),  # a GIF without a loop count plays once; WebP counts the plays
+    (2, ".png", 3, 3),  # a GIF's loop count is of repeats: 2 is three plays
+    (0, ".webp", 0, 0),  # for ever
+    (None, ".gif", 1, None),  # once: no loop count written
+])
+def test_the_times_an_animation_plays_are_kept_across_types(tmp_path, loop, suffix, plays, written):
+    metadata = animation_metadata(_animation(tmp_path / "in.gif", loop=loop))
+    assert metadata.plays == plays
+    pictures = [animation_picture(np.full((8, 8, 3), 50 * i, np.uint8), suffix) for i in range(3)]
+    assert write_animation(tmp_path / f"out{suffix}", pictures, [0.1, 0.2, 0.3], metadata)
+    assert _read(tmp_path / f"out{suffix}")[1:] == (3, [100, 200, 300], written)
+    assert animation_metadata(tmp_path / f"out{suffix}").plays == plays
+
+
+def test_a_gif_of_one_picture_and_a_photo_get_the_names_they_had(tmp_path):
+    from stream.app import depth_name, portrait_name
+
+    _animation(tmp_path / "one.gif", durations=[100])
+    assert portrait_name(str(tmp_path / "one.gif"), image=False).endswith("one_portrait.gif")
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "still.webp")
+    assert portrait_name(str(tmp_path / "still.webp"), image=True).endswith("still_portrait.png")
+    assert depth_name(str(tmp_path / "clip.mp4")) == "clip_depth.mp4"
+    assert PhotoMetadata().plays is None
