@@ -8,6 +8,8 @@ done here, the caller can tell the user what is happening. On CUDA the first cal
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 # Odd, small and not a multiple of any block or tile size, so every border branch is compiled too.
@@ -44,3 +46,19 @@ def warm_up(backend: str, *, exact_filter: bool = True, live_filter: bool = True
     if backend == "cuda":
         cupy.cuda.Device().synchronize()
     _warmed.add(key)
+
+
+def cpu_compiled() -> int:
+    """How many of the CPU kernels this process compiled rather than loaded from Numba's cache: a slow warm-up with
+    none was a busy machine loading them, not a first run (its notice said "the first run compiles" on later runs)."""
+    try:
+        from numba.core.registry import CPUDispatcher
+    except ImportError:
+        return 0
+    compiled = 0
+    for name, module in list(sys.modules.items()):
+        if name == "kernels" or name.startswith("kernels."):
+            for value in list(vars(module).values()):
+                if isinstance(value, CPUDispatcher):
+                    compiled += sum(value.stats.cache_misses.values())
+    return compiled

@@ -11,7 +11,7 @@ from typing import Callable
 
 from kernels.backend import BackendUnavailable, resolve_backend
 from kernels.dof import MAX_BLUR_LIMIT
-from kernels.warmup import warm_up
+from kernels.warmup import cpu_compiled, warm_up
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.registry import ModelSpec, resolve_model
@@ -244,8 +244,8 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
     timer = None
     if notify is not None:
         timer = threading.Timer(SLOW_NOTICE_S, notify, args=(
-            f"compiling the {backend.upper()} kernels: the first run on this machine takes up to a minute, "
-            f"later runs load them from the cache",))
+            f"preparing the {backend.upper()} kernels: a first run on this machine (or after an update) compiles "
+            f"them, up to a minute; later runs load them from the cache",))
         timer.daemon = True
         timer.start()
     started = time.perf_counter()
@@ -257,7 +257,16 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
             timer.cancel()
     seconds = time.perf_counter() - started
     if notify is not None and seconds > SLOW_NOTICE_S:
-        notify(f"kernels ready in {seconds:.0f} s")
+        notify(kernels_ready_line(backend, seconds))
+
+
+def kernels_ready_line(backend: str, seconds: float) -> str:
+    """What the slow warm-up was: a compilation (cached now) or, on a busy machine, loading from the cache."""
+    if backend != "cpu":
+        return f"kernels ready in {seconds:.0f} s"
+    if cpu_compiled():
+        return f"kernels compiled in {seconds:.0f} s; later runs load them from the cache"
+    return f"kernels loaded from the cache in {seconds:.0f} s (slower than the usual second: the machine is busy)"
 
 
 def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: Sink | None = None,

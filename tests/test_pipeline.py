@@ -219,6 +219,30 @@ def test_build_compiles_every_kernel_the_run_calls(shared_models, mode):
     assert _compiled_signatures() == after_build  # the first frame found everything compiled
 
 
+@pytest.mark.parametrize("compiled, said", [(3, "kernels compiled in"), (0, "kernels loaded from the cache in")])
+def test_a_slow_warm_up_says_whether_it_compiled_or_only_loaded(monkeypatch, compiled, said):
+    """A busy machine loads cached kernels slowly: it was told "the first run on this machine compiles" on every
+    later run."""
+    import stream.app
+
+    monkeypatch.setattr(stream.app, "cpu_compiled", lambda: compiled)
+    assert stream.app.kernels_ready_line("cpu", 4.2).startswith(said)
+
+
+def test_a_kernel_loaded_from_numba_s_cache_counts_as_not_compiled(tmp_path):
+    """Two processes call one cached kernel: the first compiles it, the second loads it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "probe.py").write_text("from numba import njit\n\n@njit(cache=True)\ndef twice(x):\n    return 2 * x\n")
+    script = ("import sys, importlib; sys.path.insert(0, sys.argv[1]); probe = importlib.import_module('probe'); "
+              "sys.modules['kernels.probe'] = probe; probe.twice(1.5); "
+              "from kernels.warmup import cpu_compiled; print(cpu_compiled())")
+    counts = [subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                             check=True, cwd=os.path.dirname(os.path.dirname(__file__))).stdout.split()[-1] for _ in range(2)]
+    assert counts == ["1", "0"]
+
+
 def test_a_slow_first_compilation_is_announced(shared_models, monkeypatch):
     import stream.app
 
@@ -226,7 +250,7 @@ def test_a_slow_first_compilation_is_announced(shared_models, monkeypatch):
     monkeypatch.setattr(stream.app, "warm_up", lambda backend, **kernels: time.sleep(0.3))
     messages = []
     build(_config(), "synthetic:portrait?size=160x120&frames=3", None, sink=NullSink(), notify=messages.append)
-    assert len(messages) == 2 and "compiling the CPU kernels" in messages[0] and "ready" in messages[1]
+    assert len(messages) == 2 and "preparing the CPU kernels" in messages[0] and "from the cache" in messages[1]
     messages.clear()
     monkeypatch.setattr(stream.app, "warm_up", lambda backend, **kernels: None)
     build(_config(), "synthetic:portrait?size=160x120&frames=3", None, sink=NullSink(), notify=messages.append)
