@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Backend = Literal["cpu", "cuda"]
 BACKEND_CHOICES = ("auto", "cpu", "cuda")
 
 
 class BackendUnavailable(RuntimeError):
-    """The caller asked for CUDA where no usable GPU (or no CuPy) exists."""
+    """The caller asked for CUDA where no usable GPU (or no CuPy) exists. Its message speaks to a Python caller
+    (backend='cpu'); `cli_message` says the same to a command-line user (--device cpu)."""
+
+    def __init__(self, message: str, cli_message: str | None = None) -> None:
+        super().__init__(message)
+        self.cli_message = cli_message or message
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,11 +44,29 @@ def _nvrtc_error() -> Exception | None:
     return None
 
 
-def cuda_unavailable_reason() -> str:
+CUDA_EXTRAS = "pip install 'depthcam[cuda]' (CUDA 13) or 'depthcam[cuda12]'"
+
+
+class CudaProblem(NamedTuple):
+    cause: str  # why the kernels cannot run on CUDA here
+    fix: str
+    gpu_seen: bool  # CuPy sees a GPU (the fix is for this machine, not for one that has a GPU)
+
+
+def cuda_problem() -> CudaProblem:
+    """Why the kernels cannot run on CUDA here and what fixes it, to be said to whoever asked for CUDA in their own
+    words: the CLI's --device, the Python API's backend=, `depthcam doctor`."""
     try:
         import cupy
-    except Exception as exc:
-        return f"CuPy is not installed ({exc.__class__.__name__}); install depthcam[cuda]"
+    except ModuleNotFoundError as exc:
+        if exc.name == "cupy":
+            return CudaProblem("CuPy is not installed", f"install it with {CUDA_EXTRAS}", False)
+        return CudaProblem(f"CuPy fails to import (it needs {exc.name}, not installed)",
+                           f"install it again with {CUDA_EXTRAS}", False)
+    except Exception as exc:  # a broken install: a wheel for another CUDA version, a library it cannot load
+        cause = (str(exc).splitlines() or [exc.__class__.__name__])[0]
+        return CudaProblem(f"CuPy fails to import ({cause})",
+                           f"install it again for this CUDA version with {CUDA_EXTRAS}", False)
     try:
         gpu = bool(cupy.cuda.is_available())
     except Exception:
@@ -51,9 +74,22 @@ def cuda_unavailable_reason() -> str:
     error = _nvrtc_error() if gpu else None
     if error is not None:
         cause = (str(error).splitlines() or [error.__class__.__name__])[0]
-        return (f"CuPy, which sees a GPU, cannot load NVRTC, the CUDA compiler its kernels need ({cause}); "
-                "pip install 'cuda-toolkit[nvrtc]' (CUDA 13) or 'nvidia-cuda-nvrtc-cu12' (CUDA 12)")
-    return "no CUDA GPU is visible to CuPy (cupy.cuda.is_available() is False)"
+        return CudaProblem(f"CuPy, which sees a GPU, cannot load NVRTC, the CUDA compiler its kernels need ({cause})",
+                           "pip install 'cuda-toolkit[nvrtc]' (CUDA 13) or 'nvidia-cuda-nvrtc-cu12' (CUDA 12)", True)
+    return CudaProblem("no CUDA GPU is visible to CuPy (cupy.cuda.is_available() is False)",
+                       "check that the NVIDIA driver is loaded (nvidia-smi lists the GPU)", False)
+
+
+def cuda_unavailable_reason() -> str:
+    """Why CUDA cannot run here and the fix, in one phrase (a test's skip reason, doctor's line)."""
+    problem = cuda_problem()
+    return f"{problem.cause}; {problem.fix}"
+
+
+def cuda_device_error() -> str:
+    """The command line's refusal of --device cuda where the kernels cannot run on CUDA."""
+    problem = cuda_problem()
+    return f"--device cuda was requested but {problem.cause}; {problem.fix}, or run with --device cpu"
 
 
 def resolve_backend(backend: str) -> Backend:
@@ -65,8 +101,10 @@ def resolve_backend(backend: str) -> Backend:
     if cuda_available():
         return "cuda"
     if backend == "cuda":
-        raise BackendUnavailable(f"CUDA was requested but {cuda_unavailable_reason()}; "
-                                 "use --device cpu (backend='cpu' from Python)")
+        problem = cuda_problem()
+        raise BackendUnavailable(f"backend='cuda' was requested but {problem.cause}; {problem.fix}, or pass "
+                                 f"backend='cpu'",
+                                 cuda_device_error())
     return "cpu"
 
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from kernels.backend import array_module, cuda_available, cuda_unavailable_reason
+from kernels.backend import array_module, cuda_available, cuda_device_error
 from models.download import ModelError
 from models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, cached_file_of, notify
 
@@ -46,7 +46,7 @@ def requested_providers(device: str, tensorrt: bool = False) -> list[str]:
         return [CPU]
     if not cuda_available():
         if device == "cuda":
-            raise ModelError(f"--device cuda was requested but {cuda_unavailable_reason()}; use --device cpu")
+            raise ModelError(cuda_device_error())
         return [CPU]
     return ([TENSORRT] if tensorrt else []) + [CUDA, CPU]
 
@@ -234,9 +234,7 @@ class DepthEstimator:
                 refusal = _version_refusal(str(exc)) or _foreign_file(path)
                 if refusal:
                     raise ModelError(f"model file {path} {refusal}") from None
-            fix = (f"fetch it again with 'depthcam models fetch {cached.name}'" if cached is not None
-                   else "check that the file is a complete ONNX model")
-            raise ModelError(f"model file {path} could not be loaded as ONNX ({_first_line(exc)}); {fix}") from None
+            raise ModelError(f"model file {path} {_load_failure(exc, cached)}") from None
         self.providers: list[str] = self.session.get_providers()
         if device == "cuda" and CUDA not in self.providers:
             raise ModelError("--device cuda was requested but ONNX Runtime could not create its CUDA provider "
@@ -664,7 +662,26 @@ def _foreign_file(path: Path) -> str | None:
     if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
         return ("holds weights only (safetensors), no graph; export the model to ONNX (optimum-cli export onnx, or "
                 "torch.onnx.export), then --model the .onnx")
+    start = _text_start(head)
+    if start is not None:  # an ONNX file starts with a binary field (0x08, its IR version): never text
+        return (f"is a text file, not an ONNX model (it starts {start!r}); give the model's .onnx file itself "
+                f"(download or export it again)")
     return None
+
+
+def _text_start(head: bytes) -> str | None:
+    """The first words of a file whose first bytes are UTF-8 text (a note, an error page's JSON, a list of
+    addresses saved as the model); None for a binary file."""
+    import codecs
+
+    try:
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head)  # a character cut at the end waits, unread
+    except UnicodeDecodeError:
+        return None
+    if not text.strip() or not all(char.isprintable() or char in "\t\n\r" for char in text):
+        return None
+    first = text.strip().splitlines()[0].strip()
+    return first if len(first) <= 40 else first[:37] + "..."
 
 
 _PYTORCH = ("is a PyTorch checkpoint, not ONNX; export the model once with torch.onnx.export (or optimum-cli export "
@@ -686,6 +703,20 @@ def _archive_contents(path: Path) -> str:
     if inside:
         return f"is a zip archive holding {', '.join(inside[:3])}; extract it and give the .onnx to --model"
     return "is a zip archive, not an ONNX model; extract the .onnx model from it and give that to --model"
+
+
+# ONNX Runtime's prefix to its words: `[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from x.onnx failed:`
+ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (?:Load model from .*? failed:)?\s*")
+
+
+def _load_failure(exc: Exception, cached: ModelSpec | None) -> str:
+    """Why ONNX Runtime refused a file that is no known kind of other file, in plain words, and the fix: protobuf
+    that does not parse is a file cut short or damaged; any other refusal in ONNX Runtime's words, without its code."""
+    fix = (f"fetch it again with 'depthcam models fetch {cached.name}'" if cached is not None
+           else "download or export it again")
+    if "INVALID_PROTOBUF" in str(exc) or "Protobuf parsing failed" in str(exc):
+        return f"is not a complete ONNX model (it cannot be parsed); {fix}"
+    return f"could not be loaded as ONNX ({ORT_PREFIX.sub('', _first_line(exc))}); {fix}"
 
 
 def _first_line(exc: Exception) -> str:

@@ -103,8 +103,9 @@ def refuse_writing_over_input(input_spec: str, flag: str, target: str) -> None:
 
 def plays_in_real_time(output: str, source: Source) -> bool:
     """A video file watched in a window, or fed to a virtual camera, plays at its own pace, as a player
-    or a camera would show it (late frames dropped); written to a file, every frame is processed."""
-    return output_kind(output) in ("window", "vcam") and isinstance(source, VideoFileSource)
+    or a camera would show it (late frames dropped), an animated WebP (read by Pillow) too; written to a file, every
+    frame is processed."""
+    return output_kind(output) in ("window", "vcam") and isinstance(source, (VideoFileSource, AnimationSource))
 
 
 def _file_kind(target: str) -> str | None:
@@ -220,7 +221,7 @@ def kernel_backend(device: str) -> str:
     try:
         return resolve_backend(device)
     except BackendUnavailable as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(exc.cli_message) from None  # --device cpu, not the Python API's backend='cpu'
 
 
 def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: FocusController, backend: str,

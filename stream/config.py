@@ -42,6 +42,14 @@ class ConfigValueError(UserError):
         self.key = key
 
 
+class ConfigErrors(UserError):
+    """Several mistakes of one config, one line each (the CLI prints each line as an error of its own)."""
+
+    def __init__(self, errors: list[UserError]) -> None:
+        super().__init__("\n".join(str(error) for error in errors))
+        self.errors = errors
+
+
 @dataclass
 class InferenceConfig:
     max_batch: int = 4  # frames per network call
@@ -119,7 +127,7 @@ class RenderConfig:
                 self.focus = float(self.focus)
             except ValueError:
                 raise ConfigValueError("render.focus", f"render.focus must be 'auto' or a disparity in [0, 1], "
-                                       f"got {self.focus!r}") from None
+                                       f"got {self.focus!r}{_meant(self.focus, ('auto',))}") from None
         if not isinstance(self.focus, str):
             _check_range("render.focus", self.focus, 0, 1)
             self.focus = float(self.focus)
@@ -246,11 +254,16 @@ def closest_choice(given: Any, choices: Any) -> str | None:
     return close[0] if close else None
 
 
+def _meant(given: Any, choices: Any) -> str:
+    """` (did you mean cuda?)` for a value spelt like one of `choices` (a choice-or-number key's words too:
+    `focus: auot`), else ''."""
+    meant = closest_choice(given, choices)
+    return f" (did you mean {meant}?)" if meant else ""
+
+
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        meant = closest_choice(value, choices)
-        raise ConfigValueError(key, f"{key} must be one of {', '.join(choices)}, got {value!r}"
-                                    f"{f' (did you mean {meant}?)' if meant else ''}")
+        raise ConfigValueError(key, f"{key} must be one of {', '.join(choices)}, got {value!r}{_meant(value, choices)}")
 
 
 def _check_range(key: str, value: Any, low: float, high: float, exclusive_low: bool = False) -> None:
@@ -444,6 +457,25 @@ _INDENT_PROBLEMS = ("mapping values are not allowed here", "expected <block end>
 _INI_LINE = re.compile(r"^\s*(\[[\w.-]+\]|[\w.-]+\s*=.*)\s*$")  # `[render]`, `blur = 3`: INI or TOML
 
 
+_BARE_WORD = re.compile(r"^(\s*)([A-Za-z_][\w-]*)\s*(?:#.*)?$")  # `render`, a section's name without its colon
+
+
+def _missing_colon(text: str, exc: yaml.YAMLError) -> tuple[int, str] | None:
+    """(line, word) of a bare word with an indented block under it, at or before where parsing failed: `render` then
+    `  focus: auto` is a section without its colon, which PyYAML reports at the block's first key, in words about
+    mapping values; None where there is none."""
+    mark = getattr(exc, "problem_mark", None)
+    last = mark.line if mark is not None else len(text)
+    lines = text.splitlines()
+    significant = [(number, line) for number, line in enumerate(lines[:last + 1])
+                   if line.strip() and not line.lstrip().startswith("#")]
+    for (number, line), (_, following) in zip(significant, significant[1:]):
+        bare = _BARE_WORD.match(line)
+        if bare and len(following) - len(following.lstrip()) > len(bare.group(1)):
+            return number + 1, bare.group(2)
+    return None
+
+
 def _not_yaml_hint(text: str) -> str:
     """A config written as INI or TOML fails to parse in words that do not say so."""
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith(("#", ";"))]
@@ -482,6 +514,10 @@ def read_config_file(path: Path) -> ConfigFile:
         raise UserError(f"config file {path} gives key {name!r} twice (lines {exc.first_line} and {exc.line}); "
                         f"keep one") from None
     except yaml.YAMLError as exc:
+        bare = _missing_colon(text, exc)
+        if bare is not None:
+            line, word = bare
+            raise UserError(f"config file {path}, line {line}: '{word}' needs a colon after it ({word}:)") from None
         raise UserError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}{_not_yaml_hint(text)}") from None
     except RecursionError:  # thousands of nested brackets: PyYAML's parser recurses once a level
         raise UserError(f"config file {path} is not valid YAML for a config: nested too deeply") from None
@@ -532,27 +568,60 @@ def _unknown_key(full: str, known: set[str], prefix: str) -> str:
     return f"known keys here: {', '.join(sorted(known))}"
 
 
-def _apply(target: Any, values: dict[str, Any], prefix: str, source: str, file: ConfigFile | None = None) -> None:
+# Each mistake found in a file or the flags, with the key it is about: all of them are said at once
+_Problems = list[tuple[str, UserError]]
+
+
+def _apply(target: Any, values: dict[str, Any], prefix: str, source: str, file: ConfigFile | None,
+           problems: _Problems) -> None:
+    """Set `values` on `target`; an unknown key or a value of the wrong type goes to `problems`, and the rest
+    are still set, so that every mistake of a file is found in one run."""
     if values is None and prefix:  # `refine:` with every key commented out: the section's defaults
         return
     section = prefix.rstrip(".")
     if not isinstance(values, dict):
         if not section:  # the whole file: a list, a scalar, a text file that is no config
             raise UserError(f"config file {source} must be a mapping ('key: value' lines), got {values!r}")
-        raise UserError(f"{section} in {source}{file.where(section) if file else ''} must be a mapping of keys, "
-                        f"got {values!r}")
+        problems.append((section, UserError(f"{section} in {source}{file.where(section) if file else ''} must be "
+                                            f"a mapping of keys, got {values!r}")))
+        return
     hints = get_type_hints(type(target))
     known = {f.name for f in dataclasses.fields(target)}
     for key, value in values.items():
         full = f"{prefix}{key}"
         if key not in known:
-            raise UserError(f"unknown config key '{full}' in {source}{file.where(full) if file else ''} "
-                            f"({_unknown_key(full, known, prefix)})")
+            where = file.where(full) if file else ""
+            problems.append((full, UserError(f"unknown config key '{full}' in {source}{where} "
+                                             f"({_unknown_key(full, known, prefix)})")))
+            continue
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
-            _apply(current, value, f"{full}.", source, file)
-        else:
+            _apply(current, value, f"{full}.", source, file, problems)
+            continue
+        try:
             setattr(target, key, _coerce(full, value, hints[key]))
+        except ConfigValueError as exc:
+            problems.append((full, exc))
+
+
+def _validation_problems(config: PipelineConfig) -> list[ConfigValueError]:
+    """Every bad value, not only the first that validate() meets: each one found is set back to its default and
+    validate() runs again (it stops at its first, in the order of its checks rather than of the file's lines)."""
+    found: list[ConfigValueError] = []
+    defaults = PipelineConfig()
+    while True:
+        try:
+            config.validate()
+            return found
+        except ConfigValueError as exc:
+            if any(seen.key == exc.key for seen in found):  # its default fails with the others: say what is said
+                return found
+            found.append(exc)
+            *sections, key = exc.key.split(".")
+            owner, default = config, defaults
+            for section in sections:
+                owner, default = getattr(owner, section), getattr(default, section)
+            setattr(owner, key, getattr(default, key))
 
 
 def _located(exc: ConfigValueError, file: ConfigFile, path: Path) -> UserError:
@@ -573,6 +642,27 @@ def _flagged(exc: ConfigValueError) -> ConfigValueError:
     if flag is None or flag in text:  # model_size's own message names --model-size
         return exc
     return ConfigValueError(exc.key, f"{flag}: {text}")
+
+
+def _said(key: str, exc: UserError, flags: dict[str, Any], file: ConfigFile, path: Path | None) -> UserError:
+    """One mistake as the user is told it: by the flag that gave the value, else by the file's line."""
+    if not isinstance(exc, ConfigValueError):  # an unknown key or a section that is no mapping: already placed
+        return exc
+    if exc.key in flags:
+        return _flagged(exc)
+    return exc if path is None else _located(exc, file, path)
+
+
+def _refusal(problems: _Problems, flags: dict[str, Any], file: ConfigFile, path: Path | None) -> UserError:
+    """The error for every mistake found: the one itself where there is one (its type kept), else one line each, in
+    the file's line order, then the command line's."""
+    def order(problem: tuple[str, UserError]) -> tuple[int, int]:
+        key = problem[0]
+        place = None if key in flags else file.places.get(key)
+        return (1, 0) if place is None else (0, place.line)
+
+    said = [_said(key, exc, flags, file, path) for key, exc in sorted(problems, key=order)]
+    return said[0] if len(said) == 1 else ConfigErrors(said)
 
 
 def _value_at(data: Any, key: str) -> Any:
@@ -628,30 +718,23 @@ def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | Non
     `notify` receives a note about a setting that the run will not use (none: quiet)."""
     config = PipelineConfig()
     file, path = ConfigFile(None), None
+    problems: _Problems = []
     if name_or_path is not None:  # "" is refused by name, not taken as "no config"
         path = resolve_config_path(name_or_path)
         file = read_config_file(path)
-        try:
-            _apply(config, {} if file.data is None else file.data, "", str(path), file)  # None: empty, comments
-        except ConfigValueError as exc:
-            raise _located(exc, file, path) from None
+        _apply(config, {} if file.data is None else file.data, "", str(path), file, problems)  # None: empty
         _paths_beside(config, path)
     flags = {dotted: value for dotted, value in (overrides or {}).items() if value is not None}
-    try:
-        for dotted, value in flags.items():
-            *sections, key = dotted.split(".")
-            nested: dict[str, Any] = {key: value}
-            for section in reversed(sections):
-                nested = {section: nested}
-            _apply(config, nested, "", "the command line")
-        _flag_focus_wins(config, overrides or {})
-        config = config.validate()
-    except ConfigValueError as exc:
-        if exc.key in flags:
-            raise _flagged(exc) from None
-        if path is None:
-            raise
-        raise _located(exc, file, path) from None
+    for dotted, value in flags.items():
+        *sections, key = dotted.split(".")
+        nested: dict[str, Any] = {key: value}
+        for section in reversed(sections):
+            nested = {section: nested}
+        _apply(config, nested, "", "the command line", None, problems)
+    _flag_focus_wins(config, overrides or {})
+    problems += [(exc.key, exc) for exc in _validation_problems(config)]
+    if problems:
+        raise _refusal(problems, flags, file, path)
     note = _unused_window_note(file.data, config, str(name_or_path))
     if note is not None and notify is not None:
         notify(note)

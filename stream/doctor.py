@@ -50,15 +50,12 @@ def _threading_fix() -> str:
 
 
 def _gpu() -> Check:
-    from kernels.backend import cuda_available, cuda_unavailable_reason
+    from kernels.backend import cuda_available, cuda_problem
 
     if not cuda_available():
-        try:
-            import cupy  # noqa: F401
-        except Exception:  # noqa: BLE001 (not installed, or a broken CUDA install)
-            return Check("gpu", False, f"kernels on the CPU: {cuda_unavailable_reason()}",
-                         "where there is an NVIDIA GPU: pip install 'depthcam[cuda]' (CUDA 13) or 'depthcam[cuda12]'")
-        return Check("gpu", False, f"kernels on the CPU: {cuda_unavailable_reason()}")
+        problem = cuda_problem()  # the cause on the line, its fix on the fix line, each said once
+        where = "" if problem.gpu_seen else "where there is an NVIDIA GPU: "  # a machine without one is fine as it is
+        return Check("gpu", False, f"kernels on the CPU: {problem.cause}", where + problem.fix)
     import cupy
 
     props = cupy.cuda.runtime.getDeviceProperties(0)
