@@ -230,7 +230,7 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     config, camera_preset = run_config(input_spec, args)
     # a config file's `save_depth: depths/` is a folder as the flag's is (the flag's is resolved already)
     config.output.save_depth = _into_folder(input_spec, "output.save_depth", config.output.save_depth)
-    photo = not live_input(input_spec) and is_still_image(Path(input_spec))  # a URL's .jpg is no photo here
+    photo = not live_input(input_spec) and _still(input_spec)  # a URL's .jpg is no photo here
     if photo and (output == "window" or config.output.preview):
         return _refocus_photo(input_spec, output, config, args)
     return _execute(input_spec, output, config, args, camera_preset)[0]
@@ -366,6 +366,27 @@ def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | No
     return f"; {target} is finalised and playable up to there"
 
 
+def _still(spec: str) -> bool:
+    """Whether a file input is a photo; standard input's by what came through the pipe."""
+    from stream.sources import input_path
+
+    return is_still_image(input_path(spec))
+
+
+def _named(spec: str) -> str:
+    """The input as its outputs' names say it: standard input (`-`) as stdin (stdin_portrait.mp4 in -o FOLDER/)."""
+    return "stdin" if spec == "-" else spec
+
+
+def _refuse_stdout(args: argparse.Namespace) -> None:
+    """`-o -`: the outputs are files whose type their name gives; standard output has none, and MP4 cannot be
+    written into a pipe (its index goes back to the start). A named pipe with a type (mkfifo out.mkv) can be."""
+    for flag, value in (("-o", args.output), ("--save-depth", args.save_depth)):
+        if value == "-":
+            raise UserError(f"{flag} -: depthcam writes no output to standard output; give a file name "
+                            f"(e.g. {flag} out.mp4)")
+
+
 def _refuse_empty_outputs(args: argparse.Namespace) -> None:
     """`-o "$OUT"` with OUT unset: "" silently meant the default output (several inputs: the current folder)."""
     for flag, value in (("-o", args.output), ("--save-depth", args.save_depth)):
@@ -376,12 +397,27 @@ def _refuse_empty_outputs(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _refuse_empty_outputs(args)
+    _refuse_stdout(args)
+    args.inputs = [name for spec in args.inputs for name in _expanded(spec)]
     if len(args.inputs) == 1:
         spec = args.inputs[0]
         output = _into_folder(spec, "-o", args.output)
         args.save_depth = _into_folder(spec, "--save-depth", args.save_depth)
         return _run(spec, output, args)
     return _run_each(args.inputs, args)
+
+
+def _expanded(spec: str) -> list[str]:
+    """An input pattern as a shell expands it, for where none did (`run 'clips/*.mp4'`; Windows' cmd and PowerShell
+    expand none): the files it matches, sorted. A camera's, a stream's or the synthetic scene's ? is no pattern."""
+    from stream.paths import glob_matches
+
+    if live_input(spec) or spec.startswith("synthetic:"):
+        return [spec]
+    matches = glob_matches(spec)
+    if matches == []:
+        raise UserError(f"no file matches {spec}; check the folder and the pattern")
+    return [spec] if matches is None else matches
 
 
 def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
@@ -400,8 +436,8 @@ def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
                         f"(e.g. {Path(value) / 'take1.mp4'})")
     from stream.app import depth_name, portrait_name
 
-    image = is_still_image(Path(spec))
-    name = Path(portrait_name(spec, image=image)).name if flag == "-o" else depth_name(spec, image=image)
+    image, named = _still(spec), _named(spec)
+    name = Path(portrait_name(named, image=image)).name if flag == "-o" else depth_name(named, image=image)
     return str(Path(value) / name)
 
 
@@ -412,7 +448,7 @@ def _refuse_no_type(spec: str, flag: str, value: str | None) -> None:
         return
     if live_input(spec):  # a recording goes into a file, never a folder
         raise UserError(f"{flag} {value} has no extension, so it names no type of file; add one ({value}.mp4)")
-    ext = ".png" if is_still_image(Path(spec)) else ".mp4"
+    ext = ".png" if _still(spec) else ".mp4"
     raise UserError(f"{flag} {value} has no extension, so it names no type of file; add one for a file "
                     f"({value}{ext}), or end it with / for a folder ({value}/)")
 
@@ -468,10 +504,10 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
     plans = []
     for spec in inputs:
         # as a single run names it, told from the name: the inputs open one at a time, later
-        image = is_still_image(Path(spec))
-        beside = Path(portrait_name(spec, image=image))
+        image = _still(spec)
+        beside = Path(portrait_name(_named(spec), image=image))
         output = args.output if args.output in NOT_FILES else str(folder / beside.name if folder else beside)
-        depth = str(depth_folder / depth_name(spec, image=image)) if depth_folder is not None else None
+        depth = str(depth_folder / depth_name(_named(spec), image=image)) if depth_folder is not None else None
         plans.append((spec, output, depth))
     outputs = [p for _, output, depth in plans for p in (output, depth) if p is not None and p not in NOT_FILES]
     clash = next((p for i, p in enumerate(outputs) if p in outputs[:i]), None)

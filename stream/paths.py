@@ -1,6 +1,8 @@
-"""Checks that an output path can be written, made before any work so a run never fails at its end."""
+"""Checks that an output path can be written, made before any work so a run never fails at its end; the files an
+input pattern that no shell expanded matches."""
 from __future__ import annotations
 
+import glob
 import ntpath
 import os
 import sys
@@ -134,3 +136,12 @@ def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
         if not in_place:
             partial.unlink(missing_ok=True)
         raise OSError(exc.errno, exc.strerror, str(path)) from None
+
+
+def glob_matches(pattern: str) -> list[str] | None:
+    """The files `pattern` matches, sorted as a shell gives them, where no shell expanded it (Windows' cmd and
+    PowerShell pass `clips/*.mp4` as it is, and so does a quoted one); None where it is a name as it stands: no
+    *, ? or [..] in it, or a file or folder of that very name (`take [1].mp4`). [] where it matches nothing."""
+    if not glob.has_magic(pattern) or os.path.lexists(os.path.expanduser(pattern)):
+        return None
+    return sorted(glob.glob(os.path.expanduser(pattern)))

@@ -41,6 +41,7 @@ UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROT
 PIXEL_ASPECT_RANGE = (Fraction(1, 4), Fraction(4))
 READ_RETRIES = 16  # read errors in a row, with no packet between, after which the rest of a file counts as unreadable
 DAMAGE_TOLD = 5  # damaged spots each said; further ones are skipped without a word
+JOINABLE_FORMATS = ("mpegts", "mpeg")  # FFmpeg's demuxers of what plays on when files are joined as they are
 VIDEO_TIME = "video_seconds"  # a frame's extra: its time on a clock that joined clips' times do not set back
 
 
@@ -408,15 +409,21 @@ class VideoFileSource(Source):
             raise UserError(f"--duration {duration:g} takes nothing; give a length above 0 (seconds or MM:SS)")
         length = self._length
         start = start or 0.0
-        if length is not None and start >= length:
+        if length is not None and start >= length and not self._length_guessed():
             raise UserError(f"--start {format_time(start)} is past the end of {self.path.name} "
                             f"({format_time(length)} long); give an earlier start")
+        # past a guessed length, clips joined may go on (the pictures tell), and no time of a single clip is the
+        # start to jump to: decoded from the beginning
+        beyond = length is not None and start >= length
+        if beyond:
+            length = self.frame_count = self.progress_seconds = None
         if not start and duration is None:  # `--start 0`: the whole file, its frame count kept
             return
         origin = self._first.time or 0.0
         if start > 0:
             self._start = origin + start
-            self._seek(self._start)
+            if not beyond:
+                self._seek(self._start)
         if duration is not None:
             self._end = origin + start + duration
             self.audio_ends_with_pictures = True
@@ -426,6 +433,12 @@ class VideoFileSource(Source):
             self.frame_count = max(1, int(round(span * self.fps)))
             self.progress_seconds = span
         self.description += f", from {format_time(start)}" + (f" for {format_time(duration)}" if duration else "")
+
+    def _length_guessed(self) -> bool:
+        """Whether the length is FFmpeg's guess from the first and last pictures' times, which clips joined as they
+        are (`cat a.ts b.ts`: their times start again at each join) make short: an MPEG transport or program stream
+        of no frame count."""
+        return not self._announced_frames and self.container.format.name in JOINABLE_FORMATS
 
     def _seek(self, target: float) -> None:
         """Decode from a keyframe at or before `target` (the video's own seconds). MPEG-TS has no index and its
@@ -543,14 +556,15 @@ class VideoFileSource(Source):
         previous: float | None = None
         deinterlacer = Deinterlacer(self.stream.time_base)
         pictures = itertools.chain(self._head, self._decoded)
-        shown: tuple[Any, float] | None = None  # the last picture before --start, and where it ends
+        # the last picture before --start, and where it ends; on the video's clock, as --start and --duration are
+        shown: tuple[Any, float] | None = None
         try:
             for decoded in deinterlacer.frames(pictures) if self.deinterlace else pictures:
                 if not self.interlaced and deinterlacer.first_interlaced is not None:
                     self.interlaced = True
                     notify(f"{self.path.name} turns interlaced at picture {index + 1}: its interlaced pictures are "
                            f"{DEINTERLACED}")
-                seconds, own = decoded.time, None
+                seconds, own, video = decoded.time, None, None
                 if seconds is not None and previous is not None and seconds < previous:
                     # time went back: clips joined as they are (`cat a.ts b.ts`); video time goes on from here
                     self._carried += self._read_until - seconds
@@ -559,30 +573,35 @@ class VideoFileSource(Source):
                     own = decoded.duration * decoded.time_base if decoded.duration and decoded.time_base else None
                     self._read_until, previous = seconds + (float(own) if own else step), seconds
                     half_frame = self._half_frame(decoded, step)
-                if seconds is not None and self._start is not None and seconds < self._start - half_frame:
-                    shown = (decoded, self._read_until)  # still on screen at the start, unless one comes by then
+                    # --start and --duration are on the video's clock: a later clip's own times start again
+                    video = seconds + self._carried
+                if video is not None and self._start is not None and video < self._start - half_frame:
+                    # still on screen at the start, unless one comes by then
+                    shown = (decoded, self._read_until + self._carried)
                     continue
-                if shown is not None and seconds is not None and seconds > self._start + half_frame and not index:
+                if shown is not None and video is not None and video > self._start + half_frame and not index:
                     # --start inside a still stretch (a screen recording's pause): the part starts with the picture
                     # shown then, held up to this one; it started with this one, the stretch and its sound lost
-                    yield self._frame(shown[0], index, self._start, seconds - self._start)
+                    yield self._frame(shown[0], index, self._start - self._carried, video - self._start)
                     index = self._frames_read = index + 1
                 shown = None
                 # the first picture of a part always counts: --duration shorter than a frame gives one
-                if seconds is not None and self._end is not None and seconds >= self._end - half_frame and index:
+                if video is not None and self._end is not None and video >= self._end - half_frame and index:
                     break
                 yield self._frame(decoded, index, decoded.time, own)
                 index = self._frames_read = index + 1
             if shown is not None and shown[1] > self._start:  # --start within the last picture's time
-                yield self._frame(shown[0], index, self._start, shown[1] - self._start)
+                yield self._frame(shown[0], index, self._start - self._carried, shown[1] - self._start)
                 index = self._frames_read = index + 1
         except av.error.FFmpegError as exc:
             raise UserError(f"{self.path} is corrupt or truncated after frame {index} ({exc.strerror or exc}); "
                             f"the frames before it were processed") from None
         if index == 0 and self._start is not None:
-            offset = self._start - (self._first.time or 0.0)
-            raise UserError(f"{self.path.name} has no picture from --start {format_time(offset)} on; "
-                            f"give an earlier start")
+            origin = self._first.time or 0.0
+            end = f" (its pictures end at {format_time(self._read_until + self._carried - origin)})" \
+                if self._read_until is not None else ""
+            raise UserError(f"{self.path.name} has no picture from --start {format_time(self._start - origin)} on"
+                            f"{end}; give an earlier start")
 
     def _half_frame(self, picture: Any, since_last: float | None = None) -> float:
         """How near a picture's time counts as a time asked for (a rounding): half the time between pictures, by
@@ -597,7 +616,7 @@ class VideoFileSource(Source):
         if image.shape[:2] != (self.height, self.width):
             image = self._fit(image, index)
         if own and self._end is not None and seconds is not None:  # a part ends at its end, however long its last
-            own = min(float(own), max(self._end - seconds, 0.0))
+            own = min(float(own), max(self._end - seconds - self._carried, 0.0))
         # the writer holds each picture as long (a GIF's long last picture)
         extra = {"duration_seconds": float(own)} if own else {}
         if seconds is not None:  # where the sink's thread reads the progress (seconds_done) from
@@ -1224,7 +1243,7 @@ def open_source(spec: str) -> Source:
         return CameraSource(spec)
     if is_network_spec(spec):
         return NetworkSource(spec)
-    path = Path(spec).expanduser()
+    path = input_path(spec)
     try:
         if "://" in spec and not path.exists():
             raise UserError(f"input {redact(spec)}: depthcam reads no {spec.partition(':')[0]}:// address; network "
@@ -1241,4 +1260,123 @@ def open_source(spec: str) -> Source:
         still = is_still_image(path)
     except OSError as exc:  # a name longer than the file system takes
         raise UserError(f"cannot open input {spec}: {exc.strerror or exc}") from None
+    if still and path.suffix.lower() in VIDEO_NAMES:
+        raise UserError(_picture_named_as_video(path))
     return ImageSource(path) if still else VideoFileSource(path)
+
+
+# Names that say "a video": a picture so named (renamed by hand, a download's wrong name) was read by its content and
+# written as a one-frame, 0.03 s video when -o named one; refused as a video named .jpg is, the other way
+VIDEO_NAMES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                         ".wmv", ".flv", ".3gp", ".ogv", ".vob", ".mxf"})
+PICTURE_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp", "HEIF": ".heic"}
+
+
+def _picture_named_as_video(path: Path) -> str:
+    """The line for a picture under a video's name: what it holds, and the name that has it processed as a photo."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            kind = image.format or "picture"
+    except (OSError, ValueError, SyntaxError):
+        kind = "picture"
+    suffix = PICTURE_SUFFIX.get(kind, f".{kind.lower()}" if kind != "picture" else ".png")
+    return (f"cannot read video {path}: it holds a {kind} picture, not a video; name it "
+            f"{path.with_suffix(suffix).name} to process it as a photo")
+
+
+
+STDIN_NAMES = ("-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")  # what names standard input
+SNIFF_BYTES = 16  # enough for every signature in PIPED_PICTURES
+# A still picture's first bytes, and the name it is read under: a pipe carries no name, so its content says it
+PIPED_PICTURES = ((0, b"\x89PNG\r\n\x1a\n", ".png"), (0, b"\xff\xd8\xff", ".jpg"), (0, b"II*\0", ".tif"),
+                  (0, b"MM\0*", ".tif"), (0, b"BM", ".bmp"), (8, b"WEBP", ".webp"),
+                  *((4, b"ftyp" + brand, ".heic") for brand in (b"heic", b"heix", b"mif1")))
+_stdin_read: Path | None = None  # what standard input was made into, once: a pipe is read once
+
+
+def input_path(spec: str) -> Path:
+    """The file a path input is read from. Standard input (`-`, /dev/stdin) through a pipe is looked at first: a
+    picture is kept in a temporary file named by its type, so that it is processed as the photo it is; anything else
+    is given back whole as /dev/stdin (FFmpeg reads a video from a pipe)."""
+    global _stdin_read
+    if spec not in STDIN_NAMES:
+        return Path(spec).expanduser()
+    if _stdin_read is None:
+        _stdin_read = _read_stdin(spec)
+    return _stdin_read
+
+
+def _read_stdin(spec: str) -> Path:
+    import stat
+
+    if not os.path.exists("/dev/stdin"):  # Windows
+        raise UserError(f"input {spec} (standard input) cannot be read here; give the file itself")
+    if sys.stdin is None or os.isatty(0):
+        raise UserError(f"input {spec} is standard input, which is the terminal here; pipe a video or a photo into it "
+                        f"(e.g. cat clip.ts | depthcam run - -o out.mp4), or give the file itself")
+    if stat.S_ISREG(os.fstat(0).st_mode):  # `< clip.mp4`: the file itself, which can be read again
+        return Path("/dev/stdin")
+    head = _read_head(0, SNIFF_BYTES)
+    if not head:
+        raise UserError(f"input {spec} (standard input) is empty: nothing came through the pipe; pipe a video or a "
+                        f"photo into it")
+    suffix = next((suffix for at, signature, suffix in PIPED_PICTURES if head[at:at + len(signature)] == signature),
+                  None)
+    if suffix is not None:
+        return _keep_picture(head, suffix)
+    _give_back(head)
+    return Path("/dev/stdin")
+
+
+def _read_head(fd: int, size: int) -> bytes:
+    """Up to `size` first bytes (a pipe may give fewer at a time), fewer only at the end of the input."""
+    head = b""
+    while len(head) < size:
+        chunk = os.read(fd, size - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _keep_picture(head: bytes, suffix: str) -> Path:
+    """A piped picture, whole, in a temporary file (removed at exit) that the photo path reads as any photo."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="depthcam-stdin-"))
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / f"stdin{suffix}"
+    with open(path, "wb") as out:
+        out.write(head)
+        while chunk := os.read(0, 1 << 20):
+            out.write(chunk)
+    return path
+
+
+def _give_back(head: bytes) -> None:
+    """Standard input whole again after its first bytes were read: descriptor 0 becomes a pipe that a thread fills
+    with `head`, then with the rest as it comes, so that /dev/stdin gives it from its first byte."""
+    rest = os.dup(0)
+    read_end, write_end = os.pipe()
+    os.dup2(read_end, 0)
+    os.close(read_end)
+
+    def copy() -> None:
+        try:
+            chunk = head
+            while chunk:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(write_end, view):]
+                chunk = os.read(rest, 1 << 16)
+        except OSError:  # the reader has gone (the run ended before the input did)
+            pass
+        finally:
+            os.close(write_end)
+            os.close(rest)
+
+    threading.Thread(target=copy, name="stdin-copy", daemon=True).start()

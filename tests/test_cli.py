@@ -1116,3 +1116,32 @@ def test_an_output_without_an_extension_is_told_how_to_name_a_file_or_a_folder(t
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "out").exists()  # the demo refuses before it writes its sample
+
+
+def test_a_pattern_that_no_shell_expanded_runs_each_file_it_matches(tmp_path, monkeypatch):
+    """`depthcam run 'clips/*.jpg' -o out/` (and the README's `clips/*.mp4` in Windows' cmd and PowerShell, which
+    expand no pattern) said "input clips/*.jpg not found"."""
+    from stream import cli
+
+    for name in ("b.jpg", "a.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    ran: list[tuple[str, str]] = []
+    monkeypatch.setattr(cli, "_run", lambda spec, output, args: ran.append((spec, output)) or 0)
+    assert cli.main(["run", str(tmp_path / "*.jpg"), "-o", str(tmp_path / "out") + "/"]) == 0
+    assert ran == [(str(tmp_path / "a.jpg"), str(tmp_path / "out" / "a_portrait.png")),
+                   (str(tmp_path / "b.jpg"), str(tmp_path / "out" / "b_portrait.png"))]
+
+
+def test_a_pattern_that_matches_nothing_is_said_in_one_line(tmp_path):
+    result = depthcam("run", str(tmp_path / "*.jpg"), "-o", str(tmp_path / "out") + "/")
+    assert_one_clear_line(result, f"no file matches {tmp_path / '*.jpg'}")
+    assert result.returncode == 2
+
+
+def test_a_camera_s_or_the_synthetic_scene_s_question_mark_is_no_pattern(monkeypatch):
+    from stream import cli
+
+    ran: list[str] = []
+    monkeypatch.setattr(cli, "_run", lambda spec, output, args: ran.append(spec) or 0)
+    assert cli.main(["run", "synthetic:portrait?frames=2", "-o", "null"]) == 0
+    assert ran == ["synthetic:portrait?frames=2"]

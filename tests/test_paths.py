@@ -81,3 +81,25 @@ def test_dev_stdout_into_a_pipe_is_written_into(tmp_path):
                             text=True, cwd=Path(__file__).resolve().parents[1], timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == '{"frames": 5}' and os.path.islink("/dev/stdout")
+
+
+def test_a_pattern_no_shell_expanded_gives_its_files_sorted(tmp_path):
+    """`depthcam run 'folder/*.jpg'` (Windows' cmd and PowerShell expand no pattern) said "input folder/*.jpg not
+    found". It gives the files it matches, sorted as a shell gives them; a hidden one is left out, as there."""
+    from stream.paths import glob_matches
+
+    for name in ("b.jpg", "a.jpg", "c.png", ".hidden.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    assert glob_matches(str(tmp_path / "*.jpg")) == [str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")]
+    assert glob_matches(str(tmp_path / "[ab].???")) == [str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")]
+    assert glob_matches(str(tmp_path / "*.gif")) == []
+
+
+def test_a_file_whose_name_holds_pattern_characters_is_itself(tmp_path):
+    from stream.paths import glob_matches
+
+    literal = tmp_path / "take [1].mp4"
+    literal.write_bytes(b"x")
+    (tmp_path / "take 1.mp4").write_bytes(b"x")  # what the pattern `take [1].mp4` would match
+    assert glob_matches(str(literal)) is None
+    assert glob_matches(str(tmp_path / "plain.mp4")) is None  # no pattern: not found is said by the input's opening
