@@ -16,6 +16,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 
+def print_error(error: BaseException) -> None:
+    """One `depthcam: error:` line per problem: a config file's mistakes come together, one a line."""
+    for line in str(error).splitlines() or [""]:
+        print(f"depthcam: error: {line}", file=sys.stderr)
+
+
 def _interrupted_while_loading(signum: int, frame: Any) -> NoReturn:
     """Ctrl-C while the modules below load (NumPy, OpenCV, Numba: 0.2-0.5 s, before main's own handling): the
     line every interruption gets and exit 130, not a traceback from inside NumPy's import. Nothing is open yet,
@@ -305,7 +311,7 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
     except (PipelineError, UserError) as exc:
         if args.debug and isinstance(exc, PipelineError):
             traceback.print_exception(exc.cause)
-        print(f"depthcam: error: {exc}", file=sys.stderr)
+        print_error(exc)
         written = built.pipeline.frames_written
         print(f"depthcam: stopped after {_frames(written)}{_kept(built, target, written)}", file=sys.stderr)
         return exc.exit_code, built
@@ -528,7 +534,7 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
         try:
             code = _run(spec, output, one)
         except UserError as exc:  # this input could not start (missing, corrupt, ...): the others still run
-            print(f"depthcam: error: {exc}", file=sys.stderr)
+            print_error(exc)
             code = exc.exit_code
         finally:
             # What a run leaves in reference cycles is freed now, not some inputs later when Python's collector
@@ -799,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         if debug:
             traceback.print_exc()
-        print(f"depthcam: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("depthcam: interrupted", file=sys.stderr)

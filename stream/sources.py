@@ -28,7 +28,7 @@ from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
 from stream.hints import camera_permission_hint
-from stream.images import is_still_image, opencv_quiet, picture_count, read_image, read_metadata
+from stream.images import animation_source, is_still_image, opencv_quiet, read_image, read_metadata
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import is_hd, readable_again
 
@@ -185,10 +185,6 @@ class ImageSource(Source):
         self.frame_count = 1
         self.repeating = False
         self.description = f"image {path.name} {self.width}x{self.height}"
-        pictures = picture_count(path) if path.suffix.lower() == ".webp" else 1
-        if pictures > 1:  # FFmpeg decodes no animated WebP, Pillow's first picture is what is left
-            notify(f"{path.name} is an animated WebP of {pictures} pictures, which FFmpeg cannot decode: only its "
-                   f"first picture is processed; to process them all, convert it into a video first")
 
     def keep_showing(self) -> float:
         """Repeat the photo for a window, brought down to STILL_WINDOW_WIDTH; returns the scale (<= 1)."""
@@ -1262,7 +1258,9 @@ def open_source(spec: str) -> Source:
         raise UserError(f"cannot open input {spec}: {exc.strerror or exc}") from None
     if still and path.suffix.lower() in VIDEO_NAMES:
         raise UserError(_picture_named_as_video(path))
-    return ImageSource(path) if still else VideoFileSource(path)
+    if still:
+        return ImageSource(path)
+    return animation_source(path) or VideoFileSource(path)  # an animated WebP through Pillow: FFmpeg decodes none
 
 
 # Names that say "a video": a picture so named (renamed by hand, a download's wrong name) was read by its content and

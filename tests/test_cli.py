@@ -265,7 +265,7 @@ def test_unknown_model_and_wrong_model_file(shared_models, tmp_path):
     fake = tmp_path / "fake.onnx"
     fake.write_bytes(b"\x00garbage" * 100)
     assert_one_clear_line(depthcam("run", "synthetic:portrait?frames=2", "--model", str(fake), "-o", "null"),
-                          "could not be loaded as ONNX")
+                          "is not a complete ONNX model (it cannot be parsed)")
 
 
 def test_cuda_requested_without_gpu(shared_models):
@@ -1145,3 +1145,13 @@ def test_a_camera_s_or_the_synthetic_scene_s_question_mark_is_no_pattern(monkeyp
     monkeypatch.setattr(cli, "_run", lambda spec, output, args: ran.append(spec) or 0)
     assert cli.main(["run", "synthetic:portrait?frames=2", "-o", "null"]) == 0
     assert ran == ["synthetic:portrait?frames=2"]
+
+
+def test_a_config_s_mistakes_are_each_said_on_an_error_line_of_their_own(shared_models, tmp_path):
+    config = tmp_path / "two.yaml"
+    config.write_text("render:\n  focus: auot\ndevice: gpu\n")
+    result = depthcam("run", "synthetic:portrait?frames=2", "-o", str(tmp_path / "o.mp4"), "--config", str(config))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("depthcam: error: ") for line in lines), result.stderr
+    assert "line 2" in lines[0] and "auto" in lines[0] and "line 3" in lines[1] and "cuda" in lines[1]

@@ -37,24 +37,8 @@ def _read(path: Path) -> tuple[str, int, list[float], int | None]:
         return image.format, image.n_frames, durations, image.info.get("loop")
 
 
-@pytest.fixture
-def hooked(monkeypatch):
-    """The one-line hook stream/sources.py's open_source needs: an animated WebP read by images.AnimationSource
-    (FFmpeg decodes none); harmless once it is there."""
-    import stream.app as app
-    import stream.sources as sources
-
-    original = sources.open_source
-
-    def open_source(spec: str):
-        return images.animation_source(Path(spec)) or original(spec)
-
-    monkeypatch.setattr(sources, "open_source", open_source)
-    monkeypatch.setattr(app, "open_source", open_source)
-
-
 @pytest.mark.parametrize("name", ["anim.gif", "anim.png", "anim.webp"])
-def test_an_animation_gives_an_animation_of_its_type_with_its_timing_and_loop(tmp_path, shared_models, hooked,
+def test_an_animation_gives_an_animation_of_its_type_with_its_timing_and_loop(tmp_path, shared_models,
                                                                              name):
     """An animated WebP gave its first picture only (as NAME_portrait.png), a GIF or APNG a video: each gives an
     animation of its own type beside it, every picture for its own time, played as many times; its depth too."""
@@ -79,7 +63,7 @@ def test_an_animated_webp_is_read_picture_by_picture_at_its_own_times(tmp_path):
     assert not images.is_still_image(tmp_path / "anim.webp")
 
 
-def test_an_animated_webp_to_a_video_holds_each_picture_its_own_time(tmp_path, shared_models, hooked):
+def test_an_animated_webp_to_a_video_holds_each_picture_its_own_time(tmp_path, shared_models):
     from stream.cli import main
 
     source = _animation(tmp_path / "anim.webp")
@@ -89,7 +73,7 @@ def test_an_animated_webp_to_a_video_holds_each_picture_its_own_time(tmp_path, s
     assert times.get("audio_end") is None  # an animation has no sound
 
 
-def test_a_still_image_output_of_an_animation_names_the_types_that_hold_it(tmp_path, hooked):
+def test_a_still_image_output_of_an_animation_names_the_types_that_hold_it(tmp_path):
     from stream.app import check_outputs
     from stream.config import load_config
     from stream.sources import open_source
@@ -130,3 +114,14 @@ def test_a_gif_of_one_picture_and_a_photo_get_the_names_they_had(tmp_path):
     assert portrait_name(str(tmp_path / "still.webp"), image=True).endswith("still_portrait.png")
     assert depth_name(str(tmp_path / "clip.mp4")) == "clip_depth.mp4"
     assert PhotoMetadata().plays is None
+
+
+def test_an_animated_webp_is_opened_as_an_animation_and_watched_at_its_own_pace(tmp_path):
+    """open_source hands an animated WebP to Pillow (FFmpeg decodes none: its first picture was all there was), and a
+    window shows it at its pictures' times, as a video, not as fast as it renders."""
+    from stream.app import plays_in_real_time
+    from stream.sources import open_source
+
+    source = open_source(str(_animation(tmp_path / "anim.webp")))
+    assert isinstance(source, images.AnimationSource) and source.frame_count == len(DURATIONS_MS)
+    assert plays_in_real_time("window", source) and not plays_in_real_time("out.webp", source)
