@@ -14,6 +14,9 @@ new: --rounds rounds of --runs renders a scene each), at the presets' settings (
 differ: a change is kept only where it is faster in every round.
 --passes gives each pass's median ms instead (reduce, gather at reduced resolution, composite), and the whole
 render's, at 1280x720 and 1920x1080 (--blur at both).
+--compile gives the seconds a first render takes from a cold Numba cache (a fresh NUMBA_CACHE_DIR, in a new
+process: the import and the JIT of every kernel), --rounds times; with --compare OLD.py, OLD.py's and the current
+module's alternately.
 """
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ import argparse
 import importlib
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -151,6 +156,45 @@ def compare(old_path: Path, recorded: list[Path], threads: list[int], rounds: in
                   f"{cpu['new']} | {outputs} |", flush=True)
 
 
+# run in a fresh process: import the module at argv[1] by name and render one small frame
+_COLD_RENDER = """
+import sys, time
+import numpy as np
+t0 = time.perf_counter()
+sys.path.insert(0, sys.argv[2])
+module = __import__(sys.argv[1])
+rng = np.random.default_rng(0)
+module.depth_of_field_cpu(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), rng.random((48, 64), dtype=np.float32),
+                          0.5, 12.0, highlight_boost=1.0)
+print(time.perf_counter() - t0)
+"""
+
+
+def cold_compile_s(path: Path) -> float:
+    """Seconds from a new process's import of the module at `path` to its first render, with an empty Numba cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        root = str(Path(__file__).resolve().parents[1])  # the module's own `kernels` imports
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        done = subprocess.run([sys.executable, "-c", _COLD_RENDER, path.stem, str(path.resolve().parent)], env=env,
+                              capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
+def compile_table(old: Path | None, rounds: int) -> None:
+    import kernels.dof_cpu
+
+    modules = ([("old", old)] if old else []) + [("new" if old else "current", Path(kernels.dof_cpu.__file__))]
+    times: dict[str, list[float]] = {name: [] for name, _ in modules}
+    for _ in range(rounds):
+        for name, path in modules:
+            times[name].append(cold_compile_s(path))
+    print("| module | cold compile s, by round | median |")
+    print("| --- | --- | --- |")
+    for name, values in times.items():
+        print(f"| {name} | {' / '.join(f'{v:.1f}' for v in values)} | {np.median(values):.1f} |")
+
+
 PASSES = ("reduce", "gather", "composite")
 
 
@@ -183,10 +227,12 @@ def main() -> None:
                         help="frames recorded at the render stage (bench/record_render_inputs.py)")
     parser.add_argument("--compare", type=Path, metavar="OLD.py",
                         help="a copy of an earlier kernels/dof_cpu.py to time against the current one, interleaved")
-    parser.add_argument("--rounds", type=int, default=3, help="--compare: rounds of old and new")
+    parser.add_argument("--rounds", type=int, default=3, help="--compare, --compile: rounds of old and new")
     parser.add_argument("--threads", default="1,2", help="--compare: Numba thread counts, comma-separated")
     parser.add_argument("--passes", action="store_true",
                         help="each pass's median ms at 1280x720 and 1920x1080 instead of whole renders")
+    parser.add_argument("--compile", action="store_true",
+                        help="seconds to a first render from a cold Numba cache (with --compare: old and new)")
     args = parser.parse_args()
     for path in args.recorded:
         if not path.is_file():
@@ -195,9 +241,12 @@ def main() -> None:
 
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Numba {numba.__version__} ({numba.get_num_threads()} threads)\n")
+    if args.compare and not args.compare.is_file():
+        parser.error(f"{args.compare} not found; copy kernels/dof_cpu.py as it was, e.g. to /tmp/dof_cpu_old.py")
+    if args.compile:
+        compile_table(args.compare, args.rounds)
+        return
     if args.compare:
-        if not args.compare.is_file():
-            parser.error(f"{args.compare} not found; copy kernels/dof_cpu.py as it was, e.g. to /tmp/dof_cpu_old.py")
         threads = [int(n) for n in args.threads.split(",") if n.strip().isdigit()]
         if len(threads) != len(args.threads.split(",")) or min(threads) < 1 \
                 or max(threads) > numba.config.NUMBA_NUM_THREADS:

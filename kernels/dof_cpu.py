@@ -10,6 +10,11 @@ Why row stencils: every gather here runs one window offset at a time across a wh
 Per-pixel gathers with early exits, the first version, did not vectorise and were 3-5x slower. A tap
 that a pixel's own disc would skip adds exactly 0 (coverage 0, or a source with zero colour and weight),
 so the sums are the same; whole rows and offsets beyond every disc around are skipped.
+The exact full-resolution gathers (CoC below s) are the exception: where the depth varies, their sources lie in
+short runs (~18 columns on a smooth random depth), too short for LLVM's vector loops (16 floats and more a
+step: shorter runs went scalar, ~4 ns a tap). They run over the 8-column chunks that hold a source or receiver
+reaching each whole distance (`_reach_masks`), one explicit 8-lane step a chunk (`_near_taps8`, `_far_taps8`), in
+the order the row stencils took: the same sums, bit for bit.
 """
 from __future__ import annotations
 
@@ -20,7 +25,10 @@ import time
 
 import numpy as np
 import numba
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 from kernels.cpu_threads import parallel_section
@@ -34,10 +42,8 @@ _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
 _TINY = np.float32(1e-30)
 _NO_FAR = np.float32(-1e30)  # far radius of a pixel outside the far field: its every coverage clamps to 0
-# The exact far gather's spans split at runs of GAP_CHUNK-column chunks, at least MIN_GAP columns, holding no
-# tap (`_reach_spans`); a loop's set-up costs about as much as 100 taps
-GAP_CHUNK = 32
-MIN_GAP = 64
+# The exact gathers' columns go by chunks of CHUNK, one 8-lane vector step each (`_reach_masks`)
+CHUNK = 8
 N_SUMS = 17  # per-column sums of the reduce pass (listed there)
 # fastmath without reassociation: sums that must stay in their order (LLVM otherwise pairs them up)
 _ORDERED = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
@@ -54,6 +60,98 @@ def _fma(typingctx, a, b, c):
     def codegen(context, builder, signature, args):
         return builder.fma(*args)
     return a(a, b, c), codegen
+
+
+_LANES = ir.VectorType(ir.FloatType(), CHUNK)
+_CONTRACT = ("contract",)  # as fastmath lets LLVM fuse a * b + c; no reassociation: the order written is the order
+
+
+def _lanes_at(context, builder, array_type, array, indices):
+    """Pointer to CHUNK floats from array[indices] on (the last axis must be contiguous: rows of C arrays)."""
+    arr = context.make_array(array_type)(context, builder, array)
+    shape = cgutils.unpack_tuple(builder, arr.shape, array_type.ndim)
+    strides = cgutils.unpack_tuple(builder, arr.strides, array_type.ndim)
+    index = [context.cast(builder, v, t, types.int64) for v, t in indices]
+    ptr = cgutils.get_item_pointer2(context, builder, arr.data, shape, strides, array_type.layout, index,
+                                    wraparound=False, boundscheck=False)
+    return builder.bitcast(ptr, _LANES.as_pointer())
+
+
+def _splat(builder, value):
+    lanes = builder.insert_element(ir.Constant(_LANES, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(lanes, ir.Constant(_LANES, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), CHUNK), [0] * CHUNK))
+
+
+def _lane_min(builder, a, b):
+    """min(a, b) as Numba lowers it (b where b < a), ties and zero signs alike."""
+    return builder.select(builder.fcmp_ordered("<", b, a), b, a)
+
+
+def _lane_max(builder, a, b):
+    return builder.select(builder.fcmp_ordered(">", b, a), b, a)
+
+
+def _lane_clamp01(builder, v):
+    """`_coverage` and `_share`'s clamp: min(max(v, 0), 1)."""
+    return _lane_min(builder, _lane_max(builder, v, ir.Constant(_LANES, [0.0] * CHUNK)),
+                     ir.Constant(_LANES, [1.0] * CHUNK))
+
+
+def _accumulate4(context, builder, acc_type, acc, pre_type, pre, qy, p0, q0, w):
+    """acc[ch, p0:p0 + CHUNK] += w * pre[ch, qy, q0:q0 + CHUNK] for ch < 4, as `_add_weighted4` adds them."""
+    for ch in range(4):
+        channel = (ir.Constant(ir.IntType(64), ch), types.int64)
+        src = builder.load(_lanes_at(context, builder, pre_type, pre, [channel, qy, q0]), align=4)
+        dst = _lanes_at(context, builder, acc_type, acc, [channel, p0])
+        total = builder.fadd(builder.load(dst, align=4), builder.fmul(w, src, flags=_CONTRACT), flags=_CONTRACT)
+        builder.store(total, dst, align=4)
+
+
+@intrinsic
+def _near_taps8(typingctx, near, pre, coc, exact_w, qy, p0, q0, edge):
+    """`_near_taps` of the CHUNK receivers p0.. from the sources q0.. (all in the frame) as one 8-lane step: weight
+    `_coverage(coc + edge) * exact_w`, the colours and the coverage added as the row stencils added them."""
+    def codegen(context, builder, signature, args):
+        near_t, pre_t, coc_t, ew_t, qy_t, p0_t, q0_t, edge_t = signature.args
+        near_v, pre_v, coc_v, ew_v, qy_v, p0_v, q0_v, edge_v = args
+        qy_i, p0_i, q0_i = (qy_v, qy_t), (p0_v, p0_t), (q0_v, q0_t)
+        c = builder.load(_lanes_at(context, builder, coc_t, coc_v, [qy_i, q0_i]), align=4)
+        ew = builder.load(_lanes_at(context, builder, ew_t, ew_v, [qy_i, q0_i]), align=4)
+        edge32 = _splat(builder, context.cast(builder, edge_v, edge_t, types.float32))
+        w = builder.fmul(_lane_clamp01(builder, builder.fadd(c, edge32, flags=_CONTRACT)), ew, flags=_CONTRACT)
+        _accumulate4(context, builder, near_t, near_v, pre_t, pre_v, qy_i, p0_i, q0_i, w)
+        cover = _lanes_at(context, builder, near_t, near_v, [(ir.Constant(ir.IntType(64), 4), types.int64), p0_i])
+        builder.store(builder.fadd(builder.load(cover, align=4), w, flags=_CONTRACT), cover, align=4)
+        return context.get_dummy_value()
+    return types.void(near, pre, coc, exact_w, qy, p0, q0, edge), codegen
+
+
+@intrinsic
+def _far_taps8(typingctx, exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift):
+    """`_far_taps` of the CHUNK receivers p0.. of row y from the sources q0.. of row qy (all in the frame) as one
+    8-lane step. The weight's factors in the order LLVM put `_far_taps`' (reassociated under fastmath): (exact
+    share x larger inverse area) x coverage; another order rounds differently."""
+    def codegen(context, builder, signature, args):
+        ex_t, pre_t, fr_t, ew_t, y_t, qy_t, p0_t, q0_t, edge_t, shift_t = signature.args
+        ex_v, pre_v, fr_v, ew_v, y_v, qy_v, p0_v, q0_v, edge_v, shift_v = args
+        y_i, qy_i, p0_i, q0_i = (y_v, y_t), (qy_v, qy_t), (p0_v, p0_t), (q0_v, q0_t)
+        rq = builder.load(_lanes_at(context, builder, fr_t, fr_v, [qy_i, q0_i]), align=4)
+        iaq = builder.load(_lanes_at(context, builder, ew_t, ew_v, [qy_i, q0_i]), align=4)
+        rp = builder.load(_lanes_at(context, builder, fr_t, fr_v, [y_i, p0_i]), align=4)
+        iap = builder.load(_lanes_at(context, builder, ew_t, ew_v, [y_i, p0_i]), align=4)
+        shift32 = _splat(builder, context.cast(builder, shift_v, shift_t, types.float32))
+        edge32 = _splat(builder, context.cast(builder, edge_v, edge_t, types.float32))
+        share_q = _lane_clamp01(builder, builder.fsub(rq, shift32, flags=_CONTRACT))
+        share_p = _lane_clamp01(builder, builder.fsub(rp, shift32, flags=_CONTRACT))
+        exact_share = builder.fsub(ir.Constant(_LANES, [1.0] * CHUNK), builder.fmul(share_q, share_p, flags=_CONTRACT),
+                                   flags=_CONTRACT)
+        cover = _lane_clamp01(builder, builder.fadd(_lane_min(builder, rq, rp), edge32, flags=_CONTRACT))
+        w = builder.fmul(builder.fmul(exact_share, _lane_max(builder, iaq, iap), flags=_CONTRACT), cover,
+                         flags=_CONTRACT)
+        _accumulate4(context, builder, ex_t, ex_v, pre_t, pre_v, qy_i, p0_i, q0_i, w)
+        return context.get_dummy_value()
+    return types.void(exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift), codegen
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -280,9 +378,9 @@ def _reduce_blocks(sums, colmin, colmax, s, rows, by, blocks, bmin, bmax, low_f,
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, levels, coc, pre, exact_w, far_r,
-            low_f, low_fr, low_n, low_nr, low_b, low_br, near_span, near_cmax, near_reach, far_span, far_rmax,
-            far_reach):
+def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, exact_w, far_r,
+            low_f, low_fr, low_n, low_nr, low_b, low_br, near_span, near_cmax, near_mask, far_span, far_rmax,
+            far_mask):
     """Full resolution: CoC, premultiplied colour planes in linear light (h*B^2, h*G^2, h*R^2, h), the exact
     gathers' weight (`exact_w`: a far pixel's inverse disc area, a near pixel's share left to the exact gather
     over its area, 0 in focus: one plane for both, as each gather's coverage is 0 on the other field's pixels;
@@ -294,9 +392,9 @@ def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, levels, 
     what lies behind the near field: the colour (linear light) and share of the pixels that are not near
     (`low_b`), and the mean radius of all near pixels in reduced pixels (`low_br`, -1: none).
     Per row: the columns spanned by its small near pixels and their largest CoC (-1: none), the same
-    for its small far pixels, which the composite gathers exactly, and those pixels' spans per distance
-    (`far_reach`, `_reach_spans`), found here while the row is in cache, and the same for its small near pixels
-    (`near_reach`).
+    for its small far pixels, which the composite gathers exactly, and the chunks of those pixels that reach each
+    whole distance (`far_mask`, `_reach_masks`), found here while the row is in cache, and the same for its small
+    near pixels (`near_mask`).
     One row at a time, branch-free across the row (SIMD), block sums taken from per-column sums. Each thread
     takes a run of block rows and allocates its scratch once, not a dozen times a block row."""
     height, width = disp.shape
@@ -325,7 +423,7 @@ def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, levels, 
         colour = np.empty((3, width), np.float32)
         lum = np.empty(width, np.float32)
         small = np.empty(width, np.float32)
-        chunk_max = np.empty(width // GAP_CHUNK + 1, np.float32)
+        chunk_max = np.empty(width // CHUNK + 1, np.float32)
         for by in range(task * hl // tasks, (task + 1) * hl // tasks):
             y0 = by * s
             y1 = min(y0 + s, height)
@@ -397,18 +495,12 @@ def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, levels, 
                     c = c_row[x]
                     small[x] = -c if (c < -FOCUS_RADIUS) & (_share(-c, shift) < _ONE) else np.float32(-1.0)
                 far_rmax[y] = _small_span(small, far_span[y])
-                if far_rmax[y] >= 0.0:
-                    _reach_spans(small, far_span[y, 0], far_span[y, 1], levels, far_reach[y], chunk_max)
-                else:
-                    _no_reach(far_reach[y], width)
+                _reach_masks(small, far_span[y], chunk_max, far_mask[y])
                 for x in range(width):
                     c = c_row[x]
                     small[x] = c if (c > FOCUS_RADIUS) & (_share(c, shift) < _ONE) else np.float32(-1.0)
                 near_cmax[y] = _small_span(small, near_span[y])
-                if near_cmax[y] >= 0.0:
-                    _reach_spans(small, near_span[y, 0], near_span[y, 1], levels, near_reach[y], chunk_max)
-                else:
-                    _no_reach(near_reach[y], width)
+                _reach_masks(small, near_span[y], chunk_max, near_mask[y])
             _reduce_blocks(sums, colmin, colmax, s, y1 - y0, by, blocks, bmin, bmax, low_f, low_fr, low_n, low_nr,
                            low_b, low_br)
 
@@ -548,14 +640,26 @@ def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, ne
         near_rows[py] = _max(near[4]) > 0.0
 
 
+@njit(cache=True, fastmath=_ORDERED, error_model="numpy")
+def _near_taps(near, pre, coc, exact_w, qy, p0, p1, dx, edge):
+    """near[:, p] += the small near tap of source (qy, p + dx) at distance 0.5 - edge, for p in [p0, p1): the
+    colours weighed by `_coverage(coc + edge) * exact_w`, and that weight (coverage). A far source's `exact_w` is
+    its inverse area, but its coverage here is 0 (CoC < -1/2). Not reassociated (`_ORDERED`), as `_near_taps8`."""
+    for p in range(p0, p1):
+        q = p + dx
+        w = _coverage(coc[qy, q] + edge) * exact_w[qy, q]
+        for ch in range(4):
+            near[ch, p] += w * pre[ch, qy, q]
+        near[4, p] += w
+
+
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _add_small_near(y, coc, pre, exact_w, dist, level_of, near_span, near_cmax, near_reach, near, w):
+def _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near_mask, near):
     """Row y's share of the near pixels too small for the reduced gather, gathered exactly at full
-    resolution (their discs reach at most s px) into `near` (B, G, R, weight, coverage). A far source's
-    `exact_w` is its inverse area, but its coverage here is 0 (CoC < -1/2). A tap's weight depends on its
-    source alone: each offset runs across the sources of row qy that reach its distance (`near_reach`,
-    `_reach_spans`), moved onto the receivers; the taps left out add exactly 0 (on a smooth random depth
-    nine in ten of the span's taps: 4x faster there)."""
+    resolution (their discs reach at most s px) into `near` (B, G, R, weight, coverage). A tap's weight depends
+    on its source alone: each offset runs across the chunks of row qy holding a source that reaches its distance
+    (`near_mask`, `_reach_masks`), moved onto the receivers; the taps left out add exactly 0. Each receiver takes
+    its taps in the order of the row stencils this replaced (rows, then offsets, ascending): the same sums."""
     kd = (dist.shape[0] - 1) // 2
     height, width = coc.shape
     for qv in range(y - kd, y + kd + 1):
@@ -565,7 +669,6 @@ def _add_small_near(y, coc, pre, exact_w, dist, level_of, near_span, near_cmax, 
             continue
         lim = cmax + 0.5
         drow = dist[kd + qv - y]
-        lrow = level_of[kd + qv - y]
         lo = near_span[qy, 0]
         hi = near_span[qy, 1]
         for dx in range(-kd, kd + 1):
@@ -573,22 +676,18 @@ def _add_small_near(y, coc, pre, exact_w, dist, level_of, near_span, near_cmax, 
             if d >= lim:
                 continue
             edge = _HALF - d
-            level = lrow[kd + dx]
-            for k in range(2):
-                # the sources lie in [first, last]; the two spans do not overlap: each pixel takes one tap
-                p0 = max(near_reach[qy, 2 * k, level] - dx, 0)
-                p1 = min(near_reach[qy, 2 * k + 1, level] - dx + 1, width)
-                n = p1 - p0
-                if n > 0:
-                    cq = coc[qy, p0 + dx:p1 + dx]
-                    wq = exact_w[qy, p0 + dx:p1 + dx]
-                    ws = w[:n]
-                    for j in range(n):
-                        ws[j] = _coverage(cq[j] + edge) * wq[j]
-                    _add_weighted4(near, 0, p0, p1, ws, pre, qy, p0 + dx)
-                    dst = near[4, p0:p1]
-                    for j in range(n):
-                        dst[j] += ws[j]
+            words = near_mask[qy, int(d)]
+            for word in range(words.shape[0]):
+                bits = words[word]
+                while bits:
+                    q0 = CHUNK * (64 * word + trailing_zeros(bits))
+                    bits &= bits - np.uint64(1)
+                    p0 = q0 - dx
+                    if p0 >= 0 and p0 + CHUNK <= width and q0 + CHUNK <= width:
+                        _near_taps8(near, pre, coc, exact_w, qy, p0, q0, edge)
+                    else:  # at the frame's sides: the receivers and sources inside it
+                        _near_taps(near, pre, coc, exact_w, qy, max(p0, 0), min(p0 + CHUNK, width, width - dx), dx,
+                                   edge)
             # the columns whose source lies beyond the frame's side take its edge pixel, where that is small near
             side = width - 1 if dx > 0 else 0
             e0, e1 = (max(width - dx, 0), width) if dx > 0 else (0, min(-dx, width))
@@ -603,161 +702,102 @@ def _add_small_near(y, coc, pre, exact_w, dist, level_of, near_span, near_cmax, 
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _reach_spans(small, lo, hi, levels, spans, chunk_max):
-    """For each window distance level (ascending), the columns of [lo, hi] whose pixel is small far (needs the
-    exact gather; `small` holds its radius, -1 elsewhere, as the reduce pass marks them) and whose disc reaches
-    that far (r + 1/2 > d): only those can take a non-zero tap at that distance. As two spans, [spans[0],
-    spans[1]] and [spans[2], spans[3]] (empty: first > last), split at the widest run of GAP_CHUNK-column
-    chunks holding no such pixel where that is at least MIN_GAP wide: where a body's CoC grows from its middle
-    outwards, the far distances are reached at its two sides only, and one span across both visited the
-    middle's zero taps (about half the taps on real 720p frames). The first and last such columns nest as the
-    distance grows, so one sweep from both ends finds them all; it steps over whole chunks that do not reach."""
+def _reach_masks(small, span, chunk_max, masks):
+    """For each whole distance b = 0, 1, .. (as many as `masks` holds), a bit per CHUNK-column chunk of the row (64
+    a word): set where the chunk holds a small pixel (`small` holds its radius, -1 elsewhere, as the reduce pass
+    marks them; `span` their first and last column) whose disc reaches b (r + 1/2 > b): only those chunks can give
+    (near field) or give or take (far field) a non-zero tap at a distance d with floor(d) = b. A chunk's tap costs
+    about what a pixel's did in the row stencils, which on a smooth random depth ran over four taps adding 0 for
+    every one that did not. Per whole distance rather than per distinct one (16 below 5.5 px): as fast on that
+    depth, and s + 1 masks a row rather than ~s^2 / 3 (985 at a 512 px blur, s = 57)."""
+    masks[:] = 0
+    if span[0] > span[1]:
+        return
+    k0 = span[0] // CHUNK
+    k1 = span[1] // CHUNK + 1
     width = small.shape[0]
-    n_chunks = (width + GAP_CHUNK - 1) // GAP_CHUNK
-    for k in range(n_chunks):  # a chunk reaches a distance when its largest small far radius does
-        chunk_max[k] = _max(small[k * GAP_CHUNK:min(k * GAP_CHUNK + GAP_CHUNK, width)])
-    a = lo
-    b = hi
-    for level in range(levels.shape[0]):
-        edge = _HALF - levels[level]
-        # -1 + edge <= -1/2: a column that is not small far never reaches
-        while a <= b and not small[a] + edge > _ZERO:
-            if not chunk_max[a // GAP_CHUNK] + edge > _ZERO:
-                a = min((a // GAP_CHUNK + 1) * GAP_CHUNK, b + 1)
-            else:
-                a += 1
-        while b >= a and not small[b] + edge > _ZERO:
-            if not chunk_max[b // GAP_CHUNK] + edge > _ZERO:
-                b = max((b // GAP_CHUNK) * GAP_CHUNK - 1, a - 1)
-            else:
-                b -= 1
-        spans[0, level] = a
-        spans[1, level] = b
-        spans[2, level] = width
-        spans[3, level] = -1
-        if b - a < MIN_GAP:
-            continue
-        # the widest run of chunks strictly between a's chunk and b's (both reach) where none reaches
-        best = 0
-        g0 = 0
-        run = -1
-        for k in range(a // GAP_CHUNK + 1, b // GAP_CHUNK + 1):
-            if chunk_max[k] + edge > _ZERO:
-                if run >= 0 and k - run > best:
-                    best = k - run
-                    g0 = run
-                run = -1
-            elif run < 0:
-                run = k
-        if best * GAP_CHUNK >= MIN_GAP:
-            spans[1, level] = g0 * GAP_CHUNK - 1
-            spans[2, level] = (g0 + best) * GAP_CHUNK
-            spans[3, level] = b
+    for k in range(k0, k1):  # a chunk reaches a distance when its largest small radius does
+        chunk_max[k] = _max(small[k * CHUNK:min(k * CHUNK + CHUNK, width)])
+    for b in range(masks.shape[0]):
+        edge = _HALF - np.float32(b)
+        row = masks[b]
+        found = False
+        for k in range(k0, k1):
+            if chunk_max[k] + edge > _ZERO:  # -1 + edge <= -1/2: a chunk without small pixels never reaches
+                row[k >> 6] |= np.uint64(1) << np.uint64(k & 63)
+                found = True
+        if not found:
+            return  # nor farther
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _no_reach(spans, width):
-    """`_reach_spans` of a row without small far pixels: every span empty."""
-    spans[0, :] = width
-    spans[1, :] = -1
-    spans[2, :] = width
-    spans[3, :] = -1
-
-
-@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _far_reach(far_r, shift, far_span, far_rmax, levels, reach):
-    """`_reach_spans` of every row into reach[y], from the far radii (the reduce pass does the same row by row):
-    the small far pixels are both the receivers and the sources of the exact far gather."""
-    width = far_r.shape[1]
-    for y in prange(far_r.shape[0]):
-        if far_rmax[y] >= 0.0:
-            small = np.empty(width, np.float32)
-            for x in range(width):
-                r = far_r[y, x]  # as the reduce pass marks them
-                small[x] = r if (r > FOCUS_RADIUS) & (_share(r, shift) < _ONE) else np.float32(-1.0)
-            chunk_max = np.empty(width // GAP_CHUNK + 1, np.float32)
-            _reach_spans(small, far_span[y, 0], far_span[y, 1], levels, reach[y], chunk_max)
-        else:
-            _no_reach(reach[y], width)
+def _mask_word(words, word, j):
+    """Word `word` of the chunk bits `words` moved by j chunks: its bit k is bit 64 word + k + j (0 beyond)."""
+    first = 64 * word + j
+    w0 = first >> 6  # floor, also below 0
+    shift = first & 63
+    lo = words[w0] if 0 <= w0 < words.shape[0] else np.uint64(0)
+    if shift == 0:
+        return lo
+    hi = words[w0 + 1] if 0 <= w0 + 1 < words.shape[0] else np.uint64(0)
+    return (lo >> np.uint64(shift)) | (hi << np.uint64(64 - shift))
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _tap_spans(reach, y, qy, level, dx, width, spans):
-    """The columns of row y that can take a non-zero tap from row qy at offset dx at distance `level`: the
-    receivers' spans and the sources' spans moved onto the receivers, clipped to the frame, sorted and merged
-    (also across gaps narrower than MIN_GAP: a loop's set-up costs more than the taps it skips) into
-    `spans` [first, end) rows; returns how many."""
-    p_lo = max(-dx, 0)
-    p_hi = min(width - dx, width)  # exclusive
-    n = 0
-    for k in range(4):
-        src = k >= 2
-        row = qy if src else y
-        first = reach[row, 2 * (k % 2), level] - (dx if src else 0)
-        last = reach[row, 2 * (k % 2) + 1, level] - (dx if src else 0)
-        first = max(first, p_lo)
-        end = min(last + 1, p_hi)
-        if end <= first:
-            continue
-        # insertion by first column
-        i = n
-        while i > 0 and spans[i - 1, 0] > first:
-            spans[i, 0] = spans[i - 1, 0]
-            spans[i, 1] = spans[i - 1, 1]
-            i -= 1
-        spans[i, 0] = first
-        spans[i, 1] = end
-        n += 1
-    m = 0
-    for i in range(n):
-        if m > 0 and spans[i, 0] < spans[m - 1, 1] + MIN_GAP:
-            spans[m - 1, 1] = max(spans[m - 1, 1], spans[i, 1])
-        else:
-            spans[m, 0] = spans[i, 0]
-            spans[m, 1] = spans[i, 1]
-            m += 1
-    return m
+def _far_taps(exact, pre, far_r, exact_w, y, qy, p0, p1, dx, edge, shift):
+    """exact[:, p] += the exact far tap of source (qy, p + dx) at distance 0.5 - edge on receiver (y, p), for p in
+    [p0, p1): radius min(r_q, r_p), 1/area of the smaller disc (the larger inverse), weighed by 1 - t_q t_p.
+    Written as the row stencils wrote it, which LLVM reassociates to what `_far_taps8` computes; written in that
+    order and not reassociated (`_ORDERED`), LLVM distributed (1 - a b) c into c - (a b) c: 1 ulp apart at times."""
+    for p in range(p0, p1):
+        q = p + dx
+        rq = far_r[qy, q]
+        rp = far_r[y, p]
+        exact_share = _ONE - _share(rq, shift) * _share(rp, shift)
+        w = _coverage(min(rq, rp) + edge) * max(exact_w[qy, q], exact_w[y, p]) * exact_share
+        for ch in range(4):
+            exact[ch, p] += w * pre[ch, qy, q]
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _gather_exact_far(y, shift, pre, exact_w, far_r, dist, level_of, far_rmax, reach, exact, w):
+def _gather_exact_far(y, shift, pre, exact_w, far_r, dist, far_rmax, far_mask, exact):
     """Row y's exact share of the far field into `exact` (B, G, R, weight): every pair (q, p) whose radius
     min(r_q, r_p) falls below s, at full resolution with the min-radius rule, weighed by 1 - t_q t_p (the
     reduced gather carries t_q t_p: t_q in its block sums, t_p in the composite). Such a pair has a small
     receiver p or a small source q, so its distance is below that pixel's radius + 1/2 (< s + 1/2); each
-    offset runs across the receivers of row y that are small and reach it, and those whose source in row
-    qy is (`reach`, `_reach_spans`, `_tap_spans`): the taps left out add exactly 0."""
+    offset runs across the chunks of receivers in row y that hold a small one reaching it, or whose sources in
+    row qy do (`far_mask`, `_reach_masks`): the taps left out add exactly 0. Each receiver takes its taps in the
+    order of the row stencils this replaced (rows, then offsets, ascending): the same sums."""
     kd = (dist.shape[0] - 1) // 2
     height, width = far_r.shape
-    rp = far_r[y]
-    iap = exact_w[y]  # a far pixel's inverse area; elsewhere its radius `_NO_FAR` makes every coverage 0
-    spans = np.empty((4, 2), np.int64)
     for qy in range(max(y - kd, 0), min(y + kd + 1, height)):
         bound = max(far_rmax[y], far_rmax[qy])
         if bound < 0.0:
             continue
         lim = bound + 0.5
         drow = dist[kd + qy - y]
-        lrow = level_of[kd + qy - y]
         for dx in range(-kd, kd + 1):
             d = drow[kd + dx]
             if d >= lim:
                 continue
             edge = _HALF - d
-            for k in range(_tap_spans(reach, y, qy, lrow[kd + dx], dx, width, spans)):
-                p0 = spans[k, 0]
-                p1 = spans[k, 1]
-                n = p1 - p0
-                rq = far_r[qy, p0 + dx:p1 + dx]
-                iaq = exact_w[qy, p0 + dx:p1 + dx]
-                rps = rp[p0:p1]
-                iaps = iap[p0:p1]
-                ws = w[:n]
-                for j in range(n):
-                    # radius min(r_q, r_p); 1/area of the smaller disc is the larger inverse
-                    exact_share = _ONE - _share(rq[j], shift) * _share(rps[j], shift)
-                    ws[j] = _coverage(min(rq[j], rps[j]) + edge) * max(iaq[j], iaps[j]) * exact_share
-                _add_weighted4(exact, 0, p0, p1, ws, pre, qy, p0 + dx)
+            own = far_mask[y, int(d)]
+            sources = far_mask[qy, int(d)]
+            for word in range(own.shape[0]):
+                # the receivers [p0, p0 + CHUNK) take the sources [p0 + dx, p0 + dx + CHUNK): two chunks unless
+                # dx is a multiple of CHUNK
+                bits = own[word]
+                for j in range(dx // CHUNK, -(-dx // CHUNK) + 1):
+                    bits |= _mask_word(sources, word, j)
+                while bits:
+                    p0 = CHUNK * (64 * word + trailing_zeros(bits))
+                    bits &= bits - np.uint64(1)
+                    q0 = p0 + dx
+                    if q0 >= 0 and q0 + CHUNK <= width and p0 + CHUNK <= width:
+                        _far_taps8(exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift)
+                    else:  # at the frame's sides: the receivers and sources inside it
+                        _far_taps(exact, pre, far_r, exact_w, y, qy, max(p0, -dx), min(p0 + CHUNK, width, width - dx),
+                                  dx, edge, shift)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -851,10 +891,9 @@ def _upsample_rows(acc, y0, y1, fy, s, phase_off, phase_fx, col_x0, col_x1, col_
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _composite(img, coc, pre, exact_w, far_r, dist, level_of, s, col_x0, col_x1, col_fx, phase_off,
-               phase_fx, rows, far_acc, near_acc, behind_acc, near_rows, near_span, near_cmax, near_reach, far_rmax,
-               far_reach,
-               out):
+def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, phase_off,
+               phase_fx, rows, far_acc, near_acc, behind_acc, near_rows, near_span, near_cmax, near_mask, far_rmax,
+               far_mask, out):
     """Full resolution: far pixels take the far field (the exact gather of the pairs with a radius below s
     plus the bilinear reduced one, its weights renormalised over the blocks with reduced far content: both
     sums on one scale), near pixels what lies behind them (bilinear, normalised; themselves where nothing
@@ -874,9 +913,8 @@ def _composite(img, coc, pre, exact_w, far_r, dist, level_of, s, col_x0, col_x1,
         y0 = int(uy)
         fy = np.float32(uy - y0)
         y1 = min(y0 + 1, hl - 1)
-        # one scratch block per row: far field 0-4, near field 5-9, exact far 10-13, per-pixel factors 14-18,
-        # stencil weights 19, behind the near field 20-23 (a dozen small allocations per row cost more than
-        # the row's arithmetic)
+        # one scratch block per row: far field 0-4, near field 5-9, exact far 10-13, per-pixel factors 14-19,
+        # behind the near field 20-23 (a dozen small allocations per row cost more than the row's arithmetic)
         scratch = np.empty((24, width), np.float32)
         low = np.empty((5, wl), np.float32)
         c_row = coc[y]
@@ -891,8 +929,7 @@ def _composite(img, coc, pre, exact_w, far_r, dist, level_of, s, col_x0, col_x1,
         if near_rows[y0] or near_rows[y1]:
             _upsample_rows(near_acc, y0, y1, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low, near)
         if _max(near_cmax[max(y - s, 0):min(y + s + 1, height)]) >= 0.0:
-            _add_small_near(y, coc, pre, exact_w, dist, level_of, near_span, near_cmax, near_reach, near,
-                            scratch[19])
+            _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near_mask, near)
         behind = scratch[20:24]  # B, G, R, weight
         row_has_near = _max(c_row) > FOCUS_RADIUS
         if row_has_near:
@@ -901,7 +938,7 @@ def _composite(img, coc, pre, exact_w, far_r, dist, level_of, s, col_x0, col_x1,
         exact[:] = 0.0
         kd = (dist.shape[0] - 1) // 2
         if row_has_far and _max(far_rmax[max(y - kd, 0):min(y + kd + 1, height)]) >= 0.0:
-            _gather_exact_far(y, shift, pre, exact_w, far_r, dist, level_of, far_rmax, far_reach, exact, scratch[19])
+            _gather_exact_far(y, shift, pre, exact_w, far_r, dist, far_rmax, far_mask, exact)
         # per pixel, what the three channels share; then one channel at a time (planar: SIMD)
         is_far = np.empty(width, np.bool_)
         is_behind = np.zeros(width, np.bool_)  # a near pixel with something not near around it
@@ -980,13 +1017,6 @@ def _distance_table(k: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _distance_levels(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct distances of `_distance_table(k)`, ascending, and each offset's index among them."""
-    levels, level_of = np.unique(_distance_table(k), return_inverse=True)
-    return levels.astype(np.float32), level_of.reshape(2 * k + 1, 2 * k + 1).astype(np.int64)
-
-
-@functools.lru_cache(maxsize=8)
 def _bilinear_columns(width: int, s: int, wl: int) -> tuple[np.ndarray, ...]:
     """Each full-resolution column's two reduced taps and the right one's weight; and per phase x % s,
     away from the borders, the left tap's offset from x // s and the right one's weight."""
@@ -1017,8 +1047,9 @@ class _Workspace:
         self.near_cmax = np.empty(height, np.float32)
         self.far_span = np.empty((height, 2), np.int64)
         self.far_rmax = np.empty(height, np.float32)
-        self.far_reach = np.empty((height, 4, len(_distance_levels(scale + 1)[0])), np.int64)
-        self.near_reach = np.empty_like(self.far_reach)
+        # the exact gathers' distances stay below s + 1/2 (their CoCs below s): whole distances 0 to s
+        self.far_mask = np.empty((height, scale + 1, -(-shape[1] // (64 * CHUNK))), np.uint64)
+        self.near_mask = np.empty_like(self.far_mask)
         self.far_acc = np.empty((5,) + low_shape, np.float32)  # B, G, R, weight, support
         self.near_acc = np.empty((5,) + low_shape, np.float32)
         self.low_b = np.empty((4,) + low_shape, np.float32)  # not near: B, G, R (linear light), share
@@ -1055,20 +1086,19 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
     out = np.empty_like(img)
     columns = _bilinear_columns(disp.shape[1], p.scale, wl)
     with parallel_section():
-        levels, level_of = _distance_levels(p.scale + 1)
         t0 = time.perf_counter()
         # a run of block rows per thread (Numba's static schedule splits a prange so anyway)
         _reduce(numba.get_num_threads(), img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max),
-                np.float32(p.highlight_boost), _LINEAR_LUT, levels, w.coc, w.pre, w.exact_w, w.far_r, w.low_f,
-                w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, w.near_span, w.near_cmax, w.near_reach, w.far_span,
-                w.far_rmax, w.far_reach)
+                np.float32(p.highlight_boost), _LINEAR_LUT, w.coc, w.pre, w.exact_w, w.far_r, w.low_f,
+                w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, w.near_span, w.near_cmax, w.near_mask, w.far_span,
+                w.far_rmax, w.far_mask)
         t1 = time.perf_counter()
         _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, _row_order(hl),
                 _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.behind_acc, w.near_rows)
         t2 = time.perf_counter()
-        _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(p.scale + 1), level_of,
-                   p.scale, *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows,
-                   w.near_span, w.near_cmax, w.near_reach, w.far_rmax, w.far_reach, out)
+        _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(p.scale + 1), p.scale, *columns,
+                   _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows, w.near_span,
+                   w.near_cmax, w.near_mask, w.far_rmax, w.far_mask, out)
     if timings is not None:
         t3 = time.perf_counter()
         timings.update(reduce=(t1 - t0) * 1e3, gather=(t2 - t1) * 1e3, composite=(t3 - t2) * 1e3)

@@ -441,46 +441,57 @@ def test_cpu_fast_path_matches_reference_within_reduction_error(rng, max_blur, m
     assert np.abs(wrong - ref).mean() > mean_bound * 1.25
 
 
-def test_exact_far_gather_spans_hold_every_non_zero_tap(rng):
-    """The exact far gather visits, per offset, only the spans of `_tap_spans` (split where a wide run of columns
-    holds no receiver or source that reaches the offset's distance): every pair with a non-zero weight must lie
-    in them, or the render silently loses light. Rows as on a real portrait at s = 5: a body whose CoC grows from
-    its middle (in focus) outwards, so the far distances split into two spans; lone small pixels; random rows."""
+def exact_far_gather(far_r: np.ndarray, exact_w: np.ndarray, pre: np.ndarray, s: int, y: int) -> np.ndarray:
+    """`_gather_exact_far` of row y in float64: every pair of far pixels within the (2s + 3)^2 window (rows and
+    columns beyond the frame skipped) at the smaller radius, the larger inverse area and weight 1 - t_q t_p."""
+    h, w = far_r.shape
+    kd = s + 1
+    r = far_r.astype(np.float64)
+    share = np.clip(r - (s - 1.0), 0.0, 1.0)
+    out = np.zeros((4, w))
+    for qy in range(max(y - kd, 0), min(y + kd + 1, h)):
+        for dx in range(-kd, kd + 1):
+            p = np.arange(max(-dx, 0), min(w - dx, w))
+            rp, rq = r[y, p], r[qy, p + dx]
+            weight = (np.clip(np.minimum(rq, rp) + 0.5 - math.hypot(qy - y, dx), 0.0, 1.0)
+                      * np.maximum(exact_w[y, p], exact_w[qy, p + dx]) * (1.0 - share[y, p] * share[qy, p + dx]))
+            out[:, p] += weight * pre[:, qy, p + dx]
+    return out
+
+
+def test_exact_far_gather_takes_every_non_zero_tap(rng):
+    """The exact far gather visits, per offset, only the 8-column chunks holding a small receiver or source that
+    reaches the offset's distance (`_reach_masks`): its sums must be those of every pair in the window, or the
+    render silently loses light. Rows as on a real portrait at s = 5: a body whose CoC grows from its middle (in
+    focus) outwards; lone small pixels, at and beside chunk borders, in a large far background (only their own
+    chunks, and those their discs reach across, hold taps); random rows; a width no chunk divides."""
     from kernels import dof_cpu
 
-    s, width = 5, 400
+    s, width = 5, 403
     shift = dof_cpu._share_shift(s)
     x = np.arange(width)
-    # the body's middle at every third column of a 32-column chunk: the spans' ends fall on every phase
     rows = [np.where(np.abs(x - c) < 30, dof_cpu._NO_FAR, 0.6 + 5.0 * np.abs(x - c) / 200.0)
             for c in range(190, 222, 3)]
     rows += [rows[0] + 0.3, np.where(x % 97 < 60, rows[0], 7.0)]
-    # lone small pixels in a large far background: only their own spans hold their taps
-    rows += [np.where(np.isin(x, [3, 100 + c, 230 + c, 360 + c]), 4.9, 7.0) for c in range(0, 32, 5)]
+    rows += [np.where(np.isin(x, [0, 3, 100 + c, 231 + c, 360 + c, width - 1]), 4.9, 7.0) for c in range(0, 32, 5)]
     rows += [np.where(rng.random(width) < 0.2, dof_cpu._NO_FAR, rng.uniform(0.5, 9.0, width)) for _ in range(4)]
     far_r = np.array(rows, np.float32)
-    share = np.clip(far_r - shift, 0.0, 1.0)
-    small = np.where(share < 1.0, far_r, -1.0)  # as the reduce pass marks the small far pixels
-    far_rmax = small.max(axis=1).astype(np.float32)
-    far_span = np.array([[np.argmax(r >= 0), width - 1 - np.argmax(r[::-1] >= 0)] for r in small], np.int64)
-    levels, level_of = dof_cpu._distance_levels(s + 1)
-    reach = np.empty((len(rows), 4, len(levels)), np.int64)
-    dof_cpu._far_reach(far_r, np.float32(shift), far_span, far_rmax, levels, reach)
-    assert (reach[:, 2] <= reach[:, 3]).any()  # some distance did split
+    h = len(rows)
+    exact_w = np.where(far_r > 0, 1.0 / (np.pi * (far_r.astype(np.float64) ** 2 + 1.0 / 12.0)), 0.0).astype(np.float32)
+    pre = rng.uniform(0.0, 255.0 ** 2, (4, h, width)).astype(np.float32)
+    masks = np.empty((h, s + 1, 1), np.uint64)  # whole distances 0 to s: those below s + 1/2
+    far_rmax = np.empty(h, np.float32)
+    span = np.empty(2, np.int64)
+    for y in range(h):  # as the reduce pass marks the small far pixels
+        small = np.where((far_r[y] > 0.5) & (np.clip(far_r[y] - shift, 0.0, 1.0) < 1.0), far_r[y], -1.0)
+        far_rmax[y] = dof_cpu._small_span(small.astype(np.float32), span)
+        dof_cpu._reach_masks(small.astype(np.float32), span, np.empty(width, np.float32), masks[y])
     dist = dof_cpu._distance_table(s + 1)
-    kd = s + 1
-    spans = np.empty((4, 2), np.int64)
-    for y in range(len(rows)):
-        for qy in range(max(y - kd, 0), min(y + kd + 1, len(rows))):
-            for dx in range(-kd, kd + 1):
-                d = dist[kd + qy - y, kd + dx]
-                p = np.arange(max(-dx, 0), min(width - dx, width))
-                rp, rq = far_r[y, p], far_r[qy, p + dx]
-                weight = np.clip(np.minimum(rq, rp) + 0.5 - d, 0, 1) * (1 - share[y, p] * share[qy, p + dx])
-                visited = np.zeros(width, bool)
-                for k in range(dof_cpu._tap_spans(reach, y, qy, level_of[kd + qy - y, kd + dx], dx, width, spans)):
-                    visited[spans[k, 0]:spans[k, 1]] = True
-                assert visited[p[weight > 0]].all(), (y, qy, dx)
+    for y in range(h):
+        exact = np.zeros((4, width), np.float32)
+        dof_cpu._gather_exact_far(y, np.float32(shift), pre, exact_w, far_r, dist, far_rmax, masks, exact)
+        expected = exact_far_gather(far_r, exact_w, pre, s, y)
+        np.testing.assert_allclose(exact, expected, rtol=1e-5, atol=1e-6 * max(1.0, expected.max()), err_msg=str(y))
 
 
 def reduced_fields(img: np.ndarray, coc: np.ndarray, pre: np.ndarray, s: int) -> dict[str, np.ndarray]:
@@ -540,45 +551,90 @@ def test_cpu_reduce_pass_blocks_at_odd_sizes_and_every_scale(rng, shape, scale):
         np.testing.assert_allclose(getattr(ws, name), expected, rtol=2e-5, atol=1e-3, err_msg=name)
 
 
-def test_far_reach_found_by_the_reduce_pass_steps_over_chunks_to_the_same_spans(rng):
-    """The reduce pass finds each row's far reach (`_reach_spans`) while the row is in cache, stepping over whole
-    chunks that do not reach a distance: the spans' ends must be the first and last column that reaches it,
-    on rows whose small far pixels sit in lone columns, at chunk borders and in long runs."""
+def test_eight_lane_taps_add_what_one_lane_taps_add(rng):
+    """The exact gathers add a chunk's taps as one explicit 8-lane step (`_near_taps8`, `_far_taps8`), and at the
+    frame's sides one column at a time (`_near_taps`, `_far_taps`): the same sums bit for bit, or a pixel's colour
+    would depend on where its column falls among the chunks. Weights at every clamp: coverage 0, partial and 1,
+    shares 0, partial and 1, sources and receivers outside the far field (no far radius), every distance."""
+    from numba import njit
+
     from kernels import dof_cpu
 
-    s, h, w = 5, 40, 300
-    levels, _ = dof_cpu._distance_levels(s + 1)
-    coc = np.full((h, w), 8.0, np.float32)  # near and large: no small far pixel
+    @njit
+    def near_taps8(near, pre, coc, exact_w, qy, p0, q0, edge):
+        dof_cpu._near_taps8(near, pre, coc, exact_w, qy, p0, q0, edge)
+
+    @njit
+    def far_taps8(exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift):
+        dof_cpu._far_taps8(exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift)
+
+    s, h, w = 5, 3, 40
+    # most pixels far with a radius about s - 1, where both the exact share and the coverage are partial
+    coc = np.where(rng.random((h, w)) < 0.7, rng.uniform(-5.5, -3.5, (h, w)), rng.uniform(-3.5, 6.0, (h, w)))
+    coc = coc.astype(np.float32)
+    far_r = np.where(coc < -0.5, -coc, dof_cpu._NO_FAR).astype(np.float32)
+    exact_w = rng.uniform(0.0, 0.3, (h, w)).astype(np.float32)
+    pre = rng.uniform(0.0, 255.0 ** 2, (4, h, w)).astype(np.float32)
+    shift = np.float32(dof_cpu._share_shift(s))
+    distances = np.unique(dof_cpu._distance_table(s + 1))
+    for dx in (-6, -1, 0, 3, 6):
+        p0 = 16
+        for d in distances[distances < s + 0.5]:
+            edge = np.float32(0.5) - d
+            start = rng.uniform(0.0, 1e3, (5, w)).astype(np.float32)
+            lanes, one = start.copy(), start.copy()
+            near_taps8(lanes, pre, coc, exact_w, 1, p0, p0 + dx, edge)
+            dof_cpu._near_taps(one, pre, coc, exact_w, 1, p0, p0 + 8, dx, edge)
+            np.testing.assert_array_equal(lanes.view(np.int32), one.view(np.int32), err_msg=f"near {dx} {d}")
+            lanes, one = start[:4].copy(), start[:4].copy()
+            far_taps8(lanes, pre, far_r, exact_w, 0, 2, p0, p0 + dx, edge, shift)
+            dof_cpu._far_taps(one, pre, far_r, exact_w, 0, 2, p0, p0 + 8, dx, edge, shift)
+            np.testing.assert_array_equal(lanes.view(np.int32), one.view(np.int32), err_msg=f"far {dx} {d}")
+            if d < 2.0:  # taps were added
+                assert (lanes != start[:4]).any(), (dx, d)
+
+
+def chunks_that_reach(small: np.ndarray, distances: int) -> np.ndarray:
+    """For each whole distance b below `distances`, which 8-column chunks of the row hold a small pixel (`small`:
+    its radius, -1 elsewhere) whose disc reaches it (r + 1/2 > b): bool, distances x chunks."""
+    chunks = -(-small.size // 8)
+    padded = np.full(chunks * 8, -1.0, np.float32)
+    padded[:small.size] = small
+    reach = padded[None, :] + (np.float32(0.5) - np.arange(distances, dtype=np.float32)[:, None]) > 0
+    return reach.reshape(distances, chunks, 8).any(axis=2)
+
+
+def test_reduce_pass_marks_the_chunks_that_reach_each_distance(rng):
+    """The reduce pass marks, per row and whole distance, the 8-column chunks holding a small far (near) pixel whose
+    disc reaches that far (`_reach_masks`, 64 chunks a word), which the composite's exact gathers visit at every
+    distance from there to the next whole one (a superset: the taps it adds beyond are 0): on rows whose
+    small pixels sit in lone columns, at chunk and word borders, in long runs whose radius grows along them, and
+    in none; on a frame whose width no chunk divides."""
+    from kernels import dof_cpu
+
+    s, h, w = 5, 40, 1100
+    coc = np.full((h, w), 8.0, np.float32)  # near and large: no small pixel
     for y in range(h):
         cols = rng.choice(w, size=int(rng.integers(1, 12)), replace=False)
         if y % 4 == 0:
-            cols = np.array([0, 31, 32, 63, 64, w - 1])[: 1 + y % 6]  # chunk borders and the frame's
-        coc[y, cols] = -rng.uniform(0.6, 4.9, cols.size)
+            cols = np.array([0, 7, 8, 511, 512, 1023, w - 1])[: 1 + y % 7]  # chunk and word borders, the frame's
+        coc[y, cols] = -rng.uniform(0.6, 4.9, cols.size) if y % 2 else rng.uniform(0.6, 4.9, cols.size)
         if y % 3 == 0:
             coc[y, 100:180] = -np.linspace(0.6, 4.9, 80)  # a long run, the radius growing along it
+            coc[y, 600:700] = np.linspace(4.9, 0.6, 100)
     coc[h - 1] = 0.0  # a row without any
     disp = (coc / 12.0 + 0.5).astype(np.float32)  # focus 0.5 and blur 12 px: coc_scale 24, c = 24 (d - 0.5)
     img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     depth_of_field_cpu(img, disp, 0.5, 12.0, scale=s)
     ws = dof_cpu._local.workspace
+    assert ws.far_mask.shape[1] == s + 1  # the whole distances below s + 1/2, which a CoC below s reaches
     shift = s - 1.0
-    for y in range(h):
-        r = ws.far_r[y]
-        small = np.where((r > 0.5) & (np.clip(r - shift, 0, 1) < 1), r, -1.0)
-        reach = ws.far_reach[y]
-        for level, d in enumerate(levels):
-            cols = np.flatnonzero(small + (np.float32(0.5) - d) > 0)
-            first, last = reach[0, level], max(reach[1, level], reach[3, level])
-            if cols.size == 0:
-                assert first > last, (y, level)
-                continue
-            assert (first, last) == (cols[0], cols[-1]), (y, level)
-            if reach[2, level] <= reach[3, level]:  # split: nothing that reaches lies in the gap between
-                assert not ((cols > reach[1, level]) & (cols < reach[2, level])).any(), (y, level)
-    # the stand-alone pass (from the far radii) finds the same
-    again = np.empty_like(ws.far_reach)
-    dof_cpu._far_reach(ws.far_r, np.float32(shift), ws.far_span, ws.far_rmax, levels, again)
-    np.testing.assert_array_equal(again, ws.far_reach)
+    for field, masks, sign in (("far", ws.far_mask, -1.0), ("near", ws.near_mask, 1.0)):
+        for y in range(h):
+            c = sign * ws.coc[y]
+            small = np.where((c > 0.5) & (np.clip(c - shift, 0, 1) < 1), c, -1.0).astype(np.float32)
+            got = np.unpackbits(masks[y].view(np.uint8), axis=1, bitorder="little")[:, :-(-w // 8)].astype(bool)
+            np.testing.assert_array_equal(got, chunks_that_reach(small, s + 1), err_msg=f"{field} {y}")
 
 
 @pytest.mark.parametrize("scale", [1, 2, 3, 4, 5, 6, 7])
@@ -629,9 +685,9 @@ def small_near_gather(coc: np.ndarray, pre: np.ndarray, exact_w: np.ndarray, s: 
 @pytest.mark.parametrize("shape", [(1, 1), (5, 7), (23, 41), (40, 300)])
 @pytest.mark.parametrize("scale", [1, 2, 3, 4, 5, 6])
 def test_exact_near_gather_visits_the_sources_that_reach_each_distance(rng, shape, scale):
-    """The composite's exact near gather runs each offset across the sources that reach its distance only
-    (`near_reach`, found by the reduce pass): its sums are those of the whole window, on a smooth random depth
-    (small near pixels in bands, every radius; the reach spans split where a wide run holds none) and on the
+    """The composite's exact near gather runs each offset across the 8-column chunks holding a source that reaches
+    its distance only (`near_mask`, found by the reduce pass): its sums are those of the whole window, on a smooth
+    random depth (small near pixels in bands, every radius; chunks without one skipped between them) and on the
     frame's edges, where the sources beyond it continue the edge pixel."""
     from kernels import dof_cpu
 
@@ -641,17 +697,18 @@ def test_exact_near_gather_visits_the_sources_that_reach_each_distance(rng, shap
     blur = 3.6 * scale
     depth_of_field_cpu(img, disp, 0.5, blur, highlight_boost=2.0, scale=scale)
     ws = dof_cpu._local.workspace
-    levels, level_of = dof_cpu._distance_levels(scale + 1)
     dist = dof_cpu._distance_table(scale + 1)
-    split = False
+    skipped = False
     for y in range(h):
         near = np.zeros((5, w), np.float32)
-        dof_cpu._add_small_near(y, ws.coc, ws.pre, ws.exact_w, dist, level_of, ws.near_span, ws.near_cmax,
-                                ws.near_reach, near, np.empty(w, np.float32))
+        dof_cpu._add_small_near(y, ws.coc, ws.pre, ws.exact_w, dist, ws.near_span, ws.near_cmax, ws.near_mask,
+                                near)
         expected = small_near_gather(ws.coc, ws.pre, ws.exact_w, scale, y)
         np.testing.assert_allclose(near, expected, rtol=1e-5, atol=1e-3 * max(1.0, expected.max()), err_msg=str(y))
-        split |= bool((ws.near_reach[y, 2] <= ws.near_reach[y, 3]).any())
-    assert split or max(h, w) < 100 or scale == 1  # the wide frame's bands split some distance's span
+        if ws.near_mask.shape[1] and ws.near_span[y, 0] <= ws.near_span[y, 1]:  # a chunk between the first and
+            chunks = np.unpackbits(ws.near_mask[y, 0].view(np.uint8), bitorder="little")  # last left out
+            skipped |= not chunks[ws.near_span[y, 0] // 8:ws.near_span[y, 1] // 8 + 1].all()
+    assert skipped or max(h, w) < 100 or scale == 1  # the wide frame's bands leave chunks out
 
 
 def test_cpu_render_reports_each_pass_time_and_renders_the_same(rng):
