@@ -363,3 +363,17 @@ def test_doctor_s_threading_fix_is_one_that_installs_there(monkeypatch, system, 
     monkeypatch.setattr(doctor.platform, "machine", lambda: machine)
     check = doctor._cpu()
     assert not check.ok and "take turns" in check.detail and said in check.fix
+
+
+def test_python_m_stream_runs_from_a_project_with_its_own_models_module(tmp_path):
+    """An ML project's folder holds models.py (and kernels.py): `python -m stream` there imported them in place of
+    depthcam's packages and died with "'models' is not a package"."""
+    import subprocess
+    import sys
+
+    (tmp_path / "models.py").write_text("class Net:\n    pass\n")
+    (tmp_path / "kernels.py").write_text("raise ImportError('the project\\'s own kernels.py was imported')\n")
+    result = subprocess.run([sys.executable, "-m", "stream", "--version"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "depthcam" in result.stdout + result.stderr
