@@ -27,6 +27,7 @@ WEIGHT_FLOOR = 1e-9
 # longer change (σs ≤ 0.15 or σr ≤ 6e-4: only q = p or equal colours weigh; ≥ 1e5: every weight is 1.0f), while
 # the table maths would divide by zero (1e-200 squared) or overflow (1e155 squared).
 SIGMA_LIMITS = (1e-4, 1e6)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # Live mode defaults, chosen with bench/refine_quality.py (edge RMSE) and bench/bench_refine_cpu.py (time).
 LIVE_WORK_WIDTH = 160
@@ -72,8 +73,12 @@ def _positive_float(name: str, value: Any) -> float:
     return min(max(v, SIGMA_LIMITS[0]), SIGMA_LIMITS[1])
 
 
-def _check_images(disparity: Any, guide_bgr: Any, same_size: bool) -> tuple[Any, Any]:
-    """Validate; return the disparity (NumPy: float32, C-contiguous, finite) and the guide as HxWx3 uint8."""
+def _check_images(disparity: Any, guide_bgr: Any, same_size: bool, function: str) -> tuple[Any, Any]:
+    """Validate; return the disparity (finite; a NumPy one float32 and C-contiguous) and the guide as HxWx3 uint8."""
+    if getattr(disparity, "dtype", None) == np.uint8 and getattr(getattr(guide_bgr, "dtype", None), "kind", "") == "f":
+        raise ValueError(f"disparity is uint8 and guide_bgr {guide_bgr.dtype}: the arguments look swapped; {function} "
+                         f"takes the disparity first: {function}(disparity, guide_bgr, ...) (depth_of_field takes "
+                         "the image first)")
     if getattr(disparity, "ndim", None) != 2:
         raise ValueError(f"disparity must be a 2-D HxW array, got {_describe(disparity)}")
     if getattr(getattr(disparity, "dtype", None), "kind", None) != "f":
@@ -92,7 +97,9 @@ def _check_images(disparity: Any, guide_bgr: Any, same_size: bool) -> tuple[Any,
         raise ValueError("empty image")
     if is_cupy_array(disparity) != is_cupy_array(guide_bgr):
         raise ValueError("disparity and guide_bgr must both be NumPy arrays or both be CuPy arrays")
-    if not is_cupy_array(disparity):  # CuPy inputs are not scanned for NaN: that would wait for the GPU
+    if is_cupy_array(disparity):
+        _check_device_disparity(disparity)
+    else:
         disparity = _host_disparity(disparity)
     return disparity, _as_bgr(guide_bgr)
 
@@ -110,6 +117,15 @@ def _host_disparity(disparity: np.ndarray) -> np.ndarray:
     if not np.isfinite(d).all():
         raise ValueError(NOT_FINITE)
     return d
+
+
+def _check_device_disparity(disparity: Any) -> None:
+    """A CuPy disparity's NaN or inf (or a float64 beyond float32), refused as a NumPy one is: one reduction on the
+    GPU (estimated at tens of microseconds against the filter's milliseconds; no GPU was at hand to time it), and the
+    call waits for the work queued before it (in the pipeline it already waits there: the depth stage's checks).
+    NaN carries through max, and fails the comparison."""
+    if not float(array_module(disparity).abs(disparity).max()) <= FLOAT32_MAX:
+        raise ValueError(NOT_FINITE)
 
 
 def _as_bgr(guide: Any) -> Any:
@@ -140,11 +156,12 @@ def joint_bilateral(disparity: Any, guide_bgr: Any, radius: int = 12, sigma_spat
     HxWx1 grey and HxWx4 BGRA are accepted, alpha ignored); float32 HxW result, a new array.
 
     NumPy in → NumPy out; CuPy in → CuPy out, computed on the GPU. backend "cpu" forces the Numba path
-    (CuPy inputs are then copied to the host and the result copied back). A NumPy disparity holding NaN or
-    inf is refused (ValueError); a CuPy one is not scanned.
+    (CuPy inputs are then copied to the host and the result copied back). A disparity holding NaN or inf is
+    refused (ValueError; a CuPy one is scanned on the GPU). Unlike depth_of_field(image_bgr, disparity, ...), the
+    disparity comes first. Any scale is filtered as it is (a weighted mean), [0, 1] or not.
     """
     radius, sigma_spatial, sigma_range = _check_params(radius, sigma_spatial, sigma_range)
-    disparity, guide_bgr = _check_images(disparity, guide_bgr, same_size=True)
+    disparity, guide_bgr = _check_images(disparity, guide_bgr, same_size=True, function="joint_bilateral")
     if _backend_for(disparity, backend) == "cuda":
         from kernels.bilateral_cuda import joint_bilateral_cuda
 
@@ -184,7 +201,7 @@ def refine_live(disparity: Any, guide_bgr: Any, *, work_width: int = LIVE_WORK_W
     2 CPU cores). CPU and CUDA run the same steps (the CUDA path: kernels in joint_bilateral.cu).
     """
     radius, sigma_spatial, sigma_range = _check_params(radius, sigma_spatial, sigma_range)
-    disparity, guide_bgr = _check_images(disparity, guide_bgr, same_size=False)
+    disparity, guide_bgr = _check_images(disparity, guide_bgr, same_size=False, function="refine_live")
     if isinstance(work_width, bool) or not isinstance(work_width, (int, np.integer)) or work_width < 2:
         raise ValueError(f"work_width must be an int ≥ 2, got {work_width!r}")
     if _backend_for(disparity, backend) == "cuda":

@@ -195,6 +195,12 @@ def _probe_display(display: str, wayland_display: str, timeout_s: float = 20.0) 
     return None
 
 
+class _XcbScreens(ctypes.Structure):
+    """xcb_screen_iterator_t: `data` points to an xcb_screen_t, whose width and height in pixels are the two
+    16-bit numbers at byte 20."""
+    _fields_ = [("data", ctypes.c_void_p), ("rem", ctypes.c_int), ("index", ctypes.c_int)]
+
+
 @functools.lru_cache(maxsize=1)
 def _libxcb() -> ctypes.CDLL | None:
     """The X client library Qt's xcb platform itself loads (opencv-python's wheels rely on the system's); None
@@ -208,6 +214,9 @@ def _libxcb() -> ctypes.CDLL | None:
     lib.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
     lib.xcb_poll_for_event.restype, lib.xcb_poll_for_event.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
     lib.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    lib.xcb_get_setup.restype, lib.xcb_get_setup.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    lib.xcb_setup_roots_iterator.restype = _XcbScreens
+    lib.xcb_setup_roots_iterator.argtypes = [ctypes.c_void_p]
     lib.free = libc.free
     lib.free.argtypes = [ctypes.c_void_p]
     return lib
@@ -249,6 +258,53 @@ class DisplayWatch:
 
 DISPLAY_GONE = "the preview window's display went away (its X server stopped)"
 
+# The room a preview window takes: this share of the screen's width and height (the rest for its title bar, a
+# panel or a dock), at most twice as wide as high (several monitors side by side make one wide X screen: the
+# window stays on one), or this many pixels where the screen's size is unknown (Wayland alone, macOS).
+SCREEN_SHARE = (0.9, 0.85)
+UNKNOWN_SCREEN_ROOM = (1600, 900)
+# Qt's toolbar (pan, zoom, save) and status bar (the pixel under the mouse) left out: a viewer's chrome, not ours
+WINDOW_FLAGS = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | getattr(cv2, "WINDOW_GUI_NORMAL", 0)
+
+
+def screen_size(display: str) -> tuple[int, int] | None:
+    """The screen's size in pixels where it can be asked: X11 and Windows (the main monitor, in the units its
+    windows are sized in)."""
+    if sys.platform == "win32":
+        metrics = ctypes.windll.user32.GetSystemMetrics  # type: ignore[attr-defined]
+        return metrics(0), metrics(1)  # SM_CXSCREEN, SM_CYSCREEN
+    return _x_screen_size(display)
+
+
+def _x_screen_size(display: str) -> tuple[int, int] | None:
+    """The size of the X display's first screen, where the window opens (DISPLAY=:0.1 is rare)."""
+    lib = _libxcb() if display and sys.platform.startswith("linux") else None
+    if lib is None:
+        return None
+    connection = lib.xcb_connect(display.encode(), None)
+    try:
+        if lib.xcb_connection_has_error(connection):
+            return None
+        screen = lib.xcb_setup_roots_iterator(lib.xcb_get_setup(connection)).data
+        width, height = (ctypes.c_uint16 * 2).from_address(screen + 20) if screen else (0, 0)
+        return (width, height) if width and height else None
+    finally:
+        lib.xcb_disconnect(connection)
+
+
+def window_room(screen: tuple[int, int] | None) -> tuple[int, int]:
+    """The largest window, in pixels, that a picture is shown in on `screen`."""
+    if screen is None:
+        return UNKNOWN_SCREEN_ROOM
+    height = int(screen[1] * SCREEN_SHARE[1])
+    return min(int(screen[0] * SCREEN_SHARE[0]), 2 * height), height
+
+
+def fitted_size(width: int, height: int, room: tuple[int, int]) -> tuple[int, int]:
+    """A picture's window size: its own, made smaller (never larger, its aspect kept) where it exceeds `room`."""
+    scale = min(1.0, room[0] / width, room[1] / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
 
 def key_char(code: int) -> int | None:
     """The ASCII code of a key that `cv2.waitKeyEx` returned, or None for no key or a special one.
@@ -262,12 +318,17 @@ def key_char(code: int) -> int | None:
     return code if 0 < code < 128 else None
 
 
+INFO_LEAST_SCALE = 0.4  # the `i` text's smallest size on screen (OpenCV's font scale): about 9 px high
+
+
 class WindowSink(Sink):
     """A live preview window. q or Esc stops; s switches between the render and input | render | depth, i
     shows the rate and latency (both in the window only); p saves the render as it is now (a camera's
     shutter); a click, a and +/- go to `controls` (stream.controls). `alone`: the window is the run's only
     output, so a display that goes away ends the run (beside a file the run goes on without the window).
     `photo_metadata`: a photo's colour profile and EXIF, which its snapshots keep as its output file does."""
+
+    _window_scale = 1.0  # the window's size against the picture's: below 1 where made smaller to fit the screen
 
     def __init__(self, title: str, controls: LiveControls | None, frame_width: int, side_by_side: bool,
                  notify: Callable[[str], None] = notify, alone: bool = True,
@@ -286,11 +347,12 @@ class WindowSink(Sink):
         self._last: Frame | None = None  # the frame on screen, which p saves between frames too
         self._shown = (0, 0)  # height, width of the picture on screen: clicks outside it are ignored
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+            cv2.namedWindow(title, WINDOW_FLAGS)
         except cv2.error as exc:
             raise UserError(f"cannot open a preview window ({str(exc).strip().splitlines()[-1]}); "
                             f"install opencv-python (not -headless), or write to a file with -o") from None
         self._watch = DisplayWatch.open(os.environ.get("DISPLAY", ""))
+        self._room = window_room(screen_size(os.environ.get("DISPLAY", "")))
         self.controls = controls
         self._show_title()
         if controls is not None:
@@ -340,6 +402,8 @@ class WindowSink(Sink):
             self._stop = True  # closed: imshow would open the window again
             return
         picture = compose(frame, self.side_by_side)
+        if picture.shape[:2] != self._shown:  # the first picture, or s changed its size
+            self._fit_window(picture.shape[1], picture.shape[0])
         shown_at = now_ns()
         self._shown_at.append(shown_at)
         if self.info:
@@ -348,6 +412,16 @@ class WindowSink(Sink):
         cv2.imshow(self.title, picture)
         self._last = frame
         self._answer(frame)
+
+    def _fit_window(self, width: int, height: int) -> None:
+        """The window at the picture's size, made smaller to fit the screen (Qt opened it at 400x300 whatever the
+        picture). A click still comes in picture pixels: OpenCV maps it back through the window's scale."""
+        size = fitted_size(width, height, self._room)
+        self._window_scale = size[0] / width
+        try:
+            cv2.resizeWindow(self.title, *size)
+        except cv2.error:  # a backend that cannot: the window keeps its size, the picture its aspect
+            pass
 
     def idle(self) -> None:
         if self._last is None or self._stop or self._display_gone():
@@ -401,7 +475,8 @@ class WindowSink(Sink):
         if frame.focus is not None:
             parts.append(f"focus {frame.focus:.2f}")
         out = picture.copy()
-        scale, lines = self._info_layout(parts, *picture.shape[1::-1])
+        # at least the smallest readable size on screen, where the window shows the picture smaller
+        scale, lines = self._info_layout(parts, *picture.shape[1::-1], least=INFO_LEAST_SCALE / self._window_scale)
         thickness = max(1, round(2 * scale))
         for row, text in enumerate(lines):
             origin = (round(16 * scale), round(48 * scale) + row * round(40 * scale))
@@ -410,11 +485,12 @@ class WindowSink(Sink):
         return out
 
     @staticmethod
-    def _info_layout(parts: list[str], width: int, height: int) -> tuple[float, list[str]]:
-        """The text's scale (with the picture's height) and its lines: one where it fits the width, else a line
-        a part where the picture is tall enough (a 320x240 camera, a phone's upright video), made smaller only
-        where a line is still too wide. It ran off the right edge there."""
-        scale = max(0.4, height / 1000)
+    def _info_layout(parts: list[str], width: int, height: int,
+                     least: float = INFO_LEAST_SCALE) -> tuple[float, list[str]]:
+        """The text's scale (with the picture's height, `least` at the least) and its lines: one where it fits
+        the width, else a line a part where the picture is tall enough (a 320x240 camera, a phone's upright
+        video), made smaller only where a line is still too wide. It ran off the right edge there."""
+        scale = max(least, height / 1000)
         room = width - 2 * round(16 * scale)
 
         def widest(lines: list[str]) -> int:

@@ -1085,6 +1085,45 @@ def _picture_node(index: int) -> tuple[int, str] | None:
     return None
 
 
+DEV = Path("/dev")
+
+
+def _video_nodes() -> list[int]:
+    """The N of each /dev/videoN: on Linux, every camera (and other video device) the system has."""
+    return sorted(int(node.name[5:]) for node in DEV.glob("video*") if node.name[5:].isdigit())
+
+
+def _why_unopened(index: int) -> str:
+    """Why camera `index` did not open, and what to check. On Linux told apart by its /dev/videoN: it said "try
+    camera:0 ... ls /dev/video*" on a machine with none."""
+    if not sys.platform.startswith("linux"):
+        other = "try camera:0, " if index != 0 else ""
+        permits = camera_permission_hint() or "check the camera's permissions"
+        return f"no such camera, or it is busy or not permitted ({other}close other apps using it, {permits})"
+    nodes = _video_nodes()
+    if not nodes:
+        return ("this machine has no camera device (no /dev/video*); check that the webcam is plugged in and its "
+                "driver loaded (lsusb, sudo dmesg), and that a virtual machine or container is given the camera "
+                "(USB passthrough, docker run --device /dev/video0)")
+    node = DEV / f"video{index}"
+    if index not in nodes:
+        return f"there is no {node}; this machine has {', '.join(f'camera:{n}' for n in nodes)} (see depthcam doctor)"
+    if not os.access(node, os.R_OK | os.W_OK):
+        return (f"no permission to use {node}; add yourself to its group (sudo usermod -aG {_group_of(node)} $USER, "
+                f"then log in again)")
+    return f"it is busy or gives no pictures (close other apps using it; fuser -v {node} lists them)"
+
+
+def _group_of(path: Path) -> str:
+    """The name of the group that owns `path` (Linux's `video` for a camera), or `video` where it has none."""
+    import grp  # Unix only
+
+    try:
+        return grp.getgrgid(path.stat().st_gid).gr_name
+    except (KeyError, OSError):
+        return "video"
+
+
 class CameraSource(Source):
     """`camera:N?size=1280x720&fps=30&format=auto|mjpg|yuyv`: a webcam through OpenCV (V4L2,
     AVFoundation, Media Foundation). The description says the mode the camera really gave."""
@@ -1105,11 +1144,7 @@ class CameraSource(Source):
             if first is not None:
                 raise UserError(f"camera {self.index} is the second device node of {first[1]} (its metadata, no "
                                 f"pictures: a webcam lists two); try camera:{first[0]}")
-            other = "try camera:0, " if self.index != 0 else ""
-            listing = ", list them with: ls /dev/video*" if sys.platform.startswith("linux") else ""
-            permits = camera_permission_hint() or "check video-device permissions"
-            raise UserError(f"camera {self.index} could not be opened: no such camera, or it is busy or not "
-                            f"permitted ({other}close other apps using it, {permits}{listing})")
+            raise UserError(f"camera {self.index} could not be opened: {_why_unopened(self.index)}")
         mode = configure_capture(self.capture, size, fps, pixel_format)
         self._empty_told = False
         self._sizes_told: set[tuple[int, int]] = set()  # picture sizes other than the announced one, each said once

@@ -7,6 +7,7 @@ import pytest
 
 import kernels
 from kernels import bilateral_cpu, colour, dof_cpu
+from test_cuda_sources import gpu_on_host, host_gpu  # noqa: F401 (fixtures: CuPy's host stand-in)
 
 
 def _frame(rng: np.random.Generator, height: int = 36, width: int = 52) -> tuple[np.ndarray, np.ndarray]:
@@ -116,3 +117,114 @@ def test_kernels_are_warmed_up_once_a_process(monkeypatch):
     assert calls == ["live", "dof"]
     warmup.warm_up("cpu", exact_filter=False, depth_of_field=False)  # another set of kernels: its own warm-up
     assert calls == ["live", "dof", "live"]
+
+
+# --- depth_of_field takes what the filters take; what it refuses says the fix ---------------------------------
+
+def _grey_scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    image, disparity = _frame(rng)
+    return np.ascontiguousarray(image[..., 1]), disparity
+
+
+@pytest.mark.parametrize("shape", ["HxW", "HxWx1"])
+@pytest.mark.parametrize("blur", [0.0, 6.0])
+def test_api_depth_of_field_renders_a_grey_image_as_grey_in_its_shape(rng, shape, blur):
+    """joint_bilateral and refine_live took a grey guide; depth_of_field refused a grey image ("must be uint8
+    HxWx3"). Its three equal channels render alike: the grey render is any one of them."""
+    grey, disparity = _grey_scene(rng)
+    image = grey if shape == "HxW" else grey[..., None]
+    bgr = kernels.depth_of_field(np.repeat(grey[..., None], 3, axis=2), disparity, 0.7, blur, backend="cpu")
+    assert np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 0], bgr[..., 2])
+    out = kernels.depth_of_field(image, disparity, 0.7, blur, highlight_boost=0.0, backend="cpu")
+    assert out.shape == image.shape and out.dtype == np.uint8 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out.reshape(grey.shape), bgr[..., 0])
+    assert blur == 0.0 or not np.array_equal(out.reshape(grey.shape), grey)  # it did blur
+
+
+@pytest.mark.parametrize("blur", [0.0, 6.0])
+def test_api_depth_of_field_passes_a_bgra_images_alpha_through(rng, blur):
+    image, disparity = _frame(rng)
+    alpha = rng.integers(0, 256, image.shape[:2], dtype=np.uint8)
+    out = kernels.depth_of_field(np.dstack([image, alpha]), disparity, 0.7, blur, highlight_boost=1.0, backend="cpu")
+    assert out.shape == image.shape[:2] + (4,) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[..., 3], alpha)
+    np.testing.assert_array_equal(out[..., :3], kernels.depth_of_field(image, disparity, 0.7, blur,
+                                                                       highlight_boost=1.0, backend="cpu"))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "cuda"])  # refused before a missing GPU is reported
+@pytest.mark.parametrize("scale, offset", [(255.0, 0.0), (1.0, -0.5), (3.0, 0.0)])
+def test_api_depth_of_field_refuses_a_disparity_outside_0_1(rng, backend, scale, offset):
+    """A 0..255 float map rendered silently (every pixel off the focus at the full blur), where an out-of-range
+    focus was refused: the docstring's [0, 1] is now checked, with the fix in the message."""
+    image, disparity = _frame(rng)
+    with pytest.raises(ValueError, match=r"disparity must be in \[0, 1\].*got values in .*disparity / disparity"):
+        kernels.depth_of_field(image, disparity * scale + offset, 0.5, 6.0, backend=backend)
+
+
+def test_api_depth_of_field_takes_a_01_disparity_with_float_rounding(rng):
+    """A [0, 1] map through the filters' weighted means can come out an ulp or so past its ends: still taken, and
+    rendered as the clamped map is."""
+    image, _ = _frame(rng)
+    disparity = np.linspace(-1e-5, 1 + 1e-5, image.shape[0] * image.shape[1], dtype=np.float32).reshape(image.shape[:2])
+    np.testing.assert_array_equal(kernels.depth_of_field(image, disparity, 0.5, 6.0, backend="cpu"),
+                                  kernels.depth_of_field(image, np.clip(disparity, 0, 1), 0.5, 6.0, backend="cpu"))
+
+
+def _swapped_calls(guide: np.ndarray, disparity: np.ndarray):
+    yield "joint_bilateral", lambda: kernels.joint_bilateral(guide, disparity, backend="cpu")
+    yield "refine_live", lambda: kernels.refine_live(guide, disparity, backend="cpu")
+    yield "depth_of_field", lambda: kernels.depth_of_field(disparity, guide, 0.5, 6.0, backend="cpu")
+
+
+@pytest.mark.parametrize("layout", ["BGR", "BGRA", "grey", "HxWx1"])
+def test_api_swapped_image_and_disparity_say_which_comes_first(rng, layout):
+    """depth_of_field takes the image first, the filters the disparity: a call in the other's order said only
+    "image_bgr must be uint8 HxWx3" or "disparity must be a 2-D HxW array"."""
+    image, disparity = _frame(rng)
+    guide = {"BGR": image, "BGRA": np.dstack([image, image[..., :1]]), "grey": image[..., 0],
+             "HxWx1": image[..., :1]}[layout]
+    for name, call in _swapped_calls(guide, disparity):
+        first = "the image first" if name == "depth_of_field" else "the disparity first"
+        with pytest.raises(ValueError, match=rf"look swapped; {name} takes {first}: {name}\("):
+            call()
+
+
+# --- CuPy inputs: the same checks, the disparity scanned on the device ------------------------------------------
+
+def _cupy_checks(rng: np.random.Generator) -> None:
+    import cupy
+
+    image, disparity = _frame(rng)
+    d_image, d_disparity = cupy.asarray(image), cupy.asarray(disparity)
+    alpha = ((disparity > 0.5) * 200).astype(np.uint8)
+    for backend in ("auto", "cpu"):
+        bgr = kernels.depth_of_field(d_image, d_disparity, 0.7, 6.0, backend=backend)
+        grey = kernels.depth_of_field(cupy.asarray(image[..., :1]), d_disparity, 0.7, 6.0, backend=backend)
+        bgra = kernels.depth_of_field(cupy.asarray(np.dstack([image, alpha])), d_disparity, 0.7, 6.0, backend=backend)
+        assert isinstance(grey, cupy.ndarray) and isinstance(bgra, cupy.ndarray)
+        grey_bgr = kernels.depth_of_field(cupy.asarray(np.repeat(image[..., :1], 3, axis=2)), d_disparity, 0.7, 6.0,
+                                          backend=backend)
+        np.testing.assert_array_equal(cupy.asnumpy(grey), cupy.asnumpy(grey_bgr)[..., :1])
+        np.testing.assert_array_equal(cupy.asnumpy(bgra)[..., :3], cupy.asnumpy(bgr))
+        np.testing.assert_array_equal(cupy.asnumpy(bgra)[..., 3], alpha)
+        with pytest.raises(ValueError, match=r"disparity must be in \[0, 1\]"):
+            kernels.depth_of_field(d_image, d_disparity * 255, 0.7, 6.0, backend=backend)
+        holed = disparity.copy()
+        holed[2, 4] = np.nan  # on the even grid, for refine_live's half-size map too
+        for call in (lambda: kernels.depth_of_field(d_image, cupy.asarray(holed), 0.7, 6.0, backend=backend),
+                     lambda: kernels.joint_bilateral(cupy.asarray(holed), d_image, 3, backend=backend),
+                     lambda: kernels.refine_live(cupy.asarray(holed[::2, ::2]), d_image, work_width=20,
+                                                 backend=backend)):
+            with pytest.raises(ValueError, match="NaN"):  # NaN spread over its window on the GPU, unscanned
+                call()
+
+
+@pytest.mark.usefixtures("gpu_on_host")  # CuPy's stand-in: NumPy arrays of module "cupy", the .cu kernels on the host
+def test_api_cupy_inputs_on_the_host_stand_in(rng):
+    _cupy_checks(rng)
+
+
+@pytest.mark.gpu
+def test_api_cupy_inputs(rng):
+    _cupy_checks(rng)

@@ -368,6 +368,24 @@ def test_a_webcams_second_device_node_is_named_with_the_one_that_gives_pictures(
         (root / node / "index").write_text(f"{index}\n")
         (root / node / "name").write_text("Integrated Camera\n")
     monkeypatch.setattr(sources, "VIDEO4LINUX", root)
+    _closed_cameras(monkeypatch, tmp_path, ["video0", "video1", "video2"])
+    with pytest.raises(UserError, match=r"camera 1 is the second device node of Integrated Camera .*try camera:0"):
+        open_source("camera:1")
+    with pytest.raises(UserError, match=r"camera 2 could not be opened: it is busy or gives no pictures"):
+        open_source("camera:2")
+    with pytest.raises(UserError, match=r"camera 5 could not be opened"):
+        open_source("camera:5")
+
+
+def _closed_cameras(monkeypatch, tmp_path, nodes):
+    """Linux with these /dev/video* nodes (in a folder of the test's), none of which opens."""
+    from stream import sources
+
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for node in nodes:
+        (dev / node).touch()
+    monkeypatch.setattr(sources, "DEV", dev)
     monkeypatch.setattr(sources.sys, "platform", "linux")
 
     class Closed:
@@ -375,12 +393,36 @@ def test_a_webcams_second_device_node_is_named_with_the_one_that_gives_pictures(
             return False
 
     monkeypatch.setattr(sources, "_open_camera", lambda index: Closed())
-    with pytest.raises(UserError, match=r"camera 1 is the second device node of Integrated Camera .*try camera:0"):
+    return dev
+
+
+def test_a_machine_without_any_camera_device_is_told_so(monkeypatch, tmp_path):
+    # it advised "try camera:0, ... list them with: ls /dev/video*" where no /dev/video* exists (a server, a VM)
+    _closed_cameras(monkeypatch, tmp_path, [])
+    with pytest.raises(UserError) as caught:
         open_source("camera:1")
-    with pytest.raises(UserError, match=r"camera 2 could not be opened: no such camera, or it is busy"):
-        open_source("camera:2")
-    with pytest.raises(UserError, match=r"camera 5 could not be opened"):
+    message = str(caught.value)
+    assert message.startswith("camera 1 could not be opened: this machine has no camera device (no /dev/video*)")
+    assert "plugged in" in message and "virtual machine or container" in message
+    assert "try camera:0" not in message and "ls /dev/video" not in message
+
+
+def test_a_camera_number_the_machine_lacks_is_told_the_ones_it_has(monkeypatch, tmp_path):
+    dev = _closed_cameras(monkeypatch, tmp_path, ["video0", "video1", "video2", "video10", "video-meta"])
+    with pytest.raises(UserError, match=rf"camera 5 could not be opened: there is no {dev}/video5; this machine has "
+                                        r"camera:0, camera:1, camera:2, camera:10 \(see depthcam doctor\)$"):
         open_source("camera:5")
+
+
+def test_a_camera_the_user_may_not_use_names_the_group_to_join(monkeypatch, tmp_path):
+    from stream import sources
+
+    dev = _closed_cameras(monkeypatch, tmp_path, ["video0"])
+    monkeypatch.setattr(sources.os, "access", lambda path, mode: False)  # as a user outside the video group
+    monkeypatch.setattr(sources, "_group_of", lambda path: "video")
+    with pytest.raises(UserError, match=rf"camera 0 could not be opened: no permission to use {dev}/video0; add "
+                                        r"yourself to its group \(sudo usermod -aG video \$USER, then log in again\)"):
+        open_source("camera:0")
 
 
 def test_on_macos_a_camera_that_gives_nothing_names_the_camera_permission(monkeypatch):

@@ -94,3 +94,33 @@ def test_run_s_help_says_the_device_and_the_depth_as_they_are():
     assert "the config's" in helps["--device"]
     assert "a picture for a photo" in helps["--save-depth"] and "folder" in helps["--save-depth"]
     assert "null, window or vcam" in helps["--output"]
+
+
+def test_the_readme_s_python_example_runs_and_its_signatures_are_the_kernels(tmp_path, monkeypatch):
+    """The "From Python" section: its example runs as written (on a photo and a disparity made here), and each
+    function it lists is given with the signature the kernels really have."""
+    import inspect
+    import re
+
+    import cv2
+    import numpy as np
+
+    import kernels
+
+    text = README.read_text()
+    section = text[text.index("### From Python"):text.index("## Models")]
+    start = section.index("```python") + len("```python")
+    example = section[start:section.index("```", start)]
+    rng = np.random.default_rng(0)
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite("photo.jpg", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    np.save("disparity.npy", rng.random((12, 16)))
+    exec(compile(example, "README.md", "exec"), {})
+    assert cv2.imread("portrait.jpg").shape == (48, 64, 3)
+    listed_functions = re.findall(r"`kernels\.(\w+)\(([^`]*)\)`", section)
+    assert [name for name, _ in listed_functions] == ["joint_bilateral", "refine_live", "depth_of_field"]
+    for name, listed in listed_functions:
+        signature = inspect.signature(getattr(kernels, name))
+        bare = signature.replace(parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+                                 return_annotation=signature.empty)
+        assert "(" + " ".join(listed.replace('"', "'").split()) + ")" == str(bare), name
