@@ -378,8 +378,15 @@ def _reference_checksum(spec: ModelSpec) -> str | None:
     return fields[0] if fields else None
 
 
+_SAID: set[str] = set()
+
+
 def notify(message: str) -> None:
-    """A note for the user, through the CLI's own channel (one line on stderr, progress bars kept intact)."""
+    """A note for the user, through the CLI's own channel (one line on stderr, progress bars kept intact); once a
+    process: a model is resolved again for every run of a benchmark, and its note said as often."""
     from stream.console import notify as console_notify
 
+    if message in _SAID:
+        return
+    _SAID.add(message)
     console_notify(message)

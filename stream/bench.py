@@ -26,13 +26,13 @@ from models.download import ModelError
 from stream.config import PipelineConfig, load_config, preset_names
 from stream.console import notify
 from stream.errors import StopAfter, UserError
-from stream.frame import now_ns
+from stream.frame import Frame, now_ns
 from stream.metrics import LatencyRecorder
 from stream.network_source import is_network_spec, redact
 from stream.options import GivenOnce, add_model_options, model_overrides
 from stream.paths import ensure_writable, replace_atomically, same_file
 from stream.sinks import NullSink
-from stream.sources import PacedSource
+from stream.sources import PacedSource, Source
 
 STAGES = ["depth", "refine", "render"]
 MODES = ("pipelined", "sequential", "batch", "live")
@@ -47,8 +47,11 @@ SYNTHETIC_MAX_FRAMES = 10_000_000  # the synthetic source's longest scene (strea
 TABLE_NOTE = ("times in ms (p50 unless named); fps: frames reaching the sink per second; e2e: capture → sink; "
               "depth, refine, render: the stage's own time, start → end of the call that took the frame (a whole "
               "batch for batched depth; for async depth the hand-over of the newest depth, the network's own time "
-              "per prediction being async net); dropped: frames the live queue dropped while measuring; cores: "
-              "CPU cores depthcam kept busy on average while measuring (others: the rest of the machine, Linux only)")
+              "per prediction being async net); dropped: frames the input delivered after the warm-up that never "
+              "reached the sink (the live queue's drops, also at a file's end); cores: CPU cores depthcam kept busy "
+              "on average while measuring (others: the rest of the machine, Linux only). The sequential run's fps "
+              "counts producing each frame (decoding it, or drawing the synthetic scene) too, which e2e (capture → "
+              "sink) leaves out: its fps is below 1000 / e2e mean")
 
 
 class ReportNotWritten(UserError):
@@ -281,7 +284,11 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
     """The threaded pipeline into a null sink; `paced`: the input (a file) is delivered at its frame rate
     through the live queue, as a camera would deliver it."""
     recorder = LatencyRecorder(STAGES, warmup=warmup)
-    built, build_ms = _timed_build(config, input_spec, recorder=recorder, wrap_source=PacedSource if paced else None)
+
+    def wrap(source: Source) -> Source:
+        return _counting_deliveries(PacedSource(source) if paced else source, recorder)
+
+    built, build_ms = _timed_build(config, input_spec, recorder=recorder, wrap_source=wrap)
     try:
         first_frame_ms = prime(built.pipeline.stages, input_spec)
     except BaseException:  # run() never starts, so it cannot close them
@@ -297,9 +304,10 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
 
     built.pipeline.on_frame = limit
 
-    def summary() -> dict:
+    def summary(input_ended: bool = False) -> dict:
         figures = recorder.summary()
         figures.update(dropped_frames=recorder.dropped_while_measuring,
+                       dropped_after_warmup=recorder.dropped_after_warmup(input_ended),
                        queue_high_water={queue.name: queue.high_water for queue in built.pipeline.queues},
                        **_what_ran(built, build_ms, first_frame_ms))
         return figures
@@ -310,7 +318,21 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
         raise CutShort(summary(), exc) from None
     if result.interrupted:  # Ctrl-C ends the whole benchmark, not just this run: what it measured is kept
         raise CutShort(summary(), KeyboardInterrupt())
-    return summary()
+    return summary(input_ended=recorder.seen < stop_after)  # stopped by `limit`: the frames in flight are no drops
+
+
+def _counting_deliveries(source: Source, recorder: LatencyRecorder) -> Source:
+    """`source`, telling `recorder` each frame it delivers: frames dropped after the last measured one (a live
+    run's at a file's end) are counted from them."""
+    frames = source.frames
+
+    def counted() -> Iterator[Frame]:
+        for frame in frames():
+            recorder.delivered(frame.index)
+            yield frame
+
+    source.frames = counted  # type: ignore[method-assign]
+    return source
 
 
 def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup: int) -> dict:
@@ -324,7 +346,8 @@ def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup:
     def summary() -> dict:
         figures = recorder.summary()
         # no queues: the documented keys all 0, so a reader of the JSON finds the same fields in every run
-        figures.update(dropped_frames=0, queue_high_water={name: 0 for name in ["capture", *STAGES]},
+        figures.update(dropped_frames=0, dropped_after_warmup=0,
+                       queue_high_water={name: 0 for name in ["capture", *STAGES]},
                        **_what_ran(built, build_ms, first_frame_ms))
         return figures
 
@@ -463,8 +486,7 @@ def _require_frames(run: dict, label: str, warmup: int) -> dict:
 
 def short_runs_warning(reports: list[dict], frames: int) -> str | None:
     """One line naming every run that measured fewer frames than asked for, or None."""
-    short = [f"{report['config']}/{name} {run['frames']}" + (f" ({run['dropped_frames']} dropped)"
-                                                             if run.get("dropped_frames") else "")
+    short = [f"{report['config']}/{name} {_measured_of_delivered(run)}"
              for report in reports for name, run in report["runs"].items()
              if run["frames"] < frames and not run.get("cut_short")]  # a run cut short is named in its table
     if not short:
@@ -474,6 +496,37 @@ def short_runs_warning(reports: list[dict], frames: int) -> str | None:
             f"rest on fewer samples")
 
 
+def dropped(run: dict) -> int:
+    """A run's dropped frames: all those after the warm-up where the report has them (dropped_after_warmup, added
+    to schema 2), else (an older report) those between its first and last measured frame."""
+    return run.get("dropped_after_warmup", run["dropped_frames"])
+
+
+def _measured_of_delivered(run: dict) -> str:
+    """'77 of the 86 delivered after the warm-up (9 dropped)': figures that add up; '86' with nothing dropped. An
+    older report knows only the drops between measured frames: '77 (4 dropped while measuring)'."""
+    lost = dropped(run)
+    if not lost:
+        return str(run["frames"])
+    if "dropped_after_warmup" not in run:
+        return f"{run['frames']} ({lost} dropped while measuring)"
+    return f"{run['frames']} of the {run['frames'] + lost} delivered after the warm-up ({lost} dropped)"
+
+
+def report_warnings(document: dict) -> list[str]:
+    """The caveats of a report, from its figures alone: the same lines for a run and for `bench --from`."""
+    reports, requested = document["reports"], document.get("frames_requested")
+    warnings = [short_runs_warning(reports, requested) if isinstance(requested, int) else None,
+                busy_machine_warning(reports, document["machine"])]
+    return [warning for warning in warnings if warning]
+
+
+def input_line(document: dict) -> str:
+    """What was measured and when, above the tables: two reports' tables side by side are told apart by it."""
+    created = str(document.get("created") or "an unknown date").replace("T", " ")
+    return f"input: {document.get('input') or 'unknown'}; measured {created}"
+
+
 def busy_machine_warning(reports: list[dict], machine: dict) -> str | None:
     """One line naming every run during which other programs (or a VM's host) kept a good part of the CPU
     busy, or None: their figures are not this machine's, yet read the same."""
@@ -481,7 +534,8 @@ def busy_machine_warning(reports: list[dict], machine: dict) -> str | None:
     most = max(0.5, 0.1 * cores)
     busy = [f"{report['config']}/{name} {run['cpu_cores']['others']:.1f} of {cores:g}"
             for report in reports for name, run in report["runs"].items()
-            if (run.get("cpu_cores") or {}).get("others") is not None and run["cpu_cores"]["others"] > most]
+            if isinstance((run.get("cpu_cores") or {}).get("others"), (int, float))
+            and run["cpu_cores"]["others"] > most]
     if not busy:
         return None
     return (f"depthcam bench: warning: other programs (or a VM's host) kept cores busy while measuring: "
@@ -607,7 +661,7 @@ def format_table(report: dict, machine: dict | None = None) -> str:
                      f"{_cell(e2e['p95'])} | {_cell(e2e['p99'])} | {_cell(e2e['max'])} | "
                      f"{_cell(stages['depth']['service_ms']['p50'])} | "
                      f"{_cell(stages['refine']['service_ms']['p50'])} | "
-                     f"{_cell(stages['render']['service_ms']['p50'])} | {network} | {run['dropped_frames']} | "
+                     f"{_cell(stages['render']['service_ms']['p50'])} | {network} | {dropped(run)} | "
                      f"{_cores(run.get('cpu_cores'))} |")
     startup = startup_line(report)
     if startup:
@@ -652,11 +706,15 @@ def print_report(from_report: str, plot: str | None, given: list[str]) -> int:
     if plot is not None:
         check_report_paths(None, plot, from_report)
     machine = document["machine"]
+    for warning in report_warnings(document):  # a saved report reprints its caveats
+        print(warning, file=sys.stderr)
+    tables = Tables(sys.stdout)
     if isinstance(document.get("versions"), dict):
-        print(machine_line({"cores_usable": None, "os": "", "python": "", **machine}, document["versions"]) + "\n")
+        tables.say(machine_line({"cores_usable": None, "os": "", "python": "", **machine}, document["versions"]))
+    tables.say(input_line(document) + "\n")
     for report in document["reports"]:
-        print(format_table(report, machine) + "\n")
-    print(TABLE_NOTE)
+        tables.say(format_table(report, machine) + "\n")
+    tables.say(TABLE_NOTE)
     if plot is not None:
         _write_report("--plot", plot, lambda path: plot_report(document, path))
     return 0
@@ -712,15 +770,15 @@ def run_bench_command(args: argparse.Namespace) -> int:
                 "frames": measured,  # what was measured (the fewest of any run), not what was asked for
                 "frames_requested": args.frames,
                 "warmup": args.warmup, "machine": machine_info(), "versions": versions(), "reports": reports}
-    for warning in (short_runs_warning(reports, args.frames), busy_machine_warning(reports, document["machine"])):
-        if warning:
-            print(warning, file=sys.stderr)
+    for warning in report_warnings(document):
+        print(warning, file=sys.stderr)
     json_out = args.json is not None and _is_standard_output(args.json)
-    tables = sys.stderr if json_out else sys.stdout  # `--json - | jq`: standard output holds the JSON
-    print(machine_line(document["machine"], document["versions"]) + "\n", file=tables)
+    tables = Tables(sys.stderr if json_out else sys.stdout)  # `--json - | jq`: standard output holds the JSON
+    tables.say(machine_line(document["machine"], document["versions"]))
+    tables.say(input_line(document) + "\n")
     for report in reports:
-        print(format_table(report, document["machine"]) + "\n", file=tables)
-    print(TABLE_NOTE, file=tables)
+        tables.say(format_table(report, document["machine"]) + "\n")
+    tables.say(TABLE_NOTE)
     if args.json:
         text = json.dumps(json_ready(document), indent=2, allow_nan=False)
         if json_out:
@@ -733,6 +791,34 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
         _write_report("--plot", args.plot, lambda path: plot_report(document, path))
     return failure.exit_code if failure is not None else 130 if interrupted else 0
+
+
+class Tables:
+    """Where the tables are printed, which may be gone by then: the terminal closed (SIGHUP stopped the benchmark:
+    EIO), the reader of a pipe left (EPIPE). The tables are then lost, not the --json and --plot files after them
+    (the write raised, and the whole report was lost)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def say(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            print(text, file=self.stream, flush=True)
+        except (OSError, ValueError):  # ValueError: the stream closed
+            self.gone = True
+            _silence(self.stream)
+
+
+def _silence(stream) -> None:
+    """Point a gone stream's file at the null device: what its buffer still holds is flushed there at exit, not
+    raised again ("Exception ignored ... BrokenPipeError")."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError, AttributeError):  # no file (a test's capture)
+        pass
 
 
 def _write_report(flag: str, name: str, write: Callable[[Path], None]) -> None:

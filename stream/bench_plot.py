@@ -84,34 +84,74 @@ def plot_report(document: dict, path: Path) -> None:
     Figure = _figure_class()  # noqa: N806 (the class, named as matplotlib names it)
     runs = run_styles(document)
     stages = ["depth", "refine", "render"]
-    # constrained layout makes room for the legends beside the axes, where they hide no data
-    figure = Figure(figsize=(12, 3 + 2.2 * len(stages)), layout="constrained")
+    # constrained layout makes room for the legends beside the axes, where they hide no data; a panel is as tall
+    # as its legend's rows (a dozen runs' legends ran off the figure's foot)
+    panel = max(2.2, 0.6 + 0.14 * min(len(runs), LEGEND_ROWS))
+    figure = Figure(figsize=(12, 0.8 + panel * (1 + len(stages))), layout="constrained")
     axes = figure.subplots(1 + len(stages), 1)
     for label, run, style in runs:
         fps = run["throughput_fps"]
         rate = f"{fps:.1f} fps" if fps is not None and fps == fps else "fps n/a"  # NaN: under 2 frames measured
         axes[0].plot(run["samples_ms"]["end_to_end"], label=f"{label} ({rate})", lw=0.9, **style)
     axes[0].set(title="end-to-end latency (capture → sink) per frame", xlabel="frame", ylabel="ms")
-    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _legend(axes[0], len(runs))
     for axis, stage in zip(axes[1:], stages):
-        # One set of bins for every run: each run's own 40 bins would give bars of different widths
-        # and heights that cannot be compared (a run in a narrow range shows as a few tall spikes).
-        every = np.concatenate([np.asarray(run["samples_ms"][stage], dtype=float) for _, run, _ in runs])
-        edges = np.histogram_bin_edges(every, bins=40) if every.size else 40
-        for label, run, style in runs:
-            values = run["samples_ms"][stage]
-            if values:  # outlines: filled bars of many runs hide one another
-                axis.hist(values, bins=edges, histtype="step", label=label, **style)
-        # each run keeps its colour and dash of the timeline, whose legend names them (one legend: one per
-        # axis ran off the figure's foot with a dozen runs)
-        axis.set(title=f"{stage}: service time (start → end of the call that took the frame)", xlabel="ms",
-                 ylabel="frames")
+        _stage_histogram(axis, stage, runs)
     machine = document["machine"]
-    figure.suptitle(f"depthcam bench on {machine['cpu']} ({machine['cores']} cores"
-                    f"{', ' + machine['gpu'] if machine['gpu'] else ''})", fontsize=9)
+    figure.suptitle(f"depthcam bench of {document.get('input') or 'an unknown input'}, "
+                    f"{str(document.get('created') or 'undated').replace('T', ' ')}, on {machine['cpu']} "
+                    f"({machine['cores']} cores{', ' + machine['gpu'] if machine['gpu'] else ''})", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the format by name: the partial file's own suffix is .part
     replace_atomically(path, lambda partial: figure.savefig(partial, dpi=110, format=path.suffix[1:].lower()))
+
+
+LEGEND_ROWS = 12  # a legend's entries a column; more runs take more columns
+
+CLIP_PERCENTILE = 99.5  # a histogram's axis ends here: one outlier stretched it, squeezing every bar into a few bins
+
+
+def stage_samples(stage: str, run: dict) -> tuple[list, str]:
+    """A run's per-frame values for a stage's histogram and what they are. Async depth's depth row is the hand-over
+    of the newest depth (a tall bar at 0 ms): its network's own time per prediction is plotted instead, or, from
+    an older report that lacks it, nothing."""
+    if stage == "depth" and run.get("async_network_ms"):
+        return run["samples_ms"].get("async_network") or [], " (async net)"
+    return run["samples_ms"][stage], ""
+
+
+def _legend(axis, entries: int) -> None:
+    """The runs' legend beside a panel, where it hides no data; every panel has its own, so that none needs
+    another to be read."""
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=max(1, math.ceil(entries / LEGEND_ROWS)))
+
+
+def _stage_histogram(axis, stage: str, runs: list[tuple[str, dict, dict]]) -> None:
+    """One stage's service times of every run, in shared bins clipped at CLIP_PERCENTILE. Outlines, each run's
+    thinner than the one before, so that two runs' equal bars both show."""
+    shown = [(label + note, values, style, note) for label, run, style in runs
+             for values, note in [stage_samples(stage, run)] if values]
+    if not shown:
+        axis.set(title=f"{stage}: no samples")
+        return
+    # One set of bins for every run: each run's own 40 bins would give bars of different widths and heights
+    # that cannot be compared (a run in a narrow range shows as a few tall spikes).
+    every = np.concatenate([np.asarray(values, dtype=float) for _, values, _, _ in shown])
+    top = float(np.percentile(every, CLIP_PERCENTILE))
+    low = float(every.min())
+    beyond = int((every > top).sum())
+    edges = np.histogram_bin_edges(every, bins=40, range=(low, top if top > low else low + 1.0))
+    for number, (label, values, style, _) in enumerate(shown):
+        axis.hist(values, bins=edges, histtype="step", label=label, lw=max(0.8, 2.4 - 0.5 * number), **style)
+    clipped = f" (axis ends at the {CLIP_PERCENTILE:g}th percentile, {top:.1f} ms: {beyond} beyond)" if beyond else ""
+    what = "service time (start → end of the call that took the frame)"
+    if any(note for _, _, _, note in shown):
+        what += "; async net: the network's own time per prediction"
+    left_out = [label for label, run, _ in runs if not stage_samples(stage, run)[0] and run["samples_ms"][stage]]
+    if left_out:  # an older report: async depth without the network's per-prediction times
+        what += f"; left out: {', '.join(left_out)} (async depth; the report lacks the network's times)"
+    axis.set(title=f"{stage}: {what}", xlabel=f"ms{clipped}", ylabel="frames")
+    _legend(axis, len(shown))
 
 
 # --- a report written before, read back (`depthcam bench --from REPORT.json`) ---------------------------------
@@ -191,6 +231,8 @@ def _run_problem(run: object) -> str | None:
         return "not an object"
     if not _is_count(run.get("frames")) or not _is_count(run.get("dropped_frames")):
         return "frames or dropped_frames is missing or not a count"
+    if "dropped_after_warmup" in run and not _is_count(run["dropped_after_warmup"]):  # absent from older reports
+        return "dropped_after_warmup is not a count"
     if not _is_figure(run.get("throughput_fps")):
         return "throughput_fps is missing or not a number"
     if not isinstance(run.get("model"), str):
@@ -210,7 +252,8 @@ def _run_problem(run: object) -> str | None:
         if not isinstance(stats, dict) or not all(_is_figure(stats.get(p)) for p in ("p50", "p95", "p99", "max")):
             return f"{key} is missing or lacks p50, p95, p99 or max"
     samples = run.get("samples_ms")
-    for key in ("end_to_end", *STAGES):
+    optional = ["async_network"] if isinstance(samples, dict) and "async_network" in samples else []  # async only
+    for key in ("end_to_end", *STAGES, *optional):
         values = samples.get(key) if isinstance(samples, dict) else None
         if not isinstance(values, list) or not all(_is_figure(value) and value is not None for value in values):
             return f"samples_ms.{key} is missing or holds something other than numbers"

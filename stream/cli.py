@@ -279,12 +279,13 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
     focus = f"{final.render.focus:.3f}" if isinstance(final.render.focus, float) else final.render.focus
     print(f"depthcam: rendering {path.name} at its full size with the focus ({focus}) and blur "
           f"({final.render.blur:g} px at {final.render.reference_height} lines) shown last", file=sys.stderr)
-    return _execute(input_spec, target, final, args)[0]
+    return _execute(input_spec, target, final, args, announce=False)[0]  # the line above says what this run is
 
 
 def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: argparse.Namespace,
-             camera_preset: bool = False) -> tuple[int, Any]:
-    """Build the pipeline, run it and report: (exit status, the built pipeline)."""
+             camera_preset: bool = False, announce: bool = True) -> tuple[int, Any]:
+    """Build the pipeline, run it and report: (exit status, the built pipeline). `announce`: the line naming the
+    input, the model and the kernels' device."""
     from stream.app import build
 
     built = build(config, input_spec, output, notify=notify, clip=(args.start, args.duration))
@@ -292,8 +293,9 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
         kind = "camera" if input_spec.startswith("camera:") else "network stream"
         print(f"depthcam: {kind} input: using the {LIVE_PRESET} preset's settings, device {config.device} "
               f"(choose others with --config and --device)", file=sys.stderr)
-    print(f"depthcam: {built.source.description} -> model {built.estimator.spec.name} "
-          f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
+    if announce:
+        print(f"depthcam: {built.source.description} -> model {built.estimator.spec.name} "
+              f"({built.estimator.provider}), kernels on {built.backend}", file=sys.stderr)
     target = built.output
     if target == "window" or config.output.preview:
         print(f"depthcam: {KEYS_HELP}", file=sys.stderr)
@@ -792,14 +794,23 @@ def _terminate(signum, frame):  # SIGTERM ends a run like Ctrl-C: outputs are fi
     raise KeyboardInterrupt
 
 
+def _stop_signals_interrupt() -> None:
+    """SIGTERM, SIGHUP (the terminal closed, an SSH session dropped) and SIGBREAK end the command as Ctrl-C does,
+    also outside a pipeline's run (loading the model, compiling the kernels, bench's sequential run), where
+    SIGHUP's default action killed the process (exit 129, no report, no finalised output). A signal started
+    ignored (nohup, a supervisor) stays ignored."""
+    for signum in STOP_SIGNALS:
+        if signum != signal.SIGINT and signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _terminate)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = _negative_values(parser, sys.argv[1:] if argv is None else list(argv))
     args = _parse(parser, argv)
     logging.basicConfig(level=logging.WARNING, format="depthcam: %(message)s")
     debug = args.debug = args.debug or os.environ.get("DEPTHCAM_DEBUG", "").lower() not in ("", "0", "false", "no")
-    if hasattr(signal, "SIGTERM") and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
-        signal.signal(signal.SIGTERM, _terminate)  # an ignored SIGTERM (nohup, a supervisor) stays ignored
+    _stop_signals_interrupt()
     try:
         return args.handler(args)
     except UserError as exc:

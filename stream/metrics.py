@@ -100,6 +100,9 @@ class LatencyRecorder:
     cpu_first: CpuClock | None = None  # at the first measured frame
     cpu_last: CpuClock | None = None  # at a measured frame at most CPU_READ_EVERY_NS before the last one
     frame_size: list[int] | None = None  # [width, height] of the last measured frame (a camera's is known late)
+    last_warmup_index: int | None = None  # the source index of the last warm-up frame that reached the sink
+    first_delivered: int | None = None  # source indices the input delivered (delivered() tells them), first and last
+    last_delivered: int | None = None
 
     def __post_init__(self) -> None:
         for stage in self._rows():
@@ -112,6 +115,7 @@ class LatencyRecorder:
     def record(self, frame: Frame) -> None:
         self.seen += 1
         if self.seen <= self.warmup:
+            self.last_warmup_index = frame.index
             return
         sink_time = frame.stamps[SINK]
         previous = frame.capture_ns
@@ -160,6 +164,22 @@ class LatencyRecorder:
             return 0
         return self.source_indices[-1] - self.source_indices[0] + 1 - len(self.source_indices)
 
+    def delivered(self, index: int) -> None:
+        """The input delivered the frame of this source index (the capture side calls it, before any queue)."""
+        self.first_delivered = index if self.first_delivered is None else self.first_delivered
+        self.last_delivered = index
+
+    def dropped_after_warmup(self, input_ended: bool) -> int:
+        """Source frames after the last warm-up one that never reached the sink: those between measured frames,
+        and, where the input ended (a file), those after the last measured one, which dropped_while_measuring
+        leaves out (96 frames, 10 of warm-up: 77 measured and 9 dropped, not 4). A run stopped once it measured
+        enough leaves the frames still in flight uncounted. Without delivered(): dropped_while_measuring."""
+        if self.last_delivered is None or not self.source_indices:
+            return self.dropped_while_measuring
+        before = self.last_warmup_index if self.last_warmup_index is not None else self.first_delivered - 1
+        last = self.last_delivered if input_ended else self.source_indices[-1]
+        return max(0, last - before - len(self.source_indices))
+
     def throughput_fps(self) -> float:
         if len(self.sink_ns) < 2:
             return float("nan")
@@ -188,4 +208,6 @@ class LatencyRecorder:
 
         samples = {"end_to_end": ms(self.end_to_end_ns)}
         samples.update({stage: ms(self.service_ns[stage]) for stage in self._rows()})
+        if self.network_ns:  # async depth: the network's own time per prediction (the depth row is its hand-over)
+            samples["async_network"] = ms(self.network_ns)
         return samples

@@ -223,7 +223,10 @@ def test_models_info_takes_model_size_as_a_run_does(tmp_path):
 
 def test_camera_that_does_not_exist(shared_models, bad_inputs):
     result = depthcam("run", "camera:7", "-o", "null")
-    assert_one_clear_line(result, "camera 7 could not be opened", "try camera:0")
+    has_cameras = sys.platform.startswith("linux") and any(Path("/dev").glob("video*"))
+    needle = "there is no /dev/video7" if has_cameras else \
+        "this machine has no camera device" if sys.platform.startswith("linux") else "try camera:0"
+    assert_one_clear_line(result, "camera 7 could not be opened", needle)
     result = depthcam("run", "camera:0", "-o", "null")
     assert_one_clear_line(result, "camera 0 could not be opened")
     assert "try camera:0" not in result.stderr  # no advice to try the camera that just failed
@@ -1155,3 +1158,25 @@ def test_a_config_s_mistakes_are_each_said_on_an_error_line_of_their_own(shared_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("depthcam: error: ") for line in lines), result.stderr
     assert "line 2" in lines[0] and "auto" in lines[0] and "line 3" in lines[1] and "cuda" in lines[1]
+
+
+def test_a_photo_refocused_in_a_window_names_its_input_and_model_once(shared_models, tmp_path, capsys):
+    """The window's run and the full-size render after it each printed "depthcam: image photo.jpg ... -> model";
+    the second run (announce=False) says what it is in its own line."""
+    import argparse
+
+    import cv2
+    import numpy as np
+
+    import stream.cli as cli
+    from stream.config import PipelineConfig
+
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), np.full((48, 64, 3), 128, np.uint8))
+    args = argparse.Namespace(start=None, duration=None, debug=False)
+    for announce in (True, False):
+        code, _ = cli._execute(str(photo), str(tmp_path / f"out_{announce}.png"), PipelineConfig(device="cpu"), args,
+                               announce=announce)
+        assert code == 0
+    said = capsys.readouterr().err
+    assert said.count("-> model") == 1 and said.count("depthcam: wrote 1 frame") == 2

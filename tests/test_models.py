@@ -892,3 +892,16 @@ def test_normaliser_lets_a_near_object_at_the_edge_glide_in():
     entered[90:] = 2.0  # the bottom tenth
     normaliser(entered, 1 / 30)
     assert normaliser.high == pytest.approx(0.98 + 0.15 * (2.0 - 0.98), abs=1e-3)
+
+
+def test_a_renamed_registry_model_is_said_once_however_often_it_is_resolved(shared_models, tmp_path, capsys):
+    """`depthcam bench --model my_depth.onnx` resolves the model for its checks and again for every run: the note
+    that it is the registry's model under another name was printed each time."""
+    import shutil
+
+    tc = get_spec("tcmonodepth")
+    renamed = tmp_path / "my_depth.onnx"
+    shutil.copyfile(shared_models / tc.filename, renamed)
+    for _ in range(3):
+        assert resolve_model(str(renamed), progress=False) == (tc, renamed)
+    assert capsys.readouterr().err.count("under another name") == 1
