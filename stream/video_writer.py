@@ -233,6 +233,9 @@ SUBTITLE_FLAGS = ("default", "forced", "hearing_impaired", "visual_impaired")  #
 # A subtitle stream is sparse: FFmpeg's interleaver held the other streams' packets up to 10 s waiting for its next
 # packet (a killed run lost them); 1 s keeps the "up to its last second or so" of a crash.
 SPARSE_INTERLEAVE_US = "1000000"
+# How long a line is held, outside MP4, before it is muxed with its whole length: one that ends sooner is cut at a
+# stop's last picture; a longer one is written near its start, within the interleaver's second.
+SUBTITLE_HOLD_S = 0.5
 CHAPTER_TIME_BASE = Fraction(1, 1_000_000)
 # AVCOL_* values (FFmpeg's pixfmt.h) for the stream's colour tags.
 RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 1, 6, 1, 1
@@ -1272,14 +1275,20 @@ class _SubtitleTracks:
 
     def _release(self, seconds: float | None, cut: float | None) -> None:
         """Mux the lines that end by `seconds` (the pictures' end; all of them for None), in each stream's order;
-        with `cut`, none lasts past it. A line without an end (a bitmap one, ended by the next) is not held."""
+        with `cut`, none lasts past it. A line without an end (a bitmap one, ended by the next) is not held. Outside
+        MP4 (whose text tracks are cut after close) a line is held at most SUBTITLE_HOLD_S: Matroska players read in
+        file order, and a 4 s line muxed at its end sat 3 s of pictures after its start, shown late or not at all."""
         for waiting in self._waiting.values():
-            while waiting and (seconds is None or waiting[0][1] is None or waiting[0][1] <= seconds):
+            while waiting and (seconds is None or waiting[0][1] is None or waiting[0][1] <= seconds
+                               or self._held_long_enough(waiting[0][0], seconds)):
                 packet, end = waiting.pop(0)
                 if end is not None and cut is not None:
                     end = min(end, cut)
                 packet.duration = max(0, round(end / packet.time_base) - packet.pts) if end is not None else 0
                 self.mux(packet)
+
+    def _held_long_enough(self, packet: Any, seconds: float) -> bool:
+        return self.suffix not in MP4_SUFFIXES and float(packet.pts * packet.time_base) + SUBTITLE_HOLD_S <= seconds
 
     def not_shown_by_default(self) -> set[int]:
         """The output streams that are not the default ones: MP4's muxer enables (shows) the first of them anyway."""

@@ -158,3 +158,18 @@ def test_a_middle_clip_without_sound_keeps_the_next_clip_s_sound_with_its_pictur
     last = make_timed_video(tmp_path / "c.ts", times, **sound)
     _run(join(tmp_path / "joined.ts", [first, middle, last]), tmp_path / "out.mkv")
     assert timeline(tmp_path / "out.mkv")["clicks"] == pytest.approx([0.5, 4.5], abs=0.01)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_a_long_line_is_written_near_its_start_in_the_file(tmp_path, suffix):
+    """A line held until the pictures passed its end was written seconds of pictures after its start: Matroska
+    players read in file order and showed a 4 s line late or not at all."""
+    import av
+
+    _run(_subtitled(tmp_path / "in.mkv", frames=100, cues=[(1.2, 8.0, "Long")]), tmp_path / f"out{suffix}")
+    with av.open(str(tmp_path / f"out{suffix}")) as container:
+        packets = [(p.stream.type, float(p.pts * p.time_base), p.pos) for p in container.demux() if p.pts is not None]
+    line = next(packet for packet in packets if packet[0] == "subtitle")
+    assert line[1] == pytest.approx(0.2, abs=0.01)
+    later_pictures = [pos for kind, seconds, pos in packets if kind == "video" and seconds >= line[1] + 1.5]
+    assert line[2] < min(later_pictures)  # before the pictures 1.5 s after its start, not among those of 7 s
