@@ -30,7 +30,9 @@ ANIMATION_FORMATS = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEB
 ANIMATION_ONLY = {".gif", ".apng"}  # outputs written as an animation whatever the input (a photo's: one picture)
 ANIMATION_SUFFIX = {"GIF": ".gif", "PNG": ".png", "WEBP": ".webp"}  # an animation's own type, by Pillow's format
 ANIMATION_SAVE = {"GIF": {}, "PNG": {"compress_level": 1}, "WEBP": {"quality": 95}}  # as PILLOW_SAVE for stills
-SHORTEST_DURATION_MS = 20  # a picture shown shorter (0, 10 ms) is shown 100 ms, as browsers (and FFmpeg) show it
+# A picture stored as shown this long or less (0, 10 ms) is shown 100 ms, as browsers show it; 16 ms (60 fps, a WebP made
+# from a video) is kept: the 20 ms of FFmpeg's GIF rule played such a WebP 6 times slower
+CLAMPED_DURATION_MS = 10
 # The largest side each encoder takes (JPEG's 16-bit header fields, WebP's 14-bit ones).
 IMAGE_MAX_SIDE = {".jpg": 65535, ".jpeg": 65535, ".webp": 16383}
 EXIF_ORIENTATION = 0x0112
@@ -113,6 +115,10 @@ class _PixelLimit:
         self._filters = list(warnings.filters)
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         warnings.filterwarnings("ignore", "Truncated File Read")  # a TIFF cut short: the error says so, once
+        # Pillow's own remarks on an odd file (a guess at what a nameless one is, damaged EXIF): depthcam says what
+        # matters in its own words. Here, not in a catch_warnings around one call: that saved and put back the
+        # process's filters across another thread's reading, and could leave these ignores on for good.
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
 
     def _put_back(self) -> None:
         from PIL import Image
@@ -229,10 +235,8 @@ def picture_count(path: Path) -> int:
     from PIL import Image
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a guess at what the file is stays silent
-            with _pillow_open(path) as image:
-                return int(getattr(image, "n_frames", 1)) if image is not None else 0
+        with _pillow_open(path) as image:  # quiet: a guess at what the file is says nothing
+            return int(getattr(image, "n_frames", 1)) if image is not None else 0
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return 0
 
@@ -529,7 +533,7 @@ def _loop_option(pillow_format: str, plays: int) -> dict[str, int]:
 
 def _shown_ms(duration_ms: float | None) -> float:
     """How long a picture is shown: as stored, or 100 ms where it is stored shorter than browsers show one."""
-    return 100.0 if not duration_ms or duration_ms < SHORTEST_DURATION_MS else float(duration_ms)
+    return 100.0 if not duration_ms or duration_ms <= CLAMPED_DURATION_MS else float(duration_ms)
 
 
 def animation_picture(picture_bgr: np.ndarray, suffix: str) -> Any:

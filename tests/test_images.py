@@ -596,3 +596,36 @@ def test_pillow_s_pixel_limit_holds_while_another_thread_reads_a_picture(tmp_pat
         thread.join(20)
     assert results["large"] == 1  # read: 0 where the limit was back at 1000 under it
     assert Image.MAX_IMAGE_PIXELS == 1000  # put back
+
+
+def test_reading_while_another_thread_reads_leaves_the_warning_filters_as_they_were(tmp_path, monkeypatch):
+    """picture_count's own catch_warnings saved the filters while another reader had Pillow's warnings ignored, and
+    put those ignores back after the last reader had restored the process's filters: they stayed on for good."""
+    import threading
+    import warnings
+
+    from PIL import Image
+
+    from stream import images
+
+    path = tmp_path / "p.png"
+    Image.new("RGB", (4, 4)).save(path)
+    before = list(warnings.filters)
+    inside, first_done = threading.Event(), threading.Event()
+    real_open = Image.open
+
+    def open_after_the_first_reader(*args, **kwargs):
+        inside.set()
+        first_done.wait(5)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", open_after_the_first_reader)
+    first = images._PIXEL_LIMIT.raised()
+    first.__enter__()
+    second = threading.Thread(target=images.picture_count, args=(path,))
+    second.start()
+    assert inside.wait(5)
+    first.__exit__(None, None, None)
+    first_done.set()
+    second.join(5)
+    assert warnings.filters == before

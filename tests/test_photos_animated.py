@@ -125,3 +125,11 @@ def test_an_animated_webp_is_opened_as_an_animation_and_watched_at_its_own_pace(
     source = open_source(str(_animation(tmp_path / "anim.webp")))
     assert isinstance(source, images.AnimationSource) and source.frame_count == len(DURATIONS_MS)
     assert plays_in_real_time("window", source) and not plays_in_real_time("out.webp", source)
+
+
+def test_a_60_fps_webp_keeps_its_16_ms_pictures_and_a_0_ms_one_is_shown_as_browsers_show_it(tmp_path):
+    """A WebP made from a video (16 ms a picture) played 6 times slower: every picture under 20 ms was shown 100 ms."""
+    frames = list(images.AnimationSource(_animation(tmp_path / "a60.webp", durations=[16, 16, 17, 16])).frames())
+    assert [frame.extra["duration_seconds"] for frame in frames] == pytest.approx([0.016, 0.016, 0.017, 0.016])
+    frames = list(images.AnimationSource(_animation(tmp_path / "a0.webp", durations=[0, 10, 30])).frames())
+    assert [frame.extra["duration_seconds"] for frame in frames] == pytest.approx([0.1, 0.1, 0.03])
