@@ -418,7 +418,7 @@ class VideoFileSource(Source):
         origin = self._first.time or 0.0
         if start > 0:
             self._start = origin + start
-            if not beyond:
+            if not beyond and readable_again(self.path):  # a pipe is read once: its pictures before the start skipped
                 self._seek(self._start)
         if duration is not None:
             self._end = origin + start + duration

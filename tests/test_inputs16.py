@@ -103,6 +103,15 @@ def test_a_video_piped_into_dash_is_read_whole(shared_models, tmp_path):
     assert lines[-1].startswith(f"depthcam: wrote 12 frames to {tmp_path / 'out.mp4'}")
 
 
+def test_a_part_of_a_video_piped_in_starts_where_asked(shared_models, tmp_path):
+    """`cat clip.ts | depthcam run - --start 1`: the jump read on through the pipe, then went back to a pipe read
+    once already, and said "stdin has no picture from --start 1.0 s on"."""
+    clip = make_video(tmp_path / "clip.ts", frames=24, fps=12, size=(64, 48), audio_codec=None)
+    code, lines = _depthcam("-", "--start", "1", "-o", str(tmp_path / "out.mp4"), data=clip.read_bytes())
+    assert code == 0, lines
+    assert lines[-1].startswith(f"depthcam: wrote 12 frames to {tmp_path / 'out.mp4'}")
+
+
 @pytest.mark.parametrize("spec", ["-", "/dev/stdin"])
 def test_a_photo_piped_in_is_processed_as_a_photo(shared_models, tmp_path, spec):
     """A photo through a pipe was refused as "a video or a camera" (-o out.png), or read as a one-picture video."""
