@@ -1406,8 +1406,10 @@ def _give_back(head: bytes) -> None:
                 while view:
                     view = view[os.write(write_end, view):]
                 chunk = os.read(rest, 1 << 16)
-        except OSError:  # the reader has gone (the run ended before the input did)
+        except OSError:  # a read error on the real input: what came so far is what the run gets
             pass
+        # A run that ends before its input leaves this daemon thread blocked in a write (descriptor 0, the pipe's
+        # read end, stays open in this process): it ends with the process.
         finally:
             os.close(write_end)
             os.close(rest)
