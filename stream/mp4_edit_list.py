@@ -162,15 +162,23 @@ def _find_moov(file) -> tuple[int, int] | None:
     return None
 
 
+def _moov_payload(file) -> tuple[int, bytes] | None:
+    """(where the moov's payload starts in the file, the payload), or None where the file has no moov."""
+    moov = _find_moov(file)
+    if moov is None:
+        return None
+    base, size = moov
+    file.seek(base)
+    return base, file.read(size)
+
+
 def mend_last_picture(path: Path) -> bool:
     """Extend the video track's edit to its last picture where the headers stop short of it; True if they did."""
     with open(path, "r+b") as file:
-        moov = _find_moov(file)
+        moov = _moov_payload(file)
         if moov is None:
             return False
-        base, size = moov
-        file.seek(base)
-        data = file.read(size)
+        base, data = moov
         movie_scale, movie_duration = 0, None
         tracks = []
         for kind, at, stop in _boxes(data, 0, len(data)):
@@ -448,12 +456,10 @@ def disable_tracks(path: Path, indices: set[int]) -> bool:
     reads an enabled track as the default one, as QuickTime shows an enabled subtitle track without being asked:
     subtitles the input did not show by default were shown. True if a flag was cleared."""
     with open(path, "r+b") as file:
-        moov = _find_moov(file)
+        moov = _moov_payload(file)
         if moov is None:
             return False
-        base, size = moov
-        file.seek(base)
-        data = file.read(size)
+        base, data = moov
         places = []
         for index, (kind, at, stop) in enumerate(box for box in _boxes(data, 0, len(data)) if box[0] == b"trak"):
             track = _Track()
