@@ -11,6 +11,9 @@
 #define HIGHLIGHT_THRESHOLD 0.6f
 #define RAMP_SPREAD 1.0f  // kernels/dof.py: a block's far radius in a depth ramp is its smallest
 #define INV_PI 0.31830988618379067f
+#define PI_F 3.14159265358979323846f
+// what lies behind a near pixel fades in from its own colour over this share of its disc (kernels/dof_reference.py)
+#define BEHIND_FADE 0.1f
 
 __device__ __forceinline__ float split(float r, int s) {
     // Share of a CoC handled by the reduced gather; the rest is gathered exactly at full resolution
@@ -224,7 +227,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
     // Block coordinates (i + 0.5) / s - 0.5 as one correctly rounded division of integers: exact where they
     // are whole, as the CPU's must be too. As (i + 0.5f) * (1 / s) - 0.5f, nvcc's FMA contraction left 1.5e-8
     // at s = 3 or 5 where the CPU has 0, so a neighbouring block got weight and a near pixel took that
-    // block's background (e.w > 1e-20) instead of its own colour: 38 levels off at such pixels.
+    // block's background (then taken whole above a weight of 1e-20) instead of its own colour: 38 levels off.
     const float uy = fminf(fmaxf((float)(2 * y + 1 - s) / (float)(2 * s), 0.0f), (float)(hl - 1));
     const float ux = fminf(fmaxf((float)(2 * x + 1 - s) / (float)(2 * s), 0.0f), (float)(wl - 1));
     const int y0 = (int)uy, x0 = (int)ux;
@@ -280,11 +283,13 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
         }
         o0 = g0 / gh; o1 = g1 / gh; o2 = g2 / gh;
     } else if (c > FOCUS_RADIUS) {
-        // a near pixel: what lies behind it (else itself) is what its near colour composites over
+        // a near pixel: what lies behind it is what its near colour composites over, faded in from its own
+        // colour while the pixels not near weigh less than BEHIND_FADE of its disc (taken whole from any weight
+        // above 0, the blocks' reach drew rectangular notches in a blurred foreground)
         const float4 e = bilerp4(behind_acc, i00, i01, i10, i11, w00, w01, w10, w11);
-        if (e.w > 1e-20f) {
-            o0 = e.x / e.w; o1 = e.y / e.w; o2 = e.z / e.w;
-        }
+        const float total = fmaxf(e.w, BEHIND_FADE * PI_F / (float)(s * s) * c * c);
+        const float own = total - e.w, inv = 1.0f / total;
+        o0 = (e.x + own * o0) * inv; o1 = (e.y + own * o1) * inv; o2 = (e.z + own * o2) * inv;
     }
     float alpha = w00 * __ldg(near_a + i00) + w01 * __ldg(near_a + i01) + w10 * __ldg(near_a + i10)
                 + w11 * __ldg(near_a + i11);

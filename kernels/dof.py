@@ -15,7 +15,9 @@ Semantics (exact in `dof_reference`, approximated at a reduced resolution by the
 * near field: near pixels scatter their disc over everything behind them; coverage (sum of
   coverage / area) is the alpha that composites the normalised near colour over what lies behind.
   Behind a near pixel p lies, as far as one picture can tell, what is not near around it: the mean of
-  the in-focus and far pixels within p's own disc (anti-aliased, uniform), else p itself. So a blurred
+  the in-focus and far pixels within p's own disc (anti-aliased, uniform), faded in from p itself while they
+  weigh less than BEHIND_FADE (a tenth) of the disc's area, so that its colour does not switch where the rim of
+  its disc first reaches such a pixel (hard rectangular notches in a blurred foreground). So a blurred
   foreground is soft on both sides of its outline, as a lens shows it (over its own colour, its inside
   stayed opaque to the outline: a sharp object with a glow around it).
 * in focus: out = image exactly, unless a blurred foreground spills over it.

@@ -33,6 +33,7 @@ from numba.extending import intrinsic
 
 from kernels.cpu_threads import parallel_section
 from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_THRESHOLD, RAMP_SPREAD, DofPlan, plan
+from kernels.dof_reference import BEHIND_FADE
 
 _LINEAR_LUT = ((np.arange(256, dtype=np.float64) / 255.0) ** GAMMA).astype(np.float32)
 _INV_PI = 1.0 / math.pi
@@ -890,14 +891,28 @@ def _upsample_rows(acc, y0, y1, fy, s, phase_off, phase_fx, col_x0, col_x1, col_
             row[x] = lo[col_x0[x]] + col_fx[x] * (lo[col_x1[x]] - lo[col_x0[x]])
 
 
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _behind_weights(c_row, behind_h, fade, is_near, own_w, inv):
+    """Per near pixel, what lies behind it = (behind sums + own_w x its own colour) x inv: the pixels not near
+    within its disc, faded in from its own colour while they weigh less than `fade` c^2, BEHIND_FADE of the disc
+    (`dof_reference`). Taken whole wherever the bilinear weight of the reduced sums was above 0, a disc's rim
+    and the blocks' coarser reach switched the colour in rectangles: notches in a blurred foreground."""
+    for x in range(c_row.shape[0]):
+        c = c_row[x]
+        total = max(behind_h[x], fade * c * c)
+        is_near[x] = c > FOCUS_RADIUS
+        own_w[x] = total - behind_h[x]
+        inv[x] = _ONE / max(total, _TINY)
+
+
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, phase_off,
                phase_fx, rows, far_acc, near_acc, behind_acc, near_rows, near_span, near_cmax, near_mask, far_rmax,
-               far_mask, out):
+               far_mask, fade, out):
     """Full resolution: far pixels take the far field (the exact gather of the pairs with a radius below s
     plus the bilinear reduced one, its weights renormalised over the blocks with reduced far content: both
-    sums on one scale), near pixels what lies behind them (bilinear, normalised; themselves where nothing
-    is), then the near field's coverage composites its colour over.
+    sums on one scale), near pixels what lies behind them (bilinear, normalised, faded in from themselves while
+    it weighs less than `fade` c^2: `_behind_weights`), then the near field's coverage composites its colour over.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s); `col_x0`,
     `col_x1`, `col_fx`: each column's bilinear taps and weight, `phase_off`, `phase_fx`: the same per
     column phase x % s; `near_rows[q]`: whether reduced row q has any near coverage."""
@@ -914,8 +929,9 @@ def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, p
         fy = np.float32(uy - y0)
         y1 = min(y0 + 1, hl - 1)
         # one scratch block per row: far field 0-4, near field 5-9, exact far 10-13, per-pixel factors 14-19,
-        # behind the near field 20-23 (a dozen small allocations per row cost more than the row's arithmetic)
-        scratch = np.empty((24, width), np.float32)
+        # behind the near field 20-23, the own colour's weight behind it 24 (a dozen small allocations per row
+        # cost more than the row's arithmetic)
+        scratch = np.empty((25, width), np.float32)
         low = np.empty((5, wl), np.float32)
         c_row = coc[y]
         far_field = scratch[0:5]  # B, G, R, weight, support
@@ -941,8 +957,9 @@ def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, p
             _gather_exact_far(y, shift, pre, exact_w, far_r, dist, far_rmax, far_mask, exact)
         # per pixel, what the three channels share; then one channel at a time (planar: SIMD)
         is_far = np.empty(width, np.bool_)
-        is_behind = np.zeros(width, np.bool_)  # a near pixel with something not near around it
+        is_near = np.zeros(width, np.bool_)
         inv_behind = scratch[19]
+        own_behind = scratch[24]
         t = scratch[14]
         inv_far = scratch[15]
         alpha = scratch[16]
@@ -963,10 +980,7 @@ def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, p
             alpha[x] = min(cover[x], _ONE) if has_near else _ZERO
             inv_near[x] = _ONE / max(near_h[x], _TINY)
         if row_has_near:
-            behind_h = behind[3]
-            for x in range(width):
-                is_behind[x] = (c_row[x] > FOCUS_RADIUS) & (behind_h[x] > np.float32(1e-20))
-                inv_behind[x] = _ONE / max(behind_h[x], _TINY)
+            _behind_weights(c_row, behind[3], fade, is_near, own_behind, inv_behind)
         # through flat views the stride-3 byte loads and stores vectorise (`_reduce`)
         img_flat = img[y].reshape(3 * width)
         out_flat = out[y].reshape(3 * width)
@@ -982,8 +996,8 @@ def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, p
             if row_has_near:  # only here is `behind` filled
                 bb = behind[ch]
                 for x in range(width):
-                    if is_behind[x]:
-                        own[x] = bb[x] * inv_behind[x]
+                    if is_near[x]:
+                        own[x] = (bb[x] + own_behind[x] * own[x]) * inv_behind[x]
             res = result[ch]
             for x in range(width):
                 g = (ex[x] + t[x] * ff[x]) * inv_far[x]
@@ -998,6 +1012,12 @@ def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, p
             out_flat[3 * x] = r0[x]
             out_flat[3 * x + 1] = r1[x]
             out_flat[3 * x + 2] = r2[x]
+
+
+def _behind_fade(scale: int) -> np.float32:
+    """BEHIND_FADE of a disc's area pi c^2, per c^2, in reduced px (the behind sums' unit). An argument, not a
+    global the kernel reads: Numba's cache would keep a changed constant of another module compiled in."""
+    return np.float32(BEHIND_FADE * math.pi / (scale * scale))
 
 
 @functools.lru_cache(maxsize=8)
@@ -1098,7 +1118,7 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
         t2 = time.perf_counter()
         _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(p.scale + 1), p.scale, *columns,
                    _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows, w.near_span,
-                   w.near_cmax, w.near_mask, w.far_rmax, w.far_mask, out)
+                   w.near_cmax, w.near_mask, w.far_rmax, w.far_mask, _behind_fade(p.scale), out)
     if timings is not None:
         t3 = time.perf_counter()
         timings.update(reduce=(t1 - t0) * 1e3, gather=(t2 - t1) * 1e3, composite=(t3 - t2) * 1e3)

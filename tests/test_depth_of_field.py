@@ -83,7 +83,7 @@ def test_numpy_in_numpy_out_and_input_untouched(rng):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(image_bgr=np.zeros((8, 8, 3), np.float32)), "uint8"),
-    (dict(image_bgr=np.zeros((8, 8), np.uint8)), "uint8 HxWx3"),
+    (dict(image_bgr=np.zeros((8, 8, 2), np.uint8)), "uint8 HxWx3"),  # grey HxW, HxWx1 and BGRA are taken
     (dict(disparity=np.zeros((8, 9), np.float32)), "disparity must be HxW"),
     (dict(disparity=np.zeros((8, 8), np.uint8)), "float"),
     (dict(disparity=np.full((8, 8), np.nan, np.float32)), "NaN"),
