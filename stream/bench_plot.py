@@ -123,7 +123,10 @@ def stage_samples(stage: str, run: dict) -> tuple[list, str]:
 def _legend(axis, entries: int) -> None:
     """The runs' legend beside a panel, where it hides no data; every panel has its own, so that none needs
     another to be read."""
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=max(1, math.ceil(entries / LEGEND_ROWS)))
+    if not axis.get_legend_handles_labels()[0]:
+        return  # nothing drawn on it (a stage no run has samples of): matplotlib warned of an empty legend
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                ncol=max(1, math.ceil(entries / LEGEND_ROWS)))
 
 
 def _stage_histogram(axis, stage: str, runs: list[tuple[str, dict, dict]]) -> None:

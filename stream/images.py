@@ -30,8 +30,8 @@ ANIMATION_FORMATS = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEB
 ANIMATION_ONLY = {".gif", ".apng"}  # outputs written as an animation whatever the input (a photo's: one picture)
 ANIMATION_SUFFIX = {"GIF": ".gif", "PNG": ".png", "WEBP": ".webp"}  # an animation's own type, by Pillow's format
 ANIMATION_SAVE = {"GIF": {}, "PNG": {"compress_level": 1}, "WEBP": {"quality": 95}}  # as PILLOW_SAVE for stills
-# A picture stored as shown this long or less (0, 10 ms) is shown 100 ms, as browsers show it; 16 ms (60 fps, a WebP made
-# from a video) is kept: the 20 ms of FFmpeg's GIF rule played such a WebP 6 times slower
+# A picture stored as shown this long or less (0, 10 ms) is shown 100 ms, as browsers show it; 16 ms (60 fps, a
+# WebP made from a video) is kept: the 20 ms of FFmpeg's GIF rule played such a WebP 6 times slower
 CLAMPED_DURATION_MS = 10
 # The largest side each encoder takes (JPEG's 16-bit header fields, WebP's 14-bit ones).
 IMAGE_MAX_SIDE = {".jpg": 65535, ".jpeg": 65535, ".webp": 16383}

@@ -238,8 +238,9 @@ def test_a_kernel_loaded_from_numba_s_cache_counts_as_not_compiled(tmp_path):
     script = ("import sys, importlib; sys.path.insert(0, sys.argv[1]); probe = importlib.import_module('probe'); "
               "sys.modules['kernels.probe'] = probe; probe.twice(1.5); "
               "from kernels.warmup import cpu_compiled; print(cpu_compiled())")
+    repo = os.path.dirname(os.path.dirname(__file__))
     counts = [subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                             check=True, cwd=os.path.dirname(os.path.dirname(__file__))).stdout.split()[-1] for _ in range(2)]
+                             check=True, cwd=repo).stdout.split()[-1] for _ in range(2)]
     assert counts == ["1", "0"]
 
 
