@@ -22,6 +22,7 @@ from stream.errors import UserError
 from stream.focus import FocusController
 from stream.images import (ANIMATION_FORMATS, AnimationSource, PhotoMetadata, animation_metadata, animation_suffix,
                            check_image_size)
+from stream.interrupts import noted_stop_signals
 from stream.metrics import LatencyRecorder
 from stream.network_source import NetworkSource, redact
 from stream.pipeline import Pipeline
@@ -251,8 +252,9 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
         timer.start()
     started = time.perf_counter()
     try:
-        warm_up(backend, exact_filter=config.refine.mode == "full", live_filter=config.refine.mode == "live",
-                depth_of_field=config.render.blur > 0 or blur_may_change)
+        with noted_stop_signals():  # Ctrl-C mid-compile surfaced as a RuntimeError from llvmlite (exit 1)
+            warm_up(backend, exact_filter=config.refine.mode == "full", live_filter=config.refine.mode == "live",
+                    depth_of_field=config.render.blur > 0 or blur_may_change)
     finally:
         if timer is not None:
             timer.cancel()

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -794,23 +795,40 @@ def _terminate(signum, frame):  # SIGTERM ends a run like Ctrl-C: outputs are fi
     raise KeyboardInterrupt
 
 
-def _stop_signals_interrupt() -> None:
+def _stop_signals_interrupt() -> dict[int, Any]:
     """SIGTERM, SIGHUP (the terminal closed, an SSH session dropped) and SIGBREAK end the command as Ctrl-C does,
     also outside a pipeline's run (loading the model, compiling the kernels, bench's sequential run), where
-    SIGHUP's default action killed the process (exit 129, no report, no finalised output). A signal started
-    ignored (nohup, a supervisor) stays ignored."""
+    SIGHUP's default action killed the process (exit 129, no report, no finalised output). Only a signal at its
+    default action is taken: one started ignored (nohup, a supervisor) stays ignored, and a program that calls main()
+    keeps its own handlers; nothing off the main thread, where Python installs none. Returns those replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    replaced = {}
     for signum in STOP_SIGNALS:
-        if signum != signal.SIGINT and signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, _terminate)
+        if signum != signal.SIGINT and signal.getsignal(signum) is signal.SIG_DFL:
+            replaced[signum] = signal.signal(signum, _terminate)
+    return replaced
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, restore_signals: bool = True) -> int:
+    """The command, for a program of its own too: the stop signals' handlers are put back as they were when it
+    returns (`restore_signals`; the `depthcam` command keeps them until it has exited)."""
     parser = build_parser()
     argv = _negative_values(parser, sys.argv[1:] if argv is None else list(argv))
     args = _parse(parser, argv)
     logging.basicConfig(level=logging.WARNING, format="depthcam: %(message)s")
     debug = args.debug = args.debug or os.environ.get("DEPTHCAM_DEBUG", "").lower() not in ("", "0", "false", "no")
-    _stop_signals_interrupt()
+    replaced = _stop_signals_interrupt()
+    try:
+        return _handled(args, debug)
+    finally:
+        if restore_signals:
+            for signum, handler in replaced.items():
+                signal.signal(signum, handler)
+
+
+def _handled(args: argparse.Namespace, debug: bool) -> int:
+    """The command's handler, its failures each as one line and an exit status."""
     try:
         return args.handler(args)
     except UserError as exc:
@@ -843,7 +861,7 @@ def console_main() -> NoReturn:
     sys.stderr = TolerantStream(sys.stderr)
     fit_encoding(sys.stdout)  # bench's tables and models list: a Windows code page has no '→' (the JSON was lost)
     try:
-        code = main()
+        code = main(restore_signals=False)  # set to SIG_IGN below, before the exit: no window at their default
     except KeyboardInterrupt:  # a signal after main's own handling, while it printed its last line
         print("depthcam: interrupted", file=sys.stderr)
         code = 130

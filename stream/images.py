@@ -560,12 +560,29 @@ def write_animation(path: Path, pictures: list[Any], durations_s: list[float],
         options["icc_profile"] = metadata.icc_profile
     buffer = io.BytesIO()
     try:  # a list: Pillow's APNG writer goes through the pictures twice
+        durations_ms = _gif_delays_ms(durations_s) if pillow_format == "GIF" else \
+            [max(1, round(seconds * 1000)) for seconds in durations_s]
         pictures[0].save(buffer, format=pillow_format, save_all=True, append_images=pictures[1:],
-                         duration=[max(1, round(seconds * 1000)) for seconds in durations_s], **options)
+                         duration=durations_ms, **options)
     except (OSError, ValueError, RuntimeError):  # RuntimeError: libwebp's refusal of a frame
         return False
     replace_atomically(path, lambda partial: partial.write_bytes(buffer.getvalue()))
     return True
+
+
+GIF_SHORTEST_CS = 2  # browsers show a GIF picture of 0 or 1 hundredths for 100 ms
+
+
+def _gif_delays_ms(durations_s: list[float]) -> list[int]:
+    """A GIF's delays (whole hundredths of a second, at least GIF_SHORTEST_CS) for these durations, the rounding
+    carried on so that the whole lasts as long: a 60 fps WebP made into a GIF had 10 ms delays, shown as 100 ms."""
+    delays, wanted, given = [], 0.0, 0
+    for seconds in durations_s:
+        wanted += seconds * 100
+        hundredths = max(GIF_SHORTEST_CS, round(wanted - given))
+        delays.append(hundredths * 10)
+        given += hundredths
+    return delays
 
 
 class AnimationSource:

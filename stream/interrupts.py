@@ -91,3 +91,34 @@ def signals_stop(stop: threading.Event) -> Iterator[SignalStop]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def noted_stop_signals() -> Iterator[None]:
+    """Inside, a stop signal raises KeyboardInterrupt at once, as the command's handlers do, and is also noted:
+    raised inside a native library's callback (llvmlite's, while Numba compiles), it is swallowed there and comes out
+    as another error ("RuntimeError: no compiled object yet", exit 1) or not at all. So an error leaving the stretch
+    after a signal is the KeyboardInterrupt it stands for, and a signal swallowed without one is raised at its end.
+    Main thread only (where handlers run); a signal started ignored stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+
+    def note(signum, frame) -> None:
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, note) for signum in stop_signals()
+                if signal.getsignal(signum) not in (signal.SIG_IGN, None)}
+    try:
+        yield
+    except Exception:
+        if noted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if noted:
+        raise KeyboardInterrupt

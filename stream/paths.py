@@ -136,6 +136,10 @@ def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
         if not in_place:
             partial.unlink(missing_ok=True)
         raise OSError(exc.errno, exc.strerror, str(path)) from None
+    except BaseException:  # a second Ctrl-C or SIGTERM mid-write: no .part file left beside the report
+        if not in_place:
+            partial.unlink(missing_ok=True)
+        raise
 
 
 def glob_matches(pattern: str) -> list[str] | None:

@@ -41,13 +41,39 @@ def test_the_cli_ends_on_sighup_as_on_sigterm_and_leaves_an_ignored_one_ignored(
 
     previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
     try:
-        assert main(["models", "list"]) == 0
+        assert main(["models", "list"], restore_signals=False) == 0  # as the `depthcam` command runs it
         assert signal.getsignal(signal.SIGHUP) is _terminate
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
-        assert main(["models", "list"]) == 0
+        assert main(["models", "list"], restore_signals=False) == 0
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_main_called_by_a_program_leaves_its_signal_handlers_as_they_were(shared_models):
+    """A program calling main() had its own SIGHUP handler replaced for good (its SIGHUP then raised
+    KeyboardInterrupt), and main() from a worker thread failed with "signal only works in main thread"."""
+    import threading
+
+    from stream.cli import main
+
+    def reload(signum, frame):
+        pass
+
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGHUP, reload)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        assert main(["models", "list"]) == 0
+        assert signal.getsignal(signal.SIGHUP) is reload and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        codes = []
+        worker = threading.Thread(target=lambda: codes.append(main(["models", "list"])))
+        worker.start()
+        worker.join(60)
+        assert codes == [0]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def test_sighup_while_a_run_loads_ends_it_as_an_interruption(shared_models, tmp_path):

@@ -405,10 +405,10 @@ def test_an_ignored_sigterm_stays_ignored(shared_models, capsys):
 
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        assert main(["models", "list"]) == 0
+        assert main(["models", "list"], restore_signals=False) == 0  # as the `depthcam` command runs it
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        assert main(["models", "list"]) == 0
+        assert main(["models", "list"], restore_signals=False) == 0
         assert signal.getsignal(signal.SIGTERM) is _terminate  # otherwise SIGTERM ends a run like Ctrl-C
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -785,7 +785,7 @@ def test_the_command_skips_the_interpreter_s_teardown_after_an_interruption_or_w
     thread = threading.Thread(target=release.wait, name=left, daemon=True)
     thread.start()
     exits = []
-    monkeypatch.setattr(cli, "main", lambda: code)
+    monkeypatch.setattr(cli, "main", lambda restore_signals=True: code)
     monkeypatch.setattr(cli.os, "_exit", lambda code: exits.append(code))
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)  # pytest's own handlers stay
     try:

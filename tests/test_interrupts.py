@@ -52,3 +52,40 @@ def test_the_first_signal_inside_a_write_only_asks_the_run_to_stop():
     with state.held():
         _signal(state)
     assert state.stop.is_set() and state.count == 1
+
+
+def _swallowed_signal(then: Exception | None):
+    """A warm-up whose native callback swallows the KeyboardInterrupt a stop signal raised in it (llvmlite's ctypes
+    callback while Numba compiles), then fails with `then` (its half-built library) or goes on as if nothing came."""
+    import os
+
+    def warm_up(backend, **kernels):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+        except KeyboardInterrupt:
+            pass  # "Exception ignored on calling ctypes callback function"
+        if then is not None:
+            raise then
+
+    return warm_up
+
+
+@pytest.mark.parametrize("then", [RuntimeError("no compiled object yet for <Library '_block_sum'>"), None])
+def test_a_stop_signal_while_the_kernels_compile_ends_the_run_as_an_interruption(monkeypatch, then):
+    """SIGTERM (or Ctrl-C, SIGHUP) during the compile: the run ended with "RuntimeError: no compiled object yet"
+    (exit 1), or not at all where the compile went on."""
+    import stream.app
+    from stream.config import PipelineConfig
+
+    from stream.cli import _terminate
+
+    monkeypatch.setattr(stream.app, "warm_up", _swallowed_signal(then))
+    previous = signal.signal(signal.SIGTERM, _terminate)  # as the command has it (SIG_DFL would end pytest)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stream.app.prepare_kernels(PipelineConfig(device="cpu"), "cpu")
+        assert signal.getsignal(signal.SIGTERM) is _terminate  # put back as it was
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -103,3 +103,16 @@ def test_a_file_whose_name_holds_pattern_characters_is_itself(tmp_path):
     (tmp_path / "take 1.mp4").write_bytes(b"x")  # what the pattern `take [1].mp4` would match
     assert glob_matches(str(literal)) is None
     assert glob_matches(str(tmp_path / "plain.mp4")) is None  # no pattern: not found is said by the input's opening
+
+
+def test_an_interruption_mid_write_leaves_no_partial_file(tmp_path):
+    """A second SIGTERM while bench wrote its report left `.report.json.part` beside it (only OSError cleaned up)."""
+    from stream.paths import replace_atomically
+
+    def interrupted(partial):
+        partial.write_text("{half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        replace_atomically(tmp_path / "report.json", interrupted)
+    assert list(tmp_path.iterdir()) == []

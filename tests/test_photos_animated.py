@@ -133,3 +133,12 @@ def test_a_60_fps_webp_keeps_its_16_ms_pictures_and_a_0_ms_one_is_shown_as_brows
     assert [frame.extra["duration_seconds"] for frame in frames] == pytest.approx([0.016, 0.016, 0.017, 0.016])
     frames = list(images.AnimationSource(_animation(tmp_path / "a0.webp", durations=[0, 10, 30])).frames())
     assert [frame.extra["duration_seconds"] for frame in frames] == pytest.approx([0.1, 0.1, 0.03])
+
+
+def test_a_60_fps_animation_made_a_gif_keeps_its_length_in_delays_browsers_honour(tmp_path):
+    """16 ms pictures into a GIF got 10 ms delays (1 hundredth), which browsers show as 100 ms: 6 times slower."""
+    pictures = [animation_picture(np.full((8, 8, 3), 30 * i, np.uint8), ".gif") for i in range(6)]
+    assert write_animation(tmp_path / "o.gif", pictures, [1 / 60] * 6)
+    _, count, durations, _ = _read(tmp_path / "o.gif")
+    assert count == 6 and all(ms >= 20 and ms % 10 == 0 for ms in durations)
+    assert sum(durations) == pytest.approx(100, abs=20)  # 6 x 16.7 ms, whole hundredths of at least 2
