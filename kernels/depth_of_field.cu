@@ -286,7 +286,27 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
         // a near pixel: what lies behind it is what its near colour composites over, faded in from its own
         // colour while the pixels not near weigh less than BEHIND_FADE of its disc (taken whole from any weight
         // above 0, the blocks' reach drew rectangular notches in a blurred foreground)
-        const float4 e = bilerp4(behind_acc, i00, i01, i10, i11, w00, w01, w10, w11);
+        float4 e = bilerp4(behind_acc, i00, i01, i10, i11, w00, w01, w10, w11);
+        const float t = split(c, s);
+        if (t < 1.0f) {
+            // a CoC below s: the share 1 - t gathered exactly over its own disc (the pixels not near, uniform
+            // weights, outside the frame skipped), on the reduced sums' scale; the blocks' reach took a small
+            // disc's backdrop from up to ~1.5 s px away (kernels/dof_cpu.py: _add_small_behind)
+            const int k = min((int)ceilf(c + 0.5f) - 1, s + 1);
+            float b0 = 0.f, b1 = 0.f, b2 = 0.f, bw = 0.f;
+            for (int qy = max(y - k, 0); qy <= min(y + k, height - 1); ++qy) {
+                for (int qx = max(x - k, 0); qx <= min(x + k, width - 1); ++qx) {
+                    const int q = qy * width + qx;
+                    if (__ldg(coc + q) > FOCUS_RADIUS) continue;
+                    const int dy = qy - y, dx = qx - x;
+                    const float w = fminf(fmaxf(c - sqrtf((float)(dy * dy + dx * dx)) + 0.5f, 0.0f), 1.0f);
+                    const unsigned char* sq = img + 3 * q;
+                    b0 += w * light(sq[0]); b1 += w * light(sq[1]); b2 += w * light(sq[2]); bw += w;
+                }
+            }
+            const float ex = (1.0f - t) * (1.0f / (float)(s * s));
+            e = make_float4(t * e.x + ex * b0, t * e.y + ex * b1, t * e.z + ex * b2, t * e.w + ex * bw);
+        }
         const float total = fmaxf(e.w, BEHIND_FADE * PI_F / (float)(s * s) * c * c);
         const float own = total - e.w, inv = 1.0f / total;
         o0 = (e.x + own * o0) * inv; o1 = (e.y + own * o1) * inv; o2 = (e.z + own * o2) * inv;

@@ -905,14 +905,80 @@ def _behind_weights(c_row, behind_h, fade, is_near, own_w, inv):
         inv[x] = _ONE / max(total, _TINY)
 
 
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _add_small_behind(y, img, coc, s, dist, near_span, behind_blocks, behind):
+    """What lies behind row y's near pixels too small for the reduced gather (CoC below s), gathered exactly:
+    the pixels not near within the pixel's own disc (uniform weights, outside the frame skipped), as
+    `dof_reference`, their share 1 - t cross-faded into the reduced sums (t, in `behind`), on the reduced sums'
+    scale (1 / s^2). The blocks' mean radius and bilinear reach took a one- or two-pixel disc's backdrop from
+    up to ~1.5 s px away: at a noisy focus edge, colours that lay outside it (58 levels off on a photo).
+    Per receiver, its window at most (2s + 1)^2, within the 3 x 3 blocks around its own; a block whose
+    `behind_blocks` is False has none of those holding a pixel not near (the gather would add exactly 0: on the
+    synthetic portrait at 1280x720, 93 % of its small near pixels): its window is skipped, the cross-fade kept."""
+    height, width = coc.shape
+    kd = (dist.shape[0] - 1) // 2
+    shift = _share_shift(s)
+    inv_area = _ONE / np.float32(s * s)
+    c_row = coc[y]
+    flags = behind_blocks[y // s]
+    lo = near_span[y, 0]
+    hi = near_span[y, 1] + 1
+    # first the reduced sums' share t (1 beyond the small near pixels: exact), one branch-free loop a plane
+    t_row = np.empty(hi - lo, np.float32)
+    for x in range(lo, hi):
+        c = c_row[x]
+        t_row[x - lo] = _share(c, shift) if c > FOCUS_RADIUS else _ONE
+    for ch in range(4):
+        row = behind[ch, lo:hi]
+        for j in range(hi - lo):
+            row[j] *= t_row[j]
+    for bx in range(lo // s, (hi - 1) // s + 1):
+        if flags[bx]:
+            for x in range(max(bx * s, lo), min(bx * s + s, hi)):
+                if t_row[x - lo] < _ONE:
+                    _small_behind_at(y, x, img, coc, c_row[x], t_row[x - lo], kd, inv_area, dist, behind)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _small_behind_at(y, x, img, coc, c, t, kd, inv_area, dist, behind):
+    """`_add_small_behind`'s exact share of the pixel (y, x) of CoC c, reduced share t, added to `behind`."""
+    height, width = coc.shape
+    k = min(int(math.ceil(c + _HALF)) - 1, kd)
+    b0 = _ZERO
+    b1 = _ZERO
+    b2 = _ZERO
+    bw = _ZERO
+    for qy in range(max(y - k, 0), min(y + k + 1, height)):
+        drow = dist[kd + qy - y]
+        cq_row = coc[qy]
+        img_row = img[qy]
+        for qx in range(max(x - k, 0), min(x + k + 1, width)):
+            if cq_row[qx] > FOCUS_RADIUS:
+                continue
+            w = _coverage(c - drow[kd + qx - x] + _HALF)
+            v0 = np.float32(img_row[qx, 0])
+            v1 = np.float32(img_row[qx, 1])
+            v2 = np.float32(img_row[qx, 2])
+            b0 += w * (v0 * v0)
+            b1 += w * (v1 * v1)
+            b2 += w * (v2 * v2)
+            bw += w
+    e = (_ONE - t) * inv_area
+    behind[0, x] += e * b0
+    behind[1, x] += e * b1
+    behind[2, x] += e * b2
+    behind[3, x] += e * bw
+
+
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, phase_off,
                phase_fx, rows, far_acc, near_acc, behind_acc, near_rows, near_span, near_cmax, near_mask, far_rmax,
-               far_mask, fade, out):
+               far_mask, fade, behind_blocks, out):
     """Full resolution: far pixels take the far field (the exact gather of the pairs with a radius below s
     plus the bilinear reduced one, its weights renormalised over the blocks with reduced far content: both
     sums on one scale), near pixels what lies behind them (bilinear, normalised, faded in from themselves while
-    it weighs less than `fade` c^2: `_behind_weights`), then the near field's coverage composites its colour over.
+    it weighs less than `fade` c^2: `_behind_weights`; a CoC below s
+    cross-faded into its exact gather, `_add_small_behind`), then the near field's coverage composites its colour over.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s); `col_x0`,
     `col_x1`, `col_fx`: each column's bilinear taps and weight, `phase_off`, `phase_fx`: the same per
     column phase x % s; `near_rows[q]`: whether reduced row q has any near coverage."""
@@ -950,6 +1016,8 @@ def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, p
         row_has_near = _max(c_row) > FOCUS_RADIUS
         if row_has_near:
             _upsample_rows(behind_acc, y0, y1, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low, behind)
+            if near_cmax[y] >= 0.0:  # the row's small near pixels: what lies behind them, exactly
+                _add_small_behind(y, img, coc, s, dist, near_span, behind_blocks, behind)
         exact = scratch[10:14]
         exact[:] = 0.0
         kd = (dist.shape[0] - 1) // 2
@@ -1018,6 +1086,14 @@ def _behind_fade(scale: int) -> np.float32:
     """BEHIND_FADE of a disc's area pi c^2, per c^2, in reduced px (the behind sums' unit). An argument, not a
     global the kernel reads: Numba's cache would keep a changed constant of another module compiled in."""
     return np.float32(BEHIND_FADE * math.pi / (scale * scale))
+
+
+def _behind_blocks(share: np.ndarray) -> np.ndarray:
+    """Per block, whether it or a block beside it (3 x 3) holds a pixel not near (`low_b[3]`, its share, is
+    exactly 0 where none is): a CoC below s reaches at most into the blocks beside its own (`_add_small_behind`)."""
+    any_b = np.pad(share > 0.0, 1)
+    rows = any_b[:-2] | any_b[1:-1] | any_b[2:]
+    return rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]
 
 
 @functools.lru_cache(maxsize=8)
@@ -1118,7 +1194,8 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
         t2 = time.perf_counter()
         _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(p.scale + 1), p.scale, *columns,
                    _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows, w.near_span,
-                   w.near_cmax, w.near_mask, w.far_rmax, w.far_mask, _behind_fade(p.scale), out)
+                   w.near_cmax, w.near_mask, w.far_rmax, w.far_mask, _behind_fade(p.scale),
+                   _behind_blocks(w.low_b[3]), out)
     if timings is not None:
         t3 = time.perf_counter()
         timings.update(reduce=(t1 - t0) * 1e3, gather=(t2 - t1) * 1e3, composite=(t3 - t2) * 1e3)
