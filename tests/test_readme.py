@@ -124,3 +124,21 @@ def test_the_readme_s_python_example_runs_and_its_signatures_are_the_kernels(tmp
         bare = signature.replace(parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
                                  return_annotation=signature.empty)
         assert "(" + " ".join(listed.replace('"', "'").split()) + ")" == str(bare), name
+
+
+def test_the_readme_s_depth_example_runs_on_the_real_model(shared_models):
+    """The "From Python" depth snippet as written, on a real frame: a disparity in [0, 1] at the network's size."""
+    import numpy as np
+    from skimage import data
+
+    text = README.read_text()
+    section = text[text.index("### From Python"):text.index("## Models")]
+    start = section.index("```python", section.index("The depth itself")) + len("```python")
+    example = section[start:section.index("```", start)]
+    namespace = {"frame": np.ascontiguousarray(data.astronaut()[:, :, ::-1])}
+    exec(compile(example, "README.md", "exec"), namespace)
+    disparity = namespace["disparity"]
+    assert disparity.dtype == np.float32 and disparity.ndim == 2 and 0 <= disparity.min() < disparity.max() <= 1
+    import models
+
+    assert models.ModelError.__name__ == "ModelError" and "DepthEstimator" in models.__all__
