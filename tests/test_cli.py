@@ -463,6 +463,7 @@ def test_a_photo_in_a_window_is_refocused_until_q_and_written_as_shown_last(shar
     assert cli.main(["run", str(photo), "-o", str(out), "--preview", "--focus", "0.5", "--no-progress"]) == 0
     messages = capsys.readouterr().err
     assert "rendering photo.png at its full size with the focus (0.500) and blur (14 px at 480 lines)" in messages
+    assert messages.count("-> model") == 1  # the window's run names input and model; the full render said it again
     reference = tmp_path / "reference.png"
     assert cli.main(["run", str(photo), "-o", str(reference), "--focus", "0.5", "--blur", "14", "--no-progress"]) == 0
     first = tmp_path / "first.png"
@@ -1158,25 +1159,3 @@ def test_a_config_s_mistakes_are_each_said_on_an_error_line_of_their_own(shared_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("depthcam: error: ") for line in lines), result.stderr
     assert "line 2" in lines[0] and "auto" in lines[0] and "line 3" in lines[1] and "cuda" in lines[1]
-
-
-def test_a_photo_refocused_in_a_window_names_its_input_and_model_once(shared_models, tmp_path, capsys):
-    """The window's run and the full-size render after it each printed "depthcam: image photo.jpg ... -> model";
-    the second run (announce=False) says what it is in its own line."""
-    import argparse
-
-    import cv2
-    import numpy as np
-
-    import stream.cli as cli
-    from stream.config import PipelineConfig
-
-    photo = tmp_path / "photo.jpg"
-    cv2.imwrite(str(photo), np.full((48, 64, 3), 128, np.uint8))
-    args = argparse.Namespace(start=None, duration=None, debug=False)
-    for announce in (True, False):
-        code, _ = cli._execute(str(photo), str(tmp_path / f"out_{announce}.png"), PipelineConfig(device="cpu"), args,
-                               announce=announce)
-        assert code == 0
-    said = capsys.readouterr().err
-    assert said.count("-> model") == 1 and said.count("depthcam: wrote 1 frame") == 2
