@@ -1070,13 +1070,12 @@ class _SubtitleTracks:
         """An output stream for input `stream`: copied, else converted (text); False where neither can be."""
         import av
 
-        codec = _codec_name(stream)
+        codec, how = _codec_name(stream), _subtitle_kept(self.suffix, stream)
         decoder = None
         try:
-            if codec in SUBTITLE_COPYABLE.get(self.suffix, set()):
+            if how == "copied":
                 out = container.add_stream_from_template(stream)
-            elif stream.codec_context is not None and SUBTITLE_TRANSCODE.get(self.suffix) and \
-                    stream.codec_context.codec.text_sub:
+            elif how == "converted":
                 decoder = stream.codec_context
                 decoder.open(strict=False)  # its ASS header (styles), which the encoder takes
                 out = container.add_stream(SUBTITLE_TRANSCODE[self.suffix])
@@ -1306,10 +1305,15 @@ def _codec_name(stream: Any) -> str:
     return context.codec.canonical_name if context is not None else "unknown"
 
 
-def _mkv_holds(stream: Any) -> bool:
-    """Whether a .mkv output keeps this subtitle stream: copied, or a text one converted."""
+def _subtitle_kept(suffix: str, stream: Any) -> str | None:
+    """How an output of type `suffix` keeps this subtitle stream: "copied" as it is, "converted" (a text one this
+    FFmpeg decodes), or None: left out."""
+    if _codec_name(stream) in SUBTITLE_COPYABLE.get(suffix, set()):
+        return "copied"
     context = stream.codec_context
-    return _codec_name(stream) in SUBTITLE_COPYABLE[".mkv"] or (context is not None and context.codec.text_sub)
+    if context is not None and SUBTITLE_TRANSCODE.get(suffix) and context.codec.text_sub:
+        return "converted"
+    return None
 
 
 def _left_out_line(name: str, suffix: str, left_out: list[Any]) -> str:
@@ -1324,7 +1328,7 @@ def _left_out_line(name: str, suffix: str, left_out: list[Any]) -> str:
                f"teletext, mostly)"
     codecs = ", ".join(sorted({_codec_name(stream) for stream in left_out}))
     line = f"{head} ({codecs}) left out: {suffix} cannot hold {them}"
-    if suffix != ".mkv" and all(_mkv_holds(stream) for stream in left_out):
+    if suffix != ".mkv" and all(_subtitle_kept(".mkv", stream) for stream in left_out):
         return f"{line}; .mkv keeps {them}"
     return f"{line}; convert {them} to text (SRT) to keep {them}" if not unreadable else line
 
