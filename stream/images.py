@@ -596,9 +596,10 @@ class AnimationSource:
     subtitle_path: Path | None = None
     chapters: list[dict[str, Any]] | None = None
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, metadata: PhotoMetadata | None = None) -> None:
         self.path = path
-        self.metadata = animation_metadata(path)  # kept by an animation output: its times played, its profile
+        # kept by an animation output: its times played, its profile (read by animation_source already, where given)
+        self.metadata = metadata if metadata is not None else animation_metadata(path)
         self._durations_ms = self._read_durations()
         self.frame_count = len(self._durations_ms)
         # the rate of its pictures (the commonest duration), not its average: a 2 s last one is no frame rate
@@ -655,6 +656,5 @@ class AnimationSource:
 
 def animation_source(path: Path) -> AnimationSource | None:
     """The source of an animated WebP (FFmpeg decodes none); None for any other file, which FFmpeg reads."""
-    if path.suffix.lower() != ".webp" or animation_metadata(path) is None:
-        return None
-    return AnimationSource(path)
+    metadata = animation_metadata(path) if path.suffix.lower() == ".webp" else None
+    return AnimationSource(path, metadata) if metadata is not None else None
