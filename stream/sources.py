@@ -304,6 +304,11 @@ class PictureTreatment:
         return cv2.flip(image, 1) if self.mirrored else image  # left-right, after the turn
 
 
+def _own_duration(picture: Any) -> Any:
+    """How long a decoded picture says it is shown, in seconds (a Fraction), or None where it does not say."""
+    return picture.duration * picture.time_base if picture.duration and picture.time_base else None
+
+
 class VideoFileSource(Source):
     """Decodes with PyAV (FFmpeg), frame-threaded; keeps presentation times for the writer."""
 
@@ -455,7 +460,8 @@ class VideoFileSource(Source):
                 landed = next(self._decoded, None)  # None: past the last keyframe
             except av.error.FFmpegError:
                 landed = None  # damaged there: further back
-            if landed is not None and (landed.time is None or landed.time <= target + self._half_frame(landed)):
+            if landed is not None and (landed.time is None or
+                                       landed.time <= target + self._half_frame(_own_duration(landed))):
                 self._head = [landed]
                 return
             back = max(SEEK_BACK_S, 2 * back)
@@ -566,9 +572,9 @@ class VideoFileSource(Source):
                     self._carried += self._read_until - seconds
                 if seconds is not None:  # a picture lasts its own duration (a GIF's may be long), else as the last
                     step = seconds - previous if previous is not None and seconds > previous else 1 / self.fps
-                    own = decoded.duration * decoded.time_base if decoded.duration and decoded.time_base else None
+                    own = _own_duration(decoded)
                     self._read_until, previous = seconds + (float(own) if own else step), seconds
-                    half_frame = self._half_frame(decoded, step)
+                    half_frame = self._half_frame(own, step)
                     # --start and --duration are on the video's clock: a later clip's own times start again
                     video = seconds + self._carried
                 if video is not None and self._start is not None and video < self._start - half_frame:
@@ -599,11 +605,10 @@ class VideoFileSource(Source):
             raise UserError(f"{self.path.name} has no picture from --start {format_time(self._start - origin)} on"
                             f"{end}; give an earlier start")
 
-    def _half_frame(self, picture: Any, since_last: float | None = None) -> float:
+    def _half_frame(self, own: Any, since_last: float | None = None) -> float:
         """How near a picture's time counts as a time asked for (a rounding): half the time between pictures, by
-        the nominal rate, or less where they come closer (its own duration, the time since the last): a 10 fps
-        recording with a 4 s pause averages 3.6 fps, and --start 0.5 began with the picture at 0.4."""
-        own = picture.duration * picture.time_base if picture.duration and picture.time_base else None
+        the nominal rate, or less where they come closer (its own duration `own`, the time since the last): a 10
+        fps recording with a 4 s pause averages 3.6 fps, and --start 0.5 began with the picture at 0.4."""
         return 0.5 * min([1 / self.fps, *(float(step) for step in (own, since_last) if step)])
 
     def _frame(self, decoded: Any, index: int, seconds: float | None, own: Any) -> Frame:
