@@ -14,25 +14,14 @@ Tags. The input's container tags are kept where the output's container holds the
 apps sort by it; AVI holds its date only), location (Android's, in MP4 as 3GPP's loci; an iPhone's QuickTime
 keys as mdta keys), title, make and model; and the kept audio stream's language.
 
-Audio. Only ONE audio stream is kept: the input's default one, else its first. Its packets are copied
-where the container takes the codec (no quality loss), else decoded and encoded again (AAC; Opus for
-WebM, PCM for AVI, which has no audio timestamps, so copying could not keep an offset) on the input's
-timeline: offsets kept, gaps filled with silence, channels kept (up to 7.1). Audio is written
-up to the end of the pictures written so far, which the video encoder's delay keeps just ahead of the
-video in the muxer: the two are interleaved as they go, and a run that stops early leaves a file
-whose sound ends with its pictures. Clips joined as they are (`cat a.ts b.ts`: time goes back at the join)
-play one after the other: the sound of each clip follows its pictures, as in the clip.
+Audio. One stream of the input's, its default one, else its first: copied where the container takes its codec,
+else encoded again, on the pictures' timeline (stream.audio_track).
 
 Chapters and subtitles. The input's chapters are kept, on the output's timeline (shifted as the sound is; a
 chapter outside the part taken is left out, one across its start begins at 0, one across its end ends there),
-where the container holds them (all but AVI). Its subtitle streams are kept, timed as the sound is: text ones
-copied where the container takes their codec, else converted by FFmpeg (SRT, ASS and WebVTT to MP4's mov_text,
-mov_text to SRT in Matroska, any to WebVTT in WebM), bitmap ones (DVD, Blu-ray) copied where the container takes
-them; each with its language, name and default and forced flags. Chapters are written when the file is closed
-(they are known, cut, only then; MP4's QuickTime chapter track, written with the header, is cut then); the subtitles
-are interleaved with the pictures as the sound is, each line once the pictures pass its end, so a line on screen
-where a run stops ends with the last picture. Clips joined as they are (MPEG-TS): a line goes with its clip's
-pictures, found by the pictures' own times going back in the file before it.
+where the container holds them (all but AVI). Chapters are written when the file is closed (they are known, cut,
+only then; MP4's QuickTime chapter track, written with the header, is cut then). Its subtitle streams are kept, timed
+as the sound is (stream.subtitle_tracks).
 
 Colour. BGR is converted to 4:2:0, limited range, with accurate rounding, and tagged: matrix BT.709
 from 1280 wide or over 576 lines, BT.601 below. That is what players assume for untagged video, so
@@ -41,41 +30,28 @@ players that ignore the tags agree with those that read them. Primaries and tran
 """
 from __future__ import annotations
 
-import bisect
 import errno
-import functools
 import logging
 import math
-import operator
 import os
 import struct
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
+from stream.audio_track import AudioTrack
 from stream.errors import UserError
 from stream.mp4_edit_list import disable_tracks, end_text_tracks, mend_last_picture
 from stream.paths import ensure_writable
+from stream.subtitle_tracks import SubtitleTracks
+from stream.track_timeline import MP4_MAX_TICKS, MP4_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 VIDEO_CODECS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264",
                 ".webm": "libvpx-vp9", ".avi": "mpeg4"}
-# Audio codecs (canonical names) each container takes as they are; anything else is transcoded.
-PCM_INTEGERS = {"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_s32be"}
-AUDIO_COPYABLE = {
-    ".mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
-    ".m4v": {"aac", "ac3", "alac"},  # FFmpeg's ipod muxer refuses the rest (MP3, E-AC-3) when the file opens
-    ".mov": {"aac", "mp3", "ac3", "eac3", "alac", *PCM_INTEGERS, "pcm_f32le", "pcm_f32be"},  # QuickTime's in24 is BE
-    ".mkv": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "vorbis", *PCM_INTEGERS, "pcm_f32le"},
-    ".webm": {"opus", "vorbis"},
-    ".avi": set(),  # AVI has no audio timestamps: only audio placed by _place (gaps as silence) stays in step
-}
-MP3_IN_MP4_MIN_RATE = 16000  # MP4's muxer refuses MPEG-2.5 (8 to 12 kHz) MP3 at its first packet; MOV takes it
-# AAC elsewhere. AVI cannot record an encoder's start delay (AAC would play 23 ms late): PCM has none.
-AUDIO_TRANSCODE = {".webm": "libopus", ".avi": "pcm_s16le"}
 VIDEO_CLOCK_HZ = 90_000  # MPEG's clock: fine enough for any variable frame rate
 CONTAINER_OPTIONS = {
     # Every format survives a crash (kill -9, power loss, the OOM killer) up to its last second or so:
@@ -94,7 +70,6 @@ CONTAINER_OPTIONS = {
     **{suffix: {"movflags": "hybrid_fragmented+delay_moov", "frag_duration": "1000000", "flush_packets": "1"}
        for suffix in (".mp4", ".m4v", ".mov")},
 }
-MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
 HYBRID_MP4_SINCE = (61, 7)  # libavformat of FFmpeg 7.1, the first with movflags=hybrid_fragmented
 # The input's container tags that are not kept: those the muxer writes itself or that describe the input's own
 # file (its brand, its encoder, its length), and a timecode, which would start a timecode track at the input's
@@ -168,7 +143,6 @@ def _one_value(value: str) -> str:
     return value.split(";")[0] if ";" in value and len(set(value.split(";"))) == 1 else value
 
 
-
 def kept_chapters(chapters: list[Mapping[str, Any]], origin: float, cut: float | None) -> list[dict[str, Any]]:
     """The input's chapters (as PyAV reads them) on the output's timeline, whose 0 is the input's `origin` seconds
     (the first picture's time) and `cut` its end where it was cut (a part, a stopped run): a chapter outside is left
@@ -186,11 +160,7 @@ def kept_chapters(chapters: list[Mapping[str, Any]], origin: float, cut: float |
                      "metadata": dict(chapter.get("metadata") or {})})
     return kept
 
-# FFmpeg's default layout for each channel count (av_channel_layout_default).
-STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-# Opus's: 5.1 and 7.1 stay so (they were mixed down to stereo). libopus refused 2.1 and 4.0, and put 5.0's and 6.1's
-# channels in the wrong places (the centre behind): those are made 5.1 or 7.1, each channel where it was.
-OPUS_LAYOUTS = {1: "mono", 2: "stereo", 3: "5.1", 4: "5.1", 5: "5.1", 6: "5.1", 7: "7.1", 8: "7.1"}
+
 MPEG4_MAX_TICKS = 65535  # MPEG-4 Part 2 (AVI) takes at most this many time-base ticks a second
 # FFmpeg's AVI muxer times video faster than this in 1/600 s, where the pictures' times collide (the run failed)
 AVI_MAX_FPS = 1000
@@ -202,40 +172,14 @@ VIDEO_MAX_SIDE = {"mpeg4": 8190, "libx264": 16384, "libvpx-vp9": 65536}
 # muxer refuses a sample or a composition offset of 2**31 ticks or more (3.3 hours on 59.94 fps's 180 kHz clock): a
 # quarter of that leaves room for B-frames, whose offsets span two pauses here (the copies are P-frames). Its AVI muxer
 # fills a gap with at most 60000 empty chunks (33 minutes at 30 fps). Both failed the run with a bare error.
-MP4_MAX_TICKS = 1 << 31  # FFmpeg's MP4 muxer: no sample or composition offset of this many ticks of its track
 MAX_PICTURE_TICKS = {**{suffix: MP4_MAX_TICKS // 4 for suffix in MP4_SUFFIXES}, ".avi": 60000}
 # The last picture has no offset to spare room for: it is held as one picture up to half of 2**31 ticks, and only
 # beyond that shown again (x264's decoding times, two pictures behind, made a track that ends with copies after a
 # pause longer than it is in FFmpeg's eyes: 7.6 h for 6 h of a 1/7200 fps time-lapse).
 MAX_LAST_PICTURE_TICKS = {**{suffix: MP4_MAX_TICKS // 2 for suffix in MP4_SUFFIXES}, ".avi": 60000}
-AUDIO_SNAP_S = 0.005  # audio this close to contiguous is contiguous (Matroska rounds times to 1 ms)
-# A first picture this far into the sound (--start) is reached by a jump, not by reading all the file before it: it
-# took ~2.6 ms per second skipped (a stall of minutes before the first frame of a long video's last minutes). Only in
-# the indexed formats, whose jumps land where asked; MPEG-TS's clips joined as they are go back in time.
-AUDIO_SEEK_AFTER_S = 10.0
-AUDIO_SEEK_FORMATS = {"mov", "mp4", "matroska", "webm"}
-AUDIO_PREROLL_S = 1.0  # sound decoded before the first picture: a decoder's warm-up (Opus needs 80 ms)
-# Subtitle codecs (canonical names) each container takes as they are. Other text subtitles are converted (decoded to
-# their events and encoded again) into SUBTITLE_TRANSCODE's; other bitmap ones are left out. AVI takes none.
-SUBTITLE_COPYABLE = {
-    ".mp4": {"mov_text", "dvd_subtitle"},
-    ".m4v": {"mov_text"},
-    ".mov": {"mov_text"},
-    ".mkv": {"subrip", "ass", "ssa", "webvtt", "text", "dvd_subtitle", "hdmv_pgs_subtitle", "dvb_subtitle"},
-    ".webm": {"webvtt"},
-}
-SUBTITLE_TRANSCODE = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".mkv": "subrip", ".webm": "webvtt"}
-SUBTITLE_PREROLL_S = 10.0  # a jump to --start lands this far before it: a line on screen at the start is kept
-# and, by the index, a longer one on screen at the start that began up to this far before it, among the last lines
-# before the jump's landing (a jump to each, to read where it ends; FFmpeg's Matroska demuxer looks back 30 s)
-SUBTITLE_LOOKBACK_S, SUBTITLE_LOOKBACK_LINES = 60.0, 8
-SUBTITLE_FLAGS = ("default", "forced", "hearing_impaired", "visual_impaired")  # the dispositions kept
 # A subtitle stream is sparse: FFmpeg's interleaver held the other streams' packets up to 10 s waiting for its next
 # packet (a killed run lost them); 1 s keeps the "up to its last second or so" of a crash.
 SPARSE_INTERLEAVE_US = "1000000"
-# How long a line is held, outside MP4, before it is muxed with its whole length: one that ends sooner is cut at a
-# stop's last picture; a longer one is written near its start, within the interleaver's second.
-SUBTITLE_HOLD_S = 0.5
 CHAPTER_TIME_BASE = Fraction(1, 1_000_000)
 # AVCOL_* values (FFmpeg's pixfmt.h) for the stream's colour tags.
 RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 1, 6, 1, 1
@@ -430,8 +374,8 @@ class VideoWriter:
         self._first_origin = 0.0  # the first clip's origin, which the chapters keep where clips are joined
         self._part_end = part_end
         self._started = False  # the file is open and its header written: an EPERM from then on is FFmpeg's -1
-        self._audio: _AudioTrack | None = None
-        self._subtitles: _SubtitleTracks | None = None
+        self._audio: AudioTrack | None = None
+        self._subtitles: SubtitleTracks | None = None
         self._chapters = list(chapters or [])
         if self._chapters and suffix == ".avi":
             log.warning(f"{path.name}: the {len(self._chapters)} chapters of the input are left out: .avi holds none; "
@@ -464,7 +408,7 @@ class VideoWriter:
         try:
             self.stream = self._add_video(VIDEO_CODECS[suffix], crf)
             if audio_from:
-                self._audio = _AudioTrack(self.container, audio_from, suffix, self._mux)
+                self._audio = AudioTrack(self.container, audio_from, suffix, self._mux)
             if subtitles_from:
                 self._subtitles = self._add_subtitles(subtitles_from, suffix, part_end)
         except BaseException as exc:
@@ -476,9 +420,9 @@ class VideoWriter:
                 raise UserError(f"cannot write {path}: {_one_line(exc)}") from None
             raise
 
-    def _add_subtitles(self, source: Path, suffix: str, part_end: float | None) -> _SubtitleTracks | None:
+    def _add_subtitles(self, source: Path, suffix: str, part_end: float | None) -> SubtitleTracks | None:
         """The input's subtitle streams, where any can be kept. The muxer is told not to wait long for them."""
-        tracks = _SubtitleTracks(self.container, source, suffix, self._mux, part_end)
+        tracks = SubtitleTracks(self.container, source, suffix, self._mux, part_end)
         if not tracks.streams:
             tracks.close()
             return None
@@ -719,690 +663,3 @@ class VideoWriter:
         what = f"the video or the {audio.codec} audio copied from the input" if audio and audio.copy else "the video"
         return UserError(f"cannot write {self.path.name}: FFmpeg's {self.container.format.name} muxer refused {what} "
                          f"(its error -1, not a permission problem); try another output type, e.g. .mkv")
-
-
-class _Clips:
-    """Clips joined as they are (`cat a.ts b.ts`) as a track of the sound or the lines reads them: the origin of each
-    clip after the first (`joins`, as the video set it at its first picture) and the clip of the packets read. In
-    the formats that can be joined so (not the indexed ones, whose times never go back) the track's demuxer reads
-    the pictures' packets too (not decoded: an MPEG-TS demuxer reads every byte anyway), and a packet's clip is the
-    joins passed in the pictures before it; else a join is where the track's own time goes back. By its own times
-    alone, a clip without sound or lines showed no join, and the next clip's took its origin (its sound and lines
-    came out under the clip before)."""
-
-    def __init__(self, container: Any) -> None:
-        from stream.sources import chosen_video_stream
-
-        indexed = AUDIO_SEEK_FORMATS & set(container.format.name.split(","))
-        self.video = None if indexed else chosen_video_stream(container)
-        self.joins: list[float] = []
-        self.clip = 0  # the joins passed
-        self._last_picture: float | None = None  # in the input's seconds
-
-    def demux(self, container: Any, *streams: Any) -> Any:
-        """The track's packets, and the pictures' where they are watched."""
-        return container.demux(*streams, *([self.video] if self.video is not None else []))
-
-    def passed(self, packet: Any) -> bool:
-        """Whether `packet` is a picture's, counted: a join where their decoding times go back (their presentation
-        times go back at B-frames)."""
-        if self.video is None or packet.stream.index != self.video.index:
-            return False
-        time = packet.dts if packet.dts is not None else packet.pts
-        if time is not None:
-            seconds = float(time * packet.time_base)
-            if self._last_picture is not None and seconds < self._last_picture - AUDIO_SNAP_S:
-                self.clip += 1
-            self._last_picture = seconds
-        return True
-
-    def went_back(self) -> None:
-        """The track's own time went back: a join, where the pictures are not watched."""
-        if self.video is None:
-            self.clip += 1
-
-    def origin(self, first: float) -> float | None:
-        """The origin of the clip read (`first` the first clip's); None where the pictures have not reached it."""
-        if self.clip > len(self.joins):
-            return None
-        return self.joins[self.clip - 1] if self.clip else first
-
-
-class _AudioTrack:
-    """One audio stream of `source` on the video's timeline (seconds after `origin`, the first picture's
-    time in the source): packets copied, or decoded, placed by their times and encoded again."""
-
-    def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None]) -> None:
-        import av
-
-        self.container = container
-        self.mux = mux  # the writer's, which counts what reaches the disk
-        self.suffix, self.name = suffix, Path(source).name
-        self._copied_dts: float | None = None  # the last packet copied, in the output's seconds
-        self.source = Path(source)
-        self.input = av.open(str(source))
-        try:
-            streams = list(self.input.streams.audio)
-            default = [s for s in streams if s.disposition & av.stream.Disposition.default]
-            self.in_stream = (default or streams)[0]
-            if len(streams) > 1:  # the others are left out: said, as a player would offer them
-                language = self.in_stream.metadata.get("language", "und")
-                log.warning(f"{Path(source).name} has {len(streams)} audio streams; the output keeps one: "
-                            f"number {streams.index(self.in_stream) + 1}"
-                            f"{f' ({language})' if language != 'und' else ''}, "
-                            f"{'the default one' if default else 'the first'}")
-            # The codec, not the decoder: FFmpeg decodes mp3 with "mp3float".
-            self.codec = codec = self.in_stream.codec_context.codec.canonical_name
-            self.copy = codec in AUDIO_COPYABLE.get(suffix, set()) and not (
-                codec == "mp3" and suffix == ".mp4" and self.in_stream.codec_context.sample_rate < MP3_IN_MP4_MIN_RATE)
-            self.adts = None
-            if self.copy:
-                self.out_stream = container.add_stream_from_template(self.in_stream)
-                self.adts = _adts_filter(self.in_stream, suffix)
-            else:
-                target = AUDIO_TRANSCODE.get(suffix, "aac")
-                rate = _encoder_rate(target, self.in_stream.codec_context.sample_rate or 48000)
-                self.out_stream = container.add_stream(
-                    target, rate=rate, layout=_encoder_layout(target, self.in_stream.codec_context.layout))
-                out = self.out_stream.codec_context
-                out.open()  # an encoder that refuses these settings fails now, not at the first frame
-                self.out_rate = out.sample_rate
-                self.frame_size = out.frame_size or 1024
-                self.resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=self.out_rate)
-                self.fifo = av.AudioFifo()
-                log.info("transcoding %s audio to %s at %d Hz for %s", codec, target, self.out_rate, suffix)
-            # the track's language (a player picks the track, and names it, by it) and name
-            self.out_stream.metadata.update({key: value for key, value in self.in_stream.metadata.items()
-                                             if key in ("language", "title") and value and value != "und"})
-            self.clips = _Clips(self.input)
-            self.packets = self.clips.demux(self.input, self.in_stream)
-        except BaseException:
-            self.input.close()
-            raise
-        self.origin = self.first_origin = 0.0  # the origin of the clip read, and of the first one
-        self.joins = self.clips.joins  # the writer adds each join's origin
-        self._last_time: float | None = None  # the last packet's time, in the input's seconds
-        self._copied_until: int | None = None  # where the last packet copied ends on the output's timeline, in ticks
-        self.pending: Any = None
-        self.done = False
-        # Input samples placed so far, counted from the origin: a later start is preceded by silence, so
-        # the track starts with the pictures even where a player ignores the container's start delay.
-        self._next = 0
-        self._out_pts = 0  # the output sample where the FIFO's first sample goes
-
-    def begin_at(self, origin: float) -> None:
-        """Set the origin (the first picture's time), and jump to the sound a little before it where that is far
-        into the file. A jump that lands after the origin is undone: the sound is read from its beginning."""
-        import av
-
-        self.origin = self.first_origin = origin
-        stream, time_base = self.in_stream, self.in_stream.time_base
-        start = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
-        if origin - start < AUDIO_SEEK_AFTER_S or not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
-            return
-        try:  # by the file's default stream, its video: Matroska's index (cues) holds only its keyframes
-            self.input.seek(round((origin - AUDIO_PREROLL_S) * 1_000_000), backward=True)
-            self.packets = self.clips.demux(self.input, stream)
-            self.pending = next((p for p in self.packets if p.pts is not None and not self.clips.passed(p)), None)
-        except av.error.FFmpegError:
-            self.pending = None
-        if self.pending is None or float(self.pending.pts * time_base) > origin:
-            self._reopen()
-
-    def _reopen(self) -> None:
-        """The input opened again, its sound read from the beginning."""
-        import av
-
-        index = self.in_stream.index
-        self.input.close()
-        self.input = av.open(str(self.source))
-        self.in_stream = self.input.streams[index]
-        if self.adts is not None:
-            self.adts = _adts_filter(self.in_stream, self.suffix)
-        self.clips = _Clips(self.input)
-        self.clips.joins = self.joins
-        self.packets, self.pending = self.clips.demux(self.input, self.in_stream), None
-
-    def write_until(self, seconds: float | None) -> None:
-        """Write the audio that starts before `seconds` (all of it for None)."""
-        self._feed(seconds, None)
-        if not self.copy:
-            self._encode_fifo(seconds, cut=False)
-
-    def finish(self, cut: float | None) -> None:
-        """Write the rest of the audio, or with `cut` (an interrupted run) the audio up to it only."""
-        self._feed(cut, cut)
-        if self.copy:
-            return
-        for frame in self.in_stream.codec_context.decode(None):  # what the decoder still holds
-            self._place(frame, cut)
-        self._resample(None)
-        self._encode_fifo(cut, cut=True)
-        for packet in self.out_stream.encode(None):
-            self.mux(packet)
-
-    def _feed(self, seconds: float | None, cut: float | None) -> None:
-        """Copy, or decode and place, the packets that start before `seconds`."""
-        import av
-
-        while not self.done:
-            packet = self.pending or next(self.packets, None)
-            self.pending = None
-            if packet is None:
-                self.done = True
-                break
-            if packet.dts is None and packet.size == 0 or self.clips.passed(packet):
-                continue  # demuxer's flush packet, or a picture's
-            time = float(packet.pts * packet.time_base) if packet.pts is not None else None
-            if time is not None and self._last_time is not None and time < self._last_time - AUDIO_SNAP_S:
-                self.clips.went_back()
-            self._last_time = time if time is not None else self._last_time
-            origin = self.clips.origin(self.first_origin)
-            if origin is None:  # the pictures have not reached the join yet
-                self.pending = packet
-                self.done = seconds is None  # at the end: no picture after the join, so no sound either
-                break
-            self.origin = origin
-            if seconds is not None and time is not None and time - self.origin >= seconds:
-                self.pending = packet
-                break
-            if self.copy:
-                self._copy(packet)
-                continue
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError:
-                continue  # a damaged audio packet is skipped rather than ending the video
-            for frame in frames:
-                self._place(frame, cut)
-
-    def close(self) -> None:
-        self.input.close()
-        # the writer's bound method held the writer, which holds this track: a cycle that kept the writer, its
-        # x264 encoder's threads and buffers (~33 MB at 720p) alive into a batch's next inputs until a full collection
-        self.mux = self.packets = None
-
-    def _copy(self, packet: Any) -> None:
-        shift = round(self.origin / packet.time_base)  # the origin in this packet's ticks
-        if packet.pts is not None:
-            if packet.pts + (packet.duration or 0) < shift:
-                return  # ends before the first picture
-            if self._copied_until is not None and \
-                    packet.pts - shift < self._copied_until - AUDIO_SNAP_S / packet.time_base:
-                return  # a joined clip's sound under the end of the clip before: the muxer takes no overlap
-            packet.pts -= shift
-            self._copied_until = packet.pts + (packet.duration or 0)
-        if packet.dts is not None:
-            packet.dts -= shift
-            self._check_pause(float(packet.dts * packet.time_base))
-        for out in self.adts.filter(packet) if self.adts is not None else (packet,):
-            out.stream = self.out_stream
-            self.mux(out)
-
-    def _check_pause(self, seconds: float) -> None:
-        """FFmpeg's MP4 muxer ends the whole process (an assertion: exit 134, no message, the file unfinished) at
-        copied sound that pauses for 2**31 samples or more: 13.5 hours at 44.1 kHz. Refused in one line instead."""
-        last, self._copied_dts = self._copied_dts, seconds
-        rate = self.in_stream.codec_context.sample_rate or 48000
-        if self.suffix not in MP4_SUFFIXES or last is None or (seconds - last) * rate < MP4_MAX_TICKS - rate:
-            return
-        at = f"{int(last // 3600)}:{int(last % 3600 // 60):02d}:{last % 60:04.1f}"
-        raise UserError(f"the sound of {self.name} pauses for {(seconds - last) / 3600:.1f} hours from {at}, longer "
-                        f"than {self.suffix} holds in sound copied at {rate} Hz ({MP4_MAX_TICKS / rate / 3600:.1f} "
-                        f"hours); write .mkv")
-
-    def _place(self, frame: Any, cut: float | None) -> None:
-        """Put a decoded frame on the timeline: samples before the origin or already covered are
-        dropped, a gap becomes silence, and with `cut` nothing goes past it."""
-        rate = frame.sample_rate
-        stop = None if cut is None else round(cut * rate)
-        if frame.pts is not None and frame.time_base is not None:
-            start = round((float(frame.pts * frame.time_base) - self.origin) * rate)
-        else:
-            start = self._next
-        if abs(start - self._next) <= AUDIO_SNAP_S * rate:
-            start = self._next  # contiguous, give or take the container's rounding
-        elif start > self._next:
-            gap = (start if stop is None else min(start, stop)) - self._next
-            if gap > 0:
-                self._fill(frame, gap)
-        end = start + frame.samples if stop is None else min(start + frame.samples, stop)
-        if end <= self._next:
-            return  # before the origin, already written, or past the cut
-        skip = self._next - start
-        if skip > 0 or end < start + frame.samples:
-            frame = _slice(frame, skip, end - start)
-        self._resample(frame)
-        self._next = end
-
-    def _fill(self, like: Any, samples: int) -> None:
-        """`samples` of silence, a second at a time, each encoded as it comes: made at once, a camera's pause of
-        hours took gigabytes (an hour of stereo is 1.3 GB as 32-bit samples, twice that resampled), and a 10-minute
-        one already 0.5 GB. All of it lies before a packet the pictures have passed."""
-        while samples > 0:
-            part = min(samples, like.sample_rate)
-            self._resample(_silence(like, part))
-            self._encode_fifo(None, cut=False)
-            self._next += part
-            samples -= part
-
-    def _resample(self, frame: Any | None) -> None:
-        """Into the FIFO at the encoder's rate and format; None flushes the resampler."""
-        import av
-
-        if frame is not None:
-            frame.pts = None  # placed by _place; the output is timed by _out_pts
-        try:
-            resampled_frames = self.resampler.resample(frame)
-        except ValueError:  # the input's format or layout changed mid-stream: a resampler for the new one
-            out = self.out_stream.codec_context
-            self.resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=self.out_rate)
-            resampled_frames = self.resampler.resample(frame)
-        for resampled in resampled_frames:
-            if resampled is not None:  # a pass-through resampler "flushes" None
-                resampled.pts = None
-                self.fifo.write(resampled)
-
-    def _encode_fifo(self, seconds: float | None, cut: bool) -> None:
-        """Encode whole encoder frames that end by `seconds`; with `cut` (the end), also the part of
-        a frame up to it, and drop what is past it."""
-        limit = None if seconds is None else round(seconds * self.out_rate)
-        while True:
-            room = self.fifo.samples if limit is None else min(self.fifo.samples, limit - self._out_pts)
-            size = min(self.frame_size, room)
-            if size <= 0 or (size < self.frame_size and not cut):
-                break
-            chunk = self.fifo.read(size)
-            chunk.pts, chunk.time_base = self._out_pts, Fraction(1, self.out_rate)
-            self._out_pts += size
-            for packet in self.out_stream.encode(chunk):
-                self.mux(packet)
-        if cut:
-            self.fifo.read()  # past the cut
-
-
-
-class _SubtitleTracks:
-    """The subtitle streams of `source` on the video's timeline, as _AudioTrack places the sound: copied where the
-    container takes the codec, text ones converted where it does not, bitmap ones left out there (said in a line).
-    They are few packets, read by a demuxer of their own that skips the pictures' and the sound's."""
-
-    def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None],
-                 part_end: float | None = None) -> None:
-        import av
-
-        self.mux, self.suffix, self.name = mux, suffix, Path(source).name
-        self.part_end = part_end  # in the input's seconds: no line lasts past it
-        self.input = av.open(str(source))
-        # input stream index -> (output stream, decoder where converted, else None)
-        self.tracks: dict[int, tuple[Any, Any | None]] = {}
-        try:
-            left_out = [stream for stream in self.input.streams.subtitles if not self._add(container, stream)]
-            if left_out:
-                log.warning(_left_out_line(self.name, suffix, left_out))
-            self.streams = [self.input.streams[index] for index in self.tracks]
-            self.clips = _Clips(self.input)
-            self.packets = self._demux()
-        except BaseException:
-            self.input.close()
-            raise
-        self.origin = 0.0
-        self._cut: float | None = None  # where the part ends on the output's timeline
-        self.joins = self.clips.joins  # the writer adds each join's origin
-        self._last_time: dict[int, float] = {}  # each input stream's last line, in the input's seconds
-        self.pending: Any = None
-        # each output stream's last line: where it began in the input and where it was written, in its ticks
-        self._last: dict[int, tuple[int, int]] = {}
-        # MP4's lines converted that start together, held to be written as one (output stream index -> the
-        # start in ticks, the end in seconds or None, the time base, the decoded lines)
-        self._held: dict[int, tuple[int, float | None, Any, list[Any]]] = {}
-        # Each output stream's lines timed but not yet muxed, with where they end (seconds): a line is muxed once the
-        # pictures pass its end, so a run stopped while it is on screen ends it with the last picture (muxed at
-        # once, it ran up to its whole length past the video, and an MP4's duration with it)
-        self._waiting: dict[int, list[tuple[Any, float | None]]] = {}
-
-    def _demux(self) -> Any:
-        if not self.streams:
-            return iter(())
-        return self.clips.demux(self.input, *self.streams)
-
-    def _add(self, container: Any, stream: Any) -> bool:
-        """An output stream for input `stream`: copied, else converted (text); False where neither can be."""
-        import av
-
-        codec, how = _codec_name(stream), _subtitle_kept(self.suffix, stream)
-        decoder = None
-        try:
-            if how == "copied":
-                out = container.add_stream_from_template(stream)
-            elif how == "converted":
-                decoder = stream.codec_context
-                decoder.open(strict=False)  # its ASS header (styles), which the encoder takes
-                out = container.add_stream(SUBTITLE_TRANSCODE[self.suffix])
-                out.codec_context.subtitle_header = decoder.subtitle_header
-                out.codec_context.time_base = out.time_base = stream.time_base
-                log.info("converting %s subtitles to %s for %s", codec, SUBTITLE_TRANSCODE[self.suffix], self.suffix)
-            else:
-                return False
-        except (av.error.FFmpegError, ValueError):  # a muxer or an encoder that refuses it
-            return False
-        tags = stream.metadata
-        title = tags.get("title") or tags.get("name")  # MP4 stores a track's name as its "name"
-        out.metadata.update({key: value for key, value in (("language", tags.get("language")), ("title", title))
-                             if value and value != "und"})
-        flags = av.stream.Disposition
-        out.disposition = functools.reduce(operator.or_, (getattr(flags, flag) for flag in SUBTITLE_FLAGS),
-                                           flags(0)) & stream.disposition
-        self.tracks[stream.index] = (out, decoder)
-        return True
-
-    def begin_at(self, origin: float) -> None:
-        """Set the origin (the first picture's time), and jump to a little before it where that is far into an
-        indexed file, as the sound does."""
-        import av
-
-        self.origin = origin
-        self._cut = None if self.part_end is None else self.part_end - origin  # the origin moves at a join
-        start = self.input.start_time / 1_000_000 if self.input.start_time is not None else 0.0
-        if not self.streams or origin - start < AUDIO_SEEK_AFTER_S or \
-                not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
-            return
-        window = round((origin - SUBTITLE_PREROLL_S) * 1_000_000)
-        try:
-            self.input.seek(window, backward=True)  # where Matroska's index (its cues) is read
-            across = self._line_across(origin)
-            if across is None:
-                self.input.seek(window, backward=True)
-            else:  # a line on screen at the origin began before the jump's landing: read from it
-                self.input.seek(across[1], stream=across[0], backward=True)
-        except av.error.FFmpegError:
-            return  # read from the beginning (or where a jump landed), the lines before the origin left out
-        self.packets = self._demux()
-
-    def _line_across(self, origin: float) -> tuple[Any, int] | None:
-        """The stream and time (its ticks) of the earliest line that began before the jump's window, by the index
-        (Matroska's cues, read at the first jump; MP4's samples), and is still on screen at `origin`: a long line (a
-        song's lyrics, a sign) that a jump to 10 s before the origin left out. The last few lines of each stream
-        before the window, up to SUBTITLE_LOOKBACK_S before the origin, are read (a jump to each, a packet or two)
-        to know where they end."""
-        window, found = origin - SUBTITLE_PREROLL_S, None
-        for stream in self.streams:
-            base = stream.time_base
-            stamps = [entry.timestamp for entry in stream.index_entries]
-            last = bisect.bisect_right(stamps, window / base) - 1
-            for place in range(last, max(-1, last - SUBTITLE_LOOKBACK_LINES), -1):
-                if stamps[place] * base < origin - SUBTITLE_LOOKBACK_S:
-                    break
-                if found is not None and stamps[place] * base >= found[1] * found[0].time_base:
-                    continue  # another stream's line begins earlier
-                self.input.seek(stamps[place], stream=stream, backward=True)
-                if self._line_end(stream, stamps[place]) > origin:
-                    found = (stream, stamps[place])
-        return found
-
-    def _line_end(self, stream: Any, start: int) -> float:
-        """Where the lines of `stream` that begin at `start` (its ticks; two speakers' may) end, in seconds, read from
-        where the demuxer stands (before them); -inf for none, or for lines without an end."""
-        end = -math.inf
-        for packet in self.input.demux(stream):
-            if packet.pts is None:
-                continue
-            if packet.pts > start:
-                break
-            if packet.pts == start and packet.duration:
-                end = max(end, float((packet.pts + packet.duration) * packet.time_base))
-        return end
-
-    def write_until(self, seconds: float | None, cut: float | None = None) -> None:
-        """Write the lines that start before `seconds` (all of them for None); with `cut`, none lasts past it."""
-        while True:
-            packet = self.pending or next(self.packets, None)
-            self.pending = None
-            if packet is None:
-                self.packets = iter(())
-                break
-            time = packet.pts if packet.pts is not None else packet.dts
-            if time is None or not packet.size:
-                continue  # the demuxer's flush packet, or one that cannot be placed
-            if self.clips.passed(packet):
-                continue
-            seconds_in = float(time * packet.time_base)
-            last = self._last_time.get(packet.stream.index)
-            if last is not None and seconds_in < last - AUDIO_SNAP_S:  # time went back: the next clip's line
-                self.clips.went_back()
-                self._last_time.clear()
-            origin = self.clips.origin(self.origin)
-            if origin is None:  # the pictures have not reached the join yet
-                if seconds is None:  # at the end: no picture after the join, so no line either
-                    self.packets = iter(())
-                else:
-                    self.pending = packet
-                break
-            self._last_time[packet.stream.index] = seconds_in
-            start = seconds_in - origin
-            if seconds is not None and start >= seconds:
-                self.pending = packet
-                break
-            self._write(packet, start, cut)
-        for index in list(self._held):  # the next line of each starts later, or there is none
-            self._write_held(index)
-        self._release(seconds, cut)
-
-    def finish(self, cut: float | None) -> None:
-        """Write the rest of the lines, or with `cut` (a part, a stopped run) those up to it, cut there."""
-        self.write_until(cut, cut)
-        self._release(None, cut)
-
-    def _write(self, packet: Any, start: float, cut: float | None) -> None:
-        """Copy, or convert, a packet starting `start` seconds into the output: one on screen at the origin shows
-        from 0 for the rest of its time; one shown before it is left out, and so is one that goes back in time."""
-        import av
-
-        out, decoder = self.tracks[packet.stream.index]
-        base = packet.time_base
-        end = start + float(packet.duration * base) if packet.duration else None
-        if start < 0:
-            if end is None or end <= 0:
-                return
-            start = 0.0
-        if self._cut is not None:
-            cut = min(cut, self._cut) if cut is not None else self._cut
-        if cut is not None and end is not None:
-            end = min(end, cut)
-        begun = round(start / base)
-        if decoder is not None:
-            try:
-                subtitle = decoder.decode2(packet)
-                if subtitle is None or not len(subtitle):
-                    return  # mov_text's empty sample between two lines: the gap is the new format's own
-                if self.suffix in MP4_SUFFIXES:
-                    self._hold(out, subtitle, begun, end, base)
-                    return
-                packet = out.codec_context.encode_subtitle(subtitle)
-            except av.error.FFmpegError:
-                return  # a line the decoder or the encoder refuses is left out, not the run
-        self._put(out, packet, begun, end, base)
-
-    def _hold(self, out: Any, subtitle: Any, begun: int, end: float | None, base: Fraction) -> None:
-        """Keep a line converted for MP4 until the next one: lines starting together (two speakers in ASS) are
-        written as one sample that shows them all. Written one tick apart, as MP4's muxer takes no two samples at
-        one time, the first lasted that tick: a sample lasts until the next one."""
-        held = self._held.get(out.index)
-        if held is not None and held[0] == begun and held[2] == base:
-            ends = [value for value in (held[1], end) if value is not None]
-            self._held[out.index] = (begun, max(ends) if ends else None, base, held[3] + [subtitle])
-            return
-        if held is not None:
-            self._write_held(out.index)
-        self._held[out.index] = (begun, end, base, [subtitle])
-
-    def _write_held(self, index: int) -> None:
-        """Encode and write the lines held for output stream `index`, as one where they are several (their texts
-        one under the other, in the first one's style), lasting until the last of them ends."""
-        import av
-        from av.subtitles.subtitle import SubtitleSet
-
-        begun, end, base, subtitles = self._held.pop(index)
-        out = next(out for out, _ in self.tracks.values() if out.index == index)
-        try:
-            if len(subtitles) == 1:
-                subtitle = subtitles[0]
-            else:
-                # ASS events: ReadOrder, Layer, Style, Name, MarginL, MarginR, MarginV, Effect, Text
-                events = [rect.ass for subtitle in subtitles for rect in subtitle if getattr(rect, "ass", b"")]
-                if not events:
-                    return
-                text = b"\\N".join([events[0]] + [event.split(b",", 8)[-1] for event in events[1:]])
-                subtitle = SubtitleSet.create(text, 0, 0)
-            packet = out.codec_context.encode_subtitle(subtitle)
-        except av.error.FFmpegError:
-            return  # a line the encoder refuses is left out, not the run
-        self._put(out, packet, begun, end, base)
-
-    def _put(self, out: Any, packet: Any, begun: int, end: float | None, base: Fraction) -> None:
-        """Time a line's packet for `out` at `begun` (in `base` ticks), lasting until `end` seconds, and hold it
-        until the pictures reach its end."""
-        last_begun, last_written = self._last.get(out.index, (begun, -1))
-        if begun < last_begun:
-            return  # time went back: the muxer takes no line before the last one
-        # lines starting together in a copied stream: MP4's muxer takes no two samples at one time
-        pts = max(begun, last_written + 1) if self.suffix in MP4_SUFFIXES else begun
-        self._last[out.index] = (begun, pts)
-        packet.time_base, packet.pts, packet.dts = base, pts, pts
-        packet.stream = out
-        self._waiting.setdefault(out.index, []).append((packet, end))
-
-    def _release(self, seconds: float | None, cut: float | None) -> None:
-        """Mux the lines that end by `seconds` (the pictures' end; all of them for None), in each stream's order;
-        with `cut`, none lasts past it. A line without an end (a bitmap one, ended by the next) is not held. Outside
-        MP4 (whose text tracks are cut after close) a line is held at most SUBTITLE_HOLD_S: Matroska players read in
-        file order, and a 4 s line muxed at its end sat 3 s of pictures after its start, shown late or not at all."""
-        for waiting in self._waiting.values():
-            while waiting and (seconds is None or waiting[0][1] is None or waiting[0][1] <= seconds
-                               or self._held_long_enough(waiting[0][0], seconds)):
-                packet, end = waiting.pop(0)
-                if end is not None and cut is not None:
-                    end = min(end, cut)
-                packet.duration = max(0, round(end / packet.time_base) - packet.pts) if end is not None else 0
-                self.mux(packet)
-
-    def _held_long_enough(self, packet: Any, seconds: float) -> bool:
-        return self.suffix not in MP4_SUFFIXES and float(packet.pts * packet.time_base) + SUBTITLE_HOLD_S <= seconds
-
-    def not_shown_by_default(self) -> set[int]:
-        """The output streams that are not the default ones: MP4's muxer enables (shows) the first of them anyway."""
-        from av.stream import Disposition
-
-        return {out.index for out, _ in self.tracks.values() if not out.disposition & Disposition.default}
-
-    def close(self) -> None:
-        self.input.close()
-        self.mux = self.packets = None  # the writer's bound method: a cycle that kept the writer alive
-
-
-def _codec_name(stream: Any) -> str:
-    context = stream.codec_context
-    return context.codec.canonical_name if context is not None else "unknown"
-
-
-def _subtitle_kept(suffix: str, stream: Any) -> str | None:
-    """How an output of type `suffix` keeps this subtitle stream: "copied" as it is, "converted" (a text one this
-    FFmpeg decodes), or None: left out."""
-    if _codec_name(stream) in SUBTITLE_COPYABLE.get(suffix, set()):
-        return "copied"
-    context = stream.codec_context
-    if context is not None and SUBTITLE_TRANSCODE.get(suffix) and context.codec.text_sub:
-        return "converted"
-    return None
-
-
-def _left_out_line(name: str, suffix: str, left_out: list[Any]) -> str:
-    """The one line for subtitle streams the output cannot hold, with a fix only where there is one: it sent a
-    broadcast recording's teletext, which FFmpeg here cannot read (PyAV gives it no codec), to .mkv, which then
-    left it out as well."""
-    count, unreadable = len(left_out), [stream for stream in left_out if stream.codec_context is None]
-    them = "them" if count > 1 else "it"
-    head = f"{name}: {count} subtitle stream{'s' if count > 1 else ''}"
-    if len(unreadable) == count:
-        return f"{head} left out: FFmpeg here cannot read {'their' if count > 1 else 'its'} kind (a broadcast's " \
-               f"teletext, mostly)"
-    codecs = ", ".join(sorted({_codec_name(stream) for stream in left_out}))
-    line = f"{head} ({codecs}) left out: {suffix} cannot hold {them}"
-    if suffix != ".mkv" and all(_subtitle_kept(".mkv", stream) for stream in left_out):
-        return f"{line}; .mkv keeps {them}"
-    return f"{line}; convert {them} to text (SRT) to keep {them}" if not unreadable else line
-
-
-def _adts_filter(stream: Any, suffix: str) -> Any | None:
-    """MPEG-TS carries AAC as ADTS, a header on every packet and no configuration of its own (extradata). MP4 and
-    MOV take raw packets and one configuration, which FFmpeg's aac_adtstoasc filter makes from the headers; the
-    muxer refused ADTS with its error -1 ("Operation not permitted")."""
-    import av
-
-    context = stream.codec_context
-    if context.codec.canonical_name != "aac" or suffix not in MP4_SUFFIXES or context.extradata:
-        return None
-    return av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream)
-
-
-def _encoder_rate(codec: str, rate: int) -> int:
-    """The input's rate where the encoder takes it, else 48 kHz (libopus takes 48, 24, 16, 12 and 8 kHz)."""
-    import av
-
-    rates = av.Codec(codec, "w").audio_rates
-    if not rates or rate in rates:
-        return rate
-    return 48000 if 48000 in rates else max(rates)
-
-
-def _encoder_layout(codec: str, layout: Any) -> str:
-    """The input's channel count (mono stays mono, 5.1 and 7.1 stay so), in that count's standard layout (a PCM
-    track may leave its channel order unspecified, which encoders refuse), or Opus's (Vorbis's) for Opus, which
-    refused 2.1 and 4.0; more than 8 channels get a stereo downmix."""
-    channels = getattr(layout, "nb_channels", 0)
-    return (OPUS_LAYOUTS if codec == "libopus" else STANDARD_LAYOUTS).get(channels, "stereo")
-
-
-# numpy's type of each sample format, packed and planar alike (as PyAV's to_ndarray has them)
-SAMPLE_DTYPES = {"u8": "u1", "s16": "i2", "s32": "i4", "s64": "i8", "flt": "f4", "dbl": "f8"}
-
-
-def _planes(frame: Any) -> list[Any]:
-    """The frame's planes: one a channel where planar, else one. PyAV's own list counts them up to a null pointer
-    and, of 8 planar channels (7.1), took the field after the last for a ninth: its to_ndarray read that one (the
-    process crashed, or noise came out) and its from_ndarray refused 8 rows."""
-    from av.audio.plane import AudioPlane
-
-    return [AudioPlane(frame, index) for index in range(frame.layout.nb_channels if frame.format.is_planar else 1)]
-
-
-def _samples(frame: Any) -> np.ndarray:
-    """The frame's samples, a row a plane (interleaved in one row where packed)."""
-    count = frame.samples * (1 if frame.format.is_planar else frame.layout.nb_channels)
-    dtype = np.dtype(SAMPLE_DTYPES[frame.format.name.rstrip("p")])
-    return np.vstack([np.frombuffer(plane, dtype, count) for plane in _planes(frame)])
-
-
-def _frame_of(rows: np.ndarray, like: Any) -> Any:
-    """An audio frame of `rows` (as _samples gives them) in the format, layout and rate of frame `like`."""
-    import av
-
-    step = 1 if like.format.is_planar else like.layout.nb_channels
-    frame = av.AudioFrame(format=like.format.name, layout=like.layout.name, samples=rows.shape[1] // step)
-    for plane, row in zip(_planes(frame), rows):
-        plane.update(np.ascontiguousarray(row))
-    frame.sample_rate = like.sample_rate
-    return frame
-
-
-def _slice(frame: Any, start: int, stop: int) -> Any:
-    """Samples [start, stop) of an audio frame, in its format."""
-    step = 1 if frame.format.is_planar else frame.layout.nb_channels
-    return _frame_of(_samples(frame)[:, start * step:stop * step], frame)
-
-
-def _silence(like: Any, samples: int) -> Any:
-    """`samples` of silence in the format of frame `like`."""
-    step, rows = (1, like.layout.nb_channels) if like.format.is_planar else (like.layout.nb_channels, 1)
-    quiet = 128 if like.format.name.startswith("u8") else 0  # unsigned 8-bit is centred on 128
-    return _frame_of(np.full((rows, samples * step), quiet, SAMPLE_DTYPES[like.format.name.rstrip("p")]), like)

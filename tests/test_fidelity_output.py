@@ -207,7 +207,7 @@ def test_fidelity_a_last_picture_after_a_pause_is_kept_in_mp4(tmp_path, suffix):
 def test_fidelity_of_several_audio_streams_the_one_kept_is_said_once(tmp_path, caplog):
     source = make_timed_video(tmp_path / "in.mkv", [i / 10 for i in range(5)], fps=10,
                               audio_codecs=("aac", "libmp3lame"), default_audio=1)
-    with caplog.at_level(logging.WARNING, logger="stream.video_writer"):
+    with caplog.at_level(logging.WARNING, logger="stream.audio_track"):
         _process(source, tmp_path / "out.mp4")
     said = [record.getMessage() for record in caplog.records if "audio streams" in record.getMessage()]
     assert said == ["in.mkv has 2 audio streams; the output keeps one: number 2, the default one"]

@@ -269,7 +269,7 @@ def test_surround_sound_into_webm_keeps_each_channel_where_it_was(tmp_path, layo
 
 def _channels(frame) -> np.ndarray:
     """A decoded frame's samples, a row a channel (PyAV's to_ndarray read a ninth plane of 8 planar channels)."""
-    from stream.video_writer import _samples
+    from stream.audio_track import _samples
 
     samples = _samples(frame).astype(np.float64)
     return samples if frame.format.is_planar else samples.reshape(-1, frame.layout.nb_channels).T

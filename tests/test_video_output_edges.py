@@ -216,15 +216,15 @@ def _paused_recording(path: Path, pause: float, codec: str = "pcm_s16le") -> Pat
 def test_a_pause_in_the_sound_is_filled_with_silence_a_second_at_a_time(tmp_path, monkeypatch):
     """AVI keeps no audio times: a pause in the sound becomes silence, which was made at once: 0.5 GB more memory
     for a 10-minute pause, gigabytes for a camera's pause of hours. The sound after the pause stays in step."""
-    from stream import video_writer
+    from stream import audio_track
 
     made: list[int] = []
-    real_silence = video_writer._silence
+    real_silence = audio_track._silence
 
     def silence(like, samples):
         made.append(samples)
         return real_silence(like, samples)
-    monkeypatch.setattr(video_writer, "_silence", silence)
+    monkeypatch.setattr(audio_track, "_silence", silence)
     source = open_source(str(_paused_recording(tmp_path / "in.mkv", 120.0)))
     out = tmp_path / "out.avi"
     writer = VideoWriter(out, source.width, source.height, source.fps, source.audio_path)
@@ -279,15 +279,15 @@ def test_copied_sound_that_pauses_longer_than_mp4_holds_is_refused_in_one_line(t
 
 def _spy_on_sound_read(monkeypatch) -> list[float]:
     """The input's times of the sound packets the writer copies and of the frames it decodes, as they come."""
-    from stream import video_writer
+    from stream import audio_track
 
     read: list[float] = []
     for name in ("_copy", "_place"):
-        def spy(self, item, *rest, real=getattr(video_writer._AudioTrack, name)):
+        def spy(self, item, *rest, real=getattr(audio_track.AudioTrack, name)):
             if item.pts is not None and item.time_base is not None:
                 read.append(float(item.pts * item.time_base))
             return real(self, item, *rest)
-        monkeypatch.setattr(video_writer._AudioTrack, name, spy)
+        monkeypatch.setattr(audio_track.AudioTrack, name, spy)
     return read
 
 
@@ -320,11 +320,11 @@ def test_a_part_far_into_a_video_reads_its_sound_from_just_before_the_part(tmp_p
     """A part far into a long video (--start 59:00): the sound before it was read from the file's beginning, copied
     packets dropped and sound made anew decoded for nothing (~2.6 ms per second skipped, minutes before the first
     frame of an hour's video). The sound is reached by a jump to a second before the part, and stays in step."""
-    from stream import video_writer
+    from stream import audio_track
 
     read = _spy_on_sound_read(monkeypatch)
     out = _write_far_part(tmp_path, suffix, out_suffix)
-    assert min(read) >= 24.0 - video_writer.AUDIO_PREROLL_S - 0.05
+    assert min(read) >= 24.0 - audio_track.AUDIO_PREROLL_S - 0.05
     _assert_part_in_step(out)
 
 
@@ -332,9 +332,9 @@ def test_a_part_far_into_a_video_reads_its_sound_from_just_before_the_part(tmp_p
 def test_a_jump_to_the_sound_that_lands_after_the_part_reads_it_from_the_beginning(tmp_path, monkeypatch, out_suffix):
     """A jump that lands after the first picture (made so here) would lose the sound under it: the input is read
     from its beginning instead, as before."""
-    from stream import video_writer
+    from stream import audio_track
 
-    monkeypatch.setattr(video_writer, "AUDIO_PREROLL_S", -0.3)  # a jump to 24.3 s for a part from 24 s
+    monkeypatch.setattr(audio_track, "AUDIO_PREROLL_S", -0.3)  # a jump to 24.3 s for a part from 24 s
     read = _spy_on_sound_read(monkeypatch)
     _assert_part_in_step(_write_far_part(tmp_path, ".mp4", out_suffix))
     assert min(read) <= 0.0

@@ -1,0 +1,373 @@
+"""The input's sound kept in the output file.
+
+Only ONE audio stream is kept: the input's default one, else its first. Its packets are copied
+where the container takes the codec (no quality loss), else decoded and encoded again (AAC; Opus for
+WebM, PCM for AVI, which has no audio timestamps, so copying could not keep an offset) on the input's
+timeline: offsets kept, gaps filled with silence, channels kept (up to 7.1). Audio is written
+up to the end of the pictures written so far, which the video encoder's delay keeps just ahead of the
+video in the muxer: the two are interleaved as they go, and a run that stops early leaves a file
+whose sound ends with its pictures. Clips joined as they are (`cat a.ts b.ts`: time goes back at the join)
+play one after the other: the sound of each clip follows its pictures, as in the clip.
+"""
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from stream.errors import UserError
+from stream.track_timeline import (AUDIO_SEEK_AFTER_S, AUDIO_SEEK_FORMATS, AUDIO_SNAP_S, MP4_MAX_TICKS, MP4_SUFFIXES,
+                                   Clips)
+
+log = logging.getLogger(__name__)
+
+# Audio codecs (canonical names) each container takes as they are; anything else is transcoded.
+PCM_INTEGERS = {"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_s32be"}
+AUDIO_COPYABLE = {
+    ".mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
+    ".m4v": {"aac", "ac3", "alac"},  # FFmpeg's ipod muxer refuses the rest (MP3, E-AC-3) when the file opens
+    ".mov": {"aac", "mp3", "ac3", "eac3", "alac", *PCM_INTEGERS, "pcm_f32le", "pcm_f32be"},  # QuickTime's in24 is BE
+    ".mkv": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "vorbis", *PCM_INTEGERS, "pcm_f32le"},
+    ".webm": {"opus", "vorbis"},
+    ".avi": set(),  # AVI has no audio timestamps: only audio placed by _place (gaps as silence) stays in step
+}
+MP3_IN_MP4_MIN_RATE = 16000  # MP4's muxer refuses MPEG-2.5 (8 to 12 kHz) MP3 at its first packet; MOV takes it
+# AAC elsewhere. AVI cannot record an encoder's start delay (AAC would play 23 ms late): PCM has none.
+AUDIO_TRANSCODE = {".webm": "libopus", ".avi": "pcm_s16le"}
+# FFmpeg's default layout for each channel count (av_channel_layout_default).
+STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+# Opus's: 5.1 and 7.1 stay so (they were mixed down to stereo). libopus refused 2.1 and 4.0, and put 5.0's and 6.1's
+# channels in the wrong places (the centre behind): those are made 5.1 or 7.1, each channel where it was.
+OPUS_LAYOUTS = {1: "mono", 2: "stereo", 3: "5.1", 4: "5.1", 5: "5.1", 6: "5.1", 7: "7.1", 8: "7.1"}
+AUDIO_PREROLL_S = 1.0  # sound decoded before the first picture: a decoder's warm-up (Opus needs 80 ms)
+
+
+class AudioTrack:
+    """One audio stream of `source` on the video's timeline (seconds after `origin`, the first picture's
+    time in the source): packets copied, or decoded, placed by their times and encoded again."""
+
+    def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None]) -> None:
+        import av
+
+        self.container = container
+        self.mux = mux  # the writer's, which counts what reaches the disk
+        self.suffix, self.name = suffix, Path(source).name
+        self._copied_dts: float | None = None  # the last packet copied, in the output's seconds
+        self.source = Path(source)
+        self.input = av.open(str(source))
+        try:
+            streams = list(self.input.streams.audio)
+            default = [s for s in streams if s.disposition & av.stream.Disposition.default]
+            self.in_stream = (default or streams)[0]
+            if len(streams) > 1:  # the others are left out: said, as a player would offer them
+                language = self.in_stream.metadata.get("language", "und")
+                log.warning(f"{Path(source).name} has {len(streams)} audio streams; the output keeps one: "
+                            f"number {streams.index(self.in_stream) + 1}"
+                            f"{f' ({language})' if language != 'und' else ''}, "
+                            f"{'the default one' if default else 'the first'}")
+            # The codec, not the decoder: FFmpeg decodes mp3 with "mp3float".
+            self.codec = codec = self.in_stream.codec_context.codec.canonical_name
+            self.copy = codec in AUDIO_COPYABLE.get(suffix, set()) and not (
+                codec == "mp3" and suffix == ".mp4" and self.in_stream.codec_context.sample_rate < MP3_IN_MP4_MIN_RATE)
+            self.adts = None
+            if self.copy:
+                self.out_stream = container.add_stream_from_template(self.in_stream)
+                self.adts = _adts_filter(self.in_stream, suffix)
+            else:
+                target = AUDIO_TRANSCODE.get(suffix, "aac")
+                rate = _encoder_rate(target, self.in_stream.codec_context.sample_rate or 48000)
+                self.out_stream = container.add_stream(
+                    target, rate=rate, layout=_encoder_layout(target, self.in_stream.codec_context.layout))
+                out = self.out_stream.codec_context
+                out.open()  # an encoder that refuses these settings fails now, not at the first frame
+                self.out_rate = out.sample_rate
+                self.frame_size = out.frame_size or 1024
+                self.resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=self.out_rate)
+                self.fifo = av.AudioFifo()
+                log.info("transcoding %s audio to %s at %d Hz for %s", codec, target, self.out_rate, suffix)
+            # the track's language (a player picks the track, and names it, by it) and name
+            self.out_stream.metadata.update({key: value for key, value in self.in_stream.metadata.items()
+                                             if key in ("language", "title") and value and value != "und"})
+            self.clips = Clips(self.input)
+            self.packets = self.clips.demux(self.input, self.in_stream)
+        except BaseException:
+            self.input.close()
+            raise
+        self.origin = self.first_origin = 0.0  # the origin of the clip read, and of the first one
+        self.joins = self.clips.joins  # the writer adds each join's origin
+        self._last_time: float | None = None  # the last packet's time, in the input's seconds
+        self._copied_until: int | None = None  # where the last packet copied ends on the output's timeline, in ticks
+        self.pending: Any = None
+        self.done = False
+        # Input samples placed so far, counted from the origin: a later start is preceded by silence, so
+        # the track starts with the pictures even where a player ignores the container's start delay.
+        self._next = 0
+        self._out_pts = 0  # the output sample where the FIFO's first sample goes
+
+    def begin_at(self, origin: float) -> None:
+        """Set the origin (the first picture's time), and jump to the sound a little before it where that is far
+        into the file. A jump that lands after the origin is undone: the sound is read from its beginning."""
+        import av
+
+        self.origin = self.first_origin = origin
+        stream, time_base = self.in_stream, self.in_stream.time_base
+        start = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
+        if origin - start < AUDIO_SEEK_AFTER_S or not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
+            return
+        try:  # by the file's default stream, its video: Matroska's index (cues) holds only its keyframes
+            self.input.seek(round((origin - AUDIO_PREROLL_S) * 1_000_000), backward=True)
+            self.packets = self.clips.demux(self.input, stream)
+            self.pending = next((p for p in self.packets if p.pts is not None and not self.clips.passed(p)), None)
+        except av.error.FFmpegError:
+            self.pending = None
+        if self.pending is None or float(self.pending.pts * time_base) > origin:
+            self._reopen()
+
+    def _reopen(self) -> None:
+        """The input opened again, its sound read from the beginning."""
+        import av
+
+        index = self.in_stream.index
+        self.input.close()
+        self.input = av.open(str(self.source))
+        self.in_stream = self.input.streams[index]
+        if self.adts is not None:
+            self.adts = _adts_filter(self.in_stream, self.suffix)
+        self.clips = Clips(self.input)
+        self.clips.joins = self.joins
+        self.packets, self.pending = self.clips.demux(self.input, self.in_stream), None
+
+    def write_until(self, seconds: float | None) -> None:
+        """Write the audio that starts before `seconds` (all of it for None)."""
+        self._feed(seconds, None)
+        if not self.copy:
+            self._encode_fifo(seconds, cut=False)
+
+    def finish(self, cut: float | None) -> None:
+        """Write the rest of the audio, or with `cut` (an interrupted run) the audio up to it only."""
+        self._feed(cut, cut)
+        if self.copy:
+            return
+        for frame in self.in_stream.codec_context.decode(None):  # what the decoder still holds
+            self._place(frame, cut)
+        self._resample(None)
+        self._encode_fifo(cut, cut=True)
+        for packet in self.out_stream.encode(None):
+            self.mux(packet)
+
+    def _feed(self, seconds: float | None, cut: float | None) -> None:
+        """Copy, or decode and place, the packets that start before `seconds`."""
+        import av
+
+        while not self.done:
+            packet = self.pending or next(self.packets, None)
+            self.pending = None
+            if packet is None:
+                self.done = True
+                break
+            if packet.dts is None and packet.size == 0 or self.clips.passed(packet):
+                continue  # demuxer's flush packet, or a picture's
+            time = float(packet.pts * packet.time_base) if packet.pts is not None else None
+            if time is not None and self._last_time is not None and time < self._last_time - AUDIO_SNAP_S:
+                self.clips.went_back()
+            self._last_time = time if time is not None else self._last_time
+            origin = self.clips.origin(self.first_origin)
+            if origin is None:  # the pictures have not reached the join yet
+                self.pending = packet
+                self.done = seconds is None  # at the end: no picture after the join, so no sound either
+                break
+            self.origin = origin
+            if seconds is not None and time is not None and time - self.origin >= seconds:
+                self.pending = packet
+                break
+            if self.copy:
+                self._copy(packet)
+                continue
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue  # a damaged audio packet is skipped rather than ending the video
+            for frame in frames:
+                self._place(frame, cut)
+
+    def close(self) -> None:
+        self.input.close()
+        # the writer's bound method held the writer, which holds this track: a cycle that kept the writer, its
+        # x264 encoder's threads and buffers (~33 MB at 720p) alive into a batch's next inputs until a full collection
+        self.mux = self.packets = None
+
+    def _copy(self, packet: Any) -> None:
+        shift = round(self.origin / packet.time_base)  # the origin in this packet's ticks
+        if packet.pts is not None:
+            if packet.pts + (packet.duration or 0) < shift:
+                return  # ends before the first picture
+            if self._copied_until is not None and \
+                    packet.pts - shift < self._copied_until - AUDIO_SNAP_S / packet.time_base:
+                return  # a joined clip's sound under the end of the clip before: the muxer takes no overlap
+            packet.pts -= shift
+            self._copied_until = packet.pts + (packet.duration or 0)
+        if packet.dts is not None:
+            packet.dts -= shift
+            self._check_pause(float(packet.dts * packet.time_base))
+        for out in self.adts.filter(packet) if self.adts is not None else (packet,):
+            out.stream = self.out_stream
+            self.mux(out)
+
+    def _check_pause(self, seconds: float) -> None:
+        """FFmpeg's MP4 muxer ends the whole process (an assertion: exit 134, no message, the file unfinished) at
+        copied sound that pauses for 2**31 samples or more: 13.5 hours at 44.1 kHz. Refused in one line instead."""
+        last, self._copied_dts = self._copied_dts, seconds
+        rate = self.in_stream.codec_context.sample_rate or 48000
+        if self.suffix not in MP4_SUFFIXES or last is None or (seconds - last) * rate < MP4_MAX_TICKS - rate:
+            return
+        at = f"{int(last // 3600)}:{int(last % 3600 // 60):02d}:{last % 60:04.1f}"
+        raise UserError(f"the sound of {self.name} pauses for {(seconds - last) / 3600:.1f} hours from {at}, longer "
+                        f"than {self.suffix} holds in sound copied at {rate} Hz ({MP4_MAX_TICKS / rate / 3600:.1f} "
+                        f"hours); write .mkv")
+
+    def _place(self, frame: Any, cut: float | None) -> None:
+        """Put a decoded frame on the timeline: samples before the origin or already covered are
+        dropped, a gap becomes silence, and with `cut` nothing goes past it."""
+        rate = frame.sample_rate
+        stop = None if cut is None else round(cut * rate)
+        if frame.pts is not None and frame.time_base is not None:
+            start = round((float(frame.pts * frame.time_base) - self.origin) * rate)
+        else:
+            start = self._next
+        if abs(start - self._next) <= AUDIO_SNAP_S * rate:
+            start = self._next  # contiguous, give or take the container's rounding
+        elif start > self._next:
+            gap = (start if stop is None else min(start, stop)) - self._next
+            if gap > 0:
+                self._fill(frame, gap)
+        end = start + frame.samples if stop is None else min(start + frame.samples, stop)
+        if end <= self._next:
+            return  # before the origin, already written, or past the cut
+        skip = self._next - start
+        if skip > 0 or end < start + frame.samples:
+            frame = _slice(frame, skip, end - start)
+        self._resample(frame)
+        self._next = end
+
+    def _fill(self, like: Any, samples: int) -> None:
+        """`samples` of silence, a second at a time, each encoded as it comes: made at once, a camera's pause of
+        hours took gigabytes (an hour of stereo is 1.3 GB as 32-bit samples, twice that resampled), and a 10-minute
+        one already 0.5 GB. All of it lies before a packet the pictures have passed."""
+        while samples > 0:
+            part = min(samples, like.sample_rate)
+            self._resample(_silence(like, part))
+            self._encode_fifo(None, cut=False)
+            self._next += part
+            samples -= part
+
+    def _resample(self, frame: Any | None) -> None:
+        """Into the FIFO at the encoder's rate and format; None flushes the resampler."""
+        import av
+
+        if frame is not None:
+            frame.pts = None  # placed by _place; the output is timed by _out_pts
+        try:
+            resampled_frames = self.resampler.resample(frame)
+        except ValueError:  # the input's format or layout changed mid-stream: a resampler for the new one
+            out = self.out_stream.codec_context
+            self.resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=self.out_rate)
+            resampled_frames = self.resampler.resample(frame)
+        for resampled in resampled_frames:
+            if resampled is not None:  # a pass-through resampler "flushes" None
+                resampled.pts = None
+                self.fifo.write(resampled)
+
+    def _encode_fifo(self, seconds: float | None, cut: bool) -> None:
+        """Encode whole encoder frames that end by `seconds`; with `cut` (the end), also the part of
+        a frame up to it, and drop what is past it."""
+        limit = None if seconds is None else round(seconds * self.out_rate)
+        while True:
+            room = self.fifo.samples if limit is None else min(self.fifo.samples, limit - self._out_pts)
+            size = min(self.frame_size, room)
+            if size <= 0 or (size < self.frame_size and not cut):
+                break
+            chunk = self.fifo.read(size)
+            chunk.pts, chunk.time_base = self._out_pts, Fraction(1, self.out_rate)
+            self._out_pts += size
+            for packet in self.out_stream.encode(chunk):
+                self.mux(packet)
+        if cut:
+            self.fifo.read()  # past the cut
+
+
+def _adts_filter(stream: Any, suffix: str) -> Any | None:
+    """MPEG-TS carries AAC as ADTS, a header on every packet and no configuration of its own (extradata). MP4 and
+    MOV take raw packets and one configuration, which FFmpeg's aac_adtstoasc filter makes from the headers; the
+    muxer refused ADTS with its error -1 ("Operation not permitted")."""
+    import av
+
+    context = stream.codec_context
+    if context.codec.canonical_name != "aac" or suffix not in MP4_SUFFIXES or context.extradata:
+        return None
+    return av.bitstream.BitStreamFilterContext("aac_adtstoasc", stream)
+
+
+def _encoder_rate(codec: str, rate: int) -> int:
+    """The input's rate where the encoder takes it, else 48 kHz (libopus takes 48, 24, 16, 12 and 8 kHz)."""
+    import av
+
+    rates = av.Codec(codec, "w").audio_rates
+    if not rates or rate in rates:
+        return rate
+    return 48000 if 48000 in rates else max(rates)
+
+
+def _encoder_layout(codec: str, layout: Any) -> str:
+    """The input's channel count (mono stays mono, 5.1 and 7.1 stay so), in that count's standard layout (a PCM
+    track may leave its channel order unspecified, which encoders refuse), or Opus's (Vorbis's) for Opus, which
+    refused 2.1 and 4.0; more than 8 channels get a stereo downmix."""
+    channels = getattr(layout, "nb_channels", 0)
+    return (OPUS_LAYOUTS if codec == "libopus" else STANDARD_LAYOUTS).get(channels, "stereo")
+
+
+# numpy's type of each sample format, packed and planar alike (as PyAV's to_ndarray has them)
+SAMPLE_DTYPES = {"u8": "u1", "s16": "i2", "s32": "i4", "s64": "i8", "flt": "f4", "dbl": "f8"}
+
+
+def _planes(frame: Any) -> list[Any]:
+    """The frame's planes: one a channel where planar, else one. PyAV's own list counts them up to a null pointer
+    and, of 8 planar channels (7.1), took the field after the last for a ninth: its to_ndarray read that one (the
+    process crashed, or noise came out) and its from_ndarray refused 8 rows."""
+    from av.audio.plane import AudioPlane
+
+    return [AudioPlane(frame, index) for index in range(frame.layout.nb_channels if frame.format.is_planar else 1)]
+
+
+def _samples(frame: Any) -> np.ndarray:
+    """The frame's samples, a row a plane (interleaved in one row where packed)."""
+    count = frame.samples * (1 if frame.format.is_planar else frame.layout.nb_channels)
+    dtype = np.dtype(SAMPLE_DTYPES[frame.format.name.rstrip("p")])
+    return np.vstack([np.frombuffer(plane, dtype, count) for plane in _planes(frame)])
+
+
+def _frame_of(rows: np.ndarray, like: Any) -> Any:
+    """An audio frame of `rows` (as _samples gives them) in the format, layout and rate of frame `like`."""
+    import av
+
+    step = 1 if like.format.is_planar else like.layout.nb_channels
+    frame = av.AudioFrame(format=like.format.name, layout=like.layout.name, samples=rows.shape[1] // step)
+    for plane, row in zip(_planes(frame), rows):
+        plane.update(np.ascontiguousarray(row))
+    frame.sample_rate = like.sample_rate
+    return frame
+
+
+def _slice(frame: Any, start: int, stop: int) -> Any:
+    """Samples [start, stop) of an audio frame, in its format."""
+    step = 1 if frame.format.is_planar else frame.layout.nb_channels
+    return _frame_of(_samples(frame)[:, start * step:stop * step], frame)
+
+
+def _silence(like: Any, samples: int) -> Any:
+    """`samples` of silence in the format of frame `like`."""
+    step, rows = (1, like.layout.nb_channels) if like.format.is_planar else (like.layout.nb_channels, 1)
+    quiet = 128 if like.format.name.startswith("u8") else 0  # unsigned 8-bit is centred on 128
+    return _frame_of(np.full((rows, samples * step), quiet, SAMPLE_DTYPES[like.format.name.rstrip("p")]), like)

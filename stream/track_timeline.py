@@ -1,0 +1,62 @@
+"""What the writer and the input's tracks it keeps (the sound, the subtitles) share about time: the MP4 family and
+its limit on a track's times, and how a track read from the input follows the pictures' timeline (contiguity, a jump
+to the first picture, clips joined as they are)."""
+from __future__ import annotations
+
+from typing import Any
+
+MP4_SUFFIXES = (".mp4", ".m4v", ".mov")  # written by FFmpeg's MP4 muxer, with its limits
+MP4_MAX_TICKS = 1 << 31  # FFmpeg's MP4 muxer: no sample or composition offset of this many ticks of its track
+AUDIO_SNAP_S = 0.005  # audio this close to contiguous is contiguous (Matroska rounds times to 1 ms)
+# A first picture this far into the sound (--start) is reached by a jump, not by reading all the file before it: it
+# took ~2.6 ms per second skipped (a stall of minutes before the first frame of a long video's last minutes). Only in
+# the indexed formats, whose jumps land where asked; MPEG-TS's clips joined as they are go back in time.
+AUDIO_SEEK_AFTER_S = 10.0
+AUDIO_SEEK_FORMATS = {"mov", "mp4", "matroska", "webm"}
+
+
+class Clips:
+    """Clips joined as they are (`cat a.ts b.ts`) as a track of the sound or the lines reads them: the origin of each
+    clip after the first (`joins`, as the video set it at its first picture) and the clip of the packets read. In
+    the formats that can be joined so (not the indexed ones, whose times never go back) the track's demuxer reads
+    the pictures' packets too (not decoded: an MPEG-TS demuxer reads every byte anyway), and a packet's clip is the
+    joins passed in the pictures before it; else a join is where the track's own time goes back. By its own times
+    alone, a clip without sound or lines showed no join, and the next clip's took its origin (its sound and lines
+    came out under the clip before)."""
+
+    def __init__(self, container: Any) -> None:
+        from stream.sources import chosen_video_stream  # here: stream.sources imports the writer, which imports this
+
+        indexed = AUDIO_SEEK_FORMATS & set(container.format.name.split(","))
+        self.video = None if indexed else chosen_video_stream(container)
+        self.joins: list[float] = []
+        self.clip = 0  # the joins passed
+        self._last_picture: float | None = None  # in the input's seconds
+
+    def demux(self, container: Any, *streams: Any) -> Any:
+        """The track's packets, and the pictures' where they are watched."""
+        return container.demux(*streams, *([self.video] if self.video is not None else []))
+
+    def passed(self, packet: Any) -> bool:
+        """Whether `packet` is a picture's, counted: a join where their decoding times go back (their presentation
+        times go back at B-frames)."""
+        if self.video is None or packet.stream.index != self.video.index:
+            return False
+        time = packet.dts if packet.dts is not None else packet.pts
+        if time is not None:
+            seconds = float(time * packet.time_base)
+            if self._last_picture is not None and seconds < self._last_picture - AUDIO_SNAP_S:
+                self.clip += 1
+            self._last_picture = seconds
+        return True
+
+    def went_back(self) -> None:
+        """The track's own time went back: a join, where the pictures are not watched."""
+        if self.video is None:
+            self.clip += 1
+
+    def origin(self, first: float) -> float | None:
+        """The origin of the clip read (`first` the first clip's); None where the pictures have not reached it."""
+        if self.clip > len(self.joins):
+            return None
+        return self.joins[self.clip - 1] if self.clip else first
