@@ -19,7 +19,8 @@ every variant's segments: the largest up to 1080p (VARIANT_MOST_P) is read inste
 
 Every connect and read ends after its time-out (PyAV's interrupt callback, which FFmpeg polls every 0.1 s while it
 waits): a stall is a drop, reconnected. A stop (interrupt()) ends the call in progress at once, through the same
-callback (_cut): no reader thread or connection is left waiting for the time-out.
+callback (_cut): no reader thread or connection is left waiting for the time-out. The first open runs on a thread
+of its own too, which a stop signal (Ctrl-C, SIGTERM) cuts the same way (_opened_away).
 """
 from __future__ import annotations
 
@@ -52,6 +53,12 @@ FIRST_PICTURE_S = 10.0  # a stream joined part-way decodes from its next keyfram
 RECONNECT_S = 10.0
 RETRY_PAUSE_S = 0.5
 STALE_S = 2.0  # opened longer ago than this when the run starts (the model loaded meanwhile): opened afresh
+# The first open's wait on its thread wakes this often: a stop signal the kernel gave that thread, not the main one,
+# is handled at the main thread's next wake-up.
+OPEN_POLL_S = 0.1
+# How long an open a stop signal cut short is waited for before the signal is raised anyway: the cut reaches FFmpeg
+# within its 0.1 s poll, not a host name's look-up (getaddrinfo), which the thread then finishes alone.
+LEFT_OPEN_S = 1.0
 # Stream analysis kept short: FFmpeg's defaults (5 MB, 5 s, and frames read to estimate the rate) held the first
 # picture back 1.1 s on a local 25 fps MPEG-TS; with these, 0.34 s. `fflags nobuffer` is left out on purpose: it
 # throws the analysed packets away, the first keyframe with them, and the first picture waited a GOP (2.3 s there).
@@ -304,8 +311,7 @@ class NetworkSource(Source):
         self._sizes_told: set[tuple[int, int]] = set()
         self._damage_told = False
         self.delivered = 0  # pictures given to the pipeline
-        self._open()
-        head = self._first_pictures()
+        head = self._opened_away()
         first = head[0][0]
         # decided from the first picture, as a file's (a picture with another size is scaled to it: _image)
         self.treatment = PictureTreatment(first, self.stream, f"network stream {self.shown}")
@@ -375,6 +381,53 @@ class NetworkSource(Source):
         self.opened_at = time.monotonic()
         self.dropped: str | None = None  # why the stream failed part-way, once it has
         self.packets = self._decoded()
+
+    def _opened_away(self) -> list[tuple[Any, int]]:
+        """_open and _first_pictures, on a thread of their own while this one waits: a stop signal (Ctrl-C,
+        SIGTERM), which Python handles on the main thread only between its own steps, cuts them short (interrupt)
+        and is raised here at once. Run on the main thread, FFmpeg's call held it back until its time-out (5 s,
+        15 s for HLS), and PyAV's error handling then lost it: the open failed ("no answer"), or it went on and
+        the run started as if no Ctrl-C had come."""
+        outcome: list[Any] = []  # the first pictures, or what the open raised
+        done = threading.Event()
+        threading.Thread(target=self._open_here, args=(outcome, done), name="network-open", daemon=True).start()
+        try:
+            while not done.wait(OPEN_POLL_S):
+                pass
+        except BaseException:  # KeyboardInterrupt, from the signal's handler
+            self.interrupt()
+            done.wait(LEFT_OPEN_S)  # the thread closes what it opened, and cut threads are set aside there
+            raise
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    def _open_here(self, outcome: list[Any], done: threading.Event) -> None:
+        """_opened_away's thread: the open's outcome into `outcome`; where a stop came, nothing left open."""
+        me = threading.get_ident()
+        try:
+            with self._reader_lock:  # from here a stop cuts this thread's connect or read short (interrupt)
+                self._reader = me
+                if self._interrupted.is_set():  # the stop came before: open nothing
+                    return
+            self._open()
+            outcome.append(self._first_pictures())
+        except BaseException as exc:  # noqa: BLE001 (raised on the waiting thread)
+            outcome.append(exc)
+        finally:
+            try:
+                self._close_if_stopped()
+            finally:  # whatever the close says: a cut left on would cut the next thread given this one's ident
+                with self._reader_lock:
+                    self._reader = None
+                    _uncut(me)
+                done.set()
+
+    def _close_if_stopped(self) -> None:
+        """What the open left open, once a stop came (no one else will: NetworkSource() raised)."""
+        if self._interrupted.is_set() and hasattr(self, "packets"):  # _open's last step: opened
+            self.packets.close()  # under the cut still, as frames() does: a read begun under it ends at once
+            self.container.close()
 
     def _first_pictures(self) -> list[tuple[Any, int]]:
         """The first picture and, where the stream states no rate, those that measure it."""

@@ -6,8 +6,12 @@ constants, or made far longer than the test's waits where only the stop may end 
 import functools
 import http.server
 import math
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -312,3 +316,122 @@ def test_a_live_hls_that_stops_growing_is_a_drop_not_the_sender_s_end(tmp_path, 
     assert f"nothing arrived for {1.5:g} s" in str(caught.value)
     assert [f.index for f in frames] == list(range(len(frames))) and len(frames) <= 4 * 5
     assert not any("ended" in line for line in told), told
+
+
+# -- a stop signal while the stream is first opened ----------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+MJPEG_HEADERS = b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"
+# The old code ended no earlier than its open's or read's time-out (TIMEOUT_S, 5 s, left as it is here), which began
+# before the server answered: at least 4 s after a signal sent 1 s after that, or never (the signal lost). The fix
+# ends within FFmpeg's 0.1 s poll (0.01-0.02 s measured): 3 s is far from both, whatever the machine's load.
+SIGNAL_AFTER_S, ENDS_WITHIN_S = 1.0, 3.0
+
+
+class _SilentServer:
+    """A camera that answers a connection with `greeting` (nothing, the HTTP headers of an MJPEG stream, or those
+    and a few pictures) and then says nothing, the connection held open. `answered` is set once it has said it;
+    `reader_closed` once the reader hangs up."""
+
+    def __init__(self, greeting: bytes) -> None:
+        self.greeting = greeting
+        self.answered, self.reader_closed = threading.Event(), threading.Event()
+        self.held: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/video"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self.listener.accept()
+            self.held.append(connection)
+            connection.recv(65536)  # the request
+            connection.sendall(self.greeting)
+            self.answered.set()
+            if connection.recv(1) == b"":
+                self.reader_closed.set()
+        except OSError:
+            self.reader_closed.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.held:
+            connection.close()
+
+
+def _pictures(count: int) -> bytes:
+    """An MJPEG stream's first `count` pictures: FFmpeg opens it after three, and then waits for more to measure
+    the rate it does not state (NetworkSource._first_pictures)."""
+    scene = SyntheticPortrait(SyntheticScene(160, 120))
+    jpeg = cv2.imencode(".jpg", scene.render(0)[0])[1].tobytes()
+    return b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg) * count
+
+
+GREETINGS = {"accepts and says nothing": b"", "sends the headers, then nothing": MJPEG_HEADERS,
+             "sends three pictures, then nothing": MJPEG_HEADERS + _pictures(3)}
+
+
+@pytest.mark.parametrize("name, greeting", [("SIGINT", greeting) for greeting in GREETINGS]
+                         + [("SIGTERM", "sends the headers, then nothing")])
+def test_a_stop_signal_while_the_stream_is_opened_ends_the_run_at_once(name, greeting):
+    """`depthcam run URL` whose camera hangs while the stream is opened (the connect, FFmpeg's analysis of the
+    stream, or the first pictures that measure its rate), all on the main thread before the pipeline starts. A
+    Ctrl-C or SIGTERM there waited for the 5 s time-out, and PyAV's error handling then lost it: the run said
+    "no answer from ... within 5 s" (exit 2), or, where the pictures had come, went on and ran as if no signal had
+    come. The open now runs on a thread of its own that the signal cuts short: the run ends at once as at any other
+    time, `depthcam: interrupted` and exit 130."""
+    server = _SilentServer(GREETINGS[greeting])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "stream", "run", server.url, "-o", "null", "--no-progress"],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # a shell's background job (make test &) ignores SIGINT; a user at a terminal does not
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert server.answered.wait(60), "the command never connected"
+        time.sleep(SIGNAL_AFTER_S)
+        process.send_signal(getattr(signal, name))
+        sent = time.monotonic()
+        try:
+            _, stderr = process.communicate(timeout=ENDS_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail(f"no exit {ENDS_S:g} s after the signal (it was lost); said:\n{process.communicate()[1]}")
+        took = time.monotonic() - sent
+    finally:
+        server.close()
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1:] == ["depthcam: interrupted"], stderr
+    assert "Traceback" not in stderr and "error" not in stderr, stderr
+    assert took < ENDS_WITHIN_S, f"{took:.1f} s from the signal to the exit"
+
+
+def test_a_ctrl_c_while_a_source_opens_raises_at_once_and_leaves_nothing_open():
+    """The same through the API, where a program opens the stream on its main thread: the KeyboardInterrupt comes
+    out of NetworkSource() at once (it was lost, and the open failed with "no answer" after the time-out), the
+    opening thread ends and the connection is closed."""
+    server = _SilentServer(MJPEG_HEADERS)
+    cancel, sent = threading.Event(), []
+
+    def ctrl_c() -> None:
+        if server.answered.wait(60) and not cancel.wait(SIGNAL_AFTER_S):
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler on the main thread, as for a terminal's
+
+    timer = threading.Thread(target=ctrl_c, daemon=True)
+    # a shell's background job (make test &) starts with SIGINT ignored; a terminal's program has Python's handler
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            NetworkSource(server.url)
+        took = time.monotonic() - sent[0]
+        assert server.reader_closed.wait(ENDS_WITHIN_S)
+    finally:
+        signal.signal(signal.SIGINT, lambda *_: None)  # a signal the open did not take must not reach pytest
+        cancel.set()
+        timer.join()
+        signal.signal(signal.SIGINT, handler)
+        server.close()
+    assert took < ENDS_WITHIN_S, f"{took:.1f} s from the signal to the KeyboardInterrupt"
+    assert _until(lambda: not any(thread.name == "network-open" for thread in threading.enumerate()),
+                  ENDS_WITHIN_S)
+    assert network._cut_threads == set()
