@@ -43,6 +43,20 @@ READ_RETRIES = 16  # read errors in a row, with no packet between, after which t
 DAMAGE_TOLD = 5  # damaged spots each said; further ones are skipped without a word
 JOINABLE_FORMATS = ("mpegts", "mpeg")  # FFmpeg's demuxers of what plays on when files are joined as they are
 VIDEO_TIME = "video_seconds"  # a frame's extra: its time on a clock that joined clips' times do not set back
+# Byte offsets whose pictures' times are read at open to find joins: one each JOIN_SAMPLE_BYTES, between these
+# counts (~0.5 ms each), so that the samples fall closer together than clips of a few seconds are in most files
+JOIN_SAMPLES = (32, 256)
+JOIN_SAMPLE_BYTES = 4 << 20
+JOIN_SCAN_BYTES = 1 << 18  # a join narrowed down to this many bytes is found by reading them packet by packet
+JOIN_MARGIN_FRAMES = 4  # read before that, by the file's bytes a second: the clip before's last pictures, its end
+JOIN_MARGIN_BYTES = 1 << 16  # ... and at least this much (all of it where the rate is unknown)
+TAIL_BYTES = 1 << 20  # the file's end read packet by packet: where its last picture ends
+REORDER_PACKETS = 4  # a clip's first packets, among which its first picture shown (B-frames come out of order)
+JOIN_SNAP_S = 0.005  # decoding times this little back are a rounding, not a join
+# Between two samples whose times go on, a join may hide a clip's time (clips shorter than the samples' spacing):
+# bytes this many times more than the file's bytes a second give for the time between them are looked into.
+JOIN_HIDDEN_RATIO = 4.0
+JOIN_SAMPLE_BUDGET = 512  # samples at most for looking into those (~0.5 ms each); past it the joins count as unknown
 
 
 class Source:
@@ -309,6 +323,165 @@ def _own_duration(picture: Any) -> Any:
     return picture.duration * picture.time_base if picture.duration and picture.time_base else None
 
 
+@dataclass(frozen=True)
+class Clip:
+    """One of clips joined as they are (`cat a.ts b.ts`): the byte its packets start at, its first picture's own
+    time and its length, in seconds."""
+    pos: int
+    first: float
+    length: float
+
+
+@dataclass
+class _Scanned:
+    """A clip as a run of packets read shows it: where it starts (None: before the run), its first picture's time
+    and where its last picture ends, among the packets read."""
+    pos: int | None
+    first: float | None = None
+    end: float | None = None
+    packets: int = 0
+
+
+class _ClipFinder:
+    """Finds where the pictures' decoding times go back in an MPEG transport or program stream (clips joined as they
+    are) by reading the packets at a few byte offsets, then packet by packet near each step back. Samples whose
+    times go on over more bytes than the file's rate gives (a join may hide there, a clip shorter than their
+    spacing) are halved too. A demuxer of its own: the source's is left where its first picture was decoded."""
+
+    def __init__(self, path: Path, stream_index: int, fps: float) -> None:
+        import av
+
+        self.size = path.stat().st_size
+        self.container = av.open(str(path))
+        self.stream = self.container.streams[stream_index]
+        self.tick = float(self.stream.time_base)
+        self.frame = 1 / fps
+        self.rate: float | None = None  # the file's bytes a second, from its samples (a lower quartile)
+        self.budget = JOIN_SAMPLE_BUDGET
+
+    def close(self) -> None:
+        self.container.close()
+
+    def _packets(self, pos: int) -> Iterator[tuple[Any, int]]:
+        """The stream's timed packets from byte `pos` on, each with the byte it starts at; one the parser split from
+        the one before (MPEG-PS: several pictures in a PES) has none of its own and takes that one's."""
+        self.container.seek(pos, unsupported_byte_offset=True)
+        place = None
+        for packet in self.container.demux(self.stream):
+            if packet.pos is not None and packet.pos >= 0:
+                place = packet.pos
+            if place is not None and packet.dts is not None and packet.pts is not None:
+                yield packet, place
+
+    def _sample(self, pos: int) -> tuple[int, float] | None:
+        """The place and decoding time of the first packet at or after byte `pos`."""
+        found = next(self._packets(pos), None)
+        return None if found is None else (found[1], found[0].dts * self.tick)
+
+    def clips(self, origin: float) -> list[Clip] | None:
+        """The clips, the first starting at `origin` (its first picture's time); one where no join is seen (its
+        length by its last picture: FFmpeg's guess for an MPEG-PS may be a picture's, 0.1 s for 2 s). None: clips
+        joined, too many to look for all of them within JOIN_SAMPLE_BUDGET."""
+        tail = max(0, self.size - TAIL_BYTES)
+        count = min(max(tail // JOIN_SAMPLE_BYTES, JOIN_SAMPLES[0]), JOIN_SAMPLES[1])
+        samples = [self._sample(tail * i // (count - 1)) for i in range(count)]
+        ranges: list[tuple[int, int]] = []
+        known = [sample for sample in samples if sample is not None]
+        if not known:
+            return []
+        pairs = list(zip(known, known[1:]))
+        rates = sorted((after[0] - before[0]) / (after[1] - before[1]) for before, after in pairs
+                       if after[1] > before[1] + JOIN_SNAP_S)
+        self.rate = rates[len(rates) // 4] if rates else None  # low: a join hidden between two makes theirs high
+        for before, after in pairs:
+            self._narrow(before, after, ranges)
+        if self.budget < 0:
+            return None
+        # from the last sample at the latest: the file may end with a second of sound alone
+        runs = [self._scan(start, stop) for start, stop in ranges] + [self._scan(min(tail, known[-1][0]), self.size)]
+        return self._joined(runs, origin)
+
+    def _narrow(self, before: tuple[int, float], after: tuple[int, float], ranges: list[tuple[int, int]]) -> None:
+        """Byte ranges of at most JOIN_SCAN_BYTES holding a join, halving those where time goes back, or goes on
+        too little for their bytes."""
+        back = after[1] < before[1] - JOIN_SNAP_S
+        hidden = self.rate is not None and after[0] - before[0] > JOIN_HIDDEN_RATIO * self.rate * (after[1] - before[1])
+        if not back and not hidden:
+            return
+        if after[0] - before[0] <= JOIN_SCAN_BYTES:
+            if back:
+                ranges.append((before[0], after[0]))
+            return
+        self.budget -= 1
+        if self.budget < 0:
+            return
+        middle = self._sample((before[0] + after[0]) // 2)
+        if middle is None or not before[0] < middle[0] < after[0]:
+            ranges.append((before[0], after[0]))  # no packet starts in between: read all of it
+            return
+        self._narrow(before, middle, ranges)
+        self._narrow(middle, after, ranges)
+
+    def _scan(self, start: int, stop: int) -> list[_Scanned]:
+        """The clips of the packets from byte `start` (and a margin before it) to `stop` (and a few after)."""
+        runs = [_Scanned(None)]
+        last: float | None = None
+        margin = max(JOIN_MARGIN_BYTES, round(JOIN_MARGIN_FRAMES * self.frame * (self.rate or 0)))
+        for packet, place in self._packets(max(0, start - margin)):
+            dts, pts = packet.dts * self.tick, packet.pts * self.tick
+            if last is not None and dts < last - JOIN_SNAP_S:
+                runs.append(_Scanned(place))
+            last, run = dts, runs[-1]
+            if run.pos is not None and run.packets < REORDER_PACKETS:
+                run.first = pts if run.first is None else min(run.first, pts)
+            run.end = max(run.end or pts, pts + (float(packet.duration * self.tick) if packet.duration else self.frame))
+            run.packets += 1
+            if place >= stop and (run.pos is None or run.packets >= REORDER_PACKETS):
+                break
+        return runs
+
+    def _joined(self, runs: list[list[_Scanned]], origin: float) -> list[Clip]:
+        """The clips from the scans' runs (a join read twice counts once)."""
+        joins: dict[int, tuple[float, float]] = {}  # by the byte a clip starts at: the clip before's end, its first
+        for scan in runs:
+            for before, run in zip(scan, scan[1:]):
+                if run.pos is not None and before.end is not None and run.first is not None:
+                    joins[run.pos] = (before.end, run.first)
+        end = runs[-1][-1].end  # the tail's: where the last picture ends
+        if end is None:
+            return []
+        starts = sorted(joins)
+        ends = [joins[pos][0] for pos in starts] + [end]
+        firsts = [origin] + [joins[pos][1] for pos in starts]
+        return [Clip(pos, first, last - first) for pos, first, last in zip([0, *starts], firsts, ends)]
+
+    def keyframe_before(self, clip: Clip, stop: int, target: float) -> int:
+        """The byte of `clip`'s last keyframe (its packets end at byte `stop`) shown at or before `target`, its own
+        seconds: the bytes halved down to a few by the pictures' times, then read packet by packet, earlier and
+        earlier until one is found; else the clip's start, a keyframe."""
+        low, high = clip.pos, stop
+        while high - low > JOIN_SCAN_BYTES:
+            middle = self._sample((low + high) // 2)
+            if middle is None or middle[0] >= high or middle[1] > target:
+                high = (low + high) // 2
+            else:
+                low = middle[0]
+        back = JOIN_SCAN_BYTES
+        while (found := self._last_keyframe(low, stop, target)) is None and low > clip.pos:
+            low, back = max(clip.pos, low - back), 2 * back
+        return clip.pos if found is None else found
+
+    def _last_keyframe(self, pos: int, stop: int, target: float) -> int | None:
+        """The byte of the last keyframe from byte `pos` on, before byte `stop`, shown at or before `target`."""
+        found = None
+        for packet, place in self._packets(pos):
+            if place >= stop or packet.dts * self.tick > target:
+                break
+            if packet.is_keyframe and packet.pos == place and packet.pts * self.tick <= target:  # a jump lands there
+                found = place
+        return found
+
+
 class VideoFileSource(Source):
     """Decodes with PyAV (FFmpeg), frame-threaded; keeps presentation times for the writer."""
 
@@ -362,7 +535,10 @@ class VideoFileSource(Source):
         self.width, self.height = self._treatment.size(self.width, self.height)
         self.rotation, self.colour = self._treatment.rotation, self._treatment.colour
         count = self._announced_frames = self.stream.frames
-        seconds = self._length = self._video_seconds()  # kept: the warning after the run reads them closed
+        self._joins_unknown = False  # clips joined, too many to find at open: a start is reached by reading on
+        self._clips = self._joined_clips()
+        # kept: the warning after the run reads them closed; clips joined: all of their time, not FFmpeg's guess
+        seconds = self._length = sum(clip.length for clip in self._clips) if self._clips else self._video_seconds()
         if not count and seconds:
             count = int(round(seconds * self.fps))
             self.progress_seconds = seconds
@@ -382,6 +558,9 @@ class VideoFileSource(Source):
         self._read_until: float | None = None  # where the last picture read ends, in the video's own seconds
         self._frames_read = 0
         self._carried = 0.0  # seconds added to the pictures' own times after each join where time went back
+        self._clip_read = 0  # of clips joined as they are, the one read (0: the first), by the joins passed
+        # the clip of the first picture given: the sound and subtitles of those before it are not the part's
+        self.first_clip = 0
         self._head = [self._first]  # pictures decoded ahead (to check where a jump landed), given first
         self._sizes_told: set[tuple[int, int]] = set()  # picture sizes other than the first's, each said once
         # Interlaced pictures (1080i, DV, broadcast) are deinterlaced before anything else sees them; a stream that
@@ -423,7 +602,11 @@ class VideoFileSource(Source):
         origin = self._first.time or 0.0
         if start > 0:
             self._start = origin + start
-            if not beyond and readable_again(self.path):  # a pipe is read once: its pictures before the start skipped
+            if len(self._clips) > 1 and not beyond:
+                self._seek_clip(start)
+            elif self._joins_unknown and not beyond:
+                self._rewind()  # a jump by time may land in any clip: decoded from the start, the joins carried
+            elif not beyond and readable_again(self.path):  # a pipe is read once: its pictures before the start skipped
                 self._seek(self._start)
         if duration is not None:
             self._end = origin + start + duration
@@ -440,6 +623,56 @@ class VideoFileSource(Source):
         are (`cat a.ts b.ts`: their times start again at each join) make short: an MPEG transport or program stream
         of no frame count."""
         return not self._announced_frames and self.container.format.name in JOINABLE_FORMATS
+
+    def _joined_clips(self) -> list[Clip]:
+        """The clips of an MPEG transport or program stream, found at open so that its length and a start are the
+        video's where clips were joined as they are (`cat a.ts b.ts`), one where none was; [] for another format, a
+        pipe (read once) or a file the finder cannot read (damaged: the pictures' times going back still tell each
+        join as it comes)."""
+        import av
+
+        if not self._length_guessed() or not readable_again(self.path):
+            return []
+        finder = None
+        try:
+            finder = _ClipFinder(self.path, self.stream.index, self.fps)
+            clips = finder.clips(self._first.time or 0.0)
+            self._joins_unknown = clips is None
+            return clips or []
+        except (av.error.FFmpegError, OSError):
+            return []
+        finally:
+            if finder is not None:
+                finder.close()
+
+    def _seek_clip(self, start: float) -> None:
+        """Decode from the keyframe before `start` (seconds of video) in the joined clip that holds it, found by its
+        bytes: a jump by time landed in any clip holding that time, often a later one. The clips before it carry
+        the pictures' times on; where the jump fails, the file is decoded from its beginning."""
+        import av
+
+        index, done = 0, 0.0
+        while index < len(self._clips) - 1 and done + self._clips[index].length <= start:
+            done, index = done + self._clips[index].length, index + 1
+        clip, half = self._clips[index], self._half_frame(None)
+        stop = self._clips[index + 1].pos if index + 1 < len(self._clips) else self.path.stat().st_size
+        target = clip.first + start - done
+        landed, finder = None, None
+        try:
+            finder = _ClipFinder(self.path, self.stream.index, self.fps)
+            self.container.seek(finder.keyframe_before(clip, stop, target + half), unsupported_byte_offset=True)
+            self._decoded = self._decode()
+            landed = next(self._decoded, None)
+        except (av.error.FFmpegError, OSError):
+            pass
+        finally:
+            if finder is not None:
+                finder.close()
+        if landed is None or landed.time is None or not clip.first - half <= landed.time <= target + half:
+            self._rewind()
+            return
+        self._head = [landed]
+        self._carried, self._clip_read = (self._first.time or 0.0) + done - clip.first, index
 
     def _seek(self, target: float) -> None:
         """Decode from a keyframe at or before `target` (the video's own seconds). MPEG-TS has no index and its
@@ -570,6 +803,7 @@ class VideoFileSource(Source):
                 if seconds is not None and previous is not None and seconds < previous:
                     # time went back: clips joined as they are (`cat a.ts b.ts`); video time goes on from here
                     self._carried += self._read_until - seconds
+                    self._clip_read += 1
                 if seconds is not None:  # a picture lasts its own duration (a GIF's may be long), else as the last
                     step = seconds - previous if previous is not None and seconds > previous else 1 / self.fps
                     own = _own_duration(decoded)
@@ -616,6 +850,8 @@ class VideoFileSource(Source):
         image = self._treatment.image(decoded)
         if image.shape[:2] != (self.height, self.width):
             image = self._fit(image, index)
+        if not index:
+            self.first_clip = self._clip_read
         if own and self._end is not None and seconds is not None:  # a part ends at its end, however long its last
             own = min(float(own), max(self._end - seconds - self._carried, 0.0))
         # the writer holds each picture as long (a GIF's long last picture)
