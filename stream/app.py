@@ -287,7 +287,9 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     if clip != (None, None):
         if not isinstance(source, VideoFileSource):
             source.close()
-            raise UserError(f"--start and --duration take a part of a video file; {redact(input_spec)} is not one")
+            what = ("an animation read picture by picture (a transparent GIF or APNG, an animated WebP), which they "
+                    "do not cut; give it whole") if isinstance(source, AnimationSource) else "not one"
+            raise UserError(f"--start and --duration take a part of a video file; {redact(input_spec)} is {what}")
         try:
             source.set_range(*clip)
         except UserError:

@@ -25,8 +25,8 @@ from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.paths import ensure_writable
-from stream.images import (ANIMATION_FORMATS, ANIMATION_ONLY, IMAGE_SUFFIXES, PhotoMetadata, animation_picture,
-                           write_animation, write_image)
+from stream.images import (ANIMATION_FORMATS, ANIMATION_ONLY, IMAGE_SUFFIXES, AnimationWriter, PhotoMetadata,
+                           alpha_for, write_image)
 from stream.video_writer import VideoWriter, video_suffixes
 
 
@@ -121,38 +121,46 @@ class ImageSink(Sink):
 class AnimationSink(Sink):
     """An animated GIF, PNG (APNG) or WebP: each picture held for its own duration (a frame's
     `extra["duration_seconds"]`, else one frame period), played as many times as the input (`metadata.plays`).
-    The encoders take every picture at once, so they are kept until the run ends; one stopped early writes
-    those it has, as a video's output holds the frames until then."""
+    Each picture is encoded as it comes (AnimationWriter), none kept: a run stopped early writes those it had. With
+    `transparency`, a transparent input's alpha (a frame's `extra["alpha"]`, else a photo's `metadata.alpha`) is
+    kept, unchanged, where the picture is the input's (not side by side)."""
 
     def __init__(self, path: Path, picture: Callable[[Frame], np.ndarray], fps: float,
-                 metadata: PhotoMetadata | None = None) -> None:
+                 metadata: PhotoMetadata | None = None, transparency: bool = True) -> None:
         self.path = ensure_writable(path, "image")
         self.picture = picture
         self.period = 1.0 / fps
-        self.metadata = metadata
-        self.pictures: list[Any] = []  # Pillow's copies, as the encoders take them
-        self.durations: list[float] = []
+        self.transparency = transparency
+        self.photo_alpha = metadata.alpha if metadata is not None else None
+        self.writer = AnimationWriter.open(self.path, metadata)
 
     def write(self, frame: Frame) -> None:
-        self.pictures.append(animation_picture(self.picture(frame), self.path.suffix))
-        self.durations.append(frame.extra.get("duration_seconds") or self.period)
+        picture = self.picture(frame)
+        alpha = frame.extra.get("alpha", self.photo_alpha) if self.transparency else None
+        try:
+            self.writer.add(picture, frame.extra.get("duration_seconds") or self.period,
+                            alpha_for(alpha, picture.shape[:2]))
+        except (ValueError, RuntimeError):  # RuntimeError: an encoder's refusal of a picture
+            number, (height, width) = self.writer.count + 1, picture.shape[:2]
+            self.writer.discard()
+            raise UserError(f"cannot write animation {self.path} (picture {number}, {width}x{height}): the encoder "
+                            f"refused it; try .mp4") from None
+        except BaseException:  # a full disk: no half-written file left beside the target
+            self.writer.discard()
+            raise
 
     def close(self, complete: bool = True) -> None:
-        pictures, self.pictures = self.pictures, []
-        if pictures and not write_animation(self.path, pictures, self.durations, self.metadata):
-            width, height = pictures[0].size
-            raise UserError(f"cannot write animation {self.path} ({len(pictures)} pictures of {width}x{height}): "
-                            f"the encoder refused it; try .mp4")
+        self.writer.finish()
 
 
 def picture_sink(path: Path, picture: Callable[[Frame], np.ndarray], fps: float,
-                 metadata: PhotoMetadata | None) -> Sink:
+                 metadata: PhotoMetadata | None, transparency: bool = True) -> Sink:
     """The sink of an image file: an animation for an animated input (`metadata.plays`) where the format holds
-    one, and always for .gif and .apng; else one picture."""
+    one, and always for .gif and .apng; else one picture. `transparency`: an animation keeps the input's."""
     suffix = path.suffix.lower()
     animated = metadata is not None and metadata.plays is not None and suffix in ANIMATION_FORMATS
     if animated or suffix in ANIMATION_ONLY:
-        return AnimationSink(path, picture, fps, metadata)
+        return AnimationSink(path, picture, fps, metadata, transparency)
     return ImageSink(path, picture, metadata)
 
 
@@ -637,7 +645,8 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
                 colourise(f.refined) if f.refined is not None else np.zeros_like(f.image))
             if output_kind(save_depth) == "image":  # a photo's depth picture, an animation's depth animation
                 plays = photo_metadata.plays if photo_metadata is not None else None
-                sinks.append(picture_sink(Path(save_depth), depth, fps, PhotoMetadata(plays=plays)))
+                sinks.append(picture_sink(Path(save_depth), depth, fps, PhotoMetadata(plays=plays),
+                                          transparency=False))  # depth: opaque, as a photo's
             elif output_kind(save_depth) == "video":
                 # cut as the main output is (--duration): its chapters too
                 sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, audio_ends_with_pictures,

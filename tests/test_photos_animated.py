@@ -7,7 +7,7 @@ import pytest
 
 from stream import images
 from stream.errors import UserError
-from stream.images import PhotoMetadata, animation_metadata, animation_picture, write_animation
+from stream.images import PhotoMetadata, animation_metadata, write_animation
 
 from media import timeline
 
@@ -97,7 +97,7 @@ def test_a_still_image_output_of_an_animation_names_the_types_that_hold_it(tmp_p
 def test_the_times_an_animation_plays_are_kept_across_types(tmp_path, loop, suffix, plays, written):
     metadata = animation_metadata(_animation(tmp_path / "in.gif", loop=loop))
     assert metadata.plays == plays
-    pictures = [animation_picture(np.full((8, 8, 3), 50 * i, np.uint8), suffix) for i in range(3)]
+    pictures = [np.full((8, 8, 3), 50 * i, np.uint8) for i in range(3)]
     assert write_animation(tmp_path / f"out{suffix}", pictures, [0.1, 0.2, 0.3], metadata)
     assert _read(tmp_path / f"out{suffix}")[1:] == (3, [100, 200, 300], written)
     assert animation_metadata(tmp_path / f"out{suffix}").plays == plays
@@ -137,8 +137,89 @@ def test_a_60_fps_webp_keeps_its_16_ms_pictures_and_a_0_ms_one_is_shown_as_brows
 
 def test_a_60_fps_animation_made_a_gif_keeps_its_length_in_delays_browsers_honour(tmp_path):
     """16 ms pictures into a GIF got 10 ms delays (1 hundredth), which browsers show as 100 ms: 6 times slower."""
-    pictures = [animation_picture(np.full((8, 8, 3), 30 * i, np.uint8), ".gif") for i in range(6)]
+    pictures = [np.full((8, 8, 3), 30 * i, np.uint8) for i in range(6)]
     assert write_animation(tmp_path / "o.gif", pictures, [1 / 60] * 6)
     _, count, durations, _ = _read(tmp_path / "o.gif")
     assert count == 6 and all(ms >= 20 and ms % 10 == 0 for ms in durations)
     assert sum(durations) == pytest.approx(100, abs=20)  # 6 x 16.7 ms, whole hundredths of at least 2
+
+
+def _live_pillow_pictures() -> int:
+    import gc
+
+    from PIL import Image
+
+    gc.collect()
+    return sum(isinstance(thing, Image.Image) for thing in gc.get_objects())
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp"])
+def test_an_animation_output_is_written_as_its_pictures_come_none_kept(tmp_path, suffix):
+    """The sink kept every picture until the end (a 4K animated WebP of 600 pictures: ~15 GB): each is encoded into
+    the file beside the target as it comes, none held; the file is complete, under its name, once closed."""
+    from stream.frame import Frame
+    from stream.sinks import AnimationSink
+
+    sink = AnimationSink(tmp_path / f"out{suffix}", lambda frame: frame.image, 10.0, PhotoMetadata(plays=0))
+    before, sizes = _live_pillow_pictures(), []
+    for index in range(8):
+        picture = np.random.default_rng(index).integers(0, 256, (48, 64, 3), np.uint8)
+        sink.write(Frame(index=index, capture_ns=0, image=picture, pts_seconds=index / 10))
+        assert _live_pillow_pictures() <= before  # none kept (Pillow's copies: one a picture, before)
+        sizes.append(next(tmp_path.glob(".*.part")).stat().st_size)
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)  # each picture written as it came
+    assert not (tmp_path / f"out{suffix}").exists()
+    sink.close()
+    assert _read(tmp_path / f"out{suffix}")[1:3] == (8, [100] * 8)
+    assert [path.name for path in tmp_path.iterdir()] == [f"out{suffix}"]  # no file left beside it
+
+
+def test_an_animation_the_encoder_refuses_leaves_no_file_and_says_so(tmp_path):
+    from stream.frame import Frame
+    from stream.sinks import AnimationSink
+
+    sink = AnimationSink(tmp_path / "out.webp", lambda frame: frame.image, 10.0, PhotoMetadata(plays=0))
+    sink.write(Frame(index=0, capture_ns=0, image=np.zeros((8, 8, 3), np.uint8)))
+    with pytest.raises(UserError, match=r"cannot write animation .*out.webp \(picture 2, 9x8\): the encoder refused "
+                                        r"it; try .mp4"):
+        sink.write(Frame(index=1, capture_ns=0, image=np.zeros((8, 9, 3), np.uint8)))
+    sink.close(False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, opens", [("anim.gif", 1), ("anim.webp", 2)])
+def test_an_animation_s_headers_are_read_once_at_start_up(tmp_path, monkeypatch, name, opens):
+    """Pillow opened an animation's headers five times before its first picture (its output's and depth's names,
+    the output checks twice, what the output keeps): once now; an animated WebP once more, to read its pictures'
+    durations. A file changed since is read again."""
+    from PIL import Image
+
+    from stream.app import check_outputs, depth_name, picture_metadata, portrait_name
+    from stream.config import load_config
+    from stream.sources import open_source
+
+    source_path = _animation(tmp_path / name)
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda path, *args, **kw: opened.append(path) or real_open(path, *args, **kw))
+    config = load_config(None)
+    config.output.save_depth = str(tmp_path / depth_name(str(source_path)))
+    source = open_source(str(source_path))
+    output = portrait_name(str(source_path), image=False)
+    check_outputs(config, str(source_path), output, source)
+    assert picture_metadata(source, str(source_path)).plays == (4 if name.endswith(".gif") else 3)  # repeats
+    source.close()
+    assert len(opened) == opens and output.endswith(f"anim_portrait{Path(name).suffix}")
+    _animation(source_path, loop=5, durations=[100, 100])  # written again: other headers
+    assert animation_metadata(source_path).plays == (6 if name.endswith(".gif") else 5)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+def test_an_animation_output_keeps_the_colour_profile(tmp_path, suffix):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any profile: its bytes kept
+    pictures = [np.full((8, 8, 3), 50 * i, np.uint8) for i in range(2)]
+    assert write_animation(tmp_path / f"out{suffix}", pictures, [0.1, 0.1], PhotoMetadata(profile, plays=0))
+    metadata = animation_metadata(tmp_path / f"out{suffix}")
+    assert metadata.icc_profile == profile and metadata.plays == 0
