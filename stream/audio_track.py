@@ -127,7 +127,8 @@ class AudioTrack:
             self._reopen()
 
     def _reopen(self) -> None:
-        """The input opened again, its sound read from the beginning."""
+        """The input opened again, its sound read from the beginning: what was read of it forgotten (the last
+        packet's time, else the first packet looked like a join; the end), not what was written."""
         import av
 
         index = self.in_stream.index
@@ -139,6 +140,7 @@ class AudioTrack:
         self.clips = Clips(self.input)
         self.clips.joins = self.joins
         self.packets, self.pending = self.clips.demux(self.input, self.in_stream), None
+        self._last_time, self.done = None, False
 
     def write_until(self, seconds: float | None) -> None:
         """Write the audio that starts before `seconds` (all of it for None)."""

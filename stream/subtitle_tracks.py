@@ -291,21 +291,26 @@ class SubtitleTracks:
         self._last[out.index] = (begun, pts)
         packet.time_base, packet.pts, packet.dts = base, pts, pts
         packet.stream = out
-        self._waiting.setdefault(out.index, []).append((packet, end))
+        waiting = self._waiting.setdefault(out.index, [])
+        if waiting and self.suffix in MP4_SUFFIXES:
+            _end_by(waiting, float(pts * base))
+        waiting.append((packet, end))
 
     def _release(self, seconds: float | None, cut: float | None) -> None:
         """Mux the lines that end by `seconds` (the pictures' end; all of them for None), in each stream's order;
         with `cut`, none lasts past it. A line without an end (a bitmap one, ended by the next) is not held. Outside
         MP4 (whose text tracks are cut after close) a line is held at most SUBTITLE_HOLD_S: Matroska players read in
-        file order, and a 4 s line muxed at its end sat 3 s of pictures after its start, shown late or not at all."""
+        file order, and a 4 s line muxed at its end sat 3 s of pictures after its start, shown late or not at all.
+        A line cut to less than a tick of the file is left out (_lasts_a_tick)."""
         for waiting in self._waiting.values():
             while waiting and (seconds is None or waiting[0][1] is None or waiting[0][1] <= seconds
                                or self._held_long_enough(waiting[0][0], seconds)):
                 packet, end = waiting.pop(0)
                 if end is not None and cut is not None:
                     end = min(end, cut)
-                packet.duration = max(0, round(end / packet.time_base) - packet.pts) if end is not None else 0
-                self.mux(packet)
+                packet.duration = round(end / packet.time_base) - packet.pts if end is not None else 0
+                if end is None or _lasts_a_tick(packet):
+                    self.mux(packet)
 
     def _held_long_enough(self, packet: Any, seconds: float) -> bool:
         return self.suffix not in MP4_SUFFIXES and float(packet.pts * packet.time_base) + SUBTITLE_HOLD_S <= seconds
@@ -319,6 +324,24 @@ class SubtitleTracks:
     def close(self) -> None:
         self.input.close()
         self.mux = self.packets = None  # the writer's bound method: a cycle that kept the writer alive
+
+
+def _end_by(waiting: list[tuple[Any, float | None]], start: float) -> None:
+    """End the last line waiting by `start`, where the next line begins: an MP4 sample lasts until the next one.
+    Given its whole length over the next line's start, FFmpeg's MP4 muxer put its closing empty sample there and every
+    later line after it: an SRT's overlapping lines (two speakers) came out late, by up to the first one's length."""
+    packet, end = waiting[-1]
+    if end is not None and end > start:
+        waiting[-1] = (packet, start)
+
+
+def _lasts_a_tick(packet: Any) -> bool:
+    """Whether a line, cut, lasts at least a tick of its stream in the file, where the muxer rounds its length
+    (Matroska's ticks are milliseconds). One that begins where the part (--duration) or a stopped run ends, a
+    rounding below the pictures' end, or less than half a tick before it, was stored lasting 0 at the last picture's
+    end: a flash, or a line some players refuse."""
+    tick = packet.stream.time_base or packet.time_base  # the file's, once the header is written
+    return packet.duration > 0 and packet.duration * packet.time_base >= tick / 2
 
 
 def _codec_name(stream: Any) -> str:
