@@ -20,7 +20,10 @@ every variant's segments: the largest up to 1080p (VARIANT_MOST_P) is read inste
 Every connect and read ends after its time-out (PyAV's interrupt callback, which FFmpeg polls every 0.1 s while it
 waits): a stall is a drop, reconnected. A stop (interrupt()) ends the call in progress at once, through the same
 callback (_cut): no reader thread or connection is left waiting for the time-out. The first open runs on a thread
-of its own too, which a stop signal (Ctrl-C, SIGTERM) cuts the same way (_opened_away).
+of its own too, which a stop signal (Ctrl-C, SIGTERM) cuts the same way (_opened_away). The first pictures that
+measure a rate the stream does not state are taken at their window's end (RATE_WINDOW_S) even with a read in
+progress: a camera pausing after its first keyframe starts no later; that read ends on the opening thread, and
+frames() gives its picture next.
 """
 from __future__ import annotations
 
@@ -64,8 +67,12 @@ LEFT_OPEN_S = 1.0
 # throws the analysed packets away, the first keyframe with them, and the first picture waited a GOP (2.3 s there).
 LOW_DELAY = {"probesize": "500000", "analyzeduration": "1000000", "fpsprobesize": "0"}
 RATE_PICTURES = 8  # a rate the stream does not state is measured over this many pictures ...
-RATE_WINDOW_S = 1.0  # ... or this long, whichever comes first
+RATE_WINDOW_S = 1.0  # ... or this long from the first, whichever comes first: a stream that pauses waits no longer
 RATE_RANGE = (0.1, 240.0)
+ASSUMED_RATE = 30.0  # a rate neither stated nor measured (the stream paused, or came in bursts, while measured)
+# A picture whose read took less than this was there already (FFmpeg's analysis kept it, or a camera or proxy sent
+# its buffer at once on connect): its arrival tells nothing of the camera's rate.
+WAITED_NS = 2_000_000
 # Formats with no clock of their own: FFmpeg numbers their pictures at a made-up 25 fps, so arrival times count.
 UNTIMED_FORMATS = ("mpjpeg", "mjpeg", "jpeg_pipe", "h264", "hevc")
 JUMP_S = 1.0  # a stream clock this far behind the arrivals (a restart, a loop, drift) is laid on them afresh
@@ -228,13 +235,27 @@ class _Clock:
         return self._offset + stamp
 
 
-def _rate_from(seconds: list[float]) -> float:
-    """A rate measured over pictures' times, in a round figure the writer and a virtual camera take."""
+def _steady_from(waited: list[bool] | None) -> int:
+    """The first picture whose arrival tells the stream's rate (`waited`: whether each picture's read waited for
+    it; None where the stream's own clock times them, which a burst does not change). Not the first: it came with
+    the connection (a camera sends its last keyframe at once, then pauses until its next). Nor those after it read
+    without a wait: they had been sent before, and arrived as fast as they decoded (measured as 240 fps)."""
+    if waited is None:
+        return 0
+    start = 1
+    while start < len(waited) and not waited[start]:
+        start += 1
+    return start
+
+
+def _rate_from(seconds: list[float]) -> float | None:
+    """A rate measured over pictures' times, in a round figure the writer and a virtual camera take; None where
+    they tell none (fewer than two, or a rate out of RATE_RANGE: no clamp passes for a measurement)."""
     if len(seconds) < 2 or seconds[-1] <= seconds[0]:
-        return 30.0
+        return None
     rate = (len(seconds) - 1) / (seconds[-1] - seconds[0])
     rate = round(rate) if rate >= 10 else round(rate, 1)
-    return min(max(rate, RATE_RANGE[0]), RATE_RANGE[1])
+    return rate if RATE_RANGE[0] <= rate <= RATE_RANGE[1] else None
 
 
 def deinterlaced(found: Iterator[tuple[Any, int]], deinterlacer: Deinterlacer | None) -> Iterator[tuple[Any, int]]:
@@ -311,26 +332,34 @@ class NetworkSource(Source):
         self._sizes_told: set[tuple[int, int]] = set()
         self._damage_told = False
         self.delivered = 0  # pictures given to the pipeline
+        # The first pictures, read on the opening thread (_first_pictures) and taken when measured or at the end of
+        # RATE_WINDOW_S (_opened_away); the picture a read then in progress brings is _late's, for frames().
+        self._head: list[tuple[Any, int]] = []
+        self._waited: list[bool] = []  # whether each of _head's reads waited for its picture
+        self._late: list[tuple[Any, int]] = []
+        self._taken = False  # _head taken: what the opening thread reads next goes to _late
+        self._measure_until: float | None = None  # the end of the measuring window, from the first picture
+        self._head_lock = threading.Lock()
+        self._opener_done = threading.Event()  # the opening thread ended: no read of its own in progress
         head = self._opened_away()
         first = head[0][0]
         # decided from the first picture, as a file's (a picture with another size is scaled to it: _image)
         self.treatment = PictureTreatment(first, self.stream, f"network stream {self.shown}")
         self.width, self.height = self.treatment.size(first.width, first.height)
-        self._head = head
         # bwdif decides picture by picture (a broadcast switches); a stream that turns interlaced later is said
         self.interlaced = bool(first.interlaced_frame)
         self.deinterlace = True  # keep_fields() turns it off
         stated = self._stated_rate()
-        # by the stream's own clock where it has one: pictures that arrived in a burst came from a steady camera
-        timed = self.timed and all(picture.time is not None for picture, _ in head)
-        self.fps = stated or _rate_from([picture.time if timed else capture / 1e9 for picture, capture in head])
+        measured = None if stated else self._measured_rate(head)
+        self.fps = stated or measured or ASSUMED_RATE
         if self.container.streams.audio:
             notify(f"network stream {self.shown} has sound, which is not kept: only its pictures are processed")
         codec = self.stream.codec_context.name.upper()
         shown = ([self.variant] if self.variant else []) + ([DEINTERLACED] if self.interlaced else []) \
             + self.treatment.parts(f"{first.width}x{first.height}")
+        origin = "" if stated else " (measured)" if measured else " (assumed)"
         self.description = (f"network stream {self.shown} ({codec}) {self.width}x{self.height} @ {self.fps:.3g} fps"
-                            + ("" if stated else " (measured)") + "".join(f", {part}" for part in shown))
+                            + origin + "".join(f", {part}" for part in shown))
 
     def keep_fields(self) -> None:
         """`--deinterlace off`: interlaced pictures as decoded, both fields woven (as VideoFileSource.keep_fields:
@@ -378,7 +407,7 @@ class NetworkSource(Source):
         # Slice threads only: frame threads hold a picture back per thread (8 threads: 320 ms at 25 fps)
         self.stream.thread_type = "SLICE"
         self.timed = container.format.name.split(",")[0] not in UNTIMED_FORMATS
-        self.opened_at = time.monotonic()
+        self.read_at = time.monotonic()  # the end of the last read: from then the socket holds what no one read
         self.dropped: str | None = None  # why the stream failed part-way, once it has
         self.packets = self._decoded()
 
@@ -388,22 +417,28 @@ class NetworkSource(Source):
         and is raised here at once. Run on the main thread, FFmpeg's call held it back until its time-out (5 s,
         15 s for HLS), and PyAV's error handling then lost it: the open failed ("no answer"), or it went on and
         the run started as if no Ctrl-C had come."""
-        outcome: list[Any] = []  # the first pictures, or what the open raised
-        done = threading.Event()
+        outcome: list[BaseException] = []  # what the open raised
+        done = self._opener_done
         threading.Thread(target=self._open_here, args=(outcome, done), name="network-open", daemon=True).start()
         try:
-            while not done.wait(OPEN_POLL_S):
+            while not done.wait(OPEN_POLL_S) and not self._window_passed():
                 pass
         except BaseException:  # KeyboardInterrupt, from the signal's handler
             self.interrupt()
             done.wait(LEFT_OPEN_S)  # the thread closes what it opened, and cut threads are set aside there
             raise
-        if isinstance(outcome[0], BaseException):
+        if outcome:
             raise outcome[0]
-        return outcome[0]
+        with self._head_lock:  # a read still in progress (a stream pausing after its first picture): left to it
+            self._taken = True
+            return list(self._head)
 
-    def _open_here(self, outcome: list[Any], done: threading.Event) -> None:
-        """_opened_away's thread: the open's outcome into `outcome`; where a stop came, nothing left open."""
+    def _window_passed(self) -> bool:
+        """Whether the measuring window has ended (the opening thread may still be waiting in a read)."""
+        return self._measure_until is not None and time.monotonic() >= self._measure_until
+
+    def _open_here(self, outcome: list[BaseException], done: threading.Event) -> None:
+        """_opened_away's thread: what the open raised into `outcome`; where a stop came, nothing left open."""
         me = threading.get_ident()
         try:
             with self._reader_lock:  # from here a stop cuts this thread's connect or read short (interrupt)
@@ -411,7 +446,7 @@ class NetworkSource(Source):
                 if self._interrupted.is_set():  # the stop came before: open nothing
                     return
             self._open()
-            outcome.append(self._first_pictures())
+            self._first_pictures()
         except BaseException as exc:  # noqa: BLE001 (raised on the waiting thread)
             outcome.append(exc)
         finally:
@@ -429,22 +464,41 @@ class NetworkSource(Source):
             self.packets.close()  # under the cut still, as frames() does: a read begun under it ends at once
             self.container.close()
 
-    def _first_pictures(self) -> list[tuple[Any, int]]:
-        """The first picture and, where the stream states no rate, those that measure it."""
-        head: list[tuple[Any, int]] = []
+    def _first_pictures(self) -> None:
+        """The first picture and, where the stream states no rate, those that measure it, into _head as they come.
+        The waiting thread takes them at the end of the measuring window, a read in progress or not (a camera
+        pausing after its first keyframe held the start for the whole read time-out, 5 s): the picture that read
+        brings is then _late's, given first by frames(), and the stall no drop."""
         measuring = self._stated_rate() is None
-        started = time.monotonic()
-        while not head or measuring and len(head) < RATE_PICTURES and time.monotonic() - started < RATE_WINDOW_S:
+        while True:
+            asked = now_ns()
             found = next(self.packets, None)
-            if found is None and head:  # a drop while measuring: the run opens it again
-                break
-            if found is None:
-                self.container.close()
-                raise UserError(f"network stream {self.shown}: {_where(self.parts)} answered but gave no picture "
-                                f"({self.dropped or 'the stream ended'}; {FIX})")
-            head.append(found)
-            started = started if len(head) > 1 else time.monotonic()
-        return head
+            with self._head_lock:
+                self.read_at = time.monotonic()
+                if self._taken:
+                    self._late.extend([found] if found is not None else [])
+                    return
+                if found is None and self._head:  # a drop while measuring: the run opens it again
+                    return
+                if found is None:
+                    self.container.close()
+                    raise UserError(f"network stream {self.shown}: {_where(self.parts)} answered but gave no picture "
+                                    f"({self.dropped or 'the stream ended'}; {FIX})")
+                self._head.append(found)
+                self._waited.append(found[1] - asked >= WAITED_NS)  # untimed: the capture time is the arrival
+                if self._measure_until is None:
+                    self._measure_until = time.monotonic() + RATE_WINDOW_S
+                if not measuring or self._window_passed() or \
+                        len(self._head) - _steady_from(self._waited) >= RATE_PICTURES:
+                    return
+
+    def _measured_rate(self, head: list[tuple[Any, int]]) -> float | None:
+        """The rate the first pictures tell: by the stream's own clock where it has one (pictures that arrived in
+        a burst came from a steady camera), else by their arrivals, from the first that tells it."""
+        if self.timed and all(picture.time is not None for picture, _ in head):
+            return _rate_from([picture.time for picture, _ in head])
+        start = _steady_from(self._waited[:len(head)])
+        return _rate_from([capture / 1e9 for _, capture in head[start:]])
 
     def _stated_rate(self) -> float | None:
         """The stream's own average rate where it has a clock and states a plausible one."""
@@ -500,6 +554,9 @@ class NetworkSource(Source):
             self.dropped = "the camera closed the connection"
 
     def frames(self) -> Iterator[Frame]:
+        # the opening thread's read still in progress past the measuring window: its picture comes first, and a stop
+        # meanwhile cuts it (it is still the reader)
+        self._opener_done.wait()
         reader = threading.get_ident()
         with self._reader_lock:  # from here a stop cuts this thread's connect or read short (interrupt)
             self._reader = reader
@@ -531,9 +588,9 @@ class NetworkSource(Source):
     def _pictures(self) -> Iterator[tuple[Any, int]]:
         """(picture, capture time) as decoded, opened again across drops, until the sender ends the stream or a
         stop comes; UserError where it stays away."""
-        pictures = iter(self._head)
-        self._head = []
-        if time.monotonic() - self.opened_at > STALE_S:
+        pictures = iter(self._head + self._late)
+        self._head, self._late = [], []
+        if time.monotonic() - self.read_at > STALE_S:
             # its socket held what came while the model loaded: the live stream from now on instead
             pictures = self._reopen_or_end("opened again after the set-up", quiet=True)
         while True:
@@ -602,7 +659,11 @@ class NetworkSource(Source):
                 _cut(self._reader)
 
     def close(self) -> None:
-        self.container.close()
+        if not self._opener_done.is_set():  # closing the container under its read would crash: cut, and it closes
+            self.interrupt()
+            self._opener_done.wait(LEFT_OPEN_S)
+        if self._opener_done.is_set():
+            self.container.close()
 
 
 def _chosen_variant(container: Any) -> tuple[Any, str] | None:

@@ -839,3 +839,14 @@ def test_an_interlaced_multicast_over_udp_is_deinterlaced(tmp_path, told):
     assert [f.index for f in frames] == list(range(12))
     teeth = min(comb(raw) for raw in stored)
     assert all(comb(f.image) < 0.25 * teeth for f in frames), [comb(f.image) for f in frames]
+
+
+def test_a_rate_out_of_range_or_from_a_burst_is_not_measured():
+    """Arrivals as fast as pictures decode (a burst, all that came in the window) gave 240 fps, the clamp, as
+    "measured"; the pictures read without a wait, and the first (it came with the connection), tell no rate."""
+    assert network._rate_from([0.0, 0.001, 0.002]) is None  # 1000 fps: no clamp passes for a measurement
+    assert network._rate_from([5.0]) is None
+    assert network._rate_from([0.0, 0.1, 0.2]) == 10
+    assert network._steady_from([False, False, False, True, True]) == 3  # a burst of three, then waits
+    assert network._steady_from([False, True, True]) == 1  # the first picture's gap is left out
+    assert network._steady_from(None) == 0  # the stream's own clock: every picture counts
