@@ -342,6 +342,14 @@ class NetworkSource(Source):
         self._head_lock = threading.Lock()
         self._opener_done = threading.Event()  # the opening thread ended: no read of its own in progress
         head = self._opened_away()
+        try:
+            self._describe(head)
+        except BaseException:  # the opening thread may still be reading: end it, close the connection
+            self.close()
+            raise
+
+    def _describe(self, head: list[tuple[Any, int]]) -> None:
+        """What the stream is, from its first pictures: the treatment of its pictures, its rate, the run line."""
         first = head[0][0]
         # decided from the first picture, as a file's (a picture with another size is scaled to it: _image)
         self.treatment = PictureTreatment(first, self.stream, f"network stream {self.shown}")

@@ -558,3 +558,23 @@ def test_a_read_left_to_the_opening_thread_is_cut_by_a_close_or_stop(told, monke
     assert took < ENDS_WITHIN_S, f"{took:.1f} s"
     assert _until(lambda: not any(thread.name == "network-open" for thread in threading.enumerate()))
     assert network._cut_threads == set() and told == [], told
+
+
+def test_a_stream_refused_after_its_first_pictures_leaves_nothing_open(told, monkeypatch):
+    """What is decided from the first pictures can refuse the stream (a picture shape the pipeline cannot take) while
+    the opening thread still waits in a read: the refusal reaches the caller, and the read and connection end."""
+    monkeypatch.setattr(network, "TIMEOUT_S", NEVER_S)
+
+    def refused(*args, **kwargs):
+        raise UserError("network stream refused: its pictures are of no known shape")
+
+    monkeypatch.setattr(network, "PictureTreatment", refused)
+    camera = _PausingCamera(first=1, pause_s=NEVER_S, fps=10)
+    try:
+        with pytest.raises(UserError, match="no known shape"):
+            NetworkSource(camera.url)
+        assert camera.reader_closed.wait(ENDS_S)
+    finally:
+        camera.close()
+    assert _until(lambda: not any(thread.name == "network-open" for thread in threading.enumerate()))
+    assert network._cut_threads == set()
