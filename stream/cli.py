@@ -290,6 +290,9 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
     from stream.app import build
 
     built = build(config, input_spec, output, notify=notify, clip=(args.start, args.duration))
+    if args.start:  # the part was recorded that much after the input's creation time
+        for writer in _video_writers(built):
+            writer.start_part(args.start)
     if camera_preset:
         kind = "camera" if input_spec.startswith("camera:") else "network stream"
         print(f"depthcam: {kind} input: using the {LIVE_PRESET} preset's settings, device {config.device} "
@@ -342,13 +345,20 @@ def _frames(count: int) -> str:
     return f"{count} frame" if count == 1 else f"{count} frames"
 
 
+def _video_writers(built: Any) -> list[Any]:
+    """The video writers of a run's outputs: -o's and --save-depth's (an animation's writer is none)."""
+    from stream.video_writer import VideoWriter
+
+    sink = built.pipeline.sink
+    return [one.writer for one in getattr(sink, "sinks", [sink]) if isinstance(getattr(one, "writer", None),
+                                                                               VideoWriter)]
+
+
 def _kept(built: Any, target: str, written: int) -> str:
     """_what_was_kept for a run's output, from its video writer where it has one."""
     from stream.paths import same_file
 
-    sink = built.pipeline.sink
-    writer = next((one.writer for one in getattr(sink, "sinks", [sink])
-                   if getattr(one, "writer", None) is not None and same_file(one.writer.path, target)), None)
+    writer = next((one for one in _video_writers(built) if same_file(one.path, target)), None)
     if writer is None:
         return _what_was_kept(target, written, built.pipeline.sink_finalised)
     # the sinks close together: another's failure (the depth video's) leaves this one finalised
@@ -410,6 +420,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.inputs = [name for spec in args.inputs for name in _expanded(spec)]
     if len(args.inputs) == 1:
         spec = args.inputs[0]
+        _refuse_roll_extra(spec)
         output = _into_folder(spec, "-o", args.output)
         args.save_depth = _into_folder(spec, "--save-depth", args.save_depth)
         return _run(spec, output, args)
@@ -427,6 +438,57 @@ def _expanded(spec: str) -> list[str]:
     if matches == []:
         raise UserError(f"no file matches {spec}; check the folder and the pattern")
     return [spec] if matches is None else matches
+
+
+def _roll_extra(spec: str) -> tuple[str, str, str] | None:
+    """paths.roll_extra for a file input: a sidecar, a system's file or a folder; None for anything else."""
+    from stream.paths import roll_extra
+    from stream.sources import STDIN_NAMES
+
+    if live_input(spec) or spec.startswith("synthetic:") or spec in STDIN_NAMES:
+        return None
+    return roll_extra(spec)
+
+
+def _refuse_roll_extra(spec: str) -> None:
+    """A sidecar named on its own (IMG_0001.AAE) said "cannot read video ... (the file is not a video, or it is
+    truncated or corrupt)"; this says what it is. A folder's own line comes from opening it (sources.open_source)."""
+    from stream.paths import companions
+
+    extra = _roll_extra(spec)
+    if extra is None or extra[0] == "folder":
+        return
+    beside = companions(spec) if extra[0] != "AppleDouble file" else []  # ._IMG_1.JPG's fix names IMG_1.JPG
+    fix = f"{extra[2]}: {' or '.join(beside[:3])}" if beside else extra[2]
+    raise UserError(f"input {spec} is {extra[1]}, not a photo or video; {fix}")
+
+
+def _leave_out_roll_extras(inputs: list[str]) -> list[str]:
+    """Of several inputs (`roll/*`, expanded by depthcam or by a shell, which cannot be told apart), the folders and
+    what a camera roll holds beside its photos and videos (an iPhone's .AAE edits, .xmp, Google Takeout's .json,
+    .DS_Store): left out with one line counting them by kind, where each was a failed input and the exit 2."""
+    extras = {spec: extra for spec in inputs if (extra := _roll_extra(spec)) is not None}
+    if not extras:
+        return inputs
+    kinds: dict[str, int] = {}
+    for kind, _, _ in extras.values():
+        kinds[kind] = kinds.get(kind, 0) + 1
+    folders = [spec for spec, extra in extras.items() if extra[0] == "folder"]
+    counted = ", ".join(f"{count} {kind}{'s' if count > 1 else ''}" + (_folders_named(folders, extras)
+                                                                       if kind == "folder" else "")
+                        for kind, count in kinds.items())
+    kept = [spec for spec in inputs if spec not in extras]
+    if not kept:
+        raise UserError(f"none of the {len(inputs)} inputs is a photo or video: {counted}")
+    print(f"depthcam: leaving out {len(extras)} input(s) that are no photo or video: {counted}", file=sys.stderr)
+    return kept
+
+
+def _folders_named(folders: list[str], extras: dict[str, tuple[str, str, str]]) -> str:
+    """The folders left out, and how their files are given: " (roll/Burst: give roll/Burst/* for the files in it)"."""
+    shown = ", ".join(folders[:3]) + (", ..." if len(folders) > 3 else "")
+    fix = extras[folders[0]][2] + (" (and so on)" if len(folders) > 1 else "")
+    return f" ({shown}: {fix})"
 
 
 def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
@@ -496,6 +558,7 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
         from stream.network_source import redact
 
         raise UserError(f"{redact(live[0])} never ends, so it cannot be one of several inputs; run it on its own")
+    inputs = _leave_out_roll_extras(inputs)
     # `depthcam run clips/*` run twice would take the first run's outputs, written beside the clips, for inputs
     ours = [spec for spec in inputs if Path(spec).stem.endswith(("_portrait", "_depth"))]
     if ours:

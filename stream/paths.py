@@ -149,3 +149,54 @@ def glob_matches(pattern: str) -> list[str] | None:
     if not glob.has_magic(pattern) or os.path.lexists(os.path.expanduser(pattern)):
         return None
     return sorted(glob.glob(os.path.expanduser(pattern)))
+
+
+# What a camera roll or a photo folder holds beside its photos and videos, by the name's end (in lower case): no
+# picture, so a pattern over the folder (`roll/*`) leaves them out where each was a failed input ("cannot read
+# video"). Each: (the kind, counted in the line that leaves them out; what it is; the fix where it is named alone).
+SIDECARS = {
+    ".aae": ("iPhone edit sidecar", "an iPhone edit sidecar (XML)", "give the photo or video it belongs to"),
+    ".xmp": ("XMP sidecar", "an XMP metadata sidecar (an editor's settings)", "give the photo it describes"),
+    ".thm": ("thumbnail sidecar", "a camera's thumbnail sidecar (a small copy of a video's first picture)",
+             "give the video it belongs to"),
+    ".json": ("JSON metadata file", "a JSON metadata file (Google Takeout writes one beside each photo)",
+              "give the photo or video it describes"),
+    ".ds_store": (".DS_Store file", "macOS's folder view settings (.DS_Store)", "give a photo or video"),
+    "thumbs.db": ("Thumbs.db file", "Windows' thumbnail cache (Thumbs.db)", "give a photo or video"),
+    "desktop.ini": ("desktop.ini file", "Windows' folder settings (desktop.ini)", "give a photo or video"),
+}
+
+
+def roll_extra(path: str) -> tuple[str, str, str] | None:
+    """What `path` is where it is no photo or video but what a camera roll holds beside them (a folder, a
+    sidecar, a system's file): (kind, what it is, the fix), as in SIDECARS; None for anything else. Told
+    from the name (in any case: IMG_0001.AAE), but a folder, whatever its name, from the file system."""
+    full = os.path.expanduser(path)
+    if os.path.isdir(full):
+        return "folder", "a folder", f"give {os.path.join(path.rstrip('/' + os.sep), '*')} for the files in it"
+    if not os.path.lexists(full):  # not found (or a name too long to be anything): the input's opening says so
+        return None
+    name = os.path.basename(os.path.normpath(full))
+    if name.startswith("._") and len(name) > 2:  # written by macOS onto a disk that has no place for it (FAT)
+        return ("AppleDouble file", f"an AppleDouble file (macOS's extra data for {name[2:]})",
+                f"give {os.path.join(os.path.dirname(path), name[2:])} itself")
+    lower = name.lower()
+    # ".aae" ends a name; "thumbs.db" is the whole of one
+    return next((kind for end, kind in SIDECARS.items() if lower == end or end[0] == "." and lower.endswith(end)),
+                None)
+
+
+def companions(path: str) -> list[str]:
+    """The photos or videos beside a sidecar that it belongs to, by the name before its first dot (IMG_0001.AAE:
+    IMG_0001.HEIC; Google Takeout's IMG_0001.JPG.json: IMG_0001.JPG), in any case; sorted."""
+    folder, name = os.path.split(path)
+    stem = name.split(".")[0].lower()
+    if not stem:  # .DS_Store belongs to no file
+        return []
+    try:
+        names = os.listdir(os.path.expanduser(folder) or ".")
+    except OSError:
+        return []
+    return sorted(os.path.join(folder, other) for other in names if other != name and other.split(".")[0].lower()
+                  == stem and os.path.isfile(os.path.join(os.path.expanduser(folder) or ".", other))
+                  and roll_extra(os.path.join(folder, other)) is None)

@@ -12,7 +12,9 @@ excepted), else one nominal frame period.
 
 Tags. The input's container tags are kept where the output's container holds them: its creation time (photo
 apps sort by it; AVI holds its date only), location (Android's, in MP4 as 3GPP's loci; an iPhone's QuickTime
-keys as mdta keys), title, make and model; and the kept audio stream's language.
+keys as mdta keys), title, make and model; and the kept audio stream's language. A part from --start on is dated
+when it was recorded (the creation times that much later, start_part); what names the input's own asset (a Live
+Photo's content identifier) is not kept: the output is a new one.
 
 Audio. One stream of the input's, its default one, else its first: copied where the container takes its codec,
 else encoded again, on the pictures' timeline (stream.audio_track).
@@ -34,7 +36,9 @@ import errno
 import logging
 import math
 import os
+import re
 import struct
+from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
@@ -75,6 +79,17 @@ HYBRID_MP4_SINCE = (61, 7)  # libavformat of FFmpeg 7.1, the first with movflags
 # file (its brand, its encoder, its length), and a timecode, which would start a timecode track at the input's
 # first frame whatever part was taken.
 OWN_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "timecode"}
+# The input's tags that say which asset it is, not kept: the output is a new one. Apple Photos pairs a Live Photo's
+# still and video by the content identifier (a portrait that kept it claimed to be the original's video, and could
+# take its place beside the still); the live-photo keys mark the video of such a pair; Photos' originating
+# signature names the asset an export was made from.
+IDENTITY_TAGS = {"com.apple.quicktime.content.identifier", "com.apple.photos.originating.signature"}
+IDENTITY_PREFIXES = ("com.apple.quicktime.live-photo.",)
+# The tags that say when the recording began (FFmpeg's, in UTC; an iPhone's, in local time): a part taken from
+# `--start` on began that much later.
+CREATION_TAGS = {"creation_time", "com.apple.quicktime.creationdate"}
+# ISO 8601 as these tags write it: 2025-08-02T09:15:30.000000Z, 2025-08-02T11:15:30+0200, ...+02:00, no zone
+ISO_TIME = re.compile(r"(\d{4}-\d\d-\d\d)([T ])(\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?")
 # Apple's QuickTime keys (an iPhone's place, make, model and local date): MP4 and MOV hold them only as
 # "mdta" keys, which FFmpeg writes with movflags=use_metadata_tags (else it leaves them out).
 APPLE_KEYS = "com.apple.quicktime."
@@ -125,7 +140,37 @@ def kept_tags(source: Path | Mapping[str, str] | None) -> dict[str, str]:
                 tags = dict(container.metadata)
         except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
             return {}
-    return {key: _one_value(value) for key, value in tags.items() if key.lower() not in OWN_TAGS and value}
+    return {key: _one_value(value) for key, value in tags.items() if value and not _own_or_identity(key)}
+
+
+def _own_or_identity(key: str) -> bool:
+    key = key.lower()  # Matroska's tags are upper case
+    return key in OWN_TAGS or key in IDENTITY_TAGS or key.startswith(IDENTITY_PREFIXES)
+
+
+def shifted_creation(tags: Mapping[str, str], seconds: float) -> dict[str, str]:
+    """`tags` with the creation times `seconds` later (a part from --start on), each written as it was."""
+    return {key: shifted_time(value, seconds) if key.lower() in CREATION_TAGS else value
+            for key, value in tags.items()}
+
+
+def shifted_time(text: str, seconds: float) -> str:
+    """An ISO 8601 time `seconds` later, written in its own form: its separator, its fraction's digits (none: whole
+    seconds, rounded to), its zone as written (Z, +02:00, +0200, none: the zone is the same moment's). Anything
+    else is given back as it is."""
+    found = ISO_TIME.fullmatch(text)
+    if found is None or not seconds:
+        return text
+    date, separator, clock, fraction, zone = found.groups()
+    digits = len(fraction or "")
+    try:
+        moment = datetime.fromisoformat(f"{date}T{clock}") + timedelta(seconds=float(f"0.{fraction or 0}") + seconds)
+    except (ValueError, OverflowError):  # no such day (2025-02-30), or past year 9999
+        return text
+    step = timedelta(microseconds=10 ** (6 - min(digits, 6)))
+    moment = datetime.min + round((moment - datetime.min) / step) * step  # to the digits the tag has
+    shown = f".{moment.microsecond:06d}".ljust(digits + 1, "0")[:digits + 1] if digits else ""
+    return f"{moment:%Y-%m-%d}{separator}{moment:%H:%M:%S}{shown}{zone or ''}"
 
 
 def with_riff_date(tags: dict[str, str]) -> dict[str, str]:
@@ -389,7 +434,7 @@ class VideoWriter:
         self._last_frame: Any = None  # the last picture encoded, shown again through a pause longer than _max_ticks
         self._repeats: set[int] = set()  # the times of those shown again, which are no picture of the input
         self._file = _OutputFile(path)
-        tags = kept_tags(tags_from if tags_from is not None else audio_from)
+        self._tags = tags = kept_tags(tags_from if tags_from is not None else audio_from)
         if suffix == ".avi":
             tags = with_riff_date(tags)
         if audio_from is not None and not readable_again(audio_from):
@@ -419,6 +464,15 @@ class VideoWriter:
             if isinstance(exc, (av.error.FFmpegError, OSError, ValueError)):
                 raise UserError(f"cannot write {path}: {_one_line(exc)}") from None
             raise
+
+    def start_part(self, seconds: float) -> None:
+        """The output begins `seconds` into the input (--start): the creation times it keeps are moved there, to
+        when its first picture was recorded, so that a photo app sorts it at that moment, not at the input's start.
+        Before the first picture, whose packet writes the header that holds them."""
+        if self._started:
+            raise RuntimeError("start_part() after the first picture: the header holding the tags is written")
+        tags = shifted_creation(self._tags, seconds)
+        self.container.metadata.update(with_riff_date(tags) if self.path.suffix.lower() == ".avi" else tags)
 
     def _add_subtitles(self, source: Path, suffix: str, part_end: float | None) -> SubtitleTracks | None:
         """The input's subtitle streams, where any can be kept. The muxer is told not to wait long for them."""
