@@ -4,8 +4,9 @@ Whole-frame error figures dilute what a user sees at a subject's outline (a frin
 table also gives the error within a band outside the sharp subject (`silhouette_band`). The reference
 loops over every offset of the largest disc: about 30 s a 640x480 frame at 12 px, 4 minutes at 1080p.
 
-Usage: python bench/dof_accuracy.py FRAMES.npz [...] [--frames 2] [--band 12]
+Usage: python bench/dof_accuracy.py FRAMES.npz [...] [--frames 2] [--band 12] [--region Y0:Y1,X0:X1]
 FRAMES.npz: render inputs kept by bench/record_render_inputs.py (the first and last of --frames are used).
+--region adds the error's mean, p99 and max within that rectangle (a seam seen on one frame).
 """
 from __future__ import annotations
 
@@ -27,18 +28,29 @@ def frame_indices(count: int, wanted: int) -> list[int]:
     return sorted({round(i * (count - 1) / max(wanted - 1, 1)) for i in range(min(wanted, count))})
 
 
+def region(text: str) -> tuple[slice, slice]:
+    """'Y0:Y1,X0:X1' (end excluded) as the rectangle's slices."""
+    try:
+        rows, cols = (tuple(int(v) for v in part.split(":")) for part in text.split(","))
+        return slice(*rows), slice(*cols)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected Y0:Y1,X0:X1 (e.g. 304:321,368:385), got {text!r}") from None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recorded", type=Path, nargs="+")
     parser.add_argument("--frames", type=int, default=2, help="frames per file, spread over it (default 2)")
     parser.add_argument("--band", type=float, default=12.0, help="band width outside the subject, px (default 12)")
+    parser.add_argument("--region", type=region, help="also the error within Y0:Y1,X0:X1 (end excluded)")
     args = parser.parse_args()
     for path in args.recorded:
         if not path.is_file():
             parser.error(f"{path} not found; make it with bench/record_render_inputs.py")
-    print(f"| frames | frame | blur (px) | s | whole: mean | whole: p99 | band {args.band:g} px: mean | band: p99 "
-          "| band: max |")
-    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    region_head = " region: mean | region: p99 | region: max |" if args.region else ""
+    print(f"| frames | frame | blur (px) | s | whole: mean | whole: p99 | whole: max | band {args.band:g} px: mean "
+          f"| band: p99 | band: max |{region_head}")
+    print("| --- | --- | --- | --- |" + " ---: |" * (6 + 3 * bool(args.region)))
     for path in args.recorded:
         with np.load(path) as recorded:
             for i in frame_indices(len(recorded["focus"]), args.frames):
@@ -54,8 +66,13 @@ def main() -> int:
                 s = plan(disparity.shape, focus, blur, boost).scale
                 band_figures = (f"{band.mean():.2f} | {np.percentile(band, 99):.1f} | {band.max():.0f}" if band.size
                                 else "- | - | -")
+                region_figures = ""
+                if args.region:
+                    inside = error[args.region]
+                    region_figures = f" {inside.mean():.2f} | {np.percentile(inside, 99):.1f} | {inside.max():.1f} |"
                 print(f"| {path.stem} #{i} | {width}x{height} | {blur:g} | {s} | {error.mean():.3f} "
-                      f"| {np.percentile(error, 99):.1f} | {band_figures} |", flush=True)
+                      f"| {np.percentile(error, 99):.1f} | {error.max():.1f} | {band_figures} |{region_figures}",
+                      flush=True)
     return 0
 
 

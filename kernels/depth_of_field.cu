@@ -5,7 +5,7 @@
 // in kernels/dof.py and computed exactly by kernels/dof_reference.py.
 // Compiles with nvcc -ptx -arch=sm_90 -std=c++17 and NVRTC --std=c++17 (no includes needed). No shared
 // memory: the reduced frame is small and L1/L2-resident, and full-resolution windows are at most
-// (2s + 1)^2 pixels, read through the read-only cache.
+// (2s + 1)^2 pixels ((4s + 1)^2 for the near field: NEAR_EXACT), read through the read-only cache.
 
 #define FOCUS_RADIUS 0.5f
 #define HIGHLIGHT_THRESHOLD 0.6f
@@ -14,12 +14,21 @@
 #define PI_F 3.14159265358979323846f
 // what lies behind a near pixel fades in from its own colour over this share of its disc (kernels/dof_reference.py)
 #define BEHIND_FADE 0.1f
+// the near field is gathered exactly below a CoC of NEAR_EXACT * s: from s to 2 s the blocks' box and bilinear tent
+// spread a disc's light ~1.5 s px past its rim (kernels/dof_cpu.py: NEAR_EXACT)
+#define NEAR_EXACT 2
 
 __device__ __forceinline__ float split(float r, int s) {
     // Share of a CoC handled by the reduced gather; the rest is gathered exactly at full resolution
     // (a CoC below s - 1 cannot be represented at 1/s resolution). Cross-fade between s - 1 and s.
     if (s == 1) return 1.0f;
     return fminf(fmaxf(r - ((float)s - 1.0f), 0.0f), 1.0f);
+}
+
+__device__ __forceinline__ float split_near(float c, int s) {
+    // the near field's reduced share: exact below 2 s - 1, cross-fading up to 2 s (NEAR_EXACT)
+    if (s == 1) return 1.0f;
+    return fminf(fmaxf(c - ((float)(NEAR_EXACT * s) - 1.0f), 0.0f), 1.0f);
 }
 
 __device__ __forceinline__ float reduced_radius(float r, int s) {
@@ -101,7 +110,7 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
                     fr_max = fmaxf(fr_max, -c);
                 }
             } else {
-                const float t = split(c, s);
+                const float t = split_near(c, s);
                 if (t < 1.0f && c > small) small = c;
                 n0 += t * hw * b; n1 += t * hw * g; n2 += t * hw * r; nh += t * hw; nm += t; nr += t * c;
             }
@@ -287,12 +296,12 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
         // colour while the pixels not near weigh less than BEHIND_FADE of its disc (taken whole from any weight
         // above 0, the blocks' reach drew rectangular notches in a blurred foreground)
         float4 e = bilerp4(behind_acc, i00, i01, i10, i11, w00, w01, w10, w11);
-        const float t = split(c, s);
+        const float t = split_near(c, s);
         if (t < 1.0f) {
-            // a CoC below s: the share 1 - t gathered exactly over its own disc (the pixels not near, uniform
+            // a CoC below 2 s: the share 1 - t gathered exactly over its own disc (the pixels not near, uniform
             // weights, outside the frame skipped), on the reduced sums' scale; the blocks' reach took a small
             // disc's backdrop from up to ~1.5 s px away (kernels/dof_cpu.py: _add_small_behind)
-            const int k = min((int)ceilf(c + 0.5f) - 1, s + 1);
+            const int k = min((int)ceilf(c + 0.5f) - 1, NEAR_EXACT * s + 1);
             float b0 = 0.f, b1 = 0.f, b2 = 0.f, bw = 0.f;
             for (int qy = max(y - k, 0); qy <= min(y + k, height - 1); ++qy) {
                 for (int qx = max(x - k, 0); qx <= min(x + k, width - 1); ++qx) {
@@ -318,12 +327,13 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
         const float4 n = bilerp4(near_acc, i00, i01, i10, i11, w00, w01, w10, w11);
         n0 = n.x; n1 = n.y; n2 = n.z; nh = n.w;
     }
-    // a small near disc reaches < s + 0.5 px: at most into the neighbouring blocks
+    // a small near disc (CoC below 2 s) reaches < 2 s + 0.5 px: at most two blocks away
     float small = -1.0f;
-    for (int j = max(by - 1, 0); j <= min(by + 1, hl - 1); ++j)
-        for (int i = max(bx - 1, 0); i <= min(bx + 1, wl - 1); ++i) small = fmaxf(small, __ldg(low_small + j * wl + i));
+    for (int j = max(by - NEAR_EXACT, 0); j <= min(by + NEAR_EXACT, hl - 1); ++j)
+        for (int i = max(bx - NEAR_EXACT, 0); i <= min(bx + NEAR_EXACT, wl - 1); ++i)
+            small = fmaxf(small, __ldg(low_small + j * wl + i));
     if (small > 0.0f) {
-        const int ks = min((int)ceilf(small + 0.5f) - 1, s + 1);
+        const int ks = min((int)ceilf(small + 0.5f) - 1, NEAR_EXACT * s + 1);
         for (int dy = -ks; dy <= ks; ++dy) {
             const int qy = min(max(y + dy, 0), height - 1);  // beyond the frame: its edge pixels again
             for (int dx = -ks; dx <= ks; ++dx) {
@@ -331,7 +341,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
                 const int q = qy * width + qx;
                 const float cq = __ldg(coc + q);
                 if (cq <= FOCUS_RADIUS) continue;
-                const float share = 1.0f - split(cq, s);
+                const float share = 1.0f - split_near(cq, s);
                 if (share <= 0.0f) continue;
                 const float a = disc_weight(cq, dy, dx) * share;
                 if (a <= 0.0f) continue;

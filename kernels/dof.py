@@ -44,7 +44,10 @@ represented at 1/s resolution, so the composite gathers them exactly at full res
 is at most (2s + 1)^2 pixels; the CPU computes the same sums as row stencils, one offset at a time
 across a row, which vectorise), cross-fading into the reduced gather between
 ``s - 1`` and ``s``; so does what lies behind a small near pixel (from the blocks, a one-pixel disc's backdrop
-came from up to ~1.5 s px away). In the far field this goes by pairs: the min-radius rule gives a pair (q, p) the
+came from up to ~1.5 s px away). The near field does so below ``2 s`` (between ``2 s - 1`` and ``2 s``;
+``dof_cpu.NEAR_EXACT``): from s to 2 s the blocks' box and bilinear tent spread a disc's light ~1.5 s px past its
+rim, a grey band ending in a hard line where a blurred foreground meets black (31.7 levels off on the astronaut),
+and their coverage fell short of 1, letting through a backdrop the blocks took from too far away. In the far field this goes by pairs: the min-radius rule gives a pair (q, p) the
 smaller radius of the two, so every pair with a small source or a small receiver is gathered exactly
 (share ``1 - t_q t_p``, ``t`` the reduced share) and the reduced gather carries ``t_q`` in its block sums
 times ``t_p`` at the receiver, both sums on one scale. Where a subject's depth ramps down to the

@@ -10,11 +10,11 @@ Why row stencils: every gather here runs one window offset at a time across a wh
 Per-pixel gathers with early exits, the first version, did not vectorise and were 3-5x slower. A tap
 that a pixel's own disc would skip adds exactly 0 (coverage 0, or a source with zero colour and weight),
 so the sums are the same; whole rows and offsets beyond every disc around are skipped.
-The exact full-resolution gathers (CoC below s) are the exception: where the depth varies, their sources lie in
-short runs (~18 columns on a smooth random depth), too short for LLVM's vector loops (16 floats and more a
-step: shorter runs went scalar, ~4 ns a tap). They run over the 8-column chunks that hold a source or receiver
-reaching each whole distance (`_reach_masks`), one explicit 8-lane step a chunk (`_near_taps8`, `_far_taps8`), in
-the order the row stencils took: the same sums, bit for bit.
+The exact full-resolution gathers (CoC below s, near CoC below 2 s) are the exception: where the depth varies,
+their sources lie in short runs (~18 columns on a smooth random depth), too short for LLVM's vector loops (16
+floats and more a step: shorter runs went scalar, ~4 ns a tap). They run over the 8-column chunks that hold a
+source or receiver reaching each whole distance (`_reach_masks`), one explicit 8-lane step a chunk (`_near_taps8`,
+`_far_taps8`), in the order the row stencils took: the same sums, bit for bit.
 """
 from __future__ import annotations
 
@@ -45,6 +45,12 @@ _TINY = np.float32(1e-30)
 _NO_FAR = np.float32(-1e30)  # far radius of a pixel outside the far field: its every coverage clamps to 0
 # The exact gathers' columns go by chunks of CHUNK, one 8-lane vector step each (`_reach_masks`)
 CHUNK = 8
+# The near field is gathered exactly below a CoC of NEAR_EXACT * s (cross-fading from NEAR_EXACT * s - 1). The
+# blocks' own box and the bilinear tent spread a disc's light ~1.5 s px past its rim: from s to 2 s, where that is
+# as wide as the disc, a blurred foreground's edge over black ran on 4-5 px as a grey band ending in a hard line
+# (39-44 levels off the reference on a synthetic edge, 31.7 on the astronaut); its coverage summed to 0.89-0.95
+# and let the blocks' backdrop, reaching ~1.5 s px too far, show through (35 levels). Below 2 s exact, both 0.
+NEAR_EXACT = 2
 N_SUMS = 17  # per-column sums of the reduce pass (listed there)
 # fastmath without reassociation: sums that must stay in their order (LLVM otherwise pairs them up)
 _ORDERED = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
@@ -162,12 +168,19 @@ def _share_shift(s):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
+def _near_shift(s):
+    """The `shift` of `_share` for the near field (NEAR_EXACT)."""
+    return np.float32(NEAR_EXACT * s - 1.0) if s > 1 else np.float32(-1e30)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _share(r, shift):
     """Share of a CoC r handled by the reduced gather; the rest is gathered exactly at full resolution.
 
     A CoC below s - 1 cannot be represented at 1/s resolution (the block alone blurs more), so it is
     gathered at full resolution, where its window is at most (2s + 1)^2; above s the reduced gather
-    takes over; between the two the weights cross-fade linearly.
+    takes over; between the two the weights cross-fade linearly. The near field's shift is 2 s - 1
+    (`_near_shift`, NEAR_EXACT): windows up to (4s + 1)^2.
     """
     return min(max(r - shift, _ZERO), _ONE)
 
@@ -404,6 +417,7 @@ def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre
     threshold = np.float32(HIGHLIGHT_THRESHOLD)
     boost32 = np.float32(boost)
     shift = _share_shift(s)
+    near_shift = _near_shift(s)
     twelfth = np.float32(1.0 / 12.0)
     inv_pi = np.float32(_INV_PI)
     tasks = min(tasks, hl)
@@ -465,7 +479,7 @@ def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre
                 for x in range(width):
                     c = c_row[x]
                     ia = inv_pi / (c * c + twelfth)
-                    t_near = _share(c, shift)
+                    t_near = _share(c, near_shift)
                     ew_row[x] = (_ONE - t_near) * ia if c > FOCUS_RADIUS else (ia if c < -FOCUS_RADIUS else _ZERO)
                     share[x] = t_near if c > FOCUS_RADIUS else _ZERO
                 for x in range(width):
@@ -499,7 +513,7 @@ def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre
                 _reach_masks(small, far_span[y], chunk_max, far_mask[y])
                 for x in range(width):
                     c = c_row[x]
-                    small[x] = c if (c > FOCUS_RADIUS) & (_share(c, shift) < _ONE) else np.float32(-1.0)
+                    small[x] = c if (c > FOCUS_RADIUS) & (_share(c, near_shift) < _ONE) else np.float32(-1.0)
                 near_cmax[y] = _small_span(small, near_span[y])
                 _reach_masks(small, near_span[y], chunk_max, near_mask[y])
             _reduce_blocks(sums, colmin, colmax, s, y1 - y0, by, blocks, bmin, bmax, low_f, low_fr, low_n, low_nr,
@@ -656,11 +670,12 @@ def _near_taps(near, pre, coc, exact_w, qy, p0, p1, dx, edge):
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near_mask, near):
-    """Row y's share of the near pixels too small for the reduced gather, gathered exactly at full
-    resolution (their discs reach at most s px) into `near` (B, G, R, weight, coverage). A tap's weight depends
-    on its source alone: each offset runs across the chunks of row qy holding a source that reaches its distance
-    (`near_mask`, `_reach_masks`), moved onto the receivers; the taps left out add exactly 0. Each receiver takes
-    its taps in the order of the row stencils this replaced (rows, then offsets, ascending): the same sums."""
+    """Row y's share of the near pixels too small for the reduced gather, gathered exactly at full resolution
+    (their discs reach less than 2 s + 1/2 px: NEAR_EXACT) into `near` (B, G, R, weight, coverage). A tap's weight
+    depends on its source alone: each offset runs across the chunks of row qy holding a source that reaches its
+    distance (`near_mask`, `_reach_masks`), moved onto the receivers; the taps left out add exactly 0. Each
+    receiver takes its taps in the order of the row stencils this replaced (rows, then offsets, ascending): the
+    same sums."""
     kd = (dist.shape[0] - 1) // 2
     height, width = coc.shape
     for qv in range(y - kd, y + kd + 1):
@@ -907,17 +922,17 @@ def _behind_weights(c_row, behind_h, fade, is_near, own_w, inv):
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _add_small_behind(y, img, coc, s, dist, near_span, behind_blocks, behind):
-    """What lies behind row y's near pixels too small for the reduced gather (CoC below s), gathered exactly:
+    """What lies behind row y's near pixels too small for the reduced gather (CoC below 2 s), gathered exactly:
     the pixels not near within the pixel's own disc (uniform weights, outside the frame skipped), as
     `dof_reference`, their share 1 - t cross-faded into the reduced sums (t, in `behind`), on the reduced sums'
     scale (1 / s^2). The blocks' mean radius and bilinear reach took a one- or two-pixel disc's backdrop from
     up to ~1.5 s px away: at a noisy focus edge, colours that lay outside it (58 levels off on a photo).
-    Per receiver, its window at most (2s + 1)^2, within the 3 x 3 blocks around its own; a block whose
+    Per receiver, its window at most (4s + 1)^2, within the 5 x 5 blocks around its own; a block whose
     `behind_blocks` is False has none of those holding a pixel not near (the gather would add exactly 0: on the
     synthetic portrait at 1280x720, 93 % of its small near pixels): its window is skipped, the cross-fade kept."""
     height, width = coc.shape
     kd = (dist.shape[0] - 1) // 2
-    shift = _share_shift(s)
+    shift = _near_shift(s)
     inv_area = _ONE / np.float32(s * s)
     c_row = coc[y]
     flags = behind_blocks[y // s]
@@ -977,9 +992,9 @@ def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, p
     """Full resolution: far pixels take the far field (the exact gather of the pairs with a radius below s
     plus the bilinear reduced one, its weights renormalised over the blocks with reduced far content: both
     sums on one scale), near pixels what lies behind them (bilinear, normalised, faded in from themselves while
-    it weighs less than `fade` c^2: `_behind_weights`; a CoC below s
+    it weighs less than `fade` c^2: `_behind_weights`; a CoC below 2 s
     cross-faded into its exact gather, `_add_small_behind`), then the near field's coverage composites its colour over.
-    `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= s); `col_x0`,
+    `dist[K + dy, K + dx]` tabulates |(dy, dx)| for the full-resolution windows (K >= 2 s); `col_x0`,
     `col_x1`, `col_fx`: each column's bilinear taps and weight, `phase_off`, `phase_fx`: the same per
     column phase x % s; `near_rows[q]`: whether reduced row q has any near coverage."""
     height, width = coc.shape
@@ -1010,7 +1025,7 @@ def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, p
         near[:] = 0.0
         if near_rows[y0] or near_rows[y1]:
             _upsample_rows(near_acc, y0, y1, fy, s, phase_off, phase_fx, col_x0, col_x1, col_fx, low, near)
-        if _max(near_cmax[max(y - s, 0):min(y + s + 1, height)]) >= 0.0:
+        if _max(near_cmax[max(y - NEAR_EXACT * s, 0):min(y + NEAR_EXACT * s + 1, height)]) >= 0.0:
             _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near_mask, near)
         behind = scratch[20:24]  # B, G, R, weight
         row_has_near = _max(c_row) > FOCUS_RADIUS
@@ -1089,11 +1104,12 @@ def _behind_fade(scale: int) -> np.float32:
 
 
 def _behind_blocks(share: np.ndarray) -> np.ndarray:
-    """Per block, whether it or a block beside it (3 x 3) holds a pixel not near (`low_b[3]`, its share, is
-    exactly 0 where none is): a CoC below s reaches at most into the blocks beside its own (`_add_small_behind`)."""
-    any_b = np.pad(share > 0.0, 1)
-    rows = any_b[:-2] | any_b[1:-1] | any_b[2:]
-    return rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]
+    """Per block, whether it or a block within two (5 x 5) holds a pixel not near (`low_b[3]`, its share, is
+    exactly 0 where none is): a CoC below 2 s (NEAR_EXACT) reaches at most two blocks from its own
+    (`_add_small_behind`)."""
+    any_b = np.pad(share > 0.0, 2)
+    rows = any_b[:-4] | any_b[1:-3] | any_b[2:-2] | any_b[3:-1] | any_b[4:]
+    return rows[:, :-4] | rows[:, 1:-3] | rows[:, 2:-2] | rows[:, 3:-1] | rows[:, 4:]
 
 
 @functools.lru_cache(maxsize=8)
@@ -1143,9 +1159,10 @@ class _Workspace:
         self.near_cmax = np.empty(height, np.float32)
         self.far_span = np.empty((height, 2), np.int64)
         self.far_rmax = np.empty(height, np.float32)
-        # the exact gathers' distances stay below s + 1/2 (their CoCs below s): whole distances 0 to s
+        # the exact gathers' distances stay below s + 1/2 (far CoCs below s): whole distances 0 to s; the near
+        # field's below 2 s + 1/2 (NEAR_EXACT): 0 to 2 s
         self.far_mask = np.empty((height, scale + 1, -(-shape[1] // (64 * CHUNK))), np.uint64)
-        self.near_mask = np.empty_like(self.far_mask)
+        self.near_mask = np.empty((height, NEAR_EXACT * scale + 1, self.far_mask.shape[2]), np.uint64)
         self.far_acc = np.empty((5,) + low_shape, np.float32)  # B, G, R, weight, support
         self.near_acc = np.empty((5,) + low_shape, np.float32)
         self.low_b = np.empty((4,) + low_shape, np.float32)  # not near: B, G, R (linear light), share
@@ -1192,8 +1209,9 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
         _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, _row_order(hl),
                 _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.behind_acc, w.near_rows)
         t2 = time.perf_counter()
-        _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(p.scale + 1), p.scale, *columns,
-                   _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows, w.near_span,
+        # the full-resolution windows: the near field's reach below 2 s + 1/2 (NEAR_EXACT)
+        _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(NEAR_EXACT * p.scale + 1), p.scale,
+                   *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows, w.near_span,
                    w.near_cmax, w.near_mask, w.far_rmax, w.far_mask, _behind_fade(p.scale),
                    _behind_blocks(w.low_b[3]), out)
     if timings is not None:

@@ -35,7 +35,7 @@ class DofBuffers:
         hl, wl = low_shape
         self.coc = xp.empty(shape, xp.float32)  # signed CoC, full resolution
         self.hwt = xp.empty(shape, xp.float32)  # highlight weight, full resolution
-        self.low_small = xp.empty((hl, wl), xp.float32)  # largest near CoC below s, per block (-1: none)
+        self.low_small = xp.empty((hl, wl), xp.float32)  # largest near CoC below 2 s, per block (-1: none)
         self.low_fsmall = xp.empty((hl, wl), xp.float32)  # the same for far radii
         self.low_f = xp.empty((hl, wl, 4), xp.float32)
         self.low_n = xp.empty((hl, wl, 4), xp.float32)

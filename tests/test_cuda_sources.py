@@ -59,6 +59,15 @@ def test_the_cuda_sources_constants_are_the_python_ones():
         assert match and float(match.group(1)) == getattr(dof, name), name
 
 
+def test_the_near_fields_exact_gather_reaches_as_far_on_both_devices():
+    """Both paths gather the near field exactly below NEAR_EXACT * s: the CPU's constant, restated in the .cu."""
+    from kernels import dof_cpu
+
+    source = (Path(__file__).resolve().parents[1] / "kernels" / "depth_of_field.cu").read_text()
+    match = re.search(r"#define NEAR_EXACT (\d+)\n", source)
+    assert match and int(match.group(1)) == dof_cpu.NEAR_EXACT
+
+
 # --- every launch the Python wrappers make, against its kernel's `extern "C"` signature -------------------
 # No GPU needed: CuPy is replaced by NumPy and a recorder that takes each launch's grid, block, arguments and
 # shared memory. CuPy passes a Python int as a 64-bit and a Python float as a double, so an argument of the

@@ -500,10 +500,11 @@ def reduced_fields(img: np.ndarray, coc: np.ndarray, pre: np.ndarray, s: int) ->
     h, w = coc.shape
     hl, wl = -(-h // s), -(-w // s)
     shift = s - 1.0 if s > 1 else -1e30
+    near_shift = 2 * s - 1.0 if s > 1 else -1e30  # the near field is exact below 2 s (dof_cpu.NEAR_EXACT)
     c = coc.astype(np.float64)
     far, near = c < -0.5, c > 0.5
     fs = np.where(far, np.clip(-c - shift, 0.0, 1.0), 0.0)
-    ns = np.where(near, np.clip(c - shift, 0.0, 1.0), 0.0)
+    ns = np.where(near, np.clip(c - near_shift, 0.0, 1.0), 0.0)
     light = img.astype(np.float64).transpose(2, 0, 1) ** 2
     out = {k: np.empty(shape) for k, shape in (("low_f", (4, hl, wl)), ("low_n", (5, hl, wl)), ("low_b", (4, hl, wl)),
                                                ("low_fr", (hl, wl)), ("low_nr", (hl, wl)), ("low_br", (hl, wl)))}
@@ -613,7 +614,7 @@ def test_reduce_pass_marks_the_chunks_that_reach_each_distance(rng):
     from kernels import dof_cpu
 
     s, h, w = 5, 40, 1100
-    coc = np.full((h, w), 8.0, np.float32)  # near and large: no small pixel
+    coc = np.full((h, w), 10.0, np.float32)  # near and large (at least 2 s): no small pixel
     for y in range(h):
         cols = rng.choice(w, size=int(rng.integers(1, 12)), replace=False)
         if y % 4 == 0:
@@ -628,13 +629,14 @@ def test_reduce_pass_marks_the_chunks_that_reach_each_distance(rng):
     depth_of_field_cpu(img, disp, 0.5, 12.0, scale=s)
     ws = dof_cpu._local.workspace
     assert ws.far_mask.shape[1] == s + 1  # the whole distances below s + 1/2, which a CoC below s reaches
-    shift = s - 1.0
-    for field, masks, sign in (("far", ws.far_mask, -1.0), ("near", ws.near_mask, 1.0)):
+    assert ws.near_mask.shape[1] == 2 * s + 1  # the near field's small CoCs are those below 2 s
+    for field, masks, sign, shift, n in (("far", ws.far_mask, -1.0, s - 1.0, s + 1),
+                                         ("near", ws.near_mask, 1.0, 2 * s - 1.0, 2 * s + 1)):
         for y in range(h):
             c = sign * ws.coc[y]
             small = np.where((c > 0.5) & (np.clip(c - shift, 0, 1) < 1), c, -1.0).astype(np.float32)
             got = np.unpackbits(masks[y].view(np.uint8), axis=1, bitorder="little")[:, :-(-w // 8)].astype(bool)
-            np.testing.assert_array_equal(got, chunks_that_reach(small, s + 1), err_msg=f"{field} {y}")
+            np.testing.assert_array_equal(got, chunks_that_reach(small, n), err_msg=f"{field} {y}")
 
 
 @pytest.mark.parametrize("scale", [1, 2, 3, 4, 5, 6, 7])
@@ -664,11 +666,11 @@ def test_cpu_upsampling_all_phases_at_once_matches_one_phase_at_a_time(rng, scal
 
 
 def small_near_gather(coc: np.ndarray, pre: np.ndarray, exact_w: np.ndarray, s: int, y: int) -> np.ndarray:
-    """`_add_small_near` of row y in float64: every offset of the (2s + 3)^2 window, rows and columns beyond the
+    """`_add_small_near` of row y in float64: every offset of the (4s + 3)^2 window, rows and columns beyond the
     frame continuing its edge, each source weighed by its coverage and `exact_w` (0 but on small near pixels)."""
     h, w = coc.shape
-    kd = s + 1
-    shift = s - 1.0 if s > 1 else -1e30
+    kd = 2 * s + 1
+    shift = 2 * s - 1.0 if s > 1 else -1e30
     c = coc.astype(np.float64)
     small = (c > 0.5) & (np.clip(c - shift, 0.0, 1.0) < 1.0)
     out = np.zeros((5, w))
@@ -697,7 +699,7 @@ def test_exact_near_gather_visits_the_sources_that_reach_each_distance(rng, shap
     blur = 3.6 * scale
     depth_of_field_cpu(img, disp, 0.5, blur, highlight_boost=2.0, scale=scale)
     ws = dof_cpu._local.workspace
-    dist = dof_cpu._distance_table(scale + 1)
+    dist = dof_cpu._distance_table(2 * scale + 1)
     skipped = False
     for y in range(h):
         near = np.zeros((5, w), np.float32)
