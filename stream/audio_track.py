@@ -107,12 +107,14 @@ class AudioTrack:
         self._next = 0
         self._out_pts = 0  # the output sample where the FIFO's first sample goes
 
-    def begin_at(self, origin: float) -> None:
-        """Set the origin (the first picture's time), and jump to the sound a little before it where that is far
-        into the file. A jump that lands after the origin is undone: the sound is read from its beginning."""
+    def begin_at(self, origin: float, clip: int = 0) -> None:
+        """Set the origin (the first picture's time, in clip `clip` of clips joined as they are), and jump to the
+        sound a little before it where that is far into the file. A jump that lands after the origin is undone: the
+        sound is read from its beginning."""
         import av
 
         self.origin = self.first_origin = origin
+        self.clips.start_in(clip)
         stream, time_base = self.in_stream, self.in_stream.time_base
         start = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
         if origin - start < AUDIO_SEEK_AFTER_S or not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
@@ -137,8 +139,8 @@ class AudioTrack:
         self.in_stream = self.input.streams[index]
         if self.adts is not None:
             self.adts = _adts_filter(self.in_stream, self.suffix)
-        self.clips = Clips(self.input)
-        self.clips.joins = self.joins
+        skip, self.clips = self.clips.skip, Clips(self.input)
+        self.clips.joins, self.clips.skip = self.joins, skip
         self.packets, self.pending = self.clips.demux(self.input, self.in_stream), None
         self._last_time, self.done = None, False
 
@@ -176,6 +178,8 @@ class AudioTrack:
             if time is not None and self._last_time is not None and time < self._last_time - AUDIO_SNAP_S:
                 self.clips.went_back()
             self._last_time = time if time is not None else self._last_time
+            if self.clips.before():
+                continue  # a clip before the first picture's (--start in a later one): its sound is not the part's
             origin = self.clips.origin(self.first_origin)
             if origin is None:  # the pictures have not reached the join yet
                 self.pending = packet

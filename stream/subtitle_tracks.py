@@ -117,12 +117,13 @@ class SubtitleTracks:
         self.tracks[stream.index] = (out, decoder)
         return True
 
-    def begin_at(self, origin: float) -> None:
-        """Set the origin (the first picture's time), and jump to a little before it where that is far into an
-        indexed file, as the sound does."""
+    def begin_at(self, origin: float, clip: int = 0) -> None:
+        """Set the origin (the first picture's time, in clip `clip` of clips joined as they are), and jump to a
+        little before it where that is far into an indexed file, as the sound does."""
         import av
 
         self.origin = origin
+        self.clips.start_in(clip)
         self._cut = None if self.part_end is None else self.part_end - origin  # the origin moves at a join
         start = self.input.start_time / 1_000_000 if self.input.start_time is not None else 0.0
         if not self.streams or origin - start < AUDIO_SEEK_AFTER_S or \
@@ -192,6 +193,8 @@ class SubtitleTracks:
             if last is not None and seconds_in < last - AUDIO_SNAP_S:  # time went back: the next clip's line
                 self.clips.went_back()
                 self._last_time.clear()
+            if self.clips.before():
+                continue  # a clip before the first picture's (--start in a later one): its lines are not the part's
             origin = self.clips.origin(self.origin)
             if origin is None:  # the pictures have not reached the join yet
                 if seconds is None:  # at the end: no picture after the join, so no line either

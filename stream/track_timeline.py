@@ -22,7 +22,8 @@ class Clips:
     the pictures' packets too (not decoded: an MPEG-TS demuxer reads every byte anyway), and a packet's clip is the
     joins passed in the pictures before it; else a join is where the track's own time goes back. By its own times
     alone, a clip without sound or lines showed no join, and the next clip's took its origin (its sound and lines
-    came out under the clip before)."""
+    came out under the clip before). A part that begins in a later clip (--start) begins at clip `skip`: the joins and
+    the origins count from it, and the packets of the clips before it are not the part's."""
 
     def __init__(self, container: Any) -> None:
         from stream.sources import chosen_video_stream  # here: stream.sources imports the writer, which imports this
@@ -31,6 +32,7 @@ class Clips:
         self.video = None if indexed else chosen_video_stream(container)
         self.joins: list[float] = []
         self.clip = 0  # the joins passed
+        self.skip = 0  # the clip of the first picture: the writer's first origin is that clip's, `joins` after it
         self._last_picture: float | None = None  # in the input's seconds
 
     def demux(self, container: Any, *streams: Any) -> Any:
@@ -55,8 +57,20 @@ class Clips:
         if self.video is None:
             self.clip += 1
 
+    def start_in(self, clip: int) -> None:
+        """The first picture is of clip `clip` (as the source counted the joins before it). Only where the pictures
+        are watched from the file's beginning, as the source's were: an indexed file's track may have jumped."""
+        self.skip = clip if self.video is not None else 0
+
+    def before(self) -> bool:
+        """Whether the packet read is of a clip before the first picture's: not the part's (its sound under the
+        part's first pictures, or waiting for ever for a join the pictures never make)."""
+        return self.clip < self.skip
+
     def origin(self, first: float) -> float | None:
-        """The origin of the clip read (`first` the first clip's); None where the pictures have not reached it."""
-        if self.clip > len(self.joins):
+        """The origin of the clip read (`first` the first picture's clip's); None where the pictures have not
+        reached it."""
+        clip = self.clip - self.skip
+        if clip > len(self.joins):
             return None
-        return self.joins[self.clip - 1] if self.clip else first
+        return self.joins[clip - 1] if clip else first

@@ -41,7 +41,7 @@ import struct
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -417,6 +417,9 @@ class VideoWriter:
         self._last_pts = -1
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
         self._first_origin = 0.0  # the first clip's origin, which the chapters keep where clips are joined
+        # The clip (of clips joined as they are) of the first picture, asked when it comes: the source's `first_clip`
+        # (set before that picture is queued). A part from --start in a later clip: the tracks skip the clips before.
+        self.first_clip: Callable[[], int] = lambda: 0
         self._part_end = part_end
         self._started = False  # the file is open and its header written: an EPERM from then on is FFmpeg's -1
         self._audio: AudioTrack | None = None
@@ -511,7 +514,7 @@ class VideoWriter:
             self._origin = self._first_origin = pts_seconds or 0.0
             for track in (self._audio, self._subtitles):
                 if track is not None:
-                    track.begin_at(self._origin)
+                    track.begin_at(self._origin, self.first_clip())
         if pts_seconds is not None and self._last_seconds is not None and pts_seconds < self._last_seconds:
             # time went back (clips joined as they are, `cat a.ts b.ts`): carry on a frame after the last picture
             self._origin = pts_seconds - float(self._last_pts * self.time_base) - 1 / float(self.rate)
