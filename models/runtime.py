@@ -5,6 +5,7 @@ import dataclasses
 import logging
 import re
 import shlex
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -301,17 +302,20 @@ class DepthEstimator:
             rgb = rgb.astype(self.input.dtype, copy=False)  # float16 and float64 exports (a no-op for float32)
         return rgb.transpose(2, 0, 1) if self.input.layout == "NCHW" else rgb
 
-    def predict(self, images_bgr: list[np.ndarray], on_device: bool = False) -> list:
+    def predict(self, images_bgr: list[np.ndarray], on_device: bool = False,
+                cancel: threading.Event | None = None) -> list:
         """Depth maps (H x W float32 in the model's units), one per image, batched where the graph allows.
 
-        With `on_device` and a CUDA session the maps stay on the GPU (CuPy arrays) for the next stage.
+        With `on_device` and a CUDA session the maps stay on the GPU (CuPy arrays) for the next stage. `cancel`: the
+        caller's stop (a stage's own, as the estimator outlives its run): once set, no further call starts and
+        RunTerminated is raised, where terminate() alone missed a stop that came before the call had begun.
         """
         inputs = np.stack([self.preprocess(image) for image in images_bgr])
         on_device = on_device and self.on_gpu
         if self.input.static_batch or len(inputs) == 1:
-            outputs = [self._run_checked(inputs[i:i + 1], on_device) for i in range(len(inputs))]
+            outputs = [self._run_checked(inputs[i:i + 1], on_device, cancel) for i in range(len(inputs))]
         else:
-            outputs = [self._run_batch(inputs, on_device)]
+            outputs = [self._run_batch(inputs, on_device, cancel)]
         xp = array_module(outputs[0])
         output = outputs[0] if len(outputs) == 1 else xp.concatenate(outputs)
         if output.ndim == 4:  # N x 1 x H x W or N x H x W x 1
@@ -329,17 +333,17 @@ class DepthEstimator:
         if options is not None:
             options.terminate = True
 
-    def _run_batch(self, inputs: np.ndarray, on_device: bool):
+    def _run_batch(self, inputs: np.ndarray, on_device: bool, cancel: threading.Event | None = None):
         """One call for the batch. A graph whose batch axis is dynamic but whose layers are not (a reshape to
         batch 1, an output of batch 1) fails or gives too few maps: its frames then go one call each, from
         now on."""
         try:
-            return self._run_checked(inputs, on_device)
+            return self._run_checked(inputs, on_device, cancel)
         except RunTerminated:
             raise
         except Exception as exc:  # noqa: BLE001 (a ModelError, or onnxruntime's own exception types)
             try:
-                singles = [self._run_checked(inputs[i:i + 1], on_device) for i in range(len(inputs))]
+                singles = [self._run_checked(inputs[i:i + 1], on_device, cancel) for i in range(len(inputs))]
             except RunTerminated:
                 raise
             except Exception:  # noqa: BLE001 (a frame fails on its own too: the batch was not the problem)
@@ -349,11 +353,11 @@ class DepthEstimator:
             self.input = dataclasses.replace(self.input, static_batch=True)
             return array_module(singles[0]).concatenate(singles)
 
-    def _run_checked(self, batch: np.ndarray, on_device: bool):
+    def _run_checked(self, batch: np.ndarray, on_device: bool, cancel: threading.Event | None = None):
         """The output of one call, once it holds one depth map per frame of the batch; ONNX Runtime's own
         refusal as one line."""
         try:
-            output = self._run(batch, on_device)
+            output = self._run(batch, on_device, cancel)
         except (ModelError, RunTerminated):
             raise
         except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception types)
@@ -374,8 +378,13 @@ class DepthEstimator:
 
     _in_flight = None  # the RunOptions of the call in progress, for terminate()
 
-    def _run(self, batch: np.ndarray, on_device: bool):
+    def _run(self, batch: np.ndarray, on_device: bool, cancel: threading.Event | None = None):
         options = self._in_flight = _import_onnxruntime().RunOptions()
+        # Checked after _in_flight is set: a stop (cancel set, then terminate()) either is seen here or finds this
+        # call's options to end it.
+        if cancel is not None and cancel.is_set():
+            self._in_flight = None
+            raise RunTerminated
         try:
             if not self.on_gpu:
                 return self.session.run([self.output_name], {self.input.name: batch}, options)[0]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from models.download import ModelError
-from stream.console import ProgressBar, TimeProgressBar
+from stream.console import ProgressBar, TimeProgressBar, notify
 from stream.errors import PipelineError, StopAfter, UserError
 from stream.frame import Frame, now_ns
 from stream.interrupts import SignalStop, signals_stop
@@ -321,22 +321,38 @@ class Pipeline:
             for part in (self.source, *self.stages):
                 _interrupt(part)
         self._join_threads(hurried, stopping=not complete)
-        for stage in self.stages:
-            try:
-                stage.close()
-            except Exception as exc:  # noqa: BLE001
-                self._fail(stage.name, exc)
+        unclosed = self._close_stages(complete)
         try:
             self.sink.close(complete)
             self.sink_finalised = True
         except Exception as exc:  # noqa: BLE001
             self._fail("sink", exc)
+        for name, exc in unclosed:  # every frame went through that stage: the output is whole, the exit 0
+            if self.sink_finalised:
+                notify(f"warning: the {name} stage failed as it closed after the last frame "
+                       f"({exc.__class__.__name__}: {exc}); the output is complete")
+            else:
+                self._fail(name, exc)
         with self._source_lock:
             reading = self._capturing and self.threads[0].ident is not None  # the capture thread started, not done
             self._close_source_after_capture = reading
         if not reading:
             self._close_source()
         return [t.name for t in self.threads if t.is_alive()]
+
+    def _close_stages(self, complete: bool) -> list[tuple[str, Exception]]:
+        """Close every stage. A failure after a complete run is returned, to be said once the sink is finalised;
+        otherwise it is the run's error (unless one came first)."""
+        unclosed = []
+        for stage in self.stages:
+            try:
+                stage.close()
+            except Exception as exc:  # noqa: BLE001
+                if complete:
+                    unclosed.append((stage.name, exc))
+                else:
+                    self._fail(stage.name, exc)
+        return unclosed
 
     def _join_threads(self, hurried: Callable[[], bool], stopping: bool) -> None:
         """Wait up to JOIN_TIMEOUT_S for the threads, in short slices: hurried (a second Ctrl-C), only the

@@ -61,11 +61,14 @@ class DepthStage:
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.on_device = on_device  # leave the depth on the GPU when the next stages run there
+        # this stage's stop for the network: a call about to start is ended too, not only one in progress (a flag
+        # on the estimator would also end the next run's calls: it is kept for it)
+        self._cancel = threading.Event()
         self._cuts = SceneCuts()
 
     def process(self, batch: list[Frame]) -> list[Frame]:
         try:
-            depths = self.estimator.predict([f.image for f in batch], on_device=self.on_device)
+            depths = self.estimator.predict([f.image for f in batch], on_device=self.on_device, cancel=self._cancel)
         except RunTerminated:  # interrupt(): the run is stopping
             raise Stopped from None
         for done, (frame, depth) in enumerate(zip(batch, depths, strict=True)):
@@ -80,7 +83,9 @@ class DepthStage:
         return batch
 
     def interrupt(self) -> None:
-        """A stop: end the network's call in progress instead of waiting for it (FCRN's batch of 8 on a CPU)."""
+        """A stop: end the network's call in progress instead of waiting for it (FCRN's batch of 8 on a CPU), and
+        start no other (the stop may come while the batch is collected or prepared)."""
+        self._cancel.set()  # before terminate(): see DepthEstimator._run
         self.estimator.terminate()
 
     def close(self) -> None:
@@ -118,7 +123,7 @@ class AsyncDepthStage:
             while True:
                 frame = self.pending.get()
                 started = now_ns()
-                depth = self.estimator.predict([frame.image])[0]
+                depth = self.estimator.predict([frame.image], cancel=self._closed)[0]
                 # the newest frames, a few apart: a cut between two of them is still a cut (the render's focus, which
                 # sees every frame, tests them itself)
                 disparity = self.estimator.to_disparity(depth)
@@ -151,11 +156,12 @@ class AsyncDepthStage:
         return batch
 
     def interrupt(self) -> None:
-        self.estimator.terminate()
-
-    def close(self) -> None:
+        """A stop: the worker's call in progress ends, and none starts after it (see DepthStage.interrupt)."""
         self._closed.set()
         self.estimator.terminate()  # the prediction in progress is for no frame now (a slow model's: seconds)
+
+    def close(self) -> None:
+        self.interrupt()
         self._worker.join(timeout=2.0)
 
 
