@@ -48,12 +48,10 @@ class SubtitleTracks:
     there (said in a line). They are few packets, read by a demuxer of their own that skips the pictures' and the
     sound's."""
 
-    def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None],
-                 part_end: float | None = None) -> None:
+    def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None]) -> None:
         import av
 
         self.mux, self.suffix, self.name = mux, suffix, Path(source).name
-        self.part_end = part_end  # in the input's seconds: no line lasts past it
         self.input = av.open(str(source))
         # input stream index -> (output stream, decoder where converted, else None)
         self.tracks: dict[int, tuple[Any, Any | None]] = {}
@@ -68,7 +66,7 @@ class SubtitleTracks:
             self.input.close()
             raise
         self.origin = 0.0
-        self._cut: float | None = None  # where the part ends on the output's timeline
+        self._cut: float | None = None  # where the part ends on the output's timeline: no line lasts past it
         self.joins = self.clips.joins  # the writer adds each join's origin
         self._last_time: dict[int, float] = {}  # each input stream's last line, in the input's seconds
         self.pending: Any = None
@@ -117,14 +115,16 @@ class SubtitleTracks:
         self.tracks[stream.index] = (out, decoder)
         return True
 
-    def begin_at(self, origin: float, clip: int = 0) -> None:
+    def begin_at(self, origin: float, clip: int = 0, cut: float | None = None) -> None:
         """Set the origin (the first picture's time, in clip `clip` of clips joined as they are), and jump to a
-        little before it where that is far into an indexed file, as the sound does."""
+        little before it where that is far into an indexed file, as the sound does. `cut`: where the part taken
+        (--duration) ends, on the output's timeline (the writer's, from the video's clock: a later clip's own
+        times begin again)."""
         import av
 
         self.origin = origin
         self.clips.start_in(clip)
-        self._cut = None if self.part_end is None else self.part_end - origin  # the origin moves at a join
+        self._cut = cut
         start = self.input.start_time / 1_000_000 if self.input.start_time is not None else 0.0
         if not self.streams or origin - start < AUDIO_SEEK_AFTER_S or \
                 not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):

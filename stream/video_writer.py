@@ -376,8 +376,9 @@ class VideoWriter:
         """`audio_from`: the file whose sound is kept; `tags_from`: the file whose container tags (creation time,
         location, title) are kept, or those tags, by default `audio_from`'s; `subtitles_from`: the file whose
         subtitle streams are kept; `chapters`: the input's chapters (as PyAV reads them), kept on the output's
-        timeline; `part_end`: where the part taken (--duration) ends, in the input's seconds: a subtitle line is
-        written as it starts, so it is cut there in advance."""
+        timeline; `part_end`: where the part taken (--duration) ends, in the input's seconds on the video's clock
+        (which clips joined as they are do not set back): a subtitle line is written as it starts, so it is cut
+        there in advance."""
         import av
         from av.video.reformatter import VideoReformatter
 
@@ -417,6 +418,9 @@ class VideoWriter:
         self._last_pts = -1
         self._origin: float | None = None  # the first frame's presentation time: the output's zero
         self._first_origin = 0.0  # the first clip's origin, which the chapters keep where clips are joined
+        # The first picture's time on `part_end`'s clock, the video's, which joined clips' times do not set back. Its
+        # own time is its clip's: from it, a part from --start in a later clip was cut late by the clips before.
+        self._first_video = 0.0
         # The clip (of clips joined as they are) of the first picture, asked when it comes: the source's `first_clip`
         # (set before that picture is queued). A part from --start in a later clip: the tracks skip the clips before.
         self.first_clip: Callable[[], int] = lambda: 0
@@ -458,7 +462,7 @@ class VideoWriter:
             if audio_from:
                 self._audio = AudioTrack(self.container, audio_from, suffix, self._mux)
             if subtitles_from:
-                self._subtitles = self._add_subtitles(subtitles_from, suffix, part_end)
+                self._subtitles = self._add_subtitles(subtitles_from, suffix)
         except BaseException as exc:
             for track in (self._audio, self._subtitles):
                 if track is not None:
@@ -477,9 +481,9 @@ class VideoWriter:
         tags = shifted_creation(self._tags, seconds)
         self.container.metadata.update(with_riff_date(tags) if self.path.suffix.lower() == ".avi" else tags)
 
-    def _add_subtitles(self, source: Path, suffix: str, part_end: float | None) -> SubtitleTracks | None:
+    def _add_subtitles(self, source: Path, suffix: str) -> SubtitleTracks | None:
         """The input's subtitle streams, where any can be kept. The muxer is told not to wait long for them."""
-        tracks = SubtitleTracks(self.container, source, suffix, self._mux, part_end)
+        tracks = SubtitleTracks(self.container, source, suffix, self._mux)
         if not tracks.streams:
             tracks.close()
             return None
@@ -510,11 +514,7 @@ class VideoWriter:
         from av.video.frame import PictureType
         from av.video.reformatter import Interpolation
 
-        if self._origin is None:
-            self._origin = self._first_origin = pts_seconds or 0.0
-            for track in (self._audio, self._subtitles):
-                if track is not None:
-                    track.begin_at(self._origin, self.first_clip())
+        self.begin(pts_seconds)
         if pts_seconds is not None and self._last_seconds is not None and pts_seconds < self._last_seconds:
             # time went back (clips joined as they are, `cat a.ts b.ts`): carry on a frame after the last picture
             self._origin = pts_seconds - float(self._last_pts * self.time_base) - 1 / float(self.rate)
@@ -555,7 +555,7 @@ class VideoWriter:
                 # for chapters it has before the header; given at the end it writes Nero's chpl only. Those of the
                 # part taken now; set again at the end, cut where the run stopped. Only a list from 0: FFmpeg read
                 # the track's first chapter from 0 wherever it began (Nero's list alone keeps that start).
-                cut = None if self._part_end is None else self._part_end - self._first_origin
+                cut = self._part_cut()
                 chapters = kept_chapters(self._chapters, self._first_origin, cut)
                 if chapters and chapters[0]["start"] == 0:
                     self.container.set_chapters(chapters)
@@ -577,6 +577,29 @@ class VideoWriter:
             if refusal is None:
                 raise
             raise refusal from None
+
+    @property
+    def begun(self) -> bool:
+        """Whether the first picture was given: the output's zero is set."""
+        return self._origin is not None
+
+    def begin(self, pts_seconds: float | None, video_seconds: float | None = None) -> None:
+        """The first picture's time (once; write() calls it): the output's zero, where the tracks start. With
+        `video_seconds`, its time on the video's clock, which clips joined as they are do not set back (`part_end`'s,
+        by default `pts_seconds`): the subtitles are cut where the part ends, a part in a later clip's too."""
+        if self._origin is not None:
+            return
+        self._origin = self._first_origin = origin = pts_seconds or 0.0
+        self._first_video = origin if video_seconds is None else video_seconds
+        clip = self.first_clip()
+        if self._audio is not None:
+            self._audio.begin_at(origin, clip)
+        if self._subtitles is not None:
+            self._subtitles.begin_at(origin, clip, self._part_cut())
+
+    def _part_cut(self) -> float | None:
+        """Where the part taken (--duration) ends on the output's timeline; None to the input's end."""
+        return None if self._part_end is None else self._part_end - self._first_video
 
     def _hold_last(self, until: int, ending: bool = False) -> bool:
         """Show the last picture again wherever it would otherwise last longer than the container holds before
