@@ -8,7 +8,9 @@ done here, the caller can tell the user what is happening. On CUDA the first cal
 """
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Iterable
 
 import numpy as np
 
@@ -16,6 +18,8 @@ import numpy as np
 _WARM_SHAPE = (37, 53)
 # What this process has warmed up already: the next input of a batch (`run clips/*`) skips it (48 ms each).
 _warmed: set[tuple[str, bool, bool, bool]] = set()
+# The modules of the CPU kernels a run calls (Numba functions cached on disk)
+CPU_KERNEL_MODULES = ("kernels.bilateral_cpu", "kernels.dof_cpu", "kernels.cpu_threads")
 
 
 def warm_up(backend: str, *, exact_filter: bool = True, live_filter: bool = True,
@@ -62,3 +66,27 @@ def cpu_compiled() -> int:
                 if isinstance(value, CPUDispatcher):
                     compiled += sum(value.stats.cache_misses.values())
     return compiled
+
+
+def cpu_cached(modules: Iterable[str] = CPU_KERNEL_MODULES) -> bool | None:
+    """Whether Numba's disk cache holds every cached kernel of these modules, as this Numba and the kernels' source
+    now are (where Numba looks: the module's __pycache__, NUMBA_CACHE_DIR, a user-wide folder), before a warm-up:
+    a slow one then is a busy machine loading them, not a first run compiling them. None where it cannot tell."""
+    try:
+        from numba.core.registry import CPUDispatcher
+
+        loaded = [importlib.import_module(name) for name in modules]
+    except ImportError:
+        return None
+    try:
+        for module in loaded:
+            for value in list(vars(module).values()):
+                if not isinstance(value, CPUDispatcher) or value.targetoptions.get("inline") == "always":
+                    continue  # one inlined is compiled into its callers, never cached alone
+                cache_file = getattr(value._cache, "_cache_file", None)  # None: not cached
+                # an index written by another Numba, or for the source before an update, loads empty
+                if cache_file is not None and not cache_file._load_index():
+                    return False
+    except Exception:  # noqa: BLE001 (Numba's internals changed, an unreadable index: the neutral notice)
+        return None
+    return True

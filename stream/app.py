@@ -11,7 +11,7 @@ from typing import Callable
 
 from kernels.backend import BackendUnavailable, resolve_backend
 from kernels.dof import MAX_BLUR_LIMIT
-from kernels.warmup import cpu_compiled, warm_up
+from kernels.warmup import cpu_cached, cpu_compiled, warm_up
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.registry import ModelSpec, resolve_model
@@ -29,7 +29,7 @@ from stream.pipeline import Pipeline
 from stream.paths import ensure_writable, same_file
 from stream.sinks import PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind
 from stream.sources import ImageSource, PacedSource, Source, VideoFileSource, open_source
-from stream.video_writer import check_video_size
+from stream.video_writer import VideoWriter, check_video_size
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
 
 STAGE_NAMES = ("depth", "refine", "render")
@@ -225,12 +225,22 @@ def kernel_backend(device: str) -> str:
         raise UserError(exc.cli_message) from None  # --device cpu, not the Python API's backend='cpu'
 
 
+ASYNC_ON_A_FILE = "async depth is for live sources; this file's frames each get their own depth"
+
+
 def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: FocusController, backend: str,
-                 stop: threading.Event) -> list[Stage]:
+                 stop: threading.Event, file_run: bool = False) -> list[Stage]:
+    """`file_run`: a file read at its own speed into a file (not paced for a window or a virtual camera, not the
+    benchmark's own sink). Async depth is then sync: on a file the network's newest depth was up to 0.67 s old and
+    differed from run to run (1 of 90 frames got its own), where every frame can wait for its own."""
+    from models.registry import notify  # once a process: a batch of inputs says it once
+
     normaliser = DisparityNormaliser(config.normalise.low_percentile, config.normalise.high_percentile,
                                      config.normalise.smoothing)
     depth: Stage
-    if config.inference.mode == "async":
+    if config.inference.mode == "async" and file_run:
+        notify(ASYNC_ON_A_FILE)
+    if config.inference.mode == "async" and not file_run:
         depth = AsyncDepthStage(estimator, normaliser, stop)
     else:
         depth = DepthStage(estimator, normaliser, config.inference.max_batch, config.inference.max_wait_ms,
@@ -244,13 +254,11 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
     compiles for tens of seconds; `notify` hears about it only when it takes that long.
     `blur_may_change`: the preview window's keys can turn a blur of 0 on, so the renderer is needed."""
     timer = None
+    started = time.perf_counter()
     if notify is not None:
-        timer = threading.Timer(SLOW_NOTICE_S, notify, args=(
-            f"preparing the {backend.upper()} kernels: a first run on this machine (or after an update) compiles "
-            f"them, up to a minute; later runs load them from the cache",))
+        timer = threading.Timer(SLOW_NOTICE_S, notify, args=(kernels_notice(backend),))
         timer.daemon = True
         timer.start()
-    started = time.perf_counter()
     try:
         with noted_stop_signals():  # Ctrl-C mid-compile surfaced as a RuntimeError from llvmlite (exit 1)
             warm_up(backend, exact_filter=config.refine.mode == "full", live_filter=config.refine.mode == "live",
@@ -261,6 +269,30 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
     seconds = time.perf_counter() - started
     if notify is not None and seconds > SLOW_NOTICE_S:
         notify(kernels_ready_line(backend, seconds))
+
+
+def kernels_notice(backend: str) -> str:
+    """What a warm-up still going after SLOW_NOTICE_S is doing: on the CPU, loading the kernels from Numba's cache
+    where it holds them (a busy machine), else compiling them. Asked before it starts, as it fills the cache."""
+    if backend == "cpu" and cpu_cached():
+        return "preparing the CPU kernels: loading them from the cache (slow: the machine is busy)"
+    return (f"preparing the {backend.upper()} kernels: a first run on this machine (or after an update) compiles "
+            f"them, up to a minute; later runs load them from the cache")
+
+
+def video_writers(sink: Sink) -> list[VideoWriter]:
+    """The video writers of a run's outputs: -o's and --save-depth's (an animation's writer is none)."""
+    return [one.writer for one in getattr(sink, "sinks", [sink])
+            if isinstance(getattr(one, "writer", None), VideoWriter)]
+
+
+def follow_part(sink: Sink, source: VideoFileSource) -> None:
+    """The video outputs follow the part of the input taken: dated when it was recorded (--start), with the sound
+    and subtitles of the clip (of clips joined as they are) its first picture comes from, asked when it comes."""
+    for writer in video_writers(sink):
+        writer.first_clip = lambda: source.first_clip
+        if source.part_start:
+            writer.start_part(source.part_start)
 
 
 def kernels_ready_line(backend: str, seconds: float) -> str:
@@ -280,16 +312,14 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     """Open the input first (a bad input fails before anything heavy loads), then the model, the
     kernels and the sink. `notify` receives progress messages for the user (slow first compilation);
     `wrap_source` changes how the input is delivered (the benchmark paces a file like a camera); `clip`
-    (start, duration in seconds) takes a part of a video file."""
+    (start, duration in seconds) takes a part of a video file or an animation."""
     source = open_source(input_spec)
     if config.deinterlace == "off" and isinstance(source, (VideoFileSource, NetworkSource)):
         source.keep_fields()
     if clip != (None, None):
-        if not isinstance(source, VideoFileSource):
+        if not isinstance(source, (VideoFileSource, AnimationSource)):  # an animation: GIF, APNG, WebP
             source.close()
-            what = ("an animation read picture by picture (a transparent GIF or APNG, an animated WebP), which they "
-                    "do not cut; give it whole") if isinstance(source, AnimationSource) else "not one"
-            raise UserError(f"--start and --duration take a part of a video file; {redact(input_spec)} is {what}")
+            raise UserError(f"--start and --duration take a part of a video file; {redact(input_spec)} is not one")
         try:
             source.set_range(*clip)
         except UserError:
@@ -319,7 +349,9 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         focus = FocusController(render.focus, point, render.focus_smoothing, render.face_interval,
                                 faces_in_background=source.live, track_point=render.track_point)
         stop = threading.Event()
-        stages = build_stages(config, estimator, focus, backend, stop)
+        # a file read at its own speed into a file (not paced for a window or a virtual camera, not a caller's own
+        # sink: the benchmark measures the preset as it is)
+        stages = build_stages(config, estimator, focus, backend, stop, file_run=sink is None and not source.live)
         in_window = output_kind(output) == "window" or preview
         prepare_kernels(config, backend, notify, blur_may_change=sink is None and in_window)
         if sink is None:  # last: a file is created only once everything else is ready
@@ -341,6 +373,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
             focus.close()
         source.close()
         raise
+    if isinstance(source, VideoFileSource):
+        follow_part(sink, source)
     show_progress = config.output.progress if progress is None else progress
     queue_size = config.queues.live_size if source.live else config.queues.size
     pipeline = Pipeline(source, stages, sink, queue_size=queue_size, recorder=recorder,

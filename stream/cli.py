@@ -290,9 +290,6 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
     from stream.app import build
 
     built = build(config, input_spec, output, notify=notify, clip=(args.start, args.duration))
-    if args.start:  # the part was recorded that much after the input's creation time
-        for writer in _video_writers(built):
-            writer.start_part(args.start)
     if camera_preset:
         kind = "camera" if input_spec.startswith("camera:") else "network stream"
         print(f"depthcam: {kind} input: using the {LIVE_PRESET} preset's settings, device {config.device} "
@@ -345,20 +342,12 @@ def _frames(count: int) -> str:
     return f"{count} frame" if count == 1 else f"{count} frames"
 
 
-def _video_writers(built: Any) -> list[Any]:
-    """The video writers of a run's outputs: -o's and --save-depth's (an animation's writer is none)."""
-    from stream.video_writer import VideoWriter
-
-    sink = built.pipeline.sink
-    return [one.writer for one in getattr(sink, "sinks", [sink]) if isinstance(getattr(one, "writer", None),
-                                                                               VideoWriter)]
-
-
 def _kept(built: Any, target: str, written: int) -> str:
     """_what_was_kept for a run's output, from its video writer where it has one."""
+    from stream.app import video_writers
     from stream.paths import same_file
 
-    writer = next((one for one in _video_writers(built) if same_file(one.path, target)), None)
+    writer = next((one for one in video_writers(built.pipeline.sink) if same_file(one.path, target)), None)
     if writer is None:
         return _what_was_kept(target, written, built.pipeline.sink_finalised)
     # the sinks close together: another's failure (the depth video's) leaves this one finalised

@@ -26,7 +26,7 @@ from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.paths import ensure_writable
 from stream.images import (ANIMATION_FORMATS, ANIMATION_ONLY, IMAGE_SUFFIXES, AnimationWriter, PhotoMetadata,
-                           alpha_for, write_image)
+                           alpha_for, on_page, write_image)
 from stream.video_writer import VideoWriter, video_suffixes
 
 
@@ -37,12 +37,20 @@ def colourise(disparity) -> np.ndarray:
     return cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO)
 
 
-def compose(frame: Frame, side_by_side: bool) -> np.ndarray:
+def compose(frame: Frame, side_by_side: bool, page: bool = False) -> np.ndarray:
+    """The picture an output shows: the render, or input | render | depth. A transparent input's pictures (their
+    alpha in `extra["alpha"]`) hold the nearest visible colour where they are hidden (filled_behind): laid on white
+    for an output that holds no transparency (`page`: a video, the window, a virtual camera) and side by side, whose
+    panels no alpha fits; an image output takes the alpha back itself."""
     output = frame.output if frame.output is not None else frame.image
+    alpha = frame.extra.get("alpha")
+    if alpha is not None and (page or side_by_side):
+        output = on_page(output, alpha_for(alpha, output.shape[:2]))
     if not side_by_side:
         return output
+    image = frame.image if alpha is None else on_page(frame.image, alpha_for(alpha, frame.image.shape[:2]))
     depth = colourise(frame.refined) if frame.refined is not None else np.zeros_like(output)
-    return np.hstack([frame.image, output, depth])
+    return np.hstack([image, output, depth])
 
 
 class Sink:
@@ -90,8 +98,13 @@ class VideoSink(Sink):
         self.audio_ends_with_pictures = audio_ends_with_pictures
 
     def write(self, frame: Frame) -> None:
+        from stream.sources import VIDEO_TIME  # not at the top: the sinks load without the video sources
+
+        picture = self.picture(frame)
+        if not self.writer.begun:  # the part's end is on the video's clock, which joined clips' times do not set back
+            self.writer.begin(frame.pts_seconds, frame.extra.get(VIDEO_TIME))
         # no duration (a camera's frame, a decoder that gave none): one frame period
-        self.writer.write(self.picture(frame), frame.pts_seconds, frame.extra.get("duration_seconds"))
+        self.writer.write(picture, frame.pts_seconds, frame.extra.get("duration_seconds"))
 
     def close(self, complete: bool = True) -> None:
         self.writer.close(complete and not self.audio_ends_with_pictures)
@@ -409,7 +422,7 @@ class WindowSink(Sink):
         if self._shown != (0, 0) and not self._on_screen():
             self._stop = True  # closed: imshow would open the window again
             return
-        picture = compose(frame, self.side_by_side)
+        picture = compose(frame, self.side_by_side, page=True)
         if picture.shape[:2] != self._shown:  # the first picture, or s changed its size
             self._fit_window(picture.shape[1], picture.shape[0])
         shown_at = now_ns()
@@ -432,7 +445,13 @@ class WindowSink(Sink):
             pass
 
     def idle(self) -> None:
-        if self._last is None or self._stop or self._display_gone():
+        if self._stop or self._display_gone():
+            return
+        if self._last is None:
+            # no picture yet (a slow first depth, a network stream's first batch): its keys are answered, q and Esc
+            # too; its visibility is asked only once a picture was shown, as write() does (a backend may show the
+            # window only then)
+            self._act(key_char(cv2.waitKeyEx(1)), None)
             return
         if not self._on_screen():
             self._stop = True
@@ -442,13 +461,20 @@ class WindowSink(Sink):
     def _answer(self, frame: Frame) -> None:
         """Let the window handle its events, and act on the key pressed since (OpenCV gives one at most)."""
         key = key_char(cv2.waitKeyEx(1))
-        if key in (27, ord("q"), ord("Q")) or not self._on_screen():
+        if key not in (27, ord("q"), ord("Q")) and not self._on_screen():
+            self._stop = True
+            return
+        self._act(key, frame)
+
+    def _act(self, key: int | None, frame: Frame | None) -> None:
+        """What a key does; `frame`: the one on screen, None before the first (p has nothing to save then)."""
+        if key in (27, ord("q"), ord("Q")):
             self._stop = True
         elif key in (ord("i"), ord("I")):
             self.info = not self.info
             self.notify("window: rate, latency and focus shown (i: hide)" if self.info
                         else "window: rate, latency and focus hidden (i: show)")
-        elif key in (ord("p"), ord("P")):
+        elif key in (ord("p"), ord("P")) and frame is not None:
             self._snapshot(frame)
         elif key in (ord("s"), ord("S")):
             self.side_by_side = not self.side_by_side
@@ -637,6 +663,7 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
     which both videos keep; `subtitles_from`: the file whose subtitles the main output keeps, cut at `part_end`."""
     kind = output_kind(target)
     picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
+    shown: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side, page=True)  # noqa: E731
     out_width = width * 3 if side_by_side else width
     sinks: list[Sink] = []
     try:
@@ -657,12 +684,12 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
         if kind == "null":
             sinks.append(NullSink())
         elif kind == "video":
-            sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, picture, audio_ends_with_pictures,
+            sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, shown, audio_ends_with_pictures,
                                    tags_from, subtitles_from, chapters, part_end))
         elif kind == "image":
             sinks.append(picture_sink(Path(target), picture, fps, photo_metadata))
         elif kind == "vcam":
-            sinks.append(VirtualCameraSink(out_width, height, fps, picture, side_by_side))
+            sinks.append(VirtualCameraSink(out_width, height, fps, shown, side_by_side))
         if kind == "window" or preview:  # last: the files have the frame before the window waits for a key
             # alone where nothing else shows the frames (-o null --preview too: a camera's run went on unseen)
             sinks.append(WindowSink("depthcam", controls, width, side_by_side, alone=kind in ("window", "null"),

@@ -219,7 +219,8 @@ class ImageSource(Source):
             due = start + index * period_ns
             _wait_until(due)
             yield Frame(index=index, capture_ns=max(due, now_ns()) if self.repeating else now_ns(),
-                        image=self.image.copy(), pts_seconds=index / STILL_FPS)
+                        image=self.image.copy(), pts_seconds=index / STILL_FPS,
+                        extra={} if self.metadata.alpha is None else {"alpha": self.metadata.alpha})
 
 
 class PacedSource(Source):
@@ -229,12 +230,30 @@ class PacedSource(Source):
     uses it, and so does a video shown in a window (-o window)."""
 
     live = True
+    WAIT_SLICE_NS = 100_000_000  # a stop during a long gap between frames ends the wait within this
 
     def __init__(self, inner: Source) -> None:
         self.inner = inner
         self.fps, self.width, self.height = inner.fps, inner.width, inner.height
         self.frame_count = inner.frame_count
         self.description = f"{inner.description}, paced at its frame rate"
+        self._interrupted = threading.Event()
+
+    def interrupt(self) -> None:
+        """A stop: the wait for the next frame's time ends now (a variable frame rate's gap may be minutes), and the
+        file's own reading gives up where it can."""
+        self._interrupted.set()
+        interrupt = getattr(self.inner, "interrupt", None)  # a library's own source may have none
+        if interrupt is not None:
+            interrupt()
+
+    def _wait(self, due: int) -> bool:
+        """Sleep until `due` in slices of WAIT_SLICE_NS, so that a stop is seen; False once interrupted."""
+        while not self._interrupted.is_set():
+            _wait_until(min(due, now_ns() + self.WAIT_SLICE_NS))
+            if now_ns() >= due:
+                return True
+        return False
 
     def frames(self) -> Iterator[Frame]:
         start: int | None = None
@@ -261,7 +280,8 @@ class PacedSource(Source):
                 if behind == max(round(self.fps), 1):
                     notify(f"{self.inner.description}: decodes slower than its {self.fps:.3g} fps here, so it is "
                            f"delivered at the decoder's pace")
-            _wait_until(due)
+            if not self._wait(due):
+                return
             frame.capture_ns = due
             yield frame
 
@@ -561,6 +581,7 @@ class VideoFileSource(Source):
         self._clip_read = 0  # of clips joined as they are, the one read (0: the first), by the joins passed
         # the clip of the first picture given: the sound and subtitles of those before it are not the part's
         self.first_clip = 0
+        self.part_start = 0.0  # seconds after the first picture where the part taken (--start) begins
         self._head = [self._first]  # pictures decoded ahead (to check where a jump landed), given first
         self._sizes_told: set[tuple[int, int]] = set()  # picture sizes other than the first's, each said once
         # Interlaced pictures (1080i, DV, broadcast) are deinterlaced before anything else sees them; a stream that
@@ -601,6 +622,7 @@ class VideoFileSource(Source):
             return
         origin = self._first.time or 0.0
         if start > 0:
+            self.part_start = start
             self._start = origin + start
             if len(self._clips) > 1 and not beyond:
                 self._seek_clip(start)

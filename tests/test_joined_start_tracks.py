@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stream.app import follow_part
 from stream.sinks import make_sink
 from stream.sources import open_source
 
@@ -77,7 +78,7 @@ def _run(source_path: Path, out: Path, start: float | None, duration: float | No
                      audio_from=source.audio_path, side_by_side=False, save_depth=None,
                      audio_ends_with_pictures=source.audio_ends_with_pictures, tags_from=source.tags,
                      subtitles_from=source.subtitle_path, chapters=source.chapters, part_end=source.part_end)
-    sink.writer.first_clip = lambda: source.first_clip
+    follow_part(sink, source)  # as app.build does
     count = 0
     for frame in source.frames():
         sink.write(frame)
@@ -193,3 +194,45 @@ def test_a_start_read_on_to_from_the_beginning_keeps_the_clip_s_sound(tmp_path, 
     sound = Sound(out)
     assert sound.tone_at(0.0) == pytest.approx(880, abs=10)
     assert sound.start <= sound.pictures[0] and sound.end == pytest.approx(sound.pictures[1], abs=AAC_FRAME_S)
+
+
+def test_depthcam_run_keeps_the_later_clip_s_sound(tmp_path):
+    """The whole command, model and all: `depthcam run joined.ts --start 1.1` writes b's sound under b's pictures."""
+    from stream.cli import main
+
+    out = tmp_path / "out.mp4"
+    assert main(["run", str(_joined(tmp_path, 2)), "-o", str(out), "--start", "1.1", "--no-progress"]) == 0
+    sound = Sound(out)
+    assert sound.tone_at(0.0) == pytest.approx(880, abs=10) and sound.tone_at(1.1) == pytest.approx(880, abs=10)
+    assert sound.end == pytest.approx(sound.pictures[1], abs=AAC_FRAME_S)
+
+
+@pytest.mark.parametrize("count, start, duration, line", [(2, 1.1, 1.0, (0.2, 0.8)), (3, 2.6, 1.2, (0.6, 0.6))])
+def test_a_part_of_a_later_clip_ends_its_lines_with_its_pictures(tmp_path, monkeypatch, count, start, duration,
+                                                                 line):
+    """--start 1.1 --duration 1 of two clips: b's line (0.3 s into b, at 0.2 s), lasting 2 s, ends with the part's
+    pictures at 1 s; so does c's (0.7 s into c) with --start 2.6 --duration 1.2 of three. The part's end is on the
+    video's clock, the first picture's own time on its clip's: the cut taken from both came out at 2 s and 3.7 s,
+    and the line, written with its length half a second after it began, ran past the pictures (to 2 s, 2.6 s).
+    FFmpeg's MPEG-TS demuxer gives a DVB line no end (its time-out is in its data) and its muxer takes no text line:
+    the lines are given one here, as a text line has."""
+    import av
+
+    from stream.subtitle_tracks import SubtitleTracks
+
+    demux = SubtitleTracks._demux
+
+    def lasting(self):
+        for packet in demux(self):
+            if packet.stream.type == "subtitle" and packet.size:
+                packet.duration = round(2 / packet.time_base)
+            yield packet
+
+    monkeypatch.setattr(SubtitleTracks, "_demux", lasting)
+    out = tmp_path / "out.mkv"
+    assert _run(_joined(tmp_path, count), out, start, duration) == round(duration * FPS)
+    first, end = Sound(out).pictures  # Matroska moves all on by the sound's start delay
+    with av.open(str(out)) as container:
+        lines = [(float(packet.pts * packet.time_base) - first, float(packet.duration * packet.time_base))
+                 for packet in container.demux(container.streams.subtitles[0]) if packet.size]
+    assert lines == [pytest.approx(line, abs=0.002)] and sum(lines[0]) == pytest.approx(end - first, abs=0.002)

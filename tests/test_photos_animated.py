@@ -63,6 +63,28 @@ def test_an_animated_webp_is_read_picture_by_picture_at_its_own_times(tmp_path):
     assert not images.is_still_image(tmp_path / "anim.webp")
 
 
+def test_a_part_of_an_animated_webp_starts_with_the_picture_on_screen_then(tmp_path):
+    """--start/--duration were refused for an animated WebP: the part is taken as a video's is."""
+    source = images.AnimationSource(_animation(tmp_path / "anim.webp"))  # 100, 200, 100, 100, 500 ms
+    source.set_range(0.15, 0.3)
+    frames = list(source.frames())
+    assert source.frame_count == len(frames) == 3
+    assert [int(frame.image.mean()) for frame in frames] == [40, 80, 120]
+    assert [frame.index for frame in frames] == [0, 1, 2]
+    assert [frame.pts_seconds for frame in frames] == pytest.approx([0, 0.15, 0.25])
+    assert [frame.extra["duration_seconds"] for frame in frames] == pytest.approx([0.15, 0.1, 0.05])
+    assert source.description.endswith(" for 0.3 s")
+
+
+def test_a_start_of_an_animated_webp_runs_to_its_end_and_past_it_is_refused(tmp_path):
+    source = images.AnimationSource(_animation(tmp_path / "anim.webp"))
+    source.set_range(0.5, None)  # the last picture, from its start
+    (frame,) = source.frames()
+    assert (frame.pts_seconds, frame.extra["duration_seconds"]) == pytest.approx((0, 0.5))
+    with pytest.raises(UserError, match=r"^--start 1.0 s is past the end of anim.webp \(1.0 s long\)"):
+        images.AnimationSource(tmp_path / "anim.webp").set_range(1.0, None)
+
+
 def test_an_animated_webp_to_a_video_holds_each_picture_its_own_time(tmp_path, shared_models):
     from stream.cli import main
 
