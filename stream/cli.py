@@ -167,8 +167,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help=f"frames per network call (default: the config's; {preset.inference.max_batch} in the "
                              f"default preset)")
     parser.add_argument("--async-depth", action=argparse.BooleanOptionalAction, default=None,
-                        help=f"run the network beside the display on the newest frame (live use; {LIVE_PRESET}'s); "
-                             f"--no-async-depth gives every frame its own depth (the default preset's)")
+                        help=f"run the network beside the display on the newest frame (live sources and videos shown in a "
+                             f"window; {LIVE_PRESET}'s); a file written to a file, and --no-async-depth, give every "
+                             f"frame its own depth (the default preset's)")
     parser.add_argument("--save-depth", metavar="FILE",
                         help="also write the refined depth, coloured (bright: near), as a video (a picture for a "
                              "photo); a folder gets NAME_depth.mp4 (.png)")
