@@ -39,8 +39,8 @@ ANIMATION_SAVE = {"GIF": {}, "PNG": {"compress_level": 1}, "WEBP": {"quality": 9
 # A picture stored as shown this long or less (0, 10 ms) is shown 100 ms, as browsers show it; 16 ms (60 fps, a
 # WebP made from a video) is kept: the 20 ms of FFmpeg's GIF rule played such a WebP 6 times slower
 CLAMPED_DURATION_MS = 10
-# The largest side each encoder takes (JPEG's 16-bit header fields, WebP's 14-bit ones).
-IMAGE_MAX_SIDE = {".jpg": 65535, ".jpeg": 65535, ".webp": 16383}
+# The largest side each encoder takes (JPEG's and GIF's 16-bit header fields, WebP's 14-bit ones; PNG's are 31-bit).
+IMAGE_MAX_SIDE = {".jpg": 65535, ".jpeg": 65535, ".webp": 16383, ".gif": 65535}
 EXIF_ORIENTATION = 0x0112
 # How Pillow writes a photo that keeps its colour profile and EXIF, as close as may be to OpenCV's
 # defaults, which write the others (JPEG quality 95; PNG's fast compression; TIFF with LZW).
@@ -274,14 +274,52 @@ def _read_headers(name: str, inode: int, size: int, mtime_ns: int) -> _Headers |
             if image is None:
                 return None
             pictures = (2 if image.is_animated else 1) if image.format == "GIF" else int(getattr(image, "n_frames", 1))
-            transparent = _gif_transparent(Path(name)) if image.format == "GIF" else _transparent(image)
-            return _Headers(image.format, pictures, _rgb_profile(image), _plays(image), transparent)
+            profile, plays = _rgb_profile(image), _plays(image)  # picture 0's, before seeking on
+            transparent = _gif_transparent(Path(name)) if image.format == "GIF" else _png_transparent(image, pictures)
+            return _Headers(image.format, pictures, profile, plays, transparent)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return None
 
 
+def _png_transparent(image: Any, pictures: int) -> bool:
+    """Whether an opened picture file shows the page anywhere: a still one (or a WebP) by its mode; an APNG's pictures
+    decoded until one has a pixel not fully opaque (an alpha channel alone is none: encoders give one to opaque
+    animations, which FFmpeg then reads as it did)."""
+    if image.format != "PNG" or pictures < 2 or not _transparent(image):  # a WebP's pictures give their own alpha
+        return _transparent(image)
+    try:
+        for index in range(_first_picture(image), pictures):
+            image.seek(index)
+            if _shows_through(image):
+                return True
+    except (OSError, ValueError, SyntaxError, EOFError):  # damaged: read by AnimationSource, which says so
+        return True
+    return False
+
+
+def _first_picture(image: Any) -> int:
+    """An opened animation's first picture played: an APNG's default image (for viewers without APNG, Pillow's
+    picture 0) is none of them."""
+    return 1 if image.format == "PNG" and image.info.get("default_image") else 0
+
+
+def _shows_through(image: Any) -> bool:
+    """Whether the opened picture has a pixel not fully opaque."""
+    return _transparent(image) and int(np.asarray(image.convert("RGBA").getchannel("A")).min()) < 255
+
+
+def _gif_first_shows_through(path: Path) -> bool:
+    """Whether a GIF's first picture has a pixel of its transparent colour: FFmpeg's paletteuse reserves one in
+    every GIF it makes, opaque ones too."""
+    try:
+        with _pillow_open(path) as image:
+            return image is not None and _shows_through(image)
+    except (OSError, ValueError, SyntaxError, EOFError):  # damaged: read by AnimationSource, which says so
+        return True
+
+
 def _gif_transparent(path: Path) -> bool:
-    """Whether a GIF shows the page anywhere: its first picture has a transparent colour (as Pillow tells), or a
+    """Whether a GIF shows the page anywhere: its first picture has a pixel of its transparent colour, or a
     picture cleared to the background (disposal 2, which browsers show as the page) is followed by one with a
     transparent colour or not covering its place. Pillow tells of the first picture only, and a GIF opaque at first
     went through FFmpeg, which gave every picture opaque. A transparent colour alone is no transparency: encoders
@@ -305,7 +343,7 @@ def _gif_transparent(path: Path) -> bool:
             elif block == 0x2C:  # a picture: its place, its own colours, the LZW code size, sub-blocks
                 place = struct.unpack("<HHHH", data[offset + 1:offset + 9])
                 see_through = bool(control & 1)
-                if see_through and (cleared is not None or first):
+                if see_through and (cleared is not None or first and _gif_first_shows_through(path)):
                     return True
                 if cleared is not None and not _covers(place, cleared):
                     return True
@@ -516,8 +554,9 @@ def check_image_size(flag: str, target: str, width: int, height: int) -> None:
     suffix = Path(target).suffix.lower()
     limit = IMAGE_MAX_SIDE.get(suffix)
     if limit is not None and max(width, height) > limit:
+        fix = "use .png" if suffix in ANIMATION_ONLY else "use .png or .tif"  # a .tif holds no animation
         raise UserError(f"{flag} {target}: {suffix} images are at most {limit} px a side and this one is "
-                        f"{width}x{height}; use .png or .tif")
+                        f"{width}x{height}; {fix}")
 
 
 def read_metadata(path: Path) -> PhotoMetadata:
@@ -993,8 +1032,8 @@ class AnimationSource:
                 if image is None:
                     raise UserError(f"cannot read animation {self.path}: not a picture, or corrupt")
                 self.width, self.height = image.size
-                durations = []
-                for index in range(image.n_frames):
+                durations, self._first = [], _first_picture(image)
+                for index in range(self._first, image.n_frames):
                     image.seek(index)
                     image.load()
                     durations.append(_shown_ms(image.info.get("duration")))
@@ -1028,7 +1067,7 @@ class AnimationSource:
             if self._transparent:
                 _transparent_from_the_start(image)
             for index, (picture, start, seconds) in enumerate(self._part):
-                image.seek(picture)
+                image.seek(picture + self._first)
                 extra: dict[str, Any] = {"duration_seconds": seconds}
                 if self._transparent or _transparent(image):  # kept by an animation output; the picture filled
                     extra["alpha"] = np.asarray(image.convert("RGBA").getchannel("A"))

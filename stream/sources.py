@@ -404,6 +404,8 @@ class _ClipFinder:
         joined, too many to look for all of them within JOIN_SAMPLE_BUDGET."""
         tail = max(0, self.size - TAIL_BYTES)
         count = min(max(tail // JOIN_SAMPLE_BYTES, JOIN_SAMPLES[0]), JOIN_SAMPLES[1])
+        if tail <= JOIN_SCAN_BYTES * (count - 1):  # samples this close: reading it all costs as little (a few ms)
+            return self._joined([self._scan(0, self.size)], origin)
         samples = [self._sample(tail * i // (count - 1)) for i in range(count)]
         ranges: list[tuple[int, int]] = []
         known = [sample for sample in samples if sample is not None]
@@ -429,8 +431,7 @@ class _ClipFinder:
         if not back and not hidden:
             return
         if after[0] - before[0] <= JOIN_SCAN_BYTES:
-            if back:
-                ranges.append((before[0], after[0]))
+            ranges.append((before[0], after[0]))  # hidden too: a clip shorter than these bytes' time
             return
         self.budget -= 1
         if self.budget < 0:
