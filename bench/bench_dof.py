@@ -9,8 +9,8 @@ Usage: python bench/bench_dof.py [--runs 100] [--blur 16] [--recorded FRAMES.npz
 and focus, timed in turn (each of --runs rounds renders every frame once).
 On a shared virtual machine the median moves with the neighbours' load; min shows the quiet machine.
 --compare OLD.py times a copy of an earlier kernels/dof_cpu.py and the current one alternately (old, new, old,
-new: --rounds rounds of --runs renders a scene each), at the presets' settings (640x480 at live-cpu's blur,
-1280x720 at the default preset's), on each of --threads Numba thread counts, and says how far their outputs
+new: --rounds rounds of --runs renders a scene each), at the presets' settings (640x480 at live-cpu's blur and at
+--blur, 1280x720 at the default preset's), on each of --threads Numba thread counts, and says how far their outputs
 differ: a change is kept only where it is faster in every round.
 --passes gives each pass's median ms instead (reduce, gather at reduced resolution, composite), and the whole
 render's, at 1280x720 and 1920x1080 (--blur at both).
@@ -94,11 +94,13 @@ def load_module(path: Path) -> ModuleType:
     return importlib.import_module(path.stem)
 
 
-def compare_scenes(recorded: list[Path]) -> list[tuple[str, list[tuple]]]:
-    """(name, frames) at the presets' settings, each frame (image, disparity, focus, blur, highlight boost)."""
+def compare_scenes(recorded: list[Path], blur_vga: float) -> list[tuple[str, list[tuple]]]:
+    """(name, frames) at the presets' settings, and at 640x480 also at `blur_vga` (--blur: the live target's 16 px),
+    each frame (image, disparity, focus, blur, highlight boost)."""
     scenes = []
+    sizes = dict.fromkeys(((640, 480, LIVE_CPU_BLUR), (640, 480, blur_vga), (1280, 720, DEFAULT_BLUR * 720 / 480)))
     for name, make in (("synthetic portrait", portrait), ("worst case: random depth", worst_case)):
-        for width, height, blur in ((640, 480, LIVE_CPU_BLUR), (1280, 720, DEFAULT_BLUR * 720 / 480)):
+        for width, height, blur in sizes:
             image, disparity, focus = make(width, height)
             scenes.append((f"{name} {width}x{height}", [(image, disparity, focus, blur, 0.0)]))
     for path in recorded:
@@ -124,7 +126,8 @@ def render_ms(module: ModuleType, frames: list[tuple], runs: int) -> tuple[float
     return float(np.median(wall)), float(np.median(cpu))
 
 
-def compare(old_path: Path, recorded: list[Path], threads: list[int], rounds: int, runs: int) -> None:
+def compare(old_path: Path, recorded: list[Path], threads: list[int], rounds: int, runs: int,
+            blur_vga: float) -> None:
     import numba
 
     from kernels import dof_cpu
@@ -133,7 +136,7 @@ def compare(old_path: Path, recorded: list[Path], threads: list[int], rounds: in
     print("| scene | blur (px) | threads | old ms, by round | new ms, by round | new / old | old CPU ms | new CPU ms "
           "| outputs |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, frames in compare_scenes(recorded):
+    for name, frames in compare_scenes(recorded, blur_vga):
         differ, most = 0, 0
         for image, disparity, focus, blur, boost in frames:
             a = old.depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost).astype(np.int16)
@@ -252,7 +255,7 @@ def main() -> None:
                 or max(threads) > numba.config.NUMBA_NUM_THREADS:
             parser.error(f"--threads must be thread counts from 1 to {numba.config.NUMBA_NUM_THREADS}, "
                          f"comma-separated, got {args.threads!r}")
-        compare(args.compare, args.recorded, threads, args.rounds, args.runs)
+        compare(args.compare, args.recorded, threads, args.rounds, args.runs, args.blur)
         return
     if args.passes:
         pass_table(args.blur, args.runs)

@@ -1,7 +1,8 @@
-"""Depth of field where a near pixel's CoC lies just above the block size s: the block path's box and bilinear tent
+"""Depth of field where a pixel's CoC lies just above the block size s: the block path's box and bilinear tent
 spread a disc's light ~1.5 s px past its rim, so from s to 2 s a blurred foreground's edge over black ran on as a grey
 band ending in a hard line, and its coverage fell short of 1 and let the blocks' backdrop (reaching as far too far)
-show through. Below 2 s the near field is now gathered exactly (kernels/dof_cpu.py: NEAR_EXACT), CPU and CUDA."""
+show through. Below 2 s the near field is now gathered exactly (kernels/dof_cpu.py: NEAR_EXACT), CPU and CUDA. The
+far field, where a bright background beside a dark one spreads the same way, is not yet (expected failures below)."""
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,8 @@ def host_cuda(tmp_path_factory):
 
     _, launch = compile_for_host(read_source(SOURCE), KERNELS, tmp_path_factory.mktemp("dof_seam"))
 
-    def run(img, disp):
-        p = plan(disp.shape, FOCUS, MAX_BLUR, 0.0)
+    def run(img, disp, focus):
+        p = plan(disp.shape, focus, MAX_BLUR, 0.0)
         out = np.empty_like(img)
         run_passes(np.ascontiguousarray(img), np.ascontiguousarray(disp, np.float32), p,
                    DofBuffers(np, disp.shape, p.low_shape), out, launch)
@@ -44,10 +45,10 @@ def host_cuda(tmp_path_factory):
     return run
 
 
-def render(request, path: str, img: np.ndarray, disp: np.ndarray) -> np.ndarray:
+def render(request, path: str, img: np.ndarray, disp: np.ndarray, focus: float = FOCUS) -> np.ndarray:
     if path == "cpu":
-        return depth_of_field_cpu(img, disp, FOCUS, MAX_BLUR)
-    return request.getfixturevalue("host_cuda")(img, disp)
+        return depth_of_field_cpu(img, disp, focus, MAX_BLUR)
+    return request.getfixturevalue("host_cuda")(img, disp, focus)
 
 
 def edge_over_black(coc: float) -> tuple[np.ndarray, np.ndarray]:
@@ -83,4 +84,33 @@ def test_no_backdrop_shows_through_a_foreground_just_above_the_block_size(reques
     disp[32:37] = disparity_for(3.5)
     reference = depth_of_field_reference(img, disp, FOCUS, MAX_BLUR, as_float=True)
     error = np.abs(render(request, path, img, disp) - reference)[37:52, 20:80]
+    assert error.max() <= BOUND, f"{error.max():.1f} levels off the reference"
+
+
+# the span 0.8 as FOCUS's: a far field of CoC down to -32 px, s = 5 (as `depthcam run astronaut.png --focus 0.6
+# --blur 32` for its background)
+FAR_FOCUS = 0.8
+
+
+# Known, left: gathering the far field exactly below 2 s (a FAR_EXACT = 2 in kernels/dof_cpu.py and the .cu) passes
+# these at 0.4-0.5 levels, but cost the synthetic portrait 23.9 -> 33.6 CPU ms at 1280x720 (+41 %) and 8.4 -> 10.5
+# at 640x480, blur 10 (+25 %), for little on a real frame (astronaut, --focus 0.6: whole-frame mean 1.011 -> 0.986,
+# max 38.5 -> 37.5), and above 2 s the blocks stay 20-28 levels off (bench/RESULTS.md).
+FAR_BLOCK_SPREAD = pytest.mark.xfail(strict=True, reason="the far field's blocks take over at s: their box and "
+                                     "bilinear tent spread a disc's light ~1.5 s px past its rim (see above)")
+
+
+@FAR_BLOCK_SPREAD
+@pytest.mark.parametrize("path", ["cpu", "cuda"])
+@pytest.mark.parametrize("coc", [-4.5, -6.0, -6.5, -7.5, -8.5, -9.0])
+def test_a_blurred_background_edge_over_black_ends_where_its_disc_does(request, path, coc):
+    """A background behind the focus, all at one CoC: a bright half beside a black one. From CoC -6 to -8.5 the blocks
+    spread the light 3 px past the disc's rim and stopped in a hard line (34-44 levels off the reference; 25 in the
+    -4.5 cross-fade, 28 at -9), as they did in the near field before it was gathered exactly below 2 s."""
+    assert plan((100, 100), FAR_FOCUS, MAX_BLUR, 0.0).scale == 5
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:, :47] = 180
+    disp = np.full((100, 100), FAR_FOCUS + coc * SPAN / MAX_BLUR, np.float32)
+    reference = depth_of_field_reference(img, disp, FAR_FOCUS, MAX_BLUR, as_float=True)
+    error = np.abs(render(request, path, img, disp, FAR_FOCUS) - reference)[20:80, 30:70]
     assert error.max() <= BOUND, f"{error.max():.1f} levels off the reference"
