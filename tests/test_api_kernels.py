@@ -192,6 +192,26 @@ def test_api_swapped_image_and_disparity_say_which_comes_first(rng, layout):
 
 # --- CuPy inputs: the same checks, the disparity scanned on the device ------------------------------------------
 
+def _check_cpu_on_device_arrays(image: np.ndarray, disparity: np.ndarray) -> None:
+    """backend="cpu" on CuPy arrays (README: computes on the host, returns CuPy arrays): the values of the same
+    call on NumPy arrays, not merely arrays of the right type."""
+    import cupy
+
+    d_image, d_disparity, d_half = (cupy.asarray(a) for a in (image, disparity,
+                                                              np.ascontiguousarray(disparity[::2, ::2])))
+    pairs = [(kernels.depth_of_field(d_image, d_disparity, 0.7, 6.0, backend="cpu"),
+              kernels.depth_of_field(image, disparity, 0.7, 6.0, backend="cpu")),
+             (kernels.joint_bilateral(d_disparity, d_image, 3, 2.5, 0.1, backend="cpu"),
+              kernels.joint_bilateral(disparity, image, 3, 2.5, 0.1, backend="cpu")),
+             (kernels.refine_live(d_half, d_image, work_width=20, backend="cpu"),
+              kernels.refine_live(np.ascontiguousarray(disparity[::2, ::2]), image, work_width=20, backend="cpu"))]
+    for (got, want), unchanged in zip(pairs, (image, disparity, None)):
+        assert isinstance(got, cupy.ndarray)
+        np.testing.assert_array_equal(cupy.asnumpy(got), want)
+        assert unchanged is None or not np.array_equal(want, unchanged)  # the call did change its input
+    assert np.ptp(pairs[2][1]) > 0.3  # refine_live kept the disc's step (not a constant map)
+
+
 def _cupy_checks(rng: np.random.Generator) -> None:
     import cupy
 
@@ -210,6 +230,8 @@ def _cupy_checks(rng: np.random.Generator) -> None:
         np.testing.assert_array_equal(cupy.asnumpy(bgra)[..., 3], alpha)
         with pytest.raises(ValueError, match=r"disparity must be in \[0, 1\]"):
             kernels.depth_of_field(d_image, d_disparity * 255, 0.7, 6.0, backend=backend)
+        if backend == "cpu":
+            _check_cpu_on_device_arrays(image, disparity)
         holed = disparity.copy()
         holed[2, 4] = np.nan  # on the even grid, for refine_live's half-size map too
         for call in (lambda: kernels.depth_of_field(d_image, cupy.asarray(holed), 0.7, 6.0, backend=backend),

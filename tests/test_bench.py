@@ -311,25 +311,75 @@ def test_bad_frames_or_warmup_is_named(monkeypatch):
         bench.run_bench_command(_bench_args("--frames", "1"))
 
 
-def test_a_file_is_paced_at_its_own_frame_rate_like_a_camera():
-    from stream.sources import PacedSource, Source
+def _four_frames_50_ms_apart(decode_ms=(0, 0, 0, 0), clock: list[int] | None = None):
+    """A file of four frames 50 ms apart whose stream starts at 10 s (pacing counts from the first frame); each
+    takes decode_ms[i] to decode, on the fake `clock` where one is given."""
+    from stream.sources import Source
 
-    class File(Source):  # four frames 50 ms apart, decoded at once
+    class File(Source):
         fps, width, height, frame_count = 20.0, 8, 8, 4
 
         def frames(self):
-            for index in range(4):  # the stream starts at 10 s: pacing counts from the first frame
+            for index in range(4):
+                if clock is not None:
+                    clock[0] += decode_ms[index] * 1_000_000
                 yield Frame(index=index, capture_ns=0, image=None,  # type: ignore[arg-type]
                             pts_seconds=10 + index / 20)
 
-    paced = PacedSource(File())
+    return File()
+
+
+def _on_a_fake_clock(monkeypatch) -> tuple[list[int], list[int]]:
+    """The sources' clock and sleep as a fake one that only moves when told to or waited on: (clock, waits)."""
+    from stream import sources
+
+    clock, waits = [1_000_000_000], []
+
+    def wait_until(due_ns: int) -> None:
+        waits.append(due_ns)
+        clock[0] = max(clock[0], due_ns)
+
+    monkeypatch.setattr(sources, "now_ns", lambda: clock[0])
+    monkeypatch.setattr(sources, "_wait_until", wait_until)
+    return clock, waits
+
+
+def test_a_file_is_paced_at_its_own_frame_rate_like_a_camera(monkeypatch):
+    """Each frame is held until its presentation time after the first, and stamped with that time (latency
+    counts from when it was due). On a fake clock: a busy machine's scheduler (CI's two cores) made a frame
+    more than a period late on the real one, which moves the beat on as designed (dues 0, 50, 160, 210 ms)."""
+    from stream.sources import PacedSource
+
+    clock, waits = _on_a_fake_clock(monkeypatch)
+    paced = PacedSource(_four_frames_50_ms_apart(clock=clock))
     assert paced.live and paced.fps == 20.0
-    started = time.perf_counter_ns()
     frames = list(paced.frames())
-    arrived = time.perf_counter_ns()
     dues = [f.capture_ns - frames[0].capture_ns for f in frames]
     assert dues == [0, 50_000_000, 100_000_000, 150_000_000]  # latency counts from when each frame was due
-    assert arrived - started >= 150_000_000
+    assert [w - waits[0] for w in waits] == dues and clock[0] - waits[0] == 150_000_000  # it waited for each
+
+
+def test_a_file_that_decodes_late_moves_the_beat_on(monkeypatch):
+    """A frame decoded more than a frame period after it was due is delivered when it comes, and the frames
+    after it keep the 50 ms spacing from there: the debt is not carried."""
+    from stream.sources import PacedSource
+
+    clock, _ = _on_a_fake_clock(monkeypatch)
+    frames = list(PacedSource(_four_frames_50_ms_apart((0, 0, 120, 0), clock)).frames())
+    assert [f.capture_ns - frames[0].capture_ns for f in frames] == [0, 50_000_000, 170_000_000, 220_000_000]
+
+
+def test_a_file_is_paced_on_the_real_clock():
+    """On the real clock, whatever the scheduler does: never faster than the file's rate (a late frame only
+    moves the beat later), stamped with times the frames were due, not before."""
+    from stream.sources import PacedSource
+
+    started = time.perf_counter_ns()
+    frames = list(PacedSource(_four_frames_50_ms_apart()).frames())
+    arrived = time.perf_counter_ns()
+    stamps = [f.capture_ns for f in frames]
+    assert all(later - earlier >= 50_000_000 for earlier, later in zip(stamps, stamps[1:]))
+    assert started <= stamps[0] and stamps[-1] <= arrived and arrived - started >= 150_000_000
 
 
 def test_the_live_run_paces_files_and_measures_the_frames_asked_for(monkeypatch, tmp_path):

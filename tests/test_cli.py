@@ -371,15 +371,13 @@ def virtual_display():
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb) to open a real preview window")
-    display = ":97"
-    server = subprocess.Popen([xvfb, display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    if server.poll() is not None:
+    from test_live_robustness import start_xvfb, stop_xvfb
+
+    started = start_xvfb(xvfb)  # a fixed :97 and a 1 s sleep: taken by a parallel run, or not listening yet
+    if started is None:
         pytest.skip("Xvfb did not start")
-    yield display
-    server.terminate()
-    server.wait(timeout=10)
+    yield started[0]
+    stop_xvfb(*started)
 
 
 def test_preview_window_shows_every_frame(shared_models, virtual_display):
@@ -419,7 +417,9 @@ def test_a_file_run_stopped_from_its_preview_keeps_the_frames_until_then(shared_
     # --preview shows the output while it is written; q there ends the run early with a playable file
     from stream import cli
 
-    _fake_window(monkeypatch, [-1] * 4 + [ord("q")])
+    # q as the 5th picture is shown: keyed to the pictures, not to waitKeyEx's calls, as the window also answers
+    # its keys between frames that are slow to come (a busy machine), which took the keys meant for later frames
+    _fake_window(monkeypatch, [-1] * 4 + [ord("q")], per_picture=True)
     video = make_video(tmp_path / "in.mp4", frames=24)
     out = tmp_path / "out.mp4"
     assert cli.main(["run", str(video), "-o", str(out), "--preview", "--no-progress"]) == 0
@@ -429,21 +429,36 @@ def test_a_file_run_stopped_from_its_preview_keeps_the_frames_until_then(shared_
     assert probe(out)["frames"] == 5
 
 
-def _fake_window(monkeypatch, keys):
-    """OpenCV's window calls answered in-process; waitKeyEx gives `keys` in turn, then nothing."""
+def _fake_window(monkeypatch, keys, per_picture: bool = False):
+    """OpenCV's window calls answered in-process; waitKeyEx gives `keys` in turn, then nothing. `per_picture`:
+    keys[n] is pressed while the (n+1)-th picture is shown, given by the first waitKeyEx after it, whatever the
+    number of calls between pictures (none pressed in those); the pictures' shapes are returned, as shown."""
     import cv2
 
     from stream import app, sinks
 
     pressed = iter(keys)
+    shown: list[tuple[int, int]] = []  # each picture's (height, width)
+    answered = [0]
+
+    def show(title, picture) -> None:
+        shown.append(picture.shape[:2])
+
+    def key_for_picture(delay: int) -> int:
+        if answered[0] == len(shown) or len(shown) > len(keys):
+            return -1
+        answered[0] = len(shown)
+        return keys[len(shown) - 1]
+
     for module in (app, sinks):
         monkeypatch.setattr(module, "check_display", lambda fix=None: None)
     monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
     monkeypatch.setattr(cv2, "setMouseCallback", lambda *a: None)
-    monkeypatch.setattr(cv2, "imshow", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", show if per_picture else lambda *a: None)
     monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
     monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
-    monkeypatch.setattr(cv2, "waitKeyEx", lambda delay: next(pressed, -1))
+    monkeypatch.setattr(cv2, "waitKeyEx", key_for_picture if per_picture else lambda delay: next(pressed, -1))
+    return shown
 
 
 def test_a_photo_in_a_window_is_refocused_until_q_and_written_as_shown_last(shared_models, monkeypatch, tmp_path,
@@ -484,9 +499,8 @@ def test_a_large_photo_is_refocused_on_a_smaller_copy_and_written_at_full_size(s
 
     photo = tmp_path / "large.jpg"
     cv2.imwrite(str(photo), cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (1600, 1200)))
-    shown = []
-    _fake_window(monkeypatch, [-1, -1, ord("q")])
-    monkeypatch.setattr(cv2, "imshow", lambda title, picture: shown.append(picture.shape[:2]))
+    # q as the 3rd picture is shown (the window also answers keys before its first one, while the copy renders)
+    shown = _fake_window(monkeypatch, [-1, -1, ord("q")], per_picture=True)
     out = tmp_path / "large_portrait.png"
     assert cli.main(["run", str(photo), "--preview", "--focus-point", "800,300", "--no-progress"]) == 0
     messages = capsys.readouterr().err

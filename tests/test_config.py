@@ -246,6 +246,23 @@ def test_unreadable_config_file(tmp_path):
         load_config(str(path))
 
 
+def test_unreadable_config_file_as_any_user(tmp_path, monkeypatch):
+    """The same refusal where the tests run as root (who reads any file): the read itself is denied."""
+    path = tmp_path / "secret.yaml"
+    path.write_text("device: cpu\n")
+    read_bytes = Path.read_bytes
+
+    def denied(self: Path) -> bytes:
+        if self.name == "secret.yaml":
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(UserError, match=r"cannot read config file .*secret\.yaml: permission denied; check its "
+                                        r"permissions$"):
+        load_config(str(path))
+
+
 def test_oversized_config_file_is_not_read_whole(tmp_path):
     path = tmp_path / "huge.yaml"
     path.write_bytes(b"#" * (2 << 20))

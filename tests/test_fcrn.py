@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 
 from models.download import ModelError
 from models.fcrn import (
-    BN_EPSILON, INPUT_NAME, OUTPUT_NAME, _GraphBuilder, build_fcrn, count_parameters,
+    BN_EPSILON, INPUT_NAME, OUTPUT_NAME, UPCONV_KERNELS, _GraphBuilder, build_fcrn, count_parameters,
     fcrn_variable_shapes, random_weights,
 )
 
@@ -237,25 +237,23 @@ def _run_single(nodes, inputs: dict[str, np.ndarray], output: str, initializers=
     return session(model).run(None, inputs)[0]
 
 
-def test_depth_to_space_interleave_orders():
-    """Y[2i,2j]=A, Y[2i+1,2j]=B, Y[2i,2j+1]=C, Y[2i+1,2j+1]=D: Concat(A,C,B,D)+DCR, or per-channel
-    A,C,B,D + CRD (DESIGN.md's wording) -- both are right; Concat(A,B,C,D) would not be."""
-    planes = {k: np.full((1, 2, 1, 2), v, np.float32) + np.array([0, 10], np.float32)[None, :, None, None]
-              for k, v in zip("ABCD", (1, 2, 3, 4))}  # channel 0: 1..4, channel 1: 11..14
+def test_upconv_interleave_orders_every_channel():
+    """fcrn.py's fast up-convolution (_GraphBuilder.upconv, as build_fcrn uses it) on two channels: zero kernels,
+    biases tag A/B/C/D (1..4, +10 on channel 1). Y[2i,2j]=A, Y[2i+1,2j]=B, Y[2i,2j+1]=C, Y[2i+1,2j+1]=D in each
+    channel: Concat(A,C,B,D)+DCR does that, so would per-channel A,C,B,D + CRD; Concat(A,B,C,D) would not, nor
+    would CRD on the concatenation (one channel, as the by-hand test below uses, cannot tell DCR from CRD)."""
+    weights = {}
+    for conv, bias in zip("ABCD", (1, 2, 3, 4)):
+        (kh, kw), _ = UPCONV_KERNELS[conv]
+        weights[f"layerT_Conv{conv}/weights"] = np.zeros((kh, kw, 1, 2), np.float32)
+        weights[f"layerT_Conv{conv}/biases"] = np.array([bias, bias + 10], np.float32)
+    g = _GraphBuilder(weights, np.dtype(np.float32))
+    out = g.upconv("x", "T")
+    y = _run_single(g.nodes, {"x": np.ones((1, 1, 1, 2), np.float32)}, out, g.initializers)
+    assert y.shape == (1, 2, 2, 4)
     expected_c0 = np.array([[1, 3, 1, 3], [2, 4, 2, 4]], np.float32)
-    concat = helper.make_node("Concat", list("ACBD"), ["cat"], axis=1)
-    dcr = _run_single([concat, helper.make_node("DepthToSpace", ["cat"], ["y"], blocksize=2, mode="DCR")],
-                      planes, "y")
-    assert dcr.shape == (1, 2, 2, 4)
-    np.testing.assert_array_equal(dcr[0, 0], expected_c0)
-    np.testing.assert_array_equal(dcr[0, 1], expected_c0 + 10)
-    per_channel = np.stack([planes[k] for k in "ACBD"], axis=2).reshape(1, 8, 1, 2)  # c*4 + k
-    crd = _run_single([helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode="CRD")],
-                      {"x": per_channel}, "y")
-    np.testing.assert_array_equal(crd, dcr)
-    wrong = _run_single([helper.make_node("Concat", list("ABCD"), ["cat"], axis=1),
-                         helper.make_node("DepthToSpace", ["cat"], ["y"], blocksize=2, mode="DCR")], planes, "y")
-    assert not np.array_equal(wrong, dcr)
+    np.testing.assert_array_equal(y[0, 0], expected_c0)
+    np.testing.assert_array_equal(y[0, 1], expected_c0 + 10)
 
 
 def test_fast_upconv_paddings_and_interleave_by_hand():

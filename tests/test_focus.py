@@ -69,16 +69,17 @@ def test_fixed_and_point_focus_and_smoothing():
 
 
 def test_faces_are_looked_for_every_nth_frame_and_the_last_box_is_reused(monkeypatch):
-    image = _astronaut()
-    disparity = np.full(image.shape[:2], 0.3, np.float32)
-    controller = FocusController("auto", face_interval=3)
+    """The face's box at 0.6, the fallback (nearest large region) at 0.95, the rest at 0.2: on the frames
+    between detections the focus is read in the last box found, at its place."""
+    image, disparity, face = _face_scene()
+    controller = FocusController("auto", face_interval=3, smoothing=1.0)  # no smoothing: each frame's own target
     calls = []
     original = FaceFinder.faces
     monkeypatch.setattr(FaceFinder, "faces", lambda self, img: calls.append(1) or original(self, img))
-    for _ in range(7):
-        assert controller.update(image, disparity) == pytest.approx(0.3)
+    for frame in range(7):
+        assert controller.update(image, disparity) == pytest.approx(0.6), frame
+        assert tuple(controller.last_face) == tuple(face), frame
     assert len(calls) == 3  # frames 0, 3 and 6
-    assert controller.last_face is not None
 
 
 def _found(face):

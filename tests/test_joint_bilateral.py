@@ -160,6 +160,31 @@ def test_refine_live_close_to_full_resolution_filter():
     assert float(np.sqrt(np.mean((live - full) ** 2))) < 0.05
 
 
+def test_refine_live_upsampling_puts_the_edge_back_on_the_guides_edge():
+    """The joint bilateral upsampling, not a plain resize of the working-size result, sharpens the depth edge at
+    full resolution: within 3 px of the true edge (as test_edges_follow_the_guide measures), about half the error
+    of cv2.resize of the same working-size filtered map."""
+    import cv2
+
+    from kernels.bilateral import LIVE_RADIUS, LIVE_SIGMA_RANGE, LIVE_SIGMA_SPATIAL, LIVE_WORK_WIDTH, working_size
+
+    truth, guide = synthetic_scene(240, 320)
+    rng = np.random.default_rng(5)
+    low = cv2.resize(truth, (160, 128), interpolation=cv2.INTER_AREA)
+    low = (cv2.GaussianBlur(low, (0, 0), 1.5) + rng.normal(0, 0.02, low.shape)).astype(np.float32)
+    work_h, work_w = working_size(240, 320, LIVE_WORK_WIDTH)
+    guide_low = cv2.resize(guide, (work_w, work_h), interpolation=cv2.INTER_AREA)
+    filtered = joint_bilateral(cv2.resize(low, (work_w, work_h), interpolation=cv2.INTER_LINEAR), guide_low,
+                               LIVE_RADIUS, LIVE_SIGMA_SPATIAL, LIVE_SIGMA_RANGE, backend="cpu")
+    resized = cv2.resize(filtered, (320, 240), interpolation=cv2.INTER_LINEAR)
+    live = refine_live(low, guide, backend="cpu")
+    edges = cv2.Canny((truth * 255).astype(np.uint8), 10, 20) > 0
+    near_edge = cv2.dilate(edges.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # within 3 px of the edge
+    rmse = lambda a, mask: float(np.sqrt(np.mean((a - truth)[mask] ** 2)))  # noqa: E731
+    assert rmse(live, near_edge) < 0.7 * rmse(resized, near_edge)  # measured 0.066 against 0.130
+    assert rmse(live, ~near_edge) < rmse(resized, ~near_edge) + 0.005  # and no worse on the flat parts
+
+
 # --- validation --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [

@@ -1,12 +1,12 @@
 """The live path when the world around it misbehaves: the preview window's X server stops, the window is
 left alone between frames (a slow network, a camera that stalls), keys come between frames."""
 import os
+import random
 import shutil
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -20,11 +20,33 @@ from stream.sinks import DISPLAY_GONE, DisplayWatch, NullSink, TeeSink, WindowSi
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _free_display() -> str:
-    for number in range(140, 200):  # clear of the numbers the other tests use
-        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
-            return f":{number}"
-    pytest.skip("no free X display number")
+def start_xvfb(xvfb: str) -> tuple[str, subprocess.Popen] | None:
+    """An Xvfb on a display number of its own, once it accepts connections, or None where it does not start.
+    A random number far from the usual ones, and -displayfd to hear when the server is ready: a number picked
+    from the lock files then a 1 s sleep could be taken meanwhile by a parallel run's server, or not be listening
+    yet on a busy machine ("could not connect to display :145"); servers left to pick the lowest free number
+    themselves race for the same one. A number another server holds makes Xvfb exit: another is tried."""
+    for number in random.sample(range(1000, 30000), 5):
+        read, write = os.pipe()
+        server = subprocess.Popen([xvfb, f":{number}", "-displayfd", str(write), "-screen", "0", "1280x720x24",
+                                   "-nolisten", "tcp"], pass_fds=(write,), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        os.close(write)
+        with os.fdopen(read) as numbers:
+            if numbers.readline().strip() == str(number):  # written once the server is ready
+                return f":{number}", server
+        server.wait(timeout=10)
+    return None
+
+
+def stop_xvfb(display: str, server: subprocess.Popen) -> None:
+    """The server ended, and what a killed one leaves behind (its lock file and socket) removed."""
+    if server.poll() is None:
+        server.kill()
+    server.wait(timeout=10)
+    number = display.lstrip(":")
+    for left in (Path(f"/tmp/.X{number}-lock"), Path(f"/tmp/.X11-unix/X{number}")):
+        left.unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -33,16 +55,11 @@ def x_server():
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb) to open a real preview window")
-    display = _free_display()
-    server = subprocess.Popen([xvfb, display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    if server.poll() is not None:
+    started = start_xvfb(xvfb)
+    if started is None:
         pytest.skip("Xvfb did not start")
-    yield display, server
-    if server.poll() is None:
-        server.kill()
-    server.wait(timeout=10)
+    yield started
+    stop_xvfb(*started)
 
 
 def test_the_display_watch_sees_the_x_server_stop(x_server):
@@ -163,9 +180,9 @@ def test_between_frames_the_window_answers_its_keys(monkeypatch, tmp_path):
     # a slow network or a stalled camera: the window was pumped only when a frame came, so q, p and the
     # close button did nothing until then (and the desktop called the window not responding)
     monkeypatch.chdir(tmp_path)
-    window, watch, calls, told = _window(monkeypatch, [-1, ord("p"), ord("i"), ord("q")])
-    window.idle()  # nothing shown yet: nothing to answer
-    assert calls.count("waitKeyEx") == 0 and "getWindowProperty" not in calls
+    window, watch, calls, told = _window(monkeypatch, [-1, -1, ord("p"), ord("i"), ord("q")])  # idle, write, ...
+    window.idle()  # nothing shown yet: its keys are answered (none pressed), its visibility not asked
+    assert calls.count("waitKeyEx") == 1 and "getWindowProperty" not in calls and not window.wants_stop
     window.write(_frame())
     window.idle()  # p: the frame on screen saved
     assert len(list(tmp_path.glob("depthcam_*.png"))) == 1 and told[0].startswith("saved ")

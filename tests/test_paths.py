@@ -45,6 +45,21 @@ def test_a_read_only_folder_is_refused(tmp_path):
         folder.chmod(0o755)
 
 
+def test_a_folder_that_refuses_the_write_is_refused(tmp_path, monkeypatch):
+    """As above where the tests run as root (who writes into read-only folders): the probe's creation is denied,
+    as a read-only folder or file system denies it; nothing is created and the message names the fix."""
+    from stream import paths
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(paths.tempfile, "mkstemp", denied)
+    with pytest.raises(UserError, match=r"out\.mp4: its folder is not writable \(Permission denied\); choose "
+                                        r"another place$"):
+        ensure_writable(tmp_path / "out.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses Linux's /proc")
 def test_an_unwritable_system_folder_is_refused():
     with pytest.raises(UserError, match="not writable"):

@@ -80,27 +80,38 @@ def test_get_batch_stops_at_end_marker():
     assert queue.get_batch(4, 0.5) == ([], True)
 
 
-def test_stop_event_releases_a_blocked_producer_and_consumer():
-    stop = threading.Event()
-    queue = BlockingFrameQueue(1, stop)
-    queue.put(0)
-    errors = []
+def _blocked_until_stopped(call) -> tuple[threading.Thread, list[str]]:
+    """`call` on a thread of its own, which records how it ended."""
+    ended: list[str] = []
 
-    def produce():
+    def run():
         try:
-            queue.put(1)  # blocks: the queue is full
+            call()
+            ended.append("returned")
         except Stopped:
-            errors.append("producer")
+            ended.append("stopped")
 
-    producer = threading.Thread(target=produce)
-    producer.start()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, ended
+
+
+def test_stop_event_releases_a_blocked_producer_and_consumer():
+    """Both ends wait on the queue (a full one for put, an empty one for get) when the stop comes: each
+    raises Stopped. The stop comes after they started waiting, not before the call."""
+    stop = threading.Event()
+    full, empty = BlockingFrameQueue(1, stop), BlockingFrameQueue(1, stop)
+    full.put(0)
+    producer, produced = _blocked_until_stopped(lambda: full.put(1))
+    consumer, consumed = _blocked_until_stopped(empty.get)
     time.sleep(0.05)
+    assert producer.is_alive() and consumer.is_alive()  # both still blocked (neither returned nor raised)
     stop.set()
-    producer.join(timeout=1)
-    assert not producer.is_alive() and errors == ["producer"]
-    empty = BlockingFrameQueue(1, stop)
-    with pytest.raises(Stopped):
-        empty.get()
+    producer.join(timeout=10)
+    consumer.join(timeout=10)
+    assert not producer.is_alive() and not consumer.is_alive()
+    assert produced == ["stopped"] and consumed == ["stopped"]
+    assert list(full._items) == [0]  # the blocked item was not added on the way out
 
 
 def test_queue_size_must_be_positive():

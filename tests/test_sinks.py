@@ -39,8 +39,17 @@ def test_side_by_side_is_input_output_depth():
 
 
 def test_colourise_maps_near_to_bright():
-    ramp = colourise(np.array([[0.0, 1.0]], np.float32))
-    assert ramp[0, 1].sum() > ramp[0, 0].sum()
+    """The colour map (inferno): far black, then purple, red, orange, near a bright yellow (near = warm), in
+    colour all along the way, not a grey ramp nor a map running the other way (jet: near red, far blue)."""
+    ramp = colourise(np.linspace(0.0, 1.0, 11, dtype=np.float32)[None])
+    assert ramp.shape == (1, 11, 3) and ramp.dtype == np.uint8
+    luma = cv2.cvtColor(ramp, cv2.COLOR_BGR2GRAY)[0].astype(int)
+    assert luma[0] <= 5 and luma[-1] >= 230 and (np.diff(luma) > 0).all()  # far dark, near bright, in order
+    hsv = cv2.cvtColor(ramp, cv2.COLOR_BGR2HSV)[0].astype(int)
+    assert (hsv[1:-1, 1] >= 150).all()  # saturated colours, not shades of grey
+    hue = np.where(hsv[1:, 0] < 90, hsv[1:, 0] + 180, hsv[1:, 0])  # OpenCV's 0-180 hue, unwrapped past red
+    assert (np.diff(hue) > 0).all()  # purple -> red -> orange -> yellow
+    assert 120 <= hsv[2, 0] <= 160 and 20 <= hsv[-1, 0] <= 35  # 0.2 purple, 1.0 yellow
 
 
 def test_image_sink_writes_the_render(tmp_path):
@@ -84,10 +93,36 @@ def test_virtual_camera_says_what_is_missing():
         pytest.skip("pyvirtualcam is installed; whether a device exists depends on the machine")
 
 
+def _depth_frame(index: int) -> Frame:
+    """A 64x48 frame whose render (200) differs from its colourised depth (a left-to-right ramp)."""
+    frame = Frame(index=index, capture_ns=0, image=np.full((48, 64, 3), 100, np.uint8), pts_seconds=index / 30)
+    frame.output = np.full_like(frame.image, 200)
+    frame.refined = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1))
+    return frame
+
+
 def test_the_depth_goes_into_a_video_or_a_picture(tmp_path):
+    """--save-depth depth.png writes the colourised depth as a picture, depth.mp4 as a video, beside the render."""
     picture = make_sink("null", width=64, height=48, fps=30, audio_from=None, side_by_side=False,
                         save_depth=str(tmp_path / "depth.png"), controls=None)
     assert any(isinstance(sink, ImageSink) for sink in picture.sinks)
+    picture.write(_depth_frame(0))
+    picture.close()
+    expected = colourise(_depth_frame(0).refined)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "depth.png")), expected)
+    video = make_sink("null", width=64, height=48, fps=30, audio_from=None, side_by_side=False,
+                      save_depth=str(tmp_path / "depth.mp4"), controls=None)
+    for index in range(3):
+        video.write(_depth_frame(index))
+    video.close()
+    capture = cv2.VideoCapture(str(tmp_path / "depth.mp4"))
+    decoded = []
+    while (picture_read := capture.read())[0]:
+        decoded.append(picture_read[1])
+    capture.release()
+    assert len(decoded) == 3 and all(f.shape == expected.shape for f in decoded)
+    for frame in decoded:  # lossy: the ramp's colours within a few levels, not the render's flat 200
+        assert np.abs(frame.astype(int) - expected).mean() < 8
     with pytest.raises(UserError, match="save-depth"):
         make_sink("null", width=64, height=48, fps=30, audio_from=None, side_by_side=False, save_depth="window",
                   controls=None)
