@@ -68,9 +68,11 @@ def test_async_depth_reports_the_network_time_and_depth_age(shared_models):
 def test_an_injected_delay_shows_in_its_stage_and_end_to_end_only(shared_models, monkeypatch):
     config = load_config("default", {"refine.mode": "off", "render.blur": 0, "output.progress": False,
                                      "inference.max_batch": 1, "inference.threads": 1})
-    spec = "synthetic:portrait?size=160x120&fps=5&frames=30&realtime=1"  # paced: the pipeline is never saturated
+    # paced: the pipeline is never saturated (the delay stays well under the 250 ms period); the delay is large
+    # against what a busy machine moves the other stages' medians by (21 ms seen beside other test runs)
+    spec = "synthetic:portrait?size=160x120&fps=4&frames=30&realtime=1"
     baseline = run_pipelined(config, spec, frames=24, warmup=4)
-    delay_ms = 100.0
+    delay_ms = 150.0
     original = RefineStage.process
 
     def slow(self, batch):
@@ -83,11 +85,11 @@ def test_an_injected_delay_shows_in_its_stage_and_end_to_end_only(shared_models,
     def p50(run, stage):
         return run["stages"][stage]["service_ms"]["p50"]
 
-    assert p50(delayed, "refine") - p50(baseline, "refine") == pytest.approx(delay_ms, abs=10)
+    assert p50(delayed, "refine") - p50(baseline, "refine") == pytest.approx(delay_ms, abs=15)
     e2e_growth = delayed["end_to_end_ms"]["p50"] - baseline["end_to_end_ms"]["p50"]
-    assert e2e_growth == pytest.approx(delay_ms, abs=25)
-    for stage in ("depth", "render"):  # the other stages' own times do not move
-        assert abs(p50(delayed, stage) - p50(baseline, stage)) < 10, stage
+    assert e2e_growth == pytest.approx(delay_ms, abs=40)
+    for stage in ("depth", "render"):  # the other stages' own times do not take the delay
+        assert abs(p50(delayed, stage) - p50(baseline, stage)) < 0.25 * delay_ms, stage
 
 
 # --- bad options are refused before the first run (no pipeline runs below: fast) ------------------
