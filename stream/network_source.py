@@ -36,7 +36,7 @@ import threading
 import time
 import types
 import urllib.parse
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -73,6 +73,10 @@ ASSUMED_RATE = 30.0  # a rate neither stated nor measured (the stream paused, or
 # A picture whose read took less than this was there already (FFmpeg's analysis kept it, or a camera or proxy sent
 # its buffer at once on connect): its arrival tells nothing of the camera's rate.
 WAITED_NS = 2_000_000
+# Pictures read without a wait for this long from the first are no buffer's burst (a sender's buffer holds a few
+# pictures, decoded in milliseconds): the decoder, barely keeping up or not at all (1080p MJPEG at 60 fps on a slow
+# CPU), set their pace, which is the rate the pictures come at.
+BURST_MOST_S = 0.5
 # Formats with no clock of their own: FFmpeg numbers their pictures at a made-up 25 fps, so arrival times count.
 UNTIMED_FORMATS = ("mpjpeg", "mjpeg", "jpeg_pipe", "h264", "hevc")
 JUMP_S = 1.0  # a stream clock this far behind the arrivals (a restart, a loop, drift) is laid on them afresh
@@ -235,16 +239,19 @@ class _Clock:
         return self._offset + stamp
 
 
-def _steady_from(waited: list[bool] | None) -> int:
+def _steady_from(waited: list[bool] | None, arrivals: Sequence[int] = ()) -> int:
     """The first picture whose arrival tells the stream's rate (`waited`: whether each picture's read waited for
-    it; None where the stream's own clock times them, which a burst does not change). Not the first: it came with
-    the connection (a camera sends its last keyframe at once, then pauses until its next). Nor those after it read
-    without a wait: they had been sent before, and arrived as fast as they decoded (measured as 240 fps)."""
+    it; None where the stream's own clock times them, which a burst does not change; `arrivals`: their arrival
+    times, ns). Not the first: it came with the connection (a camera sends its last keyframe at once, then pauses
+    until its next). Nor those after it read without a wait: they had been sent before, and arrived as fast as they
+    decoded (measured as 240 fps); unless they went on for BURST_MOST_S, when the decoder set the pace."""
     if waited is None:
         return 0
     start = 1
     while start < len(waited) and not waited[start]:
         start += 1
+    if start > 1 and len(arrivals) >= start and arrivals[start - 1] - arrivals[0] >= BURST_MOST_S * 1e9:
+        return 1
     return start
 
 
@@ -497,16 +504,27 @@ class NetworkSource(Source):
                 if self._measure_until is None:
                     self._measure_until = time.monotonic() + RATE_WINDOW_S
                 if not measuring or self._window_passed() or \
-                        len(self._head) - _steady_from(self._waited) >= RATE_PICTURES:
+                        len(self._head) - self._steady_start(self._head) >= RATE_PICTURES:
                     return
 
     def _measured_rate(self, head: list[tuple[Any, int]]) -> float | None:
         """The rate the first pictures tell: by the stream's own clock where it has one (pictures that arrived in
         a burst came from a steady camera), else by their arrivals, from the first that tells it."""
-        if self.timed and all(picture.time is not None for picture, _ in head):
+        if self._clocked(head):
             return _rate_from([picture.time for picture, _ in head])
-        start = _steady_from(self._waited[:len(head)])
-        return _rate_from([capture / 1e9 for _, capture in head[start:]])
+        return _rate_from([capture / 1e9 for _, capture in head[self._steady_start(head):]])
+
+    def _clocked(self, head: list[tuple[Any, int]]) -> bool:
+        """Whether the stream's own clock times these pictures (their rate then measured by it)."""
+        return self.timed and all(picture.time is not None for picture, _ in head)
+
+    def _steady_start(self, head: list[tuple[Any, int]]) -> int:
+        """The first of these pictures that tells the rate: the first where the stream's clock times them (a burst
+        on connect changes no presentation time: the measurement ends at RATE_PICTURES, not a second later), else
+        as their reads' waits and arrivals say (_steady_from)."""
+        if self._clocked(head):
+            return 0
+        return _steady_from(self._waited[:len(head)], [arrival for _, arrival in head])
 
     def _stated_rate(self) -> float | None:
         """The stream's own average rate where it has a clock and states a plausible one."""

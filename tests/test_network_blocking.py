@@ -531,6 +531,48 @@ def test_a_burst_on_connect_is_not_measured_as_the_rate(told):
     assert 13 <= source.fps <= 17 and "(measured)" in source.description, source.description
 
 
+def _decoding_slowly(monkeypatch, seconds: float) -> None:
+    """Each picture's decoding made to take `seconds` more (a 1080p JPEG on a slow CPU): its arrival is stamped
+    before, and the next read begins after, as NetworkSource._decoded does with a real decoder."""
+    decoded = NetworkSource._decoded
+
+    def slowly(self):
+        for found in decoded(self):
+            time.sleep(seconds)
+            yield found
+
+    monkeypatch.setattr(NetworkSource, "_decoded", slowly)
+
+
+def test_a_fast_mjpeg_stream_decoded_no_faster_than_it_comes_is_measured(told, monkeypatch):
+    """A 60 fps MJPEG stream whose pictures take a little longer to decode than their interval (1080p on a slow
+    CPU): the next picture is always there when the decoder is done, so no read waits WAITED_NS, and every picture
+    was taken for a burst: the rate came out "(assumed)" 30 fps though they arrived steadily, at the decoder's
+    pace. Pictures read without a wait for BURST_MOST_S are no burst: the rate is measured from their arrivals,
+    near 60 fps (the decoder's pace, 1 / 18 ms, a little under)."""
+    _decoding_slowly(monkeypatch, 1.08 / 60)
+    camera = _PausingCamera(first=1, pause_s=1 / 60, fps=60)
+    try:
+        source = NetworkSource(camera.url)
+        source.close()
+    finally:
+        camera.close()
+    assert "(measured)" in source.description and 45 <= source.fps <= 62, source.description
+
+
+def test_a_burst_on_connect_decoded_slowly_is_still_not_measured_as_the_rate(told, monkeypatch):
+    """The burst as above, five pictures at once then 15 fps, each taking 20 ms to decode (less than the 67 ms
+    interval): the burst's pictures, read without a wait for 0.1 s (under BURST_MOST_S), are still left out."""
+    _decoding_slowly(monkeypatch, 0.02)
+    camera = _PausingCamera(first=5, pause_s=1 / 15, fps=15)
+    try:
+        source = NetworkSource(camera.url)
+        source.close()
+    finally:
+        camera.close()
+    assert 13 <= source.fps <= 17 and "(measured)" in source.description, source.description
+
+
 @pytest.mark.parametrize("how", ["close", "stop while frames() waits"])
 def test_a_read_left_to_the_opening_thread_is_cut_by_a_close_or_stop(told, monkeypatch, how):
     """The opening thread's read still waits for the paused camera when the source is closed (the model failed to

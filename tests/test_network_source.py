@@ -1,6 +1,7 @@
 """Network streams as input, read through the real PyAV (FFmpeg) path from servers on this machine: MPEG-TS and
 multipart MJPEG over HTTP (python's http.server), and RTSP from a small camera stand-in here (its handshake, and
 H.264 that FFmpeg's own RTP muxer packs, sent interleaved on the TCP connection). No internet."""
+import fractions
 import http.server
 import io
 import itertools
@@ -850,3 +851,103 @@ def test_a_rate_out_of_range_or_from_a_burst_is_not_measured():
     assert network._steady_from([False, False, False, True, True]) == 3  # a burst of three, then waits
     assert network._steady_from([False, True, True]) == 1  # the first picture's gap is left out
     assert network._steady_from(None) == 0  # the stream's own clock: every picture counts
+
+
+# -- the start-up rate of a stream that states none ----------------------------------------------------------------
+
+
+def _unrated_ts_pictures(count: int, fps: int) -> list[bytes]:
+    """H.264 in MPEG-TS at `fps` by its clock, whose stream states no rate (no codec rate given: FFmpeg finds none
+    with LOW_DELAY's analysis, as of many encoders' TS), cut into one piece a picture (from each video PES start),
+    the tables going with the first."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mpegts") as target:
+        video = target.add_stream("h264")
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        video.codec_context.time_base = video.time_base = fractions.Fraction(1, 90000)
+        video.codec_context.options = {"tune": "zerolatency"}  # a picture out per picture in, as a live encoder
+        scene = SyntheticPortrait(SyntheticScene(160, 120))
+        for index in range(count):
+            picture = av.VideoFrame.from_ndarray(scene.render(index)[0], format="bgr24")
+            picture.pts, picture.time_base = index * 90000 // fps, video.time_base
+            target.mux(video.encode(picture))
+        target.mux(video.encode())
+    data = out.getvalue()
+    packets = [data[offset:offset + 188] for offset in range(0, len(data), 188)]
+    video_pid = 0x100  # FFmpeg's mpegts muxer's first stream
+    pieces: list[bytes] = [b""]
+    for packet in packets:
+        starts = packet[1] & 0x40 and ((packet[1] & 0x1F) << 8 | packet[2]) == video_pid
+        if starts and any(((p[1] & 0x1F) << 8 | p[2]) == video_pid for p in _ts_packets(pieces[-1])):
+            pieces.append(b"")
+        pieces[-1] += packet
+    return pieces
+
+
+def _ts_packets(data: bytes) -> list[bytes]:
+    return [data[offset:offset + 188] for offset in range(0, len(data), 188)]
+
+
+class _BurstingTs:
+    """MPEG-TS over HTTP on a raw socket, as a relay or an encoder with a buffer sends it: `burst` pictures at once
+    on connect, then one every 1/`fps` s, held open at the end until closed."""
+
+    def __init__(self, pieces: list[bytes], burst: int, fps: float) -> None:
+        self.pieces, self.burst, self.fps, self.closing = pieces, burst, fps, threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/live.ts"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self.listener.accept()
+            self.held.append(connection)
+            connection.recv(65536)  # the request
+            connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n"
+                               + b"".join(self.pieces[:self.burst]))
+            for piece in self.pieces[self.burst:]:
+                if self.closing.wait(1 / self.fps):
+                    return
+                connection.sendall(piece)
+            self.closing.wait(30)
+        except OSError:  # the reader went away, or closed
+            pass
+
+    def close(self) -> None:
+        self.closing.set()
+        self.listener.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_a_timed_stream_that_bursts_on_connect_is_measured_over_its_first_pictures(told):
+    """An MPEG-TS that states no rate, from a relay that sends twelve pictures at once on connect, then 10 fps. Its
+    own clock times the pictures, a burst or not (_measured_rate), but the measurement went on until eight pictures
+    had arrived after a wait: twenty pictures, 0.8 s more of start-up (the whole window, 1 s, for a slower stream).
+    It now ends at RATE_PICTURES pictures, the burst's, and their clock says 10 fps."""
+    server = _BurstingTs(_unrated_ts_pictures(40, fps=10), burst=12, fps=10)
+    try:
+        source = NetworkSource(server.url)
+        try:
+            assert source._stated_rate() is None  # the case in question: a rate to measure
+            assert len(source._head) == network.RATE_PICTURES, len(source._head)
+            assert source.fps == 10 and "(measured)" in source.description, source.description
+        finally:
+            source.close()
+    finally:
+        server.close()
+
+
+def test_pictures_read_without_a_wait_for_half_a_second_are_no_burst():
+    """A run of reads that never waited, from the first picture, is a buffer's burst only while short: one that
+    lasts BURST_MOST_S came at the decoder's pace (every picture already there when it was done), and tells the
+    rate from the second picture; one that ends with a wait before then is left out, as before."""
+    ms = 1_000_000
+    steady = [0, 18 * ms, 36 * ms, 54 * ms]
+    assert network._steady_from([False] * 30, [index * 18 * ms for index in range(30)]) == 1  # 0.52 s of them
+    assert network._steady_from([False] * 4, steady) == 4  # 54 ms: what a burst might be (nothing to measure)
+    assert network._steady_from([False, False, False, True, True], [0, ms, 2 * ms, 70 * ms, 137 * ms]) == 3
+    assert network._steady_from([False, False, False, True, True]) == 3  # no arrivals given: the waits alone
