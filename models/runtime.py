@@ -383,7 +383,7 @@ class DepthEstimator:
         # Checked after _in_flight is set: a stop (cancel set, then terminate()) either is seen here or finds this
         # call's options to end it.
         if cancel is not None and cancel.is_set():
-            self._in_flight = None
+            self._forget(options)
             raise RunTerminated
         try:
             if not self.on_gpu:
@@ -394,6 +394,12 @@ class DepthEstimator:
                 raise RunTerminated from None
             raise
         finally:
+            self._forget(options)
+
+    def _forget(self, options) -> None:
+        """This call's options are no longer the call in progress, unless another call took their place: a stopped
+        run's worker still in a call that cannot be ended (the 2 s its stage waits) would wipe the next run's."""
+        if self._in_flight is options:
             self._in_flight = None
 
     def _run_on_gpu(self, batch: np.ndarray, on_device: bool, options):

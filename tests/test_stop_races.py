@@ -106,6 +106,32 @@ def test_a_stop_while_the_depth_stage_prepares_its_batch_ends_it_before_the_netw
     assert [f.depth_index for f in batch] == [0, 1, 2, 3] and len(estimator.session.calls) == 4
 
 
+def test_a_stopped_run_s_call_ending_late_leaves_the_next_run_s_call_stoppable(estimator):
+    """A stopped run's async worker can still be in a call when the next input's run starts on the same estimator
+    (its stage waits 2 s for it); that late call's end wiped the new call's options, and a stop then found nothing
+    to end."""
+    estimator.session.seconds = 0.6
+    old = threading.Thread(target=lambda: estimator.predict([_frame().image]))
+    old.start()
+    time.sleep(0.2)  # the old call in progress; the new run's call starts, taking its place
+    failed: list[BaseException] = []
+
+    def new_call() -> None:
+        estimator.session.seconds = 30.0
+        try:
+            estimator.predict([_frame().image])
+        except BaseException as exc:  # noqa: BLE001
+            failed.append(exc)
+
+    new = threading.Thread(target=new_call)
+    new.start()
+    old.join(5)
+    assert not old.is_alive() and estimator._in_flight is not None  # the new call's, still there
+    estimator.terminate()
+    new.join(5)
+    assert not new.is_alive() and [type(exc) for exc in failed] == [RunTerminated]
+
+
 class _Frames(Source):
     def __init__(self, count: int, live: bool = False) -> None:
         self.count, self.live, self.frame_count = count, live, count
