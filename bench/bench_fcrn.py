@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"FCRN ResNet-50 UpProj 228x304 -> 128x160 ({model}); onnxruntime {ort.__version__}, "
           f"providers {used}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"median of {args.runs} runs after {args.warmup} warm-up\n")
-    print("| provider | batch | ms per batch (median) | ms per frame (median) | frames/s (median) | frames/s (best run) |")
+    print("| provider | batch | ms per batch (median) | ms per frame (median) | frames/s (median) "
+          "| frames/s (best run) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for batch in (int(b) for b in args.batches.split(",")):
         median, best = time_batch(session, batch, args.warmup, args.runs)

@@ -60,7 +60,8 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for height, width in ((480, 640), (720, 1280)):
         disparity, guide = scene(height, width)
-        ours = lambda: joint_bilateral(disparity, guide, RADIUS, SIGMA_SPATIAL, SIGMA_RANGE, backend="cpu")  # noqa: E731
+        ours = lambda: joint_bilateral(  # noqa: E731
+            disparity, guide, RADIUS, SIGMA_SPATIAL, SIGMA_RANGE, backend="cpu")
         ours()  # compile / load the Numba cache
         if not has_ximgproc:
             print(f"| {width}x{height} | {median_ms(ours, 5):.1f} | (no cv2.ximgproc here) | | | |")

@@ -54,7 +54,8 @@ def hand_made_disparity(image_bgr: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "dof_before_after.jpg")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).resolve().parents[1] / "docs" / "dof_before_after.jpg")
     args = parser.parse_args()
     before = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
     disparity = hand_made_disparity(before)

@@ -26,7 +26,8 @@ class DisparityNormaliser:
 
     def __init__(self, low_percentile: float = 2.0, high_percentile: float = 98.0, smoothing: float = 0.15) -> None:
         if not 0.0 <= low_percentile < high_percentile <= 100.0:
-            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {low_percentile}, {high_percentile}")
+            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, "
+                             f"got {low_percentile}, {high_percentile}")
         if not 0.0 < smoothing <= 1.0:
             raise ValueError(f"smoothing must be in (0, 1] (the newest frame's weight), got {smoothing}")
         self.low_percentile = low_percentile

@@ -59,8 +59,10 @@ REGISTRY: dict[str, ModelSpec] = {
     "tcmonodepth": ModelSpec(
         name="tcmonodepth",
         filename="tcmonodepth_tcsmallnet_192x320.onnx",
-        description="TCMonoDepth small (Li et al., ICCVW 2021): temporally consistent relative inverse depth, fast on CPU",
-        source="github.com/yu-li/TCMonoDepth, ONNX from PINTO_model_zoo 384_TCMonoDepth, mirrored by obs-backgroundremoval",
+        description="TCMonoDepth small (Li et al., ICCVW 2021): temporally consistent relative inverse depth, "
+                    "fast on CPU",
+        source="github.com/yu-li/TCMonoDepth, ONNX from PINTO_model_zoo 384_TCMonoDepth, "
+               "mirrored by obs-backgroundremoval",
         input_size=(320, 192),
         output_kind="inverse_depth",
         url="https://github.com/royshil/obs-backgroundremoval/raw/75e90ec0d25cb711b34a834dbb25ed3c43d95de9/"

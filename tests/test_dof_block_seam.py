@@ -96,6 +96,9 @@ FAR_FOCUS = 0.8
 # these at 0.4-0.5 levels, but cost the synthetic portrait 23.9 -> 33.6 CPU ms at 1280x720 (+41 %) and 8.4 -> 10.5
 # at 640x480, blur 10 (+25 %), for little on a real frame (astronaut, --focus 0.6: whole-frame mean 1.011 -> 0.986,
 # max 38.5 -> 37.5), and above 2 s the blocks stay 20-28 levels off (bench/RESULTS.md).
+# A finer block level for CoC s..2 s cannot pass them either: blocks of 3 (ceil(s / 2)) are still 14-32 levels
+# off at CoC -6 to -10 (blocks of 2: 14-25), and a far pixel clamped to the range of the far pixels within
+# its reach 16-39: any block path's tail past the rim, a few % of the light, is 20-40 levels over black.
 FAR_BLOCK_SPREAD = pytest.mark.xfail(strict=True, reason="the far field's blocks take over at s: their box and "
                                      "bilinear tent spread a disc's light ~1.5 s px past its rim (see above)")
 

@@ -261,7 +261,8 @@ def test_fast_upconv_paddings_and_interleave_by_hand():
     On x = 1..9 (3x3): A sums rows i-1..i+1, cols j-1..j+1; B rows i-1..i (pad t1 b0), cols
     j-1..j+1; C rows i-1..i+1, cols j-1..j (pad l1 r0); D rows i-1..i, cols j-1..j."""
     weights = {}
-    for conv, (shape, bias) in {"A": ((3, 3), 0), "B": ((2, 3), 1000), "C": ((3, 2), 2000), "D": ((2, 2), 3000)}.items():
+    convs = {"A": ((3, 3), 0), "B": ((2, 3), 1000), "C": ((3, 2), 2000), "D": ((2, 2), 3000)}
+    for conv, (shape, bias) in convs.items():
         weights[f"layerT_Conv{conv}/weights"] = np.ones((*shape, 1, 1), np.float32)
         weights[f"layerT_Conv{conv}/biases"] = np.array([bias], np.float32)
     g = _GraphBuilder(weights, np.dtype(np.float32))

@@ -440,7 +440,8 @@ def test_npy_with_wrong_variables_is_refused_by_name(weights, tmp_path):
 
 def test_truncated_data_shard_names_the_variable(tmp_path):
     prefix = tmp_path / "t.ckpt"
-    write_checkpoint(prefix, {"conv1/biases": np.ones(64, np.float32), "conv1/weights": np.ones((7, 7, 3, 64), np.float32)})
+    write_checkpoint(prefix, {"conv1/biases": np.ones(64, np.float32),
+                              "conv1/weights": np.ones((7, 7, 3, 64), np.float32)})
     data = Path(f"{prefix}.data-00000-of-00001")
     data.write_bytes(data.read_bytes()[:-100])
     with pytest.raises(ModelError, match="variable conv1/weights of .* is truncated"):

@@ -489,7 +489,8 @@ int main(int argc, char** argv) {  // argv: H W r variant scale; stdin: spatial,
     std::vector<float> d(H * W), out(H * W, NAN);
     std::vector<unsigned char> g(3 * H * W);
     if (fread(c_spatial, 4, k * k, stdin) != (size_t)(k * k) || fread(c_range_lut, 4, 256, stdin) != 256 ||
-        fread(c_spatial_log2, 4, k, stdin) != (size_t)k || fread(d.data(), 4, H * W, stdin) != (size_t)(H * W) || fread(g.data(), 1, 3 * H * W, stdin) != (size_t)(3 * H * W))
+        fread(c_spatial_log2, 4, k, stdin) != (size_t)k || fread(d.data(), 4, H * W, stdin) != (size_t)(H * W) ||
+        fread(g.data(), 1, 3 * H * W, stdin) != (size_t)(3 * H * W))
         return 2;
     int gx = (W + 31) / 32, gy = (H + 7) / 8;
     if (variant == 0) launch(gx, gy, 32, 8, 1024 + (32 + 2 * r) * (8 + 2 * r) * 8,
@@ -579,7 +580,8 @@ def live_on_host(tmp_path_factory):
     from host_cuda import compile_for_host
 
     source = joint_bilateral_source_for_host("nullptr")  # the shared-memory kernels are not run here
-    set_lut = 'extern "C" void set_range_lut(const float* lut) { std::memcpy(c_range_lut, lut, sizeof(c_range_lut)); }\n'
+    set_lut = ('extern "C" void set_range_lut(const float* lut) '
+               '{ std::memcpy(c_range_lut, lut, sizeof(c_range_lut)); }\n')
     lib, launch = compile_for_host(source, LIVE_KERNELS, tmp_path_factory.mktemp("live_host"), extra=set_lut)
 
     def set_range_lut(lut):
