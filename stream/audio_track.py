@@ -19,8 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 from stream.errors import UserError
-from stream.track_timeline import (AUDIO_SEEK_AFTER_S, AUDIO_SEEK_FORMATS, AUDIO_SNAP_S, MP4_MAX_TICKS, MP4_SUFFIXES,
-                                   Clips)
+from stream.track_timeline import (AUDIO_CARRY_ON_S, AUDIO_SEEK_AFTER_S, AUDIO_SEEK_FORMATS, AUDIO_SNAP_S,
+                                   MP4_MAX_TICKS, MP4_SUFFIXES, Clips)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.
 # channels in the wrong places (the centre behind): those are made 5.1 or 7.1, each channel where it was.
 OPUS_LAYOUTS = {1: "mono", 2: "stereo", 3: "5.1", 4: "5.1", 5: "5.1", 6: "5.1", 7: "7.1", 8: "7.1"}
 AUDIO_PREROLL_S = 1.0  # sound decoded before the first picture: a decoder's warm-up (Opus needs 80 ms)
+# Codecs FFmpeg's MP4 muxer describes by their first packet: a track of them copied with none is not written ("Cannot
+# write moov atom before AC3 packets", EINVAL: the run failed and left no file). Given one frame of silence.
+FIRST_PACKET_NEEDED = {".mp4": {"ac3", "eac3"}, ".m4v": {"ac3"}}
 
 
 class AudioTrack:
@@ -91,7 +94,7 @@ class AudioTrack:
             # the track's language (a player picks the track, and names it, by it) and name
             self.out_stream.metadata.update({key: value for key, value in self.in_stream.metadata.items()
                                              if key in ("language", "title") and value and value != "und"})
-            self.clips = Clips(self.input)
+            self.clips = Clips(self.input, AUDIO_CARRY_ON_S)
             self.packets = self.clips.demux(self.input, self.in_stream)
         except BaseException:
             self.input.close()
@@ -100,6 +103,7 @@ class AudioTrack:
         self.joins = self.clips.joins  # the writer adds each join's origin
         self._last_time: float | None = None  # the last packet's time, in the input's seconds
         self._copied_until: int | None = None  # where the last packet copied ends on the output's timeline, in ticks
+        self._copied_any = False
         self.pending: Any = None
         self.done = False
         # Input samples placed so far, counted from the origin: a later start is preceded by silence, so
@@ -139,7 +143,7 @@ class AudioTrack:
         self.in_stream = self.input.streams[index]
         if self.adts is not None:
             self.adts = _adts_filter(self.in_stream, self.suffix)
-        skip, self.clips = self.clips.skip, Clips(self.input)
+        skip, self.clips = self.clips.skip, Clips(self.input, AUDIO_CARRY_ON_S)
         self.clips.joins, self.clips.skip = self.joins, skip
         self.packets, self.pending = self.clips.demux(self.input, self.in_stream), None
         self._last_time, self.done = None, False
@@ -154,6 +158,8 @@ class AudioTrack:
         """Write the rest of the audio, or with `cut` (an interrupted run) the audio up to it only."""
         self._feed(cut, cut)
         if self.copy:
+            if not self._copied_any and self.codec in FIRST_PACKET_NEEDED.get(self.suffix, set()):
+                self._copy_silence()
             return
         for frame in self.in_stream.codec_context.decode(None):  # what the decoder still holds
             self._place(frame, cut)
@@ -175,8 +181,7 @@ class AudioTrack:
             if packet.dts is None and packet.size == 0 or self.clips.passed(packet):
                 continue  # demuxer's flush packet, or a picture's
             time = float(packet.pts * packet.time_base) if packet.pts is not None else None
-            if time is not None and self._last_time is not None and time < self._last_time - AUDIO_SNAP_S:
-                self.clips.went_back()
+            self.clips.read(time, self._last_time)
             self._last_time = time if time is not None else self._last_time
             if self.clips.before():
                 continue  # a clip before the first picture's (--start in a later one): its sound is not the part's
@@ -221,6 +226,29 @@ class AudioTrack:
         for out in self.adts.filter(packet) if self.adts is not None else (packet,):
             out.stream = self.out_stream
             self.mux(out)
+        self._copied_any = True
+
+    def _copy_silence(self) -> None:
+        """One frame of silence in the copied track's codec and channels at 0, for a part the sound has no packet
+        in, where the muxer needs one (FIRST_PACKET_NEEDED)."""
+        import av
+
+        log.warning(f"{self.name} has no sound in the part written: its {self.codec.upper()} track in {self.suffix} "
+                    "holds one frame of silence (the muxer writes none empty)")
+        source = self.in_stream.codec_context
+        encoder = av.CodecContext.create(self.codec, "w")
+        encoder.sample_rate = rate = source.sample_rate or 48000
+        encoder.layout = _encoder_layout(self.codec, source.layout)
+        encoder.format = encoder.codec.audio_formats[0]
+        encoder.time_base = Fraction(1, rate)
+        like = av.AudioFrame(format=encoder.format.name, layout=encoder.layout.name, samples=1)
+        like.sample_rate = rate
+        frame = _silence(like, encoder.frame_size or 1536)
+        frame.pts, frame.time_base = 0, encoder.time_base
+        packet = [*encoder.encode(frame), *encoder.encode(None)][0]
+        packet.pts = packet.dts = 0
+        packet.stream = self.out_stream
+        self.mux(packet)
 
     def _check_pause(self, seconds: float) -> None:
         """FFmpeg's MP4 muxer ends the whole process (an assertion: exit 134, no message, the file unfinished) at

@@ -13,6 +13,9 @@ AUDIO_SNAP_S = 0.005  # audio this close to contiguous is contiguous (Matroska r
 # the indexed formats, whose jumps land where asked; MPEG-TS's clips joined as they are go back in time.
 AUDIO_SEEK_AFTER_S = 10.0
 AUDIO_SEEK_FORMATS = {"mov", "mp4", "matroska", "webm"}
+# A sound packet read after the pictures' join that carries on the sound's own time by this much at most is the
+# clip before's: its last AC-3 frame, which FFmpeg's parser holds back until the next clip's data arrives.
+AUDIO_CARRY_ON_S = 1.0
 
 
 class Clips:
@@ -23,15 +26,19 @@ class Clips:
     joins passed in the pictures before it; else a join is where the track's own time goes back. By its own times
     alone, a clip without sound or lines showed no join, and the next clip's took its origin (its sound and lines
     came out under the clip before). A part that begins in a later clip (--start) begins at clip `skip`: the joins and
-    the origins count from it, and the packets of the clips before it are not the part's."""
+    the origins count from it, and the packets of the clips before it are not the part's. With `carry_on_s` (the
+    sound's) a track packet after a join that carries on its own time still belongs to the clip before: FFmpeg's
+    parser holds back a clip's last AC-3 frame until the next clip's data, after that clip's first picture."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Any, carry_on_s: float = 0.0) -> None:
         from stream.sources import chosen_video_stream  # here: stream.sources imports the writer, which imports this
 
         indexed = AUDIO_SEEK_FORMATS & set(container.format.name.split(","))
         self.video = None if indexed else chosen_video_stream(container)
         self.joins: list[float] = []
-        self.clip = 0  # the joins passed
+        self.carry_on_s = carry_on_s
+        self.pictures = 0  # the joins the pictures passed
+        self.clip = 0  # the joins the track passed: the pictures' at once, or at its next packet with `carry_on_s`
         self.skip = 0  # the clip of the first picture: the writer's first origin is that clip's, `joins` after it
         self._last_picture: float | None = None  # in the input's seconds
 
@@ -48,14 +55,25 @@ class Clips:
         if time is not None:
             seconds = float(time * packet.time_base)
             if self._last_picture is not None and seconds < self._last_picture - AUDIO_SNAP_S:
-                self.clip += 1
+                self.pictures += 1
+                self.clip = self.clip if self.carry_on_s else self.pictures
             self._last_picture = seconds
         return True
 
     def went_back(self) -> None:
-        """The track's own time went back: a join, where the pictures are not watched."""
-        if self.video is None:
-            self.clip += 1
+        """The track's own time went back: a join, where the pictures are not watched; else the pictures' clip."""
+        self.clip = self.clip + 1 if self.video is None else self.pictures
+
+    def read(self, seconds: float | None, last: float | None) -> None:
+        """The track's packet at `seconds` of its own time, its packet before at `last`: its clip. Where the pictures
+        passed a join since, the next clip's (time went back, no packet before, a clip without the track skipped),
+        unless it carries on its time within `carry_on_s`: the clip before's last packet, held back by the parser."""
+        if seconds is not None and last is not None and seconds < last - AUDIO_SNAP_S:
+            self.went_back()
+        elif self.pictures > self.clip and not (
+                self.pictures == self.clip + 1 and seconds is not None and last is not None
+                and seconds <= last + self.carry_on_s):
+            self.clip = self.pictures
 
     def start_in(self, clip: int) -> None:
         """The first picture is of clip `clip` (as the source counted the joins before it). Only where the pictures

@@ -21,26 +21,28 @@ AAC_FRAME_S = 1024 / RATE  # one audio frame: the sound's end is the pictures' w
 CLIPS = [(1.0, 440, 1.2), (1.5, 880, 1.3), (2.0, 1320, 1.7)]
 
 
-def _clip(path: Path, seconds: float, tone: int, line: float, mark: int) -> Path:
-    """An MPEG-TS clip: pictures from 1 s at 10 fps, AAC of a sine of `tone` Hz under them, and one DVB subtitle
-    line at `line` whose bitmap holds `mark` (which clip's line it is)."""
+def _clip(path: Path, seconds: float, tone: int, line: float, mark: int, codec: str = "aac") -> Path:
+    """An MPEG-TS clip: pictures from 1 s at 10 fps, sound (`codec`) of a sine of `tone` Hz under them, and one DVB
+    subtitle line at `line` whose bitmap holds `mark` (which clip's line it is)."""
     import av
 
     with av.open(str(path), "w", format="mpegts") as container:
         video = container.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         video.time_base = video.codec_context.time_base = MS
-        audio = container.add_stream("aac", rate=RATE)
+        audio = container.add_stream(codec, rate=RATE)
         audio.layout = "mono"
         lines = container.add_mux_stream("dvb_subtitle", time_base=MS)
         container.start_encoding()
+        size = audio.codec_context.frame_size  # AC-3 takes 1536 samples a frame
         caption = av.Packet(bytes([0x16, 0, 11, 0, 64, 0, 48, 0x10, 0, mark, 0x80, 0, 0, 0, 0x80, 0, 0]))
         caption.stream, caption.time_base = lines, MS
         caption.pts = caption.dts = round(line / MS)
-        samples = (0.3 * np.sin(2 * np.pi * tone * np.arange(round(seconds * RATE)) / RATE)).astype(np.float32)
+        count = -(-round(seconds * RATE) // size) * size  # whole frames: AC-3's encoder takes no short last one
+        samples = (0.3 * np.sin(2 * np.pi * tone * np.arange(count) / RATE)).astype(np.float32)
         sound = []
-        for start in range(0, len(samples), 1024):
-            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="fltp", layout="mono")
+        for start in range(0, len(samples), size):
+            frame = av.AudioFrame.from_ndarray(samples[None, start:start + size], format="fltp", layout="mono")
             frame.sample_rate, frame.pts, frame.time_base = RATE, RATE + start, Fraction(1, RATE)
             sound.append(frame)
         for i in range(round(seconds * FPS)):  # interleaved as a camera writes them
@@ -60,9 +62,9 @@ def _clip(path: Path, seconds: float, tone: int, line: float, mark: int) -> Path
     return path
 
 
-def _joined(tmp_path: Path, count: int) -> Path:
-    """The first `count` CLIPS joined as they are."""
-    parts = [_clip(tmp_path / f"{i}.ts", seconds, tone, line, i + 1)
+def _joined(tmp_path: Path, count: int, codec: str = "aac") -> Path:
+    """The first `count` CLIPS joined as they are, their sound in `codec`."""
+    parts = [_clip(tmp_path / f"{i}.ts", seconds, tone, line, i + 1, codec)
              for i, (seconds, tone, line) in enumerate(CLIPS[:count])]
     joined = tmp_path / "joined.ts"
     joined.write_bytes(b"".join(part.read_bytes() for part in parts))
@@ -180,10 +182,10 @@ def test_a_start_read_on_to_from_the_beginning_keeps_the_clip_s_sound(tmp_path, 
     """Where the source reads on from the first picture to the start, counting the joins as they come: joins too
     many to find at open (a start within FFmpeg's guessed length, 1.2 s), or none found (a start past that guess,
     2 s: the clips' times overlap, and FFmpeg takes the 2.5 s file for 1.5 s long)."""
-    from stream import sources
+    from stream import clip_joins, sources
 
     if unknown == "joins":
-        monkeypatch.setattr(sources._ClipFinder, "clips", lambda self, origin: None)
+        monkeypatch.setattr(clip_joins.ClipFinder, "clips", lambda self, origin: None)
         start = 1.2
     else:
         monkeypatch.setattr(sources.VideoFileSource, "_joined_clips", lambda self: [])
@@ -236,3 +238,85 @@ def test_a_part_of_a_later_clip_ends_its_lines_with_its_pictures(tmp_path, monke
         lines = [(float(packet.pts * packet.time_base) - first, float(packet.duration * packet.time_base))
                  for packet in container.demux(container.streams.subtitles[0]) if packet.size]
     assert lines == [pytest.approx(line, abs=0.002)] and sum(lines[0]) == pytest.approx(end - first, abs=0.002)
+
+
+def _tones(path: Path, seconds: float) -> list[float]:
+    """The strongest frequency of the 0.2 s from every quarter second into the pictures, for `seconds` of them: the
+    output's sound frames each placed at its own time (a gap is silence, 0 Hz), so a clip's sound lost shows."""
+    import av
+
+    with av.open(str(path)) as container:
+        first = float(next(container.decode(video=0)).time)
+    with av.open(str(path)) as container:
+        frames = [(float(frame.time) - first, frame.to_ndarray()[0]) for frame in container.decode(audio=0)]
+    timeline = np.zeros(round((seconds + 1) * RATE), np.float32)
+    for at, samples in frames:
+        start = round(at * RATE)
+        timeline[max(start, 0):start + len(samples)] = samples[max(-start, 0):][:len(timeline) - max(start, 0)]
+    tones = []
+    for at in np.arange(0, seconds - 0.2 + 1e-6, 0.25):
+        stretch = timeline[round(at * RATE):round((at + 0.2) * RATE)]
+        spectrum = np.abs(np.fft.rfft(stretch * np.hanning(len(stretch))))
+        tones.append(float(np.fft.rfftfreq(len(stretch), 1 / RATE)[np.argmax(spectrum)]) if spectrum.max() > 1 else 0)
+    return tones
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+@pytest.mark.parametrize("count, start, duration, tones", [
+    (3, None, None, [440] * 4 + [880] * 6 + [1320] * 8),  # the whole file: 1 s of a, 1.5 s of b, 2 s of c
+    (2, 1.1, None, [880] * 5),  # --start in b: b's last 1.4 s
+    (3, 1.5, 1.5, [880] * 4 + [1320] * 2),  # b's last second, c's first half second
+])
+def test_joined_ac3_clips_keep_each_clip_s_sound(tmp_path, suffix, count, start, duration, tones):
+    """Clips with AC-3 sound (an AVCHD camcorder's) joined as they are: each clip's tone under its pictures, every
+    quarter second. FFmpeg's parser holds a clip's last AC-3 frame back until the next clip's data, after that clip's
+    first picture: counted in the next clip, it was placed a clip's length on, and the next clip's sound up to there
+    was dropped as overlap (b silent for its first second, the --start part silent for 0.9 s)."""
+    out = tmp_path / f"out{suffix}"
+    length = sum(seconds for seconds, _, _ in CLIPS[:count]) - (start or 0) if duration is None else duration
+    assert _run(_joined(tmp_path, count, "ac3"), out, start, duration) == round(length * FPS)
+    assert _tones(out, length) == pytest.approx(tones, abs=10)
+
+
+def _late_sound(path: Path, codec: str) -> Path:
+    """A Matroska file: 3 s of pictures from 0 at 10 fps, and sound (`codec`, silence) from 2.5 s only."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream(codec, rate=RATE)
+        audio.layout = "stereo"
+        container.start_encoding()
+        size = audio.codec_context.frame_size
+        for i in range(3 * FPS):
+            picture = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * i, np.uint8), format="bgr24")
+            picture.pts = i
+            for packet in video.encode(picture):
+                container.mux(packet)
+        for start in range(round(2.5 * RATE), 3 * RATE, size):
+            frame = av.AudioFrame.from_ndarray(np.zeros((2, size), np.float32), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in [*video.encode(None), *audio.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("codec, suffix", [("ac3", ".mp4"), ("eac3", ".mp4"), ("ac3", ".m4v")])
+def test_copied_ac3_with_no_sound_in_the_part_is_written(tmp_path, caplog, codec, suffix):
+    """AC-3 copied into MP4 with no sound packet in the part (sound from 2.5 s, --duration 1): FFmpeg's muxer
+    describes the track by its first packet and, given none, wrote no header ("Invalid argument ... returned 22": no
+    file). The track gets one frame of silence, said in a line; the file plays, its pictures all there."""
+    import av
+
+    out = tmp_path / f"out{suffix}"
+    assert _run(_late_sound(tmp_path / "late.mkv", codec), out, None, 1.0) == 10
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.codec.name == codec
+        assert len(list(container.decode(video=0))) == 10
+    with av.open(str(out)) as container:
+        sound = [frame.to_ndarray() for frame in container.decode(audio=0)]
+    assert len(sound) == 1 and sound[0].shape == (2, 1536) and np.abs(sound[0]).max() < 1e-4
+    assert "has no sound in the part written" in caplog.text
