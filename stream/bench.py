@@ -446,7 +446,8 @@ def check_input(input_spec: str | None, warmup: int, configs: list[tuple[str | N
     that do not fit its frame size (blur, focus point) are refused now. A camera's spec is checked, the
     camera itself left to the run: opening one twice is slow and some refuse it."""
     from stream.app import check_outputs
-    from stream.sources import open_source, parse_camera_spec
+    from stream.camera import parse_camera_spec
+    from stream.sources import open_source
 
     if input_spec is None:
         return  # the default synthetic input is made with frames + warmup frames

@@ -20,13 +20,14 @@ import cv2
 import numpy as np
 
 from kernels.backend import to_host
+from stream.animation_writer import AnimationWriter
 from stream.console import notify
 from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.paths import ensure_writable
-from stream.images import (ANIMATION_FORMATS, ANIMATION_ONLY, IMAGE_SUFFIXES, AnimationWriter, PhotoMetadata,
-                           alpha_for, on_page, write_image)
+from stream.images import (ANIMATION_FORMATS, ANIMATION_ONLY, IMAGE_SUFFIXES, PhotoMetadata, alpha_for, on_page,
+                           write_image)
 from stream.video_writer import VideoWriter, video_suffixes
 
 

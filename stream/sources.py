@@ -1,20 +1,18 @@
-"""Frame sources: video files (PyAV), still images, cameras (OpenCV) and the synthetic portrait.
+"""Frame sources: video files (PyAV), still images and the synthetic portrait; `open_source` opens any input
+(cameras: stream.camera, network streams: stream.network_source, standard input: stream.piped_input).
 
 `open_source(spec)` opens and validates at once, so a bad input fails before any thread starts.
 A source's `frames()` runs on the capture thread.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import os
 import struct
-import sys
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -22,13 +20,15 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
+from stream.animations import animation_source, is_still_image
+from stream.clip_joins import Clip, ClipFinder, transport_packet_size, transport_stream_cut
 from stream.console import notify
 from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
-from stream.hints import camera_permission_hint
-from stream.images import animation_source, is_still_image, opencv_quiet, read_image, read_metadata
+from stream.images import read_image, read_metadata
+from stream.piped_input import input_path
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import is_hd, readable_again
 
@@ -43,20 +43,6 @@ READ_RETRIES = 16  # read errors in a row, with no packet between, after which t
 DAMAGE_TOLD = 5  # damaged spots each said; further ones are skipped without a word
 JOINABLE_FORMATS = ("mpegts", "mpeg")  # FFmpeg's demuxers of what plays on when files are joined as they are
 VIDEO_TIME = "video_seconds"  # a frame's extra: its time on a clock that joined clips' times do not set back
-# Byte offsets whose pictures' times are read at open to find joins: one each JOIN_SAMPLE_BYTES, between these
-# counts (~0.5 ms each), so that the samples fall closer together than clips of a few seconds are in most files
-JOIN_SAMPLES = (32, 256)
-JOIN_SAMPLE_BYTES = 4 << 20
-JOIN_SCAN_BYTES = 1 << 18  # a join narrowed down to this many bytes is found by reading them packet by packet
-JOIN_MARGIN_FRAMES = 4  # read before that, by the file's bytes a second: the clip before's last pictures, its end
-JOIN_MARGIN_BYTES = 1 << 16  # ... and at least this much (all of it where the rate is unknown)
-TAIL_BYTES = 1 << 20  # the file's end read packet by packet: where its last picture ends
-REORDER_PACKETS = 4  # a clip's first packets, among which its first picture shown (B-frames come out of order)
-JOIN_SNAP_S = 0.005  # decoding times this little back are a rounding, not a join
-# Between two samples whose times go on, a join may hide a clip's time (clips shorter than the samples' spacing):
-# bytes this many times more than the file's bytes a second give for the time between them are looked into.
-JOIN_HIDDEN_RATIO = 4.0
-JOIN_SAMPLE_BUDGET = 512  # samples at most for looking into those (~0.5 ms each); past it the joins count as unknown
 
 
 class Source:
@@ -96,7 +82,7 @@ class Source:
         pass
 
 
-def _parse_size(value: str, spec: str) -> tuple[int, int]:
+def parse_size(value: str, spec: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in value.lower().split("x"))
     except ValueError:
@@ -106,13 +92,13 @@ def _parse_size(value: str, spec: str) -> tuple[int, int]:
     return width, height
 
 
-def _query(spec: str) -> tuple[str, dict[str, str]]:
+def query(spec: str) -> tuple[str, dict[str, str]]:
     parsed = urllib.parse.urlsplit(spec)
     params = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
     return parsed.path, params
 
 
-def _number(params: dict[str, str], key: str, default: float, spec: str, low: float, high: float,
+def number(params: dict[str, str], key: str, default: float, spec: str, low: float, high: float,
             whole: bool = False) -> float:
     raw = params.pop(key, None)
     if raw is None:
@@ -128,7 +114,7 @@ def _number(params: dict[str, str], key: str, default: float, spec: str, low: fl
     return value
 
 
-def _refuse_unknown(params: dict[str, str], spec: str, known: str) -> None:
+def refuse_unknown(params: dict[str, str], spec: str, known: str) -> None:
     if params:
         raise UserError(f"unknown option(s) {', '.join(sorted(params))} in {spec!r} (known: {known})")
 
@@ -144,15 +130,15 @@ class SyntheticSource(Source):
     """`synthetic:portrait?size=640x480&fps=30&frames=300&realtime=0&seed=0`; frames carry ground truth."""
 
     def __init__(self, spec: str) -> None:
-        name, params = _query(spec.split(":", 1)[1])
+        name, params = query(spec.split(":", 1)[1])
         if name not in ("", "portrait"):
             raise UserError(f"unknown synthetic scene {name!r} in {spec!r}; the scene is 'portrait'")
-        self.width, self.height = _parse_size(params.pop("size", "640x480"), spec)
-        self.fps = _number(params, "fps", 30, spec, 1, 1000)
-        self.frame_count = int(_number(params, "frames", 300, spec, 1, 10_000_000, whole=True))
-        self.live = bool(_number(params, "realtime", 0, spec, 0, 1, whole=True))
-        seed = int(_number(params, "seed", 0, spec, 0, 2**31, whole=True))
-        _refuse_unknown(params, spec, "size, fps, frames, realtime, seed")
+        self.width, self.height = parse_size(params.pop("size", "640x480"), spec)
+        self.fps = number(params, "fps", 30, spec, 1, 1000)
+        self.frame_count = int(number(params, "frames", 300, spec, 1, 10_000_000, whole=True))
+        self.live = bool(number(params, "realtime", 0, spec, 0, 1, whole=True))
+        seed = int(number(params, "seed", 0, spec, 0, 2**31, whole=True))
+        refuse_unknown(params, spec, "size, fps, frames, realtime, seed")
         self.scene = SyntheticPortrait(SyntheticScene(self.width, self.height, seed))
         self.description = f"synthetic portrait {self.width}x{self.height} @ {self.fps:g} fps"
 
@@ -343,166 +329,6 @@ def _own_duration(picture: Any) -> Any:
     return picture.duration * picture.time_base if picture.duration and picture.time_base else None
 
 
-@dataclass(frozen=True)
-class Clip:
-    """One of clips joined as they are (`cat a.ts b.ts`): the byte its packets start at, its first picture's own
-    time and its length, in seconds."""
-    pos: int
-    first: float
-    length: float
-
-
-@dataclass
-class _Scanned:
-    """A clip as a run of packets read shows it: where it starts (None: before the run), its first picture's time
-    and where its last picture ends, among the packets read."""
-    pos: int | None
-    first: float | None = None
-    end: float | None = None
-    packets: int = 0
-
-
-class _ClipFinder:
-    """Finds where the pictures' decoding times go back in an MPEG transport or program stream (clips joined as they
-    are) by reading the packets at a few byte offsets, then packet by packet near each step back. Samples whose
-    times go on over more bytes than the file's rate gives (a join may hide there, a clip shorter than their
-    spacing) are halved too. A demuxer of its own: the source's is left where its first picture was decoded."""
-
-    def __init__(self, path: Path, stream_index: int, fps: float) -> None:
-        import av
-
-        self.size = path.stat().st_size
-        self.container = av.open(str(path))
-        self.stream = self.container.streams[stream_index]
-        self.tick = float(self.stream.time_base)
-        self.frame = 1 / fps
-        self.rate: float | None = None  # the file's bytes a second, from its samples (a lower quartile)
-        self.budget = JOIN_SAMPLE_BUDGET
-
-    def close(self) -> None:
-        self.container.close()
-
-    def _packets(self, pos: int) -> Iterator[tuple[Any, int]]:
-        """The stream's timed packets from byte `pos` on, each with the byte it starts at; one the parser split from
-        the one before (MPEG-PS: several pictures in a PES) has none of its own and takes that one's."""
-        self.container.seek(pos, unsupported_byte_offset=True)
-        place = None
-        for packet in self.container.demux(self.stream):
-            if packet.pos is not None and packet.pos >= 0:
-                place = packet.pos
-            if place is not None and packet.dts is not None and packet.pts is not None:
-                yield packet, place
-
-    def _sample(self, pos: int) -> tuple[int, float] | None:
-        """The place and decoding time of the first packet at or after byte `pos`."""
-        found = next(self._packets(pos), None)
-        return None if found is None else (found[1], found[0].dts * self.tick)
-
-    def clips(self, origin: float) -> list[Clip] | None:
-        """The clips, the first starting at `origin` (its first picture's time); one where no join is seen (its
-        length by its last picture: FFmpeg's guess for an MPEG-PS may be a picture's, 0.1 s for 2 s). None: clips
-        joined, too many to look for all of them within JOIN_SAMPLE_BUDGET."""
-        tail = max(0, self.size - TAIL_BYTES)
-        count = min(max(tail // JOIN_SAMPLE_BYTES, JOIN_SAMPLES[0]), JOIN_SAMPLES[1])
-        if tail <= JOIN_SCAN_BYTES * (count - 1):  # samples this close: reading it all costs as little (a few ms)
-            return self._joined([self._scan(0, self.size)], origin)
-        samples = [self._sample(tail * i // (count - 1)) for i in range(count)]
-        ranges: list[tuple[int, int]] = []
-        known = [sample for sample in samples if sample is not None]
-        if not known:
-            return []
-        pairs = list(zip(known, known[1:]))
-        rates = sorted((after[0] - before[0]) / (after[1] - before[1]) for before, after in pairs
-                       if after[1] > before[1] + JOIN_SNAP_S)
-        self.rate = rates[len(rates) // 4] if rates else None  # low: a join hidden between two makes theirs high
-        for before, after in pairs:
-            self._narrow(before, after, ranges)
-        if self.budget < 0:
-            return None
-        # from the last sample at the latest: the file may end with a second of sound alone
-        runs = [self._scan(start, stop) for start, stop in ranges] + [self._scan(min(tail, known[-1][0]), self.size)]
-        return self._joined(runs, origin)
-
-    def _narrow(self, before: tuple[int, float], after: tuple[int, float], ranges: list[tuple[int, int]]) -> None:
-        """Byte ranges of at most JOIN_SCAN_BYTES holding a join, halving those where time goes back, or goes on
-        too little for their bytes."""
-        back = after[1] < before[1] - JOIN_SNAP_S
-        hidden = self.rate is not None and after[0] - before[0] > JOIN_HIDDEN_RATIO * self.rate * (after[1] - before[1])
-        if not back and not hidden:
-            return
-        if after[0] - before[0] <= JOIN_SCAN_BYTES:
-            ranges.append((before[0], after[0]))  # hidden too: a clip shorter than these bytes' time
-            return
-        self.budget -= 1
-        if self.budget < 0:
-            return
-        middle = self._sample((before[0] + after[0]) // 2)
-        if middle is None or not before[0] < middle[0] < after[0]:
-            ranges.append((before[0], after[0]))  # no packet starts in between: read all of it
-            return
-        self._narrow(before, middle, ranges)
-        self._narrow(middle, after, ranges)
-
-    def _scan(self, start: int, stop: int) -> list[_Scanned]:
-        """The clips of the packets from byte `start` (and a margin before it) to `stop` (and a few after)."""
-        runs = [_Scanned(None)]
-        last: float | None = None
-        margin = max(JOIN_MARGIN_BYTES, round(JOIN_MARGIN_FRAMES * self.frame * (self.rate or 0)))
-        for packet, place in self._packets(max(0, start - margin)):
-            dts, pts = packet.dts * self.tick, packet.pts * self.tick
-            if last is not None and dts < last - JOIN_SNAP_S:
-                runs.append(_Scanned(place))
-            last, run = dts, runs[-1]
-            if run.pos is not None and run.packets < REORDER_PACKETS:
-                run.first = pts if run.first is None else min(run.first, pts)
-            run.end = max(run.end or pts, pts + (float(packet.duration * self.tick) if packet.duration else self.frame))
-            run.packets += 1
-            if place >= stop and (run.pos is None or run.packets >= REORDER_PACKETS):
-                break
-        return runs
-
-    def _joined(self, runs: list[list[_Scanned]], origin: float) -> list[Clip]:
-        """The clips from the scans' runs (a join read twice counts once)."""
-        joins: dict[int, tuple[float, float]] = {}  # by the byte a clip starts at: the clip before's end, its first
-        for scan in runs:
-            for before, run in zip(scan, scan[1:]):
-                if run.pos is not None and before.end is not None and run.first is not None:
-                    joins[run.pos] = (before.end, run.first)
-        end = runs[-1][-1].end  # the tail's: where the last picture ends
-        if end is None:
-            return []
-        starts = sorted(joins)
-        ends = [joins[pos][0] for pos in starts] + [end]
-        firsts = [origin] + [joins[pos][1] for pos in starts]
-        return [Clip(pos, first, last - first) for pos, first, last in zip([0, *starts], firsts, ends)]
-
-    def keyframe_before(self, clip: Clip, stop: int, target: float) -> int:
-        """The byte of `clip`'s last keyframe (its packets end at byte `stop`) shown at or before `target`, its own
-        seconds: the bytes halved down to a few by the pictures' times, then read packet by packet, earlier and
-        earlier until one is found; else the clip's start, a keyframe."""
-        low, high = clip.pos, stop
-        while high - low > JOIN_SCAN_BYTES:
-            middle = self._sample((low + high) // 2)
-            if middle is None or middle[0] >= high or middle[1] > target:
-                high = (low + high) // 2
-            else:
-                low = middle[0]
-        back = JOIN_SCAN_BYTES
-        while (found := self._last_keyframe(low, stop, target)) is None and low > clip.pos:
-            low, back = max(clip.pos, low - back), 2 * back
-        return clip.pos if found is None else found
-
-    def _last_keyframe(self, pos: int, stop: int, target: float) -> int | None:
-        """The byte of the last keyframe from byte `pos` on, before byte `stop`, shown at or before `target`."""
-        found = None
-        for packet, place in self._packets(pos):
-            if place >= stop or packet.dts * self.tick > target:
-                break
-            if packet.is_keyframe and packet.pos == place and packet.pts * self.tick <= target:  # a jump lands there
-                found = place
-        return found
-
-
 class VideoFileSource(Source):
     """Decodes with PyAV (FFmpeg), frame-threaded; keeps presentation times for the writer."""
 
@@ -658,7 +484,7 @@ class VideoFileSource(Source):
             return []
         finder = None
         try:
-            finder = _ClipFinder(self.path, self.stream.index, self.fps)
+            finder = ClipFinder(self.path, self.stream.index, self.fps)
             clips = finder.clips(self._first.time or 0.0)
             self._joins_unknown = clips is None
             return clips or []
@@ -682,7 +508,7 @@ class VideoFileSource(Source):
         target = clip.first + start - done
         landed, finder = None, None
         try:
-            finder = _ClipFinder(self.path, self.stream.index, self.fps)
+            finder = ClipFinder(self.path, self.stream.index, self.fps)
             self.container.seek(finder.keyframe_before(clip, stop, target + half), unsupported_byte_offset=True)
             self._decoded = self._decode()
             landed = next(self._decoded, None)
@@ -908,7 +734,7 @@ class VideoFileSource(Source):
         if count and self._start is None and self._end is None and self._frames_read < SHORT_INPUT * count:
             return (f"the input announced {count} frames but only {self._frames_read} could be decoded; it may be "
                     f"truncated")
-        cut = _transport_stream_cut(self.path, self._transport_packet)
+        cut = transport_stream_cut(self.path, self._transport_packet)
         if cut is not None:
             return cut
         if length is None or self._read_until is None:
@@ -974,34 +800,6 @@ def _mp4_without_index(path: Path) -> bool:
     except OSError:  # unreadable: nothing to tell
         return False
     return b"ftyp" in boxes and b"mdat" in boxes and not boxes & {b"moov", b"moof"}
-
-
-TS_SYNC = 0x47  # the first byte of every MPEG-TS packet
-
-
-def transport_packet_size(path: Path) -> int | None:
-    """188 (a .ts), 192 (a .m2ts/.MTS: 4 bytes of time before each packet) or 204 (with error correction), by
-    where the sync byte recurs at the file's start; None where it does not."""
-    with open(path, "rb") as handle:
-        head = handle.read(204 * 4 + 4)
-    for size, offset in ((188, 0), (192, 4), (204, 0)):
-        if len(head) >= offset + 3 * size + 1 and all(head[offset + i * size] == TS_SYNC for i in range(4)):
-            return size
-    return None
-
-
-def _transport_stream_cut(path: Path, packet: int | None) -> str | None:
-    """The warning for a transport stream whose last packet is cut part-way (a partial download or copy)."""
-    if packet is None:
-        return None
-    try:
-        left = path.stat().st_size % packet
-    except OSError:
-        return None
-    if not left:
-        return None
-    return (f"{path.name} ends part-way through a {packet}-byte transport packet ({left} bytes of it); it may be "
-            f"truncated")
 
 
 def _not_the_tick(rate: Fraction | None, stream: Any) -> Fraction | None:
@@ -1184,352 +982,9 @@ def format_time(seconds: float) -> str:
     return f"{int(minutes)}:{rest:04.1f}" if minutes else f"{rest:.1f} s"
 
 
-# V4L2 stamps each buffer when the camera delivered it, on CLOCK_MONOTONIC, which is now_ns's clock on
-# Linux (time.perf_counter_ns): counted from there, latency includes the time a frame waited in the
-# driver's queue. OpenCV reports the stamp as CAP_PROP_POS_MSEC; other backends report something else.
-# The first frame decides: a stamp older than this, or from the future, is on another clock, and the run
-# then counts from when frames were read.
-DRIVER_STAMP_MAX_AGE_NS = 2_000_000_000
-
-
-def driver_timestamp_ns(capture: Any) -> int:
-    """The driver's timestamp of the frame just read, in nanoseconds."""
-    return round(capture.get(cv2.CAP_PROP_POS_MSEC) * 1e6)
-
-
-def _backend_name(capture: Any) -> str:
-    try:
-        return capture.getBackendName()
-    except (cv2.error, AttributeError):
-        return ""
-
-
-# OpenCV's V4L2 backend waits this many seconds (10 by default) in each read of a camera that stopped sending (a
-# stalled USB webcam) before the read fails and the camera is opened again: the picture stood still that long with
-# no word. Read once a process, at the first wait; a value the user set is kept.
-V4L2_SELECT_TIMEOUT = ("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", "3")
-
-
-def _open_camera(index: int) -> cv2.VideoCapture:
-    """Open a camera quietly: probing every backend for a missing camera prints several error lines."""
-    os.environ.setdefault(*V4L2_SELECT_TIMEOUT)
-    with opencv_quiet():
-        return cv2.VideoCapture(index)
-
-
-MAX_CAMERA_INDEX = 1023
-# A camera that stops delivering (a USB hiccup, a driver reset) is opened again for this long before the run
-# gives up; short, as the pipeline waits at most two seconds for its threads when asked to stop.
-CAMERA_RECONNECT_S = 1.5
-CAMERA_RETRY_PAUSE_S = 0.1
-# How long closing waits for a read in progress (a frame period or two); one still waiting in the driver then (a
-# stalled camera at a stop) keeps its capture, which is not released under it.
-CAMERA_CLOSE_WAIT_S = 0.5
-
-
-CAMERA_FORMATS = {"auto": None, "mjpg": "MJPG", "yuyv": "YUYV"}
-# Above this many pixels a USB 2 webcam's uncompressed YUYV mode runs at a few frames a second (1080p
-# YUYV is ~100 MB/s at 30 fps, USB 2 carries ~40): ask for its MJPG mode unless told otherwise.
-MJPG_ABOVE_PIXELS = 640 * 480
-
-
-def _fourcc_text(code: float) -> str:
-    value = int(code)
-    text = "".join(chr((value >> (8 * i)) & 0xFF) for i in range(4))
-    return text if value and text.isprintable() else "?"
-
-
-def _whole(value: float) -> int:
-    """A size a backend reported, 0 where it gave none it could tell (NaN, negative)."""
-    return int(value) if 0 < value < math.inf else 0
-
-
-# Reads in a row that answer ok but hold no picture (MSMF while it starts, a USB glitch) skipped before the
-# camera counts as stopped and is opened again.
-EMPTY_READS_SKIPPED = 10
-
-
-def as_bgr(image: Any) -> Any:
-    """A camera's picture as the BGR uint8 HxWx3 the stages take: grey (IR and monochrome cameras) and BGRA
-    (some backends) converted, 16 bits a sample brought to 8; None for anything else."""
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    if image.dtype != np.uint8:
-        return None
-    channels = 1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else 0
-    if channels == 3:
-        return image
-    if channels == 1:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if channels == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return None
-
-
-def _is_empty(image: Any) -> bool:
-    return image is None or getattr(image, "size", 0) == 0
-
-
-@dataclass(frozen=True)
-class CameraMode:
-    """The mode a camera really gave, and what it could not give of what was asked."""
-
-    width: int
-    height: int
-    fps: float
-    fourcc: str
-    shortfall: tuple[str, ...] = ()
-
-    def __str__(self) -> str:  # e.g. "1280x720 @ 30 fps MJPG (asked 1920x1080: the camera has no such mode)"
-        mode = f"{self.width}x{self.height} @ {self.fps:g} fps {self.fourcc}"
-        return mode + (f" (asked {', '.join(self.shortfall)}: the camera has no such mode)" if self.shortfall else "")
-
-
-def configure_capture(capture, size: tuple[int, int] | None, fps: float, pixel_format: str) -> CameraMode:
-    """Ask an opened capture for a mode and return the one it gave. The pixel format is set before the
-    size: V4L2 lists sizes per format."""
-    fourcc = CAMERA_FORMATS[pixel_format]
-    if fourcc is None and size is not None and size[0] * size[1] > MJPG_ABOVE_PIXELS:
-        fourcc = "MJPG"
-    if fourcc is not None:
-        capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
-    if size:
-        capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
-        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
-    if fps:
-        capture.set(cv2.CAP_PROP_FPS, fps)
-    width, height = _whole(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), _whole(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    got_fps = float(capture.get(cv2.CAP_PROP_FPS))
-    if not 0 < got_fps < math.inf:  # 0, -1 or NaN: a backend that cannot tell (the writer needs a real rate)
-        got_fps = 30.0
-    asked = [f"{size[0]}x{size[1]}"] if size and (width, height) != size else []
-    asked += [f"{fps:g} fps"] if fps and abs(got_fps - fps) > 0.5 else []
-    return CameraMode(width, height, got_fps, _fourcc_text(capture.get(cv2.CAP_PROP_FOURCC)), tuple(asked))
-
-
-def parse_camera_spec(spec: str) -> tuple[int, tuple[int, int] | None, float, str]:
-    """(index, size, fps, pixel format) of `camera:N?size=WxH&fps=F&format=...`, checked without opening it."""
-    index_text, params = _query(spec.split(":", 1)[1])
-    try:
-        index = int(index_text or 0)
-    except ValueError:
-        raise UserError(f"bad camera {spec!r}; write camera:N with N the camera number, e.g. camera:0") from None
-    # OpenCV reads -1 as "any camera" and crashes (SIGSEGV) where there is none; huge numbers overflow.
-    if not 0 <= index <= MAX_CAMERA_INDEX:
-        raise UserError(f"bad camera number {index} in {spec!r}; cameras are numbered 0..{MAX_CAMERA_INDEX}, "
-                        f"e.g. camera:0")
-    size = _parse_size(params.pop("size"), spec) if "size" in params else None
-    fps = _number(params, "fps", 0, spec, 0, 1000)
-    pixel_format = params.pop("format", "auto").lower()
-    if pixel_format not in CAMERA_FORMATS:
-        raise UserError(f"format={pixel_format} in {spec!r} is not a camera format; "
-                        f"choose {', '.join(CAMERA_FORMATS)}")
-    _refuse_unknown(params, spec, "size, fps, format")
-    return index, size, fps, pixel_format
-
-
-VIDEO4LINUX = Path("/sys/class/video4linux")
-
-
-def _picture_node(index: int) -> tuple[int, str] | None:
-    """On Linux, where /dev/videoN is not a device's first node (a UVC webcam's second one carries metadata,
-    no pictures): the number of the same device's first node, and the device's name."""
-    if not sys.platform.startswith("linux"):
-        return None
-    node = VIDEO4LINUX / f"video{index}"
-    try:
-        if int((node / "index").read_text()) == 0:
-            return None
-        device = (node / "device").resolve()
-        for other in VIDEO4LINUX.glob("video*"):
-            if (other / "device").resolve() == device and int((other / "index").read_text()) == 0:
-                return int(other.name[5:]), (node / "name").read_text().strip()
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-DEV = Path("/dev")
-
-
-def _video_nodes() -> list[int]:
-    """The N of each /dev/videoN: on Linux, every camera (and other video device) the system has."""
-    return sorted(int(node.name[5:]) for node in DEV.glob("video*") if node.name[5:].isdigit())
-
-
-def _why_unopened(index: int) -> str:
-    """Why camera `index` did not open, and what to check. On Linux told apart by its /dev/videoN: it said "try
-    camera:0 ... ls /dev/video*" on a machine with none."""
-    if not sys.platform.startswith("linux"):
-        other = "try camera:0, " if index != 0 else ""
-        permits = camera_permission_hint() or "check the camera's permissions"
-        return f"no such camera, or it is busy or not permitted ({other}close other apps using it, {permits})"
-    nodes = _video_nodes()
-    if not nodes:
-        return ("this machine has no camera device (no /dev/video*); check that the webcam is plugged in and its "
-                "driver loaded (lsusb, sudo dmesg), and that a virtual machine or container is given the camera "
-                "(USB passthrough, docker run --device /dev/video0)")
-    node = DEV / f"video{index}"
-    if index not in nodes:
-        return f"there is no {node}; this machine has {', '.join(f'camera:{n}' for n in nodes)} (see depthcam doctor)"
-    if not os.access(node, os.R_OK | os.W_OK):
-        return (f"no permission to use {node}; add yourself to its group (sudo usermod -aG {_group_of(node)} $USER, "
-                f"then log in again)")
-    return f"it is busy or gives no pictures (close other apps using it; fuser -v {node} lists them)"
-
-
-def _group_of(path: Path) -> str:
-    """The name of the group that owns `path` (Linux's `video` for a camera), or `video` where it has none."""
-    import grp  # Unix only
-
-    try:
-        return grp.getgrgid(path.stat().st_gid).gr_name
-    except (KeyError, OSError):
-        return "video"
-
-
-class CameraSource(Source):
-    """`camera:N?size=1280x720&fps=30&format=auto|mjpg|yuyv`: a webcam through OpenCV (V4L2,
-    AVFoundation, Media Foundation). The description says the mode the camera really gave."""
-
-    live = True
-
-    def __init__(self, spec: str) -> None:
-        self.index, size, fps, pixel_format = parse_camera_spec(spec)
-        self._request = (size, fps, pixel_format)  # asked again of a camera opened anew
-        # held while a read waits in the driver: OpenCV frees the buffers a read fills on release, so a capture
-        # released under a read still waiting (a stalled camera, closed at a stop) crashes the process
-        self._reading = threading.Lock()
-        self._closed = False
-        self._interrupted = threading.Event()  # the run is stopping: no reopening behind it
-        self.capture = _open_camera(self.index)
-        if not self.capture.isOpened():
-            first = _picture_node(self.index)
-            if first is not None:
-                raise UserError(f"camera {self.index} is the second device node of {first[1]} (its metadata, no "
-                                f"pictures: a webcam lists two); try camera:{first[0]}")
-            raise UserError(f"camera {self.index} could not be opened: {_why_unopened(self.index)}")
-        mode = configure_capture(self.capture, size, fps, pixel_format)
-        self._empty_told = False
-        self._sizes_told: set[tuple[int, int]] = set()  # picture sizes other than the announced one, each said once
-        if mode.width <= 0 or mode.height <= 0:
-            # Some backends tell the size only once a frame was read; the sinks open at the source's size.
-            ok, image = self._read()
-            if not ok:
-                self.capture.release()
-                raise UserError(self._no_frame())
-            mode = dataclasses.replace(mode, width=image.shape[1], height=image.shape[0])
-        self.width, self.height, self.fps = mode.width, mode.height, mode.fps
-        self.description = f"camera {self.index} {mode}"
-        # None: decided on the first frame, then kept, so a run's latencies all count from one clock
-        self._driver_stamps: bool | None = None if _backend_name(self.capture) == "V4L2" else False
-
-    def _no_frame(self) -> str:
-        # macOS's AVFoundation opens a camera the user has not allowed and reads nothing: say where to allow it
-        permission = camera_permission_hint()
-        return (f"camera {self.index} opened but delivered no frame (is it in use elsewhere?"
-                + (f" Or not allowed: {permission}" if permission else "") + ")")
-
-    def _read(self) -> tuple[bool, Any]:
-        """The next picture; reads that answer ok with no picture are skipped (said once), up to
-        EMPTY_READS_SKIPPED in a row, after which the read counts as failed."""
-        for _ in range(EMPTY_READS_SKIPPED + 1):
-            with self._reading:
-                if self._closed:  # closed by the run's end while this thread went on to another read
-                    return False, None
-                ok, image = self.capture.read()
-            if not ok or not _is_empty(image):
-                return ok, image
-            if not self._empty_told:
-                self._empty_told = True
-                notify(f"camera {self.index} gave an empty frame; such frames are skipped")
-        return False, None
-
-    def _fit(self, image: Any) -> Any:
-        """The picture as BGR at the size the camera announced, which the stages and the outputs (a video
-        file, the virtual camera) were opened at: a camera may deliver another size than it announced, or
-        change it part-way. Each other size is said once."""
-        picture = as_bgr(image)
-        if picture is None:
-            shape = "x".join(str(side) for side in (image.shape[1], image.shape[0], *image.shape[2:]))
-            raise UserError(f"camera {self.index} delivers {shape} {image.dtype} pictures, which depthcam cannot "
-                            f"use; ask for another format, e.g. camera:{self.index}?format=mjpg")
-        if picture.shape[:2] == (self.height, self.width):
-            return picture
-        return scale_telling_once(picture, self.width, self.height, self._sizes_told, lambda width, height: (
-            f"camera {self.index} delivers {width}x{height} pictures, not the {self.width}x{self.height} it "
-            f"announced; they are scaled to {self.width}x{self.height} (camera:{self.index}?size={width}x{height} "
-            f"asks for that size)"))
-
-    def frames(self) -> Iterator[Frame]:
-        index = 0
-        while True:
-            ok, image = self._read()
-            arrival = now_ns()
-            if not ok and index > 0:
-                ok, image = self._reopen()
-                arrival = now_ns()
-            if not ok and self._interrupted.is_set():  # a stop, not the camera's failure
-                return
-            if not ok:
-                if index == 0:
-                    raise UserError(self._no_frame())
-                # Unplugged, or taken by another program: the run ends as a truncated file's does, the
-                # frames so far shown or written (a file output stays playable), and says why.
-                raise UserError(f"camera {self.index} stopped delivering frames after {index} (unplugged, or taken "
-                                f"by another program: reconnect it or close that program, and run again); the "
-                                f"frames before were kept")
-            capture_ns = arrival
-            if self._driver_stamps is not False:
-                stamp = driver_timestamp_ns(self.capture)
-                if self._driver_stamps is None:
-                    self._driver_stamps = 0 <= arrival - stamp <= DRIVER_STAMP_MAX_AGE_NS
-                if self._driver_stamps:
-                    capture_ns = min(stamp, arrival)  # a stamp's jitter never puts a frame in the future
-            # the capture time as the presentation time: a recording plays at the pace the camera was
-            # filmed at, the frames a live run dropped leaving gaps, not a speeded-up film
-            yield Frame(index=index, capture_ns=capture_ns, image=self._fit(image), pts_seconds=capture_ns / 1e9)
-            index += 1
-
-    def _reopen(self) -> tuple[bool, Any]:
-        """Open the camera again, as asked at first, until it delivers or CAMERA_RECONNECT_S have passed."""
-        started = time.monotonic()
-        while time.monotonic() - started < CAMERA_RECONNECT_S and not self._closed:
-            with self._reading:
-                self.capture.release()
-            if self._interrupted.wait(CAMERA_RETRY_PAUSE_S):  # the run is stopping: it no longer waits for us
-                break
-            with self._reading:
-                if self._closed:  # the run ended meanwhile: no camera is left open behind it
-                    break
-                self.capture = _open_camera(self.index)
-            if self.capture.isOpened():
-                configure_capture(self.capture, *self._request)
-                ok, image = self._read()
-                if ok:
-                    notify(f"camera {self.index} stopped for {time.monotonic() - started:.1f} s and came back")
-                    return True, image
-        return False, None
-
-    def interrupt(self) -> None:
-        """A stop: the reopening in progress gives up (a read waiting in the driver still takes its time)."""
-        self._interrupted.set()
-
-    def close(self) -> None:
-        """Release the camera, unless a read still waits in the driver after CAMERA_CLOSE_WAIT_S (a stalled
-        camera): its thread is a daemon, which the process's exit ends."""
-        if not self._reading.acquire(timeout=CAMERA_CLOSE_WAIT_S):
-            self._closed = True  # that read, once it returns, is the last
-            return
-        try:
-            self._closed = True
-            self.capture.release()
-        finally:
-            self._reading.release()
-
-
 def open_source(spec: str) -> Source:
     """A source from its spec: a path, `camera:N`, a network stream's URL, or `synthetic:portrait?...`."""
+    from stream.camera import CameraSource  # here: it imports this module
     from stream.network_source import NETWORK_SCHEMES, NetworkSource, is_network_spec, redact
 
     if spec.startswith("synthetic:"):
@@ -1581,101 +1036,3 @@ def _picture_named_as_video(path: Path) -> str:
     suffix = PICTURE_SUFFIX.get(kind, f".{kind.lower()}" if kind != "picture" else ".png")
     return (f"cannot read video {path}: it holds a {kind} picture, not a video; name it "
             f"{path.with_suffix(suffix).name} to process it as a photo")
-
-
-
-STDIN_NAMES = ("-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")  # what names standard input
-SNIFF_BYTES = 16  # enough for every signature in PIPED_PICTURES
-# A still picture's first bytes, and the name it is read under: a pipe carries no name, so its content says it
-PIPED_PICTURES = ((0, b"\x89PNG\r\n\x1a\n", ".png"), (0, b"\xff\xd8\xff", ".jpg"), (0, b"II*\0", ".tif"),
-                  (0, b"MM\0*", ".tif"), (0, b"BM", ".bmp"), (8, b"WEBP", ".webp"),
-                  *((4, b"ftyp" + brand, ".heic") for brand in (b"heic", b"heix", b"mif1")))
-_stdin_read: Path | None = None  # what standard input was made into, once: a pipe is read once
-
-
-def input_path(spec: str) -> Path:
-    """The file a path input is read from. Standard input (`-`, /dev/stdin) through a pipe is looked at first: a
-    picture is kept in a temporary file named by its type, so that it is processed as the photo it is; anything else
-    is given back whole as /dev/stdin (FFmpeg reads a video from a pipe)."""
-    global _stdin_read
-    if spec not in STDIN_NAMES:
-        return Path(spec).expanduser()
-    if _stdin_read is None:
-        _stdin_read = _read_stdin(spec)
-    return _stdin_read
-
-
-def _read_stdin(spec: str) -> Path:
-    import stat
-
-    if not os.path.exists("/dev/stdin"):  # Windows
-        raise UserError(f"input {spec} (standard input) cannot be read here; give the file itself")
-    if sys.stdin is None or os.isatty(0):
-        raise UserError(f"input {spec} is standard input, which is the terminal here; pipe a video or a photo into it "
-                        f"(e.g. cat clip.ts | depthcam run - -o out.mp4), or give the file itself")
-    if stat.S_ISREG(os.fstat(0).st_mode):  # `< clip.mp4`: the file itself, which can be read again
-        return Path("/dev/stdin")
-    head = _read_head(0, SNIFF_BYTES)
-    if not head:
-        raise UserError(f"input {spec} (standard input) is empty: nothing came through the pipe; pipe a video or a "
-                        f"photo into it")
-    suffix = next((suffix for at, signature, suffix in PIPED_PICTURES if head[at:at + len(signature)] == signature),
-                  None)
-    if suffix is not None:
-        return _keep_picture(head, suffix)
-    _give_back(head)
-    return Path("/dev/stdin")
-
-
-def _read_head(fd: int, size: int) -> bytes:
-    """Up to `size` first bytes (a pipe may give fewer at a time), fewer only at the end of the input."""
-    head = b""
-    while len(head) < size:
-        chunk = os.read(fd, size - len(head))
-        if not chunk:
-            break
-        head += chunk
-    return head
-
-
-def _keep_picture(head: bytes, suffix: str) -> Path:
-    """A piped picture, whole, in a temporary file (removed at exit) that the photo path reads as any photo."""
-    import atexit
-    import shutil
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="depthcam-stdin-"))
-    atexit.register(shutil.rmtree, folder, True)
-    path = folder / f"stdin{suffix}"
-    with open(path, "wb") as out:
-        out.write(head)
-        while chunk := os.read(0, 1 << 20):
-            out.write(chunk)
-    return path
-
-
-def _give_back(head: bytes) -> None:
-    """Standard input whole again after its first bytes were read: descriptor 0 becomes a pipe that a thread fills
-    with `head`, then with the rest as it comes, so that /dev/stdin gives it from its first byte."""
-    rest = os.dup(0)
-    read_end, write_end = os.pipe()
-    os.dup2(read_end, 0)
-    os.close(read_end)
-
-    def copy() -> None:
-        try:
-            chunk = head
-            while chunk:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(write_end, view):]
-                chunk = os.read(rest, 1 << 16)
-        except OSError:  # a read error on the real input: what came so far is what the run gets
-            pass
-        # A run that ends before its input leaves this daemon thread blocked in a write (descriptor 0, the pipe's
-        # read end, stays open in this process): it ends with the process.
-        finally:
-            os.close(write_end)
-            os.close(rest)
-
-    threading.Thread(target=copy, name="stdin-copy", daemon=True).start()

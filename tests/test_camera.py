@@ -4,8 +4,9 @@ import itertools
 import cv2
 import pytest
 
+from stream.camera import configure_capture
 from stream.errors import UserError
-from stream.sources import configure_capture, open_source
+from stream.sources import open_source
 
 
 class FakeWebcam:
@@ -107,10 +108,10 @@ def test_latency_counts_from_the_drivers_timestamp_where_it_is_on_our_clock(monk
     # V4L2 stamps a buffer when the camera delivered it: a frame that waited 45 ms in the driver's queue
     # counts those 45 ms. A stamp from the future or seconds old is on another clock, and other
     # backends' CAP_PROP_POS_MSEC means something else: then the time the frame was read counts.
-    from stream import sources
+    from stream import camera as cameras
 
     camera = StampingWebcam(backend, age_ms)
-    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
+    monkeypatch.setattr(cameras, "_open_camera", lambda index: camera)
     frames = list(itertools.islice(open_source("camera:0").frames(), 3))
     for frame, stamp_ms in zip(frames, camera.stamps_ms):
         from_stamp = abs(frame.capture_ns / 1e6 - stamp_ms) < 1e-3
@@ -122,10 +123,10 @@ def test_latency_counts_from_the_drivers_timestamp_where_it_is_on_our_clock(monk
 def test_the_first_frame_chooses_the_clock_for_the_whole_run(monkeypatch):
     # one clock per run: a later stamp's jitter into the future is clamped to the read time, and a
     # backlog older than the plausibility window still counts from the driver's stamp
-    from stream import sources
+    from stream import camera as cameras
 
     camera = StampingWebcam("V4L2", [30.0, -3.0, 2500.0])
-    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
+    monkeypatch.setattr(cameras, "_open_camera", lambda index: camera)
     first, jittered, backlog = itertools.islice(open_source("camera:0").frames(), 3)
     assert abs(first.capture_ns / 1e6 - camera.stamps_ms[0]) < 1e-3
     assert jittered.capture_ns / 1e6 < camera.stamps_ms[1]  # not in the future: the read time
@@ -138,11 +139,12 @@ def test_a_camera_that_stops_mid_run_ends_it_with_one_line_and_a_playable_file(m
     # look like a normal quit) and keeps what it had written.
     from media import probe
 
-    from stream import cli, sources
+    from stream import camera as cameras
+    from stream import cli
 
     camera = StampingWebcam("V4L2", [0.0] * 40)
-    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
-    monkeypatch.setattr(sources, "CAMERA_RECONNECT_S", 0.3)  # it does not come back: tried for that long
+    monkeypatch.setattr(cameras, "_open_camera", lambda index: camera)
+    monkeypatch.setattr(cameras, "CAMERA_RECONNECT_S", 0.3)  # it does not come back: tried for that long
     out = tmp_path / "recording.mp4"
     status = cli.main(["run", "camera:0", "-o", str(out), "--no-progress"])
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
@@ -167,7 +169,7 @@ class FlakyWebcam(StampingWebcam):
 
 
 def test_a_camera_that_stops_for_a_moment_is_opened_again_and_the_run_goes_on(monkeypatch, capsys):
-    from stream import sources
+    from stream import camera as cameras
 
     camera = FlakyWebcam(before=5, gap=3, after=4)
 
@@ -175,8 +177,8 @@ def test_a_camera_that_stops_for_a_moment_is_opened_again_and_the_run_goes_on(mo
         camera.opened += 1
         return camera
 
-    monkeypatch.setattr(sources, "_open_camera", reopen)
-    monkeypatch.setattr(sources, "CAMERA_RETRY_PAUSE_S", 0.01)
+    monkeypatch.setattr(cameras, "_open_camera", reopen)
+    monkeypatch.setattr(cameras, "CAMERA_RETRY_PAUSE_S", 0.01)
     frames = list(itertools.islice(open_source("camera:0").frames(), 9))
     assert [f.index for f in frames] == list(range(9))  # five, the pause, four more
     assert camera.opened == 1 + 3  # opened again until it delivered (each try reads once)
@@ -191,7 +193,8 @@ def test_a_recording_plays_at_the_pace_the_camera_filmed(monkeypatch, shared_mod
 
     import av
 
-    from stream import cli, sources
+    from stream import camera as cameras
+    from stream import cli
 
     class FifteenFps(StampingWebcam):
         def read(self):
@@ -199,8 +202,8 @@ def test_a_recording_plays_at_the_pace_the_camera_filmed(monkeypatch, shared_mod
             return super().read()
 
     camera = FifteenFps("AVFOUNDATION", [0.0] * 12)  # no driver stamps: the read time counts
-    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
-    monkeypatch.setattr(sources, "CAMERA_RECONNECT_S", 0.1)
+    monkeypatch.setattr(cameras, "_open_camera", lambda index: camera)
+    monkeypatch.setattr(cameras, "CAMERA_RECONNECT_S", 0.1)
     out = tmp_path / "recording.mp4"
     cli.main(["run", "camera:0", "-o", str(out), "--no-progress", "--refine", "off"])  # ends when the camera does
     capsys.readouterr()
@@ -230,11 +233,11 @@ class PictureWebcam(StampingWebcam):
 
 
 def _camera(monkeypatch, camera):
-    from stream import sources
+    from stream import camera as cameras
 
-    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
-    monkeypatch.setattr(sources, "CAMERA_RECONNECT_S", 0.05)
-    monkeypatch.setattr(sources, "CAMERA_RETRY_PAUSE_S", 0.01)
+    monkeypatch.setattr(cameras, "_open_camera", lambda index: camera)
+    monkeypatch.setattr(cameras, "CAMERA_RECONNECT_S", 0.05)
+    monkeypatch.setattr(cameras, "CAMERA_RETRY_PAUSE_S", 0.01)
     return open_source("camera:0")
 
 
@@ -357,7 +360,7 @@ def test_a_camera_bigger_than_announced_feeds_the_virtual_camera_at_the_announce
 def test_a_webcams_second_device_node_is_named_with_the_one_that_gives_pictures(monkeypatch, tmp_path):
     # a UVC webcam lists two nodes (video0: pictures, video1: metadata); `ls /dev/video*` shows both and
     # camera:1 is the usual first guess for "the other camera"
-    from stream import sources
+    from stream import camera as cameras
 
     root = tmp_path / "video4linux"
     webcam, other = tmp_path / "usb1" / "1-1:1.0", tmp_path / "usb2" / "2-1:1.0"
@@ -367,7 +370,7 @@ def test_a_webcams_second_device_node_is_named_with_the_one_that_gives_pictures(
         (root / node / "device").symlink_to(device)
         (root / node / "index").write_text(f"{index}\n")
         (root / node / "name").write_text("Integrated Camera\n")
-    monkeypatch.setattr(sources, "VIDEO4LINUX", root)
+    monkeypatch.setattr(cameras, "VIDEO4LINUX", root)
     _closed_cameras(monkeypatch, tmp_path, ["video0", "video1", "video2"])
     with pytest.raises(UserError, match=r"camera 1 is the second device node of Integrated Camera .*try camera:0"):
         open_source("camera:1")
@@ -379,20 +382,20 @@ def test_a_webcams_second_device_node_is_named_with_the_one_that_gives_pictures(
 
 def _closed_cameras(monkeypatch, tmp_path, nodes):
     """Linux with these /dev/video* nodes (in a folder of the test's), none of which opens."""
-    from stream import sources
+    from stream import camera as cameras
 
     dev = tmp_path / "dev"
     dev.mkdir()
     for node in nodes:
         (dev / node).touch()
-    monkeypatch.setattr(sources, "DEV", dev)
-    monkeypatch.setattr(sources.sys, "platform", "linux")
+    monkeypatch.setattr(cameras, "DEV", dev)
+    monkeypatch.setattr(cameras.sys, "platform", "linux")
 
     class Closed:
         def isOpened(self):
             return False
 
-    monkeypatch.setattr(sources, "_open_camera", lambda index: Closed())
+    monkeypatch.setattr(cameras, "_open_camera", lambda index: Closed())
     return dev
 
 
@@ -415,36 +418,36 @@ def test_a_camera_number_the_machine_lacks_is_told_the_ones_it_has(monkeypatch, 
 
 
 def test_a_camera_the_user_may_not_use_names_the_group_to_join(monkeypatch, tmp_path):
-    from stream import sources
+    from stream import camera as cameras
 
     dev = _closed_cameras(monkeypatch, tmp_path, ["video0"])
-    monkeypatch.setattr(sources.os, "access", lambda path, mode: False)  # as a user outside the video group
-    monkeypatch.setattr(sources, "_group_of", lambda path: "video")
+    monkeypatch.setattr(cameras.os, "access", lambda path, mode: False)  # as a user outside the video group
+    monkeypatch.setattr(cameras, "_group_of", lambda path: "video")
     with pytest.raises(UserError, match=rf"camera 0 could not be opened: no permission to use {dev}/video0; add "
                                         r"yourself to its group \(sudo usermod -aG video \$USER, then log in again\)"):
         open_source("camera:0")
 
 
 def test_on_macos_a_camera_that_gives_nothing_names_the_camera_permission(monkeypatch):
-    from stream import sources
+    from stream import camera as cameras
 
     # AVFoundation opens a camera the user has not allowed and reads nothing: the same as a busy camera,
     # unless the message says where macOS allows it
     source = _camera(monkeypatch, PictureWebcam([None] * 100))
-    monkeypatch.setattr(sources.sys, "platform", "darwin")
+    monkeypatch.setattr(cameras.sys, "platform", "darwin")
     with pytest.raises(UserError, match=r"delivered no frame .*Or not allowed: .*Privacy & Security > Camera"):
         next(iter(source.frames()))
 
 
 def test_on_windows_a_camera_that_cannot_open_names_the_camera_permission(monkeypatch):
-    from stream import sources
+    from stream import camera as cameras
 
     class Closed:
         def isOpened(self):
             return False
 
-    monkeypatch.setattr(sources, "_open_camera", lambda index: Closed())
-    monkeypatch.setattr(sources.sys, "platform", "win32")
+    monkeypatch.setattr(cameras, "_open_camera", lambda index: Closed())
+    monkeypatch.setattr(cameras.sys, "platform", "win32")
     with pytest.raises(UserError, match=r"could not be opened: .*Privacy & security > Camera") as caught:
         open_source("camera:0")
     assert "video-device permissions" not in str(caught.value)  # Linux's advice

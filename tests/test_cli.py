@@ -845,7 +845,8 @@ def test_the_demo_writes_into_a_folder_and_checks_its_output_before_the_sample(s
                              "--refine", "off", "--no-progress"], capture_output=True, text=True, timeout=300,
                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
-    assert probe(tmp_path / "results" / "demo_portrait.mp4")["frames"] == probe(tmp_path / "results" / "demo_depth.mp4")["frames"] > 0
+    results = tmp_path / "results"
+    assert probe(results / "demo_portrait.mp4")["frames"] == probe(results / "demo_depth.mp4")["frames"] > 0
     assert (tmp_path / "out" / "sample_astronaut.mp4").exists()
 
 

@@ -3,10 +3,11 @@ import cv2
 import numpy as np
 import pytest
 
-from stream import images
+from stream import animations, images
+from stream.animations import is_still_image
 from stream.errors import UserError
 from stream.faces import FaceFinder
-from stream.images import check_image_size, is_still_image, read_image
+from stream.images import check_image_size, read_image
 
 
 @pytest.fixture
@@ -580,12 +581,12 @@ def test_pillow_s_pixel_limit_holds_while_another_thread_reads_a_picture(tmp_pat
     results = {}
 
     def small() -> None:
-        with images._pillow_open(tmp_path / "small.png"):
+        with images.pillow_open(tmp_path / "small.png"):
             opening.wait(10)
         small_done.set()
 
     def large() -> None:
-        results["large"] = images.picture_count(tmp_path / "large.png")
+        results["large"] = animations.picture_count(tmp_path / "large.png")
 
     threads = [threading.Thread(target=small), threading.Thread(target=large)]
     threads[0].start()
@@ -606,7 +607,7 @@ def test_reading_while_another_thread_reads_leaves_the_warning_filters_as_they_w
 
     from PIL import Image
 
-    from stream import images
+    from stream import animations, images
 
     path = tmp_path / "p.png"
     Image.new("RGB", (4, 4)).save(path)
@@ -622,7 +623,7 @@ def test_reading_while_another_thread_reads_leaves_the_warning_filters_as_they_w
     monkeypatch.setattr(Image, "open", open_after_the_first_reader)
     first = images._PIXEL_LIMIT.raised()
     first.__enter__()
-    second = threading.Thread(target=images.picture_count, args=(path,))
+    second = threading.Thread(target=animations.picture_count, args=(path,))
     second.start()
     assert inside.wait(5)
     first.__exit__(None, None, None)

@@ -260,6 +260,7 @@ def test_a_stalled_camera_is_not_released_under_its_waiting_read(monkeypatch):
     # the camera again behind the ended run
     import threading
 
+    from stream import camera as cameras
     from stream import sources
 
     camera = StallingWebcam(frames=3)
@@ -268,9 +269,9 @@ def test_a_stalled_camera_is_not_released_under_its_waiting_read(monkeypatch):
         camera.opened += 1
         return camera
 
-    monkeypatch.setattr(sources, "_open_camera", opening)
-    monkeypatch.setattr(sources, "CAMERA_CLOSE_WAIT_S", 0.05)
-    monkeypatch.setattr(sources, "CAMERA_RETRY_PAUSE_S", 0.01)
+    monkeypatch.setattr(cameras, "_open_camera", opening)
+    monkeypatch.setattr(cameras, "CAMERA_CLOSE_WAIT_S", 0.05)
+    monkeypatch.setattr(cameras, "CAMERA_RETRY_PAUSE_S", 0.01)
     source = sources.open_source("camera:0")
     got, ended = [], []
 
@@ -292,10 +293,11 @@ def test_a_stalled_camera_is_not_released_under_its_waiting_read(monkeypatch):
 
 
 def test_a_camera_is_released_at_the_end_of_a_run(monkeypatch):
+    from stream import camera as cameras
     from stream import sources
 
     camera = StallingWebcam(frames=2)
-    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
+    monkeypatch.setattr(cameras, "_open_camera", lambda index: camera)
     source = sources.open_source("camera:0")
     frames = source.frames()
     next(frames)
@@ -307,15 +309,15 @@ def test_a_camera_is_released_at_the_end_of_a_run(monkeypatch):
 def test_a_stalled_v4l2_camera_is_found_in_seconds_not_ten(monkeypatch, own):
     # OpenCV's V4L2 read waits 10 s by default for a camera that stopped sending: the picture stood still
     # that long before the camera was opened again or the run ended with its line
-    from stream import sources
+    from stream import camera as cameras
 
     monkeypatch.setenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", own or "")  # restored after the test, set or not
     if own is None:
         monkeypatch.delenv("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT")
     seen = []
-    monkeypatch.setattr(sources.cv2, "VideoCapture",
+    monkeypatch.setattr(cameras.cv2, "VideoCapture",
                         lambda index: seen.append(os.environ.get("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT")))
-    sources._open_camera(0)
+    cameras._open_camera(0)
     assert seen == [own or "3"]  # set before OpenCV opens (and so before its first wait reads it)
 
 
@@ -331,6 +333,7 @@ def test_a_stop_while_the_camera_is_opened_again_ends_its_reopening(monkeypatch)
     # q while an unplugged camera was being opened again: the capture thread, which could not see the stop, went on
     # opening it (CAMERA_RECONNECT_S) behind the ended run, and its giving up then failed the run the user had ended
     # ("camera 0 stopped delivering frames", exit status 2)
+    from stream import camera as cameras
     from stream import sources
     from stream.pipeline import Pipeline
     from test_pipeline_contracts import _Window  # q pressed while no frame comes (the camera away)
@@ -338,7 +341,7 @@ def test_a_stop_while_the_camera_is_opened_again_ends_its_reopening(monkeypatch)
     camera, missing = _Unplugged(frames=3), _Unplugged(frames=0)
     missing.isOpened = lambda: False
     opened = iter([camera])
-    monkeypatch.setattr(sources, "_open_camera", lambda index: next(opened, missing))
+    monkeypatch.setattr(cameras, "_open_camera", lambda index: next(opened, missing))
     source = sources.open_source("camera:0")
     result = Pipeline(source, [], _Window()).run()  # no error: the user stopped it
     assert result.closed_by_user and result.frames_written == 3
@@ -349,13 +352,14 @@ def test_a_stop_during_a_stalled_camera_s_read_ends_the_run_without_waiting_for_
     """q while the camera's read waits in the driver: the run waited for the capture thread (2 s, all of a
     network stream's 5 s timeout wasn't even enough) before finalising its output; the frame that read brings is not
     wanted. The capture thread closes the camera when the read returns."""
+    from stream import camera as cameras
     from stream import pipeline, sources
     from stream.pipeline import Pipeline
     from test_pipeline_contracts import _Window
 
     camera = StallingWebcam(frames=3)
-    monkeypatch.setattr(sources, "_open_camera", lambda index: camera)
-    monkeypatch.setattr(sources, "CAMERA_CLOSE_WAIT_S", 0.05)
+    monkeypatch.setattr(cameras, "_open_camera", lambda index: camera)
+    monkeypatch.setattr(cameras, "CAMERA_CLOSE_WAIT_S", 0.05)
     monkeypatch.setattr(pipeline, "JOIN_TIMEOUT_S", 30.0)  # longer than the read's wait: the old join outwaited it
     result = Pipeline(sources.open_source("camera:0"), [], _Window()).run()
     assert result.closed_by_user and result.frames_written == 3

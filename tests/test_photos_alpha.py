@@ -245,7 +245,7 @@ def _turning_transparent(path: Path) -> Path:
 def test_an_animation_opaque_at_first_keeps_its_later_transparency(tmp_path, shared_models, name):
     """Its first picture decided: such a GIF went through FFmpeg and came out opaque."""
     from stream.cli import main
-    from stream.images import animation_source
+    from stream.animations import animation_source
 
     source = _turning_transparent(tmp_path / name)
     assert animation_source(source) is not None
@@ -260,7 +260,7 @@ def test_a_gif_s_transparency_is_read_from_its_blocks_not_any_bytes_alike(tmp_pa
     """A comment that holds a transparent Graphic Control Extension's bytes makes no GIF transparent."""
     from PIL import Image
 
-    from stream.images import _gif_transparent
+    from stream.animations import _gif_transparent
 
     plain = tmp_path / "plain.gif"
     Image.fromarray(np.full((HEIGHT, WIDTH, 3), 90, np.uint8)).save(plain, comment=b"\x21\xf9\x04\x01\x00\x00\x00\x00")
@@ -274,7 +274,7 @@ def test_a_gif_whose_later_pictures_draw_only_their_changes_is_opaque(tmp_path):
     did here): that GIF shows no page, and FFmpeg reads it as it did."""
     from PIL import Image
 
-    from stream.images import _gif_transparent, animation_source
+    from stream.animations import _gif_transparent, animation_source
 
     pictures = [np.full((HEIGHT, WIDTH, 3), 90, np.uint8) for _ in range(3)]
     pictures[1][:8, :8], pictures[2][8:16, 8:16] = 200, 30

@@ -106,7 +106,8 @@ def test_disparity_tracks_ground_truth_and_refinement_sharpens_depth_edges(share
         raw = upsample(frame.disparity, frame.width, frame.height)
         correlations.append(np.corrcoef(raw.ravel(), truth.ravel())[0, 1])
         band = edge_band(truth, 3)  # the metric bench/refine_modes.py reports
-        exact_map = exact.process([Frame(index=0, capture_ns=0, image=frame.image, disparity=frame.disparity)])[0].refined
+        alone = Frame(index=0, capture_ns=0, image=frame.image, disparity=frame.disparity)
+        exact_map = exact.process([alone])[0].refined
         for errors, estimate in ((raw_errors, raw), (refined_errors, frame.refined), (exact_errors, exact_map)):
             scaled = fitted(estimate, truth)  # the network's disparity is relative: scale and shift fitted
             errors.append(np.sqrt(np.mean((scaled[band] - truth[band]) ** 2)))

@@ -137,8 +137,8 @@ def test_a_start_lands_in_the_joined_clip_that_holds_it(tmp_path, monkeypatch, s
     time of the video, its clip found by the bytes, and goes on to the end of the last clip. With `scan_bytes`,
     joins and starts are narrowed down through samples rather than read packet by packet."""
     if scan_bytes is not None:
-        monkeypatch.setattr("stream.sources.JOIN_SCAN_BYTES", scan_bytes)
-        monkeypatch.setattr("stream.sources.JOIN_MARGIN_BYTES", scan_bytes)
+        monkeypatch.setattr("stream.clip_joins.JOIN_SCAN_BYTES", scan_bytes)
+        monkeypatch.setattr("stream.clip_joins.JOIN_MARGIN_BYTES", scan_bytes)
     source = open_source(str(_counted(tmp_path, seconds)))
     try:
         origin = source._first.time
@@ -193,11 +193,11 @@ MANY = [0.6, 1.1, 0.5, 0.9, 1.3, 0.4, 0.8, 1.0, 0.7, 1.2, 0.5, 0.9]  # a dashcam
 
 def _sparse(monkeypatch, budget: int | None = None) -> None:
     """Samples far apart for the clips (4 in all), so that most joins hide between two whose times go on."""
-    monkeypatch.setattr("stream.sources.JOIN_SAMPLES", (4, 4))
-    monkeypatch.setattr("stream.sources.JOIN_SCAN_BYTES", 2048)
-    monkeypatch.setattr("stream.sources.TAIL_BYTES", 2048)
+    monkeypatch.setattr("stream.clip_joins.JOIN_SAMPLES", (4, 4))
+    monkeypatch.setattr("stream.clip_joins.JOIN_SCAN_BYTES", 2048)
+    monkeypatch.setattr("stream.clip_joins.TAIL_BYTES", 2048)
     if budget is not None:
-        monkeypatch.setattr("stream.sources.JOIN_SAMPLE_BUDGET", budget)
+        monkeypatch.setattr("stream.clip_joins.JOIN_SAMPLE_BUDGET", budget)
 
 
 @pytest.mark.parametrize("start, shown", [(0.3, (0, 3)), (2.3, (3, 1)), (6.1, (7, 5)), (9.6, (11, 6))])
@@ -238,7 +238,7 @@ def test_a_join_hidden_between_samples_whose_times_go_on_is_looked_into():
     """A 2 s clip between two 10 s ones, sampled 9.5 s into the first and 9.6 s into the last: the times go on, and
     both joins were missed. The bytes between them, 2.6 s of video where the times say 0.1 s, are halved until
     both are narrowed down. Clips of 100 kB a second, a packet each 1000 bytes."""
-    from stream.sources import JOIN_SCAN_BYTES, _ClipFinder
+    from stream.clip_joins import JOIN_SCAN_BYTES, ClipFinder
 
     lengths, rate = [10.0, 2.0, 10.0], 100_000.0
     starts = np.cumsum([0, *lengths]) * rate
@@ -248,7 +248,7 @@ def test_a_join_hidden_between_samples_whose_times_go_on_is_looked_into():
         clip = int(np.searchsorted(starts, pos, side="right")) - 1
         return None if clip >= len(lengths) else (pos, (pos - starts[clip]) / rate)
 
-    finder = object.__new__(_ClipFinder)
+    finder = object.__new__(ClipFinder)
     finder._sample, finder.rate, finder.budget = sample, rate, 100
     ranges: list[tuple[int, int]] = []
     finder._narrow(sample(950_000), sample(2_160_000), ranges)

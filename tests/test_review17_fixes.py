@@ -71,7 +71,7 @@ def test_an_apng_default_image_is_not_a_picture_of_the_animation(tmp_path):
     transparent APNG; FFmpeg and browsers play the animation's pictures only."""
     from PIL import Image
 
-    from stream.images import animation_source
+    from stream.animations import animation_source
 
     default = Image.new("RGBA", (64, 48), (255, 0, 0, 128))
     frames = [Image.new("RGBA", (64, 48), (0, 255 * (i % 2), 255, 128)) for i in range(4)]
@@ -113,7 +113,7 @@ def _ffmpeg_gif(path: Path) -> Path:
 def test_an_opaque_ffmpeg_gif_is_not_taken_for_a_transparent_one(tmp_path):
     """Its reserved transparent colour (no pixel of it) made it an AnimationSource, which --start/--duration then
     refused; FFmpeg reads it, as before."""
-    from stream.images import _gif_transparent, animation_source
+    from stream.animations import _gif_transparent, animation_source
 
     path = _ffmpeg_gif(tmp_path / "clip.gif")
     assert not _gif_transparent(path) and animation_source(path) is None
@@ -123,7 +123,7 @@ def test_an_opaque_apng_with_an_alpha_channel_is_read_as_a_video(tmp_path):
     """An alpha channel alone (every pixel opaque) made an APNG transparent; one shown through later still is."""
     from PIL import Image
 
-    from stream.images import animation_source
+    from stream.animations import animation_source
 
     opaque = [Image.new("RGBA", (32, 24), (10, 20 + 40 * i, 30, 255)) for i in range(3)]
     path = tmp_path / "opaque.png"

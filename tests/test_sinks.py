@@ -327,7 +327,8 @@ def test_i_shows_the_rate_and_the_latency_on_a_copy(monkeypatch):
     assert written == ["25.0 fps | 65 ms capture to display | focus 0.62"] * 2 * 3
     assert [shown[i] is frames[i].output for i in range(5)] == [True, False, False, False, True]
     assert (frames[2].output == 200).all()  # the frame's own picture, which the files get, is untouched
-    assert told == ["window: rate, latency and focus shown (i: hide)", "window: rate, latency and focus hidden (i: show)"]
+    assert told == ["window: rate, latency and focus shown (i: hide)",
+                    "window: rate, latency and focus hidden (i: show)"]
 
 
 def test_p_saves_the_render_at_full_size_beside_the_ones_before(monkeypatch, tmp_path):
