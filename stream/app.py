@@ -16,12 +16,12 @@ from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.registry import ModelSpec, resolve_model
 from models.runtime import DepthEstimator, OutputWatch, requested_providers
+from stream.animations import AnimationSource, animation_metadata, animation_suffix
 from stream.config import PipelineConfig, parse_model_size
 from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.focus import FocusController
-from stream.images import (ANIMATION_FORMATS, AnimationSource, PhotoMetadata, animation_metadata, animation_suffix,
-                           check_image_size)
+from stream.images import ANIMATION_FORMATS, PhotoMetadata, check_image_size
 from stream.interrupts import noted_stop_signals
 from stream.metrics import LatencyRecorder
 from stream.network_source import NetworkSource, redact
@@ -354,6 +354,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         stages = build_stages(config, estimator, focus, backend, stop, file_run=sink is None and not source.live)
         in_window = output_kind(output) == "window" or preview
         prepare_kernels(config, backend, notify, blur_may_change=sink is None and in_window)
+        # the file itself, also where it is paced for a window: a --save-depth video beside it keeps its tags and part
+        video = source.inner if isinstance(source, PacedSource) else source
         if sink is None:  # last: a file is created only once everything else is ready
             sink = make_sink(output, width=source.width, height=source.height,
                              fps=source.fps, audio_from=source.audio_path, side_by_side=config.output.side_by_side,
@@ -361,9 +363,9 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              audio_ends_with_pictures=getattr(source, "audio_ends_with_pictures", False),
                              photo_metadata=picture_metadata(source, input_spec),
                              # creation time, location, title: as the open video read them (not opened again)
-                             tags_from=source.tags if isinstance(source, VideoFileSource) else None,
-                             subtitles_from=source.subtitle_path, chapters=source.chapters,
-                             part_end=getattr(source, "part_end", None),
+                             tags_from=video.tags if isinstance(video, VideoFileSource) else None,
+                             subtitles_from=source.subtitle_path, chapters=video.chapters,
+                             part_end=getattr(video, "part_end", None),
                              controls=LiveControls(focus, config.render, full_height,  # its blur limit
                                                    shown_scale=shown_scale))
     except BaseException:
@@ -373,8 +375,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
             focus.close()
         source.close()
         raise
-    if isinstance(source, VideoFileSource):
-        follow_part(sink, source)
+    if isinstance(video, VideoFileSource):
+        follow_part(sink, video)
     show_progress = config.output.progress if progress is None else progress
     queue_size = config.queues.live_size if source.live else config.queues.size
     pipeline = Pipeline(source, stages, sink, queue_size=queue_size, recorder=recorder,

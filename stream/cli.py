@@ -50,7 +50,7 @@ try:
     from stream.errors import PipelineError, UserError
     from stream.interrupts import STOP_SIGNALS
     from stream.options import GivenOnce, add_model_options, model_overrides
-    from stream.images import is_still_image
+    from stream.animations import is_still_image
     from stream.workers import live_workers
 finally:  # loaded (or failed to): main's own handling takes over
     if _sigint_before_loading is not None:
@@ -167,9 +167,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help=f"frames per network call (default: the config's; {preset.inference.max_batch} in the "
                              f"default preset)")
     parser.add_argument("--async-depth", action=argparse.BooleanOptionalAction, default=None,
-                        help=f"run the network beside the display on the newest frame (live sources and videos shown in a "
-                             f"window; {LIVE_PRESET}'s); a file written to a file, and --no-async-depth, give every "
-                             f"frame its own depth (the default preset's)")
+                        help=f"run the network beside the display on the newest frame (live sources and videos "
+                             f"shown in a window; {LIVE_PRESET}'s); a file written to a file, and --no-async-depth, "
+                             f"give every frame its own depth (the default preset's)")
     parser.add_argument("--save-depth", metavar="FILE",
                         help="also write the refined depth, coloured (bright: near), as a video (a picture for a "
                              "photo); a folder gets NAME_depth.mp4 (.png)")
@@ -377,7 +377,7 @@ def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | No
 
 def _still(spec: str) -> bool:
     """Whether a file input is a photo; standard input's by what came through the pipe."""
-    from stream.sources import input_path
+    from stream.piped_input import input_path
 
     return is_still_image(input_path(spec))
 
@@ -420,12 +420,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _expanded(spec: str) -> list[str]:
     """An input pattern as a shell expands it, for where none did (`run 'clips/*.mp4'`; Windows' cmd and PowerShell
     expand none): the files it matches, sorted. A camera's, a stream's or the synthetic scene's ? is no pattern."""
-    from stream.paths import glob_matches
+    from stream.paths import glob_matches, other_case_matches
 
     if live_input(spec) or spec.startswith("synthetic:"):
         return [spec]
     matches = glob_matches(spec)
     if matches == []:
+        other_case = other_case_matches(spec)
+        if other_case:  # a camera's IMG_0001.JPG under *.jpg
+            raise UserError(f"no file matches {spec}: names differ by case here, and {len(other_case)} would in "
+                            f"another case ({os.path.basename(other_case[0])}, ...); give the pattern in their case")
         raise UserError(f"no file matches {spec}; check the folder and the pattern")
     return [spec] if matches is None else matches
 
@@ -433,7 +437,7 @@ def _expanded(spec: str) -> list[str]:
 def _roll_extra(spec: str) -> tuple[str, str, str] | None:
     """paths.roll_extra for a file input: a sidecar, a system's file or a folder; None for anything else."""
     from stream.paths import roll_extra
-    from stream.sources import STDIN_NAMES
+    from stream.piped_input import STDIN_NAMES
 
     if live_input(spec) or spec.startswith("synthetic:") or spec in STDIN_NAMES:
         return None
@@ -651,7 +655,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                 raise UserError(f"{spec.name} takes {spec.input_size[0]}x{spec.input_size[1]} only; --model-size "
                                 f"chooses the free sides of your own model's input")
             print(f"name:        {spec.name}\ndescription: {spec.description}\nsource:      {spec.source}")
-            print(f"input:       {spec.input_size[0]}x{spec.input_size[1]} {INPUT_NORMS[spec.input_norm]}, {spec.layout}")
+            width, height = spec.input_size
+            print(f"input:       {width}x{height} {INPUT_NORMS[spec.input_norm]}, {spec.layout}")
             print(f"output:      {spec.output_kind} (converted to disparity)")
             if spec.url:
                 what = "archive" if spec.fetcher else "url"

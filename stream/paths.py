@@ -2,6 +2,7 @@
 input pattern that no shell expanded matches."""
 from __future__ import annotations
 
+import fnmatch
 import glob
 import ntpath
 import os
@@ -149,6 +150,17 @@ def glob_matches(pattern: str) -> list[str] | None:
     if not glob.has_magic(pattern) or os.path.lexists(os.path.expanduser(pattern)):
         return None
     return sorted(glob.glob(os.path.expanduser(pattern)))
+
+
+def other_case_matches(pattern: str) -> list[str]:
+    """The files `pattern` would match were case no matter (`*.jpg` and a camera's IMG_0001.JPG), where its folder
+    part is a plain name: for a hint where it matches nothing, as names differing in case are different here."""
+    folder, name = os.path.split(os.path.expanduser(pattern))
+    if glob.has_magic(folder) or not os.path.isdir(folder or "."):
+        return []
+    wanted = name.lower()
+    return sorted(os.path.join(folder, entry) for entry in os.listdir(folder or ".")
+                  if fnmatch.fnmatchcase(entry.lower(), wanted))
 
 
 # What a camera roll or a photo folder holds beside its photos and videos, by the name's end (in lower case): no

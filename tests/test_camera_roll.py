@@ -180,3 +180,31 @@ def test_an_avi_part_s_date_is_the_day_it_was_recorded(tmp_path):
 ])
 def test_a_creation_time_is_shifted_in_its_own_form(written, seconds, later):
     assert shifted_time(written, seconds) == later
+
+
+def test_a_depth_video_beside_a_paced_input_keeps_its_tags_and_part(shared_models, tmp_path, monkeypatch):
+    """A video shown in a window (or fed to a virtual camera) is paced (PacedSource): the depth video written beside
+    it took neither the input's tags nor its part's date, being handed the pacing wrapper, not the file. Paced here
+    for a file output too, so that no screen is needed."""
+    import stream.app as app
+
+    monkeypatch.setattr(app, "plays_in_real_time", lambda output, source: True)
+    source = _iphone_video(tmp_path / "IMG_0101.MOV", seconds=2)
+    depth = tmp_path / "paced_depth.mp4"
+    assert cli.main(["run", str(source), "-o", "null", "--save-depth", str(depth), "--start", "1", "--refine", "off",
+                     "--no-progress"]) == 0
+    kept = _tags(depth)
+    assert kept["creation_time"] == "2025-08-02T09:15:31.000000Z", kept
+    assert kept["com.apple.quicktime.make"] == "Apple"
+
+
+def test_a_pattern_in_another_case_than_the_names_says_so(tmp_path, capsys):
+    """A camera names its photos IMG_0001.JPG; `'roll/*.jpg'` matched nothing, and the line said only to check the
+    folder and the pattern."""
+    roll = tmp_path / "roll"
+    roll.mkdir()
+    for index in (1, 2):
+        _photo(roll / f"IMG_000{index}.JPG")
+    assert cli.main(["run", str(roll / "*.jpg"), "-o", str(tmp_path / "out") + "/"]) == 2
+    _one_error(capsys.readouterr().err, "no file matches", "names differ by case here, and 2 would in another case",
+               "IMG_0001.JPG", "give the pattern in their case")
