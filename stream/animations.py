@@ -296,7 +296,7 @@ class AnimationSource:
         if duration is not None and duration <= 0:
             raise UserError(f"--duration {duration:g} takes nothing; give a length above 0 (seconds or MM:SS)")
         start, length = start or 0.0, sum(self._durations_ms) / 1000.0
-        if start >= length:
+        if _milliseconds(start) >= sum(self._durations_ms):  # as _timeline counts: a part with no picture
             raise UserError(f"--start {format_time(start)} is past the end of {self.path.name} "
                             f"({format_time(length)} long); give an earlier start")
         if not start and duration is None:
@@ -334,17 +334,27 @@ class AnimationSource:
 def _timeline(durations_ms: list[float], start: float, duration: float | None) -> list[tuple[int, float, float]]:
     """(picture, its time, how long it is shown) of the pictures shown from `start` for `duration` seconds (None:
     to the end), times from the part's start: the first the one on screen at `start`, the last cut at the end."""
-    end = None if duration is None else start + duration
+    # In milliseconds, which the durations are whole numbers of: summed in seconds, 0.1 + 0.2 came to just over 0.3,
+    # and --start 0.3 began with a sliver (5.6e-17 s) of the picture that ends there.
+    start_ms = _milliseconds(start)
+    end_ms = None if duration is None else _milliseconds(start + duration)
     part, shown = [], 0.0
     for picture, milliseconds in enumerate(durations_ms):
-        begins, shown = shown, shown + milliseconds / 1000.0
-        if shown <= start:
+        begins, shown = shown, shown + milliseconds
+        if shown <= start_ms:
             continue
-        if end is not None and begins >= end and part:  # the first picture of a part always counts
+        if end_ms is not None and begins >= end_ms and part:  # the first picture of a part always counts
             break
-        since = max(begins, start)
-        part.append((picture, since - start, (shown if end is None else min(shown, end)) - since))
+        since = max(begins, start_ms)
+        part.append((picture, (since - start_ms) / 1000.0,
+                     ((shown if end_ms is None else min(shown, end_ms)) - since) / 1000.0))
     return part
+
+
+def _milliseconds(seconds: float) -> float:
+    """A time given in seconds (--start 0.3) in milliseconds, rounded off its float error (0.3 s: 300, not
+    299.99999999999997), as a picture's duration is counted."""
+    return round(seconds * 1000.0, 6)
 
 
 def animation_source(path: Path) -> AnimationSource | None:

@@ -323,3 +323,30 @@ def test_the_window_shows_a_cut_out_on_white():
     frame.output = picture.copy()
     assert (compose(frame, False, page=True)[alpha == 0] == 255).all()
     assert (compose(frame, False)[alpha == 0] == (255, 0, 0)).all()  # an image output takes the alpha back itself
+
+
+def test_a_start_on_a_picture_s_boundary_takes_no_sliver_of_the_one_before(tmp_path):
+    """Pictures of 100, 200 and 100 ms: --start 0.3 is the third alone. Summed in seconds, 0.1 + 0.2 came to just
+    over 0.3, and the part began with 5.6e-17 s of the second (a flash of it in a GIF, a frame in a video)."""
+    from PIL import Image
+
+    from stream.animations import AnimationSource, _timeline
+    from stream.errors import UserError
+
+    assert [picture for picture, _, _ in _timeline([100, 200, 100], 0.3, None)] == [2]
+    assert _timeline([100, 200, 100], 0.1, 0.2) == [(1, 0.0, 0.2)]
+    pictures = []
+    for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255)):
+        picture = Image.new("RGBA", (32, 24), (0, 0, 0, 0))
+        picture.paste(colour + (255,), (4, 4, 28, 20))
+        pictures.append(picture)
+    path = tmp_path / "a.gif"
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=[100, 200, 100], loop=0, disposal=2)
+    source = AnimationSource(path)
+    source.set_range(0.3, None)
+    frames = list(source.frames())
+    assert source.frame_count == len(frames) == 1
+    assert tuple(frames[0].image[12, 16]) == (255, 0, 0)  # BGR: the blue picture
+    assert frames[0].extra["duration_seconds"] == pytest.approx(0.1)
+    with pytest.raises(UserError, match="past the end"):  # a start at the end by float error: no empty part
+        AnimationSource(path).set_range(0.4000000000000001, None)
