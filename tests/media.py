@@ -310,3 +310,16 @@ def damage(path: Path, picture: int) -> Path:
     data[start:start + length] = np.random.default_rng(0).integers(0, 256, length, np.uint8).tobytes()
     path.write_bytes(bytes(data))
     return path
+
+
+def text_line_packet(lines, number: int, start: float, end: float, text: str):
+    """A text subtitle line (`lines`: a stream opened with the ASS header) as a packet, timed from `start` to `end`
+    seconds in its stream's time base."""
+    from av.subtitles.subtitle import SubtitleSet
+
+    line = SubtitleSet.create(f"{number},0,Default,,0,0,0,,{text}".encode(), 0, round((end - start) * 1000))
+    packet = lines.codec_context.encode_subtitle(line)
+    packet.stream, packet.time_base = lines, lines.time_base
+    packet.pts = packet.dts = round(start / lines.time_base)
+    packet.duration = round((end - start) / lines.time_base)
+    return packet

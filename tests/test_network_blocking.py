@@ -28,41 +28,29 @@ from stream.network_source import NetworkSource
 from stream.pipeline import Pipeline
 from stream.sinks import NullSink
 from stream.synthetic import SyntheticPortrait, SyntheticScene
+from raw_server import RawServer
 from test_network_source import _SlowStage
 
 NEVER_S = 120.0  # a time-out no test waits for: only the stop can end the call in time
 ENDS_S = 15.0  # how long a test waits for what a stop ends at once (FFmpeg polls its interrupt every 0.1 s)
 
 
-class _StallingCamera:
+class _StallingCamera(RawServer):
     """A phone app's MJPEG endpoint on a raw socket. Its first `serving` connections get `pictures` pictures at
     `fps` and are then held open in silence (`stalled` set; `reader_closed` once the reader hangs up), or closed
     with `close_after`; later connections are accepted and never answered (`hanging` set)."""
 
     def __init__(self, pictures: int, fps: float = 20, serving: int = 1, close_after: bool = False) -> None:
+        super().__init__("/video")
         scene = SyntheticPortrait(SyntheticScene(160, 120))
         self.jpegs = [cv2.imencode(".jpg", scene.render(i)[0])[1].tobytes() for i in range(4)]
         self.pictures, self.fps, self.serving, self.close_after = pictures, fps, serving, close_after
-        self.connections = 0
-        self.stalled, self.hanging, self.reader_closed = threading.Event(), threading.Event(), threading.Event()
-        self.held: list[socket.socket] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/video"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:  # closed
-                return
-            self.connections += 1
-            self.held.append(connection)
-            threading.Thread(target=self._serve, args=(connection, self.connections), daemon=True).start()
+        self.stalled, self.hanging = threading.Event(), threading.Event()
+        self.accept_each(self._serve)
 
     def _serve(self, connection: socket.socket, number: int) -> None:
         try:
-            connection.recv(65536)  # the request
+            self.hold(connection)
             if number > self.serving:
                 self.hanging.set()
                 return
@@ -76,15 +64,10 @@ class _StallingCamera:
                 connection.close()
                 return
             self.stalled.set()
-            if connection.recv(1) == b"":  # nothing more comes from the reader: it closed
-                self.reader_closed.set()
         except OSError:
             self.reader_closed.set()
-
-    def close(self) -> None:
-        self.listener.close()
-        for connection in self.held:
-            connection.close()
+            return
+        self.await_hang_up(connection)
 
 
 def _reading(source: NetworkSource) -> tuple[threading.Thread, list[Frame], list[BaseException]]:
@@ -328,35 +311,26 @@ MJPEG_HEADERS = b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; bo
 SIGNAL_AFTER_S, ENDS_WITHIN_S = 1.0, 3.0
 
 
-class _SilentServer:
+class _SilentServer(RawServer):
     """A camera that answers a connection with `greeting` (nothing, the HTTP headers of an MJPEG stream, or those
     and a few pictures) and then says nothing, the connection held open. `answered` is set once it has said it;
     `reader_closed` once the reader hangs up."""
 
     def __init__(self, greeting: bytes) -> None:
+        super().__init__("/video")
         self.greeting = greeting
-        self.answered, self.reader_closed = threading.Event(), threading.Event()
-        self.held: list[socket.socket] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/video"
+        self.answered = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
         try:
-            connection, _ = self.listener.accept()
-            self.held.append(connection)
-            connection.recv(65536)  # the request
+            connection = self.hold(self.listener.accept()[0])
             connection.sendall(self.greeting)
             self.answered.set()
-            if connection.recv(1) == b"":
-                self.reader_closed.set()
         except OSError:
             self.reader_closed.set()
-
-    def close(self) -> None:
-        self.listener.close()
-        for connection in self.held:
-            connection.close()
+            return
+        self.await_hang_up(connection)
 
 
 def _pictures(count: int) -> bytes:
@@ -438,38 +412,26 @@ def test_a_ctrl_c_while_a_source_opens_raises_at_once_and_leaves_nothing_open():
     assert network._cut_threads == set()
 
 
-class _PausingCamera:
+class _PausingCamera(RawServer):
     """A phone app's or IP camera's MJPEG endpoint on a raw socket: `first` pictures at once on connect (a camera's
     last keyframe, or a proxy flushing its buffer), then `pause_s` of silence, then pictures at `fps` until closed.
     `connections` counts the connections; `reader_closed` is set once the reader hangs up."""
 
     def __init__(self, first: int, pause_s: float, fps: float) -> None:
+        super().__init__("/video")
         scene = SyntheticPortrait(SyntheticScene(160, 120))
         self.jpegs = [cv2.imencode(".jpg", scene.render(i)[0])[1].tobytes() for i in range(4)]
         self.first, self.pause_s, self.fps = first, pause_s, fps
-        self.connections, self.reader_closed, self.closing = 0, threading.Event(), threading.Event()
-        self.held: list[socket.socket] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/video"
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.closing = threading.Event()
+        self.accept_each(self._serve)
 
     def _part(self, index: int) -> bytes:
         jpeg = self.jpegs[index % len(self.jpegs)]
         return b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:  # closed
-                return
-            self.connections += 1
-            self.held.append(connection)
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection: socket.socket) -> None:
+    def _serve(self, connection: socket.socket, number: int) -> None:
         try:
-            connection.recv(65536)  # the request
+            self.hold(connection)
             connection.sendall(MJPEG_HEADERS + b"".join(self._part(index) for index in range(self.first)))
             connection.settimeout(self.pause_s)
             try:
@@ -487,9 +449,7 @@ class _PausingCamera:
 
     def close(self) -> None:
         self.closing.set()
-        self.listener.close()
-        for connection in self.held:
-            connection.close()
+        super().close()
 
 
 @pytest.mark.parametrize("first", [1, 3])
@@ -517,17 +477,22 @@ def test_a_camera_that_pauses_after_its_first_pictures_starts_at_the_window_s_en
     assert camera.connections == 1 and told == [], told
 
 
-def test_a_burst_on_connect_is_not_measured_as_the_rate(told):
-    """A camera or proxy that flushes its buffer on connect: five MJPEG pictures at once, then 15 fps. Measured
-    from their arrivals, the burst made the rate 34 fps ("240 fps", the clamp, where the burst was all that came):
-    the writer's frame rate and a virtual camera's. Pictures read without a wait are now left out of the
-    measurement: 15 fps, measured."""
-    camera = _PausingCamera(first=5, pause_s=1 / 15, fps=15)
+def _opened(camera: _PausingCamera) -> NetworkSource:
+    """The source as opened from `camera` (its rate measured), closed, and the camera closed."""
     try:
         source = NetworkSource(camera.url)
         source.close()
     finally:
         camera.close()
+    return source
+
+
+def test_a_burst_on_connect_is_not_measured_as_the_rate(told):
+    """A camera or proxy that flushes its buffer on connect: five MJPEG pictures at once, then 15 fps. Measured
+    from their arrivals, the burst made the rate 34 fps ("240 fps", the clamp, where the burst was all that came):
+    the writer's frame rate and a virtual camera's. Pictures read without a wait are now left out of the
+    measurement: 15 fps, measured."""
+    source = _opened(_PausingCamera(first=5, pause_s=1 / 15, fps=15))
     assert 13 <= source.fps <= 17 and "(measured)" in source.description, source.description
 
 
@@ -551,12 +516,7 @@ def test_a_fast_mjpeg_stream_decoded_no_faster_than_it_comes_is_measured(told, m
     pace. Pictures read without a wait for BURST_MOST_S are no burst: the rate is measured from their arrivals,
     near 60 fps (the decoder's pace, 1 / 18 ms, a little under)."""
     _decoding_slowly(monkeypatch, 1.08 / 60)
-    camera = _PausingCamera(first=1, pause_s=1 / 60, fps=60)
-    try:
-        source = NetworkSource(camera.url)
-        source.close()
-    finally:
-        camera.close()
+    source = _opened(_PausingCamera(first=1, pause_s=1 / 60, fps=60))
     assert "(measured)" in source.description and 45 <= source.fps <= 62, source.description
 
 
@@ -564,12 +524,7 @@ def test_a_burst_on_connect_decoded_slowly_is_still_not_measured_as_the_rate(tol
     """The burst as above, five pictures at once then 15 fps, each taking 20 ms to decode (less than the 67 ms
     interval): the burst's pictures, read without a wait for 0.1 s (under BURST_MOST_S), are still left out."""
     _decoding_slowly(monkeypatch, 0.02)
-    camera = _PausingCamera(first=5, pause_s=1 / 15, fps=15)
-    try:
-        source = NetworkSource(camera.url)
-        source.close()
-    finally:
-        camera.close()
+    source = _opened(_PausingCamera(first=5, pause_s=1 / 15, fps=15))
     assert 13 <= source.fps <= 17 and "(measured)" in source.description, source.description
 
 

@@ -20,6 +20,7 @@ import pytest
 
 import stream.network_source as network
 from media import make_video, make_with_cover_art, probe
+from raw_server import RawServer
 from stream.errors import UserError
 from stream.frame import Frame
 from stream.network_source import NetworkSource, ffmpeg_options, is_network_spec, redact
@@ -890,22 +891,18 @@ def _ts_packets(data: bytes) -> list[bytes]:
     return [data[offset:offset + 188] for offset in range(0, len(data), 188)]
 
 
-class _BurstingTs:
+class _BurstingTs(RawServer):
     """MPEG-TS over HTTP on a raw socket, as a relay or an encoder with a buffer sends it: `burst` pictures at once
     on connect, then one every 1/`fps` s, held open at the end until closed."""
 
     def __init__(self, pieces: list[bytes], burst: int, fps: float) -> None:
+        super().__init__("/live.ts")
         self.pieces, self.burst, self.fps, self.closing = pieces, burst, fps, threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/live.ts"
-        self.held: list[socket.socket] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
         try:
-            connection, _ = self.listener.accept()
-            self.held.append(connection)
-            connection.recv(65536)  # the request
+            connection = self.hold(self.listener.accept()[0])
             connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n"
                                + b"".join(self.pieces[:self.burst]))
             for piece in self.pieces[self.burst:]:
@@ -918,9 +915,7 @@ class _BurstingTs:
 
     def close(self) -> None:
         self.closing.set()
-        self.listener.close()
-        for connection in self.held:
-            connection.close()
+        super().close()
 
 
 def test_a_timed_stream_that_bursts_on_connect_is_measured_over_its_first_pictures(told):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from media import text_line_packet
 
 from tests.test_video_streams_kept import ASS_HEADER, _read, _run, _subtitled
 
@@ -34,7 +35,6 @@ def _mp4_as_ffmpeg_makes_it(path: Path, cues: list[tuple[float, float, str]]) ->
 
     import av
     import numpy as np
-    from av.subtitles.subtitle import SubtitleSet
 
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=30)
@@ -46,12 +46,7 @@ def _mp4_as_ffmpeg_makes_it(path: Path, cues: list[tuple[float, float, str]]) ->
         container.start_encoding()
         packets = []
         for i, (start, end, text) in enumerate(cues):
-            line = SubtitleSet.create(f"{i},0,Default,,0,0,0,,{text}".encode(), 0, round((end - start) * 1000))
-            packet = lines.codec_context.encode_subtitle(line)
-            packet.stream, packet.time_base = lines, lines.time_base
-            packet.pts = packet.dts = round(start / lines.time_base)
-            packet.duration = round((end - start) / lines.time_base)
-            packets.append(packet)
+            packets.append(text_line_packet(lines, i, start, end, text))
         for i in range(90):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * i % 200, np.uint8), format="bgr24")
             frame.pts, frame.time_base = i * 512, video.time_base

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media import text_line_packet
 
 from stream.sinks import make_sink
 from stream.sources import open_source
@@ -42,7 +43,6 @@ def _subtitled(path: Path, codec: str = "subrip", video_start: float = 1.0, fram
     encoded by FFmpeg, or for a bitmap codec raw packets) and CHAPTERS."""
     import av
     from av.stream import Disposition
-    from av.subtitles.subtitle import SubtitleSet
 
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps)
@@ -57,12 +57,12 @@ def _subtitled(path: Path, codec: str = "subrip", video_start: float = 1.0, fram
         container.start_encoding()
         packets = []
         for i, (start, end, text) in enumerate(cues):
-            if bitmap:  # a PGS display set: a composition with no object, then its end
-                packet = av.Packet(bytes([0x16, 0, 11]) + bytes([0, 64, 0, 48, 0x10, 0, i, 0x80, 0, 0, 0])
-                                   + bytes([0x80, 0, 0]))
-            else:
-                line = SubtitleSet.create(f"{i},0,Default,,0,0,0,,{text}".encode(), 0, round((end - start) * 1000))
-                packet = lines.codec_context.encode_subtitle(line)
+            if not bitmap:
+                packets.append(text_line_packet(lines, i, start, end, text))
+                continue
+            # a PGS display set: a composition with no object, then its end
+            packet = av.Packet(bytes([0x16, 0, 11]) + bytes([0, 64, 0, 48, 0x10, 0, i, 0x80, 0, 0, 0])
+                               + bytes([0x80, 0, 0]))
             packet.stream, packet.time_base = lines, lines.time_base
             packet.pts = packet.dts = round(start / lines.time_base)
             packet.duration = round((end - start) / lines.time_base)
