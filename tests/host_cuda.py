@@ -130,3 +130,28 @@ def compile_for_host(source: str, kernels: tuple[str, ...], folder: Path, extra:
         proto(entries[name])(grid[0], grid[1], block[0], block[1], *values)
 
     return lib, launch
+
+
+def dof_on_host(launch: Launch) -> Callable[..., np.ndarray]:
+    """The depth-of-field render through kernels/depth_of_field.cu's kernels as `launch` runs them on the host, by
+    the GPU's own launch code (dof_cuda.run_passes): `render(img, disp, focus, max_blur, boost=0, scale=None)`."""
+    def render(img: np.ndarray, disp: np.ndarray, focus: float, max_blur: float, boost: float = 0.0,
+               scale: int | None = None) -> np.ndarray:
+        from kernels.dof import plan
+        from kernels.dof_cuda import DofBuffers, run_passes
+
+        p = plan(disp.shape, focus, max_blur, boost, scale)
+        out = np.empty_like(img)
+        run_passes(np.ascontiguousarray(img), np.ascontiguousarray(disp, np.float32), p,
+                   DofBuffers(np, disp.shape, p.low_shape), out, launch)
+        return out
+
+    return render
+
+
+def compile_dof_for_host(folder: Path) -> Callable[..., np.ndarray]:
+    """kernels/depth_of_field.cu built for the host in `folder`, as dof_on_host's render."""
+    from kernels.cuda_module import read_source
+    from kernels.dof_cuda import KERNELS, SOURCE
+
+    return dof_on_host(compile_for_host(read_source(SOURCE), KERNELS, folder)[1])

@@ -358,23 +358,13 @@ def test_a_gpu_depth_output_is_copied_and_held_until_the_copy_ran(monkeypatch):
 
 # --- the GPU's floating point, on the host ------------------------------------------------------------------
 
-def _render_on_host(launch, img: np.ndarray, disp: np.ndarray, focus: float, blur: float, scale: int) -> np.ndarray:
-    from kernels.dof import plan
-    from kernels.dof_cuda import DofBuffers, run_passes
-
-    p = plan(disp.shape, focus, blur, 2.0, scale)
-    out = np.empty_like(img)
-    run_passes(img, disp, p, DofBuffers(np, disp.shape, p.low_shape), out, launch)
-    return out
-
-
 def test_the_depth_of_field_picture_does_not_depend_on_fma_contraction(tmp_path):
     """nvcc fuses a * b + c into one FMA; the host build of the tests does not. At s = 3 or 5 (1 / s inexact)
     the composite's block coordinate (y + 0.5) * (1 / s) - 0.5 came out 1.5e-8 instead of 0 when fused, a
     neighbouring block got that weight, and a near pixel took the neighbour's background instead of its own
     colour: up to 38 levels off the CPU path, on a GPU only. Both builds must render the same picture."""
     import cv2
-    from host_cuda import GPU_LIKE_FLAGS, compile_for_host
+    from host_cuda import GPU_LIKE_FLAGS, compile_for_host, dof_on_host
 
     from kernels.cuda_module import read_source
     from kernels.dof_cuda import KERNELS, SOURCE
@@ -392,8 +382,8 @@ def test_the_depth_of_field_picture_does_not_depend_on_fma_contraction(tmp_path)
         img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         for scale in (2, 3, 5, 7):
             for focus in (0.05, 0.5):
-                a = _render_on_host(plain, img, disp, focus, 3.6 * scale, scale)
-                b = _render_on_host(fused, img, disp, focus, 3.6 * scale, scale)
+                a = dof_on_host(plain)(img, disp, focus, 3.6 * scale, 2.0, scale)
+                b = dof_on_host(fused)(img, disp, focus, 3.6 * scale, 2.0, scale)
                 worst = max(worst, int(np.abs(a.astype(np.int16) - b).max()))
     assert worst <= 1
 

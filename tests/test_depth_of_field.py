@@ -801,23 +801,9 @@ def test_cupy_in_cupy_out_and_focus_kept(rng):
 @pytest.fixture(scope="module")
 def host_cuda(tmp_path_factory):
     """kernels/depth_of_field.cu on the host, through the very launch code of the GPU (`run_passes`)."""
-    from host_cuda import compile_for_host
-    from kernels.cuda_module import read_source
-    from kernels.dof_cuda import KERNELS, SOURCE
+    from host_cuda import compile_dof_for_host
 
-    _, launch = compile_for_host(read_source(SOURCE), KERNELS, tmp_path_factory.mktemp("dof_host"))
-
-    def render(img, disp, focus, max_blur, boost, scale):
-        from kernels.dof import plan
-        from kernels.dof_cuda import DofBuffers, run_passes
-
-        p = plan(disp.shape, focus, max_blur, boost, scale)
-        out = np.empty_like(img)
-        run_passes(np.ascontiguousarray(img), np.ascontiguousarray(disp, np.float32), p,
-                   DofBuffers(np, disp.shape, p.low_shape), out, launch)
-        return out
-
-    return render
+    return compile_dof_for_host(tmp_path_factory.mktemp("dof_host"))
 
 
 @pytest.mark.parametrize("max_blur, boost, scale", [(16.0, 0.0, None), (16.0, 3.0, 2), (36.0, 4.0, None),

@@ -28,21 +28,10 @@ def disparity_for(coc: float) -> float:
 @pytest.fixture(scope="module")
 def host_cuda(tmp_path_factory):
     """kernels/depth_of_field.cu on the host, through the GPU's launch code (as in test_depth_of_field)."""
-    from host_cuda import compile_for_host
+    from host_cuda import compile_dof_for_host
 
-    from kernels.cuda_module import read_source
-    from kernels.dof_cuda import KERNELS, SOURCE, DofBuffers, run_passes
-
-    _, launch = compile_for_host(read_source(SOURCE), KERNELS, tmp_path_factory.mktemp("dof_seam"))
-
-    def run(img, disp, focus):
-        p = plan(disp.shape, focus, MAX_BLUR, 0.0)
-        out = np.empty_like(img)
-        run_passes(np.ascontiguousarray(img), np.ascontiguousarray(disp, np.float32), p,
-                   DofBuffers(np, disp.shape, p.low_shape), out, launch)
-        return out
-
-    return run
+    render = compile_dof_for_host(tmp_path_factory.mktemp("dof_seam"))
+    return lambda img, disp, focus: render(img, disp, focus, MAX_BLUR)
 
 
 def render(request, path: str, img: np.ndarray, disp: np.ndarray, focus: float = FOCUS) -> np.ndarray:

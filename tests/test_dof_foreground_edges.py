@@ -56,21 +56,9 @@ def render(path: str, img: np.ndarray, disp: np.ndarray, request: pytest.Fixture
 @pytest.fixture(scope="module")
 def host_cuda(tmp_path_factory):
     """kernels/depth_of_field.cu on the host, through the GPU's launch code (as in test_depth_of_field)."""
-    from host_cuda import compile_for_host
-    from kernels.cuda_module import read_source
-    from kernels.dof import plan
-    from kernels.dof_cuda import KERNELS, SOURCE, DofBuffers, run_passes
+    from host_cuda import compile_dof_for_host
 
-    _, launch = compile_for_host(read_source(SOURCE), KERNELS, tmp_path_factory.mktemp("dof_edges"))
-
-    def run(img, disp, focus, max_blur, boost, scale):
-        p = plan(disp.shape, focus, max_blur, boost, scale)
-        out = np.empty_like(img)
-        run_passes(np.ascontiguousarray(img), np.ascontiguousarray(disp, np.float32), p,
-                   DofBuffers(np, disp.shape, p.low_shape), out, launch)
-        return out
-
-    return run
+    return compile_dof_for_host(tmp_path_factory.mktemp("dof_edges"))
 
 
 @pytest.mark.parametrize("top", [16, 18, 20])
