@@ -99,10 +99,10 @@ class VideoSink(Sink):
         self.audio_ends_with_pictures = audio_ends_with_pictures
 
     def write(self, frame: Frame) -> None:
-        from stream.sources import VIDEO_TIME  # not at the top: the sinks load without the video sources
-
         picture = self.picture(frame)
         if not self.writer.begun:  # the part's end is on the video's clock, which joined clips' times do not set back
+            from stream.sources import VIDEO_TIME  # not at the top: the sinks load without the video sources
+
             self.writer.begin(frame.pts_seconds, frame.extra.get(VIDEO_TIME))
         # no duration (a camera's frame, a decoder that gave none): one frame period
         self.writer.write(picture, frame.pts_seconds, frame.extra.get("duration_seconds"))
