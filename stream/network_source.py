@@ -12,7 +12,12 @@ PQ) and BT.2020 tone-mapped to SDR BT.709; non-square pixels (576i's 16:15, 64:4
 rotation and mirror (an H.264 display orientation SEI, as a phone app's stream may carry) applied. All but the
 deinterlacing are decided from the first picture, as a file's are. Deinterlacing, which needs every picture in
 order, runs on the capture thread; the rest (a 1080p HDR picture's tone mapping is most of the CPU a stream costs)
-only for the frames the live queue keeps, when a stage first reads the picture (PendingFrame).
+only for the frames the live queue keeps, when a stage first reads the picture (PendingFrame). An MJPEG stream's
+pictures, each a JPEG of its own, are not even decoded on the capture thread past each connection's first: only
+their headers are read there (a damaged one skipped, as a picture that fails to decode is), and a kept frame's
+JPEG is decoded by the stage that first reads it (_Undecoded), so a decoder slower than the stream (1080p MJPEG at
+60 fps on a slow laptop) holds back no arrivals. That is where the first picture is progressive, and the stream is
+then never deinterlaced; an interlaced one's pictures are all decoded there, in order, for bwdif.
 
 An HLS master playlist's variants are all opened by FFmpeg, which would then read the first listed and download
 every variant's segments: the largest up to 1080p (VARIANT_MOST_P) is read instead, and only its segments fetched.
@@ -74,11 +79,15 @@ ASSUMED_RATE = 30.0  # a rate neither stated nor measured (the stream paused, or
 # its buffer at once on connect): its arrival tells nothing of the camera's rate.
 WAITED_NS = 2_000_000
 # Pictures read without a wait for this long from the first are no buffer's burst (a sender's buffer holds a few
-# pictures, decoded in milliseconds): the decoder, barely keeping up or not at all (1080p MJPEG at 60 fps on a slow
+# pictures, decoded in milliseconds): the decoder, barely keeping up or not at all (4K H.264 at 60 fps on a slow
 # CPU), set their pace, which is the rate the pictures come at.
 BURST_MOST_S = 0.5
 # Formats with no clock of their own: FFmpeg numbers their pictures at a made-up 25 fps, so arrival times count.
 UNTIMED_FORMATS = ("mpjpeg", "mjpeg", "jpeg_pipe", "h264", "hevc")
+# Codecs whose every packet is a whole picture that decodes alone, which a stage decodes only for the frames it keeps
+# (_Undecoded): what a phone app's or a camera's MJPEG (over HTTP, or RTSP's JPEG) carries. H.264 and HEVC refer to
+# the pictures before: every one is decoded in order, on the capture thread.
+DEFERRED_CODECS = ("mjpeg",)
 JUMP_S = 1.0  # a stream clock this far behind the arrivals (a restart, a loop, drift) is laid on them afresh
 SECRET = re.compile(r"([?&;][^=&#]*(?:pass|pwd|token|key|secret|auth|sig)[^=&#]*=)[^&#]*", re.IGNORECASE)
 FIX = "check the address, that the camera's or app's streaming is on, and the user name and password"
@@ -239,14 +248,12 @@ class _Clock:
         return self._offset + stamp
 
 
-def _steady_from(waited: list[bool] | None, arrivals: Sequence[int] = ()) -> int:
-    """The first picture whose arrival tells the stream's rate (`waited`: whether each picture's read waited for
-    it; None where the stream's own clock times them, which a burst does not change; `arrivals`: their arrival
-    times, ns). Not the first: it came with the connection (a camera sends its last keyframe at once, then pauses
-    until its next). Nor those after it read without a wait: they had been sent before, and arrived as fast as they
-    decoded (measured as 240 fps); unless they went on for BURST_MOST_S, when the decoder set the pace."""
-    if waited is None:
-        return 0
+def _steady_from(waited: list[bool], arrivals: Sequence[int] = ()) -> int:
+    """The first picture whose arrival tells the rate of a stream without a clock of its own (`waited`: whether
+    each picture's read waited for it; `arrivals`: their arrival times, ns). Not the first: it came with the
+    connection (a camera sends its last keyframe at once, then pauses until its next). Nor those after it read
+    without a wait: they had been sent before, and arrived as fast as they decoded (measured as 240 fps); unless
+    they went on for BURST_MOST_S, when the decoder set the pace."""
     start = 1
     while start < len(waited) and not waited[start]:
         start += 1
@@ -284,8 +291,9 @@ def deinterlaced(found: Iterator[tuple[Any, int]], deinterlacer: Deinterlacer | 
 
 
 class PendingFrame(Frame):
-    """A frame whose BGR picture is made from its decoded picture when first read (by a stage, on the stage's
-    thread), not on the capture thread: the live queue drops the frames the stages are too slow for, unconverted.
+    """A frame whose BGR picture is made from its decoded picture (an MJPEG stream's: its JPEG, decoded then) when
+    first read (by a stage, on the stage's thread), not on the capture thread: the live queue drops the frames the
+    stages are too slow for, unconverted.
     Its size is known before (every picture is given at the stream's). A live run's first stage reads it first, on
     its own thread (pipeline._run_stage); the lock keeps a second reader from converting it again."""
 
@@ -318,6 +326,30 @@ class PendingFrame(Frame):
         return self._size[1] if self._picture is not None else int(self._image.shape[0])
 
 
+class _Undecoded:
+    """A picture as its packet came (DEFERRED_CODECS), for a stage to decode: its stream time, as a decoded
+    picture's (`time`), is the packet's."""
+
+    def __init__(self, packet: Any) -> None:
+        self.packet = packet
+        self.time = None if packet.pts is None or packet.time_base is None else float(packet.pts * packet.time_base)
+
+
+def _decoder_like(stream: Any, headers_only: bool = False) -> Any:
+    """A decoder of its own for `stream`'s codec (a PyAV codec context is for one thread at a time): as the
+    stream's, slice threads only, so that each packet's picture comes out of its own decode; `headers_only`: one
+    that reads a picture's headers (its size, whether it is a picture at all) and decodes nothing."""
+    import av
+
+    decoder = av.CodecContext.create(stream.codec_context.name, "r")
+    if stream.codec_context.extradata:  # a container's own Huffman tables (an AVI's MJPEG)
+        decoder.extradata = stream.codec_context.extradata
+    decoder.thread_type = "SLICE"
+    if headers_only:
+        decoder.skip_frame = "ALL"
+    return decoder
+
+
 class NetworkSource(Source):
     """A network stream through PyAV. `rtsp://...#udp` takes RTSP over UDP (a fragment never reaches the camera)."""
 
@@ -338,6 +370,11 @@ class NetworkSource(Source):
         self._clock = _Clock()
         self._sizes_told: set[tuple[int, int]] = set()
         self._damage_told = False
+        # Whether the pictures past each connection's first go to the stages undecoded (DEFERRED_CODECS), decided
+        # by the first: an interlaced one is deinterlaced, which needs every picture decoded in order.
+        self._defer: bool | None = None
+        self._decoders = threading.local()  # each stage thread's own decoder of _Undecoded pictures
+        self._good: _Undecoded | None = None  # the newest picture that decoded: a damaged one's stand-in
         self.delivered = 0  # pictures given to the pipeline
         # The first pictures, read on the opening thread (_first_pictures) and taken when measured or at the end of
         # RATE_WINDOW_S (_opened_away); the picture a read then in progress brings is _late's, for frames().
@@ -549,10 +586,12 @@ class NetworkSource(Source):
     def _decoded(self) -> Iterator[tuple[Any, int]]:
         """(picture, capture time) as they decode, until the stream ends: cleanly, or dropped (`dropped` then
         says why: a reset, a stall past its read time-out). A packet the decoder refuses (lost on the way, or before
-        the first keyframe of a stream joined part-way) is skipped."""
+        the first keyframe of a stream joined part-way) is skipped. Past the first picture of a stream that defers
+        (DEFERRED_CODECS), each packet whose headers read is given undecoded (_Undecoded)."""
         import av
 
         pictures, deadline = 0, time.monotonic() + FIRST_PICTURE_S
+        headers = _decoder_like(self.stream, headers_only=True) if self._defers() is not False else None
         try:
             for packet in self._demuxed():
                 if self._interrupted.is_set():
@@ -562,14 +601,21 @@ class NetworkSource(Source):
                     return
                 arrival = now_ns()  # before decoding, as a camera's frame counts from its delivery
                 try:
-                    decoded = self.stream.decode(packet)
+                    if pictures and packet.size and headers is not None and self._defers():
+                        # the headers alone: a JPEG cut short or garbled fails here as its decode would
+                        headers.decode(packet)
+                        decoded = [_Undecoded(packet)]
+                    else:
+                        decoded = self.stream.decode(packet)
                 except av.error.FFmpegError:
-                    if pictures and not self._damage_told:
-                        self._damage_told = True
-                        notify(f"network stream {self.shown} lost data on the way; the damaged pictures are skipped")
+                    self._tell_damage(pictures)
                     continue
                 for picture in decoded:
                     pictures += 1
+                    if self._defer is None:
+                        self._defer = self._defers() is not False and not picture.interlaced_frame
+                    if pictures == 1 and headers is not None:
+                        self._good = _Undecoded(packet)
                     yield picture, self._clock.capture_ns(picture.time if self.timed else None, arrival)
         except av.error.FFmpegError as exc:
             self.dropped = _drop_reason(exc, self.read_timeout_s)
@@ -578,6 +624,38 @@ class NetworkSource(Source):
             return
         if self.parts.scheme.lower().startswith("rtsp"):  # a camera never ends its stream: it restarted, or lost us
             self.dropped = "the camera closed the connection"
+
+    def _defers(self) -> bool | None:
+        """Whether this connection's pictures past its first are given undecoded: its codec is one to defer, and
+        the stream's first picture (None before it) was progressive."""
+        if self.stream.codec_context.name not in DEFERRED_CODECS:
+            return False
+        return self._defer
+
+    def _tell_damage(self, pictures: int) -> None:
+        """Said once a run, for a damaged picture after the first (before it: a stream joined part-way)."""
+        if pictures and not self._damage_told:
+            self._damage_told = True
+            notify(f"network stream {self.shown} lost data on the way; the damaged pictures are skipped")
+
+    def _decoded_image(self, undecoded: _Undecoded) -> np.ndarray:
+        """An undecoded picture's BGR (on the stage's thread, by its own decoder), as _image makes it. One that
+        does not decode, though its headers read, is the newest picture that did: a frame already given."""
+        import av
+
+        decoder = getattr(self._decoders, "decoder", None)
+        if decoder is None:
+            decoder = self._decoders.decoder = _decoder_like(self.stream)
+        for attempt in (undecoded, self._good):
+            try:
+                pictures = decoder.decode(attempt.packet) if attempt is not None else []
+            except av.error.FFmpegError:
+                pictures = []
+            if pictures:
+                self._good = attempt
+                return self._image(pictures[-1])
+            self._tell_damage(1)
+        return np.zeros((self.height, self.width, 3), np.uint8)  # nothing decoded yet: no picture to repeat
 
     def frames(self) -> Iterator[Frame]:
         # the opening thread's read still in progress past the measuring window: its picture comes first, and a stop
@@ -597,7 +675,8 @@ class NetworkSource(Source):
                 _uncut(reader)
 
     def _frames(self) -> Iterator[Frame]:
-        deinterlacer = Deinterlacer(None) if self.deinterlace else None  # each picture's own time base
+        # each picture's own time base; none for a stream that defers, whose first picture was progressive
+        deinterlacer = Deinterlacer(None) if self.deinterlace and not self._defer else None
         for picture, capture_ns in deinterlaced(self._pictures(), deinterlacer):
             if self._interrupted.is_set():  # what the filter held when a stop came: not given
                 return
@@ -606,7 +685,8 @@ class NetworkSource(Source):
                 notify(f"network stream {self.shown} turns interlaced at frame {self.delivered + 1}: its interlaced "
                        f"pictures are {DEINTERLACED}")
             # the capture time as the presentation time, as a camera's: a recording plays at the pace filmed
-            yield PendingFrame(self.delivered, capture_ns, picture, self._image, (self.width, self.height))
+            convert = self._decoded_image if isinstance(picture, _Undecoded) else self._image
+            yield PendingFrame(self.delivered, capture_ns, picture, convert, (self.width, self.height))
             self.delivered += 1
         if self.delivered and not self._interrupted.is_set():
             notify(f"network stream {self.shown} ended (its sender closed it) after {self.delivered} frames")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import cv2
@@ -851,7 +852,12 @@ def test_a_rate_out_of_range_or_from_a_burst_is_not_measured():
     assert network._rate_from([0.0, 0.1, 0.2]) == 10
     assert network._steady_from([False, False, False, True, True]) == 3  # a burst of three, then waits
     assert network._steady_from([False, True, True]) == 1  # the first picture's gap is left out
-    assert network._steady_from(None) == 0  # the stream's own clock: every picture counts
+    source = NetworkSource.__new__(NetworkSource)  # where the stream's own clock times the pictures, every one counts
+    source.timed, source._waited = True, [False, False, False, True, True]
+    head = [(types.SimpleNamespace(time=index / 10), index * 1_000_000) for index in range(5)]
+    assert source._steady_start(head) == 0
+    source.timed = False  # the same arrivals without a clock: the burst is left out
+    assert source._steady_start(head) == 3
 
 
 # -- the start-up rate of a stream that states none ----------------------------------------------------------------
