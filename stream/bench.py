@@ -19,6 +19,7 @@ import os
 import platform
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -87,8 +88,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT.json",
                         help="write the full report here; - for standard output (the tables then go to stderr)")
     parser.add_argument("--plot", metavar="OUT.png", help="latency timeline and per-stage histograms (matplotlib)")
-    parser.add_argument("--from", dest="from_report", metavar="REPORT.json",
-                        help="run nothing: print the tables of a report --json wrote before, and --plot it")
+    parser.add_argument("--from", dest="from_report", nargs="+", action="extend", metavar="REPORT.json",
+                        help="run nothing: print the tables of reports --json wrote before, and --plot them (several: "
+                             "one after another, and in one plot, to compare them)")
 
 
 def machine_info() -> dict:
@@ -209,16 +211,23 @@ def measurement_overhead_ns(stamps_per_frame: int, repeats: int = 20000) -> floa
 
 
 def _input_spec(input_spec: str | None, frames: int, live: bool) -> str:
-    """The input of one run: the synthetic scene by default, paced like a camera for the live run."""
+    """The input of one run: the synthetic scene by default, paced like a camera for the live run. A synthetic
+    scene given without its length is made `frames` long, as the default one is: its own 300 ended a run of
+    --frames 300 (and its 10 warm-up frames) at 290 measured, and a live run early once frames were dropped."""
     if input_spec is None:
         return f"synthetic:portrait?size=640x480&fps=30&frames={frames}&realtime={int(live)}"
-    if live and input_spec.startswith("synthetic:"):
-        separator = "&" if "?" in input_spec else "?"
-        # a live run lasts until --frames frames reached the sink: the scene's own 300 would end it early
-        # once frames are dropped, unless the spec sets its length
-        endless = "" if "frames=" in input_spec else f"&frames={frames}"
-        return f"{input_spec}{separator}realtime=1{endless}"
-    return input_spec
+    if not input_spec.startswith("synthetic:"):
+        return input_spec
+    added = (["realtime=1"] if live else []) + ([] if synthetic_length_given(input_spec) else [f"frames={frames}"])
+    if not added:
+        return input_spec
+    return input_spec + ("&" if "?" in input_spec else "?") + "&".join(added)
+
+
+def synthetic_length_given(input_spec: str) -> bool:
+    """Whether a synthetic spec sets its own length (frames=)."""
+    query = urllib.parse.urlsplit(input_spec.split(":", 1)[1]).query
+    return any(key == "frames" for key, _ in urllib.parse.parse_qsl(query, keep_blank_values=True))
 
 
 def paced_by_bench(input_spec: str) -> bool:
@@ -683,42 +692,71 @@ def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | Non
         raise UserError(f"--frames {args.frames}: give at least 2 (a rate needs two frames)")
     if args.warmup < 0:
         raise UserError(f"--warmup {args.warmup}: give 0 or more")
-    if args.input is None and args.frames + args.warmup > SYNTHETIC_MAX_FRAMES:
+    if _made_by_bench(args.input) and args.frames + args.warmup > SYNTHETIC_MAX_FRAMES:
         # found here, not after the model loaded as an error about a synthetic spec the user never wrote
         raise UserError(f"--frames {args.frames} with --warmup {args.warmup}: the synthetic input makes at most "
                         f"{SYNTHETIC_MAX_FRAMES:,} frames in all; give fewer (a long benchmark: a video file, or "
                         f"a camera, which runs until --frames frames were measured)")
     check_report_paths(args.json, args.plot, args.input)
     configs = load_bench_configs(args)
-    check_input(args.input, args.warmup, configs)
+    # a synthetic scene is checked at the length it will be made
+    given = None if args.input is None else _input_spec(args.input, args.frames + args.warmup, live=False)
+    check_input(given, args.warmup, configs)
     check_runnable(configs)
     return modes, configs
 
 
-def print_report(from_report: str, plot: str | None, given: list[str]) -> int:
-    """`bench --from REPORT.json`: a report written before (also by an older version), its tables printed and
-    plotted again without a run; a file that is not one is refused in one line."""
+def _made_by_bench(input_spec: str | None) -> bool:
+    """Whether the benchmark sets the input's length: the default synthetic scene, or one given without frames=."""
+    return input_spec is None or (input_spec.startswith("synthetic:") and not synthetic_length_given(input_spec))
+
+
+def print_report(from_reports: list[str], plot: str | None, given: list[str]) -> int:
+    """`bench --from REPORT.json ...`: reports written before (also by an older version), their tables printed and
+    plotted again without a run, several in one plot to compare them (a second --from replaced the first, and only
+    one was shown); a file that is not a report is refused in one line."""
     from stream.bench_plot import load_report, plot_report
 
     if given:
         raise UserError(f"--from prints a report written before and runs nothing; leave out {', '.join(given)} "
                         f"(or leave out --from to run a benchmark)")
-    document = load_report(from_report, SCHEMA_VERSION)
+    documents = [load_report(name, SCHEMA_VERSION) for name in from_reports]
     if plot is not None:
-        check_report_paths(None, plot, from_report)
+        for name in from_reports:
+            check_report_paths(None, plot, name)
+    tables = Tables(sys.stdout)
+    for name, document in zip(from_reports, documents):
+        if len(documents) > 1:
+            tables.say(f"# {name}\n")
+        _print_document(document, tables)
+    tables.say(TABLE_NOTE)
+    if plot is not None:
+        together = documents[0] if len(documents) == 1 else reports_together(from_reports, documents)
+        _write_report("--plot", plot, lambda path: plot_report(together, path))
+    return 0
+
+
+def _print_document(document: dict, tables: Tables) -> None:
+    """One report's caveats, machine, input and tables, as the run that wrote it printed them."""
     machine = document["machine"]
     for warning in report_warnings(document):  # a saved report reprints its caveats
         print(warning, file=sys.stderr)
-    tables = Tables(sys.stdout)
     if isinstance(document.get("versions"), dict):
         tables.say(machine_line({"cores_usable": None, "os": "", "python": "", **machine}, document["versions"]))
     tables.say(input_line(document) + "\n")
     for report in document["reports"]:
         tables.say(format_table(report, machine) + "\n")
-    tables.say(TABLE_NOTE)
-    if plot is not None:
-        _write_report("--plot", plot, lambda path: plot_report(document, path))
-    return 0
+
+
+def reports_together(names: list[str], documents: list[dict]) -> dict:
+    """Several reports as one to plot: each configuration named after its file (`old.json: default`), so the
+    same configuration measured twice gets two line styles, and the title holds a line for each report."""
+    from stream.bench_plot import plot_title
+
+    reports = [{**report, "config": f"{name}: {report['config']}"}
+               for name, document in zip(names, documents) for report in document["reports"]]
+    title = "\n".join(f"{name}: {plot_title(document)}" for name, document in zip(names, documents))
+    return {**documents[0], "reports": reports, "title": title}
 
 
 REPORT_OPTIONS = {"from_report", "plot"}  # what `bench --from` takes: every other bench option is a run's

@@ -97,13 +97,20 @@ def plot_report(document: dict, path: Path) -> None:
     _legend(axes[0], len(runs))
     for axis, stage in zip(axes[1:], stages):
         _stage_histogram(axis, stage, runs)
-    machine = document["machine"]
-    figure.suptitle(f"depthcam bench of {document.get('input') or 'an unknown input'}, "
-                    f"{str(document.get('created') or 'undated').replace('T', ' ')}, on {machine['cpu']} "
-                    f"({machine['cores']} cores{', ' + machine['gpu'] if machine['gpu'] else ''})", fontsize=9)
+    # several reports plotted together (`bench --from A.json B.json`) bring a title naming each
+    figure.suptitle(document.get("title") or f"depthcam bench of {plot_title(document)}", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the format by name: the partial file's own suffix is .part
     replace_atomically(path, lambda partial: figure.savefig(partial, dpi=110, format=path.suffix[1:].lower()))
+
+
+def plot_title(document: dict) -> str:
+    """What a plot's title says of the report: its input, when it was measured, and on what."""
+    machine = document["machine"]
+    gpu = f", {machine['gpu']}" if machine.get("gpu") else ""
+    return (f"{document.get('input') or 'an unknown input'}, "
+            f"{str(document.get('created') or 'undated').replace('T', ' ')}, on {machine['cpu']} "
+            f"({machine['cores']} cores{gpu})")
 
 
 LEGEND_ROWS = 12  # a legend's entries a column; more runs take more columns

@@ -526,7 +526,7 @@ def test_a_live_run_of_a_given_synthetic_scene_lasts_until_its_frames_reach_the_
     spec = bench._input_spec("synthetic:portrait?size=1280x720", bench.LIVE_SYNTHETIC_FRAMES, live=True)
     assert spec == f"synthetic:portrait?size=1280x720&realtime=1&frames={bench.LIVE_SYNTHETIC_FRAMES}"
     assert bench._input_spec("synthetic:portrait?frames=50", 10, live=True) == "synthetic:portrait?frames=50&realtime=1"
-    assert bench._input_spec("synthetic:portrait", 10, live=False) == "synthetic:portrait"
+    assert bench._input_spec("synthetic:portrait?frames=50", 10, live=False) == "synthetic:portrait?frames=50"
 
 
 def test_a_report_that_cannot_be_written_keeps_the_earlier_one_and_says_so(monkeypatch, tmp_path, capsys):
