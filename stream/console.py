@@ -47,6 +47,22 @@ def notify(message: str) -> None:
     tqdm.write(f"depthcam: {message}", file=sys.stderr)
 
 
+# What each stage does, for the lines that tell a large photo's run stage by stage ({size}: its WxH)
+STAGE_DOING = {"depth": "estimating the depth", "refine": "refining the depth at {size}",
+               "render": "rendering the depth of field at {size}"}
+
+
+def stage_line(stage: str, width: int, height: int) -> str:
+    """'refining the depth at 8064x6048 ...': a stage of a large photo's run as it starts."""
+    doing = STAGE_DOING.get(stage, f"running the {stage} stage")
+    return f"{doing.format(size=f'{width}x{height}')} ..."
+
+
+def writing_line(names: list[str]) -> str | None:
+    """'writing out.png and out_depth.png ...' as a large photo's files are written; None where none is."""
+    return f"writing {' and '.join(names)} ..." if names else None
+
+
 class ProgressBar(tqdm):
     """A progress bar (a run's frames, a model's download) without tqdm's monitor thread, which tqdm starts with a
     first bar and never ends: a library's every `app.run(...)` or first fetch left one behind. The monitor only
