@@ -18,8 +18,10 @@ import numpy as np
 _WARM_SHAPE = (37, 53)
 # What this process has warmed up already: the next input of a batch (`run clips/*`) skips it (48 ms each).
 _warmed: set[tuple[str, bool, bool, bool]] = set()
-# The modules of the CPU kernels a run calls (Numba functions cached on disk)
-CPU_KERNEL_MODULES = ("kernels.bilateral_cpu", "kernels.dof_cpu", "kernels.cpu_threads")
+# The modules of the CPU kernels a run calls (Numba functions cached on disk, each module's in its own files)
+CPU_KERNEL_MODULES = ("kernels.bilateral_cpu", "kernels.dof_cpu", "kernels.dof_cpu_common", "kernels.dof_cpu_lanes",
+                      "kernels.dof_cpu_reduce", "kernels.dof_cpu_gather", "kernels.dof_cpu_exact",
+                      "kernels.dof_cpu_upsample", "kernels.dof_cpu_composite", "kernels.cpu_threads")
 
 
 def warm_up(backend: str, *, exact_filter: bool = True, live_filter: bool = True,

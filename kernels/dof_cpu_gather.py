@@ -1,0 +1,144 @@
+"""The CPU depth of field's second pass: the scatter-as-gather at reduced resolution (`_gather`): far field, near
+field and what lies behind it."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from kernels.dof import FOCUS_RADIUS
+from kernels.dof_cpu_common import _HALF, _INV_PI, _ONE, _ZERO, _add_product, _add_weighted4, _coverage, _max
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _row_max(a):
+    m = np.empty(a.shape[0], np.float32)
+    for y in range(a.shape[0]):
+        m[y] = _max(a[y])
+    return m
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _inverse_area(radius):
+    """pi (r^2 + 1/12) inverted, the radius clamped to the pixel (a field's -1 included)."""
+    out = np.empty_like(radius)
+    for y in range(radius.shape[0]):
+        r_row = radius[y]
+        o_row = out[y]
+        for x in range(radius.shape[1]):
+            r = max(r_row[x], _HALF)
+            o_row[x] = np.float32(_INV_PI) / (r * r + np.float32(1.0 / 12.0))
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, near_acc, behind_acc, near_rows):
+    """Scatter-as-gather at reduced resolution: far field with the min-radius rule, near field by coverage.
+    `dist[K + dy, K + dx]` tabulates |(dy, dx)| (K >= every window). Far output is zero where the pixel
+    itself holds no reduced far content, its fifth channel 1 where it does (the composite's support);
+    `near_rows[py]`: whether row py has any near coverage. Behind the near field: the pixels not near
+    within the near pixels' own (mean) radius, uniform weights, where the block holds near pixels."""
+    hl, wl = low_fr.shape
+    kd = (dist.shape[0] - 1) // 2
+    ia_far = _inverse_area(low_fr)
+    ia_near = _inverse_area(low_nr)
+    max_fr = _row_max(low_fr)
+    max_nr = _row_max(low_nr)
+    max_br = _row_max(low_br)
+    max_bm = _row_max(low_b[3])  # rows of blocks holding no pixel that is not near add nothing behind
+    for i in prange(hl):
+        py = rows[i]
+        rp = np.empty(wl, np.float32)
+        for px in range(wl):
+            rp[px] = max(low_fr[py, px], _HALF)
+        iap = ia_far[py]
+        far = np.zeros((4, wl), np.float32)
+        near = np.zeros((5, wl), np.float32)
+        behind = np.zeros((4, wl), np.float32)
+        rb = np.empty(wl, np.float32)
+        for px in range(wl):
+            rb[px] = max(low_br[py, px], _HALF) if low_br[py, px] >= 0.0 else np.float32(-1e30)
+        w = np.empty(wl, np.float32)
+        rp_max = max(max_fr[py], FOCUS_RADIUS)
+        # rows outside the frame: the far field skips them, the near field takes the edge row's blocks again
+        for qv in range(py - kd, py + kd + 1):
+            qy = min(max(qv, 0), hl - 1)
+            drow = dist[kd + qv - py]
+            # behind the near field: rows outside the frame skipped, and rows holding only near pixels
+            if qv == qy and max_br[py] >= 0.0 and max_bm[qy] > 0.0:
+                lim = max(max_br[py], FOCUS_RADIUS) + 0.5
+                for dx in range(-kd, kd + 1):
+                    d = drow[kd + dx]
+                    if d >= lim:
+                        continue
+                    p0 = max(0, -dx)
+                    p1 = min(wl, wl - dx)
+                    n = p1 - p0
+                    if n <= 0:
+                        continue
+                    rbs = rb[p0:p1]
+                    ws = w[:n]
+                    edge = _HALF - d
+                    for j in range(n):
+                        ws[j] = _coverage(rbs[j] + edge)
+                    _add_weighted4(behind, 0, p0, p1, ws, low_b, qy, p0 + dx)
+            if qv == qy and max_fr[qy] >= 0.0 and max_fr[py] >= 0.0:
+                # radius min(r_q, r_p) (>= 0.5); 1/area of the smaller disc is the larger inverse
+                lim = max(min(max_fr[qy], rp_max), FOCUS_RADIUS) + 0.5
+                for dx in range(-kd, kd + 1):
+                    d = drow[kd + dx]
+                    if d >= lim:
+                        continue
+                    p0 = max(0, -dx)
+                    p1 = min(wl, wl - dx)
+                    n = p1 - p0
+                    if n <= 0:  # the offset is wider than the frame (a negative slice end would wrap)
+                        continue
+                    # slices indexed from 0: Numba vectorises a loop only without negative-index wrapping
+                    rq = low_fr[qy, p0 + dx:p1 + dx]
+                    iaq = ia_far[qy, p0 + dx:p1 + dx]
+                    rps = rp[p0:p1]
+                    iaps = iap[p0:p1]
+                    ws = w[:n]
+                    edge = _HALF - d
+                    for j in range(n):
+                        ws[j] = _coverage(max(min(rq[j], rps[j]), _HALF) + edge) * max(iaq[j], iaps[j])
+                    _add_weighted4(far, 0, p0, p1, ws, low_f, qy, p0 + dx)
+            if max_nr[qy] >= 0.0:
+                lim = max(max_nr[qy], FOCUS_RADIUS) + 0.5
+                for dx in range(-kd, kd + 1):
+                    d = drow[kd + dx]
+                    if d >= lim:
+                        continue
+                    p0 = max(0, -dx)
+                    p1 = min(wl, wl - dx)
+                    n = p1 - p0  # <= 0: the offset is wider than the frame (a negative slice end would wrap)
+                    edge = _HALF - d
+                    if n > 0:
+                        rq = low_nr[qy, p0 + dx:p1 + dx]
+                        iaq = ia_near[qy, p0 + dx:p1 + dx]
+                        ws = w[:n]
+                        for j in range(n):
+                            ws[j] = _coverage(max(rq[j], _HALF) + edge) * iaq[j]
+                        _add_weighted4(near, 0, p0, p1, ws, low_n, qy, p0 + dx)
+                        _add_product(near[4, p0:p1], ws, low_n[4, qy, p0 + dx:p1 + dx])
+                    # the columns whose source lies beyond the frame's side take its edge block
+                    side = wl - 1 if dx > 0 else 0
+                    e0, e1 = (max(wl - dx, 0), wl) if dx > 0 else (0, min(-dx, wl))
+                    if e1 > e0 and low_nr[qy, side] >= 0.0:
+                        we = _coverage(max(low_nr[qy, side], _HALF) + edge) * ia_near[qy, side]
+                        for ch in range(5):
+                            value = we * low_n[ch, qy, side]
+                            for px in range(e0, e1):
+                                near[ch, px] += value
+        for ch in range(4):
+            for px in range(wl):
+                far_acc[ch, py, px] = far[ch, px] if low_fr[py, px] >= 0.0 else _ZERO
+        for px in range(wl):  # support: the composite's bilinear weights are renormalised over these blocks
+            far_acc[4, py, px] = _ONE if low_fr[py, px] >= 0.0 else _ZERO
+        for ch in range(5):
+            for px in range(wl):
+                near_acc[ch, py, px] = near[ch, px]
+        for ch in range(4):
+            for px in range(wl):
+                behind_acc[ch, py, px] = behind[ch, px]
+        near_rows[py] = _max(near[4]) > 0.0
