@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
+
 
 def guide_planes(guide_bgr: np.ndarray) -> np.ndarray:
     """HxWx3 uint8 → 3xHxW int32: contiguous planes; int32 differences index the table without widening."""

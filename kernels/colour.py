@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
 from kernels.backend import kernel_array
 from kernels.cpu_threads import parallel_section
 

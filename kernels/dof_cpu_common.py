@@ -8,6 +8,8 @@ import math
 import numpy as np
 from numba import njit
 
+import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
+
 _INV_PI = 1.0 / math.pi
 # float32 constants: a float64 literal would widen the vector loops' arithmetic to float64
 _ZERO = np.float32(0.0)

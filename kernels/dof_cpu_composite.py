@@ -7,6 +7,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
 from kernels.dof import FOCUS_RADIUS
 from kernels.dof_cpu_common import (NEAR_EXACT, _HALF, _ONE, _TINY, _ZERO, _coverage, _max, _near_shift, _share,
                                     _share_shift)

@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
 from kernels.dof_cpu_common import CHUNK, _HALF, _ONE, _ORDERED, _ZERO, _coverage, _max, _share
 from kernels.dof_cpu_lanes import _far_taps8, _near_taps8
 

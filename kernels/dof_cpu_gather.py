@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
 from kernels.dof import FOCUS_RADIUS
 from kernels.dof_cpu_common import _HALF, _INV_PI, _ONE, _ZERO, _add_product, _add_weighted4, _coverage, _max
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
 from kernels.dof import FOCUS_RADIUS, HIGHLIGHT_THRESHOLD, RAMP_SPREAD
 from kernels.dof_cpu_common import (CHUNK, N_SUMS, _EXACT, _INV_PI, _NO_FAR, _ONE, _ORDERED, _TINY, _ZERO, _add_product,
                                     _add_weighted4, _near_shift, _share, _share_shift)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from numba import njit
 
+import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
 from kernels.dof_cpu_common import _ORDERED
 from kernels.dof_cpu_lanes import _fma
 
