@@ -1,5 +1,5 @@
 // Synthetic depth of field: reduce -> scatter-as-gather at reduced resolution -> full-resolution composite.
-// Mirrors kernels/dof_cpu.py pass for pass with the same formulas (the CPU tabulates distances and
+// Mirrors kernels/dof_cpu*.py pass for pass with the same formulas (the CPU tabulates distances and
 // inverse areas that this computes inline), so the two agree to float rounding (<= 1 level, tested by
 // running this very source on the host in tests/test_depth_of_field.py). The semantics are documented
 // in kernels/dof.py and computed exactly by kernels/dof_reference.py.
@@ -15,7 +15,7 @@
 // what lies behind a near pixel fades in from its own colour over this share of its disc (kernels/dof_reference.py)
 #define BEHIND_FADE 0.1f
 // the near field is gathered exactly below a CoC of NEAR_EXACT * s: from s to 2 s the blocks' box and bilinear tent
-// spread a disc's light ~1.5 s px past its rim (kernels/dof_cpu.py: NEAR_EXACT)
+// spread a disc's light ~1.5 s px past its rim (kernels/dof_cpu_common.py: NEAR_EXACT)
 #define NEAR_EXACT 2
 
 __device__ __forceinline__ float split(float r, int s) {
@@ -300,7 +300,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
         if (t < 1.0f) {
             // a CoC below 2 s: the share 1 - t gathered exactly over its own disc (the pixels not near, uniform
             // weights, outside the frame skipped), on the reduced sums' scale; the blocks' reach took a small
-            // disc's backdrop from up to ~1.5 s px away (kernels/dof_cpu.py: _add_small_behind)
+            // disc's backdrop from up to ~1.5 s px away (kernels/dof_cpu_composite.py: _add_small_behind)
             const int k = min((int)ceilf(c + 0.5f) - 1, NEAR_EXACT * s + 1);
             float b0 = 0.f, b1 = 0.f, b2 = 0.f, bw = 0.f;
             for (int qy = max(y - k, 0); qy <= min(y + k, height - 1); ++qy) {
