@@ -238,8 +238,9 @@ class DepthEstimator:
             raise ModelError(f"model file {path} {_load_failure(exc, cached)}") from None
         self.providers: list[str] = self.session.get_providers()
         if device == "cuda" and CUDA not in self.providers:
-            raise ModelError("--device cuda was requested but ONNX Runtime could not create its CUDA provider "
-                             "(install onnxruntime-gpu with matching CUDA/cuDNN libraries, or use --device cpu)")
+            raise ModelError("--device cuda (or a config's device: cuda) was requested but ONNX Runtime could not "
+                             "create its CUDA provider (install onnxruntime-gpu with matching CUDA/cuDNN libraries, or "
+                             "use --device cpu)")
         self.input = _input_layout(self.session, spec)
         self.spec = _fed_as_it_is(spec) if self.input.dtype == UINT8 else spec
         self.watch = OutputWatch(self.spec)

@@ -458,20 +458,26 @@ _INI_LINE = re.compile(r"^\s*(\[[\w.-]+\]|[\w.-]+\s*=.*)\s*$")  # `[render]`, `b
 
 
 _BARE_WORD = re.compile(r"^(\s*)([A-Za-z_][\w-]*)\s*(?:#.*)?$")  # `render`, a section's name without its colon
+_KEY_LINE = re.compile(r"^(\s*)[A-Za-z_][\w-]*\s*:(?:\s|$)")  # `device: cpu`, `render:`: a mapping's key
 
 
 def _missing_colon(text: str, exc: yaml.YAMLError) -> tuple[int, str] | None:
-    """(line, word) of a bare word with an indented block under it, at or before where parsing failed: `render` then
+    """(line, word) of a bare word among a mapping's keys, at or before where parsing failed: `render` then
     `  focus: auto` is a section without its colon, which PyYAML reports at the block's first key, in words about
-    mapping values; None where there is none."""
+    mapping values; a bare `render` last, or beside keys of its own indent (`device: cpu`), it reports as "could not
+    find expected ':'" at the line after, or as mapping values at the next key. None where there is none."""
     mark = getattr(exc, "problem_mark", None)
     last = mark.line if mark is not None else len(text)
-    lines = text.splitlines()
-    significant = [(number, line) for number, line in enumerate(lines[:last + 1])
+    significant = [(number, line) for number, line in enumerate(text.splitlines())
                    if line.strip() and not line.lstrip().startswith("#")]
-    for (number, line), (_, following) in zip(significant, significant[1:]):
+    key_indents = {len(key.group(1)) for _, line in significant if (key := _KEY_LINE.match(line))}
+    for position, (number, line) in enumerate(significant):
         bare = _BARE_WORD.match(line)
-        if bare and len(following) - len(following.lstrip()) > len(bare.group(1)):
+        if number > last or not bare:
+            continue
+        indent = len(bare.group(1))
+        following = significant[position + 1][1] if position + 1 < len(significant) else ""
+        if indent in key_indents or len(following) - len(following.lstrip()) > indent:
             return number + 1, bare.group(2)
     return None
 

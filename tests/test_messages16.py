@@ -81,6 +81,12 @@ def test_config_a_good_file_after_its_mistakes_are_found_is_untouched(tmp_path):
     ("render\n  focus: auto\n", 1, "render"),
     ("device: cpu\n# the look\nrender\n  blur: 3\n  focus: auto\n", 3, "render"),
     ("render:\n  blur: 3\nrefine   # mine\n  radius: 4\n", 3, "refine"),
+    # a bare word last, or beside keys of its own indent: PyYAML's "could not find expected ':'" at the line after
+    # (which names a line past the end), or mapping values at the next key
+    ("device: cpu\nrender\n", 2, "render"),
+    ("device: cpu\nrender\nmodel: tcmonodepth\n", 2, "render"),
+    ("render\ndevice: cpu\n", 1, "render"),
+    ("render:\n  blur: 3\n  focus\n", 3, "focus"),
 ])
 def test_config_a_section_without_its_colon_is_told_so(tmp_path, text, line, word):
     """It got the hint about a key indented unlike the others of its section."""
@@ -155,8 +161,8 @@ def without_cupy(monkeypatch):
     monkeypatch.setattr(models.runtime, "cuda_available", lambda: False)
 
 
-CLI_WORDS = ("--device cuda was requested but CuPy is not installed; install it with pip install 'depthcam[cuda]' "
-             "(CUDA 13) or 'depthcam[cuda12]', or run with --device cpu")
+CLI_WORDS = ("--device cuda (or a config's device: cuda) was requested but CuPy is not installed; install it with "
+             "pip install 'depthcam[cuda]' (CUDA 13) or 'depthcam[cuda12]', or run with --device cpu")
 
 
 def test_cuda_the_command_line_s_words_name_the_command_and_the_flag(without_cupy):
