@@ -2,6 +2,7 @@
 input pattern that no shell expanded matches."""
 from __future__ import annotations
 
+import errno
 import fnmatch
 import glob
 import ntpath
@@ -77,11 +78,24 @@ def _ensure_writable(path: Path, what: str) -> Path:
     try:  # a real probe: os.access says yes to root, and on some file systems that refuse writes
         fd, probe = tempfile.mkstemp(prefix=".depthcam-probe-", dir=path.parent)
     except OSError as exc:
-        raise UserError(f"cannot write {what} {path}: its folder is not writable ({exc.strerror or exc}); "
-                        f"choose another place") from None
+        raise UserError(f"cannot write {what} {path}: {_no_new_file(path.parent, exc)}; choose another place") \
+            from None
     os.close(fd)
     os.unlink(probe)
     return path
+
+
+# The system's refusals to create a file that say why in themselves; another one (/proc's "No such file or
+# directory", of a folder that is there) contradicted "its folder is not writable" beside it
+SELF_EXPLAINED = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC}
+
+
+def _no_new_file(folder: Path, exc: OSError) -> str:
+    """Why no file could be created in `folder`, which exists, in words that do not contradict it."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in SELF_EXPLAINED:
+        return f"its folder is not writable ({reason})"
+    return f"its folder {folder} is not writable (creating a file there fails with {reason!r}, though it exists)"
 
 
 # CreateFileW's constants (winnt.h, winerror.h)

@@ -14,7 +14,9 @@ Tags. The input's container tags are kept where the output's container holds the
 apps sort by it; AVI holds its date only), location (Android's, in MP4 as 3GPP's loci; an iPhone's QuickTime
 keys as mdta keys), title, make and model; and the kept audio stream's language. A part from --start on is dated
 when it was recorded (the creation times that much later, start_part); what names the input's own asset (a Live
-Photo's content identifier) is not kept: the output is a new one.
+Photo's content identifier) is not kept: the output is a new one. The input's timecode (a MOV's tmcd track, an MXF's
+or Matroska's tag) is kept as the part's first picture's: the input's, that many pictures later (drop-frame where it
+is), as a container tag, which FFmpeg's MP4 muxer writes as a tmcd track, Matroska's as a tag, AVI's as its ISMP.
 
 Audio. One stream of the input's, its default one, else its first: copied where the container takes its codec,
 else encoded again, on the pictures' timeline (stream.audio_track).
@@ -75,10 +77,13 @@ CONTAINER_OPTIONS = {
        for suffix in (".mp4", ".m4v", ".mov")},
 }
 HYBRID_MP4_SINCE = (61, 7)  # libavformat of FFmpeg 7.1, the first with movflags=hybrid_fragmented
-# The input's container tags that are not kept: those the muxer writes itself or that describe the input's own
-# file (its brand, its encoder, its length), and a timecode, which would start a timecode track at the input's
-# first frame whatever part was taken.
+# The input's container tags that are not kept as they are: those the muxer writes itself or that describe the
+# input's own file (its brand, its encoder, its length), and its timecode, which is that of its first picture: kept
+# moved to the part's first picture (kept_timecode, shifted_timecode).
 OWN_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "timecode"}
+# SMPTE timecode as FFmpeg reads it (av_timecode_init_from_string): HH:MM:SS:FF, drop-frame with ; (or . or ,)
+# before the frames
+TIMECODE = re.compile(r"(\d\d):(\d\d):(\d\d)([:;.,])(\d\d)")
 # The input's tags that say which asset it is, not kept: the output is a new one. Apple Photos pairs a Live Photo's
 # still and video by the content identifier (a portrait that kept it claimed to be the original's video, and could
 # take its place beside the still); the live-photo keys mark the video of such a pair; Photos' originating
@@ -108,6 +113,8 @@ def container_options(suffix: str, tags: dict[str, str] | None = None) -> dict[s
     if suffix in MP4_SUFFIXES and tags and any(key.startswith(APPLE_KEYS) for key in tags):
         options = dict(options or {})
         options["movflags"] = "+".join(filter(None, (options.get("movflags"), "use_metadata_tags")))
+    if suffix in MP4_SUFFIXES and tags and "timecode" in tags:  # .m4v's (iPod's) muxer writes no tmcd track unasked
+        options = {**(options or {}), "write_tmcd": "1"}
     return options
 
 
@@ -171,6 +178,70 @@ def shifted_time(text: str, seconds: float) -> str:
     moment = datetime.min + round((moment - datetime.min) / step) * step  # to the digits the tag has
     shown = f".{moment.microsecond:06d}".ljust(digits + 1, "0")[:digits + 1] if digits else ""
     return f"{moment:%Y-%m-%d}{separator}{moment:%H:%M:%S}{shown}{zone or ''}"
+
+
+def stream_timecode(container: Any) -> dict[str, str]:
+    """The timecode of an open input whose container tags hold none, as a tag ({} where it has none): FFmpeg's MOV
+    and MP4 demuxer puts a tmcd track's on the video stream (and on the tmcd stream itself); MXF's and Matroska's
+    are container tags already."""
+    if any(key.lower() == "timecode" for key in container.metadata):
+        return {}
+    for stream in (*container.streams.video, *container.streams.data):
+        value = next((value for key, value in stream.metadata.items() if key.lower() == "timecode" and value), None)
+        if value:
+            return {"timecode": value}
+    return {}
+
+
+def kept_timecode(source: Path | Mapping[str, str] | None) -> str | None:
+    """The input's timecode (its first picture's) from its tags, or, given the file, from its streams too (a MOV's
+    tmcd track); None where it has none or cannot be read again (a pipe)."""
+    import av
+
+    if source is None:
+        return None
+    if isinstance(source, Mapping):
+        tags = dict(source)
+    elif not readable_again(source):
+        return None
+    else:
+        try:
+            with av.open(str(source)) as container:
+                tags = {**container.metadata, **stream_timecode(container)}
+        except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+            return None
+    return next((value.strip() for key, value in tags.items() if key.lower() == "timecode" and value.strip()), None)
+
+
+def shifted_timecode(text: str, frames: int, rate: Fraction) -> str | None:
+    """The SMPTE timecode `frames` pictures after `text`, counted at the nominal rate (24 at 23.976 fps, 30 at 29.97):
+    drop-frame (a ; before the frames) as NTSC's is, the labels ;00 and ;01 (;00 to ;03 at 59.94) skipped at every
+    minute but each tenth; wrapping at 24 hours; written with `text`'s separator. None where `text` is no timecode
+    at that rate (a frame number past its count; drop-frame at a rate that is no multiple of 30), as FFmpeg's
+    av_timecode_init_from_string would refuse it."""
+    found = TIMECODE.fullmatch(text.strip())
+    fps = round(rate)
+    if found is None or fps <= 0:
+        return None
+    hours, minutes, seconds, separator, frame = found.groups()
+    hours, minutes, seconds, frame = int(hours), int(minutes), int(seconds), int(frame)
+    drop = fps // 15 if separator != ":" else 0  # labels skipped a minute
+    if minutes > 59 or seconds > 59 or frame >= fps or (drop and fps % 30):
+        return None
+    per_minute, per_ten = fps * 60 - drop, fps * 600 - drop * 9  # pictures in a minute that drops, in ten minutes
+    all_minutes = hours * 60 + minutes
+    count = (hours * 3600 + minutes * 60 + seconds) * fps + frame - drop * (all_minutes - all_minutes // 10)
+    count = (count + frames) % (per_ten * 6 * 24)
+    tens, rest = divmod(count, per_ten)
+    label = count + drop * 9 * tens + drop * (max(rest - drop, 0) // per_minute)  # the labels skipped put back
+    return (f"{label // (fps * 3600):02d}:{label // (fps * 60) % 60:02d}:{label // fps % 60:02d}"
+            f"{separator}{label % fps:02d}")
+
+
+def part_first_picture(seconds: float, rate: Fraction) -> int:
+    """The index of the picture a part from `seconds` (--start) begins with, at a constant `rate`: the first one
+    at most half a frame before it (the source's rule), so one halfway between two pictures takes the earlier."""
+    return max(0, math.ceil(seconds * float(rate) - 0.5 - 1e-6))
 
 
 def with_riff_date(tags: dict[str, str]) -> dict[str, str]:
@@ -442,6 +513,9 @@ class VideoWriter:
         self._repeats: set[int] = set()  # the times of those shown again, which are no picture of the input
         self._file = _OutputFile(path)
         self._tags = tags = kept_tags(tags_from if tags_from is not None else audio_from)
+        self._timecode = self._checked_timecode(kept_timecode(tags_from if tags_from is not None else audio_from))
+        if self._timecode is not None:  # the container's: FFmpeg's MP4 muxer makes it a tmcd track, Matroska a tag
+            tags = {**tags, "timecode": self._timecode}
         if suffix == ".avi":
             tags = with_riff_date(tags)
         if audio_from is not None and not readable_again(audio_from):
@@ -474,12 +548,24 @@ class VideoWriter:
 
     def start_part(self, seconds: float) -> None:
         """The output begins `seconds` into the input (--start): the creation times it keeps are moved there, to
-        when its first picture was recorded, so that a photo app sorts it at that moment, not at the input's start.
-        Before the first picture, whose packet writes the header that holds them."""
+        when its first picture was recorded, so that a photo app sorts it at that moment, not at the input's start,
+        and the timecode to its first picture's, so that an editor finds the part in the original. Before the first
+        picture, whose packet writes the header that holds them."""
         if self._started:
             raise RuntimeError("start_part() after the first picture: the header holding the tags is written")
         tags = shifted_creation(self._tags, seconds)
+        if self._timecode is not None:  # the input's first picture's: moved on to the part's first picture
+            tags["timecode"] = shifted_timecode(self._timecode, part_first_picture(seconds, self.rate), self.rate)
         self.container.metadata.update(with_riff_date(tags) if self.path.suffix.lower() == ".avi" else tags)
+
+    def _checked_timecode(self, text: str | None) -> str | None:
+        """The input's timecode where it counts at this rate; else None, said in a line (FFmpeg's muxer would
+        refuse it and write none)."""
+        if text is None or shifted_timecode(text, 0, self.rate) is not None:
+            return text
+        log.warning(f"{self.path.name}: the input's timecode {text!r} is left out: it is no timecode at "
+                    f"{float(self.rate):.5g} fps")
+        return None
 
     def _add_subtitles(self, source: Path, suffix: str) -> SubtitleTracks | None:
         """The input's subtitle streams, where any can be kept. The muxer is told not to wait long for them."""
