@@ -268,7 +268,8 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
         photo.close()
     in_window = copy.deepcopy(config)
     in_window.output.preview, in_window.output.save_depth = False, None
-    code, built = _execute(input_spec, "window", in_window, args)
+    files = [name for name in (target if writes_file else None, config.output.save_depth) if name]
+    code, built = _execute(input_spec, "window", in_window, args, after_window=" and ".join(map(str, files)) or None)
     if code != 0 or not (writes_file or config.output.save_depth):
         return code
     if not writes_file:  # -o window --save-depth D: the depth video alone, as shown last
@@ -285,9 +286,10 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
 
 
 def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: argparse.Namespace,
-             camera_preset: bool = False, announce: bool = True) -> tuple[int, Any]:
+             camera_preset: bool = False, announce: bool = True, after_window: str | None = None) -> tuple[int, Any]:
     """Build the pipeline, run it and report: (exit status, the built pipeline). `announce`: the line naming the
-    input, the model and the kernels' device."""
+    input, the model and the kernels' device; `after_window`: the files a photo refocused in the window is written
+    to once it closes."""
     from stream.app import build
 
     built = build(config, input_spec, output, notify=notify, clip=(args.start, args.duration))
@@ -321,6 +323,12 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
         return exc.exit_code, built
     if result.dropped and not getattr(built.source, "repeating", False):  # a photo's copies: nothing lost
         print(f"depthcam: dropped {_frames(result.dropped)} to keep up with the live source", file=sys.stderr)
+    if result.interrupted and getattr(built.source, "repeating", False):
+        # a photo refocused in the window: its redraws are no frames ("interrupted after 5811 frames"), and the
+        # file it was to go to is written by q alone
+        then = f"; {after_window} not written (q in the window writes it)" if after_window else ""
+        print(f"depthcam: interrupted{then}", file=sys.stderr)
+        return 130, built
     if result.interrupted:
         print(f"depthcam: interrupted after {_frames(result.frames_written)}"
               f"{_kept(built, target, result.frames_written)}", file=sys.stderr)
@@ -329,7 +337,9 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
     if getattr(built.source, "repeating", False):  # a photo refocused in the window: no frames to count
         return 0, built
     rate = f" ({result.frames_written / max(seconds, 1e-9):.1f} fps)" if result.frames_written > 1 else ""  # a photo
-    print(f"depthcam: wrote {_frames(result.frames_written)} to {target} in {seconds:.1f} s{rate}", file=sys.stderr)
+    depth = f" and its depth to {config.output.save_depth}" if config.output.save_depth else ""
+    print(f"depthcam: wrote {_frames(result.frames_written)} to {target}{depth} in {seconds:.1f} s{rate}",
+          file=sys.stderr)
     if result.closed_by_user and not built.source.live and target != "window":
         print(f"depthcam: stopped from the preview window before the end of the input; {target} holds the "
               f"frames until then", file=sys.stderr)

@@ -487,6 +487,51 @@ def test_a_photo_in_a_window_is_refocused_until_q_and_written_as_shown_last(shar
     assert np.array_equal(shown_last, with_14) and not np.array_equal(shown_last, with_12)
 
 
+def test_a_photo_in_a_window_stopped_by_a_signal_says_its_file_was_not_written(shared_models, monkeypatch, tmp_path,
+                                                                                capsys):
+    """SIGTERM (or Ctrl-C) in the window said "interrupted after 5811 frames", counting the window's redraws, and
+    not that the photo's file, which q writes, was not written."""
+    import os
+    import signal
+
+    import cv2
+    import numpy as np
+
+    from stream import cli
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    _fake_window(monkeypatch, [-1, -1])
+    waits = iter(range(1_000_000))
+
+    def terminated_on_the_third_wait(delay: int) -> int:
+        if next(waits) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return -1
+
+    monkeypatch.setattr(cv2, "waitKeyEx", terminated_on_the_third_wait)
+    out, depth = tmp_path / "out.png", tmp_path / "depth.png"
+    assert cli.main(["run", str(photo), "-o", str(out), "--save-depth", str(depth), "--preview",
+                     "--no-progress"]) == 130
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"depthcam: interrupted; {out} and {depth} not written (q in the window writes it)"
+    assert not out.exists() and not depth.exists()
+
+
+def test_the_closing_line_names_the_depth_file_too(shared_models, tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    from stream import cli
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    out, depth = tmp_path / "out.png", tmp_path / "depth.png"
+    assert cli.main(["run", str(photo), "-o", str(out), "--save-depth", str(depth), "--no-progress"]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"depthcam: wrote 1 frame to {out} and its depth to {depth} in "), last
+
+
 def test_a_large_photo_is_refocused_on_a_smaller_copy_and_written_at_full_size(shared_models, monkeypatch,
                                                                               tmp_path, capsys):
     # a phone photo renders in about a second on two cores: the window works on a copy at most 1280 px
