@@ -3,7 +3,8 @@
 Only ONE audio stream is kept: the input's default one, else its first. Its packets are copied
 where the container takes the codec (no quality loss), else decoded and encoded again (AAC; Opus for
 WebM, PCM for AVI, which has no audio timestamps, so copying could not keep an offset) on the input's
-timeline: offsets kept, gaps filled with silence, channels kept (up to 7.1). Audio is written
+timeline: offsets kept, gaps filled with silence, channels kept (up to 7.1), a line where that loses any
+of the sound. Copied PCM is cut at the sample where a part ends. Audio is written
 up to the end of the pictures written so far, which the video encoder's delay keeps just ahead of the
 video in the muxer: the two are interleaved as they go, and a run that stops early leaves a file
 whose sound ends with its pictures. Clips joined as they are (`cat a.ts b.ts`: time goes back at the join)
@@ -12,12 +13,14 @@ play one after the other: the sound of each clip follows its pictures, as in the
 from __future__ import annotations
 
 import logging
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from stream.console import notify
 from stream.errors import UserError
 from stream.track_timeline import (AUDIO_CARRY_ON_S, AUDIO_SEEK_AFTER_S, AUDIO_SEEK_FORMATS, AUDIO_SNAP_S,
                                    MP4_MAX_TICKS, MP4_SUFFIXES, Clips)
@@ -46,6 +49,12 @@ AUDIO_PREROLL_S = 1.0  # sound decoded before the first picture: a decoder's war
 # Codecs FFmpeg's MP4 muxer describes by their first packet: a track of them copied with none is not written ("Cannot
 # write moov atom before AC3 packets", EINVAL: the run failed and left no file). Given one frame of silence.
 FIRST_PACKET_NEEDED = {".mp4": {"ac3", "eac3"}, ".m4v": {"ac3"}}
+# FFmpeg's native channel order (the AV_CH_* bits), by the names PyAV gives the channels
+NATIVE_ORDER = ("FL", "FR", "FC", "LFE", "BL", "BR", "FLC", "FRC", "BC", "SL", "SR", "TC", "TFL", "TFC", "TFR", "TBL",
+                "TBC", "TBR", "DL", "DR", "WL", "WR", "SDL", "SDR", "LFE2", "TSL", "TSR", "BFC", "BFL", "BFR")
+LOSSY_TARGETS = {"aac": "AAC", "libopus": "Opus"}
+KEEPING_SUFFIXES = (".mov", ".mkv")  # the outputs said to keep a sound as it is, where they copy its codec
+_told: set[str] = set()  # the re-encodings said so far: a batch of inputs says each once
 
 
 class AudioTrack:
@@ -65,6 +74,7 @@ class AudioTrack:
             streams = list(self.input.streams.audio)
             default = [s for s in streams if s.disposition & av.stream.Disposition.default]
             self.in_stream = (default or streams)[0]
+            self.channels, self._order = _native_layout(self.in_stream.codec_context)
             if len(streams) > 1:  # the others are left out: said, as a player would offer them
                 language = self.in_stream.metadata.get("language", "und")
                 log.warning(f"{Path(source).name} has {len(streams)} audio streams; the output keeps one: "
@@ -82,8 +92,8 @@ class AudioTrack:
             else:
                 target = AUDIO_TRANSCODE.get(suffix, "aac")
                 rate = _encoder_rate(target, self.in_stream.codec_context.sample_rate or 48000)
-                self.out_stream = container.add_stream(
-                    target, rate=rate, layout=_encoder_layout(target, self.in_stream.codec_context.layout))
+                self.out_stream = container.add_stream(target, rate=rate,
+                                                       layout=_encoder_layout(target, self.channels))
                 out = self.out_stream.codec_context
                 out.open()  # an encoder that refuses these settings fails now, not at the first frame
                 self.out_rate = out.sample_rate
@@ -91,6 +101,7 @@ class AudioTrack:
                 self.resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=self.out_rate)
                 self.fifo = av.AudioFifo()
                 log.info("transcoding %s audio to %s at %d Hz for %s", codec, target, self.out_rate, suffix)
+                _tell_loss(self.in_stream.codec_context, target, out.format.bits, suffix)
             # the track's language (a player picks the track, and names it, by it) and name
             self.out_stream.metadata.update({key: value for key, value in self.in_stream.metadata.items()
                                              if key in ("language", "title") and value and value != "und"})
@@ -141,6 +152,7 @@ class AudioTrack:
         self.input.close()
         self.input = av.open(str(self.source))
         self.in_stream = self.input.streams[index]
+        self._order = _native_layout(self.in_stream.codec_context)[1]
         if self.adts is not None:
             self.adts = _adts_filter(self.in_stream, self.suffix)
         skip, self.clips = self.clips.skip, Clips(self.input, AUDIO_CARRY_ON_S)
@@ -162,7 +174,7 @@ class AudioTrack:
                 self._copy_silence()
             return
         for frame in self.in_stream.codec_context.decode(None):  # what the decoder still holds
-            self._place(frame, cut)
+            self._place(_reordered(frame, self._order), cut)
         self._resample(None)
         self._encode_fifo(cut, cut=True)
         for packet in self.out_stream.encode(None):
@@ -191,18 +203,18 @@ class AudioTrack:
                 self.done = seconds is None  # at the end: no picture after the join, so no sound either
                 break
             self.origin = origin
-            if seconds is not None and time is not None and time - self.origin >= seconds:
+            if seconds is not None and time is not None and time - self.origin + self._held(packet, cut) >= seconds:
                 self.pending = packet
                 break
             if self.copy:
-                self._copy(packet)
+                self._copy(packet, cut)
                 continue
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
                 continue  # a damaged audio packet is skipped rather than ending the video
             for frame in frames:
-                self._place(frame, cut)
+                self._place(_reordered(frame, self._order), cut)
 
     def close(self) -> None:
         self.input.close()
@@ -210,7 +222,15 @@ class AudioTrack:
         # x264 encoder's threads and buffers (~33 MB at 720p) alive into a batch's next inputs until a full collection
         self.mux = self.packets = None
 
-    def _copy(self, packet: Any) -> None:
+    def _held(self, packet: Any, cut: float | None) -> float:
+        """How long past its start a packet must end by the time written up to before it goes: copied PCM, which a
+        part's end (`cut`) trims, waits until it ends there, else (a whole packet written) its sound ran past the
+        last picture; the rest goes as it starts."""
+        if not self.copy or cut is not None or _pcm_bytes(self.codec) is None:
+            return 0.0
+        return float((packet.duration or 0) * packet.time_base)
+
+    def _copy(self, packet: Any, cut: float | None = None) -> None:
         shift = round(self.origin / packet.time_base)  # the origin in this packet's ticks
         if packet.pts is not None:
             if packet.pts + (packet.duration or 0) < shift:
@@ -218,6 +238,10 @@ class AudioTrack:
             if self._copied_until is not None and \
                     packet.pts - shift < self._copied_until - AUDIO_SNAP_S / packet.time_base:
                 return  # a joined clip's sound under the end of the clip before: the muxer takes no overlap
+            if cut is not None:
+                packet = self._trimmed(packet, shift, cut)
+                if packet is None:
+                    return
             packet.pts -= shift
             self._copied_until = packet.pts + (packet.duration or 0)
         if packet.dts is not None:
@@ -227,6 +251,27 @@ class AudioTrack:
             out.stream = self.out_stream
             self.mux(out)
         self._copied_any = True
+
+    def _trimmed(self, packet: Any, shift: int, cut: float) -> Any | None:
+        """A copied packet that runs past `cut` (a part's end, on the output's timeline) cut there where its codec is
+        PCM, which is a sample a fixed number of bytes (None: nothing of it is before the cut). AAC and AC-3 are kept
+        whole: a frame of them decodes only whole, and FFmpeg's muxers write no edit list for the end."""
+        import av
+
+        width = _pcm_bytes(self.codec)
+        if width is None or not self.channels:
+            return packet
+        rate = self.in_stream.codec_context.sample_rate or 48000
+        start = float((packet.pts - shift) * packet.time_base)
+        samples, block = max(0, round((cut - start) * rate)), width * self.channels
+        if samples * block >= packet.size:
+            return packet
+        if samples == 0:
+            return None
+        short = av.Packet(bytes(packet)[:samples * block])
+        short.pts, short.dts, short.time_base = packet.pts, packet.dts, packet.time_base
+        short.duration = round(Fraction(samples, rate) / packet.time_base)
+        return short
 
     def _copy_silence(self) -> None:
         """One frame of silence in the copied track's codec and channels at 0, for a part the sound has no packet
@@ -238,7 +283,7 @@ class AudioTrack:
         source = self.in_stream.codec_context
         encoder = av.CodecContext.create(self.codec, "w")
         encoder.sample_rate = rate = source.sample_rate or 48000
-        encoder.layout = _encoder_layout(self.codec, source.layout)
+        encoder.layout = _encoder_layout(self.codec, self.channels)
         encoder.format = encoder.codec.audio_formats[0]
         encoder.time_base = Fraction(1, rate)
         like = av.AudioFrame(format=encoder.format.name, layout=encoder.layout.name, samples=1)
@@ -354,11 +399,10 @@ def _encoder_rate(codec: str, rate: int) -> int:
     return 48000 if 48000 in rates else max(rates)
 
 
-def _encoder_layout(codec: str, layout: Any) -> str:
+def _encoder_layout(codec: str, channels: int) -> str:
     """The input's channel count (mono stays mono, 5.1 and 7.1 stay so), in that count's standard layout (a PCM
     track may leave its channel order unspecified, which encoders refuse), or Opus's (Vorbis's) for Opus, which
     refused 2.1 and 4.0; more than 8 channels get a stereo downmix."""
-    channels = getattr(layout, "nb_channels", 0)
     return (OPUS_LAYOUTS if codec == "libopus" else STANDARD_LAYOUTS).get(channels, "stereo")
 
 
@@ -405,3 +449,71 @@ def _silence(like: Any, samples: int) -> Any:
     step, rows = (1, like.layout.nb_channels) if like.format.is_planar else (like.layout.nb_channels, 1)
     quiet = 128 if like.format.name.startswith("u8") else 0  # unsigned 8-bit is centred on 128
     return _frame_of(np.full((rows, samples * step), quiet, SAMPLE_DTYPES[like.format.name.rstrip("p")]), like)
+
+
+def _native_layout(context: Any) -> tuple[int, list[int] | None]:
+    """The channel count of a decoder not yet opened, whose layout is made one PyAV can read, and the order that
+    puts its channels in FFmpeg's native order (None: they are in it).
+
+    PyAV 18.1 copies a layout without its channel map and frees the map with the copy: a read of a layout in a
+    custom order (MOV's channel layouts: Apple's 7.1 lists Ls/Rs, FFmpeg's SL/SR, before Rls/Rrs, BL/BR) freed the
+    decoder's map, which FFmpeg freed again (glibc's "double free or corruption": the process killed, no file). The
+    one read here leaves the map to its copy alone: the decoder's layout is replaced (assigned over, not freed) by
+    one with no map, the same channels in native order, so its frames and it are read safely from then on; each
+    frame's channels are then moved there (_reordered), each where the file says it is (FFmpeg 5's MOV muxer labelled
+    its own 7.1, back before side, with Apple's 7.1: such a file's back channels come out on the sides, as FFmpeg 8
+    reads them). Channels no native layout holds (twice the same, unknown ones) keep their order, with no names, as
+    a track of no layout: the encoder gives them its count's standard layout (8 channels: 7.1). (PyAV's #2284 freed
+    the map to stop a leak, its shallow copies kept; no later PyAV installs on Python 3.11: 19 needs 3.12.)"""
+    read = context.layout  # shares a custom order's map with the decoder
+    names = [channel.name for channel in read.channels]
+    if len(set(names)) == len(names) and set(names) <= set(NATIVE_ORDER):
+        native = sorted(names, key=NATIVE_ORDER.index)
+        context.layout = "+".join(native)
+        order = [names.index(name) for name in native]
+        return len(names), None if order == sorted(order) else order
+    if names:
+        context.layout = f"{len(names)} channels"
+    return len(names), None
+
+
+def _reordered(frame: Any, order: list[int] | None) -> Any:
+    """A decoded frame's channels put in its layout's native order (`order`, from _native_layout; None: as it is)."""
+    if order is None:
+        return frame
+    rows = _samples(frame)
+    if frame.format.is_planar:
+        rows = rows[order]
+    else:  # interleaved: a sample's channels side by side
+        rows = rows.reshape(-1, len(order))[:, order].reshape(1, -1)
+    out = _frame_of(rows, frame)
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out
+
+
+def _pcm_bytes(codec: str) -> int | None:
+    """The bytes of a sample of one channel, for a PCM codec; None for the others."""
+    match = re.fullmatch(r"pcm_[sf](\d+)[lb]e", codec)
+    return int(match.group(1)) // 8 if match else None
+
+
+def _tell_loss(source: Any, target: str, bits: int, suffix: str) -> None:
+    """One line where the sound is encoded again into a lossy codec, or a lossless one into fewer bits (24-bit PCM
+    into AVI's 16): which sound, into what, and which outputs keep it as it is. Once a run for each: a log line
+    alone was not shown."""
+    codec = source.codec.canonical_name
+    pcm = _pcm_bytes(codec)
+    depth = 8 * pcm if pcm else source.format.bits if source.codec.lossless else None
+    if target in LOSSY_TARGETS:
+        how = f"{LOSSY_TARGETS[target]}, which loses some of it"
+    elif depth is not None and depth > bits:
+        how = f"{bits}-bit PCM, which loses its finest detail"
+    else:
+        return
+    what = f"{8 * pcm}-bit{' float' if codec.startswith('pcm_f') else ''} PCM" if pcm else codec.upper()
+    keeping = [kept for kept in KEEPING_SUFFIXES if codec in AUDIO_COPYABLE[kept]]
+    line = f"the sound ({what}) is encoded again for {suffix} as {how}" + \
+        (f"; write {' or '.join(keeping)} to keep it as it is" if keeping else "")
+    if line not in _told:
+        _told.add(line)
+        notify(line)
