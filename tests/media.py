@@ -147,6 +147,15 @@ def join(path: Path, parts: list[Path]) -> Path:
     return path
 
 
+def channels(frame) -> np.ndarray:
+    """A decoded audio frame's samples, a row a channel, in the frame's own type (PyAV's to_ndarray read a ninth
+    plane of 8 planar channels: a crash on 7.1 AAC)."""
+    from stream.audio_track import _samples
+
+    samples = _samples(frame)
+    return samples if frame.format.is_planar else samples.reshape(-1, frame.layout.nb_channels).T
+
+
 def timeline(path: Path) -> dict:
     """Decoded presentation times: every video frame's, the video stream's time base, and the first audio
     stream's start, end, first loud sample (the click of `make_timed_video`) and every click's start
@@ -162,8 +171,7 @@ def timeline(path: Path) -> dict:
     with av.open(str(path)) as container:
         if container.streams.audio:
             for frame in container.decode(container.streams.audio[0]):
-                data = frame.to_ndarray()
-                samples = data[0] if frame.format.is_planar else data[0, ::frame.layout.nb_channels]
+                samples = channels(frame)[0]
                 if samples.dtype.kind in "iu":
                     samples = samples / float(np.iinfo(samples.dtype).max)
                 start = float(frame.time)

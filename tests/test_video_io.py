@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from media import join, make_timed_video, make_video, probe, timeline
+from media import channels, join, make_timed_video, make_video, probe, timeline
 from stream.errors import UserError
 from stream.sources import open_source
 from stream.video_writer import VIDEO_CODECS, VideoWriter
@@ -261,18 +261,10 @@ def test_surround_sound_into_webm_keeps_each_channel_where_it_was(tmp_path, layo
     _copy(src, out)
     with av.open(str(out)) as container:
         layout_out = container.streams.audio[0].codec_context.layout
-        energy = sum((_channels(frame) ** 2).sum(axis=1) for frame in container.decode(audio=0))
+        energy = sum((channels(frame).astype(np.float64) ** 2).sum(axis=1) for frame in container.decode(audio=0))
     assert layout_out.name == layout
     assert [channel.name for channel in layout_out.channels][int(np.argmax(energy))] == loud
     assert np.sort(energy)[-2] < 0.01 * energy.max()  # the others quiet
-
-
-def _channels(frame) -> np.ndarray:
-    """A decoded frame's samples, a row a channel (PyAV's to_ndarray read a ninth plane of 8 planar channels)."""
-    from stream.audio_track import _samples
-
-    samples = _samples(frame).astype(np.float64)
-    return samples if frame.format.is_planar else samples.reshape(-1, frame.layout.nb_channels).T
 
 
 def test_44_1_khz_audio_goes_into_webm(tmp_path):
