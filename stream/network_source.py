@@ -49,7 +49,7 @@ from stream.console import notify
 from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
-from stream.sources import PictureTreatment, Source, chosen_video_stream, scale_telling_once
+from stream.sources import PictureTreatment, Source, chosen_video_stream, rate_text, scale_telling_once
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 TIMEOUT_S = 5.0  # connecting, and the wait for each packet: an unreachable host or a stalled stream fails after this
@@ -410,8 +410,8 @@ class NetworkSource(Source):
         shown = ([self.variant] if self.variant else []) + ([DEINTERLACED] if self.interlaced else []) \
             + self.treatment.parts(f"{first.width}x{first.height}")
         origin = "" if stated else " (measured)" if measured else " (assumed)"
-        self.description = (f"network stream {self.shown} ({codec}) {self.width}x{self.height} @ {self.fps:.3g} fps"
-                            + origin + "".join(f", {part}" for part in shown))
+        self.description = (f"network stream {self.shown} ({codec}) {self.width}x{self.height} "
+                            f"@ {rate_text(self.fps)} fps" + origin + "".join(f", {part}" for part in shown))
 
     def keep_fields(self) -> None:
         """`--deinterlace off`: interlaced pictures as decoded, both fields woven (as VideoFileSource.keep_fields:

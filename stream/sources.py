@@ -30,7 +30,7 @@ from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
 from stream.images import read_image, read_metadata
 from stream.piped_input import input_path
 from stream.synthetic import SyntheticPortrait, SyntheticScene
-from stream.video_writer import is_hd, readable_again
+from stream.video_writer import is_hd, readable_again, stream_timecode
 
 SHORT_INPUT = 0.9  # a file whose pictures end before this share of the length it announced gets a warning
 SEEK_BACK_S = 1.0  # a jump that lands after --start is made again this much earlier, then twice as much, ...
@@ -117,6 +117,14 @@ def number(params: dict[str, str], key: str, default: float, spec: str, low: flo
 def refuse_unknown(params: dict[str, str], spec: str, known: str) -> None:
     if params:
         raise UserError(f"unknown option(s) {', '.join(sorted(params))} in {spec!r} (known: {known})")
+
+
+def rate_text(fps: float) -> str:
+    """A frame rate as editors name it: 23.976, 29.97, 59.94, 119.88, 24, 25 (three decimals at most, trailing
+    zeros dropped; `:.3g` said 24 for 23.976 and 30 for 29.97); under 1 fps, three significant digits."""
+    if fps < 1:
+        return f"{fps:.3g}"
+    return f"{fps:.3f}".rstrip("0").rstrip(".")
 
 
 def _wait_until(due_ns: int) -> None:
@@ -267,8 +275,8 @@ class PacedSource(Source):
                 due = arrived
                 behind += 1
                 if behind == max(round(self.fps), 1):
-                    notify(f"{self.inner.description}: decodes slower than its {self.fps:.3g} fps here, so it is "
-                           f"delivered at the decoder's pace")
+                    notify(f"{self.inner.description}: decodes slower than its {rate_text(self.fps)} fps here, so it "
+                           f"is delivered at the decoder's pace")
             if not self._wait(due):
                 return
             frame.capture_ns = due
@@ -294,6 +302,11 @@ class PictureTreatment:
         self.turn = UPRIGHT.get(self.rotation)
         self.colour = colour_signal(first)
         self.converter = ColourConverter(self.colour) if self.colour is not None else None
+        self.name = name
+        # ProRes 4444, QuickTime Animation, PNG in MOV: decoded with their alpha, laid on white (see on_white)
+        self.alpha = has_alpha(first.format)
+        self._alpha_told = False
+        self.finer = finer_than_output(first.format)
         # Players take untagged video for BT.709 from HD sizes (as the writer tags its output); swscale
         # would take BT.601 for every size.
         self.untagged = "itu709" if is_hd(first.width, first.height) else None
@@ -309,15 +322,22 @@ class PictureTreatment:
             if self.pixel_aspect != 1 else []
         shown += [f"turned upright ({self.rotation}° display rotation)"] if self.turn is not None else []
         shown += ["mirrored back as its display matrix says"] if self.mirrored else []
+        shown += [self.finer] if self.finer is not None else []
         return shown + ([str(self.colour)] if self.colour is not None else [])
 
     def image(self, picture: Any) -> np.ndarray:
         """One decoded av.VideoFrame as the BGR picture the pipeline works on."""
         if self.converter is not None:
             image = self.converter.convert(picture)
+            alpha = picture.to_ndarray(format="bgra")[..., 3] if self.alpha else None  # rare: HDR with alpha
         else:
             tagged = picture.colorspace != UNSPECIFIED_MATRIX
-            image = picture.to_ndarray(format="bgr24", src_colorspace=None if tagged else self.untagged)
+            decoded = picture.to_ndarray(format="bgra" if self.alpha else "bgr24",
+                                         src_colorspace=None if tagged else self.untagged)
+            image, alpha = (cv2.cvtColor(decoded, cv2.COLOR_BGRA2BGR), decoded[..., 3]) if self.alpha \
+                else (decoded, None)
+        if alpha is not None:
+            image = self._on_white(image, alpha)
         if self.pixel_aspect != 1:  # area averaging where it narrows (no aliasing), cubic where it widens
             height, width = image.shape[:2]
             size = (round(width * self.pixel_aspect), height)
@@ -325,6 +345,55 @@ class PictureTreatment:
         if self.turn is not None:
             image = cv2.rotate(image, self.turn)
         return cv2.flip(image, 1) if self.mirrored else image  # left-right, after the turn
+
+    def _on_white(self, image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """The picture laid on white (on_white), said once, at the first picture that shows the page: a format
+        with alpha whose pictures are all opaque (FFmpeg's GIFs decode as BGRA) says nothing."""
+        if alpha.min() == 255:
+            return image
+        if not self._alpha_told:
+            self._alpha_told = True
+            notify(f"{self.name}: its alpha channel is laid on white: the output has none")
+        return on_white(image, alpha)
+
+
+def has_alpha(picture_format: Any) -> bool:
+    """Whether pictures of an av.VideoFormat carry alpha (yuva444p10le, yuva420p, rgba, argb, ya8...)."""
+    return any(component.is_alpha for component in picture_format.components)
+
+
+def on_white(picture_bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A picture of straight (not premultiplied) alpha laid on white, as stream.images.on_page lays a photo's
+    render, in 8-bit operations: 255 - (255 - colour) * alpha / 255, rounded. on_page's float arithmetic took
+    48-150 ms a 1080p picture here, a video's every picture."""
+    opacity = cv2.merge([alpha, alpha, alpha])
+    return cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(picture_bgr), opacity, scale=1 / 255))
+
+
+OUTPUT_BITS = 8  # every video output is 8-bit 4:2:0 (stream.video_writer: yuv420p), and the pipeline is 8-bit BGR
+CHROMA_NAMES = {(1, 1): "4:4:4", (2, 1): "4:2:2", (1, 2): "4:4:0", (2, 2): "4:2:0", (4, 1): "4:1:1"}
+
+
+def finer_than_output(picture_format: Any) -> str | None:
+    """Where a video's pictures hold more than the output keeps (over 8 bits, colour finer than 4:2:0: ProRes HQ,
+    DNxHR, H.264 High 4:2:2), the run line's words for it ("10-bit 4:2:2 made 8-bit 4:2:0 in a video output");
+    None for 8-bit 4:2:0 or coarser, grey and paletted pictures."""
+    colour = [c for c in picture_format.components if not c.is_alpha]
+    if len(colour) < 3:  # grey (with alpha or not), a palette: nothing finer than the output
+        return None
+    bits = max(component.bits for component in colour)
+    if picture_format.is_rgb:
+        subsampling: tuple[int, int] = (1, 1)
+    else:
+        sized = type(picture_format)(picture_format.name, 64, 64)  # the chroma planes' size at 64x64
+        subsampling = (64 // max(sized.chroma_width(), 1), 64 // max(sized.chroma_height(), 1))
+    finer = subsampling[0] * subsampling[1] < 4
+    if bits <= OUTPUT_BITS and not finer:
+        return None
+    sampling = "RGB" if picture_format.is_rgb else CHROMA_NAMES.get(subsampling, picture_format.name)
+    given = " ".join(([f"{bits}-bit"] if bits > OUTPUT_BITS else []) + ([sampling] if finer else []))
+    made = " ".join(([f"{OUTPUT_BITS}-bit"] if bits > OUTPUT_BITS else []) + (["4:2:0"] if finer else []))
+    return f"{given} made {made} in a video output"
 
 
 def _own_duration(picture: Any) -> Any:
@@ -360,6 +429,10 @@ class VideoFileSource(Source):
         rate = _not_the_pauses(_not_the_tick(rate, self.stream), self.stream)
         self.fps = float(rate) if rate else 30.0
         self.rate = rate
+        # Pictures a frame period apart throughout (the average rate is the one they come at): a part then ends on a
+        # frame boundary, its last picture whole, so that a constant rate stays constant (set_range)
+        self.constant_rate = bool(rate) and self.stream.average_rate == self.stream.guessed_rate \
+            and self.container.format.name not in ANIMATION_FORMATS
         self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
         if self.width <= 0 or self.height <= 0:
             self.container.close()
@@ -399,7 +472,9 @@ class VideoFileSource(Source):
         # file: a pipe's second reader took bytes from the pictures, and a FIFO's waited for a writer long gone.
         self._transport_packet = transport_packet_size(path) \
             if self.container.format.name == "mpegts" and readable_again(path) else None
-        self.tags = dict(self.container.metadata)  # the container's tags, which the output keeps (read once)
+        # the container's tags, which the output keeps (read once), and a MOV's or MP4's timecode, which FFmpeg
+        # puts on the video stream
+        self.tags = {**self.container.metadata, **stream_timecode(self.container)}
         self.subtitle_path = path if self.container.streams.subtitles else None
         self.chapters = self.container.chapters()  # metadata, read once: a lecture's marks, a film's scenes
         self._start: float | None = None  # set_range: the part of the video to process, in its own seconds
@@ -419,7 +494,7 @@ class VideoFileSource(Source):
         self.interlaced = bool(self._first.interlaced_frame)
         self.deinterlace = True  # keep_fields() turns it off
         shown = ([DEINTERLACED] if self.interlaced else []) + self._treatment.parts(stored)
-        self.description = f"video {path.name} {self.width}x{self.height} @ {self.fps:.3g} fps" + \
+        self.description = f"video {path.name} {self.width}x{self.height} @ {rate_text(self.fps)} fps" + \
             "".join(f", {part}" for part in shown)
 
     @property
@@ -461,14 +536,35 @@ class VideoFileSource(Source):
             elif not beyond and readable_again(self.path):  # a pipe is read once: its pictures before the start skipped
                 self._seek(self._start)
         if duration is not None:
-            self._end = origin + start + duration
+            self._end = origin + (self._on_frame_boundary(start, duration) if self.constant_rate else start + duration)
             self.audio_ends_with_pictures = True
         left = (length - start) if length is not None else None
-        span = min(duration, left) if duration is not None and left is not None else (duration or left)
+        asked = self._end - origin - self._start_seconds(start) if self._end is not None else None
+        span = min(asked, left) if asked is not None and left is not None else (asked or left)
         if span is not None:
             self.frame_count = max(1, int(round(span * self.fps)))
             self.progress_seconds = span
         self.description += f", from {format_time(start)}" + (f" for {format_time(duration)}" if duration else "")
+
+    def _on_frame_boundary(self, start: float, duration: float) -> float:
+        """Where a part of a constant-rate video ends, in seconds after its first picture: on the frame boundary
+        nearest the end asked, as frames() rounds --start to the picture nearest it (a picture is in the part where
+        more than half of it comes before the end), so that `--start 0 --duration 10` and `--start 10` meet
+        without a gap or a picture twice; at least one picture after the first. Its last picture keeps its whole
+        duration: a 23.976 fps part that ended inside one was written with a shorter last picture, a variable
+        rate (36000/1499 on average), and the subtitles are cut there, where the pictures and the sound end."""
+        end = max(self._nearest_boundary(start + duration), self._nearest_boundary(start) + 1)
+        return float(end / self.rate)
+
+    def _nearest_boundary(self, seconds: float) -> int:
+        """The number of the frame boundary nearest `seconds` after the first picture (a constant rate), a tie
+        taken later, as frames() rounds: the picture that starts there is the first at or after `seconds`."""
+        return math.ceil(seconds * self.rate - 0.5)
+
+    def _start_seconds(self, start: float) -> float:
+        """Where the part's first picture starts, in seconds after the video's first: on a frame boundary where the
+        rate is constant, else `start` as asked."""
+        return float(self._nearest_boundary(start) / self.rate) if self.constant_rate else start
 
     def _length_guessed(self) -> bool:
         """Whether the length is FFmpeg's guess from the first and last pictures' times, which clips joined as they
@@ -704,13 +800,22 @@ class VideoFileSource(Source):
             image = self._fit(image, index)
         if not index:
             self.first_clip = self._clip_read
-        if own and self._end is not None and seconds is not None:  # a part ends at its end, however long its last
-            own = min(float(own), max(self._end - seconds - self._carried, 0.0))
+        if own and self._end is not None and seconds is not None:
+            own = self._held_to_end(float(own), self._end - seconds - self._carried)
         # the writer holds each picture as long (a GIF's long last picture)
         extra = {"duration_seconds": float(own)} if own else {}
         if seconds is not None:  # where the sink's thread reads the progress (seconds_done) from
             extra[VIDEO_TIME] = seconds + self._carried
         return Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=seconds, extra=extra)
+
+    def _held_to_end(self, own: float, left: float) -> float:
+        """How long a picture `left` seconds before the part's end (--duration) is held: a part of a variable rate
+        ends at its end, however long its last picture (a GIF's 2 s one). A constant rate's ends on a frame boundary
+        (set_range), where its last picture ends: held whole, not a tick shorter for a time rounded to milliseconds
+        (MKV); cut only where it is far longer (a pause that the rates did not tell)."""
+        if self.constant_rate and own - left <= 0.5 / self.fps:
+            return own
+        return min(own, max(left, 0.0))
 
     def seconds_done(self, frame: Frame) -> float:
         """Where `frame` ends, in seconds of video from the start of the part processed (read by the sink's thread

@@ -63,10 +63,10 @@ def _mp4_as_ffmpeg_makes_it(path: Path, cues: list[tuple[float, float, str]]) ->
 @pytest.mark.parametrize("suffix", [".mkv", ".webm", ".mp4"])
 def test_a_line_beginning_where_the_part_ends_is_left_out(tmp_path, made, codec, suffix):
     """30 fps pictures from 0.021 s (FFmpeg's own files start so, after AAC's priming), --start 0.02 --duration 2:
-    the part is 0.041 s to 2.041 s, its first picture at 0.054 s. "Next" begins at 2.041 s, "After" at 2.051 s.
-    2.041 - 0.054 came out a rounding below the pictures' end (1.987 s), and "Next" was muxed lasting 0 ticks at
-    1.987 s in .mkv and .webm."""
-    cues = [(0.5, 1.941, "Before"), (2.041, 2.3, "Next"), (2.051, 2.3, "After")]
+    the part is 0.054 s to 2.054 s (a constant rate's part ends on a frame boundary), its first picture at 0.054 s.
+    "Next" begins at 2.054 s, "After" at 2.064 s. A line beginning where the part ends came out a rounding below
+    the pictures' end, and was muxed lasting 0 ticks there in .mkv and .webm."""
+    cues = [(0.5, 1.941, "Before"), (2.054, 2.3, "Next"), (2.064, 2.3, "After")]
     source = _subtitled(tmp_path / f"in{made}", codec, video_start=0.021, frames=90, fps=30, cues=cues)
     out = tmp_path / f"out{suffix}"
     _run(source, out, start=0.02, duration=2.0)

@@ -137,9 +137,8 @@ def test_a_mov_s_timecode_track_is_kept_by_the_writer(tmp_path, suffix):
     assert _timecodes(out) == {"01:00:01;15"}
 
 
-@pytest.mark.xfail(reason="needs stream/sources.py's VideoFileSource.tags to hold the video stream's timecode "
-                          "(stream_timecode): a MOV's is no container tag", strict=False)
 def test_a_run_keeps_a_mov_s_timecode_track(shared_models, tmp_path):
+    """A MOV's timecode is on its video stream, not among the container's tags the run hands the writer."""
     source = _clip(tmp_path / "in.mov", FILM, 48, "01:00:00:00")
     out = tmp_path / "part.mov"
     assert cli.main(["run", str(source), "-o", str(out), "--start", "1", "--refine", "off", "--no-progress"]) == 0
