@@ -14,6 +14,8 @@ from typing import ContextManager
 import numpy as np
 from numba import njit, prange
 
+import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
+
 _turns = threading.Lock()
 _take_turns: bool | None = None  # decided at the first parallel launch, which is when Numba picks its layer
 

@@ -431,6 +431,19 @@ def _is_standard_output(name: str) -> bool:
         return False
 
 
+def check_json_suffix(path: Path) -> None:
+    """The report is JSON whatever the name: `--json out.csv` wrote JSON into a .csv file without a word. Standard
+    output, a device or a pipe (a shell's >(jq .)), a link to a .json file and a folder (refused by ensure_writable)
+    keep their own names."""
+    names = (path, path.expanduser().resolve())
+    if any(name.suffix.lower() == ".json" for name in names) or _is_standard_output(str(path)):
+        return
+    if path.exists() and not path.is_file():
+        return
+    raise UserError(f"--json {path}: the report is JSON; name the file .json (e.g. {path.with_suffix('.json').name}), "
+                    f"or give - for standard output")
+
+
 def check_report_paths(json_path: str | None, plot_path: str | None, input_spec: str | None) -> None:
     """--json and --plot are written after every run; whatever would make them fail is found first."""
     json_path = None if json_path == STDOUT else json_path  # standard output: nothing to check
@@ -443,6 +456,7 @@ def check_report_paths(json_path: str | None, plot_path: str | None, input_spec:
     if len(targets) == 2 and same_file(targets["--json"], targets["--plot"]):
         raise UserError(f"--json and --plot both name {json_path}; give each its own file")
     if "--json" in targets:
+        check_json_suffix(targets["--json"])
         ensure_writable(targets["--json"], "benchmark JSON")
     if "--plot" in targets:
         from stream.bench_plot import check_plot_path

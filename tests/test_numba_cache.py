@@ -88,4 +88,5 @@ def test_files_outside_the_package_keep_numba_s_own_locators():
     assert len(stamped) == 3 and impl._locator_classes[:3] == stamped  # installed once, first
     assert all(cls.from_function(test_files_outside_the_package_keep_numba_s_own_locators, __file__) is None
                for cls in stamped)
-    assert numba_cache.package_stamp()[1] == numba_cache.package_stamp.__wrapped__()[1]
+    in_tree = stamped[1].from_function(numba_cache.install, str(numba_cache.PACKAGE_DIR / "dof_cpu_common.py"))
+    assert in_tree.get_source_stamp() == numba_cache.package_stamp()  # a package file's stamp: the whole package's
