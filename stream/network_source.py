@@ -61,6 +61,7 @@ FIRST_PICTURE_S = 10.0  # a stream joined part-way decodes from its next keyfram
 RECONNECT_S = 10.0
 RETRY_PAUSE_S = 0.5
 STALE_S = 2.0  # opened longer ago than this when the run starts (the model loaded meanwhile): opened afresh
+SET_UP_REOPEN = "opened again after the set-up"
 # The first open's wait on its thread wakes this often: a stop signal the kernel gave that thread, not the main one,
 # is handled at the main thread's next wake-up.
 OPEN_POLL_S = 0.1
@@ -698,7 +699,7 @@ class NetworkSource(Source):
         self._head, self._late = [], []
         if time.monotonic() - self.read_at > STALE_S:
             # its socket held what came while the model loaded: the live stream from now on instead
-            pictures = self._reopen_or_end("opened again after the set-up", quiet=True)
+            pictures = self._reopen_or_end(SET_UP_REOPEN, quiet=True)
         while True:
             found = next(pictures, None) or next(self.packets, None)
             if self._interrupted.is_set():  # a stop: not the stream's end, nor a drop to reconnect after
@@ -742,10 +743,21 @@ class NetworkSource(Source):
             if self._interrupted.is_set():  # the stop cut this try short: no failure of the stream's
                 return
             if time.monotonic() - started + RETRY_PAUSE_S >= RECONNECT_S:
-                raise UserError(f"network stream {self.shown} stopped delivering frames after {self.delivered} "
-                                f"({reason}) and did not come back within {RECONNECT_S:g} s ({cause}); the frames "
-                                f"before were kept")
+                raise UserError(self._stayed_away(reason, cause))
             self._interrupted.wait(RETRY_PAUSE_S)
+
+    def _stayed_away(self, reason: str, cause: str) -> str:
+        """The line for a stream that did not come back within RECONNECT_S. Opened again once the model had loaded
+        (its first pictures stale by then), before any frame, it is a sender that takes one connection only (`ffmpeg
+        -listen 1`), which the line said as "stopped delivering frames after 0"."""
+        if reason == SET_UP_REOPEN and not self.delivered:
+            return (f"network stream {self.shown} was opened again once the model had loaded (what it had sent by "
+                    f"then was stale) and did not answer within {RECONNECT_S:g} s ({cause}); a sender that serves "
+                    f"one connection only cannot be read so: let it take more (ffmpeg: -listen 2) or serve it "
+                    f"through a streaming server")
+        frames = f"{self.delivered} frame{'' if self.delivered == 1 else 's'}"
+        return (f"network stream {self.shown} stopped delivering frames after {frames} ({reason}) and did not come "
+                f"back within {RECONNECT_S:g} s ({cause}); the frames before were kept")
 
     def _first_new(self) -> tuple[Any, int] | None:
         """The stream's first picture after it was opened again; of an HLS playlist, the first newer than those

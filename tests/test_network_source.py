@@ -212,6 +212,23 @@ def test_a_stream_that_drops_part_way_is_opened_again_and_goes_on(told, quick):
     assert all(SECRET not in line for line in told)
 
 
+def test_a_sender_of_one_connection_opened_again_after_the_set_up_is_told_so(quick):
+    """A sender that serves one connection (`ffmpeg -f mpjpeg -listen 1`): opened again once the model had loaded
+    (its first pictures stale), it answered no more, and the line said "stopped delivering frames after 0"."""
+    server = _Server(fps=20, most=1)
+    try:
+        source = NetworkSource(f"http://{server.base[7:]}/video")
+        source.read_at -= network.STALE_S + 1  # as if the model took that long to load
+        with pytest.raises(UserError) as caught:
+            _first_frames(source, 1)
+        source.close()
+    finally:
+        server.close()
+    message = str(caught.value)
+    assert "was opened again once the model had loaded" in message and "serves one connection only" in message
+    assert "after 0" not in message
+
+
 def test_a_stream_that_stays_away_ends_the_run_with_one_line_and_a_playable_file(tmp_path, shared_models, quick):
     """Through the real pipeline and video writer: the stream drops and its address then answers 404; the run
     ends with one line saying so, and the file holds every frame written, playable."""
