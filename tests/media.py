@@ -147,6 +147,21 @@ def join(path: Path, parts: list[Path]) -> Path:
     return path
 
 
+# A video's pictures and sound through the writer, in a process of its own (`python -c THROUGH_THE_WRITER IN OUT`):
+# a crash in FFmpeg (a double free) ends that process, not the tests
+THROUGH_THE_WRITER = """
+import sys
+from pathlib import Path
+from stream.sources import open_source
+from stream.video_writer import VideoWriter
+source = open_source(sys.argv[1])
+writer = VideoWriter(Path(sys.argv[2]), source.width, source.height, source.fps, source.audio_path)
+for frame in source.frames():
+    writer.write(frame.image, frame.pts_seconds)
+writer.close()
+"""
+
+
 def channels(frame) -> np.ndarray:
     """A decoded audio frame's samples, a row a channel, in the frame's own type (PyAV's to_ndarray read a ninth
     plane of 8 planar channels: a crash on 7.1 AAC)."""

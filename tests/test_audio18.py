@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.media import timeline
+from media import THROUGH_THE_WRITER, timeline
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 48000
@@ -55,19 +55,6 @@ def _apple_7_1(path: Path, loud: int) -> Path:
     return path
 
 
-WRITE = """
-import sys
-from pathlib import Path
-from stream.sources import open_source
-from stream.video_writer import VideoWriter
-source = open_source(sys.argv[1])
-writer = VideoWriter(Path(sys.argv[2]), source.width, source.height, source.fps, source.audio_path)
-for frame in source.frames():
-    writer.write(frame.image, frame.pts_seconds)
-writer.close()
-"""
-
-
 def _energy(path: Path) -> tuple[list[str], np.ndarray, float]:
     """The first audio stream's channel names, each channel's energy and where it ends (read with _samples: PyAV's
     to_ndarray of 8 planar channels reads a ninth)."""
@@ -107,7 +94,7 @@ def test_7_1_in_apples_order_is_encoded_again_without_a_crash(tmp_path, suffix):
     Each channel comes out where the file says it is: the one at index 4, Apple's Ls, on the side (SL)."""
     src = _apple_7_1(tmp_path / "in.mov", loud=4)
     out = tmp_path / f"out{suffix}"
-    done = subprocess.run([sys.executable, "-c", WRITE, str(src), str(out)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", THROUGH_THE_WRITER, str(src), str(out)], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     names, energy, end = _energy(out)
@@ -120,7 +107,7 @@ def test_7_1_in_apples_order_is_copied_as_it_is_into_mov(tmp_path):
     """.mov copies the PCM packets with their labels: no channel moves."""
     src = _apple_7_1(tmp_path / "in.mov", loud=4)
     out = tmp_path / "out.mov"
-    done = subprocess.run([sys.executable, "-c", WRITE, str(src), str(out)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", THROUGH_THE_WRITER, str(src), str(out)], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert _layout_name(out) == f"8 channels ({'+'.join(APPLE_ORDER)})"

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from media import channels, join, make_timed_video, make_video, probe, timeline
+from media import THROUGH_THE_WRITER, channels, join, make_timed_video, make_video, probe, timeline
 from stream.errors import UserError
 from stream.sources import open_source
 from stream.video_writer import VIDEO_CODECS, VideoWriter
@@ -206,19 +206,6 @@ def _seven_one(path: Path, video_start: float, parts: list[tuple[float, float]],
     return path
 
 
-SOUND_INTO = """
-import sys
-from pathlib import Path
-from stream.sources import open_source
-from stream.video_writer import VideoWriter
-source = open_source(sys.argv[1])
-writer = VideoWriter(Path(sys.argv[2]), source.width, source.height, source.fps, source.audio_path)
-for frame in source.frames():
-    writer.write(frame.image, frame.pts_seconds)
-writer.close()
-"""
-
-
 def test_7_1_sound_made_anew_is_cut_and_paused_without_a_crash(tmp_path):
     """7.1 sound made anew (here PCM for AVI; Opus for WebM, AAC in MP4 from PCM, FLAC, DTS alike): cut at the first
     picture and its pause filled, it crashed the process (SIGSEGV, no message): PyAV's to_ndarray of 8 planar
@@ -231,7 +218,7 @@ def test_7_1_sound_made_anew_is_cut_and_paused_without_a_crash(tmp_path):
 
     src = _seven_one(tmp_path / "in.mkv", 0.5, [(0.0, 0.8), (1.2, 1.6)], click_at=1.3)
     out = tmp_path / "out.avi"
-    done = subprocess.run([sys.executable, "-c", SOUND_INTO, str(src), str(out)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", THROUGH_THE_WRITER, str(src), str(out)], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1], timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     after = timeline(out)
