@@ -89,7 +89,8 @@ def cuda_unavailable_reason() -> str:
 def cuda_device_error() -> str:
     """The command line's refusal of --device cuda where the kernels cannot run on CUDA."""
     problem = cuda_problem()
-    return f"--device cuda (or a config's device: cuda) was requested but {problem.cause}; {problem.fix}, or run with --device cpu"
+    return (f"--device cuda (or a config's device: cuda) was requested but {problem.cause}; {problem.fix}, or run "
+            f"with --device cpu")
 
 
 def resolve_backend(backend: str) -> Backend:

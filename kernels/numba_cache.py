@@ -7,8 +7,9 @@ edit to one of those, or an update that changes only them, left the callers runn
 wrong renders, no error. Here the stamp of every kernel of this package is a hash of all the package's `.py` files,
 so a change to any recompiles them all (once; a checkout that rewrites files unchanged recompiles nothing).
 
-`install()` runs when `kernels` is imported, before any module of it defines a cached kernel: the locator is chosen
-as the decorator runs. Numba's own locators stay in charge of where the files go (NUMBA_CACHE_DIR, the package's
+`install()` runs when this module is first imported, which each module that defines cached kernels does before its
+first one (not `kernels/__init__.py`: importing `kernels` loads no Numba): the locator is chosen as the decorator
+runs. Numba's own locators stay in charge of where the files go (NUMBA_CACHE_DIR, the package's
 __pycache__, a user-wide folder); only their stamp changes, for this package's files alone.
 """
 from __future__ import annotations

@@ -462,24 +462,45 @@ _KEY_LINE = re.compile(r"^(\s*)[A-Za-z_][\w-]*\s*:(?:\s|$)")  # `device: cpu`, `
 
 
 def _missing_colon(text: str, exc: yaml.YAMLError) -> tuple[int, str] | None:
-    """(line, word) of a bare word among a mapping's keys, at or before where parsing failed: `render` then
-    `  focus: auto` is a section without its colon, which PyYAML reports at the block's first key, in words about
-    mapping values; a bare `render` last, or beside keys of its own indent (`device: cpu`), it reports as "could not
-    find expected ':'" at the line after, or as mapping values at the next key. None where there is none."""
+    """(line, word) of a section's name without its colon, at or before where parsing failed: `render` then
+    `  focus: auto`, which PyYAML reports at the block's first key, in words about mapping values; or a bare word
+    among keys of its own indent, the last line before the failure (`render` last, or above `device: cpu`), which
+    PyYAML reports as "could not find expected ':'" or as mapping values. A bare word that is a key's value (`model:`
+    then `  midas`, a block scalar's text) is not one. None where there is none."""
     mark = getattr(exc, "problem_mark", None)
     last = mark.line if mark is not None else len(text)
     significant = [(number, line) for number, line in enumerate(text.splitlines())
                    if line.strip() and not line.lstrip().startswith("#")]
-    key_indents = {len(key.group(1)) for _, line in significant if (key := _KEY_LINE.match(line))}
     for position, (number, line) in enumerate(significant):
         bare = _BARE_WORD.match(line)
-        if number > last or not bare:
-            continue
-        indent = len(bare.group(1))
         following = significant[position + 1][1] if position + 1 < len(significant) else ""
-        if indent in key_indents or len(following) - len(following.lstrip()) > indent:
+        if number <= last and bare and _indent(following) > _indent(line):
             return number + 1, bare.group(2)
-    return None
+    return _bare_sibling(significant, last) if getattr(exc, "problem", None) in _KEY_EXPECTED else None
+
+
+_KEY_EXPECTED = ("could not find expected ':'", "mapping values are not allowed here")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _bare_sibling(significant: list[tuple[int, str]], last: int) -> tuple[int, str] | None:
+    """The bare word just before line `last` (or on it) where keys of its indent are around it, and the line above
+    is no key whose value it could be."""
+    before = [(position, number, line) for position, (number, line) in enumerate(significant) if number <= last]
+    if before and before[-1][1] == last and not _BARE_WORD.match(before[-1][2]):
+        before.pop()  # the failure's own line: the key after the bare word
+    if not before or not (bare := _BARE_WORD.match(before[-1][2])):
+        return None
+    position, number, line = before[-1]
+    above = significant[position - 1][1] if position else ""
+    if _KEY_LINE.match(above) and _indent(above) < _indent(line):
+        return None  # `model:` then `  midas`: a value on its own line, or a block scalar's text
+    if not any(_KEY_LINE.match(other) and _indent(other) == _indent(line) for _, other in significant):
+        return None
+    return number + 1, bare.group(2)
 
 
 def _not_yaml_hint(text: str) -> str:

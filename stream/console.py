@@ -47,6 +47,14 @@ def notify(message: str) -> None:
     tqdm.write(f"depthcam: {message}", file=sys.stderr)
 
 
+def rate_text(fps: float) -> str:
+    """A frame rate as editors name it: 23.976, 29.97, 59.94, 119.88, 24, 25 (three decimals at most, trailing
+    zeros dropped; `:.3g` said 24 for 23.976 and 30 for 29.97); under 1 fps, three significant digits."""
+    if fps < 1:
+        return f"{fps:.3g}"
+    return f"{fps:.3f}".rstrip("0").rstrip(".")
+
+
 # What each stage does, for the lines that tell a large photo's run stage by stage ({size}: its WxH)
 STAGE_DOING = {"depth": "estimating the depth", "refine": "refining the depth at {size}",
                "render": "rendering the depth of field at {size}"}

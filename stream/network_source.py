@@ -45,11 +45,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from stream.console import notify
+from stream.console import notify, rate_text
 from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
-from stream.sources import PictureTreatment, Source, chosen_video_stream, rate_text, scale_telling_once
+from stream.sources import PictureTreatment, Source, chosen_video_stream, scale_telling_once
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 TIMEOUT_S = 5.0  # connecting, and the wait for each packet: an unreachable host or a stalled stream fails after this
@@ -336,15 +336,23 @@ class _Undecoded:
         self.time = None if packet.pts is None or packet.time_base is None else float(packet.pts * packet.time_base)
 
 
-def _decoder_like(stream: Any, headers_only: bool = False) -> Any:
-    """A decoder of its own for `stream`'s codec (a PyAV codec context is for one thread at a time): as the
-    stream's, slice threads only, so that each packet's picture comes out of its own decode; `headers_only`: one
-    that reads a picture's headers (its size, whether it is a picture at all) and decodes nothing."""
+def _codec_of(stream: Any) -> tuple[str, bytes | None]:
+    """What a decoder of its own needs of `stream`: its codec's name and a copy of its extradata (a container's own
+    Huffman tables: an AVI's MJPEG), taken on the capture thread, which alone opens and closes the stream."""
+    context = stream.codec_context
+    return context.name, bytes(context.extradata) if context.extradata else None
+
+
+def _decoder_like(codec: tuple[str, bytes | None], headers_only: bool = False) -> Any:
+    """A decoder of its own for a stream's `codec` (_codec_of; a PyAV codec context is for one thread at a time):
+    slice threads only, so that each packet's picture comes out of its own decode; `headers_only`: one that reads
+    a picture's headers (its size, whether it is a picture at all) and decodes nothing."""
     import av
 
-    decoder = av.CodecContext.create(stream.codec_context.name, "r")
-    if stream.codec_context.extradata:  # a container's own Huffman tables (an AVI's MJPEG)
-        decoder.extradata = stream.codec_context.extradata
+    name, extradata = codec
+    decoder = av.CodecContext.create(name, "r")
+    if extradata:
+        decoder.extradata = extradata
     decoder.thread_type = "SLICE"
     if headers_only:
         decoder.skip_frame = "ALL"
@@ -375,6 +383,7 @@ class NetworkSource(Source):
         # by the first: an interlaced one is deinterlaced, which needs every picture decoded in order.
         self._defer: bool | None = None
         self._decoders = threading.local()  # each stage thread's own decoder of _Undecoded pictures
+        self._codec: tuple[str, bytes | None] = ("mjpeg", None)  # the stream's (_codec_of), for those decoders
         self._good: _Undecoded | None = None  # the newest picture that decoded: a damaged one's stand-in
         self.delivered = 0  # pictures given to the pipeline
         # The first pictures, read on the opening thread (_first_pictures) and taken when measured or at the end of
@@ -592,7 +601,10 @@ class NetworkSource(Source):
         import av
 
         pictures, deadline = 0, time.monotonic() + FIRST_PICTURE_S
-        headers = _decoder_like(self.stream, headers_only=True) if self._defers() is not False else None
+        # a stage's decoder is made from the codec as this thread last opened it, not from a stream that a reconnect
+        # may be closing meanwhile
+        self._codec = _codec_of(self.stream)
+        headers = _decoder_like(self._codec, headers_only=True) if self._defers() is not False else None
         try:
             for packet in self._demuxed():
                 if self._interrupted.is_set():
@@ -646,7 +658,7 @@ class NetworkSource(Source):
 
         decoder = getattr(self._decoders, "decoder", None)
         if decoder is None:
-            decoder = self._decoders.decoder = _decoder_like(self.stream)
+            decoder = self._decoders.decoder = _decoder_like(self._codec)
         for attempt in (undecoded, self._good):
             try:
                 pictures = decoder.decode(attempt.packet) if attempt is not None else []

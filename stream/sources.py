@@ -22,7 +22,7 @@ import numpy as np
 
 from stream.animations import animation_source, is_still_image
 from stream.clip_joins import Clip, ClipFinder, transport_packet_size, transport_stream_cut
-from stream.console import notify
+from stream.console import notify, rate_text
 from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
@@ -30,7 +30,7 @@ from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
 from stream.images import read_image, read_metadata
 from stream.piped_input import input_path
 from stream.synthetic import SyntheticPortrait, SyntheticScene
-from stream.video_writer import is_hd, readable_again, stream_timecode
+from stream.video_writer import is_hd, part_first_picture, readable_again, stream_timecode
 
 SHORT_INPUT = 0.9  # a file whose pictures end before this share of the length it announced gets a warning
 SEEK_BACK_S = 1.0  # a jump that lands after --start is made again this much earlier, then twice as much, ...
@@ -117,14 +117,6 @@ def number(params: dict[str, str], key: str, default: float, spec: str, low: flo
 def refuse_unknown(params: dict[str, str], spec: str, known: str) -> None:
     if params:
         raise UserError(f"unknown option(s) {', '.join(sorted(params))} in {spec!r} (known: {known})")
-
-
-def rate_text(fps: float) -> str:
-    """A frame rate as editors name it: 23.976, 29.97, 59.94, 119.88, 24, 25 (three decimals at most, trailing
-    zeros dropped; `:.3g` said 24 for 23.976 and 30 for 29.97); under 1 fps, three significant digits."""
-    if fps < 1:
-        return f"{fps:.3g}"
-    return f"{fps:.3f}".rstrip("0").rstrip(".")
 
 
 def _wait_until(due_ns: int) -> None:
@@ -358,8 +350,10 @@ class PictureTreatment:
 
 
 def has_alpha(picture_format: Any) -> bool:
-    """Whether pictures of an av.VideoFormat carry alpha (yuva444p10le, yuva420p, rgba, argb, ya8...)."""
-    return any(component.is_alpha for component in picture_format.components)
+    """Whether pictures of an av.VideoFormat carry alpha (yuva444p10le, yuva420p, rgba, argb, ya8...), or may: a
+    palette's (pal8: PNG in MOV, an APNG made with one) is in its palette, which decoding as BGRA keeps; an opaque
+    one is left as it is (_on_white)."""
+    return picture_format.name == "pal8" or any(component.is_alpha for component in picture_format.components)
 
 
 def on_white(picture_bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -558,8 +552,9 @@ class VideoFileSource(Source):
 
     def _nearest_boundary(self, seconds: float) -> int:
         """The number of the frame boundary nearest `seconds` after the first picture (a constant rate), a tie
-        taken later, as frames() rounds: the picture that starts there is the first at or after `seconds`."""
-        return math.ceil(seconds * self.rate - 0.5)
+        taken earlier, as frames() rounds --start, and as the writer counts the part's first picture for its
+        timecode (part_first_picture: one rule for both)."""
+        return part_first_picture(seconds, self.rate)
 
     def _start_seconds(self, start: float) -> float:
         """Where the part's first picture starts, in seconds after the video's first: on a frame boundary where the

@@ -48,6 +48,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from stream.audio_track import AudioTrack
+from stream.console import rate_text
 from stream.errors import UserError
 from stream.mp4_edit_list import disable_tracks, end_text_tracks, mend_last_picture
 from stream.paths import ensure_writable
@@ -564,7 +565,7 @@ class VideoWriter:
         if text is None or shifted_timecode(text, 0, self.rate) is not None:
             return text
         log.warning(f"{self.path.name}: the input's timecode {text!r} is left out: it is no timecode at "
-                    f"{float(self.rate):.5g} fps")
+                    f"{rate_text(float(self.rate))} fps")
         return None
 
     def _add_subtitles(self, source: Path, suffix: str) -> SubtitleTracks | None:
@@ -798,8 +799,8 @@ class VideoWriter:
                 log.warning(f"{self.path.name}: could not check its last picture's time ({_one_line(exc)})")
         if self.pictures_left_out:
             log.warning(f"{self.path.name}: {self.pictures_left_out} of {self.frames_written + self.pictures_left_out} "
-                        f"pictures came closer together than AVI's fixed {float(self.rate):.3g} fps and were left out "
-                        f"to keep the pictures in step with the sound; .mp4 or .mkv keep every picture")
+                        f"pictures came closer together than AVI's fixed {rate_text(float(self.rate))} fps and were "
+                        f"left out to keep the pictures in step with the sound; .mp4 or .mkv keep every picture")
 
     def _flush_video(self) -> None:
         """Mux what the encoder still holds. MP4 and MOV time each picture but the last one stored by the next

@@ -94,6 +94,14 @@ def test_config_a_section_without_its_colon_is_told_so(tmp_path, text, line, wor
                                         f"after it ({word}:)")
 
 
+@pytest.mark.parametrize("text", ['model:\n  midas\ndevice: "cpu', "note: |\n  hello\n  world\ndevice: [cpu"])
+def test_config_a_value_on_its_own_line_is_not_taken_for_a_section(tmp_path, text):
+    """A key's value on its own line, or a block scalar's text, with the real mistake further down: the hint named
+    `midas` or `hello` as wanting a colon."""
+    refusal = _refusal(tmp_path, text)
+    assert "is not valid YAML" in refusal and "needs a colon" not in refusal
+
+
 def test_config_a_badly_indented_key_keeps_its_own_hint(tmp_path):
     assert "is a key indented unlike the others" in _refusal(tmp_path, "render:\n  blur: 3\n   focus: auto\n")
 

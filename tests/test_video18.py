@@ -12,7 +12,8 @@ import pytest
 from media import make_video
 
 import stream.sources as sources
-from stream.sources import VideoFileSource, finer_than_output, rate_text
+from stream.console import rate_text
+from stream.sources import VideoFileSource, finer_than_output
 from tests.test_video_streams_kept import _run
 
 NTSC_FILM = Fraction(24000, 1001)
@@ -72,6 +73,33 @@ def test_video18_a_video_s_alpha_channel_is_laid_on_white_and_said_once(tmp_path
         stripe = image[:, 42:46].astype(int)  # half opaque: green half way to white
         assert np.abs(stripe[..., 1] - (200 + 255) / 2).max() <= 4 and np.abs(stripe[..., 2] - 128).max() <= 4
         assert np.abs(image[:, 4:28, 1].astype(int) - 200).max() <= 4 and image[:, 4:28, 2].max() <= 4  # opaque
+    assert [line for line in said if "alpha" in line] == \
+        [f"{path.name}: its alpha channel is laid on white: the output has none"]
+
+
+def test_video18_a_palette_video_s_transparent_entries_are_laid_on_white(tmp_path, said):
+    """PNG in MOV with a palette (pal8, as palettegen makes it) keeps its alpha in the palette: the transparent
+    half showed the entry's own colour (palettegen's reserved green), without a line."""
+    import av
+
+    index = np.zeros((48, 64), np.uint8)
+    index[:, :32] = 1  # left: the opaque green entry; right: the transparent one
+    palette = np.zeros((256, 4), np.uint8)  # PyAV takes each entry as A, R, G, B
+    palette[0] = (0, 255, 0, 0)  # transparent, red under it
+    palette[1] = (255, 0, 200, 0)  # opaque green
+    path = tmp_path / "palette.mov"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("png", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "pal8"
+        for packet in video.encode(av.VideoFrame.from_ndarray((index, palette), format="pal8")):
+            container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    source = VideoFileSource(path)
+    image = next(source.frames()).image
+    source.close()
+    assert (image[:, 32:] == 255).all()  # white, not red
+    assert (image[:, :32] == (0, 200, 0)).all()
     assert [line for line in said if "alpha" in line] == \
         [f"{path.name}: its alpha channel is laid on white: the output has none"]
 
