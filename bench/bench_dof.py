@@ -4,28 +4,39 @@ Scenes: the synthetic portrait of `stream.synthetic` (a subject in focus before 
 realistic mix of in-focus, mid and far CoC), and a worst case where a smooth random disparity puts
 much of the frame at CoC below the reduction factor (those pixels are gathered at full resolution).
 Usage: python bench/bench_dof.py [--runs 100] [--blur 16] [--recorded FRAMES.npz ...]
-       [--compare OLD.py [--rounds 3] [--threads 1,2]] [--passes]
+       [--compare-rev REV | --compare OLD.py [--rounds 3] [--threads 1,2] [--photo WxH ...]] [--passes]
 --recorded adds rows for frames a real run rendered (bench/record_render_inputs.py), at their own size, blur
 and focus, timed in turn (each of --runs rounds renders every frame once).
 On a shared virtual machine the median moves with the neighbours' load; min shows the quiet machine.
---compare OLD.py times a copy of an earlier kernels/dof_cpu.py and the current one alternately (old, new, old,
-new: --rounds rounds of --runs renders a scene each), at the presets' settings (640x480 at live-cpu's blur and at
---blur, 1280x720 at the default preset's), on each of --threads Numba thread counts, and says how far their outputs
-differ: a change is kept only where it is faster in every round.
+--compare-rev REV times the CPU depth of field of a git revision (any of `git rev-parse`'s names: HEAD, a commit,
+a tag) and the current one alternately (old, new, old, new: --rounds rounds of --runs renders a scene each), at the
+presets' settings (640x480 at live-cpu's blur and at --blur, 1280x720 at the default preset's; --photo WxH adds a
+synthetic portrait of that size at the default preset's blur, scaled to its height as a run scales it), on each of
+--threads Numba thread counts, and says how far their outputs differ: a change is kept only where it is faster in
+every round. The revision's whole kernels/ package is extracted (`git archive`) into a folder of the temporary
+directory under its own package name (kept there for the next run: Numba's cache goes with it), its imports of
+`kernels` renamed, so a change to any of dof_cpu.py's modules (dof_cpu_*.py, dof.py's plan) is compared.
+--compare OLD.py does the same with a copy of one old kernels/dof_cpu.py, which imports the current package: it fits
+only a copy from before dof_cpu.py was split into dof_cpu_*.py (9433d6b), or one that differs from the current
+module alone.
 --passes gives each pass's median ms instead (reduce, gather at reduced resolution, composite), and the whole
 render's, at 1280x720 and 1920x1080 (--blur at both).
 --compile gives the seconds a first render takes from a cold Numba cache (a fresh NUMBA_CACHE_DIR, in a new
-process: the import and the JIT of every kernel), --rounds times; with --compare OLD.py, OLD.py's and the current
-module's alternately.
+process: the import and the JIT of every kernel), --rounds times; with --compare-rev REV or --compare OLD.py, the old
+module's and the current one's alternately.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -88,21 +99,112 @@ LIVE_CPU_BLUR = 10.0  # configs/live-cpu.yaml: 640x480
 DEFAULT_BLUR = 12.0  # configs/default.yaml, at 480 lines; the blur scales with the frame's height
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def load_module(path: Path) -> ModuleType:
     """A copy of kernels/dof_cpu.py as a module importable by name (Numba's cache reloads its functions by it)."""
     sys.path.insert(0, str(path.resolve().parent))
     return importlib.import_module(path.stem)
 
 
-def compare_scenes(recorded: list[Path], blur_vga: float) -> list[tuple[str, list[tuple]]]:
+class RevisionError(Exception):
+    """A --compare-rev revision that git cannot resolve or that has no kernels/dof_cpu.py."""
+
+
+def _git(*args: str) -> bytes:
+    try:
+        done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True)
+    except OSError as error:
+        raise RevisionError(f"--compare-rev needs git ({error.strerror}); install it, or use --compare OLD.py") \
+            from None
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        raise RevisionError(f"git {args[0]}: {lines[-1] if lines else 'failed'}")
+    return done.stdout
+
+
+def revision_package(rev: str) -> tuple[str, Path]:
+    """(package name, folder holding it) of revision `rev`'s kernels/ package, extracted once into the temporary
+    directory as `kernels_<commit>` with its imports of `kernels` renamed to it (its Numba cache stays beside it)."""
+    try:
+        commit = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
+    except RevisionError:
+        raise RevisionError(f"--compare-rev {rev!r} is not a revision of {REPO} (try HEAD~1 or a commit hash "
+                            "from git log)") from None
+    name = f"kernels_{commit[:12]}"
+    root = Path(tempfile.gettempdir()) / f"depthcam-bench-{commit[:12]}"
+    if not (root / name).is_dir():
+        files = _package_files(_git("archive", "--format=tar", commit, "kernels"), name)
+        if "dof_cpu.py" not in files:
+            raise RevisionError(f"revision {rev} ({commit[:12]}) has no kernels/dof_cpu.py to compare")
+        # written beside, then renamed: an interrupted run leaves no half package to be taken for a whole one
+        part = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=root.parent))
+        for file_name, data in files.items():
+            (part / file_name).write_bytes(data)
+        root.mkdir(exist_ok=True)
+        try:
+            part.rename(root / name)
+        except OSError:  # another run put it there first
+            shutil.rmtree(part, ignore_errors=True)
+    return name, root
+
+
+def _package_files(archive: bytes, name: str) -> dict[str, bytes]:
+    """The files directly in kernels/ of a `git archive` tar, their imports of `kernels` renamed to `name`."""
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            base = member.name.removeprefix("kernels/")
+            if member.isfile() and base and "/" not in base:
+                data = tar.extractfile(member).read()  # type: ignore[union-attr]
+                files[base] = rename_imports(data.decode(), name).encode() if base.endswith(".py") else data
+    return files
+
+
+_IMPORT = re.compile(r"^(\s*(?:from|import)\s+)kernels\b", re.MULTILINE)
+
+
+def rename_imports(source: str, package: str) -> str:
+    """`source` importing `package` where it imported `kernels` (from kernels.x import, import kernels.x,
+    from kernels import x)."""
+    return _IMPORT.sub(lambda m: m.group(1) + package, source)
+
+
+def load_revision(rev: str) -> ModuleType:
+    """Revision `rev`'s kernels/dof_cpu.py, with the rest of its own kernels/ package."""
+    name, root = revision_package(rev)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"{name}.dof_cpu")
+
+
+PHOTO_SIZE = re.compile(r"^(\d+)x(\d+)$")
+
+
+def photo_size(text: str) -> tuple[int, int]:
+    """--photo's WxH."""
+    match = PHOTO_SIZE.match(text)
+    if not match or min(int(match[1]), int(match[2])) < 16:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 4032x3024, got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def compare_scenes(recorded: list[Path], blur_vga: float,
+                   photos: list[tuple[int, int]] = ()) -> list[tuple[str, list[tuple]]]:
     """(name, frames) at the presets' settings, and at 640x480 also at `blur_vga` (--blur: the live target's 16 px),
-    each frame (image, disparity, focus, blur, highlight boost)."""
+    each frame (image, disparity, focus, blur, highlight boost); then a synthetic portrait at each of `photos`' sizes
+    at the default preset's blur scaled to its height."""
     scenes = []
     sizes = dict.fromkeys(((640, 480, LIVE_CPU_BLUR), (640, 480, blur_vga), (1280, 720, DEFAULT_BLUR * 720 / 480)))
     for name, make in (("synthetic portrait", portrait), ("worst case: random depth", worst_case)):
         for width, height, blur in sizes:
             image, disparity, focus = make(width, height)
             scenes.append((f"{name} {width}x{height}", [(image, disparity, focus, blur, 0.0)]))
+    for width, height in photos:
+        image, disparity, focus = portrait(width, height)
+        scenes.append((f"synthetic portrait {width}x{height}", [(image, disparity, focus, DEFAULT_BLUR * height / 480,
+                                                                 0.0)]))
     for path in recorded:
         with np.load(path) as r:
             frames = [(r["images"][i], r["disparities"][i], float(r["focus"][i]), float(r["blur"][i]),
@@ -126,17 +228,17 @@ def render_ms(module: ModuleType, frames: list[tuple], runs: int) -> tuple[float
     return float(np.median(wall)), float(np.median(cpu))
 
 
-def compare(old_path: Path, recorded: list[Path], threads: list[int], rounds: int, runs: int,
-            blur_vga: float) -> None:
+def compare(old: ModuleType, recorded: list[Path], threads: list[int], rounds: int, runs: int,
+            blur_vga: float, photos: list[tuple[int, int]] = ()) -> None:
+    """`old` (a dof_cpu module: load_module, load_revision) and the current one, alternately."""
     import numba
 
     from kernels import dof_cpu
 
-    old = load_module(old_path)
     print("| scene | blur (px) | threads | old ms, by round | new ms, by round | new / old | old CPU ms | new CPU ms "
           "| outputs |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, frames in compare_scenes(recorded, blur_vga):
+    for name, frames in compare_scenes(recorded, blur_vga, photos):
         differ, most = 0, 0
         for image, disparity, focus, blur, boost in frames:
             a = old.depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost).astype(np.int16)
@@ -159,13 +261,13 @@ def compare(old_path: Path, recorded: list[Path], threads: list[int], rounds: in
                   f"{cpu['new']} | {outputs} |", flush=True)
 
 
-# run in a fresh process: import the module at argv[1] by name and render one small frame
+# run in a fresh process: import the module named argv[1] from the folder argv[2] and render one small frame
 _COLD_RENDER = """
-import sys, time
+import importlib, sys, time
 import numpy as np
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[2])
-module = __import__(sys.argv[1])
+module = importlib.import_module(sys.argv[1])
 rng = np.random.default_rng(0)
 module.depth_of_field_cpu(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), rng.random((48, 64), dtype=np.float32),
                           0.5, 12.0, highlight_boost=1.0)
@@ -173,25 +275,24 @@ print(time.perf_counter() - t0)
 """
 
 
-def cold_compile_s(path: Path) -> float:
-    """Seconds from a new process's import of the module at `path` to its first render, with an empty Numba cache."""
+def cold_compile_s(module: str, folder: Path) -> float:
+    """Seconds from a new process's import of `module` (a dotted name, found in `folder`) to its first render, with an
+    empty Numba cache."""
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        root = str(Path(__file__).resolve().parents[1])  # the module's own `kernels` imports
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        done = subprocess.run([sys.executable, "-c", _COLD_RENDER, path.stem, str(path.resolve().parent)], env=env,
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))  # `kernels` imports
+        done = subprocess.run([sys.executable, "-c", _COLD_RENDER, module, str(folder)], env=env,
                               capture_output=True, text=True, check=True)
     return float(done.stdout.split()[-1])
 
 
-def compile_table(old: Path | None, rounds: int) -> None:
-    import kernels.dof_cpu
-
-    modules = ([("old", old)] if old else []) + [("new" if old else "current", Path(kernels.dof_cpu.__file__))]
+def compile_table(old: tuple[str, Path] | None, rounds: int) -> None:
+    """`old`: the old module's dotted name and the folder it is found in (None: the current module alone)."""
+    modules = ([("old", old)] if old else []) + [("new" if old else "current", ("kernels.dof_cpu", REPO))]
     times: dict[str, list[float]] = {name: [] for name, _ in modules}
     for _ in range(rounds):
-        for name, path in modules:
-            times[name].append(cold_compile_s(path))
+        for name, (module, folder) in modules:
+            times[name].append(cold_compile_s(module, folder))
     print("| module | cold compile s, by round | median |")
     print("| --- | --- | --- |")
     for name, values in times.items():
@@ -228,8 +329,15 @@ def main() -> None:
     parser.add_argument("--blur", type=float, default=16.0, help="max CoC radius in px")
     parser.add_argument("--recorded", type=Path, nargs="*", default=[],
                         help="frames recorded at the render stage (bench/record_render_inputs.py)")
-    parser.add_argument("--compare", type=Path, metavar="OLD.py",
-                        help="a copy of an earlier kernels/dof_cpu.py to time against the current one, interleaved")
+    old_group = parser.add_mutually_exclusive_group()
+    old_group.add_argument("--compare-rev", metavar="REV",
+                           help="a git revision whose kernels/ package to time against the current one, interleaved")
+    old_group.add_argument("--compare", type=Path, metavar="OLD.py",
+                           help="a copy of an earlier kernels/dof_cpu.py to time against the current one, interleaved "
+                                "(only a copy from before its split into dof_cpu_*.py: use --compare-rev)")
+    parser.add_argument("--photo", type=photo_size, nargs="*", default=[], metavar="WxH",
+                        help="--compare, --compare-rev: also a synthetic portrait of this size at the default preset's "
+                             "blur, scaled to its height")
     parser.add_argument("--rounds", type=int, default=3, help="--compare, --compile: rounds of old and new")
     parser.add_argument("--threads", default="1,2", help="--compare: Numba thread counts, comma-separated")
     parser.add_argument("--passes", action="store_true",
@@ -245,17 +353,28 @@ def main() -> None:
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Numba {numba.__version__} ({numba.get_num_threads()} threads)\n")
     if args.compare and not args.compare.is_file():
-        parser.error(f"{args.compare} not found; copy kernels/dof_cpu.py as it was, e.g. to /tmp/dof_cpu_old.py")
-    if args.compile:
-        compile_table(args.compare, args.rounds)
-        return
+        parser.error(f"{args.compare} not found; copy kernels/dof_cpu.py as it was, e.g. to /tmp/dof_cpu_old.py, "
+                     "or name a git revision with --compare-rev")
+    old: tuple[str, Path] | None = None
     if args.compare:
+        old = (args.compare.stem, args.compare.resolve().parent)
+    elif args.compare_rev:
+        try:
+            name, root = revision_package(args.compare_rev)
+        except RevisionError as error:
+            parser.error(str(error))
+        old = (f"{name}.dof_cpu", root)
+    if args.compile:
+        compile_table(old, args.rounds)
+        return
+    if old:
         threads = [int(n) for n in args.threads.split(",") if n.strip().isdigit()]
         if len(threads) != len(args.threads.split(",")) or min(threads) < 1 \
                 or max(threads) > numba.config.NUMBA_NUM_THREADS:
             parser.error(f"--threads must be thread counts from 1 to {numba.config.NUMBA_NUM_THREADS}, "
                          f"comma-separated, got {args.threads!r}")
-        compare(args.compare, args.recorded, threads, args.rounds, args.runs, args.blur)
+        module = load_module(args.compare) if args.compare else load_revision(args.compare_rev)
+        compare(module, args.recorded, threads, args.rounds, args.runs, args.blur, args.photo)
         return
     if args.passes:
         pass_table(args.blur, args.runs)

@@ -4,9 +4,11 @@ Whole-frame error figures dilute what a user sees at a subject's outline (a frin
 table also gives the error within a band outside the sharp subject (`silhouette_band`). The reference
 loops over every offset of the largest disc: about 30 s a 640x480 frame at 12 px, 4 minutes at 1080p.
 
-Usage: python bench/dof_accuracy.py FRAMES.npz [...] [--frames 2] [--band 12] [--region Y0:Y1,X0:X1]
+Usage: python bench/dof_accuracy.py FRAMES.npz [...] [--frames 2] [--band 12] [--region Y0:Y1,X0:X1] [--scales 9,5]
 FRAMES.npz: render inputs kept by bench/record_render_inputs.py (the first and last of --frames are used).
 --region adds the error's mean, p99 and max within that rectangle (a seam seen on one frame).
+--scales gives a row per reduction factor s instead of the plan's own (one reference per frame for all): the
+candidates of a change to `kernels.dof.reduction_scale`, compared on the same frames.
 """
 from __future__ import annotations
 
@@ -37,12 +39,25 @@ def region(text: str) -> tuple[slice, slice]:
         raise argparse.ArgumentTypeError(f"expected Y0:Y1,X0:X1 (e.g. 304:321,368:385), got {text!r}") from None
 
 
+def scales(text: str) -> list[int]:
+    """--scales' comma-separated reduction factors."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected reduction factors from 1 up, comma-separated (e.g. 12,9,5), "
+                                         f"got {text!r}")
+    return values
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recorded", type=Path, nargs="+")
     parser.add_argument("--frames", type=int, default=2, help="frames per file, spread over it (default 2)")
     parser.add_argument("--band", type=float, default=12.0, help="band width outside the subject, px (default 12)")
     parser.add_argument("--region", type=region, help="also the error within Y0:Y1,X0:X1 (end excluded)")
+    parser.add_argument("--scales", type=scales, help="reduction factors to compare, e.g. 12,9,5 (default: the plan's)")
     args = parser.parse_args()
     for path in args.recorded:
         if not path.is_file():
@@ -60,20 +75,26 @@ def main() -> int:
                 started = time.perf_counter()
                 reference = depth_of_field_reference(image, disparity, focus, blur, boost, as_float=True)
                 print(f"  reference of {path.stem} #{i}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
-                error = np.abs(depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost) - reference)
-                band = error[silhouette_band(disparity, focus, blur, args.band)]
+                band = silhouette_band(disparity, focus, blur, args.band)
                 height, width = disparity.shape
-                s = plan(disparity.shape, focus, blur, boost).scale
-                band_figures = (f"{band.mean():.2f} | {np.percentile(band, 99):.1f} | {band.max():.0f}" if band.size
-                                else "- | - | -")
-                region_figures = ""
-                if args.region:
-                    inside = error[args.region]
-                    region_figures = f" {inside.mean():.2f} | {np.percentile(inside, 99):.1f} | {inside.max():.1f} |"
-                print(f"| {path.stem} #{i} | {width}x{height} | {blur:g} | {s} | {error.mean():.3f} "
-                      f"| {np.percentile(error, 99):.1f} | {error.max():.1f} | {band_figures} |{region_figures}",
-                      flush=True)
+                for s in args.scales or [plan(disparity.shape, focus, blur, boost).scale]:
+                    error = np.abs(depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost, scale=s)
+                                   - reference)
+                    print(f"| {path.stem} #{i} | {width}x{height} | {blur:g} | {s} | "
+                          f"{error_figures(error, band, args.region)}", flush=True)
     return 0
+
+
+def error_figures(error: np.ndarray, band: np.ndarray, inside: tuple[slice, slice] | None) -> str:
+    """The table's cells from the whole frame's mean on: whole frame, band, and the region where given."""
+    in_band = error[band]
+    band_figures = (f"{in_band.mean():.2f} | {np.percentile(in_band, 99):.1f} | {in_band.max():.0f}" if in_band.size
+                    else "- | - | -")
+    region_figures = ""
+    if inside:
+        part = error[inside]
+        region_figures = f" {part.mean():.2f} | {np.percentile(part, 99):.1f} | {part.max():.1f} |"
+    return f"{error.mean():.3f} | {np.percentile(error, 99):.1f} | {error.max():.1f} | {band_figures} |{region_figures}"
 
 
 if __name__ == "__main__":

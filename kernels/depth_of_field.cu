@@ -134,8 +134,9 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
 
 // One thread per reduced pixel. The far gather's window is bounded by the pixel's own radius (the
 // min-radius rule), the near gather's by the largest near radius in the frame (`near_reach`).
-// Reduced frames are small and a window holds at most (2 * 9 + 1)^2 samples (MAX_LOW_RES_RADIUS in
-// kernels/dof.py), so the reads stay in L1/L2.
+// Reduced frames are small and a window holds at most (2 * 12 + 1)^2 samples (MAX_LOW_RES_RADIUS in
+// kernels/dof.py: a photo's blur, s > 5; up to (2 * 5 + 1)^2 at video sizes), so the reads stay in L1/L2. No
+// buffer is sized by it: the windows are loops bounded by the radii and `near_reach`.
 extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const float* __restrict__ low_fr,
                                       const float4* __restrict__ low_n, const float* __restrict__ low_nm,
                                       const float* __restrict__ low_nr, const float4* __restrict__ low_b,

@@ -83,7 +83,19 @@ LOW_RES_RADIUS = 4.0  # largest blur radius, in reduced pixels, while s grows wi
 # s = 14 (the blur / 4 rule) 398 ms a frame, 0.96 levels from the float64 reference; s = 6 287 ms; s = 5 0.62
 # levels (bench/RESULTS.md).
 MAX_EXACT_SCALE = 5
-MAX_LOW_RES_RADIUS = 9.0  # then s grows again, so the reduced gather's windows stay bounded
+# Then s grows again, so the reduced gather's windows stay bounded. That gather costs ~(blur / s)^2 taps on 1 / s^2
+# of the pixels, the exact full-resolution gathers (CoCs below s and 2 s) ~s^2 a pixel where the CoCs are small
+# (the subject, its outline). At 9 a photo's blur (scaled with its height: a 48 MP portrait's 201.6 px, s = 23) went
+# ~99 % into the exact gathers (the near one first) and ~0.1 % into the reduced one. A larger bound is faster; it
+# gathers more of a focused subject's small CoCs through the blocks (less accurate there), a blurred foreground's
+# through a finer grid (more accurate). A real run's depth of a 12 MP portrait (100.8 px), 2 cores, error against the
+# float64 reference (mean / p99 levels) focused on the subject, then on the background (focus 0.2):
+#   9 (s = 12) 2.2 s, 0.50 / 4.1, 0.92 / 7.9;   12 (s = 9) 1.2 s, 0.65 / 7.9, 0.63 / 4.1;
+#   16 (s = 7) 1.0 s, 0.85 / 11.3, 0.52 / 3.2;  24 (s = 5) 0.7 s, 0.98 / 14.8, 0.41 / 2.2.
+# 12 is the largest whose worst p99 stays as it was, its mean error over both a little lower; it halves a 12 MP
+# render, and at 48 MP (201.6 px) s = 23 -> 17, 33.6 -> 17.3 s (16: s = 13, 7.4 s). Blurs up to 45 px (video to
+# 1440p) keep their s; 4K's 54 px goes from 6 to 5.
+MAX_LOW_RES_RADIUS = 12.0
 # The GPU could afford 8 (crisper bokeh rims: they soften over ~1.5 s px), but the same factor on both
 # devices makes --device cpu and --device cuda render the same picture (to 1 level), which users expect.
 LOW_RES_RADIUS_CUDA = LOW_RES_RADIUS

@@ -727,10 +727,11 @@ def test_cpu_render_reports_each_pass_time_and_renders_the_same(rng):
 
 def test_reduction_factor_stops_growing_until_the_reduced_discs_get_large():
     """s = ceil(blur / 4) up to 5 (VGA's presets unchanged: 12 px -> 3, 16 px -> 4); then the reduced discs
-    grow instead, up to 9 reduced px, so the exact full-resolution gather (CoC < s) stays small at 4K."""
+    grow instead, up to 12 reduced px (MAX_LOW_RES_RADIUS), so the exact full-resolution gather (CoC < s) stays
+    small at 4K and in photos (tests/test_dof_large_blur.py)."""
     from kernels.dof import MAX_EXACT_SCALE, MAX_LOW_RES_RADIUS, reduction_scale
 
-    assert [reduction_scale(b) for b in (0.5, 4.0, 12.0, 16.0, 27.0, 54.0, 512.0)] == [1, 1, 3, 4, 5, 6, 57]
+    assert [reduction_scale(b) for b in (0.5, 4.0, 12.0, 16.0, 27.0, 54.0, 512.0)] == [1, 1, 3, 4, 5, 5, 43]
     for blur in np.arange(0.25, 520.0, 0.25):
         s = reduction_scale(blur)
         assert blur / s <= MAX_LOW_RES_RADIUS + 1e-9  # the reduced gather's largest disc is bounded
