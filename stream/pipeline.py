@@ -33,10 +33,10 @@ from stream.workers import worker_thread
 
 JOIN_TIMEOUT_S = 2.0
 # A single picture larger than this is told stage by stage, one line as each starts, instead of by a bar over its one
-# frame, which sat at "0/1" throughout. The depth of field's cost grows with the pixels times the blur's square, and
-# the blur with the height: on two busy cores a phone's 48-megapixel photo took 2 minutes (its depth 0.4 s, refinement
-# 1.1 s, depth of field 118 s, writing its PNG 6.5 s), 12 megapixels 13-19 s, a 4K portrait 7.1 s, 6 megapixels
-# 3.5 s, 4K landscape 2.7 s; 1080p 0.8 s, which keeps its bar.
+# frame, which sat at "0/1" throughout. The depth of field's cost grows with the pixels times the blur, which grows
+# with the height: on two busy cores a phone's 48-megapixel photo took 2 minutes (its depth 0.4 s, refinement 1.1 s,
+# depth of field 118 s, writing its PNG 6.5 s; about half a minute since the reduced gather's bound went to 12),
+# 12 megapixels 13-19 s, a 4K portrait 7.1 s, 6 megapixels 3.5 s, 4K landscape 2.7 s; 1080p 0.8 s keeps its bar.
 STAGE_LINES_PIXELS = 4_000_000
 
 
