@@ -8,11 +8,10 @@ import pytest
 
 import stream.network_source as network
 from stream.frame import Frame
-from stream.network_source import NetworkSource
 from stream.pipeline import Pipeline
 from stream.sources import open_source
 from stream.synthetic import SyntheticPortrait, SyntheticScene
-from test_network_source import _first_frames, _served_frames, _Server, _SlowStage, _transport_stream
+from test_network_source import _frames_served, _served_frames, _Server, _SlowStage, _transport_stream
 from test_pipeline import CollectingSink
 
 
@@ -85,12 +84,7 @@ def test_an_mjpeg_stream_is_given_undecoded_and_decodes_as_served_on_any_thread(
     import av
 
     server = _Server(fps=30)
-    try:
-        source = NetworkSource(f"{server.base}/video")
-        frames = _first_frames(source, 12)
-        source.close()
-    finally:
-        server.close()
+    _, frames = _frames_served(server, f"{server.base}/video", 12)
     assert not any(isinstance(frame._picture, av.VideoFrame) for frame in frames[1:])
     assert all((frame.width, frame.height) == (160, 120) for frame in frames)
     readers = [threading.Thread(target=lambda part=part: [frame.image for frame in part])
@@ -126,12 +120,7 @@ def test_a_damaged_picture_is_skipped_and_said_once_and_never_crashes_a_stage(to
     served = [_served(jpeg) for jpeg in server.jpegs]
     server.jpegs[3] = server.jpegs[3][:100]  # cut short: no picture in it
     server.jpegs[6] = _bad_huffman_table(server.jpegs[6])
-    try:
-        source = NetworkSource(f"{server.base}/video")
-        frames = _first_frames(source, 8)
-        source.close()
-    finally:
-        server.close()
+    source, frames = _frames_served(server, f"{server.base}/video", 8)
     assert [frame.index for frame in frames] == list(range(8))
     assert [_nearest(frame.image, served) for frame in frames] == [0, 1, 2, 4, 5, 5, 7, 8]
     assert told == ["network stream " + source.shown + " lost data on the way; the damaged pictures are skipped"]
@@ -143,12 +132,7 @@ def test_a_picture_of_another_size_comes_out_at_the_size_the_stream_started_with
     server = _Server(fps=30)
     large = [cv2.resize(picture, (320, 240)) for picture in server.pictures]
     server.jpegs[2:] = [cv2.imencode(".jpg", picture)[1].tobytes() for picture in large[2:]]
-    try:
-        source = NetworkSource(f"{server.base}/video")
-        frames = _first_frames(source, 6)
-        source.close()
-    finally:
-        server.close()
+    source, frames = _frames_served(server, f"{server.base}/video", 6)
     assert all((frame.width, frame.height) == (160, 120) for frame in frames)
     assert all(frame.image.shape == (120, 160, 3) for frame in frames)
     assert np.abs(frames[4].image.astype(int) - cv2.resize(large[4], (160, 120))).mean() < 3.0

@@ -137,6 +137,17 @@ def _first_frames(source, count: int) -> list[Frame]:
     return list(itertools.islice(source.frames(), count))
 
 
+def _frames_served(server: "_Server", url: str, count: int) -> tuple[NetworkSource, list[Frame]]:
+    """The first `count` frames of `server`'s stream at `url`, read through a NetworkSource; both closed after."""
+    try:
+        source = NetworkSource(url)
+        frames = _first_frames(source, count)
+        source.close()
+    finally:
+        server.close()
+    return source, frames
+
+
 def test_mjpeg_over_http_is_read_live_with_a_measured_rate(told):
     """A phone as a webcam (IP Webcam, DroidCam): multipart MJPEG, which states no rate (FFmpeg makes up 25 fps and
     numbers the pictures): the rate is measured from their arrivals, and the pictures are the ones served."""
@@ -200,12 +211,7 @@ def test_a_stream_that_drops_part_way_is_opened_again_and_goes_on(told, quick):
     """The phone app closes the connection every 6 pictures: each time the stream is opened again, said in one
     line, and the frames go on numbered without a gap."""
     server = _Server(fps=30, per_connection=6)
-    try:
-        source = NetworkSource(f"http://me:{SECRET}@{server.base[7:]}/video")
-        frames = _first_frames(source, 20)
-        source.close()
-    finally:
-        server.close()
+    _, frames = _frames_served(server, f"http://me:{SECRET}@{server.base[7:]}/video", 20)
     assert [f.index for f in frames] == list(range(20))
     came_back = [line for line in told if "dropped (the connection was closed) and came back" in line]
     assert len(came_back) >= 3 and server.connections >= 4
