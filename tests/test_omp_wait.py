@@ -9,6 +9,7 @@ import pytest
 
 from stream import bench
 from stream.cli import main
+from test_bench import _no_runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,14 +66,6 @@ def test_a_users_own_spin_count_is_kept():
     policy, spin = _probe(GOMP_SPINCOUNT="1000")
     assert policy == "None"
     assert spin in (None, "1000")
-
-
-def _no_runs(monkeypatch) -> None:
-    def fail(*args, **kwargs):
-        raise AssertionError("a run started before the options were checked")
-
-    monkeypatch.setattr(bench, "run_pipelined", fail)
-    monkeypatch.setattr(bench, "run_sequential", fail)
 
 
 @pytest.mark.parametrize("name", ["out.csv", "out", "out.json.txt"])
