@@ -27,7 +27,8 @@ from stream.metrics import LatencyRecorder
 from stream.network_source import NetworkSource, redact
 from stream.pipeline import Pipeline
 from stream.paths import ensure_writable, same_file
-from stream.sinks import PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind
+from stream.sinks import (PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind,
+                          sink_parts)
 from stream.sources import ImageSource, PacedSource, Source, VideoFileSource, open_source
 from stream.video_writer import VideoWriter, check_video_size
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
@@ -282,8 +283,7 @@ def kernels_notice(backend: str) -> str:
 
 def video_writers(sink: Sink) -> list[VideoWriter]:
     """The video writers of a run's outputs: -o's and --save-depth's (an animation's writer is none)."""
-    return [one.writer for one in getattr(sink, "sinks", [sink])
-            if isinstance(getattr(one, "writer", None), VideoWriter)]
+    return [one.writer for one in sink_parts(sink) if isinstance(getattr(one, "writer", None), VideoWriter)]
 
 
 def follow_part(sink: Sink, source: VideoFileSource) -> None:

@@ -26,7 +26,7 @@ from stream.frame import Frame, now_ns
 from stream.interrupts import SignalStop, signals_stop
 from stream.metrics import LatencyRecorder
 from stream.queues import END, POLL_S, BlockingFrameQueue, FrameQueue, InFlightLimit, LatestFrameQueue, Stopped
-from stream.sinks import Sink
+from stream.sinks import Sink, sink_parts
 from stream.sources import Source
 from stream.stages import Stage
 from stream.workers import worker_thread
@@ -73,7 +73,7 @@ def _is_terminal(stream) -> bool:
 def _file_names(sink: Sink) -> list[str]:
     """The files a sink writes (-o's, --save-depth's), by the names given: none for a window or null."""
     names = []
-    for one in getattr(sink, "sinks", [sink]):  # a TeeSink's parts
+    for one in sink_parts(sink):
         path = getattr(one, "path", None) or getattr(getattr(one, "writer", None), "path", None)
         if path is not None:
             names.append(str(path))

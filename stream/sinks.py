@@ -610,6 +610,11 @@ class VirtualCameraSink(Sink):
         self.camera.close()
 
 
+def sink_parts(sink: Sink) -> list[Sink]:
+    """The sinks a run's output writes to: a TeeSink's parts, else the sink itself."""
+    return list(getattr(sink, "sinks", [sink]))
+
+
 class TeeSink(Sink):
     """Writes every frame to several sinks (the main output, the depth video, the preview window)."""
 
