@@ -337,9 +337,15 @@ def on_page(picture_bgr: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     (JPEG, a video, the window), where the hidden pixels' fill (filled_behind) would show."""
     if alpha is None or alpha.shape != picture_bgr.shape[:2] or alpha.min() == 255:
         return picture_bgr
-    opacity = alpha.astype(np.float32)[..., None] / 255.0
-    page = picture_bgr * opacity + np.float32(TRANSPARENT_BACKGROUND[0]) * (1.0 - opacity)
-    return np.clip(page + 0.5, 0, 255).astype(np.uint8)
+    return on_white(picture_bgr, alpha)
+
+
+def on_white(picture_bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A picture of straight (not premultiplied) alpha laid on white (TRANSPARENT_BACKGROUND), in 8-bit operations:
+    255 - (255 - colour) * alpha / 255, rounded: the same as float arithmetic for every colour and alpha (no ties),
+    which took 48-150 ms a 1080p picture here (a video's every picture: stream.sources), this ~10."""
+    opacity = cv2.merge([alpha, alpha, alpha])
+    return cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(picture_bgr), opacity, scale=1 / 255))
 
 
 def _upright(image: Any) -> Any:
