@@ -129,25 +129,31 @@ def readable_again(path: Path) -> bool:
         return False
 
 
-def kept_tags(source: Path | Mapping[str, str] | None) -> dict[str, str]:
-    """The input's container tags that the output keeps: when and where it was recorded (creation_time, a
-    phone's location), its title, the camera's make and model; empty where the input has none or cannot be
-    read again (a pipe). A photo app sorts videos by their creation time, and shows them on a map by their location.
-    `source`: the input file, or the tags its open container read."""
+def input_tags(source: Path | Mapping[str, str] | None) -> dict[str, str]:
+    """The input's container tags, and a MOV's or MP4's timecode (on its video stream: stream_timecode): `source`
+    the tags its open container read, or the input file, read here once; empty where it has none or cannot be read
+    again (a pipe)."""
     import av
 
     if source is None:
         return {}
     if isinstance(source, Mapping):
-        tags = dict(source)
-    elif not readable_again(source):
+        return dict(source)
+    if not readable_again(source):
         return {}
-    else:
-        try:
-            with av.open(str(source)) as container:
-                tags = dict(container.metadata)
-        except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
-            return {}
+    try:
+        with av.open(str(source)) as container:
+            return {**container.metadata, **stream_timecode(container)}
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return {}
+
+
+def kept_tags(source: Path | Mapping[str, str] | None) -> dict[str, str]:
+    """The input's container tags that the output keeps: when and where it was recorded (creation_time, a
+    phone's location), its title, the camera's make and model; empty where the input has none or cannot be
+    read again (a pipe). A photo app sorts videos by their creation time, and shows them on a map by their location.
+    `source`: as input_tags takes it."""
+    tags = input_tags(source)
     return {key: _one_value(value) for key, value in tags.items() if value and not _own_or_identity(key)}
 
 
@@ -195,22 +201,9 @@ def stream_timecode(container: Any) -> dict[str, str]:
 
 
 def kept_timecode(source: Path | Mapping[str, str] | None) -> str | None:
-    """The input's timecode (its first picture's) from its tags, or, given the file, from its streams too (a MOV's
-    tmcd track); None where it has none or cannot be read again (a pipe)."""
-    import av
-
-    if source is None:
-        return None
-    if isinstance(source, Mapping):
-        tags = dict(source)
-    elif not readable_again(source):
-        return None
-    else:
-        try:
-            with av.open(str(source)) as container:
-                tags = {**container.metadata, **stream_timecode(container)}
-        except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
-            return None
+    """The input's timecode (its first picture's), `source` as input_tags takes it; None where it has none or cannot
+    be read again (a pipe)."""
+    tags = input_tags(source)
     return next((value.strip() for key, value in tags.items() if key.lower() == "timecode" and value.strip()), None)
 
 
@@ -513,8 +506,9 @@ class VideoWriter:
         self._last_frame: Any = None  # the last picture encoded, shown again through a pause longer than _max_ticks
         self._repeats: set[int] = set()  # the times of those shown again, which are no picture of the input
         self._file = _OutputFile(path)
-        self._tags = tags = kept_tags(tags_from if tags_from is not None else audio_from)
-        self._timecode = self._checked_timecode(kept_timecode(tags_from if tags_from is not None else audio_from))
+        given = input_tags(tags_from if tags_from is not None else audio_from)  # the input file read once
+        self._tags = tags = kept_tags(given)
+        self._timecode = self._checked_timecode(kept_timecode(given))
         if self._timecode is not None:  # the container's: FFmpeg's MP4 muxer makes it a tmcd track, Matroska a tag
             tags = {**tags, "timecode": self._timecode}
         if suffix == ".avi":
