@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
 import platform
+import shlex
 import sys
 import time
 import urllib.parse
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from models.download import ModelError
-from stream.config import PipelineConfig, load_config, preset_names
+from stream.config import CONFIG_DIR, PipelineConfig, load_config, preset_names, resolve_config_path
 from stream.console import notify
 from stream.errors import StopAfter, UserError
 from stream.frame import Frame, now_ns
@@ -33,7 +35,7 @@ from stream.network_source import is_network_spec, redact
 from stream.options import GivenOnce, add_model_options, model_overrides
 from stream.paths import ensure_writable, replace_atomically, same_file
 from stream.sinks import NullSink
-from stream.sources import PacedSource, Source
+from stream.sources import ImageSource, PacedSource, Source
 
 STAGES = ["depth", "refine", "render"]
 MODES = ("pipelined", "sequential", "batch", "live")
@@ -295,6 +297,8 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
     recorder = LatencyRecorder(STAGES, warmup=warmup)
 
     def wrap(source: Source) -> Source:
+        # paced (live), a photo repeats until --frames frames reached the sink, as the live synthetic input does
+        source = _as_stream(source, LIVE_SYNTHETIC_FRAMES if paced else frames + warmup)
         return _counting_deliveries(PacedSource(source) if paced else source, recorder)
 
     built, build_ms = _timed_build(config, input_spec, recorder=recorder, wrap_source=wrap)
@@ -344,11 +348,40 @@ def _counting_deliveries(source: Source, recorder: LatencyRecorder) -> Source:
     return source
 
 
+STILL_STREAM_FPS = 30.0  # a photo's still stream is paced at the default synthetic input's camera rate (live run)
+
+
+class StillStream(Source):
+    """A photo delivered `count` times, as a camera filming a print would: a photo is one frame, so its warm-up
+    measured nothing (`bench photo.jpg` was refused until --warmup 0, and then gave one sample and no rate)."""
+
+    def __init__(self, photo: ImageSource, count: int) -> None:
+        self.photo = photo
+        self.fps, self.width, self.height = STILL_STREAM_FPS, photo.width, photo.height
+        self.frame_count = count
+        self.description = f"{photo.description}, repeated {count} times"
+
+    def frames(self) -> Iterator[Frame]:
+        for index in range(self.frame_count or 0):
+            picture = next(iter(self.photo.frames()))
+            # a copy each time: a stage's work on one frame must not show in the next
+            yield Frame(index=index, capture_ns=now_ns(), image=picture.image.copy(),
+                        pts_seconds=index / self.fps, extra=dict(picture.extra))
+
+    def close(self) -> None:
+        self.photo.close()
+
+
+def _as_stream(source: Source, count: int) -> Source:
+    """The run's input: a photo repeated as a still stream of `count` frames, any other input as it is."""
+    return StillStream(source, count) if isinstance(source, ImageSource) else source
+
+
 def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup: int) -> dict:
     """The same stages on one thread, one frame at a time: the baseline the pipeline must beat."""
     sequential = dataclasses.replace(config, inference=dataclasses.replace(config.inference, mode="sync"))
     built, build_ms = _timed_build(sequential, input_spec)  # its threads never start
-    source, stages = built.source, built.pipeline.stages
+    source, stages = _as_stream(built.source, frames + warmup), built.pipeline.stages
     recorder = LatencyRecorder(STAGES, warmup=warmup)
     first_frame_ms: float | None = None
 
@@ -464,27 +497,30 @@ def check_report_paths(json_path: str | None, plot_path: str | None, input_spec:
         check_plot_path(targets["--plot"])
 
 
-def check_input(input_spec: str | None, warmup: int, configs: list[tuple[str | None, PipelineConfig]]) -> None:
+def check_input(input_spec: str | None, warmup: int, configs: list[tuple[str | None, PipelineConfig]]) -> dict:
     """Open the input once before any run: a bad input, one too short to measure anything, or settings
     that do not fit its frame size (blur, focus point) are refused now. A camera's spec is checked, the
-    camera itself left to the run: opening one twice is slow and some refuse it."""
+    camera itself left to the run: opening one twice is slow and some refuse it. Returns what the report says
+    of the input: its frame count and size, and whether it is a photo (repeated as a still stream)."""
     from stream.app import check_outputs
     from stream.camera import parse_camera_spec
     from stream.sources import open_source
 
     if input_spec is None:
-        return  # the default synthetic input is made with frames + warmup frames
+        return {}  # the default synthetic input is made with frames + warmup frames
     if input_spec.startswith("camera:"):
         parse_camera_spec(input_spec)  # its spelling; the camera itself answers when the run opens it
-        return
+        return {}
     source = open_source(input_spec)
     try:
+        photo = isinstance(source, ImageSource)
         count = source.frame_count
-        if count is not None and count <= warmup:
+        if count is not None and count <= warmup and not photo:  # a photo is repeated for as long as the run
             raise UserError(f"the input has {count} frame{'s' if count != 1 else ''}, all within the {warmup} "
                             f"warm-up frames: nothing would be measured; lower --warmup or use a longer input")
         for _, config in configs:
             check_outputs(config, input_spec, "null", source)
+        return {"frames": count, "size": [source.width, source.height], "photo": photo}
     finally:
         source.close()
 
@@ -546,9 +582,15 @@ def report_warnings(document: dict) -> list[str]:
 
 
 def input_line(document: dict) -> str:
-    """What was measured and when, above the tables: two reports' tables side by side are told apart by it."""
-    created = str(document.get("created") or "an unknown date").replace("T", " ")
-    return f"input: {document.get('input') or 'unknown'}; measured {created}"
+    """What was measured and when, above the tables: two reports' tables side by side are told apart by it. When the
+    measuring began and how long it took (an older report knows only when it was written: `created`)."""
+    began = str(document.get("started") or document.get("created") or "an unknown date").replace("T", " ")
+    took = document.get("duration_s")
+    span = f" for {took:.1f} s" if isinstance(took, (int, float)) and not isinstance(took, bool) else ""
+    record = document.get("reproduce")
+    source = record.get("input") if isinstance(record, dict) else None
+    photo = " (a photo, repeated as a still stream)" if isinstance(source, dict) and source.get("photo") else ""
+    return f"input: {document.get('input') or 'unknown'}{photo}; measured {began}{span}"
 
 
 def busy_machine_warning(reports: list[dict], machine: dict) -> str | None:
@@ -656,6 +698,24 @@ def _cores(cpu: dict | None) -> str:
     return f"{cpu['depthcam']:.1f}" + (f" ({others:.1f})" if others is not None else "")
 
 
+TAIL_PERCENTILES = (95, 99)  # the table's tail columns; pN is a 1-in-(100 / (100 - N)) figure
+
+
+def few_samples_line(report: dict) -> str | None:
+    """The tail percentiles that rest on too few frames to mean what they say: with under 100 / (100 - N) frames
+    (100 for p99, 20 for p95), pN interpolates between the two largest samples: next to the max, not a tail."""
+    parts = []
+    for tail in TAIL_PERCENTILES:
+        needed = round(100 / (100 - tail))
+        short = [f"{name} {run['frames']}" for name, run in report["runs"].items() if run["frames"] < needed]
+        if short:
+            parts.append(f"p{tail} needs {needed} frames ({', '.join(short)} measured)")
+    if not parts:
+        return None
+    return (f"too few frames for the tail: {'; '.join(parts)}; with fewer, pN lies between the two largest samples, "
+            f"no 1-in-100 (or 1-in-20) figure: measure more frames (--frames)")
+
+
 def startup_line(report: dict) -> str | None:
     """Each run's one-off costs, which its figures leave out: the build (input, model, kernels) and the first
     frame through the stages (ONNX Runtime's and the kernels' first calls)."""
@@ -687,6 +747,9 @@ def format_table(report: dict, machine: dict | None = None) -> str:
                      f"{_cell(stages['refine']['service_ms']['p50'])} | "
                      f"{_cell(stages['render']['service_ms']['p50'])} | {network} | {dropped(run)} | "
                      f"{_cores(run.get('cpu_cores'))} |")
+    few = few_samples_line(report)
+    if few:
+        lines.append(f"\n{few}")
     startup = startup_line(report)
     if startup:
         lines.append(f"\n{startup}")
@@ -698,9 +761,10 @@ def format_table(report: dict, machine: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | None, PipelineConfig]]]:
+def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | None, PipelineConfig]], dict]:
     """Every check that needs no run, in one place and before the first run: options, output paths,
-    every configuration, the input, models and devices. Returns the modes and the configurations."""
+    every configuration, the input, models and devices. Returns the modes, the configurations and what the
+    report says of the input (check_input's)."""
     modes = parse_modes(args.modes)
     if args.frames < 2:
         raise UserError(f"--frames {args.frames}: give at least 2 (a rate needs two frames)")
@@ -715,9 +779,9 @@ def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | Non
     configs = load_bench_configs(args)
     # a synthetic scene is checked at the length it will be made
     given = None if args.input is None else _input_spec(args.input, args.frames + args.warmup, live=False)
-    check_input(given, args.warmup, configs)
+    facts = check_input(given, args.warmup, configs)
     check_runnable(configs)
-    return modes, configs
+    return modes, configs, facts
 
 
 def _made_by_bench(input_spec: str | None) -> bool:
@@ -757,6 +821,8 @@ def _print_document(document: dict, tables: Tables) -> None:
         print(warning, file=sys.stderr)
     if isinstance(document.get("versions"), dict):
         tables.say(machine_line({"cores_usable": None, "os": "", "python": "", **machine}, document["versions"]))
+    for line in reproduce_lines(document):
+        tables.say(line)
     tables.say(input_line(document) + "\n")
     for report in document["reports"]:
         tables.say(format_table(report, machine) + "\n")
@@ -771,6 +837,95 @@ def reports_together(names: list[str], documents: list[dict]) -> dict:
                for name, document in zip(names, documents) for report in document["reports"]]
     title = "\n".join(f"{name}: {plot_title(document)}" for name, document in zip(names, documents))
     return {**documents[0], "reports": reports, "title": title}
+
+
+DEFAULT_INPUT = "synthetic:portrait?size=640x480&fps=30"  # what the report names the default input
+PINNED = {"frames", "warmup", "modes"}  # written into the command even at their defaults, which may change
+HASHED_AT_MOST = 1 << 30  # an input file larger than this (bytes) is not hashed: seconds of reading for a check
+
+
+def reproduction(args: argparse.Namespace, input_facts: dict) -> dict:
+    """How to run this benchmark again: the command, each configuration file's hash and text (a preset's hash:
+    it may change with the version), and the input file's path, size and hash; the versions are the report's."""
+    configs = [config_record(name) for name in [args.config, *args.compare] if name is not None]
+    return {"command": command_line(args), "configs": configs, "input": input_record(args.input, input_facts)}
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The bench command as a shell line: every option given (a network input's password left out), and --frames,
+    --warmup and --modes even at their defaults. Built from the parsed options, by each one add_bench_arguments
+    adds."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_bench_arguments(parser)
+    words = ["depthcam", "bench"]
+    for action in parser._actions:
+        value = getattr(args, action.dest, action.default)
+        if action.dest == "from_report" or value is None or (value == action.default and action.dest not in PINNED):
+            continue
+        values = [str(item) for item in (value if isinstance(value, list) else [value])]
+        if action.dest == "input":
+            values = [redact(item) for item in values]
+        words += action.option_strings[:1] + values
+    return shlex.join(words)
+
+
+def config_record(name: str) -> dict:
+    """A configuration as the report keeps it: a preset by name and hash, a file by path, hash and text."""
+    path = resolve_config_path(name)
+    data = path.read_bytes()
+    preset = path.resolve().parent == CONFIG_DIR.resolve()
+    record: dict = {"name": name, "preset": preset, "sha256": hashlib.sha256(data).hexdigest()}
+    if not preset:
+        record.update(path=str(path.resolve()), text=data.decode("utf-8", errors="replace"))
+    return record
+
+
+def input_record(spec: str | None, facts: dict) -> dict:
+    """The input as the report keeps it: its spec and what check_input found, and for a file its absolute path,
+    size in bytes and hash (None above HASHED_AT_MOST)."""
+    record: dict = {"spec": redact(spec) if spec else DEFAULT_INPUT, **facts}
+    path = Path(spec).expanduser() if spec else None
+    if path is not None and path.is_file():
+        size = path.stat().st_size
+        record.update(path=str(path.resolve()), bytes=size,
+                      sha256=file_sha256(path) if size <= HASHED_AT_MOST else None)
+    return record
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def reproduce_lines(document: dict) -> list[str]:
+    """The command that measured a report and what it read beside it (configuration files, the input file),
+    by hash: to run it again, or to tell why two reports differ. Nothing for a report older than this record."""
+    record = document.get("reproduce")
+    if not isinstance(record, dict) or not isinstance(record.get("command"), str):
+        return []
+    lines = [f"reproduce: {record['command']}"]
+    for config in record.get("configs") or []:
+        if isinstance(config, dict) and not config.get("preset"):
+            lines.append(f"  config {config.get('name')}: sha256 {config.get('sha256')} (its text: the report's "
+                         f"reproduce.configs)")
+    source = record.get("input")
+    if isinstance(source, dict) and source.get("path"):
+        lines.append(f"  input {source['path']}: {source.get('bytes')} bytes{_input_shape(source)}, "
+                     f"sha256 {source.get('sha256')}")
+    return lines
+
+
+def _input_shape(source: dict) -> str:
+    """', 30 frames of 320x240' (', a photo of 64x48'), or nothing where the report lacks the size."""
+    size = source.get("size")
+    if not (isinstance(size, list) and len(size) == 2):
+        return ""
+    if source.get("photo"):
+        return f", a photo of {size[0]}x{size[1]}"
+    return f", {source.get('frames')} frames of {size[0]}x{size[1]}"
 
 
 REPORT_OPTIONS = {"from_report", "plot"}  # what `bench --from` takes: every other bench option is a run's
@@ -789,7 +944,9 @@ def run_options_given(args: argparse.Namespace) -> list[str]:
 def run_bench_command(args: argparse.Namespace) -> int:
     if getattr(args, "from_report", None) is not None:
         return print_report(args.from_report, args.plot, run_options_given(args))
-    modes, configs = preflight(args)
+    modes, configs, input_facts = preflight(args)
+    reproduce = reproduction(args, input_facts)  # the files as the runs read them (the input hashed before timing)
+    started, started_ns = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.monotonic_ns()  # the runs', not the checks'
     reports: list[dict] = []
     interrupted = False
     failure: UserError | None = None
@@ -817,17 +974,21 @@ def run_bench_command(args: argparse.Namespace) -> int:
         print(f"depthcam bench: {stopped}; reporting the runs that finished"
               + (" and what the one cut short had measured" if cut else ""), file=sys.stderr)
     measured = min(run["frames"] for report in reports for run in report["runs"].values())
+    duration_s = (time.monotonic_ns() - started_ns) / 1e9
     document = {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "interrupted": interrupted,
-                "input": redact(args.input) if args.input else "synthetic:portrait?size=640x480&fps=30",
+                "started": started, "duration_s": duration_s, "interrupted": interrupted,
+                "input": redact(args.input) if args.input else DEFAULT_INPUT,
                 "frames": measured,  # what was measured (the fewest of any run), not what was asked for
                 "frames_requested": args.frames,
-                "warmup": args.warmup, "machine": machine_info(), "versions": versions(), "reports": reports}
+                "warmup": args.warmup, "machine": machine_info(), "versions": versions(),
+                "reproduce": reproduce, "reports": reports}
     for warning in report_warnings(document):
         print(warning, file=sys.stderr)
     json_out = args.json is not None and _is_standard_output(args.json)
     tables = Tables(sys.stderr if json_out else sys.stdout)  # `--json - | jq`: standard output holds the JSON
     tables.say(machine_line(document["machine"], document["versions"]))
+    for line in reproduce_lines(document):
+        tables.say(line)
     tables.say(input_line(document) + "\n")
     for report in reports:
         tables.say(format_table(report, document["machine"]) + "\n")

@@ -82,6 +82,7 @@ def _lighter(colour: str, steps: int) -> tuple[float, float, float]:
 
 def plot_report(document: dict, path: Path) -> None:
     Figure = _figure_class()  # noqa: N806 (the class, named as matplotlib names it)
+    from matplotlib.ticker import MaxNLocator
     runs = run_styles(document)
     stages = ["depth", "refine", "render"]
     # constrained layout makes room for the legends beside the axes, where they hide no data; a panel is as tall
@@ -93,7 +94,10 @@ def plot_report(document: dict, path: Path) -> None:
         fps = run["throughput_fps"]
         rate = f"{fps:.1f} fps" if fps is not None and fps == fps else "fps n/a"  # NaN: under 2 frames measured
         axes[0].plot(run["samples_ms"]["end_to_end"], label=f"{label} ({rate})", lw=0.9, **style)
-    axes[0].set(title="end-to-end latency (capture → sink) per frame", xlabel="frame", ylabel="ms")
+    # the measured frames, counted from the first after the warm-up: whole numbers (ticks of 2.5 named no frame)
+    axes[0].set(title="end-to-end latency (capture → sink) per frame", xlabel="measured frame (after the warm-up)",
+                ylabel="ms")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     _legend(axes[0], len(runs))
     for axis, stage in zip(axes[1:], stages):
         _stage_histogram(axis, stage, runs)
@@ -105,11 +109,13 @@ def plot_report(document: dict, path: Path) -> None:
 
 
 def plot_title(document: dict) -> str:
-    """What a plot's title says of the report: its input, when it was measured, and on what."""
+    """What a plot's title says of the report: its input, when it was measured (when the measuring began; an older
+    report knows only when it was written), and on what."""
     machine = document["machine"]
     gpu = f", {machine['gpu']}" if machine.get("gpu") else ""
+    began = document.get("started") or document.get("created") or "undated"
     return (f"{document.get('input') or 'an unknown input'}, "
-            f"{str(document.get('created') or 'undated').replace('T', ' ')}, on {machine['cpu']} "
+            f"{str(began).replace('T', ' ')}, on {machine['cpu']} "
             f"({machine['cores']} cores{gpu})")
 
 
