@@ -21,6 +21,10 @@ only a copy from before dof_cpu.py was split into dof_cpu_*.py (9433d6b), or one
 module alone.
 --passes gives each pass's median ms instead (reduce, gather at reduced resolution, composite), and the whole
 render's, at 1280x720 and 1920x1080 (--blur at both).
+--exact-far times the far field's hand-over at s (exact_far off, live runs) and at 2 s (on: photos, files into files)
+alternately in one process (--rounds rounds of --runs renders; CPU ms, the process's): the synthetic portrait at
+640x480 at live-cpu's blur, 1280x720 and 1920x1080 at the default preset's, each --photo size, highlight boost 0 and
+1, on each of --threads, with how far the two outputs differ; then each --recorded file's frames.
 --compile gives the seconds a first render takes from a cold Numba cache (a fresh NUMBA_CACHE_DIR, in a new
 process: the import and the JIT of every kernel), --rounds times; with --compare-rev REV or --compare OLD.py, the old
 module's and the current one's alternately.
@@ -40,7 +44,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import cv2
 import numpy as np
@@ -261,6 +265,55 @@ def compare(old: ModuleType, recorded: list[Path], threads: list[int], rounds: i
                   f"{cpu['new']} | {outputs} |", flush=True)
 
 
+def exact_far_scenes(photos: list[tuple[int, int]], recorded: list[Path]) -> list[tuple[str, list[tuple]]]:
+    """--exact-far's scenes: the synthetic portrait at the presets' sizes and blurs, and at each photo size, each with
+    highlight boost 0 and 1; then each --recorded file's frames as they were rendered."""
+    sizes = [(640, 480, LIVE_CPU_BLUR), (1280, 720, DEFAULT_BLUR * 720 / 480), (1920, 1080, DEFAULT_BLUR * 1080 / 480)]
+    sizes += [(width, height, DEFAULT_BLUR * height / 480) for width, height in photos]
+    scenes = []
+    for width, height, blur in sizes:
+        image, disparity, focus = portrait(width, height)
+        for boost in (0.0, 1.0):
+            scenes.append((f"portrait {width}x{height}, boost {boost:g}", [(image, disparity, focus, blur, boost)]))
+    return scenes + [scene for scene in compare_scenes(recorded, LIVE_CPU_BLUR) if scene[0].startswith("recorded")]
+
+
+def exact_far_table(threads: list[int], rounds: int, runs: int, photos: list[tuple[int, int]],
+                    recorded: list[Path]) -> None:
+    """The far hand-over at s against 2 s (exact_far), alternately, in CPU ms."""
+    import functools
+
+    import numba
+
+    from kernels import dof_cpu
+
+    variants = {"s": SimpleNamespace(depth_of_field_cpu=dof_cpu.depth_of_field_cpu),
+                "2s": SimpleNamespace(depth_of_field_cpu=functools.partial(dof_cpu.depth_of_field_cpu, exact_far=True))}
+    print("| scene | blur (px) | s | threads | at s: CPU ms, by round | at 2 s: CPU ms, by round | 2 s / s | outputs |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, frames in exact_far_scenes(photos, recorded):
+        differ, most = 0, 0
+        for image, disparity, focus, blur, boost in frames:
+            a, b = (v.depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost).astype(np.int16)
+                    for v in variants.values())
+            differ += int((a != b).sum())
+            most = max(most, int(np.abs(a - b).max()))
+        outputs = f"{differ} values differ, by up to {most}"
+        s = plan(disparity.shape, focus, blur, boost).scale
+        for n in threads:
+            numba.set_num_threads(n)
+            for variant in variants.values():
+                render_ms(variant, frames, 2)
+            cpu: dict[str, list[float]] = {k: [] for k in variants}
+            for _ in range(rounds):
+                for key, variant in variants.items():
+                    cpu[key].append(render_ms(variant, frames, runs)[1])
+            ratio = np.median(cpu["2s"]) / np.median(cpu["s"])
+            cells = {k: " / ".join(f"{v:.1f}" for v in values) for k, values in cpu.items()}
+            print(f"| {name} | {blur:g} | {s} | {n} | {cells['s']} | {cells['2s']} | {ratio:.2f} | {outputs} |",
+                  flush=True)
+
+
 # run in a fresh process: import the module named argv[1] from the folder argv[2] and render one small frame
 _COLD_RENDER = """
 import importlib, sys, time
@@ -336,12 +389,14 @@ def main() -> None:
                            help="a copy of an earlier kernels/dof_cpu.py to time against the current one, interleaved "
                                 "(only a copy from before its split into dof_cpu_*.py: use --compare-rev)")
     parser.add_argument("--photo", type=photo_size, nargs="*", default=[], metavar="WxH",
-                        help="--compare, --compare-rev: also a synthetic portrait of this size at the default preset's "
-                             "blur, scaled to its height")
+                        help="--compare, --compare-rev, --exact-far: also a synthetic portrait of this size at the "
+                             "default preset's blur, scaled to its height")
     parser.add_argument("--rounds", type=int, default=3, help="--compare, --compile: rounds of old and new")
     parser.add_argument("--threads", default="1,2", help="--compare: Numba thread counts, comma-separated")
     parser.add_argument("--passes", action="store_true",
                         help="each pass's median ms at 1280x720 and 1920x1080 instead of whole renders")
+    parser.add_argument("--exact-far", action="store_true",
+                        help="the far field's hand-over at s against 2 s (exact_far), alternately, in CPU ms")
     parser.add_argument("--compile", action="store_true",
                         help="seconds to a first render from a cold Numba cache (with --compare: old and new)")
     args = parser.parse_args()
@@ -367,12 +422,16 @@ def main() -> None:
     if args.compile:
         compile_table(old, args.rounds)
         return
-    if old:
+    if old or args.exact_far:
         threads = [int(n) for n in args.threads.split(",") if n.strip().isdigit()]
         if len(threads) != len(args.threads.split(",")) or min(threads) < 1 \
                 or max(threads) > numba.config.NUMBA_NUM_THREADS:
             parser.error(f"--threads must be thread counts from 1 to {numba.config.NUMBA_NUM_THREADS}, "
                          f"comma-separated, got {args.threads!r}")
+    if args.exact_far:
+        exact_far_table(threads, args.rounds, args.runs, args.photo, args.recorded)
+        return
+    if old:
         module = load_module(args.compare) if args.compare else load_revision(args.compare_rev)
         compare(module, args.recorded, threads, args.rounds, args.runs, args.blur, args.photo)
         return

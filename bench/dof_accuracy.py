@@ -5,10 +5,12 @@ table also gives the error within a band outside the sharp subject (`silhouette_
 loops over every offset of the largest disc: about 30 s a 640x480 frame at 12 px, 4 minutes at 1080p.
 
 Usage: python bench/dof_accuracy.py FRAMES.npz [...] [--frames 2] [--band 12] [--region Y0:Y1,X0:X1] [--scales 9,5]
+       [--exact-far]
 FRAMES.npz: render inputs kept by bench/record_render_inputs.py (the first and last of --frames are used).
 --region adds the error's mean, p99 and max within that rectangle (a seam seen on one frame).
 --scales gives a row per reduction factor s instead of the plan's own (one reference per frame for all): the
 candidates of a change to `kernels.dof.reduction_scale`, compared on the same frames.
+--exact-far gives each row twice: the far field handed over to the blocks at s (live runs), then at 2 s (exact_far).
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ def main() -> int:
     parser.add_argument("--band", type=float, default=12.0, help="band width outside the subject, px (default 12)")
     parser.add_argument("--region", type=region, help="also the error within Y0:Y1,X0:X1 (end excluded)")
     parser.add_argument("--scales", type=scales, help="reduction factors to compare, e.g. 12,9,5 (default: the plan's)")
+    parser.add_argument("--exact-far", action="store_true", help="each row with exact_far off, then on")
     args = parser.parse_args()
     for path in args.recorded:
         if not path.is_file():
@@ -78,10 +81,13 @@ def main() -> int:
                 band = silhouette_band(disparity, focus, blur, args.band)
                 height, width = disparity.shape
                 for s in args.scales or [plan(disparity.shape, focus, blur, boost).scale]:
-                    error = np.abs(depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost, scale=s)
-                                   - reference)
-                    print(f"| {path.stem} #{i} | {width}x{height} | {blur:g} | {s} | "
-                          f"{error_figures(error, band, args.region)}", flush=True)
+                    for exact_far in (False, True) if args.exact_far else (False,):
+                        error = np.abs(depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost,
+                                                          scale=s, exact_far=exact_far) - reference)
+                        label = f"{path.stem} #{i}" + (f", exact_far {'on' if exact_far else 'off'}"
+                                                       if args.exact_far else "")
+                        print(f"| {label} | {width}x{height} | {blur:g} | {s} | "
+                              f"{error_figures(error, band, args.region)}", flush=True)
     return 0
 
 

@@ -5,7 +5,8 @@
 // in kernels/dof.py and computed exactly by kernels/dof_reference.py.
 // Compiles with nvcc -ptx -arch=sm_90 -std=c++17 and NVRTC --std=c++17 (no includes needed). No shared
 // memory: the reduced frame is small and L1/L2-resident, and full-resolution windows are at most
-// (2s + 1)^2 pixels ((4s + 1)^2 for the near field: NEAR_EXACT), read through the read-only cache.
+// (2s + 1)^2 pixels ((4s + 1)^2 for the near field: NEAR_EXACT, and for the far one with exact_far: far_exact = 2),
+// read through the read-only cache.
 
 #define FOCUS_RADIUS 0.5f
 #define HIGHLIGHT_THRESHOLD 0.6f
@@ -18,11 +19,12 @@
 // spread a disc's light ~1.5 s px past its rim (kernels/dof_cpu_common.py: NEAR_EXACT)
 #define NEAR_EXACT 2
 
-__device__ __forceinline__ float split(float r, int s) {
-    // Share of a CoC handled by the reduced gather; the rest is gathered exactly at full resolution
-    // (a CoC below s - 1 cannot be represented at 1/s resolution). Cross-fade between s - 1 and s.
+__device__ __forceinline__ float split(float r, int s, int far_exact) {
+    // Share of a far CoC handled by the reduced gather; the rest is gathered exactly at full resolution
+    // (a CoC below s - 1 cannot be represented at 1/s resolution). Cross-fade between s - 1 and s, or with
+    // exact_far (far_exact = FAR_EXACT, kernels/dof.py) between 2 s - 1 and 2 s, as the near field.
     if (s == 1) return 1.0f;
-    return fminf(fmaxf(r - ((float)s - 1.0f), 0.0f), 1.0f);
+    return fminf(fmaxf(r - ((float)(far_exact * s) - 1.0f), 0.0f), 1.0f);
 }
 
 __device__ __forceinline__ float split_near(float c, int s) {
@@ -60,7 +62,8 @@ __device__ __forceinline__ float light(unsigned char v) {
 // far radius (gathered at full resolution by the composite); behind the near field, the colour and share of
 // the pixels not near and the mean radius of all near pixels (reduced px).
 extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, const float* __restrict__ disp,
-                                      int height, int width, int s, float focus, float coc_scale, float coc_max,
+                                      int height, int width, int s, int far_exact, float focus, float coc_scale,
+                                      float coc_max,
                                       float boost,
                                       float gamma, int hl, int wl,
                                       float* __restrict__ coc, float* __restrict__ hwt,
@@ -102,7 +105,7 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
             }
             if (c >= -FOCUS_RADIUS && c <= FOCUS_RADIUS) continue;
             if (c < 0.0f) {
-                const float t = split(-c, s);
+                const float t = split(-c, s, far_exact);
                 if (t < 1.0f && -c > fsmall) fsmall = -c;
                 f0 += t * hw * b; f1 += t * hw * g; f2 += t * hw * r; fh += t * hw; fm += t; fr -= t * c;
                 if (t > 0.0f) {
@@ -223,10 +226,11 @@ __device__ __forceinline__ unsigned char to_u8(float v) {
 }
 
 // One thread per full-resolution pixel: far pixels take the far field (the exact gather of the pairs with
-// a radius below s plus the bilinear, support-renormalised reduced one), in-focus pixels keep their value,
+// a radius below far_exact * s plus the bilinear, support-renormalised reduced one), in-focus pixels keep their value,
 // then the near field's coverage (reduced share + exact small share) composites its colour over.
 extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, const float* __restrict__ coc,
-                                         const float* __restrict__ hwt, int height, int width, int s, int hl, int wl,
+                                         const float* __restrict__ hwt, int height, int width, int s, int far_exact,
+                                         int hl, int wl,
                                          const float4* __restrict__ far_acc, const float4* __restrict__ near_acc,
                                          const float* __restrict__ near_a, const float* __restrict__ low_small,
                                          const float* __restrict__ low_fr, const float* __restrict__ low_fsmall,
@@ -251,20 +255,20 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
     const float c = coc[p];
     const int by = y / s, bx = x / s;
     if (c < -FOCUS_RADIUS) {
-        // Far field: the pairs (q, p) whose radius min(r_q, r_p) is below s are gathered exactly here, with the
+        // Far field: the pairs (q, p) whose radius min(r_q, r_p) is below far_exact s are gathered exactly, with the
         // share 1 - t_q t_p; the reduced gather carries t_q (summed into its blocks) times t_p (applied here).
         const float rp = -c;
-        const float tp = split(rp, s);
+        const float tp = split(rp, s, far_exact);
         float g0 = 0.f, g1 = 0.f, g2 = 0.f, gh = 0.f;
-        // a small far source reaches < s + 0.5 px: at most into the neighbouring blocks
+        // a small far source reaches < far_exact s + 0.5 px: at most far_exact blocks away
         float reach = tp < 1.0f ? rp : -1.0f;
         if (reach < 0.0f) {
-            for (int j = max(by - 1, 0); j <= min(by + 1, hl - 1); ++j)
-                for (int i = max(bx - 1, 0); i <= min(bx + 1, wl - 1); ++i)
+            for (int j = max(by - far_exact, 0); j <= min(by + far_exact, hl - 1); ++j)
+                for (int i = max(bx - far_exact, 0); i <= min(bx + far_exact, wl - 1); ++i)
                     reach = fmaxf(reach, __ldg(low_fsmall + j * wl + i));
         }
         if (reach > 0.0f) {
-            const int k = min((int)ceilf(fmaxf(reach, FOCUS_RADIUS) + 0.5f) - 1, s + 1);
+            const int k = min((int)ceilf(fmaxf(reach, FOCUS_RADIUS) + 0.5f) - 1, far_exact * s + 1);
             for (int dy = -k; dy <= k; ++dy) {
                 const int qy = y + dy;
                 if (qy < 0 || qy >= height) continue;
@@ -274,7 +278,7 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
                     const int q = qy * width + qx;
                     const float cq = __ldg(coc + q);
                     if (cq >= -FOCUS_RADIUS) continue;
-                    const float share = 1.0f - split(-cq, s) * tp;
+                    const float share = 1.0f - split(-cq, s, far_exact) * tp;
                     if (share <= 0.0f) continue;
                     const float w = disc_weight(fmaxf(fminf(-cq, rp), FOCUS_RADIUS), dy, dx) * __ldg(hwt + q) * share;
                     const unsigned char* sq = img + 3 * q;

@@ -48,9 +48,10 @@ came from up to ~1.5 s px away). The near field does so below ``2 s`` (between `
 ``dof_cpu.NEAR_EXACT``): from s to 2 s the blocks' box and bilinear tent spread a disc's light ~1.5 s px past its
 rim, a grey band ending in a hard line where a blurred foreground meets black (31.7 levels off on the astronaut),
 and their coverage fell short of 1, letting through a backdrop the blocks took from too far away. The far field
-still hands over at ``s``: its blocks spread a bright background as far past its disc (34-44 levels on a synthetic
-edge), but gathered exactly below ``2 s`` the portrait cost up to 41 % more for a whole-frame mean of 1.01 -> 0.99
-on a real frame. In the far field the exact gather goes by pairs: the min-radius rule gives a pair (q, p) the
+hands over at ``s`` unless the call asks for ``exact_far`` (``FAR_EXACT``: at ``2 s``, as the near field): its blocks
+spread a bright background as far past its disc (25-44 levels on a synthetic edge, 0.5 exactly), but gathered
+exactly below ``2 s`` a portrait costs 30-50 % more for a whole-frame mean of 1.01 -> 0.99 on a real frame: for
+photos and files, not live. In the far field the exact gather goes by pairs: the min-radius rule gives a pair (q, p) the
 smaller radius of the two, so every pair with a small source or a small receiver is gathered exactly
 (share ``1 - t_q t_p``, ``t`` the reduced share) and the reduced gather carries ``t_q`` in its block sums
 times ``t_p`` at the receiver, both sums on one scale. Where a subject's depth ramps down to the
@@ -105,6 +106,12 @@ LOW_RES_RADIUS_CUDA = LOW_RES_RADIUS
 # random depth at 40 px, where blocks spread less, 1.58 -> 1.70; bench/RESULTS.md).
 RAMP_SPREAD = 1.0
 HIGHLIGHT_THRESHOLD = 0.6  # linear luminance above which the highlight boost starts
+# With exact_far the far field too is gathered exactly below FAR_EXACT * s (as the near field: dof_cpu.NEAR_EXACT),
+# else below s: a bright/black far edge at CoC s..2 s was 25-44 levels off the reference through the blocks, 0.5
+# exactly. It costs the synthetic portrait's background 29 % more CPU time at 640x480 (blur 10) and 45-51 % at
+# 1280x720 (blur 18) (bench/RESULTS.md), so it is for renders that are not time-bound (photos, files into files:
+# render.exact_far's auto).
+FAR_EXACT = 2
 MAX_BLUR_LIMIT = 512.0
 # Values this far outside [0, 1] still pass (clamped to the extremes' blur): float32 rounding of a [0, 1] map
 # through the filters' weighted means. A disparity on another scale (0..255, metres) is far outside.
@@ -124,6 +131,7 @@ class DofPlan:
     low_shape: tuple[int, int]
     near_reach: int  # gather half-window for the near field, in reduced pixels
     highlight_boost: float
+    far_exact: int = 1  # the far field is gathered exactly below far_exact * s: 1, or FAR_EXACT (exact_far)
 
 
 def reduction_scale(max_blur_px: float, low_res_radius: float = LOW_RES_RADIUS) -> int:
@@ -134,7 +142,7 @@ def reduction_scale(max_blur_px: float, low_res_radius: float = LOW_RES_RADIUS) 
 
 
 def plan(shape: tuple[int, int], focus: float, max_blur_px: float, highlight_boost: float,
-         scale: int | None = None) -> DofPlan:
+         scale: int | None = None, exact_far: bool = False) -> DofPlan:
     span = max(focus, 1.0 - focus)
     if scale is None:
         scale = reduction_scale(max_blur_px)
@@ -143,7 +151,8 @@ def plan(shape: tuple[int, int], focus: float, max_blur_px: float, highlight_boo
     rho_max = max(max_blur_px / scale, FOCUS_RADIUS)
     return DofPlan(focus=float(focus), coc_scale=float(max_blur_px / span), coc_max=float(max_blur_px),
                    scale=int(scale), low_shape=low,
-                   near_reach=int(math.ceil(rho_max + 0.5)) - 1, highlight_boost=float(highlight_boost))
+                   near_reach=int(math.ceil(rho_max + 0.5)) - 1, highlight_boost=float(highlight_boost),
+                   far_exact=FAR_EXACT if exact_far else 1)
 
 
 def _check_scalar(name: str, value: Any, low: float, high: float) -> float:
@@ -154,27 +163,31 @@ def _check_scalar(name: str, value: Any, low: float, high: float) -> float:
 
 
 def depth_of_field(image_bgr, disparity, focus: float, max_blur_px: float, *, highlight_boost: float = 0.0,
-                   backend: str = "auto"):
+                   exact_far: bool = False, backend: str = "auto"):
     """Render a synthetic shallow depth of field: the image first, then its disparity.
 
     image_bgr: uint8 HxWx3 BGR (NumPy or CuPy); HxW or HxWx1 grey (rendered as grey) and HxWx4 BGRA (alpha
     passed through unchanged) are accepted. disparity: float HxW in [0, 1], larger = nearer; one holding NaN
     or inf, or values outside [0, 1] (a 0..255 map: divide it by its maximum), is refused with a ValueError
     (a CuPy one is scanned on the GPU: its min and max). focus: the in-focus disparity; max_blur_px:
-    the largest CoC radius in pixels.
+    the largest CoC radius in pixels. exact_far: gather the far field exactly up to twice the reduced grid's
+    step (FAR_EXACT), not once: a bright background beside a dark one ends at its disc's rim instead of a hard
+    line ~1.5 s px past it, for more time on a blurred background (for renders that are not time-bound).
     Returns a new uint8 image of the input's shape and array type (NumPy in, NumPy out; CuPy in, CuPy out).
     """
     _check_arrays(image_bgr, disparity)
     focus = _check_scalar("focus", focus, 0.0, 1.0)
     max_blur_px = _check_scalar("max_blur_px", max_blur_px, 0.0, MAX_BLUR_LIMIT)
     highlight_boost = _check_scalar("highlight_boost", highlight_boost, 0.0, 1e3)
+    if not isinstance(exact_far, (bool, np.bool_)):
+        raise ValueError(f"exact_far must be True or False, got {exact_far!r}")
     _check_disparity_values(disparity)  # before the backend: a NumPy frame sent to CUDA is checked too
     chosen = resolve_backend(backend)  # ValueError for an unknown name, BackendUnavailable for missing CUDA
     if max_blur_px == 0.0:
         # nothing to blur: a copy, a plain C-contiguous array as every render is (np.array kept a Fortran or
         # transposed layout, which cv2's drawing functions refuse)
         return array_module(image_bgr).array(image_bgr, order="C")
-    out = _render(_as_bgr(image_bgr), disparity, focus, max_blur_px, highlight_boost, chosen)
+    out = _render(_as_bgr(image_bgr), disparity, focus, max_blur_px, highlight_boost, bool(exact_far), chosen)
     return _restore_channels(out, image_bgr)
 
 
@@ -245,24 +258,26 @@ def _restore_channels(out: Any, image: Any) -> Any:
 
 
 def _render(image_bgr: Any, disparity: Any, focus: float, max_blur_px: float, highlight_boost: float,
-            chosen: str) -> Any:
+            exact_far: bool, chosen: str) -> Any:
     on_gpu = is_cupy_array(image_bgr)
     if chosen == "cuda" or on_gpu:
         if on_gpu and chosen == "cpu":
             # The caller asked for the CPU on device arrays: honour it, return device arrays.
             import cupy
 
-            out = _cpu(cupy.asnumpy(image_bgr), cupy.asnumpy(disparity), focus, max_blur_px, highlight_boost)
+            out = _cpu(cupy.asnumpy(image_bgr), cupy.asnumpy(disparity), focus, max_blur_px, highlight_boost,
+                       exact_far)
             return cupy.asarray(out)
         from kernels import dof_cuda
 
-        return dof_cuda.depth_of_field_cuda(image_bgr, disparity, focus, max_blur_px, highlight_boost=highlight_boost)
-    return _cpu(image_bgr, disparity, focus, max_blur_px, highlight_boost)
+        return dof_cuda.depth_of_field_cuda(image_bgr, disparity, focus, max_blur_px, highlight_boost=highlight_boost,
+                                            exact_far=exact_far)
+    return _cpu(image_bgr, disparity, focus, max_blur_px, highlight_boost, exact_far)
 
 
 def _cpu(image_bgr: np.ndarray, disparity: np.ndarray, focus: float, max_blur_px: float,
-         highlight_boost: float) -> np.ndarray:
+         highlight_boost: float, exact_far: bool) -> np.ndarray:
     from kernels import dof_cpu
 
     return dof_cpu.depth_of_field_cpu(kernel_array(image_bgr, np.uint8), kernel_array(disparity, np.float32), focus,
-                                      max_blur_px, highlight_boost=highlight_boost)
+                                      max_blur_px, highlight_boost=highlight_boost, exact_far=exact_far)

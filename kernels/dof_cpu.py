@@ -93,9 +93,9 @@ class _Workspace:
     """Per-frame-size work arrays. Reused between frames: fresh multi-megabyte allocations cost page
     faults (~1 ms a VGA frame); one workspace per thread keeps concurrent callers apart."""
 
-    def __init__(self, shape: tuple[int, int], low_shape: tuple[int, int], scale: int) -> None:
+    def __init__(self, shape: tuple[int, int], low_shape: tuple[int, int], scale: int, far_exact: int) -> None:
         height = shape[0]
-        self.key = (shape, low_shape, scale)
+        self.key = (shape, low_shape, scale, far_exact)
         self.coc = np.empty(shape, np.float32)
         self.pre = np.empty((4,) + shape, np.float32)
         self.exact_w = np.empty(shape, np.float32)
@@ -108,9 +108,9 @@ class _Workspace:
         self.near_cmax = np.empty(height, np.float32)
         self.far_span = np.empty((height, 2), np.int64)
         self.far_rmax = np.empty(height, np.float32)
-        # the exact gathers' distances stay below s + 1/2 (far CoCs below s): whole distances 0 to s; the near
-        # field's below 2 s + 1/2 (NEAR_EXACT): 0 to 2 s
-        self.far_mask = np.empty((height, scale + 1, -(-shape[1] // (64 * CHUNK))), np.uint64)
+        # the exact gathers' distances stay below s + 1/2 (far CoCs below s): whole distances 0 to s (0 to 2 s with
+        # exact_far: DofPlan.far_exact); the near field's below 2 s + 1/2 (NEAR_EXACT): 0 to 2 s
+        self.far_mask = np.empty((height, far_exact * scale + 1, -(-shape[1] // (64 * CHUNK))), np.uint64)
         self.near_mask = np.empty((height, NEAR_EXACT * scale + 1, self.far_mask.shape[2]), np.uint64)
         self.far_acc = np.empty((5,) + low_shape, np.float32)  # B, G, R, weight, support
         self.near_acc = np.empty((5,) + low_shape, np.float32)
@@ -127,11 +127,11 @@ _local = threading.local()
 WORKSPACE_KEPT_PIXELS = 3840 * 2160
 
 
-def _workspace(shape: tuple[int, int], low_shape: tuple[int, int], scale: int) -> _Workspace:
+def _workspace(shape: tuple[int, int], low_shape: tuple[int, int], scale: int, far_exact: int) -> _Workspace:
     ws = getattr(_local, "workspace", None)
-    if ws is None or ws.key != (shape, low_shape, scale):
+    if ws is None or ws.key != (shape, low_shape, scale, far_exact):
         _local.workspace = None  # the old size's arrays go before the new ones are made
-        ws = _Workspace(shape, low_shape, scale)
+        ws = _Workspace(shape, low_shape, scale, far_exact)
         if shape[0] * shape[1] <= WORKSPACE_KEPT_PIXELS:
             _local.workspace = ws
     return ws
@@ -143,14 +143,14 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
     img = np.ascontiguousarray(image_bgr)
     disp = np.ascontiguousarray(disparity, dtype=np.float32)
     hl, wl = p.low_shape
-    w = _workspace(disp.shape, p.low_shape, p.scale)
+    w = _workspace(disp.shape, p.low_shape, p.scale, p.far_exact)
     focus, coc_scale = np.float32(p.focus), np.float32(p.coc_scale)
     out = np.empty_like(img)
     columns = _bilinear_columns(disp.shape[1], p.scale, wl)
     with parallel_section():
         t0 = time.perf_counter()
         # a run of block rows per thread (Numba's static schedule splits a prange so anyway)
-        _reduce(numba.get_num_threads(), img, disp, p.scale, focus, coc_scale, np.float32(p.coc_max),
+        _reduce(numba.get_num_threads(), img, disp, p.scale, p.far_exact, focus, coc_scale, np.float32(p.coc_max),
                 np.float32(p.highlight_boost), _LINEAR_LUT, w.coc, w.pre, w.exact_w, w.far_r, w.low_f,
                 w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, w.near_span, w.near_cmax, w.near_mask, w.far_span,
                 w.far_rmax, w.far_mask)
@@ -158,8 +158,9 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
         _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, _row_order(hl),
                 _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.behind_acc, w.near_rows)
         t2 = time.perf_counter()
-        # the full-resolution windows: the near field's reach below 2 s + 1/2 (NEAR_EXACT)
+        # the full-resolution windows: the near field's reach below 2 s + 1/2 (NEAR_EXACT; FAR_EXACT too, <= it)
         _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(NEAR_EXACT * p.scale + 1), p.scale,
+                   p.far_exact,
                    *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows, w.near_span,
                    w.near_cmax, w.near_mask, w.far_rmax, w.far_mask, _behind_fade(p.scale),
                    _behind_blocks(w.low_b[3]), out)
@@ -170,9 +171,10 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
 
 
 def depth_of_field_cpu(image_bgr: np.ndarray, disparity: np.ndarray, focus: float, max_blur_px: float, *,
-                       highlight_boost: float = 0.0, scale: int | None = None) -> np.ndarray:
-    """The CPU path; `scale` overrides the reduction factor (1 = the exact reference semantics)."""
+                       highlight_boost: float = 0.0, scale: int | None = None, exact_far: bool = False) -> np.ndarray:
+    """The CPU path; `scale` overrides the reduction factor (1 = the exact reference semantics), `exact_far`
+    gathers the far field exactly below 2 s (kernels.dof: FAR_EXACT)."""
     if max_blur_px <= 0.0:
         return np.array(image_bgr)  # a plain ndarray, as every other call returns (a memmap's copy is one)
-    p = plan(disparity.shape, focus, max_blur_px, highlight_boost, scale)
+    p = plan(disparity.shape, focus, max_blur_px, highlight_boost, scale, exact_far)
     return render(image_bgr, disparity, p)

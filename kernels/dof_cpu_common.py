@@ -25,10 +25,9 @@ CHUNK = 8
 # (39-44 levels off the reference on a synthetic edge, 31.7 on the astronaut); its coverage summed to 0.89-0.95
 # and let the blocks' backdrop, reaching ~1.5 s px too far, show through (35 levels). Below 2 s exact, both 0.
 NEAR_EXACT = 2
-# The far field still hands over at s (`_share_shift`), though its blocks spread a bright background as far (34-44
-# levels on a synthetic edge at radius 6-8.5, s = 5): gathered exactly below 2 s, the synthetic portrait cost 41 %
-# more at 1280x720 and 25 % at 640x480 (blur 10), for a whole-frame mean 1.01 -> 0.99 on a real frame
-# (tests/test_dof_block_seam.py: expected failures; bench/RESULTS.md).
+# The far field hands over at s (`_share_shift`) unless asked for exact_far (`DofPlan.far_exact`), though its blocks
+# spread a bright background as far (34-44 levels on a synthetic edge at radius 6-8.5, s = 5). Gathered exactly below
+# FAR_EXACT * s that edge is rounding (0.5 levels) but a portrait costs more (kernels/dof.py: FAR_EXACT).
 N_SUMS = 17  # per-column sums of the reduce pass (listed there)
 # fastmath without reassociation: sums that must stay in their order (LLVM otherwise pairs them up)
 _ORDERED = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
@@ -42,6 +41,12 @@ _EXACT = {"nnan", "ninf", "nsz", "contract"}
 def _share_shift(s):
     """The `shift` of `_share` for reduction factor s (at s == 1 the reduced gather takes every CoC)."""
     return np.float32(s - 1.0) if s > 1 else np.float32(-1e30)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _far_shift(s, far_exact):
+    """The far field's `shift` of `_share`: exact below far_exact * s (1, or FAR_EXACT where asked: `DofPlan`)."""
+    return np.float32(far_exact * s - 1.0) if s > 1 else np.float32(-1e30)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")

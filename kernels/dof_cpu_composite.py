@@ -9,8 +9,8 @@ from numba import njit, prange
 
 import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
 from kernels.dof import FOCUS_RADIUS
-from kernels.dof_cpu_common import (NEAR_EXACT, _HALF, _ONE, _TINY, _ZERO, _coverage, _max, _near_shift, _share,
-                                    _share_shift)
+from kernels.dof_cpu_common import (NEAR_EXACT, _HALF, _ONE, _TINY, _ZERO, _coverage, _far_shift, _max, _near_shift,
+                                    _share)
 from kernels.dof_cpu_exact import _add_small_near, _gather_exact_far
 from kernels.dof_cpu_upsample import _upsample_rows
 
@@ -95,7 +95,7 @@ def _small_behind_at(y, x, img, coc, c, t, kd, inv_area, dist, behind):
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, phase_off,
+def _composite(img, coc, pre, exact_w, far_r, dist, s, far_exact, col_x0, col_x1, col_fx, phase_off,
                phase_fx, rows, far_acc, near_acc, behind_acc, near_rows, near_span, near_cmax, near_mask, far_rmax,
                far_mask, fade, behind_blocks, out):
     """Full resolution: far pixels take the far field (the exact gather of the pairs with a radius below s
@@ -109,7 +109,7 @@ def _composite(img, coc, pre, exact_w, far_r, dist, s, col_x0, col_x1, col_fx, p
     height, width = coc.shape
     hl = far_acc.shape[1]
     wl = far_acc.shape[2]
-    shift = _share_shift(s)
+    shift = _far_shift(s, far_exact)
     for i in prange(height):
         y = rows[i]
         # (y + 0.5) / s - 0.5 as one division, exact where it is whole: as (y + 0.5) * (1 / s) - 0.5 fastmath fused

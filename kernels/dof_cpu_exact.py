@@ -1,6 +1,7 @@
 """The CPU depth of field's exact gathers at full resolution, of the CoCs too small for the reduced gather (far
-below s, near below 2 s: NEAR_EXACT): the chunks of small pixels reaching each distance (`_reach_masks`, marked by
-the reduce pass) and each row's near (`_add_small_near`) and far (`_gather_exact_far`) taps, for the composite."""
+below s, or 2 s with exact_far; near below 2 s: NEAR_EXACT): the chunks of small pixels reaching each distance
+(`_reach_masks`, marked by the reduce pass) and each row's near (`_add_small_near`) and far (`_gather_exact_far`)
+taps, for the composite."""
 from __future__ import annotations
 
 import numpy as np
@@ -155,9 +156,9 @@ def _far_taps(exact, pre, far_r, exact_w, y, qy, p0, p1, dx, edge, shift):
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _gather_exact_far(y, shift, pre, exact_w, far_r, dist, far_rmax, far_mask, exact):
     """Row y's exact share of the far field into `exact` (B, G, R, weight): every pair (q, p) whose radius
-    min(r_q, r_p) falls below s, at full resolution with the min-radius rule, weighed by 1 - t_q t_p (the
-    reduced gather carries t_q t_p: t_q in its block sums, t_p in the composite). Such a pair has a small
-    receiver p or a small source q, so its distance is below that pixel's radius + 1/2 (< s + 1/2); each
+    min(r_q, r_p) falls below s (2 s with exact_far: `shift`), at full resolution with the min-radius rule, weighed
+    by 1 - t_q t_p (the reduced gather carries t_q t_p: t_q in its block sums, t_p in the composite). Such a pair has
+    a small receiver p or a small source q, so its distance is below that pixel's radius + 1/2 (< s + 1/2); each
     offset runs across the chunks of receivers in row y that hold a small one reaching it, or whose sources in
     row qy do (`far_mask`, `_reach_masks`): the taps left out add exactly 0. Each receiver takes its taps in the
     order of the row stencils this replaced (rows, then offsets, ascending): the same sums."""

@@ -8,7 +8,7 @@ from numba import njit, prange
 import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
 from kernels.dof import FOCUS_RADIUS, HIGHLIGHT_THRESHOLD, RAMP_SPREAD
 from kernels.dof_cpu_common import (CHUNK, N_SUMS, _EXACT, _INV_PI, _NO_FAR, _ONE, _ORDERED, _TINY, _ZERO, _add_product,
-                                    _add_weighted4, _near_shift, _share, _share_shift)
+                                    _add_weighted4, _far_shift, _near_shift, _share)
 from kernels.dof_cpu_exact import _reach_masks, _small_span
 
 
@@ -140,7 +140,7 @@ def _reduce_blocks(sums, colmin, colmax, s, rows, by, blocks, bmin, bmax, low_f,
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre, exact_w, far_r,
+def _reduce(tasks, img, disp, s, far_exact, focus, coc_scale, coc_max, boost, lut, coc, pre, exact_w, far_r,
             low_f, low_fr, low_n, low_nr, low_b, low_br, near_span, near_cmax, near_mask, far_span, far_rmax,
             far_mask):
     """Full resolution: CoC, premultiplied colour planes in linear light (h*B^2, h*G^2, h*R^2, h), the exact
@@ -164,7 +164,7 @@ def _reduce(tasks, img, disp, s, focus, coc_scale, coc_max, boost, lut, coc, pre
     inv_thr = np.float32(1.0 / (1.0 - HIGHLIGHT_THRESHOLD))
     threshold = np.float32(HIGHLIGHT_THRESHOLD)
     boost32 = np.float32(boost)
-    shift = _share_shift(s)
+    shift = _far_shift(s, far_exact)
     near_shift = _near_shift(s)
     twelfth = np.float32(1.0 / 12.0)
     inv_pi = np.float32(_INV_PI)

@@ -57,15 +57,15 @@ def run_passes(img: Any, disp: Any, p: DofPlan, buf: DofBuffers, out: Any, launc
     s, focus, coc_scale = np.int32(p.scale), np.float32(p.focus), np.float32(p.coc_scale)
     i32 = np.int32
     launch("dof_reduce", _grid(wl, hl), BLOCK,
-           (img, disp, i32(height), i32(width), s, focus, coc_scale, np.float32(p.coc_max),
+           (img, disp, i32(height), i32(width), s, i32(p.far_exact), focus, coc_scale, np.float32(p.coc_max),
             np.float32(p.highlight_boost), np.float32(GAMMA), i32(hl), i32(wl), buf.coc, buf.hwt, buf.low_f,
             buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, buf.low_small, buf.low_fsmall, buf.low_b, buf.low_br))
     launch("dof_gather", _grid(wl, hl), BLOCK,
            (buf.low_f, buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, buf.low_b, buf.low_br, i32(hl), i32(wl),
             i32(p.near_reach), buf.far_acc, buf.near_acc, buf.near_a, buf.behind_acc))
     launch("dof_composite", _grid(width, height), BLOCK,
-           (img, buf.coc, buf.hwt, i32(height), i32(width), s, i32(hl), i32(wl), buf.far_acc, buf.near_acc,
-            buf.near_a, buf.low_small, buf.low_fr, buf.low_fsmall, buf.behind_acc, out))
+           (img, buf.coc, buf.hwt, i32(height), i32(width), s, i32(p.far_exact), i32(hl), i32(wl), buf.far_acc,
+            buf.near_acc, buf.near_a, buf.low_small, buf.low_fr, buf.low_fsmall, buf.behind_acc, out))
 
 
 _local = threading.local()
@@ -116,8 +116,9 @@ def default_scale(max_blur_px: float) -> int:
 
 
 def depth_of_field_cuda(image_bgr: Any, disparity: Any, focus: float, max_blur_px: float, *,
-                        highlight_boost: float = 0.0, scale: int | None = None) -> Any:
-    """The CUDA path; `scale` overrides the reduction factor (1 = the exact reference semantics)."""
+                        highlight_boost: float = 0.0, scale: int | None = None, exact_far: bool = False) -> Any:
+    """The CUDA path; `scale` overrides the reduction factor (1 = the exact reference semantics), `exact_far`
+    gathers the far field exactly below 2 s (kernels.dof: FAR_EXACT)."""
     import cupy as cp
 
     host = not is_cupy_array(image_bgr)
@@ -126,6 +127,6 @@ def depth_of_field_cuda(image_bgr: Any, disparity: Any, focus: float, max_blur_p
     img = cp.asarray(image_bgr)
     disp = cp.asarray(disparity, dtype=cp.float32)
     p = plan(tuple(disp.shape), focus, max_blur_px, highlight_boost,
-             default_scale(max_blur_px) if scale is None else scale)
+             default_scale(max_blur_px) if scale is None else scale, exact_far)
     out = render(img, disp, p)
     return cp.asnumpy(out) if host else out

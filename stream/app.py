@@ -246,7 +246,7 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
     else:
         depth = DepthStage(estimator, normaliser, config.inference.max_batch, config.inference.max_wait_ms,
                            on_device=backend == "cuda")
-    return [depth, RefineStage(config.refine, backend), RenderStage(config.render, focus, backend)]
+    return [depth, RefineStage(config.refine, backend), RenderStage(config.render, focus, backend, file_run=file_run)]
 
 
 def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str], None] | None = None,

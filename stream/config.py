@@ -119,7 +119,15 @@ class RenderConfig:
     blur: float = 12.0  # largest blur radius in pixels at the reference height
     reference_height: int = 480  # the blur scales with frame height / reference_height
     highlight_boost: float = 0.0  # > 0 makes bright highlights bloom into bokeh discs
+    # the far field gathered exactly up to twice the block size (kernels.depth_of_field's exact_far): a bright
+    # background's edge ends at its disc's rim, not in a hard line past it, for ~30-50 % more render time. auto: on
+    # for photos and files written to files (not time-bound), off live
+    exact_far: str | bool = "auto"
     threads: int = 0  # CPU threads for the renderer; 0 = all cores
+
+    def exact_far_for(self, file_run: bool) -> bool:
+        """exact_far for a run: `file_run` is a photo or a file read at its own speed into a file."""
+        return file_run if self.exact_far == "auto" else bool(self.exact_far)
 
     def validate(self) -> None:
         if isinstance(self.focus, str) and self.focus != "auto":
@@ -153,6 +161,9 @@ class RenderConfig:
         _check_range("render.blur", self.blur, 0, 256)
         _check_int("render.reference_height", self.reference_height, 16, 8640)
         _check_range("render.highlight_boost", self.highlight_boost, 0, 16)
+        if not isinstance(self.exact_far, bool) and self.exact_far != "auto":
+            raise ConfigValueError("render.exact_far", f"render.exact_far must be auto, true or false, got "
+                                   f"{self.exact_far!r}{_meant(self.exact_far, ('auto', 'true', 'false'))}")
         _check_int("render.threads", self.threads, 0, 256)
 
 

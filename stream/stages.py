@@ -263,10 +263,11 @@ class RenderStage:
     max_wait_ms = 0.0
     passes_at_once = False
 
-    def __init__(self, config: RenderConfig, focus: FocusController, backend: str) -> None:
+    def __init__(self, config: RenderConfig, focus: FocusController, backend: str, file_run: bool = False) -> None:
         self.config = config
         self.focus = focus
         self.backend = backend
+        self.file_run = file_run  # a photo or a file into a file: not time-bound (render.exact_far's auto)
         self._threads = CpuThreads(config.threads)
 
     def blur_px(self, height: int) -> float:
@@ -288,11 +289,12 @@ class RenderStage:
                 frame.output = frame.image
             elif gpu_image is not None:
                 frame.output = to_host(kernels.depth_of_field(
-                    gpu_image, frame.refined, frame.focus, blur,
-                    highlight_boost=self.config.highlight_boost, backend="cuda"))
+                    gpu_image, frame.refined, frame.focus, blur, highlight_boost=self.config.highlight_boost,
+                    exact_far=self.config.exact_far_for(self.file_run), backend="cuda"))
             else:
                 frame.output = kernels.depth_of_field(frame.image, frame.refined, frame.focus, blur,
                                                       highlight_boost=self.config.highlight_boost,
+                                                      exact_far=self.config.exact_far_for(self.file_run),
                                                       backend=self.backend)
         return batch
 
