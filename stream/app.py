@@ -30,7 +30,7 @@ from stream.paths import ensure_writable, same_file
 from stream.sinks import (PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind,
                           sink_parts)
 from stream.sources import ImageSource, PacedSource, Source, VideoFileSource, open_source
-from stream.video_writer import VideoWriter, check_video_size
+from stream.video_writer import VideoWriter, check_video_size, codec_of, output_codec
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
 
 STAGE_NAMES = ("depth", "refine", "render")
@@ -118,6 +118,14 @@ def _file_kind(target: str) -> str | None:
         return None
 
 
+def written_pix_fmt(output: str, asked: str, input_codec: str | None) -> str:
+    """The pictures the output keeps: a video file's codec's (`--codec`, whose `auto` the input's codec may decide),
+    else full colour (a window, a photo; the pipeline's 8 bits are said apart)."""
+    if output_kind(output) != "video":
+        return "yuv444p"
+    return codec_of(output_codec(asked, Path(output).suffix.lower(), input_codec)).pix_fmt
+
+
 def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: Source, preview: bool = False) -> None:
     """What can only be checked once the input is open, before anything heavy loads: no output
     overwrites the input or the other output, every output file can be written and a preview window
@@ -143,7 +151,8 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
         ensure_writable(Path(target), "depth video" if flag == "--save-depth" else "output")
         if output_kind(target) == "video":
             wide = 3 if flag == "-o" and config.output.side_by_side else 1
-            check_video_size(f"{flag} {target}", Path(target).suffix.lower(), source.width * wide, source.height)
+            check_video_size(f"{flag} {target}", Path(target).suffix.lower(), source.width * wide, source.height,
+                             config.output.codec)
     if kind == "window" or preview:
         check_display(WINDOW_FIX if kind == "window" else PREVIEW_FIX)
     if kind == "vcam":
@@ -357,6 +366,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         # the file itself, also where it is paced for a window: a --save-depth video beside it keeps its tags and part
         video = source.inner if isinstance(source, PacedSource) else source
         if sink is None:  # last: a file is created only once everything else is ready
+            # a ProRes input may keep its codec (output.codec auto)
+            input_codec = video.stream.codec_context.name if isinstance(video, VideoFileSource) else None
             sink = make_sink(output, width=source.width, height=source.height,
                              fps=source.fps, audio_from=source.audio_path, side_by_side=config.output.side_by_side,
                              save_depth=config.output.save_depth, preview=preview,
@@ -365,9 +376,12 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              # creation time, location, title: as the open video read them (not opened again)
                              tags_from=video.tags if isinstance(video, VideoFileSource) else None,
                              subtitles_from=source.subtitle_path, chapters=video.chapters,
-                             part_end=getattr(video, "part_end", None),
+                             part_end=getattr(video, "part_end", None), codec=config.output.codec,
+                             input_codec=input_codec,
                              controls=LiveControls(focus, config.render, full_height,  # its blur limit
                                                    shown_scale=shown_scale))
+            if isinstance(video, VideoFileSource):  # the run line says what the output's codec loses (ProRes: bits)
+                video.written_as(written_pix_fmt(output, config.output.codec, input_codec))
     except BaseException:
         for stage in stages:  # the async network's worker thread ends with its stage
             stage.close()

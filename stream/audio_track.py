@@ -1,18 +1,22 @@
 """The input's sound kept in the output file.
 
-Only ONE audio stream is kept: the input's default one, else its first. Its packets are copied
-where the container takes the codec (no quality loss), else decoded and encoded again (AAC; Opus for
-WebM, PCM for AVI, which has no audio timestamps, so copying could not keep an offset) on the input's
-timeline: offsets kept, gaps filled with silence, channels kept (up to 7.1), a line where that loses any
-of the sound. Copied PCM is cut at the sample where a part ends. Audio is written
-up to the end of the pictures written so far, which the video encoder's delay keeps just ahead of the
-video in the muxer: the two are interleaved as they go, and a run that stops early leaves a file
-whose sound ends with its pictures. Clips joined as they are (`cat a.ts b.ts`: time goes back at the join)
-play one after the other: the sound of each clip follows its pictures, as in the clip.
+Every audio stream is kept (a camera's mono track per microphone, a film's languages, a screen recording's
+microphone and system sound), each a track of its own with its language, title and flags, in the input's order (AVI:
+the default one first); one is the default track, the input's default one, else its first (MP4 enables it alone:
+QuickTime plays every enabled track at once). Each stream's packets are copied where the container takes the codec
+(no quality loss), else decoded and encoded again (AAC; Opus for WebM, PCM for AVI, which has no audio timestamps, so
+copying could not keep an offset) on the input's timeline: offsets kept, gaps filled with silence, channels kept (up
+to 7.1), one line where that loses any of the sound. Copied PCM is cut at the sample where a part ends. Audio is
+written up to the end of the pictures written so far, which the video encoder's delay keeps just ahead of the video
+in the muxer: the two are interleaved as they go, and a run that stops early leaves a file whose sound ends with its
+pictures. Clips joined as they are (`cat a.ts b.ts`: time goes back at the join) play one after the other: the sound
+of each clip follows its pictures, as in the clip. Each track reads the input with a demuxer of its own.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -53,15 +57,67 @@ FIRST_PACKET_NEEDED = {".mp4": {"ac3", "eac3"}, ".m4v": {"ac3"}}
 NATIVE_ORDER = ("FL", "FR", "FC", "LFE", "BL", "BR", "FLC", "FRC", "BC", "SL", "SR", "TC", "TFL", "TFC", "TFR", "TBL",
                 "TBC", "TBR", "DL", "DR", "WL", "WR", "SDL", "SDR", "LFE2", "TSL", "TSR", "BFC", "BFL", "BFR")
 LOSSY_TARGETS = {"aac": "AAC", "libopus": "Opus"}
+# The input's flags each track keeps; the default flag is set apart, on one track (AudioTracks)
+AUDIO_FLAGS = ("dub", "original", "comment", "visual_impaired", "hearing_impaired", "descriptions")
 KEEPING_SUFFIXES = (".mov", ".mkv")  # the outputs said to keep a sound as it is, where they copy its codec
 _told: set[str] = set()  # the re-encodings said so far: a batch of inputs says each once
 
 
-class AudioTrack:
-    """One audio stream of `source` on the video's timeline (seconds after `origin`, the first picture's
-    time in the source): packets copied, or decoded, placed by their times and encoded again."""
+class AudioTracks:
+    """Every audio stream of `source`, each an AudioTrack of its own (its own demuxer), written in step: what the
+    writer does with the sound it does with each. The first track's input lists the streams."""
 
     def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None]) -> None:
+        import av
+
+        self.tracks: list[AudioTrack] = []
+        self.joins: list[float] = []  # the writer adds each join's origin: one list for every track
+        opened: Any = av.open(str(source))  # the first track's
+        try:
+            numbers = _known_numbers(opened)
+            default = _default_number(opened)
+            for number in _track_order(numbers, default, suffix):
+                track = AudioTrack(container, source, suffix, mux, number, opened)
+                opened = None  # the track's now: it closes it
+                self.tracks.append(track)
+                track.joins = track.clips.joins = self.joins
+                track.set_default(number == default)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            if opened is not None:  # no track took it: none kept, or the first failed
+                opened.close()
+        _tell_losses(self.tracks, suffix)
+
+    def begin_at(self, origin: float, clip: int = 0) -> None:
+        for track in self.tracks:
+            track.begin_at(origin, clip)
+
+    def write_until(self, seconds: float | None) -> None:
+        for track in self.tracks:
+            track.write_until(seconds)
+
+    def finish(self, cut: float | None) -> None:
+        for track in self.tracks:
+            track.finish(cut)
+
+    def close(self) -> None:
+        for track in self.tracks:
+            track.close()
+
+    def copied_codecs(self) -> list[str]:
+        """The codecs of the tracks copied as they are, each once: those a muxer may refuse."""
+        return list(dict.fromkeys(track.codec for track in self.tracks if track.copy))
+
+
+class AudioTrack:
+    """One audio stream of `source` on the video's timeline (seconds after `origin`, the first picture's
+    time in the source): packets copied, or decoded, placed by their times and encoded again. `number`: which of
+    the input's audio streams (from 0); None: its default one, else its first."""
+
+    def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None],
+                 number: int | None = None, opened: Any = None) -> None:
         import av
 
         self.container = container
@@ -69,18 +125,12 @@ class AudioTrack:
         self.suffix, self.name = suffix, Path(source).name
         self._copied_dts: float | None = None  # the last packet copied, in the output's seconds
         self.source = Path(source)
-        self.input = av.open(str(source))
+        self.input = opened if opened is not None else av.open(str(source))  # `opened`: source, open, this track's
         try:
             streams = list(self.input.streams.audio)
-            default = [s for s in streams if s.disposition & av.stream.Disposition.default]
-            self.in_stream = (default or streams)[0]
+            self.number = _default_number(self.input) if number is None else number
+            self.in_stream = streams[self.number]
             self.channels, self._order = _native_layout(self.in_stream.codec_context)
-            if len(streams) > 1:  # the others are left out: said, as a player would offer them
-                language = self.in_stream.metadata.get("language", "und")
-                log.warning(f"{Path(source).name} has {len(streams)} audio streams; the output keeps one: "
-                            f"number {streams.index(self.in_stream) + 1}"
-                            f"{f' ({language})' if language != 'und' else ''}, "
-                            f"{'the default one' if default else 'the first'}")
             # The codec, not the decoder: FFmpeg decodes mp3 with "mp3float".
             self.codec = codec = self.in_stream.codec_context.codec.canonical_name
             self.copy = codec in AUDIO_COPYABLE.get(suffix, set()) and not (
@@ -101,10 +151,10 @@ class AudioTrack:
                 self.resampler = av.AudioResampler(format=out.format.name, layout=out.layout.name, rate=self.out_rate)
                 self.fifo = av.AudioFifo()
                 log.info("transcoding %s audio to %s at %d Hz for %s", codec, target, self.out_rate, suffix)
-                _tell_loss(self.in_stream.codec_context, target, out.format.bits, suffix)
-            # the track's language (a player picks the track, and names it, by it) and name
-            self.out_stream.metadata.update({key: value for key, value in self.in_stream.metadata.items()
-                                             if key in ("language", "title") and value and value != "und"})
+            self.loss = None if self.copy else _loss(self.in_stream.codec_context, target,
+                                                     self.out_stream.codec_context.format.bits, suffix)
+            self.out_stream.metadata.update(_track_tags(self.in_stream.metadata))
+            self.set_default(True)
             self.clips = Clips(self.input, AUDIO_CARRY_ON_S)
             self.packets = self.clips.demux(self.input, self.in_stream)
         except BaseException:
@@ -121,6 +171,15 @@ class AudioTrack:
         # the track starts with the pictures even where a player ignores the container's start delay.
         self._next = 0
         self._out_pts = 0  # the output sample where the FIFO's first sample goes
+
+    def set_default(self, default: bool) -> None:
+        """The output track's flags: the input's (a commentary, a dub, audio description), and whether it is the
+        default track, which players choose (MP4: the one enabled)."""
+        from av.stream import Disposition
+
+        kept = functools.reduce(operator.or_, (getattr(Disposition, flag) for flag in AUDIO_FLAGS), Disposition(0))
+        flags = self.in_stream.disposition & kept
+        self.out_stream.disposition = flags | Disposition.default if default else flags
 
     def begin_at(self, origin: float, clip: int = 0) -> None:
         """Set the origin (the first picture's time, in clip `clip` of clips joined as they are), and jump to the
@@ -497,10 +556,49 @@ def _pcm_bytes(codec: str) -> int | None:
     return int(match.group(1)) // 8 if match else None
 
 
-def _tell_loss(source: Any, target: str, bits: int, suffix: str) -> None:
-    """One line where the sound is encoded again into a lossy codec, or a lossless one into fewer bits (24-bit PCM
-    into AVI's 16): which sound, into what, and which outputs keep it as it is. Once a run for each: a log line
-    alone was not shown."""
+def _known_numbers(container: Any) -> list[int]:
+    """The numbers (from 0) of an input's audio streams whose codec FFmpeg knows; the others are left out, said in a
+    line: one such beside the sound kept failed the run (no decoder: PyAV gives the stream no codec context)."""
+    streams = list(container.streams.audio)
+    known = [number for number, stream in enumerate(streams) if stream.codec_context is not None]
+    if len(known) < len(streams):
+        unknown = [number + 1 for number in range(len(streams)) if number not in known]
+        which = "its sound is" if len(streams) == 1 else \
+            f"{_numbers(unknown)} of its {len(streams)} audio streams {'is' if len(unknown) == 1 else 'are'}"
+        log.warning(f"{Path(container.name).name}: {which} left out: FFmpeg knows no codec to read "
+                    f"{'it' if len(unknown) == 1 else 'them'} with")
+    return known
+
+
+def _default_number(container: Any) -> int:
+    """Which of an input's audio streams is its default one (from 0), else its first; of those whose codec FFmpeg
+    knows."""
+    from av.stream import Disposition
+
+    known = [(number, stream) for number, stream in enumerate(container.streams.audio)
+             if stream.codec_context is not None]
+    return next((number for number, stream in known if stream.disposition & Disposition.default),
+                known[0][0] if known else 0)
+
+
+def _track_tags(tags: dict[str, str]) -> dict[str, str]:
+    """A track's language (a player picks the track, and names it, by it) and name (which microphone, "Director's
+    commentary"): MP4 and MOV store the name as "name" (its udta box), which was lost."""
+    kept = {"language": tags.get("language"), "title": tags.get("title") or tags.get("name")}
+    return {key: value for key, value in kept.items() if value and value != "und"}
+
+
+def _track_order(numbers: list[int], default: int, suffix: str) -> list[int]:
+    """The input's audio streams kept (their numbers, from 0) in the output's order: the input's, but in AVI, which
+    holds no flags and whose players play its first audio stream, the default one first."""
+    if suffix != ".avi" or default not in numbers:
+        return numbers
+    return [default, *(number for number in numbers if number != default)]
+
+
+def _loss(source: Any, target: str, bits: int, suffix: str) -> tuple[str, str, str] | None:
+    """Where the sound is encoded again into a lossy codec, or a lossless one into fewer bits (24-bit PCM into AVI's
+    16): which sound, into what, and its codec (None: nothing is lost)."""
     codec = source.codec.canonical_name
     pcm = _pcm_bytes(codec)
     depth = 8 * pcm if pcm else source.format.bits if source.codec.lossless else None
@@ -509,11 +607,40 @@ def _tell_loss(source: Any, target: str, bits: int, suffix: str) -> None:
     elif depth is not None and depth > bits:
         how = f"{bits}-bit PCM, which loses its finest detail"
     else:
-        return
+        return None
     what = f"{8 * pcm}-bit{' float' if codec.startswith('pcm_f') else ''} PCM" if pcm else codec.upper()
-    keeping = [kept for kept in KEEPING_SUFFIXES if codec in AUDIO_COPYABLE[kept]]
-    line = f"the sound ({what}) is encoded again for {suffix} as {how}" + \
+    return what, how, codec
+
+
+def _tell_losses(tracks: list[AudioTrack], suffix: str) -> None:
+    """One line for the tracks encoded again with a loss (see _loss), naming them where the input has several: which
+    sound, into what, and which outputs keep it as it is. Once a run for each: a log line alone was not shown, and a
+    camera's eight tracks made eight lines."""
+    lossy = [track for track in tracks if track.loss is not None]
+    if not lossy:
+        return
+    groups: dict[str, list[int]] = {}
+    for track in lossy:
+        groups.setdefault(track.loss[0], []).append(track.number + 1)
+    groups = {what: sorted(numbers) for what, numbers in groups.items()}
+    if len(tracks) == 1:
+        which = f"the sound ({lossy[0].loss[0]})"
+    else:
+        named = [f"{_numbers(numbers)} ({what})" for what, numbers in groups.items()]
+        which = "the sound of " + (f"{', '.join(named[:-1])} and {named[-1]}" if len(named) > 1 else named[0])
+    codecs = {track.loss[2] for track in lossy}
+    keeping = [kept for kept in KEEPING_SUFFIXES if codecs <= AUDIO_COPYABLE[kept]]
+    line = f"{which} is encoded again for {suffix} as {lossy[0].loss[1]}" + \
         (f"; write {' or '.join(keeping)} to keep it as it is" if keeping else "")
     if line not in _told:
         _told.add(line)
         notify(line)
+
+
+def _numbers(numbers: list[int]) -> str:
+    """Tracks by their numbers: "track 2", "tracks 1 and 3", "tracks 1 to 4" (a run of three or more)."""
+    if len(numbers) == 1:
+        return f"track {numbers[0]}"
+    if len(numbers) > 2 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"tracks {numbers[0]} to {numbers[-1]}"
+    return f"tracks {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"

@@ -44,7 +44,7 @@ def _quiet_sigint_while_loading() -> Any:
 
 _sigint_before_loading = _quiet_sigint_while_loading()
 try:
-    from stream.config import PipelineConfig, closest_choice, load_config, preset_names
+    from stream.config import OutputConfig, PipelineConfig, closest_choice, load_config, preset_names
     from stream.console import TolerantStream, fit_encoding, notify
     from stream.controls import KEYS_HELP
     from stream.errors import PipelineError, UserError
@@ -175,6 +175,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                              "photo); a folder gets NAME_depth.mp4 (.png)")
     parser.add_argument("--side-by-side", action=argparse.BooleanOptionalAction, default=None,
                         help="write input | output | depth (default: off)")
+    parser.add_argument("--codec", type=OutputConfig.codec_named, choices=OutputConfig.CODECS,
+                        help="the video's codec: auto (the default: the container's own, H.264 in .mp4, .mov and "
+                             ".mkv; a ProRes or DNxHD/HR input written to .mov or .mkv stays ProRes), h264, hevc, "
+                             "prores (422 HQ 10-bit, .mov or .mkv), ffv1 (lossless, .mkv or .avi), vp9, mpeg4")
     parser.add_argument("--start", type=_time, metavar="TIME",
                         help="a video file from this time on (seconds, or [HH:]MM:SS)")
     parser.add_argument("--duration", type=_time, metavar="TIME",
@@ -188,9 +192,19 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     _add_debug_flag(parser)
 
 
+# An editor's timecode, HH:MM:SS:FF (drop-frame: ; before the frames), copied from an NLE
+TIMECODE_TEXT = re.compile(r"\d+:\d\d:\d\d[:;]\d+")  # not .: 1:02:03.5 is a time
+
+
 def _time(text: str) -> float:
     from stream.sources import parse_time
 
+    if TIMECODE_TEXT.fullmatch(text.strip()):
+        # its frames count at the input's rate, from the clip's own first timecode (often 01:00:00:00, not 0), which
+        # are known only once it is open: said rather than read as hours
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a timecode (HH:MM:SS:FF); give the time from the start of the file in seconds or "
+            f"[HH:]MM:SS.s instead, the frames as a fraction of a second (00:00:01:12 at 24 fps is 0:01.5)")
     try:
         seconds = parse_time(text)
     except ValueError as exc:
@@ -212,7 +226,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "render.highlight_boost": args.highlight_boost, "refine.mode": args.refine,
         "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),
         "output.save_depth": args.save_depth, "output.side_by_side": args.side_by_side,
-        "output.preview": args.preview, "output.progress": args.progress,
+        "output.preview": args.preview, "output.progress": args.progress, "output.codec": args.codec,
     }
 
 

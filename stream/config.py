@@ -183,8 +183,25 @@ class OutputConfig:
     save_depth: str | None = None  # also write the refined disparity, colourised, to this video
     preview: bool = False  # also show the output in a window (keys and clicks as in -o window)
     progress: bool = True
+    # the video's codec: auto = the container's own (H.264 in .mp4, .mov, .mkv; VP9 in .webm; MPEG-4 in .avi), except
+    # a ProRes or DNx input written to .mov or .mkv stays ProRes and a lossless one lossless (stream.video_writer)
+    codec: str = "auto"
+    # a class constant, no field (no annotation): auto and stream.video_writer.OUTPUT_CODECS's names
+    CODECS = ("auto", "h264", "hevc", "prores", "ffv1", "vp9", "mpeg4")
+    # other names users give a codec (FFmpeg's encoders, the standards' other names), taken as the codec's
+    ALIASES = {"h265": "hevc", "x265": "hevc", "libx265": "hevc", "x264": "h264", "avc": "h264", "libx264": "h264",
+               "prores_ks": "prores", "libvpx-vp9": "vp9"}
+
+    @classmethod
+    def codec_named(cls, text: str) -> str:
+        """The codec a name means, whatever its case (ProRes, H264) or alias (h265)."""
+        name = text.strip().lower()
+        return cls.ALIASES.get(name, name)
 
     def validate(self) -> None:
+        if isinstance(self.codec, str):
+            self.codec = self.codec_named(self.codec)
+        _check_choice("output.codec", self.codec, self.CODECS)
         _check_bool("output.side_by_side", self.side_by_side)
         _check_bool("output.preview", self.preview)
         _check_bool("output.progress", self.progress)

@@ -87,14 +87,17 @@ class VideoSink(Sink):
     tags (creation time, location, title) the video keeps, or those tags, by default `audio_from`'s. A frame's own
     duration (`frame.extra["duration_seconds"]`, a GIF's or a variable frame rate's) is kept too. `subtitles_from`:
     the file whose subtitle streams are kept; `chapters`: the input's chapters, cut as the sound is; `part_end`:
-    where the part taken ends, in the input's seconds (its subtitles are cut there)."""
+    where the part taken ends, in the input's seconds (its subtitles are cut there); `codec`: output.codec, which
+    `input_codec` (the input's decoder's name) may decide."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None,
                  picture: Callable[[Frame], np.ndarray], audio_ends_with_pictures: bool = False,
                  tags_from: Path | Mapping[str, str] | None = None, subtitles_from: Path | None = None,
-                 chapters: list[Mapping[str, Any]] | None = None, part_end: float | None = None) -> None:
+                 chapters: list[Mapping[str, Any]] | None = None, part_end: float | None = None,
+                 codec: str = "auto", input_codec: str | None = None) -> None:
         self.writer = VideoWriter(path, width, height, fps, audio_from, tags_from=tags_from,
-                                  subtitles_from=subtitles_from, chapters=chapters, part_end=part_end)
+                                  subtitles_from=subtitles_from, chapters=chapters, part_end=part_end,
+                                  codec=codec, input_codec=input_codec)
         self.picture = picture
         self.audio_ends_with_pictures = audio_ends_with_pictures
 
@@ -662,11 +665,13 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
               controls: LiveControls | None = None, audio_ends_with_pictures: bool = False,
               photo_metadata: PhotoMetadata | None = None,
               tags_from: Path | Mapping[str, str] | None = None, subtitles_from: Path | None = None,
-              chapters: list[Mapping[str, Any]] | None = None, part_end: float | None = None) -> Sink:
+              chapters: list[Mapping[str, Any]] | None = None, part_end: float | None = None,
+              codec: str = "auto", input_codec: str | None = None) -> Sink:
     """The sink for `-o TARGET` (plus the depth video of --save-depth, and the window of --preview), opened
     and validated now. `tags_from`: the input video's tags (or the file), whose creation time, location and title
     both videos keep (by default the main output takes them from `audio_from`); `chapters`: the input's chapters,
-    which both videos keep; `subtitles_from`: the file whose subtitles the main output keeps, cut at `part_end`."""
+    which both videos keep; `subtitles_from`: the file whose subtitles the main output keeps, cut at `part_end`;
+    `codec`, `input_codec`: both videos' codec, as VideoSink takes them."""
     kind = output_kind(target)
     picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
     shown: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side, page=True)  # noqa: E731
@@ -683,7 +688,8 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
             elif output_kind(save_depth) == "video":
                 # cut as the main output is (--duration): its chapters too
                 sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, audio_ends_with_pictures,
-                                       tags_from=tags_from, chapters=chapters, part_end=part_end))
+                                       tags_from=tags_from, chapters=chapters, part_end=part_end, codec=codec,
+                                       input_codec=input_codec))
             else:
                 raise UserError(f"--save-depth {save_depth}: give a video file ({', '.join(video_suffixes())}) or, "
                                 f"for a photo, an image file")
@@ -691,7 +697,7 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
             sinks.append(NullSink())
         elif kind == "video":
             sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, shown, audio_ends_with_pictures,
-                                   tags_from, subtitles_from, chapters, part_end))
+                                   tags_from, subtitles_from, chapters, part_end, codec, input_codec))
         elif kind == "image":
             sinks.append(picture_sink(Path(target), picture, fps, photo_metadata))
         elif kind == "vcam":

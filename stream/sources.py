@@ -298,7 +298,8 @@ class PictureTreatment:
         # ProRes 4444, QuickTime Animation, PNG in MOV: decoded with their alpha, laid on white (see on_white)
         self.alpha = has_alpha(first.format)
         self._alpha_told = False
-        self.finer = finer_than_output(first.format)
+        self.picture_format = first.format
+        self.finer = finer_than_output(first.format)  # against H.264's 4:2:0 until the output's codec is known
         # Players take untagged video for BT.709 from HD sizes (as the writer tags its output); swscale
         # would take BT.601 for every size.
         self.untagged = "itu709" if is_hd(first.width, first.height) else None
@@ -356,30 +357,36 @@ def has_alpha(picture_format: Any) -> bool:
     return picture_format.name == "pal8" or any(component.is_alpha for component in picture_format.components)
 
 
-OUTPUT_BITS = 8  # every video output is 8-bit 4:2:0 (stream.video_writer: yuv420p), and the pipeline is 8-bit BGR
+OUTPUT_BITS = 8  # the pipeline works on 8-bit BGR, whatever the output's codec keeps (stream.video_writer)
 CHROMA_NAMES = {(1, 1): "4:4:4", (2, 1): "4:2:2", (1, 2): "4:4:0", (2, 2): "4:2:0", (4, 1): "4:1:1"}
 
 
-def finer_than_output(picture_format: Any) -> str | None:
-    """Where a video's pictures hold more than the output keeps (over 8 bits, colour finer than 4:2:0: ProRes HQ,
-    DNxHR, H.264 High 4:2:2), the run line's words for it ("10-bit 4:2:2 made 8-bit 4:2:0 in a video output");
-    None for 8-bit 4:2:0 or coarser, grey and paletted pictures."""
+def _subsampling(picture_format: Any) -> tuple[int, int]:
+    """How many pictures' pixels across and down share one chroma sample (1, 1 for RGB)."""
+    if picture_format.is_rgb:
+        return 1, 1
+    sized = type(picture_format)(picture_format.name, 64, 64)  # the chroma planes' size at 64x64
+    return 64 // max(sized.chroma_width(), 1), 64 // max(sized.chroma_height(), 1)
+
+
+def finer_than_output(picture_format: Any, output_pix_fmt: str = "yuv420p") -> str | None:
+    """Where a video's pictures hold more than the output keeps (over 8 bits, which the pipeline does not keep;
+    colour finer than the output codec's: ProRes HQ, DNxHR, H.264 High 4:2:2 into H.264's 4:2:0), the run line's
+    words for it ("10-bit 4:2:2 made 8-bit 4:2:0 in a video output"); None for nothing lost (8-bit 4:2:0 or coarser
+    into H.264, 4:2:2 into ProRes), grey and paletted pictures."""
     colour = [c for c in picture_format.components if not c.is_alpha]
     if len(colour) < 3:  # grey (with alpha or not), a palette: nothing finer than the output
         return None
     bits = max(component.bits for component in colour)
-    if picture_format.is_rgb:
-        subsampling: tuple[int, int] = (1, 1)
-    else:
-        sized = type(picture_format)(picture_format.name, 64, 64)  # the chroma planes' size at 64x64
-        subsampling = (64 // max(sized.chroma_width(), 1), 64 // max(sized.chroma_height(), 1))
-    finer = subsampling[0] * subsampling[1] < 4
+    subsampling = _subsampling(picture_format)
+    output = _subsampling(type(picture_format)(output_pix_fmt, 64, 64))
+    finer = subsampling[0] * subsampling[1] < output[0] * output[1]
     if bits <= OUTPUT_BITS and not finer:
         return None
     sampling = "RGB" if picture_format.is_rgb else CHROMA_NAMES.get(subsampling, picture_format.name)
     given = " ".join(([f"{bits}-bit"] if bits > OUTPUT_BITS else []) + ([sampling] if finer else []))
-    made = " ".join(([f"{OUTPUT_BITS}-bit"] if bits > OUTPUT_BITS else []) + (["4:2:0"] if finer else []))
-    return f"{given} made {made} in a video output"
+    made = " ".join(([f"{OUTPUT_BITS}-bit"] if bits > OUTPUT_BITS else []) + ([CHROMA_NAMES[output]] if finer else []))
+    return f"{given} made {made}" + (" in a video output" if finer else "")  # the bits: the pipeline's own
 
 
 def _own_duration(picture: Any) -> Any:
@@ -487,6 +494,14 @@ class VideoFileSource(Source):
     def part_end(self) -> float | None:
         """Where the part taken (--duration) ends, in the video's own seconds; None to its end."""
         return self._end
+
+    def written_as(self, pix_fmt: str) -> None:
+        """The run line's words for what the video output loses, once its codec is known (`pix_fmt`, its pictures'):
+        a ProRes input written as ProRes keeps its 4:2:2, only its bits beyond 8 are said."""
+        old, new = self._treatment.finer, finer_than_output(self._treatment.picture_format, pix_fmt)
+        if old is not None:  # said against 4:2:0, the coarsest output: nothing is lost that was not said
+            self.description = self.description.replace(f", {old}", f", {new}" if new else "")
+        self._treatment.finer = new
 
     def keep_fields(self) -> None:
         """`--deinterlace off`: interlaced pictures as decoded, both fields woven (a camcorder's 25p recorded in

@@ -1,4 +1,5 @@
-"""Writing video files with PyAV: H.264 (or the container's natural codec), the input's audio kept.
+"""Writing video files with PyAV: the container's own codec (H.264, VP9 in WebM, MPEG-4 in AVI) or the one asked
+(OUTPUT_CODECS: HEVC, ProRes 422 HQ, lossless FFV1), the input's audio kept.
 
 Timing. The output's zero is the first picture's presentation time, and the audio is shifted by the
 same amount, so the input's audio-to-video offset is kept exactly; audio that ends before the first
@@ -12,14 +13,15 @@ excepted), else one nominal frame period.
 
 Tags. The input's container tags are kept where the output's container holds them: its creation time (photo
 apps sort by it; AVI holds its date only), location (Android's, in MP4 as 3GPP's loci; an iPhone's QuickTime
-keys as mdta keys), title, make and model; and the kept audio stream's language. A part from --start on is dated
+keys as mdta keys), title, make and model; and each audio stream's language. A part from --start on is dated
 when it was recorded (the creation times that much later, start_part); what names the input's own asset (a Live
 Photo's content identifier) is not kept: the output is a new one. The input's timecode (a MOV's tmcd track, an MXF's
 or Matroska's tag) is kept as the part's first picture's: the input's, that many pictures later (drop-frame where it
 is), as a container tag, which FFmpeg's MP4 muxer writes as a tmcd track, Matroska's as a tag, AVI's as its ISMP.
 
-Audio. One stream of the input's, its default one, else its first: copied where the container takes its codec,
-else encoded again, on the pictures' timeline (stream.audio_track).
+Audio. Every stream of the input's, each a track with its language, title and flags, the input's default one (else
+its first) the default track: each copied where the container takes its codec, else encoded again, on the pictures'
+timeline (stream.audio_track).
 
 Chapters and subtitles. The input's chapters are kept, on the output's timeline (shifted as the sound is; a
 chapter outside the part taken is left out, one across its start begins at 0, one across its end ends there),
@@ -27,7 +29,8 @@ where the container holds them (all but AVI). Chapters are written when the file
 only then; MP4's QuickTime chapter track, written with the header, is cut then). Its subtitle streams are kept, timed
 as the sound is (stream.subtitle_tracks).
 
-Colour. BGR is converted to 4:2:0, limited range, with accurate rounding, and tagged: matrix BT.709
+Colour. BGR is converted to the codec's pictures (8-bit 4:2:0; ProRes 10-bit 4:2:2, FFV1 10-bit 4:4:4), limited
+range, with accurate rounding (within a code value of the exact conversion), and tagged: matrix BT.709
 from 1280 wide or over 576 lines, BT.601 below. That is what players assume for untagged video, so
 players that ignore the tags agree with those that read them. Primaries and transfer are BT.709
 (sRGB's). AVI carries no colour tags.
@@ -40,6 +43,7 @@ import math
 import os
 import re
 import struct
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -47,7 +51,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from stream.audio_track import AudioTrack
+from stream.audio_track import AudioTracks
 from stream.console import rate_text
 from stream.errors import UserError
 from stream.mp4_edit_list import disable_tracks, end_text_tracks, mend_last_picture
@@ -58,7 +62,38 @@ from stream.track_timeline import MP4_MAX_TICKS, MP4_SUFFIXES
 log = logging.getLogger(__name__)
 
 VIDEO_CODECS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264",
-                ".webm": "libvpx-vp9", ".avi": "mpeg4"}
+                ".webm": "libvpx-vp9", ".avi": "mpeg4"}  # each container's own codec: what `--codec auto` writes
+
+
+@dataclass(frozen=True)
+class OutputCodec:
+    """A codec `--codec` (output.codec) names: its encoder, the pictures it stores, the containers that hold it."""
+    title: str  # as the user is told it
+    encoder: str
+    pix_fmt: str  # 4:2:0 8-bit to deliver; 10-bit 4:2:2 or 4:4:4 to edit and to archive
+    suffixes: tuple[str, ...]
+    min_side: int = 1
+
+
+OUTPUT_CODECS = {
+    "h264": OutputCodec("H.264", "libx264", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv")),
+    # FFmpeg's iPod muxer (.m4v) refuses HEVC. x265 wrote over its heap (the process aborted: "corrupted size vs.
+    # prev_size") on pictures under 64 px both ways (48x32, 40x40; 64x48 and larger never, in 60 runs): refused
+    # under 64 px a side
+    "hevc": OutputCodec("HEVC", "libx265", "yuv420p", (".mp4", ".mov", ".mkv"), min_side=64),
+    # FFmpeg's prores_aw: 4 to 5 times as fast as prores_ks at 1080p (107 against 534 ms a picture, 2 cores), at Apple's
+    # 422 HQ rate (21 MB/s at 24 fps; prores_ks's 19)
+    "prores": OutputCodec("ProRes 422 HQ", "prores_aw", "yuv422p10le", (".mov", ".mkv")),
+    # 10-bit 4:4:4: the 8-bit pictures come back exactly (4:2:0 8-bit would lose colour and round twice)
+    "ffv1": OutputCodec("FFV1 (lossless)", "ffv1", "yuv444p10le", (".mkv", ".avi")),
+    "vp9": OutputCodec("VP9", "libvpx-vp9", "yuv420p", (".webm", ".mkv")),
+    # MPEG-4 Part 2 takes at most 65535 ticks a second: AVI's one tick a picture only
+    "mpeg4": OutputCodec("MPEG-4 Part 2", "mpeg4", "yuv420p", (".avi",)),
+}
+# The input's codecs an editor works in (the decoder's name), and the codec `auto` keeps them in where the container
+# holds it: an intermediate stays an intermediate (no generation loss of H.264's), a lossless input lossless.
+EDITING_CODECS = {"prores": "prores", "dnxhd": "prores", "ffv1": "ffv1", "huffyuv": "ffv1", "ffvhuff": "ffv1",
+                  "utvideo": "ffv1"}
 VIDEO_CLOCK_HZ = 90_000  # MPEG's clock: fine enough for any variable frame rate
 CONTAINER_OPTIONS = {
     # Every format survives a crash (kill -9, power loss, the OOM killer) up to its last second or so:
@@ -299,6 +334,41 @@ def video_suffixes() -> list[str]:
     return sorted(VIDEO_CODECS)
 
 
+def output_codec(asked: str, suffix: str, input_codec: str | None = None) -> str:
+    """The codec written into a `suffix` file for `--codec asked`: the one asked, or for `auto` the container's own,
+    except where the input is in an editing codec (EDITING_CODECS) the container holds, which stays one."""
+    if asked != "auto":
+        return asked
+    kept = EDITING_CODECS.get(input_codec or "")
+    if kept is not None and suffix in OUTPUT_CODECS[kept].suffixes:
+        return kept
+    encoder = VIDEO_CODECS[suffix]
+    return next((name for name, codec in OUTPUT_CODECS.items() if codec.encoder == encoder), encoder)
+
+
+def codec_of(name: str) -> OutputCodec:
+    """The codec of an output_codec name; a container's own encoder outside the table as 8-bit 4:2:0."""
+    return OUTPUT_CODECS.get(name) or OutputCodec(name, name, "yuv420p", tuple(VIDEO_CODECS))
+
+
+def check_video_codec(what: str, suffix: str, asked: str) -> None:
+    """A codec the container cannot hold is refused in one line, with the containers that hold it and the codecs
+    this one holds (FFmpeg's own refusal came at the first picture: "'mp4' format does not support 'prores_ks'")."""
+    codec = OUTPUT_CODECS.get(asked)
+    if codec is None or suffix not in VIDEO_CODECS or suffix in codec.suffixes:
+        return  # auto, or a type refused on its own
+    held = [name for name, other in OUTPUT_CODECS.items() if suffix in other.suffixes]
+    raise UserError(f"{what}: {suffix} cannot hold {codec.title} (codec {asked}); write {' or '.join(codec.suffixes)} "
+                    f"for it, or give {suffix} {' or '.join(held)}")
+
+
+def padded_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
+    """The size a picture is stored at: one edge column (row) more where the chroma is halved across (down) and the
+    size is odd: 4:2:0 both ways, 4:2:2 across, 4:4:4 none."""
+    across, down = pix_fmt.startswith(("yuv420", "yuv422")), pix_fmt.startswith("yuv420")
+    return width + width % 2 * across, height + height % 2 * down
+
+
 def is_hd(width: int, height: int) -> bool:
     """Whether players take untagged video of this size for BT.709 (mpv's and VLC's guess), else BT.601."""
     return width >= 1280 or height > 576
@@ -317,16 +387,37 @@ def _time_base(rate: Fraction, suffix: str) -> Fraction:
     return Fraction(1, hz if hz <= 1 << 20 else VIDEO_CLOCK_HZ)
 
 
-def check_video_size(what: str, suffix: str, width: int, height: int) -> None:
-    """A picture larger than the container's encoder takes is refused in one line, with the types that take it
-    (FFmpeg's own refusal was "Generic error in an external library")."""
-    side, limit = max(width + width % 2, height + height % 2), VIDEO_MAX_SIDE.get(VIDEO_CODECS.get(suffix, ""))
+def check_video_size(what: str, suffix: str, width: int, height: int, codec: str = "auto") -> None:
+    """A codec the container cannot hold, and a picture larger than the encoder takes (or smaller), are refused in
+    one line, with the types that take it (FFmpeg's own refusal was "Generic error in an external library")."""
+    check_video_codec(what, suffix, codec)
+    least = OUTPUT_CODECS[codec].min_side if codec in OUTPUT_CODECS else 1
+    if min(width, height) < least:
+        raise UserError(f"{what}: {OUTPUT_CODECS[codec].title} (codec {codec}) needs at least {least} px a side and "
+                        f"this picture is {width}x{height}; choose codec h264")
+    encoder = OUTPUT_CODECS[codec].encoder if codec in OUTPUT_CODECS else VIDEO_CODECS.get(suffix, "")
+    side, limit = max(width + width % 2, height + height % 2), VIDEO_MAX_SIDE.get(encoder)
     if limit is not None and side > limit:
-        wider = [other for other, codec in (("mp4 or .mkv", "libx264"), ("webm", "libvpx-vp9"))
-                 if VIDEO_MAX_SIDE[codec] >= side]
-        fix = f"use .{wider[0]}" if wider else "make it smaller"
+        wider = [other for other, name in (("mp4 or .mkv", "libx264"), ("webm", "libvpx-vp9"))
+                 if VIDEO_MAX_SIDE[name] >= side]
+        fix = f"use .{wider[0]}" if wider and codec == "auto" else "make it smaller"  # a codec asked: its own limit
         raise UserError(f"{what}: {suffix} video is at most {limit} px a side and this one is {width}x{height}; "
                         f"{fix}")
+
+
+def encoder_options(encoder: str, crf: int) -> dict[str, str]:
+    """Each encoder's settings; `crf` x264's quality (x265's scale is set from it)."""
+    if encoder == "libx264":
+        return {"crf": str(crf), "preset": "veryfast"}
+    if encoder == "libx265":  # x265's CRF scale runs higher than x264's (FFmpeg's guide: 28 looks as x264's 23)
+        return {"crf": str(crf + 3), "preset": "veryfast", "x265-params": "log-level=error"}  # quiet on stderr
+    if encoder == "libvpx-vp9":
+        return {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8"}
+    if encoder == "prores_aw":  # profile 3: 422 HQ; Apple's vendor code, as Final Cut and Resolve write it
+        return {"profile": "3", "vendor": "apl0"}
+    if encoder == "ffv1":  # the archivists' settings: each picture a key frame in checked slices, coded in parallel
+        return {"level": "3", "g": "1", "slices": "16", "slicecrc": "1"}
+    return {}
 
 
 def _write_error(exc: Exception) -> Exception:
@@ -437,13 +528,14 @@ class VideoWriter:
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None = None,
                  crf: int = 18, tags_from: Path | Mapping[str, str] | None = None,
                  subtitles_from: Path | None = None, chapters: list[Mapping[str, Any]] | None = None,
-                 part_end: float | None = None) -> None:
+                 part_end: float | None = None, codec: str = "auto", input_codec: str | None = None) -> None:
         """`audio_from`: the file whose sound is kept; `tags_from`: the file whose container tags (creation time,
         location, title) are kept, or those tags, by default `audio_from`'s; `subtitles_from`: the file whose
         subtitle streams are kept; `chapters`: the input's chapters (as PyAV reads them), kept on the output's
         timeline; `part_end`: where the part taken (--duration) ends, in the input's seconds on the video's clock
         (which clips joined as they are do not set back): a subtitle line is written as it starts, so it is cut
-        there in advance."""
+        there in advance. `codec`: an OUTPUT_CODECS name or auto (output_codec), `input_codec` the input's decoder's
+        name, which auto may keep."""
         import av
         from av.video.reformatter import VideoReformatter
 
@@ -451,7 +543,12 @@ class VideoWriter:
         if suffix not in VIDEO_CODECS:
             raise UserError(f"cannot write {path}: unknown video type {suffix or '(none)'}; "
                             f"use one of {', '.join(video_suffixes())}")
-        check_video_size(f"cannot write {path}", suffix, width, height)
+        check_video_size(f"cannot write {path}", suffix, width, height, codec)
+        self.codec = output_codec(codec, suffix, input_codec)
+        self._pix_fmt = codec_of(self.codec).pix_fmt
+        if self.codec in EDITING_CODECS.values() and codec == "auto":  # not the container's own: said, with its size
+            log.warning(f"{path.name}: written in {codec_of(self.codec).title}, as the input is in {input_codec} "
+                        f"(codec auto keeps an editing codec); --codec h264 writes a far smaller file")
         # PyAV opens the file only at the first packet: check now (and write where it checked: ~ expanded)
         self.path = path = ensure_writable(path, "output")
         # 1001 for NTSC's rates; a slower one (3 pictures in 4 hours: 1/7200 fps) was rounded to 0 and the run failed
@@ -462,8 +559,8 @@ class VideoWriter:
             self.rate = self.rate.limit_denominator(max(1, MPEG4_MAX_TICKS // math.ceil(self.rate)))
         self.time_base = _time_base(self.rate, suffix)
         self._frame_ticks = 1 / (self.rate * self.time_base)
-        # 4:2:0 needs even sizes; odd frames are padded by one edge row/column.
-        self.width, self.height = width + width % 2, height + height % 2
+        # 4:2:0 needs even sizes (4:2:2 an even width); odd frames are padded by one edge row/column.
+        self.width, self.height = padded_size(width, height, self._pix_fmt)
         self._hd = is_hd(self.width, self.height)
         self._reformatter = VideoReformatter()
         self.frames_written = 0
@@ -491,7 +588,7 @@ class VideoWriter:
         self.first_clip: Callable[[], int] = lambda: 0
         self._part_end = part_end
         self._started = False  # the file is open and its header written: an EPERM from then on is FFmpeg's -1
-        self._audio: AudioTrack | None = None
+        self._audio: AudioTracks | None = None
         self._subtitles: SubtitleTracks | None = None
         self._chapters = list(chapters or [])
         if self._chapters and suffix == ".avi":
@@ -527,9 +624,9 @@ class VideoWriter:
             raise UserError(f"cannot write {path}: {_one_line(exc)}") from None
         self.container.metadata.update(tags)
         try:
-            self.stream = self._add_video(VIDEO_CODECS[suffix], crf)
+            self.stream = self._add_video(codec_of(self.codec).encoder, crf)
             if audio_from:
-                self._audio = AudioTrack(self.container, audio_from, suffix, self._mux)
+                self._audio = AudioTracks(self.container, audio_from, suffix, self._mux)
             if subtitles_from:
                 self._subtitles = self._add_subtitles(subtitles_from, suffix)
         except BaseException as exc:
@@ -574,17 +671,16 @@ class VideoWriter:
     def _add_video(self, codec: str, crf: int) -> Any:
         stream = self.container.add_stream(codec, rate=self.rate)  # the nominal rate, kept as metadata
         stream.width, stream.height = self.width, self.height
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = self._pix_fmt
         stream.time_base = self.time_base
         context = stream.codec_context
         context.time_base = self.time_base
         context.color_range = RANGE_LIMITED
         context.colorspace = MATRIX_BT709 if self._hd else MATRIX_BT601
         context.color_primaries, context.color_trc = PRIMARIES_BT709, TRANSFER_BT709
-        if codec == "libx264":
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
-        elif codec == "libvpx-vp9":
-            stream.options = {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        stream.options = encoder_options(codec, crf)
+        if codec == "libx265" and self.path.suffix.lower() in MP4_SUFFIXES:
+            context.codec_tag = "hvc1"  # what Apple's players play (FFmpeg's default, hev1, they do not)
         stream.thread_type = "AUTO"
         context.open()  # bad encoder settings fail here rather than at the first frame
         return stream
@@ -613,7 +709,7 @@ class VideoWriter:
             return
         pts = max(pts, self._last_pts + 1)  # only a repeated (or out-of-order) time moves, by one tick
         height, width = image_bgr.shape[:2]
-        if (width + width % 2, height + height % 2) != (self.width, self.height):
+        if padded_size(width, height, self._pix_fmt) != (self.width, self.height):
             # padding a bigger picture failed deep in numpy, and a smaller one was smeared into the corner
             raise ValueError(f"a {width}x{height} picture for {self.path.name}, opened at {self.width}x{self.height}: "
                              f"every picture must have the first one's size")
@@ -621,11 +717,14 @@ class VideoWriter:
             image_bgr = np.pad(image_bgr, ((0, self.height - image_bgr.shape[0]),
                                            (0, self.width - image_bgr.shape[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image_bgr), format="bgr24")
-        # swscale's default (fast) path rounds coarsely: mid-grey 128 came back as 124,126,123.
+        # swscale's default (fast) path rounds coarsely: mid-grey 128 came back as 124,126,123. This one is within
+        # a code value of the exact conversion at 8 and at 10 bits (flat colour and ramps; luma within 0.53).
         frame = self._reformatter.reformat(
-            frame, format="yuv420p", dst_colorspace="itu709" if self._hd else "itu601", dst_color_range="MPEG",
+            frame, format=self._pix_fmt, dst_colorspace="itu709" if self._hd else "itu601", dst_color_range="MPEG",
             interpolation=Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INP
             | Interpolation.BITEXACT)
+        # the stream's colour tags on the picture too: ProRes stores the picture's in each frame (it wrote "unknown")
+        frame.color_primaries, frame.color_trc = PRIMARIES_BT709, TRANSFER_BT709
         frame.pts, frame.time_base = pts, self.time_base
         ticks = max(1, round(duration_seconds / self.time_base)) if duration_seconds and duration_seconds > 0 else None
         if ticks is not None:
@@ -820,7 +919,7 @@ class VideoWriter:
 
         if not (self._started and isinstance(exc, av.error.FFmpegError) and exc.errno == errno.EPERM):
             return None
-        audio = self._audio
-        what = f"the video or the {audio.codec} audio copied from the input" if audio and audio.copy else "the video"
+        copied = self._audio.copied_codecs() if self._audio else []
+        what = f"the video or the {' or '.join(copied)} audio copied from the input" if copied else "the video"
         return UserError(f"cannot write {self.path.name}: FFmpeg's {self.container.format.name} muxer refused {what} "
                          f"(its error -1, not a permission problem); try another output type, e.g. .mkv")

@@ -346,3 +346,41 @@ def text_line_packet(lines, number: int, start: float, end: float, text: str):
     packet.pts = packet.dts = round(start / lines.time_base)
     packet.duration = round((end - start) / lines.time_base)
     return packet
+
+
+def make_tracks_video(path: Path, codecs: tuple[str, ...], frames: int = 10, fps: int = 10, seconds: float = 1.0,
+                      sample_rate: int = 48000, default: int | None = None, languages: tuple[str, ...] = (),
+                      titles: tuple[str, ...] = (), click_at: float | None = None,
+                      flags: dict[int, str] | None = None) -> Path:
+    """`frames` pictures at `fps` and one mono audio stream per codec (a camera's track per microphone, a film's
+    languages), each `seconds` of a 440 Hz tone whose loudness names it: 0.1 for the first, 0.2 for the second...
+    (0.1 again after 0.6), with a loud click at `click_at` on each. `default`: the index of the stream flagged default
+    (None: none); `languages`, `titles`: each stream's tags, in order; `flags`: another flag (a disposition's name)
+    by index."""
+    import av
+    from av.stream import Disposition
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audios = [container.add_stream(codec, rate=sample_rate, layout="mono") for codec in codecs]
+        for index, audio in enumerate(audios):
+            audio.disposition = Disposition.default if index == default else Disposition(0)
+            if flags and index in flags:
+                audio.disposition |= getattr(Disposition, flags[index])
+            tags = {"language": languages[index] if index < len(languages) else None,
+                    "title": titles[index] if index < len(titles) else None}
+            audio.metadata.update({key: value for key, value in tags.items() if value})
+        for i in range(frames):
+            image = np.full((48, 64, 3), 60 + (i * 7) % 120, np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+        for index, audio in enumerate(audios):
+            tone = 0.1 * (index % 6 + 1) * np.sin(2 * np.pi * 440 * t)
+            if click_at is not None:
+                tone[(t >= click_at) & (t < click_at + 0.005)] = 0.95
+            encode_mono(container, audio, tone, sample_rate)
+    return path

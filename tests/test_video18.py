@@ -157,11 +157,25 @@ def test_video18_a_10_bit_4_2_2_input_says_it_is_made_8_bit_4_2_0(tmp_path):
     assert "made" not in plain.description
 
 
+@pytest.mark.parametrize("output, said", [
+    ("yuv420p", ", 10-bit 4:2:2 made 8-bit 4:2:0 in a video output"),  # H.264
+    ("yuv422p10le", ", 10-bit made 8-bit"),  # ProRes: its 4:2:2 kept
+    ("yuv444p10le", ", 10-bit made 8-bit")])  # FFV1, or no video output (a window, a photo)
+def test_video18_the_run_line_says_what_the_output_s_codec_loses(tmp_path, output, said):
+    """Once the output's codec is known the run line's words follow it: a ProRes input written as ProRes (--codec
+    auto keeps it) is not said to be made 4:2:0, which it was before --codec existed."""
+    source = VideoFileSource(_prores_hq(tmp_path / "hq.mov"))
+    source.close()
+    source.written_as(output)
+    assert source.description.endswith(said) or f"{said}," in source.description
+    assert source.description.count("made") == 1
+
+
 @pytest.mark.parametrize("pix_fmt, said", [
     ("yuv422p10le", "10-bit 4:2:2 made 8-bit 4:2:0 in a video output"),  # ProRes HQ, H.264 High 4:2:2 10-bit
     ("yuv422p", "4:2:2 made 4:2:0 in a video output"),  # DNxHD, XDCAM HD422
     ("yuva444p12le", "12-bit 4:4:4 made 8-bit 4:2:0 in a video output"),  # ProRes 4444 as FFmpeg decodes it
-    ("yuv420p10le", "10-bit made 8-bit in a video output"),  # a phone's HEVC
+    ("yuv420p10le", "10-bit made 8-bit"),  # a phone's HEVC: the bits are the pipeline's, whatever the output
     ("gbrp10le", "10-bit RGB made 8-bit 4:2:0 in a video output"),
     ("yuv420p", None), ("yuvj420p", None), ("nv12", None), ("yuv411p", None), ("gray", None), ("pal8", None)])
 def test_video18_what_a_picture_format_holds_beyond_the_output(pix_fmt, said):

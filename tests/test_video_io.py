@@ -321,14 +321,16 @@ def test_mp3_audio_is_copied_not_reencoded(tmp_path, suffix):
     assert probe(tmp_path / f"out{suffix}")["audio_codec"] == "mp3"
 
 
-def test_of_several_audio_streams_the_default_one_is_kept(tmp_path):
+def test_every_audio_stream_is_kept_the_default_one_flagged(tmp_path):
     src = make_timed_video(tmp_path / "in.mkv", _times(0, 10, 10), fps=10, audio_codecs=("aac", "libmp3lame"),
                            default_audio=1)
     _copy(src, tmp_path / "out.mkv")
     import av
 
     with av.open(str(tmp_path / "out.mkv")) as container:
-        assert [s.codec_context.codec.canonical_name for s in container.streams.audio] == ["mp3"]
+        streams = list(container.streams.audio)
+        assert [s.codec_context.codec.canonical_name for s in streams] == ["aac", "mp3"]
+        assert [bool(s.disposition & av.stream.Disposition.default) for s in streams] == [False, True]
 
 
 def test_an_output_that_cannot_be_written_fails_at_construction(tmp_path):
