@@ -29,8 +29,9 @@ from stream.pipeline import Pipeline
 from stream.paths import ensure_writable, same_file
 from stream.sinks import (PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind,
                           sink_parts)
-from stream.sources import ImageSource, PacedSource, Source, VideoFileSource, open_source
-from stream.video_writer import VideoWriter, check_video_size, codec_of, output_codec
+from stream.audio_track import check_audio_track
+from stream.sources import ImageSource, PacedSource, Source, Timecode, VideoFileSource, open_source, timecode_refusal
+from stream.video_writer import VideoWriter, check_video_size, codec_of, output_codec, readable_again
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
 
 STAGE_NAMES = ("depth", "refine", "render")
@@ -304,6 +305,14 @@ def follow_part(sink: Sink, source: VideoFileSource) -> None:
             writer.start_part(source.part_start)
 
 
+def check_audio_tracks(source: Source, chosen: list[int] | None) -> None:
+    """--audio-track's numbers the input lacks, refused before the model loads (the writer checks again); a pipe's
+    sound is left out anyway, said by the writer."""
+    if chosen and isinstance(source, VideoFileSource) and readable_again(source.path):
+        for number in chosen:
+            check_audio_track(source.path.name, len(source.container.streams.audio), number)
+
+
 def kernels_ready_line(backend: str, seconds: float) -> str:
     """What the slow warm-up was: a compilation (cached now) or, on a busy machine, loading from the cache."""
     if backend != "cpu":
@@ -317,15 +326,20 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
           recorder: LatencyRecorder | None = None, progress: bool | None = None,
           notify: Callable[[str], None] | None = None,
           wrap_source: Callable[[Source], Source] | None = None,
-          clip: tuple[float | None, float | None] = (None, None)) -> Built:
+          clip: tuple[float | Timecode | None, float | Timecode | None] = (None, None)) -> Built:
     """Open the input first (a bad input fails before anything heavy loads), then the model, the
     kernels and the sink. `notify` receives progress messages for the user (slow first compilation);
     `wrap_source` changes how the input is delivered (the benchmark paces a file like a camera); `clip`
-    (start, duration in seconds) takes a part of a video file or an animation."""
+    (start, duration in seconds, or a video file's timecodes) takes a part of a video file or an animation."""
     source = open_source(input_spec)
     if config.deinterlace == "off" and isinstance(source, (VideoFileSource, NetworkSource)):
         source.keep_fields()
     if clip != (None, None):
+        timecode = next(((flag, value) for flag, value in zip(("--start", "--duration"), clip)
+                         if isinstance(value, Timecode)), None)
+        if timecode is not None and not isinstance(source, VideoFileSource):  # no rate to count its frames at
+            source.close()
+            raise UserError(timecode_refusal(*timecode, redact(input_spec)))
         if not isinstance(source, (VideoFileSource, AnimationSource)):  # an animation: GIF, APNG, WebP
             source.close()
             raise UserError(f"--start and --duration take a part of a video file; {redact(input_spec)} is not one")
@@ -344,6 +358,9 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         if sink is None and plays_in_real_time(output, source):
             source = PacedSource(source)
         check_outputs(config, input_spec, output if sink is None else "null", source, preview)
+        if sink is None and output_kind(output) == "video":
+            check_audio_tracks(source.inner if isinstance(source, PacedSource) else source,
+                               config.output.kept_audio_tracks())
         point, full_height, shown_scale = config.render.focus_point, source.height, 1.0
         if isinstance(source, ImageSource) and (output_kind(output) == "window" or preview):
             scale = shown_scale = source.keep_showing()  # a photo in a window: refocused until q
@@ -377,7 +394,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              tags_from=video.tags if isinstance(video, VideoFileSource) else None,
                              subtitles_from=source.subtitle_path, chapters=video.chapters,
                              part_end=getattr(video, "part_end", None), codec=config.output.codec,
-                             input_codec=input_codec,
+                             input_codec=input_codec, audio_tracks=config.output.kept_audio_tracks(),
                              controls=LiveControls(focus, config.render, full_height,  # its blur limit
                                                    shown_scale=shown_scale))
             if isinstance(video, VideoFileSource):  # the run line says what the output's codec loses (ProRes: bits)

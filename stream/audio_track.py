@@ -30,6 +30,7 @@ from stream.track_timeline import (AUDIO_CARRY_ON_S, AUDIO_SEEK_AFTER_S, AUDIO_S
                                    MP4_MAX_TICKS, MP4_SUFFIXES, Clips)
 
 log = logging.getLogger(__name__)
+AUDIO_READ_RETRIES = 16  # read errors in a row after which the rest of the sound counts as unreadable (as the video's)
 
 # Audio codecs (canonical names) each container takes as they are; anything else is transcoded.
 PCM_INTEGERS = {"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_s32be"}
@@ -60,6 +61,14 @@ LOSSY_TARGETS = {"aac": "AAC", "libopus": "Opus"}
 # The input's flags each track keeps; the default flag is set apart, on one track (AudioTracks)
 AUDIO_FLAGS = ("dub", "original", "comment", "visual_impaired", "hearing_impaired", "descriptions")
 KEEPING_SUFFIXES = (".mov", ".mkv")  # the outputs said to keep a sound as it is, where they copy its codec
+# FFmpeg's MOV muxer writes a language only where QuickTime's old Macintosh table holds it, and drops the others unsaid
+# (MP4 and Matroska take any ISO 639-2 code): each language's other ISO 639-2 code (/T for /B, /B for /T) where the
+# table holds that one, Swedish as the table's "sve", and Norwegian Bokmal and Nynorsk as the table's Norwegian
+# (checked one by one with FFmpeg 7.1: each given code dropped, each here kept).
+MOV_LANGUAGES = {"sqi": "alb", "hye": "arm", "eus": "baq", "mya": "bur", "zho": "chi", "cze": "ces", "nld": "dut",
+                 "fre": "fra", "kat": "geo", "deu": "ger", "ell": "gre", "isl": "ice", "mkd": "mac", "msa": "may",
+                 "fas": "per", "rum": "ron", "slo": "slk", "bod": "tib", "cym": "wel", "swe": "sve", "nob": "nor",
+                 "nno": "nor"}
 _told: set[str] = set()  # the re-encodings said so far: a batch of inputs says each once
 
 
@@ -67,16 +76,24 @@ class AudioTracks:
     """Every audio stream of `source`, each an AudioTrack of its own (its own demuxer), written in step: what the
     writer does with the sound it does with each. The first track's input lists the streams."""
 
-    def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None]) -> None:
+    def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None],
+                 chosen: list[int] | None = None) -> None:
+        """`chosen`: the tracks kept (--audio-track), by their numbers from 1, in the output's order, the first the
+        default one; None: every one."""
         import av
 
         self.tracks: list[AudioTrack] = []
         self.joins: list[float] = []  # the writer adds each join's origin: one list for every track
-        opened: Any = av.open(str(source))  # the first track's
+        opened: Any = av.open(str(source), metadata_errors="replace")  # the first track's
         try:
-            numbers = _known_numbers(opened)
-            default = _default_number(opened)
-            for number in _track_order(numbers, default, suffix):
+            if chosen is None:
+                numbers = _known_numbers(opened)
+                default = _default_number(opened)
+                order = _track_order(numbers, default, suffix)
+            else:
+                order = _chosen_numbers(opened, chosen)
+                default = order[0] if order else -1
+            for number in order:
                 track = AudioTrack(container, source, suffix, mux, number, opened)
                 opened = None  # the track's now: it closes it
                 self.tracks.append(track)
@@ -116,6 +133,8 @@ class AudioTrack:
     time in the source): packets copied, or decoded, placed by their times and encoded again. `number`: which of
     the input's audio streams (from 0); None: its default one, else its first."""
 
+    _damage_told = False  # a damaged sound packet skipped has been said (once a track)
+
     def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None],
                  number: int | None = None, opened: Any = None) -> None:
         import av
@@ -125,7 +144,8 @@ class AudioTrack:
         self.suffix, self.name = suffix, Path(source).name
         self._copied_dts: float | None = None  # the last packet copied, in the output's seconds
         self.source = Path(source)
-        self.input = opened if opened is not None else av.open(str(source))  # `opened`: source, open, this track's
+        # `opened`: source, open, this track's; a tag in invalid UTF-8 (a damaged header) read with its bytes replaced
+        self.input = opened if opened is not None else av.open(str(source), metadata_errors="replace")
         try:
             streams = list(self.input.streams.audio)
             self.number = _default_number(self.input) if number is None else number
@@ -153,7 +173,7 @@ class AudioTrack:
                 log.info("transcoding %s audio to %s at %d Hz for %s", codec, target, self.out_rate, suffix)
             self.loss = None if self.copy else _loss(self.in_stream.codec_context, target,
                                                      self.out_stream.codec_context.format.bits, suffix)
-            self.out_stream.metadata.update(_track_tags(self.in_stream.metadata))
+            self.out_stream.metadata.update(track_tags(self.in_stream.metadata, suffix))
             self.set_default(True)
             self.clips = Clips(self.input, AUDIO_CARRY_ON_S)
             self.packets = self.clips.demux(self.input, self.in_stream)
@@ -209,7 +229,7 @@ class AudioTrack:
 
         index = self.in_stream.index
         self.input.close()
-        self.input = av.open(str(self.source))
+        self.input = av.open(str(self.source), metadata_errors="replace")
         self.in_stream = self.input.streams[index]
         self._order = _native_layout(self.in_stream.codec_context)[1]
         if self.adts is not None:
@@ -244,7 +264,7 @@ class AudioTrack:
         import av
 
         while not self.done:
-            packet = self.pending or next(self.packets, None)
+            packet = self.pending or self._next_packet()
             self.pending = None
             if packet is None:
                 self.done = True
@@ -275,6 +295,32 @@ class AudioTrack:
             for frame in frames:
                 self._place(_reordered(frame, self._order), cut)
 
+    def _next_packet(self) -> Any:
+        """The next packet read, None at the end. Where the demuxer refuses a damaged spot, reading goes on from where
+        it stopped (it ended the run); PyAV's IndexError at the end of a file where FFmpeg added a stream part-way
+        (damaged MPEG-TS tables) is the end."""
+        import av
+
+        for _ in range(AUDIO_READ_RETRIES):
+            try:
+                return next(self.packets, None)
+            except IndexError:
+                return None
+            except av.error.FFmpegError as exc:
+                self._skipped(exc, None)
+                self.packets = self.clips.demux(self.input, self.in_stream)
+        return None
+
+    def _skipped(self, exc: Exception, packet: Any) -> None:
+        """Says once a track that a damaged sound packet is skipped: the rest is written, the video goes on."""
+        if self._damage_told:
+            return
+        self._damage_told = True
+        where = f" near {float(packet.pts * packet.time_base):.1f} s" \
+            if packet is not None and packet.pts is not None and packet.time_base else ""
+        notify(f"{self.name}: a damaged sound packet{where} is skipped ({getattr(exc, 'strerror', None) or exc}); "
+               f"the rest of the sound is kept (further ones are skipped without a word)")
+
     def close(self) -> None:
         self.input.close()
         # the writer's bound method held the writer, which holds this track: a cycle that kept the writer, its
@@ -290,6 +336,8 @@ class AudioTrack:
         return float((packet.duration or 0) * packet.time_base)
 
     def _copy(self, packet: Any, cut: float | None = None) -> None:
+        import av
+
         shift = round(self.origin / packet.time_base)  # the origin in this packet's ticks
         if packet.pts is not None:
             if packet.pts + (packet.duration or 0) < shift:
@@ -306,7 +354,12 @@ class AudioTrack:
         if packet.dts is not None:
             packet.dts -= shift
             self._check_pause(float(packet.dts * packet.time_base))
-        for out in self.adts.filter(packet) if self.adts is not None else (packet,):
+        try:
+            outs = self.adts.filter(packet) if self.adts is not None else (packet,)
+        except av.error.FFmpegError as exc:  # a damaged ADTS header (MPEG-TS): it ended the run, the output lost
+            self._skipped(exc, packet)
+            return
+        for out in outs:
             out.stream = self.out_stream
             self.mux(out)
         self._copied_any = True
@@ -560,14 +613,19 @@ def _known_numbers(container: Any) -> list[int]:
     """The numbers (from 0) of an input's audio streams whose codec FFmpeg knows; the others are left out, said in a
     line: one such beside the sound kept failed the run (no decoder: PyAV gives the stream no codec context)."""
     streams = list(container.streams.audio)
-    known = [number for number, stream in enumerate(streams) if stream.codec_context is not None]
-    if len(known) < len(streams):
-        unknown = [number + 1 for number in range(len(streams)) if number not in known]
-        which = "its sound is" if len(streams) == 1 else \
-            f"{_numbers(unknown)} of its {len(streams)} audio streams {'is' if len(unknown) == 1 else 'are'}"
-        log.warning(f"{Path(container.name).name}: {which} left out: FFmpeg knows no codec to read "
-                    f"{'it' if len(unknown) == 1 else 'them'} with")
-    return known
+    unknown = [number for number, stream in enumerate(streams) if stream.codec_context is None]
+    # a stream with no sample rate is one damaged MPEG-TS tables announced and nothing filled: copied, it made the
+    # MP4 muxer refuse the header ("Invalid argument") and no file was written
+    empty = [number for number, stream in enumerate(streams)
+             if number not in unknown and not stream.codec_context.sample_rate]
+    for left, why in ((unknown, "FFmpeg knows no codec to read {} with"),
+                      (empty, "FFmpeg found no sound in {} (no sample rate: a damaged header?)")):
+        if left:
+            which = "its sound is" if len(streams) == 1 else f"{_numbers([n + 1 for n in left])} of its " \
+                f"{len(streams)} audio streams {'is' if len(left) == 1 else 'are'}"
+            them = "it" if len(left) == 1 else "them"
+            log.warning(f"{Path(container.name).name}: {which} left out: " + why.format(them))
+    return [number for number in range(len(streams)) if number not in unknown and number not in empty]
 
 
 def _default_number(container: Any) -> int:
@@ -576,16 +634,44 @@ def _default_number(container: Any) -> int:
     from av.stream import Disposition
 
     known = [(number, stream) for number, stream in enumerate(container.streams.audio)
-             if stream.codec_context is not None]
+             if stream.codec_context is not None and stream.codec_context.sample_rate]
     return next((number for number, stream in known if stream.disposition & Disposition.default),
                 known[0][0] if known else 0)
 
 
-def _track_tags(tags: dict[str, str]) -> dict[str, str]:
+def track_tags(tags: dict[str, str], suffix: str = "") -> dict[str, str]:
     """A track's language (a player picks the track, and names it, by it) and name (which microphone, "Director's
-    commentary"): MP4 and MOV store the name as "name" (its udta box), which was lost."""
-    kept = {"language": tags.get("language"), "title": tags.get("title") or tags.get("name")}
+    commentary"): MP4 and MOV store the name as "name" (its udta box), which was lost. A language a .mov would drop
+    is written in the code its table holds (MOV_LANGUAGES)."""
+    language = tags.get("language")
+    if suffix == ".mov" and language:
+        language = MOV_LANGUAGES.get(language.lower(), language)
+    kept = {"language": language, "title": tags.get("title") or tags.get("name")}
     return {key: value for key, value in kept.items() if value and value != "und"}
+
+
+def _chosen_numbers(container: Any, chosen: list[int]) -> list[int]:
+    """The numbers (from 0) of the audio streams `chosen` names (from 1, --audio-track), in its order; a number the
+    input lacks, or a stream FFmpeg cannot read, refused in one line."""
+    streams = list(container.streams.audio)
+    name = Path(container.name).name
+    for number in chosen:
+        check_audio_track(name, len(streams), number)
+        if streams[number - 1].codec_context is None:
+            raise UserError(f"{name}: FFmpeg knows no codec to read its audio stream {number} with; "
+                            f"--audio-track can name the others only")
+    return [number - 1 for number in chosen]
+
+
+def check_audio_track(name: str, count: int, number: int) -> None:
+    """Refuse, in one line, an --audio-track `number` (from 1) that an input (`name`, `count` audio streams) lacks."""
+    if 1 <= number <= count:
+        return
+    if count == 0:
+        raise UserError(f"{name} has no audio stream; --audio-track {number} names none: leave --audio-track out")
+    has = "1 audio stream" if count == 1 else f"{count} audio streams"
+    give = "give 1" if count == 1 else f"give 1 to {count}"
+    raise UserError(f"{name} has {has}; --audio-track {number} names none: {give}")
 
 
 def _track_order(numbers: list[int], default: int, suffix: str) -> list[int]:

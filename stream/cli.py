@@ -14,7 +14,10 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from stream.sources import Timecode
 
 
 def print_error(error: BaseException) -> None:
@@ -179,10 +182,16 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="the video's codec: auto (the default: the container's own, H.264 in .mp4, .mov and "
                              ".mkv; a ProRes or DNxHD/HR input written to .mov or .mkv stays ProRes), h264, hevc, "
                              "prores (422 HQ 10-bit, .mov or .mkv), ffv1 (lossless, .mkv or .avi), vp9, mpeg4")
+    parser.add_argument("--audio-track", type=_audio_tracks, metavar="N[,M...]",
+                        help="the input's audio streams the video keeps, by their numbers from 1 as the run's lines "
+                             "count them, in this order, the first the default track (2,1); none: no sound; all "
+                             "(the default)")
     parser.add_argument("--start", type=_time, metavar="TIME",
-                        help="a video file from this time on (seconds, or [HH:]MM:SS)")
+                        help="a video file from this time on (seconds, or [HH:]MM:SS; or an editor's timecode "
+                             "HH:MM:SS:FF, HH:MM:SS;FF drop-frame, counted from the file's own first timecode)")
     parser.add_argument("--duration", type=_time, metavar="TIME",
-                        help="only this long a part of a video file (seconds, or [HH:]MM:SS; its sound cut with it)")
+                        help="only this long a part of a video file (seconds, or [HH:]MM:SS; or HH:MM:SS:FF, frames "
+                             "at its rate; its sound cut with it)")
     parser.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
                         help="also show the output in a window while writing it (its keys and clicks work "
                              "as in -o window; q stops the run, keeping what was written)")
@@ -192,24 +201,22 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     _add_debug_flag(parser)
 
 
-# An editor's timecode, HH:MM:SS:FF (drop-frame: ; before the frames), copied from an NLE
-TIMECODE_TEXT = re.compile(r"\d+:\d\d:\d\d[:;]\d+")  # not .: 1:02:03.5 is a time
+def _time(text: str) -> float | Timecode:
+    """Seconds, or an editor's timecode (HH:MM:SS:FF), whose frames count at the input's rate from its own first
+    timecode: known only once the input is open (VideoFileSource.set_range)."""
+    from stream.sources import parse_time, parse_timecode
 
-
-def _time(text: str) -> float:
-    from stream.sources import parse_time
-
-    if TIMECODE_TEXT.fullmatch(text.strip()):
-        # its frames count at the input's rate, from the clip's own first timecode (often 01:00:00:00, not 0), which
-        # are known only once it is open: said rather than read as hours
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is a timecode (HH:MM:SS:FF); give the time from the start of the file in seconds or "
-            f"[HH:]MM:SS.s instead, the frames as a fraction of a second (00:00:01:12 at 24 fps is 0:01.5)")
     try:
-        seconds = parse_time(text)
+        return parse_timecode(text) or parse_time(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return seconds
+
+
+def _audio_tracks(text: str) -> str | list[int]:
+    try:
+        return OutputConfig.audio_tracks_named(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
@@ -227,6 +234,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),
         "output.save_depth": args.save_depth, "output.side_by_side": args.side_by_side,
         "output.preview": args.preview, "output.progress": args.progress, "output.codec": args.codec,
+        "output.audio_tracks": args.audio_track,
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 # Byte offsets whose pictures' times are read at open to find joins: one each JOIN_SAMPLE_BYTES, between these
 # counts (~0.5 ms each), so that the samples fall closer together than clips of a few seconds are in most files
@@ -52,7 +52,7 @@ class ClipFinder:
         import av
 
         self.size = path.stat().st_size
-        self.container = av.open(str(path))
+        self.container = av.open(str(path), metadata_errors="replace")
         self.stream = self.container.streams[stream_index]
         self.tick = float(self.stream.time_base)
         self.frame = 1 / fps
@@ -67,7 +67,7 @@ class ClipFinder:
         the one before (MPEG-PS: several pictures in a PES) has none of its own and takes that one's."""
         self.container.seek(pos, unsupported_byte_offset=True)
         place = None
-        for packet in self.container.demux(self.stream):
+        for packet in demuxed(self.container.demux(self.stream)):
             if packet.pos is not None and packet.pos >= 0:
                 place = packet.pos
             if place is not None and packet.dts is not None and packet.pts is not None:
@@ -184,6 +184,32 @@ class ClipFinder:
 
 
 TS_SYNC = 0x47  # the first byte of every MPEG-TS packet
+
+
+def demuxed(packets: Iterator[Any]) -> Iterator[Any]:
+    """`packets` (a container's demux), ended where PyAV's raises IndexError: at the end of the file, where it flushes
+    a stream that FFmpeg added part-way (damaged MPEG-TS tables) but PyAV's list of streams lacks. The streams asked
+    for, listed from the start, were flushed before it."""
+    try:
+        yield from packets
+    except IndexError:
+        return
+
+
+def read_past_damage(demux: Callable[[], Iterator[Any]], retries: int = 16) -> Iterator[Any]:
+    """The packets of `demux()` (demuxed), called again where the demuxer refuses a damaged spot: it reads on from
+    where it stopped. After `retries` refusals in a row, the rest counts as unreadable."""
+    import av
+
+    refusals = 0
+    while refusals < retries:
+        try:
+            for packet in demuxed(demux()):
+                refusals = 0
+                yield packet
+            return
+        except av.error.FFmpegError:
+            refusals += 1
 
 
 def transport_packet_size(path: Path) -> int | None:

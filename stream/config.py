@@ -10,6 +10,7 @@ import difflib
 import math
 import os
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, get_type_hints
@@ -32,6 +33,10 @@ FLAGS = {"model": "--model", "model_output": "--model-output", "model_input": "-
          "inference.mode": "--async-depth", "output.save_depth": "--save-depth",
          "output.side_by_side": "--side-by-side", "output.preview": "--preview", "output.progress": "--progress"}
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything larger is a wrong file (a video?), not read whole
+# Values that a file's aliases (*name) may add by standing for their anchor's again: a config needs a few dozen;
+# nested aliases (a 'billion laughs' file, 1 KB) stand for 10^9, which a message or a walk of them ran out of memory
+ALIAS_COPIES_LIMIT = 10_000
+SHOWN_CHARS = 60  # a bad value shown in a message is cut to this: a 1 MB string, a list of a million, is no line
 
 
 class ConfigValueError(UserError):
@@ -135,7 +140,7 @@ class RenderConfig:
                 self.focus = float(self.focus)
             except ValueError:
                 raise ConfigValueError("render.focus", f"render.focus must be 'auto' or a disparity in [0, 1], "
-                                       f"got {self.focus!r}{_meant(self.focus, ('auto',))}") from None
+                                       f"got {_shown(self.focus)}{_meant(self.focus, ('auto',))}") from None
         if not isinstance(self.focus, str):
             _check_range("render.focus", self.focus, 0, 1)
             self.focus = float(self.focus)
@@ -147,7 +152,7 @@ class RenderConfig:
                 x, y = (_pixel(v) for v in point)  # type: ignore[union-attr]
             except (TypeError, ValueError):
                 raise ConfigValueError("render.focus_point", f"render.focus_point must be X,Y in whole pixels, "
-                                       f"e.g. 320,200, got {self.focus_point!r}") from None
+                                       f"e.g. 320,200, got {_shown(self.focus_point)}") from None
             if x < 0 or y < 0:
                 raise ConfigValueError("render.focus_point",
                                        f"render.focus_point must be inside the frame, got {x},{y}")
@@ -163,7 +168,7 @@ class RenderConfig:
         _check_range("render.highlight_boost", self.highlight_boost, 0, 16)
         if not isinstance(self.exact_far, bool) and self.exact_far != "auto":
             raise ConfigValueError("render.exact_far", f"render.exact_far must be auto, true or false, got "
-                                   f"{self.exact_far!r}{_meant(self.exact_far, ('auto', 'true', 'false'))}")
+                                   f"{_shown(self.exact_far)}{_meant(self.exact_far, ('auto', 'true', 'false'))}")
         _check_int("render.threads", self.threads, 0, 256)
 
 
@@ -192,23 +197,55 @@ class OutputConfig:
     ALIASES = {"h265": "hevc", "x265": "hevc", "libx265": "hevc", "x264": "h264", "avc": "h264", "libx264": "h264",
                "prores_ks": "prores", "libvpx-vp9": "vp9"}
 
+    # the input's audio streams the video keeps (--audio-track): all, none, or their numbers from 1 as the run's
+    # lines count them, in the output's order, the first the default track ([2, 1], or "2,1")
+    audio_tracks: Any = "all"
+
     @classmethod
     def codec_named(cls, text: str) -> str:
         """The codec a name means, whatever its case (ProRes, H264) or alias (h265)."""
         name = text.strip().lower()
         return cls.ALIASES.get(name, name)
 
+    @staticmethod
+    def audio_tracks_named(value: Any) -> str | list[int]:
+        """"all", "none" or the track numbers (from 1, each once) that `value` names: all, none, 2, "2,1", [2, 1];
+        ValueError, saying what to write, for anything else."""
+        if value is None:  # YAML's null: the default
+            return "all"
+        if value is False:  # an unquoted `off`, which YAML 1.1 reads as false
+            return "none"
+        if isinstance(value, str) and value.strip().lower() in ("all", "none"):
+            return value.strip().lower()
+        parts = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+        numbers = [_track_number(part) for part in parts]
+        if not numbers or None in numbers:
+            raise ValueError(f"{_shown(value)} names no audio tracks; give their numbers from 1 (2, or 2,1: the first "
+                             f"the default track), all, or none")
+        twice = next((number for index, number in enumerate(numbers) if number in numbers[:index]), None)
+        if twice is not None:
+            raise ValueError(f"{_shown(value)} names track {twice} twice; give each once")
+        return numbers
+
+    def kept_audio_tracks(self) -> list[int] | None:
+        """The audio streams the video keeps, by their numbers from 1 ([]: none); None: every one."""
+        return None if self.audio_tracks == "all" else [] if self.audio_tracks == "none" else list(self.audio_tracks)
+
     def validate(self) -> None:
         if isinstance(self.codec, str):
             self.codec = self.codec_named(self.codec)
         _check_choice("output.codec", self.codec, self.CODECS)
+        try:
+            self.audio_tracks = self.audio_tracks_named(self.audio_tracks)
+        except ValueError as exc:
+            raise ConfigValueError("output.audio_tracks", f"output.audio_tracks: {exc}") from None
         _check_bool("output.side_by_side", self.side_by_side)
         _check_bool("output.preview", self.preview)
         _check_bool("output.progress", self.progress)
         if self.save_depth is not None and (not isinstance(self.save_depth, str) or not self.save_depth.strip()):
             # null means "no depth video"; a number, a boolean or "" is a mistake, not a file name
             raise ConfigValueError("output.save_depth", f"output.save_depth must be a video file name (e.g. "
-                                   f"depth.mp4) or null, got {self.save_depth!r}")
+                                   f"depth.mp4) or null, got {_shown(self.save_depth)}")
 
 
 @dataclass
@@ -243,13 +280,24 @@ class PipelineConfig:
             parse_model_size(self.model_size)
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigValueError("model", f"model must be a registry name (see 'depthcam models list') or a path "
-                                   f"to an .onnx file, got {self.model!r}")
+                                   f"to an .onnx file, got {_shown(self.model)}")
         for section in (self.inference, self.normalise, self.refine, self.render, self.queues, self.output):
             section.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = _SHOWN.maxlong = SHOWN_CHARS
+
+
+def _shown(value: Any, quoted: bool = True) -> str:
+    """A value as a message shows it: its repr (a string as it is where not `quoted`), cut to about SHOWN_CHARS
+    (reprlib looks at no more of a list or a string than it shows, so a huge value costs nothing)."""
+    text = _SHOWN.repr(value) if quoted or not isinstance(value, str) else value
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS - 3]}..."
 
 
 def parse_model_size(value: Any) -> tuple[int, int]:
@@ -259,9 +307,9 @@ def parse_model_size(value: Any) -> tuple[int, int]:
         width, height = (int(v) for v in value.lower().split("x"))
     except (AttributeError, ValueError):
         raise ConfigValueError("model_size", f"model_size (--model-size) must be WIDTHxHEIGHT, e.g. 518x518, "
-                               f"got {value!r}") from None
+                               f"got {_shown(value)}") from None
     if not (low <= width <= high and low <= height <= high):
-        raise ConfigValueError("model_size", f"model_size (--model-size) {value} is out of range "
+        raise ConfigValueError("model_size", f"model_size (--model-size) {_shown(value, quoted=False)} is out of range "
                                f"({low}..{high} per side)")
     return width, height
 
@@ -289,31 +337,39 @@ def _meant(given: Any, choices: Any) -> str:
     return f" (did you mean {meant}?)" if meant else ""
 
 
+def _track_number(value: Any) -> int | None:
+    """A track's number from 1 (an int, or its digits), else None; never a bool (`true` is no track)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigValueError(key, f"{key} must be one of {', '.join(choices)}, got {value!r}{_meant(value, choices)}")
+        raise ConfigValueError(key, f"{key} must be one of {', '.join(choices)}, got {_shown(value)}"
+                                    f"{_meant(value, choices)}")
 
 
 def _check_range(key: str, value: Any, low: float, high: float, exclusive_low: bool = False) -> None:
     # bool is an int subclass: `blur: true` is a mistake, not 1
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigValueError(key, f"{key} must be a number in [{low}, {high}], got {value!r}")
+        raise ConfigValueError(key, f"{key} must be a number in [{low}, {high}], got {_shown(value)}")
     if not math.isfinite(value):  # every comparison with NaN is false: it would pass the range test below
-        raise ConfigValueError(key, f"{key} must be a finite number in [{low}, {high}], got {value!r}")
+        raise ConfigValueError(key, f"{key} must be a finite number in [{low}, {high}], got {_shown(value)}")
     if value < low or value > high or (exclusive_low and value == low):
-        raise ConfigValueError(key, f"{key} must be in [{low}, {high}], got {value!r}")
+        raise ConfigValueError(key, f"{key} must be in [{low}, {high}], got {_shown(value)}")
 
 
 def _check_int(key: str, value: Any, low: int, high: int) -> None:
     """An integer key: 4.0 is taken (YAML and flags may give floats), 4.5 is refused rather than truncated."""
     _check_range(key, value, low, high)
     if isinstance(value, float) and not value.is_integer():
-        raise ConfigValueError(key, f"{key} must be a whole number in [{low}, {high}], got {value!r}")
+        raise ConfigValueError(key, f"{key} must be a whole number in [{low}, {high}], got {_shown(value)}")
 
 
 def _check_bool(key: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise ConfigValueError(key, f"{key} must be true or false, got {value!r}")
+        raise ConfigValueError(key, f"{key} must be true or false, got {_shown(value)}")
 
 
 def _pixel(value: Any) -> int:
@@ -463,6 +519,63 @@ def _collect_places(node: yaml.Node | None, prefix: str, places: dict[str, _Plac
             places.setdefault(path, place)
 
 
+def _alias_copies(node: yaml.Node | None) -> int:
+    """How many more nodes the document stands for than it writes: each alias (*name) stands for its anchor's node
+    and all under it again. Counted on the composed nodes (each once, then by its size), before any is built or
+    walked: a 'billion laughs' file's 10^9 values are never made."""
+    sizes: dict[int, int] = {}
+    return 0 if node is None else _expanded_size(node, sizes, set()) - len(sizes)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """The nodes under `node` and itself, every alias written out; a node met again inside itself counts once."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:  # `&a [*a]`: a list holding itself is one node, not an endless one
+        return 1
+    open_nodes.add(key)
+    if isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    else:
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+    sizes[key] = size = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in children)
+    open_nodes.discard(key)
+    return size
+
+
+# Characters YAML refuses whole, by the names editors show them under
+CONTROL_NAMES = {0x00: "NUL", 0x07: "BEL", 0x08: "backspace", 0x0B: "vertical tab", 0x0C: "form feed", 0x1B: "ESC",
+                 0x7F: "DEL"}
+
+
+def _unprintable(path: Path, text: str, exc: yaml.reader.ReaderError) -> str:
+    """A config holding a character YAML does not allow (a NUL, an escape), with where it is."""
+    position = exc.position
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    name = f"U+{code:04X}" + (f" ({CONTROL_NAMES[code]})" if code in CONTROL_NAMES else "")
+    kind = "a control character" if code < 0x20 or 0x7F <= code < 0xA0 else "a character"
+    utf16 = " (it reads as UTF-16 text saved without its byte-order mark)" if text.count("\0") * 4 > len(text) else ""
+    return (f"config file {path} holds {name}, {kind} YAML does not allow, at line {line}, column {column}{utf16}; "
+            f"save it as plain UTF-8 text")
+
+
+def _config_text(path: Path, raw: bytes) -> str:
+    """A config file's bytes as text: UTF-8, with or without the byte-order mark some editors write."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # Windows Notepad's "Unicode"
+        width = "32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "16"
+        raise UserError(f"config file {path} is UTF-{width} text; save it as plain UTF-8 text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UserError(f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}, column "
+                        f"{column}); save it as UTF-8 YAML") from None
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """PyYAML's message is several lines whose first is often only the context ("while scanning for
     the next token"); one line with the problem and where it is helps more."""
@@ -552,16 +665,21 @@ def read_config_file(path: Path) -> ConfigFile:
         raise UserError(f"cannot read config file {path}: permission denied; check its permissions") from None
     except OSError as exc:
         raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    text = _config_text(path, raw)
     try:
-        text = raw.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is fine
-    except UnicodeDecodeError as exc:
-        raise UserError(f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-                        f"{exc.start}); save it as UTF-8 YAML") from None
-    loader = _ConfigLoader(text)
+        loader = _ConfigLoader(text)
+    except yaml.reader.ReaderError as exc:  # PyYAML checks the whole text for control characters as it starts
+        raise UserError(_unprintable(path, text, exc)) from None
     places: dict[str, _Place] = {}
     keys: dict[int, str] = {}
     try:
         node = loader.get_single_node()
+        copies = _alias_copies(node)
+        if copies > ALIAS_COPIES_LIMIT:
+            many = f"{copies:,}" if copies < 10**6 else f"over 10^{len(str(copies)) - 1}"
+            raise UserError(f"config file {path}: its aliases (*name) stand for {many} more values, over the "
+                            f"{ALIAS_COPIES_LIMIT} a config could need (a 'billion laughs' file?); write the values "
+                            f"out instead")
         _collect_places(node, "", places, keys)
         return ConfigFile(None if node is None else loader.construct_document(node), places)
     except _DuplicateKey as exc:
@@ -592,7 +710,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if hint is bool and not isinstance(value, bool):
-        raise ConfigValueError(key, f"{key} must be true or false, got {value!r}")
+        raise ConfigValueError(key, f"{key} must be true or false, got {_shown(value)}")
     return value
 
 
@@ -636,9 +754,9 @@ def _apply(target: Any, values: dict[str, Any], prefix: str, source: str, file: 
     section = prefix.rstrip(".")
     if not isinstance(values, dict):
         if not section:  # the whole file: a list, a scalar, a text file that is no config
-            raise UserError(f"config file {source} must be a mapping ('key: value' lines), got {values!r}")
+            raise UserError(f"config file {source} must be a mapping ('key: value' lines), got {_shown(values)}")
         problems.append((section, UserError(f"{section} in {source}{file.where(section) if file else ''} must be "
-                                            f"a mapping of keys, got {values!r}")))
+                                            f"a mapping of keys, got {_shown(values)}")))
         return
     hints = get_type_hints(type(target))
     known = {f.name for f in dataclasses.fields(target)}

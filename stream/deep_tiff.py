@@ -3,10 +3,13 @@ BGR photo the pipeline takes: OpenCV's 8-bit read refused float colour, turned f
 32-bit integers. 8- and 16-bit unsigned TIFFs go the usual way (stream/images.py)."""
 from __future__ import annotations
 
+import logging
 import math
 import struct
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -31,8 +34,8 @@ def read_deep_tiff(path: Path, data: np.ndarray) -> np.ndarray | None:
             raw = None
     if raw is None:
         raw = _read_with_tifffile(path)  # unsigned 32-bit and half floats, which OpenCV refuses
-    if raw is None or raw.dtype in (np.uint8, np.uint16):
-        return None
+    if raw is None or raw.dtype in (np.uint8, np.uint16) or raw.ndim not in (2, 3):
+        return None  # a damaged header's 1-D or 4-D "picture": the usual path says it is damaged
     if raw.ndim == 2:
         raw = raw[..., None]
     colour = raw[..., :3] if raw.shape[2] >= 3 else np.repeat(raw[..., :1], 3, axis=2)
@@ -102,12 +105,42 @@ def _profile_gamma(icc: bytes | None) -> float | None:
         return None
 
 
+class _QuietLogger:
+    """tifffile's logger off while any thread reads a TIFF here: of a damaged header it logged each bad tag
+    ("<TiffTag.fromfile> raised TiffFileError(...)"), twice, above the one line that says the file is damaged.
+    Counted as _PixelLimit is: the first reader turns it off, the last puts it back."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._disabled = False
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        logger = logging.getLogger(self._name)
+        with self._lock:
+            if self._readers == 0:
+                self._disabled, logger.disabled = logger.disabled, True
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._readers -= 1
+                if self._readers == 0:
+                    logger.disabled = self._disabled
+
+
+_TIFFFILE_LOG = _QuietLogger("tifffile")
+
+
 def _tiff_tag(path: Path, tag: int) -> Any:
     """A tag of a TIFF's first picture, through tifffile (scikit-image's dependency); None where it is missing."""
     try:
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
+        with _TIFFFILE_LOG.quiet(), tifffile.TiffFile(path) as tif:
             found = tif.pages[0].tags.get(tag)
             return None if found is None else found.value
     except Exception:  # noqa: BLE001 (tifffile missing, or a header it cannot parse: no tag to go by)
@@ -120,9 +153,22 @@ def _sample_format(path: Path) -> tuple[int, int] | None:
     try:
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
+        with _TIFFFILE_LOG.quiet(), tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
             return int(page.bitspersample), int(page.sampleformat)
+    except Exception:  # noqa: BLE001 (tifffile missing, or no header it can parse)
+        return None
+
+
+def tiff_size(path: Path) -> tuple[int, int] | None:
+    """A TIFF's first picture's (width, height) as its headers give them (0 where a damaged one says so); None where
+    tifffile cannot parse them."""
+    try:
+        import tifffile
+
+        with _TIFFFILE_LOG.quiet(), tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
     except Exception:  # noqa: BLE001 (tifffile missing, or no header it can parse)
         return None
 
@@ -147,7 +193,7 @@ def _read_with_tifffile(path: Path) -> np.ndarray | None:
     try:
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
+        with _TIFFFILE_LOG.quiet(), tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
             raw, axes = page.asarray(), page.axes
             orientation = page.tags.get(TIFF_ORIENTATION)

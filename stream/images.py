@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import functools
 import io
+import math
+import os
+import re
+import shlex
+import sys
+import tempfile
 import threading
 import warnings
 from contextlib import contextmanager
@@ -13,6 +19,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
+from stream.console import notify
 from stream.errors import UserError
 from stream.paths import replace_atomically
 
@@ -45,6 +52,11 @@ UPRIGHT_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM"
                      7: "TRANSVERSE", 8: "ROTATE_90"}
 MAX_PIXELS = 1 << 30  # OpenCV's own limit on a picture it decodes (CV_IO_MAX_IMAGE_PIXELS)
 TIFF_MAGIC = {b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"}  # little- and big-endian, classic and BigTIFF
+# A photo's run (the picture, its depth at full size, the refined depth, the render, their float working copies)
+# peaked at 0.76, 1.23 and 2.14 GB for 12, 24 and 48 MP photos, JPEG in, PNG out: 39 B a pixel over 0.3 GB. A 388 KB
+# 20000x20000 PNG reached 16 GB, as this says; one near MAX_PIXELS would need 43 GB and die to the OOM killer unsaid.
+RUN_BYTES_PER_PIXEL = 40
+RUN_BASE_BYTES = 300 << 20
 
 
 @dataclass(frozen=True)
@@ -208,13 +220,15 @@ def transparent(image: Any) -> bool:
 def read_image(path: Path) -> np.ndarray:
     """8-bit BGR, turned as its EXIF or TIFF orientation says (as viewers show it); a transparent picture's hidden
     pixels filled from its visible ones (filled_behind; OpenCV drops the alpha and shows what the transparent pixels
-    hide: often black, or junk)."""
+    hide: often black, or junk). A picture the decoder found damaged or cut short is read as far as it goes, with a
+    warning; one whose run would not fit in memory is refused before it is decoded."""
     try:
         data = np.fromfile(path, np.uint8)
     except OSError as exc:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
     if path.suffix.lower() in HEIF_SUFFIXES and not heif_readable():
         raise UserError(f"cannot read HEIF photo {path}: {HEIF_FIX}")
+    refuse_beyond_memory(path)
     tiff = data[:4].tobytes() in TIFF_MAGIC
     if tiff:
         from stream.deep_tiff import read_deep_tiff, tiff_samples
@@ -226,13 +240,15 @@ def read_image(path: Path) -> np.ndarray:
         image = _read_with_pillow(path)
         if image is not None:
             return image
-    with opencv_quiet():
+    with opencv_quiet(), decoder_messages() as said:
         try:
             image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         except cv2.error as exc:
             refuse_if_too_large(path, exc)
             image = None
     image = _read_with_pillow(path) if image is None else image
+    if image is not None:
+        _warn_if_damaged(path, said)
     if image is None:
         samples = tiff_samples(path) if tiff else None
         if samples:
@@ -250,6 +266,135 @@ HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"
 PICTURE_BRANDS = (*HEIF_BRANDS, b"avif", b"avis")  # an MP4-like box structure that holds a photo
 
 
+# What libpng and libjpeg say of a damaged picture that they (or Pillow after them) still read: it is cut short, or
+# damaged within; their other remarks (an sRGB profile libpng calls incorrect, an unknown JFIF revision, "Invalid SOS
+# parameters" of some cameras' own files) are not said
+_CUT_SHORT = re.compile(r"Not enough image data|input buffer is incomplete|Premature end of JPEG file|Read Error")
+_DAMAGED = re.compile(r"libpng error|CRC error|Corrupt JPEG data")
+_STDERR_LOCK = threading.Lock()  # one capture of the process's fd 2 at a time
+
+
+@contextmanager
+def decoder_messages() -> Iterator[list[str]]:
+    """The lines C decoders (libpng, libjpeg, under OpenCV) write to stderr meanwhile, taken off the screen, where
+    they came without depthcam's prefix ("libpng error: IDAT: CRC error") beside its own line. The list is filled as
+    the block ends. Another thread's depthcam lines written meanwhile go on to stderr."""
+    said: list[str] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as capture:
+        saved = _redirect_stderr(capture.fileno())
+        try:
+            yield said
+        finally:
+            if saved is not None:
+                _put_back_stderr(saved)
+                capture.seek(0)
+                said.extend(_decoders_lines(capture.read().decode("utf-8", "replace")))
+
+
+def _redirect_stderr(target: int) -> int | None:
+    """fd 2 pointed at `target`; its former self (a duplicate) to put back, or None where there is no fd 2."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no stderr (a GUI launch), or closed
+        return None
+    os.dup2(target, 2)
+    return saved
+
+
+def _put_back_stderr(saved: int) -> None:
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+def _decoders_lines(text: str) -> list[str]:
+    """The decoders' own lines of what was written to stderr; depthcam's (another thread's) are written again."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith("depthcam:")]
+    if ours:
+        os.write(2, ("\n".join(ours) + "\n").encode("utf-8", "replace"))
+    return [line for line in lines if not line.startswith("depthcam:")]
+
+
+def _warn_if_damaged(path: Path, said: list[str]) -> None:
+    """A photo read although its decoder found it damaged or cut short is said once, as a video's damage is."""
+    short = next((line for line in said if _CUT_SHORT.search(line)), None)
+    damaged = short or next((line for line in said if _DAMAGED.search(line)), None)
+    if damaged is None:
+        return
+    if short is not None:
+        notify(f"{path.name} is cut short ({damaged}): the picture past where it ends is black or grey; "
+               f"processed as read (copy it again for the whole picture)")
+    else:
+        notify(f"{path.name} is damaged ({damaged}): part of the picture may be smeared or grey; processed as read "
+               f"(copy it again if it shows)")
+
+
+def memory_available() -> int | None:
+    """Bytes the system can give a run now: MemAvailable and free swap (Linux's /proc/meminfo); None elsewhere,
+    where the size of a photo's run is not checked."""
+    try:
+        info = Path("/proc/meminfo").read_text()
+    except OSError:
+        return None
+    fields = {name.strip(): value.split() for name, _, value in (line.partition(":") for line in info.splitlines())}
+    try:
+        return (int(fields["MemAvailable"][0]) + int(fields.get("SwapFree", ["0"])[0])) * 1024
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) as stored, from the picture's headers alone, before any decoding (a check on its size need not
+    wait for a 900-megapixel decode); None where Pillow cannot read them."""
+    from PIL import Image
+
+    try:
+        with pillow_open(path) as image:
+            return None if image is None else image.size
+    except Image.DecompressionBombError:  # over MAX_PIXELS: refused as OpenCV refuses it
+        raise UserError(f"image {path} is larger than depthcam reads (over {MAX_PIXELS / 1e6:.0f} "
+                        f"megapixels); downscale it first") from None
+
+
+def refuse_beyond_memory(path: Path) -> None:
+    """A photo whose run would need more memory than is free is refused before it is decoded, with a size that fits
+    (its run would grow until the system killed it, with no word said)."""
+    size = header_size(path)
+    available = memory_available() if size is not None else None
+    if size is None or available is None:
+        return
+    width, height = size
+    need = width * height * RUN_BYTES_PER_PIXEL + RUN_BASE_BYTES
+    if need <= available:
+        return
+    scale = 0.9 * math.sqrt(max(available - RUN_BASE_BYTES, 0) / RUN_BYTES_PER_PIXEL / (width * height))
+    fits = f"{max(1, int(width * scale))}x{max(1, int(height * scale))}"
+    smaller = shlex.quote(f"{path.stem}_small{path.suffix}")
+    raise UserError(f"image {path} is {width}x{height} ({width * height / 1e6:.0f} megapixels): its run needs about "
+                    f"{need / 1e9:.1f} GB of memory and {available / 1e9:.1f} GB is free; downscale it first, to "
+                    f"{fits} or less (e.g. magick {shlex.quote(path.name)} -resize {fits} {smaller})")
+
+
+# A picture's first bytes and its format: a file that begins so yet neither decoder reads is that picture, damaged
+PICTURE_SIGNATURES = ((0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"\xff\xd8\xff", "JPEG"), (8, b"WEBP", "WebP"),
+                      (0, b"GIF8", "GIF"))
+
+
+def _signature_format(path: Path, head: bytes) -> str | None:
+    """The picture format `head` (a file's first bytes) begins, where a damaged header leaves only those to go by."""
+    if head[4:8] == b"ftyp" and head[8:12] in PICTURE_BRANDS:
+        return "AVIF" if head[8:12] in (b"avif", b"avis") else "HEIF"
+    for offset, signature, name in PICTURE_SIGNATURES:
+        if head[offset:offset + len(signature)] == signature and (name != "WebP" or head[:4] == b"RIFF"):
+            return name
+    return "BMP" if head[:2] == b"BM" and path.suffix.lower() == ".bmp" else None
+
+
 def _unreadable(path: Path, head: bytes) -> str:
     """Why a file that neither OpenCV nor Pillow decodes is no photo, and what to do, from its first bytes."""
     if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS and not heif_readable():
@@ -264,18 +409,29 @@ def _unreadable(path: Path, head: bytes) -> str:
     damaged = _damaged_picture(path)
     if damaged:
         return f"{damaged} is damaged or cut short (an unfinished download or copy?); copy it again"
+    kind = _signature_format(path, head)
+    if kind is not None:
+        return (f"it begins as a {kind} picture, but its headers are damaged or it is cut short (an unfinished "
+                f"download or copy?); copy it again")
     return "not an image, or corrupt (give a PNG/JPEG file)"
 
 
 def _damaged_picture(path: Path) -> str | None:
-    """"the JPEG picture (WxH)" where Pillow read its headers (so it is one) but neither decoder its pixels."""
+    """"the JPEG picture (WxH)" where Pillow read its headers (so it is one) but neither decoder its pixels; a TIFF's
+    headers, where Pillow cannot read them, as tifffile does (a damaged tag: "the TIFF picture (320x0)")."""
     from PIL import Image
 
     try:
         with pillow_open(path) as image:
-            return None if image is None else f"the {image.format} picture ({image.width}x{image.height})"
+            if image is not None:
+                return f"the {image.format} picture ({image.width}x{image.height})"
     except Image.DecompressionBombError:
         return None
+    from stream.deep_tiff import tiff_size
+
+    with open(path, "rb") as file:
+        size = tiff_size(path) if file.read(4) in TIFF_MAGIC else None
+    return None if size is None else f"the TIFF picture ({size[0]}x{size[1]})"
 
 
 def refuse_if_too_large(path: Path, exc: cv2.error) -> None:

@@ -441,7 +441,7 @@ class NetworkSource(Source):
         started = time.monotonic()
         try:
             return av.open(self.url, options=ffmpeg_options(self.url, self.transport),
-                           timeout=(TIMEOUT_S, self.read_timeout_s))
+                           timeout=(TIMEOUT_S, self.read_timeout_s), metadata_errors="replace")
         except av.error.FFmpegError as exc:
             why = open_failure(exc, self.parts, self.transport, time.monotonic() - started)
             raise UserError(f"network stream {self.shown}: {why}") from None

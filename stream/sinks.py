@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping
@@ -27,8 +28,8 @@ from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.paths import ensure_writable
 from stream.images import (ANIMATION_FORMATS, ANIMATION_ONLY, IMAGE_SUFFIXES, PhotoMetadata, alpha_for, on_page,
-                           write_image)
-from stream.video_writer import VideoWriter, video_suffixes
+                           with_alpha, write_image)
+from stream.video_writer import VideoWriter, codec_of, video_suffixes
 
 
 def colourise(disparity) -> np.ndarray:
@@ -88,27 +89,51 @@ class VideoSink(Sink):
     duration (`frame.extra["duration_seconds"]`, a GIF's or a variable frame rate's) is kept too. `subtitles_from`:
     the file whose subtitle streams are kept; `chapters`: the input's chapters, cut as the sound is; `part_end`:
     where the part taken ends, in the input's seconds (its subtitles are cut there); `codec`: output.codec, which
-    `input_codec` (the input's decoder's name) may decide."""
+    `input_codec` (the input's decoder's name) may decide; `audio_tracks`: output.audio_tracks, the audio streams
+    kept (from 1; None: every one); `transparency`: `picture` gives the render itself (not side by side, not a depth
+    picture), to which a transparent input's alpha fits."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None,
                  picture: Callable[[Frame], np.ndarray], audio_ends_with_pictures: bool = False,
                  tags_from: Path | Mapping[str, str] | None = None, subtitles_from: Path | None = None,
                  chapters: list[Mapping[str, Any]] | None = None, part_end: float | None = None,
-                 codec: str = "auto", input_codec: str | None = None) -> None:
+                 codec: str = "auto", input_codec: str | None = None, audio_tracks: list[int] | None = None,
+                 transparency: bool = False) -> None:
         self.writer = VideoWriter(path, width, height, fps, audio_from, tags_from=tags_from,
                                   subtitles_from=subtitles_from, chapters=chapters, part_end=part_end,
-                                  codec=codec, input_codec=input_codec)
+                                  codec=codec, input_codec=input_codec, audio_tracks=audio_tracks)
         self.picture = picture
         self.audio_ends_with_pictures = audio_ends_with_pictures
+        self.transparency = transparency
+        self._white_told = False
 
     def write(self, frame: Frame) -> None:
-        picture = self.picture(frame)
+        picture = self._picture(frame)
         if not self.writer.begun:  # the part's end is on the video's clock, which joined clips' times do not set back
             from stream.sources import VIDEO_TIME  # not at the top: the sinks load without the video sources
 
             self.writer.begin(frame.pts_seconds, frame.extra.get(VIDEO_TIME))
         # no duration (a camera's frame, a decoder that gave none): one frame period
         self.writer.write(picture, frame.pts_seconds, frame.extra.get("duration_seconds"))
+
+    def _picture(self, frame: Frame) -> np.ndarray:
+        """The picture written. A transparent input's render (its alpha in `extra["alpha"]`, its hidden pixels filled)
+        takes the input's alpha back, as given: not blurred, as a photo's (a compositor keys on the outline the user
+        made; the hidden pixels have no depth to blur by), where the codec holds alpha (the first picture decides:
+        VideoWriter.alpha); else it is laid on white, said once. Side by side and a depth picture: as composed."""
+        alpha = frame.extra.get("alpha") if self.transparency else None
+        if alpha is None:
+            return self.picture(frame)
+        render = self.picture(replace(frame, extra={key: kept for key, kept in frame.extra.items() if key != "alpha"}))
+        alpha = alpha_for(alpha, render.shape[:2])
+        if alpha is not None and self.writer.alpha is not False:
+            return with_alpha(render, alpha)
+        if alpha is not None and alpha.min() < 255 and not self._white_told:
+            self._white_told = True
+            notify(f"{self.writer.path.name}: the input's alpha channel is laid on white: "
+                   f"{codec_of(self.writer.codec).title} holds none; --codec prores (.mov, .mkv), ffv1 (.mkv) or vp9 "
+                   f"(.webm) keeps it")
+        return on_page(render, alpha)
 
     def close(self, complete: bool = True) -> None:
         self.writer.close(complete and not self.audio_ends_with_pictures)
@@ -498,11 +523,21 @@ class WindowSink(Sink):
             number += 1
             path = Path(f"{stem}_{number}.png")
         try:
-            saved, reason = write_image(path, compose(frame, False), self.photo_metadata), "the encoder refused it"
+            picture = compose(frame, False)
+            metadata = self._snapshot_metadata(frame, picture)
+            saved, reason = write_image(path, picture, metadata), "the encoder refused it"
         except OSError as exc:  # a read-only folder, a full disk: say which, not a guess
             saved, reason = False, exc.strerror or str(exc)
         self.notify(f"saved {path.resolve()}" if saved else
                     f"could not save {path.resolve()}: {reason} (p saves into the current folder)")
+
+    def _snapshot_metadata(self, frame: Frame, picture: np.ndarray) -> PhotoMetadata | None:
+        """A snapshot's PNG keeps a transparent video's alpha as a photo's output does: its hidden pixels hold the
+        nearest visible colour (filled for the render), which without the alpha would show."""
+        alpha = frame.extra.get("alpha")
+        if alpha is None or (self.photo_metadata is not None and self.photo_metadata.alpha is not None):
+            return self.photo_metadata
+        return replace(self.photo_metadata or PhotoMetadata(), alpha=alpha_for(alpha, picture.shape[:2]))
 
     def _with_info(self, picture: np.ndarray, frame: Frame, shown_at: int) -> np.ndarray:
         """A copy with the rate shown, the frame's latency from capture to display and its focus written in
@@ -666,12 +701,12 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
               photo_metadata: PhotoMetadata | None = None,
               tags_from: Path | Mapping[str, str] | None = None, subtitles_from: Path | None = None,
               chapters: list[Mapping[str, Any]] | None = None, part_end: float | None = None,
-              codec: str = "auto", input_codec: str | None = None) -> Sink:
+              codec: str = "auto", input_codec: str | None = None, audio_tracks: list[int] | None = None) -> Sink:
     """The sink for `-o TARGET` (plus the depth video of --save-depth, and the window of --preview), opened
     and validated now. `tags_from`: the input video's tags (or the file), whose creation time, location and title
     both videos keep (by default the main output takes them from `audio_from`); `chapters`: the input's chapters,
     which both videos keep; `subtitles_from`: the file whose subtitles the main output keeps, cut at `part_end`;
-    `codec`, `input_codec`: both videos' codec, as VideoSink takes them."""
+    `codec`, `input_codec`: both videos' codec, as VideoSink takes them; `audio_tracks`: the main output's sound."""
     kind = output_kind(target)
     picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
     shown: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side, page=True)  # noqa: E731
@@ -697,7 +732,8 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
             sinks.append(NullSink())
         elif kind == "video":
             sinks.append(VideoSink(Path(target), out_width, height, fps, audio_from, shown, audio_ends_with_pictures,
-                                   tags_from, subtitles_from, chapters, part_end, codec, input_codec))
+                                   tags_from, subtitles_from, chapters, part_end, codec, input_codec, audio_tracks,
+                                   transparency=not side_by_side))
         elif kind == "image":
             sinks.append(picture_sink(Path(target), picture, fps, photo_metadata))
         elif kind == "vcam":

@@ -6,31 +6,34 @@ A source's `frames()` runs on the capture thread.
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import os
+import re
 import struct
 import threading
 import time
 import urllib.parse
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import cv2
 import numpy as np
 
 from stream.animations import animation_source, is_still_image
-from stream.clip_joins import Clip, ClipFinder, transport_packet_size, transport_stream_cut
+from stream.clip_joins import Clip, ClipFinder, demuxed, transport_packet_size, transport_stream_cut
 from stream.console import notify, rate_text
 from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
-from stream.images import on_white, read_image, read_metadata
+from stream.images import filled_behind, on_white, read_image, read_metadata
 from stream.piped_input import input_path
 from stream.synthetic import SyntheticPortrait, SyntheticScene
-from stream.video_writer import is_hd, part_first_picture, readable_again, stream_timecode
+from stream.video_writer import (TIMECODE, alpha_pix_fmt, is_hd, part_first_picture, readable_again, shifted_timecode,
+                                 stream_timecode, timecode_count)
 
 SHORT_INPUT = 0.9  # a file whose pictures end before this share of the length it announced gets a warning
 SEEK_BACK_S = 1.0  # a jump that lands after --start is made again this much earlier, then twice as much, ...
@@ -41,6 +44,13 @@ UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROT
 PIXEL_ASPECT_RANGE = (Fraction(1, 4), Fraction(4))
 READ_RETRIES = 16  # read errors in a row, with no packet between, after which the rest of a file counts as unreadable
 DAMAGE_TOLD = 5  # damaged spots each said; further ones are skipped without a word
+MATRICES = 18  # FFmpeg 8's colour matrices (AVCOL_SPC_NB): a larger tag is a damaged one
+# The matrices swscale converts (it refuses 3, reserved, and 8, 10-17: YCgCo, BT.2020 constant luminance, SMPTE 2085,
+# chroma-derived, ICtCp, IPT-C2, YCgCo-R): a picture tagged with another is converted as untagged
+CONVERTED_MATRICES = frozenset({0, 1, 2, 4, 5, 6, 7, 9})
+MATRIX_NAMES = {3: "reserved", 8: "YCgCo", 10: "BT.2020 constant luminance", 11: "SMPTE ST 2085",
+                12: "chroma-derived, non-constant luminance", 13: "chroma-derived, constant luminance", 14: "ICtCp",
+                15: "IPT-C2", 16: "YCgCo-Re", 17: "YCgCo-Ro"}
 JOINABLE_FORMATS = ("mpegts", "mpeg")  # FFmpeg's demuxers of what plays on when files are joined as they are
 VIDEO_TIME = "video_seconds"  # a frame's extra: its time on a clock that joined clips' times do not set back
 
@@ -295,8 +305,12 @@ class PictureTreatment:
         self.colour = colour_signal(first)
         self.converter = ColourConverter(self.colour) if self.colour is not None else None
         self.name = name
-        # ProRes 4444, QuickTime Animation, PNG in MOV: decoded with their alpha, laid on white (see on_white)
+        # ProRes 4444, QuickTime Animation, PNG in MOV, FFV1: decoded with their alpha, which a file's frames carry
+        # (image_and_alpha), a network stream's laid on white (image)
         self.alpha = has_alpha(first.format)
+        # FFmpeg's GIF pictures are BGRA whatever they show (a transparent GIF is read by Pillow: stream.animations):
+        # an alpha no one chose, which an output that holds alpha would keep, opaque, and say it kept
+        self.alpha_carried = self.alpha and getattr(stream.codec_context, "name", None) != "gif"
         self._alpha_told = False
         self.picture_format = first.format
         self.finer = finer_than_output(first.format)  # against H.264's 4:2:0 until the output's codec is known
@@ -319,18 +333,37 @@ class PictureTreatment:
         return shown + ([str(self.colour)] if self.colour is not None else [])
 
     def image(self, picture: Any) -> np.ndarray:
-        """One decoded av.VideoFrame as the BGR picture the pipeline works on."""
+        """One decoded av.VideoFrame as the BGR picture the pipeline works on, laid on white where it has alpha (a
+        network stream's: its outputs hold none)."""
+        image, alpha = self._decoded(picture)
+        return self._shaped(image if alpha is None else self._on_white(image, alpha))
+
+    def image_and_alpha(self, picture: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """One decoded av.VideoFrame as the BGR picture the pipeline works on and, for a format with alpha (ProRes
+        4444, QuickTime Animation, PNG in MOV, FFV1), its alpha apart, treated alike. As a photo's (filled_behind):
+        the hidden pixels hold the nearest visible colour, so that the blur gathers no white into the edge; the
+        video sink puts the alpha back, as given, where the codec holds it, else lays the render on white."""
+        image, alpha = self._decoded(picture)
+        if alpha is None or not self.alpha_carried:
+            return self._shaped(image if alpha is None else self._on_white(image, alpha)), None
+        return self._shaped(filled_behind(image, alpha)), self._shaped(alpha)
+
+    def _decoded(self, picture: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """BGR as stored (straight colours), and the alpha where the format has one."""
         if self.converter is not None:
             image = self.converter.convert(picture)
-            alpha = picture.to_ndarray(format="bgra")[..., 3] if self.alpha else None  # rare: HDR with alpha
-        else:
-            tagged = picture.colorspace != UNSPECIFIED_MATRIX
-            decoded = picture.to_ndarray(format="bgra" if self.alpha else "bgr24",
-                                         src_colorspace=None if tagged else self.untagged)
-            image, alpha = (cv2.cvtColor(decoded, cv2.COLOR_BGRA2BGR), decoded[..., 3]) if self.alpha \
-                else (decoded, None)
-        if alpha is not None:
-            image = self._on_white(image, alpha)
+            alpha = alpha_of(picture) if self.alpha else None  # rare: HDR with alpha
+            return image, alpha
+        tagged = picture.colorspace != UNSPECIFIED_MATRIX
+        packed = self.alpha and not _alpha_planar(picture.format)  # argb, rgba, a palette: swscale's alpha is a copy
+        decoded = picture.to_ndarray(format="bgra" if packed else "bgr24",
+                                     src_colorspace=None if tagged else self.untagged)
+        if packed:
+            return cv2.cvtColor(decoded, cv2.COLOR_BGRA2BGR), decoded[..., 3]
+        return decoded, alpha_of(picture) if self.alpha else None
+
+    def _shaped(self, image: np.ndarray) -> np.ndarray:
+        """A picture (or its alpha) at square pixels, upright and mirrored back, as the input says it is shown."""
         if self.pixel_aspect != 1:  # area averaging where it narrows (no aliasing), cubic where it widens
             height, width = image.shape[:2]
             size = (round(width * self.pixel_aspect), height)
@@ -348,6 +381,24 @@ class PictureTreatment:
             self._alpha_told = True
             notify(f"{self.name}: its alpha channel is laid on white: the output has none")
         return on_white(image, alpha)
+
+
+def _alpha_planar(picture_format: Any) -> bool:
+    """Whether a format's alpha is a plane of its own, in the machine's order (yuva444p12le, yuva420p, gbrap)."""
+    return picture_format.name.startswith(("yuva", "gbrap")) and not picture_format.name.endswith("be")
+
+
+def alpha_of(picture: Any) -> np.ndarray:
+    """A decoded picture's alpha, 8-bit: a planar one's (ProRes 4444's 12-bit, VP9's, FFV1's) scaled exactly from
+    its plane, where swscale's conversion to BGRA rounded some a code value high (128 came back 129), so that each
+    generation drifted further."""
+    if not _alpha_planar(picture.format):
+        return picture.to_ndarray(format="bgra")[..., 3]
+    plane, bits = picture.planes[3], next(c.bits for c in picture.format.components if c.is_alpha)
+    values = np.frombuffer(plane, np.uint8 if bits <= 8 else np.dtype("<u2")).reshape(plane.height, -1)
+    values, top = values[:, :plane.width], (1 << bits) - 1
+    # round(v * 255 / top) in integers: top is odd, so there is no tie to break
+    return values.copy() if bits == 8 else ((values.astype(np.uint32) * 510 + top) // (2 * top)).astype(np.uint8)
 
 
 def has_alpha(picture_format: Any) -> bool:
@@ -394,6 +445,122 @@ def _own_duration(picture: Any) -> Any:
     return picture.duration * picture.time_base if picture.duration and picture.time_base else None
 
 
+REPLAY_PACKETS = 1024  # packets since the last keyframe kept to decode again (Redecoder); past that, none
+REORDER_PACKETS = 16  # H.264's and HEVC's most pictures held back for reordering (the DPB)
+
+
+def alpha_decoder(stream: Any) -> Any | None:
+    """libvpx's VP9 decoder for a WebM's VP9 with alpha (`alpha_mode` 1): FFmpeg's own decodes the colour only,
+    leaving the alpha, stored beside each picture, out (the picture came out opaque); None for any other stream."""
+    import av
+
+    if stream.codec_context.name != "vp9" or stream.metadata.get("alpha_mode") != "1":
+        return None
+    try:
+        decoder = av.CodecContext.create("libvpx-vp9", "r")
+    except (av.error.FFmpegError, ValueError):  # an FFmpeg built without libvpx: the colour alone, as before
+        return None
+    decoder.extradata = stream.codec_context.extradata
+    decoder.thread_type = "SLICE"
+    return decoder
+
+
+class Redecoder:
+    """A stream's decoder, frame-threaded (fast), that decodes again with slice threads after a damaged spot. With
+    frame threads VP9 refused every picture after one damaged packet up to the next keyframe (25 of 49 given), and
+    pictures held in its threads were lost where a flush failed; decoded in one thread, as FFmpeg's players without
+    frame threads, the later pictures come (the damage smeared, as they show it). The packets since the last
+    keyframe before those whose pictures are still in the threads are kept (references, no copy) to decode again
+    from there; pictures already given are not given twice. One for each demuxing (a jump starts anew)."""
+
+    def __init__(self, stream: Any) -> None:
+        from av.codec.context import ThreadType
+
+        self.stream = stream
+        self.decoder: Any = None  # the slice-threaded one, once switched
+        self.catching_up = 0  # its packets left whose pictures may have been given already (its reordering delay)
+        self.frame_threaded = ThreadType.FRAME in stream.codec_context.thread_type
+        self.kept: list[Any] = []  # from a keyframe on
+        self.keys: list[int] = []  # where in `kept` its keyframes are
+        # the times of the pictures given lately: not given again (a bounded window: joined clips repeat times)
+        self.given: set[int] = set()
+        self.given_order: collections.deque[int] = collections.deque(maxlen=2 * REPLAY_PACKETS)
+        self.decoder = alpha_decoder(stream)  # from the start where only another decoder reads the alpha
+
+    def decode(self, packet: Any) -> list[Any]:
+        """The pictures `packet` completes (None: flush); raises the decoder's error at a damaged spot."""
+        if self.decoder is not None:
+            self.catching_up -= 1
+            return self._new(self.decoder.decode(packet))
+        if self.frame_threaded and packet is not None:
+            self._keep(packet)
+        return self._given(self.stream.decode(packet))
+
+    def _keep(self, packet: Any) -> None:
+        """Keeps `packet`, and those back to the last keyframe before the packets whose pictures the threads may
+        still hold (one each; an intra-only codec's keyframes come one a packet)."""
+        if packet.is_keyframe:
+            self.keys.append(len(self.kept))
+        elif not self.kept or len(self.kept) >= REPLAY_PACKETS:
+            self.kept, self.keys = [], []  # none before a keyframe, nor past the limit: nothing to decode again
+            return
+        self.kept.append(packet)
+        in_flight = self.stream.codec_context.thread_count + 1
+        while len(self.keys) > 1 and len(self.kept) - self.keys[1] >= in_flight:
+            drop = self.keys[1]
+            self.kept, self.keys = self.kept[drop:], [key - drop for key in self.keys[1:]]
+
+    def after_damage(self, packet: Any) -> list[Any]:
+        """After a damaged spot (`packet`'s, None: at the flush): once, where frame-threaded, the pictures not given
+        yet of the packets since the last keyframe, decoded again with slice threads, which decode the rest."""
+        import av
+
+        if self.decoder is not None or not self.kept:
+            return []
+        held = self._drained()
+        old = self.stream.codec_context
+        self.decoder = av.CodecContext.create(old.codec.name, "r")
+        self.decoder.extradata = old.extradata
+        self.decoder.thread_type = "SLICE"
+        pictures: list[Any] = []
+        self.catching_up = len(self.kept) + REORDER_PACKETS
+        for again in self.kept + ([None] if packet is None else []):
+            try:
+                pictures += self._new(self.decoder.decode(again))
+            except av.error.FFmpegError:
+                continue  # the damaged packet again: said already
+        self.kept, self.keys = [], []
+        return held + pictures
+
+    def _new(self, pictures: list[Any]) -> list[Any]:
+        """The slice-threaded decoder's pictures, less those the frame threads gave, until it has caught up."""
+        if self.catching_up <= 0:
+            return pictures
+        return [picture for picture in pictures if picture.pts is None or picture.pts not in self.given]
+
+    def _drained(self) -> list[Any]:
+        """The pictures the frame threads hold, as they decoded them (H.264 conceals a damaged one, which slice
+        threads refuse): the decoder flushed, as the demuxer's last packet does, timed."""
+        import av
+
+        flush = av.Packet()
+        flush.time_base = self.stream.time_base
+        try:
+            return self._given(self.stream.decode(flush))
+        except av.error.FFmpegError:
+            return []  # its pictures are decoded again
+
+    def _given(self, pictures: list[Any]) -> list[Any]:
+        if self.frame_threaded and self.decoder is None:
+            for picture in pictures:
+                if picture.pts is not None:
+                    if len(self.given_order) == self.given_order.maxlen:
+                        self.given.discard(self.given_order[0])
+                    self.given_order.append(picture.pts)
+                    self.given.add(picture.pts)
+        return pictures
+
+
 class VideoFileSource(Source):
     """Decodes with PyAV (FFmpeg), frame-threaded; keeps presentation times for the writer."""
 
@@ -402,13 +569,18 @@ class VideoFileSource(Source):
 
         self.path = path
         try:
-            self.container = av.open(str(path))
+            # a tag in invalid UTF-8 (a damaged header) is read with its bytes replaced: it ended the run
+            self.container = av.open(str(path), metadata_errors="replace")
         except av.error.FFmpegError as exc:
             if _mp4_without_index(path):
                 raise UserError(f"{path} has its pictures but no index (its moov box, which an MP4 or MOV gets when "
                                 f"its recording stops): it is still being recorded, or the recording was cut off; "
                                 f"run it once the recording has stopped, or repair it (e.g. with untrunc and a good "
                                 f"file from the same camera)") from None
+            if _mp4_index_cut(path):
+                raise UserError(f"{path} is cut short inside its index (its moov box, at its end): a copy or download "
+                                f"not finished? copy it again, or repair it (e.g. with untrunc and a good file from "
+                                f"the same camera)") from None
             raise UserError(f"cannot read video {path}: {exc.strerror or exc} "
                             f"(the file is not a video, or it is truncated or corrupt)") from None
         self.stream = _video_stream(self.container, path)
@@ -432,6 +604,7 @@ class VideoFileSource(Source):
             raise UserError(f"cannot read video {path}: its video stream has no frame size (corrupt file)")
         stored = f"{self.width}x{self.height}"
         self._damaged_spots, self._in_damage = 0, False  # see _damaged
+        self._matrix_told = False  # see _untagged
         self._dts_delay: int | None = None  # an AVI's decoder delay in ticks (see _in_display_time)
         self._last_pts: int | None = None
         self._untold: list[str] | None = []  # damage before the first picture, said once one decodes (else None)
@@ -497,7 +670,10 @@ class VideoFileSource(Source):
 
     def written_as(self, pix_fmt: str) -> None:
         """The run line's words for what the video output loses, once its codec is known (`pix_fmt`, its pictures'):
-        a ProRes input written as ProRes keeps its 4:2:2, only its bits beyond 8 are said."""
+        a ProRes input written as ProRes keeps its 4:2:2, only its bits beyond 8 are said; a transparent one's 4:4:4
+        (ProRes 4444, with its alpha)."""
+        if self._treatment.alpha_carried:
+            pix_fmt = alpha_pix_fmt(pix_fmt)
         old, new = self._treatment.finer, finer_than_output(self._treatment.picture_format, pix_fmt)
         if old is not None:  # said against 4:2:0, the coarsest output: nothing is lost that was not said
             self.description = self.description.replace(f", {old}", f", {new}" if new else "")
@@ -509,9 +685,16 @@ class VideoFileSource(Source):
         self.deinterlace = False
         self.description = self.description.replace(f", {DEINTERLACED}", "")
 
-    def set_range(self, start: float | None, duration: float | None) -> None:
-        """Process only `duration` seconds from `start` seconds after the first picture (--start, --duration).
-        The decoder jumps to the keyframe before the start and skips the pictures before it."""
+    def set_range(self, start: float | Timecode | None, duration: float | Timecode | None) -> None:
+        """Process only `duration` seconds from `start` seconds after the first picture (--start, --duration), each
+        also an editor's timecode (_timecode_start, _timecode_length). The decoder jumps to the keyframe before the
+        start and skips the pictures before it."""
+        shown_start = str(start) if isinstance(start, Timecode) else None
+        shown_duration = str(duration) if isinstance(duration, Timecode) else None
+        if isinstance(start, Timecode):
+            start = self._timecode_start(start)
+        if isinstance(duration, Timecode):
+            duration = self._timecode_length(duration)
         if duration is not None and duration <= 0:
             raise UserError(f"--duration {duration:g} takes nothing; give a length above 0 (seconds or MM:SS)")
         length = self._length
@@ -545,7 +728,54 @@ class VideoFileSource(Source):
         if span is not None:
             self.frame_count = max(1, int(round(span * self.fps)))
             self.progress_seconds = span
-        self.description += f", from {format_time(start)}" + (f" for {format_time(duration)}" if duration else "")
+        self.description += f", from {shown_start or format_time(start)}" + \
+            (f" for {shown_duration or format_time(duration)}" if duration else "")
+
+    def _timecode_rate(self, given: Timecode, flag: str) -> Fraction:
+        """The rate `given` counts frames at, the input's; refused where it has none, or `given` is no timecode at
+        it (a frame number past the rate's, a label drop-frame skips)."""
+        if not self.rate:
+            raise UserError(timecode_refusal(flag, given, self.path.name))
+        try:
+            timecode_frames(given, self.rate)
+        except ValueError as exc:
+            raise UserError(f"{flag} {given}: {exc}") from None
+        return Fraction(self.rate)
+
+    def _timecode_start(self, given: Timecode) -> float:
+        """--start as an editor's timecode: seconds after the first picture, counted in frames from the input's own
+        first timecode (its first picture's, often 01:00:00:00), or from 00:00:00:00 where it has none (said); one
+        outside the clip's timecodes is refused naming them."""
+        rate = self._timecode_rate(given, "--start")
+        own = next((value.strip() for key, value in self.tags.items() if key.lower() == "timecode" and value), None)
+        first = parse_timecode(own, TIMECODE) if own else None
+        try:
+            first_frames = timecode_frames(first, rate) if first is not None else 0
+        except ValueError:
+            first, first_frames = None, 0  # one the rate cannot count: the writer leaves it out too, said there
+        if first is None:
+            notify(f"{self.path.name} has no timecode{f' at its rate ({own!r})' if own else ''}: --start {given} "
+                   f"is counted from 00:00:00:00 at {rate_text(float(rate))} fps")
+        offset = timecode_frames(given, rate) - first_frames
+        pictures = self._pictures_known()
+        if pictures is not None:
+            offset %= _timecode_day(rate, given.drop)  # a clip across midnight: its timecodes begin again at 00
+        if offset < 0 or pictures is not None and offset >= pictures:
+            origin = str(first) if first is not None else ("00:00:00;00" if given.drop else "00:00:00:00")
+            span = f"{origin} to {shifted_timecode(origin, pictures - 1, rate)}" if pictures else f"from {origin}"
+            raise UserError(f"--start {given} is outside {self.path.name}, whose timecodes run {span}; "
+                            f"give one within them")
+        return float(offset / rate)
+
+    def _timecode_length(self, given: Timecode) -> float:
+        """--duration as an editor's timecode: that many frames at the input's rate, in seconds."""
+        return float(timecode_frames(given, self._timecode_rate(given, "--duration")) / Fraction(self.rate))
+
+    def _pictures_known(self) -> int | None:
+        """How many pictures the input holds, where its length is known (not a guess, nor a pipe's)."""
+        if self._length is None or self._length_guessed():
+            return None
+        return max(1, round(self._length * self.fps))
 
     def _on_frame_boundary(self, start: float, duration: float) -> float:
         """Where a part of a constant-rate video ends, in seconds after its first picture: on the frame boundary
@@ -656,7 +886,7 @@ class VideoFileSource(Source):
 
         self.container.close()
         try:
-            self.container = av.open(str(self.path))
+            self.container = av.open(str(self.path), metadata_errors="replace")
         except av.error.FFmpegError as exc:
             raise UserError(f"cannot read video {self.path} again to start at --start: {exc.strerror or exc}; "
                             f"check the file is still there and readable") from None
@@ -673,9 +903,10 @@ class VideoFileSource(Source):
         import av
 
         errors = 0
+        self._redecoder = Redecoder(self.stream)
         while errors < READ_RETRIES:
             try:
-                for packet in self.container.demux(self.stream):
+                for packet in demuxed(self.container.demux(self.stream)):
                     errors = 0
                     yield from self._decode_packet(packet)
                 return  # the demuxer's last (empty) packet flushed the decoder
@@ -689,10 +920,13 @@ class VideoFileSource(Source):
         import av
 
         try:
-            pictures = self.stream.decode(packet)
+            pictures = self._redecoder.decode(packet)
         except av.error.FFmpegError as exc:
             self._damaged(exc, packet)
-            return []
+            pictures = self._redecoder.after_damage(packet)
+        for picture in pictures:
+            if picture.colorspace not in CONVERTED_MATRICES:
+                self._untagged(picture)
         if pictures:
             self._in_damage = False  # a damaged spot ends with the next picture
             if self.container.format.name == "avi":
@@ -750,6 +984,9 @@ class VideoFileSource(Source):
                     notify(f"{self.path.name} turns interlaced at picture {index + 1}: its interlaced pictures are "
                            f"{DEINTERLACED}")
                 seconds, own, video = decoded.time, None, None
+                if seconds is not None and seconds == previous:  # a packet stored twice: a picture shown twice at once
+                    self._damaged(ValueError("a picture repeated at the same time"), decoded)
+                    continue
                 if seconds is not None and previous is not None and seconds < previous:
                     # time went back: clips joined as they are (`cat a.ts b.ts`); video time goes on from here
                     self._carried += self._read_until - seconds
@@ -774,7 +1011,10 @@ class VideoFileSource(Source):
                 # the first picture of a part always counts: --duration shorter than a frame gives one
                 if video is not None and self._end is not None and video >= self._end - half_frame and index:
                     break
-                yield self._frame(decoded, index, decoded.time, own)
+                frame = self._converted(decoded, index, own)
+                if frame is None:
+                    continue
+                yield frame
                 index = self._frames_read = index + 1
             if shown is not None and shown[1] > self._start:  # --start within the last picture's time
                 yield self._frame(shown[0], index, self._start - self._carried, shown[1] - self._start)
@@ -789,6 +1029,29 @@ class VideoFileSource(Source):
             raise UserError(f"{self.path.name} has no picture from --start {format_time(self._start - origin)} on"
                             f"{end}; give an earlier start")
 
+    def _untagged(self, picture: Any) -> None:
+        """A picture tagged with a colour matrix swscale refuses, converted as untagged (BT.709 from HD sizes): a
+        damaged tag (39) silently, a real one it does not take (YCgCo, ICtCp) said once, where every picture of the
+        file was skipped."""
+        matrix = int(picture.colorspace)
+        if 0 <= matrix < MATRICES and not self._matrix_told:
+            self._matrix_told = True
+            notify(f"{self.path.name}: its colour matrix ({MATRIX_NAMES.get(matrix, matrix)}) is one FFmpeg's "
+                   f"converter does not take: read as untagged video (BT.709 from HD sizes, BT.601 below), its colours "
+                   f"may be off")
+        picture.colorspace = UNSPECIFIED_MATRIX
+
+    def _converted(self, decoded: Any, index: int, own: Any) -> Frame | None:
+        """The frame of a decoded picture, None where it cannot be converted (swscale refuses a damaged picture's
+        format or tags): a damaged spot, skipped and said, where it ended the run."""
+        import av
+
+        try:
+            return self._frame(decoded, index, decoded.time, own)
+        except av.error.FFmpegError as exc:
+            self._damaged(exc, decoded)
+            return None
+
     def _half_frame(self, own: Any, since_last: float | None = None) -> float:
         """How near a picture's time counts as a time asked for (a rounding): half the time between pictures, by
         the nominal rate, or less where they come closer (its own duration `own`, the time since the last): a 10
@@ -797,7 +1060,7 @@ class VideoFileSource(Source):
 
     def _frame(self, decoded: Any, index: int, seconds: float | None, own: Any) -> Frame:
         """The frame of a decoded picture presented at `seconds`, held `own` seconds (None: until the next)."""
-        image = self._treatment.image(decoded)
+        image, alpha = self._treatment.image_and_alpha(decoded)
         if image.shape[:2] != (self.height, self.width):
             image = self._fit(image, index)
         if not index:
@@ -808,6 +1071,9 @@ class VideoFileSource(Source):
         extra = {"duration_seconds": float(own)} if own else {}
         if seconds is not None:  # where the sink's thread reads the progress (seconds_done) from
             extra[VIDEO_TIME] = seconds + self._carried
+        if alpha is not None:  # the video sink keeps it where its codec holds alpha, else lays the render on white
+            extra["alpha"] = alpha if alpha.shape == image.shape[:2] else cv2.resize(
+                alpha, (self.width, self.height), interpolation=cv2.INTER_AREA)
         return Frame(index=index, capture_ns=now_ns(), image=image, pts_seconds=seconds, extra=extra)
 
     def _held_to_end(self, own: float, left: float) -> float:
@@ -888,9 +1154,24 @@ def _mp4_without_index(path: Path) -> bool:
     """Whether `path` is an MP4 or MOV whose pictures (mdat) are there but not its index (moov), as a camera or a
     screen recorder leaves the file it is still writing, or one that a crash cut off. A fragmented MP4 has
     moof boxes and reads without a moov: not counted."""
-    boxes: set[bytes] = set()
-    if not readable_again(path):  # a pipe's bytes were the demuxer's
-        return False
+    boxes = {kind for kind, _ in _top_boxes(path)[0]}
+    return b"ftyp" in boxes and b"mdat" in boxes and not boxes & {b"moov", b"moof"}
+
+
+def _mp4_index_cut(path: Path) -> bool:
+    """Whether `path` is an MP4 or MOV cut short inside its index (its moov box, last): a copy or download not
+    finished, which FFmpeg cannot open."""
+    boxes, size_on_disk = _top_boxes(path)
+    return bool(boxes) and boxes[0][0] == b"ftyp" and boxes[-1][0] == b"moov" and boxes[-1][1] > size_on_disk
+
+
+def _top_boxes(path: Path) -> tuple[list[tuple[bytes, int]], int]:
+    """The top-level boxes of an MP4 or MOV (each one's kind and the byte where it ends; 0: it runs to the end of
+    the file), up to MP4_BOXES_READ, and the file's size; none where it cannot be read again (a pipe, whose bytes
+    were the demuxer's) or at all."""
+    boxes: list[tuple[bytes, int]] = []
+    if not readable_again(path):
+        return boxes, 0
     try:
         with open(path, "rb") as handle:
             size_on_disk = os.fstat(handle.fileno()).st_size
@@ -901,15 +1182,15 @@ def _mp4_without_index(path: Path) -> bool:
                 if len(head) < 8:
                     break
                 size, kind = struct.unpack(">I4s", head[:8])
-                boxes.add(kind)
                 if size == 1 and len(head) == 16:  # a 64-bit size follows (a large mdat)
                     size = struct.unpack(">Q", head[8:])[0]
+                boxes.append((kind, at + size if size else 0))
                 if size < 8 or at + size >= size_on_disk:  # 0: up to the end of the file (still being written)
                     break
                 at += size
     except OSError:  # unreadable: nothing to tell
-        return False
-    return b"ftyp" in boxes and b"mdat" in boxes and not boxes & {b"moov", b"moof"}
+        return [], 0
+    return boxes, size_on_disk
 
 
 def _not_the_tick(rate: Fraction | None, stream: Any) -> Fraction | None:
@@ -979,7 +1260,8 @@ def _moving_streams(container: Any) -> list[Any]:
     attachment), nor, where other video is there, a track in a codec of still pictures (a cover so stored)."""
     from av.stream import Disposition
 
-    moving = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+    known = [s for s in container.streams.video if s.codec_context is not None]  # None: a codec FFmpeg lacks
+    moving = [s for s in known if not s.disposition & Disposition.attached_pic]
     return [s for s in moving if s.codec_context.name not in STILL_CODECS] or moving
 
 
@@ -992,7 +1274,7 @@ def _one_picture(path: Path, stream: Any) -> bool:
         return False
     pictures = 0
     try:
-        with av.open(str(path)) as again:
+        with av.open(str(path), metadata_errors="replace") as again:
             for packet in again.demux(again.streams[stream.index]):
                 pictures += bool(packet.size)
                 if pictures > 1:
@@ -1019,12 +1301,26 @@ def _video_stream(container: Any, path: Path) -> Any:
         and _one_picture(path, chosen)
     if chosen is not None and not cover:
         return chosen
-    covers = len(container.streams.video)
+    refusal = _no_video(container, path)
     container.close()
-    if covers:
-        raise UserError(f"{path} has no video, only cover art beside its sound; give a video file "
-                        f"(or an image, camera:N or synthetic:portrait)")
-    raise UserError(f"{path} has no video stream (give a video file, an image, camera:N or synthetic:portrait)")
+    raise UserError(refusal)
+
+
+def _no_video(container: Any, path: Path) -> str:
+    """Why `container` gives no video stream to process: only cover art, a video stream in a codec FFmpeg does not
+    know (an AVI whose header is damaged), an MP4 or MOV whose index lists no readable video track, or none."""
+    video = container.streams.video
+    if any(stream.codec_context is None for stream in video):
+        return (f"{path}: its video stream's codec is unknown to FFmpeg (a damaged header?); copy the file again "
+                f"if it was copied, or give the video in a codec FFmpeg reads")
+    if video:
+        return (f"{path} has no video, only cover art beside its sound; give a video file "
+                f"(or an image, camera:N or synthetic:portrait)")
+    sound_only = bool(container.streams) and all(stream.type == "audio" for stream in container.streams)  # an M4A
+    if "mp4" in container.format.name.split(",") and not sound_only:
+        return (f"{path} has a damaged index (its moov box lists no readable video track); repair it (e.g. with "
+                f"untrunc and a good file from the same camera), or copy it again if it was copied")
+    return f"{path} has no video stream (give a video file, an image, camera:N or synthetic:portrait)"
 
 
 def _tell_video_streams(container: Any, stream: Any, name: str) -> None:
@@ -1085,6 +1381,64 @@ def parse_time(text: str) -> float:
     for value in values:
         seconds = seconds * 60 + value
     return seconds
+
+
+class Timecode(NamedTuple):
+    """An editor's timecode (--start, --duration), HH:MM:SS:FF, drop-frame (29.97, 59.94 fps) with ; before the
+    frames, as copied from an NLE: its frames count at the input's rate, known once it is open."""
+    hours: int
+    minutes: int
+    seconds: int
+    frames: int
+    drop: bool
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# As a user writes one: `:` or `;` before the frames (1:02:03.5 is a time); FFmpeg's tags also take `.` and `,`
+TIMECODE_TEXT = re.compile(r"(\d{1,2}):(\d\d):(\d\d)([:;])(\d{1,3})")
+
+
+def parse_timecode(text: str, pattern: re.Pattern[str] = TIMECODE_TEXT) -> Timecode | None:
+    """The timecode `text` is (None: it is none, e.g. a time); ValueError where it looks like one but cannot be."""
+    found = pattern.fullmatch(text.strip())
+    if found is None:
+        return None
+    hours, minutes, seconds, separator, frames = found.groups()
+    if int(minutes) > 59 or int(seconds) > 59 or int(hours) > 23:
+        raise ValueError(f"{text!r} is no timecode: its hours run to 23, its minutes and seconds to 59")
+    return Timecode(int(hours), int(minutes), int(seconds), int(frames), separator != ":", text.strip())
+
+
+def timecode_frames(timecode: Timecode, rate: Fraction) -> int:
+    """The frames from 00:00:00:00 to `timecode` at `rate`, counted at the nominal rate (24 at 23.976, 30 at
+    29.97), drop-frame skipping the labels ;00 and ;01 (;00 to ;03 at 59.94) at each minute but every tenth, as
+    shifted_timecode counts; ValueError for a label the rate has not."""
+    fps = round(rate)
+    drop = fps // 15 if timecode.drop else 0
+    if timecode.frames >= fps:
+        raise ValueError(f"no frame {timecode.frames:02d} at {rate_text(float(rate))} fps: frames run 00 to {fps - 1}")
+    if drop and fps % 30:
+        raise ValueError(f"drop-frame (;) is 29.97 and 59.94 fps timecode, and the input is "
+                         f"{rate_text(float(rate))} fps; write {str(timecode).replace(';', ':')}")
+    if drop and timecode.seconds == 0 and timecode.frames < drop and timecode.minutes % 10:
+        raise ValueError(f"no such drop-frame timecode: ;00 to ;{drop - 1:02d} are skipped at each minute but "
+                         f"every tenth; the minute begins at ;{drop:02d}")
+    return timecode_count(timecode.hours, timecode.minutes, timecode.seconds, timecode.frames, fps, drop)
+
+
+def _timecode_day(rate: Fraction, drop: bool) -> int:
+    """The frames of 24 hours of timecode at `rate`, drop-frame's without the labels it skips."""
+    fps = round(rate)
+    return (fps * 600 - (fps // 15 * 9 if drop else 0)) * 144
+
+
+def timecode_refusal(flag: str, given: Timecode, name: str) -> str:
+    """The line for a timecode given for an input with no frame rate to count it at (a camera, an animation)."""
+    return (f"{flag} {given} is a timecode (HH:MM:SS:FF), which counts frames at a video file's rate, and {name} has "
+            f"none; give the time from its start in seconds or [HH:]MM:SS.s instead")
 
 
 def format_time(seconds: float) -> str:

@@ -18,6 +18,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
+from stream.audio_track import track_tags
+from stream.clip_joins import demuxed, read_past_damage
 from stream.track_timeline import AUDIO_SEEK_AFTER_S, AUDIO_SEEK_FORMATS, AUDIO_SNAP_S, MP4_SUFFIXES, Clips
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,7 @@ class SubtitleTracks:
         import av
 
         self.mux, self.suffix, self.name = mux, suffix, Path(source).name
-        self.input = av.open(str(source))
+        self.input = av.open(str(source), metadata_errors="replace")
         # input stream index -> (output stream, decoder where converted, else None)
         self.tracks: dict[int, tuple[Any, Any | None]] = {}
         try:
@@ -83,7 +85,8 @@ class SubtitleTracks:
     def _demux(self) -> Any:
         if not self.streams:
             return iter(())
-        return self.clips.demux(self.input, *self.streams)
+        # a spot the demuxer refuses (damaged) is read past, as the pictures' is, rather than ending the run
+        return read_past_damage(lambda: self.clips.demux(self.input, *self.streams))
 
     def _add(self, container: Any, stream: Any) -> bool:
         """An output stream for input `stream`: copied, else converted (text); False where neither can be."""
@@ -105,10 +108,7 @@ class SubtitleTracks:
                 return False
         except (av.error.FFmpegError, ValueError):  # a muxer or an encoder that refuses it
             return False
-        tags = stream.metadata
-        title = tags.get("title") or tags.get("name")  # MP4 stores a track's name as its "name"
-        out.metadata.update({key: value for key, value in (("language", tags.get("language")), ("title", title))
-                             if value and value != "und"})
+        out.metadata.update(track_tags(stream.metadata, self.suffix))  # a .mov's languages in its muxer's codes
         flags = av.stream.Disposition
         out.disposition = functools.reduce(operator.or_, (getattr(flags, flag) for flag in SUBTITLE_FLAGS),
                                            flags(0)) & stream.disposition
@@ -166,7 +166,7 @@ class SubtitleTracks:
         """Where the lines of `stream` that begin at `start` (its ticks; two speakers' may) end, in seconds, read from
         where the demuxer stands (before them); -inf for none, or for lines without an end."""
         end = -math.inf
-        for packet in self.input.demux(stream):
+        for packet in demuxed(self.input.demux(stream)):
             if packet.pts is None:
                 continue
             if packet.pts > start:

@@ -259,3 +259,24 @@ def test_a_video_whose_only_sound_ffmpeg_cannot_read_is_written_without_it(tmp_p
     assert tracks == [] and end == pytest.approx(1.0, abs=0.001)
     assert [record.getMessage() for record in caplog.records] == [
         "in.mkv: its sound is left out: FFmpeg knows no codec to read it with"]
+
+
+def test_a_stream_without_a_sample_rate_is_left_out_in_a_line(caplog):
+    """Damaged MPEG-TS tables announce audio streams nothing fills (no sample rate): copied, they made the MP4 muxer
+    refuse the header ("Invalid argument") and no file was written. Left out, said in one line; the default is
+    the first stream with sound."""
+    from types import SimpleNamespace
+
+    from stream.audio_track import _default_number, _known_numbers
+
+    def stream(rate):
+        return SimpleNamespace(codec_context=SimpleNamespace(sample_rate=rate), disposition=0)
+
+    container = SimpleNamespace(name="/videos/s106.ts", streams=SimpleNamespace(audio=[stream(0), stream(44100),
+                                                                                        stream(0)]))
+    with caplog.at_level("WARNING"):
+        assert _known_numbers(container) == [1]
+    assert _default_number(container) == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "s106.ts: tracks 1 and 3 of its 3 audio streams are left out: FFmpeg found no sound in them (no sample rate: "
+        "a damaged header?)"]

@@ -193,7 +193,7 @@ def test_a_codec_the_output_cannot_hold_is_refused_before_the_run(tmp_path):
     assert not out.exists()
 
 
-def test_a_timecode_is_refused_with_what_to_write_instead():
+def test_a_timecode_is_refused_with_what_to_write_instead_for_an_input_without_a_rate():
     assert_one_clear_line(depthcam("run", "synthetic:portrait?frames=2", "-o", "null", "--start", "01:00:01:00"),
                           "--start", "is a timecode (HH:MM:SS:FF)", "seconds or [HH:]MM:SS.s")
     assert_one_clear_line(depthcam("run", "synthetic:portrait?frames=2", "-o", "null", "--duration", "00:00:01;12"),

@@ -467,3 +467,24 @@ def test_the_depth_video_of_a_part_keeps_the_part_s_chapters_only(tmp_path):
     source.close()
     assert _read(tmp_path / "depth.mkv")[0] == _read(tmp_path / "part.mkv")[0] == [(0.0, 0.7, "Talk"),
                                                                                    (0.7, 1.0, "End")]
+
+
+def test_p_saves_a_transparent_video_s_render_with_its_alpha(monkeypatch, tmp_path):
+    """A transparent video's pictures carry their alpha beside the render, whose hidden pixels hold the nearest
+    visible colour (filled for the blur): a snapshot saved them opaque, the filled colour showing where the input
+    was transparent; it keeps the alpha, as a transparent photo's snapshot does."""
+    from PIL import Image
+
+    window, _ = _window(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sinks.time, "strftime", lambda pattern: "depthcam_20261129_120000")
+    frame = _frame()
+    alpha = np.zeros((40, 60), np.uint8)
+    alpha[:, :30] = 255  # the left half shown
+    frame.extra["alpha"] = alpha
+    _press(monkeypatch, ord("p"))
+    window.write(frame)
+    with Image.open(tmp_path / "depthcam_20261129_120000.png") as saved:
+        assert saved.mode == "RGBA"
+        assert (np.asarray(saved.getchannel("A")) == alpha).all()
+        assert (np.asarray(saved.convert("RGB"))[:, :30] == 200).all()

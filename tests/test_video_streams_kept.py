@@ -330,3 +330,12 @@ def test_the_video_source_offers_its_subtitles_and_chapters_to_the_sink(tmp_path
         assert source.part_end is None
     finally:
         source.close()
+
+
+def test_a_mov_keeps_a_subtitle_language_its_muxer_would_drop(tmp_path):
+    """FFmpeg's MOV muxer writes only QuickTime's old language codes: a German (deu) subtitle track came out with
+    none; it is written as ger, the code the table holds (as the audio tracks' are)."""
+    source = _subtitled(tmp_path / "in.mkv", "subrip", language="deu")
+    _run(source, tmp_path / "out.mov")
+    _, streams = _read(tmp_path / "out.mov")
+    assert len(streams) == 1 and streams[0]["tags"].get("language") == "ger"

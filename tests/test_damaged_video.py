@@ -1,0 +1,270 @@
+"""Damaged videos, as a fuzz run left them: a damaged spot part-way through is skipped with a line and the rest
+processed; an input that cannot be read gets one line naming the problem and what to do."""
+
+import random
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media import damage, make_video, probe
+from stream.errors import UserError
+from stream.sources import open_source
+from stream.synthetic import SyntheticPortrait, SyntheticScene
+from stream.video_writer import VideoWriter
+
+
+def _encode(path: Path, codec: str, frames: int = 24, size: tuple[int, int] = (64, 48), pix_fmt: str = "yuv420p",
+            options: dict[str, str] | None = None, title: str | None = None) -> Path:
+    """The synthetic portrait at 24 fps in `codec`, without sound."""
+    import av
+
+    scene = SyntheticPortrait(SyntheticScene(*size))
+    with av.open(str(path), "w") as container:
+        if title is not None:
+            container.metadata["title"] = title
+        video = container.add_stream(codec, rate=24, options=options or {})
+        video.width, video.height = size
+        video.pix_fmt = pix_fmt
+        for i in range(frames):
+            image, _ = scene.render(i)
+            for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _flip(path: Path, count: int, seed: int, lo: float = 0.4, hi: float = 0.6) -> Path:
+    """`count` bytes in the middle of the file XORed with noise, as the fuzz run damaged its inputs."""
+    data = bytearray(path.read_bytes())
+    rng = random.Random(seed)
+    for _ in range(count):
+        data[rng.randrange(int(len(data) * lo), int(len(data) * hi))] ^= rng.randrange(1, 256)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _frames(path: Path) -> list:
+    source = open_source(str(path))
+    try:
+        return list(source.frames())
+    finally:
+        source.close()
+
+
+def _copy(source_path: Path, out_path: Path) -> int:
+    """The input written again with its sound, as a run writes it; the frames written."""
+    source = open_source(str(source_path))
+    writer = VideoWriter(out_path, source.width, source.height, source.fps, source.audio_path)
+    count = 0
+    for frame in source.frames():
+        writer.write(frame.image, frame.pts_seconds)
+        count += 1
+    writer.close()
+    source.close()
+    return count
+
+
+def _damage_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if "damaged" in line]
+
+
+def test_a_damaged_sound_packet_in_mpeg_ts_is_skipped_and_the_video_written(tmp_path, capsys):
+    """A damaged AAC packet (the MPEG-TS demuxer gives it empty) made the ADTS filter fail: "stage 'sink' failed:
+    InvalidDataError", the frames done lost. The packet is skipped, said once; the pictures and the rest of the
+    sound are written."""
+    import av
+
+    path = _flip(make_video(tmp_path / "in.ts", frames=48, fps=24, size=(160, 120)), 100, seed=100)
+    written = _copy(path, tmp_path / "out.mp4")
+    assert written >= 40
+    with av.open(str(tmp_path / "out.mp4")) as out:  # copied as they are: a damaged one the decoder refuses stays
+        packets = [(p.stream.type, p.duration * p.time_base) for p in out.demux() if p.size]
+    assert sum(kind == "video" for kind, _ in packets) >= written  # the writer fills a damaged time gap
+    assert sum(length for kind, length in packets if kind == "audio") > 1.5
+    told = [line for line in capsys.readouterr().err.splitlines() if "sound packet" in line]
+    assert len(told) == 1 and "skipped" in told[0], told
+
+
+class _AddedStream:
+    """A container as PyAV gives it for MPEG-TS whose tables, damaged, made FFmpeg add a stream part-way: its
+    demux raises IndexError after its last packets (at its flush, the new stream beyond its list)."""
+
+    def __init__(self, container) -> None:
+        self._container = container
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._container.close()
+
+    def demux(self, *args, **kwargs):
+        yield from self._container.demux(*args, **kwargs)
+        raise IndexError("list index out of range")
+
+
+def test_a_stream_added_part_way_through_mpeg_ts_ends_no_run(tmp_path, monkeypatch):
+    """"IndexError: list index out of range" from the demuxers (the joins' finder, the pictures', the sound's):
+    every picture and the sound are written."""
+    import av
+
+    path = make_video(tmp_path / "in.ts", frames=24, fps=24, size=(160, 120))
+    opened = av.open
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: _AddedStream(opened(*args, **kwargs))
+                        if "w" not in args[1:2] else opened(*args, **kwargs))
+    assert _copy(path, tmp_path / "out.mp4") == 24
+    monkeypatch.undo()
+    out = probe(tmp_path / "out.mp4")
+    assert out["frames"] == 24 and out["audio_codec"] == "aac"
+
+
+def _prores_with_matrix(path: Path, picture: int, matrix: int) -> Path:
+    """A ProRes MOV whose `picture`-th frame header says colour matrix `matrix` (a damaged byte)."""
+    _encode(path, "prores_ks", frames=24, pix_fmt="yuv422p10le")
+    data = bytearray(path.read_bytes())
+    at, headers = 0, []
+    while (at := data.find(b"icpf", at + 1)) > 0:
+        headers.append(at)
+    data[headers[picture] + 20] = matrix  # after 'icpf': size, version, vendor, width, height, flags, colours
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_picture_with_an_impossible_colour_matrix_is_taken_as_untagged(tmp_path, capsys):
+    """Matrix 39 (no such one) in one damaged ProRes picture: swscale refused it and the run ended there ("corrupt
+    or truncated after frame 12"). It reads as untagged, as FFmpeg's players show it."""
+    frames = _frames(_prores_with_matrix(tmp_path / "in.mov", 12, 39))
+    assert len(frames) == 24
+    assert _damage_lines(capsys) == []
+
+
+def test_a_picture_that_cannot_be_converted_is_a_damaged_spot(tmp_path, capsys, monkeypatch):
+    """A picture swscale refuses to convert (ENOTSUP): skipped and said, not the end of the run."""
+    import errno
+
+    import av
+
+    from stream.sources import PictureTreatment
+
+    convert, seen = PictureTreatment.image_and_alpha, []
+
+    def refusing_the_thirteenth(self, picture):
+        seen.append(picture)
+        if len(seen) == 13:
+            raise av.error.OSError(errno.ENOTSUP, "Operation not supported")
+        return convert(self, picture)
+
+    monkeypatch.setattr(PictureTreatment, "image_and_alpha", refusing_the_thirteenth)
+    frames = _frames(_encode(tmp_path / "in.mov", "prores_ks", frames=24, pix_fmt="yuv422p10le"))
+    assert len(frames) == 23 and frames[-1].pts_seconds == pytest.approx(23 / 24, abs=1e-3)
+    told = _damage_lines(capsys)
+    assert len(told) == 1 and "skipped" in told[0], told
+
+
+@pytest.mark.parametrize("pictures", [(12,), tuple(range(24))])
+def test_a_real_matrix_swscale_refuses_is_read_as_untagged_said_once(tmp_path, capsys, pictures):
+    """YCgCo (8), which swscale does not convert, in one picture or in every one: each was skipped as damaged (a
+    whole file tagged so gave no picture); read as untagged, said once, every picture kept."""
+    path = _encode(tmp_path / "in.mov", "prores_ks", frames=24, pix_fmt="yuv422p10le")
+    data = bytearray(path.read_bytes())
+    at, headers = 0, []
+    while (at := data.find(b"icpf", at + 1)) > 0:
+        headers.append(at)
+    for picture in pictures:
+        data[headers[picture] + 20] = 8
+    path.write_bytes(bytes(data))
+    assert len(_frames(path)) == 24
+    err = capsys.readouterr().err
+    assert err.count("its colour matrix (YCgCo) is one FFmpeg's converter does not take") == 1
+    assert "damaged" not in err
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_tag_in_invalid_utf8_is_read_with_its_bytes_replaced(tmp_path, suffix):
+    """A damaged header byte in a tag: "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xbb" at open."""
+    path = _encode(tmp_path / f"in{suffix}", "libx264", title="Holiday clip")
+    data = path.read_bytes()
+    assert data.count(b"Holiday") == 1
+    path.write_bytes(data.replace(b"Holiday", b"Hol\xbbday"))
+    source = open_source(str(path))
+    assert len(list(source.frames())) == 24
+    source.close()
+    _copy(path, tmp_path / "out.mkv")
+    assert probe(tmp_path / "out.mkv")["frames"] == 24
+
+
+def test_an_avi_whose_video_codec_ffmpeg_does_not_know_gets_one_line(tmp_path):
+    """A damaged AVI header (its codec tag): "AttributeError: 'NoneType' object has no attribute 'name'"."""
+    path = _encode(tmp_path / "in.avi", "mpeg4")
+    data = path.read_bytes()
+    assert data.count(b"FMP4") >= 1
+    path.write_bytes(data.replace(b"FMP4", b"Q\x00Z\x07"))
+    with pytest.raises(UserError, match="codec is unknown to FFmpeg") as refusal:
+        open_source(str(path))
+    assert "\n" not in str(refusal.value) and "cover art" not in str(refusal.value)
+
+
+def _mov_boxes(data: bytes) -> dict[bytes, tuple[int, int]]:
+    boxes, at = {}, 0
+    while at + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        boxes[kind] = (at, size)
+        at += max(size, 8)
+    return boxes
+
+
+@pytest.mark.parametrize("how", ["cut", "track"])
+def test_an_mp4_whose_index_lists_no_readable_video_track_is_said_damaged(tmp_path, how):
+    """Its track's box damaged: it was told it "has no video stream (give a video file, ...)"; cut short inside it:
+    "End of file (the file is not a video, ...)". The line says the index is damaged and how to repair it."""
+    path = _encode(tmp_path / "in.mov", "libx264")
+    data = path.read_bytes()
+    moov_at, moov_size = _mov_boxes(data)[b"moov"]
+    if how == "cut":
+        assert moov_at + moov_size == len(data)  # the index at the end, as a camera writes it
+        data = data[:moov_at + moov_size // 2]
+    else:
+        assert data.count(b"trak") == 1
+        data = data.replace(b"trak", b"tr\x8ek")
+    path.write_bytes(data)
+    with pytest.raises(UserError, match="index.*untrunc") as refusal:
+        open_source(str(path))
+    assert "\n" not in str(refusal.value)
+
+
+def test_frame_threads_lose_no_pictures_after_a_damaged_spot(tmp_path, capsys):
+    """VP9 decoded with frame threads refused pictures after one damaged packet until the next keyframe (25 of
+    49 in the fuzz run): decoded again with slice threads from the keyframe, every picture after it comes."""
+    path = _encode(tmp_path / "in.webm", "libvpx-vp9", frames=48, size=(320, 240),
+                   options={"g": "1000", "deadline": "realtime", "cpu-used": "8"})
+    frames = _frames(damage(path, 20))
+    assert len(frames) == 47
+    times = [frame.pts_seconds for frame in frames]
+    assert times == sorted(set(times)) and times[-1] == pytest.approx(47 / 24, abs=1e-3)
+    assert len(_damage_lines(capsys)) == 1
+
+
+def test_a_packet_stored_twice_gives_its_picture_once(tmp_path, capsys):
+    """A packet repeated (a damaged copy): two pictures at the same time, written a tick apart. The second is
+    skipped as a damaged spot."""
+    import av
+
+    clean = _encode(tmp_path / "clean.mkv", "libx264", options={"g": "1", "bf": "0"})
+    path = tmp_path / "in.mkv"
+    with av.open(str(clean)) as source, av.open(str(path), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for number, packet in enumerate(p for p in source.demux(video=0) if p.size):
+            for _ in range(2 if number == 12 else 1):
+                packet.stream = stream
+                out.mux(packet)
+    frames = _frames(path)
+    times = [frame.pts_seconds for frame in frames]
+    assert len(frames) == 24 and times == sorted(set(times))
+    told = _damage_lines(capsys)
+    assert len(told) == 1 and "skipped" in told[0], told
