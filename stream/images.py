@@ -343,9 +343,32 @@ def memory_available() -> int | None:
         return None
     fields = {name.strip(): value.split() for name, _, value in (line.partition(":") for line in info.splitlines())}
     try:
-        return (int(fields["MemAvailable"][0]) + int(fields.get("SwapFree", ["0"])[0])) * 1024
+        free = (int(fields["MemAvailable"][0]) + int(fields.get("SwapFree", ["0"])[0])) * 1024
     except (KeyError, ValueError, IndexError):
         return None
+    room = cgroup_room()
+    return free if room is None else min(free, room)
+
+
+def cgroup_room(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Bytes a container's memory limit leaves the process (cgroup v2's memory.max less memory.current, v1's
+    memory.limit_in_bytes less memory.usage_in_bytes, of its own group); None where no limit is set. In a container
+    /proc/meminfo is the host's, and the limit's out-of-memory killer ends the run first, without a word."""
+    try:
+        groups = [line.split(":", 2) for line in own.read_text().splitlines()]
+    except OSError:
+        groups = []
+    places = [(root / path.lstrip("/"), "memory.max", "memory.current") for number, _, path in groups if number == "0"]
+    places += [(root / "memory" / path.lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes")
+               for _, names, path in groups if "memory" in names.split(",")]
+    for folder, limit_name, usage_name in places:
+        try:
+            limit, usage = (folder / limit_name).read_text().strip(), (folder / usage_name).read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit() and usage.isdigit() and int(limit) < 1 << 60:  # "max", or v1's huge "no limit"
+            return max(int(limit) - int(usage), 0)
+    return None
 
 
 def header_size(path: Path) -> tuple[int, int] | None:

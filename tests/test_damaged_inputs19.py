@@ -204,3 +204,26 @@ def test_a_heif_photo_with_a_damaged_header_is_named_by_its_first_bytes(tmp_path
     (tmp_path / "head.heic").write_bytes(b"\x00\x00\x00\x1cftypheic\x00\x00\x00\x00mif1he\xa0c" + bytes(200))
     with pytest.raises(UserError, match=r"it begins as a HEIF picture, but its headers are damaged"):
         read_image(tmp_path / "head.heic")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_container_s_memory_limit_bounds_the_memory_free(tmp_path, version):
+    """In a container /proc/meminfo is the host's: a photo that the host could hold but the container's limit cannot
+    was accepted, and the limit's out-of-memory killer ended the run without a word. The limit less what the group
+    uses is the room (cgroup v2 and v1); no limit set ("max", v1's huge number): none."""
+    from stream.images import cgroup_room
+
+    own = tmp_path / "cgroup"
+    if version == 2:
+        own.write_text("0::/docker/abc\n")
+        folder, names = tmp_path / "docker" / "abc", ("memory.max", "memory.current")
+    else:
+        own.write_text("9:pids:/docker/abc\n8:memory:/docker/abc\n")
+        folder, names = tmp_path / "memory" / "docker" / "abc", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+    folder.mkdir(parents=True)
+    (folder / names[0]).write_text(f"{4 << 30}\n")
+    (folder / names[1]).write_text(f"{1 << 30}\n")
+    assert cgroup_room(tmp_path, own) == 3 << 30
+    (folder / names[0]).write_text("max\n" if version == 2 else f"{(1 << 63) - 4096}\n")
+    assert cgroup_room(tmp_path, own) is None
+    assert cgroup_room(tmp_path, tmp_path / "no such file") is None
