@@ -844,11 +844,24 @@ PINNED = {"frames", "warmup", "modes"}  # written into the command even at their
 HASHED_AT_MOST = 1 << 30  # an input file larger than this (bytes) is not hashed: seconds of reading for a check
 
 
+# The environment variables that change the figures: threads and their waiting (OpenMP's, Numba's, BLAS's), CUDA's
+# device choice; with DEPTHCAM_* (the model cache)
+TIMING_VARIABLES = frozenset({"OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_NUM_THREADS",
+                              "NUMBA_THREADING_LAYER", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                              "CUDA_VISIBLE_DEVICES"})
+
+
 def reproduction(args: argparse.Namespace, input_facts: dict) -> dict:
     """How to run this benchmark again: the command, each configuration file's hash and text (a preset's hash:
     it may change with the version), and the input file's path, size and hash; the versions are the report's."""
     configs = [config_record(name) for name in [args.config, *args.compare] if name is not None]
-    return {"command": command_line(args), "configs": configs, "input": input_record(args.input, input_facts)}
+    record = {"command": command_line(args), "configs": configs, "input": input_record(args.input, input_facts),
+              "environment": {name: os.environ[name] for name in sorted(os.environ) if name in TIMING_VARIABLES
+                              or name.startswith("DEPTHCAM_")}}
+    model = Path(args.model).expanduser() if getattr(args, "model", None) else None
+    if model is not None and model.is_file():  # a network file of the user's own: which one, by hash
+        record["model"] = {"path": str(model.resolve()), "bytes": model.stat().st_size, "sha256": file_sha256(model)}
+    return record
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -915,6 +928,12 @@ def reproduce_lines(document: dict) -> list[str]:
     if isinstance(source, dict) and source.get("path"):
         lines.append(f"  input {source['path']}: {source.get('bytes')} bytes{_input_shape(source)}, "
                      f"sha256 {source.get('sha256')}")
+    model = record.get("model")
+    if isinstance(model, dict) and model.get("path"):
+        lines.append(f"  model {model['path']}: {model.get('bytes')} bytes, sha256 {model.get('sha256')}")
+    environment = record.get("environment")
+    if isinstance(environment, dict) and environment:
+        lines.append("  environment: " + " ".join(f"{name}={value}" for name, value in environment.items()))
     return lines
 
 

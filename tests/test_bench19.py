@@ -166,3 +166,25 @@ def test_the_plot_is_dated_by_when_the_measuring_began(monkeypatch, tmp_path):
                 "started": "2026-11-29T11:22:12+0000"}
     title = _drawn(monkeypatch, document, tmp_path).get_suptitle()
     assert "2026-11-29 11:22:12" in title and "12:40" not in title
+
+
+def test_the_report_holds_the_model_file_and_the_thread_variables(monkeypatch, tmp_path, capsys):
+    """A network file of the user's own was recorded by its path alone, and the variables that set the threads
+    (OMP_NUM_THREADS, NUMBA_NUM_THREADS) not at all: two reports of "the same" command could differ by them. The
+    model file's hash and those variables are recorded, and --from prints them."""
+    _fake_runs(monkeypatch, measured=5)
+    model = tmp_path / "mine.onnx"
+    model.write_bytes(b"not read: the runs are faked")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "1")
+    monkeypatch.setenv("UNRELATED_SECRET", "x")
+    args = _bench_args("--frames", "5", "--json", str(tmp_path / "r.json"))
+    args.model = str(model)
+    record = bench.reproduction(args, {})
+    assert record["model"] == {"path": str(model.resolve()), "bytes": model.stat().st_size,
+                               "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    assert record["environment"]["OMP_NUM_THREADS"] == "2" and record["environment"]["NUMBA_NUM_THREADS"] == "1"
+    assert "UNRELATED_SECRET" not in record["environment"]
+    lines = bench.reproduce_lines({"reproduce": record})
+    assert f"  model {model.resolve()}: {model.stat().st_size} bytes, sha256 {record['model']['sha256']}" in lines
+    assert any(line.startswith("  environment: ") and "OMP_NUM_THREADS=2" in line for line in lines)
