@@ -90,15 +90,16 @@ class AudioTracks:
                 numbers = _known_numbers(opened)
                 default = _default_number(opened)
                 order = _track_order(numbers, default, suffix)
+                defaults = _default_numbers(opened, numbers, default)
             else:
                 order = _chosen_numbers(opened, chosen)
-                default = order[0] if order else -1
+                defaults = set(order[:1])
             for number in order:
                 track = AudioTrack(container, source, suffix, mux, number, opened)
                 opened = None  # the track's now: it closes it
                 self.tracks.append(track)
                 track.joins = track.clips.joins = self.joins
-                track.set_default(number == default)
+                track.set_default(number in defaults)
         except BaseException:
             self.close()
             raise
@@ -672,6 +673,19 @@ def check_audio_track(name: str, count: int, number: int) -> None:
     has = "1 audio stream" if count == 1 else f"{count} audio streams"
     give = "give 1" if count == 1 else f"give 1 to {count}"
     raise UserError(f"{name} has {has}; --audio-track {number} names none: {give}")
+
+
+def _default_numbers(container: Any, numbers: list[int], default: int) -> set[int]:
+    """The tracks kept default (MP4/MOV: enabled, played together): every one the input flags default where they
+    are alike, a camera's microphones (each enabled, as Sony's, Canon's and ARRI's MOVs and MXFs have them); only the
+    first of them where they differ in language (a Matroska film flags each language default, and QuickTime would
+    play them all at once); the first where none is flagged."""
+    from av.stream import Disposition
+
+    streams = list(container.streams.audio)
+    flagged = [number for number in numbers if streams[number].disposition & Disposition.default]
+    languages = {streams[number].metadata.get("language", "und") for number in flagged} - {"und", ""}
+    return set(flagged) if flagged and len(languages) <= 1 else {default}
 
 
 def _track_order(numbers: list[int], default: int, suffix: str) -> list[int]:

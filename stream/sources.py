@@ -756,6 +756,8 @@ class VideoFileSource(Source):
         if first is None:
             notify(f"{self.path.name} has no timecode{f' at its rate ({own!r})' if own else ''}: --start {given} "
                    f"is counted from 00:00:00:00 at {rate_text(float(rate))} fps")
+        elif given.drop != first.drop:  # an NLE reads a timecode typed either way in the clip's own mode
+            given = self._in_clip_mode(given, first.drop)
         offset = timecode_frames(given, rate) - first_frames
         pictures = self._pictures_known()
         if pictures is not None:
@@ -766,6 +768,15 @@ class VideoFileSource(Source):
             raise UserError(f"--start {given} is outside {self.path.name}, whose timecodes run {span}; "
                             f"give one within them")
         return float(offset / rate)
+
+    def _in_clip_mode(self, given: Timecode, drop: bool) -> Timecode:
+        """`given`'s labels in the clip's own timecode mode, drop-frame or not (01:00:01:00 typed for a drop-frame
+        clip is its 01:00:01;00, which an NLE shows for it), said in a line: counted the other way it was refused as
+        outside the clip, or landed frames away."""
+        text = re.sub(r"[:;](\d{1,3})$", lambda found: (";" if drop else ":") + found.group(1), given.text.strip())
+        notify(f"--start {given}: {self.path.name}'s timecode is {'drop-frame' if drop else 'non-drop-frame'}: "
+               f"read as {text}")
+        return given._replace(drop=drop, text=text)
 
     def _timecode_length(self, given: Timecode) -> float:
         """--duration as an editor's timecode: that many frames at the input's rate, in seconds."""

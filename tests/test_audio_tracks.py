@@ -280,3 +280,25 @@ def test_a_stream_without_a_sample_rate_is_left_out_in_a_line(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "s106.ts: tracks 1 and 3 of its 3 audio streams are left out: FFmpeg found no sound in them (no sample rate: "
         "a damaged header?)"]
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mp4", ".mkv"])
+def test_a_camera_s_microphones_all_flagged_default_stay_so(tmp_path, suffix):
+    """A camera's MOV or MXF has each microphone's track enabled (default); only the first stayed so, and QuickTime
+    and Final Cut then played mic 1 alone (the others taken for other languages). Tracks alike (no language, or one)
+    keep the input's flags; flagged default in differing languages (a Matroska film's, as mkvmerge flags them), the
+    first only, as QuickTime plays every enabled track at once."""
+    import av
+    from av.stream import Disposition
+
+    def defaults(path):
+        with av.open(str(path)) as container:
+            return [bool(stream.disposition & Disposition.default) for stream in container.streams.audio]
+
+    every = {index: "default" for index in range(4)}
+    mics = make_tracks_video(tmp_path / "mics.mov", ("pcm_s16le",) * 4, flags=every)
+    _write(mics, tmp_path / f"mics{suffix}")
+    assert defaults(tmp_path / f"mics{suffix}") == [True] * 4
+    film = make_tracks_video(tmp_path / "film.mkv", ("aac",) * 3, flags=every, languages=("eng", "fra", "deu"))
+    _write(film, tmp_path / f"film{suffix}")
+    assert defaults(tmp_path / f"film{suffix}") == [True, False, False]

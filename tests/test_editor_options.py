@@ -175,6 +175,22 @@ def test_a_drop_frame_timecode_across_a_minute_counts_the_labels_skipped(tmp_pat
     assert _timecodes(tmp_path / "out.mkv") == {"00:01:00;03"}
 
 
+@pytest.mark.parametrize("typed, read", [("00:01:00:03", "00:01:00;03"), ("00:01:00;03", "00:01:00;03")])
+def test_a_timecode_typed_in_the_other_mode_is_read_in_the_clip_s(tmp_path, capsys, typed, read):
+    """A drop-frame clip's timecode typed with a colon (as an editor often types it) is the clip's own label, as an
+    NLE reads it: counted as non-drop it landed two pictures late across the minute, or was refused as outside
+    the clip at 01:00:01:00; said in a line."""
+    source = open_source(str(_clip(tmp_path / "in.mov", NTSC, 15, "00:00:59;28")))
+    try:
+        source.set_range(parse_timecode(typed), None)
+        assert source.part_start == pytest.approx(3 / float(NTSC))
+    finally:
+        source.close()
+    told = [line for line in capsys.readouterr().err.splitlines() if "read as" in line]
+    assert told == ([f"depthcam: --start {typed}: in.mov's timecode is drop-frame: read as {read}"]
+                    if typed != read else [])
+
+
 @pytest.mark.parametrize("given", ["00:59:59:23", "01:00:02:00", "02:00:00:00"])
 def test_a_timecode_outside_the_clip_is_refused_naming_its_range(tmp_path, capsys, given):
     source = _clip(tmp_path / "in.mov", FILM, 48, "01:00:00:00")
