@@ -725,6 +725,9 @@ class VideoFileSource(Source):
         left = (length - start) if length is not None else None
         asked = self._end - origin - self._start_seconds(start) if self._end is not None else None
         span = min(asked, left) if asked is not None and left is not None else (asked or left)
+        if asked is not None and left is not None and asked > left + 0.5 / self.fps and not self._length_guessed():
+            notify(f"{self.path.name}: --duration {shown_duration or format_time(duration or 0.0)} from "
+                   f"{shown_start or format_time(start)} runs past its end: the part is {format_time(left)}")
         if span is not None:
             self.frame_count = max(1, int(round(span * self.fps)))
             self.progress_seconds = span

@@ -240,3 +240,19 @@ def test_times_are_read_as_before_and_timecodes_as_timecodes():
     assert cli._time("1:02:03.5") == 3723.5 and cli._time("90") == 90.0
     assert cli._time("01:00:01:00") == Timecode(1, 0, 1, 0, False, "01:00:01:00")
     assert cli._time("00:01:00;02").drop
+
+
+def test_a_part_past_the_end_is_said_with_its_length(tmp_path, capsys):
+    """--duration that runs past the clip's end was shortened without a word; said, with the part's length. A part
+    that ends at the clip's end says nothing."""
+    from media import make_video
+
+    path = make_video(tmp_path / "in.mp4", frames=30, fps=10, audio_codec=None)
+    for start, duration in ((2.0, 5.0), (1.0, 2.0)):
+        source = open_source(str(path))
+        try:
+            source.set_range(start, duration)
+        finally:
+            source.close()
+    told = [line for line in capsys.readouterr().err.splitlines() if "past its end" in line]
+    assert told == ["depthcam: in.mp4: --duration 5.0 s from 2.0 s runs past its end: the part is 1.0 s"]
