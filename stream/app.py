@@ -398,7 +398,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              controls=LiveControls(focus, config.render, full_height,  # its blur limit
                                                    shown_scale=shown_scale))
             if isinstance(video, VideoFileSource):  # the run line says what the output's codec loses (ProRes: bits)
-                video.written_as(written_pix_fmt(output, config.output.codec, input_codec))
+                video.written_as(written_pix_fmt(output, config.output.codec, input_codec),
+                                 transparent=not config.output.side_by_side)
     except BaseException:
         for stage in stages:  # the async network's worker thread ends with its stage
             stage.close()

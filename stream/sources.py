@@ -668,11 +668,11 @@ class VideoFileSource(Source):
         """Where the part taken (--duration) ends, in the video's own seconds; None to its end."""
         return self._end
 
-    def written_as(self, pix_fmt: str) -> None:
+    def written_as(self, pix_fmt: str, transparent: bool = True) -> None:
         """The run line's words for what the video output loses, once its codec is known (`pix_fmt`, its pictures'):
         a ProRes input written as ProRes keeps its 4:2:2, only its bits beyond 8 are said; a transparent one's 4:4:4
-        (ProRes 4444, with its alpha)."""
-        if self._treatment.alpha_carried:
+        (ProRes 4444, with its alpha) where the output takes the alpha (`transparent`: not side by side)."""
+        if transparent and self._treatment.alpha_carried:
             pix_fmt = alpha_pix_fmt(pix_fmt)
         old, new = self._treatment.finer, finer_than_output(self._treatment.picture_format, pix_fmt)
         if old is not None:  # said against 4:2:0, the coarsest output: nothing is lost that was not said

@@ -147,11 +147,13 @@ def test_a_quicktime_animation_or_png_input_keeps_its_alpha_in_prores_or_vp9(tmp
     assert np.abs(alphas[0].astype(int) - _alpha()).mean() < 2
 
 
-def test_side_by_side_and_the_depth_video_are_opaque(tmp_path):
+def test_side_by_side_and_the_depth_video_are_opaque(tmp_path, capsys):
     """Side by side, no alpha fits the three panels, and a depth picture has none: both laid out opaque, ProRes
-    422 HQ, the input's transparent part white in the panels."""
+    422 HQ, the input's transparent part white in the panels; the run line says its 4:4:4 is made 4:2:2 (it said
+    only the bits, as for ProRes 4444 with its alpha)."""
     given = _prores_4444(tmp_path / "lower_third.mov")
     _run(given, tmp_path / "out.mov", "--side-by-side", "--save-depth", str(tmp_path / "depth.mov"))
+    assert "12-bit 4:4:4 made 8-bit 4:2:2 in a video output" in capsys.readouterr().err
     for name in ("out.mov", "depth.mov"):
         stream, images, _ = _read(tmp_path / name)
         assert (stream.codec_tag, stream.codec_context.pix_fmt) == ("apch", "yuv422p10le"), name
