@@ -306,9 +306,15 @@ def follow_part(sink: Sink, source: VideoFileSource) -> None:
 
 
 def check_audio_tracks(source: Source, chosen: list[int] | None) -> None:
-    """--audio-track's numbers the input lacks, refused before the model loads (the writer checks again); a pipe's
-    sound is left out anyway, said by the writer."""
-    if chosen and isinstance(source, VideoFileSource) and readable_again(source.path):
+    """--audio-track's numbers the input lacks, refused before the model loads (the writer checks again): a photo,
+    an animation, a camera or a stream has none (a photo given one ran without a word); a pipe's sound is left out
+    anyway, said by the writer."""
+    if not chosen:
+        return
+    if not isinstance(source, VideoFileSource):
+        where = getattr(source, "path", None)  # a camera's or a stream's spec may hold a password: not repeated
+        check_audio_track(where.name if isinstance(where, Path) else "the input", 0, chosen[0])
+    elif readable_again(source.path):
         for number in chosen:
             check_audio_track(source.path.name, len(source.container.streams.audio), number)
 
@@ -358,7 +364,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         if sink is None and plays_in_real_time(output, source):
             source = PacedSource(source)
         check_outputs(config, input_spec, output if sink is None else "null", source, preview)
-        if sink is None and output_kind(output) == "video":
+        if sink is None:
             check_audio_tracks(source.inner if isinstance(source, PacedSource) else source,
                                config.output.kept_audio_tracks())
         point, full_height, shown_scale = config.render.focus_point, source.height, 1.0

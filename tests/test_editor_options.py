@@ -256,3 +256,19 @@ def test_a_part_past_the_end_is_said_with_its_length(tmp_path, capsys):
             source.close()
     told = [line for line in capsys.readouterr().err.splitlines() if "past its end" in line]
     assert told == ["depthcam: in.mp4: --duration 5.0 s from 2.0 s runs past its end: the part is 1.0 s"]
+
+
+@pytest.mark.parametrize("given", ["photo.png", "synthetic:portrait?frames=2&size=64x48"])
+def test_an_input_without_sound_given_a_track_is_refused(tmp_path, capsys, given):
+    """A photo (or the synthetic scene) given --audio-track 2 ran without a word; refused as a video without sound
+    is, before the model loads. `none` is taken."""
+    import cv2
+
+    if given.endswith(".png"):
+        cv2.imwrite(str(tmp_path / given), np.full((48, 64, 3), 90, np.uint8))
+        given = str(tmp_path / given)
+    out = tmp_path / ("out.png" if given.endswith(".png") else "out.mp4")
+    assert cli.main(["run", given, "-o", str(out), "--audio-track", "2", "--no-progress"]) != 0
+    line = _error_line(capsys)
+    assert "has no audio stream; --audio-track 2 names none: leave --audio-track out" in line
+    assert not out.exists()
