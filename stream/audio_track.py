@@ -343,13 +343,12 @@ class AudioTrack:
         if packet.pts is not None:
             if packet.pts + (packet.duration or 0) < shift:
                 return  # ends before the first picture
+            packet = self._trimmed(packet, shift, cut)
+            if packet is None:
+                return  # PCM: none of its samples is in the part
             if self._copied_until is not None and \
                     packet.pts - shift < self._copied_until - AUDIO_SNAP_S / packet.time_base:
                 return  # a joined clip's sound under the end of the clip before: the muxer takes no overlap
-            if cut is not None:
-                packet = self._trimmed(packet, shift, cut)
-                if packet is None:
-                    return
             packet.pts -= shift
             self._copied_until = packet.pts + (packet.duration or 0)
         if packet.dts is not None:
@@ -365,25 +364,34 @@ class AudioTrack:
             self.mux(out)
         self._copied_any = True
 
-    def _trimmed(self, packet: Any, shift: int, cut: float) -> Any | None:
-        """A copied packet that runs past `cut` (a part's end, on the output's timeline) cut there where its codec is
-        PCM, which is a sample a fixed number of bytes (None: nothing of it is before the cut). AAC and AC-3 are kept
-        whole: a frame of them decodes only whole, and FFmpeg's muxers write no edit list for the end."""
+    def _trimmed(self, packet: Any, shift: int, cut: float | None) -> Any | None:
+        """A copied packet cut to the part where its codec is PCM, which is a sample a fixed number of bytes: its
+        samples before the origin (`shift`, in its ticks) left out, it then starting at the origin, and with `cut` (a
+        part's end, on the output's timeline) those after it. None: none of its samples is in the part. AAC and AC-3
+        are kept whole: a frame of them decodes only whole (a MOV's edit list hides what is before the origin; FFmpeg's
+        muxers write none for the end)."""
         import av
 
         width = _pcm_bytes(self.codec)
         if width is None or not self.channels:
             return packet
         rate = self.in_stream.codec_context.sample_rate or 48000
-        start = float((packet.pts - shift) * packet.time_base)
-        samples, block = max(0, round((cut - start) * rate)), width * self.channels
-        if samples * block >= packet.size:
+        block = width * self.channels
+        count = packet.size // block
+        start = float((packet.pts - shift) * packet.time_base)  # its first sample's time on the output's timeline
+        first = min(count, max(0, round(-start * rate)))
+        last = count if cut is None else min(count, max(0, round((cut - start) * rate)))
+        if first == 0 and last == count:
             return packet
-        if samples == 0:
+        if last <= first:
             return None
-        short = av.Packet(bytes(packet)[:samples * block])
-        short.pts, short.dts, short.time_base = packet.pts, packet.dts, packet.time_base
-        short.duration = round(Fraction(samples, rate) / packet.time_base)
+        short = av.Packet(bytes(packet)[first * block:last * block])
+        short.time_base = packet.time_base
+        # at the origin itself where samples before it were left out: a coarse time base (Matroska's milliseconds)
+        # would round it back before the first picture
+        short.pts = shift if first else packet.pts
+        short.dts = short.pts if first or packet.dts is None else packet.dts
+        short.duration = round(Fraction(last - first, rate) / packet.time_base)
         return short
 
     def _copy_silence(self) -> None:

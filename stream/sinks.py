@@ -121,19 +121,30 @@ class VideoSink(Sink):
         takes the input's alpha back, as given: not blurred, as a photo's (a compositor keys on the outline the user
         made; the hidden pixels have no depth to blur by), where the codec holds alpha (the first picture decides:
         VideoWriter.alpha); else it is laid on white, said once. Side by side and a depth picture: as composed."""
-        alpha = frame.extra.get("alpha") if self.transparency else None
-        if alpha is None:
-            return self.picture(frame)
+        alpha = frame.extra.get("alpha")
+        if alpha is None or not self.transparency:
+            picture = self.picture(frame)
+            if alpha is not None and not self._white_told and alpha.shape != picture.shape[:2] and alpha.min() < 255:
+                self._tell_white(side_by_side=True)  # composed with the input laid on white; a depth picture has none
+            return picture
         render = self.picture(replace(frame, extra={key: kept for key, kept in frame.extra.items() if key != "alpha"}))
         alpha = alpha_for(alpha, render.shape[:2])
         if alpha is not None and self.writer.alpha is not False:
             return with_alpha(render, alpha)
-        if alpha is not None and alpha.min() < 255 and not self._white_told:
-            self._white_told = True
-            notify(f"{self.writer.path.name}: the input's alpha channel is laid on white: "
-                   f"{codec_of(self.writer.codec).title} holds none; --codec prores (.mov, .mkv), ffv1 (.mkv) or vp9 "
-                   f"(.webm) keeps it")
+        if alpha is not None and not self._white_told and alpha.min() < 255:
+            self._tell_white(side_by_side=False)
         return on_page(render, alpha)
+
+    def _tell_white(self, side_by_side: bool) -> None:
+        """Says once that the input's alpha is laid on white, and why: the codec holds none, or no alpha fits side
+        by side's panels (composed with the input laid on white)."""
+        if self._white_told:
+            return
+        self._white_told = True
+        why = "side by side holds none (its panels are opaque)" if side_by_side else (
+            f"{codec_of(self.writer.codec).title} holds none; --codec prores (.mov, .mkv), ffv1 (.mkv) or vp9 "
+            f"(.webm) keeps it")
+        notify(f"{self.writer.path.name}: the input's alpha channel is laid on white: {why}")
 
     def close(self, complete: bool = True) -> None:
         self.writer.close(complete and not self.audio_ends_with_pictures)

@@ -55,7 +55,7 @@ from stream.audio_track import AudioTracks
 from stream.console import rate_text
 from stream.errors import UserError
 from stream.images import on_white
-from stream.mp4_edit_list import disable_tracks, end_text_tracks, mend_last_picture
+from stream.mp4_edit_list import _boxes, _moov_payload, disable_tracks, end_text_tracks, mend_last_picture
 from stream.paths import ensure_writable
 from stream.subtitle_tracks import SubtitleTracks
 from stream.track_timeline import MP4_MAX_TICKS, MP4_SUFFIXES
@@ -140,6 +140,11 @@ TIMECODE = re.compile(r"(\d\d):(\d\d):(\d\d)([:;.,])(\d\d)")
 # signature names the asset an export was made from.
 IDENTITY_TAGS = {"com.apple.quicktime.content.identifier", "com.apple.photos.originating.signature"}
 IDENTITY_PREFIXES = ("com.apple.quicktime.live-photo.",)
+# An MXF's identity (FFmpeg's mxfdec): its packages' and file's identifiers, and the identification of the program that
+# wrote it (company, product, version, platform, when). A Matroska output kept them as its own (MP4/MOV wrote none).
+MXF_IDENTITY_TAGS = {"material_package_umid", "material_package_name", "uid", "generation_uid",
+                     "operational_pattern_ul", "company_name", "product_name", "product_version", "product_version_num",
+                     "product_uid", "toolkit_version_num", "application_platform", "modification_date"}
 # The tags that say when the recording began (FFmpeg's, in UTC; an iPhone's, in local time): a part taken from
 # `--start` on began that much later.
 CREATION_TAGS = {"creation_time", "com.apple.quicktime.creationdate"}
@@ -208,7 +213,7 @@ def kept_tags(source: Path | Mapping[str, str] | None) -> dict[str, str]:
 
 def _own_or_identity(key: str) -> bool:
     key = key.lower()  # Matroska's tags are upper case
-    return key in OWN_TAGS or key in IDENTITY_TAGS or key.startswith(IDENTITY_PREFIXES)
+    return key in OWN_TAGS or key in IDENTITY_TAGS or key in MXF_IDENTITY_TAGS or key.startswith(IDENTITY_PREFIXES)
 
 
 def shifted_creation(tags: Mapping[str, str], seconds: float) -> dict[str, str]:
@@ -347,6 +352,13 @@ SPARSE_INTERLEAVE_US = "1000000"
 CHAPTER_TIME_BASE = Fraction(1, 1_000_000)
 # AVCOL_* values (FFmpeg's pixfmt.h) for the stream's colour tags.
 RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 1, 6, 1, 1
+# FFmpeg's AV_FIELD_PROGRESSIVE: said, MOV gets a 'fiel' box and Matroska its field order (else "unknown", which an
+# editor's QC may read as interlaced); the pictures are square (an anamorphic input is scaled): MOV's 'pasp' says so
+FIELD_PROGRESSIVE, SQUARE_PIXELS = 1, Fraction(1, 1)
+# The vendor of a MOV's ProRes sample description: Apple's, as Final Cut and Compressor write it (FFmpeg's muxer writes
+# its own, FFMP, whatever the stream's metadata says), beside prores_aw's frame headers' apl0 (encoder_options)
+PRORES_VENDOR = b"appl"
+PRORES_ENTRIES = {b"apch", b"apcn", b"apcs", b"apco", b"ap4h", b"ap4x"}
 
 
 def video_suffixes() -> list[str]:
@@ -454,6 +466,32 @@ def _set_alpha(frame: Any, alpha: np.ndarray) -> None:
     values = np.frombuffer(plane, np.uint8 if top == 255 else np.dtype("<u2")).reshape(plane.height, -1)
     # 255 is odd, so there is no tie to break
     values[:, :plane.width] = alpha if top == 255 else (alpha.astype(np.uint32) * (2 * top) + 255) // 510
+
+
+def mark_prores_vendor(path: Path) -> bool:
+    """Write Apple's vendor code (PRORES_VENDOR) into a MOV's ProRes sample descriptions, which QC tools read (ffprobe's
+    vendor_id) and FFmpeg writes as FFMP. True if one was written."""
+    with open(path, "r+b") as file:
+        moov = _moov_payload(file)
+        if moov is None:
+            return False
+        base, data = moov
+        places = [base + at + 12 for at in _sample_entries(data, 0, len(data)) if data[at - 4:at] in PRORES_ENTRIES]
+        for offset in places:  # after the entry's reserved bytes, data reference index, version and revision
+            file.seek(offset)
+            file.write(PRORES_VENDOR)
+        return bool(places)
+
+
+def _sample_entries(data: bytes, start: int, end: int) -> list[int]:
+    """Where each sample description's payload starts, in the moov's payload data[start:end]."""
+    found = []
+    for kind, at, stop in _boxes(data, start, end):
+        if kind in (b"trak", b"mdia", b"minf", b"stbl"):
+            found += _sample_entries(data, at, stop)
+        elif kind == b"stsd":  # version and flags, the entry count, then the entries
+            found += [entry for _, entry, _ in _boxes(data, at + 8, stop)]
+    return found
 
 
 def _write_error(exc: Exception) -> Exception:
@@ -718,6 +756,7 @@ class VideoWriter:
         context.color_range = RANGE_LIMITED
         context.colorspace = MATRIX_BT709 if self._hd else MATRIX_BT601
         context.color_primaries, context.color_trc = PRIMARIES_BT709, TRANSFER_BT709
+        context.field_order, context.sample_aspect_ratio = FIELD_PROGRESSIVE, SQUARE_PIXELS
         if codec == "libx265" and self.path.suffix.lower() in MP4_SUFFIXES:
             context.codec_tag = "hvc1"  # what Apple's players play (FFmpeg's default, hev1, they do not)
         stream.thread_type = "AUTO"
@@ -738,7 +777,7 @@ class VideoWriter:
         if self._kept_from is not None:
             log.warning(f"{self.path.name}: written in {title}, as the input is in {self._kept_from} (codec auto "
                         f"keeps an editing codec); --codec h264 writes a far smaller file"
-                        + (", laid on white" if alpha else ""))
+                        + (", with the alpha laid on white" if alpha else ""))
         elif alpha:
             log.warning(f"{self.path.name}: written in {title}: the input's alpha channel is kept as given (not "
                         f"blurred)")
@@ -967,6 +1006,8 @@ class VideoWriter:
                     end_text_tracks(self.path, None if complete else self.seconds_written)
                 if self._subtitles is not None:
                     disable_tracks(self.path, self._subtitles.not_shown_by_default())
+                if self.codec == "prores" and self.path.suffix.lower() == ".mov":
+                    mark_prores_vendor(self.path)
             except (OSError, ValueError, IndexError, struct.error) as exc:
                 log.warning(f"{self.path.name}: could not check its last picture's time ({_one_line(exc)})")
         if self.pictures_left_out:
