@@ -472,3 +472,35 @@ def disable_tracks(path: Path, indices: set[int]) -> bool:
             file.seek(offset)
             file.write(bytes([value]))
         return bool(places)
+
+
+# The vendor of a MOV's ProRes sample description: Apple's, as Final Cut and Compressor write it (FFmpeg's muxer writes
+# its own, FFMP, whatever the stream's metadata says), beside prores_aw's frame headers' apl0 (encoder_options)
+PRORES_VENDOR = b"appl"
+PRORES_ENTRIES = {b"apch", b"apcn", b"apcs", b"apco", b"ap4h", b"ap4x"}
+
+
+def mark_prores_vendor(path: Path) -> bool:
+    """Write Apple's vendor code (PRORES_VENDOR) into a MOV's ProRes sample descriptions, which QC tools read (ffprobe's
+    vendor_id) and FFmpeg writes as FFMP. True if one was written."""
+    with open(path, "r+b") as file:
+        moov = _moov_payload(file)
+        if moov is None:
+            return False
+        base, data = moov
+        places = [base + at + 12 for at in _sample_entries(data, 0, len(data)) if data[at - 4:at] in PRORES_ENTRIES]
+        for offset in places:  # after the entry's reserved bytes, data reference index, version and revision
+            file.seek(offset)
+            file.write(PRORES_VENDOR)
+        return bool(places)
+
+
+def _sample_entries(data: bytes, start: int, end: int) -> list[int]:
+    """Where each sample description's payload starts, in the moov's payload data[start:end]."""
+    found = []
+    for kind, at, stop in _boxes(data, start, end):
+        if kind in (b"trak", b"mdia", b"minf", b"stbl"):
+            found += _sample_entries(data, at, stop)
+        elif kind == b"stsd":  # version and flags, the entry count, then the entries
+            found += [entry for _, entry, _ in _boxes(data, at + 8, stop)]
+    return found

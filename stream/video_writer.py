@@ -55,7 +55,7 @@ from stream.audio_track import AudioTracks
 from stream.console import rate_text
 from stream.errors import UserError
 from stream.images import on_white
-from stream.mp4_edit_list import _boxes, _moov_payload, disable_tracks, end_text_tracks, mend_last_picture
+from stream.mp4_edit_list import disable_tracks, end_text_tracks, mark_prores_vendor, mend_last_picture
 from stream.paths import ensure_writable
 from stream.subtitle_tracks import SubtitleTracks
 from stream.track_timeline import MP4_MAX_TICKS, MP4_SUFFIXES
@@ -355,10 +355,6 @@ RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 
 # FFmpeg's AV_FIELD_PROGRESSIVE: said, MOV gets a 'fiel' box and Matroska its field order (else "unknown", which an
 # editor's QC may read as interlaced); the pictures are square (an anamorphic input is scaled): MOV's 'pasp' says so
 FIELD_PROGRESSIVE, SQUARE_PIXELS = 1, Fraction(1, 1)
-# The vendor of a MOV's ProRes sample description: Apple's, as Final Cut and Compressor write it (FFmpeg's muxer writes
-# its own, FFMP, whatever the stream's metadata says), beside prores_aw's frame headers' apl0 (encoder_options)
-PRORES_VENDOR = b"appl"
-PRORES_ENTRIES = {b"apch", b"apcn", b"apcs", b"apco", b"ap4h", b"ap4x"}
 
 
 def video_suffixes() -> list[str]:
@@ -466,32 +462,6 @@ def _set_alpha(frame: Any, alpha: np.ndarray) -> None:
     values = np.frombuffer(plane, np.uint8 if top == 255 else np.dtype("<u2")).reshape(plane.height, -1)
     # 255 is odd, so there is no tie to break
     values[:, :plane.width] = alpha if top == 255 else (alpha.astype(np.uint32) * (2 * top) + 255) // 510
-
-
-def mark_prores_vendor(path: Path) -> bool:
-    """Write Apple's vendor code (PRORES_VENDOR) into a MOV's ProRes sample descriptions, which QC tools read (ffprobe's
-    vendor_id) and FFmpeg writes as FFMP. True if one was written."""
-    with open(path, "r+b") as file:
-        moov = _moov_payload(file)
-        if moov is None:
-            return False
-        base, data = moov
-        places = [base + at + 12 for at in _sample_entries(data, 0, len(data)) if data[at - 4:at] in PRORES_ENTRIES]
-        for offset in places:  # after the entry's reserved bytes, data reference index, version and revision
-            file.seek(offset)
-            file.write(PRORES_VENDOR)
-        return bool(places)
-
-
-def _sample_entries(data: bytes, start: int, end: int) -> list[int]:
-    """Where each sample description's payload starts, in the moov's payload data[start:end]."""
-    found = []
-    for kind, at, stop in _boxes(data, start, end):
-        if kind in (b"trak", b"mdia", b"minf", b"stbl"):
-            found += _sample_entries(data, at, stop)
-        elif kind == b"stsd":  # version and flags, the entry count, then the entries
-            found += [entry for _, entry, _ in _boxes(data, at + 8, stop)]
-    return found
 
 
 def _write_error(exc: Exception) -> Exception:
@@ -747,9 +717,12 @@ class VideoWriter:
         return tracks
 
     def _add_video(self, codec: str, crf: int) -> Any:
+        import av
+
         stream = self.container.add_stream(codec, rate=self.rate)  # the nominal rate, kept as metadata
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = self._pix_fmt
+        stream.disposition = av.stream.Disposition.default  # Matroska's players choose by it (it was left unset)
         stream.time_base = self.time_base
         context = stream.codec_context
         context.time_base = self.time_base
@@ -1006,10 +979,14 @@ class VideoWriter:
                     end_text_tracks(self.path, None if complete else self.seconds_written)
                 if self._subtitles is not None:
                     disable_tracks(self.path, self._subtitles.not_shown_by_default())
-                if self.codec == "prores" and self.path.suffix.lower() == ".mov":
-                    mark_prores_vendor(self.path)
             except (OSError, ValueError, IndexError, struct.error) as exc:
                 log.warning(f"{self.path.name}: could not check its last picture's time ({_one_line(exc)})")
+            if self.codec == "prores" and self.path.suffix.lower() == ".mov":
+                try:
+                    mark_prores_vendor(self.path)
+                except (OSError, ValueError, IndexError, struct.error) as exc:
+                    log.warning(f"{self.path.name}: could not write Apple's vendor code into its ProRes sample "
+                                f"description, which FFmpeg marks FFMP ({_one_line(exc)})")
         if self.pictures_left_out:
             log.warning(f"{self.path.name}: {self.pictures_left_out} of {self.frames_written + self.pictures_left_out} "
                         f"pictures came closer together than AVI's fixed {rate_text(float(self.rate))} fps and were "

@@ -163,3 +163,19 @@ def test_an_mxfs_identity_and_writer_are_not_kept():
     kept = {"title": "Interview", "creation_time": "2024-01-01T09:00:00.000000Z"}
     assert kept_tags({**mxf, **kept}) == kept
     assert kept_tags({key.upper(): value for key, value in mxf.items()}) == {}  # a Matroska made from one
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".mp4"])
+def test_the_video_track_is_flagged_default(tmp_path, suffix):
+    """Matroska's video track came out with its default flag unset (players choose tracks by it)."""
+    import av
+    from av.stream import Disposition
+
+    from stream.video_writer import VideoWriter
+
+    writer = VideoWriter(tmp_path / f"out{suffix}", 64, 48, 10.0)
+    for index in range(3):
+        writer.write(np.full((48, 64, 3), 50 * index, np.uint8), index / 10)
+    writer.close()
+    with av.open(str(tmp_path / f"out{suffix}")) as container:
+        assert container.streams.video[0].disposition & Disposition.default
