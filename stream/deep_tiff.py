@@ -6,15 +6,13 @@ from __future__ import annotations
 import logging
 import math
 import struct
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, TypeVar
 
 import cv2
 import numpy as np
 
-from stream.images import opencv_quiet, refuse_if_too_large
+from stream.images import WhileReading, opencv_quiet, refuse_if_too_large
 
 TIFF_ORIENTATION, TIFF_ICC_PROFILE = 274, 34675
 
@@ -105,31 +103,21 @@ def _profile_gamma(icc: bytes | None) -> float | None:
         return None
 
 
-class _QuietLogger:
+class _QuietLogger(WhileReading):
     """tifffile's logger off while any thread reads a TIFF here: of a damaged header it logged each bad tag
-    ("<TiffTag.fromfile> raised TiffFileError(...)"), twice, above the one line that says the file is damaged.
-    Counted as _PixelLimit is: the first reader turns it off, the last puts it back."""
+    ("<TiffTag.fromfile> raised TiffFileError(...)"), twice, above the one line that says the file is damaged."""
 
     def __init__(self, name: str) -> None:
+        super().__init__()
         self._name = name
-        self._lock = threading.Lock()
-        self._readers = 0
         self._disabled = False
 
-    @contextmanager
-    def quiet(self) -> Iterator[None]:
+    def _set(self) -> None:
         logger = logging.getLogger(self._name)
-        with self._lock:
-            if self._readers == 0:
-                self._disabled, logger.disabled = logger.disabled, True
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._readers -= 1
-                if self._readers == 0:
-                    logger.disabled = self._disabled
+        self._disabled, logger.disabled = logger.disabled, True
+
+    def _put_back(self) -> None:
+        logging.getLogger(self._name).disabled = self._disabled
 
 
 _TIFFFILE_LOG = _QuietLogger("tifffile")
@@ -140,37 +128,38 @@ def _tiff_tag(path: Path, tag: int) -> Any:
     try:
         import tifffile
 
-        with _TIFFFILE_LOG.quiet(), tifffile.TiffFile(path) as tif:
+        with _TIFFFILE_LOG.held(), tifffile.TiffFile(path) as tif:
             found = tif.pages[0].tags.get(tag)
             return None if found is None else found.value
     except Exception:  # noqa: BLE001 (tifffile missing, or a header it cannot parse: no tag to go by)
         return None
 
 
-def _sample_format(path: Path) -> tuple[int, int] | None:
-    """A TIFF's first picture's bits per sample and TIFF sample format (1 unsigned, 2 signed, 3 float), from its
-    headers alone; None where tifffile cannot parse them."""
+Read = TypeVar("Read")
+
+
+def _first_page(path: Path, read: Callable[[Any], Read]) -> Read | None:
+    """What `read` takes from a TIFF's first picture's headers (tifffile's page); None where tifffile cannot parse
+    them (or is missing)."""
     try:
         import tifffile
 
-        with _TIFFFILE_LOG.quiet(), tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            return int(page.bitspersample), int(page.sampleformat)
+        with _TIFFFILE_LOG.held(), tifffile.TiffFile(path) as tif:
+            return read(tif.pages[0])
     except Exception:  # noqa: BLE001 (tifffile missing, or no header it can parse)
         return None
+
+
+def _sample_format(path: Path) -> tuple[int, int] | None:
+    """A TIFF's first picture's bits per sample and TIFF sample format (1 unsigned, 2 signed, 3 float), from its
+    headers alone; None where tifffile cannot parse them."""
+    return _first_page(path, lambda page: (int(page.bitspersample), int(page.sampleformat)))
 
 
 def tiff_size(path: Path) -> tuple[int, int] | None:
     """A TIFF's first picture's (width, height) as its headers give them (0 where a damaged one says so); None where
     tifffile cannot parse them."""
-    try:
-        import tifffile
-
-        with _TIFFFILE_LOG.quiet(), tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            return int(page.imagewidth), int(page.imagelength)
-    except Exception:  # noqa: BLE001 (tifffile missing, or no header it can parse)
-        return None
+    return _first_page(path, lambda page: (int(page.imagewidth), int(page.imagelength)))
 
 
 def tiff_samples(path: Path) -> str | None:
@@ -193,7 +182,7 @@ def _read_with_tifffile(path: Path) -> np.ndarray | None:
     try:
         import tifffile
 
-        with _TIFFFILE_LOG.quiet(), tifffile.TiffFile(path) as tif:
+        with _TIFFFILE_LOG.held(), tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
             raw, axes = page.asarray(), page.axes
             orientation = page.tags.get(TIFF_ORIENTATION)

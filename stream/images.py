@@ -91,21 +91,17 @@ def opencv_quiet() -> Iterator[None]:
         logging.setLogLevel(previous)
 
 
-class _PixelLimit:
-    """Pillow's pixel limit at OpenCV's (MAX_PIXELS), and its decompression-bomb warning silenced (OpenCV's pixel
-    limit speaks first), while any thread reads a picture here. Both are process-wide globals, read by Pillow as it
-    opens, seeks and loads: the first reader sets them and the last puts them back. Each reader saving and restoring
-    them for itself let one thread's restore land inside another's read (a 200-megapixel photo refused under the
-    limit put back) and left the other's settings in place for good."""
+class WhileReading:
+    """A process-wide setting held while any thread reads a picture here: the first reader sets it, the last puts it
+    back (_set, _put_back). Each reader saving and restoring it for itself let one thread's restore land inside
+    another's read and left the other's setting in place for good."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._readers = 0
-        self._limit: int | None = None
-        self._filters: list[Any] = []
 
     @contextmanager
-    def raised(self) -> Iterator[None]:
+    def held(self) -> Iterator[None]:
         with self._lock:
             if self._readers == 0:
                 self._set()
@@ -117,6 +113,25 @@ class _PixelLimit:
                 self._readers -= 1
                 if self._readers == 0:
                     self._put_back()
+
+    def _set(self) -> None:
+        raise NotImplementedError
+
+    def _put_back(self) -> None:
+        raise NotImplementedError
+
+
+class _PixelLimit(WhileReading):
+    """Pillow's pixel limit at OpenCV's (MAX_PIXELS), and its decompression-bomb warning silenced (OpenCV's pixel
+    limit speaks first), while any thread reads a picture here. Both are process-wide globals, read by Pillow as it
+    opens, seeks and loads: the first reader sets them and the last puts them back. Each reader saving and restoring
+    them for itself let one thread's restore land inside another's read (a 200-megapixel photo refused under the
+    limit put back) and left the other's settings in place for good."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._limit: int | None = None
+        self._filters: list[Any] = []
 
     def _set(self) -> None:
         from PIL import Image
@@ -149,7 +164,7 @@ def pillow_open(path: Path) -> Iterator[Any]:
     from PIL import Image, UnidentifiedImageError
 
     heif_readable()
-    with _PIXEL_LIMIT.raised():
+    with _PIXEL_LIMIT.held():
         try:
             opened = Image.open(path)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):

@@ -621,7 +621,7 @@ def test_reading_while_another_thread_reads_leaves_the_warning_filters_as_they_w
         return real_open(*args, **kwargs)
 
     monkeypatch.setattr(Image, "open", open_after_the_first_reader)
-    first = images._PIXEL_LIMIT.raised()
+    first = images._PIXEL_LIMIT.held()
     first.__enter__()
     second = threading.Thread(target=animations.picture_count, args=(path,))
     second.start()
