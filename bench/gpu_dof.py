@@ -50,12 +50,12 @@ def main() -> int:
     name = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["name"]
     name = name.decode() if isinstance(name, bytes) else str(name)
     print(f"GPU: {name}, CuPy {cp.__version__}\n")
-    print("| kernel | frame | max blur (px) | reduction s | GPU ms (median, CUDA events) | GPU p90 ms "
-          "| GPU ms queued (reduce / gather / composite) | CPU ms (median) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for blur_480 in (16.0, 8.0):
+    print("| kernel | frame | max blur (px) | reduction s | far exact below | GPU ms (median, CUDA events) "
+          "| GPU p90 ms | GPU ms queued (reduce / gather / composite) | CPU ms (median) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for blur_480, exact_far in ((16.0, False), (16.0, True), (8.0, False)):  # exact_far: files' and photos' auto
         blur = blur_480 * h / REFERENCE_HEIGHT
-        p = plan((h, w), SUBJECT_DISPARITY, blur, 1.0, default_scale(blur))
+        p = plan((h, w), SUBJECT_DISPARITY, blur, 1.0, default_scale(blur), exact_far=exact_far)
         for _ in range(20):  # compile (first call) and warm-up
             render(img_d, disp_d, p, out_d)
         start, stop = cp.cuda.Event(), cp.cuda.Event()
@@ -71,16 +71,17 @@ def main() -> int:
         try:
             from kernels.dof_cpu import depth_of_field_cpu
 
-            depth_of_field_cpu(image, disparity, SUBJECT_DISPARITY, blur, highlight_boost=1.0)
+            depth_of_field_cpu(image, disparity, SUBJECT_DISPARITY, blur, highlight_boost=1.0, exact_far=exact_far)
             cpu = []
             for _ in range(10):
                 t0 = time.perf_counter()
-                depth_of_field_cpu(image, disparity, SUBJECT_DISPARITY, blur, highlight_boost=1.0)
+                depth_of_field_cpu(image, disparity, SUBJECT_DISPARITY, blur, highlight_boost=1.0, exact_far=exact_far)
                 cpu.append((time.perf_counter() - t0) * 1e3)
             cpu_ms = float(np.median(cpu))
         except Exception as exc:  # the CPU column is a comparison only
             print(f"(CPU path failed: {exc})")
-        print(f"| depth of field (CUDA) | {w}x{h} | {blur:g} | {p.scale} | {np.median(samples):.3f} | "
+        print(f"| depth of field (CUDA) | {w}x{h} | {blur:g} | {p.scale} | {'2s' if exact_far else 's'} | "
+              f"{np.median(samples):.3f} | "
               f"{np.percentile(samples, 90):.3f} | {queued:.3f} ({' / '.join(f'{t:.3f}' for t in passes)}) | "
               f"{cpu_ms:.1f} |")
     return 0

@@ -742,17 +742,18 @@ def test_reduction_factor_stops_growing_until_the_reduced_discs_get_large():
 # --- CUDA --------------------------------------------------------------------------------------------
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("exact_far", [False, True])
 @pytest.mark.parametrize("max_blur, boost", [(16.0, 0.0), (36.0, 4.0), (5.0, 1.0)])
-def test_cuda_matches_cpu_at_the_same_scale(rng, max_blur, boost):
+def test_cuda_matches_cpu_at_the_same_scale(rng, max_blur, boost, exact_far):
     """Same passes, same order of operations; float32 vs float64 accumulation and powf vs a LUT for the
-    highlight luminance: <= 1 level, on <= 1% of values."""
+    highlight luminance: <= 1 level, on <= 1% of values; with the far field's hand-over at s or 2s (exact_far)."""
     from kernels.dof import reduction_scale
     from kernels.dof_cuda import depth_of_field_cuda
 
     img, disp = random_scene(rng, 270, 480)
     s = reduction_scale(max_blur)
-    gpu = depth_of_field_cuda(img, disp, 0.5, max_blur, highlight_boost=boost, scale=s)
-    cpu = depth_of_field_cpu(img, disp, 0.5, max_blur, highlight_boost=boost, scale=s)
+    gpu = depth_of_field_cuda(img, disp, 0.5, max_blur, highlight_boost=boost, scale=s, exact_far=exact_far)
+    cpu = depth_of_field_cpu(img, disp, 0.5, max_blur, highlight_boost=boost, scale=s, exact_far=exact_far)
     diff = np.abs(gpu.astype(np.int16) - cpu)
     assert diff.max() <= 1
     assert (diff > 0).mean() <= 0.01
@@ -773,10 +774,13 @@ def test_cuda_at_scale_one_is_the_reference(rng):
 def test_cuda_default_path_renders_what_the_cpu_renders(rng):
     """Both devices pick the same reduction, so `--device` does not change the picture."""
     img, disp = random_scene(rng, 96, 128)
-    gpu = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, backend="cuda")
-    cpu = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, backend="cpu")
-    diff = np.abs(gpu.astype(np.int16) - cpu)
-    assert diff.max() <= 1 and (diff > 0).mean() <= 0.01
+    for exact_far in (False, True):
+        gpu = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, exact_far=exact_far,
+                                     backend="cuda")
+        cpu = kernels.depth_of_field(img, disp, 0.5, MAX_BLUR, highlight_boost=2.0, exact_far=exact_far,
+                                     backend="cpu")
+        diff = np.abs(gpu.astype(np.int16) - cpu)
+        assert diff.max() <= 1 and (diff > 0).mean() <= 0.01, exact_far
 
 
 @pytest.mark.gpu
