@@ -446,6 +446,11 @@ def _own_duration(picture: Any) -> Any:
 
 
 REPLAY_PACKETS = 1024  # packets since the last keyframe kept to decode again (Redecoder); past that, none
+REPLAY_BYTES = 64 << 20  # nor past these bytes: a clean 4K long-GOP file held 240 MB to 1.5 GB more in packets
+# codecs whose frame threads refuse pictures after a damaged packet up to the next keyframe (slice threads give
+# them): VP9 (28 of 47 with 16 threads); H.264, HEVC, VP8, MPEG-2 and MPEG-4 Part 2 give as many either way, so
+# none of their packets are kept (an intra-only codec's, a packet each, are: DNxHD gave 12 of 24 with 16 threads)
+REPLAYED_CODECS = frozenset({"vp9"})
 REORDER_PACKETS = 16  # H.264's and HEVC's most pictures held back for reordering (the DPB)
 
 
@@ -466,74 +471,124 @@ def alpha_decoder(stream: Any) -> Any | None:
 
 
 class Redecoder:
-    """A stream's decoder, frame-threaded (fast), that decodes again with slice threads after a damaged spot. With
-    frame threads VP9 refused every picture after one damaged packet up to the next keyframe (25 of 49 given), and
-    pictures held in its threads were lost where a flush failed; decoded in one thread, as FFmpeg's players without
-    frame threads, the later pictures come (the damage smeared, as they show it). The packets since the last
-    keyframe before those whose pictures are still in the threads are kept (references, no copy) to decode again
-    from there; pictures already given are not given twice. One for each demuxing (a jump starts anew)."""
+    """A stream's decoder (its own, frame-threaded and fast, or libvpx's for VP9 with alpha) with a stand-in for a
+    damaged spot. With frame threads VP9 refused every picture after one damaged packet up to the next keyframe
+    (25 of 49 given), and pictures held in its threads were lost where a flush failed; libvpx refuses them too.
+    The stand-in, FFmpeg's decoder made afresh from the stream's parameters with slice threads, decodes again from
+    the last keyframe and on, as FFmpeg's players without frame threads (the damage smeared, as they show it;
+    libvpx's stretch in colour only, opaque), up to the next keyframe, where the stream's decoder takes over again
+    (the rest of a file in one thread took 1.27 times as long). The packets since the last keyframe before those
+    whose pictures are still in the threads are kept (references, no copy) for the codecs that need them;
+    pictures already given are not given twice. One for each demuxing (a jump starts anew)."""
 
     def __init__(self, stream: Any) -> None:
         from av.codec.context import ThreadType
 
         self.stream = stream
-        self.decoder: Any = None  # the slice-threaded one, once switched
+        self.primary = alpha_decoder(stream)  # from the start where only another decoder reads the alpha
+        self.stand_in: Any = None  # after a damaged spot, to the next keyframe
         self.catching_up = 0  # its packets left whose pictures may have been given already (its reordering delay)
-        self.frame_threaded = ThreadType.FRAME in stream.codec_context.thread_type
+        self.replaying = self.primary is not None or ThreadType.FRAME in stream.codec_context.thread_type
+        self.long_gop = stream.codec_context.name in REPLAYED_CODECS  # its packets are kept between keyframes
         self.kept: list[Any] = []  # from a keyframe on
         self.keys: list[int] = []  # where in `kept` its keyframes are
+        self.kept_bytes = 0
+        self.pending: list[Any] = []  # the stand-in's last pictures, given with the next ones
         # the times of the pictures given lately: not given again (a bounded window: joined clips repeat times)
         self.given: set[int] = set()
         self.given_order: collections.deque[int] = collections.deque(maxlen=2 * REPLAY_PACKETS)
-        self.decoder = alpha_decoder(stream)  # from the start where only another decoder reads the alpha
 
     def decode(self, packet: Any) -> list[Any]:
         """The pictures `packet` completes (None: flush); raises the decoder's error at a damaged spot."""
-        if self.decoder is not None:
+        if self.stand_in is not None and packet is not None and packet.is_keyframe:
+            self._back()
+        if self.stand_in is not None:
             self.catching_up -= 1
-            return self._new(self.decoder.decode(packet))
-        if self.frame_threaded and packet is not None:
+            return self._pending() + self._new(self.stand_in.decode(packet))
+        if self.replaying and packet is not None:
             self._keep(packet)
-        return self._given(self.stream.decode(packet))
+        pictures = self.primary.decode(packet) if self.primary is not None else self.stream.decode(packet)
+        return self._pending() + self._given(pictures)
+
+    def _back(self) -> None:
+        """The stream's decoder again, from a keyframe: the stand-in's last pictures given with its first ones."""
+        import av
+
+        try:
+            self.pending += self._new(self.stand_in.decode(None))
+        except av.error.FFmpegError:
+            pass  # a damaged last packet: said already
+        self.stand_in = None
+        self._own().flush_buffers()  # out of the end the damaged spot's flush left it at
+
+    def _own(self) -> Any:
+        """The stream's decoder's context (libvpx's, or the stream's own)."""
+        return self.primary if self.primary is not None else self.stream.codec_context
+
+    def _pending(self) -> list[Any]:
+        pending, self.pending = self.pending, []
+        return pending
 
     def _keep(self, packet: Any) -> None:
         """Keeps `packet`, and those back to the last keyframe before the packets whose pictures the threads may
         still hold (one each; an intra-only codec's keyframes come one a packet)."""
         if packet.is_keyframe:
             self.keys.append(len(self.kept))
-        elif not self.kept or len(self.kept) >= REPLAY_PACKETS:
-            self.kept, self.keys = [], []  # none before a keyframe, nor past the limit: nothing to decode again
+        elif (not self.kept or not self.long_gop or len(self.kept) >= REPLAY_PACKETS
+              or self.kept_bytes >= REPLAY_BYTES):
+            self._forget()  # none before a keyframe, nor past the limits: nothing to decode again
             return
         self.kept.append(packet)
+        self.kept_bytes += packet.size
         in_flight = self.stream.codec_context.thread_count + 1
         while len(self.keys) > 1 and len(self.kept) - self.keys[1] >= in_flight:
             drop = self.keys[1]
+            self.kept_bytes -= sum(old.size for old in self.kept[:drop])
             self.kept, self.keys = self.kept[drop:], [key - drop for key in self.keys[1:]]
 
+    def _forget(self) -> None:
+        self.kept, self.keys, self.kept_bytes = [], [], 0
+
     def after_damage(self, packet: Any) -> list[Any]:
-        """After a damaged spot (`packet`'s, None: at the flush): once, where frame-threaded, the pictures not given
-        yet of the packets since the last keyframe, decoded again with slice threads, which decode the rest."""
+        """After a damaged spot (`packet`'s, None: at the flush): the pictures the stream's decoder held, and those
+        not given yet of the packets since the last keyframe, decoded again by the stand-in, which decodes on."""
         import av
 
-        if self.decoder is not None or not self.kept:
-            return []
-        held = self._drained()
-        old = self.stream.codec_context
-        self.decoder = av.CodecContext.create(old.codec.name, "r")
-        self.decoder.extradata = old.extradata
-        self.decoder.thread_type = "SLICE"
+        if self.stand_in is not None or not self.kept:
+            return self._pending()
+        stand_in = self._stand_in()
+        if stand_in is None:  # the stream's decoder goes on, unflushed, to the next picture it can make
+            self._forget()
+            return self._pending()
+        held = self._pending() + self._drained()
+        self.stand_in = stand_in
         pictures: list[Any] = []
         self.catching_up = len(self.kept) + REORDER_PACKETS
         for again in self.kept + ([None] if packet is None else []):
             try:
-                pictures += self._new(self.decoder.decode(again))
+                pictures += self._new(self.stand_in.decode(again))
             except av.error.FFmpegError:
                 continue  # the damaged packet again: said already
-        self.kept, self.keys = [], []
+        self._forget()
         return held + pictures
 
+    def _stand_in(self) -> Any | None:
+        """FFmpeg's decoder for the stream made from its parameters (the file opened again: one given only the
+        extradata lacked FFV1's size and Ut Video's codec tag, and refused every later packet), slice-threaded;
+        None where it cannot be made."""
+        import av
+
+        try:
+            with av.open(self.stream.container.name, metadata_errors="replace") as again:
+                decoder = again.streams[self.stream.index].codec_context
+                decoder.thread_type = "SLICE"
+                decoder.open()
+        except (av.error.FFmpegError, OSError, IndexError):
+            return None
+        return decoder
+
     def _new(self, pictures: list[Any]) -> list[Any]:
-        """The slice-threaded decoder's pictures, less those the frame threads gave, until it has caught up."""
+        """The stand-in's pictures, less those the stream's decoder gave, until it has caught up."""
         if self.catching_up <= 0:
             return pictures
         return [picture for picture in pictures if picture.pts is None or picture.pts not in self.given]
@@ -546,12 +601,12 @@ class Redecoder:
         flush = av.Packet()
         flush.time_base = self.stream.time_base
         try:
-            return self._given(self.stream.decode(flush))
+            return self._given(self.primary.decode(flush) if self.primary is not None else self.stream.decode(flush))
         except av.error.FFmpegError:
             return []  # its pictures are decoded again
 
     def _given(self, pictures: list[Any]) -> list[Any]:
-        if self.frame_threaded and self.decoder is None:
+        if self.replaying and self.stand_in is None:
             for picture in pictures:
                 if picture.pts is not None:
                     if len(self.given_order) == self.given_order.maxlen:
