@@ -571,9 +571,8 @@ GPU_TESTS = [
     ("test_joint_bilateral", "test_cuda_global_kernel_matches_reference", ()),
     ("test_joint_bilateral", "test_cuda_refine_live_matches_cpu", (_RNG, (480, 640), 160)),
     ("test_joint_bilateral", "test_cuda_refine_live_matches_cpu", (_RNG, (97, 131), 200)),
-    ("test_depth_of_field", "test_cuda_matches_cpu_at_the_same_scale", (_RNG, 16.0, 0.0)),
-    ("test_depth_of_field", "test_cuda_matches_cpu_at_the_same_scale", (_RNG, 36.0, 4.0)),
-    ("test_depth_of_field", "test_cuda_matches_cpu_at_the_same_scale", (_RNG, 5.0, 1.0)),
+    *(("test_depth_of_field", "test_cuda_matches_cpu_at_the_same_scale", (_RNG, blur, boost, exact_far))
+      for blur, boost in ((16.0, 0.0), (36.0, 4.0), (5.0, 1.0)) for exact_far in (False, True)),
     ("test_depth_of_field", "test_cuda_at_scale_one_is_the_reference", (_RNG,)),
     ("test_depth_of_field", "test_cuda_default_path_renders_what_the_cpu_renders", (_RNG,)),
     ("test_depth_of_field", "test_cupy_in_cupy_out_and_focus_kept", (_RNG,)),
