@@ -683,17 +683,23 @@ def check_audio_track(name: str, count: int, number: int) -> None:
     raise UserError(f"{name} has {has}; --audio-track {number} names none: {give}")
 
 
+ENABLED_FORMATS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "mxf"}  # FFmpeg's demuxers whose default is "enabled"
+
+
 def _default_numbers(container: Any, numbers: list[int], default: int) -> set[int]:
-    """The tracks kept default (MP4/MOV: enabled, played together): every one the input flags default where they
-    are alike, a camera's microphones (each enabled, as Sony's, Canon's and ARRI's MOVs and MXFs have them); only the
-    first of them where they differ in language (a Matroska film flags each language default, and QuickTime would
-    play them all at once); the first where none is flagged."""
+    """The tracks kept default (MP4/MOV: enabled, played together): every one a MOV, MP4 or MXF flags default where
+    they are alike, a camera's microphones (each enabled, as Sony's, Canon's and ARRI's MOVs and MXFs have them); only
+    the first of them where they differ in language, or come from Matroska (which flags each language default, and
+    QuickTime would play them all at once); the first where none is flagged."""
     from av.stream import Disposition
 
     streams = list(container.streams.audio)
     flagged = [number for number in numbers if streams[number].disposition & Disposition.default]
     languages = {streams[number].metadata.get("language", "und") for number in flagged} - {"und", ""}
-    return set(flagged) if flagged and len(languages) <= 1 else {default}
+    # where default means enabled (played): QuickTime's and MXF's tracks; Matroska's means "may be chosen", and a
+    # film's main mix and commentary, both English and both flagged, were then played at once from an MP4
+    enabled = any(name in ENABLED_FORMATS for name in container.format.name.split(","))
+    return set(flagged) if enabled and flagged and len(languages) <= 1 else {default}
 
 
 def _track_order(numbers: list[int], default: int, suffix: str) -> list[int]:

@@ -308,6 +308,7 @@ class PictureTreatment:
         # ProRes 4444, QuickTime Animation, PNG in MOV, FFV1: decoded with their alpha, which a file's frames carry
         # (image_and_alpha), a network stream's laid on white (image)
         self.alpha = has_alpha(first.format)
+        self._last_alpha: np.ndarray | None = None  # see _decoded
         # FFmpeg's GIF pictures are BGRA whatever they show (a transparent GIF is read by Pillow: stream.animations):
         # an alpha no one chose, which an output that holds alpha would keep, opaque, and say it kept
         self.alpha_carried = self.alpha and getattr(stream.codec_context, "name", None) != "gif"
@@ -349,7 +350,20 @@ class PictureTreatment:
         return self._shaped(filled_behind(image, alpha)), self._shaped(alpha)
 
     def _decoded(self, picture: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """BGR as stored (straight colours), and the alpha where the format has one."""
+        """BGR as stored (straight colours), and the alpha where the format has one. A picture of a transparent input
+        that comes without its alpha (FFmpeg's VP9 decoder standing in for libvpx after a damaged spot: it reads no
+        alpha) takes the last picture's, where it flashed opaque over the programme to the next keyframe."""
+        if self.alpha and not has_alpha(picture.format) and self._last_alpha is not None:
+            image = picture.to_ndarray(format="bgr24", src_colorspace=None if picture.colorspace != UNSPECIFIED_MATRIX
+                                       else self.untagged)
+            if image.shape[:2] == self._last_alpha.shape:
+                return image, self._last_alpha
+        image, alpha = self._decoded_as_stored(picture)
+        if alpha is not None:
+            self._last_alpha = alpha
+        return image, alpha
+
+    def _decoded_as_stored(self, picture: Any) -> tuple[np.ndarray, np.ndarray | None]:
         if self.converter is not None:
             image = self.converter.convert(picture)
             alpha = alpha_of(picture) if self.alpha else None  # rare: HDR with alpha
@@ -454,6 +468,18 @@ REPLAYED_CODECS = frozenset({"vp9"})
 REORDER_PACKETS = 16  # H.264's and HEVC's most pictures held back for reordering (the DPB)
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """A regular file's device and inode (None: none, or not a regular file): the file a stand-in decoder opens again
+    must be the one the source reads, not a pipe nor a file put in its place since."""
+    if not readable_again(path):
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 def alpha_decoder(stream: Any) -> Any | None:
     """libvpx's VP9 decoder for a WebM's VP9 with alpha (`alpha_mode` 1): FFmpeg's own decodes the colour only,
     leaving the alpha, stored beside each picture, out (the picture came out opaque); None for any other stream."""
@@ -481,10 +507,14 @@ class Redecoder:
     whose pictures are still in the threads are kept (references, no copy) for the codecs that need them;
     pictures already given are not given twice. One for each demuxing (a jump starts anew)."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, reopen: Path | None = None) -> None:
+        """`reopen`: the file the stream is read from, where it can be opened again for a stand-in (not a pipe or a
+        FIFO: a second reader took the pictures' bytes, or waited for ever)."""
         from av.codec.context import ThreadType
 
         self.stream = stream
+        self.reopen = reopen
+        self._identity = _file_identity(reopen) if reopen is not None else None
         self.primary = alpha_decoder(stream)  # from the start where only another decoder reads the alpha
         self.stand_in: Any = None  # after a damaged spot, to the next keyframe
         self.catching_up = 0  # its packets left whose pictures may have been given already (its reordering delay)
@@ -578,8 +608,10 @@ class Redecoder:
         None where it cannot be made."""
         import av
 
+        if self._identity is None or _file_identity(self.reopen) != self._identity:  # a pipe, or the file replaced
+            return None
         try:
-            with av.open(self.stream.container.name, metadata_errors="replace") as again:
+            with av.open(str(self.reopen), metadata_errors="replace") as again:
                 decoder = again.streams[self.stream.index].codec_context
                 decoder.thread_type = "SLICE"
                 decoder.open()
@@ -972,7 +1004,7 @@ class VideoFileSource(Source):
         import av
 
         errors = 0
-        self._redecoder = Redecoder(self.stream)
+        self._redecoder = Redecoder(self.stream, self.path if readable_again(self.path) else None)
         while errors < READ_RETRIES:
             try:
                 for packet in demuxed(self.container.demux(self.stream)):

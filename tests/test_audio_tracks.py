@@ -302,3 +302,18 @@ def test_a_camera_s_microphones_all_flagged_default_stay_so(tmp_path, suffix):
     film = make_tracks_video(tmp_path / "film.mkv", ("aac",) * 3, flags=every, languages=("eng", "fra", "deu"))
     _write(film, tmp_path / f"film{suffix}")
     assert defaults(tmp_path / f"film{suffix}") == [True, False, False]
+
+
+def test_a_matroska_film_s_main_mix_and_commentary_are_not_both_default(tmp_path):
+    """Matroska flags tracks default as "may be chosen": a film's main mix and its commentary, both English and both
+    flagged, came out both enabled in MP4/MOV, and QuickTime played them at once. Only a MOV's, MP4's or MXF's flags,
+    which mean "enabled", are kept for alike tracks."""
+    import av
+    from av.stream import Disposition
+
+    film = make_tracks_video(tmp_path / "film.mkv", ("aac", "aac"), flags={0: "default", 1: "default"},
+                             languages=("eng", "eng"), titles=("Main", "Director's commentary"))
+    for suffix in (".mov", ".mp4"):
+        _write(film, tmp_path / f"out{suffix}")
+        with av.open(str(tmp_path / f"out{suffix}")) as container:
+            assert [bool(s.disposition & Disposition.default) for s in container.streams.audio] == [True, False]

@@ -348,3 +348,19 @@ def test_where_no_stand_in_can_be_made_the_stream_s_decoder_goes_on(tmp_path, ca
     frames = _frames(path)
     assert len(frames) == _slice_decoded(path) > 24
     assert len(_damage_lines(capsys)) == 1
+
+
+def test_a_piped_input_is_not_read_again_for_a_stand_in(tmp_path):
+    """Through a pipe (`cat clip | depthcam run -`) the stand-in decoder opened /dev/stdin again: its reader took
+    the pictures' bytes (27 of 95 MJPEG pictures written) or, from a FIFO whose writer had gone, waited for ever.
+    A pipe's damaged spot is decoded on by the stream's own decoder: as many pictures as the file gives."""
+    import subprocess
+    import sys
+
+    path = damage(_encode(tmp_path / "in.mkv", "ffv1", frames=48, size=(320, 240)), 12)
+    count = ("from stream.sources import open_source; source = open_source('-'); "
+             "print(sum(1 for _ in source.frames())); source.close()")
+    done = subprocess.run([sys.executable, "-c", count], input=path.read_bytes(), capture_output=True, timeout=120)
+    done.stdout, done.stderr = done.stdout.decode(), done.stderr.decode()  # through a pipe, as `cat clip |` gives it
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) >= _slice_decoded(path) - 1
