@@ -672,15 +672,18 @@ def _chosen_numbers(container: Any, chosen: list[int]) -> list[int]:
     return [number - 1 for number in chosen]
 
 
+TRACK_GIVEN = "audio track {} (--audio-track, or output.audio_tracks in a config file)"  # either may have given it
+
+
 def check_audio_track(name: str, count: int, number: int) -> None:
     """Refuse, in one line, an --audio-track `number` (from 1) that an input (`name`, `count` audio streams) lacks."""
     if 1 <= number <= count:
         return
     if count == 0:
-        raise UserError(f"{name} has no audio stream; --audio-track {number} names none: leave --audio-track out")
+        raise UserError(f"{name} has no audio stream; {TRACK_GIVEN.format(number)} names none: leave it out")
     has = "1 audio stream" if count == 1 else f"{count} audio streams"
     give = "give 1" if count == 1 else f"give 1 to {count}"
-    raise UserError(f"{name} has {has}; --audio-track {number} names none: {give}")
+    raise UserError(f"{name} has {has}; {TRACK_GIVEN.format(number)} names none: {give}")
 
 
 ENABLED_FORMATS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "mxf"}  # FFmpeg's demuxers whose default is "enabled"
