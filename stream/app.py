@@ -404,8 +404,10 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              controls=LiveControls(focus, config.render, full_height,  # its blur limit
                                                    shown_scale=shown_scale))
             if isinstance(video, VideoFileSource):  # the run line says what the output's codec loses (ProRes: bits)
+                editing = config.output.codec == "auto" and Path(output).suffix.lower() in codec_of("prores").suffixes
                 video.written_as(written_pix_fmt(output, config.output.codec, input_codec),
-                                 transparent=not config.output.side_by_side)
+                                 transparent=not config.output.side_by_side,
+                                 keeping="--codec prores keeps it, in far larger files" if editing else None)
     except BaseException:
         for stage in stages:  # the async network's worker thread ends with its stage
             stage.close()

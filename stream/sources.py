@@ -424,6 +424,7 @@ def has_alpha(picture_format: Any) -> bool:
 
 OUTPUT_BITS = 8  # the pipeline works on 8-bit BGR, whatever the output's codec keeps (stream.video_writer)
 CHROMA_NAMES = {(1, 1): "4:4:4", (2, 1): "4:2:2", (1, 2): "4:4:0", (2, 2): "4:2:0", (4, 1): "4:1:1"}
+COLOUR_LOST = " in a video output"  # the end of the run line's words where the output's codec keeps less colour
 
 
 def _subsampling(picture_format: Any) -> tuple[int, int]:
@@ -451,7 +452,7 @@ def finer_than_output(picture_format: Any, output_pix_fmt: str = "yuv420p") -> s
     sampling = "RGB" if picture_format.is_rgb else CHROMA_NAMES.get(subsampling, picture_format.name)
     given = " ".join(([f"{bits}-bit"] if bits > OUTPUT_BITS else []) + ([sampling] if finer else []))
     made = " ".join(([f"{OUTPUT_BITS}-bit"] if bits > OUTPUT_BITS else []) + ([CHROMA_NAMES[output]] if finer else []))
-    return f"{given} made {made}" + (" in a video output" if finer else "")  # the bits: the pipeline's own
+    return f"{given} made {made}" + (COLOUR_LOST if finer else "")  # the bits: the pipeline's own
 
 
 def _own_duration(picture: Any) -> Any:
@@ -755,13 +756,16 @@ class VideoFileSource(Source):
         """Where the part taken (--duration) ends, in the video's own seconds; None to its end."""
         return self._end
 
-    def written_as(self, pix_fmt: str, transparent: bool = True) -> None:
+    def written_as(self, pix_fmt: str, transparent: bool = True, keeping: str | None = None) -> None:
         """The run line's words for what the video output loses, once its codec is known (`pix_fmt`, its pictures'):
         a ProRes input written as ProRes keeps its 4:2:2, only its bits beyond 8 are said; a transparent one's 4:4:4
-        (ProRes 4444, with its alpha) where the output takes the alpha (`transparent`: not side by side)."""
+        (ProRes 4444, with its alpha) where the output takes the alpha (`transparent`: not side by side). `keeping`:
+        how to keep the colour lost, said beside it (an XAVC-I's 4:2:2 into .mov: --codec prores)."""
         if transparent and self._treatment.alpha_carried:
             pix_fmt = alpha_pix_fmt(pix_fmt)
         old, new = self._treatment.finer, finer_than_output(self._treatment.picture_format, pix_fmt)
+        if new is not None and keeping and new.endswith(COLOUR_LOST):
+            new += f" ({keeping})"
         if old is not None:  # said against 4:2:0, the coarsest output: nothing is lost that was not said
             self.description = self.description.replace(f", {old}", f", {new}" if new else "")
         self._treatment.finer = new

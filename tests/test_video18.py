@@ -253,3 +253,41 @@ def test_video18_a_variable_rate_part_still_ends_at_its_end(tmp_path):
     assert source.part_end == pytest.approx(0.65)
     assert [frame.pts_seconds for frame in frames] == pytest.approx([0, 0.1, 0.2, 0.3, 0.4])
     assert frames[-1].extra["duration_seconds"] == pytest.approx(0.25)
+
+
+def test_video18_the_run_line_says_how_to_keep_the_colour_lost(tmp_path):
+    """A 10-bit 4:2:2 input (XAVC-I, ProRes written as H.264) into a .mov or .mkv with --codec auto: the run line
+    said its colour was made 4:2:0 and not that --codec prores keeps it; said beside it. Nothing where no colour is
+    lost (ProRes out)."""
+    source = VideoFileSource(_prores_hq(tmp_path / "hq.mov"))
+    source.close()
+    source.written_as("yuv420p", keeping="--codec prores keeps it")
+    assert "10-bit 4:2:2 made 8-bit 4:2:0 in a video output (--codec prores keeps it)" in source.description
+    kept = VideoFileSource(_prores_hq(tmp_path / "hq2.mov"))
+    kept.close()
+    kept.written_as("yuv422p10le", keeping="--codec prores keeps it")
+    assert "keeps it" not in kept.description
+
+
+def test_video18_an_h264_4_2_2_input_into_mov_is_told_of_prores(tmp_path, capsys):
+    """End to end: H.264 High 4:2:2 into .mov (auto: H.264 4:2:0) names --codec prores in the run line; into .mp4,
+    which cannot hold ProRes, it does not."""
+    import av
+
+    from stream import cli
+
+    path = tmp_path / "xavc.mov"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv422p10le"
+        for index in range(3):
+            picture = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * index, np.uint8), format="bgr24")
+            for packet in video.encode(picture.reformat(format="yuv422p10le")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    for suffix, told in ((".mov", True), (".mp4", False)):
+        assert cli.main(["run", str(path), "-o", str(tmp_path / f"out{suffix}"), "--refine", "off",
+                         "--no-progress"]) == 0
+        line = next(line for line in capsys.readouterr().err.splitlines() if "made 8-bit 4:2:0" in line)
+        assert ("--codec prores keeps it" in line) == told, line
