@@ -25,7 +25,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable, Iterator
 
-from models.download import ModelError
+from models.download import ModelError, sha256_of
 from stream.config import CONFIG_DIR, PipelineConfig, load_config, preset_names, resolve_config_path
 from stream.console import notify
 from stream.errors import StopAfter, UserError
@@ -860,7 +860,7 @@ def reproduction(args: argparse.Namespace, input_facts: dict) -> dict:
                               or name.startswith("DEPTHCAM_")}}
     model = Path(args.model).expanduser() if getattr(args, "model", None) else None
     if model is not None and model.is_file():  # a network file of the user's own: which one, by hash
-        record["model"] = {"path": str(model.resolve()), "bytes": model.stat().st_size, "sha256": file_sha256(model)}
+        record["model"] = {"path": str(model.resolve()), "bytes": model.stat().st_size, "sha256": sha256_of(model)}
     return record
 
 
@@ -901,16 +901,8 @@ def input_record(spec: str | None, facts: dict) -> dict:
     if path is not None and path.is_file():
         size = path.stat().st_size
         record.update(path=str(path.resolve()), bytes=size,
-                      sha256=file_sha256(path) if size <= HASHED_AT_MOST else None)
+                      sha256=sha256_of(path) if size <= HASHED_AT_MOST else None)
     return record
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def reproduce_lines(document: dict) -> list[str]:

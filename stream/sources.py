@@ -353,14 +353,12 @@ class PictureTreatment:
         """BGR as stored (straight colours), and the alpha where the format has one. A picture of a transparent input
         that comes without its alpha (FFmpeg's VP9 decoder standing in for libvpx after a damaged spot: it reads no
         alpha) takes the last picture's, where it flashed opaque over the programme to the next keyframe."""
-        if self.alpha and not has_alpha(picture.format) and self._last_alpha is not None:
-            image = picture.to_ndarray(format="bgr24", src_colorspace=None if picture.colorspace != UNSPECIFIED_MATRIX
-                                       else self.untagged)
-            if image.shape[:2] == self._last_alpha.shape:
-                return image, self._last_alpha
         image, alpha = self._decoded_as_stored(picture)
-        if alpha is not None:
-            self._last_alpha = alpha
+        if alpha is None:
+            return image, None
+        if not has_alpha(picture.format) and self._last_alpha is not None and self._last_alpha.shape == alpha.shape:
+            return image, self._last_alpha  # its own "alpha" is swscale's 255 everywhere
+        self._last_alpha = alpha
         return image, alpha
 
     def _decoded_as_stored(self, picture: Any) -> tuple[np.ndarray, np.ndarray | None]:

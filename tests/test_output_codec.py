@@ -12,23 +12,14 @@ from stream import video_writer
 from stream.config import OutputConfig, load_config
 from stream.errors import UserError
 from stream.video_writer import OUTPUT_CODECS, VideoWriter
+from tests.test_cli import assert_one_clear_line, depthcam as run_depthcam
 
 REPO = Path(__file__).resolve().parents[1]
 SD, HD = (160, 120), (1280, 720)
 
 
-def depthcam(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "stream", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO)
-
-
-def assert_one_clear_line(result, *needles):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
+def depthcam(*args, timeout=180):  # the end-to-end runs take longer than the command-line tests' 120 s
+    return run_depthcam(*args, timeout=timeout)
 
 
 def patch_and_ramp(width: int, height: int) -> np.ndarray:

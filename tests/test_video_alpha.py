@@ -259,31 +259,6 @@ def test_an_odd_sized_transparent_picture_is_padded_as_the_codec_s_own(tmp_path,
     assert abs(int(np.median(alphas[0])) - 200) <= 1
 
 
-def test_a_palette_video_s_transparent_entries_are_carried_as_alpha(tmp_path):
-    """PNG in MOV with a palette (pal8, as palettegen makes it) holds its alpha in the palette: the frames carry it,
-    the transparent half filled from the visible one (not the red stored there)."""
-    import av
-
-    index = np.zeros((48, 64), np.uint8)
-    index[:, :32] = 1  # left: the opaque green entry; right: the transparent one
-    palette = np.zeros((256, 4), np.uint8)  # PyAV takes each entry as A, R, G, B
-    palette[0] = (0, 255, 0, 0)  # transparent, red under it
-    palette[1] = (255, 0, 200, 0)  # opaque green
-    path = tmp_path / "palette.mov"
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("png", rate=25)
-        video.width, video.height, video.pix_fmt = 64, 48, "pal8"
-        for packet in video.encode(av.VideoFrame.from_ndarray((index, palette), format="pal8")):
-            container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
-    source = VideoFileSource(path)
-    frame = next(source.frames())
-    source.close()
-    assert (frame.extra["alpha"][:, :32] == 255).all() and (frame.extra["alpha"][:, 32:] == 0).all()
-    assert (frame.image == (0, 200, 0)).all()
-
-
 def test_an_opaque_gif_into_webm_stays_without_alpha(tmp_path, caplog):
     """FFmpeg's GIF pictures are BGRA whatever they show: an opaque GIF made a VP9 with an alpha of 255 everywhere,
     and a line that said its alpha was kept. It is written without one, saying nothing."""
