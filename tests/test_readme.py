@@ -9,6 +9,7 @@ import pytest
 from stream.cli import build_parser
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+PYTHON_PAGE = README.parent / "docs" / "python.md"  # the "From Python" reference the README links to
 LEFT_TO_THE_TEXT = {"-h", "--help", "--debug"}  # --debug has its own sentence under the block
 
 
@@ -97,8 +98,8 @@ def test_run_s_help_says_the_device_and_the_depth_as_they_are():
 
 
 def test_the_readme_s_python_example_runs_and_its_signatures_are_the_kernels(tmp_path, monkeypatch):
-    """The "From Python" section: its example runs as written (on a photo and a disparity made here), and each
-    function it lists is given with the signature the kernels really have."""
+    """The "From Python" page (docs/python.md): its example runs as written (on a photo and a disparity made
+    here), and each function it lists is given with the signature the kernels really have."""
     import inspect
     import re
 
@@ -107,15 +108,15 @@ def test_the_readme_s_python_example_runs_and_its_signatures_are_the_kernels(tmp
 
     import kernels
 
-    text = README.read_text()
-    section = text[text.index("### From Python"):text.index("## Models")]
+    section = PYTHON_PAGE.read_text()
+    section = section[section.index("# From Python"):section.index("## The depth itself")]
     start = section.index("```python") + len("```python")
     example = section[start:section.index("```", start)]
     rng = np.random.default_rng(0)
     monkeypatch.chdir(tmp_path)
     cv2.imwrite("photo.jpg", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
     np.save("disparity.npy", rng.random((12, 16)))
-    exec(compile(example, "README.md", "exec"), {})
+    exec(compile(example, "docs/python.md", "exec"), {})
     assert cv2.imread("portrait.jpg").shape == (48, 64, 3)
     listed_functions = re.findall(r"`kernels\.(\w+)\(([^`]*)\)`", section)
     assert [name for name, _ in listed_functions] == ["joint_bilateral", "refine_live", "depth_of_field"]
@@ -127,16 +128,15 @@ def test_the_readme_s_python_example_runs_and_its_signatures_are_the_kernels(tmp
 
 
 def test_the_readme_s_depth_example_runs_on_the_real_model(shared_models):
-    """The "From Python" depth snippet as written, on a real frame: a disparity in [0, 1] at the network's size."""
+    """docs/python.md's depth snippet as written, on a real frame: a disparity in [0, 1] at the network's size."""
     import numpy as np
     from skimage import data
 
-    text = README.read_text()
-    section = text[text.index("### From Python"):text.index("## Models")]
-    start = section.index("```python", section.index("The depth itself")) + len("```python")
+    section = PYTHON_PAGE.read_text()
+    start = section.index("```python", section.index("## The depth itself")) + len("```python")
     example = section[start:section.index("```", start)]
     namespace = {"frame": np.ascontiguousarray(data.astronaut()[:, :, ::-1])}
-    exec(compile(example, "README.md", "exec"), namespace)
+    exec(compile(example, "docs/python.md", "exec"), namespace)
     disparity = namespace["disparity"]
     assert disparity.dtype == np.float32 and disparity.ndim == 2 and 0 <= disparity.min() < disparity.max() <= 1
     import models
