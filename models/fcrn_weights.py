@@ -19,6 +19,7 @@ import os
 import pickle
 import re
 import secrets
+import shlex
 import struct
 import zipfile
 import zlib
@@ -236,6 +237,10 @@ def read_weights(src: Path) -> dict[str, np.ndarray]:
     elif not src.exists():
         raise ModelError(f"{src} not found (give NYU_ResNet-UpProj.npy, NYU_FCRN.ckpt[.index] "
                          f"or NYU_FCRN-checkpoint.zip)")
+    elif src.suffix.lower() == ".onnx":  # a user's own model: `models convert` only turns FCRN's weights into ONNX
+        raise ModelError(f"{src.name} is already an ONNX model: nothing to convert; run it with --model "
+                         f"{shlex.quote(str(src))} (models convert takes FCRN's official weights: "
+                         f"NYU_ResNet-UpProj.npy, NYU_FCRN.ckpt[.index] or NYU_FCRN-checkpoint.zip)")
     else:
         raise ModelError(f"{src.name}: unknown FCRN weight format (give NYU_ResNet-UpProj.npy, "
                          f"NYU_FCRN.ckpt[.index] or NYU_FCRN-checkpoint.zip)")

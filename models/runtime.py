@@ -158,23 +158,46 @@ DEPTH_NAME = re.compile(r"depth|disp", re.IGNORECASE)
 NOT_DEPTH_NAME = re.compile(r"conf|uncert|var|sigma|std|normal|mask|valid|focal|intrinsic", re.IGNORECASE)
 
 
-def _is_one_map(meta) -> bool:
-    """The output's declared shape may be one depth map per frame: N x 1 x H x W, N x H x W x 1 or N x H x W
-    (a segmentation model's N x H x W x 2 logits are not); symbolic dimensions are checked on the frames."""
-    shape = list(meta.shape)
-    fixed = [isinstance(v, int) for v in shape]
-    one_map = len(shape) == 3 or (len(shape) == 4 and (1 in (shape[1], shape[3]) or not (fixed[1] and fixed[3])))
-    return one_map and meta.type in ORT_TENSOR_DTYPES
+def _with_batch_axis(shape: list, unbatched: bool) -> list:
+    """`shape` with the batch axis that a batch-1 model's export squeezed out put back (`unbatched`: the model takes
+    batch 1): H x W, or H x W x 1 (its first axis fixed above 1); any other shape as it is."""
+    squeezed = len(shape) == 2 or len(shape) == 3 and isinstance(shape[0], int) and shape[0] > 1 and shape[2] == 1
+    return [1, *shape] if unbatched and squeezed else shape
 
 
-def _depth_output(session, spec: ModelSpec) -> str:
+def _map_sides(shape: list) -> list | None:
+    """The (height, width) of an output shape that may hold one depth map per frame: N x 1 x H x W, N x H x W x 1 or
+    N x H x W; None for any other shape (a segmentation model's N x H x W x 2 logits). A side may be symbolic."""
+    if len(shape) == 3:
+        return shape[1:]
+    if len(shape) != 4:
+        return None
+    if shape[1] == 1:
+        return shape[2:]
+    if shape[3] == 1:
+        return shape[1:3]
+    if not isinstance(shape[1], int):  # an open axis: the frames' shape says (PyTorch's layout first)
+        return shape[2:]
+    return shape[1:3] if not isinstance(shape[3], int) else None
+
+
+def _is_one_map(meta, unbatched: bool) -> bool:
+    """The output's declared shape may be one depth map per frame (_map_sides), its batch axis put back where a
+    batch-1 export dropped it, with two rows and columns or more, not a classifier's scores (N x 1000 x 1 x 1);
+    symbolic dimensions are checked on the frames."""
+    sides = _map_sides(_with_batch_axis(list(meta.shape), unbatched))
+    return sides is not None and 1 not in sides and meta.type in ORT_TENSOR_DTYPES
+
+
+def _depth_output(session, spec: ModelSpec, unbatched: bool) -> str:
     """The name of the output that holds the depth: the only output; of several (depth and its confidence, a
-    focal length), the one map whose name says depth, else the only map whose name says nothing else."""
+    focal length), the one map whose name says depth, else the only map whose name says nothing else.
+    `unbatched`: the model takes batch 1, so its output may have dropped the batch axis (H x W)."""
     outputs = session.get_outputs()
     if len(outputs) == 1:
-        _check_depth_output(outputs[0], spec)
+        _check_depth_output(outputs[0], spec, unbatched)
         return outputs[0].name
-    maps = [meta for meta in outputs if _is_one_map(meta) and not NOT_DEPTH_NAME.search(meta.name)]
+    maps = [meta for meta in outputs if _is_one_map(meta, unbatched) and not NOT_DEPTH_NAME.search(meta.name)]
     named = [meta for meta in maps if DEPTH_NAME.search(meta.name)]
     chosen = named if len(named) == 1 else maps
     if len(chosen) != 1:
@@ -187,12 +210,27 @@ def _depth_output(session, spec: ModelSpec) -> str:
     return chosen[0].name
 
 
-def _check_depth_output(meta, spec: ModelSpec) -> None:
+def _check_depth_output(meta, spec: ModelSpec, unbatched: bool) -> None:
     """A single output must be one depth map per frame."""
-    if not _is_one_map(meta):
-        raise ModelError(f"model {spec.filename} gives a {meta.type} output {list(meta.shape)}; depthcam needs one "
-                         f"depth map per frame, float N x 1 x H x W, N x H x W x 1 or N x H x W "
-                         f"(is this a depth model?)")
+    if _is_one_map(meta, unbatched):
+        return
+    shape = list(meta.shape)
+    batched = _with_batch_axis(shape, unbatched)
+    vector = len(batched) == 2 and not (isinstance(batched[0], int) and batched[0] > 1)  # N x K: K values a frame
+    if meta.type in ORT_TENSOR_DTYPES and (_map_sides(batched) is not None or vector):
+        raise ModelError(_no_map(spec, shape))  # a map with a side of 1, or a vector
+    raise ModelError(f"model {spec.filename} gives a {meta.type} output {shape}; depthcam needs one "
+                     f"depth map per frame, float N x 1 x H x W, N x H x W x 1, N x H x W (or H x W from a "
+                     f"batch-1 model) (is this a depth model?)")
+
+
+def _no_map(spec: ModelSpec, shape: list) -> str:
+    """The refusal of an output with a side of 1: values a frame, as a classifier gives (SqueezeNet's N x 1000 x 1 x
+    1), where a depth map has rows and columns."""
+    values = [v for v in shape[1:] if v != 1]
+    count = f"{values[0]} values" if len(values) == 1 and isinstance(values[0], int) else "a vector"
+    return (f"model {spec.filename} gives output {shape}: {count} a frame, not a depth map (a classifier's "
+            f"scores?); give a depth model (--model tcmonodepth, or your depth model's .onnx)")
 
 
 def _fed_as_it_is(spec: ModelSpec) -> ModelSpec:
@@ -245,9 +283,11 @@ class DepthEstimator:
         self.spec = _fed_as_it_is(spec) if self.input.dtype == UINT8 else spec
         self.watch = OutputWatch(self.spec)
         self._lut = input_lut(self.spec)
+        # chosen on the exported graph: a batch-1 model's output may have no batch axis (H x W), which the batch
+        # rewrite then refuses
+        self.output_name = _depth_output(self.session, spec, unbatched=self.input.static_batch)
         if self.input.static_batch and (self.on_gpu if real_batch is None else real_batch):
             self._load_with_real_batch(ort, path, options)
-        self.output_name = _depth_output(self.session, spec)
         if self.input.symbolic_size or self.input.open_channels:
             self._try_size(ort)
 
@@ -281,6 +321,9 @@ class DepthEstimator:
             session = ort.InferenceSession(rewritten.SerializeToString(), options, providers=self.providers)
         except Exception as exc:  # noqa: BLE001 (a user's own model may defeat the rewrite in many ways)
             log.info("%s keeps batch 1 (%s); a batch of frames runs as single calls", path.name, exc)
+            notify(f"model {self.spec.filename} takes batch 1 and depthcam cannot give its graph a dynamic batch: a "
+                   f"batch of frames runs as single calls; to batch them, export it with a dynamic batch axis "
+                   f"(torch.onnx.export(..., dynamic_axes={{{self.input.name!r}: {{0: 'batch'}}}}))")
             return
         self.session = session
         self.input = dataclasses.replace(self.input, static_batch=False)
@@ -351,6 +394,9 @@ class DepthEstimator:
                 raise exc from None
             log.info("%s does not take a batch of %d (%s); its frames run one call each", self.spec.filename,
                      len(inputs), _first_line(exc))
+            notify(f"model {self.spec.filename} has a dynamic batch axis but does not take a batch of {len(inputs)} "
+                   f"(its graph fixes batch 1 inside): its frames run one call each; to batch them, export it with "
+                   f"a batch axis that every layer keeps")
             self.input = dataclasses.replace(self.input, static_batch=True)
             return array_module(singles[0]).concatenate(singles)
 
@@ -364,6 +410,8 @@ class DepthEstimator:
         except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception types)
             raise ModelError(f"model {self.spec.filename} failed on a batch of {len(batch)} "
                              f"{self.input.width}x{self.input.height} frames ({_first_line(exc)})") from None
+        if len(_with_batch_axis(list(output.shape), unbatched=len(batch) == 1)) > output.ndim:
+            output = output[None]  # H x W (x 1): a batch-1 model whose output lost its batch axis
         shape = tuple(output.shape)
         if shape[0] != len(batch):
             raise ModelError(f"model {self.spec.filename} gave {shape[0]} depth maps for {len(batch)} frames "
@@ -371,6 +419,8 @@ class DepthEstimator:
         if len(shape) == 4 and 1 not in (shape[1], shape[3]):
             raise ModelError(f"model {self.spec.filename} gives output {list(shape)}: {shape[1]} or {shape[3]} "
                              f"channels a frame, not one depth map (is this a depth model?)")
+        if 1 in (_map_sides(list(shape)) or ()):  # a side the graph left open came out as 1
+            raise ModelError(_no_map(self.spec, list(shape)))
         return output
 
     # GPU outputs of earlier calls with the event after which CuPy no longer reads them (see _run)
