@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -56,9 +58,10 @@ def _open_camera(index: int) -> cv2.VideoCapture:
 
 
 MAX_CAMERA_INDEX = 1023
-# A camera that stops delivering (a USB hiccup, a driver reset) is opened again for this long before the run
-# gives up; short, as the pipeline waits at most two seconds for its threads when asked to stop.
-CAMERA_RECONNECT_S = 1.5
+# A camera that stops delivering (a USB hiccup, a driver reset, its cable pulled out and plugged in again: a few
+# seconds by hand, then the device's enumeration) is opened again for this long before the run gives up, as a network
+# stream is. It was 1.5 s, too short for a cable plugged back in. A stop (q, Ctrl-C) ends the reopening at once.
+CAMERA_RECONNECT_S = 10.0
 CAMERA_RETRY_PAUSE_S = 0.1
 # How long closing waits for a read in progress (a frame period or two); one still waiting in the driver then (a
 # stalled camera at a stop) keeps its capture, which is not released under it.
@@ -151,7 +154,7 @@ def parse_camera_spec(spec: str) -> tuple[int, tuple[int, int] | None, float, st
     try:
         index = int(index_text or 0)
     except ValueError:
-        raise UserError(f"bad camera {spec!r}; write camera:N with N the camera number, e.g. camera:0") from None
+        index = camera_named(urllib.parse.unquote(index_text).strip(), spec)
     # OpenCV reads -1 as "any camera" and crashes (SIGSEGV) where there is none; huge numbers overflow.
     if not 0 <= index <= MAX_CAMERA_INDEX:
         raise UserError(f"bad camera number {index} in {spec!r}; cameras are numbered 0..{MAX_CAMERA_INDEX}, "
@@ -188,6 +191,57 @@ def _picture_node(index: int) -> tuple[int, str] | None:
 
 
 DEV = Path("/dev")
+DEVICE_NODE = re.compile(r"video(\d+)")
+
+
+def _picture_cameras() -> list[tuple[int, str]]:
+    """Linux's cameras that give pictures (each device's first node: a webcam's second carries metadata), as
+    (N of /dev/videoN, the device's name), by number."""
+    cameras = []
+    for node in VIDEO4LINUX.glob("video*"):
+        try:
+            if DEVICE_NODE.fullmatch(node.name) and int((node / "index").read_text()) == 0:
+                cameras.append((int(node.name[5:]), (node / "name").read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    return sorted(cameras)
+
+
+def camera_named(name: str, spec: str) -> int:
+    """The number of the camera `camera:NAME` names: on Linux the one whose device name holds NAME (any case), e.g.
+    camera:C920 for "HD Pro Webcam C920", the number a camera gets changing as cameras are plugged in."""
+    if not name:
+        raise UserError(f"bad camera {spec!r}; write camera:N with N the camera number, e.g. camera:0")
+    if not sys.platform.startswith("linux"):
+        raise UserError(f"bad camera {spec!r}: cameras are found by name on Linux only; write camera:N with N the "
+                        f"camera number, e.g. camera:0")
+    cameras = _picture_cameras()
+    listed = ", ".join(f"camera:{number} ({label})" for number, label in cameras)
+    found = [(number, label) for number, label in cameras if name.lower() in label.lower()]
+    if len(found) == 1:
+        return found[0][0]
+    if found:
+        named = ", ".join(f"camera:{number} ({label})" for number, label in found)
+        raise UserError(f"bad camera {spec!r}: it names {len(found)} cameras, {named}; give its number, e.g. "
+                        f"camera:{found[0][0]}")
+    if not cameras:
+        raise UserError(f"bad camera {spec!r}: no camera is named like {name!r}, as this machine lists none (no "
+                        f"/dev/video* device that gives pictures); check that the webcam is plugged in and its driver "
+                        f"loaded")
+    raise UserError(f"bad camera {spec!r}: no camera is named like {name!r}; this machine has {listed}")
+
+
+def camera_input(spec: str) -> str:
+    """`camera:N` for an input that means a camera in other words: a camera's device (/dev/video0, or a stable
+    link to it such as /dev/v4l/by-id/usb-...-video-index0), and a bare number no file is named (`depthcam run 0`,
+    OpenCV's way); any other input as given."""
+    if spec.isdigit() and not Path(spec).exists():
+        return f"camera:{int(spec)}"
+    if "://" not in spec and ":" not in spec.split("/", 1)[0]:  # not a URL, nor camera:, synthetic:
+        node = Path(os.path.realpath(spec))
+        if node.parent == DEV and (match := DEVICE_NODE.fullmatch(node.name)):
+            return f"camera:{int(match.group(1))}"
+    return spec
 
 
 def _video_nodes() -> list[int]:
@@ -332,6 +386,9 @@ class CameraSource(Source):
     def _reopen(self) -> tuple[bool, Any]:
         """Open the camera again, as asked at first, until it delivers or CAMERA_RECONNECT_S have passed."""
         started = time.monotonic()
+        # the picture stands still meanwhile: said, so that it is not taken for a hang
+        notify(f"camera {self.index} stopped delivering frames; opening it again for up to {CAMERA_RECONNECT_S:g} s "
+               f"(plug it back in, or close the program that took it)")
         while time.monotonic() - started < CAMERA_RECONNECT_S and not self._closed:
             with self._reading:
                 self.capture.release()

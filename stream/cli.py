@@ -340,11 +340,13 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
         if args.debug and isinstance(exc, PipelineError):
             traceback.print_exception(exc.cause)
         print_error(exc)
+        if summary := built.pipeline.live_summary():  # a camera unplugged: what the session captured until then
+            print(f"depthcam: {summary}", file=sys.stderr)
         written = built.pipeline.frames_written
         print(f"depthcam: stopped after {_frames(written)}{_kept(built, target, written)}", file=sys.stderr)
         return exc.exit_code, built
-    if result.dropped and not getattr(built.source, "repeating", False):  # a photo's copies: nothing lost
-        print(f"depthcam: dropped {_frames(result.dropped)} to keep up with the live source", file=sys.stderr)
+    if summary := built.pipeline.live_summary():  # frames captured, processed, dropped; latency (a photo's: none)
+        print(f"depthcam: {summary}", file=sys.stderr)
     if result.interrupted and getattr(built.source, "repeating", False):
         # a photo refocused in the window: its redraws are no frames ("interrupted after 5811 frames"), and the
         # file it was to go to is written by q alone
@@ -439,7 +441,9 @@ def _refuse_empty_outputs(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     _refuse_empty_outputs(args)
     _refuse_stdout(args)
-    args.inputs = [name for spec in args.inputs for name in _expanded(spec)]
+    from stream.camera import camera_input  # `run 0`, `run /dev/video0`: camera:0
+
+    args.inputs = [name for spec in args.inputs for name in _expanded(camera_input(spec))]
     if len(args.inputs) == 1:
         spec = args.inputs[0]
         _refuse_roll_extra(spec)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+from array import array
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -24,7 +25,7 @@ from stream.console import ProgressBar, TimeProgressBar, notify, stage_line, wri
 from stream.errors import PipelineError, StopAfter, UserError
 from stream.frame import Frame, now_ns
 from stream.interrupts import SignalStop, signals_stop
-from stream.metrics import LatencyRecorder
+from stream.metrics import LatencyRecorder, live_summary
 from stream.queues import END, POLL_S, BlockingFrameQueue, FrameQueue, InFlightLimit, LatestFrameQueue, Stopped
 from stream.sinks import Sink, sink_parts
 from stream.sources import Source
@@ -50,6 +51,7 @@ class RunResult:
     # by the source itself (a paced synthetic scene that fell behind moves on to its newest exposure, as a camera)
     queue_high_water: dict[str, int] = field(default_factory=dict)
     threads_left: list[str] = field(default_factory=list)
+    captured: int = 0  # the frames the source delivered (a live source's skipped ones too)
 
 
 class _NoBar:
@@ -112,6 +114,9 @@ class Pipeline:
         self.threads: list[threading.Thread] = []
         self.frames_written = 0
         self.skipped_by_source = 0  # live: frames the source moved past (gaps in its indices), drops as the queue's
+        self.captured = 0  # frames the source delivered, those it skipped counted (the end summary's first figure)
+        # each written frame's capture-to-output latency (ns), for a live run's end summary: 8 bytes a frame
+        self.latency_ns: array[int] = array("q")
         self.sink_finalised = False
         self.source_error: UserError | None = None  # the input failed part-way; raised after the drain
         self.stage_error: tuple[str, BaseException] | None = None  # a stage's input turned bad part-way: as above
@@ -137,8 +142,9 @@ class Pipeline:
                 for frame in self.source.frames():
                     if self.stop.is_set():
                         return
-                    if self.source.live and last is not None and frame.index > last + 1:
-                        self.skipped_by_source += frame.index - last - 1
+                    skipped = frame.index - last - 1 if self.source.live and last is not None else 0
+                    self.skipped_by_source += max(0, skipped)
+                    self.captured += 1 + max(0, skipped)
                     last = frame.index
                     queue.put(frame)
             except UserError as exc:
@@ -236,6 +242,8 @@ class Pipeline:
             self.threads.append(worker_thread(f"stage-{stage.name}", self._run_stage, stage, inbox, outbox, admission))
         self.frames_written = 0
         self.skipped_by_source = 0
+        self.captured = 0
+        self.latency_ns = array("q")
         self.sink_finalised = False  # the sink closed without an error: its file is complete and playable
         self.source_error = None
         self.stage_error = None
@@ -264,7 +272,7 @@ class Pipeline:
             interrupted = interrupted or (signals.received and not completed)
         result = RunResult(self.frames_written, completed and self.error is None, interrupted, closed_by_user,
                            self.queues[0].dropped + self.skipped_by_source,
-                           {q.name: q.high_water for q in self.queues}, threads_left)
+                           {q.name: q.high_water for q in self.queues}, threads_left, self.captured)
         if self.error is None and self.stage_error is not None:
             self.error = self.stage_error
         if self.error is None and self.source_error is not None:
@@ -277,6 +285,14 @@ class Pipeline:
                 raise UserError(str(exc)) from None
             raise PipelineError(where, exc) from exc
         return result
+
+    def live_summary(self) -> str | None:
+        """A live run's end: the frames captured, processed and dropped, and the capture-to-output latency; None
+        for a file, and for a photo's copies shown in a window (no frames of an input)."""
+        if not self.source.live or getattr(self.source, "repeating", False):
+            return None
+        return live_summary(self.captured, self.frames_written, self.queues[0].dropped + self.skipped_by_source,
+                            self.latency_ns)
 
     def _one_large_picture(self) -> bool:
         """A photo (or a one-picture animation or video) larger than STAGE_LINES_PIXELS, read once, not repeated for
@@ -332,6 +348,7 @@ class Pipeline:
                 if self.admission is not None:
                     self.admission.release()
                 self.frames_written += 1
+                self.latency_ns.append(frame.stamps["sink"] - frame.capture_ns)
             self._advance(bar, frame)
             if self.recorder is not None:
                 self.recorder.record(frame)
