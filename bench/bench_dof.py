@@ -35,7 +35,6 @@ import argparse
 import importlib
 import io
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -51,6 +50,7 @@ import numpy as np
 
 from kernels.dof import plan
 from kernels.dof_cpu import depth_of_field_cpu, render
+from stream.bench import cpu_name  # the CPU's model, also on ARM
 from stream.synthetic import SUBJECT_DISPARITY, SyntheticPortrait, SyntheticScene
 
 
@@ -405,7 +405,7 @@ def main() -> None:
             parser.error(f"{path} not found; make it with bench/record_render_inputs.py")
     import numba
 
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, "
           f"Numba {numba.__version__} ({numba.get_num_threads()} threads)\n")
     if args.compare and not args.compare.is_file():
         parser.error(f"{args.compare} not found; copy kernels/dof_cpu.py as it was, e.g. to /tmp/dof_cpu_old.py, "

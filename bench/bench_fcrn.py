@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from models.fcrn import INPUT_NAME, INPUT_SHAPE, build_fcrn  # noqa: E402
+from stream.bench import cpu_name  # noqa: E402  # the CPU's model, also on ARM
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model.name if args.model else f"random weights, {'fp16' if args.fp16 else 'fp32'}"
     print(f"FCRN ResNet-50 UpProj 228x304 -> 128x160 ({model}); onnxruntime {ort.__version__}, "
-          f"providers {used}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"providers {used}; {cpu_name()}, {os.cpu_count()} CPUs; "
           f"median of {args.runs} runs after {args.warmup} warm-up\n")
     print("| provider | batch | ms per batch (median) | ms per frame (median) | frames/s (median) "
           "| frames/s (best run) |")

@@ -16,7 +16,6 @@ import argparse
 import importlib.util
 import itertools
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from kernels.colour import (BT2020_TO_BT709, SDR_WHITE_NITS, ColourTables, conve
                             nits_to_pq)
 from kernels.colour_reference import convert_rgb48_reference  # noqa: E402
 from kernels.cpu_threads import parallel_section  # noqa: E402
+from stream.bench import cpu_name  # noqa: E402  # the CPU's model, also on ARM
 from stream.hdr import ColourConverter, ColourSignal  # noqa: E402
 
 SIZES = ((1080, 1920), (720, 1280))
@@ -124,7 +124,7 @@ def main() -> None:
         numba.set_num_threads(args.threads)
     against = load_kernels(args.against) if args.against else None
     parallel_section()  # a first parallel launch: Numba picks its threading layer then
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; numba {numba.__version__} "
           f"({numba.get_num_threads()} threads, {numba.threading_layer()} layer)\n")
     print("Median ms a picture (wall / CPU); the decode and the whole convert take a new frame each time, as a "

@@ -13,7 +13,6 @@ filters are interleaved and the medians compared, so a busy machine slows both a
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numba  # noqa: E402
 
 from kernels.bilateral import joint_bilateral, refine_live  # noqa: E402
+from stream.bench import cpu_name  # noqa: E402  # the CPU's model, also on ARM
 
 RADIUS, SIGMA_SPATIAL, SIGMA_RANGE = 12, 20.0, 0.05  # the seed's 25x25 window
 
@@ -51,7 +51,7 @@ def median_ms(fn, runs: int) -> float:
 
 def main() -> None:
     has_ximgproc = hasattr(cv2, "ximgproc")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; numba {numba.__version__} "
           f"({numba.get_num_threads()} threads), OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)\n")
     print(f"Joint bilateral, r={RADIUS} (25x25 window), σs={SIGMA_SPATIAL:g} px, σr={SIGMA_RANGE:g}:\n")

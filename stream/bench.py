@@ -96,41 +96,152 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def machine_info() -> dict:
-    from kernels.backend import cuda_available
+    """The machine as the benchmark found it before its first run: its load then too, which figures measured
+    beside other work carry without a word."""
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "cores_usable": usable_cores(),
+            "numba_threads": numba_threads(), "load_average": load_average(), "gpu": gpu_name(),
+            "os": platform.platform(), "python": platform.python_version()}
 
-    cpu = platform.processor() or platform.machine()
+
+def cpu_name(cpuinfo: str = "/proc/cpuinfo", board: str = "/proc/device-tree/model") -> str:
+    """The CPU's model: x86's `model name`; on ARM Linux, which has none, the board (a Jetson, a Raspberry Pi) or
+    the implementer's part; a Mac's brand string. The bare architecture ('aarch64', 'arm') named no machine."""
+    fields: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo") as handle:
+        with open(cpuinfo) as handle:
             for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip().lower(), value.strip())
     except OSError:
         pass
-    gpu = None
-    if cuda_available():
+    if fields.get("model name"):
+        return fields["model name"]
+    try:
+        model = Path(board).read_text(errors="replace").strip("\x00 \n")
+    except OSError:
+        model = fields.get("model", "")  # a Raspberry Pi's cpuinfo names its board (x86's is a number)
+    model = "" if model.isdigit() else model
+    if model:
+        return model
+    if sys.platform == "darwin":
+        brand = _command_output(["sysctl", "-n", "machdep.cpu.brand_string"])
+        if brand:
+            return brand
+    arch = platform.machine()
+    if fields.get("cpu implementer") and fields.get("cpu part"):  # a server ARM (Graviton, Ampere) names only these
+        return f"{arch} (implementer {fields['cpu implementer']}, part {fields['cpu part']})"
+    return platform.processor() or arch
+
+
+def _command_output(command: list[str]) -> str | None:
+    """A command's first line of output, None where it is missing or fails."""
+    import subprocess
+
+    try:
+        answer = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return next((line.strip() for line in answer.splitlines() if line.strip()), None)
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the system has none: Windows)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def gpu_name() -> str | None:
+    """The first CUDA GPU this process sees: by CuPy's runtime, which needs no NVRTC (the kernels' compiler, whose
+    absence made such a GPU 'no GPU'), else by nvidia-smi (onnxruntime-gpu without CuPy: the network ran on a GPU
+    the machine line did not name)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.split(",")[0].strip() in ("", "-1"):  # every GPU hidden from CUDA
+        return None
+    try:
         import cupy
 
-        gpu = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
-    return {"cpu": cpu, "cores": os.cpu_count(), "cores_usable": usable_cores(), "numba_threads": numba_threads(),
-            "gpu": gpu, "os": platform.platform(), "python": platform.python_version()}
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            return cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    except Exception:  # noqa: BLE001 (no CuPy, a broken install, no driver: nvidia-smi may still answer)
+        pass
+    return _nvidia_smi_gpu(visible)
 
 
-def usable_cores(cgroup_max: str = "/sys/fs/cgroup/cpu.max") -> float | None:
-    """The cores this process may run on: its CPU affinity (taskset), less a container's CPU quota (docker
-    --cpus), which `cores` (the machine's) does not show."""
+def _nvidia_smi_gpu(visible: str | None) -> str | None:
+    """nvidia-smi's name for the first GPU CUDA_VISIBLE_DEVICES leaves (its index or UUID), None without one."""
+    command = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+    if visible:
+        command += ["-i", visible.split(",")[0].strip()]
+    return _command_output(command)
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def usable_cores(cgroup_max: str | None = None) -> float | None:
+    """The cores this process may run on: its CPU affinity (taskset), less a container's or a service's CPU quota
+    (docker --cpus, systemd's CPUQuota), which `cores` (the machine's) does not show. `cgroup_max`: one cgroup v2
+    cpu.max file to read instead of this process's cgroups."""
     try:
         usable: float | None = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         usable = os.cpu_count()
-    try:
-        with open(cgroup_max) as handle:
-            quota, period = handle.read().split()[:2]
-        if quota != "max" and usable is not None:
-            usable = min(usable, int(quota) / int(period))
-    except (OSError, ValueError):
-        pass
+    quota = _cpu_max_quota(Path(cgroup_max)) if cgroup_max is not None else cgroup_cpu_quota()
+    if quota is not None and usable is not None:
+        usable = min(usable, quota)
     return usable
+
+
+def cgroup_cpu_quota(root: str = CGROUP_ROOT, membership: str = "/proc/self/cgroup") -> float | None:
+    """The tightest CPU quota, in cores, over this process's cgroup and those above it: cgroup v2's cpu.max and
+    v1's cpu.cfs_quota_us (a Docker host on cgroup v1, and a service's nested cgroup, read as no quota at all
+    when only the v2 root's cpu.max was read). None without one."""
+    try:
+        lines = Path(membership).read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # cgroup v2: one hierarchy, mounted at the root (or at unified/ beside v1's)
+            for mount in (Path(root), Path(root) / "unified"):
+                quotas += [_cpu_max_quota(folder / "cpu.max") for folder in _cgroup_folders(mount, path)]
+        elif "cpu" in controllers.split(","):  # cgroup v1's cpu controller, mounted under its names
+            for mount in {Path(root) / controllers, Path(root) / "cpu"}:
+                quotas += [_cfs_quota(folder) for folder in _cgroup_folders(mount, path)]
+    found = [quota for quota in quotas if quota is not None]
+    return min(found) if found else None
+
+
+def _cgroup_folders(mount: Path, path: str) -> list[Path]:
+    """The folders of a cgroup `path` and of every cgroup above it under `mount`. A container sees its own
+    cgroup at the mount's root and the host's path of it nowhere: that path's missing folders are skipped."""
+    if not mount.is_dir():
+        return []
+    parts = [part for part in path.strip("/").split("/") if part]
+    return [mount.joinpath(*parts[:depth]) for depth in range(len(parts), -1, -1)
+            if mount.joinpath(*parts[:depth]).is_dir()]
+
+
+def _cpu_max_quota(path: Path) -> float | None:
+    """cgroup v2's cpu.max ('150000 100000': 1.5 cores; 'max 100000': none) in cores."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _cfs_quota(folder: Path) -> float | None:
+    """cgroup v1's cpu.cfs_quota_us over cpu.cfs_period_us in cores (a quota of -1: none)."""
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def numba_threads() -> int | None:
@@ -147,9 +258,13 @@ def machine_line(machine: dict, found: dict) -> str:
     nothing."""
     usable = machine.get("cores_usable")
     cores = f"{machine['cores']} cores" + (f" ({usable:g} usable)" if usable not in (None, machine["cores"]) else "")
+    load = machine.get("load_average")  # absent from older reports
+    if isinstance(load, list) and load and isinstance(load[0], (int, float)):
+        cores += f", load average {load[0]:.2f} at start"
     libraries = ", ".join(f"{name} {version}" for name, version in found.items() if version and name != "cupy")
     gpu = machine["gpu"] or "no GPU"
-    return f"machine: {machine['cpu']}, {cores}, {gpu}; {machine['os']}; Python {machine['python']}, {libraries}"
+    python = ", ".join(part for part in (f"Python {machine['python']}", libraries) if part)
+    return f"machine: {machine['cpu']}, {cores}, {gpu}; {machine['os']}; {python}"
 
 
 def setup_line(report: dict, machine: dict) -> str:
@@ -590,7 +705,10 @@ def input_line(document: dict) -> str:
     record = document.get("reproduce")
     source = record.get("input") if isinstance(record, dict) else None
     photo = " (a photo, repeated as a still stream)" if isinstance(source, dict) and source.get("photo") else ""
-    return f"input: {document.get('input') or 'unknown'}{photo}; measured {began}{span}"
+    # a report of a benchmark stopped part-way lacks the runs after the stop: `bench --from` said nothing of it
+    interrupted = document.get("interrupted") is True
+    stopped = "; stopped part-way (Ctrl-C or a failure): the runs after the stop are missing" if interrupted else ""
+    return f"input: {document.get('input') or 'unknown'}{photo}; measured {began}{span}{stopped}"
 
 
 def busy_machine_warning(reports: list[dict], machine: dict) -> str | None:
@@ -819,8 +937,9 @@ def _print_document(document: dict, tables: Tables) -> None:
     machine = document["machine"]
     for warning in report_warnings(document):  # a saved report reprints its caveats
         print(warning, file=sys.stderr)
-    if isinstance(document.get("versions"), dict):
-        tables.say(machine_line({"cores_usable": None, "os": "", "python": "", **machine}, document["versions"]))
+    found = document.get("versions")  # a report edited by hand may lack them: its machine is still said
+    tables.say(machine_line({"cores_usable": None, "os": "", "python": "", **machine},
+                            found if isinstance(found, dict) else {}))
     for line in reproduce_lines(document):
         tables.say(line)
     tables.say(input_line(document) + "\n")
@@ -841,6 +960,8 @@ def reports_together(names: list[str], documents: list[dict]) -> dict:
 
 DEFAULT_INPUT = "synthetic:portrait?size=640x480&fps=30"  # what the report names the default input
 PINNED = {"frames", "warmup", "modes"}  # written into the command even at their defaults, which may change
+# where the report goes is no part of what was measured: run again as written, the command overwrote this report
+NOT_REPRODUCED = {"from_report", "json", "plot"}
 HASHED_AT_MOST = 1 << 30  # an input file larger than this (bytes) is not hashed: seconds of reading for a check
 
 
@@ -866,14 +987,14 @@ def reproduction(args: argparse.Namespace, input_facts: dict) -> dict:
 
 def command_line(args: argparse.Namespace) -> str:
     """The bench command as a shell line: every option given (a network input's password left out), and --frames,
-    --warmup and --modes even at their defaults. Built from the parsed options, by each one add_bench_arguments
-    adds."""
+    --warmup and --modes even at their defaults; not --json and --plot, the outputs. Built from the parsed options,
+    by each one add_bench_arguments adds."""
     parser = argparse.ArgumentParser(add_help=False)
     add_bench_arguments(parser)
     words = ["depthcam", "bench"]
     for action in parser._actions:
         value = getattr(args, action.dest, action.default)
-        if action.dest == "from_report" or value is None or (value == action.default and action.dest not in PINNED):
+        if action.dest in NOT_REPRODUCED or value is None or (value == action.default and action.dest not in PINNED):
             continue
         values = [str(item) for item in (value if isinstance(value, list) else [value])]
         if action.dest == "input":
@@ -957,6 +1078,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return print_report(args.from_report, args.plot, run_options_given(args))
     modes, configs, input_facts = preflight(args)
     reproduce = reproduction(args, input_facts)  # the files as the runs read them (the input hashed before timing)
+    machine = machine_info()  # before the runs: the load average is the machine's, not the benchmark's
     started, started_ns = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.monotonic_ns()  # the runs', not the checks'
     reports: list[dict] = []
     interrupted = False
@@ -991,7 +1113,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
                 "input": redact(args.input) if args.input else DEFAULT_INPUT,
                 "frames": measured,  # what was measured (the fewest of any run), not what was asked for
                 "frames_requested": args.frames,
-                "warmup": args.warmup, "machine": machine_info(), "versions": versions(),
+                "warmup": args.warmup, "machine": machine, "versions": versions(),
                 "reproduce": reproduce, "reports": reports}
     for warning in report_warnings(document):
         print(warning, file=sys.stderr)

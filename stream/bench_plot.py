@@ -112,11 +112,23 @@ def plot_title(document: dict) -> str:
     """What a plot's title says of the report: its input, when it was measured (when the measuring began; an older
     report knows only when it was written), and on what."""
     machine = document["machine"]
-    gpu = f", {machine['gpu']}" if machine.get("gpu") else ""
     began = document.get("started") or document.get("created") or "undated"
     return (f"{document.get('input') or 'an unknown input'}, "
-            f"{str(began).replace('T', ' ')}, on {machine['cpu']} "
-            f"({machine['cores']} cores{gpu})")
+            f"{str(began).replace('T', ' ')}, on {machine['cpu']} ({machine_cores(machine)})")
+
+
+def machine_cores(machine: dict) -> str:
+    """'8 cores, 1.5 usable, load 3.20 at start, NVIDIA H200': what the figures ran on beside the CPU's name (the
+    machine's cores alone made a container's 1.5 read as 8, and a busy machine as an idle one)."""
+    usable, load = machine.get("cores_usable"), machine.get("load_average")  # absent from older reports
+    parts = [f"{machine['cores']} cores"]
+    if isinstance(usable, (int, float)) and usable != machine["cores"]:
+        parts.append(f"{usable:g} usable")
+    if isinstance(load, list) and load and isinstance(load[0], (int, float)):
+        parts.append(f"load {load[0]:.2f} at start")
+    if machine.get("gpu"):
+        parts.append(str(machine["gpu"]))
+    return ", ".join(parts)
 
 
 LEGEND_ROWS = 12  # a legend's entries a column; more runs take more columns
