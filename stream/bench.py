@@ -403,6 +403,9 @@ def _what_ran(built, build_ms: float, first_frame_ms: float | None) -> dict:
     return {"provider": built.estimator.provider, "kernels_backend": built.backend,
             "model": built.estimator.spec.name,
             "model_input_size": [built.estimator.input.width, built.estimator.input.height],
+            # false: the model took batch 1 on this device (its graph, or a batch its layers did not keep), so a
+            # batch of frames ran as single calls
+            "model_batches": not built.estimator.input.static_batch,
             "startup_ms": {"build": build_ms, "first_frame": first_frame_ms}}
 
 
@@ -765,12 +768,24 @@ def bench_one(config_name: str | None, args: argparse.Namespace, modes: list[str
                 batched = dataclasses.replace(config, inference=dataclasses.replace(
                     config.inference, max_batch=batch, mode="sync"))
                 measure(f"batch{batch}", lambda: run_pipelined(batched, file_input, frames, warmup))
+            _say_single_calls(report)
         elif mode == "live":
             live_input = _input_spec(args.input, LIVE_SYNTHETIC_FRAMES, live=True)
             measure("live", lambda: run_pipelined(config, live_input, frames, warmup,
                                                   paced=paced_by_bench(live_input)))
     summarise_report(report)
     return report
+
+
+def _say_single_calls(report: dict) -> None:
+    """A line where the batch runs above 1 ran single calls (a batch-1 model: TCMonoDepth on a CPU), whose rows
+    otherwise read as a batch size that made no difference."""
+    single = [name for name, run in report["runs"].items()
+              if name.startswith("batch") and name != "batch1" and run.get("model_batches") is False]
+    if single:
+        model = report["runs"][single[0]].get("model", "the model")
+        print(f"depthcam bench: {model} takes batch 1 on this device: {', '.join(single)} ran their frames as single "
+              f"calls (a model exported with a dynamic batch axis batches them)", file=sys.stderr)
 
 
 def _keeping_what_was_measured(runs: dict, name: str, run: Callable[[], dict]) -> dict:
@@ -1076,6 +1091,10 @@ def run_options_given(args: argparse.Namespace) -> list[str]:
 def run_bench_command(args: argparse.Namespace) -> int:
     if getattr(args, "from_report", None) is not None:
         return print_report(args.from_report, args.plot, run_options_given(args))
+    if args.input is not None:
+        from stream.camera import camera_input
+
+        args.input = camera_input(args.input)  # `bench 0`, `bench /dev/video0`: camera:0, as `run` reads them
     modes, configs, input_facts = preflight(args)
     reproduce = reproduction(args, input_facts)  # the files as the runs read them (the input hashed before timing)
     machine = machine_info()  # before the runs: the load average is the machine's, not the benchmark's

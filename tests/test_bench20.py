@@ -160,3 +160,27 @@ def test_a_raspberry_pi_is_named_from_its_cpuinfo_and_an_x86_model_number_is_not
     monkeypatch.setattr(bench.platform, "processor", lambda: "")
     (tmp_path / "cpuinfo").write_text("processor\t: 0\nmodel\t\t: 143\nmodel name\t: \n")
     assert bench.cpu_name(str(tmp_path / "cpuinfo"), str(tmp_path / "none")) == "x86_64"
+
+
+def test_batch_rows_of_a_batch_1_model_say_they_ran_single_calls(tmp_path, capsys):
+    """TCMonoDepth takes batch 1 on a CPU: batch2..batch8 ran single calls, and their rows read as a batch size
+    that made no difference, with no word."""
+    out = tmp_path / "r.json"
+    args = _bench_args("synthetic:portrait?size=64x48", "--frames", "4", "--warmup", "0", "--modes", "batch",
+                       "--json", str(out))
+    assert bench.run_bench_command(args) == 0
+    runs = json.loads(out.read_text())["reports"][0]["runs"]
+    assert [runs[f"batch{n}"]["model_batches"] for n in (1, 2, 4, 8)] == [False] * 4
+    assert "takes batch 1 on this device: batch2, batch4, batch8 ran their frames as single calls" in \
+        capsys.readouterr().err
+
+
+def test_bench_0_means_camera_0_as_run_reads_it(tmp_path, monkeypatch, capsys):
+    """`depthcam bench 0` (OpenCV's way of naming the first webcam) was read as a file named 0: "not found"."""
+    monkeypatch.chdir(tmp_path)  # no file named 0 here
+    seen = []
+    monkeypatch.setattr(bench, "preflight", lambda args: seen.append(args.input) or (_ for _ in ()).throw(
+        SystemExit(7)))
+    with pytest.raises(SystemExit):
+        bench.run_bench_command(_bench_args("0"))
+    assert seen == ["camera:0"]
