@@ -120,8 +120,12 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
         }
     }
     const float inv_n = 1.0f / (float)((y1 - y0) * (x1 - x0));
+    // The far field and what lies behind the near field skip what is outside the frame: their sums go per s x s
+    // area, so a block the frame cuts weighs its own pixels only (kernels/dof_cpu_gather.py: _cut_blocks); the
+    // near field continues the frame's edge, and its block means stand for the part outside too.
+    const float inv_area = 1.0f / (float)(s * s);
     const int i = by * wl + bx;
-    low_f[i] = make_float4(f0 * inv_n, f1 * inv_n, f2 * inv_n, fh * inv_n);
+    low_f[i] = make_float4(f0 * inv_area, f1 * inv_area, f2 * inv_area, fh * inv_area);
     // the mean radius of the reduced share, narrowed, or in a depth ramp its smallest as it is
     const float radius = fr_max - fr_min > RAMP_SPREAD * (float)s ? fr_min / (float)s
                                                                    : reduced_radius(fr / fmaxf(fm, 1e-30f), s);
@@ -131,7 +135,7 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     low_nr[i] = nm > 0.0f ? reduced_radius(nr / nm, s) : -1.0f;  // mean radius of the reduced share, narrowed
     low_small[i] = small;
     low_fsmall[i] = fsmall;
-    low_b[i] = make_float4(b0 * inv_n, b1 * inv_n, b2 * inv_n, bm * inv_n);
+    low_b[i] = make_float4(b0 * inv_area, b1 * inv_area, b2 * inv_area, bm * inv_area);
     low_br[i] = near_count > 0.0f ? near_coc / (near_count * (float)s) : -1.0f;
 }
 

@@ -89,6 +89,11 @@ def _bilinear_columns(width: int, s: int, wl: int) -> tuple[np.ndarray, ...]:
             (phase - phase_off).astype(np.float32))
 
 
+def _last_block_shares(shape: tuple[int, int], s: int, low_shape: tuple[int, int]) -> tuple[np.float32, np.float32]:
+    """The share of s of the last row and the last column of blocks that lies inside the frame (1: whole)."""
+    return tuple(np.float32((size - (low - 1) * s) / s) for size, low in zip(shape, low_shape))
+
+
 class _Workspace:
     """Per-frame-size work arrays. Reused between frames: fresh multi-megabyte allocations cost page
     faults (~1 ms a VGA frame); one workspace per thread keeps concurrent callers apart."""
@@ -156,7 +161,8 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
                 w.far_rmax, w.far_mask)
         t1 = time.perf_counter()
         _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, _row_order(hl),
-                _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.behind_acc, w.near_rows)
+                _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.behind_acc, w.near_rows,
+                *_last_block_shares(disp.shape, p.scale, p.low_shape))
         t2 = time.perf_counter()
         # the full-resolution windows: the near field's reach below 2 s + 1/2 (NEAR_EXACT; FAR_EXACT too, <= it)
         _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(NEAR_EXACT * p.scale + 1), p.scale,
