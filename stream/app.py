@@ -11,6 +11,7 @@ from typing import Callable
 
 from kernels.backend import BackendUnavailable, resolve_backend
 from kernels.dof import MAX_BLUR_LIMIT
+from kernels.temporal import TemporalFilter
 from kernels.warmup import cpu_cached, cpu_compiled, warm_up
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
@@ -240,22 +241,25 @@ ASYNC_ON_A_FILE = "async depth is for live sources; this file's frames each get 
 
 
 def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: FocusController, backend: str,
-                 stop: threading.Event, file_run: bool = False) -> list[Stage]:
+                 stop: threading.Event, file_run: bool = False, still: bool = False) -> list[Stage]:
     """`file_run`: a file read at its own speed into a file (not paced for a window or a virtual camera, not the
     benchmark's own sink). Async depth is then sync: on a file the network's newest depth was up to 0.67 s old and
-    differed from run to run (1 of 90 frames got its own), where every frame can wait for its own."""
+    differed from run to run (1 of 90 frames got its own), where every frame can wait for its own. `still`: a photo
+    (once, or repeated for a window), whose depth has no flicker for normalise.pixel_smoothing to smooth."""
     from models.registry import notify  # once a process: a batch of inputs says it once
 
     normaliser = DisparityNormaliser(config.normalise.low_percentile, config.normalise.high_percentile,
                                      config.normalise.smoothing)
+    smoothing = config.normalise.pixel_smoothing
+    temporal = TemporalFilter(smoothing, config.normalise.motion_threshold) if smoothing < 1 and not still else None
     depth: Stage
     if config.inference.mode == "async" and file_run:
         notify(ASYNC_ON_A_FILE)
     if config.inference.mode == "async" and not file_run:
-        depth = AsyncDepthStage(estimator, normaliser, stop)
+        depth = AsyncDepthStage(estimator, normaliser, stop, temporal=temporal)
     else:
         depth = DepthStage(estimator, normaliser, config.inference.max_batch, config.inference.max_wait_ms,
-                           on_device=backend == "cuda")
+                           on_device=backend == "cuda", temporal=temporal)
     return [depth, RefineStage(config.refine, backend), RenderStage(config.render, focus, backend, file_run=file_run)]
 
 
@@ -383,7 +387,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         stop = threading.Event()
         # a file read at its own speed into a file (not paced for a window or a virtual camera, not a caller's own
         # sink: the benchmark measures the preset as it is)
-        stages = build_stages(config, estimator, focus, backend, stop, file_run=sink is None and not source.live)
+        stages = build_stages(config, estimator, focus, backend, stop, file_run=sink is None and not source.live,
+                              still=isinstance(source, ImageSource))
         in_window = output_kind(output) == "window" or preview
         prepare_kernels(config, backend, notify, blur_may_change=sink is None and in_window)
         # the file itself, also where it is paced for a window: a --save-depth video beside it keeps its tags and part

@@ -76,11 +76,16 @@ class NormaliseConfig:
     low_percentile: float = 2.0
     high_percentile: float = 98.0
     smoothing: float = 0.15  # weight of the newest range per 1/30 s, at any frame rate (1 = no smoothing)
+    # each still pixel's disparity smoothed over time (kernels/temporal.py): weight of the newest per 1/30 s, 1 = off
+    pixel_smoothing: float = 1.0
+    motion_threshold: float = 8.0  # luma change (of 255) below which a pixel is still; at twice it, moving
 
     def validate(self) -> None:
         _check_range("normalise.low_percentile", self.low_percentile, 0, 50)
         _check_range("normalise.high_percentile", self.high_percentile, 50, 100)
         _check_range("normalise.smoothing", self.smoothing, 0.001, 1)
+        _check_range("normalise.pixel_smoothing", self.pixel_smoothing, 0.001, 1)
+        _check_range("normalise.motion_threshold", self.motion_threshold, 1, 64)
         if self.low_percentile >= self.high_percentile:
             raise ConfigValueError("normalise.low_percentile", f"normalise.low_percentile ({self.low_percentile:g}) "
                                    f"must be below normalise.high_percentile ({self.high_percentile:g})")

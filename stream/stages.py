@@ -13,6 +13,7 @@ import numpy as np
 
 import kernels
 from kernels.backend import to_host
+from kernels.temporal import TemporalFilter
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.runtime import DepthEstimator, RunTerminated
@@ -40,12 +41,17 @@ class Stage(Protocol):
 SCENE_CUT = "scene_cut"
 
 
-def normalise_per_shot(normaliser: DisparityNormaliser, cut: bool, frame: Frame, disparity):
+def normalise_per_shot(normaliser: DisparityNormaliser, cut: bool, frame: Frame, disparity,
+                       temporal: TemporalFilter | None = None):
     """The disparity on [0, 1], its range smoothed over the frames' times within a shot and taken afresh at a
-    cut to a new one (a new shot's depths have nothing to do with the last one's)."""
+    cut to a new one (a new shot's depths have nothing to do with the last one's); then, where `temporal` is
+    given (normalise.pixel_smoothing), each still pixel's value smoothed over the shot's frames too."""
     if cut:
         normaliser.reset()
-    return normaliser(disparity, frame.pts_seconds)
+        if temporal is not None:
+            temporal.reset()
+    disparity = normaliser(disparity, frame.pts_seconds)
+    return disparity if temporal is None else temporal(disparity, frame.image, frame.pts_seconds)
 
 
 class DepthStage:
@@ -55,9 +61,10 @@ class DepthStage:
     passes_at_once = False
 
     def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, max_batch: int = 1,
-                 max_wait_ms: float = 0.0, on_device: bool = False) -> None:
+                 max_wait_ms: float = 0.0, on_device: bool = False, temporal: TemporalFilter | None = None) -> None:
         self.estimator = estimator
         self.normaliser = normaliser
+        self.temporal = temporal  # normalise.pixel_smoothing's filter, on the side the depth is (None: off)
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.on_device = on_device  # leave the depth on the GPU when the next stages run there
@@ -77,7 +84,7 @@ class DepthStage:
             except ModelError as exc:  # NaN or inf from this frame: the frames before it are good, and written
                 raise StopAfter(batch[:done], exc) from None
             cut = frame.extra[SCENE_CUT] = self._cuts.is_cut(frame.image)
-            frame.disparity = normalise_per_shot(self.normaliser, cut, frame, disparity)
+            frame.disparity = normalise_per_shot(self.normaliser, cut, frame, disparity, self.temporal)
             frame.depth_index = frame.index
             frame.extra["batch_size"] = len(batch)
         return batch
@@ -102,9 +109,11 @@ class AsyncDepthStage:
     max_wait_ms = 0.0
     passes_at_once = True  # the network works on its own thread; a frame only picks up the newest depth
 
-    def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, stop: threading.Event) -> None:
+    def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, stop: threading.Event,
+                 temporal: TemporalFilter | None = None) -> None:
         self.estimator = estimator
         self.normaliser = normaliser
+        self.temporal = temporal  # used on the worker thread only, on the maps it makes (a few frames apart)
         self.stop = stop  # the pipeline's: stops waiting for the first depth
         self._closed = threading.Event()  # this stage's own: ends the worker on close()
         self.pending: LatestFrameQueue[Frame] = LatestFrameQueue(1, self._closed, name="async-depth")
@@ -127,7 +136,8 @@ class AsyncDepthStage:
                 # the newest frames, a few apart: a cut between two of them is still a cut (the render's focus, which
                 # sees every frame, tests them itself)
                 disparity = self.estimator.to_disparity(depth)
-                disparity = normalise_per_shot(self.normaliser, self._cuts.is_cut(frame.image), frame, disparity)
+                disparity = normalise_per_shot(self.normaliser, self._cuts.is_cut(frame.image), frame, disparity,
+                                               self.temporal)
                 with self._ready:
                     self._latest = (disparity, frame.index, now_ns() - started)
                     self._ready.notify_all()
