@@ -31,6 +31,7 @@ from stream.paths import ensure_writable, same_file
 from stream.sinks import (PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind,
                           sink_parts)
 from stream.audio_track import check_audio_track
+from stream.sources import ANIMATION_FORMATS as ANIMATION_DEMUXERS
 from stream.sources import ImageSource, PacedSource, Source, Timecode, VideoFileSource, open_source, timecode_refusal
 from stream.video_writer import VideoWriter, check_video_size, codec_of, output_codec, readable_again
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
@@ -332,6 +333,13 @@ def kernels_ready_line(backend: str, seconds: float) -> str:
     return f"kernels loaded from the cache in {seconds:.0f} s (slower than the usual second: the machine is busy)"
 
 
+def _counts_frames(source: Source) -> bool:
+    """Whether an editor's timecode (HH:MM:SS:FF) can be counted on this input: only a video file has a frame rate
+    to count at. A camera, a stream and an animation have none, an opaque GIF or APNG too: FFmpeg reads those as
+    videos, but each picture is held its own time (at the rate FFmpeg guesses, frame N was not the N-th picture)."""
+    return isinstance(source, VideoFileSource) and source.container.format.name not in ANIMATION_DEMUXERS
+
+
 def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: Sink | None = None,
           recorder: LatencyRecorder | None = None, progress: bool | None = None,
           notify: Callable[[str], None] | None = None,
@@ -347,7 +355,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
     if clip != (None, None):
         timecode = next(((flag, value) for flag, value in zip(("--start", "--duration"), clip)
                          if isinstance(value, Timecode)), None)
-        if timecode is not None and not isinstance(source, VideoFileSource):  # no rate to count its frames at
+        if timecode is not None and not _counts_frames(source):
             source.close()
             raise UserError(timecode_refusal(*timecode, redact(input_spec)))
         if not isinstance(source, (VideoFileSource, AnimationSource)):  # an animation: GIF, APNG, WebP
@@ -371,6 +379,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         if sink is None:
             check_audio_tracks(source.inner if isinstance(source, PacedSource) else source,
                                config.output.kept_audio_tracks())
+        if isinstance(source, ImageSource):
+            source.load()  # decoded once its size (from its headers) passed the checks, before the model loads
         point, full_height, shown_scale = config.render.focus_point, source.height, 1.0
         if isinstance(source, ImageSource) and (output_kind(output) == "window" or preview):
             scale = shown_scale = source.keep_showing()  # a photo in a window: refocused until q

@@ -14,6 +14,7 @@ of each clip follows its pictures, as in the clip. Each track reads the input wi
 """
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import operator
@@ -31,6 +32,11 @@ from stream.track_timeline import (AUDIO_CARRY_ON_S, AUDIO_SEEK_AFTER_S, AUDIO_S
 
 log = logging.getLogger(__name__)
 AUDIO_READ_RETRIES = 16  # read errors in a row after which the rest of the sound counts as unreadable (as the video's)
+# A sound packet this far in time from the one before, the one after it back in line with that one, has a damaged time
+# (an MPEG-TS PES's, an hour ahead): copied as it was, the sound ended there (a copy's later packets went back in time,
+# the muxer refused them) or an hour of silence was encoded (639 MB in an AVI). It is put back in line.
+AUDIO_OUT_OF_LINE_S = 1.0
+AUDIO_LOOK_AHEAD = 64  # packets read ahead (the pictures' among them) for the sound's next one
 
 # Audio codecs (canonical names) each container takes as they are; anything else is transcoded.
 PCM_INTEGERS = {"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_s32be"}
@@ -186,6 +192,9 @@ class AudioTrack:
         self._last_time: float | None = None  # the last packet's time, in the input's seconds
         self._copied_until: int | None = None  # where the last packet copied ends on the output's timeline, in ticks
         self._copied_any = False
+        self._last_end: int | None = None  # where the last packet read ends, in the input's ticks
+        self._ahead: collections.deque[Any] = collections.deque()  # packets read ahead (_next_own_time)
+        self._line_told = False
         self.pending: Any = None
         self.done = False
         # Input samples placed so far, counted from the origin: a later start is preceded by silence, so
@@ -217,6 +226,7 @@ class AudioTrack:
         try:  # by the file's default stream, its video: Matroska's index (cues) holds only its keyframes
             self.input.seek(round((origin - AUDIO_PREROLL_S) * 1_000_000), backward=True)
             self.packets = self.clips.demux(self.input, stream)
+            self._ahead.clear()
             self.pending = next((p for p in self.packets if p.pts is not None and not self.clips.passed(p)), None)
         except av.error.FFmpegError:
             self.pending = None
@@ -238,7 +248,8 @@ class AudioTrack:
         skip, self.clips = self.clips.skip, Clips(self.input, AUDIO_CARRY_ON_S)
         self.clips.joins, self.clips.skip = self.joins, skip
         self.packets, self.pending = self.clips.demux(self.input, self.in_stream), None
-        self._last_time, self.done = None, False
+        self._last_time, self._last_end, self.done = None, None, False
+        self._ahead.clear()
 
     def write_until(self, seconds: float | None) -> None:
         """Write the audio that starts before `seconds` (all of it for None)."""
@@ -273,8 +284,12 @@ class AudioTrack:
             if packet.dts is None and packet.size == 0 or self.clips.passed(packet):
                 continue  # demuxer's flush packet, or a picture's
             time = float(packet.pts * packet.time_base) if packet.pts is not None else None
+            if self._out_of_line(time):
+                time = self._put_in_line(packet, time)
             self.clips.read(time, self._last_time)
             self._last_time = time if time is not None else self._last_time
+            if packet.pts is not None:
+                self._last_end = packet.pts + (packet.duration or 0)
             if self.clips.before():
                 continue  # a clip before the first picture's (--start in a later one): its sound is not the part's
             origin = self.clips.origin(self.first_origin)
@@ -296,7 +311,49 @@ class AudioTrack:
             for frame in frames:
                 self._place(_reordered(frame, self._order), cut)
 
+    def _out_of_line(self, time: float | None) -> bool:
+        """Whether a packet at `time` is far from the one before (AUDIO_OUT_OF_LINE_S), the one after back in line
+        with that one: its time is damaged. Time going back for good is a join, going on for good a pause."""
+        last = self._last_time
+        if time is None or last is None or abs(time - last) <= AUDIO_OUT_OF_LINE_S:
+            return False
+        after = self._next_own_time()
+        return after is not None and last - AUDIO_SNAP_S <= after <= last + AUDIO_OUT_OF_LINE_S
+
+    def _next_own_time(self) -> float | None:
+        """The time of the track's next timed packet, read ahead (kept for _next_packet); None past the end or
+        AUDIO_LOOK_AHEAD packets."""
+        def own(packet: Any) -> bool:
+            return packet.stream.index == self.in_stream.index and packet.pts is not None and packet.size > 0
+
+        found = next((packet for packet in self._ahead if own(packet)), None)
+        while found is None and len(self._ahead) < AUDIO_LOOK_AHEAD:
+            packet = self._read()
+            if packet is None:
+                return None
+            self._ahead.append(packet)
+            found = packet if own(packet) else None
+        return None if found is None else float(found.pts * found.time_base)
+
+    def _put_in_line(self, packet: Any, time: float) -> float:
+        """`packet`, its time damaged, timed where the one before ends (said once a track); its new time."""
+        moved = self._last_end - packet.pts if self._last_end is not None else 0
+        if not self._line_told:
+            self._line_told = True
+            off = time - self._last_time
+            notify(f"{self.name}: a sound packet near {self._last_time:.1f} s is timed {abs(off):.0f} s "
+                   f"{'after' if off > 0 else 'before'} those around it (a damaged time): it is put back in line "
+                   f"and the rest of the sound kept (further ones without a word)")
+        packet.pts += moved
+        if packet.dts is not None:
+            packet.dts += moved
+        return float(packet.pts * packet.time_base)
+
     def _next_packet(self) -> Any:
+        """The next packet: one read ahead, else read."""
+        return self._ahead.popleft() if self._ahead else self._read()
+
+    def _read(self) -> Any:
         """The next packet read, None at the end. Where the demuxer refuses a damaged spot, reading goes on from where
         it stopped (it ended the run); PyAV's IndexError at the end of a file where FFmpeg added a stream part-way
         (damaged MPEG-TS tables) is the end."""

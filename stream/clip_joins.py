@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 # Byte offsets whose pictures' times are read at open to find joins: one each JOIN_SAMPLE_BYTES, between these
 # counts (~0.5 ms each), so that the samples fall closer together than clips of a few seconds are in most files
@@ -21,6 +21,61 @@ JOIN_SNAP_S = 0.005  # decoding times this little back are a rounding, not a joi
 # bytes this many times more than the file's bytes a second give for the time between them are looked into.
 JOIN_HIDDEN_RATIO = 4.0
 JOIN_SAMPLE_BUDGET = 512  # samples at most for looking into those (~0.5 ms each); past it the joins count as unknown
+# A damaged time (an MPEG-TS PES's, an hour ahead or a second back) is one or a few pictures out of line, the next
+# back in line; a join's times restart and go on from there, a pause's go on from its end. Up to this many out of
+# line are held to tell them apart (a clip this short reads as damaged); a time later than the line's next steps by
+# LINE_AHEAD_S is out of line. Read as a join, the damaged time set the rest of the video an hour (a second) later.
+LINE_HOLD = 4
+LINE_AHEAD_S = 1.0
+
+Timed = TypeVar("Timed")
+
+
+def in_line(last: float, time: float, step: float, held: int = 0, snap: float = 0.0) -> bool:
+    """Whether `time` follows `last` (the last time in line) with `held` times out of line between them: past their
+    steps (`step`: a frame's), give or take half of one (a clip's times, restarted, rise through `last` too), and
+    not later than its next `held + 1` steps and LINE_AHEAD_S."""
+    low = last - snap + ((held + 0.5) * step if held else 0.0)
+    return low <= time <= last + (held + 1) * step + LINE_AHEAD_S
+
+
+class TimeLine:
+    """Tells one or a few items whose times are damaged (out of line, up to LINE_HOLD of them, the next item timed back
+    in line) from a join or a pause (more out of line in a row: the line goes on from them), item by item as they
+    come (the pictures' packets among a track's: track_timeline.Clips). An item without a time passes as it is."""
+
+    def __init__(self, step: float, snap: float = 0.0) -> None:
+        self.step, self.snap = step, snap  # a frame's time; times this little back are a rounding
+        self.last: float | None = None  # the last time in line
+        self.held: list[Any] = []  # out of line since
+
+    def feed(self, item: Any, time: float | None) -> list[tuple[Any, bool]]:
+        """The items told by `item` (at `time`), each with whether its time is damaged: none while it is held; those
+        held, damaged, and `item` where it is back in line."""
+        if time is None or self.last is None or in_line(self.last, time, self.step, len(self.held), self.snap):
+            told = [(out, True) for out in self.held] + [(item, False)]
+        elif len(self.held) < LINE_HOLD:
+            self.held.append(item)
+            return []
+        else:  # times go on out of line: a join or a pause
+            told = [(out, False) for out in self.held] + [(item, False)]
+        self.held, self.last = [], time if time is not None else self.last
+        return told
+
+    def end(self) -> list[tuple[Any, bool]]:
+        """Those still held: none after them to tell, as they are."""
+        told, self.held = [(out, False) for out in self.held], []
+        return told
+
+
+def marked_out_of_line(items: Iterable[Timed], time_of: Callable[[Timed], float | None], step: float,
+                       snap: float = 0.0) -> Iterator[tuple[Timed, bool]]:
+    """`items` in their order, each with whether its time is damaged (TimeLine); damaged ones come right before the
+    item back in line."""
+    line = TimeLine(step, snap)
+    for item in items:
+        yield from line.feed(item, time_of(item))
+    yield from line.end()
 
 
 @dataclass(frozen=True)
@@ -128,7 +183,11 @@ class ClipFinder:
         runs = [_Scanned(None)]
         last: float | None = None
         margin = max(JOIN_MARGIN_BYTES, round(JOIN_MARGIN_FRAMES * self.frame * (self.rate or 0)))
-        for packet, place in self._packets(max(0, start - margin)):
+        packets = marked_out_of_line(self._packets(max(0, start - margin)), lambda found: found[0].dts * self.tick,
+                                     self.frame, JOIN_SNAP_S)
+        for (packet, place), damaged in packets:
+            if damaged:
+                continue  # a damaged time, no join (the source puts its picture back in line)
             dts, pts = packet.dts * self.tick, packet.pts * self.tick
             if last is not None and dts < last - JOIN_SNAP_S:
                 runs.append(_Scanned(place))

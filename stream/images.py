@@ -83,11 +83,12 @@ class PhotoMetadata:
 
 
 @contextmanager
-def opencv_quiet() -> Iterator[None]:
-    """OpenCV's own log lines off for a call that may fail: they would bury the one line that says why."""
+def opencv_quiet(level: int = cv2.utils.logging.LOG_LEVEL_SILENT) -> Iterator[None]:
+    """OpenCV's own log lines off for a call that may fail: they would bury the one line that says why. `level`:
+    those up to it kept (for decoder_messages to take)."""
     logging = cv2.utils.logging
     previous = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    logging.setLogLevel(level)
     try:
         yield
     finally:
@@ -263,7 +264,9 @@ def read_image(path: Path) -> np.ndarray:
         image = _read_with_pillow(path)
         if image is not None:
             return image
-    with opencv_quiet(), decoder_messages() as said:
+    # OpenCV logs libtiff's errors as its warnings (nothing where silent): a damaged TIFF was read without a word
+    with opencv_quiet(cv2.utils.logging.LOG_LEVEL_WARNING if tiff else cv2.utils.logging.LOG_LEVEL_SILENT), \
+            decoder_messages() as said:
         try:
             image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         except cv2.error as exc:
@@ -292,8 +295,12 @@ PICTURE_BRANDS = (*HEIF_BRANDS, b"avif", b"avis")  # an MP4-like box structure t
 # What libpng and libjpeg say of a damaged picture that they (or Pillow after them) still read: it is cut short, or
 # damaged within; their other remarks (an sRGB profile libpng calls incorrect, an unknown JFIF revision, "Invalid SOS
 # parameters" of some cameras' own files) are not said
-_CUT_SHORT = re.compile(r"Not enough image data|input buffer is incomplete|Premature end of JPEG file|Read Error")
-_DAMAGED = re.compile(r"libpng error|CRC error|Corrupt JPEG data")
+_CUT_SHORT = re.compile(r"Not enough image data|input buffer is incomplete|Premature end of JPEG file|Read Error|"
+                        r"Read error on strip|Read error on tile")
+_DAMAGED = re.compile(r"libpng error|CRC error|Corrupt JPEG data|libtiff: ")
+# How OpenCV logs libtiff's error ("[ERROR:0@0.02] global grfmt_tiff.cpp:116 TIFF_Error Using code not yet in
+# table"), and its warning of a JPEG-compressed TIFF's damage: said as libtiff's own words
+_OPENCV_TIFF = re.compile(r"^\[[^]]*\] global grfmt_tiff\.cpp:\d+ TIFF_(Error |Warning (?=JPEGLib: Corrupt))")
 _STDERR_LOCK = threading.Lock()  # one capture of the process's fd 2 at a time
 
 
@@ -336,7 +343,7 @@ def _put_back_stderr(saved: int) -> None:
 
 def _decoders_lines(text: str) -> list[str]:
     """The decoders' own lines of what was written to stderr; depthcam's (another thread's) are written again."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [_OPENCV_TIFF.sub("libtiff: ", line.strip()) for line in text.splitlines() if line.strip()]
     ours = [line for line in lines if line.startswith("depthcam:")]
     if ours:
         os.write(2, ("\n".join(ours) + "\n").encode("utf-8", "replace"))
@@ -405,6 +412,41 @@ def header_size(path: Path) -> tuple[int, int] | None:
     except Image.DecompressionBombError:  # over MAX_PIXELS: refused as OpenCV refuses it
         raise UserError(f"image {path} is larger than depthcam reads (over {MAX_PIXELS / 1e6:.0f} "
                         f"megapixels); downscale it first") from None
+
+
+def upright_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) as read_image gives the picture, turned by its orientation tag, from its headers alone (a
+    check of the run against it need not wait for a 48-megapixel decode); None where they cannot be read. A HEIF's
+    is its shown size already (pillow-heif turns it and drops the tag); a TIFF's, by tifffile (Pillow gives some
+    TIFFs turned already, others as stored)."""
+    from PIL import Image
+
+    try:
+        with pillow_open(path) as image:
+            if image is None or image.format == "TIFF":  # a float TIFF Pillow cannot open: tifffile's headers
+                return _upright_tiff_size(path)
+            width, height = image.size
+            if image.format == "HEIF":
+                return width, height
+            try:
+                orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+            except Exception:  # noqa: BLE001 (EXIF beyond reading: as stored, as _upright reads it)
+                orientation = 1
+    except Image.DecompressionBombError:  # read_image says it is too large
+        return None
+    return (height, width) if orientation in TURNED_ORIENTATIONS else (width, height)
+
+
+TURNED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF's and TIFF's orientations that swap width and height
+
+
+def _upright_tiff_size(path: Path) -> tuple[int, int] | None:
+    from stream.deep_tiff import TIFF_ORIENTATION, _tiff_tag, tiff_size
+
+    size = tiff_size(path)
+    if size is None or 0 in size:
+        return None
+    return size[::-1] if _tiff_tag(path, TIFF_ORIENTATION) in TURNED_ORIENTATIONS else size
 
 
 def refuse_beyond_memory(path: Path) -> None:

@@ -23,13 +23,14 @@ import cv2
 import numpy as np
 
 from stream.animations import animation_source, is_still_image
-from stream.clip_joins import Clip, ClipFinder, demuxed, transport_packet_size, transport_stream_cut
+from stream.clip_joins import (Clip, ClipFinder, demuxed, marked_out_of_line, transport_packet_size,
+                               transport_stream_cut)
 from stream.console import notify, rate_text
 from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
-from stream.images import filled_behind, on_white, read_image, read_metadata
+from stream.images import filled_behind, on_white, read_image, read_metadata, upright_size
 from stream.piped_input import input_path
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import (TIMECODE, alpha_pix_fmt, is_hd, part_first_picture, readable_again, shifted_timecode,
@@ -189,12 +190,33 @@ class ImageSource(Source):
     (frame_count stays 1: one picture)."""
 
     def __init__(self, path: Path) -> None:
-        self.image = image = read_image(path)
+        """Its size from its headers where they give it (upright_size): a run refused for it (the blur, an output's
+        size limit) is refused before a 48-megapixel photo is decoded (load), not after."""
+        self.path = path
+        size = upright_size(path)
+        self._image = None if size is not None else read_image(path)
         self.metadata = read_metadata(path)  # kept by an image output
-        self.height, self.width = image.shape[:2]
+        self.width, self.height = size if size is not None else self._image.shape[1::-1]
         self.frame_count = 1
         self.repeating = False
         self.description = f"image {path.name} {self.width}x{self.height}"
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.load()
+
+    @image.setter
+    def image(self, image: np.ndarray) -> None:
+        self._image = image
+
+    def load(self) -> np.ndarray:
+        """The photo, decoded on first use; where its headers told its size otherwise (a damaged one), its own."""
+        if self._image is None:
+            self._image = read_image(self.path)
+            if self._image.shape[:2] != (self.height, self.width):
+                self.height, self.width = self._image.shape[:2]
+                self.description = f"image {self.path.name} {self.width}x{self.height}"
+        return self._image
 
     def keep_showing(self) -> float:
         """Repeat the photo for a window, brought down to STILL_WINDOW_WIDTH; returns the scale (<= 1)."""
@@ -465,6 +487,32 @@ REPLAY_BYTES = 64 << 20  # nor past these bytes: a clean 4K long-GOP file held 2
 # none of their packets are kept (an intra-only codec's, a packet each, are: DNxHD gave 12 of 24 with 16 threads)
 REPLAYED_CODECS = frozenset({"vp9"})
 REORDER_PACKETS = 16  # H.264's and HEVC's most pictures held back for reordering (the DPB)
+# FFmpeg 8's HEVC decoder drops every picture predicted from a damaged one (flagged corrupt), where FFmpeg 5 and
+# the players show them smeared: 42 of 48 where `ffmpeg -i` gave 47. Asked for them, depthcam keeps the smeared
+# ones and drops those predicted from the mid-grey picture FFmpeg puts in place of a lost reference.
+SHOWN_CORRUPT_CODECS = frozenset({"hevc"})
+LOST_REFERENCE_SHARE = 0.5  # of chroma samples exactly mid-grey: a picture made from FFmpeg's stand-in reference
+
+
+def show_corrupt(codec_context: Any) -> bool:
+    """Asks the decoder of a codec in SHOWN_CORRUPT_CODECS for the pictures it flags corrupt; whether it did."""
+    if codec_context.name not in SHOWN_CORRUPT_CODECS:
+        return False
+    codec_context.options = {**codec_context.options, "flags": "+output_corrupt"}
+    return True
+
+
+def from_lost_reference(picture: Any) -> bool:
+    """Whether a corrupt picture is made from the grey picture FFmpeg's HEVC decoder puts in place of a lost
+    reference (every sample 1 << (bits - 1)): its colour is mostly exactly that grey (0.8 to 1.0 of its chroma
+    samples; a smeared picture's, 0.01 to 0.04), nothing of the scene's colour left."""
+    if len(picture.planes) < 3:
+        return False  # grey-scale, or chroma interleaved: not told apart
+    bits = picture.format.components[1].bits
+    plane = picture.planes[1]
+    wide = np.uint16 if bits > 8 else np.uint8
+    samples = np.frombuffer(plane, wide).reshape(plane.height, -1)[:, :plane.width]
+    return bool(np.mean(samples == 1 << (bits - 1)) >= LOST_REFERENCE_SHARE)
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
@@ -613,6 +661,7 @@ class Redecoder:
             with av.open(str(self.reopen), metadata_errors="replace") as again:
                 decoder = again.streams[self.stream.index].codec_context
                 decoder.thread_type = "SLICE"
+                show_corrupt(decoder)
                 decoder.open()
         except (av.error.FFmpegError, OSError, IndexError):
             return None
@@ -672,6 +721,8 @@ class VideoFileSource(Source):
         self.stream = _video_stream(self.container, path)
         _tell_video_streams(self.container, self.stream, path.name)
         self.stream.thread_type = "AUTO"
+        self._shows_corrupt = show_corrupt(self.stream.codec_context)
+        self._whole_seen = False  # a picture decoded whole (not corrupt) given yet, see _without_lost_references
         rate = self.stream.average_rate or self.stream.guessed_rate
         if self.container.format.name in ANIMATION_FORMATS and self.stream.guessed_rate:
             # an animation holds some pictures longer on purpose (a 2 s last one): its average rate (3.45 fps for
@@ -691,6 +742,7 @@ class VideoFileSource(Source):
         stored = f"{self.width}x{self.height}"
         self._damaged_spots, self._in_damage = 0, False  # see _damaged
         self._matrix_told = False  # see _untagged
+        self._line_told = False  # see _put_in_line
         self._dts_delay: int | None = None  # an AVI's decoder delay in ticks (see _in_display_time)
         self._last_pts: int | None = None
         self._untold: list[str] | None = []  # damage before the first picture, said once one decodes (else None)
@@ -995,6 +1047,7 @@ class VideoFileSource(Source):
                             f"check the file is still there and readable") from None
         self.stream = _video_stream(self.container, self.path)
         self.stream.thread_type = "AUTO"
+        show_corrupt(self.stream.codec_context)
         self._decoded = self._decode()
         self._head = []
 
@@ -1007,6 +1060,7 @@ class VideoFileSource(Source):
 
         errors = 0
         self._redecoder = Redecoder(self.stream, self.path if readable_again(self.path) else None)
+        self._whole_seen = False  # each demuxing (a jump starts anew)
         while errors < READ_RETRIES:
             try:
                 for packet in demuxed(self.container.demux(self.stream)):
@@ -1027,14 +1081,35 @@ class VideoFileSource(Source):
         except av.error.FFmpegError as exc:
             self._damaged(exc, packet)
             pictures = self._redecoder.after_damage(packet)
+        if self._shows_corrupt:
+            pictures = self._without_lost_references(pictures)
         for picture in pictures:
             if picture.colorspace not in CONVERTED_MATRICES:
                 self._untagged(picture)
-        if pictures:
-            self._in_damage = False  # a damaged spot ends with the next picture
-            if self.container.format.name == "avi":
-                self._in_display_time(pictures)
+        if pictures and (not self._shows_corrupt or any(picture.key_frame for picture in pictures)):
+            # a damaged spot ends with the next picture; where corrupt ones are shown, at the next keyframe (up to
+            # which they come smeared, a clean one between them)
+            self._in_damage = False
+        if pictures and self.container.format.name == "avi":
+            self._in_display_time(pictures)
         return pictures
+
+    def _without_lost_references(self, pictures: list[Any]) -> list[Any]:
+        """The pictures less those predicted from a lost reference (mid-grey): a corrupt one is a damaged spot,
+        said (the decoder refused no packet), the smeared ones kept as FFmpeg's players show them. Before the first
+        whole picture (a recording cut mid-GOP starts so) none is kept, nor said, as FFmpeg's decoder gives none."""
+        kept = []
+        for picture in pictures:
+            if not picture.is_corrupt:
+                self._whole_seen = True
+            elif not self._whole_seen:
+                continue
+            else:
+                self._damaged(ValueError("pictures predicted from a damaged one"), picture)
+                if from_lost_reference(picture):
+                    continue
+            kept.append(picture)
+        return kept
 
     def _in_display_time(self, pictures: list[Any]) -> None:
         """AVI stores no presentation times: FFmpeg guesses them from the decode order, which B-frames (H.264 in
@@ -1077,7 +1152,7 @@ class VideoFileSource(Source):
         half_frame = 0.5 / self.fps
         previous: float | None = None
         deinterlacer = Deinterlacer(self.stream.time_base)
-        pictures = itertools.chain(self._head, self._decoded)
+        pictures = self._in_line(itertools.chain(self._head, self._decoded))
         # the last picture before --start, and where it ends; on the video's clock, as --start and --duration are
         shown: tuple[Any, float] | None = None
         try:
@@ -1131,6 +1206,39 @@ class VideoFileSource(Source):
                 if self._read_until is not None else ""
             raise UserError(f"{self.path.name} has no picture from --start {format_time(self._start - origin)} on"
                             f"{end}; give an earlier start")
+
+    def _in_line(self, pictures: Iterator[Any]) -> Iterator[Any]:
+        """The pictures, one or a few whose times are damaged (out of line, the next back in line) put back in line
+        (marked_out_of_line): read as a join of clips, such a time set every later picture an hour (a second) later."""
+        last, held = None, []
+        for picture, damaged in marked_out_of_line(pictures, lambda picture: picture.time, 1 / self.fps):
+            if damaged:
+                held.append(picture)
+                continue
+            if held:
+                yield from self._put_in_line(held, last, picture)
+                held = []
+            last = picture if picture.time is not None else last
+            yield picture
+
+    def _put_in_line(self, held: list[Any], last: Any, after: Any) -> list[Any]:
+        """Pictures whose times are damaged, between `last` and `after` in line: spread over the time between them
+        where it holds them (a frame or more each), else skipped; said once."""
+        gap, count = after.pts - last.pts, len(held)
+        fits = gap * after.time_base >= (count + 0.5) / self.fps  # each a frame or more
+        off = abs(held[0].time - last.time)
+        if not self._line_told:
+            self._line_told = True
+            start = self.stream.start_time * self.stream.time_base if self.stream.start_time else 0
+            notify(f"{self.path.name} is damaged near {format_time(max(0.0, float(last.time - start)))}: {count} "
+                   f"picture{'s' if count > 1 else ''} timed {round(off, 1):g} s out of line with those around "
+                   f"{'them' if count > 1 else 'it'}, {'put back in line' if fits else 'skipped'} (not a join of "
+                   f"clips); further ones without a word")
+        if not fits:
+            return []
+        for number, picture in enumerate(held, 1):
+            picture.pts = last.pts + gap * number // (count + 1)
+        return held
 
     def _untagged(self, picture: Any) -> None:
         """A picture tagged with a colour matrix swscale refuses, converted as untagged (BT.709 from HD sizes): a

@@ -41,6 +41,15 @@ class Clips:
         self.clip = 0  # the joins the track passed: the pictures' at once, or at its next packet with `carry_on_s`
         self.skip = 0  # the clip of the first picture: the writer's first origin is that clip's, `joins` after it
         self._last_picture: float | None = None  # in the input's seconds
+        # A picture or a few whose times are damaged (the next back in line) are no join: a TS picture timed an hour
+        # ahead made its return a join, and the sound waited for a clip that never came (1.3 of its 4 s kept). A
+        # join is still counted at once (a line under the next clip's first pictures must not wait to be told), and
+        # taken back where the pictures come back in line.
+        rate = (self.video.average_rate or self.video.guessed_rate) if self.video is not None else None
+        self._step = 1 / float(rate) if rate else 0.04
+        self._in_line: float | None = None  # the last picture's time in line
+        self._out = 0  # pictures out of line since
+        self._joins_out = 0  # joins counted among them
 
     def demux(self, container: Any, *streams: Any) -> Any:
         """The track's packets, and the pictures' where they are watched."""
@@ -53,12 +62,28 @@ class Clips:
             return False
         time = packet.dts if packet.dts is not None else packet.pts
         if time is not None:
-            seconds = float(time * packet.time_base)
+            self._picture_at(float(time * packet.time_base))
+        return True
+
+    def _picture_at(self, seconds: float) -> None:
+        """A picture's decoding time: a join where it goes back, taken back where the next pictures return in line
+        within LINE_HOLD (a damaged time); out of line longer, the line goes on from them."""
+        from stream.clip_joins import LINE_HOLD, in_line
+
+        if self._in_line is None or in_line(self._in_line, seconds, self._step, self._out, AUDIO_SNAP_S):
+            if self._joins_out:  # the times out of line were damage: no clip began there
+                self.pictures -= self._joins_out
+                self.clip = min(self.clip, self.pictures)
+            self._in_line, self._out, self._joins_out = seconds, 0, 0
+        else:
             if self._last_picture is not None and seconds < self._last_picture - AUDIO_SNAP_S:
                 self.pictures += 1
                 self.clip = self.clip if self.carry_on_s else self.pictures
-            self._last_picture = seconds
-        return True
+                self._joins_out += 1
+            self._out += 1
+            if self._out > LINE_HOLD:  # a join or a pause: the line goes on from here
+                self._in_line, self._out, self._joins_out = seconds, 0, 0
+        self._last_picture = seconds
 
     def went_back(self) -> None:
         """The track's own time went back: a join, where the pictures are not watched; else the pictures' clip."""
