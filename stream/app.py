@@ -419,7 +419,11 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              controls=LiveControls(focus, config.render, full_height,  # its blur limit
                                                    shown_scale=shown_scale))
             if isinstance(video, VideoFileSource):  # the run line says what the output's codec loses (ProRes: bits)
-                editing = config.output.codec == "auto" and Path(output).suffix.lower() in codec_of("prores").suffixes
+                # `--codec prores` is offered only where auto writes another codec: auto already writes a QuickTime
+                # Animation's RGB as ProRes 422, so naming it would keep nothing more
+                suffix = Path(output).suffix.lower()
+                editing = config.output.codec == "auto" and suffix in codec_of("prores").suffixes \
+                    and output_codec("auto", suffix, input_codec) != "prores"
                 video.written_as(written_pix_fmt(output, config.output.codec, input_codec),
                                  transparent=not config.output.side_by_side,
                                  keeping="--codec prores keeps it, in far larger files" if editing else None)

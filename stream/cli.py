@@ -180,8 +180,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="write input | output | depth (default: off)")
     parser.add_argument("--codec", type=OutputConfig.codec_named, choices=OutputConfig.CODECS,
                         help="the video's codec: auto (the default: the container's own, H.264 in .mp4, .mov and "
-                             ".mkv; a ProRes or DNxHD/HR input written to .mov or .mkv stays ProRes), h264, hevc, "
-                             "prores (422 HQ 10-bit, .mov or .mkv), ffv1 (lossless, .mkv or .avi), vp9, mpeg4")
+                             ".mkv, VP9 in .webm, MPEG-4 in .avi; a ProRes, DNxHD/HR, QuickTime Animation or PNG "
+                             "input written to .mov or .mkv stays ProRes, a lossless one (FFV1, HuffYUV, Ut Video) "
+                             "written to .mkv or .avi stays FFV1), h264, hevc, prores (422 HQ 10-bit, .mov or .mkv), "
+                             "ffv1 (lossless, .mkv or .avi), vp9, mpeg4")
     parser.add_argument("--audio-track", type=_audio_tracks, metavar="N[,M...]",
                         help="the input's audio streams the video keeps, by their numbers from 1 as the run's lines "
                              "count them, in this order, the first the default track (2,1); none: no sound; all "
