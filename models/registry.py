@@ -90,11 +90,20 @@ def model_names() -> list[str]:
     return sorted(REGISTRY)
 
 
+def unknown_model(name: str, extra: str = "") -> ModelError:
+    """An unknown model's refusal: the name it most likely meant (`tcmonodeph`), and the names known."""
+    import difflib
+
+    close = difflib.get_close_matches(name.strip().lower(), model_names(), n=1, cutoff=0.6)
+    meant = f" (did you mean {close[0]}?)" if close else ""
+    return ModelError(f"unknown model {name!r}{meant}; known models: {', '.join(model_names())}{extra}")
+
+
 def get_spec(name: str) -> ModelSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ModelError(f"unknown model {name!r}; known models: {', '.join(model_names())}") from None
+        raise unknown_model(name) from None
 
 
 def model_state(spec: ModelSpec) -> str:
@@ -232,8 +241,7 @@ def resolve_model(name_or_path: str, *, progress: bool = True) -> tuple[ModelSpe
     path = Path(name_or_path).expanduser()
     _refuse_weight_files(path)
     if path.suffix.lower() != ".onnx" and not path.exists():
-        raise ModelError(f"unknown model {name_or_path!r}; known models: {', '.join(model_names())} "
-                         f"(or give a path to an .onnx file)")
+        raise unknown_model(name_or_path, " (or give a path to an .onnx file)")
     if path.is_dir():
         raise ModelError(f"model {path} is a folder; {_folder_fix(path)}")
     if not path.is_file():

@@ -172,3 +172,17 @@ def test_models20_the_real_model_is_read_as_before(shared_models):
     estimator = DepthEstimator(spec, path, "cpu")
     depths = estimator.predict(_frames(2, 192, 320))
     assert [d.shape for d in depths] == [(192, 320)] * 2
+
+
+def test_a_misspelt_model_name_is_told_the_one_it_most_likely_meant():
+    """`--model tcmonodeph` (and `models fetch tcmonodeph`) listed the names and left the user to spot the typo,
+    where a misspelt option or preset is told the one it meant."""
+    from models.download import ModelError
+    from models.registry import get_spec, resolve_model
+
+    with pytest.raises(ModelError, match=r"unknown model 'tcmonodeph' \(did you mean tcmonodepth\?\); known models"):
+        resolve_model("tcmonodeph")
+    with pytest.raises(ModelError, match=r"unknown model 'FCRM' \(did you mean fcrn\?\)"):
+        get_spec("FCRM")
+    with pytest.raises(ModelError, match=r"unknown model 'zzz'; known models: fcrn, tcmonodepth$"):
+        get_spec("zzz")
