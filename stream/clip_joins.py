@@ -42,7 +42,8 @@ def in_line(last: float, time: float, step: float, held: int = 0, snap: float = 
 class TimeLine:
     """Tells one or a few items whose times are damaged (out of line, up to LINE_HOLD of them, the next item timed back
     in line) from a join or a pause (more out of line in a row: the line goes on from them), item by item as they
-    come (the pictures' packets among a track's: track_timeline.Clips). An item without a time passes as it is."""
+    come (the pictures' packets among a track's: track_timeline.Clips). An item without a time passes as it is, or,
+    where items are held, waits with them in its place (no time to tell them by)."""
 
     def __init__(self, step: float, snap: float = 0.0) -> None:
         self.step, self.snap = step, snap  # a frame's time; times this little back are a rounding
@@ -52,6 +53,8 @@ class TimeLine:
     def feed(self, item: Any, time: float | None) -> list[tuple[Any, bool]]:
         """The items told by `item` (at `time`), each with whether its time is damaged: none while it is held; those
         held, damaged, and `item` where it is back in line."""
+        if time is None and self.held:  # no time to tell those held by (told as back in line, it gave the source
+            return self._hold_untimed(item)  # no time to put them back in line at: a TypeError ended the run)
         if time is None or self.last is None or in_line(self.last, time, self.step, len(self.held), self.snap):
             told = [(out, True) for out in self.held] + [(item, False)]
         elif len(self.held) < LINE_HOLD:
@@ -60,6 +63,15 @@ class TimeLine:
         else:  # times go on out of line: a join or a pause
             told = [(out, False) for out in self.held] + [(item, False)]
         self.held, self.last = [], time if time is not None else self.last
+        return told
+
+    def _hold_untimed(self, item: Any) -> list[tuple[Any, bool]]:
+        """An item without a time held with those out of line before it (a damaged run's, put back in line with them);
+        past LINE_HOLD they all go on as they are, and the line starts again at the next time."""
+        self.held.append(item)
+        if len(self.held) <= LINE_HOLD:
+            return []
+        told, self.held, self.last = [(out, False) for out in self.held], [], None
         return told
 
     def end(self) -> list[tuple[Any, bool]]:

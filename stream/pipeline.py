@@ -39,6 +39,9 @@ JOIN_TIMEOUT_S = 2.0
 # depth of field 118 s, writing its PNG 6.5 s; about half a minute since the reduced gather's bound went to 12),
 # 12 megapixels 13-19 s, a 4K portrait 7.1 s, 6 megapixels 3.5 s, 4K landscape 2.7 s; 1080p 0.8 s keeps its bar.
 STAGE_LINES_PIXELS = 4_000_000
+# A live run's capture-to-output latencies kept for its end summary: at most this many (8 MB), then every other one
+# of them and of the frames after (a webcam or virtual camera left on for days grew 20 MB a day at 30 fps).
+LATENCY_KEPT = 1 << 20
 
 
 @dataclass
@@ -115,8 +118,10 @@ class Pipeline:
         self.frames_written = 0
         self.skipped_by_source = 0  # live: frames the source moved past (gaps in its indices), drops as the queue's
         self.captured = 0  # frames the source delivered, those it skipped counted (the end summary's first figure)
-        # each written frame's capture-to-output latency (ns), for a live run's end summary: 8 bytes a frame
+        # written frames' capture-to-output latencies (ns), for a live run's end summary: 8 bytes a frame, at most
+        # LATENCY_KEPT of them
         self.latency_ns: array[int] = array("q")
+        self._latency_every = 1  # the written frames' latencies kept: one in this many (see LATENCY_KEPT)
         self.sink_finalised = False
         self.source_error: UserError | None = None  # the input failed part-way; raised after the drain
         self.stage_error: tuple[str, BaseException] | None = None  # a stage's input turned bad part-way: as above
@@ -243,7 +248,7 @@ class Pipeline:
         self.frames_written = 0
         self.skipped_by_source = 0
         self.captured = 0
-        self.latency_ns = array("q")
+        self.latency_ns, self._latency_every = array("q"), 1
         self.sink_finalised = False  # the sink closed without an error: its file is complete and playable
         self.source_error = None
         self.stage_error = None
@@ -293,6 +298,17 @@ class Pipeline:
             return None
         return live_summary(self.captured, self.frames_written, self.queues[0].dropped + self.skipped_by_source,
                             self.latency_ns)
+
+    def _keep_latency(self, frame: Frame) -> None:
+        """A written frame's capture-to-output latency, for the end summary: one in `_latency_every`, thinned to every
+        other one once LATENCY_KEPT are kept, so a run of any length keeps a bounded, evenly spread sample."""
+        if (self.frames_written - 1) % self._latency_every:  # frames 1, 1 + every, 1 + 2 every...
+            return
+        if len(self.latency_ns) >= LATENCY_KEPT:
+            self.latency_ns, self._latency_every = self.latency_ns[::2], self._latency_every * 2
+            if (self.frames_written - 1) % self._latency_every:
+                return
+        self.latency_ns.append(frame.stamps["sink"] - frame.capture_ns)
 
     def _one_large_picture(self) -> bool:
         """A photo (or a one-picture animation or video) larger than STAGE_LINES_PIXELS, read once, not repeated for
@@ -348,7 +364,7 @@ class Pipeline:
                 if self.admission is not None:
                     self.admission.release()
                 self.frames_written += 1
-                self.latency_ns.append(frame.stamps["sink"] - frame.capture_ns)
+                self._keep_latency(frame)
             self._advance(bar, frame)
             if self.recorder is not None:
                 self.recorder.record(frame)
