@@ -82,10 +82,11 @@ def percentiles(values: np.ndarray) -> dict[str, float]:
             "mean": float(values.mean()), "count": int(values.size)}
 
 
-def live_summary(captured: int, processed: int, dropped: int, latency_ns) -> str:
+def live_summary(captured: int, processed: int, dropped: int, latency_ns, delivered: str = "captured") -> str:
     """The line a live run ends with, e.g. "432 frames captured, 139 processed, 290 dropped to keep up (3 in flight at
-    the stop); capture to output latency p50 96 ms, p95 142 ms": what a streamer checks after a session."""
-    line = f"{captured} frames captured, {processed} processed, {dropped} dropped to keep up"
+    the stop); capture to output latency p50 96 ms, p95 142 ms": what a streamer checks after a session.
+    `delivered`: how the frames came ("played" for a video file paced for a window: no camera captured them)."""
+    line = f"{captured} frames {delivered}, {processed} processed, {dropped} dropped to keep up"
     in_flight = captured - processed - dropped
     if in_flight > 0:
         line += f" ({in_flight} in flight at the stop)"

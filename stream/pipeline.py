@@ -28,7 +28,7 @@ from stream.interrupts import SignalStop, signals_stop
 from stream.metrics import LatencyRecorder, live_summary
 from stream.queues import END, POLL_S, BlockingFrameQueue, FrameQueue, InFlightLimit, LatestFrameQueue, Stopped
 from stream.sinks import Sink, sink_parts
-from stream.sources import Source
+from stream.sources import PacedSource, Source
 from stream.stages import Stage
 from stream.workers import worker_thread
 
@@ -296,8 +296,9 @@ class Pipeline:
         for a file, and for a photo's copies shown in a window (no frames of an input)."""
         if not self.source.live or getattr(self.source, "repeating", False):
             return None
+        played = isinstance(self.source, PacedSource) and not self.source.inner.live  # a video file in a window
         return live_summary(self.captured, self.frames_written, self.queues[0].dropped + self.skipped_by_source,
-                            self.latency_ns)
+                            self.latency_ns, "played" if played else "captured")
 
     def _keep_latency(self, frame: Frame) -> None:
         """A written frame's capture-to-output latency, for the end summary: one in `_latency_every`, thinned to every

@@ -164,6 +164,20 @@ def test_a_file_run_has_no_live_summary(tmp_path):
     assert pipeline.run().frames_written == 3 and pipeline.live_summary() is None
 
 
+def test_a_video_file_played_in_a_window_says_its_frames_were_played_not_captured():
+    """A video file paced for a window is a live source to the pipeline, but no camera captured its frames."""
+    from stream.sources import PacedSource, SyntheticSource
+
+    source = SyntheticSource("synthetic:portrait?size=64x48&frames=3")
+    source.live = False  # as a file's source is
+    pipeline = Pipeline(PacedSource(source), [SlowStage()], NullSink())
+    assert pipeline.run().frames_written == 3
+    assert pipeline.live_summary().startswith("3 frames played, 3 processed, 0 dropped")
+    camera = Pipeline(SyntheticSource("synthetic:portrait?size=64x48&frames=3&realtime=1"), [SlowStage()], NullSink())
+    camera.run()
+    assert camera.live_summary().startswith("3 frames captured")
+
+
 def test_the_run_line_ends_a_webcam_session_with_its_summary(monkeypatch, shared_models, capsys):
     from stream import cli
 
