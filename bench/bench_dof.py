@@ -24,7 +24,8 @@ render's, at 1280x720 and 1920x1080 (--blur at both).
 --exact-far times the far field's hand-over at s (exact_far off, live runs) and at 2 s (on: photos, files into files)
 alternately in one process (--rounds rounds of --runs renders; CPU ms, the process's): the synthetic portrait at
 640x480 at live-cpu's blur, 1280x720 and 1920x1080 at the default preset's, each --photo size, highlight boost 0 and
-1, on each of --threads, with how far the two outputs differ; then each --recorded file's frames.
+1, on each of --threads, with how far the two outputs differ; then each --recorded file's frames. With --compare-rev
+REV (or --compare OLD.py) it times the old and the current module instead, both with exact_far, on those scenes.
 --compile gives the seconds a first render takes from a cold Numba cache (a fresh NUMBA_CACHE_DIR, in a new
 process: the import and the JIT of every kernel), --rounds times; with --compare-rev REV or --compare OLD.py, the old
 module's and the current one's alternately.
@@ -233,31 +234,41 @@ def render_ms(module: ModuleType, frames: list[tuple], runs: int) -> tuple[float
 
 
 def compare(old: ModuleType, recorded: list[Path], threads: list[int], rounds: int, runs: int,
-            blur_vga: float, photos: list[tuple[int, int]] = ()) -> None:
-    """`old` (a dof_cpu module: load_module, load_revision) and the current one, alternately."""
+            blur_vga: float, photos: list[tuple[int, int]] = (), exact_far: bool = False) -> None:
+    """`old` (a dof_cpu module: load_module, load_revision) and the current one, alternately; with `exact_far`
+    both render so (--exact-far's scenes: the synthetic portrait up to 1920x1080, the recorded frames)."""
+    import functools
+
     import numba
 
     from kernels import dof_cpu
 
+    new: ModuleType | SimpleNamespace = dof_cpu
+    scenes = compare_scenes(recorded, blur_vga, photos)
+    if exact_far:
+        old, new = (SimpleNamespace(depth_of_field_cpu=functools.partial(m.depth_of_field_cpu, exact_far=True))
+                    for m in (old, dof_cpu))
+        scenes = exact_far_scenes(photos, recorded)
+
     print("| scene | blur (px) | threads | old ms, by round | new ms, by round | new / old | old CPU ms | new CPU ms "
           "| outputs |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, frames in compare_scenes(recorded, blur_vga, photos):
+    for name, frames in scenes:
         differ, most = 0, 0
         for image, disparity, focus, blur, boost in frames:
             a = old.depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost).astype(np.int16)
-            b = dof_cpu.depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost).astype(np.int16)
+            b = new.depth_of_field_cpu(image, disparity, focus, blur, highlight_boost=boost).astype(np.int16)
             differ += int((a != b).sum())
             most = max(most, int(np.abs(a - b).max()))
         outputs = "identical" if differ == 0 else f"{differ} values differ, by up to {most}"
         for n in threads:
             numba.set_num_threads(n)
-            for module in (old, dof_cpu):  # warm-up: thread pool, caches
+            for module in (old, new):  # warm-up: thread pool, caches
                 render_ms(module, frames, 3)
             times: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
             for _ in range(rounds):
                 times["old"].append(render_ms(old, frames, runs))
-                times["new"].append(render_ms(dof_cpu, frames, runs))
+                times["new"].append(render_ms(new, frames, runs))
             ratio = np.median([t[0] for t in times["new"]]) / np.median([t[0] for t in times["old"]])
             wall = {k: " / ".join(f"{t[0]:.1f}" for t in v) for k, v in times.items()}
             cpu = {k: " / ".join(f"{t[1]:.1f}" for t in v) for k, v in times.items()}
@@ -396,7 +407,8 @@ def main() -> None:
     parser.add_argument("--passes", action="store_true",
                         help="each pass's median ms at 1280x720 and 1920x1080 instead of whole renders")
     parser.add_argument("--exact-far", action="store_true",
-                        help="the far field's hand-over at s against 2 s (exact_far), alternately, in CPU ms")
+                        help="the far field's hand-over at s against 2 s (exact_far), alternately, in CPU ms; with "
+                             "--compare or --compare-rev: old and new both with exact_far")
     parser.add_argument("--compile", action="store_true",
                         help="seconds to a first render from a cold Numba cache (with --compare: old and new)")
     args = parser.parse_args()
@@ -428,12 +440,12 @@ def main() -> None:
                 or max(threads) > numba.config.NUMBA_NUM_THREADS:
             parser.error(f"--threads must be thread counts from 1 to {numba.config.NUMBA_NUM_THREADS}, "
                          f"comma-separated, got {args.threads!r}")
-    if args.exact_far:
-        exact_far_table(threads, args.rounds, args.runs, args.photo, args.recorded)
-        return
     if old:
         module = load_module(args.compare) if args.compare else load_revision(args.compare_rev)
-        compare(module, args.recorded, threads, args.rounds, args.runs, args.blur, args.photo)
+        compare(module, args.recorded, threads, args.rounds, args.runs, args.blur, args.photo, args.exact_far)
+        return
+    if args.exact_far:
+        exact_far_table(threads, args.rounds, args.runs, args.photo, args.recorded)
         return
     if args.passes:
         pass_table(args.blur, args.runs)

@@ -13,8 +13,9 @@ so the sums are the same; whole rows and offsets beyond every disc around are sk
 The exact full-resolution gathers (CoC below s, near CoC below 2 s) are the exception: where the depth varies,
 their sources lie in short runs (~18 columns on a smooth random depth), too short for LLVM's vector loops (16
 floats and more a step: shorter runs went scalar, ~4 ns a tap). They run over the 8-column chunks that hold a
-source or receiver reaching each whole distance (`_reach_masks`), one explicit 8-lane step a chunk (`_near_taps8`,
-`_far_taps8`), in the order the row stencils took: the same sums, bit for bit.
+source or receiver reaching each whole distance (`_reach_masks`), one explicit 8-lane step a chunk (`_near_taps8`;
+the far field's takes all of a source row's offsets in one, its sums in registers: `_far_taps8_offsets`), in the
+order the row stencils took: the same sums, bit for bit.
 
 Modules, one a job: `dof_cpu_common` (constants, helpers shared by the passes), `dof_cpu_lanes` (LLVM intrinsics:
 the 8-lane steps), `dof_cpu_reduce`, `dof_cpu_gather` and `dof_cpu_composite` (the three passes), `dof_cpu_exact`

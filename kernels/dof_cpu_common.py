@@ -19,6 +19,7 @@ _TINY = np.float32(1e-30)
 _NO_FAR = np.float32(-1e30)  # far radius of a pixel outside the far field: its every coverage clamps to 0
 # The exact gathers' columns go by chunks of CHUNK, one 8-lane vector step each (`_reach_masks`)
 CHUNK = 8
+CHUNK_SHIFT = 3  # log2(CHUNK): a column's chunk is x >> CHUNK_SHIFT, also below 0
 # The near field is gathered exactly below a CoC of NEAR_EXACT * s (cross-fading from NEAR_EXACT * s - 1). The
 # blocks' own box and the bilinear tent spread a disc's light ~1.5 s px past its rim: from s to 2 s, where that is
 # as wide as the disc, a blurred foreground's edge over black ran on 4-5 px as a grey band ending in a hard line
