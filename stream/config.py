@@ -125,7 +125,7 @@ class RenderConfig:
     focus_point: tuple[int, int] | None = None  # x, y in pixels: focus on what is there
     track_point: bool = True  # the point follows what was under it as the picture moves (else: that pixel)
     focus_smoothing: float = 0.25  # weight of the newest focus measurement per 1/30 s (any frame rate)
-    face_interval: int = 3  # look for faces every n-th frame (the detector costs ~10-25 ms at 320 px)
+    face_interval: int = 3  # faces every n-th frame (live: at most every n frames of 30 fps); ~10-25 ms at 320 px
     blur: float = 12.0  # largest blur radius in pixels at the reference height
     reference_height: int = 480  # the blur scales with frame height / reference_height
     highlight_boost: float = 0.0  # > 0 makes bright highlights bloom into bokeh discs
