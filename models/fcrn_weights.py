@@ -19,7 +19,6 @@ import os
 import pickle
 import re
 import secrets
-import shlex
 import struct
 import zipfile
 import zlib
@@ -34,6 +33,7 @@ from models.download import ModelError, download, verify_sha256
 from models.fcrn import build_fcrn, check_weights
 from models.protobuf_wire import field_header, proto_fields, varint
 from models.registry import cache_entry_at, get_spec, record_checksum, recorded_checksum
+from stream.console import command_word
 
 # The Open Model Zoo mirror of the authors' checkpoint (models/public/fcrn-dp-nyu-depth-v2-tf/model.yml).
 OFFICIAL_URL = get_spec("fcrn").url  # the registry holds the address and checksum
@@ -239,7 +239,7 @@ def read_weights(src: Path) -> dict[str, np.ndarray]:
                          f"or NYU_FCRN-checkpoint.zip)")
     elif src.suffix.lower() == ".onnx":  # a user's own model: `models convert` only turns FCRN's weights into ONNX
         raise ModelError(f"{src.name} is already an ONNX model: nothing to convert; run it with --model "
-                         f"{shlex.quote(str(src))} (models convert takes FCRN's official weights: "
+                         f"{command_word(str(src))} (models convert takes FCRN's official weights: "
                          f"NYU_ResNet-UpProj.npy, NYU_FCRN.ckpt[.index] or NYU_FCRN-checkpoint.zip)")
     else:
         raise ModelError(f"{src.name}: unknown FCRN weight format (give NYU_ResNet-UpProj.npy, "

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from models.download import ModelError, cache_dir, cache_lock, download, sha256_of, verify_sha256
+from stream.console import command_word
 
 OutputKind = Literal["inverse_depth", "metres"]
 InputNorm = Literal["raw", "unit", "imagenet", "symmetric"]
@@ -274,13 +274,13 @@ def _folder_fix(folder: Path) -> str:
     repository's onnx/), or a TensorFlow SavedModel's conversion."""
     found = sorted(folder.glob("*.onnx")) + sorted(folder.glob("*/*.onnx"))
     if len(found) == 1:
-        return f"give the .onnx file in it: --model {shlex.quote(str(found[0]))}"
+        return f"give the .onnx file in it: --model {command_word(str(found[0]))}"
     if found:
         listed = ", ".join(str(f) for f in found[:3]) + (", ..." if len(found) > 3 else "")
         return f"give one of its .onnx files to --model ({listed})"
     if (folder / "saved_model.pb").is_file():
         return (f"it is a TensorFlow SavedModel: convert it once (python -m tf2onnx.convert --saved-model "
-                f"{shlex.quote(str(folder))} --output model.onnx), then --model model.onnx")
+                f"{command_word(str(folder))} --output model.onnx), then --model model.onnx")
     return "give the .onnx file itself"
 
 
@@ -311,7 +311,7 @@ def _refuse_weight_files(path: Path) -> None:
     if _zip_without_checkpoint(path):  # a zipped ONNX model, a PyTorch checkpoint: the load says what it is
         return
     raise ModelError(f"{path} is not an ONNX model; official FCRN weights (NYU_ResNet-UpProj.npy, NYU_FCRN.ckpt, "
-                     f"NYU_FCRN-checkpoint.zip) are converted once: depthcam models convert {shlex.quote(prefix)} "
+                     f"NYU_FCRN-checkpoint.zip) are converted once: depthcam models convert {command_word(prefix)} "
                      f"-o fcrn.onnx, then --model fcrn.onnx")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import shlex
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from kernels.backend import array_module, cuda_available, cuda_device_error
 from models.download import ModelError
 from models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, cached_file_of, notify
+from stream.console import command_word
 
 log = logging.getLogger(__name__)
 
@@ -706,7 +706,7 @@ def _foreign_file(path: Path) -> str | None:
         return f"cannot be read ({exc.strerror or exc}); check its permissions"
     onnx_name = path.name[:-len(".data")] if path.name.endswith(".data") else ""
     if onnx_name.endswith(".onnx") and (path.parent / onnx_name).is_file():
-        model = shlex.quote(str(path.with_name(onnx_name)))
+        model = command_word(str(path.with_name(onnx_name)))
         return f"holds the weights of {onnx_name}, not the model; give --model {model}"
     if not head:
         return "is empty (0 bytes): a download or copy that did not finish; download or export it again"
@@ -722,7 +722,7 @@ def _foreign_file(path: Path) -> str | None:
         return _PYTORCH
     if head[4:8] == b"TFL3":
         return ("is a TensorFlow Lite model, not ONNX; convert it once: python -m tf2onnx.convert --tflite "
-                f"{shlex.quote(str(path))} --output model.onnx, then --model model.onnx")
+                f"{command_word(str(path))} --output model.onnx, then --model model.onnx")
     if head.startswith(HDF5_MAGIC):
         return "is a Keras/HDF5 model, not ONNX; convert it once to ONNX (tf2onnx.convert.from_keras), then --model it"
     if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:

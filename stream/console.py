@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import codecs
+import re
+import shlex
+import subprocess
 import sys
 
 from tqdm import tqdm
@@ -45,6 +48,25 @@ def fit_encoding(stream) -> None:
 def notify(message: str) -> None:
     """One line on stderr; tqdm.write keeps a progress bar on screen intact."""
     tqdm.write(f"depthcam: {message}", file=sys.stderr)
+
+
+# What a Windows shell (cmd or PowerShell) takes into a word as it is: a path's backslashes and drive colon need no
+# quoting there. POSIX's single quotes are no quotes to cmd: `--model 'C:\models\depth.onnx'` named a file whose
+# name began with a quote. (PowerShell reads , and a leading @ as its own: quoted.)
+WINDOWS_PLAIN_WORD = re.compile(r"[\w\-.:\\/+=]+")
+
+
+def command_word(text: str, platform: str | None = None) -> str:
+    """`text` (a path, mostly) as one word of a command a message suggests, quoted as this system's shell reads it:
+    POSIX shell quoting, or on Windows double quotes only where needed (cmd and PowerShell both read those)."""
+    if (platform or sys.platform) != "win32":
+        return shlex.quote(text)
+    if WINDOWS_PLAIN_WORD.fullmatch(text):
+        return text
+    if '"' in text:  # no Windows file name holds one: the C runtime's own escaping
+        return subprocess.list2cmdline([text])
+    trailing = text[len(text.rstrip("\\")):]  # doubled: a backslash before the closing quote would escape it
+    return f'"{text}{trailing}"'
 
 
 def rate_text(fps: float) -> str:

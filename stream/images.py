@@ -1,12 +1,12 @@
 """Still images: reading them upright, and what each output format can hold."""
 from __future__ import annotations
 
+import ctypes
 import functools
 import io
 import math
 import os
 import re
-import shlex
 import sys
 import tempfile
 import threading
@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from stream.console import notify
+from stream.console import command_word, notify
 from stream.errors import UserError
 from stream.paths import replace_atomically
 
@@ -365,8 +365,10 @@ def _warn_if_damaged(path: Path, said: list[str]) -> None:
 
 
 def memory_available() -> int | None:
-    """Bytes the system can give a run now: MemAvailable and free swap (Linux's /proc/meminfo); None elsewhere,
-    where the size of a photo's run is not checked."""
+    """Bytes the system can give a run now: MemAvailable and free swap (Linux's /proc/meminfo), what Windows can
+    still commit; None elsewhere (macOS), where the size of a photo's run is not checked."""
+    if sys.platform == "win32":
+        return windows_commit_room()
     try:
         info = Path("/proc/meminfo").read_text()
     except OSError:
@@ -378,6 +380,27 @@ def memory_available() -> int | None:
         return None
     room = cgroup_room()
     return free if room is None else min(free, room)
+
+
+class _MemoryStatus(ctypes.Structure):
+    """MEMORYSTATUSEX, as GlobalMemoryStatusEx fills it."""
+    _fields_ = [("dwLength", ctypes.c_uint32), ("dwMemoryLoad", ctypes.c_uint32),  # DWORDs
+                *((name, ctypes.c_ulonglong) for name in ("ullTotalPhys", "ullAvailPhys", "ullTotalPageFile",
+                                                          "ullAvailPageFile", "ullTotalVirtual", "ullAvailVirtual",
+                                                          "ullAvailExtendedVirtual"))]
+
+
+def windows_commit_room() -> int | None:
+    """Bytes Windows can still commit (its commit limit, RAM and page file, less what is committed): where an
+    allocation fails there. A photo's run beyond it ended in MemoryError, or paging for minutes first, after the
+    decode; Windows has no /proc/meminfo, so it was not checked. None where it cannot be asked."""
+    status = _MemoryStatus()
+    status.dwLength = ctypes.sizeof(_MemoryStatus)
+    try:
+        ok = ctypes.WinDLL("kernel32").GlobalMemoryStatusEx(ctypes.byref(status))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
+    return int(status.ullAvailPageFile) if ok else None
 
 
 def cgroup_room(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> int | None:
@@ -462,10 +485,10 @@ def refuse_beyond_memory(path: Path) -> None:
         return
     scale = 0.9 * math.sqrt(max(available - RUN_BASE_BYTES, 0) / RUN_BYTES_PER_PIXEL / (width * height))
     fits = f"{max(1, int(width * scale))}x{max(1, int(height * scale))}"
-    smaller = shlex.quote(f"{path.stem}_small{path.suffix}")
+    smaller = command_word(f"{path.stem}_small{path.suffix}")
     raise UserError(f"image {path} is {width}x{height} ({width * height / 1e6:.0f} megapixels): its run needs about "
                     f"{need / 1e9:.1f} GB of memory and {available / 1e9:.1f} GB is free; downscale it first, to "
-                    f"{fits} or less (e.g. magick {shlex.quote(path.name)} -resize {fits} {smaller})")
+                    f"{fits} or less (e.g. magick {command_word(path.name)} -resize {fits} {smaller})")
 
 
 # A picture's first bytes and its format: a file that begins so yet neither decoder reads is that picture, damaged

@@ -33,12 +33,11 @@ def input_path(spec: str) -> Path:
 def _read_stdin(spec: str) -> Path:
     import stat
 
-    if not os.path.exists("/dev/stdin"):  # Windows
-        raise UserError(f"input {spec} (standard input) cannot be read here; give the file itself")
     if sys.stdin is None or os.isatty(0):
         raise UserError(f"input {spec} is standard input, which is the terminal here; pipe a video or a photo into it "
                         f"(e.g. cat clip.ts | depthcam run - -o out.mp4), or give the file itself")
-    if stat.S_ISREG(os.fstat(0).st_mode):  # `< clip.mp4`: the file itself, which can be read again
+    named = _stdin_named()
+    if named and stat.S_ISREG(os.fstat(0).st_mode):  # `< clip.mp4`: the file itself, which can be read again
         return Path("/dev/stdin")
     head = _read_head(0, SNIFF_BYTES)
     if not head:
@@ -46,10 +45,19 @@ def _read_stdin(spec: str) -> Path:
                         f"photo into it")
     suffix = next((suffix for at, signature, suffix in PIPED_PICTURES if head[at:at + len(signature)] == signature),
                   None)
-    if suffix is not None:
+    if suffix is not None:  # kept in a file of its own: needs no name for standard input
         return _keep_picture(head, suffix)
+    if not named:
+        raise UserError(f"input {spec} (standard input) is no photo, and a video is read from a pipe only where the "
+                        f"system names standard input (/dev/stdin: Linux, macOS), not on Windows; give the video "
+                        f"file itself")
     _give_back(head)
     return Path("/dev/stdin")
+
+
+def _stdin_named() -> bool:
+    """Whether the system has a name for standard input, which FFmpeg opens a video by (Windows has none)."""
+    return os.path.exists("/dev/stdin")
 
 
 def _read_head(fd: int, size: int) -> bytes:
