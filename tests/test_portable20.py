@@ -136,3 +136,22 @@ def test_on_windows_a_video_piped_in_is_refused_in_one_line(windows_stdin):
     with pytest.raises(UserError, match=r"^input - \(standard input\) is no photo, and a video is read from a pipe "
                                         r"only where .*not on Windows; give the video file itself$"):
         piped_input._read_stdin("-")
+
+
+def test_on_windows_opencv_is_told_to_open_webcams_without_its_slow_hardware_transforms():
+    """Media Foundation's hardware transforms made a webcam take seconds to a minute to open on Windows; the setting
+    is read when cv2 is imported, so the package sets it first (a user's own value kept; nothing elsewhere)."""
+    import subprocess
+    import sys
+
+    name = "OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS"
+    probe = ("import sys; sys.platform = {platform!r}; import os; os.environ.pop({name!r}, None); {given}"
+             "import stream; print(os.environ.get({name!r}))")
+
+    def run(platform: str, given: str = "") -> str:
+        code = probe.format(platform=platform, given=given, name=name)
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+    assert run("win32") == "0"
+    assert run("win32", f"os.environ[{name!r}] = '1'; ") == "1"
+    assert run("linux") == "None"
