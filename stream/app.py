@@ -151,7 +151,8 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
     if len(files) == 2 and same_file(*files.values()):
         raise UserError(f"-o and --save-depth both name {output}; give the depth video its own name")
     for flag, target in files.items():  # the sinks check again when they open; this is before the model loads
-        ensure_writable(Path(target), "depth video" if flag == "--save-depth" else "output")
+        # and creates no folder: a run that fails before the sinks open (a model that refuses its size) leaves none
+        ensure_writable(Path(target), "depth video" if flag == "--save-depth" else "output", create_folder=False)
         if output_kind(target) == "video":
             wide = 3 if flag == "-o" and config.output.side_by_side else 1
             check_video_size(f"{flag} {target}", Path(target).suffix.lower(), source.width * wide, source.height,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from models.download import ModelError, sha256_of
-from stream.config import CONFIG_DIR, PipelineConfig, load_config, preset_names, resolve_config_path
+from stream.config import CONFIG_DIR, PipelineConfig, closest_choice, load_config, preset_names, resolve_config_path
 from stream.console import notify
 from stream.errors import StopAfter, UserError
 from stream.frame import Frame, now_ns
@@ -548,8 +548,10 @@ def parse_modes(text: str) -> list[str]:
     if not modes:
         raise UserError(f"--modes is empty; give one or more of {', '.join(MODES)}, comma-separated")
     unknown = sorted(set(modes) - set(MODES))
-    if unknown:
-        raise UserError(f"unknown bench mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    if unknown:  # each with the mode it most likely meant (`livee`: live), as a misspelt option's choice is
+        named = ", ".join(f"{mode} (did you mean {meant}?)" if (meant := closest_choice(mode, MODES)) else mode
+                          for mode in unknown)
+        raise UserError(f"unknown bench mode(s) {named}; choose from {', '.join(MODES)}")
     return modes
 
 

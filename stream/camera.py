@@ -151,10 +151,8 @@ def configure_capture(capture, size: tuple[int, int] | None, fps: float, pixel_f
 def parse_camera_spec(spec: str) -> tuple[int, tuple[int, int] | None, float, str]:
     """(index, size, fps, pixel format) of `camera:N?size=WxH&fps=F&format=...`, checked without opening it."""
     index_text, params = query(spec.split(":", 1)[1])
-    try:
-        index = int(index_text or 0)
-    except ValueError:
-        index = camera_named(urllib.parse.unquote(index_text).strip(), spec)
+    name = camera_name(spec)
+    index = int(index_text or 0) if name is None else camera_named(name, spec)
     # OpenCV reads -1 as "any camera" and crashes (SIGSEGV) where there is none; huge numbers overflow.
     if not 0 <= index <= MAX_CAMERA_INDEX:
         raise UserError(f"bad camera number {index} in {spec!r}; cameras are numbered 0..{MAX_CAMERA_INDEX}, "
@@ -167,6 +165,16 @@ def parse_camera_spec(spec: str) -> tuple[int, tuple[int, int] | None, float, st
                         f"choose {', '.join(CAMERA_FORMATS)}")
     refuse_unknown(params, spec, "size, fps, format")
     return index, size, fps, pixel_format
+
+
+def camera_name(spec: str) -> str | None:
+    """The NAME of `camera:NAME?...` (C920, unquoted), None for `camera:N` (and `camera:`, camera 0)."""
+    index_text, _ = query(spec.split(":", 1)[1])
+    try:
+        int(index_text or 0)
+    except ValueError:
+        return urllib.parse.unquote(index_text).strip()
+    return None
 
 
 VIDEO4LINUX = Path("/sys/class/video4linux")
@@ -217,7 +225,7 @@ def camera_named(name: str, spec: str) -> int:
                         f"camera number, e.g. camera:0")
     cameras = _picture_cameras()
     listed = ", ".join(f"camera:{number} ({label})" for number, label in cameras)
-    found = [(number, label) for number, label in cameras if name.lower() in label.lower()]
+    found = _named_like(name, cameras)
     if len(found) == 1:
         return found[0][0]
     if found:
@@ -229,6 +237,21 @@ def camera_named(name: str, spec: str) -> int:
                         f"/dev/video* device that gives pictures); check that the webcam is plugged in and its driver "
                         f"loaded")
     raise UserError(f"bad camera {spec!r}: no camera is named like {name!r}; this machine has {listed}")
+
+
+def _named_like(name: str, cameras: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The cameras whose device name holds `name`, in any case."""
+    return [(number, label) for number, label in cameras if name.lower() in label.lower()]
+
+
+def camera_now(name: str, index: int) -> int | None:
+    """The number camera:NAME has now, first opened as camera:`index`: plugged in again, a camera may come back as
+    another /dev/videoN. None where no camera of that name is there (yet), or several are and `index` none of them:
+    the number it had may now be another camera's."""
+    numbers = [number for number, _ in _named_like(name, _picture_cameras())]
+    if index in numbers:
+        return index
+    return numbers[0] if len(numbers) == 1 else None
 
 
 def camera_input(spec: str) -> str:
@@ -288,6 +311,7 @@ class CameraSource(Source):
 
     def __init__(self, spec: str) -> None:
         self.index, size, fps, pixel_format = parse_camera_spec(spec)
+        self._name = camera_name(spec)  # camera:NAME is looked up again when reopened; camera:N keeps its number
         self._request = (size, fps, pixel_format)  # asked again of a camera opened anew
         # held while a read waits in the driver: OpenCV frees the buffers a read fills on release, so a capture
         # released under a read still waiting (a stalled camera, closed at a stop) crashes the process
@@ -394,15 +418,20 @@ class CameraSource(Source):
                 self.capture.release()
             if self._interrupted.wait(CAMERA_RETRY_PAUSE_S):  # the run is stopping: it no longer waits for us
                 break
+            number = self.index if self._name is None else camera_now(self._name, self.index)
+            if number is None:  # not plugged back in yet
+                continue
             with self._reading:
                 if self._closed:  # the run ended meanwhile: no camera is left open behind it
                     break
-                self.capture = _open_camera(self.index)
+                self.capture = _open_camera(number)
             if self.capture.isOpened():
                 configure_capture(self.capture, *self._request)
                 ok, image = self._read()
                 if ok:
-                    notify(f"camera {self.index} stopped for {time.monotonic() - started:.1f} s and came back")
+                    moved = f" as camera {number}" if number != self.index else ""
+                    notify(f"camera {self.index} stopped for {time.monotonic() - started:.1f} s and came back{moved}")
+                    self.index = number
                     return True, image
         return False, None
 

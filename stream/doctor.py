@@ -111,8 +111,9 @@ def _display() -> Check:
 
     try:
         check_display()
-    except UserError as exc:
-        return Check("window", False, str(exc))
+    except UserError as exc:  # "what is wrong; what to do": the fix on its own line, as every other part's
+        cause, _, fix = str(exc).rpartition("; ")
+        return Check("window", False, cause, fix) if cause else Check("window", False, fix)
     where = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY") or "the desktop"
     return Check("window", True, f"a preview window can open on {where}")
 

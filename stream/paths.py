@@ -39,12 +39,14 @@ def windows_name_problem(path: str) -> str | None:
     return None
 
 
-def ensure_writable(path: Path, what: str = "output") -> Path:
+def ensure_writable(path: Path, what: str = "output", create_folder: bool = True) -> Path:
     """Create `path`'s folder and check the file can be created or replaced there, without touching an
     existing file (an earlier output survives a run that fails before its first frame). Raises
     UserError naming the problem: a folder where the file should be, a read-only place, a parent that
     is a file, a name too long; on Windows also a name it refuses or reads otherwise, and a file another
-    program holds open. A link is followed to where it points (a dangling one failed mid-run)."""
+    program holds open. A link is followed to where it points (a dangling one failed mid-run).
+    `create_folder` False: a check before the run (the model may still fail to load), which creates nothing; a
+    folder not there yet is checked where it would be made, and made when the file is opened."""
     path = Path(path).expanduser()
     problem = windows_name_problem(str(path)) if sys.platform == "win32" else None
     if problem is not None:
@@ -54,31 +56,35 @@ def ensure_writable(path: Path, what: str = "output") -> Path:
             if not os.access(path, os.W_OK):
                 raise UserError(f"cannot write {what} {path}: not writable; choose another name")
             return path  # as given: a pipe's /dev/stdout resolves to a name that is no path (pipe:[N])
-        return _ensure_writable(Path(os.path.realpath(path)) if path.is_symlink() else path, what)
+        return _ensure_writable(Path(os.path.realpath(path)) if path.is_symlink() else path, what, create_folder)
     except OSError as exc:  # a name longer than the file system takes (ENAMETOOLONG), a loop of links
         raise UserError(f"cannot write {what} {path}: {exc.strerror or exc}; choose another name") from None
 
 
-def _ensure_writable(path: Path, what: str) -> Path:
+def _ensure_writable(path: Path, what: str, create_folder: bool = True) -> Path:
     if path.is_dir():
         raise UserError(f"cannot write {what} {path}: it is a folder; give a file name")
     blocking = next((parent for parent in path.parents if parent.exists()), None)
     if blocking is not None and not blocking.is_dir():
         raise UserError(f"cannot write {what} {path}: {blocking} is a file, not a folder; choose another place")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot write {what} {path}: cannot create its folder ({exc.strerror or exc}); "
-                        f"choose another place") from None
+    folder = path.parent
+    if not create_folder and blocking is not None and not folder.exists():
+        folder = blocking  # where its folder would be made: a run that fails before writing leaves none behind
+    else:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot write {what} {path}: cannot create its folder ({exc.strerror or exc}); "
+                            f"choose another place") from None
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"cannot write {what} {path}: the file is read-only; choose another name")
     if held_open_elsewhere(path):
         raise UserError(f"cannot write {what} {path}: another program has it open (a player or a viewer?), so it "
                         f"cannot be replaced; close it there, or choose another name")
     try:  # a real probe: os.access says yes to root, and on some file systems that refuse writes
-        fd, probe = tempfile.mkstemp(prefix=".depthcam-probe-", dir=path.parent)
+        fd, probe = tempfile.mkstemp(prefix=".depthcam-probe-", dir=folder)
     except OSError as exc:
-        raise UserError(f"cannot write {what} {path}: {_no_new_file(path.parent, exc)}; choose another place") \
+        raise UserError(f"cannot write {what} {path}: {_no_new_file(folder, exc)}; choose another place") \
             from None
     os.close(fd)
     os.unlink(probe)

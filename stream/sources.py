@@ -866,9 +866,12 @@ class VideoFileSource(Source):
         left = (length - start) if length is not None else None
         asked = self._end - origin - self._start_seconds(start) if self._end is not None else None
         span = min(asked, left) if asked is not None and left is not None else (asked or left)
-        if asked is not None and left is not None and asked > left + 0.5 / self.fps and not self._length_guessed():
+        shortened = asked is not None and left is not None and asked > left + 0.5 / self.fps \
+            and not self._length_guessed()
+        if shortened:
             notify(f"{self.path.name}: --duration {shown_duration or format_time(duration or 0.0)} from "
                    f"{shown_start or format_time(start)} runs past its end: the part is {format_time(left)}")
+            shown_duration = format_time(left)  # the run line gives the part's length, as the warning did
         if span is not None:
             self.frame_count = max(1, int(round(span * self.fps)))
             self.progress_seconds = span
@@ -1230,10 +1233,9 @@ class VideoFileSource(Source):
         if not self._line_told:
             self._line_told = True
             start = self.stream.start_time * self.stream.time_base if self.stream.start_time else 0
-            notify(f"{self.path.name} is damaged near {format_time(max(0.0, float(last.time - start)))}: {count} "
-                   f"picture{'s' if count > 1 else ''} timed {round(off, 1):g} s out of line with those around "
-                   f"{'them' if count > 1 else 'it'}, {'put back in line' if fits else 'skipped'} (not a join of "
-                   f"clips); further ones without a word")
+            notify(f"{self.path.name} is damaged near {format_time(max(0.0, float(last.time - start)))}: "
+                   f"{_held_pictures(held, off)}, {'put back in line' if fits else 'skipped'} (not a join of clips); "
+                   f"further ones without a word")
         if not fits:
             return []
         for number, picture in enumerate(held, 1):
@@ -1402,6 +1404,16 @@ def _top_boxes(path: Path) -> tuple[list[tuple[bytes, int]], int]:
     except OSError:  # unreadable: nothing to tell
         return [], 0
     return boxes, size_on_disk
+
+
+def _held_pictures(held: list[Any], off: float) -> str:
+    """The damage line's words for the pictures held out of line: those timed `off` seconds out of it, and apart
+    those without a time that waited with them (TimeLine), which no time put out of line."""
+    timed = sum(picture.time is not None for picture in held)
+    untimed = len(held) - timed
+    them = "them" if timed > 1 else "it"
+    words = f"{timed} picture{'s' if timed > 1 else ''} timed {round(off, 1):g} s out of line with those around {them}"
+    return words + (f", and {untimed} without a time held with {them}" if untimed else "")
 
 
 def _not_the_tick(rate: Fraction | None, stream: Any) -> Fraction | None:

@@ -94,7 +94,8 @@ def test_a_picture_without_a_time_after_one_timed_an_hour_ahead_is_put_in_line_w
     pictures = [Picture(pts) for pts in (0, step, 2 * step, 3600 * 90000, None, 5 * step, 6 * step)]
     kept = list(_video_source()._in_line(iter(pictures)))
     assert [picture.pts for picture in kept] == [number * step for number in range(7)]
-    assert "2 pictures timed 3599.9 s out of line" in capsys.readouterr().err
+    assert "1 picture timed 3599.9 s out of line with those around it, and 1 without a time held with it" in \
+        capsys.readouterr().err
 
 
 def test_the_time_line_holds_an_untimed_item_with_those_out_of_line():
