@@ -18,7 +18,6 @@ import json
 import math
 import os
 import platform
-import shlex
 import sys
 import time
 import urllib.parse
@@ -1017,7 +1016,9 @@ def command_line(args: argparse.Namespace) -> str:
         if action.dest == "input":
             values = [redact(item) for item in values]
         words += action.option_strings[:1] + values
-    return shlex.join(words)
+    from stream.console import command_word  # quoted as this system's shell reads it (cmd, PowerShell: not '...')
+
+    return " ".join(command_word(word) for word in words)
 
 
 def config_record(name: str) -> dict:

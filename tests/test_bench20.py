@@ -162,7 +162,7 @@ def test_a_raspberry_pi_is_named_from_its_cpuinfo_and_an_x86_model_number_is_not
     assert bench.cpu_name(str(tmp_path / "cpuinfo"), str(tmp_path / "none")) == "x86_64"
 
 
-def test_batch_rows_of_a_batch_1_model_say_they_ran_single_calls(tmp_path, capsys):
+def test_batch_rows_of_a_batch_1_model_say_they_ran_single_calls(tmp_path, capsys, shared_models):
     """TCMonoDepth takes batch 1 on a CPU: batch2..batch8 ran single calls, and their rows read as a batch size
     that made no difference, with no word."""
     out = tmp_path / "r.json"

@@ -155,3 +155,14 @@ def test_on_windows_opencv_is_told_to_open_webcams_without_its_slow_hardware_tra
     assert run("win32") == "0"
     assert run("win32", f"os.environ[{name!r}] = '1'; ") == "1"
     assert run("linux") == "None"
+
+
+def test_the_bench_report_s_command_is_quoted_for_windows_shells_there(monkeypatch):
+    """reproduce.command was shlex.join's: on Windows `'C:\\clips\\my clip.mp4'`, a name cmd reads with its quotes."""
+    from stream import bench
+    from test_bench import _bench_args
+
+    monkeypatch.setattr("sys.platform", "win32")
+    line = bench.command_line(_bench_args("C:\\clips\\my clip.mp4", "--frames", "5"))
+    # PowerShell reads a bare comma as an array's: quoted too
+    assert line == 'depthcam bench "C:\\clips\\my clip.mp4" --frames 5 --warmup 10 --modes "pipelined,sequential"'
