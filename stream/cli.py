@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import difflib
 import gc
@@ -617,13 +618,32 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
     clash = next((p for i, p in enumerate(outputs) if p in outputs[:i]), None)
     if clash is not None:
         raise UserError(f"two inputs would both write {clash}; give them different names or run them apart")
+    created: list[Path] = []  # folders this run made: taken away again where no input wrote into them
     for flag, made in (("-o", folder), ("--save-depth", depth_folder)):
         if made is not None:
+            made = made.expanduser()
+            created += [made, *made.parents][:len([f for f in (made, *made.parents) if not f.exists()])]
             try:
-                made.expanduser().mkdir(parents=True, exist_ok=True)
+                made.mkdir(parents=True, exist_ok=True)
             except OSError as exc:  # a read-only place, a file on the way: one line, not OSError's
                 raise UserError(f"{flag} {made}: cannot create the folder for the outputs "
                                 f"({exc.strerror or exc}); choose another place") from None
+    try:
+        return _run_planned(plans, args)
+    finally:
+        _remove_if_empty(created)
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """The folders a run of several inputs made for its outputs, where every input failed before writing: the
+    deepest first, each only while empty (a single run's check makes none, and leaves none)."""
+    for made in sorted(set(folders), key=lambda path: len(path.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            made.rmdir()  # refuses a folder that holds anything
+
+
+def _run_planned(plans: list[tuple[str, str, str | None]], args: argparse.Namespace) -> int:
+    """Each planned input in turn (input, output, depth output); the others still run where one fails."""
     failed: list[tuple[str, int]] = []
     for number, (spec, output, depth) in enumerate(plans, 1):
         print(f"depthcam: input {number} of {len(plans)}: {spec}", file=sys.stderr)

@@ -173,3 +173,20 @@ def test_the_damage_line_without_untimed_pictures_reads_as_before(capsys):
     list(_video_source()._in_line(iter(pictures)))
     assert ": 2 pictures timed 3599.9 s out of line with those around them, put back in line" in \
         capsys.readouterr().err
+
+
+def test_several_inputs_that_all_fail_leave_no_empty_output_folders(tmp_path, capsys):
+    """`run a.mp4 b.mp4 -o outs/ --save-depth depths/` made both folders before the first input; where every input
+    failed (here: not videos at all) they stayed behind, empty. A folder that was there stays."""
+    from stream import cli
+
+    bad = []
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / name).write_bytes(b"not a video at all")
+        bad.append(str(tmp_path / name))
+    (tmp_path / "kept").mkdir()
+    code = cli.main(["run", *bad, "-o", str(tmp_path / "outs" / "new") + "/", "--save-depth",
+                     str(tmp_path / "kept" / "depths") + "/", "--no-progress"])
+    assert code == 2 and "0 of 2 inputs done" in capsys.readouterr().err
+    assert not (tmp_path / "outs").exists() and not (tmp_path / "kept" / "depths").exists()
+    assert (tmp_path / "kept").is_dir()
