@@ -1,6 +1,7 @@
 """LLVM intrinsics for the CPU depth of field: a fused multiply-add, and the exact gathers' 8-lane steps
 (`_near_taps8`, `_far_taps8`), one explicit vector step of CHUNK columns where LLVM's loops went scalar
-(`kernels.dof_cpu`)."""
+(`kernels.dof_cpu`), and the exact far gather's step through all of a source row's offsets, its sums in registers
+(`_far_taps8_offsets`)."""
 from __future__ import annotations
 
 from llvmlite import ir
@@ -110,3 +111,55 @@ def _far_taps8(typingctx, exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift
         _accumulate4(context, builder, ex_t, ex_v, pre_t, pre_v, qy_i, p0_i, q0_i, w)
         return context.get_dummy_value()
     return types.void(exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift), codegen
+
+
+@intrinsic
+def _far_taps8_offsets(typingctx, exact, pre, far_r, exact_w, y, qy, p0, dxs, edges, bits, n, k, shift):
+    """`_far_taps8` of the CHUNK receivers p0.. of row y for each offset i < n whose bit k of `bits[i]` is set, in
+    order: the sources dxs[i] columns on in row qy (all in the frame), at 1/2 - distance edges[i]. The four sums
+    stay in registers across the offsets (loaded and stored once), the receivers' radius, inverse area and share
+    are loaded once; the weight's factors and the sums as `_far_taps8` takes them: the same sums, bit for bit.
+    `dxs`, `edges`, `bits`: contiguous."""
+    def codegen(context, builder, signature, args):
+        ex_t, pre_t, fr_t, ew_t, y_t, qy_t, p0_t, _, _, _, n_t, k_t, shift_t = signature.args
+        ex_v, pre_v, fr_v, ew_v, y_v, qy_v, p0_v, dxs_v, edges_v, bits_v, n_v, k_v, shift_v = args
+        y_i, qy_i, p0_i = (y_v, y_t), (qy_v, qy_t), (p0_v, p0_t)
+        i64 = ir.IntType(64)
+        rp = builder.load(_lanes_at(context, builder, fr_t, fr_v, [y_i, p0_i]), align=4)
+        iap = builder.load(_lanes_at(context, builder, ew_t, ew_v, [y_i, p0_i]), align=4)
+        shift32 = _splat(builder, context.cast(builder, shift_v, shift_t, types.float32))
+        share_p = _lane_clamp01(builder, builder.fsub(rp, shift32, flags=_CONTRACT))
+        sums, targets = [], []
+        for ch in range(4):  # stack slots in the entry block: LLVM keeps them in registers
+            target = _lanes_at(context, builder, ex_t, ex_v, [(ir.Constant(i64, ch), types.int64), p0_i])
+            slot = cgutils.alloca_once(builder, _LANES)
+            builder.store(builder.load(target, align=4), slot)
+            sums.append(slot)
+            targets.append(target)
+        dxs_p, edges_p, bits_p = (context.make_array(t)(context, builder, v).data
+                                  for t, v in zip(signature.args[7:10], (dxs_v, edges_v, bits_v)))
+        k64 = context.cast(builder, k_v, k_t, types.int64)
+        with cgutils.for_range(builder, context.cast(builder, n_v, n_t, types.int64)) as loop:
+            i = loop.index
+            bit = builder.and_(builder.lshr(builder.load(builder.gep(bits_p, [i])), k64), ir.Constant(i64, 1))
+            with builder.if_then(builder.icmp_unsigned("!=", bit, ir.Constant(i64, 0))):
+                dx = builder.load(builder.gep(dxs_p, [i]))
+                q0_i = (builder.add(context.cast(builder, p0_v, p0_t, types.int64), dx), types.int64)
+                edge32 = _splat(builder, builder.load(builder.gep(edges_p, [i])))
+                rq = builder.load(_lanes_at(context, builder, fr_t, fr_v, [qy_i, q0_i]), align=4)
+                iaq = builder.load(_lanes_at(context, builder, ew_t, ew_v, [qy_i, q0_i]), align=4)
+                share_q = _lane_clamp01(builder, builder.fsub(rq, shift32, flags=_CONTRACT))
+                exact_share = builder.fsub(ir.Constant(_LANES, [1.0] * CHUNK),
+                                           builder.fmul(share_q, share_p, flags=_CONTRACT), flags=_CONTRACT)
+                cover = _lane_clamp01(builder, builder.fadd(_lane_min(builder, rq, rp), edge32, flags=_CONTRACT))
+                w = builder.fmul(builder.fmul(exact_share, _lane_max(builder, iaq, iap), flags=_CONTRACT), cover,
+                                 flags=_CONTRACT)
+                for ch in range(4):
+                    src = builder.load(_lanes_at(context, builder, pre_t, pre_v,
+                                                 [(ir.Constant(i64, ch), types.int64), qy_i, q0_i]), align=4)
+                    total = builder.fadd(builder.load(sums[ch]), builder.fmul(w, src, flags=_CONTRACT), flags=_CONTRACT)
+                    builder.store(total, sums[ch])
+        for ch in range(4):
+            builder.store(builder.load(sums[ch]), targets[ch], align=4)
+        return context.get_dummy_value()
+    return types.void(exact, pre, far_r, exact_w, y, qy, p0, dxs, edges, bits, n, k, shift), codegen
