@@ -129,6 +129,12 @@ class SceneCuts:
         return cv2.GaussianBlur(thumbnail, (0, 0), self.SOFTEN)
 
 
+# A camera whose frames last under this much of a REFERENCE_FPS frame on average (above 37.5 fps) asks the live face
+# detector by time as well as by frames; MEAN_STEP_WEIGHT averages the frames' lengths over about ten of them.
+FAST_CAMERA_STEP = 0.8
+MEAN_STEP_WEIGHT = 0.1
+
+
 class FocusController:
     """Chooses the focus disparity per frame and smooths it so focus does not jump.
 
@@ -153,6 +159,10 @@ class FocusController:
         # last ask (None: ask at the next frame)
         self._clock = 0.0  # time in frames at REFERENCE_FPS; one a frame where the frames' times are unknown
         self._step = 1.0  # the clock's last advance: a frame's length in it
+        # the frames' mean length in it (an average over ~10 frames): the time rule of _due applies only to a camera
+        # clearly faster than REFERENCE_FPS, so that a 30 fps camera's frames arriving in pairs (a starved reader, or
+        # arrival times for stamps) are asked about as before (they were asked 75 times in 100)
+        self._mean_step = 1.0
         self._seconds: float | None = None  # the last frame's time
         self._origin: tuple[float, float] | None = None  # a frame's time and clock, since times went forward
         self._face_seen: tuple[int, float] = (0, 0.0)  # the frame count and clock at which last_face was detected
@@ -286,8 +296,9 @@ class FocusController:
         if self._asked is None:
             return True
         frame, clock = self._asked
-        return (self._frames - frame >= self.face_interval
-                and self._clock + self._step / 2 >= clock + self.face_interval)
+        if self._frames - frame < self.face_interval:
+            return False
+        return self._mean_step > FAST_CAMERA_STEP or self._clock + self._step / 2 >= clock + self.face_interval
 
     def _take_detection(self, faces: list[Box] | tuple[Box, ...], tag: tuple[int, float]) -> None:
         """Focus stays on the face it follows while that is found again: another face takes it only where it
@@ -334,6 +345,7 @@ class FocusController:
             self._origin = None if seconds is None else (seconds, self._clock)
         self._seconds = seconds
         self._step = self._clock - previous
+        self._mean_step += MEAN_STEP_WEIGHT * (self._step - self._mean_step)
         return self._step
 
     def _is_cut(self, image_bgr: np.ndarray, hint: bool | None) -> bool:

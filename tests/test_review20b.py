@@ -47,6 +47,20 @@ def test_a_30_fps_camera_with_jittery_times_asks_the_face_detector_as_before(mon
     assert [frame for frame, _ in controller._background.asked] == list(range(0, 90, face_interval))
 
 
+@pytest.mark.parametrize("times", ["pairs", "jitter 12 ms"])
+def test_a_30_fps_camera_whose_frames_arrive_unevenly_asks_the_face_detector_as_before(monkeypatch, times):
+    """Frames stamped as they arrive, in pairs (a starved reader) or +-12 ms late: the time rule, meant for cameras
+    faster than 30 fps, asked about 75 (97) of the 100 frames every third frame had been asked about."""
+    monkeypatch.setattr(focus_module, "BackgroundFaceFinder", CountingFinder)
+    controller = FocusController("auto", face_interval=3, faces_in_background=True)
+    image, disparity = np.zeros((24, 32, 3), np.uint8), np.full((24, 32), 0.5, np.float32)
+    jitter = np.random.default_rng(7).uniform(-0.012, 0.012, 300)
+    for index in range(300):
+        seconds = 50.0 + (index // 2 * 2 / 30 if times == "pairs" else index / 30 + jitter[index])
+        controller.update(image, disparity, seconds)
+    assert [frame for frame, _ in controller._background.asked] == list(range(0, 300, 3))
+
+
 def test_a_frame_time_going_back_still_asks_the_face_detector(monkeypatch):
     monkeypatch.setattr(focus_module, "BackgroundFaceFinder", CountingFinder)
     controller = FocusController("auto", face_interval=3, faces_in_background=True)
