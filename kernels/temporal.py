@@ -22,7 +22,9 @@ import numpy as np
 
 from kernels.backend import array_module
 
-REFERENCE_FPS = 30.0  # smoothing is the newest map's weight per 1/30 s, as normalise.smoothing and focus_smoothing
+# Smoothing weights (the depth range's, each pixel's here, the focus's in stream.focus) are given per frame of a
+# 30 fps video; with the frames' times they mean the same in seconds at any frame rate.
+REFERENCE_FPS = 30.0
 MOTION_THRESHOLD = 8.0  # luma levels (of 255) of change below which a pixel counts as still
 # Frames further apart than this start afresh: a live source that reconnected (a camera reopened, a stream that
 # dropped) shows a picture the kept depth may owe nothing to. Their still weight would be above 0.995 anyway (0.3
@@ -30,9 +32,10 @@ MOTION_THRESHOLD = 8.0  # luma levels (of 255) of change below which a pixel cou
 RESET_GAP_S = 0.5
 
 
-def still_weight(smoothing: float, seconds: float | None, previous: float | None) -> float:
-    """The newest map's weight on a still pixel: `smoothing` per 1/30 s of the frames' times (one step of 1/30 s
-    where the times are unknown or do not go forward)."""
+def newest_weight(smoothing: float, seconds: float | None, previous: float | None) -> float:
+    """The newest value's weight (a still pixel's map here, the depth range's in models.postprocess): `smoothing`
+    per 1/30 s of the frames' times (one step of 1/30 s where the times are unknown or do not go forward: clips
+    joined as they are)."""
     steps = (seconds - previous) * REFERENCE_FPS if seconds is not None and previous is not None and \
         seconds > previous else 1.0
     return 1.0 - (1.0 - smoothing) ** steps
@@ -109,7 +112,7 @@ class TemporalFilter:
         if self._afresh(disparity, image_bgr.shape, previous, seconds):
             self._kept, self._kept_luma = xp.array(disparity, dtype=xp.float32), luma  # a copy: ours to change
         else:
-            blend(self._kept, disparity, self._kept_luma, luma, still_weight(self.smoothing, seconds, previous),
+            blend(self._kept, disparity, self._kept_luma, luma, newest_weight(self.smoothing, seconds, previous),
                   self.threshold)
         self._frame_shape = image_bgr.shape
         return self._kept.copy()

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Smoothing weights (the depth range's here, the focus's in stream.focus) are given per frame of a 30 fps video;
-# with the frames' times they mean the same in seconds at any frame rate.
-REFERENCE_FPS = 30.0
+from kernels.temporal import newest_weight
 # A frame with more than this share of its values outside the smoothed range has outgrown it (the picture coming back
 # from a fade to black, the lights going on; the network's range shrinks on dark frames): its wider side is taken at
 # once. Gliding there clipped up to 76 % of the frame to 0 or 1 for most of a second (a flat, two-level depth;
@@ -52,10 +50,7 @@ class DisparityNormaliser:
         if self.low is None or self.high is None:
             self.low, self.high = low, high
         else:
-            # a step of 1/30 s where the times are unknown or do not go forward (clips joined as they are)
-            steps = (seconds - previous) * REFERENCE_FPS if None not in (seconds, previous) and \
-                seconds > previous else 1.0  # type: ignore[operator]
-            weight = 1.0 - (1.0 - self.smoothing) ** steps
+            weight = newest_weight(self.smoothing, seconds, previous)
             outgrown = _share_outside(disparity, self.low, self.high) > OUTGROWN_SHARE
             self.low += (1.0 if outgrown and low < self.low else weight) * (low - self.low)
             self.high += (1.0 if outgrown and high > self.high else weight) * (high - self.high)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from kernels.backend import to_host
-from models.postprocess import REFERENCE_FPS
+from kernels.temporal import REFERENCE_FPS
 from stream.faces import SWITCH_RATIO, BackgroundFaceFinder, Box, FaceFinder, face_weight, same_face
 from stream.tracking import PointTracker
 

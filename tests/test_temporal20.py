@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kernels.temporal import (MOTION_THRESHOLD, RESET_GAP_S, TemporalFilter, blend, blend_reference, small_luma,
-                              still_weight)
+                              newest_weight)
 from models.postprocess import DisparityNormaliser
 from stream.config import load_config
 from stream.errors import UserError
@@ -51,12 +51,12 @@ def test_still_pixels_are_smoothed_moving_ones_take_the_newest_depth():
     np.testing.assert_allclose(out[:, 20:], 1.0)
 
 
-def test_still_weight_is_per_thirtieth_of_a_second_at_any_frame_rate():
-    assert still_weight(0.3, 1 / 30, 0.0) == pytest.approx(0.3)
-    two_at_60 = 1 - (1 - still_weight(0.3, 1 / 60, 0.0)) ** 2
+def test_newest_weight_is_per_thirtieth_of_a_second_at_any_frame_rate():
+    assert newest_weight(0.3, 1 / 30, 0.0) == pytest.approx(0.3)
+    two_at_60 = 1 - (1 - newest_weight(0.3, 1 / 60, 0.0)) ** 2
     assert two_at_60 == pytest.approx(0.3)
-    assert still_weight(0.3, None, None) == pytest.approx(0.3)  # unknown times: one step
-    assert still_weight(0.3, 1.0, 2.0) == pytest.approx(0.3)  # times going back (clips joined): one step
+    assert newest_weight(0.3, None, None) == pytest.approx(0.3)  # unknown times: one step
+    assert newest_weight(0.3, 1.0, 2.0) == pytest.approx(0.3)  # times going back (clips joined): one step
 
 
 def test_noise_on_a_still_picture_is_smoothed_without_bias():
