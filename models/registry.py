@@ -92,10 +92,10 @@ def model_names() -> list[str]:
 
 def unknown_model(name: str, extra: str = "") -> ModelError:
     """An unknown model's refusal: the name it most likely meant (`tcmonodeph`), and the names known."""
-    import difflib
+    from stream.config import closest_choice  # as a misspelt option's choice is told
 
-    close = difflib.get_close_matches(name.strip().lower(), model_names(), n=1, cutoff=0.6)
-    meant = f" (did you mean {close[0]}?)" if close else ""
+    close = closest_choice(name, model_names())
+    meant = f" (did you mean {close}?)" if close else ""
     return ModelError(f"unknown model {name!r}{meant}; known models: {', '.join(model_names())}{extra}")
 
 
