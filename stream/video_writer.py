@@ -333,6 +333,7 @@ def kept_chapters(chapters: list[Mapping[str, Any]], origin: float, cut: float |
 MPEG4_MAX_TICKS = 65535  # MPEG-4 Part 2 (AVI) takes at most this many time-base ticks a second
 # FFmpeg's AVI muxer times video faster than this in 1/600 s, where the pictures' times collide (the run failed)
 AVI_MAX_FPS = 1000
+X265_DTS_FRAMES = 2  # x265 leaves its decoding times unset (garbage) until it has more pictures than this
 # The largest picture side each encoder takes, even (4:2:0): MPEG-4 Part 2's 13-bit fields, x264's and libvpx's
 # limits. Beyond them the encoder refused to open with "Generic error in an external library".
 VIDEO_MAX_SIDE = {"mpeg4": 8190, "libx264": 16384, "libvpx-vp9": 65536}
@@ -618,6 +619,7 @@ class VideoWriter:
         self.pictures_on_disk = 0
         self.finalised = False  # closed without an error: complete and playable
         self._handed = 0  # pictures the muxer took
+        self._encoded = 0  # pictures given to the encoder, copies of the last one included
         # AVI has one tick a picture and no timestamps: a picture of a variable frame rate that falls on the
         # tick of the one before is left out (as FFmpeg's -fps_mode cfr does); pushed to the next tick instead,
         # every later picture would run late against the sound (0.5 s after 20 pictures at 33 fps in 17 fps)
@@ -818,6 +820,7 @@ class VideoWriter:
             self._started = True
             if self._hold_last(pts):
                 frame.pict_type = PictureType.P  # as a B-frame, its decoding time lagged a pause behind
+            self._encoded += 1
             for packet in self.stream.encode(frame):
                 self._mux(packet, picture=True)
             self._last_pts, self._last_ticks, self._last_frame = pts, ticks or self._frame_ticks, frame
@@ -900,6 +903,7 @@ class VideoWriter:
         self._last_ticks = self._durations[pts] = ticks
         self._last_frame.pts, self._last_frame.pict_type = pts, PictureType.P
         self._repeats.add(pts)
+        self._encoded += 1
         for packet in self.stream.encode(self._last_frame):
             self._mux(packet, picture=True)
         self._last_pts = pts
@@ -909,6 +913,11 @@ class VideoWriter:
         size = self._file.size
         if picture and packet.pts is not None and packet.pts in self._durations:
             packet.duration = self._durations.pop(packet.pts)
+        if picture and self._encoded <= X265_DTS_FRAMES and codec_of(self.codec).encoder == "libx265":
+            # x265 sets its decoding times off the first pictures' reorder delay, which it measures at the third
+            # picture: with fewer, it left that delay unset and its dts were garbage (-1.3e17; the muxer refused
+            # them, a 2-picture run or one stopped that early failed). Two pictures are never reordered.
+            packet.dts = packet.pts
         if picture and len(self._durations) > 64 and packet.dts is not None:  # an encoder that moved a pts
             # a packet's pts is at least its dts, and dts grow: every picture shown before this dts is muxed
             self._durations = {pts: ticks for pts, ticks in self._durations.items() if pts >= packet.dts}

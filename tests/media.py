@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 from pathlib import Path
 
 import cv2
@@ -226,11 +227,18 @@ def make_colour_video(path: Path, frames_rgb16: list[np.ndarray], trc: int, prim
                 frame = frame.reformat(format="yuv420p10le", dst_colorspace="bt2020", dst_color_range=1)
                 frame.colorspace, frame.color_range = 9, 1
             frame.color_trc, frame.color_primaries, frame.pts = trc, primaries, index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+            mux_encoded(container, stream.encode(frame), len(frames_rgb16))
+        mux_encoded(container, stream.encode(None), len(frames_rgb16))
     return path
+
+
+def mux_encoded(container: Any, packets: list[Any], pictures: int) -> None:
+    """Mux `packets` of a stream of `pictures` pictures. x265 leaves its decoding times unset (garbage) in a
+    stream of fewer than three pictures, which the muxer refused now and then: those are never reordered."""
+    for packet in packets:
+        if pictures <= 2:
+            packet.dts = packet.pts
+        container.mux(packet)
 
 
 def make_yuv_video(path: Path, rgb_signal: np.ndarray, trc: int, frames: int = 2) -> Path:
@@ -256,10 +264,8 @@ def make_yuv_video(path: Path, rgb_signal: np.ndarray, trc: int, frames: int = 2
                 rows = np.frombuffer(plane, np.uint16).reshape(-1, plane.line_size // 2)
                 rows[:values.shape[0], :values.shape[1]] = values
             frame.color_trc, frame.pts = trc, index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+            mux_encoded(container, stream.encode(frame), frames)
+        mux_encoded(container, stream.encode(None), frames)
     return path
 
 

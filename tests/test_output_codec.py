@@ -77,6 +77,18 @@ def test_each_codec_round_trips(tmp_path, codec, suffix, decoder, pix_fmt, toler
         assert np.array_equal(shown, image)
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv"])
+@pytest.mark.parametrize("pictures", [1, 2, 3])
+def test_hevc_of_one_or_two_pictures_is_written(tmp_path, suffix, pictures):
+    """x265 left its decoding times unset in a stream of fewer than three pictures: MP4's muxer refused nine
+    runs in ten ("Invalid argument"), Matroska's one in five (a 2-frame clip, or a run stopped that early)."""
+    image = patch_and_ramp(*SD)
+    for attempt in range(4):
+        _, frames = read_back(write(tmp_path / f"out{attempt}{suffix}", image, frames=pictures, codec="hevc"))
+        assert len(frames) == pictures
+        assert np.abs(frames[-1].to_ndarray(format="bgr24").astype(int) - image).mean() <= 3
+
+
 def _planes(frame) -> list[np.ndarray]:
     return [np.frombuffer(plane, np.uint16).reshape(plane.height, -1)[:, :plane.width].astype(float)
             for plane in frame.planes]
