@@ -426,11 +426,11 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
             stage.close()
         built.source.close()
         raise
-    stop_after = frames + warmup
+    stop_after, stop = frames + warmup, built.pipeline.stop
 
     def limit(frame) -> None:  # bounded runs on endless inputs (cameras)
         if recorder.seen >= stop_after:
-            built.pipeline.stop.set()
+            stop.set()  # not through `built`: the pipeline holds this function, a cycle kept its model till a gc
 
     built.pipeline.on_frame = limit
 

@@ -49,3 +49,28 @@ def test_sequential_stages_each_run_with_their_own_count(shared_models, threads_
     bench.run_sequential(config, SPEC, frames=6, warmup=2)
     assert threads_seen[("refine", "MainThread")] == {1}
     assert threads_seen[("render", "MainThread")] == {numba.config.NUMBA_NUM_THREADS}  # 0: all cores
+
+
+def test_a_pipelined_run_is_freed_when_it_returns(shared_models, monkeypatch):
+    """The stop rule given to the pipeline (on_frame) held the whole run in a cycle: each configuration's pipeline,
+    source and model session stayed alive until a garbage collection, two sessions at once during the next run."""
+    import gc
+    import weakref
+
+    built_runs = []
+    timed_build = bench._timed_build
+
+    def remember(*args, **kwargs):
+        built, build_ms = timed_build(*args, **kwargs)
+        built_runs.append(weakref.ref(built.pipeline))
+        return built, build_ms
+
+    monkeypatch.setattr(bench, "_timed_build", remember)
+    config = load_config("live-cpu", {"output.progress": False})
+    gc.collect()
+    gc.disable()
+    try:
+        bench.run_pipelined(config, SPEC, frames=4, warmup=1)
+        assert built_runs and built_runs[0]() is None
+    finally:
+        gc.enable()
