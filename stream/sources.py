@@ -310,6 +310,10 @@ class PacedSource(Source):
         self.inner.close()
 
 
+# FFmpeg's APNG demuxer (its options; other demuxers have none of these names) shows a picture stored as shown 0 s
+# for 1/15 s, and one of 1-10 ms as stored: shown 100 ms instead, as browsers do, as FFmpeg's GIF demuxer and a
+# transparent APNG (animations.CLAMPED_DURATION_MS) do; a 2-picture APNG lasted 0.13 s, its GIF 0.2 s
+APNG_TIMES = {"default_fps": "10", "max_fps": "99"}  # max_fps: over 99 pictures a second (10 ms or less)
 ANIMATION_FORMATS = ("gif", "apng")  # FFmpeg's demuxers of animations: each picture has its own duration
 
 
@@ -705,7 +709,7 @@ class VideoFileSource(Source):
         self.path = path
         try:
             # a tag in invalid UTF-8 (a damaged header) is read with its bytes replaced: it ended the run
-            self.container = av.open(str(path), metadata_errors="replace")
+            self.container = av.open(str(path), metadata_errors="replace", container_options=APNG_TIMES)
         except av.error.FFmpegError as exc:
             if _mp4_without_index(path):
                 raise UserError(f"{path} has its pictures but no index (its moov box, which an MP4 or MOV gets when "
@@ -728,7 +732,7 @@ class VideoFileSource(Source):
             # an animation holds some pictures longer on purpose (a 2 s last one): its average rate (3.45 fps for
             # nine 0.1 s pictures and a 2 s one) is no frame rate, and AVI's fixed rate made of it dropped pictures
             rate = self.stream.guessed_rate
-        rate = _not_the_pauses(_not_the_tick(rate, self.stream), self.stream)
+        rate = _not_the_pauses(_not_the_tick(_not_the_fields(rate, self.stream), self.stream), self.stream)
         self.fps = float(rate) if rate else 30.0
         self.rate = rate
         # Pictures a frame period apart throughout (the average rate is the one they come at): a part then ends on a
@@ -746,6 +750,7 @@ class VideoFileSource(Source):
         self._dts_delay: int | None = None  # an AVI's decoder delay in ticks (see _in_display_time)
         self._last_pts: int | None = None
         self._untold: list[str] | None = []  # damage before the first picture, said once one decodes (else None)
+        self._unshown = 0  # packets counted in the frame count that never make a picture (see _decode)
         # The first frame is decoded now: a file with no decodable frame fails before anything heavy
         # loads, and its display matrix tells how the picture is meant to be shown.
         self._decoded = self._decode()
@@ -1044,7 +1049,7 @@ class VideoFileSource(Source):
 
         self.container.close()
         try:
-            self.container = av.open(str(self.path), metadata_errors="replace")
+            self.container = av.open(str(self.path), metadata_errors="replace", container_options=APNG_TIMES)
         except av.error.FFmpegError as exc:
             raise UserError(f"cannot read video {self.path} again to start at --start: {exc.strerror or exc}; "
                             f"check the file is still there and readable") from None
@@ -1064,10 +1069,16 @@ class VideoFileSource(Source):
         errors = 0
         self._redecoder = Redecoder(self.stream, self.path if readable_again(self.path) else None)
         self._whole_seen = False  # each demuxing (a jump starts anew)
+        self._unshown, keyed = 0, False
         while errors < READ_RETRIES:
             try:
                 for packet in demuxed(self.container.demux(self.stream)):
                     errors = 0
+                    # counted in the frame count, never a picture, no sign of truncation (the warning said so): an
+                    # MP4 cut without re-encoding (ffmpeg -ss -c copy) keeps the GOP before its cut, hidden by its
+                    # edit list; one cut mid-GOP starts with pictures made from ones before its start
+                    keyed = keyed or packet.is_keyframe
+                    self._unshown += packet.size > 0 and (packet.is_discard or not keyed)
                     yield from self._decode_packet(packet)
                 return  # the demuxer's last (empty) packet flushed the decoder
             except av.error.FFmpegError as exc:  # the demuxer's: read on from where it stopped
@@ -1319,8 +1330,8 @@ class VideoFileSource(Source):
     def truncation_warning(self) -> str | None:
         """By the frame count where the file gives one (MP4, AVI), else by time: a count estimated from the
         average rate is wrong for a variable frame rate (Matroska and WebM give no count)."""
-        count, length = self._announced_frames, self._length
-        if count and self._start is None and self._end is None and self._frames_read < SHORT_INPUT * count:
+        count, length = self._announced_frames - self._unshown, self._length
+        if count > 0 and self._start is None and self._end is None and self._frames_read < SHORT_INPUT * count:
             return (f"the input announced {count} frames but only {self._frames_read} could be decoded; it may be "
                     f"truncated")
         cut = transport_stream_cut(self.path, self._transport_packet)
@@ -1328,7 +1339,7 @@ class VideoFileSource(Source):
             return cut
         if length is None or self._read_until is None:
             return None
-        origin = self._first.time or 0.0
+        origin = self._length_origin()
         start = self._start if self._start is not None else origin
         end = origin + length if self._end is None else min(self._end, origin + length)
         announced, read = end - start, self._read_until + self._carried - start  # joined clips: all their time
@@ -1336,6 +1347,15 @@ class VideoFileSource(Source):
             return None
         return (f"the input announced {format_time(announced)} of video but its pictures end after "
                 f"{format_time(max(read, 0.0))}; it may be truncated")
+
+    def _length_origin(self) -> float:
+        """Where the length announced starts: the stream's start, which a recording cut mid-GOP has before its first
+        picture that decodes (its length ran from there: it read as cut short at its end), unless clips joined were
+        measured from the first picture."""
+        first, stream = self._first.time or 0.0, self.stream
+        if self._clips or stream.start_time is None or not stream.time_base:
+            return first
+        return min(first, float(stream.start_time * stream.time_base))
 
     def _video_seconds(self) -> float | None:
         """The video stream's length: its own duration, else where it ends (Matroska's DURATION tag, else
@@ -1376,6 +1396,15 @@ def _mp4_index_cut(path: Path) -> bool:
     finished, which FFmpeg cannot open."""
     boxes, size_on_disk = _top_boxes(path)
     return bool(boxes) and boxes[0][0] == b"ftyp" and boxes[-1][0] == b"moov" and boxes[-1][1] > size_on_disk
+
+
+def _mp4_empty(path: Path) -> bool:
+    """Whether `path` is an MP4 or MOV whose media data (its mdat boxes) holds nothing: FFmpeg, given no picture,
+    writes one so, its index listing no track (which read as a damaged index)."""
+    boxes, _ = _top_boxes(path)
+    starts = [0] + [end for _, end in boxes[:-1]]
+    data = [end - start for (kind, end), start in zip(boxes, starts) if kind == b"mdat"]
+    return any(kind == b"moov" for kind, _ in boxes) and bool(data) and all(size == 8 for size in data)
 
 
 def _top_boxes(path: Path) -> tuple[list[tuple[bytes, int]], int]:
@@ -1423,6 +1452,16 @@ def _not_the_tick(rate: Fraction | None, stream: Any) -> Fraction | None:
     guessed = stream.guessed_rate
     if rate and stream.time_base and rate == 1 / stream.time_base and guessed and guessed < rate:
         return guessed
+    return rate
+
+
+def _not_the_fields(rate: Fraction | None, stream: Any) -> Fraction | None:
+    """`rate`, unless FFmpeg averaged none (a clip of one or two pictures: an MPEG-TS of H.264 or MPEG-2) and guessed
+    the rate its clock ticks at, twice a picture's (50 for 25 fps: "@ 50 fps", a progress bar of 3 for 2); the
+    codec's own rate is the pictures'."""
+    own = stream.codec_context.framerate
+    if stream.average_rate is None and rate and own and rate == 2 * own:
+        return own
     return rate
 
 
@@ -1540,6 +1579,9 @@ def _no_video(container: Any, path: Path) -> str:
         return (f"{path} has no video, only cover art beside its sound; give a video file "
                 f"(or an image, camera:N or synthetic:portrait)")
     sound_only = bool(container.streams) and all(stream.type == "audio" for stream in container.streams)  # an M4A
+    if "mp4" in container.format.name.split(",") and _mp4_empty(path):
+        return (f"{path} holds no picture: its media data is empty (a recording stopped before its first picture, "
+                f"or a conversion that wrote none); give a video with pictures")
     if "mp4" in container.format.name.split(",") and not sound_only:
         return (f"{path} has a damaged index (its moov box lists no readable video track); repair it (e.g. with "
                 f"untrunc and a good file from the same camera), or copy it again if it was copied")
