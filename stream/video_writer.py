@@ -333,6 +333,7 @@ def kept_chapters(chapters: list[Mapping[str, Any]], origin: float, cut: float |
 MPEG4_MAX_TICKS = 65535  # MPEG-4 Part 2 (AVI) takes at most this many time-base ticks a second
 # FFmpeg's AVI muxer times video faster than this in 1/600 s, where the pictures' times collide (the run failed)
 AVI_MAX_FPS = 1000
+FFV1_SLICES_ACROSS = 4  # FFV1's slices each way: 16, coded in parallel
 X265_DTS_FRAMES = 2  # x265 leaves its decoding times unset (garbage) until it has more pictures than this
 # The largest picture side each encoder takes, even (4:2:0): MPEG-4 Part 2's 13-bit fields, x264's and libvpx's
 # limits. Beyond them the encoder refused to open with "Generic error in an external library".
@@ -440,8 +441,10 @@ def check_video_size(what: str, suffix: str, width: int, height: int, codec: str
                         f"{fix}")
 
 
-def encoder_options(encoder: str, crf: int, alpha: bool = False) -> dict[str, str]:
-    """Each encoder's settings; `crf` x264's quality (x265's scale is set from it); `alpha`: pictures with alpha."""
+def encoder_options(encoder: str, crf: int, alpha: bool = False,
+                    size: tuple[int, int] | None = None) -> dict[str, str]:
+    """Each encoder's settings; `crf` x264's quality (x265's scale is set from it); `alpha`: pictures with alpha;
+    `size`: the pictures' (width, height), where it matters (FFV1's slices; None: any size)."""
     if encoder == "libx264":
         return {"crf": str(crf), "preset": "veryfast"}
     if encoder == "libx265":  # x265's CRF scale runs higher than x264's (FFmpeg's guide: 28 looks as x264's 23)
@@ -451,8 +454,15 @@ def encoder_options(encoder: str, crf: int, alpha: bool = False) -> dict[str, st
     if encoder == "prores_aw":  # profile 3: 422 HQ (4: 4444, with alpha); Apple's vendor code, as Final Cut writes it
         return {"profile": "4" if alpha else "3", "vendor": "apl0"}
     if encoder == "ffv1":  # the archivists' settings: each picture a key frame in checked slices, coded in parallel
-        return {"level": "3", "g": "1", "slices": "16", "slicecrc": "1"}
+        slices = ffv1_slices(*size) if size else FFV1_SLICES_ACROSS ** 2
+        return {"level": "3", "g": "1", "slices": str(slices), "slicecrc": "1"}
     return {}
+
+
+def ffv1_slices(width: int, height: int) -> int:
+    """FFV1's slices for a picture: 16 (4 by 4), fewer where a side has under 4 pixels, as each slice needs one each
+    way (FFmpeg refused 16 slices of a 3x5 picture: "Function not implemented", and the run failed)."""
+    return min(FFV1_SLICES_ACROSS, width, height) ** 2
 
 
 def _set_alpha(frame: Any, alpha: np.ndarray) -> None:
@@ -746,7 +756,7 @@ class VideoWriter:
         # the size stays padded as the codec's own pictures are: prores_aw refuses an odd width in 4444 too
         self.alpha, self._pix_fmt = alpha, (codec.alpha_pix_fmt if alpha else None) or codec.pix_fmt
         stream.pix_fmt = self._pix_fmt
-        stream.options = encoder_options(codec.encoder, self._crf, alpha)
+        stream.options = encoder_options(codec.encoder, self._crf, alpha, (self.width, self.height))
         stream.codec_context.open()
         title = codec.titled(alpha)
         if self._kept_from is not None:
