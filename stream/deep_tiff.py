@@ -3,6 +3,7 @@ BGR photo the pipeline takes: OpenCV's 8-bit read refused float colour, turned f
 32-bit integers. 8- and 16-bit unsigned TIFFs go the usual way (stream/images.py)."""
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import struct
@@ -160,6 +161,25 @@ def tiff_size(path: Path) -> tuple[int, int] | None:
     """A TIFF's first picture's (width, height) as its headers give them (0 where a damaged one says so); None where
     tifffile cannot parse them."""
     return _first_page(path, lambda page: (int(page.imagewidth), int(page.imagelength)))
+
+
+PAGES_READ = 1000  # a TIFF's pages looked at (each a few tens of µs); past that, "1000 or more"
+REDUCED_OR_MASK = 0b101  # NewSubfileType's bits of a page that is no picture of its own: a smaller copy, a mask
+
+
+def tiff_pages(path: Path) -> int:
+    """How many pictures a TIFF holds (a scan of several pages, a layered export), not counting its smaller copies
+    (a pyramid's, a preview) or masks; up to PAGES_READ; 1 where tifffile cannot parse its headers."""
+    try:
+        import tifffile
+
+        with _TIFFFILE_LOG.held(), tifffile.TiffFile(path) as tif:
+            if len(tif.pages) <= 1:
+                return 1
+            pages = itertools.islice(tif.pages, PAGES_READ)
+            return max(1, sum(1 for page in pages if not int(page.subfiletype) & REDUCED_OR_MASK))
+    except Exception:  # noqa: BLE001 (tifffile missing, or no header it can parse: its first page is all there is)
+        return 1
 
 
 def tiff_samples(path: Path) -> str | None:

@@ -285,6 +285,15 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
+def is_tiff(path: Path) -> bool:
+    """Whether `path` begins as a TIFF does (whatever its name); False where it cannot be read."""
+    try:
+        with path.open("rb") as file:
+            return file.read(4) in TIFF_MAGIC
+    except OSError:
+        return False
+
+
 # A container's first bytes, and what it is: a video with a photo's name (a phone's export, a renamed download)
 VIDEO_SIGNATURES = ((4, b"ftyp", "a video (MP4/MOV)", ".mp4"),
                     (0, b"\x1a\x45\xdf\xa3", "a video (Matroska/WebM)", ".mkv"), (8, b"AVI ", "a video (AVI)", ".avi"))

@@ -7,6 +7,7 @@ A source's `frames()` runs on the capture thread.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import math
 import os
@@ -30,7 +31,7 @@ from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
-from stream.images import filled_behind, on_white, read_image, read_metadata, upright_size
+from stream.images import filled_behind, is_tiff, on_white, read_image, read_metadata, upright_size
 from stream.piped_input import input_path
 from stream.synthetic import SyntheticPortrait, SyntheticScene
 from stream.video_writer import (TIMECODE, alpha_pix_fmt, is_hd, part_first_picture, readable_again, shifted_timecode,
@@ -184,6 +185,21 @@ STILL_FPS = 10.0  # a photo shown in a window is rendered again this often, so c
 STILL_WINDOW_WIDTH = 1280
 
 
+def _tell_pages(path: Path) -> None:
+    """Says where a TIFF holds more pictures than the first, which alone is read: a scan of several pages or a
+    layered export (no animation: its pages have no times) gave its first page without a word."""
+    from models.registry import notify as notify_once  # a photo in a window is opened for its checks, then run
+    from stream.deep_tiff import PAGES_READ, tiff_pages
+
+    if not is_tiff(path):
+        return
+    pages = tiff_pages(path)
+    if pages > 1:
+        more = "or more " if pages >= PAGES_READ else ""
+        notify_once(f"{path.name} holds {pages} {more}pages: only its first is processed; give each page as a "
+                    f"file of its own to process the others")
+
+
 class ImageSource(Source):
     """One frame; or, `keep_showing()`, the same picture again and again (at most STILL_WINDOW_WIDTH wide),
     paced like a slow camera, for a window in which the photo is refocused until the user is done
@@ -200,6 +216,7 @@ class ImageSource(Source):
         self.frame_count = 1
         self.repeating = False
         self.description = f"image {path.name} {self.width}x{self.height}"
+        _tell_pages(path)
 
     @property
     def image(self) -> np.ndarray:
@@ -716,6 +733,10 @@ class VideoFileSource(Source):
                                 f"its recording stops): it is still being recorded, or the recording was cut off; "
                                 f"run it once the recording has stopped, or repair it (e.g. with untrunc and a good "
                                 f"file from the same camera)") from None
+            if _matroska_empty(path):
+                raise UserError(f"{path} holds no picture: its header and track list are whole but no picture "
+                                f"follows them (a recording stopped before its first picture, or a conversion "
+                                f"that wrote none); give a video with pictures") from None
             if _mp4_index_cut(path):
                 raise UserError(f"{path} is cut short inside its index (its moov box, at its end): a copy or download "
                                 f"not finished? copy it again, or repair it (e.g. with untrunc and a good file from "
@@ -751,6 +772,7 @@ class VideoFileSource(Source):
         self._last_pts: int | None = None
         self._untold: list[str] | None = []  # damage before the first picture, said once one decodes (else None)
         self._unshown = 0  # packets counted in the frame count that never make a picture (see _decode)
+        self._start_told = False  # the pictures lost before the first keyframe said (_tell_lost_start)
         # The first frame is decoded now: a file with no decodable frame fails before anything heavy
         # loads, and its display matrix tells how the picture is meant to be shown.
         self._decoded = self._decode()
@@ -767,11 +789,15 @@ class VideoFileSource(Source):
         self.width, self.height = self._treatment.size(self.width, self.height)
         self.rotation, self.colour = self._treatment.rotation, self._treatment.colour
         count = self._announced_frames = self.stream.frames
+        if count:  # the pictures shown: the progress bar of a cut (ffmpeg -ss -c copy) ended at 36/48
+            count = max(1, count - _hidden_in_index(self.stream))
         self._joins_unknown = False  # clips joined, too many to find at open: a start is reached by reading on
         self._clips = self._joined_clips()
         # kept: the warning after the run reads them closed; clips joined: all of their time, not FFmpeg's guess
         seconds = self._length = sum(clip.length for clip in self._clips) if self._clips else self._video_seconds()
         if not count and seconds:
+            # from the first picture, as the bar counts: one cut mid-GOP has lost pictures before it (1.0 of 1.8 s)
+            seconds = max(seconds - ((self._first.time or 0.0) - self._length_origin()), 1 / self.fps)
             count = int(round(seconds * self.fps))
             self.progress_seconds = seconds
         self.frame_count = count or None
@@ -1069,22 +1095,41 @@ class VideoFileSource(Source):
         errors = 0
         self._redecoder = Redecoder(self.stream, self.path if readable_again(self.path) else None)
         self._whole_seen = False  # each demuxing (a jump starts anew)
-        self._unshown, keyed = 0, False
+        self._unshown, keyed, lost = 0, False, 0
         while errors < READ_RETRIES:
             try:
                 for packet in demuxed(self.container.demux(self.stream)):
                     errors = 0
+                    if packet.is_keyframe and not keyed:
+                        keyed = True
+                        self._tell_lost_start(lost)
                     # counted in the frame count, never a picture, no sign of truncation (the warning said so): an
                     # MP4 cut without re-encoding (ffmpeg -ss -c copy) keeps the GOP before its cut, hidden by its
-                    # edit list; one cut mid-GOP starts with pictures made from ones before its start
-                    keyed = keyed or packet.is_keyframe
-                    self._unshown += packet.size > 0 and (packet.is_discard or not keyed)
+                    # edit list; one cut mid-GOP starts with pictures made from ones before its start (lost)
+                    hidden = packet.size > 0 and (packet.is_discard or not keyed)
+                    self._unshown += hidden
+                    lost += hidden and not packet.is_discard
                     yield from self._decode_packet(packet)
                 return  # the demuxer's last (empty) packet flushed the decoder
             except av.error.FFmpegError as exc:  # the demuxer's: read on from where it stopped
                 errors += 1
                 self._damaged(exc, None)
         yield from self._decode_packet(None)  # what the decoder still holds
+
+    def _tell_lost_start(self, lost: int) -> None:
+        """Says, once, the pictures before the file's first keyframe (`lost` packets), which cannot be decoded: a
+        recording cut mid-GOP; a camera's long GOP lost seconds without a word. Not those an MP4's edit list hides
+        (ffmpeg -ss -c copy: no player shows them), nor an MPEG transport or program stream's: a broadcast recording
+        always starts so, its players show nothing before the keyframe either."""
+        if self._start_told:
+            return
+        self._start_told = True
+        if not lost or self.container.format.name in JOINABLE_FORMATS:
+            return
+        told = notify if self._untold is None else self._untold.append
+        told(f"{self.path.name} starts part-way through a group of pictures (cut before a keyframe): its first "
+             f"{lost} picture{'s' if lost != 1 else ''} ({format_time(lost / self.fps)}) cannot be decoded and are "
+             f"left out")
 
     def _decode_packet(self, packet: Any) -> list[Any]:
         """The pictures one packet completes (None: flush the decoder); none from a packet the decoder refuses."""
@@ -1378,9 +1423,35 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self.container.close()
+        # the decoding generator's frame holds this source (a cycle): left suspended, it kept the source, its
+        # decoder and the decoder's threads (3 a file) alive till a full gc, one set for each input of a batch
+        with contextlib.suppress(ValueError):  # ValueError: closed from another thread while it decodes
+            self._decoded.close()
 
 
 MP4_BOXES_READ = 64  # top-level boxes looked at for an unfinished MP4 (a recording has a handful)
+
+
+def _hidden_in_index(stream: Any) -> int:
+    """Of the packets in the stream's index (one an announced frame: an MP4's, an AVI's), those that never make a
+    picture, as _decode counts them: flagged discard (an edit list hides them: the GOP before a cut made without
+    re-encoding, a trimmed end) or before the first keyframe (cut mid-GOP). Read from the index's ends only: at its
+    head up to its first kept keyframe, at its tail back to its last kept packet (a GOP or so, not the whole)."""
+    entries = stream.index_entries
+    total = len(entries)
+    if total != stream.frames:  # no index of every packet (Matroska's lists keyframes only)
+        return 0
+    head, keyed = 0, False
+    while head < total:
+        entry = entries[head]
+        keyed = keyed or entry.is_keyframe
+        if keyed and not entry.is_discard:
+            break
+        head += 1
+    tail = total
+    while tail > head and entries[tail - 1].is_discard:
+        tail -= 1
+    return head + total - tail
 
 
 def _mp4_without_index(path: Path) -> bool:
@@ -1405,6 +1476,80 @@ def _mp4_empty(path: Path) -> bool:
     starts = [0] + [end for _, end in boxes[:-1]]
     data = [end - start for (kind, end), start in zip(boxes, starts) if kind == b"mdat"]
     return any(kind == b"moov" for kind, _ in boxes) and bool(data) and all(size == 8 for size in data)
+
+
+EBML_HEADER, MATROSKA_SEGMENT = 0x1A45DFA3, 0x18538067
+MATROSKA_TRACKS, MATROSKA_CLUSTER = 0x1654AE6B, 0x1F43B675  # the track list; a cluster holds pictures (blocks)
+MATROSKA_ELEMENTS_READ = 64  # a segment's top-level elements looked at before its first cluster (a handful)
+
+
+def _matroska_empty(path: Path) -> bool:
+    """Whether `path` is a Matroska or WebM file that is whole up to its track list and holds no picture: its
+    segment's top-level elements (a track list among them, no cluster) end where the segment says it ends, and the
+    file with it (or the segment's size is unknown, a recording not closed, and the file ends on an element's end).
+    FFmpeg, finding no cluster, says "End of file", as for one cut short. Not a pipe: its bytes are read once."""
+    if not readable_again(path):
+        return False
+    try:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            header = _ebml_element(file)
+            if header is None or header[0] != EBML_HEADER:
+                return False
+            file.seek(header[2])
+            segment = _ebml_element(file)
+            if segment is None or segment[0] != MATROSKA_SEGMENT:
+                return False
+            end = size if segment[2] is None else segment[2]
+            if end != size:  # cut short (its segment runs on), or more after it (another segment)
+                return False
+            kinds = _ebml_children(file, end)
+    except OSError:  # a pipe, a file gone
+        return False
+    return kinds is not None and MATROSKA_TRACKS in kinds and MATROSKA_CLUSTER not in kinds
+
+
+def _ebml_children(file: Any, end: int) -> set[int] | None:
+    """The kinds (IDs) of the elements from `file`'s place up to byte `end`, where they end exactly; None where one
+    runs past it, its size is unknown (a live cluster), or there are more than MATROSKA_ELEMENTS_READ."""
+    kinds: set[int] = set()
+    for _ in range(MATROSKA_ELEMENTS_READ):
+        if file.tell() == end:
+            return kinds
+        element = _ebml_element(file)
+        if element is None or element[2] is None or element[2] > end:
+            return None
+        kinds.add(element[0])
+        file.seek(element[2])
+    return None
+
+
+def _ebml_element(file: Any) -> tuple[int, int, int | None] | None:
+    """The EBML element at `file`'s place: its ID, where its data starts and where it ends (None: unknown size);
+    None where the bytes are no element header."""
+    start = file.tell()
+    head = file.read(12)
+    kind, length = _ebml_number(head, 4, keep_marker=True)
+    if kind is None:
+        return None
+    size, size_length = _ebml_number(head[length:], 8, keep_marker=False)
+    if size is None:
+        return None
+    data = start + length + size_length
+    unknown = size == (1 << 7 * size_length) - 1  # all ones: a size not known when written
+    return kind, data, None if unknown else data + size
+
+
+def _ebml_number(data: bytes, longest: int, keep_marker: bool) -> tuple[int | None, int]:
+    """An EBML variable-length number at the start of `data` (an ID keeps its length marker, a size does not), and
+    its length in bytes; None where it is longer than `longest` or cut off."""
+    if not data or not data[0]:
+        return None, 0
+    length = 9 - data[0].bit_length()
+    if length > longest or len(data) < length:
+        return None, 0
+    value = int.from_bytes(data[:length], "big")
+    return (value if keep_marker else value & (1 << 7 * length) - 1), length  # a size: its marker bit off
 
 
 def _top_boxes(path: Path) -> tuple[list[tuple[bytes, int]], int]:
@@ -1620,7 +1765,7 @@ def display_orientation(frame: Any) -> tuple[int, bool]:
     av_display_matrix_flip puts it on: the first column negated) before the turn is read."""
     from av.sidedata.sidedata import Type
 
-    data = frame.side_data.get(Type.DISPLAYMATRIX)
+    data = _props_only(frame).side_data.get(Type.DISPLAYMATRIX)
     if data is None:
         return 0, False
     a, b, _, c, d = struct.unpack("=9i", bytes(data))[:5]
@@ -1630,6 +1775,17 @@ def display_orientation(frame: Any) -> tuple[int, bool]:
     if a == b == 0:  # no picture to show: a damaged matrix
         return 0, False
     return round(math.degrees(-math.atan2(b, a))) % 360, mirrored
+
+
+def _props_only(frame: Any) -> Any:
+    """A 2x2 grey copy of `frame` with its side data, to read that from: PyAV ties a frame and its side data in a
+    reference cycle, which kept the first picture of each input (12 MB in 4K) till a full gc; only the copy is."""
+    import av
+
+    try:
+        return frame.reformat(width=2, height=2, format="gray", interpolation="POINT")
+    except (av.error.FFmpegError, ValueError):  # a picture format swscale cannot read: the frame itself
+        return frame
 
 
 def parse_time(text: str) -> float:
