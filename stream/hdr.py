@@ -50,15 +50,28 @@ def colour_signal(frame: Any) -> ColourSignal | None:
     return ColourSignal("sdr", SDR_WHITE_NITS)
 
 
+def props_only(frame: Any) -> Any:
+    """A 2x2 grey copy of `frame` with its side data, to read that from: PyAV ties a frame and its side data in a
+    reference cycle, which kept the first picture of each input (12 MB in 4K) till a full gc; only the copy is now."""
+    import av
+
+    if not isinstance(frame, av.VideoFrame):  # side data alone (a test's stand-in)
+        return frame
+    try:
+        return frame.reformat(width=2, height=2, format="gray", interpolation="POINT")
+    except (av.error.FFmpegError, ValueError):  # a picture format swscale cannot read: the frame itself
+        return frame
+
+
 def pq_peak_nits(frame: Any) -> float:
     """The grade's peak from the frame's HDR10 metadata: MaxCLL, else the mastering display's peak."""
     from av.sidedata.sidedata import Type
 
-    peak = 0.0
-    light = frame.side_data.get(Type.CONTENT_LIGHT_LEVEL)
+    peak, side_data = 0.0, props_only(frame).side_data
+    light = side_data.get(Type.CONTENT_LIGHT_LEVEL)
     if light is not None and len(bytes(light)) >= 4:
         peak = float(np.frombuffer(bytes(light), np.uint32, count=1)[0])  # AVContentLightMetadata: MaxCLL, MaxFALL
-    mastering = frame.side_data.get(Type.MASTERING_DISPLAY_METADATA)
+    mastering = side_data.get(Type.MASTERING_DISPLAY_METADATA)
     if not peak and mastering is not None and len(bytes(mastering)) >= 88:
         # AVMasteringDisplayMetadata: 8 rationals (primaries, white point), min and max luminance,
         # has_primaries, has_luminance

@@ -30,7 +30,7 @@ from stream.console import notify, rate_text
 from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
-from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal
+from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal, props_only
 from stream.images import filled_behind, is_tiff, on_white, read_image, read_metadata, upright_size
 from stream.piped_input import input_path
 from stream.synthetic import SyntheticPortrait, SyntheticScene
@@ -788,9 +788,9 @@ class VideoFileSource(Source):
         self._treatment = PictureTreatment(self._first, self.stream, path.name)
         self.width, self.height = self._treatment.size(self.width, self.height)
         self.rotation, self.colour = self._treatment.rotation, self._treatment.colour
-        count = self._announced_frames = self.stream.frames
+        count = self._announced_frames = _packets_announced(self.stream, self.container.format.name)
         if count:  # the pictures shown: the progress bar of a cut (ffmpeg -ss -c copy) ended at 36/48
-            count = max(1, count - _hidden_in_index(self.stream))
+            count = max(1, count - _hidden_in_index(self.stream, count))
         self._joins_unknown = False  # clips joined, too many to find at open: a start is reached by reading on
         self._clips = self._joined_clips()
         # kept: the warning after the run reads them closed; clips joined: all of their time, not FFmpeg's guess
@@ -1432,26 +1432,28 @@ class VideoFileSource(Source):
 MP4_BOXES_READ = 64  # top-level boxes looked at for an unfinished MP4 (a recording has a handful)
 
 
-def _hidden_in_index(stream: Any) -> int:
+def _packets_announced(stream: Any, format_name: str) -> int:
+    """The video packets the container announces: its frame count, or, in an MP4 or MOV whose edit list trims the
+    end (a trim without re-encoding, as QuickTime makes it), the packets its index keeps: FFmpeg leaves out the
+    samples past the edit (its count still holds them: a whole file was called truncated)."""
+    count = stream.frames
+    if count and "mov" in format_name.split(","):
+        kept = len(stream.index_entries)
+        if kept:
+            count = min(count, kept)
+    return count
+
+
+def _hidden_in_index(stream: Any, announced: int) -> int:
     """Of the packets in the stream's index (one an announced frame: an MP4's, an AVI's), those that never make a
-    picture, as _decode counts them: flagged discard (an edit list hides them: the GOP before a cut made without
-    re-encoding, a trimmed end) or before the first keyframe (cut mid-GOP). Read from the index's ends only: at its
-    head up to its first kept keyframe, at its tail back to its last kept packet (a GOP or so, not the whole)."""
+    picture, as _decode counts them: before the first keyframe (cut mid-GOP), and after it those flagged discard (an
+    edit list hides them: the GOP before a cut made without re-encoding, a trimmed end). With B-frames some of the
+    cut's hidden pictures are stored after its first shown one: the whole index is counted (84 of 86 was the end)."""
     entries = stream.index_entries
-    total = len(entries)
-    if total != stream.frames:  # no index of every packet (Matroska's lists keyframes only)
+    if len(entries) != announced:  # no index of every packet (Matroska's: keyframes only)
         return 0
-    head, keyed = 0, False
-    while head < total:
-        entry = entries[head]
-        keyed = keyed or entry.is_keyframe
-        if keyed and not entry.is_discard:
-            break
-        head += 1
-    tail = total
-    while tail > head and entries[tail - 1].is_discard:
-        tail -= 1
-    return head + total - tail
+    first = next((index for index, entry in enumerate(entries) if entry.is_keyframe), len(entries))
+    return first + sum(1 for entry in itertools.islice(entries, first, None) if entry.is_discard)
 
 
 def _mp4_without_index(path: Path) -> bool:
@@ -1765,7 +1767,7 @@ def display_orientation(frame: Any) -> tuple[int, bool]:
     av_display_matrix_flip puts it on: the first column negated) before the turn is read."""
     from av.sidedata.sidedata import Type
 
-    data = _props_only(frame).side_data.get(Type.DISPLAYMATRIX)
+    data = props_only(frame).side_data.get(Type.DISPLAYMATRIX)
     if data is None:
         return 0, False
     a, b, _, c, d = struct.unpack("=9i", bytes(data))[:5]
@@ -1775,17 +1777,6 @@ def display_orientation(frame: Any) -> tuple[int, bool]:
     if a == b == 0:  # no picture to show: a damaged matrix
         return 0, False
     return round(math.degrees(-math.atan2(b, a))) % 360, mirrored
-
-
-def _props_only(frame: Any) -> Any:
-    """A 2x2 grey copy of `frame` with its side data, to read that from: PyAV ties a frame and its side data in a
-    reference cycle, which kept the first picture of each input (12 MB in 4K) till a full gc; only the copy is."""
-    import av
-
-    try:
-        return frame.reformat(width=2, height=2, format="gray", interpolation="POINT")
-    except (av.error.FFmpegError, ValueError):  # a picture format swscale cannot read: the frame itself
-        return frame
 
 
 def parse_time(text: str) -> float:

@@ -91,13 +91,43 @@ def test_a_transport_stream_starting_mid_gop_stays_silent(tmp_path, capsys):
     assert count == 24 and _lost_lines(capsys) == []
 
 
-@pytest.mark.parametrize("skip, shift, shown", [(0, 0.5, 36), (5, 0.0, 24)])
+@pytest.mark.parametrize("skip, shift, shown", [(0, 0.5, 36), (5, 0.0, 24), (0, 1.3, 16)])
 def test_a_cut_mp4s_frame_count_is_the_pictures_it_shows(gop_video, tmp_path, skip, shift, shown):
     """The progress bar's total: the index's packets less those flagged discard (an edit list's) or before the
     first keyframe; it ended at 36/48 (24/43)."""
     source = open_source(str(_remuxed(gop_video, tmp_path / "cut.mp4", skip=skip, shift=shift)))
     try:
         assert source.frame_count == shown == len(list(source.frames()))
+    finally:
+        source.close()
+
+
+def _trimmed_at_its_end(path: Path) -> Path:
+    """`path` (an MP4) trimmed without re-encoding, as QuickTime trims: its video's edit halved, its samples kept."""
+    from stream.mp4_edit_list import _Track, _boxes, _moov_payload, _read_track
+
+    with path.open("r+b") as file:
+        base, data = _moov_payload(file)
+        for kind, start, end in _boxes(data, 0, len(data)):
+            track = _Track()
+            if kind == b"trak":
+                _read_track(data, start, end, base, track)
+            if track.handler == b"vide":
+                track.edit.write(file, track.edit.value // 2)
+    return path
+
+
+def test_an_mp4_trimmed_at_its_end_by_its_edit_list_is_no_truncated_file(tmp_path):
+    """Its edit keeps the first second (24 of 48 pictures, a keyframe every 12): FFmpeg's index leaves 11 samples
+    past it out, its frame count does not (a whole file read as "announced 35 frames but only 24 could be decoded;
+    it may be truncated")."""
+    video = _encode(tmp_path / "trimmed.mp4", "libx264", frames=48,
+                    options={"g": "12", "keyint_min": "12", "bf": "2", "sc_threshold": "0"})
+    source = open_source(str(_trimmed_at_its_end(video)))
+    try:
+        frames = list(source.frames())
+        assert source.frame_count == len(frames) == 24
+        assert source.truncation_warning() is None
     finally:
         source.close()
 
@@ -148,18 +178,36 @@ def test_a_tiffs_smaller_copies_are_no_pages(tmp_path, capsys):
     assert "pages" not in capsys.readouterr().err
 
 
-def test_a_closed_video_frees_its_source_and_first_picture_without_a_gc(tmp_path):
+def _hdr10_video(path: Path) -> Path:
+    import numpy as np
+
+    from media import make_colour_video
+
+    picture = np.full((32, 48, 3), 30000, np.uint16)
+    return make_colour_video(path, [picture] * 3, 16, codec="libx265", x265_params=":hdr10=1:max-cll=1600,400")
+
+
+@pytest.mark.parametrize("kind", ["turned", "hdr10"])
+def test_a_closed_video_frees_its_source_and_first_picture_without_a_gc(tmp_path, kind):
     """The decoding generator held its source (a cycle), and the first picture's side data the picture (PyAV's
-    cycle): each input's decoder, its threads and first picture lived until a full gc, in a loop of runs."""
+    cycle: its display matrix, an HDR10 grade's peak): each input's decoder, its threads and first picture lived
+    until a full gc, in a loop of runs."""
     from media import make_video
 
-    path = make_video(tmp_path / "turned.mp4", frames=6, size=(48, 64), rotation=90, mirror=True, audio_codec=None)
+    if kind == "turned":
+        path = make_video(tmp_path / "turned.mp4", frames=6, size=(48, 64), rotation=90, mirror=True,
+                          audio_codec=None)
+    else:
+        path = _hdr10_video(tmp_path / "hdr10.mkv")
     enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
         source = open_source(str(path))
-        assert (source.rotation, source._treatment.mirrored) == (90, True)  # the display matrix read
+        if kind == "turned":
+            assert (source.rotation, source._treatment.mirrored) == (90, True)  # the display matrix read
+        else:
+            assert source.colour.peak_nits == 1600.0  # MaxCLL read
         first, alive = source._first, weakref.ref(source)
         source.close()
         del source
