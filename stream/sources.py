@@ -26,7 +26,7 @@ import numpy as np
 from stream.animations import animation_source, is_still_image
 from stream.clip_joins import (Clip, ClipFinder, demuxed, marked_out_of_line, transport_packet_size,
                                transport_stream_cut)
-from stream.console import notify, rate_text
+from stream.console import command_word, notify, rate_text
 from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
@@ -754,6 +754,7 @@ class VideoFileSource(Source):
             # nine 0.1 s pictures and a 2 s one) is no frame rate, and AVI's fixed rate made of it dropped pictures
             rate = self.stream.guessed_rate
         rate = _not_the_pauses(_not_the_tick(_not_the_fields(rate, self.stream), self.stream), self.stream)
+        rate = _raw_stream_rate(rate, self.container, self.stream)
         self.fps = float(rate) if rate else 30.0
         self.rate = rate
         # Pictures a frame period apart throughout (the average rate is the one they come at): a part then ends on a
@@ -784,6 +785,8 @@ class VideoFileSource(Source):
         for line in self._untold:
             notify(line)
         self._untold = None
+        if _rate_unknown(self.container, self.stream):
+            notify(_raw_rate_unknown(path, self.container, self.stream, self.fps))
         # the output has no display matrix or pixel aspect of its own: frames are shown as the input says here
         self._treatment = PictureTreatment(self._first, self.stream, path.name)
         self.width, self.height = self._treatment.size(self.width, self.height)
@@ -1418,7 +1421,7 @@ class VideoFileSource(Source):
         except ValueError:
             pass
         if self.container.duration:
-            return ((self.container.start_time or 0) + self.container.duration) / 1_000_000 - start
+            return _container_end(self.container, self.path) - start
         return None
 
     def close(self) -> None:
@@ -1427,6 +1430,40 @@ class VideoFileSource(Source):
         # decoder and the decoder's threads (3 a file) alive till a full gc, one set for each input of a batch
         with contextlib.suppress(ValueError):  # ValueError: closed from another thread while it decodes
             self._decoded.close()
+
+
+def _container_end(container: Any, path: Path) -> float:
+    """Where the container's streams end, in seconds: its start plus its length, but an FLV's duration in its
+    onMetaData is already where they end, on the file's clock from 0: a 60 fps FLV of 3 pictures, starting at 33 ms
+    (x264's B-frame delay), announced 0.1 s for its 0.05 and was called truncated. (One with none, written to a pipe,
+    is given its last tag's time by FFmpeg, which the start puts near its last picture's.)"""
+    start, duration = (container.start_time or 0) / 1_000_000, container.duration / 1_000_000
+    tagged = _flv_tagged_duration(path) if container.format.name == "flv" else None
+    return tagged if tagged is not None and tagged > start else start + duration
+
+
+FLV_HEAD_READ = 4096  # an FLV's first tag, its onMetaData, is a few hundred bytes
+FLV_DURATION_KEY = b"\x00\x08duration\x00"  # AMF0: the key's length and name, then a number's type marker
+
+
+def _flv_tagged_duration(path: Path) -> float | None:
+    """The duration an FLV's onMetaData gives (FFmpeg's muxer: where its last packet ends), None where it gives none
+    (0: written to a pipe) or the file cannot be read again."""
+    if not readable_again(path):
+        return None
+    try:
+        with open(path, "rb") as file:
+            head = file.read(FLV_HEAD_READ)
+    except OSError:
+        return None
+    if head[:3] != b"FLV" or len(head) < 24 or head[13] != 18:  # 18: a script data tag
+        return None
+    data = head[24:24 + int.from_bytes(head[14:17], "big")]
+    at = data.find(FLV_DURATION_KEY) + len(FLV_DURATION_KEY)
+    if at < len(FLV_DURATION_KEY) or at + 8 > len(data):
+        return None
+    seconds = struct.unpack(">d", data[at:at + 8])[0]
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 MP4_BOXES_READ = 64  # top-level boxes looked at for an unfinished MP4 (a recording has a handful)
@@ -1610,6 +1647,44 @@ def _not_the_fields(rate: Fraction | None, stream: Any) -> Fraction | None:
     if stream.average_rate is None and rate and own and rate == 2 * own:
         return own
     return rate
+
+
+# FFmpeg's demuxers of raw elementary video streams (a Raspberry Pi's .h264, a drone's or a DVR's .hevc): they time
+# the pictures at their `framerate` option (25), whatever the stream says
+RAW_VIDEO_FORMATS = frozenset({"h264", "hevc", "vvc", "evc", "mpegvideo", "m4v", "cavsvideo", "avs2", "avs3", "vc1",
+                               "dirac", "dnxhd", "h261", "h263", "mjpeg", "mjpeg_2000", "obu", "av1"})
+RAW_RATE_MAX = 240  # a raw stream's own rate above this is rather its clock's tick (90 kHz timing, no frame rate)
+
+
+def _raw_own_rate(container: Any, stream: Any) -> Fraction | None:
+    """The frame rate a raw elementary stream gives itself (an H.264 or HEVC SPS's timing, an MPEG-2 sequence
+    header's), as the decoder reads it; None where it gives none (raspivid's) or the file is no raw stream."""
+    if container.format.name not in RAW_VIDEO_FORMATS:
+        return None
+    own = stream.codec_context.framerate
+    return own if own and own <= RAW_RATE_MAX else None
+
+
+def _raw_stream_rate(rate: Fraction | None, container: Any, stream: Any) -> Fraction | None:
+    """`rate`, unless the file is a raw elementary stream that gives its own: FFmpeg's raw demuxers average it at their
+    default 25 fps (a 60 fps Raspberry Pi or drone .h264 was read, and written, at 25)."""
+    return _raw_own_rate(container, stream) or rate
+
+
+def _rate_unknown(container: Any, stream: Any) -> bool:
+    """Whether the file is a raw elementary stream that gives no frame rate: FFmpeg's 25 is only a default."""
+    return container.format.name in RAW_VIDEO_FORMATS and _raw_own_rate(container, stream) is None
+
+
+def _raw_rate_unknown(path: Path, container: Any, stream: Any, fps: float) -> str:
+    """The line said for a raw stream with no frame rate, with how to give it one. A copy loses the order of pictures
+    stored out of it (B-frames, which a Pi's encoder does not make): those are re-encoded instead."""
+    fixed = path.with_suffix(".mp4").name
+    how = "-c copy" if not stream.codec_context.has_b_frames else "-crf 16"
+    return (f"{path.name} is a {container.format.long_name or container.format.name} stream with no frame rate: read "
+            f"at {rate_text(fps)} fps, FFmpeg's default; if it was recorded at another rate (a Raspberry Pi's is "
+            f"usually 30), give it that rate and process the result: ffmpeg -framerate 30 -i {command_word(path.name)} "
+            f"{how} {command_word(fixed)}")
 
 
 PICTURE_RATE_MAX = 60  # FFmpeg's guessed rate above this is rather the tick its times are counted in (100, 1000)
