@@ -202,7 +202,7 @@ DEV = Path("/dev")
 DEVICE_NODE = re.compile(r"video(\d+)")
 
 
-def _picture_cameras() -> list[tuple[int, str]]:
+def picture_cameras() -> list[tuple[int, str]]:
     """Linux's cameras that give pictures (each device's first node: a webcam's second carries metadata), as
     (N of /dev/videoN, the device's name), by number."""
     cameras = []
@@ -223,7 +223,7 @@ def camera_named(name: str, spec: str) -> int:
     if not sys.platform.startswith("linux"):
         raise UserError(f"bad camera {spec!r}: cameras are found by name on Linux only; write camera:N with N the "
                         f"camera number, e.g. camera:0")
-    cameras = _picture_cameras()
+    cameras = picture_cameras()
     listed = ", ".join(f"camera:{number} ({label})" for number, label in cameras)
     found = _named_like(name, cameras)
     if len(found) == 1:
@@ -248,7 +248,7 @@ def camera_now(name: str, index: int) -> int | None:
     """The number camera:NAME has now, first opened as camera:`index`: plugged in again, a camera may come back as
     another /dev/videoN. None where no camera of that name is there (yet), or several are and `index` none of them:
     the number it had may now be another camera's."""
-    numbers = [number for number, _ in _named_like(name, _picture_cameras())]
+    numbers = [number for number, _ in _named_like(name, picture_cameras())]
     if index in numbers:
         return index
     return numbers[0] if len(numbers) == 1 else None

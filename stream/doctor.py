@@ -123,17 +123,17 @@ def _cameras() -> Check:
         permission = camera_permission_hint()
         return Check("cameras", True, "listed by the system only on Linux here; try depthcam run camera:0"
                      + (f" ({permission})" if permission else ""))
+    from stream.camera import picture_cameras
+
+    cameras = picture_cameras()
+    if cameras:  # a webcam's second node (its metadata) gives no picture: not listed (it was, beside the first)
+        return Check("cameras", True, ", ".join(f"camera:{number} ({name})" for number, name in cameras))
     devices = sorted(Path("/dev").glob("video*"), key=lambda p: (len(p.name), p.name))
     if not devices:
         return Check("cameras", False, "no /dev/video* device", "plug in a webcam, or check that its driver loaded")
-    names = []
-    for device in devices:
-        label = Path("/sys/class/video4linux", device.name, "name")
-        try:
-            names.append(f"camera:{device.name[5:]} ({label.read_text().strip()})")
-        except OSError:
-            names.append(f"camera:{device.name[5:]}")
-    return Check("cameras", True, ", ".join(names) + " (a webcam often lists two nodes; the first gives frames)")
+    # nodes with no name or index in /sys (a container given /dev/video* alone): listed as they are
+    return Check("cameras", True, ", ".join(f"camera:{device.name[5:]}" for device in devices)
+                 + " (a webcam often lists two nodes; the first gives frames)")
 
 
 def _virtual_camera() -> Check:

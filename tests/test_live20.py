@@ -217,3 +217,13 @@ def test_a_camera_plugged_in_again_within_seconds_comes_back(monkeypatch, capsys
     assert frames[5].capture_ns - frames[4].capture_ns > 2.9e9  # the recording keeps the pause as it was
     notes = capsys.readouterr().err
     assert "camera 0 stopped delivering frames; opening it again for up to 10 s" in notes and "came back" in notes
+
+
+def test_doctor_lists_the_cameras_that_give_pictures_by_name(monkeypatch, tmp_path):
+    """A webcam's second node (its metadata) was listed beside the first, as another camera to try."""
+    from stream import doctor
+
+    _linux_cameras(monkeypatch, tmp_path, [(0, "Integrated Camera", 0), (1, "Integrated Camera", 1),
+                                           (2, "HD Pro Webcam C920", 0), (3, "HD Pro Webcam C920", 1)])
+    check = doctor._cameras()
+    assert check.ok and check.detail == "camera:0 (Integrated Camera), camera:2 (HD Pro Webcam C920)"
