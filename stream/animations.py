@@ -37,7 +37,13 @@ def is_still_image(path: Path) -> bool:
             return False
     except OSError:  # a name too long: opening the input says so
         return False
-    return picture_count(path) == 1
+    headers = _headers(path)
+    return headers is not None and headers.pictures == 1 and headers.format not in VIDEO_KNOWN_TO_PILLOW
+
+
+# Formats Pillow recognises but cannot decode, being video: an MPEG-1/2 elementary stream (a DVD's .m2v) was read as
+# a damaged photo ("the MPEG picture (320x240) is damaged or cut short")
+VIDEO_KNOWN_TO_PILLOW = frozenset({"MPEG"})
 
 
 def picture_count(path: Path) -> int:

@@ -97,3 +97,10 @@ def test_a_cut_flv_is_still_called_truncated(tmp_path):
     path.write_bytes(data[:len(data) // 2])
     _, read, warning = _read(path)
     assert 10 < len(read) < 50 and "it may be truncated" in (warning or "")
+
+
+def test_an_mpeg2_elementary_stream_is_read_as_a_video(tmp_path):
+    """A DVD's .m2v: Pillow recognises it (as "MPEG") but decodes none of it, and it was read as a damaged photo
+    ("the MPEG picture (64x48) is damaged or cut short")."""
+    source, frames, warning = _read(_encode(tmp_path / "dvd.m2v", "mpeg2video", frames=12, rate=25))
+    assert len(frames) == 12 and source.fps == 25 and warning is None
