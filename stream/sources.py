@@ -885,6 +885,11 @@ class VideoFileSource(Source):
             length = self.frame_count = self.progress_seconds = None
         if not start and duration is None:  # `--start 0`: the whole file, its frame count kept
             return
+        if self._first.time is None and self.container.format.name in RAW_VIDEO_FORMATS:
+            # a raw stream's pictures carry no times: the part was ignored, every picture written
+            raise UserError(f"{self.path.name} is a raw video stream: its pictures carry no times for --start and "
+                            f"--duration to find; put it in a container first: "
+                            f"{_in_a_container(self.path, self.stream, rate_text(self.fps))} (then give that file)")
         origin = self._first.time or 0.0
         if start > 0:
             self.part_start = start
@@ -1525,14 +1530,18 @@ def _rate_unknown(container: Any, stream: Any) -> bool:
 
 
 def _raw_rate_unknown(path: Path, container: Any, stream: Any, fps: float) -> str:
-    """The line said for a raw stream with no frame rate, with how to give it one. A copy loses the order of pictures
-    stored out of it (B-frames, which a Pi's encoder does not make): those are re-encoded instead."""
-    fixed = path.with_suffix(".mp4").name
-    how = "-c copy" if not stream.codec_context.has_b_frames else "-crf 16"
+    """The line said for a raw stream with no frame rate, with how to give it one."""
     return (f"{path.name} is a {container.format.long_name or container.format.name} stream with no frame rate: read "
             f"at {rate_text(fps)} fps, FFmpeg's default; if it was recorded at another rate (a Raspberry Pi's is "
-            f"usually 30), give it that rate and process the result: ffmpeg -framerate 30 -i {command_word(path.name)} "
-            f"{how} {command_word(fixed)}")
+            f"usually 30), give it that rate and process the result: {_in_a_container(path, stream, '30')}")
+
+
+def _in_a_container(path: Path, stream: Any, rate: str) -> str:
+    """The command that puts a raw stream in an MP4 at `rate` fps. A copy loses the order of pictures stored out of
+    it (B-frames, which a Pi's encoder does not make): those are re-encoded instead."""
+    how = "-c copy" if not stream.codec_context.has_b_frames else "-crf 16"
+    return (f"ffmpeg -framerate {rate} -i {command_word(path.name)} {how} "
+            f"{command_word(path.with_suffix('.mp4').name)}")
 
 
 PICTURE_RATE_MAX = 60  # FFmpeg's guessed rate above this is rather the tick its times are counted in (100, 1000)

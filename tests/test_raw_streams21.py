@@ -104,3 +104,18 @@ def test_an_mpeg2_elementary_stream_is_read_as_a_video(tmp_path):
     ("the MPEG picture (64x48) is damaged or cut short")."""
     source, frames, warning = _read(_encode(tmp_path / "dvd.m2v", "mpeg2video", frames=12, rate=25))
     assert len(frames) == 12 and source.fps == 25 and warning is None
+
+
+def test_a_part_of_a_raw_stream_is_refused_with_how_to_put_it_in_a_container(tmp_path):
+    """Its pictures carry no times: --start 0.05 --duration 0.05 was ignored, all of it written. (x264 stores
+    B-frames out of order, which a copy would lose: re-encoded.)"""
+    from stream.errors import UserError
+
+    source = open_source(str(_encode(tmp_path / "in.h264", "libx264", frames=12)))
+    try:
+        with pytest.raises(UserError, match=r"in\.h264 is a raw video stream: its pictures carry no times .*"
+                                            r"ffmpeg -framerate 60 -i in\.h264 -crf 16 in\.mp4 \(then give that file\)"):
+            source.set_range(0.05, 0.05)
+        source.set_range(0.0, None)  # the whole stream: nothing to find
+    finally:
+        source.close()
