@@ -630,6 +630,11 @@ class VideoWriter:
         self.finalised = False  # closed without an error: complete and playable
         self._handed = 0  # pictures the muxer took
         self._encoded = 0  # pictures given to the encoder, copies of the last one included
+        # The first picture packet's decoding time (the first picture's is 0): how far the encoder's decoding times
+        # start before the presentation times (x264's two pictures), the delay the MP4 edit list skips; and the last
+        # picture packet muxed, (pts, dts)
+        self._first_dts: int | None = None
+        self._stored: tuple[int, int] | None = None
         # AVI has one tick a picture and no timestamps: a picture of a variable frame rate that falls on the
         # tick of the one before is left out (as FFmpeg's -fps_mode cfr does); pushed to the next tick instead,
         # every later picture would run late against the sound (0.5 s after 20 pictures at 33 fps in 17 fps)
@@ -923,11 +928,14 @@ class VideoWriter:
         size = self._file.size
         if picture and packet.pts is not None and packet.pts in self._durations:
             packet.duration = self._durations.pop(packet.pts)
-        if picture and self._encoded <= X265_DTS_FRAMES and codec_of(self.codec).encoder == "libx265":
+        if picture and self._dts_unset():
             # x265 sets its decoding times off the first pictures' reorder delay, which it measures at the third
             # picture: with fewer, it left that delay unset and its dts were garbage (-1.3e17; the muxer refused
             # them, a 2-picture run or one stopped that early failed). Two pictures are never reordered.
             packet.dts = packet.pts
+        if picture and packet.dts is not None and packet.pts is not None:
+            self._first_dts = packet.dts if self._first_dts is None else self._first_dts
+            self._stored = packet.pts, packet.dts
         if picture and len(self._durations) > 64 and packet.dts is not None:  # an encoder that moved a pts
             # a packet's pts is at least its dts, and dts grow: every picture shown before this dts is muxed
             self._durations = {pts: ticks for pts, ticks in self._durations.items() if pts >= packet.dts}
@@ -1017,7 +1025,8 @@ class VideoWriter:
         """Mux what the encoder still holds. MP4 and MOV time each picture but the last one stored by the next
         one's decoding time, and with B-frames the last picture shown is stored before others: a long last picture
         (a GIF's) would last one frame period. The last packet stored then lasts to where that picture ends.
-        (Only then: the track's media would be longer than its pictures, and its average rate read lower.)"""
+        (Only then: the track's media would be longer than its pictures, and its average rate read lower.) The last
+        packets' decoding times reach where the pictures end (_end_decoding)."""
         if not self.stream.codec_context.is_open:  # no picture came to decide its pictures: nothing to flush
             return
         limit = MAX_LAST_PICTURE_TICKS.get(self.path.suffix.lower())
@@ -1026,11 +1035,57 @@ class VideoWriter:
         packets = list(self.stream.encode(None))
         end = self._last_pts + self._last_ticks
         held = min(self._frame_ticks, self._max_ticks or self._frame_ticks)  # what the packet was given at most
-        longer = self._last_ticks > held and self.path.suffix.lower() in MP4_SUFFIXES
-        for index, packet in enumerate(packets):
-            if longer and index == len(packets) - 1 and packet.pts is not None:
-                packet.duration = max(self._durations.pop(packet.pts, packet.duration or 0), end - packet.pts)
+        if packets and packets[-1].pts is not None and self.path.suffix.lower() in MP4_SUFFIXES:
+            self._end_decoding(packets, end, longer=self._last_ticks > held)
+        for packet in packets:
             self._mux(packet, picture=True)
+
+    def _dts_unset(self) -> bool:
+        """Whether the encoder's decoding times are unset: x265's, before its third picture."""
+        return self._encoded <= X265_DTS_FRAMES and codec_of(self.codec).encoder == "libx265"
+
+    def _end_decoding(self, packets: list[Any], end: int, longer: bool) -> None:
+        """Make the last packets (`packets`, the encoder's last, in decoding order) end the track's decoding times
+        where its pictures end (`end`). An MP4 or MOV sample lasts until the next one's decoding time, and FFmpeg
+        reads a track's length as their sum; the encoder's decoding times lag its presentation times (x264's and
+        x265's two pictures behind), so a pause before one of the last two pictures was only in their composition
+        offsets: FFmpeg read 1.03 s of 21 s (a last picture 20 s after the others) and cut that picture. A long last
+        picture (`longer`) stored before others: the last packet lasts to where that picture ends (the end the edit
+        list is mended to)."""
+        last = packets[-1]
+        duration = self._durations.pop(last.pts, last.duration or 0)
+        if longer:
+            duration = max(duration, end - last.pts)
+        delay = self._start_delay(packets)
+        times = self._late_decoding(packets, end, delay)
+        if times is not None:
+            for packet, dts in zip(packets, times):
+                packet.dts = dts
+            duration = max(duration, end - delay - times[-1])
+        last.duration = duration
+
+    def _start_delay(self, packets: list[Any]) -> int:
+        """How far the decoding times start before the first picture's presentation time, 0 (what the edit list
+        skips): from the first packet muxed, else the first of `packets`."""
+        return max(0, -(self._first_dts if self._first_dts is not None else packets[0].dts))
+
+    def _late_decoding(self, packets: list[Any], end: int, delay: int) -> list[int] | None:
+        """The packets' decoding times moved as late as needed (None where they stay): the last one's to its
+        presentation time less the start `delay` (shown by its end when it lasts to `end` on the decoding clock), and
+        each one before it so that it lasts, to the next one's, no later than `end` from its presentation time:
+        FFmpeg's muxer ends the edit list there (the track was 40.9 s for 21 s). Times only ever move later,
+        and not at all for a steady stream. None where a time is unknown or unset (x265's first pictures), or
+        where the first one would move: the stream's first (which sets the start delay), or one after a packet
+        muxed that would then last past `end`."""
+        if self._dts_unset() or any(packet.dts is None or packet.pts is None for packet in packets):
+            return None
+        times = [max(packets[-1].dts, packets[-1].pts - delay)]
+        for packet in reversed(packets[:-1]):  # each a tick at least before the next one (end > its pts)
+            times.append(max(packet.dts, times[-1] - (end - packet.pts)))
+        times.reverse()
+        if times[0] > packets[0].dts and (self._stored is None or self._stored[0] + times[0] - self._stored[1] > end):
+            return None
+        return times
 
     def _refusal(self, exc: BaseException) -> UserError | None:
         """FFmpeg's muxers fail with a bare -1, which is EPERM: once the file is open and its header written,

@@ -69,8 +69,6 @@ def test_a_4_hour_pause_in_the_middle_keeps_the_times_and_the_length(tmp_path, c
     assert length == pytest.approx(given[-1] + 1 / 30, abs=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="known, not fixed: x264's decoding times lag two pictures behind, and "
-                                       "FFmpeg reads an MP4 track's length from them (the sample durations)")
 def test_a_last_picture_after_a_pause_is_in_the_length_ffmpeg_reads(tmp_path):
     """A variable frame rate whose last picture comes after a 20 s pause (a screen recording that ends on a change):
     the file's headers (tkhd, the edit list) say 21 s, but FFmpeg read 1.03 s, the picture at 20.97 s past its end."""
