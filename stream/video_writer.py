@@ -341,9 +341,14 @@ VIDEO_MAX_SIDE = {"mpeg4": 8190, "libx264": 16384, "libvpx-vp9": 65536}
 # The longest a picture may last, in the writer's ticks, where the container limits it; a longer pause (a security
 # camera's, a timestamp jump) is held by showing the picture again, so the times stay as they were. FFmpeg's MP4
 # muxer refuses a sample or a composition offset of 2**31 ticks or more (3.3 hours on 59.94 fps's 180 kHz clock): a
-# quarter of that leaves room for B-frames, whose offsets span two pauses here (the copies are P-frames). Its AVI muxer
-# fills a gap with at most 60000 empty chunks (33 minutes at 30 fps). Both failed the run with a bare error.
+# quarter of that, less where the encoder reorders (max_picture_ticks). Its AVI muxer fills a gap with at most
+# 60000 empty chunks (33 minutes at 30 fps). Both failed the run with a bare error.
 MAX_PICTURE_TICKS = {**{suffix: MP4_MAX_TICKS // 4 for suffix in MP4_SUFFIXES}, ".avi": 60000}
+# The pauses a composition offset (pts - dts) spans at most, where the encoder reorders: a run of B-frames (x264's
+# veryfast 3, x265's veryfast 4) and the two pictures its decoding times lag behind (B-pyramid). Measured: offsets
+# of 5 and 6 frame periods. Eight pictures 5960 s apart in MOV (offsets of 5 x 2**29 ticks) failed the run with
+# FFmpeg's "Not yet implemented in FFmpeg, patches welcome".
+REORDER_SPAN = {"libx264": 3 + 2, "libx265": 4 + 2}
 # The last picture has no offset to spare room for: it is held as one picture up to half of 2**31 ticks, and only
 # beyond that shown again (x264's decoding times, two pictures behind, made a track that ends with copies after a
 # pause longer than it is in FFmpeg's eyes: 7.6 h for 6 h of a 1/7200 fps time-lapse).
@@ -357,6 +362,16 @@ RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 
 # FFmpeg's AV_FIELD_PROGRESSIVE: said, MOV gets a 'fiel' box and Matroska its field order (else "unknown", which an
 # editor's QC may read as interlaced); the pictures are square (an anamorphic input is scaled): MOV's 'pasp' says so
 FIELD_PROGRESSIVE, SQUARE_PIXELS = 1, Fraction(1, 1)
+
+
+def max_picture_ticks(suffix: str, encoder: str) -> int | None:
+    """The longest a picture of `encoder` may last in a `suffix` file before it is shown again (None: any): in MP4
+    and MOV each composition offset spans REORDER_SPAN pauses of a reordering encoder, and stays under 2**31 ticks."""
+    limit = MAX_PICTURE_TICKS.get(suffix)
+    span = REORDER_SPAN.get(encoder)
+    if limit is None or span is None or suffix not in MP4_SUFFIXES:
+        return limit
+    return min(limit, (MP4_MAX_TICKS - 1) // span)
 
 
 def video_suffixes() -> list[str]:
@@ -664,7 +679,7 @@ class VideoWriter:
         # last picture is held as long in the output (else one nominal frame period)
         self._durations: dict[int, int] = {}
         self._last_ticks = self._frame_ticks  # the duration of the last picture given
-        self._max_ticks = MAX_PICTURE_TICKS.get(suffix)
+        self._max_ticks = max_picture_ticks(suffix, codec_of(self.codec).encoder)
         self._last_frame: Any = None  # the last picture encoded, shown again through a pause longer than _max_ticks
         self._repeats: set[int] = set()  # the times of those shown again, which are no picture of the input
         self._file = _OutputFile(path)
@@ -897,16 +912,16 @@ class VideoWriter:
         `until`: the next picture's time, or (`ending`) where the last one ends. There the last three copies come a
         frame apart: x264's decoding times lag two pictures behind, and FFmpeg's MP4 demuxer takes the track's
         length from them (it read 2470 s of a 4 h last picture). Each copy is a P-frame: as a B-frame one was
-        stored before the one after it."""
+        stored before the one after it. The copies before those come at equal steps: one a limit on lasted to the
+        next picture a tick later, and a 1-tick sample ended an H.264 time-lapse a frame early."""
         limit = self._max_ticks
         if limit is None or self._last_frame is None or until - self._last_pts <= limit:
             return False
         frame = max(1, min(round(self._frame_ticks), round(1 / self.time_base)))  # a frame period, at most 1 s
         tail = [until - 3 * frame, until - 2 * frame, until - frame] if ending else []
-        times, last = [], self._last_pts
-        while (tail[0] if tail else until) - last > limit:
-            last += limit
-            times.append(last)
+        pause = (tail[0] if tail else until) - self._last_pts
+        steps = -(-pause // limit)  # as few as hold it, each within the limit
+        times = [self._last_pts + pause * step // steps for step in range(1, steps)]
         for pts, after in zip(times + tail, times[1:] + tail + [until]):
             self._repeat(pts, after - pts)
         return True
@@ -1089,12 +1104,20 @@ class VideoWriter:
 
     def _refusal(self, exc: BaseException) -> UserError | None:
         """FFmpeg's muxers fail with a bare -1, which is EPERM: once the file is open and its header written,
-        "Operation not permitted" is a muxer refusing a packet, not a permission problem, and is said so."""
+        "Operation not permitted" is a muxer refusing a packet, not a permission problem, and is said so. Its MP4
+        muxer refuses a time it cannot store (a composition offset over 2**31 ticks) as "Not yet implemented in
+        FFmpeg, patches welcome" (AVERROR_PATCHWELCOME), which says nothing of the file or what to do."""
         import av
 
-        if not (self._started and isinstance(exc, av.error.FFmpegError) and exc.errno == errno.EPERM):
+        if not (self._started and isinstance(exc, av.error.FFmpegError)):
             return None
         copied = self._audio.copied_codecs() if self._audio else []
         what = f"the video or the {' or '.join(copied)} audio copied from the input" if copied else "the video"
-        return UserError(f"cannot write {self.path.name}: FFmpeg's {self.container.format.name} muxer refused {what} "
-                         f"(its error -1, not a permission problem); try another output type, e.g. .mkv")
+        muxer = f"cannot write {self.path.name}: FFmpeg's {self.container.format.name} muxer"
+        if isinstance(exc, av.error.PatchWelcomeError):
+            return UserError(f"{muxer} cannot store the times of {what} (a pause too long for its 32-bit times); "
+                             f"write .mkv instead")
+        if exc.errno != errno.EPERM:
+            return None
+        return UserError(f"{muxer} refused {what} (its error -1, not a permission problem); try another output type, "
+                         f"e.g. .mkv")
