@@ -207,8 +207,8 @@ def make_colour_video(path: Path, frames_rgb16: list[np.ndarray], trc: int, prim
                       codec: str = "ffv1", x265_params: str = "") -> Path:
     """16-bit RGB pictures tagged with a transfer (16 PQ, 18 HLG, 14 BT.2020 SDR) and primaries (9 BT.2020).
     ffv1 keeps them exactly (RGB, lossless); libx265 stores them as a phone does (10-bit 4:2:0, BT.2020
-    matrix, limited range), losslessly, so only that format's own rounding remains. Write HEVC to
-    .mkv: FFmpeg's MP4 muxer refuses about one x265 stream in eight here ("patches welcome")."""
+    matrix, limited range), losslessly, so only that format's own rounding remains. Two pictures or fewer of x265
+    are muxed by mux_encoded (its decoding times unset)."""
     import av
 
     yuv = codec != "ffv1"
