@@ -123,12 +123,13 @@ def _cameras() -> Check:
         permission = camera_permission_hint()
         return Check("cameras", True, "listed by the system only on Linux here; try depthcam run camera:0"
                      + (f" ({permission})" if permission else ""))
-    from stream.camera import picture_cameras
+    from stream import camera
 
-    cameras = picture_cameras()
+    # /sys names the host's cameras even where /dev has none of them (a container not given --device /dev/video0)
+    cameras = [(number, name) for number, name in camera.picture_cameras() if (camera.DEV / f"video{number}").exists()]
     if cameras:  # a webcam's second node (its metadata) gives no picture: not listed (it was, beside the first)
         return Check("cameras", True, ", ".join(f"camera:{number} ({name})" for number, name in cameras))
-    devices = sorted(Path("/dev").glob("video*"), key=lambda p: (len(p.name), p.name))
+    devices = sorted(camera.DEV.glob("video*"), key=lambda p: (len(p.name), p.name))
     if not devices:
         return Check("cameras", False, "no /dev/video* device", "plug in a webcam, or check that its driver loaded")
     # nodes with no name or index in /sys (a container given /dev/video* alone): listed as they are

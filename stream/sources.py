@@ -1531,7 +1531,8 @@ def _rate_unknown(container: Any, stream: Any) -> bool:
 
 def _raw_rate_unknown(path: Path, container: Any, stream: Any, fps: float) -> str:
     """The line said for a raw stream with no frame rate, with how to give it one."""
-    return (f"{path.name} is a {container.format.long_name or container.format.name} stream with no frame rate: read "
+    kind = container.format.long_name or container.format.name
+    return (f"{path.name} is {'an' if kind[:1] in 'AEIOU' else 'a'} {kind} stream with no frame rate: read "
             f"at {rate_text(fps)} fps, FFmpeg's default; if it was recorded at another rate (a Raspberry Pi's is "
             f"usually 30), give it that rate and process the result: {_in_a_container(path, stream, '30')}")
 

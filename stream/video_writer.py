@@ -1114,7 +1114,7 @@ class VideoWriter:
         copied = self._audio.copied_codecs() if self._audio else []
         what = f"the video or the {' or '.join(copied)} audio copied from the input" if copied else "the video"
         muxer = f"cannot write {self.path.name}: FFmpeg's {self.container.format.name} muxer"
-        if isinstance(exc, av.error.PatchWelcomeError):
+        if isinstance(exc, av.error.PatchWelcomeError) and self.path.suffix.lower() in MP4_SUFFIXES:
             return UserError(f"{muxer} cannot store the times of {what} (a pause too long for its 32-bit times); "
                              f"write .mkv instead")
         if exc.errno != errno.EPERM:
