@@ -889,7 +889,7 @@ class VideoFileSource(Source):
             # a raw stream's pictures carry no times: the part was ignored, every picture written
             raise UserError(f"{self.path.name} is a raw video stream: its pictures carry no times for --start and "
                             f"--duration to find; put it in a container first: "
-                            f"{_in_a_container(self.path, self.stream, rate_text(self.fps))} (then give that file)")
+                            f"{_in_a_container(self.path, self.stream, _exact_rate(self.rate, self.fps))} (then give that file)")
         origin = self._first.time or 0.0
         if start > 0:
             self.part_start = start
@@ -1535,6 +1535,13 @@ def _raw_rate_unknown(path: Path, container: Any, stream: Any, fps: float) -> st
     return (f"{path.name} is {'an' if kind[:1] in 'AEIOU' else 'a'} {kind} stream with no frame rate: read "
             f"at {rate_text(fps)} fps, FFmpeg's default; if it was recorded at another rate (a Raspberry Pi's is "
             f"usually 30), give it that rate and process the result: {_in_a_container(path, stream, '30')}")
+
+
+def _exact_rate(rate: Fraction | None, fps: float) -> str:
+    """A frame rate as FFmpeg's -framerate reads it exactly: 30000/1001, not 29.97 (which is 2997/100)."""
+    if rate and rate.denominator != 1:
+        return f"{rate.numerator}/{rate.denominator}"
+    return str(rate.numerator) if rate else rate_text(fps)
 
 
 def _in_a_container(path: Path, stream: Any, rate: str) -> str:

@@ -119,3 +119,17 @@ def test_a_part_of_a_raw_stream_is_refused_with_how_to_put_it_in_a_container(tmp
         source.set_range(0.0, None)  # the whole stream: nothing to find
     finally:
         source.close()
+
+
+def test_the_command_for_a_part_of_a_raw_stream_gives_its_exact_rate(tmp_path):
+    """29.97 fps: -framerate 29.97 is 2997/100 to FFmpeg, a picture off every 5 minutes; 30000/1001 is the rate."""
+    from fractions import Fraction
+
+    from stream.errors import UserError
+
+    source = open_source(str(_encode(tmp_path / "ntsc.h264", "libx264", frames=6, rate=Fraction(30000, 1001))))
+    try:
+        with pytest.raises(UserError, match=r"ffmpeg -framerate 30000/1001 -i ntsc\.h264 "):
+            source.set_range(0.05, None)
+    finally:
+        source.close()
