@@ -44,7 +44,9 @@ AUDIO_COPYABLE = {
     ".mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
     ".m4v": {"aac", "ac3", "alac"},  # FFmpeg's ipod muxer refuses the rest (MP3, E-AC-3) when the file opens
     ".mov": {"aac", "mp3", "ac3", "eac3", "alac", *PCM_INTEGERS, "pcm_f32le", "pcm_f32be"},  # QuickTime's in24 is BE
-    ".mkv": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "vorbis", *PCM_INTEGERS, "pcm_f32le"},
+    # with a film's DTS and TrueHD and a broadcast's MP2 (DVB): they were encoded again as AAC, and no output kept them
+    ".mkv": {"aac", "mp3", "mp2", "ac3", "eac3", "dts", "truehd", "alac", "opus", "flac", "vorbis", *PCM_INTEGERS,
+             "pcm_f32le"},
     ".webm": {"opus", "vorbis"},
     ".avi": set(),  # AVI has no audio timestamps: only audio placed by _place (gaps as silence) stays in step
 }
