@@ -774,6 +774,9 @@ class VideoFileSource(Source):
         self._last_pts: int | None = None
         self._untold: list[str] | None = []  # damage before the first picture, said once one decodes (else None)
         self._unshown = 0  # packets counted in the frame count that never make a picture (see _decode)
+        # a raw elementary stream's pictures carry no times: timed here at its rate, counted from its start
+        self._raw = self.container.format.name in RAW_VIDEO_FORMATS
+        self._raw_pictures = 0
         self._start_told = False  # the pictures lost before the first keyframe said (_tell_lost_start)
         # The first frame is decoded now: a file with no decodable frame fails before anything heavy
         # loads, and its display matrix tells how the picture is meant to be shown.
@@ -885,11 +888,6 @@ class VideoFileSource(Source):
             length = self.frame_count = self.progress_seconds = None
         if not start and duration is None:  # `--start 0`: the whole file, its frame count kept
             return
-        if self._first.time is None and self.container.format.name in RAW_VIDEO_FORMATS:
-            # a raw stream's pictures carry no times: the part was ignored, every picture written
-            raise UserError(f"{self.path.name} is a raw video stream: its pictures carry no times for --start and "
-                            f"--duration to find; put it in a container first: "
-                            f"{_in_a_container(self.path, self.stream, _exact_rate(self.rate, self.fps))} (then give that file)")
         origin = self._first.time or 0.0
         if start > 0:
             self.part_start = start
@@ -898,8 +896,8 @@ class VideoFileSource(Source):
                 self._seek_clip(start)
             elif self._joins_unknown and not beyond:
                 self._rewind()  # a jump by time may land in any clip: decoded from the start, the joins carried
-            elif not beyond and readable_again(self.path):  # a pipe is read once: its pictures before the start skipped
-                self._seek(self._start)
+            elif not beyond and readable_again(self.path) and not self._raw:  # a pipe is read once: its pictures
+                self._seek(self._start)  # before the start skipped, as a raw stream's (timed as read: no jump)
         if duration is not None:
             self._end = origin + (self._on_frame_boundary(start, duration) if self.constant_rate else start + duration)
             self.audio_ends_with_pictures = True
@@ -1105,6 +1103,7 @@ class VideoFileSource(Source):
         self._redecoder = Redecoder(self.stream, self.path if readable_again(self.path) else None)
         self._whole_seen = False  # each demuxing (a jump starts anew)
         self._unshown, keyed, lost = 0, False, 0
+        self._raw_pictures = 0  # decoded from the start again (a raw stream is never sought)
         while errors < READ_RETRIES:
             try:
                 for packet in demuxed(self.container.demux(self.stream)):
@@ -1160,7 +1159,20 @@ class VideoFileSource(Source):
             self._in_damage = False
         if pictures and self.container.format.name == "avi":
             self._in_display_time(pictures)
+        if pictures and self._raw:
+            self._timed_at_rate(pictures)
         return pictures
+
+    def _timed_at_rate(self, pictures: list[Any]) -> None:
+        """A raw stream's pictures (FFmpeg's raw demuxers give them no times), timed a frame period apart from 0 at
+        the stream's rate, in the order the decoder shows them: --start and --duration had nothing to find (the part
+        was ignored, every picture written)."""
+        rate, time_base = Fraction(self.rate or self.fps), self.stream.time_base
+        for picture in pictures:
+            if picture.pts is None and time_base:
+                picture.pts = round(Fraction(self._raw_pictures) / rate / time_base)
+                picture.time_base = time_base
+            self._raw_pictures += 1
 
     def _without_lost_references(self, pictures: list[Any]) -> list[Any]:
         """The pictures less those predicted from a lost reference (mid-grey): a corrupt one is a damaged spot,
@@ -1535,13 +1547,6 @@ def _raw_rate_unknown(path: Path, container: Any, stream: Any, fps: float) -> st
     return (f"{path.name} is {'an' if kind[:1] in 'AEIOU' else 'a'} {kind} stream with no frame rate: read "
             f"at {rate_text(fps)} fps, FFmpeg's default; if it was recorded at another rate (a Raspberry Pi's is "
             f"usually 30), give it that rate and process the result: {_in_a_container(path, stream, '30')}")
-
-
-def _exact_rate(rate: Fraction | None, fps: float) -> str:
-    """A frame rate as FFmpeg's -framerate reads it exactly: 30000/1001, not 29.97 (which is 2997/100)."""
-    if rate and rate.denominator != 1:
-        return f"{rate.numerator}/{rate.denominator}"
-    return str(rate.numerator) if rate else rate_text(fps)
 
 
 def _in_a_container(path: Path, stream: Any, rate: str) -> str:
