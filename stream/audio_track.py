@@ -6,7 +6,8 @@ the default one first); one is the default track, the input's default one, else 
 QuickTime plays every enabled track at once). Each stream's packets are copied where the container takes the codec
 (no quality loss), else decoded and encoded again (AAC; Opus for WebM, PCM for AVI, which has no audio timestamps, so
 copying could not keep an offset) on the input's timeline: offsets kept, gaps filled with silence, channels kept (up
-to 7.1), one line where that loses any of the sound. Copied PCM is cut at the sample where a part ends. Audio is
+to 7.1), one line where that loses any of the sound. Copied PCM is cut at the sample where a part starts and ends,
+copied FLAC and ALAC too (the packet across either end encoded again into its codec, which loses nothing). Audio is
 written up to the end of the pictures written so far, which the video encoder's delay keeps just ahead of the video
 in the muxer: the two are interleaved as they go, and a run that stops early leaves a file whose sound ends with its
 pictures. Clips joined as they are (`cat a.ts b.ts`: time goes back at the join) play one after the other: the sound
@@ -50,6 +51,11 @@ AUDIO_COPYABLE = {
     ".webm": {"opus", "vorbis"},
     ".avi": set(),  # AVI has no audio timestamps: only audio placed by _place (gaps as silence) stays in step
 }
+# Lossless codecs whose copied packet across a part's start or end is decoded, cut at the sample and encoded again
+# into the same codec (nothing lost): copied whole, a FLAC packet (up to 4608 samples, 0.1 s) or an ALAC one (4096)
+# ran that far past the last picture, and in Matroska, which cannot hide a start, began that far before the first.
+LOSSLESS_RECUT = {"flac", "alac"}
+FLAC_MIN_BLOCK = 16  # the fewest samples FFmpeg's FLAC encoder takes as its frame size (a last frame may hold fewer)
 MP3_IN_MP4_MIN_RATE = 16000  # MP4's muxer refuses MPEG-2.5 (8 to 12 kHz) MP3 at its first packet; MOV takes it
 # AAC elsewhere. AVI cannot record an encoder's start delay (AAC would play 23 ms late): PCM has none.
 AUDIO_TRANSCODE = {".webm": "libopus", ".avi": "pcm_s16le"}
@@ -388,10 +394,10 @@ class AudioTrack:
         self.mux = self.packets = None
 
     def _held(self, packet: Any, cut: float | None) -> float:
-        """How long past its start a packet must end by the time written up to before it goes: copied PCM, which a
-        part's end (`cut`) trims, waits until it ends there, else (a whole packet written) its sound ran past the
-        last picture; the rest goes as it starts."""
-        if not self.copy or cut is not None or _pcm_bytes(self.codec) is None:
+        """How long past its start a packet must end by the time written up to before it goes: copied PCM, FLAC and
+        ALAC, which a part's end (`cut`) trims, wait until they end there, else (a whole packet written) their sound
+        ran past the last picture; the rest goes as it starts."""
+        if not self.copy or cut is not None or (_pcm_bytes(self.codec) is None and self.codec not in LOSSLESS_RECUT):
             return 0.0
         return float((packet.duration or 0) * packet.time_base)
 
@@ -424,19 +430,23 @@ class AudioTrack:
         self._copied_any = True
 
     def _trimmed(self, packet: Any, shift: int, cut: float | None) -> Any | None:
-        """A copied packet cut to the part where its codec is PCM, which is a sample a fixed number of bytes: its
-        samples before the origin (`shift`, in its ticks) left out, it then starting at the origin, and with `cut` (a
-        part's end, on the output's timeline) those after it. None: none of its samples is in the part. AAC and AC-3
-        are kept whole: a frame of them decodes only whole (a MOV's edit list hides what is before the origin; FFmpeg's
-        muxers write none for the end)."""
+        """A copied packet cut to the part where its codec is PCM, which is a sample a fixed number of bytes, or FLAC
+        or ALAC (LOSSLESS_RECUT): its samples before the origin (`shift`, in its ticks) left out, it then starting at
+        the origin, and with `cut` (a part's end, on the output's timeline) those after it. None: none of its samples
+        is in the part. AAC and AC-3 are kept whole: a frame of them decodes only whole (a MOV's edit list hides what
+        is before the origin; FFmpeg's muxers write none for the end)."""
         import av
 
         width = _pcm_bytes(self.codec)
-        if width is None or not self.channels:
+        lossless = self.codec in LOSSLESS_RECUT
+        if width is None and not lossless or not self.channels or lossless and self._inside(packet, shift, cut):
+            return packet
+        frame = self._decoded(packet) if lossless else None
+        if lossless and frame is None:
             return packet
         rate = self.in_stream.codec_context.sample_rate or 48000
-        block = width * self.channels
-        count = packet.size // block
+        block = (width or 0) * self.channels
+        count = frame.samples if frame is not None else packet.size // block
         start = float((packet.pts - shift) * packet.time_base)  # its first sample's time on the output's timeline
         first = min(count, max(0, round(-start * rate)))
         last = count if cut is None else min(count, max(0, round((cut - start) * rate)))
@@ -444,7 +454,12 @@ class AudioTrack:
             return packet
         if last <= first:
             return None
-        short = av.Packet(bytes(packet)[first * block:last * block])
+        if frame is None:
+            short = av.Packet(bytes(packet)[first * block:last * block])
+        else:
+            short = _lossless_packet(self.codec, _slice(frame, first, last), self.in_stream.codec_context.extradata)
+            if short is None:
+                return packet  # not encoded back to the same samples: kept whole, as before
         short.time_base = packet.time_base
         # at the origin itself where samples before it were left out: a coarse time base (Matroska's milliseconds)
         # would round it back before the first picture
@@ -452,6 +467,21 @@ class AudioTrack:
         short.dts = short.pts if first or packet.dts is None else packet.dts
         short.duration = round(Fraction(last - first, rate) / packet.time_base)
         return short
+
+    def _inside(self, packet: Any, shift: int, cut: float | None) -> bool:
+        """Whether a packet of known length lies wholly inside the part: copied as it is, not decoded."""
+        end = packet.pts + (packet.duration or 0) - shift
+        return bool(packet.duration) and packet.pts >= shift and (cut is None or float(end * packet.time_base) <= cut)
+
+    def _decoded(self, packet: Any) -> Any | None:
+        """A copied FLAC or ALAC packet's samples, as one frame; None where it does not decode so (left whole)."""
+        import av
+
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            return None
+        return frames[0] if len(frames) == 1 else None
 
     def _copy_silence(self) -> None:
         """One frame of silence in the copied track's codec and channels at 0, for a part the sound has no packet
@@ -555,6 +585,31 @@ class AudioTrack:
                 self.mux(packet)
         if cut:
             self.fifo.read()  # past the cut
+
+
+def _lossless_packet(codec: str, frame: Any, extradata: bytes | None) -> Any | None:
+    """`frame` encoded into one packet of the lossless `codec` (FLAC, ALAC) that decodes back to the same samples
+    under the input's configuration (`extradata`: its depth, ALAC's frame length and coding parameters), to go among
+    its copied packets; None where it does not (a depth FFmpeg's encoders do not write: 20-bit ALAC, 32-bit FLAC)."""
+    import av
+
+    try:
+        encoder = av.CodecContext.create(codec, "w")
+        encoder.sample_rate, encoder.layout, encoder.format = frame.sample_rate, frame.layout.name, frame.format.name
+        encoder.time_base = Fraction(1, frame.sample_rate)
+        if codec == "flac":  # one frame, of all its samples (ALAC's encoder takes 4096, its own frames' length)
+            encoder.options = {"frame_size": str(max(FLAC_MIN_BLOCK, frame.samples))}
+        frame.pts, frame.time_base = 0, encoder.time_base
+        # FLAC's flush gives an empty packet carrying its own header (STREAMINFO), not the input's: left out
+        packets = [packet for packet in (*encoder.encode(frame), *encoder.encode(None)) if packet.size]
+        decoder = av.CodecContext.create(codec, "r")
+        decoder.extradata = extradata
+        decoded = [out for packet in (*packets, None) for out in decoder.decode(packet)]
+    except (av.error.FFmpegError, ValueError):
+        return None
+    same = len(packets) == 1 and decoded and all(out.format.name == frame.format.name for out in decoded) and \
+        np.array_equal(np.hstack([_samples(out) for out in decoded]), _samples(frame))
+    return packets[0] if same else None
 
 
 def _adts_filter(stream: Any, suffix: str) -> Any | None:
