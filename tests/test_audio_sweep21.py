@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_editor_options import _write as write_with_tracks
+
 RATE = 48000
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command (PyAV's FFmpeg "
                                   "has no DTS or TrueHD encoder)")
@@ -53,17 +55,7 @@ def _ffmpeg_made(path: Path, encoder: str) -> Path:
 
 def _write(src: Path, out: Path) -> None:
     """`src`'s pictures into `out` with its sound."""
-    from stream.sources import open_source
-    from stream.video_writer import VideoWriter
-
-    source = open_source(str(src))
-    writer = VideoWriter(out, source.width, source.height, source.fps, source.audio_path)
-    try:
-        for frame in source.frames():
-            writer.write(frame.image, frame.pts_seconds)
-    finally:
-        writer.close()
-        source.close()
+    write_with_tracks(src, out, None)
 
 
 def _sound(path: Path) -> tuple[str, int, int]:

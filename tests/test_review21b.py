@@ -12,21 +12,15 @@ import pytest
 from stream import camera
 from stream.sources import _raw_rate_unknown, open_source
 from stream.video_writer import VideoWriter
+from test_live20 import _linux_cameras
 
 
 def _sys_cameras(monkeypatch, tmp_path: Path, nodes: list[tuple[int, str, int]], in_dev: bool) -> None:
     """Linux whose /sys names these cameras ((N of /dev/videoN, name, node index)); `in_dev`: their /dev nodes too."""
-    root, dev = tmp_path / "video4linux", tmp_path / "dev"
-    dev.mkdir()
-    for number, name, index in nodes:
-        (root / f"video{number}").mkdir(parents=True)
-        (root / f"video{number}" / "index").write_text(f"{index}\n")
-        (root / f"video{number}" / "name").write_text(f"{name}\n")
-        if in_dev:
-            (dev / f"video{number}").touch()
-    monkeypatch.setattr(camera, "VIDEO4LINUX", root)
-    monkeypatch.setattr(camera, "DEV", dev)
-    monkeypatch.setattr(camera.sys, "platform", "linux")
+    dev = _linux_cameras(monkeypatch, tmp_path, nodes)
+    if not in_dev:
+        for node in dev.iterdir():
+            node.unlink()
 
 
 def test_doctor_lists_no_camera_that_has_no_device_node(monkeypatch, tmp_path):
