@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from stream import camera
 from stream.sources import _raw_rate_unknown, open_source
 from stream.video_writer import VideoWriter
 from test_live20 import _linux_cameras
