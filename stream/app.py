@@ -204,7 +204,8 @@ def load_estimator(config: PipelineConfig, progress: bool = True) -> DepthEstima
         key = _estimator_key(spec, path, config)
         if _last_estimator is not None and _last_estimator[0] == key:
             estimator = _last_estimator[1]
-            estimator.watch = OutputWatch(estimator.spec, estimator.watch.notify)  # its warning is once a run
+            estimator.watch = OutputWatch(estimator.spec, estimator.watch.notify)  # watched afresh each run (a note's
+            # text is said once a process: models.registry.notify, a batch of inputs hears an identical one once)
             return estimator
         _last_estimator = None  # the old session is freed before the new one loads, not beside it
         estimator = DepthEstimator(spec, path, config.device, threads=config.inference.threads,
