@@ -755,7 +755,11 @@ class VideoFileSource(Source):
             # nine 0.1 s pictures and a 2 s one) is no frame rate, and AVI's fixed rate made of it dropped pictures
             rate = self.stream.guessed_rate
         rate = _not_the_pauses(_not_the_tick(_not_the_fields(rate, self.stream), self.stream), self.stream)
-        rate = _raw_stream_rate(rate, self.container, self.stream)
+        # a raw elementary stream: FFmpeg's raw demuxers give its pictures no times, and average its rate at their
+        # default 25 fps (a 60 fps Raspberry Pi or drone .h264 was read, and written, at 25): its own rate, if any
+        self._raw = self.container.format.name in RAW_VIDEO_FORMATS
+        own_rate = _raw_own_rate(self.stream) if self._raw else None
+        rate = own_rate or rate
         self.fps = float(rate) if rate else 30.0
         self.rate = rate
         # Pictures a frame period apart throughout (the average rate is the one they come at): a part then ends on a
@@ -774,9 +778,7 @@ class VideoFileSource(Source):
         self._last_pts: int | None = None
         self._untold: list[str] | None = []  # damage before the first picture, said once one decodes (else None)
         self._unshown = 0  # packets counted in the frame count that never make a picture (see _decode)
-        # a raw elementary stream's pictures carry no times: timed here at its rate, counted from its start
-        self._raw = self.container.format.name in RAW_VIDEO_FORMATS
-        self._raw_pictures = 0
+        self._raw_pictures = 0  # a raw stream's pictures decoded: timed at its rate from its start (_timed_at_rate)
         self._start_told = False  # the pictures lost before the first keyframe said (_tell_lost_start)
         # The first frame is decoded now: a file with no decodable frame fails before anything heavy
         # loads, and its display matrix tells how the picture is meant to be shown.
@@ -789,7 +791,7 @@ class VideoFileSource(Source):
         for line in self._untold:
             notify(line)
         self._untold = None
-        if _rate_unknown(self.container, self.stream):
+        if self._raw and own_rate is None:  # FFmpeg's 25 is only a default
             notify(_raw_rate_unknown(path, self.container, self.stream, self.fps))
         # the output has no display matrix or pixel aspect of its own: frames are shown as the input says here
         self._treatment = PictureTreatment(self._first, self.stream, path.name)
@@ -1521,24 +1523,11 @@ RAW_VIDEO_FORMATS = frozenset({"h264", "hevc", "vvc", "evc", "mpegvideo", "m4v",
 RAW_RATE_MAX = 240  # a raw stream's own rate above this is rather its clock's tick (90 kHz timing, no frame rate)
 
 
-def _raw_own_rate(container: Any, stream: Any) -> Fraction | None:
+def _raw_own_rate(stream: Any) -> Fraction | None:
     """The frame rate a raw elementary stream gives itself (an H.264 or HEVC SPS's timing, an MPEG-2 sequence
-    header's), as the decoder reads it; None where it gives none (raspivid's) or the file is no raw stream."""
-    if container.format.name not in RAW_VIDEO_FORMATS:
-        return None
+    header's), as the decoder reads it; None where it gives none (raspivid's)."""
     own = stream.codec_context.framerate
     return own if own and own <= RAW_RATE_MAX else None
-
-
-def _raw_stream_rate(rate: Fraction | None, container: Any, stream: Any) -> Fraction | None:
-    """`rate`, unless the file is a raw elementary stream that gives its own: FFmpeg's raw demuxers average it at their
-    default 25 fps (a 60 fps Raspberry Pi or drone .h264 was read, and written, at 25)."""
-    return _raw_own_rate(container, stream) or rate
-
-
-def _rate_unknown(container: Any, stream: Any) -> bool:
-    """Whether the file is a raw elementary stream that gives no frame rate: FFmpeg's 25 is only a default."""
-    return container.format.name in RAW_VIDEO_FORMATS and _raw_own_rate(container, stream) is None
 
 
 def _raw_rate_unknown(path: Path, container: Any, stream: Any, fps: float) -> str:
