@@ -3,6 +3,7 @@ processed; an input that cannot be read gets one line naming the problem and wha
 
 import random
 import struct
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,15 @@ from stream.video_writer import VideoWriter
 
 
 def _encode(path: Path, codec: str, frames: int = 24, size: tuple[int, int] = (64, 48), pix_fmt: str = "yuv420p",
-            options: dict[str, str] | None = None, title: str | None = None) -> Path:
-    """The synthetic portrait at 24 fps in `codec`, without sound."""
+            options: dict[str, str] | None = None, title: str | None = None, rate: int | Fraction = 24) -> Path:
+    """The synthetic portrait at `rate` fps in `codec`, without sound (the container, or raw stream, by the suffix)."""
     import av
 
     scene = SyntheticPortrait(SyntheticScene(*size))
     with av.open(str(path), "w") as container:
         if title is not None:
             container.metadata["title"] = title
-        video = container.add_stream(codec, rate=24, options=options or {})
+        video = container.add_stream(codec, rate=rate, options=options or {})
         video.width, video.height = size
         video.pix_fmt = pix_fmt
         for i in range(frames):

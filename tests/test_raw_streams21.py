@@ -10,26 +10,16 @@ import numpy as np
 import pytest
 
 from stream.sources import open_source
+from test_damaged_video import _encode as encode_portrait
 
 X265_QUIET = "log-level=error"
 
 
-def _encode(path: Path, codec: str, frames: int, rate: int = 60, options: dict[str, str] | None = None) -> Path:
-    """`frames` moving test pictures at `rate` fps in `codec`, the container (or raw stream) by `path`'s suffix."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        video = container.add_stream(codec, rate=rate, options=options or {})
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        for i in range(frames):
-            image = np.zeros((48, 64, 3), np.uint8)
-            image[:, (i * 3) % 64:(i * 3) % 64 + 8] = (40, 180, 250)
-            image[(i * 2) % 48:(i * 2) % 48 + 6] += 60
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
-                container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
-    return path
+def _encode(path: Path, codec: str, frames: int, rate: int | Fraction = 60,
+            options: dict[str, str] | None = None) -> Path:
+    """`frames` pictures of the synthetic portrait at `rate` fps in `codec`, the container (or raw stream) by `path`'s
+    suffix."""
+    return encode_portrait(path, codec, frames=frames, options=options, rate=rate)
 
 
 def _read(path: Path) -> tuple[object, list, str | None]:
