@@ -40,9 +40,15 @@ def _import_onnxruntime():
     return ort
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
 def requested_providers(device: str, tensorrt: bool = False) -> list[str]:
     """Ask for CUDA only where a GPU really exists: onnxruntime-gpu lists CUDA everywhere and logs an
-    error-level line when a session asks for it on a machine without the CUDA libraries."""
+    error-level line when a session asks for it on a machine without the CUDA libraries. Another word is refused:
+    "gpu" or "CPU" ran as "auto", silently on the CPU, or on the GPU where one was asked not to be used."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if device == "cpu":
         return [CPU]
     if not cuda_available():
@@ -250,6 +256,7 @@ class DepthEstimator:
         """`real_batch`: give a graph exported with batch 1 a dynamic batch (models.dynamic_batch) so a
         batch of frames is one call. None: on the GPU only, where one call keeps it busy; on 2 CPU
         cores one batch-4 call measured no faster than 4 single calls."""
+        path = Path(path)  # a library caller's str: the refusals below read its name and folder
         ort = _import_onnxruntime()
         options = ort.SessionOptions()
         if threads:
@@ -337,6 +344,7 @@ class DepthEstimator:
         return self.provider in (CUDA, TENSORRT)
 
     def preprocess(self, image_bgr: np.ndarray) -> np.ndarray:
+        _check_frame(image_bgr)
         size = (self.input.width, self.input.height)
         shrinking = image_bgr.shape[1] > size[0] or image_bgr.shape[0] > size[1]
         resized = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
@@ -354,6 +362,8 @@ class DepthEstimator:
         caller's stop (a stage's own, as the estimator outlives its run): once set, no further call starts and
         RunTerminated is raised, where terminate() alone missed a stop that came before the call had begun.
         """
+        if len(images_bgr) == 0:  # np.stack's own words ("need at least one array") named no call of ours
+            return []
         inputs = np.stack([self.preprocess(image) for image in images_bgr])
         on_device = on_device and self.on_gpu
         if self.input.static_batch or len(inputs) == 1:
@@ -494,6 +504,21 @@ class DepthEstimator:
         if self.spec.output_kind == "metres":
             return 1.0 / xp.maximum(depth, 1e-3)
         return depth
+
+
+def _check_frame(image: Any) -> None:
+    """A ValueError for what is no 8-bit frame, in the kernels' words: a uint16 or float frame (a 16-bit PNG, a
+    frame scaled to 0..1) met OpenCV's assertion in cv2.LUT, an empty or 2-channel one its own in cv2.resize."""
+    shape = tuple(getattr(image, "shape", ()))
+    dtype = getattr(image, "dtype", None)
+    grey_or_colour = len(shape) == 2 or len(shape) == 3 and shape[2] in (1, 3, 4)
+    if dtype == UINT8 and grey_or_colour and 0 not in shape:
+        return
+    got = f"{dtype} {shape}" if dtype is not None else type(image).__name__
+    convert = ("; convert it first (16-bit: (image >> 8).astype(np.uint8); floats in 0..1: (image * 255).round()"
+               ".astype(np.uint8))" if dtype in (np.uint16, np.float16, np.float32, np.float64) else "")
+    raise ValueError(f"a frame must be a uint8 HxWx3 BGR image (HxW or HxWx1 grey and HxWx4 BGRA are accepted), "
+                     f"got {got}{convert}")
 
 
 class OutputWatch:
@@ -694,6 +719,9 @@ def _onnxruntime_distribution() -> str:
 
 # A few bytes that name what a file is, where ONNX Runtime only said that protobuf parsing failed.
 HDF5_MAGIC, ZIP_MAGIC, LFS_POINTER = b"\x89HDF\r\n\x1a\n", b"PK\x03\x04", b"version https://git-lfs"
+# Files saved or renamed in a model's place (a picture, a NumPy array) that only "cannot be parsed" named before.
+OTHER_FILES = {b"\xff\xd8\xff": "a JPEG image", b"\x89PNG\r\n\x1a\n": "a PNG image",
+               b"\x93NUMPY": "a NumPy array (.npy)"}
 
 
 def _foreign_file(path: Path) -> str | None:
@@ -723,6 +751,8 @@ def _foreign_file(path: Path) -> str | None:
     if head[4:8] == b"TFL3":
         return ("is a TensorFlow Lite model, not ONNX; convert it once: python -m tf2onnx.convert --tflite "
                 f"{command_word(str(path))} --output model.onnx, then --model model.onnx")
+    if found := next((kind for magic, kind in OTHER_FILES.items() if head.startswith(magic)), None):
+        return f"is {found}, not an ONNX model; give the model's .onnx file itself (download or export it again)"
     if head.startswith(HDF5_MAGIC):
         return "is a Keras/HDF5 model, not ONNX; convert it once to ONNX (tf2onnx.convert.from_keras), then --model it"
     if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:

@@ -131,6 +131,7 @@ class Pipeline:
         self._capturing = False
         self._close_source_after_capture = False
         self.stage_lines = False  # this run tells its one large picture's stages as they start (set by run())
+        self._ran = False  # run() once: its stop event and queues end with it
 
     # -- threads -----------------------------------------------------------------------------
     def _fail(self, where: str, exc: BaseException) -> None:
@@ -240,6 +241,9 @@ class Pipeline:
 
     # -- run ---------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        if self._ran:  # a second run found the first's stop set and returned at once: nothing written, no error
+            raise RuntimeError("a Pipeline runs once; build a new one (stream.app.build) for another run")
+        self._ran = True
         self.threads = [worker_thread("capture", self._capture)]
         self._capturing, self._close_source_after_capture = True, False
         for index, (stage, inbox, outbox) in enumerate(zip(self.stages, self.queues, self.queues[1:])):
