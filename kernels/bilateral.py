@@ -32,6 +32,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # a finite disparity filtered to inf (and refused downstream as not finite). A disparity beyond this is filtered
 # scaled by a power of two, exactly (every weight the same), and the result scaled back.
 LARGE_DISPARITY = 2.0 ** 100
+# The same at the other end: below this, the products weight·D fell into float32 denormals (2-5 of their units off the
+# reference, not 0.5, and the filter 2-6x slower: at 640x480, r = 4, |D| ~ 1e-39 took 76-500 ms against 21-88).
+TINY_DISPARITY = 2.0 ** -100
 
 # Live mode defaults, chosen with bench/refine_quality.py (edge RMSE) and bench/bench_refine_cpu.py (time).
 LIVE_WORK_WIDTH = 160
@@ -140,8 +143,9 @@ def _check_device_disparity(disparity: Any) -> float:
 
 
 def _scale_exponent(peak: float) -> int:
-    """0, or the power of two that brings a disparity beyond LARGE_DISPARITY into [0.5, 1)."""
-    return math.frexp(peak)[1] if peak > LARGE_DISPARITY else 0
+    """0, or the power of two that brings a disparity beyond LARGE_DISPARITY, or below TINY_DISPARITY (all zeros
+    excepted), into [0.5, 1)."""
+    return math.frexp(peak)[1] if peak > LARGE_DISPARITY or 0.0 < peak < TINY_DISPARITY else 0
 
 
 def _scaled(array: Any, exponent: int) -> Any:

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.colour import (BT2020_LUMA, BT2020_TO_BT709, CODE_LEVELS, SDR_WHITE_NITS, graded_peak_nits,
-                            hlg_ootf_gain, signal_to_linear, tone_map)
+from kernels.colour import (BT2020_TO_BT709, CODE_LEVELS, SDR_WHITE_NITS, graded_peak_nits, hlg_luma, hlg_ootf_gain,
+                            signal_to_linear, tone_map)
 
 
 def convert_rgb48_reference(rgb16: np.ndarray, transfer: str, peak_nits: float, bt2020: bool = True) -> np.ndarray:
     rgb = signal_to_linear(rgb16.astype(np.float64) / (CODE_LEVELS - 1), transfer)
     if transfer == "hlg":
-        rgb = rgb * hlg_ootf_gain(rgb @ np.array(BT2020_LUMA))[..., None]
+        rgb = rgb * hlg_ootf_gain(rgb @ np.array(hlg_luma(bt2020)))[..., None]
     peak = graded_peak_nits(transfer, peak_nits)
     m = np.minimum(rgb.max(axis=2), peak / SDR_WHITE_NITS)  # above the grade's peak: the peak's factor (then clipped)
     with np.errstate(invalid="ignore", divide="ignore"):

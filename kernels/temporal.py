@@ -30,6 +30,9 @@ MOTION_THRESHOLD = 8.0  # luma levels (of 255) of change below which a pixel cou
 # dropped) shows a picture the kept depth may owe nothing to. Their still weight would be above 0.995 anyway (0.3
 # per 1/30 s): the reset only makes it exact, and also where the network is slower than two maps a second.
 RESET_GAP_S = 0.5
+# The fast blend's largest factor per luma level: |Δ|·factor stays a finite float32 for any |Δ| up to 2.6e8, and a
+# change of 1e-30 levels still counts as motion at a threshold below float32's range.
+MOTION_FACTOR_LIMIT = 2.0 ** 100
 
 
 def newest_weight(smoothing: float, seconds: float | None, previous: float | None) -> float:
@@ -45,7 +48,7 @@ def blend_reference(kept: np.ndarray, newest: np.ndarray, kept_luma: np.ndarray,
                     weight: float, threshold: float = MOTION_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
     """The next kept disparity and kept luma, in float64 (the definition the fast path is tested against)."""
     change = np.abs(luma.astype(np.float64) - kept_luma.astype(np.float64))
-    moved = np.clip((change - threshold) / threshold, 0.0, 1.0)
+    moved = np.clip(change / threshold - 1.0, 0.0, 1.0)  # (change − t)/t, without inf/inf (NaN) at t = inf
     a = weight + (1.0 - weight) * moved
     kept64 = kept.astype(np.float64)
     luma64 = kept_luma.astype(np.float64)
@@ -57,11 +60,14 @@ def blend(kept: np.ndarray, newest: np.ndarray, kept_luma: np.ndarray, luma: np.
     """`blend_reference` in float32, updating `kept` and `kept_luma` in place (and returning them); NumPy or CuPy
     arrays, all on the same side."""
     xp = array_module(kept)
+    still = 1.0 - weight
     a = xp.subtract(luma, kept_luma, dtype=xp.float32)
     xp.abs(a, out=a)
-    a -= threshold
-    a *= (1.0 - weight) / threshold
-    xp.clip(a, 0.0, 1.0 - weight, out=a)
+    # |Δ|·(1 − w)/t − (1 − w), its factor kept finite: (|Δ| − t)·(1 − w)/t gave 0·inf, NaN at every pixel, where t
+    # or (1 − w)/t lay beyond float32's range (t = inf: no pixel ever moves; t under ~1e-38)
+    a *= min(still / threshold, MOTION_FACTOR_LIMIT)
+    a -= still
+    xp.clip(a, 0.0, still, out=a)
     a += weight
     step = xp.subtract(newest, kept, dtype=xp.float32)
     step *= a
