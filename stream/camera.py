@@ -378,12 +378,12 @@ class CameraSource(Source):
             f"asks for that size)"))
 
     def frames(self) -> Iterator[Frame]:
-        index = 0
+        index, last_arrival = 0, now_ns()
         while True:
             ok, image = self._read()
             arrival = now_ns()
             if not ok and index > 0:
-                ok, image = self._reopen()
+                ok, image = self._reopen(last_arrival)
                 arrival = now_ns()
             if not ok and self._interrupted.is_set():  # a stop, not the camera's failure
                 return
@@ -405,10 +405,12 @@ class CameraSource(Source):
             # the capture time as the presentation time: a recording plays at the pace the camera was
             # filmed at, the frames a live run dropped leaving gaps, not a speeded-up film
             yield Frame(index=index, capture_ns=capture_ns, image=self._fit(image), pts_seconds=capture_ns / 1e9)
-            index += 1
+            index, last_arrival = index + 1, arrival
 
-    def _reopen(self) -> tuple[bool, Any]:
-        """Open the camera again, as asked at first, until it delivers or CAMERA_RECONNECT_S have passed."""
+    def _reopen(self, last_arrival: int) -> tuple[bool, Any]:
+        """Open the camera again, as asked at first, until it delivers or CAMERA_RECONNECT_S have passed.
+        `last_arrival`: when its last frame came (now_ns), from which the line it came back with counts its stop: the
+        failed read's own wait (a V4L2 camera's 3 s) included, which the line left out ("stopped for 0.1 s")."""
         started = time.monotonic()
         # the picture stands still meanwhile: said, so that it is not taken for a hang
         notify(f"camera {self.index} stopped delivering frames; opening it again for up to {CAMERA_RECONNECT_S:g} s "
@@ -430,7 +432,8 @@ class CameraSource(Source):
                 ok, image = self._read()
                 if ok:
                     moved = f" as camera {number}" if number != self.index else ""
-                    notify(f"camera {self.index} stopped for {time.monotonic() - started:.1f} s and came back{moved}")
+                    stopped_s = (now_ns() - last_arrival) / 1e9
+                    notify(f"camera {self.index} stopped for {stopped_s:.1f} s and came back{moved}")
                     self.index = number
                     return True, image
         return False, None

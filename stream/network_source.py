@@ -174,7 +174,17 @@ def open_failure(exc: Exception, parts: urllib.parse.SplitResult, transport: str
         return f"no answer from {where} within {TIMEOUT_S:g} s ({FIX})"
     if parts.hostname and not _resolves(parts.hostname):
         return f"cannot find the host {parts.hostname}; check the address (or give the device's IP address)"
+    if isinstance(exc, av.error.InvalidDataError) and scheme in ("http", "https"):
+        return _no_stream_at(where, scheme, parts.path)
     return f"cannot open the stream from {where}: {reason} ({FIX})"
+
+
+def _no_stream_at(where: str, scheme: str, path: str) -> str:
+    """An HTTP server that answered with what is no video (a phone app's or camera's web page, at the address without
+    the stream's path): it said "Invalid data found when processing input", which names no fix."""
+    return (f"{where} answered at {path or '/'} with no video stream (a web page, perhaps: the camera's or app's page, "
+            f"not its stream); give the stream's own address, as the camera's manual or the app shows it (IP Webcam: "
+            f"{scheme}://{where}/video)")
 
 
 def _says_hls(parts: urllib.parse.SplitResult) -> bool:
@@ -702,7 +712,9 @@ class NetworkSource(Source):
             yield PendingFrame(self.delivered, capture_ns, picture, convert, (self.width, self.height))
             self.delivered += 1
         if self.delivered and not self._interrupted.is_set():
-            notify(f"network stream {self.shown} ended (its sender closed it) after {self.delivered} frames")
+            if self.delivered == 1 and _one_picture_format(self.container.format.name):
+                raise UserError(_snapshot_only(self.shown, self.parts))
+            notify(f"network stream {self.shown} ended (its sender closed it) after {_frames_text(self.delivered)}")
 
     def _pictures(self) -> Iterator[tuple[Any, int]]:
         """(picture, capture time) as decoded, opened again across drops, until the sender ends the stream or a
@@ -767,9 +779,8 @@ class NetworkSource(Source):
                     f"then was stale) and did not answer within {RECONNECT_S:g} s ({cause}); a sender that serves "
                     f"one connection only cannot be read so: let it take more (ffmpeg: -listen 2) or serve it "
                     f"through a streaming server")
-        frames = f"{self.delivered} frame{'' if self.delivered == 1 else 's'}"
-        return (f"network stream {self.shown} stopped delivering frames after {frames} ({reason}) and did not come "
-                f"back within {RECONNECT_S:g} s ({cause}); the frames before were kept")
+        return (f"network stream {self.shown} stopped delivering frames after {_frames_text(self.delivered)} "
+                f"({reason}) and did not come back within {RECONNECT_S:g} s ({cause}); the frames before were kept")
 
     def _first_new(self) -> tuple[Any, int] | None:
         """The stream's first picture after it was opened again; of an HLS playlist, the first newer than those
@@ -794,6 +805,24 @@ class NetworkSource(Source):
             self._opener_done.wait(LEFT_OPEN_S)
         if self._opener_done.is_set():
             self.container.close()
+
+
+def _frames_text(count: int) -> str:
+    return f"{count} frame{'' if count == 1 else 's'}"
+
+
+def _one_picture_format(name: str) -> bool:
+    """Whether FFmpeg read the address as still pictures (image2 by a .jpg name, jpeg_pipe and the like by content):
+    a camera's snapshot address gives one and ends, where a stream of them (raw MJPEG) goes on."""
+    return name == "image2" or name.endswith("_pipe")
+
+
+def _snapshot_only(shown: str, parts: urllib.parse.SplitResult) -> str:
+    """The line for an address that served one still picture and ended: a camera's snapshot (/shot.jpg), not its
+    stream. It ran as a one-frame video and said only "ended (its sender closed it) after 1 frames"."""
+    return (f"network stream {shown} served one still picture and ended: that address is the camera's or app's "
+            f"snapshot, not its video stream; give the stream's own address, as the camera's manual or the app shows "
+            f"it (IP Webcam: {parts.scheme}://{_where(parts)}/video)")
 
 
 def _chosen_variant(container: Any) -> tuple[Any, str] | None:

@@ -367,6 +367,11 @@ def fitted_size(width: int, height: int, room: tuple[int, int]) -> tuple[int, in
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+# X keysyms of the keypad's printable keys, KP_Multiply (*) to KP_Equal (=): GTK reports the keypad's + as KP_Add
+# (0xFFAB), which read as no key, so its + and - did not change the blur.
+KEYPAD_FIRST, KEYPAD_LAST = 0xFFAA, 0xFFBD
+
+
 def key_char(code: int) -> int | None:
     """The ASCII code of a key that `cv2.waitKeyEx` returned, or None for no key or a special one.
     `cv2.waitKey` keeps the low byte only, which turns special keys into letters (Print Screen is
@@ -376,6 +381,8 @@ def key_char(code: int) -> int | None:
     code &= 0xFFFF
     if code == 0xFF1B:
         return 27
+    if KEYPAD_FIRST <= code <= KEYPAD_LAST:  # GTK's keypad keys, X's keysym 0xFF80 + their ASCII: its + and - too
+        return code - 0xFF80
     return code if 0 < code < 128 else None
 
 
