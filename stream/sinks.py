@@ -387,6 +387,7 @@ def key_char(code: int) -> int | None:
 
 
 INFO_LEAST_SCALE = 0.4  # the `i` text's smallest size on screen (OpenCV's font scale): about 9 px high
+NOTE_NS = 1_500_000_000  # how long the window shows what a key changed: read at a glance, then out of the way
 
 
 class WindowSink(Sink):
@@ -397,6 +398,10 @@ class WindowSink(Sink):
     `photo_metadata`: a photo's colour profile and EXIF, which its snapshots keep as its output file does."""
 
     _window_scale = 1.0  # the window's size against the picture's: below 1 where made smaller to fit the screen
+    controls: LiveControls | None = None
+    _seen = False  # the window was once reported on screen: only then does "not on screen" mean closed
+    _note = ""  # what the last key changed, shown on the pictures until _note_until (now_ns)
+    _note_until = 0
 
     def __init__(self, title: str, controls: LiveControls | None, frame_width: int, side_by_side: bool,
                  notify: Callable[[str], None] = notify, alone: bool = True,
@@ -445,6 +450,7 @@ class WindowSink(Sink):
         height, width = self._shown
         if self.controls is not None and 0 <= x < width and 0 <= y < height:
             self.controls.click(x % self.frame_width, y)
+            self._tell("focus on the point clicked")
 
     def _on_screen(self) -> bool:
         """False once the window was closed (its close button). Qt ends its GUI thread with its last
@@ -453,6 +459,15 @@ class WindowSink(Sink):
             return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
         except cv2.error:
             return False
+
+    def _closed(self) -> bool:
+        """True once the window is off screen after it was on it: its close button, at any time, before the first
+        picture too. A window never yet reported on screen and without a picture counts as still opening: a
+        backend may map it only at the first picture, or not tell its visibility at all (-1)."""
+        if self._on_screen():
+            self._seen = True
+            return False
+        return self._seen or self._shown != (0, 0)
 
     def _display_gone(self) -> bool:
         """True once the X server went away, said once; a window alone then stops the run."""
@@ -466,7 +481,7 @@ class WindowSink(Sink):
     def write(self, frame: Frame) -> None:
         if self._stop or self._display_gone():
             return
-        if self._shown != (0, 0) and not self._on_screen():
+        if self._closed():
             self._stop = True  # closed: imshow would open the window again
             return
         picture = compose(frame, self.side_by_side, page=True)
@@ -474,8 +489,10 @@ class WindowSink(Sink):
             self._fit_window(picture.shape[1], picture.shape[0])
         shown_at = now_ns()
         self._shown_at.append(shown_at)
-        if self.info:
-            picture = self._with_info(picture, frame, shown_at)
+        parts = self._info_parts(frame, shown_at) if self.info else []
+        note = self._note if shown_at < self._note_until else ""
+        if parts or note:  # else nothing drawn: the picture itself, no copy
+            picture = self._with_text(picture, parts, note)
         self._shown = picture.shape[:2]
         cv2.imshow(self.title, picture)
         self._last = frame
@@ -492,23 +509,20 @@ class WindowSink(Sink):
             pass
 
     def idle(self) -> None:
+        # before the first picture too (a slow first depth, a network stream's first batch): its keys, q, Esc and
+        # its close button are answered; a closed window is not pumped again
         if self._stop or self._display_gone():
             return
-        if self._last is None:
-            # no picture yet (a slow first depth, a network stream's first batch): its keys are answered, q and Esc
-            # too; its visibility is asked only once a picture was shown, as write() does (a backend may show the
-            # window only then)
-            self._act(key_char(cv2.waitKeyEx(1)), None)
-            return
-        if not self._on_screen():
+        if self._closed():
             self._stop = True
             return
         self._answer(self._last)
 
-    def _answer(self, frame: Frame) -> None:
-        """Let the window handle its events, and act on the key pressed since (OpenCV gives one at most)."""
+    def _answer(self, frame: Frame | None) -> None:
+        """Let the window handle its events, and act on the key pressed since (OpenCV gives one at most);
+        `frame`: the one on screen, None before the first."""
         key = key_char(cv2.waitKeyEx(1))
-        if key not in (27, ord("q"), ord("Q")) and not self._on_screen():
+        if key not in (27, ord("q"), ord("Q")) and self._closed():
             self._stop = True
             return
         self._act(key, frame)
@@ -530,6 +544,24 @@ class WindowSink(Sink):
             self._show_title()
         elif key is not None and self.controls is not None:
             self.controls.key(key)
+            self._tell_control(chr(key).lower())
+
+    def _tell_control(self, char: str) -> None:
+        """The window's note of what a control key changed (the keys of LiveControls.key): the picture alone did
+        not show that + or - did anything."""
+        if char in ("+", "=", "-"):
+            self._tell(self._blur_text())
+        elif char == "a":
+            self._tell("auto focus")
+
+    def _blur_text(self) -> str:
+        """The blur set (as --blur counts it); "" for controls without render settings (that only take keys)."""
+        render = getattr(self.controls, "render", None)
+        return f"blur {render.blur:g} px" if render is not None else ""
+
+    def _tell(self, note: str) -> None:
+        """Shown on the pictures of the next NOTE_NS, over the `i` text or alone."""
+        self._note, self._note_until = note, now_ns() + NOTE_NS
 
     def _snapshot(self, frame: Frame) -> None:
         """The render of the frame on screen, at the frame's full size, into the current folder under a
@@ -548,6 +580,7 @@ class WindowSink(Sink):
             saved, reason = False, exc.strerror or str(exc)
         self.notify(f"saved {path.resolve()}" if saved else
                     f"could not save {path.resolve()}: {reason} (p saves into the current folder)")
+        self._tell(f"saved {path.name}" if saved else f"not saved: {reason}")
 
     def _snapshot_metadata(self, frame: Frame, picture: np.ndarray) -> PhotoMetadata | None:
         """A snapshot's PNG keeps a transparent video's alpha as a photo's output does: its hidden pixels hold the
@@ -558,16 +591,29 @@ class WindowSink(Sink):
         return replace(self.photo_metadata or PhotoMetadata(), alpha=alpha_for(alpha, picture.shape[:2]))
 
     def _with_info(self, picture: np.ndarray, frame: Frame, shown_at: int) -> np.ndarray:
-        """A copy with the rate shown, the frame's latency from capture to display and its focus written in
-        its top left corner (the picture may be the frame's own output, which other sinks write)."""
+        """A copy with the `i` text written in its top left corner."""
+        return self._with_text(picture, self._info_parts(frame, shown_at))
+
+    def _info_parts(self, frame: Frame, shown_at: int) -> list[str]:
+        """The rate shown, the frame's latency from capture to display, its focus and the blur set."""
         times = self._shown_at
         rate = (len(times) - 1) * 1e9 / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         parts = [f"{rate:.1f} fps", f"{(shown_at - frame.capture_ns) / 1e6:.0f} ms capture to display"]
         if frame.focus is not None:
             parts.append(f"focus {frame.focus:.2f}")
+        if blur := self._blur_text():
+            parts.append(blur)
+        return parts
+
+    def _with_text(self, picture: np.ndarray, parts: list[str], note: str = "") -> np.ndarray:
+        """A copy with `parts` written in its top left corner, and `note` on a line of its own below them (the
+        picture may be the frame's own output, which other sinks write)."""
         out = picture.copy()
         # at least the smallest readable size on screen, where the window shows the picture smaller
-        scale, lines = self._info_layout(parts, *picture.shape[1::-1], least=INFO_LEAST_SCALE / self._window_scale)
+        least = INFO_LEAST_SCALE / self._window_scale
+        scale, lines = self._info_layout(parts, *picture.shape[1::-1], least=least) if parts else (np.inf, [])
+        if note:
+            scale, lines = min(scale, self._info_layout([note], *picture.shape[1::-1], least=least)[0]), lines + [note]
         thickness = max(1, round(2 * scale))
         for row, text in enumerate(lines):
             origin = (round(16 * scale), round(48 * scale) + row * round(40 * scale))

@@ -181,8 +181,10 @@ def test_between_frames_the_window_answers_its_keys(monkeypatch, tmp_path):
     # close button did nothing until then (and the desktop called the window not responding)
     monkeypatch.chdir(tmp_path)
     window, watch, calls, told = _window(monkeypatch, [-1, -1, ord("p"), ord("i"), ord("q")])  # idle, write, ...
-    window.idle()  # nothing shown yet: its keys are answered (none pressed), its visibility not asked
-    assert calls.count("waitKeyEx") == 1 and "getWindowProperty" not in calls and not window.wants_stop
+    window.idle()  # nothing shown yet: its keys are answered (none pressed)
+    # its visibility is asked now too, so that its close button works before the first picture; a window never
+    # reported on screen is not taken as closed then (a backend may map it only at the first picture): test_window22
+    assert calls.count("waitKeyEx") == 1 and not window.wants_stop
     window.write(_frame())
     window.idle()  # p: the frame on screen saved
     assert len(list(tmp_path.glob("depthcam_*.png"))) == 1 and told[0].startswith("saved ")
