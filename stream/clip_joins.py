@@ -49,6 +49,7 @@ class TimeLine:
         self.step, self.snap = step, snap  # a frame's time; times this little back are a rounding
         self.last: float | None = None  # the last time in line
         self.held: list[Any] = []  # out of line since
+        self.held_times: list[float | None] = []  # theirs
 
     def feed(self, item: Any, time: float | None) -> list[tuple[Any, bool]]:
         """The items told by `item` (at `time`), each with whether its time is damaged: none while it is held; those
@@ -56,27 +57,40 @@ class TimeLine:
         if time is None and self.held:  # no time to tell those held by (told as back in line, it gave the source
             return self._hold_untimed(item)  # no time to put them back in line at: a TypeError ended the run)
         if time is None or self.last is None or in_line(self.last, time, self.step, len(self.held), self.snap):
-            told = [(out, True) for out in self.held] + [(item, False)]
+            damaged = not self._after_pause(time)
+            told = [(out, damaged) for out in self.held] + [(item, False)]
         elif len(self.held) < LINE_HOLD:
             self.held.append(item)
+            self.held_times.append(time)
             return []
         else:  # times go on out of line: a join or a pause
             told = [(out, False) for out in self.held] + [(item, False)]
-        self.held, self.last = [], time if time is not None else self.last
+        self.held, self.held_times, self.last = [], [], time if time is not None else self.last
         return told
+
+    def _after_pause(self, time: float | None) -> bool:
+        """Whether those held and `time`, back in line, rise one after another from after the line: the pictures
+        after a pause a little longer than LINE_AHEAD_S (a screen recording that stood still), the next ones still
+        within the line's reach (its frame step, from the average rate, counts the pauses). Read as damaged, the
+        first picture after the pause was shown up to a second early."""
+        if not self.held or time is None or self.last is None or None in self.held_times:
+            return False
+        times = [self.last, *self.held_times, time]
+        return all(earlier < later for earlier, later in zip(times, times[1:]))
 
     def _hold_untimed(self, item: Any) -> list[tuple[Any, bool]]:
         """An item without a time held with those out of line before it (a damaged run's, put back in line with them);
         past LINE_HOLD they all go on as they are, and the line starts again at the next time."""
         self.held.append(item)
+        self.held_times.append(None)
         if len(self.held) <= LINE_HOLD:
             return []
-        told, self.held, self.last = [(out, False) for out in self.held], [], None
+        told, self.held, self.held_times, self.last = [(out, False) for out in self.held], [], [], None
         return told
 
     def end(self) -> list[tuple[Any, bool]]:
         """Those still held: none after them to tell, as they are."""
-        told, self.held = [(out, False) for out in self.held], []
+        told, self.held, self.held_times = [(out, False) for out in self.held], [], []
         return told
 
 
