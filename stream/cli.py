@@ -709,7 +709,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             _describe_model_file(args.name, args.model_size)
         elif args.models_command == "info":
             spec = get_spec(args.name)
-            if args.model_size and parse_model_size(args.model_size) != spec.input_size:  # as a run refuses it
+            # as a run refuses it; `--model-size ""` (an unset shell variable) too, not taken for no size
+            if args.model_size is not None and parse_model_size(args.model_size) != spec.input_size:
                 raise UserError(f"{spec.name} takes {spec.input_size[0]}x{spec.input_size[1]} only; --model-size "
                                 f"chooses the free sides of your own model's input")
             print(f"name:        {spec.name}\ndescription: {spec.description}\nsource:      {spec.source}")
@@ -754,7 +755,8 @@ def _describe_model_file(path: str, model_size: str | None = None) -> None:
     spec, model_path = resolve_model(path, progress=False)
     size = input_spatial_size(model_path) if spec.input_size == (0, 0) else None
     dynamic = size is not None and None in size
-    if model_size:  # as a run takes it: a size the model cannot take is refused here too, not only by `run`
+    # as a run takes it: a size the model cannot take (or "") is refused here too, not only by `run`
+    if model_size is not None:
         spec = dataclasses.replace(spec, input_size=parse_model_size(model_size))
     elif dynamic:  # checked at a trial size for the free axes; a run needs --model-size
         spec = dataclasses.replace(spec, input_size=tuple(DYNAMIC_TRIAL_SIZE if side is None else side
@@ -865,6 +867,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What float() reads after a '-' besides digits: `--blur -inf` was "expected one argument", not what is wrong with it
+NEGATIVE_WORDS = ("inf", "infinity", "nan")
+
+
 def _negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """`--focus-point -1,5`: argparse takes a value that starts with '-' and is not a plain number for an option,
     and said "expected one argument". Such a value (a '-' and a digit or a point: no option looks so) is joined to
@@ -882,7 +888,8 @@ def _negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
     for index, arg in enumerate(argv):
         if arg == "--":  # what follows is positional, as given
             return joined + argv[index:]
-        negative = len(arg) > 1 and arg[0] == "-" and (arg[1].isdigit() or arg[1] == ".")
+        negative = len(arg) > 1 and arg[0] == "-" and (arg[1].isdigit() or arg[1] == "." or
+                                                       arg[1:].lower() in NEGATIVE_WORDS)
         if negative and joined and joined[-1] in takes_value:
             joined[-1] += f"={arg}" if joined[-1].startswith("--") else arg  # -o=X would name the file "=X"
         else:

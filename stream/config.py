@@ -462,7 +462,7 @@ class _ConfigLoader(yaml.SafeLoader):
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, AttributeError, KeyError):  # `blur: !!float abc`: PyYAML's own crash
-            what = repr(node.value) if isinstance(node, yaml.ScalarNode) else f"this {node.id}"
+            what = _shown(node.value) if isinstance(node, yaml.ScalarNode) else f"this {node.id}"
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise yaml.constructor.ConstructorError(None, None, f"{what} is not a valid {tag}",
                                                     node.start_mark) from None
@@ -575,17 +575,26 @@ def _config_text(path: Path, raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        if _binary(path, raw):  # `--config clip.mp4`: no text to save again as UTF-8
+            raise UserError(f"config file {path} is no text but binary data (a {path.suffix} file: a video, picture "
+                            f"or model?); give a YAML file or a preset ({', '.join(preset_names())})") from None
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise UserError(f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}, column "
                         f"{column}); save it as UTF-8 YAML") from None
 
 
+def _binary(path: Path, raw: bytes) -> bool:
+    """A file that is no config of any encoding: NUL bytes near its start (a video's, a PNG's or a JPEG's header; an
+    ONNX model's), and not named as YAML (a UTF-16 one without its byte-order mark has NULs too)."""
+    return bool(path.suffix) and path.suffix.lower() not in (".yaml", ".yml") and b"\0" in raw[:4096]
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """PyYAML's message is several lines whose first is often only the context ("while scanning for
     the next token"); one line with the problem and where it is helps more."""
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
-        text = exc.problem
+        text = _cut_words(exc.problem)  # it quotes what it met: an alias's or a tag's name, a long number
         if exc.context and text.startswith("but "):  # "but found another document" needs what was expected
             text = f"{exc.context}, {text}"
         if exc.problem_mark is not None:
@@ -595,7 +604,15 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
         elif any(problem in exc.problem for problem in _INDENT_PROBLEMS):
             text += " (is a key indented unlike the others of its section? they line up, two spaces under it)"
         return text
-    return str(exc).splitlines()[0]
+    return _cut_words(str(exc).splitlines()[0])
+
+
+_LONG_WORD = re.compile(rf"\S{{{SHOWN_CHARS + 1},}}")
+
+
+def _cut_words(text: str) -> str:
+    """`text` with each word longer than SHOWN_CHARS cut as _shown cuts a value: a 5000-digit number is no line."""
+    return _LONG_WORD.sub(lambda found: f"{found.group()[:SHOWN_CHARS - 3]}...", text)
 
 
 # PyYAML's words for a key indented one space off: `render:` / `  blur: 3` / `   focus: auto`, or ` focus: auto`
@@ -689,12 +706,12 @@ def read_config_file(path: Path) -> ConfigFile:
         return ConfigFile(None if node is None else loader.construct_document(node), places)
     except _DuplicateKey as exc:
         name = keys.get(id(exc.node), str(exc.key))
-        raise UserError(f"config file {path} gives key {name!r} twice (lines {exc.first_line} and {exc.line}); "
+        raise UserError(f"config file {path} gives key {_shown(name)} twice (lines {exc.first_line} and {exc.line}); "
                         f"keep one") from None
     except yaml.YAMLError as exc:
         bare = _missing_colon(text, exc)
         if bare is not None:
-            line, word = bare
+            line, word = bare[0], _shown(bare[1], quoted=False)
             raise UserError(f"config file {path}, line {line}: '{word}' needs a colon after it ({word}:)") from None
         raise UserError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}{_not_yaml_hint(text)}") from None
     except RecursionError:  # thousands of nested brackets: PyYAML's parser recurses once a level
@@ -769,7 +786,7 @@ def _apply(target: Any, values: dict[str, Any], prefix: str, source: str, file: 
         full = f"{prefix}{key}"
         if key not in known:
             where = file.where(full) if file else ""
-            problems.append((full, UserError(f"unknown config key '{full}' in {source}{where} "
+            problems.append((full, UserError(f"unknown config key '{_shown(full, quoted=False)}' in {source}{where} "
                                              f"({_unknown_key(full, known, prefix)})")))
             continue
         current = getattr(target, key)
