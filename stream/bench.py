@@ -909,6 +909,7 @@ def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | Non
         raise UserError(f"--frames {args.frames} with --warmup {args.warmup}: the synthetic input makes at most "
                         f"{SYNTHETIC_MAX_FRAMES:,} frames in all; give fewer (a long benchmark: a video file, or "
                         f"a camera, which runs until --frames frames were measured)")
+    check_read_again(args.input)
     check_report_paths(args.json, args.plot, args.input)
     configs = load_bench_configs(args)
     # a synthetic scene is checked at the length it will be made
@@ -916,6 +917,27 @@ def preflight(args: argparse.Namespace) -> tuple[list[str], list[tuple[str | Non
     facts = check_input(given, args.warmup, configs)
     check_runnable(configs)
     return modes, configs, facts
+
+
+def check_read_again(input_spec: str | None) -> None:
+    """The benchmark opens its input once to check it, once to prime the stages and once a run: a video through a
+    pipe (`cat clip.mp4 | depthcam bench -`, a named pipe) is gone after the first read, and the run then failed on
+    what was left as "not a video, or truncated or corrupt". Refused before the model loads. A piped photo (kept in
+    a file) and `< clip.mp4` (the file itself) are read again."""
+    import stat
+
+    from stream.piped_input import STDIN_NAMES, input_path
+
+    if input_spec is None or input_spec.startswith(("synthetic:", "camera:")) or is_network_spec(input_spec):
+        return
+    try:
+        mode = input_path(input_spec).stat().st_mode  # standard input: the pipe, or the file it was given
+    except OSError:
+        return  # no such file: check_input names it
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        what = " (standard input)" if input_spec in STDIN_NAMES else ""
+        raise UserError(f"input {input_spec}{what} is a pipe, which can be read only once, and the benchmark reads "
+                        f"its input once a run; save the video to a file (e.g. ... > clip.mp4) and give its name")
 
 
 def _made_by_bench(input_spec: str | None) -> bool:
