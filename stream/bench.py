@@ -97,9 +97,27 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def machine_info() -> dict:
     """The machine as the benchmark found it before its first run: its load then too, which figures measured
     beside other work carry without a word."""
+    gpu = gpu_name()
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "cores_usable": usable_cores(),
-            "numba_threads": numba_threads(), "load_average": load_average(), "gpu": gpu_name(),
-            "os": platform.platform(), "python": platform.python_version()}
+            "numba_threads": numba_threads(), "load_average": load_average(), "gpu": gpu,
+            "cuda": cuda_versions() if gpu else None, "os": platform.platform(), "python": platform.python_version()}
+
+
+def cuda_versions() -> str | None:
+    """The CUDA driver's and runtime's versions as CuPy sees them ("driver 12.8, runtime 12.6"): GPU figures move
+    with both, and a GPU named without them compared nothing. None without CuPy or a driver."""
+    try:
+        import cupy
+
+        driver, runtime = cupy.cuda.runtime.driverGetVersion(), cupy.cuda.runtime.runtimeGetVersion()
+    except Exception:  # noqa: BLE001 (no CuPy, a broken install, no driver)
+        return None
+    return f"driver {_cuda_version(driver)}, runtime {_cuda_version(runtime)}"
+
+
+def _cuda_version(number: int) -> str:
+    """CUDA's 12080 as 12.8."""
+    return f"{number // 1000}.{number % 1000 // 10}"
 
 
 def cpu_name(cpuinfo: str = "/proc/cpuinfo", board: str = "/proc/device-tree/model") -> str:
@@ -260,8 +278,12 @@ def machine_line(machine: dict, found: dict) -> str:
     load = machine.get("load_average")  # absent from older reports
     if isinstance(load, list) and load and isinstance(load[0], (int, float)):
         cores += f", load average {load[0]:.2f} at start"
-    libraries = ", ".join(f"{name} {version}" for name, version in found.items() if version and name != "cupy")
+    # CuPy named only beside a GPU: installed without one, it ran nothing measured
+    libraries = ", ".join(f"{name} {version}" for name, version in found.items()
+                          if version and (name != "cupy" or machine["gpu"]))
     gpu = machine["gpu"] or "no GPU"
+    if machine["gpu"] and machine.get("cuda"):  # absent from older reports
+        gpu += f" (CUDA {machine['cuda']})"
     python = ", ".join(part for part in (f"Python {machine['python']}", libraries) if part)
     return f"machine: {machine['cpu']}, {cores}, {gpu}; {machine['os']}; {python}"
 

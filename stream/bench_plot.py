@@ -192,6 +192,8 @@ def load_report(name: str, newest_schema: int) -> dict:
     """A report written by `bench --json` (any schema version up to `newest_schema`), checked for what the
     tables and the plot read: a file cut short, edited by hand or of another program is one line naming what
     is wrong, not a traceback from deep inside the plot."""
+    if not name.strip():  # `--from "$REPORT"` with REPORT unset: "" named the current folder ("Is a directory")
+        raise UserError(f"--from is empty (an unset shell variable?); {READ_FIX}")
     path = Path(name).expanduser()
     try:
         text = path.read_text(encoding="utf-8")

@@ -74,3 +74,27 @@ def test_a_file_and_a_file_given_as_standard_input_are_read_again(monkeypatch, t
         bench.check_read_again(spec)
     monkeypatch.setattr("stream.piped_input.input_path", lambda spec: video)
     bench.check_read_again("-")
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_from_is_named_so(name):
+    # `--from "$REPORT"` with REPORT unset read the current folder: "cannot read it as text (Is a directory)"
+    from stream.bench_plot import load_report
+
+    with pytest.raises(UserError, match=r"^--from is empty \(an unset shell variable\?\); give a report"):
+        load_report(name, 2)
+
+
+def test_a_gpu_machine_line_names_cuda_and_cupy():
+    """GPU figures move with the CUDA driver and runtime: the line named the card alone, and never CuPy's version."""
+    machine = {"cpu": "Xeon", "cores": 16, "cores_usable": 16, "gpu": "NVIDIA H200",
+               "cuda": "driver 12.8, runtime 12.6", "os": "Linux-6", "python": "3.11.7"}
+    found = {"depthcam": "0.1.0", "cupy": "13.6.0"}
+    assert bench.machine_line(machine, found) == ("machine: Xeon, 16 cores, NVIDIA H200 (CUDA driver 12.8, runtime "
+                                                  "12.6); Linux-6; Python 3.11.7, depthcam 0.1.0, cupy 13.6.0")
+    cpu_only = dict(machine, gpu=None, cuda=None)  # CuPy installed without a GPU ran nothing measured
+    assert "cupy" not in bench.machine_line(cpu_only, found) and "no GPU" in bench.machine_line(cpu_only, found)
+
+
+def test_cuda_versions_read_as_cuda_writes_them():
+    assert bench._cuda_version(12080) == "12.8" and bench._cuda_version(11040) == "11.4"
