@@ -112,11 +112,15 @@ class ColourTables:
     transfer: str
     peak_nits: float
     bt2020: bool = True  # False: the primaries are BT.709's already
+    # the decoder's codes times this are the true ones: swscale gives limited-range YUV's white as 65283 of 65535
+    # (stream.hdr measures it per format), which put BT.2020 SDR white at 254 and PQ's grey 2 levels dark
+    code_gain: float = 1.0
 
     def __post_init__(self) -> None:
         if self.transfer not in TRANSFERS:
             raise ValueError(f"transfer must be one of {TRANSFERS}, got {self.transfer!r}")
-        linear = signal_to_linear(np.arange(CODE_LEVELS) / (CODE_LEVELS - 1), self.transfer)
+        signal = np.minimum(np.arange(CODE_LEVELS) * self.code_gain / (CODE_LEVELS - 1), 1.0)
+        linear = signal_to_linear(signal, self.transfer)
         self.linear = linear.astype(np.float32)  # by code: exact but for float32's rounding
         peak = graded_peak_nits(self.transfer, self.peak_nits)
         self.tone_top = peak / SDR_WHITE_NITS

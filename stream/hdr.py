@@ -6,10 +6,13 @@ keep that look; `kernels.colour` tone-maps it instead.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from kernels.colour import ColourTables
 
 # FFmpeg's AVColorTransferCharacteristic and AVColorPrimaries values.
 TRC_PQ, TRC_HLG = 16, 18
@@ -18,6 +21,8 @@ PRIMARIES_BT709, PRIMARIES_BT2020 = 1, 9
 UNSPECIFIED_MATRIX = 2  # AVCOL_SPC_UNSPECIFIED
 DEFAULT_PQ_PEAK_NITS = 1000.0  # where a PQ video does not say its peak (most HDR10 grades)
 PQ_PEAK_RANGE = (400.0, 10000.0)
+FULL_RANGE = 2  # AVCOL_RANGE_JPEG; unspecified YUV is taken as limited (MPEG), as swscale does
+SWSCALE_GAINS = (1.0, 1.02)  # plausible gains (1.0039 at 10 and 12 bits, 1.0079 at 8): outside, the probe misread
 
 
 @dataclass(frozen=True)
@@ -90,12 +95,75 @@ class ColourConverter:
         self.signal = signal
         self.tables = ColourTables(signal.transfer, signal.peak_nits, signal.bt2020)
         self.untagged_matrix = "bt2020" if signal.bt2020 else "itu709"  # swscale would take BT.601
+        self._tables_by_format: dict[tuple[str, int, int, str | None], ColourTables] = {}
         convert_rgb48(np.zeros((2, 2, 3), np.uint16), self.tables)  # compiled (or loaded) now, not on frame 1
 
     def convert(self, frame: Any) -> np.ndarray:
         """Any YUV or RGB av.VideoFrame (its matrix and range from its tags) to BGR."""
         from kernels.colour import convert_rgb48
 
-        untagged = int(frame.colorspace) == UNSPECIFIED_MATRIX
-        rgb16 = frame.to_ndarray(format="rgb48le", src_colorspace=self.untagged_matrix if untagged else None)
-        return convert_rgb48(rgb16, self.tables)
+        src_colorspace = self.untagged_matrix if int(frame.colorspace) == UNSPECIFIED_MATRIX else None
+        rgb16 = frame.to_ndarray(format="rgb48le", src_colorspace=src_colorspace, interpolation=rgb48_flags())
+        return convert_rgb48(rgb16, self.tables_for(frame, src_colorspace))
+
+    def tables_for(self, frame: Any, src_colorspace: str | None) -> ColourTables:
+        """The tables for swscale's codes of `frame`'s pixel format, range and matrix, its gain measured once for
+        each (a video's pictures share them), so correcting it costs nothing per pixel."""
+        key = (frame.format.name, int(frame.color_range), int(frame.colorspace), src_colorspace)
+        if key not in self._tables_by_format:
+            gain = rgb48_gain(frame, src_colorspace)
+            self.tables = self.tables if gain == self.tables.code_gain else replace(self.tables, code_gain=gain)
+            self._tables_by_format[key] = self.tables
+        return self._tables_by_format[key]
+
+
+def rgb48_gain(frame: Any, src_colorspace: str | None) -> float:
+    """65535 over the rgb48 code swscale decodes white to in `frame`'s pixel format, range and matrix. For limited
+    range its 16-bit output is scaled by 0.99615 (white 65283), whatever its flags or output format (float too), and
+    full-range 10-bit white is 65472; 1.0 where no probe of the format can be made (packed YUV: never decoded here)."""
+    import av
+
+    try:
+        white = white_picture(frame).to_ndarray(format="rgb48le", src_colorspace=src_colorspace,
+                                                interpolation=rgb48_flags())
+    except (av.error.FFmpegError, ValueError, TypeError):
+        return 1.0
+    gain = 65535 / max(float(np.median(white)), 1.0)
+    return gain if SWSCALE_GAINS[0] <= gain <= SWSCALE_GAINS[1] else 1.0
+
+
+def rgb48_flags() -> Any:
+    """swscale's flags for the decode to rgb48: PyAV's bilinear, with accurate rounding, without which 8-bit 4:2:0
+    took a special converter of 8-bit precision (mid-grey 126 for 128, after any gain); the same output at 10 bits."""
+    from av.video.reformatter import Interpolation
+
+    return Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+
+
+def white_picture(frame: Any) -> Any:
+    """A 16x16 picture of `frame`'s pixel format, range and matrix tags, white: each plane filled with its
+    components' code (luma at white, chroma neutral). ValueError for a plane of several different codes (packed
+    YUV)."""
+    import av
+
+    pixel_format = frame.format
+    picture = av.VideoFrame(16, 16, pixel_format.name)
+    picture.colorspace, picture.color_range = frame.colorspace, frame.color_range
+    full = pixel_format.is_rgb or int(frame.color_range) == FULL_RANGE
+    for index, plane in enumerate(picture.planes):
+        codes = {white_code(c.index, c.bits, pixel_format.is_rgb or c.is_alpha, full)
+                 for c in pixel_format.components if c.plane == index}
+        if len(codes) != 1:
+            raise ValueError(f"{pixel_format.name}: plane {index} holds codes {codes}")
+        bits = max(c.bits for c in pixel_format.components if c.plane == index)
+        dtype = np.uint8 if bits <= 8 else np.dtype(">u2" if pixel_format.is_big_endian else "<u2")
+        np.frombuffer(plane, dtype)[:] = codes.pop()
+    return picture
+
+
+def white_code(component: int, bits: int, at_top: bool, full: bool) -> int:
+    """A component's code for white: the top for RGB, alpha and full-range luma, 235 scaled for limited-range
+    luma, the middle for chroma (components 1 and 2 of YUV)."""
+    if at_top or (component == 0 and full):
+        return (1 << bits) - 1
+    return 235 << (bits - 8) if component == 0 else 1 << (bits - 1)
