@@ -34,7 +34,7 @@ from stream.audio_track import check_audio_track
 from stream.sources import ANIMATION_FORMATS as ANIMATION_DEMUXERS
 from stream.sources import ImageSource, PacedSource, Source, Timecode, VideoFileSource, open_source, timecode_refusal
 from stream.video_writer import VideoWriter, check_video_size, codec_of, output_codec, readable_again
-from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage
+from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage, blur_px, blur_side
 
 STAGE_NAMES = ("depth", "refine", "render")
 SLOW_NOTICE_S = 2.0  # a warm-up longer than this is announced (compiling, not loading from cache)
@@ -170,12 +170,12 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
                             f"(e.g. {Path(output).with_suffix('.mp4').name}), window or null")
         check_image_size("-o", output, source.width * (3 if config.output.side_by_side else 1), source.height)
     render = config.render
-    blur_px = render.blur * source.height / render.reference_height
-    if blur_px > MAX_BLUR_LIMIT:
-        largest = math.floor(MAX_BLUR_LIMIT * render.reference_height / source.height)
-        raise UserError(f"render.blur {render.blur:g} (at {render.reference_height} lines) is {blur_px:.0f} px at this "
-                        f"input's {source.height} lines, over the {MAX_BLUR_LIMIT:.0f} px limit; use --blur {largest} "
-                        f"or less")
+    blur = blur_px(render, source.width, source.height)
+    if blur > MAX_BLUR_LIMIT:
+        largest = math.floor(MAX_BLUR_LIMIT * render.reference_height / blur_side(source.width, source.height))
+        raise UserError(f"render.blur {render.blur:g} (at {render.reference_height} lines) is {blur:.0f} px at this "
+                        f"{source.width}x{source.height} input, over the {MAX_BLUR_LIMIT:.0f} px limit; use --blur "
+                        f"{largest} or less")
     if render.focus_point is not None:
         x, y = render.focus_point
         if x >= source.width or y >= source.height:
@@ -383,7 +383,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                                config.output.kept_audio_tracks())
         if isinstance(source, ImageSource):
             source.load()  # decoded once its size (from its headers) passed the checks, before the model loads
-        point, full_height, shown_scale = config.render.focus_point, source.height, 1.0
+        point, full_side, shown_scale = config.render.focus_point, blur_side(source.width, source.height), 1.0
         if isinstance(source, ImageSource) and (output_kind(output) == "window" or preview):
             scale = shown_scale = source.keep_showing()  # a photo in a window: refocused until q
             if point is not None:  # given in the photo's pixels
@@ -418,7 +418,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              subtitles_from=source.subtitle_path, chapters=video.chapters,
                              part_end=getattr(video, "part_end", None), codec=config.output.codec,
                              input_codec=input_codec, audio_tracks=config.output.kept_audio_tracks(),
-                             controls=LiveControls(focus, config.render, full_height,  # its blur limit
+                             controls=LiveControls(focus, config.render, full_side,  # its blur limit
                                                    shown_scale=shown_scale))
             if isinstance(video, VideoFileSource):  # the run line says what the output's codec loses (ProRes: bits)
                 # `--codec prores` is offered only where auto writes another codec: auto already writes a QuickTime

@@ -159,8 +159,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="focus on what is at this pixel of the input (X right, Y down from the top left corner) "
                              "in the first frame, followed as it moves")
     parser.add_argument("--blur", type=float, metavar="PX",
-                        help=f"largest blur radius in pixels at {preset.render.reference_height} lines, scaled with "
-                             f"the frame height (default: the config's; {preset.render.blur:g} in the default preset)")
+                        help=f"largest blur radius in px at {preset.render.reference_height} lines (the frame's "
+                             f"shorter side); scaled with the frame's shorter side (default: the config's; "
+                             f"{preset.render.blur:g} in the default preset)")
     parser.add_argument("--highlight-boost", type=float, metavar="X",
                         help=f"bright highlights bloom into bokeh discs (0 off, 1-4 typical, at most 16; default: "
                              f"the config's, {preset.render.highlight_boost:g} in the default preset)")

@@ -127,7 +127,7 @@ class RenderConfig:
     focus_smoothing: float = 0.25  # weight of the newest focus measurement per 1/30 s (any frame rate)
     face_interval: int = 3  # faces every n-th frame (live: at most every n frames of 30 fps); ~10-25 ms at 320 px
     blur: float = 12.0  # largest blur radius in pixels at the reference height
-    reference_height: int = 480  # the blur scales with frame height / reference_height
+    reference_height: int = 480  # the blur scales with the frame's shorter side / reference_height
     highlight_boost: float = 0.0  # > 0 makes bright highlights bloom into bokeh discs
     # the far field gathered exactly up to twice the block size (kernels.depth_of_field's exact_far): a bright
     # background's edge ends at its disc's rim, not in a hard line past it, for ~30-50 % more render time. auto: on

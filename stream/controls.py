@@ -9,7 +9,7 @@ from stream.config import RenderConfig
 from stream.console import notify
 from stream.focus import FocusController
 
-BLUR_STEP = 2.0  # px at the reference height per key press: fine enough to judge, quick to sweep
+BLUR_STEP = 2.0  # px at the reference lines (the shorter side) per key press: fine enough to judge, quick to sweep
 MAX_CONFIG_BLUR = 256.0  # render.blur's own limit (stream.config): a key sets no look that --blur refuses
 KEYS_HELP = ("click: focus there · a: auto focus · + / -: more / less blur · p: save a picture · s: side by "
              "side, i: rate and latency (window only) · q or Esc: quit")
@@ -22,7 +22,7 @@ class LiveControls:
 
     focus: FocusController
     render: RenderConfig
-    frame_height: int
+    frame_side: int  # the input frame's shorter side, which the blur scales with (stream.stages.blur_side)
     notify: Callable[[str], None] = field(default=notify)  # the window shows no numbers: each change says what it set
     shown_scale: float = 1.0  # the window's pictures against the input's (a large photo is shown at most 1280 wide)
 
@@ -50,8 +50,8 @@ class LiveControls:
         self.set_blur(self.render.blur - BLUR_STEP)
 
     def set_blur(self, blur: float) -> None:
-        """Clamped to what the configuration and the renderer take at this frame height."""
-        largest = min(MAX_CONFIG_BLUR, MAX_BLUR_LIMIT * self.render.reference_height / self.frame_height)
+        """Clamped to what the configuration and the renderer take at this frame size."""
+        largest = min(MAX_CONFIG_BLUR, MAX_BLUR_LIMIT * self.render.reference_height / self.frame_side)
         self.render.blur = min(max(blur, 0.0), largest)
         limit = ": the most" if self.render.blur == largest else ": off" if self.render.blur == 0 else ""
         self.notify(f"blur {self.render.blur:g} px at {self.render.reference_height} lines "

@@ -265,6 +265,18 @@ class RefineStage:
         pass
 
 
+def blur_side(width: int, height: int) -> int:
+    """The side of the frame the blur scales with, so a preset looks the same at 480p and 1080p: the shorter one.
+    By the height, a portrait-orientation video (1080x1920) got 1.8 times the blur of the same scene in landscape
+    (1920x1080), though lens and sensor are the same."""
+    return min(width, height)
+
+
+def blur_px(render: RenderConfig, width: int, height: int) -> float:
+    """The largest blur radius in a width x height frame's own pixels (render.blur is given at reference_height)."""
+    return render.blur * blur_side(width, height) / render.reference_height
+
+
 class RenderStage:
     """Synthetic depth of field focused on the subject."""
 
@@ -280,10 +292,6 @@ class RenderStage:
         self.file_run = file_run  # a photo or a file into a file: not time-bound (render.exact_far's auto)
         self._threads = CpuThreads(config.threads)
 
-    def blur_px(self, height: int) -> float:
-        """The aperture scales with the frame so a preset looks the same at 480p and 1080p."""
-        return self.config.blur * height / self.config.reference_height
-
     def process(self, batch: list[Frame]) -> list[Frame]:
         if self.backend == "cpu":
             self._threads.apply()
@@ -293,7 +301,7 @@ class RenderStage:
             # dispatch to CuPy (NEP 18) and only the focus value comes back.
             frame.focus = self.focus.update(frame.image, frame.refined, frame.pts_seconds,
                                             cut=frame.extra.get(SCENE_CUT))
-            blur = self.blur_px(frame.height)
+            blur = blur_px(self.config, frame.width, frame.height)
             gpu_image = frame.extra.pop("gpu_image", None)  # the frame, uploaded by the refine stage
             if blur <= 0:
                 frame.output = frame.image

@@ -60,8 +60,8 @@ def test_an_image_output_takes_a_single_frame_only(clip, photo, tmp_path):
 def test_a_blur_too_large_for_the_frame_names_the_largest_that_fits(tmp_path):
     # 200 px at 480 lines is 833 px at 2000 lines, over the renderer's 512 px limit
     with pytest.raises(UserError, match=r"833 px .* use --blur 122 or less"):
-        check("synthetic:portrait?size=640x2000&frames=1", "null", **{"render.blur": 200})
-    check("synthetic:portrait?size=640x2000&frames=1", "null", **{"render.blur": 122})
+        check("synthetic:portrait?size=2400x2000&frames=1", "null", **{"render.blur": 200})
+    check("synthetic:portrait?size=2400x2000&frames=1", "null", **{"render.blur": 122})
 
 
 def test_a_focus_point_outside_the_frame_is_refused(tmp_path):
