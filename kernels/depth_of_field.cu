@@ -57,10 +57,52 @@ __device__ __forceinline__ float light(unsigned char v) {
     return f * f;
 }
 
+__device__ __forceinline__ float pixel_coc(const float* disp, int q, float focus, float coc_scale, float coc_max) {
+    // clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
+    return fminf(fmaxf((disp[q] - focus) * coc_scale, -coc_max), coc_max);
+}
+
+__device__ __forceinline__ float highlight_weight(const unsigned char* px, float boost, float gamma) {
+    const float inv_thr = 1.0f / (1.0f - HIGHLIGHT_THRESHOLD);
+    float hw = 1.0f;
+    if (boost > 0.0f) {
+        const float lum = 0.0722f * srgb_to_linear(px[0], gamma) + 0.7152f * srgb_to_linear(px[1], gamma)
+                        + 0.2126f * srgb_to_linear(px[2], gamma);
+        if (lum > HIGHLIGHT_THRESHOLD) hw += boost * (lum - HIGHLIGHT_THRESHOLD) * inv_thr;
+    }
+    return hw;
+}
+
+// One block of the near field's ring (kernels/dof_cpu_reduce.py: _near_ring) from the frame's edge pixels
+// [y0, y1) x [x0, x1) (a run of s along one side, a corner's pixel alone), each standing for the pixels beyond it:
+// the near means, coverage and narrowed radius of dof_reduce, at ring index `e`. The edge blocks had stood for what
+// lies beyond the frame, so a thin blurred foreground within s px of the side was repeated outside: a dark band.
+__device__ void near_ring_block(const unsigned char* img, const float* disp, int width, int y0, int y1, int x0,
+                                int x1, int s, float focus, float coc_scale, float coc_max, float boost, float gamma,
+                                int e, float4* ring_n, float* ring_nm, float* ring_nr) {
+    float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f, nm = 0.f, nr = 0.f;
+    for (int y = y0; y < y1; ++y) {
+        for (int x = x0; x < x1; ++x) {
+            const float c = pixel_coc(disp, y * width + x, focus, coc_scale, coc_max);
+            if (c <= FOCUS_RADIUS) continue;
+            const unsigned char* px = img + 3 * (y * width + x);
+            const float hw = highlight_weight(px, boost, gamma);
+            const float t = split_near(c, s);
+            n0 += t * hw * light(px[0]); n1 += t * hw * light(px[1]); n2 += t * hw * light(px[2]);
+            nh += t * hw; nm += t; nr += t * c;
+        }
+    }
+    const float inv_n = 1.0f / (float)((y1 - y0) * (x1 - x0));
+    ring_n[e] = make_float4(n0 * inv_n, n1 * inv_n, n2 * inv_n, nh * inv_n);
+    ring_nm[e] = nm * inv_n;
+    ring_nr[e] = nm > 0.0f ? reduced_radius(nr / nm, s) : -1.0f;
+}
+
 // One thread per s x s block: full-resolution CoC and highlight weight; per block the reduced share of far
 // and near premultiplied colour, weight, coverage and mean radius (reduced px), largest small near CoC and
 // far radius (gathered at full resolution by the composite); behind the near field, the colour and share of
-// the pixels not near and the mean radius of all near pixels (reduced px).
+// the pixels not near and the mean radius of all near pixels (reduced px). The near field's blocks (low_n, low_nm,
+// low_nr) are written inside a ring of blocks made of the frame's edge pixels: (hl + 2) x (wl + 2).
 extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, const float* __restrict__ disp,
                                       int height, int width, int s, int far_exact, float focus, float coc_scale,
                                       float coc_max,
@@ -77,7 +119,6 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     if (bx >= wl || by >= hl) return;
     const int y0 = by * s, y1 = min(y0 + s, height);
     const int x0 = bx * s, x1 = min(x0 + s, width);
-    const float inv_thr = 1.0f / (1.0f - HIGHLIGHT_THRESHOLD);
     float f0 = 0.f, f1 = 0.f, f2 = 0.f, fh = 0.f, fr = 0.f;
     float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f, nm = 0.f, nr = 0.f, fm = 0.f;
     float small = -1.0f;   // largest near CoC (< s) gathered at full resolution, -1: none
@@ -86,15 +127,9 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     float fr_min = 1e30f, fr_max = -1e30f;  // far radii of the reduced share
     for (int y = y0; y < y1; ++y) {
         for (int x = x0; x < x1; ++x) {
-            // clamped: a disparity outside [0, 1] blurs like the nearest extreme, not beyond it
-            const float c = fminf(fmaxf((disp[y * width + x] - focus) * coc_scale, -coc_max), coc_max);
+            const float c = pixel_coc(disp, y * width + x, focus, coc_scale, coc_max);
             const unsigned char* px = img + 3 * (y * width + x);
-            float hw = 1.0f;
-            if (boost > 0.0f) {
-                const float lum = 0.0722f * srgb_to_linear(px[0], gamma) + 0.7152f * srgb_to_linear(px[1], gamma)
-                                + 0.2126f * srgb_to_linear(px[2], gamma);
-                if (lum > HIGHLIGHT_THRESHOLD) hw += boost * (lum - HIGHLIGHT_THRESHOLD) * inv_thr;
-            }
+            const float hw = highlight_weight(px, boost, gamma);
             coc[y * width + x] = c;
             hwt[y * width + x] = hw;
             const float b = light(px[0]), g = light(px[1]), r = light(px[2]);
@@ -122,7 +157,7 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     const float inv_n = 1.0f / (float)((y1 - y0) * (x1 - x0));
     // The far field and what lies behind the near field skip what is outside the frame: their sums go per s x s
     // area, so a block the frame cuts weighs its own pixels only (kernels/dof_cpu_gather.py: _cut_blocks); the
-    // near field continues the frame's edge, and its block means stand for the part outside too.
+    // near field continues the frame's edge: a cut block's mean stands for its part outside, the ring beyond it.
     const float inv_area = 1.0f / (float)(s * s);
     const int i = by * wl + bx;
     low_f[i] = make_float4(f0 * inv_area, f1 * inv_area, f2 * inv_area, fh * inv_area);
@@ -130,9 +165,27 @@ extern "C" __global__ void dof_reduce(const unsigned char* __restrict__ img, con
     const float radius = fr_max - fr_min > RAMP_SPREAD * (float)s ? fr_min / (float)s
                                                                    : reduced_radius(fr / fmaxf(fm, 1e-30f), s);
     low_fr[i] = fm > 0.0f ? radius : -1.0f;
-    low_n[i] = make_float4(n0 * inv_n, n1 * inv_n, n2 * inv_n, nh * inv_n);
-    low_nm[i] = nm * inv_n;
-    low_nr[i] = nm > 0.0f ? reduced_radius(nr / nm, s) : -1.0f;  // mean radius of the reduced share, narrowed
+    // the near field's blocks inside their ring, (hl + 2) x (wl + 2): the edge blocks' threads fill the ring beside
+    // them from the frame's edge pixels alone (near_ring_block), the corner blocks' also the corners
+    const int we = wl + 2, e = (by + 1) * we + bx + 1;
+    low_n[e] = make_float4(n0 * inv_n, n1 * inv_n, n2 * inv_n, nh * inv_n);
+    low_nm[e] = nm * inv_n;
+    low_nr[e] = nm > 0.0f ? reduced_radius(nr / nm, s) : -1.0f;  // mean radius of the reduced share, narrowed
+    const int rows[2] = {by == 0 ? 0 : -1, by == hl - 1 ? height - 1 : -1};  // the frame's edge row beside it
+    const int cols[2] = {bx == 0 ? 0 : -1, bx == wl - 1 ? width - 1 : -1};
+    for (int k = 0; k < 2; ++k) {
+        const int ey = k == 0 ? 0 : hl + 1, ex = k == 0 ? 0 : wl + 1;
+        if (rows[k] >= 0)
+            near_ring_block(img, disp, width, rows[k], rows[k] + 1, x0, x1, s, focus, coc_scale, coc_max, boost,
+                            gamma, ey * we + bx + 1, low_n, low_nm, low_nr);
+        if (cols[k] >= 0)
+            near_ring_block(img, disp, width, y0, y1, cols[k], cols[k] + 1, s, focus, coc_scale, coc_max, boost,
+                            gamma, (by + 1) * we + ex, low_n, low_nm, low_nr);
+        for (int j = 0; j < 2; ++j)  // a corner: its pixel alone
+            if (rows[k] >= 0 && cols[j] >= 0)
+                near_ring_block(img, disp, width, rows[k], rows[k] + 1, cols[j], cols[j] + 1, s, focus, coc_scale,
+                                coc_max, boost, gamma, ey * we + (j == 0 ? 0 : wl + 1), low_n, low_nm, low_nr);
+    }
     low_small[i] = small;
     low_fsmall[i] = fsmall;
     low_b[i] = make_float4(b0 * inv_area, b1 * inv_area, b2 * inv_area, bm * inv_area);
@@ -178,12 +231,12 @@ extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const fl
     far_acc[i] = a;
     float4 b = make_float4(0.f, 0.f, 0.f, 0.f);
     float cov = 0.0f;
-    // blocks beyond the frame continue its edge blocks (kernels/dof.py: borders), unlike the far field's
+    // the near blocks lie inside their ring (dof_reduce): beyond the frame, the ring's blocks made of its edge pixels
+    // continue it (kernels/dof.py: borders), unlike the far field's
     for (int dy = -near_reach; dy <= near_reach; ++dy) {
-        const int qy = min(max(py + dy, 0), hl - 1);
+        const int qe = min(max(py + dy, -1), hl) + 1;
         for (int dx = -near_reach; dx <= near_reach; ++dx) {
-            const int qx = min(max(px + dx, 0), wl - 1);
-            const int q = qy * wl + qx;
+            const int q = qe * (wl + 2) + min(max(px + dx, -1), wl) + 1;
             const float rq = __ldg(low_nr + q);
             if (rq < 0.0f) continue;
             const float w = disc_weight(fmaxf(rq, FOCUS_RADIUS), dy, dx);

@@ -40,7 +40,7 @@ from kernels.dof_cpu_exact import (_add_small_near, _far_taps, _gather_exact_far
                                    _near_taps, _reach_masks, _small_span)
 from kernels.dof_cpu_gather import _gather
 from kernels.dof_cpu_lanes import _far_taps8, _near_taps8  # noqa: F401 (re-exported: tests)
-from kernels.dof_cpu_reduce import _reduce
+from kernels.dof_cpu_reduce import _near_ring, _reduce
 from kernels.dof_cpu_upsample import _phases_generic, _upsample_rows  # noqa: F401 (re-exported: tests)
 from kernels.dof_reference import BEHIND_FADE
 
@@ -107,9 +107,13 @@ class _Workspace:
         self.exact_w = np.empty(shape, np.float32)
         self.far_r = np.empty(shape, np.float32)
         self.low_f = np.empty((4,) + low_shape, np.float32)
-        self.low_n = np.empty((5,) + low_shape, np.float32)
+        # the near field's blocks inside a ring of blocks made of the frame's edge pixels (`_near_ring`): what its
+        # gather takes beyond the frame; `low_n`, `low_nr` view the blocks themselves
+        self.ring_n = np.empty((5, low_shape[0] + 2, low_shape[1] + 2), np.float32)
+        self.ring_nr = np.empty((low_shape[0] + 2, low_shape[1] + 2), np.float32)
+        self.low_n = self.ring_n[:, 1:-1, 1:-1]
+        self.low_nr = self.ring_nr[1:-1, 1:-1]
         self.low_fr = np.empty(low_shape, np.float32)
-        self.low_nr = np.empty(low_shape, np.float32)
         self.near_span = np.empty((height, 2), np.int64)
         self.near_cmax = np.empty(height, np.float32)
         self.far_span = np.empty((height, 2), np.int64)
@@ -158,10 +162,11 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
         # a run of block rows per thread (Numba's static schedule splits a prange so anyway)
         _reduce(numba.get_num_threads(), img, disp, p.scale, p.far_exact, focus, coc_scale, np.float32(p.coc_max),
                 np.float32(p.highlight_boost), _LINEAR_LUT, w.coc, w.pre, w.exact_w, w.far_r, w.low_f,
-                w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, w.near_span, w.near_cmax, w.near_mask, w.far_span,
+                w.low_fr, w.ring_n, w.ring_nr, w.low_b, w.low_br, w.near_span, w.near_cmax, w.near_mask, w.far_span,
                 w.far_rmax, w.far_mask)
+        _near_ring(w.coc, w.pre, p.scale, w.ring_n, w.ring_nr)
         t1 = time.perf_counter()
-        _gather(w.low_f, w.low_fr, w.low_n, w.low_nr, w.low_b, w.low_br, _row_order(hl),
+        _gather(w.low_f, w.low_fr, w.ring_n, w.ring_nr, w.low_b, w.low_br, _row_order(hl),
                 _distance_table(max(p.near_reach, 1)), w.far_acc, w.near_acc, w.behind_acc, w.near_rows,
                 *_last_block_shares(disp.shape, p.scale, p.low_shape))
         t2 = time.perf_counter()

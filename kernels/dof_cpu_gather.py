@@ -43,7 +43,7 @@ def _cut_blocks(ws, row_share, takes_last_column, column_share):
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, near_acc, behind_acc, near_rows,
+def _gather(low_f, low_fr, ring_n, ring_nr, low_b, low_br, rows, dist, far_acc, near_acc, behind_acc, near_rows,
             last_row_share, last_column_share):
     """Scatter-as-gather at reduced resolution: far field with the min-radius rule, near field by coverage.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| (K >= every window). Far output is zero where the pixel
@@ -54,13 +54,15 @@ def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, ne
     `last_column_share`: the share of s inside it). The far field and what lies behind the near field skip what
     is outside the frame, so a cut block weighs its pixels only (taken whole, a one-row block counted as s rows:
     a 31-row frame's far gradient at s = 6 was 14 levels off the reference in its last rows, 2 so); the near field
-    continues the frame's edge beyond it, and its blocks' means stand for their part outside too."""
+    continues the frame's edge beyond it: its blocks (`ring_n`, `ring_nr`: `low_n`, `low_nr` inside a ring of blocks
+    made of the frame's edge pixels alone, `dof_cpu_reduce._near_ring`), the last row and column standing for their part
+    outside too."""
     hl, wl = low_fr.shape
     kd = (dist.shape[0] - 1) // 2
     ia_far = _inverse_area(low_fr)
-    ia_near = _inverse_area(low_nr)
+    ia_near = _inverse_area(ring_nr)
     max_fr = _row_max(low_fr)
-    max_nr = _row_max(low_nr)
+    max_nr = _row_max(ring_nr)
     max_br = _row_max(low_br)
     max_bm = _row_max(low_b[3])  # rows of blocks holding no pixel that is not near add nothing behind
     for i in prange(hl):
@@ -77,9 +79,10 @@ def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, ne
             rb[px] = max(low_br[py, px], _HALF) if low_br[py, px] >= 0.0 else np.float32(-1e30)
         w = np.empty(wl, np.float32)
         rp_max = max(max_fr[py], FOCUS_RADIUS)
-        # rows outside the frame: the far field skips them, the near field takes the edge row's blocks again
+        # rows outside the frame: the far field skips them, the near field takes the ring's edge row
         for qv in range(py - kd, py + kd + 1):
             qy = min(max(qv, 0), hl - 1)
+            qe = min(max(qv, -1), hl) + 1  # the ring's row
             drow = dist[kd + qv - py]
             row_share = last_row_share if qy == hl - 1 else _ONE
             # behind the near field: rows outside the frame skipped, and rows holding only near pixels
@@ -124,8 +127,8 @@ def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, ne
                         ws[j] = _coverage(max(min(rq[j], rps[j]), _HALF) + edge) * max(iaq[j], iaps[j])
                     _cut_blocks(ws, row_share, p1 + dx == wl, last_column_share)
                     _add_weighted4(far, 0, p0, p1, ws, low_f, qy, p0 + dx)
-            if max_nr[qy] >= 0.0:
-                lim = max(max_nr[qy], FOCUS_RADIUS) + 0.5
+            if max_nr[qe] >= 0.0:
+                lim = max(max_nr[qe], FOCUS_RADIUS) + 0.5
                 for dx in range(-kd, kd + 1):
                     d = drow[kd + dx]
                     if d >= lim:
@@ -135,20 +138,20 @@ def _gather(low_f, low_fr, low_n, low_nr, low_b, low_br, rows, dist, far_acc, ne
                     n = p1 - p0  # <= 0: the offset is wider than the frame (a negative slice end would wrap)
                     edge = _HALF - d
                     if n > 0:
-                        rq = low_nr[qy, p0 + dx:p1 + dx]
-                        iaq = ia_near[qy, p0 + dx:p1 + dx]
+                        rq = ring_nr[qe, 1 + p0 + dx:1 + p1 + dx]
+                        iaq = ia_near[qe, 1 + p0 + dx:1 + p1 + dx]
                         ws = w[:n]
                         for j in range(n):
                             ws[j] = _coverage(max(rq[j], _HALF) + edge) * iaq[j]
-                        _add_weighted4(near, 0, p0, p1, ws, low_n, qy, p0 + dx)
-                        _add_product(near[4, p0:p1], ws, low_n[4, qy, p0 + dx:p1 + dx])
-                    # the columns whose source lies beyond the frame's side take its edge block
-                    side = wl - 1 if dx > 0 else 0
+                        _add_weighted4(near, 0, p0, p1, ws, ring_n, qe, 1 + p0 + dx)
+                        _add_product(near[4, p0:p1], ws, ring_n[4, qe, 1 + p0 + dx:1 + p1 + dx])
+                    # the columns whose source lies beyond the frame's side take the ring's block on that side
+                    side = wl + 1 if dx > 0 else 0
                     e0, e1 = (max(wl - dx, 0), wl) if dx > 0 else (0, min(-dx, wl))
-                    if e1 > e0 and low_nr[qy, side] >= 0.0:
-                        we = _coverage(max(low_nr[qy, side], _HALF) + edge) * ia_near[qy, side]
+                    if e1 > e0 and ring_nr[qe, side] >= 0.0:
+                        we = _coverage(max(ring_nr[qe, side], _HALF) + edge) * ia_near[qe, side]
                         for ch in range(5):
-                            value = we * low_n[ch, qy, side]
+                            value = we * ring_n[ch, qe, side]
                             for px in range(e0, e1):
                                 near[ch, px] += value
         for ch in range(4):

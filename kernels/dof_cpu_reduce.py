@@ -79,10 +79,10 @@ def _block_extremes(lo, hi, s, dst_lo, dst_hi):
 
 
 @njit(cache=True, fastmath=_EXACT, error_model="numpy")
-def _reduce_blocks(sums, colmin, colmax, s, rows, by, blocks, bmin, bmax, low_f, low_fr, low_n, low_nr, low_b,
+def _reduce_blocks(sums, colmin, colmax, s, rows, by, blocks, bmin, bmax, low_f, low_fr, ring_n, ring_nr, low_b,
                    low_br):
     """One row of blocks from its per-column sums (`_reduce`): each block's sums left to right, then the
-    reduced fields, each a short loop across the row of blocks (SIMD)."""
+    reduced fields, each a short loop across the row of blocks (SIMD); the near field's inside its ring."""
     width = sums.shape[1]
     wl = blocks.shape[1]
     full = width // s  # the last block may be narrower: summed on its own, in the same order
@@ -113,8 +113,8 @@ def _reduce_blocks(sums, colmin, colmax, s, rows, by, blocks, bmin, bmax, low_f,
         inv_n[bx] = inv_full if bx < full else inv_last
     for ch in range(4):
         _product(low_f[ch, by], blocks[ch], inv_n)
-        _product(low_n[ch, by], blocks[6 + ch], inv_n)
-    _product(low_n[4, by], blocks[10], inv_n)
+        _product(ring_n[ch, by + 1, 1:wl + 1], blocks[6 + ch], inv_n)
+    _product(ring_n[4, by + 1, 1:wl + 1], blocks[10], inv_n)
     for ch in range(3):
         _product(low_b[ch, by], blocks[12 + ch], inv_n)
     # every pixel is near or not: the block's count of pixels not near, exactly (small integers in float32)
@@ -130,7 +130,7 @@ def _reduce_blocks(sums, colmin, colmax, s, rows, by, blocks, bmin, bmax, low_f,
         else:
             radius = _reduced_radius(blocks[4, bx] / max(blocks[5, bx], _TINY), s)
         fr_row[bx] = radius if blocks[5, bx] > 0.0 else np.float32(-1.0)
-    nr_row = low_nr[by]
+    nr_row = ring_nr[by + 1, 1:wl + 1]
     for bx in range(wl):
         near_radius = _reduced_radius(blocks[11, bx] / max(blocks[10, bx], _TINY), s)
         nr_row[bx] = near_radius if blocks[10, bx] > 0.0 else np.float32(-1.0)
@@ -141,7 +141,7 @@ def _reduce_blocks(sums, colmin, colmax, s, rows, by, blocks, bmin, bmax, low_f,
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _reduce(tasks, img, disp, s, far_exact, focus, coc_scale, coc_max, boost, lut, coc, pre, exact_w, far_r,
-            low_f, low_fr, low_n, low_nr, low_b, low_br, near_span, near_cmax, near_mask, far_span, far_rmax,
+            low_f, low_fr, ring_n, ring_nr, low_b, low_br, near_span, near_cmax, near_mask, far_span, far_rmax,
             far_mask):
     """Full resolution: CoC, premultiplied colour planes in linear light (h*B^2, h*G^2, h*R^2, h), the exact
     gathers' weight (`exact_w`: a far pixel's inverse disc area, a near pixel's share left to the exact gather
@@ -150,7 +150,8 @@ def _reduce(tasks, img, disp, s, far_exact, focus, coc_scale, coc_max, boost, lu
     `_NO_FAR` outside the far field). In-focus pixels get zeros: the gathers multiply them by weight 0 and must
     not meet uninitialised memory.
     Per s x s block: far and near premultiplied colour and weight of the reduced share (`_share`), near
-    coverage (`low_n[4]`) and the radius of each field's reduced share in reduced pixels (-1: none);
+    coverage (`low_n[4]`) and the radius of each field's reduced share in reduced pixels (-1: none), the near
+    field's (`low_n`, `low_nr`) inside the ring of blocks that `_near_ring` fills (`ring_n`, `ring_nr`);
     what lies behind the near field: the colour (linear light) and share of the pixels that are not near
     (`low_b`), and the mean radius of all near pixels in reduced pixels (`low_br`, -1: none).
     Per row: the columns spanned by its small near pixels and their largest CoC (-1: none), the same
@@ -264,5 +265,52 @@ def _reduce(tasks, img, disp, s, far_exact, focus, coc_scale, coc_max, boost, lu
                     small[x] = c if (c > FOCUS_RADIUS) & (_share(c, near_shift) < _ONE) else np.float32(-1.0)
                 near_cmax[y] = _small_span(small, near_span[y])
                 _reach_masks(small, near_span[y], chunk_max, near_mask[y])
-            _reduce_blocks(sums, colmin, colmax, s, y1 - y0, by, blocks, bmin, bmax, low_f, low_fr, low_n, low_nr,
-                           low_b, low_br)
+            _reduce_blocks(sums, colmin, colmax, s, y1 - y0, by, blocks, bmin, bmax, low_f, low_fr, ring_n,
+                           ring_nr, low_b, low_br)
+
+
+@njit(cache=True, fastmath=_EXACT, error_model="numpy")
+def _ring_block(coc, pre, y0, y1, x0, x1, s, ring_n, ring_nr, ry, rx):
+    """One block of the near field's ring from the frame's edge pixels coc[y0:y1, x0:x1] (a run of s along one
+    side, a corner's pixel alone), each standing for the pixels beyond it: `_reduce`'s near means and radius."""
+    near_shift = _near_shift(s)
+    b = g = r = h = t_sum = c_sum = _ZERO
+    for y in range(y0, y1):
+        for x in range(x0, x1):
+            c = coc[y, x]
+            t = _share(c, near_shift) if c > FOCUS_RADIUS else _ZERO
+            b += t * pre[0, y, x]
+            g += t * pre[1, y, x]
+            r += t * pre[2, y, x]
+            h += t * pre[3, y, x]
+            t_sum += t
+            c_sum += t * c
+    inv_n = _ONE / np.float32((y1 - y0) * (x1 - x0))
+    ring_n[0, ry, rx] = b * inv_n
+    ring_n[1, ry, rx] = g * inv_n
+    ring_n[2, ry, rx] = r * inv_n
+    ring_n[3, ry, rx] = h * inv_n
+    ring_n[4, ry, rx] = t_sum * inv_n
+    ring_nr[ry, rx] = _reduced_radius(c_sum / max(t_sum, _TINY), s) if t_sum > 0.0 else np.float32(-1.0)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _near_ring(coc, pre, s, ring_n, ring_nr):
+    """The ring of blocks around the near field's (`_reduce` wrote them inside it) made of the frame's edge pixels
+    alone: what the near field gathers beyond the frame (`_gather`), as the reference repeats its edge pixels
+    there. The edge blocks had stood for it, so a thin blurred foreground within s px of the side (a post, a cable)
+    was repeated outside: a dark band down the side, 38 levels off the reference (240 px astronaut, s = 3, a dark
+    post 1 px in)."""
+    height, width = coc.shape
+    hl, wl = ring_nr.shape[0] - 2, ring_nr.shape[1] - 2
+    for bx in range(wl):
+        x0, x1 = bx * s, min(bx * s + s, width)
+        _ring_block(coc, pre, 0, 1, x0, x1, s, ring_n, ring_nr, 0, bx + 1)
+        _ring_block(coc, pre, height - 1, height, x0, x1, s, ring_n, ring_nr, hl + 1, bx + 1)
+    for by in range(hl):
+        y0, y1 = by * s, min(by * s + s, height)
+        _ring_block(coc, pre, y0, y1, 0, 1, s, ring_n, ring_nr, by + 1, 0)
+        _ring_block(coc, pre, y0, y1, width - 1, width, s, ring_n, ring_nr, by + 1, wl + 1)
+    for ry, y in ((0, 0), (hl + 1, height - 1)):  # the corners: the corner pixel alone
+        for rx, x in ((0, 0), (wl + 1, width - 1)):
+            _ring_block(coc, pre, y, y + 1, x, x + 1, s, ring_n, ring_nr, ry, rx)

@@ -38,10 +38,12 @@ class DofBuffers:
         self.low_small = xp.empty((hl, wl), xp.float32)  # largest near CoC below 2 s, per block (-1: none)
         self.low_fsmall = xp.empty((hl, wl), xp.float32)  # the same for far radii
         self.low_f = xp.empty((hl, wl, 4), xp.float32)
-        self.low_n = xp.empty((hl, wl, 4), xp.float32)
+        # the near field's blocks inside a ring of blocks made of the frame's edge pixels (dof_reduce): what its
+        # gather takes beyond the frame
+        self.low_n = xp.empty((hl + 2, wl + 2, 4), xp.float32)
         self.low_fr = xp.empty((hl, wl), xp.float32)
-        self.low_nm = xp.empty((hl, wl), xp.float32)
-        self.low_nr = xp.empty((hl, wl), xp.float32)
+        self.low_nm = xp.empty((hl + 2, wl + 2), xp.float32)
+        self.low_nr = xp.empty((hl + 2, wl + 2), xp.float32)
         self.far_acc = xp.empty((hl, wl, 4), xp.float32)
         self.near_acc = xp.empty((hl, wl, 4), xp.float32)
         self.near_a = xp.empty((hl, wl), xp.float32)
