@@ -6,6 +6,7 @@ keep that look; `kernels.colour` tone-maps it instead.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ UNSPECIFIED_MATRIX = 2  # AVCOL_SPC_UNSPECIFIED
 DEFAULT_PQ_PEAK_NITS = 1000.0  # where a PQ video does not say its peak (most HDR10 grades)
 PQ_PEAK_RANGE = (400.0, 10000.0)
 FULL_RANGE = 2  # AVCOL_RANGE_JPEG; unspecified YUV is taken as limited (MPEG), as swscale does
+# planar formats whose 10 or 12 bits sit in the top of 16 (hardware decoders' output), named by FFmpeg's scheme
+MSB_ALIGNED = re.compile(r"p[024]1[02](le|be)")
 SWSCALE_GAINS = (1.0, 1.02)  # plausible gains (1.0039 at 10 and 12 bits, 1.0079 at 8): outside, the probe misread
 
 
@@ -149,7 +152,8 @@ def white_picture(frame: Any) -> Any:
     pixel_format = frame.format
     picture = av.VideoFrame(16, 16, pixel_format.name)
     picture.colorspace, picture.color_range = frame.colorspace, frame.color_range
-    full = pixel_format.is_rgb or int(frame.color_range) == FULL_RANGE
+    # yuvj formats are full range whatever their tag (swscale's own rule): 235 read as 92% white, a gain refused
+    full = pixel_format.is_rgb or int(frame.color_range) == FULL_RANGE or pixel_format.name.startswith("yuvj")
     for index, plane in enumerate(picture.planes):
         codes = {white_code(c.index, c.bits, pixel_format.is_rgb or c.is_alpha, full)
                  for c in pixel_format.components if c.plane == index}
@@ -157,7 +161,8 @@ def white_picture(frame: Any) -> Any:
             raise ValueError(f"{pixel_format.name}: plane {index} holds codes {codes}")
         bits = max(c.bits for c in pixel_format.components if c.plane == index)
         dtype = np.uint8 if bits <= 8 else np.dtype(">u2" if pixel_format.is_big_endian else "<u2")
-        np.frombuffer(plane, dtype)[:] = codes.pop()
+        # P010-style formats keep their codes in a word's top bits: 940 alone read as black, a gain refused
+        np.frombuffer(plane, dtype)[:] = codes.pop() << (16 - bits if MSB_ALIGNED.fullmatch(pixel_format.name) else 0)
     return picture
 
 
