@@ -231,11 +231,11 @@ def test_a_photo_whose_blur_is_refused_is_refused_before_it_is_decoded(tmp_path,
     assert main(["run", str(tmp_path / "big.png"), "-o", str(tmp_path / "out.png"), "--blur", "200"],
                 restore_signals=False) == 2
     said = capsys.readouterr().err.strip().splitlines()
-    assert len(said) == 1 and "is 625 px at this input's 1500 lines, over the 512 px limit" in said[0], said
+    assert len(said) == 1 and "is 625 px at this 2000x1500 input, over the 512 px limit" in said[0], said
     assert main(["run", str(tmp_path / "turned.jpg"), "-o", str(tmp_path / "out.png"), "--blur", "200"],
                 restore_signals=False) == 2
     said = capsys.readouterr().err.strip().splitlines()
-    assert len(said) == 1 and "is 833 px at this input's 2000 lines" in said[0], said
+    assert len(said) == 1 and "is 625 px at this 1500x2000 input" in said[0], said  # its shown size, turned
 
 
 def test_a_photo_is_decoded_once_its_size_passed_the_checks(tmp_path):
