@@ -265,13 +265,17 @@ def read_image(path: Path) -> np.ndarray:
         if image is not None:
             return image
     # OpenCV logs libtiff's errors as its warnings (nothing where silent): a damaged TIFF was read without a word
+    orientation = None if tiff else _orientation(path)
     with opencv_quiet(cv2.utils.logging.LOG_LEVEL_WARNING if tiff else cv2.utils.logging.LOG_LEVEL_SILENT), \
             decoder_messages() as said:
         try:
-            image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+            flags = cv2.IMREAD_COLOR | (0 if orientation is None else cv2.IMREAD_IGNORE_ORIENTATION)
+            image = cv2.imdecode(data, flags) if data.size else None
         except cv2.error as exc:
             refuse_if_too_large(path, exc)
             image = None
+    if image is not None and orientation is not None:
+        image = turned_upright(image, orientation)
     image = _read_with_pillow(path) if image is None else image
     if image is not None:
         _warn_if_damaged(path, said)
@@ -697,6 +701,40 @@ def on_white(picture_bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     which took 48-150 ms a 1080p picture here (a video's every picture: stream.sources), this ~10."""
     opacity = cv2.merge([alpha, alpha, alpha])
     return cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(picture_bgr), opacity, scale=1 / 255))
+
+
+# How to bring a stored picture upright, by its orientation tag, in OpenCV's operations (UPRIGHT_TRANSPOSE's)
+_CV_ROTATE = {3: cv2.ROTATE_180, 6: cv2.ROTATE_90_CLOCKWISE, 8: cv2.ROTATE_90_COUNTERCLOCKWISE}
+_CV_FLIP = {2: 1, 4: 0}  # cv2.flip's codes: about the vertical axis, the horizontal one
+
+
+def _orientation(path: Path) -> int | None:
+    """The orientation tag as Pillow reads it, which the output's EXIF (set upright), its size checks (upright_size)
+    and Pillow's own decoding go by; None where Pillow cannot read the file (OpenCV's reading then stands) or it is
+    a HEIF (pillow-heif gives it upright). OpenCV read it otherwise: an AVIF's rotation (irot, where avifenc and
+    Pillow store a phone's orientation) not at all, a PNG's EXIF under an "Exif" header (ImageMagick's) or in a
+    text chunk not; the output came out sideways, its tag set upright."""
+    try:
+        with pillow_open(path) as image:
+            if image is None or image.format == "HEIF":
+                return None
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 (EXIF beyond reading, a picture past the pixel limit: OpenCV's reading)
+        return None
+    return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+
+
+def turned_upright(picture: np.ndarray, orientation: int) -> np.ndarray:
+    """A picture as stored, turned as its orientation tag (1-8) says: as _upright turns Pillow's."""
+    if orientation in _CV_ROTATE:
+        return cv2.rotate(picture, _CV_ROTATE[orientation])
+    if orientation in _CV_FLIP:
+        return cv2.flip(picture, _CV_FLIP[orientation])
+    if orientation == 5:
+        return cv2.transpose(picture)
+    if orientation == 7:
+        return cv2.rotate(cv2.transpose(picture), cv2.ROTATE_180)
+    return picture
 
 
 def _upright(image: Any) -> Any:
