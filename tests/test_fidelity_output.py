@@ -256,7 +256,7 @@ def test_fidelity_a_tag_read_twice_alike_is_written_once():
     assert _one_value(CREATED) == CREATED
 
 
-def test_fidelity_a_run_keeps_the_tags_the_open_input_read(tmp_path, monkeypatch):
+def test_fidelity_a_run_keeps_the_tags_the_open_input_read(shared_models, tmp_path, monkeypatch):
     """The writer opened the input a second time for its tags (a slow network drive: a second open; a pipe: lost
     pictures): the run hands over those its open source read."""
     import stream.video_writer

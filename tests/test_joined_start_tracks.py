@@ -198,7 +198,7 @@ def test_a_start_read_on_to_from_the_beginning_keeps_the_clip_s_sound(tmp_path, 
     assert sound.start <= sound.pictures[0] and sound.end == pytest.approx(sound.pictures[1], abs=AAC_FRAME_S)
 
 
-def test_depthcam_run_keeps_the_later_clip_s_sound(tmp_path):
+def test_depthcam_run_keeps_the_later_clip_s_sound(shared_models, tmp_path):
     """The whole command, model and all: `depthcam run joined.ts --start 1.1` writes b's sound under b's pictures."""
     from stream.cli import main
 

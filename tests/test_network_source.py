@@ -709,7 +709,7 @@ def test_an_interlaced_stream_with_deinterlace_off_gives_the_pictures_as_decoded
     assert len(frames) == 4 and all(np.array_equal(f.image, raw) for f, raw in zip(frames, stored))
 
 
-def test_deinterlace_off_reaches_a_network_stream_through_the_run(tmp_path, told):
+def test_deinterlace_off_reaches_a_network_stream_through_the_run(shared_models, tmp_path, told):
     """`--deinterlace off` (config `deinterlace: off`) was applied to video files only: a stream was deinterlaced."""
     from stream.app import build
     from stream.config import load_config

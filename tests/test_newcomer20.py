@@ -29,7 +29,7 @@ def test_an_animation_takes_seconds_only_also_an_opaque_gif(tmp_path, flag, valu
                           flag, "is a timecode (HH:MM:SS:FF)", "seconds or [HH:]MM:SS.s")
 
 
-def test_an_opaque_gif_still_takes_a_part_in_seconds(tmp_path):
+def test_an_opaque_gif_still_takes_a_part_in_seconds(shared_models, tmp_path):
     gif = _gif(tmp_path / "anim.gif", [500, 100, 100, 100])
     ran = depthcam("run", str(gif), "-o", "null", "--start", "0.55", "--no-progress")
     assert ran.returncode == 0, ran.stderr
@@ -52,7 +52,8 @@ def test_every_reference_page_opens_with_what_it_covers():
         assert re.search(r"[.:]", first), page.name
 
 
-def test_a_quicktime_animation_into_mov_is_not_told_to_use_the_prores_it_already_gets(tmp_path, capsys):
+def test_a_quicktime_animation_into_mov_is_not_told_to_use_the_prores_it_already_gets(shared_models, tmp_path,
+                                                                                           capsys):
     """docs/video-files.md: under `auto` a QuickTime Animation input written to .mov or .mkv stays ProRes. Its run
     line said `RGB made 4:2:2 in a video output (--codec prores keeps it, ...)`, advice that changes nothing: the
     output was ProRes already, whose 4:2:2 is the very loss named."""

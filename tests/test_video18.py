@@ -269,7 +269,7 @@ def test_video18_the_run_line_says_how_to_keep_the_colour_lost(tmp_path):
     assert "keeps it" not in kept.description
 
 
-def test_video18_an_h264_4_2_2_input_into_mov_is_told_of_prores(tmp_path, capsys):
+def test_video18_an_h264_4_2_2_input_into_mov_is_told_of_prores(shared_models, tmp_path, capsys):
     """End to end: H.264 High 4:2:2 into .mov (auto: H.264 4:2:0) names --codec prores in the run line; into .mp4,
     which cannot hold ProRes, it does not."""
     import av
