@@ -155,8 +155,9 @@ def check_outputs(config: PipelineConfig, input_spec: str, output: str, source: 
         ensure_writable(Path(target), "depth video" if flag == "--save-depth" else "output", create_folder=False)
         if output_kind(target) == "video":
             wide = 3 if flag == "-o" and config.output.side_by_side else 1
+            grey16 = flag == "--save-depth" and config.output.depth_format == "grey16"  # FFV1, whatever --codec says
             check_video_size(f"{flag} {target}", Path(target).suffix.lower(), source.width * wide, source.height,
-                             config.output.codec)
+                             "ffv1" if grey16 else config.output.codec)
     if kind == "window" or preview:
         check_display(WINDOW_FIX if kind == "window" else PREVIEW_FIX)
     if kind == "vcam":
@@ -418,6 +419,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                              subtitles_from=source.subtitle_path, chapters=video.chapters,
                              part_end=getattr(video, "part_end", None), codec=config.output.codec,
                              input_codec=input_codec, audio_tracks=config.output.kept_audio_tracks(),
+                             depth_format=config.output.depth_format,
                              controls=LiveControls(focus, config.render, full_side,  # its blur limit
                                                    shown_scale=shown_scale))
             if isinstance(video, VideoFileSource):  # the run line says what the output's codec loses (ProRes: bits)

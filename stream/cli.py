@@ -178,6 +178,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-depth", metavar="FILE",
                         help="also write the refined depth, coloured (bright: near), as a video (a picture for a "
                              "photo); a folder gets NAME_depth.mp4 (.png)")
+    parser.add_argument("--depth-format", choices=OutputConfig.DEPTH_FORMATS,
+                        help="--save-depth's pictures: colour (the default: a colour map to look at) or grey16 (the "
+                             "relative disparity as 16-bit data, round(d * 65535): 0 the far end, 65535 the near end "
+                             "of each frame's depth range, not metres; .png or .tif, a video .mkv, lossless FFV1)")
     parser.add_argument("--side-by-side", action=argparse.BooleanOptionalAction, default=None,
                         help="write input | output | depth (default: off)")
     parser.add_argument("--codec", type=OutputConfig.codec_named, choices=OutputConfig.CODECS,
@@ -236,7 +240,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         "render.focus_point": args.focus_point, "render.blur": args.blur,
         "render.highlight_boost": args.highlight_boost, "refine.mode": args.refine,
         "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),
-        "output.save_depth": args.save_depth, "output.side_by_side": args.side_by_side,
+        "output.save_depth": args.save_depth, "output.depth_format": args.depth_format,
+        "output.side_by_side": args.side_by_side,
         "output.preview": args.preview, "output.progress": args.progress, "output.codec": args.codec,
         "output.audio_tracks": args.audio_track,
     }
@@ -261,9 +266,13 @@ def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfi
 
 
 def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
+    from stream.sinks import check_depth_format
+
     config, camera_preset = run_config(input_spec, args)
     # a config file's `save_depth: depths/` is a folder as the flag's is (the flag's is resolved already)
-    config.output.save_depth = _into_folder(input_spec, "output.save_depth", config.output.save_depth)
+    config.output.save_depth = _into_folder(input_spec, "output.save_depth", config.output.save_depth,
+                                            config.output.depth_format)
+    check_depth_format(config.output.save_depth, config.output.depth_format)  # before the model loads
     photo = not live_input(input_spec) and _still(input_spec)  # a URL's .jpg is no photo here
     if photo and (output == "window" or config.output.preview):
         return _refocus_photo(input_spec, output, config, args)
@@ -452,7 +461,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = args.inputs[0]
         _refuse_roll_extra(spec)
         output = _into_folder(spec, "-o", args.output)
-        args.save_depth = _into_folder(spec, "--save-depth", args.save_depth)
+        depth_format = _depth_format(args) if args.save_depth else "colour"  # a folder's depth name follows it
+        args.save_depth = _into_folder(spec, "--save-depth", args.save_depth, depth_format)
         return _run(spec, output, args)
     return _run_each(args.inputs, args)
 
@@ -525,9 +535,10 @@ def _folders_named(folders: list[str], extras: dict[str, tuple[str, str, str]]) 
     return f" ({shown}: {fix})"
 
 
-def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
+def _into_folder(spec: str, flag: str, value: str | None, depth_format: str = "colour") -> str | None:
     """-o or --save-depth naming a folder (one that exists, or a name ending in /) for a single input: the
-    file that several inputs would get there, so that `run clips/*.mp4 -o portraits/` works for one clip too."""
+    file that several inputs would get there, so that `run clips/*.mp4 -o portraits/` works for one clip too (a
+    grey16 depth's in a type that holds it: .mkv, .png)."""
     try:
         folder = bool(value) and value not in NOT_FILES and \
             (value.endswith(("/", os.sep)) or Path(value).expanduser().is_dir())
@@ -539,11 +550,26 @@ def _into_folder(spec: str, flag: str, value: str | None) -> str | None:
     if live_input(spec):
         raise UserError(f"{flag} {value} is a folder; give the recording a file name "
                         f"(e.g. {Path(value) / 'take1.mp4'})")
-    from stream.app import depth_name, portrait_name
+    from stream.app import portrait_name
 
     image, named = _still(spec), _named(spec)
-    name = Path(portrait_name(named, image=image)).name if flag == "-o" else depth_name(named, image=image)
+    name = Path(portrait_name(named, image=image)).name if flag == "-o" else _depth_name(named, image, depth_format)
     return str(Path(value) / name)
+
+
+def _depth_name(spec: str, image: bool, depth_format: str) -> str:
+    """The depth's file name in a folder: NAME_depth.mp4 (.png, an animation's type), a grey16 depth's in a type
+    that holds 16-bit grey: NAME_depth.png for a photo, else NAME_depth.mkv (the animation writers take 8 bits)."""
+    from stream.app import depth_name
+
+    name = depth_name(spec, image=image)
+    return str(Path(name).with_suffix(".png" if image else ".mkv")) if depth_format == "grey16" else name
+
+
+def _depth_format(args: argparse.Namespace) -> str:
+    """output.depth_format as the run will have it (the flag's, else the config file's): a folder's depth name
+    follows it."""
+    return args.depth_format or load_config(args.config, _overrides(args)).output.depth_format
 
 
 def _refuse_no_type(spec: str, flag: str, value: str | None) -> None:
@@ -605,15 +631,16 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
     folder, depth_folder = _batch_folder("-o", args.output), _batch_folder("--save-depth", args.save_depth)
     if depth_folder is None:
         depth_folder = _config_depth_folder(args)
-    from stream.app import depth_name, portrait_name
+    from stream.app import portrait_name
 
+    format_of_depth = _depth_format(args) if depth_folder is not None else "colour"
     plans = []
     for spec in inputs:
         # as a single run names it, told from the name: the inputs open one at a time, later
         image = _still(spec)
         beside = Path(portrait_name(_named(spec), image=image))
         output = args.output if args.output in NOT_FILES else str(folder / beside.name if folder else beside)
-        depth = str(depth_folder / depth_name(_named(spec), image=image)) if depth_folder is not None else None
+        depth = None if depth_folder is None else str(depth_folder / _depth_name(_named(spec), image, format_of_depth))
         plans.append((spec, output, depth))
     outputs = [p for _, output, depth in plans for p in (output, depth) if p is not None and p not in NOT_FILES]
     clash = next((p for i, p in enumerate(outputs) if p in outputs[:i]), None)
@@ -679,7 +706,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     output = _into_folder("demo", "-o", args.output) or str(DEMO_DIR / "demo_portrait.mp4")
     # the depth beside the portrait where -o names a folder, else in out/
     depth_folder = Path(output).parent if output != args.output else DEMO_DIR
-    args.save_depth = _into_folder("demo", "--save-depth", args.save_depth) or str(depth_folder / "demo_depth.mp4")
+    depth_format = _depth_format(args)  # a grey16 depth's own name: demo_depth.mkv
+    args.save_depth = _into_folder("demo", "--save-depth", args.save_depth, depth_format) or \
+        str(depth_folder / _depth_name("demo.mp4", False, depth_format))
     output_kind(output)
     try:
         sample = write_sample(DEMO_DIR / "sample_astronaut.mp4")

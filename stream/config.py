@@ -31,7 +31,8 @@ FLAGS = {"model": "--model", "model_output": "--model-output", "model_input": "-
          "render.focus": "--focus", "render.focus_point": "--focus-point", "render.blur": "--blur",
          "render.highlight_boost": "--highlight-boost", "refine.mode": "--refine", "inference.max_batch": "--max-batch",
          "inference.mode": "--async-depth", "output.save_depth": "--save-depth",
-         "output.side_by_side": "--side-by-side", "output.preview": "--preview", "output.progress": "--progress"}
+         "output.depth_format": "--depth-format", "output.side_by_side": "--side-by-side",
+         "output.preview": "--preview", "output.progress": "--progress"}
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything larger is a wrong file (a video?), not read whole
 # Values that a file's aliases (*name) may add by standing for their anchor's again: a config needs a few dozen;
 # nested aliases (a 'billion laughs' file, 1 KB) stand for 10^9, which a message or a walk of them ran out of memory
@@ -191,6 +192,10 @@ class QueueConfig:
 class OutputConfig:
     side_by_side: bool = False  # write input | output | depth next to each other
     save_depth: str | None = None  # also write the refined disparity, colourised, to this video
+    # the depth file's pictures: colour (inferno, to look at) | grey16 (the disparity as data, round(d * 65535),
+    # 65535 nearest; .png, .tif or lossless .mkv), for compositing and 3D
+    depth_format: str = "colour"
+    DEPTH_FORMATS = ("colour", "grey16")  # a class constant, no field
     preview: bool = False  # also show the output in a window (keys and clicks as in -o window)
     progress: bool = True
     # the video's codec: auto = the container's own (H.264 in .mp4, .mov, .mkv; VP9 in .webm; MPEG-4 in .avi), except
@@ -240,6 +245,7 @@ class OutputConfig:
         if isinstance(self.codec, str):
             self.codec = self.codec_named(self.codec)
         _check_choice("output.codec", self.codec, self.CODECS)
+        _check_choice("output.depth_format", self.depth_format, self.DEPTH_FORMATS)
         try:
             self.audio_tracks = self.audio_tracks_named(self.audio_tracks)
         except ValueError as exc:

@@ -39,6 +39,44 @@ def colourise(disparity) -> np.ndarray:
     return cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO)
 
 
+GREY16_IMAGES = (".png", ".tif", ".tiff")  # the photo types that hold 16-bit grey (OpenCV writes them so)
+GREY16_VIDEOS = (".mkv",)  # FFV1's 16-bit grey: FFmpeg's MOV, MP4, WebM and AVI muxers take no gray16le FFV1
+
+
+def grey16(disparity) -> np.ndarray:
+    """Disparity in [0, 1] (NumPy, or CuPy) as 16-bit grey, round(d * 65535): the depth as data, not a picture to
+    look at (near = bright, as the colour map). In float64, where float32 would round some values one off."""
+    return np.clip(np.rint(to_host(disparity).astype(np.float64) * 65535.0), 0, 65535).astype(np.uint16)
+
+
+def depth_picture(depth_format: str) -> Callable[[Frame], np.ndarray]:
+    """A frame's depth as the depth file holds it: colourised (BGR), or grey16 (one channel); nothing where the
+    frame has no depth (black)."""
+    if depth_format == "grey16":
+        return lambda f: grey16(f.refined) if f.refined is not None else np.zeros(f.image.shape[:2], np.uint16)
+    return lambda f: colourise(f.refined) if f.refined is not None else np.zeros_like(f.image)
+
+
+def check_depth_format(save_depth: str | None, depth_format: str) -> None:
+    """Before the run: a grey16 depth file has a type that holds 16-bit grey (a UserError naming the types)."""
+    if depth_format != "grey16" or not save_depth:
+        return
+    path = Path(save_depth)
+    suffix = path.suffix.lower()
+    if suffix in GREY16_IMAGES + GREY16_VIDEOS:
+        return
+    try:
+        kind = output_kind(save_depth)
+    except UserError:  # no type at all: the output checks say so, as for a colour depth
+        return
+    if kind == "image":
+        raise UserError(f"--save-depth {save_depth}: {suffix} holds no 16-bit grey (--depth-format grey16); give "
+                        f"a .png or .tif ({path.with_suffix('.png').name}), or --depth-format colour")
+    if kind == "video":
+        raise UserError(f"--save-depth {save_depth}: {suffix} holds no 16-bit grey video (--depth-format grey16); "
+                        f"give a .mkv (lossless FFV1: {path.with_suffix('.mkv').name}), or --depth-format colour")
+
+
 def compose(frame: Frame, side_by_side: bool, page: bool = False) -> np.ndarray:
     """The picture an output shows: the render, or input | render | depth. A transparent input's pictures (their
     alpha in `extra["alpha"]`) hold the nearest visible colour where they are hidden (filled_behind): laid on white
@@ -91,17 +129,18 @@ class VideoSink(Sink):
     where the part taken ends, in the input's seconds (its subtitles are cut there); `codec`: output.codec, which
     `input_codec` (the input's decoder's name) may decide; `audio_tracks`: output.audio_tracks, the audio streams
     kept (from 1; None: every one); `transparency`: `picture` gives the render itself (not side by side, not a depth
-    picture), to which a transparent input's alpha fits."""
+    picture), to which a transparent input's alpha fits; `grey16`: `picture` gives 16-bit grey (a grey16 depth),
+    written as lossless FFV1."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float, audio_from: Path | None,
                  picture: Callable[[Frame], np.ndarray], audio_ends_with_pictures: bool = False,
                  tags_from: Path | Mapping[str, str] | None = None, subtitles_from: Path | None = None,
                  chapters: list[Mapping[str, Any]] | None = None, part_end: float | None = None,
                  codec: str = "auto", input_codec: str | None = None, audio_tracks: list[int] | None = None,
-                 transparency: bool = False) -> None:
+                 transparency: bool = False, grey16: bool = False) -> None:
         self.writer = VideoWriter(path, width, height, fps, audio_from, tags_from=tags_from,
                                   subtitles_from=subtitles_from, chapters=chapters, part_end=part_end,
-                                  codec=codec, input_codec=input_codec, audio_tracks=audio_tracks)
+                                  codec=codec, input_codec=input_codec, audio_tracks=audio_tracks, grey16=grey16)
         self.picture = picture
         self.audio_ends_with_pictures = audio_ends_with_pictures
         self.transparency = transparency
@@ -765,12 +804,14 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
               photo_metadata: PhotoMetadata | None = None,
               tags_from: Path | Mapping[str, str] | None = None, subtitles_from: Path | None = None,
               chapters: list[Mapping[str, Any]] | None = None, part_end: float | None = None,
-              codec: str = "auto", input_codec: str | None = None, audio_tracks: list[int] | None = None) -> Sink:
+              codec: str = "auto", input_codec: str | None = None, audio_tracks: list[int] | None = None,
+              depth_format: str = "colour") -> Sink:
     """The sink for `-o TARGET` (plus the depth video of --save-depth, and the window of --preview), opened
     and validated now. `tags_from`: the input video's tags (or the file), whose creation time, location and title
     both videos keep (by default the main output takes them from `audio_from`); `chapters`: the input's chapters,
     which both videos keep; `subtitles_from`: the file whose subtitles the main output keeps, cut at `part_end`;
-    `codec`, `input_codec`: both videos' codec, as VideoSink takes them; `audio_tracks`: the main output's sound."""
+    `codec`, `input_codec`: both videos' codec, as VideoSink takes them; `audio_tracks`: the main output's sound;
+    `depth_format`: output.depth_format, the depth file's pictures (colour, or grey16: 16-bit grey data)."""
     kind = output_kind(target)
     picture: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side)  # noqa: E731
     shown: Callable[[Frame], np.ndarray] = lambda f: compose(f, side_by_side, page=True)  # noqa: E731
@@ -778,17 +819,22 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
     sinks: list[Sink] = []
     try:
         if save_depth:
-            depth: Callable[[Frame], np.ndarray] = lambda f: (  # noqa: E731
-                colourise(f.refined) if f.refined is not None else np.zeros_like(f.image))
-            if output_kind(save_depth) == "image":  # a photo's depth picture, an animation's depth animation
-                plays = photo_metadata.plays if photo_metadata is not None else None
+            check_depth_format(save_depth, depth_format)
+            depth = depth_picture(depth_format)
+            plays = photo_metadata.plays if photo_metadata is not None else None
+            if output_kind(save_depth) == "image" and depth_format == "grey16":
+                if plays is not None:  # OpenCV writes one 16-bit picture; the animation writers take 8-bit colour
+                    raise UserError(f"--save-depth {save_depth}: an animation's 16-bit grey depth goes into a video; "
+                                    f"give {Path(save_depth).with_suffix('.mkv').name}")
+                sinks.append(ImageSink(Path(save_depth), depth))  # no metadata: Pillow's path takes colour only
+            elif output_kind(save_depth) == "image":  # a photo's depth picture, an animation's depth animation
                 sinks.append(picture_sink(Path(save_depth), depth, fps, PhotoMetadata(plays=plays),
                                           transparency=False))  # depth: opaque, as a photo's
             elif output_kind(save_depth) == "video":
                 # cut as the main output is (--duration): its chapters too
                 sinks.append(VideoSink(Path(save_depth), width, height, fps, None, depth, audio_ends_with_pictures,
                                        tags_from=tags_from, chapters=chapters, part_end=part_end, codec=codec,
-                                       input_codec=input_codec))
+                                       input_codec=input_codec, grey16=depth_format == "grey16"))
             else:
                 raise UserError(f"--save-depth {save_depth}: give a video file ({', '.join(video_suffixes())}) or, "
                                 f"for a photo, an image file")

@@ -359,6 +359,8 @@ SPARSE_INTERLEAVE_US = "1000000"
 CHAPTER_TIME_BASE = Fraction(1, 1_000_000)
 # AVCOL_* values (FFmpeg's pixfmt.h) for the stream's colour tags.
 RANGE_LIMITED, MATRIX_BT709, MATRIX_BT601, PRIMARIES_BT709, TRANSFER_BT709 = 1, 1, 6, 1, 1
+RANGE_FULL = 2
+GREY16_PIX_FMT = "gray16le"  # a grey16 depth's pictures: 16-bit data, FFV1 (lossless) the codec that takes them
 # FFmpeg's AV_FIELD_PROGRESSIVE: said, MOV gets a 'fiel' box and Matroska its field order (else "unknown", which an
 # editor's QC may read as interlaced); the pictures are square (an anamorphic input is scaled): MOV's 'pasp' says so
 FIELD_PROGRESSIVE, SQUARE_PIXELS = 1, Fraction(1, 1)
@@ -599,7 +601,7 @@ class VideoWriter:
                  crf: int = 18, tags_from: Path | Mapping[str, str] | None = None,
                  subtitles_from: Path | None = None, chapters: list[Mapping[str, Any]] | None = None,
                  part_end: float | None = None, codec: str = "auto", input_codec: str | None = None,
-                 audio_tracks: list[int] | None = None) -> None:
+                 audio_tracks: list[int] | None = None, grey16: bool = False) -> None:
         """`audio_from`: the file whose sound is kept, `audio_tracks` which of its audio streams (from 1, in the
         output's order; None: every one); `tags_from`: the file whose container tags (creation time,
         location, title) are kept, or those tags, by default `audio_from`'s; `subtitles_from`: the file whose
@@ -607,7 +609,8 @@ class VideoWriter:
         timeline; `part_end`: where the part taken (--duration) ends, in the input's seconds on the video's clock
         (which clips joined as they are do not set back): a subtitle line is written as it starts, so it is cut
         there in advance. `codec`: an OUTPUT_CODECS name or auto (output_codec), `input_codec` the input's decoder's
-        name, which auto may keep."""
+        name, which auto may keep. `grey16`: the pictures are 16-bit grey data (a depth's), kept exactly: lossless
+        FFV1, full range, no colour conversion or colour tags (whatever `codec` says)."""
         import av
         from av.video.reformatter import VideoReformatter
 
@@ -615,14 +618,16 @@ class VideoWriter:
         if suffix not in VIDEO_CODECS:
             raise UserError(f"cannot write {path}: unknown video type {suffix or '(none)'}; "
                             f"use one of {', '.join(video_suffixes())}")
+        codec = "ffv1" if grey16 else codec
         check_video_size(f"cannot write {path}", suffix, width, height, codec)
         self.codec = output_codec(codec, suffix, input_codec)
-        self._pix_fmt = codec_of(self.codec).pix_fmt
+        self.grey16 = grey16
+        self._pix_fmt = GREY16_PIX_FMT if grey16 else codec_of(self.codec).pix_fmt
         # the input's codec where auto kept it (not the container's own): said as the stream opens, with its size
         self._kept_from = input_codec if self.codec in EDITING_CODECS.values() and codec == "auto" else None
         # Whether the pictures keep their alpha (a transparent input's): decided by the first picture where the codec
         # holds alpha (None until then; its encoder opens then), else never
-        self.alpha: bool | None = None if codec_of(self.codec).alpha_pix_fmt else False
+        self.alpha: bool | None = None if codec_of(self.codec).alpha_pix_fmt and not grey16 else False
         # PyAV opens the file only at the first packet: check now (and write where it checked: ~ expanded)
         self.path = path = ensure_writable(path, "output")
         # 1001 for NTSC's rates; a slower one (3 pictures in 4 hours: 1/7200 fps) was rounded to 0 and the run failed
@@ -758,9 +763,10 @@ class VideoWriter:
         stream.time_base = self.time_base
         context = stream.codec_context
         context.time_base = self.time_base
-        context.color_range = RANGE_LIMITED
-        context.colorspace = MATRIX_BT709 if self._hd else MATRIX_BT601
-        context.color_primaries, context.color_trc = PRIMARIES_BT709, TRANSFER_BT709
+        context.color_range = RANGE_FULL if self.grey16 else RANGE_LIMITED
+        if not self.grey16:  # data, not colour: a grey16 depth has no matrix, primaries or transfer
+            context.colorspace = MATRIX_BT709 if self._hd else MATRIX_BT601
+            context.color_primaries, context.color_trc = PRIMARIES_BT709, TRANSFER_BT709
         context.field_order, context.sample_aspect_ratio = FIELD_PROGRESSIVE, SQUARE_PIXELS
         if codec == "libx265" and self.path.suffix.lower() in MP4_SUFFIXES:
             context.codec_tag = "hvc1"  # what Apple's players play (FFmpeg's default, hev1, they do not)
@@ -774,7 +780,8 @@ class VideoWriter:
         """Open the encoder for pictures with alpha (`alpha`: the codec's alpha_pix_fmt) or without."""
         codec = codec_of(self.codec)
         # the size stays padded as the codec's own pictures are: prores_aw refuses an odd width in 4444 too
-        self.alpha, self._pix_fmt = alpha, (codec.alpha_pix_fmt if alpha else None) or codec.pix_fmt
+        plain = GREY16_PIX_FMT if self.grey16 else codec.pix_fmt
+        self.alpha, self._pix_fmt = alpha, (codec.alpha_pix_fmt if alpha else None) or plain
         stream.pix_fmt = self._pix_fmt
         stream.options = encoder_options(codec.encoder, self._crf, alpha, (self.width, self.height))
         stream.codec_context.open()
@@ -790,7 +797,6 @@ class VideoWriter:
     def write(self, image_bgr: np.ndarray, pts_seconds: float | None = None,
               duration_seconds: float | None = None) -> None:
         import av
-        from av.video.frame import PictureType
         from av.video.reformatter import Interpolation
 
         self.begin(pts_seconds)
@@ -816,6 +822,10 @@ class VideoWriter:
             # padding a bigger picture failed deep in numpy, and a smaller one was smeared into the corner
             raise ValueError(f"a {width}x{height} picture for {self.path.name}, opened at {self.width}x{self.height}: "
                              f"every picture must have the first one's size")
+        if self.grey16:
+            frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(image_bgr, np.uint16), format=GREY16_PIX_FMT)
+            self._encode(frame, pts, duration_seconds)
+            return
         if width != self.width or height != self.height:
             image_bgr = np.pad(image_bgr, ((0, self.height - image_bgr.shape[0]),
                                            (0, self.width - image_bgr.shape[1]), (0, 0)), mode="edge")
@@ -832,6 +842,12 @@ class VideoWriter:
             _set_alpha(frame, image_bgr[..., 3])
         # the stream's colour tags on the picture too: ProRes stores the picture's in each frame (it wrote "unknown")
         frame.color_primaries, frame.color_trc = PRIMARIES_BT709, TRANSFER_BT709
+        self._encode(frame, pts, duration_seconds)
+
+    def _encode(self, frame: Any, pts: int, duration_seconds: float | None) -> None:
+        """The picture, as the stream takes it, encoded and muxed at `pts`, held `duration_seconds` where given."""
+        from av.video.frame import PictureType
+
         frame.pts, frame.time_base = pts, self.time_base
         ticks = max(1, round(duration_seconds / self.time_base)) if duration_seconds and duration_seconds > 0 else None
         if ticks is not None:
