@@ -17,6 +17,8 @@ from stream.frame import Frame
 from stream.sinks import WindowSink, key_char
 from stream.sources import open_source
 
+from test_live20 import PacedWebcam
+
 # --- the keypad's keys -----------------------------------------------------------------------------------------------
 
 
@@ -149,24 +151,13 @@ def test_a_cameras_snapshot_address_is_said_to_be_no_stream(path):
 # --- a camera that stalls, then comes back -------------------------------------------------------------------------
 
 
-class _StallingCamera:
+class _StallingCamera(PacedWebcam):
     """An opened capture on a fake clock: 30 fps, whose read after the `before`th picture waits `stall_s` in the driver
     and fails (V4L2's select time-out), then delivers again once opened anew."""
 
     def __init__(self, clock: list[int], before: int, stall_s: float) -> None:
+        super().__init__(fps=30.0, size=(64, 48))
         self.clock, self.before, self.stall_s, self.delivered, self.stalled = clock, before, stall_s, 0, False
-
-    def isOpened(self):
-        return True
-
-    def getBackendName(self):
-        return "AVFOUNDATION"  # no driver stamps: the read time counts
-
-    def set(self, prop, value):
-        return True
-
-    def get(self, prop):
-        return {cv2.CAP_PROP_FRAME_WIDTH: 64, cv2.CAP_PROP_FRAME_HEIGHT: 48, cv2.CAP_PROP_FPS: 30.0}.get(prop, 0.0)
 
     def read(self):
         if self.delivered == self.before and not self.stalled:
