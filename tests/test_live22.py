@@ -55,20 +55,17 @@ def test_the_keypads_plus_and_minus_change_the_blur_in_the_window(monkeypatch):
 # --- a web page where the stream was expected ------------------------------------------------------------------------
 
 
-class _WebPage:
-    """An HTTP server that answers every address with a web page (200, text/html): a phone app's or camera's own page,
-    at the address without its stream's path."""
+class _OneAnswer:
+    """An HTTP server that answers every address with the same body (200, `content_type`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, content_type: str, body: bytes) -> None:
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
             def do_GET(self):
-                body = (b"<!DOCTYPE html><html><head><title>IP Webcam</title></head><body><h1>IP Webcam</h1>"
-                        + b"<p>Video renderer: browser</p>" * 60 + b"</body></html>")
                 self.send_response(200)
-                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -83,10 +80,16 @@ class _WebPage:
         self.httpd.server_close()
 
 
+def _web_page() -> _OneAnswer:
+    """A phone app's or camera's own page, at the address without its stream's path."""
+    return _OneAnswer("text/html", b"<!DOCTYPE html><html><head><title>IP Webcam</title></head><body><h1>IP Webcam</h1>"
+                      + b"<p>Video renderer: browser</p>" * 60 + b"</body></html>")
+
+
 def test_a_web_page_at_the_streams_address_is_said_with_the_fix():
     # it said "cannot open the stream from HOST: Invalid data found when processing input", which names no fix: a
     # phone app's address without its stream's path (http://phone:8080) gives the app's page
-    page = _WebPage()
+    page = _web_page()
     try:
         with pytest.raises(UserError) as caught:
             open_source(f"http://admin:hunter2@{page.where}/")
@@ -101,35 +104,17 @@ def test_a_web_page_at_the_streams_address_is_said_with_the_fix():
 # --- a camera's snapshot address -------------------------------------------------------------------------------------
 
 
-class _Snapshot(_WebPage):
-    """An HTTP server that answers every address with one JPEG picture (a camera's or phone app's snapshot)."""
-
-    def __init__(self) -> None:
-        picture = np.zeros((120, 160, 3), np.uint8)
-        cv2.circle(picture, (80, 60), 30, (0, 200, 255), -1)
-        jpeg = cv2.imencode(".jpg", picture)[1].tobytes()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(jpeg)))
-                self.end_headers()
-                self.wfile.write(jpeg)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.where = f"127.0.0.1:{self.httpd.server_address[1]}"
+def _snapshot() -> _OneAnswer:
+    """A camera's or phone app's snapshot: one JPEG picture at every address."""
+    picture = np.zeros((120, 160, 3), np.uint8)
+    cv2.circle(picture, (80, 60), 30, (0, 200, 255), -1)
+    return _OneAnswer("image/jpeg", cv2.imencode(".jpg", picture)[1].tobytes())
 
 
 @pytest.mark.parametrize("path", ["/shot.jpg", "/snapshot.cgi?user=admin&pwd=hunter2"])  # image2, jpeg_pipe
 def test_a_cameras_snapshot_address_is_said_to_be_no_stream(path):
     # it ran as a one-frame video and ended as a finished stream does: "ended (its sender closed it) after 1 frames"
-    server = _Snapshot()
+    server = _snapshot()
     try:
         source = open_source(f"http://{server.where}{path}")
         frames = []
