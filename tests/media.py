@@ -241,6 +241,33 @@ def mux_encoded(container: Any, packets: list[Any], pictures: int) -> None:
         container.mux(packet)
 
 
+def yuv_planes(rgb: np.ndarray, bits: int, full: bool, chroma_step: tuple[int, int]) -> list[np.ndarray]:
+    """BT.2020 non-constant-luminance Y'CbCr of R'G'B' signal in [0, 1], computed here (not by swscale, whose own
+    RGB to YUV has a gain of its own), at `bits`, in the given range, chroma subsampled by `chroma_step`."""
+    from kernels.colour import BT2020_LUMA
+
+    r, g, b = np.moveaxis(rgb.astype(np.float64), 2, 0)
+    y = BT2020_LUMA[0] * r + BT2020_LUMA[1] * g + BT2020_LUMA[2] * b
+    cb, cr = (b - y) / 1.8814, (r - y) / 1.4746
+    top = (1 << bits) - 1
+    if full:
+        planes = [top * y, (1 << (bits - 1)) + top * cb, (1 << (bits - 1)) + top * cr]
+    else:
+        scale = 1 << (bits - 8)
+        planes = [scale * (16 + 219 * y), scale * (128 + 224 * cb), scale * (128 + 224 * cr)]
+    planes = [np.clip(np.round(p), 0, top).astype(np.uint16) for p in planes]
+    sy, sx = chroma_step
+    return [planes[0]] + [p[::sy, ::sx].copy() for p in planes[1:]]
+
+
+def put_planes(frame: Any, planes: list[np.ndarray], bits: int) -> None:
+    """`planes` (one array each) into a planar av.VideoFrame's planes, whose rows may be padded."""
+    dtype = np.uint8 if bits == 8 else np.uint16
+    for plane, values in zip(frame.planes, planes):
+        rows = np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype().itemsize)
+        rows[:values.shape[0], :values.shape[1]] = values
+
+
 def make_yuv_video(path: Path, rgb_signal: np.ndarray, trc: int, frames: int = 2) -> Path:
     """A 10-bit 4:2:0 HEVC file (lossless) built plane by plane from R'G'B' signal values in [0, 1]
     with BT.2020's non-constant-luminance matrix in limited range, computed here rather than by
@@ -248,11 +275,7 @@ def make_yuv_video(path: Path, rgb_signal: np.ndarray, trc: int, frames: int = 2
     supply BT.2020 itself. `rgb_signal` should be flat over 2x2 blocks (4:2:0 keeps one colour each)."""
     import av
 
-    r, g, b = np.moveaxis(rgb_signal.astype(np.float64), 2, 0)
-    y = 0.2627 * r + 0.6780 * g + 0.0593 * b
-    planes = [64 + 876 * y, 512 + 896 * (b - y) / 1.8814, 512 + 896 * (r - y) / 1.4746]
-    planes = [np.round(p).astype(np.uint16) for p in planes]
-    planes[1:] = [p[::2, ::2].copy() for p in planes[1:]]
+    planes = yuv_planes(rgb_signal, 10, False, (2, 2))
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx265", rate=10, options={"x265-params": "log-level=error:lossless=1"})
         stream.height, stream.width = rgb_signal.shape[:2]
@@ -260,9 +283,7 @@ def make_yuv_video(path: Path, rgb_signal: np.ndarray, trc: int, frames: int = 2
         stream.codec_context.color_trc = trc
         for index in range(frames):
             frame = av.VideoFrame(stream.width, stream.height, "yuv420p10le")
-            for plane, values in zip(frame.planes, planes):
-                rows = np.frombuffer(plane, np.uint16).reshape(-1, plane.line_size // 2)
-                rows[:values.shape[0], :values.shape[1]] = values
+            put_planes(frame, planes, 10)
             frame.color_trc, frame.pts = trc, index
             mux_encoded(container, stream.encode(frame), frames)
         mux_encoded(container, stream.encode(None), frames)

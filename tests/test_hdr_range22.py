@@ -10,7 +10,7 @@ import pytest
 
 from kernels.colour import BT2020_LUMA, SDR_WHITE_NITS, ColourTables
 from kernels.colour_reference import convert_rgb48_reference
-from media import make_yuv_video
+from media import make_yuv_video, put_planes, yuv_planes
 from stream.hdr import DEFAULT_PQ_PEAK_NITS, ColourConverter, ColourSignal, rgb48_gain
 from stream.sources import open_source
 
@@ -26,23 +26,6 @@ def code(x: np.ndarray | float) -> np.ndarray:
 
 def signal_picture() -> np.ndarray:
     return np.repeat(np.repeat(PATCHES[None], 16, axis=0), 16, axis=1)  # 16 x 80 x 3
-
-
-def yuv_planes(rgb: np.ndarray, bits: int, full: bool, chroma_step: tuple[int, int]) -> list[np.ndarray]:
-    """BT.2020 non-constant-luminance Y'CbCr of R'G'B' signal in [0, 1], computed here (not by swscale, whose own
-    RGB to YUV has a gain of its own), at `bits`, in the given range, chroma subsampled by `chroma_step`."""
-    r, g, b = np.moveaxis(rgb, 2, 0)
-    y = BT2020_LUMA[0] * r + BT2020_LUMA[1] * g + BT2020_LUMA[2] * b
-    cb, cr = (b - y) / 1.8814, (r - y) / 1.4746
-    top = (1 << bits) - 1
-    if full:
-        planes = [top * y, (1 << (bits - 1)) + top * cb, (1 << (bits - 1)) + top * cr]
-    else:
-        scale = 1 << (bits - 8)
-        planes = [scale * (16 + 219 * y), scale * (128 + 224 * cb), scale * (128 + 224 * cr)]
-    planes = [np.clip(np.round(p), 0, top).astype(np.uint16) for p in planes]
-    sy, sx = chroma_step
-    return [planes[0]] + [p[::sy, ::sx].copy() for p in planes[1:]]
 
 
 def layout(pix_fmt: str) -> tuple[int, tuple[int, int]]:
@@ -83,10 +66,7 @@ def make_tagged_yuv_video(path: Path, pix_fmt: str, trc: int, colour_range: int)
         context.color_trc, context.color_primaries, context.colorspace, context.color_range = trc, 9, 9, colour_range
         for index in range(2):
             frame = av.VideoFrame(stream.width, stream.height, pix_fmt)
-            for plane, values in zip(frame.planes, planes):
-                dtype = np.uint8 if bits == 8 else np.uint16
-                rows = np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype().itemsize)
-                rows[:values.shape[0], :values.shape[1]] = values
+            put_planes(frame, planes, bits)
             frame.color_trc, frame.color_primaries, frame.colorspace, frame.color_range = trc, 9, 9, colour_range
             frame.pts = index
             for packet in stream.encode(frame):
