@@ -629,10 +629,6 @@ class WindowSink(Sink):
             return self.photo_metadata
         return replace(self.photo_metadata or PhotoMetadata(), alpha=alpha_for(alpha, picture.shape[:2]))
 
-    def _with_info(self, picture: np.ndarray, frame: Frame, shown_at: int) -> np.ndarray:
-        """A copy with the `i` text written in its top left corner."""
-        return self._with_text(picture, self._info_parts(frame, shown_at))
-
     def _info_parts(self, frame: Frame, shown_at: int) -> list[str]:
         """The rate shown, the frame's latency from capture to display, its focus and the blur set."""
         times = self._shown_at

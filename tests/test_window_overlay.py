@@ -18,7 +18,7 @@ def _with_info(width, height, level=128):
     window._shown_at = [0, 40_000_000]
     image = np.full((height, width, 3), level, np.uint8)
     frame = Frame(index=0, capture_ns=0, image=image, output=image.copy(), focus=0.62)
-    return window._with_info(frame.output, frame, 65_000_000)
+    return window._with_text(frame.output, window._info_parts(frame, 65_000_000))  # the `i` text
 
 
 @pytest.mark.parametrize("width,height", [(320, 240), (1080, 1920), (160, 120), (640, 480), (3840, 2160)])
