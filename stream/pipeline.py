@@ -231,9 +231,9 @@ class Pipeline:
         outbox.put(END)
 
     def batch_wait_s(self, stage: Stage) -> float:
-        """How long a stage's batch waits after its first frame: `max_wait_ms`, and for a live source at most one
-        frame period (DESIGN.md), whatever the preset says: a batch held longer delays its first frame by more
-        than the frame it might gain (a 60 fps camera on gpu-1080p's 33 ms)."""
+        """How long a stage's batch waits after its first frame arrived in its inbox: `max_wait_ms`, and for a live
+        source at most one frame period (DESIGN.md), whatever the preset says: a batch held longer delays its first
+        frame by more than the frame it might gain (a 60 fps camera on gpu-1080p's 33 ms)."""
         wait = stage.max_wait_ms / 1000.0
         if self.source.live and self.source.fps > 0:
             wait = min(wait, 1.0 / self.source.fps)

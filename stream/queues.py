@@ -3,7 +3,8 @@
 `BlockingFrameQueue` (files): a full queue makes the producer wait; nothing is lost, order kept.
 `LatestFrameQueue` (live): a full queue drops its oldest frame and counts the drop, so latency
 stays bounded when the consumer is slower than the camera.
-Every wait polls a shared stop event, so shutdown never hangs on a queue.
+Every wait polls a shared stop event, so shutdown never hangs on a queue. Each item keeps the time it arrived:
+a batch's wait counts from its first item's arrival (Triton's max_queue_delay, DeepStream's batched-push-timeout).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 POLL_S = 0.05
+_clock = time.monotonic  # the queues' clock (a test's fake one stands in for it)
 
 
 class EndOfStream:
@@ -42,6 +44,7 @@ class FrameQueue(Generic[T]):
         self.dropped = 0
         self.high_water = 0
         self._items: deque[T | EndOfStream] = deque()
+        self._arrived: deque[float] = deque()  # when each of _items was put, on _clock
         self._cond = threading.Condition()
 
     def __len__(self) -> int:
@@ -53,7 +56,7 @@ class FrameQueue(Generic[T]):
         while not predicate():
             if self.stop.is_set():
                 raise Stopped
-            remaining = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
+            remaining = POLL_S if deadline is None else min(POLL_S, deadline - _clock())
             if remaining <= 0:
                 return False
             self._cond.wait(remaining)
@@ -62,16 +65,15 @@ class FrameQueue(Generic[T]):
     def put(self, item: T | EndOfStream) -> None:
         with self._cond:
             if item is END:
-                self._items.append(item)  # the end marker is never dropped nor blocked on, nor counted as a frame
+                self._append(item)  # the end marker is never dropped nor blocked on, nor counted as a frame
                 self._cond.notify_all()
                 return
             if self.drops_oldest:
                 while len(self._items) >= self.maxsize and self._drop_oldest():
                     pass
-                self._items.append(item)
             else:
                 self._wait(lambda: len(self._items) < self.maxsize, None)
-                self._items.append(item)
+            self._append(item)
             self.high_water = max(self.high_water, len(self._items))
             self._cond.notify_all()
 
@@ -79,36 +81,47 @@ class FrameQueue(Generic[T]):
         for position, queued in enumerate(self._items):
             if queued is not END:
                 del self._items[position]
+                del self._arrived[position]
                 self.dropped += 1
                 return True
         return False
 
+    def _append(self, item: T | EndOfStream) -> None:
+        self._items.append(item)
+        self._arrived.append(_clock())
+
+    def _take(self, deadline: float | None) -> tuple[T | EndOfStream, float]:
+        """The next item and when it arrived, under the lock; raises TimeoutError past `deadline`, Stopped on stop."""
+        if not self._wait(lambda: bool(self._items), deadline):
+            raise TimeoutError(self.name)
+        taken = self._items.popleft(), self._arrived.popleft()
+        self._cond.notify_all()  # a producer waiting for room
+        return taken
+
     def get(self, timeout_s: float | None = None) -> T | EndOfStream:
         """The next item; raises TimeoutError after timeout_s, Stopped on stop."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        deadline = None if timeout_s is None else _clock() + timeout_s
         with self._cond:
-            if not self._wait(lambda: bool(self._items), deadline):
-                raise TimeoutError(self.name)
-            item = self._items.popleft()
-            self._cond.notify_all()
-            return item
+            return self._take(deadline)[0]
 
     def get_batch(self, max_batch: int, max_wait_s: float) -> tuple[list[T], bool]:
-        """Up to max_batch items, waiting at most max_wait_s after the first (DeepStream/Triton policy).
+        """Up to max_batch items, waiting at most max_wait_s after the first one arrived (DeepStream/Triton policy):
+        a first item that already waited that long (the consumer was busy, or its thread late to wake) goes at once
+        with the items queued behind it; counted from when it was taken, it was held a whole max_wait_s more.
 
         Returns (items, ended): ended is True when the end marker was reached; items may be empty then.
         """
-        first = self.get()
-        if first is END:
-            return [], True
-        batch: list[T] = [first]  # type: ignore[list-item]
-        deadline = time.monotonic() + max_wait_s
         with self._cond:
+            first, arrived = self._take(None)
+            if first is END:
+                return [], True
+            batch: list[T] = [first]  # type: ignore[list-item]
+            deadline = arrived + max_wait_s
             while len(batch) < max_batch:
-                if not self._wait(lambda: bool(self._items), deadline):
+                try:
+                    item, _ = self._take(deadline)
+                except TimeoutError:
                     break
-                item = self._items.popleft()
-                self._cond.notify_all()
                 if item is END:
                     return batch, True
                 batch.append(item)  # type: ignore[arg-type]

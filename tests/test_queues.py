@@ -55,8 +55,8 @@ def test_get_batch_takes_up_to_max_batch_without_waiting_when_full():
 
 def test_get_batch_waits_at_most_max_wait_after_the_first_item():
     queue = BlockingFrameQueue(16)
+    started = time.monotonic()  # before the put: the wait counts from the item's arrival
     queue.put("a")
-    started = time.monotonic()
     batch, ended = queue.get_batch(8, max_wait_s=0.1)
     waited = time.monotonic() - started
     assert batch == ["a"] and not ended
