@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kernels.dof_reference import signed_coc  # noqa: E402
-from kernels.temporal import MOTION_THRESHOLD, TemporalFilter  # noqa: E402
+from kernels.temporal import MOTION_THRESHOLD, RefinedFilter, TemporalFilter  # noqa: E402
 from stream.frame import Frame  # noqa: E402
 from stream.sample import SAMPLE_FPS, sample_frames  # noqa: E402
 
@@ -114,15 +114,19 @@ class Pipeline:
             depth_stage.process([frame])
         return frames
 
-    def finish(self, depths: list[Frame], temporal: TemporalFilter | None, frozen: np.ndarray | None = None,
-               frozen_focus: float | None = None, network: np.ndarray | None = None) -> dict[str, list]:
-        """Refinement and render of the depth stage's frames, after the temporal filter where given (`frozen`:
+    def finish(self, depths: list[Frame], temporal: TemporalFilter | RefinedFilter | None,
+               frozen: np.ndarray | None = None, frozen_focus: float | None = None,
+               network: np.ndarray | None = None) -> dict[str, list]:
+        """Refinement and render of the depth stage's frames, with the temporal filter where given (a TemporalFilter
+        before the refinement, on the network's map; a RefinedFilter after it, in the refine stage) (`frozen`:
         every frame rendered with this refined disparity and focus instead; `network`: every frame refined from
         this network disparity, guided by its own picture)."""
         from stream.stages import SCENE_CUT
 
         _, refine, render = self.stages()
         kept: dict[str, list] = {"disparity": [], "refined": [], "focus": [], "output": [], "seconds": []}
+        if isinstance(temporal, RefinedFilter):
+            refine.temporal, temporal = Timed(temporal, kept["seconds"]), None
         for old in depths:
             frame = Frame(old.index, 0, old.image, pts_seconds=old.pts_seconds, extra=dict(old.extra))
             frame.disparity = old.disparity if network is None else network
@@ -142,6 +146,22 @@ class Pipeline:
         return kept
 
 
+class Timed:
+    """A RefinedFilter in the refine stage, its own time a frame noted."""
+
+    def __init__(self, inner: RefinedFilter, seconds: list[float]) -> None:
+        self.inner, self.seconds = inner, seconds
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def __call__(self, *args):
+        started = time.perf_counter()
+        out = self.inner(*args)
+        self.seconds.append(time.perf_counter() - started)
+        return out
+
+
 def coc_maps(run: dict[str, list], blur_px: float) -> list[np.ndarray]:
     return [signed_coc(r, f, blur_px) for r, f in zip(run["refined"], run["focus"])]
 
@@ -151,10 +171,21 @@ def pulsing(maps: list[np.ndarray], mask: np.ndarray) -> float:
     return float(np.quantile(np.std(np.stack(maps), axis=0)[mask], 0.99))
 
 
-def still_figures(run: dict[str, list], blur_px: float, background: np.ndarray) -> dict[str, float]:
+def depth_edges(disparity: np.ndarray) -> np.ndarray:
+    """The 5% of pixels with the largest disparity gradient."""
+    gy, gx = np.gradient(disparity.astype(np.float64))
+    edges = np.hypot(gx, gy)
+    return edges >= np.quantile(edges, 0.95)
+
+
+def still_figures(run: dict[str, list], blur_px: float, background: np.ndarray,
+                  edges: np.ndarray) -> dict[str, float]:
     outputs = [luma(o) for o in run["output"]]
     cocs = coc_maps(run, blur_px)
     return {
+        "refined disparity, depth edges": flicker(run["refined"], edges),
+        "CoC px, depth edges": flicker(cocs, edges),
+        "CoC px std over time, p99 edges": pulsing(cocs, edges),
         "disparity (network, model size)": flicker(run["disparity"]),
         "refined disparity": flicker(run["refined"]),
         "refined disparity, background": flicker(run["refined"], background),
@@ -173,9 +204,7 @@ def smear_figures(plain: dict[str, list], filtered: dict[str, list], blur_px: fl
     for ref, got, focus in zip(plain["refined"], filtered["refined"], plain["focus"]):
         span = max(focus, 1.0 - focus)
         error = np.abs(got.astype(np.float64) - ref) * blur_px / span
-        gy, gx = np.gradient(ref.astype(np.float64))
-        edges = np.hypot(gx, gy)
-        edges = edges >= np.quantile(edges, 0.95)
+        edges = depth_edges(ref)
         errors.append(error.mean())
         edge_errors.append(error[edges].mean())
         worst.append(np.quantile(error, 0.99))
@@ -197,14 +226,20 @@ def cost(smoothing: float, repeats: int = 200) -> None:
     disparity = rng.random((192, 320), dtype=np.float32)
     sizes = {"640x480": (480, 640), "1920x1080": (1080, 1920)}
     images = {k: rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for k, (h, w) in sizes.items()}
+    refined = {k: rng.random((h, w), dtype=np.float32) for k, (h, w) in sizes.items()}
     filters = {k: TemporalFilter(smoothing) for k in sizes}
+    after = {k: RefinedFilter(smoothing) for k in sizes}
     times: dict[str, list[float]] = {k: [] for k in sizes}
+    times.update({f"refined {k}": [] for k in sizes})
     for i in range(repeats):
         for key in sizes:
             started = time.perf_counter()
             filters[key](disparity, images[key], i / 30)
             times[key].append(time.perf_counter() - started)
-    print("\ncost a frame (the network's 320x192 map), ms: " + ", ".join(
+            started = time.perf_counter()
+            after[key](refined[key], images[key], disparity.shape, i / 30)
+            times[f"refined {key}"].append(time.perf_counter() - started)
+    print("\ncost a frame (network: its 320x192 map; refined: the frame-size map), ms: " + ", ".join(
         f"{k} median {1e3 * np.median(v):.2f} p90 {1e3 * np.quantile(v, 0.9):.2f}" for k, v in times.items()))
 
 
@@ -215,14 +250,16 @@ def still_clip(pipeline: Pipeline, still: list[np.ndarray], filters: dict, blur_
     mean_refined = np.mean(plain["refined"], axis=0).astype(np.float32)
     mean_focus = float(np.mean(plain["focus"]))
     background = np.abs(signed_coc(mean_refined, mean_focus, blur_px)) > 2.0
-    print(f"background (|CoC| > 2 px): {background.mean():.0%} of the picture")
-    columns = {"per frame": still_figures(plain, blur_px, background)}
+    edges = depth_edges(mean_refined)
+    print(f"background (|CoC| > 2 px): {background.mean():.0%} of the picture; depth edges: the mean refined map's")
+    columns = {"per frame": still_figures(plain, blur_px, background, edges)}
     frozen = pipeline.finish(depths, None, frozen=mean_refined, frozen_focus=mean_focus)
-    columns["frozen depth"] = still_figures(frozen, blur_px, background)
+    columns["frozen depth"] = still_figures(frozen, blur_px, background, edges)
     mean_network = np.mean([f.disparity for f in depths], axis=0).astype(np.float32)
-    columns["fixed network"] = still_figures(pipeline.finish(depths, None, network=mean_network), blur_px, background)
+    columns["fixed network"] = still_figures(pipeline.finish(depths, None, network=mean_network), blur_px, background,
+                                                  edges)
     for name, make in filters.items():
-        columns[name] = still_figures(pipeline.finish(depths, make()), blur_px, background)
+        columns[name] = still_figures(pipeline.finish(depths, make()), blur_px, background, edges)
     show("still clip: flicker (mean |frame-to-frame change|)", columns)
 
 
@@ -256,7 +293,8 @@ def main() -> int:
     pipeline = Pipeline(args.config)
     blur_px = pipeline.config.render.blur * 480 / pipeline.config.render.reference_height
     print(f"blur {blur_px:g} px; noise sigma {args.noise:g}, " + (f"CRF {args.crf}" if args.crf >= 0 else "raw frames"))
-    filters = {f"filter {s:g}": (lambda s=s: TemporalFilter(s, args.threshold)) for s in args.smoothing}
+    filters = {f"{where} {s:g}": (lambda s=s, kind=kind: kind(s, args.threshold))
+               for where, kind in (("network", TemporalFilter), ("refined", RefinedFilter)) for s in args.smoothing}
     if "still" in args.clips:
         still = through_h264(noisy([next(sample_frames(1))] * args.frames, args.noise), crf=args.crf)
         still_clip(pipeline, still, filters, blur_px)

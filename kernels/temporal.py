@@ -132,3 +132,116 @@ class TemporalFilter:
         if array_module(self._kept) is not array_module(disparity):  # the other side of the PCIe bus
             return True
         return previous is not None and seconds is not None and seconds - previous > RESET_GAP_S
+
+
+# --- after the refinement: the refined map itself, at the frame's size ---------------------------------------------
+#
+# Smoothing the network's map alone left the refined map flickering at depth edges 2-3 times as much as that map:
+# the joint bilateral filter's range weights follow each frame's own sensor noise, so a still edge's refined depth
+# moves whatever its input does. Blending the refined map (the same rule, the same motion test at the map's size)
+# smooths both causes at once; a moving pixel's neighbours (MOTION_SPREAD map pixels) count as moving too, because
+# the refined map's edges are sharp at the frame's size where the motion test is not (bench/temporal_flicker.py).
+MOTION_SPREAD = 1  # map pixels around a moving one that take its weight: a 3x3 neighbourhood
+
+
+def spread_reference(weights: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The newest map's weight at the frame's (height, width), float64: each map pixel's largest weight within
+    MOTION_SPREAD pixels, bilinearly up (OpenCV's pixel centres)."""
+    side = 2 * MOTION_SPREAD + 1
+    grown = cv2.dilate(weights.astype(np.float64), np.ones((side, side), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(grown, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def smooth_refined_reference(kept: np.ndarray, newest: np.ndarray, kept_luma: np.ndarray, luma: np.ndarray,
+                             weight: float, threshold: float = MOTION_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """The next kept refined map (the frame's size) and kept luma (the map's), in float64: the definition the fast
+    path is tested against. The luma is kept by each map pixel's own weight; the refined map by the spread one."""
+    change = np.abs(luma.astype(np.float64) - kept_luma.astype(np.float64))
+    a = weight + (1.0 - weight) * np.clip(change / threshold - 1.0, 0.0, 1.0)
+    luma64 = kept_luma.astype(np.float64)
+    spread = spread_reference(a, newest.shape[:2])
+    kept64 = kept.astype(np.float64)
+    return kept64 + spread * (newest.astype(np.float64) - kept64), luma64 + a * (luma.astype(np.float64) - luma64)
+
+
+def still_weights(kept_luma: np.ndarray, luma: np.ndarray, weight: float,
+                  threshold: float = MOTION_THRESHOLD) -> np.ndarray:
+    """Each map pixel's newest weight (float32, NumPy), updating `kept_luma` in place: `blend`'s steps."""
+    still = 1.0 - weight
+    a = np.subtract(luma, kept_luma, dtype=np.float32)
+    np.abs(a, out=a)
+    a *= min(still / threshold, MOTION_FACTOR_LIMIT)  # kept finite: see blend
+    a -= still
+    np.clip(a, 0.0, still, out=a)
+    a += weight
+    step = np.subtract(luma, kept_luma, dtype=np.float32)
+    step *= a
+    kept_luma += step
+    return a
+
+
+def spread(weights: np.ndarray, like):
+    """`spread_reference` in float32, on the side `like` (the refined map) is: dilated on the host (a few hundred
+    pixels wide), brought up where the map is (a CuPy map gets 0.2 MB up, not its 8 MB at 1080p)."""
+    side = 2 * MOTION_SPREAD + 1
+    grown = cv2.dilate(weights, np.ones((side, side), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    height, width = like.shape[:2]
+    if array_module(like) is np:
+        return cv2.resize(grown, (width, height), interpolation=cv2.INTER_LINEAR)
+    from kernels.bilateral_cuda import resize_bilinear_cuda
+
+    return resize_bilinear_cuda(array_module(like).asarray(grown), height, width)
+
+
+def lerp(kept, newest, weights):
+    """kept + weights·(newest − kept) into a new float32 array (NumPy through OpenCV, which runs on all cores: 2-3
+    times NumPy's time at 1080p; CuPy as it is)."""
+    xp = array_module(kept)
+    if xp is np:
+        out = cv2.subtract(np.asarray(newest, np.float32), kept)
+        cv2.multiply(out, weights, dst=out)
+        return cv2.add(out, kept, dst=out)
+    out = xp.subtract(newest, kept, dtype=xp.float32)
+    out *= weights
+    out += kept
+    return out
+
+
+class RefinedFilter:
+    """The refined disparity kept across a shot's frames (see above): call it on each frame's refined map (NumPy or
+    CuPy, the frame's size) with the frame and the network map's (height, width), where the motion test runs, in
+    frame order; `reset()` at a cut. It starts afresh by itself where the frame's size changes or frames come
+    RESET_GAP_S apart. A returned map is kept as the next frame's reference, never changed by the filter (a frame
+    in flight keeps its depth); the caller must not change it in place either."""
+
+    def __init__(self, smoothing: float = 0.3, threshold: float = MOTION_THRESHOLD) -> None:
+        TemporalFilter(smoothing, threshold)  # the same checks
+        self.smoothing = smoothing
+        self.threshold = threshold
+        self.reset()
+
+    def reset(self) -> None:
+        self._kept = self._kept_luma = None
+        self._seconds: float | None = None
+
+    def __call__(self, refined, image_bgr: np.ndarray, motion_shape: tuple[int, int], seconds: float | None = None):
+        luma = small_luma(image_bgr, motion_shape)
+        previous, self._seconds = self._seconds, seconds
+        if self._afresh(refined, luma, previous, seconds):
+            xp = array_module(refined)
+            self._kept, self._kept_luma = xp.asarray(refined, dtype=xp.float32), luma
+        else:
+            weights = still_weights(self._kept_luma, luma, newest_weight(self.smoothing, seconds, previous),
+                                    self.threshold)
+            self._kept = lerp(self._kept, refined, spread(weights, refined))
+        return self._kept
+
+    def _afresh(self, refined, luma: np.ndarray, previous: float | None, seconds: float | None) -> bool:
+        """Whether this frame's map is taken whole: the first, a new size, a gap in time, or no smoothing."""
+        if self._kept is None or self.smoothing >= 1.0:
+            return True
+        if self._kept.shape != refined.shape or self._kept_luma.shape != luma.shape:
+            return True
+        if array_module(self._kept) is not array_module(refined):
+            return True
+        return previous is not None and seconds is not None and seconds - previous > RESET_GAP_S

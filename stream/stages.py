@@ -13,7 +13,7 @@ import numpy as np
 
 import kernels
 from kernels.backend import to_host
-from kernels.temporal import TemporalFilter
+from kernels.temporal import RefinedFilter, TemporalFilter
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.runtime import DepthEstimator, RunTerminated
@@ -214,9 +214,10 @@ class RefineStage:
     max_wait_ms = 0.0
     passes_at_once = False
 
-    def __init__(self, config: RefineConfig, backend: str) -> None:
+    def __init__(self, config: RefineConfig, backend: str, temporal: RefinedFilter | None = None) -> None:
         self.config = config
         self.backend = backend
+        self.temporal = temporal  # normalise.pixel_smoothing's filter of the refined map (None: off)
         self._threads = CpuThreads(config.threads)
 
     def process(self, batch: list[Frame]) -> list[Frame]:
@@ -227,7 +228,17 @@ class RefineStage:
             else:
                 self._threads.apply()
                 frame.refined = self._refine(frame.disparity, frame.image, upsample)
+            if self.temporal is not None:
+                self._smooth(frame)
         return batch
+
+    def _smooth(self, frame: Frame) -> None:
+        """The refined map smoothed where the picture is still, its motion tested at the network map's size; a cut
+        found by the depth stage (sync runs) starts afresh, elsewhere (async) the motion test takes a cut's pixels
+        whole (nearly every one changed)."""
+        if frame.extra.get(SCENE_CUT):
+            self.temporal.reset()
+        frame.refined = self.temporal(frame.refined, frame.image, frame.disparity.shape[:2], frame.pts_seconds)
 
     def _refine(self, disparity, guide, resize):
         """The configured mode, on whichever side the arrays are (NumPy or CuPy in, the same out)."""
