@@ -78,11 +78,22 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         argv = sys.argv[1:] if self.argv is None else self.argv
+        if message == "the following arguments are required: COMMAND":  # `depthcam` alone: a new user's first try
+            message = f"no command given; {FIRST_COMMANDS}"
         # a file whose name starts with '-' reads as an option: say how to give it
         dashed = next((arg for arg in argv if arg.startswith("-") and len(arg) > 1 and os.path.isfile(arg)), None)
         hint = f"; {dashed} is a file: write ./{dashed}" if dashed else ""
-        hint = hint or _choice_hint(message) or self._option_hint(message, argv)
+        hint = hint or self._option_hint(message, argv) or self._input_hint(message, argv) or _choice_hint(message)
         self.exit(2, f"depthcam: error: {message}{hint} (see '{self.prog} --help')\n")
+
+    def _input_hint(self, message: str, argv: list[str]) -> str:
+        """`depthcam clip.mp4`, `depthcam 0`: an input given where the command goes (argparse offered the commands,
+        or `demo` for demo.mp4). Not where a command follows: the word is then an option's value (--blur 3 run)."""
+        found = re.search(r"^argument COMMAND: invalid choice: '(.*)' \(", message)
+        if self.prog != "depthcam" or found is None or any(arg in _subcommands(self) for arg in argv) \
+                or not _looks_like_input(found.group(1)):
+            return ""
+        return f"; {found.group(1)} is no command: to process it, depthcam run {found.group(1)}"
 
     def _option_hint(self, message: str, argv: list[str]) -> str:
         """An unknown option: the one it most likely meant, or, for a command's option given before the command
@@ -97,6 +108,14 @@ class Parser(argparse.ArgumentParser):
             if misplaced is not None:
                 return f"; {misplaced} is an option of the command: put it after it " \
                        f"(depthcam {command} ... {misplaced})"
+            # `depthcam --blurr 3 run x.mp4` was "invalid choice: '3'", with no word of --blurr
+            misspelt = next(((arg, meant) for arg in before if arg.startswith("-") and len(arg) > 1
+                             and arg.split("=")[0] not in _option_names(self)
+                             and (meant := _meant_option(arg.split("=")[0], _option_names(commands[command])))),
+                            None)
+            if misspelt is not None:
+                return f"; {misspelt[0]} is no option: did you mean {misspelt[1]}? It is an option of the command: " \
+                       f"put it after it (depthcam {command} ... {misspelt[1]})"
         if not message.startswith("unrecognized arguments:"):
             return ""
         options = _option_names(self)
@@ -112,6 +131,20 @@ class Parser(argparse.ArgumentParser):
     def _top(self) -> argparse.ArgumentParser:
         """The top parser, whose own options (--debug, --version) may come before the command."""
         return build_parser() if self.prog != "depthcam" else self
+
+
+FIRST_COMMANDS = "depthcam run VIDEO (a photo, camera:0, a stream's URL), or depthcam demo to try it on a sample clip"
+
+
+def _looks_like_input(word: str) -> bool:
+    """Whether a word given as the command names an input: a file or folder, a camera, a URL, the synthetic scene,
+    or a file's name (no command has a dot or a slash)."""
+    if word.isdigit() or word.startswith(("camera:", "synthetic:")) or "://" in word:
+        return True
+    try:
+        return os.path.lexists(word) or bool(Path(word).suffix) or "/" in word or os.sep in word
+    except (OSError, ValueError):  # a name too long, a NUL: no command either
+        return True
 
 
 def _meant_option(name: str, options: set[str]) -> str | None:
@@ -255,6 +288,76 @@ def live_input(spec: str) -> bool:
     return spec.startswith("camera:") or is_network_spec(spec)
 
 
+# Schemes of addresses depthcam reads none of, named as they are: no stream's scheme is offered for them (ftp: tcp)
+OTHER_SCHEMES = ("file", "ftp", "ftps", "sftp", "smb", "nfs", "s3", "gs", "ws", "wss", "rtp", "mms", "hls")
+CAMERA_WORDS = re.compile(r"(?:camera|cam|webcam|video)[:_ -]?(\d*)", re.IGNORECASE)
+
+
+def _refuse_mistyped_input(spec: str) -> None:
+    """An input that is not there but most likely meant another (`htp://`, `http//`, `cam:0`, `clp.mp4`): one line
+    naming it. Anything else goes on to open_source, which says what it is not."""
+    from stream.network_source import is_network_spec
+    from stream.piped_input import STDIN_NAMES
+
+    if spec.startswith(("camera:", "synthetic:")) or is_network_spec(spec) or spec in STDIN_NAMES:
+        return
+    try:
+        if os.path.lexists(os.path.expanduser(spec)):
+            return
+        meant = _meant_address(spec) or _meant_camera(spec) or _meant_file(spec)
+    except (OSError, ValueError):  # a name too long, a NUL: open_source says so
+        return
+    if meant is not None:
+        from stream.network_source import redact
+
+        shown = redact(meant)
+        if "://" in meant:  # the given one's password hidden as the address's is (redact needs its ://)
+            tail = meant.partition("://")[2]
+            shown_given = spec[:len(spec) - len(tail)] + shown.partition("://")[2]
+        else:
+            shown_given = spec
+        scheme = spec.partition("://")[0] if "://" in spec else None  # a scheme it reads none of (htp://)
+        problem = f"depthcam reads no {scheme}:// address" if scheme else "not found"
+        raise UserError(f"input {shown_given}: {problem}; did you mean {shown}?")
+
+
+def _meant_address(spec: str) -> str | None:
+    """A stream's address with its `://` mistyped (http//, rtsp:/) or its scheme (htp://, rtps://)."""
+    from stream.network_source import NETWORK_SCHEMES
+
+    found = re.fullmatch(r"([A-Za-z][A-Za-z0-9+.-]*)(://|:/|//|:)([^/].*)", spec, re.DOTALL)
+    if found is None:
+        return None
+    scheme, separator, rest = found.group(1).lower(), found.group(2), found.group(3)
+    if scheme in NETWORK_SCHEMES:
+        return f"{scheme}://{rest}" if separator != "://" else None
+    if separator != "://" or scheme in OTHER_SCHEMES:
+        return None
+    # letters swapped first (rtps: rtsp, which difflib ranks below rtmps)
+    swapped = next((name for name in NETWORK_SCHEMES if sorted(name) == sorted(scheme)), None)
+    meant = swapped or closest_choice(scheme, NETWORK_SCHEMES)
+    return f"{meant}://{rest}" if meant else None
+
+
+def _meant_camera(spec: str) -> str | None:
+    """`cam:0`, `camera0`, `webcam`: camera:N."""
+    found = CAMERA_WORDS.fullmatch(spec)
+    return f"camera:{int(found.group(1) or 0)}" if found else None
+
+
+def _meant_file(spec: str) -> str | None:
+    """A file of its folder spelt like the missing one (clp.mp4: clip.mp4), as given with its folder."""
+    folder, name = os.path.split(spec)
+    try:
+        names = os.listdir(os.path.expanduser(folder or "."))
+    except OSError:
+        return None
+    if len(names) > 10000:  # a camera's dump: not worth reading through for a hint
+        return None
+    close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.8)
+    return os.path.join(folder, close[0]) if close else None
+
+
 def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfig, bool]:
     """The run's configuration, and whether the camera preset was chosen for the user: a camera (or a network
     stream) wants the live settings (the default preset is for files), on a GPU where there is one, since the
@@ -267,13 +370,19 @@ def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfi
 
 
 def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
+    """One input's run; `args.loaded_config`: its configuration where the caller has loaded it already (run_config's:
+    a batch's and the demo's are read once)."""
     from stream.sinks import check_depth_format
 
-    config, camera_preset = run_config(input_spec, args)
-    # a config file's `save_depth: depths/` is a folder as the flag's is (the flag's is resolved already)
-    config.output.save_depth = _into_folder(input_spec, "output.save_depth", config.output.save_depth,
-                                            config.output.depth_format)
-    check_depth_format(config.output.save_depth, config.output.depth_format)  # before the model loads
+    _refuse_mistyped_input(input_spec)
+    loaded = getattr(args, "loaded_config", None)
+    config, camera_preset = (loaded, False) if loaded is not None else run_config(input_spec, args)
+    # --save-depth FOLDER/, or a config file's `save_depth: depths/`: the file this input's depth gets there, named
+    # by the run's depth format (a grey16 depth's type: .mkv, .png)
+    flag = "--save-depth" if args.save_depth else "output.save_depth"
+    config.output.save_depth = _into_folder(input_spec, flag, config.output.save_depth, config.output.depth_format)
+    # before the input opens and the model loads (seconds): an animation's grey16 depth in a picture too
+    check_depth_format(config.output.save_depth, config.output.depth_format, _animated(input_spec))
     photo = not live_input(input_spec) and _still(input_spec)  # a URL's .jpg is no photo here
     if photo and (output == "window" or config.output.preview):
         return _refocus_photo(input_spec, output, config, args)
@@ -423,6 +532,16 @@ def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | No
     return f"; {target} is finalised and playable up to there"
 
 
+def _animated(spec: str) -> bool:
+    """Whether a file input is an animation (GIF, APNG, animated WebP), by its headers (read once a run)."""
+    from stream.animations import animation_metadata
+    from stream.piped_input import input_path
+
+    if live_input(spec) or spec.startswith("synthetic:"):
+        return False
+    return animation_metadata(input_path(spec)) is not None
+
+
 def _still(spec: str) -> bool:
     """Whether a file input is a photo; standard input's by what came through the pipe."""
     from stream.piped_input import input_path
@@ -462,9 +581,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = args.inputs[0]
         _refuse_roll_extra(spec)
         output = _into_folder(spec, "-o", args.output)
-        depth_format = _depth_format(args) if args.save_depth else "colour"  # a folder's depth name follows it
-        args.save_depth = _into_folder(spec, "--save-depth", args.save_depth, depth_format)
-        return _run(spec, output, args)
+        return _run(spec, output, args)  # --save-depth FOLDER/ there, named by the loaded config's depth format
     return _run_each(args.inputs, args)
 
 
@@ -567,17 +684,14 @@ def _depth_name(spec: str, image: bool, depth_format: str) -> str:
     return str(Path(name).with_suffix(".png" if image else ".mkv")) if depth_format == "grey16" else name
 
 
-def _depth_format(args: argparse.Namespace) -> str:
-    """output.depth_format as the run will have it (the flag's, else the config file's): a folder's depth name
-    follows it."""
-    return args.depth_format or load_config(args.config, _overrides(args)).output.depth_format
-
-
 def _refuse_no_type(spec: str, flag: str, value: str | None) -> None:
     """`-o portraits` for a folder that is not there yet: refused as "unknown output type (no extension)", which
     said nothing of the / that makes it a folder."""
     if not value or value in NOT_FILES or Path(value).suffix or os.path.lexists(Path(value).expanduser()):
         return
+    meant = closest_choice(value, NOT_FILES) if flag == "-o" else None
+    if meant is not None:  # `-o windw`, `-o nul`: told to add an extension, not what it most likely meant
+        raise UserError(f"{flag} {value} names no type of file; did you mean {flag} {meant}?")
     if live_input(spec):  # a recording goes into a file, never a folder
         raise UserError(f"{flag} {value} has no extension, so it names no type of file; add one ({value}.mp4)")
     ext = ".png" if _still(spec) else ".mp4"
@@ -599,10 +713,10 @@ def _batch_folder(flag: str, value: str | None) -> Path | None:
     return folder
 
 
-def _config_depth_folder(args: argparse.Namespace) -> Path | None:
+def _config_depth_folder(config: PipelineConfig) -> Path | None:
     """Several inputs and a config file's output.save_depth: a folder gets NAME_depth.* per input, as
     --save-depth's does; one file name would be written over by every input in turn."""
-    save_depth = load_config(args.config, _overrides(args)).output.save_depth
+    save_depth = config.output.save_depth
     if save_depth is None:
         return None
     if save_depth.endswith(("/", os.sep)) or Path(save_depth).expanduser().is_dir():
@@ -630,11 +744,13 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
             raise UserError("every input is named as depthcam's own output (NAME_portrait, NAME_depth); "
                             "give one on its own to process it")
     folder, depth_folder = _batch_folder("-o", args.output), _batch_folder("--save-depth", args.save_depth)
+    # loaded once for every input (none is live: run_config gives each the same), a copy each
+    config = load_config(args.config, _overrides(args), notify)
     if depth_folder is None:
-        depth_folder = _config_depth_folder(args)
+        depth_folder = _config_depth_folder(config)
     from stream.app import portrait_name
 
-    format_of_depth = _depth_format(args) if depth_folder is not None else "colour"
+    format_of_depth = config.output.depth_format
     plans = []
     for spec in inputs:
         # as a single run names it, told from the name: the inputs open one at a time, later
@@ -658,7 +774,7 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
                 raise UserError(f"{flag} {made}: cannot create the folder for the outputs "
                                 f"({exc.strerror or exc}); choose another place") from None
     try:
-        return _run_planned(plans, args)
+        return _run_planned(plans, args, config)
     finally:
         _remove_if_empty(created)
 
@@ -671,13 +787,17 @@ def _remove_if_empty(folders: list[Path]) -> None:
             made.rmdir()  # refuses a folder that holds anything
 
 
-def _run_planned(plans: list[tuple[str, str, str | None]], args: argparse.Namespace) -> int:
-    """Each planned input in turn (input, output, depth output); the others still run where one fails."""
+def _run_planned(plans: list[tuple[str, str, str | None]], args: argparse.Namespace,
+                 config: PipelineConfig) -> int:
+    """Each planned input in turn (input, output, depth output), each with a copy of `config` (the run's, loaded
+    once); the others still run where one fails."""
     failed: list[tuple[str, int]] = []
     for number, (spec, output, depth) in enumerate(plans, 1):
         print(f"depthcam: input {number} of {len(plans)}: {spec}", file=sys.stderr)
         one = argparse.Namespace(**vars(args))
         one.save_depth = depth
+        one.loaded_config = copy.deepcopy(config)
+        one.loaded_config.output.save_depth = depth
         try:
             code = _run(spec, output, one)
         except UserError as exc:  # this input could not start (missing, corrupt, ...): the others still run
@@ -707,8 +827,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     output = _into_folder("demo", "-o", args.output) or str(DEMO_DIR / "demo_portrait.mp4")
     # the depth beside the portrait where -o names a folder, else in out/
     depth_folder = Path(output).parent if output != args.output else DEMO_DIR
-    depth_format = _depth_format(args)  # a grey16 depth's own name: demo_depth.mkv
-    args.save_depth = _into_folder("demo", "--save-depth", args.save_depth, depth_format) or \
+    config = load_config(args.config, _overrides(args), notify)  # once: the run gets it
+    depth_format = config.output.depth_format  # a grey16 depth's own name: demo_depth.mkv
+    args.save_depth = config.output.save_depth = \
+        _into_folder("demo", "--save-depth", args.save_depth, depth_format) or \
         str(depth_folder / _depth_name("demo.mp4", False, depth_format))
     output_kind(output)
     try:
@@ -716,6 +838,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except OSError as exc:  # PyAV's errors of the file system are OSErrors too
         raise UserError(f"cannot write the demo's sample clip into {DEMO_DIR.resolve()} ({exc.strerror or exc}); "
                         f"run depthcam demo in a folder you can write") from None
+    args.loaded_config = config
     code = _run(str(sample), output, args)
     if code == 0:
         print(f"depthcam demo: input {sample}\n  portrait {output}\n  depth    {args.save_depth}")

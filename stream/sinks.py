@@ -6,6 +6,7 @@ there. `compose` builds the picture a sink shows: the render, or input | render 
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import functools
 import os
@@ -57,17 +58,24 @@ def depth_picture(depth_format: str) -> Callable[[Frame], np.ndarray]:
     return lambda f: colourise(f.refined) if f.refined is not None else np.zeros_like(f.image)
 
 
-def check_depth_format(save_depth: str | None, depth_format: str) -> None:
-    """Before the run: a grey16 depth file has a type that holds 16-bit grey (a UserError naming the types)."""
+def check_depth_format(save_depth: str | None, depth_format: str, animated: bool = False) -> None:
+    """Before the run (cli._run, before the model loads): a grey16 depth file has a type that holds 16-bit grey (a
+    UserError naming the types); `animated`: the input is an animation (GIF, APNG, animated WebP), whose grey16
+    depth goes into a video (OpenCV writes one 16-bit picture; the animation writers take 8-bit colour)."""
     if depth_format != "grey16" or not save_depth:
         return
     path = Path(save_depth)
     suffix = path.suffix.lower()
-    if suffix in GREY16_IMAGES + GREY16_VIDEOS:
+    if suffix in GREY16_VIDEOS:
         return
     try:
         kind = output_kind(save_depth)
     except UserError:  # no type at all: the output checks say so, as for a colour depth
+        return
+    if kind == "image" and animated:
+        raise UserError(f"--save-depth {save_depth}: an animation's 16-bit grey depth goes into a video; give "
+                        f"{path.with_suffix('.mkv').name}")
+    if suffix in GREY16_IMAGES:
         return
     if kind == "image":
         raise UserError(f"--save-depth {save_depth}: {suffix} holds no 16-bit grey (--depth-format grey16); give "
@@ -491,22 +499,27 @@ class WindowSink(Sink):
             self.controls.click(x % self.frame_width, y)
             self._tell("focus on the point clicked")
 
-    def _on_screen(self) -> bool:
-        """False once the window was closed (its close button). Qt ends its GUI thread with its last
-        window, after which OpenCV raises here instead of answering 0."""
+    def _visibility(self) -> float:
+        """OpenCV's WND_PROP_VISIBLE: 1 on screen, 0 off it, -1 where the backend cannot tell (GTK before OpenCV
+        4.6, some others). Qt ends its GUI thread with its last window, after which OpenCV raises here instead of
+        answering 0: off screen."""
         try:
-            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE)
         except cv2.error:
-            return False
+            return 0.0
 
     def _closed(self) -> bool:
         """True once the window is off screen after it was on it: its close button, at any time, before the first
-        picture too. A window never yet reported on screen and without a picture counts as still opening: a
-        backend may map it only at the first picture, or not tell its visibility at all (-1)."""
-        if self._on_screen():
+        picture too. A window never yet reported on screen counts as still opening until its first picture (a
+        backend may map it only then); one whose backend cannot tell (-1, never on screen) is never taken as
+        closed: q and Esc end its run (it ended every run after the first picture)."""
+        visible = self._visibility()
+        if visible >= 1:
             self._seen = True
             return False
-        return self._seen or self._shown != (0, 0)
+        if self._seen:  # on screen before: 0, or -1 from a backend that no longer knows the closed window
+            return True
+        return visible >= 0 and self._shown != (0, 0)
 
     def _display_gone(self) -> bool:
         """True once the X server went away, said once; a window alone then stops the run."""
@@ -681,8 +694,11 @@ class WindowSink(Sink):
 
     def close(self, complete: bool = True) -> None:
         if not self._display_gone():  # on a broken connection Qt's next call would end the process
-            if self._on_screen():  # a window closed by its close button is gone already (Qt raises)
-                cv2.destroyWindow(self.title)
+            # a window closed by its close button is gone already (Qt raises); one whose backend cannot tell (-1)
+            # is taken away, left on screen after its run otherwise
+            if self._visibility() != 0:
+                with contextlib.suppress(cv2.error):  # -1 may also be a backend's answer for a window it forgot
+                    cv2.destroyWindow(self.title)
             cv2.waitKey(1)
         if self._watch is not None:
             self._watch.close()
@@ -814,14 +830,10 @@ def make_sink(target: str, *, width: int, height: int, fps: float, audio_from: P
     out_width = width * 3 if side_by_side else width
     sinks: list[Sink] = []
     try:
-        if save_depth:
-            check_depth_format(save_depth, depth_format)
+        if save_depth:  # its type for depth_format checked before the model loaded (check_depth_format)
             depth = depth_picture(depth_format)
             plays = photo_metadata.plays if photo_metadata is not None else None
             if output_kind(save_depth) == "image" and depth_format == "grey16":
-                if plays is not None:  # OpenCV writes one 16-bit picture; the animation writers take 8-bit colour
-                    raise UserError(f"--save-depth {save_depth}: an animation's 16-bit grey depth goes into a video; "
-                                    f"give {Path(save_depth).with_suffix('.mkv').name}")
                 sinks.append(ImageSink(Path(save_depth), depth))  # no metadata: Pillow's path takes colour only
             elif output_kind(save_depth) == "image":  # a photo's depth picture, an animation's depth animation
                 sinks.append(picture_sink(Path(save_depth), depth, fps, PhotoMetadata(plays=plays),
