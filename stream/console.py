@@ -103,6 +103,18 @@ class ProgressBar(tqdm):
 
     def __init__(self, *args, **options) -> None:
         super().__init__(*args, miniters=1, **options)
+        measure = getattr(self, "dynamic_ncols", None)
+        if measure:  # tqdm measures a terminal never sized (`script`, some consoles' ptys) as -1x-1, and shows nothing
+            self.dynamic_ncols = lambda stream: known_size(*measure(stream))
+            if (self.ncols, self.nrows) != known_size(self.ncols, self.nrows):
+                self.ncols, self.nrows = known_size(self.ncols, self.nrows)
+                self.refresh()  # the first state, which tqdm left out
+
+
+def known_size(columns: int | None, rows: int | None) -> tuple[int | None, int | None]:
+    """A terminal's size as tqdm takes it, None for a side of no size: a -1 row count made tqdm write no bar at all
+    (the whole run's progress missing), a -1 column count a bar of no width."""
+    return (columns if columns and columns > 0 else None), (rows if rows and rows > 0 else None)
 
 
 class TimeProgressBar(ProgressBar):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import glob
+import hashlib
 import ntpath
 import os
 import sys
@@ -139,6 +140,35 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return False
 
 
+# The longest file name where the system does not say (Windows; a folder not made yet): most file systems' 255
+NAME_MAX = 255
+
+
+def partial_path(target: Path, tag: str = "part") -> Path:
+    """The hidden name beside `target` that it is written under until complete: `.NAME.TAG`, or, where that would
+    pass the folder's longest name (a name of 250 bytes, itself allowed, failed at the first frame, the model loaded,
+    with "File name too long"), NAME cut short and a digest of the whole name added (two long outputs of one run,
+    NAME_portrait and NAME_depth, still get two names)."""
+    name = f".{target.name}.{tag}"
+    longest = _longest_name(target.parent)
+    if len(os.fsencode(name)) <= longest:
+        return target.with_name(name)
+    digest = hashlib.sha1(os.fsencode(target.name)).hexdigest()[:12]
+    end = f"~{digest}.{tag}"
+    head = target.name
+    while head and len(os.fsencode(f".{head}{end}")) > longest:
+        head = head[:-1]
+    return target.with_name(f".{head}{end}")
+
+
+def _longest_name(folder: Path) -> int:
+    """The longest file name `folder` takes, in bytes (NAME_MAX where the system does not say)."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX")) if hasattr(os, "pathconf") else NAME_MAX
+    except (OSError, ValueError, TypeError):
+        return NAME_MAX
+
+
 def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """`write(partial)` beside `path`, then renamed over it: a failure (a full disk) leaves the file that was
     there, not half of one. An OSError names `path`, not the partial file. A link is written where it points (the
@@ -146,7 +176,7 @@ def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
     and what is no plain file there (a terminal, a pipe) is written into as it is."""
     in_place = path.exists() and not path.is_file()  # followed as the system follows it (/dev/stdout to a pipe)
     target = path if in_place or not path.is_symlink() else Path(os.path.realpath(path))
-    partial = target.with_name(f".{target.name}.part")
+    partial = partial_path(target)
     try:
         if in_place:
             write(target)

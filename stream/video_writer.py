@@ -56,7 +56,7 @@ from stream.console import rate_text
 from stream.errors import UserError
 from stream.images import on_white
 from stream.mp4_edit_list import disable_tracks, end_text_tracks, mark_prores_vendor, mend_last_picture
-from stream.paths import ensure_writable
+from stream.paths import ensure_writable, partial_path
 from stream.subtitle_tracks import SubtitleTracks
 from stream.track_timeline import MP4_MAX_TICKS, MP4_SUFFIXES
 
@@ -492,6 +492,29 @@ def _set_alpha(frame: Any, alpha: np.ndarray) -> None:
     values[:, :plane.width] = alpha if top == 255 else (alpha.astype(np.uint32) * (2 * top) + 255) // 510
 
 
+class OutputFailed(UserError):
+    """The output file failed while being written, for a reason its user can act on: one line naming the fix, and
+    exit status 1 (a failure while running, as a full disk's), not 2 (bad input)."""
+
+    exit_code = 1
+
+
+# A write refused for the file's size, not its disk's room: "stage 'sink' failed: OSError: [Errno 27] File too
+# large" said neither which limit nor what to do (a FAT32 card's 4 GB cut a long recording there)
+SIZE_REFUSALS = {errno.EFBIG: "it reached the largest file allowed there (4 GB on a FAT32 card or stick, or the "
+                              "limit `ulimit -f` sets); write it to a disk formatted exFAT, NTFS or ext4, or a "
+                              "shorter part (--duration)",
+                 **({errno.EDQUOT: "your disk quota is used up; free some space, or write the output to another "
+                                   "disk"} if hasattr(errno, "EDQUOT") else {})}
+
+
+def _size_refusal(path: Path, exc: BaseException) -> OutputFailed | None:
+    """The file system's refusal of a write for the file's size or the user's quota, as one line; else None."""
+    cause = _write_error(exc) if isinstance(exc, Exception) else exc
+    reason = SIZE_REFUSALS.get(cause.errno) if isinstance(cause, OSError) else None
+    return None if reason is None else OutputFailed(f"cannot write more of {path}: {reason}")
+
+
 def _write_error(exc: Exception) -> Exception:
     """The error of our file's write where PyAV hands it on only as the context of its own: the MP4 trailer's, on a
     full disk, came out as "Error in PyAV callback" instead of "No space left on device" (ENOSPC)."""
@@ -512,11 +535,12 @@ class _OutputFile:
         self.path = path
         self.name = str(path)  # PyAV guesses the format from it, and it names the file in errors
         self._direct = self.committed = path.exists() and not path.is_file()  # a FIFO is written as it is
-        self._partial = path if self._direct else path.with_name(f".{path.name}.part")
+        self._partial = path if self._direct else partial_path(path)
         self._fd: int | None = None
         self._pos = 0
         self.size = 0  # bytes that reached the disk
         self.interrupted = False  # a Ctrl-C landed here, where PyAV's callback would swallow it
+        self.deleted = False  # found deleted while open (see lost)
 
     def _open(self) -> int:
         if self._fd is None:
@@ -564,6 +588,17 @@ class _OutputFile:
             return
         self.committed = True
 
+    def lost(self) -> bool:
+        """Whether the file was deleted while open (it, or its folder, removed during the run): what is written
+        goes to a file no name reaches, freed at its close, and the run said "wrote 600 frames to out/x.mp4", exit
+        0, with no such file. A FIFO is no file to lose."""
+        if self._fd is not None and not self._direct and not self.deleted:
+            try:
+                self.deleted = os.fstat(self._fd).st_nlink == 0
+            except OSError:  # no answer is no loss found
+                pass
+        return self.deleted
+
     def pictures(self) -> int:
         """The pictures a player finds in the file as it is on the disk: a first fragment or cluster cut short
         by a full disk may hold some. Only for a file not yet under its name, which holds a fragment at most."""
@@ -581,9 +616,10 @@ class _OutputFile:
         """Close the file, and put it under its name (`keep`) or, where it holds no picture, delete it."""
         if self._fd is None:
             return
+        self.lost()  # asked while its descriptor still tells
         fd, self._fd = self._fd, None
         os.close(fd)
-        if self.committed:
+        if self.committed or self.deleted:  # a deleted file has no name to be given
             return
         if not keep:
             self._partial.unlink(missing_ok=True)
@@ -877,7 +913,7 @@ class VideoWriter:
                 self._subtitles.write_until(self.seconds_written)
         except BaseException as exc:
             self._failed = True
-            refusal = self._refusal(exc)
+            refusal = self._refusal(exc) or _size_refusal(self.path, exc)
             if refusal is None:
                 raise
             raise refusal from None
@@ -972,6 +1008,8 @@ class VideoWriter:
             self._durations = {pts: ticks for pts, ticks in self._durations.items() if pts >= packet.dts}
         self.container.mux(packet)
         if self._file.size > size:
+            if self._file.lost():  # stopped now, not after hours of frames written into nothing
+                raise self._lost()
             self.pictures_on_disk = self._handed
             if self.pictures_on_disk:
                 self._file.commit()
@@ -1009,7 +1047,7 @@ class VideoWriter:
                 if self._chapters and self.frames_written:
                     self.container.set_chapters(kept_chapters(self._chapters, self._first_origin, cut))
         except BaseException as exc:
-            refusal = self._refusal(exc)
+            refusal = self._refusal(exc) or _size_refusal(self.path, exc)
             if refusal is None:
                 raise
             raise refusal from None
@@ -1021,11 +1059,13 @@ class VideoWriter:
                 self.container.close()
                 self.pictures_on_disk = self._handed  # the trailer wrote what the muxer still held
             except Exception as exc:
-                raise _write_error(exc) from None
+                raise _size_refusal(self.path, exc) or _write_error(exc) from None
             finally:
                 if not self.pictures_on_disk:
                     self.pictures_on_disk = self._file.pictures()
                 self._file.close(keep=self.pictures_on_disk > 0)
+        if self._file.deleted:
+            raise self._lost()
         if self._failed:  # the write's own error is the one reported; this keeps the file from being called playable
             if not self.pictures_on_disk:
                 raise RuntimeError(f"{self.path} was not written: no picture reached the disk")
@@ -1117,6 +1157,12 @@ class VideoWriter:
         if times[0] > packets[0].dts and (self._stored is None or self._stored[0] + times[0] - self._stored[1] > end):
             return None
         return times
+
+    def _lost(self) -> OutputFailed:
+        """The error of an output deleted during the run; nothing of it is on a disk any more."""
+        self.pictures_on_disk = 0
+        return OutputFailed(f"{self.path} was deleted during the run (or its folder removed), and the frames "
+                            f"written went with it; run again, writing where the file can stay")
 
     def _refusal(self, exc: BaseException) -> UserError | None:
         """FFmpeg's muxers fail with a bare -1, which is EPERM: once the file is open and its header written,
