@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run HERE (a machine with PyPI) before a GPU session: downloads the wheels the GPU machine lacks,
-# for the device calls to carry. The GPU image has Python 3.12, PyTorch (CUDA 13), CuPy, NumPy,
-# OpenCV and onnxruntime's CPU build.
-#   .whl/   kornia (timed beside our kernel by bench/gpu_kernels.py): small, one call carries it.
+# for the device calls to carry. The GPU image has Python 3.12, PyTorch (CUDA 13), CuPy, NumPy, Numba,
+# OpenCV, scikit-image, Pillow, PyYAML, tqdm, ONNX, pytest and onnxruntime's CPU build, but not PyAV.
+#   .whl/   PyAV (~35 MB: a dozen test modules import it, and one that fails to import stopped the whole
+#           gpu test run) and kornia (timed beside our kernel by bench/gpu_kernels.py): one call carries them.
 #   .models/ the TCMonoDepth ONNX file (0.8 MB), for the GPU pipeline tests.
 #   .ort/   onnxruntime-gpu (CUDA 13 build, ~256 MB) cut into parts under the 64 MiB a call can
 #           carry: stage them one call at a time with bench/stage_ort_part.sh (see gpu_check.sh).
@@ -13,7 +14,7 @@ PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --p
 download() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
                "${PLATFORMS[@]}" -d "$@"; }
 rm -rf .whl .ort && mkdir -p .whl .ort/parts
-download .whl "kornia>=0.7,<1" "kornia_rs>=0.1.9,<1"
+download .whl "av>=18,<20" "kornia>=0.7,<1" "kornia_rs>=0.1.9,<1"
 download .ort "onnxruntime-gpu>=1.23,<2"
 wheel=$(ls .ort/onnxruntime_gpu-*.whl)
 (cd .ort && sha256sum "$(basename "$wheel")" > MANIFEST)
@@ -24,3 +25,11 @@ rm "$wheel"
 rm -rf .models && mkdir -p .models
 cp ../shared/models/tcmonodepth_tcsmallnet_192x320.onnx .models/ 2>/dev/null || echo "no ../shared/models here"
 ls -la .whl .ort/parts .models && cat .ort/MANIFEST
+# A call carries the working tree plus its carried paths, 64 MiB in all: say what gpu_check.sh's call sends.
+tree=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 cat 2>/dev/null | wc -c)
+carried=$(du -cb .whl .models | tail -n 1 | cut -f1)
+part=$(du -b "$(ls .ort/parts/* | head -n 1)" | cut -f1)
+echo "gpu_check.sh's call: $(( (tree + carried) >> 20 )) MiB" \
+     "(tree $((tree >> 20)), .whl + .models $((carried >> 20))); an onnxruntime-gpu part's call: $(( (tree + part) >> 20 )) MiB; the limit is 64 MiB"
+[ $((tree + carried)) -lt $((64 << 20)) ] && [ $((tree + part)) -lt $((64 << 20)) ] \
+  || { echo "over the 64 MiB a call carries: carry less"; exit 1; }

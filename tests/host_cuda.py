@@ -46,21 +46,42 @@ using std::min;
 #define __launch_bounds__(n)
 #define __syncthreads() do { if (g_phase == 0) throw BarrierReached{}; } while (0)
 #include "kernel.inc"
+// The order blocks and a block's threads run in (host_set_order): 0 as written, 1 reversed, 2 shuffled. A GPU
+// promises none: a kernel whose result changes with it has a race (two threads writing one pixel, a read of what
+// another thread writes, an unsynchronised shared-memory write).
+static int g_order = 0;
+static unsigned g_seed = 1;
+extern "C" void host_set_order(int order, unsigned seed) { g_order = order; g_seed = seed ? seed : 1; }
+static std::vector<unsigned> host_order(unsigned n) {
+    std::vector<unsigned> order(n);
+    for (unsigned i = 0; i < n; ++i) order[i] = g_order == 1 ? n - 1 - i : i;
+    if (g_order == 2) for (unsigned i = n; i > 1; --i) {  // Fisher-Yates on a xorshift32
+        g_seed ^= g_seed << 13; g_seed ^= g_seed >> 17; g_seed ^= g_seed << 5;
+        std::swap(order[i - 1], order[g_seed % i]);
+    }
+    return order;
+}
+// Set when some threads of a block reached the barrier and others returned before it: on a GPU that
+// __syncthreads() is undefined (a hang or a tile half loaded); read and cleared by host_barrier_diverged().
+static int g_diverged = 0;
+extern "C" int host_barrier_diverged() { const int d = g_diverged; g_diverged = 0; return d; }
 template <typename F> struct Launcher;
 template <typename... A> struct Launcher<void (*)(A...)> {
     template <void (*K)(A...)> static void run(unsigned gx, unsigned gy, unsigned bx, unsigned by, A... a) {
         blockDim = idx3{bx, by, 1};
         const size_t shared = g_shared.size();
-        for (unsigned j = 0; j < gy; ++j) for (unsigned i = 0; i < gx; ++i) {
-            blockIdx = idx3{i, j, 0};
+        for (unsigned block : host_order(gx * gy)) {
+            blockIdx = idx3{block % gx, block / gx, 0};
             g_shared.assign(shared, float4{NAN, NAN, NAN, NAN});
             bool barrier = false;
             for (int phase = 0; phase < (barrier ? 2 : 1); ++phase) {
                 g_phase = phase;
-                for (unsigned ty = 0; ty < by; ++ty) for (unsigned tx = 0; tx < bx; ++tx) {
-                    threadIdx = idx3{tx, ty, 0};
-                    try { K(a...); } catch (const BarrierReached&) { barrier = true; }
+                unsigned returned = 0;
+                for (unsigned thread : host_order(bx * by)) {
+                    threadIdx = idx3{thread % bx, thread / bx, 0};
+                    try { K(a...); ++returned; } catch (const BarrierReached&) { barrier = true; }
                 }
+                if (phase == 0 && barrier && returned) g_diverged = 1;
                 if (!barrier) break;
             }
             g_phase = 1;
@@ -130,6 +151,18 @@ def compile_for_host(source: str, kernels: tuple[str, ...], folder: Path, extra:
         proto(entries[name])(grid[0], grid[1], block[0], block[1], *values)
 
     return lib, launch
+
+
+def set_order(lib: ctypes.CDLL, order: str, seed: int = 1) -> None:
+    """The order the next launches run blocks and threads in: "forward" (as before), "reverse" or "shuffle"
+    (seeded): a result that changes with it is a race the GPU may show."""
+    lib.host_set_order(ctypes.c_int(("forward", "reverse", "shuffle").index(order)), ctypes.c_uint(seed))
+
+
+def barrier_diverged(lib: ctypes.CDLL) -> bool:
+    """Whether a launch since the last call had threads of one block return before a __syncthreads() that others
+    reached (undefined on a GPU)."""
+    return bool(lib.host_barrier_diverged())
 
 
 def dof_on_host(launch: Launch) -> Callable[..., np.ndarray]:
