@@ -415,7 +415,9 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
         }
     }
     if (alpha > 0.0f && nh > 1e-20f) {
-        alpha = fminf(alpha, 1.0f);
+        // with the highlight boost's weight (kernels/dof_reference.py: near_alpha): exactly the coverage without one
+        const float rest = 1.0f - alpha;
+        alpha = alpha >= 1.0f ? 1.0f : alpha + (nh - alpha) * rest / (nh + rest);
         o0 += alpha * (n0 / nh - o0);
         o1 += alpha * (n1 / nh - o1);
         o2 += alpha * (n2 / nh - o2);

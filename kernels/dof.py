@@ -24,7 +24,10 @@ Semantics (exact in `dof_reference`, approximated at a reduced resolution by the
 * disc: hard edge, anti-aliased over one pixel: ``k = clamp(r - dist + 0.5, 0, 1)``, area
   ``pi (r^2 + 1/12)``, radius clamped to >= 0.5.
 * highlight boost: weight ``1 + boost * max(0, Y - 0.6) / 0.4`` on the linear (gamma 2.2)
-  luminance Y, so clipped highlights dominate their disc and bloom into visible bokeh balls.
+  luminance Y, so clipped highlights dominate their disc and bloom into visible bokeh balls. In the near field
+  it weighs into the alpha too (`dof_reference.near_alpha`: the near colour's share of a normalised mix in which
+  what lies behind weighs 1 - coverage, as a far highlight's share of its gather): by coverage alone a light in front
+  of the focus plane came out as unboosted (half the light of one behind it at boost 1, a quarter at 4).
 * light: colours are averaged in linear light, as a lens spreads it, approximated by gamma 2: the
   stored values squared, and the square root of the result. Averaged as stored (sRGB), small lights
   vanished into their discs (7 pixels at 255 on a background of 20, over a 12 px disc: +3.6 levels; in

@@ -169,7 +169,11 @@ def _composite(img, coc, pre, exact_w, far_r, dist, s, far_exact, col_x0, col_x1
             t[x] = _share(-c, shift) / max(support[x], _TINY)
             inv_far[x] = _ONE / max(exact_h[x] + t[x] * far_h[x], _TINY)
             has_near = (cover[x] > _ZERO) & (near_h[x] > np.float32(1e-20))
-            alpha[x] = min(cover[x], _ONE) if has_near else _ZERO
+            # with the highlight boost's weight (`dof_reference.near_alpha`): exactly the coverage without a boost
+            cv = cover[x]
+            rest = _ONE - cv
+            a = _ONE if cv >= _ONE else cv + (near_h[x] - cv) * rest / (near_h[x] + rest)
+            alpha[x] = a if has_near else _ZERO
             inv_near[x] = _ONE / max(near_h[x], _TINY)
         if row_has_near:
             _behind_weights(c_row, behind[3], fade, is_near, own_behind, inv_behind)

@@ -30,6 +30,15 @@ def disc_weight(radius: np.ndarray, dist: float) -> np.ndarray:
     return np.clip(radius - dist + 0.5, 0.0, 1.0) / (math.pi * (radius * radius + 1.0 / 12.0))
 
 
+def near_alpha(coverage: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The near field's opacity from its coverage (sum of coverage / area) and that sum weighted by the highlight
+    boost: the near colour's share of a normalised mix where what lies behind weighs 1 - coverage, as a far
+    highlight's share of its normalised gather (by coverage alone a boost left a near highlight as it was, while a far
+    one bloomed). Written cov + (w - cov)(1 - cov) / (w + 1 - cov): exactly the coverage where w == cov (no boost)."""
+    rest = np.maximum(1.0 - coverage, 0.0)
+    return np.where(coverage >= 1.0, 1.0, coverage + (weight - coverage) * rest / (weight + rest))
+
+
 def signed_coc(disparity: np.ndarray, focus: float, max_blur_px: float) -> np.ndarray:
     span = max(focus, 1.0 - focus)
     coc = max_blur_px * (disparity.astype(np.float64) - focus) / span
@@ -86,7 +95,7 @@ def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus
     own_w = np.maximum(BEHIND_FADE * math.pi * r * r - behind_den, 0.0)
     behind = (behind_num + own_w[..., None] * img) / (behind_den + own_w)[..., None]
     out[near] = behind[near]
-    alpha = np.minimum(near_cov, 1.0)
+    alpha = near_alpha(near_cov, near_den)
     has_near = near_den > 0
     near_col = np.where(has_near[..., None], near_num / np.where(has_near, near_den, 1.0)[..., None], 0.0)
     out = np.sqrt(np.where(has_near[..., None], out + alpha[..., None] * (near_col - out), out))
