@@ -6,18 +6,19 @@ Two clips, each H.264-encoded (yuv420p, CRF 23) and decoded again, so the networ
          noise every frame (sigma 3 levels of 255);
   moving: the built-in sample clip itself (pans and pushes in), with the same noise: what a filter must not smear.
 The real pipeline's stages run on them (the default preset on the CPU, the configured model; sync depth, every frame
-its own): network, normalisation, [temporal filter], refinement, focus, render.
+its own): network, normalisation, refinement, [temporal filter of the refined map], focus, render.
 
 Figures: flicker = mean over frames of the mean |x(t) − x(t−1)| (the still clip: every pixel is still); disparity
 on [0, 1], blur radius (signed CoC) in pixels, luma in levels of 255; "background": pixels with |CoC| > 2 px.
 "frozen depth" renders every frame with the still clip's mean refined depth and focus: the output flicker from the
 input's noise alone, the floor; "fixed network" refines the mean network disparity with each frame's own picture: the
-refinement's own flicker, which no filter of the network's map removes. "std over time, p99 bg": the 99th percentile
-over the background of each pixel's standard deviation over the clip. Smear (moving clip): the filtered refined
-disparity against the unfiltered one of the same frame, everywhere and at depth edges (the 5% largest gradients), in
-CoC pixels.
+refinement's own flicker, which no filter of the network's map removed (such a filter, before the refinement, was
+retired for this one). "std over time, p99 bg": the 99th percentile over the background of each pixel's standard
+deviation over the clip. Smear (moving clip): the filtered refined disparity against the unfiltered one of the same
+frame, everywhere and at depth edges (the 5% largest gradients), in CoC pixels.
 
 Usage: python bench/temporal_flicker.py [--frames 48] [--smoothing 0.3 0.15] [--threshold 8] [--cost]
+[--noise 3] [--crf -1]
 (DEPTHCAM_MODELS as for depthcam; the run takes a few minutes on two busy cores)
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kernels.dof_reference import signed_coc  # noqa: E402
-from kernels.temporal import MOTION_THRESHOLD, RefinedFilter, TemporalFilter  # noqa: E402
+from kernels.temporal import MOTION_THRESHOLD, RefinedFilter  # noqa: E402
 from stream.frame import Frame  # noqa: E402
 from stream.sample import SAMPLE_FPS, sample_frames  # noqa: E402
 
@@ -94,7 +95,7 @@ class Pipeline:
         from stream.config import load_config
 
         self.config = dataclasses.replace(load_config(config_name), device="cpu")
-        self.config.normalise.pixel_smoothing = 1.0  # the stages' per-frame depth: the filters are applied here
+        self.config.normalise.pixel_smoothing = 1.0  # the stages' per-frame depth: each run sets its own filter
         self.estimator = load_estimator(self.config, progress=False)
         prepare_kernels(self.config, "cpu")
         self._build_stages = build_stages
@@ -114,28 +115,19 @@ class Pipeline:
             depth_stage.process([frame])
         return frames
 
-    def finish(self, depths: list[Frame], temporal: TemporalFilter | RefinedFilter | None,
+    def finish(self, depths: list[Frame], temporal: RefinedFilter | None,
                frozen: np.ndarray | None = None, frozen_focus: float | None = None,
                network: np.ndarray | None = None) -> dict[str, list]:
-        """Refinement and render of the depth stage's frames, with the temporal filter where given (a TemporalFilter
-        before the refinement, on the network's map; a RefinedFilter after it, in the refine stage) (`frozen`:
-        every frame rendered with this refined disparity and focus instead; `network`: every frame refined from
-        this network disparity, guided by its own picture)."""
-        from stream.stages import SCENE_CUT
-
+        """Refinement and render of the depth stage's frames, with the temporal filter in the refine stage where
+        given (`frozen`: every frame rendered with this refined disparity and focus instead; `network`: every frame
+        refined from this network disparity, guided by its own picture)."""
         _, refine, render = self.stages()
         kept: dict[str, list] = {"disparity": [], "refined": [], "focus": [], "output": [], "seconds": []}
-        if isinstance(temporal, RefinedFilter):
-            refine.temporal, temporal = Timed(temporal, kept["seconds"]), None
+        if temporal is not None:
+            refine.temporal = Timed(temporal, kept["seconds"])
         for old in depths:
             frame = Frame(old.index, 0, old.image, pts_seconds=old.pts_seconds, extra=dict(old.extra))
             frame.disparity = old.disparity if network is None else network
-            if temporal is not None:
-                if frame.extra.get(SCENE_CUT):
-                    temporal.reset()
-                started = time.perf_counter()
-                frame.disparity = temporal(frame.disparity, frame.image, frame.pts_seconds)
-                kept["seconds"].append(time.perf_counter() - started)
             refine.process([frame])
             if frozen is not None:
                 frame.refined = frozen
@@ -221,26 +213,28 @@ def show(title: str, columns: dict[str, dict[str, float]]) -> None:
 
 
 def cost(smoothing: float, repeats: int = 200) -> None:
-    """The filter's time a frame at the network's size, from 640x480 and 1080p frames (interleaved)."""
+    """The filter's time a frame at 640x480 and 1080p (interleaved): a still picture with fresh noise (sigma 3, the
+    common case: one pass at the still weight) and fresh random pictures (every pixel moved: the worst case)."""
     rng = np.random.default_rng(1)
-    disparity = rng.random((192, 320), dtype=np.float32)
+    motion_shape = (192, 320)
     sizes = {"640x480": (480, 640), "1920x1080": (1080, 1920)}
-    images = {k: rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for k, (h, w) in sizes.items()}
+    pictures = {k: rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for k, (h, w) in sizes.items()}
     refined = {k: rng.random((h, w), dtype=np.float32) for k, (h, w) in sizes.items()}
-    filters = {k: TemporalFilter(smoothing) for k in sizes}
-    after = {k: RefinedFilter(smoothing) for k in sizes}
-    times: dict[str, list[float]] = {k: [] for k in sizes}
-    times.update({f"refined {k}": [] for k in sizes})
+    cases = [(f"{kind} {k}", k, kind) for k in sizes for kind in ("still", "moving")]
+    filters = {name: RefinedFilter(smoothing) for name, _, _ in cases}
+    times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     for i in range(repeats):
-        for key in sizes:
+        for name, size, kind in cases:
+            picture = pictures[size]
+            if kind == "still":
+                image = np.clip(picture + rng.normal(0, NOISE_SIGMA, picture.shape), 0, 255).astype(np.uint8)
+            else:
+                image = rng.integers(0, 256, picture.shape, dtype=np.uint8)
             started = time.perf_counter()
-            filters[key](disparity, images[key], i / 30)
-            times[key].append(time.perf_counter() - started)
-            started = time.perf_counter()
-            after[key](refined[key], images[key], disparity.shape, i / 30)
-            times[f"refined {key}"].append(time.perf_counter() - started)
-    print("\ncost a frame (network: its 320x192 map; refined: the frame-size map), ms: " + ", ".join(
-        f"{k} median {1e3 * np.median(v):.2f} p90 {1e3 * np.quantile(v, 0.9):.2f}" for k, v in times.items()))
+            filters[name](refined[size], image, motion_shape, i / 30)
+            times[name].append(time.perf_counter() - started)
+    print(f"\ncost a frame, smoothing {smoothing:g} (the refined map at the frame's size), ms: " + ", ".join(
+        f"{k} median {1e3 * np.median(v[1:]):.2f} p90 {1e3 * np.quantile(v[1:], 0.9):.2f}" for k, v in times.items()))
 
 
 def still_clip(pipeline: Pipeline, still: list[np.ndarray], filters: dict, blur_px: float) -> None:
@@ -293,8 +287,7 @@ def main() -> int:
     pipeline = Pipeline(args.config)
     blur_px = pipeline.config.render.blur * 480 / pipeline.config.render.reference_height
     print(f"blur {blur_px:g} px; noise sigma {args.noise:g}, " + (f"CRF {args.crf}" if args.crf >= 0 else "raw frames"))
-    filters = {f"{where} {s:g}": (lambda s=s, kind=kind: kind(s, args.threshold))
-               for where, kind in (("network", TemporalFilter), ("refined", RefinedFilter)) for s in args.smoothing}
+    filters = {f"refined {s:g}": (lambda s=s: RefinedFilter(s, args.threshold)) for s in args.smoothing}
     if "still" in args.clips:
         still = through_h264(noisy([next(sample_frames(1))] * args.frames, args.noise), crf=args.crf)
         still_clip(pipeline, still, filters, blur_px)

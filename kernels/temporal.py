@@ -1,19 +1,24 @@
-"""Temporal smoothing of the network's disparity: a still background stops "breathing" in the blur.
+"""Temporal smoothing of the refined disparity: a still background stops "breathing" in the blur.
 
 The network predicts every frame afresh, so sensor noise and compression move a static pixel's disparity from
-frame to frame, and the blur radius there pulses. Per pixel, the kept disparity S moves towards the newest D by
+frame to frame; the joint bilateral refinement's range weights follow each frame's own noise too, so a still depth
+edge's refined value moves even where the network's does not. Per pixel, the kept refined disparity S (the frame's
+size) moves towards the newest refined R by
 
-    a = w + (1 − w)·m,    m = clip((|Y − G| − t) / t, 0, 1),    S ← S + a·(D − S)
+    a = w + (1 − w)·m,    m = clip((|Y − G| − t) / t, 0, 1),    S ← S + A·(R − S)
 
-where w is the still weight (`smoothing` per 1/30 s, at any frame rate), Y the frame's luma at the map's size and
-G the luma kept the same way as S: where the picture no longer looks like what S was made from (a moving subject,
-motion blur, a light switched on) m reaches 1 and the newest depth is taken whole, so a moving edge does not smear.
-Comparing against the kept luma rather than the last frame's catches slow motion too (it adds up), and noise below
-the threshold t (8 of 255 on a luma already averaged to the map's size) does not count as motion.
+where w is the still weight (`smoothing` per 1/30 s, at any frame rate), Y the frame's luma at the network map's
+size and G the luma kept the same way (by a): where the picture no longer looks like what S was made from (a moving
+subject, motion blur, a light switched on) m reaches 1 and the newest depth is taken whole, so a moving edge does not
+smear. Comparing against the kept luma rather than the last frame's catches slow motion too (it adds up), and noise
+below the threshold t (8 of 255 on a luma already averaged to the map's size) does not count as motion. A is a
+brought up to the frame's size, each map pixel's largest a within MOTION_SPREAD first: the refined map's edges are
+sharp at the frame's size where the motion test is not. Where the depth is a few frames old (async runs), a new map
+made from a picture unlike the kept depth's (motion, a cut) is taken whole the same way (`depth_image`).
 
-It runs at the network's resolution (a few hundred pixels wide), before refinement: cheap at any frame size. The
-float64 reference (`blend_reference`) defines the result; `blend` is the float32 path, tested against it, on whichever
-side the map is (NumPy, or CuPy where the depth stays on the GPU: only the small luma map goes up).
+The float64 references (`still_weights_reference`, `smooth_refined_reference`) define the result; `still_weights`
+and `smooth` are the float32 paths, tested against them, on whichever side the map is (NumPy, or CuPy where the
+depth stays on the GPU: only the small weights go up).
 """
 from __future__ import annotations
 
@@ -44,56 +49,149 @@ def newest_weight(smoothing: float, seconds: float | None, previous: float | Non
     return 1.0 - (1.0 - smoothing) ** steps
 
 
-def blend_reference(kept: np.ndarray, newest: np.ndarray, kept_luma: np.ndarray, luma: np.ndarray,
-                    weight: float, threshold: float = MOTION_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
-    """The next kept disparity and kept luma, in float64 (the definition the fast path is tested against)."""
+def small_luma(image_bgr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The frame's luma averaged down to the map's (height, width), float32: averaging also cuts the sensor noise
+    that the motion test must not take for motion. Grey first (one channel to average, not three), halved by
+    cv2.pyrDown (a 5x5 Gaussian) while more than twice the map's size, then an area resize. A bilinear step to twice
+    the map's size instead read 4 of the ~30 pixels each map pixel covers at 1080p: with sigma-8 noise, 0.1 % of a
+    still picture's map pixels counted as motion, every frame (none now), for 0.85 -> 1.6 ms (an area resize by the
+    whole fractional ratio: 9-13 ms)."""
+    height, width = shape
+    grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    while grey.shape[0] > 2 * height and grey.shape[1] > 2 * width:
+        grey = cv2.pyrDown(grey)
+    return cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+MOTION_SPREAD = 1  # map pixels around a moving one that take its weight: a 3x3 neighbourhood
+# The host's blend takes the still weight in one pass (cv2.addWeighted) and the exact per-pixel one only in boxes
+# around what moved, one box a band of map rows: a still picture's 1080p map in 1 pass, not 4 (resize, subtract,
+# multiply, add: 6-12 ms on two busy cores). Where the boxes cover more than MOTION_BOXES_LIMIT of the frame, the
+# exact passes go over all of it at once (the one pass first was then 1.3 times the time).
+MOTION_BANDS = 8
+MOTION_BOXES_LIMIT = 0.5
+
+
+def still_weights_reference(kept_luma: np.ndarray, luma: np.ndarray, weight: float,
+                            threshold: float = MOTION_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Each map pixel's newest weight a and the next kept luma, in float64 (the definition `still_weights` is tested
+    against)."""
     change = np.abs(luma.astype(np.float64) - kept_luma.astype(np.float64))
     moved = np.clip(change / threshold - 1.0, 0.0, 1.0)  # (change − t)/t, without inf/inf (NaN) at t = inf
     a = weight + (1.0 - weight) * moved
-    kept64 = kept.astype(np.float64)
     luma64 = kept_luma.astype(np.float64)
-    return kept64 + a * (newest.astype(np.float64) - kept64), luma64 + a * (luma.astype(np.float64) - luma64)
+    return a, luma64 + a * (luma.astype(np.float64) - luma64)
 
 
-def blend(kept: np.ndarray, newest: np.ndarray, kept_luma: np.ndarray, luma: np.ndarray,
-          weight: float, threshold: float = MOTION_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
-    """`blend_reference` in float32, updating `kept` and `kept_luma` in place (and returning them); NumPy or CuPy
-    arrays, all on the same side."""
-    xp = array_module(kept)
+def still_weights(kept_luma: np.ndarray, luma: np.ndarray, weight: float,
+                  threshold: float = MOTION_THRESHOLD) -> np.ndarray:
+    """`still_weights_reference`'s a in float32 (NumPy), updating `kept_luma` in place."""
     still = 1.0 - weight
-    a = xp.subtract(luma, kept_luma, dtype=xp.float32)
-    xp.abs(a, out=a)
+    a = np.subtract(luma, kept_luma, dtype=np.float32)
+    np.abs(a, out=a)
     # |Δ|·(1 − w)/t − (1 − w), its factor kept finite: (|Δ| − t)·(1 − w)/t gave 0·inf, NaN at every pixel, where t
     # or (1 − w)/t lay beyond float32's range (t = inf: no pixel ever moves; t under ~1e-38)
     a *= min(still / threshold, MOTION_FACTOR_LIMIT)
     a -= still
-    xp.clip(a, 0.0, still, out=a)
+    np.clip(a, 0.0, still, out=a)
     a += weight
-    step = xp.subtract(newest, kept, dtype=xp.float32)
+    step = np.subtract(luma, kept_luma, dtype=np.float32)
     step *= a
-    kept += step
-    luma_step = xp.subtract(luma, kept_luma, dtype=xp.float32)
-    luma_step *= a
-    kept_luma += luma_step
-    return kept, kept_luma
+    kept_luma += step
+    return a
 
 
-def small_luma(image_bgr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The frame's luma averaged down to the map's (height, width), float32: averaging also cuts the sensor noise
-    that the motion test must not take for motion. A large frame goes bilinearly to twice the map's size first:
-    OpenCV's area resize by a fractional ratio took 9-13 ms from 1080p to 320x192, this 0.7 ms. Grey before the area
-    resize, which then averages one channel, not three: 0.95 -> 0.47 ms from 640x480 (within a level of 255)."""
-    height, width = shape
-    if image_bgr.shape[0] > 2 * height and image_bgr.shape[1] > 2 * width:
-        image_bgr = cv2.resize(image_bgr, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
-    grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
-    return cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+def spread_reference(weights: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The newest map's weight at the frame's (height, width), float64: each map pixel's largest weight within
+    MOTION_SPREAD pixels, bilinearly up (OpenCV's pixel centres)."""
+    return cv2.resize(grow(weights.astype(np.float64)), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-class TemporalFilter:
-    """The disparity kept across a shot's frames (see the module): call it on each frame's normalised disparity
-    at the network's size (NumPy or CuPy), in frame order, and `reset()` at a cut (a new shot's depth owes nothing
-    to the last). It starts afresh by itself where the frame's size changes or frames come RESET_GAP_S apart."""
+def smooth_refined_reference(kept: np.ndarray, newest: np.ndarray, kept_luma: np.ndarray, luma: np.ndarray,
+                             weight: float, threshold: float = MOTION_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """The next kept refined map (the frame's size) and kept luma (the map's), in float64: the definition the fast
+    path is tested against. The luma is kept by each map pixel's own weight; the refined map by the spread one."""
+    a, next_luma = still_weights_reference(kept_luma, luma, weight, threshold)
+    kept64 = kept.astype(np.float64)
+    return kept64 + spread_reference(a, newest.shape[:2]) * (newest.astype(np.float64) - kept64), next_luma
+
+
+def grow(weights: np.ndarray) -> np.ndarray:
+    """Each map pixel's largest weight within MOTION_SPREAD pixels (on the host: a few hundred pixels wide)."""
+    side = 2 * MOTION_SPREAD + 1
+    return cv2.dilate(weights, np.ones((side, side), np.uint8), borderType=cv2.BORDER_REPLICATE)
+
+
+def smooth(kept, newest, grown: np.ndarray, weight: float):
+    """kept + A·(newest − kept) into a new float32 array, A the map-size weights `grown` (float32, the host's, none
+    below `weight`) brought up bilinearly: `smooth_refined_reference`'s map, on the side `kept` and `newest` are (a
+    CuPy map gets 0.2 MB of weights up, not its 8 MB at 1080p)."""
+    height, width = newest.shape[:2]
+    if array_module(kept) is np:
+        return _smooth_host(kept, np.asarray(newest, np.float32), grown, weight)
+    from kernels.bilateral_cuda import resize_bilinear_cuda
+
+    xp = array_module(kept)
+    out = xp.subtract(newest, kept, dtype=xp.float32)
+    out *= resize_bilinear_cuda(xp.asarray(grown), height, width)
+    out += kept
+    return out
+
+
+def _smooth_host(kept: np.ndarray, newest: np.ndarray, grown: np.ndarray, weight: float) -> np.ndarray:
+    """`smooth` on the host: the still weight everywhere in one pass, then the exact blend in the boxes whose
+    weights read a moved map pixel, or everywhere where they cover most of the frame (OpenCV runs each pass on all
+    cores)."""
+    still = np.float32(weight)
+    height, width = newest.shape[:2]
+    boxes = moving_boxes(grown > still, (height, width))
+    covered = sum((rows.stop - rows.start) * (columns.stop - columns.start) for rows, columns in boxes)
+    if covered > MOTION_BOXES_LIMIT * height * width:
+        return _lerp_host(kept, newest, cv2.resize(grown, (width, height), interpolation=cv2.INTER_LINEAR))
+    out = cv2.addWeighted(kept, 1.0 - float(still), newest, float(still), 0.0)
+    if boxes:
+        weights = cv2.resize(grown, (width, height), interpolation=cv2.INTER_LINEAR)
+        for box in boxes:
+            out[box] = _lerp_host(kept[box], newest[box], weights[box])
+    return out
+
+
+def _lerp_host(kept: np.ndarray, newest: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """kept + weights·(newest − kept) into a new array, in OpenCV's passes (2-3 times NumPy's speed at 1080p)."""
+    out = cv2.subtract(newest, kept)
+    cv2.multiply(out, weights, dst=out)
+    return cv2.add(out, kept, dst=out)
+
+
+def moving_boxes(moving: np.ndarray, shape: tuple[int, int]) -> list[tuple[slice, slice]]:
+    """The frame's (height, width) boxes whose bilinear weights read a `moving` map pixel: per band of map rows,
+    the rows and columns of its moving pixels."""
+    boxes = []
+    for rows in np.array_split(np.arange(moving.shape[0]), min(MOTION_BANDS, moving.shape[0])):
+        band = moving[rows[0]:rows[-1] + 1]
+        ys, xs = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+        if ys.size:
+            boxes.append((_reading(rows[0] + ys[0], rows[0] + ys[-1], moving.shape[0], shape[0]),
+                          _reading(xs[0], xs[-1], moving.shape[1], shape[1])))
+    return boxes
+
+
+def _reading(first: int, last: int, small: int, large: int) -> slice:
+    """The frame pixels along one axis whose bilinear weights read map pixels first..last: pixel i reads the two
+    around (i + 0.5)·small/large − 0.5 (OpenCV's centres), so map pixel j is read from (j − 0.5)·large/small − 0.5
+    to (j + 1.5)·large/small − 0.5; a pixel more either side against rounding."""
+    scale = large / small
+    start = int(np.floor((first - 0.5) * scale - 0.5)) - 1
+    stop = int(np.ceil((last + 1.5) * scale - 0.5)) + 1
+    return slice(max(start, 0), min(stop, large))
+
+
+class RefinedFilter:
+    """The refined disparity kept across a shot's frames (see the module): call it on each frame's refined map
+    (NumPy or CuPy, the frame's size) with the frame and the network map's (height, width), where the motion test
+    runs, in frame order; `reset()` at a cut. It starts afresh by itself where the frame's size changes or frames
+    come RESET_GAP_S apart. A returned map is kept as the next frame's reference, never changed by the filter (a
+    frame in flight keeps its depth); the caller must not change it in place either."""
 
     def __init__(self, smoothing: float = 0.3, threshold: float = MOTION_THRESHOLD) -> None:
         if not 0.0 < smoothing <= 1.0:
@@ -107,134 +205,35 @@ class TemporalFilter:
     def reset(self) -> None:
         self._kept = self._kept_luma = None
         self._seconds: float | None = None
-        self._frame_shape: tuple[int, ...] | None = None
+        self._depth_image: np.ndarray | None = None
+        self._depth_luma: np.ndarray | None = None
 
-    def __call__(self, disparity, image_bgr: np.ndarray, seconds: float | None = None):
-        """The smoothed disparity for this frame, on the side `disparity` is (a new array: the caller may keep or
-        change it). `image_bgr` is the frame on the host, `seconds` its time where there is one."""
-        xp = array_module(disparity)
-        luma = xp.asarray(small_luma(image_bgr, disparity.shape[:2]))
-        previous, self._seconds = self._seconds, seconds
-        if self._afresh(disparity, image_bgr.shape, previous, seconds):
-            self._kept, self._kept_luma = xp.array(disparity, dtype=xp.float32), luma  # a copy: ours to change
-        else:
-            blend(self._kept, disparity, self._kept_luma, luma, newest_weight(self.smoothing, seconds, previous),
-                  self.threshold)
-        self._frame_shape = image_bgr.shape
-        return self._kept.copy()
-
-    def _afresh(self, disparity, frame_shape: tuple[int, ...], previous: float | None, seconds: float | None) -> bool:
-        """Whether this frame's depth is taken whole: the first, a new size, a gap in time, or no smoothing."""
-        if self._kept is None or self.smoothing >= 1.0:
-            return True
-        if self._kept.shape != disparity.shape or self._frame_shape != frame_shape:
-            return True
-        if array_module(self._kept) is not array_module(disparity):  # the other side of the PCIe bus
-            return True
-        return previous is not None and seconds is not None and seconds - previous > RESET_GAP_S
-
-
-# --- after the refinement: the refined map itself, at the frame's size ---------------------------------------------
-#
-# Smoothing the network's map alone left the refined map flickering at depth edges 2-3 times as much as that map:
-# the joint bilateral filter's range weights follow each frame's own sensor noise, so a still edge's refined depth
-# moves whatever its input does. Blending the refined map (the same rule, the same motion test at the map's size)
-# smooths both causes at once; a moving pixel's neighbours (MOTION_SPREAD map pixels) count as moving too, because
-# the refined map's edges are sharp at the frame's size where the motion test is not (bench/temporal_flicker.py).
-MOTION_SPREAD = 1  # map pixels around a moving one that take its weight: a 3x3 neighbourhood
-
-
-def spread_reference(weights: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The newest map's weight at the frame's (height, width), float64: each map pixel's largest weight within
-    MOTION_SPREAD pixels, bilinearly up (OpenCV's pixel centres)."""
-    side = 2 * MOTION_SPREAD + 1
-    grown = cv2.dilate(weights.astype(np.float64), np.ones((side, side), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    return cv2.resize(grown, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-
-
-def smooth_refined_reference(kept: np.ndarray, newest: np.ndarray, kept_luma: np.ndarray, luma: np.ndarray,
-                             weight: float, threshold: float = MOTION_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
-    """The next kept refined map (the frame's size) and kept luma (the map's), in float64: the definition the fast
-    path is tested against. The luma is kept by each map pixel's own weight; the refined map by the spread one."""
-    change = np.abs(luma.astype(np.float64) - kept_luma.astype(np.float64))
-    a = weight + (1.0 - weight) * np.clip(change / threshold - 1.0, 0.0, 1.0)
-    luma64 = kept_luma.astype(np.float64)
-    spread = spread_reference(a, newest.shape[:2])
-    kept64 = kept.astype(np.float64)
-    return kept64 + spread * (newest.astype(np.float64) - kept64), luma64 + a * (luma.astype(np.float64) - luma64)
-
-
-def still_weights(kept_luma: np.ndarray, luma: np.ndarray, weight: float,
-                  threshold: float = MOTION_THRESHOLD) -> np.ndarray:
-    """Each map pixel's newest weight (float32, NumPy), updating `kept_luma` in place: `blend`'s steps."""
-    still = 1.0 - weight
-    a = np.subtract(luma, kept_luma, dtype=np.float32)
-    np.abs(a, out=a)
-    a *= min(still / threshold, MOTION_FACTOR_LIMIT)  # kept finite: see blend
-    a -= still
-    np.clip(a, 0.0, still, out=a)
-    a += weight
-    step = np.subtract(luma, kept_luma, dtype=np.float32)
-    step *= a
-    kept_luma += step
-    return a
-
-
-def spread(weights: np.ndarray, like):
-    """`spread_reference` in float32, on the side `like` (the refined map) is: dilated on the host (a few hundred
-    pixels wide), brought up where the map is (a CuPy map gets 0.2 MB up, not its 8 MB at 1080p)."""
-    side = 2 * MOTION_SPREAD + 1
-    grown = cv2.dilate(weights, np.ones((side, side), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    height, width = like.shape[:2]
-    if array_module(like) is np:
-        return cv2.resize(grown, (width, height), interpolation=cv2.INTER_LINEAR)
-    from kernels.bilateral_cuda import resize_bilinear_cuda
-
-    return resize_bilinear_cuda(array_module(like).asarray(grown), height, width)
-
-
-def lerp(kept, newest, weights):
-    """kept + weights·(newest − kept) into a new float32 array (NumPy through OpenCV, which runs on all cores: 2-3
-    times NumPy's time at 1080p; CuPy as it is)."""
-    xp = array_module(kept)
-    if xp is np:
-        out = cv2.subtract(np.asarray(newest, np.float32), kept)
-        cv2.multiply(out, weights, dst=out)
-        return cv2.add(out, kept, dst=out)
-    out = xp.subtract(newest, kept, dtype=xp.float32)
-    out *= weights
-    out += kept
-    return out
-
-
-class RefinedFilter:
-    """The refined disparity kept across a shot's frames (see above): call it on each frame's refined map (NumPy or
-    CuPy, the frame's size) with the frame and the network map's (height, width), where the motion test runs, in
-    frame order; `reset()` at a cut. It starts afresh by itself where the frame's size changes or frames come
-    RESET_GAP_S apart. A returned map is kept as the next frame's reference, never changed by the filter (a frame
-    in flight keeps its depth); the caller must not change it in place either."""
-
-    def __init__(self, smoothing: float = 0.3, threshold: float = MOTION_THRESHOLD) -> None:
-        TemporalFilter(smoothing, threshold)  # the same checks
-        self.smoothing = smoothing
-        self.threshold = threshold
-        self.reset()
-
-    def reset(self) -> None:
-        self._kept = self._kept_luma = None
-        self._seconds: float | None = None
-
-    def __call__(self, refined, image_bgr: np.ndarray, motion_shape: tuple[int, int], seconds: float | None = None):
+    def __call__(self, refined, image_bgr: np.ndarray, motion_shape: tuple[int, int], seconds: float | None = None,
+                 depth_image: np.ndarray | None = None):
+        """The smoothed map. `depth_image`: the picture the depth was made from where it is not this frame's (async
+        runs, the same array while a map is reused): a new one unlike the kept depth's picture counts as motion."""
         luma = small_luma(image_bgr, motion_shape)
         previous, self._seconds = self._seconds, seconds
         if self._afresh(refined, luma, previous, seconds):
             xp = array_module(refined)
             self._kept, self._kept_luma = xp.asarray(refined, dtype=xp.float32), luma
-        else:
-            weights = still_weights(self._kept_luma, luma, newest_weight(self.smoothing, seconds, previous),
-                                    self.threshold)
-            self._kept = lerp(self._kept, refined, spread(weights, refined))
+            self._depth_image = depth_image
+            self._depth_luma = None if depth_image is None else small_luma(depth_image, motion_shape)
+            return self._kept
+        weight = newest_weight(self.smoothing, seconds, previous)
+        weights = still_weights(self._kept_luma, luma, weight, self.threshold)
+        if depth_image is not None and depth_image is not self._depth_image:
+            self._depth_image = depth_image
+            np.maximum(weights, self._new_depth_weights(small_luma(depth_image, motion_shape), weight), out=weights)
+        self._kept = smooth(self._kept, refined, grow(weights), weight)
         return self._kept
+
+    def _new_depth_weights(self, luma: np.ndarray, weight: float) -> np.ndarray:
+        """A new depth map's weights by its own picture against the kept depth's (the still rule on them)."""
+        if self._depth_luma is None or self._depth_luma.shape != luma.shape:
+            self._depth_luma = luma
+            return np.ones_like(luma)
+        return still_weights(self._depth_luma, luma, weight, self.threshold)
 
     def _afresh(self, refined, luma: np.ndarray, previous: float | None, seconds: float | None) -> bool:
         """Whether this frame's map is taken whole: the first, a new size, a gap in time, or no smoothing."""

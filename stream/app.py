@@ -11,7 +11,7 @@ from typing import Callable
 
 from kernels.backend import BackendUnavailable, resolve_backend
 from kernels.dof import MAX_BLUR_LIMIT
-from kernels.temporal import TemporalFilter
+from kernels.temporal import RefinedFilter
 from kernels.warmup import cpu_cached, cpu_compiled, warm_up
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
@@ -255,16 +255,19 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
     normaliser = DisparityNormaliser(config.normalise.low_percentile, config.normalise.high_percentile,
                                      config.normalise.smoothing)
     smoothing = config.normalise.pixel_smoothing
-    temporal = TemporalFilter(smoothing, config.normalise.motion_threshold) if smoothing < 1 and not still else None
+    # each still pixel's refined depth smoothed over time, after the refinement (whose own flicker at depth edges the
+    # network's map alone cannot show)
+    temporal = RefinedFilter(smoothing, config.normalise.motion_threshold) if smoothing < 1 and not still else None
     depth: Stage
     if config.inference.mode == "async" and file_run:
         notify(ASYNC_ON_A_FILE)
     if config.inference.mode == "async" and not file_run:
-        depth = AsyncDepthStage(estimator, normaliser, stop, temporal=temporal)
+        depth = AsyncDepthStage(estimator, normaliser, stop)
     else:
         depth = DepthStage(estimator, normaliser, config.inference.max_batch, config.inference.max_wait_ms,
-                           on_device=backend == "cuda", temporal=temporal)
-    return [depth, RefineStage(config.refine, backend), RenderStage(config.render, focus, backend, file_run=file_run)]
+                           on_device=backend == "cuda")
+    return [depth, RefineStage(config.refine, backend, temporal),
+            RenderStage(config.render, focus, backend, file_run=file_run)]
 
 
 def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str], None] | None = None,

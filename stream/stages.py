@@ -13,7 +13,7 @@ import numpy as np
 
 import kernels
 from kernels.backend import to_host
-from kernels.temporal import RefinedFilter, TemporalFilter
+from kernels.temporal import RefinedFilter
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.runtime import DepthEstimator, RunTerminated
@@ -39,19 +39,17 @@ class Stage(Protocol):
 # frame.extra's key for the depth stage's cut test of a frame (sync runs, which see every frame in order): the
 # render's focus takes it instead of testing the frame again (1.1-1.3 ms a frame at 720p-1080p, on the slowest stage)
 SCENE_CUT = "scene_cut"
+# frame.extra's key for the picture an async run's depth was made from (the same array while a map is reused): the
+# refined map's temporal filter takes a new map made from a different picture (motion, a cut) whole
+DEPTH_IMAGE = "depth_image"
 
 
-def normalise_per_shot(normaliser: DisparityNormaliser, cut: bool, frame: Frame, disparity,
-                       temporal: TemporalFilter | None = None):
+def normalise_per_shot(normaliser: DisparityNormaliser, cut: bool, frame: Frame, disparity):
     """The disparity on [0, 1], its range smoothed over the frames' times within a shot and taken afresh at a
-    cut to a new one (a new shot's depths have nothing to do with the last one's); then, where `temporal` is
-    given (normalise.pixel_smoothing), each still pixel's value smoothed over the shot's frames too."""
+    cut to a new one (a new shot's depths have nothing to do with the last one's)."""
     if cut:
         normaliser.reset()
-        if temporal is not None:
-            temporal.reset()
-    disparity = normaliser(disparity, frame.pts_seconds)
-    return disparity if temporal is None else temporal(disparity, frame.image, frame.pts_seconds)
+    return normaliser(disparity, frame.pts_seconds)
 
 
 class DepthStage:
@@ -61,10 +59,9 @@ class DepthStage:
     passes_at_once = False
 
     def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, max_batch: int = 1,
-                 max_wait_ms: float = 0.0, on_device: bool = False, temporal: TemporalFilter | None = None) -> None:
+                 max_wait_ms: float = 0.0, on_device: bool = False) -> None:
         self.estimator = estimator
         self.normaliser = normaliser
-        self.temporal = temporal  # normalise.pixel_smoothing's filter, on the side the depth is (None: off)
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.on_device = on_device  # leave the depth on the GPU when the next stages run there
@@ -84,7 +81,7 @@ class DepthStage:
             except ModelError as exc:  # NaN or inf from this frame: the frames before it are good, and written
                 raise StopAfter(batch[:done], exc) from None
             cut = frame.extra[SCENE_CUT] = self._cuts.is_cut(frame.image)
-            frame.disparity = normalise_per_shot(self.normaliser, cut, frame, disparity, self.temporal)
+            frame.disparity = normalise_per_shot(self.normaliser, cut, frame, disparity)
             frame.depth_index = frame.index
             frame.extra["batch_size"] = len(batch)
         return batch
@@ -109,15 +106,13 @@ class AsyncDepthStage:
     max_wait_ms = 0.0
     passes_at_once = True  # the network works on its own thread; a frame only picks up the newest depth
 
-    def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, stop: threading.Event,
-                 temporal: TemporalFilter | None = None) -> None:
+    def __init__(self, estimator: DepthEstimator, normaliser: DisparityNormaliser, stop: threading.Event) -> None:
         self.estimator = estimator
         self.normaliser = normaliser
-        self.temporal = temporal  # used on the worker thread only, on the maps it makes (a few frames apart)
         self.stop = stop  # the pipeline's: stops waiting for the first depth
         self._closed = threading.Event()  # this stage's own: ends the worker on close()
         self.pending: LatestFrameQueue[Frame] = LatestFrameQueue(1, self._closed, name="async-depth")
-        self._latest: tuple[np.ndarray, int, int] | None = None  # disparity, its frame, network ns
+        self._latest: tuple[np.ndarray, int, int, np.ndarray] | None = None  # disparity, its frame, network ns, picture
         self._reported: int | None = None
         self._ready = threading.Condition()
         self._error: BaseException | None = None
@@ -136,10 +131,9 @@ class AsyncDepthStage:
                 # the newest frames, a few apart: a cut between two of them is still a cut (the render's focus, which
                 # sees every frame, tests them itself)
                 disparity = self.estimator.to_disparity(depth)
-                disparity = normalise_per_shot(self.normaliser, self._cuts.is_cut(frame.image), frame, disparity,
-                                               self.temporal)
+                disparity = normalise_per_shot(self.normaliser, self._cuts.is_cut(frame.image), frame, disparity)
                 with self._ready:
-                    self._latest = (disparity, frame.index, now_ns() - started)
+                    self._latest = (disparity, frame.index, now_ns() - started, frame.image)
                     self._ready.notify_all()
         except (Stopped, RunTerminated):
             return
@@ -159,7 +153,7 @@ class AsyncDepthStage:
                     self._ready.wait(0.05)
                 if self._error is not None:
                     raise self._error
-                frame.disparity, frame.depth_index, network_ns = self._latest
+                frame.disparity, frame.depth_index, network_ns, frame.extra[DEPTH_IMAGE] = self._latest
                 if frame.depth_index != self._reported:  # each prediction's time counted once
                     self._reported = frame.depth_index
                     frame.extra["network_ns"] = network_ns
@@ -228,17 +222,19 @@ class RefineStage:
             else:
                 self._threads.apply()
                 frame.refined = self._refine(frame.disparity, frame.image, upsample)
-            if self.temporal is not None:
                 self._smooth(frame)
         return batch
 
     def _smooth(self, frame: Frame) -> None:
-        """The refined map smoothed where the picture is still, its motion tested at the network map's size; a cut
-        found by the depth stage (sync runs) starts afresh, elsewhere (async) the motion test takes a cut's pixels
-        whole (nearly every one changed)."""
+        """normalise.pixel_smoothing: the refined map smoothed where the picture is still, its motion tested at the
+        network map's size; a cut found by the depth stage (sync runs) starts afresh, elsewhere (async) the motion
+        test takes a cut's pixels whole (nearly every one changed), and a new map's own picture is tested too."""
+        if self.temporal is None:
+            return
         if frame.extra.get(SCENE_CUT):
             self.temporal.reset()
-        frame.refined = self.temporal(frame.refined, frame.image, frame.disparity.shape[:2], frame.pts_seconds)
+        frame.refined = self.temporal(frame.refined, frame.image, frame.disparity.shape[:2], frame.pts_seconds,
+                                      frame.extra.get(DEPTH_IMAGE))
 
     def _refine(self, disparity, guide, resize):
         """The configured mode, on whichever side the arrays are (NumPy or CuPy in, the same out)."""
@@ -267,6 +263,7 @@ class RefineStage:
         guide = cupy.asarray(frame.image)
         disparity = cupy.ascontiguousarray(cupy.asarray(frame.disparity, dtype=cupy.float32))  # model size: small
         frame.refined = self._refine(disparity, guide, resize)
+        self._smooth(frame)  # before the wait below: its kernels are this stage's time too
         frame.extra["gpu_image"] = guide
         # Kernel launches return at once; waiting here keeps this stage's measured time its own (the
         # render would otherwise wait for it and be charged), and costs nothing: the render needs it.

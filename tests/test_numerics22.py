@@ -10,7 +10,7 @@ from kernels.bilateral_reference import joint_bilateral_reference
 from kernels.colour import (HLG_DISPLAY_PEAK_NITS, SDR_WHITE_NITS, ColourTables, convert_rgb48, hlg_to_scene,
                             tone_map)
 from kernels.colour_reference import convert_rgb48_reference
-from kernels.temporal import TemporalFilter, blend, blend_reference
+from kernels.temporal import RefinedFilter, still_weights, still_weights_reference
 
 DENORMAL_UNIT = 2.0 ** -149  # float32's smallest step, below 2^-126
 
@@ -56,20 +56,24 @@ def test_a_motion_threshold_beyond_float32_s_range_gives_finite_depth(threshold,
     """(|Δ| − t)·(1 − w)/t in float32 was 0·inf, NaN, at every pixel where t (inf: no pixel ever moves; 1e300) or
     (1 − w)/t (t = 1e-50: every change is motion) lay beyond float32's range; the reference gave NaN at t = inf."""
     rng = np.random.default_rng(3)
-    first, second = rng.random((12, 16), dtype=np.float32), rng.random((12, 16), dtype=np.float32)
-    smoothed = TemporalFilter(0.3, threshold)
+    first, second = rng.random((48, 64), dtype=np.float32), rng.random((48, 64), dtype=np.float32)
+    smoothed = RefinedFilter(0.3, threshold)
     picture = np.full((48, 64, 3), 50, np.uint8)
-    smoothed(first, picture, 0.0)
+    smoothed(first, picture, (12, 16), 0.0)
     picture[:, :32] = 150  # the left half changed, the right half is still
-    got = smoothed(second, picture, 1 / 30)
-    a = np.full((12, 16), 0.3)
-    a[:, :8] += 0.7 * moved
-    np.testing.assert_allclose(got, first + a * (second - first), atol=1e-6)
+    got = smoothed(second, picture, (12, 16), 1 / 30)
+    a = np.full((48, 64), 0.3)
+    a[:, :24] += 0.7 * moved  # the moved map pixels and their neighbours' reach (MOTION_SPREAD, bilinear) aside
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got[:, :24], (first + a * (second - first))[:, :24], atol=1e-6)
+    # still beyond the reach of the changed map pixels (the edge's, blurred by pyrDown, at t = 1e-50 too)
+    np.testing.assert_allclose(got[:, 44:], (first + 0.3 * (second - first))[:, 44:], atol=1e-6)
     kept_luma = rng.uniform(0, 255, (12, 16)).astype(np.float32)
     luma = kept_luma + rng.uniform(1, 30, (12, 16)).astype(np.float32)
-    want, want_luma = blend_reference(first, second, kept_luma, luma, 0.3, threshold)
-    got, got_luma = blend(first.copy(), second, kept_luma.copy(), luma, 0.3, threshold)
-    np.testing.assert_allclose(want, first + (0.3 + 0.7 * moved) * (second - first), atol=1e-12)
+    want, want_luma = still_weights_reference(kept_luma, luma, 0.3, threshold)
+    got_luma = kept_luma.copy()
+    got = still_weights(got_luma, luma, 0.3, threshold)
+    np.testing.assert_allclose(want, 0.3 + 0.7 * moved, atol=1e-12)
     np.testing.assert_allclose(got, want, atol=1e-6)
     np.testing.assert_allclose(got_luma, want_luma, atol=1e-4)
 

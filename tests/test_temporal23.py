@@ -6,11 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.temporal import (MOTION_THRESHOLD, RefinedFilter, TemporalFilter, lerp, smooth_refined_reference, spread,
+import threading
+
+from kernels.temporal import (MOTION_THRESHOLD, RefinedFilter, grow, moving_boxes, smooth, smooth_refined_reference,
                               spread_reference, still_weights)
+from models.postprocess import DisparityNormaliser
 from stream.config import RefineConfig
 from stream.frame import Frame
-from stream.stages import SCENE_CUT, RefineStage
+from stream.stages import DEPTH_IMAGE, SCENE_CUT, AsyncDepthStage, RefineStage
 
 MAP = (24, 40)
 FRAME = (72, 120)
@@ -31,10 +34,38 @@ def test_the_fast_path_matches_the_float64_reference(seed, weight):
     want, want_luma = smooth_refined_reference(kept, newest, kept_luma, luma, weight)
     kept_luma_fast = kept_luma.copy()
     weights = still_weights(kept_luma_fast, luma, weight)
-    got = lerp(kept, newest, spread(weights, newest))
+    got = smooth(kept, newest, grow(weights), weight)
     assert got.dtype == np.float32 and got.shape == FRAME
     np.testing.assert_allclose(got, want, atol=2e-6)
     np.testing.assert_allclose(kept_luma_fast, want_luma, atol=1e-4)
+
+
+def test_the_fast_path_matches_the_reference_where_few_pixels_moved_at_any_sizes():
+    """The host's blend takes the still weight in one pass and the exact weights only in boxes around the moved map
+    pixels: a box one frame pixel short of what the bilinear weights read left pixels 1e-2 off. Frames larger and
+    smaller than the map, odd ratios, moves at the borders."""
+    rng = np.random.default_rng(11)
+    for _ in range(120):
+        map_shape = tuple(int(n) for n in rng.integers(1, 50, 2))
+        frame_shape = tuple(int(n) for n in rng.integers(1, 260, 2))
+        kept, newest = rng.random(frame_shape, dtype=np.float32), rng.random(frame_shape, dtype=np.float32)
+        kept_luma = rng.uniform(0, 255, map_shape).astype(np.float32)
+        luma = kept_luma.copy()
+        for _ in range(int(rng.integers(0, 4))):  # none, or a few moved map pixels (some in the ramp)
+            luma[int(rng.integers(0, map_shape[0])), int(rng.integers(0, map_shape[1]))] += rng.uniform(0, 40)
+        weight = float(rng.uniform(0.01, 1.0))
+        want, _ = smooth_refined_reference(kept, newest, kept_luma, luma, weight)
+        got = smooth(kept, newest, grow(still_weights(kept_luma.copy(), luma, weight)), weight)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_still_picture_needs_no_box_and_a_moved_pixel_one_small_box():
+    moving = np.zeros((192, 320), bool)
+    assert moving_boxes(moving, (1080, 1920)) == []
+    moving[100, 200] = True
+    (rows, columns), = moving_boxes(moving, (1080, 1920))
+    assert 0 < rows.stop - rows.start <= 4 * 1080 / 192 and 0 < columns.stop - columns.start <= 4 * 1920 / 320
 
 
 def test_still_pixels_are_smoothed_and_a_moving_one_s_neighbourhood_takes_the_newest():
@@ -129,4 +160,68 @@ def test_out_of_range_smoothing_is_refused_as_for_the_network_s_filter():
         RefinedFilter(0.0)
     with pytest.raises(ValueError, match="threshold"):
         RefinedFilter(0.3, 0.0)
-    assert TemporalFilter(0.3).smoothing == RefinedFilter(0.3).smoothing
+    with pytest.raises(ValueError, match="smoothing"):
+        RefinedFilter(1.5)
+
+
+# --- async runs: a map reused over frames, a new one made from another picture ------------------------------------
+
+def test_a_new_map_made_from_another_picture_is_taken_whole():
+    """Async: the frames refine the newest map, made a few frames back. After motion (or a cut) the next map is
+    made from a picture unlike the kept depth's: taken whole, where the frame's own picture, still by then, would
+    have let the kept depth (the stale map's) fade out over 10 frames."""
+    still_picture = np.full(FRAME + (3,), 100, np.uint8)
+    moved_picture = still_picture.copy()
+    moved_picture[:, :60] = 180  # where the subject was when the new map's frame was taken
+    smoother = RefinedFilter(0.2)
+    smoother(np.zeros(FRAME, np.float32), still_picture, MAP, 0.0, depth_image=still_picture)
+    out = smoother(np.ones(FRAME, np.float32), still_picture, MAP, 1 / 30, depth_image=moved_picture)
+    np.testing.assert_array_equal(out[:, :55], 1.0)  # the new map's pixels whose picture moved
+    np.testing.assert_allclose(out[:, 70:], 0.2, atol=1e-6)  # the rest: still in both, smoothed
+    # the same map on the next frames (the same picture object): the frame's own test only
+    np.testing.assert_allclose(smoother(np.zeros(FRAME, np.float32), still_picture, MAP, 2 / 30,
+                                        depth_image=moved_picture)[:, 70:], 0.16, atol=1e-6)
+
+
+def test_a_new_map_from_a_like_picture_is_smoothed():
+    rng = np.random.default_rng(8)
+    picture = np.full(FRAME + (3,), 100.0)
+    noisy = [np.clip(picture + rng.normal(0, 3, picture.shape), 0, 255).astype(np.uint8) for _ in range(2)]
+    smoother = RefinedFilter(0.2)
+    smoother(np.zeros(FRAME, np.float32), noisy[0], MAP, 0.0, depth_image=noisy[0])
+    np.testing.assert_allclose(smoother(np.ones(FRAME, np.float32), noisy[1], MAP, 1 / 30, depth_image=noisy[1]), 0.2,
+                               atol=1e-6)
+
+
+def test_the_refine_stage_hands_the_async_depth_s_picture_to_the_filter():
+    still_picture = np.full(FRAME + (3,), 100, np.uint8)
+    cut_picture = np.full(FRAME + (3,), 220, np.uint8)  # the new shot, whose map arrives while the frame is still
+    stage = RefineStage(RefineConfig(mode="off"), "cpu", RefinedFilter(0.2))
+    for index, (level, depth_image) in enumerate([(0.0, still_picture), (1.0, cut_picture)]):
+        frame = Frame(index, 0, still_picture, pts_seconds=index / 30, extra={DEPTH_IMAGE: depth_image})
+        frame.disparity = np.full(MAP, level, np.float32)
+        stage.process([frame])
+    np.testing.assert_array_equal(frame.refined, 1.0)
+
+
+class _FlatNetwork:
+    """A network whose depth is a ramp (what the async stage's worker touches)."""
+
+    def predict(self, images, **_):
+        return [np.linspace(0, 1, MAP[1], dtype=np.float32)[None].repeat(MAP[0], 0) for _ in images]
+
+    def to_disparity(self, depth):
+        return depth
+
+    def terminate(self) -> None:
+        pass
+
+
+def test_the_async_depth_stage_hands_on_the_picture_its_map_was_made_from():
+    stage = AsyncDepthStage(_FlatNetwork(), DisparityNormaliser(), threading.Event())
+    try:
+        first = Frame(0, 0, np.full(FRAME + (3,), 100, np.uint8))
+        stage.process([first])
+        assert first.extra[DEPTH_IMAGE] is first.image and first.depth_index == 0
+    finally:
+        stage.close()
