@@ -77,7 +77,7 @@ class NormaliseConfig:
     low_percentile: float = 2.0
     high_percentile: float = 98.0
     smoothing: float = 0.15  # weight of the newest range per 1/30 s, at any frame rate (1 = no smoothing)
-    # each still pixel's disparity smoothed over time (kernels/temporal.py): weight of the newest per 1/30 s, 1 = off
+    # each still pixel's refined disparity smoothed over time (kernels/temporal.py): newest's weight per 1/30 s, 1 = off
     pixel_smoothing: float = 1.0
     motion_threshold: float = 8.0  # luma change (of 255) below which a pixel is still; at twice it, moving
 
