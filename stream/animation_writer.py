@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from stream.images import ANIMATION_FORMATS, PhotoMetadata, with_alpha
-from stream.paths import replace_atomically
+from stream.paths import partial_path, replace_atomically
 
 # as PILLOW_SAVE for stills; WebP at method 0, as Pillow's animation writer encoded its pictures
 ANIMATION_SAVE = {"GIF": {}, "PNG": {"compress_level": 1}, "WEBP": {"quality": 95, "method": 0}}
@@ -48,7 +48,7 @@ class AnimationWriter:
         self.size: tuple[int, int] = (0, 0)
         self.transparent = False
         target = Path(os.path.realpath(path))  # where replace_atomically writes: the rename stays in one folder
-        self._spool = target.with_name(f".{target.name}.frames.part")
+        self._spool = partial_path(target, "frames.part")  # a 250-byte name fits too
         self._file: Any = None
 
     @staticmethod

@@ -116,6 +116,11 @@ class Parser(argparse.ArgumentParser):
             if misspelt is not None:
                 return f"; {misspelt[0]} is no option: did you mean {misspelt[1]}? It is an option of the command: " \
                        f"put it after it (depthcam {command} ... {misspelt[1]})"
+            # `depthcam --foo 3 run x.mp4`: like no option, it was "invalid choice: '3'" all the same
+            unknown = next((arg.split("=")[0] for arg in before if _unknown_option(arg, _option_names(self))), None)
+            if unknown is not None:
+                return f"; {unknown} is no option of depthcam: a command's options go after it " \
+                       f"(depthcam {command} ... --OPTION; 'depthcam {command} --help' lists them)"
         if not message.startswith("unrecognized arguments:"):
             return ""
         options = _option_names(self)
@@ -158,6 +163,17 @@ def _meant_option(name: str, options: set[str]) -> str | None:
         return None
     holding = [option for option in sorted(options) if words <= set(option.lstrip("-").split("-"))]
     return min(holding, key=len, default=None)
+
+
+def _unknown_option(arg: str, top_options: set[str]) -> bool:
+    """Whether a word before the command is an option the top parser lacks (a negative number is a value)."""
+    if not arg.startswith("-") or len(arg) < 2 or arg == "--" or arg.split("=")[0] in top_options:
+        return False
+    try:
+        float(arg)
+    except ValueError:
+        return True
+    return False
 
 
 def _option_names(parser: argparse.ArgumentParser) -> set[str]:
@@ -381,12 +397,30 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     # by the run's depth format (a grey16 depth's type: .mkv, .png)
     flag = "--save-depth" if args.save_depth else "output.save_depth"
     config.output.save_depth = _into_folder(input_spec, flag, config.output.save_depth, config.output.depth_format)
+    _refuse_long_names({"-o": output, flag: config.output.save_depth})
     # before the input opens and the model loads (seconds): an animation's grey16 depth in a picture too
     check_depth_format(config.output.save_depth, config.output.depth_format, _animated(input_spec))
     photo = not live_input(input_spec) and _still(input_spec)  # a URL's .jpg is no photo here
     if photo and (output == "window" or config.output.preview):
         return _refocus_photo(input_spec, output, config, args)
     return _execute(input_spec, output, config, args, camera_preset)[0]
+
+
+def _refuse_long_names(targets: dict[str, str | None]) -> None:
+    """An output name longer than its disk takes, in a folder not made yet (`--save-depth depths/` for an input of
+    250 bytes): the output checks find it only in a folder that is there, so the sink refused it after the model
+    and the kernels had loaded, and after making the folder, left behind empty."""
+    from stream.paths import _longest_name
+
+    for flag, target in targets.items():
+        if not target or target in NOT_FILES:
+            continue
+        path = Path(target).expanduser()
+        longest = _longest_name(next((folder for folder in path.parents if os.path.isdir(folder)), Path(".")))
+        size = max(len(os.fsencode(part)) for part in path.parts)
+        if size > longest:
+            raise UserError(f"cannot write {target}: a name in it is {size} bytes long, over the {longest} its disk "
+                            f"takes; choose a shorter name for {flag} (or the input, where it is named after it)")
 
 
 def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, args: argparse.Namespace) -> int:
@@ -505,16 +539,20 @@ def _kept(built: Any, target: str, written: int) -> str:
     from stream.app import video_writers
     from stream.paths import same_file
 
+    there = os.path.lexists(os.path.expanduser(target))
     writer = next((one for one in video_writers(built.pipeline.sink) if same_file(one.path, target)), None)
     if writer is None:
-        return _what_was_kept(target, written, built.pipeline.sink_finalised)
+        return _what_was_kept(target, written, built.pipeline.sink_finalised, there=there)
     # the sinks close together: another's failure (the depth video's) leaves this one finalised
-    return _what_was_kept(target, written, built.pipeline.sink_finalised or writer.finalised, writer.pictures_on_disk)
+    return _what_was_kept(target, written, built.pipeline.sink_finalised or writer.finalised, writer.pictures_on_disk,
+                          there)
 
 
-def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | None = None) -> str:
+def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | None = None,
+                   there: bool = True) -> str:
     """The end of the line that says what a stopped run leaves behind. `on_disk`: the pictures a video file is
-    known to hold (those in its fragments or clusters that reached the disk), where known."""
+    known to hold (those in its fragments or clusters that reached the disk), where known; `there`: whether a file
+    of the output's name is on the disk now."""
     from stream.sinks import output_kind
 
     kind = output_kind(target)
@@ -522,7 +560,10 @@ def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | No
         return ""
     if not written:
         return "; nothing was written"
-    if not finalised and (kind == "image" or on_disk == 0):  # the file is made beside its name (README)
+    unwritten = not finalised and (kind == "image" or on_disk == 0)  # the file is made beside its name (README)
+    if not there:  # none before the run, or deleted during it (its folder removed): "left as it was" was untrue
+        return f"; {target} was not written" if unwritten else f"; no file {target} is left"
+    if unwritten:
         return f"; {target} was not written (a file of that name is left as it was)"
     if not finalised and on_disk is not None:
         return f"; {target} could not be finalised: it holds at least its first {_frames(on_disk)}, those that " \

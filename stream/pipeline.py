@@ -325,8 +325,11 @@ class Pipeline:
     def _progress_bar(self) -> ProgressBar:
         """Frames of a known number; seconds of video where the number is only a guess (the source's
         progress_seconds); frames counted up, with no end, for a live source."""
-        # into a log (stderr not a terminal) a state every 10 s, not ten a second
-        options = dict(dynamic_ncols=True, leave=True, mininterval=0.1 if _is_terminal(sys.stderr) else 10.0)
+        # into a log (stderr not a terminal) a state every 10 s, not ten a second, its time left from the speed of
+        # the last few minutes: tqdm's 0.3 a state followed the last 10 s (1150-2320 s for 1836 s on a busy machine)
+        terminal = _is_terminal(sys.stderr)
+        options = dict(dynamic_ncols=True, leave=True, mininterval=0.1 if terminal else 10.0,
+                       smoothing=0.3 if terminal else 0.05)
         seconds = None if self.source.live else getattr(self.source, "progress_seconds", None)
         if seconds:
             return TimeProgressBar(seconds, **options)
