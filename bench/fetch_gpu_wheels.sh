@@ -26,7 +26,9 @@ rm -rf .models && mkdir -p .models
 cp ../shared/models/tcmonodepth_tcsmallnet_192x320.onnx .models/ 2>/dev/null || echo "no ../shared/models here"
 ls -la .whl .ort/parts .models && cat .ort/MANIFEST
 # A call carries the working tree plus its carried paths, 64 MiB in all: say what gpu_check.sh's call sends.
-tree=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 cat 2>/dev/null | wc -c)
+# (a tracked file deleted here is not carried: its failed cat must not end the script, set -e, with no line said)
+tree=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | { xargs -0 cat 2>/dev/null || true; } \
+  | wc -c)
 carried=$(du -cb .whl .models | tail -n 1 | cut -f1)
 part=$(du -b "$(ls .ort/parts/* | head -n 1)" | cut -f1)
 echo "gpu_check.sh's call: $(( (tree + carried) >> 20 )) MiB" \

@@ -594,10 +594,22 @@ class _OutputFile:
         0, with no such file. A FIFO is no file to lose."""
         if self._fd is not None and not self._direct and not self.deleted:
             try:
-                self.deleted = os.fstat(self._fd).st_nlink == 0
+                status = os.fstat(self._fd)
             except OSError:  # no answer is no loss found
-                pass
+                return False
+            # no link left is not enough: a FUSE file system that fills in no link count (an MTP phone's, some
+            # others) says 0 for every file, and each run into it stopped at its first fragment, a .part left behind
+            self.deleted = status.st_nlink == 0 and not self._named(status)
         return self.deleted
+
+    def _named(self, status: os.stat_result) -> bool:
+        """Whether the file's name (the hidden one until committed) still reaches the open file `status` is of."""
+        try:
+            return os.path.samestat(status, os.stat(self.path if self.committed else self._partial))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError:  # no answer is no loss found
+            return True
 
     def pictures(self) -> int:
         """The pictures a player finds in the file as it is on the disk: a first fragment or cluster cut short
