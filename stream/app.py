@@ -12,7 +12,7 @@ from typing import Callable
 from kernels.backend import BackendUnavailable, resolve_backend
 from kernels.dof import MAX_BLUR_LIMIT
 from kernels.temporal import RefinedFilter
-from kernels.warmup import cpu_cached, cpu_compiled, warm_up
+from kernels.warmup import CPU_ENTRIES, cpu_cached, cpu_compiled, warm_up
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.registry import ModelSpec, resolve_model
@@ -277,14 +277,15 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
     `blur_may_change`: the preview window's keys can turn a blur of 0 on, so the renderer is needed."""
     timer = None
     started = time.perf_counter()
+    parts = {"exact_filter": config.refine.mode == "full", "live_filter": config.refine.mode == "live",
+             "depth_of_field": config.render.blur > 0 or blur_may_change}
     if notify is not None:
-        timer = threading.Timer(SLOW_NOTICE_S, notify, args=(kernels_notice(backend),))
+        timer = threading.Timer(SLOW_NOTICE_S, notify, args=(kernels_notice(backend, parts),))
         timer.daemon = True
         timer.start()
     try:
         with noted_stop_signals():  # Ctrl-C mid-compile surfaced as a RuntimeError from llvmlite (exit 1)
-            warm_up(backend, exact_filter=config.refine.mode == "full", live_filter=config.refine.mode == "live",
-                    depth_of_field=config.render.blur > 0 or blur_may_change)
+            warm_up(backend, **parts)
     finally:
         if timer is not None:
             timer.cancel()
@@ -293,13 +294,22 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
         notify(kernels_ready_line(backend, seconds))
 
 
-def kernels_notice(backend: str) -> str:
+def kernels_notice(backend: str, parts: dict[str, bool] | None = None) -> str:
     """What a warm-up still going after SLOW_NOTICE_S is doing: on the CPU, loading the kernels from Numba's cache
-    where it holds them (a busy machine), else compiling them. Asked before it starts, as it fills the cache."""
-    if backend == "cpu" and cpu_cached():
+    where it holds them (a busy machine), else compiling them. Asked before it starts, as it fills the cache.
+    `parts`: the warm-up's (warm_up's keywords), whose kernels alone are asked about (None: every part): where only
+    --blur 0 had run, the depth of field's were never cached, and a slow warm-up loading the filter alone was said
+    to compile."""
+    if backend == "cpu" and cpu_cached(run_kernels(parts)):
         return "preparing the CPU kernels: loading them from the cache (slow: the machine is busy)"
     return (f"preparing the {backend.upper()} kernels: a first run on this machine (or after an update) compiles "
             f"them, up to a minute; later runs load them from the cache")
+
+
+def run_kernels(parts: dict[str, bool] | None = None) -> tuple[str, ...]:
+    """The CPU kernels a warm-up of `parts` (warm_up's keywords; None: every part) calls from Python: CPU_ENTRIES'."""
+    chosen = [part for part, on in (parts or dict.fromkeys(CPU_ENTRIES, True)).items() if on]
+    return tuple(dict.fromkeys(name for part in chosen for name in CPU_ENTRIES[part]))
 
 
 def video_writers(sink: Sink) -> list[VideoWriter]:

@@ -69,7 +69,10 @@ def _ensure_writable(path: Path, what: str, create_folder: bool = True) -> Path:
     if blocking is not None and not blocking.is_dir():
         raise UserError(f"cannot write {what} {path}: {blocking} is a file, not a folder; choose another place")
     folder = path.parent
-    if not create_folder and blocking is not None and not folder.exists():
+    unmade = blocking is not None and not folder.exists()
+    if unmade:
+        _refuse_long_names(path, blocking, what)
+    if not create_folder and unmade:
         folder = blocking  # where its folder would be made: a run that fails before writing leaves none behind
     else:
         try:
@@ -150,7 +153,7 @@ def partial_path(target: Path, tag: str = "part") -> Path:
     with "File name too long"), NAME cut short and a digest of the whole name added (two long outputs of one run,
     NAME_portrait and NAME_depth, still get two names)."""
     name = f".{target.name}.{tag}"
-    longest = _longest_name(target.parent)
+    longest = longest_name(target.parent)
     if len(os.fsencode(name)) <= longest:
         return target.with_name(name)
     digest = hashlib.sha1(os.fsencode(target.name)).hexdigest()[:12]
@@ -161,12 +164,26 @@ def partial_path(target: Path, tag: str = "part") -> Path:
     return target.with_name(f".{head}{end}")
 
 
-def _longest_name(folder: Path) -> int:
+def longest_name(folder: Path) -> int:
     """The longest file name `folder` takes, in bytes (NAME_MAX where the system does not say)."""
     try:
         return int(os.pathconf(folder, "PC_NAME_MAX")) if hasattr(os, "pathconf") else NAME_MAX
     except (OSError, ValueError, TypeError):
         return NAME_MAX
+
+
+_longest_name = longest_name  # the name stream/cli.py imports
+
+
+def _refuse_long_names(path: Path, blocking: Path, what: str) -> None:
+    """A name longer than the disk takes among the folders not made yet and the file: the system finds it only in a
+    folder that is there (below a missing one the lookup fails first, unsaid), so a check before the run passed it
+    and the sink refused it after the model and the kernels had loaded, its folder made and left empty."""
+    longest = longest_name(blocking)
+    size = max(len(os.fsencode(part)) for part in path.relative_to(blocking).parts)
+    if size > longest:
+        raise UserError(f"cannot write {what} {path}: a name in it is {size} bytes long, over the {longest} its "
+                        f"disk takes; choose a shorter name")
 
 
 def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:

@@ -43,7 +43,7 @@ def test_a_slow_warm_up_is_announced_by_what_the_cache_holds(monkeypatch, cached
     from stream.config import load_config
 
     monkeypatch.setattr(stream.app, "SLOW_NOTICE_S", 0.05)
-    monkeypatch.setattr(stream.app, "cpu_cached", lambda: cached)
+    monkeypatch.setattr(stream.app, "cpu_cached", lambda kernels=None: cached)
     monkeypatch.setattr(stream.app, "cpu_compiled", lambda: 0 if cached else 5)
     monkeypatch.setattr(stream.app, "warm_up", lambda backend, **kernels: time.sleep(0.3))
     messages: list[str] = []
