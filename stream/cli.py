@@ -410,13 +410,13 @@ def _refuse_long_names(targets: dict[str, str | None]) -> None:
     """An output name longer than its disk takes, in a folder not made yet (`--save-depth depths/` for an input of
     250 bytes): the output checks find it only in a folder that is there, so the sink refused it after the model
     and the kernels had loaded, and after making the folder, left behind empty."""
-    from stream.paths import _longest_name
+    from stream.paths import longest_name
 
     for flag, target in targets.items():
         if not target or target in NOT_FILES:
             continue
         path = Path(target).expanduser()
-        longest = _longest_name(next((folder for folder in path.parents if os.path.isdir(folder)), Path(".")))
+        longest = longest_name(next((folder for folder in path.parents if os.path.isdir(folder)), Path(".")))
         size = max(len(os.fsencode(part)) for part in path.parts)
         if size > longest:
             raise UserError(f"cannot write {target}: a name in it is {size} bytes long, over the {longest} its disk "

@@ -167,12 +167,10 @@ def partial_path(target: Path, tag: str = "part") -> Path:
 def longest_name(folder: Path) -> int:
     """The longest file name `folder` takes, in bytes (NAME_MAX where the system does not say)."""
     try:
-        return int(os.pathconf(folder, "PC_NAME_MAX")) if hasattr(os, "pathconf") else NAME_MAX
+        limit = int(os.pathconf(folder, "PC_NAME_MAX")) if hasattr(os, "pathconf") else NAME_MAX
     except (OSError, ValueError, TypeError):
         return NAME_MAX
-
-
-_longest_name = longest_name  # the name stream/cli.py imports
+    return limit if limit > 0 else NAME_MAX  # -1 or 0: a file system that does not say
 
 
 def _refuse_long_names(path: Path, blocking: Path, what: str) -> None:

@@ -77,3 +77,14 @@ def test_the_wheels_script_sizes_a_tree_with_a_tracked_file_deleted(tmp_path):
     script = f"set -euo pipefail\n{_tree_size_statement()}\necho \"tree=$tree\"\n"
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.split() == ["tree=107"], (done.returncode, done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("answer", [-1, 0])
+def test_a_file_system_that_does_not_say_its_longest_name_takes_the_usual_255(tmp_path, monkeypatch, answer):
+    """os.pathconf's PC_NAME_MAX may be -1 or 0 (a file system that does not say): every output was refused."""
+    from stream import paths
+
+    monkeypatch.setattr(paths.os, "pathconf", lambda folder, name: answer)
+    assert paths.longest_name(tmp_path) == paths.NAME_MAX
+    target = paths.ensure_writable(tmp_path / "new" / "out.mp4", "output", create_folder=False)
+    assert target.name == "out.mp4"
