@@ -22,6 +22,7 @@ from stream.config import PipelineConfig, parse_model_size
 from stream.controls import LiveControls
 from stream.errors import UserError
 from stream.focus import FocusController
+from stream.hdr import CONVERT_KERNELS, ColourConverter
 from stream.images import ANIMATION_FORMATS, PhotoMetadata, check_image_size
 from stream.interrupts import noted_stop_signals
 from stream.metrics import LatencyRecorder
@@ -271,21 +272,26 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
 
 
 def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str], None] | None = None,
-                    blur_may_change: bool = False) -> None:
+                    blur_may_change: bool = False, converter: ColourConverter | None = None) -> None:
     """Compile the kernels this configuration uses before the first frame. The first run on a machine
     compiles for tens of seconds; `notify` hears about it only when it takes that long.
-    `blur_may_change`: the preview window's keys can turn a blur of 0 on, so the renderer is needed."""
+    `blur_may_change`: the preview window's keys can turn a blur of 0 on, so the renderer is needed.
+    `converter`: an HDR (or BT.2020) input's (colour_converter), whose CPU kernel is prepared too, whatever the
+    backend: it compiled when the input opened, for 3-9 s before this notice, which did not cover it."""
     timer = None
     started = time.perf_counter()
     parts = {"exact_filter": config.refine.mode == "full", "live_filter": config.refine.mode == "live",
              "depth_of_field": config.render.blur > 0 or blur_may_change}
     if notify is not None:
-        timer = threading.Timer(SLOW_NOTICE_S, notify, args=(kernels_notice(backend, parts),))
+        timer = threading.Timer(SLOW_NOTICE_S, notify,
+                                args=(kernels_notice(backend, parts, colour=converter is not None),))
         timer.daemon = True
         timer.start()
     try:
         with noted_stop_signals():  # Ctrl-C mid-compile surfaced as a RuntimeError from llvmlite (exit 1)
             warm_up(backend, **parts)
+            if converter is not None:
+                converter.prepare()
     finally:
         if timer is not None:
             timer.cancel()
@@ -294,22 +300,31 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
         notify(kernels_ready_line(backend, seconds))
 
 
-def kernels_notice(backend: str, parts: dict[str, bool] | None = None) -> str:
+def kernels_notice(backend: str, parts: dict[str, bool] | None = None, colour: bool = False) -> str:
     """What a warm-up still going after SLOW_NOTICE_S is doing: on the CPU, loading the kernels from Numba's cache
     where it holds them (a busy machine), else compiling them. Asked before it starts, as it fills the cache.
     `parts`: the warm-up's (warm_up's keywords), whose kernels alone are asked about (None: every part): where only
     --blur 0 had run, the depth of field's were never cached, and a slow warm-up loading the filter alone was said
-    to compile."""
-    if backend == "cpu" and cpu_cached(run_kernels(parts)):
+    to compile. `colour`: an HDR input's tone mapping is prepared too."""
+    if backend == "cpu" and cpu_cached(run_kernels(parts, colour)):
         return "preparing the CPU kernels: loading them from the cache (slow: the machine is busy)"
     return (f"preparing the {backend.upper()} kernels: a first run on this machine (or after an update) compiles "
             f"them, up to a minute; later runs load them from the cache")
 
 
-def run_kernels(parts: dict[str, bool] | None = None) -> tuple[str, ...]:
-    """The CPU kernels a warm-up of `parts` (warm_up's keywords; None: every part) calls from Python: CPU_ENTRIES'."""
+def run_kernels(parts: dict[str, bool] | None = None, colour: bool = False) -> tuple[str, ...]:
+    """The CPU kernels a warm-up of `parts` (warm_up's keywords; None: every part) calls from Python: CPU_ENTRIES',
+    and with `colour` (an HDR input) the tone mapping's."""
     chosen = [part for part, on in (parts or dict.fromkeys(CPU_ENTRIES, True)).items() if on]
-    return tuple(dict.fromkeys(name for part in chosen for name in CPU_ENTRIES[part]))
+    names = [name for part in chosen for name in CPU_ENTRIES[part]] + list(CONVERT_KERNELS if colour else ())
+    return tuple(dict.fromkeys(names))
+
+
+def colour_converter(source: Source) -> ColourConverter | None:
+    """The converter of an HDR (or BT.2020) video file's or network stream's pictures, whose kernel the warm-up
+    prepares; None for any other input."""
+    video = source.inner if isinstance(source, PacedSource) else source
+    return getattr(getattr(video, "treatment", None), "converter", None)
 
 
 def video_writers(sink: Sink) -> list[VideoWriter]:
@@ -416,7 +431,8 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         stages = build_stages(config, estimator, focus, backend, stop, file_run=sink is None and not source.live,
                               still=isinstance(source, ImageSource))
         in_window = output_kind(output) == "window" or preview
-        prepare_kernels(config, backend, notify, blur_may_change=sink is None and in_window)
+        prepare_kernels(config, backend, notify, blur_may_change=sink is None and in_window,
+                        converter=colour_converter(source))
         # the file itself, also where it is paced for a window: a --save-depth video beside it keeps its tags and part
         video = source.inner if isinstance(source, PacedSource) else source
         if sink is None:  # last: a file is created only once everything else is ready

@@ -26,6 +26,9 @@ FULL_RANGE = 2  # AVCOL_RANGE_JPEG; unspecified YUV is taken as limited (MPEG), 
 # planar formats whose 10 or 12 bits sit in the top of 16 (hardware decoders' output), named by FFmpeg's scheme
 MSB_ALIGNED = re.compile(r"p[024]1[02](le|be)")
 SWSCALE_GAINS = (1.0, 1.02)  # plausible gains (1.0039 at 10 and 12 bits, 1.0079 at 8): outside, the probe misread
+# The kernels a converter calls from Python (named as kernels.warmup.CPU_ENTRIES names a warm-up part's): the slow
+# warm-up's notice asks Numba's cache about these too where the input is converted
+CONVERT_KERNELS = ("kernels.colour._convert", "kernels.cpu_threads._first_launch")
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,20 @@ class ColourConverter:
     """Decodes the frames of one video, by its `ColourSignal`, to SDR BT.709 BGR (uint8 HxWx3)."""
 
     def __init__(self, signal: ColourSignal) -> None:
-        from kernels.colour import ColourTables, convert_rgb48
+        from kernels.colour import ColourTables
 
         self.signal = signal
         self.tables = ColourTables(signal.transfer, signal.peak_nits, signal.bt2020)
         self.untagged_matrix = "bt2020" if signal.bt2020 else "itu709"  # swscale would take BT.601
         self._tables_by_format: dict[tuple[str, int, int, str | None], ColourTables] = {}
-        convert_rgb48(np.zeros((2, 2, 3), np.uint16), self.tables)  # compiled (or loaded) now, not on frame 1
+
+    def prepare(self) -> None:
+        """Compile the tone-mapping kernel (or load it from Numba's cache) now, not on the first frame: a run's
+        warm-up calls this with the other kernels, under their notice (done when the input opened, a first run
+        stalled there for 3-9 s, unannounced). Every video's tables share the kernel's one specialisation."""
+        from kernels.colour import convert_rgb48
+
+        convert_rgb48(np.zeros((2, 2, 3), np.uint16), self.tables)
 
     def convert(self, frame: Any) -> np.ndarray:
         """Any YUV or RGB av.VideoFrame (its matrix and range from its tags) to BGR."""

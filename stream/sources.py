@@ -794,9 +794,9 @@ class VideoFileSource(Source):
         if self._raw and own_rate is None:  # FFmpeg's 25 is only a default
             notify(_raw_rate_unknown(path, self.container, self.stream, self.fps))
         # the output has no display matrix or pixel aspect of its own: frames are shown as the input says here
-        self._treatment = PictureTreatment(self._first, self.stream, path.name)
-        self.width, self.height = self._treatment.size(self.width, self.height)
-        self.rotation, self.colour = self._treatment.rotation, self._treatment.colour
+        self.treatment = PictureTreatment(self._first, self.stream, path.name)
+        self.width, self.height = self.treatment.size(self.width, self.height)
+        self.rotation, self.colour = self.treatment.rotation, self.treatment.colour
         count = self._announced_frames = _packets_announced(self.stream, self.container.format.name)
         if count:  # the pictures shown: the progress bar of a cut (ffmpeg -ss -c copy) ended at 36/48
             count = max(1, count - _hidden_in_index(self.stream, count))
@@ -837,7 +837,7 @@ class VideoFileSource(Source):
         # turns interlaced later is said when it does.
         self.interlaced = bool(self._first.interlaced_frame)
         self.deinterlace = True  # keep_fields() turns it off
-        shown = ([DEINTERLACED] if self.interlaced else []) + self._treatment.parts(stored)
+        shown = ([DEINTERLACED] if self.interlaced else []) + self.treatment.parts(stored)
         self.description = f"video {path.name} {self.width}x{self.height} @ {rate_text(self.fps)} fps" + \
             "".join(f", {part}" for part in shown)
 
@@ -851,14 +851,14 @@ class VideoFileSource(Source):
         a ProRes input written as ProRes keeps its 4:2:2, only its bits beyond 8 are said; a transparent one's 4:4:4
         (ProRes 4444, with its alpha) where the output takes the alpha (`transparent`: not side by side). `keeping`:
         how to keep the colour lost, said beside it (an XAVC-I's 4:2:2 into .mov: --codec prores)."""
-        if transparent and self._treatment.alpha_carried:
+        if transparent and self.treatment.alpha_carried:
             pix_fmt = alpha_pix_fmt(pix_fmt)
-        old, new = self._treatment.finer, finer_than_output(self._treatment.picture_format, pix_fmt)
+        old, new = self.treatment.finer, finer_than_output(self.treatment.picture_format, pix_fmt)
         if new is not None and keeping and new.endswith(COLOUR_LOST):
             new += f" ({keeping})"
         if old is not None:  # said against 4:2:0, the coarsest output: nothing is lost that was not said
             self.description = self.description.replace(f", {old}", f", {new}" if new else "")
-        self._treatment.finer = new
+        self.treatment.finer = new
 
     def keep_fields(self) -> None:
         """`--deinterlace off`: interlaced pictures as decoded, both fields woven (a camcorder's 25p recorded in
@@ -1352,7 +1352,7 @@ class VideoFileSource(Source):
 
     def _frame(self, decoded: Any, index: int, seconds: float | None, own: Any) -> Frame:
         """The frame of a decoded picture presented at `seconds`, held `own` seconds (None: until the next)."""
-        image, alpha = self._treatment.image_and_alpha(decoded)
+        image, alpha = self.treatment.image_and_alpha(decoded)
         if image.shape[:2] != (self.height, self.width):
             image = self._fit(image, index)
         if not index:

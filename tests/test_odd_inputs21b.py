@@ -208,7 +208,7 @@ def test_a_closed_video_frees_its_source_and_first_picture_without_a_gc(tmp_path
     try:
         source = open_source(str(path))
         if kind == "turned":
-            assert (source.rotation, source._treatment.mirrored) == (90, True)  # the display matrix read
+            assert (source.rotation, source.treatment.mirrored) == (90, True)  # the display matrix read
         else:
             assert source.colour.peak_nits == 1600.0  # MaxCLL read
         first, alive = source._first, weakref.ref(source)

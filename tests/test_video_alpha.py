@@ -267,7 +267,7 @@ def test_an_opaque_gif_into_webm_stays_without_alpha(tmp_path, caplog):
     pictures = [Image.new("RGB", (64, 48), (30, 120 + 20 * index, 200)) for index in range(3)]
     pictures[0].save(tmp_path / "clip.gif", save_all=True, append_images=pictures[1:], duration=100, loop=0)
     source = VideoFileSource(tmp_path / "clip.gif")
-    assert source._treatment.alpha and "alpha" not in next(source.frames()).extra
+    assert source.treatment.alpha and "alpha" not in next(source.frames()).extra
     source.close()
     _run(tmp_path / "clip.gif", tmp_path / "out.webm")
     stream, _, _ = _read(tmp_path / "out.webm")
