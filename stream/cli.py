@@ -52,7 +52,7 @@ try:
     from stream.console import TolerantStream, fit_encoding, notify
     from stream.controls import KEYS_HELP
     from stream.errors import PipelineError, UserError
-    from stream.interrupts import STOP_SIGNALS
+    from stream.interrupts import STOP_SIGNALS, quiet_unraisable_interrupts
     from stream.options import GivenOnce, add_model_options, model_overrides
     from stream.animations import is_still_image
     from stream.workers import live_workers
@@ -1177,6 +1177,7 @@ def console_main() -> NoReturn:
     under them ("terminate called without an active exception", exit 134). So after an interruption, or where
     such threads are left, the process ends without that teardown; what the output holds is on disk already."""
     sys.stderr = TolerantStream(sys.stderr)
+    quiet_unraisable_interrupts()  # a second Ctrl-C landing in a weakref callback printed a traceback
     fit_encoding(sys.stdout)  # bench's tables and models list: a Windows code page has no '→' (the JSON was lost)
     try:
         code = main(restore_signals=False)  # set to SIG_IGN below, before the exit: no window at their default

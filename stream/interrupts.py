@@ -13,6 +13,7 @@ only ends the wait for the stage threads, so the file is still closed and playab
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -122,3 +123,19 @@ def noted_stop_signals() -> Iterator[None]:
             signal.signal(signum, handler)
     if noted:
         raise KeyboardInterrupt
+
+
+def quiet_unraisable_interrupts() -> None:
+    """A stop signal's KeyboardInterrupt (the second one, raised at once) that lands inside a finaliser or a weakref
+    callback (a WeakSet's `_remove` as a thread's objects are freed) cannot be raised there: Python prints it as
+    "Exception ignored in ... Traceback ... KeyboardInterrupt" and goes on. The stop it asks for is already set (the
+    handler sets the stop event first), so the run ends as the first signal ends it: say nothing. Any other
+    unraisable exception is reported as before."""
+    report = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            return
+        report(unraisable)
+
+    sys.unraisablehook = hook
