@@ -410,17 +410,16 @@ def _refuse_long_names(targets: dict[str, str | None]) -> None:
     """An output name longer than its disk takes, in a folder not made yet (`--save-depth depths/` for an input of
     250 bytes): the output checks find it only in a folder that is there, so the sink refused it after the model
     and the kernels had loaded, and after making the folder, left behind empty."""
-    from stream.paths import longest_name
+    from stream.paths import name_too_long
 
     for flag, target in targets.items():
         if not target or target in NOT_FILES:
             continue
         path = Path(target).expanduser()
-        longest = longest_name(next((folder for folder in path.parents if os.path.isdir(folder)), Path(".")))
-        size = max(len(os.fsencode(part)) for part in path.parts)
-        if size > longest:
-            raise UserError(f"cannot write {target}: a name in it is {size} bytes long, over the {longest} its disk "
-                            f"takes; choose a shorter name for {flag} (or the input, where it is named after it)")
+        found = name_too_long(path.parts, next((folder for folder in path.parents if os.path.isdir(folder)), Path(".")))
+        if found is not None:
+            raise UserError(f"cannot write {target}: a name in it is {found[0]} bytes long, over the {found[1]} its "
+                            f"disk takes; choose a shorter name for {flag} (or the input, where it is named after it)")
 
 
 def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, args: argparse.Namespace) -> int:

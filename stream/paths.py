@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from stream.errors import UserError
 
@@ -177,11 +177,17 @@ def _refuse_long_names(path: Path, blocking: Path, what: str) -> None:
     """A name longer than the disk takes among the folders not made yet and the file: the system finds it only in a
     folder that is there (below a missing one the lookup fails first, unsaid), so a check before the run passed it
     and the sink refused it after the model and the kernels had loaded, its folder made and left empty."""
-    longest = longest_name(blocking)
-    size = max(len(os.fsencode(part)) for part in path.relative_to(blocking).parts)
-    if size > longest:
-        raise UserError(f"cannot write {what} {path}: a name in it is {size} bytes long, over the {longest} its "
+    found = name_too_long(path.relative_to(blocking).parts, blocking)
+    if found is not None:
+        raise UserError(f"cannot write {what} {path}: a name in it is {found[0]} bytes long, over the {found[1]} its "
                         f"disk takes; choose a shorter name")
+
+
+def name_too_long(names: Iterable[str], folder: Path) -> tuple[int, int] | None:
+    """(the longest of `names` in bytes, the longest name `folder`'s disk takes) where the first passes the second."""
+    longest = longest_name(folder)
+    size = max(len(os.fsencode(name)) for name in names)
+    return (size, longest) if size > longest else None
 
 
 def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
