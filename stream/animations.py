@@ -17,6 +17,8 @@ from stream.images import (ANIMATION_FORMATS, HEIF_SUFFIXES, IMAGE_SUFFIXES, Pho
 
 # Formats OpenCV also reads as one picture that may hold many: read as video (every frame).
 SEQUENCE_SUFFIXES = {".gif", ".mjpeg", ".mjpg", ".apng"}
+# Animation types whose file of one picture is a photo (a PNG or WebP of one picture is one by its type already)
+ONE_PICTURE_ANIMATIONS = {".gif", ".apng"}
 ANIMATION_SUFFIX = {"GIF": ".gif", "PNG": ".png", "WEBP": ".webp"}  # an animation's own type, by Pillow's format
 # A picture stored as shown this long or less (0, 10 ms) is shown 100 ms, as browsers show it; 16 ms (60 fps, a
 # WebP made from a video) is kept: the 20 ms of FFmpeg's GIF rule played such a WebP 6 times slower
@@ -30,6 +32,8 @@ def is_still_image(path: Path) -> bool:
     suffix = path.suffix.lower()
     if suffix in (".png", ".webp") and picture_count(path) > 1:
         return False  # an animated PNG (APNG), which FFmpeg decodes as the video it is, or WebP (AnimationSource)
+    if suffix in ONE_PICTURE_ANIMATIONS:  # one picture is a photo: its grey16 depth a 16-bit PNG, not a video
+        return picture_count(path) == 1
     if suffix in IMAGE_SUFFIXES or suffix in HEIF_SUFFIXES:
         return True
     try:
@@ -209,14 +213,13 @@ def _after_sub_blocks(data: bytes, offset: int) -> int:
 
 
 def animation_metadata(path: Path) -> PhotoMetadata | None:
-    """An animation's colour profile and times played, from its headers; None for any other file. A GIF counts as
-    one whatever it holds (a GIF of one picture gives a GIF); a PNG or WebP of one picture is a photo."""
+    """An animation's colour profile and times played, from its headers; None for any other file. A file of one
+    picture (GIF, APNG, PNG, WebP) is a photo: a GIF of one was read as a 100 fps video, whose grey16 depth had to
+    be a video (an .apng's output was a one-frame video); it keeps its type as a photo's output (app.portrait_name)."""
     if path.suffix.lower() not in ANIMATION_FORMATS:
         return None
     headers = _headers(path)
-    if headers is None or headers.format not in ANIMATION_SUFFIX:
-        return None
-    if headers.format != "GIF" and headers.pictures < 2:
+    if headers is None or headers.format not in ANIMATION_SUFFIX or headers.pictures < 2:
         return None
     return PhotoMetadata(headers.icc_profile, plays=headers.plays)
 

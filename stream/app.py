@@ -17,7 +17,7 @@ from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.registry import ModelSpec, resolve_model
 from models.runtime import DepthEstimator, OutputWatch, requested_providers
-from stream.animations import AnimationSource, animation_metadata, animation_suffix
+from stream.animations import ONE_PICTURE_ANIMATIONS, AnimationSource, animation_metadata, animation_suffix
 from stream.config import PipelineConfig, parse_model_size
 from stream.controls import LiveControls
 from stream.errors import UserError
@@ -82,12 +82,14 @@ def depth_name(input_spec: str, image: bool = False) -> str:
 
 
 def _picture_suffix(input_spec: str, image: bool) -> str:
-    """The type of a file input's outputs: an animation's own (.gif, .png, .apng, .webp), a photo's .png, else .mp4."""
+    """The type of a file input's outputs: an animation's own (.gif, .png, .apng, .webp), a photo's .png (a GIF or
+    APNG of one picture, a photo, its own: written as one picture), else .mp4."""
     try:
         animation = animation_suffix(Path(input_spec).expanduser())
     except OSError:  # a name too long: opening the input says so
         animation = None
-    return animation or (".png" if image else ".mp4")
+    own = Path(input_spec).suffix.lower()
+    return animation or (own if image and own in ONE_PICTURE_ANIMATIONS else ".png" if image else ".mp4")
 
 
 def _animation_out(input_spec: str, target: str) -> bool:
@@ -305,17 +307,22 @@ def kernels_notice(backend: str, parts: dict[str, bool] | None = None, colour: b
     where it holds them (a busy machine), else compiling them. Asked before it starts, as it fills the cache.
     `parts`: the warm-up's (warm_up's keywords), whose kernels alone are asked about (None: every part): where only
     --blur 0 had run, the depth of field's were never cached, and a slow warm-up loading the filter alone was said
-    to compile. `colour`: an HDR input's tone mapping is prepared too."""
-    if backend == "cpu" and cpu_cached(run_kernels(parts, colour)):
+    to compile. `colour`: an HDR input's tone mapping is prepared too, on the CPU whatever the backend: a CUDA run
+    names it where Numba's cache lacks it (its first HDR run compiles it, seconds after the CUDA kernels)."""
+    kernels = run_kernels(parts, colour, backend)
+    if backend == "cpu" and cpu_cached(kernels):
         return "preparing the CPU kernels: loading them from the cache (slow: the machine is busy)"
-    return (f"preparing the {backend.upper()} kernels: a first run on this machine (or after an update) compiles "
-            f"them, up to a minute; later runs load them from the cache")
+    tone_mapping = backend != "cpu" and bool(kernels) and cpu_cached(kernels) is False
+    what = f"the {backend.upper()} kernels" + (" and the CPU's tone mapping" if tone_mapping else "")
+    return (f"preparing {what}: a first run on this machine (or after an update) compiles them, up to a minute; "
+            f"later runs load them from the cache")
 
 
-def run_kernels(parts: dict[str, bool] | None = None, colour: bool = False) -> tuple[str, ...]:
-    """The CPU kernels a warm-up of `parts` (warm_up's keywords; None: every part) calls from Python: CPU_ENTRIES',
-    and with `colour` (an HDR input) the tone mapping's."""
-    chosen = [part for part, on in (parts or dict.fromkeys(CPU_ENTRIES, True)).items() if on]
+def run_kernels(parts: dict[str, bool] | None = None, colour: bool = False, backend: str = "cpu") -> tuple[str, ...]:
+    """The CPU kernels a warm-up of `parts` (warm_up's keywords; None: every part) on `backend` calls from Python:
+    CPU_ENTRIES' on the CPU (none on CUDA, whose kernels are its own), and with `colour` (an HDR input) the tone
+    mapping's, on either."""
+    chosen = [part for part, on in (parts or dict.fromkeys(CPU_ENTRIES, True)).items() if on and backend == "cpu"]
     names = [name for part in chosen for name in CPU_ENTRIES[part]] + list(CONVERT_KERNELS if colour else ())
     return tuple(dict.fromkeys(names))
 

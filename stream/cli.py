@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import signal
+import stat
 import sys
 import threading
 import time
@@ -559,6 +560,8 @@ def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | No
         return ""
     if not written:
         return "; nothing was written"
+    if not finalised and _named_pipe(target):  # no disk holds the frames: "reached the disk" was untrue
+        return f"; {target} is a named pipe: its reader was given the frames as they were written"
     unwritten = not finalised and (kind == "image" or on_disk == 0)  # the file is made beside its name (README)
     if not there:  # none before the run, or deleted during it (its folder removed): "left as it was" was untrue
         return f"; {target} was not written" if unwritten else f"; no file {target} is left"
@@ -570,6 +573,14 @@ def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | No
     if not finalised:  # every packet reaches the disk at once, in one-second fragments or clusters (README)
         return f"; {target} could not be finalised: it plays up to about the last second that reached the disk"
     return f"; {target} is finalised and playable up to there"
+
+
+def _named_pipe(target: str) -> bool:
+    """Whether the output is a named pipe (mkfifo out.mkv), which the writer writes into as it is."""
+    try:
+        return stat.S_ISFIFO(os.stat(os.path.expanduser(target)).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _animated(spec: str) -> bool:

@@ -32,6 +32,10 @@ class PipelineError(Exception):
         if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:  # the commonest failure of a long run
             where = f" for {cause.filename}" if cause.filename else ""
             super().__init__(f"the disk is full{where}; free some space, or write the output to another disk")
+        elif stage == "sink" and isinstance(cause, OSError) and cause.errno == errno.EPIPE and cause.filename:
+            # a named pipe (mkfifo out.mkv) whose reader stopped: no disk to check
+            super().__init__(f"cannot write {cause.filename}: the program reading it stopped reading (broken pipe); "
+                             f"keep it reading until the run ends, or write a file")
         elif stage == "sink" and isinstance(cause, OSError) and cause.filename and cause.strerror:
             # EIO of a USB disk pulled out, EROFS of a file system turned read-only: said as the system says it
             super().__init__(f"cannot write {cause.filename}: {cause.strerror}; check the disk, or write the output "

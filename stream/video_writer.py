@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 import numpy as np
 
@@ -548,8 +548,13 @@ class _OutputFile:
             try:
                 self._fd = os.open(self._partial, flags, 0o666)
             except OSError as exc:
-                raise OSError(exc.errno, exc.strerror, self.name) from None
+                raise self._error(exc) from None
         return self._fd
+
+    def _error(self, exc: OSError) -> OSError:
+        """An error of the file's, named as the output (not the hidden file): the run's line says which file failed
+        and how ("cannot write out.mp4: Input/output error"), not "stage 'sink' failed: OSError: [Errno 5]"."""
+        return OSError(exc.errno, exc.strerror, self.name)
 
     def writable(self) -> bool:
         return True
@@ -561,7 +566,10 @@ class _OutputFile:
         return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._pos = os.lseek(self._open(), offset, whence)
+        try:  # the trailer's seek back to the header (MP4's, Matroska's): a disk gone mid-run fails here too
+            self._pos = os.lseek(self._open(), offset, whence)
+        except OSError as exc:
+            raise self._error(exc) from None
         return self._pos
 
     def write(self, data: bytes) -> int:
@@ -571,8 +579,8 @@ class _OutputFile:
                 view = view[os.write(fd, view):]
             except KeyboardInterrupt:  # raised after the mux instead (the write is retried)
                 self.interrupted = True
-            except OSError as exc:  # named as the output, not the hidden file
-                raise OSError(exc.errno, exc.strerror, self.name) from None
+            except OSError as exc:
+                raise self._error(exc) from None
         self._pos += len(data)
         self.size = max(self.size, self._pos)
         return len(data)
@@ -630,7 +638,10 @@ class _OutputFile:
             return
         self.lost()  # asked while its descriptor still tells
         fd, self._fd = self._fd, None
-        os.close(fd)
+        try:
+            os.close(fd)  # a network disk tells a failed write only here (EIO, ENOSPC, EDQUOT)
+        except OSError as exc:
+            raise self._error(exc) from None
         if self.committed or self.deleted:  # a deleted file has no name to be given
             return
         if not keep:
@@ -925,10 +936,7 @@ class VideoWriter:
                 self._subtitles.write_until(self.seconds_written)
         except BaseException as exc:
             self._failed = True
-            refusal = self._refusal(exc) or _size_refusal(self.path, exc)
-            if refusal is None:
-                raise
-            raise refusal from None
+            self._raise_write_error(exc)
 
     def _with_alpha_or_not(self, picture: np.ndarray) -> np.ndarray:
         """The picture as the stream takes it: BGRA (a BGR one opaque) where it keeps alpha, else BGR. The first
@@ -1059,10 +1067,7 @@ class VideoWriter:
                 if self._chapters and self.frames_written:
                     self.container.set_chapters(kept_chapters(self._chapters, self._first_origin, cut))
         except BaseException as exc:
-            refusal = self._refusal(exc) or _size_refusal(self.path, exc)
-            if refusal is None:
-                raise
-            raise refusal from None
+            self._raise_write_error(exc)
         finally:
             for track in (self._audio, self._subtitles):
                 if track is not None:
@@ -1175,6 +1180,17 @@ class VideoWriter:
         self.pictures_on_disk = 0
         return OutputFailed(f"{self.path} was deleted during the run (or its folder removed), and the frames "
                             f"written went with it; run again, writing where the file can stay")
+
+    def _raise_write_error(self, exc: BaseException) -> NoReturn:
+        """A failed encode or mux raised as its user reads it: a muxer's or the file system's refusal as one line,
+        our file's own error where PyAV wrapped it ("Error in PyAV callback"), else as it came."""
+        refusal = self._refusal(exc) or _size_refusal(self.path, exc)
+        if refusal is not None:
+            raise refusal from None
+        cause = _write_error(exc) if isinstance(exc, Exception) else exc
+        if cause is not exc:
+            raise cause from None
+        raise exc
 
     def _refusal(self, exc: BaseException) -> UserError | None:
         """FFmpeg's muxers fail with a bare -1, which is EPERM: once the file is open and its header written,

@@ -33,8 +33,11 @@ def test_photos_are_told_by_their_content_where_the_name_says_nothing(tmp_path, 
         Image.fromarray(photo).save(tmp_path / name, format=fmt)
         assert is_still_image(tmp_path / name), name
         assert read_image(tmp_path / name).shape == photo.shape
-    Image.fromarray(photo).save(tmp_path / "one.gif")  # a GIF may move: read as a video, every frame
-    assert not is_still_image(tmp_path / "one.gif")
+    Image.fromarray(photo).save(tmp_path / "one.gif")  # a GIF of one picture is a photo
+    assert is_still_image(tmp_path / "one.gif")
+    pictures = [Image.fromarray(photo), Image.fromarray(255 - photo)]
+    pictures[0].save(tmp_path / "two.gif", save_all=True, append_images=pictures[1:])  # one that moves: a video
+    assert not is_still_image(tmp_path / "two.gif")
     (tmp_path / "clip.bin").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
     assert not is_still_image(tmp_path / "clip.bin")
     assert is_still_image(tmp_path / "not_there.png")  # the name decides; reading it then says it is missing
