@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from models.download import ModelError, sha256_of
+from stream.cgroup import cpu_max_quota
+from stream.cgroup import cpu_quota as cgroup_cpu_quota
 from stream.config import CONFIG_DIR, PipelineConfig, closest_choice, load_config, preset_names, resolve_config_path
 from stream.console import notify
 from stream.errors import StopAfter, UserError
@@ -34,7 +36,7 @@ from stream.network_source import is_network_spec, redact
 from stream.options import GivenOnce, add_model_options, model_overrides
 from stream.paths import ensure_writable, replace_atomically, same_file
 from stream.sinks import NullSink
-from stream.sources import ImageSource, PacedSource, Source
+from stream.sources import ImageSource, PacedSource, Source, SyntheticSource
 
 STAGES = ["depth", "refine", "render"]
 MODES = ("pipelined", "sequential", "batch", "live")
@@ -46,14 +48,17 @@ SCHEMA_VERSION = 2
 # and the run ends once --frames frames (after the warm-up) reached the sink.
 LIVE_SYNTHETIC_FRAMES = 10_000_000
 SYNTHETIC_MAX_FRAMES = 10_000_000  # the synthetic source's longest scene (stream/sources.py's frames= range)
-TABLE_NOTE = ("times in ms (p50 unless named); fps: frames reaching the sink per second; e2e: capture → sink; "
-              "depth, refine, render: the stage's own time, start → end of the call that took the frame (a whole "
-              "batch for batched depth; for async depth the hand-over of the newest depth, the network's own time "
-              "per prediction being async net); dropped: frames the input delivered after the warm-up that never "
-              "reached the sink (the live queue's drops, also at a file's end); cores: CPU cores depthcam kept busy "
-              "on average while measuring (others: the rest of the machine, Linux only). The sequential run's fps "
-              "counts producing each frame (decoding it, or drawing the synthetic scene) too, which e2e (capture → "
-              "sink) leaves out: its fps is below 1000 / e2e mean")
+TABLE_NOTE = ("times in ms (p50 unless named); fps: frames reaching the sink per second; e2e: capture → sink (the "
+              "pipelined and batch runs read their input ahead, so theirs includes queueing: latency is the live "
+              "run's; for a paced synthetic frame drawn past its exposure, from the drawing's end: a camera's "
+              "frame is ready when exposed); depth, refine, render: the stage's own time, start → end of the call "
+              "that took the frame (a whole batch for batched depth; for async depth the hand-over of the newest "
+              "depth, the network's own time per prediction being async net); dropped: frames after the warm-up "
+              "that never reached the sink (the live queue's drops, those a paced synthetic input skipped, also at "
+              "a file's end); cores: CPU cores depthcam kept busy on average while measuring (others: the rest of "
+              "the machine, Linux only). The sequential run's fps counts producing each frame (decoding it, or "
+              "drawing the synthetic scene) too, which e2e (capture → sink) leaves out: its fps is below 1000 / "
+              "e2e mean")
 
 
 class ReportNotWritten(UserError):
@@ -194,9 +199,6 @@ def _nvidia_smi_gpu(visible: str | None) -> str | None:
     return _command_output(command)
 
 
-CGROUP_ROOT = "/sys/fs/cgroup"
-
-
 def usable_cores(cgroup_max: str | None = None) -> float | None:
     """The cores this process may run on: its CPU affinity (taskset), less a container's or a service's CPU quota
     (docker --cpus, systemd's CPUQuota), which `cores` (the machine's) does not show. `cgroup_max`: one cgroup v2
@@ -205,60 +207,10 @@ def usable_cores(cgroup_max: str | None = None) -> float | None:
         usable: float | None = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         usable = os.cpu_count()
-    quota = _cpu_max_quota(Path(cgroup_max)) if cgroup_max is not None else cgroup_cpu_quota()
+    quota = cpu_max_quota(Path(cgroup_max)) if cgroup_max is not None else cgroup_cpu_quota()
     if quota is not None and usable is not None:
         usable = min(usable, quota)
     return usable
-
-
-def cgroup_cpu_quota(root: str = CGROUP_ROOT, membership: str = "/proc/self/cgroup") -> float | None:
-    """The tightest CPU quota, in cores, over this process's cgroup and those above it: cgroup v2's cpu.max and
-    v1's cpu.cfs_quota_us (a Docker host on cgroup v1, and a service's nested cgroup, read as no quota at all
-    when only the v2 root's cpu.max was read). None without one."""
-    try:
-        lines = Path(membership).read_text().splitlines()
-    except OSError:
-        return None
-    quotas = []
-    for line in lines:
-        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
-        if controllers == "":  # cgroup v2: one hierarchy, mounted at the root (or at unified/ beside v1's)
-            for mount in (Path(root), Path(root) / "unified"):
-                quotas += [_cpu_max_quota(folder / "cpu.max") for folder in _cgroup_folders(mount, path)]
-        elif "cpu" in controllers.split(","):  # cgroup v1's cpu controller, mounted under its names
-            for mount in {Path(root) / controllers, Path(root) / "cpu"}:
-                quotas += [_cfs_quota(folder) for folder in _cgroup_folders(mount, path)]
-    found = [quota for quota in quotas if quota is not None]
-    return min(found) if found else None
-
-
-def _cgroup_folders(mount: Path, path: str) -> list[Path]:
-    """The folders of a cgroup `path` and of every cgroup above it under `mount`. A container sees its own
-    cgroup at the mount's root and the host's path of it nowhere: that path's missing folders are skipped."""
-    if not mount.is_dir():
-        return []
-    parts = [part for part in path.strip("/").split("/") if part]
-    return [mount.joinpath(*parts[:depth]) for depth in range(len(parts), -1, -1)
-            if mount.joinpath(*parts[:depth]).is_dir()]
-
-
-def _cpu_max_quota(path: Path) -> float | None:
-    """cgroup v2's cpu.max ('150000 100000': 1.5 cores; 'max 100000': none) in cores."""
-    try:
-        quota, period = path.read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError, ZeroDivisionError):
-        return None
-
-
-def _cfs_quota(folder: Path) -> float | None:
-    """cgroup v1's cpu.cfs_quota_us over cpu.cfs_period_us in cores (a quota of -1: none)."""
-    try:
-        quota = int((folder / "cpu.cfs_quota_us").read_text())
-        period = int((folder / "cpu.cfs_period_us").read_text())
-    except (OSError, ValueError):
-        return None
-    return quota / period if quota > 0 and period > 0 else None
 
 
 def numba_threads() -> int | None:
@@ -460,6 +412,7 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
         figures = recorder.summary()
         figures.update(dropped_frames=recorder.dropped_while_measuring,
                        dropped_after_warmup=recorder.dropped_after_warmup(input_ended),
+                       dropped_at_capture=recorder.dropped_at_capture(input_ended),
                        queue_high_water={queue.name: queue.high_water for queue in built.pipeline.queues},
                        **_what_ran(built, build_ms, first_frame_ms))
         return figures
@@ -475,16 +428,56 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
 
 def _counting_deliveries(source: Source, recorder: LatencyRecorder) -> Source:
     """`source`, telling `recorder` each frame it delivers: frames dropped after the last measured one (a live
-    run's at a file's end) are counted from them."""
+    run's at a file's end) are counted from them, and those the input skipped itself. A paced synthetic input's
+    frame drawn past its exposure is timed from when the drawing ended, the overrun kept apart (source_late_ns)."""
     frames = source.frames
+    clock = _DrawingClock.on(source)
 
     def counted() -> Iterator[Frame]:
         for frame in frames():
             recorder.delivered(frame.index)
+            if clock is not None:
+                late = clock.overrun_ns(frame.capture_ns)
+                frame.capture_ns += late
+                frame.extra["source_late_ns"] = late
             yield frame
 
     source.frames = counted  # type: ignore[method-assign]
     return source
+
+
+class _DrawingClock:
+    """A paced synthetic input's scene, its drawing timed. A camera's frame is ready when it is exposed; the
+    synthetic input draws its frame on the cores the pipeline runs on (11 ms at 640x480, 38 at 1280x720), and on a
+    busy machine the drawing ended past the exposure: that lateness was counted as capture → sink latency (and as
+    the depth stage's queue wait), so the camera read slow where the machine was. Such a frame counts from when it
+    was drawn, as a camera's from when the camera has it."""
+
+    def __init__(self, scene) -> None:
+        self.scene = scene
+        self.ended_ns = 0
+
+    @classmethod
+    def on(cls, source: Source) -> _DrawingClock | None:
+        """The clock put on a paced synthetic input's scene; None for any other input."""
+        if not (isinstance(source, SyntheticSource) and source.live):
+            return None
+        clock = cls(source.scene)
+        source.scene = clock  # type: ignore[assignment]
+        return clock
+
+    def render(self, t: int):
+        try:
+            return self.scene.render(t)
+        finally:
+            self.ended_ns = now_ns()
+
+    def overrun_ns(self, exposed_ns: int) -> int:
+        """How long after `exposed_ns` the last drawing ended (0 where it ended before: the frame waited for it)."""
+        return max(0, self.ended_ns - exposed_ns)
+
+    def __getattr__(self, name: str):
+        return getattr(self.scene, name)
 
 
 STILL_STREAM_FPS = 30.0  # a photo's still stream is paced at the default synthetic input's camera rate (live run)
@@ -527,7 +520,7 @@ def run_sequential(config: PipelineConfig, input_spec: str, frames: int, warmup:
     def summary() -> dict:
         figures = recorder.summary()
         # no queues: the documented keys all 0, so a reader of the JSON finds the same fields in every run
-        figures.update(dropped_frames=0, dropped_after_warmup=0,
+        figures.update(dropped_frames=0, dropped_after_warmup=0, dropped_at_capture=0,
                        queue_high_water={name: 0 for name in ["capture", *STAGES]},
                        **_what_ran(built, build_ms, first_frame_ms))
         return figures
@@ -886,6 +879,26 @@ def startup_line(report: dict) -> str | None:
     return f"start-up, left out of the figures (ms, build + first frame): {', '.join(parts)}"
 
 
+def source_line(report: dict) -> str | None:
+    """Where a paced synthetic input fell behind its rate: the frames it skipped itself and how far its drawing ran
+    past the exposure (left out of e2e), both the machine's doing, not the camera's it stands in for."""
+    parts = []
+    for name, run in report["runs"].items():
+        late, skipped = run.get("source_late_ms"), run.get("dropped_at_capture") or 0
+        if not isinstance(late, dict):  # not a paced synthetic input (or an older report)
+            continue
+        drew_late = isinstance(late.get("max"), (int, float)) and late["max"] >= 1.0
+        said = ([f"skipped {skipped} of its {dropped(run)} dropped frames itself"] if skipped else []) + (
+            [f"drew frames past their exposure (p50 {_cell(late['p50'])}, p95 {_cell(late['p95'])}, max "
+             f"{_cell(late['max'])} ms, left out of e2e)"] if drew_late else [])
+        if said:
+            parts.append(f"{name} {' and '.join(said)}")
+    if not parts:
+        return None
+    return (f"the synthetic input, drawn on the cores the pipeline runs on, fell behind its frame rate: "
+            f"{'; '.join(parts)}; the machine was busy, not the camera it stands in for")
+
+
 def format_table(report: dict, machine: dict | None = None) -> str:
     lines = [f"## {report['config']}", ""]
     if machine is not None and report["runs"]:
@@ -909,6 +922,9 @@ def format_table(report: dict, machine: dict | None = None) -> str:
     startup = startup_line(report)
     if startup:
         lines.append(f"\n{startup}")
+    source = source_line(report)
+    if source:
+        lines.append(f"\n{source}")
     speedup = report.get("speedup_pipelined_over_sequential")
     if speedup is not None and math.isfinite(speedup):  # NaN when a run measured under 2 frames
         lines.append(f"\npipelined / sequential throughput: {speedup:.2f}x")

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
+from stream.cgroup import memory_room as cgroup_room  # a container's memory limit (its name kept for callers)
 from stream.console import command_word, notify
 from stream.errors import UserError
 from stream.paths import replace_atomically
@@ -414,27 +415,6 @@ def windows_commit_room() -> int | None:
     except (AttributeError, OSError):
         return None
     return int(status.ullAvailPageFile) if ok else None
-
-
-def cgroup_room(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> int | None:
-    """Bytes a container's memory limit leaves the process (cgroup v2's memory.max less memory.current, v1's
-    memory.limit_in_bytes less memory.usage_in_bytes, of its own group); None where no limit is set. In a container
-    /proc/meminfo is the host's, and the limit's out-of-memory killer ends the run first, without a word."""
-    try:
-        groups = [line.split(":", 2) for line in own.read_text().splitlines()]
-    except OSError:
-        groups = []
-    places = [(root / path.lstrip("/"), "memory.max", "memory.current") for number, _, path in groups if number == "0"]
-    places += [(root / "memory" / path.lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes")
-               for _, names, path in groups if "memory" in names.split(",")]
-    for folder, limit_name, usage_name in places:
-        try:
-            limit, usage = (folder / limit_name).read_text().strip(), (folder / usage_name).read_text().strip()
-        except OSError:
-            continue
-        if limit.isdigit() and usage.isdigit() and int(limit) < 1 << 60:  # "max", or v1's huge "no limit"
-            return max(int(limit) - int(usage), 0)
-    return None
 
 
 def header_size(path: Path) -> tuple[int, int] | None:

@@ -117,6 +117,9 @@ class LatencyRecorder:
     last_warmup_index: int | None = None  # the source index of the last warm-up frame that reached the sink
     first_delivered: int | None = None  # source indices the input delivered (delivered() tells them), first and last
     last_delivered: int | None = None
+    skipped: list[tuple[int, int]] = field(default_factory=list)  # source indices the input itself skipped, first-last
+    # per measured frame, the time a paced synthetic input's drawing ran past its exposure (a stand-in's own cost)
+    source_late_ns: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for stage in self._rows():
@@ -154,6 +157,8 @@ class LatencyRecorder:
             self.depth_age.append(frame.index - frame.depth_index)
         if "network_ns" in frame.extra:
             self.network_ns.append(frame.extra["network_ns"])
+        if "source_late_ns" in frame.extra:
+            self.source_late_ns.append(frame.extra["source_late_ns"])
 
     def _read_cpu(self) -> None:
         """The CPU clocks at the first measured frame and then every CPU_READ_EVERY_NS (not at every frame:
@@ -179,7 +184,10 @@ class LatencyRecorder:
         return self.source_indices[-1] - self.source_indices[0] + 1 - len(self.source_indices)
 
     def delivered(self, index: int) -> None:
-        """The input delivered the frame of this source index (the capture side calls it, before any queue)."""
+        """The input delivered the frame of this source index (the capture side calls it, before any queue); a gap
+        after the last one is frames the input skipped itself (a paced synthetic input that fell behind)."""
+        if self.last_delivered is not None and index > self.last_delivered + 1:
+            self.skipped.append((self.last_delivered + 1, index - 1))
         self.first_delivered = index if self.first_delivered is None else self.first_delivered
         self.last_delivered = index
 
@@ -190,9 +198,22 @@ class LatencyRecorder:
         enough leaves the frames still in flight uncounted. Without delivered(): dropped_while_measuring."""
         if self.last_delivered is None or not self.source_indices:
             return self.dropped_while_measuring
-        before = self.last_warmup_index if self.last_warmup_index is not None else self.first_delivered - 1
-        last = self.last_delivered if input_ended else self.source_indices[-1]
+        before, last = self._after_warmup(input_ended)
         return max(0, last - before - len(self.source_indices))
+
+    def _after_warmup(self, input_ended: bool) -> tuple[int, int]:
+        """The source indices dropped_after_warmup counts in: after `before`, up to `last` (both delivered())."""
+        assert self.last_delivered is not None and self.first_delivered is not None and self.source_indices
+        before = self.last_warmup_index if self.last_warmup_index is not None else self.first_delivered - 1
+        return before, self.last_delivered if input_ended else self.source_indices[-1]
+
+    def dropped_at_capture(self, input_ended: bool) -> int:
+        """Of dropped_after_warmup, the frames the input skipped itself, before any queue: a paced synthetic input
+        drawn on the same cores that fell more than a frame behind its rate moves on to its newest exposure."""
+        if self.last_delivered is None or not self.source_indices:
+            return 0
+        before, last = self._after_warmup(input_ended)
+        return sum(max(0, min(high, last) - max(low, before + 1) + 1) for low, high in self.skipped)
 
     def throughput_fps(self) -> float:
         if len(self.sink_ns) < 2:
@@ -211,6 +232,8 @@ class LatencyRecorder:
                                "queue_wait_ms": summarise_ms(self.wait_ns[stage])} for stage in self._rows()},
             "depth_age_frames": percentiles(np.asarray(self.depth_age)) if self.depth_age else None,
             "async_network_ms": summarise_ms(self.network_ns) if self.network_ns else None,
+            # a paced synthetic input's drawing past its frames' exposure, left out of end_to_end_ms; null elsewhere
+            "source_late_ms": summarise_ms(self.source_late_ns) if self.source_late_ns else None,
             "cpu_cores": cpu_cores(self.cpu_first, self.cpu_last),
             "samples_ms": self.samples_ms(),
         }
