@@ -1048,13 +1048,22 @@ TIMING_VARIABLES = frozenset({"OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCO
                               "CUDA_VISIBLE_DEVICES"})
 
 
+def user_environment() -> dict[str, str]:
+    """The variables the user set that change the figures (not those depthcam sets itself on every run, which a
+    report listed as if the user had: OMP_WAIT_POLICY=PASSIVE)."""
+    from kernels import DEFAULTED_ENVIRONMENT
+
+    return {name: os.environ[name] for name in sorted(os.environ)
+            if (name in TIMING_VARIABLES or name.startswith("DEPTHCAM_"))
+            and DEFAULTED_ENVIRONMENT.get(name) != os.environ[name]}
+
+
 def reproduction(args: argparse.Namespace, input_facts: dict) -> dict:
     """How to run this benchmark again: the command, each configuration file's hash and text (a preset's hash:
     it may change with the version), and the input file's path, size and hash; the versions are the report's."""
     configs = [config_record(name) for name in [args.config, *args.compare] if name is not None]
     record = {"command": command_line(args), "configs": configs, "input": input_record(args.input, input_facts),
-              "environment": {name: os.environ[name] for name in sorted(os.environ) if name in TIMING_VARIABLES
-                              or name.startswith("DEPTHCAM_")}}
+              "environment": user_environment()}
     model = Path(args.model).expanduser() if getattr(args, "model", None) else None
     if model is not None and model.is_file():  # a network file of the user's own: which one, by hash
         record["model"] = {"path": str(model.resolve()), "bytes": model.stat().st_size, "sha256": sha256_of(model)}

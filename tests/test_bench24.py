@@ -249,3 +249,36 @@ def test_the_table_note_says_what_e2e_counts_from():
     assert "read their input ahead, so theirs includes queueing: latency is the live run's" in bench.TABLE_NOTE
     assert "for a paced synthetic frame drawn past its exposure, from the drawing's end" in bench.TABLE_NOTE
     assert "those a paced synthetic input skipped" in bench.TABLE_NOTE
+
+
+def test_the_report_lists_the_user_s_environment_not_what_depthcam_set_itself(monkeypatch):
+    """kernels sets OMP_WAIT_POLICY=PASSIVE where the user set neither OpenMP variable; a report listed it among the
+    user's settings. A value the user set is listed, also PASSIVE (depthcam set nothing then)."""
+    import kernels
+    from stream.bench import user_environment
+
+    monkeypatch.setitem(kernels.DEFAULTED_ENVIRONMENT, "OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert user_environment().get("OMP_WAIT_POLICY") is None
+    assert user_environment()["OMP_NUM_THREADS"] == "2"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # changed after depthcam's default: the user's
+    assert user_environment()["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delitem(kernels.DEFAULTED_ENVIRONMENT, "OMP_WAIT_POLICY")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert user_environment()["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_kernels_records_the_openmp_default_it_sets(monkeypatch):
+    import kernels
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.setattr(kernels, "DEFAULTED_ENVIRONMENT", {})
+    kernels._passive_openmp_waits()
+    assert kernels.DEFAULTED_ENVIRONMENT == {"OMP_WAIT_POLICY": "PASSIVE"}
+    monkeypatch.setenv("GOMP_SPINCOUNT", "0")
+    monkeypatch.setattr(kernels, "DEFAULTED_ENVIRONMENT", {})
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    kernels._passive_openmp_waits()
+    assert kernels.DEFAULTED_ENVIRONMENT == {}
