@@ -28,6 +28,7 @@ from stream.interrupts import noted_stop_signals
 from stream.metrics import LatencyRecorder
 from stream.network_source import NetworkSource, redact
 from stream.pipeline import Pipeline
+from stream.piped_input import no_place_beside
 from stream.paths import ensure_writable, same_file
 from stream.sinks import (PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind,
                           sink_parts)
@@ -58,8 +59,7 @@ def default_output(input_spec: str, source: Source) -> str:
         return "window"
     if not input_spec.startswith("synthetic:") and not Path(input_spec).expanduser().is_file():
         # /dev/stdin, a named pipe: the name beside it would land in /dev
-        raise UserError(f"input {input_spec} is a pipe or a device, so there is no place beside it for the output; "
-                        f"give one with -o")
+        raise UserError(no_place_beside(input_spec))
     return portrait_name(input_spec, image=isinstance(source, ImageSource))
 
 
@@ -273,6 +273,11 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
             RenderStage(config.render, focus, backend, file_run=file_run)]
 
 
+# The warm-ups (backend, parts) this process has done: another input's of the same parts is done at once (warm_up
+# keeps them), so that a slow one then is an HDR input's tone mapping alone
+WARMED_HERE: set[tuple[str, tuple[tuple[str, bool], ...]]] = set()
+
+
 def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str], None] | None = None,
                     blur_may_change: bool = False, converter: ColourConverter | None = None) -> None:
     """Compile the kernels this configuration uses before the first frame. The first run on a machine
@@ -284,14 +289,18 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
     started = time.perf_counter()
     parts = {"exact_filter": config.refine.mode == "full", "live_filter": config.refine.mode == "live",
              "depth_of_field": config.render.blur > 0 or blur_may_change}
+    key = (backend, tuple(sorted(parts.items())))
+    tone_mapping_only = key in WARMED_HERE and converter is not None  # a batch's HDR input after others
     if notify is not None:
-        timer = threading.Timer(SLOW_NOTICE_S, notify,
-                                args=(kernels_notice(backend, parts, colour=converter is not None),))
+        notice = tone_mapping_notice() if tone_mapping_only else \
+            kernels_notice(backend, parts, colour=converter is not None)
+        timer = threading.Timer(SLOW_NOTICE_S, notify, args=(notice,))
         timer.daemon = True
         timer.start()
     try:
         with noted_stop_signals():  # Ctrl-C mid-compile surfaced as a RuntimeError from llvmlite (exit 1)
             warm_up(backend, **parts)
+            WARMED_HERE.add(key)
             if converter is not None:
                 converter.prepare()
     finally:
@@ -299,7 +308,16 @@ def prepare_kernels(config: PipelineConfig, backend: str, notify: Callable[[str]
             timer.cancel()
     seconds = time.perf_counter() - started
     if notify is not None and seconds > SLOW_NOTICE_S:
-        notify(kernels_ready_line(backend, seconds))
+        notify(f"tone mapping ready in {seconds:.0f} s" if tone_mapping_only else kernels_ready_line(backend, seconds))
+
+
+def tone_mapping_notice() -> str:
+    """What a slow warm-up is doing where the run's other kernels were ready (a batch's first HDR input): it said
+    "preparing the CPU kernels: a first run on this machine compiles them", of kernels loaded for input 1."""
+    if cpu_cached(CONVERT_KERNELS):
+        return "preparing the HDR tone mapping: loading its CPU kernel from the cache (slow: the machine is busy)"
+    return ("preparing the HDR tone mapping: its CPU kernel compiles on its first use on this machine (or after an "
+            "update), for some seconds; later runs load it from the cache")
 
 
 def kernels_notice(backend: str, parts: dict[str, bool] | None = None, colour: bool = False) -> str:

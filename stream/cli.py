@@ -131,7 +131,7 @@ class Parser(argparse.ArgumentParser):
                 return f"; {name} is an option of the command: put it after it ({self.prog} ... {name})"
             meant = _meant_option(name, options) if unknown.startswith("-") else None
             if meant:
-                return f"; did you mean {meant}?"
+                return f"; did you mean {meant}{_alias_value(unknown, argv, options)}?"
         return ""
 
     def _top(self) -> argparse.ArgumentParser:
@@ -154,8 +154,13 @@ def _looks_like_input(word: str) -> bool:
 
 
 def _meant_option(name: str, options: set[str]) -> str | None:
-    """The option a mistyped one most likely meant: one spelt alike (--blurr, --foucs, --sidebyside), else the
-    shortest one whose name holds each of its words (--size: --model-size); None for one like none (--bogus)."""
+    """The option a mistyped one most likely meant: one guessed under another name (--preset: --config), one spelt
+    alike (--blurr, --foucs, --sidebyside), else the shortest one whose name holds each of its words (--size:
+    --model-size); None for one like none (--bogus)."""
+    from stream.hints import OPTION_ALIASES
+
+    if OPTION_ALIASES.get(name) in options:
+        return OPTION_ALIASES[name]
     close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=OPTION_CUTOFF)
     if close:
         return close[0]
@@ -164,6 +169,20 @@ def _meant_option(name: str, options: set[str]) -> str | None:
         return None
     holding = [option for option in sorted(options) if words <= set(option.lstrip("-").split("-"))]
     return min(holding, key=len, default=None)
+
+
+def _alias_value(unknown: str, argv: list[str], options: set[str]) -> str:
+    """The value given to an option guessed under another name, for the hint to repeat (`--preset live-cpu`: "did
+    you mean --config live-cpu?"); "" for a misspelt one, or none given."""
+    from stream.hints import OPTION_ALIASES
+
+    name, equals, value = unknown.partition("=")
+    if name not in OPTION_ALIASES:
+        return ""
+    if not equals:
+        after = argv[argv.index(unknown) + 1:argv.index(unknown) + 2] if unknown in argv else []
+        value = after[0] if after and not after[0].startswith("-") else ""
+    return f" {value}" if value else ""
 
 
 def _unknown_option(arg: str, top_options: set[str]) -> bool:
@@ -392,6 +411,7 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     from stream.sinks import check_depth_format
 
     _refuse_mistyped_input(input_spec)
+    _refuse_no_output_place(input_spec, output)
     loaded = getattr(args, "loaded_config", None)
     config, camera_preset = (loaded, False) if loaded is not None else run_config(input_spec, args)
     # --save-depth FOLDER/, or a config file's `save_depth: depths/`: the file this input's depth gets there, named
@@ -405,6 +425,17 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     if photo and (output == "window" or config.output.preview):
         return _refocus_photo(input_spec, output, config, args)
     return _execute(input_spec, output, config, args, camera_preset)[0]
+
+
+def _refuse_no_output_place(input_spec: str, output: str | None) -> None:
+    """Standard input or a named pipe without -o, before its first bytes are read: an MP4 piped in was looked at
+    first, and said its index was out of reach, where -o was what the run lacked (a camera, a stream and the
+    synthetic scene have outputs of their own)."""
+    from stream.piped_input import no_place_beside, piped
+
+    if output is None and not live_input(input_spec) and not input_spec.startswith("synthetic:") \
+            and piped(input_spec):
+        raise UserError(no_place_beside(input_spec))
 
 
 def _refuse_long_names(targets: dict[str, str | None]) -> None:
@@ -500,7 +531,8 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
         if summary := built.pipeline.live_summary():  # a camera unplugged: what the session captured until then
             print(f"depthcam: {summary}", file=sys.stderr)
         written = built.pipeline.frames_written
-        print(f"depthcam: stopped after {_frames(written)}{_kept(built, target, written)}", file=sys.stderr)
+        kept = _kept_all(built, target, config.output.save_depth, written)
+        print(f"depthcam: stopped after {_frames(written)}{kept}", file=sys.stderr)
         return exc.exit_code, built
     if summary := built.pipeline.live_summary():  # frames captured, processed, dropped; latency (a photo's: none)
         print(f"depthcam: {summary}", file=sys.stderr)
@@ -512,7 +544,7 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
         return 130, built
     if result.interrupted:
         print(f"depthcam: interrupted after {_frames(result.frames_written)}"
-              f"{_kept(built, target, result.frames_written)}", file=sys.stderr)
+              f"{_kept_all(built, target, config.output.save_depth, result.frames_written)}", file=sys.stderr)
         return 130, built
     seconds = time.perf_counter() - started
     if getattr(built.source, "repeating", False):  # a photo refocused in the window: no frames to count
@@ -532,6 +564,21 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
 
 def _frames(count: int) -> str:
     return f"{count} frame" if count == 1 else f"{count} frames"
+
+
+FINALISED = " is finalised and playable up to there"
+
+
+def _kept_all(built: Any, target: str, depth: str | None, written: int) -> str:
+    """What a stopped run leaves behind: its output, and its depth file (--save-depth), which was finalised with it
+    and went unnamed."""
+    kept = _kept(built, target, written)
+    if not depth:
+        return kept
+    depth_kept = _kept(built, depth, written)
+    if kept.endswith(FINALISED) and depth_kept == f"; {depth}{FINALISED}":  # said once for both
+        return f"{kept[:-len(FINALISED)]} and {depth} are finalised and playable up to there"
+    return kept + depth_kept
 
 
 def _kept(built: Any, target: str, written: int) -> str:
@@ -572,7 +619,7 @@ def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | No
                f"reached the disk"
     if not finalised:  # every packet reaches the disk at once, in one-second fragments or clusters (README)
         return f"; {target} could not be finalised: it plays up to about the last second that reached the disk"
-    return f"; {target} is finalised and playable up to there"
+    return f"; {target}{FINALISED}"
 
 
 def _named_pipe(target: str) -> bool:

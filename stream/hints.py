@@ -1,5 +1,5 @@
 """Advice printed during a run, once, when it helps: a file run that will take a long time; where a camera
-gives nothing, the system's permission that may be missing."""
+gives nothing, the system's permission that may be missing; an option guessed under another name."""
 from __future__ import annotations
 
 import sys
@@ -70,3 +70,8 @@ CAMERA_PERMISSION = {
 def camera_permission_hint(platform: str | None = None) -> str | None:
     """Where `platform` (this system's by default) asks before a program uses a camera: where to allow it."""
     return CAMERA_PERMISSION.get(sys.platform if platform is None else platform)
+
+
+# Options a new user guesses under another name, from the README's own words: its "presets" are given with --config
+# (`--preset live-cpu` was "unrecognized arguments", with no word of --config, which no spelling is close to)
+OPTION_ALIASES = {"--preset": "--config", "--presets": "--config", "--profile": "--config"}

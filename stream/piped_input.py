@@ -1,5 +1,6 @@
 """Standard input as an input (`depthcam run - ...`): a piped picture is kept in a temporary file named by its
-type, anything else (a video) is given back whole as /dev/stdin."""
+type; pictures one after another (an MJPEG or PNG stream: `ffmpeg -f mjpeg -`, `libcamera-vid --codec mjpeg -o -`)
+and anything else (a video) are given back whole as /dev/stdin."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from stream.console import notify
 from stream.errors import UserError
 
 STDIN_NAMES = ("-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")  # what names standard input
@@ -15,7 +17,35 @@ SNIFF_BYTES = 16  # enough for every signature in PIPED_PICTURES
 PIPED_PICTURES = ((0, b"\x89PNG\r\n\x1a\n", ".png"), (0, b"\xff\xd8\xff", ".jpg"), (0, b"II*\0", ".tif"),
                   (0, b"MM\0*", ".tif"), (0, b"BM", ".bmp"), (8, b"WEBP", ".webp"),
                   *((4, b"ftyp" + brand, ".heic") for brand in (b"heic", b"heix", b"mif1")))
+# Pictures whose bytes tell where they end, which a stream puts one after another: (signature, what the stream is
+# called, FFmpeg's raw demuxer for it, which takes a rate). FFmpeg reads such a stream as a video.
+STREAMED = {".jpg": (b"\xff\xd8\xff", "JPEG pictures (MJPEG)", "mjpeg"),
+            ".png": (b"\x89PNG\r\n\x1a\n", "PNG pictures", "png_pipe")}
+PIPE_RATE = 25  # the rate FFmpeg reads a stream of pictures at: it has no times of its own
+FIRST_PICTURE_MAX = 256 << 20  # a first picture's end is looked for this far; a bigger one is kept whole as a photo
 _stdin_read: Path | None = None  # what standard input was made into, once: a pipe is read once
+
+
+def no_place_beside(spec: str) -> str:
+    """The refusal of an input with no folder of its own for an output beside it (standard input, a named pipe, a
+    device) when no -o is given."""
+    if spec in STDIN_NAMES:
+        return f"input {spec} is standard input, so there is no place beside it for the output; give one with -o"
+    return f"input {spec} is a pipe or a device, so there is no place beside it for the output; give one with -o"
+
+
+def piped(spec: str) -> bool:
+    """Whether a path input is standard input, a named pipe, a socket or a device: read once, with no folder of its
+    own. Told without reading it (it is looked at only after the outputs are checked)."""
+    import stat
+
+    if spec in STDIN_NAMES:
+        return True
+    try:
+        mode = os.stat(os.path.expanduser(spec)).st_mode
+    except (OSError, ValueError):  # none there, a name too long: opening it says so
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode) or stat.S_ISBLK(mode)
 
 
 def input_path(spec: str) -> Path:
@@ -45,14 +75,113 @@ def _read_stdin(spec: str) -> Path:
                         f"photo into it")
     suffix = next((suffix for at, signature, suffix in PIPED_PICTURES if head[at:at + len(signature)] == signature),
                   None)
-    if suffix is not None:  # kept in a file of its own: needs no name for standard input
-        return _keep_picture(head, suffix)
+    if suffix is not None:
+        read, streamed = _first_picture(head, suffix)
+        if not streamed:  # kept in a file of its own: needs no name for standard input
+            return _keep_picture(read, suffix)
+        if not named:
+            raise UserError(f"input {spec} (standard input) is a stream of {STREAMED[suffix][1]}, and a video is "
+                            f"read from a pipe only where the system names standard input (/dev/stdin: Linux, "
+                            f"macOS), not on Windows; save it to a file and give that")
+        notify(_stream_line(suffix))
+        head = read
     if not named:
         raise UserError(f"input {spec} (standard input) is no photo, and a video is read from a pipe only where the "
                         f"system names standard input (/dev/stdin: Linux, macOS), not on Windows; give the video "
                         f"file itself")
     _give_back(head)
     return Path("/dev/stdin")
+
+
+def _stream_line(suffix: str) -> str:
+    """What a stream of pictures is read as, and how to give it its own rate (FFmpeg's raw demuxer takes one)."""
+    kind, demuxer = STREAMED[suffix][1:]
+    return (f"standard input is a stream of {kind}, which tells no frame rate: read as a video at {PIPE_RATE} fps, "
+            f"FFmpeg's default; for its own rate (e.g. 30), pass it through ffmpeg on the way: ... | ffmpeg -f "
+            f"{demuxer} -framerate 30 -i - -c copy -f matroska - | depthcam run - ...")
+
+
+def _first_picture(head: bytes, suffix: str) -> tuple[bytes, bool]:
+    """The first picture (and what was read after it), and whether another of its type follows it: a stream of
+    pictures (the same bytes as a file are an MJPEG or image2pipe video). A picture of another type, one whose end
+    is not found (cut short, damaged, too big) and one followed by anything else (a Motion Photo's video) are a
+    photo, whole, as before."""
+    if suffix not in STREAMED:
+        return head, False
+    signature = STREAMED[suffix][0]
+    data = bytearray(head)
+    find_end = _JpegEnd() if suffix == ".jpg" else _PngEnd()
+    while (end := find_end(data)) is None and len(data) < FIRST_PICTURE_MAX:
+        if not (chunk := os.read(0, 1 << 16)):
+            break
+        data += chunk
+    if end is None or end < 0:
+        return bytes(data), False
+    while len(data) < end + len(signature) and (chunk := os.read(0, 1 << 16)):
+        data += chunk
+    return bytes(data), data[end:end + len(signature)] == signature
+
+
+class _JpegEnd:
+    """Where a JPEG ends (after its EOI marker) as its bytes come: None until known, -1 for no JPEG. Segments are
+    skipped by their lengths (an EXIF thumbnail's own end marker is inside one); in a scan's coded data a 0xFF is
+    followed by 0 or a restart marker, and any other marker ends the scan."""
+
+    def __init__(self) -> None:
+        self.at, self.in_scan = 2, False  # after SOI
+
+    def __call__(self, data: bytearray) -> int | None:
+        while True:
+            if self.in_scan:
+                found = data.find(b"\xff", self.at)
+                if found < 0 or found + 1 >= len(data):
+                    self.at = len(data) if found < 0 else found
+                    return None
+                after = data[found + 1]
+                if after == 0 or 0xD0 <= after <= 0xD7 or after == 0xFF:  # a coded 0xFF, a restart, fill bytes
+                    self.at = found + (1 if after == 0xFF else 2)
+                    continue
+                self.at, self.in_scan = found, False
+            if self.at + 1 >= len(data):
+                return None
+            if data[self.at] != 0xFF:
+                return -1
+            marker = data[self.at + 1]
+            if marker == 0xD9:
+                return self.at + 2
+            if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill, restart, TEM: no length
+                self.at += 1 if marker == 0xFF else 2
+                continue
+            if marker == 0xD8 or marker == 0x00:
+                return -1
+            if self.at + 4 > len(data):
+                return None
+            length = data[self.at + 2] << 8 | data[self.at + 3]
+            if length < 2:
+                return -1
+            if self.at + 2 + length > len(data):
+                return None
+            self.at += 2 + length
+            self.in_scan = marker == 0xDA  # start of scan: its coded data follows its header
+
+
+class _PngEnd:
+    """Where a PNG ends (after its IEND chunk) as its bytes come: None until known, -1 for no PNG."""
+
+    def __init__(self) -> None:
+        self.at = 8  # after the signature
+
+    def __call__(self, data: bytearray) -> int | None:
+        while self.at + 8 <= len(data):
+            length = int.from_bytes(data[self.at:self.at + 4], "big")
+            kind = bytes(data[self.at + 4:self.at + 8])
+            if length >= 1 << 31 or not kind.isalpha():
+                return -1
+            end = self.at + 12 + length  # length, type, data, CRC
+            if kind == b"IEND":
+                return end if end <= len(data) else None
+            self.at = end
+        return None
 
 
 def _stdin_named() -> bool:

@@ -18,8 +18,9 @@ from test_readme import _commands, _options
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# Named in the manual but not depthcam's own: docker's option (benchmark.md), the misspelling errors.md answers
-NOT_DEPTHCAM_S = {"--cpus", "--blurr"}
+# Named in the manual but not depthcam's own: docker's option (benchmark.md), the misspelling and the other name
+# (--preset: --config) errors.md answers
+NOT_DEPTHCAM_S = {"--cpus", "--blurr", "--preset"}
 
 
 def _page(name: str) -> str:

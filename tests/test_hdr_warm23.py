@@ -112,6 +112,8 @@ def test_a_slow_hdr_kernel_is_announced_once(monkeypatch):
         messages.append(line)
         noticed.set()
 
+    monkeypatch.setattr(stream.app, "WARMED_HERE", set())  # no input before in this process (a batch's later HDR
+    # input announces the tone mapping alone: tests/test_pipes24.py)
     monkeypatch.setattr(stream.app, "SLOW_NOTICE_S", 0.0)
     monkeypatch.setattr(stream.app, "cpu_cached", lambda kernels=None: False)
     monkeypatch.setattr(stream.app, "cpu_compiled", lambda: 1)

@@ -214,6 +214,8 @@ def test_a_cuda_hdr_warm_up_announces_the_tone_mapping(monkeypatch):
         def prepare(self) -> None:
             noticed.wait(60)
 
+    monkeypatch.setattr(stream.app, "WARMED_HERE", set())  # no input before in this process (a batch's later HDR
+    # input announces the tone mapping alone: tests/test_pipes24.py)
     monkeypatch.setattr(stream.app, "SLOW_NOTICE_S", 0.0)
     monkeypatch.setattr(stream.app, "cpu_cached", lambda kernels=(): False)
     monkeypatch.setattr(stream.app, "warm_up", lambda backend, **parts: None)
