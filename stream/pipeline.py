@@ -5,7 +5,8 @@ capture thread ─► queue ─► stage thread ─► queue ─► ... ─► s
 The capture queue's policy follows the source (live: keep the newest, count drops; file: block,
 lose nothing). Between stages, queues block, so back-pressure reaches the capture queue. A live
 source's frames are also admitted past the capture queue only while fewer than one per working stage
-are on their way to the sink (`InFlightLimit`), so an overloaded stage adds no queueing latency. Any
+are on their way to the sink (`InFlightLimit`), so an overloaded stage adds no queueing latency; a first stage
+with an `offer` method (the async network) is handed each captured frame too, before that wait. Any
 failure, Ctrl-C, or a stop asked by the sink sets one stop event; every wait polls it, so all
 threads end within a couple of seconds, and the sink is always closed (files finalised). A stage that
 fails in a file run first lets the frames already past it reach the sink, as an input that turns
@@ -140,8 +141,16 @@ class Pipeline:
                 self.error = (where, exc)
         self.stop.set()
 
+    def _capture_tap(self) -> Callable[[Frame], None] | None:
+        """A live run's first stage that takes every captured frame as well (the async network's `offer`: it starts
+        on the newest picture captured, not on the newest admitted past the capture queue); None elsewhere."""
+        if not self.source.live or not self.stages:
+            return None
+        return getattr(self.stages[0], "offer", None)
+
     def _capture(self) -> None:
         queue = self.queues[0]
+        offer = self._capture_tap()
         try:
             try:
                 last: int | None = None
@@ -152,6 +161,8 @@ class Pipeline:
                     self.skipped_by_source += max(0, skipped)
                     self.captured += 1 + max(0, skipped)
                     last = frame.index
+                    if offer is not None:
+                        offer(frame)
                     queue.put(frame)
             except UserError as exc:
                 # The input turned unreadable part-way (a truncated or corrupt file): the frames read so

@@ -21,7 +21,7 @@ from stream.config import RefineConfig, RenderConfig
 from stream.errors import StopAfter
 from stream.focus import FocusController, SceneCuts
 from stream.frame import Frame, now_ns
-from stream.queues import LatestFrameQueue, Stopped
+from stream.queues import POLL_S, LatestFrameQueue, Stopped
 from stream.workers import lower_priority, worker_thread
 
 
@@ -50,6 +50,11 @@ def normalise_per_shot(normaliser: DisparityNormaliser, cut: bool, frame: Frame,
     if cut:
         normaliser.reset()
     return normaliser(disparity, frame.pts_seconds)
+
+
+def deferred_picture(frame: Frame) -> bool:
+    """Whether the frame's picture is made when first read (a network stream's PendingFrame: a property)."""
+    return isinstance(getattr(type(frame), "image", None), property)
 
 
 class DepthStage:
@@ -97,9 +102,10 @@ class DepthStage:
 
 
 class AsyncDepthStage:
-    """Live mode: the network runs on its own thread on the newest frame; every frame passes at
-    once with the newest depth available. Refinement, guided by the current frame, re-aligns the
-    slightly stale depth to the current edges, so the display keeps the camera's rate."""
+    """Live mode: the network runs on its own thread on the newest frame captured (offer(); without it, the newest
+    that reached this stage); every frame passes at once with the newest depth available. Refinement, guided by
+    the current frame, re-aligns the slightly stale depth to the current edges, so the display keeps the camera's
+    rate."""
 
     name = "depth"
     max_batch = 1
@@ -117,14 +123,39 @@ class AsyncDepthStage:
         self._ready = threading.Condition()
         self._error: BaseException | None = None
         self._cuts = SceneCuts()  # used on the worker thread only
+        # A frame took a depth since the network last started (set at first): the network starts again only then, so
+        # it predicts no more often than frames are shown, whichever pictures it is handed (see offer()).
+        self._wanted = threading.Event()
+        self._wanted.set()
+        self._offered = False  # the capture thread hands the network its pictures: the admitted frames are not handed
         self._worker = worker_thread("depth-async", self._run)
         self._worker.start()
+
+    def offer(self, frame: Frame) -> None:
+        """A live run's every captured frame, on the capture thread (Pipeline): the network starts on the newest
+        picture captured, not the newest that reached this stage, which had waited in the capture queue for its
+        admission and then in `pending` for the network (live-cpu at 60 fps on two busy cores: delivered by the
+        source 18-22 ms before the network took it, now 10-12; the depth shown 8 frames old at the median, now 7).
+        A picture made only when first read (a PendingFrame: a network stream's, a V4L2 MJPEG camera's) is left to
+        the admitted path: made here, it would be made on the worker at low priority, the first stage waiting on it."""
+        if deferred_picture(frame):
+            return
+        self._offered = True
+        self.pending.put(frame)  # the newest only: an older one not yet taken is dropped (not a frame of the run's)
+
+    def _await_wanted(self) -> None:
+        """Until a frame has taken a depth since the network last started; raises Stopped on close."""
+        while not self._wanted.wait(POLL_S):
+            if self._closed.is_set():
+                raise Stopped
+        self._wanted.clear()
 
     def _run(self) -> None:
         # with `inference.threads: 1` ONNX Runtime computes on this very thread
         lower_priority()  # the live run's background niceness (stream.workers)
         try:
             while True:
+                self._await_wanted()
                 frame = self.pending.get()
                 started = now_ns()
                 depth = self.estimator.predict([frame.image], cancel=self._closed)[0]
@@ -144,7 +175,9 @@ class AsyncDepthStage:
 
     def process(self, batch: list[Frame]) -> list[Frame]:
         for frame in batch:
-            self.pending.put(frame)
+            if not self._offered or deferred_picture(frame):  # else the capture thread handed it (a newer) already
+                self.pending.put(frame)
+            self._wanted.set()
             with self._ready:
                 # Only the very first frames wait: there is no depth at all yet.
                 while self._latest is None and self._error is None:
