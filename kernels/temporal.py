@@ -145,8 +145,8 @@ def smooth(kept, newest, grown: np.ndarray, weight: float):
 
 def _smooth_host(kept: np.ndarray, newest: np.ndarray, grown: np.ndarray, weight: float) -> np.ndarray:
     """`smooth` on the host: the still weight everywhere in one pass, then the exact blend in the boxes whose
-    weights read a moved map pixel, or everywhere where they cover most of the frame (OpenCV runs each pass on all
-    cores)."""
+    weights read a moved map pixel, or everywhere where they cover most of the frame (each OpenCV pass runs on the
+    calling thread, in SIMD: none of them wakes OpenCV's thread pool)."""
     still = np.float32(weight)
     height, width = newest.shape[:2]
     boxes = moving_boxes(grown > still, (height, width))

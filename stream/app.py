@@ -253,6 +253,7 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
     benchmark's own sink). Async depth is then sync: on a file the network's newest depth was up to 0.67 s old and
     differed from run to run (1 of 90 frames got its own), where every frame can wait for its own. `still`: a photo
     (once, or repeated for a window), whose depth has no flicker for normalise.pixel_smoothing to smooth."""
+    from kernels.cpu_threads import set_opencv_threads  # imports Numba: `import stream.app` does not
     from models.registry import notify  # once a process: a batch of inputs says it once
 
     normaliser = DisparityNormaliser(config.normalise.low_percentile, config.normalise.high_percentile,
@@ -269,6 +270,8 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
     else:
         depth = DepthStage(estimator, normaliser, config.inference.max_batch, config.inference.max_wait_ms,
                            on_device=backend == "cuda")
+    # OpenCV has one thread pool for the process: as many threads as the CPU stages each run on (kernels.cpu_threads)
+    set_opencv_threads((config.refine.threads, config.render.threads) if backend == "cpu" else ())
     return [depth, RefineStage(config.refine, backend, temporal),
             RenderStage(config.render, focus, backend, file_run=file_run)]
 

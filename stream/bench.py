@@ -1045,7 +1045,7 @@ HASHED_AT_MOST = 1 << 30  # an input file larger than this (bytes) is not hashed
 # device choice; with DEPTHCAM_* (the model cache)
 TIMING_VARIABLES = frozenset({"OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_NUM_THREADS",
                               "NUMBA_THREADING_LAYER", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                              "CUDA_VISIBLE_DEVICES"})
+                              "CUDA_VISIBLE_DEVICES", "OPENCV_FOR_THREADS_NUM"})
 
 
 def user_environment() -> dict[str, str]:
