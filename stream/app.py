@@ -26,7 +26,7 @@ from stream.hdr import CONVERT_KERNELS, ColourConverter
 from stream.images import ANIMATION_FORMATS, PhotoMetadata, check_image_size
 from stream.interrupts import noted_stop_signals
 from stream.metrics import LatencyRecorder
-from stream.network_source import NetworkSource, redact
+from stream.network_source import NetworkSource, is_network_spec, redact
 from stream.pipeline import Pipeline
 from stream.piped_input import no_place_beside
 from stream.paths import ensure_writable, same_file
@@ -53,9 +53,10 @@ class Built:
 
 
 def default_output(input_spec: str, source: Source) -> str:
-    """Where a run writes when not told: a camera's or network stream's picture in a window, a file beside its
-    input, and the synthetic scene (paced like a camera with realtime=1 too) in out/ (README, --help)."""
-    if source.live and not input_spec.startswith("synthetic:"):
+    """Where a run writes when not told: a camera's or network stream's picture in a window (a file served over
+    HTTP too, read as a file: it has no place beside it), a file beside its input, and the synthetic scene (paced
+    like a camera with realtime=1 too) in out/ (README, --help)."""
+    if (source.live or is_network_spec(input_spec)) and not input_spec.startswith("synthetic:"):
         return "window"
     if not input_spec.startswith("synthetic:") and not Path(input_spec).expanduser().is_file():
         # /dev/stdin, a named pipe: the name beside it would land in /dev
@@ -112,8 +113,10 @@ def refuse_writing_over_input(input_spec: str, flag: str, target: str) -> None:
 def plays_in_real_time(output: str, source: Source) -> bool:
     """A video file watched in a window, or fed to a virtual camera, plays at its own pace, as a player
     or a camera would show it (late frames dropped), an animated WebP (read by Pillow) too; written to a file, every
-    frame is processed."""
-    return output_kind(output) in ("window", "vcam") and isinstance(source, (VideoFileSource, AnimationSource))
+    frame is processed. A network stream read as a file (served over HTTP, a VOD playlist) plays so too."""
+    played = isinstance(source, (VideoFileSource, AnimationSource)) or (isinstance(source, NetworkSource)
+                                                                        and not source.live)
+    return output_kind(output) in ("window", "vcam") and played
 
 
 def _file_kind(target: str) -> str | None:

@@ -3,8 +3,11 @@ HTTP, UDP or TCP (OBS, ffmpeg), decoded with PyAV (FFmpeg) on the capture thread
 
 Live as a camera is: the pipeline keeps the newest frame and drops the oldest. A stream that drops part-way (a
 camera rebooting, Wi-Fi roaming; an RTSP camera closing the connection) is opened again for a bounded time; one its
-sender ends cleanly (an HLS playlist's end, a file served over HTTP) ends the run as a file's end does. A password in
-the address is never shown.
+sender ends cleanly ends the run as a file's end does. A stream whose end is stated from the start (a video file
+served over HTTP with its length, an HLS playlist with its #EXT-X-ENDLIST) is read as a file is instead (_is_file):
+every picture, in order, timed by its own clock, as fast as the stages take them; read live, it came in as fast as
+the network gave it and the live queue dropped nearly all (2 of 90 frames written). A password in the address is
+never shown.
 
 Each picture is treated as a video file's is (VideoFileSource), by the same functions: interlaced pictures (a DVB or
 IPTV multicast's 1080i/576i) deinterlaced with bwdif, which holds each back only until the next has come; HDR (HLG,
@@ -95,6 +98,7 @@ FIX = "check the address, that the camera's or app's streaming is on, and the us
 # An HLS variant's short side at most this: a portrait effect gains nothing from more (the depth network sees
 # 256-640 px) and a 4K variant costs four times the decoding; a phone app's 360p beside its 1080p loses detail.
 VARIANT_MOST_P = 1080
+PAGE_PROBE_S = 2.0  # an address that failed to open asked again for its answer's type (_answers_text)
 
 
 def is_network_spec(spec: str) -> bool:
@@ -174,7 +178,8 @@ def open_failure(exc: Exception, parts: urllib.parse.SplitResult, transport: str
         return f"no answer from {where} within {TIMEOUT_S:g} s ({FIX})"
     if parts.hostname and not _resolves(parts.hostname):
         return f"cannot find the host {parts.hostname}; check the address (or give the device's IP address)"
-    if isinstance(exc, av.error.InvalidDataError) and scheme in ("http", "https"):
+    if scheme in ("http", "https") and (isinstance(exc, av.error.InvalidDataError) or
+                                        (code == errno.EIO and _answers_text(parts))):
         return _no_stream_at(where, scheme, parts.path)
     return f"cannot open the stream from {where}: {reason} ({FIX})"
 
@@ -185,6 +190,38 @@ def _no_stream_at(where: str, scheme: str, path: str) -> str:
     return (f"{where} answered at {path or '/'} with no video stream (a web page, perhaps: the camera's or app's page, "
             f"not its stream); give the stream's own address, as the camera's manual or the app shows it (IP Webcam: "
             f"{scheme}://{where}/video)")
+
+
+def _answers_text(parts: urllib.parse.SplitResult) -> bool:
+    """Whether an http(s) address answers with text (a web page, its type's): FFmpeg says "Input/output error",
+    not "Invalid data", for one sent without a length and ended by closing the connection (HTTP/1.0, as small
+    embedded servers send a camera's page). Asked once more, for its headers only; False where that fails."""
+    import base64
+    import http.client
+    import ssl
+
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""  # IPv6's brackets
+    try:
+        if parts.scheme.lower() == "https":  # as FFmpeg reads it: a camera's certificate is its own
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, parts.port, timeout=PAGE_PROBE_S, context=ssl._create_unverified_context())
+        else:
+            connection = http.client.HTTPConnection(host, parts.port, timeout=PAGE_PROBE_S)
+    except ValueError:  # a port out of range
+        return False
+    headers = {"Accept": "*/*"}
+    if parts.username is not None:
+        login = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
+    try:
+        connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers)
+        kind = connection.getresponse().getheader("Content-Type") or ""
+    except (OSError, http.client.HTTPException, ValueError):
+        return False
+    finally:
+        connection.close()
+    kind = kind.split(";")[0].strip().lower()
+    return kind.startswith("text/") or kind.endswith(("html", "xml", "json"))
 
 
 def _says_hls(parts: urllib.parse.SplitResult) -> bool:
@@ -258,6 +295,16 @@ class _Clock:
         self._last = stamp
         return self._offset + stamp
 
+    def held_ns(self, seconds: float | None, arrival: int) -> int:
+        """The capture time of a picture the decoder held back and gave only at the stream's end or stall (its
+        flush), `arrival` the last real packet's: by the clock as it stood, which that late flush does not lay anew
+        (laid on the flush, 5 s after the stall, the recording froze 5 s before its last pictures)."""
+        if seconds is None or self._offset is None:
+            return arrival
+        stamp = round(seconds * 1e9)
+        self._last = stamp
+        return self._offset + stamp
+
 
 def _steady_from(waited: list[bool], arrivals: Sequence[int] = ()) -> int:
     """The first picture whose arrival tells the rate of a stream without a clock of its own (`waited`: whether
@@ -309,9 +356,9 @@ class PendingFrame(Frame):
     its own thread (pipeline._run_stage); the lock keeps a second reader from converting it again."""
 
     def __init__(self, index: int, capture_ns: int, picture: Any, convert: Callable[[Any], np.ndarray],
-                 size: tuple[int, int]) -> None:
+                 size: tuple[int, int], pts_seconds: float | None = None) -> None:
         super().__init__(index=index, capture_ns=capture_ns, image=None,  # type: ignore[arg-type]
-                         pts_seconds=capture_ns / 1e9)
+                         pts_seconds=capture_ns / 1e9 if pts_seconds is None else pts_seconds)
         self._picture, self._convert, self._size = picture, convert, size
         self._lock = threading.Lock()
 
@@ -424,14 +471,51 @@ class NetworkSource(Source):
         stated = self._stated_rate()
         measured = None if stated else self._measured_rate(head)
         self.fps = stated or measured or ASSUMED_RATE
+        self.live = not self._is_file()
+        if not self.live:
+            self._read_as_file(first)
         if self.container.streams.audio:
-            notify(f"network stream {self.shown} has sound, which is not kept: only its pictures are processed")
+            keep = "" if self.live else " (a file served so is read once; download it and run the file to keep it)"
+            notify(f"network stream {self.shown} has sound, which is not kept: only its pictures are processed{keep}")
         codec = self.stream.codec_context.name.upper()
         shown = ([self.variant] if self.variant else []) + ([DEINTERLACED] if self.interlaced else []) \
             + self.treatment.parts(f"{first.width}x{first.height}")
         origin = "" if stated else " (measured)" if measured else " (assumed)"
+        if not self.live:  # what the user sees: no live run, and why
+            shown.append(f"read as a file ({'its playlist states its end' if self.hls else 'its length is stated'})")
         self.description = (f"network stream {self.shown} ({codec}) {self.width}x{self.height} "
                             f"@ {rate_text(self.fps)} fps" + origin + "".join(f", {part}" for part in shown))
+
+    def _is_file(self) -> bool:
+        """Whether the sender states from the start where the stream ends, as a file does: an HTTP answer of a
+        stated length (a video file served; FFmpeg's `size`), an HLS playlist with its #EXT-X-ENDLIST (FFmpeg then
+        gives its length; a live one has none). A camera's MJPEG, a live relay (no length) and RTSP, UDP and the
+        rest are live; so is a camera's snapshot (_snapshot_only)."""
+        if self.parts.scheme.lower() not in ("http", "https") or _one_picture_format(self.container.format.name):
+            return False
+        if self.hls:
+            return self.container.duration is not None
+        return (self.container.size or 0) > 0
+
+    def _read_as_file(self, first: Any) -> None:
+        """A file run's frames are timed by the stream's own clock from its first picture (`_origin`), each frame
+        of an untimed one a period after the one before; its length, where known, is the progress bar's."""
+        self._origin = first.time if self.timed and first.time is not None else None
+        if self.container.duration:  # microseconds
+            self.progress_seconds = self.container.duration / 1e6
+            self.frame_count = max(1, round(self.progress_seconds * self.fps))
+
+    def seconds_done(self, frame: Frame) -> float:
+        """A file run's seconds of video processed once `frame` is."""
+        return (frame.pts_seconds or 0.0) + 1 / self.fps
+
+    def _file_seconds(self, picture: Any) -> float | None:
+        """A file run's picture's time from the first (None for a live stream: its capture time is)."""
+        if self.live:
+            return None
+        if self._origin is None or picture.time is None:
+            return self.delivered / self.fps
+        return picture.time - self._origin
 
     def keep_fields(self) -> None:
         """`--deinterlace off`: interlaced pictures as decoded, both fields woven (as VideoFileSource.keep_fields:
@@ -589,19 +673,25 @@ class NetworkSource(Source):
         return float(rate) if rate and RATE_RANGE[0] <= rate <= RATE_RANGE[1] else None
 
     # -- reading ------------------------------------------------------------------------------------
-    def _demuxed(self) -> Iterator[Any]:
-        """The stream's packets, PyAV's flushing ones at its end included. `dropped` is set where the end came once
-        a read had waited (nearly: a socket's own time-out may come first) its whole time-out: FFmpeg's HLS and
-        MPEG-TS demuxers make a read's failure the end of their stream."""
+    def _demuxed(self) -> Iterator[tuple[Any, bool]]:
+        """The stream's packets, PyAV's flushing ones at its end included, each with whether it was held back: a
+        flush, a packet let out only once a read had waited its whole time-out (MPEG-TS gives a picture's packet
+        when the next begins: at a stall, the time-out later), and those let out with it. `dropped` is set where
+        the end came once a read had waited (nearly: a socket's own time-out may come first) its whole time-out:
+        FFmpeg's HLS and MPEG-TS demuxers make a read's failure the end of their stream."""
         packets = self.container.demux(self.stream)
+        held = False
         while True:
             asked = time.monotonic()
             packet = next(packets, None)
             if packet is None:
                 return
-            if not packet.size and not self.dropped and time.monotonic() - asked >= 0.9 * self.read_timeout_s:
+            waited = time.monotonic() - asked
+            stalled = waited >= 0.9 * self.read_timeout_s
+            if not packet.size and not self.dropped and stalled:
                 self.dropped = _drop_reason(None, self.read_timeout_s)
-            yield packet
+            held = not packet.size or stalled or (held and waited < WAITED_NS / 1e9)
+            yield packet, held
 
     def _decoded(self) -> Iterator[tuple[Any, int]]:
         """(picture, capture time) as they decode, until the stream ends: cleanly, or dropped (`dropped` then
@@ -610,19 +700,24 @@ class NetworkSource(Source):
         (DEFERRED_CODECS), each packet whose headers read is given undecoded (_Undecoded)."""
         import av
 
-        pictures, deadline = 0, time.monotonic() + FIRST_PICTURE_S
+        pictures, deadline, last_arrival = 0, time.monotonic() + FIRST_PICTURE_S, now_ns()
         # a stage's decoder is made from the codec as this thread last opened it, not from a stream that a reconnect
         # may be closing meanwhile
         self._codec = _codec_of(self.stream)
         headers = _decoder_like(self._codec, headers_only=True) if self._defers() is not False else None
         try:
-            for packet in self._demuxed():
+            for packet, held in self._demuxed():
                 if self._interrupted.is_set():
                     return
                 if not pictures and time.monotonic() > deadline:  # packets that never make a picture
                     self.dropped = f"no picture within {FIRST_PICTURE_S:g} s"
                     return
-                arrival = now_ns()  # before decoding, as a camera's frame counts from its delivery
+                if not packet.size and self.dropped and not self.live:
+                    continue  # a file's held pictures: read again, after the frames given, in order (_flushed)
+                # before decoding, as a camera's frame counts from its delivery; a held packet's pictures came with the
+                # last real one (it came out at the stream's end, or a stall's time-out later)
+                arrival = last_arrival if held else now_ns()
+                last_arrival = arrival
                 try:
                     if pictures and packet.size and headers is not None and self._defers():
                         # the headers alone: a JPEG cut short or garbled fails here as its decode would
@@ -639,14 +734,36 @@ class NetworkSource(Source):
                         self._defer = self._defers() is not False and not picture.interlaced_frame
                     if pictures == 1 and headers is not None:
                         self._good = _Undecoded(packet)
-                    yield picture, self._clock.capture_ns(picture.time if self.timed else None, arrival)
+                    seconds = picture.time if self.timed else None
+                    clock = self._clock.held_ns if held else self._clock.capture_ns
+                    yield picture, clock(seconds, arrival)
         except av.error.FFmpegError as exc:
             self.dropped = _drop_reason(exc, self.read_timeout_s)
+            if self.live:
+                yield from self._flushed(last_arrival)
             return
         if self.dropped:  # a stall the demuxer ended as its end
             return
         if self.parts.scheme.lower().startswith("rtsp"):  # a camera never ends its stream: it restarted, or lost us
             self.dropped = "the camera closed the connection"
+
+    def _flushed(self, arrival: int) -> Iterator[tuple[Any, int]]:
+        """The pictures the decoder still holds (a stream with B-frames: one or two) where a live stream's read failed
+        (a stall's time-out): they came before it, and were lost with it. None after a stop; nor of a file, opened
+        again from its start: forced out, its held B-frames' references came later, and the pictures between were
+        skipped as given (_first_new)."""
+        import av
+
+        if self._interrupted.is_set():
+            return
+        try:
+            pictures = self.stream.decode(None)
+        except av.error.FFmpegError:
+            return
+        for picture in pictures:
+            if picture.time_base is None:  # PyAV times a flushed picture by no packet's: the stream's
+                picture.time_base = self.stream.time_base
+            yield picture, self._clock.held_ns(picture.time if self.timed else None, arrival)
 
     def _defers(self) -> bool | None:
         """Whether this connection's pictures past its first are given undecoded: its codec is one to defer, and
@@ -709,7 +826,8 @@ class NetworkSource(Source):
                        f"pictures are {DEINTERLACED}")
             # the capture time as the presentation time, as a camera's: a recording plays at the pace filmed
             convert = self._decoded_image if isinstance(picture, _Undecoded) else self._image
-            yield PendingFrame(self.delivered, capture_ns, picture, convert, (self.width, self.height))
+            yield PendingFrame(self.delivered, capture_ns, picture, convert, (self.width, self.height),
+                               self._file_seconds(picture))
             self.delivered += 1
         if self.delivered and not self._interrupted.is_set():
             if self.delivered == 1 and _one_picture_format(self.container.format.name):
@@ -721,8 +839,9 @@ class NetworkSource(Source):
         stop comes; UserError where it stays away."""
         pictures = iter(self._head + self._late)
         self._head, self._late = [], []
-        if time.monotonic() - self.read_at > STALE_S:
-            # its socket held what came while the model loaded: the live stream from now on instead
+        if self.live and time.monotonic() - self.read_at > STALE_S:
+            # its socket held what came while the model loaded: the live stream from now on instead (a file's start
+            # is no stale picture)
             pictures = self._reopen_or_end(SET_UP_REOPEN, quiet=True)
         while True:
             found = next(pictures, None) or next(self.packets, None)
@@ -784,9 +903,11 @@ class NetworkSource(Source):
 
     def _first_new(self) -> tuple[Any, int] | None:
         """The stream's first picture after it was opened again; of an HLS playlist, the first newer than those
-        given: a live playlist is read from three segments back, the same segments where it had stalled."""
+        given: a live playlist is read from three segments back, the same segments where it had stalled; of a file,
+        read again from its start, the first past those given."""
         for found in self.packets:
-            old = self.hls and None not in (self._newest, found[0].time) and found[0].time <= self._newest
+            again = self.hls or not self.live
+            old = again and None not in (self._newest, found[0].time) and found[0].time <= self._newest
             if not old:
                 return found
         return None

@@ -49,7 +49,7 @@ def test_the_frames_the_live_queue_drops_are_never_converted(tmp_path, told, con
     server = _Server(ts=_transport_stream(tmp_path))
     try:
         sink = CollectingSink()
-        result = Pipeline(open_source(f"{server.base}/clip.ts"), [_Reading()], sink, queue_size=1).run()
+        result = Pipeline(open_source(f"{server.base}/clip.ts?live"), [_Reading()], sink, queue_size=1).run()
     finally:
         server.close()
     assert result.completed and result.dropped > 0 and result.frames_written + result.dropped == 48
@@ -73,7 +73,7 @@ def test_a_kept_frame_is_converted_by_the_first_stage_even_where_it_reads_no_pic
 
     server = _Server(ts=_transport_stream(tmp_path))
     try:
-        result = Pipeline(open_source(f"{server.base}/clip.ts"), [_Handing(), _LateReader()], CollectingSink(),
+        result = Pipeline(open_source(f"{server.base}/clip.ts?live"), [_Handing(), _LateReader()], CollectingSink(),
                           queue_size=1).run()
     finally:
         server.close()
@@ -129,7 +129,7 @@ def test_an_interlaced_stream_with_frames_dropped_is_still_deinterlaced_from_eve
         full = [frame.image for frame in everything.frames()]
         everything.close()
         sink = CollectingSink()
-        result = Pipeline(open_source(url), [_Reading()], sink, queue_size=1).run()
+        result = Pipeline(open_source(f"{url}?live"), [_Reading()], sink, queue_size=1).run()
     finally:
         server.close()
     assert result.dropped > 0 and len(full) == 24

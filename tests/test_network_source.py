@@ -49,8 +49,9 @@ def _transport_stream(folder: Path) -> bytes:
 
 
 class _Server:
-    """A local HTTP server thread. /clip.ts: an MPEG-TS file with its Content-Length (it ends cleanly), paced at
-    its own rate with ?paced. /video: multipart MJPEG at `fps`, `per_connection` pictures a connection, after which
+    """A local HTTP server thread. /clip.ts: an MPEG-TS file with its Content-Length (it ends cleanly: read as a
+    file), paced at its own rate with ?paced; with ?live in chunks of no stated length, as a live relay sends it
+    (read live; its last chunk ends it cleanly). /video: multipart MJPEG at `fps`, `per_connection` pictures a connection, after which
     the connection closes (a phone app stopping part-way); connections past `most` get 404, or with `silent` no
     answer at all (a camera that froze). /auth answers 401."""
 
@@ -91,15 +92,21 @@ class _Server:
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def send_ts(self, handler) -> None:
+        live = "live" in handler.path
+        if live:
+            handler.protocol_version, handler.close_connection = "HTTP/1.1", True
         handler.send_response(200)
         handler.send_header("Content-Type", "video/mp2t")
-        handler.send_header("Content-Length", str(len(self.ts)))
+        handler.send_header(*(("Transfer-Encoding", "chunked") if live else ("Content-Length", str(len(self.ts)))))
         handler.end_headers()
         chunk, seconds, started = 188 * 16, 48 / 24, time.monotonic()
         for offset in range(0, len(self.ts), chunk):
             if "paced" in handler.path:
                 time.sleep(max(0.0, started + offset / len(self.ts) * seconds - time.monotonic()))
-            handler.wfile.write(self.ts[offset:offset + chunk])
+            data = self.ts[offset:offset + chunk]
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if live else data)
+        if live:
+            handler.wfile.write(b"0\r\n\r\n")
 
     def send_mjpeg(self, handler) -> None:
         handler.send_response(200)
@@ -315,7 +322,7 @@ def test_the_live_queue_keeps_the_newest_frame_and_counts_the_drops(tmp_path):
     server = _Server(ts=_transport_stream(tmp_path))
     try:
         sink = CollectingSink()
-        result = Pipeline(open_source(f"{server.base}/clip.ts"), [_SlowStage()], sink, queue_size=1).run()
+        result = Pipeline(open_source(f"{server.base}/clip.ts?live"), [_SlowStage()], sink, queue_size=1).run()
     finally:
         server.close()
     assert result.completed and result.dropped > 0
@@ -583,12 +590,12 @@ def test_run_records_a_stream_with_the_live_settings(tmp_path, shared_models):
     server = _Server(ts=_transport_stream(tmp_path))
     out = tmp_path / "take.mp4"
     try:
-        result = _depthcam("run", f"http://me:{SECRET}@{server.base[7:]}/clip.ts?paced", "-o", str(out))
+        result = _depthcam("run", f"http://me:{SECRET}@{server.base[7:]}/clip.ts?paced&live", "-o", str(out))
     finally:
         server.close()
     assert result.returncode == 0, result.stderr
     assert "network stream input: using the live-cpu preset's settings" in result.stderr
-    assert f"network stream http://me:***@{server.base[7:]}/clip.ts?paced (H264) 160x120" in result.stderr
+    assert f"network stream http://me:***@{server.base[7:]}/clip.ts?paced&live (H264) 160x120" in result.stderr
     assert result.stderr.count("has sound, which is not kept") == 1
     assert "ended (its sender closed it)" in result.stderr and SECRET not in result.stderr
     written = int(result.stderr.split("wrote ")[1].split(" frame")[0])
