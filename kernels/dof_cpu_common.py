@@ -32,6 +32,12 @@ NEAR_EXACT = 2
 N_SUMS = 17  # per-column sums of the reduce pass (listed there)
 # fastmath without reassociation: sums that must stay in their order (LLVM otherwise pairs them up)
 _ORDERED = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
+# and without fusing a * b + c either: the exact gathers, whose taps at the frame's sides (one column at a time) must
+# add what their 8-lane steps add, bit for bit. Numba gives every instruction of a function its flags, the 8-lane
+# intrinsics' too; under fastmath LLVM fused and reassociated the two forms alike on one CPU (Skylake-X) and 1 ulp
+# apart at times on others (Haswell, Zen 4 and 5, x86-64 without FMA). Unfused, each operation rounds alike in a lane
+# and in a scalar, on every CPU (tests/test_dof_cpus24.py); 1-5 % slower (bench/RESULTS.md, 24th session)
+_UNFUSED = {"nnan", "ninf", "nsz", "arcp", "afn"}
 # and without reciprocal approximations (arcp, afn) either: the per-block divisions and square roots exact, as in
 # the CUDA source (the block-by-block loop this replaced divided by s through a reciprocal: radii 1 ulp apart
 # where s is no power of two; under both flags the vector loops' reciprocals moved the block means too)

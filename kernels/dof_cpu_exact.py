@@ -9,7 +9,7 @@ from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
-from kernels.dof_cpu_common import CHUNK, CHUNK_SHIFT, _HALF, _ONE, _ORDERED, _ZERO, _coverage, _max, _share
+from kernels.dof_cpu_common import CHUNK, CHUNK_SHIFT, _HALF, _ONE, _UNFUSED, _ZERO, _coverage, _max, _share
 from kernels.dof_cpu_lanes import _far_taps8, _far_taps8_offsets, _near_taps8
 
 
@@ -33,11 +33,12 @@ def _small_span(values, span):
     return top if top >= 0.0 else np.float32(-1.0)
 
 
-@njit(cache=True, fastmath=_ORDERED, error_model="numpy")
+@njit(cache=True, fastmath=_UNFUSED, error_model="numpy")
 def _near_taps(near, pre, coc, exact_w, qy, p0, p1, dx, edge):
     """near[:, p] += the small near tap of source (qy, p + dx) at distance 0.5 - edge, for p in [p0, p1): the
     colours weighed by `_coverage(coc + edge) * exact_w`, and that weight (coverage). A far source's `exact_w` is
-    its inverse area, but its coverage here is 0 (CoC < -1/2). Not reassociated (`_ORDERED`), as `_near_taps8`."""
+    its inverse area, but its coverage here is 0 (CoC < -1/2). Neither reassociated nor fused (`_UNFUSED`), as
+    `_near_taps8` in its callers."""
     for p in range(p0, p1):
         q = p + dx
         w = _coverage(coc[qy, q] + edge) * exact_w[qy, q]
@@ -46,7 +47,7 @@ def _near_taps(near, pre, coc, exact_w, qy, p0, p1, dx, edge):
         near[4, p] += w
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=_UNFUSED, error_model="numpy")
 def _add_small_near(y, coc, pre, exact_w, dist, near_span, near_cmax, near_mask, near):
     """Row y's share of the near pixels too small for the reduced gather, gathered exactly at full resolution
     (their discs reach less than 2 s + 1/2 px: NEAR_EXACT) into `near` (B, G, R, weight, coverage). A tap's weight
@@ -146,23 +147,23 @@ def _source_bits(sources, word, dx):
     return bits
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=_UNFUSED, error_model="numpy")
 def _far_taps(exact, pre, far_r, exact_w, y, qy, p0, p1, dx, edge, shift):
     """exact[:, p] += the exact far tap of source (qy, p + dx) at distance 0.5 - edge on receiver (y, p), for p in
     [p0, p1): radius min(r_q, r_p), 1/area of the smaller disc (the larger inverse), weighed by 1 - t_q t_p.
-    Written as the row stencils wrote it, which LLVM reassociates to what `_far_taps8` computes; written in that
-    order and not reassociated (`_ORDERED`), LLVM distributed (1 - a b) c into c - (a b) c: 1 ulp apart at times."""
+    The weight's factors in `_far_taps8`'s order, neither reassociated nor fused (`_UNFUSED`, as its callers): the
+    same sums on every CPU."""
     for p in range(p0, p1):
         q = p + dx
         rq = far_r[qy, q]
         rp = far_r[y, p]
         exact_share = _ONE - _share(rq, shift) * _share(rp, shift)
-        w = _coverage(min(rq, rp) + edge) * max(exact_w[qy, q], exact_w[y, p]) * exact_share
+        w = (exact_share * max(exact_w[qy, q], exact_w[y, p])) * _coverage(min(rq, rp) + edge)
         for ch in range(4):
             exact[ch, p] += w * pre[ch, qy, q]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=_UNFUSED, error_model="numpy")
 def _far_taps_side(exact, pre, far_r, exact_w, y, qy, p0, dxs, edges, bits, n, k, shift):
     """`_far_taps8_offsets` of a chunk at the frame's sides: each offset whose bit k is set, one step at a time, its
     receivers and sources inside the frame."""
@@ -178,7 +179,7 @@ def _far_taps_side(exact, pre, far_r, exact_w, y, qy, p0, dxs, edges, bits, n, k
                           edges[i], shift)
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=_UNFUSED, error_model="numpy")
 def _gather_exact_far(y, shift, pre, exact_w, far_r, dist, far_rmax, far_mask, exact):
     """Row y's exact share of the far field into `exact` (B, G, R, weight): every pair (q, p) whose radius
     min(r_q, r_p) falls below s (2 s with exact_far: `shift`), at full resolution with the min-radius rule, weighed

@@ -22,7 +22,8 @@ def _fma(typingctx, a, b, c):
 
 
 _LANES = ir.VectorType(ir.FloatType(), CHUNK)
-_CONTRACT = ("contract",)  # as fastmath lets LLVM fuse a * b + c; no reassociation: the order written is the order
+# The taps' own flags: none, the order written (their callers, `_UNFUSED`, neither reassociate nor fuse)
+_IEEE: tuple[str, ...] = ()
 
 
 def _lanes_at(context, builder, array_type, array, indices):
@@ -63,7 +64,7 @@ def _accumulate4(context, builder, acc_type, acc, pre_type, pre, qy, p0, q0, w):
         channel = (ir.Constant(ir.IntType(64), ch), types.int64)
         src = builder.load(_lanes_at(context, builder, pre_type, pre, [channel, qy, q0]), align=4)
         dst = _lanes_at(context, builder, acc_type, acc, [channel, p0])
-        total = builder.fadd(builder.load(dst, align=4), builder.fmul(w, src, flags=_CONTRACT), flags=_CONTRACT)
+        total = builder.fadd(builder.load(dst, align=4), builder.fmul(w, src, flags=_IEEE), flags=_IEEE)
         builder.store(total, dst, align=4)
 
 
@@ -78,10 +79,10 @@ def _near_taps8(typingctx, near, pre, coc, exact_w, qy, p0, q0, edge):
         c = builder.load(_lanes_at(context, builder, coc_t, coc_v, [qy_i, q0_i]), align=4)
         ew = builder.load(_lanes_at(context, builder, ew_t, ew_v, [qy_i, q0_i]), align=4)
         edge32 = _splat(builder, context.cast(builder, edge_v, edge_t, types.float32))
-        w = builder.fmul(_lane_clamp01(builder, builder.fadd(c, edge32, flags=_CONTRACT)), ew, flags=_CONTRACT)
+        w = builder.fmul(_lane_clamp01(builder, builder.fadd(c, edge32, flags=_IEEE)), ew, flags=_IEEE)
         _accumulate4(context, builder, near_t, near_v, pre_t, pre_v, qy_i, p0_i, q0_i, w)
         cover = _lanes_at(context, builder, near_t, near_v, [(ir.Constant(ir.IntType(64), 4), types.int64), p0_i])
-        builder.store(builder.fadd(builder.load(cover, align=4), w, flags=_CONTRACT), cover, align=4)
+        builder.store(builder.fadd(builder.load(cover, align=4), w, flags=_IEEE), cover, align=4)
         return context.get_dummy_value()
     return types.void(near, pre, coc, exact_w, qy, p0, q0, edge), codegen
 
@@ -89,8 +90,8 @@ def _near_taps8(typingctx, near, pre, coc, exact_w, qy, p0, q0, edge):
 @intrinsic
 def _far_taps8(typingctx, exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift):
     """`_far_taps` of the CHUNK receivers p0.. of row y from the sources q0.. of row qy (all in the frame) as one
-    8-lane step. The weight's factors in the order LLVM put `_far_taps`' (reassociated under fastmath): (exact
-    share x larger inverse area) x coverage; another order rounds differently."""
+    8-lane step. The weight's factors in `_far_taps`' order: (exact share x larger inverse area) x coverage;
+    another order rounds differently."""
     def codegen(context, builder, signature, args):
         ex_t, pre_t, fr_t, ew_t, y_t, qy_t, p0_t, q0_t, edge_t, shift_t = signature.args
         ex_v, pre_v, fr_v, ew_v, y_v, qy_v, p0_v, q0_v, edge_v, shift_v = args
@@ -101,13 +102,13 @@ def _far_taps8(typingctx, exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift
         iap = builder.load(_lanes_at(context, builder, ew_t, ew_v, [y_i, p0_i]), align=4)
         shift32 = _splat(builder, context.cast(builder, shift_v, shift_t, types.float32))
         edge32 = _splat(builder, context.cast(builder, edge_v, edge_t, types.float32))
-        share_q = _lane_clamp01(builder, builder.fsub(rq, shift32, flags=_CONTRACT))
-        share_p = _lane_clamp01(builder, builder.fsub(rp, shift32, flags=_CONTRACT))
-        exact_share = builder.fsub(ir.Constant(_LANES, [1.0] * CHUNK), builder.fmul(share_q, share_p, flags=_CONTRACT),
-                                   flags=_CONTRACT)
-        cover = _lane_clamp01(builder, builder.fadd(_lane_min(builder, rq, rp), edge32, flags=_CONTRACT))
-        w = builder.fmul(builder.fmul(exact_share, _lane_max(builder, iaq, iap), flags=_CONTRACT), cover,
-                         flags=_CONTRACT)
+        share_q = _lane_clamp01(builder, builder.fsub(rq, shift32, flags=_IEEE))
+        share_p = _lane_clamp01(builder, builder.fsub(rp, shift32, flags=_IEEE))
+        exact_share = builder.fsub(ir.Constant(_LANES, [1.0] * CHUNK), builder.fmul(share_q, share_p, flags=_IEEE),
+                                   flags=_IEEE)
+        cover = _lane_clamp01(builder, builder.fadd(_lane_min(builder, rq, rp), edge32, flags=_IEEE))
+        w = builder.fmul(builder.fmul(exact_share, _lane_max(builder, iaq, iap), flags=_IEEE), cover,
+                         flags=_IEEE)
         _accumulate4(context, builder, ex_t, ex_v, pre_t, pre_v, qy_i, p0_i, q0_i, w)
         return context.get_dummy_value()
     return types.void(exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift), codegen
@@ -128,7 +129,7 @@ def _far_taps8_offsets(typingctx, exact, pre, far_r, exact_w, y, qy, p0, dxs, ed
         rp = builder.load(_lanes_at(context, builder, fr_t, fr_v, [y_i, p0_i]), align=4)
         iap = builder.load(_lanes_at(context, builder, ew_t, ew_v, [y_i, p0_i]), align=4)
         shift32 = _splat(builder, context.cast(builder, shift_v, shift_t, types.float32))
-        share_p = _lane_clamp01(builder, builder.fsub(rp, shift32, flags=_CONTRACT))
+        share_p = _lane_clamp01(builder, builder.fsub(rp, shift32, flags=_IEEE))
         sums, targets = [], []
         for ch in range(4):  # stack slots in the entry block: LLVM keeps them in registers
             target = _lanes_at(context, builder, ex_t, ex_v, [(ir.Constant(i64, ch), types.int64), p0_i])
@@ -148,16 +149,16 @@ def _far_taps8_offsets(typingctx, exact, pre, far_r, exact_w, y, qy, p0, dxs, ed
                 edge32 = _splat(builder, builder.load(builder.gep(edges_p, [i])))
                 rq = builder.load(_lanes_at(context, builder, fr_t, fr_v, [qy_i, q0_i]), align=4)
                 iaq = builder.load(_lanes_at(context, builder, ew_t, ew_v, [qy_i, q0_i]), align=4)
-                share_q = _lane_clamp01(builder, builder.fsub(rq, shift32, flags=_CONTRACT))
+                share_q = _lane_clamp01(builder, builder.fsub(rq, shift32, flags=_IEEE))
                 exact_share = builder.fsub(ir.Constant(_LANES, [1.0] * CHUNK),
-                                           builder.fmul(share_q, share_p, flags=_CONTRACT), flags=_CONTRACT)
-                cover = _lane_clamp01(builder, builder.fadd(_lane_min(builder, rq, rp), edge32, flags=_CONTRACT))
-                w = builder.fmul(builder.fmul(exact_share, _lane_max(builder, iaq, iap), flags=_CONTRACT), cover,
-                                 flags=_CONTRACT)
+                                           builder.fmul(share_q, share_p, flags=_IEEE), flags=_IEEE)
+                cover = _lane_clamp01(builder, builder.fadd(_lane_min(builder, rq, rp), edge32, flags=_IEEE))
+                w = builder.fmul(builder.fmul(exact_share, _lane_max(builder, iaq, iap), flags=_IEEE), cover,
+                                 flags=_IEEE)
                 for ch in range(4):
                     src = builder.load(_lanes_at(context, builder, pre_t, pre_v,
                                                  [(ir.Constant(i64, ch), types.int64), qy_i, q0_i]), align=4)
-                    total = builder.fadd(builder.load(sums[ch]), builder.fmul(w, src, flags=_CONTRACT), flags=_CONTRACT)
+                    total = builder.fadd(builder.load(sums[ch]), builder.fmul(w, src, flags=_IEEE), flags=_IEEE)
                     builder.store(total, sums[ch])
         for ch in range(4):
             builder.store(builder.load(sums[ch]), targets[ch], align=4)

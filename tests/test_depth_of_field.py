@@ -560,12 +560,15 @@ def test_eight_lane_taps_add_what_one_lane_taps_add(rng):
     from numba import njit
 
     from kernels import dof_cpu
+    from kernels.dof_cpu_common import _UNFUSED
 
-    @njit
+    # the gathers' flags, which Numba gives the intrinsics' instructions too (fastmath=True here fused and
+    # reassociated them as in no gather)
+    @njit(fastmath=_UNFUSED)
     def near_taps8(near, pre, coc, exact_w, qy, p0, q0, edge):
         dof_cpu._near_taps8(near, pre, coc, exact_w, qy, p0, q0, edge)
 
-    @njit
+    @njit(fastmath=_UNFUSED)
     def far_taps8(exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift):
         dof_cpu._far_taps8(exact, pre, far_r, exact_w, y, qy, p0, q0, edge, shift)
 

@@ -11,10 +11,10 @@ from numba import njit
 
 from kernels import dof_cpu
 from kernels.dof import plan
-from kernels.dof_cpu_common import CHUNK, _HALF, _far_shift
+from kernels.dof_cpu_common import _UNFUSED, CHUNK, _HALF, _far_shift
 
 
-@njit(cache=False)
+@njit(cache=False, fastmath=_UNFUSED)  # the gather's flags
 def every_offset_and_chunk(y, shift, pre, exact_w, far_r, dist, exact):
     """Row y's exact far sums in the per-offset order (source rows, then offsets, ascending), every offset of the
     window on every chunk of the row: no mask, no reach test."""

@@ -11,10 +11,10 @@ from numba import njit
 
 from kernels import dof_cpu
 from kernels.dof import plan
-from kernels.dof_cpu_common import CHUNK, _HALF, _coverage, _near_shift
+from kernels.dof_cpu_common import _UNFUSED, CHUNK, _HALF, _coverage, _near_shift
 
 
-@njit(cache=False, fastmath=True)  # the gather's flags: its edge taps rounded as there
+@njit(cache=False, fastmath=_UNFUSED)  # the gather's flags: its edge taps rounded as there
 def every_offset_and_chunk(y, coc, pre, exact_w, dist, near):
     """Row y's exact near sums in the per-offset order, every offset of the window on every chunk of the row and
     every edge tap: no mask, no reach test."""
