@@ -59,9 +59,11 @@ def cpu_quota(root: Path | str = ROOT, membership: Path | str = MEMBERSHIP) -> f
 
 def memory_room(root: Path | str = ROOT, membership: Path | str = MEMBERSHIP) -> int | None:
     """Bytes the tightest memory limit leaves (docker --memory, systemd's MemoryMax=): its limit less what its
-    group uses (v2's memory.max less memory.current, v1's memory.limit_in_bytes less memory.usage_in_bytes), at
-    least 0. None without a limit (in a container /proc/meminfo is the host's: this is what the container has)."""
-    names = {2: ("memory.max", "memory.current"), 1: ("memory.limit_in_bytes", "memory.usage_in_bytes")}
+    group uses (v2's memory.max less memory.current, v1's memory.limit_in_bytes less memory.usage_in_bytes) that
+    the kernel cannot take back, at least 0. None without a limit (in a container /proc/meminfo is the host's: this
+    is what the container has)."""
+    names = {2: ("memory.max", "memory.current", "inactive_file"),
+             1: ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")}
     return _tightest(folders("memory", root, membership),
                      lambda version, folder: _memory_room(folder, *names[version]))
 
@@ -91,12 +93,28 @@ def _cfs_quota(folder: Path) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
-def _memory_room(folder: Path, limit_name: str, usage_name: str) -> int | None:
-    """One group's limit less its use in bytes; None where it sets no limit ('max', v1's huge number)."""
+def _memory_room(folder: Path, limit_name: str, usage_name: str, cache_name: str) -> int | None:
+    """One group's limit less its use in bytes; None where it sets no limit ('max', v1's huge number). The use
+    counts files read and written as cache: its inactive part, which the kernel drops when memory is asked for, is
+    left out (as the kubelet's working set does), or a container that had written a few GB of video was told a
+    photo did not fit."""
     try:
         limit, usage = (folder / limit_name).read_text().strip(), (folder / usage_name).read_text().strip()
     except OSError:
         return None
     if not (limit.isdigit() and usage.isdigit()) or int(limit) >= NO_MEMORY_LIMIT:
         return None
-    return max(int(limit) - int(usage), 0)
+    return max(int(limit) - max(int(usage) - _stat(folder / "memory.stat", cache_name), 0), 0)
+
+
+def _stat(path: Path, name: str) -> int:
+    """One figure of a memory.stat file ('inactive_file 123'), 0 where it is missing."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        key, _, value = line.partition(" ")
+        if key == name and value.strip().isdigit():
+            return int(value)
+    return 0

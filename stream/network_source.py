@@ -215,13 +215,15 @@ def _answers_text(parts: urllib.parse.SplitResult) -> bool:
         headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
     try:
         connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers)
-        kind = connection.getresponse().getheader("Content-Type") or ""
+        answer = connection.getresponse()
+        status, kind = answer.status, answer.getheader("Content-Type") or ""
     except (OSError, http.client.HTTPException, ValueError):
         return False
     finally:
         connection.close()
     kind = kind.split(";")[0].strip().lower()
-    return kind.startswith("text/") or kind.endswith(("html", "xml", "json"))
+    # an error's page (a login refused, a server failing) is no web page in place of a stream
+    return 200 <= status < 300 and (kind.startswith("text/") or kind.endswith(("html", "xml", "json")))
 
 
 def _says_hls(parts: urllib.parse.SplitResult) -> bool:

@@ -23,6 +23,11 @@ STREAMED = {".jpg": (b"\xff\xd8\xff", "JPEG pictures (MJPEG)", "mjpeg"),
             ".png": (b"\x89PNG\r\n\x1a\n", "PNG pictures", "png_pipe")}
 PIPE_RATE = 25  # the rate FFmpeg reads a stream of pictures at: it has no times of its own
 FIRST_PICTURE_MAX = 256 << 20  # a first picture's end is looked for this far; a bigger one is kept whole as a photo
+PADDING_MAX = 4096  # zero or 0xFF bytes allowed between two pictures of a stream
+# What makes a JPEG followed by another one photo, not a stream: its second picture belongs to it (CIPA's Multi-Picture
+# Format: a camera's large preview, an iPhone's HDR gain map; Ultra HDR / JPEG_R's gain map, described in XMP). An
+# MJPEG stream's pictures carry neither.
+ONE_PHOTO_MARKS = (b"MPF\0", b"hdrgm:", b"GContainer")
 _stdin_read: Path | None = None  # what standard input was made into, once: a pipe is read once
 
 
@@ -115,11 +120,22 @@ def _first_picture(head: bytes, suffix: str) -> tuple[bytes, bool]:
         if not (chunk := os.read(0, 1 << 16)):
             break
         data += chunk
-    if end is None or end < 0:
+    if end is None or end < 0 or getattr(find_end, "one_photo", False):
         return bytes(data), False
-    while len(data) < end + len(signature) and (chunk := os.read(0, 1 << 16)):
+    while len(data) < end + PADDING_MAX + len(signature) and (chunk := os.read(0, 1 << 16)):
         data += chunk
-    return bytes(data), data[end:end + len(signature)] == signature
+        if data[end:end + len(signature)] == signature or data[end:].strip(b"\0\xff"):
+            break  # the next picture, or what follows is no padding
+    return bytes(data), _next_starts(data, end, signature)
+
+
+def _next_starts(data: bytearray, end: int, signature: bytes) -> bool:
+    """Whether another picture starts after `end`, past zero or 0xFF padding between them (a V4L2 buffer dump:
+    `v4l2-ctl --stream-to=-`; FFmpeg's MJPEG demuxer reads such a stream whole)."""
+    at = end
+    while at < min(len(data), end + PADDING_MAX) and data[at] in (0, 0xFF) and data[at:at + len(signature)] != signature:
+        at += 1
+    return data[at:at + len(signature)] == signature
 
 
 class _JpegEnd:
@@ -129,6 +145,7 @@ class _JpegEnd:
 
     def __init__(self) -> None:
         self.at, self.in_scan = 2, False  # after SOI
+        self.one_photo = False  # an APP1 (XMP) or APP2 (MPF) segment says a picture that follows is part of it
 
     def __call__(self, data: bytearray) -> int | None:
         while True:
@@ -161,6 +178,9 @@ class _JpegEnd:
                 return -1
             if self.at + 2 + length > len(data):
                 return None
+            if marker in (0xE1, 0xE2):
+                segment = bytes(data[self.at + 4:self.at + 2 + length])
+                self.one_photo |= any(mark in segment for mark in ONE_PHOTO_MARKS)
             self.at += 2 + length
             self.in_scan = marker == 0xDA  # start of scan: its coded data follows its header
 

@@ -9,6 +9,7 @@ import pytest
 from stream import bench, cgroup, images
 
 GiB = 1 << 30
+MiB = 1 << 20
 
 
 def _tree(tmp_path: Path, membership: str, files: dict[str, str]) -> tuple[Path, Path]:
@@ -44,8 +45,18 @@ MEMORY_CASES = [
     ("0::/user.slice\n", {"user.slice/memory.max": "max\n", "user.slice/memory.current": "1000\n"}, None),
     ("8:memory:/\n", {"memory/memory.limit_in_bytes": f"{(1 << 63) - 4096}\n",
                       "memory/memory.usage_in_bytes": "1000\n"}, None),
-    # more used than the limit (page cache counted in): no room, not a negative one
+    # more used than the limit: no room, not a negative one
     ("0::/a\n", {"a/memory.max": "1000\n", "a/memory.current": "5000\n"}, 0),
+    # a slice near its limit with video files' cache, which the kernel drops when memory is asked for (v2, v1)
+    ("0::/system.slice/app.service\n", {"system.slice/memory.max": f"{8 * GiB}\n",
+                                        "system.slice/memory.current": f"{8 * GiB - 100 * MiB}\n",
+                                        "system.slice/memory.stat": f"anon {GiB}\ninactive_file {6 * GiB}\n"
+                                                                    f"active_file {GiB}\n",
+                                        "system.slice/app.service/memory.max": "max\n"}, 6 * GiB + 100 * MiB),
+    ("8:memory:/docker/abc\n", {"memory/docker/abc/memory.limit_in_bytes": f"{4 * GiB}\n",
+                                "memory/docker/abc/memory.usage_in_bytes": f"{4 * GiB}\n",
+                                "memory/docker/abc/memory.stat": f"inactive_file {GiB}\ntotal_inactive_file "
+                                                                 f"{3 * GiB}\n"}, 3 * GiB),
 ]
 
 

@@ -189,13 +189,14 @@ class _Page(RawServer):
 
     def __init__(self, kind: str, body: bytes) -> None:
         super().__init__("/")
-        self.kind, self.body = kind, body
+        self.kind, self.body, self.status = kind, body, b"200 OK"
         self.accept_each(self._serve)
 
     def _serve(self, connection: socket.socket, number: int) -> None:
         with connection:
             connection.recv(65536)
-            connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: %s\r\n\r\n%s" % (self.kind.encode(), self.body))
+            connection.sendall(b"HTTP/1.0 %s\r\nContent-Type: %s\r\n\r\n%s" % (self.status, self.kind.encode(),
+                                                                                 self.body))
 
 
 def test_a_web_page_sent_without_a_length_is_told_as_a_web_page(told):
@@ -221,6 +222,9 @@ def test_an_answer_of_no_text_is_no_web_page():
         assert not network._answers_text(parts)
         server.kind = "application/xhtml+xml"
         assert network._answers_text(parts)
+        for status in (b"401 Unauthorized", b"503 Service Unavailable"):  # an error's page: a login, a failing server
+            server.status = status
+            assert not network._answers_text(parts)
     finally:
         server.close()
     with socket.socket() as unused:  # a port nothing listens on

@@ -358,3 +358,33 @@ def test_preset_is_pointed_to_config(capsys, argv, hint):
         cli.main(argv)
     err = capsys.readouterr().err
     assert exit.value.code == 2 and err.count("\n") == 1 and hint in err, err
+
+
+def _with_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:
+    """`jpeg` with an APPn segment of `payload` right after its SOI."""
+    return jpeg[:2] + bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
+@pytest.mark.parametrize("marker, payload", [
+    (0xE2, b"MPF\0II*\0" + b"\0" * 40),  # CIPA Multi-Picture Format: a camera's preview, an iPhone's gain map
+    (0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><rdf:Description hdrgm:Version=\"1.0\"/></x:xmpmeta>"),
+    (0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><GContainer:Directory/></x:xmpmeta>"),  # Ultra HDR
+])
+def test_a_photo_whose_second_picture_is_its_own_is_a_photo(stdin_fed, marker, payload):
+    """A camera JPEG with its large preview after it (MPF), an iPhone HDR or Android Ultra HDR JPEG with its gain
+    map: two JPEGs one after the other that are one photo (read as a 2-picture MJPEG video, refused with -o x.jpg)."""
+    first, second = _pictures(2)
+    photo = _with_segment(first, marker, payload) + second
+    said = stdin_fed(photo)
+    path = piped_input._read_stdin("-")
+    assert path.name == "stdin.jpg" and path.read_bytes() == photo and not said
+
+
+def test_jpegs_with_padding_between_them_are_a_stream(stdin_fed):
+    """Zero or 0xFF bytes between the pictures (a V4L2 buffer dump) made the stream a photo, copied until the pipe
+    ended (never, for a live producer)."""
+    stream = b"".join(picture + pad for picture, pad in zip(_pictures(5), [b"\0\0", b"\xff" * 3, b"\0" * 100,
+                                                                            b"\xff\0\xff", b""]))
+    stdin_fed(stream)
+    assert piped_input._read_stdin("-") == Path("/dev/stdin")
+    assert _all_of_stdin() == stream
