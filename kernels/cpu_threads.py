@@ -69,11 +69,25 @@ def opencv_threads(stage_threads: Iterable[int], cpus: int, environ: Mapping[str
     return min(max(counts), max(cpus, 1)) if counts and all(counts) else OPENCV_DEFAULT
 
 
+_before_runs: int | None = None  # OpenCV's count before a run limited it: the process's (a library caller's own)
+
+
 def set_opencv_threads(stage_threads: Iterable[int]) -> None:
     """OpenCV's process-wide thread count for this run (`opencv_threads`); set at each run's build, so that a run
-    after another in the same process (the benchmark's --compare) gets its own."""
+    after another in the same process (the benchmark's --compare) gets its own. A run that does not limit it gives
+    back the count the process had before a run limited it (a library caller's own cv2.setNumThreads, which a
+    default run had reset to OpenCV's default)."""
+    global _before_runs
     import cv2
 
     wanted = opencv_threads(stage_threads, cv2.getNumberOfCPUs())
-    if wanted is not None:
-        cv2.setNumThreads(wanted)
+    if wanted is None:
+        return
+    if wanted == OPENCV_DEFAULT:
+        if _before_runs is not None:
+            cv2.setNumThreads(_before_runs)
+            _before_runs = None
+        return
+    if _before_runs is None:
+        _before_runs = cv2.getNumThreads()
+    cv2.setNumThreads(wanted)

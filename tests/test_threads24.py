@@ -104,3 +104,22 @@ def test_each_runs_build_sets_opencv_threads_from_its_stages(shared_models, monk
     live, seen[:] = set(seen), []
     bench.run_pipelined(load_config("default", overrides), SPEC, frames=4, warmup=1)
     assert (live, set(seen)) == ({1}, {default})
+
+
+def test_a_library_caller_s_own_opencv_count_is_kept_and_given_back(monkeypatch, opencv_count_restored):
+    """A run that does not limit OpenCV left a caller's own cv2.setNumThreads(n) reset to OpenCV's default; one that
+    does (live-cpu) gives the caller's count back at the next run that does not."""
+    import cv2
+
+    from kernels import cpu_threads
+
+    monkeypatch.setattr(cpu_threads, "_before_runs", None)
+    monkeypatch.setattr(cv2, "getNumberOfCPUs", lambda: 4)
+    cv2.setNumThreads(3)
+    cpu_threads.set_opencv_threads((0, 0))
+    assert cv2.getNumThreads() == 3
+    cpu_threads.set_opencv_threads((1, 1))
+    assert cv2.getNumThreads() == 1
+    cpu_threads.set_opencv_threads((1, 1))  # a second limited run: the caller's count is still the one given back
+    cpu_threads.set_opencv_threads((0, 1))
+    assert cv2.getNumThreads() == 3
