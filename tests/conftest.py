@@ -63,3 +63,28 @@ def told(monkeypatch):
     lines: list[str] = []
     monkeypatch.setattr(network, "notify", lines.append)
     return lines
+
+
+@pytest.fixture
+def slow_hdr_warm_up(monkeypatch):
+    """stream.app.prepare_kernels made to say its slow notice at once, on an empty cache, with no warm-up before in
+    this process: gives (notify, converter, messages); the HDR converter's prepare() lasts until the first line."""
+    import threading
+
+    import stream.app
+
+    noticed, messages = threading.Event(), []
+
+    def notify(line: str) -> None:
+        messages.append(line)
+        noticed.set()
+
+    class Converter:
+        def prepare(self) -> None:
+            noticed.wait(60)
+
+    monkeypatch.setattr(stream.app, "WARMED_HERE", set())
+    monkeypatch.setattr(stream.app, "SLOW_NOTICE_S", 0.0)
+    monkeypatch.setattr(stream.app, "cpu_cached", lambda kernels=(): False)
+    monkeypatch.setattr(stream.app, "warm_up", lambda backend, **parts: None)
+    return notify, Converter(), messages

@@ -196,30 +196,15 @@ def test_a_cuda_hdr_run_s_notice_asks_the_cpu_cache_for_the_tone_mapping_only(mo
     assert stream.app.run_kernels(PARTS, colour=True, backend="cuda") == tuple(CONVERT_KERNELS)
 
 
-def test_a_cuda_hdr_warm_up_announces_the_tone_mapping(monkeypatch):
+def test_a_cuda_hdr_warm_up_announces_the_tone_mapping(slow_hdr_warm_up):
     """prepare_kernels on CUDA (faked: no GPU needed) with an HDR input's converter: the slow warm-up's notice says
-    what it compiles."""
-    import threading
-
+    what it compiles (no input before in this process: a batch's later HDR input announces the tone mapping alone,
+    tests/test_pipes24.py)."""
     import stream.app
     from stream.config import load_config
 
-    noticed, messages = threading.Event(), []
-
-    def notify(line: str) -> None:
-        messages.append(line)
-        noticed.set()
-
-    class Converter:
-        def prepare(self) -> None:
-            noticed.wait(60)
-
-    monkeypatch.setattr(stream.app, "WARMED_HERE", set())  # no input before in this process (a batch's later HDR
-    # input announces the tone mapping alone: tests/test_pipes24.py)
-    monkeypatch.setattr(stream.app, "SLOW_NOTICE_S", 0.0)
-    monkeypatch.setattr(stream.app, "cpu_cached", lambda kernels=(): False)
-    monkeypatch.setattr(stream.app, "warm_up", lambda backend, **parts: None)
-    stream.app.prepare_kernels(load_config(None), "cuda", notify, converter=Converter())
+    notify, converter, messages = slow_hdr_warm_up
+    stream.app.prepare_kernels(load_config(None), "cuda", notify, converter=converter)
     assert messages[0].startswith("preparing the CUDA kernels and the CPU's tone mapping: a first run")
 
 

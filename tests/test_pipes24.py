@@ -288,54 +288,28 @@ def test_a_run_stopped_with_save_depth_says_both_files_are_finalised(shared_mode
 
 # --- 5. a batch's first HDR input compiles the tone mapping alone ------------------------------------------------
 
-def test_an_hdr_input_after_others_announces_the_tone_mapping_alone(monkeypatch):
+def test_an_hdr_input_after_others_announces_the_tone_mapping_alone(monkeypatch, slow_hdr_warm_up):
     """Input 1 loaded the kernels; the first HDR input's slow warm-up said "preparing the CPU kernels: a first run on
     this machine ... compiles them", where only the tone mapping was compiling."""
     import stream.app
     from stream.config import load_config
 
-    noticed, messages = threading.Event(), []
-
-    def notify(line: str) -> None:
-        messages.append(line)
-        noticed.set()
-
-    class Converter:
-        def prepare(self) -> None:
-            noticed.wait(60)
-
-    monkeypatch.setattr(stream.app, "WARMED_HERE", set())
-    monkeypatch.setattr(stream.app, "SLOW_NOTICE_S", 0.0)
-    monkeypatch.setattr(stream.app, "cpu_cached", lambda kernels=(): False)
-    monkeypatch.setattr(stream.app, "warm_up", lambda backend, **parts: None)
+    notify, converter, messages = slow_hdr_warm_up
     stream.app.prepare_kernels(load_config(None), "cpu")  # input 1, SDR
-    stream.app.prepare_kernels(load_config(None), "cpu", notify, converter=Converter())
+    stream.app.prepare_kernels(load_config(None), "cpu", notify, converter=converter)
     assert messages[0].startswith("preparing the HDR tone mapping: its CPU kernel compiles on its first use")
     assert messages[-1].startswith("tone mapping ready in")
     monkeypatch.setattr(stream.app, "cpu_cached", lambda kernels=(): True)
     assert stream.app.tone_mapping_notice().startswith("preparing the HDR tone mapping: loading its CPU kernel")
 
 
-def test_a_first_hdr_run_still_announces_every_kernel(monkeypatch):
+def test_a_first_hdr_run_still_announces_every_kernel(slow_hdr_warm_up):
     """No input before: the notice is the whole warm-up's, tone mapping included, as before."""
     import stream.app
     from stream.config import load_config
 
-    noticed, messages = threading.Event(), []
-
-    def notify(line: str) -> None:
-        messages.append(line)
-        noticed.set()
-
-    class Converter:
-        def prepare(self) -> None:
-            noticed.wait(60)
-
-    monkeypatch.setattr(stream.app, "WARMED_HERE", set())
-    monkeypatch.setattr(stream.app, "SLOW_NOTICE_S", 0.0)
-    monkeypatch.setattr(stream.app, "cpu_cached", lambda kernels=(): False)
-    monkeypatch.setattr(stream.app, "warm_up", lambda backend, **parts: None)
-    stream.app.prepare_kernels(load_config(None), "cpu", notify, converter=Converter())
+    notify, converter, messages = slow_hdr_warm_up
+    stream.app.prepare_kernels(load_config(None), "cpu", notify, converter=converter)
     assert messages[0].startswith("preparing the CPU kernels: a first run on this machine")
 
 
