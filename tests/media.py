@@ -55,6 +55,21 @@ def make_video(path: Path, frames: int = 24, fps: int = 24, size: tuple[int, int
     return path
 
 
+def make_noise_mp4(path: Path, seed: int = 0) -> Path:
+    """12 pictures of 320x240 noise as an H.264 MP4 with its index at the end (~1 MB: beyond what a demuxer reads
+    ahead of a pipe, so its index is out of a pipe's reach)."""
+    import av
+
+    noise = np.random.default_rng(seed).integers(0, 256, (12, 240, 320, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for image in noise:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        container.mux(stream.encode(None))
+    return path
+
+
 def square_size(size: tuple[int, int], sar: Fraction | None) -> tuple[int, int]:
     """The size a picture of `size` with pixels `sar` wide (to 1 high) has in square pixels, its height kept."""
     return (round(size[0] * sar), size[1]) if sar else size

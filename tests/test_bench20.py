@@ -45,7 +45,9 @@ def _cgroup_tree(tmp_path, membership: str, files: dict[str, str]):
     ("0::/system.slice/docker-abc.scope\n", {"cpu.max": "200000 100000\n"}, 2.0),
     # no quota anywhere (a v1 host's unified mount without controllers)
     ("1:cpu:/\n0::/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n",
-                         "unified/cgroup.procs": ""}, None)])
+                         "unified/cgroup.procs": ""}, None),
+    # quotas on a cgroup and its parent: the tightest
+    ("0::/a/b\n", {"a/cpu.max": "300000 100000\n", "a/b/cpu.max": "100000 100000\n"}, 1.0)])
 def test_the_cpu_quota_is_found_on_cgroup_v1_and_above_a_nested_cgroup(tmp_path, membership, files, cores):
     """Only /sys/fs/cgroup/cpu.max was read: a Docker --cpus limit on a cgroup v1 host, or a service's quota on
     its slice, left `cores_usable` at every core of the machine."""

@@ -2,25 +2,13 @@
 own lateness told apart from the pipeline's latency."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from stream import bench, cgroup, images
+from test_bench20 import _cgroup_tree
 
 GiB = 1 << 30
 MiB = 1 << 20
-
-
-def _tree(tmp_path: Path, membership: str, files: dict[str, str]) -> tuple[Path, Path]:
-    """A fake /sys/fs/cgroup under tmp_path/cgroup and a fake /proc/self/cgroup."""
-    root = tmp_path / "cgroup"
-    root.mkdir()
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    (tmp_path / "self").write_text(membership)
-    return root, tmp_path / "self"
 
 
 MEMORY_CASES = [
@@ -65,37 +53,21 @@ def test_the_memory_room_is_read_over_v1_v2_and_the_cgroups_above(tmp_path, memb
     """A photo's memory check read its own cgroup's limit only: a slice's MemoryMax= above a service, or a
     container seeing its own cgroup at the mount's root (the host's path of it absent), read as no limit, so a
     photo too big for the container was decoded and the out-of-memory killer ended the run without a word."""
-    root, own = _tree(tmp_path, membership, files)
+    root, own = _cgroup_tree(tmp_path, membership, files)
     assert cgroup.memory_room(root, own) == room
     assert images.cgroup_room(root, own) == room  # the name images' callers know
 
 
-CPU_CASES = [
-    ("4:cpu,cpuacct:/docker/abc\n0::/\n", {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "150000\n",
-                                            "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
-                                            "cpu,cpuacct/cpu.cfs_quota_us": "-1\n",
-                                            "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 1.5),
-    ("0::/system.slice/bench.service\n", {"system.slice/cpu.max": "50000 100000\n",
-                                          "system.slice/bench.service/cpu.max": "max 100000\n"}, 0.5),
-    ("0::/system.slice/docker-abc.scope\n", {"cpu.max": "200000 100000\n"}, 2.0),
-    ("1:cpu:/\n0::/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n",
-                         "unified/cgroup.procs": ""}, None),
-    ("0::/a/b\n", {"a/cpu.max": "300000 100000\n", "a/b/cpu.max": "100000 100000\n"}, 1.0),  # the tightest
-]
-
-
-@pytest.mark.parametrize("membership, files, cores", CPU_CASES)
-def test_the_cpu_quota_is_read_by_the_same_reader(tmp_path, membership, files, cores):
-    root, own = _tree(tmp_path, membership, files)
-    assert cgroup.cpu_quota(root, own) == cores
-    assert bench.cgroup_cpu_quota(root, own) == cores
+def test_the_bench_reads_the_cpu_quota_with_the_one_reader():
+    """The bench's quota is stream.cgroup's (its cases: tests/test_bench20.py)."""
+    assert bench.cgroup_cpu_quota is cgroup.cpu_quota
 
 
 def test_a_tree_with_both_limits_gives_each_its_own(tmp_path):
     """The two readers walk the same folders: one tree, a CPU quota and a memory limit on different levels."""
-    root, own = _tree(tmp_path, "0::/slice/svc\n", {"slice/cpu.max": "50000 100000\n", "slice/memory.max": "max\n",
-                                                     "slice/memory.current": "1\n", "slice/svc/memory.max": "3000\n",
-                                                     "slice/svc/memory.current": "1000\n"})
+    root, own = _cgroup_tree(tmp_path, "0::/slice/svc\n", {
+        "slice/cpu.max": "50000 100000\n", "slice/memory.max": "max\n", "slice/memory.current": "1\n",
+        "slice/svc/memory.max": "3000\n", "slice/svc/memory.current": "1000\n"})
     assert cgroup.cpu_quota(root, own) == 0.5
     assert cgroup.memory_room(root, own) == 2000
     assert [version for version, _ in cgroup.folders("memory", root, own)] == [2, 2, 2]

@@ -68,13 +68,25 @@ class _FedLiveSource(Source):
             yield _frame(index)
 
 
-class _HoldingStage:
-    """A working stage that keeps each frame until `release` is given: its admission stays taken meanwhile."""
+class _Stage:
+    """A stage of one frame at a time that passes its frames on."""
 
-    name = "hold"
+    name = "stage"
     max_batch = 1
     max_wait_ms = 0.0
     passes_at_once = False
+
+    def process(self, batch):
+        return batch
+
+    def close(self) -> None:
+        pass
+
+
+class _HoldingStage(_Stage):
+    """A working stage that keeps each frame until `release` is given: its admission stays taken meanwhile."""
+
+    name = "hold"
 
     def __init__(self) -> None:
         self.release = threading.Semaphore(0)
@@ -82,9 +94,6 @@ class _HoldingStage:
     def process(self, batch):
         assert self.release.acquire(timeout=SAFETY_S), "the test never released the held frame"
         return batch
-
-    def close(self) -> None:
-        pass
 
 
 def _until(condition, what: str) -> None:
@@ -195,25 +204,16 @@ def test_a_picture_made_when_first_read_is_not_handed_over_by_the_capture_thread
         depth.close()
 
 
-class _Offered:
+class _Offered(_Stage):
     """A first stage that takes offers and says which frames it was offered."""
 
     name = "offered"
-    max_batch = 1
-    max_wait_ms = 0.0
-    passes_at_once = False
 
     def __init__(self) -> None:
         self.offered: list[int] = []
 
     def offer(self, frame: Frame) -> None:
         self.offered.append(frame.index)
-
-    def process(self, batch):
-        return batch
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.mark.parametrize("live", [True, False])
@@ -316,13 +316,10 @@ def _camera(monkeypatch, webcam):
     return open_source("camera:0")
 
 
-class _ReadingStage:
+class _ReadingStage(_Stage):
     """A first stage that reads each picture; it keeps frame 0 until the capture queue has dropped `drops`."""
 
     name = "reading"
-    max_batch = 1
-    max_wait_ms = 0.0
-    passes_at_once = False
 
     def __init__(self, drops: int) -> None:
         self.drops, self.started, self.pipeline = drops, threading.Event(), None
@@ -334,9 +331,6 @@ class _ReadingStage:
                 self.started.set()
                 _until(lambda: self.pipeline.queues[0].dropped == self.drops, "the capture queue dropped no frames")
         return batch
-
-    def close(self) -> None:
-        pass
 
 
 def test_an_mjpeg_cameras_dropped_frames_are_never_decoded(monkeypatch, decodes):

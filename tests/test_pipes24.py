@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from media import make_noise_mp4
 from stream import piped_input
 from stream.errors import UserError
 
@@ -206,16 +207,7 @@ def test_an_mjpeg_or_png_stream_piped_in_gives_every_picture(shared_models, tmp_
 
 def test_an_mp4_piped_in_without_o_is_asked_for_o_first(tmp_path):
     """`cat x.mp4 | depthcam run -` said the MP4's index was out of the pipe's reach: -o was what it lacked."""
-    import av
-
-    clip = tmp_path / "clip.mp4"
-    noise = np.random.default_rng(RNG_SEED).integers(0, 256, (12, 240, 320, 3), dtype=np.uint8)
-    with av.open(str(clip), "w") as container:  # noise: ~1 MB, beyond what the demuxer reads ahead
-        stream = container.add_stream("libx264", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        for image in noise:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
-        container.mux(stream.encode(None))
+    clip = make_noise_mp4(tmp_path / "clip.mp4", RNG_SEED)
     assert _depthcam("-", data=clip.read_bytes()) == (2, [
         "depthcam: error: input - is standard input, so there is no place beside it for the output; give one "
         "with -o"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media import damage, make_timed_video, make_video, make_with_cover_art, probe, square_size
+from media import damage, make_noise_mp4, make_timed_video, make_video, make_with_cover_art, probe, square_size
 from stream.errors import UserError
 from stream.sources import open_source
 from stream.synthetic import SyntheticPortrait, SyntheticScene
@@ -291,16 +291,7 @@ def test_an_mp4_through_a_pipe_says_why_it_gives_no_picture(tmp_path):
     import subprocess
     import sys
 
-    import av
-
-    clip = tmp_path / "clip.mp4"
-    noise = np.random.default_rng(0).integers(0, 256, (12, 240, 320, 3), dtype=np.uint8)
-    with av.open(str(clip), "w") as container:  # noise: ~1 MB, beyond what the demuxer reads ahead
-        stream = container.add_stream("libx264", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        for image in noise:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
-        container.mux(stream.encode(None))
+    clip = make_noise_mp4(tmp_path / "clip.mp4")
     result = subprocess.run([sys.executable, "-m", "stream", "run", "/dev/stdin", "-o", str(tmp_path / "out.mp4"),
                              "--refine", "off", "--no-progress"], input=clip.read_bytes(), capture_output=True,
                             timeout=120, cwd=Path(__file__).resolve().parents[1])
