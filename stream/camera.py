@@ -112,17 +112,21 @@ def _is_empty(image: Any) -> bool:
     return image is None or getattr(image, "size", 0) == 0
 
 
+def _bytes_in_a_row(image: Any) -> bool:
+    """Whether a read gave one row (or column) of bytes: a buffer as the driver filled it (CAP_PROP_CONVERT_RGB
+    off), not a picture."""
+    return image.dtype == np.uint8 and image.ndim <= 2 and image.shape[0] in (1, image.size)
+
+
 def is_jpeg(image: Any) -> bool:
-    """Whether a read gave a JPEG's bytes (V4L2's MJPEG with CAP_PROP_CONVERT_RGB off: one row of bytes), not a
-    picture."""
-    return (image.dtype == np.uint8 and image.ndim <= 2 and image.size > 2 and image.shape[0] in (1, image.size)
-            and image.flat[0] == 0xFF and image.flat[1] == 0xD8)
+    """Whether a read gave a JPEG's bytes (V4L2's MJPEG with CAP_PROP_CONVERT_RGB off), not a picture."""
+    return _bytes_in_a_row(image) and image.size > 2 and image.flat[0] == 0xFF and image.flat[1] == 0xD8
 
 
 def is_raw_row(image: Any) -> bool:
-    """Whether a read gave one row of bytes (a buffer as the driver filled it, CAP_PROP_CONVERT_RGB off), not a
-    picture: a JPEG, or bytes of a kind this camera sends in its "MJPG" mode that only OpenCV's own decoding takes."""
-    return image.dtype == np.uint8 and image.ndim <= 2 and image.shape[0] in (1, image.size) and image.size > 64
+    """Whether a read gave a buffer of bytes, not a picture: a JPEG, or bytes of a kind this camera sends in its
+    "MJPG" mode that only OpenCV's own decoding takes."""
+    return _bytes_in_a_row(image) and image.size > 64
 
 
 def ask_for_jpeg(capture: Any, mode: CameraMode) -> bool:
