@@ -172,12 +172,10 @@ def _as_bgr(guide: Any) -> Any:
 
 
 def _backend_for(disparity: Any, backend: str) -> str:
-    chosen = resolve_backend(backend)
-    if is_cupy_array(disparity) and backend in ("auto", "cuda"):
-        return "cuda"  # CuPy inputs stay on the GPU (resolve_backend already checked one exists for "cuda")
-    if is_cupy_array(disparity) and chosen == "cpu":
-        return "cpu"
-    return chosen
+    """Where the filter runs: as `backend` resolves, for CuPy inputs too. A CuPy input under "auto" stays on the GPU
+    where CUDA can run; where it cannot (a GPU CuPy sees but NVRTC will not load) it is filtered on the host and
+    given back as CuPy, as depth_of_field does."""
+    return resolve_backend(backend)
 
 
 def joint_bilateral(disparity: Any, guide_bgr: Any, radius: int = 12, sigma_spatial: float = 20.0,

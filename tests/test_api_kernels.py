@@ -250,3 +250,29 @@ def test_api_cupy_inputs_on_the_host_stand_in(rng):
 @pytest.mark.gpu
 def test_api_cupy_inputs(rng):
     _cupy_checks(rng)
+
+
+def test_api_cupy_inputs_where_cuda_cannot_run_are_filtered_on_the_host(gpu_on_host, monkeypatch, rng):
+    """A GPU CuPy sees but CUDA cannot run on (NVRTC will not load): backend='auto' sent CuPy inputs to the CUDA
+    filter anyway, where depth_of_field rendered them on the host. Both now run where 'auto' resolves, the CuPy
+    type kept."""
+    import cupy  # the host stand-in
+
+    from kernels import backend, bilateral_cuda
+
+    monkeypatch.setattr(backend, "cuda_available", lambda: False)
+    monkeypatch.setattr(backend, "cuda_problem", lambda: pytest.fail("'auto' asked why CUDA cannot run"))
+
+    def no_cuda(*args, **kwargs):
+        raise AssertionError("the CUDA filter ran where CUDA cannot")
+
+    monkeypatch.setattr(bilateral_cuda, "joint_bilateral_cuda", no_cuda)
+    monkeypatch.setattr(bilateral_cuda, "refine_live_cuda", no_cuda)
+    disparity = rng.random((24, 40), dtype=np.float32)
+    guide = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    full = kernels.joint_bilateral(cupy.asarray(disparity), cupy.asarray(guide), 3)
+    live = kernels.refine_live(cupy.asarray(disparity[::2, ::2]), cupy.asarray(guide), work_width=20)
+    assert type(full).__module__.startswith("cupy") and type(live).__module__.startswith("cupy")
+    np.testing.assert_array_equal(cupy.asnumpy(full), kernels.joint_bilateral(disparity, guide, 3, backend="cpu"))
+    np.testing.assert_array_equal(cupy.asnumpy(live),
+                                  kernels.refine_live(disparity[::2, ::2], guide, work_width=20, backend="cpu"))
