@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -35,7 +36,7 @@ from stream.sinks import (PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_vi
 from stream.audio_track import check_audio_track
 from stream.sources import ANIMATION_FORMATS as ANIMATION_DEMUXERS
 from stream.sources import ImageSource, PacedSource, Source, Timecode, VideoFileSource, open_source, timecode_refusal
-from stream.video_writer import VideoWriter, check_video_size, codec_of, output_codec, readable_again
+from stream.video_writer import VideoWriter, check_video_size, codec_of, opens_again, output_codec
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage, blur_px, blur_side
 
 STAGE_NAMES = ("depth", "refine", "render")
@@ -381,7 +382,7 @@ def check_audio_tracks(source: Source, chosen: list[int] | None) -> None:
     if not isinstance(source, VideoFileSource):
         where = getattr(source, "path", None)  # a camera's or a stream's spec may hold a password: not repeated
         check_audio_track(where.name if isinstance(where, Path) else "the input", 0, chosen[0])
-    elif readable_again(source.path):
+    elif opens_again(source.path):  # a file served over HTTP too
         for number in chosen:
             check_audio_track(source.path.name, len(source.container.streams.audio), number)
 
@@ -406,12 +407,14 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
           recorder: LatencyRecorder | None = None, progress: bool | None = None,
           notify: Callable[[str], None] | None = None,
           wrap_source: Callable[[Source], Source] | None = None,
-          clip: tuple[float | Timecode | None, float | Timecode | None] = (None, None)) -> Built:
+          clip: tuple[float | Timecode | None, float | Timecode | None] = (None, None),
+          input_rate: Fraction | None = None) -> Built:
     """Open the input first (a bad input fails before anything heavy loads), then the model, the
     kernels and the sink. `notify` receives progress messages for the user (slow first compilation);
     `wrap_source` changes how the input is delivered (the benchmark paces a file like a camera); `clip`
-    (start, duration in seconds, or a video file's timecodes) takes a part of a video file or an animation."""
-    source = open_source(input_spec)
+    (start, duration in seconds, or a video file's timecodes) takes a part of a video file or an animation;
+    `input_rate` (--input-rate) is the rate of an input whose pictures have no times (a stream of pictures)."""
+    source = open_source(input_spec, input_rate)
     if config.deinterlace == "off" and isinstance(source, (VideoFileSource, NetworkSource)):
         source.keep_fields()
     if clip != (None, None):
@@ -420,6 +423,11 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
         if timecode is not None and not _counts_frames(source):
             source.close()
             raise UserError(timecode_refusal(*timecode, redact(input_spec)))
+        if isinstance(source, NetworkSource) and not source.live:  # a file its server sends whole only
+            source.close()
+            raise UserError(f"--start and --duration take a part of a file that its server sends in parts (HTTP "
+                            f"Range requests); {redact(input_spec)}'s server sends it whole only: download it and "
+                            f"run the file")
         if not isinstance(source, (VideoFileSource, AnimationSource)):  # an animation: GIF, APNG, WebP
             source.close()
             raise UserError(f"--start and --duration take a part of a video file; {redact(input_spec)} is not one")

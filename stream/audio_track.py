@@ -20,6 +20,7 @@ import functools
 import logging
 import operator
 import re
+import urllib.parse
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
@@ -86,6 +87,26 @@ MOV_LANGUAGES = {"sqi": "alb", "hye": "arm", "eus": "baq", "mya": "bur", "zho": 
 _told: set[str] = set()  # the re-encodings said so far: a batch of inputs says each once
 
 
+def open_input(source: Path, **kwargs: Any) -> Any:
+    """The input file opened again by PyAV, a tag in invalid UTF-8 (a damaged header) read with its bytes replaced; a
+    file served over HTTP (network_source.ServedFile) with the network's time-outs and reconnection."""
+    import av
+
+    kwargs.setdefault("metadata_errors", "replace")
+    served = getattr(source, "av_open", None)
+    return served(**kwargs) if served is not None else av.open(str(source), **kwargs)
+
+
+def input_name(source: Path | str) -> str:
+    """The input as its messages name it: a file's name; a served file's, or the address an input container was
+    opened at, its path's last part (a Path made of an address kept its query, which may hold a token)."""
+    if hasattr(source, "av_open"):
+        return source.name
+    if "://" in str(source):
+        return Path(urllib.parse.urlsplit(str(source)).path).name or "the input"
+    return Path(source).name
+
+
 class AudioTracks:
     """Every audio stream of `source`, each an AudioTrack of its own (its own demuxer), written in step: what the
     writer does with the sound it does with each. The first track's input lists the streams."""
@@ -94,11 +115,9 @@ class AudioTracks:
                  chosen: list[int] | None = None) -> None:
         """`chosen`: the tracks kept (--audio-track), by their numbers from 1, in the output's order, the first the
         default one; None: every one."""
-        import av
-
         self.tracks: list[AudioTrack] = []
         self.joins: list[float] = []  # the writer adds each join's origin: one list for every track
-        opened: Any = av.open(str(source), metadata_errors="replace")  # the first track's
+        opened: Any = open_input(source)  # the first track's
         try:
             if chosen is None:
                 numbers = _known_numbers(opened)
@@ -156,11 +175,11 @@ class AudioTrack:
 
         self.container = container
         self.mux = mux  # the writer's, which counts what reaches the disk
-        self.suffix, self.name = suffix, Path(source).name
+        self.suffix, self.name = suffix, input_name(source)
         self._copied_dts: float | None = None  # the last packet copied, in the output's seconds
-        self.source = Path(source)
+        self.source = source if hasattr(source, "av_open") else Path(source)  # a file served: its address kept
         # `opened`: source, open, this track's; a tag in invalid UTF-8 (a damaged header) read with its bytes replaced
-        self.input = opened if opened is not None else av.open(str(source), metadata_errors="replace")
+        self.input = opened if opened is not None else open_input(source)
         try:
             streams = list(self.input.streams.audio)
             self.number = _default_number(self.input) if number is None else number
@@ -244,11 +263,9 @@ class AudioTrack:
     def _reopen(self) -> None:
         """The input opened again, its sound read from the beginning: what was read of it forgotten (the last
         packet's time, else the first packet looked like a join; the end), not what was written."""
-        import av
-
         index = self.in_stream.index
         self.input.close()
-        self.input = av.open(str(self.source), metadata_errors="replace")
+        self.input = open_input(self.source)
         self.in_stream = self.input.streams[index]
         self._order = _native_layout(self.in_stream.codec_context)[1]
         if self.adts is not None:
@@ -747,7 +764,7 @@ def _known_numbers(container: Any) -> list[int]:
             which = "its sound is" if len(streams) == 1 else f"{_numbers([n + 1 for n in left])} of its " \
                 f"{len(streams)} audio streams {'is' if len(left) == 1 else 'are'}"
             them = "it" if len(left) == 1 else "them"
-            log.warning(f"{Path(container.name).name}: {which} left out: " + why.format(them))
+            log.warning(f"{input_name(container.name)}: {which} left out: " + why.format(them))
     return [number for number in range(len(streams)) if number not in unknown and number not in empty]
 
 
@@ -777,7 +794,7 @@ def _chosen_numbers(container: Any, chosen: list[int]) -> list[int]:
     """The numbers (from 0) of the audio streams `chosen` names (from 1, --audio-track), in its order; a number the
     input lacks, or a stream FFmpeg cannot read, refused in one line."""
     streams = list(container.streams.audio)
-    name = Path(container.name).name
+    name = input_name(container.name)
     for number in chosen:
         check_audio_track(name, len(streams), number)
         if streams[number - 1].codec_context is None:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -270,6 +271,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=_time, metavar="TIME",
                         help="only this long a part of a video file (seconds, or [HH:]MM:SS; or HH:MM:SS:FF, frames "
                              "at its rate; its sound cut with it)")
+    _add_input_rate(parser)
     parser.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
                         help="also show the output in a window while writing it (its keys and clicks work "
                              "as in -o window; q stops the run, keeping what was written)")
@@ -288,6 +290,30 @@ def _time(text: str) -> float | Timecode:
         return parse_timecode(text) or parse_time(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+INPUT_RATE_MAX = 1000  # --input-rate's highest: above it, a rate is rather a mistyped one
+FFMPEG_RATE_DENOMINATOR = 1001000  # the finest rate FFmpeg's `framerate` option reads (av_parse_video_rate)
+
+
+def _add_input_rate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-rate", type=_input_rate, metavar="FPS",
+                        help="the frame rate of an input whose pictures carry none: a stream of JPEG or PNG pictures "
+                             "on standard input or a named pipe (ffmpeg -f mjpeg -, libcamera-vid --codec mjpeg -o -), "
+                             "an .mjpeg file, a raw .h264 without timing (30, 12.5, 30000/1001; default: FFmpeg's 25)")
+
+
+def _input_rate(text: str) -> Fraction:
+    """--input-rate's frames a second: a number (30, 12.5) or a fraction (30000/1001), above 0 and finite."""
+    try:
+        rate = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):  # also inf and nan, which Fraction does not read
+        raise argparse.ArgumentTypeError(f"{text!r} is no frame rate; give frames a second, e.g. 30, 12.5 or "
+                                         f"30000/1001") from None
+    if not 0 < rate <= INPUT_RATE_MAX:
+        raise argparse.ArgumentTypeError(f"{text} fps is out of range; give a rate above 0 and at most "
+                                         f"{INPUT_RATE_MAX}")
+    return rate.limit_denominator(FFMPEG_RATE_DENOMINATOR)  # as FFmpeg's demuxer takes it: times and rate agree
 
 
 def _audio_tracks(text: str) -> str | list[int]:
@@ -322,6 +348,14 @@ def live_input(spec: str) -> bool:
     from stream.network_source import is_network_spec
 
     return spec.startswith("camera:") or is_network_spec(spec)
+
+
+def _endless(spec: str) -> bool:
+    """A camera or a live network stream: an input that never ends. A video file served over HTTP (its length
+    stated, a VOD playlist) ends as a local file does: asked of its server (served_as_file), once per call."""
+    from stream.network_source import served_as_file
+
+    return live_input(spec) and not served_as_file(spec)
 
 
 # Schemes of addresses depthcam reads none of, named as they are: no stream's scheme is offered for them (ftp: tcp)
@@ -397,9 +431,10 @@ def _meant_file(spec: str) -> str | None:
 def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfig, bool]:
     """The run's configuration, and whether the camera preset was chosen for the user: a camera (or a network
     stream) wants the live settings (the default preset is for files), on a GPU where there is one, since the
-    preset's own `device: cpu` is for the laptops it is tuned on."""
+    preset's own `device: cpu` is for the laptops it is tuned on. A video file served over HTTP (its length stated, a
+    VOD playlist) is read as a local file is, and gets a file's settings as one does."""
     overrides = _overrides(args)
-    if args.config is None and live_input(input_spec):
+    if args.config is None and _endless(input_spec):
         overrides["device"] = overrides["device"] or "auto"
         return load_config(LIVE_PRESET, overrides, notify), True
     return load_config(args.config, overrides, notify), False
@@ -467,7 +502,7 @@ def _refocus_photo(input_spec: str, output: str | None, config: PipelineConfig, 
     writes_file = output_kind(target) in ("video", "image")
     # Every check of the full-size render before the refocusing, not after it: the outputs (the depth's too),
     # the formats' size limits and the blur at the photo's own height (the window shows a smaller copy)
-    photo = open_source(input_spec)
+    photo = open_source(input_spec, args.input_rate)  # refused with --input-rate: a photo has no rate
     try:
         # the window first, with the fix that fits how it was asked for: --preview is left out, -o window (which
         # said "-o out.mp4") gives way to the photo's own file
@@ -502,7 +537,8 @@ def _execute(input_spec: str, output: str | None, config: PipelineConfig, args: 
     to once it closes."""
     from stream.app import build
 
-    built = build(config, input_spec, output, notify=notify, clip=(args.start, args.duration))
+    built = build(config, input_spec, output, notify=notify, clip=(args.start, args.duration),
+                  input_rate=args.input_rate)
     if camera_preset:
         kind = "camera" if input_spec.startswith("camera:") else "network stream"
         print(f"depthcam: {kind} input: using the {LIVE_PRESET} preset's settings, device {config.device} "
@@ -648,8 +684,13 @@ def _still(spec: str) -> bool:
 
 
 def _named(spec: str) -> str:
-    """The input as its outputs' names say it: standard input (`-`) as stdin (stdin_portrait.mp4 in -o FOLDER/)."""
-    return "stdin" if spec == "-" else spec
+    """The input as its outputs' names say it: standard input (`-`) as stdin (stdin_portrait.mp4 in -o FOLDER/), a
+    file served over HTTP by its address's last part (clip_portrait.mp4 for http://host/films/clip.mp4?token=...)."""
+    from stream.network_source import ServedFile, is_network_spec
+
+    if spec == "-":
+        return "stdin"
+    return ServedFile(spec).name if is_network_spec(spec) else spec
 
 
 def _refuse_stdout(args: argparse.Namespace) -> None:
@@ -670,8 +711,11 @@ def _refuse_empty_outputs(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from stream.piped_input import read_at
+
     _refuse_empty_outputs(args)
     _refuse_stdout(args)
+    read_at(args.input_rate)  # before standard input is looked at: a stream of pictures is read at it
     from stream.camera import camera_input  # `run 0`, `run /dev/video0`: camera:0
 
     args.inputs = [name for spec in args.inputs for name in _expanded(camera_input(spec))]
@@ -763,7 +807,7 @@ def _into_folder(spec: str, flag: str, value: str | None, depth_format: str = "c
     if not folder:
         _refuse_no_type(spec, flag, value)
         return value
-    if live_input(spec):
+    if _endless(spec):
         raise UserError(f"{flag} {value} is a folder; give the recording a file name "
                         f"(e.g. {Path(value) / 'take1.mp4'})")
     from stream.app import portrait_name
@@ -790,7 +834,7 @@ def _refuse_no_type(spec: str, flag: str, value: str | None) -> None:
     meant = closest_choice(value, NOT_FILES) if flag == "-o" else None
     if meant is not None:  # `-o windw`, `-o nul`: told to add an extension, not what it most likely meant
         raise UserError(f"{flag} {value} names no type of file; did you mean {flag} {meant}?")
-    if live_input(spec):  # a recording goes into a file, never a folder
+    if _endless(spec):  # a recording goes into a file, never a folder
         raise UserError(f"{flag} {value} has no extension, so it names no type of file; add one ({value}.mp4)")
     ext = ".png" if _still(spec) else ".mp4"
     raise UserError(f"{flag} {value} has no extension, so it names no type of file; add one for a file "
@@ -826,7 +870,7 @@ def _config_depth_folder(config: PipelineConfig) -> Path | None:
 def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
     """Several inputs, one after another, each as its own run: an input that fails is reported and the
     others go on; the exit status is the first failure's (0 when all went well). Ctrl-C stops them all."""
-    live = [spec for spec in inputs if live_input(spec)]
+    live = [spec for spec in inputs if _endless(spec)]
     if live:
         from stream.network_source import redact
 

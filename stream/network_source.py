@@ -6,8 +6,11 @@ camera rebooting, Wi-Fi roaming; an RTSP camera closing the connection) is opene
 sender ends cleanly ends the run as a file's end does. A stream whose end is stated from the start (a video file
 served over HTTP with its length, an HLS playlist with its #EXT-X-ENDLIST) is read as a file is instead (_is_file):
 every picture, in order, timed by its own clock, as fast as the stages take them; read live, it came in as fast as
-the network gave it and the live queue dropped nearly all (2 of 90 frames written). A password in the address is
-never shown.
+the network gave it and the live queue dropped nearly all (2 of 90 frames written). Where FFmpeg can seek in it (an
+HLS playlist, a server that takes Range requests), such a file is then opened as a local file is (network_input: a
+VideoFileSource of its ServedFile): its sound and subtitles kept, --start and --duration sought, a connection that
+drops taken up where it stopped; one its server sends whole only is read here, once and in order, its sound read by
+the writer. A password in the address is never shown.
 
 Each picture is treated as a video file's is (VideoFileSource), by the same functions: interlaced pictures (a DVB or
 IPTV multicast's 1080i/576i) deinterlaced with bwdif, which holds each back only until the next has come; HDR (HLG,
@@ -196,6 +199,24 @@ def _answers_text(parts: urllib.parse.SplitResult) -> bool:
     """Whether an http(s) address answers with text (a web page, its type's): FFmpeg says "Input/output error",
     not "Invalid data", for one sent without a length and ended by closing the connection (HTTP/1.0, as small
     embedded servers send a camera's page). Asked once more, for its headers only; False where that fails."""
+    answer = _asked(parts)
+    if answer is None:
+        return False
+    status, headers, _ = answer
+    kind = _kind(headers)
+    # an error's page (a login refused, a server failing) is no web page in place of a stream
+    return 200 <= status < 300 and (kind.startswith("text/") or kind.endswith(("html", "xml", "json")))
+
+
+def _kind(headers: Any) -> str:
+    """An answer's Content-Type, without its parameters, in lower case."""
+    return (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
+
+def _asked(parts: urllib.parse.SplitResult, extra: dict[str, str] | None = None,
+           body_most: int = 0) -> tuple[int, Any, bytes] | None:
+    """An http(s) address's answer to a GET (`extra` headers beside the login the address gives): its status, its
+    headers and up to `body_most` bytes of its body; None where it gives none within PAGE_PROBE_S."""
     import base64
     import http.client
     import ssl
@@ -208,27 +229,148 @@ def _answers_text(parts: urllib.parse.SplitResult) -> bool:
         else:
             connection = http.client.HTTPConnection(host, parts.port, timeout=PAGE_PROBE_S)
     except ValueError:  # a port out of range
-        return False
-    headers = {"Accept": "*/*"}
+        return None
+    headers = {"Accept": "*/*", **(extra or {})}
     if parts.username is not None:
         login = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
     try:
         connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers)
         answer = connection.getresponse()
-        status, kind = answer.status, answer.getheader("Content-Type") or ""
+        return answer.status, answer.headers, answer.read(body_most) if body_most else b""
     except (OSError, http.client.HTTPException, ValueError):
-        return False
+        return None
     finally:
         connection.close()
-    kind = kind.split(";")[0].strip().lower()
-    # an error's page (a login refused, a server failing) is no web page in place of a stream
-    return 200 <= status < 300 and (kind.startswith("text/") or kind.endswith(("html", "xml", "json")))
 
 
 def _says_hls(parts: urllib.parse.SplitResult) -> bool:
     """Whether the address names an HLS playlist (one that does not is found so when opened: _open)."""
     return parts.path.lower().endswith((".m3u8", ".m3u"))
+
+
+# -- a file served: read as a local file is ----------------------------------------------------------------------
+PLAYLIST_MOST = 1 << 20  # bytes of a playlist read to find its end (a VOD of hours in 2 s segments has less)
+# FFmpeg's HTTP protocol reconnects a connection that drops part-way and asks for the rest (a Range request), this
+# long at most: a file's pictures then come once each, in order (opened again from its start, they came again)
+RECONNECT_OPTIONS = {"reconnect": "1", "reconnect_on_network_error": "1", "reconnect_delay_max": "5"}
+
+
+def served_as_file(spec: str) -> bool:
+    """Whether an address serves a file, whose end is stated (a video file over HTTP(S) with its length, an HLS
+    playlist with its #EXT-X-ENDLIST), from its answer's headers (a playlist's text), asked once within
+    PAGE_PROBE_S: such a run gets a file's settings, not the live preset. False for anything else, and where the
+    address gives no answer (opening it then says why)."""
+    parts = urllib.parse.urlsplit(spec.partition("#")[0])
+    if parts.scheme.lower() not in ("http", "https"):
+        return False
+    answer = _asked(parts, body_most=PLAYLIST_MOST if _says_hls(parts) else 0)
+    if answer is None or not 200 <= answer[0] < 300:
+        return False
+    _, headers, body = answer
+    kind = _kind(headers)
+    if _says_hls(parts) or "mpegurl" in kind:
+        return _playlist_ends(parts, body or _body(parts))
+    length = headers.get("Content-Length") or ""
+    # a camera's MJPEG (multipart), its snapshot (an image) and a web page are no video file
+    return length.isdigit() and int(length) > 0 and not kind.startswith(("multipart/", "text/", "image/"))
+
+
+def _body(parts: urllib.parse.SplitResult) -> bytes:
+    answer = _asked(parts, body_most=PLAYLIST_MOST)
+    return answer[2] if answer is not None and 200 <= answer[0] < 300 else b""
+
+
+def _playlist_ends(parts: urllib.parse.SplitResult, text: bytes) -> bool:
+    """Whether an HLS playlist states its end; a master playlist's, its first variant's."""
+    if b"#EXT-X-ENDLIST" in text:
+        return True
+    lines = [line.strip() for line in text.decode("utf-8", "replace").splitlines()]
+    variant = next((line for before, line in zip(lines, lines[1:])
+                    if before.startswith("#EXT-X-STREAM-INF") and line and not line.startswith("#")), None)
+    if variant is None:
+        return False
+    address = urllib.parse.urljoin(urllib.parse.urlunsplit(parts), variant)
+    return b"#EXT-X-ENDLIST" in _body(urllib.parse.urlsplit(address))
+
+
+def _takes_ranges(parts: urllib.parse.SplitResult) -> bool:
+    """Whether an HTTP server sends a part of a file asked for (a Range request: 206), as FFmpeg needs to seek in
+    it (--start) and to go on where a connection dropped."""
+    answer = _asked(parts, {"Range": "bytes=0-0"})
+    return answer is not None and answer[0] == 206
+
+
+class ServedFile(str):
+    """A video file served over HTTP(S) with its length, or a VOD HLS playlist, by its address: read as a local
+    file is (VideoFileSource: every frame, --start and --duration sought, its sound and subtitles kept by the
+    writer opening it again). str() is the address FFmpeg opens; formatted into a line (f"{path}") or repr'd it is
+    redact()'s, so that no message of a file's shows the password. `name` is its path's last part."""
+
+    hls: bool
+
+    def __new__(cls, url: str, hls: bool = False) -> "ServedFile":
+        served = super().__new__(cls, url)
+        served.hls = hls
+        return served
+
+    def __format__(self, spec: str) -> str:
+        return format(redact(str(self)), spec)
+
+    def __repr__(self) -> str:
+        return repr(redact(str(self)))
+
+    @property
+    def name(self) -> str:
+        parts = urllib.parse.urlsplit(str(self))
+        return urllib.parse.unquote(parts.path.rstrip("/").rpartition("/")[2]) or _where(parts)
+
+    def is_file(self) -> bool:
+        """A file (not a pipe read once), though not on this machine's disk: readable_again is False for it, which
+        the checks that read a local file's bytes ask."""
+        return True
+
+    def av_open(self, **kwargs: Any) -> Any:
+        """av.open of the address with a local file's `kwargs`, and the network's time-outs and reconnection; UserError
+        in one line where it cannot be opened. Of an HLS master playlist, one variant read (_chosen_variant)."""
+        import av
+        from av.stream import Discard
+
+        options = {**kwargs.pop("container_options", {}), **RECONNECT_OPTIONS,
+                   "timeout": str(round(TIMEOUT_S * 1e6))}
+        parts, started = urllib.parse.urlsplit(str(self)), time.monotonic()
+        try:
+            container = av.open(str(self), container_options=options,
+                                timeout=(TIMEOUT_S, HLS_TIMEOUT_S if self.hls else TIMEOUT_S), **kwargs)
+        except av.error.FFmpegError as exc:
+            raise UserError(f"network stream {self}: {open_failure(exc, parts, elapsed=time.monotonic() - started)}") \
+                from None
+        chosen = _chosen_variant(container)
+        if chosen is not None:  # the others' segments never fetched; chosen_video_stream passes them by
+            for other in container.streams:
+                if other is not chosen[0] and other.type == "video":
+                    other.discard = Discard.all
+        return container
+
+
+def network_input(spec: str) -> Source:
+    """A network address's source: a live stream's NetworkSource; a file served (_is_file) read as a local file
+    is, where FFmpeg can seek in it (an HLS playlist, a server that takes Range requests). One whose server sends
+    it whole only is read once, in order, as before (opened again from its start after a drop), and its sound kept
+    by a reading of its own; no part of it can be sought."""
+    from stream.sources import VideoFileSource
+
+    source = NetworkSource(spec)
+    if source.live:
+        return source
+    url, hls = source.url, source.hls
+    if not hls and not _takes_ranges(source.parts):
+        source.audio_path = ServedFile(url) if source.container.streams.audio else None  # type: ignore[assignment]
+        return source
+    source.close()
+    served = VideoFileSource(ServedFile(url, hls))  # type: ignore[arg-type]
+    served.description += f", read as a file ({'its playlist states its end' if hls else 'its length is stated'})"
+    return served
 
 
 # -- cutting a connect or read short ---------------------------------------------------------------------------
@@ -476,9 +618,8 @@ class NetworkSource(Source):
         self.live = not self._is_file()
         if not self.live:
             self._read_as_file(first)
-        if self.container.streams.audio:
-            keep = "" if self.live else " (a file served so is read once; download it and run the file to keep it)"
-            notify(f"network stream {self.shown} has sound, which is not kept: only its pictures are processed{keep}")
+        if self.container.streams.audio and self.live:  # a file's is kept (network_input)
+            notify(f"network stream {self.shown} has sound, which is not kept: only its pictures are processed")
         codec = self.stream.codec_context.name.upper()
         shown = ([self.variant] if self.variant else []) + ([DEINTERLACED] if self.interlaced else []) \
             + self.treatment.parts(f"{first.width}x{first.height}")

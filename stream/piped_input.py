@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from fractions import Fraction
 from pathlib import Path
 
 from stream.console import notify
@@ -21,7 +22,7 @@ PIPED_PICTURES = ((0, b"\x89PNG\r\n\x1a\n", ".png"), (0, b"\xff\xd8\xff", ".jpg"
 # called, FFmpeg's raw demuxer for it, which takes a rate). FFmpeg reads such a stream as a video.
 STREAMED = {".jpg": (b"\xff\xd8\xff", "JPEG pictures (MJPEG)", "mjpeg"),
             ".png": (b"\x89PNG\r\n\x1a\n", "PNG pictures", "png_pipe")}
-PIPE_RATE = 25  # the rate FFmpeg reads a stream of pictures at: it has no times of its own
+PIPE_RATE = 25  # the rate FFmpeg reads a stream of pictures at (without --input-rate): it has no times of its own
 FIRST_PICTURE_MAX = 256 << 20  # a first picture's end is looked for this far; a bigger one is kept whole as a photo
 PADDING_MAX = 4096  # zero or 0xFF bytes allowed between two pictures of a stream
 # What makes a JPEG followed by another one photo, not a stream: its second picture belongs to it (CIPA's Multi-Picture
@@ -29,6 +30,14 @@ PADDING_MAX = 4096  # zero or 0xFF bytes allowed between two pictures of a strea
 # MJPEG stream's pictures carry neither.
 ONE_PHOTO_MARKS = (b"MPF\0", b"hdrgm:", b"GContainer")
 _stdin_read: Path | None = None  # what standard input was made into, once: a pipe is read once
+_given_rate: Fraction | None = None  # --input-rate: a stream of pictures is read at it, without the line of PIPE_RATE
+
+
+def read_at(rate: Fraction | None) -> None:
+    """The rate --input-rate gives a stream of pictures on standard input (None: none given), set before standard
+    input is looked at: the line offering a rate is said only where none was given."""
+    global _given_rate
+    _given_rate = rate
 
 
 def no_place_beside(spec: str) -> str:
@@ -88,7 +97,8 @@ def _read_stdin(spec: str) -> Path:
             raise UserError(f"input {spec} (standard input) is a stream of {STREAMED[suffix][1]}, and a video is "
                             f"read from a pipe only where the system names standard input (/dev/stdin: Linux, "
                             f"macOS), not on Windows; save it to a file and give that")
-        notify(_stream_line(suffix))
+        if _given_rate is None:
+            notify(_stream_line(suffix))
         head = read
     if not named:
         raise UserError(f"input {spec} (standard input) is no photo, and a video is read from a pipe only where the "
@@ -102,8 +112,8 @@ def _stream_line(suffix: str) -> str:
     """What a stream of pictures is read as, and how to give it its own rate (FFmpeg's raw demuxer takes one)."""
     kind, demuxer = STREAMED[suffix][1:]
     return (f"standard input is a stream of {kind}, which tells no frame rate: read as a video at {PIPE_RATE} fps, "
-            f"FFmpeg's default; for its own rate (e.g. 30), pass it through ffmpeg on the way: ... | ffmpeg -f "
-            f"{demuxer} -framerate 30 -i - -c copy -f matroska - | depthcam run - ...")
+            f"FFmpeg's default; give its own rate with --input-rate (e.g. --input-rate 30), or pass it through ffmpeg "
+            f"on the way: ... | ffmpeg -f {demuxer} -framerate 30 -i - -c copy -f matroska - | depthcam run - ...")
 
 
 def _first_picture(head: bytes, suffix: str) -> tuple[bytes, bool]:

@@ -33,10 +33,11 @@ from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal, props_only
 from stream.images import filled_behind, is_tiff, on_white, read_image, read_metadata, upright_size
-from stream.piped_input import input_path
+from stream.piped_input import STDIN_NAMES, input_path
 from stream.synthetic import SyntheticPortrait, SyntheticScene
-from stream.video_writer import (TIMECODE, alpha_pix_fmt, is_hd, part_first_picture, readable_again, shifted_timecode,
-                                 stream_timecode, timecode_count)
+from stream.audio_track import open_input
+from stream.video_writer import (TIMECODE, alpha_pix_fmt, is_hd, opens_again, part_first_picture, readable_again,
+                                 shifted_timecode, stream_timecode, timecode_count)
 
 SHORT_INPUT = 0.9  # a file whose pictures end before this share of the length it announced gets a warning
 SEEK_BACK_S = 1.0  # a jump that lands after --start is made again this much earlier, then twice as much, ...
@@ -721,13 +722,17 @@ class Redecoder:
 class VideoFileSource(Source):
     """Decodes with PyAV (FFmpeg), frame-threaded; keeps presentation times for the writer."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, input_rate: Fraction | None = None) -> None:
+        """`input_rate` (--input-rate): the rate of pictures with no times of their own (a stream of pictures, a raw
+        stream); a video with its own is refused."""
         import av
 
         self.path = path
+        # the raw and image-pipe demuxers time their pictures at `framerate` (25 if not given); others have none
+        self._open_options = {**APNG_TIMES, **({"framerate": str(input_rate)} if input_rate is not None else {})}
         try:
             # a tag in invalid UTF-8 (a damaged header) is read with its bytes replaced: it ended the run
-            self.container = av.open(str(path), metadata_errors="replace", container_options=APNG_TIMES)
+            self.container = open_input(path, container_options=self._open_options)
         except av.error.FFmpegError as exc:
             if mp4_without_index(path):
                 raise UserError(f"{path} has its pictures but no index (its moov box, which an MP4 or MOV gets when "
@@ -760,6 +765,9 @@ class VideoFileSource(Source):
         self._raw = self.container.format.name in RAW_VIDEO_FORMATS
         own_rate = _raw_own_rate(self.stream) if self._raw else None
         rate = own_rate or rate
+        if input_rate is not None:
+            self._refuse_own_rate(own_rate, rate)
+            rate = input_rate
         self.fps = float(rate) if rate else 30.0
         self.rate = rate
         # Pictures a frame period apart throughout (the average rate is the one they come at): a part then ends on a
@@ -791,7 +799,7 @@ class VideoFileSource(Source):
         for line in self._untold:
             notify(line)
         self._untold = None
-        if self._raw and own_rate is None:  # FFmpeg's 25 is only a default
+        if self._raw and own_rate is None and input_rate is None:  # FFmpeg's 25 is only a default
             notify(_raw_rate_unknown(path, self.container, self.stream, self.fps))
         # the output has no display matrix or pixel aspect of its own: frames are shown as the input says here
         self.treatment = PictureTreatment(self._first, self.stream, path.name)
@@ -840,6 +848,14 @@ class VideoFileSource(Source):
         shown = ([DEINTERLACED] if self.interlaced else []) + self.treatment.parts(stored)
         self.description = f"video {path.name} {self.width}x{self.height} @ {rate_text(self.fps)} fps" + \
             "".join(f", {part}" for part in shown)
+
+    def _refuse_own_rate(self, own_rate: Fraction | None, rate: Fraction | None) -> None:
+        """--input-rate for a video whose pictures have times of their own: refused, the file closed."""
+        if carries_no_rate(self.container.format.name, own_rate):
+            return
+        self.container.close()
+        own = f"has its own ({rate_text(float(rate))} fps)" if rate else "times its pictures itself"
+        raise UserError(input_rate_refusal(input_named(str(self.path)), own))
 
     @property
     def part_end(self) -> float | None:
@@ -898,7 +914,7 @@ class VideoFileSource(Source):
                 self._seek_clip(start)
             elif self._joins_unknown and not beyond:
                 self._rewind()  # a jump by time may land in any clip: decoded from the start, the joins carried
-            elif not beyond and readable_again(self.path) and not self._raw:  # a pipe is read once: its pictures
+            elif not beyond and opens_again(self.path) and not self._raw:  # a pipe is read once: its pictures
                 self._seek(self._start)  # before the start skipped, as a raw stream's (timed as read: no jump)
         if duration is not None:
             self._end = origin + (self._on_frame_boundary(start, duration) if self.constant_rate else start + duration)
@@ -1084,7 +1100,7 @@ class VideoFileSource(Source):
 
         self.container.close()
         try:
-            self.container = av.open(str(self.path), metadata_errors="replace", container_options=APNG_TIMES)
+            self.container = open_input(self.path, container_options=self._open_options)
         except av.error.FFmpegError as exc:
             raise UserError(f"cannot read video {self.path} again to start at --start: {exc.strerror or exc}; "
                             f"check the file is still there and readable") from None
@@ -1535,15 +1551,16 @@ def _raw_rate_unknown(path: Path, container: Any, stream: Any, fps: float) -> st
     kind = container.format.long_name or container.format.name
     return (f"{path.name} is {'an' if kind[:1] in 'AEIOU' else 'a'} {kind} stream with no frame rate: read "
             f"at {rate_text(fps)} fps, FFmpeg's default; if it was recorded at another rate (a Raspberry Pi's is "
-            f"usually 30), give it that rate and process the result: {_in_a_container(path, stream, '30')}")
+            f"usually 30), give it that rate (depthcam run's --input-rate 30), or make a video of it at that rate: "
+            f"{_in_a_container(path, stream, '30')}")
 
 
 def _in_a_container(path: Path, stream: Any, rate: str) -> str:
     """The command that puts a raw stream in an MP4 at `rate` fps. A copy loses the order of pictures stored out of
     it (B-frames, which a Pi's encoder does not make): those are re-encoded instead."""
     how = "-c copy" if not stream.codec_context.has_b_frames else "-crf 16"
-    return (f"ffmpeg -framerate {rate} -i {command_word(path.name)} {how} "
-            f"{command_word(path.with_suffix('.mp4').name)}")
+    name = Path(path.name)  # a file served over HTTP is named by its address's last part (ServedFile)
+    return f"ffmpeg -framerate {rate} -i {command_word(name.name)} {how} {command_word(name.with_suffix('.mp4').name)}"
 
 
 PICTURE_RATE_MAX = 60  # FFmpeg's guessed rate above this is rather the tick its times are counted in (100, 1000)
@@ -1601,9 +1618,10 @@ STILL_CODECS = frozenset({"mjpeg", "png", "bmp", "tiff", "webp"})
 def _moving_streams(container: Any) -> list[Any]:
     """The video streams that are not cover art: not an attached picture (an MP3's or M4A's cover, a Matroska
     attachment), nor, where other video is there, a track in a codec of still pictures (a cover so stored)."""
-    from av.stream import Disposition
+    from av.stream import Discard, Disposition
 
-    known = [s for s in container.streams.video if s.codec_context is not None]  # None: a codec FFmpeg lacks
+    # None: a codec FFmpeg lacks; discarded: an HLS master playlist's variants but the one read (ServedFile)
+    known = [s for s in container.streams.video if s.codec_context is not None and s.discard != Discard.all]
     moving = [s for s in known if not s.disposition & Disposition.attached_pic]
     return [s for s in moving if s.codec_context.name not in STILL_CODECS] or moving
 
@@ -1792,17 +1810,21 @@ def format_time(seconds: float) -> str:
     return f"{int(minutes)}:{rest:04.1f}" if minutes else f"{rest:.1f} s"
 
 
-def open_source(spec: str) -> Source:
-    """A source from its spec: a path, `camera:N`, a network stream's URL, or `synthetic:portrait?...`."""
+def open_source(spec: str, input_rate: Fraction | None = None) -> Source:
+    """A source from its spec: a path, `camera:N`, a network stream's URL, or `synthetic:portrait?...`.
+    `input_rate` (--input-rate): the rate of a video whose pictures have no times of their own; any other input is
+    refused with it, before it opens where its spec or its headers tell (a camera, a stream, a photo)."""
     from stream.camera import CameraSource  # here: it imports this module
-    from stream.network_source import NETWORK_SCHEMES, NetworkSource, is_network_spec, redact
+    from stream.network_source import NETWORK_SCHEMES, is_network_spec, network_input, redact
 
+    if input_rate is not None and (own := _own_rate_by_spec(spec)) is not None:
+        raise UserError(input_rate_refusal(input_named(spec), own))
     if spec.startswith("synthetic:"):
         return SyntheticSource(spec)
     if spec.startswith("camera:"):
         return CameraSource(spec)
     if is_network_spec(spec):
-        return NetworkSource(spec)
+        return network_input(spec)  # a file served (its length stated): a VideoFileSource of its address
     path = input_path(spec)
     try:
         if "://" in spec and not path.exists():
@@ -1822,9 +1844,51 @@ def open_source(spec: str) -> Source:
         raise UserError(f"cannot open input {spec}: {exc.strerror or exc}") from None
     if still and path.suffix.lower() in VIDEO_NAMES:
         raise UserError(_picture_named_as_video(path))
+    if still and input_rate is not None:
+        raise UserError(input_rate_refusal(input_named(spec), "is a photo, one picture with no rate"))
     if still:
         return ImageSource(path)
-    return animation_source(path) or VideoFileSource(path)  # an animated WebP through Pillow: FFmpeg decodes none
+    if input_rate is None:
+        return animation_source(path) or VideoFileSource(path)  # an animated WebP through Pillow: FFmpeg decodes none
+    if (animation := animation_source(path)) is not None:
+        raise UserError(input_rate_refusal(input_named(spec), f"has its own ({rate_text(animation.fps)} fps)"))
+    return VideoFileSource(path, input_rate)
+
+
+# Demuxers of pictures that carry no times: FFmpeg's image pipes (a stream of JPEG or PNG pictures), named *_pipe
+IMAGE_PIPE_FORMAT = re.compile(r"image2pipe|\w+_pipe")
+
+
+def carries_no_rate(format_name: str, own_rate: Fraction | None) -> bool:
+    """Whether a video read by FFmpeg's demuxer `format_name` has no times of its own, so that --input-rate gives it
+    its rate: a stream of pictures, or a raw stream whose headers give no rate (`own_rate`)."""
+    return bool(IMAGE_PIPE_FORMAT.fullmatch(format_name)) or (format_name in RAW_VIDEO_FORMATS and own_rate is None)
+
+
+def input_rate_refusal(named: str, own: str) -> str:
+    """The line refusing --input-rate for an input that has a rate of its own (`own`: what it has)."""
+    return (f"--input-rate sets the rate of inputs that carry none (a stream of pictures on standard input or a "
+            f"pipe, an .mjpeg file, a raw .h264 without timing); {named} {own}: leave --input-rate out")
+
+
+def input_named(spec: str) -> str:
+    """An input as a line names it: standard input by that name, a stream's address without its password."""
+    from stream.network_source import redact
+
+    return "standard input" if spec in STDIN_NAMES else redact(spec)
+
+
+def _own_rate_by_spec(spec: str) -> str | None:
+    """What an input that is no file has of its own rate, told by its spec alone (None: a file, told once open)."""
+    from stream.network_source import is_network_spec
+
+    if spec.startswith("synthetic:"):
+        return "has its own (set it with ?fps=)"
+    if spec.startswith("camera:"):
+        return "is a camera, which has its own"
+    if is_network_spec(spec):
+        return "is a network stream, which times its own pictures"
+    return None
 
 
 # Names that say "a video": a picture so named (renamed by hand, a download's wrong name) was read by its content and

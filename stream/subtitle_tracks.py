@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
-from stream.audio_track import track_tags
+from stream.audio_track import input_name, open_input, track_tags
 from stream.clip_joins import demuxed, read_past_damage
 from stream.track_timeline import AUDIO_SEEK_AFTER_S, AUDIO_SEEK_FORMATS, AUDIO_SNAP_S, MP4_SUFFIXES, Clips
 
@@ -51,10 +51,8 @@ class SubtitleTracks:
     sound's."""
 
     def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None]) -> None:
-        import av
-
-        self.mux, self.suffix, self.name = mux, suffix, Path(source).name
-        self.input = av.open(str(source), metadata_errors="replace")
+        self.mux, self.suffix, self.name = mux, suffix, input_name(source)
+        self.input = open_input(source)
         # input stream index -> (output stream, decoder where converted, else None)
         self.tracks: dict[int, tuple[Any, Any | None]] = {}
         try:

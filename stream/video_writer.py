@@ -183,6 +183,13 @@ def readable_again(path: Path) -> bool:
         return False
 
 
+def opens_again(path: Path) -> bool:
+    """Whether the input can be read again (its sound and subtitles by readers of their own) and jumped in (--start):
+    a regular file (readable_again), and a file served over HTTP (network_source.ServedFile), which its server sends
+    again; not a pipe, read once."""
+    return hasattr(path, "av_open") or readable_again(path)
+
+
 def input_tags(source: Path | Mapping[str, str] | None) -> dict[str, str]:
     """The input's container tags, and a MOV's or MP4's timecode (on its video stream: stream_timecode): `source`
     the tags its open container read, or the input file, read here once; empty where it has none or cannot be read
@@ -754,11 +761,11 @@ class VideoWriter:
             tags = {**tags, "timecode": self._timecode}
         if suffix == ".avi":
             tags = with_riff_date(tags)
-        if audio_from is not None and not readable_again(audio_from):
+        if audio_from is not None and not opens_again(audio_from):
             log.warning(f"the sound of {audio_from} is left out: a pipe is read once, for the pictures; "
                         f"give the file itself to keep its sound")
             audio_from = None
-        if subtitles_from is not None and not readable_again(subtitles_from):
+        if subtitles_from is not None and not opens_again(subtitles_from):
             log.warning(f"the subtitles of {subtitles_from} are left out: a pipe is read once, for the pictures; "
                         f"give the file itself to keep them")
             subtitles_from = None

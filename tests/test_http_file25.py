@@ -1,0 +1,278 @@
+"""A video file over HTTP(S) behaves as a local file does: its sound kept, --start and --duration sought, a file's
+preset, and a dropped connection resumed where it stopped (a Range request) rather than read again from the start.
+Real local servers through the real PyAV (FFmpeg) path."""
+import re
+import socket
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from media import make_video, probe
+from raw_server import RawServer
+from stream.errors import UserError
+from stream.network_source import NetworkSource, ServedFile, served_as_file
+from stream.sources import VideoFileSource, open_source
+from test_cli import depthcam
+from test_network_source import SECRET, _Server
+
+RANGE = re.compile(rb"\r\nrange: bytes=(\d+)-(\d*)", re.IGNORECASE)
+
+
+class _FileServer(RawServer):
+    """Serves `body` at `path` with its Content-Length, as a static file server does: a part asked for (a Range
+    request) as 206 where `ranges`, else the whole file. `cut_reading`: the reading of an MP4's pictures (numbered
+    from 1: each connection asking from its media data's first byte) whose connection closes half-way through (the
+    network dropped)."""
+
+    def __init__(self, body: bytes, path: str = "/clip.mp4", ranges: bool = True, cut_reading: int | None = None,
+                 kind: str = "video/mp4") -> None:
+        super().__init__(path)
+        self.body, self.ranges, self.cut_reading, self.kind = body, ranges, cut_reading, kind
+        self.pictures_at = body.find(b"mdat") + 4  # the media data box's first byte, past its size and type
+        self.readings = 0
+        self.starts: list[int] = []  # the first byte each GET asked for
+        self.accept_each(self._serve)
+
+    def _serve(self, connection: socket.socket, _number: int) -> None:
+        with connection:
+            request = connection.recv(65536)
+            asked = RANGE.search(request) if self.ranges else None
+            start = int(asked.group(1)) if asked else 0
+            end = int(asked.group(2)) + 1 if asked and asked.group(2) else len(self.body)
+            self.starts.append(start)
+            self.readings += start == self.pictures_at
+            cut = start == self.pictures_at and self.readings == self.cut_reading
+            if asked:
+                head = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\nAccept-Ranges: bytes\r\n" \
+                    % (start, end - 1, len(self.body))
+            else:
+                head = b"HTTP/1.1 200 OK\r\n"
+            part = self.body[start:end]
+            sent = part[:len(part) // 2] if cut else part
+            try:
+                connection.sendall(head + b"Content-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                                   % (self.kind.encode(), len(part)) + sent)
+            except OSError:  # the reader went away
+                pass
+
+
+def _keyed_every(given: Path, target: Path, gop: int) -> Path:
+    """`given` with a keyframe every `gop` pictures, its sound copied: a start is then sought, not read up to."""
+    with av.open(str(given)) as source:
+        pictures = [frame.to_ndarray(format="bgr24") for frame in source.decode(video=0)]
+        rate = source.streams.video[0].average_rate
+    with av.open(str(given)) as source, av.open(str(target), "w") as out:
+        video = out.add_stream("libx264", rate=rate, options={"x264-params": f"keyint={gop}:min-keyint={gop}"})
+        video.width, video.height, video.pix_fmt = pictures[0].shape[1], pictures[0].shape[0], "yuv420p"
+        audio = out.add_stream_from_template(source.streams.audio[0])
+        for picture in pictures:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")))
+        out.mux(video.encode(None))
+        for packet in source.demux(source.streams.audio[0]):
+            if packet.size:
+                packet.stream = audio
+                out.mux(packet)
+    return target
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A 2 s 64x48 MP4 with an AAC sound track and a keyframe every 0.5 s, and a Range-taking server of it (closed
+    after the test)."""
+    made = make_video(tmp_path / "made.mp4", frames=48, fps=24, size=(64, 48))
+    clip = _keyed_every(made, tmp_path / "clip.mp4", gop=12)
+    server = _FileServer(clip.read_bytes())
+    yield clip, server
+    server.close()
+
+
+def _pictures(path) -> tuple[list[np.ndarray], list[float]]:
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    return [f.to_ndarray(format="bgr24") for f in frames], [float(f.time) for f in frames]
+
+
+def test_a_part_of_a_file_over_http_is_the_local_files_part_with_its_sound(served, tmp_path, shared_models):
+    """`depthcam run http://host/clip.mp4 --start 0.5 --duration 1`: the file's preset (not live-cpu), the part of
+    the local file's run (same frames, times and pixels), and its sound, cut with the pictures. The sound was left
+    out, --start refused, and the live preset chosen."""
+    clip, server = served
+    args = ("--start", "0.5", "--duration", "1", "--blur", "0", "--refine", "off")
+    remote, local = tmp_path / "remote.mp4", tmp_path / "local.mp4"
+    over_http = depthcam("run", server.url, "-o", str(remote), *args)
+    on_disk = depthcam("run", str(clip), "-o", str(local), *args)
+    assert over_http.returncode == 0 and on_disk.returncode == 0, over_http.stderr + on_disk.stderr
+    assert "live-cpu" not in over_http.stderr and "from 0.5 s for 1.0 s" in over_http.stderr
+    assert ", read as a file (its length is stated)" in over_http.stderr
+    info = probe(remote)
+    assert info["frames"] == 24 and info["audio_codec"] == "aac" and info["audio_seconds"] == pytest.approx(1.0, abs=0.05)
+    assert info == probe(local)
+    (remote_pictures, remote_times), (local_pictures, local_times) = _pictures(remote), _pictures(local)
+    assert remote_times == local_times
+    assert all(np.array_equal(a, b) for a, b in zip(remote_pictures, local_pictures))
+
+
+class _SeeksTold:
+    """A container whose seeks are noted (in seconds), everything else its own."""
+
+    def __init__(self, container) -> None:
+        self.container, self.seeks = container, []
+
+    def seek(self, offset, *args, stream=None, **kwargs):
+        self.seeks.append(float(offset * stream.time_base) if stream is not None else offset)
+        return self.container.seek(offset, *args, stream=stream, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+
+def test_a_start_in_a_file_over_http_is_sought(served):
+    """--start jumps to the keyframe before it, as in a local file (FFmpeg then asks the server for that part); the
+    pictures before it were decoded and thrown away, as a pipe's are."""
+    _, server = served
+    source = open_source(server.url)
+    seeks = source.container = _SeeksTold(source.container)
+    try:
+        source.set_range(1.5, 0.5)
+        frames = list(source.frames())
+    finally:
+        source.close()
+    assert seeks.seeks and min(seeks.seeks) == pytest.approx(1.5, abs=0.05)
+    assert len(frames) == 12 and frames[0].pts_seconds == pytest.approx(1.5, abs=1e-3)
+
+
+def test_an_opus_sound_track_of_a_file_over_http_is_kept(tmp_path, shared_models):
+    """A Matroska file with an Opus sound track: its sound, whole, in the output."""
+    clip = make_video(tmp_path / "clip.mkv", frames=24, fps=24, size=(64, 48), audio_codec="libopus",
+                      sample_rate=48000)
+    server = _FileServer(clip.read_bytes(), path="/clip.mkv", kind="video/x-matroska")
+    out = tmp_path / "out.mkv"
+    try:
+        result = depthcam("run", server.url, "-o", str(out), "--blur", "0", "--refine", "off")
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    info = probe(out)
+    assert info["frames"] == 24 and info["audio_codec"] == "opus"
+    assert info["audio_seconds"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_file_over_http_gets_the_file_preset_and_a_live_stream_the_live_one(served):
+    from stream.cli import build_parser, run_config
+
+    def chosen(url: str, *argv: str) -> bool:
+        args = build_parser().parse_args(["run", url, *argv])
+        return run_config(url, args)[1]
+
+    _, server = served
+    mjpeg = _Server(fps=10)
+    try:
+        assert served_as_file(server.url) and not chosen(server.url)
+        assert not served_as_file(f"{mjpeg.base}/video") and chosen(f"{mjpeg.base}/video")
+    finally:
+        mjpeg.close()
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    assert chosen(f"http://127.0.0.1:{port}/clip.mp4")  # no answer: as before (opening it then says why)
+
+
+def test_a_dropped_connection_goes_on_where_it_stopped(served, told):
+    """The connection reading the pictures closes half-way: FFmpeg asks for the rest (Range), and every picture
+    comes once, in order, as the local file's. It was opened again from its start, its first pictures read again."""
+    clip, _ = served
+    # the first reading of the pictures is the NetworkSource's that finds a file; the second, the file's, is cut
+    server = _FileServer(clip.read_bytes(), cut_reading=2)
+    try:
+        source = open_source(server.url)
+        try:
+            frames = list(source.frames())
+        finally:
+            source.close()
+    finally:
+        server.close()
+    assert isinstance(source, VideoFileSource) and source.truncation_warning() is None
+    _, local_times = _pictures(clip)
+    assert [f.index for f in frames] == list(range(48))
+    assert np.allclose([f.pts_seconds for f in frames], np.array(local_times) - local_times[0], atol=1e-3)
+    assert server.readings == 2 and server.starts[-1] > server.pictures_at  # taken up where it stopped
+
+
+def test_a_server_that_sends_files_whole_only_keeps_the_sound_and_refuses_a_part(served, tmp_path, shared_models):
+    """No Range requests taken: read once, in order, as before (nothing to seek), its sound read by the writer
+    through a connection of its own; --start is refused in one line naming why."""
+    from stream.app import build
+    from stream.config import load_config
+
+    clip, _ = served
+    server = _FileServer(clip.read_bytes(), ranges=False)
+    out = tmp_path / "out.mp4"
+    try:
+        source = open_source(server.url)
+        source.close()
+        with pytest.raises(UserError, match="sends it whole only: download it and run the file"):
+            build(load_config("default"), server.url, "null", clip=(0.5, None))
+        result = depthcam("run", server.url, "-o", str(out), "--blur", "0", "--refine", "off")
+    finally:
+        server.close()
+    assert isinstance(source, NetworkSource) and not source.live
+    assert isinstance(source.audio_path, ServedFile) and str(source.audio_path) == server.url
+    assert result.returncode == 0, result.stderr
+    info = probe(out)
+    assert info["frames"] == 48 and info["audio_seconds"] == pytest.approx(2.0, abs=0.05)
+
+
+def test_a_served_files_password_never_shows():
+    served = ServedFile(f"http://me:{SECRET}@host/films/a%20clip.mp4?token={SECRET}")
+    assert served.name == "a clip.mp4" and SECRET in str(served)  # FFmpeg opens the real address
+    for shown in (f"{served}", repr(served), f"cannot read video {served}: ..."):
+        assert SECRET not in shown and "me:***@host" in shown
+
+
+def test_a_raw_stream_without_a_rate_over_http_is_read_and_its_rate_told(tmp_path, capsys):
+    """A raw HEVC stream with no timing (a Pi's), served with its length: read as a file at FFmpeg's 25 fps, with
+    the line that says so and names the command that gives it a rate. Making that line failed on the address
+    (AttributeError: the served file has no with_suffix), ending the run in a traceback."""
+    from test_raw_streams21 import X265_QUIET, _encode
+
+    options = {"x265-params": f"{X265_QUIET}:vui-timing-info=0:vui-hrd-info=0"}
+    clip = _encode(tmp_path / "in.hevc", "libx265", frames=6, options=options)
+    server = _FileServer(clip.read_bytes(), path="/cams/in.hevc", kind="video/h265")
+    try:
+        source = open_source(server.url)
+        try:
+            frames = list(source.frames())
+        finally:
+            source.close()
+    finally:
+        server.close()
+    said = [line for line in capsys.readouterr().err.splitlines() if "no frame rate" in line]
+    assert isinstance(source, VideoFileSource) and source.fps == 25 and len(frames) == 6
+    assert len(said) == 1 and "in.hevc is a raw HEVC video stream with no frame rate: read at 25 fps" in said[0]
+    assert said[0].endswith("ffmpeg -framerate 30 -i in.hevc -crf 16 in.mp4")
+
+
+def test_files_over_http_go_into_a_folder_and_into_a_batch_as_local_files_do(served, tmp_path, shared_models):
+    """`-o portraits/` for a file over HTTP said "is a folder; give the recording a file name", and a batch with one
+    refused it as a stream that "never ends": it is a file, named in the folder by its address's last part. A live
+    stream is still refused both ways."""
+    clip, server = served
+    quick = ("--blur", "0", "--refine", "off", "--duration", "0.25")
+    single = depthcam("run", f"{server.url}?token={SECRET}", "-o", f"{tmp_path / 'one'}/", *quick)
+    assert single.returncode == 0, single.stderr
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["clip_portrait.mp4"]
+    local = clip.rename(tmp_path / "local.mp4")
+    batch = depthcam("run", str(local), server.url, "-o", f"{tmp_path / 'both'}/", *quick)
+    assert batch.returncode == 0, batch.stderr
+    assert sorted(p.name for p in (tmp_path / "both").iterdir()) == ["clip_portrait.mp4", "local_portrait.mp4"]
+    assert probe(tmp_path / "both" / "clip_portrait.mp4")["frames"] == 6
+    mjpeg = _Server(fps=10)
+    try:
+        live_batch = depthcam("run", str(local), f"{mjpeg.base}/video", "-o", f"{tmp_path / 'live'}/", *quick)
+        live_folder = depthcam("run", f"{mjpeg.base}/video", "-o", f"{tmp_path / 'live'}/", *quick)
+    finally:
+        mjpeg.close()
+    assert live_batch.returncode != 0 and "/video never ends, so it cannot be one of several" in live_batch.stderr
+    assert live_folder.returncode != 0 and "is a folder; give the recording a file name" in live_folder.stderr
