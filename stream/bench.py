@@ -36,7 +36,7 @@ from stream.network_source import is_network_spec, redact
 from stream.options import GivenOnce, add_model_options, model_overrides
 from stream.paths import ensure_writable, replace_atomically, same_file
 from stream.sinks import NullSink
-from stream.sources import ImageSource, PacedSource, Source, SyntheticSource
+from stream.sources import ImageSource, PacedSource, Source
 
 STAGES = ["depth", "refine", "render"]
 MODES = ("pipelined", "sequential", "batch", "live")
@@ -428,56 +428,17 @@ def run_pipelined(config: PipelineConfig, input_spec: str, frames: int, warmup: 
 
 def _counting_deliveries(source: Source, recorder: LatencyRecorder) -> Source:
     """`source`, telling `recorder` each frame it delivers: frames dropped after the last measured one (a live
-    run's at a file's end) are counted from them, and those the input skipped itself. A paced synthetic input's
-    frame drawn past its exposure is timed from when the drawing ended, the overrun kept apart (source_late_ns)."""
+    run's at a file's end) are counted from them, and those the input skipped itself. (A paced synthetic input's
+    frame drawn past its exposure comes timed from when it was drawn, its overrun apart: SyntheticSource.)"""
     frames = source.frames
-    clock = _DrawingClock.on(source)
 
     def counted() -> Iterator[Frame]:
         for frame in frames():
             recorder.delivered(frame.index)
-            if clock is not None:
-                late = clock.overrun_ns(frame.capture_ns)
-                frame.capture_ns += late
-                frame.extra["source_late_ns"] = late
             yield frame
 
     source.frames = counted  # type: ignore[method-assign]
     return source
-
-
-class _DrawingClock:
-    """A paced synthetic input's scene, its drawing timed. A camera's frame is ready when it is exposed; the
-    synthetic input draws its frame on the cores the pipeline runs on (11 ms at 640x480, 38 at 1280x720), and on a
-    busy machine the drawing ended past the exposure: that lateness was counted as capture → sink latency (and as
-    the depth stage's queue wait), so the camera read slow where the machine was. Such a frame counts from when it
-    was drawn, as a camera's from when the camera has it."""
-
-    def __init__(self, scene) -> None:
-        self.scene = scene
-        self.ended_ns = 0
-
-    @classmethod
-    def on(cls, source: Source) -> _DrawingClock | None:
-        """The clock put on a paced synthetic input's scene; None for any other input."""
-        if not (isinstance(source, SyntheticSource) and source.live):
-            return None
-        clock = cls(source.scene)
-        source.scene = clock  # type: ignore[assignment]
-        return clock
-
-    def render(self, t: int):
-        try:
-            return self.scene.render(t)
-        finally:
-            self.ended_ns = now_ns()
-
-    def overrun_ns(self, exposed_ns: int) -> int:
-        """How long after `exposed_ns` the last drawing ended (0 where it ended before: the frame waited for it)."""
-        return max(0, self.ended_ns - exposed_ns)
-
-    def __getattr__(self, name: str):
-        return getattr(self.scene, name)
 
 
 STILL_STREAM_FPS = 30.0  # a photo's still stream is paced at the default synthetic input's camera rate (live run)

@@ -252,7 +252,8 @@ def test_api_cupy_inputs(rng):
     _cupy_checks(rng)
 
 
-def test_api_cupy_inputs_where_cuda_cannot_run_are_filtered_on_the_host(gpu_on_host, monkeypatch, rng):
+@pytest.mark.usefixtures("gpu_on_host")
+def test_api_cupy_inputs_where_cuda_cannot_run_are_filtered_on_the_host(monkeypatch, rng):
     """A GPU CuPy sees but CUDA cannot run on (NVRTC will not load): backend='auto' sent CuPy inputs to the CUDA
     filter anyway, where depth_of_field rendered them on the host. Both now run where 'auto' resolves, the CuPy
     type kept."""

@@ -2,6 +2,8 @@
 own lateness told apart from the pipeline's latency."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from stream import bench, cgroup, images
@@ -168,6 +170,24 @@ def test_a_synthetic_input_drawing_late_is_not_counted_as_capture_latency(monkey
     skipped = recorder.dropped_at_capture(input_ended=False)
     assert skipped == recorder.dropped_after_warmup(input_ended=False) > 0  # all its drops were its own
     assert skipped == sum(1 for low, high in zip(indices[2:], indices[3:]) for _ in range(low + 1, high))
+
+
+def test_a_live_run_counts_a_late_synthetic_frame_from_its_drawing_too(monkeypatch):
+    """Outside the bench (`depthcam run synthetic:portrait?realtime=1`), frames drawn past their exposure were timed
+    from the exposure, the drawing's overrun counted as the pipeline's latency: the paced input times them itself."""
+    from stream import sources
+
+    clock = _Clock()
+    monkeypatch.setattr(sources, "now_ns", clock.now)
+    monkeypatch.setattr(sources, "_wait_until", clock.wait_until)
+    source = sources.SyntheticSource("synthetic:portrait?size=32x32&fps=10&frames=100000&realtime=1")
+    source.scene = _SlowScene(source.scene, clock, draw_ms=150)
+    delivered = list(itertools.islice(source.frames(), 6))
+    drawn = [frame.capture_ns for frame in delivered]
+    assert drawn == sorted(drawn) and all(frame.extra["source_late_ns"] > 0 for frame in delivered)
+    for frame in delivered:  # each counts from when its drawing ended: its exposure plus its overrun
+        assert frame.capture_ns == 1_000 * MS + frame.index * 100 * MS + frame.extra["source_late_ns"]
+    assert drawn[1] - drawn[0] == 150 * MS  # drawing after drawing: no exposure waited for
 
 
 def test_drops_at_capture_are_told_apart_from_the_live_queue_s():

@@ -76,7 +76,7 @@ def test_without_it_a_picture_stream_is_read_at_25_and_told_of_it(shared_models,
     assert (count, fps) == (PICTURES, 25) and seconds == pytest.approx(1.2, abs=1e-3)
 
 
-def test_with_a_rate_given_standard_input_says_no_line_of_ffmpegs_default(stdin_fed):
+def test_with_a_rate_given_standard_input_says_no_line_of_ffmpegs_default(stdin_fed):  # noqa: F811 (a fixture)
     """The pictures are given back whole, as without it; the line of 25 fps and how to change it is not said."""
     stream = b"".join(_pictures(3))
     said = stdin_fed(stream)
