@@ -31,7 +31,7 @@ from stream.config import CONFIG_DIR, PipelineConfig, closest_choice, load_confi
 from stream.console import notify
 from stream.errors import StopAfter, UserError
 from stream.frame import Frame, now_ns
-from stream.metrics import LatencyRecorder
+from stream.metrics import LatencyRecorder, others_counted_on
 from stream.network_source import is_network_spec, redact
 from stream.options import GivenOnce, add_model_options, model_overrides
 from stream.paths import ensure_writable, replace_atomically, same_file
@@ -55,10 +55,10 @@ TABLE_NOTE = ("times in ms (p50 unless named); fps: frames reaching the sink per
               "that took the frame (a whole batch for batched depth; for async depth the hand-over of the newest "
               "depth, the network's own time per prediction being async net); dropped: frames after the warm-up "
               "that never reached the sink (the live queue's drops, those a paced synthetic input skipped, also at "
-              "a file's end); cores: CPU cores depthcam kept busy on average while measuring (others: the rest of "
-              "the machine, Linux only). The sequential run's fps counts producing each frame (decoding it, or "
-              "drawing the synthetic scene) too, which e2e (capture → sink) leaves out: its fps is below 1000 / "
-              "e2e mean")
+              "a file's end); cores: CPU cores depthcam kept busy on average while measuring (others: other "
+              "programs on the cores depthcam may run on, Linux only). The sequential run's fps counts producing "
+              "each frame (decoding it, or drawing the synthetic scene) too, which e2e (capture → sink) leaves "
+              "out: its fps is below 1000 / e2e mean")
 
 
 class ReportNotWritten(UserError):
@@ -104,7 +104,8 @@ def machine_info() -> dict:
     beside other work carry without a word."""
     gpu = gpu_name()
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "cores_usable": usable_cores(),
-            "numba_threads": numba_threads(), "load_average": load_average(), "gpu": gpu,
+            "others_counted_on": others_counted_on(), "numba_threads": numba_threads(),
+            "load_average": load_average(), "gpu": gpu,
             "cuda": cuda_versions() if gpu else None, "os": platform.platform(), "python": platform.python_version()}
 
 
@@ -227,6 +228,9 @@ def machine_line(machine: dict, found: dict) -> str:
     nothing."""
     usable = machine.get("cores_usable")
     cores = f"{machine['cores']} cores" + (f" ({usable:g} usable)" if usable not in (None, machine["cores"]) else "")
+    counted = machine.get("others_counted_on")  # absent from older reports (counted on the whole machine)
+    if _is_number(counted) and counted != machine["cores"]:
+        cores += f", others counted on the {counted:g} depthcam may run on"
     load = machine.get("load_average")  # absent from older reports
     if isinstance(load, list) and load and isinstance(load[0], (int, float)):
         cores += f", load average {load[0]:.2f} at start"
@@ -691,10 +695,17 @@ def input_line(document: dict) -> str:
     return f"input: {document.get('input') or 'unknown'}{photo}; measured {began}{span}{stopped}"
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def busy_machine_warning(reports: list[dict], machine: dict) -> str | None:
     """One line naming every run during which other programs (or a VM's host) kept a good part of the CPU
-    busy, or None: their figures are not this machine's, yet read the same."""
-    cores = machine.get("cores_usable") or machine.get("cores") or 1
+    busy, or None: their figures are not this machine's, yet read the same. Measured against the cores `others`
+    was counted on (the benchmark's affinity; an older report's, the whole machine's): a container's CPU quota is a
+    share of time on them, not fewer of them, and compared with it a busy host read as more than the quota."""
+    counted = machine.get("others_counted_on")
+    cores = counted if _is_number(counted) else machine.get("cores") or 1
     most = max(0.5, 0.1 * cores)
     busy = [f"{report['config']}/{name} {run['cpu_cores']['others']:.1f} of {cores:g}"
             for report in reports for name, run in report["runs"].items()
@@ -801,7 +812,7 @@ def _cell(value: float | None) -> str:
 
 
 def _cores(cpu: dict | None) -> str:
-    """depthcam's cores busy, the rest of the machine's in brackets: 1.8 (0.1)."""
+    """depthcam's cores busy, other programs' on the cores it may run on in brackets: 1.8 (0.1)."""
     if not cpu or cpu.get("depthcam") is None:
         return "–"
     others = cpu.get("others")

@@ -5,14 +5,16 @@ is `time.perf_counter_ns`, monotonic). A stage's latency is its own service time
 the time a frame waits in the queue before it is reported apart, so a slow stage shows up in its
 own row and in the end-to-end figure, and nowhere else. The sink is the last row (`sink.start` → `sink`: a
 video file's encoding, a window's display), so the rows' waits and services add up to end to end.
-Beside the wall-clock figures, the CPU the process and the rest of the machine used while measuring
-(`cpu_cores`): a stage time that grew because another program held the cores looks the same as a slow
-stage otherwise.
+Beside the wall-clock figures, the CPU the process and other programs used while measuring (`cpu_cores`): a
+stage time that grew because another program held the cores looks the same as a slow stage otherwise. Other
+programs are counted on the cores this process may run on (its affinity: taskset, docker --cpuset-cpus), which
+are the only ones they can take from it; a program busy on a core it may not use slows nothing.
 """
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,44 +29,103 @@ _PROC_STAT = "/proc/stat"
 
 @dataclass(frozen=True)
 class CpuClock:
-    """One reading: wall time, this process's CPU time (all its threads), and the time the whole machine's
-    cores were busy (everything but idle and I/O wait: other programs, and time a VM's host took, counted
-    as steal), all in ns; `machine_busy_ns` is None where /proc/stat is missing (not Linux)."""
+    """One reading: wall time, this process's CPU time (all its threads), and the time the cores were busy
+    (everything but idle and I/O wait: other programs, and time a VM's host took, counted as steal), all in ns;
+    `machine_busy_ns` is None where /proc/stat is missing (not Linux). `busy_cpus`: the CPUs that busy time is
+    summed over (this process's affinity); None: the whole machine's (/proc/stat's first line)."""
 
     wall_ns: int
     process_ns: int
     machine_busy_ns: int | None
+    busy_cpus: frozenset[int] | None = None
 
 
 def machine_busy_ns(path: str = _PROC_STAT) -> int | None:
     """The machine's busy CPU time since boot, summed over its cores, from /proc/stat's first line."""
+    return cpus_busy_ns(None, path)[0]
+
+
+def cpus_busy_ns(cpus: Collection[int] | None, path: str = _PROC_STAT) -> tuple[int | None, frozenset[int] | None]:
+    """The busy CPU time since boot summed over `cpus` (their `cpuN` lines), and the CPUs it is summed over. The
+    whole machine's (the first line), with None for the CPUs, where `cpus` is None or empty, or one of them has
+    no line (a /proc/stat that is not the kernel's: a container's lxcfs numbers its own CPUs)."""
+    lines = _cpu_lines(path)
+    if lines is None:
+        return None, None
+    if cpus and all(f"cpu{cpu}" in lines for cpu in cpus):
+        ticks = [_busy_ticks(lines[f"cpu{cpu}"]) for cpu in cpus]
+        if None not in ticks:
+            return _ticks_ns(sum(ticks)), frozenset(cpus)  # type: ignore[arg-type]
+    whole = _busy_ticks(lines.get("cpu", []))
+    return (None if whole is None else _ticks_ns(whole)), None
+
+
+def _cpu_lines(path: str) -> dict[str, list[int]] | None:
+    """/proc/stat's CPU lines by name ('cpu': the machine's, 'cpu0'...), read up to the first other line (the
+    interrupt counts after them run to thousands of figures). None where it cannot be read."""
+    lines: dict[str, list[int]] = {}
     try:
         with open(path) as handle:
-            fields = [int(value) for value in handle.readline().split()[1:]]
+            for line in handle:
+                name, *values = line.split() or [""]
+                if not name.startswith("cpu"):
+                    break
+                lines[name] = [int(value) for value in values]
     except (OSError, ValueError):
         return None
+    return lines
+
+
+def _busy_ticks(fields: list[int]) -> int | None:
+    """One CPU line's busy clock ticks: user nice system idle iowait irq softirq steal, less idle and I/O wait
+    (guest is inside user already). None for a line too short to be one."""
     if len(fields) < 5:
         return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    # user nice system idle iowait irq softirq steal (guest is inside user already)
-    busy = sum(fields[:8]) - fields[3] - fields[4]
-    return busy * 1_000_000_000 // ticks
+    return sum(fields[:8]) - fields[3] - fields[4]
+
+
+def _ticks_ns(ticks: int) -> int:
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def affinity() -> frozenset[int] | None:
+    """The CPUs this process may run on (taskset, docker --cpuset-cpus); None where the OS does not say (macOS,
+    Windows)."""
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def others_counted_on() -> int | None:
+    """How many cores `cpu_cores`' `others` is counted on: this process's affinity where /proc/stat has a line for
+    each of its CPUs, else the whole machine's; None where nothing is counted (not Linux)."""
+    busy, cpus = cpus_busy_ns(affinity(), _PROC_STAT)
+    if busy is None:
+        return None
+    return len(cpus) if cpus is not None else os.cpu_count()
 
 
 def read_cpu_clock() -> CpuClock:
-    return CpuClock(time.perf_counter_ns(), time.process_time_ns(), machine_busy_ns())
+    wall, process = time.perf_counter_ns(), time.process_time_ns()
+    busy, cpus = cpus_busy_ns(affinity(), _PROC_STAT)  # looked up here: a test reads a made-up one
+    return CpuClock(wall, process, busy, cpus)
 
 
 def cpu_cores(start: CpuClock | None, end: CpuClock | None) -> dict[str, float | None]:
-    """Cores kept busy on average between two readings: by this process, and by everything else."""
+    """Cores kept busy on average between two readings: by this process, and by everything else on the cores it
+    may run on (the whole machine where the readings could not tell them apart). None for `others` where the
+    readings were summed over different CPUs (the affinity changed while measuring)."""
     if start is None or end is None or end.wall_ns <= start.wall_ns:
         return {"depthcam": None, "others": None}
     wall = end.wall_ns - start.wall_ns
     ours = (end.process_ns - start.process_ns) / wall
     others = None
-    if start.machine_busy_ns is not None and end.machine_busy_ns is not None:
+    if start.machine_busy_ns is not None and end.machine_busy_ns is not None and start.busy_cpus == end.busy_cpus:
         # the two clocks tick differently (10 ms ticks against ns): never below 0
         others = max(0.0, (end.machine_busy_ns - start.machine_busy_ns) / wall - ours)
+        if start.busy_cpus is not None:  # nor more than the cores counted leave beside ours
+            others = min(others, max(0.0, len(start.busy_cpus) - ours))
     return {"depthcam": ours, "others": others}
 
 
