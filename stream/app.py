@@ -33,9 +33,10 @@ from stream.piped_input import no_place_beside
 from stream.paths import ensure_writable, same_file
 from stream.sinks import (PREVIEW_FIX, WINDOW_FIX, Sink, check_display, check_virtual_camera, make_sink, output_kind,
                           sink_parts)
-from stream.audio_track import check_audio_track
+from stream.audio_track import audio_streams, check_audio_track
 from stream.sources import ANIMATION_FORMATS as ANIMATION_DEMUXERS
-from stream.sources import ImageSource, PacedSource, Source, Timecode, VideoFileSource, open_source, timecode_refusal
+from stream.sources import (ImageSource, PacedSource, Source, Timecode, VideoFileSource, open_source, part_refusal,
+                            timecode_refusal)
 from stream.video_writer import VideoWriter, check_video_size, codec_of, opens_again, output_codec
 from stream.stages import AsyncDepthStage, DepthStage, RefineStage, RenderStage, Stage, blur_px, blur_side
 
@@ -384,7 +385,7 @@ def check_audio_tracks(source: Source, chosen: list[int] | None) -> None:
         check_audio_track(where.name if isinstance(where, Path) else "the input", 0, chosen[0])
     elif opens_again(source.path):  # a file served over HTTP too
         for number in chosen:
-            check_audio_track(source.path.name, len(source.container.streams.audio), number)
+            check_audio_track(source.path.name, len(audio_streams(source.container)), number)
 
 
 def kernels_ready_line(backend: str, seconds: float) -> str:
@@ -430,7 +431,7 @@ def build(config: PipelineConfig, input_spec: str, output: str | None, *, sink: 
                             f"run the file")
         if not isinstance(source, (VideoFileSource, AnimationSource)):  # an animation: GIF, APNG, WebP
             source.close()
-            raise UserError(f"--start and --duration take a part of a video file; {redact(input_spec)} is not one")
+            raise UserError(part_refusal(redact(input_spec)))
         try:
             source.set_range(*clip)
         except UserError:

@@ -97,6 +97,15 @@ def open_input(source: Path, **kwargs: Any) -> Any:
     return served(**kwargs) if served is not None else av.open(str(source), **kwargs)
 
 
+def audio_streams(container: Any) -> list[Any]:
+    """An input's audio streams, numbered from 0 as the tracks are, less those set aside (an HLS master playlist's
+    other variants': network_source.ServedFile.av_open), which are never read: each was kept as a track of its own,
+    every variant's segments fetched for it."""
+    from av.stream import Discard
+
+    return [stream for stream in container.streams.audio if getattr(stream, "discard", None) != Discard.all]
+
+
 def input_name(source: Path | str) -> str:
     """The input as its messages name it: a file's name; a served file's, or the address an input container was
     opened at, its path's last part (a Path made of an address kept its query, which may hold a token)."""
@@ -181,7 +190,7 @@ class AudioTrack:
         # `opened`: source, open, this track's; a tag in invalid UTF-8 (a damaged header) read with its bytes replaced
         self.input = opened if opened is not None else open_input(source)
         try:
-            streams = list(self.input.streams.audio)
+            streams = audio_streams(self.input)
             self.number = _default_number(self.input) if number is None else number
             self.in_stream = streams[self.number]
             self.channels, self._order = _native_layout(self.in_stream.codec_context)
@@ -752,7 +761,7 @@ def _pcm_bytes(codec: str) -> int | None:
 def _known_numbers(container: Any) -> list[int]:
     """The numbers (from 0) of an input's audio streams whose codec FFmpeg knows; the others are left out, said in a
     line: one such beside the sound kept failed the run (no decoder: PyAV gives the stream no codec context)."""
-    streams = list(container.streams.audio)
+    streams = audio_streams(container)
     unknown = [number for number, stream in enumerate(streams) if stream.codec_context is None]
     # a stream with no sample rate is one damaged MPEG-TS tables announced and nothing filled: copied, it made the
     # MP4 muxer refuse the header ("Invalid argument") and no file was written
@@ -773,7 +782,7 @@ def _default_number(container: Any) -> int:
     knows."""
     from av.stream import Disposition
 
-    known = [(number, stream) for number, stream in enumerate(container.streams.audio)
+    known = [(number, stream) for number, stream in enumerate(audio_streams(container))
              if stream.codec_context is not None and stream.codec_context.sample_rate]
     return next((number for number, stream in known if stream.disposition & Disposition.default),
                 known[0][0] if known else 0)
@@ -793,7 +802,7 @@ def track_tags(tags: dict[str, str], suffix: str = "") -> dict[str, str]:
 def _chosen_numbers(container: Any, chosen: list[int]) -> list[int]:
     """The numbers (from 0) of the audio streams `chosen` names (from 1, --audio-track), in its order; a number the
     input lacks, or a stream FFmpeg cannot read, refused in one line."""
-    streams = list(container.streams.audio)
+    streams = audio_streams(container)
     name = input_name(container.name)
     for number in chosen:
         check_audio_track(name, len(streams), number)
@@ -827,7 +836,7 @@ def _default_numbers(container: Any, numbers: list[int], default: int) -> set[in
     QuickTime would play them all at once); the first where none is flagged."""
     from av.stream import Disposition
 
-    streams = list(container.streams.audio)
+    streams = audio_streams(container)
     flagged = [number for number in numbers if streams[number].disposition & Disposition.default]
     languages = {streams[number].metadata.get("language", "und") for number in flagged} - {"und", ""}
     # where default means enabled (played): QuickTime's and MXF's tracks; Matroska's means "may be chosen", and a

@@ -350,12 +350,27 @@ def live_input(spec: str) -> bool:
     return spec.startswith("camera:") or is_network_spec(spec)
 
 
+# The addresses that name a video file (or a playlist) by its type: only such an http(s) address is asked for its
+# headers before the run (served_as_file). A server of one client at a time (`ffmpeg -listen 1`, an ESP32-CAM, some
+# phone apps) gives its one connection to whoever asks first, and refused the stream's own; a live stream over HTTP
+# is named .ts, .flv, .mjpg or by no type at all (/video, /stream), and is left unasked.
+SERVED_FILE_TYPES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".m2ts", ".mts", ".wmv",
+                     ".3gp", ".m3u8", ".m3u")
+
+
 def _endless(spec: str) -> bool:
     """A camera or a live network stream: an input that never ends. A video file served over HTTP (its length
-    stated, a VOD playlist) ends as a local file does: asked of its server (served_as_file), once per call."""
+    stated, a VOD playlist) ends as a local file does: asked of its server (served_as_file) where its address names
+    a video file by its type (SERVED_FILE_TYPES), once per call; another address is taken for a stream until it is
+    opened (a file so named is still read as a file, with the live settings unless --config gives others)."""
+    import urllib.parse
+
     from stream.network_source import served_as_file
 
-    return live_input(spec) and not served_as_file(spec)
+    if not live_input(spec):
+        return False
+    named_a_file = urllib.parse.urlsplit(spec).path.lower().endswith(SERVED_FILE_TYPES)
+    return not (named_a_file and served_as_file(spec))
 
 
 # Schemes of addresses depthcam reads none of, named as they are: no stream's scheme is offered for them (ftp: tcp)
@@ -446,6 +461,7 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     from stream.sinks import check_depth_format
 
     _refuse_mistyped_input(input_spec)
+    _refuse_part_of_stream(input_spec, args)
     _refuse_no_output_place(input_spec, output)
     loaded = getattr(args, "loaded_config", None)
     config, camera_preset = (loaded, False) if loaded is not None else run_config(input_spec, args)
@@ -460,6 +476,25 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     if photo and (output == "window" or config.output.preview):
         return _refocus_photo(input_spec, output, config, args)
     return _execute(input_spec, output, config, args, camera_preset)[0]
+
+
+def _refuse_part_of_stream(input_spec: str, args: argparse.Namespace) -> None:
+    """--start or --duration for a camera, the synthetic scene or a stream told so by its scheme (RTSP, UDP, ...):
+    refused before it is opened, as build() refuses it once open (UDP waited 5 s for a sender first, and a server of
+    one client at a time gave its connection to it). An http(s) address may serve a file: its opening tells."""
+    import urllib.parse
+
+    from stream.network_source import redact
+    from stream.sources import Timecode, part_refusal, timecode_refusal
+
+    given = [(flag, value) for flag, value in (("--start", getattr(args, "start", None)),
+                                               ("--duration", getattr(args, "duration", None))) if value is not None]
+    scheme = urllib.parse.urlsplit(input_spec).scheme.lower() if live_input(input_spec) else ""
+    if not given or not (input_spec.startswith(("camera:", "synthetic:")) or scheme not in ("", "http", "https")):
+        return
+    timecode = next(((flag, value) for flag, value in given if isinstance(value, Timecode)), None)
+    # a timecode's own line first, as build() gives it: it names what to write instead
+    raise UserError(timecode_refusal(*timecode, redact(input_spec)) if timecode else part_refusal(redact(input_spec)))
 
 
 def _refuse_no_output_place(input_spec: str, output: str | None) -> None:

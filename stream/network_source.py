@@ -68,6 +68,10 @@ RECONNECT_S = 10.0
 RETRY_PAUSE_S = 0.5
 STALE_S = 2.0  # opened longer ago than this when the run starts (the model loaded meanwhile): opened afresh
 SET_UP_REOPEN = "opened again after the set-up"
+# Opened longer ago than this (and two frame periods; under STALE_S), the socket holds pictures that came during the
+# set-up: passed by to the live one (_caught_up). A shorter set-up's few are given (a recording's first picture held
+# that long at most), as a stream that sends faster than it films (a relay's burst) is given whole to the live queue.
+BACKLOG_S = 0.25
 # The first open's wait on its thread wakes this often: a stop signal the kernel gave that thread, not the main one,
 # is handled at the main thread's next wake-up.
 OPEN_POLL_S = 0.1
@@ -91,6 +95,11 @@ WAITED_NS = 2_000_000
 BURST_MOST_S = 0.5
 # Formats with no clock of their own: FFmpeg numbers their pictures at a made-up 25 fps, so arrival times count.
 UNTIMED_FORMATS = ("mpjpeg", "mjpeg", "jpeg_pipe", "h264", "hevc")
+# Formats whose demuxer lets each picture out as soon as its bytes are in: a multipart MJPEG part, read by its
+# Content-Length (IP Webcam, DroidCam, mjpg-streamer and IP cameras send one). The others let a picture's packet out
+# only once the next picture begins (MPEG-TS's PES, a parser splitting raw H.264 or MJPEG at the next start): after
+# a stall, the first packet read holds the picture from before it (_held).
+WHOLE_ON_ARRIVAL = ("mpjpeg",)
 # Codecs whose every packet is a whole picture that decodes alone, which a stage decodes only for the frames it keeps
 # (_Undecoded): what a phone app's or a camera's MJPEG (over HTTP, or RTSP's JPEG) carries. H.264 and HEVC refer to
 # the pictures before: every one is decoded in order, on the capture thread.
@@ -254,6 +263,14 @@ PLAYLIST_MOST = 1 << 20  # bytes of a playlist read to find its end (a VOD of ho
 # FFmpeg's HTTP protocol reconnects a connection that drops part-way and asks for the rest (a Range request), this
 # long at most: a file's pictures then come once each, in order (opened again from its start, they came again)
 RECONNECT_OPTIONS = {"reconnect": "1", "reconnect_on_network_error": "1", "reconnect_delay_max": "5"}
+# A file's read waits its socket's time-out (TIMEOUT_S), after which FFmpeg's HTTP connects again and asks for the
+# rest (a server stalled on one connection may answer the next), and this long more for that, before the file ends
+# (ServedFile.stopped_sending). PyAV's read time-out, equal to the socket's, ended every such read first: the stall
+# counted as damage, read again on the stalled connection 16 times (80 s) before the video ended.
+STALL_RECONNECT_S = RECONNECT_S
+# What a served file's read fails with where the network failed (FFmpeg's "Input/output error": a connection that
+# could not be taken up again), not the file: read again, it only waits again
+NETWORK_ERRORS = (errno.ETIMEDOUT, errno.EIO, errno.ECONNRESET, errno.EPIPE, errno.ECONNREFUSED)
 
 
 def served_as_file(spec: str) -> bool:
@@ -330,6 +347,32 @@ class ServedFile(str):
         the checks that read a local file's bytes ask."""
         return True
 
+    @property
+    def read_timeout_s(self) -> float:
+        """How long one read waits: an HLS segment's (its connections take no reconnect options), else the socket's
+        time-out and the reconnection after it."""
+        return HLS_TIMEOUT_S if self.hls else TIMEOUT_S + STALL_RECONNECT_S
+
+    def stopped_sending(self, exc: Exception, frames: int) -> str | None:
+        """Where a read failed for the network (a stall past read_timeout_s, a connection FFmpeg could not take up
+        again) after `frames` frames, the line that ends the file, the frames before kept; None where the file
+        itself is at fault (damaged data: read on)."""
+        import av
+
+        if not isinstance(exc, av.error.ExitError) and getattr(exc, "errno", None) not in NETWORK_ERRORS:
+            return None
+        where = _where(urllib.parse.urlsplit(str(self)))
+        return (f"network stream {self}: {where} stopped sending it after {_frames_text(frames)} "
+                f"({_drop_reason(exc, self.read_timeout_s)}); the frames before were kept; run it again once the "
+                f"server answers, or download the file and run that")
+
+    def cut(self, thread: int) -> None:
+        """End `thread`'s read of this file now (a stop), as a network stream's (_cut), until uncut."""
+        _cut(thread)
+
+    def uncut(self, thread: int) -> None:
+        _uncut(thread)
+
     def av_open(self, **kwargs: Any) -> Any:
         """av.open of the address with a local file's `kwargs`, and the network's time-outs and reconnection; UserError
         in one line where it cannot be opened. Of an HLS master playlist, one variant read (_chosen_variant)."""
@@ -340,17 +383,30 @@ class ServedFile(str):
                    "timeout": str(round(TIMEOUT_S * 1e6))}
         parts, started = urllib.parse.urlsplit(str(self)), time.monotonic()
         try:
-            container = av.open(str(self), container_options=options,
-                                timeout=(TIMEOUT_S, HLS_TIMEOUT_S if self.hls else TIMEOUT_S), **kwargs)
+            container = av.open(str(self), container_options=options, timeout=(TIMEOUT_S, self.read_timeout_s),
+                                **kwargs)
         except av.error.FFmpegError as exc:
             raise UserError(f"network stream {self}: {open_failure(exc, parts, elapsed=time.monotonic() - started)}") \
                 from None
         chosen = _chosen_variant(container)
-        if chosen is not None:  # the others' segments never fetched; chosen_video_stream passes them by
+        if chosen is not None:  # the others' segments never fetched; chosen_video_stream and audio_streams pass them by
             for other in container.streams:
-                if other is not chosen[0] and other.type == "video":
+                if not _of_variant(other, chosen[0]):
                     other.discard = Discard.all
         return container
+
+
+def _of_variant(stream: Any, chosen: Any) -> bool:
+    """Whether an HLS master playlist's `stream` is one the `chosen` video's variant plays: chosen itself, a stream
+    of the same playlist (its muxed sound: FFmpeg's stream id is its playlist's number), a rendition of that variant
+    alone (its sound or subtitles in a playlist of their own, given the variant's bitrate), or one FFmpeg gives no
+    variant (a rendition several variants share). Only the pictures of other variants were set aside before: their
+    sound kept every variant's segments fetched (by the writer's sound reader, which took each variant's sound for a
+    track of its own)."""
+    if stream is chosen or stream.id == chosen.id:
+        return True
+    bitrate = stream.metadata.get("variant_bitrate")
+    return bitrate is None or (stream.type != "video" and bitrate == chosen.metadata.get("variant_bitrate"))
 
 
 def network_input(spec: str) -> Source:
@@ -707,6 +763,7 @@ class NetworkSource(Source):
         self.stream.thread_type = "SLICE"
         self.timed = container.format.name.split(",")[0] not in UNTIMED_FORMATS
         self.read_at = time.monotonic()  # the end of the last read: from then the socket holds what no one read
+        self.read_waited = True  # whether the newest packet's read waited for it (_demuxed)
         self.dropped: str | None = None  # why the stream failed part-way, once it has
         self.packets = self._decoded()
 
@@ -819,9 +876,10 @@ class NetworkSource(Source):
     def _demuxed(self) -> Iterator[tuple[Any, bool]]:
         """The stream's packets, PyAV's flushing ones at its end included, each with whether it was held back: a
         flush, a packet let out only once a read had waited its whole time-out (MPEG-TS gives a picture's packet
-        when the next begins: at a stall, the time-out later), and those let out with it. `dropped` is set where
-        the end came once a read had waited (nearly: a socket's own time-out may come first) its whole time-out:
-        FFmpeg's HLS and MPEG-TS demuxers make a read's failure the end of their stream."""
+        when the next begins: at a stall, the time-out later), and those let out with it (_held). `dropped` is set
+        where the end came once a read had waited (nearly: a socket's own time-out may come first) its whole
+        time-out: FFmpeg's HLS and MPEG-TS demuxers make a read's failure the end of their stream. `read_waited`:
+        whether the newest packet's read waited for it (it was not in the socket already)."""
         packets = self.container.demux(self.stream)
         held = False
         while True:
@@ -830,11 +888,25 @@ class NetworkSource(Source):
             if packet is None:
                 return
             waited = time.monotonic() - asked
+            self.read_waited = waited >= WAITED_NS / 1e9
             stalled = waited >= 0.9 * self.read_timeout_s
             if not packet.size and not self.dropped and stalled:
                 self.dropped = _drop_reason(None, self.read_timeout_s)
-            held = not packet.size or stalled or (held and waited < WAITED_NS / 1e9)
+            held = self._held(packet, stalled, held and not self.read_waited)
             yield packet, held
+
+    def _held(self, packet: Any, stalled: bool, with_held: bool) -> bool:
+        """Whether a packet's pictures came before its read (their capture time then the last real arrival's, or the
+        stream clock as it stood: _Clock.held_ns): a flush's; after a stall, the first packet of a format that lets a
+        picture out only once the next begins (not WHOLE_ON_ARRIVAL's); and, of a timed stream, those let out with it
+        (`with_held`: read at once after a held one), whose own clock keeps their spacing. An untimed stream's
+        pictures after that first came after the stall, burst or not: each its own arrival (given the arrival
+        before the stall, a 4.5-5 s stall's resumed burst of MJPEG was timed before it)."""
+        if not packet.size:
+            return True
+        if self.timed and with_held:
+            return True
+        return stalled and self.container.format.name.split(",")[0] not in WHOLE_ON_ARRIVAL
 
     def _decoded(self) -> Iterator[tuple[Any, int]]:
         """(picture, capture time) as they decode, until the stream ends: cleanly, or dropped (`dropped` then
@@ -980,12 +1052,15 @@ class NetworkSource(Source):
     def _pictures(self) -> Iterator[tuple[Any, int]]:
         """(picture, capture time) as decoded, opened again across drops, until the sender ends the stream or a
         stop comes; UserError where it stays away."""
-        pictures = iter(self._head + self._late)
+        pictures: Iterator[tuple[Any, int]] = iter(self._head + self._late)
         self._head, self._late = [], []
-        if self.live and time.monotonic() - self.read_at > STALE_S:
+        stale_s = time.monotonic() - self.read_at
+        if self.live and stale_s > STALE_S:
             # its socket held what came while the model loaded: the live stream from now on instead (a file's start
             # is no stale picture)
             pictures = self._reopen_or_end(SET_UP_REOPEN, quiet=True)
+        elif self.live and not self.hls and stale_s > max(BACKLOG_S, 2 / self.fps):
+            pictures = self._caught_up(pictures, stale_s)
         while True:
             found = next(pictures, None) or next(self.packets, None)
             if self._interrupted.is_set():  # a stop: not the stream's end, nor a drop to reconnect after
@@ -997,6 +1072,32 @@ class NetworkSource(Source):
                 return
             self._newest = found[0].time
             yield found
+
+    def _caught_up(self, before: Iterator[tuple[Any, int]], most_s: float) -> Iterator[tuple[Any, int]]:
+        """The stream's picture of now where the set-up (the model loading) left pictures waiting: those read before
+        it (`before`) and those the socket holds, read without a wait, are passed by up to the first whose read
+        waited for it, the live stream's: the run starts there, as a camera's does (neither counts what came before it
+        as drops). Given at once, the first stage took the oldest while the live queue dropped the rest: a
+        recording's first picture stood still for the set-up's length (0.5-1.8 s), its latency as long. Read for no
+        longer than the set-up took (`most_s`): a decoder slower than the stream, which never catches up, gives its
+        newest then."""
+        newest: tuple[Any, int] | None = None
+        for newest in itertools.chain(before, self._read_until_live(most_s)):
+            pass
+        if newest is not None:
+            yield newest
+
+    def _read_until_live(self, most_s: float) -> Iterator[tuple[Any, int]]:
+        """The pictures read for up to `most_s`, the last the first whose read waited (or the stream's end, a drop,
+        a stop)."""
+        until = time.monotonic() + most_s
+        while time.monotonic() < until and not self._interrupted.is_set():
+            found = next(self.packets, None)
+            if found is None:
+                return
+            yield found
+            if self.read_waited:
+                return
 
     def _image(self, picture: Any) -> Any:
         """BGR, treated as the first picture said, at the size the stream started with (a camera whose stream

@@ -244,6 +244,11 @@ SIDECARS = {
              "give the video it belongs to"),
     ".json": ("JSON metadata file", "a JSON metadata file (Google Takeout writes one beside each photo)",
               "give the photo or video it describes"),
+    # a film's subtitles, or a DJI drone's or action camera's flight/telemetry log, beside the video of its name
+    **{end: ("subtitle file", f"a subtitle file ({kind}; a DJI drone writes its flight data as one beside each "
+                              f"video)", "give the video it belongs to")
+       for end, kind in ((".srt", "SubRip"), (".vtt", "WebVTT"), (".ass", "Advanced SubStation"))},
+    ".txt": ("text file", "a text file", "give a photo or video"),
     ".ds_store": (".DS_Store file", "macOS's folder view settings (.DS_Store)", "give a photo or video"),
     "thumbs.db": ("Thumbs.db file", "Windows' thumbnail cache (Thumbs.db)", "give a photo or video"),
     "desktop.ini": ("desktop.ini file", "Windows' folder settings (desktop.ini)", "give a photo or video"),

@@ -35,7 +35,7 @@ from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal, props
 from stream.images import filled_behind, is_tiff, on_white, read_image, read_metadata, upright_size
 from stream.piped_input import STDIN_NAMES, input_path
 from stream.synthetic import SyntheticPortrait, SyntheticScene
-from stream.audio_track import open_input
+from stream.audio_track import audio_streams, open_input
 from stream.video_writer import (TIMECODE, alpha_pix_fmt, is_hd, opens_again, part_first_picture, readable_again,
                                  shifted_timecode, stream_timecode, timecode_count)
 
@@ -734,6 +734,9 @@ class VideoFileSource(Source):
         import av
 
         self.path = path
+        self._interrupted = threading.Event()  # a stop: read no further (interrupt)
+        self._reader: int | None = None  # the thread in frames(), whose read of a served file a stop cuts short
+        self._reader_lock = threading.Lock()
         # the raw and image-pipe demuxers time their pictures at `framerate` (25 if not given); others have none
         self._open_options = {**APNG_TIMES, **({"framerate": str(input_rate)} if input_rate is not None else {})}
         try:
@@ -802,6 +805,9 @@ class VideoFileSource(Source):
         except (StopIteration, av.error.FFmpegError):
             self.container.close()
             raise UserError(_undecodable(path, self.container.format.name)) from None
+        except UserError:  # a served file's server stopped sending
+            self.container.close()
+            raise
         for line in self._untold:
             notify(line)
         self._untold = None
@@ -824,7 +830,7 @@ class VideoFileSource(Source):
             count = int(round(seconds * self.fps))
             self.progress_seconds = seconds
         self.frame_count = count or None
-        self.audio_path = path if self.container.streams.audio else None
+        self.audio_path = path if audio_streams(self.container) else None
         # MPEG-TS (a broadcast recording, a camcorder's .MTS) has no index or length of its own: FFmpeg estimates
         # its length from its size, so a cut one reads as whole. Its fixed-size packets tell a cut instead. Only in a
         # file: a pipe's second reader took bytes from the pictures, and a FIFO's waited for a writer long gone.
@@ -1144,9 +1150,20 @@ class VideoFileSource(Source):
                     yield from self._decode_packet(packet)
                 return  # the demuxer's last (empty) packet flushed the decoder
             except av.error.FFmpegError as exc:  # the demuxer's: read on from where it stopped
+                if self._interrupted.is_set():  # a stop cut the read short: no damage, nothing more to give
+                    return
+                self._end_if_unsent(exc)
                 errors += 1
                 self._damaged(exc, None)
         yield from self._decode_packet(None)  # what the decoder still holds
+
+    def _end_if_unsent(self, exc: Exception) -> None:
+        """A served file's server that stopped sending (a stall, a connection not taken up again) ends the file in
+        one line, the frames before kept: no damage, which read again would wait as long again."""
+        stopped_sending = getattr(self.path, "stopped_sending", None)
+        line = stopped_sending(exc, getattr(self, "_frames_read", 0)) if stopped_sending is not None else None
+        if line is not None:
+            raise UserError(line)
 
     def _tell_lost_start(self, lost: int) -> None:
         """Says, once, the pictures before the file's first keyframe (`lost` packets), which cannot be decoded: a
@@ -1249,7 +1266,30 @@ class VideoFileSource(Source):
         told(f"{self.path.name} is damaged{where} ({getattr(exc, 'strerror', None) or exc}): the pictures there "
                f"are skipped and the rest processed{more}")
 
+    def interrupt(self) -> None:
+        """A stop (q, Ctrl-C, SIGTERM): no more pictures; a served file's read in progress, which waits for its
+        server up to its time-out, ends at once (ServedFile.cut). A local file's read ends by itself."""
+        self._interrupted.set()
+        cut = getattr(self.path, "cut", None)
+        with self._reader_lock:
+            if cut is not None and self._reader is not None:
+                cut(self._reader)
+
     def frames(self) -> Iterator[Frame]:
+        reader = threading.get_ident()
+        with self._reader_lock:  # from here a stop cuts this thread's read of a served file short (interrupt)
+            self._reader = reader
+        try:
+            if not self._interrupted.is_set():
+                yield from self._frames()
+        finally:
+            with self._reader_lock:
+                self._reader = None
+                uncut = getattr(self.path, "uncut", None)
+                if uncut is not None:
+                    uncut(reader)
+
+    def _frames(self) -> Iterator[Frame]:
         import av
 
         index = 0
@@ -1304,7 +1344,7 @@ class VideoFileSource(Source):
         except av.error.FFmpegError as exc:
             raise UserError(f"{self.path} is corrupt or truncated after frame {index} ({exc.strerror or exc}); "
                             f"the frames before it were processed") from None
-        if index == 0 and self._start is not None:
+        if index == 0 and self._start is not None and not self._interrupted.is_set():
             origin = self._first.time or 0.0
             end = f" (its pictures end at {format_time(self._read_until + self._carried - origin)})" \
                 if self._read_until is not None else ""
@@ -1811,6 +1851,11 @@ def timecode_refusal(flag: str, given: Timecode, name: str) -> str:
             f"none; give the time from its start in seconds or [HH:]MM:SS.s instead")
 
 
+def part_refusal(name: str) -> str:
+    """The line for --start or --duration given for an input that is no video file (a camera, a stream, a photo)."""
+    return f"--start and --duration take a part of a video file; {name} is not one"
+
+
 def format_time(seconds: float) -> str:
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)}:{rest:04.1f}" if minutes else f"{rest:.1f} s"
@@ -1830,6 +1875,7 @@ def open_source(spec: str, input_rate: Fraction | None = None) -> Source:
     if spec.startswith("camera:"):
         return CameraSource(spec)
     if is_network_spec(spec):
+        _check_port(spec)
         return network_input(spec)  # a file served (its length stated): a VideoFileSource of its address
     path = input_path(spec)
     try:
@@ -1859,6 +1905,19 @@ def open_source(spec: str, input_rate: Fraction | None = None) -> Source:
     if (animation := animation_source(path)) is not None:
         raise UserError(input_rate_refusal(input_named(spec), f"has its own ({rate_text(animation.fps)} fps)"))
     return VideoFileSource(path, input_rate)
+
+
+def _check_port(spec: str) -> None:
+    """A network address's port, where it names one, a port (1-65535): udp://host:70000 ended in "ValueError: Port out
+    of range" (exit 1), rtsp://host:70000 in FFmpeg's "Invalid argument" after trying to connect."""
+    import urllib.parse
+
+    from stream.network_source import redact
+
+    netloc = urllib.parse.urlsplit(spec).netloc.rpartition("@")[2]
+    given = netloc.rpartition("]")[2].partition(":")[2] if netloc.startswith("[") else netloc.partition(":")[2]
+    if given and not (given.isdigit() and 1 <= int(given) <= 65535):
+        raise UserError(f"{redact(spec)}: {given} is no port (a number from 1 to 65535); check the address")
 
 
 # Demuxers of pictures that carry no times: FFmpeg's image pipes (a stream of JPEG or PNG pictures), named *_pipe

@@ -56,7 +56,11 @@ class SubtitleTracks:
         # input stream index -> (output stream, decoder where converted, else None)
         self.tracks: dict[int, tuple[Any, Any | None]] = {}
         try:
-            left_out = [stream for stream in self.input.streams.subtitles if not self._add(container, stream)]
+            from av.stream import Discard
+
+            # not an HLS master playlist's other variants' (set aside by ServedFile.av_open: never fetched)
+            read = [stream for stream in self.input.streams.subtitles if stream.discard != Discard.all]
+            left_out = [stream for stream in read if not self._add(container, stream)]
             if left_out:
                 log.warning(_left_out_line(self.name, suffix, left_out))
             self.streams = [self.input.streams[index] for index in self.tracks]

@@ -208,3 +208,25 @@ def test_a_pattern_in_another_case_than_the_names_says_so(tmp_path, capsys):
     assert cli.main(["run", str(roll / "*.jpg"), "-o", str(tmp_path / "out") + "/"]) == 2
     _one_error(capsys.readouterr().err, "no file matches", "names differ by case here, and 2 would in another case",
                "IMG_0001.JPG", "give the pattern in their case")
+
+
+def test_a_drones_folder_leaves_out_its_subtitle_logs_and_notes(tmp_path, monkeypatch, capsys):
+    """A DJI drone writes DJI_0001.SRT (its flight data) beside DJI_0001.MP4: `run dji/* -o out/` refused the whole
+    folder ("two inputs would both write out/DJI_0001_portrait.mp4"), and a notes.txt was a failed input."""
+    dji = tmp_path / "dji"
+    dji.mkdir()
+    for stem in ("DJI_0001", "DJI_0002"):
+        (dji / f"{stem}.MP4").write_bytes(b"")  # the runs are stubbed: only the inputs' names matter
+        (dji / f"{stem}.SRT").write_text("1\n00:00:00,000 --> 00:00:00,033\nF/2.8, SS 100, ISO 100\n")
+    (dji / "film.vtt").write_text("WEBVTT\n")
+    (dji / "notes.txt").write_text("flight 3\n")
+    ran: list[str] = []
+    monkeypatch.setattr(cli, "_run", lambda spec, output, args: ran.append(spec) or 0)
+    assert cli.main(["run", str(dji / "*"), "-o", f"{tmp_path / 'out'}/"]) == 0
+    assert ran == [str(dji / "DJI_0001.MP4"), str(dji / "DJI_0002.MP4")]
+    err = capsys.readouterr().err
+    assert "leaving out 4 input(s) that are no photo or video: 3 subtitle files, 1 text file" in err, err
+    assert cli.main(["run", str(dji / "DJI_0001.SRT")]) == 2
+    _one_error(capsys.readouterr().err, "DJI_0001.SRT is a subtitle file (SubRip; a DJI drone writes its flight "
+                                        "data as one beside each video), not a photo or video",
+               f"give the video it belongs to: {dji / 'DJI_0001.MP4'}")

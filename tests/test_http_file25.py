@@ -3,6 +3,7 @@ preset, and a dropped connection resumed where it stopped (a Range request) rath
 Real local servers through the real PyAV (FFmpeg) path."""
 import re
 import socket
+import threading
 from pathlib import Path
 
 import av
@@ -174,6 +175,14 @@ def test_a_file_over_http_gets_the_file_preset_and_a_live_stream_the_live_one(se
         assert not served_as_file(f"{mjpeg.base}/video") and chosen(f"{mjpeg.base}/video")
     finally:
         mjpeg.close()
+    single = _Server(fps=10, most=1)  # a server of one client at a time: its one connection is the stream's
+    try:
+        assert chosen(f"{single.base}/video") and single.connections == 0  # not asked: no video file's type named
+        source = open_source(f"{single.base}/video")
+        source.close()
+    finally:
+        single.close()
+    assert source.live and single.connections == 1
     closed = socket.create_server(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()
@@ -277,3 +286,197 @@ def test_files_over_http_go_into_a_folder_and_into_a_batch_as_local_files_do(ser
         mjpeg.close()
     assert live_batch.returncode != 0 and "/video never ends, so it cannot be one of several" in live_batch.stderr
     assert live_folder.returncode != 0 and "is a folder; give the recording a file name" in live_folder.stderr
+
+
+# -- a server that stops sending, a stop meanwhile ------------------------------------------------------------------
+class _StallingServer(_FileServer):
+    """A _FileServer whose reading `stalled_reading` of the pictures (numbered as cut_reading's) sends half its part,
+    then nothing more on that connection, held open until close(). `resumes_stall`: a connection asking for the rest
+    (a Range request from inside the media data, once that reading has stalled) gets its headers and nothing either:
+    a server stalled for good."""
+
+    def __init__(self, body: bytes, stalled_reading: int, resumes_stall: bool) -> None:
+        self.stalled_reading, self.resumes_stall = stalled_reading, resumes_stall
+        self.pictures_end = body.find(b"moov") - 4  # where the media data ends (its index follows it)
+        self.stalled = threading.Event()  # a connection is holding back what it was asked for
+        self.resumes: list[int] = []  # the first byte each request for the rest asked for
+        super().__init__(body)
+
+    def _serve(self, connection: socket.socket, _number: int) -> None:
+        request = connection.recv(65536)
+        asked = RANGE.search(request)
+        start = int(asked.group(1)) if asked else 0
+        self.starts.append(start)
+        self.readings += start == self.pictures_at
+        resuming = self.stalled.is_set() and self.pictures_at < start < self.pictures_end
+        self.resumes += [start] if resuming else []
+        part = self.body[start:]
+        if start == self.pictures_at and self.readings == self.stalled_reading:
+            sent = part[:len(part) // 2]
+        elif resuming and self.resumes_stall:
+            sent = b""
+        else:
+            sent = None
+        head = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\nAccept-Ranges: bytes\r\n" \
+            b"Content-Type: video/mp4\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" \
+            % (start, len(self.body) - 1, len(self.body), len(part))
+        try:
+            connection.sendall(head + (part if sent is None else sent))
+        except OSError:  # the reader went away
+            pass
+        if sent is None:
+            connection.close()
+            return
+        self.held.append(connection)  # silent from here, open: closed with the server
+        self.stalled.set()
+
+
+def _stalling(clip: Path, resumes_stall: bool) -> _StallingServer:
+    # the first reading of the pictures is the NetworkSource's that finds a file; the second, the file's, stalls
+    return _StallingServer(clip.read_bytes(), stalled_reading=2, resumes_stall=resumes_stall)
+
+
+def test_a_server_stalled_on_one_connection_is_asked_again_for_the_rest(served, monkeypatch, capsys):
+    """The connection reading the pictures goes silent half-way, open: its socket's time-out (1 s here) passes,
+    FFmpeg connects again and asks for the rest, which comes: every picture once, in order, no damage said. PyAV's
+    read time-out ended the read first (ExitError), counted as damage, and the stalled connection was read again
+    up to 16 times, the second half's pictures lost."""
+    import stream.network_source as network
+
+    monkeypatch.setattr(network, "TIMEOUT_S", 1.0)
+    clip, _ = served
+    server = _stalling(clip, resumes_stall=False)
+    try:
+        source = open_source(server.url)
+        try:
+            frames = list(source.frames())
+        finally:
+            source.close()
+    finally:
+        server.close()
+    assert isinstance(source, VideoFileSource) and server.stalled.is_set()
+    assert [f.index for f in frames] == list(range(48))
+    assert server.resumes and min(server.resumes) > server.pictures_at  # the rest asked for, not the whole again
+    assert "damaged" not in capsys.readouterr().err
+
+
+def test_a_server_that_stops_sending_ends_the_file_in_one_line(served, monkeypatch, capsys):
+    """A server that goes silent half-way, new connections too: the file ends with one line naming the server and
+    the frames given, which are kept (the pipeline writes them). It was said damaged and read again 16 times (16
+    read time-outs) before the video ended as if whole."""
+    import stream.network_source as network
+
+    monkeypatch.setattr(network, "TIMEOUT_S", 0.5)
+    monkeypatch.setattr(network, "STALL_RECONNECT_S", 1.0)
+    clip, _ = served
+    server = _stalling(clip, resumes_stall=True)
+    frames = []
+    try:
+        source = open_source(server.url)
+        try:
+            with pytest.raises(UserError) as ended:
+                for frame in source.frames():
+                    frames.append(frame)
+        finally:
+            source.close()
+    finally:
+        server.close()
+    where = server.url.split("/")[2]
+    assert 0 < len(frames) < 48 and "damaged" not in capsys.readouterr().err
+    assert re.fullmatch(rf"network stream {re.escape(server.url)}: {where} stopped sending it after \d+ frames \(.+\); "
+                        r"the frames before were kept; run it again once the server answers, or download the file "
+                        r"and run that", str(ended.value))
+
+
+def test_a_stop_ends_a_served_files_stalled_read_at_once(served, monkeypatch):
+    """A stop (q, Ctrl-C, SIGTERM: the pipeline's interrupt()) while the server is silent: frames() ends at once,
+    without an error or a damage line, not after the read's time-out (60 s here). VideoFileSource had no interrupt:
+    the stop waited for the time-out, then the file was read again as damaged."""
+    import stream.network_source as network
+
+    monkeypatch.setattr(network, "TIMEOUT_S", 60.0)
+    clip, _ = served
+    server = _stalling(clip, resumes_stall=True)
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.append(len(list(source.frames())))
+        except BaseException as exc:  # noqa: BLE001 (the test's)
+            outcome.append(exc)
+
+    try:
+        source = open_source(server.url)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert server.stalled.wait(30)
+        source.interrupt()
+        reader.join(20)  # a third of the time-out: the read ended by the stop
+        if not reader.is_alive():  # closed under a read in progress, the container crashes it
+            source.close()
+    finally:
+        server.close()
+    assert not reader.is_alive() and isinstance(source, VideoFileSource)
+    assert len(outcome) == 1 and isinstance(outcome[0], int) and 0 < outcome[0] < 48
+    assert network._cut_threads == set()  # the cut set aside: the thread's next reads keep the true clock
+
+
+# -- an HLS master playlist's variants: one read, by the pictures and the sound ------------------------------------
+def _variant_with_sound(folder: Path, width: int, height: int, tone: float, seconds: float = 4.0) -> None:
+    """A VOD HLS rendition of flat pictures at 24 fps and a mono AAC sound of a 440 Hz tone at amplitude `tone` (0:
+    silence), in 0.5 s segments."""
+    folder.mkdir()
+    options = {"hls_time": "0.5", "hls_list_size": "0", "hls_playlist_type": "vod"}
+    with av.open(str(folder / "index.m3u8"), "w", format="hls", options=options) as container:
+        video = container.add_stream("libx264", rate=24, options={"preset": "ultrafast", "g": "12"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = container.add_stream("aac", rate=48000, layout="mono")
+        samples = np.arange(round(seconds * 48000)) / 48000
+        sound = (tone * np.sin(2 * np.pi * 440 * samples)).astype(np.float32)
+        for at in range(0, len(sound), 1024):
+            frame = av.AudioFrame.from_ndarray(sound[None, at:at + 1024], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, at
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+        for i in range(round(seconds * 24)):
+            picture = av.VideoFrame.from_ndarray(np.full((height, width, 3), 100, np.uint8), format="bgr24")
+            picture.pts = i
+            for packet in video.encode(picture):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+
+
+def test_the_sound_of_an_hls_master_playlist_is_its_chosen_variants_alone(tmp_path, shared_models):
+    """Two variants, each with its own sound (the small one's silent): the output's pictures and its one sound track
+    are the larger variant's, and the smaller's segments are fetched only while FFmpeg opens it, never read. The
+    writer's sound reader opened the master playlist too: it kept each variant's sound as a track of its own (the
+    first, silent, the default) and fetched every segment of both variants."""
+    from test_network_kept_frames import _serve_folder
+
+    _variant_with_sound(tmp_path / "low", 64, 36, tone=0.0)
+    _variant_with_sound(tmp_path / "full", 128, 72, tone=0.5)
+    (tmp_path / "master.m3u8").write_text(
+        "#EXTM3U\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=300000,RESOLUTION=64x36\nlow/index.m3u8\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=128x72\nfull/index.m3u8\n")
+    httpd, fetched = _serve_folder(tmp_path)
+    out = tmp_path / "out.mp4"
+    try:
+        result = depthcam("run", f"http://127.0.0.1:{httpd.server_address[1]}/master.m3u8", "-o", str(out),
+                          "--blur", "0", "--refine", "off")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as written:
+        assert [(s.width, s.height) for s in written.streams.video] == [(128, 72)]
+        assert len(written.streams.audio) == 1
+        sound = np.concatenate([frame.to_ndarray().ravel() for frame in written.decode(audio=0)])
+    assert np.sqrt(np.mean(sound ** 2)) > 0.2  # the tone's (0.35), not the silence
+    segments = {name: {path for path in fetched if path.startswith(f"/{name}/") and path.endswith(".ts")}
+                for name in ("low", "full")}
+    assert len(segments["full"]) == 8
+    assert segments["low"] <= {"/low/index0.ts", "/low/index1.ts"}  # what opening it reads to find its streams

@@ -983,3 +983,24 @@ def test_pictures_read_without_a_wait_for_half_a_second_are_no_burst():
     assert network._steady_from([False] * 4, steady) == 4  # 54 ms: what a burst might be (nothing to measure)
     assert network._steady_from([False, False, False, True, True], [0, ms, 2 * ms, 70 * ms, 137 * ms]) == 3
     assert network._steady_from([False, False, False, True, True]) == 3  # no arrivals given: the waits alone
+
+
+@pytest.mark.parametrize("address, port", [("udp://127.0.0.1:70000", "70000"),
+                                           (f"rtsp://admin:{SECRET}@cam:554x/live", "554x")])
+def test_an_address_whose_port_is_no_port_is_one_line_before_anything_opens(address, port):
+    """udp://host:70000 ended in "error: ValueError: Port out of range 0-65535" (exit 1); rtsp://host:70000 tried to
+    connect and said FFmpeg's "Invalid argument"."""
+    result = _depthcam("run", address, "-o", "null")
+    assert result.returncode == 2 and "Traceback" not in result.stderr and SECRET not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == \
+        f"depthcam: error: {network.redact(address)}: {port} is no port (a number from 1 to 65535); check the address"
+
+
+def test_a_part_of_a_stream_is_refused_before_it_is_opened():
+    """`run udp://... --duration 5` waited 5 s for a sender and then named the silence, not --duration; with a sender
+    it connected first (a server of one client at a time lost its connection to it)."""
+    result = _depthcam("run", "udp://127.0.0.1:5999", "-o", "x.mp4", "--duration", "5")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == ("depthcam: error: --start and --duration take a part of a video "
+                                                      "file; udp://127.0.0.1:5999 is not one")
+    assert "nothing arrived" not in result.stderr  # refused before listening for a sender
