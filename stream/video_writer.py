@@ -412,14 +412,15 @@ def codec_of(name: str) -> OutputCodec:
 
 
 def check_video_codec(what: str, suffix: str, asked: str) -> None:
-    """A codec the container cannot hold is refused in one line, with the containers that hold it and the codecs
-    this one holds (FFmpeg's own refusal came at the first picture: "'mp4' format does not support 'prores_ks'")."""
+    """A codec depthcam does not write into the container is refused in one line, with the containers it writes it
+    into and the codecs it writes into this one (FFmpeg's own refusal came at the first picture: "'mp4' format does
+    not support 'prores_ks'"). Not "cannot hold": an MP4 may hold VP9 or MPEG-4 Part 2, which players take badly."""
     codec = OUTPUT_CODECS.get(asked)
     if codec is None or suffix not in VIDEO_CODECS or suffix in codec.suffixes:
         return  # auto, or a type refused on its own
     held = [name for name, other in OUTPUT_CODECS.items() if suffix in other.suffixes]
-    raise UserError(f"{what}: {suffix} cannot hold {codec.title} (codec {asked}); write {' or '.join(codec.suffixes)} "
-                    f"for it, or give {suffix} {' or '.join(held)}")
+    raise UserError(f"{what}: depthcam writes {codec.title} (codec {asked}) into {' or '.join(codec.suffixes)}, not "
+                    f"{suffix}; write one of those for it, or give {suffix} {' or '.join(held)}")
 
 
 def padded_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:

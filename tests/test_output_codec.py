@@ -142,7 +142,7 @@ def test_a_codec_the_container_cannot_hold_is_refused_before_anything_is_written
     with pytest.raises(UserError) as refused:
         VideoWriter(out, 64, 48, 25, codec=codec)
     said = str(refused.value)
-    assert "\n" not in said and f"{suffix} cannot hold" in said and holders in said and held in said, said
+    assert "\n" not in said and f"into {holders}, not {suffix};" in said and f"give {suffix} {held}" in said, said
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
@@ -192,7 +192,7 @@ def test_a_misspelt_codec_flag_is_answered_with_the_one_meant():
 def test_a_codec_the_output_cannot_hold_is_refused_before_the_run(tmp_path):
     out = tmp_path / "x.mp4"
     assert_one_clear_line(depthcam("run", "synthetic:portrait?frames=2&size=96x64", "-o", str(out), "--codec",
-                                   "prores"), "-o", ".mp4 cannot hold ProRes 422 HQ", ".mov or .mkv")
+                                   "prores"), "-o", "depthcam writes ProRes 422 HQ (codec prores) into .mov or .mkv, not .mp4")
     assert not out.exists()
 
 
