@@ -95,6 +95,18 @@ def _pictures(path) -> tuple[list[np.ndarray], list[float]]:
     return [f.to_ndarray(format="bgr24") for f in frames], [float(f.time) for f in frames]
 
 
+def _read_all(server: RawServer) -> tuple:
+    """The source the server's address opens, and every frame it gave; the source and the server closed."""
+    try:
+        source = open_source(server.url)
+        try:
+            return source, list(source.frames())
+        finally:
+            source.close()
+    finally:
+        server.close()
+
+
 def test_a_part_of_a_file_over_http_is_the_local_files_part_with_its_sound(served, tmp_path, shared_models):
     """`depthcam run http://host/clip.mp4 --start 0.5 --duration 1`: the file's preset (not live-cpu), the part of
     the local file's run (same frames, times and pixels), and its sound, cut with the pictures. The sound was left
@@ -195,14 +207,7 @@ def test_a_dropped_connection_goes_on_where_it_stopped(served, told):
     clip, _ = served
     # the first reading of the pictures is the NetworkSource's that finds a file; the second, the file's, is cut
     server = _FileServer(clip.read_bytes(), cut_reading=2)
-    try:
-        source = open_source(server.url)
-        try:
-            frames = list(source.frames())
-        finally:
-            source.close()
-    finally:
-        server.close()
+    source, frames = _read_all(server)
     assert isinstance(source, VideoFileSource) and source.truncation_warning() is None
     _, local_times = _pictures(clip)
     assert [f.index for f in frames] == list(range(48))
@@ -250,14 +255,7 @@ def test_a_raw_stream_without_a_rate_over_http_is_read_and_its_rate_told(tmp_pat
     options = {"x265-params": f"{X265_QUIET}:vui-timing-info=0:vui-hrd-info=0"}
     clip = _encode(tmp_path / "in.hevc", "libx265", frames=6, options=options)
     server = _FileServer(clip.read_bytes(), path="/cams/in.hevc", kind="video/h265")
-    try:
-        source = open_source(server.url)
-        try:
-            frames = list(source.frames())
-        finally:
-            source.close()
-    finally:
-        server.close()
+    source, frames = _read_all(server)
     said = [line for line in capsys.readouterr().err.splitlines() if "no frame rate" in line]
     assert isinstance(source, VideoFileSource) and source.fps == 25 and len(frames) == 6
     assert len(said) == 1 and "in.hevc is a raw HEVC video stream with no frame rate: read at 25 fps" in said[0]
@@ -346,14 +344,7 @@ def test_a_server_stalled_on_one_connection_is_asked_again_for_the_rest(served, 
     monkeypatch.setattr(network, "TIMEOUT_S", 1.0)
     clip, _ = served
     server = _stalling(clip, resumes_stall=False)
-    try:
-        source = open_source(server.url)
-        try:
-            frames = list(source.frames())
-        finally:
-            source.close()
-    finally:
-        server.close()
+    source, frames = _read_all(server)
     assert isinstance(source, VideoFileSource) and server.stalled.is_set()
     assert [f.index for f in frames] == list(range(48))
     assert server.resumes and min(server.resumes) > server.pictures_at  # the rest asked for, not the whole again
