@@ -310,10 +310,11 @@ def _input_rate(text: str) -> Fraction:
     except (ValueError, ZeroDivisionError):  # also inf and nan, which Fraction does not read
         raise argparse.ArgumentTypeError(f"{text!r} is no frame rate; give frames a second, e.g. 30, 12.5 or "
                                          f"30000/1001") from None
-    if not 0 < rate <= INPUT_RATE_MAX:
+    rate = rate.limit_denominator(FFMPEG_RATE_DENOMINATOR)  # as FFmpeg's demuxer takes it: times and rate agree
+    if not 0 < rate <= INPUT_RATE_MAX:  # checked as taken: 0.0000001 became 0 ("not a video, or corrupt")
         raise argparse.ArgumentTypeError(f"{text} fps is out of range; give a rate above 0 and at most "
                                          f"{INPUT_RATE_MAX}")
-    return rate.limit_denominator(FFMPEG_RATE_DENOMINATOR)  # as FFmpeg's demuxer takes it: times and rate agree
+    return rate
 
 
 def _audio_tracks(text: str) -> str | list[int]:

@@ -47,6 +47,7 @@ import threading
 import time
 import types
 import urllib.parse
+from fractions import Fraction
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -222,10 +223,31 @@ def _kind(headers: Any) -> str:
     return (headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
 
+REDIRECTS_MOST = 5  # redirects followed to a file's answer (a release download, a share link, an object store's)
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
 def _asked(parts: urllib.parse.SplitResult, extra: dict[str, str] | None = None,
            body_most: int = 0) -> tuple[int, Any, bytes] | None:
     """An http(s) address's answer to a GET (`extra` headers beside the login the address gives): its status, its
-    headers and up to `body_most` bytes of its body; None where it gives none within PAGE_PROBE_S."""
+    headers and up to `body_most` bytes of its body; None where it gives none within PAGE_PROBE_S each. A redirect
+    is followed, up to REDIRECTS_MOST, as FFmpeg follows it (a file link answered from a CDN was taken for a
+    stream); the login goes to the address's own host only."""
+    asked = parts
+    for _ in range(REDIRECTS_MOST + 1):
+        answer = _asked_once(asked, extra, body_most, login=parts if asked.hostname == parts.hostname else None)
+        location = answer[1].get("Location") if answer is not None and answer[0] in REDIRECTS else None
+        if not location:
+            return answer
+        asked = urllib.parse.urlsplit(urllib.parse.urljoin(urllib.parse.urlunsplit(asked), location))
+        if asked.scheme.lower() not in ("http", "https"):
+            return None
+    return None
+
+
+def _asked_once(parts: urllib.parse.SplitResult, extra: dict[str, str] | None, body_most: int,
+                login: urllib.parse.SplitResult | None) -> tuple[int, Any, bytes] | None:
+    """One GET of _asked's, with `login`'s user name and password where it has them."""
     import base64
     import http.client
     import ssl
@@ -240,9 +262,9 @@ def _asked(parts: urllib.parse.SplitResult, extra: dict[str, str] | None = None,
     except ValueError:  # a port out of range
         return None
     headers = {"Accept": "*/*", **(extra or {})}
-    if parts.username is not None:
-        login = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
+    if login is not None and login.username is not None:
+        user = f"{urllib.parse.unquote(login.username)}:{urllib.parse.unquote(login.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
     try:
         connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers)
         answer = connection.getresponse()
@@ -404,24 +426,68 @@ def _of_variant(stream: Any, chosen: Any) -> bool:
     return bitrate is None or (stream.type != "video" and bitrate == chosen.metadata.get("variant_bitrate"))
 
 
-def network_input(spec: str) -> Source:
+def network_input(spec: str, input_rate: Fraction | None = None) -> Source:
     """A network address's source: a live stream's NetworkSource; a file served (_is_file) read as a local file
-    is, where FFmpeg can seek in it (an HLS playlist, a server that takes Range requests). One whose server sends
-    it whole only is read once, in order, as before (opened again from its start after a drop), and its sound kept
-    by a reading of its own; no part of it can be sought."""
-    from stream.sources import VideoFileSource
+    is, where FFmpeg can seek in it (an HLS playlist, a server that takes Range requests), at `input_rate`
+    (--input-rate) where its pictures carry no times (a raw stream). One whose server sends it whole only is read
+    once, in order, as before (opened again from its start after a drop), and its sound kept by a reading of its
+    own; no part of it can be sought. --input-rate is refused for a live stream and for such a file."""
+    from stream.sources import VideoFileSource, input_rate_refusal
 
     source = NetworkSource(spec)
-    if source.live:
+    if source.live or not source.hls and not _takes_ranges(source.parts):
+        if input_rate is not None:
+            source.close()
+            own = "is a live network stream, which times its own pictures" if source.live else \
+                "is served whole only, read once as it comes: download it and give the file"
+            raise UserError(input_rate_refusal(source.shown, own))
+        if not source.live:
+            source.audio_path = ServedFile(source.url) if source.container.streams.audio else None  # type: ignore
         return source
     url, hls = source.url, source.hls
-    if not hls and not _takes_ranges(source.parts):
-        source.audio_path = ServedFile(url) if source.container.streams.audio else None  # type: ignore[assignment]
-        return source
     source.close()
-    served = VideoFileSource(ServedFile(url, hls))  # type: ignore[arg-type]
+    served = _made_away(lambda: VideoFileSource(ServedFile(url, hls), input_rate))  # type: ignore[arg-type]
     served.description += f", read as a file ({'its playlist states its end' if hls else 'its length is stated'})"
     return served
+
+
+def _made_away(make: Callable[[], Source]) -> Source:
+    """`make()` (a served file's opening: its connection, its first pictures) on a thread of its own while this one
+    waits, as NetworkSource's first open is (_opened_away): a stop signal (Ctrl-C, SIGTERM), which Python handles
+    on the main thread only between its own steps, cuts its network calls short and is raised here at once. On the
+    main thread it waited out FFmpeg's time-out and was then lost in PyAV's error handling ("no answer")."""
+    made: list[Source] = []
+    raised: list[BaseException] = []
+    started, done = threading.Event(), threading.Event()
+    maker: list[int] = []
+
+    def run() -> None:
+        maker.append(threading.get_ident())
+        started.set()
+        try:
+            made.append(make())
+        except BaseException as exc:  # noqa: BLE001 (raised on the waiting thread)
+            raised.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="network-open", daemon=True).start()
+    try:
+        while not done.wait(OPEN_POLL_S):
+            pass
+    except BaseException:  # KeyboardInterrupt, from the signal's handler
+        started.wait(LEFT_OPEN_S)
+        if maker:
+            _cut(maker[0])
+        if done.wait(LEFT_OPEN_S):  # ended by the cut: what it opened closed, the cut taken off its ident
+            for source in made:
+                source.close()
+            if maker:
+                _uncut(maker[0])
+        raise
+    if raised:
+        raise raised[0]
+    return made[0]
 
 
 # -- cutting a connect or read short ---------------------------------------------------------------------------

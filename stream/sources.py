@@ -1876,7 +1876,7 @@ def open_source(spec: str, input_rate: Fraction | None = None) -> Source:
         return CameraSource(spec)
     if is_network_spec(spec):
         _check_port(spec)
-        return network_input(spec)  # a file served (its length stated): a VideoFileSource of its address
+        return network_input(spec, input_rate)  # a file served (its length stated): a VideoFileSource of it
     path = input_path(spec)
     try:
         if "://" in spec and not path.exists():
@@ -1916,8 +1916,14 @@ def _check_port(spec: str) -> None:
 
     netloc = urllib.parse.urlsplit(spec).netloc.rpartition("@")[2]
     given = netloc.rpartition("]")[2].partition(":")[2] if netloc.startswith("[") else netloc.partition(":")[2]
-    if given and not (given.isdigit() and 1 <= int(given) <= 65535):
+    if not given or given.isdigit() and 1 <= int(given) <= 65535:
+        return
+    if given.isdigit():
         raise UserError(f"{redact(spec)}: {given} is no port (a number from 1 to 65535); check the address")
+    # not a number: most likely a password with / ? or # in it, which ends the host part there (rtsp://admin:pa/ss@
+    # cam), so that the address's parts are not what they seem: neither the "port" nor the address is repeated
+    raise UserError("the network address given has no port that is a number after its host; a user name or password "
+                    "with / ? # or @ in it must be written percent-encoded there (%2F %3F %23 %40)")
 
 
 # Demuxers of pictures that carry no times: FFmpeg's image pipes (a stream of JPEG or PNG pictures), named *_pipe
@@ -1951,9 +1957,9 @@ def _own_rate_by_spec(spec: str) -> str | None:
         return "has its own (set it with ?fps=)"
     if spec.startswith("camera:"):
         return "is a camera, which has its own"
-    if is_network_spec(spec):
+    if is_network_spec(spec) and not spec.lower().startswith(("http:", "https:")):
         return "is a network stream, which times its own pictures"
-    return None
+    return None  # a file, or an http(s) address, which may serve one (a raw stream without timing): told once open
 
 
 # Names that say "a video": a picture so named (renamed by hand, a download's wrong name) was read by its content and

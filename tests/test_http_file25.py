@@ -471,3 +471,112 @@ def test_the_sound_of_an_hls_master_playlist_is_its_chosen_variants_alone(tmp_pa
                 for name in ("low", "full")}
     assert len(segments["full"]) == 8
     assert segments["low"] <= {"/low/index0.ts", "/low/index1.ts"}  # what opening it reads to find its streams
+
+
+class _Redirecting(RawServer):
+    """Answers every GET with `status` and Location: `to` (a download link answered from a CDN)."""
+
+    def __init__(self, to: str, status: int = 302) -> None:
+        super().__init__("/download/clip.mp4")
+        self.to, self.status = to, status
+        self.accept_each(self._serve)
+
+    def _serve(self, connection: socket.socket, _number: int) -> None:
+        with connection:
+            connection.recv(65536)
+            try:
+                connection.sendall(b"HTTP/1.1 %d Found\r\nLocation: %s\r\nContent-Length: 0\r\nConnection: close\r\n"
+                                   b"\r\n" % (self.status, self.to.encode()))
+            except OSError:
+                pass
+
+
+def test_a_file_link_that_redirects_is_read_as_the_file_it_leads_to(served):
+    """A download link answered with a redirect (GitHub's release assets, S3, Dropbox) was taken for a stream: the
+    live settings, and, the server's Range requests unseen behind it, read once with --start refused ("sends it whole
+    only"). The redirect is followed as FFmpeg follows it."""
+    _, server = served
+    link = _Redirecting(server.url)
+    try:
+        assert served_as_file(link.url)
+        source = open_source(link.url)
+        try:
+            source.set_range(1.5, 0.5)
+            frames = list(source.frames())
+        finally:
+            source.close()
+    finally:
+        link.close()
+    assert isinstance(source, VideoFileSource)
+    assert len(frames) == 12 and frames[0].pts_seconds == pytest.approx(1.5, abs=1e-3)
+
+
+class _SilentOnceProbed(_FileServer):
+    """A _FileServer that goes silent, connection open, for every request after the Range check (bytes=0-0): the
+    served file's own opening finds a server that stopped answering."""
+
+    def __init__(self, body: bytes) -> None:
+        self.probed = threading.Event()
+        self.silent = threading.Event()  # a request is held unanswered
+        super().__init__(body)
+
+    def _serve(self, connection: socket.socket, number: int) -> None:
+        if not self.probed.is_set():
+            request = connection.recv(65536, socket.MSG_PEEK)
+            if b"bytes=0-0" in request:
+                self.probed.set()
+            return super()._serve(connection, number)
+        self.hold(connection)
+        self.silent.set()
+
+
+def test_a_stop_while_a_served_file_opens_is_raised_at_once(served):
+    """Ctrl-C while the file found served was opened again as a local file (its connection, its first pictures): the
+    main thread waited out FFmpeg's time-out (5 s) and PyAV's error handling lost the stop ("no answer ... within
+    5 s", exit 2). The opening runs on a thread of its own, as a stream's first open does, and the stop is raised."""
+    import os
+    import signal
+
+    clip, _ = served
+    server = _SilentOnceProbed(clip.read_bytes())
+
+    def stop_once_silent() -> None:
+        if server.silent.wait(30):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=stop_once_silent, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            open_source(server.url)
+    finally:
+        server.close()
+    assert server.probed.is_set() and server.silent.is_set()
+
+
+def test_input_rate_gives_a_served_raw_stream_its_rate_and_is_refused_for_a_live_one(tmp_path):
+    """The raw stream's line names --input-rate, which was then refused for any http(s) address ("a network stream,
+    which times its own pictures"): a file served is told once open. A live stream still refuses it."""
+    from fractions import Fraction
+
+    from test_raw_streams21 import X265_QUIET, _encode
+
+    options = {"x265-params": f"{X265_QUIET}:vui-timing-info=0:vui-hrd-info=0"}
+    clip = _encode(tmp_path / "in.hevc", "libx265", frames=6, options=options)
+    server = _FileServer(clip.read_bytes(), path="/cams/in.hevc", kind="video/h265")
+    try:
+        source = open_source(server.url, Fraction(30))
+        try:
+            times = [frame.pts_seconds for frame in source.frames()]
+        finally:
+            source.close()
+    finally:
+        server.close()
+    assert isinstance(source, VideoFileSource) and source.fps == 30
+    assert times == pytest.approx([index / 30 for index in range(6)])
+    mjpeg = _Server(fps=10)
+    try:
+        with pytest.raises(UserError, match=r"/video is a live network stream, which times its own pictures: leave "
+                                            r"--input-rate out$"):
+            open_source(f"{mjpeg.base}/video", Fraction(30))
+    finally:
+        mjpeg.close()

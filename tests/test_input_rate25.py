@@ -221,6 +221,7 @@ def test_a_photo_and_an_animation_are_refused(tmp_path):
 
 @pytest.mark.parametrize("value, said", [("0", "0 fps is out of range; give a rate above 0 and at most 1000"),
                                          ("-3", "-3 fps is out of range"), ("1e9", "1e9 fps is out of range"),
+                                         ("0.0000001", "0.0000001 fps is out of range"),  # rounds to 0
                                          ("abc", "'abc' is no frame rate; give frames a second, e.g. 30, 12.5"),
                                          ("inf", "'inf' is no frame rate"), ("nan", "'nan' is no frame rate"),
                                          ("30/0", "'30/0' is no frame rate")])

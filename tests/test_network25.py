@@ -168,7 +168,8 @@ def test_pictures_queued_during_the_set_up_are_passed_by_to_the_live_one(told):
     assert result.closed_by_user and len(sink.frames) >= 12
     first, second = sink.frames[:2]
     assert first.capture_ns - opened >= 0.8 * set_up_s * 1e9, (first.capture_ns - opened) / 1e9
-    assert second.capture_ns - first.capture_ns <= 0.4e9, (second.capture_ns - first.capture_ns) / 1e9
+    # the next comes within a few of a stage's 50 ms (a bound loose enough for a loaded machine)
+    assert second.capture_ns - first.capture_ns <= 1.0e9, (second.capture_ns - first.capture_ns) / 1e9
     assert not any("dropped" in line for line in told), told
 
 
