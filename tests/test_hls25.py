@@ -1,7 +1,7 @@
 """A live HLS stream's pictures delivered at the stream's pace. FFmpeg downloads a whole segment (2-6 s of pictures)
 at once and decodes it as fast as the CPU goes; the live queue, which keeps the newest, then kept about one picture
 a segment (15 of 300 written, their capture times in clumps at the segments' starts). They are now released on the
-stream's own clock (_SegmentPacer), a frame period apart as a camera's; a stall makes no delay that lasts.
+stream's own clock (SegmentPacer), a frame period apart as a camera's; a stall makes no delay that lasts.
 
 The pacer's rules on a fake clock (simulated segments: when each picture can be read, and a decode's 1 ms), then
 the whole path: a localhost live playlist whose segments come out over time, through the real PyAV (FFmpeg) path
@@ -13,7 +13,8 @@ from typing import Iterator
 import pytest
 
 import stream.network_source as network
-from stream.network_source import NetworkSource, _SegmentPacer
+from stream.hls_pacing import SegmentPacer
+from stream.network_source import NetworkSource
 from stream.pipeline import Pipeline
 from test_network_blocking import _LiveHls
 from test_pipeline import CollectingSink
@@ -55,10 +56,10 @@ def _segments_out(count: int, late: dict[int, int] | None = None) -> list[int]:
     return out
 
 
-def _paced(out_at: list[int], told: list[str] | None = None) -> tuple[list[tuple[int, int]], _SegmentPacer]:
+def _paced(out_at: list[int], told: list[str] | None = None) -> tuple[list[tuple[int, int]], SegmentPacer]:
     """(picture index, release time) of each picture released, and the pacer."""
     clock = _FakeClock()
-    pacer = _SegmentPacer(PERIOD, SEGMENT, clock.wait, clock=clock, tell=(told if told is not None else []).append,
+    pacer = SegmentPacer(PERIOD, SEGMENT, clock.wait, clock=clock, tell=(told if told is not None else []).append,
                           name="live")
     released = []
     for picture, capture_ns in pacer.paced(_stream(clock, out_at)):
@@ -120,14 +121,14 @@ def test_a_clock_that_restarts_or_jumps_is_laid_afresh_and_a_stop_ends_the_wait(
     """A stream clock that goes back (an encoder restarted) or jumps ahead (a discontinuity) is laid on its next
     picture, not waited for; a stop during a wait ends the pictures at once."""
     clock = _FakeClock()
-    pacer = _SegmentPacer(PERIOD, SEGMENT, clock.wait, clock=clock, tell=[].append)
+    pacer = SegmentPacer(PERIOD, SEGMENT, clock.wait, clock=clock, tell=[].append)
     assert pacer.due(5 * S, 0, waited=False) == 0
     assert pacer.due(5 * S + PERIOD, MS, waited=False) == PERIOD  # held until its time
     assert pacer.due(0, 2 * PERIOD, waited=True) == 2 * PERIOD  # went back: at once
     assert pacer.due(60 * S, 3 * PERIOD, waited=True) == 3 * PERIOD  # a minute ahead: at once
     assert pacer.due(60 * S + PERIOD, 3 * PERIOD + MS, waited=False) == 4 * PERIOD
 
-    stopped = _SegmentPacer(PERIOD, SEGMENT, lambda seconds: True, clock=clock)
+    stopped = SegmentPacer(PERIOD, SEGMENT, lambda seconds: True, clock=clock)
     given = list(stopped.paced(_stream(clock, [0] * 5)))
     assert len(given) == 1  # the first is due when read; the stop came during the second's wait
 
