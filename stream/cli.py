@@ -448,7 +448,8 @@ def run_config(input_spec: str, args: argparse.Namespace) -> tuple[PipelineConfi
     """The run's configuration, and whether the camera preset was chosen for the user: a camera (or a network
     stream) wants the live settings (the default preset is for files), on a GPU where there is one, since the
     preset's own `device: cpu` is for the laptops it is tuned on. A video file served over HTTP (its length stated, a
-    VOD playlist) is read as a local file is, and gets a file's settings as one does."""
+    VOD playlist) is read as a local file is, and gets a file's settings as one does where its address names it
+    (_endless)."""
     overrides = _overrides(args)
     if args.config is None and _endless(input_spec):
         overrides["device"] = overrides["device"] or "auto"
@@ -968,10 +969,12 @@ def _remove_if_empty(folders: list[Path]) -> None:
 def _run_planned(plans: list[tuple[str, str, str | None]], args: argparse.Namespace,
                  config: PipelineConfig) -> int:
     """Each planned input in turn (input, output, depth output), each with a copy of `config` (the run's, loaded
-    once); the others still run where one fails."""
+    once); the others still run where one fails. An address is named without its password or token (redact)."""
+    from stream.network_source import redact
+
     failed: list[tuple[str, int]] = []
     for number, (spec, output, depth) in enumerate(plans, 1):
-        print(f"depthcam: input {number} of {len(plans)}: {spec}", file=sys.stderr)
+        print(f"depthcam: input {number} of {len(plans)}: {redact(spec)}", file=sys.stderr)
         one = argparse.Namespace(**vars(args))
         one.save_depth = depth
         one.loaded_config = copy.deepcopy(config)
@@ -991,7 +994,7 @@ def _run_planned(plans: list[tuple[str, str, str | None]], args: argparse.Namesp
         if code != 0:
             failed.append((spec, code))
     done = len(plans) - len(failed)
-    names = ", ".join(spec for spec, _ in failed)
+    names = ", ".join(redact(spec) for spec, _ in failed)
     print(f"depthcam: {done} of {len(plans)} inputs done" + (f"; failed: {names}" if failed else ""), file=sys.stderr)
     return failed[0][1] if failed else 0
 

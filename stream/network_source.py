@@ -329,6 +329,16 @@ def _playlist_ends(parts: urllib.parse.SplitResult, text: bytes) -> bool:
     return variant is not None and b"#EXT-X-ENDLIST" in _body(variant)
 
 
+def _index_out_of_reach(shown: str) -> str:
+    """The line for an MP4 or MOV whose index (moov) is at its end, from a server that sends files whole only: FFmpeg
+    cannot go back from the index to the pictures (python -m http.server; "answered but gave no picture" said to
+    check the camera and the password)."""
+    return (f"network stream {shown} is an MP4 or MOV with its index (moov) at its end, and its server sends files "
+            f"whole only (no HTTP Range requests), so its pictures cannot be read as they come; download it and run "
+            f"the file, serve it from a server that takes Range requests (most web servers), or give it its index in "
+            f"front: ffmpeg -i IN.mp4 -c copy -movflags +faststart OUT.mp4")
+
+
 def _takes_ranges(parts: urllib.parse.SplitResult) -> bool:
     """Whether an HTTP server sends a part of a file asked for (a Range request: 206), as FFmpeg needs to seek in
     it (--start) and to go on where a connection dropped."""
@@ -930,7 +940,10 @@ class NetworkSource(Source):
                 if found is None and self._head:  # a drop while measuring: the run opens it again
                     return
                 if found is None:
+                    mp4 = "mp4" in self.container.format.name  # FFmpeg's mov demuxer: "mov,mp4,m4a,3gp,3g2,mj2"
                     self.container.close()
+                    if mp4 and self.parts.scheme.lower() in ("http", "https") and not _takes_ranges(self.parts):
+                        raise UserError(_index_out_of_reach(self.shown))
                     raise UserError(f"network stream {self.shown}: {_where(self.parts)} answered but gave no picture "
                                     f"({self.dropped or 'the stream ended'}; {FIX})")
                 self._head.append(found)

@@ -272,8 +272,10 @@ def test_files_over_http_go_into_a_folder_and_into_a_batch_as_local_files_do(ser
     assert single.returncode == 0, single.stderr
     assert [p.name for p in (tmp_path / "one").iterdir()] == ["clip_portrait.mp4"]
     local = clip.rename(tmp_path / "local.mp4")
-    batch = depthcam("run", str(local), server.url, "-o", f"{tmp_path / 'both'}/", *quick)
+    secret_url = server.url.replace("http://", f"http://me:{SECRET}@") + f"?token={SECRET}"
+    batch = depthcam("run", str(local), secret_url, "-o", f"{tmp_path / 'both'}/", *quick)
     assert batch.returncode == 0, batch.stderr
+    assert "input 2 of 2: http://me:***@" in batch.stderr and SECRET not in batch.stderr  # it was said in clear
     assert sorted(p.name for p in (tmp_path / "both").iterdir()) == ["clip_portrait.mp4", "local_portrait.mp4"]
     assert probe(tmp_path / "both" / "clip_portrait.mp4")["frames"] == 6
     mjpeg = _Server(fps=10)
@@ -580,3 +582,19 @@ def test_input_rate_gives_a_served_raw_stream_its_rate_and_is_refused_for_a_live
             open_source(f"{mjpeg.base}/video", Fraction(30))
     finally:
         mjpeg.close()
+
+
+def test_an_mp4_indexed_at_its_end_from_a_server_without_ranges_names_its_cause(tmp_path):
+    """`python -m http.server` serving an MP4 whose index (moov) follows its pictures: FFmpeg cannot go back to them,
+    and the line said the server "answered but gave no picture", to check the camera and the password."""
+    from media import make_noise_mp4
+
+    server = _FileServer(make_noise_mp4(tmp_path / "clip.mp4").read_bytes(), ranges=False)
+    try:
+        with pytest.raises(UserError) as refused:
+            open_source(server.url)
+    finally:
+        server.close()
+    said = str(refused.value)
+    assert "is an MP4 or MOV with its index (moov) at its end, and its server sends files whole only" in said
+    assert said.endswith("ffmpeg -i IN.mp4 -c copy -movflags +faststart OUT.mp4") and "password" not in said
