@@ -23,7 +23,7 @@ import re
 import urllib.parse
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -97,13 +97,18 @@ def open_input(source: Path, **kwargs: Any) -> Any:
     return served(**kwargs) if served is not None else av.open(str(source), **kwargs)
 
 
-def audio_streams(container: Any) -> list[Any]:
-    """An input's audio streams, numbered from 0 as the tracks are, less those set aside (an HLS master playlist's
-    other variants': network_source.ServedFile.av_open), which are never read: each was kept as a track of its own,
-    every variant's segments fetched for it."""
+def read_streams(streams: Iterable[Any]) -> list[Any]:
+    """`streams` less those set aside (an HLS master playlist's other variants': network_source.ServedFile.av_open),
+    which are never read: the pictures', the sound's and the subtitles' readers alike pass them by."""
     from av.stream import Discard
 
-    return [stream for stream in container.streams.audio if getattr(stream, "discard", None) != Discard.all]
+    return [stream for stream in streams if getattr(stream, "discard", None) != Discard.all]
+
+
+def audio_streams(container: Any) -> list[Any]:
+    """An input's audio streams, numbered from 0 as the tracks are, less those set aside (read_streams): each was
+    kept as a track of its own, every variant's segments fetched for it."""
+    return read_streams(container.streams.audio)
 
 
 def input_name(source: Path | str) -> str:

@@ -685,7 +685,7 @@ def input_line(document: dict) -> str:
     measuring began and how long it took (an older report knows only when it was written: `created`)."""
     began = str(document.get("started") or document.get("created") or "an unknown date").replace("T", " ")
     took = document.get("duration_s")
-    span = f" for {took:.1f} s" if isinstance(took, (int, float)) and not isinstance(took, bool) else ""
+    span = f" for {took:.1f} s" if _is_number(took) else ""
     record = document.get("reproduce")
     source = record.get("input") if isinstance(record, dict) else None
     photo = " (a photo, repeated as a still stream)" if isinstance(source, dict) and source.get("photo") else ""

@@ -35,7 +35,7 @@ from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal, props
 from stream.images import filled_behind, is_tiff, on_white, read_image, read_metadata, upright_size
 from stream.piped_input import STDIN_NAMES, input_path
 from stream.synthetic import SyntheticPortrait, SyntheticScene
-from stream.audio_track import audio_streams, open_input
+from stream.audio_track import audio_streams, open_input, read_streams
 from stream.video_writer import (TIMECODE, alpha_pix_fmt, is_hd, opens_again, part_first_picture, readable_again,
                                  shifted_timecode, stream_timecode, timecode_count)
 
@@ -1664,10 +1664,10 @@ STILL_CODECS = frozenset({"mjpeg", "png", "bmp", "tiff", "webp"})
 def _moving_streams(container: Any) -> list[Any]:
     """The video streams that are not cover art: not an attached picture (an MP3's or M4A's cover, a Matroska
     attachment), nor, where other video is there, a track in a codec of still pictures (a cover so stored)."""
-    from av.stream import Discard, Disposition
+    from av.stream import Disposition
 
-    # None: a codec FFmpeg lacks; discarded: an HLS master playlist's variants but the one read (ServedFile)
-    known = [s for s in container.streams.video if s.codec_context is not None and s.discard != Discard.all]
+    # None: a codec FFmpeg lacks; set aside: an HLS master playlist's variants but the one read (ServedFile)
+    known = [s for s in read_streams(container.streams.video) if s.codec_context is not None]
     moving = [s for s in known if not s.disposition & Disposition.attached_pic]
     return [s for s in moving if s.codec_context.name not in STILL_CODECS] or moving
 

@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
-from stream.audio_track import input_name, open_input, track_tags
+from stream.audio_track import input_name, open_input, read_streams, track_tags
 from stream.clip_joins import demuxed, read_past_damage
 from stream.track_timeline import AUDIO_SEEK_AFTER_S, AUDIO_SEEK_FORMATS, AUDIO_SNAP_S, MP4_SUFFIXES, Clips
 
@@ -56,10 +56,8 @@ class SubtitleTracks:
         # input stream index -> (output stream, decoder where converted, else None)
         self.tracks: dict[int, tuple[Any, Any | None]] = {}
         try:
-            from av.stream import Discard
-
             # not an HLS master playlist's other variants' (set aside by ServedFile.av_open: never fetched)
-            read = [stream for stream in self.input.streams.subtitles if stream.discard != Discard.all]
+            read = read_streams(self.input.streams.subtitles)
             left_out = [stream for stream in read if not self._add(container, stream)]
             if left_out:
                 log.warning(_left_out_line(self.name, suffix, left_out))
