@@ -1,12 +1,14 @@
-// Synthetic depth of field: reduce -> scatter-as-gather at reduced resolution -> full-resolution composite.
+// Synthetic depth of field: reduce -> scatter-as-gather at reduced resolution -> full-resolution composite (the far
+// field rendered, dof_back; its blocks behind the near field, dof_behind_blocks; the near field over, dof_composite).
 // Mirrors kernels/dof_cpu*.py pass for pass with the same formulas (the CPU tabulates distances and
 // inverse areas that this computes inline), so the two agree to float rounding (<= 1 level, tested by
 // running this very source on the host in tests/test_depth_of_field.py). The semantics are documented
 // in kernels/dof.py and computed exactly by kernels/dof_reference.py.
 // Compiles with nvcc -ptx -arch=sm_90 -std=c++17 and NVRTC --std=c++17 (no includes needed). No shared
 // memory: the reduced frame is small and L1/L2-resident, and full-resolution windows are at most
-// (2s + 1)^2 pixels ((4s + 1)^2 for the near field: NEAR_EXACT, and for the far one with exact_far: far_exact = 2),
-// read through the read-only cache.
+// (2s + 1)^2 pixels ((4s + 1)^2 for the near field: NEAR_EXACT, and for the far one with exact_far: far_exact = 2;
+// what lies behind a near pixel: the blocks within 2 s of it pixel by pixel, farther ones a tap each), read through
+// the read-only cache.
 
 #define FOCUS_RADIUS 0.5f
 #define HIGHLIGHT_THRESHOLD 0.6f
@@ -15,6 +17,8 @@
 #define PI_F 3.14159265358979323846f
 // what lies behind a near pixel fades in from its own colour over this share of its disc (kernels/dof_reference.py)
 #define BEHIND_FADE 0.1f
+// the pixels not near weigh in a near pixel's backdrop by 1 / (1 + (d / BEHIND_NEAR_PX)^4) (kernels/dof_reference.py)
+#define BEHIND_NEAR_PX 1.5f
 // the near field is gathered exactly below a CoC of NEAR_EXACT * s: from s to 2 s the blocks' box and bilinear tent
 // spread a disc's light ~1.5 s px past its rim (kernels/dof_cpu_common.py: NEAR_EXACT)
 #define NEAR_EXACT 2
@@ -45,6 +49,13 @@ __device__ __forceinline__ float disc_weight(float re, int dy, int dx) {
     const float cov = re - sqrtf((float)(dy * dy + dx * dx)) + 0.5f;
     if (cov <= 0.0f) return 0.0f;
     return fminf(cov, 1.0f) * INV_PI / (re * re + 1.0f / 12.0f);
+}
+
+__device__ __forceinline__ float proximity(float d) {
+    // a pixel not near's weight in a near pixel's backdrop at distance d px (kernels/dof_cpu_common.py: _proximity)
+    const float u = d * (1.0f / BEHIND_NEAR_PX);
+    const float u2 = u * u;
+    return 1.0f / (1.0f + u2 * u2);
 }
 
 __device__ __forceinline__ float srgb_to_linear(unsigned char v, float gamma) {
@@ -202,7 +213,7 @@ extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const fl
                                       const float* __restrict__ low_nr, const float4* __restrict__ low_b,
                                       const float* __restrict__ low_br, int hl, int wl, int near_reach,
                                       float4* __restrict__ far_acc, float4* __restrict__ near_acc,
-                                      float* __restrict__ near_a, float4* __restrict__ behind_acc) {
+                                      float* __restrict__ near_a, float* __restrict__ behind_n) {
     const int px = blockIdx.x * blockDim.x + threadIdx.x;
     const int py = blockIdx.y * blockDim.y + threadIdx.y;
     if (px >= wl || py >= hl) return;
@@ -248,8 +259,9 @@ extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const fl
     }
     near_acc[i] = b;
     near_a[i] = cov;
-    // behind the near field: what is not near within the near pixels' mean radius, uniform weights
-    float4 e = make_float4(0.f, 0.f, 0.f, 0.f);
+    // behind the near field: how much of the near pixels' mean radius the pixels not near cover (uniform weights),
+    // the even coverage that fades their backdrop in; its colour is gathered per pixel in dof_composite
+    float e = 0.0f;
     const float rb = low_br[i];
     if (rb >= 0.0f) {
         const float rbc = fmaxf(rb, FOCUS_RADIUS);
@@ -262,12 +274,11 @@ extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const fl
                 if (qx < 0 || qx >= wl) continue;
                 const float w = fminf(fmaxf(rbc - sqrtf((float)(dy * dy + dx * dx)) + 0.5f, 0.0f), 1.0f);
                 if (w <= 0.0f) continue;
-                const float4 v = __ldg(low_b + qy * wl + qx);
-                e.x += w * v.x; e.y += w * v.y; e.z += w * v.z; e.w += w * v.w;
+                e += w * __ldg(low_b + qy * wl + qx).w;
             }
         }
     }
-    behind_acc[i] = e;
+    behind_n[i] = e;
 }
 
 __device__ __forceinline__ float4 bilerp4(const float4* a, int i00, int i01, int i10, int i11,
@@ -282,16 +293,15 @@ __device__ __forceinline__ unsigned char to_u8(float v) {
     return (unsigned char)fminf(sqrtf(fmaxf(v, 0.0f)) + 0.5f, 255.0f);
 }
 
-// One thread per full-resolution pixel: far pixels take the far field (the exact gather of the pairs with
-// a radius below far_exact * s plus the bilinear, support-renormalised reduced one), in-focus pixels keep their value,
-// then the near field's coverage (reduced share + exact small share) composites its colour over.
-extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, const float* __restrict__ coc,
-                                         const float* __restrict__ hwt, int height, int width, int s, int far_exact,
-                                         int hl, int wl,
-                                         const float4* __restrict__ far_acc, const float4* __restrict__ near_acc,
-                                         const float* __restrict__ near_a, const float* __restrict__ low_small,
-                                         const float* __restrict__ low_fr, const float* __restrict__ low_fsmall,
-                                         const float4* __restrict__ behind_acc, unsigned char* __restrict__ out) {
+// One thread per full-resolution pixel, everything but the near field: far pixels take the far field (the exact
+// gather of the pairs with a radius below far_exact * s plus the bilinear, support-renormalised reduced one), the
+// others their own colour; into `rendered` (linear light), what lies behind the near field is gathered from
+// (dof_behind_blocks, dof_composite) and what the near field composites over.
+extern "C" __global__ void dof_back(const unsigned char* __restrict__ img, const float* __restrict__ coc,
+                                    const float* __restrict__ hwt, int height, int width, int s, int far_exact,
+                                    int hl, int wl, const float4* __restrict__ far_acc,
+                                    const float* __restrict__ low_fr, const float* __restrict__ low_fsmall,
+                                    float4* __restrict__ rendered) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= width || y >= height) return;
@@ -353,34 +363,146 @@ extern "C" __global__ void dof_composite(const unsigned char* __restrict__ img, 
             g0 += ts * f.x; g1 += ts * f.y; g2 += ts * f.z; gh += ts * f.w;
         }
         o0 = g0 / gh; o1 = g1 / gh; o2 = g2 / gh;
-    } else if (c > FOCUS_RADIUS) {
-        // a near pixel: what lies behind it is what its near colour composites over, faded in from its own
-        // colour while the pixels not near weigh less than BEHIND_FADE of its disc (taken whole from any weight
-        // above 0, the blocks' reach drew rectangular notches in a blurred foreground)
-        float4 e = bilerp4(behind_acc, i00, i01, i10, i11, w00, w01, w10, w11);
+    }
+    rendered[p] = make_float4(o0, o1, o2, 0.0f);
+}
+
+// One thread per s x s block (a block the frame cuts: its own pixels), over its pixels not near: their mean rendered
+// colour and count (blk_col: B, G, R, count) and centroid (blk_pos: row, column), summed as the CPU sums them
+// (kernels/dof_cpu_composite.py: _behind_block_stats); what behind_colour takes a farther block as.
+extern "C" __global__ void dof_behind_blocks(const float4* __restrict__ rendered, const float* __restrict__ coc,
+                                             int height, int width, int s, int hl, int wl,
+                                             float4* __restrict__ blk_col, float4* __restrict__ blk_pos) {
+    const int bx = blockIdx.x * blockDim.x + threadIdx.x;
+    const int by = blockIdx.y * blockDim.y + threadIdx.y;
+    if (bx >= wl || by >= hl) return;
+    const int y0 = by * s, y1 = min(y0 + s, height);
+    const int x0 = bx * s, x1 = min(x0 + s, width);
+    float b0 = 0.f, b1 = 0.f, b2 = 0.f, n = 0.f, sy = 0.f, sx = 0.f;
+    for (int x = x0; x < x1; ++x) {  // each column down the block first, as the CPU sums them
+        float c0 = 0.f, c1 = 0.f, c2 = 0.f, cn = 0.f, cy = 0.f;
+        for (int y = y0; y < y1; ++y) {
+            const int q = y * width + x;
+            if (__ldg(coc + q) > FOCUS_RADIUS) continue;
+            const float4 v = __ldg(rendered + q);
+            c0 += v.x; c1 += v.y; c2 += v.z; cn += 1.0f; cy += (float)(y - y0);
+        }
+        b0 += c0; b1 += c1; b2 += c2; n += cn; sy += cy; sx += (float)(x - x0) * cn;
+    }
+    const float inv = 1.0f / fmaxf(n, 1.0f);
+    const int i = by * wl + bx;
+    blk_col[i] = make_float4(b0 * inv, b1 * inv, b2 * inv, n);
+    blk_pos[i] = make_float4((float)y0 + sy * inv, (float)x0 + sx * inv, 0.0f, 0.0f);
+}
+
+// The colour behind the near pixel (y, x) of CoC c (linear light; weight 0 where nothing weighs): the rendered pixels
+// not near within its disc weighed by coverage x proximity. A d^-4 weight of 1.5 px cannot be resolved by s x s
+// blocks, so the blocks within exact_reach px (by their centre) are gathered pixel by pixel, farther ones as one tap
+// at the centroid of their pixels not near (kernels/dof_cpu_composite.py: _behind_colour_at).
+__device__ float4 behind_colour(int y, int x, float c, const float* coc, const float4* rendered,
+                                const float4* blk_col, const float4* blk_pos, int height, int width, int s, int wl,
+                                int exact_reach) {
+    const int k = (int)ceilf(c + 0.5f) - 1;
+    float b0 = 0.f, b1 = 0.f, b2 = 0.f, bw = 0.f;
+    for (int by = max(y - k, 0) / s; by <= min(y + k, height - 1) / s; ++by) {
+        for (int bx = max(x - k, 0) / s; bx <= min(x + k, width - 1) / s; ++bx) {
+            const int i = by * wl + bx;
+            const float4 col = __ldg(blk_col + i);
+            if (col.w == 0.0f) continue;
+            const int y0 = by * s, y1 = min(y0 + s, height), x0 = bx * s, x1 = min(x0 + s, width);
+            // beyond the reach by the block's centre, in whole numbers (twice the offsets): every path decides alike
+            const int ey = y0 + y1 - 1 - 2 * y, ex = x0 + x1 - 1 - 2 * x;
+            if (ey * ey + ex * ex > 4 * exact_reach * exact_reach) {
+                const float4 pos = __ldg(blk_pos + i);
+                const float dy = pos.x - (float)y, dx = pos.y - (float)x;
+                const float dc = sqrtf(dy * dy + dx * dx);
+                const float w = fminf(fmaxf(c - dc + 0.5f, 0.0f), 1.0f) * proximity(dc) * col.w;
+                b0 += w * col.x; b1 += w * col.y; b2 += w * col.z; bw += w;
+                continue;
+            }
+            for (int qy = y0; qy < y1; ++qy) {
+                const float fy = (float)(qy - y);
+                for (int qx = x0; qx < x1; ++qx) {
+                    const int q = qy * width + qx;
+                    if (__ldg(coc + q) > FOCUS_RADIUS) continue;
+                    const float fx = (float)(qx - x);
+                    const float d = sqrtf(fy * fy + fx * fx);
+                    const float w = fminf(fmaxf(c - d + 0.5f, 0.0f), 1.0f) * proximity(d);
+                    const float4 v = __ldg(rendered + q);
+                    b0 += w * v.x; b1 += w * v.y; b2 += w * v.z; bw += w;
+                }
+            }
+        }
+    }
+    const float inv = 1.0f / fmaxf(bw, 1e-30f);
+    return make_float4(b0 * inv, b1 * inv, b2 * inv, bw);
+}
+
+// One thread per full-resolution pixel: a near pixel takes what lies behind it (faded in from its own colour while
+// the pixels not near cover less than BEHIND_FADE of its disc), the others their render (dof_back), then the near
+// field's coverage (reduced share + exact small share) composites its colour over.
+extern "C" __global__ void dof_composite(const float* __restrict__ coc, const float* __restrict__ hwt,
+                                         const unsigned char* __restrict__ img, int height, int width, int s, int hl,
+                                         int wl, const float4* __restrict__ near_acc, const float* __restrict__ near_a,
+                                         const float* __restrict__ low_small, const float* __restrict__ behind_n,
+                                         const float4* __restrict__ blk_col, const float4* __restrict__ blk_pos,
+                                         int exact_reach, const float4* __restrict__ rendered,
+                                         unsigned char* __restrict__ out) {
+    const int x = blockIdx.x * blockDim.x + threadIdx.x;
+    const int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= width || y >= height) return;
+    // Block coordinates (i + 0.5) / s - 0.5 as one correctly rounded division of integers: exact where they
+    // are whole, as the CPU's must be too. As (i + 0.5f) * (1 / s) - 0.5f, nvcc's FMA contraction left 1.5e-8
+    // at s = 3 or 5 where the CPU has 0, so a neighbouring block got weight and a near pixel took that
+    // block's background (then taken whole above a weight of 1e-20) instead of its own colour: 38 levels off.
+    const float uy = fminf(fmaxf((float)(2 * y + 1 - s) / (float)(2 * s), 0.0f), (float)(hl - 1));
+    const float ux = fminf(fmaxf((float)(2 * x + 1 - s) / (float)(2 * s), 0.0f), (float)(wl - 1));
+    const int y0 = (int)uy, x0 = (int)ux;
+    const float fy = uy - (float)y0, fx = ux - (float)x0;
+    const int y1 = min(y0 + 1, hl - 1), x1 = min(x0 + 1, wl - 1);
+    const float w00 = (1.0f - fy) * (1.0f - fx), w01 = (1.0f - fy) * fx, w10 = fy * (1.0f - fx), w11 = fy * fx;
+    const int i00 = y0 * wl + x0, i01 = y0 * wl + x1, i10 = y1 * wl + x0, i11 = y1 * wl + x1;
+    const int p = y * width + x;
+    const float4 own = __ldg(rendered + p);
+    float o0 = own.x, o1 = own.y, o2 = own.z;
+    const float c = coc[p];
+    const int by = y / s, bx = x / s;
+    if (c > FOCUS_RADIUS) {
+        // what lies behind it: the rendered pixels not near within its disc, the nearer weighing more, faded in from
+        // its own colour while their even coverage is below BEHIND_FADE of its disc (taken whole from any weight above
+        // 0, the blocks' reach drew rectangular notches in a blurred foreground)
+        float en = w00 * __ldg(behind_n + i00) + w01 * __ldg(behind_n + i01) + w10 * __ldg(behind_n + i10)
+                 + w11 * __ldg(behind_n + i11);
         const float t = split_near(c, s);
         if (t < 1.0f) {
-            // a CoC below 2 s: the share 1 - t gathered exactly over its own disc (the pixels not near, uniform
-            // weights, outside the frame skipped), on the reduced sums' scale; the blocks' reach took a small
-            // disc's backdrop from up to ~1.5 s px away (kernels/dof_cpu_composite.py: _add_small_behind)
+            // a CoC below 2 s: the share 1 - t of its even coverage gathered exactly over its own disc (outside the
+            // frame skipped), on the reduced sums' scale (kernels/dof_cpu_composite.py: _add_small_behind)
             const int k = min((int)ceilf(c + 0.5f) - 1, NEAR_EXACT * s + 1);
-            float b0 = 0.f, b1 = 0.f, b2 = 0.f, bw = 0.f;
+            float bn = 0.f;
             for (int qy = max(y - k, 0); qy <= min(y + k, height - 1); ++qy) {
                 for (int qx = max(x - k, 0); qx <= min(x + k, width - 1); ++qx) {
                     const int q = qy * width + qx;
                     if (__ldg(coc + q) > FOCUS_RADIUS) continue;
                     const int dy = qy - y, dx = qx - x;
-                    const float w = fminf(fmaxf(c - sqrtf((float)(dy * dy + dx * dx)) + 0.5f, 0.0f), 1.0f);
-                    const unsigned char* sq = img + 3 * q;
-                    b0 += w * light(sq[0]); b1 += w * light(sq[1]); b2 += w * light(sq[2]); bw += w;
+                    bn += fminf(fmaxf(c - sqrtf((float)(dy * dy + dx * dx)) + 0.5f, 0.0f), 1.0f);
                 }
             }
-            const float ex = (1.0f - t) * (1.0f / (float)(s * s));
-            e = make_float4(t * e.x + ex * b0, t * e.y + ex * b1, t * e.z + ex * b2, t * e.w + ex * bw);
+            en = t * en + (1.0f - t) * (1.0f / (float)(s * s)) * bn;
         }
-        const float total = fmaxf(e.w, BEHIND_FADE * PI_F / (float)(s * s) * c * c);
-        const float own = total - e.w, inv = 1.0f / total;
-        o0 = (e.x + own * o0) * inv; o1 = (e.y + own * o1) * inv; o2 = (e.z + own * o2) * inv;
+        const float total = fmaxf(en, BEHIND_FADE * PI_F / (float)(s * s) * c * c);
+        if (en > 0.0f) {
+            float4 e = behind_colour(y, x, c, coc, rendered, blk_col, blk_pos, height, width, s, wl, exact_reach);
+            // the blocks' even coverage reaches up to ~2 s px past the disc: where it does, the colour of the nearest
+            // pixels not near there (as own colour instead, a 35-level step where it begins)
+            if (e.w <= 0.0f)
+                e = behind_colour(y, x, c + (float)(NEAR_EXACT * s), coc, rendered, blk_col, blk_pos, height, width, s,
+                                  wl, exact_reach);
+            if (e.w > 0.0f) {
+                const float inv = 1.0f / total;
+                const float mean_k = en * inv, own_k = (total - en) * inv;
+                o0 = e.x * mean_k + own_k * o0; o1 = e.y * mean_k + own_k * o1; o2 = e.z * mean_k + own_k * o2;
+            }
+        }
     }
     float alpha = w00 * __ldg(near_a + i00) + w01 * __ldg(near_a + i01) + w10 * __ldg(near_a + i10)
                 + w11 * __ldg(near_a + i11);

@@ -14,12 +14,14 @@ Semantics (exact in `dof_reference`, approximated at a reduced resolution by the
   and near pixels never enter it: the background cannot gather the subject (no halo).
 * near field: near pixels scatter their disc over everything behind them; coverage (sum of
   coverage / area) is the alpha that composites the normalised near colour over what lies behind.
-  Behind a near pixel p lies, as far as one picture can tell, what is not near around it: the mean of
-  the in-focus and far pixels within p's own disc (anti-aliased, uniform), faded in from p itself while they
-  weigh less than BEHIND_FADE (a tenth) of the disc's area, so that its colour does not switch where the rim of
-  its disc first reaches such a pixel (hard rectangular notches in a blurred foreground). So a blurred
-  foreground is soft on both sides of its outline, as a lens shows it (over its own colour, its inside
-  stayed opaque to the outline: a sharp object with a glow around it).
+  Behind a near pixel p lies, as far as one picture can tell, what is not near around it, as rendered without
+  the near field (the far field's blur, the focus sharp): the mean of the in-focus and far pixels within p's own
+  disc (anti-aliased), the nearer weighing more (``1 / (1 + (d / 1.5)^4)``, `dof_reference.BEHIND_NEAR_PX`: evenly
+  weighed, a thin wire crossing a sharp outline drew the outline's disc-wide blur along its path), faded in from
+  p itself while they cover less than BEHIND_FADE (a tenth) of the disc's area, so that its colour does not
+  switch where the rim of its disc first reaches such a pixel (hard rectangular notches in a blurred foreground).
+  So a blurred foreground is soft on both sides of its outline, as a lens shows it (over its own colour, its
+  inside stayed opaque to the outline: a sharp object with a glow around it).
 * in focus: out = image exactly, unless a blurred foreground spills over it.
 * disc: hard edge, anti-aliased over one pixel: ``k = clamp(r - dist + 0.5, 0, 1)``, area
   ``pi (r^2 + 1/12)``, radius clamped to >= 0.5.
@@ -46,8 +48,9 @@ and composite at full resolution (bilinear, weighted by field support). CoCs bel
 represented at 1/s resolution, so the composite gathers them exactly at full resolution (their window
 is at most (2s + 1)^2 pixels; the CPU computes the same sums as row stencils, one offset at a time
 across a row, which vectorise), cross-fading into the reduced gather between
-``s - 1`` and ``s``; so does what lies behind a small near pixel (from the blocks, a one-pixel disc's backdrop
-came from up to ~1.5 s px away). The near field does so below ``2 s`` (between ``2 s - 1`` and ``2 s``;
+``s - 1`` and ``s``; so does how much of what lies behind a small near pixel is seen (from the blocks, a one-pixel
+disc's backdrop faded in from up to ~1.5 s px away); the colour behind every near pixel is gathered per pixel
+(``BEHIND_EXACT``). The near field does so below ``2 s`` (between ``2 s - 1`` and ``2 s``;
 ``dof_cpu.NEAR_EXACT``): from s to 2 s the blocks' box and bilinear tent spread a disc's light ~1.5 s px past its
 rim, a grey band ending in a hard line where a blurred foreground meets black (31.7 levels off on the astronaut),
 and their coverage fell short of 1, letting through a backdrop the blocks took from too far away. The far field
@@ -115,6 +118,13 @@ HIGHLIGHT_THRESHOLD = 0.6  # linear luminance above which the highlight boost st
 # 1280x720 (blur 18) (bench/RESULTS.md), so it is for renders that are not time-bound (photos, files into files:
 # render.exact_far's auto).
 FAR_EXACT = 2
+# What lies behind a near pixel weighs the pixels not near by a d^-4 proximity of 1.5 px (dof_reference:
+# BEHIND_NEAR_PX), which s x s blocks cannot resolve: their distances, off by up to s / sqrt 2, moved a weight by
+# (1 +- s / 2d)^4 (a near disc over a far gradient at s = 5: 3.6 levels off the reference on average, 18 at most,
+# gathered block to block). So the fast paths gather that colour per full-resolution pixel, from the far field as
+# rendered: the blocks within BEHIND_EXACT * s px (by their centre) pixel by pixel, the farther ones as one tap at the
+# centroid of their pixels not near (that disc: 0.3-1.0 and 4 at most at s = 3-6; tests/test_dof26_backdrop.py).
+BEHIND_EXACT = 2
 MAX_BLUR_LIMIT = 512.0
 # Values this far outside [0, 1] still pass (clamped to the extremes' blur): float32 rounding of a [0, 1] map
 # through the filters' weighted means. A disparity on another scale (0..255, metres) is far outside.

@@ -33,9 +33,9 @@ import numpy as np
 import numba
 
 from kernels.cpu_threads import parallel_section
-from kernels.dof import GAMMA, DofPlan, plan
+from kernels.dof import BEHIND_EXACT, GAMMA, DofPlan, plan
 from kernels.dof_cpu_common import CHUNK, N_SUMS, NEAR_EXACT, _NO_FAR, _share_shift  # noqa: F401 (re-exported: tests)
-from kernels.dof_cpu_composite import _composite
+from kernels.dof_cpu_composite import _behind_block_stats, _composite_back, _composite
 from kernels.dof_cpu_exact import (_add_small_near, _far_taps, _gather_exact_far,  # noqa: F401 (re-exported: tests)
                                    _near_taps, _reach_masks, _small_span)
 from kernels.dof_cpu_gather import _gather
@@ -126,7 +126,9 @@ class _Workspace:
         self.near_acc = np.empty((5,) + low_shape, np.float32)
         self.low_b = np.empty((4,) + low_shape, np.float32)  # not near: B, G, R (linear light), share
         self.low_br = np.empty(low_shape, np.float32)  # mean radius of all near pixels, reduced px
-        self.behind_acc = np.empty((4,) + low_shape, np.float32)
+        self.behind_acc = np.empty((1,) + low_shape, np.float32)  # the even coverage of what is not near
+        self.rendered = np.empty((3,) + shape, np.float32)  # the far field rendered, the rest as it is (linear)
+        self.behind_stats = np.empty((6,) + low_shape, np.float32)  # `_behind_block_stats`
         self.near_rows = np.empty(low_shape[0], np.bool_)
 
 
@@ -149,7 +151,8 @@ def _workspace(shape: tuple[int, int], low_shape: tuple[int, int], scale: int, f
 
 def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
            timings: dict[str, float] | None = None) -> np.ndarray:
-    """The three passes; `timings` (bench/bench_dof.py --passes) gets each one's wall ms."""
+    """The three passes (the composite's: the far field rendered, its blocks behind the near field, the near field
+    over); `timings` (bench/bench_dof.py --passes) gets each one's wall ms."""
     img = np.ascontiguousarray(image_bgr)
     disp = np.ascontiguousarray(disparity, dtype=np.float32)
     hl, wl = p.low_shape
@@ -171,11 +174,15 @@ def render(image_bgr: np.ndarray, disparity: np.ndarray, p: DofPlan,
                 *_last_block_shares(disp.shape, p.scale, p.low_shape))
         t2 = time.perf_counter()
         # the full-resolution windows: the near field's reach below 2 s + 1/2 (NEAR_EXACT; FAR_EXACT too, <= it)
-        _composite(img, w.coc, w.pre, w.exact_w, w.far_r, _distance_table(NEAR_EXACT * p.scale + 1), p.scale,
-                   p.far_exact,
-                   *columns, _row_order(disp.shape[0]), w.far_acc, w.near_acc, w.behind_acc, w.near_rows, w.near_span,
-                   w.near_cmax, w.near_mask, w.far_rmax, w.far_mask, _behind_fade(p.scale),
-                   _behind_blocks(w.low_b[3]), out)
+        dist = _distance_table(NEAR_EXACT * p.scale + 1)
+        rows = _row_order(disp.shape[0])
+        _composite_back(img, w.coc, w.pre, w.exact_w, w.far_r, dist, p.scale, p.far_exact, *columns, rows, w.far_acc,
+                        w.far_rmax, w.far_mask, w.rendered)
+        # what lies behind the near field: the rendered pixels not near, per block for the farther ones
+        _behind_block_stats(w.rendered, w.coc, p.scale, w.behind_stats)
+        _composite(w.coc, w.pre, w.exact_w, dist, p.scale, BEHIND_EXACT * p.scale, *columns, rows, w.near_acc,
+                   w.behind_acc, w.near_rows, w.near_span, w.near_cmax, w.near_mask, _behind_fade(p.scale),
+                   _behind_blocks(w.low_b[3]), w.behind_stats, w.rendered, out)
     if timings is not None:
         t3 = time.perf_counter()
         timings.update(reduce=(t1 - t0) * 1e3, gather=(t2 - t1) * 1e3, composite=(t3 - t2) * 1e3)

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit
 
 import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
+from kernels.dof_reference import BEHIND_NEAR_PX
 
 _INV_PI = 1.0 / math.pi
 # float32 constants: a float64 literal would widen the vector loops' arithmetic to float64
@@ -72,6 +73,14 @@ def _share(r, shift):
     (`_near_shift`, NEAR_EXACT): windows up to (4s + 1)^2.
     """
     return min(max(r - shift, _ZERO), _ONE)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _proximity(d):
+    """`dof_reference.behind_proximity` in float32: a pixel not near's weight in a near pixel's backdrop."""
+    u = d * np.float32(1.0 / BEHIND_NEAR_PX)
+    u2 = u * u
+    return _ONE / (_ONE + u2 * u2)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")

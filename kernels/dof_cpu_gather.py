@@ -1,5 +1,5 @@
 """The CPU depth of field's second pass: the scatter-as-gather at reduced resolution (`_gather`): far field, near
-field and what lies behind it."""
+field and how much of what lies behind it is seen (its even coverage)."""
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +48,10 @@ def _gather(low_f, low_fr, ring_n, ring_nr, low_b, low_br, rows, dist, far_acc, 
     """Scatter-as-gather at reduced resolution: far field with the min-radius rule, near field by coverage.
     `dist[K + dy, K + dx]` tabulates |(dy, dx)| (K >= every window). Far output is zero where the pixel
     itself holds no reduced far content, its fifth channel 1 where it does (the composite's support);
-    `near_rows[py]`: whether row py has any near coverage. Behind the near field: the pixels not near
-    within the near pixels' own (mean) radius, uniform weights, where the block holds near pixels.
+    `near_rows[py]`: whether row py has any near coverage. Behind the near field: how much of the near pixels' own
+    (mean) radius the pixels not near cover (uniform weights, where the block holds near pixels): the even coverage
+    that fades their backdrop in (`dof_reference._behind`); its colour is gathered per pixel once the far field is
+    rendered (`dof_cpu_composite._behind_colour_at`).
     The blocks hold means; the last row and column of blocks may be cut by the frame (`last_row_share`,
     `last_column_share`: the share of s inside it). The far field and what lies behind the near field skip what
     is outside the frame, so a cut block weighs its pixels only (taken whole, a one-row block counted as s rows:
@@ -73,7 +75,7 @@ def _gather(low_f, low_fr, ring_n, ring_nr, low_b, low_br, rows, dist, far_acc, 
         iap = ia_far[py]
         far = np.zeros((4, wl), np.float32)
         near = np.zeros((5, wl), np.float32)
-        behind = np.zeros((4, wl), np.float32)
+        behind = np.zeros((1, wl), np.float32)
         rb = np.empty(wl, np.float32)
         for px in range(wl):
             rb[px] = max(low_br[py, px], _HALF) if low_br[py, px] >= 0.0 else np.float32(-1e30)
@@ -103,7 +105,7 @@ def _gather(low_f, low_fr, ring_n, ring_nr, low_b, low_br, rows, dist, far_acc, 
                     for j in range(n):
                         ws[j] = _coverage(rbs[j] + edge)
                     _cut_blocks(ws, row_share, p1 + dx == wl, last_column_share)
-                    _add_weighted4(behind, 0, p0, p1, ws, low_b, qy, p0 + dx)
+                    _add_product(behind[0, p0:p1], ws, low_b[3, qy, p0 + dx:p1 + dx])
             if qv == qy and max_fr[qy] >= 0.0 and max_fr[py] >= 0.0:
                 # radius min(r_q, r_p) (>= 0.5); 1/area of the smaller disc is the larger inverse
                 lim = max(min(max_fr[qy], rp_max), FOCUS_RADIUS) + 0.5
@@ -162,7 +164,6 @@ def _gather(low_f, low_fr, ring_n, ring_nr, low_b, low_br, rows, dist, far_acc, 
         for ch in range(5):
             for px in range(wl):
                 near_acc[ch, py, px] = near[ch, px]
-        for ch in range(4):
-            for px in range(wl):
-                behind_acc[ch, py, px] = behind[ch, px]
+        for px in range(wl):
+            behind_acc[0, py, px] = behind[0, px]
         near_rows[py] = _max(near[4]) > 0.0

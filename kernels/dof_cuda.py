@@ -1,4 +1,4 @@
-"""CUDA depth of field: the three passes of `kernels/depth_of_field.cu` through a CuPy RawModule.
+"""CUDA depth of field: the passes of `kernels/depth_of_field.cu` through a CuPy RawModule.
 
 NumPy in -> NumPy out (copied to and from the device); CuPy in -> CuPy out (no host round trip).
 The launch sequence (`run_passes`) takes the array module and a launcher, so the tests can run the
@@ -14,10 +14,10 @@ import numpy as np
 
 from kernels.backend import is_cupy_array
 from kernels.cuda_module import load_module
-from kernels.dof import GAMMA, LOW_RES_RADIUS_CUDA, DofPlan, plan, reduction_scale
+from kernels.dof import BEHIND_EXACT, GAMMA, LOW_RES_RADIUS_CUDA, DofPlan, plan, reduction_scale
 
 SOURCE = "depth_of_field.cu"
-KERNELS = ("dof_reduce", "dof_gather", "dof_composite")
+KERNELS = ("dof_reduce", "dof_gather", "dof_back", "dof_behind_blocks", "dof_composite")
 BLOCK = (32, 8, 1)
 
 # launch(kernel_name, grid, block, args)
@@ -49,11 +49,16 @@ class DofBuffers:
         self.near_a = xp.empty((hl, wl), xp.float32)
         self.low_b = xp.empty((hl, wl, 4), xp.float32)  # not near: B, G, R (linear light), share
         self.low_br = xp.empty((hl, wl), xp.float32)  # mean radius of all near pixels (-1: none)
-        self.behind_acc = xp.empty((hl, wl, 4), xp.float32)
+        self.behind_n = xp.empty((hl, wl), xp.float32)  # the even coverage of what is not near (BEHIND_FADE's)
+        self.rendered = xp.empty(shape + (4,), xp.float32)  # the far field rendered, the rest as it is (linear)
+        # per block, its pixels not near: mean rendered colour and count, centroid (row, column, 0, 0)
+        self.blk_col = xp.empty((hl, wl, 4), xp.float32)
+        self.blk_pos = xp.empty((hl, wl, 4), xp.float32)
 
 
 def run_passes(img: Any, disp: Any, p: DofPlan, buf: DofBuffers, out: Any, launch: Launcher) -> None:
-    """Launch reduce, gather and composite on contiguous uint8 HxWx3 / float32 HxW arrays into `out`."""
+    """Launch reduce, gather, the far field's render (back), the blocks of it behind the near field and the near
+    field's composite on contiguous uint8 HxWx3 / float32 HxW arrays into `out`."""
     height, width = disp.shape
     hl, wl = p.low_shape
     s, focus, coc_scale = np.int32(p.scale), np.float32(p.focus), np.float32(p.coc_scale)
@@ -64,10 +69,17 @@ def run_passes(img: Any, disp: Any, p: DofPlan, buf: DofBuffers, out: Any, launc
             buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, buf.low_small, buf.low_fsmall, buf.low_b, buf.low_br))
     launch("dof_gather", _grid(wl, hl), BLOCK,
            (buf.low_f, buf.low_fr, buf.low_n, buf.low_nm, buf.low_nr, buf.low_b, buf.low_br, i32(hl), i32(wl),
-            i32(p.near_reach), buf.far_acc, buf.near_acc, buf.near_a, buf.behind_acc))
-    launch("dof_composite", _grid(width, height), BLOCK,
+            i32(p.near_reach), buf.far_acc, buf.near_acc, buf.near_a, buf.behind_n))
+    launch("dof_back", _grid(width, height), BLOCK,
            (img, buf.coc, buf.hwt, i32(height), i32(width), s, i32(p.far_exact), i32(hl), i32(wl), buf.far_acc,
-            buf.near_acc, buf.near_a, buf.low_small, buf.low_fr, buf.low_fsmall, buf.behind_acc, out))
+            buf.low_fr, buf.low_fsmall, buf.rendered))
+    # what lies behind the near field: the rendered pixels not near, per block for the farther ones
+    launch("dof_behind_blocks", _grid(wl, hl), BLOCK,
+           (buf.rendered, buf.coc, i32(height), i32(width), s, i32(hl), i32(wl), buf.blk_col, buf.blk_pos))
+    launch("dof_composite", _grid(width, height), BLOCK,
+           (buf.coc, buf.hwt, img, i32(height), i32(width), s, i32(hl), i32(wl), buf.near_acc, buf.near_a,
+            buf.low_small, buf.behind_n, buf.blk_col, buf.blk_pos, i32(BEHIND_EXACT * p.scale), buf.rendered,
+            out))
 
 
 _local = threading.local()
@@ -102,7 +114,7 @@ def _cupy_launch(name: str, grid: tuple[int, int, int], block: tuple[int, int, i
 
 
 def render(image_bgr: Any, disparity: Any, p: DofPlan, out: Any = None) -> Any:
-    """Run the three kernels on device arrays (uint8 HxWx3, float32 HxW) into `out` (allocated if None)."""
+    """Run the kernels on device arrays (uint8 HxWx3, float32 HxW) into `out` (allocated if None)."""
     import cupy as cp
 
     img = cp.ascontiguousarray(image_bgr)

@@ -17,6 +17,16 @@ from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_THRESHOLD
 # notches. A tenth of the disc fades it in as the rim moves 0.3 r in (that step: 18 levels a pixel); an outline's
 # inner side, where the part of the disc seen through is as small, stays within 2.5 % of the lens's profile.
 BEHIND_FADE = 0.1
+# What lies behind a near pixel is the scene as rendered without it (the far field's blur, the focus sharp) at the
+# pixels not near within its disc, the nearer ones weighing more: 1 / (1 + (d / BEHIND_NEAR_PX)^4). Evenly weighed
+# and sharp, a thin near object (a wire) crossing a sharp outline drew the outline's disc-wide blur along its path
+# (smeared over 26 columns, mean 10 levels off the hidden scene, at 16 px), and inside a blurred foreground before
+# an in-focus texture its outline showed as a step (45 levels); weighed so, 9 columns, 2.6 and 35. A heavy tail,
+# not a Gaussian: where only far pixels are in reach they all still count, so the backdrop does not switch where the
+# nearest one changes (a Gaussian of 1 px drew a 34-level seam down a foreground between two backgrounds; this 8).
+# Rendered, not sharp: a blurred background stays blurred behind a blurred foreground (sharp, its texture showed
+# inside the foreground's blur: a 24-level step at 8 px).
+BEHIND_NEAR_PX = 1.5
 
 
 def highlight_weight(image_bgr: np.ndarray, boost: float) -> np.ndarray:
@@ -28,6 +38,11 @@ def highlight_weight(image_bgr: np.ndarray, boost: float) -> np.ndarray:
 def disc_weight(radius: np.ndarray, dist: float) -> np.ndarray:
     """Anti-aliased hard-edged disc coverage divided by the disc's area (radius already >= 0.5)."""
     return np.clip(radius - dist + 0.5, 0.0, 1.0) / (math.pi * (radius * radius + 1.0 / 12.0))
+
+
+def behind_proximity(dist: float) -> float:
+    """The weight of a pixel not near at distance `dist` in the backdrop of a near pixel (BEHIND_NEAR_PX)."""
+    return 1.0 / (1.0 + (dist / BEHIND_NEAR_PX) ** 4)
 
 
 def near_alpha(coverage: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -70,31 +85,21 @@ def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus
     near_num = np.zeros_like(img)
     near_den = np.zeros((height, width))
     near_cov = np.zeros((height, width))
-    behind_num = np.zeros_like(img)
-    behind_den = np.zeros((height, width))
-    for dy in range(-k, k + 1):
-        for dx in range(-k, k + 1):
-            dist = math.hypot(dy, dx)
-            view = (slice(k + dy, k + dy + height), slice(k + dx, k + dx + width))
-            rq, hq, iq = r_p[view], h_p[view], img_p[view]
-            # Far: the radius of the nearer of the two (a farther pixel is occluded beyond p's own blur).
-            wf = disc_weight(np.minimum(rq, r), dist) * (far_p[view] & far) * hq
-            far_num += wf[..., None] * iq
-            far_den += wf
-            wn = disc_weight(r_e[view], dist) * near_e[view]
-            near_num += (wn * h_e[view])[..., None] * img_e[view]
-            near_den += wn * h_e[view]
-            near_cov += wn
-            # Behind a near pixel: what is not near around it, within its own disc (uniform weights).
-            wb = np.clip(r - dist + 0.5, 0.0, 1.0) * behind_p[view] * near
-            behind_num += wb[..., None] * iq
-            behind_den += wb
+    offsets = [(dy, dx, math.hypot(dy, dx)) for dy in range(-k, k + 1) for dx in range(-k, k + 1)]
+    for dy, dx, dist in offsets:
+        view = (slice(k + dy, k + dy + height), slice(k + dx, k + dx + width))
+        rq, hq, iq = r_p[view], h_p[view], img_p[view]
+        # Far: the radius of the nearer of the two (a farther pixel is occluded beyond p's own blur).
+        wf = disc_weight(np.minimum(rq, r), dist) * (far_p[view] & far) * hq
+        far_num += wf[..., None] * iq
+        far_den += wf
+        wn = disc_weight(r_e[view], dist) * near_e[view]
+        near_num += (wn * h_e[view])[..., None] * img_e[view]
+        near_den += wn * h_e[view]
+        near_cov += wn
     out = img.copy()
     out[far] = far_num[far] / far_den[far][:, None]
-    # the pixel's own colour stands in for the part of BEHIND_FADE of its disc that no pixel not near fills
-    own_w = np.maximum(BEHIND_FADE * math.pi * r * r - behind_den, 0.0)
-    behind = (behind_num + own_w[..., None] * img) / (behind_den + own_w)[..., None]
-    out[near] = behind[near]
+    out[near] = _behind(out, near, r, k, behind_p)[near]
     alpha = near_alpha(near_cov, near_den)
     has_near = near_den > 0
     near_col = np.where(has_near[..., None], near_num / np.where(has_near, near_den, 1.0)[..., None], 0.0)
@@ -102,6 +107,29 @@ def depth_of_field_reference(image_bgr: np.ndarray, disparity: np.ndarray, focus
     if as_float:
         return out
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _behind(rendered: np.ndarray, near: np.ndarray, r: np.ndarray, k: int, behind_p: np.ndarray) -> np.ndarray:
+    """What lies behind each near pixel (linear light): the rendered pixels not near within its disc (anti-aliased,
+    outside the frame skipped), weighed by `behind_proximity`, faded in from the pixel's own colour while their
+    even coverage is below BEHIND_FADE of the disc's area."""
+    height, width = near.shape
+    src_p = np.pad(rendered, ((k, k), (k, k), (0, 0)))
+    num = np.zeros_like(rendered)
+    weight = np.zeros((height, width))
+    count = np.zeros((height, width))
+    for dy in range(-k, k + 1):
+        for dx in range(-k, k + 1):
+            dist = math.hypot(dy, dx)
+            view = (slice(k + dy, k + dy + height), slice(k + dx, k + dx + width))
+            cov = np.clip(r - dist + 0.5, 0.0, 1.0) * behind_p[view] * near
+            num += (cov * behind_proximity(dist))[..., None] * src_p[view]
+            weight += cov * behind_proximity(dist)
+            count += cov
+    # the pixel's own colour stands in for the part of BEHIND_FADE of its disc that no pixel not near fills
+    own_w = np.maximum(BEHIND_FADE * math.pi * r * r - count, 0.0)
+    mean = num / np.maximum(weight, 1e-300)[..., None]
+    return (count[..., None] * mean + own_w[..., None] * rendered) / np.maximum(count + own_w, 1e-300)[..., None]
 
 
 def silhouette_band(disparity: np.ndarray, focus: float, max_blur_px: float, width_px: float) -> np.ndarray:

@@ -78,7 +78,8 @@ CPU_ENTRIES = {
     "live_filter": ("kernels.bilateral_cpu.joint_bilateral_planes", "kernels.bilateral_cpu.joint_bilateral_upsample",
                     "kernels.cpu_threads._first_launch"),
     "depth_of_field": ("kernels.dof_cpu_reduce._reduce", "kernels.dof_cpu_reduce._near_ring",
-                       "kernels.dof_cpu_gather._gather", "kernels.dof_cpu_composite._composite",
+                       "kernels.dof_cpu_gather._gather", "kernels.dof_cpu_composite._composite_back",
+                       "kernels.dof_cpu_composite._behind_block_stats", "kernels.dof_cpu_composite._composite",
                        "kernels.cpu_threads._first_launch"),
 }
 CPU_KERNELS = tuple(dict.fromkeys(name for names in CPU_ENTRIES.values() for name in names))

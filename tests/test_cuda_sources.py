@@ -82,6 +82,7 @@ _COVERS = {"joint_bilateral_lut": ("width", "height", 1), "joint_bilateral_exp2"
            "joint_bilateral_global": ("width", "height", 1), "joint_bilateral_upsample": ("width", "height", 1),
            "resize_bilinear_f32": ("dst_w", "dst_h", 1), "resize_area_f32": ("dst_w", "dst_h", 1),
            "resize_area_bgr": ("dst_w", "dst_h", 1), "dof_reduce": ("wl", "hl", 1), "dof_gather": ("wl", "hl", 1),
+           "dof_back": ("width", "height", 1), "dof_behind_blocks": ("wl", "hl", 1),
            "dof_composite": ("width", "height", 1)}
 DEFAULT_SHARED_LIMIT = 48 * 1024  # dynamic shared memory a launch may ask for without opting in
 
@@ -276,7 +277,8 @@ def test_every_depth_of_field_launch_matches_its_kernel(recorded_gpu, shape, max
     image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
     out = depth_of_field_cuda(image, rng.random(shape), 0.3, max_blur, highlight_boost=1.0)
     assert out.shape == image.shape and out.dtype == np.uint8
-    assert [name for name, *_ in recorder.launches] == ["dof_reduce", "dof_gather", "dof_composite"]
+    assert [name for name, *_ in recorder.launches] == ["dof_reduce", "dof_gather", "dof_back", "dof_behind_blocks",
+                                                        "dof_composite"]
 
 
 def _held(estimator) -> list:

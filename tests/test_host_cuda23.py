@@ -118,8 +118,9 @@ def _dof_scene(seed: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarra
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("exact_far", [False, True])
 def test_depth_of_field_source_matches_the_cpu_path_at_odd_sizes(host_gpu, shape, exact_far):
-    """dof_reduce (near ring included), dof_gather and dof_composite on the host against the CPU path at every
-    reduction 1..7, both far-field hand-overs, a focus in front and one behind: <= 1 level on <= 2 % of values."""
+    """dof_reduce (near ring included), dof_gather, dof_back, dof_behind_blocks and dof_composite on the host against
+    the CPU path at every reduction 1..7, both far-field hand-overs, a focus in front and one behind: <= 1 level on
+    <= 2 % of values."""
     from kernels.dof_cpu import depth_of_field_cpu
 
     launchers, _ = host_gpu
@@ -136,7 +137,7 @@ def test_depth_of_field_source_matches_the_cpu_path_at_odd_sizes(host_gpu, shape
 
 @pytest.mark.parametrize("shape", [(1, 1), (7, 33), (45, 70), (97, 121)])
 def test_depth_of_field_does_not_depend_on_the_order_blocks_and_threads_run_in(host_gpu, shape):
-    """The three passes in reversed and shuffled order give the same bits: no pass reads a pixel of its own output
+    """The five passes in reversed and shuffled order give the same bits: no pass reads a pixel of its own output
     that another thread writes, and no two threads write one pixel."""
     launchers, libraries = host_gpu
     lib = libraries["depth_of_field.cu"]
