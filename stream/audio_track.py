@@ -16,14 +16,16 @@ of each clip follows its pictures, as in the clip. Each track reads the input wi
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
+import itertools
 import logging
 import operator
 import re
 import urllib.parse
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ContextManager, Iterable
 
 import numpy as np
 
@@ -89,7 +91,7 @@ _told: set[str] = set()  # the re-encodings said so far: a batch of inputs says 
 
 def open_input(source: Path, **kwargs: Any) -> Any:
     """The input file opened again by PyAV, a tag in invalid UTF-8 (a damaged header) read with its bytes replaced; a
-    file served over HTTP (network_source.ServedFile) with the network's time-outs and reconnection."""
+    file served over HTTP (served_file.ServedFile) with the network's time-outs and reconnection."""
     import av
 
     kwargs.setdefault("metadata_errors", "replace")
@@ -97,8 +99,21 @@ def open_input(source: Path, **kwargs: Any) -> Any:
     return served(**kwargs) if served is not None else av.open(str(source), **kwargs)
 
 
+def _served(source: Path | str) -> bool:
+    """Whether `source` is a file served over HTTP (served_file.ServedFile), read through the network."""
+    return hasattr(source, "av_open")
+
+
+def stop_cuts(source: Path | str) -> ContextManager[list[int]]:
+    """A read of `source` on the main thread (the writer's sound, a jump to --start) that a stop signal ends at once,
+    yielding the stop signals that came: a served file's (served_file.ServedFile.stop_cuts), whose server may
+    stall; a local file's read ends by itself."""
+    cuts = getattr(source, "stop_cuts", None)
+    return cuts() if cuts is not None else contextlib.nullcontext([])
+
+
 def read_streams(streams: Iterable[Any]) -> list[Any]:
-    """`streams` less those set aside (an HLS master playlist's other variants': network_source.ServedFile.av_open),
+    """`streams` less those set aside (an HLS master playlist's other variants': served_file.ServedFile.av_open),
     which are never read: the pictures', the sound's and the subtitles' readers alike pass them by."""
     from av.stream import Discard
 
@@ -236,6 +251,8 @@ class AudioTrack:
         self._last_end: int | None = None  # where the last packet read ends, in the input's ticks
         self._ahead: collections.deque[Any] = collections.deque()  # packets read ahead (_next_own_time)
         self._line_told = False
+        self._reading_ended = False  # a stop signal came during a served file's read, or its server stopped
+        self._read_until = -1  # the place in the file of the last packet read (_read_again_from_start)
         self.pending: Any = None
         self.done = False
         # Input samples placed so far, counted from the origin: a later start is preceded by silence, so
@@ -395,18 +412,85 @@ class AudioTrack:
     def _read(self) -> Any:
         """The next packet read, None at the end. Where the demuxer refuses a damaged spot, reading goes on from where
         it stopped (it ended the run); PyAV's IndexError at the end of a file where FFmpeg added a stream part-way
-        (damaged MPEG-TS tables) is the end."""
+        (damaged MPEG-TS tables) is the end. A served file's sound ends where its server stopped sending
+        (_end_for_network; one sent whole only is read again from its start instead), and at once where a stop
+        signal comes during a read (_read_once); a packet the network cut short is left out (copied, it did not
+        decode)."""
+        for _ in range(AUDIO_READ_RETRIES):
+            if self._reading_ended:
+                return None
+            packet, failed = self._read_once()
+            if packet is not None and packet.is_corrupt and _served(self.source):
+                continue  # its bytes cut short where the network failed (a stall's time-out, a stop's cut)
+            if failed is None or self._reading_ended:
+                if packet is not None and packet.pos is not None and packet.pos >= 0:
+                    self._read_until = max(self._read_until, packet.pos)
+                return packet
+            failure = getattr(self.source, "network_failure", None)
+            why = failure(failed) if failure is not None else None
+            if why is None:  # damage in the file: read on past it
+                self._skipped(failed, None)
+                self.packets = self.clips.demux(self.input, self.in_stream)
+            elif not self._read_again_from_start():
+                self._end_for_network(why)
+                return None
+        return None
+
+    def _read_once(self) -> tuple[Any, Exception | None]:
+        """The next packet (None at the end) and the demuxer's error, if any. A served file's read on the main thread
+        ends at once where a stop signal comes (stop_cuts: a stalled server held the stop for the read's time-out,
+        15 s), and nothing more is read: the run is stopping, its pictures end as soon."""
         import av
 
-        for _ in range(AUDIO_READ_RETRIES):
-            try:
-                return next(self.packets, None)
-            except IndexError:
-                return None
-            except av.error.FFmpegError as exc:
-                self._skipped(exc, None)
-                self.packets = self.clips.demux(self.input, self.in_stream)
-        return None
+        came: list[int] = []
+        try:
+            with stop_cuts(self.source) as came:
+                try:
+                    return next(self.packets, None), None
+                except IndexError:
+                    return None, None
+                except av.error.FFmpegError as exc:
+                    return None, exc
+        finally:
+            self._reading_ended = self._reading_ended or bool(came)
+
+    def _read_again_from_start(self) -> bool:
+        """A served file whose server sends it whole only (no Range requests: FFmpeg cannot ask for the rest), its
+        connection dropped: opened again and read from its start, the packets up to the last one read passed by
+        (by their place in the file), as its pictures are (NetworkSource). False for any other file, or where it
+        does not open again (a stop meanwhile). Ended there, the sound stopped at the drop; read on as damage, the
+        packet the drop cut short was copied and the output's sound did not decode."""
+        if not getattr(self.source, "whole_only", False):
+            return False
+        came: list[int] = []
+        try:
+            with stop_cuts(self.source) as came:
+                opened = open_input(self.source)
+        except UserError:
+            return False
+        finally:
+            self._reading_ended = self._reading_ended or bool(came)
+        index, video = self.in_stream.index, self.clips.video.index if self.clips.video is not None else None
+        self.input.close()  # its streams with it: their numbers taken before
+        self.input, self.in_stream = opened, opened.streams[index]
+        if video is not None:  # the pictures' packets, watched for joins: the new demuxer's
+            self.clips.video = opened.streams[video]
+        if self.adts is not None:
+            self.adts = _adts_filter(self.in_stream, self.suffix)
+        read_until = self._read_until
+        self.packets = itertools.dropwhile(lambda packet: packet.pos <= read_until,
+                                           self.clips.demux(opened, self.in_stream))
+        return True
+
+    def _end_for_network(self, why: str) -> None:
+        """A served file's read that failed for the network (its server stalled past the read's time-out, a
+        connection not taken up again): the sound ends there, said once (read again, it only waited again; it said
+        "a damaged sound packet is skipped (Immediate exit requested)"). Nothing said where a stop came meanwhile."""
+        if self._reading_ended:
+            return
+        self._reading_ended = True
+        where = f" after {self._last_time:.1f} s" if self._last_time is not None else ""
+        notify(f"{self.name}: its server stopped sending the sound{where} ({why}); the sound ends there")
 
     def _skipped(self, exc: Exception, packet: Any) -> None:
         """Says once a track that a damaged sound packet is skipped: the rest is written, the video goes on."""

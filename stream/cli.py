@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import signal
-import stat
 import sys
 import threading
 import time
@@ -50,7 +49,7 @@ def _quiet_sigint_while_loading() -> Any:
 
 _sigint_before_loading = _quiet_sigint_while_loading()
 try:
-    from stream.config import OutputConfig, PipelineConfig, closest_choice, load_config, preset_names
+    from stream.config import MAX_FOCUS_BAND, OutputConfig, PipelineConfig, closest_choice, load_config, preset_names
     from stream.console import TolerantStream, fit_encoding, notify
     from stream.controls import KEYS_HELP
     from stream.errors import PipelineError, UserError
@@ -235,9 +234,17 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--highlight-boost", type=float, metavar="X",
                         help=f"bright highlights bloom into bokeh discs (0 off, 1-4 typical, at most 16; default: "
                              f"the config's, {preset.render.highlight_boost:g} in the default preset)")
+    parser.add_argument("--focus-band", type=float, metavar="D",
+                        help=f"disparities within D of the focus stay sharp (the whole subject, not only its "
+                             f"nearest part); 0 is a thin lens, at most {MAX_FOCUS_BAND:g} (default: the config's, "
+                             f"{preset.render.focus_band:g} in the default preset)")
     parser.add_argument("--refine", choices=("full", "live", "off"),
                         help="live: the filter at refine.work_width, then upsampling guided by the frame "
                              "(every preset's); full: the exact filter at frame size; off: bilinear")
+    parser.add_argument("--person-mask", choices=("off", "on"),
+                        help=f"on: a person segmentation keeps a person's hair and thin parts at the person's depth "
+                             f"(sharp); off: the depth map alone (default: the config's, "
+                             f"{preset.refine.person_mask} in the default preset)")
     parser.add_argument("--max-batch", type=int, metavar="N",
                         help=f"frames per network call (default: the config's; {preset.inference.max_batch} in the "
                              f"default preset)")
@@ -335,7 +342,8 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {
         **model_overrides(args), "render.focus": args.focus,
         "render.focus_point": args.focus_point, "render.blur": args.blur,
-        "render.highlight_boost": args.highlight_boost, "refine.mode": args.refine,
+        "render.highlight_boost": args.highlight_boost, "render.focus_band": args.focus_band,
+        "refine.mode": args.refine, "refine.person_mask": args.person_mask,
         "inference.max_batch": args.max_batch, "inference.mode": {True: "async", False: "sync"}.get(args.async_depth),
         "output.save_depth": args.save_depth, "output.depth_format": args.depth_format,
         "output.side_by_side": args.side_by_side,
@@ -366,7 +374,7 @@ def _endless(spec: str) -> bool:
     opened (a file so named is still read as a file, with the live settings unless --config gives others)."""
     import urllib.parse
 
-    from stream.network_source import served_as_file
+    from stream.served_file import served_as_file
 
     if not live_input(spec):
         return False
@@ -472,6 +480,10 @@ def _run(input_spec: str, output: str | None, args: argparse.Namespace) -> int:
     flag = "--save-depth" if args.save_depth else "output.save_depth"
     config.output.save_depth = _into_folder(input_spec, flag, config.output.save_depth, config.output.depth_format)
     _refuse_long_names({"-o": output, flag: config.output.save_depth})
+    if not getattr(args, "checked_together", False):  # a batch's inputs were checked before the first ran
+        _refuse_depth_format_alone(args, config.output.save_depth)
+        _refuse_ignored_options(input_spec, output, config, args)
+        _note_live_ignored(input_spec, config, args)
     # before the input opens and the model loads (seconds): an animation's grey16 depth in a picture too
     check_depth_format(config.output.save_depth, config.output.depth_format, _animated(input_spec))
     photo = not live_input(input_spec) and _still(input_spec)  # a URL's .jpg is no photo here
@@ -508,6 +520,132 @@ def _refuse_no_output_place(input_spec: str, output: str | None) -> None:
     if output is None and not live_input(input_spec) and not input_spec.startswith("synthetic:") \
             and piped(input_spec):
         raise UserError(no_place_beside(input_spec))
+
+
+# What an option is for, where an output of the run does not take it (_refuse_ignored_options)
+IGNORED_WHAT = {"--codec": "--codec sets the codec of a video file written",
+                "--audio-track": "--audio-track chooses the sound tracks a video file written keeps",
+                "--side-by-side": "--side-by-side lays input, output and depth side by side in the output"}
+
+
+def _refuse_depth_format_alone(args: argparse.Namespace, save_depth: str | None) -> None:
+    """--depth-format with no depth file to write (no --save-depth, nor output.save_depth in the config): it was
+    dropped without a word, and the run wrote no depth."""
+    if args.depth_format is not None and not save_depth:
+        raise UserError(f"--depth-format {args.depth_format} sets the pictures of the depth file, and none is "
+                        f"written; add --save-depth FILE (e.g. --save-depth depth.mkv), or drop --depth-format")
+
+
+def _refuse_ignored_options(spec: str, output: str | None, config: PipelineConfig, args: argparse.Namespace) -> None:
+    """An option given that no output of this run takes, refused before the model loads (_ignored_by: --codec for
+    a photo, --audio-track for a window, ...). The run went on without it, not a word said."""
+    target = _output_planned(spec, output)
+    if target is None or not _there(spec):  # a pipe without -o, an input not there: refused as such
+        return
+    for flag in _ignored_by(spec, target, config.output.save_depth, config.output.depth_format, args,
+                            config.output.preview):
+        if flag == "--audio-track" and _still(spec):  # "photo.jpg has no audio stream" (app.check_audio_tracks)
+            continue
+        grey16 = flag == "--codec" and _kind(config.output.save_depth) == "video"
+        depth = f", and the grey16 depth video {config.output.save_depth} is FFV1 whatever it says" if grey16 else ""
+        raise UserError(f"{IGNORED_WHAT[flag]}; {_no_video(spec, target, output is None)}{depth}: drop {flag}, or "
+                        f"write a video ({_video_instead(target)})")
+
+
+def _note_live_ignored(spec: str, config: PipelineConfig, args: argparse.Namespace) -> None:
+    """Options a live input leaves aside, said before the model loads (the run goes on): --progress, whose bar has
+    no end to count to, and --max-batch under async depth, whose network takes the newest frame alone. Only for an
+    input live by its spec (a camera, a stream's scheme): an http(s) address may serve a file."""
+    from stream.network_source import is_network_spec, redact
+
+    scheme = spec.partition("://")[0].lower() if is_network_spec(spec) else ""
+    if not spec.startswith("camera:") and scheme in ("", "http", "https"):
+        return
+    if args.progress:
+        notify(f"--progress: {redact(spec)} never ends, so no bar counts towards its end; the run's last line says "
+               f"what it captured")
+    if args.max_batch is not None and config.inference.mode == "async":
+        notify(f"--max-batch {args.max_batch}: async depth (the live preset's) runs the network on the newest frame "
+               f"alone; add --no-async-depth for batches of {args.max_batch} frames, each frame with its own depth")
+
+
+def _output_planned(spec: str, output: str | None) -> str | None:
+    """Where a run of `spec` writes, told before it opens: -o's, else the default output (app.default_output's): a
+    window for a camera or an address, the synthetic scene's video, NAME_portrait.* beside a file; None for standard
+    input or a pipe, which need -o."""
+    from stream.app import portrait_name
+    from stream.piped_input import piped
+
+    if output is not None:
+        return output
+    if spec.startswith("synthetic:"):
+        return portrait_name(spec, image=False)
+    if live_input(spec):
+        return "window"
+    return None if piped(spec) else portrait_name(spec, image=_still(spec))
+
+
+def _there(spec: str) -> bool:
+    """Whether an input is there to run: a camera, an address or the synthetic scene, or a path that exists."""
+    from stream.piped_input import STDIN_NAMES
+
+    if live_input(spec) or spec.startswith("synthetic:") or spec in STDIN_NAMES:
+        return True
+    try:
+        return os.path.lexists(os.path.expanduser(spec))
+    except (OSError, ValueError):
+        return False
+
+
+def _kind(target: str | None) -> str | None:
+    """output_kind, or None for no output or a name of no type (the output checks refuse it)."""
+    from stream.sinks import output_kind
+
+    if not target:
+        return None
+    try:
+        return output_kind(target)
+    except UserError:
+        return None
+
+
+def _ignored_by(spec: str, output: str, depth: str | None, depth_format: str, args: argparse.Namespace,
+                preview: bool = False) -> list[str]:
+    """The options given on the command line that no output of `spec`'s run takes: --codec (other than auto) where
+    neither -o nor a colour --save-depth is a video file (a grey16 depth video is FFV1 whatever it says), an
+    --audio-track number where -o is no video file (none and all ask nothing a picture lacks), --side-by-side where
+    -o null shows nothing (no `preview`; the depth file is never side by side)."""
+    ignored = []
+    kind = _kind(output)
+    if kind is None:  # a name of no type: the output checks say so
+        return []
+    depth_takes = _kind(depth) == "video" and depth_format != "grey16"
+    if args.codec not in (None, "auto") and kind != "video" and not depth_takes:
+        ignored.append("--codec")
+    if isinstance(args.audio_track, list) and args.audio_track and kind != "video":
+        ignored.append("--audio-track")
+    if args.side_by_side and kind == "null" and not preview:
+        ignored.append("--side-by-side")
+    return ignored
+
+
+def _no_video(spec: str, target: str, defaulted: bool) -> str:
+    """What the run writes instead of a video file, as a refusal says it: `defaulted`, the output was not given."""
+    from stream.images import ANIMATION_FORMATS
+
+    named = f"the output {target}" if defaulted else target
+    if _kind(target) == "image":
+        animation = _animated(spec) and Path(target).suffix.lower() in ANIMATION_FORMATS
+        return f"{named} is {'an animation' if animation else 'a photo' if _still(spec) else 'a picture'}"
+    if defaulted:  # a camera's or a stream's window
+        return f"{spec if '://' not in spec else 'the stream'}'s output is a window (the default), which writes no file"
+    return {"window": "-o window shows the frames and writes no file",
+            "vcam": "-o vcam feeds a virtual camera and writes no file"}.get(target, f"-o {target} writes no file")
+
+
+def _video_instead(target: str) -> str:
+    """The video file a fix offers in place of `target`: its name as .mp4, or -o out.mp4 for a window, vcam or null."""
+    return Path(target).with_suffix(".mp4").name if _kind(target) == "image" else "-o out.mp4"
 
 
 def _refuse_long_names(targets: dict[str, str | None]) -> None:
@@ -673,6 +811,7 @@ def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | No
     """The end of the line that says what a stopped run leaves behind. `on_disk`: the pictures a video file is
     known to hold (those in its fragments or clusters that reached the disk), where known; `there`: whether a file
     of the output's name is on the disk now."""
+    from stream.piped_input import pipe_kind
     from stream.sinks import output_kind
 
     kind = output_kind(target)
@@ -680,8 +819,8 @@ def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | No
         return ""
     if not written:
         return "; nothing was written"
-    if not finalised and _named_pipe(target):  # no disk holds the frames: "reached the disk" was untrue
-        return f"; {target} is a named pipe: its reader was given the frames as they were written"
+    if not finalised and (pipe := pipe_kind(target)):  # no disk holds the frames: "reached the disk" was untrue
+        return f"; {target} is a {pipe}: its reader was given the frames as they were written"
     unwritten = not finalised and (kind == "image" or on_disk == 0)  # the file is made beside its name (README)
     if not there:  # none before the run, or deleted during it (its folder removed): "left as it was" was untrue
         return f"; {target} was not written" if unwritten else f"; no file {target} is left"
@@ -693,14 +832,6 @@ def _what_was_kept(target: str, written: int, finalised: bool, on_disk: int | No
     if not finalised:  # every packet reaches the disk at once, in one-second fragments or clusters (README)
         return f"; {target} could not be finalised: it plays up to about the last second that reached the disk"
     return f"; {target}{FINALISED}"
-
-
-def _named_pipe(target: str) -> bool:
-    """Whether the output is a named pipe (mkfifo out.mkv), which the writer writes into as it is."""
-    try:
-        return stat.S_ISFIFO(os.stat(os.path.expanduser(target)).st_mode)
-    except (OSError, ValueError):
-        return False
 
 
 def _animated(spec: str) -> bool:
@@ -723,7 +854,8 @@ def _still(spec: str) -> bool:
 def _named(spec: str) -> str:
     """The input as its outputs' names say it: standard input (`-`) as stdin (stdin_portrait.mp4 in -o FOLDER/), a
     file served over HTTP by its address's last part (clip_portrait.mp4 for http://host/films/clip.mp4?token=...)."""
-    from stream.network_source import ServedFile, is_network_spec
+    from stream.network_source import is_network_spec
+    from stream.served_file import ServedFile
 
     if spec == "-":
         return "stdin"
@@ -748,11 +880,8 @@ def _refuse_empty_outputs(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from stream.piped_input import read_at
-
     _refuse_empty_outputs(args)
     _refuse_stdout(args)
-    read_at(args.input_rate)  # before standard input is looked at: a stream of pictures is read at it
     from stream.camera import camera_input  # `run 0`, `run /dev/video0`: camera:0
 
     args.inputs = [name for spec in args.inputs for name in _expanded(camera_input(spec))]
@@ -942,6 +1071,13 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
     clash = next((p for i, p in enumerate(outputs) if p in outputs[:i]), None)
     if clash is not None:
         raise UserError(f"two inputs would both write {clash}; give them different names or run them apart")
+    # before the first input runs (and before the folders are made): each was refused at its turn, after the inputs
+    # before it had run, for hours maybe
+    _refuse_depth_format_alone(args, str(depth_folder) if depth_folder is not None else None)
+    _refuse_unfit_inputs(plans, args)
+    # last: its note only where nothing is refused
+    _check_options_together(plans, args, format_of_depth, config.output.preview)
+    args.checked_together = True
     created: list[Path] = []  # folders this run made: taken away again where no input wrote into them
     for flag, made in (("-o", folder), ("--save-depth", depth_folder)):
         if made is not None:
@@ -956,6 +1092,102 @@ def _run_each(inputs: list[str], args: argparse.Namespace) -> int:
         return _run_planned(plans, args, config)
     finally:
         _remove_if_empty(created)
+
+
+def _check_options_together(plans: list[tuple[str, str, str | None]], args: argparse.Namespace,
+                            depth_format: str, preview: bool) -> None:
+    """An option that some of a batch's outputs do not take (_ignored_by: --codec, --audio-track for the photos' and
+    animations' pictures) said once, before the first input runs; refused where none takes it."""
+    for flag in IGNORED_WHAT:
+        ignoring = [spec for spec, output, depth in plans
+                    if flag in _ignored_by(spec, output, depth, depth_format, args, preview)]
+        if not ignoring:
+            continue
+        if len(ignoring) < len(plans):
+            notify(f"{flag} applies to the video files written, not to the pictures of {len(ignoring)} of the "
+                   f"{len(plans)} inputs ({_listed(ignoring)})")
+        elif args.output in NOT_FILES:
+            raise UserError(f"{IGNORED_WHAT[flag]}; {_no_video(ignoring[0], args.output, False)}: drop {flag}, or "
+                            f"write videos (-o FOLDER/)")
+        else:
+            raise UserError(f"{IGNORED_WHAT[flag]}; the {len(plans)} inputs are photos or animations, written as "
+                            f"pictures: drop {flag}")
+
+
+def _refuse_unfit_inputs(plans: list[tuple[str, str, str | None]], args: argparse.Namespace) -> None:
+    """The per-input refusals that a batch's inputs' names, headers or containers tell without decoding a picture,
+    for all of them in one line each: --input-rate for an input with a rate of its own (or none: a photo), --start
+    or --duration for one that is no video file, an --audio-track number a video lacks."""
+    from stream.sources import INPUT_RATE_TAKERS, input_rate_misfit
+
+    inputs = [spec for spec, _, _ in plans]
+    if args.input_rate is not None:
+        _refuse_misfits(INPUT_RATE_TAKERS, [(spec, input_rate_misfit(spec)) for spec in inputs], len(inputs),
+                        "leave --input-rate out, or run those inputs apart")
+    if args.start is not None or args.duration is not None:
+        _refuse_misfits("--start and --duration take a part of a video file",
+                        [(spec, _part_misfit(spec, args)) for spec in inputs], len(inputs),
+                        "leave those inputs out, or run them apart")
+    numbers = args.audio_track if isinstance(args.audio_track, list) else []
+    if numbers:
+        with_video = [spec for spec, output, _ in plans if _kind(output) == "video"]
+        _refuse_misfits(f"--audio-track {','.join(map(str, numbers))} names audio streams by their numbers",
+                        [(spec, _audio_misfit(spec, numbers)) for spec in with_video], len(inputs),
+                        "give numbers that each input has, or run those inputs apart")
+
+
+MISFITS_SHOWN = 3  # the inputs a line names, of those an option does not fit; the rest counted
+
+
+def _refuse_misfits(what: str, found: list[tuple[str, str | None]], total: int, fix: str) -> None:
+    """One line naming each input an option does not fit and why (`found`: each input, and what it is or has; None
+    where the option fits it)."""
+    from stream.sources import input_named
+
+    misfits = [f"{input_named(spec)} {why}" for spec, why in found if why is not None]
+    if misfits:
+        shown = misfits[:MISFITS_SHOWN] + ([f"{len(misfits) - MISFITS_SHOWN} more"] if len(misfits) > MISFITS_SHOWN
+                                           else [])
+        raise UserError(f"{what}; of the {total} inputs, {'; '.join(shown)}: {fix}")
+
+
+def _part_misfit(spec: str, args: argparse.Namespace) -> str | None:
+    """What a batch's input is, where --start or --duration takes no part of it (build() refuses it once open)."""
+    from stream.sources import Timecode
+
+    if spec.startswith("synthetic:"):
+        return "is the synthetic scene, no video file"
+    if not _there(spec):  # refused as missing at its turn, as before
+        return None
+    if _still(spec):
+        return "is a photo"
+    timecode = any(isinstance(value, Timecode) for value in (args.start, args.duration))
+    if timecode and _animated(spec):
+        return "is an animation, with no frame rate to count a timecode (HH:MM:SS:FF) at: give seconds"
+    return None
+
+
+def _audio_misfit(spec: str, numbers: list[int]) -> str | None:
+    """What a batch's video lacks of the audio streams --audio-track names, by its container's headers; None where
+    it has them all, or where only opening it tells (a pipe, an address)."""
+    from stream.piped_input import input_path
+    from stream.sources import probe_file
+
+    if live_input(spec) or spec.startswith("synthetic:"):
+        return None
+    headers = probe_file(input_path(spec))
+    if headers is None or max(numbers) <= headers.audio_streams:
+        return None
+    count = headers.audio_streams
+    return f"has {'no audio stream' if not count else '1 audio stream' if count == 1 else f'{count} audio streams'}"
+
+
+def _listed(specs: list[str]) -> str:
+    """A few inputs by name (an address without its password), the rest counted."""
+    from stream.network_source import redact
+
+    shown = ", ".join(redact(spec) for spec in specs[:MISFITS_SHOWN])
+    return shown + (f" and {len(specs) - MISFITS_SHOWN} more" if len(specs) > MISFITS_SHOWN else "")
 
 
 def _remove_if_empty(folders: list[Path]) -> None:
@@ -1028,13 +1260,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from models.download import ModelError, cache_dir
-    from models.registry import INPUT_NORMS, REGISTRY, fetch, get_spec, model_state
+    from models.registry import INPUT_NORMS, PERSON_MASK_MODELS, REGISTRY, fetch, get_spec, model_state
     from stream.config import parse_model_size
 
     try:
         if args.models_command == "list":
-            for spec in REGISTRY.values():
-                print(f"{spec.name:12s} {model_state(spec):15s} {spec.description}")
+            specs = [*REGISTRY.values(), *PERSON_MASK_MODELS.values()]
+            width = max(len(spec.name) for spec in specs)
+            for spec in specs:
+                print(f"{spec.name:{width}s} {model_state(spec):15s} {spec.description}")
             print(f"cache: {cache_dir()}  (set DEPTHCAM_MODELS to move it)")
         elif args.models_command == "fetch":
             print(fetch(args.name, progress=True, repair=True))
@@ -1051,7 +1285,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"name:        {spec.name}\ndescription: {spec.description}\nsource:      {spec.source}")
             width, height = spec.input_size
             print(f"input:       {width}x{height} {INPUT_NORMS[spec.input_norm]}, {spec.layout}")
-            print(f"output:      {spec.output_kind} (converted to disparity)")
+            print(f"output:      {spec.output_kind} (refine.person_mask)" if spec.output_kind == "person_probability"
+                  else f"output:      {spec.output_kind} (converted to disparity)")
             if spec.url:
                 what = "archive" if spec.fetcher else "url"
                 print(f"{what + ':':13s}{spec.url}\nsha256:      {spec.sha256}")

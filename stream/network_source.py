@@ -7,8 +7,8 @@ sender ends cleanly ends the run as a file's end does. A stream whose end is sta
 served over HTTP with its length, an HLS playlist with its #EXT-X-ENDLIST) is read as a file is instead (_is_file):
 every picture, in order, timed by its own clock, as fast as the stages take them; read live, it came in as fast as
 the network gave it and the live queue dropped nearly all (2 of 90 frames written). Where FFmpeg can seek in it (an
-HLS playlist, a server that takes Range requests), such a file is then opened as a local file is (network_input: a
-VideoFileSource of its ServedFile): its sound and subtitles kept, --start and --duration sought, a connection that
+HLS playlist, a server that takes Range requests), such a file is then opened as a local file is (stream.served_file:
+a VideoFileSource of its ServedFile): its sound and subtitles kept, --start and --duration sought, a connection that
 drops taken up where it stopped; one its server sends whole only is read here, once and in order, its sound read by
 the writer. A password in the address is never shown.
 
@@ -31,7 +31,7 @@ every variant's segments: the largest up to 1080p (VARIANT_MOST_P) is read inste
 Every connect and read ends after its time-out (PyAV's interrupt callback, which FFmpeg polls every 0.1 s while it
 waits): a stall is a drop, reconnected. A stop (interrupt()) ends the call in progress at once, through the same
 callback (_cut): no reader thread or connection is left waiting for the time-out. The first open runs on a thread
-of its own too, which a stop signal (Ctrl-C, SIGTERM) cuts the same way (_opened_away). The first pictures that
+of its own too, which a stop signal (Ctrl-C, SIGTERM) cuts the same way (opened_away). The first pictures that
 measure a rate the stream does not state are taken at their window's end (RATE_WINDOW_S) even with a read in
 progress: a camera pausing after its first keyframe starts no later; that read ends on the opening thread, and
 frames() gives its picture next.
@@ -39,15 +39,16 @@ frames() gives its picture next.
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import itertools
 import re
+import signal
 import socket
 import threading
 import time
 import types
 import urllib.parse
-from fractions import Fraction
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -57,6 +58,7 @@ from stream.deinterlace import DESCRIPTION as DEINTERLACED, Deinterlacer
 from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hls_pacing import SegmentPacer
+from stream.interrupts import stop_signals
 from stream.sources import PictureTreatment, Source, chosen_video_stream, scale_telling_once
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
@@ -67,6 +69,10 @@ HLS_TIMEOUT_S = 15.0
 FIRST_PICTURE_S = 10.0  # a stream joined part-way decodes from its next keyframe (IP cameras: every 1-4 s)
 # a stream that dropped is opened again for this long (a reconnect takes 0.5-3 s) before the run ends
 RECONNECT_S = 10.0
+# A sender that closed the connection after a whole picture and then answers that it is gone (the port refused, no
+# stream at the path) stopped: given this long to come back (a server or app restarting), the run then ends as at
+# its end (exit 0). Without such an answer (a time-out, a host out of reach) it is a drop: RECONNECT_S.
+ENDED_GRACE_S = 2.0
 RETRY_PAUSE_S = 0.5
 STALE_S = 2.0  # opened longer ago than this when the run starts (the model loaded meanwhile): opened afresh
 SET_UP_REOPEN = "opened again after the set-up"
@@ -281,234 +287,26 @@ def _says_hls(parts: urllib.parse.SplitResult) -> bool:
     return parts.path.lower().endswith((".m3u8", ".m3u"))
 
 
-# -- a file served: read as a local file is ----------------------------------------------------------------------
 PLAYLIST_MOST = 1 << 20  # bytes of a playlist read to find its end (a VOD of hours in 2 s segments has less)
-# FFmpeg's HTTP protocol reconnects a connection that drops part-way and asks for the rest (a Range request), this
-# long at most: a file's pictures then come once each, in order (opened again from its start, they came again)
-RECONNECT_OPTIONS = {"reconnect": "1", "reconnect_on_network_error": "1", "reconnect_delay_max": "5"}
-# A file's read waits its socket's time-out (TIMEOUT_S), after which FFmpeg's HTTP connects again and asks for the
-# rest (a server stalled on one connection may answer the next), and this long more for that, before the file ends
-# (ServedFile.stopped_sending). PyAV's read time-out, equal to the socket's, ended every such read first: the stall
-# counted as damage, read again on the stalled connection 16 times (80 s) before the video ended.
-STALL_RECONNECT_S = RECONNECT_S
-# What a served file's read fails with where the network failed (FFmpeg's "Input/output error": a connection that
-# could not be taken up again), not the file: read again, it only waits again
-NETWORK_ERRORS = (errno.ETIMEDOUT, errno.EIO, errno.ECONNRESET, errno.EPIPE, errno.ECONNREFUSED)
-
-
-def served_as_file(spec: str) -> bool:
-    """Whether an address serves a file, whose end is stated (a video file over HTTP(S) with its length, an HLS
-    playlist with its #EXT-X-ENDLIST), from its answer's headers (a playlist's text), asked once within
-    PAGE_PROBE_S: such a run gets a file's settings, not the live preset. False for anything else, and where the
-    address gives no answer (opening it then says why)."""
-    parts = urllib.parse.urlsplit(spec.partition("#")[0])
-    if parts.scheme.lower() not in ("http", "https"):
-        return False
-    answer = _asked(parts, body_most=PLAYLIST_MOST if _says_hls(parts) else 0)
-    if answer is None or not 200 <= answer[0] < 300:
-        return False
-    _, headers, body = answer
-    kind = _kind(headers)
-    if _says_hls(parts) or "mpegurl" in kind:
-        return _playlist_ends(parts, body or _body(parts))
-    length = headers.get("Content-Length") or ""
-    # a camera's MJPEG (multipart), its snapshot (an image) and a web page are no video file
-    return length.isdigit() and int(length) > 0 and not kind.startswith(("multipart/", "text/", "image/"))
 
 
 def _body(parts: urllib.parse.SplitResult) -> bytes:
+    """An http(s) address's body (a playlist's text), up to PLAYLIST_MOST bytes; empty where it gives none."""
     answer = _asked(parts, body_most=PLAYLIST_MOST)
     return answer[2] if answer is not None and 200 <= answer[0] < 300 else b""
-
-
-def _playlist_ends(parts: urllib.parse.SplitResult, text: bytes) -> bool:
-    """Whether an HLS playlist states its end; a master playlist's, its first variant's."""
-    if b"#EXT-X-ENDLIST" in text:
-        return True
-    variant = _first_variant(parts, text)
-    return variant is not None and b"#EXT-X-ENDLIST" in _body(variant)
-
-
-def _index_out_of_reach(shown: str) -> str:
-    """The line for an MP4 or MOV whose index (moov) is at its end, from a server that sends files whole only: FFmpeg
-    cannot go back from the index to the pictures (python -m http.server; "answered but gave no picture" said to
-    check the camera and the password)."""
-    return (f"network stream {shown} is an MP4 or MOV with its index (moov) at its end, and its server sends files "
-            f"whole only (no HTTP Range requests), so its pictures cannot be read as they come; download it and run "
-            f"the file, serve it from a server that takes Range requests (most web servers), or give it its index in "
-            f"front: ffmpeg -i IN.mp4 -c copy -movflags +faststart OUT.mp4")
-
-
-def _takes_ranges(parts: urllib.parse.SplitResult) -> bool:
-    """Whether an HTTP server sends a part of a file asked for (a Range request: 206), as FFmpeg needs to seek in
-    it (--start) and to go on where a connection dropped."""
-    answer = _asked(parts, {"Range": "bytes=0-0"})
-    return answer is not None and answer[0] == 206
-
-
-class ServedFile(str):
-    """A video file served over HTTP(S) with its length, or a VOD HLS playlist, by its address: read as a local
-    file is (VideoFileSource: every frame, --start and --duration sought, its sound and subtitles kept by the
-    writer opening it again). str() is the address FFmpeg opens; formatted into a line (f"{path}") or repr'd it is
-    redact()'s, so that no message of a file's shows the password. `name` is its path's last part."""
-
-    hls: bool
-
-    def __new__(cls, url: str, hls: bool = False) -> "ServedFile":
-        served = super().__new__(cls, url)
-        served.hls = hls
-        return served
-
-    def __format__(self, spec: str) -> str:
-        return format(redact(str(self)), spec)
-
-    def __repr__(self) -> str:
-        return repr(redact(str(self)))
-
-    @property
-    def name(self) -> str:
-        parts = urllib.parse.urlsplit(str(self))
-        return urllib.parse.unquote(parts.path.rstrip("/").rpartition("/")[2]) or _where(parts)
-
-    def is_file(self) -> bool:
-        """A file (not a pipe read once), though not on this machine's disk: readable_again is False for it, which
-        the checks that read a local file's bytes ask."""
-        return True
-
-    @property
-    def read_timeout_s(self) -> float:
-        """How long one read waits: an HLS segment's (its connections take no reconnect options), else the socket's
-        time-out and the reconnection after it."""
-        return HLS_TIMEOUT_S if self.hls else TIMEOUT_S + STALL_RECONNECT_S
-
-    def stopped_sending(self, exc: Exception, frames: int) -> str | None:
-        """Where a read failed for the network (a stall past read_timeout_s, a connection FFmpeg could not take up
-        again) after `frames` frames, the line that ends the file, the frames before kept; None where the file
-        itself is at fault (damaged data: read on)."""
-        import av
-
-        if not isinstance(exc, av.error.ExitError) and getattr(exc, "errno", None) not in NETWORK_ERRORS:
-            return None
-        where = _where(urllib.parse.urlsplit(str(self)))
-        return (f"network stream {self}: {where} stopped sending it after {_frames_text(frames)} "
-                f"({_drop_reason(exc, self.read_timeout_s)}); the frames before were kept; run it again once the "
-                f"server answers, or download the file and run that")
-
-    def cut(self, thread: int) -> None:
-        """End `thread`'s read of this file now (a stop), as a network stream's (_cut), until uncut."""
-        _cut(thread)
-
-    def uncut(self, thread: int) -> None:
-        _uncut(thread)
-
-    def av_open(self, **kwargs: Any) -> Any:
-        """av.open of the address with a local file's `kwargs`, and the network's time-outs and reconnection; UserError
-        in one line where it cannot be opened. Of an HLS master playlist, one variant read (_chosen_variant)."""
-        import av
-        from av.stream import Discard
-
-        options = {**kwargs.pop("container_options", {}), **RECONNECT_OPTIONS,
-                   "timeout": str(round(TIMEOUT_S * 1e6))}
-        parts, started = urllib.parse.urlsplit(str(self)), time.monotonic()
-        try:
-            container = av.open(str(self), container_options=options, timeout=(TIMEOUT_S, self.read_timeout_s),
-                                **kwargs)
-        except av.error.FFmpegError as exc:
-            raise UserError(f"network stream {self}: {open_failure(exc, parts, elapsed=time.monotonic() - started)}") \
-                from None
-        chosen = _chosen_variant(container)
-        if chosen is not None:  # the others' segments never fetched; chosen_video_stream and audio_streams pass them by
-            for other in container.streams:
-                if not _of_variant(other, chosen[0]):
-                    other.discard = Discard.all
-        return container
-
-
-def _of_variant(stream: Any, chosen: Any) -> bool:
-    """Whether an HLS master playlist's `stream` is one the `chosen` video's variant plays: chosen itself, a stream
-    of the same playlist (its muxed sound: FFmpeg's stream id is its playlist's number), a rendition of that variant
-    alone (its sound or subtitles in a playlist of their own, given the variant's bitrate), or one FFmpeg gives no
-    variant (a rendition several variants share). Only the pictures of other variants were set aside before: their
-    sound kept every variant's segments fetched (by the writer's sound reader, which took each variant's sound for a
-    track of its own)."""
-    if stream is chosen or stream.id == chosen.id:
-        return True
-    bitrate = stream.metadata.get("variant_bitrate")
-    return bitrate is None or (stream.type != "video" and bitrate == chosen.metadata.get("variant_bitrate"))
-
-
-def network_input(spec: str, input_rate: Fraction | None = None) -> Source:
-    """A network address's source: a live stream's NetworkSource; a file served (_is_file) read as a local file
-    is, where FFmpeg can seek in it (an HLS playlist, a server that takes Range requests), at `input_rate`
-    (--input-rate) where its pictures carry no times (a raw stream). One whose server sends it whole only is read
-    once, in order, as before (opened again from its start after a drop), and its sound kept by a reading of its
-    own; no part of it can be sought. --input-rate is refused for a live stream and for such a file."""
-    from stream.sources import VideoFileSource, input_rate_refusal
-
-    source = NetworkSource(spec)
-    if source.live or not source.hls and not _takes_ranges(source.parts):
-        if input_rate is not None:
-            source.close()
-            own = "is a live network stream, which times its own pictures" if source.live else \
-                "is served whole only, read once as it comes: download it and give the file"
-            raise UserError(input_rate_refusal(source.shown, own))
-        if not source.live:
-            source.audio_path = ServedFile(source.url) if source.container.streams.audio else None  # type: ignore
-        return source
-    url, hls = source.url, source.hls
-    source.close()
-    served = _made_away(lambda: VideoFileSource(ServedFile(url, hls), input_rate))  # type: ignore[arg-type]
-    served.description += f", read as a file ({'its playlist states its end' if hls else 'its length is stated'})"
-    return served
-
-
-def _made_away(make: Callable[[], Source]) -> Source:
-    """`make()` (a served file's opening: its connection, its first pictures) on a thread of its own while this one
-    waits, as NetworkSource's first open is (_opened_away): a stop signal (Ctrl-C, SIGTERM), which Python handles
-    on the main thread only between its own steps, cuts its network calls short and is raised here at once. On the
-    main thread it waited out FFmpeg's time-out and was then lost in PyAV's error handling ("no answer")."""
-    made: list[Source] = []
-    raised: list[BaseException] = []
-    started, done = threading.Event(), threading.Event()
-    maker: list[int] = []
-
-    def run() -> None:
-        maker.append(threading.get_ident())
-        started.set()
-        try:
-            made.append(make())
-        except BaseException as exc:  # noqa: BLE001 (raised on the waiting thread)
-            raised.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="network-open", daemon=True).start()
-    try:
-        while not done.wait(OPEN_POLL_S):
-            pass
-    except BaseException:  # KeyboardInterrupt, from the signal's handler
-        started.wait(LEFT_OPEN_S)
-        if maker:
-            _cut(maker[0])
-        if done.wait(LEFT_OPEN_S):  # ended by the cut: what it opened closed, the cut taken off its ident
-            for source in made:
-                source.close()
-            if maker:
-                _uncut(maker[0])
-        raise
-    if raised:
-        raise raised[0]
-    return made[0]
 
 
 # -- cutting a connect or read short ---------------------------------------------------------------------------
 # PyAV 18 lets no other thread end a call in progress (closing the container under it crashes), but its time-outs'
 # interrupt callback asks av.container.core's `time.monotonic()` whether the call's time-out has passed. While a
 # thread is cut, that clock runs ahead for it alone, further at each call, so its call ends at FFmpeg's next poll
-# (ExitError), whenever it began. Installed only while a cut is on: every other call keeps the true clock.
+# (ExitError), whenever it began. Installed only while a cut is on, or a call a stop signal cuts is in progress
+# (stop_signals_cut: a Python clock lets the signal's handler run inside the call): every other call keeps the true
+# clock.
 CUT_JUMP_S = 1e6  # past any time-out
 _cut_lock = threading.Lock()
 _cut_threads: set[int] = set()
+_watched_threads: set[int] = set()  # in stop_signals_cut: their calls poll the Python clock
 _cut_jumps = itertools.count(1)
 
 
@@ -530,21 +328,95 @@ def _pyav_timing() -> Any | None:
     return core if getattr(core, "time", None) in (time, _CUT_CLOCK) else None
 
 
+def _set_clock(core: Any) -> None:
+    """The Python clock while a thread is cut or watched, else PyAV's own (under _cut_lock)."""
+    core.time = _CUT_CLOCK if _cut_threads or _watched_threads else time
+
+
 def _cut(thread: int) -> None:
     """End `thread`'s FFmpeg connect or read now, and every one it starts until _uncut."""
     core = _pyav_timing()
     if core is not None:
         with _cut_lock:
             _cut_threads.add(thread)
-            core.time = _CUT_CLOCK
+            _set_clock(core)
 
 
 def _uncut(thread: int) -> None:
     core = _pyav_timing()
     with _cut_lock:
         _cut_threads.discard(thread)
-        if core is not None and not _cut_threads:
-            core.time = time
+        if core is not None:
+            _set_clock(core)
+
+
+@contextlib.contextmanager
+def stop_signals_cut() -> Iterator[list[int]]:
+    """Inside, on the main thread, a stop signal (Ctrl-C, SIGTERM) ends the FFmpeg call in progress at once (_cut:
+    a served file's sound read for the writer, a seek, on a server that stalled) and every later one inside; its
+    own handler gets it as the call has ended, on the way out. Yields the stop signals that came. Python runs a
+    signal's handler on the main thread between its own steps only, which FFmpeg's call held back until its
+    time-out (15 s for a served file): the Python clock polled inside the call is such a step. Elsewhere (another
+    thread, a PyAV without that clock) nothing changes."""
+    came: list[int] = []
+    core = _pyav_timing()
+    if threading.current_thread() is not threading.main_thread() or core is None:
+        yield came
+        return
+    me = threading.get_ident()
+
+    def cut_now(signum: int, _frame: Any) -> None:
+        came.append(signum)
+        _cut(me)
+
+    handlers = {signum: signal.getsignal(signum) for signum in stop_signals()}
+    handlers = {signum: handler for signum, handler in handlers.items() if callable(handler)}
+    with _cut_lock:
+        _watched_threads.add(me)
+        _set_clock(core)
+    for signum in handlers:
+        signal.signal(signum, cut_now)
+    try:
+        yield came
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        with _cut_lock:
+            _watched_threads.discard(me)
+            if came:  # the cut taken off: the thread's next calls keep the true clock
+                _cut_threads.discard(me)
+            _set_clock(core)
+        for signum in came:  # as Python would have given it, the call over: a second Ctrl-C may raise here
+            handlers[signum](signum, None)
+
+def opened_away(work: Callable[[], None], stop: Callable[[], None], done: threading.Event,
+                until: Callable[[], bool] = lambda: False) -> None:
+    """`work()` (an opening: a connection, its first pictures) on a thread of its own, which sets `done` as it ends,
+    while this one waits for that or for `until()`; what work raised is raised here. A stop signal (Ctrl-C,
+    SIGTERM), which Python handles on the main thread only between its own steps, is raised here at once, once
+    `stop()` has cut work's network call short (_cut) and work has had LEFT_OPEN_S to end. Run on the main thread,
+    FFmpeg's call held the signal back until its time-out (5 s, 15 s for HLS), and PyAV's error handling then lost
+    it: the open failed ("no answer"), or it went on and the run started as if no Ctrl-C had come."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 (raised on the waiting thread)
+            raised.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="network-open", daemon=True).start()
+    try:
+        while not done.wait(OPEN_POLL_S) and not until():
+            pass
+    except BaseException:  # KeyboardInterrupt, from the signal's handler
+        stop()
+        done.wait(LEFT_OPEN_S)
+        raise
+    if raised:
+        raise raised[0]
 
 
 class _Clock:
@@ -725,6 +597,7 @@ class NetworkSource(Source):
     def __init__(self, url: str) -> None:
         address, _, fragment = url.partition("#")
         self.url, self.shown = address, redact(url)
+        self.named = f"network stream {self.shown}"  # its lines' name: "file ..." once found one (_describe)
         self.parts = urllib.parse.urlsplit(address)
         if fragment not in ("", "udp") or (fragment and self.parts.scheme.lower() not in ("rtsp", "rtsps")):
             raise UserError(f"unknown option #{fragment} in {redact(url)}; the only one is #udp, for RTSP over UDP")
@@ -744,6 +617,7 @@ class NetworkSource(Source):
         self._codec: tuple[str, bytes | None] = ("mjpeg", None)  # the stream's (_codec_of), for those decoders
         self._good: _Undecoded | None = None  # the newest picture that decoded: a damaged one's stand-in
         self.delivered = 0  # pictures given to the pipeline
+        self.stopped: str | None = None  # how the sender was found gone after closing the stream: its end
         # The first pictures, read on the opening thread (_first_pictures) and taken when measured or at the end of
         # RATE_WINDOW_S (_opened_away); the picture a read then in progress brings is _late's, for frames().
         self._head: list[tuple[Any, int]] = []
@@ -763,8 +637,11 @@ class NetworkSource(Source):
     def _describe(self, head: list[tuple[Any, int]]) -> None:
         """What the stream is, from its first pictures: the treatment of its pictures, its rate, the run line."""
         first = head[0][0]
+        self.live = not self._is_file()
+        if not self.live:  # a file its server sends whole only (served_file.network_input): said a file, not live
+            self.named = f"file {self.shown}"
         # decided from the first picture, as a file's (a picture with another size is scaled to it: _image)
-        self.treatment = PictureTreatment(first, self.stream, f"network stream {self.shown}")
+        self.treatment = PictureTreatment(first, self.stream, self.named)
         self.width, self.height = self.treatment.size(first.width, first.height)
         # bwdif decides picture by picture (a broadcast switches); a stream that turns interlaced later is said
         self.interlaced = bool(first.interlaced_frame)
@@ -772,10 +649,9 @@ class NetworkSource(Source):
         stated = self._stated_rate()
         measured = None if stated else self._measured_rate(head)
         self.fps = stated or measured or ASSUMED_RATE
-        self.live = not self._is_file()
         if not self.live:
             self._read_as_file(first)
-        if self.container.streams.audio and self.live:  # a file's is kept (network_input)
+        if self.container.streams.audio and self.live:  # a file's is kept (served_file.network_input)
             notify(f"network stream {self.shown} has sound, which is not kept: only its pictures are processed")
         codec = self.stream.codec_context.name.upper()
         shown = ([self.variant] if self.variant else []) + ([DEINTERLACED] if self.interlaced else []) \
@@ -783,7 +659,7 @@ class NetworkSource(Source):
         origin = "" if stated else " (measured)" if measured else " (assumed)"
         if not self.live:  # what the user sees: no live run, and why
             shown.append(f"read as a file ({'its playlist states its end' if self.hls else 'its length is stated'})")
-        self.description = (f"network stream {self.shown} ({codec}) {self.width}x{self.height} "
+        self.description = (f"{self.named} ({codec}) {self.width}x{self.height} "
                             f"@ {rate_text(self.fps)} fps" + origin + "".join(f", {part}" for part in shown))
         # a live HLS stream's pictures are released on its clock (SegmentPacer), which its segments' length bounds
         self._segment_ns = round(_segment_s(self.parts) * 1e9) if self.live and self.hls else None
@@ -835,10 +711,12 @@ class NetworkSource(Source):
         import av
 
         started = time.monotonic()
+        self.gone: str | None = None  # what the last failed open said of a sender that is gone (_gone_answer)
         try:
             return av.open(self.url, options=ffmpeg_options(self.url, self.transport),
                            timeout=(TIMEOUT_S, self.read_timeout_s), metadata_errors="replace")
         except av.error.FFmpegError as exc:
+            self.gone = _gone_answer(exc, self.parts)
             why = open_failure(exc, self.parts, self.transport, time.monotonic() - started)
             raise UserError(f"network stream {self.shown}: {why}") from None
 
@@ -868,26 +746,17 @@ class NetworkSource(Source):
         self.read_at = time.monotonic()  # the end of the last read: from then the socket holds what no one read
         self.read_waited = True  # whether the newest packet's read waited for it (_demuxed)
         self.dropped: str | None = None  # why the stream failed part-way, once it has
+        # whether it was the sender closing the connection between pictures (_closed_between_pictures)
+        self.closed_cleanly = False
+        self._last_packet: Any = None  # the newest packet with data, whose wholeness a close is judged by
+        self._read_began = time.monotonic()  # the start of the newest read of a packet
         self.packets = self._decoded()
 
     def _opened_away(self) -> list[tuple[Any, int]]:
-        """_open and _first_pictures, on a thread of their own while this one waits: a stop signal (Ctrl-C,
-        SIGTERM), which Python handles on the main thread only between its own steps, cuts them short (interrupt)
-        and is raised here at once. Run on the main thread, FFmpeg's call held it back until its time-out (5 s,
-        15 s for HLS), and PyAV's error handling then lost it: the open failed ("no answer"), or it went on and
-        the run started as if no Ctrl-C had come."""
-        outcome: list[BaseException] = []  # what the open raised
-        done = self._opener_done
-        threading.Thread(target=self._open_here, args=(outcome, done), name="network-open", daemon=True).start()
-        try:
-            while not done.wait(OPEN_POLL_S) and not self._window_passed():
-                pass
-        except BaseException:  # KeyboardInterrupt, from the signal's handler
-            self.interrupt()
-            done.wait(LEFT_OPEN_S)  # the thread closes what it opened, and cut threads are set aside there
-            raise
-        if outcome:
-            raise outcome[0]
+        """_open and _first_pictures on a thread of their own, which a stop signal cuts short (opened_away, through
+        interrupt), taken at the end of the measuring window: a read still in progress then is left to that
+        thread."""
+        opened_away(self._open_here, self.interrupt, self._opener_done, until=self._window_passed)
         with self._head_lock:  # a read still in progress (a stream pausing after its first picture): left to it
             self._taken = True
             return list(self._head)
@@ -896,8 +765,8 @@ class NetworkSource(Source):
         """Whether the measuring window has ended (the opening thread may still be waiting in a read)."""
         return self._measure_until is not None and time.monotonic() >= self._measure_until
 
-    def _open_here(self, outcome: list[BaseException], done: threading.Event) -> None:
-        """_opened_away's thread: what the open raised into `outcome`; where a stop came, nothing left open."""
+    def _open_here(self) -> None:
+        """_opened_away's thread: where a stop came, nothing left open, and no cut left on this thread's ident."""
         me = threading.get_ident()
         try:
             with self._reader_lock:  # from here a stop cuts this thread's connect or read short (interrupt)
@@ -906,8 +775,6 @@ class NetworkSource(Source):
                     return
             self._open()
             self._first_pictures()
-        except BaseException as exc:  # noqa: BLE001 (raised on the waiting thread)
-            outcome.append(exc)
         finally:
             try:
                 self._close_if_stopped()
@@ -915,7 +782,6 @@ class NetworkSource(Source):
                 with self._reader_lock:
                     self._reader = None
                     _uncut(me)
-                done.set()
 
     def _close_if_stopped(self) -> None:
         """What the open left open, once a stop came (no one else will: NetworkSource() raised)."""
@@ -942,8 +808,11 @@ class NetworkSource(Source):
                 if found is None:
                     mp4 = "mp4" in self.container.format.name  # FFmpeg's mov demuxer: "mov,mp4,m4a,3gp,3g2,mj2"
                     self.container.close()
-                    if mp4 and self.parts.scheme.lower() in ("http", "https") and not _takes_ranges(self.parts):
-                        raise UserError(_index_out_of_reach(self.shown))
+                    if mp4 and self.parts.scheme.lower() in ("http", "https"):
+                        from stream.served_file import index_out_of_reach, takes_ranges  # it imports this module
+
+                        if not takes_ranges(self.parts):
+                            raise UserError(index_out_of_reach(self.shown))
                     raise UserError(f"network stream {self.shown}: {_where(self.parts)} answered but gave no picture "
                                     f"({self.dropped or 'the stream ended'}; {FIX})")
                 self._head.append(found)
@@ -989,10 +858,12 @@ class NetworkSource(Source):
         packets = self.container.demux(self.stream)
         held = False
         while True:
-            asked = time.monotonic()
+            asked = self._read_began = time.monotonic()
             packet = next(packets, None)
             if packet is None:
                 return
+            if packet.size:
+                self._last_packet = packet
             waited = time.monotonic() - asked
             self.read_waited = waited >= WAITED_NS / 1e9
             stalled = waited >= 0.9 * self.read_timeout_s
@@ -1060,13 +931,25 @@ class NetworkSource(Source):
                     yield picture, clock(seconds, arrival)
         except av.error.FFmpegError as exc:
             self.dropped = _drop_reason(exc, self.read_timeout_s)
+            self.closed_cleanly = self._closed_between_pictures(exc)
             if self.live:
                 yield from self._flushed(last_arrival)
             return
         if self.dropped:  # a stall the demuxer ended as its end
             return
         if self.parts.scheme.lower().startswith("rtsp"):  # a camera never ends its stream: it restarted, or lost us
-            self.dropped = "the camera closed the connection"
+            self.dropped, self.closed_cleanly = "the camera closed the connection", True
+
+    def _closed_between_pictures(self, exc: Exception) -> bool:
+        """Whether a read's failure was the sender closing the connection after a whole picture: FFmpeg's
+        "Input/output error", which HTTP (an answer of no stated length) and RTMP give for a close, before the read
+        time-out (whose own end says so too), the last packet whole (_whole). A reset ("Connection reset by peer"),
+        a time-out, or a close in the middle of a picture is a drop; so is a close before the end a file states."""
+        if not self.live or getattr(exc, "errno", None) != errno.EIO or self._last_packet is None:
+            return False
+        if time.monotonic() - self._read_began >= 0.9 * self.read_timeout_s:
+            return False
+        return _whole(self._last_packet, self.stream.codec_context.name)
 
     def _flushed(self, arrival: int) -> Iterator[tuple[Any, int]]:
         """The pictures the decoder still holds (a stream with B-frames: one or two) where a live stream's read failed
@@ -1097,7 +980,7 @@ class NetworkSource(Source):
         """Said once a run, for a damaged picture after the first (before it: a stream joined part-way)."""
         if pictures and not self._damage_told:
             self._damage_told = True
-            notify(f"network stream {self.shown} lost data on the way; the damaged pictures are skipped")
+            notify(f"{self.named} lost data on the way; the damaged pictures are skipped")
 
     def _decoded_image(self, undecoded: _Undecoded) -> np.ndarray:
         """An undecoded picture's BGR (on the stage's thread, by its own decoder), as _image makes it. One that
@@ -1145,7 +1028,7 @@ class NetworkSource(Source):
                 return
             if deinterlacer is not None and not self.interlaced and deinterlacer.first_interlaced is not None:
                 self.interlaced = True
-                notify(f"network stream {self.shown} turns interlaced at frame {self.delivered + 1}: its interlaced "
+                notify(f"{self.named} turns interlaced at frame {self.delivered + 1}: its interlaced "
                        f"pictures are {DEINTERLACED}")
             # the capture time as the presentation time, as a camera's: a recording plays at the pace filmed
             convert = self._decoded_image if isinstance(picture, _Undecoded) else self._image
@@ -1155,9 +1038,14 @@ class NetworkSource(Source):
                                self._file_seconds(picture))
             self.delivered += 1
         if self.delivered and not self._interrupted.is_set():
+            if self.stopped is not None:  # closed, then found gone (_reopen_or_end): its end, not a drop
+                notify(f"network stream {self.shown} ended (its sender stopped) after {_frames_text(self.delivered)}: "
+                       f"it closed the connection, and {self.stopped}")
+                return
             if self.delivered == 1 and _one_picture_format(self.container.format.name):
                 raise UserError(_snapshot_only(self.shown, self.parts))
-            notify(f"network stream {self.shown} ended (its sender closed it) after {_frames_text(self.delivered)}")
+            notify(f"{self.named} ended{' (its sender closed it)' if self.live else ''} after "
+                   f"{_frames_text(self.delivered)}")
 
     def _segment_pacer(self) -> SegmentPacer | None:
         """A live HLS stream's pacer, which releases its pictures on its clock; None for every other stream."""
@@ -1181,8 +1069,8 @@ class NetworkSource(Source):
             found = next(pictures, None) or next(self.packets, None)
             if self._interrupted.is_set():  # a stop: not the stream's end, nor a drop to reconnect after
                 return
-            if found is None and self.dropped:
-                pictures = self._reopen_or_end(self.dropped)
+            if found is None and self.dropped and self.stopped is None:
+                pictures = self._reopen_or_end(self.dropped, closed=self.closed_cleanly)
                 continue
             if found is None:
                 return
@@ -1222,13 +1110,15 @@ class NetworkSource(Source):
         if image.shape[:2] == (self.height, self.width):
             return image
         return scale_telling_once(image, self.width, self.height, self._sizes_told, lambda width, height: (
-            f"network stream {self.shown} now delivers {width}x{height} pictures; they are scaled to the "
+            f"{self.named} now delivers {width}x{height} pictures; they are scaled to the "
             f"{self.width}x{self.height} it started with"))
 
-    def _reopen_or_end(self, reason: str, quiet: bool = False) -> Iterator[tuple[Any, int]]:
+    def _reopen_or_end(self, reason: str, quiet: bool = False, closed: bool = False) -> Iterator[tuple[Any, int]]:
         """Open the stream again until it gives a picture (the one yielded) or RECONNECT_S have passed; UserError,
-        the run's end, where it stays away. Nothing, at once, once interrupted."""
-        started = time.monotonic()
+        the run's end, where it stays away. Nothing, at once, once interrupted. Where the sender had `closed` the
+        connection after a whole picture, frames given, and every try for ENDED_GRACE_S found it gone (refused, no
+        stream there), it stopped: nothing, and `stopped` says how it was found (the stream's end, not a drop)."""
+        started, gone_since = time.monotonic(), None
         while not self._interrupted.is_set():
             self.container.close()
             try:
@@ -1237,10 +1127,13 @@ class NetworkSource(Source):
                 cause = self.dropped or f"{_where(self.parts)} answered but gave no picture"
             except UserError as exc:
                 found, cause = None, _last_cause(exc)
+            gone_since = (gone_since or time.monotonic()) if self.gone and closed and self.delivered else None
+            if gone_since is not None and time.monotonic() - gone_since >= ENDED_GRACE_S:
+                self.stopped = self.gone
+                return
             if found is not None:
                 if not quiet:
-                    notify(f"network stream {self.shown} dropped ({reason}) and came back after "
-                           f"{time.monotonic() - started:.1f} s")
+                    notify(self._came_back(reason, time.monotonic() - started))
                 yield found
                 return
             if self._interrupted.is_set():  # the stop cut this try short: no failure of the stream's
@@ -1258,8 +1151,20 @@ class NetworkSource(Source):
                     f"then was stale) and did not answer within {RECONNECT_S:g} s ({cause}); a sender that serves "
                     f"one connection only cannot be read so: let it take more (ffmpeg: -listen 2) or serve it "
                     f"through a streaming server")
+        if not self.live:
+            return (f"{self.named}: its server stopped sending it after {_frames_text(self.delivered)} ({reason}) "
+                    f"and did not answer again within {RECONNECT_S:g} s ({cause}); the frames before were kept; run "
+                    f"it again once the server answers, or download the file and run that")
         return (f"network stream {self.shown} stopped delivering frames after {_frames_text(self.delivered)} "
                 f"({reason}) and did not come back within {RECONNECT_S:g} s ({cause}); the frames before were kept")
+
+    def _came_back(self, reason: str, seconds: float) -> str:
+        """The line for a stream that dropped and came back; for a file its server sends whole only, read again
+        from its start."""
+        if not self.live:
+            return (f"{self.named}: its connection dropped ({reason}); read again from its start after {seconds:.1f} "
+                    f"s (its server sends it whole only), the frames already given passed by")
+        return f"network stream {self.shown} dropped ({reason}) and came back after {seconds:.1f} s"
 
     def _first_new(self) -> tuple[Any, int] | None:
         """The stream's first picture after it was opened again; of an HLS playlist, the first newer than those
@@ -1340,6 +1245,34 @@ def _drop_reason(exc: Exception | None, waited_s: float) -> str:
     if code in (errno.EIO, errno.ECONNRESET, errno.EPIPE):
         return "the connection was closed"
     return getattr(exc, "strerror", None) or exc.__class__.__name__
+
+
+def _whole(packet: Any, codec: str) -> bool:
+    """Whether a packet holds its whole picture. FFmpeg flags one corrupt where the data ended before it did: an
+    MJPEG part cut short of its Content-Length; also a part of no stated length, read up to the next boundary, which
+    a close leaves out: that one is whole where its JPEG ends with its end-of-image marker."""
+    if not packet.is_corrupt:
+        return True
+    return codec == "mjpeg" and bytes(packet).rstrip(b"\r\n").endswith(b"\xff\xd9")
+
+
+def _gone_answer(exc: Exception, parts: urllib.parse.SplitResult) -> str | None:
+    """What a failed open says of a sender that is gone, in words; None where it says nothing sure (a time-out, a
+    host out of reach, a reset, a login refused): the port refusing connections; an HTTP or RTSP server's 404, other
+    4xx (410 Gone) or 5xx (503: no stream to give); an RTMP server's error status to play
+    (NetStream.Play.StreamNotFound, .Failed: FFmpeg's "Operation not permitted") or its _error answer (FFmpeg's
+    "Unknown error")."""
+    import av
+
+    where, path = _where(parts), parts.path or "/"
+    if getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return f"{where} then refused the connection"
+    if isinstance(exc, (av.error.HTTPNotFoundError, av.error.HTTPOtherClientError, av.error.HTTPServerError)):
+        return f"{where} then had no stream at {path} ({getattr(exc, 'strerror', None) or exc.__class__.__name__})"
+    rtmp = parts.scheme.lower() in ("rtmp", "rtmps")
+    if rtmp and (getattr(exc, "errno", None) == errno.EPERM or isinstance(exc, av.error.UnknownError)):
+        return f"{where} then had no stream at {path} (it refused to play it)"
+    return None
 
 
 def _last_cause(exc: UserError) -> str:

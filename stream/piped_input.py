@@ -30,14 +30,16 @@ PADDING_MAX = 4096  # zero or 0xFF bytes allowed between two pictures of a strea
 # MJPEG stream's pictures carry neither.
 ONE_PHOTO_MARKS = (b"MPF\0", b"hdrgm:", b"GContainer")
 _stdin_read: Path | None = None  # what standard input was made into, once: a pipe is read once
-_given_rate: Fraction | None = None  # --input-rate: a stream of pictures is read at it, without the line of PIPE_RATE
+# the type (STREAMED's key) of the pictures standard input streams, once read; None for anything else. Its line (the
+# rate it is read at) is said when it opens as a video (sources.open_source), where the rate given is known
+_stdin_stream: str | None = None
 
 
-def read_at(rate: Fraction | None) -> None:
-    """The rate --input-rate gives a stream of pictures on standard input (None: none given), set before standard
-    input is looked at: the line offering a rate is said only where none was given."""
-    global _given_rate
-    _given_rate = rate
+def tell_default_rate(spec: str, input_rate: Fraction | None) -> None:
+    """Says what standard input streaming pictures is read at, and how to give its own rate, where no rate is given
+    (`input_rate`, --input-rate): once it has been looked at (input_path), as it opens as a video."""
+    if input_rate is None and spec in STDIN_NAMES and _stdin_stream is not None:
+        notify(_stream_line(_stdin_stream))
 
 
 def no_place_beside(spec: str) -> str:
@@ -51,15 +53,23 @@ def no_place_beside(spec: str) -> str:
 def piped(spec: str) -> bool:
     """Whether a path input is standard input, a named pipe, a socket or a device: read once, with no folder of its
     own. Told without reading it (it is looked at only after the outputs are checked)."""
+    return spec in STDIN_NAMES or pipe_kind(spec) is not None
+
+
+def pipe_kind(path: str) -> str | None:
+    """What a path that is no file on a disk is: "named pipe", "socket" or "device" (an input read once, an output
+    whose reader takes the frames as they come); None for a file, a folder or nothing there."""
     import stat
 
-    if spec in STDIN_NAMES:
-        return True
     try:
-        mode = os.stat(os.path.expanduser(spec)).st_mode
+        mode = os.stat(os.path.expanduser(path)).st_mode
     except (OSError, ValueError):  # none there, a name too long: opening it says so
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode) or stat.S_ISBLK(mode)
+        return None
+    if stat.S_ISFIFO(mode):
+        return "named pipe"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else None
 
 
 def input_path(spec: str) -> Path:
@@ -77,6 +87,8 @@ def input_path(spec: str) -> Path:
 def _read_stdin(spec: str) -> Path:
     import stat
 
+    global _stdin_stream
+    _stdin_stream = None  # until a stream of pictures is found
     if sys.stdin is None or os.isatty(0):
         raise UserError(f"input {spec} is standard input, which is the terminal here; pipe a video or a photo into it "
                         f"(e.g. cat clip.ts | depthcam run - -o out.mp4), or give the file itself")
@@ -97,8 +109,7 @@ def _read_stdin(spec: str) -> Path:
             raise UserError(f"input {spec} (standard input) is a stream of {STREAMED[suffix][1]}, and a video is "
                             f"read from a pipe only where the system names standard input (/dev/stdin: Linux, "
                             f"macOS), not on Windows; save it to a file and give that")
-        if _given_rate is None:
-            notify(_stream_line(suffix))
+        _stdin_stream = suffix  # its line waits for the rate given: tell_default_rate
         head = read
     if not named:
         raise UserError(f"input {spec} (standard input) is no photo, and a video is read from a pipe only where the "

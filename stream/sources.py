@@ -33,9 +33,9 @@ from stream.errors import UserError
 from stream.frame import Frame, now_ns
 from stream.hdr import UNSPECIFIED_MATRIX, ColourConverter, colour_signal, props_only
 from stream.images import filled_behind, is_tiff, on_white, read_image, read_metadata, upright_size
-from stream.piped_input import STDIN_NAMES, input_path
+from stream.piped_input import STDIN_NAMES, input_path, tell_default_rate
 from stream.synthetic import SyntheticPortrait, SyntheticScene
-from stream.audio_track import audio_streams, open_input, read_streams
+from stream.audio_track import audio_streams, open_input, read_streams, stop_cuts
 from stream.video_writer import (TIMECODE, alpha_pix_fmt, is_hd, opens_again, part_first_picture, readable_again,
                                  shifted_timecode, stream_timecode, timecode_count)
 
@@ -927,7 +927,8 @@ class VideoFileSource(Source):
             elif self._joins_unknown and not beyond:
                 self._rewind()  # a jump by time may land in any clip: decoded from the start, the joins carried
             elif not beyond and opens_again(self.path) and not self._raw:  # a pipe is read once: its pictures
-                self._seek(self._start)  # before the start skipped, as a raw stream's (timed as read: no jump)
+                with stop_cuts(self.path):  # before the start skipped, as a raw stream's (timed as read: no jump);
+                    self._seek(self._start)  # a served file's jump, its server stalled, cut short by a stop signal
         if duration is not None:
             self._end = origin + (self._on_frame_boundary(start, duration) if self.constant_rate else start + duration)
             self.audio_ends_with_pictures = True
@@ -1866,7 +1867,8 @@ def open_source(spec: str, input_rate: Fraction | None = None) -> Source:
     `input_rate` (--input-rate): the rate of a video whose pictures have no times of their own; any other input is
     refused with it, before it opens where its spec or its headers tell (a camera, a stream, a photo)."""
     from stream.camera import CameraSource  # here: it imports this module
-    from stream.network_source import NETWORK_SCHEMES, is_network_spec, network_input, redact
+    from stream.network_source import NETWORK_SCHEMES, is_network_spec, redact
+    from stream.served_file import network_input
 
     if input_rate is not None and (own := _own_rate_by_spec(spec)) is not None:
         raise UserError(input_rate_refusal(input_named(spec), own))
@@ -1900,6 +1902,7 @@ def open_source(spec: str, input_rate: Fraction | None = None) -> Source:
         raise UserError(input_rate_refusal(input_named(spec), "is a photo, one picture with no rate"))
     if still:
         return ImageSource(path)
+    tell_default_rate(spec, input_rate)  # standard input streaming pictures: read at FFmpeg's 25 fps without a rate
     if input_rate is None:
         return animation_source(path) or VideoFileSource(path)  # an animated WebP through Pillow: FFmpeg decodes none
     if (animation := animation_source(path)) is not None:
@@ -1936,10 +1939,13 @@ def carries_no_rate(format_name: str, own_rate: Fraction | None) -> bool:
     return bool(IMAGE_PIPE_FORMAT.fullmatch(format_name)) or (format_name in RAW_VIDEO_FORMATS and own_rate is None)
 
 
+INPUT_RATE_TAKERS = ("--input-rate sets the rate of inputs that carry none (a stream of pictures on standard input or "
+                     "a pipe, an .mjpeg file, a raw .h264 without timing)")
+
+
 def input_rate_refusal(named: str, own: str) -> str:
     """The line refusing --input-rate for an input that has a rate of its own (`own`: what it has)."""
-    return (f"--input-rate sets the rate of inputs that carry none (a stream of pictures on standard input or a "
-            f"pipe, an .mjpeg file, a raw .h264 without timing); {named} {own}: leave --input-rate out")
+    return f"{INPUT_RATE_TAKERS}; {named} {own}: leave --input-rate out"
 
 
 def input_named(spec: str) -> str:
@@ -1960,6 +1966,60 @@ def _own_rate_by_spec(spec: str) -> str | None:
     if is_network_spec(spec) and not spec.lower().startswith(("http:", "https:")):
         return "is a network stream, which times its own pictures"
     return None  # a file, or an http(s) address, which may serve one (a raw stream without timing): told once open
+
+
+class FileHeaders(NamedTuple):
+    """What a video file's container says of it when it is opened (probe_file)."""
+    own_rate: str | None  # what it has of its own that --input-rate does not fit (input_rate_refusal's words)
+    audio_streams: int
+
+
+def input_rate_misfit(spec: str) -> str | None:
+    """What an input has that --input-rate does not fit, in input_rate_refusal's words, told before it is read: by
+    its spec, its headers (a photo, an animation) or its container's (a video's own rate), for a batch's
+    inputs all before the first runs; None where it fits, or where only opening it tells (a pipe, standard input's
+    video, an http(s) address, a file that does not open: open_source says what it is)."""
+    from stream.animations import animation_metadata
+    from stream.network_source import is_network_spec
+
+    if (own := _own_rate_by_spec(spec)) is not None:
+        return own
+    if is_network_spec(spec):
+        return None
+    path = input_path(spec)  # standard input is looked at (once: a run reads it so anyway)
+    try:
+        if not readable_again(path):
+            return None
+        if is_still_image(path):
+            return "is a photo, one picture with no rate"
+        if animation_metadata(path) is not None:
+            return "is an animation, which times its own pictures"
+    except OSError:  # a name too long: open_source says so
+        return None
+    headers = probe_file(path)
+    return headers.own_rate if headers is not None else None
+
+
+def probe_file(path: Path) -> FileHeaders | None:
+    """A video file's container headers, as FFmpeg reads them when it opens the file (its probe; no picture is read
+    for the run); None where it does not open as one, or cannot be read twice (a pipe)."""
+    import av
+
+    if not readable_again(path):
+        return None
+    try:
+        with open_input(path) as container:
+            audio = len(audio_streams(container))
+            if not container.streams.video:
+                return FileHeaders(None, audio)
+            stream, name = container.streams.video[0], container.format.name
+            own = _raw_own_rate(stream) if name in RAW_VIDEO_FORMATS else None
+            rate = own or stream.average_rate or stream.guessed_rate
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
+    if carries_no_rate(name, own):
+        return FileHeaders(None, audio)
+    return FileHeaders(f"has its own ({rate_text(float(rate))} fps)" if rate else "times its pictures itself", audio)
 
 
 # Names that say "a video": a picture so named (renamed by hand, a download's wrong name) was read by its content and

@@ -185,7 +185,7 @@ def readable_again(path: Path) -> bool:
 
 def opens_again(path: Path) -> bool:
     """Whether the input can be read again (its sound and subtitles by readers of their own) and jumped in (--start):
-    a regular file (readable_again), and a file served over HTTP (network_source.ServedFile), which its server sends
+    a regular file (readable_again), and a file served over HTTP (served_file.ServedFile), which its server sends
     again; not a pipe, read once."""
     return hasattr(path, "av_open") or readable_again(path)
 

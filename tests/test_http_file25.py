@@ -13,7 +13,8 @@ import pytest
 from media import make_video, probe
 from raw_server import RawServer
 from stream.errors import UserError
-from stream.network_source import NetworkSource, ServedFile, served_as_file
+from stream.network_source import NetworkSource
+from stream.served_file import ServedFile, served_as_file
 from stream.sources import VideoFileSource, open_source
 from test_cli import depthcam
 from test_network_source import SECRET, _Server
@@ -358,9 +359,10 @@ def test_a_server_that_stops_sending_ends_the_file_in_one_line(served, monkeypat
     the frames given, which are kept (the pipeline writes them). It was said damaged and read again 16 times (16
     read time-outs) before the video ended as if whole."""
     import stream.network_source as network
+    import stream.served_file as served_file
 
     monkeypatch.setattr(network, "TIMEOUT_S", 0.5)
-    monkeypatch.setattr(network, "STALL_RECONNECT_S", 1.0)
+    monkeypatch.setattr(served_file, "STALL_RECONNECT_S", 1.0)
     clip, _ = served
     server = _stalling(clip, resumes_stall=True)
     frames = []
@@ -376,7 +378,7 @@ def test_a_server_that_stops_sending_ends_the_file_in_one_line(served, monkeypat
         server.close()
     where = server.url.split("/")[2]
     assert 0 < len(frames) < 48 and "damaged" not in capsys.readouterr().err
-    assert re.fullmatch(rf"network stream {re.escape(server.url)}: {where} stopped sending it after \d+ frames \(.+\); "
+    assert re.fullmatch(rf"file {re.escape(server.url)}: {where} stopped sending it after \d+ frames \(.+\); "
                         r"the frames before were kept; run it again once the server answers, or download the file "
                         r"and run that", str(ended.value))
 

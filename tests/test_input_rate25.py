@@ -80,11 +80,8 @@ def test_with_a_rate_given_standard_input_says_no_line_of_ffmpegs_default(stdin_
     """The pictures are given back whole, as without it; the line of 25 fps and how to change it is not said."""
     stream = b"".join(_pictures(3))
     said = stdin_fed(stream)
-    piped_input.read_at(Fraction(30))
-    try:
-        assert piped_input._read_stdin("-") == Path("/dev/stdin")
-    finally:
-        piped_input.read_at(None)
+    assert piped_input._read_stdin("-") == Path("/dev/stdin")
+    piped_input.tell_default_rate("-", Fraction(30))  # as open_source, given the rate, says it
     assert said == []
 
 

@@ -142,6 +142,7 @@ def test_pictures_one_after_another_are_given_back_whole_as_a_video(stdin_fed, k
     said = stdin_fed(stream)
     path = piped_input._read_stdin("-")
     assert path == Path("/dev/stdin")
+    piped_input.tell_default_rate("-", None)  # said as it opens as a video (open_source), no --input-rate given
     assert _all_of_stdin() == stream  # from its first byte, every picture
     assert len(said) == 1 and said[0].startswith("standard input is a stream of ")
     assert f"read as a video at {piped_input.PIPE_RATE} fps, FFmpeg's default" in said[0]
