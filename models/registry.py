@@ -17,7 +17,7 @@ from typing import Callable, Literal
 from models.download import ModelError, cache_dir, cache_lock, download, sha256_of, verify_sha256
 from stream.console import command_word
 
-OutputKind = Literal["inverse_depth", "metres"]
+OutputKind = Literal["inverse_depth", "metres", "person_probability"]  # the last: a person mask (PERSON_MASK_MODELS)
 InputNorm = Literal["raw", "unit", "imagenet", "symmetric"]
 # What each input scaling feeds the network, for people (`models info`, errors).
 INPUT_NORMS: dict[str, str] = {
@@ -86,6 +86,27 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+# Person segmentation networks (models/segmentation.py, refine.person_mask): fetched and checked like the depth
+# models and known to `models fetch/info/list`, but kept out of REGISTRY so that `--model` never takes one for depth.
+PERSON_MASK_MODELS: dict[str, ModelSpec] = {
+    "selfie_segmentation": ModelSpec(
+        name="selfie_segmentation",
+        filename="selfie_segmentation.onnx",
+        description="MediaPipe selfie segmentation, general model: person probability, for refine.person_mask",
+        source="Google MediaPipe, ONNX from PINTO_model_zoo 082_MediaPipe_Meet_Segmentation, "
+               "mirrored by obs-backgroundremoval",
+        input_size=(256, 256),
+        output_kind="person_probability",
+        layout="NHWC",
+        input_norm="unit",
+        url="https://github.com/royshil/obs-backgroundremoval/raw/75e90ec0d25cb711b34a834dbb25ed3c43d95de9/"
+            "data/models/selfie_segmentation.onnx",
+        sha256="1511ab5564cb0ae179cba9bcad6ad931003ccc71656f11fd270967023678c6a5",
+        size=447_596,
+    ),
+}
+
+
 def model_names() -> list[str]:
     return sorted(REGISTRY)
 
@@ -100,10 +121,11 @@ def unknown_model(name: str, extra: str = "") -> ModelError:
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise unknown_model(name) from None
+    """A depth model's or a person mask model's entry (`models fetch/info`)."""
+    spec = REGISTRY.get(name) or PERSON_MASK_MODELS.get(name)
+    if spec is None:
+        raise unknown_model(name)
+    return spec
 
 
 def model_state(spec: ModelSpec) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 
 from kernels.backend import array_module, cuda_available, cuda_device_error
 from models.download import ModelError
+from models.levels import IDENTITY, UINT8_LEVELS, levels_of, stretched_table
 from models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, cached_file_of, notify
 from stream.console import command_word
 
@@ -290,6 +291,7 @@ class DepthEstimator:
         self.spec = _fed_as_it_is(spec) if self.input.dtype == UINT8 else spec
         self.watch = OutputWatch(self.spec)
         self._lut = input_lut(self.spec)
+        self.auto_levels = True  # models/levels.py: False feeds every frame's levels as they are
         # chosen on the exported graph: a batch-1 model's output may have no batch axis (H x W), which the batch
         # rewrite then refuses
         self.output_name = _depth_output(self.session, spec, unbatched=self.input.static_batch)
@@ -349,8 +351,11 @@ class DepthEstimator:
         shrinking = image_bgr.shape[1] > size[0] or image_bgr.shape[0] > size[1]
         resized = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
-        if self.input.dtype != UINT8:  # a uint8 input takes RGB 0..255 as it is
-            rgb = cv2.LUT(rgb, self._lut)  # uint8 → the network's float32
+        levels = levels_of(rgb) if self.auto_levels else IDENTITY  # a dark or washed-out frame stretched (levels.py)
+        if self.input.dtype == UINT8:  # a uint8 input takes RGB 0..255 as it is (stretched where levels say so)
+            rgb = rgb if levels.identity else cv2.LUT(rgb, stretched_table(levels, UINT8_LEVELS))
+        else:
+            rgb = cv2.LUT(rgb, self._lut if levels.identity else stretched_table(levels, self._lut))  # → float32
             rgb = rgb.astype(self.input.dtype, copy=False)  # float16 and float64 exports (a no-op for float32)
         return rgb.transpose(2, 0, 1) if self.input.layout == "NCHW" else rgb
 

@@ -25,11 +25,13 @@ MODEL_OUTPUTS = ("auto", "inverse_depth", "metres")
 MODEL_INPUTS = ("auto", "raw", "unit", "imagenet", "symmetric")
 DEINTERLACE = ("auto", "off")
 MODEL_SIDE_RANGE = (16, 4096)
+MAX_FOCUS_BAND = 0.4  # render.focus_band's largest: the blur still ramps up over >= 0.1 of disparity (span >= 0.5)
 # The command line's flag for a key, so that a bad value given there is named as the user typed it
 FLAGS = {"model": "--model", "model_output": "--model-output", "model_input": "--model-input",
          "model_size": "--model-size", "device": "--device", "deinterlace": "--deinterlace",
          "render.focus": "--focus", "render.focus_point": "--focus-point", "render.blur": "--blur",
-         "render.highlight_boost": "--highlight-boost", "refine.mode": "--refine", "inference.max_batch": "--max-batch",
+         "render.highlight_boost": "--highlight-boost", "render.focus_band": "--focus-band", "refine.mode": "--refine",
+         "inference.max_batch": "--max-batch",
          "inference.mode": "--async-depth", "output.save_depth": "--save-depth",
          "output.depth_format": "--depth-format", "output.side_by_side": "--side-by-side",
          "output.preview": "--preview", "output.progress": "--progress"}
@@ -106,10 +108,16 @@ class RefineConfig:
     live_radius: int = 4  # live mode's window, working pixels
     live_sigma_spatial: float = 3.0  # live mode, working pixels
     threads: int = 0  # CPU threads for the filter; 0 = all cores (1 helps when stages share 2 cores)
+    # on: a person segmentation (MediaPipe selfie) raises the person's pixels to the person's own depth, so hair
+    # and thin parts the depth network misses stay sharp (models/segmentation.py); off: the depth map alone
+    person_mask: str = "off"
 
     def validate(self) -> None:
         if self.mode is False:  # YAML 1.1, which PyYAML reads, takes an unquoted `mode: off` for false
             self.mode = "off"
+        if isinstance(self.person_mask, bool):  # YAML 1.1 reads an unquoted on/off as true/false too
+            self.person_mask = "on" if self.person_mask else "off"
+        _check_choice("refine.person_mask", self.person_mask, ("off", "on"))
         _check_choice("refine.mode", self.mode, ("full", "live", "off"))
         _check_int("refine.radius", self.radius, 1, 16)
         _check_range("refine.sigma_spatial", self.sigma_spatial, 0.1, 1000, exclusive_low=False)
@@ -129,6 +137,9 @@ class RenderConfig:
     face_interval: int = 3  # faces every n-th frame (live: at most every n frames of 30 fps); ~10-25 ms at 320 px
     blur: float = 12.0  # largest blur radius in pixels at the reference height
     reference_height: int = 480  # the blur scales with the frame's shorter side / reference_height
+    # disparities within this of the focus are in focus (the subject's own relief, a network's blotches in it); beyond
+    # it the blur grows from 0 to the full blur at the far end (kernels.focus_band). 0: no band, the thin lens exactly
+    focus_band: float = 0.15
     highlight_boost: float = 0.0  # > 0 makes bright highlights bloom into bokeh discs
     # the far field gathered exactly up to twice the block size (kernels.depth_of_field's exact_far): a bright
     # background's edge ends at its disc's rim, not in a hard line past it, for ~30-50 % more render time. auto: on
@@ -171,6 +182,8 @@ class RenderConfig:
         _check_int("render.face_interval", self.face_interval, 1, 1000)
         _check_range("render.blur", self.blur, 0, 256)
         _check_int("render.reference_height", self.reference_height, 16, 8640)
+        # span = max(focus, 1 - focus) >= 0.5: a band below it leaves the blur a ramp of at least 0.1 to grow over
+        _check_range("render.focus_band", self.focus_band, 0, MAX_FOCUS_BAND)
         _check_range("render.highlight_boost", self.highlight_boost, 0, 16)
         if not isinstance(self.exact_far, bool) and self.exact_far != "auto":
             raise ConfigValueError("render.exact_far", f"render.exact_far must be auto, true or false, got "

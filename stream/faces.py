@@ -2,7 +2,8 @@
 
 The frontal-face cascade looks first; where it finds none, it looks again with the picture set in a flat grey border
 for a face the frame's left or right side cuts off, and the profile cascade looks for a head turned to either
-side (a subject filmed from the side, someone turning away), on the picture and its mirror. A cascade pass takes
+side (a subject filmed from the side, someone turning away), on the picture and its mirror; where none of these finds
+one, a finer frontal pass looks for a face too small for the first (FINE_WIDTH). A cascade pass takes
 10-25 ms of CPU. In a file run it runs inline, so every run of a file focuses
 alike. In a live run it runs on its own thread, at the background niceness, on the newest frame handed to it: the
 render stage would otherwise stall every few frames for as long as a whole render takes, and the display would
@@ -32,6 +33,9 @@ class PreparedImage:
     scale: float  # grey pixels per frame pixel
     side_grey: np.ndarray  # half as wide, not equalised, for the profile cascade
     side_scale: float
+    fine_grey: np.ndarray | None = None  # FINE_WIDTH wide, equalised, for small faces; None: not made (yet)
+    fine_scale: float = 1.0
+    frame: np.ndarray | None = None  # the frame itself, inline only: the fine grey is made from it where needed
 
 
 # Another face must weigh this much more than the followed one to take focus from it: the cascade's boxes of
@@ -72,6 +76,22 @@ PROFILE_EVERY = 2
 # without faces 35-41 % more a detection (640x480 and 1280x720, a busy 2-core machine); a face found, nothing.
 EDGE_PAD_SHARE = 0.25
 EDGE_NEIGHBOURS = 9
+# A face under min_face_fraction of the frame's width (a half-length portrait, someone a few metres away: a face of
+# 66 px in a 640 px frame, 10 %) is never found at 320 px wide, not even with the cascade's smallest window. Where
+# no pass finds a face, a finer one looks at FINE_WIDTH px wide (a smaller frame is enlarged to it) for faces from
+# FINE_FRACTION of that width: the astronaut composited 300 and 240 px high in a 640x480 frame (faces of 62 and
+# 50 px), a 160x120 shrink of it, and the same frame at 7 % exposure were found. With FINE_NEIGHBOURS (the coarse
+# pass's 5 found the heads on scikit-image's coins, 4 boxes) none of 20 of its pictures without people gave a box but
+# the moon (the depth check in stream.focus weighs such a box); the washed-out frame's face is lost at 6 and up. It
+# costs 2-3 times the other passes together (70-90 ms against 10-30 ms, a busy 2-core machine), so it runs at each of
+# the first `fine_eager` detections that find no face, then at every `fine_every`-th (at every one, a file run
+# without faces went from 36-42 to 28-29 fps), and a small face once found is looked for again in a crop around it
+# (FINE_AROUND of its size each side), a few ms.
+FINE_WIDTH = 640
+FINE_FRACTION = 0.06
+FINE_NEIGHBOURS = 10
+FINE_AROUND = 1.0
+FRONTAL_WINDOW = 24  # the frontal cascade's own window: a crop smaller than this holds no face
 
 
 @lru_cache(maxsize=None)
@@ -139,16 +159,24 @@ def _distinct(boxes: Sequence[Box]) -> list[Box]:
 class FaceFinder:
     """OpenCV's bundled Haar cascades, frontal then profile, run on downscaled grey frames for speed."""
 
-    def __init__(self, detect_width: int = 320, min_face_fraction: float = 0.12) -> None:
+    def __init__(self, detect_width: int = 320, min_face_fraction: float = 0.12, fine_every: int = 1,
+                 fine_eager: int = 0) -> None:
         self.cascade, self._lock = _cascade(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
         self.profile_cascade, self._profile_lock = _cascade(cv2.data.haarcascades + "haarcascade_profileface.xml")
         self.detect_width = detect_width
         self.min_face_fraction = min_face_fraction  # portrait subjects are large; skipping tiny scales is 3x faster
         self._extra_wait = 0  # detections left before the cut-face and profile passes look again
         self._heads_first = False  # the profile pass found the last face: it looks before the cut-face pass
+        self.fine_every = fine_every  # the fine pass looks at every n-th detection that finds no face (0: never)
+        self.fine_eager = fine_eager  # ... but at each of the first n (after look_closely(): a new shot's)
+        self._fine_wait = 0  # detections left before the fine pass looks again
+        self._fine_misses = 0  # fine passes that found none since the start or look_closely()
+        self._small: Box | None = None  # the small face the fine pass found last, in the fine grey's pixels
 
-    def prepare(self, image_bgr: np.ndarray) -> PreparedImage:
-        """Downscale and grey the frame (about 0.3 ms at 640x480: cheap enough for any thread)."""
+    def prepare(self, image_bgr: np.ndarray, inline: bool = False) -> PreparedImage:
+        """Downscale and grey the frame (about 0.3 ms at 640x480: cheap enough for any thread). For another thread
+        the fine pass's grey is made now where that pass may look; `inline` (detected at once, on this thread) keeps
+        the frame instead, and it is made only where the other passes found no face."""
         height, width = image_bgr.shape[:2]
         scale = min(1.0, self.detect_width / width)
         # at least one row: a panorama strip (700x1) would round to none, which cv2.resize refuses
@@ -157,14 +185,44 @@ class FaceFinder:
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         side_size = (max(1, round(size[0] * PROFILE_WIDTH_SHARE)), max(1, round(size[1] * PROFILE_WIDTH_SHARE)))
         side_grey = cv2.resize(grey, side_size, interpolation=cv2.INTER_AREA)
-        return PreparedImage(cv2.equalizeHist(grey), scale, side_grey, scale * side_size[0] / size[0])
+        fine_grey, fine_scale = self._fine_prepared(image_bgr) if self._fine_due() and not inline else (None, 1.0)
+        return PreparedImage(cv2.equalizeHist(grey), scale, side_grey, scale * side_size[0] / size[0],
+                             fine_grey, fine_scale, image_bgr if inline else None)
+
+    def _fine_due(self) -> bool:
+        """Whether the fine pass may look at the next detection (read on the caller's thread, where a live run
+        prepares its frames: a detection under way may change it, which costs one pass early or late)."""
+        return self.fine_every > 0 and (self._fine_wait == 0 or self._small is not None)
+
+    @staticmethod
+    def _fine_prepared(image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
+        height, width = image_bgr.shape[:2]
+        scale = FINE_WIDTH / width
+        size = (FINE_WIDTH, max(1, round(height * scale)))
+        grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        return cv2.equalizeHist(grey), scale
 
     def detect_all(self, prepared: PreparedImage) -> list[Box]:
         """(x, y, w, h) of every face in full-frame pixels: the frontal ones, else faces the frame's side cuts off or
         heads in profile. The costly part."""
         faces = self._frontal(prepared.grey, self._smallest(prepared.grey.shape[1]))
         if len(faces):
+            self._small = None
             return [_scaled(face, prepared.scale) for face in faces]
+        found = self._extras(prepared)
+        if found:
+            self._small = None
+            return found
+        return self._fine(prepared)
+
+    def look_closely(self) -> None:
+        """The fine pass looks at the next fine_eager detections that find no face (a new shot's)."""
+        self._fine_wait, self._fine_misses = 0, 0
+
+    def _extras(self, prepared: PreparedImage) -> list[Box]:
+        """Faces the frame's side cuts off, else heads in profile, at every PROFILE_EVERY-th detection while neither
+        finds one."""
         if self._extra_wait > 0:
             self._extra_wait -= 1
             return []
@@ -177,6 +235,37 @@ class FaceFinder:
                 return found
         self._extra_wait = PROFILE_EVERY - 1
         return []
+
+    def _fine(self, prepared: PreparedImage) -> list[Box]:
+        """Faces too small for the coarse pass: around the last one found, else (when due) in the whole frame."""
+        if not self.fine_every:
+            return []
+        if self._small is None and self._fine_wait > 0:
+            self._fine_wait -= 1
+            return []
+        grey, scale = prepared.fine_grey, prepared.fine_scale
+        if grey is None and prepared.frame is not None:
+            grey, scale = self._fine_prepared(prepared.frame)
+        if grey is None:  # prepared before the pass was due (a live run's frame handed over meanwhile): the next one
+            return []
+        smallest = max(int(FINE_FRACTION * grey.shape[1]), FRONTAL_WINDOW)
+        found = self._around(grey, self._small, smallest) if self._small is not None else []
+        if not found:
+            found = self._frontal(grey, smallest, FINE_NEIGHBOURS)
+        self._fine_misses += not found
+        self._fine_wait = 0 if found or self._fine_misses < self.fine_eager else self.fine_every - 1
+        self._small = max(found, key=lambda box: box[2] * box[3], default=None)
+        return [_scaled(face, scale) for face in found]
+
+    def _around(self, grey: np.ndarray, box: Box, smallest: int) -> list[Box]:
+        """The frontal pass in a crop around `box` (a small face found at the last detection)."""
+        x, y, w, h = box
+        margin = round(FINE_AROUND * max(w, h))
+        left, top = max(x - margin, 0), max(y - margin, 0)
+        crop = grey[top:y + h + margin, left:x + w + margin]
+        if min(crop.shape) < smallest:
+            return []
+        return [(fx + left, fy + top, fw, fh) for fx, fy, fw, fh in self._frontal(crop, smallest, FINE_NEIGHBOURS)]
 
     def _cut(self, prepared: PreparedImage) -> list[Box]:
         return [_scaled(face, prepared.scale) for face in self._cut_faces(prepared.grey)]
@@ -220,7 +309,7 @@ class FaceFinder:
         return _distinct(found)
 
     def faces(self, image_bgr: np.ndarray) -> list[Box]:
-        return self.detect_all(self.prepare(image_bgr))
+        return self.detect_all(self.prepare(image_bgr, inline=True))
 
     def largest_face(self, image_bgr: np.ndarray) -> Box | None:
         return largest(self.faces(image_bgr))

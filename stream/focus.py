@@ -30,6 +30,74 @@ def nearest_large_region(disparity: np.ndarray, area_fraction: float = 0.05) -> 
     return float(np.median(sample[sample >= threshold]))
 
 
+# Without a face, what is nearest is seldom the subject: the floor or the table runs toward the camera along the
+# bottom edge (scikit-image's motorcycle, the cat's chest under her eyes, the astronaut's helmet before her face: the
+# nearest 5 % read 0.98-0.995 against the subjects' 0.62-0.85), and a gantry or a door frame at a side is nearer
+# than what the picture is framed on (the rocket). So the subject is the nearest SUBJECT_SHARE of the frame weighted
+# toward its middle columns (a column at a side weighs SIDE_WEIGHT of a middle one), leaving out a ground plane.
+SUBJECT_SHARE = 0.1
+SIDE_WEIGHT = 0.1
+# Read on a grid of about this many points (800 in a 10 % region): 0.2 ms a frame at 640x480, where 20,000 took 0.7-1 ms
+# for the same values to 0.01 (scikit-image's photos).
+SUBJECT_SAMPLES = 8_000
+# A ground plane: the nearest SUBJECT_SHARE covers at least GROUND_WIDTH of the bottom rows, and the rows' median
+# disparity rises steadily toward the bottom (by GROUND_STEP or more from 60 % to 75 % and from 75 % to 90 % of the
+# height, and GROUND_RISE in all), unlike a near object at the bottom (a step). In its lower GROUND_ZONE of the rows,
+# a pixel no nearer than its row's median plus GROUND_TOLERANCE is ground; what stands out of it is still looked at.
+GROUND_WIDTH = 0.4
+GROUND_STEP = 0.02
+GROUND_RISE = 0.1
+GROUND_ZONE = 0.4
+GROUND_TOLERANCE = 0.08
+
+
+def subject_disparity(disparity: np.ndarray) -> float:
+    """Auto focus's pick without a face: the disparity of the nearest region near the frame's middle columns that is
+    not a ground plane (the median of the nearest SUBJECT_SHARE of the weight). Read on a regular grid of
+    SUBJECT_SAMPLES points; a map on the device gives only that grid to the host."""
+    step = max(1, int((disparity.size / SUBJECT_SAMPLES) ** 0.5))
+    sample = np.asarray(to_host(disparity[step // 2::step, step // 2::step]), np.float32)
+    height, width = sample.shape
+    across = (np.arange(width) + 0.5) / width
+    weight = np.broadcast_to(1.0 - (1.0 - SIDE_WEIGHT) * (2.0 * across - 1.0) ** 2, sample.shape)
+    ground = _ground(sample)
+    if ground is not None:
+        weight = np.where(ground, 0.0, weight)
+    return _weighted_nearest(sample, weight, SUBJECT_SHARE)
+
+
+def _ground(sample: np.ndarray) -> np.ndarray | None:
+    """Where a ground plane (a floor, a table) runs toward the camera along the bottom edge; None without one."""
+    height = sample.shape[0]
+
+    def rows(top: float, bottom: float) -> float:
+        return float(np.median(sample[int(top * height):max(int(bottom * height), int(top * height) + 1)]))
+
+    near = float(np.quantile(sample, 1.0 - SUBJECT_SHARE))
+    along_bottom = float(np.mean(sample[-max(1, height // 30):] >= near))
+    middle, low, lowest = rows(0.55, 0.65), rows(0.7, 0.8), rows(0.85, 0.95)
+    steady = low - middle >= GROUND_STEP and lowest - low >= GROUND_STEP and lowest - middle >= GROUND_RISE
+    if along_bottom < GROUND_WIDTH or not steady:
+        return None
+    top = int((1.0 - GROUND_ZONE) * height)
+    ground = np.zeros(sample.shape, bool)
+    zone = sample[top:]
+    ground[top:] = zone <= np.median(zone, axis=1, keepdims=True) + GROUND_TOLERANCE
+    return ground
+
+
+def _weighted_nearest(values: np.ndarray, weight: np.ndarray, share: float) -> float:
+    """The weighted median of the nearest values holding `share` of the weight."""
+    values, weight = values.ravel(), np.asarray(weight, np.float64).ravel()
+    order = np.argsort(values)[::-1]
+    cumulative = np.cumsum(weight[order])
+    if cumulative[-1] <= 0:  # all ground: nothing else to go by
+        return float(np.median(values))
+    nearest = order[:int(np.searchsorted(cumulative, share * cumulative[-1])) + 1]
+    within = np.cumsum(weight[nearest][::-1])  # from the farthest of them
+    return float(values[nearest][::-1][int(np.searchsorted(within, within[-1] / 2))])
+
+
 # A window around a point holding two surfaces (an outline, a thin object) is split where the depth steps by
 # more than this between the two groups' means; less is one surface's own slope or noise.
 SURFACE_STEP = 0.05
@@ -68,16 +136,64 @@ def _depth_step(values: np.ndarray) -> int | None:
 # and always through at least one missed detection) before focus lets it go.
 FACE_HOLD_FRAMES = 15
 # The frontal cascade misses a face turned to profile, tilted or looking down for as long as it stays so; the
-# fallback (the nearest large region) is then often the chest or what the subject holds, in front of the face
-# (scikit-image's astronaut: 0.995 against the face's 0.81, 3 px of blur on the face at 16 px). Past the hold
-# a face found in at least two detections is kept while the depth in its box still says a head is there
-# (within this much disparity of its own when last found), for at most FACE_DEPTH_HOLD_FRAMES; where the depth
+# fallback (subject_disparity) is then often the chest or what the subject holds, in front of the face
+# (scikit-image's astronaut: her chest at 0.87, the helmet she holds at 0.995 before, against the face's 0.81).
+# Past the hold a face found in at least two detections is kept while the depth in its box still says a head is
+# there (within this much disparity of its own when last found), for at most FACE_DEPTH_HOLD_FRAMES; where the depth
 # there has moved on before that, focus stays on the face's last value until the hold ends.
 FACE_DEPTH_TOLERANCE = 0.1
 FACE_DEPTH_HOLD_FRAMES = 150
+# A shot's first face found within this many frames of its start (half a second) is snapped to, not glided to: a
+# file run's first detections may miss it (the subject still coming into view, turning, blurred) and focus then
+# glided from the fallback over half a second with the face soft (the astronaut crossing a garage: found at frame 6,
+# sharp from frame 18). Later a face glides in as ever: a snap mid-shot would be a jump.
+FIRST_FACE_FRAMES = 15
+# The cascade finds a "face" in a texture now and then (the synthetic scene's wall panels, in 7 of 300 frames, 4 in a
+# row): trusted, it took focus off the subject to the wall for half a second. A head stands out of what is beside and
+# above it: real faces' centres were 0.06-0.72 nearer than a ring around their box (a box wide, left, right and
+# above: below is the neck), from a dark frame's collapsed depth to a portrait (9 pictures of the astronaut and the
+# cameraman); the wall's "face", 0.00-0.01. A box that stands out by less than FACE_STAND_OUT and lies more than
+# FACE_BEHIND behind the subject the frame would focus on without it (subject_disparity; the wall's: 0.84) is no
+# face. Both, so that a face against a wall close behind it, or one far behind a near subject (the 160x120 frame's:
+# 0.68 behind), is still taken; and a flat box less far behind is kept too, as a wrong face there blurs the subject
+# less than a real face missed.
+FACE_STAND_OUT = 0.03
+FACE_BEHIND = 0.4
+FACE_RING = 1.0
 # The smoothing weight and the holds are given per frame of a 30 fps video (REFERENCE_FPS, as the depth
 # range's smoothing). Given the frames' times, they mean the same in seconds at any rate: a 60 fps video
 # glides no faster, a 24 fps one no slower.
+
+
+def real_faces(faces: list[Box] | tuple[Box, ...], disparity: np.ndarray) -> list[Box]:
+    """The boxes whose depth says a head is there (FACE_STAND_OUT, FACE_BEHIND)."""
+    if not faces:
+        return list(faces)
+    subject: float | None = None  # read once, where a box needs it
+    kept = []
+    for box in faces:
+        centre, ring = _centre_and_ring(disparity, box)
+        if centre - ring < FACE_STAND_OUT:
+            subject = subject_disparity(disparity) if subject is None else subject
+            if subject - centre > FACE_BEHIND:
+                continue
+        kept.append(box)
+    return kept
+
+
+def _centre_and_ring(disparity: np.ndarray, box: Box) -> tuple[float, float]:
+    """The median disparity of a box's central half, and of a ring FACE_RING of the box wide left, right and above
+    it (the frame's part of it). Read on the host: a few thousand values."""
+    x, y, w, h = box
+    height, width = disparity.shape[:2]
+    grow = round(FACE_RING * max(w, h))
+    left, top, right, bottom = max(x - grow, 0), max(y - grow, 0), min(x + w + grow, width), min(y + h, height)
+    around = np.asarray(to_host(disparity[top:bottom, left:right]), np.float32)
+    inside = np.zeros(around.shape, bool)
+    inside[max(y - top, 0):y + h - top, max(x - left, 0):x + w - left] = True
+    centre = float(np.median(to_host(disparity[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4])))
+    ring = around[~inside]
+    return centre, (float(np.median(ring)) if ring.size else centre)
 
 
 class SceneCuts:
@@ -135,6 +251,16 @@ FAST_CAMERA_STEP = 0.8
 MEAN_STEP_WEIGHT = 0.1
 
 
+# The detector looks for small faces (stream.faces' fine pass, 2-3 times the other passes) at every FINE_EVERY_LIVE-th
+# detection that finds none in a live run (every 0.5 s at face_interval 3; on its own thread, beside the render). A
+# file run looks at each of a shot's first FINE_EAGER_FILE detections that find none (its first second at
+# face_interval 3), then at every FINE_EVERY_FILE-th (every second): the render waits for each pass, and at every
+# detection a file run without faces went from 25 to 18 fps on a busy 2-core machine.
+FINE_EVERY_LIVE = 5
+FINE_EVERY_FILE = 10
+FINE_EAGER_FILE = 10
+
+
 class FocusController:
     """Chooses the focus disparity per frame and smooths it so focus does not jump.
 
@@ -177,6 +303,8 @@ class FocusController:
         # frames go by before the detector's thread answers, and focus glided from the fallback to the face
         # (0.3 s; scikit-image's astronaut: from the helmet at 0.995 to her face at 0.81)
         self._settling = faces_in_background and self.fixed is None and point is None
+        self._first_face_by: float | None = 1.0 + FIRST_FACE_FRAMES  # the clock up to which a first face is snapped
+        # to (the run's first frame is at 1); None: this shot's first face is in, or it is too late
         self._point = point
         self.track_point = track_point
         self._tracker: PointTracker | None = None  # used on the render thread only; a click makes a new one
@@ -193,7 +321,10 @@ class FocusController:
         self.last_face: Box | None = None
 
     def _start_faces(self) -> None:
-        self._faces = FaceFinder()
+        if self.faces_in_background:
+            self._faces = FaceFinder(fine_every=FINE_EVERY_LIVE)
+        else:
+            self._faces = FaceFinder(fine_every=FINE_EVERY_FILE, fine_eager=FINE_EAGER_FILE)
         if self.faces_in_background:
             self._background = BackgroundFaceFinder(self._faces)
 
@@ -248,10 +379,10 @@ class FocusController:
             return fixed
         if self._faces is None:  # a fixed focus switched to auto: the cascade loads on first use
             self._start_faces()
-        self._look_for_faces(image_bgr)
+        self._look_for_faces(image_bgr, disparity)
         self._frames += 1
         face_focus = self._face_focus(disparity)
-        return nearest_large_region(disparity) if face_focus is None else face_focus
+        return subject_disparity(disparity) if face_focus is None else face_focus
 
     def _face_focus(self, disparity: np.ndarray) -> float | None:
         """The followed face's disparity, read in its box; None where there is no face to focus on."""
@@ -272,7 +403,7 @@ class FocusController:
         self.last_face = None
         return None
 
-    def _look_for_faces(self, image_bgr: np.ndarray) -> None:
+    def _look_for_faces(self, image_bgr: np.ndarray, disparity: np.ndarray) -> None:
         """Every face_interval-th frame asks the detector; a detection counts from the frame it was
         asked about, so a background detection that finishes late holds the face no longer. A live run's
         (background) detector is also asked at most every face_interval frames of time at REFERENCE_FPS, as the
@@ -282,10 +413,11 @@ class FocusController:
         tag = (self._frames, self._clock)
         if self._background is None:
             if self._frames % self.face_interval == 0:
-                self._take_detection(self._faces.faces(image_bgr), tag)  # type: ignore[union-attr]
+                faces = self._faces.faces(image_bgr)  # type: ignore[union-attr]
+                self._take_detection(real_faces(faces, disparity), tag)
             return
         for detection in self._background.results():
-            self._take_detection(detection.faces, detection.tag)
+            self._take_detection(real_faces(detection.faces, disparity), detection.tag)
         if self._due():
             self._asked = tag
             self._background.submit(image_bgr, tag)
@@ -378,6 +510,20 @@ class FocusController:
         else:
             self._forget_faces()
             self._settling = True
+            self._first_face_by = self._clock + FIRST_FACE_FRAMES
+            if self._faces is not None:
+                self._faces.look_closely()
+        return True
+
+    def _first_face_found(self, forget_face: bool) -> bool:
+        """Whether focus snaps to a face found in this frame: the shot's first, within FIRST_FACE_FRAMES of its start
+        (after a click or a change of mode, focus glides as ever)."""
+        if forget_face or self._first_face_by is None or self._clock > self._first_face_by:
+            self._first_face_by = None
+            return False
+        if self.last_face is None:
+            return False
+        self._first_face_by = None
         return True
 
     def update(self, image_bgr: np.ndarray, disparity: np.ndarray, seconds: float | None = None,
@@ -390,7 +536,8 @@ class FocusController:
         cut = self._new_shot(image_bgr, point, fixed, cut)
         settling = self._settling and not forget_face  # a click glides, as ever
         target = self._measure(image_bgr, disparity, point, fixed, forget_face)
-        if self.current is None or cut or settling or (fixed is not None and point is None):
+        first_face = self._first_face_found(forget_face)
+        if self.current is None or cut or settling or first_face or (fixed is not None and point is None):
             self.current = target
         else:
             self.current += (1.0 - (1.0 - self.smoothing) ** step) * (target - self.current)

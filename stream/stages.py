@@ -13,10 +13,12 @@ import numpy as np
 
 import kernels
 from kernels.backend import to_host
+from kernels.focus_band import focus_band
 from kernels.temporal import RefinedFilter
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.runtime import DepthEstimator, RunTerminated
+from models.segmentation import person_mask_for
 from stream.config import RefineConfig, RenderConfig
 from stream.errors import StopAfter
 from stream.focus import FocusController, SceneCuts
@@ -246,6 +248,7 @@ class RefineStage:
         self.backend = backend
         self.temporal = temporal  # normalise.pixel_smoothing's filter of the refined map (None: off)
         self._threads = CpuThreads(config.threads)
+        self.person_mask = person_mask_for(config.person_mask, backend, config.threads)  # None: off
 
     def process(self, batch: list[Frame]) -> list[Frame]:
         for frame in batch:
@@ -255,8 +258,16 @@ class RefineStage:
             else:
                 self._threads.apply()
                 frame.refined = self._refine(frame.disparity, frame.image, upsample)
+                self._fuse_person(frame)
                 self._smooth(frame)
         return batch
+
+    def _fuse_person(self, frame: Frame, guide=None) -> None:
+        """refine.person_mask: a person's pixels (one a face was found in) raised to the person's own depth, by a
+        mask of the frame's own picture (an async run's depth may be older; the mask, ~10 ms on a CPU, is made
+        afresh), before the temporal filter, which smooths the mask's flicker at hair with the rest of the map."""
+        if self.person_mask is not None:
+            frame.refined = self.person_mask(frame.refined, frame.image, guide, cut=bool(frame.extra.get(SCENE_CUT)))
 
     def _smooth(self, frame: Frame) -> None:
         """normalise.pixel_smoothing: the refined map smoothed where the picture is still, its motion tested at the
@@ -296,6 +307,7 @@ class RefineStage:
         guide = cupy.asarray(frame.image)
         disparity = cupy.ascontiguousarray(cupy.asarray(frame.disparity, dtype=cupy.float32))  # model size: small
         frame.refined = self._refine(disparity, guide, resize)
+        self._fuse_person(frame, guide)
         self._smooth(frame)  # before the wait below: its kernels are this stage's time too
         frame.extra["gpu_image"] = guide
         # Kernel launches return at once; waiting here keeps this stage's measured time its own (the
@@ -346,12 +358,16 @@ class RenderStage:
             gpu_image = frame.extra.pop("gpu_image", None)  # the frame, uploaded by the refine stage
             if blur <= 0:
                 frame.output = frame.image
-            elif gpu_image is not None:
+                continue
+            # the renderer's own disparity: the subject's relief within the band in focus; frame.refined, the
+            # depth a sink saves or shows, stays the measured one
+            rendered = focus_band(frame.refined, frame.focus, self.config.focus_band)
+            if gpu_image is not None:
                 frame.output = to_host(kernels.depth_of_field(
-                    gpu_image, frame.refined, frame.focus, blur, highlight_boost=self.config.highlight_boost,
+                    gpu_image, rendered, frame.focus, blur, highlight_boost=self.config.highlight_boost,
                     exact_far=self.config.exact_far_for(self.file_run), backend="cuda"))
             else:
-                frame.output = kernels.depth_of_field(frame.image, frame.refined, frame.focus, blur,
+                frame.output = kernels.depth_of_field(frame.image, rendered, frame.focus, blur,
                                                       highlight_boost=self.config.highlight_boost,
                                                       exact_far=self.config.exact_far_for(self.file_run),
                                                       backend=self.backend)

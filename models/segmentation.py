@@ -1,0 +1,216 @@
+"""The person mask (refine.person_mask): a person segmentation fused into the refined disparity.
+
+The depth network (TCMonoDepth, 320x192) misses the outer hair and the thin parts of a person by up to ~20 px of a
+640x480 frame, and the joint bilateral refinement (radius 4 at 160 px) cannot move an edge that far: that hair was
+blurred like the background. A person segmentation (MediaPipe selfie, 256x256) finds that edge within a few pixels.
+Where it is confident, a pixel's disparity is raised to at least the person's own (the median of the person's sure
+core), never lowered: the background outside the mask and a frame without a person are left as they were.
+
+The selfie model expects a person and finds one in much else (scikit-image's cat: 76 % of the frame sure, its
+coffee cup 11 %, a logo 41 %), so only a person with a face found in it counts: a non-person subject is left alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from kernels.backend import array_module, is_cupy_array
+from models.download import ModelError
+from models.registry import PERSON_MASK_MODELS, ModelSpec, fetch
+
+MODEL = "selfie_segmentation"
+# A pixel this sure to be the person is in the mask's core, whose disparity gives the person's own depth.
+CORE_PROBABILITY = 0.9
+# The fusion's weight rises from 0 at EDGE_LOW to 1 at EDGE_HIGH, a soft ramp, so that a probability that wavers with
+# sensor noise does not toggle a pixel between sharp and blurred. From the model's own boundary, 0.5: a ramp from 0.3
+# recovered a little more hair but raised a motorcycle's tank and light beside the head (probability 0.3-0.5) and
+# sharpened 22 % of the background within 6 px of the outline, against 9 % (session 26's composite, 640x480).
+EDGE_LOW, EDGE_HIGH = 0.5, 0.9
+# Fewer core pixels than this share of the frame: no person (a speck is a false positive, not a subject).
+MIN_CORE_SHARE = 0.005
+# Faces are looked for every this many frames (and at a cut), their boxes held between: the Haar cascades cost
+# 30-130 ms a 640x480 frame on a CPU, and a person's mask moves little in a third of a second.
+FACE_EVERY = 10
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    core_probability: float = CORE_PROBABILITY
+    edge_low: float = EDGE_LOW
+    edge_high: float = EDGE_HIGH
+    min_core_share: float = MIN_CORE_SHARE
+
+
+class PersonSegmenter:
+    """The segmentation network behind ONNX Runtime, on the refinement's device: BGR frame in, person probability
+    at the model's 256x256 out."""
+
+    def __init__(self, spec: ModelSpec, path: Path, backend: str = "cpu", threads: int = 0) -> None:
+        from models.runtime import CPU, CUDA, _import_onnxruntime
+
+        ort = _import_onnxruntime()
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the depth model's session
+        # the GPU where the depth map is refined there and ONNX Runtime has its CUDA provider (device: auto or cuda,
+        # as the depth model's session), the CPU otherwise; the mask then comes to the GPU as 256x256 floats
+        on_gpu = backend == "cuda" and CUDA in ort.get_available_providers()
+        providers = [CUDA, CPU] if on_gpu else [CPU]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 (ONNX Runtime raises its own classes for a bad file)
+            raise ModelError(f"cannot load the person mask model {path} ({exc.__class__.__name__}); run 'depthcam "
+                             f"models fetch {spec.name}', which replaces it") from None
+        self.providers: list[str] = self.session.get_providers()
+        self.spec = spec
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def probability(self, image_bgr: np.ndarray) -> np.ndarray:
+        """float32 (256, 256): the person probability of each cell of the frame, stretched to a square."""
+        width, height = self.spec.input_size
+        resized = cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_AREA)
+        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1 / 255)
+        out = self.session.run([self.output_name], {self.input_name: rgb[None]})[0]
+        return np.ascontiguousarray(out.reshape(height, width), dtype=np.float32)
+
+
+def load_segmenter(backend: str = "cpu", threads: int = 0, *, progress: bool = True) -> PersonSegmenter:
+    """The person mask model, fetched into the cache on first use (its sha256 checked, as the depth models')."""
+    spec = PERSON_MASK_MODELS[MODEL]
+    return PersonSegmenter(spec, fetch(MODEL, progress=progress, quick=True), backend, threads)
+
+
+def guided_upsample(probability: np.ndarray, guide: Any, backend: str) -> Any:
+    """The model-size probability at the frame's size, its edges snapped to the frame's (the refinement's joint
+    bilateral upsampling, on the refinement's side): the bilinear one bled 1-2 px more into the background."""
+    import kernels
+
+    if is_cupy_array(guide):
+        import cupy
+
+        probability = cupy.asarray(probability)
+    xp = array_module(guide)
+    return xp.clip(kernels.refine_live(probability, guide, backend=backend), 0, 1)
+
+
+Box = tuple[int, int, int, int]  # x, y, width, height
+
+
+def person_targets(disparity: Any, probability: np.ndarray, settings: FusionSettings = FusionSettings(),
+                   faces: list[Box] | None = None, frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """float32 at the model's size: each person's own disparity (the median of its sure core) over its extent
+    (probability ≥ edge_low), 0 elsewhere. Each connected person is its own: one farther behind another keeps its
+    depth. A person whose core is smaller than min_core_share of the frame is none (a false positive's speck).
+    `faces` (boxes in the frame's pixels, `frame_size` its width and height): only a part that overlaps one is a
+    person; None: every part is."""
+    height, width = probability.shape
+    small = disparity.get() if is_cupy_array(disparity) else disparity  # 256x256 of it is all that is read
+    small = cv2.resize(np.asarray(small, np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    count, labels = cv2.connectedComponents((probability >= settings.edge_low).astype(np.uint8), connectivity=8)
+    core = probability >= settings.core_probability
+    targets = np.zeros((height, width), np.float32)
+    for label in _labels_with_faces(labels, faces, frame_size) if faces is not None else range(1, count):
+        person = labels == label
+        sure = core & person
+        if sure.sum() >= settings.min_core_share * probability.size:
+            targets[person] = np.median(small[sure])
+    return targets
+
+
+def fuse_person(disparity: Any, probability: Any, targets: Any, settings: FusionSettings = FusionSettings()) -> Any:
+    """`disparity` (H x W, NumPy or CuPy) with the person's pixels raised toward the person's own disparity by the
+    mask's confidence: d + w·max(target − d, 0), w rising from 0 at edge_low to 1 at edge_high. `probability` and
+    `targets` (person_targets, 0 where no person) are at the frame's size. Nothing outside the mask changes and no
+    pixel is pulled farther."""
+    xp = array_module(disparity)
+    span = settings.edge_high - settings.edge_low
+    weight = xp.clip((probability - np.float32(settings.edge_low)) * np.float32(1 / span), 0, 1)
+    raise_by = xp.maximum(targets - disparity, 0)
+    return (disparity + weight * raise_by).astype(xp.float32, copy=False)
+
+
+def _labels_with_faces(labels: np.ndarray, faces: list[Box], frame_size: tuple[int, int] | None) -> list[int]:
+    """The connected parts (labels ≥ 1 of the model-size `labels`) that a face box overlaps."""
+    assert frame_size is not None, "face boxes need the frame's size"
+    height, width = labels.shape
+    sx, sy = width / frame_size[0], height / frame_size[1]
+    found: set[int] = set()
+    for x, y, w, h in faces:
+        cells = labels[int(y * sy):max(int(y * sy) + 1, int((y + h) * sy)),
+                       int(x * sx):max(int(x * sx) + 1, int((x + w) * sx))]
+        found.update(int(label) for label in np.unique(cells) if label > 0)
+    return sorted(found)
+
+
+class FaceGate:
+    """The faces a person must hold to count, looked for every `every` frames and at a cut (stream.faces'
+    cascades, as the focus uses), held between."""
+
+    def __init__(self, every: int = FACE_EVERY) -> None:
+        from stream.faces import FaceFinder
+
+        self.finder = FaceFinder()
+        self.every = every
+        self._wait = 0
+        self.faces: list[Box] = []
+
+    def __call__(self, image_bgr: np.ndarray, cut: bool = False) -> list[Box]:
+        if cut or self._wait <= 0:
+            self.faces = list(self.finder.detect_all(self.finder.prepare(image_bgr, inline=True)))
+            self._wait = self.every
+        self._wait -= 1
+        return self.faces
+
+
+class PersonMask:
+    """refine.person_mask on: each frame's refined disparity fused with the person mask of its own picture, for
+    the people a face was found in (`faces`; None: every part of the mask, as for a test's synthetic mask)."""
+
+    def __init__(self, segmenter: PersonSegmenter, backend: str = "cpu", settings: FusionSettings = FusionSettings(),
+                 faces: FaceGate | None = None) -> None:
+        self.segmenter = segmenter
+        self.backend = backend
+        self.settings = settings
+        self.faces = faces
+
+    def __call__(self, refined: Any, image_bgr: np.ndarray, guide: Any = None, cut: bool = False) -> Any:
+        """`guide`: the frame where the refined map is (a CuPy copy on the GPU), else `image_bgr`. `cut`: a new
+        shot, whose faces are looked for at once."""
+        guide = image_bgr if guide is None else guide
+        probability = self.segmenter.probability(image_bgr)
+        faces = self.faces(image_bgr, cut) if self.faces is not None else None
+        size = (image_bgr.shape[1], image_bgr.shape[0])
+        targets = person_targets(refined, probability, self.settings, faces, size)
+        if not targets.any():  # no person: the map as it was, and no upsampling paid for
+            return refined
+        height, width = refined.shape[:2]
+        full_targets = _nearest(targets, height, width, refined)
+        return fuse_person(refined, guided_upsample(probability, guide, self.backend), full_targets, self.settings)
+
+
+def _nearest(targets: np.ndarray, height: int, width: int, like: Any) -> Any:
+    """The model-size target map at the frame's size (each person's one value: nearest), on `like`'s side."""
+    xp = array_module(like)
+    small = xp.asarray(targets)  # 256x256: uploaded small, then indexed on the GPU
+    rows = ((xp.arange(height) + 0.5) * (targets.shape[0] / height)).astype(xp.int32)
+    cols = ((xp.arange(width) + 0.5) * (targets.shape[1] / width)).astype(xp.int32)
+    return small[rows[:, None], cols[None, :]]
+
+
+def person_mask_for(setting: str, backend: str, threads: int = 0) -> PersonMask | None:
+    """refine.person_mask's stage part: None for off; for on, the model loaded (fetched on first use) on the
+    refinement's device, a model that cannot be had said in one line."""
+    if setting != "on":
+        return None
+    from stream.errors import UserError
+
+    try:
+        return PersonMask(load_segmenter(backend, threads), backend, faces=FaceGate())
+    except ModelError as exc:
+        raise UserError(f"{exc} (or set refine.person_mask: off)") from None
