@@ -281,11 +281,38 @@ extern "C" __global__ void dof_gather(const float4* __restrict__ low_f, const fl
     behind_n[i] = e;
 }
 
-__device__ __forceinline__ float4 bilerp4(const float4* a, int i00, int i01, int i10, int i11,
-                                          float w00, float w01, float w10, float w11) {
-    const float4 p = __ldg(a + i00), q = __ldg(a + i01), r = __ldg(a + i10), t = __ldg(a + i11);
-    return make_float4(w00 * p.x + w01 * q.x + w10 * r.x + w11 * t.x, w00 * p.y + w01 * q.y + w10 * r.y + w11 * t.y,
-                       w00 * p.z + w01 * q.z + w10 * r.z + w11 * t.z, w00 * p.w + w01 * q.w + w10 * r.w + w11 * t.w);
+// A full-resolution pixel's bilinear taps on the reduced (s x s block) grid: the four blocks and their weights.
+struct Taps {
+    int i00, i01, i10, i11;
+    float w00, w01, w10, w11;
+};
+
+__device__ __forceinline__ Taps block_taps(int y, int x, int s, int hl, int wl) {
+    // Block coordinates (i + 0.5) / s - 0.5 as one correctly rounded division of integers: exact where they
+    // are whole, as the CPU's must be too. As (i + 0.5f) * (1 / s) - 0.5f, nvcc's FMA contraction left 1.5e-8
+    // at s = 3 or 5 where the CPU has 0, so a neighbouring block got weight and a near pixel took that
+    // block's background (then taken whole above a weight of 1e-20) instead of its own colour: 38 levels off.
+    const float uy = fminf(fmaxf((float)(2 * y + 1 - s) / (float)(2 * s), 0.0f), (float)(hl - 1));
+    const float ux = fminf(fmaxf((float)(2 * x + 1 - s) / (float)(2 * s), 0.0f), (float)(wl - 1));
+    const int y0 = (int)uy, x0 = (int)ux;
+    const float fy = uy - (float)y0, fx = ux - (float)x0;
+    const int y1 = min(y0 + 1, hl - 1), x1 = min(x0 + 1, wl - 1);
+    Taps taps;
+    taps.w00 = (1.0f - fy) * (1.0f - fx); taps.w01 = (1.0f - fy) * fx; taps.w10 = fy * (1.0f - fx); taps.w11 = fy * fx;
+    taps.i00 = y0 * wl + x0; taps.i01 = y0 * wl + x1; taps.i10 = y1 * wl + x0; taps.i11 = y1 * wl + x1;
+    return taps;
+}
+
+__device__ __forceinline__ float bilerp(const float* a, const Taps& t) {
+    return t.w00 * __ldg(a + t.i00) + t.w01 * __ldg(a + t.i01) + t.w10 * __ldg(a + t.i10) + t.w11 * __ldg(a + t.i11);
+}
+
+__device__ __forceinline__ float4 bilerp4(const float4* a, const Taps& k) {
+    const float4 p = __ldg(a + k.i00), q = __ldg(a + k.i01), r = __ldg(a + k.i10), t = __ldg(a + k.i11);
+    return make_float4(k.w00 * p.x + k.w01 * q.x + k.w10 * r.x + k.w11 * t.x,
+                       k.w00 * p.y + k.w01 * q.y + k.w10 * r.y + k.w11 * t.y,
+                       k.w00 * p.z + k.w01 * q.z + k.w10 * r.z + k.w11 * t.z,
+                       k.w00 * p.w + k.w01 * q.w + k.w10 * r.w + k.w11 * t.w);
 }
 
 __device__ __forceinline__ unsigned char to_u8(float v) {
@@ -305,17 +332,7 @@ extern "C" __global__ void dof_back(const unsigned char* __restrict__ img, const
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= width || y >= height) return;
-    // Block coordinates (i + 0.5) / s - 0.5 as one correctly rounded division of integers: exact where they
-    // are whole, as the CPU's must be too. As (i + 0.5f) * (1 / s) - 0.5f, nvcc's FMA contraction left 1.5e-8
-    // at s = 3 or 5 where the CPU has 0, so a neighbouring block got weight and a near pixel took that
-    // block's background (then taken whole above a weight of 1e-20) instead of its own colour: 38 levels off.
-    const float uy = fminf(fmaxf((float)(2 * y + 1 - s) / (float)(2 * s), 0.0f), (float)(hl - 1));
-    const float ux = fminf(fmaxf((float)(2 * x + 1 - s) / (float)(2 * s), 0.0f), (float)(wl - 1));
-    const int y0 = (int)uy, x0 = (int)ux;
-    const float fy = uy - (float)y0, fx = ux - (float)x0;
-    const int y1 = min(y0 + 1, hl - 1), x1 = min(x0 + 1, wl - 1);
-    const float w00 = (1.0f - fy) * (1.0f - fx), w01 = (1.0f - fy) * fx, w10 = fy * (1.0f - fx), w11 = fy * fx;
-    const int i00 = y0 * wl + x0, i01 = y0 * wl + x1, i10 = y1 * wl + x0, i11 = y1 * wl + x1;
+    const Taps taps = block_taps(y, x, s, hl, wl);
     const int p = y * width + x;
     const unsigned char* src = img + 3 * p;
     float o0 = light(src[0]), o1 = light(src[1]), o2 = light(src[2]);
@@ -356,9 +373,11 @@ extern "C" __global__ void dof_back(const unsigned char* __restrict__ img, const
         if (tp > 0.0f) {
             // bilinear over the blocks that hold reduced far content (the others gathered nothing), so the
             // reduced sums keep their scale beside the exact ones; p's own block holds p's share
-            const float support = w00 * (__ldg(low_fr + i00) >= 0.0f) + w01 * (__ldg(low_fr + i01) >= 0.0f)
-                                + w10 * (__ldg(low_fr + i10) >= 0.0f) + w11 * (__ldg(low_fr + i11) >= 0.0f);
-            const float4 f = bilerp4(far_acc, i00, i01, i10, i11, w00, w01, w10, w11);
+            const float support = taps.w00 * (__ldg(low_fr + taps.i00) >= 0.0f)
+                                + taps.w01 * (__ldg(low_fr + taps.i01) >= 0.0f)
+                                + taps.w10 * (__ldg(low_fr + taps.i10) >= 0.0f)
+                                + taps.w11 * (__ldg(low_fr + taps.i11) >= 0.0f);
+            const float4 f = bilerp4(far_acc, taps);
             const float ts = tp / support;
             g0 += ts * f.x; g1 += ts * f.y; g2 += ts * f.z; gh += ts * f.w;
         }
@@ -451,17 +470,7 @@ extern "C" __global__ void dof_composite(const float* __restrict__ coc, const fl
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= width || y >= height) return;
-    // Block coordinates (i + 0.5) / s - 0.5 as one correctly rounded division of integers: exact where they
-    // are whole, as the CPU's must be too. As (i + 0.5f) * (1 / s) - 0.5f, nvcc's FMA contraction left 1.5e-8
-    // at s = 3 or 5 where the CPU has 0, so a neighbouring block got weight and a near pixel took that
-    // block's background (then taken whole above a weight of 1e-20) instead of its own colour: 38 levels off.
-    const float uy = fminf(fmaxf((float)(2 * y + 1 - s) / (float)(2 * s), 0.0f), (float)(hl - 1));
-    const float ux = fminf(fmaxf((float)(2 * x + 1 - s) / (float)(2 * s), 0.0f), (float)(wl - 1));
-    const int y0 = (int)uy, x0 = (int)ux;
-    const float fy = uy - (float)y0, fx = ux - (float)x0;
-    const int y1 = min(y0 + 1, hl - 1), x1 = min(x0 + 1, wl - 1);
-    const float w00 = (1.0f - fy) * (1.0f - fx), w01 = (1.0f - fy) * fx, w10 = fy * (1.0f - fx), w11 = fy * fx;
-    const int i00 = y0 * wl + x0, i01 = y0 * wl + x1, i10 = y1 * wl + x0, i11 = y1 * wl + x1;
+    const Taps taps = block_taps(y, x, s, hl, wl);
     const int p = y * width + x;
     const float4 own = __ldg(rendered + p);
     float o0 = own.x, o1 = own.y, o2 = own.z;
@@ -471,8 +480,7 @@ extern "C" __global__ void dof_composite(const float* __restrict__ coc, const fl
         // what lies behind it: the rendered pixels not near within its disc, the nearer weighing more, faded in from
         // its own colour while their even coverage is below BEHIND_FADE of its disc (taken whole from any weight above
         // 0, the blocks' reach drew rectangular notches in a blurred foreground)
-        float en = w00 * __ldg(behind_n + i00) + w01 * __ldg(behind_n + i01) + w10 * __ldg(behind_n + i10)
-                 + w11 * __ldg(behind_n + i11);
+        float en = bilerp(behind_n, taps);
         const float t = split_near(c, s);
         if (t < 1.0f) {
             // a CoC below 2 s: the share 1 - t of its even coverage gathered exactly over its own disc (outside the
@@ -504,11 +512,10 @@ extern "C" __global__ void dof_composite(const float* __restrict__ coc, const fl
             }
         }
     }
-    float alpha = w00 * __ldg(near_a + i00) + w01 * __ldg(near_a + i01) + w10 * __ldg(near_a + i10)
-                + w11 * __ldg(near_a + i11);
+    float alpha = bilerp(near_a, taps);
     float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f;
     if (alpha > 0.0f) {
-        const float4 n = bilerp4(near_acc, i00, i01, i10, i11, w00, w01, w10, w11);
+        const float4 n = bilerp4(near_acc, taps);
         n0 = n.x; n1 = n.y; n2 = n.z; nh = n.w;
     }
     // a small near disc (CoC below 2 s) reaches < 2 s + 0.5 px: at most two blocks away
