@@ -133,9 +133,10 @@ class _Workspace:
 
 
 _local = threading.local()
-# Frames up to 4K UHD keep their workspace for the next frame (~130 MB at 4K). A larger one, a photo's 12-50
-# megapixels, gets its own and frees it with its result: kept, it held ~430 MB per thread (12 MP) after a
-# single render, and a 12 MP render with fresh arrays measured as fast as with kept ones (0.48-0.64 s both).
+# Frames up to 4K UHD keep their workspace for the next frame (386 MB a thread at 4K, measured in session 26). A
+# larger one, a photo's 12-50 megapixels, gets its own and frees it with its result: kept, it held ~430 MB per thread
+# (12 MP, before session 26's backdrop buffers) after a single render, and a 12 MP render with fresh arrays measured
+# as fast as with kept ones (0.48-0.64 s both).
 WORKSPACE_KEPT_PIXELS = 3840 * 2160
 
 

@@ -25,7 +25,7 @@ import re
 import urllib.parse
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable
+from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 import numpy as np
 
@@ -477,9 +477,7 @@ class AudioTrack:
             self.clips.video = opened.streams[video]
         if self.adts is not None:
             self.adts = _adts_filter(self.in_stream, self.suffix)
-        read_until = self._read_until
-        self.packets = itertools.dropwhile(lambda packet: packet.pos <= read_until,
-                                           self.clips.demux(opened, self.in_stream))
+        self.packets = unread_packets(self.clips.demux(opened, self.in_stream), self._read_until)
         return True
 
     def _end_for_network(self, why: str) -> None:
@@ -701,6 +699,14 @@ class AudioTrack:
         if cut:
             self.fifo.read()  # past the cut
 
+
+def unread_packets(packets: Iterator[Any], read_until: int) -> Iterator[Any]:
+    """The packets of a file read again from its start that come after byte `read_until`, what was read before.
+    A packet of no place (PyAV's None: the demuxer's closing empty packet, some demuxers' packets) is skipped with
+    the ones read before: comparing it raised a TypeError where the drop came after the last sound packet, and
+    ending the skipping at it would give sound already written twice."""
+    return itertools.dropwhile(lambda packet: packet.pos is None or packet.pos < 0 or packet.pos <= read_until,
+                               packets)
 
 def _lossless_packet(codec: str, frame: Any, extradata: bytes | None) -> Any | None:
     """`frame` encoded into one packet of the lossless `codec` (FLAC, ALAC) that decodes back to the same samples

@@ -258,8 +258,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-format", choices=OutputConfig.DEPTH_FORMATS,
                         help="--save-depth's pictures: colour (the default: a colour map to look at) or grey16 (the "
                              "relative disparity as 16-bit data, round(d * 65535): 0 the far end, 65535 the near end "
-                             "of the depth range (normalise: percentiles, smoothed over frames), not metres; .png or .tif, "
-                             "a video .mkv, lossless FFV1)")
+                             "of the depth range (normalise: percentiles, smoothed over frames), not metres; .png or "
+                             ".tif, a video .mkv, lossless FFV1)")
     parser.add_argument("--side-by-side", action=argparse.BooleanOptionalAction, default=None,
                         help="write input | output | depth (default: off)")
     parser.add_argument("--codec", type=OutputConfig.codec_named, choices=OutputConfig.CODECS,

@@ -70,9 +70,10 @@ FIRST_PICTURE_S = 10.0  # a stream joined part-way decodes from its next keyfram
 # a stream that dropped is opened again for this long (a reconnect takes 0.5-3 s) before the run ends
 RECONNECT_S = 10.0
 # A sender that closed the connection after a whole picture and then answers that it is gone (the port refused, no
-# stream at the path) stopped: given this long to come back (a server or app restarting), the run then ends as at
-# its end (exit 0). Without such an answer (a time-out, a host out of reach) it is a drop: RECONNECT_S.
-ENDED_GRACE_S = 2.0
+# stream at the path) stopped: given this long to come back, the run then ends as at its end (exit 0). Long enough
+# for an app or a streaming server restarting (MediaMTX, a phone app: 1-4 s); a camera rebooting (10-60 s) ends the
+# run. Without such an answer (a time-out, a host out of reach) it is a drop: RECONNECT_S, exit 2.
+ENDED_GRACE_S = 5.0
 RETRY_PAUSE_S = 0.5
 STALE_S = 2.0  # opened longer ago than this when the run starts (the model loaded meanwhile): opened afresh
 SET_UP_REOPEN = "opened again after the set-up"
@@ -388,6 +389,7 @@ def stop_signals_cut() -> Iterator[list[int]]:
             _set_clock(core)
         for signum in came:  # as Python would have given it, the call over: a second Ctrl-C may raise here
             handlers[signum](signum, None)
+
 
 def opened_away(work: Callable[[], None], stop: Callable[[], None], done: threading.Event,
                 until: Callable[[], bool] = lambda: False) -> None:

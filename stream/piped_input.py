@@ -153,8 +153,8 @@ def _first_picture(head: bytes, suffix: str) -> tuple[bytes, bool]:
 def _next_starts(data: bytearray, end: int, signature: bytes) -> bool:
     """Whether another picture starts after `end`, past zero or 0xFF padding between them (a V4L2 buffer dump:
     `v4l2-ctl --stream-to=-`; FFmpeg's MJPEG demuxer reads such a stream whole)."""
-    at = end
-    while at < min(len(data), end + PADDING_MAX) and data[at] in (0, 0xFF) and data[at:at + len(signature)] != signature:
+    at, last = end, min(len(data), end + PADDING_MAX)
+    while at < last and data[at] in (0, 0xFF) and data[at:at + len(signature)] != signature:
         at += 1
     return data[at:at + len(signature)] == signature
 

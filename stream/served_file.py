@@ -188,7 +188,8 @@ def network_input(spec: str, input_rate: Fraction | None = None) -> Source:
     is, where FFmpeg can seek in it (an HLS playlist, a server that takes Range requests), at `input_rate`
     (--input-rate) where its pictures carry no times (a raw stream). One whose server sends it whole only is read
     once, in order, as before (opened again from its start after a drop), and its sound kept by a reading of its
-    own (whole_only: read again from its start too where its connection drops); no part of it can be sought. --input-rate is refused for a live stream and for such a file."""
+    own (whole_only: read again from its start too where its connection drops); no part of it can be sought.
+    --input-rate is refused for a live stream and for such a file."""
     source = network.NetworkSource(spec)
     if source.live or not source.hls and not takes_ranges(source.parts):
         if input_rate is not None:

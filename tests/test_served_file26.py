@@ -291,3 +291,18 @@ def test_a_whole_only_file_whose_server_stops_ends_in_one_line_naming_a_file(cli
                         rf"were kept; run it again once the server answers, or download the file and run that",
                         str(ended.value)), str(ended.value)
     assert SECRET not in str(ended.value) and where in str(ended.value)
+
+
+def test_a_sound_read_again_skips_what_was_read_and_packets_of_no_place():
+    """The sound's connection dropped after its last packet (a server sending the file whole, FFmpeg reading an MKV's
+    index at its end): read again from the start, every packet has a place before the drop's but the demuxer's closing
+    one, whose place is None; comparing it raised a TypeError (a traceback). Packets of no place among the read ones
+    are skipped with them, so no sound is written twice."""
+    from types import SimpleNamespace
+
+    from stream.audio_track import unread_packets
+
+    packets = [SimpleNamespace(pos=pos) for pos in (100, None, 200, 300, -1, 400, None)]
+    assert [p.pos for p in unread_packets(iter(packets), 400)] == []
+    assert [p.pos for p in unread_packets(iter(packets), 250)] == [300, -1, 400, None]
+    assert [p.pos for p in unread_packets(iter(packets), 0)] == [100, None, 200, 300, -1, 400, None]

@@ -32,6 +32,13 @@ PICTURES = 12
 HEAD = b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"
 
 
+@pytest.fixture(autouse=True)
+def _short_grace(monkeypatch):
+    """The in-process runs tell a sender gone within 2 s (5 s in a run), so that each test takes a few seconds; the
+    subprocess run (the CLI's) has the real grace."""
+    monkeypatch.setattr(network, "ENDED_GRACE_S", 2.0)
+
+
 def _jpeg(number: int) -> bytes:
     image = np.full((120, 160, 3), (number * 20) % 256, np.uint8)
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
