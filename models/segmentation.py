@@ -8,9 +8,12 @@ core), never lowered: the background outside the mask and a frame without a pers
 
 The selfie model expects a person and finds one in much else (scikit-image's cat: 76 % of the frame sure, its
 coffee cup 11 %, a logo 41 %), so only a person with a face found in it counts: a non-person subject is left alone.
+A live run's auto focus finds the faces already (beside the render, stream.focus): the gate takes those
+(FocusFaces) rather than look again on the refine thread, where each look (35-170 ms on a CPU) stalled a frame.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,13 @@ MIN_CORE_SHARE = 0.005
 # Faces are looked for every this many frames (and at a cut), their boxes held between: the Haar cascades cost
 # 30-130 ms a 640x480 frame on a CPU, and a person's mask moves little in a third of a second.
 FACE_EVERY = 10
+# The model's probability at hair and a helmet's rim wavers by 0.2-0.35 between nearly identical frames (sensor
+# noise), and the fusion turned that into blur flicker at the outline: 5-42 pixels a frame jumping by over 20 levels
+# on a still subject (0-6 without the mask; the explorer's, session 26). A pixel whose probability moves by less than
+# MASK_STEADY_STEP keeps MASK_STEADY_WEIGHT of the newest per frame (an average over a few frames); a larger move (a
+# person moving, a cut) is taken at once, so a moving subject's mask does not trail.
+MASK_STEADY_WEIGHT = 0.3
+MASK_STEADY_STEP = 0.4
 
 
 @dataclass(frozen=True)
@@ -148,24 +158,90 @@ def _labels_with_faces(labels: np.ndarray, faces: list[Box], frame_size: tuple[i
     return sorted(found)
 
 
-class FaceGate:
-    """The faces a person must hold to count, looked for every `every` frames and at a cut (stream.faces'
-    cascades, as the focus uses), held between."""
+class FocusFaces:
+    """A live run's auto focus's faces, handed from the render stage (which publishes them after each frame's
+    focus, with the frame's index) to the refine stage's gate, on another thread. A frame's faces are None where
+    its focus was a point or a fixed value: the focus then looks for none."""
 
-    def __init__(self, every: int = FACE_EVERY) -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: tuple[int, tuple[Box, ...] | None] | None = None
+
+    def publish(self, index: int, faces: list[Box] | None) -> None:
+        with self._lock:
+            self._latest = (index, None if faces is None else tuple(faces))
+
+    def latest(self) -> tuple[int, tuple[Box, ...] | None] | None:
+        """(the frame's index, its faces) of the newest frame published; None before the first."""
+        with self._lock:
+            return self._latest
+
+
+class FaceGate:
+    """The faces a person must hold to count. With `focus_faces` (a live run) the auto focus's, found beside the
+    render; where the focus looks for none (a point, a fixed value), its own, looked for on a thread of its own every
+    `every` frames. Without (a file run) its own, looked for on this thread every `every` frames and at a cut, on
+    the frame itself, so that every run of a file is the same (the render's faces would reach it at whichever frame
+    the render had got to). Boxes are held between looks."""
+
+    def __init__(self, every: int = FACE_EVERY, focus_faces: FocusFaces | None = None) -> None:
         from stream.faces import FaceFinder
 
-        self.finder = FaceFinder()
+        # without the fine pass for small faces (70-200 ms on a CPU at each look that finds none): a person whose face
+        # is that small shows little hair to keep
+        self.finder = FaceFinder(fine_every=0)
         self.every = every
+        self.focus_faces = focus_faces
+        self._beside: Any = None  # stream.faces.BackgroundFaceFinder, started where the focus first looks for none
         self._wait = 0
+        self._shot_from = 0  # the index of the frame the last cut was found at: faces found before it are stale
         self.faces: list[Box] = []
 
-    def __call__(self, image_bgr: np.ndarray, cut: bool = False) -> list[Box]:
+    def __call__(self, image_bgr: np.ndarray, cut: bool = False, index: int = 0) -> list[Box]:
+        """This frame's faces; `index`: the frame's (a live run's gate compares it with the render's)."""
+        if cut:
+            self._shot_from = index
+        if self.focus_faces is None:
+            return self._look_here(image_bgr, cut)
+        seen = self.focus_faces.latest()
+        if seen is None:  # the render has shown no frame yet: its focus's first faces come within a few frames
+            return []
+        shown_at, faces = seen
+        if faces is None:
+            return self._look_beside(image_bgr, cut, index)
+        self._wait = 0  # the focus may stop looking (a click): this gate's own look is then due at once
+        # the render is behind this stage: at a cut, what it knew until it reached the cut is the last shot's
+        self.faces = list(faces) if shown_at >= self._shot_from else []
+        return self.faces
+
+    def _look_here(self, image_bgr: np.ndarray, cut: bool) -> list[Box]:
         if cut or self._wait <= 0:
             self.faces = list(self.finder.detect_all(self.finder.prepare(image_bgr, inline=True)))
             self._wait = self.every
         self._wait -= 1
         return self.faces
+
+    def _look_beside(self, image_bgr: np.ndarray, cut: bool, index: int) -> list[Box]:
+        """The gate's own look, on a thread of its own: this stage goes on with the faces it holds meanwhile."""
+        if self._beside is None:
+            from stream.faces import BackgroundFaceFinder
+
+            self._beside = BackgroundFaceFinder(self.finder)
+        if cut:  # the last shot's faces, and a look at one of its frames, say nothing of this one
+            self._beside.discard()
+            self.faces = []
+        for detection in self._beside.results():
+            self.faces = list(detection.faces)
+        if cut or self._wait <= 0:
+            self._beside.submit(image_bgr, index)
+            self._wait = self.every
+        self._wait -= 1
+        return self.faces
+
+    def close(self) -> None:
+        """Ends the own look's thread, if it was started."""
+        if self._beside is not None:
+            self._beside.close()
 
 
 class PersonMask:
@@ -178,13 +254,15 @@ class PersonMask:
         self.backend = backend
         self.settings = settings
         self.faces = faces
+        self._steady: np.ndarray | None = None  # the probability steadied over frames (steadied)
 
-    def __call__(self, refined: Any, image_bgr: np.ndarray, guide: Any = None, cut: bool = False) -> Any:
+    def __call__(self, refined: Any, image_bgr: np.ndarray, guide: Any = None, cut: bool = False,
+                 index: int = 0) -> Any:
         """`guide`: the frame where the refined map is (a CuPy copy on the GPU), else `image_bgr`. `cut`: a new
-        shot, whose faces are looked for at once."""
+        shot, whose faces are looked for at once. `index`: the frame's (FaceGate)."""
         guide = image_bgr if guide is None else guide
-        probability = self.segmenter.probability(image_bgr)
-        faces = self.faces(image_bgr, cut) if self.faces is not None else None
+        probability = self.steadied(self.segmenter.probability(image_bgr), cut)
+        faces = self.faces(image_bgr, cut, index) if self.faces is not None else None
         size = (image_bgr.shape[1], image_bgr.shape[0])
         targets = person_targets(refined, probability, self.settings, faces, size)
         if not targets.any():  # no person: the map as it was, and no upsampling paid for
@@ -192,6 +270,21 @@ class PersonMask:
         height, width = refined.shape[:2]
         full_targets = _nearest(targets, height, width, refined)
         return fuse_person(refined, guided_upsample(probability, guide, self.backend), full_targets, self.settings)
+
+    def steadied(self, probability: np.ndarray, cut: bool = False) -> np.ndarray:
+        """The model's probability averaged over frames where it only wavers (MASK_STEADY_STEP), taken as it is
+        where it moved, at a cut and at the first frame or a new size."""
+        last = self._steady
+        if cut or last is None or last.shape != probability.shape:
+            self._steady = probability
+            return probability
+        wavering = np.abs(probability - last) < MASK_STEADY_STEP
+        self._steady = np.where(wavering, last + MASK_STEADY_WEIGHT * (probability - last), probability)
+        return self._steady
+
+    def close(self) -> None:
+        if self.faces is not None:
+            self.faces.close()
 
 
 def _nearest(targets: np.ndarray, height: int, width: int, like: Any) -> Any:
@@ -203,14 +296,15 @@ def _nearest(targets: np.ndarray, height: int, width: int, like: Any) -> Any:
     return small[rows[:, None], cols[None, :]]
 
 
-def person_mask_for(setting: str, backend: str, threads: int = 0) -> PersonMask | None:
+def person_mask_for(setting: str, backend: str, threads: int = 0,
+                    focus_faces: FocusFaces | None = None) -> PersonMask | None:
     """refine.person_mask's stage part: None for off; for on, the model loaded (fetched on first use) on the
-    refinement's device, a model that cannot be had said in one line."""
+    refinement's device, a model that cannot be had said in one line. `focus_faces`: a live run's (FaceGate)."""
     if setting != "on":
         return None
     from stream.errors import UserError
 
     try:
-        return PersonMask(load_segmenter(backend, threads), backend, faces=FaceGate())
+        return PersonMask(load_segmenter(backend, threads), backend, faces=FaceGate(focus_faces=focus_faces))
     except ModelError as exc:
         raise UserError(f"{exc} (or set refine.person_mask: off)") from None

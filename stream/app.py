@@ -18,6 +18,7 @@ from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.registry import ModelSpec, resolve_model
 from models.runtime import DepthEstimator, OutputWatch, requested_providers
+from models.segmentation import FocusFaces
 from stream.animations import ONE_PICTURE_ANIMATIONS, AnimationSource, animation_metadata, animation_suffix
 from stream.config import PipelineConfig, parse_model_size
 from stream.controls import LiveControls
@@ -277,8 +278,11 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
                            on_device=backend == "cuda")
     # OpenCV has one thread pool for the process: as many threads as the CPU stages each run on (kernels.cpu_threads)
     set_opencv_threads((config.refine.threads, config.render.threads) if backend == "cpu" else ())
-    return [depth, RefineStage(config.refine, backend, temporal),
-            RenderStage(config.render, focus, backend, file_run=file_run)]
+    # a live run's person mask takes the faces its focus finds beside the render, not looking again on the refine
+    # thread (a stall of 35-170 ms a look on a CPU); a file run's looks on each frame itself, so that it repeats
+    focus_faces = FocusFaces() if config.refine.person_mask == "on" and focus.faces_in_background else None
+    return [depth, RefineStage(config.refine, backend, temporal, focus_faces),
+            RenderStage(config.render, focus, backend, file_run=file_run, focus_faces=focus_faces)]
 
 
 # The warm-ups (backend, parts) this process has done: another input's of the same parts is done at once (warm_up

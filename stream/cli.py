@@ -222,8 +222,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                                           "without one)")
     preset = PipelineConfig()  # the default preset's values: a run without --config gets them (tested)
     parser.add_argument("--focus", metavar="auto|VALUE",
-                        help="auto (the default: a face, else the nearest large region) or a disparity in [0, 1] "
-                             "(1: nearest)")
+                        help="auto (the default: a face, else the nearest subject near the middle, not the floor) "
+                             "or a disparity in [0, 1] (1: nearest)")
     parser.add_argument("--focus-point", metavar="X,Y",
                         help="focus on what is at this pixel of the input (X right, Y down from the top left corner) "
                              "in the first frame, followed as it moves")

@@ -41,7 +41,7 @@ class LiveControls:
 
     def auto_focus(self) -> None:
         self.focus.auto()
-        self.notify("auto focus (a face, else the nearest large region)")
+        self.notify("auto focus (a face, else the nearest subject, not the floor)")
 
     def more_blur(self) -> None:
         self.set_blur(self.render.blur + BLUR_STEP)

@@ -253,12 +253,13 @@ MEAN_STEP_WEIGHT = 0.1
 
 # The detector looks for small faces (stream.faces' fine pass, 2-3 times the other passes) at every FINE_EVERY_LIVE-th
 # detection that finds none in a live run (every 0.5 s at face_interval 3; on its own thread, beside the render). A
-# file run looks at each of a shot's first FINE_EAGER_FILE detections that find none (its first second at
-# face_interval 3), then at every FINE_EVERY_FILE-th (every second): the render waits for each pass, and at every
-# detection a file run without faces went from 25 to 18 fps on a busy 2-core machine.
+# file run looks at each of a shot's first FINE_EAGER_FILE detections that find none (its first 0.4 s at
+# face_interval 3), then at every FINE_EVERY_FILE-th (every 2 s): the render waits for each pass (50-75 ms on a busy
+# 2-core machine). At every detection a file run without faces went from 25 to 18 fps; with the first second's 10 and
+# then every second's, a clip without a face from 27.5-32 to 17.4-20.3 fps (the explorer's, session 26).
 FINE_EVERY_LIVE = 5
-FINE_EVERY_FILE = 10
-FINE_EAGER_FILE = 10
+FINE_EVERY_FILE = 20
+FINE_EAGER_FILE = 4
 
 
 class FocusController:
@@ -319,6 +320,8 @@ class FocusController:
             self._start_faces()
         self.current: float | None = None
         self.last_face: Box | None = None
+        self.detected: tuple[Box, ...] = ()  # the latest detection's faces (those real_faces kept): faces_now()
+        self._follows_faces = False  # the last frame's mode looked for faces (auto focus, no point)
 
     def _start_faces(self) -> None:
         if self.faces_in_background:
@@ -440,6 +443,7 @@ class FocusController:
         slow frame rate, a long face_interval); past that, only while the depth in its box says the head is
         still there (`_face_focus`)."""
         self._settling = False
+        self.detected = tuple(faces)
         (frame, clock), (seen_frame, seen_clock) = tag, self._face_seen
         found = same_face(faces, self.last_face) if self.last_face is not None else None
         best = max(faces, key=self._weight, default=None)
@@ -462,6 +466,7 @@ class FocusController:
     def _forget_faces(self) -> None:
         self.last_face, self._frames, self._face_seen, self._asked = None, 0, (0, self._clock), None
         self._face_hits, self._face_depth, self._face_misses, self._face_missed = 0, None, 0, False
+        self.detected = ()
         if self._background is not None:
             self._background.discard()
 
@@ -532,6 +537,7 @@ class FocusController:
         says whether the frame starts a new shot by `SceneCuts` run over every frame in order (it is then not
         tested again here)."""
         point, fixed, forget_face = self._snapshot()
+        self._follows_faces = point is None and fixed is None
         step = self._tick(seconds)
         cut = self._new_shot(image_bgr, point, fixed, cut)
         settling = self._settling and not forget_face  # a click glides, as ever
@@ -542,3 +548,12 @@ class FocusController:
         else:
             self.current += (1.0 - (1.0 - self.smoothing) ** step) * (target - self.current)
         return self.current
+
+    def faces_now(self) -> list[Box] | None:
+        """The faces auto focus knows of after the last update (its latest detection's, and the face it follows, held
+        through a missed detection), for refine.person_mask's gate, which then looks for none itself; None where
+        that frame's focus was a point or a fixed value (no faces looked for). Call it on update()'s thread."""
+        if not self._follows_faces:
+            return None
+        held = [self.last_face] if self.last_face is not None and self.last_face not in self.detected else []
+        return [*self.detected, *held]

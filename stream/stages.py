@@ -18,7 +18,7 @@ from kernels.temporal import RefinedFilter
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.runtime import DepthEstimator, RunTerminated
-from models.segmentation import person_mask_for
+from models.segmentation import FocusFaces, person_mask_for
 from stream.config import RefineConfig, RenderConfig
 from stream.errors import StopAfter
 from stream.focus import FocusController, SceneCuts
@@ -243,12 +243,14 @@ class RefineStage:
     max_wait_ms = 0.0
     passes_at_once = False
 
-    def __init__(self, config: RefineConfig, backend: str, temporal: RefinedFilter | None = None) -> None:
+    def __init__(self, config: RefineConfig, backend: str, temporal: RefinedFilter | None = None,
+                 focus_faces: FocusFaces | None = None) -> None:
         self.config = config
         self.backend = backend
         self.temporal = temporal  # normalise.pixel_smoothing's filter of the refined map (None: off)
         self._threads = CpuThreads(config.threads)
-        self.person_mask = person_mask_for(config.person_mask, backend, config.threads)  # None: off
+        # None: off; `focus_faces`: a live run's render's faces, which its gate takes rather than look itself
+        self.person_mask = person_mask_for(config.person_mask, backend, config.threads, focus_faces)
 
     def process(self, batch: list[Frame]) -> list[Frame]:
         for frame in batch:
@@ -267,7 +269,8 @@ class RefineStage:
         mask of the frame's own picture (an async run's depth may be older; the mask, ~10 ms on a CPU, is made
         afresh), before the temporal filter, which smooths the mask's flicker at hair with the rest of the map."""
         if self.person_mask is not None:
-            frame.refined = self.person_mask(frame.refined, frame.image, guide, cut=bool(frame.extra.get(SCENE_CUT)))
+            frame.refined = self.person_mask(frame.refined, frame.image, guide, cut=bool(frame.extra.get(SCENE_CUT)),
+                                             index=frame.index)
 
     def _smooth(self, frame: Frame) -> None:
         """normalise.pixel_smoothing: the refined map smoothed where the picture is still, its motion tested at the
@@ -315,7 +318,8 @@ class RefineStage:
         cupy.cuda.get_current_stream().synchronize()
 
     def close(self) -> None:
-        pass
+        if self.person_mask is not None:  # its gate's own face look, where it had one on a thread
+            self.person_mask.close()
 
 
 def blur_side(width: int, height: int) -> int:
@@ -338,9 +342,11 @@ class RenderStage:
     max_wait_ms = 0.0
     passes_at_once = False
 
-    def __init__(self, config: RenderConfig, focus: FocusController, backend: str, file_run: bool = False) -> None:
+    def __init__(self, config: RenderConfig, focus: FocusController, backend: str, file_run: bool = False,
+                 focus_faces: FocusFaces | None = None) -> None:
         self.config = config
         self.focus = focus
+        self.focus_faces = focus_faces  # where the focus's faces go after each frame (a live run's person mask)
         self.backend = backend
         self.file_run = file_run  # a photo or a file into a file: not time-bound (render.exact_far's auto)
         self._threads = CpuThreads(config.threads)
@@ -354,6 +360,8 @@ class RenderStage:
             # dispatch to CuPy (NEP 18) and only the focus value comes back.
             frame.focus = self.focus.update(frame.image, frame.refined, frame.pts_seconds,
                                             cut=frame.extra.get(SCENE_CUT))
+            if self.focus_faces is not None:
+                self.focus_faces.publish(frame.index, self.focus.faces_now())
             blur = blur_px(self.config, frame.width, frame.height)
             gpu_image = frame.extra.pop("gpu_image", None)  # the frame, uploaded by the refine stage
             if blur <= 0:

@@ -141,7 +141,9 @@ def test_a_file_runs_fine_pass_looks_closely_again_after_a_cut():
     looked = _watch_fine_passes(controller._faces)
     for image in [coffee] * 15 + [rocket] * 5:
         controller.update(image, depth)
-    assert looked == [*range(10), *range(15, 20)]  # none at 10-14: the next after the first ten would be at 19
+    # each of a shot's first FINE_EAGER_FILE (4) detections, none at 4-14: the next after them would be at 23
+    assert looked == [*range(FINE_EAGER_FILE), *range(15, 15 + FINE_EAGER_FILE)]
+    assert FINE_EAGER_FILE - 1 + FINE_EVERY_FILE > 19
 
 
 def test_a_found_small_face_is_looked_for_around_itself_not_in_the_whole_frame():

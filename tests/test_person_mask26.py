@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from models.segmentation import (FaceGate, FusionSettings, PersonMask, fuse_person, load_segmenter,
+from models.segmentation import (FaceGate, PersonMask, fuse_person, load_segmenter,
                                  person_mask_for, person_targets)
 from stream.config import RefineConfig, load_config
 from stream.errors import UserError
@@ -252,7 +252,21 @@ def test_the_cli_flag_and_the_models_commands_know_the_mask(shared_models, capsy
                for line in capsys.readouterr().out.splitlines())
 
 
-def test_fusion_settings_default_to_the_measured_ramp():
-    """The ramp from the model's own boundary (0.5) to its sure core (0.9): a ramp from 0.3 raised a motorcycle
-    beside the head (see models/segmentation.py)."""
-    assert FusionSettings() == FusionSettings(core_probability=0.9, edge_low=0.5, edge_high=0.9)
+def test_a_wavering_mask_is_steadied_and_a_moving_one_taken_at_once():
+    """The model's probability at hair wavers by 0.2-0.35 between nearly identical frames; fused as it came, the
+    outline's blur flickered. Small moves are averaged over frames, a large one (a person moving, a cut) taken whole."""
+    from models.segmentation import MASK_STEADY_WEIGHT
+
+    mask = PersonMask(FixedSegmenter(np.zeros((4, 4), np.float32)))
+    base = np.full((4, 4), 0.6, np.float32)
+    assert mask.steadied(base) is base  # the first frame: as it came
+    wavered = base.copy()
+    wavered[0, 0] = 0.3  # hair noise
+    wavered[3, 3] = 0.0  # a move (0.4 or more: the person moved away): taken at once
+    steady = mask.steadied(wavered)
+    assert steady[0, 0] == pytest.approx(0.6 + MASK_STEADY_WEIGHT * (0.3 - 0.6))
+    assert steady[3, 3] == 0.0 and steady[1, 1] == pytest.approx(0.6)
+    swings = [mask.steadied(base if i % 2 else wavered)[0, 0] for i in range(20)]
+    assert max(swings[10:]) - min(swings[10:]) < 0.5 * 0.3  # a flicker of 0.3 each frame, steadied
+    assert mask.steadied(wavered, cut=True) is wavered  # a cut starts afresh
+    assert mask.steadied(np.zeros((8, 8), np.float32)).shape == (8, 8)  # a new size too
