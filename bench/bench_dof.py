@@ -1,8 +1,10 @@
 """CPU depth of field: ms per frame (median of many runs) at 640x480 and 1280x720, as a markdown table.
 
 Scenes: the synthetic portrait of `stream.synthetic` (a subject in focus before a receding room: a
-realistic mix of in-focus, mid and far CoC), and a worst case where a smooth random disparity puts
-much of the frame at CoC below the reduction factor (those pixels are gathered at full resolution).
+realistic mix of in-focus, mid and far CoC), a worst case where a smooth random disparity puts
+much of the frame at CoC below the reduction factor (those pixels are gathered at full resolution), and two
+blurred foregrounds, a near fence and near leaves, where most near pixels have the background in reach and gather
+what lies behind them (kernels/dof_cpu_composite.py: _behind_colour_at).
 Usage: python bench/bench_dof.py [--runs 100] [--blur 16] [--recorded FRAMES.npz ...]
        [--compare-rev REV | --compare OLD.py [--rounds 3] [--threads 1,2] [--photo WxH ...]] [--passes]
 --recorded adds rows for frames a real run rendered (bench/record_render_inputs.py), at their own size, blur
@@ -66,6 +68,37 @@ def worst_case(width: int, height: int) -> tuple[np.ndarray, np.ndarray, float]:
     disparity = (disparity - disparity.min()) / (disparity.max() - disparity.min())
     image = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (0, 0), 1.5)
     return image, disparity, 0.5
+
+
+def fence(width: int, height: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """A blurred near fence over the whole frame (3 px bars every 12 px) before a far background: every near pixel
+    has a pixel not near within 2 px, so every one gathers what lies behind it (the backdrop's worst case)."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    disparity = np.full((height, width), 0.2, np.float32)
+    disparity[:, (np.arange(width) % 12) < 3] = 0.98
+    return image, disparity, 0.6
+
+
+def leaves(width: int, height: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """A foreground of leaves (near discs, radius 4-14 px at 480 lines, over 30 % of the frame) before a far
+    background, a subject in focus in the middle."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    disparity = np.full((height, width), 0.2, np.float32)
+    mask = np.zeros((height, width), np.uint8)
+    scale = height / 480
+    while mask.mean() < 0.3:
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        cv2.circle(mask, centre, int(rng.integers(4, 15) * scale), 1, -1)
+    disparity[mask > 0] = 0.95
+    disparity[height * 5 // 16:height * 11 // 16, width * 11 // 32:width * 21 // 32] = 0.6  # the subject
+    return image, disparity, 0.6
+
+
+# (name, scene maker): the default table's and --compare's scenes
+SCENES = (("synthetic portrait", portrait), ("worst case: random depth", worst_case),
+          ("near fence", fence), ("near leaves", leaves))
 
 
 def time_ms(image, disparity, focus, blur, runs: int) -> tuple[float, float, float]:
@@ -202,7 +235,7 @@ def compare_scenes(recorded: list[Path], blur_vga: float,
     at the default preset's blur scaled to its height."""
     scenes = []
     sizes = dict.fromkeys(((640, 480, LIVE_CPU_BLUR), (640, 480, blur_vga), (1280, 720, DEFAULT_BLUR * 720 / 480)))
-    for name, make in (("synthetic portrait", portrait), ("worst case: random depth", worst_case)):
+    for name, make in SCENES:
         for width, height, blur in sizes:
             image, disparity, focus = make(width, height)
             scenes.append((f"{name} {width}x{height}", [(image, disparity, focus, blur, 0.0)]))
@@ -452,7 +485,7 @@ def main() -> None:
         return
     print("| scene | frame | max blur (px) | reduction s | ms/frame (median) | p90 ms | min ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, make in (("synthetic portrait", portrait), ("worst case: random depth", worst_case)):
+    for name, make in SCENES:
         for width, height in ((640, 480), (1280, 720)):
             image, disparity, focus = make(width, height)
             s = plan(disparity.shape, focus, args.blur, 1.0).scale

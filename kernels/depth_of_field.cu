@@ -12,6 +12,7 @@
 
 #define FOCUS_RADIUS 0.5f
 #define HIGHLIGHT_THRESHOLD 0.6f
+#define HIGHLIGHT_GAIN 4.0f  // a clipped pixel weighs 1 + HIGHLIGHT_GAIN * boost (kernels/dof.py)
 #define RAMP_SPREAD 1.0f  // kernels/dof.py: a block's far radius in a depth ramp is its smallest
 #define INV_PI 0.31830988618379067f
 #define PI_F 3.14159265358979323846f
@@ -74,12 +75,18 @@ __device__ __forceinline__ float pixel_coc(const float* disp, int q, float focus
 }
 
 __device__ __forceinline__ float highlight_weight(const unsigned char* px, float boost, float gamma) {
+    // 1 + gain * boost * u^16 on the brightest channel's linear light: a sensor clips each channel
+    // (kernels/dof_reference.py: highlight_weight)
     const float inv_thr = 1.0f / (1.0f - HIGHLIGHT_THRESHOLD);
     float hw = 1.0f;
     if (boost > 0.0f) {
-        const float lum = 0.0722f * srgb_to_linear(px[0], gamma) + 0.7152f * srgb_to_linear(px[1], gamma)
-                        + 0.2126f * srgb_to_linear(px[2], gamma);
-        if (lum > HIGHLIGHT_THRESHOLD) hw += boost * (lum - HIGHLIGHT_THRESHOLD) * inv_thr;
+        const int top = max(max((int)px[0], (int)px[1]), (int)px[2]);
+        const float brightest = srgb_to_linear((unsigned char)top, gamma);
+        if (brightest > HIGHLIGHT_THRESHOLD) {
+            const float u = (brightest - HIGHLIGHT_THRESHOLD) * inv_thr;
+            const float u4 = (u * u) * (u * u);
+            hw += HIGHLIGHT_GAIN * boost * ((u4 * u4) * (u4 * u4));
+        }
     }
     return hw;
 }
@@ -422,6 +429,7 @@ __device__ float4 behind_colour(int y, int x, float c, const float* coc, const f
                                 const float4* blk_col, const float4* blk_pos, int height, int width, int s, int wl,
                                 int exact_reach) {
     const int k = (int)ceilf(c + 0.5f) - 1;
+    const float rim2 = (c + 0.5f) * (c + 0.5f);
     float b0 = 0.f, b1 = 0.f, b2 = 0.f, bw = 0.f;
     for (int by = max(y - k, 0) / s; by <= min(y + k, height - 1) / s; ++by) {
         for (int bx = max(x - k, 0) / s; bx <= min(x + k, width - 1) / s; ++bx) {
@@ -432,6 +440,9 @@ __device__ float4 behind_colour(int y, int x, float c, const float* coc, const f
             // beyond the reach by the block's centre, in whole numbers (twice the offsets): every path decides alike
             const int ey = y0 + y1 - 1 - 2 * y, ex = x0 + x1 - 1 - 2 * x;
             if (ey * ey + ex * ex > 4 * exact_reach * exact_reach) {
+                // a block whose nearest pixel lies outside the disc has its centroid there too: coverage 0, skipped
+                const float gy = (float)max(max(y0 - y, y - y1 + 1), 0), gx = (float)max(max(x0 - x, x - x1 + 1), 0);
+                if (gy * gy + gx * gx >= rim2) continue;
                 const float4 pos = __ldg(blk_pos + i);
                 const float dy = pos.x - (float)y, dx = pos.y - (float)x;
                 const float dc = sqrtf(dy * dy + dx * dx);
@@ -439,9 +450,10 @@ __device__ float4 behind_colour(int y, int x, float c, const float* coc, const f
                 b0 += w * col.x; b1 += w * col.y; b2 += w * col.z; bw += w;
                 continue;
             }
-            for (int qy = y0; qy < y1; ++qy) {
+            // its pixels beyond the disc's window have coverage 0: skipped
+            for (int qy = max(y0, y - k); qy < min(y1, y + k + 1); ++qy) {
                 const float fy = (float)(qy - y);
-                for (int qx = x0; qx < x1; ++qx) {
+                for (int qx = max(x0, x - k); qx < min(x1, x + k + 1); ++qx) {
                     const int q = qy * width + qx;
                     if (__ldg(coc + q) > FOCUS_RADIUS) continue;
                     const float fx = (float)(qx - x);
@@ -476,7 +488,39 @@ extern "C" __global__ void dof_composite(const float* __restrict__ coc, const fl
     float o0 = own.x, o1 = own.y, o2 = own.z;
     const float c = coc[p];
     const int by = y / s, bx = x / s;
-    if (c > FOCUS_RADIUS) {
+    float alpha = bilerp(near_a, taps);
+    float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f;
+    if (alpha > 0.0f) {
+        const float4 n = bilerp4(near_acc, taps);
+        n0 = n.x; n1 = n.y; n2 = n.z; nh = n.w;
+    }
+    // a small near disc (CoC below 2 s) reaches < 2 s + 0.5 px: at most two blocks away
+    float small = -1.0f;
+    for (int j = max(by - NEAR_EXACT, 0); j <= min(by + NEAR_EXACT, hl - 1); ++j)
+        for (int i = max(bx - NEAR_EXACT, 0); i <= min(bx + NEAR_EXACT, wl - 1); ++i)
+            small = fmaxf(small, __ldg(low_small + j * wl + i));
+    if (small > 0.0f) {
+        const int ks = min((int)ceilf(small + 0.5f) - 1, NEAR_EXACT * s + 1);
+        for (int dy = -ks; dy <= ks; ++dy) {
+            const int qy = min(max(y + dy, 0), height - 1);  // beyond the frame: its edge pixels again
+            for (int dx = -ks; dx <= ks; ++dx) {
+                const int qx = min(max(x + dx, 0), width - 1);
+                const int q = qy * width + qx;
+                const float cq = __ldg(coc + q);
+                if (cq <= FOCUS_RADIUS) continue;
+                const float share = 1.0f - split_near(cq, s);
+                if (share <= 0.0f) continue;
+                const float a = disc_weight(cq, dy, dx) * share;
+                if (a <= 0.0f) continue;
+                const float ah = a * __ldg(hwt + q);
+                const unsigned char* sq = img + 3 * q;
+                n0 += ah * light(sq[0]); n1 += ah * light(sq[1]); n2 += ah * light(sq[2]); nh += ah;
+                alpha += a;
+            }
+        }
+    }
+    // (not where the near field covers it whole: alpha 1, what lies behind cannot show)
+    if (c > FOCUS_RADIUS && !(alpha >= 1.0f && nh > 1e-20f)) {
         // what lies behind it: the rendered pixels not near within its disc, the nearer weighing more, faded in from
         // its own colour while their even coverage is below BEHIND_FADE of its disc (taken whole from any weight above
         // 0, the blocks' reach drew rectangular notches in a blurred foreground)
@@ -509,37 +553,6 @@ extern "C" __global__ void dof_composite(const float* __restrict__ coc, const fl
                 const float inv = 1.0f / total;
                 const float mean_k = en * inv, own_k = (total - en) * inv;
                 o0 = e.x * mean_k + own_k * o0; o1 = e.y * mean_k + own_k * o1; o2 = e.z * mean_k + own_k * o2;
-            }
-        }
-    }
-    float alpha = bilerp(near_a, taps);
-    float n0 = 0.f, n1 = 0.f, n2 = 0.f, nh = 0.f;
-    if (alpha > 0.0f) {
-        const float4 n = bilerp4(near_acc, taps);
-        n0 = n.x; n1 = n.y; n2 = n.z; nh = n.w;
-    }
-    // a small near disc (CoC below 2 s) reaches < 2 s + 0.5 px: at most two blocks away
-    float small = -1.0f;
-    for (int j = max(by - NEAR_EXACT, 0); j <= min(by + NEAR_EXACT, hl - 1); ++j)
-        for (int i = max(bx - NEAR_EXACT, 0); i <= min(bx + NEAR_EXACT, wl - 1); ++i)
-            small = fmaxf(small, __ldg(low_small + j * wl + i));
-    if (small > 0.0f) {
-        const int ks = min((int)ceilf(small + 0.5f) - 1, NEAR_EXACT * s + 1);
-        for (int dy = -ks; dy <= ks; ++dy) {
-            const int qy = min(max(y + dy, 0), height - 1);  // beyond the frame: its edge pixels again
-            for (int dx = -ks; dx <= ks; ++dx) {
-                const int qx = min(max(x + dx, 0), width - 1);
-                const int q = qy * width + qx;
-                const float cq = __ldg(coc + q);
-                if (cq <= FOCUS_RADIUS) continue;
-                const float share = 1.0f - split_near(cq, s);
-                if (share <= 0.0f) continue;
-                const float a = disc_weight(cq, dy, dx) * share;
-                if (a <= 0.0f) continue;
-                const float ah = a * __ldg(hwt + q);
-                const unsigned char* sq = img + 3 * q;
-                n0 += ah * light(sq[0]); n1 += ah * light(sq[1]); n2 += ah * light(sq[2]); nh += ah;
-                alpha += a;
             }
         }
     }

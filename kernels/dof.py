@@ -25,17 +25,22 @@ Semantics (exact in `dof_reference`, approximated at a reduced resolution by the
 * in focus: out = image exactly, unless a blurred foreground spills over it.
 * disc: hard edge, anti-aliased over one pixel: ``k = clamp(r - dist + 0.5, 0, 1)``, area
   ``pi (r^2 + 1/12)``, radius clamped to >= 0.5.
-* highlight boost: weight ``1 + boost * max(0, Y - 0.6) / 0.4`` on the linear (gamma 2.2)
-  luminance Y, so clipped highlights dominate their disc and bloom into visible bokeh balls. In the near field
-  it weighs into the alpha too (`dof_reference.near_alpha`: the near colour's share of a normalised mix in which
-  what lies behind weighs 1 - coverage, as a far highlight's share of its gather): by coverage alone a light in front
-  of the focus plane came out as unboosted (half the light of one behind it at boost 1, a quarter at 4).
+* highlight boost: weight ``1 + 4 boost u^16``, ``u = max(0, M - 0.6) / 0.4`` with M the linear (gamma 2.2)
+  light of the pixel's brightest channel, so clipped lights, whose true light is far above their stored 255,
+  dominate their disc and bloom into visible bokeh balls (a 2 px light on grey 40 at 12 px and boost 4: a disc of
+  151, 58 without) while mid-bright surfaces barely change (at boost 4, 255 weighs 17, 250 3.6, 245 1.4, 240 1.04,
+  235 1.003; the power 16 keeps a sunlit white shirt or wall from blooming, 8 let 245 weigh 3.4). By the brightest
+  channel, as a sensor clips each channel: by the luminance, a warm or coloured light (255, 200, 120) stayed below
+  a threshold that steep. In the near field it weighs into the alpha too
+  (`dof_reference.near_alpha`: the near colour's share of a normalised mix in which what lies behind weighs
+  1 - coverage, as a far highlight's share of its gather): by coverage alone a light in front of the focus plane
+  came out as unboosted (half the light of one behind it at boost 1, a quarter at 4).
 * light: colours are averaged in linear light, as a lens spreads it, approximated by gamma 2: the
   stored values squared, and the square root of the result. Averaged as stored (sRGB), small lights
   vanished into their discs (7 pixels at 255 on a background of 20, over a 12 px disc: +3.6 levels; in
   linear light +17, a visible bokeh ball) and bright edges blurred dim, a smudge rather than a lens.
   Squares and square roots are cheap and exact on 8-bit values: in-focus pixels still come out bit for
-  bit. (The highlight boost's luminance uses the sRGB curve's gamma 2.2.)
+  bit. (The highlight boost's light uses the sRGB curve's gamma 2.2.)
 * borders: the far field skips pixels outside the image (its gather is normalised); the near field
   continues the frame's edge pixels beyond it, so a blurred foreground that runs out of the frame
   covers up to the border (skipped, its coverage fell to ~1/2 there and the sharp picture showed through
@@ -111,7 +116,8 @@ LOW_RES_RADIUS_CUDA = LOW_RES_RADIUS
 # colours too far (within 12 px of the astronaut's hair, mean error 1.10 -> 0.87 levels; on a smooth
 # random depth at 40 px, where blocks spread less, 1.58 -> 1.70; bench/RESULTS.md).
 RAMP_SPREAD = 1.0
-HIGHLIGHT_THRESHOLD = 0.6  # linear luminance above which the highlight boost starts
+HIGHLIGHT_THRESHOLD = 0.6  # linear light of a pixel's brightest channel above which the highlight boost starts
+HIGHLIGHT_GAIN = 4.0  # a clipped pixel weighs 1 + HIGHLIGHT_GAIN * boost (the docstring's highlight boost)
 # With exact_far the far field too is gathered exactly below FAR_EXACT * s (as the near field: dof_cpu.NEAR_EXACT),
 # else below s: a bright/black far edge at CoC s..2 s was 25-44 levels off the reference through the blocks, 0.5
 # exactly. It costs the synthetic portrait's background 29 % more CPU time at 640x480 (blur 10) and 45-51 % at

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit, prange
 
 import kernels.numba_cache  # noqa: F401 (first: every cached kernel's stamp is the whole package's sources)
-from kernels.dof import FOCUS_RADIUS, HIGHLIGHT_THRESHOLD, RAMP_SPREAD
+from kernels.dof import FOCUS_RADIUS, HIGHLIGHT_GAIN, HIGHLIGHT_THRESHOLD, RAMP_SPREAD
 from kernels.dof_cpu_common import (CHUNK, N_SUMS, _EXACT, _INV_PI, _NO_FAR, _ONE, _ORDERED, _TINY, _ZERO, _add_product,
                                     _add_weighted4, _far_shift, _near_shift, _share)
 from kernels.dof_cpu_exact import _reach_masks, _small_span
@@ -164,7 +164,7 @@ def _reduce(tasks, img, disp, s, far_exact, focus, coc_scale, coc_max, boost, lu
     hl, wl = low_fr.shape
     inv_thr = np.float32(1.0 / (1.0 - HIGHLIGHT_THRESHOLD))
     threshold = np.float32(HIGHLIGHT_THRESHOLD)
-    boost32 = np.float32(boost)
+    boost32 = np.float32(HIGHLIGHT_GAIN * boost)
     shift = _far_shift(s, far_exact)
     near_shift = _near_shift(s)
     twelfth = np.float32(1.0 / 12.0)
@@ -185,7 +185,7 @@ def _reduce(tasks, img, disp, s, far_exact, focus, coc_scale, coc_max, boost, lu
         colmin = np.empty(width, np.float32)
         colmax = np.empty(width, np.float32)
         colour = np.empty((3, width), np.float32)
-        lum = np.empty(width, np.float32)
+        brightest = np.empty(width, np.float32)  # linear light of each pixel's brightest channel
         small = np.empty(width, np.float32)
         chunk_max = np.empty(width // CHUNK + 1, np.float32)
         for by in range(task * hl // tasks, (task + 1) * hl // tasks):
@@ -205,10 +205,10 @@ def _reduce(tasks, img, disp, s, far_exact, focus, coc_scale, coc_max, boost, lu
                         plane[x] = v * v  # linear light, gamma 2 (kernels.dof)
                 if boost > 0.0:
                     for x in range(width):
-                        lum[x] = (np.float32(0.0722) * lut[img_row[x, 0]] + np.float32(0.7152) * lut[img_row[x, 1]]
-                                  + np.float32(0.2126) * lut[img_row[x, 2]])
+                        # the brightest channel (dof_reference.highlight_weight): a sensor clips each one
+                        brightest[x] = lut[max(img_row[x, 0], img_row[x, 1], img_row[x, 2])]
                 else:
-                    lum[:] = 0.0
+                    brightest[:] = 0.0
                 d_row = disp[y]
                 c_row = coc[y]
                 hw_row = pre[3, y]
@@ -221,7 +221,10 @@ def _reduce(tasks, img, disp, s, far_exact, focus, coc_scale, coc_max, boost, lu
                     c_row[x] = min(max((d_row[x] - focus) * coc_scale, -coc_max), coc_max)
                 for x in range(width):
                     c = c_row[x]
-                    hw = _ONE + boost32 * max(lum[x] - threshold, _ZERO) * inv_thr
+                    u = max(brightest[x] - threshold, _ZERO) * inv_thr
+                    u4 = (u * u) * (u * u)
+                    u16 = (u4 * u4) * (u4 * u4)
+                    hw = _ONE + boost32 * u16  # 1 + gain * boost * u^16
                     hw_row[x] = hw if abs(c) > FOCUS_RADIUS else _ZERO  # in focus: the gathers never weigh it
                 for ch in range(3):
                     _product(pre[ch, y], hw_row, colour[ch])

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_THRESHOLD
+from kernels.dof import FOCUS_RADIUS, GAMMA, HIGHLIGHT_GAIN, HIGHLIGHT_THRESHOLD
 
 # What lies behind a near pixel fades in from the pixel itself while the pixels not near within its disc weigh
 # less than this share of the disc's area (pi r^2). Taken whole from the first one in reach, a disc's rim passing
@@ -30,9 +30,11 @@ BEHIND_NEAR_PX = 1.5
 
 
 def highlight_weight(image_bgr: np.ndarray, boost: float) -> np.ndarray:
-    lin = (image_bgr.astype(np.float64) / 255.0) ** GAMMA
-    lum = 0.0722 * lin[..., 0] + 0.7152 * lin[..., 1] + 0.2126 * lin[..., 2]
-    return 1.0 + boost * np.maximum(lum - HIGHLIGHT_THRESHOLD, 0.0) / (1.0 - HIGHLIGHT_THRESHOLD)
+    """1 + HIGHLIGHT_GAIN * boost * u^16, u = max(0, M - T) / (1 - T) of the pixel's brightest channel M in linear
+    light (`kernels.dof`: highlight boost)."""
+    brightest = (image_bgr.astype(np.float64).max(axis=-1) / 255.0) ** GAMMA
+    u = np.maximum(brightest - HIGHLIGHT_THRESHOLD, 0.0) / (1.0 - HIGHLIGHT_THRESHOLD)
+    return 1.0 + HIGHLIGHT_GAIN * boost * u ** 16
 
 
 def disc_weight(radius: np.ndarray, dist: float) -> np.ndarray:

@@ -130,7 +130,7 @@ class RefineConfig:
 
 @dataclass
 class RenderConfig:
-    focus: str | float = "auto"  # auto (a face, else the nearest large region) or a disparity in [0, 1]
+    focus: str | float = "auto"  # auto (a face, else the nearest subject, not the floor) or a disparity in [0, 1]
     focus_point: tuple[int, int] | None = None  # x, y in pixels: focus on what is there
     track_point: bool = True  # the point follows what was under it as the picture moves (else: that pixel)
     focus_smoothing: float = 0.25  # weight of the newest focus measurement per 1/30 s (any frame rate)
@@ -140,7 +140,9 @@ class RenderConfig:
     # disparities within this of the focus are in focus (the subject's own relief, a network's blotches in it); beyond
     # it the blur grows from 0 to the full blur at the far end (kernels.focus_band). 0: no band, the thin lens exactly
     focus_band: float = 0.15
-    highlight_boost: float = 0.0  # > 0 makes bright highlights bloom into bokeh discs
+    # clipped lights bloom into bokeh discs: a clipped pixel weighs 1 + 4 x this in its disc, mid-bright ones barely
+    # more (kernels.dof: highlight boost); 0: off
+    highlight_boost: float = 4.0
     # the far field gathered exactly up to twice the block size (kernels.depth_of_field's exact_far): a bright
     # background's edge ends at its disc's rim, not in a hard line past it, for ~30-50 % more render time. auto: on
     # for photos and files written to files (not time-bound), off live

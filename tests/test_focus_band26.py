@@ -130,7 +130,8 @@ def _change(out: np.ndarray, image: np.ndarray, where: np.ndarray) -> float:
 def test_band_zero_renders_exactly_the_thin_lens():
     """render.focus_band 0 is the DESIGN contract's coc = blur * |d - focus| / span: the renderer's own output."""
     image, disparity, _ = _scene()
-    direct = kernels.depth_of_field(image, disparity, 0.7, 12.0, backend="cpu")
+    direct = kernels.depth_of_field(image, disparity, 0.7, 12.0, highlight_boost=RenderConfig().highlight_boost,
+                                    backend="cpu")
     assert np.array_equal(_render(image, disparity, 0.0), direct)
     assert not np.array_equal(_render(image, disparity, 0.15), direct)
 
