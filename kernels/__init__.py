@@ -34,6 +34,7 @@ __all__ = [
     "joint_bilateral",
     "refine_live",
     "depth_of_field",
+    "focus_band",
 ]
 
 
@@ -47,6 +48,10 @@ def __getattr__(name: str):
         from kernels.dof import depth_of_field
 
         return depth_of_field
+    if name == "focus_band":
+        from kernels.focus_band import focus_band
+
+        return focus_band
     raise AttributeError(f"module 'kernels' has no attribute {name!r}")
 
 
