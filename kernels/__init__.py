@@ -6,6 +6,8 @@ Each kernel has a public dispatcher (`backend="auto"|"cpu"|"cuda"`), a fast CPU 
 import os
 
 from kernels.backend import BackendUnavailable, cuda_available, resolve_backend
+# eager (NumPy only): the submodule of the same name, once imported, would otherwise stand for the function
+from kernels.focus_band import focus_band
 
 # The variables depthcam set itself, not the user (a benchmark's report lists the user's only: depthcam sets these
 # again on every run)
@@ -48,10 +50,6 @@ def __getattr__(name: str):
         from kernels.dof import depth_of_field
 
         return depth_of_field
-    if name == "focus_band":
-        from kernels.focus_band import focus_band
-
-        return focus_band
     raise AttributeError(f"module 'kernels' has no attribute {name!r}")
 
 
