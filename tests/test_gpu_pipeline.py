@@ -53,16 +53,16 @@ def test_render_on_gpu_matches_cpu():
 
 
 def test_auto_focus_reads_the_refined_map_on_the_gpu():
-    """Every focus path (nearest large region, face box, tapped point) computed from a CuPy map equals
+    """Every focus path (the subject without a face, face box, tapped point) computed from a CuPy map equals
     the host's; only the value comes back."""
     import cupy
 
-    from stream.focus import disparity_at, nearest_large_region
+    from stream.focus import disparity_at, subject_disparity
 
     frames = RefineStage(load_config("default", {"refine.mode": "off"}).refine, "cuda").process(_frames(1))
     image, refined = frames[0].image, frames[0].refined
     host = cupy.asnumpy(refined)
-    assert nearest_large_region(refined) == pytest.approx(nearest_large_region(host), abs=1e-6)
+    assert subject_disparity(refined) == pytest.approx(subject_disparity(host), abs=1e-6)
     assert disparity_at(refined, 150, 90) == pytest.approx(disparity_at(host, 150, 90), abs=1e-6)
 
     class OneFace:  # the face-box median, whatever the detector finds in the synthetic frame

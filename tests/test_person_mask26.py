@@ -153,20 +153,26 @@ def test_the_real_model_reads_the_astronauts_outline_as_near_more_often(shared_m
     assert np.all(fused >= refined)
 
 
-def test_the_refine_stage_fuses_the_mask_when_on(shared_models, astronaut):
+def _refined_off_and_on(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The refine stage's map of the network's depth for `image`, with refine.person_mask off and on."""
     from stream.frame import Frame
     from stream.stages import RefineStage
 
-    assert RefineStage(RefineConfig(), "cpu").person_mask is None  # off: the model is not even loaded
-    refined = network_and_refined(astronaut)
-    small = cv2.resize(refined, (320, 192), interpolation=cv2.INTER_AREA)
-    frames = []
+    small = cv2.resize(network_and_refined(image), (320, 192), interpolation=cv2.INTER_AREA)
+    maps = []
     for setting in ("off", "on"):
-        frame = Frame(index=0, capture_ns=0, image=astronaut)
+        frame = Frame(index=0, capture_ns=0, image=image)
         frame.disparity = small
         RefineStage(RefineConfig(person_mask=setting), "cpu").process([frame])
-        frames.append(frame.refined)
-    off, on = frames
+        maps.append(frame.refined)
+    return maps[0], maps[1]
+
+
+def test_the_refine_stage_fuses_the_mask_when_on(shared_models, astronaut):
+    from stream.stages import RefineStage
+
+    assert RefineStage(RefineConfig(), "cpu").person_mask is None  # off: the model is not even loaded
+    off, on = _refined_off_and_on(astronaut)
     assert np.all(on >= off) and np.mean(on > off + 0.05) > 0.05
 
 
@@ -175,21 +181,11 @@ def test_a_non_person_subject_is_left_alone_though_the_model_marks_it(shared_mod
     is the one without the mask."""
     from skimage import data
 
-    from stream.frame import Frame
-    from stream.stages import RefineStage
-
     cat = cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR)
     segmenter = load_segmenter("cpu", progress=False)
     assert np.mean(segmenter.probability(cat) >= 0.9) > 0.5
-    refined = network_and_refined(cat)
-    small = cv2.resize(refined, (320, 192), interpolation=cv2.INTER_AREA)
-    maps = []
-    for setting in ("off", "on"):
-        frame = Frame(index=0, capture_ns=0, image=cat)
-        frame.disparity = small
-        RefineStage(RefineConfig(person_mask=setting), "cpu").process([frame])
-        maps.append(frame.refined)
-    assert np.array_equal(maps[0], maps[1])
+    off, on = _refined_off_and_on(cat)
+    assert np.array_equal(off, on)
 
 
 @pytest.mark.gpu

@@ -99,9 +99,8 @@ class _PhoneApp(RawServer):
         connection.close()
 
 
-def _read(url: str) -> tuple[list, float, BaseException | None]:
-    """Every frame the stream gives, the seconds from its end (its last frame) to the run's, and what it raised."""
-    source = NetworkSource(url)
+def _drained(source: NetworkSource) -> tuple[list, float, BaseException | None]:
+    """Every frame the source gives, the clock at its last frame, and what it raised."""
     frames, failure, last = [], None, time.monotonic()
     try:
         for frame in source.frames():
@@ -109,6 +108,14 @@ def _read(url: str) -> tuple[list, float, BaseException | None]:
             last = time.monotonic()
     except UserError as exc:
         failure = exc
+    return frames, last, failure
+
+
+def _read(url: str) -> tuple[list, float, BaseException | None]:
+    """Every frame the stream gives, the seconds from its end (its last frame) to the run's, and what it raised."""
+    source = NetworkSource(url)
+    try:
+        frames, last, failure = _drained(source)
     finally:
         source.close()
     return frames, time.monotonic() - last, failure
@@ -308,13 +315,7 @@ def test_an_rtmp_sender_that_ends_ends_the_run(told):
                 assert "refused the connection" in str(exc), exc
                 time.sleep(0.1)
         assert source is not None
-        frames, failure, last = [], None, time.monotonic()
-        try:
-            for frame in source.frames():
-                frames.append(frame)
-                last = time.monotonic()
-        except UserError as exc:
-            failure = exc
+        frames, last, failure = _drained(source)
         source.close()
     finally:
         sender.kill()
