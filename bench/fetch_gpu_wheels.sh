@@ -4,7 +4,8 @@
 # OpenCV, scikit-image, Pillow, PyYAML, tqdm, ONNX, pytest and onnxruntime's CPU build, but not PyAV.
 #   .whl/   PyAV (~35 MB: a dozen test modules import it, and one that fails to import stopped the whole
 #           gpu test run) and kornia (timed beside our kernel by bench/gpu_kernels.py): one call carries them.
-#   .models/ the TCMonoDepth ONNX file (0.8 MB), for the GPU pipeline tests.
+#   .models/ the TCMonoDepth ONNX file (0.8 MB) and the person mask's (MediaPipe selfie, 0.45 MB), for the GPU
+#            pipeline and person-mask tests (the device machine has no network to fetch them).
 #   .ort/   onnxruntime-gpu (CUDA 13 build, ~256 MB) cut into parts under the 64 MiB a call can
 #           carry: stage them one call at a time with bench/stage_ort_part.sh (see gpu_check.sh).
 set -euo pipefail
@@ -23,7 +24,8 @@ rm "$wheel"
 # The real depth model for the GPU pipeline tests (the tests look in $DEPTHCAM_MODELS, which
 # gpu_check.sh points here); the ONNX Runtime cache layout: one file per model.
 rm -rf .models && mkdir -p .models
-cp ../shared/models/tcmonodepth_tcsmallnet_192x320.onnx .models/ 2>/dev/null || echo "no ../shared/models here"
+cp ../shared/models/tcmonodepth_tcsmallnet_192x320.onnx ../shared/models/selfie_segmentation.onnx .models/ 2>/dev/null \
+  || echo "no ../shared/models here"
 ls -la .whl .ort/parts .models && cat .ort/MANIFEST
 # A call carries the working tree plus its carried paths, 64 MiB in all: say what gpu_check.sh's call sends.
 # (a tracked file deleted here is not carried: its failed cat must not end the script, set -e, with no line said)

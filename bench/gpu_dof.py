@@ -3,7 +3,7 @@ warm-up), next to the same frame on the CPU path, as a compact markdown table.
 
 Three GPU figures: one call's latency (events around `render`, synchronised each time, so the host's launch
 gaps count), the GPU's own time (calls queued back to back, an event between consecutive calls, the host
-hidden behind the GPU), and that time split over the three passes (reduce / gather / composite).
+hidden behind the GPU), and that time split over the passes (dof_cuda.KERNELS, in launch order).
 
 Needs only CuPy, NumPy, Numba and OpenCV (no network): run from the repository root,
 `python bench/gpu_dof.py`, or through `bash bench/gpu_check.sh`.
@@ -25,6 +25,7 @@ from kernels.dof_cuda import default_scale, render  # noqa: E402
 from stream.synthetic import SUBJECT_DISPARITY, SyntheticPortrait, SyntheticScene  # noqa: E402
 
 REFERENCE_HEIGHT = 480  # the aperture scales with the frame: 16 px at 480p is 36 px at 1080p
+PASSES = tuple(name.removeprefix("dof_") for name in dof_cuda.KERNELS)  # the queued time's split, in launch order
 
 
 def main() -> int:
@@ -51,7 +52,7 @@ def main() -> int:
     name = name.decode() if isinstance(name, bytes) else str(name)
     print(f"GPU: {name}, CuPy {cp.__version__}\n")
     print("| kernel | frame | max blur (px) | reduction s | far exact below | GPU ms (median, CUDA events) "
-          "| GPU p90 ms | GPU ms queued (reduce / gather / composite) |")
+          f"| GPU p90 ms | GPU ms queued ({' / '.join(PASSES)}) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     configs = ((16.0, False), (16.0, True), (8.0, False))  # exact_far: files' and photos' auto
     for blur_480, exact_far in configs:
@@ -121,10 +122,11 @@ def queued_ms(cp, img_d, disp_d, p, out_d, runs: int) -> tuple[float, list[float
     for _ in range(runs):
         dof_cuda.run_passes(img_d, disp_d, p, buf, out_d, launch)
     events[-1].synchronize()
-    marks = [first] + events  # 3 events a render, after each pass
-    per_pass = [[cp.cuda.get_elapsed_time(marks[3 * i + j], marks[3 * i + j + 1]) for i in range(runs)]
-                for j in range(3)]
-    totals = [cp.cuda.get_elapsed_time(marks[3 * i], marks[3 * i + 3]) for i in range(runs)]
+    n = len(dof_cuda.KERNELS)  # an event after each pass: n a render (3 had been assumed when there were 5)
+    marks = [first] + events
+    per_pass = [[cp.cuda.get_elapsed_time(marks[n * i + j], marks[n * i + j + 1]) for i in range(runs)]
+                for j in range(n)]
+    totals = [cp.cuda.get_elapsed_time(marks[n * i], marks[n * i + n]) for i in range(runs)]
     return float(np.median(totals)), [float(np.median(t)) for t in per_pass]
 
 

@@ -437,11 +437,51 @@ class _DeviceArray(np.ndarray):
     def get(self, stream=None) -> np.ndarray:
         return np.array(self)
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # CuPy refuses a NumPy array beside its own (TypeError: Unsupported type): a host array the code forgot to
+        # upload would otherwise pass here and fail on the GPU
+        outs = kwargs.get("out") or ()
+        _refuse_host_arrays(f"numpy.{ufunc.__name__}", (*inputs, *outs))
+        host = [np.asarray(a) if isinstance(a, _DeviceArray) else a for a in inputs]
+        if outs:
+            kwargs["out"] = tuple(np.asarray(o) if isinstance(o, _DeviceArray) else o for o in outs)
+        result = getattr(ufunc, method)(*host, **kwargs)
+        if outs:
+            return outs[0] if len(outs) == 1 else outs
+        return result.view(_DeviceArray) if isinstance(result, np.ndarray) else result
+
     def __array_function__(self, func, types, args, kwargs):
         # NumPy's functions on CuPy arrays dispatch to CuPy's namesakes (NEP 18); one CuPy lacks raises there
         if _REAL_CUPY is not None and func.__module__ == "numpy" and not hasattr(_REAL_CUPY, func.__name__):
             raise TypeError(f"numpy.{func.__name__} on a CuPy array: CuPy has no {func.__name__}")
-        return super().__array_function__(func, types, args, kwargs)
+        _refuse_host_arrays(f"numpy.{func.__name__}", (*args, *kwargs.values()))
+        # NumPy's own code on plain arrays (its inner steps mix in host arrays of its own, as CuPy's do not), then
+        # the result on the device; `out` is written in place
+        result = func(*_as_host(args), **{key: _as_host(value) for key, value in kwargs.items()})
+        out = kwargs.get("out")
+        return out if isinstance(out, _DeviceArray) else _as_device(result)
+
+
+def _as_host(value):
+    """`value` with its device arrays (also within tuples and lists) as plain NumPy views of the same memory."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(_as_host(v) for v in value)
+    return np.asarray(value) if isinstance(value, _DeviceArray) else value
+
+
+def _as_device(value):
+    if isinstance(value, (tuple, list)):
+        return type(value)(_as_device(v) for v in value)
+    return value.view(_DeviceArray) if type(value) is np.ndarray else value
+
+
+def _refuse_host_arrays(call: str, arguments) -> None:
+    """TypeError where a NumPy array (not a scalar or 0-d one) is among a CuPy call's arguments, as CuPy raises."""
+    for argument in arguments:
+        if isinstance(argument, (tuple, list)):
+            _refuse_host_arrays(call, argument)
+        elif type(argument) is np.ndarray and argument.ndim:
+            raise TypeError(f"{call} of a CuPy array and a NumPy one {argument.shape} (CuPy refuses it): upload it")
 
 
 try:  # its namespace, for the check above; no GPU needed to import it
@@ -496,6 +536,8 @@ def _fake_cupy(run_kernel) -> types.ModuleType:
     cupy.__version__ = "host stand-in"
     cupy.ndarray = _DeviceArray
     cupy.float32, cupy.uint8, cupy.int32, cupy.nan = np.float32, np.uint8, np.int32, np.nan
+    cupy.float64, cupy.int64 = np.float64, np.int64
+    cupy.arange = lambda *a, **k: np.arange(*a, **k).view(_DeviceArray)
     cupy.asarray = _device
     cupy.ascontiguousarray = _contiguous
     cupy.array = lambda a, dtype=None, order="K", copy=True: np.array(a, dtype=dtype, order=order).view(_DeviceArray)
@@ -504,7 +546,8 @@ def _fake_cupy(run_kernel) -> types.ModuleType:
     cupy.empty_like = lambda a, dtype=None: _poisoned(a.shape, dtype or a.dtype)
     cupy.zeros = lambda shape, dtype=float: np.zeros(shape, dtype).view(_DeviceArray)
     cupy.full = lambda shape, value, dtype=None: np.full(shape, value, dtype).view(_DeviceArray)
-    for name in ("abs", "isfinite", "maximum", "count_nonzero", "concatenate", "median", "quantile", "clip", "subtract"):
+    for name in ("abs", "isfinite", "maximum", "count_nonzero", "concatenate", "median", "quantile", "clip", "subtract",
+                 "ldexp", "minimum", "take", "percentile"):
         setattr(cupy, name, getattr(np, name))
     cupy.cuda = types.SimpleNamespace(
         is_available=lambda: True, Device=lambda *a: device, get_current_stream=lambda: stream,
@@ -584,12 +627,36 @@ GPU_TESTS = [
     ("test_gpu_pipeline", "test_render_on_gpu_matches_cpu", ()),
     ("test_gpu_pipeline", "test_auto_focus_reads_the_refined_map_on_the_gpu", ()),
     ("test_focus_band26", "test_the_remap_on_the_gpu_is_the_cpu_s", (_RNG,)),
+    # the gpu tests the list had left out, none of which had run anywhere
+    ("test_temporal20", "test_the_filter_runs_on_the_gpu_as_on_the_cpu", ()),
+    *(("test_kernels_sweep20", "test_a_finite_disparity_near_float32_s_limit_filters_to_finite_values_on_the_gpu",
+       (peak,)) for peak in (3.4028235e38, -1.0e37)),
+    *(("test_kernels_sweep20", "test_a_far_background_in_cut_blocks_on_the_gpu", (shape, axis))
+      for shape, axis in (((31, 20), 0), ((20, 31), 1))),
+    *(("test_dof_ring22", "test_gpu_thin_foreground_beside_the_frame_edge_is_not_repeated_beyond_it", (side,))
+      for side in ("left", "bottom-right corner")),
+    ("test_dof23_highlights", "test_gpu_boosts_a_near_highlight_as_a_far_one", ()),
 ]
 
 
 def _gpu_test_id(case) -> str:
     _, name, args = case.values if hasattr(case, "values") else case
     return f"{name}{list(args[1:] if args[:1] == (_RNG,) else args)}"
+
+
+def test_the_stand_in_refuses_a_host_array_beside_a_device_one(gpu_on_host):
+    """As CuPy does (TypeError: Unsupported type): a map left on the host beside one on the GPU fails here, not on
+    the GPU. Scalars and NumPy scalars pass, as in CuPy."""
+    import cupy
+
+    device = cupy.asarray(np.ones((2, 3), np.float32))
+    mixed = (lambda: device + np.ones((2, 3)), lambda: np.maximum(device, np.zeros(3), out=device),
+             lambda: np.where(np.ones((2, 3), bool), device, 0), lambda: np.concatenate([device, np.ones((1, 3))]))
+    for call in mixed:
+        with pytest.raises(TypeError, match="CuPy refuses"):
+            call()
+    result = np.clip(device * np.float32(2) - 1.5, 0, 1, out=device)
+    assert result is device and isinstance(device + 1, cupy.ndarray) and device.get().tolist() == [[0.5] * 3] * 2
 
 
 @pytest.mark.parametrize("module, name, args", GPU_TESTS, ids=[_gpu_test_id(case) for case in GPU_TESTS])
@@ -601,6 +668,69 @@ def test_the_gpu_test_passes_on_the_host_stand_in(gpu_on_host, module, name, arg
 
     test = getattr(importlib.import_module(module), name)
     test(*[np.random.default_rng(1234) if a == _RNG else a for a in args])
+
+
+@pytest.mark.parametrize("mode", ["live", "full"])
+def test_a_file_run_with_the_depth_left_on_the_gpu_renders_what_the_cpu_renders(gpu_on_host, mode):
+    """The GPU run's path no gpu test takes whole: the network's map on the device (DepthStage's on_device), normalised
+    there, refined, smoothed over frames (pixel_smoothing) and focused there, then rendered; as on the CPU."""
+    import cupy
+
+    from kernels.temporal import RefinedFilter
+    from models.postprocess import DisparityNormaliser
+    from stream.config import load_config
+    from stream.focus import FocusController
+    from stream.stages import RefineStage, RenderStage
+    from test_gpu_pipeline import _frames
+
+    config = load_config("default", {"refine.mode": mode})
+    runs = {}
+    for backend in ("cuda", "cpu"):
+        frames, normaliser = _frames(4), DisparityNormaliser()
+        for frame in frames:
+            frame.pts_seconds = frame.index / 30
+            network = cupy.asarray(frame.disparity) if backend == "cuda" else frame.disparity
+            frame.disparity = normaliser(network, frame.pts_seconds)
+        refine = RefineStage(config.refine, backend, temporal=RefinedFilter(0.3))
+        runs[backend] = RenderStage(config.render, FocusController("auto"), backend).process(refine.process(frames))
+    for gpu, cpu in zip(runs["cuda"], runs["cpu"], strict=True):
+        assert isinstance(gpu.disparity, cupy.ndarray) and isinstance(gpu.refined, cupy.ndarray)
+        np.testing.assert_allclose(gpu.refined.get(), cpu.refined, atol=1e-4)
+        assert gpu.focus == pytest.approx(cpu.focus, abs=1e-4)
+        assert np.abs(gpu.output.astype(np.int16) - cpu.output).mean() <= 1.0
+
+
+@pytest.mark.parametrize("preset", ["default", "quality"])
+def test_a_run_on_the_gpu_writes_its_outputs(gpu_on_host, shared_models, monkeypatch, tmp_path, preset):
+    """`depthcam run --device auto` where CUDA runs (the stand-in): the app's GPU wiring, warm-up, stages and sinks (a
+    depth file from the map left on the GPU) end to end, every kernel launch checked."""
+    from kernels import bilateral_cuda, dof_cuda
+    from models import runtime
+    from stream import cli
+
+    monkeypatch.setattr(runtime, "cuda_available", lambda: False)  # the network on ONNX Runtime's CPU: no real CuPy
+    launched = []
+    for module in (bilateral_cuda, dof_cuda):
+        def counted(name, device_id=0, kernel=module._kernel):
+            launched.append(name)
+            return kernel(name, device_id)
+        monkeypatch.setattr(module, "_kernel", counted)
+    out, depth = tmp_path / "out.mp4", tmp_path / "depth.mkv"
+    status = cli.main(["run", "synthetic:portrait?frames=4&size=160x120", "-o", str(out), "--save-depth", str(depth),
+                       "--device", "auto", "--config", preset, "--model", "tcmonodepth", "--no-progress"])
+    assert status == 0 and out.stat().st_size > 0 and depth.stat().st_size > 0
+    assert {"joint_bilateral_exp2", *dof_cuda.KERNELS} <= set(launched), set(launched)
+
+
+def test_the_person_mask_gpu_test_passes_on_the_host_stand_in(gpu_on_host, shared_models):
+    """test_person_mask26's gpu test (the mask fused on the refined map where it stays on the GPU), with the real
+    segmentation model: it needs the model in $DEPTHCAM_MODELS, which a GPU call must carry."""
+    import cv2
+    from skimage import data
+
+    from test_person_mask26 import test_the_gpu_fusion_matches_the_cpu_one
+
+    test_the_gpu_fusion_matches_the_cpu_one(shared_models, cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
 
 
 @pytest.mark.parametrize("shape, work_width", [((240, 320), 160), ((480, 640), 160), ((360, 480), 160),

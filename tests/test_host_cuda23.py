@@ -251,6 +251,37 @@ def test_the_depth_of_field_benchmark_prints_its_tables(bench_on_host, monkeypat
     assert all("nan" not in row for row in tables[1]), tables[1]
 
 
+def test_the_depth_of_field_benchmark_splits_a_render_into_its_passes(bench_on_host, monkeypatch):
+    """queued_ms records an event after each pass: a render's queued time spans every launch of dof_cuda.KERNELS and
+    the split has one figure a pass. It took 3 events a render after the passes became 5: a render's "total" was 3/5
+    of one, ending mid-render, and the split named passes that were not the ones timed."""
+    import itertools
+
+    from kernels.dof import plan
+    from kernels.dof_cuda import KERNELS
+
+    cupy = bench_on_host
+    clock = itertools.count()
+
+    class Event:  # stamped in the order events are recorded: one unit a launch
+        at = -1
+
+        def record(self, stream=None) -> None:
+            self.at = next(clock)
+
+        def synchronize(self) -> None:
+            pass
+
+    monkeypatch.setattr(cupy.cuda, "Event", Event)
+    monkeypatch.setattr(cupy.cuda, "get_elapsed_time", lambda start, stop: float(stop.at - start.at))
+    rng = np.random.default_rng(3)
+    image = cupy.asarray(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8))
+    disparity = cupy.asarray(rng.random((16, 24), dtype=np.float32))
+    queued_ms = _bench_module("gpu_dof")["queued_ms"]
+    total, passes = queued_ms(cupy, image, disparity, plan((16, 24), 0.5, 4.0, 0.0), cupy.empty_like(image), 3)
+    assert total == len(KERNELS) and passes == [1.0] * len(KERNELS), (total, passes)
+
+
 # --- bench/gpu_check.sh, rehearsed with a stand-in Python ----------------------------------------------------
 
 STUB_PYTHON = """#!/usr/bin/env bash
