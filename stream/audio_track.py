@@ -99,6 +99,46 @@ def open_input(source: Path, **kwargs: Any) -> Any:
     return served(**kwargs) if served is not None else av.open(str(source), **kwargs)
 
 
+def open_cut_short(source: Path | str, **kwargs: Any) -> Any:
+    """open_input on the main thread (the writer's sound and subtitles, opened as its output is made) that a stop
+    signal ends at once (stop_cuts: a served file's stalled server held it for the open's time-out, 5 s), its
+    handler then given it. Where that handler did not raise, the stop raises the KeyboardInterrupt it stands for (as
+    interrupts.noted_stop_signals): the opening it cut short failed ("no answer", a wrong reason), or gave a header
+    read in part, its streams unknown (the output was made without its sound)."""
+    came: list[int] = []
+    opened = None
+    try:
+        with stop_cuts(source) as came:
+            opened = open_input(source, **kwargs)
+    except UserError:
+        if not came:
+            raise
+    if came:
+        if opened is not None:
+            opened.close()
+        raise KeyboardInterrupt
+    return opened
+
+
+class StopCutReads:
+    """A reader of `source` on the main thread (the writer's sound and subtitles) whose reads a stop signal ends at
+    once (_cut_short); once one came, `_reading_ended` says that nothing more is read."""
+
+    source: Path | str
+    _reading_ended: bool
+
+    def _cut_short(self, read: Callable[[], Any]) -> Any:
+        """`read()` of the input, which a stop signal ends at once (stop_cuts: a served file's stalled server held
+        the stop for the read's time-out, 15 s); after a stop nothing more is read (_reading_ended): the run is
+        stopping, its pictures end as soon."""
+        came: list[int] = []
+        try:
+            with stop_cuts(self.source) as came:
+                return read()
+        finally:
+            self._reading_ended = self._reading_ended or bool(came)
+
+
 def _served(source: Path | str) -> bool:
     """Whether `source` is a file served over HTTP (served_file.ServedFile), read through the network."""
     return hasattr(source, "av_open")
@@ -146,7 +186,7 @@ class AudioTracks:
         default one; None: every one."""
         self.tracks: list[AudioTrack] = []
         self.joins: list[float] = []  # the writer adds each join's origin: one list for every track
-        opened: Any = open_input(source)  # the first track's
+        opened: Any = open_cut_short(source)  # the first track's
         try:
             if chosen is None:
                 numbers = _known_numbers(opened)
@@ -191,7 +231,7 @@ class AudioTracks:
         return list(dict.fromkeys(track.codec for track in self.tracks if track.copy))
 
 
-class AudioTrack:
+class AudioTrack(StopCutReads):
     """One audio stream of `source` on the video's timeline (seconds after `origin`, the first picture's
     time in the source): packets copied, or decoded, placed by their times and encoded again. `number`: which of
     the input's audio streams (from 0); None: its default one, else its first."""
@@ -208,7 +248,7 @@ class AudioTrack:
         self._copied_dts: float | None = None  # the last packet copied, in the output's seconds
         self.source = source if hasattr(source, "av_open") else Path(source)  # a file served: its address kept
         # `opened`: source, open, this track's; a tag in invalid UTF-8 (a damaged header) read with its bytes replaced
-        self.input = opened if opened is not None else open_input(source)
+        self.input = opened if opened is not None else open_cut_short(source)
         try:
             streams = audio_streams(self.input)
             self.number = _default_number(self.input) if number is None else number
@@ -272,31 +312,57 @@ class AudioTrack:
     def begin_at(self, origin: float, clip: int = 0) -> None:
         """Set the origin (the first picture's time, in clip `clip` of clips joined as they are), and jump to the
         sound a little before it where that is far into the file. A jump that lands after the origin is undone: the
-        sound is read from its beginning."""
-        import av
-
+        sound is read from its beginning. A stop signal during either ends it at once, and nothing more is read
+        (_cut_short)."""
         self.origin = self.first_origin = origin
         self.clips.start_in(clip)
         stream, time_base = self.in_stream, self.in_stream.time_base
         start = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
         if origin - start < AUDIO_SEEK_AFTER_S or not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
             return
+        self._cut_short(lambda: self._jump_near(origin))
+        if not self._reading_ended and (self.pending is None or float(self.pending.pts * time_base) > origin):
+            self._reopen()
+        if self._reading_ended:  # a stop came: what the jump read is not written either
+            self.pending = None
+
+    def _jump_near(self, origin: float) -> None:
+        """Jump to the sound AUDIO_PREROLL_S before `origin`, its first packet there pending (None: none found)."""
+        import av
+
         try:  # by the file's default stream, its video: Matroska's index (cues) holds only its keyframes
             self.input.seek(round((origin - AUDIO_PREROLL_S) * 1_000_000), backward=True)
-            self.packets = self.clips.demux(self.input, stream)
+            self.packets = self.clips.demux(self.input, self.in_stream)
             self._ahead.clear()
             self.pending = next((p for p in self.packets if p.pts is not None and not self.clips.passed(p)), None)
         except av.error.FFmpegError:
             self.pending = None
-        if self.pending is None or float(self.pending.pts * time_base) > origin:
-            self._reopen()
+
+    def _opened_again(self) -> Any | None:
+        """The input opened again, on the main thread; None where a stop signal came meanwhile (its opening cut
+        short failed, or read the header in part: its streams unknown), and nothing more is read."""
+        opened = None
+        try:
+            opened = self._cut_short(lambda: open_input(self.source))
+        except UserError:
+            if not self._reading_ended:  # the server's answer, not the stop's cut
+                raise
+        if self._reading_ended:
+            if opened is not None:
+                opened.close()
+            return None
+        return opened
 
     def _reopen(self) -> None:
         """The input opened again, its sound read from the beginning: what was read of it forgotten (the last
-        packet's time, else the first packet looked like a join; the end), not what was written."""
+        packet's time, else the first packet looked like a join; the end), not what was written. Where a stop cut
+        the opening short, the input stays as it was and nothing more is read."""
         index = self.in_stream.index
+        opened = self._opened_again()
+        if opened is None:
+            return
         self.input.close()
-        self.input = open_input(self.source)
+        self.input = opened
         self.in_stream = self.input.streams[index]
         self._order = _native_layout(self.in_stream.codec_context)[1]
         if self.adts is not None:
@@ -442,17 +508,15 @@ class AudioTrack:
         15 s), and nothing more is read: the run is stopping, its pictures end as soon."""
         import av
 
-        came: list[int] = []
-        try:
-            with stop_cuts(self.source) as came:
-                try:
-                    return next(self.packets, None), None
-                except IndexError:
-                    return None, None
-                except av.error.FFmpegError as exc:
-                    return None, exc
-        finally:
-            self._reading_ended = self._reading_ended or bool(came)
+        def read() -> tuple[Any, Exception | None]:
+            try:
+                return next(self.packets, None), None
+            except IndexError:
+                return None, None
+            except av.error.FFmpegError as exc:
+                return None, exc
+
+        return self._cut_short(read)
 
     def _read_again_from_start(self) -> bool:
         """A served file whose server sends it whole only (no Range requests: FFmpeg cannot ask for the rest), its
@@ -462,14 +526,12 @@ class AudioTrack:
         packet the drop cut short was copied and the output's sound did not decode."""
         if not getattr(self.source, "whole_only", False):
             return False
-        came: list[int] = []
         try:
-            with stop_cuts(self.source) as came:
-                opened = open_input(self.source)
+            opened = self._opened_again()
         except UserError:
             return False
-        finally:
-            self._reading_ended = self._reading_ended or bool(came)
+        if opened is None:
+            return False
         index, video = self.in_stream.index, self.clips.video.index if self.clips.video is not None else None
         self.input.close()  # its streams with it: their numbers taken before
         self.input, self.in_stream = opened, opened.streams[index]

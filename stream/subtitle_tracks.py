@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
-from stream.audio_track import input_name, open_input, read_streams, track_tags
+from stream.audio_track import StopCutReads, input_name, open_cut_short, read_streams, track_tags
 from stream.clip_joins import demuxed, read_past_damage
 from stream.track_timeline import AUDIO_SEEK_AFTER_S, AUDIO_SEEK_FORMATS, AUDIO_SNAP_S, MP4_SUFFIXES, Clips
 
@@ -44,15 +44,16 @@ SUBTITLE_FLAGS = ("default", "forced", "hearing_impaired", "visual_impaired")  #
 SUBTITLE_HOLD_S = 0.5
 
 
-class SubtitleTracks:
+class SubtitleTracks(StopCutReads):
     """The subtitle streams of `source` on the video's timeline, as AudioTrack (stream.audio_track) places the
     sound: copied where the container takes the codec, text ones converted where it does not, bitmap ones left out
     there (said in a line). They are few packets, read by a demuxer of their own that skips the pictures' and the
     sound's."""
 
     def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None]) -> None:
-        self.mux, self.suffix, self.name = mux, suffix, input_name(source)
-        self.input = open_input(source)
+        self.mux, self.suffix, self.name, self.source = mux, suffix, input_name(source), source
+        self._network = hasattr(source, "av_open")  # a served file (served_file.ServedFile), read over HTTP
+        self.input = open_cut_short(source)  # a served file's: a stop ends its opening at once
         # input stream index -> (output stream, decoder where converted, else None)
         self.tracks: dict[int, tuple[Any, Any | None]] = {}
         try:
@@ -72,6 +73,7 @@ class SubtitleTracks:
         self.joins = self.clips.joins  # the writer adds each join's origin
         self._last_time: dict[int, float] = {}  # each input stream's last line, in the input's seconds
         self.pending: Any = None
+        self._reading_ended = False  # a stop signal came during a served file's read: nothing more is read
         # each output stream's last line: where it began in the input and where it was written, in its ticks
         self._last: dict[int, tuple[int, int]] = {}
         # MP4's lines converted that start together, held to be written as one (output stream index -> the
@@ -119,7 +121,7 @@ class SubtitleTracks:
         """Set the origin (the first picture's time, in clip `clip` of clips joined as they are), and jump to a
         little before it where that is far into an indexed file, as the sound does. `cut`: where the part taken
         (--duration) ends, on the output's timeline (the writer's, from the video's clock: a later clip's own
-        times begin again)."""
+        times begin again). A stop signal during the jump ends it at once, and no line is read after it."""
         import av
 
         self.origin = origin
@@ -129,17 +131,30 @@ class SubtitleTracks:
         if not self.streams or origin - start < AUDIO_SEEK_AFTER_S or \
                 not AUDIO_SEEK_FORMATS & set(self.input.format.name.split(",")):
             return
-        window = round((origin - SUBTITLE_PREROLL_S) * 1_000_000)
         try:
-            self.input.seek(window, backward=True)  # where Matroska's index (its cues) is read
-            across = self._line_across(origin)
-            if across is None:
-                self.input.seek(window, backward=True)
-            else:  # a line on screen at the origin began before the jump's landing: read from it
-                self.input.seek(across[1], stream=across[0], backward=True)
+            self._cut_short(lambda: self._jump_near(origin))
         except av.error.FFmpegError:
             return  # read from the beginning (or where a jump landed), the lines before the origin left out
         self.packets = self._demux()
+
+    def _jump_near(self, origin: float) -> None:
+        """Jump to SUBTITLE_PREROLL_S before `origin`, or to the line on screen there that began before that."""
+        window = round((origin - SUBTITLE_PREROLL_S) * 1_000_000)
+        self.input.seek(window, backward=True)  # where Matroska's index (its cues) is read
+        across = self._line_across(origin)
+        if across is None:
+            self.input.seek(window, backward=True)
+        else:  # a line on screen at the origin began before the jump's landing: read from it
+            self.input.seek(across[1], stream=across[0], backward=True)
+
+    def _next_packet(self) -> Any:
+        """The next packet, None at the end or once a stop came. A served file's packet the network cut short (a
+        stop's cut, a stall's time-out: FFmpeg flags it corrupt) is left out: half a line is no line."""
+        while not self._reading_ended:
+            packet = self._cut_short(lambda: next(self.packets, None))
+            if packet is None or not (packet.is_corrupt and self._network):
+                return None if self._reading_ended else packet
+        return None
 
     def _line_across(self, origin: float) -> tuple[Any, int] | None:
         """The stream and time (its ticks) of the earliest line that began before the jump's window, by the index
@@ -178,7 +193,7 @@ class SubtitleTracks:
     def write_until(self, seconds: float | None, cut: float | None = None) -> None:
         """Write the lines that start before `seconds` (all of them for None); with `cut`, none lasts past it."""
         while True:
-            packet = self.pending or next(self.packets, None)
+            packet = self.pending or self._next_packet()
             self.pending = None
             if packet is None:
                 self.packets = iter(())
