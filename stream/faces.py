@@ -3,7 +3,8 @@
 The frontal-face cascade looks first; where it finds none, it looks again with the picture set in a flat grey border
 for a face the frame's left or right side cuts off, and the profile cascade looks for a head turned to either
 side (a subject filmed from the side, someone turning away), on the picture and its mirror; where none of these finds
-one, a finer frontal pass looks for a face too small for the first (FINE_WIDTH). A cascade pass takes
+one, a finer frontal pass looks for a face too small for the first (FINE_WIDTH), over the whole frame now and then and
+in between where the caller's depth shows a head (look_in). It runs only where asked (fine_every). A cascade pass takes
 10-25 ms of CPU. In a file run it runs inline, so every run of a file focuses
 alike. In a live run it runs on its own thread, at the background niceness, on the newest frame handed to it: the
 render stage would otherwise stall every few frames for as long as a whole render takes, and the display would
@@ -36,6 +37,7 @@ class PreparedImage:
     fine_grey: np.ndarray | None = None  # FINE_WIDTH wide, equalised, for small faces; None: not made (yet)
     fine_scale: float = 1.0
     frame: np.ndarray | None = None  # the frame itself, inline only: the fine grey is made from it where needed
+    regions: tuple[Box, ...] = ()  # where the depth shows a head (look_in), in frame pixels: the fine pass looks there
 
 
 # Another face must weigh this much more than the followed one to take focus from it: the cascade's boxes of
@@ -86,11 +88,35 @@ EDGE_NEIGHBOURS = 9
 # costs 2-3 times the other passes together (70-90 ms against 10-30 ms, a busy 2-core machine), so it runs at each of
 # the first `fine_eager` detections that find no face, then at every `fine_every`-th (at every one, a file run
 # without faces went from 36-42 to 28-29 fps), and a small face once found is looked for again in a crop around it
-# (FINE_AROUND of its size each side), a few ms.
+# (FINE_AROUND of its size each side), a few ms: at 1, a 34 px face walking 37 px a detection left it and was lost.
 FINE_WIDTH = 640
 FINE_FRACTION = 0.06
 FINE_NEIGHBOURS = 10
-FINE_AROUND = 1.0
+FINE_AROUND = 1.5
+# Between those passes, the fine pass looks where the caller's depth shows a head (look_in: stream.focus.head_regions):
+# a crop FINE_CROP of the fine grey's width square around it, enlarged FINE_ZOOM times, for faces from
+# FINE_CROP_SMALLEST of its pixels (28 fine pixels, 4.4 % of the width). A 160x160 crop costs 9-10 ms against the whole
+# frame's 60-75 ms, and being enlarged it finds smaller faces: of the astronaut composited 180, 240 and 300 px high
+# (faces of 34, 45 and 56 px) on the garage, coffee and chelsea at 3 places, each crop up to 36 px off her face, it
+# found 70 of 81, the whole-frame pass 17 of 27 (none of the 34 px faces).
+FINE_CROP = 0.25
+FINE_ZOOM = 1.5
+FINE_CROP_SMALLEST = 42
+# A region is looked at where no look in the last REGION_MEMORY x `fine_every` such detections overlapped it by
+# REGION_SAME (a new place: someone walked in) while the frame as a whole stayed still, or where its picture changed
+# by REGION_CHANGE grey levels on average and REGION_LOCAL times more than the whole frame's (a 64x48 thumbnail of the
+# grey not equalised, against the one at the last look: someone moved, turned; a pan across the garage changed its
+# regions 0.8-1.4 times as much as the frame, the astronaut's head walking in 1.8 times and more); one region a look,
+# at most at every REGION_EVERY-th detection that finds no face. Looked at each time they are at a new place, the
+# pan's regions cost a faceless file run 2.4 ms a frame, as much again as all its whole-frame passes; now it looks at
+# one of them once in 32 detections. A still scene looks at each of its regions once in REGION_MEMORY x `fine_every`
+# detections: the cascade gives a picture that did not change the same answer.
+REGION_SAME = 0.5
+REGION_CHANGE = 4.0
+REGION_LOCAL = 1.5
+REGION_EVERY = 2
+REGION_MEMORY = 4
+CHANGE_THUMBNAIL = (64, 48)
 FRONTAL_WINDOW = 24  # the frontal cascade's own window: a crop smaller than this holds no face
 
 
@@ -120,6 +146,10 @@ def same_face(faces: Sequence[Box], followed: Box) -> Box | None:
 
     near = [box for box in faces if distance(box) < SAME_FACE_DISTANCE * max(box[2], followed[2])]
     return min(near, key=distance) if near else None
+
+
+def _thumbnail(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def _mirrored(box: Box, width: int) -> Box:
@@ -159,7 +189,7 @@ def _distinct(boxes: Sequence[Box]) -> list[Box]:
 class FaceFinder:
     """OpenCV's bundled Haar cascades, frontal then profile, run on downscaled grey frames for speed."""
 
-    def __init__(self, detect_width: int = 320, min_face_fraction: float = 0.12, fine_every: int = 1,
+    def __init__(self, detect_width: int = 320, min_face_fraction: float = 0.12, fine_every: int = 0,
                  fine_eager: int = 0) -> None:
         self.cascade, self._lock = _cascade(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
         self.profile_cascade, self._profile_lock = _cascade(cv2.data.haarcascades + "haarcascade_profileface.xml")
@@ -172,6 +202,11 @@ class FaceFinder:
         self._fine_wait = 0  # detections left before the fine pass looks again
         self._fine_misses = 0  # fine passes that found none since the start or look_closely()
         self._small: Box | None = None  # the small face the fine pass found last, in the fine grey's pixels
+        self._regions: tuple[Box, ...] = ()  # look_in's, for the next frame prepared
+        self._fine_count = 0  # detections that reached the fine pass: a region's look ages by them
+        self._looked: list[tuple[Box, int]] = []  # regions' crops looked at, in the fine grey, and _fine_count then
+        self._reference: np.ndarray | None = None  # the fine grey's thumbnail at the last look at a region
+        self._region_wait = 0  # detections left before the fine pass looks at a region again
 
     def prepare(self, image_bgr: np.ndarray, inline: bool = False) -> PreparedImage:
         """Downscale and grey the frame (about 0.3 ms at 640x480: cheap enough for any thread). For another thread
@@ -185,13 +220,20 @@ class FaceFinder:
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         side_size = (max(1, round(size[0] * PROFILE_WIDTH_SHARE)), max(1, round(size[1] * PROFILE_WIDTH_SHARE)))
         side_grey = cv2.resize(grey, side_size, interpolation=cv2.INTER_AREA)
-        fine_grey, fine_scale = self._fine_prepared(image_bgr) if self._fine_due() and not inline else (None, 1.0)
+        regions, self._regions = self._regions, ()
+        due = self._fine_due() or (self.fine_every > 0 and bool(regions))
+        fine_grey, fine_scale = self._fine_prepared(image_bgr) if due and not inline else (None, 1.0)
         return PreparedImage(cv2.equalizeHist(grey), scale, side_grey, scale * side_size[0] / size[0],
-                             fine_grey, fine_scale, image_bgr if inline else None)
+                             fine_grey, fine_scale, image_bgr if inline else None, regions)
+
+    def look_in(self, regions: Sequence[Box]) -> None:
+        """Where the next frame prepared shows a head by its depth (frame pixels): the fine pass looks there between
+        its looks at the whole frame. Call it on the thread that hands the frames over."""
+        self._regions = tuple(regions)
 
     def _fine_due(self) -> bool:
-        """Whether the fine pass may look at the next detection (read on the caller's thread, where a live run
-        prepares its frames: a detection under way may change it, which costs one pass early or late)."""
+        """Whether the fine pass may look at the whole frame at the next detection (read on the caller's thread, where
+        a live run prepares its frames: a detection under way may change it, which costs one pass early or late)."""
         return self.fine_every > 0 and (self._fine_wait == 0 or self._small is not None)
 
     @staticmethod
@@ -217,8 +259,10 @@ class FaceFinder:
         return self._fine(prepared)
 
     def look_closely(self) -> None:
-        """The fine pass looks at the next fine_eager detections that find no face (a new shot's)."""
-        self._fine_wait, self._fine_misses = 0, 0
+        """The fine pass looks at the next fine_eager detections that find no face (a new shot's), and at every
+        region afresh."""
+        self._fine_wait, self._fine_misses, self._looked, self._region_wait = 0, 0, [], 0
+        self._reference = None
 
     def _extras(self, prepared: PreparedImage) -> list[Box]:
         """Faces the frame's side cuts off, else heads in profile, at every PROFILE_EVERY-th detection while neither
@@ -237,35 +281,107 @@ class FaceFinder:
         return []
 
     def _fine(self, prepared: PreparedImage) -> list[Box]:
-        """Faces too small for the coarse pass: around the last one found, else (when due) in the whole frame."""
+        """Faces too small for the coarse pass: around the last one found, else (when due) in the whole frame, else
+        in a region the depth shows a head in (look_in) that is new or changed."""
         if not self.fine_every:
             return []
-        if self._small is None and self._fine_wait > 0:
+        self._fine_count += 1
+        whole = self._small is not None or self._fine_wait == 0
+        if not whole:
             self._fine_wait -= 1
+        shape = self._fine_shape(prepared)
+        crop = self._region_to_look_at(prepared, shape) if self._region_wait == 0 else None
+        self._region_wait = max(self._region_wait - 1, 0) if crop is None else REGION_EVERY - 1
+        if not whole and crop is None:
             return []
         grey, scale = prepared.fine_grey, prepared.fine_scale
         if grey is None and prepared.frame is not None:
             grey, scale = self._fine_prepared(prepared.frame)
         if grey is None:  # prepared before the pass was due (a live run's frame handed over meanwhile): the next one
             return []
-        smallest = max(int(FINE_FRACTION * grey.shape[1]), FRONTAL_WINDOW)
-        found = self._around(grey, self._small, smallest) if self._small is not None else []
-        if not found:
-            found = self._frontal(grey, smallest, FINE_NEIGHBOURS)
-        self._fine_misses += not found
-        self._fine_wait = 0 if found or self._fine_misses < self.fine_eager else self.fine_every - 1
+        found: list[Box] = []
+        if whole:
+            smallest = max(int(FINE_FRACTION * grey.shape[1]), FRONTAL_WINDOW)
+            found = self._around(grey, self._small, smallest) if self._small is not None else []
+            if not found:
+                found = self._frontal(grey, smallest, FINE_NEIGHBOURS)
+            self._fine_misses += not found
+            self._fine_wait = 0 if found or self._fine_misses < self.fine_eager else self.fine_every - 1
+        if not found and crop is not None:
+            found = self._in_crop(grey, crop)
+            self._fine_wait = 0 if found else self._fine_wait
         self._small = max(found, key=lambda box: box[2] * box[3], default=None)
         return [_scaled(face, scale) for face in found]
 
+    @staticmethod
+    def _fine_shape(prepared: PreparedImage) -> tuple[int, int]:
+        """The fine grey's height and width, made or not."""
+        if prepared.fine_grey is not None:
+            return prepared.fine_grey.shape[:2]  # type: ignore[return-value]
+        if prepared.frame is None:
+            return (0, 0)
+        height, width = prepared.frame.shape[:2]
+        return max(1, round(height * FINE_WIDTH / width)), FINE_WIDTH
+
+    def _region_to_look_at(self, prepared: PreparedImage, shape: tuple[int, int]) -> Box | None:
+        """The crop (fine grey pixels) around the first of the frame's regions that is new or changed, noted as looked
+        at; None where there is none (its fine grey need not be made)."""
+        side = min(round(FINE_CROP * shape[1]), *shape)
+        if not prepared.regions or side * FINE_ZOOM < FINE_CROP_SMALLEST:  # none, or a strip of a frame: no face fits
+            return None
+        self._looked = [look for look in self._looked if self._fine_count - look[1] < REGION_MEMORY * self.fine_every]
+        now = _thumbnail(prepared.side_grey, CHANGE_THUMBNAIL)  # not equalised: that shifts every level as one walks in
+        change = np.abs(now - self._reference) if self._reference is not None else None
+        scale = shape[1] * prepared.scale / prepared.grey.shape[1]  # fine grey pixels a frame pixel
+        for x, y, w, h in (_scaled(box, 1.0 / scale) for box in prepared.regions):
+            left = min(max(round(x + w / 2 - side / 2), 0), shape[1] - side)
+            top = min(max(round(y + h / 2 - side / 2), 0), shape[0] - side)
+            crop = (left, top, side, side)
+            if self._new_or_changed(crop, change, shape):
+                self._looked.append((crop, self._fine_count))
+                self._reference = now
+                return crop
+        return None
+
+    def _in_crop(self, grey: np.ndarray, crop: Box) -> list[Box]:
+        """The frontal pass in a crop of the fine grey, enlarged FINE_ZOOM times."""
+        left, top, side, _ = crop
+        found = self._zoomed(grey[top:top + side, left:left + side])
+        return [(left + fx, top + fy, fw, fh) for fx, fy, fw, fh in found]
+
+    def _zoomed(self, crop: np.ndarray) -> list[Box]:
+        """The frontal pass in a crop enlarged FINE_ZOOM times, for faces from FINE_CROP_SMALLEST of its pixels; boxes
+        in the crop's own pixels."""
+        if min(crop.shape) * FINE_ZOOM < FINE_CROP_SMALLEST:
+            return []
+        zoomed = cv2.resize(crop, None, fx=FINE_ZOOM, fy=FINE_ZOOM, interpolation=cv2.INTER_LINEAR)
+        return [_scaled(box, FINE_ZOOM) for box in self._frontal(zoomed, FINE_CROP_SMALLEST, FINE_NEIGHBOURS)]
+
+    def _new_or_changed(self, crop: Box, change: np.ndarray | None, shape: tuple[int, ...]) -> bool:
+        """Whether a region's crop (in a grey of `shape`) is at a new place in a still frame, or its picture changed
+        more than the frame's (`change`: per thumbnail pixel since the last look at a region; None: no look yet)."""
+        new = all(_overlap(crop, looked) < REGION_SAME for looked, _ in self._looked)
+        if change is None:
+            return new
+        (rows, columns), (x, y, w, h) = change.shape, crop
+        top, left = min(int(y * rows / shape[0]), rows - 1), min(int(x * columns / shape[1]), columns - 1)
+        bottom = max(round((y + h) * rows / shape[0]), top + 1)
+        right = max(round((x + w) * columns / shape[1]), left + 1)
+        local, overall = float(change[top:bottom, left:right].mean()), float(change.mean())
+        return (new and overall < REGION_CHANGE) or (local >= REGION_CHANGE and local >= REGION_LOCAL * overall)
+
     def _around(self, grey: np.ndarray, box: Box, smallest: int) -> list[Box]:
-        """The frontal pass in a crop around `box` (a small face found at the last detection)."""
+        """The frontal pass in a crop around `box` (a small face found at the last detection); enlarged where the face
+        is near the whole-frame pass's smallest (a face found in an enlarged region's crop was lost at once)."""
         x, y, w, h = box
         margin = round(FINE_AROUND * max(w, h))
         left, top = max(x - margin, 0), max(y - margin, 0)
         crop = grey[top:y + h + margin, left:x + w + margin]
-        if min(crop.shape) < smallest:
-            return []
-        return [(fx + left, fy + top, fw, fh) for fx, fy, fw, fh in self._frontal(crop, smallest, FINE_NEIGHBOURS)]
+        if max(w, h) < FINE_ZOOM * smallest:
+            found = self._zoomed(crop)
+        else:
+            found = self._frontal(crop, smallest, FINE_NEIGHBOURS) if min(crop.shape) >= smallest else []
+        return [(fx + left, fy + top, fw, fh) for fx, fy, fw, fh in found]
 
     def _cut(self, prepared: PreparedImage) -> list[Box]:
         return [_scaled(face, prepared.scale) for face in self._cut_faces(prepared.grey)]

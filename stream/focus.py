@@ -3,32 +3,15 @@ smoothed over time."""
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 import cv2
 import numpy as np
 
 from kernels.backend import to_host
 from kernels.temporal import REFERENCE_FPS
-from stream.faces import SWITCH_RATIO, BackgroundFaceFinder, Box, FaceFinder, face_weight, same_face
+from stream.faces import FINE_CROP, SWITCH_RATIO, BackgroundFaceFinder, Box, FaceFinder, face_weight, same_face
 from stream.tracking import PointTracker
-
-# Enough samples for a region's 5 % share to hold ~1000 of them; a quantile over all of a VGA map's
-# 307,200 values took 1.5 ms of every frame of the render stage, a strided sample 0.2 ms.
-REGION_SAMPLES = 20_000
-
-
-def nearest_large_region(disparity: np.ndarray, area_fraction: float = 0.05) -> float:
-    """The disparity of the nearest region that covers at least `area_fraction` of the frame.
-
-    The (1 - area_fraction) quantile ignores small near specks (noise, a hand at the edge), then the
-    median of what is above it gives the subject's own disparity rather than its nearest tip. Read
-    from a regular grid of at least REGION_SAMPLES points: a region that large spans many of them.
-    """
-    step = max(1, int((disparity.size / REGION_SAMPLES) ** 0.5))
-    sample = disparity[step // 2::step, step // 2::step]
-    threshold = float(np.quantile(sample, 1.0 - area_fraction))
-    return float(np.median(sample[sample >= threshold]))
-
 
 # Without a face, what is nearest is seldom the subject: the floor or the table runs toward the camera along the
 # bottom edge (scikit-image's motorcycle, the cat's chest under her eyes, the astronaut's helmet before her face: the
@@ -86,6 +69,58 @@ def _ground(sample: np.ndarray) -> np.ndarray | None:
     return ground
 
 
+# Where a head may be that the face detector's fine pass should look at closely (stream.faces' look_in): a head stands
+# out of what is beside and above it (as real_faces reads a face box). Scored on the same grid: a square HEAD_SIZES of
+# the frame's width against a ring one square wide left, right and above it, mean against mean; the best HEAD_REGIONS
+# squares standing out by HEAD_STAND_OUT or more, a fine crop's half-width (FINE_CROP / 2) apart. Of the astronaut
+# composited 180-300 px high on the garage and the rocket (tcmonodepth), at 3 places, the best two held her face in
+# 18 of 18 (the best alone in 17); in front of the close-ups of the cat and the coffee cup, which stand out more,
+# in 6 of 18. About 0.25 ms a detection at 640x480, read only while no face is followed.
+HEAD_SIZES = (0.04, 0.06, 0.08, 0.1)
+HEAD_STAND_OUT = 0.05
+HEAD_REGIONS = 2
+
+
+def head_regions(disparity: np.ndarray) -> list[Box]:
+    """Squares (frame pixels) whose depth stands out of a ring left, right and above them, best first."""
+    step = max(1, int((disparity.size / SUBJECT_SAMPLES) ** 0.5))
+    sample = np.asarray(to_host(disparity[step // 2::step, step // 2::step]), np.float64)
+    height, width = sample.shape
+    sums = cv2.integral(sample)
+    score = np.full(sample.shape, -np.inf)  # by the square's top-left cell, the best of its sizes
+    size = np.zeros(sample.shape, np.int64)
+    for share in HEAD_SIZES:
+        side = max(2, round(share * width))
+        if 2 * side > height or 3 * side > width:
+            continue
+        # by the square's top-left cell (row, column): the ring's box starts at (row - side, column - side)
+        centre = _box_sums(sums, side, side)[side:height - side + 1, side:width - 2 * side + 1]
+        around = _box_sums(sums, 2 * side, 3 * side)
+        stand_out = centre / side ** 2 - (around - centre) / (5 * side ** 2)
+        here = (slice(side, height - side + 1), slice(side, width - 2 * side + 1))
+        better = stand_out > score[here]
+        score[here] = np.where(better, stand_out, score[here])
+        size[here] = np.where(better, side, size[here])
+    regions: list[Box] = []
+    apart = FINE_CROP / 2 * width
+    while len(regions) < HEAD_REGIONS:
+        row, column = np.unravel_index(int(np.argmax(score)), score.shape)
+        if score[row, column] < HEAD_STAND_OUT:
+            break
+        side = int(size[row, column])
+        regions.append((int(column) * step + step // 2, int(row) * step + step // 2, side * step, side * step))
+        middle_row, middle_column = row + side / 2, column + side / 2
+        rows, columns = np.ogrid[:height, :width]
+        score[(np.abs(rows + size / 2 - middle_row) < apart) & (np.abs(columns + size / 2 - middle_column) < apart)] \
+            = -np.inf
+    return regions
+
+
+def _box_sums(sums: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The sum of every box `height` x `width` in a map, by its top-left pixel, read off the map's integral image."""
+    return sums[height:, width:] - sums[:-height, width:] - sums[height:, :-width] + sums[:-height, :-width]
+
+
 def _weighted_nearest(values: np.ndarray, weight: np.ndarray, share: float) -> float:
     """The weighted median of the nearest values holding `share` of the weight."""
     values, weight = values.ravel(), np.asarray(weight, np.float64).ravel()
@@ -96,6 +131,48 @@ def _weighted_nearest(values: np.ndarray, weight: np.ndarray, share: float) -> f
     nearest = order[:int(np.searchsorted(cumulative, share * cumulative[-1])) + 1]
     within = np.cumsum(weight[nearest][::-1])  # from the farthest of them
     return float(values[nearest][::-1][int(np.searchsorted(within, within[-1] / 2))])
+
+
+# A subject walking into the frame from a side counted only once it neared the middle (the side weighting above):
+# the astronaut walking back into the garage was left blurred for 0.3 s, then glided to for another 0.15 s. So where
+# no face is followed, a region that came in at a side is taken at once: the grid's cells in the outer ENTER_SIDE of
+# the columns on one side that are more than ENTER_JUMP nearer than ENTER_LAG frames before, covering ENTER_SHARE of
+# the frame and reaching into the outermost ENTER_EDGE (it came in over the frame's side), nearer than the subject by
+# more than ENTER_JUMP, while the frame's middle held still (under ENTER_STILL of its cells moved by ENTER_JUMP: a pan
+# moves the middle's depth edges too, 4-6 % of its cells in the explorer's pan at 3 px a frame; a person walking into
+# a still garage, none). A region that was there from the start (a gantry, a door frame) is no newcomer. And where the
+# pick without a face is more than ENTER_JUMP nearer than the focus ENTER_FRAMES frames in a row, focus snaps to it
+# rather than gliding (a pick flipping for one frame still glides).
+ENTER_JUMP = 0.2
+ENTER_SIDE = 0.25
+ENTER_EDGE = 0.05
+ENTER_SHARE = 0.02
+ENTER_STILL = 0.01
+ENTER_LAG = 4
+ENTER_FRAMES = 2
+
+
+def disparity_grid(disparity: np.ndarray) -> np.ndarray:
+    """The map read on a regular grid of about SUBJECT_SAMPLES points, on the host: a copy, not a view of the map (it
+    is kept for frames, and a stage may reuse the map's memory)."""
+    step = max(1, int((disparity.size / SUBJECT_SAMPLES) ** 0.5))
+    return np.array(to_host(disparity[step // 2::step, step // 2::step]), np.float32)
+
+
+def newcomer_disparity(grid: np.ndarray, earlier: np.ndarray) -> float | None:
+    """The disparity of a near region that came in over a side of the frame since `earlier` (the same grid some frames
+    before), the nearer of the two sides' (ENTER_*); None where none did."""
+    width = grid.shape[1]
+    side, edge = max(1, round(ENTER_SIDE * width)), max(1, round(ENTER_EDGE * width))
+    came = grid - earlier > ENTER_JUMP
+    if np.mean(np.abs(grid - earlier)[:, side:width - side] > ENTER_JUMP) >= ENTER_STILL:
+        return None  # the camera moved, or the subject in the middle did: no side's news to go by
+    found = []
+    for zone, rim in ((slice(0, side), slice(0, edge)), (slice(width - side, width), slice(width - edge, width))):
+        cells = came[:, zone]
+        if cells.sum() >= ENTER_SHARE * grid.size and came[:, rim].any():
+            found.append(float(np.median(grid[:, zone][cells])))
+    return max(found, default=None)
 
 
 # A window around a point holding two surfaces (an outline, a thin object) is split where the depth steps by
@@ -148,6 +225,11 @@ FACE_DEPTH_HOLD_FRAMES = 150
 # glided from the fallback over half a second with the face soft (the astronaut crossing a garage: found at frame 6,
 # sharp from frame 18). Later a face glides in as ever: a snap mid-shot would be a jump.
 FIRST_FACE_FRAMES = 15
+# A group: the other real faces at least GROUP_SIZE of the largest face's width are kept in focus too, the render's
+# in-focus band widened to their depths (kernels.focus_band's `widen`), as a phone's portrait mode keeps a group
+# sharp: focused on the largest face alone, the second of three people (her face 0.2 behind it) was blurred 9.6-10.8
+# levels in every preset. A smaller face (a passer-by farther back) stays as blurred as its depth says.
+GROUP_SIZE = 0.5
 # The cascade finds a "face" in a texture now and then (the synthetic scene's wall panels, in 7 of 300 frames, 4 in a
 # row): trusted, it took focus off the subject to the wall for half a second. A head stands out of what is beside and
 # above it: real faces' centres were 0.06-0.72 nearer than a ring around their box (a box wide, left, right and
@@ -179,6 +261,12 @@ def real_faces(faces: list[Box] | tuple[Box, ...], disparity: np.ndarray) -> lis
                 continue
         kept.append(box)
     return kept
+
+
+def face_disparity(disparity: np.ndarray, box: Box) -> float:
+    """A face's disparity: the median of its box's central half (the box's corners are often background)."""
+    x, y, w, h = box
+    return float(np.median(disparity[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]))
 
 
 def _centre_and_ring(disparity: np.ndarray, box: Box) -> tuple[float, float]:
@@ -251,15 +339,18 @@ FAST_CAMERA_STEP = 0.8
 MEAN_STEP_WEIGHT = 0.1
 
 
-# The detector looks for small faces (stream.faces' fine pass, 2-3 times the other passes) at every FINE_EVERY_LIVE-th
-# detection that finds none in a live run (every 0.5 s at face_interval 3; on its own thread, beside the render). A
-# file run looks at each of a shot's first FINE_EAGER_FILE detections that find none (its first 0.4 s at
-# face_interval 3), then at every FINE_EVERY_FILE-th (every 2 s): the render waits for each pass (50-75 ms on a busy
-# 2-core machine). At every detection a file run without faces went from 25 to 18 fps; with the first second's 10 and
-# then every second's, a clip without a face from 27.5-32 to 17.4-20.3 fps (the explorer's, session 26).
+# The detector looks for small faces (stream.faces' fine pass, 2-3 times the other passes over the whole frame) at
+# every FINE_EVERY_LIVE-th detection that finds none in a live run (every 0.5 s at face_interval 3; on its own thread,
+# beside the render). A file run looks at each of a shot's first FINE_EAGER_FILE detections that find none, then at
+# every FINE_EVERY_FILE-th (every 2 s): the render waits for each pass (50-75 ms on a busy 2-core machine). In between
+# both look where the depth shows a head (head_regions) at a new place or changed, 9-10 ms a crop: a small face walking
+# in mid-shot was found 0.1-0.25 s after it was whole in the frame (the astronaut 180-380 px high walking into the
+# garage: faces of 34-74 px), not at the next whole-frame pass (0.9-1.4 s on; the 34 px face never); those looks take
+# the place of two of the first four whole-frame passes a shot had (its first 0.4 s), so a faceless file run is no
+# slower (user CPU within 1 %, session 27).
 FINE_EVERY_LIVE = 5
 FINE_EVERY_FILE = 20
-FINE_EAGER_FILE = 4
+FINE_EAGER_FILE = 2
 
 
 class FocusController:
@@ -321,6 +412,15 @@ class FocusController:
         self.current: float | None = None
         self.last_face: Box | None = None
         self.detected: tuple[Box, ...] = ()  # the latest detection's faces (those real_faces kept): faces_now()
+        # how much farther and nearer than the focus the band is widened to hold a group's faces (kernels.focus_band),
+        # smoothed as the focus is; _group: this frame's goal for it, from _members: the group's other faces (box, and
+        # disparity when last found)
+        self.widen: tuple[float, float] = (0.0, 0.0)
+        self._group: tuple[float, float] = (0.0, 0.0)
+        self._members: list[tuple[Box, float]] = []
+        self._grids: deque[np.ndarray] = deque(maxlen=ENTER_LAG)  # the last frames' disparity_grid: a newcomer
+        self._by_subject = False  # this frame's target is the pick without a face (auto focus, no face followed)
+        self._jumps = 0  # frames in a row that pick was more than ENTER_JUMP nearer than the focus
         self._follows_faces = False  # the last frame's mode looked for faces (auto focus, no point)
 
     def _start_faces(self) -> None:
@@ -361,6 +461,7 @@ class FocusController:
 
     def _measure(self, image_bgr: np.ndarray, disparity: np.ndarray, point: tuple[int, int] | None,
                  fixed: float | None, forget_face: bool = False) -> float:
+        self._by_subject = False
         if forget_face:  # a face box from before a click is no guide to where a face is now: look afresh
             self._forget_faces()
             self._settling = False
@@ -384,27 +485,60 @@ class FocusController:
             self._start_faces()
         self._look_for_faces(image_bgr, disparity)
         self._frames += 1
+        grid = disparity_grid(disparity)
+        earlier = self._grids[0] if len(self._grids) == ENTER_LAG else None
+        self._grids.append(grid)
         face_focus = self._face_focus(disparity)
-        return subject_disparity(disparity) if face_focus is None else face_focus
+        if face_focus is not None:
+            return face_focus
+        self._by_subject = True
+        subject = subject_disparity(disparity)
+        newcomer = None if earlier is None else newcomer_disparity(grid, earlier)
+        return newcomer if newcomer is not None and newcomer - subject > ENTER_JUMP else subject
 
     def _face_focus(self, disparity: np.ndarray) -> float | None:
         """The followed face's disparity, read in its box; None where there is no face to focus on."""
         if self.last_face is None:
             return None
-        x, y, w, h = self.last_face
-        # The central part of the face box: the box's corners are often background.
-        value = float(np.median(disparity[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]))
-        if self._face_depth is None:  # found this frame
+        value = face_disparity(disparity, self.last_face)
+        found = self._face_depth is None
+        if found:  # found this frame
             self._face_depth = value
-        if not self._face_misses:  # found by the last detection
-            return value
+        self._group = self._group_reach(disparity, found)
         on_face = abs(value - self._face_depth) <= FACE_DEPTH_TOLERANCE  # the head is still where it was found
+        if not self._face_misses:
+            # Found by the last detection. A person crossing at 24 px a frame left the box within two frames, and focus
+            # pulsed to the background every face_interval-th frame (her body 4 -> 22 levels of blur and back): where
+            # the box's depth fell back by more than FACE_DEPTH_TOLERANCE it reads what is behind the head, which has
+            # left it, and focus holds to the next detection; a rise is the head coming nearer, followed at once.
+            return self._face_depth if value < self._face_depth - FACE_DEPTH_TOLERANCE else value
         if not self._face_missed:  # within the hold; where it moved off its box, focus holds, as for a lost point
             return value if on_face else self._face_depth
         if on_face and self._face_hits >= 2 and self._clock - self._face_seen[1] <= FACE_DEPTH_HOLD_FRAMES:
             return value
         self.last_face = None
         return None
+
+    def _group_reach(self, disparity: np.ndarray, found: bool) -> tuple[float, float]:
+        """How far behind and before the followed face the other faces of its group lie (GROUP_SIZE). A member is
+        held while the depth in its box stays within FACE_DEPTH_TOLERANCE of its own when found: the detector's fine
+        pass, which finds faces under an eighth of the frame's width, looks only now and then (a file run's, at a
+        shot's first detections), and the group's band narrowed 0.1 s after it."""
+        if found:
+            self._members = self._found_members(disparity)
+        self._members = [(box, depth) for box, depth in self._members
+                         if abs(face_disparity(disparity, box) - depth) <= FACE_DEPTH_TOLERANCE]
+        focus = self._face_depth if self._face_depth is not None else 0.0
+        depths = [depth for _, depth in self._members]
+        return max([0.0, *(focus - depth for depth in depths)]), max([0.0, *(depth - focus for depth in depths)])
+
+    def _found_members(self, disparity: np.ndarray) -> list[tuple[Box, float]]:
+        """The group's other faces after a detection: those it found, and those held that it did not find again."""
+        largest = max(box[2] for box in (*self.detected, self.last_face) if box is not None)
+        found = [box for box in self.detected if box != self.last_face and box[2] >= GROUP_SIZE * largest]
+        held = [(box, depth) for box, depth in self._members if box[2] >= GROUP_SIZE * largest
+                and same_face([*found, self.last_face], box) is None]  # type: ignore[list-item]
+        return [(box, face_disparity(disparity, box)) for box in found] + held
 
     def _look_for_faces(self, image_bgr: np.ndarray, disparity: np.ndarray) -> None:
         """Every face_interval-th frame asks the detector; a detection counts from the frame it was
@@ -416,6 +550,7 @@ class FocusController:
         tag = (self._frames, self._clock)
         if self._background is None:
             if self._frames % self.face_interval == 0:
+                self._point_out_heads(disparity)
                 faces = self._faces.faces(image_bgr)  # type: ignore[union-attr]
                 self._take_detection(real_faces(faces, disparity), tag)
             return
@@ -423,7 +558,13 @@ class FocusController:
             self._take_detection(real_faces(detection.faces, disparity), detection.tag)
         if self._due():
             self._asked = tag
+            self._point_out_heads(disparity)
             self._background.submit(image_bgr, tag)
+
+    def _point_out_heads(self, disparity: np.ndarray) -> None:
+        """While no face is followed, tell the detector's fine pass where the depth shows a head (head_regions)."""
+        if isinstance(self._faces, FaceFinder) and self._faces.fine_every and self.last_face is None:
+            self._faces.look_in(head_regions(disparity))
 
     def _due(self) -> bool:
         """Whether the background detector is asked about this frame: face_interval frames after the last ask, and
@@ -466,7 +607,8 @@ class FocusController:
     def _forget_faces(self) -> None:
         self.last_face, self._frames, self._face_seen, self._asked = None, 0, (0, self._clock), None
         self._face_hits, self._face_depth, self._face_misses, self._face_missed = 0, None, 0, False
-        self.detected = ()
+        self.detected, self._members = (), []
+        self._grids.clear()
         if self._background is not None:
             self._background.discard()
 
@@ -543,11 +685,24 @@ class FocusController:
         settling = self._settling and not forget_face  # a click glides, as ever
         target = self._measure(image_bgr, disparity, point, fixed, forget_face)
         first_face = self._first_face_found(forget_face)
-        if self.current is None or cut or settling or first_face or (fixed is not None and point is None):
-            self.current = target
+        weight = 1.0 - (1.0 - self.smoothing) ** step
+        self._jumps = self._jumps + 1 if self._by_subject and self.current is not None \
+            and target - self.current > ENTER_JUMP else 0
+        if self.current is None or cut or settling or first_face or self._jumps >= ENTER_FRAMES \
+                or (fixed is not None and point is None):
+            self.current, weight = target, 1.0
         else:
-            self.current += (1.0 - (1.0 - self.smoothing) ** step) * (target - self.current)
+            self.current += weight * (target - self.current)
+        self._widen_for_group(weight)
         return self.current
+
+    def _widen_for_group(self, weight: float) -> None:
+        """Moves `widen` toward the followed face's group by `weight` (1: at once); a point or a fixed focus is one
+        plane, at once."""
+        if not self._follows_faces or self.last_face is None:
+            self._group, self._members = (0.0, 0.0), []
+        weight = weight if self._follows_faces else 1.0
+        self.widen = tuple(now + weight * (goal - now) for now, goal in zip(self.widen, self._group))  # type: ignore
 
     def faces_now(self) -> list[Box] | None:
         """The faces auto focus knows of after the last update (its latest detection's, and the face it follows, held

@@ -367,9 +367,9 @@ class RenderStage:
             if blur <= 0:
                 frame.output = frame.image
                 continue
-            # the renderer's own disparity: the subject's relief within the band in focus; frame.refined, the
-            # depth a sink saves or shows, stays the measured one
-            rendered = focus_band(frame.refined, frame.focus, self.config.focus_band)
+            # the renderer's own disparity: the subject's relief within the band in focus (widened to a group's
+            # faces); frame.refined, the depth a sink saves or shows, stays the measured one
+            rendered = focus_band(frame.refined, frame.focus, self.config.focus_band, self.focus.widen)
             if gpu_image is not None:
                 frame.output = to_host(kernels.depth_of_field(
                     gpu_image, rendered, frame.focus, blur, highlight_boost=self.config.highlight_boost,

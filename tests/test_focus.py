@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from stream.faces import FaceFinder
-from stream.focus import FocusController, nearest_large_region
+import stream.focus as focus_module
+from stream.focus import FocusController, subject_disparity
 
 
 def _astronaut():
@@ -34,26 +35,26 @@ def test_auto_focus_takes_the_face_disparity_over_a_nearer_region():
     assert FocusController("auto").update(image, disparity) == pytest.approx(0.6)
 
 
-def test_without_a_face_auto_focus_takes_the_nearest_large_region():
+def test_without_a_face_auto_focus_takes_the_nearest_subject():
     image = np.full((120, 160, 3), 128, np.uint8)
     disparity = np.full((120, 160), 0.1, np.float32)
     disparity[40:100, 50:110] = 0.8  # a 19% region
     disparity[0, 0] = 1.0  # a near speck is ignored
-    assert nearest_large_region(disparity) == pytest.approx(0.8)
+    assert subject_disparity(disparity) == pytest.approx(0.8)
     assert FocusController("auto").update(image, disparity) == pytest.approx(0.8)
 
 
-def test_nearest_large_region_of_a_large_map_reads_a_sample_of_it():
+def test_the_subject_of_a_large_map_is_read_on_a_sample_of_it(monkeypatch):
     """A 720p map is read on a grid (1.5-10 ms a frame otherwise): the same region, the same value
-    to well under a level of blur, and a near cluster under 5 % of the frame still ignored."""
+    to well under a level of blur, and a near cluster at the edge (a hand) still ignored."""
     rng = np.random.default_rng(3)
     disparity = (0.1 + 0.02 * rng.random((720, 1280))).astype(np.float32)
     disparity[200:520, 500:800] = 0.7 + 0.02 * rng.random((320, 300))  # 10% of the frame
     disparity[650:700, 0:60] = 1.0  # 0.3%: a hand at the edge
-    exact_threshold = np.quantile(disparity, 0.95)
-    exact = float(np.median(disparity[disparity >= exact_threshold]))
-    assert nearest_large_region(disparity) == pytest.approx(exact, abs=0.002)
-    assert 0.7 <= nearest_large_region(disparity) <= 0.72
+    sampled = subject_disparity(disparity)
+    monkeypatch.setattr(focus_module, "SUBJECT_SAMPLES", disparity.size)  # every pixel read
+    assert sampled == pytest.approx(subject_disparity(disparity), abs=0.002)
+    assert 0.7 <= sampled <= 0.72
 
 
 def test_fixed_and_point_focus_and_smoothing():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import kernels
-from kernels.focus_band import band_scale, focus_band, focus_band_reference
+from kernels.focus_band import WIDEN_REACH, band_scale, focus_band, focus_band_reference, in_focus_range
 from stream.config import MAX_FOCUS_BAND, RenderConfig, load_config
 from stream.errors import UserError
 from stream.focus import FocusController
@@ -74,6 +74,46 @@ def test_a_band_that_covers_the_span_leaves_everything_in_focus():
 def test_band_zero_is_the_disparity_itself(rng):
     d = _disparity(rng)
     assert focus_band(d, 0.4, 0.0) is d
+
+
+WIDENINGS = [(0.2, 0.0), (0.0, 0.1), (0.1, 0.3), (0.6, 0.6)]  # a group behind, before, both; past WIDEN_REACH
+
+
+@pytest.mark.parametrize("focus", FOCI)
+@pytest.mark.parametrize("widen", WIDENINGS)
+def test_a_widened_band_matches_the_float64_reference(rng, focus, widen):
+    d = _disparity(rng)
+    np.testing.assert_allclose(focus_band(d, focus, 0.15, widen), focus_band_reference(d, focus, 0.15, widen),
+                               rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("focus", [0.3, 0.5, 0.7, 0.9])
+@pytest.mark.parametrize("widen", WIDENINGS)
+def test_a_widened_band_keeps_its_range_in_focus_the_order_and_each_extreme_s_blur(focus, widen):
+    """A group's faces (stream.focus) widen the in-focus range to one side or both, up to WIDEN_REACH from the focus
+    each side: that range is exactly at the focus, the map still monotonic and never away from the focus, each
+    extreme (0 and 1) remapped as by the band alone (its blur kept), and a side not widened the band's own remap (a
+    near person's chest no blurrier for a group behind her)."""
+    band = 0.15
+    low, high = in_focus_range(focus, band, widen)
+    assert low == pytest.approx(focus - band - min(widen[0], WIDEN_REACH - band))
+    assert high == pytest.approx(focus + band + min(widen[1], WIDEN_REACH - band))
+    d = np.linspace(0.0, 1.0, 4001, dtype=np.float32)
+    out, band_alone = focus_band(d, focus, band, widen), focus_band(d, focus, band)
+    assert np.all(np.diff(out) >= 0)
+    assert np.all(np.abs(out - focus) <= np.abs(d - focus) + 1e-6)
+    inside = (d >= np.float32(low)) & (d <= np.float32(high))
+    assert np.all(out[inside] == np.float32(focus)) and np.all(out[~inside] != np.float32(focus))
+    beyond = [end for end in (0, -1) if not inside[end]]  # an extreme inside the range is in focus
+    np.testing.assert_allclose(out[beyond], band_alone[beyond], rtol=0, atol=1e-6)
+    for side, widened in ((d < focus, widen[0]), (d > focus, widen[1])):
+        if widened == 0.0:
+            assert np.array_equal(out[side], band_alone[side])
+
+
+def test_band_zero_is_the_disparity_itself_widened_or_not(rng):
+    d = _disparity(rng)
+    assert focus_band(d, 0.4, 0.0, (0.2, 0.2)) is d
 
 
 def test_a_rounding_outside_the_range_is_clipped_to_it():
@@ -178,7 +218,8 @@ def test_the_remap_on_the_gpu_is_the_cpu_s(rng):
     import cupy
 
     d = _disparity(rng, (480, 640))
-    for focus, band in [(0.725, 0.15), (0.0, 0.4), (0.5, 0.5)]:
-        on_gpu = focus_band(cupy.asarray(d), focus, band)
+    for focus, band, widen in [(0.725, 0.15, (0.0, 0.0)), (0.0, 0.4, (0.0, 0.0)), (0.5, 0.5, (0.0, 0.0)),
+                               (0.7, 0.15, (0.25, 0.05))]:
+        on_gpu = focus_band(cupy.asarray(d), focus, band, widen)
         assert isinstance(on_gpu, cupy.ndarray) and on_gpu.dtype == cupy.float32
-        np.testing.assert_array_equal(cupy.asnumpy(on_gpu), focus_band(d, focus, band))
+        np.testing.assert_array_equal(cupy.asnumpy(on_gpu), focus_band(d, focus, band, widen))
