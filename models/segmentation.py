@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 
 from kernels.backend import array_module, is_cupy_array, to_host
+from kernels.bilateral import LIVE_RADIUS, LIVE_SIGMA_RANGE, LIVE_SIGMA_SPATIAL, LIVE_WORK_WIDTH
 from models.download import ModelError
-from models.registry import PERSON_MASK_MODELS, ModelSpec, fetch
+from models.registry import PERSON_MASK_MODELS, ModelSpec, fetch, notify
 
 MODEL = "selfie_segmentation"
 # A pixel this sure to be the person is in the mask's core, whose disparity gives the person's own depth.
@@ -39,6 +40,13 @@ MIN_CORE_SHARE = 0.005
 # Faces are looked for every this many frames (and at a cut), their boxes held between: the Haar cascades cost
 # 30-130 ms a 640x480 frame on a CPU, and a person's mask moves little in a third of a second.
 FACE_EVERY = 10
+# The gate's fine pass for faces too small for the first (stream.faces: under 12 % of the frame's width, a half-length
+# shot of a group, a person beside a pet) looks at the first look and at a cut's, then at every FACE_FINE_EVERY-th
+# look that finds none (every 2 s at FACE_EVERY 10), as the auto focus's in a file run: without it the gate found
+# none of the faces of 67-79 px on 640 that the focus found, and the mask did nothing there. It costs a faceless
+# 640x480 file run about 1 ms of CPU a frame (a 60-130 ms look at the start and every 2 s); once it found a face it
+# looks around the largest one at each look (25-65 ms a look on a group), so a smaller one is found again at a cut.
+FACE_FINE_EVERY = 6
 # The model's probability at hair and a helmet's rim wavers by 0.2-0.35 between nearly identical frames (sensor
 # noise), and the fusion turned that into blur flicker at the outline: 5-42 pixels a frame jumping by over 20 levels
 # on a still subject (0-6 without the mask; the explorer's, session 26). A pixel whose probability moves by less than
@@ -64,7 +72,7 @@ class PersonSegmenter:
     at the model's 256x256 out."""
 
     def __init__(self, spec: ModelSpec, path: Path, backend: str = "cpu", threads: int = 0) -> None:
-        from models.runtime import CPU, CUDA, _import_onnxruntime
+        from models.runtime import CPU, _import_onnxruntime, requested_providers
 
         ort = _import_onnxruntime()
         options = ort.SessionOptions()
@@ -72,10 +80,10 @@ class PersonSegmenter:
         # core (3.8 against 4.2-4.6 ms a 720p frame, 2 cores) and leaves the others to the pipeline's stages
         options.intra_op_num_threads = threads or 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the depth model's session
-        # the GPU where the depth map is refined there and ONNX Runtime has its CUDA provider (device: auto or cuda,
-        # as the depth model's session), the CPU otherwise; the mask then comes to the GPU as 256x256 floats
-        on_gpu = backend == "cuda" and CUDA in ort.get_available_providers()
-        providers = [CUDA, CPU] if on_gpu else [CPU]
+        # the GPU where the depth map is refined there and a GPU really exists (the depth model's detection:
+        # onnxruntime-gpu lists CUDA everywhere and logs an error line where its libraries cannot load), the CPU
+        # otherwise; the mask then comes to the GPU as 256x256 floats
+        providers = requested_providers("auto") if backend == "cuda" else [CPU]
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001 (ONNX Runtime raises its own classes for a bad file)
@@ -107,7 +115,19 @@ def _loaded(path: str, backend: str, threads: int) -> PersonSegmenter:
     return PersonSegmenter(PERSON_MASK_MODELS[MODEL], Path(path), backend, threads)
 
 
-def guided_upsample(probability: np.ndarray, guide: Any, backend: str) -> Any:
+@dataclass(frozen=True)
+class Upsampling:
+    """The guided upsampling's refine_live parameters: the refine stage's own (refine.work_width, live_radius,
+    live_sigma_spatial, sigma_range), so that on a GPU the filter's constant tables, which both read, stay as they
+    are: the quality preset's sigma_range 0.04 against this upsampling's 0.05 swapped them twice a frame, each swap
+    after a whole-device synchronize."""
+    work_width: int = LIVE_WORK_WIDTH
+    radius: int = LIVE_RADIUS
+    sigma_spatial: float = LIVE_SIGMA_SPATIAL
+    sigma_range: float = LIVE_SIGMA_RANGE
+
+
+def guided_upsample(probability: np.ndarray, guide: Any, backend: str, upsampling: Upsampling = Upsampling()) -> Any:
     """The model-size probability at the frame's size, its edges snapped to the frame's (the refinement's joint
     bilateral upsampling, on the refinement's side): the bilinear one bled 1-2 px more into the background."""
     import kernels
@@ -117,7 +137,10 @@ def guided_upsample(probability: np.ndarray, guide: Any, backend: str) -> Any:
 
         probability = cupy.asarray(probability)
     xp = array_module(guide)
-    return xp.clip(kernels.refine_live(probability, guide, backend=backend), 0, 1)
+    refined = kernels.refine_live(probability, guide, work_width=upsampling.work_width, radius=upsampling.radius,
+                                  sigma_spatial=upsampling.sigma_spatial, sigma_range=upsampling.sigma_range,
+                                  backend=backend)
+    return xp.clip(refined, 0, 1)
 
 
 Box = tuple[int, int, int, int]  # x, y, width, height
@@ -220,14 +243,14 @@ class FaceGate:
     render; where the focus looks for none (a point, a fixed value), its own, looked for on a thread of its own every
     `every` frames. Without (a file run) its own, looked for on this thread every `every` frames and at a cut, on
     the frame itself, so that every run of a file is the same (the render's faces would reach it at whichever frame
-    the render had got to). Boxes are held between looks."""
+    the render had got to); small faces as the focus's file look finds them (FACE_FINE_EVERY). Boxes are held
+    between looks."""
 
     def __init__(self, every: int = FACE_EVERY, focus_faces: FocusFaces | None = None) -> None:
         from stream.faces import FaceFinder
 
-        # without the fine pass for small faces (70-200 ms on a CPU at each look that finds none): a person whose face
-        # is that small shows little hair to keep
-        self.finder = FaceFinder(fine_every=0)
+        # the fine pass (30-75 ms on a CPU) at a shot's first look that finds none, then at every FACE_FINE_EVERY-th
+        self.finder = FaceFinder(fine_every=FACE_FINE_EVERY, fine_eager=1)
         self.every = every
         self.focus_faces = focus_faces
         self._beside: Any = None  # stream.faces.BackgroundFaceFinder, started where the focus first looks for none
@@ -257,6 +280,8 @@ class FaceGate:
         return self.faces
 
     def _look_here(self, image_bgr: np.ndarray, cut: bool) -> list[Box]:
+        if cut:  # a new shot's small faces are looked for at once, not up to FACE_FINE_EVERY looks later
+            self.finder.look_closely()
         if cut or self._wait <= 0:
             self._take(list(self.finder.detect_all(self.finder.prepare(image_bgr, inline=True))), cut)
             self._wait = self.every
@@ -300,11 +325,12 @@ class PersonMask:
     the people a face was found in (`faces`; None: every part of the mask, as for a test's synthetic mask)."""
 
     def __init__(self, segmenter: PersonSegmenter, backend: str = "cpu", settings: FusionSettings = FusionSettings(),
-                 faces: FaceGate | None = None) -> None:
+                 faces: FaceGate | None = None, upsampling: Upsampling = Upsampling()) -> None:
         self.segmenter = segmenter
         self.backend = backend
         self.settings = settings
         self.faces = faces
+        self.upsampling = upsampling
         self._steady: np.ndarray | None = None  # the probability steadied over frames (steadied)
         self._size: tuple[int, ...] | None = None  # the frames' (height, width)
 
@@ -326,7 +352,8 @@ class PersonMask:
             return refined
         height, width = refined.shape[:2]
         full_targets = _nearest(targets, height, width, refined)
-        return fuse_person(refined, guided_upsample(probability, guide, self.backend), full_targets, self.settings)
+        probability = guided_upsample(probability, guide, self.backend, self.upsampling)
+        return fuse_person(refined, probability, full_targets, self.settings)
 
     def steadied(self, probability: np.ndarray, cut: bool = False) -> np.ndarray:
         """The model's probability averaged over frames where it only wavers (MASK_STEADY_STEP), taken as it is
@@ -359,15 +386,32 @@ def _nearest(targets: np.ndarray, height: int, width: int, like: Any) -> Any:
     return xp.take(xp.take(small, rows, axis=0), cols, axis=1)  # rows, then columns: 2.2 → 0.4 ms at 720p (CPU)
 
 
-def person_mask_for(setting: str, backend: str, threads: int = 0,
-                    focus_faces: FocusFaces | None = None) -> PersonMask | None:
-    """refine.person_mask's stage part: None for off; for on, the model loaded (fetched on first use) on the
-    refinement's device, a model that cannot be had said in one line. `focus_faces`: a live run's (FaceGate)."""
-    if setting != "on":
+# The model caches (folders) where refine.person_mask: auto could not have the model in this process: each input of
+# a batch builds its stages again, and would try the network (up to a minute where it is blocked) each time.
+AUTO_MISSING: set[str] = set()
+
+
+def person_mask_for(setting: str, backend: str, threads: int = 0, focus_faces: FocusFaces | None = None,
+                    upsampling: Upsampling = Upsampling()) -> PersonMask | None:
+    """refine.person_mask's stage part: None for off; for on and auto, the model loaded (fetched on first use) on
+    the refinement's device. A model that cannot be had (no network on a first run, a damaged file): refused in one
+    line for on; for auto (the default preset's) said in one warning line, once a process, and the run goes on
+    without the mask. `focus_faces`: a live run's (FaceGate); `upsampling`: the refine stage's parameters."""
+    if setting == "off":
         return None
+    from models.download import cache_dir
     from stream.errors import UserError
 
+    cache = str(cache_dir())
+    if setting == "auto" and cache in AUTO_MISSING:  # a batch's next input: the network is not tried again
+        return None
     try:
-        return PersonMask(load_segmenter(backend, threads), backend, faces=FaceGate(focus_faces=focus_faces))
+        segmenter = load_segmenter(backend, threads)
     except ModelError as exc:
-        raise UserError(f"{exc} (or set refine.person_mask: off)") from None
+        if setting == "on":
+            raise UserError(f"{exc} (or set refine.person_mask: off)") from None
+        AUTO_MISSING.add(cache)
+        notify(f"no person mask in this run: {exc}; to have it, run 'depthcam models fetch {MODEL}' "
+               f"(or pass --person-mask off to run without it and without this line)")
+        return None
+    return PersonMask(segmenter, backend, faces=FaceGate(focus_faces=focus_faces), upsampling=upsampling)

@@ -280,7 +280,7 @@ def build_stages(config: PipelineConfig, estimator: DepthEstimator, focus: Focus
     set_opencv_threads((config.refine.threads, config.render.threads) if backend == "cpu" else ())
     # a live run's person mask takes the faces its focus finds beside the render, not looking again on the refine
     # thread (a stall of 35-170 ms a look on a CPU); a file run's looks on each frame itself, so that it repeats
-    focus_faces = FocusFaces() if config.refine.person_mask == "on" and focus.faces_in_background else None
+    focus_faces = FocusFaces() if config.refine.person_mask != "off" and focus.faces_in_background else None
     return [depth, RefineStage(config.refine, backend, temporal, focus_faces),
             RenderStage(config.render, focus, backend, file_run=file_run, focus_faces=focus_faces)]
 

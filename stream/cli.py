@@ -241,10 +241,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine", choices=("full", "live", "off"),
                         help="live: the filter at refine.work_width, then upsampling guided by the frame "
                              "(every preset's); full: the exact filter at frame size; off: bilinear")
-    parser.add_argument("--person-mask", choices=("off", "on"),
-                        help=f"on: a person segmentation keeps a person's hair and thin parts at the person's depth "
-                             f"(sharp); off: the depth map alone (default: the config's, "
-                             f"{preset.refine.person_mask} in the default preset)")
+    parser.add_argument("--person-mask", choices=("off", "on", "auto"),
+                        help=f"on: a person segmentation keeps a person's hair and body at the person's depth "
+                             f"(sharp), and a missing model is an error; auto: the same where the model can be had "
+                             f"(fetched on first use), else one warning line; off: the depth map alone (default: the "
+                             f"config's, {preset.refine.person_mask} in the default preset)")
     parser.add_argument("--max-batch", type=int, metavar="N",
                         help=f"frames per network call (default: the config's; {preset.inference.max_batch} in the "
                              f"default preset)")

@@ -109,15 +109,18 @@ class RefineConfig:
     live_sigma_spatial: float = 3.0  # live mode, working pixels
     threads: int = 0  # CPU threads for the filter; 0 = all cores (1 helps when stages share 2 cores)
     # on: a person segmentation (MediaPipe selfie) raises the person's pixels to the person's own depth, so hair
-    # and thin parts the depth network misses stay sharp (models/segmentation.py); off: the depth map alone
-    person_mask: str = "off"
+    # and thin parts the depth network misses stay sharp, and a person tall in a portrait frame is not blurred
+    # below the face (models/segmentation.py); a model that cannot be had is refused. auto: on where the model can
+    # be had (cached, or fetched on first use), else one warning line and the run goes on without it. off: the
+    # depth map alone
+    person_mask: str = "auto"
 
     def validate(self) -> None:
         if self.mode is False:  # YAML 1.1, which PyYAML reads, takes an unquoted `mode: off` for false
             self.mode = "off"
         if isinstance(self.person_mask, bool):  # YAML 1.1 reads an unquoted on/off as true/false too
             self.person_mask = "on" if self.person_mask else "off"
-        _check_choice("refine.person_mask", self.person_mask, ("off", "on"))
+        _check_choice("refine.person_mask", self.person_mask, ("off", "on", "auto"))
         _check_choice("refine.mode", self.mode, ("full", "live", "off"))
         _check_int("refine.radius", self.radius, 1, 16)
         _check_range("refine.sigma_spatial", self.sigma_spatial, 0.1, 1000, exclusive_low=False)

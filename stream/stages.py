@@ -18,7 +18,7 @@ from kernels.temporal import RefinedFilter
 from models.download import ModelError
 from models.postprocess import DisparityNormaliser
 from models.runtime import DepthEstimator, RunTerminated
-from models.segmentation import FocusFaces, person_mask_for
+from models.segmentation import FocusFaces, Upsampling, person_mask_for
 from stream.config import RefineConfig, RenderConfig
 from stream.errors import StopAfter
 from stream.focus import FocusController, SceneCuts
@@ -250,7 +250,8 @@ class RefineStage:
         self.temporal = temporal  # normalise.pixel_smoothing's filter of the refined map (None: off)
         self._threads = CpuThreads(config.threads)
         # None: off; `focus_faces`: a live run's render's faces, which its gate takes rather than look itself
-        self.person_mask = person_mask_for(config.person_mask, backend, config.threads, focus_faces)
+        upsampling = Upsampling(config.work_width, config.live_radius, config.live_sigma_spatial, config.sigma_range)
+        self.person_mask = person_mask_for(config.person_mask, backend, config.threads, focus_faces, upsampling)
 
     def process(self, batch: list[Frame]) -> list[Frame]:
         for frame in batch:

@@ -148,6 +148,7 @@ def test_config_every_preset_matches_the_readme_s_table():
         width = re.match(r"live mode at (\d+) px", refinement)
         assert width and config.refine.mode == "live" and config.refine.work_width == int(width.group(1)), name
         assert ("CUDA" in refinement) == (config.device == "cuda"), name
+        assert ("person mask" in refinement) == (config.refine.person_mask != "off"), name
 
 
 def test_config_the_readme_s_full_example_is_the_defaults(tmp_path):

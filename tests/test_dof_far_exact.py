@@ -174,8 +174,9 @@ def test_build_stages_tells_the_render_stage_its_run(file_run):
     class NoNetwork:  # the depth stage only holds it here
         pass
 
-    stages = build_stages(load_config("default"), NoNetwork(), FocusController(0.5), "cpu", threading.Event(),
-                          file_run=file_run)
+    # the run's kind alone: the default's person mask (auto) would fetch its model where none is cached
+    stages = build_stages(load_config("default", {"refine.person_mask": "off"}), NoNetwork(), FocusController(0.5),
+                          "cpu", threading.Event(), file_run=file_run)
     try:
         assert [stage.file_run for stage in stages if isinstance(stage, RenderStage)] == [file_run]
     finally:

@@ -208,7 +208,7 @@ def test_build_stages_shares_the_focus_faces_in_a_live_run_only(monkeypatch):
         live.close()
     _, refine, render = build_stages(config, None, FocusController("auto"), "cpu", threading.Event(), file_run=True)
     assert render.focus_faces is None and refine.person_mask.faces.focus_faces is None
-    off = load_config(None, {"inference.mode": "sync"})
+    off = load_config(None, {"inference.mode": "sync", "refine.person_mask": "off"})  # the default's is auto
     live = FocusController("auto", faces_in_background=True)
     try:
         _, refine, render = build_stages(off, None, live, "cpu", threading.Event())

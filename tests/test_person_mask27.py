@@ -88,9 +88,13 @@ class CountingFinder:
     def __init__(self, found: bool = True) -> None:
         self.looks = 0
         self.found = found
+        self.close_looks = 0  # look_closely's calls: a cut's
 
     def prepare(self, image_bgr, inline=False):
         return image_bgr
+
+    def look_closely(self) -> None:
+        self.close_looks += 1
 
     def detect_all(self, prepared):
         self.looks += 1
@@ -196,3 +200,188 @@ def test_one_look_that_misses_the_face_keeps_the_last_ones_but_two_do_not():
     gate.finder = ScriptedFinder([face], [], [], [face], [], [])
     seen = [gate(SMALL, cut=index == 9, index=index) for index in range(10)]
     assert seen == [[face]] * 4 + [[]] * 2 + [[face]] * 3 + [[]]
+
+
+# --- the default preset's person mask (auto), its gate's fine pass, the segmenter's device, its upsampling ---------
+
+def small_face_frame() -> np.ndarray:
+    """640x480: the astronaut 300 px high on the coffee photo, her face about 58 px wide (9 % of the width), under
+    the coarse pass's 12 % (a half-length shot of a group, a person beside a pet)."""
+    from skimage import data
+
+    frame = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (640, 480), interpolation=cv2.INTER_AREA)
+    frame[180:, 200:500] = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (300, 300),
+                                      interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def no_face_frame() -> np.ndarray:
+    from skimage import data
+
+    return cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (640, 480), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No selfie model to be had: the fetch fails as it does with no network and an empty cache (no download is
+    tried), and the process has said nothing yet (models.registry.notify says a line once a process). The models
+    the fetch was asked for."""
+    from models import registry
+    from models.download import ModelError
+
+    tried: list[str] = []
+
+    def unreachable(name, **_):
+        tried.append(name)
+        raise ModelError(f"cannot download {name}.onnx from https://example.invalid/{name}.onnx: <urlopen error "
+                         f"[Errno -2] Name or service not known> (check the network, or place the file in the cache)")
+
+    monkeypatch.setattr(segmentation, "fetch", unreachable)
+    monkeypatch.setattr(segmentation, "AUTO_MISSING", set())
+    monkeypatch.setattr(registry, "_SAID", set())
+    return tried
+
+
+def test_the_default_preset_has_the_person_mask_where_the_model_can_be_had(shared_models):
+    """A person tall in a portrait frame had the body blurred more than the background in the default preset (the
+    network's head-to-chest gradient); the mask keeps it sharp, so the default (file) preset runs it: auto."""
+    from stream.config import PipelineConfig, load_config
+    from stream.stages import RefineStage
+
+    assert load_config("default").refine.person_mask == PipelineConfig().refine.person_mask == "auto"
+    assert load_config("live-cpu").refine.person_mask == load_config("gpu-1080p").refine.person_mask == "off"
+    assert load_config("quality").refine.person_mask == "on"
+    stage = RefineStage(RefineConfig(threads=1), "cpu")
+    assert isinstance(stage.person_mask, PersonMask)
+    assert RefineStage(RefineConfig(person_mask="off", threads=1), "cpu").person_mask is None
+
+
+def test_auto_without_the_model_runs_on_after_one_warning_line(offline, capsys):
+    from stream.errors import UserError
+    from stream.stages import RefineStage
+
+    stages = [RefineStage(RefineConfig(threads=1), "cpu") for _ in range(2)]  # a batch's two inputs
+    assert [stage.person_mask for stage in stages] == [None, None]
+    assert offline == ["selfie_segmentation"]  # the second input did not try the network again
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("depthcam: no person mask in this run: cannot download")
+    assert "depthcam models fetch selfie_segmentation" in lines[0] and "--person-mask off" in lines[0]
+    with pytest.raises(UserError) as refused:  # asked for by name: refused, as before
+        RefineStage(RefineConfig(person_mask="on", threads=1), "cpu")
+    assert "\n" not in str(refused.value) and "refine.person_mask: off" in str(refused.value)
+
+
+def test_a_default_run_without_the_model_renders_and_says_so_once(shared_models, offline, tmp_path, capsys):
+    """Through the command line, offline on a first run: the default run goes on without the mask; --person-mask on
+    refuses in one line, exit 2."""
+    from stream.cli import main
+
+    photo, out = tmp_path / "in.png", tmp_path / "out.png"
+    cv2.imwrite(str(photo), small_face_frame())
+    assert main(["run", str(photo), "-o", str(out)], restore_signals=False) == 0
+    assert cv2.imread(str(out)).shape == (480, 640, 3)
+    said = [line for line in capsys.readouterr().err.splitlines() if "person mask" in line]
+    assert len(said) == 1 and "depthcam models fetch selfie_segmentation" in said[0]
+    assert main(["run", str(photo), "-o", str(tmp_path / "on.png"), "--person-mask", "on"],
+                restore_signals=False) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot download selfie_segmentation.onnx" in err[0]
+    assert not (tmp_path / "on.png").exists()
+
+
+def test_a_file_runs_gate_finds_a_face_too_small_for_the_coarse_pass():
+    """The focus's file look has the fine pass and found the 67-79 px faces of a group and a pet clip; the gate had
+    none, found nothing there, and the mask silently did nothing."""
+    from stream.faces import FaceFinder
+
+    frame = small_face_frame()
+    coarse = FaceFinder(fine_every=0)
+    assert coarse.detect_all(coarse.prepare(frame, inline=True)) == []
+    faces = FaceGate()(frame)
+    assert len(faces) == 1
+    x, y, w, h = faces[0]
+    assert 300 <= x + w / 2 <= 400 and 180 <= y + h / 2 <= 300  # her face, in the frame's pixels
+
+
+def test_at_a_cut_the_gate_looks_for_small_faces_at_once():
+    """The fine pass looks at a shot's first look, then at every FACE_FINE_EVERY-th that finds none: a cut to a
+    shot with a small face is not left without the mask for up to 2 s."""
+    gate = FaceGate(every=10)
+    assert gate(no_face_frame(), index=0) == []  # the fine pass looked and found none: the next is 6 looks away
+    assert len(gate(small_face_frame(), cut=True, index=1)) == 1
+    counting = FaceGate(every=10)
+    counting.finder = CountingFinder()
+    for index in range(3):
+        counting(SMALL, cut=index == 2, index=index)
+    assert counting.finder.close_looks == 1
+
+
+def test_the_mask_is_upsampled_with_the_refine_stage_s_parameters(shared_models):
+    """On a GPU the filter's constant tables are the refinement's and the upsampling's both: the quality preset's
+    sigma_range 0.04 against the upsampling's 0.05 swapped them twice a frame, each after a device-wide sync."""
+    import kernels
+    from models.segmentation import Upsampling, guided_upsample
+    from stream.config import load_config
+    from stream.stages import RefineStage
+
+    quality = load_config("quality").refine
+    stage = RefineStage(quality, "cpu")
+    assert stage.person_mask.upsampling == Upsampling(quality.work_width, quality.live_radius,
+                                                      quality.live_sigma_spatial, quality.sigma_range)
+    assert stage.person_mask.upsampling.sigma_range == 0.04
+    rng = np.random.default_rng(27)
+    probability = rng.uniform(0, 1, (256, 256)).astype(np.float32)
+    guide = rng.integers(0, 255, (120, 160, 3), np.uint8)
+    upsampling = Upsampling(96, 3, 2.0, 0.04)
+    expected = np.clip(kernels.refine_live(probability, guide, work_width=96, radius=3, sigma_spatial=2.0,
+                                           sigma_range=0.04, backend="cpu"), 0, 1)
+    np.testing.assert_array_equal(guided_upsample(probability, guide, "cpu", upsampling), expected)
+    assert not np.array_equal(guided_upsample(probability, guide, "cpu"), expected)
+
+
+def test_the_segmenter_asks_for_cuda_only_where_a_gpu_really_exists(shared_models, monkeypatch):
+    """onnxruntime-gpu lists CUDA everywhere and logs an error line where its libraries cannot load: the segmenter
+    detects a GPU as the depth model's session does (models.runtime.requested_providers)."""
+    import onnxruntime
+
+    from models import runtime
+    from models.registry import PERSON_MASK_MODELS
+
+    asked: list[list[str]] = []
+    real = onnxruntime.InferenceSession
+
+    def recorded(path, options=None, providers=None):
+        asked.append(list(providers))
+        return real(path, options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", recorded)
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    path = shared_models / "selfie_segmentation.onnx"
+    spec = PERSON_MASK_MODELS["selfie_segmentation"]
+    for gpu in (False, True):
+        monkeypatch.setattr(runtime, "cuda_available", lambda gpu=gpu: gpu)
+        segmentation.PersonSegmenter(spec, path, "cuda", 1)
+    segmentation.PersonSegmenter(spec, path, "cpu", 1)
+    assert asked == [["CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"],
+                     ["CPUExecutionProvider"]]
+
+
+def test_a_live_run_with_the_mask_on_auto_takes_the_focus_faces(monkeypatch):
+    """auto is on: a live run's gate takes its focus's faces, not a look of its own on the refine thread."""
+    import threading
+
+    from stream.app import build_stages
+    from stream.config import load_config
+    from stream.focus import FocusController
+
+    monkeypatch.setattr(segmentation, "load_segmenter", lambda backend, threads=0, progress=True: object())
+    monkeypatch.setattr(segmentation, "AUTO_MISSING", set())  # no earlier test's cache without the model
+    config = load_config(None, {"inference.mode": "sync"})
+    assert config.refine.person_mask == "auto"
+    live = FocusController("auto", faces_in_background=True)
+    try:
+        _, refine, render = build_stages(config, None, live, "cpu", threading.Event())
+        assert render.focus_faces is not None and refine.person_mask.faces.focus_faces is render.focus_faces
+    finally:
+        live.close()

@@ -420,8 +420,9 @@ def test_each_refine_mode_takes_its_own_radius_and_sigma(rng):
 
     guide = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
     disparity = rng.random((48, 64), dtype=np.float32)
+    # the refinement alone: the default's person mask (auto) would fetch its model where none is cached
     refine = replace(load_config("default").refine, work_width=64, radius=7, sigma_spatial=5.0,
-                     live_radius=2, live_sigma_spatial=1.5, sigma_range=0.1)
+                     live_radius=2, live_sigma_spatial=1.5, sigma_range=0.1, person_mask="off")
 
     def refined(mode):
         frame = Frame(index=0, capture_ns=0, image=guide, disparity=disparity)

@@ -183,6 +183,8 @@ def _stages(overrides: dict, still: bool = False, file_run: bool = True):
     from stream.app import build_stages
     from stream.focus import FocusController
 
+    # the temporal filter's wiring alone: the default's person mask (auto) would fetch its model where none is cached
+    overrides = {"refine.person_mask": "off", **overrides}
     return build_stages(load_config("default", overrides), _Estimator(), FocusController(), "cpu",
                         threading.Event(), file_run=file_run, still=still)
 

@@ -132,7 +132,7 @@ def _change(maps) -> float:
 
 
 def _refined(smoothing: float | None, count: int = 30) -> list[np.ndarray]:
-    stage = RefineStage(RefineConfig(mode="live", work_width=40), "cpu",
+    stage = RefineStage(RefineConfig(mode="live", work_width=40, person_mask="off"), "cpu",  # the filter alone
                         None if smoothing is None else RefinedFilter(smoothing))
     out = []
     for i, (image, disparity) in enumerate(_noisy_still(count)):
@@ -150,7 +150,7 @@ def test_a_still_noisy_clip_s_refined_map_changes_less_and_keeps_its_depth():
 
 
 def test_a_refine_stage_without_the_filter_is_unchanged():
-    assert RefineStage(RefineConfig(), "cpu").temporal is None
+    assert RefineStage(RefineConfig(person_mask="off"), "cpu").temporal is None  # (the mask would fetch its model)
 
 
 def test_returned_maps_are_never_changed_afterwards():
@@ -174,7 +174,7 @@ def test_a_cut_a_new_size_or_a_gap_starts_afresh():
     np.testing.assert_array_equal(smoother(zeros, image, MAP, 1.0), 0.0)  # 0.97 s later
     bigger = np.full((90, 150, 3), 100, np.uint8)
     np.testing.assert_array_equal(smoother(np.ones((90, 150), np.float32), bigger, MAP, 1.0 + 1 / 30), 1.0)
-    stage = RefineStage(RefineConfig(mode="off"), "cpu", RefinedFilter(0.2))
+    stage = RefineStage(RefineConfig(mode="off", person_mask="off"), "cpu", RefinedFilter(0.2))
     for index, (level, cut) in enumerate([(0.0, False), (1.0, True)]):
         frame = Frame(index, 0, image, pts_seconds=index / 30, extra={SCENE_CUT: cut})
         frame.disparity = np.full(MAP, level, np.float32)
@@ -224,7 +224,7 @@ def test_a_new_map_from_a_like_picture_is_smoothed():
 def test_the_refine_stage_hands_the_async_depth_s_picture_to_the_filter():
     still_picture = np.full(FRAME + (3,), 100, np.uint8)
     cut_picture = np.full(FRAME + (3,), 220, np.uint8)  # the new shot, whose map arrives while the frame is still
-    stage = RefineStage(RefineConfig(mode="off"), "cpu", RefinedFilter(0.2))
+    stage = RefineStage(RefineConfig(mode="off", person_mask="off"), "cpu", RefinedFilter(0.2))
     for index, (level, depth_image) in enumerate([(0.0, still_picture), (1.0, cut_picture)]):
         frame = Frame(index, 0, still_picture, pts_seconds=index / 30, extra={DEPTH_IMAGE: depth_image})
         frame.disparity = np.full(MAP, level, np.float32)
