@@ -113,6 +113,10 @@ def open_cut_short(source: Path | str, **kwargs: Any) -> Any:
     except UserError:
         if not came:
             raise
+    except BaseException:  # the stop's own handler raised as the cut ended: what was opened is closed first
+        if opened is not None:
+            opened.close()
+        raise
     if came:
         if opened is not None:
             opened.close()
@@ -139,7 +143,7 @@ class StopCutReads:
             self._reading_ended = self._reading_ended or bool(came)
 
 
-def _served(source: Path | str) -> bool:
+def is_served(source: Path | str) -> bool:
     """Whether `source` is a file served over HTTP (served_file.ServedFile), read through the network."""
     return hasattr(source, "av_open")
 
@@ -341,12 +345,17 @@ class AudioTrack(StopCutReads):
     def _opened_again(self) -> Any | None:
         """The input opened again, on the main thread; None where a stop signal came meanwhile (its opening cut
         short failed, or read the header in part: its streams unknown), and nothing more is read."""
+        made: list[Any] = []  # what the opening gave, kept where the stop's own handler raises as the cut ends
         opened = None
         try:
-            opened = self._cut_short(lambda: open_input(self.source))
+            opened = self._cut_short(lambda: made.append(open_input(self.source)) or made[0])
         except UserError:
             if not self._reading_ended:  # the server's answer, not the stop's cut
                 raise
+        except BaseException:
+            for container in made:
+                container.close()
+            raise
         if self._reading_ended:
             if opened is not None:
                 opened.close()
@@ -486,7 +495,7 @@ class AudioTrack(StopCutReads):
             if self._reading_ended:
                 return None
             packet, failed = self._read_once()
-            if packet is not None and packet.is_corrupt and _served(self.source):
+            if packet is not None and packet.is_corrupt and is_served(self.source):
                 continue  # its bytes cut short where the network failed (a stall's time-out, a stop's cut)
             if failed is None or self._reading_ended:
                 if packet is not None and packet.pos is not None and packet.pos >= 0:

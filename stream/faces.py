@@ -207,6 +207,7 @@ class FaceFinder:
         self._looked: list[tuple[Box, int]] = []  # regions' crops looked at, in the fine grey, and _fine_count then
         self._reference: np.ndarray | None = None  # the fine grey's thumbnail at the last look at a region
         self._region_wait = 0  # detections left before the fine pass looks at a region again
+        self._forget_regions = False  # look_closely() asked the detector to forget the regions looked at
 
     def prepare(self, image_bgr: np.ndarray, inline: bool = False) -> PreparedImage:
         """Downscale and grey the frame (about 0.3 ms at 640x480: cheap enough for any thread). For another thread
@@ -261,8 +262,11 @@ class FaceFinder:
     def look_closely(self) -> None:
         """The fine pass looks at the next fine_eager detections that find no face (a new shot's), and at every
         region afresh."""
-        self._fine_wait, self._fine_misses, self._looked, self._region_wait = 0, 0, [], 0
-        self._reference = None
+        self._fine_wait, self._fine_misses = 0, 0
+        # the regions' memory is the detector's own: in a live run this is called on the render thread while the
+        # detector's thread may be reading it (a reference set to None between its test and its use raised there);
+        # the detector forgets it at its next fine pass
+        self._forget_regions = True
 
     def _extras(self, prepared: PreparedImage) -> list[Box]:
         """Faces the frame's side cuts off, else heads in profile, at every PROFILE_EVERY-th detection while neither
@@ -286,6 +290,9 @@ class FaceFinder:
         if not self.fine_every:
             return []
         self._fine_count += 1
+        if self._forget_regions:
+            self._forget_regions = False
+            self._looked, self._region_wait, self._reference = [], 0, None
         whole = self._small is not None or self._fine_wait == 0
         if not whole:
             self._fine_wait -= 1

@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
-from stream.audio_track import StopCutReads, input_name, open_cut_short, read_streams, track_tags
+from stream.audio_track import StopCutReads, input_name, is_served, open_cut_short, read_streams, track_tags
 from stream.clip_joins import demuxed, read_past_damage
 from stream.track_timeline import AUDIO_SEEK_AFTER_S, AUDIO_SEEK_FORMATS, AUDIO_SNAP_S, MP4_SUFFIXES, Clips
 
@@ -52,7 +52,7 @@ class SubtitleTracks(StopCutReads):
 
     def __init__(self, container: Any, source: Path, suffix: str, mux: Callable[[Any], None]) -> None:
         self.mux, self.suffix, self.name, self.source = mux, suffix, input_name(source), source
-        self._network = hasattr(source, "av_open")  # a served file (served_file.ServedFile), read over HTTP
+        self._network = is_served(source)  # a served file (served_file.ServedFile), read over HTTP
         self.input = open_cut_short(source)  # a served file's: a stop ends its opening at once
         # input stream index -> (output stream, decoder where converted, else None)
         self.tracks: dict[int, tuple[Any, Any | None]] = {}
