@@ -240,7 +240,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                              f"{preset.render.focus_band:g} in the default preset)")
     parser.add_argument("--refine", choices=("full", "live", "off"),
                         help="live: the filter at refine.work_width, then upsampling guided by the frame "
-                             "(every preset's); full: the exact filter at frame size; off: bilinear")
+                             "(every preset's); full: the exact filter at frame size; off: bilinear (the person mask, where on, "
+                             "still applies: --person-mask off for the bare map)")
     parser.add_argument("--person-mask", choices=("off", "on", "auto"),
                         help=f"on: a person segmentation keeps a person's hair and body at the person's depth "
                              f"(sharp), and a missing model is an error; auto: the same where the model can be had "
