@@ -48,6 +48,12 @@ def verify_sha256(path: Path, expected: str, *, name: str | None = None,
                          f"(the file is corrupt or not the published one; {fix})")
 
 
+# Whether this process downloaded a model: it is online, so a default run's optional model (the person mask's, for
+# refine.person_mask: auto) may be fetched too; otherwise auto does not go to the network (a blocked one held each
+# default run up to the download's time-out, silently).
+DOWNLOADED = False
+
+
 def download(url: str, destination: Path, sha256: str, *, progress: bool = True, timeout_s: float = 60.0,
              otherwise: str = "") -> Path:
     """Fetch `url` to `destination`, verify its sha256, and only then move it into place.
@@ -132,6 +138,8 @@ def _download_locked(url: str, destination: Path, partial: Path, sha256: str, pr
         partial.unlink(missing_ok=True)
         raise
     partial.replace(destination)
+    global DOWNLOADED
+    DOWNLOADED = True
     return destination
 
 

@@ -432,25 +432,30 @@ def _nearest(targets: np.ndarray, height: int, width: int, like: Any) -> Any:
 
 
 # The model caches (folders) where refine.person_mask: auto could not have the model in this process: each input of
-# a batch builds its stages again, and would try the network (up to a minute where it is blocked) each time.
+# a batch builds its stages again, and says so once.
 AUTO_MISSING: set[str] = set()
 
 
 def person_mask_for(setting: str, backend: str, threads: int = 0, focus_faces: FocusFaces | None = None,
                     upsampling: Upsampling = Upsampling()) -> PersonMask | None:
-    """refine.person_mask's stage part: None for off; for on and auto, the model loaded (fetched on first use) on
-    the refinement's device. A model that cannot be had (no network on a first run, a damaged file): refused in one
-    line for on; for auto (the default preset's) said in one warning line, once a process, and the run goes on
-    without the mask. `focus_faces`: a live run's (FaceGate); `upsampling`: the refine stage's parameters."""
-    if setting == "off":
+    """refine.person_mask's stage part: None for off; for on and auto, the model loaded on the refinement's device.
+    on: fetched on first use, a model that cannot be had (no network, a damaged file) refused in one line. auto (the
+    default preset's): the cached model; fetched only where this process has just downloaded another (a first run,
+    online), so that a default run never waits on a network that is not there; otherwise one warning line, once a
+    process, naming the fetch, and the run goes on without the mask. auto is off on the GPU until the mask's device
+    path has run on one (as the gpu-1080p preset's). `focus_faces`: a live run's (FaceGate); `upsampling`: the
+    refine stage's parameters."""
+    if setting == "off" or setting == "auto" and backend == "cuda":
         return None
-    from models.download import cache_dir
+    from models import download
     from stream.errors import UserError
 
-    cache = str(cache_dir())
-    if setting == "auto" and cache in AUTO_MISSING:  # a batch's next input: the network is not tried again
+    cache = str(download.cache_dir())
+    if setting == "auto" and cache in AUTO_MISSING:  # a batch's next input: said once
         return None
     try:
+        if setting == "auto" and not PERSON_MASK_MODELS[MODEL].path.is_file() and not download.DOWNLOADED:
+            raise ModelError(f"its model ({MODEL}, 0.45 MB) is not in the cache")
         segmenter = load_segmenter(backend, threads)
     except ModelError as exc:
         if setting == "on":

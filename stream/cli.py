@@ -244,8 +244,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                              "still applies: --person-mask off for the bare map)")
     parser.add_argument("--person-mask", choices=("off", "on", "auto"),
                         help=f"on: a person segmentation keeps a person's hair and body at the person's depth "
-                             f"(sharp), and a missing model is an error; auto: the same where the model can be had "
-                             f"(fetched on first use), else one warning line; off: the depth map alone (default: the "
+                             f"(sharp), and a missing model is an error; auto: the same where the model is cached "
+                             f"(a first run fetches it with the depth model) and on the CPU, else one warning line; off: the depth map alone (default: the "
                              f"config's, {preset.refine.person_mask} in the default preset)")
     parser.add_argument("--max-batch", type=int, metavar="N",
                         help=f"frames per network call (default: the config's; {preset.inference.max_batch} in the "

@@ -110,8 +110,9 @@ class RefineConfig:
     threads: int = 0  # CPU threads for the filter; 0 = all cores (1 helps when stages share 2 cores)
     # on: a person segmentation (MediaPipe selfie) raises the person's pixels to the person's own depth, so hair
     # and thin parts the depth network misses stay sharp, and a person tall in a portrait frame is not blurred
-    # below the face (models/segmentation.py); a model that cannot be had is refused. auto: on where the model can
-    # be had (cached, or fetched on first use), else one warning line and the run goes on without it. off: the
+    # below the face (models/segmentation.py); a model that cannot be had is refused. auto: on where the model is
+    # in the cache (fetched with the depth model on a first run; no network tried otherwise) and the refinement on the
+    # CPU, else one warning line and the run goes on without it. off: the
     # depth map alone
     person_mask: str = "auto"
 

@@ -385,3 +385,27 @@ def test_a_live_run_with_the_mask_on_auto_takes_the_focus_faces(monkeypatch):
         assert render.focus_faces is not None and refine.person_mask.faces.focus_faces is render.focus_faces
     finally:
         live.close()
+
+
+def test_auto_goes_to_the_network_only_where_this_process_just_downloaded(model_cache, offline, monkeypatch, capsys):
+    """A cache holding the depth model but not the selfie model (an upgrade, a cache made offline): auto fetched it at
+    every run's start, and where the network drops packets each default run waited the download's minute in
+    silence. Now auto takes it from the cache, or fetches it only where this process has just downloaded a model (a
+    first run, online); otherwise one line names the fetch."""
+    from models import download
+    from stream.stages import RefineStage
+
+    monkeypatch.setattr(download, "DOWNLOADED", False)
+    assert RefineStage(RefineConfig(threads=1), "cpu").person_mask is None
+    assert offline == []  # no network tried
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1 and "not in the cache" in said[0] and "depthcam models fetch selfie_segmentation" in said[0]
+    monkeypatch.setattr(segmentation, "AUTO_MISSING", set())
+    monkeypatch.setattr(download, "DOWNLOADED", True)  # the depth model was just downloaded: online, a first run
+    assert RefineStage(RefineConfig(threads=1), "cpu").person_mask is None
+    assert offline == ["selfie_segmentation"]
+
+
+def test_auto_is_off_on_the_gpu_until_its_device_path_has_run_on_one(shared_models, offline):
+    """As the gpu-1080p preset's: the mask's CuPy path has run only on the host stand-in; on says so explicitly."""
+    assert segmentation.person_mask_for("auto", "cuda") is None and offline == []
