@@ -377,6 +377,7 @@ class PersonMask:
         self.faces = faces
         self.upsampling = upsampling
         self._steady: np.ndarray | None = None  # the probability steadied over frames (steadied)
+        self._faceless = 0  # frames in a row the gate held no face
         self._size: tuple[int, ...] | None = None  # the frames' (height, width)
 
     def __call__(self, refined: Any, image_bgr: np.ndarray, guide: Any = None, cut: bool = False,
@@ -388,8 +389,13 @@ class PersonMask:
         cut = _new_size(self, image_bgr) or cut
         faces = self.faces(image_bgr, cut, index) if self.faces is not None else None
         if faces == []:  # no face: no part of the mask would count, so the model is not run (3-7 ms on a CPU)
-            self._steady = None  # and a face's first frame takes its mask as it comes, not an old one's average
+            self._faceless += 1
+            if self._faceless > FACE_EVERY:  # gone a while: a face's first frame takes its mask as it comes
+                self._steady = None
             return refined
+        # a gate that blinked for a frame or a few keeps the steadied mask: restarting it there brought back the
+        # hair's wavering (large moves are taken at once anyway: steadied)
+        self._faceless = 0
         probability = self.steadied(self.segmenter.probability(image_bgr), cut)
         size = (image_bgr.shape[1], image_bgr.shape[0])
         targets = person_targets(refined, probability, self.settings, faces, size)
