@@ -34,12 +34,12 @@ GROUND_ZONE = 0.4
 GROUND_TOLERANCE = 0.08
 
 
-def subject_disparity(disparity: np.ndarray) -> float:
+def subject_disparity(disparity: np.ndarray, grid: np.ndarray | None = None) -> float:
     """Auto focus's pick without a face: the disparity of the nearest region near the frame's middle columns that is
     not a ground plane (the median of the nearest SUBJECT_SHARE of the weight). Read on a regular grid of
-    SUBJECT_SAMPLES points; a map on the device gives only that grid to the host."""
-    step = max(1, int((disparity.size / SUBJECT_SAMPLES) ** 0.5))
-    sample = np.asarray(to_host(disparity[step // 2::step, step // 2::step]), np.float32)
+    SUBJECT_SAMPLES points (disparity_grid; `grid`: the map's, where the caller has it); a map on the device gives only
+    that grid to the host."""
+    sample = disparity_grid(disparity) if grid is None else grid
     height, width = sample.shape
     across = (np.arange(width) + 0.5) / width
     weight = np.broadcast_to(1.0 - (1.0 - SIDE_WEIGHT) * (2.0 * across - 1.0) ** 2, sample.shape)
@@ -83,8 +83,8 @@ HEAD_REGIONS = 2
 
 def head_regions(disparity: np.ndarray) -> list[Box]:
     """Squares (frame pixels) whose depth stands out of a ring left, right and above them, best first."""
-    step = max(1, int((disparity.size / SUBJECT_SAMPLES) ** 0.5))
-    sample = np.asarray(to_host(disparity[step // 2::step, step // 2::step]), np.float64)
+    step = _grid_step(disparity)
+    sample = disparity_grid(disparity).astype(np.float64)
     height, width = sample.shape
     sums = cv2.integral(sample)
     score = np.full(sample.shape, -np.inf)  # by the square's top-left cell, the best of its sizes
@@ -157,8 +157,13 @@ ENTER_FRAMES = 2
 def disparity_grid(disparity: np.ndarray) -> np.ndarray:
     """The map read on a regular grid of about SUBJECT_SAMPLES points, on the host: a copy, not a view of the map (it
     is kept for frames, and a stage may reuse the map's memory)."""
-    step = max(1, int((disparity.size / SUBJECT_SAMPLES) ** 0.5))
+    step = _grid_step(disparity)
     return np.array(to_host(disparity[step // 2::step, step // 2::step]), np.float32)
+
+
+def _grid_step(disparity: np.ndarray) -> int:
+    """disparity_grid's spacing in pixels of the map."""
+    return max(1, int((disparity.size / SUBJECT_SAMPLES) ** 0.5))
 
 
 def newcomer_disparity(grid: np.ndarray, earlier: np.ndarray) -> float | None:
@@ -508,7 +513,7 @@ class FocusController:
         face_focus = self._face_focus(disparity)
         if face_focus is not None:
             return face_focus
-        subject = subject_disparity(disparity)
+        subject = subject_disparity(disparity, grid)  # the grid taken once a frame
         newcomer = None if earlier is None else newcomer_disparity(grid, earlier)
         if newcomer is None or newcomer - subject <= ENTER_JUMP:
             return subject
