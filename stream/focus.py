@@ -507,6 +507,8 @@ class FocusController:
         self._look_for_faces(image_bgr, disparity)
         self._frames += 1
         grid = disparity_grid(disparity)
+        if self._grids and self._grids[-1].shape != grid.shape:  # a new frame size: the last frames' grids say nothing
+            self._grids.clear()
         earlier = self._grids[0] if len(self._grids) == ENTER_LAG else None
         previous = self._grids[-1] if self._grids else None
         self._grids.append(grid)

@@ -64,3 +64,20 @@ def test_a_hand_rising_at_a_side_is_taken_gliding():
     assert focus[:9] == pytest.approx([0.45] * 9)
     assert np.diff(focus).max() < 0.15, np.round(focus, 3)  # glide steps: a quarter of the way a frame
     assert max(focus) > 0.85  # taken while it comes in (then left to the side weighting, as ever)
+
+
+def test_a_new_frame_size_without_a_cut_compares_no_grids_of_the_old_size():
+    """The walk-in rule compares this frame's depth grid with those of the last frames: a map of another size (a
+    Python caller's, a source changing size) raised there (shapes that do not broadcast)."""
+    import numpy as np
+
+    from stream.focus import FocusController
+
+    controller = FocusController("auto", face_interval=1000)
+    picture = np.full((480, 640, 3), 90, np.uint8)
+    for index in range(6):
+        controller.update(picture, np.full((480, 640), 0.4, np.float32), index / 30)
+    wide = np.full((360, 640, 3), 90, np.uint8)  # the same grey: no cut is seen
+    for index in range(6, 12):
+        focus = controller.update(wide, np.full((360, 640), 0.6, np.float32), index / 30)
+    assert 0.4 < focus <= 0.6
