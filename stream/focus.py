@@ -285,9 +285,10 @@ def real_faces(faces: list[Box] | tuple[Box, ...], disparity: np.ndarray) -> lis
 
 
 def face_disparity(disparity: np.ndarray, box: Box) -> float:
-    """A face's disparity: the median of its box's central half (the box's corners are often background)."""
+    """A face's disparity: the median of its box's central half (the box's corners are often background), read on
+    the host (a few thousand values)."""
     x, y, w, h = box
-    return float(np.median(disparity[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4]))
+    return float(np.median(to_host(disparity[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4])))
 
 
 def _centre_and_ring(disparity: np.ndarray, box: Box) -> tuple[float, float]:
@@ -300,7 +301,7 @@ def _centre_and_ring(disparity: np.ndarray, box: Box) -> tuple[float, float]:
     around = np.asarray(to_host(disparity[top:bottom, left:right]), np.float32)
     inside = np.zeros(around.shape, bool)
     inside[max(y - top, 0):y + h - top, max(x - left, 0):x + w - left] = True
-    centre = float(np.median(to_host(disparity[y + h // 4:y + 3 * h // 4, x + w // 4:x + 3 * w // 4])))
+    centre = face_disparity(disparity, box)
     ring = around[~inside]
     return centre, (float(np.median(ring)) if ring.size else centre)
 
