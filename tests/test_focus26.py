@@ -2,6 +2,8 @@
 false face on a wall left alone, and a file's first face snapped to rather than glided to."""
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 import pytest
@@ -104,13 +106,14 @@ def test_a_face_in_a_160x120_frame_is_found():
     assert len(FaceFinder(fine_every=1).faces(frame)) == 1
 
 
-def _watch_fine_passes(finder: FaceFinder) -> list[int]:
-    """The numbers of the detections (calls of faces) at which the fine (640 px) pass looked at the whole frame."""
+def _watch_frontal_passes(finder: FaceFinder, counted: Callable[[np.ndarray], bool]) -> list[int]:
+    """The numbers of the detections (calls of faces) at which the frontal cascade looked at a grey picture that
+    `counted` picks out (filled in as the finder detects)."""
     looked, calls = [], []
     frontal, faces = finder._frontal, finder.faces
 
     def counted_frontal(grey, smallest, neighbours=5):
-        if grey.shape[1] == 640:
+        if counted(grey):
             looked.append(len(calls) - 1)
         return frontal(grey, smallest, neighbours)
 
@@ -120,6 +123,11 @@ def _watch_fine_passes(finder: FaceFinder) -> list[int]:
 
     finder._frontal, finder.faces = counted_frontal, counted_faces
     return looked
+
+
+def _watch_fine_passes(finder: FaceFinder) -> list[int]:
+    """The numbers of the detections at which the fine (640 px) pass looked at the whole frame."""
+    return _watch_frontal_passes(finder, lambda grey: grey.shape[1] == 640)
 
 
 def _fine_passes(finder: FaceFinder, frame: np.ndarray, detections: int) -> list[int]:
@@ -221,18 +229,24 @@ def test_a_face_found_late_in_a_shot_is_glided_to():
     assert 0.6 < focus[21] < 0.9
 
 
-def test_a_live_run_finds_a_small_face_on_the_detectors_thread():
+def face_found_live(frame: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The face a live run's auto focus (its detector on a thread of its own) follows once it found one in the same
+    frame shown over and over, within 10 s; None where it found none."""
     import time
 
-    frame = _small_face_frame(0.55)
-    depth = np.full(SIZE[::-1], 0.2, np.float32)
-    depth[200:, 150:350] = 0.8  # her head and body, nearer than the room
     controller = FocusController("auto", face_interval=3, faces_in_background=True)
     try:
         deadline = time.monotonic() + 10.0
         while controller.last_face is None and time.monotonic() < deadline:
             controller.update(frame, depth)
             time.sleep(0.02)
-        assert controller.last_face is not None and controller.last_face[2] < 0.1 * SIZE[0]
+        return controller.last_face
     finally:
         controller.close()
+
+
+def test_a_live_run_finds_a_small_face_on_the_detectors_thread():
+    depth = np.full(SIZE[::-1], 0.2, np.float32)
+    depth[200:, 150:350] = 0.8  # her head and body, nearer than the room
+    face = face_found_live(_small_face_frame(0.55), depth)
+    assert face is not None and face[2] < 0.1 * SIZE[0]

@@ -4,8 +4,6 @@ picture changed there, so that a small face walking in mid-shot is found within 
 640x480 frame is found at all, and a faceless file run pays no more than before."""
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from skimage import data
 
 from stream.faces import FaceFinder
 from stream.focus import FocusController, head_regions
+from test_focus26 import _watch_frontal_passes, face_found_live
 
 SIZE = (640, 480)
 FACE_CENTRE, FACE_WIDTH = (224, 114), 96  # the astronaut's face in her 512x512 photo
@@ -127,20 +126,7 @@ def test_a_small_face_walking_in_mid_shot_is_found_within_half_a_second():
 
 def _region_looks(finder: FaceFinder) -> list[int]:
     """The numbers of the detections at which the fine pass looked in a region's enlarged crop."""
-    looks, calls = [], []
-    frontal, faces = finder._frontal, finder.faces
-
-    def counted_frontal(grey, smallest, neighbours=5):
-        if grey.shape[:2] == (240, 240):  # a 160 px crop, enlarged 1.5 times
-            looks.append(len(calls) - 1)
-        return frontal(grey, smallest, neighbours)
-
-    def counted_faces(image):
-        calls.append(1)
-        return faces(image)
-
-    finder._frontal, finder.faces = counted_frontal, counted_faces
-    return looks
+    return _watch_frontal_passes(finder, lambda grey: grey.shape[:2] == (240, 240))  # a 160 px crop, enlarged 1.5x
 
 
 def _two_heads(shift: int = 0) -> np.ndarray:
@@ -196,16 +182,8 @@ def test_a_strip_of_a_frame_gives_no_region_to_look_in():
 
 def test_a_live_run_finds_a_40_px_face_where_the_depth_shows_a_head():
     scale, left = 0.42, 120
-    frame, depth = _person_frame(_backdrop(), scale, left), _person_depth(scale, left)
-    controller = FocusController("auto", face_interval=3, faces_in_background=True)
-    try:
-        deadline = time.monotonic() + 10.0
-        while controller.last_face is None and time.monotonic() < deadline:
-            controller.update(frame, depth)
-            time.sleep(0.02)
-        assert controller.last_face is not None and _near(controller.last_face, _face(scale, left))
-    finally:
-        controller.close()
+    face = face_found_live(_person_frame(_backdrop(), scale, left), _person_depth(scale, left))
+    assert face is not None and _near(face, _face(scale, left))
 
 
 @pytest.mark.parametrize("name", ["coffee", "chelsea", "rocket", "coins", "page", "grass", "brick"])

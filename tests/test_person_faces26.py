@@ -194,18 +194,26 @@ def test_the_render_hands_its_focus_faces_to_the_refine_stage(monkeypatch):
     refine.close()
 
 
-def test_build_stages_shares_the_focus_faces_in_a_live_run_only(monkeypatch):
+def assert_a_live_run_shares_the_focus_faces(config) -> None:
+    """A live run's stages (build_stages with a background face finder): the refine stage's gate takes the render's
+    focus faces."""
     from stream.app import build_stages
 
-    monkeypatch.setattr(segmentation, "load_segmenter",
-                        lambda backend, threads=0, progress=True: FixedSegmenter(OWN_BOX))
-    config = load_config(None, {"refine.person_mask": "on", "inference.mode": "sync"})
     live = FocusController("auto", faces_in_background=True)
     try:
         _, refine, render = build_stages(config, None, live, "cpu", threading.Event())
         assert render.focus_faces is not None and refine.person_mask.faces.focus_faces is render.focus_faces
     finally:
         live.close()
+
+
+def test_build_stages_shares_the_focus_faces_in_a_live_run_only(monkeypatch):
+    from stream.app import build_stages
+
+    monkeypatch.setattr(segmentation, "load_segmenter",
+                        lambda backend, threads=0, progress=True: FixedSegmenter(OWN_BOX))
+    config = load_config(None, {"refine.person_mask": "on", "inference.mode": "sync"})
+    assert_a_live_run_shares_the_focus_faces(config)
     _, refine, render = build_stages(config, None, FocusController("auto"), "cpu", threading.Event(), file_run=True)
     assert render.focus_faces is None and refine.person_mask.faces.focus_faces is None
     off = load_config(None, {"inference.mode": "sync", "refine.person_mask": "off"})  # the default's is auto

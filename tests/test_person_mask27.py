@@ -367,24 +367,17 @@ def test_the_segmenter_asks_for_cuda_only_where_a_gpu_really_exists(shared_model
                      ["CPUExecutionProvider"]]
 
 
-def test_a_live_run_with_the_mask_on_auto_takes_the_focus_faces(monkeypatch):
-    """auto is on: a live run's gate takes its focus's faces, not a look of its own on the refine thread."""
-    import threading
-
-    from stream.app import build_stages
+def test_a_live_run_with_the_mask_on_auto_takes_the_focus_faces(shared_models, monkeypatch):
+    """auto is on (its model in the cache): a live run's gate takes its focus's faces, not a look of its own on the
+    refine thread."""
     from stream.config import load_config
-    from stream.focus import FocusController
+    from test_person_faces26 import assert_a_live_run_shares_the_focus_faces
 
     monkeypatch.setattr(segmentation, "load_segmenter", lambda backend, threads=0, progress=True: object())
     monkeypatch.setattr(segmentation, "AUTO_MISSING", set())  # no earlier test's cache without the model
     config = load_config(None, {"inference.mode": "sync"})
     assert config.refine.person_mask == "auto"
-    live = FocusController("auto", faces_in_background=True)
-    try:
-        _, refine, render = build_stages(config, None, live, "cpu", threading.Event())
-        assert render.focus_faces is not None and refine.person_mask.faces.focus_faces is render.focus_faces
-    finally:
-        live.close()
+    assert_a_live_run_shares_the_focus_faces(config)
 
 
 def test_auto_goes_to_the_network_only_where_this_process_just_downloaded(model_cache, offline, monkeypatch, capsys):

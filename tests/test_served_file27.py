@@ -89,6 +89,24 @@ def _written_until_stopped(writer: VideoWriter, pictures: list[tuple[np.ndarray,
     return written, took
 
 
+def _stopped_while_stalled(clip: Path, at: int, pictures: list[tuple[np.ndarray, float]], out: Path,
+                           reads: str) -> tuple[int, _Server]:
+    """`clip` served by a server that stalls every reading at byte `at`, for good, and a writer of `out` that reads
+    it as `reads` (audio_from, subtitles_from) writing `pictures` until a stop signal (_written_until_stopped): the
+    stop ended the stalled read well within its time-out, and no cut is left. The pictures written, and the server
+    (closed)."""
+    server = _Server(clip.read_bytes(), at=at, behaviour={0: "stall"})
+    try:
+        writer = VideoWriter(out, 64, 48, 10, **{reads: ServedFile(server.url)})
+        written, took = _written_until_stopped(writer, pictures)
+    finally:
+        server.close()
+    assert server.stalled.is_set()
+    assert took < CUT_SHORT_S, took
+    _no_cut_left()
+    return written, server
+
+
 def _no_cut_left() -> None:
     """No cut is left on the main thread's later reads, and PyAV's own clock is back."""
     import av.container.core as core
@@ -104,17 +122,9 @@ def test_a_stop_ends_the_subtitles_wait_for_a_stalled_server_at_once(tmp_path):
     ends that read at once, no line is read after it, and the file is finalised, playable, with the lines before
     the stall; the half-read line (FFmpeg flags it corrupt) is left out."""
     clip = _front_indexed_tracks(_subtitled(tmp_path / "in.mp4", "mov_text", cues=CUES))
-    server = _Server(clip.read_bytes(), at=_line_packet_middle(clip, "Three"), behaviour={0: "stall"})
     pictures, out = _pictures(clip), tmp_path / "out.mp4"
-    try:
-        writer = VideoWriter(out, 64, 48, 10, subtitles_from=ServedFile(server.url))
-        written, took = _written_until_stopped(writer, pictures)
-    finally:
-        server.close()
-    assert server.stalled.is_set()
-    assert took < CUT_SHORT_S, took
+    written, _ = _stopped_while_stalled(clip, _line_packet_middle(clip, "Three"), pictures, out, "subtitles_from")
     assert 6 <= written < len(pictures)  # the pictures up to "Three" (0.6 s), then those in flight
-    _no_cut_left()
     _, streams = _read(out)
     assert probe(out)["frames"] == written
     assert streams[0]["lines"] == [(0.1, 0.3, "One"), (0.4, 0.5, "Two")]
@@ -152,18 +162,10 @@ def test_a_stop_ends_the_subtitles_jump_to_a_first_picture_far_in_at_once(tmp_pa
     cues = [(1.0, 2.0, "Early"), (11.5, 12.5, "On at the start"), (13.0, 13.5, "Later")]
     clip = _front_indexed_tracks(_subtitled(tmp_path / "in.mp4", "mov_text", video_start=0.0, frames=140, fps=10,
                                             cues=cues))
-    server = _Server(clip.read_bytes(), at=_line_packet_middle(clip, "Early"), behaviour={0: "stall"})
     pictures = [(image, seconds) for image, seconds in _pictures(clip) if seconds >= 12.0]
     out = tmp_path / "out.mp4"
-    try:
-        writer = VideoWriter(out, 64, 48, 10, subtitles_from=ServedFile(server.url))
-        written, took = _written_until_stopped(writer, pictures)
-    finally:
-        server.close()
-    assert server.stalled.is_set()
-    assert took < CUT_SHORT_S, took
+    written, _ = _stopped_while_stalled(clip, _line_packet_middle(clip, "Early"), pictures, out, "subtitles_from")
     assert written == 1 + IN_FLIGHT  # the first picture's write held the jump
-    _no_cut_left()
     _, streams = _read(out)
     assert probe(out)["frames"] == written and streams[0]["lines"] == []
 
@@ -175,17 +177,10 @@ def test_a_stop_ends_the_sounds_jump_to_a_first_picture_far_in_at_once(tmp_path)
     playable: its pictures, its sound track empty. The jump waited out its read's time-out (15 s), and the sound
     was then read again from the file's start, which stalled at 5 s for the time-out again."""
     clip = _front_indexed(make_tracks_video(tmp_path / "long.mp4", ("aac",), frames=140, fps=10, seconds=14.0))
-    server = _Server(clip.read_bytes(), at=_inside_a_sound_packet(clip, 5.0), behaviour={0: "stall"})
     pictures, out = [(image, seconds) for image, seconds in _pictures(clip) if seconds >= 12.0], tmp_path / "out.mp4"
-    try:
-        writer = VideoWriter(out, 64, 48, 10, audio_from=ServedFile(server.url))
-        written, took = _written_until_stopped(writer, pictures)
-    finally:
-        server.close()
-    assert server.stalled.is_set() and server.readings.count(0) == 1  # not read again from its start
-    assert took < CUT_SHORT_S, took
+    written, server = _stopped_while_stalled(clip, _inside_a_sound_packet(clip, 5.0), pictures, out, "audio_from")
+    assert server.readings.count(0) == 1  # not read again from its start
     assert written == 1 + IN_FLIGHT  # the first picture's write held the jump
-    _no_cut_left()
     info = probe(out)
     assert info["frames"] == written and info["audio_codec"] == "aac"
     with av.open(str(out)) as container:
