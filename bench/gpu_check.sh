@@ -5,17 +5,12 @@
 # Usage, from the repository root: bash bench/gpu_check.sh. Exit status: the tests' (pytest's); the
 # whole logs go to $OUT where that is set (a device call brings them back as files, also those of the steps
 # that finished before a time limit stopped the call), the summary too (summary.txt).
-# Before it, on a machine with PyPI: bash bench/fetch_gpu_wheels.sh. The call running this script
-# carries .whl (PyAV, which the image lacks and many test modules import; kornia) and .models (the depth
-# model): run(command="bash bench/gpu_check.sh", carry=[".whl", ".models"], timeout_s=600). Run it so first,
-# alone: the kernels' figures are what only a GPU gives. The steps share one budget, GPU_CHECK_BUDGET
-# seconds (default 540, inside a call's 600), so the summary always prints; GPU_CHECK_PARTS picks steps
-# (default "tests compile bilateral dof fcrn"). Only with time left after it, for FCRN through the CUDA
-# provider, calls on the same warm machine (it goes back after 30 s idle: no pause between them) bring
-# onnxruntime-gpu part by part: for N in 0..4, bash bench/stage_ort_part.sh N here, then a call carrying
-# .ort-carry that runs
-#   mkdir -p /tmp/ort && cp .ort-carry/* /tmp/ort/
-# and at the end, carrying .whl and .models, GPU_CHECK_PARTS=fcrn bash bench/gpu_check.sh
+# Before it, on a machine with PyPI: bash bench/fetch_gpu_wheels.sh, which packs what the image lacks (PyAV, which
+# many test modules import; kornia; onnxruntime-gpu) into chunks, .gpu-carry-0, -1, ..., one a call, and prints the
+# calls: each chunk's call copies it to /tmp/payload, back to back (the machine keeps /tmp for 30 s of idle), and the
+# last, carrying its chunk and .models (the real models), runs this script. The steps share one budget,
+# GPU_CHECK_BUDGET seconds (default 540, inside a call's 600), so the summary always prints; GPU_CHECK_PARTS picks
+# steps (default "tests compile bilateral dof fcrn").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -24,31 +19,35 @@ PY=${PYTHON:-python3}
 # the steps that finished (copied at the end, they were lost with the summary).
 if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then log=$OUT; else log=$(mktemp -d); fi
 $PY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-# Wheels carried from a machine with PyPI (bench/fetch_gpu_wheels.sh): PyAV, without which the test modules
-# that import it fail to collect, and kornia for the comparison.
-if compgen -G ".whl/*.whl" >/dev/null; then
+# What bench/fetch_gpu_wheels.sh packed (PyAV, without which the test modules that import it fail to collect;
+# kornia for the comparison; onnxruntime-gpu for FCRN through the CUDA provider), carried in chunks by this and
+# the calls before it into /tmp/payload: put back together, checked against its sha256, unpacked into /tmp/site.
+if [ -f /tmp/payload/MANIFEST ]; then
+  want=$(awk '$1 == "parts" {print $2}' /tmp/payload/MANIFEST)
+  have=$(ls /tmp/payload/payload.tar.xz.part-* 2>/dev/null | wc -l)
+  cat /tmp/payload/payload.tar.xz.part-* > /tmp/payload.tar.xz
+  if [ "$have" -ne "$want" ]; then
+    echo "only $have of the $want carried chunks are in /tmp/payload (the machine went back between calls?):" \
+         "PyAV, kornia and onnxruntime-gpu left out"
+  elif (cd /tmp && grep -v '^parts ' payload/MANIFEST | sha256sum -c --quiet -); then
+    mkdir -p /tmp/site
+    $PY -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' /tmp/payload.tar.xz /tmp/site \
+      && echo "PyAV, kornia and onnxruntime-gpu unpacked from the $want carried chunks"
+  else
+    echo "the carried chunks do not match their sha256: PyAV, kornia and onnxruntime-gpu left out"
+  fi
+  rm -f /tmp/payload.tar.xz
+elif compgen -G ".whl/*.whl" >/dev/null; then  # wheels carried in one call, as the device README shows
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
-# onnxruntime-gpu, carried in parts by earlier calls into /tmp/ort (bench/stage_ort_part.sh): the
-# CUDA provider for the FCRN benchmark and the GPU pipeline test. Checked against its sha256.
-if [ -f /tmp/ort/MANIFEST ]; then
-  wheel=$(awk '{print $2}' /tmp/ort/MANIFEST)
-  cat /tmp/ort/"$wheel".part-* > /tmp/"$wheel"
-  if (cd /tmp && sha256sum -c --quiet ort/MANIFEST); then  # MANIFEST names the wheel relative to /tmp
-    if $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-         /tmp/"$wheel"; then
-      echo "onnxruntime-gpu installed from the carried parts"
-      # Its CUDA provider loads cuBLAS, cuRAND, cuFFT, cudart and cuDNN by name (no RUNPATH), and from
-      # /tmp/site its preload_dlls() does not look in the image's own nvidia wheels: put their lib folders
-      # on the loader's path, or the session falls back to the CPU provider.
-      nvlibs=$($PY -c 'import glob, os, nvidia; print(":".join(d for p in nvidia.__path__ for d in sorted(glob.glob(os.path.join(p, "*", "lib")))))' 2>/dev/null)
-      if [ -n "$nvlibs" ]; then export LD_LIBRARY_PATH="$nvlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
-    fi
-  else
-    echo "onnxruntime-gpu parts incomplete or corrupt (sha256 mismatch): FCRN stays on the CPU provider"
-  fi
+if [ -f /tmp/site/onnxruntime/capi/libonnxruntime_providers_cuda.so ]; then
+  # Its CUDA provider loads cuBLAS, cuRAND, cuFFT, cudart and cuDNN by name (no RUNPATH), and from /tmp/site its
+  # preload_dlls() does not look in the image's own nvidia wheels: put their lib folders on the loader's path, or
+  # the session falls back to the CPU provider.
+  nvlibs=$($PY -c 'import glob, os, nvidia; print(":".join(d for p in nvidia.__path__ for d in sorted(glob.glob(os.path.join(p, "*", "lib")))))' 2>/dev/null)
+  if [ -n "$nvlibs" ]; then export LD_LIBRARY_PATH="$nvlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
 fi
-# What the two installs above put in /tmp/site goes before the image's own packages.
+# What the installs above put in /tmp/site goes before the image's own packages.
 if [ -d /tmp/site ]; then export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"; fi
 # The real model, carried in .models (bench/fetch_gpu_wheels.sh), for the tests that need it.
 if [ -z "${DEPTHCAM_MODELS:-}" ] && [ -d .models ]; then export DEPTHCAM_MODELS="$PWD/.models"; fi
@@ -141,9 +140,10 @@ sys.exit(s.get_providers()[0] != 'CUDAExecutionProvider')" >/dev/null 2>&1; then
         limit 40 $PY bench/bench_fcrn.py --providers cuda --fp16 2>&1 | tee -a "$log/fcrn.txt"
       fi
     else
+      # only then: with the CUDA provider working, the CPU provider's figure is the least needed of the call's time
       echo "ONNX Runtime's CUDA provider does not load here: FCRN measured on the CPU provider only"
+      limit 40 $PY bench/bench_fcrn.py --runs 5 2>&1 | tee -a "$log/fcrn.txt"  # 5 runs fit
     fi
-    limit 40 $PY bench/bench_fcrn.py --runs 5 2>&1 | tee -a "$log/fcrn.txt"  # the CPU provider: 5 runs fit
   fi
 fi
 
