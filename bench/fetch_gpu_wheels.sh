@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Run HERE (a machine with PyPI) before a GPU session: packs what the GPU machine lacks for the device calls to
 # carry. The GPU image has Python 3.12, PyTorch (CUDA 13), CuPy, NumPy, Numba, OpenCV, scikit-image, Pillow, PyYAML,
-# tqdm, ONNX, pytest and onnxruntime's CPU build, but not PyAV, kornia or onnxruntime-gpu:
+# tqdm, ONNX, pytest, onnxruntime's CPU build and OpenCV 5.0, but not PyAV, kornia, onnxruntime-gpu or OpenCV 4:
 #   PyAV            a dozen test modules import it; one that fails to import took the whole gpu test run with it
+#   OpenCV 4        depthcam's pin (5.x moved the Haar face cascades out: the GPU tests that find faces need them)
 #   kornia          timed beside our kernel by bench/gpu_kernels.py
 #   onnxruntime-gpu (CUDA 13 build) FCRN through the CUDA provider: the FCRN benchmark and the GPU pipeline tests
-# The three wheels are unpacked as site-packages (onnxruntime's parts FCRN never uses left out), packed in one xz
+# The wheels are unpacked as site-packages (onnxruntime's parts FCRN never uses left out), packed in one xz
 # tarball and cut into chunks, each under what one call may carry (64 MiB with the working tree and .models):
 #   .gpu-carry-0/, .gpu-carry-1/, ...   one chunk each, the first with the MANIFEST (sha256 and the chunk count)
 #   .models/                            the TCMonoDepth ONNX file and the person mask's (MediaPipe selfie): the
@@ -23,7 +24,8 @@ PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --p
 download() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
                "${PLATFORMS[@]}" -d "$@"; }
 rm -rf .whl .ort .gpu-carry-* && mkdir -p .whl
-download .whl "av>=18,<20" "kornia>=0.7,<1" "kornia_rs>=0.1.9,<1" "onnxruntime-gpu>=1.23,<2"
+download .whl "av>=18,<20" "kornia>=0.7,<1" "kornia_rs>=0.1.9,<1" "onnxruntime-gpu>=1.23,<2" \
+  "opencv-python-headless>=4.9,<5"
 # The real models for the GPU pipeline and person-mask tests (the tests look in $DEPTHCAM_MODELS, which
 # gpu_check.sh points here); the ONNX Runtime cache layout: one file per model.
 rm -rf .models && mkdir -p .models

@@ -6,7 +6,7 @@
 # whole logs go to $OUT where that is set (a device call brings them back as files, also those of the steps
 # that finished before a time limit stopped the call), the summary too (summary.txt).
 # Before it, on a machine with PyPI: bash bench/fetch_gpu_wheels.sh, which packs what the image lacks (PyAV, which
-# many test modules import; kornia; onnxruntime-gpu) into chunks, .gpu-carry-0, -1, ..., one a call, and prints the
+# many test modules import; kornia; onnxruntime-gpu; OpenCV 4) into chunks, .gpu-carry-0, -1, ..., one a call, and prints the
 # calls: each chunk's call copies it to /tmp/payload, back to back (the machine keeps /tmp for 30 s of idle), and the
 # last, carrying its chunk and .models (the real models), runs this script. The steps share one budget,
 # GPU_CHECK_BUDGET seconds (default 540, inside a call's 600), so the summary always prints; GPU_CHECK_PARTS picks
@@ -20,7 +20,8 @@ PY=${PYTHON:-python3}
 if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then log=$OUT; else log=$(mktemp -d); fi
 $PY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # What bench/fetch_gpu_wheels.sh packed (PyAV, without which the test modules that import it fail to collect;
-# kornia for the comparison; onnxruntime-gpu for FCRN through the CUDA provider), carried in chunks by this and
+# kornia for the comparison; onnxruntime-gpu for FCRN through the CUDA provider; OpenCV 4, depthcam's pin, whose
+# face cascades the image's OpenCV 5 lacks), carried in chunks by this and
 # the calls before it into /tmp/payload: put back together, checked against its sha256, unpacked into /tmp/site.
 if [ -f /tmp/payload/MANIFEST ]; then
   want=$(awk '$1 == "parts" {print $2}' /tmp/payload/MANIFEST)
@@ -28,13 +29,13 @@ if [ -f /tmp/payload/MANIFEST ]; then
   cat /tmp/payload/payload.tar.xz.part-* > /tmp/payload.tar.xz
   if [ "$have" -ne "$want" ]; then
     echo "only $have of the $want carried chunks are in /tmp/payload (the machine went back between calls?):" \
-         "PyAV, kornia and onnxruntime-gpu left out"
+         "the carried packages left out"
   elif (cd /tmp && grep -v '^parts ' payload/MANIFEST | sha256sum -c --quiet -); then
     mkdir -p /tmp/site
     $PY -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' /tmp/payload.tar.xz /tmp/site \
-      && echo "PyAV, kornia and onnxruntime-gpu unpacked from the $want carried chunks"
+      && echo "PyAV, kornia, onnxruntime-gpu and OpenCV 4 unpacked from the $want carried chunks"
   else
-    echo "the carried chunks do not match their sha256: PyAV, kornia and onnxruntime-gpu left out"
+    echo "the carried chunks do not match their sha256: the carried packages left out"
   fi
   rm -f /tmp/payload.tar.xz
 elif compgen -G ".whl/*.whl" >/dev/null; then  # wheels carried in one call, as the device README shows
@@ -109,7 +110,7 @@ if wanted tests; then
   # how many gpu tests ran or skipped: collection errors or a time limit show as fewer
   counted=$(echo "$tests" | grep -oE '[0-9]+ (passed|failed|skipped|xfailed|xpassed)' \
       | awk '{n += $1} END {print n + 0}')
-  tests="$tests (gpu tests counted: $counted, 54 expected in session 27)"
+  tests="$tests (gpu tests counted: $counted, 59 expected in session 28)"
 fi
 if wanted compile; then
   # The .cu files through this machine's own nvcc and NVRTC (not marked gpu: CI runs them without one).

@@ -8,8 +8,8 @@ LUT and from one hardware exp2 (ex2.approx), the register-blocked exp2 kernels (
 the plain global-memory kernel, kornia, and floors from the card's own rates: memory (11 bytes per pixel:
 read 4 B disparity + 3 B guide, write 4 B), MUFU (one ex2 per tap at 16 per clock per SM) and issue (the
 rows kernels' 10 instructions per tap at 4 warp-instructions per clock per SM). "max rel diff" is each
-variant's largest difference from the default variant's output (which the gpu tests check against the CPU
-path), relative to its largest value: all should be ~1e-6. Times are medians of CUDA-event timings after
+kernel's largest difference from the CPU path's output, relative to its largest value: all should be ~1e-6
+(a smooth scene's range weights hide little: the gpu tests check the exact window on a flat one). Times are medians of CUDA-event timings after
 warm-up. One table.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ import cupy
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kernels.bilateral import joint_bilateral  # noqa: E402
 from kernels.bilateral_cuda import DEFAULT_RANGE_VARIANT, RANGE_VARIANTS, launch, launch_global  # noqa: E402
 
 SIZES = ((640, 480), (1280, 720), (1920, 1080))
@@ -130,14 +131,15 @@ def main() -> None:
         out = cupy.empty_like(disparity)
         for radius in RADII:
             ss = sigma_spatial_for(radius)
-            launch(disparity, guide, out, radius, ss, SIGMA_RANGE, variant=DEFAULT_RANGE_VARIANT)
-            expected = out.copy()
+            expected = cupy.asarray(joint_bilateral(cupy.asnumpy(disparity), cupy.asnumpy(guide), radius, ss,
+                                                    SIGMA_RANGE, backend="cpu"))
             times, diff = [], 0.0
             for variant in RANGE_VARIANTS:
                 times.append(median_ms(lambda: launch(disparity, guide, out, radius, ss, SIGMA_RANGE, variant=variant),
                                        args.runs))
                 diff = max(diff, float(cupy.abs(out - expected).max() / cupy.abs(expected).max()))
             plain = median_ms(lambda: launch_global(disparity, guide, out, radius, ss, SIGMA_RANGE), args.runs)
+            diff = max(diff, float(cupy.abs(out - expected).max() / cupy.abs(expected).max()))
             timer = kornia_timer(disparity, guide, radius, ss)
             kornia_ms = f"{median_ms(timer, args.kornia_runs, warmup=2):.3f}" if callable(timer) else timer
             taps = width * height * (2 * radius + 1) ** 2

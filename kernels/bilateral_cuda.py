@@ -21,10 +21,11 @@ RANGE_VARIANTS = ("lut", "exp2", "exp2_rows4", "exp2_rows8")
 # "exp2": one 16-byte shared load and one MUFU.EX2 per tap, no bank conflicts; "lut": three lookups at random
 # indices into a 256-entry shared table, which conflict ~3-4 ways each. "exp2_rows4"/"exp2_rows8": R outputs
 # of a column per thread, so a shared load serves R taps (the "exp2" kernel's 16 B/tap of shared-memory
-# traffic bounds it near 0.7 ms at 1080p, r = 12, on an H100), 10 issue slots a tap instead of ~14. Chosen by
-# that analysis (no GPU here); bench/gpu_kernels.py times all of them and checks each against the CPU path, so
-# switch to a rows variant if the card confirms it. All agree with the CPU path to ~2e-6 relative.
-DEFAULT_RANGE_VARIANT = "exp2"
+# traffic bounds it near 0.7 ms at 1080p, r = 12, on an H100), 10 issue slots a tap instead of ~14. Measured
+# on an H200 (bench/RESULTS.md): exp2_rows4 the fastest at every size and radius timed (1080p, r = 12: 0.62 ms,
+# exp2 0.73, lut 1.45), and its loops take whole windows (no clipping for a compiler to get wrong: see the .cu).
+# All agree with the CPU path to ~2e-6 relative.
+DEFAULT_RANGE_VARIANT = "exp2_rows4"
 ROWS_BLOCKS = {"exp2_rows4": (32, 4), "exp2_rows8": (32, 2)}  # both 32 x 16 outputs (JR_BLOCK_X, JR_OUT_Y)
 ROWS_OUT = (32, 16)
 GLOBAL_BLOCK = (16, 16)  # joint_bilateral_global: one thread a pixel

@@ -12,6 +12,7 @@ stutter. A face box a few frames old is still on the face.
 """
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -120,10 +121,24 @@ CHANGE_THUMBNAIL = (64, 48)
 FRONTAL_WINDOW = 24  # the frontal cascade's own window: a crop smaller than this holds no face
 
 
+class _NoCascade:
+    """Stands for a cascade where OpenCV has none: 5.x moved the Haar cascades out to opencv-contrib. It finds no
+    face, so focus and the person mask take their faceless rules; depthcam's own pin keeps OpenCV below 5."""
+
+    def detectMultiScale(self, *args: object, **kwargs: object) -> tuple[()]:  # noqa: N802 (OpenCV's name)
+        return ()
+
+
 @lru_cache(maxsize=None)
-def _cascade(path: str) -> tuple[cv2.CascadeClassifier, threading.Lock]:
+def _cascade(path: str) -> tuple[cv2.CascadeClassifier | _NoCascade, threading.Lock]:
     """The cascade loaded once a process (parsing its XML takes 15-30 ms, which every input of a batch of
     photos paid), with a lock: one classifier's detectMultiScale is not documented as safe from two threads at once."""
+    if not hasattr(cv2, "CascadeClassifier"):
+        if not _cascade.cache_info().currsize:  # one line a process, not one a cascade
+            print(f"depthcam: warning: OpenCV {cv2.__version__} has no face cascades (5.x moved them to "
+                  "opencv-contrib): focus and the person mask go without faces; install opencv-python>=4.9,<5 "
+                  "for them", file=sys.stderr)
+        return _NoCascade(), threading.Lock()
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
         raise RuntimeError(f"OpenCV's face cascade could not be loaded from {path}")

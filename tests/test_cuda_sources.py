@@ -613,6 +613,8 @@ GPU_TESTS = [
     *[("test_joint_bilateral", "test_cuda_writes_every_pixel", (v,)) for v in ("lut", "exp2", "exp2_rows4",
                                                                                  "exp2_rows8")],
     ("test_joint_bilateral", "test_cuda_parameter_change_takes_effect", ()),
+    *[("test_joint_bilateral", "test_every_cuda_variant_averages_exactly_the_clipped_window", (v,))
+      for v in ("lut", "exp2", "exp2_rows4", "exp2_rows8", "global")],
     ("test_joint_bilateral", "test_cuda_cupy_in_cupy_out", ()),
     ("test_joint_bilateral", "test_cuda_global_kernel_matches_reference", ()),
     ("test_joint_bilateral", "test_cuda_refine_live_matches_cpu", (_RNG, (480, 640), 160)),
@@ -721,7 +723,7 @@ def test_a_run_on_the_gpu_writes_its_outputs(gpu_on_host, shared_models, monkeyp
     status = cli.main(["run", "synthetic:portrait?frames=4&size=160x120", "-o", str(out), "--save-depth", str(depth),
                        "--device", "auto", "--config", preset, "--model", "tcmonodepth", "--no-progress"])
     assert status == 0 and out.stat().st_size > 0 and depth.stat().st_size > 0
-    assert {"joint_bilateral_exp2", *dof_cuda.KERNELS} <= set(launched), set(launched)
+    assert {f"joint_bilateral_{bilateral_cuda.DEFAULT_RANGE_VARIANT}", *dof_cuda.KERNELS} <= set(launched), set(launched)
 
 
 def test_the_person_mask_gpu_test_passes_on_the_host_stand_in(gpu_on_host, shared_models):

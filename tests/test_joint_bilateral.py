@@ -385,6 +385,52 @@ def test_cuda_writes_every_pixel(variant):
     assert np.abs(result - ref).max() <= 1e-4
 
 
+def _clipped_window_mean(values: np.ndarray, radius: int) -> np.ndarray:
+    """The plain mean over each pixel's (2r+1)^2 window clipped to the image: the filter's output where every
+    weight is 1 (one colour, huge sigmas)."""
+    height, width = values.shape
+    # sums[y, x] = values[:y, :x].sum(): a zero row and column before the first
+    sums = np.pad(values.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    y0 = np.clip(np.arange(height) - radius, 0, height)[:, None]
+    y1 = np.clip(np.arange(height) + radius + 1, 0, height)[:, None]
+    x0 = np.clip(np.arange(width) - radius, 0, width)[None, :]
+    x1 = np.clip(np.arange(width) + radius + 1, 0, width)[None, :]
+    total = sums[y1, x1] - sums[y0, x1] - sums[y1, x0] + sums[y0, x0]
+    return total / ((y1 - y0) * (x1 - x0))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", [*RANGE_VARIANTS, "global"])
+def test_every_cuda_variant_averages_exactly_the_clipped_window(variant):
+    """Uniform weights: the output is the mean of the disparity over the window clipped to the image, known
+    exactly. The exp2 and lut kernels, unrolled by NVRTC 13.0 on an H200, took up to 3 columns past the right
+    edge (black, disparity 0) at right-border pixels, at every radius; a smooth guide's range weights hid it."""
+    import cupy
+
+    from kernels.bilateral_cuda import launch, launch_global
+
+    for height, width in ((19, 23), (64, 80), (48, 64), (67, 131)):
+        # distinct per column and row: a window one column or row too wide or too narrow changes the mean
+        disparity = (np.arange(width, dtype=np.float32)[None, :] + 0.01 * np.arange(height)[:, None]).astype(np.float32)
+        guide = np.full((height, width, 3), 128, np.uint8)
+        for radius in (1, 4, 8, 13, MAX_RADIUS):
+            out = cupy.full((height, width), cupy.nan, cupy.float32)
+            args = (cupy.asarray(disparity), cupy.asarray(guide), out, radius, 1e6, 1e6)
+            launch_global(*args) if variant == "global" else launch(*args, variant=variant)
+            want = _clipped_window_mean(disparity, radius)
+            wrong = np.argwhere(~(np.abs(out.get() - want) <= 1e-4 * np.maximum(want, 1.0)))
+            assert wrong.size == 0, (f"{height}x{width}, r = {radius}: columns {sorted(set(wrong[:, 1].tolist()))}")
+
+
+def test_the_clipped_window_mean_is_the_reference_filter_with_uniform_weights():
+    rng = np.random.default_rng(3)
+    disparity = rng.random((9, 14), dtype=np.float32)
+    guide = np.full((9, 14, 3), 77, np.uint8)
+    for radius in (1, 3, 16):
+        np.testing.assert_allclose(_clipped_window_mean(disparity, radius),
+                                   joint_bilateral_reference(disparity, guide, radius, 1e6, 1e6), rtol=1e-9)
+
+
 @pytest.mark.gpu
 def test_cuda_parameter_change_takes_effect():
     from kernels.bilateral_cuda import ensure_constants
