@@ -10,7 +10,7 @@
 # calls: each chunk's call copies it to /tmp/payload, back to back (the machine keeps /tmp for 30 s of idle), and the
 # last, carrying its chunk and .models (the real models), runs this script. The steps share one budget,
 # GPU_CHECK_BUDGET seconds (default 540, inside a call's 600), so the summary always prints; GPU_CHECK_PARTS picks
-# steps (default "tests compile bilateral dof fcrn").
+# steps (default "tests compile bilateral dof fcrn pipeline").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -79,7 +79,7 @@ echo "$kernels_line"
 # cache cold): set-up 20-40 s, tests 60-120 s, compile 15 s, kernels 30-60 s, DoF 20-40 s, FCRN 3 x <= 40 s.
 BUDGET=${GPU_CHECK_BUDGET:-540}
 SUMMARY_RESERVE=15
-PARTS=" ${GPU_CHECK_PARTS:-tests compile bilateral dof fcrn} "
+PARTS=" ${GPU_CHECK_PARTS:-tests compile bilateral dof fcrn pipeline} "
 wanted() { [[ "$PARTS" == *" $1 "* ]]; }
 limit() {
   local seconds=$1; shift
@@ -147,6 +147,17 @@ sys.exit(s.get_providers()[0] != 'CUDAExecutionProvider')" >/dev/null 2>&1; then
     fi
   fi
 fi
+if wanted pipeline && [ "$cuda_ok" -eq 1 ]; then
+  # The whole pipeline on the GPU through `depthcam bench`: the default preset (TCMonoDepth, carried in .models: the
+  # machine cannot fetch FCRN's 472 MB) with --device cuda, beside it without the person mask, then at 1080p.
+  echo "== the pipeline on the GPU (depthcam bench --device cuda)"
+  nomask=$(mktemp --suffix .yaml)
+  sed 's/^\(  person_mask:\) auto.*/\1 off/' configs/default.yaml > "$nomask"
+  limit 100 $PY -m stream bench --device cuda --modes pipelined,sequential,live --compare "$nomask" 2>&1 \
+      | tee "$log/pipeline.txt" | grep -E '^(##|\||[0-9]+x[0-9]+ frames|depthcam)'
+  limit 60 $PY -m stream bench "synthetic:portrait?size=1920x1080" --device cuda --modes pipelined,sequential 2>&1 \
+      | tee -a "$log/pipeline.txt" | grep -E '^(##|\||[0-9]+x[0-9]+ frames|depthcam)'
+fi
 
 # The summary, also as $log/summary.txt: what a call's output_tail may cut, a file brings back.
 summary() {
@@ -157,9 +168,9 @@ summary() {
   echo "gpu tests: $tests"
   if [ -f "$log/compile.txt" ]; then echo "compile tests (nvcc, NVRTC): $(tail -n 1 "$log/compile.txt")"; fi
   # one header per table: the three FCRN runs print the same one
-  grep -h '^|' "$log/bilateral.txt" "$log/dof.txt" "$log/fcrn.txt" 2>/dev/null | awk '!seen[$0]++'
+  grep -h '^|' "$log/bilateral.txt" "$log/dof.txt" "$log/fcrn.txt" "$log/pipeline.txt" 2>/dev/null | awk '!seen[$0]++'
   grep -h '^warning' "$log/fcrn.txt" 2>/dev/null  # an FCRN run that fell back to the CPU provider says so
-  grep -h '^TIMED OUT' "$log"/{tests,compile,bilateral,dof,fcrn}.txt 2>/dev/null
+  grep -h '^TIMED OUT' "$log"/{tests,compile,bilateral,dof,fcrn,pipeline}.txt 2>/dev/null
   echo "took ${SECONDS} s of a ${BUDGET} s budget"
 }
 echo

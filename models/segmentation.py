@@ -448,10 +448,10 @@ def person_mask_for(setting: str, backend: str, threads: int = 0, focus_faces: F
     on: fetched on first use, a model that cannot be had (no network, a damaged file) refused in one line. auto (the
     default preset's): the cached model; fetched only where this process has just downloaded another (a first run,
     online), so that a default run never waits on a network that is not there; otherwise one warning line, once a
-    process, naming the fetch, and the run goes on without the mask. auto is off on the GPU until the mask's device
-    path has run on one (as the gpu-1080p preset's). `focus_faces`: a live run's (FaceGate); `upsampling`: the
-    refine stage's parameters."""
-    if setting == "off" or setting == "auto" and backend == "cuda":
+    process, naming the fetch, and the run goes on without the mask. On the GPU as on the CPU: its device path
+    passed the gpu tests on an H200 (2026-11-30). `focus_faces`: a live run's (FaceGate); `upsampling`: the refine
+    stage's parameters."""
+    if setting == "off":
         return None
     from models import download
     from stream.errors import UserError

@@ -399,9 +399,17 @@ def test_auto_goes_to_the_network_only_where_this_process_just_downloaded(model_
     assert offline == ["selfie_segmentation"]
 
 
-def test_auto_is_off_on_the_gpu_until_its_device_path_has_run_on_one(shared_models, offline):
-    """As the gpu-1080p preset's: the mask's CuPy path has run only on the host stand-in; on says so explicitly."""
-    assert segmentation.person_mask_for("auto", "cuda") is None and offline == []
+def test_auto_on_the_gpu_loads_the_mask_on_the_gpu(shared_models, monkeypatch):
+    """auto was off on the GPU until the mask's device path had run on one; it passed there (an H200)."""
+    loaded: list[tuple[str, int]] = []
+
+    def load(backend: str, threads: int = 0, **_: object):
+        loaded.append((backend, threads))
+        return object()
+
+    monkeypatch.setattr(segmentation, "load_segmenter", load)
+    mask = segmentation.person_mask_for("auto", "cuda")
+    assert isinstance(mask, segmentation.PersonMask) and loaded == [("cuda", 0)]
 
 
 class BlinkingGate:
