@@ -77,6 +77,8 @@ echo "$kernels_line"
 # left less SUMMARY_RESERVE, so the summary prints inside the call's 600 s whatever hangs. A step stopped at its
 # limit says so (its log would otherwise end mid-table, looking finished). Estimates on an H200 (16 cores, Numba's
 # cache cold): set-up 20-40 s, tests 60-120 s, compile 15 s, kernels 30-60 s, DoF 20-40 s, FCRN 3 x <= 40 s.
+# Measured on one (session 28): set-up 15 s, tests 86 s, compile 6 s, kernels and DoF 45 s, FCRN 2 x 12 s; the
+# pipeline step's benches about 3 minutes at 300 frames (150 now): the whole check fits the 540 s budget.
 BUDGET=${GPU_CHECK_BUDGET:-540}
 SUMMARY_RESERVE=15
 PARTS=" ${GPU_CHECK_PARTS:-tests compile bilateral dof fcrn pipeline} "
@@ -149,14 +151,19 @@ sys.exit(s.get_providers()[0] != 'CUDAExecutionProvider')" >/dev/null 2>&1; then
 fi
 if wanted pipeline && [ "$cuda_ok" -eq 1 ]; then
   # The whole pipeline on the GPU through `depthcam bench`: the default preset (TCMonoDepth, carried in .models: the
-  # machine cannot fetch FCRN's 472 MB) with --device cuda, beside it without the person mask, then at 1080p.
+  # machine cannot fetch FCRN's 472 MB) with --device cuda. First the pipelined run alone under the stack sampler
+  # (session 28 measured it at 10.5 fps against the sequential run's 33 with 1.5 cores busy: it waits on something),
+  # then all three runs beside the same without the person mask, then 1080p.
   echo "== the pipeline on the GPU (depthcam bench --device cuda)"
+  shown='^(##|\||[0-9]+x[0-9]+ frames|depthcam|thread stacks)'
+  limit 75 $PY bench/sample_stacks.py --top 6 -- bench --device cuda --modes pipelined --frames 150 2>&1 \
+      | tee "$log/pipeline.txt" | grep -E "$shown"
   nomask=$(mktemp --suffix .yaml)
   sed 's/^\(  person_mask:\) auto.*/\1 off/' configs/default.yaml > "$nomask"
-  limit 100 $PY -m stream bench --device cuda --modes pipelined,sequential,live --compare "$nomask" 2>&1 \
-      | tee "$log/pipeline.txt" | grep -E '^(##|\||[0-9]+x[0-9]+ frames|depthcam)'
-  limit 60 $PY -m stream bench "synthetic:portrait?size=1920x1080" --device cuda --modes pipelined,sequential 2>&1 \
-      | tee -a "$log/pipeline.txt" | grep -E '^(##|\||[0-9]+x[0-9]+ frames|depthcam)'
+  limit 120 $PY -m stream bench --device cuda --modes pipelined,sequential,live --frames 150 --compare "$nomask" 2>&1 \
+      | tee -a "$log/pipeline.txt" | grep -E "$shown"
+  limit 60 $PY -m stream bench "synthetic:portrait?size=1920x1080" --device cuda --modes pipelined,sequential \
+      --frames 150 2>&1 | tee -a "$log/pipeline.txt" | grep -E "$shown"
 fi
 
 # The summary, also as $log/summary.txt: what a call's output_tail may cut, a file brings back.
