@@ -257,10 +257,14 @@ def test_the_default_preset_has_the_person_mask_where_the_model_can_be_had(share
     assert RefineStage(RefineConfig(person_mask="off", threads=1), "cpu").person_mask is None
 
 
-def test_auto_without_the_model_runs_on_after_one_warning_line(offline, capsys):
+def test_auto_without_the_model_runs_on_after_one_warning_line(offline, capsys, monkeypatch):
+    from models import download
     from stream.errors import UserError
     from stream.stages import RefineStage
 
+    # a first run, online, whose fetch of the mask fails: tried whatever the cache holds (it passed only where
+    # $DEPTHCAM_MODELS pointed the cache at a folder holding the model)
+    monkeypatch.setattr(download, "DOWNLOADED", True)
     stages = [RefineStage(RefineConfig(threads=1), "cpu") for _ in range(2)]  # a batch's two inputs
     assert [stage.person_mask for stage in stages] == [None, None]
     assert offline == ["selfie_segmentation"]  # the second input did not try the network again
