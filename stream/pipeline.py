@@ -247,7 +247,7 @@ class Pipeline:
         frame by more than the frame it might gain (a 60 fps camera on gpu-1080p's 33 ms). A live wait shorter than
         the period gains no frame (the camera's next comes a period after the first; frames already queued are taken
         without waiting) and only delays: the default preset's 20 ms at 30 fps made live end-to-end latency 45 ms
-        instead of 23 on a CPU and 32 instead of ~12 on a GPU (bench/RESULTS.md, session 28). It is 0 there."""
+        instead of 23 on a CPU, and 20 of a GPU's 32 (bench/RESULTS.md, session 28). It is 0 there."""
         wait = stage.max_wait_ms / 1000.0
         if self.source.live and self.source.fps > 0:
             period = 1.0 / self.source.fps
