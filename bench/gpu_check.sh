@@ -23,25 +23,29 @@ $PY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || exp
 # kornia for the comparison; onnxruntime-gpu for FCRN through the CUDA provider; OpenCV 4, depthcam's pin, whose
 # face cascades the image's OpenCV 5 lacks), carried in chunks by this and
 # the calls before it into /tmp/payload: put back together, checked against its sha256, unpacked into /tmp/site.
-if [ -f /tmp/payload/MANIFEST ]; then
-  want=$(awk '$1 == "parts" {print $2}' /tmp/payload/MANIFEST)
-  have=$(ls /tmp/payload/payload.tar.xz.part-* 2>/dev/null | wc -l)
-  cat /tmp/payload/payload.tar.xz.part-* > /tmp/payload.tar.xz
+# (GPU_CHECK_PAYLOAD and GPU_CHECK_SITE move both folders, for the tests.)
+payload=${GPU_CHECK_PAYLOAD:-/tmp/payload}
+site=${GPU_CHECK_SITE:-/tmp/site}
+if [ -f "$payload/MANIFEST" ]; then
+  want=$(awk '$1 == "parts" {print $2}' "$payload/MANIFEST")
+  have=$(ls "$payload"/payload.tar.xz.part-* 2>/dev/null | wc -l)
+  cat "$payload"/payload.tar.xz.part-* > "$payload/payload.tar.xz" 2>/dev/null
   if [ "$have" -ne "$want" ]; then
-    echo "only $have of the $want carried chunks are in /tmp/payload (the machine went back between calls?):" \
+    echo "only $have of the $want carried chunks are in $payload (the machine went back between calls?):" \
          "the carried packages left out"
-  elif (cd /tmp && grep -v '^parts ' payload/MANIFEST | sha256sum -c --quiet -); then
-    mkdir -p /tmp/site
-    $PY -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' /tmp/payload.tar.xz /tmp/site \
+  elif (cd "$payload" && grep -v '^parts ' MANIFEST | sha256sum -c --quiet - >/dev/null 2>&1); then
+    mkdir -p "$site"
+    $PY -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' \
+        "$payload/payload.tar.xz" "$site" \
       && echo "PyAV, kornia, onnxruntime-gpu and OpenCV 4 unpacked from the $want carried chunks"
   else
     echo "the carried chunks do not match their sha256: the carried packages left out"
   fi
-  rm -f /tmp/payload.tar.xz
+  rm -f "$payload/payload.tar.xz"
 elif compgen -G ".whl/*.whl" >/dev/null; then  # wheels carried in one call, as the device README shows
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl
 fi
-if [ -f /tmp/site/onnxruntime/capi/libonnxruntime_providers_cuda.so ]; then
+if [ -f "$site/onnxruntime/capi/libonnxruntime_providers_cuda.so" ]; then
   # Its CUDA provider loads cuBLAS, cuRAND, cuFFT, cudart and cuDNN by name (no RUNPATH), and from /tmp/site its
   # preload_dlls() does not look in the image's own nvidia wheels: put their lib folders on the loader's path, or
   # the session falls back to the CPU provider.
@@ -49,7 +53,7 @@ if [ -f /tmp/site/onnxruntime/capi/libonnxruntime_providers_cuda.so ]; then
   if [ -n "$nvlibs" ]; then export LD_LIBRARY_PATH="$nvlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
 fi
 # What the installs above put in /tmp/site goes before the image's own packages.
-if [ -d /tmp/site ]; then export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"; fi
+if [ -d "$site" ]; then export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"; fi
 # The real model, carried in .models (bench/fetch_gpu_wheels.sh), for the tests that need it.
 if [ -z "${DEPTHCAM_MODELS:-}" ] && [ -d .models ]; then export DEPTHCAM_MODELS="$PWD/.models"; fi
 gpus=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null)

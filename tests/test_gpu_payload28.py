@@ -1,0 +1,74 @@
+"""bench/gpu_check.sh puts the chunks bench/fetch_gpu_wheels.sh cut (carried one device call each) back together,
+checks their sha256 and unpacks them where its Python finds them; a missing or damaged chunk is said, not unpacked."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.sh"
+# tarfile's calls go to the real Python, everything else to a stub (no pip install, no CuPy probes)
+STUB = """#!/usr/bin/env bash
+case "$*" in
+  *tarfile*) exec "$REAL_PYTHON" "$@" ;;
+  *) echo "stub" ;;
+esac
+"""
+
+
+def _payload(folder: Path, parts: int, damage: bool = False) -> None:
+    """A tar.xz of one package cut into `parts` chunks and its MANIFEST, as fetch_gpu_wheels.sh writes them."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as archive:
+        data = b"VALUE = 42\n" + os.urandom(3000).hex().encode()  # incompressible enough for several chunks
+        info = tarfile.TarInfo("carried_package/__init__.py")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    blob = buffer.getvalue()
+    folder.mkdir()
+    size = len(blob) // parts + 1
+    for index in range(parts):
+        chunk = blob[index * size:(index + 1) * size]
+        if damage and index == 0:
+            chunk = bytes([chunk[0] ^ 1]) + chunk[1:]
+        (folder / f"payload.tar.xz.part-{index:02d}").write_bytes(chunk)
+    (folder / "MANIFEST").write_text(f"{hashlib.sha256(blob).hexdigest()}  payload.tar.xz\nparts {parts}\n")
+
+
+def _run(tmp_path: Path) -> str:
+    stub = tmp_path / "python"
+    stub.write_text(STUB)
+    stub.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(stub), "REAL_PYTHON": sys.executable, "GPU_CHECK_PARTS": "none",
+           "GPU_CHECK_PAYLOAD": str(tmp_path / "payload"), "GPU_CHECK_SITE": str(tmp_path / "site"),
+           "PATH": "/usr/bin:/bin"}
+    env.pop("OUT", None)
+    result = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
+    return result.stdout + result.stderr
+
+
+def test_the_chunks_are_put_back_together_and_unpacked(tmp_path):
+    _payload(tmp_path / "payload", parts=3)
+    output = _run(tmp_path)
+    assert "unpacked from the 3 carried chunks" in output, output
+    assert (tmp_path / "site" / "carried_package" / "__init__.py").read_bytes().startswith(b"VALUE = 42\n")
+    assert not (tmp_path / "payload" / "payload.tar.xz").exists()  # the joined copy is not left behind
+
+
+def test_a_chunk_that_did_not_arrive_is_said_and_nothing_unpacked(tmp_path):
+    _payload(tmp_path / "payload", parts=3)
+    (tmp_path / "payload" / "payload.tar.xz.part-01").unlink()  # its call found the machine given back
+    output = _run(tmp_path)
+    assert "only 2 of the 3 carried chunks" in output, output
+    assert not (tmp_path / "site" / "carried_package").exists()
+
+
+def test_a_damaged_chunk_fails_the_checksum_and_nothing_is_unpacked(tmp_path):
+    _payload(tmp_path / "payload", parts=2, damage=True)
+    output = _run(tmp_path)
+    assert "do not match their sha256" in output, output
+    assert not (tmp_path / "site" / "carried_package").exists()
