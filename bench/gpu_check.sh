@@ -145,6 +145,14 @@ sys.exit(s.get_providers()[0] != 'CUDAExecutionProvider')" >/dev/null 2>&1; then
       limit 40 $PY bench/bench_fcrn.py --providers cuda 2>&1 | tee -a "$log/fcrn.txt"
       if ! grep -q '^warning: asked for' "$log/fcrn.txt"; then
         limit 40 $PY bench/bench_fcrn.py --providers cuda --fp16 2>&1 | tee -a "$log/fcrn.txt"
+        # cuDNN's algorithm search: EXHAUSTIVE (ONNX Runtime's default) against HEURISTIC (depthcam's), at a fixed
+        # batch and with the batch size changing every call as dynamic batching gives it (session 28's suspect for
+        # the pipelined run's 10.5 fps)
+        limit 40 $PY bench/bench_fcrn.py --providers cuda --conv-search exhaustive 2>&1 | tee -a "$log/fcrn.txt"
+        for search in exhaustive heuristic; do
+          limit 60 $PY bench/bench_fcrn.py --providers cuda --alternate --conv-search $search --runs 5 --batches 1,2,3,4 \
+              2>&1 | tee -a "$log/fcrn.txt"
+        done
       fi
     else
       # only then: with the CUDA provider working, the CPU provider's figure is the least needed of the call's time

@@ -59,6 +59,20 @@ def requested_providers(device: str, tensorrt: bool = False) -> list[str]:
     return ([TENSORRT] if tensorrt else []) + [CUDA, CPU]
 
 
+# ONNX Runtime's CUDA provider benchmarks cuDNN's convolution algorithms for each input shape by default (EXHAUSTIVE)
+# and keeps the choice for the last shape only: a depth batch whose size changes from call to call, as dynamic
+# batching makes it, searched again at every change (0.3-1.3 s a change in public reports: onnxruntime issue 709,
+# PaddleX pull request 5057; re-tuned at every change with ORT 1.29). The likely cause of the pipelined run's 10.5 fps
+# on an H200, whose batches are 1 to 4 frames, against the sequential run's 33 (bench/RESULTS.md, session 28; to be
+# confirmed there: bench/bench_fcrn.py --alternate). HEURISTIC takes cuDNN's heuristic pick: ~2 ms a change.
+DEPTH_CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC"}
+
+
+def provider_options(providers: list[str]) -> list[dict[str, str]]:
+    """The depth session's options for each provider asked for, in order (ONNX Runtime's provider_options)."""
+    return [dict(DEPTH_CUDA_OPTIONS) if provider == CUDA else {} for provider in providers]
+
+
 class RunTerminated(Exception):
     """The network's call was ended by DepthEstimator.terminate (a stop), not by a fault."""
 
@@ -271,7 +285,8 @@ class DepthEstimator:
         options.log_severity_level = 4
         asked = requested_providers(device, tensorrt)
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=asked)
+            self.session = ort.InferenceSession(str(path), options, providers=asked,
+                                                provider_options=provider_options(asked))
         except Exception as exc:  # onnxruntime raises its own exception types per failure
             cached = cached_file_of(path)  # a user's file of the same name is not the registry's to fetch
             fault = _external_data_fault(path)
@@ -327,7 +342,8 @@ class DepthEstimator:
 
         try:
             rewritten = make_batch_dynamic(onnx.load(str(path)))
-            session = ort.InferenceSession(rewritten.SerializeToString(), options, providers=self.providers)
+            session = ort.InferenceSession(rewritten.SerializeToString(), options, providers=self.providers,
+                                           provider_options=provider_options(self.providers))
         except Exception as exc:  # noqa: BLE001 (a user's own model may defeat the rewrite in many ways)
             log.info("%s keeps batch 1 (%s); a batch of frames runs as single calls", path.name, exc)
             notify(f"model {self.spec.filename} takes batch 1 and depthcam cannot give its graph a dynamic batch: a "
