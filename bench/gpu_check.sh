@@ -168,8 +168,13 @@ if wanted pipeline && [ "$cuda_ok" -eq 1 ]; then
   # then all three runs beside the same without the person mask, then 1080p.
   echo "== the pipeline on the GPU (depthcam bench --device cuda)"
   shown='^(##|\||[0-9]+x[0-9]+ frames|depthcam|thread stacks)'
-  limit 75 $PY bench/sample_stacks.py --top 6 -- bench --device cuda --modes pipelined --frames 150 2>&1 \
-      | tee "$log/pipeline.txt" | grep -E "$shown"
+  limit 75 $PY bench/sample_stacks.py --top 6 -- bench --device cuda --modes pipelined --frames 150 \
+      --json "$log/pipelined.json" 2>&1 | tee "$log/pipeline.txt" | grep -E "$shown"
+  # the same with ONNX Runtime's own cuDNN search (EXHAUSTIVE, searched again at each change of batch size): the
+  # session-28 suspect, if this one is slow and the one above is not
+  echo "(the same, DEPTHCAM_CUDNN_SEARCH=exhaustive)"
+  DEPTHCAM_CUDNN_SEARCH=exhaustive limit 75 $PY -m stream bench --device cuda --modes pipelined --frames 150 2>&1 \
+      | tee -a "$log/pipeline.txt" | grep -E "$shown"
   nomask=$(mktemp --suffix .yaml)
   sed 's/^\(  person_mask:\) auto.*/\1 off/' configs/default.yaml > "$nomask"
   limit 120 $PY -m stream bench --device cuda --modes pipelined,sequential,live --frames 150 --compare "$nomask" 2>&1 \

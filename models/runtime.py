@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -65,12 +66,18 @@ def requested_providers(device: str, tensorrt: bool = False) -> list[str]:
 # PaddleX pull request 5057; re-tuned at every change with ORT 1.29). The likely cause of the pipelined run's 10.5 fps
 # on an H200, whose batches are 1 to 4 frames, against the sequential run's 33 (bench/RESULTS.md, session 28; to be
 # confirmed there: bench/bench_fcrn.py --alternate). HEURISTIC takes cuDNN's heuristic pick: ~2 ms a change.
-DEPTH_CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC"}
+# $DEPTHCAM_CUDNN_SEARCH sets another (exhaustive: the best algorithms for a batch size that never changes).
+CUDNN_SEARCHES = ("heuristic", "exhaustive", "default")
+CUDNN_SEARCH_ENV = "DEPTHCAM_CUDNN_SEARCH"
 
 
 def provider_options(providers: list[str]) -> list[dict[str, str]]:
     """The depth session's options for each provider asked for, in order (ONNX Runtime's provider_options)."""
-    return [dict(DEPTH_CUDA_OPTIONS) if provider == CUDA else {} for provider in providers]
+    search = os.environ.get(CUDNN_SEARCH_ENV, "heuristic").strip().lower()
+    if search not in CUDNN_SEARCHES:
+        raise ModelError(f"{CUDNN_SEARCH_ENV}={search!r} is not a cuDNN search; set {', '.join(CUDNN_SEARCHES)} "
+                         f"or unset it (heuristic)")
+    return [{"cudnn_conv_algo_search": search.upper()} if provider == CUDA else {} for provider in providers]
 
 
 class RunTerminated(Exception):
@@ -284,9 +291,9 @@ class DepthEstimator:
         # load still log on the default logger.
         options.log_severity_level = 4
         asked = requested_providers(device, tensorrt)
+        asked_options = provider_options(asked)  # a wrong $DEPTHCAM_CUDNN_SEARCH is said as itself, not as a load fault
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=asked,
-                                                provider_options=provider_options(asked))
+            self.session = ort.InferenceSession(str(path), options, providers=asked, provider_options=asked_options)
         except Exception as exc:  # onnxruntime raises its own exception types per failure
             cached = cached_file_of(path)  # a user's file of the same name is not the registry's to fetch
             fault = _external_data_fault(path)

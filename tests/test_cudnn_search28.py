@@ -37,8 +37,10 @@ def recorded_sessions(monkeypatch):
     return asked
 
 
-def test_every_depth_session_on_cuda_asks_for_the_heuristic_search(recorded_sessions, shared_models):
+def test_every_depth_session_on_cuda_asks_for_the_heuristic_search(recorded_sessions, shared_models, monkeypatch):
     from models.registry import resolve_model
+
+    monkeypatch.delenv("DEPTHCAM_CUDNN_SEARCH", raising=False)
 
     spec, path = resolve_model("tcmonodepth", progress=False)
     estimator = runtime.DepthEstimator(spec, path, "cuda")
@@ -49,7 +51,18 @@ def test_every_depth_session_on_cuda_asks_for_the_heuristic_search(recorded_sess
         assert options == [{"cudnn_conv_algo_search": "HEURISTIC"}, {}]
 
 
-def test_the_options_follow_the_providers_asked_for():
+def test_the_options_follow_the_providers_asked_for(monkeypatch):
+    monkeypatch.delenv("DEPTHCAM_CUDNN_SEARCH", raising=False)
     assert runtime.provider_options([runtime.CPU]) == [{}]
     assert runtime.provider_options([runtime.TENSORRT, runtime.CUDA, runtime.CPU]) == [
         {}, {"cudnn_conv_algo_search": "HEURISTIC"}, {}]
+
+
+def test_the_environment_sets_another_search_and_a_wrong_word_is_refused(monkeypatch):
+    from models.download import ModelError
+
+    monkeypatch.setenv("DEPTHCAM_CUDNN_SEARCH", "Exhaustive")
+    assert runtime.provider_options([runtime.CUDA]) == [{"cudnn_conv_algo_search": "EXHAUSTIVE"}]
+    monkeypatch.setenv("DEPTHCAM_CUDNN_SEARCH", "fastest")
+    with pytest.raises(ModelError, match="DEPTHCAM_CUDNN_SEARCH='fastest' is not a cuDNN search; set heuristic"):
+        runtime.provider_options([runtime.CUDA, runtime.CPU])
