@@ -34,13 +34,13 @@ PROVIDERS = {
 
 
 def make_session(model_bytes: bytes, providers: list[str], threads: int | None,
-                 conv_search: str = "heuristic") -> ort.InferenceSession:
+                 conv_search: str = "exhaustive") -> ort.InferenceSession:
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     # The CPU provider always goes last: ORT falls back to it for any node the others do not take.
     chain = [PROVIDERS[p] for p in providers] + (["CPUExecutionProvider"] if "cpu" not in providers else [])
-    # the CUDA provider's cuDNN algorithm search, as depthcam's depth session sets it (models.runtime), or another
+    # the CUDA provider's cuDNN algorithm search: ONNX Runtime's own (depthcam's too, models.runtime), or another
     options_per_provider = [{"cudnn_conv_algo_search": conv_search.upper()} if name == PROVIDERS["cuda"] else {}
                             for name in chain]
     return ort.InferenceSession(model_bytes, options, providers=chain, provider_options=options_per_provider)
@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int, help="intra-op threads (default: ONNX Runtime's choice)")
-    parser.add_argument("--conv-search", choices=("heuristic", "exhaustive", "default"), default="heuristic",
-                        help="the CUDA provider's cuDNN algorithm search (default: heuristic, depthcam's)")
+    parser.add_argument("--conv-search", choices=("exhaustive", "heuristic"), default="exhaustive",
+                        help="the CUDA provider's cuDNN algorithm search (default: exhaustive, ONNX Runtime's and "
+                             "depthcam's)")
     parser.add_argument("--alternate", action="store_true",
                         help="time calls whose batch size changes every call (the batches in turn, --runs rounds), "
                              "as the pipeline's dynamic batching gives them")

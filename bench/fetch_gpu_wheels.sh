@@ -53,5 +53,6 @@ for i in "${!parts[@]}"; do mkdir -p ".gpu-carry-$i" && mv "${parts[$i]}" ".gpu-
 rm .whl/payload.tar.xz
 du -b .gpu-carry-*/* .models/* | sed 's/^/  /'
 last=$(( ${#parts[@]} - 1 ))
-echo "${#parts[@]} calls, each at most $(( (tree + models + chunk) >> 20 )) MiB with the tree ($((tree >> 20)) MiB);" \
-     "the first ${last} copy their chunk to /tmp/payload, the last (.gpu-carry-${last} and .models) runs gpu_check.sh"
+echo "${#parts[@]} call(s), each at most $(( (tree + models + chunk) >> 20 )) MiB with the tree ($((tree >> 20)) MiB):" \
+     "the last (.gpu-carry-${last} and .models) copies its chunk to /tmp/payload and runs gpu_check.sh," \
+     "each one before it (.gpu-carry-0 ...) only copies its chunk"

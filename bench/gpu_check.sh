@@ -28,9 +28,12 @@ payload=${GPU_CHECK_PAYLOAD:-/tmp/payload}
 site=${GPU_CHECK_SITE:-/tmp/site}
 if [ -f "$payload/MANIFEST" ]; then
   want=$(awk '$1 == "parts" {print $2}' "$payload/MANIFEST")
+  want=${want:-0}  # a MANIFEST without its count (an older packing) is one not to trust
   have=$(ls "$payload"/payload.tar.xz.part-* 2>/dev/null | wc -l)
   cat "$payload"/payload.tar.xz.part-* > "$payload/payload.tar.xz" 2>/dev/null
-  if [ "$have" -ne "$want" ]; then
+  if [ "$want" -eq 0 ]; then
+    echo "$payload/MANIFEST names no chunk count: run bench/fetch_gpu_wheels.sh again; the carried packages left out"
+  elif [ "$have" -ne "$want" ]; then
     echo "only $have of the $want carried chunks are in $payload (the machine went back between calls?):" \
          "the carried packages left out"
   elif (cd "$payload" && grep -v '^parts ' MANIFEST | sha256sum -c --quiet - >/dev/null 2>&1); then
@@ -82,14 +85,17 @@ echo "$kernels_line"
 # limit says so (its log would otherwise end mid-table, looking finished). Estimates on an H200 (16 cores, Numba's
 # cache cold): set-up 20-40 s, tests 60-120 s, compile 15 s, kernels 30-60 s, DoF 20-40 s, FCRN 3 x <= 40 s.
 # Measured on one (session 28): set-up 15 s, tests 86 s, compile 6 s, kernels and DoF 45 s, FCRN 2 x 12 s; the
-# pipeline step's benches about 3 minutes at 300 frames (150 now): the whole check fits the 540 s budget.
+# pipeline step's benches (limits 75 + 120 + 60 s) then come before FCRN's six runs, the least needed last. Each
+# step's start time goes into the log, to size the budget by.
 BUDGET=${GPU_CHECK_BUDGET:-540}
 SUMMARY_RESERVE=15
+steps=$(mktemp)  # not in $OUT: a call brings back 8 files at most, and the logs and the JSON are 8
 PARTS=" ${GPU_CHECK_PARTS:-tests compile bilateral dof fcrn pipeline} "
 wanted() { [[ "$PARTS" == *" $1 "* ]]; }
 limit() {
   local seconds=$1; shift
   local left=$((BUDGET - SECONDS - SUMMARY_RESERVE))
+  echo "[${SECONDS} s] ${*:1:3}" >> "$steps"
   if [ "$left" -lt "$seconds" ]; then seconds=$left; fi
   if [ "$seconds" -lt 5 ]; then echo "TIMED OUT before it started (budget of ${BUDGET} s spent): $*"; return 124; fi
   timeout -k 10 "$seconds" "$@"; local status=$?
@@ -134,6 +140,29 @@ else
     echo "== depth of field kernel"
     limit 90 $PY bench/gpu_dof.py 2>&1 | tee "$log/dof.txt"
   fi
+  if wanted pipeline; then
+    # The whole pipeline on the GPU through `depthcam bench`: the default preset (TCMonoDepth, carried in .models: the
+    # machine cannot fetch FCRN's 472 MB) with --device cuda. Session 28 measured the pipelined run at 10.5 fps against
+    # the sequential run's 33, its threads idle; its batches (1 to 4 frames) are now padded to one size. First the
+    # pipelined run alone under the stack sampler (where each thread waits), then the three runs beside the same
+    # without the person mask, then 1080p.
+    echo "== the pipeline on the GPU (depthcam bench --device cuda)"
+    shown='^(##|\(|\||[0-9]+x[0-9]+ frames|depthcam|thread stacks|TIMED OUT)'
+    label() { echo "($*)" | tee -a "$log/pipeline.txt"; }
+    label "pipelined, under bench/sample_stacks.py"
+    limit 75 $PY bench/sample_stacks.py --top 6 -- bench --device cuda --modes pipelined --frames 150 \
+        --json "$log/pipelined.json" 2>&1 | tee -a "$log/pipeline.txt" | grep -E "$shown"
+    nomask=$(mktemp --suffix .yaml)
+    sed 's/^\(  person_mask:\) auto.*/\1 off/' configs/default.yaml > "$nomask"
+    grep -q '^  person_mask: off' "$nomask" || echo "configs/default.yaml has no 'person_mask: auto' line: the mask-off run is the default again"
+    label "640x480: default preset, then the same without the person mask"
+    limit 120 $PY -m stream bench --device cuda --modes pipelined,sequential,live --frames 150 --compare "$nomask" 2>&1 \
+        | tee -a "$log/pipeline.txt" | grep -E "$shown"
+    rm -f "$nomask"
+    label "1920x1080: default preset"
+    limit 60 $PY -m stream bench "synthetic:portrait?size=1920x1080" --device cuda --modes pipelined,sequential \
+        --frames 150 2>&1 | tee -a "$log/pipeline.txt" | grep -E "$shown"
+  fi
   if wanted fcrn && [ -f bench/bench_fcrn.py ] && $PY -c "import onnxruntime" 2>/dev/null; then
     echo "== FCRN through ONNX Runtime (providers this machine has)"
     # A real session decides: get_available_providers() lists CUDA even where its libraries cannot load (the
@@ -145,12 +174,12 @@ sys.exit(s.get_providers()[0] != 'CUDAExecutionProvider')" >/dev/null 2>&1; then
       limit 40 $PY bench/bench_fcrn.py --providers cuda 2>&1 | tee -a "$log/fcrn.txt"
       if ! grep -q '^warning: asked for' "$log/fcrn.txt"; then
         limit 40 $PY bench/bench_fcrn.py --providers cuda --fp16 2>&1 | tee -a "$log/fcrn.txt"
-        # cuDNN's algorithm search: EXHAUSTIVE (ONNX Runtime's default) against HEURISTIC (depthcam's), at a fixed
-        # batch and with the batch size changing every call as dynamic batching gives it (session 28's suspect for
-        # the pipelined run's 10.5 fps)
-        limit 40 $PY bench/bench_fcrn.py --providers cuda --conv-search exhaustive 2>&1 | tee -a "$log/fcrn.txt"
+        # cuDNN's algorithm search: HEURISTIC against EXHAUSTIVE (ONNX Runtime's default, depthcam's, the runs
+        # above) at fixed batches, then both with the batch size changing every call as unpadded dynamic batching
+        # gave it (session 28's suspect for the pipelined run's 10.5 fps: a plan rebuilt at each change)
+        limit 40 $PY bench/bench_fcrn.py --providers cuda --conv-search heuristic 2>&1 | tee -a "$log/fcrn.txt"
         for search in exhaustive heuristic; do
-          limit 60 $PY bench/bench_fcrn.py --providers cuda --alternate --conv-search $search --runs 5 --batches 1,2,3,4 \
+          limit 40 $PY bench/bench_fcrn.py --providers cuda --alternate --conv-search $search --runs 3 --batches 1,2,3,4 \
               2>&1 | tee -a "$log/fcrn.txt"
         done
       fi
@@ -160,27 +189,6 @@ sys.exit(s.get_providers()[0] != 'CUDAExecutionProvider')" >/dev/null 2>&1; then
       limit 40 $PY bench/bench_fcrn.py --runs 5 2>&1 | tee -a "$log/fcrn.txt"  # 5 runs fit
     fi
   fi
-fi
-if wanted pipeline && [ "$cuda_ok" -eq 1 ]; then
-  # The whole pipeline on the GPU through `depthcam bench`: the default preset (TCMonoDepth, carried in .models: the
-  # machine cannot fetch FCRN's 472 MB) with --device cuda. First the pipelined run alone under the stack sampler
-  # (session 28 measured it at 10.5 fps against the sequential run's 33 with 1.5 cores busy: it waits on something),
-  # then all three runs beside the same without the person mask, then 1080p.
-  echo "== the pipeline on the GPU (depthcam bench --device cuda)"
-  shown='^(##|\||[0-9]+x[0-9]+ frames|depthcam|thread stacks)'
-  limit 75 $PY bench/sample_stacks.py --top 6 -- bench --device cuda --modes pipelined --frames 150 \
-      --json "$log/pipelined.json" 2>&1 | tee "$log/pipeline.txt" | grep -E "$shown"
-  # the same with ONNX Runtime's own cuDNN search (EXHAUSTIVE, searched again at each change of batch size): the
-  # session-28 suspect, if this one is slow and the one above is not
-  echo "(the same, DEPTHCAM_CUDNN_SEARCH=exhaustive)"
-  DEPTHCAM_CUDNN_SEARCH=exhaustive limit 75 $PY -m stream bench --device cuda --modes pipelined --frames 150 2>&1 \
-      | tee -a "$log/pipeline.txt" | grep -E "$shown"
-  nomask=$(mktemp --suffix .yaml)
-  sed 's/^\(  person_mask:\) auto.*/\1 off/' configs/default.yaml > "$nomask"
-  limit 120 $PY -m stream bench --device cuda --modes pipelined,sequential,live --frames 150 --compare "$nomask" 2>&1 \
-      | tee -a "$log/pipeline.txt" | grep -E "$shown"
-  limit 60 $PY -m stream bench "synthetic:portrait?size=1920x1080" --device cuda --modes pipelined,sequential \
-      --frames 150 2>&1 | tee -a "$log/pipeline.txt" | grep -E "$shown"
 fi
 
 # The summary, also as $log/summary.txt: what a call's output_tail may cut, a file brings back.
@@ -192,9 +200,15 @@ summary() {
   echo "gpu tests: $tests"
   if [ -f "$log/compile.txt" ]; then echo "compile tests (nvcc, NVRTC): $(tail -n 1 "$log/compile.txt")"; fi
   # one header per table: the three FCRN runs print the same one
-  grep -h '^|' "$log/bilateral.txt" "$log/dof.txt" "$log/fcrn.txt" "$log/pipeline.txt" 2>/dev/null | awk '!seen[$0]++'
+  grep -h '^|' "$log/bilateral.txt" "$log/dof.txt" 2>/dev/null | awk '!seen[$0]++'
+  # FCRN's and the pipeline's tables with the lines that say which run each is (their rows alike); the stack
+  # sampler's table stays in pipeline.txt
+  grep -hE '^(FCRN|## |\(|\|)' "$log/fcrn.txt" "$log/pipeline.txt" 2>/dev/null | grep -vE '^\| [^|]+ \| [0-9]+ % \|' \
+    | grep -vE '^\| (thread|---) \| (share|---)'
+
   grep -h '^warning' "$log/fcrn.txt" 2>/dev/null  # an FCRN run that fell back to the CPU provider says so
   grep -h '^TIMED OUT' "$log"/{tests,compile,bilateral,dof,fcrn,pipeline}.txt 2>/dev/null
+  echo "each step's start: $(tr '\n' ';' < "$steps")"
   echo "took ${SECONDS} s of a ${BUDGET} s budget"
 }
 echo

@@ -15,6 +15,7 @@ import collections
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 OWN = tuple(str(ROOT / part) for part in ("stream", "models", "kernels"))
 
 
-def own_line(frame) -> str:
+def own_line(frame: types.FrameType | None) -> str:
     """The innermost frame in depthcam's code, as 'file:line function', and the call below it where that is
     outside (the library call that blocks: queue.get, synchronize, run)."""
     outside = None
@@ -56,7 +57,11 @@ class StackSampler:
     def _run(self) -> None:
         me = threading.get_ident()
         while not self._stop.wait(self.every_s):
-            names = {thread.ident: thread.name for thread in threading.enumerate()}
+            threads = threading.enumerate()
+            taken = collections.Counter(thread.name for thread in threads)
+            # a name two threads share (two stages' face finders, say) keeps its threads apart by their ident
+            names = {thread.ident: thread.name if taken[thread.name] == 1 else f"{thread.name} ({thread.ident})"
+                     for thread in threads}
             for ident, frame in sys._current_frames().items():
                 if ident == me:
                     continue

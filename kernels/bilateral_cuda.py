@@ -22,8 +22,8 @@ RANGE_VARIANTS = ("lut", "exp2", "exp2_rows4", "exp2_rows8")
 # indices into a 256-entry shared table, which conflict ~3-4 ways each. "exp2_rows4"/"exp2_rows8": R outputs
 # of a column per thread, so a shared load serves R taps (the "exp2" kernel's 16 B/tap of shared-memory
 # traffic bounds it near 0.7 ms at 1080p, r = 12, on an H100), 10 issue slots a tap instead of ~14. Measured
-# on an H200 (bench/RESULTS.md): exp2_rows4 the fastest at every size and radius timed (1080p, r = 12: 0.62 ms,
-# exp2 0.73, lut 1.45), and its loops take whole windows (no clipping for a compiler to get wrong: see the .cu).
+# on an H200 (bench/RESULTS.md): exp2_rows4 the fastest from r = 8 and within 0.002 ms at r = 4 (1080p, r = 12:
+# 0.62 ms, exp2 0.84, lut 1.46), and its loops take whole windows (no clipping for a compiler to get wrong: see the .cu).
 # All agree with the CPU path to ~2e-6 relative.
 DEFAULT_RANGE_VARIANT = "exp2_rows4"
 ROWS_BLOCKS = {"exp2_rows4": (32, 4), "exp2_rows8": (32, 2)}  # both 32 x 16 outputs (JR_BLOCK_X, JR_OUT_Y)

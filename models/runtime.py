@@ -60,23 +60,27 @@ def requested_providers(device: str, tensorrt: bool = False) -> list[str]:
     return ([TENSORRT] if tensorrt else []) + [CUDA, CPU]
 
 
-# ONNX Runtime's CUDA provider benchmarks cuDNN's convolution algorithms for each input shape by default (EXHAUSTIVE)
-# and keeps the choice for the last shape only: a depth batch whose size changes from call to call, as dynamic
-# batching makes it, searched again at every change (0.3-1.3 s a change in public reports: onnxruntime issue 709,
-# PaddleX pull request 5057; re-tuned at every change with ORT 1.29). The likely cause of the pipelined run's 10.5 fps
-# on an H200, whose batches are 1 to 4 frames, against the sequential run's 33 (bench/RESULTS.md, session 28; to be
-# confirmed there: bench/bench_fcrn.py --alternate). HEURISTIC takes cuDNN's heuristic pick: ~2 ms a change.
-# $DEPTHCAM_CUDNN_SEARCH sets another (exhaustive: the best algorithms for a batch size that never changes).
-CUDNN_SEARCHES = ("heuristic", "exhaustive", "default")
+# ONNX Runtime's CUDA provider (cuDNN 9, ORT >= 1.20) builds each convolution's cuDNN plan for the input shape of
+# the call and builds it again whenever that shape changes, with no cache of earlier shapes; EXHAUSTIVE, its default
+# search, makes each build costly (hundreds of ms reported for conv-heavy models: onnxruntime issue 23006, PaddleX
+# pull request 5057). Dynamic batching gave the depth stage 1 to 4 frames a call, a new shape at nearly every call:
+# the likely cause of the pipelined run's 10.5 fps on an H200 against the sequential run's 33 (bench/RESULTS.md,
+# session 28). So a batching session on the GPU runs every call at one batch size (DepthEstimator.predict's pad_to),
+# and keeps ONNX Runtime's search. $DEPTHCAM_CUDNN_SEARCH=heuristic asks for cuDNN's lighter heuristic instead.
+CUDNN_SEARCHES = ("exhaustive", "heuristic")
 CUDNN_SEARCH_ENV = "DEPTHCAM_CUDNN_SEARCH"
 
 
 def provider_options(providers: list[str]) -> list[dict[str, str]]:
-    """The depth session's options for each provider asked for, in order (ONNX Runtime's provider_options)."""
-    search = os.environ.get(CUDNN_SEARCH_ENV, "heuristic").strip().lower()
+    """The depth session's options for each provider asked for, in order (ONNX Runtime's provider_options): the
+    CUDA provider's cuDNN search where $DEPTHCAM_CUDNN_SEARCH sets one."""
+    given = os.environ.get(CUDNN_SEARCH_ENV, "")
+    if CUDA not in providers or not given.strip():
+        return [{} for _ in providers]
+    search = given.strip().lower()
     if search not in CUDNN_SEARCHES:
-        raise ModelError(f"{CUDNN_SEARCH_ENV}={search!r} is not a cuDNN search; set {', '.join(CUDNN_SEARCHES)} "
-                         f"or unset it (heuristic)")
+        raise ModelError(f"{CUDNN_SEARCH_ENV}={given!r} is not a cuDNN search; set {' or '.join(CUDNN_SEARCHES)}, "
+                         f"or unset it (ONNX Runtime's own: exhaustive)")
     return [{"cudnn_conv_algo_search": search.upper()} if provider == CUDA else {} for provider in providers]
 
 
@@ -383,16 +387,22 @@ class DepthEstimator:
         return rgb.transpose(2, 0, 1) if self.input.layout == "NCHW" else rgb
 
     def predict(self, images_bgr: list[np.ndarray], on_device: bool = False,
-                cancel: threading.Event | None = None) -> list:
+                cancel: threading.Event | None = None, pad_to: int = 0) -> list:
         """Depth maps (H x W float32 in the model's units), one per image, batched where the graph allows.
 
         With `on_device` and a CUDA session the maps stay on the GPU (CuPy arrays) for the next stage. `cancel`: the
         caller's stop (a stage's own, as the estimator outlives its run): once set, no further call starts and
         RunTerminated is raised, where terminate() alone missed a stop that came before the call had begun.
+        `pad_to`: on the GPU, a batching session's calls all take this many frames (the last repeated, its extra maps
+        dropped): a call of another batch size made ONNX Runtime's CUDA provider build its cuDNN plans again (see
+        provider_options). Ignored on the CPU, whose provider has no such plans, and for a graph of batch 1.
         """
         if len(images_bgr) == 0:  # np.stack's own words ("need at least one array") named no call of ours
             return []
         inputs = np.stack([self.preprocess(image) for image in images_bgr])
+        count = len(inputs)
+        if self.on_gpu and not self.input.static_batch and pad_to > count:
+            inputs = np.concatenate([inputs, np.repeat(inputs[-1:], pad_to - count, axis=0)])
         on_device = on_device and self.on_gpu
         if self.input.static_batch or len(inputs) == 1:
             outputs = [self._run_checked(inputs[i:i + 1], on_device, cancel) for i in range(len(inputs))]
@@ -402,7 +412,7 @@ class DepthEstimator:
         output = outputs[0] if len(outputs) == 1 else xp.concatenate(outputs)
         if output.ndim == 4:  # N x 1 x H x W or N x H x W x 1
             output = output[:, 0] if output.shape[1] == 1 else output[..., 0]
-        maps = [xp.ascontiguousarray(o, dtype=xp.float32) for o in output]
+        maps = [xp.ascontiguousarray(o, dtype=xp.float32) for o in output[:count]]
         if not self.watch.content_seen:  # until the run's first frame with content: a broken model is refused
             self.watch.check_first_content(images_bgr, maps)
         return maps

@@ -61,7 +61,7 @@ class ConfigErrors(UserError):
 @dataclass
 class InferenceConfig:
     max_batch: int = 4  # frames per network call
-    max_wait_ms: float = 20.0  # wait after the first frame of a batch (live: a frame period where it reaches one, else 0)
+    max_wait_ms: float = 20.0  # wait after the first frame of a batch (files; a live source's batch never waits)
     mode: str = "sync"  # sync: every frame gets its own depth; async: newest depth, never blocks the display
     threads: int = 0  # ONNX Runtime intra-op threads; 0 = its default
     tensorrt: bool = False  # ask for ONNX Runtime's TensorRT provider before CUDA (GPU machines)

@@ -12,7 +12,6 @@ stutter. A face box a few frames old is still on the face.
 """
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from stream.console import notify
 from stream.workers import lower_priority, worker_thread
 
 Box = tuple[int, int, int, int]
@@ -135,9 +135,9 @@ def _cascade(path: str) -> tuple[cv2.CascadeClassifier | _NoCascade, threading.L
     photos paid), with a lock: one classifier's detectMultiScale is not documented as safe from two threads at once."""
     if not hasattr(cv2, "CascadeClassifier"):
         if not _cascade.cache_info().currsize:  # one line a process, not one a cascade
-            print(f"depthcam: warning: OpenCV {cv2.__version__} has no face cascades (5.x moved them to "
-                  "opencv-contrib): focus and the person mask go without faces; install opencv-python>=4.9,<5 "
-                  "for them", file=sys.stderr)
+            notify(f"warning: OpenCV {cv2.__version__} has no face cascades (5.x moved them to opencv-contrib): "
+                   "focus and the person mask go without faces; for them, pip install 'opencv-python>=4.9,<5' "
+                   "(or the -headless variant you use)")
         return _NoCascade(), threading.Lock()
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
@@ -206,8 +206,9 @@ class FaceFinder:
 
     def __init__(self, detect_width: int = 320, min_face_fraction: float = 0.12, fine_every: int = 0,
                  fine_eager: int = 0) -> None:
-        self.cascade, self._lock = _cascade(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-        self.profile_cascade, self._profile_lock = _cascade(cv2.data.haarcascades + "haarcascade_profileface.xml")
+        folder = getattr(getattr(cv2, "data", None), "haarcascades", "")  # an OpenCV without them may lack cv2.data
+        self.cascade, self._lock = _cascade(folder + "haarcascade_frontalface_default.xml")
+        self.profile_cascade, self._profile_lock = _cascade(folder + "haarcascade_profileface.xml")
         self.detect_width = detect_width
         self.min_face_fraction = min_face_fraction  # portrait subjects are large; skipping tiny scales is 3x faster
         self._extra_wait = 0  # detections left before the cut-face and profile passes look again

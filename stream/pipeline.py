@@ -242,17 +242,13 @@ class Pipeline:
         outbox.put(END)
 
     def batch_wait_s(self, stage: Stage) -> float:
-        """How long a stage's batch waits after its first frame arrived in its inbox: `max_wait_ms`, and for a live
-        source at most one frame period (DESIGN.md), whatever the preset says: a batch held longer delays its first
-        frame by more than the frame it might gain (a 60 fps camera on gpu-1080p's 33 ms). A live wait shorter than
-        the period gains no frame (the camera's next comes a period after the first; frames already queued are taken
-        without waiting) and only delays: the default preset's 20 ms at 30 fps made live end-to-end latency 45 ms
-        instead of 23 on a CPU, and 20 of a GPU's 32 (bench/RESULTS.md, session 28). It is 0 there."""
-        wait = stage.max_wait_ms / 1000.0
-        if self.source.live and self.source.fps > 0:
-            period = 1.0 / self.source.fps
-            wait = period if wait >= period else 0.0
-        return wait
+        """How long a stage's batch waits after its first frame arrived in its inbox: `max_wait_ms` for a file, none for
+        a live source (DESIGN.md: at most one frame period). Live, a wait gains no frame sooner than the camera's next,
+        a whole period after the first, and delays the first frame by as much: the default preset's 20 ms at 30 fps made
+        live end to end 45 ms instead of 23 on a CPU, and 20 of a GPU's 32 (bench/RESULTS.md, session 28); a wait of
+        one period (gpu-1080p's 33 ms with a 30 fps camera) doubles the first frame's delay for a batch of two. The
+        frames already queued, where the stage fell behind, are taken without waiting."""
+        return 0.0 if self.source.live else stage.max_wait_ms / 1000.0
 
     # -- run ---------------------------------------------------------------------------------
     def run(self) -> RunResult:

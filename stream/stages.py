@@ -79,7 +79,9 @@ class DepthStage:
 
     def process(self, batch: list[Frame]) -> list[Frame]:
         try:
-            depths = self.estimator.predict([f.image for f in batch], on_device=self.on_device, cancel=self._cancel)
+            # every call at max_batch frames where the network runs on the GPU: one input shape, one cuDNN plan
+            depths = self.estimator.predict([f.image for f in batch], on_device=self.on_device, cancel=self._cancel,
+                                            pad_to=self.max_batch)
         except RunTerminated:  # interrupt(): the run is stopping
             raise Stopped from None
         for done, (frame, depth) in enumerate(zip(batch, depths, strict=True)):

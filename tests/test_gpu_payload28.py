@@ -45,8 +45,8 @@ def _run(tmp_path: Path) -> str:
     stub.chmod(0o755)
     env = {**os.environ, "PYTHON": str(stub), "REAL_PYTHON": sys.executable, "GPU_CHECK_PARTS": "none",
            "GPU_CHECK_PAYLOAD": str(tmp_path / "payload"), "GPU_CHECK_SITE": str(tmp_path / "site"),
-           "PATH": "/usr/bin:/bin"}
-    env.pop("OUT", None)
+           "PATH": "/usr/bin:/bin", "OUT": str(tmp_path / "out")}  # its logs there, not in a folder of /tmp
+    (tmp_path / "out").mkdir(exist_ok=True)
     result = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
     return result.stdout + result.stderr
 
@@ -71,4 +71,13 @@ def test_a_damaged_chunk_fails_the_checksum_and_nothing_is_unpacked(tmp_path):
     _payload(tmp_path / "payload", parts=2, damage=True)
     output = _run(tmp_path)
     assert "do not match their sha256" in output, output
+    assert not (tmp_path / "site" / "carried_package").exists()
+
+
+def test_a_manifest_without_its_chunk_count_is_not_trusted(tmp_path):
+    _payload(tmp_path / "payload", parts=2)
+    manifest = tmp_path / "payload" / "MANIFEST"
+    manifest.write_text(manifest.read_text().split("\nparts ")[0] + "\n")
+    output = _run(tmp_path)
+    assert "names no chunk count" in output and "integer expression" not in output, output
     assert not (tmp_path / "site" / "carried_package").exists()

@@ -462,7 +462,7 @@ def test_a_cut_to_a_new_shot_takes_its_own_depth_range_at_once():
     class Estimator:  # the network's depth, a ramp across each frame: in 0..1 in shot A, in 10..20 in shot B
         span = (0.0, 1.0)
 
-        def predict(self, images, on_device=False, cancel=None):  # cancel: the stage's stop
+        def predict(self, images, on_device=False, cancel=None, pad_to=0):  # cancel: the stage's stop
             return [np.tile(np.linspace(*self.span, image.shape[1], dtype=np.float32), (image.shape[0], 1))
                     for image in images]
 
