@@ -81,3 +81,37 @@ def test_a_manifest_without_its_chunk_count_is_not_trusted(tmp_path):
     output = _run(tmp_path)
     assert "names no chunk count" in output and "integer expression" not in output, output
     assert not (tmp_path / "site" / "carried_package").exists()
+
+
+# the pipeline and FCRN steps with a stand-in Python whose CuPy "sees" a GPU: what the summary keeps of their output
+STEPS_STUB = """#!/usr/bin/env bash
+case "$*" in
+  *kernels.backend*) echo "depthcam kernels: CUDA" ;;
+  *sample_stacks.py*) printf '%s\\n' '## default' '| run | frames | fps |' '| pipelined | 150 | 41.0 |' \\
+      'thread stacks sampled every 5 ms' '| thread | share of its samples | where |' '| --- | ---: | --- |' \\
+      '| depthcam-stage-depth | 80 % | `models/runtime.py:1 run` |' ;;
+  *"-m stream bench"*) printf '%s\\n' '## default' '| pipelined | 150 | 40.0 |' ;;
+  *bench_fcrn.py*) echo "FCRN ResNet-50 UpProj ($*)"; echo "| CUDA | 1 | 2.8 |" ;;
+  *) echo "stub" ;;
+esac
+"""
+
+
+def test_the_summary_says_which_run_each_pipeline_and_fcrn_row_is_and_leaves_the_stack_table_in_the_log(tmp_path):
+    stub = tmp_path / "python"
+    stub.write_text(STEPS_STUB)
+    stub.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PYTHON": str(stub), "GPU_CHECK_PARTS": "pipeline fcrn", "OUT": str(out),
+           "GPU_CHECK_PAYLOAD": str(tmp_path / "none"), "GPU_CHECK_SITE": str(tmp_path / "site"),
+           "PATH": "/usr/bin:/bin"}
+    subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
+    summary = (out / "summary.txt").read_text()
+    assert "(pipelined, under bench/sample_stacks.py)" in summary and "(1920x1080: default preset)" in summary
+    assert summary.count("## default") == 3  # one a bench run, none merged away as a repeated line
+    assert "--conv-search heuristic" in summary and "--alternate --conv-search exhaustive" in summary
+    assert "depthcam-stage-depth | 80 %" not in summary  # the sampler's table: in pipeline.txt only
+    assert "depthcam-stage-depth | 80 %" in (out / "pipeline.txt").read_text()
+    assert "each step's start: [" in summary
+    assert len(list(out.iterdir())) <= 8  # what a device call brings back
