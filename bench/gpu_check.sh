@@ -85,7 +85,7 @@ echo "$kernels_line"
 # limit says so (its log would otherwise end mid-table, looking finished). Estimates on an H200 (16 cores, Numba's
 # cache cold): set-up 20-40 s, tests 60-120 s, compile 15 s, kernels 30-60 s, DoF 20-40 s, FCRN 3 x <= 40 s.
 # Measured on one (session 28): set-up 15 s, tests 86 s, compile 6 s, kernels and DoF 45 s, FCRN 2 x 12 s; the
-# pipeline step's benches (limits 75 + 120 + 60 s) then come before FCRN's six runs, the least needed last. Each
+# pipeline step's benches (limits 75 + 60 + 120 + 60 s) then come before FCRN's six runs, the least needed last. Each
 # step's start time goes into the log, to size the budget by.
 BUDGET=${GPU_CHECK_BUDGET:-540}
 SUMMARY_RESERVE=15
@@ -152,6 +152,10 @@ else
     label "pipelined, under bench/sample_stacks.py"
     limit 75 $PY bench/sample_stacks.py --top 6 -- bench --device cuda --modes pipelined --frames 150 \
         --json "$log/pipelined.json" 2>&1 | tee -a "$log/pipeline.txt" | grep -E "$shown"
+    # the A/B of session 28's fix: calls of whatever batch size dynamic batching gives, as before it (10.5 fps then)
+    label "pipelined, batches not padded (DEPTHCAM_GPU_BATCH_PADDING=off), as in session 28"
+    DEPTHCAM_GPU_BATCH_PADDING=off limit 60 $PY -m stream bench --device cuda --modes pipelined --frames 150 2>&1 \
+        | tee -a "$log/pipeline.txt" | grep -E "$shown"
     nomask=$(mktemp --suffix .yaml)
     sed 's/^\(  person_mask:\) auto.*/\1 off/' configs/default.yaml > "$nomask"
     grep -q '^  person_mask: off' "$nomask" || echo "configs/default.yaml has no 'person_mask: auto' line: the mask-off run is the default again"

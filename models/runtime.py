@@ -69,6 +69,17 @@ def requested_providers(device: str, tensorrt: bool = False) -> list[str]:
 # and keeps ONNX Runtime's search. $DEPTHCAM_CUDNN_SEARCH=heuristic asks for cuDNN's lighter heuristic instead.
 CUDNN_SEARCHES = ("exhaustive", "heuristic")
 CUDNN_SEARCH_ENV = "DEPTHCAM_CUDNN_SEARCH"
+# $DEPTHCAM_GPU_BATCH_PADDING=off lets a GPU call take only its frames again: to measure what the padding saves
+PADDING_ENV = "DEPTHCAM_GPU_BATCH_PADDING"
+
+
+def gpu_batch_padding() -> bool:
+    """Whether a batching session on the GPU pads its calls to one batch size ($DEPTHCAM_GPU_BATCH_PADDING: on,
+    the default, or off)."""
+    given = os.environ.get(PADDING_ENV, "").strip()
+    if given.lower() not in ("", "on", "off"):
+        raise ModelError(f"{PADDING_ENV}={given!r} is neither on nor off; set one, or unset it (on)")
+    return given.lower() != "off"
 
 
 def provider_options(providers: list[str]) -> list[dict[str, str]]:
@@ -277,6 +288,8 @@ def _fed_as_it_is(spec: ModelSpec) -> ModelSpec:
 class DepthEstimator:
     """One network behind ONNX Runtime: BGR frames in, model-resolution depth maps (model units) out."""
 
+    pad_batches = True  # a batching GPU session pads its calls to one batch size (predict's pad_to)
+
     def __init__(self, spec: ModelSpec, path: Path, device: str = "auto", threads: int = 0,
                  tensorrt: bool = False, real_batch: bool | None = None) -> None:
         """`real_batch`: give a graph exported with batch 1 a dynamic batch (models.dynamic_batch) so a
@@ -296,6 +309,7 @@ class DepthEstimator:
         options.log_severity_level = 4
         asked = requested_providers(device, tensorrt)
         asked_options = provider_options(asked)  # a wrong $DEPTHCAM_CUDNN_SEARCH is said as itself, not as a load fault
+        self.pad_batches = gpu_batch_padding()
         try:
             self.session = ort.InferenceSession(str(path), options, providers=asked, provider_options=asked_options)
         except Exception as exc:  # onnxruntime raises its own exception types per failure
@@ -401,7 +415,7 @@ class DepthEstimator:
             return []
         inputs = np.stack([self.preprocess(image) for image in images_bgr])
         count = len(inputs)
-        if self.on_gpu and not self.input.static_batch and pad_to > count:
+        if self.on_gpu and not self.input.static_batch and pad_to > count and self.pad_batches:
             inputs = np.concatenate([inputs, np.repeat(inputs[-1:], pad_to - count, axis=0)])
         on_device = on_device and self.on_gpu
         if self.input.static_batch or len(inputs) == 1:

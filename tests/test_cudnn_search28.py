@@ -129,3 +129,20 @@ def test_without_it_onnx_runtime_keeps_its_own_search_and_a_wrong_word_is_refuse
     assert runtime.provider_options([runtime.CPU]) == [{}]  # not read where no CUDA provider is asked for
     with pytest.raises(ModelError, match="DEPTHCAM_CUDNN_SEARCH='Fastest' is not a cuDNN search; set exhaustive or"):
         runtime.provider_options([runtime.CUDA, runtime.CPU])
+
+
+def test_padding_can_be_turned_off_to_measure_it_and_a_wrong_word_is_refused(batching_estimator, monkeypatch):
+    estimator, calls = batching_estimator
+    monkeypatch.setattr(runtime.DepthEstimator, "on_gpu", property(lambda self: getattr(self, "seen_as_gpu", False)))
+    estimator.seen_as_gpu = True
+    monkeypatch.setenv("DEPTHCAM_GPU_BATCH_PADDING", "off")
+    assert runtime.gpu_batch_padding() is False
+    estimator.pad_batches = runtime.gpu_batch_padding()
+    assert len(estimator.predict(_frames(3), pad_to=4)) == 3 and calls == [3]
+    monkeypatch.setenv("DEPTHCAM_GPU_BATCH_PADDING", "On")
+    assert runtime.gpu_batch_padding() is True
+    monkeypatch.setenv("DEPTHCAM_GPU_BATCH_PADDING", "sometimes")
+    from models.download import ModelError
+
+    with pytest.raises(ModelError, match="DEPTHCAM_GPU_BATCH_PADDING='sometimes' is neither on nor off"):
+        runtime.gpu_batch_padding()

@@ -109,7 +109,8 @@ def test_the_summary_says_which_run_each_pipeline_and_fcrn_row_is_and_leaves_the
     subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
     summary = (out / "summary.txt").read_text()
     assert "(pipelined, under bench/sample_stacks.py)" in summary and "(1920x1080: default preset)" in summary
-    assert summary.count("## default") == 3  # one a bench run, none merged away as a repeated line
+    assert summary.count("## default") == 4  # one a bench run, none merged away as a repeated line
+    assert "(pipelined, batches not padded (DEPTHCAM_GPU_BATCH_PADDING=off), as in session 28)" in summary
     assert "--conv-search heuristic" in summary and "--alternate --conv-search exhaustive" in summary
     assert "depthcam-stage-depth | 80 %" not in summary  # the sampler's table: in pipeline.txt only
     assert "depthcam-stage-depth | 80 %" in (out / "pipeline.txt").read_text()
