@@ -81,28 +81,30 @@ def test_a_face_walking_toward_the_camera_is_still_followed_between_detections()
     assert focus[-1] == pytest.approx(0.9, abs=0.01)
 
 
+def _stepped_after_two_detections(head_before: float, head_after: float):
+    """A head (its body 0.05 nearer) at `head_before` through frames 0-3 (detections at 0 and 3), then moved to
+    `head_after` in the same box: the controller, the frame and its depth for the frames after."""
+    controller = FocusController("auto", face_interval=3)
+    image, depth = _room()
+    _paste(image, depth, 200, head=head_before, body=head_before + 0.05)
+    for i in range(4):
+        controller.update(image, depth, i / 30)
+    _paste(image, depth, 200, head=head_after, body=head_after + 0.05)
+    return controller, image, depth
+
+
 def test_a_faces_real_step_nearer_between_detections_is_followed_at_once():
     """A head whose depth jumps by more than FACE_DEPTH_TOLERANCE in its box between detections still stands out of
     what is around it: it came nearer, and focus glides to it at once rather than holding to the next detection (a
     head that left its box leaves it flat, as in the test above)."""
-    controller = FocusController("auto", face_interval=3)
-    image, depth = _room()
-    _paste(image, depth, 200, head=0.5, body=0.55)
-    for i in range(4):  # detections at frames 0 and 3
-        controller.update(image, depth, i / 30)
-    _paste(image, depth, 200, head=0.8, body=0.85)
+    controller, image, depth = _stepped_after_two_detections(head_before=0.5, head_after=0.8)
     assert [controller.update(image, depth, i / 30) for i in (4, 5)] == pytest.approx([0.575, 0.63125])
 
 
 def test_a_face_stepping_back_between_detections_is_taken_at_the_next_one():
     """The price of the hold: a fall of more than FACE_DEPTH_TOLERANCE reads as the head having left its box, so a
     head that really stepped back that far is held at its old depth up to the next detection (two frames at most)."""
-    controller = FocusController("auto", face_interval=3)
-    image, depth = _room()
-    _paste(image, depth, 200, head=0.8, body=0.85)
-    for i in range(4):  # detections at frames 0 and 3
-        controller.update(image, depth, i / 30)
-    _paste(image, depth, 200, head=0.5, body=0.55)
+    controller, image, depth = _stepped_after_two_detections(head_before=0.8, head_after=0.5)
     assert [controller.update(image, depth, i / 30) for i in (4, 5)] == pytest.approx([0.8, 0.8])
     assert controller.update(image, depth, 6 / 30) == pytest.approx(0.725)  # found again: glides to her
 
