@@ -149,23 +149,22 @@ else
     echo "== the pipeline on the GPU (depthcam bench --device cuda)"
     shown='^(##|\(|\||[0-9]+x[0-9]+ frames|depthcam|thread stacks|TIMED OUT)'
     label() { echo "($*)" | tee -a "$log/pipeline.txt"; }
+    logged() { limit "$@" 2>&1 | tee -a "$log/pipeline.txt" | grep -E "$shown"; }  # limit's args; the log kept whole
     label "pipelined, under bench/sample_stacks.py"
-    limit 75 $PY bench/sample_stacks.py --top 6 -- bench --device cuda --modes pipelined --frames 150 \
-        --json "$log/pipelined.json" 2>&1 | tee -a "$log/pipeline.txt" | grep -E "$shown"
+    logged 75 $PY bench/sample_stacks.py --top 6 -- bench --device cuda --modes pipelined --frames 150 \
+        --json "$log/pipelined.json"
     # the A/B of session 28's fix: calls of whatever batch size dynamic batching gives, as before it (10.5 fps then)
     label "pipelined, batches not padded (DEPTHCAM_GPU_BATCH_PADDING=off), as in session 28"
-    DEPTHCAM_GPU_BATCH_PADDING=off limit 60 $PY -m stream bench --device cuda --modes pipelined --frames 150 2>&1 \
-        | tee -a "$log/pipeline.txt" | grep -E "$shown"
+    DEPTHCAM_GPU_BATCH_PADDING=off logged 60 $PY -m stream bench --device cuda --modes pipelined --frames 150
     nomask=$(mktemp --suffix .yaml)
     sed 's/^\(  person_mask:\) auto.*/\1 off/' configs/default.yaml > "$nomask"
     grep -q '^  person_mask: off' "$nomask" || echo "configs/default.yaml has no 'person_mask: auto' line: the mask-off run is the default again"
     label "640x480: default preset, then the same without the person mask"
-    limit 120 $PY -m stream bench --device cuda --modes pipelined,sequential,live --frames 150 --compare "$nomask" 2>&1 \
-        | tee -a "$log/pipeline.txt" | grep -E "$shown"
+    logged 120 $PY -m stream bench --device cuda --modes pipelined,sequential,live --frames 150 --compare "$nomask"
     rm -f "$nomask"
     label "1920x1080: default preset"
-    limit 60 $PY -m stream bench "synthetic:portrait?size=1920x1080" --device cuda --modes pipelined,sequential \
-        --frames 150 2>&1 | tee -a "$log/pipeline.txt" | grep -E "$shown"
+    logged 60 $PY -m stream bench "synthetic:portrait?size=1920x1080" --device cuda --modes pipelined,sequential \
+        --frames 150
   fi
   if wanted fcrn && [ -f bench/bench_fcrn.py ] && $PY -c "import onnxruntime" 2>/dev/null; then
     echo "== FCRN through ONNX Runtime (providers this machine has)"
